@@ -1,0 +1,1 @@
+//! Callisto media (frames, codecs, RTP sessions). Filled in by the calls issues.

@@ -1,0 +1,1 @@
+//! Parsing and building SIP messages.
