@@ -1,1 +1,3 @@
 //! Parsing and building SIP messages.
+
+pub mod framing;
