@@ -1,1 +1,662 @@
-//! The REGISTER client.
+//! The REGISTER client (RFC 3261 §10), sans-IO.
+//!
+//! A [`Registration`] keeps one binding of one account alive at one registrar. It builds the
+//! REGISTER requests, reads the final responses the transaction layer hands it, and says when it
+//! next wants to act. It never touches a socket or the clock:
+//!
+//! 1. [`Registration::start`] (or a timer, or a response) makes it want to send: take the request
+//!    with [`Registration::poll_request`] and send it in a new client transaction.
+//! 2. Feed the transaction's final response to [`Registration::handle_response`], or its failure
+//!    (Timer F, transport error) to [`Registration::handle_failure`].
+//! 3. Read what happened with [`Registration::poll_event`].
+//! 4. Call [`Registration::handle_timeout`] at [`Registration::poll_timeout`].
+//!
+//! Behaviour, in the terms of the RFCs:
+//! - Call-ID stays the same for the life of the registration and CSeq grows by one per request.
+//! - Digest challenges (401/407) are answered; a challenge in answer to credentials that were
+//!   computed from a fresh challenge means the credentials are wrong: the registration fails with
+//!   [`FailureKind::AuthenticationFailed`] and sends nothing more. `stale=true` is answered again.
+//! - The granted expiry is read from our Contact's `expires` parameter, else `Expires`, and the
+//!   binding is refreshed when 85 % of it has passed (RFC 3261 §10.2.4 asks for "before expiry").
+//! - `423 Interval Too Brief` is retried at once with the server's `Min-Expires`.
+//! - Timeouts, transport errors, 408, 480, 5xx and 6xx are retried with exponential backoff
+//!   (RFC 5626 §4.5), honouring `Retry-After`. Other 4xx answers are final.
+//! - Every Contact carries `+sip.instance` and `reg-id` (RFC 5626 §4.2). When a 200 OK's top Via
+//!   shows a `received`/`rport` different from the Contact's address (we are behind a NAT), the
+//!   Contact is rewritten to the public address and re-registered, removing the old binding in the
+//!   same request.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rsip::headers::UntypedHeader;
+
+use crate::auth::{Challenge, Credentials, DigestSession};
+use crate::transport::TransportKind;
+
+/// What a registration needs to know about the account and the local side.
+#[derive(Debug, Clone)]
+pub struct RegistrationConfig {
+    /// The address of record, `sip:alice@example.org`.
+    pub aor: rsip::Uri,
+    /// The Request-URI of the REGISTER: the registrar's domain (`sip:example.org`).
+    pub registrar: rsip::Uri,
+    /// Credentials for digest authentication, if the account has them.
+    pub credentials: Option<Credentials>,
+    /// The expiry asked for, in seconds.
+    pub expires: u32,
+    /// The transport the requests travel on.
+    pub transport: TransportKind,
+    /// The local address put in Via and Contact (corrected by `received`/`rport` later).
+    pub local_addr: SocketAddr,
+    /// `+sip.instance` (RFC 5626): a URN that identifies this device, stable across restarts.
+    pub instance_id: String,
+    /// `reg-id` (RFC 5626).
+    pub reg_id: u32,
+    /// The User-Agent header value.
+    pub user_agent: String,
+    /// The first retry delay after a failure; doubled per consecutive failure.
+    pub retry_base: Duration,
+    /// The longest retry delay.
+    pub retry_max: Duration,
+}
+
+impl RegistrationConfig {
+    /// A configuration with the usual defaults: one hour, retry from 30 s up to 30 min.
+    pub fn new(aor: rsip::Uri, registrar: rsip::Uri, local_addr: SocketAddr) -> Self {
+        RegistrationConfig {
+            aor,
+            registrar,
+            credentials: None,
+            expires: 3600,
+            transport: TransportKind::Udp,
+            local_addr,
+            instance_id: String::from("urn:uuid:00000000-0000-0000-0000-000000000000"),
+            reg_id: 1,
+            user_agent: format!("Callisto/{}", env!("CARGO_PKG_VERSION")),
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Why a registration did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The server refused our credentials (or we had none to give). Final.
+    AuthenticationFailed,
+    /// The server answered with a final refusal such as 403 or 404. Final.
+    Rejected,
+    /// No answer in time, or the transport failed. Retried.
+    Unreachable,
+    /// The server is busy or broken (408, 480, 5xx, 6xx). Retried.
+    ServerError,
+    /// The server's identity could not be verified (its TLS certificate is not trusted). Final.
+    Insecure,
+}
+
+impl FailureKind {
+    /// Whether the registration gives up after this failure.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            FailureKind::AuthenticationFailed | FailureKind::Rejected | FailureKind::Insecure
+        )
+    }
+}
+
+/// Something the application should hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationEvent {
+    /// The binding is in place for `expires` seconds.
+    Registered { expires: u32, contact: String },
+    /// The attempt failed. When `retry_in` is set, the registration tries again by itself.
+    Failed {
+        kind: FailureKind,
+        code: Option<u16>,
+        reason: String,
+        retry_in: Option<Duration>,
+    },
+    /// The binding was removed (or the unregister attempt ended).
+    Unregistered,
+}
+
+/// The lifecycle, as far as the application cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationState {
+    Idle,
+    Registering,
+    Registered,
+    WaitingToRetry,
+    Unregistering,
+    Unregistered,
+    Failed,
+}
+
+/// One account's binding at one registrar.
+#[derive(Debug)]
+pub struct Registration {
+    config: RegistrationConfig,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    state: RegistrationState,
+    /// The Contact address in use (corrected from `received`/`rport`).
+    contact_addr: SocketAddr,
+    /// A Contact address being replaced, removed with `expires=0` in the next request.
+    stale_contact: Option<SocketAddr>,
+    /// The expiry we ask for (raised by 423).
+    expires: u32,
+    digest: Option<DigestSession>,
+    /// Whether `digest` comes straight from the answer to our previous request in this attempt.
+    challenge_is_fresh: bool,
+    /// Whether the request in flight carries credentials.
+    in_flight_has_credentials: bool,
+    in_flight: bool,
+    interval_retries: u8,
+    consecutive_failures: u32,
+    wake_at: Option<Instant>,
+    want_send: bool,
+    events: VecDeque<RegistrationEvent>,
+    rng_state: u64,
+}
+
+impl Registration {
+    /// A registration with its own Call-ID and From tag. `seed` feeds the random parts (tags,
+    /// cnonces, backoff jitter) so that tests are deterministic; the driver passes real entropy.
+    pub fn new(config: RegistrationConfig, seed: u64) -> Self {
+        let mut rng_state = seed | 1;
+        let call_id = format!("{:016x}{:08x}", next_random(&mut rng_state), seed as u32);
+        let from_tag = format!("{:012x}", next_random(&mut rng_state) & 0xffff_ffff_ffff);
+        Registration {
+            contact_addr: config.local_addr,
+            expires: config.expires,
+            config,
+            call_id,
+            from_tag,
+            cseq: 0,
+            state: RegistrationState::Idle,
+            stale_contact: None,
+            digest: None,
+            challenge_is_fresh: false,
+            in_flight_has_credentials: false,
+            in_flight: false,
+            interval_retries: 0,
+            consecutive_failures: 0,
+            wake_at: None,
+            want_send: false,
+            events: VecDeque::new(),
+            rng_state,
+        }
+    }
+
+    /// The registration's configuration.
+    pub fn config(&self) -> &RegistrationConfig {
+        &self.config
+    }
+
+    /// The current state.
+    pub fn state(&self) -> RegistrationState {
+        self.state
+    }
+
+    /// The Call-ID shared by every REGISTER of this registration.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Begins registering.
+    pub fn start(&mut self, _now: Instant) {
+        self.state = RegistrationState::Registering;
+        self.challenge_is_fresh = false;
+        self.interval_retries = 0;
+        self.wake_at = None;
+        self.want_send = true;
+    }
+
+    /// Removes the binding (`Expires: 0`). The registration ends with
+    /// [`RegistrationEvent::Unregistered`] once the server answered or the attempt failed.
+    pub fn unregister(&mut self, _now: Instant) {
+        match self.state {
+            RegistrationState::Unregistering | RegistrationState::Unregistered => {}
+            RegistrationState::Idle | RegistrationState::Failed => {
+                self.state = RegistrationState::Unregistered;
+                self.events.push_back(RegistrationEvent::Unregistered);
+            }
+            _ => {
+                self.state = RegistrationState::Unregistering;
+                self.challenge_is_fresh = false;
+                self.wake_at = None;
+                self.want_send = true;
+            }
+        }
+    }
+
+    /// The transport under the registration failed (a TCP/TLS connection closed, RFC 5626 §4.4):
+    /// register again now.
+    pub fn handle_flow_failure(&mut self, now: Instant) {
+        if matches!(
+            self.state,
+            RegistrationState::Registered | RegistrationState::WaitingToRetry
+        ) && !self.in_flight
+        {
+            self.start(now);
+        }
+    }
+
+    /// The next REGISTER to send, if any. Each request must go out in a new client transaction.
+    pub fn poll_request(&mut self, _now: Instant) -> Option<rsip::Request> {
+        if !self.want_send || self.in_flight {
+            return None;
+        }
+        self.want_send = false;
+        self.in_flight = true;
+        Some(self.build_request())
+    }
+
+    /// A final response (>= 200) to the REGISTER in flight. Provisional ones are ignored.
+    pub fn handle_response(&mut self, now: Instant, response: &rsip::Response) {
+        let code = response.status_code.code();
+        if code < 200 || !self.in_flight {
+            return;
+        }
+        self.in_flight = false;
+        let unregistering = self.state == RegistrationState::Unregistering;
+        match code {
+            200..=299 if unregistering => self.finish_unregister(),
+            200..=299 => self.handle_success(now, response),
+            401 | 407 => self.handle_challenge(now, response, code),
+            423 => self.handle_interval_too_brief(now, response),
+            _ if unregistering => self.finish_unregister(),
+            408 | 480 | 500..=699 => {
+                let retry_after = header_value(response, "Retry-After")
+                    .and_then(|v| leading_number(&v))
+                    .map(|secs| Duration::from_secs(u64::from(secs)));
+                self.fail_and_retry(now, FailureKind::ServerError, Some(code), reason_of(response), retry_after);
+            }
+            _ => self.fail(FailureKind::Rejected, Some(code), reason_of(response)),
+        }
+    }
+
+    /// The REGISTER in flight got no final response (Timer F) or its transport failed. `kind` is
+    /// [`FailureKind::Unreachable`] or, when the server's identity could not be verified,
+    /// [`FailureKind::Insecure`].
+    pub fn handle_failure(&mut self, now: Instant, kind: FailureKind, reason: &str) {
+        if !self.in_flight {
+            return;
+        }
+        self.in_flight = false;
+        if self.state == RegistrationState::Unregistering {
+            self.finish_unregister();
+            return;
+        }
+        if kind.is_final() {
+            self.fail(kind, None, reason.to_string());
+        } else {
+            self.fail_and_retry(now, kind, None, reason.to_string(), None);
+        }
+    }
+
+    /// Acts on timers (refresh, retry).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.wake_at {
+            Some(at) if at <= now => {
+                self.wake_at = None;
+                if matches!(
+                    self.state,
+                    RegistrationState::Registered | RegistrationState::WaitingToRetry
+                ) {
+                    self.state = RegistrationState::Registering;
+                    self.challenge_is_fresh = false;
+                    self.interval_retries = 0;
+                    self.want_send = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When [`Registration::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wake_at
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<RegistrationEvent> {
+        self.events.pop_front()
+    }
+
+    fn handle_success(&mut self, now: Instant, response: &rsip::Response) {
+        self.stale_contact = None;
+        // Only a datagram transport learns its public address this way; over a connection the
+        // rport is the connection's ephemeral port, which is not where we listen.
+        let public = public_address(response).filter(|_| !self.config.transport.is_reliable());
+        if let Some(public) = public {
+            if public != self.contact_addr && self.state == RegistrationState::Registering {
+                tracing::info!(old = %self.contact_addr, new = %public, "contact rewritten from received/rport");
+                self.stale_contact = Some(self.contact_addr);
+                self.contact_addr = public;
+                self.want_send = true;
+                return;
+            }
+        }
+        let granted = self.granted_expiry(response);
+        self.consecutive_failures = 0;
+        self.interval_retries = 0;
+        if granted == 0 {
+            self.fail(
+                FailureKind::Rejected,
+                Some(response.status_code.code()),
+                "the registrar granted no time to the binding".into(),
+            );
+            return;
+        }
+        self.state = RegistrationState::Registered;
+        // Refresh when 85 % of the granted time has passed.
+        let refresh = Duration::from_millis(u64::from(granted) * 850);
+        self.wake_at = Some(now + refresh);
+        self.events.push_back(RegistrationEvent::Registered {
+            expires: granted,
+            contact: self.contact_uri(),
+        });
+    }
+
+    fn handle_challenge(&mut self, now: Instant, response: &rsip::Response, code: u16) {
+        let header = if code == 401 {
+            "WWW-Authenticate"
+        } else {
+            "Proxy-Authenticate"
+        };
+        let challenges: Vec<Challenge> = header_values(response, header)
+            .iter()
+            .filter_map(|v| Challenge::parse(v).ok())
+            .collect();
+        let Some(challenge) = crate::auth::choose(&challenges).cloned() else {
+            let reason = format!("{code} without a usable {header} challenge");
+            return self.finish_with_auth_failure(now, code, reason);
+        };
+        let Some(_) = self.config.credentials else {
+            return self.finish_with_auth_failure(
+                now,
+                code,
+                "the server asks for a password and none is configured".into(),
+            );
+        };
+        if self.in_flight_has_credentials && self.challenge_is_fresh && !challenge.stale {
+            return self.finish_with_auth_failure(now, code, "wrong user name or password".into());
+        }
+        self.digest = Some(DigestSession::new(challenge, code == 407));
+        self.challenge_is_fresh = true;
+        self.want_send = true;
+    }
+
+    fn finish_with_auth_failure(&mut self, _now: Instant, code: u16, reason: String) {
+        if self.state == RegistrationState::Unregistering {
+            self.finish_unregister();
+            return;
+        }
+        self.fail(FailureKind::AuthenticationFailed, Some(code), reason);
+    }
+
+    fn handle_interval_too_brief(&mut self, now: Instant, response: &rsip::Response) {
+        let min = header_value(response, "Min-Expires").and_then(|v| leading_number(&v));
+        match min {
+            Some(min) if min > self.expires && self.interval_retries < 2 => {
+                self.interval_retries += 1;
+                self.expires = min;
+                self.want_send = true;
+            }
+            _ => {
+                let reason = "the registrar wants a longer interval and did not say how long".into();
+                self.fail_and_retry(now, FailureKind::ServerError, Some(423), reason, None);
+            }
+        }
+    }
+
+    fn finish_unregister(&mut self) {
+        self.state = RegistrationState::Unregistered;
+        self.wake_at = None;
+        self.events.push_back(RegistrationEvent::Unregistered);
+    }
+
+    fn fail(&mut self, kind: FailureKind, code: Option<u16>, reason: String) {
+        self.state = RegistrationState::Failed;
+        self.wake_at = None;
+        self.events.push_back(RegistrationEvent::Failed {
+            kind,
+            code,
+            reason,
+            retry_in: None,
+        });
+    }
+
+    fn fail_and_retry(
+        &mut self,
+        now: Instant,
+        kind: FailureKind,
+        code: Option<u16>,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) {
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let delay = retry_after.unwrap_or_else(|| self.backoff());
+        self.state = RegistrationState::WaitingToRetry;
+        self.wake_at = Some(now + delay);
+        self.events.push_back(RegistrationEvent::Failed {
+            kind,
+            code,
+            reason,
+            retry_in: Some(delay),
+        });
+    }
+
+    /// RFC 5626 §4.5: min(max, base * 2^(failures-1)), then a random point between half and all of it.
+    fn backoff(&mut self) -> Duration {
+        let exponent = self.consecutive_failures.saturating_sub(1).min(16);
+        let full = self
+            .config
+            .retry_base
+            .saturating_mul(1u32 << exponent)
+            .min(self.config.retry_max);
+        let fraction = 500 + next_random(&mut self.rng_state) % 501; // 50.0 % .. 100.0 %
+        full.mul_f64(fraction as f64 / 1000.0)
+    }
+
+    fn granted_expiry(&self, response: &rsip::Response) -> u32 {
+        let ours = self.contact_uri_bare();
+        let contacts = header_values(response, "Contact");
+        let mut fallback = None;
+        for contact in &contacts {
+            for value in split_list(contact) {
+                let expires = param_value(&value, "expires").and_then(|v| leading_number(&v));
+                let is_ours = value.contains(&ours)
+                    || value.contains(&self.config.instance_id);
+                if is_ours {
+                    if let Some(expires) = expires {
+                        return expires;
+                    }
+                }
+                if contacts.len() == 1 && fallback.is_none() {
+                    fallback = expires;
+                }
+            }
+        }
+        fallback
+            .or_else(|| header_value(response, "Expires").and_then(|v| leading_number(&v)))
+            .unwrap_or(self.expires)
+    }
+
+    fn contact_uri_bare(&self) -> String {
+        let user = self.config.aor.auth.as_ref().map(|a| a.user.clone()).unwrap_or_default();
+        let at = if user.is_empty() { "" } else { "@" };
+        format!("{user}{at}{}", socket_host_port(self.contact_addr))
+    }
+
+    fn contact_uri(&self) -> String {
+        let transport = match self.config.transport {
+            TransportKind::Udp => String::new(),
+            other => format!(";transport={}", other.uri_param()),
+        };
+        let scheme = if self.config.transport.is_secure() { "sips" } else { "sip" };
+        format!("{scheme}:{}{transport}", self.contact_uri_bare())
+    }
+
+    fn build_request(&mut self) -> rsip::Request {
+        self.cseq += 1;
+        let unregistering = self.state == RegistrationState::Unregistering;
+        let expires = if unregistering { 0 } else { self.expires };
+        let branch = format!("z9hG4bK{:016x}", next_random(&mut self.rng_state));
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.config.transport.via_token(),
+            socket_host_port(self.config.local_addr),
+        );
+        let aor = self.config.aor.to_string();
+        let instance = format!(
+            ";+sip.instance=\"<{}>\";reg-id={}",
+            self.config.instance_id, self.config.reg_id
+        );
+        let mut contact = format!("<{}>{instance};expires={expires}", self.contact_uri());
+        if let Some(stale) = self.stale_contact {
+            let saved = self.contact_addr;
+            self.contact_addr = stale;
+            contact.push_str(&format!(", <{}>;expires=0", self.contact_uri()));
+            self.contact_addr = saved;
+        }
+        let mut headers: Vec<rsip::Header> = vec![
+            rsip::headers::Via::new(via).into(),
+            rsip::headers::MaxForwards::new("70").into(),
+            rsip::headers::From::new(format!("<{aor}>;tag={}", self.from_tag)).into(),
+            rsip::headers::To::new(format!("<{aor}>")).into(),
+            rsip::headers::CallId::new(self.call_id.clone()).into(),
+            rsip::headers::CSeq::new(format!("{} REGISTER", self.cseq)).into(),
+            rsip::headers::Contact::new(contact).into(),
+            rsip::headers::Expires::new(expires.to_string()).into(),
+            rsip::headers::Supported::new("path, outbound").into(),
+            rsip::headers::UserAgent::new(self.config.user_agent.clone()).into(),
+        ];
+        self.in_flight_has_credentials = false;
+        if let (Some(digest), Some(credentials)) = (self.digest.as_mut(), &self.config.credentials) {
+            let cnonce = format!("{:016x}", next_random(&mut self.rng_state));
+            let uri = self.config.registrar.to_string();
+            let value = digest.authorization(credentials, "REGISTER", &uri, &cnonce);
+            let header = if digest.is_proxy() {
+                rsip::Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(value))
+            } else {
+                rsip::Header::Authorization(rsip::headers::Authorization::new(value))
+            };
+            headers.push(header);
+            self.in_flight_has_credentials = true;
+        }
+        headers.push(rsip::headers::ContentLength::new("0").into());
+        let request = rsip::Request {
+            method: rsip::Method::Register,
+            uri: self.config.registrar.clone(),
+            version: rsip::Version::V2,
+            headers: headers.into(),
+            body: Vec::new(),
+        };
+        request
+    }
+}
+
+/// `received`/`rport` of the top Via, if the server told us our public address.
+fn public_address(response: &rsip::Response) -> Option<SocketAddr> {
+    let via = header_values(response, "Via").into_iter().next()?;
+    let first = split_list(&via).into_iter().next()?;
+    let received = param_value(&first, "received")?;
+    let ip: std::net::IpAddr = received.trim_matches(|c| c == '[' || c == ']').parse().ok()?;
+    let port = param_value(&first, "rport").and_then(|p| p.parse::<u16>().ok())?;
+    Some(SocketAddr::new(ip, port))
+}
+
+fn socket_host_port(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
+}
+
+/// The reason phrase of a response.
+fn reason_of(response: &rsip::Response) -> String {
+    let text = response.status_code.to_string();
+    match text.split_once(' ') {
+        Some((_, reason)) => reason.to_string(),
+        None => text,
+    }
+}
+
+/// All values of a header, by its full name, case-insensitively.
+fn header_values(response: &rsip::Response, name: &str) -> Vec<String> {
+    response
+        .headers
+        .iter()
+        .filter_map(|header| {
+            let text = header.to_string();
+            let (header_name, value) = text.split_once(':')?;
+            header_name
+                .trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+        .collect()
+}
+
+fn header_value(response: &rsip::Response, name: &str) -> Option<String> {
+    header_values(response, name).into_iter().next()
+}
+
+/// Splits a header value at commas that are outside quotes and angle brackets.
+fn split_list(value: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut quoted, mut angle, mut start) = (false, false, 0);
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => {
+                parts.push(value[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(value[start.min(value.len())..].trim().to_string());
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// The value of a `;name=value` parameter outside angle brackets.
+fn param_value(value: &str, name: &str) -> Option<String> {
+    let after_uri = match value.rfind('>') {
+        Some(end) => &value[end + 1..],
+        None => value,
+    };
+    after_uri.split(';').skip(1).find_map(|param| {
+        let (key, val) = param.split_once('=').unwrap_or((param, ""));
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| val.trim().trim_matches('"').to_string())
+    })
+}
+
+fn leading_number(value: &str) -> Option<u32> {
+    let digits: String = value.trim().chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// xorshift64*: enough for tags and jitter; the seed comes from the driver.
+fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}

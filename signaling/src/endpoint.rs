@@ -1,0 +1,325 @@
+//! The SIP endpoint: one transaction layer and the user-agent logic above it, sans-IO.
+//!
+//! The endpoint is what a driver talks to. It follows quinn-proto's order:
+//! - `handle_*`: input from the network ([`Endpoint::handle_datagram`]), from the clock
+//!   ([`Endpoint::handle_timeout`]) and from the transport ([`Endpoint::handle_flow_failure`]);
+//! - mutators: application commands ([`Endpoint::add_registration`], [`Endpoint::unregister`]);
+//! - `poll_*`: after any of the above, drain [`Endpoint::poll_transmit`] and
+//!   [`Endpoint::poll_event`], then sleep until [`Endpoint::poll_timeout`].
+//!
+//! Requests the endpoint does not serve yet are answered `501 Not Implemented`; OPTIONS is
+//! answered `200 OK` with what we support (RFC 3261 §11.2). A malformed request gets
+//! `400 Bad Request` naming the fault; a malformed response is dropped and logged.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::message;
+use crate::registration::{
+    FailureKind, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
+};
+use crate::transaction::{
+    TimerConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
+};
+use crate::transport::Target;
+
+/// The methods the endpoint names in `Allow`.
+pub const ALLOWED_METHODS: &str = "OPTIONS";
+
+/// Identifies a registration inside an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegistrationId(pub usize);
+
+/// Something the application should hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointEvent {
+    /// A registration changed.
+    Registration {
+        id: RegistrationId,
+        event: RegistrationEvent,
+    },
+    /// A datagram or stream message could not be parsed.
+    Malformed { source: Target, error: String },
+}
+
+struct RegistrationEntry {
+    registration: Registration,
+    target: Target,
+}
+
+/// One SIP endpoint (a user agent with its transaction layer).
+pub struct Endpoint {
+    transactions: TransactionLayer,
+    registrations: Vec<RegistrationEntry>,
+    by_transaction: HashMap<TransactionKey, RegistrationId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<EndpointEvent>,
+    /// Why sending to a target failed, while the failure is being delivered.
+    flow_errors: HashMap<Target, (FailureKind, String)>,
+    user_agent: String,
+}
+
+impl Endpoint {
+    /// An endpoint with the given SIP timers.
+    pub fn new(timers: TimerConfig) -> Self {
+        Endpoint {
+            transactions: TransactionLayer::new(timers),
+            registrations: Vec::new(),
+            by_transaction: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            flow_errors: HashMap::new(),
+            user_agent: format!("Callisto/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Starts a registration whose requests go to `target`. `seed` feeds its random parts.
+    pub fn add_registration(
+        &mut self,
+        now: Instant,
+        config: RegistrationConfig,
+        target: Target,
+        seed: u64,
+    ) -> RegistrationId {
+        let id = RegistrationId(self.registrations.len());
+        let mut registration = Registration::new(config, seed);
+        registration.start(now);
+        self.registrations.push(RegistrationEntry {
+            registration,
+            target,
+        });
+        self.pump(now);
+        id
+    }
+
+    /// The registration with this id.
+    pub fn registration(&self, id: RegistrationId) -> Option<&Registration> {
+        self.registrations.get(id.0).map(|e| &e.registration)
+    }
+
+    /// Removes the binding of one registration.
+    pub fn unregister(&mut self, now: Instant, id: RegistrationId) {
+        if let Some(entry) = self.registrations.get_mut(id.0) {
+            entry.registration.unregister(now);
+        }
+        self.pump(now);
+    }
+
+    /// Removes every binding (on shutdown).
+    pub fn unregister_all(&mut self, now: Instant) {
+        for entry in &mut self.registrations {
+            entry.registration.unregister(now);
+        }
+        self.pump(now);
+    }
+
+    /// Whether every registration has ended (unregistered or failed for good).
+    pub fn all_registrations_ended(&self) -> bool {
+        self.registrations.iter().all(|e| {
+            matches!(
+                e.registration.state(),
+                RegistrationState::Unregistered | RegistrationState::Failed
+            )
+        })
+    }
+
+    /// A message arrived from `source` (a datagram, or one framed stream message).
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8], source: Target) {
+        match message::parse(bytes) {
+            Ok(msg) => self.transactions.handle_message(now, msg, source),
+            Err(error) => {
+                tracing::warn!(%source, %error, "malformed SIP message dropped");
+                if let Some(reply) = message::bad_request(bytes, &error) {
+                    self.transmits.push_back(Transmit {
+                        target: source,
+                        bytes: Bytes::from(reply.to_string()),
+                    });
+                }
+                self.events.push_back(EndpointEvent::Malformed {
+                    source,
+                    error: error.to_string(),
+                });
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Sending to `target` failed, or its connection closed. Requests in flight to it fail with
+    /// `kind` and `reason`; registrations over it that were in place register again.
+    pub fn handle_flow_failure(
+        &mut self,
+        now: Instant,
+        target: Target,
+        kind: FailureKind,
+        reason: &str,
+    ) {
+        self.flow_errors.insert(target, (kind, reason.to_string()));
+        let keys: Vec<TransactionKey> = self
+            .by_transaction
+            .iter()
+            .filter(|(_, id)| {
+                self.registrations
+                    .get(id.0)
+                    .is_some_and(|e| e.target == target)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            self.transactions.handle_transport_error(now, &key);
+        }
+        self.pump(now);
+        for entry in &mut self.registrations {
+            if entry.target == target {
+                entry.registration.handle_flow_failure(now);
+            }
+        }
+        self.flow_errors.remove(&target);
+        self.pump(now);
+    }
+
+    /// Timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.transactions.handle_timeout(now);
+        for entry in &mut self.registrations {
+            entry.registration.handle_timeout(now);
+        }
+        self.pump(now);
+    }
+
+    /// The next message to put on the wire.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits
+            .pop_front()
+            .or_else(|| self.transactions.poll_transmit())
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let registrations = self
+            .registrations
+            .iter()
+            .filter_map(|e| e.registration.poll_timeout());
+        registrations
+            .chain(self.transactions.poll_timeout())
+            .min()
+    }
+
+    /// Moves work between the registrations and the transaction layer until both are quiet.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.transactions.poll_event() {
+                progressed = true;
+                self.on_transaction_event(now, event);
+            }
+            for index in 0..self.registrations.len() {
+                let id = RegistrationId(index);
+                let entry = &mut self.registrations[index];
+                while let Some(event) = entry.registration.poll_event() {
+                    self.events
+                        .push_back(EndpointEvent::Registration { id, event });
+                }
+                let entry = &mut self.registrations[index];
+                if let Some(request) = entry.registration.poll_request(now) {
+                    progressed = true;
+                    let target = entry.target;
+                    match self.transactions.send_request(now, request, target) {
+                        Ok(key) => {
+                            self.by_transaction.insert(key, id);
+                        }
+                        Err(error) => {
+                            let reason = format!("cannot send REGISTER: {error}");
+                            self.registrations[index]
+                                .registration
+                                .handle_failure(now, FailureKind::Unreachable, &reason);
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_transaction_event(&mut self, now: Instant, event: TransactionEvent) {
+        match event {
+            TransactionEvent::Response { key, response } => {
+                if let Some(id) = self.by_transaction.get(&key).copied() {
+                    if response.status_code.code() >= 200 {
+                        self.by_transaction.remove(&key);
+                    }
+                    if let Some(entry) = self.registrations.get_mut(id.0) {
+                        entry.registration.handle_response(now, &response);
+                    }
+                }
+            }
+            TransactionEvent::Timeout { key } => {
+                if let Some(id) = self.by_transaction.remove(&key) {
+                    if let Some(entry) = self.registrations.get_mut(id.0) {
+                        entry.registration.handle_failure(
+                            now,
+                            FailureKind::Unreachable,
+                            "the server did not answer in time",
+                        );
+                    }
+                }
+            }
+            TransactionEvent::TransportError { key } => {
+                if let Some(id) = self.by_transaction.remove(&key) {
+                    if let Some(entry) = self.registrations.get_mut(id.0) {
+                        let (kind, reason) = self
+                            .flow_errors
+                            .get(&entry.target)
+                            .cloned()
+                            .unwrap_or((
+                                FailureKind::Unreachable,
+                                "the connection to the server failed".into(),
+                            ));
+                        entry.registration.handle_failure(now, kind, &reason);
+                    }
+                }
+            }
+            TransactionEvent::Request {
+                key,
+                request,
+                source: _,
+            } => self.serve_request(now, &key, &request),
+            TransactionEvent::Terminated { key } => {
+                self.by_transaction.remove(&key);
+            }
+            TransactionEvent::StrayRequest { request, source } => {
+                tracing::debug!(%source, method = %request.method, "request outside any transaction ignored");
+            }
+            TransactionEvent::StrayResponse { response, source } => {
+                tracing::debug!(%source, code = response.status_code.code(), "response outside any transaction ignored");
+            }
+        }
+    }
+
+    fn serve_request(&mut self, now: Instant, key: &TransactionKey, request: &rsip::Request) {
+        let (code, reason) = match request.method {
+            rsip::Method::Options => (200, "OK"),
+            // A stray ACK has no transaction to answer.
+            rsip::Method::Ack => return,
+            _ => (501, "Not Implemented"),
+        };
+        let mut response = message::response_to(request, code, reason);
+        response
+            .headers
+            .push(rsip::headers::Allow::from(ALLOWED_METHODS).into());
+        response
+            .headers
+            .push(rsip::headers::UserAgent::from(self.user_agent.as_str()).into());
+        if let Err(error) = self.transactions.respond(now, key, response) {
+            tracing::warn!(%error, "cannot answer a request");
+        }
+    }
+}

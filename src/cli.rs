@@ -1,0 +1,72 @@
+//! The command line: `callisto [register] …`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Callisto, a desktop video softphone.
+#[derive(Debug, Parser)]
+#[command(name = "callisto", version, about)]
+pub struct Cli {
+    /// The configuration file (default: the platform config dir's callisto/callisto.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where contacts, history and logs live (default: the platform data dir).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Which configured account to use (its name or address); all of them when omitted.
+    #[arg(long, global = true)]
+    pub account: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The headless commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register an account with its SIP server and report the outcome.
+    Register(RegisterArgs),
+}
+
+/// Account options shared by the headless commands.
+#[derive(Debug, Clone, Args)]
+pub struct AccountArgs {
+    /// The address of record, e.g. sip:alice@example.org (instead of a configured account).
+    #[arg(long, value_name = "URI")]
+    pub user: Option<String>,
+    /// The password for digest authentication.
+    #[arg(long, value_name = "SECRET")]
+    pub password: Option<String>,
+    /// The digest user name, when it differs from the address's user part.
+    #[arg(long, value_name = "NAME")]
+    pub auth_user: Option<String>,
+    /// The registrar, e.g. 'sip:pbx.example.org:5060;transport=tcp' (default: the address's domain).
+    #[arg(long, value_name = "URI")]
+    pub registrar: Option<String>,
+    /// The local address to listen on (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// A CA certificate (PEM) to trust for TLS, beside the system's.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `callisto register`.
+#[derive(Debug, Clone, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// The registration interval to ask for, in seconds.
+    #[arg(long, value_name = "N")]
+    pub expires: Option<u32>,
+    /// Register, report, unregister and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Print one JSON object per line instead of sentences.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,312 @@
+//! The configuration file: accounts, transports and SIP timers, in one TOML file.
+//!
+//! The file lives in the platform config dir (`~/.config/callisto/callisto.toml` on Linux) unless
+//! `--config` names another. It is written atomically: a temporary file beside it, flushed to
+//! disk, then renamed over the old one, so a crash leaves either the old or the new file, never a
+//! torn one. A file that cannot be read or parsed is reported with its path and the parser's
+//! words; it is never silently replaced.
+//!
+//! Passwords are stored in the file (it is created readable by its owner only) and never appear
+//! in logs: [`Account`]'s `Debug` prints `password: "***"`.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or writing the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot write the configuration file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no platform configuration directory is known; pass --config PATH")]
+    NoConfigDir,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub accounts: Vec<Account>,
+    pub transport: TransportSettings,
+    pub timers: TimerSettings,
+}
+
+/// One SIP account.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// A short name to pick the account with (`--account work`).
+    #[serde(default)]
+    pub name: String,
+    /// The address of record, `sip:alice@example.org`.
+    pub user: String,
+    /// The password for digest authentication.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The user name for digest authentication, when it differs from the AOR's user part.
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    /// Where to send REGISTER: `sip:host[:port][;transport=udp|tcp|tls]`. Default: the AOR's domain.
+    #[serde(default)]
+    pub registrar: Option<String>,
+    /// The expiry to ask for, in seconds.
+    #[serde(default = "default_expires")]
+    pub expires: u32,
+}
+
+fn default_expires() -> u32 {
+    3600
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("auth_user", &self.auth_user)
+            .field("registrar", &self.registrar)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// Local transports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransportSettings {
+    /// The local address for UDP and TCP; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// An extra CA certificate file (PEM) trusted for TLS, beside the system roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Keep-alive interval for NAT bindings and connections, in seconds (0 = off).
+    pub keepalive_secs: u64,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        TransportSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            tls_ca_file: None,
+            keepalive_secs: 25,
+        }
+    }
+}
+
+/// SIP timers (RFC 3261 §17): T1, T2 and T4 in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimerSettings {
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+}
+
+impl Default for TimerSettings {
+    fn default() -> Self {
+        TimerSettings {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+impl TimerSettings {
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+}
+
+impl Config {
+    /// The default location of the file.
+    pub fn default_path() -> Result<PathBuf, ConfigError> {
+        directories::ProjectDirs::from("org", "Callisto", "callisto")
+            .map(|dirs| dirs.config_dir().join("callisto.toml"))
+            .ok_or(ConfigError::NoConfigDir)
+    }
+
+    /// Reads the file; a missing file is an empty configuration.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses the TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Writes the file atomically (temporary file, fsync, rename), readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let write_error = |source| ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(write_error)?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "callisto.toml".into());
+        let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&temp)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&temp, path)?;
+            if let Ok(dir) = fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result.map_err(write_error)
+    }
+
+    /// The account named `name`, or the first one when `name` is `None`.
+    pub fn account(&self, name: Option<&str>) -> Option<&Account> {
+        match name {
+            Some(name) => self
+                .accounts
+                .iter()
+                .find(|a| a.name == name || a.user == name),
+            None => self.accounts.first(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Config {
+        Config {
+            accounts: vec![Account {
+                name: "work".into(),
+                user: "sip:alice@example.org".into(),
+                password: Some("s3cret-Pa55".into()),
+                auth_user: None,
+                registrar: Some("sip:pbx.example.org;transport=tcp".into()),
+                expires: 600,
+            }],
+            transport: TransportSettings::default(),
+            timers: TimerSettings::default(),
+        }
+    }
+
+    #[test]
+    fn saves_and_loads_the_same_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("callisto.toml");
+        let config = sample();
+        config.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), config);
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("callisto.toml")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the file holds passwords: owner only");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_empty_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&dir.path().join("absent.toml")).unwrap();
+        assert!(config.accounts.is_empty());
+        assert_eq!(config.timers.t1(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_broken_file_is_reported_with_its_path_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callisto.toml");
+        fs::write(&path, "[[accounts]]\nuser = 42\n").unwrap();
+        let err = Config::load(&path).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("callisto.toml"), "{text}");
+        assert!(text.contains("not valid"), "{text}");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "[[accounts]]\nuser = 42\n"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let text = format!("{:?}", sample());
+        assert!(!text.contains("s3cret-Pa55"), "{text}");
+        assert!(text.contains("***"));
+    }
+
+    #[test]
+    fn accounts_are_found_by_name_or_uri() {
+        let config = sample();
+        assert_eq!(config.account(Some("work")).unwrap().expires, 600);
+        assert!(config.account(Some("sip:alice@example.org")).is_some());
+        assert!(config.account(Some("home")).is_none());
+        assert!(config.account(None).is_some());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_not_silently_ignored() {
+        assert!(Config::parse("[transport]\nlisten = \"127.0.0.1:5060\"\nfoo = 1\n").is_err());
+        let config = Config::parse("[timers]\nt1_ms = 100\n").unwrap();
+        assert_eq!(config.timers.t1_ms, 100);
+        assert_eq!(config.timers.t2_ms, 4000);
+    }
+}

@@ -1,0 +1,293 @@
+//! The engine: the one tokio task that owns the SIP endpoint and its transports.
+//!
+//! Everything that changes SIP state goes through [`EngineHandle`] as a [`Command`]; everything
+//! that happened comes back as an [`EngineEvent`] (DESIGN.md rule 2). The task is a thin driver
+//! around the sans-IO [`Endpoint`]: feed it what arrives and what time it is, then send what it
+//! wants sent and sleep until it wants to be woken.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use callisto_signaling::endpoint::{Endpoint, EndpointEvent, RegistrationId};
+use callisto_signaling::registration::{FailureKind, RegistrationConfig, RegistrationEvent};
+use callisto_signaling::transaction::TimerConfig;
+use callisto_signaling::transport::{Target, TransportKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::account::ResolvedAccount;
+use crate::transport::{TransportConfig, TransportError, TransportEvent, Transports};
+
+/// What the engine can be asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Register an account; its events carry `account`, the caller's index for it.
+    Register {
+        account: usize,
+        resolved: Box<ResolvedAccount>,
+    },
+    /// Remove one account's binding.
+    Unregister { account: usize },
+    /// Unregister everything, then stop.
+    Shutdown,
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// A registration changed.
+    Registration {
+        account: usize,
+        event: RegistrationEvent,
+    },
+    /// The engine stopped (after [`Command::Shutdown`], once every binding was removed).
+    Stopped,
+}
+
+/// How the engine's transports and timers are set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub transport: TransportConfig,
+    pub timers: TimerConfig,
+    /// How long shutdown waits for unregistrations before giving up.
+    pub shutdown_grace: Duration,
+}
+
+/// The application's side of the engine.
+pub struct EngineHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub events: mpsc::UnboundedReceiver<EngineEvent>,
+    /// The local addresses the transports listen on.
+    pub local_udp: Option<SocketAddr>,
+    pub local_tcp: Option<SocketAddr>,
+}
+
+/// Binds the transports and starts the engine task on the current runtime.
+pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError> {
+    let (transports, incoming) = Transports::bind(config.transport.clone()).await?;
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let handle = EngineHandle {
+        commands: command_tx,
+        events: event_rx,
+        local_udp: transports.local_addr(TransportKind::Udp),
+        local_tcp: transports.local_addr(TransportKind::Tcp),
+    };
+    let driver = Driver {
+        endpoint: Endpoint::new(config.timers),
+        transports,
+        events: event_tx,
+        accounts: HashMap::new(),
+        server_names: HashMap::new(),
+        epoch: Instant::now(),
+        shutdown_deadline: None,
+        shutdown_grace: config.shutdown_grace,
+    };
+    tokio::spawn(driver.run(incoming, command_rx));
+    Ok(handle)
+}
+
+struct Driver {
+    endpoint: Endpoint,
+    transports: Transports,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    accounts: HashMap<RegistrationId, usize>,
+    server_names: HashMap<Target, String>,
+    epoch: Instant,
+    shutdown_deadline: Option<Instant>,
+    shutdown_grace: Duration,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<TransportEvent>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let span = tracing::debug_span!("engine");
+        let _entered = span.enter();
+        loop {
+            self.flush().await;
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.endpoint.all_registrations_ended() || Instant::now() >= deadline {
+                    let _ = self.events.send(EngineEvent::Stopped);
+                    return;
+                }
+            }
+            let wake = self
+                .endpoint
+                .poll_timeout()
+                .map(Instant::from_std)
+                .into_iter()
+                .chain(self.shutdown_deadline)
+                .min();
+            tokio::select! {
+                event = incoming.recv() => match event {
+                    Some(event) => self.on_transport_event(event),
+                    None => return,
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => self.begin_shutdown(),
+                },
+                _ = sleep_until(wake) => {
+                    self.endpoint.handle_timeout(Instant::now().into_std());
+                }
+            }
+        }
+    }
+
+    fn on_transport_event(&mut self, event: TransportEvent) {
+        let now = Instant::now().into_std();
+        match event {
+            TransportEvent::Message(incoming) => {
+                self.endpoint
+                    .handle_datagram(now, &incoming.bytes, incoming.source);
+            }
+            TransportEvent::ConnectionClosed { target, reason } => {
+                tracing::info!(%target, %reason, "connection closed");
+                let reason = format!("the connection to the server closed ({reason})");
+                self.endpoint
+                    .handle_flow_failure(now, target, FailureKind::Unreachable, &reason);
+            }
+            TransportEvent::KeepAlivePong { .. } => {}
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        let now = Instant::now().into_std();
+        match command {
+            Command::Register { account, resolved } => {
+                let ResolvedAccount {
+                    registration,
+                    target,
+                    server_name,
+                } = *resolved;
+                let config = self.with_local_address(registration, target).await;
+                if let Some(name) = server_name {
+                    self.server_names.insert(target, name);
+                }
+                let seed = self.seed();
+                let id = self.endpoint.add_registration(now, config, target, seed);
+                self.accounts.insert(id, account);
+            }
+            Command::Unregister { account } => {
+                let ids: Vec<RegistrationId> = self
+                    .accounts
+                    .iter()
+                    .filter(|(_, a)| **a == account)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.endpoint.unregister(now, id);
+                }
+            }
+            Command::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_none() {
+            self.endpoint.unregister_all(Instant::now().into_std());
+            self.shutdown_deadline = Some(Instant::now() + self.shutdown_grace);
+        }
+    }
+
+    /// Puts the address we are reachable at for `target` into Via and Contact.
+    async fn with_local_address(
+        &self,
+        mut config: RegistrationConfig,
+        target: Target,
+    ) -> RegistrationConfig {
+        let kind = match target.transport {
+            TransportKind::Udp => TransportKind::Udp,
+            _ => TransportKind::Tcp,
+        };
+        if let Some(local) = self.transports.local_addr(kind) {
+            let ip = if local.ip().is_unspecified() {
+                route_source_ip(target.addr).await.unwrap_or(local.ip())
+            } else {
+                local.ip()
+            };
+            config.local_addr = SocketAddr::new(ip, local.port());
+        }
+        config.transport = target.transport;
+        config
+    }
+
+    fn seed(&self) -> u64 {
+        let mut seed = [0u8; 8];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut seed);
+        u64::from_le_bytes(seed) ^ self.epoch.elapsed().as_nanos() as u64
+    }
+
+    async fn flush(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(event) = self.endpoint.poll_event() {
+                busy = true;
+                self.report(event);
+            }
+            while let Some(transmit) = self.endpoint.poll_transmit() {
+                busy = true;
+                let server_name = self.server_names.get(&transmit.target).cloned();
+                if let Err(error) = self
+                    .transports
+                    .send(transmit.target, server_name.as_deref(), transmit.bytes)
+                    .await
+                {
+                    tracing::warn!(target = %transmit.target, %error, "send failed");
+                    let kind = match error {
+                        TransportError::Tls(_) => FailureKind::Insecure,
+                        _ => FailureKind::Unreachable,
+                    };
+                    self.endpoint.handle_flow_failure(
+                        Instant::now().into_std(),
+                        transmit.target,
+                        kind,
+                        &error.to_string(),
+                    );
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn report(&mut self, event: EndpointEvent) {
+        match event {
+            EndpointEvent::Registration { id, event } => {
+                if let Some(account) = self.accounts.get(&id) {
+                    let _ = self.events.send(EngineEvent::Registration {
+                        account: *account,
+                        event,
+                    });
+                }
+            }
+            EndpointEvent::Malformed { source, error } => {
+                tracing::warn!(%source, %error, "malformed message");
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The local IP the kernel would use to reach `peer` (a connected UDP socket sends nothing).
+async fn route_source_ip(peer: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if peer.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(bind).await.ok()?;
+    socket.connect(peer).await.ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
+}
