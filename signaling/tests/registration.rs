@@ -1,0 +1,345 @@
+//! The REGISTER client on its own, against a scripted registrar and a virtual clock.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use callisto_signaling::auth::Credentials;
+use callisto_signaling::message;
+use callisto_signaling::registration::{
+    FailureKind, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
+};
+use callisto_signaling::transport::TransportKind;
+
+const NONCE_1: &str = "4f1c0a5e9b7d";
+const NONCE_2: &str = "77aa01bb02cc";
+
+fn config() -> RegistrationConfig {
+    let aor = rsip::Uri::try_from("sip:alice@example.org").unwrap();
+    let registrar = rsip::Uri::try_from("sip:example.org").unwrap();
+    let local: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+    let mut config = RegistrationConfig::new(aor, registrar, local);
+    config.credentials = Some(Credentials::new("alice".into(), "secret".into()));
+    config.expires = 60;
+    config.retry_base = Duration::from_secs(2);
+    config.retry_max = Duration::from_secs(60);
+    config
+}
+
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A response to `request` with the given status line and extra header lines.
+fn respond(request: &rsip::Request, status: &str, extra: &[String]) -> rsip::Response {
+    let text = request.to_string();
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        out.push_str(&format!("{name}: {}\r\n", header(&text, name).unwrap()));
+    }
+    out.push_str(&format!("To: {};tag=reg1\r\n", header(&text, "To").unwrap()));
+    for line in extra {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    match message::parse(out.as_bytes()).unwrap() {
+        rsip::SipMessage::Response(response) => response,
+        other => panic!("not a response: {other}"),
+    }
+}
+
+fn challenge(nonce: &str, stale: bool) -> String {
+    let stale = if stale { ", stale=true" } else { "" };
+    format!("WWW-Authenticate: Digest realm=\"example.org\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5{stale}")
+}
+
+fn ok(request: &rsip::Request, expires: u32) -> rsip::Response {
+    let text = request.to_string();
+    let contact = header(&text, "Contact").unwrap();
+    let uri = &contact[..contact.find('>').unwrap() + 1];
+    respond(
+        request,
+        "200 OK",
+        &[format!("Contact: {uri};expires={expires}")],
+    )
+}
+
+fn events(reg: &mut Registration) -> Vec<RegistrationEvent> {
+    std::iter::from_fn(|| reg.poll_event()).collect()
+}
+
+/// Takes the request the registration wants to send.
+fn take(reg: &mut Registration, now: Instant) -> rsip::Request {
+    reg.poll_request(now).expect("a REGISTER to send")
+}
+
+/// Registers through one digest challenge; returns the time of success.
+fn register_through_challenge(reg: &mut Registration, now: Instant) -> rsip::Request {
+    reg.start(now);
+    let first = take(reg, now);
+    assert!(header(&first.to_string(), "Authorization").is_none());
+    reg.handle_response(now, &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]));
+    let second = take(reg, now);
+    reg.handle_response(now, &ok(&second, 60));
+    second
+}
+
+#[test]
+fn registers_through_a_digest_challenge_and_refreshes_before_expiry() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 7);
+    let second = register_through_challenge(&mut reg, t0);
+    let text = second.to_string();
+    let auth = header(&text, "Authorization").unwrap();
+    assert!(auth.starts_with("Digest "), "{auth}");
+    assert!(auth.contains("username=\"alice\""), "{auth}");
+    assert!(auth.contains(&format!("nonce=\"{NONCE_1}\"")), "{auth}");
+    assert!(auth.contains("nc=00000001"), "{auth}");
+    assert!(auth.contains("uri=\"sip:example.org\""), "{auth}");
+    assert_eq!(
+        events(&mut reg),
+        vec![RegistrationEvent::Registered {
+            expires: 60,
+            contact: "sip:alice@127.0.0.1:5070".into()
+        }]
+    );
+    assert_eq!(reg.state(), RegistrationState::Registered);
+
+    // The refresh is due before 90 % of the granted minute has passed, and not long before.
+    let wake = reg.poll_timeout().unwrap();
+    let delay = wake - t0;
+    assert!(delay <= Duration::from_secs(54), "{delay:?}");
+    assert!(delay >= Duration::from_secs(45), "{delay:?}");
+    assert!(reg.poll_request(t0 + Duration::from_secs(10)).is_none());
+    reg.handle_timeout(wake);
+    let refresh = take(&mut reg, wake);
+    let refresh_text = refresh.to_string();
+    // Same Call-ID, next CSeq, credentials from the cached challenge with the next nonce count.
+    assert_eq!(header(&refresh_text, "Call-ID"), header(&text, "Call-ID"));
+    assert_eq!(header(&refresh_text, "CSeq"), Some("3 REGISTER"));
+    assert!(header(&refresh_text, "Authorization").unwrap().contains("nc=00000002"));
+    reg.handle_response(wake, &ok(&refresh, 60));
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Registered { expires: 60, .. }]
+    ));
+}
+
+#[test]
+fn every_register_names_the_instance_and_asks_for_rport() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 1);
+    reg.start(t0);
+    let text = take(&mut reg, t0).to_string();
+    let via = header(&text, "Via").unwrap();
+    assert!(via.starts_with("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK"), "{via}");
+    assert!(via.contains(";rport"), "{via}");
+    let contact = header(&text, "Contact").unwrap();
+    assert!(contact.contains("+sip.instance=\"<urn:uuid:"), "{contact}");
+    assert!(contact.contains("reg-id=1"), "{contact}");
+    assert_eq!(header(&text, "Expires"), Some("60"));
+    assert_eq!(header(&text, "CSeq"), Some("1 REGISTER"));
+}
+
+#[test]
+fn a_refused_password_fails_once_and_sends_nothing_more() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 3);
+    reg.start(t0);
+    let first = take(&mut reg, t0);
+    reg.handle_response(t0, &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]));
+    let second = take(&mut reg, t0);
+    reg.handle_response(t0, &respond(&second, "401 Unauthorized", &[challenge(NONCE_2, false)]));
+    let events = events(&mut reg);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [RegistrationEvent::Failed { kind: FailureKind::AuthenticationFailed, code: Some(401), retry_in: None, .. }]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(reg.state(), RegistrationState::Failed);
+    assert!(reg.poll_request(t0).is_none());
+    assert!(reg.poll_timeout().is_none(), "no retry after an authentication failure");
+}
+
+#[test]
+fn a_stale_nonce_is_answered_again_with_the_new_nonce() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 4);
+    reg.start(t0);
+    let first = take(&mut reg, t0);
+    reg.handle_response(t0, &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]));
+    let second = take(&mut reg, t0);
+    reg.handle_response(t0, &respond(&second, "401 Unauthorized", &[challenge(NONCE_2, true)]));
+    let third = take(&mut reg, t0);
+    let auth = header(&third.to_string(), "Authorization").unwrap().to_string();
+    assert!(auth.contains(NONCE_2), "{auth}");
+    assert!(auth.contains("nc=00000001"), "a new nonce restarts the count: {auth}");
+    reg.handle_response(t0, &ok(&third, 60));
+    assert!(matches!(events(&mut reg).as_slice(), [RegistrationEvent::Registered { .. }]));
+}
+
+#[test]
+fn a_refresh_refused_with_an_old_nonce_is_retried_with_the_new_challenge() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 5);
+    register_through_challenge(&mut reg, t0);
+    events(&mut reg);
+    let wake = reg.poll_timeout().unwrap();
+    reg.handle_timeout(wake);
+    let refresh = take(&mut reg, wake);
+    // The registrar restarted and forgot its nonces: a plain 401 without stale.
+    reg.handle_response(wake, &respond(&refresh, "401 Unauthorized", &[challenge(NONCE_2, false)]));
+    let retry = take(&mut reg, wake);
+    assert!(header(&retry.to_string(), "Authorization").unwrap().contains(NONCE_2));
+    reg.handle_response(wake, &ok(&retry, 60));
+    assert!(matches!(events(&mut reg).as_slice(), [RegistrationEvent::Registered { .. }]));
+}
+
+#[test]
+fn interval_too_brief_is_retried_with_min_expires() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 6);
+    reg.start(t0);
+    let first = take(&mut reg, t0);
+    reg.handle_response(
+        t0,
+        &respond(&first, "423 Interval Too Brief", &["Min-Expires: 120".into()]),
+    );
+    let second = take(&mut reg, t0);
+    let text = second.to_string();
+    assert_eq!(header(&text, "Expires"), Some("120"));
+    assert!(header(&text, "Contact").unwrap().contains("expires=120"));
+    reg.handle_response(t0, &ok(&second, 120));
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Registered { expires: 120, .. }]
+    ));
+}
+
+#[test]
+fn forbidden_is_final_and_reported_with_its_code() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 8);
+    reg.start(t0);
+    let first = take(&mut reg, t0);
+    reg.handle_response(t0, &respond(&first, "403 Forbidden", &[]));
+    let events = events(&mut reg);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [RegistrationEvent::Failed { kind: FailureKind::Rejected, code: Some(403), retry_in: None, .. }]
+        ),
+        "{events:?}"
+    );
+    assert!(reg.poll_timeout().is_none());
+}
+
+#[test]
+fn service_unavailable_honours_retry_after() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 9);
+    reg.start(t0);
+    let first = take(&mut reg, t0);
+    reg.handle_response(
+        t0,
+        &respond(&first, "503 Service Unavailable", &["Retry-After: 7".into()]),
+    );
+    let events = events(&mut reg);
+    assert!(
+        matches!(
+            events.as_slice(),
+            [RegistrationEvent::Failed { kind: FailureKind::ServerError, code: Some(503), retry_in: Some(d), .. }] if *d == Duration::from_secs(7)
+        ),
+        "{events:?}"
+    );
+    assert_eq!(reg.poll_timeout(), Some(t0 + Duration::from_secs(7)));
+    assert!(reg.poll_request(t0 + Duration::from_secs(6)).is_none());
+    reg.handle_timeout(t0 + Duration::from_secs(7));
+    assert!(reg.poll_request(t0 + Duration::from_secs(7)).is_some());
+}
+
+#[test]
+fn timeouts_back_off_exponentially_within_bounds() {
+    let mut now = Instant::now();
+    let mut reg = Registration::new(config(), 10);
+    reg.start(now);
+    let base = Duration::from_secs(2);
+    for failure in 0..8u32 {
+        take(&mut reg, now);
+        reg.handle_failure(now, FailureKind::Unreachable, "no answer");
+        let events = events(&mut reg);
+        let [RegistrationEvent::Failed { kind: FailureKind::Unreachable, retry_in: Some(delay), .. }] =
+            events.as_slice()
+        else {
+            panic!("{events:?}");
+        };
+        let full = (base * 2u32.pow(failure)).min(Duration::from_secs(60));
+        assert!(*delay <= full && *delay >= full / 2, "failure {failure}: {delay:?} vs {full:?}");
+        now = reg.poll_timeout().unwrap();
+        reg.handle_timeout(now);
+    }
+}
+
+#[test]
+fn unregister_sends_expires_zero_and_reports() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 11);
+    register_through_challenge(&mut reg, t0);
+    events(&mut reg);
+    reg.unregister(t0);
+    let request = take(&mut reg, t0);
+    let text = request.to_string();
+    assert_eq!(header(&text, "Expires"), Some("0"));
+    assert!(header(&text, "Contact").unwrap().ends_with("expires=0"));
+    assert!(header(&text, "Authorization").is_some(), "cached credentials go along");
+    reg.handle_response(t0, &respond(&request, "200 OK", &[]));
+    assert_eq!(events(&mut reg), vec![RegistrationEvent::Unregistered]);
+    assert_eq!(reg.state(), RegistrationState::Unregistered);
+    assert!(reg.poll_timeout().is_none());
+}
+
+#[test]
+fn a_nat_mapping_seen_in_via_rewrites_the_contact() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 12);
+    reg.start(t0);
+    let first = take(&mut reg, t0);
+    let text = first.to_string();
+    let via = header(&text, "Via").unwrap().replace(";rport", ";rport=40000;received=203.0.113.5");
+    let mut response = format!("SIP/2.0 200 OK\r\nVia: {via}\r\n");
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        response.push_str(&format!("{name}: {}\r\n", header(&text, name).unwrap()));
+    }
+    response.push_str("Contact: <sip:alice@127.0.0.1:5070>;expires=60\r\nContent-Length: 0\r\n\r\n");
+    let rsip::SipMessage::Response(response) = message::parse(response.as_bytes()).unwrap() else {
+        panic!()
+    };
+    reg.handle_response(t0, &response);
+    assert!(events(&mut reg).is_empty(), "not registered until the public contact is");
+    let second = take(&mut reg, t0);
+    let contacts = header(&second.to_string(), "Contact").unwrap().to_string();
+    assert!(contacts.starts_with("<sip:alice@203.0.113.5:40000>"), "{contacts}");
+    assert!(contacts.contains("<sip:alice@127.0.0.1:5070>;expires=0"), "{contacts}");
+    reg.handle_response(t0, &ok(&second, 60));
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Registered { contact, .. }] if contact == "sip:alice@203.0.113.5:40000"
+    ));
+}
+
+#[test]
+fn connection_oriented_transports_say_so_in_via_and_contact() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.transport = TransportKind::Tcp;
+    let mut reg = Registration::new(config, 13);
+    reg.start(t0);
+    let text = take(&mut reg, t0).to_string();
+    assert!(header(&text, "Via").unwrap().starts_with("SIP/2.0/TCP "));
+    assert!(header(&text, "Contact").unwrap().contains(";transport=tcp>"));
+}
