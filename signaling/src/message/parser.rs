@@ -380,6 +380,9 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     if uri.is_empty() || uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(ParseError::BadStartLine);
     }
+    if uri.bytes().any(|b| matches!(b, b'<' | b'>' | b'"')) {
+        return Err(ParseError::BadRequestUri);
+    }
     check_version(version)?;
     let method = parse_method(method)?;
     let uri = rsip::Uri::try_from(uri).map_err(|_| ParseError::BadRequestUri)?;
