@@ -134,7 +134,7 @@ impl Endpoint {
                 if let Some(reply) = message::bad_request(bytes, &error) {
                     self.transmits.push_back(Transmit {
                         target: source,
-                        bytes: Bytes::from(reply.to_string()),
+                        bytes: Bytes::from(reply),
                     });
                 }
                 self.events.push_back(EndpointEvent::Malformed {

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use rsip::headers::UntypedHeader;
 
 use crate::auth::{Challenge, Credentials, DigestSession};
+use crate::message::HeaderAccess;
 use crate::transport::TransportKind;
 
 /// What a registration needs to know about the account and the local side.
@@ -148,7 +149,8 @@ pub struct Registration {
     stale_contact: Option<SocketAddr>,
     /// The expiry we ask for (raised by 423).
     expires: u32,
-    digest: Option<DigestSession>,
+    /// The digest state, and whether it answers a proxy (407) rather than the registrar (401).
+    digest: Option<(DigestSession, bool)>,
     /// Whether `digest` comes straight from the answer to our previous request in this attempt.
     challenge_is_fresh: bool,
     /// Whether the request in flight carries credentials.
@@ -270,8 +272,8 @@ impl Registration {
             423 => self.handle_interval_too_brief(now, response),
             _ if unregistering => self.finish_unregister(),
             408 | 480 | 500..=699 => {
-                let retry_after = header_value(response, "Retry-After")
-                    .and_then(|v| leading_number(&v))
+                let retry_after = response
+                    .retry_after()
                     .map(|secs| Duration::from_secs(u64::from(secs)));
                 self.fail_and_retry(now, FailureKind::ServerError, Some(code), reason_of(response), retry_after);
             }
@@ -363,30 +365,35 @@ impl Registration {
     }
 
     fn handle_challenge(&mut self, now: Instant, response: &rsip::Response, code: u16) {
-        let header = if code == 401 {
-            "WWW-Authenticate"
+        let is_proxy = code == 407;
+        let values = if is_proxy {
+            response.proxy_authenticate()
         } else {
-            "Proxy-Authenticate"
+            response.www_authenticate()
         };
-        let challenges: Vec<Challenge> = header_values(response, header)
-            .iter()
+        let challenges: Vec<Challenge> = values
+            .into_iter()
             .filter_map(|v| Challenge::parse(v).ok())
             .collect();
-        let Some(challenge) = crate::auth::choose(&challenges).cloned() else {
-            let reason = format!("{code} without a usable {header} challenge");
+        let session = crate::auth::choose(&challenges)
+            .cloned()
+            .and_then(|challenge| DigestSession::new(challenge).ok());
+        let Some(session) = session else {
+            let reason = format!("{code} without a challenge Callisto can answer");
             return self.finish_with_auth_failure(now, code, reason);
         };
-        let Some(_) = self.config.credentials else {
+        if self.config.credentials.is_none() {
             return self.finish_with_auth_failure(
                 now,
                 code,
                 "the server asks for a password and none is configured".into(),
             );
-        };
-        if self.in_flight_has_credentials && self.challenge_is_fresh && !challenge.stale {
+        }
+        let stale = session.challenge().stale;
+        if self.in_flight_has_credentials && self.challenge_is_fresh && !stale {
             return self.finish_with_auth_failure(now, code, "wrong user name or password".into());
         }
-        self.digest = Some(DigestSession::new(challenge, code == 407));
+        self.digest = Some((session, is_proxy));
         self.challenge_is_fresh = true;
         self.want_send = true;
     }
@@ -400,8 +407,7 @@ impl Registration {
     }
 
     fn handle_interval_too_brief(&mut self, now: Instant, response: &rsip::Response) {
-        let min = header_value(response, "Min-Expires").and_then(|v| leading_number(&v));
-        match min {
+        match response.min_expires() {
             Some(min) if min > self.expires && self.interval_retries < 2 => {
                 self.interval_retries += 1;
                 self.expires = min;
@@ -463,27 +469,21 @@ impl Registration {
         full.mul_f64(fraction as f64 / 1000.0)
     }
 
+    /// The expiry the registrar granted: our Contact's `expires`, else `Expires`, else what we
+    /// asked for. Our Contact is recognised by its URI or its `+sip.instance`.
     fn granted_expiry(&self, response: &rsip::Response) -> u32 {
         let ours = self.contact_uri_bare();
-        let contacts = header_values(response, "Contact");
-        let mut fallback = None;
-        for contact in &contacts {
-            for value in split_list(contact) {
-                let expires = param_value(&value, "expires").and_then(|v| leading_number(&v));
-                let is_ours = value.contains(&ours)
-                    || value.contains(&self.config.instance_id);
-                if is_ours {
-                    if let Some(expires) = expires {
-                        return expires;
-                    }
-                }
-                if contacts.len() == 1 && fallback.is_none() {
-                    fallback = expires;
-                }
-            }
-        }
-        fallback
-            .or_else(|| header_value(response, "Expires").and_then(|v| leading_number(&v)))
+        let contacts = response.contacts();
+        let mine = contacts.iter().find(|c| {
+            c.uri.contains(&ours)
+                || c
+                    .sip_instance()
+                    .is_some_and(|i| i.contains(&self.config.instance_id))
+        });
+        let single = (contacts.len() == 1).then(|| contacts.first()).flatten();
+        mine.or(single)
+            .and_then(|c| c.expires())
+            .or_else(|| response.expires())
             .unwrap_or(self.expires)
     }
 
@@ -537,11 +537,13 @@ impl Registration {
             rsip::headers::UserAgent::new(self.config.user_agent.clone()).into(),
         ];
         self.in_flight_has_credentials = false;
-        if let (Some(digest), Some(credentials)) = (self.digest.as_mut(), &self.config.credentials) {
+        if let (Some((digest, is_proxy)), Some(credentials)) =
+            (self.digest.as_mut(), &self.config.credentials)
+        {
             let cnonce = format!("{:016x}", next_random(&mut self.rng_state));
             let uri = self.config.registrar.to_string();
             let value = digest.authorization(credentials, "REGISTER", &uri, &cnonce);
-            let header = if digest.is_proxy() {
+            let header = if *is_proxy {
                 rsip::Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(value))
             } else {
                 rsip::Header::Authorization(rsip::headers::Authorization::new(value))
@@ -563,11 +565,13 @@ impl Registration {
 
 /// `received`/`rport` of the top Via, if the server told us our public address.
 fn public_address(response: &rsip::Response) -> Option<SocketAddr> {
-    let via = header_values(response, "Via").into_iter().next()?;
-    let first = split_list(&via).into_iter().next()?;
-    let received = param_value(&first, "received")?;
-    let ip: std::net::IpAddr = received.trim_matches(|c| c == '[' || c == ']').parse().ok()?;
-    let port = param_value(&first, "rport").and_then(|p| p.parse::<u16>().ok())?;
+    let via = response.top_via()?;
+    let ip: std::net::IpAddr = via
+        .received()?
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .ok()?;
+    let port = via.rport().flatten()?;
     Some(SocketAddr::new(ip, port))
 }
 
@@ -578,77 +582,12 @@ fn socket_host_port(addr: SocketAddr) -> String {
     }
 }
 
-/// The reason phrase of a response.
+/// The reason phrase of a response (the parser keeps the server's own words).
 fn reason_of(response: &rsip::Response) -> String {
-    let text = response.status_code.to_string();
-    match text.split_once(' ') {
-        Some((_, reason)) => reason.to_string(),
-        None => text,
+    match &response.status_code {
+        rsip::StatusCode::Other(_, reason) if !reason.is_empty() => reason.clone(),
+        other => other.to_string(),
     }
-}
-
-/// All values of a header, by its full name, case-insensitively.
-fn header_values(response: &rsip::Response, name: &str) -> Vec<String> {
-    response
-        .headers
-        .iter()
-        .filter_map(|header| {
-            let text = header.to_string();
-            let (header_name, value) = text.split_once(':')?;
-            header_name
-                .trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_string())
-        })
-        .collect()
-}
-
-fn header_value(response: &rsip::Response, name: &str) -> Option<String> {
-    header_values(response, name).into_iter().next()
-}
-
-/// Splits a header value at commas that are outside quotes and angle brackets.
-fn split_list(value: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let (mut quoted, mut angle, mut start) = (false, false, 0);
-    let bytes = value.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => angle = true,
-            b'>' if !quoted => angle = false,
-            b',' if !quoted && !angle => {
-                parts.push(value[start..i].trim().to_string());
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    parts.push(value[start.min(value.len())..].trim().to_string());
-    parts.retain(|p| !p.is_empty());
-    parts
-}
-
-/// The value of a `;name=value` parameter outside angle brackets.
-fn param_value(value: &str, name: &str) -> Option<String> {
-    let after_uri = match value.rfind('>') {
-        Some(end) => &value[end + 1..],
-        None => value,
-    };
-    after_uri.split(';').skip(1).find_map(|param| {
-        let (key, val) = param.split_once('=').unwrap_or((param, ""));
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| val.trim().trim_matches('"').to_string())
-    })
-}
-
-fn leading_number(value: &str) -> Option<u32> {
-    let digits: String = value.trim().chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// xorshift64*: enough for tags and jitter; the seed comes from the driver.

@@ -366,10 +366,9 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         if !(100..=699).contains(&code) {
             return Err(ParseError::BadStartLine);
         }
-        let status_code = match StatusCode::from(code) {
-            StatusCode::Other(code, _) => StatusCode::Other(code, reason.to_owned()),
-            known => known,
-        };
+        // rsip keeps the reason phrase only for codes it does not know; Callisto keeps the
+        // server's words for every code (they are what a user is shown when a request fails).
+        let status_code = StatusCode::Other(code, reason.to_owned());
         return Ok(StartLine::Response { status_code });
     }
     let (method, rest) = line.split_once(' ').ok_or(ParseError::BadStartLine)?;
