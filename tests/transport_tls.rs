@@ -236,3 +236,27 @@ async fn an_unusable_ca_file_is_reported() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_handshake_times_out() {
+    // Accepts TCP connections (the kernel does) but never speaks TLS.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let config = TransportConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..client_config(None)
+    };
+    let (client, _events) = Transports::bind(config).await.expect("bind");
+    let target = Target::new(TransportKind::Tls, addr);
+    let started = std::time::Instant::now();
+    let result = client
+        .send(target, Some("localhost"), Bytes::from_static(REQUEST))
+        .await;
+    assert!(
+        matches!(result, Err(TransportError::ConnectTimeout { target: t, .. }) if t == target),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < WAIT);
+    assert!(!client.is_connected(target));
+    drop(listener);
+}
