@@ -1,0 +1,10 @@
+//! Callisto, a desktop video softphone: the app's library half.
+//!
+//! The binary (`src/main.rs`) is a thin shell over these modules, which integration tests and
+//! benchmarks use directly:
+//!
+//! - [`transport`]: SIP over UDP, TCP and TLS on tokio, feeding bytes to the sans-IO core.
+//! - [`dns`]: locating SIP servers from `sip:`/`sips:` URIs (RFC 3263).
+
+pub mod dns;
+pub mod transport;
