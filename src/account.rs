@@ -9,6 +9,8 @@ use callisto_signaling::registration::RegistrationConfig;
 use callisto_signaling::transport::Target;
 
 use crate::config::Account;
+use crate::dns::{first_step, ServerQuery, SipResolver, Step};
+use rand::SeedableRng;
 
 /// An account whose registrar has been located.
 #[derive(Debug, Clone)]
@@ -82,12 +84,21 @@ pub async fn resolve(
             ..Default::default()
         },
     };
-    let resolution = crate::dns::resolve(&registrar)
-        .await
-        .map_err(|e| AccountError::NotFound {
-            uri: registrar.to_string(),
-            reason: e.to_string(),
-        })?;
+    let not_found = |e: crate::dns::DnsError| AccountError::NotFound {
+        uri: registrar.to_string(),
+        reason: e.to_string(),
+    };
+    let query = ServerQuery::from_uri(&registrar).map_err(not_found)?;
+    // IP literals (and explicit ports with literal hosts) never touch DNS, so a machine without
+    // a resolver configuration still reaches them.
+    let resolution = match first_step(&query) {
+        Step::Done(resolution) => resolution,
+        _ => {
+            let resolver = SipResolver::from_system().map_err(not_found)?;
+            let mut rng = rand::rngs::StdRng::from_entropy();
+            resolver.resolve(&query, &mut rng).await.map_err(not_found)?
+        }
+    };
     let target = *resolution
         .targets
         .first()
@@ -119,7 +130,7 @@ pub async fn resolve(
     Ok(ResolvedAccount {
         registration: config,
         target,
-        server_name: resolution.server_name,
+        server_name: Some(resolution.server_name),
     })
 }
 
