@@ -24,5 +24,6 @@
 pub mod auth;
 pub mod message;
 pub mod registration;
+pub mod sim;
 pub mod transaction;
 pub mod transport;
