@@ -25,5 +25,6 @@ pub mod auth;
 pub mod endpoint;
 pub mod message;
 pub mod registration;
+pub mod sim;
 pub mod transaction;
 pub mod transport;
