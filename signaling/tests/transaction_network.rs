@@ -48,9 +48,18 @@ fn run(seed: u64, transactions: usize, network: NetworkConfig) -> (Outcome, SimN
         let now = clock.now();
         // Start new transactions on schedule: every third is an INVITE that gets rejected.
         while started < transactions && start + spacing * started as u32 <= now {
-            let method = if started % 3 == 0 { "INVITE" } else { "REGISTER" };
+            let method = if started % 3 == 0 {
+                "INVITE"
+            } else {
+                "REGISTER"
+            };
             let branch = new_branch(&mut rng);
-            let request = request(method, &branch, started as u32 + 1, &format!("call-{started}"));
+            let request = request(
+                method,
+                &branch,
+                started as u32 + 1,
+                &format!("call-{started}"),
+            );
             match client.send_request(now, request, server_at) {
                 Ok(_) => started += 1,
                 Err(error) => panic!("send_request failed: {error}"),
@@ -70,10 +79,16 @@ fn run(seed: u64, transactions: usize, network: NetworkConfig) -> (Outcome, SimN
             match event {
                 TransactionEvent::Request { key, request, .. } => {
                     outcome.requests_seen += 1;
-                    let code = if request.method == Method::Invite { 486 } else { 200 };
+                    let code = if request.method == Method::Invite {
+                        486
+                    } else {
+                        200
+                    };
                     if request.method == Method::Invite {
                         let ringing = response_to(&request, 180, "uas");
-                        server.respond(now, &key, ringing).unwrap_or_else(|e| panic!("{e}"));
+                        server
+                            .respond(now, &key, ringing)
+                            .unwrap_or_else(|e| panic!("{e}"));
                     }
                     server
                         .respond(now, &key, response_to(&request, code, "uas"))
@@ -98,14 +113,20 @@ fn run(seed: u64, transactions: usize, network: NetworkConfig) -> (Outcome, SimN
         flush(&mut client, &mut net, now, client_at);
         flush(&mut server, &mut net, now, server_at);
 
-        if started == transactions && client.is_empty() && server.is_empty() && net.in_flight() == 0 {
+        if started == transactions && client.is_empty() && server.is_empty() && net.in_flight() == 0
+        {
             break;
         }
         let next_start = (started < transactions).then(|| start + spacing * started as u32);
-        let next = [client.poll_timeout(), server.poll_timeout(), net.next_delivery(), next_start]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            client.poll_timeout(),
+            server.poll_timeout(),
+            net.next_delivery(),
+            next_start,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match next {
             Some(next) => clock.advance_to(next.max(now)),
             None => break,
@@ -115,10 +136,18 @@ fn run(seed: u64, transactions: usize, network: NetworkConfig) -> (Outcome, SimN
             clock.advance(Duration::from_micros(1));
         }
     }
-    assert!(client.is_empty() && server.is_empty(), "transactions left behind");
+    assert!(
+        client.is_empty() && server.is_empty(),
+        "transactions left behind"
+    );
     (outcome, net)
 }
 
+/// At 30 % loss each way, a transaction can legitimately run out of retransmissions before
+/// 64 × T1 (the odds are about 1e-3 per transaction; roughly one seed in eight sees a single
+/// Timer F or H among 200). The seed is fixed, so this run is exact and repeatable: with it,
+/// every transaction must complete, no retransmission may leak to the user, and both layers
+/// must end empty.
 #[test]
 fn two_hundred_transactions_complete_over_30_percent_loss() {
     let (outcome, net) = run(2024, 200, NetworkConfig::lossy(0.3));
@@ -127,11 +156,17 @@ fn two_hundred_transactions_complete_over_30_percent_loss() {
     assert!(stats.reordered > 10 && stats.duplicated > 5, "{stats:?}");
     assert_eq!(outcome.client_timeouts, 0);
     assert_eq!(outcome.server_timeouts, 0, "an ACK never arrived");
-    assert_eq!(outcome.requests_seen, 200, "a retransmission leaked to the user");
+    assert_eq!(
+        outcome.requests_seen, 200,
+        "a retransmission leaked to the user"
+    );
     assert_eq!(outcome.finals.len(), 200);
     let rejected = outcome.finals.values().filter(|code| **code == 486).count();
     assert_eq!(rejected, 67);
-    assert!(outcome.finals.values().all(|code| *code == 200 || *code == 486));
+    assert!(outcome
+        .finals
+        .values()
+        .all(|code| *code == 200 || *code == 486));
 }
 
 #[test]

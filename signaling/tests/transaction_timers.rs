@@ -37,7 +37,11 @@ fn timer_a_doubles_without_a_cap_and_timer_b_fires_at_64_t1() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let key = layer
-        .send_request(start, request("INVITE", "z9hG4bKa1", 1, "c1"), udp(SERVER_ADDR))
+        .send_request(
+            start,
+            request("INVITE", "z9hG4bKa1", 1, "c1"),
+            udp(SERVER_ADDR),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(transmits(&mut layer).len(), 1);
     assert_eq!(layer.state(&key), Some(TransactionState::Calling));
@@ -70,7 +74,11 @@ fn timer_e_is_capped_at_t2_and_timer_f_fires_at_64_t1() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let key = layer
-        .send_request(start, request("OPTIONS", "z9hG4bKe1", 1, "c1"), udp(SERVER_ADDR))
+        .send_request(
+            start,
+            request("OPTIONS", "z9hG4bKe1", 1, "c1"),
+            udp(SERVER_ADDR),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     transmits(&mut layer);
     let sent = run_timers(&mut layer, start, start + Duration::from_secs(32) - MS);
@@ -114,10 +122,18 @@ fn reliable_transports_never_retransmit_and_still_time_out() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = layer
-        .send_request(start, request("INVITE", "z9hG4bKt1", 1, "c1"), tcp(SERVER_ADDR))
+        .send_request(
+            start,
+            request("INVITE", "z9hG4bKt1", 1, "c1"),
+            tcp(SERVER_ADDR),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     let register = layer
-        .send_request(start, request("REGISTER", "z9hG4bKt2", 1, "c2"), tcp(SERVER_ADDR))
+        .send_request(
+            start,
+            request("REGISTER", "z9hG4bKt2", 1, "c2"),
+            tcp(SERVER_ADDR),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(transmits(&mut layer).len(), 2);
     let sent = run_timers(&mut layer, start, start + Duration::from_secs(40));
@@ -145,7 +161,11 @@ fn reliable_transports_end_completed_transactions_at_once() {
     client
         .send_request(start, options.clone(), tcp(SERVER_ADDR))
         .unwrap_or_else(|e| panic!("{e}"));
-    server.handle_message(start, SipMessage::Request(options.clone()), tcp(CLIENT_ADDR));
+    server.handle_message(
+        start,
+        SipMessage::Request(options.clone()),
+        tcp(CLIENT_ADDR),
+    );
     let key = match events(&mut server).pop() {
         Some(TransactionEvent::Request { key, .. }) => key,
         other => panic!("expected a request, got {other:?}"),
@@ -155,7 +175,11 @@ fn reliable_transports_end_completed_transactions_at_once() {
         .unwrap_or_else(|e| panic!("{e}"));
     let answer = transmits(&mut server);
     assert_eq!(answer.len(), 1);
-    assert_eq!(answer[0].target, tcp(CLIENT_ADDR), "TCP answers on the connection");
+    assert_eq!(
+        answer[0].target,
+        tcp(CLIENT_ADDR),
+        "TCP answers on the connection"
+    );
     assert!(server.is_empty(), "Timer J is zero on TCP");
     client.handle_message(start, parse(&answer[0].bytes), tcp(SERVER_ADDR));
     assert!(client.is_empty(), "Timer K is zero on TCP");
@@ -171,7 +195,11 @@ fn timer_k_and_timer_j_clean_up_after_t4_and_64_t1() {
     client
         .send_request(start, register.clone(), udp(SERVER_ADDR))
         .unwrap_or_else(|e| panic!("{e}"));
-    server.handle_message(start, SipMessage::Request(register.clone()), udp(CLIENT_ADDR));
+    server.handle_message(
+        start,
+        SipMessage::Request(register.clone()),
+        udp(CLIENT_ADDR),
+    );
     let key = match events(&mut server).pop() {
         Some(TransactionEvent::Request { key, .. }) => key,
         other => panic!("expected a request, got {other:?}"),
@@ -213,7 +241,11 @@ fn server_invite_sends_100_trying_after_200_ms_unless_answered() {
     assert_eq!(status(&trying), 100);
     assert_eq!(sent[0].target, udp(CLIENT_ADDR));
     // A retransmitted INVITE is answered with the 100.
-    server.handle_message(start + 300 * MS, SipMessage::Request(invite), udp(CLIENT_ADDR));
+    server.handle_message(
+        start + 300 * MS,
+        SipMessage::Request(invite),
+        udp(CLIENT_ADDR),
+    );
     let again = transmits(&mut server);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].bytes, sent[0].bytes);
@@ -286,8 +318,9 @@ fn timers_g_h_and_i_for_a_rejected_invite() {
     transmits(&mut server);
     let mut ack = request("ACK", "z9hG4bKg2", 1, "c2");
     ack.headers.retain(|h| !matches!(h, rsip::Header::To(_)));
-    ack.headers
-        .push(rsip::Header::To(rsip::headers::To::new("<sip:bob@127.0.0.1>;tag=t")));
+    ack.headers.push(rsip::Header::To(rsip::headers::To::new(
+        "<sip:bob@127.0.0.1>;tag=t",
+    )));
     server.handle_message(start + 600 * MS, SipMessage::Request(ack), udp(CLIENT_ADDR));
     assert_eq!(server.state(&key), Some(TransactionState::Confirmed));
     assert!(events(&mut server).is_empty(), "the ACK is absorbed");
@@ -307,13 +340,21 @@ fn timer_d_keeps_a_rejected_client_invite_for_32_s() {
         .unwrap_or_else(|e| panic!("{e}"));
     transmits(&mut client);
     let busy = response_to(&invite, 486, "t");
-    client.handle_message(start + 100 * MS, SipMessage::Response(busy.clone()), udp(SERVER_ADDR));
+    client.handle_message(
+        start + 100 * MS,
+        SipMessage::Response(busy.clone()),
+        udp(SERVER_ADDR),
+    );
     let ack = transmits(&mut client);
     assert_eq!(ack.len(), 1);
     assert_eq!(parse_request(&ack[0]).method, rsip::Method::Ack);
     // A retransmitted 486 gets the ACK again and is not reported twice.
     events(&mut client);
-    client.handle_message(start + 1000 * MS, SipMessage::Response(busy), udp(SERVER_ADDR));
+    client.handle_message(
+        start + 1000 * MS,
+        SipMessage::Response(busy),
+        udp(SERVER_ADDR),
+    );
     assert_eq!(transmits(&mut client), ack);
     assert!(events(&mut client).is_empty());
     assert_eq!(client.poll_timeout(), Some(start + 32100 * MS));

@@ -109,7 +109,7 @@ impl ClientNonInvite {
                     self.interval = if self.state == State::Proceeding {
                         self.config.t2
                     } else {
-                        (self.interval * 2).min(self.config.t2)
+                        self.interval.saturating_mul(2).min(self.config.t2)
                     };
                     self.timers.set(Timer::E, now + self.interval);
                     tracing::trace!(key = %self.key, "Timer E: request retransmitted");

@@ -6,11 +6,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use rsip::common::uri::host_with_port::Host;
-use rsip::common::uri::param::{OtherParamValue, Received};
 use rsip::headers::typed;
 use rsip::prelude::*;
-use rsip::{Header, Headers, Method, Param, Request, Response};
+use rsip::{Header, Headers, Method, Request, Response};
 
 use super::TransactionError;
 use crate::transport::Target;
@@ -21,13 +19,11 @@ pub(crate) struct TopVia {
     pub branch: Option<String>,
     /// `host[:port]` as written, for matching.
     pub sent_by: String,
-    host: Host,
+    host: ViaHost,
     port: Option<u16>,
     received: Option<IpAddr>,
     /// `None`: no rport; `Some(None)`: a bare `;rport`; `Some(Some(p))`: `;rport=p`.
     rport: Option<Option<u16>>,
-    /// The whole header value, for the RFC 2543 fallback.
-    pub raw: String,
 }
 
 fn first_via(headers: &Headers) -> Option<&rsip::headers::Via> {
@@ -41,35 +37,78 @@ const fn bad(header: &'static str) -> TransactionError {
     TransactionError::BadHeader { header }
 }
 
-/// Reads the top Via.
+/// Reads the top Via. The value is scanned by hand rather than through `rsip`'s typed Via:
+/// this runs for every message, and only sent-by and four parameters matter here.
 pub(crate) fn top_via(headers: &Headers) -> Result<TopVia, TransactionError> {
     let untyped = first_via(headers).ok_or(bad("Via"))?;
-    let via: typed::Via = untyped.typed().map_err(|_| bad("Via"))?;
-    let mut rport = None;
-    let mut received = None;
-    for param in &via.params {
-        match param {
-            Param::Received(value) => received = value.value().trim().parse::<IpAddr>().ok(),
-            Param::Other(name, value) if name.value().eq_ignore_ascii_case("rport") => {
-                rport = Some(
-                    value
-                        .as_ref()
-                        .and_then(|v| v.value().trim().parse::<u16>().ok()),
-                );
-            }
-            _ => {}
+    let raw = untyped.value();
+    // A header line may carry several comma-separated values; the first is the top one.
+    let value = raw.split(',').next().unwrap_or_default().trim();
+    let (protocol, rest) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .ok_or(bad("Via"))?;
+    if !protocol.to_ascii_uppercase().starts_with("SIP/2.0/") {
+        return Err(bad("Via"));
+    }
+    let mut parts = rest.split(';');
+    let sent_by = parts.next().unwrap_or_default().trim();
+    let (host, port) = split_host_port(sent_by).ok_or(bad("Via"))?;
+    let mut via = TopVia {
+        branch: None,
+        sent_by: sent_by.to_owned(),
+        host,
+        port,
+        received: None,
+        rport: None,
+    };
+    for param in parts {
+        let (name, value) = match param.split_once('=') {
+            Some((name, value)) => (name.trim(), Some(value.trim())),
+            None => (param.trim(), None),
+        };
+        if name.eq_ignore_ascii_case("branch") {
+            via.branch = value.map(str::to_owned);
+        } else if name.eq_ignore_ascii_case("received") {
+            via.received = value.and_then(|v| v.trim_matches(['[', ']']).parse().ok());
+        } else if name.eq_ignore_ascii_case("rport") {
+            via.rport = Some(value.and_then(|v| v.parse().ok()));
         }
     }
-    let host_with_port = &via.uri.host_with_port;
-    Ok(TopVia {
-        branch: via.branch().map(|b| b.value().to_owned()),
-        sent_by: host_with_port.to_string(),
-        host: host_with_port.host.clone(),
-        port: host_with_port.port.as_ref().map(|p| *p.value()),
-        received,
-        rport,
-        raw: untyped.value().to_owned(),
-    })
+    Ok(via)
+}
+
+/// Splits `host[:port]`, with IPv6 references in brackets.
+fn split_host_port(sent_by: &str) -> Option<(ViaHost, Option<u16>)> {
+    let (host, port) = if let Some(rest) = sent_by.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let ip: IpAddr = host.parse().ok()?;
+        let port = match after.trim().strip_prefix(':') {
+            Some(port) => Some(port.trim().parse().ok()?),
+            None if after.trim().is_empty() => None,
+            None => return None,
+        };
+        return Some((ViaHost::Ip(ip), port));
+    } else {
+        match sent_by.rsplit_once(':') {
+            Some((host, port)) => (host.trim(), Some(port.trim().parse().ok()?)),
+            None => (sent_by, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let host = match host.parse::<IpAddr>() {
+        Ok(ip) => ViaHost::Ip(ip),
+        Err(_) => ViaHost::Name,
+    };
+    Some((host, port))
+}
+
+/// The host part of sent-by: an address, or a name this sans-IO layer cannot resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ViaHost {
+    Ip(IpAddr),
+    Name,
 }
 
 impl TopVia {
@@ -79,9 +118,9 @@ impl TopVia {
         if source.transport.is_reliable() {
             return source;
         }
-        let sent_by_ip = match &self.host {
-            Host::IpAddr(ip) => Some(*ip),
-            Host::Domain(_) => None,
+        let sent_by_ip = match self.host {
+            ViaHost::Ip(ip) => Some(ip),
+            ViaHost::Name => None,
         };
         let ip = match (self.received, self.rport) {
             (Some(received), _) => received,
@@ -99,42 +138,42 @@ impl TopVia {
 
 /// Adds `received` and fills a bare `rport` in the top Via of an incoming request
 /// (RFC 3261 §18.2.1, RFC 3581 §4), so responses the user builds carry them.
-pub(crate) fn stamp_received(request: &mut Request, source: Target) {
-    let Some(header) = request
+pub(crate) fn stamp_received(request: &mut Request, via: &TopVia, source: Target) {
+    let host_is_source = via.host == ViaHost::Ip(source.addr.ip());
+    let bare_rport = via.rport == Some(None);
+    if via.received.is_some() || (host_is_source && !bare_rport) {
+        return;
+    }
+    let Some(Header::Via(untyped)) = request
         .headers
         .iter_mut()
         .find(|h| matches!(h, Header::Via(_)))
     else {
         return;
     };
-    let Header::Via(untyped) = header else {
-        return;
+    // Edit the text of the top value only; further comma-separated values stay as they are.
+    let raw = untyped.value();
+    let (top, others) = match raw.split_once(',') {
+        Some((top, others)) => (top, Some(others)),
+        None => (raw, None),
     };
-    let Ok(mut via) = untyped.typed() else {
-        return;
-    };
-    let source_ip = source.addr.ip().to_string();
-    let host_is_source =
-        matches!(&via.uri.host_with_port.host, Host::IpAddr(ip) if *ip == source.addr.ip());
-    let mut changed = false;
-    let mut has_received = false;
-    for param in via.params.iter_mut() {
-        match param {
-            Param::Received(_) => has_received = true,
-            Param::Other(name, value @ None) if name.value().eq_ignore_ascii_case("rport") => {
-                *value = Some(OtherParamValue::new(source.addr.port().to_string()));
-                changed = true;
-            }
-            _ => {}
+    let mut stamped = String::with_capacity(raw.len() + 40);
+    for (index, part) in top.trim_end().split(';').enumerate() {
+        if index > 0 {
+            stamped.push(';');
+        }
+        if part.trim().eq_ignore_ascii_case("rport") {
+            stamped.push_str(&format!("rport={}", source.addr.port()));
+        } else {
+            stamped.push_str(part);
         }
     }
-    if !has_received && (!host_is_source || changed) {
-        via.params.push(Param::Received(Received::new(source_ip)));
-        changed = true;
+    stamped.push_str(&format!(";received={}", source.addr.ip()));
+    if let Some(others) = others {
+        stamped.push(',');
+        stamped.push_str(others);
     }
-    if changed {
-        *header = Header::Via(rsip::headers::Via::new(via.to_string()));
-    }
+    *untyped = rsip::headers::Via::new(stamped);
 }
 
 /// CSeq number and method.
@@ -146,8 +185,13 @@ pub(crate) fn cseq(headers: &Headers) -> Result<(u32, Method), TransactionError>
             _ => None,
         })
         .ok_or(bad("CSeq"))?;
-    let typed = cseq.typed().map_err(|_| bad("CSeq"))?;
-    Ok((typed.seq, typed.method))
+    let mut words = cseq.value().split_ascii_whitespace();
+    let seq = words.next().and_then(|w| w.parse::<u32>().ok());
+    let method = words.next().and_then(|w| w.parse::<Method>().ok());
+    match (seq, method, words.next()) {
+        (Some(seq), Some(method), None) => Ok((seq, method)),
+        _ => Err(bad("CSeq")),
+    }
 }
 
 fn call_id(headers: &Headers) -> Option<&str> {
@@ -176,9 +220,9 @@ pub(crate) fn to_tag(headers: &Headers) -> Option<String> {
 /// given), From tag, Call-ID, CSeq number and the top Via.
 pub(crate) fn legacy_fields(
     request: &Request,
-    via: &TopVia,
     to_tag_override: Option<&str>,
 ) -> Result<String, TransactionError> {
+    let via = first_via(&request.headers).ok_or(bad("Via"))?.value();
     let (seq, _) = cseq(&request.headers)?;
     let call_id = call_id(&request.headers).ok_or(bad("Call-ID"))?;
     let to = match to_tag_override {
@@ -186,10 +230,7 @@ pub(crate) fn legacy_fields(
         None => to_tag(&request.headers).unwrap_or_default(),
     };
     let from = from_tag(&request.headers).unwrap_or_default();
-    Ok(format!(
-        "{}|{to}|{from}|{call_id}|{seq}|{}",
-        request.uri, via.raw
-    ))
+    Ok(format!("{}|{to}|{from}|{call_id}|{seq}|{via}", request.uri))
 }
 
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): the INVITE's Request-URI, top
@@ -256,22 +297,44 @@ pub(crate) fn status(response: &Response) -> u16 {
     response.status_code.code()
 }
 
-/// Encodes a message once, for the first send and every retransmission.
+/// Encodes a request once, for the first send and every retransmission: the start line and
+/// headers written into one buffer, the body appended as raw bytes.
 pub(crate) fn encode_request(request: &Request) -> Bytes {
-    Bytes::from(request.to_string())
+    use std::fmt::Write;
+    let mut text = String::with_capacity(512);
+    let _ = write!(
+        text,
+        "{} {} {}\r\n",
+        request.method, request.uri, request.version
+    );
+    encode_rest(text, &request.headers, &request.body)
 }
 
-/// Encodes a response.
+/// Encodes a response; see [`encode_request`].
 pub(crate) fn encode_response(response: &Response) -> Bytes {
-    Bytes::from(response.to_string())
+    use std::fmt::Write;
+    let mut text = String::with_capacity(512);
+    let _ = write!(text, "{} {}\r\n", response.version, response.status_code);
+    encode_rest(text, &response.headers, &response.body)
+}
+
+fn encode_rest(mut text: String, headers: &Headers, body: &[u8]) -> Bytes {
+    use std::fmt::Write;
+    for header in headers.iter() {
+        let _ = write!(text, "{header}\r\n");
+    }
+    text.push_str("\r\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    Bytes::from(bytes)
 }
 
 /// Builds a bare `rport` parameter; used by tests of the response routing.
 #[cfg(test)]
-fn rport_param(value: Option<u16>) -> Param {
-    Param::Other(
+fn rport_param(value: Option<u16>) -> rsip::Param {
+    rsip::Param::Other(
         rsip::common::uri::param::OtherParam::new("rport"),
-        value.map(|v| OtherParamValue::new(v.to_string())),
+        value.map(|v| rsip::common::uri::param::OtherParamValue::new(v.to_string())),
     )
 }
 
@@ -328,13 +391,60 @@ mod tests {
     fn stamping_adds_received_and_fills_rport() -> Result<(), TransactionError> {
         let source = udp("192.0.2.9:40000");
         let mut request = request_with_via("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bKa");
-        stamp_received(&mut request, source);
+        let before = top_via(&request.headers)?;
+        stamp_received(&mut request, &before, source);
         let via = top_via(&request.headers)?;
         assert_eq!(via.received, Some(source.addr.ip()));
         assert_eq!(via.rport, Some(Some(40000)));
         assert_eq!(via.branch.as_deref(), Some("z9hG4bKa"));
         assert_eq!(rport_param(Some(40000)).to_string(), ";rport=40000");
+        // Nothing to add when the request came from its sent-by.
+        let mut direct = request_with_via("SIP/2.0/UDP 192.0.2.9:40000;branch=z9hG4bKb");
+        let untouched = direct.clone();
+        let via = top_via(&direct.headers)?;
+        stamp_received(&mut direct, &via, source);
+        assert_eq!(direct, untouched);
         Ok(())
+    }
+
+    #[test]
+    fn malformed_vias_and_cseqs_are_errors() {
+        for via in [
+            "",
+            "SIP/2.0/UDP",
+            "HTTP/1.1 host",
+            "SIP/2.0/UDP host:notaport",
+            "SIP/2.0/UDP [::1",
+            "SIP/2.0/UDP :5060",
+        ] {
+            let mut request = request_with_via("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa");
+            request.headers.retain(|h| !matches!(h, Header::Via(_)));
+            request
+                .headers
+                .push(Header::Via(rsip::headers::Via::new(via)));
+            assert!(top_via(&request.headers).is_err(), "{via:?} accepted");
+        }
+        let v6 =
+            request_with_via("SIP/2.0/TCP [2001:db8::1]:5070 ;branch=z9hG4bKa, SIP/2.0/UDP other");
+        let via = top_via(&v6.headers);
+        assert!(
+            matches!(
+                via,
+                Ok(TopVia {
+                    port: Some(5070),
+                    ..
+                })
+            ),
+            "{via:?}"
+        );
+        let mut request = request_with_via("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa");
+        for value in ["", "x OPTIONS", "1", "1 OPTIONS extra"] {
+            request.headers.retain(|h| !matches!(h, Header::CSeq(_)));
+            request
+                .headers
+                .push(Header::CSeq(rsip::headers::CSeq::new(value)));
+            assert!(cseq(&request.headers).is_err(), "{value:?} accepted");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use rsip::{Method, Request, Response, SipMessage};
 
 use super::client_invite::ClientInvite;
 use super::client_non_invite::ClientNonInvite;
-use super::fields::{self, TopVia};
+use super::fields;
 use super::server_invite::ServerInvite;
 use super::server_non_invite::ServerNonInvite;
 use super::{
@@ -16,7 +16,8 @@ use super::{
 };
 use crate::transport::Target;
 
-/// One of the four state machines.
+/// One of the four state machines (named after the RFC 3261 figures, hence the shared suffix).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug)]
 enum Machine {
     ClientInvite(ClientInvite),
@@ -102,7 +103,7 @@ struct Entry {
     scheduled: Option<Instant>,
     /// For an RFC 2543 INVITE server transaction: the request, to match its ACK by the To tag
     /// of our final response.
-    legacy_invite: Option<(Request, TopVia)>,
+    legacy_invite: Option<Request>,
     /// The ACK alias registered for this transaction, removed with it.
     legacy_ack: Option<String>,
     machine: Machine,
@@ -240,9 +241,9 @@ impl TransactionLayer {
             Machine::ServerInvite(machine) => {
                 machine.respond(now, status, bytes, &mut self.out)?;
                 if status >= 300 {
-                    if let Some((request, via)) = entry.legacy_invite.take() {
+                    if let Some(request) = entry.legacy_invite.take() {
                         let to_tag = fields::to_tag(&response.headers).unwrap_or_default();
-                        if let Ok(alias) = fields::legacy_fields(&request, &via, Some(&to_tag)) {
+                        if let Ok(alias) = fields::legacy_fields(&request, Some(&to_tag)) {
                             self.legacy_acks.insert(alias.clone(), key.clone());
                             entry.legacy_ack = Some(alias);
                         }
@@ -332,7 +333,7 @@ impl TransactionLayer {
             Some(branch) if branch.starts_with(BRANCH_MAGIC_COOKIE) => {
                 TransactionKey::server(branch, &via.sent_by, method)
             }
-            _ => match fields::legacy_fields(&request, &via, None) {
+            _ => match fields::legacy_fields(&request, None) {
                 Ok(fields) => {
                     let direct = TransactionKey::legacy(fields.clone(), method);
                     match self.legacy_acks.get(&fields) {
@@ -366,9 +367,9 @@ impl TransactionLayer {
         let _span = tracing::debug_span!("transaction", key = %key).entered();
         tracing::debug!(%source, "server transaction started");
         let target = via.response_target(source);
-        fields::stamp_received(&mut request, source);
+        fields::stamp_received(&mut request, &via, source);
         let (machine, legacy_invite) = if method == Method::Invite {
-            let legacy = key.branch().is_none().then(|| (request.clone(), via));
+            let legacy = key.branch().is_none().then(|| request.clone());
             let machine = ServerInvite::new(key.clone(), now, request.clone(), target, self.config);
             (Machine::ServerInvite(machine), legacy)
         } else {
@@ -430,7 +431,7 @@ impl TransactionLayer {
             .map(|(&(deadline, _), _)| deadline)
     }
 
-    fn insert(&mut self, key: TransactionKey, machine: Machine, legacy: Option<(Request, TopVia)>) {
+    fn insert(&mut self, key: TransactionKey, machine: Machine, legacy: Option<Request>) {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.transactions.insert(

@@ -26,6 +26,20 @@
 //!
 //! Timer values come from [`TimerConfig`]; on reliable transports nothing is retransmitted and
 //! Timers D, I, J and K are zero, so a completed transaction ends at once.
+//!
+//! Decisions worth knowing:
+//! - A 2xx ends both INVITE transactions (RFC 3261 as written, not the RFC 6026 Accepted
+//!   state): a retransmitted 2xx then surfaces as [`TransactionEvent::StrayResponse`], the ACK
+//!   for it as [`TransactionEvent::StrayRequest`], and the dialog layer owns both, sending
+//!   through [`TransactionLayer::send_stateless`].
+//! - Timer D is 32 s on unreliable transports regardless of T1 (the RFC's lower bound).
+//! - The server INVITE transaction answers 100 Trying itself if the user has not responded
+//!   within 200 ms (§17.2.1).
+//! - Server transactions add `received` and fill a bare `rport` in the top Via of the request
+//!   they hand to the user (§18.2.1, RFC 3581), and send UDP responses to received:rport,
+//!   else received or sent-by with sent-by's port; on reliable transports to the source.
+//! - Each message is encoded once; retransmissions resend the same bytes.
+//! - All header access lives in one private module (`fields`), so the parser beneath can change.
 
 mod client_invite;
 mod client_non_invite;

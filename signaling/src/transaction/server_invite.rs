@@ -149,7 +149,7 @@ impl ServerInvite {
                     if let Some(bytes) = &self.last_response {
                         out.transmit(self.target, bytes);
                     }
-                    self.interval = (self.interval * 2).min(self.config.t2);
+                    self.interval = self.interval.saturating_mul(2).min(self.config.t2);
                     self.timers.set(Timer::G, now + self.interval);
                     tracing::trace!(key = %self.key, "Timer G: final response retransmitted");
                 }
