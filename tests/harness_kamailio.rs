@@ -497,10 +497,16 @@ fn baresip_registers_and_the_time_is_measured() -> TestResult {
         .first_seen(|line| line.contains("CALLISTO-SAVED|"))
         .ok_or("no save")?;
     let to_saved = saved_at.duration_since(baresip.started_at());
+    let first_register_at = kamailio
+        .first_seen(|line| line.contains("CALLISTO-REG|"))
+        .ok_or("no REGISTER")?;
+    let exchange = saved_at.duration_since(first_register_at);
     println!(
-        "baresip REGISTER timing: start -> 200 OK {:.1} ms, start -> Kamailio save {:.1} ms",
+        "baresip REGISTER timing: start -> 200 OK {:.1} ms, start -> Kamailio save {:.1} ms, \
+         first REGISTER -> save {:.1} ms",
         to_ok.as_secs_f64() * 1e3,
-        to_saved.as_secs_f64() * 1e3
+        to_saved.as_secs_f64() * 1e3,
+        exchange.as_secs_f64() * 1e3
     );
     let registers = kamailio.registers();
     assert_eq!(registers.len(), 2, "challenge + authorised REGISTER");
@@ -538,5 +544,37 @@ fn websocket_listener_accepts_the_sip_subprotocol() -> TestResult {
         "{response}"
     );
     drop(kamailio);
+    Ok(())
+}
+
+#[test]
+fn startup_failure_reports_the_kamailio_log() -> TestResult {
+    // Occupy the UDP port so Kamailio cannot bind it and exits during startup.
+    let squatter = UdpSocket::bind("127.0.0.1:0")?;
+    let port = squatter.local_addr()?.port();
+    let config = KamailioConfig {
+        udp_port: port,
+        tcp_port: support::free_port(),
+        ..KamailioConfig::default()
+    };
+    let message = Kamailio::start(config)
+        .err()
+        .ok_or("kamailio started on a port in use")?
+        .to_string();
+    assert!(message.contains("exited during startup"), "{message}");
+    assert!(message.contains("last output lines"), "{message}");
+    assert!(
+        message.contains("bind"),
+        "the log tail names the cause: {message}"
+    );
+    // A failed start keeps its directory for inspection; this failure was on purpose.
+    let log = message
+        .split("full log: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(PathBuf::from)
+        .ok_or("the message names the log file")?;
+    assert!(log.is_file(), "{}", log.display());
+    std::fs::remove_dir_all(log.parent().ok_or("log without a directory")?)?;
     Ok(())
 }

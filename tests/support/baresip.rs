@@ -124,7 +124,12 @@ impl Baresip {
                 Some(status) => format!("exited during startup with {status}"),
                 None => format!("not ready after {STARTUP_TIMEOUT:?}"),
             };
-            return Err(child.error(io::ErrorKind::Other, &what));
+            let error = child.error(io::ErrorKind::Other, &what);
+            drop(child);
+            // Keep the config and log for whoever reads the failure.
+            let mut dir = dir;
+            dir.disable_cleanup(true);
+            return Err(error);
         }
         Ok(Baresip {
             config,
@@ -196,6 +201,21 @@ impl Baresip {
     /// Stops baresip (SIGTERM, SIGKILL after a grace period) and waits for it.
     pub fn stop(&mut self) -> io::Result<()> {
         self.child.stop(STOP_GRACE).map(drop)
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            eprintln!("baresip: stopping failed: {error}");
+        }
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "baresip: config and log kept in {}",
+                self.dir.path().display()
+            );
+        }
     }
 }
 

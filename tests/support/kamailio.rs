@@ -190,7 +190,13 @@ impl Kamailio {
             binary: PathBuf::new(),
         };
         kamailio.binary = binary;
-        kamailio.launch()?;
+        if let Err(error) = kamailio.launch() {
+            // Keep the config and log of a process that ran, for whoever reads the failure.
+            if kamailio.child.is_some() {
+                kamailio.dir.disable_cleanup(true);
+            }
+            return Err(error);
+        }
         Ok(kamailio)
     }
 
@@ -399,6 +405,13 @@ impl Drop for Kamailio {
     fn drop(&mut self) {
         if let Err(error) = self.stop() {
             eprintln!("kamailio: stopping failed: {error}");
+        }
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "kamailio: config and log kept in {}",
+                self.dir.path().display()
+            );
         }
     }
 }
