@@ -1,0 +1,72 @@
+//! Support code for integration tests that run real SIP peers on loopback.
+//!
+//! - [`kamailio`]: Kamailio as registrar/proxy with digest auth, in-memory users and locations,
+//!   UDP/TCP/TLS (and optionally WebSocket) listeners, and parsed REGISTER log lines.
+//! - [`baresip`]: baresip as a second user agent that registers to it.
+//! - [`pki`]: a throwaway test CA and server certificates.
+//! - [`logged_child`]: a child process with captured output, stopped by PID.
+//!
+//! Every socket binds to 127.0.0.1. A missing peer is an error, so tests fail instead of
+//! skipping. Include it from a test file with `mod support;`.
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code)]
+
+pub mod baresip;
+pub mod kamailio;
+pub mod kamailio_cfg;
+pub mod logged_child;
+pub mod pki;
+
+use std::collections::HashSet;
+use std::net::{TcpListener, UdpSocket};
+use std::sync::{Mutex, PoisonError};
+
+/// Ports this test binary already handed out; never handed out twice, so tests running in
+/// parallel threads do not collide.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A loopback port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    free_port_run(1)
+}
+
+/// The first of `count` consecutive loopback ports that are all free for both UDP and TCP
+/// (baresip, for one, listens for TLS on its SIP port + 1).
+///
+/// # Panics
+///
+/// Panics if the loopback interface has no free ports at all (a broken test environment).
+pub fn free_port_run(count: u16) -> u16 {
+    for _ in 0..1000 {
+        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(address) = listener.local_addr() else {
+            continue;
+        };
+        let first = address.port();
+        if first.checked_add(count).is_none() {
+            continue;
+        }
+        drop(listener);
+        if (first..first + count).all(port_is_free) && claim(first, count) {
+            return first;
+        }
+    }
+    panic!("no free loopback ports: is `lo` up? (ip link set lo up)");
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn claim(first: u16, count: u16) -> bool {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    if (first..first + count).any(|port| handed_out.contains(&port)) {
+        return false;
+    }
+    handed_out.extend(first..first + count);
+    true
+}
