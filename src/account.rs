@@ -27,7 +27,9 @@ pub struct ResolvedAccount {
 pub enum AccountError {
     #[error("'{0}' is not a SIP address; write it like sip:alice@example.org")]
     BadAddress(String),
-    #[error("'{0}' is not a registrar address; write it like sip:pbx.example.org:5060;transport=tcp")]
+    #[error(
+        "'{0}' is not a registrar address; write it like sip:pbx.example.org:5060;transport=tcp"
+    )]
     BadRegistrar(String),
     #[error("cannot find the server for {uri}: {reason}")]
     NotFound { uri: String, reason: String },
@@ -72,8 +74,8 @@ pub async fn resolve(
     data_dir: Option<&Path>,
     retry_base: Duration,
 ) -> Result<ResolvedAccount, AccountError> {
-    let aor =
-        parse_sip_uri(&account.user).ok_or_else(|| AccountError::BadAddress(account.user.clone()))?;
+    let aor = parse_sip_uri(&account.user)
+        .ok_or_else(|| AccountError::BadAddress(account.user.clone()))?;
     let registrar = match &account.registrar {
         Some(text) => {
             parse_sip_uri(text).ok_or_else(|| AccountError::BadRegistrar(text.clone()))?
@@ -96,7 +98,10 @@ pub async fn resolve(
         _ => {
             let resolver = SipResolver::from_system().map_err(not_found)?;
             let mut rng = rand::rngs::StdRng::from_entropy();
-            resolver.resolve(&query, &mut rng).await.map_err(not_found)?
+            resolver
+                .resolve(&query, &mut rng)
+                .await
+                .map_err(not_found)?
         }
     };
     let target = *resolution

@@ -239,7 +239,9 @@ impl Driver {
                 {
                     tracing::warn!(target = %transmit.target, %error, "send failed");
                     let kind = match error {
-                        TransportError::Tls(_) => FailureKind::Insecure,
+                        TransportError::Tls { .. } | TransportError::CaFile { .. } => {
+                            FailureKind::Insecure
+                        }
                         _ => FailureKind::Unreachable,
                     };
                     self.endpoint.handle_flow_failure(

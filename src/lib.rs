@@ -6,5 +6,10 @@
 //! - [`transport`]: SIP over UDP, TCP and TLS on tokio, feeding bytes to the sans-IO core.
 //! - [`dns`]: locating SIP servers from `sip:`/`sips:` URIs (RFC 3263).
 
+pub mod account;
+pub mod cli;
+pub mod config;
 pub mod dns;
+pub mod engine;
+pub mod register;
 pub mod transport;

@@ -10,7 +10,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let config_path = match cli.config.clone().map(Ok).unwrap_or_else(Config::default_path) {
+    let config_path = match cli
+        .config
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(Config::default_path)
+    {
         Ok(path) => path,
         Err(error) => {
             eprintln!("callisto: {error}");

@@ -13,7 +13,7 @@ use crate::account;
 use crate::cli::RegisterArgs;
 use crate::config::{Account, Config};
 use crate::engine::{self, Command, EngineConfig, EngineEvent};
-use crate::transport::TransportConfig;
+use crate::transport::{TlsClientSettings, TransportConfig};
 
 /// Exit codes of the headless commands.
 pub mod exit {
@@ -83,11 +83,14 @@ pub async fn run(
     };
     let transport = TransportConfig {
         listen: args.account.listen.unwrap_or(config.transport.listen),
-        extra_ca_file: args
-            .account
-            .ca_file
-            .clone()
-            .or(config.transport.tls_ca_file.clone()),
+        tls: TlsClientSettings {
+            extra_ca_file: args
+                .account
+                .ca_file
+                .clone()
+                .or(config.transport.tls_ca_file.clone()),
+            use_system_roots: true,
+        },
         keepalive_interval: (config.transport.keepalive_secs > 0)
             .then(|| Duration::from_secs(config.transport.keepalive_secs)),
         ..TransportConfig::default()
@@ -103,7 +106,12 @@ pub async fn run(
     };
     let mut engine = match engine::start(engine_config).await {
         Ok(engine) => engine,
-        Err(error) => return out.fatal(exit::OTHER, &format!("cannot open the SIP transports: {error}")),
+        Err(error) => {
+            return out.fatal(
+                exit::OTHER,
+                &format!("cannot open the SIP transports: {error}"),
+            )
+        }
     };
     // In --once mode one failed attempt is the answer; otherwise retries start after 30 s.
     let retry_base = Duration::from_secs(if args.once { 30 } else { 5 });
@@ -195,7 +203,15 @@ impl Output {
             (false, RegistrationEvent::Registered { expires, .. }) => {
                 println!("Registered {account} for {expires} s.")
             }
-            (true, RegistrationEvent::Failed { kind, code, reason, retry_in }) => println!(
+            (
+                true,
+                RegistrationEvent::Failed {
+                    kind,
+                    code,
+                    reason,
+                    retry_in,
+                },
+            ) => println!(
                 "{}",
                 json!({
                     "event": "registration_failed",
@@ -206,7 +222,15 @@ impl Output {
                     "retry_in_s": retry_in.map(|d| d.as_secs_f64()),
                 })
             ),
-            (false, RegistrationEvent::Failed { kind, code, reason, retry_in }) => {
+            (
+                false,
+                RegistrationEvent::Failed {
+                    kind,
+                    code,
+                    reason,
+                    retry_in,
+                },
+            ) => {
                 let code = code.map(|c| format!(" ({c})")).unwrap_or_default();
                 let what = match kind {
                     FailureKind::AuthenticationFailed => "authentication failed: ",
@@ -229,7 +253,10 @@ impl Output {
 
     fn fatal(&self, code: u8, message: &str) -> ExitCode {
         if self.json {
-            println!("{}", json!({"event": "error", "code": code, "reason": message}));
+            println!(
+                "{}",
+                json!({"event": "error", "code": code, "reason": message})
+            );
         } else {
             eprintln!("callisto: {message}");
         }

@@ -206,9 +206,7 @@ impl Endpoint {
             .registrations
             .iter()
             .filter_map(|e| e.registration.poll_timeout());
-        registrations
-            .chain(self.transactions.poll_timeout())
-            .min()
+        registrations.chain(self.transactions.poll_timeout()).min()
     }
 
     /// Moves work between the registrations and the transaction layer until both are quiet.
@@ -236,9 +234,11 @@ impl Endpoint {
                         }
                         Err(error) => {
                             let reason = format!("cannot send REGISTER: {error}");
-                            self.registrations[index]
-                                .registration
-                                .handle_failure(now, FailureKind::Unreachable, &reason);
+                            self.registrations[index].registration.handle_failure(
+                                now,
+                                FailureKind::Unreachable,
+                                &reason,
+                            );
                         }
                     }
                 }
@@ -275,11 +275,8 @@ impl Endpoint {
             TransactionEvent::TransportError { key } => {
                 if let Some(id) = self.by_transaction.remove(&key) {
                     if let Some(entry) = self.registrations.get_mut(id.0) {
-                        let (kind, reason) = self
-                            .flow_errors
-                            .get(&entry.target)
-                            .cloned()
-                            .unwrap_or((
+                        let (kind, reason) =
+                            self.flow_errors.get(&entry.target).cloned().unwrap_or((
                                 FailureKind::Unreachable,
                                 "the connection to the server failed".into(),
                             ));

@@ -275,7 +275,13 @@ impl Registration {
                 let retry_after = response
                     .retry_after()
                     .map(|secs| Duration::from_secs(u64::from(secs)));
-                self.fail_and_retry(now, FailureKind::ServerError, Some(code), reason_of(response), retry_after);
+                self.fail_and_retry(
+                    now,
+                    FailureKind::ServerError,
+                    Some(code),
+                    reason_of(response),
+                    retry_after,
+                );
             }
             _ => self.fail(FailureKind::Rejected, Some(code), reason_of(response)),
         }
@@ -414,7 +420,8 @@ impl Registration {
                 self.want_send = true;
             }
             _ => {
-                let reason = "the registrar wants a longer interval and did not say how long".into();
+                let reason =
+                    "the registrar wants a longer interval and did not say how long".into();
                 self.fail_and_retry(now, FailureKind::ServerError, Some(423), reason, None);
             }
         }
@@ -476,8 +483,7 @@ impl Registration {
         let contacts = response.contacts();
         let mine = contacts.iter().find(|c| {
             c.uri.contains(&ours)
-                || c
-                    .sip_instance()
+                || c.sip_instance()
                     .is_some_and(|i| i.contains(&self.config.instance_id))
         });
         let single = (contacts.len() == 1).then(|| contacts.first()).flatten();
@@ -488,7 +494,13 @@ impl Registration {
     }
 
     fn contact_uri_bare(&self) -> String {
-        let user = self.config.aor.auth.as_ref().map(|a| a.user.clone()).unwrap_or_default();
+        let user = self
+            .config
+            .aor
+            .auth
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_default();
         let at = if user.is_empty() { "" } else { "@" };
         format!("{user}{at}{}", socket_host_port(self.contact_addr))
     }
@@ -498,7 +510,11 @@ impl Registration {
             TransportKind::Udp => String::new(),
             other => format!(";transport={}", other.uri_param()),
         };
-        let scheme = if self.config.transport.is_secure() { "sips" } else { "sip" };
+        let scheme = if self.config.transport.is_secure() {
+            "sips"
+        } else {
+            "sip"
+        };
         format!("{scheme}:{}{transport}", self.contact_uri_bare())
     }
 
@@ -552,14 +568,13 @@ impl Registration {
             self.in_flight_has_credentials = true;
         }
         headers.push(rsip::headers::ContentLength::new("0").into());
-        let request = rsip::Request {
+        rsip::Request {
             method: rsip::Method::Register,
             uri: self.config.registrar.clone(),
             version: rsip::Version::V2,
             headers: headers.into(),
             body: Vec::new(),
-        };
-        request
+        }
     }
 }
 

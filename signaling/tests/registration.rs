@@ -18,7 +18,7 @@ fn config() -> RegistrationConfig {
     let registrar = rsip::Uri::try_from("sip:example.org").unwrap();
     let local: SocketAddr = "127.0.0.1:5070".parse().unwrap();
     let mut config = RegistrationConfig::new(aor, registrar, local);
-    config.credentials = Some(Credentials::new("alice".into(), "secret".into()));
+    config.credentials = Some(Credentials::new("alice", "secret"));
     config.expires = 60;
     config.retry_base = Duration::from_secs(2);
     config.retry_max = Duration::from_secs(60);
@@ -39,7 +39,10 @@ fn respond(request: &rsip::Request, status: &str, extra: &[String]) -> rsip::Res
     for name in ["Via", "From", "Call-ID", "CSeq"] {
         out.push_str(&format!("{name}: {}\r\n", header(&text, name).unwrap()));
     }
-    out.push_str(&format!("To: {};tag=reg1\r\n", header(&text, "To").unwrap()));
+    out.push_str(&format!(
+        "To: {};tag=reg1\r\n",
+        header(&text, "To").unwrap()
+    ));
     for line in extra {
         out.push_str(line);
         out.push_str("\r\n");
@@ -81,7 +84,10 @@ fn register_through_challenge(reg: &mut Registration, now: Instant) -> rsip::Req
     reg.start(now);
     let first = take(reg, now);
     assert!(header(&first.to_string(), "Authorization").is_none());
-    reg.handle_response(now, &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]));
+    reg.handle_response(
+        now,
+        &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]),
+    );
     let second = take(reg, now);
     reg.handle_response(now, &ok(&second, 60));
     second
@@ -120,7 +126,9 @@ fn registers_through_a_digest_challenge_and_refreshes_before_expiry() {
     // Same Call-ID, next CSeq, credentials from the cached challenge with the next nonce count.
     assert_eq!(header(&refresh_text, "Call-ID"), header(&text, "Call-ID"));
     assert_eq!(header(&refresh_text, "CSeq"), Some("3 REGISTER"));
-    assert!(header(&refresh_text, "Authorization").unwrap().contains("nc=00000002"));
+    assert!(header(&refresh_text, "Authorization")
+        .unwrap()
+        .contains("nc=00000002"));
     reg.handle_response(wake, &ok(&refresh, 60));
     assert!(matches!(
         events(&mut reg).as_slice(),
@@ -135,7 +143,10 @@ fn every_register_names_the_instance_and_asks_for_rport() {
     reg.start(t0);
     let text = take(&mut reg, t0).to_string();
     let via = header(&text, "Via").unwrap();
-    assert!(via.starts_with("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK"), "{via}");
+    assert!(
+        via.starts_with("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK"),
+        "{via}"
+    );
     assert!(via.contains(";rport"), "{via}");
     let contact = header(&text, "Contact").unwrap();
     assert!(contact.contains("+sip.instance=\"<urn:uuid:"), "{contact}");
@@ -150,20 +161,34 @@ fn a_refused_password_fails_once_and_sends_nothing_more() {
     let mut reg = Registration::new(config(), 3);
     reg.start(t0);
     let first = take(&mut reg, t0);
-    reg.handle_response(t0, &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]));
+    reg.handle_response(
+        t0,
+        &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]),
+    );
     let second = take(&mut reg, t0);
-    reg.handle_response(t0, &respond(&second, "401 Unauthorized", &[challenge(NONCE_2, false)]));
+    reg.handle_response(
+        t0,
+        &respond(&second, "401 Unauthorized", &[challenge(NONCE_2, false)]),
+    );
     let events = events(&mut reg);
     assert!(
         matches!(
             events.as_slice(),
-            [RegistrationEvent::Failed { kind: FailureKind::AuthenticationFailed, code: Some(401), retry_in: None, .. }]
+            [RegistrationEvent::Failed {
+                kind: FailureKind::AuthenticationFailed,
+                code: Some(401),
+                retry_in: None,
+                ..
+            }]
         ),
         "{events:?}"
     );
     assert_eq!(reg.state(), RegistrationState::Failed);
     assert!(reg.poll_request(t0).is_none());
-    assert!(reg.poll_timeout().is_none(), "no retry after an authentication failure");
+    assert!(
+        reg.poll_timeout().is_none(),
+        "no retry after an authentication failure"
+    );
 }
 
 #[test]
@@ -172,15 +197,29 @@ fn a_stale_nonce_is_answered_again_with_the_new_nonce() {
     let mut reg = Registration::new(config(), 4);
     reg.start(t0);
     let first = take(&mut reg, t0);
-    reg.handle_response(t0, &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]));
+    reg.handle_response(
+        t0,
+        &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]),
+    );
     let second = take(&mut reg, t0);
-    reg.handle_response(t0, &respond(&second, "401 Unauthorized", &[challenge(NONCE_2, true)]));
+    reg.handle_response(
+        t0,
+        &respond(&second, "401 Unauthorized", &[challenge(NONCE_2, true)]),
+    );
     let third = take(&mut reg, t0);
-    let auth = header(&third.to_string(), "Authorization").unwrap().to_string();
+    let auth = header(&third.to_string(), "Authorization")
+        .unwrap()
+        .to_string();
     assert!(auth.contains(NONCE_2), "{auth}");
-    assert!(auth.contains("nc=00000001"), "a new nonce restarts the count: {auth}");
+    assert!(
+        auth.contains("nc=00000001"),
+        "a new nonce restarts the count: {auth}"
+    );
     reg.handle_response(t0, &ok(&third, 60));
-    assert!(matches!(events(&mut reg).as_slice(), [RegistrationEvent::Registered { .. }]));
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Registered { .. }]
+    ));
 }
 
 #[test]
@@ -193,11 +232,19 @@ fn a_refresh_refused_with_an_old_nonce_is_retried_with_the_new_challenge() {
     reg.handle_timeout(wake);
     let refresh = take(&mut reg, wake);
     // The registrar restarted and forgot its nonces: a plain 401 without stale.
-    reg.handle_response(wake, &respond(&refresh, "401 Unauthorized", &[challenge(NONCE_2, false)]));
+    reg.handle_response(
+        wake,
+        &respond(&refresh, "401 Unauthorized", &[challenge(NONCE_2, false)]),
+    );
     let retry = take(&mut reg, wake);
-    assert!(header(&retry.to_string(), "Authorization").unwrap().contains(NONCE_2));
+    assert!(header(&retry.to_string(), "Authorization")
+        .unwrap()
+        .contains(NONCE_2));
     reg.handle_response(wake, &ok(&retry, 60));
-    assert!(matches!(events(&mut reg).as_slice(), [RegistrationEvent::Registered { .. }]));
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Registered { .. }]
+    ));
 }
 
 #[test]
@@ -208,7 +255,11 @@ fn interval_too_brief_is_retried_with_min_expires() {
     let first = take(&mut reg, t0);
     reg.handle_response(
         t0,
-        &respond(&first, "423 Interval Too Brief", &["Min-Expires: 120".into()]),
+        &respond(
+            &first,
+            "423 Interval Too Brief",
+            &["Min-Expires: 120".into()],
+        ),
     );
     let second = take(&mut reg, t0);
     let text = second.to_string();
@@ -232,7 +283,12 @@ fn forbidden_is_final_and_reported_with_its_code() {
     assert!(
         matches!(
             events.as_slice(),
-            [RegistrationEvent::Failed { kind: FailureKind::Rejected, code: Some(403), retry_in: None, .. }]
+            [RegistrationEvent::Failed {
+                kind: FailureKind::Rejected,
+                code: Some(403),
+                retry_in: None,
+                ..
+            }]
         ),
         "{events:?}"
     );
@@ -247,7 +303,11 @@ fn service_unavailable_honours_retry_after() {
     let first = take(&mut reg, t0);
     reg.handle_response(
         t0,
-        &respond(&first, "503 Service Unavailable", &["Retry-After: 7".into()]),
+        &respond(
+            &first,
+            "503 Service Unavailable",
+            &["Retry-After: 7".into()],
+        ),
     );
     let events = events(&mut reg);
     assert!(
@@ -273,13 +333,19 @@ fn timeouts_back_off_exponentially_within_bounds() {
         take(&mut reg, now);
         reg.handle_failure(now, FailureKind::Unreachable, "no answer");
         let events = events(&mut reg);
-        let [RegistrationEvent::Failed { kind: FailureKind::Unreachable, retry_in: Some(delay), .. }] =
-            events.as_slice()
+        let [RegistrationEvent::Failed {
+            kind: FailureKind::Unreachable,
+            retry_in: Some(delay),
+            ..
+        }] = events.as_slice()
         else {
             panic!("{events:?}");
         };
         let full = (base * 2u32.pow(failure)).min(Duration::from_secs(60));
-        assert!(*delay <= full && *delay >= full / 2, "failure {failure}: {delay:?} vs {full:?}");
+        assert!(
+            *delay <= full && *delay >= full / 2,
+            "failure {failure}: {delay:?} vs {full:?}"
+        );
         now = reg.poll_timeout().unwrap();
         reg.handle_timeout(now);
     }
@@ -296,7 +362,10 @@ fn unregister_sends_expires_zero_and_reports() {
     let text = request.to_string();
     assert_eq!(header(&text, "Expires"), Some("0"));
     assert!(header(&text, "Contact").unwrap().ends_with("expires=0"));
-    assert!(header(&text, "Authorization").is_some(), "cached credentials go along");
+    assert!(
+        header(&text, "Authorization").is_some(),
+        "cached credentials go along"
+    );
     reg.handle_response(t0, &respond(&request, "200 OK", &[]));
     assert_eq!(events(&mut reg), vec![RegistrationEvent::Unregistered]);
     assert_eq!(reg.state(), RegistrationState::Unregistered);
@@ -310,21 +379,33 @@ fn a_nat_mapping_seen_in_via_rewrites_the_contact() {
     reg.start(t0);
     let first = take(&mut reg, t0);
     let text = first.to_string();
-    let via = header(&text, "Via").unwrap().replace(";rport", ";rport=40000;received=203.0.113.5");
+    let via = header(&text, "Via")
+        .unwrap()
+        .replace(";rport", ";rport=40000;received=203.0.113.5");
     let mut response = format!("SIP/2.0 200 OK\r\nVia: {via}\r\n");
     for name in ["From", "To", "Call-ID", "CSeq"] {
         response.push_str(&format!("{name}: {}\r\n", header(&text, name).unwrap()));
     }
-    response.push_str("Contact: <sip:alice@127.0.0.1:5070>;expires=60\r\nContent-Length: 0\r\n\r\n");
+    response
+        .push_str("Contact: <sip:alice@127.0.0.1:5070>;expires=60\r\nContent-Length: 0\r\n\r\n");
     let rsip::SipMessage::Response(response) = message::parse(response.as_bytes()).unwrap() else {
         panic!()
     };
     reg.handle_response(t0, &response);
-    assert!(events(&mut reg).is_empty(), "not registered until the public contact is");
+    assert!(
+        events(&mut reg).is_empty(),
+        "not registered until the public contact is"
+    );
     let second = take(&mut reg, t0);
     let contacts = header(&second.to_string(), "Contact").unwrap().to_string();
-    assert!(contacts.starts_with("<sip:alice@203.0.113.5:40000>"), "{contacts}");
-    assert!(contacts.contains("<sip:alice@127.0.0.1:5070>;expires=0"), "{contacts}");
+    assert!(
+        contacts.starts_with("<sip:alice@203.0.113.5:40000>"),
+        "{contacts}"
+    );
+    assert!(
+        contacts.contains("<sip:alice@127.0.0.1:5070>;expires=0"),
+        "{contacts}"
+    );
     reg.handle_response(t0, &ok(&second, 60));
     assert!(matches!(
         events(&mut reg).as_slice(),
@@ -341,5 +422,7 @@ fn connection_oriented_transports_say_so_in_via_and_contact() {
     reg.start(t0);
     let text = take(&mut reg, t0).to_string();
     assert!(header(&text, "Via").unwrap().starts_with("SIP/2.0/TCP "));
-    assert!(header(&text, "Contact").unwrap().contains(";transport=tcp>"));
+    assert!(header(&text, "Contact")
+        .unwrap()
+        .contains(";transport=tcp>"));
 }

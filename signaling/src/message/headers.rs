@@ -321,6 +321,7 @@ pub trait HeaderAccess {
     }
 
     /// The From header.
+    #[allow(clippy::wrong_self_convention)] // "from" names the SIP From header
     fn from_addr(&self) -> Option<NameAddr<'_>> {
         self.header_list().iter().find_map(|h| match h {
             Header::From(v) => NameAddr::parse(v.value()),
@@ -337,6 +338,7 @@ pub trait HeaderAccess {
     }
 
     /// The From tag.
+    #[allow(clippy::wrong_self_convention)] // "from" names the SIP From header
     fn from_tag(&self) -> Option<&str> {
         self.from_addr().and_then(|a| a.tag())
     }
