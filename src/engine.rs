@@ -83,6 +83,9 @@ pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError>
         epoch: Instant::now(),
         shutdown_deadline: None,
         shutdown_grace: config.shutdown_grace,
+        keepalive_interval: config.transport.keepalive_interval,
+        next_keepalive: None,
+        udp_servers: Vec::new(),
     };
     tokio::spawn(driver.run(incoming, command_rx));
     Ok(handle)
@@ -97,6 +100,11 @@ struct Driver {
     epoch: Instant,
     shutdown_deadline: Option<Instant>,
     shutdown_grace: Duration,
+    /// How often to refresh NAT bindings towards UDP servers (RFC 5626 §4.4.2: a double CRLF).
+    /// Stream connections send their own CRLF pings in the transport.
+    keepalive_interval: Option<Duration>,
+    next_keepalive: Option<Instant>,
+    udp_servers: Vec<Target>,
 }
 
 impl Driver {
@@ -121,6 +129,7 @@ impl Driver {
                 .map(Instant::from_std)
                 .into_iter()
                 .chain(self.shutdown_deadline)
+                .chain(self.next_keepalive)
                 .min();
             tokio::select! {
                 event = incoming.recv() => match event {
@@ -132,6 +141,7 @@ impl Driver {
                     None => self.begin_shutdown(),
                 },
                 _ = sleep_until(wake) => {
+                    self.send_keepalives().await;
                     self.endpoint.handle_timeout(Instant::now().into_std());
                 }
             }
@@ -168,6 +178,12 @@ impl Driver {
                 if let Some(name) = server_name {
                     self.server_names.insert(target, name);
                 }
+                if target.transport == TransportKind::Udp && !self.udp_servers.contains(&target) {
+                    self.udp_servers.push(target);
+                    if self.next_keepalive.is_none() {
+                        self.next_keepalive = self.keepalive_interval.map(|i| Instant::now() + i);
+                    }
+                }
                 let seed = self.seed();
                 let id = self.endpoint.add_registration(now, config, target, seed);
                 self.accounts.insert(id, account);
@@ -185,6 +201,21 @@ impl Driver {
             }
             Command::Shutdown => self.begin_shutdown(),
         }
+    }
+
+    async fn send_keepalives(&mut self) {
+        let (Some(due), Some(interval)) = (self.next_keepalive, self.keepalive_interval) else {
+            return;
+        };
+        if Instant::now() < due {
+            return;
+        }
+        for target in &self.udp_servers {
+            if let Err(error) = self.transports.send_keepalive(*target).await {
+                tracing::debug!(%target, %error, "keep-alive not sent");
+            }
+        }
+        self.next_keepalive = Some(Instant::now() + interval);
     }
 
     fn begin_shutdown(&mut self) {
