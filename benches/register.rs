@@ -10,7 +10,6 @@
 //! Run under `cargo test` (no `--bench` argument) it does one round of each, as a smoke test.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::process::Command;
