@@ -11,7 +11,7 @@ run: deps-build
 	$(CARGO) run --bin callisto -- $(ARGS)
 
 test: deps-test lint build-tests
-	$(NETNS) $(CARGO) test --workspace --offline --all-targets
+	$(NETNS) $(CARGO) test --workspace --offline --all-targets --no-fail-fast
 
 deps-build:
 	bash scripts/install-deps.sh build

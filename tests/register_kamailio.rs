@@ -40,6 +40,14 @@ fn register_command(dir: &std::path::Path) -> Command {
     command
 }
 
+/// Polls `condition` until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -91,6 +99,10 @@ fn assert_registered_once(kamailio: &Kamailio, output: &Output, proto: &str) {
         lines[0]["expires"], 300,
         "clamped by the registrar's max_expires"
     );
+    // Kamailio's log is read by another thread: let the unregister's line arrive.
+    wait_until(Duration::from_secs(2), || {
+        kamailio.registers().last().and_then(|r| r.expires.clone()) == Some("0".into())
+    });
     let registers = kamailio.registers();
     assert!(registers.iter().all(|r| r.proto == proto), "{registers:?}");
     // 401 challenge, authorised REGISTER, then the unregister with Expires: 0.
@@ -328,12 +340,9 @@ fn refreshes_before_expiry_and_unregisters_on_sigterm() -> TestResult {
     );
     let status = running.terminate();
     assert_eq!(status.code(), Some(0));
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while kamailio.registers().last().and_then(|r| r.expires.clone()) != Some("0".into())
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(2), || {
+        kamailio.registers().last().and_then(|r| r.expires.clone()) == Some("0".into())
+    });
     let registers = kamailio.registers();
     assert_eq!(
         registers.last().and_then(|r| r.expires.as_deref()),
@@ -424,6 +433,7 @@ fn two_accounts_register_at_once_from_the_configuration_file() -> TestResult {
         "{}",
         describe(&output)
     );
+    kamailio.wait_for_saved(2, Duration::from_secs(2));
     let saved: std::collections::HashSet<_> = kamailio.saved().into_iter().map(|s| s.aor).collect();
     assert_eq!(saved.len(), 2, "{saved:?}");
     Ok(())
