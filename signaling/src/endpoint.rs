@@ -56,8 +56,6 @@ pub struct Endpoint {
     by_transaction: HashMap<TransactionKey, RegistrationId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<EndpointEvent>,
-    /// Why sending to a target failed, while the failure is being delivered.
-    flow_errors: HashMap<Target, (FailureKind, String)>,
     user_agent: String,
 }
 
@@ -70,7 +68,6 @@ impl Endpoint {
             by_transaction: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            flow_errors: HashMap::new(),
             user_agent: format!("Callisto/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -147,7 +144,7 @@ impl Endpoint {
     }
 
     /// Sending to `target` failed, or its connection closed. Requests in flight to it fail with
-    /// `kind` and `reason`; registrations over it that were in place register again.
+    /// `kind` and `reason`; registrations whose binding was in place over it register again.
     pub fn handle_flow_failure(
         &mut self,
         now: Instant,
@@ -155,8 +152,12 @@ impl Endpoint {
         kind: FailureKind,
         reason: &str,
     ) {
-        self.flow_errors.insert(target, (kind, reason.to_string()));
-        let keys: Vec<TransactionKey> = self
+        for entry in &mut self.registrations {
+            if entry.target == target {
+                entry.registration.handle_flow_failure(now);
+            }
+        }
+        let in_flight: Vec<(TransactionKey, RegistrationId)> = self
             .by_transaction
             .iter()
             .filter(|(_, id)| {
@@ -164,18 +165,16 @@ impl Endpoint {
                     .get(id.0)
                     .is_some_and(|e| e.target == target)
             })
-            .map(|(key, _)| key.clone())
+            .map(|(key, id)| (key.clone(), *id))
             .collect();
-        for key in keys {
+        for (key, id) in in_flight {
+            // Unlinked first: the transaction's own TransportError event then finds no owner.
+            self.by_transaction.remove(&key);
             self.transactions.handle_transport_error(now, &key);
-        }
-        self.pump(now);
-        for entry in &mut self.registrations {
-            if entry.target == target {
-                entry.registration.handle_flow_failure(now);
+            if let Some(entry) = self.registrations.get_mut(id.0) {
+                entry.registration.handle_failure(now, kind, reason);
             }
         }
-        self.flow_errors.remove(&target);
         self.pump(now);
     }
 
@@ -275,12 +274,11 @@ impl Endpoint {
             TransactionEvent::TransportError { key } => {
                 if let Some(id) = self.by_transaction.remove(&key) {
                     if let Some(entry) = self.registrations.get_mut(id.0) {
-                        let (kind, reason) =
-                            self.flow_errors.get(&entry.target).cloned().unwrap_or((
-                                FailureKind::Unreachable,
-                                "the connection to the server failed".into(),
-                            ));
-                        entry.registration.handle_failure(now, kind, &reason);
+                        entry.registration.handle_failure(
+                            now,
+                            FailureKind::Unreachable,
+                            "the connection to the server failed",
+                        );
                     }
                 }
             }

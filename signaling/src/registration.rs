@@ -235,14 +235,11 @@ impl Registration {
         }
     }
 
-    /// The transport under the registration failed (a TCP/TLS connection closed, RFC 5626 §4.4):
-    /// register again now.
+    /// The connection under a binding that was in place closed (RFC 5626 §4.4): register again
+    /// now. A registration already waiting to retry keeps its backoff, so a server that refuses
+    /// connections is not hammered.
     pub fn handle_flow_failure(&mut self, now: Instant) {
-        if matches!(
-            self.state,
-            RegistrationState::Registered | RegistrationState::WaitingToRetry
-        ) && !self.in_flight
-        {
+        if self.state == RegistrationState::Registered && !self.in_flight {
             self.start(now);
         }
     }

@@ -426,3 +426,32 @@ fn connection_oriented_transports_say_so_in_via_and_contact() {
         .unwrap()
         .contains(";transport=tcp>"));
 }
+
+#[test]
+fn a_dropped_connection_re_registers_at_once_but_a_refused_one_backs_off() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.transport = TransportKind::Tcp;
+    let mut reg = Registration::new(config, 14);
+    register_through_challenge(&mut reg, t0);
+    events(&mut reg);
+    // The binding's connection closed: register again without waiting for the refresh.
+    reg.handle_flow_failure(t0);
+    take(&mut reg, t0);
+    // The server refuses the new connection: the failure waits out its backoff...
+    reg.handle_failure(t0, FailureKind::Unreachable, "connection refused");
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Failed {
+            retry_in: Some(_),
+            ..
+        }]
+    ));
+    // ...and a further connection failure does not cut it short.
+    reg.handle_flow_failure(t0);
+    assert!(reg.poll_request(t0).is_none());
+    let retry_at = reg.poll_timeout().unwrap();
+    assert!(retry_at > t0);
+    reg.handle_timeout(retry_at);
+    assert!(reg.poll_request(retry_at).is_some());
+}
