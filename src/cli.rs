@@ -33,7 +33,7 @@ pub enum Command {
 }
 
 /// Account options shared by the headless commands.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct AccountArgs {
     /// The address of record, e.g. sip:alice@example.org (instead of a configured account).
     #[arg(long, value_name = "URI")]
@@ -56,7 +56,7 @@ pub struct AccountArgs {
 }
 
 /// `callisto register`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RegisterArgs {
     #[command(flatten)]
     pub account: AccountArgs,

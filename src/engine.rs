@@ -80,7 +80,6 @@ pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError>
         events: event_tx,
         accounts: HashMap::new(),
         server_names: HashMap::new(),
-        epoch: Instant::now(),
         shutdown_deadline: None,
         shutdown_grace: config.shutdown_grace,
         keepalive_interval: config.transport.keepalive_interval,
@@ -97,7 +96,6 @@ struct Driver {
     events: mpsc::UnboundedSender<EngineEvent>,
     accounts: HashMap<RegistrationId, usize>,
     server_names: HashMap<Target, String>,
-    epoch: Instant,
     shutdown_deadline: Option<Instant>,
     shutdown_grace: Duration,
     /// How often to refresh NAT bindings towards UDP servers (RFC 5626 §4.4.2: a double CRLF).
@@ -184,7 +182,7 @@ impl Driver {
                         self.next_keepalive = self.keepalive_interval.map(|i| Instant::now() + i);
                     }
                 }
-                let seed = self.seed();
+                let seed = rand::random();
                 let id = self.endpoint.add_registration(now, config, target, seed);
                 self.accounts.insert(id, account);
             }
@@ -247,12 +245,6 @@ impl Driver {
         config
     }
 
-    fn seed(&self) -> u64 {
-        let mut seed = [0u8; 8];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut seed);
-        u64::from_le_bytes(seed) ^ self.epoch.elapsed().as_nanos() as u64
-    }
-
     async fn flush(&mut self) {
         loop {
             let mut busy = false;
@@ -262,10 +254,10 @@ impl Driver {
             }
             while let Some(transmit) = self.endpoint.poll_transmit() {
                 busy = true;
-                let server_name = self.server_names.get(&transmit.target).cloned();
+                let server_name = self.server_names.get(&transmit.target).map(String::as_str);
                 if let Err(error) = self
                     .transports
-                    .send(transmit.target, server_name.as_deref(), transmit.bytes)
+                    .send(transmit.target, server_name, transmit.bytes)
                     .await
                 {
                     tracing::warn!(target = %transmit.target, %error, "send failed");

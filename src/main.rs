@@ -50,19 +50,7 @@ fn main() -> ExitCode {
                 env!("CARGO_PKG_VERSION"),
                 config_path.display()
             );
-            RegisterArgs {
-                account: callisto::cli::AccountArgs {
-                    user: None,
-                    password: None,
-                    auth_user: None,
-                    registrar: None,
-                    listen: None,
-                    ca_file: None,
-                },
-                expires: None,
-                once: false,
-                json: false,
-            }
+            RegisterArgs::default()
         }
     };
     runtime.block_on(register::run(

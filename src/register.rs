@@ -218,7 +218,7 @@ impl Output {
                     "account": account,
                     "code": code,
                     "reason": reason,
-                    "kind": kind_name(*kind),
+                    "kind": kind.name(),
                     "retry_in_s": retry_in.map(|d| d.as_secs_f64()),
                 })
             ),
@@ -261,16 +261,6 @@ impl Output {
             eprintln!("callisto: {message}");
         }
         ExitCode::from(code)
-    }
-}
-
-fn kind_name(kind: FailureKind) -> &'static str {
-    match kind {
-        FailureKind::AuthenticationFailed => "authentication_failed",
-        FailureKind::Rejected => "rejected",
-        FailureKind::Unreachable => "unreachable",
-        FailureKind::ServerError => "server_error",
-        FailureKind::Insecure => "insecure",
     }
 }
 

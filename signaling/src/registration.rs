@@ -34,6 +34,7 @@ use rsip::headers::UntypedHeader;
 
 use crate::auth::{Challenge, Credentials, DigestSession};
 use crate::message::HeaderAccess;
+use crate::transaction::BRANCH_MAGIC_COOKIE;
 use crate::transport::TransportKind;
 
 /// What a registration needs to know about the account and the local side.
@@ -98,6 +99,17 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// A stable snake_case name, as the JSON output uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::AuthenticationFailed => "authentication_failed",
+            FailureKind::Rejected => "rejected",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::ServerError => "server_error",
+            FailureKind::Insecure => "insecure",
+        }
+    }
+
     /// Whether the registration gives up after this failure.
     pub fn is_final(self) -> bool {
         matches!(
@@ -363,7 +375,7 @@ impl Registration {
         self.wake_at = Some(now + refresh);
         self.events.push_back(RegistrationEvent::Registered {
             expires: granted,
-            contact: self.contact_uri(),
+            contact: self.contact_uri(self.contact_addr),
         });
     }
 
@@ -476,10 +488,11 @@ impl Registration {
     /// The expiry the registrar granted: our Contact's `expires`, else `Expires`, else what we
     /// asked for. Our Contact is recognised by its URI or its `+sip.instance`.
     fn granted_expiry(&self, response: &rsip::Response) -> u32 {
-        let ours = self.contact_uri_bare();
+        let ours = self.contact_user_host(self.contact_addr);
         let contacts = response.contacts();
         let mine = contacts.iter().find(|c| {
-            c.uri.contains(&ours)
+            let user_host = c.uri.split_once(':').map_or(c.uri, |(_, rest)| rest);
+            user_host.split(';').next() == Some(ours.as_str())
                 || c.sip_instance()
                     .is_some_and(|i| i.contains(&self.config.instance_id))
         });
@@ -490,19 +503,16 @@ impl Registration {
             .unwrap_or(self.expires)
     }
 
-    fn contact_uri_bare(&self) -> String {
-        let user = self
-            .config
-            .aor
-            .auth
-            .as_ref()
-            .map(|a| a.user.clone())
-            .unwrap_or_default();
-        let at = if user.is_empty() { "" } else { "@" };
-        format!("{user}{at}{}", socket_host_port(self.contact_addr))
+    /// `user@host:port` of our Contact at `addr`.
+    fn contact_user_host(&self, addr: SocketAddr) -> String {
+        match self.config.aor.auth.as_ref() {
+            Some(auth) if !auth.user.is_empty() => format!("{}@{addr}", auth.user),
+            _ => addr.to_string(),
+        }
     }
 
-    fn contact_uri(&self) -> String {
+    /// Our Contact URI at `addr`.
+    fn contact_uri(&self, addr: SocketAddr) -> String {
         let transport = match self.config.transport {
             TransportKind::Udp => String::new(),
             other => format!(";transport={}", other.uri_param()),
@@ -512,30 +522,33 @@ impl Registration {
         } else {
             "sip"
         };
-        format!("{scheme}:{}{transport}", self.contact_uri_bare())
+        format!("{scheme}:{}{transport}", self.contact_user_host(addr))
     }
 
     fn build_request(&mut self) -> rsip::Request {
         self.cseq += 1;
         let unregistering = self.state == RegistrationState::Unregistering;
         let expires = if unregistering { 0 } else { self.expires };
-        let branch = format!("z9hG4bK{:016x}", next_random(&mut self.rng_state));
+        let branch = format!(
+            "{BRANCH_MAGIC_COOKIE}{:016x}",
+            next_random(&mut self.rng_state)
+        );
         let via = format!(
             "SIP/2.0/{} {};branch={branch};rport",
             self.config.transport.via_token(),
-            socket_host_port(self.config.local_addr),
+            self.config.local_addr,
         );
         let aor = self.config.aor.to_string();
         let instance = format!(
             ";+sip.instance=\"<{}>\";reg-id={}",
             self.config.instance_id, self.config.reg_id
         );
-        let mut contact = format!("<{}>{instance};expires={expires}", self.contact_uri());
+        let mut contact = format!(
+            "<{}>{instance};expires={expires}",
+            self.contact_uri(self.contact_addr)
+        );
         if let Some(stale) = self.stale_contact {
-            let saved = self.contact_addr;
-            self.contact_addr = stale;
-            contact.push_str(&format!(", <{}>;expires=0", self.contact_uri()));
-            self.contact_addr = saved;
+            contact.push_str(&format!(", <{}>;expires=0", self.contact_uri(stale)));
         }
         let mut headers: Vec<rsip::Header> = vec![
             rsip::headers::Via::new(via).into(),
@@ -585,13 +598,6 @@ fn public_address(response: &rsip::Response) -> Option<SocketAddr> {
         .ok()?;
     let port = via.rport().flatten()?;
     Some(SocketAddr::new(ip, port))
-}
-
-fn socket_host_port(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
-        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-    }
 }
 
 /// The reason phrase of a response (the parser keeps the server's own words).
