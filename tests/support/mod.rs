@@ -4,6 +4,7 @@
 //!   UDP/TCP/TLS (and optionally WebSocket) listeners, and parsed REGISTER log lines.
 //! - [`baresip`]: baresip as a second user agent that registers to it.
 //! - [`pki`]: a throwaway test CA and server certificates.
+//! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
 //!
 //! Every socket binds to 127.0.0.1. A missing peer is an error, so tests fail instead of
@@ -13,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod dns_server;
 pub mod kamailio;
 pub mod kamailio_cfg;
 pub mod logged_child;
