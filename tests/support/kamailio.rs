@@ -120,6 +120,8 @@ pub struct RegisterLogLine {
     pub cseq: u32,
     /// The Authorization header value, if the request carried credentials.
     pub authorization: Option<String>,
+    /// When Kamailio received the request: microseconds of its clock.
+    pub at: Option<u64>,
 }
 
 /// One `CALLISTO-SAVED` line: a REGISTER that was authenticated and saved (including
@@ -132,6 +134,8 @@ pub struct SavedLogLine {
     pub contact: Option<String>,
     /// The Expires header value of the request.
     pub expires: Option<String>,
+    /// When Kamailio saved the binding: microseconds of its clock.
+    pub at: Option<u64>,
 }
 
 /// One `CALLISTO-BINDING` line: a binding the AOR had right after a save.
@@ -512,6 +516,13 @@ fn optional_field(fields: &[(&str, &str)], key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Kamailio's `$TV(Sn)`, `seconds.microseconds`, as microseconds.
+fn parse_microseconds(text: &str) -> Option<u64> {
+    let (seconds, micros) = text.split_once('.')?;
+    let micros: u64 = format!("{micros:0<6}").get(..6)?.parse().ok()?;
+    Some(seconds.parse::<u64>().ok()? * 1_000_000 + micros)
+}
+
 /// Parses a `CALLISTO-REG` line; other lines give `None`.
 pub fn parse_register_line(line: &str) -> Option<RegisterLogLine> {
     let fields = marker_fields(line, REGISTER_MARKER, "auth")?;
@@ -525,6 +536,7 @@ pub fn parse_register_line(line: &str) -> Option<RegisterLogLine> {
         call_id: field(&fields, "callid")?.to_owned(),
         cseq: field(&fields, "cseq")?.parse().ok()?,
         authorization: optional_field(&fields, "auth"),
+        at: field(&fields, "t").and_then(parse_microseconds),
     })
 }
 
@@ -535,6 +547,7 @@ pub fn parse_saved_line(line: &str) -> Option<SavedLogLine> {
         aor: field(&fields, "aor")?.to_owned(),
         contact: optional_field(&fields, "contact"),
         expires: optional_field(&fields, "expires"),
+        at: field(&fields, "t").and_then(parse_microseconds),
     })
 }
 

@@ -185,7 +185,7 @@ fn user_key(user: &str) -> String {
 
 const REQUEST_ROUTE_HEAD: &str = r#"request_route {
     if (is_method("REGISTER")) {
-        xlog("L_NOTICE", "CALLISTO-REG|method=$rm|from=$fu|to=$tu|contact=$ct|expires=$hdr(Expires)|src=$si:$sp|proto=$pr|callid=$ci|cseq=$cs|auth=$hdr(Authorization)\n");
+        xlog("L_NOTICE", "CALLISTO-REG|t=$TV(Sn)|method=$rm|from=$fu|to=$tu|contact=$ct|expires=$hdr(Expires)|src=$si:$sp|proto=$pr|callid=$ci|cseq=$cs|auth=$hdr(Authorization)\n");
     }
     if (!mf_process_maxfwd_header("10")) {
         sl_send_reply("483", "Too Many Hops");
@@ -231,7 +231,7 @@ const REQUEST_ROUTE_HEAD: &str = r#"request_route {
             sl_reply_error();
             exit;
         }
-        xlog("L_NOTICE", "CALLISTO-SAVED|aor=$tu|contact=$ct|expires=$hdr(Expires)\n");
+        xlog("L_NOTICE", "CALLISTO-SAVED|t=$TV(Sn)|aor=$tu|contact=$ct|expires=$hdr(Expires)\n");
         if (reg_fetch_contacts("location", "$tu", "reg")) {
             $var(i) = 0;
             while ($var(i) < $ulc(reg=>count)) {
