@@ -110,7 +110,11 @@ impl RtpMap {
         let mut parts = rest.trim().split('/');
         let encoding = parts.next().filter(|e| !e.is_empty())?;
         let clock_rate = parts.next()?.trim().parse::<u32>().ok()?;
-        let channels = parts.next().map(|c| c.trim().parse::<u16>()).transpose().ok()?;
+        let channels = parts
+            .next()
+            .map(|c| c.trim().parse::<u16>())
+            .transpose()
+            .ok()?;
         if parts.next().is_some() {
             return None;
         }
@@ -386,7 +390,8 @@ impl MediaDescription {
 
     /// `a=maxptime` in whole milliseconds.
     pub fn maxptime(&self) -> Option<u32> {
-        self.attribute_value("maxptime").and_then(whole_milliseconds)
+        self.attribute_value("maxptime")
+            .and_then(whole_milliseconds)
     }
 
     /// `a=rtcp` (RFC 3605).

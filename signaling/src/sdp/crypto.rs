@@ -45,9 +45,12 @@ impl SrtpSuite {
 
     /// Reads a suite name (any case: some PBXs write it in lower case).
     pub fn from_name(name: &str) -> Option<Self> {
-        [SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AesCm128HmacSha1_32]
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(name))
+        [
+            SrtpSuite::AesCm128HmacSha1_80,
+            SrtpSuite::AesCm128HmacSha1_32,
+        ]
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -249,7 +252,13 @@ impl CryptoAttribute {
 /// The `a=crypto` value (without `a=crypto:`).
 impl fmt::Display for CryptoAttribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} inline:{}", self.tag, self.suite, self.key.to_base64())?;
+        write!(
+            f,
+            "{} {} inline:{}",
+            self.tag,
+            self.suite,
+            self.key.to_base64()
+        )?;
         match self.lifetime {
             Some(KeyLifetime::PowerOfTwo(n)) => write!(f, "|2^{n}")?,
             Some(KeyLifetime::Packets(n)) => write!(f, "|{n}")?,
@@ -277,6 +286,9 @@ fn parse_lifetime(text: &str) -> Option<KeyLifetime> {
 
 fn parse_mki(value: &str, length: &str) -> Option<Mki> {
     let value = value.parse::<u64>().ok()?;
-    let length = length.parse::<u8>().ok().filter(|l| (1..=128).contains(l))?;
+    let length = length
+        .parse::<u8>()
+        .ok()
+        .filter(|l| (1..=128).contains(l))?;
     Some(Mki { value, length })
 }

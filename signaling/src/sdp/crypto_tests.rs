@@ -14,10 +14,19 @@ fn reads_and_writes_the_rfc_example() {
     let c = CryptoAttribute::parse(RFC4568).unwrap();
     assert_eq!(c.tag, 1);
     assert_eq!(c.suite, SrtpSuite::AesCm128HmacSha1_80);
-    assert_eq!(c.key.to_base64(), "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR");
+    assert_eq!(
+        c.key.to_base64(),
+        "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+    );
     assert_eq!(c.lifetime, Some(KeyLifetime::PowerOfTwo(20)));
     assert_eq!(c.lifetime.unwrap().packets(), 1 << 20);
-    assert_eq!(c.mki, Some(Mki { value: 1, length: 32 }));
+    assert_eq!(
+        c.mki,
+        Some(Mki {
+            value: 1,
+            length: 32
+        })
+    );
     assert!(c.session_params.is_empty());
     assert_eq!(c.to_string(), RFC4568);
     // An MKI would have to be carried in every packet: not usable by our SRTP.
@@ -37,13 +46,23 @@ fn key_splits_into_master_key_and_salt() {
 #[test]
 fn lifetimes_mki_and_session_params() {
     let key = "0aWsmgFfrC73s0FnNjVRKhUR9B/jfREbJn8Dnuxd";
-    let c = CryptoAttribute::parse(&format!("7 AES_CM_128_HMAC_SHA1_32 inline:{key}|1048576")).unwrap();
+    let c =
+        CryptoAttribute::parse(&format!("7 AES_CM_128_HMAC_SHA1_32 inline:{key}|1048576")).unwrap();
     assert_eq!(c.suite, SrtpSuite::AesCm128HmacSha1_32);
     assert_eq!(c.lifetime, Some(KeyLifetime::Packets(1_048_576)));
     assert!(c.is_usable());
 
     let c = CryptoAttribute::parse(&format!("2 AES_CM_128_HMAC_SHA1_80 inline:{key}|5:4")).unwrap();
-    assert_eq!((c.lifetime, c.mki), (None, Some(Mki { value: 5, length: 4 })));
+    assert_eq!(
+        (c.lifetime, c.mki),
+        (
+            None,
+            Some(Mki {
+                value: 5,
+                length: 4
+            })
+        )
+    );
 
     let line = format!("3 AES_CM_128_HMAC_SHA1_80 inline:{key} KDR=0 WSH=128");
     let c = CryptoAttribute::parse(&line).unwrap();
@@ -51,8 +70,14 @@ fn lifetimes_mki_and_session_params() {
     assert!(c.is_usable());
     assert_eq!(c.to_string(), line);
 
-    for param in ["UNENCRYPTED_SRTP", "UNAUTHENTICATED_SRTP", "KDR=24", "FEC_ORDER=SRTP_FEC"] {
-        let c = CryptoAttribute::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key} {param}")).unwrap();
+    for param in [
+        "UNENCRYPTED_SRTP",
+        "UNAUTHENTICATED_SRTP",
+        "KDR=24",
+        "FEC_ORDER=SRTP_FEC",
+    ] {
+        let c = CryptoAttribute::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key} {param}"))
+            .unwrap();
         assert!(!c.is_usable(), "{param}");
     }
     assert_eq!(KeyLifetime::PowerOfTwo(64).packets(), u64::MAX);
@@ -60,9 +85,14 @@ fn lifetimes_mki_and_session_params() {
 
 #[test]
 fn suite_names_read_in_any_case_and_padding_is_optional() {
-    let c = CryptoAttribute::parse("1 aes_cm_128_hmac_sha1_80 INLINE:WnD7c1ksDGs+dIefCEo8omPg4uO8DYIinNGL5yxQ").unwrap();
+    let c = CryptoAttribute::parse(
+        "1 aes_cm_128_hmac_sha1_80 INLINE:WnD7c1ksDGs+dIefCEo8omPg4uO8DYIinNGL5yxQ",
+    )
+    .unwrap();
     assert_eq!(c.suite, SrtpSuite::AesCm128HmacSha1_80);
-    assert!(c.to_string().starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
+    assert!(c
+        .to_string()
+        .starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
 }
 
 #[test]
@@ -70,29 +100,83 @@ fn malformed_and_unsupported_values_fail_with_reasons() {
     let key = "WnD7c1ksDGs+dIefCEo8omPg4uO8DYIinNGL5yxQ";
     let cases = [
         (String::new(), "has a bad tag"),
-        (format!("x AES_CM_128_HMAC_SHA1_80 inline:{key}"), "has a bad tag"),
-        (format!("1234567890 AES_CM_128_HMAC_SHA1_80 inline:{key}"), "has a bad tag"),
+        (
+            format!("x AES_CM_128_HMAC_SHA1_80 inline:{key}"),
+            "has a bad tag",
+        ),
+        (
+            format!("1234567890 AES_CM_128_HMAC_SHA1_80 inline:{key}"),
+            "has a bad tag",
+        ),
         ("1".to_owned(), "has no suite"),
-        (format!("1 AES_256_CM_HMAC_SHA1_80 inline:{key}"), "has an unsupported suite"),
-        (format!("1 AEAD_AES_128_GCM inline:{key}"), "has an unsupported suite"),
-        (format!("1 F8_128_HMAC_SHA1_80 inline:{key}"), "has an unsupported suite"),
-        ("1 AES_CM_128_HMAC_SHA1_80".to_owned(), "has no key parameters"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 uri:{key}"), "has no inline key"),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:".to_owned(), "has a bad key"),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=".to_owned(), "has a bad key"),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:!!!notbase64!!!".to_owned(), "has a bad key"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key};inline:{key}"), "has several keys"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^99"), "has a bad lifetime"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|2^20"), "has a bad lifetime"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:4|2^20"), "has a bad lifetime"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:0"), "has a bad MKI"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:200"), "has a bad MKI"),
-        (format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:4|2:4"), "has a bad MKI"),
+        (
+            format!("1 AES_256_CM_HMAC_SHA1_80 inline:{key}"),
+            "has an unsupported suite",
+        ),
+        (
+            format!("1 AEAD_AES_128_GCM inline:{key}"),
+            "has an unsupported suite",
+        ),
+        (
+            format!("1 F8_128_HMAC_SHA1_80 inline:{key}"),
+            "has an unsupported suite",
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80".to_owned(),
+            "has no key parameters",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 uri:{key}"),
+            "has no inline key",
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:".to_owned(),
+            "has a bad key",
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=".to_owned(),
+            "has a bad key",
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:!!!notbase64!!!".to_owned(),
+            "has a bad key",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key};inline:{key}"),
+            "has several keys",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^99"),
+            "has a bad lifetime",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|2^20"),
+            "has a bad lifetime",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:4|2^20"),
+            "has a bad lifetime",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:0"),
+            "has a bad MKI",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:200"),
+            "has a bad MKI",
+        ),
+        (
+            format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|1:4|2:4"),
+            "has a bad MKI",
+        ),
     ];
     for (value, reason) in cases {
         let err = CryptoAttribute::parse(&value).expect_err(&value);
         assert_eq!(err, SdpError::BadCrypto(reason), "{value:?}");
-        assert_eq!(err.to_string(), format!("Bad SDP: crypto attribute {reason}"));
+        assert_eq!(
+            err.to_string(),
+            format!("Bad SDP: crypto attribute {reason}")
+        );
     }
 }
 
@@ -103,7 +187,10 @@ fn media_crypto_accessor_skips_lines_it_cannot_use() {
     // The AES-256 line does not parse; the MKI line parses but is not usable.
     assert_eq!(lines.iter().map(|c| c.tag).collect::<Vec<_>>(), [1, 3]);
     assert_eq!(
-        lines.iter().map(CryptoAttribute::is_usable).collect::<Vec<_>>(),
+        lines
+            .iter()
+            .map(CryptoAttribute::is_usable)
+            .collect::<Vec<_>>(),
         [false, true]
     );
 }

@@ -2,7 +2,7 @@
 //!
 //! Tolerant where real devices deviate harmlessly: LF-only line ends, blank lines, trailing
 //! whitespace, bytes that are not UTF-8 (replaced), unknown line types (ignored), lines out of
-//! the RFC's order within a level, an empty `s=`, a missing `t=`. Strict where a wrong reading
+//! the RFC's order within a level, an empty `s=`, a missing `t=` (read as `t=0 0`). Strict where a wrong reading
 //! would send media to the wrong place or misread a codec: `v=0` first, exactly one `o=` and `s=`
 //! with their full syntax, the syntax of `c=`, `b=`, `t=` and `m=` lines, numeric ports, and RTP
 //! payload types between 0 and 127. Attribute values are not checked here; the typed accessors
@@ -183,7 +183,11 @@ impl Builder {
         }
     }
 
-    fn finish(self) -> Result<SessionDescription, SdpError> {
+    fn finish(mut self) -> Result<SessionDescription, SdpError> {
+        if self.timing.is_empty() {
+            // What the writer will write: an unbounded session.
+            self.timing.push(Timing::default());
+        }
         Ok(SessionDescription {
             version: 0,
             origin: self.origin.ok_or(SdpError::MissingLine('o'))?,
@@ -250,7 +254,10 @@ fn parse_connection(line_no: usize, value: &str) -> Result<Connection, SdpError>
         return Err(bad(line_no, 'c', "has no address"));
     }
     let suffixes: Vec<&str> = parts.collect();
-    let number = |s: &str| s.parse::<u32>().map_err(|_| bad(line_no, 'c', "has a bad suffix"));
+    let number = |s: &str| {
+        s.parse::<u32>()
+            .map_err(|_| bad(line_no, 'c', "has a bad suffix"))
+    };
     let (ttl, count) = match (&address_type, &suffixes[..]) {
         (_, []) => (None, None),
         (AddressType::Ip4, [ttl]) => (Some(number(ttl)?), None),
@@ -296,7 +303,10 @@ fn parse_timing(line_no: usize, value: &str) -> Result<Timing, SdpError> {
     let [start, stop] = fields[..] else {
         return Err(bad(line_no, 't', "does not have two fields"));
     };
-    let time = |s: &str| s.parse::<u64>().map_err(|_| bad(line_no, 't', "has a bad time"));
+    let time = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| bad(line_no, 't', "has a bad time"))
+    };
     Ok(Timing {
         start: time(start)?,
         stop: time(stop)?,

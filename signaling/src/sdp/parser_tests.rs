@@ -38,9 +38,15 @@ fn rfc4566_example_reads_every_field() {
     );
     assert_eq!(sdp.emails, ["j.doe@example.com (Jane Doe)"]);
     let c = sdp.connection.as_ref().unwrap();
-    assert_eq!((c.address.as_str(), c.ttl, c.count), ("224.2.17.12", Some(127), None));
+    assert_eq!(
+        (c.address.as_str(), c.ttl, c.count),
+        ("224.2.17.12", Some(127), None)
+    );
     assert_eq!(sdp.timing.len(), 1);
-    assert_eq!((sdp.timing[0].start, sdp.timing[0].stop), (2873397496, 2873404696));
+    assert_eq!(
+        (sdp.timing[0].start, sdp.timing[0].stop),
+        (2873397496, 2873404696)
+    );
     assert_eq!(sdp.direction(), Some(Direction::RecvOnly));
     assert_eq!(sdp.media.len(), 2);
     let audio = &sdp.media[0];
@@ -56,7 +62,10 @@ fn rfc4566_example_reads_every_field() {
     let video = &sdp.media[1];
     assert_eq!(video.kind, MediaKind::Video);
     let h263 = video.codec(99).unwrap();
-    assert_eq!((h263.encoding.as_str(), h263.clock_rate), ("h263-1998", 90000));
+    assert_eq!(
+        (h263.encoding.as_str(), h263.clock_rate),
+        ("h263-1998", 90000)
+    );
 }
 
 #[test]
@@ -91,11 +100,12 @@ fn writer_puts_lines_in_rfc_order_whatever_the_input_order() {
 
 #[test]
 fn tolerates_blank_lines_trailing_space_missing_timing_and_empty_session_name() {
-    let sdp = parse("\n\nv=0\no=- 1 1 IN IP4 192.0.2.1  \ns=\n\nm=audio 4000 RTP/AVP 0 \t\n\n").unwrap();
+    let sdp =
+        parse("\n\nv=0\no=- 1 1 IN IP4 192.0.2.1  \ns=\n\nm=audio 4000 RTP/AVP 0 \t\n\n").unwrap();
     assert_eq!(sdp.session_name, "");
-    assert!(sdp.timing.is_empty());
+    // A missing `t=` reads as the `t=0 0` the writer gives back.
+    assert_eq!(sdp.timing, [Timing::default()]);
     assert_eq!(sdp.media[0].formats, ["0"]);
-    // The writer supplies the `t=` line RFC 4566 requires.
     assert!(sdp.to_string().contains("\r\nt=0 0\r\n"));
 }
 
@@ -104,7 +114,11 @@ fn unknown_lines_are_ignored_and_unknown_attributes_kept_in_order() {
     let text = format!("{MINIMAL}y=0123456789\nf=v/2/25\na=X-nat:0\nm=audio 4000 RTP/AVP 0\na=x-custom\na=rtpmap:0 PCMU/8000\na=X-extension:some value: with colons\n");
     let sdp = parse(&text).unwrap();
     assert_eq!(sdp.attributes, [Attribute::value("X-nat", "0")]);
-    let names: Vec<&str> = sdp.media[0].attributes.iter().map(|a| a.name.as_str()).collect();
+    let names: Vec<&str> = sdp.media[0]
+        .attributes
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
     assert_eq!(names, ["x-custom", "rtpmap", "X-extension"]);
     assert_eq!(
         sdp.media[0].attribute_value("x-extension"),
@@ -127,37 +141,115 @@ fn errors_name_the_fault() {
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "Bad SDP: empty"),
         ("\r\n\r\n".into(), "Bad SDP: empty"),
-        ("o=- 1 1 IN IP4 192.0.2.1\nv=0\ns=-\n".into(), "Bad SDP: v= line must come first"),
-        ("v=1\no=- 1 1 IN IP4 192.0.2.1\ns=-\n".into(), "Bad SDP: unsupported version"),
+        (
+            "o=- 1 1 IN IP4 192.0.2.1\nv=0\ns=-\n".into(),
+            "Bad SDP: v= line must come first",
+        ),
+        (
+            "v=1\no=- 1 1 IN IP4 192.0.2.1\ns=-\n".into(),
+            "Bad SDP: unsupported version",
+        ),
         ("v=0\ns=-\nt=0 0\n".into(), "Bad SDP: missing o= line"),
-        ("v=0\no=- 1 1 IN IP4 192.0.2.1\nt=0 0\n".into(), "Bad SDP: missing s= line"),
-        (format!("{MINIMAL}o=- 1 1 IN IP4 192.0.2.1\n"), "Bad SDP: duplicate o= line"),
+        (
+            "v=0\no=- 1 1 IN IP4 192.0.2.1\nt=0 0\n".into(),
+            "Bad SDP: missing s= line",
+        ),
+        (
+            format!("{MINIMAL}o=- 1 1 IN IP4 192.0.2.1\n"),
+            "Bad SDP: duplicate o= line",
+        ),
         (format!("{MINIMAL}s=again\n"), "Bad SDP: duplicate s= line"),
         (format!("{MINIMAL}v=0\n"), "Bad SDP: duplicate v= line"),
-        (format!("{MINIMAL}m=audio\n"), "Bad SDP: m= line has no port"),
-        (format!("{MINIMAL}m=audio RTP/AVP 0\n"), "Bad SDP: m= line has a bad port"),
-        (format!("{MINIMAL}m=audio 65536 RTP/AVP 0\n"), "Bad SDP: m= line has a bad port"),
-        (format!("{MINIMAL}m=audio -1 RTP/AVP 0\n"), "Bad SDP: m= line has a bad port"),
-        (format!("{MINIMAL}m=audio 4000/x RTP/AVP 0\n"), "Bad SDP: m= line has a bad port count"),
-        (format!("{MINIMAL}m=audio 4000\n"), "Bad SDP: m= line has no transport protocol"),
-        (format!("{MINIMAL}m=audio 4000 RTP/AVP\n"), "Bad SDP: m= line has no formats"),
-        (format!("{MINIMAL}m=audio 4000 RTP/AVP 0 128\n"), "Bad SDP: m= line has a bad payload type"),
-        (format!("{MINIMAL}m=audio 4000 RTP/SAVP 0 PCMU\n"), "Bad SDP: m= line has a bad payload type"),
-        (format!("{MINIMAL}m=audio 4000 RTP/AVP 0\no=- 1 1 IN IP4 192.0.2.1\n"), "Bad SDP: o= line inside a media section"),
-        ("v=0\no=- 1 IN IP4 192.0.2.1\ns=-\n".into(), "Bad SDP: o= line does not have six fields"),
-        ("v=0\no=- 1 x IN IP4 192.0.2.1\ns=-\n".into(), "Bad SDP: o= line has a bad session version"),
-        ("v=0\no=- 1 -2 IN IP4 192.0.2.1\ns=-\n".into(), "Bad SDP: o= line has a bad session version"),
-        ("v=0\no=- 1;2 3 IN IP4 192.0.2.1\ns=-\n".into(), "Bad SDP: o= line has a bad session id"),
-        (format!("{MINIMAL}c=IN IP4\n"), "Bad SDP: c= line does not have three fields"),
-        (format!("{MINIMAL}m=audio 4000 RTP/AVP 0\nc=IN IP4 224.2.1.1/300\n"), "Bad SDP: c= line has a bad suffix"),
-        (format!("{MINIMAL}c=IN IP6 ff15::101/3/2\n"), "Bad SDP: c= line has a bad suffix"),
+        (
+            format!("{MINIMAL}m=audio\n"),
+            "Bad SDP: m= line has no port",
+        ),
+        (
+            format!("{MINIMAL}m=audio RTP/AVP 0\n"),
+            "Bad SDP: m= line has a bad port",
+        ),
+        (
+            format!("{MINIMAL}m=audio 65536 RTP/AVP 0\n"),
+            "Bad SDP: m= line has a bad port",
+        ),
+        (
+            format!("{MINIMAL}m=audio -1 RTP/AVP 0\n"),
+            "Bad SDP: m= line has a bad port",
+        ),
+        (
+            format!("{MINIMAL}m=audio 4000/x RTP/AVP 0\n"),
+            "Bad SDP: m= line has a bad port count",
+        ),
+        (
+            format!("{MINIMAL}m=audio 4000\n"),
+            "Bad SDP: m= line has no transport protocol",
+        ),
+        (
+            format!("{MINIMAL}m=audio 4000 RTP/AVP\n"),
+            "Bad SDP: m= line has no formats",
+        ),
+        (
+            format!("{MINIMAL}m=audio 4000 RTP/AVP 0 128\n"),
+            "Bad SDP: m= line has a bad payload type",
+        ),
+        (
+            format!("{MINIMAL}m=audio 4000 RTP/SAVP 0 PCMU\n"),
+            "Bad SDP: m= line has a bad payload type",
+        ),
+        (
+            format!("{MINIMAL}m=audio 4000 RTP/AVP 0\no=- 1 1 IN IP4 192.0.2.1\n"),
+            "Bad SDP: o= line inside a media section",
+        ),
+        (
+            "v=0\no=- 1 IN IP4 192.0.2.1\ns=-\n".into(),
+            "Bad SDP: o= line does not have six fields",
+        ),
+        (
+            "v=0\no=- 1 x IN IP4 192.0.2.1\ns=-\n".into(),
+            "Bad SDP: o= line has a bad session version",
+        ),
+        (
+            "v=0\no=- 1 -2 IN IP4 192.0.2.1\ns=-\n".into(),
+            "Bad SDP: o= line has a bad session version",
+        ),
+        (
+            "v=0\no=- 1;2 3 IN IP4 192.0.2.1\ns=-\n".into(),
+            "Bad SDP: o= line has a bad session id",
+        ),
+        (
+            format!("{MINIMAL}c=IN IP4\n"),
+            "Bad SDP: c= line does not have three fields",
+        ),
+        (
+            format!("{MINIMAL}m=audio 4000 RTP/AVP 0\nc=IN IP4 224.2.1.1/300\n"),
+            "Bad SDP: c= line has a bad suffix",
+        ),
+        (
+            format!("{MINIMAL}c=IN IP6 ff15::101/3/2\n"),
+            "Bad SDP: c= line has a bad suffix",
+        ),
         (format!("{MINIMAL}b=AS\n"), "Bad SDP: b= line has no colon"),
-        (format!("{MINIMAL}b=AS:fast\n"), "Bad SDP: b= line has a bad value"),
-        (format!("{MINIMAL}t=0\n"), "Bad SDP: t= line does not have two fields"),
-        (format!("{MINIMAL}t=now 0\n"), "Bad SDP: t= line has a bad time"),
+        (
+            format!("{MINIMAL}b=AS:fast\n"),
+            "Bad SDP: b= line has a bad value",
+        ),
+        (
+            format!("{MINIMAL}t=0\n"),
+            "Bad SDP: t= line does not have two fields",
+        ),
+        (
+            format!("{MINIMAL}t=now 0\n"),
+            "Bad SDP: t= line has a bad time",
+        ),
         (format!("{MINIMAL}a=\n"), "Bad SDP: a= line has a bad name"),
-        (format!("{MINIMAL}a=:value\n"), "Bad SDP: a= line has a bad name"),
-        (format!("{MINIMAL}a=bad name\n"), "Bad SDP: a= line has a bad name"),
+        (
+            format!("{MINIMAL}a=:value\n"),
+            "Bad SDP: a= line has a bad name",
+        ),
+        (
+            format!("{MINIMAL}a=bad name\n"),
+            "Bad SDP: a= line has a bad name",
+        ),
         (format!("{MINIMAL}hello\n"), "Bad SDP: line 6 is malformed"),
         (format!("{MINIMAL}A=x\n"), "Bad SDP: line 6 is malformed"),
         (format!("{MINIMAL}a=x\0y\n"), "Bad SDP: line 6 is malformed"),
@@ -195,7 +287,10 @@ fn rejected_stream_may_lack_formats_and_non_rtp_formats_are_tokens() {
     let text = format!("{MINIMAL}m=video 0 RTP/AVP\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\nm=image 5000 udptl t38\n");
     let sdp = parse(&text).unwrap();
     assert!(sdp.media[0].formats.is_empty());
-    assert_eq!(sdp.media[1].protocol, Protocol::Other("UDP/DTLS/SCTP".into()));
+    assert_eq!(
+        sdp.media[1].protocol,
+        Protocol::Other("UDP/DTLS/SCTP".into())
+    );
     assert_eq!(sdp.media[1].formats, ["webrtc-datachannel"]);
     assert_eq!(sdp.media[2].kind, MediaKind::Other("image".into()));
     assert_eq!(sdp.media[2].formats, ["t38"]);
@@ -220,9 +315,9 @@ fn protocols_and_kinds_read_case_insensitively_and_classify() {
 
 #[test]
 fn connections_ipv6_multicast_and_hold() {
-    let text = format!("v=0\no=- 1 1 IN IP6 2001:db8::1\ns=-\nc=IN IP6 2001:db8::2\nt=0 0\n\
-        m=audio 4000 RTP/AVP 0\nc=IN IP4 233.252.0.1/127/3\nm=audio 4002 RTP/AVP 0\nc=IN IP4 0.0.0.0\n");
-    let sdp = parse(&text).unwrap();
+    let text = "v=0\no=- 1 1 IN IP6 2001:db8::1\ns=-\nc=IN IP6 2001:db8::2\nt=0 0\n\
+        m=audio 4000 RTP/AVP 0\nc=IN IP4 233.252.0.1/127/3\nm=audio 4002 RTP/AVP 0\nc=IN IP4 0.0.0.0\n";
+    let sdp = parse(text).unwrap();
     assert_eq!(sdp.origin.address_type, AddressType::Ip6);
     let session = sdp.connection.as_ref().unwrap();
     assert_eq!(session.ip(), Some("2001:db8::2".parse().unwrap()));
@@ -232,7 +327,10 @@ fn connections_ipv6_multicast_and_hold() {
     assert!(sdp.media[1].connection.as_ref().unwrap().is_hold_address());
     assert!(!session.is_hold_address());
     assert_eq!(sdp.connection_for(&sdp.media[0]), Some(multicast));
-    let named = parse(format!("{MINIMAL}m=audio 4000 RTP/AVP 0\nc=IN IP4 media.example.com\n")).unwrap();
+    let named = parse(format!(
+        "{MINIMAL}m=audio 4000 RTP/AVP 0\nc=IN IP4 media.example.com\n"
+    ))
+    .unwrap();
     assert_eq!(named.media[0].connection.as_ref().unwrap().ip(), None);
     assert_eq!(
         Connection::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9))).to_string(),
@@ -242,11 +340,13 @@ fn connections_ipv6_multicast_and_hold() {
 
 #[test]
 fn media_attribute_accessors() {
-    let text = format!("{MINIMAL}a=inactive\nm=audio 4000 RTP/AVP 96 0 8 101\n\
+    let text = format!(
+        "{MINIMAL}a=inactive\nm=audio 4000 RTP/AVP 96 0 8 101\n\
         a=rtpmap:96 opus/48000/2\na=rtpmap:broken\na=fmtp:96 useinbandfec=1; stereo=0\n\
         a=rtpmap:8 PCMA/8000/1\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n\
         a=ptime:20.0\na=maxptime:60\na=rtcp:53020 IN IP4 198.51.100.7\na=rtcp-mux\n\
-        a=mid:audio\na=sendonly\na=candidate:1 1 UDP 2130706431 192.0.2.1 4000 typ host\n");
+        a=mid:audio\na=sendonly\na=candidate:1 1 UDP 2130706431 192.0.2.1 4000 typ host\n"
+    );
     let sdp = parse(&text).unwrap();
     let m = &sdp.media[0];
     assert_eq!(m.payload_types().collect::<Vec<_>>(), [96, 0, 8, 101]);
@@ -287,7 +387,10 @@ fn dtls_and_ice_accessors_at_both_levels() {
         m=audio 9 UDP/TLS/RTP/SAVPF 111\na=setup:actpass\na=ice-pwd: secret \na=fingerprint:sha-1 01:02\n");
     let sdp = parse(&text).unwrap();
     let fp = sdp.fingerprint().unwrap();
-    assert_eq!((fp.hash_function.as_str(), fp.value.as_str()), ("sha-256", "AB:CD:EF"));
+    assert_eq!(
+        (fp.hash_function.as_str(), fp.value.as_str()),
+        ("sha-256", "AB:CD:EF")
+    );
     assert_eq!(sdp.ice_ufrag(), Some("abcd"));
     let m = &sdp.media[0];
     assert_eq!(m.fingerprint().unwrap().hash_function, "sha-1");
@@ -324,7 +427,16 @@ fn static_payload_types_and_rtpmap_parsing() {
     assert_eq!(RtpMap::static_payload_type(9).unwrap().clock_rate, 8000);
     assert_eq!(RtpMap::static_payload_type(96), None);
     assert_eq!(RtpMap::static_payload_type(2), None);
-    for bad in ["", "96", "96 opus", "96 opus/x", "128 opus/48000", "96 /48000", "96 opus/48000/2/1", "x opus/48000"] {
+    for bad in [
+        "",
+        "96",
+        "96 opus",
+        "96 opus/x",
+        "128 opus/48000",
+        "96 /48000",
+        "96 opus/48000/2/1",
+        "x opus/48000",
+    ] {
         assert_eq!(RtpMap::parse(bad), None, "{bad:?}");
     }
     assert_eq!(RtpMap::parse("0 PCMU/8000").unwrap().channels, None);
