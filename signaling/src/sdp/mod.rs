@@ -20,11 +20,15 @@
 //!   `direction`, `rtcp`, `rtcp_mux`, `crypto`, `fingerprint`, `setup`, `ice_ufrag`, …) that the
 //!   WebRTC path can use as well.
 //! - [`CryptoAttribute`] and [`SrtpMasterKey`] are RFC 4568 SDES keying.
+//! - [`SdpSession`] runs offer/answer for the classic audio path and yields a
+//!   [`NegotiatedAudio`]; its failures are [`NegotiationError`]s that map to `488`. The rules and
+//!   the SRTP policy table are in [`negotiation`].
 
 mod attributes;
 mod crypto;
 mod error;
 mod model;
+pub mod negotiation;
 mod parser;
 
 #[cfg(test)]
@@ -38,5 +42,9 @@ pub use error::SdpError;
 pub use model::{
     AddressType, Attribute, Bandwidth, Connection, MediaDescription, MediaKind, Origin, Protocol,
     SessionDescription, Timing,
+};
+pub use negotiation::{
+    offer_kind, AudioCodec, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedCodec,
+    NegotiatedSrtp, NegotiationError, OfferKind, SdpSession, SrtpPolicy, TelephoneEvent,
 };
 pub use parser::{parse, MAX_SDP_LEN};
