@@ -19,12 +19,14 @@
 //! - [`auth`]: HTTP digest authentication for SIP (RFC 3261 §22, RFC 8760).
 //! - [`transaction`]: the four RFC 3261 §17 transaction state machines and their timers.
 //! - [`registration`]: the REGISTER client (refresh, digest, 423, backoff, unregister).
+//! - [`sdp`]: session descriptions (RFC 4566) and audio offer/answer (RFC 3264, SDES-SRTP).
 //! - [`transport`]: the transport-facing vocabulary shared by all of the above.
 
 pub mod auth;
 pub mod endpoint;
 pub mod message;
 pub mod registration;
+pub mod sdp;
 pub mod sim;
 pub mod transaction;
 pub mod transport;

@@ -1,0 +1,207 @@
+//! Answering the peer's offer (RFC 3264 §6).
+
+use rand::RngCore;
+
+use super::audio_section::{disabled_section, AudioSection, RtcpLine};
+use super::negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, TelephoneEvent};
+use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
+use super::remote::{classic_profile, first_common_codec, telephone_event, RemoteEnd};
+use super::session::{session_key, SdpSession};
+use super::NegotiationError;
+use crate::sdp::attributes::Direction;
+use crate::sdp::crypto::{CryptoAttribute, SrtpSuite};
+use crate::sdp::model::{MediaDescription, MediaKind, SessionDescription};
+
+/// An offered audio m-line we can take.
+struct Candidate<'a> {
+    index: usize,
+    media: &'a MediaDescription,
+    payload_type: u8,
+    codec: &'a AudioCodec,
+    telephone_event: Option<u8>,
+    /// The offered crypto line we accept, when the stream is encrypted.
+    crypto: Option<CryptoAttribute>,
+    remote: RemoteEnd,
+}
+
+impl SdpSession {
+    /// Answers `offer` with the audio stream described in the [module docs](super): returns the
+    /// answer to send and the negotiated stream.
+    ///
+    /// `direction` is what we want (`SendRecv`, or `SendOnly`/`Inactive` while we hold the
+    /// call); the answer's direction is that narrowed by the mirror of the offer's. Fails with
+    /// the reason for a `488` when no audio stream is acceptable — the error of the first
+    /// offered audio stream —, and with [`NegotiationError::OfferPending`] (`491`) while our own
+    /// offer waits for its answer. A failure changes nothing.
+    pub fn answer(
+        &mut self,
+        offer: &SessionDescription,
+        local: &LocalMedia,
+        policy: &AudioPolicy,
+        direction: Direction,
+        rng: &mut impl RngCore,
+    ) -> Result<(SessionDescription, NegotiatedAudio), NegotiationError> {
+        if self.awaiting_answer {
+            return Err(NegotiationError::OfferPending);
+        }
+        let mut chosen: Option<Candidate<'_>> = None;
+        let mut first_error = None;
+        for (index, media) in offer.media.iter().enumerate() {
+            if media.kind != MediaKind::Audio || media.port == 0 {
+                continue;
+            }
+            match evaluate(offer, index, media, policy) {
+                Ok(candidate) => {
+                    let better = chosen
+                        .as_ref()
+                        .is_none_or(|c| c.crypto.is_none() && candidate.crypto.is_some());
+                    if better {
+                        chosen = Some(candidate);
+                    }
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        let Some(chosen) = chosen else {
+            return Err(first_error.unwrap_or(NegotiationError::NoAudio));
+        };
+
+        let mut keys = self.keys.clone();
+        let (crypto, srtp) = match &chosen.crypto {
+            Some(offered) => {
+                let local_key = session_key(&mut keys, offered.suite, rng);
+                let line = CryptoAttribute::new(offered.tag, offered.suite, local_key.clone());
+                let srtp = NegotiatedSrtp {
+                    suite: offered.suite,
+                    local: local_key,
+                    remote: offered.key.clone(),
+                };
+                (vec![line], Some(srtp))
+            }
+            None => (Vec::new(), None),
+        };
+        let remote = &chosen.remote;
+        let our_direction = remote.direction.reversed().intersect(direction);
+        let rtcp = if remote.rtcp_mux {
+            RtcpLine::Mux {
+                fallback_port: None,
+            }
+        } else {
+            RtcpLine::Port(local.rtcp_port.unwrap_or(local.rtp_port))
+        };
+        let clock_rate = chosen.codec.clock_rate;
+        let section = AudioSection {
+            port: local.rtp_port,
+            protocol: chosen.media.protocol.clone(),
+            codecs: vec![(chosen.payload_type, chosen.codec)],
+            telephone_events: chosen
+                .telephone_event
+                .map(|pt| (pt, clock_rate))
+                .into_iter()
+                .collect(),
+            ptime_ms: policy.ptime_ms,
+            rtcp,
+            crypto,
+            direction: our_direction,
+        };
+        let audio = section.write();
+        let media = offer
+            .media
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == chosen.index {
+                    audio.clone()
+                } else {
+                    disabled_section(m)
+                }
+            })
+            .collect();
+
+        let negotiated = NegotiatedAudio {
+            remote_rtp: remote.rtp,
+            remote_rtcp: if remote.rtcp_mux { None } else { remote.rtcp },
+            rtcp_mux: remote.rtcp_mux,
+            codec: NegotiatedCodec {
+                payload_type: chosen.payload_type,
+                name: chosen.codec.name.clone(),
+                clock_rate,
+                channels: chosen.codec.channels,
+                fmtp: chosen.media.fmtp(chosen.payload_type).map(str::to_owned),
+            },
+            telephone_event: chosen.telephone_event.map(|payload_type| TelephoneEvent {
+                payload_type,
+                clock_rate,
+            }),
+            ptime_ms: remote.sending_ptime(policy.ptime_ms),
+            direction: our_direction,
+            srtp,
+        };
+        let sdp = self.stamp(local.address, media);
+        self.keys = keys;
+        self.audio_index = Some(chosen.index);
+        self.offer = None;
+        Ok((sdp, negotiated))
+    }
+}
+
+/// Whether we can take the offered audio m-line at `index`, and how.
+fn evaluate<'a>(
+    offer: &SessionDescription,
+    index: usize,
+    media: &'a MediaDescription,
+    policy: &'a AudioPolicy,
+) -> Result<Candidate<'a>, NegotiationError> {
+    classic_profile(&media.protocol)?;
+    let crypto = choose_crypto(media, policy.srtp)?;
+    let (payload_type, codec) =
+        first_common_codec(media, &policy.codecs).ok_or(NegotiationError::NoCommonCodec)?;
+    let telephone_event = if policy.telephone_event {
+        telephone_event(media, codec.clock_rate)
+    } else {
+        None
+    };
+    let remote = RemoteEnd::read(offer, media)?;
+    Ok(Candidate {
+        index,
+        media,
+        payload_type,
+        codec,
+        telephone_event,
+        crypto,
+        remote,
+    })
+}
+
+/// The offered crypto line we accept under `policy`: a usable `_80` line first, else a usable
+/// `_32` one; `None` for a plain stream.
+fn choose_crypto(
+    media: &MediaDescription,
+    policy: SrtpPolicy,
+) -> Result<Option<CryptoAttribute>, NegotiationError> {
+    let secure = media.protocol.is_secure();
+    if policy == SrtpPolicy::Off {
+        return if secure {
+            Err(NegotiationError::SrtpNotSupported)
+        } else {
+            Ok(None)
+        };
+    }
+    let usable: Vec<CryptoAttribute> = media.crypto().filter(CryptoAttribute::is_usable).collect();
+    let best = usable
+        .iter()
+        .find(|c| c.suite == SrtpSuite::AesCm128HmacSha1_80)
+        .or(usable.first())
+        .cloned();
+    match (best, secure, policy) {
+        (Some(crypto), _, _) => Ok(Some(crypto)),
+        (None, true, _) => Err(NegotiationError::NoAcceptableCrypto),
+        (None, false, SrtpPolicy::Mandatory) if media.has_attribute("crypto") => {
+            Err(NegotiationError::NoAcceptableCrypto)
+        }
+        (None, false, SrtpPolicy::Mandatory) => Err(NegotiationError::SrtpRequired),
+        (None, false, _) => Ok(None),
+    }
+}

@@ -1,0 +1,305 @@
+//! [`SdpSession`]: our side of one call's session, and the offers it makes.
+
+use std::net::IpAddr;
+
+use rand::{Rng, RngCore};
+
+use super::audio_section::{disabled_section, AudioSection, RtcpLine};
+use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
+use super::NegotiationError;
+use crate::sdp::attributes::Direction;
+use crate::sdp::crypto::{CryptoAttribute, SrtpMasterKey, SrtpSuite};
+use crate::sdp::model::{Connection, MediaDescription, Origin, Protocol, SessionDescription};
+
+/// The payload type `telephone-event/8000` is offered with.
+const TELEPHONE_EVENT_8000: u8 = 101;
+/// The payload type `telephone-event/48000` is offered with.
+const TELEPHONE_EVENT_48000: u8 = 110;
+
+/// Our side of one call's session description, held by the caller for the whole call.
+///
+/// Methods:
+/// - [`create_offer`](Self::create_offer) makes an offer (initial, re-offer, hold, resume) and
+///   waits for its answer; [`apply_answer`](Self::apply_answer) takes that answer (and may take
+///   answers from several forks, each against the same offer);
+///   [`discard_offer`](Self::discard_offer) gives the offer up when its request failed.
+/// - [`answer`](Self::answer) answers the peer's offer.
+///
+/// A failed call leaves the session as it was. `SdpSession` is `Clone` so that forked early
+/// dialogs can each continue from the same offer.
+#[derive(Debug, Clone)]
+pub struct SdpSession {
+    /// The `o=` line of the first description.
+    pub(super) origin: Origin,
+    /// The last description we sent: its `o=` line and m-line layout carry over.
+    pub(super) last_sent: Option<SessionDescription>,
+    /// The index of the audio m-line in `last_sent`.
+    pub(super) audio_index: Option<usize>,
+    /// Our SRTP master keys, one per suite, drawn on first use.
+    pub(super) keys: Vec<(SrtpSuite, SrtpMasterKey)>,
+    /// Our last offer, against which answers are checked.
+    pub(super) offer: Option<OfferedAudio>,
+    /// Whether that offer still waits for an answer.
+    pub(super) awaiting_answer: bool,
+}
+
+/// What our last offer proposed for audio.
+#[derive(Debug, Clone)]
+pub(super) struct OfferedAudio {
+    /// The index of the audio m-line.
+    pub index: usize,
+    /// The number of m-lines in the offer.
+    pub media_count: usize,
+    /// The audio profile.
+    pub protocol: Protocol,
+    /// Payload types and codecs, in order.
+    pub codecs: Vec<(u8, AudioCodec)>,
+    /// `telephone-event` payload types and clock rates.
+    pub telephone_events: Vec<(u8, u32)>,
+    /// Our crypto lines (empty without SRTP).
+    pub crypto: Vec<CryptoAttribute>,
+    /// The direction we offered.
+    pub direction: Direction,
+    /// Whether we offered `a=rtcp-mux`.
+    pub rtcp_mux: bool,
+    /// The packet time we asked for.
+    pub ptime_ms: u32,
+}
+
+impl SdpSession {
+    /// A new session whose `o=` line names `address`, with a random `sess-id` below 2³¹ (some
+    /// devices read it as a signed 32-bit number) and a first `sess-version` equal to it.
+    pub fn new(address: IpAddr, rng: &mut impl RngCore) -> Self {
+        let id: u64 = rng.gen_range(1..1 << 31);
+        SdpSession::with_origin(Origin::new("-", id.to_string(), id, address))
+    }
+
+    /// A new session whose first description carries `origin` as is.
+    pub fn with_origin(origin: Origin) -> Self {
+        SdpSession {
+            origin,
+            last_sent: None,
+            audio_index: None,
+            keys: Vec::new(),
+            offer: None,
+            awaiting_answer: false,
+        }
+    }
+
+    /// The `o=` line of the last description sent (of the first one, before any).
+    pub fn origin(&self) -> &Origin {
+        self.last_sent
+            .as_ref()
+            .map_or(&self.origin, |sdp| &sdp.origin)
+    }
+
+    /// Whether an offer we made still waits for its answer.
+    pub fn is_awaiting_answer(&self) -> bool {
+        self.awaiting_answer
+    }
+
+    /// Makes an offer with one audio stream (or, after a first exchange, the session's m-line
+    /// layout with our audio stream in its slot and the other streams at port 0).
+    ///
+    /// `direction` is what we want: `SendRecv`, `SendOnly` to hold the peer (RFC 3264 §8.4),
+    /// `Inactive`, `SendRecv` again to resume. SRTP keys come from `rng` the first time a suite
+    /// is offered in this session. Fails with [`NegotiationError::OfferPending`] while an earlier
+    /// offer waits for its answer, and with [`NegotiationError::NoLocalCodecs`] for an empty
+    /// policy.
+    pub fn create_offer(
+        &mut self,
+        local: &LocalMedia,
+        policy: &AudioPolicy,
+        direction: Direction,
+        rng: &mut impl RngCore,
+    ) -> Result<SessionDescription, NegotiationError> {
+        if self.awaiting_answer {
+            return Err(NegotiationError::OfferPending);
+        }
+        let PayloadPlan {
+            codecs,
+            telephone_events,
+        } = assign_payload_types(policy);
+        if codecs.is_empty() {
+            return Err(NegotiationError::NoLocalCodecs);
+        }
+        let established = self
+            .audio_index
+            .and_then(|i| self.last_sent.as_ref()?.media.get(i))
+            .map(|m| &m.protocol);
+        let protocol = offer_protocol(policy.srtp, established);
+        let crypto = match policy.srtp {
+            SrtpPolicy::Off => Vec::new(),
+            SrtpPolicy::Optional | SrtpPolicy::Mandatory => [
+                (1, SrtpSuite::AesCm128HmacSha1_80),
+                (2, SrtpSuite::AesCm128HmacSha1_32),
+            ]
+            .into_iter()
+            .map(|(tag, suite)| {
+                CryptoAttribute::new(tag, suite, session_key(&mut self.keys, suite, rng))
+            })
+            .collect(),
+        };
+        let rtcp = match local.rtcp_port {
+            None => RtcpLine::Mux {
+                fallback_port: Some(local.rtp_port),
+            },
+            Some(port) => RtcpLine::Port(port),
+        };
+        let section = AudioSection {
+            port: local.rtp_port,
+            protocol: protocol.clone(),
+            codecs: codecs.clone(),
+            telephone_events: telephone_events.clone(),
+            ptime_ms: policy.ptime_ms,
+            rtcp,
+            crypto: crypto.clone(),
+            direction,
+        };
+        let audio = section.write();
+        let (media, index) = match (self.audio_index, &self.last_sent) {
+            (Some(index), Some(last)) if index < last.media.len() => {
+                let media = last.media.iter().enumerate();
+                let media = media
+                    .map(|(i, m)| {
+                        if i == index {
+                            audio.clone()
+                        } else {
+                            disabled_section(m)
+                        }
+                    })
+                    .collect();
+                (media, index)
+            }
+            _ => (vec![audio], 0),
+        };
+        let media_count = media.len();
+        let sdp = self.stamp(local.address, media);
+        self.audio_index = Some(index);
+        self.offer = Some(OfferedAudio {
+            index,
+            media_count,
+            protocol,
+            codecs: codecs.into_iter().map(|(pt, c)| (pt, c.clone())).collect(),
+            telephone_events,
+            crypto,
+            direction,
+            rtcp_mux: local.rtcp_port.is_none(),
+            ptime_ms: policy.ptime_ms,
+        });
+        self.awaiting_answer = true;
+        Ok(sdp)
+    }
+
+    /// Gives up the offer awaiting an answer (its request failed or was cancelled), so that a
+    /// new offer can be made. The version of the next description still increases past it.
+    pub fn discard_offer(&mut self) {
+        self.awaiting_answer = false;
+    }
+
+    /// Builds the next description we send: the session's `o=` line, with `sess-version`
+    /// incremented when the content differs from the last one sent (RFC 3264 §8).
+    pub(super) fn stamp(
+        &mut self,
+        address: IpAddr,
+        media: Vec<MediaDescription>,
+    ) -> SessionDescription {
+        let mut sdp = SessionDescription::new(self.origin.clone(), "-");
+        sdp.connection = Some(Connection::new(address));
+        sdp.media = media;
+        if let Some(last) = &self.last_sent {
+            sdp.origin = last.origin.clone();
+            if sdp != *last {
+                sdp.origin.session_version = sdp.origin.session_version.wrapping_add(1);
+            }
+        }
+        self.last_sent = Some(sdp.clone());
+        sdp
+    }
+}
+
+/// Our master key for `suite`, drawn from `rng` the first time.
+pub(super) fn session_key(
+    keys: &mut Vec<(SrtpSuite, SrtpMasterKey)>,
+    suite: SrtpSuite,
+    rng: &mut impl RngCore,
+) -> SrtpMasterKey {
+    if let Some((_, key)) = keys.iter().find(|(s, _)| *s == suite) {
+        return key.clone();
+    }
+    let key = SrtpMasterKey::generate(rng);
+    keys.push((suite, key.clone()));
+    key
+}
+
+/// The profile of our audio offer: `RTP/SAVP` under `Mandatory`, `RTP/AVP` otherwise, keeping
+/// a secure profile already established under `Optional` and the feedback variant of an
+/// established `AVPF`/`SAVPF` stream.
+fn offer_protocol(srtp: SrtpPolicy, established: Option<&Protocol>) -> Protocol {
+    let established_secure = established.is_some_and(Protocol::is_secure);
+    let secure = match srtp {
+        SrtpPolicy::Off => false,
+        SrtpPolicy::Optional => established_secure,
+        SrtpPolicy::Mandatory => true,
+    };
+    let feedback = matches!(established, Some(Protocol::RtpAvpf | Protocol::RtpSavpf));
+    match (secure, feedback) {
+        (false, false) => Protocol::RtpAvp,
+        (true, false) => Protocol::RtpSavp,
+        (false, true) => Protocol::RtpAvpf,
+        (true, true) => Protocol::RtpSavpf,
+    }
+}
+
+/// The payload types of an offer.
+struct PayloadPlan<'a> {
+    /// Payload types and codecs, in the policy's order.
+    codecs: Vec<(u8, &'a AudioCodec)>,
+    /// `telephone-event` payload types and clock rates.
+    telephone_events: Vec<(u8, u32)>,
+}
+
+/// Payload types for the policy's codecs (their own unless taken) and for `telephone-event`
+/// at each of their clock rates (101 at 8000 Hz, 110 at 48000 Hz, else a free dynamic one).
+fn assign_payload_types(policy: &AudioPolicy) -> PayloadPlan<'_> {
+    let mut used = [false; 128];
+    let mut take = |preferred: u8| -> Option<u8> {
+        let pt = if usize::from(preferred) < used.len() && !used[usize::from(preferred)] {
+            preferred
+        } else {
+            (96..128).find(|pt| !used[usize::from(*pt)])?
+        };
+        used[usize::from(pt)] = true;
+        Some(pt)
+    };
+    let mut codecs = Vec::new();
+    for codec in &policy.codecs {
+        if codecs.iter().any(|(_, c): &(u8, &AudioCodec)| *c == codec) {
+            continue;
+        }
+        if let Some(pt) = take(codec.payload_type) {
+            codecs.push((pt, codec));
+        }
+    }
+    let mut telephone_events: Vec<(u8, u32)> = Vec::new();
+    if policy.telephone_event {
+        for (_, codec) in &codecs {
+            let rate = codec.clock_rate;
+            if telephone_events.iter().any(|(_, r)| *r == rate) {
+                continue;
+            }
+            let preferred = match rate {
+                8000 => TELEPHONE_EVENT_8000,
+                48000 => TELEPHONE_EVENT_48000,
+                _ => 96,
+            };
+            if let Some(pt) = take(preferred) {
+                telephone_events.push((pt, rate));
+            }
+        }
+    }
+    PayloadPlan {
+        codecs,
+        telephone_events,
+    }
+}
