@@ -361,6 +361,11 @@ impl SimAudioSender {
         self.frame_samples = Self::samples(self.clock_rate, frame);
     }
 
+    /// The RTP timestamp of the next packet.
+    pub fn next_timestamp(&self) -> u32 {
+        self.timestamp
+    }
+
     /// The sender's frame number of the next packet.
     pub fn next_packet_index(&self) -> u64 {
         self.index

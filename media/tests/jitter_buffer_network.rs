@@ -164,6 +164,36 @@ fn a_slow_sender_clock_is_absorbed_by_few_inserts() {
     assert!(stats.dropped <= 15, "dropped {}", stats.dropped);
 }
 
+#[test]
+fn drift_drops_fall_on_quiet_frames_when_there_are_some() {
+    let mut sim = Simulation::with(
+        callisto_media::jitter_buffer::JitterBufferConfig::new(48_000),
+        Duration::from_millis(20),
+        0.005,
+        NetworkConditions::clean(Duration::from_millis(30)),
+        12,
+    );
+    sim.quiet_every = 10;
+    sim.run_until(secs(120));
+    let played = sim.played();
+    let last = played.last().copied().unwrap_or(0);
+    let unplayed: Vec<u64> = (0..last)
+        .filter(|index| played.binary_search(index).is_err())
+        .collect();
+    println!(
+        "drift +0.5 %, every 10th frame quiet, 2 min: dropped {}, all quiet: {}",
+        sim.stats().dropped,
+        unplayed.iter().all(|index| index % 10 == 0),
+    );
+    assert_eq!(unplayed.len() as u64, sim.stats().dropped);
+    assert!(
+        (25..=35).contains(&unplayed.len()),
+        "dropped {}",
+        unplayed.len()
+    );
+    assert!(unplayed.iter().all(|index| index % 10 == 0), "{unplayed:?}");
+}
+
 /// Checks a run with one discontinuity at 10 s: the stream goes on with no waiting, no
 /// lost audio and a sane delay.
 fn assert_clean_resync(sim: &Simulation, what: &str) {
@@ -174,14 +204,19 @@ fn assert_clean_resync(sim: &Simulation, what: &str) {
         .window(secs(1), secs(20))
         .filter(|pop| pop.kind == Kind::Wait)
         .count();
-    let around: Vec<Kind> = sim
+    let around: String = sim
         .window(Duration::from_millis(9_900), Duration::from_millis(10_300))
-        .map(|pop| pop.kind)
+        .map(|pop| match pop.kind {
+            Kind::Packet(_) => 'P',
+            Kind::Conceal { .. } => 'C',
+            Kind::Silence => 'S',
+            Kind::Wait => 'W',
+        })
         .collect();
     println!(
         "{what}: resyncs {}, played {} of {settled}, waits after start {waits}, longest \
          concealment {}, silence frames {}, delay before {:.1} ms, after {:.1} ms, around the \
-         jump {:?}",
+         jump {}",
         stats.resyncs,
         sim.played_below(settled),
         sim.longest_concealment(),
@@ -220,12 +255,15 @@ fn a_timestamp_jump_resyncs_without_a_gap() {
 
 #[test]
 fn a_sender_restart_resyncs_without_a_gap() {
-    for (what, sequence, timestamp) in [
-        ("restart ahead", 40_000u16, 7u32),
-        ("restart behind", 3u16, 3_000_000_000u32),
-    ] {
+    let cases: [(&str, u16, Option<u32>); 3] = [
+        ("restart ahead", 40_000, Some(7)),
+        ("restart behind", 3, Some(3_000_000_000)),
+        ("sequence restart, timestamps go on", 5, None),
+    ];
+    for (what, sequence, timestamp) in cases {
         let mut sim = Simulation::new(NetworkConditions::clean(Duration::from_millis(30)), 6);
         sim.run_until(secs(10));
+        let timestamp = timestamp.unwrap_or_else(|| sim.sender.next_timestamp());
         sim.sender.restart(sequence, timestamp);
         sim.run_until(secs(20));
         assert_clean_resync(&sim, what);

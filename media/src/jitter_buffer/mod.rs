@@ -18,22 +18,27 @@
 //! - **Order.** Packets come out in sequence order (wrap-safe), each at most once. A
 //!   duplicate, or a packet that arrives after its turn has passed, is dropped and counted.
 //! - **Timeline.** The buffer keeps a playout position in media time. Each pop moves it by
-//!   one frame, so a packet plays a fixed time after its media time: the buffer's *delay*.
-//!   A frame whose packet is missing when its turn comes is [`Playout::Conceal`]ed (with the
-//!   following packet attached when it is there, for Opus in-band FEC). A gap in the
-//!   sender's timestamps with no sequence number missing is the sender's silence (DTX, VAD)
-//!   and comes out as [`Playout::Silence`].
+//!   the media time it returned, so a packet plays a fixed time after its media time: the
+//!   buffer's *delay*. A frame whose packet is missing when its turn comes is
+//!   [`Playout::Conceal`]ed, with the following packet attached when it directly follows,
+//!   for Opus in-band FEC (when the delay is below target the position stands still
+//!   instead, giving the packet one more frame to arrive). A gap in the sender's timestamps
+//!   with no sequence number missing is the sender's silence (DTX, VAD) and comes out as
+//!   [`Playout::Silence`]; while nothing at all is buffered the buffer cannot tell a silence
+//!   from a loss and conceals (counted as underruns), which decoders fade into silence.
 //! - **Delay.** The target delay is the 95th percentile of recent relative transit delays
 //!   (arrival time minus media time, relative to the fastest recent packet) plus one frame,
 //!   clamped to `[min_delay, max_delay]`; it rises at once and falls back over seconds.
 //!   On a clean network it sits at the minimum.
-//! - **Steering.** When the delay stays more than three quarters of a frame above the
-//!   target, a packet is dropped — a quiet one ([`BufferedPacket::quiet`]) if one comes up
-//!   within a second and a half, any otherwise. When it falls half a frame below, a
-//!   concealment frame is inserted (at once when the buffer is empty anyway or the next
-//!   packet is quiet). Silences are shortened or lengthened instead, for free. This absorbs
-//!   sender clock drift and follows the target without oscillating. The delay never stays
-//!   above `max_delay`: past it, packets are dropped at once.
+//! - **Steering.** When the delay has stayed more than three quarters of a frame above the
+//!   target for half a second, a packet is dropped: the one due if it is quiet
+//!   ([`BufferedPacket::quiet`]), else the first quiet one within the next 1.5 s, else
+//!   whatever is due then (at once when the excess passes three frames). When the delay falls
+//!   half a frame below the target, a concealment frame is inserted — at once when the buffer
+//!   is empty anyway or the packet due is quiet, after 100 ms otherwise. Silences are
+//!   shortened or lengthened instead, for free. This absorbs sender clock drift and follows
+//!   the target without oscillating. The delay does not stay above `max_delay`: past it,
+//!   packets are dropped at once.
 //! - **Discontinuities.** A packet whose sequence number or timestamp does not fit the stream
 //!   (sender restart, new SSRC behind a relay, timestamp jump) is held back; if the next
 //!   packet continues it, the new stream is spliced after the old one — the old audio plays
@@ -43,7 +48,7 @@
 //!   when the SSRC changes).
 //!
 //! All of this is deterministic given the inputs, so the tests in `media/tests/` run minutes
-//! of audio over the seeded network of [`crate::netsim`] in milliseconds.
+//! of audio over the seeded network of [`crate::netsim`] in seconds.
 
 mod delay;
 mod playout;
@@ -257,7 +262,7 @@ pub struct JitterBufferStats {
     pub jitter: Duration,
 }
 
-/// A buffered packet with its mapped timestamp and arrival time.
+/// A buffered packet with its mapped timestamp.
 #[derive(Debug, Clone)]
 struct Entry {
     ts: i64,

@@ -47,6 +47,8 @@ pub struct Simulation {
     clock_rate: u32,
     /// Packets the sender skips instead of handing them to the network.
     blackout: u64,
+    /// Every this many frames one is marked quiet (0: none).
+    pub quiet_every: u64,
     /// Frame numbers sent, and those that reached the buffer at least once.
     pub sent: u64,
     pub arrived: HashSet<u64>,
@@ -82,6 +84,7 @@ impl Simulation {
             next_pop: start + Duration::from_millis(10),
             clock_rate: config.clock_rate,
             blackout: 0,
+            quiet_every: 0,
             sent: 0,
             arrived: HashSet::new(),
             log: Vec::new(),
@@ -105,7 +108,8 @@ impl Simulation {
                     self.blackout -= 1;
                     continue;
                 }
-                self.network.send(sent.at, sent.packet);
+                let quiet = self.quiet_every > 0 && sent.index % self.quiet_every == 0;
+                self.network.send(sent.at, sent.packet.with_quiet(quiet));
             }
             while let Some(delivery) = self.network.poll_deliver(pop_at) {
                 if let Some(index) = frame_index(&delivery.item) {
