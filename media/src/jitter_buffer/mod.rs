@@ -304,6 +304,9 @@ pub struct JitterBuffer {
     play_ts: Option<i64>,
     /// Playout has started but its first packet has not played yet.
     prerolling: bool,
+    /// Packets accepted since the stream started; playout waits a little for a second one,
+    /// so that a stray packet arriving first does not play.
+    stream_packets: u64,
     /// Mapped `(sequence, timestamp)` of the last packet played.
     last_played: Option<(i64, i64)>,
     /// Packet duration in samples, learned from the timestamps.
@@ -344,6 +347,7 @@ impl JitterBuffer {
             next_seq: 0,
             play_ts: None,
             prerolling: false,
+            stream_packets: 0,
             last_played: None,
             frame_samples,
             frame_learned: false,
@@ -380,6 +384,14 @@ impl JitterBuffer {
             self.stats.discarded += 1;
         }
         self.accept(packet, seq, ts, arrival);
+    }
+
+    /// Accepts a packet of the current stream, mapping its numbers.
+    fn push_mapped(&mut self, packet: BufferedPacket, arrival: i64) {
+        if let Some(stream) = self.stream {
+            let (seq, ts) = stream.map(packet.sequence, packet.timestamp);
+            self.accept(packet, seq, ts, arrival);
+        }
     }
 
     /// Forgets the stream: flushes buffered packets and starts over with the next packet,
@@ -449,6 +461,7 @@ impl JitterBuffer {
         self.highest_seq = seq;
         self.highest_ts = ts;
         self.next_seq = seq;
+        self.stream_packets = 0;
         self.accept(packet, seq, ts, arrival);
     }
 
@@ -495,10 +508,23 @@ impl JitterBuffer {
     /// packet arriving when it did on the fastest recent path belongs, but never before the
     /// end of the old stream's audio: the old audio plays out, the new follows at the
     /// current delay, and the transit history stays valid.
+    ///
+    /// Before anything has played, the old stream is not worth keeping (it may be a single
+    /// stray that happened to come first): the buffer starts over with the new one.
     fn splice(&mut self, held: Candidate, confirming: BufferedPacket, arrival: i64) {
         let Some(stream) = self.stream else {
             return;
         };
+        if self.last_played.is_none() {
+            debug!(
+                new_sequence = held.packet.sequence,
+                "jitter buffer: stream replaced before playout"
+            );
+            self.reset();
+            self.start_stream(held.packet, held.arrival);
+            self.push_mapped(confirming, arrival);
+            return;
+        }
         let (old_seq, _) = stream.map(held.packet.sequence, held.packet.timestamp);
         let ahead = old_seq - self.highest_seq;
         let seq = if (1..=MAX_MISORDER).contains(&ahead) {
@@ -519,11 +545,14 @@ impl JitterBuffer {
             "jitter buffer: new stream spliced in"
         );
         self.stats.resyncs += 1;
-        let stream = StreamMap::anchored(held.packet.sequence, held.packet.timestamp, seq, ts);
-        self.stream = Some(stream);
+        self.stream = Some(StreamMap::anchored(
+            held.packet.sequence,
+            held.packet.timestamp,
+            seq,
+            ts,
+        ));
         self.accept(held.packet, seq, ts, held.arrival);
-        let (seq, ts) = stream.map(confirming.sequence, confirming.timestamp);
-        self.accept(confirming, seq, ts, arrival);
+        self.push_mapped(confirming, arrival);
     }
 
     /// Files a packet of the current stream.
@@ -540,6 +569,7 @@ impl JitterBuffer {
             }
         }
         self.estimator.observe(arrival, arrival - self.ts_us(ts));
+        self.stream_packets += 1;
         if let Some(stream) = self.stream.as_mut() {
             stream.accept(seq, ts);
         }

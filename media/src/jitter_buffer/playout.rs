@@ -50,6 +50,13 @@ impl JitterBuffer {
                 let Some(head) = self.queue.values().next() else {
                     return self.wait();
                 };
+                // A lone first packet may be a stray: wait for a second one to confirm the
+                // stream, but not more than a frame past the target unless a packet that
+                // does not fit is waiting too.
+                let overdue = on_target >= head.ts + self.frame_samples;
+                if self.stream_packets < 2 && (self.candidate.is_some() || !overdue) {
+                    return self.wait();
+                }
                 let start = on_target.min(head.ts);
                 self.play_ts = Some(start);
                 self.prerolling = true;
