@@ -432,7 +432,10 @@ fn garbage_between_real_packets_is_discarded_and_never_panics() {
 fn a_stray_first_packet_never_plays() {
     let mut leg = Leg::new();
     let mut arrivals = frames(1_000, 7_000, 20, |n| on_time(n).map(|at| at + 5));
-    arrivals.push((0, BufferedPacket::new(50_000, 4_000_000_000, false, vec![0xff, 0xff])));
+    arrivals.push((
+        0,
+        BufferedPacket::new(50_000, 4_000_000_000, false, vec![0xff, 0xff]),
+    ));
     let outs = drive(&mut leg, arrivals, 20 * 20 + 51);
     assert_eq!(played(&outs), (0..20).collect::<Vec<_>>(), "{outs:?}");
     let stats = leg.stats();
