@@ -248,6 +248,9 @@ pub struct SentPacket {
     /// The sender's running frame number, unaffected by restarts; also the payload (8 bytes,
     /// big-endian), so a test can tell which frame a played packet carries.
     pub index: u64,
+    /// Its duration in samples (the packet itself leaves [`BufferedPacket::samples`] unset,
+    /// as a receiver that cannot parse the payload would).
+    pub samples: u32,
     /// The packet.
     pub packet: BufferedPacket,
 }
@@ -322,6 +325,7 @@ impl SimAudioSender {
         let sent = SentPacket {
             at,
             index: self.index,
+            samples: self.frame_samples,
             packet,
         };
         self.marker = false;

@@ -496,3 +496,44 @@ fn every_packet_duration_plays_with_its_own_length() {
         assert!(sim.max_delay_ms(secs(5), secs(30)) <= 200.0);
     }
 }
+
+#[test]
+fn a_packet_size_change_mid_call_is_followed() {
+    for hints in [false, true] {
+        let mut sim = Simulation::new(NetworkConditions::jittery(Duration::from_millis(10)), 13);
+        sim.duration_hints = hints;
+        sim.run_until(secs(10));
+        sim.sender.set_frame(Duration::from_millis(60));
+        sim.run_until(secs(20));
+        let after: Vec<u32> = sim
+            .window(Duration::from_millis(10_300), secs(20))
+            .map(|pop| pop.samples)
+            .collect();
+        let stats = sim.stats();
+        let around: Vec<Kind> = sim
+            .window(Duration::from_millis(9_950), Duration::from_millis(10_400))
+            .map(|pop| pop.kind)
+            .filter(|kind| !matches!(kind, Kind::Packet(_)))
+            .collect();
+        println!(
+            "20 → 60 ms packets at 10 s, durations {}: played {} of {} sent, lost {}, \
+             dropped {}, inserted {}, outputs other than packets around the change {:?}, all \
+             outputs 60 ms from 10.3 s: {}",
+            if hints { "given" } else { "from timestamps" },
+            stats.played,
+            sim.sent,
+            stats.lost,
+            stats.dropped,
+            stats.inserted,
+            around,
+            after.iter().all(|&samples| samples == 2_880),
+        );
+        assert!(strictly_increasing(&sim.played()));
+        assert!(after.iter().all(|&samples| samples == 2_880));
+        assert_eq!((stats.lost, stats.dropped, stats.late), (0, 0, 0));
+        // Without the durations the first 60 ms packet plays as 20 ms (the timestamps show
+        // the new size only when the next packet arrives), so a frame is concealed before
+        // it, and another is inserted to deepen the buffer for the bigger packets.
+        assert_eq!(stats.concealed, if hints { 0 } else { 2 });
+    }
+}

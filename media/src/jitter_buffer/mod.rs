@@ -66,7 +66,8 @@ use sequence::{Seen, SeenWindow, StreamMap, MAX_DROPOUT, MAX_MISORDER};
 /// A packet whose transit differs from the stream's by more than this (microseconds) does
 /// not belong to the stream's timeline.
 const RESYNC_TOLERANCE_US: i64 = 1_000_000;
-/// Packet durations are learned from packets at most this many sequence numbers apart.
+/// Until two packets in sequence have shown the packet duration, packets this many sequence
+/// numbers apart may show it.
 const FRAME_LEARNING_SPAN: i64 = 3;
 /// Most packets the buffer holds; more than a second of the shortest frames past
 /// `max_delay`, which consistent streams never reach.
@@ -77,9 +78,9 @@ const MAX_QUEUE: usize = 1024;
 pub struct JitterBufferConfig {
     /// RTP clock rate of the stream, in Hz (48 000 for Opus, 8 000 for G.711). At least 1000.
     pub clock_rate: u32,
-    /// Packet duration assumed until the timestamps tell (they do after the first two
-    /// consecutive packets), and the length of concealment and silence frames until then.
-    /// 2.5 ms to 120 ms; 20 ms by default.
+    /// Packet duration assumed until the packets tell (their `samples`, or the timestamps of
+    /// the first two in sequence), and the length of concealment and silence frames until
+    /// then. 2.5 ms to 120 ms; 20 ms by default (set it from the SDP `ptime`).
     pub frame: Duration,
     /// Lowest target delay; 20 ms by default.
     pub min_delay: Duration,
@@ -147,20 +148,31 @@ pub struct BufferedPacket {
     /// its VAD bit clear): the buffer drops or stretches around quiet packets first when it
     /// changes its delay. `false` when unknown.
     pub quiet: bool,
+    /// The packet's duration in samples, when the caller can tell from the payload (Opus:
+    /// `opus_packet_get_nb_samples`). `None`: the buffer learns it from the timestamps,
+    /// which only show a new packet size once the packet after it has arrived.
+    pub samples: Option<u32>,
     /// The payload, untouched.
     pub payload: Bytes,
 }
 
 impl BufferedPacket {
-    /// A packet that is not known to be quiet.
+    /// A packet that is not known to be quiet, of unknown duration.
     pub fn new(sequence: u16, timestamp: u32, marker: bool, payload: impl Into<Bytes>) -> Self {
         BufferedPacket {
             sequence,
             timestamp,
             marker,
             quiet: false,
+            samples: None,
             payload: payload.into(),
         }
+    }
+
+    /// The same packet with its duration known to be `samples`.
+    pub fn with_samples(mut self, samples: u32) -> Self {
+        self.samples = Some(samples);
+        self
     }
 
     /// The same packet, marked quiet or not.
@@ -176,7 +188,8 @@ impl BufferedPacket {
 /// that much, then pop again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Playout {
-    /// Decode and play this packet. `samples` is its duration as the timestamps tell it.
+    /// Decode and play this packet. `samples` is its duration: [`BufferedPacket::samples`]
+    /// when given, else as the timestamps tell it.
     Packet {
         /// The packet.
         packet: BufferedPacket,
@@ -311,9 +324,8 @@ pub struct JitterBuffer {
     last_played: Option<(i64, i64)>,
     /// Packet duration in samples, learned from the timestamps.
     frame_samples: i64,
+    /// Whether two packets in sequence have shown the packet duration.
     frame_learned: bool,
-    /// A different duration seen once; adopted when seen twice in a row.
-    frame_candidate: Option<i64>,
     estimator: DelayEstimator,
     /// Delay at the last pop, microseconds.
     delay_us: i64,
@@ -351,7 +363,6 @@ impl JitterBuffer {
             last_played: None,
             frame_samples,
             frame_learned: false,
-            frame_candidate: None,
             estimator: DelayEstimator::new(min_delay_us),
             delay_us: 0,
             over_since: None,
@@ -577,7 +588,7 @@ impl JitterBuffer {
             self.highest_seq = seq;
             self.highest_ts = ts;
         }
-        self.learn_frame(seq, ts);
+        self.learn_frame(seq, ts, &packet);
 
         match self.play_ts {
             Some(play_ts) => {
@@ -616,45 +627,56 @@ impl JitterBuffer {
             && self.delay_us + self.ts_us(play_ts - ts) <= self.max_delay_us
     }
 
-    /// Learns the packet duration from the timestamps of the nearest packets before and after
-    /// `seq` (buffered or last played), when at most [`FRAME_LEARNING_SPAN`] sequence numbers
-    /// apart.
-    fn learn_frame(&mut self, seq: i64, ts: i64) {
+    /// Learns the packet duration from the packet's own `samples` when the caller knows them,
+    /// else from the timestamps of the nearest packets before and after `seq` (buffered or
+    /// last played). Two packets in sequence tell it, unless the later one
+    /// starts a talkspurt (its marker bit says silence may lie between them). Before the
+    /// first such pair, packets up to [`FRAME_LEARNING_SPAN`] sequence numbers apart tell it
+    /// too, so a loss right at the start does not leave the buffer guessing.
+    fn learn_frame(&mut self, seq: i64, ts: i64, packet: &BufferedPacket) {
+        if let Some(samples) = packet.samples {
+            if self.plausible_frame(i64::from(samples)) {
+                self.frame_samples = i64::from(samples);
+                self.frame_learned = true;
+                return;
+            }
+        }
+        let marker = packet.marker;
         let buffered_before = self.queue.range(..seq).next_back().map(|(&s, e)| (s, e.ts));
         let before = match (buffered_before, self.last_played) {
             (Some(buffered), Some(played)) => Some(buffered.max(played)),
             (buffered, played) => buffered.or(played),
         };
         if let Some((before_seq, before_ts)) = before {
-            self.consider_frame(seq - before_seq, ts - before_ts);
+            self.consider_frame(seq - before_seq, ts - before_ts, marker);
         }
         if let Some((&after_seq, after)) = self.queue.range(seq + 1..).next() {
-            self.consider_frame(after_seq - seq, after.ts - ts);
+            let (media, marker) = (after.ts - ts, after.packet.marker);
+            self.consider_frame(after_seq - seq, media, marker);
         }
     }
 
-    /// Considers `media` samples spread over `packets` consecutive packets.
-    fn consider_frame(&mut self, packets: i64, media: i64) {
-        if !(1..=FRAME_LEARNING_SPAN).contains(&packets) || media % packets != 0 {
+    /// Considers `media` samples spread over `packets` consecutive packets, the last of
+    /// them carrying the marker bit `marker`.
+    fn consider_frame(&mut self, packets: i64, media: i64, marker: bool) {
+        let span = if self.frame_learned {
+            1
+        } else {
+            FRAME_LEARNING_SPAN
+        };
+        if marker || !(1..=span).contains(&packets) || media % packets != 0 {
             return;
         }
         let samples = media / packets;
-        let shortest = self.clock_rate / 400;
-        let longest = self.clock_rate * 120 / 1000;
-        if !(shortest..=longest).contains(&samples) {
-            return;
-        }
-        if !self.frame_learned {
+        if self.plausible_frame(samples) {
             self.frame_samples = samples;
-            self.frame_learned = true;
-        } else if samples == self.frame_samples {
-            self.frame_candidate = None;
-        } else if self.frame_candidate == Some(samples) {
-            self.frame_samples = samples;
-            self.frame_candidate = None;
-        } else {
-            self.frame_candidate = Some(samples);
+            self.frame_learned = self.frame_learned || packets == 1;
         }
+    }
+
+    /// Whether `samples` is a packet duration audio codecs use: 2.5 ms to 120 ms.
+    fn plausible_frame(&self, samples: i64) -> bool {
+        (self.clock_rate / 400..=self.clock_rate * 120 / 1000).contains(&samples)
     }
 
     fn buffer_level(&self) -> Duration {

@@ -184,7 +184,7 @@ impl JitterBuffer {
 
         if self.should_drop(now, delay, excess, quiet) && self.next_is_contiguous() {
             if let Some((seq, entry)) = self.queue.pop_first() {
-                let samples = self.duration_of(seq, entry.ts);
+                let samples = self.duration_of(seq, entry.ts, entry.packet.samples);
                 self.pass(seq, entry.ts);
                 self.play_ts = Some(entry.ts + samples);
                 self.stats.dropped += 1;
@@ -237,7 +237,7 @@ impl JitterBuffer {
         let Some((seq, entry)) = self.queue.pop_first() else {
             return self.wait();
         };
-        let samples = self.duration_of(seq, entry.ts);
+        let samples = self.duration_of(seq, entry.ts, entry.packet.samples);
         self.pass(seq, entry.ts);
         self.play_ts = Some(entry.ts + samples);
         self.prerolling = false;
@@ -275,8 +275,15 @@ impl JitterBuffer {
         self.last_played = Some((seq, ts));
     }
 
-    /// Duration of the packet `seq` (already taken off the queue) with timestamp `ts`.
-    fn duration_of(&self, seq: i64, ts: i64) -> i64 {
+    /// Duration of the packet `seq` (already taken off the queue) with timestamp `ts`: what
+    /// the caller said, or the gap to the next packet when shorter than the usual duration,
+    /// or the usual duration.
+    fn duration_of(&self, seq: i64, ts: i64, samples: Option<u32>) -> i64 {
+        if let Some(samples) = samples.map(i64::from) {
+            if self.plausible_frame(samples) {
+                return samples;
+            }
+        }
         match self.queue.get(&(seq + 1)) {
             Some(next) if next.ts > ts => (next.ts - ts).min(self.frame_samples),
             _ => self.frame_samples,

@@ -49,6 +49,8 @@ pub struct Simulation {
     blackout: u64,
     /// Every this many frames one is marked quiet (0: none).
     pub quiet_every: u64,
+    /// Whether packets carry their duration, as from a receiver that parses the payload.
+    pub duration_hints: bool,
     /// Frame numbers sent, and those that reached the buffer at least once.
     pub sent: u64,
     pub arrived: HashSet<u64>,
@@ -85,6 +87,7 @@ impl Simulation {
             clock_rate: config.clock_rate,
             blackout: 0,
             quiet_every: 0,
+            duration_hints: false,
             sent: 0,
             arrived: HashSet::new(),
             log: Vec::new(),
@@ -109,7 +112,11 @@ impl Simulation {
                     continue;
                 }
                 let quiet = self.quiet_every > 0 && sent.index % self.quiet_every == 0;
-                self.network.send(sent.at, sent.packet.with_quiet(quiet));
+                let mut packet = sent.packet.with_quiet(quiet);
+                if self.duration_hints {
+                    packet = packet.with_samples(sent.samples);
+                }
+                self.network.send(sent.at, packet);
             }
             while let Some(delivery) = self.network.poll_deliver(pop_at) {
                 if let Some(index) = frame_index(&delivery.item) {
