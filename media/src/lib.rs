@@ -1,1 +1,4 @@
 //! Callisto media (frames, codecs, RTP sessions). Filled in by the calls issues.
+
+pub mod jitter_buffer;
+pub mod netsim;
