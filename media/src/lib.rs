@@ -1,3 +1,4 @@
 //! Callisto media (frames, codecs, RTP sessions). Filled in by the calls issues.
 
 pub mod audio;
+pub mod codec;

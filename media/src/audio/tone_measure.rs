@@ -47,3 +47,13 @@ pub(crate) fn level_dbfs(samples: &[i16]) -> f64 {
         / samples.len().max(1) as f64;
     10.0 * mean_square.max(1e-20).log10()
 }
+/// Signal-to-noise ratio in dB of `actual` against `reference` (same length).
+pub(crate) fn snr_db(reference: &[i16], actual: &[i16]) -> f64 {
+    let signal: f64 = reference.iter().map(|&x| f64::from(x).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(actual)
+        .map(|(&r, &a)| (f64::from(r) - f64::from(a)).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-9)).log10()
+}

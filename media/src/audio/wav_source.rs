@@ -113,6 +113,23 @@ impl<R: Read + Seek + Send> WavSource<R> {
         Ok(true)
     }
 
+    /// Rewinds for [`EndOfFile::Loop`]; an error ends the stream like a read error does.
+    fn rewind_or_fail(&mut self, written: usize) -> Result<bool, AudioError> {
+        match self.rewind() {
+            Ok(restarted) => Ok(restarted),
+            Err(e) => {
+                self.end = EndOfFile::Stop;
+                self.exhausted = true;
+                if written == 0 {
+                    Err(e)
+                } else {
+                    self.pending_error = Some(e);
+                    Ok(false)
+                }
+            }
+        }
+    }
+
     /// Restarts at the first sample; false if there is nothing to loop over.
     fn rewind(&mut self) -> Result<bool, AudioError> {
         if self.duration == 0 {
@@ -165,24 +182,5 @@ impl<R: Read + Seek + Send> AudioSource for WavSource<R> {
             }
         }
         Ok(written)
-    }
-}
-
-impl<R: Read + Seek + Send> WavSource<R> {
-    /// Rewinds for [`EndOfFile::Loop`]; an error ends the stream like a read error does.
-    fn rewind_or_fail(&mut self, written: usize) -> Result<bool, AudioError> {
-        match self.rewind() {
-            Ok(restarted) => Ok(restarted),
-            Err(e) => {
-                self.end = EndOfFile::Stop;
-                self.exhausted = true;
-                if written == 0 {
-                    Err(e)
-                } else {
-                    self.pending_error = Some(e);
-                    Ok(false)
-                }
-            }
-        }
     }
 }
