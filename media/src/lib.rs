@@ -1,4 +1,13 @@
-//! Callisto media (frames, codecs, RTP sessions). Filled in by the calls issues.
+//! Callisto's media: audio frames, sources and sinks, codecs, the jitter buffer and the RTP
+//! machinery of a call's media session.
+//!
+//! - [`audio`]: frames and formats, sources (tone, WAV, silence) and sinks (WAV recorder, null,
+//!   memory), resampling.
+//! - [`codec`]: Opus, G.711 µ-law and A-law behind one encoder/decoder interface.
+//! - [`jitter_buffer`]: the adaptive playout buffer (sans-IO).
+//! - [`netsim`]: a seeded network simulator for media tests.
 
+pub mod audio;
+pub mod codec;
 pub mod jitter_buffer;
 pub mod netsim;
