@@ -22,6 +22,7 @@
 //! - [`transport`]: the transport-facing vocabulary shared by all of the above.
 
 pub mod auth;
+pub mod call;
 pub mod dialog;
 pub mod endpoint;
 pub mod message;
