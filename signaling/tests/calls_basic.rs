@@ -44,7 +44,10 @@ fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
             assert_eq!(display_name.as_deref(), Some("alice (test)"));
             assert_eq!(to, "sip:bob@127.0.0.1:5062");
             assert_eq!(body.as_ref(), Some(&sdp(OFFER)));
-            assert_eq!(Some(call_id.as_str()), w.uas[0].endpoint.call_sip_id(alice_call));
+            assert_eq!(
+                Some(call_id.as_str()),
+                w.uas[0].endpoint.call_sip_id(alice_call)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -54,8 +57,10 @@ fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
 
     let now = w.now();
     w.uas[1].endpoint.ring(now, bob_call).unwrap();
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
-        .has(alice_call, |e| matches!(e, CallEvent::Ringing { early_media: None }))));
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].has(
+        alice_call,
+        |e| matches!(e, CallEvent::Ringing { early_media: None })
+    )));
     assert_eq!(
         w.uas[0].endpoint.call_state(alice_call),
         Some(CallState::Ringing)
@@ -70,7 +75,8 @@ fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
         .endpoint
         .answer(now, bob_call, Some(sdp(ANSWER)))
         .unwrap();
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].is_established(bob_call)));
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
+        .is_established(bob_call)));
     assert_eq!(
         w.uas[0].events_of(alice_call),
         vec![
@@ -130,7 +136,8 @@ fn the_callee_can_call_back_and_hang_up_first() {
         .endpoint
         .answer(now, alice_call, Some(sdp(OFFER)))
         .unwrap();
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].is_established(alice_call)
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
+        .is_established(alice_call)
         && w.uas[1].is_established(bob_call)));
 
     // The callee (UAS of the INVITE) sends the BYE this time.
@@ -221,7 +228,9 @@ fn a_cancel_waits_for_a_provisional_response() {
         "no CANCEL before a provisional response (RFC 3261 §9.1)"
     );
     // Bob's retransmitted 100 Trying (answering the retransmitted INVITE) gets through later.
-    assert!(w.run_until(Duration::from_secs(3), |w| w.count(|s| s.is_request("CANCEL")) == 1));
+    assert!(w.run_until(Duration::from_secs(3), |w| w
+        .count(|s| s.is_request("CANCEL"))
+        == 1));
     let bob_call = w.uas[1].incoming(0).unwrap();
     assert!(w.run_until(Duration::from_secs(2), |w| w.uas[1].is_over(bob_call)));
 }
@@ -251,7 +260,10 @@ fn an_answer_crossing_the_cancel_is_acked_then_ended_with_bye() {
     assert_eq!(w.count(|s| s.is_request("ACK")), 1);
     assert_eq!(w.count(|s| s.is_request("BYE")), 1);
     let bob_events = w.uas[1].events_of(bob_call);
-    assert!(matches!(bob_events[1], CallEvent::Established { .. }), "{bob_events:?}");
+    assert!(
+        matches!(bob_events[1], CallEvent::Established { .. }),
+        "{bob_events:?}"
+    );
     assert!(matches!(
         bob_events.last(),
         Some(CallEvent::Ended {
@@ -324,9 +336,13 @@ fn info_is_delivered_and_a_second_call_is_just_another_call() {
         .endpoint
         .answer(now, bob_call, Some(sdp(ANSWER)))
         .unwrap();
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].is_established(bob_call)));
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
+        .is_established(bob_call)));
 
-    let dtmf = Body::new("application/dtmf-relay", &b"Signal=5\r\nDuration=160\r\n"[..]);
+    let dtmf = Body::new(
+        "application/dtmf-relay",
+        &b"Signal=5\r\nDuration=160\r\n"[..],
+    );
     let now = w.now();
     w.uas[0]
         .endpoint
@@ -334,7 +350,9 @@ fn info_is_delivered_and_a_second_call_is_just_another_call() {
         .unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
         .has(bob_call, |e| *e == CallEvent::Info { body: dtmf.clone() })));
-    assert!(w.run_until(Duration::from_secs(1), |w| w.count(|s| s.is_response(200, "INFO")) == 1));
+    assert!(w.run_until(Duration::from_secs(1), |w| w
+        .count(|s| s.is_response(200, "INFO"))
+        == 1));
 
     // Carol calls bob while he is on the phone: a second incoming call.
     let now = w.now();

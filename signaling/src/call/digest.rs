@@ -65,10 +65,8 @@ impl CallDigest {
 
 /// Whether a request carries credentials.
 pub(crate) fn has_credentials(request: &Request) -> bool {
-    request.headers.iter().any(|h| {
-        matches!(
-            h,
-            Header::Authorization(_) | Header::ProxyAuthorization(_)
-        )
-    })
+    request
+        .headers
+        .iter()
+        .any(|h| matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)))
 }

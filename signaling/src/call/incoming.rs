@@ -118,7 +118,12 @@ impl Incoming {
 
     /// Sends 200 OK with `body` and hands the call to the session, which retransmits the 2xx
     /// until the ACK.
-    pub fn answer(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, body: Option<Body>) -> Session {
+    pub fn answer(
+        &mut self,
+        shared: &mut Shared,
+        ctx: &mut Ctx<'_>,
+        body: Option<Body>,
+    ) -> Session {
         let mut response = compose::dialog_response(
             &self.invite,
             200,

@@ -576,7 +576,11 @@ impl Call {
     }
 
     /// Answers an incoming call with 200 OK.
-    pub(crate) fn answer(&mut self, ctx: &mut Ctx<'_>, body: Option<Body>) -> Result<(), CallError> {
+    pub(crate) fn answer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        body: Option<Body>,
+    ) -> Result<(), CallError> {
         let state = self.state();
         match &mut self.phase {
             Phase::Incoming(i) if !self.shared.ended => {
@@ -636,7 +640,11 @@ impl Call {
     }
 
     /// Sends a re-INVITE with a new offer (hold, resume, media change).
-    pub(crate) fn reinvite(&mut self, ctx: &mut Ctx<'_>, body: Option<Body>) -> Result<(), CallError> {
+    pub(crate) fn reinvite(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        body: Option<Body>,
+    ) -> Result<(), CallError> {
         let (shared, session) = self.session("re-INVITE")?;
         session.reinvite(shared, ctx, body)
     }
@@ -674,7 +682,10 @@ impl Call {
             Phase::Incoming(_) => None,
             Phase::Session(s) => s.poll_timeout(),
         };
-        [phase, self.shared.linger_until].into_iter().flatten().min()
+        [phase, self.shared.linger_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the call's timers.

@@ -22,9 +22,7 @@ use rsip::{Header, Method, Request, Response};
 use super::compose::{self, ALLOW, SUPPORTED};
 use super::digest::{has_credentials, CallDigest};
 use super::session::Session;
-use super::{
-    Body, CallEvent, CallState, Ctx, FailureCause, OutgoingCallConfig, Shared, TxFailure,
-};
+use super::{Body, CallEvent, CallState, Ctx, FailureCause, OutgoingCallConfig, Shared, TxFailure};
 use crate::dialog::{self, Dialog};
 use crate::message::HeaderAccess;
 use crate::transaction::TransactionKey;
@@ -164,7 +162,13 @@ impl Outgoing {
         self.key = ctx.send_request(invite, self.target);
         if self.key.is_none() {
             self.finished = true;
-            self.fail(shared, ctx, None, "the INVITE could not be sent", FailureCause::Unreachable);
+            self.fail(
+                shared,
+                ctx,
+                None,
+                "the INVITE could not be sent",
+                FailureCause::Unreachable,
+            );
         }
     }
 
@@ -437,7 +441,12 @@ impl Outgoing {
         }
         self.cancel = Cancel::Sent;
         let mut headers: Vec<Header> = Vec::new();
-        if let Some(via) = self.invite.headers.iter().find(|h| matches!(h, Header::Via(_))) {
+        if let Some(via) = self
+            .invite
+            .headers
+            .iter()
+            .find(|h| matches!(h, Header::Via(_)))
+        {
             headers.push(via.clone());
         }
         headers.push(rsip::headers::MaxForwards::new("70").into());

@@ -257,7 +257,10 @@ impl Session {
                 state: self.state(),
             });
         };
-        ctx.respond(&pending.key, compose::response(&pending.request, code, None));
+        ctx.respond(
+            &pending.key,
+            compose::response(&pending.request, code, None),
+        );
         Ok(())
     }
 }

@@ -132,10 +132,7 @@ impl Session {
     pub fn hang_up(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
         self.glare_retry = None;
         if let Some(pending) = self.reinvite_in.take() {
-            ctx.respond(
-                &pending.key,
-                compose::response(&pending.request, 487, None),
-            );
+            ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
         }
         if self.established {
             self.send_bye(shared, ctx);
@@ -267,10 +264,7 @@ impl Session {
 
     fn on_bye(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.reinvite_in.take() {
-            ctx.respond(
-                &pending.key,
-                compose::response(&pending.request, 487, None),
-            );
+            ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
         }
         self.pending_answer = None;
         self.glare_retry = None;
@@ -289,10 +283,7 @@ impl Session {
     ) {
         ctx.respond(key, compose::response(cancel, 200, None));
         if let Some(pending) = self.reinvite_in.take_if(|r| r.key == *invite_key) {
-            ctx.respond(
-                &pending.key,
-                compose::response(&pending.request, 487, None),
-            );
+            ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
         }
     }
 
@@ -364,10 +355,7 @@ impl Session {
         }
         self.glare_retry = None;
         if let Some(pending) = self.reinvite_in.take() {
-            ctx.respond(
-                &pending.key,
-                compose::response(&pending.request, 487, None),
-            );
+            ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
         }
         shared.end(ctx, true, reason);
         if bye {

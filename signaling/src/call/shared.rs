@@ -136,7 +136,9 @@ impl Shared {
         let contact = refresh.then_some(self.contact.as_str());
         let mut request = dialog.request(method, seq, &via, contact);
         if method == Method::Invite || method == Method::Update {
-            request.headers.push(rsip::headers::Allow::new(ALLOW).into());
+            request
+                .headers
+                .push(rsip::headers::Allow::new(ALLOW).into());
             request
                 .headers
                 .push(rsip::headers::Supported::new(SUPPORTED).into());

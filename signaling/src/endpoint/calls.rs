@@ -59,7 +59,12 @@ impl Endpoint {
 
     /// Answers an incoming call with 200 OK carrying `body` (the SDP answer, or an offer when
     /// the INVITE had none). `Established` follows when the ACK arrives.
-    pub fn answer(&mut self, now: Instant, id: CallId, body: Option<Body>) -> Result<(), CallError> {
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        body: Option<Body>,
+    ) -> Result<(), CallError> {
         self.command(now, id, |call, ctx| call.answer(ctx, body))
     }
 
@@ -290,7 +295,8 @@ impl Endpoint {
         }
         let id = CallId(self.next_call);
         self.next_call += 1;
-        let _span = tracing::debug_span!("call", %id, call_id = request.call_id().unwrap_or("")).entered();
+        let _span =
+            tracing::debug_span!("call", %id, call_id = request.call_id().unwrap_or("")).entered();
         let mut started = Vec::new();
         let mut events = VecDeque::new();
         let call = {

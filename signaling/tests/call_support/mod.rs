@@ -12,18 +12,13 @@ use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
 use callisto_signaling::endpoint::{Endpoint, EndpointEvent};
 use callisto_signaling::message::{self, HeaderAccess};
 use callisto_signaling::sim::{NetworkConfig, SimClock, SimNetwork};
-use callisto_signaling::transaction::{
-    TimerConfig, TransactionEvent, TransactionLayer, Transmit,
-};
+use callisto_signaling::transaction::{TimerConfig, TransactionEvent, TransactionLayer, Transmit};
 use callisto_signaling::transport::{Target, TransportKind};
 use rsip::prelude::UntypedHeader;
 use rsip::{Header, Request, Response, SipMessage};
 
 pub fn udp(port: u16) -> Target {
-    Target::new(
-        TransportKind::Udp,
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    )
+    Target::new(TransportKind::Udp, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 pub fn uri(text: &str) -> rsip::Uri {
