@@ -133,11 +133,11 @@ pub(crate) fn reason_phrase(code: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        100..=199 => "Session Progress",
-        200..=299 => "OK",
-        300..=399 => "Redirect",
-        400..=499 => "Request Failure",
-        500..=599 => "Server Failure",
+        other if other < 200 => "Session Progress",
+        other if other < 300 => "OK",
+        other if other < 400 => "Redirect",
+        other if other < 500 => "Request Failure",
+        other if other < 600 => "Server Failure",
         _ => "Global Failure",
     }
 }

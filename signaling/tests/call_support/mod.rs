@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
+use callisto_signaling::call::{Body, CallEvent, CallId, IncomingCallConfig, OutgoingCallConfig};
 use callisto_signaling::endpoint::{Endpoint, EndpointEvent};
 use callisto_signaling::message::{self, HeaderAccess};
 use callisto_signaling::sim::{NetworkConfig, SimClock, SimNetwork};
@@ -47,10 +47,17 @@ pub struct Ua {
 }
 
 impl Ua {
+    /// A user agent listening on 127.0.0.1:`port`, presenting `sip:<name>@127.0.0.1:<port>`
+    /// as its Contact in incoming calls.
     pub fn new(name: &'static str, port: u16, seed: u64) -> Ua {
+        let mut endpoint = Endpoint::with_seed(TimerConfig::default(), seed);
+        endpoint.set_incoming_call_config(IncomingCallConfig {
+            contacts: vec![(TransportKind::Udp, format!("sip:{name}@127.0.0.1:{port}"))],
+            reply_via_source: false,
+        });
         Ua {
             name,
-            endpoint: Endpoint::with_seed(TimerConfig::default(), seed),
+            endpoint,
             addr: udp(port),
             events: Vec::new(),
         }
