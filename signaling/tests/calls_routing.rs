@@ -101,11 +101,14 @@ fn redirect_server(contact: impl Fn(usize) -> String + 'static) -> ScriptedUas {
             if request.method != rsip::Method::Invite {
                 return Vec::new();
             }
-            vec![respond(
-                request,
-                302,
-                "Moved Temporarily",
-                &[("Contact", format!("<{}>", contact(index)))],
+            vec![(
+                index,
+                respond(
+                    request,
+                    302,
+                    "Moved Temporarily",
+                    &[("Contact", format!("<{}>", contact(index)))],
+                ),
             )]
         }),
     )
@@ -245,22 +248,18 @@ fn challenging_uas(code: u16, rounds: usize) -> ScriptedUas {
                 } else {
                     "Proxy Authentication Required"
                 };
-                return vec![respond(
-                    request,
-                    code,
-                    reason,
-                    &[(
-                        header,
-                        format!(
-                            "Digest realm=\"sim\", nonce=\"n{index}\", qop=\"auth\", algorithm=MD5"
-                        ),
-                    )],
+                let challenge = format!(
+                    "Digest realm=\"sim\", nonce=\"n{index}\", qop=\"auth\", algorithm=MD5"
+                );
+                return vec![(
+                    index,
+                    respond(request, code, reason, &[(header, challenge)]),
                 )];
             }
             assert!(digest_is_right(request, credentials), "{request}");
             vec![
-                respond(request, 180, "Ringing", &[]),
-                respond(request, 486, "Busy Here", &[]),
+                (index, respond(request, 180, "Ringing", &[])),
+                (index, respond(request, 486, "Busy Here", &[])),
             ]
         }),
     )

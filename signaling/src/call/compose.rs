@@ -12,7 +12,7 @@ use crate::transport::TransportKind;
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
 /// The extensions a call supports, as sent in `Supported`.
-pub const SUPPORTED: &str = "replaces";
+pub const SUPPORTED: &str = "100rel";
 
 /// The extensions a UAS can honour when a request names them in `Require`.
 const REQUIRABLE: &[&str] = &[];

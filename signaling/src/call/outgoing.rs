@@ -9,6 +9,10 @@
 //! - 401/407: answered once with digest credentials (again only when the server says the
 //!   nonce was stale); a second challenge fails the call as `authentication failed`.
 //! - Other final responses fail the call with their code, phrase and cause.
+//! - A 18x that requires `100rel` and carries `RSeq` is a reliable provisional response
+//!   (RFC 3262): the next one in sequence on its early dialog is acknowledged with a PRACK
+//!   (`RAck: <rseq> <invite cseq> INVITE`); retransmissions are not acknowledged again and
+//!   responses out of sequence are ignored.
 //! - Hanging up sends CANCEL once a provisional response has arrived (§9.1); before that the
 //!   CANCEL waits for one. If no final response follows within 64 × T1 of the CANCEL, the
 //!   INVITE transaction is abandoned. A 2xx that crosses the CANCEL is ACKed, then BYE'd.
@@ -41,6 +45,13 @@ enum Cancel {
     Sent,
 }
 
+/// An early dialog and the last reliable provisional response acknowledged in it.
+#[derive(Debug)]
+struct Early {
+    dialog: Dialog,
+    last_rseq: Option<u32>,
+}
+
 /// An outgoing call before its 2xx.
 #[derive(Debug)]
 pub(super) struct Outgoing {
@@ -52,7 +63,7 @@ pub(super) struct Outgoing {
     target: Target,
     seq: u32,
     /// Early dialogs, one per To tag.
-    early: Vec<Dialog>,
+    early: Vec<Early>,
     provisional: bool,
     /// A final response to the INVITE in flight arrived.
     finished: bool,
@@ -242,13 +253,59 @@ impl Outgoing {
     }
 
     fn on_provisional(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, response: &Response) {
-        if let Some(tag) = response.to_tag() {
-            match self.early.iter_mut().find(|d| d.id().remote_tag == tag) {
-                Some(dialog) => dialog.refresh_target(response),
+        let index = match response.to_tag() {
+            Some(tag) => match self
+                .early
+                .iter()
+                .position(|e| e.dialog.id().remote_tag == tag)
+            {
+                Some(index) => {
+                    self.early[index].dialog.refresh_target(response);
+                    Some(index)
+                }
                 None => match Dialog::new_uac(&self.invite, response) {
-                    Ok(dialog) => self.early.push(dialog),
-                    Err(error) => tracing::debug!(%error, "no early dialog"),
+                    Ok(dialog) => {
+                        self.early.push(Early {
+                            dialog,
+                            last_rseq: None,
+                        });
+                        Some(self.early.len() - 1)
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "no early dialog");
+                        None
+                    }
                 },
+            },
+            None => None,
+        };
+        let reliable = compose::lists_option(&response.headers, "Require", "100rel");
+        let rseq = response
+            .other_header("RSeq")
+            .first()
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if let (true, Some(rseq), Some(index)) = (reliable, rseq, index) {
+            let early = &mut self.early[index];
+            match early.last_rseq {
+                Some(last) if rseq <= last => {
+                    tracing::trace!(rseq, "reliable provisional retransmitted");
+                    return;
+                }
+                Some(last) if rseq > last.wrapping_add(1) => {
+                    tracing::debug!(rseq, last, "reliable provisional out of sequence ignored");
+                    return;
+                }
+                _ => {}
+            }
+            early.last_rseq = Some(rseq);
+            if !shared.ended {
+                let (mut prack, target) =
+                    shared.build_in_dialog(ctx, &mut early.dialog, Method::PRack, None, None);
+                prack.headers.push(Header::Other(
+                    "RAck".into(),
+                    format!("{rseq} {} INVITE", self.seq),
+                ));
+                let _ = ctx.send_request(prack, target);
             }
         }
         if shared.ended {
@@ -272,9 +329,13 @@ impl Outgoing {
         response: Response,
     ) -> Option<Session> {
         let tag = response.to_tag().unwrap_or_default().to_owned();
-        let dialog = match self.early.iter().position(|d| d.id().remote_tag == tag) {
+        let dialog = match self
+            .early
+            .iter()
+            .position(|e| e.dialog.id().remote_tag == tag)
+        {
             Some(index) => {
-                let mut dialog = self.early.swap_remove(index);
+                let mut dialog = self.early.swap_remove(index).dialog;
                 dialog.confirm_with(&response);
                 Ok(dialog)
             }

@@ -452,14 +452,17 @@ impl Node for Proxy {
     fn handle_timeout(&mut self, _now: Instant) {}
 }
 
-/// Builds the responses of a scripted UAS to each new request (with the request's index).
-pub type Script = Box<dyn FnMut(&Request, usize) -> Vec<Response>>;
+/// Builds the responses of a scripted UAS to each new request, given the request and its
+/// index: each response goes to the request with the index it is paired with (the new one,
+/// or an earlier one whose transaction is still open).
+pub type Script = Box<dyn FnMut(&Request, usize) -> Vec<(usize, Response)>>;
 
 /// A UAS on a transaction layer whose answers come from a script.
 pub struct ScriptedUas {
     pub addr: Target,
     layer: TransactionLayer,
     script: Script,
+    keys: Vec<callisto_signaling::transaction::TransactionKey>,
     pub requests: Vec<Request>,
 }
 
@@ -469,6 +472,7 @@ impl ScriptedUas {
             addr: udp(port),
             layer: TransactionLayer::new(TimerConfig::default()),
             script,
+            keys: Vec::new(),
             requests: Vec::new(),
         }
     }
@@ -478,8 +482,11 @@ impl ScriptedUas {
             if let TransactionEvent::Request { key, request, .. } = event {
                 let index = self.requests.len();
                 self.requests.push(request.clone());
-                for response in (self.script)(&request, index) {
-                    let _ = self.layer.respond(now, &key, response);
+                self.keys.push(key);
+                for (to, response) in (self.script)(&request, index) {
+                    if let Some(key) = self.keys.get(to) {
+                        let _ = self.layer.respond(now, key, response);
+                    }
                 }
             }
         }
