@@ -226,7 +226,7 @@ fn options_is_answered_and_unknown_methods_get_501() {
         let text = String::from_utf8_lossy(&reply.bytes).to_string();
         assert!(text.starts_with(expected), "{text}");
         assert!(
-            text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"),
+            text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"),
             "{text}"
         );
     }

@@ -9,10 +9,10 @@ use crate::message::{self, HeaderAccess};
 use crate::transport::TransportKind;
 
 /// The methods a call serves, as sent in `Allow`.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
 /// The extensions a call supports, as sent in `Supported`.
-pub const SUPPORTED: &str = "100rel";
+pub const SUPPORTED: &str = "100rel, timer";
 
 /// The extensions a UAS can honour when a request names them in `Require`.
 const REQUIRABLE: &[&str] = &[];
@@ -147,6 +147,18 @@ pub(crate) fn lists_option(headers: &Headers, name: &str, tag: &str) -> bool {
         })
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(tag))
+}
+
+/// Whether a message's Allow header lists `method`.
+pub(crate) fn allows(headers: &Headers, method: &str) -> bool {
+    headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Allow(v) => Some(v.value()),
+            _ => None,
+        })
+        .flat_map(|v| v.split(','))
+        .any(|m| m.trim().eq_ignore_ascii_case(method))
 }
 
 /// The reason phrase of a response as the peer wrote it.

@@ -13,6 +13,7 @@ use rsip::{Method, Request};
 use super::compose;
 use super::pending_answer::PendingAnswer;
 use super::session::Session;
+use super::session_timer::{self, SessionExpires, MIN_SE};
 use super::{Body, CallEvent, CallState, Ctx, Shared, TxFailure};
 use crate::dialog::Dialog;
 use crate::message::{self, HeaderAccess};
@@ -46,6 +47,16 @@ impl Incoming {
                 .push(rsip::headers::Unsupported::new(unsupported.join(", ")).into());
             ctx.respond(&key, response);
             return None;
+        }
+        if let Some(se) = SessionExpires::read(&invite.headers) {
+            if se.seconds < MIN_SE {
+                let mut response = compose::response(&invite, 422, Some(&shared.local_tag));
+                response
+                    .headers
+                    .push(rsip::Header::Other("Min-SE".into(), MIN_SE.to_string()));
+                ctx.respond(&key, response);
+                return None;
+            }
         }
         let dialog = match Dialog::new_uas(&invite, &shared.local_tag) {
             Ok(dialog) => dialog,
@@ -131,6 +142,7 @@ impl Incoming {
             &shared.contact,
             ctx.user_agent,
         );
+        let timer = session_timer::answer_timer(&self.invite, &mut response, ctx.now);
         compose::set_body(&mut response.headers, &mut response.body, body.as_ref());
         ctx.respond(&self.key, response.clone());
         let mut dialog = self.dialog.clone();
@@ -145,10 +157,14 @@ impl Incoming {
             target,
             self.invite.body.is_empty(),
         );
-        Session::new(
+        let mut session = Session::new(
             dialog,
             Some((pending, self.invite.branch().map(str::to_owned))),
-        )
+        );
+        session.timer = timer;
+        session.local_body = body;
+        session.peer_allows_update = compose::allows(&self.invite.headers, "UPDATE");
+        session
     }
 
     /// Refuses the call with `code`.

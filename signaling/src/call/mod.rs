@@ -34,6 +34,7 @@ mod outgoing;
 mod pending_answer;
 mod reinvite;
 mod session;
+mod session_timer;
 mod shared;
 
 use std::collections::VecDeque;
@@ -144,6 +145,9 @@ pub struct OutgoingCallConfig {
     pub body: Option<Body>,
     /// How many 3xx redirections are followed before the call fails.
     pub max_redirects: u8,
+    /// Ask for a session timer of this many seconds (RFC 4028; the callee picks the
+    /// refresher). A 422 raising the minimum is followed once.
+    pub session_expires: Option<u32>,
 }
 
 impl OutgoingCallConfig {
@@ -172,6 +176,7 @@ impl OutgoingCallConfig {
             credentials: None,
             body: None,
             max_redirects: 5,
+            session_expires: None,
         }
     }
 }

@@ -26,6 +26,7 @@ use rsip::{Header, Method, Request, Response};
 use super::compose::{self, ALLOW, SUPPORTED};
 use super::digest::{has_credentials, CallDigest};
 use super::session::Session;
+use super::session_timer;
 use super::{Body, CallEvent, CallState, Ctx, FailureCause, OutgoingCallConfig, Shared, TxFailure};
 use crate::dialog::{self, Dialog};
 use crate::message::HeaderAccess;
@@ -75,6 +76,9 @@ pub(super) struct Outgoing {
     trying_reported: bool,
     ringing_reported: bool,
     early_media: Option<Body>,
+    /// The session interval we ask for, raised once by a 422.
+    session_expires: Option<u32>,
+    raised_session_expires: bool,
 }
 
 impl Outgoing {
@@ -84,6 +88,7 @@ impl Outgoing {
             .request_uri
             .clone()
             .unwrap_or_else(|| config.to.clone());
+        let session_expires = config.session_expires;
         let mut outgoing = Outgoing {
             tried: vec![request_uri.to_string()],
             request_uri,
@@ -108,6 +113,8 @@ impl Outgoing {
             trying_reported: false,
             ringing_reported: false,
             early_media: None,
+            session_expires,
+            raised_session_expires: false,
         };
         outgoing.send_invite(shared, ctx);
         outgoing
@@ -149,8 +156,12 @@ impl Outgoing {
             rsip::headers::Allow::new(ALLOW).into(),
             rsip::headers::Supported::new(SUPPORTED).into(),
             rsip::headers::UserAgent::new(ctx.user_agent).into(),
-            rsip::headers::ContentLength::new("0").into(),
         ];
+        let mut headers = headers;
+        if let Some(seconds) = self.session_expires {
+            headers.push(Header::Other("Session-Expires".into(), seconds.to_string()));
+        }
+        headers.push(rsip::headers::ContentLength::new("0").into());
         let mut invite = Request {
             method: Method::Invite,
             uri: self.request_uri.clone(),
@@ -237,6 +248,9 @@ impl Outgoing {
             200..=299 => return self.on_success(shared, ctx, response),
             300..=399 => self.on_redirect(shared, ctx, &response),
             401 | 407 => self.on_challenge(shared, ctx, &response),
+            422 if !shared.ended && self.raise_session_expires(&response) => {
+                self.send_invite(shared, ctx)
+            }
             _ if shared.ended => {}
             _ => {
                 let reason = compose::reason_of(&response);
@@ -365,9 +379,13 @@ impl Outgoing {
             return None;
         }
         let body = compose::body_of(&response.headers, &response.body);
+        let mut session = Session::new(dialog, None);
+        session.timer = session_timer::uac_timer(&response, ctx.now);
+        session.local_body = self.config.body.clone();
+        session.peer_allows_update = compose::allows(&response.headers, "UPDATE");
         ctx.emit(CallEvent::Answered { body });
         ctx.emit(CallEvent::Established { body: None });
-        Some(Session::new(dialog, None))
+        Some(session)
     }
 
     fn on_redirect(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, response: &Response) {
@@ -445,6 +463,24 @@ impl Outgoing {
         }
         self.digest = Some(digest);
         self.send_invite(shared, ctx);
+    }
+
+    /// Takes the Min-SE of a 422 (RFC 4028 §7.4) when we asked for a shorter interval and
+    /// have not raised it yet.
+    fn raise_session_expires(&mut self, response: &Response) -> bool {
+        let min = response
+            .other_header("Min-SE")
+            .first()
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        match (self.session_expires, min) {
+            (Some(asked), Some(min)) if min > asked && !self.raised_session_expires => {
+                self.raised_session_expires = true;
+                self.session_expires = Some(min);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The INVITE (or CANCEL) transaction timed out or could not be sent.

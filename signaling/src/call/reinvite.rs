@@ -9,9 +9,13 @@
 //!   [`GLARE_ATTEMPTS`] times. The same body is sent again.
 //! - A refused re-INVITE leaves the session as it was and reports `ReInviteFailed`; 408, 481
 //!   and timeouts mean the dialog is gone and end the call (§12.2.1.2).
-//! - The peer's re-INVITE is reported as `ReOffer`; `answer_reoffer` sends 200 with our
-//!   Contact and body (retransmitted until the ACK; the remote target is refreshed then),
-//!   `reject_reoffer` a failure response that leaves the dialog intact.
+//! - The peer's re-INVITE, or UPDATE with an offer (RFC 3311), is reported as `ReOffer`;
+//!   `answer_reoffer` sends 200 with our Contact and body (for a re-INVITE retransmitted until
+//!   the ACK; the remote target is refreshed then), `reject_reoffer` a failure response that
+//!   leaves the dialog intact. An UPDATE without a body is a session refresh and is answered
+//!   200 at once.
+//! - Session refreshes (RFC 4028, see `session_timer.rs`) go the same way as the
+//!   application's re-INVITEs but report nothing.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,7 @@ use rsip::{Method, Request, Response};
 use super::compose;
 use super::pending_answer::PendingAnswer;
 use super::session::{OutRequest, Session};
+use super::session_timer;
 use super::{Body, CallDirection, CallError, CallEvent, CallState, Ctx, Shared};
 use crate::message::HeaderAccess;
 use crate::transaction::{self, TransactionKey};
@@ -30,15 +35,17 @@ use crate::transport::Target;
 /// How many times a re-INVITE answered 491 is tried again.
 pub(super) const GLARE_ATTEMPTS: u8 = 5;
 
-/// Our re-INVITE waiting to be sent again after a 491.
+/// Our re-INVITE (or refresh) waiting to be sent again after a 491.
 #[derive(Debug, Clone)]
 pub(super) struct GlareRetry {
     pub at: Instant,
+    method: Method,
     body: Option<Body>,
     attempts: u8,
+    refresh: bool,
 }
 
-/// The peer's re-INVITE, waiting for the application's answer.
+/// The peer's re-INVITE or UPDATE with an offer, waiting for the application's answer.
 #[derive(Debug, Clone)]
 pub(super) struct InReinvite {
     pub key: TransactionKey,
@@ -70,27 +77,54 @@ impl Session {
         if self.invite_in_progress() {
             return Err(CallError::ReInviteInProgress);
         }
-        self.send_reinvite(shared, ctx, body, 0);
+        self.send_offer(shared, ctx, Method::Invite, body, 0, false);
         Ok(())
     }
 
-    fn send_reinvite(
+    /// Sends a re-INVITE or UPDATE carrying `body`, with Session-Expires while a session
+    /// timer runs.
+    fn send_offer(
         &mut self,
         shared: &mut Shared,
         ctx: &mut Ctx<'_>,
+        method: Method,
         body: Option<Body>,
         attempts: u8,
+        refresh: bool,
     ) {
-        match shared.send_in_dialog(ctx, &mut self.dialog, Method::Invite, body.as_ref()) {
-            Some((key, request)) => {
+        let (mut request, target) =
+            shared.build_in_dialog(ctx, &mut self.dialog, method, None, body.as_ref());
+        if let Some(timer) = &self.timer {
+            request.headers.push(timer.header_for_request());
+        }
+        match ctx.send_request(request.clone(), target) {
+            Some(key) => {
                 self.reinvite_out = Some(OutRequest {
                     key,
                     request,
                     body,
                     attempts,
-                })
+                    refresh,
+                });
+                if refresh {
+                    if let Some(timer) = &mut self.timer {
+                        timer.refresh_sent(ctx.now);
+                    }
+                }
             }
-            None => ctx.emit(CallEvent::ReInviteFailed { code: 503 }),
+            None if !refresh => ctx.emit(CallEvent::ReInviteFailed { code: 503 }),
+            None => {}
+        }
+    }
+
+    /// A session refresh: UPDATE without a body when the peer allows it, else a re-INVITE
+    /// with our current session description (unchanged, so no new negotiation).
+    pub(super) fn send_refresh(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
+        if self.peer_allows_update {
+            self.send_offer(shared, ctx, Method::Update, None, 0, true);
+        } else {
+            let body = self.local_body.clone();
+            self.send_offer(shared, ctx, Method::Invite, body, 0, true);
         }
     }
 
@@ -108,18 +142,26 @@ impl Session {
         let Some(out) = self.reinvite_out.take() else {
             return;
         };
+        let report = !out.refresh && !shared.ended;
         match code {
             200..=299 => {
-                shared.send_ack(ctx, &mut self.dialog, &out.request, None);
+                if out.request.method == Method::Invite {
+                    shared.send_ack(ctx, &mut self.dialog, &out.request, None);
+                }
                 self.dialog.refresh_target(&response);
-                if !shared.ended {
+                self.timer = session_timer::uac_timer(&response, ctx.now);
+                if out.body.is_some() {
+                    self.local_body = out.body.clone();
+                }
+                if report {
                     let body = compose::body_of(&response.headers, &response.body);
                     ctx.emit(CallEvent::ReAnswer { body });
                 }
             }
             401 | 407 => match self.resend_authorized(shared, ctx, &out, &response) {
                 Some(again) => self.reinvite_out = Some(again),
-                None => ctx.emit(CallEvent::ReInviteFailed { code }),
+                None if report => ctx.emit(CallEvent::ReInviteFailed { code }),
+                None => {}
             },
             491 if out.attempts < GLARE_ATTEMPTS && !shared.ended => {
                 // RFC 3261 §14.1: the owner of the Call-ID waits 2.1–4 s, the other 0–2 s.
@@ -131,12 +173,14 @@ impl Session {
                 tracing::debug!(call = %shared.id, ?delay, "491 glare, re-INVITE retried later");
                 self.glare_retry = Some(GlareRetry {
                     at: ctx.now + delay,
+                    method: out.request.method,
                     body: out.body,
                     attempts: out.attempts + 1,
+                    refresh: out.refresh,
                 });
             }
             408 | 481 => {
-                if !shared.ended {
+                if report {
                     ctx.emit(CallEvent::ReInviteFailed { code });
                 }
                 let reason = if code == 481 {
@@ -147,7 +191,7 @@ impl Session {
                 self.lost(shared, ctx, code == 408, reason);
             }
             _ => {
-                if !shared.ended {
+                if report {
                     ctx.emit(CallEvent::ReInviteFailed { code });
                 }
             }
@@ -167,12 +211,20 @@ impl Session {
             });
             return;
         }
-        self.send_reinvite(shared, ctx, retry.body, retry.attempts);
+        self.send_offer(
+            shared,
+            ctx,
+            retry.method,
+            retry.body,
+            retry.attempts,
+            retry.refresh,
+        );
     }
 
-    /// The peer's re-INVITE.
-    pub(super) fn on_reinvite(
+    /// The peer's re-INVITE or UPDATE.
+    pub(super) fn on_offer_request(
         &mut self,
+        shared: &Shared,
         ctx: &mut Ctx<'_>,
         key: &TransactionKey,
         request: Request,
@@ -185,6 +237,9 @@ impl Session {
                 .headers
                 .push(rsip::headers::Unsupported::new(unsupported.join(", ")).into());
             return ctx.respond(key, response);
+        }
+        if request.method == Method::Update && request.body.is_empty() {
+            return self.on_refresh_update(shared, ctx, key, &request);
         }
         if self.reinvite_out.is_some() {
             tracing::debug!("re-INVITE glare: 491");
@@ -228,9 +283,16 @@ impl Session {
             &shared.contact,
             ctx.user_agent,
         );
+        self.timer = session_timer::answer_timer(&pending.request, &mut response, ctx.now);
         compose::set_body(&mut response.headers, &mut response.body, body.as_ref());
         ctx.respond(&pending.key, response.clone());
         self.dialog.refresh_target(&pending.request);
+        if body.is_some() {
+            self.local_body = body;
+        }
+        if pending.request.method != Method::Invite {
+            return Ok(());
+        }
         let seq = pending.request.cseq().map_or(0, |c| c.seq);
         self.last_answer = Some((seq, response.clone()));
         self.pending_answer = Some(PendingAnswer::new(
@@ -242,6 +304,26 @@ impl Session {
             pending.request.body.is_empty(),
         ));
         Ok(())
+    }
+
+    /// An UPDATE without a body: a session refresh (RFC 4028), answered at once.
+    fn on_refresh_update(
+        &mut self,
+        shared: &Shared,
+        ctx: &mut Ctx<'_>,
+        key: &TransactionKey,
+        request: &Request,
+    ) {
+        let mut response = compose::dialog_response(
+            request,
+            200,
+            &shared.local_tag,
+            &shared.contact,
+            ctx.user_agent,
+        );
+        self.timer = session_timer::answer_timer(request, &mut response, ctx.now);
+        self.dialog.refresh_target(request);
+        ctx.respond(key, response);
     }
 
     /// Refuses the peer's re-INVITE with `code`; the session stays as it was.

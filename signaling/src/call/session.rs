@@ -20,6 +20,7 @@ use super::compose;
 use super::digest::{has_credentials, CallDigest};
 use super::pending_answer::{PendingAnswer, Retransmission};
 use super::reinvite::{GlareRetry, InReinvite};
+use super::session_timer::SessionTimer;
 use super::{Body, CallEvent, CallState, Ctx, Shared, TxFailure};
 use crate::dialog::Dialog;
 use crate::message::HeaderAccess;
@@ -34,6 +35,8 @@ pub(super) struct OutRequest {
     pub body: Option<Body>,
     /// For re-INVITEs: how many times a 491 made us try again.
     pub attempts: u8,
+    /// A session refresh of ours (RFC 4028), which the application does not hear about.
+    pub refresh: bool,
 }
 
 /// The 2xx we sent to the dialog-creating INVITE, for that INVITE's retransmissions.
@@ -62,6 +65,13 @@ pub(super) struct Session {
     pub(super) reinvite_in: Option<InReinvite>,
     /// BYE and INFO requests in flight.
     others: Vec<OutRequest>,
+    /// The session timer, when the peer asked for one.
+    pub(super) timer: Option<SessionTimer>,
+    /// Our current session description (the last body we offered or answered with), sent
+    /// again in refresh re-INVITEs.
+    pub(super) local_body: Option<Body>,
+    /// The peer's Allow lists UPDATE: refreshes use it.
+    pub(super) peer_allows_update: bool,
 }
 
 impl Session {
@@ -90,6 +100,9 @@ impl Session {
             glare_retry: None,
             reinvite_in: None,
             others: Vec::new(),
+            timer: None,
+            local_body: None,
+            peer_allows_update: false,
         }
     }
 
@@ -151,6 +164,7 @@ impl Session {
                 request,
                 body: None,
                 attempts: 0,
+                refresh: false,
             });
         }
         shared.linger(ctx);
@@ -166,6 +180,7 @@ impl Session {
                 request,
                 body: Some(body),
                 attempts: 0,
+                refresh: false,
             });
         }
     }
@@ -232,7 +247,9 @@ impl Session {
                 ctx.respond(key, compose::response(&request, 200, None));
                 self.on_bye(shared, ctx);
             }
-            Method::Invite => self.on_reinvite(ctx, key, request, source),
+            Method::Invite | Method::Update => {
+                self.on_offer_request(shared, ctx, key, request, source)
+            }
             Method::Options => {
                 let mut response = compose::response(&request, 200, None);
                 response
@@ -380,6 +397,12 @@ impl Session {
         let method = sent.request.method;
         let (mut request, target) =
             shared.build_in_dialog(ctx, &mut self.dialog, method, None, sent.body.as_ref());
+        // Extension headers (Session-Expires) go along again.
+        for header in sent.request.headers.iter() {
+            if matches!(header, rsip::Header::Other(..)) {
+                request.headers.push(header.clone());
+            }
+        }
         let cnonce = format!("{:016x}", ctx.rng.gen::<u64>());
         digest.authorize(&mut request, &credentials, &cnonce);
         let key = ctx.send_request(request.clone(), target)?;
@@ -388,13 +411,15 @@ impl Session {
             request,
             body: sent.body.clone(),
             attempts: sent.attempts,
+            refresh: sent.refresh,
         })
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let pending = self.pending_answer.as_ref().map(PendingAnswer::deadline);
         let glare = self.glare_retry.as_ref().map(|g| g.at);
-        [pending, glare].into_iter().flatten().min()
+        let timer = self.timer.as_ref().map(|t| t.deadline);
+        [pending, glare, timer].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
@@ -413,5 +438,37 @@ impl Session {
             }
         }
         self.glare_timeout(shared, ctx);
+        self.session_timeout(shared, ctx);
+    }
+
+    /// The session timer: refresh when we are the refresher, else (or when our refresh got
+    /// no answer) end the session with a BYE.
+    fn session_timeout(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
+        let Some(timer) = self.timer.filter(|t| t.deadline <= ctx.now) else {
+            return;
+        };
+        if shared.ended {
+            self.timer = None;
+            return;
+        }
+        if timer.we_refresh && !timer.refreshing {
+            if self.reinvite_out.is_some()
+                || self.reinvite_in.is_some()
+                || self.pending_answer.is_some()
+                || self.glare_retry.is_some()
+            {
+                // An offer exchange is under way; its answer restarts the timer.
+                if let Some(timer) = &mut self.timer {
+                    timer.deadline = ctx.now + ctx.layer.config().t1;
+                }
+                return;
+            }
+            tracing::debug!(call = %shared.id, "session refresh");
+            self.send_refresh(shared, ctx);
+            return;
+        }
+        tracing::debug!(call = %shared.id, "session timer expired");
+        self.timer = None;
+        self.lost(shared, ctx, true, "the session timer expired");
     }
 }
