@@ -9,7 +9,7 @@ use crate::message::{self, HeaderAccess};
 use crate::transport::TransportKind;
 
 /// The methods a call serves, as sent in `Allow`.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
 
 /// The extensions a call supports, as sent in `Supported`.
 pub const SUPPORTED: &str = "100rel, timer";

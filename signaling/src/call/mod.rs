@@ -13,7 +13,8 @@
 //!                                            ↘ Failed{code, reason, cause}
 //!  incoming:  Incoming{…} → (app: ring, answer) → Established{body} → … → Ended
 //!                        ↘ Ended{by_remote: true} (CANCEL) / Ended{by_remote: false} (reject)
-//!  established: ReOffer / ReAnswer / ReInviteFailed / Info, in any number, then Ended
+//!  established: ReOffer / ReAnswer / ReInviteFailed / Info / TransferRequested /
+//!               TransferProgress, in any number, then Ended
 //! ```
 //!
 //! Every call reports exactly one `Failed` or `Ended`, and nothing after it. `hang_up` reports
@@ -36,6 +37,7 @@ mod reinvite;
 mod session;
 mod session_timer;
 mod shared;
+mod transfer;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -262,6 +264,24 @@ pub enum CallEvent {
         /// The body, e.g. `application/dtmf-relay`.
         body: Body,
     },
+    /// The peer asks us to call `target` instead (REFER, a blind transfer). The application
+    /// places that call and reports its progress with `transfer_progress`.
+    TransferRequested {
+        /// The Refer-To URI.
+        target: String,
+        /// The Referred-By URI, when given.
+        referred_by: Option<String>,
+    },
+    /// Progress of a transfer we asked for: the answer to our REFER, then the status lines of
+    /// the peer's NOTIFYs (`180`, `200`, `486`…).
+    TransferProgress {
+        /// The status code.
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+        /// No more progress will come for this transfer.
+        finished: bool,
+    },
     /// The call is over.
     Ended {
         /// Whether the peer (or the network) ended it.
@@ -292,6 +312,12 @@ pub enum CallError {
     /// The status code does not fit the command (a rejection must be 300–699).
     #[error("status {0} cannot be used here")]
     InvalidStatus(u16),
+    /// A transfer we asked for is still running.
+    #[error("a transfer is already in progress")]
+    TransferInProgress,
+    /// The peer asked for no transfer that is still running.
+    #[error("no transfer was asked for")]
+    NoTransfer,
 }
 
 /// How a transaction of a call failed.
@@ -678,6 +704,26 @@ impl Call {
         let (shared, session) = self.session("send INFO in")?;
         session.send_info(shared, ctx, body);
         Ok(())
+    }
+
+    /// Asks the peer to call `target` (REFER).
+    pub(crate) fn transfer(&mut self, ctx: &mut Ctx<'_>, target: &str) -> Result<(), CallError> {
+        let (shared, session) = self.session("transfer")?;
+        let referred_by = crate::message::NameAddr::parse(session.dialog.local_uri())
+            .map(|a| a.uri.to_owned())
+            .unwrap_or_default();
+        session.transfer(shared, ctx, target, &referred_by)
+    }
+
+    /// Reports the progress of the transfer the peer asked for (NOTIFY).
+    pub(crate) fn transfer_progress(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        code: u16,
+        reason: &str,
+    ) -> Result<(), CallError> {
+        let (shared, session) = self.session("report transfer progress in")?;
+        session.transfer_progress(shared, ctx, code, reason)
     }
 
     /// When [`Call::handle_timeout`] wants to run.

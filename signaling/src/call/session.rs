@@ -1,13 +1,14 @@
 //! A call whose dialog is confirmed (RFC 3261 §12.2, §15): BYE both ways, INFO, OPTIONS, the
 //! ACK for our 2xx, and the requests we send being answered or lost. Re-INVITEs are in
-//! `reinvite.rs`.
+//! `reinvite.rs`, REFER in `transfer.rs`.
 //!
 //! - Requests in the dialog are checked against the remote CSeq: out of order gets 500.
 //! - A BYE is answered 200; a re-INVITE of the peer still waiting for our answer gets 487.
 //! - The callee does not send BYE before the ACK for its 2xx (§15): hanging up then waits for
 //!   the ACK, or for the 2xx to be given up on after 64 × T1.
-//! - A 481 or 408 (or a timeout) to a request we sent in the dialog means the dialog is gone
-//!   (§12.2.1.2): the call ends, after a BYE for the 408 cases.
+//! - A 481 or 408 (or a timeout) to an INFO or re-INVITE we sent means the dialog is gone
+//!   (§12.2.1.2): the call ends, after a BYE for the 408 cases. (A failed NOTIFY or REFER
+//!   only ends its subscription, RFC 5057.)
 //! - A 401/407 to a request we sent is answered once with the call's credentials.
 
 use std::time::Instant;
@@ -21,6 +22,7 @@ use super::digest::{has_credentials, CallDigest};
 use super::pending_answer::{PendingAnswer, Retransmission};
 use super::reinvite::{GlareRetry, InReinvite};
 use super::session_timer::SessionTimer;
+use super::transfer::Transfers;
 use super::{Body, CallEvent, CallState, Ctx, Shared, TxFailure};
 use crate::dialog::Dialog;
 use crate::message::HeaderAccess;
@@ -72,6 +74,8 @@ pub(super) struct Session {
     pub(super) local_body: Option<Body>,
     /// The peer's Allow lists UPDATE: refreshes use it.
     pub(super) peer_allows_update: bool,
+    /// REFER in either direction.
+    pub(super) transfers: Transfers,
 }
 
 impl Session {
@@ -103,7 +107,13 @@ impl Session {
             timer: None,
             local_body: None,
             peer_allows_update: false,
+            transfers: Transfers::default(),
         }
+    }
+
+    /// Follows a request we sent in the dialog until its final response.
+    pub(super) fn track(&mut self, out: OutRequest) {
+        self.others.push(out);
     }
 
     pub fn state(&self) -> CallState {
@@ -250,6 +260,8 @@ impl Session {
             Method::Invite | Method::Update => {
                 self.on_offer_request(shared, ctx, key, request, source)
             }
+            Method::Refer => self.on_refer(shared, ctx, key, &request),
+            Method::Notify => self.on_notify(shared, ctx, key, &request),
             Method::Options => {
                 let mut response = compose::response(&request, 200, None);
                 response
@@ -315,6 +327,9 @@ impl Session {
         if self.reinvite_out.as_ref().is_some_and(|r| r.key == *key) {
             return self.on_reinvite_response(shared, ctx, response);
         }
+        if self.is_refer(key) {
+            return self.on_refer_response(shared, ctx, &response);
+        }
         let code = response.status_code.code();
         if code < 200 {
             return;
@@ -329,7 +344,7 @@ impl Session {
                     self.others.push(again);
                 }
             }
-            408 | 481 if sent.request.method != Method::Bye => {
+            408 | 481 if sent.request.method == Method::Info => {
                 let reason = if code == 481 {
                     "the other side lost the call"
                 } else {
@@ -356,9 +371,12 @@ impl Session {
             }
             return self.lost(shared, ctx, true, "no answer from the network");
         }
+        if self.is_refer(key) {
+            return self.on_refer_failure(shared, ctx);
+        }
         if let Some(index) = self.others.iter().position(|r| r.key == *key) {
             let sent = self.others.swap_remove(index);
-            if sent.request.method != Method::Bye {
+            if sent.request.method == Method::Info {
                 self.lost(shared, ctx, true, "no answer from the network");
             }
         }

@@ -110,6 +110,27 @@ impl Endpoint {
         self.command(now, id, |call, ctx| call.send_info(ctx, body))
     }
 
+    /// Asks the peer of an established call to call `target` instead (REFER, a blind
+    /// transfer). `TransferProgress` events follow.
+    pub fn transfer(&mut self, now: Instant, id: CallId, target: &str) -> Result<(), CallError> {
+        self.command(now, id, |call, ctx| call.transfer(ctx, target))
+    }
+
+    /// Reports the progress of the transfer a `TransferRequested` asked for: the status of
+    /// the new call (`100`, `180`, `200`, `486`…), sent to the transferor in a NOTIFY. A final
+    /// status (≥ 200) ends the transfer.
+    pub fn transfer_progress(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        code: u16,
+        reason: &str,
+    ) -> Result<(), CallError> {
+        self.command(now, id, |call, ctx| {
+            call.transfer_progress(ctx, code, reason)
+        })
+    }
+
     /// The state of a call, while the endpoint remembers it.
     pub fn call_state(&self, id: CallId) -> Option<CallState> {
         self.calls.get(&id).map(Call::state)
