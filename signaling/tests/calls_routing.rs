@@ -344,3 +344,21 @@ fn silence_fails_the_call_as_no_answer_after_timer_b() {
     // INVITE retransmissions: 0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s.
     assert_eq!(w.count(|s| s.is_request("INVITE")), 7);
 }
+
+#[test]
+fn a_failed_flow_fails_the_call_as_unreachable() {
+    let mut w = World::lan(29);
+    w.add_ua("alice", 5061);
+    let now = w.now();
+    let target = udp(5999);
+    let config = w.uas[0].call_config("sip:bob@example.test", target, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    w.uas[0].endpoint.handle_flow_failure(
+        now,
+        target,
+        callisto_signaling::registration::FailureKind::Unreachable,
+        "connection refused",
+    );
+    w.collect();
+    assert_eq!(failure(&w, alice_call), (None, FailureCause::Unreachable));
+}

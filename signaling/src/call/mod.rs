@@ -29,7 +29,9 @@
 
 mod cause;
 mod compose;
+mod config;
 mod digest;
+mod event;
 mod incoming;
 mod outgoing;
 mod pending_answer;
@@ -41,20 +43,20 @@ mod transfer;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rsip::{Request, Response};
 
-use crate::auth::Credentials;
 use crate::message::HeaderAccess;
 use crate::transaction::{TransactionKey, TransactionLayer};
-use crate::transport::{Target, TransportKind};
+use crate::transport::Target;
 
 pub use cause::FailureCause;
 pub use compose::{ALLOW, SUPPORTED};
+pub use config::{IncomingCallConfig, OutgoingCallConfig};
+pub use event::CallEvent;
 
 use incoming::Incoming;
 use outgoing::Outgoing;
@@ -119,176 +121,6 @@ pub enum CallState {
     Established,
     /// `Ended` or `Failed` was reported; signalling may still be finishing.
     Ended,
-}
-
-/// What an outgoing call needs.
-#[derive(Debug, Clone)]
-pub struct OutgoingCallConfig {
-    /// Our address of record, for From.
-    pub from: rsip::Uri,
-    /// Our display name, for From.
-    pub display_name: Option<String>,
-    /// Whom we call, for To.
-    pub to: rsip::Uri,
-    /// The Request-URI; `to` when `None`.
-    pub request_uri: Option<rsip::Uri>,
-    /// Where the INVITE goes: the outbound proxy or registrar, or the callee itself.
-    pub target: Target,
-    /// Whether `target` is an outbound proxy that every request of the call goes through
-    /// (RFC 3261 §8.1.2), whatever the route set and the remote target say.
-    pub outbound_proxy: bool,
-    /// Our address for the Via sent-by.
-    pub local_addr: SocketAddr,
-    /// Our Contact URI, `sip:alice@192.0.2.1:5070`.
-    pub contact: String,
-    /// Credentials for digest challenges (401/407).
-    pub credentials: Option<Credentials>,
-    /// The INVITE's body (usually the SDP offer).
-    pub body: Option<Body>,
-    /// How many 3xx redirections are followed before the call fails.
-    pub max_redirects: u8,
-    /// Ask for a session timer of this many seconds (RFC 4028; the callee picks the
-    /// refresher). A 422 raising the minimum is followed once.
-    pub session_expires: Option<u32>,
-}
-
-impl OutgoingCallConfig {
-    /// A configuration with our Contact at `local_addr` (with the target's transport), no
-    /// credentials, no body, and up to 5 redirections.
-    pub fn new(from: rsip::Uri, to: rsip::Uri, target: Target, local_addr: SocketAddr) -> Self {
-        let user = from.user().map(|u| format!("{u}@")).unwrap_or_default();
-        let transport = match target.transport {
-            TransportKind::Udp => String::new(),
-            other => format!(";transport={}", other.uri_param()),
-        };
-        let scheme = if target.transport.is_secure() {
-            "sips"
-        } else {
-            "sip"
-        };
-        OutgoingCallConfig {
-            contact: format!("{scheme}:{user}{local_addr}{transport}"),
-            from,
-            display_name: None,
-            to,
-            request_uri: None,
-            target,
-            outbound_proxy: false,
-            local_addr,
-            credentials: None,
-            body: None,
-            max_redirects: 5,
-            session_expires: None,
-        }
-    }
-}
-
-/// How incoming calls present us.
-#[derive(Debug, Clone, Default)]
-pub struct IncomingCallConfig {
-    /// Our Contact URI per transport, for the responses that create dialogs. Without one for
-    /// the INVITE's transport, the INVITE's Request-URI is used: a registrar delivers INVITEs
-    /// to the Contact we registered.
-    pub contacts: Vec<(TransportKind, String)>,
-    /// Send every in-dialog request of an incoming call back to where its INVITE came from
-    /// (the flow to an outbound proxy), whatever the route set and remote target say.
-    pub reply_via_source: bool,
-}
-
-/// Something that happened to a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallEvent {
-    /// A new incoming call. Answer with `ring`, `answer` or `reject`.
-    Incoming {
-        /// The caller's URI (From).
-        from: String,
-        /// The caller's display name, when given.
-        display_name: Option<String>,
-        /// The called URI (To).
-        to: String,
-        /// The Request-URI.
-        request_uri: String,
-        /// The SIP Call-ID.
-        call_id: String,
-        /// The offer, when the INVITE carries one.
-        body: Option<Body>,
-        /// Where the INVITE came from.
-        source: Target,
-    },
-    /// Outgoing: 100 Trying arrived.
-    Trying,
-    /// Outgoing: the far end rings (180), or reports progress (18x). Reported for the first
-    /// 18x and again whenever a 18x carries a body that differs from the last one reported.
-    Ringing {
-        /// The early-media body (SDP) of a 18x, if it carries one.
-        early_media: Option<Body>,
-    },
-    /// Outgoing: the 2xx arrived (the ACK is already sent).
-    Answered {
-        /// The 2xx's body (the SDP answer).
-        body: Option<Body>,
-    },
-    /// The dialog is confirmed: for an outgoing call right after `Answered`, for an incoming
-    /// call when the ACK for our 2xx arrives.
-    Established {
-        /// The ACK's body (incoming calls answered with an offer carry the answer here).
-        body: Option<Body>,
-    },
-    /// Outgoing: the call did not connect.
-    Failed {
-        /// The final status code, when a final response came.
-        code: Option<u16>,
-        /// The reason phrase as the peer wrote it, or our own words.
-        reason: String,
-        /// What it means.
-        cause: FailureCause,
-    },
-    /// The peer sent a re-INVITE; answer with `answer_reoffer` or `reject_reoffer`.
-    ReOffer {
-        /// The new offer (`None` for an offerless re-INVITE: answer with an offer).
-        body: Option<Body>,
-    },
-    /// Our re-INVITE was accepted (the ACK is already sent), or the ACK for our answer to an
-    /// offerless re-INVITE carried the answer.
-    ReAnswer {
-        /// The 2xx's body (or the ACK's).
-        body: Option<Body>,
-    },
-    /// Our re-INVITE was refused; the call goes on as before.
-    ReInviteFailed {
-        /// The status code (408 when no answer came).
-        code: u16,
-    },
-    /// The peer sent an INFO with a body (answered 200).
-    Info {
-        /// The body, e.g. `application/dtmf-relay`.
-        body: Body,
-    },
-    /// The peer asks us to call `target` instead (REFER, a blind transfer). The application
-    /// places that call and reports its progress with `transfer_progress`.
-    TransferRequested {
-        /// The Refer-To URI.
-        target: String,
-        /// The Referred-By URI, when given.
-        referred_by: Option<String>,
-    },
-    /// Progress of a transfer we asked for: the answer to our REFER, then the status lines of
-    /// the peer's NOTIFYs (`180`, `200`, `486`…).
-    TransferProgress {
-        /// The status code.
-        code: u16,
-        /// Its reason phrase.
-        reason: String,
-        /// No more progress will come for this transfer.
-        finished: bool,
-    },
-    /// The call is over.
-    Ended {
-        /// Whether the peer (or the network) ended it.
-        by_remote: bool,
-        /// In plain words.
-        reason: String,
-    },
 }
 
 /// Why a call command was refused.

@@ -21,6 +21,10 @@ use super::compose;
 /// The smallest session interval Callisto accepts, in seconds (RFC 4028 §4).
 pub(crate) const MIN_SE: u32 = 90;
 
+/// The longest interval the timer runs for, in seconds (a week); longer values are honoured
+/// as a week, which only makes us refresh or check sooner than asked.
+const MAX_TIMER_SECONDS: u32 = 7 * 24 * 3600;
+
 /// Which end of a refresh transaction refreshes the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refresher {
@@ -88,8 +92,10 @@ pub(crate) struct SessionTimer {
 }
 
 impl SessionTimer {
-    /// A timer of `seconds`, restarted at `now`.
+    /// A timer of `seconds` (taken as at least [`MIN_SE`] and at most a week), restarted at
+    /// `now`.
     pub fn start(now: Instant, seconds: u32, we_refresh: bool) -> SessionTimer {
+        let seconds = seconds.clamp(MIN_SE, MAX_TIMER_SECONDS);
         let interval = Duration::from_secs(u64::from(seconds));
         let deadline = if we_refresh {
             now + interval / 2
@@ -212,6 +218,9 @@ mod tests {
         assert_eq!(waiter.deadline - now, Duration::from_secs(1768));
         let short = SessionTimer::start(now, 90, false);
         assert_eq!(short.deadline - now, Duration::from_secs(60));
+        // A peer's zero is no reason to refresh in a loop.
+        let zero = SessionTimer::start(now, 0, true);
+        assert_eq!(zero.deadline - now, Duration::from_secs(45));
         let mut sent = refresher;
         sent.refresh_sent(now + Duration::from_secs(900));
         assert_eq!(sent.deadline - now, Duration::from_secs(1768));
