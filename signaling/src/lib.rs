@@ -9,7 +9,7 @@
 //!   bytes from a socket ──► message::parse ──► Endpoint::handle_message ──► transaction layer
 //!                                                      │                         │
 //!                                                      ▼                         ▼
-//!                                   registrations, (later) dialogs  ◄── TransactionEvent
+//!                                   registrations, calls (dialogs)  ◄── TransactionEvent
 //!                                                      │
 //!   bytes to a socket   ◄── Endpoint::poll_transmit ◄──┘      Endpoint::poll_timeout → next wake-up
 //! ```
@@ -19,6 +19,9 @@
 //! - [`auth`]: HTTP digest authentication for SIP (RFC 3261 §22, RFC 8760).
 //! - [`transaction`]: the four RFC 3261 §17 transaction state machines and their timers.
 //! - [`registration`]: the REGISTER client (refresh, digest, 423, backoff, unregister).
+//! - [`dialog`]: RFC 3261 §12 dialog state: IDs, route sets, CSeq, in-dialog requests.
+//! - [`call`]: INVITE sessions on dialogs: set-up, CANCEL, BYE, re-INVITE, INFO, 100rel,
+//!   session timers, REFER; driven through [`endpoint::Endpoint`].
 //! - [`transport`]: the transport-facing vocabulary shared by all of the above.
 
 pub mod auth;

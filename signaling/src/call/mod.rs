@@ -22,10 +22,12 @@
 //! BYE that follows an answer that crossed our CANCEL) finishes quietly in the background, and
 //! the call is forgotten 64 × T1 after its end.
 //!
-//! Modules: [`outgoing`](self) (the INVITE client: provisional responses, early dialogs, forks,
-//! redirects, digest, CANCEL), [`incoming`](self) (the INVITE server: 100, 180, the 2xx and its
-//! retransmissions, CANCEL), `session` (the confirmed dialog: BYE, re-INVITE with glare
-//! handling, INFO, OPTIONS), `compose` (message building) and `cause` (failure causes).
+//! Files: `outgoing.rs` (the INVITE client: provisional responses, early dialogs and PRACK,
+//! forks, redirects, digest, CANCEL), `incoming.rs` (the INVITE server: 100, 180, the 2xx,
+//! CANCEL), `session.rs` (the confirmed dialog: BYE, INFO, OPTIONS, the ACK for our 2xx),
+//! `reinvite.rs` (re-INVITE and UPDATE both ways, glare), `pending_answer.rs` (our 2xx until
+//! its ACK), `session_timer.rs` (RFC 4028), `transfer.rs` (REFER), `shared.rs` (what every
+//! phase shares, the ACKs of 2xx responses, forks), `compose.rs`, `digest.rs`, `cause.rs`.
 
 mod cause;
 mod compose;
