@@ -49,13 +49,11 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
         let now = w.now();
         w.uas[0]
             .endpoint
-            .reinvite(now, alice_call, Some(sdp(offer)))
+            .reinvite(now, alice_call, sdp(offer))
             .unwrap();
         // Only one INVITE transaction at a time on a dialog.
         assert_eq!(
-            w.uas[0]
-                .endpoint
-                .reinvite(now, alice_call, Some(sdp(offer))),
+            w.uas[0].endpoint.reinvite(now, alice_call, sdp(offer)),
             Err(CallError::ReInviteInProgress)
         );
         assert!(w.run_until(Duration::from_secs(1), |w| count_events(
@@ -100,7 +98,7 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
     let now = w.now();
     w.uas[0]
         .endpoint
-        .reinvite(now, alice_call, Some(sdp("video")))
+        .reinvite(now, alice_call, sdp("video"))
         .unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| count_events(
         w,
@@ -137,11 +135,11 @@ fn glare_is_resolved_by_491_and_retries_after_the_rfc_delays() {
     let now = w.now();
     w.uas[0]
         .endpoint
-        .reinvite(now, alice_call, Some(sdp("alice-offer")))
+        .reinvite(now, alice_call, sdp("alice-offer"))
         .unwrap();
     w.uas[1]
         .endpoint
-        .reinvite(now, bob_call, Some(sdp("bob-offer")))
+        .reinvite(now, bob_call, sdp("bob-offer"))
         .unwrap();
     // Each side answers the other's offers as they arrive, until both have their answer.
     let ids = [alice_call, bob_call];
@@ -374,4 +372,56 @@ fn in_dialog_requests_out_of_order_unknown_or_for_no_dialog_are_refused() {
         "SIP/2.0 400 Missing Contact"
     );
     assert_eq!(w.uas[1].endpoint.calls().count(), 1);
+}
+
+#[test]
+fn an_offerless_re_invite_is_answered_with_an_offer_and_the_answer_comes_in_the_ack() {
+    let mut w = two_party();
+    let (_alice_call, bob_call) = established(&mut w, None);
+    w.run_for(Duration::from_millis(50));
+    let (call_id, alice_tag, bob_tag) = dialog_ids(&w);
+    let source = udp(5099);
+    let reinvite = raw_request("INVITE", &call_id, &alice_tag, &bob_tag, 2).replace(
+        "Content-Length: 0",
+        "Contact: <sip:alice@127.0.0.1:5099>\r\nContent-Length: 0",
+    );
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .handle_datagram(now, reinvite.as_bytes(), source);
+    w.collect();
+    assert!(w.uas[1].has(bob_call, |e| *e == CallEvent::ReOffer { body: None }));
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .answer_reoffer(now, bob_call, Some(sdp("bob-offer")))
+        .unwrap();
+    let ok = std::iter::from_fn(|| w.uas[1].endpoint.poll_transmit())
+        .map(|t| String::from_utf8_lossy(&t.bytes).to_string())
+        .find(|t| t.starts_with("SIP/2.0 200"))
+        .expect("a 200");
+    assert!(ok.ends_with("bob-offer"), "{ok}");
+    // The ACK brings alice's answer.
+    let ack = raw_request("ACK", &call_id, &alice_tag, &bob_tag, 2)
+        .replace("branch=z9hG4bKrawACK2", "branch=z9hG4bKrawACK2b")
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Type: application/sdp\r\nContent-Length: 12\r\n\r\nalice-answer",
+        );
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .handle_datagram(now, ack.as_bytes(), source);
+    w.collect();
+    assert!(w.uas[1].has(bob_call, |e| *e
+        == CallEvent::ReAnswer {
+            body: Some(sdp("alice-answer"))
+        }));
+    // The remote target followed the re-INVITE's Contact.
+    let now = w.now();
+    w.uas[1].endpoint.hang_up(now, bob_call).unwrap();
+    let bye = std::iter::from_fn(|| w.uas[1].endpoint.poll_transmit())
+        .find(|t| t.bytes.starts_with(b"BYE"))
+        .expect("a BYE");
+    assert_eq!(bye.target, source);
 }

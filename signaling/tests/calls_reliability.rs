@@ -160,7 +160,7 @@ fn whole_calls_survive_loss_duplication_and_reordering() {
         let now = w.now();
         w.uas[0]
             .endpoint
-            .reinvite(now, alice_call, Some(sdp("hold")))
+            .reinvite(now, alice_call, sdp("hold"))
             .unwrap();
         assert!(
             w.run_until(Duration::from_secs(32), |w| w.uas[1]

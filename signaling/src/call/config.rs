@@ -28,7 +28,8 @@ pub struct OutgoingCallConfig {
     pub contact: String,
     /// Credentials for digest challenges (401/407).
     pub credentials: Option<Credentials>,
-    /// The INVITE's body (usually the SDP offer).
+    /// The INVITE's body: the SDP offer. Send one: without it the 2xx carries the offer
+    /// (reported in `Answered`), but the ACK goes out at once without an answer.
     pub body: Option<Body>,
     /// How many 3xx redirections are followed before the call fails.
     pub max_redirects: u8,

@@ -505,11 +505,7 @@ impl Call {
     }
 
     /// Sends a re-INVITE with a new offer (hold, resume, media change).
-    pub(crate) fn reinvite(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        body: Option<Body>,
-    ) -> Result<(), CallError> {
+    pub(crate) fn reinvite(&mut self, ctx: &mut Ctx<'_>, body: Body) -> Result<(), CallError> {
         let (shared, session) = self.session("re-INVITE")?;
         session.reinvite(shared, ctx, body)
     }

@@ -61,12 +61,12 @@ impl Session {
             || self.glare_retry.is_some()
     }
 
-    /// Sends a re-INVITE carrying `body`.
+    /// Sends a re-INVITE carrying the offer `body`.
     pub fn reinvite(
         &mut self,
         shared: &mut Shared,
         ctx: &mut Ctx<'_>,
-        body: Option<Body>,
+        body: Body,
     ) -> Result<(), CallError> {
         if self.state() != CallState::Established {
             return Err(CallError::InvalidState {
@@ -77,7 +77,7 @@ impl Session {
         if self.invite_in_progress() {
             return Err(CallError::ReInviteInProgress);
         }
-        self.send_offer(shared, ctx, Method::Invite, body, 0, false);
+        self.send_offer(shared, ctx, Method::Invite, Some(body), 0, false);
         Ok(())
     }
 

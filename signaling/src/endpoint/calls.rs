@@ -80,13 +80,9 @@ impl Endpoint {
     }
 
     /// Sends a re-INVITE with a new offer (hold, resume). `ReAnswer` or `ReInviteFailed`
-    /// follows.
-    pub fn reinvite(
-        &mut self,
-        now: Instant,
-        id: CallId,
-        body: Option<Body>,
-    ) -> Result<(), CallError> {
+    /// follows. (The offer is required: an offerless re-INVITE would need our answer in the
+    /// ACK.)
+    pub fn reinvite(&mut self, now: Instant, id: CallId, body: Body) -> Result<(), CallError> {
         self.command(now, id, |call, ctx| call.reinvite(ctx, body))
     }
 
