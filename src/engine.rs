@@ -303,6 +303,15 @@ impl Driver {
             EndpointEvent::Malformed { source, error } => {
                 tracing::warn!(%source, %error, "malformed message");
             }
+            EndpointEvent::Call { id, event } => {
+                // This engine has no media yet: a call offered to it is declined politely.
+                if let callisto_signaling::call::CallEvent::Incoming { .. } = event {
+                    let now = Instant::now().into_std();
+                    if let Err(error) = self.endpoint.reject(now, id, 480) {
+                        tracing::warn!(%error, "cannot decline a call");
+                    }
+                }
+            }
         }
     }
 }

@@ -9,7 +9,7 @@
 //!   bytes from a socket ──► message::parse ──► Endpoint::handle_message ──► transaction layer
 //!                                                      │                         │
 //!                                                      ▼                         ▼
-//!                                   registrations, (later) dialogs  ◄── TransactionEvent
+//!                                   registrations, calls (dialogs)  ◄── TransactionEvent
 //!                                                      │
 //!   bytes to a socket   ◄── Endpoint::poll_transmit ◄──┘      Endpoint::poll_timeout → next wake-up
 //! ```
@@ -20,9 +20,14 @@
 //! - [`transaction`]: the four RFC 3261 §17 transaction state machines and their timers.
 //! - [`registration`]: the REGISTER client (refresh, digest, 423, backoff, unregister).
 //! - [`sdp`]: session descriptions (RFC 4566) and audio offer/answer (RFC 3264, SDES-SRTP).
+//! - [`dialog`]: RFC 3261 §12 dialog state: IDs, route sets, CSeq, in-dialog requests.
+//! - [`call`]: INVITE sessions on dialogs: set-up, CANCEL, BYE, re-INVITE, INFO, 100rel,
+//!   session timers, REFER; driven through [`endpoint::Endpoint`].
 //! - [`transport`]: the transport-facing vocabulary shared by all of the above.
 
 pub mod auth;
+pub mod call;
+pub mod dialog;
 pub mod endpoint;
 pub mod message;
 pub mod registration;

@@ -414,6 +414,24 @@ impl TransactionLayer {
         }
     }
 
+    /// Ends a transaction at once, without sending anything: for a user that stops waiting, such
+    /// as an INVITE client whose CANCEL brought no final response within 64 × T1 (RFC 3261
+    /// §9.1). Reports [`TransactionEvent::Terminated`]; unknown keys are ignored.
+    pub fn abandon(&mut self, key: &TransactionKey) {
+        let Some(entry) = self.transactions.remove(key) else {
+            return;
+        };
+        if let Some(deadline) = entry.scheduled {
+            self.timers.remove(&(deadline, entry.id));
+        }
+        if let Some(alias) = entry.legacy_ack {
+            self.legacy_acks.remove(&alias);
+        }
+        tracing::debug!(key = %key, "transaction abandoned");
+        self.out
+            .event(TransactionEvent::Terminated { key: key.clone() });
+    }
+
     /// The next datagram or stream chunk to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.transmits.pop_front()

@@ -199,6 +199,16 @@ impl Output {
     }
 }
 
+/// Where the responses to `request`, received from `source`, go (RFC 3261 §18.2.2, RFC 3581):
+/// the same rule the server transactions follow, for a transaction user that sends responses
+/// outside a transaction (the retransmissions of a 2xx to an INVITE). `None` when the top Via
+/// does not parse.
+pub fn response_target(request: &rsip::Request, source: Target) -> Option<Target> {
+    fields::top_via(&request.headers)
+        .ok()
+        .map(|via| via.response_target(source))
+}
+
 /// A fresh RFC 3261 branch: the magic cookie followed by 16 random alphanumerics.
 pub fn new_branch<R: Rng + ?Sized>(rng: &mut R) -> String {
     let mut branch = String::with_capacity(BRANCH_MAGIC_COOKIE.len() + 16);

@@ -3,19 +3,32 @@
 //! The endpoint is what a driver talks to. It follows quinn-proto's order:
 //! - `handle_*`: input from the network ([`Endpoint::handle_datagram`]), from the clock
 //!   ([`Endpoint::handle_timeout`]) and from the transport ([`Endpoint::handle_flow_failure`]);
-//! - mutators: application commands ([`Endpoint::add_registration`], [`Endpoint::unregister`]);
+//! - mutators: application commands — registrations ([`Endpoint::add_registration`],
+//!   [`Endpoint::unregister`]) and calls ([`Endpoint::start_call`], [`Endpoint::ring`],
+//!   [`Endpoint::answer`], [`Endpoint::reject`], [`Endpoint::hang_up`], [`Endpoint::reinvite`],
+//!   [`Endpoint::answer_reoffer`], [`Endpoint::reject_reoffer`], [`Endpoint::send_info`]);
 //! - `poll_*`: after any of the above, drain [`Endpoint::poll_transmit`] and
 //!   [`Endpoint::poll_event`], then sleep until [`Endpoint::poll_timeout`].
 //!
-//! Requests the endpoint does not serve yet are answered `501 Not Implemented`; OPTIONS is
-//! answered `200 OK` with what we support (RFC 3261 §11.2). A malformed request gets
-//! `400 Bad Request` naming the fault; a malformed response is dropped and logged.
+//! Requests are routed by what they are (`calls.rs`): an INVITE without a To tag starts an
+//! incoming call; a request with a To tag goes to the call whose dialog it names, or gets 481;
+//! a CANCEL goes to the call that owns the INVITE transaction it cancels, or gets 481; stray
+//! ACKs and 2xx responses go to the call by Call-ID and tag. Outside dialogs, OPTIONS is
+//! answered `200 OK` with what we support (RFC 3261 §11.2), BYE, INFO and other dialog-only
+//! methods get 481, and methods the endpoint does not serve get `501 Not Implemented`. A
+//! malformed request gets `400 Bad Request` naming the fault; a malformed response is dropped
+//! and logged.
 
-use std::collections::{HashMap, VecDeque};
+mod calls;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 
+use crate::call::{Call, CallEvent, CallId, IncomingCallConfig};
 use crate::message;
 use crate::registration::{
     FailureKind, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
@@ -26,7 +39,7 @@ use crate::transaction::{
 use crate::transport::Target;
 
 /// The methods the endpoint names in `Allow`.
-pub const ALLOWED_METHODS: &str = "OPTIONS";
+pub const ALLOWED_METHODS: &str = crate::call::ALLOW;
 
 /// Identifies a registration inside an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +53,8 @@ pub enum EndpointEvent {
         id: RegistrationId,
         event: RegistrationEvent,
     },
+    /// A call changed.
+    Call { id: CallId, event: CallEvent },
     /// A datagram or stream message could not be parsed.
     Malformed { source: Target, error: String },
 }
@@ -75,18 +90,36 @@ pub struct Endpoint {
     transactions: TransactionLayer,
     registrations: Vec<RegistrationEntry>,
     by_transaction: HashMap<TransactionKey, RegistrationId>,
+    calls: BTreeMap<CallId, Call>,
+    /// The transactions of calls (client and server), with the target of client ones.
+    call_transactions: HashMap<TransactionKey, (CallId, Option<Target>)>,
+    next_call: u64,
+    incoming: IncomingCallConfig,
+    rng: SmallRng,
     transmits: VecDeque<Transmit>,
     events: VecDeque<EndpointEvent>,
     user_agent: String,
 }
 
 impl Endpoint {
-    /// An endpoint with the given SIP timers.
+    /// An endpoint with the given SIP timers; tags, Call-IDs and branches come from a generator
+    /// seeded with OS entropy.
     pub fn new(timers: TimerConfig) -> Self {
+        Endpoint::with_seed(timers, rand::random())
+    }
+
+    /// An endpoint whose random choices (tags, Call-IDs, branches, glare delays) follow `seed`,
+    /// so that tests replay exactly.
+    pub fn with_seed(timers: TimerConfig, seed: u64) -> Self {
         Endpoint {
             transactions: TransactionLayer::new(timers),
             registrations: Vec::new(),
             by_transaction: HashMap::new(),
+            calls: BTreeMap::new(),
+            call_transactions: HashMap::new(),
+            next_call: 1,
+            incoming: IncomingCallConfig::default(),
+            rng: SmallRng::seed_from_u64(seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             user_agent: format!("Callisto/{}", env!("CARGO_PKG_VERSION")),
@@ -203,6 +236,16 @@ impl Endpoint {
             self.transactions.handle_transport_error(now, &key);
             self.registration_failed(now, id, kind, reason);
         }
+        // Calls hear of it through their transactions' TransportError events.
+        let call_keys: Vec<TransactionKey> = self
+            .call_transactions
+            .iter()
+            .filter(|(_, (_, t))| *t == Some(target))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in call_keys {
+            self.transactions.handle_transport_error(now, &key);
+        }
         self.pump(now);
     }
 
@@ -212,6 +255,7 @@ impl Endpoint {
         for entry in &mut self.registrations {
             entry.registration.handle_timeout(now);
         }
+        self.calls_timeout(now);
         self.pump(now);
     }
 
@@ -233,7 +277,11 @@ impl Endpoint {
             .registrations
             .iter()
             .filter_map(|e| e.registration.poll_timeout());
-        registrations.chain(self.transactions.poll_timeout()).min()
+        let calls = self.calls.values().filter_map(Call::poll_timeout);
+        registrations
+            .chain(calls)
+            .chain(self.transactions.poll_timeout())
+            .min()
     }
 
     /// Moves work between the registrations and the transaction layer until both are quiet.
@@ -294,6 +342,8 @@ impl Endpoint {
                             entry.registration.handle_response(now, &response);
                         }
                     }
+                } else {
+                    self.call_response(now, &key, response);
                 }
             }
             TransactionEvent::Timeout { key } => {
@@ -304,6 +354,8 @@ impl Endpoint {
                         FailureKind::Unreachable,
                         "the server did not answer in time",
                     );
+                } else {
+                    self.call_failure(now, &key, crate::call::TxFailure::Timeout);
                 }
             }
             TransactionEvent::TransportError { key } => {
@@ -314,21 +366,24 @@ impl Endpoint {
                         FailureKind::Unreachable,
                         "the connection to the server failed",
                     );
+                } else {
+                    self.call_failure(now, &key, crate::call::TxFailure::Transport);
                 }
             }
             TransactionEvent::Request {
                 key,
                 request,
-                source: _,
-            } => self.serve_request(now, &key, &request),
+                source,
+            } => self.serve_request(now, key, request, source),
             TransactionEvent::Terminated { key } => {
                 self.by_transaction.remove(&key);
+                self.call_transactions.remove(&key);
             }
             TransactionEvent::StrayRequest { request, source } => {
-                tracing::debug!(%source, method = %request.method, "request outside any transaction ignored");
+                self.stray_request(now, &request, source)
             }
             TransactionEvent::StrayResponse { response, source } => {
-                tracing::debug!(%source, code = response.status_code.code(), "response outside any transaction ignored");
+                self.stray_response(now, &response, source)
             }
         }
     }
@@ -356,22 +411,4 @@ impl Endpoint {
         }
     }
 
-    fn serve_request(&mut self, now: Instant, key: &TransactionKey, request: &rsip::Request) {
-        let (code, reason) = match request.method {
-            rsip::Method::Options => (200, "OK"),
-            // A stray ACK has no transaction to answer.
-            rsip::Method::Ack => return,
-            _ => (501, "Not Implemented"),
-        };
-        let mut response = message::response_to(request, code, reason);
-        response
-            .headers
-            .push(rsip::headers::Allow::from(ALLOWED_METHODS).into());
-        response
-            .headers
-            .push(rsip::headers::UserAgent::from(self.user_agent.as_str()).into());
-        if let Err(error) = self.transactions.respond(now, key, response) {
-            tracing::warn!(%error, "cannot answer a request");
-        }
-    }
 }

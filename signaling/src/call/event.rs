@@ -1,0 +1,100 @@
+//! What a call reports to the application.
+
+use super::{Body, FailureCause};
+use crate::transport::Target;
+
+/// Something that happened to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A new incoming call. Answer with `ring`, `answer` or `reject`.
+    Incoming {
+        /// The caller's URI (From).
+        from: String,
+        /// The caller's display name, when given.
+        display_name: Option<String>,
+        /// The called URI (To).
+        to: String,
+        /// The Request-URI.
+        request_uri: String,
+        /// The SIP Call-ID.
+        call_id: String,
+        /// The offer, when the INVITE carries one.
+        body: Option<Body>,
+        /// Where the INVITE came from.
+        source: Target,
+    },
+    /// Outgoing: 100 Trying arrived.
+    Trying,
+    /// Outgoing: the far end rings (180), or reports progress (18x). Reported for the first
+    /// 18x and again whenever a 18x carries a body that differs from the last one reported.
+    Ringing {
+        /// The early-media body (SDP) of a 18x, if it carries one.
+        early_media: Option<Body>,
+    },
+    /// Outgoing: the 2xx arrived (the ACK is already sent).
+    Answered {
+        /// The 2xx's body (the SDP answer).
+        body: Option<Body>,
+    },
+    /// The dialog is confirmed: for an outgoing call right after `Answered`, for an incoming
+    /// call when the ACK for our 2xx arrives.
+    Established {
+        /// The ACK's body (incoming calls answered with an offer carry the answer here).
+        body: Option<Body>,
+    },
+    /// Outgoing: the call did not connect.
+    Failed {
+        /// The final status code, when a final response came.
+        code: Option<u16>,
+        /// The reason phrase as the peer wrote it, or our own words.
+        reason: String,
+        /// What it means.
+        cause: FailureCause,
+    },
+    /// The peer sent a re-INVITE; answer with `answer_reoffer` or `reject_reoffer`.
+    ReOffer {
+        /// The new offer (`None` for an offerless re-INVITE: answer with an offer).
+        body: Option<Body>,
+    },
+    /// Our re-INVITE was accepted (the ACK is already sent), or the ACK for our answer to an
+    /// offerless re-INVITE carried the answer.
+    ReAnswer {
+        /// The 2xx's body (or the ACK's).
+        body: Option<Body>,
+    },
+    /// Our re-INVITE was refused; the call goes on as before.
+    ReInviteFailed {
+        /// The status code (408 when no answer came).
+        code: u16,
+    },
+    /// The peer sent an INFO with a body (answered 200).
+    Info {
+        /// The body, e.g. `application/dtmf-relay`.
+        body: Body,
+    },
+    /// The peer asks us to call `target` instead (REFER, a blind transfer). The application
+    /// places that call and reports its progress with `transfer_progress`.
+    TransferRequested {
+        /// The Refer-To URI.
+        target: String,
+        /// The Referred-By URI, when given.
+        referred_by: Option<String>,
+    },
+    /// Progress of a transfer we asked for: the answer to our REFER, then the status lines of
+    /// the peer's NOTIFYs (`180`, `200`, `486`…).
+    TransferProgress {
+        /// The status code.
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+        /// No more progress will come for this transfer.
+        finished: bool,
+    },
+    /// The call is over.
+    Ended {
+        /// Whether the peer (or the network) ended it.
+        by_remote: bool,
+        /// In plain words.
+        reason: String,
+    },
+}

@@ -1,0 +1,379 @@
+//! Calls between two endpoints over the simulated network: set-up in both directions, ringing,
+//! CANCEL, rejection, BYE from either side, INFO.
+
+mod call_support;
+
+use std::time::Duration;
+
+use call_support::{sdp, World};
+use callisto_signaling::call::{Body, CallEvent, CallState, FailureCause};
+
+const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
+const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
+
+fn two_party() -> World {
+    let mut world = World::lan(1);
+    world.add_ua("alice", 5061);
+    world.add_ua("bob", 5062);
+    world
+}
+
+#[test]
+fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
+    let mut w = two_party();
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert_eq!(
+        w.uas[0].endpoint.call_state(alice_call),
+        Some(CallState::Calling)
+    );
+
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    match &w.uas[1].events_of(bob_call)[0] {
+        CallEvent::Incoming {
+            from,
+            display_name,
+            to,
+            body,
+            call_id,
+            ..
+        } => {
+            assert_eq!(from, "sip:alice@example.test");
+            assert_eq!(display_name.as_deref(), Some("alice (test)"));
+            assert_eq!(to, "sip:bob@127.0.0.1:5062");
+            assert_eq!(body.as_ref(), Some(&sdp(OFFER)));
+            assert_eq!(
+                Some(call_id.as_str()),
+                w.uas[0].endpoint.call_sip_id(alice_call)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // 100 Trying went out at once, not after 200 ms.
+    assert!(w.run_until(Duration::from_millis(100), |w| w.uas[0]
+        .has(alice_call, |e| *e == CallEvent::Trying)));
+
+    let now = w.now();
+    w.uas[1].endpoint.ring(now, bob_call).unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].has(
+        alice_call,
+        |e| matches!(e, CallEvent::Ringing { early_media: None })
+    )));
+    assert_eq!(
+        w.uas[0].endpoint.call_state(alice_call),
+        Some(CallState::Ringing)
+    );
+    assert_eq!(
+        w.uas[1].endpoint.call_state(bob_call),
+        Some(CallState::Ringing)
+    );
+
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .answer(now, bob_call, Some(sdp(ANSWER)))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
+        .is_established(bob_call)));
+    assert_eq!(
+        w.uas[0].events_of(alice_call),
+        vec![
+            CallEvent::Trying,
+            CallEvent::Ringing { early_media: None },
+            CallEvent::Answered {
+                body: Some(sdp(ANSWER))
+            },
+            CallEvent::Established { body: None },
+        ]
+    );
+    assert_eq!(
+        w.uas[1].endpoint.call_state(bob_call),
+        Some(CallState::Established)
+    );
+    // The 2xx was ACKed once; no retransmission was needed on a perfect network.
+    assert_eq!(w.count(|s| s.is_response(200, "INVITE")), 1);
+    assert_eq!(w.count(|s| s.is_request("ACK")), 1);
+
+    let now = w.now();
+    w.uas[0].endpoint.hang_up(now, alice_call).unwrap();
+    w.collect();
+    assert!(w.uas[0].has(alice_call, |e| matches!(
+        e,
+        CallEvent::Ended {
+            by_remote: false,
+            ..
+        }
+    )));
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].is_over(bob_call)));
+    assert!(w.uas[1].has(bob_call, |e| matches!(
+        e,
+        CallEvent::Ended {
+            by_remote: true,
+            ..
+        }
+    )));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(w.count(|s| s.is_response(200, "BYE")), 1);
+    // Both calls are forgotten once their signalling had time to finish.
+    w.run_for(Duration::from_secs(40));
+    assert_eq!(w.uas[0].endpoint.call_state(alice_call), None);
+    assert_eq!(w.uas[1].endpoint.call_state(bob_call), None);
+    assert_eq!(w.uas[0].endpoint.calls().count(), 0);
+}
+
+#[test]
+fn the_callee_can_call_back_and_hang_up_first() {
+    let mut w = two_party();
+    let now = w.now();
+    let config = w.uas[1].call_config("sip:alice@127.0.0.1:5061", w.uas[0].addr, ANSWER);
+    let bob_call = w.uas[1].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].incoming(0).is_some()));
+    let alice_call = w.uas[0].incoming(0).unwrap();
+    let now = w.now();
+    w.uas[0]
+        .endpoint
+        .answer(now, alice_call, Some(sdp(OFFER)))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
+        .is_established(alice_call)
+        && w.uas[1].is_established(bob_call)));
+
+    // The callee (UAS of the INVITE) sends the BYE this time.
+    let now = w.now();
+    w.uas[0].endpoint.hang_up(now, alice_call).unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].is_over(bob_call)));
+    assert_eq!(
+        w.uas[1].events_of(bob_call).last(),
+        Some(&CallEvent::Ended {
+            by_remote: true,
+            reason: "the other side hung up".into()
+        })
+    );
+    let bye = w.log.iter().find(|s| s.is_request("BYE")).unwrap();
+    assert_eq!(bye.from, w.uas[0].addr);
+    assert_eq!(bye.to, w.uas[1].addr);
+    // A second hang-up is refused: the call is over.
+    let now = w.now();
+    assert!(w.uas[0].endpoint.hang_up(now, alice_call).is_err());
+}
+
+#[test]
+fn cancelling_a_ringing_call_gets_487() {
+    let mut w = two_party();
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    let now = w.now();
+    w.uas[1].endpoint.ring(now, bob_call).unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
+        .has(alice_call, |e| matches!(e, CallEvent::Ringing { .. }))));
+
+    let now = w.now();
+    w.uas[0].endpoint.hang_up(now, alice_call).unwrap();
+    w.collect();
+    assert_eq!(
+        w.uas[0].events_of(alice_call).last(),
+        Some(&CallEvent::Ended {
+            by_remote: false,
+            reason: "cancelled".into()
+        })
+    );
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[1].is_over(bob_call)));
+    assert_eq!(
+        w.uas[1].events_of(bob_call).last(),
+        Some(&CallEvent::Ended {
+            by_remote: true,
+            reason: "cancelled by the caller".into()
+        })
+    );
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.count(|s| s.is_request("CANCEL")), 1);
+    assert_eq!(w.count(|s| s.is_response(200, "CANCEL")), 1);
+    assert_eq!(w.count(|s| s.is_response(487, "INVITE")), 1);
+    // The 487 is ACKed by the INVITE client transaction, and nothing more is reported.
+    assert_eq!(w.count(|s| s.is_request("ACK")), 1);
+    assert_eq!(
+        w.uas[0]
+            .events_of(alice_call)
+            .iter()
+            .filter(|e| matches!(e, CallEvent::Ended { .. } | CallEvent::Failed { .. }))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_cancel_waits_for_a_provisional_response() {
+    let mut w = two_party();
+    // Nothing from bob gets through for the first 300 ms.
+    let start = w.now();
+    let bob = w.uas[1].addr;
+    w.drop_rule = Some(Box::new(move |s| {
+        s.from == bob && s.at < start + Duration::from_millis(300)
+    }));
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    w.run_for(Duration::from_millis(100));
+    let now = w.now();
+    w.uas[0].endpoint.hang_up(now, alice_call).unwrap();
+    w.run_for(Duration::from_millis(150));
+    assert_eq!(
+        w.count(|s| s.is_request("CANCEL")),
+        0,
+        "no CANCEL before a provisional response (RFC 3261 §9.1)"
+    );
+    // Bob's retransmitted 100 Trying (answering the retransmitted INVITE) gets through later.
+    assert!(w.run_until(Duration::from_secs(3), |w| w
+        .count(|s| s.is_request("CANCEL"))
+        == 1));
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[1].is_over(bob_call)));
+}
+
+#[test]
+fn an_answer_crossing_the_cancel_is_acked_then_ended_with_bye() {
+    let mut w = two_party();
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    let now = w.now();
+    w.uas[1].endpoint.ring(now, bob_call).unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
+        .has(alice_call, |e| matches!(e, CallEvent::Ringing { .. }))));
+    // Both act at the same instant: the 200 and the CANCEL cross on the wire.
+    let now = w.now();
+    w.uas[0].endpoint.hang_up(now, alice_call).unwrap();
+    w.uas[1]
+        .endpoint
+        .answer(now, bob_call, Some(sdp(ANSWER)))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[1].is_over(bob_call)));
+    // Bob's INVITE transaction had ended with the 2xx: the CANCEL matches nothing.
+    assert_eq!(w.count(|s| s.is_response(481, "CANCEL")), 1);
+    assert_eq!(w.count(|s| s.is_request("ACK")), 1);
+    assert_eq!(w.count(|s| s.is_request("BYE")), 1);
+    let bob_events = w.uas[1].events_of(bob_call);
+    assert!(
+        matches!(bob_events[1], CallEvent::Established { .. }),
+        "{bob_events:?}"
+    );
+    assert!(matches!(
+        bob_events.last(),
+        Some(CallEvent::Ended {
+            by_remote: true,
+            ..
+        })
+    ));
+    // Alice's user saw the call end when she hung up, and nothing after that.
+    let alice_events = w.uas[0].events_of(alice_call);
+    assert!(matches!(
+        alice_events.last(),
+        Some(CallEvent::Ended {
+            by_remote: false,
+            ..
+        })
+    ));
+    assert!(!alice_events
+        .iter()
+        .any(|e| matches!(e, CallEvent::Answered { .. })));
+}
+
+#[test]
+fn a_busy_callee_fails_the_call_with_busy() {
+    let mut w = two_party();
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    let now = w.now();
+    assert!(w.uas[1].endpoint.reject(now, bob_call, 200).is_err());
+    w.uas[1].endpoint.reject(now, bob_call, 486).unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].is_over(alice_call)));
+    match w.uas[0].events_of(alice_call).last() {
+        Some(CallEvent::Failed {
+            code,
+            reason,
+            cause,
+        }) => {
+            assert_eq!(*code, Some(486));
+            assert_eq!(reason, "Busy Here");
+            assert_eq!(*cause, FailureCause::Busy);
+            assert_eq!(cause.to_string(), "busy");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        w.uas[1].events_of(bob_call).last(),
+        Some(&CallEvent::Ended {
+            by_remote: false,
+            reason: "rejected".into()
+        })
+    );
+    // The 486 was ACKed by the transaction layer.
+    w.run_for(Duration::from_millis(200));
+    assert_eq!(w.count(|s| s.is_request("ACK")), 1);
+}
+
+#[test]
+fn info_is_delivered_and_a_second_call_is_just_another_call() {
+    let mut w = two_party();
+    w.add_ua("carol", 5063);
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .answer(now, bob_call, Some(sdp(ANSWER)))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
+        .is_established(bob_call)));
+
+    let dtmf = Body::new(
+        "application/dtmf-relay",
+        &b"Signal=5\r\nDuration=160\r\n"[..],
+    );
+    let now = w.now();
+    w.uas[0]
+        .endpoint
+        .send_info(now, alice_call, dtmf.clone())
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
+        .has(bob_call, |e| *e == CallEvent::Info { body: dtmf.clone() })));
+    assert!(w.run_until(Duration::from_secs(1), |w| w
+        .count(|s| s.is_response(200, "INFO"))
+        == 1));
+
+    // Carol calls bob while he is on the phone: a second incoming call.
+    let now = w.now();
+    let config = w.uas[2].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let carol_call = w.uas[2].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(1).is_some()));
+    let waiting = w.uas[1].incoming(1).unwrap();
+    assert_ne!(waiting, bob_call);
+    assert_eq!(
+        w.uas[1].endpoint.call_state(bob_call),
+        Some(CallState::Established)
+    );
+    assert_eq!(
+        w.uas[1].endpoint.call_state(waiting),
+        Some(CallState::Offered)
+    );
+    let now = w.now();
+    w.uas[1].endpoint.reject(now, waiting, 486).unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[2].is_over(carol_call)));
+    assert_eq!(
+        w.uas[1].endpoint.call_state(bob_call),
+        Some(CallState::Established)
+    );
+}
