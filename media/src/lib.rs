@@ -1,1 +1,3 @@
 //! Callisto media (frames, codecs, RTP sessions). Filled in by the calls issues.
+
+pub mod rtp;
