@@ -181,11 +181,7 @@ fn long_event_is_segmented_and_received_as_one() {
     assert!(second_segment
         .iter()
         .all(|(m, ts, _)| !m && *ts == first_ts + 0xffff));
-    let last_of_first = ev
-        .iter()
-        .filter(|(_, ts, _)| *ts == first_ts)
-        .last()
-        .unwrap();
+    let last_of_first = ev.iter().rev().find(|(_, ts, _)| *ts == first_ts).unwrap();
     assert_eq!(
         (last_of_first.2.duration, last_of_first.2.end),
         (0xffff, false)
