@@ -1,10 +1,20 @@
 //! SDES-SRTP (RFC 4568 keys, RFC 3711 protection) for the classic `RTP/SAVP` path.
 //!
 //! Each side of an SDES call announces its own master key and salt in `a=crypto` (30 bytes for the
-//! AES-CM-128 suites). An [`SrtpSession`] holds two `rtc-srtp` contexts built from them: ours
-//! protects what we send, the peer's unprotects what we receive. Replay protection is on for both
-//! SRTP (a 64-packet window per SSRC) and SRTCP (64 indices), and a packet only moves the rollover
-//! counter or the replay window once its authentication tag has been verified.
+//! AES-CM-128 suites). An [`SrtpSession`] holds `rtc-srtp` contexts built from them: ours
+//! protects what we send, the peer's unprotects what we receive. Replay protection is on for
+//! received SRTP (a 64-packet window per SSRC) and SRTCP (64 indices), and a packet only moves the
+//! rollover counter or the replay window once its authentication tag has been verified.
+//!
+//! # Unauthenticated packets never touch receive state
+//! `rtc-srtp` creates an SSRC's state — and starts its replay window at that packet's sequence
+//! number or index — when it first sees the SSRC, before the tag is checked. A forged first packet
+//! with a far-ahead sequence number would then make the genuine stream look replayed, and forged
+//! SSRCs would each leave state behind. So the receive side keeps two contexts keyed alike: the
+//! replay-protected `main` context only ever sees SSRCs that have authenticated; a packet from an
+//! SSRC it does not know is first tried in a `probe` context without replay protection, and only
+//! if its tag verifies there does it go on to `main`. The probe is rebuilt whenever it has seen
+//! [`MAX_PROBED_SSRCS`] distinct SSRCs, so forgeries cannot grow it either.
 //!
 //! Every refusal is an [`SrtpError`] and counted in [`SrtpCounters`] by class (authentication
 //! failed, replayed, too short, malformed header, unencrypted SRTCP). The RTP header is validated
@@ -13,20 +23,27 @@
 //! Callisto never negotiates `UNENCRYPTED_SRTCP`, and the library would return such a packet
 //! without checking its tag.
 
+use std::collections::HashSet;
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand::Rng;
 use rtc_shared::error::Error as RtcError;
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::providers::RingProvider;
-use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
+use rtc_srtp::crypto::RTCCryptoProvider;
+use rtc_srtp::option::{
+    srtcp_no_replay_protection, srtcp_replay_protection, srtp_no_replay_protection,
+    srtp_replay_protection,
+};
 use rtc_srtp::protection_profile::ProtectionProfile;
 
-use super::packet::{parse_header, validate_rtp_header};
+use super::packet::{parse_header, validate_rtp_header, RtpHeader};
 
 /// Replay window, in packets, for SRTP and SRTCP.
 pub const REPLAY_WINDOW: usize = 64;
+/// Distinct unauthenticated SSRCs the probe context holds before it is rebuilt.
+pub const MAX_PROBED_SSRCS: usize = 32;
 /// Length of an AES-CM-128 master key.
 pub const MASTER_KEY_LEN: usize = 16;
 /// Length of an AES-CM master salt.
@@ -183,12 +200,100 @@ pub struct SrtpCounters {
     pub other: u64,
 }
 
-/// The two SRTP contexts of an SDES-keyed call.
+/// The two directions of an SDES-keyed call.
 pub struct SrtpSession {
     profile: SrtpProfile,
     outbound: Context,
-    inbound: Context,
+    inbound: Inbound,
     counters: SrtpCounters,
+}
+
+/// The receive direction: the peer's key, in a replay-protected context for authenticated SSRCs
+/// and a probe context for the rest (see the module docs).
+struct Inbound {
+    profile: SrtpProfile,
+    key: SrtpKeyMaterial,
+    main: Context,
+    probe: Context,
+    probed: Vec<u32>,
+    rtp_ssrcs: HashSet<u32>,
+    rtcp_ssrcs: HashSet<u32>,
+}
+
+impl Inbound {
+    fn new(profile: SrtpProfile, key: &SrtpKeyMaterial) -> Result<Self, SrtpError> {
+        Ok(Inbound {
+            profile,
+            key: key.clone(),
+            main: context(profile, key, true)?,
+            probe: context(profile, key, false)?,
+            probed: Vec::new(),
+            rtp_ssrcs: HashSet::new(),
+            rtcp_ssrcs: HashSet::new(),
+        })
+    }
+
+    /// Makes room in the probe for `ssrc`, rebuilding it when it holds too many SSRCs.
+    fn probe_for(&mut self, ssrc: u32) -> Result<&mut Context, SrtpError> {
+        if !self.probed.contains(&ssrc) {
+            if self.probed.len() >= MAX_PROBED_SSRCS {
+                self.probe = context(self.profile, &self.key, false)?;
+                self.probed.clear();
+            }
+            self.probed.push(ssrc);
+        }
+        Ok(&mut self.probe)
+    }
+
+    fn decrypt_rtp(&mut self, packet: &[u8], header: &RtpHeader) -> Result<BytesMut, SrtpError> {
+        let ssrc = header.ssrc;
+        if !self.rtp_ssrcs.contains(&ssrc) {
+            self.probe_for(ssrc)?
+                .decrypt_rtp_with_header(packet, header)
+                .map_err(classify)?;
+            self.rtp_ssrcs.insert(ssrc);
+        }
+        self.main
+            .decrypt_rtp_with_header(packet, header)
+            .map_err(classify)
+    }
+
+    fn decrypt_rtcp(&mut self, packet: &[u8]) -> Result<BytesMut, SrtpError> {
+        let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        if !self.rtcp_ssrcs.contains(&ssrc) {
+            self.probe_for(ssrc)?
+                .decrypt_rtcp(packet)
+                .map_err(classify)?;
+            self.rtcp_ssrcs.insert(ssrc);
+        }
+        self.main.decrypt_rtcp(packet).map_err(classify)
+    }
+}
+
+/// A context for `key`, with or without replay protection.
+fn context(
+    profile: SrtpProfile,
+    key: &SrtpKeyMaterial,
+    replay_protection: bool,
+) -> Result<Context, SrtpError> {
+    let (srtp, srtcp) = if replay_protection {
+        (
+            srtp_replay_protection(REPLAY_WINDOW),
+            srtcp_replay_protection(REPLAY_WINDOW),
+        )
+    } else {
+        (srtp_no_replay_protection(), srtcp_no_replay_protection())
+    };
+    let crypto = RingProvider::new();
+    Context::new(
+        key.key(),
+        key.salt(),
+        profile.protection_profile(),
+        Some(srtp),
+        Some(srtcp),
+        crypto.crypto(),
+    )
+    .map_err(|e| SrtpError::Crypto(e.to_string()))
 }
 
 impl fmt::Debug for SrtpSession {
@@ -208,22 +313,10 @@ impl SrtpSession {
         local: &SrtpKeyMaterial,
         remote: &SrtpKeyMaterial,
     ) -> Result<Self, SrtpError> {
-        let crypto = RingProvider::new();
-        let context = |key: &SrtpKeyMaterial| {
-            Context::new(
-                key.key(),
-                key.salt(),
-                profile.protection_profile(),
-                Some(srtp_replay_protection(REPLAY_WINDOW)),
-                Some(srtcp_replay_protection(REPLAY_WINDOW)),
-                rtc_srtp::crypto::RTCCryptoProvider::crypto(&crypto),
-            )
-            .map_err(|e| SrtpError::Crypto(e.to_string()))
-        };
         Ok(SrtpSession {
             profile,
-            outbound: context(local)?,
-            inbound: context(remote)?,
+            outbound: context(profile, local, false)?,
+            inbound: Inbound::new(profile, remote)?,
             counters: SrtpCounters::default(),
         })
     }
@@ -250,11 +343,8 @@ impl SrtpSession {
 
     /// Authenticates, checks for replay and decrypts a received SRTP packet.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Bytes, SrtpError> {
-        let result = checked_rtp_header(packet).and_then(|header| {
-            self.inbound
-                .decrypt_rtp_with_header(packet, &header)
-                .map_err(classify)
-        });
+        let result =
+            checked_rtp_header(packet).and_then(|header| self.inbound.decrypt_rtp(packet, &header));
         self.tally(result, |c| &mut c.rtp_unprotected)
     }
 
@@ -267,14 +357,13 @@ impl SrtpSession {
 
     /// Authenticates, checks for replay and decrypts a received SRTCP packet.
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<Bytes, SrtpError> {
-        let result =
-            check_srtcp(packet).and_then(|()| self.inbound.decrypt_rtcp(packet).map_err(classify));
+        let result = check_srtcp(packet).and_then(|()| self.inbound.decrypt_rtcp(packet));
         self.tally(result, |c| &mut c.rtcp_unprotected)
     }
 
     fn tally(
         &mut self,
-        result: Result<bytes::BytesMut, SrtpError>,
+        result: Result<BytesMut, SrtpError>,
         done: impl FnOnce(&mut SrtpCounters) -> &mut u64,
     ) -> Result<Bytes, SrtpError> {
         let c = &mut self.counters;
@@ -286,12 +375,12 @@ impl SrtpSession {
             Err(SrtpError::MalformedHeader | SrtpError::UnencryptedSrtcp) => c.malformed += 1,
             Err(_) => c.other += 1,
         }
-        result.map(bytes::BytesMut::freeze)
+        result.map(BytesMut::freeze)
     }
 }
 
 /// Validates the clear RTP header and parses it as `rtc-srtp` will see it.
-fn checked_rtp_header(packet: &[u8]) -> Result<rtc_rtp::header::Header, SrtpError> {
+fn checked_rtp_header(packet: &[u8]) -> Result<RtpHeader, SrtpError> {
     let header_len = validate_rtp_header(packet).map_err(|e| match e {
         super::packet::RtpError::TooShort { .. } => SrtpError::TooShort,
         _ => SrtpError::MalformedHeader,

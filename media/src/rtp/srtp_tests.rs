@@ -258,3 +258,57 @@ fn key_material_is_checked_and_redacted() {
         "AES_CM_128_HMAC_SHA1_80"
     );
 }
+
+#[test]
+fn forged_first_packets_cannot_poison_the_replay_window() {
+    let (mut alice, mut bob) = pair(SrtpProfile::AesCm128HmacSha1_80, 7);
+    let mut tx = RtpSender::with_start(0xA, 1000, 0, 0, 8_000);
+    let plain = rtp(&mut tx, &[3; 40]);
+    let wire = alice.protect_rtp(&plain).unwrap();
+    // Before the genuine stream's first packet arrives, a forgery with its SSRC and a sequence
+    // number 30 000 ahead (the tag is garbage).
+    let mut forged = wire.to_vec();
+    forged[2..4].copy_from_slice(&31_000u16.to_be_bytes());
+    assert_eq!(
+        bob.unprotect_rtp(&forged),
+        Err(SrtpError::AuthenticationFailed)
+    );
+    assert_eq!(bob.unprotect_rtp(&wire).unwrap(), plain);
+
+    // The same for SRTCP: a forged index far ahead first.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 0xA];
+    let wire = alice.protect_rtcp(&rr).unwrap();
+    let mut forged = wire.to_vec();
+    let index_at = forged.len() - 14;
+    forged[index_at..index_at + 4].copy_from_slice(&0x8000_7000u32.to_be_bytes());
+    assert_eq!(
+        bob.unprotect_rtcp(&forged),
+        Err(SrtpError::AuthenticationFailed)
+    );
+    assert_eq!(bob.unprotect_rtcp(&wire).unwrap().as_ref(), &rr);
+}
+
+#[test]
+fn a_flood_of_forged_ssrcs_leaves_the_genuine_stream_working() {
+    let (mut alice, mut bob) = pair(SrtpProfile::AesCm128HmacSha1_80, 8);
+    let mut tx = RtpSender::with_start(0xA, 1, 0, 0, 8_000);
+    for round in 0..5u32 {
+        for fake in 0..(MAX_PROBED_SSRCS as u32 * 3) {
+            let mut forged = alice.protect_rtp(&rtp(&mut tx, &[0; 20])).unwrap().to_vec();
+            forged[8..12].copy_from_slice(&(0xF000_0000 + round * 1000 + fake).to_be_bytes());
+            assert_eq!(
+                bob.unprotect_rtp(&forged),
+                Err(SrtpError::AuthenticationFailed)
+            );
+        }
+        let plain = rtp(&mut tx, &[1; 20]);
+        let wire = alice.protect_rtp(&plain).unwrap();
+        assert_eq!(bob.unprotect_rtp(&wire).unwrap(), plain);
+        assert!(bob.inbound.probed.len() <= MAX_PROBED_SSRCS);
+        assert_eq!(
+            bob.inbound.rtp_ssrcs.len(),
+            1,
+            "only authenticated SSRCs are kept"
+        );
+    }
+}
