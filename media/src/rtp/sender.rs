@@ -55,7 +55,8 @@ pub struct RtpSender {
     /// The next audio packet begins a talkspurt.
     talkspurt_start: bool,
     counters: SenderCounters,
-    /// The RTP timestamp and send instant of the latest packet, for Sender Reports.
+    /// The RTP timestamp and send instant of the latest packet of the stream's own payload type,
+    /// the reference from which Sender Reports extrapolate.
     last_sent: Option<(u32, Instant)>,
 }
 
@@ -154,10 +155,13 @@ impl RtpSender {
         self.build(now, payload_type & 0x7f, timestamp, marker, payload)
     }
 
-    /// What a Sender Report sent at `now` carries, or `None` before the first packet.
+    /// What a Sender Report sent at `now` carries, or `None` before the first packet of the
+    /// stream's payload type.
     ///
-    /// The RTP time is extrapolated from the latest packet at the clock rate, so the SR's NTP and
-    /// RTP timestamps describe the same instant (RFC 3550 §6.4.1).
+    /// The RTP time is extrapolated at the clock rate from the latest packet of the stream's own
+    /// payload type, so the SR's NTP and RTP timestamps describe the same instant (RFC 3550
+    /// §6.4.1). Packets of other payload types do not serve as the reference: an RFC 4733 event
+    /// keeps its start timestamp for as long as it lasts.
     pub fn sender_info(&self, now: Instant) -> Option<SenderInfo> {
         let (timestamp, sent_at) = self.last_sent?;
         let elapsed = now.saturating_duration_since(sent_at);
@@ -188,7 +192,9 @@ impl RtpSender {
         self.next_sequence = self.next_sequence.wrapping_add(1);
         self.counters.packets += 1;
         self.counters.octets += payload.len() as u64;
-        self.last_sent = Some((timestamp, now));
+        if payload_type == self.payload_type {
+            self.last_sent = Some((timestamp, now));
+        }
 
         let mut out = BytesMut::zeroed(RTP_FIXED_HEADER_LEN + payload.len());
         header
@@ -303,5 +309,16 @@ mod tests {
         let info = s.sender_info(t0 + Duration::from_millis(50)).unwrap();
         assert_eq!(info.rtp_time, 1000 + 2400);
         assert_eq!((info.packet_count, info.octet_count), (1, 10));
+        // A telephone event 40 ms later, stamped with its start time, does not move the reference.
+        s.packet(
+            t0 + Duration::from_millis(40),
+            101,
+            1960,
+            true,
+            &[1, 0, 0, 0],
+        );
+        let info = s.sender_info(t0 + Duration::from_millis(50)).unwrap();
+        assert_eq!(info.rtp_time, 1000 + 2400);
+        assert_eq!((info.packet_count, info.octet_count), (2, 14));
     }
 }
