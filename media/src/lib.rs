@@ -6,8 +6,10 @@
 //! - [`codec`]: Opus, G.711 µ-law and A-law behind one encoder/decoder interface.
 //! - [`jitter_buffer`]: the adaptive playout buffer (sans-IO).
 //! - [`netsim`]: a seeded network simulator for media tests.
+//! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
 
 pub mod audio;
 pub mod codec;
 pub mod jitter_buffer;
 pub mod netsim;
+pub mod rtp;

@@ -1,0 +1,48 @@
+//! RTP, RTCP, SRTP and DTMF for Callisto's classic media path (`RTP/AVP`, `RTP/SAVP`), on the
+//! wire formats of the webrtc-rs `rtc-rtp`, `rtc-rtcp` and `rtc-srtp` crates.
+//!
+//! Every part is sans-IO: it takes bytes, `now: Instant` and (for RTCP) the wallclock as
+//! arguments, and returns bytes to send, events, and when it wants to be woken. Nothing here opens
+//! a socket, reads a clock, or panics on network input.
+//!
+//! ```text
+//!  send:  encoder ──► RtpSender ──► [SrtpSession::protect_rtp] ──► socket
+//!         DtmfSender ──┘ (same SSRC and sequence numbers; voice pauses)
+//!         RtcpSession::poll_transmit(sender, receiver stats) ──► [protect_rtcp] ──► socket
+//!
+//!  recv:  socket ──► Demuxer::demux ─┬─ Rtp  ──► [unprotect_rtp] ──► parse_rtp ──► ReceiverStats
+//!                                    │            ──► jitter buffer (voice) / DtmfReceiver (events)
+//!                                    ├─ Rtcp ──► [unprotect_rtcp] ──► RtcpSession::handle_rtcp
+//!                                    └─ STUN / DTLS / other: not RTP's business
+//! ```
+//!
+//! - [`packet`]: strict RTP header validation and parsing.
+//! - [`demux`]: RFC 7983 / RFC 5761 demultiplexing of one port, with counters.
+//! - [`sender`]: SSRC, sequence, timestamp and marker of an outgoing stream.
+//! - [`receiver_stats`]: RFC 3550 A.1/A.3/A.8 statistics and SSRC latching.
+//! - [`rtcp_packet`], [`rtcp_session`]: compound RTCP parsing and the report scheduler.
+//! - [`ntp`]: NTP timestamps for SR/LSR/DLSR.
+//! - [`srtp`]: SDES-SRTP with replay protection.
+//! - [`dtmf`], [`dtmf_relay`]: RFC 4733 events and SIP INFO `application/dtmf-relay` bodies.
+
+pub mod demux;
+pub mod dtmf;
+pub mod dtmf_relay;
+pub mod ntp;
+pub mod packet;
+pub mod receiver_stats;
+pub mod rtcp_packet;
+pub mod rtcp_session;
+pub mod sender;
+pub mod srtp;
+
+pub use demux::{DemuxCounters, DemuxError, Demuxer, PacketClass};
+pub use dtmf::{DtmfDigit, DtmfError, DtmfEvent, DtmfReceiver, DtmfSender, DtmfSenderConfig};
+pub use dtmf_relay::DtmfRelay;
+pub use ntp::NtpTime;
+pub use packet::{parse_rtp, RtpError, RtpHeader, RtpPacket};
+pub use receiver_stats::{ReceiverStats, ReceiverStatsConfig, ReceptionStats, RtpVerdict};
+pub use rtcp_packet::{RtcpError, RtcpPacket};
+pub use rtcp_session::{RemoteReception, RtcpConfig, RtcpEvent, RtcpSession};
+pub use sender::{RtpSender, SenderInfo};
+pub use srtp::{SrtpError, SrtpKeyMaterial, SrtpProfile, SrtpSession};
