@@ -1,4 +1,4 @@
-//! The command line: `callisto [register] …`.
+//! The command line: `callisto [register|call|answer] …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Register an account with its SIP server and report the outcome.
     Register(RegisterArgs),
+    /// Call someone, play audio to them, record what they send, hang up.
+    Call(CallArgs),
+    /// Wait for calls and answer them.
+    Answer(AnswerArgs),
 }
 
 /// Account options shared by the headless commands.
@@ -69,4 +73,55 @@ pub struct RegisterArgs {
     /// Print one JSON object per line instead of sentences.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Media options shared by `call` and `answer`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MediaArgs {
+    /// What to send: `tone:HZ`, a 16-bit PCM WAV file (played in a loop), or `silence`.
+    #[arg(long, value_name = "tone:HZ|FILE.wav|silence", default_value = "silence")]
+    pub audio: String,
+    /// Record what the other side sends to this WAV file.
+    #[arg(long, value_name = "OUT.wav")]
+    pub record_audio: Option<PathBuf>,
+    /// Audio codecs in order of preference.
+    #[arg(long, value_name = "opus,pcmu,pcma", default_value = "opus,pcmu,pcma")]
+    pub codecs: String,
+    /// SDES-SRTP: off, optional (offered, not required) or mandatory.
+    #[arg(long, value_name = "off|optional|mandatory", default_value = "optional")]
+    pub srtp: String,
+    /// Hang up after this many seconds of conversation (default: wait for the other side).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Send these DTMF digits once the call is up.
+    #[arg(long, value_name = "DIGITS")]
+    pub dtmf: Option<String>,
+    /// Print one JSON object per line instead of sentences.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `callisto call`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CallArgs {
+    /// Whom to call: sip:bob@example.org, sip:bob@127.0.0.1:5062, or a number or name (completed
+    /// with the account's domain).
+    #[arg(value_name = "URI")]
+    pub uri: String,
+    #[command(flatten)]
+    pub account: AccountArgs,
+    #[command(flatten)]
+    pub media: MediaArgs,
+}
+
+/// `callisto answer`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AnswerArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    #[command(flatten)]
+    pub media: MediaArgs,
+    /// Exit after this many calls have ended.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub count: u32,
 }

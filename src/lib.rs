@@ -5,8 +5,12 @@
 //!
 //! - [`transport`]: SIP over UDP, TCP and TLS on tokio, feeding bytes to the sans-IO core.
 //! - [`dns`]: locating SIP servers from `sip:`/`sips:` URIs (RFC 3263).
+//! - [`engine`]: the one task that owns SIP state: registrations and calls (SDP offer/answer,
+//!   media sessions).
+//! - [`register`], [`call`]: the headless commands.
 
 pub mod account;
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod dns;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use callisto::cli::{Cli, Command, RegisterArgs};
 use callisto::config::Config;
-use callisto::register;
+use callisto::{call, register};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -43,6 +43,22 @@ fn main() -> ExitCode {
     let selected = cli.account.clone();
     let args = match cli.command {
         Some(Command::Register(args)) => args,
+        Some(Command::Call(args)) => {
+            return runtime.block_on(call::run_call(
+                args,
+                config,
+                selected.as_deref(),
+                data_dir.as_deref(),
+            ))
+        }
+        Some(Command::Answer(args)) => {
+            return runtime.block_on(call::run_answer(
+                args,
+                config,
+                selected.as_deref(),
+                data_dir.as_deref(),
+            ))
+        }
         // Until the desktop window exists, the app registers the configured accounts and reports.
         None => {
             println!(

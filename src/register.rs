@@ -10,7 +10,7 @@ use callisto_signaling::transaction::TimerConfig;
 use serde_json::json;
 
 use crate::account;
-use crate::cli::RegisterArgs;
+use crate::cli::{AccountArgs, RegisterArgs};
 use crate::config::{Account, Config};
 use crate::engine::{self, Command, EngineConfig, EngineEvent};
 use crate::transport::{TlsClientSettings, TransportConfig};
@@ -69,6 +69,33 @@ pub fn accounts_from(
     Ok(accounts)
 }
 
+/// The engine set-up the headless commands share: transports and timers from the configuration,
+/// with the command line's `--listen` and `--ca-file` on top.
+pub fn engine_config(account: &AccountArgs, config: &Config) -> EngineConfig {
+    let transport = TransportConfig {
+        listen: account.listen.unwrap_or(config.transport.listen),
+        tls: TlsClientSettings {
+            extra_ca_file: account
+                .ca_file
+                .clone()
+                .or(config.transport.tls_ca_file.clone()),
+            use_system_roots: true,
+        },
+        keepalive_interval: (config.transport.keepalive_secs > 0)
+            .then(|| Duration::from_secs(config.transport.keepalive_secs)),
+        ..TransportConfig::default()
+    };
+    EngineConfig {
+        transport,
+        timers: TimerConfig {
+            t1: config.timers.t1(),
+            t2: config.timers.t2(),
+            t4: config.timers.t4(),
+        },
+        shutdown_grace: Duration::from_secs(4),
+    }
+}
+
 /// Runs the command; returns the process exit code.
 pub async fn run(
     args: RegisterArgs,
@@ -81,29 +108,7 @@ pub async fn run(
         Ok(accounts) => accounts,
         Err(message) => return out.fatal(exit::OTHER, &message),
     };
-    let transport = TransportConfig {
-        listen: args.account.listen.unwrap_or(config.transport.listen),
-        tls: TlsClientSettings {
-            extra_ca_file: args
-                .account
-                .ca_file
-                .clone()
-                .or(config.transport.tls_ca_file.clone()),
-            use_system_roots: true,
-        },
-        keepalive_interval: (config.transport.keepalive_secs > 0)
-            .then(|| Duration::from_secs(config.transport.keepalive_secs)),
-        ..TransportConfig::default()
-    };
-    let engine_config = EngineConfig {
-        transport,
-        timers: TimerConfig {
-            t1: config.timers.t1(),
-            t2: config.timers.t2(),
-            t4: config.timers.t4(),
-        },
-        shutdown_grace: Duration::from_secs(4),
-    };
+    let engine_config = engine_config(&args.account, &config);
     let mut engine = match engine::start(engine_config).await {
         Ok(engine) => engine,
         Err(error) => {
@@ -180,7 +185,7 @@ pub async fn run(
     ExitCode::from(worst)
 }
 
-fn exit_code_for(kind: FailureKind) -> u8 {
+pub fn exit_code_for(kind: FailureKind) -> u8 {
     match kind {
         FailureKind::AuthenticationFailed => exit::AUTH_FAILED,
         FailureKind::Unreachable => exit::UNREACHABLE,
@@ -189,12 +194,12 @@ fn exit_code_for(kind: FailureKind) -> u8 {
 }
 
 /// Human sentences on stdout, or JSON lines.
-struct Output {
-    json: bool,
+pub struct Output {
+    pub json: bool,
 }
 
 impl Output {
-    fn registration(&self, account: &str, event: &RegistrationEvent) {
+    pub fn registration(&self, account: &str, event: &RegistrationEvent) {
         match (self.json, event) {
             (true, RegistrationEvent::Registered { expires, contact }) => println!(
                 "{}",
@@ -251,7 +256,7 @@ impl Output {
         }
     }
 
-    fn fatal(&self, code: u8, message: &str) -> ExitCode {
+    pub fn fatal(&self, code: u8, message: &str) -> ExitCode {
         if self.json {
             println!(
                 "{}",
@@ -265,20 +270,20 @@ impl Output {
 }
 
 /// SIGINT and SIGTERM as one stream.
-struct Signals {
+pub struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Signals {
             #[cfg(unix)]
             term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
 
-    async fn recv(&mut self) {
+    pub async fn recv(&mut self) {
         #[cfg(unix)]
         {
             let term = async {

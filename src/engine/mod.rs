@@ -1,4 +1,4 @@
-//! The engine: the one tokio task that owns the SIP endpoint and its transports.
+//! The engine: the one tokio task that owns the SIP endpoint, its transports and the calls.
 //!
 //! Everything that changes SIP state goes through [`EngineHandle`] as a [`Command`]; everything
 //! that happened comes back as an [`EngineEvent`] (DESIGN.md rule 2). The task is a thin driver
@@ -19,6 +19,15 @@ use tokio::time::Instant;
 use crate::account::ResolvedAccount;
 use crate::transport::{TransportConfig, TransportError, TransportEvent, Transports};
 
+mod calls;
+
+pub use calls::{
+    AudioInput, AudioSummary, CallKey, CallSummary, CallUpdate, MediaOptions, OutgoingCall,
+};
+
+/// How often the engine reads what media sessions reported (DTMF, timeouts) while calls run.
+const MEDIA_POLL: Duration = Duration::from_millis(40);
+
 /// What the engine can be asked to do.
 #[derive(Debug)]
 pub enum Command {
@@ -29,18 +38,36 @@ pub enum Command {
     },
     /// Remove one account's binding.
     Unregister { account: usize },
-    /// Unregister everything, then stop.
+    /// Place a call. With `account`, the INVITE goes to that account's registrar as the
+    /// account's user; without, `call.target` is used as given.
+    Call {
+        key: CallKey,
+        account: Option<usize>,
+        call: Box<OutgoingCall>,
+    },
+    /// Take incoming calls with this media (they ring and are announced; answer each with
+    /// [`Command::Answer`]); `None` declines them with `480`.
+    AcceptCalls { media: Option<Box<MediaOptions>> },
+    Answer { key: CallKey },
+    Reject { key: CallKey, code: u16 },
+    HangUp { key: CallKey },
+    Hold { key: CallKey },
+    Resume { key: CallKey },
+    Dtmf { key: CallKey, digits: String },
+    /// Hang up every call, unregister everything, then stop.
     Shutdown,
 }
 
 /// What the engine reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
     /// A registration changed.
     Registration {
         account: usize,
         event: RegistrationEvent,
     },
+    /// Something happened to a call.
+    Call { key: CallKey, update: CallUpdate },
     /// The engine stopped (after [`Command::Shutdown`], once every binding was removed).
     Stopped,
 }
@@ -79,6 +106,8 @@ pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError>
         transports,
         events: event_tx,
         accounts: HashMap::new(),
+        account_configs: HashMap::new(),
+        calls: calls::Calls::new(),
         server_names: HashMap::new(),
         shutdown_deadline: None,
         shutdown_grace: config.shutdown_grace,
@@ -94,6 +123,9 @@ struct Driver {
     transports: Transports,
     events: mpsc::UnboundedSender<EngineEvent>,
     accounts: HashMap<RegistrationId, usize>,
+    /// Per account index: its registration and what its calls are made as.
+    account_configs: HashMap<usize, (RegistrationId, RegistrationConfig)>,
+    calls: calls::Calls,
     server_names: HashMap<Target, String>,
     shutdown_deadline: Option<Instant>,
     shutdown_grace: Duration,
@@ -114,7 +146,8 @@ impl Driver {
         loop {
             self.flush().await;
             if let Some(deadline) = self.shutdown_deadline {
-                if self.endpoint.all_registrations_ended() || Instant::now() >= deadline {
+                let ended = self.endpoint.all_registrations_ended() && self.calls.is_empty();
+                if ended || Instant::now() >= deadline {
                     let _ = self.events.send(EngineEvent::Stopped);
                     return;
                 }
@@ -126,6 +159,7 @@ impl Driver {
                 .into_iter()
                 .chain(self.shutdown_deadline)
                 .chain(self.next_keepalive)
+                .chain(self.calls.has_media().then(|| Instant::now() + MEDIA_POLL))
                 .min();
             tokio::select! {
                 event = incoming.recv() => match event {
@@ -138,7 +172,9 @@ impl Driver {
                 },
                 _ = sleep_until(wake) => {
                     self.send_keepalives().await;
-                    self.endpoint.handle_timeout(Instant::now().into_std());
+                    let now = Instant::now().into_std();
+                    self.endpoint.handle_timeout(now);
+                    self.calls.poll_media(&mut self.endpoint, now, &self.events);
                 }
             }
         }
@@ -183,8 +219,11 @@ impl Driver {
                     self.next_keepalive = self.keepalive_interval.map(|i| Instant::now() + i);
                 }
                 let seed = rand::random();
-                let id = self.endpoint.add_registration(now, config, targets, seed);
+                let id = self
+                    .endpoint
+                    .add_registration(now, config.clone(), targets, seed);
                 self.accounts.insert(id, account);
+                self.account_configs.insert(account, (id, config));
             }
             Command::Unregister { account } => {
                 let ids: Vec<RegistrationId> = self
@@ -196,6 +235,37 @@ impl Driver {
                 for id in ids {
                     self.endpoint.unregister(now, id);
                 }
+            }
+            Command::Call { key, account, call } => {
+                let mut call = *call;
+                if let Some(account) = account {
+                    let Some((id, config)) = self.account_configs.get(&account) else {
+                        return;
+                    };
+                    if let Some(target) = self.endpoint.registration_target(*id) {
+                        call.target = target;
+                    }
+                    call.from = config.aor.clone();
+                    call.local_sip = config.local_addr;
+                    call.credentials = config.credentials.clone();
+                } else if call.local_sip.ip().is_unspecified() {
+                    let ip = route_source_ip(call.target.addr).await;
+                    call.local_sip.set_ip(ip.unwrap_or(call.local_sip.ip()));
+                }
+                self.calls
+                    .start(&mut self.endpoint, now, key, call, &self.events);
+            }
+            Command::AcceptCalls { media } => self.calls.accept_incoming(media.map(|m| *m)),
+            Command::Answer { key } => {
+                self.calls
+                    .answer(&mut self.endpoint, now, key, &self.events)
+            }
+            Command::Reject { key, code } => self.calls.reject(&mut self.endpoint, now, key, code),
+            Command::HangUp { key } => self.calls.hang_up(&mut self.endpoint, now, key),
+            Command::Hold { key } => self.calls.set_hold(&mut self.endpoint, now, key, true),
+            Command::Resume { key } => self.calls.set_hold(&mut self.endpoint, now, key, false),
+            Command::Dtmf { key, digits } => {
+                self.calls.send_dtmf(&mut self.endpoint, now, key, &digits)
             }
             Command::Shutdown => self.begin_shutdown(),
         }
@@ -227,8 +297,26 @@ impl Driver {
 
     fn begin_shutdown(&mut self) {
         if self.shutdown_deadline.is_none() {
-            self.endpoint.unregister_all(Instant::now().into_std());
+            let now = Instant::now().into_std();
+            self.calls.hang_up_all(&mut self.endpoint, now);
+            self.endpoint.unregister_all(now);
             self.shutdown_deadline = Some(Instant::now() + self.shutdown_grace);
+        }
+    }
+
+    /// Our address as seen from `peer`: the listening address, or the route's source address
+    /// when listening on all interfaces.
+    async fn local_ip_towards(&self, peer: SocketAddr) -> IpAddr {
+        let listen = self
+            .transports
+            .local_addr(TransportKind::Udp)
+            .or_else(|| self.transports.local_addr(TransportKind::Tcp))
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        if listen.is_unspecified() {
+            route_source_ip(peer).await.unwrap_or(listen)
+        } else {
+            listen
         }
     }
 
@@ -259,7 +347,7 @@ impl Driver {
             let mut busy = false;
             while let Some(event) = self.endpoint.poll_event() {
                 busy = true;
-                self.report(event);
+                self.report(event).await;
             }
             while let Some(transmit) = self.endpoint.poll_transmit() {
                 busy = true;
@@ -290,7 +378,7 @@ impl Driver {
         }
     }
 
-    fn report(&mut self, event: EndpointEvent) {
+    async fn report(&mut self, event: EndpointEvent) {
         match event {
             EndpointEvent::Registration { id, event } => {
                 if let Some(account) = self.accounts.get(&id) {
@@ -304,13 +392,15 @@ impl Driver {
                 tracing::warn!(%source, %error, "malformed message");
             }
             EndpointEvent::Call { id, event } => {
-                // This engine has no media yet: a call offered to it is declined politely.
-                if let callisto_signaling::call::CallEvent::Incoming { .. } = event {
-                    let now = Instant::now().into_std();
-                    if let Err(error) = self.endpoint.reject(now, id, 480) {
-                        tracing::warn!(%error, "cannot decline a call");
+                let local_ip = match &event {
+                    callisto_signaling::call::CallEvent::Incoming { source, .. } => {
+                        Some(self.local_ip_towards(source.addr).await)
                     }
-                }
+                    _ => None,
+                };
+                let now = Instant::now().into_std();
+                self.calls
+                    .on_event(&mut self.endpoint, now, id, event, local_ip, &self.events);
             }
         }
     }

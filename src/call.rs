@@ -1,0 +1,706 @@
+//! `callisto call` and `callisto answer`: one engine, an optional registration, calls with audio
+//! from a generator or a file, recorded to a WAV file, reported as sentences or JSON lines.
+//!
+//! While a call runs, lines on standard input steer it: `hold`, `resume`, `dtmf DIGITS`,
+//! `hangup`.
+//!
+//! Exit codes: 0 when every call was established and ended normally; 2 when authentication
+//! failed; 3 when the server or callee could not be reached or did not answer; 4 otherwise
+//! (busy, declined, not found, media failure…).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use callisto_signaling::registration::RegistrationEvent;
+use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
+use callisto_signaling::transport::{Target, TransportKind};
+use rand::SeedableRng;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::account::{self, parse_sip_uri};
+use crate::cli::{AccountArgs, AnswerArgs, CallArgs, MediaArgs, RegisterArgs};
+use crate::config::{Account, Config};
+use crate::dns::{first_step, ServerQuery, SipResolver, Step};
+use crate::engine::{
+    self, AudioInput, CallKey, CallSummary, CallUpdate, Command, EngineEvent, EngineHandle,
+    MediaOptions, OutgoingCall,
+};
+use crate::register::{self, exit, Output, Signals};
+
+/// Turns the media flags into the engine's media options.
+pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
+    let input = match args.audio.as_str() {
+        "silence" => AudioInput::Silence,
+        text if text.starts_with("tone:") => {
+            let hz: f64 = text["tone:".len()..]
+                .parse()
+                .map_err(|_| format!("'{text}' is not a tone; write it like tone:440"))?;
+            if !(20.0..=20_000.0).contains(&hz) {
+                return Err(format!("a tone of {hz} Hz cannot be heard; use 20 to 20000"));
+            }
+            AudioInput::Tone { hz }
+        }
+        path => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(format!(
+                    "'{}' is neither tone:HZ, silence nor a WAV file",
+                    path.display()
+                ));
+            }
+            AudioInput::File(path)
+        }
+    };
+    let mut codecs = Vec::new();
+    for name in args.codecs.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        codecs.push(match name.to_ascii_lowercase().as_str() {
+            "opus" => AudioCodec::opus(),
+            "pcmu" | "g711u" | "ulaw" => AudioCodec::pcmu(),
+            "pcma" | "g711a" | "alaw" => AudioCodec::pcma(),
+            other => return Err(format!("unknown codec '{other}'; use opus, pcmu or pcma")),
+        });
+    }
+    if codecs.is_empty() {
+        return Err("--codecs names no codec".into());
+    }
+    let srtp = match args.srtp.to_ascii_lowercase().as_str() {
+        "off" => SrtpPolicy::Off,
+        "optional" => SrtpPolicy::Optional,
+        "mandatory" => SrtpPolicy::Mandatory,
+        other => return Err(format!("--srtp {other}: use off, optional or mandatory")),
+    };
+    Ok(MediaOptions {
+        input,
+        record: args.record_audio.clone(),
+        policy: AudioPolicy {
+            codecs,
+            srtp,
+            ..AudioPolicy::default()
+        },
+    })
+}
+
+/// Completes what the user typed into a SIP URI: `sip:`/`sips:` as given, `tel:+123` and bare
+/// numbers or names with the account's domain.
+pub fn callee_uri(text: &str, domain: Option<&str>) -> Result<rsip::Uri, String> {
+    let text = text.trim();
+    if text.starts_with("sip:") || text.starts_with("sips:") {
+        return parse_sip_uri(text).ok_or_else(|| format!("'{text}' is not a SIP address"));
+    }
+    let (user, phone) = match text.strip_prefix("tel:") {
+        Some(number) => (number.split(';').next().unwrap_or(number).to_string(), true),
+        None => (text.to_string(), false),
+    };
+    if user.contains('@') {
+        return parse_sip_uri(&user).ok_or_else(|| format!("'{text}' is not a SIP address"));
+    }
+    let domain = domain.ok_or_else(|| {
+        format!("'{text}' needs a domain: give a full address like sip:{user}@example.org")
+    })?;
+    let user: String = if phone || user.chars().all(|c| c.is_ascii_digit() || "+-.() ".contains(c))
+    {
+        user.chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect()
+    } else {
+        user
+    };
+    let params = if phone { ";user=phone" } else { "" };
+    parse_sip_uri(&format!("sip:{user}@{domain}{params}"))
+        .ok_or_else(|| format!("'{text}' is not a SIP address"))
+}
+
+/// The account a call or answer run registers, if any: `--user` with a password or registrar,
+/// or the configured one.
+fn registering_account(
+    args: &AccountArgs,
+    config: &Config,
+    selected: Option<&str>,
+) -> Result<Option<Account>, String> {
+    let wants_registration = args.password.is_some() || args.registrar.is_some();
+    if args.user.is_some() && !wants_registration {
+        return Ok(None);
+    }
+    if args.user.is_none() && config.accounts.is_empty() {
+        return Ok(None);
+    }
+    let register_args = RegisterArgs {
+        account: args.clone(),
+        ..RegisterArgs::default()
+    };
+    let accounts = register::accounts_from(&register_args, config, selected)?;
+    Ok(accounts.into_iter().next())
+}
+
+/// The engine, registered when an account is given.
+struct Session {
+    engine: EngineHandle,
+    out: Output,
+    account: Option<Account>,
+    signals: Signals,
+}
+
+impl Session {
+    async fn open(
+        account_args: &AccountArgs,
+        json: bool,
+        config: &Config,
+        selected: Option<&str>,
+        data_dir: Option<&Path>,
+    ) -> Result<Session, ExitCode> {
+        let out = Output { json };
+        let account =
+            registering_account(account_args, config, selected).map_err(|m| out.fatal(exit::OTHER, &m))?;
+        let engine = engine::start(register::engine_config(account_args, config))
+            .await
+            .map_err(|e| out.fatal(exit::OTHER, &format!("cannot open the SIP transports: {e}")))?;
+        let mut session = Session {
+            engine,
+            out,
+            account,
+            signals: Signals::new(),
+        };
+        if let Some(account) = session.account.clone() {
+            session.register(&account, config, data_dir).await?;
+        }
+        Ok(session)
+    }
+
+    /// Registers and waits for the outcome.
+    async fn register(
+        &mut self,
+        account: &Account,
+        config: &Config,
+        data_dir: Option<&Path>,
+    ) -> Result<(), ExitCode> {
+        let resolved = account::resolve(
+            account,
+            data_dir,
+            Duration::from_secs(30),
+            &config.transport.dns_servers,
+        )
+        .await
+        .map_err(|e| self.out.fatal(exit::UNREACHABLE, &e.to_string()))?;
+        let _ = self.engine.commands.send(Command::Register {
+            account: 0,
+            resolved: Box::new(resolved),
+        });
+        loop {
+            let event = tokio::select! {
+                event = self.engine.events.recv() => event,
+                _ = self.signals.recv() => return Err(ExitCode::from(exit::OTHER)),
+            };
+            match event {
+                Some(EngineEvent::Registration { event, .. }) => {
+                    self.out.registration(&account.user, &event);
+                    match event {
+                        RegistrationEvent::Registered { .. } => return Ok(()),
+                        RegistrationEvent::Failed { kind, .. } => {
+                            return Err(ExitCode::from(register::exit_code_for(kind)))
+                        }
+                        RegistrationEvent::Unregistered => {}
+                    }
+                }
+                Some(_) => {}
+                None => return Err(ExitCode::from(exit::OTHER)),
+            }
+        }
+    }
+
+    /// Hangs up what is left, unregisters, and waits for the engine to stop.
+    async fn close(mut self) {
+        let _ = self.engine.commands.send(Command::Shutdown);
+        while let Some(event) = self.engine.events.recv().await {
+            match event {
+                EngineEvent::Stopped => break,
+                EngineEvent::Registration { event, .. } => {
+                    let name = self.account.as_ref().map(|a| a.user.as_str()).unwrap_or("");
+                    self.out.registration(name, &event);
+                }
+                EngineEvent::Call { key, update } => report(&self.out, key, &update),
+            }
+        }
+    }
+}
+
+/// Runs `callisto call`.
+pub async fn run_call(
+    args: CallArgs,
+    config: Config,
+    selected: Option<&str>,
+    data_dir: Option<&Path>,
+) -> ExitCode {
+    let out = Output {
+        json: args.media.json,
+    };
+    let media = match media_options(&args.media) {
+        Ok(media) => media,
+        Err(message) => return out.fatal(exit::OTHER, &message),
+    };
+    let mut session =
+        match Session::open(&args.account, args.media.json, &config, selected, data_dir).await {
+            Ok(session) => session,
+            Err(code) => return code,
+        };
+    let domain = session
+        .account
+        .as_ref()
+        .or(config.accounts.first())
+        .and_then(|a| parse_sip_uri(&a.user))
+        .map(|uri| uri.host_with_port.host.to_string());
+    let to = match callee_uri(&args.uri, domain.as_deref()) {
+        Ok(to) => to,
+        Err(message) => {
+            let code = session.out.fatal(exit::OTHER, &message);
+            session.close().await;
+            return code;
+        }
+    };
+    let call = if session.account.is_some() {
+        // The engine fills in the account's identity and registrar.
+        OutgoingCall {
+            from: to.clone(),
+            to,
+            target: Target::new(TransportKind::Udp, ([127, 0, 0, 1], 5060).into()),
+            local_sip: ([0, 0, 0, 0], 0).into(),
+            credentials: None,
+            media: media.clone(),
+        }
+    } else {
+        match direct_call(&args.account, &session.engine, to, &config, media.clone()).await {
+            Ok(call) => call,
+            Err(message) => {
+                let code = session.out.fatal(exit::UNREACHABLE, &message);
+                session.close().await;
+                return code;
+            }
+        }
+    };
+    let key = CallKey(1);
+    let _ = session.engine.commands.send(Command::Call {
+        key,
+        account: session.account.as_ref().map(|_| 0),
+        call: Box::new(call),
+    });
+    let code = drive_calls(&mut session, &args.media, 1).await;
+    session.close().await;
+    ExitCode::from(code)
+}
+
+/// Runs `callisto answer`.
+pub async fn run_answer(
+    args: AnswerArgs,
+    config: Config,
+    selected: Option<&str>,
+    data_dir: Option<&Path>,
+) -> ExitCode {
+    let out = Output {
+        json: args.media.json,
+    };
+    let media = match media_options(&args.media) {
+        Ok(media) => media,
+        Err(message) => return out.fatal(exit::OTHER, &message),
+    };
+    let mut session =
+        match Session::open(&args.account, args.media.json, &config, selected, data_dir).await {
+            Ok(session) => session,
+            Err(code) => return code,
+        };
+    if !session.out.json {
+        let address = session
+            .engine
+            .local_udp
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        println!("Waiting for calls on {address}.");
+    } else if let Some(address) = session.engine.local_udp {
+        println!("{}", json!({"event": "listening", "address": address.to_string()}));
+    }
+    let _ = session.engine.commands.send(Command::AcceptCalls {
+        media: Some(Box::new(media)),
+    });
+    let code = drive_calls(&mut session, &args.media, args.count).await;
+    session.close().await;
+    ExitCode::from(code)
+}
+
+/// A call without a registrar: the INVITE goes straight to the URI's host.
+async fn direct_call(
+    account: &AccountArgs,
+    engine: &EngineHandle,
+    to: rsip::Uri,
+    config: &Config,
+    media: MediaOptions,
+) -> Result<OutgoingCall, String> {
+    let query = ServerQuery::from_uri(&to).map_err(|e| format!("cannot call {to}: {e}"))?;
+    let resolution = match first_step(&query) {
+        Step::Done(resolution) => resolution,
+        _ => {
+            let resolver = if config.transport.dns_servers.is_empty() {
+                SipResolver::from_system().map_err(|e| e.to_string())?
+            } else {
+                SipResolver::with_name_servers(&config.transport.dns_servers, Duration::from_secs(2))
+            };
+            let mut rng = rand::rngs::StdRng::from_entropy();
+            resolver
+                .resolve(&query, &mut rng)
+                .await
+                .map_err(|e| format!("cannot find {to}: {e}"))?
+        }
+    };
+    let target = *resolution
+        .targets
+        .first()
+        .ok_or_else(|| format!("{to} has no address"))?;
+    let local_sip = match target.transport {
+        TransportKind::Udp => engine.local_udp,
+        _ => engine.local_tcp,
+    }
+    .ok_or_else(|| format!("no local {} transport", target.transport.uri_param()))?;
+    let from = match &account.user {
+        Some(user) => parse_sip_uri(user).ok_or_else(|| format!("'{user}' is not a SIP address"))?,
+        None => parse_sip_uri(&format!("sip:callisto@{}", local_sip.ip()))
+            .ok_or_else(|| "no local address".to_string())?,
+    };
+    Ok(OutgoingCall {
+        from,
+        to,
+        target,
+        local_sip,
+        credentials: None,
+        media,
+    })
+}
+
+/// A line typed on standard input.
+enum Control {
+    Hold,
+    Resume,
+    Dtmf(String),
+    HangUp,
+}
+
+fn parse_control(line: &str) -> Option<Control> {
+    let mut words = line.split_whitespace();
+    match words.next()? {
+        "hold" => Some(Control::Hold),
+        "resume" | "unhold" => Some(Control::Resume),
+        "dtmf" => words.next().map(|d| Control::Dtmf(d.to_string())),
+        "hangup" | "bye" | "quit" => Some(Control::HangUp),
+        _ => None,
+    }
+}
+
+/// Reads control lines from standard input on a thread of its own (stdin blocks).
+fn control_lines() -> mpsc::UnboundedReceiver<Control> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+            if let Some(control) = parse_control(&line) {
+                if tx.send(control).is_err() {
+                    return;
+                }
+            }
+            line.clear();
+        }
+    });
+    rx
+}
+
+/// Runs calls until `count` of them have ended; returns the exit code.
+async fn drive_calls(session: &mut Session, media: &MediaArgs, count: u32) -> u8 {
+    let mut controls = control_lines();
+    let mut hang_up_at: HashMap<CallKey, Instant> = HashMap::new();
+    let mut dtmf_at: HashMap<CallKey, Instant> = HashMap::new();
+    let mut live: Vec<CallKey> = Vec::new();
+    let mut ended = 0;
+    let mut worst = exit::OK;
+    loop {
+        let next = hang_up_at.values().chain(dtmf_at.values()).min().copied();
+        let event = tokio::select! {
+            event = session.engine.events.recv() => event,
+            Some(control) = controls.recv() => {
+                for key in &live {
+                    let command = match &control {
+                        Control::Hold => Command::Hold { key: *key },
+                        Control::Resume => Command::Resume { key: *key },
+                        Control::Dtmf(digits) => Command::Dtmf { key: *key, digits: digits.clone() },
+                        Control::HangUp => Command::HangUp { key: *key },
+                    };
+                    let _ = session.engine.commands.send(command);
+                }
+                continue;
+            }
+            _ = sleep_until(next) => {
+                let now = Instant::now();
+                for (key, _) in hang_up_at.iter().filter(|(_, at)| **at <= now) {
+                    let _ = session.engine.commands.send(Command::HangUp { key: *key });
+                }
+                hang_up_at.retain(|_, at| *at > now);
+                let due: Vec<CallKey> = dtmf_at.iter().filter(|(_, at)| **at <= now).map(|(k, _)| *k).collect();
+                for key in due {
+                    dtmf_at.remove(&key);
+                    if let Some(digits) = &media.dtmf {
+                        let _ = session.engine.commands.send(Command::Dtmf { key, digits: digits.clone() });
+                    }
+                }
+                continue;
+            }
+            _ = session.signals.recv() => {
+                for key in &live {
+                    let _ = session.engine.commands.send(Command::HangUp { key: *key });
+                }
+                return worst.max(exit::OTHER);
+            }
+        };
+        let Some(event) = event else {
+            return worst.max(exit::OTHER);
+        };
+        match event {
+            EngineEvent::Call { key, update } => {
+                report(&session.out, key, &update);
+                match update {
+                    CallUpdate::Incoming { .. } => {
+                        let _ = session.engine.commands.send(Command::Answer { key });
+                    }
+                    CallUpdate::Answered { .. } => {
+                        live.push(key);
+                        if let Some(secs) = media.duration {
+                            hang_up_at.insert(key, Instant::now() + Duration::from_secs_f64(secs));
+                        }
+                        if media.dtmf.is_some() {
+                            // A moment for the far end's media to settle before the digits.
+                            dtmf_at.insert(key, Instant::now() + Duration::from_millis(300));
+                        }
+                    }
+                    CallUpdate::Failed { code, cause, .. } => {
+                        worst = worst.max(failure_exit_code(code, &cause));
+                        ended += 1;
+                    }
+                    CallUpdate::Ended { .. } => {
+                        live.retain(|k| *k != key);
+                        hang_up_at.remove(&key);
+                        dtmf_at.remove(&key);
+                        ended += 1;
+                    }
+                    _ => {}
+                }
+                if ended >= count {
+                    return worst;
+                }
+            }
+            EngineEvent::Registration { event, .. } => {
+                let name = session.account.as_ref().map(|a| a.user.as_str()).unwrap_or("");
+                session.out.registration(name, &event);
+            }
+            EngineEvent::Stopped => return worst.max(exit::OTHER),
+        }
+    }
+}
+
+fn failure_exit_code(code: Option<u16>, cause: &str) -> u8 {
+    match (code, cause) {
+        (Some(401 | 407), _) | (_, "authentication failed") => exit::AUTH_FAILED,
+        (None, _) | (Some(408 | 503), _) => exit::UNREACHABLE,
+        (_, "unreachable" | "no answer from the network") => exit::UNREACHABLE,
+        _ => exit::OTHER,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn ms(duration: Option<Duration>) -> Option<f64> {
+    duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// Prints one call update as a sentence or a JSON line.
+fn report(out: &Output, key: CallKey, update: &CallUpdate) {
+    let call = key.0;
+    if out.json {
+        let line = match update {
+            CallUpdate::Incoming {
+                from,
+                display_name,
+                to,
+            } => json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to}),
+            CallUpdate::Ringing => json!({"event": "ringing", "call": call}),
+            CallUpdate::Answered { codec, srtp } => {
+                json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp})
+            }
+            CallUpdate::Held { by_remote } => {
+                json!({"event": "held", "call": call, "by": by(*by_remote)})
+            }
+            CallUpdate::Resumed { by_remote } => {
+                json!({"event": "resumed", "call": call, "by": by(*by_remote)})
+            }
+            CallUpdate::Dtmf { digit } => {
+                json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
+            }
+            CallUpdate::Failed {
+                code,
+                reason,
+                cause,
+            } => json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause}),
+            CallUpdate::Ended {
+                by_remote,
+                reason,
+                summary,
+            } => summary_json(call, *by_remote, reason, summary),
+        };
+        println!("{line}");
+        return;
+    }
+    match update {
+        CallUpdate::Incoming {
+            from, display_name, ..
+        } => match display_name {
+            Some(name) => println!("Incoming call from {name} <{from}>."),
+            None => println!("Incoming call from {from}."),
+        },
+        CallUpdate::Ringing => println!("Ringing."),
+        CallUpdate::Answered { codec, srtp } => {
+            let secure = if *srtp { ", encrypted (SRTP)" } else { "" };
+            println!("Call established: {codec}{secure}.")
+        }
+        CallUpdate::Held { by_remote: true } => println!("The other side put the call on hold."),
+        CallUpdate::Held { by_remote: false } => println!("Call on hold."),
+        CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
+        CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
+        CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
+        CallUpdate::Failed { code, reason, cause } => {
+            let code = code.map(|c| format!(" ({c} {reason})")).unwrap_or_default();
+            println!("The call failed: {cause}{code}.")
+        }
+        CallUpdate::Ended {
+            by_remote,
+            reason,
+            summary,
+        } => {
+            let who = if *by_remote { "the other side" } else { "you" };
+            println!(
+                "Call ended by {who} after {:.1} s ({reason}).",
+                summary.duration.as_secs_f64()
+            );
+            if let Some(audio) = &summary.audio {
+                println!(
+                    "Audio: {}{}, {} packets sent, {} received, {} lost, jitter {:.1} ms{}.",
+                    audio.codec,
+                    if audio.srtp { " with SRTP" } else { "" },
+                    audio.tx_packets,
+                    audio.rx_packets,
+                    audio.lost,
+                    audio.jitter_ms,
+                    audio
+                        .rtt_ms
+                        .map(|r| format!(", round trip {r:.1} ms"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+fn by(remote: bool) -> &'static str {
+    if remote {
+        "remote"
+    } else {
+        "local"
+    }
+}
+
+fn summary_json(call: u64, by_remote: bool, reason: &str, summary: &CallSummary) -> serde_json::Value {
+    let audio = summary.audio.as_ref().map(|a| {
+        json!({
+            "codec": a.codec,
+            "srtp": a.srtp,
+            "tx_packets": a.tx_packets,
+            "rx_packets": a.rx_packets,
+            "lost": a.lost,
+            "jitter_ms": (a.jitter_ms * 100.0).round() / 100.0,
+            "rtt_ms": a.rtt_ms.map(|r| (r * 100.0).round() / 100.0),
+            "discarded": a.discarded,
+            "concealed_frames": a.concealed_frames,
+        })
+    });
+    json!({
+        "event": "call_ended",
+        "call": call,
+        "by": by(by_remote),
+        "reason": reason,
+        "duration_s": (summary.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        "setup_ms": ms(summary.setup),
+        "first_rtp_ms": ms(summary.first_rtp),
+        "audio": audio,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_names_are_completed_with_the_domain() {
+        let uri = callee_uri("bob", Some("example.org")).unwrap();
+        assert_eq!(uri.to_string(), "sip:bob@example.org");
+        let uri = callee_uri("+1 (555) 010-0200", Some("pbx.example.org")).unwrap();
+        assert_eq!(uri.to_string(), "sip:+15550100200@pbx.example.org");
+        let uri = callee_uri("tel:+4930123", Some("example.org")).unwrap();
+        assert_eq!(uri.to_string(), "sip:+4930123@example.org;user=phone");
+        let uri = callee_uri("sip:carol@127.0.0.1:5062", None).unwrap();
+        assert_eq!(uri.to_string(), "sip:carol@127.0.0.1:5062");
+        assert!(callee_uri("bob", None).is_err());
+    }
+
+    #[test]
+    fn media_flags_are_read_and_checked() {
+        let args = MediaArgs {
+            audio: "tone:440".into(),
+            codecs: "pcma,opus".into(),
+            srtp: "mandatory".into(),
+            ..MediaArgs::default()
+        };
+        let media = media_options(&args).unwrap();
+        assert_eq!(media.input, AudioInput::Tone { hz: 440.0 });
+        assert_eq!(media.policy.codecs[0], AudioCodec::pcma());
+        assert_eq!(media.policy.srtp, SrtpPolicy::Mandatory);
+        for (audio, codecs, srtp) in [
+            ("tone:x", "opus", "off"),
+            ("/no/such/file.wav", "opus", "off"),
+            ("silence", "speex", "off"),
+            ("silence", "opus", "sometimes"),
+        ] {
+            let args = MediaArgs {
+                audio: audio.into(),
+                codecs: codecs.into(),
+                srtp: srtp.into(),
+                ..MediaArgs::default()
+            };
+            assert!(media_options(&args).is_err(), "{audio} {codecs} {srtp}");
+        }
+    }
+
+    #[test]
+    fn control_lines_are_understood() {
+        assert!(matches!(parse_control("hold\n"), Some(Control::Hold)));
+        assert!(matches!(parse_control("dtmf 12#"), Some(Control::Dtmf(d)) if d == "12#"));
+        assert!(matches!(parse_control("hangup"), Some(Control::HangUp)));
+        assert!(parse_control("dance").is_none());
+    }
+
+    #[test]
+    fn failures_map_to_exit_codes() {
+        assert_eq!(failure_exit_code(Some(486), "busy"), exit::OTHER);
+        assert_eq!(failure_exit_code(Some(407), "authentication failed"), exit::AUTH_FAILED);
+        assert_eq!(failure_exit_code(None, "no answer from the network"), exit::UNREACHABLE);
+    }
+}
