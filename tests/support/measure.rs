@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::kamailio::Kamailio;
 use super::kamailio_calls::{parse_unix_time, CallTimeline};
 use super::logged_child::LoggedChild;
 
@@ -249,8 +250,99 @@ impl CallSetup {
     }
 }
 
+/// What one call cost, measured by [`measure_established_call`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallMeasurement {
+    /// Setup times from the proxy's log and the callee's trace.
+    pub setup: CallSetup,
+    /// The caller's CPU and memory while the call ran.
+    pub caller: ProcessUsage,
+    /// The callee's CPU and memory while the call ran.
+    pub callee: ProcessUsage,
+}
+
+/// How long after the call is up the callee's trace keeps running, so its first RTP packet is
+/// in it.
+const TRACE_TAIL: Duration = Duration::from_millis(300);
+
+/// Measures the first call in `kamailio`'s log, which must have just been established between
+/// the processes `caller_pid` and `callee_pid`, `callee_sends` having been attached to the
+/// callee before the INVITE: detaches the trace (so it costs the callee nothing while metered),
+/// meters both processes for `duration`, and reads the setup times. Returns before anyone
+/// hangs up; works for any pair of user agents, not only baresip.
+pub fn measure_established_call(
+    kamailio: &Kamailio,
+    caller_pid: u32,
+    callee_pid: u32,
+    mut callee_sends: SendTrace,
+    duration: Duration,
+) -> io::Result<CallMeasurement> {
+    std::thread::sleep(TRACE_TAIL);
+    callee_sends.stop()?;
+    let caller = ProcessMeter::start(caller_pid)?;
+    let callee = ProcessMeter::start(callee_pid)?;
+    std::thread::sleep(duration);
+    let caller = caller.finish()?;
+    let callee = callee.finish()?;
+    let timeline = CallTimeline::first_call(&kamailio.call_log())
+        .ok_or_else(|| io::Error::other("no INVITE in the proxy's log"))?;
+    let setup = CallSetup::measure(&timeline, &callee_sends.datagrams()?)
+        .ok_or_else(|| io::Error::other(format!("the call was not answered: {timeline:?}")))?;
+    Ok(CallMeasurement {
+        setup,
+        caller,
+        callee,
+    })
+}
+
 /// The median of `values` (the upper one of an even count); NaN when empty.
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Median, minimum and maximum of a series of measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The median (the upper one of an even count).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// How many values there were.
+    pub count: usize,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let min = values.iter().copied().reduce(f64::min)?;
+        let max = values.iter().copied().reduce(f64::max)?;
+        Some(Spread {
+            median: median(values.to_vec()),
+            min,
+            max,
+            count: values.len(),
+        })
+    }
+}
+
+/// Prints `rows` of `(label, unit, values)` as an aligned table of median, min and max under
+/// `title`; a row without values prints `n/a`.
+pub fn print_spread_table(title: &str, rows: &[(&str, &str, Vec<f64>)]) {
+    println!("{title}");
+    println!(
+        "  {:<44} {:>5} {:>9} {:>9} {:>9}",
+        "", "unit", "median", "min", "max"
+    );
+    for (label, unit, values) in rows {
+        match Spread::of(values) {
+            Some(spread) => println!(
+                "  {label:<44} {unit:>5} {:>9.2} {:>9.2} {:>9.2}",
+                spread.median, spread.min, spread.max
+            ),
+            None => println!("  {label:<44} {unit:>5} {:>9}", "n/a"),
+        }
+    }
 }
