@@ -249,6 +249,7 @@ fn call_with_codec(codec: Codec, alice_hangs_up: bool) -> TestResult {
         .ok_or("no 200 to the INVITE")?;
     let sdp = answer.sdp.as_ref().ok_or("200 without SDP")?;
     assert_eq!(sdp.audio_protocol(), Some("RTP/AVP"));
+    assert!(!sdp.crypto, "{sdp:?}");
     let payload_types = sdp.audio_payload_types();
     if let Some(pt) = codec.static_payload_type() {
         assert_eq!(payload_types.first(), Some(&pt), "{sdp:?}");
@@ -330,6 +331,7 @@ fn mandatory_srtp_on_both_sides_carries_both_tones() -> TestResult {
         .ok_or("200 without SDP")?;
     assert_eq!(offer.audio_protocol(), Some("RTP/SAVP"), "{offer:?}");
     assert_eq!(answer.audio_protocol(), Some("RTP/SAVP"), "{answer:?}");
+    assert!(offer.crypto && answer.crypto, "{offer:?} {answer:?}");
     // Encrypted both ways, yet each side decodes the other's tone.
     assert_hears("alice", &rig.alice, call, BOB_HZ, ALICE_HZ)?;
     assert_hears("bob", &rig.bob, call, ALICE_HZ, BOB_HZ)?;
@@ -337,13 +339,34 @@ fn mandatory_srtp_on_both_sides_carries_both_tones() -> TestResult {
 }
 
 #[test]
-fn dtmf_digits_sent_by_alice_are_reported_by_bob() -> TestResult {
+fn dtmf_digits_sent_by_alice_over_optional_srtp_are_reported_by_bob() -> TestResult {
     let rig = Rig::start(
         KamailioConfig::default(),
-        |alice| alice.codecs(&[Codec::Pcmu]).recording(false),
-        |bob| bob.codecs(&[Codec::Pcmu]).recording(false),
+        |alice| {
+            alice
+                .codecs(&[Codec::Pcmu])
+                .srtp(SrtpMode::Optional)
+                .recording(false)
+        },
+        |bob| {
+            bob.codecs(&[Codec::Pcmu])
+                .srtp(SrtpMode::Optional)
+                .recording(false)
+        },
     )?;
     rig.connect()?;
+    // Best-effort SRTP: offered on RTP/AVP with keys, taken up by both.
+    for phone in [&rig.alice, &rig.bob] {
+        phone.wait_for_event(|e| matches!(e, BaresipEvent::SrtpEnabled { .. }), WAIT)?;
+    }
+    let offer = rig
+        .kamailio
+        .call_log()
+        .iter()
+        .find_map(|line| line.request("INVITE").and_then(|i| i.sdp.clone()))
+        .ok_or("INVITE without SDP")?;
+    assert_eq!(offer.audio_protocol(), Some("RTP/AVP"), "{offer:?}");
+    assert!(offer.crypto, "{offer:?}");
     let digits = "159*#0";
     rig.alice.send_dtmf(digits)?;
     let released = rig.bob.wait_for_events(

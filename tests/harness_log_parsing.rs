@@ -71,7 +71,7 @@ fn verified_lines_parse_into_events() {
 
 #[test]
 fn request_and_reply_lines_parse() {
-    let request = " 5(77) NOTICE: <script>: CALLISTO-CALL|ts=1700000000.000123|method=INVITE|ruri=sip:bob@127.0.0.1:5060|from=sip:alice@127.0.0.1|to=sip:bob@127.0.0.1|totag=<null>|callid=abc|cseq=2|src=127.0.0.1:4000|proto=udp|auth=yes|sdp_dir=sendonly|m=m=audio 4000 RTP/SAVP 0 8 101";
+    let request = " 5(77) NOTICE: <script>: CALLISTO-CALL|ts=1700000000.000123|method=INVITE|ruri=sip:bob@127.0.0.1:5060|from=sip:alice@127.0.0.1|to=sip:bob@127.0.0.1|totag=<null>|callid=abc|cseq=2|src=127.0.0.1:4000|proto=udp|auth=yes|sdp_dir=sendonly|crypto=yes|m=m=audio 4000 RTP/SAVP 0 8 101";
     let parsed = parse_request_line(request).expect("a request line");
     assert_eq!(parsed.method, "INVITE");
     assert_eq!(parsed.to_tag, None);
@@ -82,10 +82,11 @@ fn request_and_reply_lines_parse() {
     );
     let sdp = parsed.sdp.expect("an SDP summary");
     assert_eq!(sdp.direction, "sendonly");
+    assert!(sdp.crypto);
     assert_eq!(sdp.audio_protocol(), Some("RTP/SAVP"));
     assert_eq!(sdp.audio_payload_types(), vec![0, 8, 101]);
 
-    let reply = "CALLISTO-REPLY|ts=1700000000.5|status=404|reason=Not Found|method=INVITE|callid=abc|cseq=2|src=127.0.0.1:4000|origin=local|sdp_dir=-|m=-";
+    let reply = "CALLISTO-REPLY|ts=1700000000.5|status=404|reason=Not Found|method=INVITE|callid=abc|cseq=2|src=127.0.0.1:4000|origin=local|sdp_dir=-|crypto=-|m=-";
     let parsed = parse_reply_line(reply).expect("a reply line");
     assert_eq!((parsed.status, parsed.local, parsed.sdp), (404, true, None));
     assert!(parse_call_log_line("CALLISTO-REG|method=REGISTER").is_none());

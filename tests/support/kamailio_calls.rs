@@ -17,6 +17,8 @@ pub struct SdpSummary {
     /// The first direction attribute (`sendrecv` when there is none): `sendrecv`, `sendonly`,
     /// `recvonly` or `inactive`.
     pub direction: String,
+    /// Whether it carries SDES keys (`a=crypto:`, RFC 4568).
+    pub crypto: bool,
     /// The audio media line without its `m=`, e.g. `audio 4000 RTP/SAVP 0 101`.
     pub audio: Option<String>,
 }
@@ -161,6 +163,7 @@ fn sdp(fields: &[(&str, &str)]) -> Option<SdpSummary> {
         .map(str::to_owned);
     Some(SdpSummary {
         direction: direction.to_owned(),
+        crypto: field(fields, "crypto") == Some("yes"),
         audio,
     })
 }
