@@ -327,66 +327,63 @@ impl Baresip {
     /// The error carries the tail of the log.
     pub fn wait_for_event(
         &self,
+        predicate: impl FnMut(&BaresipEvent) -> bool,
+        timeout: Duration,
+    ) -> io::Result<TimedEvent> {
+        self.wait_for_event_since(self.started_at(), predicate, timeout)
+    }
+
+    /// Waits for the first event read at or after `since` that satisfies `predicate` (for a
+    /// phone's second call, say).
+    pub fn wait_for_event_since(
+        &self,
+        since: Instant,
         mut predicate: impl FnMut(&BaresipEvent) -> bool,
         timeout: Duration,
     ) -> io::Result<TimedEvent> {
-        let found = self.wait_for(
-            |lines| {
-                lines
-                    .iter()
-                    .filter_map(|line| parse_event(line))
-                    .any(|event| predicate(&event))
-            },
-            timeout,
-        );
-        let event = found
-            .then(|| {
-                self.events()
-                    .into_iter()
-                    .find(|timed| predicate(&timed.event))
-            })
-            .flatten();
-        event.ok_or_else(|| {
-            self.error(
-                io::ErrorKind::TimedOut,
-                &format!("the awaited event did not come within {timeout:?}"),
-            )
-        })
+        let mut events = self.wait_for_events_since(since, 1, |event| predicate(event), timeout)?;
+        Ok(events.swap_remove(0))
     }
 
-    /// Waits until at least `count` events satisfy `predicate` and returns them.
+    /// Waits until at least `count` events satisfy `predicate` and returns all that do.
     pub fn wait_for_events(
         &self,
+        count: usize,
+        predicate: impl FnMut(&BaresipEvent) -> bool,
+        timeout: Duration,
+    ) -> io::Result<Vec<TimedEvent>> {
+        self.wait_for_events_since(self.started_at(), count, predicate, timeout)
+    }
+
+    /// Waits until at least `count` events read at or after `since` satisfy `predicate` and
+    /// returns all that do.
+    pub fn wait_for_events_since(
+        &self,
+        since: Instant,
         count: usize,
         mut predicate: impl FnMut(&BaresipEvent) -> bool,
         timeout: Duration,
     ) -> io::Result<Vec<TimedEvent>> {
-        self.wait_for(
-            |lines| {
-                lines
-                    .iter()
-                    .filter_map(|line| parse_event(line))
-                    .filter(|event| predicate(event))
-                    .count()
-                    >= count
-            },
-            timeout,
-        );
-        let events: Vec<TimedEvent> = self
-            .events()
-            .into_iter()
-            .filter(|timed| predicate(&timed.event))
-            .collect();
-        if events.len() >= count {
-            Ok(events)
-        } else {
-            Err(self.error(
-                io::ErrorKind::TimedOut,
-                &format!(
-                    "{} of {count} awaited events within {timeout:?}",
-                    events.len()
-                ),
-            ))
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events: Vec<TimedEvent> = self
+                .events()
+                .into_iter()
+                .filter(|timed| timed.at >= since && predicate(&timed.event))
+                .collect();
+            if events.len() >= count {
+                return Ok(events);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.error(
+                    io::ErrorKind::TimedOut,
+                    &format!(
+                        "{} of {count} awaited events within {timeout:?}",
+                        events.len()
+                    ),
+                ));
+            }
+            thread::sleep(EVENT_POLL_INTERVAL);
         }
     }
 
@@ -432,6 +429,9 @@ impl Baresip {
         Ok(path)
     }
 }
+
+/// How often waits for events re-read the log.
+const EVENT_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long [`Baresip::last_heard`] waits for a recording to be closed.
 const RECORDING_CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
