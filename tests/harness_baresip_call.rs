@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use callisto_media::analysis::{contains_frequency, frequency_level, tone_coverage};
+use callisto_media::analysis::{frequency_level, tone_coverage};
 
 use support::baresip::Baresip;
 use support::baresip_events::{AudioDirection, BaresipEvent};
@@ -147,7 +147,7 @@ struct Heard {
     seconds: f64,
     /// Fraction of windows dominated by the expected tone.
     coverage: f32,
-    /// Mean level of the own tone.
+    /// Mean level of the own tone (what `analysis::contains_frequency` compares).
     own_level: f32,
 }
 
@@ -190,13 +190,6 @@ fn assert_hears(
         heard.own_level < LEAK_LEVEL,
         "{who} hears its own {own_hz} Hz: {heard:?}"
     );
-    let audio = wav::read_mono(&recording)?;
-    assert!(!contains_frequency(
-        &audio.samples,
-        audio.sample_rate,
-        own_hz,
-        LEAK_LEVEL
-    ));
     Ok(())
 }
 
