@@ -2,8 +2,10 @@
 //! baresip calling baresip through the test Kamailio, on loopback, in one run.
 //!
 //! Each run starts a fresh Kamailio and two registered baresip phones limited to Opus, each
-//! playing a 48 kHz mono tone (baresip up-mixes it to Opus's 48 kHz stereo) with no recording.
-//! Alice calls Bob, who answers at once. Measured:
+//! playing an 8 kHz mono tone (baresip resamples it to Opus's 48 kHz stereo) with no recording.
+//! The source is 8 kHz because baresip's `aufile` reads the whole WAV before it sends its 200
+//! OK: a 48 kHz file as long as the call adds tens of milliseconds of file loading to the
+//! callee's answer. Alice calls Bob, who answers at once. Measured:
 //!
 //! - **INVITE → 200 OK**: Kamailio's receive time of the INVITE to its receive time of the 200
 //!   (`CALLISTO-CALL`/`CALLISTO-REPLY` timestamps, microseconds, one clock);
@@ -53,8 +55,8 @@ fn one_call(call_time: Duration) -> Result<CallMeasurement, Box<dyn Error>> {
     let seconds = call_time.as_secs_f32() + 5.0;
     let alice_wav = dir.path().join("alice.wav");
     let bob_wav = dir.path().join("bob.wav");
-    wav::write_tone(&alice_wav, 440.0, 48_000, 1, seconds)?;
-    wav::write_tone(&bob_wav, 1270.0, 48_000, 1, seconds)?;
+    wav::write_tone(&alice_wav, 440.0, 8000, 1, seconds)?;
+    wav::write_tone(&bob_wav, 1270.0, 8000, 1, seconds)?;
     let phone = |user: &str, password: &str, wav: &std::path::Path| {
         PhoneConfig::registered(user, password, port)
             .codecs(&[Codec::Opus])
