@@ -1,6 +1,7 @@
 //! From what a user types (an address of record, a password, maybe a registrar) to what the
 //! engine needs: a registration configuration and the server to send it to.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,12 +13,16 @@ use crate::config::Account;
 use crate::dns::{first_step, ServerQuery, SipResolver, Step};
 use rand::SeedableRng;
 
+/// How long one DNS question may take when the configuration names the servers.
+const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// An account whose registrar has been located.
 #[derive(Debug, Clone)]
 pub struct ResolvedAccount {
     pub registration: RegistrationConfig,
-    /// Where the REGISTERs go.
-    pub target: Target,
+    /// Where the REGISTERs go, best first; the next is tried when one fails (RFC 3263 §4.3).
+    /// All share the first one's transport, so the Contact stays valid across them.
+    pub targets: Vec<Target>,
     /// The name a TLS certificate must carry.
     pub server_name: Option<String>,
 }
@@ -68,11 +73,13 @@ pub fn instance_urn(aor: &str, data_dir: Option<&Path>) -> String {
     )
 }
 
-/// Locates the registrar of `account` (RFC 3263) and builds its registration.
+/// Locates the registrar of `account` (RFC 3263) and builds its registration. DNS questions go
+/// to `dns_servers` when any are given, else to the system's resolvers.
 pub async fn resolve(
     account: &Account,
     data_dir: Option<&Path>,
     retry_base: Duration,
+    dns_servers: &[SocketAddr],
 ) -> Result<ResolvedAccount, AccountError> {
     let aor = parse_sip_uri(&account.user)
         .ok_or_else(|| AccountError::BadAddress(account.user.clone()))?;
@@ -96,7 +103,11 @@ pub async fn resolve(
     let resolution = match first_step(&query) {
         Step::Done(resolution) => resolution,
         _ => {
-            let resolver = SipResolver::from_system().map_err(not_found)?;
+            let resolver = if dns_servers.is_empty() {
+                SipResolver::from_system().map_err(not_found)?
+            } else {
+                SipResolver::with_name_servers(dns_servers, DNS_TIMEOUT)
+            };
             let mut rng = rand::rngs::StdRng::from_entropy();
             resolver
                 .resolve(&query, &mut rng)
@@ -111,6 +122,12 @@ pub async fn resolve(
             uri: registrar.to_string(),
             reason: "no address".into(),
         })?;
+    let targets: Vec<Target> = resolution
+        .targets
+        .iter()
+        .filter(|t| t.transport == target.transport)
+        .copied()
+        .collect();
     // The Request-URI of a REGISTER names the domain, without user or parameters
     // (RFC 3261 §10.2); the transport parameter only steered where it goes.
     let request_uri = rsip::Uri {
@@ -134,7 +151,7 @@ pub async fn resolve(
     config.retry_base = retry_base;
     Ok(ResolvedAccount {
         registration: config,
-        target,
+        targets,
         server_name: Some(resolution.server_name),
     })
 }

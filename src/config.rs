@@ -96,6 +96,8 @@ pub struct TransportSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// Keep-alive interval for NAT bindings and connections, in seconds (0 = off).
     pub keepalive_secs: u64,
+    /// DNS servers to ask (`["192.0.2.53:53"]`); empty means the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl Default for TransportSettings {
@@ -104,6 +106,7 @@ impl Default for TransportSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             tls_ca_file: None,
             keepalive_secs: 25,
+            dns_servers: Vec::new(),
         }
     }
 }

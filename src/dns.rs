@@ -17,6 +17,8 @@
 
 mod resolver;
 #[cfg(test)]
+#[path = "../tests/support/dns_server.rs"]
+#[allow(dead_code)]
 mod test_server;
 
 use std::net::IpAddr;

@@ -84,7 +84,6 @@ pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError>
         shutdown_grace: config.shutdown_grace,
         keepalive_interval: config.transport.keepalive_interval,
         next_keepalive: None,
-        udp_servers: Vec::new(),
     };
     tokio::spawn(driver.run(incoming, command_rx));
     Ok(handle)
@@ -102,7 +101,6 @@ struct Driver {
     /// Stream connections send their own CRLF pings in the transport.
     keepalive_interval: Option<Duration>,
     next_keepalive: Option<Instant>,
-    udp_servers: Vec<Target>,
 }
 
 impl Driver {
@@ -169,21 +167,23 @@ impl Driver {
             Command::Register { account, resolved } => {
                 let ResolvedAccount {
                     registration,
-                    target,
+                    targets,
                     server_name,
                 } = *resolved;
-                let config = self.with_local_address(registration, target).await;
+                let Some(&first) = targets.first() else {
+                    return;
+                };
+                let config = self.with_local_address(registration, first).await;
                 if let Some(name) = server_name {
-                    self.server_names.insert(target, name);
-                }
-                if target.transport == TransportKind::Udp && !self.udp_servers.contains(&target) {
-                    self.udp_servers.push(target);
-                    if self.next_keepalive.is_none() {
-                        self.next_keepalive = self.keepalive_interval.map(|i| Instant::now() + i);
+                    for target in &targets {
+                        self.server_names.insert(*target, name.clone());
                     }
                 }
+                if first.transport == TransportKind::Udp && self.next_keepalive.is_none() {
+                    self.next_keepalive = self.keepalive_interval.map(|i| Instant::now() + i);
+                }
                 let seed = rand::random();
-                let id = self.endpoint.add_registration(now, config, target, seed);
+                let id = self.endpoint.add_registration(now, config, targets, seed);
                 self.accounts.insert(id, account);
             }
             Command::Unregister { account } => {
@@ -208,7 +208,16 @@ impl Driver {
         if Instant::now() < due {
             return;
         }
-        for target in &self.udp_servers {
+        // Only where each registration is now: the other addresses of a registrar hold no binding.
+        let mut udp_servers: Vec<Target> = self
+            .accounts
+            .keys()
+            .filter_map(|id| self.endpoint.registration_target(*id))
+            .filter(|t| t.transport == TransportKind::Udp)
+            .collect();
+        udp_servers.sort_by_key(|t| t.addr);
+        udp_servers.dedup();
+        for target in &udp_servers {
             if let Err(error) = self.transports.send_keepalive(*target).await {
                 tracing::debug!(%target, %error, "keep-alive not sent");
             }

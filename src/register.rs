@@ -118,7 +118,7 @@ pub async fn run(
     let mut names = Vec::new();
     for (index, account) in accounts.iter().enumerate() {
         names.push(account.user.clone());
-        match account::resolve(account, data_dir, retry_base).await {
+        match account::resolve(account, data_dir, retry_base, &config.transport.dns_servers).await {
             Ok(resolved) => {
                 let _ = engine.commands.send(Command::Register {
                     account: index,

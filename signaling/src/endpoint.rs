@@ -46,7 +46,28 @@ pub enum EndpointEvent {
 
 struct RegistrationEntry {
     registration: Registration,
-    target: Target,
+    /// Where the registrar may be reached, best first (RFC 3263 §4.3).
+    targets: Vec<Target>,
+    /// The target in use; failures move on to the next one.
+    current: usize,
+}
+
+impl RegistrationEntry {
+    fn target(&self) -> Option<Target> {
+        self.targets.get(self.current).copied()
+    }
+
+    /// Moves to the next target after a failure (RFC 3263 §4.3). Returns `false`, and starts
+    /// over at the best target for the next attempt, when every target has been tried.
+    fn fail_over(&mut self) -> bool {
+        if self.current + 1 < self.targets.len() {
+            self.current += 1;
+            true
+        } else {
+            self.current = 0;
+            false
+        }
+    }
 }
 
 /// One SIP endpoint (a user agent with its transaction layer).
@@ -72,12 +93,15 @@ impl Endpoint {
         }
     }
 
-    /// Starts a registration whose requests go to `target`. `seed` feeds its random parts.
+    /// Starts a registration whose requests go to the first of `targets`; when a request to one
+    /// target times out, its transport fails or it answers `503`, the next one is tried at once
+    /// (RFC 3263 §4.3). Once every target has failed, the registration backs off and starts
+    /// over with the first. `seed` feeds its random parts.
     pub fn add_registration(
         &mut self,
         now: Instant,
         config: RegistrationConfig,
-        target: Target,
+        targets: Vec<Target>,
         seed: u64,
     ) -> RegistrationId {
         let id = RegistrationId(self.registrations.len());
@@ -85,7 +109,8 @@ impl Endpoint {
         registration.start(now);
         self.registrations.push(RegistrationEntry {
             registration,
-            target,
+            targets,
+            current: 0,
         });
         self.pump(now);
         id
@@ -94,6 +119,11 @@ impl Endpoint {
     /// The registration with this id.
     pub fn registration(&self, id: RegistrationId) -> Option<&Registration> {
         self.registrations.get(id.0).map(|e| &e.registration)
+    }
+
+    /// Where the registration's requests go now.
+    pub fn registration_target(&self, id: RegistrationId) -> Option<Target> {
+        self.registrations.get(id.0).and_then(|e| e.target())
     }
 
     /// Removes the binding of one registration.
@@ -153,7 +183,7 @@ impl Endpoint {
         reason: &str,
     ) {
         for entry in &mut self.registrations {
-            if entry.target == target {
+            if entry.target() == Some(target) {
                 entry.registration.handle_flow_failure(now);
             }
         }
@@ -163,7 +193,7 @@ impl Endpoint {
             .filter(|(_, id)| {
                 self.registrations
                     .get(id.0)
-                    .is_some_and(|e| e.target == target)
+                    .is_some_and(|e| e.target() == Some(target))
             })
             .map(|(key, id)| (key.clone(), *id))
             .collect();
@@ -171,9 +201,7 @@ impl Endpoint {
             // Unlinked first: the transaction's own TransportError event then finds no owner.
             self.by_transaction.remove(&key);
             self.transactions.handle_transport_error(now, &key);
-            if let Some(entry) = self.registrations.get_mut(id.0) {
-                entry.registration.handle_failure(now, kind, reason);
-            }
+            self.registration_failed(now, id, kind, reason);
         }
         self.pump(now);
     }
@@ -226,18 +254,21 @@ impl Endpoint {
                 let entry = &mut self.registrations[index];
                 if let Some(request) = entry.registration.poll_request(now) {
                     progressed = true;
-                    let target = entry.target;
+                    let Some(target) = entry.target() else {
+                        entry.registration.handle_failure(
+                            now,
+                            FailureKind::Unreachable,
+                            "the registrar has no address",
+                        );
+                        continue;
+                    };
                     match self.transactions.send_request(now, request, target) {
                         Ok(key) => {
                             self.by_transaction.insert(key, id);
                         }
                         Err(error) => {
                             let reason = format!("cannot send REGISTER: {error}");
-                            self.registrations[index].registration.handle_failure(
-                                now,
-                                FailureKind::Unreachable,
-                                &reason,
-                            );
+                            self.registration_failed(now, id, FailureKind::Unreachable, &reason);
                         }
                     }
                 }
@@ -256,30 +287,33 @@ impl Endpoint {
                         self.by_transaction.remove(&key);
                     }
                     if let Some(entry) = self.registrations.get_mut(id.0) {
-                        entry.registration.handle_response(now, &response);
+                        // RFC 3263 §4.3: a 503 sends the request to the next server.
+                        if response.status_code.code() == 503 && entry.fail_over() {
+                            entry.registration.resend(now);
+                        } else {
+                            entry.registration.handle_response(now, &response);
+                        }
                     }
                 }
             }
             TransactionEvent::Timeout { key } => {
                 if let Some(id) = self.by_transaction.remove(&key) {
-                    if let Some(entry) = self.registrations.get_mut(id.0) {
-                        entry.registration.handle_failure(
-                            now,
-                            FailureKind::Unreachable,
-                            "the server did not answer in time",
-                        );
-                    }
+                    self.registration_failed(
+                        now,
+                        id,
+                        FailureKind::Unreachable,
+                        "the server did not answer in time",
+                    );
                 }
             }
             TransactionEvent::TransportError { key } => {
                 if let Some(id) = self.by_transaction.remove(&key) {
-                    if let Some(entry) = self.registrations.get_mut(id.0) {
-                        entry.registration.handle_failure(
-                            now,
-                            FailureKind::Unreachable,
-                            "the connection to the server failed",
-                        );
-                    }
+                    self.registration_failed(
+                        now,
+                        id,
+                        FailureKind::Unreachable,
+                        "the connection to the server failed",
+                    );
                 }
             }
             TransactionEvent::Request {
@@ -296,6 +330,29 @@ impl Endpoint {
             TransactionEvent::StrayResponse { response, source } => {
                 tracing::debug!(%source, code = response.status_code.code(), "response outside any transaction ignored");
             }
+        }
+    }
+
+    /// The REGISTER in flight failed without a response: try the next target, or report the
+    /// failure once every target has been tried. An unverifiable server (TLS) is final.
+    fn registration_failed(
+        &mut self,
+        now: Instant,
+        id: RegistrationId,
+        kind: FailureKind,
+        reason: &str,
+    ) {
+        let Some(entry) = self.registrations.get_mut(id.0) else {
+            return;
+        };
+        let failed = entry.target();
+        if !kind.is_final() && entry.fail_over() {
+            if let (Some(failed), Some(next)) = (failed, entry.target()) {
+                tracing::info!(%failed, %next, %reason, "trying the registrar's next address");
+            }
+            entry.registration.resend(now);
+        } else {
+            entry.registration.handle_failure(now, kind, reason);
         }
     }
 

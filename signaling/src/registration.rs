@@ -315,6 +315,18 @@ impl Registration {
         }
     }
 
+    /// The request in flight will get no answer from where it went, and the endpoint sends it to
+    /// another address of the registrar (RFC 3263 §4.3): send it again at once, in a new
+    /// transaction, without counting a failure. Another server's challenge will be new to us,
+    /// so it is answered rather than taken for a wrong password.
+    pub fn resend(&mut self, _now: Instant) {
+        if self.in_flight {
+            self.in_flight = false;
+            self.want_send = true;
+            self.challenge_is_fresh = false;
+        }
+    }
+
     /// Acts on timers (refresh, retry).
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.wake_at {

@@ -102,7 +102,7 @@ fn registers_and_refreshes_through_a_lossy_network() {
     config.credentials = Some(Credentials::new("alice", "secret"));
     config.expires = 60;
     config.retry_base = Duration::from_secs(1);
-    endpoint.add_registration(clock.now(), config, server_addr, 9);
+    endpoint.add_registration(clock.now(), config, vec![server_addr], 9);
 
     let mut registered_at = Vec::new();
     let end = clock.now() + Duration::from_secs(200);
@@ -227,4 +227,183 @@ fn options_is_answered_and_unknown_methods_get_501() {
         assert!(text.starts_with(expected), "{text}");
         assert!(text.contains("Allow: OPTIONS"), "{text}");
     }
+}
+
+/// Runs `endpoint` against `registrar` at `live` over a perfect network until `until`. Requests
+/// to any other address vanish (a dead server); with `busy`, the dead address answers `503`.
+/// Returns the registration events with their times and the targets each REGISTER went to.
+fn run_with_two_addresses(
+    endpoint: &mut Endpoint,
+    registrar: &mut Registrar,
+    live: Target,
+    busy: bool,
+    start: Instant,
+    until: Duration,
+) -> (Vec<(Duration, RegistrationEvent)>, Vec<Target>) {
+    let client = udp("127.0.0.1:5070");
+    let mut clock = SimClock::new(start);
+    let mut network = SimNetwork::new(NetworkConfig::perfect(), 7);
+    let mut busy_server = TransactionLayer::new(TimerConfig::default());
+    let mut events = Vec::new();
+    let mut sent_to = Vec::new();
+    let end = start + until;
+    while clock.now() < end {
+        let now = clock.now();
+        while let Some(t) = endpoint.poll_transmit() {
+            sent_to.push(t.target);
+            network.send(now, client, t.target, t.bytes);
+        }
+        while let Some(t) = registrar.layer.poll_transmit() {
+            network.send(now, live, t.target, t.bytes);
+        }
+        while let Some(t) = busy_server.poll_transmit() {
+            network.send(now, t.target, client, t.bytes);
+        }
+        while let Some(EndpointEvent::Registration { event, .. }) = endpoint.poll_event() {
+            events.push((now - start, event));
+        }
+        let next = [
+            endpoint.poll_timeout(),
+            registrar.layer.poll_timeout(),
+            network.next_delivery(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(end);
+        clock.advance_to(next.max(now));
+        let now = clock.now();
+        while let Some(d) = network.poll_deliver(now) {
+            if d.to == live {
+                let msg = message::parse(&d.bytes).unwrap();
+                registrar.layer.handle_message(now, msg, d.from);
+                registrar.serve(now);
+            } else if d.to == client {
+                endpoint.handle_datagram(now, &d.bytes, d.from);
+            } else if busy {
+                busy_server.handle_message(now, message::parse(&d.bytes).unwrap(), d.from);
+                while let Some(event) = busy_server.poll_event() {
+                    if let TransactionEvent::Request { key, request, .. } = event {
+                        let r = message::response_to(&request, 503, "Service Unavailable");
+                        busy_server.respond(now, &key, r).unwrap();
+                    }
+                }
+            }
+        }
+        endpoint.handle_timeout(now);
+        registrar.layer.handle_timeout(now);
+        registrar.serve(now);
+    }
+    (events, sent_to)
+}
+
+fn alice() -> RegistrationConfig {
+    let mut config = RegistrationConfig::new(
+        rsip::Uri::try_from("sip:alice@sim.test").unwrap(),
+        rsip::Uri::try_from("sip:sim.test").unwrap(),
+        udp("127.0.0.1:5070").addr,
+    );
+    config.credentials = Some(Credentials::new("alice", "secret"));
+    config.expires = 60;
+    config
+}
+
+#[test]
+fn a_silent_first_address_gives_way_to_the_next_after_timer_f() {
+    let dead = udp("127.0.0.1:5001");
+    let live = udp("127.0.0.1:5002");
+    let mut endpoint = Endpoint::new(TimerConfig::default());
+    let mut registrar = Registrar::new();
+    let start = Instant::now();
+    endpoint.add_registration(start, alice(), vec![dead, live], 3);
+    let (events, sent_to) = run_with_two_addresses(
+        &mut endpoint,
+        &mut registrar,
+        live,
+        false,
+        start,
+        Duration::from_secs(40),
+    );
+    let registered: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, RegistrationEvent::Registered { .. }))
+        .collect();
+    assert_eq!(registered.len(), 1, "{events:?}");
+    // Timer F (64*T1 = 32 s) ends the attempt at the dead address; the next one goes at once.
+    let at = registered[0].0;
+    assert!(
+        at >= Duration::from_secs(32) && at < Duration::from_secs(33),
+        "{at:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|(_, e)| !matches!(e, RegistrationEvent::Failed { .. })),
+        "failing over is not a failure: {events:?}"
+    );
+    assert_eq!(sent_to.first(), Some(&dead));
+    assert_eq!(sent_to.last(), Some(&live));
+    // The challenge from the second server is answered, not taken for a wrong password.
+    assert_eq!(registrar.registers.len(), 2);
+}
+
+#[test]
+fn a_503_moves_to_the_next_address_at_once() {
+    let busy = udp("127.0.0.1:5001");
+    let live = udp("127.0.0.1:5002");
+    let mut endpoint = Endpoint::new(TimerConfig::default());
+    let mut registrar = Registrar::new();
+    let start = Instant::now();
+    let id = endpoint.add_registration(start, alice(), vec![busy, live], 3);
+    let (events, _) = run_with_two_addresses(
+        &mut endpoint,
+        &mut registrar,
+        live,
+        true,
+        start,
+        Duration::from_secs(5),
+    );
+    match events.as_slice() {
+        [(at, RegistrationEvent::Registered { .. })] => {
+            assert!(*at < Duration::from_millis(10), "{at:?}")
+        }
+        other => panic!("expected one registration, got {other:?}"),
+    }
+    assert_eq!(endpoint.registration_target(id), Some(live));
+}
+
+#[test]
+fn when_every_address_fails_the_registration_backs_off_and_starts_over() {
+    let first = udp("127.0.0.1:5001");
+    let second = udp("127.0.0.1:5003");
+    let live = udp("127.0.0.1:5002");
+    let mut endpoint = Endpoint::new(TimerConfig::default());
+    let mut registrar = Registrar::new();
+    let start = Instant::now();
+    let id = endpoint.add_registration(start, alice(), vec![first, second], 3);
+    let (events, sent_to) = run_with_two_addresses(
+        &mut endpoint,
+        &mut registrar,
+        live,
+        false,
+        start,
+        Duration::from_secs(65),
+    );
+    // Both addresses time out (32 s each), then one failure is reported with a retry time.
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, RegistrationEvent::Failed { .. }))
+        .collect();
+    assert_eq!(failures.len(), 1, "{events:?}");
+    assert!(failures[0].0 >= Duration::from_secs(64), "{failures:?}");
+    assert!(matches!(
+        failures[0].1,
+        RegistrationEvent::Failed {
+            retry_in: Some(_),
+            ..
+        }
+    ));
+    assert_eq!(sent_to.first(), Some(&first));
+    assert!(sent_to.contains(&second));
+    assert_eq!(endpoint.registration_target(id), Some(first));
 }

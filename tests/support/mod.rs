@@ -2,13 +2,15 @@
 //!
 //! - [`kamailio`]: Kamailio as registrar/proxy with digest auth, in-memory users and locations,
 //!   UDP/TCP/TLS (and optionally WebSocket) listeners, and parsed REGISTER log lines.
-//! - [`kamailio_calls`]: the calls Kamailio proxied, with its timestamps ([`kamailio_calls::CallTimeline`]).
+//! - [`kamailio_calls`]: the calls Kamailio proxied, with its timestamps
+//!   ([`kamailio_calls::CallTimeline`]).
 //! - [`baresip`]: baresip as a second user agent that registers to it; [`baresip_phone`] makes
 //!   it a desk phone for calls (WAV source, recording, codecs, SRTP, console commands) and
 //!   [`baresip_events`] parses its log into call events.
 //! - [`wav`]: tone generators and a WAV reader for media checks with `callisto_media::analysis`.
 //! - [`measure`]: CPU, peak RSS, strace-timed packets and call setup times for benches.
 //! - [`pki`]: a throwaway test CA and server certificates.
+//! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
 //!
 //! Every socket binds to 127.0.0.1. A missing peer is an error, so tests fail instead of
@@ -20,6 +22,7 @@
 pub mod baresip;
 pub mod baresip_events;
 pub mod baresip_phone;
+pub mod dns_server;
 pub mod kamailio;
 pub mod kamailio_calls;
 pub mod kamailio_cfg;

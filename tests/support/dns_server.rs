@@ -1,4 +1,5 @@
-//! A tiny authoritative DNS server on 127.0.0.1 for the resolver's tests.
+//! A tiny authoritative DNS server on 127.0.0.1 for tests of server location (RFC 3263):
+//! the resolver's unit tests and the registrar failover test share it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,15 +11,15 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 /// Serves a fixed set of records; names it does not know get NXDOMAIN.
-pub(super) struct TestDnsServer {
-    pub(super) addr: SocketAddr,
+pub struct TestDnsServer {
+    pub addr: SocketAddr,
     queries: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
 impl TestDnsServer {
     /// Starts serving `records` on a random UDP port of 127.0.0.1.
-    pub(super) async fn start(records: Vec<Record>) -> TestDnsServer {
+    pub async fn start(records: Vec<Record>) -> TestDnsServer {
         let socket = UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("bind a UDP port");
@@ -49,7 +50,7 @@ impl TestDnsServer {
     }
 
     /// How many queries arrived so far.
-    pub(super) fn queries(&self) -> usize {
+    pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
     }
 }
@@ -88,7 +89,7 @@ fn answer(request: &Message, records: &[Record]) -> Message {
 }
 
 /// Builds a record for `name` (a fully qualified name with its trailing dot).
-pub(super) fn record(name: &str, data: RData) -> Record {
+pub fn record(name: &str, data: RData) -> Record {
     let name = Name::from_ascii(name).expect("valid test name");
     let mut record = Record::from_rdata(name, 60, data);
     record.set_dns_class(DNSClass::IN);
@@ -96,6 +97,6 @@ pub(super) fn record(name: &str, data: RData) -> Record {
 }
 
 /// A fully qualified name for test data.
-pub(super) fn name(text: &str) -> Name {
+pub fn name(text: &str) -> Name {
     Name::from_ascii(text).expect("valid test name")
 }
