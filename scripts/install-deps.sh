@@ -31,6 +31,7 @@ TEST_PACKAGES=(
     util-linux
     openssl
     procps
+    strace
 )
 
 usage() {

@@ -1,6 +1,7 @@
 //! Callisto's media: audio frames, sources and sinks, codecs, the jitter buffer and the RTP
 //! machinery of a call's media session.
 //!
+//! - [`analysis`]: tone analysis (dominant frequency, coverage, burst onset) for tests and benches.
 //! - [`audio`]: frames and formats, sources (tone, WAV, silence) and sinks (WAV recorder, null,
 //!   memory), resampling.
 //! - [`codec`]: Opus, G.711 µ-law and A-law behind one encoder/decoder interface.
@@ -8,6 +9,7 @@
 //! - [`netsim`]: a seeded network simulator for media tests.
 //! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
 
+pub mod analysis;
 pub mod audio;
 pub mod codec;
 pub mod jitter_buffer;

@@ -2,8 +2,10 @@
 //!
 //! [`Baresip::start`] writes a `config` and an `accounts` file into a temporary directory and
 //! runs `baresip -f <dir>` in the foreground on 127.0.0.1, with output captured. The default
-//! module set is the minimum needed to register (G.711 and the `account` loader); tests that
-//! place calls add their own modules (`aufile`, `fakevideo`, `cons`, …).
+//! module set is the minimum needed to register (G.711 and the `account` loader). For calls,
+//! [`super::baresip_phone::PhoneConfig`] builds a config with audio from a WAV file, recording,
+//! codecs, SRTP and the `cons` console; [`super::baresip_phone`] also holds the commands
+//! (`dial`, `answer`, …) and [`super::baresip_events`] the events parsed from the log.
 //!
 //! baresip listens for SIP on `sip_port` (UDP and TCP) and for TLS on `sip_port + 1`;
 //! [`BaresipConfig::new`] reserves both.
@@ -12,6 +14,7 @@ use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,6 +43,11 @@ pub struct BaresipConfig {
     pub app_modules: Vec<String>,
     /// Further `config` lines, appended verbatim.
     pub extra_config: Vec<String>,
+    /// Port of the `cons` console on 127.0.0.1 (UDP and TCP), which takes `menu` commands
+    /// (`/dial …`); `None` loads neither module.
+    pub cons_port: Option<u16>,
+    /// Record what each call sends and hears with `sndfile`, into [`Baresip::recordings_dir`].
+    pub record: bool,
 }
 
 impl BaresipConfig {
@@ -51,6 +59,8 @@ impl BaresipConfig {
             modules: vec!["g711.so".to_owned()],
             app_modules: vec!["account.so".to_owned()],
             extra_config: Vec::new(),
+            cons_port: None,
+            record: false,
         }
     }
 
@@ -64,7 +74,7 @@ impl BaresipConfig {
         config
     }
 
-    fn render(&self) -> String {
+    fn render(&self, dir: &Path) -> String {
         let mut config = String::new();
         let _ = writeln!(config, "poll_method\t\tepoll");
         let _ = writeln!(config, "sip_listen\t\t127.0.0.1:{}", self.sip_port);
@@ -75,8 +85,22 @@ impl BaresipConfig {
         for module in &self.modules {
             let _ = writeln!(config, "module\t\t\t{module}");
         }
+        if self.record {
+            let _ = writeln!(config, "module\t\t\tsndfile.so");
+            let _ = writeln!(config, "snd_path\t\t{}", recordings_dir(dir).display());
+        }
+        if let Some(port) = self.cons_port {
+            let _ = writeln!(config, "module\t\t\tcons.so");
+            let _ = writeln!(config, "cons_listen\t\t127.0.0.1:{port}");
+        }
         for module in &self.app_modules {
             let _ = writeln!(config, "module_app\t\t{module}");
+        }
+        if self.cons_port.is_some() {
+            // The commands cons forwards are menu's; without the status line, every event
+            // stays on a line of its own.
+            let _ = writeln!(config, "module_app\t\tmenu.so");
+            let _ = writeln!(config, "statmode_default\toff");
         }
         for line in &self.extra_config {
             let _ = writeln!(config, "{line}");
@@ -97,6 +121,8 @@ pub struct Baresip {
     dir: TempDir,
     child: LoggedChild,
     started_at: Instant,
+    /// Connected to the `cons` port, if there is one.
+    pub(super) cons: Option<UdpSocket>,
 }
 
 impl Baresip {
@@ -106,7 +132,10 @@ impl Baresip {
         let dir = tempfile::Builder::new()
             .prefix("callisto-baresip-")
             .tempdir()?;
-        fs::write(dir.path().join("config"), config.render())?;
+        fs::write(dir.path().join("config"), config.render(dir.path()))?;
+        if config.record {
+            fs::create_dir_all(recordings_dir(dir.path()))?;
+        }
         let mut accounts = config.accounts.join("\n");
         accounts.push('\n');
         fs::write(dir.path().join("accounts"), accounts)?;
@@ -131,11 +160,21 @@ impl Baresip {
             dir.disable_cleanup(true);
             return Err(error);
         }
+        let cons = match config.cons_port {
+            Some(port) => {
+                let socket = UdpSocket::bind("127.0.0.1:0")?;
+                socket.connect(("127.0.0.1", port))?;
+                socket.set_nonblocking(true)?;
+                Some(socket)
+            }
+            None => None,
+        };
         Ok(Baresip {
             config,
             dir,
             child,
             started_at,
+            cons,
         })
     }
 
@@ -152,6 +191,21 @@ impl Baresip {
     /// The PID of the process.
     pub fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    /// Where `sndfile` writes its recordings when [`BaresipConfig::record`] is set.
+    pub fn recordings_dir(&self) -> PathBuf {
+        recordings_dir(self.dir.path())
+    }
+
+    /// Every output line so far with the moment the harness read it.
+    pub fn timed_log_lines(&self) -> Vec<(Instant, String)> {
+        self.child.timed_lines()
+    }
+
+    /// An error of `kind` that names baresip and carries the tail of its log.
+    pub fn error(&self, kind: io::ErrorKind, what: &str) -> io::Error {
+        self.child.error(kind, what)
     }
 
     /// When the process was spawned.
@@ -244,6 +298,10 @@ pub fn baresip_binary() -> io::Result<PathBuf> {
                  install the test peers with `scripts/install-deps.sh test`",
             )
         })
+}
+
+fn recordings_dir(config_dir: &Path) -> PathBuf {
+    config_dir.join("recordings")
 }
 
 /// Where Debian installs baresip's modules (`$BARESIP_MODULES` overrides).

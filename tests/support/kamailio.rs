@@ -479,7 +479,7 @@ fn options_ping(socket: &UdpSocket, port: u16, attempt: u32) -> io::Result<bool>
 
 /// Splits the `key=value|key=value…` part after `marker` into fields. `last_key`'s value runs
 /// to the end of the line (it may contain `|`).
-fn marker_fields<'a>(
+pub(super) fn marker_fields<'a>(
     line: &'a str,
     marker: &str,
     last_key: &str,
@@ -502,7 +502,7 @@ fn marker_fields<'a>(
     Some(fields)
 }
 
-fn field<'a>(fields: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(fields: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
     fields
         .iter()
         .find(|(name, _)| *name == key)
@@ -510,7 +510,7 @@ fn field<'a>(fields: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
 }
 
 /// A field Kamailio may print as `<null>` when the header is absent.
-fn optional_field(fields: &[(&str, &str)], key: &str) -> Option<String> {
+pub(super) fn optional_field(fields: &[(&str, &str)], key: &str) -> Option<String> {
     field(fields, key)
         .filter(|value| *value != "<null>" && !value.is_empty())
         .map(str::to_owned)

@@ -91,6 +91,17 @@ impl LoggedChild {
         lock(&self.lines).clone()
     }
 
+    /// A snapshot of every output line so far with the moment the harness read it.
+    pub fn timed_lines(&self) -> Vec<(Instant, String)> {
+        let lines = lock(&self.lines);
+        let arrivals = lock(&self.arrivals);
+        arrivals
+            .iter()
+            .copied()
+            .zip(lines.iter().cloned())
+            .collect()
+    }
+
     /// When the harness first saw a line matching `predicate`, if it has.
     pub fn first_seen(&self, mut predicate: impl FnMut(&str) -> bool) -> Option<Instant> {
         let lines = lock(&self.lines);

@@ -2,7 +2,13 @@
 //!
 //! - [`kamailio`]: Kamailio as registrar/proxy with digest auth, in-memory users and locations,
 //!   UDP/TCP/TLS (and optionally WebSocket) listeners, and parsed REGISTER log lines.
-//! - [`baresip`]: baresip as a second user agent that registers to it.
+//! - [`kamailio_calls`]: the calls Kamailio proxied, with its timestamps
+//!   ([`kamailio_calls::CallTimeline`]).
+//! - [`baresip`]: baresip as a second user agent that registers to it; [`baresip_phone`] makes
+//!   it a desk phone for calls (WAV source, recording, codecs, SRTP, console commands) and
+//!   [`baresip_events`] parses its log into call events.
+//! - [`wav`]: tone generators and a WAV reader for media checks with `callisto_media::analysis`.
+//! - [`measure`]: CPU, peak RSS, strace-timed packets and call setup times for benches.
 //! - [`pki`]: a throwaway test CA and server certificates.
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
@@ -14,11 +20,16 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod baresip_events;
+pub mod baresip_phone;
 pub mod dns_server;
 pub mod kamailio;
+pub mod kamailio_calls;
 pub mod kamailio_cfg;
 pub mod logged_child;
+pub mod measure;
 pub mod pki;
+pub mod wav;
 
 use std::collections::HashSet;
 use std::net::{TcpListener, UdpSocket};

@@ -1,0 +1,348 @@
+//! Measurements of calls and of the processes in them, for benches that compare Callisto with
+//! baresip on the same machine in the same run.
+//!
+//! - [`ProcessMeter`]: CPU time (user + system, all threads) of a process by PID over an
+//!   interval, as a percentage of one core, and its peak resident set (`VmHWM`), from `/proc`.
+//! - [`SendTrace`]: `strace` attached to a process by PID, recording every `sendto`/`sendmsg`
+//!   with its wall-clock time in microseconds, to find the first RTP packet it sent. Attaching
+//!   needs ptrace rights over the process (root, or the same user with Yama `ptrace_scope` 0).
+//! - [`CallSetup`]: a call's setup times from the proxy's timestamps
+//!   ([`super::kamailio_calls::CallTimeline`]) and a callee's [`SendTrace`]. Both clocks are the
+//!   system's wall clock (`gettimeofday`), so the two sources compare directly.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::kamailio::Kamailio;
+use super::kamailio_calls::{parse_unix_time, CallTimeline};
+use super::logged_child::LoggedChild;
+
+/// How long [`SendTrace::attach`] waits for strace to report it is attached.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// CPU time (user + system) the process `pid` has used so far, all threads included.
+pub fn cpu_time(pid: u32) -> io::Result<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command: state (3), …, utime (14), stime (15).
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| -> io::Result<u64> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
+    };
+    // `rest` starts at field 3, so field n is at index n - 3.
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_secs_f64(
+        total as f64 / clock_ticks_per_second(),
+    ))
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// The peak resident set size (`VmHWM`) of the process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmHWM in /proc status"))
+}
+
+/// What a process used over an interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessUsage {
+    /// CPU time used in the interval.
+    pub cpu: Duration,
+    /// The interval's length.
+    pub wall: Duration,
+    /// `cpu / wall` in percent of one core.
+    pub cpu_percent: f64,
+    /// The peak resident set at the end of the interval, in KiB (a lifetime peak).
+    pub peak_rss_kib: u64,
+}
+
+/// Measures one process's CPU use from [`ProcessMeter::start`] to [`ProcessMeter::finish`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessMeter {
+    pid: u32,
+    cpu: Duration,
+    at: Instant,
+}
+
+impl ProcessMeter {
+    /// Starts measuring the process `pid`.
+    pub fn start(pid: u32) -> io::Result<ProcessMeter> {
+        Ok(ProcessMeter {
+            pid,
+            cpu: cpu_time(pid)?,
+            at: Instant::now(),
+        })
+    }
+
+    /// The usage since [`ProcessMeter::start`]; the process must still be running.
+    pub fn finish(&self) -> io::Result<ProcessUsage> {
+        let cpu = cpu_time(self.pid)?.saturating_sub(self.cpu);
+        let wall = self.at.elapsed();
+        Ok(ProcessUsage {
+            cpu,
+            wall,
+            cpu_percent: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+            peak_rss_kib: peak_rss_kib(self.pid)?,
+        })
+    }
+}
+
+/// A datagram a traced process sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDatagram {
+    /// When the send call began (wall clock, microseconds).
+    pub at: SystemTime,
+    /// The first bytes of the payload (strace shows 16 at most).
+    pub head: Vec<u8>,
+}
+
+impl SentDatagram {
+    /// Whether the payload looks like RTP: version 2 and a payload type that is not RTCP's
+    /// (200–204 read as 72–76 with the marker bit). SIP text, STUN and RTCP are not.
+    pub fn is_rtp(&self) -> bool {
+        match self.head.as_slice() {
+            [first, second, ..] => first >> 6 == 2 && !(72..=76).contains(&(second & 0x7f)),
+            _ => false,
+        }
+    }
+
+    /// The RTP payload type, if this is RTP.
+    pub fn payload_type(&self) -> Option<u8> {
+        self.is_rtp().then(|| self.head[1] & 0x7f)
+    }
+}
+
+/// Parses a line of `strace -ttt -xx` output for `sendto`/`sendmsg`/`sendmmsg` into the
+/// datagram sent (its first quoted buffer). Other lines give `None`.
+///
+/// Lines look like `1234 1700000000.123456 sendto(7, "\x80\x00…"..., 172, 0, {…}, 16) = 172`
+/// (the PID only with `-f`; an interrupted call ends in `<unfinished ...>`).
+pub fn parse_strace_send(line: &str) -> Option<SentDatagram> {
+    let mut words = line.split_whitespace();
+    let mut word = words.next()?;
+    if !word.contains('.') {
+        word = words.next()?;
+    }
+    let at = parse_unix_time(word)?;
+    let call = line.split_once(word)?.1.trim_start();
+    if !["sendto(", "sendmsg(", "sendmmsg("]
+        .iter()
+        .any(|name| call.starts_with(name))
+    {
+        return None;
+    }
+    let (_, quoted) = call.split_once('"')?;
+    let (hex, _) = quoted.split_once('"')?;
+    let head = hex
+        .split("\\x")
+        .filter(|byte| !byte.is_empty())
+        .map(|byte| u8::from_str_radix(byte, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(SentDatagram { at, head })
+}
+
+/// strace attached to a running process, logging every datagram it sends.
+pub struct SendTrace {
+    child: LoggedChild,
+    output: PathBuf,
+}
+
+impl SendTrace {
+    /// Attaches strace to `pid` (all its threads) and waits until it is attached. The trace
+    /// goes to `output`.
+    pub fn attach(pid: u32, output: &Path) -> io::Result<SendTrace> {
+        let mut command = Command::new("strace");
+        command
+            .args(["-f", "-ttt", "-xx", "-s", "16"])
+            .args(["-e", "trace=sendto,sendmsg,sendmmsg", "-e", "signal=none"])
+            .arg("-o")
+            .arg(output)
+            .arg("-p")
+            .arg(pid.to_string());
+        let log = output.with_extension("strace.log");
+        let child = LoggedChild::spawn("strace", command, &log).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("{error} (strace is in Debian's `strace` package)"),
+            )
+        })?;
+        if !child.wait_for(
+            |lines| lines.iter().any(|line| line.contains("attached")),
+            ATTACH_TIMEOUT,
+        ) {
+            return Err(child.error(
+                io::ErrorKind::PermissionDenied,
+                "strace did not attach (ptrace needs root or kernel.yama.ptrace_scope=0)",
+            ));
+        }
+        Ok(SendTrace {
+            child,
+            output: output.to_owned(),
+        })
+    }
+
+    /// Detaches strace (the traced process keeps running) and waits for it to exit.
+    pub fn stop(&mut self) -> io::Result<()> {
+        self.child.stop(Duration::from_secs(3)).map(drop)
+    }
+
+    /// The datagrams sent while attached; read after [`SendTrace::stop`] so the file is whole.
+    pub fn datagrams(&self) -> io::Result<Vec<SentDatagram>> {
+        Ok(fs::read_to_string(&self.output)?
+            .lines()
+            .filter_map(parse_strace_send)
+            .collect())
+    }
+
+    /// The first RTP packet sent at or after `after`.
+    pub fn first_rtp_after(&self, after: SystemTime) -> io::Result<Option<SentDatagram>> {
+        Ok(self
+            .datagrams()?
+            .into_iter()
+            .find(|datagram| datagram.at >= after && datagram.is_rtp()))
+    }
+}
+
+/// How long a call took to set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSetup {
+    /// From the INVITE reaching the proxy to the 2xx passing it back.
+    pub invite_to_answer: Duration,
+    /// From the INVITE reaching the proxy to the callee sending its first RTP packet.
+    pub invite_to_callee_rtp: Option<Duration>,
+}
+
+impl CallSetup {
+    /// The setup times of `timeline`, with the callee's first RTP packet taken from
+    /// `callee_sends` (for instance [`SendTrace::datagrams`]). `None` without an answer.
+    pub fn measure(timeline: &CallTimeline, callee_sends: &[SentDatagram]) -> Option<CallSetup> {
+        let invite_to_answer = timeline.setup_time()?;
+        let invite_to_callee_rtp = callee_sends
+            .iter()
+            .find(|datagram| datagram.at >= timeline.invite && datagram.is_rtp())
+            .and_then(|datagram| datagram.at.duration_since(timeline.invite).ok());
+        Some(CallSetup {
+            invite_to_answer,
+            invite_to_callee_rtp,
+        })
+    }
+}
+
+/// What one call cost, measured by [`measure_established_call`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallMeasurement {
+    /// Setup times from the proxy's log and the callee's trace.
+    pub setup: CallSetup,
+    /// The caller's CPU and memory while the call ran.
+    pub caller: ProcessUsage,
+    /// The callee's CPU and memory while the call ran.
+    pub callee: ProcessUsage,
+}
+
+/// How long after the call is up the callee's trace keeps running, so its first RTP packet is
+/// in it.
+const TRACE_TAIL: Duration = Duration::from_millis(300);
+
+/// Measures the first call in `kamailio`'s log, which must have just been established between
+/// the processes `caller_pid` and `callee_pid`, `callee_sends` having been attached to the
+/// callee before the INVITE: detaches the trace (so it costs the callee nothing while metered),
+/// meters both processes for `duration`, and reads the setup times. Returns before anyone
+/// hangs up; works for any pair of user agents, not only baresip.
+pub fn measure_established_call(
+    kamailio: &Kamailio,
+    caller_pid: u32,
+    callee_pid: u32,
+    mut callee_sends: SendTrace,
+    duration: Duration,
+) -> io::Result<CallMeasurement> {
+    std::thread::sleep(TRACE_TAIL);
+    callee_sends.stop()?;
+    let caller = ProcessMeter::start(caller_pid)?;
+    let callee = ProcessMeter::start(callee_pid)?;
+    std::thread::sleep(duration);
+    let caller = caller.finish()?;
+    let callee = callee.finish()?;
+    let timeline = CallTimeline::first_call(&kamailio.call_log())
+        .ok_or_else(|| io::Error::other("no INVITE in the proxy's log"))?;
+    let setup = CallSetup::measure(&timeline, &callee_sends.datagrams()?)
+        .ok_or_else(|| io::Error::other(format!("the call was not answered: {timeline:?}")))?;
+    Ok(CallMeasurement {
+        setup,
+        caller,
+        callee,
+    })
+}
+
+/// The median of `values` (the upper one of an even count); NaN when empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Median, minimum and maximum of a series of measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The median (the upper one of an even count).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// How many values there were.
+    pub count: usize,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let min = values.iter().copied().reduce(f64::min)?;
+        let max = values.iter().copied().reduce(f64::max)?;
+        Some(Spread {
+            median: median(values.to_vec()),
+            min,
+            max,
+            count: values.len(),
+        })
+    }
+}
+
+/// Prints `rows` of `(label, unit, values)` as an aligned table of median, min and max under
+/// `title`; a row without values prints `n/a`.
+pub fn print_spread_table(title: &str, rows: &[(&str, &str, Vec<f64>)]) {
+    println!("{title}");
+    println!(
+        "  {:<44} {:>5} {:>9} {:>9} {:>9}",
+        "", "unit", "median", "min", "max"
+    );
+    for (label, unit, values) in rows {
+        match Spread::of(values) {
+            Some(spread) => println!(
+                "  {label:<44} {unit:>5} {:>9.2} {:>9.2} {:>9.2}",
+                spread.median, spread.min, spread.max
+            ),
+            None => println!("  {label:<44} {unit:>5} {:>9}", "n/a"),
+        }
+    }
+}
