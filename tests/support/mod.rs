@@ -22,6 +22,7 @@
 pub mod baresip;
 pub mod baresip_events;
 pub mod baresip_phone;
+pub mod callisto;
 pub mod dns_server;
 pub mod kamailio;
 pub mod kamailio_calls;

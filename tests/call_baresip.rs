@@ -1,0 +1,394 @@
+//! Callisto and a desk phone (baresip) through Kamailio: calls both ways with PCMU, PCMA and
+//! Opus, SDES-SRTP, DTMF both ways, hold and resume from each side, BYE from each side, CANCEL
+//! before the answer, an INVITE the proxy challenges.
+//!
+//! Callisto (alice) sends 440 Hz, baresip (bob) 1270 Hz; each records what it hears. A call
+//! carried audio when the other side's tone dominates at least 90 % of the recording (FFT peak
+//! within 2 %) and the own tone is absent.
+
+mod support;
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use callisto_media::analysis::{frequency_level, tone_coverage};
+
+use support::baresip::Baresip;
+use support::baresip_events::BaresipEvent;
+use support::baresip_phone::{AnswerMode, Codec, PhoneConfig, SrtpMode};
+use support::callisto::Callisto;
+use support::kamailio::{Kamailio, KamailioConfig};
+use support::wav;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(5);
+const ALICE_HZ: f32 = 440.0;
+const BOB_HZ: f32 = 1270.0;
+const CALL_SECS: &str = "2.5";
+const TOLERANCE: f32 = 0.02;
+const WINDOW_MS: u32 = 50;
+const MIN_LEVEL: f32 = 0.05;
+const LEAK_LEVEL: f32 = 0.01;
+
+/// Kamailio with alice and bob, baresip registered as bob, a directory for Callisto's files.
+struct Rig {
+    bob: Baresip,
+    kamailio: Kamailio,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn start(
+        kamailio: KamailioConfig,
+        bob: impl FnOnce(PhoneConfig) -> PhoneConfig,
+    ) -> Result<Rig, Box<dyn Error>> {
+        let kamailio = Kamailio::start(KamailioConfig {
+            users: vec![
+                ("alice".to_owned(), "alice-secret".to_owned()),
+                ("bob".to_owned(), "bob-secret".to_owned()),
+            ],
+            ..kamailio
+        })?;
+        let dir = tempfile::Builder::new().prefix("callisto-call-").tempdir()?;
+        let tone = dir.path().join("bob.wav");
+        wav::write_tone(&tone, BOB_HZ, 8000, 1, 20.0)?;
+        let port = kamailio.config().udp_port;
+        let bob = Baresip::start_phone(bob(
+            PhoneConfig::registered("bob", "bob-secret", port).playing(&tone),
+        ))?;
+        bob.wait_for_registered(WAIT)?;
+        Ok(Rig { bob, kamailio, dir })
+    }
+
+    fn registrar(&self) -> String {
+        format!("sip:127.0.0.1:{}", self.kamailio.config().udp_port)
+    }
+
+    fn recording(&self) -> PathBuf {
+        self.dir.path().join("alice-heard.wav")
+    }
+
+    /// `callisto COMMAND` as alice, registered, playing 440 Hz and recording.
+    fn callisto(&self, command: &[&str], extra: &[&str]) -> std::io::Result<Callisto> {
+        let registrar = self.registrar();
+        let recording = self.recording();
+        let mut args: Vec<&str> = command.to_vec();
+        args.extend([
+            "--user",
+            "sip:alice@127.0.0.1",
+            "--password",
+            "alice-secret",
+            "--registrar",
+            &registrar,
+            "--listen",
+            "127.0.0.1:0",
+            "--audio",
+            "tone:440",
+            "--json",
+        ]);
+        let recording = recording.to_string_lossy().into_owned();
+        args.extend(["--record-audio", &recording]);
+        args.extend(extra);
+        Callisto::start(self.dir.path(), &args)
+    }
+
+    fn bob_uri(&self) -> String {
+        "sip:bob@127.0.0.1".to_owned()
+    }
+}
+
+#[derive(Debug)]
+struct Heard {
+    seconds: f64,
+    coverage: f32,
+    own_level: f32,
+}
+
+fn analyse(recording: &Path, expected_hz: f32, own_hz: f32) -> std::io::Result<Heard> {
+    let audio = wav::read_mono(recording)?;
+    let rate = audio.sample_rate;
+    Ok(Heard {
+        seconds: audio.seconds(),
+        coverage: tone_coverage(
+            &audio.samples,
+            rate,
+            expected_hz,
+            TOLERANCE,
+            WINDOW_MS,
+            MIN_LEVEL,
+        ),
+        own_level: frequency_level(&audio.samples, rate, own_hz, TOLERANCE, WINDOW_MS),
+    })
+}
+
+fn assert_heard(who: &str, recording: &Path, expected_hz: f32, own_hz: f32) -> TestResult {
+    let heard = analyse(recording, expected_hz, own_hz)?;
+    println!("{who} heard {expected_hz} Hz: {heard:?}");
+    assert!(
+        heard.coverage >= 0.9 && heard.seconds >= 2.0,
+        "{who} heard {expected_hz} Hz too little: {heard:?} ({})",
+        recording.display()
+    );
+    assert!(
+        heard.own_level < LEAK_LEVEL,
+        "{who} hears its own {own_hz} Hz: {heard:?}"
+    );
+    Ok(())
+}
+
+fn is_established(event: &BaresipEvent) -> bool {
+    matches!(event, BaresipEvent::Established { .. })
+}
+
+fn codec_flag(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Pcmu => "pcmu",
+        Codec::Pcma => "pcma",
+        Codec::Opus => "opus",
+    }
+}
+
+/// Callisto calls baresip and hangs up after 2.5 s; both tones are checked.
+fn callisto_calls(codec: Codec, srtp: SrtpMode) -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| {
+        bob.codecs(&[codec]).srtp(srtp)
+    })?;
+    let srtp_flag = match srtp {
+        SrtpMode::Off => "off",
+        SrtpMode::Optional => "optional",
+        SrtpMode::Mandatory => "mandatory",
+    };
+    let uri = rig.bob_uri();
+    let mut alice = rig.callisto(
+        &["call", &uri],
+        &[
+            "--codecs",
+            codec_flag(codec),
+            "--srtp",
+            srtp_flag,
+            "--duration",
+            CALL_SECS,
+        ],
+    )?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(
+        answered["codec"].as_str().map(str::to_ascii_lowercase),
+        Some(codec_flag(codec).to_owned())
+    );
+    assert_eq!(answered["srtp"], srtp == SrtpMode::Mandatory);
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "local", "{ended}");
+    let status = alice.wait(WAIT)?;
+    assert!(status.success(), "{status:?}\n{}", alice.stderr());
+    let audio = &ended["audio"];
+    assert!(audio["rx_packets"].as_u64().unwrap_or(0) > 100, "{ended}");
+    assert!(audio["tx_packets"].as_u64().unwrap_or(0) > 100, "{ended}");
+
+    rig.bob.wait_for_event(
+        |e| matches!(e, BaresipEvent::Closed { .. }),
+        WAIT,
+    )?;
+    assert_heard("alice", &rig.recording(), BOB_HZ, ALICE_HZ)?;
+    assert_heard("bob", &rig.bob.last_heard()?, ALICE_HZ, BOB_HZ)?;
+    Ok(())
+}
+
+/// baresip calls Callisto, which answers; baresip hangs up after 2.5 s.
+fn baresip_calls(codec: Codec, srtp: SrtpMode) -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| {
+        bob.codecs(&[codec]).srtp(srtp)
+    })?;
+    let srtp_flag = if srtp == SrtpMode::Mandatory {
+        "mandatory"
+    } else {
+        "optional"
+    };
+    let mut alice = rig.callisto(
+        &["answer"],
+        &["--codecs", "opus,pcmu,pcma", "--srtp", srtp_flag],
+    )?;
+    alice.expect("registered", WAIT)?;
+    rig.bob.dial("sip:alice@127.0.0.1")?;
+    alice.expect("incoming", WAIT)?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(
+        answered["codec"].as_str().map(str::to_ascii_lowercase),
+        Some(codec_flag(codec).to_owned())
+    );
+    rig.bob.wait_for_event(is_established, WAIT)?;
+    thread::sleep(Duration::from_millis(2500));
+    rig.bob.hang_up()?;
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "remote", "{ended}");
+    let status = alice.wait(WAIT)?;
+    assert!(status.success(), "{status:?}\n{}", alice.stderr());
+    assert_heard("alice", &rig.recording(), BOB_HZ, ALICE_HZ)?;
+    assert_heard("bob", &rig.bob.last_heard()?, ALICE_HZ, BOB_HZ)?;
+    Ok(())
+}
+
+#[test]
+fn callisto_calls_baresip_with_pcmu() -> TestResult {
+    callisto_calls(Codec::Pcmu, SrtpMode::Off)
+}
+
+#[test]
+fn callisto_calls_baresip_with_pcma() -> TestResult {
+    callisto_calls(Codec::Pcma, SrtpMode::Off)
+}
+
+#[test]
+fn callisto_calls_baresip_with_opus() -> TestResult {
+    callisto_calls(Codec::Opus, SrtpMode::Off)
+}
+
+#[test]
+fn callisto_calls_baresip_with_mandatory_srtp() -> TestResult {
+    callisto_calls(Codec::Opus, SrtpMode::Mandatory)
+}
+
+#[test]
+fn baresip_calls_callisto_with_pcmu() -> TestResult {
+    baresip_calls(Codec::Pcmu, SrtpMode::Off)
+}
+
+#[test]
+fn baresip_calls_callisto_with_pcma() -> TestResult {
+    baresip_calls(Codec::Pcma, SrtpMode::Off)
+}
+
+#[test]
+fn baresip_calls_callisto_with_opus() -> TestResult {
+    baresip_calls(Codec::Opus, SrtpMode::Off)
+}
+
+#[test]
+fn baresip_calls_callisto_with_mandatory_srtp() -> TestResult {
+    baresip_calls(Codec::Pcmu, SrtpMode::Mandatory)
+}
+
+#[test]
+fn dtmf_goes_both_ways() -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| bob.codecs(&[Codec::Pcmu]))?;
+    let uri = rig.bob_uri();
+    let mut alice = rig.callisto(&["call", &uri], &["--dtmf", "159#", "--duration", "3"])?;
+    alice.expect("answered", WAIT)?;
+    rig.bob.wait_for_event(is_established, WAIT)?;
+    thread::sleep(Duration::from_millis(1500));
+    rig.bob.send_dtmf("27*")?;
+    alice.expect("call_ended", WAIT)?;
+    assert_eq!(rig.bob.dtmf_received(), "159#");
+    let digits: String = alice
+        .events(Duration::ZERO)
+        .iter()
+        .filter(|e| e["event"] == "dtmf")
+        .filter_map(|e| e["digit"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(digits, "27*");
+    Ok(())
+}
+
+#[test]
+fn callisto_holds_and_resumes() -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| bob.codecs(&[Codec::Pcma]))?;
+    let uri = rig.bob_uri();
+    let mut alice = rig.callisto(&["call", &uri], &[])?;
+    alice.expect("answered", WAIT)?;
+    thread::sleep(Duration::from_millis(500));
+    alice.control("hold")?;
+    let held = alice.expect("held", WAIT)?;
+    assert_eq!(held["by"], "local");
+    thread::sleep(Duration::from_millis(500));
+    alice.control("resume")?;
+    let resumed = alice.expect("resumed", WAIT)?;
+    assert_eq!(resumed["by"], "local");
+    alice.control("hangup")?;
+    alice.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success());
+    // The proxy saw the hold offer (sendonly, answered recvonly) and the resume (sendrecv).
+    let directions: Vec<String> = rig
+        .kamailio
+        .call_log()
+        .iter()
+        .filter_map(|line| line.request("INVITE"))
+        .filter_map(|invite| invite.sdp.as_ref().map(|s| s.direction.clone()))
+        .collect();
+    assert!(
+        directions.iter().any(|d| d == "sendonly") && directions.last().map(String::as_str) == Some("sendrecv"),
+        "{directions:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn baresip_holds_and_resumes() -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| bob.codecs(&[Codec::Pcmu]))?;
+    let uri = rig.bob_uri();
+    let mut alice = rig.callisto(&["call", &uri], &[])?;
+    alice.expect("answered", WAIT)?;
+    rig.bob.wait_for_event(is_established, WAIT)?;
+    thread::sleep(Duration::from_millis(300));
+    rig.bob.hold()?;
+    let held = alice.expect("held", WAIT)?;
+    assert_eq!(held["by"], "remote");
+    thread::sleep(Duration::from_millis(300));
+    rig.bob.resume()?;
+    let resumed = alice.expect("resumed", WAIT)?;
+    assert_eq!(resumed["by"], "remote");
+    rig.bob.hang_up()?;
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "remote");
+    Ok(())
+}
+
+#[test]
+fn callisto_cancels_before_the_answer() -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| {
+        bob.codecs(&[Codec::Pcmu]).answer(AnswerMode::Manual)
+    })?;
+    let uri = rig.bob_uri();
+    let mut alice = rig.callisto(&["call", &uri], &[])?;
+    alice.expect("ringing", WAIT)?;
+    alice.control("hangup")?;
+    let failed = alice.expect("call_failed", WAIT)?;
+    assert_eq!(failed["code"], 487, "{failed}");
+    let status = alice.wait(WAIT)?;
+    assert_eq!(status.code(), Some(4), "a call that never connected is not a success");
+    let log = rig.kamailio.call_log();
+    assert!(log.iter().any(|line| line.request("CANCEL").is_some()), "{log:?}");
+    assert!(log.iter().any(|line| line.reply(487, "INVITE").is_some()), "{log:?}");
+    Ok(())
+}
+
+#[test]
+fn a_challenged_invite_is_answered_with_credentials() -> TestResult {
+    let rig = Rig::start(
+        KamailioConfig {
+            authenticate_calls: true,
+            ..KamailioConfig::default()
+        },
+        |bob| bob.codecs(&[Codec::Pcmu]),
+    )?;
+    let uri = rig.bob_uri();
+    let mut alice = rig.callisto(&["call", &uri], &["--duration", "1"])?;
+    alice.expect("answered", WAIT)?;
+    alice.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success());
+    let log = rig.kamailio.call_log();
+    assert!(log.iter().any(|line| line.reply(407, "INVITE").is_some()), "{log:?}");
+    Ok(())
+}
+
+#[test]
+fn calling_an_unknown_user_fails_in_plain_words() -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| bob)?;
+    let mut alice = rig.callisto(&["call", "sip:nobody@127.0.0.1"], &[])?;
+    let failed = alice.expect("call_failed", WAIT)?;
+    assert_eq!(failed["code"], 404, "{failed}");
+    assert_eq!(failed["cause"], "not found", "{failed}");
+    assert_eq!(alice.wait(WAIT)?.code(), Some(4));
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Callisto calls Callisto directly (no registrar): `callisto answer` on a known port,
+//! `callisto call sip:bob@127.0.0.1:PORT`. Each plays its own tone and records the other's.
+
+mod support;
+
+use std::error::Error;
+use std::time::Duration;
+
+use callisto_media::analysis::{frequency_level, tone_coverage};
+use support::callisto::Callisto;
+use support::wav;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn heard(path: &std::path::Path, expected: f32, own: f32) -> Result<(f32, f32, f64), Box<dyn Error>> {
+    let audio = wav::read_mono(path)?;
+    let coverage = tone_coverage(&audio.samples, audio.sample_rate, expected, 0.02, 50, 0.05);
+    let own = frequency_level(&audio.samples, audio.sample_rate, own, 0.02, 50);
+    Ok((coverage, own, audio.seconds()))
+}
+
+fn direct_call(codecs: &str, srtp: &str) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let bob_rec = dir.path().join("bob.wav");
+    let alice_rec = dir.path().join("alice.wav");
+    let bob_dir = dir.path().join("bob");
+    let alice_dir = dir.path().join("alice");
+    std::fs::create_dir_all(&bob_dir)?;
+    std::fs::create_dir_all(&alice_dir)?;
+    let mut bob = Callisto::start(
+        &bob_dir,
+        &[
+            "answer",
+            "--listen",
+            &listen,
+            "--audio",
+            "tone:1270",
+            "--record-audio",
+            &bob_rec.to_string_lossy(),
+            "--codecs",
+            codecs,
+            "--srtp",
+            srtp,
+            "--json",
+        ],
+    )?;
+    bob.expect("listening", WAIT)?;
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut alice = Callisto::start(
+        &alice_dir,
+        &[
+            "call",
+            &uri,
+            "--listen",
+            "127.0.0.1:0",
+            "--audio",
+            "tone:440",
+            "--record-audio",
+            &alice_rec.to_string_lossy(),
+            "--codecs",
+            codecs,
+            "--srtp",
+            srtp,
+            "--duration",
+            "2.5",
+            "--json",
+        ],
+    )?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["srtp"], srtp == "mandatory", "{answered}");
+    let ended = alice.expect("call_ended", WAIT)?;
+    let bob_ended = bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    println!("alice: {ended}\nbob: {bob_ended}");
+    assert_eq!(ended["by"], "local");
+    assert_eq!(bob_ended["by"], "remote");
+    for summary in [&ended, &bob_ended] {
+        let audio = &summary["audio"];
+        assert!(audio["rx_packets"].as_u64().unwrap_or(0) >= 100, "{summary}");
+        assert_eq!(audio["lost"], 0, "{summary}");
+        assert_eq!(audio["discarded"], 0, "{summary}");
+    }
+    assert!(ended["setup_ms"].as_f64().is_some(), "{ended}");
+    for (who, path, expected, own) in [
+        ("alice", &alice_rec, 1270.0, 440.0),
+        ("bob", &bob_rec, 440.0, 1270.0),
+    ] {
+        let (coverage, own_level, seconds) = heard(path, expected, own)?;
+        println!("{who}: coverage {coverage:.3} own {own_level:.4} over {seconds:.2} s");
+        assert!(coverage >= 0.9 && seconds >= 2.0, "{who}: {coverage} over {seconds} s");
+        assert!(own_level < 0.01, "{who} hears itself: {own_level}");
+    }
+    Ok(())
+}
+
+#[test]
+fn opus_with_mandatory_srtp() -> TestResult {
+    direct_call("opus", "mandatory")
+}
+
+#[test]
+fn pcmu_in_the_clear() -> TestResult {
+    direct_call("pcmu", "off")
+}
+
+#[test]
+fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let bob_dir = dir.path().join("bob");
+    let alice_dir = dir.path().join("alice");
+    std::fs::create_dir_all(&bob_dir)?;
+    std::fs::create_dir_all(&alice_dir)?;
+    let mut bob = Callisto::start(
+        &bob_dir,
+        &["answer", "--listen", &listen, "--codecs", "pcma", "--json"],
+    )?;
+    bob.expect("listening", WAIT)?;
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut alice = Callisto::start(
+        &alice_dir,
+        &["call", &uri, "--listen", "127.0.0.1:0", "--codecs", "pcmu", "--json"],
+    )?;
+    let failed = alice.expect("call_failed", WAIT)?;
+    assert_eq!(failed["code"], 488, "{failed}");
+    assert_eq!(failed["cause"], "not acceptable", "{failed}");
+    assert_eq!(alice.wait(WAIT)?.code(), Some(4));
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The `callisto` binary as a test peer: started with arguments, its `--json` lines read as they
+//! come, steered through standard input (`hold`, `resume`, `dtmf 12`, `hangup`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test (the integration test's own build of it).
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_callisto")
+}
+
+/// A running `callisto` with `--json`.
+pub struct Callisto {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<serde_json::Value>,
+    seen: Vec<serde_json::Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Callisto {
+    /// Starts `callisto ARGS…` with an empty configuration in `dir`.
+    pub fn start(dir: &Path, args: &[&str]) -> std::io::Result<Callisto> {
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(dir.join("callisto.toml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(args)
+            .env("CALLISTO_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "no stdout")
+        })?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if tx.send(value).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut text) = sink.lock() {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Ok(Callisto {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the next line whose `event` is `name`; earlier lines are kept in `seen`.
+    pub fn expect(&mut self, name: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+        let deadline = Instant::now() + timeout;
+        if let Some(found) = self.seen.iter().find(|v| v["event"] == name) {
+            return Ok(found.clone());
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(value) => {
+                    self.seen.push(value.clone());
+                    if value["event"] == name {
+                        return Ok(value);
+                    }
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "no '{name}' within {timeout:?}; saw {:?}\nstderr:\n{}",
+                        self.seen,
+                        self.stderr()
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Every line read so far, plus what arrives within `wait`.
+    pub fn events(&mut self, wait: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + wait;
+        while let Ok(value) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(value);
+        }
+        self.seen.clone()
+    }
+
+    /// Sends one control line.
+    pub fn control(&mut self, line: &str) -> std::io::Result<()> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed")
+        })?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()
+    }
+
+    /// What the process wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit; kills it (by its PID, through `Child`) after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> std::io::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                self.child.kill()?;
+                return self.child.wait();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Callisto {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
