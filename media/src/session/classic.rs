@@ -2,24 +2,28 @@
 //! [`SessionCore`].
 //!
 //! # Threads
-//! - One **media thread** owns the core, the source and the sink. It sleeps on a channel until
-//!   the core's next deadline or the next input (a datagram or a command), feeds the core, sends
-//!   what it returns, forwards events and publishes statistics. It is the only thread that
-//!   touches session state, so nothing is locked on the media path.
+//! - One **media thread** owns the core, the source and the sink, and is the only thread that
+//!   touches session state (nothing on the media path is locked). It sleeps until the core's
+//!   next deadline — the next packet to send, the next frame to play (both every 20 ms, on the
+//!   same ticks), an RTCP report — then handles the datagrams that arrived meanwhile, with their
+//!   arrival times, runs the due timers, sends what the core produced, forwards events and
+//!   publishes statistics. Commands (update, DTMF, stop) wake it at once.
 //! - One **reader thread** per socket (one with rtcp-mux, two with a separate RTCP socket)
-//!   blocks in `recv_from` and hands each datagram to the media thread stamped with its arrival
-//!   time. Readers exist because a socket read timeout is not a usable timer: Linux rounds
-//!   `SO_RCVTIMEO` up to the scheduler tick, so a media thread sleeping in `recv_from` would
-//!   wake up to a tick late (measured at 5–10 ms here), while a channel wait wakes within
-//!   a fraction of a millisecond. Datagram buffers go back to their reader for reuse.
+//!   blocks in `recv_from` and queues each datagram for the media thread, stamped with its
+//!   arrival time, without waking it: a packet cannot play before the next frame tick anyway,
+//!   and the jitter buffer and the statistics see the true arrival times. Readers exist because
+//!   a socket read timeout is not a usable timer: Linux rounds `SO_RCVTIMEO` up to the
+//!   scheduler tick, so a media thread sleeping in `recv_from` would wake up to a tick late
+//!   (5–10 ms measured), while a timed park wakes within a fraction of a millisecond.
+//!   Datagram buffers go back to their reader for reuse.
 //!
-//! Nothing polls: between deadlines every thread is blocked. Readers also wake every 100 ms to
-//! notice a stop (and are woken at once by an empty datagram the media thread sends to its own
-//! sockets on stop).
+//! So a session wakes about 100 times a second (50 ticks, 50 packets), and never polls. Readers
+//! also wake every half second to notice a stop, and are woken at once on stop by an empty
+//! datagram the media thread sends to its own sockets.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -34,14 +38,14 @@ use super::{
     SessionOptions,
 };
 use crate::audio::{AudioSink, AudioSource};
-use crate::rtp::{DtmfDigit, DtmfError, NtpTime};
+use crate::rtp::{DtmfDigit, DtmfError, NtpTime, SrtpSession};
 
 /// Largest datagram read; longer ones are truncated (and then fail validation).
 const MAX_DATAGRAM: usize = 2_048;
 /// How often a blocked reader checks whether the session stopped.
-const READER_POLL: Duration = Duration::from_millis(100);
+const READER_POLL: Duration = Duration::from_millis(500);
 
-/// What the media thread waits for.
+/// What the media thread is handed.
 enum Input {
     Datagram(Datagram),
     Update(Box<MediaUpdate>),
@@ -58,11 +62,22 @@ struct Datagram {
     len: usize,
 }
 
-/// One socket with its reader thread's buffer return path.
-struct SocketSide {
-    kind: LocalSocket,
-    socket: Arc<UdpSocket>,
-    free: Sender<Vec<u8>>,
+/// Where the media thread delivers events.
+enum EventOut {
+    Channel(Sender<MediaEvent>),
+    Handler(Box<dyn FnMut(MediaEvent) + Send>),
+}
+
+impl EventOut {
+    fn deliver(&mut self, event: MediaEvent) {
+        match self {
+            // The owner may have stopped listening; the session carries on regardless.
+            EventOut::Channel(events) => {
+                let _ = events.send(event);
+            }
+            EventOut::Handler(handler) => handler(event),
+        }
+    }
 }
 
 /// A running classic audio session. See the [module docs](self) for its threads.
@@ -75,6 +90,8 @@ pub struct ClassicSession {
     stream: Mutex<AudioStreamConfig>,
     media: Option<JoinHandle<AudioStats>>,
     readers: Vec<JoinHandle<()>>,
+    sockets: Vec<Arc<UdpSocket>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ClassicSession {
@@ -87,6 +104,7 @@ impl std::fmt::Debug for ClassicSession {
 
 impl ClassicSession {
     /// Starts the session with [`SessionOptions::default`]: sending and playing begin at once.
+    /// Events come out of [`ClassicSession::events`].
     pub fn start(
         config: ClassicSessionConfig,
         source: Box<dyn AudioSource>,
@@ -103,6 +121,41 @@ impl ClassicSession {
         sink: Box<dyn AudioSink>,
         options: SessionOptions,
     ) -> Result<ClassicSession, SessionError> {
+        let (events_tx, events) = mpsc::channel();
+        Self::launch(
+            config,
+            source,
+            sink,
+            options,
+            EventOut::Channel(events_tx),
+            events,
+        )
+    }
+
+    /// Starts the session with `options`, handing each event to `on_event` on the media thread
+    /// as it happens (for example to forward it into the engine's async channel) instead of
+    /// queueing it for [`ClassicSession::events`], which then stays empty. `on_event` must
+    /// return quickly: the media thread waits for it.
+    pub fn start_with_handler(
+        config: ClassicSessionConfig,
+        source: Box<dyn AudioSource>,
+        sink: Box<dyn AudioSink>,
+        options: SessionOptions,
+        on_event: impl FnMut(MediaEvent) + Send + 'static,
+    ) -> Result<ClassicSession, SessionError> {
+        let (_, events) = mpsc::channel();
+        let out = EventOut::Handler(Box::new(on_event));
+        Self::launch(config, source, sink, options, out, events)
+    }
+
+    fn launch(
+        config: ClassicSessionConfig,
+        source: Box<dyn AudioSource>,
+        sink: Box<dyn AudioSink>,
+        options: SessionOptions,
+        events_out: EventOut,
+        events: Receiver<MediaEvent>,
+    ) -> Result<ClassicSession, SessionError> {
         let ClassicSessionConfig {
             rtp_socket,
             rtcp_socket,
@@ -113,10 +166,15 @@ impl ClassicSession {
             direction,
             cname,
         } = config;
+        let mut sockets = vec![(LocalSocket::Rtp, rtp_socket)];
+        sockets.extend(rtcp_socket.map(|socket| (LocalSocket::Rtcp, socket)));
+        for (_, socket) in &sockets {
+            socket.set_read_timeout(Some(READER_POLL))?;
+        }
         let core_config = SessionCoreConfig {
             remote_rtp,
             remote_rtcp,
-            rtcp_socket: rtcp_socket.is_some(),
+            rtcp_socket: sockets.len() > 1,
             stream,
             srtp,
             direction,
@@ -130,23 +188,29 @@ impl ClassicSession {
         let core = SessionCore::new(core_config, source, sink, Instant::now(), &mut rng)?;
         let stats = Arc::new(Mutex::new(core.stats()));
         let (inputs, input_rx) = mpsc::channel();
-        let (event_tx, events) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let sockets: Vec<(LocalSocket, Arc<UdpSocket>)> = sockets
+            .into_iter()
+            .map(|(kind, socket)| (kind, Arc::new(socket)))
+            .collect();
 
+        let mut session = ClassicSession {
+            inputs,
+            events,
+            stats: Arc::clone(&stats),
+            stream: Mutex::new(stream),
+            media: None,
+            readers: Vec::new(),
+            sockets: sockets.iter().map(|(_, s)| Arc::clone(s)).collect(),
+            stop: Arc::clone(&stop),
+        };
         let mut sides = Vec::new();
-        let mut readers = Vec::new();
-        let sockets = [
-            Some((LocalSocket::Rtp, rtp_socket)),
-            rtcp_socket.map(|s| (LocalSocket::Rtcp, s)),
-        ];
-        for (kind, socket) in sockets.into_iter().flatten() {
-            socket.set_read_timeout(Some(READER_POLL))?;
-            let socket = Arc::new(socket);
+        for (kind, socket) in sockets {
             let (free, free_rx) = mpsc::channel();
             let reader = Reader {
                 kind,
                 socket: Arc::clone(&socket),
-                inputs: inputs.clone(),
+                inputs: session.inputs.clone(),
                 free: free_rx,
                 stop: Arc::clone(&stop),
             };
@@ -154,54 +218,26 @@ impl ClassicSession {
                 LocalSocket::Rtp => "callisto-rtp-in",
                 LocalSocket::Rtcp => "callisto-rtcp-in",
             };
-            match thread::Builder::new()
+            // On failure, dropping `session` stops the readers already started.
+            let handle = thread::Builder::new()
                 .name(name.into())
-                .spawn(move || reader.run())
-            {
-                Ok(handle) => readers.push(handle),
-                Err(e) => {
-                    stop_readers(&stop, &sides, readers);
-                    return Err(e.into());
-                }
-            }
+                .spawn(move || reader.run())?;
+            session.readers.push(handle);
             sides.push(SocketSide { kind, socket, free });
         }
-
-        let started_stop = Arc::clone(&stop);
-        let started_sockets: Vec<Arc<UdpSocket>> =
-            sides.iter().map(|side| Arc::clone(&side.socket)).collect();
         let media = MediaThread {
             core,
             sides,
             inputs: input_rx,
-            events: event_tx,
-            stats: Arc::clone(&stats),
+            events: events_out,
+            stats,
             stop,
         };
-        let media = thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("callisto-media".into())
-            .spawn(move || media.run());
-        let media = match media {
-            Ok(handle) => handle,
-            Err(e) => {
-                started_stop.store(true, Ordering::Release);
-                for socket in &started_sockets {
-                    wake(socket);
-                }
-                for reader in readers {
-                    let _ = reader.join();
-                }
-                return Err(e.into());
-            }
-        };
-        Ok(ClassicSession {
-            inputs,
-            events,
-            stats,
-            stream: Mutex::new(stream),
-            media: Some(media),
-            readers,
-        })
+            .spawn(move || media.run())?;
+        session.media = Some(handle);
+        Ok(session)
     }
 
     /// Applies a renegotiated stream (hold, resume, new address, codec change). A refused update
@@ -218,11 +254,9 @@ impl ClassicSession {
         let stream = update.stream;
         check_stream(&stream)?;
         if let Some(keys) = &update.srtp {
-            crate::rtp::SrtpSession::new(keys.profile, &keys.local, &keys.remote)?;
+            SrtpSession::new(keys.profile, &keys.local, &keys.remote)?;
         }
-        self.inputs
-            .send(Input::Update(Box::new(update)))
-            .map_err(|_| SessionError::Stopped)?;
+        self.command(Input::Update(Box::new(update)))?;
         *lock(&self.stream) = stream;
         Ok(())
     }
@@ -245,12 +279,17 @@ impl ClassicSession {
         if let Some(c) = digits.chars().find(|&c| DtmfDigit::from_char(c).is_none()) {
             return Err(DtmfError::NotADigit(c.to_string()).into());
         }
-        self.inputs
-            .send(Input::Dtmf {
-                digits: digits.to_owned(),
-                duration,
-            })
-            .map_err(|_| SessionError::Stopped)
+        self.command(Input::Dtmf {
+            digits: digits.to_owned(),
+            duration,
+        })
+    }
+
+    fn command(&self, input: Input) -> Result<(), SessionError> {
+        let media = self.media.as_ref().ok_or(SessionError::Stopped)?;
+        self.inputs.send(input).map_err(|_| SessionError::Stopped)?;
+        media.thread().unpark();
+        Ok(())
     }
 
     /// A snapshot of the statistics, as of the media thread's latest wake-up (at most 20 ms
@@ -260,7 +299,8 @@ impl ClassicSession {
     }
 
     /// The session's events, in order. Receive with `try_recv` (or `recv_timeout` from a thread
-    /// that may block); the channel disconnects when the session has stopped.
+    /// that may block); the channel disconnects when the session has stopped. Empty when the
+    /// session was started with [`ClassicSession::start_with_handler`].
     pub fn events(&self) -> &Receiver<MediaEvent> {
         &self.events
     }
@@ -277,22 +317,30 @@ impl ClassicSession {
     }
 
     fn shutdown(&mut self) -> AudioStats {
-        let _ = self.inputs.send(Input::Stop);
-        let last = self
-            .media
-            .take()
-            .and_then(|media| media.join().ok())
-            .unwrap_or_else(|| lock(&self.stats).clone());
+        let last = match self.media.take() {
+            Some(media) => {
+                let _ = self.inputs.send(Input::Stop);
+                media.thread().unpark();
+                media.join().ok()
+            }
+            None => None,
+        };
+        // The media thread stops the readers; this covers a media thread that never ran or
+        // panicked.
+        self.stop.store(true, Ordering::Release);
+        for socket in &self.sockets {
+            wake(socket);
+        }
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
-        last
+        last.unwrap_or_else(|| lock(&self.stats).clone())
     }
 }
 
 impl Drop for ClassicSession {
     fn drop(&mut self) {
-        if self.media.is_some() {
+        if self.media.is_some() || !self.readers.is_empty() {
             self.shutdown();
         }
     }
@@ -316,6 +364,20 @@ fn ntp(time: SystemTime) -> NtpTime {
     NtpTime::from_system_time(time)
 }
 
+/// Sends an empty datagram to the socket itself, so a reader blocked on it returns at once.
+fn wake(socket: &UdpSocket) {
+    let Ok(mut own) = socket.local_addr() else {
+        return;
+    };
+    if own.ip().is_unspecified() {
+        own.set_ip(match own.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let _ = socket.send_to(&[], own);
+}
+
 /// A socket's reader thread.
 struct Reader {
     kind: LocalSocket,
@@ -331,6 +393,7 @@ impl Reader {
         while !self.stop.load(Ordering::Acquire) {
             match self.socket.recv_from(&mut buffer) {
                 Ok((len, from)) => {
+                    let at = Instant::now();
                     if self.stop.load(Ordering::Acquire) {
                         break;
                     }
@@ -339,7 +402,7 @@ impl Reader {
                         .try_recv()
                         .unwrap_or_else(|_| vec![0; MAX_DATAGRAM]);
                     let datagram = Datagram {
-                        at: Instant::now(),
+                        at,
                         wallclock: SystemTime::now(),
                         socket: self.kind,
                         from,
@@ -368,29 +431,12 @@ impl Reader {
     }
 }
 
-/// Stops the readers started so far (when starting failed half-way).
-fn stop_readers(stop: &AtomicBool, sides: &[SocketSide], readers: Vec<JoinHandle<()>>) {
-    stop.store(true, Ordering::Release);
-    for side in sides {
-        wake(&side.socket);
-    }
-    for reader in readers {
-        let _ = reader.join();
-    }
-}
-
-/// Sends an empty datagram to the socket itself, so a reader blocked on it returns at once.
-fn wake(socket: &UdpSocket) {
-    let Ok(mut own) = socket.local_addr() else {
-        return;
-    };
-    if own.ip().is_unspecified() {
-        own.set_ip(match own.ip() {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        });
-    }
-    let _ = socket.send_to(&[], own);
+/// One socket as the media thread sees it.
+struct SocketSide {
+    kind: LocalSocket,
+    socket: Arc<UdpSocket>,
+    /// Returns datagram buffers to the socket's reader.
+    free: Sender<Vec<u8>>,
 }
 
 /// The media thread's state.
@@ -398,44 +444,42 @@ struct MediaThread {
     core: SessionCore,
     sides: Vec<SocketSide>,
     inputs: Receiver<Input>,
-    events: Sender<MediaEvent>,
+    events: EventOut,
     stats: Arc<Mutex<AudioStats>>,
     stop: Arc<AtomicBool>,
 }
 
 impl MediaThread {
     fn run(mut self) -> AudioStats {
-        loop {
-            let now = Instant::now();
-            self.core.handle_timeout(now, ntp(SystemTime::now()));
-            self.flush();
-            let wait = self
-                .core
-                .poll_timeout()
-                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            let input = match wait {
-                Some(wait) => match self.inputs.recv_timeout(wait) {
+        'run: loop {
+            loop {
+                let input = match self.inputs.try_recv() {
                     Ok(input) => input,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => Input::Stop,
-                },
-                None => self.inputs.recv().unwrap_or(Input::Stop),
-            };
-            match input {
-                Input::Datagram(datagram) => self.datagram(datagram),
-                Input::Update(update) => {
-                    if let Err(e) = self.core.update(Instant::now(), *update) {
-                        warn!(error = %e, "media update refused");
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => break 'run,
+                };
+                match input {
+                    Input::Datagram(datagram) => self.datagram(datagram),
+                    Input::Update(update) => {
+                        if let Err(e) = self.core.update(Instant::now(), *update) {
+                            warn!(error = %e, "media update refused");
+                        }
                     }
-                }
-                Input::Dtmf { digits, duration } => {
-                    if let Err(e) = self.core.send_dtmf(Instant::now(), &digits, duration) {
-                        warn!(error = %e, "DTMF not sent");
+                    Input::Dtmf { digits, duration } => {
+                        if let Err(e) = self.core.send_dtmf(Instant::now(), &digits, duration) {
+                            warn!(error = %e, "DTMF not sent");
+                        }
                     }
+                    Input::Stop => break 'run,
                 }
-                Input::Stop => break,
             }
+            self.core
+                .handle_timeout(Instant::now(), ntp(SystemTime::now()));
             self.flush();
+            if let Some(deadline) = self.core.poll_timeout() {
+                // Commands unpark the thread early; a spurious wake-up only costs a loop.
+                thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
         }
         self.core.close(Instant::now(), ntp(SystemTime::now()));
         self.flush();
@@ -462,7 +506,7 @@ impl MediaThread {
         }
     }
 
-    /// Sends what the core produced, forwards its events and publishes its statistics.
+    /// Sends what the core produced, delivers its events and publishes its statistics.
     fn flush(&mut self) {
         while let Some(transmit) = self.core.poll_transmit() {
             let side = self
@@ -477,9 +521,19 @@ impl MediaThread {
             }
         }
         while let Some(event) = self.core.poll_event() {
-            // The owner may have stopped listening; the session carries on regardless.
-            let _ = self.events.send(event);
+            self.events.deliver(event);
         }
         self.core.write_stats(&mut lock(&self.stats));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<ClassicSession>();
     }
 }
