@@ -8,6 +8,7 @@
 //! - [`jitter_buffer`]: the adaptive playout buffer (sans-IO).
 //! - [`netsim`]: a seeded network simulator for media tests.
 //! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
+//! - [`session`]: the classic media session (plain RTP or SDES-SRTP) that ties them together.
 
 pub mod analysis;
 pub mod audio;
@@ -15,3 +16,4 @@ pub mod codec;
 pub mod jitter_buffer;
 pub mod netsim;
 pub mod rtp;
+pub mod session;

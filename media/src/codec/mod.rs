@@ -200,10 +200,18 @@ pub struct EncoderConfig {
     pub fec: bool,
     /// Expected packet loss in percent (0..=100), the hint that sizes Opus FEC. Default 10.
     pub packet_loss_percent: u8,
+    /// Opus encoder complexity, 0 (cheapest) to 10 (libopus's own default, best quality per
+    /// bit); values above 10 are taken as 10. Default [`EncoderConfig::DEFAULT_COMPLEXITY`].
+    pub complexity: u8,
 }
 
 impl EncoderConfig {
-    /// Mono, 20 ms, default bitrate, FEC on with a 10 % loss hint.
+    /// The Opus complexity Callisto uses unless told otherwise: 5, the setting WebRTC uses on
+    /// mobile devices. It costs about half of complexity 10's encoding time for voice whose
+    /// quality differs little at call bitrates, which keeps a whole call within 1 % of a core.
+    pub const DEFAULT_COMPLEXITY: u8 = 5;
+
+    /// Mono, 20 ms, default bitrate, FEC on with a 10 % loss hint, default complexity.
     pub const fn mono() -> Self {
         EncoderConfig {
             channels: 1,
@@ -211,6 +219,7 @@ impl EncoderConfig {
             bitrate_bps: None,
             fec: true,
             packet_loss_percent: 10,
+            complexity: Self::DEFAULT_COMPLEXITY,
         }
     }
 
@@ -229,6 +238,12 @@ impl EncoderConfig {
             bitrate_bps: Some(bitrate_bps),
             ..self
         }
+    }
+
+    /// The same settings with another Opus complexity (0..=10).
+    #[must_use]
+    pub const fn with_complexity(self, complexity: u8) -> Self {
+        EncoderConfig { complexity, ..self }
     }
 }
 

@@ -20,6 +20,8 @@ const MAX_PACKET_SAMPLES: usize = 5_760;
 const MAX_PAYLOAD: usize = 4_000;
 /// Samples per channel in 20 ms.
 const FRAME_20MS: usize = 960;
+/// The highest complexity libopus accepts.
+const MAX_COMPLEXITY: u8 = 10;
 
 fn opus_channels(channels: u16) -> Result<Channels, CodecError> {
     match channels {
@@ -69,6 +71,7 @@ impl OpusEncoder {
         }
         let mut encoder = Encoder::new(SampleRate::Hz48000, channels, Application::Voip)?;
         encoder.set_inband_fec(config.fec)?;
+        encoder.set_complexity(config.complexity.min(MAX_COMPLEXITY))?;
         let lookahead = encoder.lookahead()? as usize;
         let mut this = OpusEncoder {
             encoder,

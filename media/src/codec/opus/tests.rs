@@ -371,3 +371,37 @@ fn reset_forgets_the_stream() {
     // Concealment after a reset has nothing to continue.
     assert!(level_dbfs(&out) < -60.0);
 }
+
+#[test]
+fn complexity_reaches_libopus_and_is_capped() {
+    assert_eq!(
+        EncoderConfig::mono().complexity,
+        EncoderConfig::DEFAULT_COMPLEXITY
+    );
+    for (asked, applied) in [
+        (0, 0),
+        (EncoderConfig::DEFAULT_COMPLEXITY, 5),
+        (10, 10),
+        (42, 10),
+    ] {
+        let config = EncoderConfig::mono().with_complexity(asked);
+        let mut encoder = OpusEncoder::new(&config).unwrap();
+        assert_eq!(
+            encoder.encoder.complexity().unwrap(),
+            applied,
+            "asked {asked}"
+        );
+        // Every complexity still encodes a tone that decodes to the tone.
+        let mut tone = ToneSource::with_dbfs(AudioFormat::MONO_48K, 440.0, -12.0);
+        let payloads = encode_frames(&mut encoder, &mut tone, 10);
+        let mut decoder = OpusDecoder::new(1).unwrap();
+        let mut out = Vec::new();
+        for payload in &payloads {
+            decoder.decode(payload, &mut out).unwrap();
+        }
+        assert!(
+            tone_power_ratio(&out[4_800..], 48_000, 440.0) > 0.9,
+            "asked {asked}"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Cost of a whole audio call, both directions, per 20 ms of call.
+//!
+//! - Criterion: two session cores in one process over a zero-delay simulated network
+//!   ([`SimulatedCall`]); one iteration is 20 ms of call: each side reads a frame, encodes it,
+//!   protects it with SRTP, and the other unprotects, buffers, decodes and plays it (plus RTCP
+//!   on its timer). Opus with SRTP, and PCMU without.
+//! - After criterion, a plain timing of the same Opus + SRTP call prints the real-time factor
+//!   (20 ms of call ÷ time to process it), and two [`ClassicSession`]s on loopback sockets run a
+//!   real-time call while the process's CPU time is read from `/proc/self/stat` (Linux).
+//!
+//! `cargo bench -p callisto-media --bench audio_call` runs the full measurements (a 10 s call);
+//! `cargo test --benches` runs each part briefly as a smoke test.
+
+use std::hint::black_box;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+
+use callisto_media::audio::{AudioFormat, NullSink, ToneSource};
+use callisto_media::codec::AudioCodecKind;
+use callisto_media::netsim::NetworkConditions;
+use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
+use callisto_media::session::{
+    AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, SimulatedCall,
+    SimulatedEndpoint, SrtpKeys,
+};
+
+const DEVICE: AudioFormat = AudioFormat::MONO_48K;
+const FRAME: Duration = Duration::from_millis(20);
+
+fn keys() -> (SrtpKeys, SrtpKeys) {
+    let (a, b) = (
+        SrtpKeyMaterial::from_bytes(&[0x11; 30]).expect("30 bytes"),
+        SrtpKeyMaterial::from_bytes(&[0x22; 30]).expect("30 bytes"),
+    );
+    let profile = SrtpProfile::AesCm128HmacSha1_80;
+    (
+        SrtpKeys {
+            profile,
+            local: a.clone(),
+            remote: b.clone(),
+        },
+        SrtpKeys {
+            profile,
+            local: b,
+            remote: a,
+        },
+    )
+}
+
+/// A settled in-process call: `codec` both ways, SRTP when `srtp`, a clean zero-delay network.
+fn call(codec: AudioCodecKind, srtp: bool) -> SimulatedCall {
+    let stream = AudioStreamConfig::new(codec);
+    let side = |hz| {
+        SimulatedEndpoint::new(
+            stream,
+            Box::new(ToneSource::with_dbfs(DEVICE, hz, -12.0)),
+            Box::new(NullSink::new(DEVICE)),
+        )
+    };
+    let (mut a, mut b) = (side(440.0), side(1_000.0));
+    if srtp {
+        let (ka, kb) = keys();
+        a.srtp = Some(ka);
+        b.srtp = Some(kb);
+    }
+    let network = NetworkConditions::clean(Duration::ZERO);
+    let mut call = SimulatedCall::new(a, b, network, network, 1).expect("a valid call");
+    call.run_for(Duration::from_secs(1));
+    call
+}
+
+fn bench_calls(c: &mut Criterion) {
+    let mut group = c.benchmark_group("audio_call");
+    group.throughput(Throughput::Elements(1));
+    for (name, codec, srtp) in [
+        ("opus_srtp_both_directions_20ms", AudioCodecKind::Opus, true),
+        ("pcmu_both_directions_20ms", AudioCodecKind::Pcmu, false),
+    ] {
+        let mut call = call(codec, srtp);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                call.run_for(FRAME);
+                black_box(call.a().stats().rx_packets)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Times `frames` × 20 ms of the Opus + SRTP call and prints the real-time factor.
+fn real_time_factor(frames: u32) {
+    let mut call = call(AudioCodecKind::Opus, true);
+    let started = Instant::now();
+    for _ in 0..frames {
+        call.run_for(FRAME);
+    }
+    let elapsed = started.elapsed();
+    let per_frame = elapsed / frames;
+    let (a, b) = (call.a().stats(), call.b().stats());
+    assert!(
+        a.rx_packets > 0 && b.rx_packets > 0,
+        "the call carried nothing"
+    );
+    println!(
+        "audio_call: Opus + SRTP, both directions: {:.1} µs per 20 ms of call, real-time factor \
+         {:.0}x ({frames} frames)",
+        per_frame.as_secs_f64() * 1e6,
+        FRAME.as_secs_f64() / per_frame.as_secs_f64()
+    );
+}
+
+/// User + system CPU time of the whole process so far, from `/proc/self/stat` (Linux).
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces):
+    // state is field 3, utime field 14, stime field 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux architecture Callisto targets.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Two classic sessions (`codec` both ways, 20 ms, SRTP when `srtp`) on loopback for `length`;
+/// prints the process's CPU use.
+fn loopback_cpu(codec: AudioCodecKind, srtp: bool, length: Duration) {
+    let (sa, sb) = match (
+        UdpSocket::bind("127.0.0.1:0"),
+        UdpSocket::bind("127.0.0.1:0"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => {
+            println!("audio_call: no loopback sockets; CPU not measured");
+            return;
+        }
+    };
+    let (Ok(addr_a), Ok(addr_b)) = (sa.local_addr(), sb.local_addr()) else {
+        return;
+    };
+    let (ka, kb) = keys();
+    let stream = AudioStreamConfig::new(codec);
+    let config = |socket, remote, keys: SrtpKeys| ClassicSessionConfig {
+        rtp_socket: socket,
+        rtcp_socket: None,
+        remote_rtp: remote,
+        remote_rtcp: None,
+        stream,
+        srtp: srtp.then_some(keys),
+        direction: MediaDirection::SENDRECV,
+        cname: "bench@callisto".to_owned(),
+    };
+    let session = |socket, remote, srtp, hz| {
+        ClassicSession::start(
+            config(socket, remote, srtp),
+            Box::new(ToneSource::with_dbfs(DEVICE, hz, -12.0)),
+            Box::new(NullSink::new(DEVICE)),
+        )
+        .expect("a valid session")
+    };
+    let cpu_before = process_cpu_time();
+    let started = Instant::now();
+    let a = session(sa, addr_b, ka, 440.0);
+    let b = session(sb, addr_a, kb, 1_000.0);
+    std::thread::sleep(length);
+    let (stats_a, stats_b) = (a.stop(), b.stop());
+    let wall = started.elapsed();
+    let Some(cpu) = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before)
+    else {
+        println!("audio_call: /proc/self/stat unreadable; CPU not measured");
+        return;
+    };
+    let share = cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
+    println!(
+        "audio_call: two {codec}{} sessions on loopback for {:.1} s: {:.0} ms of CPU, \
+         {share:.2} % of one core for the process ({:.2} % per session = one end of a call); \
+         A sent {} / received {}, B sent {} / received {}, concealed {} + {}",
+        if srtp { " + SRTP" } else { "" },
+        wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1000.0,
+        share / 2.0,
+        stats_a.tx_packets,
+        stats_a.rx_packets,
+        stats_b.tx_packets,
+        stats_b.rx_packets,
+        stats_a.concealed_frames,
+        stats_b.concealed_frames
+    );
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|arg| arg == "--bench");
+    let mut criterion = Criterion::default().configure_from_args();
+    bench_calls(&mut criterion);
+    criterion.final_summary();
+    if bench_mode {
+        real_time_factor(1_500);
+        loopback_cpu(AudioCodecKind::Opus, true, Duration::from_secs(10));
+        loopback_cpu(AudioCodecKind::Pcmu, false, Duration::from_secs(10));
+    } else {
+        real_time_factor(25);
+        loopback_cpu(AudioCodecKind::Opus, true, Duration::from_millis(300));
+    }
+}
