@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn};
 
 use super::session_core::{LocalSocket, SessionCore, SessionCoreConfig};
 use super::{
@@ -187,6 +187,8 @@ impl ClassicSession {
         };
         let core = SessionCore::new(core_config, source, sink, Instant::now(), &mut rng)?;
         let stats = Arc::new(Mutex::new(core.stats()));
+        // A child of the caller's span (the engine's per-call span), entered by every thread.
+        let span = info_span!("media", ssrc = %format_args!("{:08x}", lock(&stats).local_ssrc));
         let (inputs, input_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let sockets: Vec<(LocalSocket, Arc<UdpSocket>)> = sockets
@@ -219,9 +221,10 @@ impl ClassicSession {
                 LocalSocket::Rtcp => "callisto-rtcp-in",
             };
             // On failure, dropping `session` stops the readers already started.
+            let span = span.clone();
             let handle = thread::Builder::new()
                 .name(name.into())
-                .spawn(move || reader.run())?;
+                .spawn(move || span.in_scope(|| reader.run()))?;
             session.readers.push(handle);
             sides.push(SocketSide { kind, socket, free });
         }
@@ -235,7 +238,7 @@ impl ClassicSession {
         };
         let handle = thread::Builder::new()
             .name("callisto-media".into())
-            .spawn(move || media.run())?;
+            .spawn(move || span.in_scope(|| media.run()))?;
         session.media = Some(handle);
         Ok(session)
     }

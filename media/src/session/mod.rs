@@ -60,6 +60,8 @@
 //!   after media came back and stopped again.
 
 mod classic;
+#[cfg(test)]
+mod pipeline_tests;
 mod receive_pipeline;
 mod send_pipeline;
 mod session_core;
