@@ -210,11 +210,7 @@ impl SessionCore {
             return;
         }
         while let Some(payload) = self.send.poll_packet(now) {
-            self.transmits.push_back(Transmit {
-                socket: LocalSocket::Rtp,
-                destination: self.remote_rtp,
-                payload,
-            });
+            self.transmit(LocalSocket::Rtp, self.remote_rtp, payload);
         }
         self.receive.playout(now);
         if self.rtcp.poll_timeout().is_some_and(|t| t <= now) {
@@ -250,13 +246,25 @@ impl SessionCore {
 
     fn send_rtcp(&mut self, report: &[u8]) {
         match self.send.protect_rtcp(report) {
-            Ok(payload) => self.transmits.push_back(Transmit {
-                socket: self.rtcp_socket,
-                destination: self.remote_rtcp.unwrap_or(self.remote_rtp),
-                payload,
-            }),
+            Ok(payload) => {
+                let destination = self.remote_rtcp.unwrap_or(self.remote_rtp);
+                self.transmit(self.rtcp_socket, destination, payload);
+            }
             Err(e) => debug!(error = %e, "SRTCP refused a report"),
         }
+    }
+
+    /// Queues a datagram, unless its destination is no address at all: an RFC 2543 hold
+    /// (`c=IN IP4 0.0.0.0`) or port 0, which Linux would deliver to this very host.
+    fn transmit(&mut self, socket: LocalSocket, destination: SocketAddr, payload: Bytes) {
+        if destination.ip().is_unspecified() || destination.port() == 0 {
+            return;
+        }
+        self.transmits.push_back(Transmit {
+            socket,
+            destination,
+            payload,
+        });
     }
 
     fn take_rtcp_events(&mut self) {
