@@ -1,17 +1,5 @@
 //! The sans-IO core of a classic session: both pipelines, RTCP, latching, direction, media
 //! timeout, events and statistics.
-//!
-//! # Driving it
-//! Like `quinn-proto`, the core has getters, `handle_*` inputs, mutators and `poll_*` outputs.
-//! A driver loops:
-//! 1. wait until [`SessionCore::poll_timeout`] or until a datagram arrives;
-//! 2. feed the datagram with its arrival time ([`SessionCore::handle_datagram`]) or the time
-//!    ([`SessionCore::handle_timeout`]) — each first runs every timer due by then, in order;
-//! 3. send every [`SessionCore::poll_transmit`], deliver every [`SessionCore::poll_event`].
-//!
-//! Commands ([`SessionCore::update`], [`SessionCore::send_dtmf`], [`SessionCore::close`]) may
-//! come between any two steps. Wallclock time for RTCP is an argument ([`NtpTime`]), read by the
-//! driver from the same clock every time.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -73,7 +61,19 @@ pub struct SessionCoreConfig {
     pub options: SessionOptions,
 }
 
-/// The sans-IO classic audio session. See the [module docs](self) for the loop that drives it.
+/// The sans-IO classic audio session.
+///
+/// # Driving it
+/// Like `quinn-proto`, the core has getters, `handle_*` inputs, mutators and `poll_*` outputs.
+/// A driver loops:
+/// 1. wait until [`SessionCore::poll_timeout`] or until a datagram arrives;
+/// 2. feed the datagram with its arrival time ([`SessionCore::handle_datagram`]) or the time
+///    ([`SessionCore::handle_timeout`]) — each first runs every timer due by then, in order;
+/// 3. send every [`SessionCore::poll_transmit`], deliver every [`SessionCore::poll_event`].
+///
+/// Commands ([`SessionCore::update`], [`SessionCore::send_dtmf`], [`SessionCore::close`]) may
+/// come between any two steps. Wallclock time for RTCP is an argument ([`NtpTime`]), read by the
+/// driver from the same clock every time.
 pub struct SessionCore {
     send: SendPipeline,
     receive: ReceivePipeline,
