@@ -6,7 +6,7 @@
 //!   on its timer). Opus with SRTP, and PCMU without.
 //! - After criterion, a plain timing of the same Opus + SRTP call prints the real-time factor
 //!   (20 ms of call ÷ time to process it), and two [`ClassicSession`]s on loopback sockets run a
-//!   real-time call while the process's CPU time is read from `/proc/self/stat` (Linux).
+//!   real-time call while their threads' CPU time is read from `/proc/self/task` (Linux).
 //!
 //! `cargo bench -p callisto-media --bench audio_call` runs the full measurements (a 10 s call);
 //! `cargo test --benches` runs each part briefly as a smoke test.
@@ -111,21 +111,27 @@ fn real_time_factor(frames: u32) {
     );
 }
 
-/// User + system CPU time of the whole process so far, from `/proc/self/stat` (Linux).
-fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may contain spaces):
-    // state is field 3, utime field 14, stime field 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on every Linux architecture Callisto targets.
-    Some(Duration::from_millis((utime + stime) * 10))
+/// CPU time the session threads (named `callisto-*`) have run so far, from
+/// `/proc/self/task/*/schedstat` (Linux, nanosecond precision): the media threads, then the
+/// socket readers.
+fn session_threads_cpu() -> Option<(Duration, Duration)> {
+    let (mut media, mut readers) = (Duration::ZERO, Duration::ZERO);
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path();
+        let name = std::fs::read_to_string(path.join("comm")).ok()?;
+        let schedstat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+        let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        match name.trim() {
+            "callisto-media" => media += Duration::from_nanos(ns),
+            n if n.starts_with("callisto-") => readers += Duration::from_nanos(ns),
+            _ => {}
+        }
+    }
+    Some((media, readers))
 }
 
-/// Two classic sessions (`codec` both ways, 20 ms, SRTP when `srtp`) on loopback for `length`;
-/// prints the process's CPU use.
+/// Two classic sessions (`codec` both ways, 20 ms, SRTP when `srtp`) on loopback; after a
+/// second of warm-up, prints the CPU their threads use over `length`.
 fn loopback_cpu(codec: AudioCodecKind, srtp: bool, length: Duration) {
     let (sa, sb) = match (
         UdpSocket::bind("127.0.0.1:0"),
@@ -160,29 +166,30 @@ fn loopback_cpu(codec: AudioCodecKind, srtp: bool, length: Duration) {
         )
         .expect("a valid session")
     };
-    let cpu_before = process_cpu_time();
-    let started = Instant::now();
     let a = session(sa, addr_b, ka, 440.0);
     let b = session(sb, addr_a, kb, 1_000.0);
+    std::thread::sleep(Duration::from_secs(1).min(length));
+    let before = session_threads_cpu();
+    let started = Instant::now();
     std::thread::sleep(length);
-    let (stats_a, stats_b) = (a.stop(), b.stop());
+    let after = session_threads_cpu();
     let wall = started.elapsed();
-    let Some(cpu) = process_cpu_time()
-        .zip(cpu_before)
-        .map(|(after, before)| after - before)
-    else {
-        println!("audio_call: /proc/self/stat unreadable; CPU not measured");
+    let (stats_a, stats_b) = (a.stop(), b.stop());
+    let (Some(before), Some(after)) = (before, after) else {
+        println!("audio_call: /proc/self/task unreadable; CPU not measured");
         return;
     };
-    let share = cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
+    let share = |cpu: Duration| cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
+    let (media, readers) = (after.0 - before.0, after.1 - before.1);
     println!(
-        "audio_call: two {codec}{} sessions on loopback for {:.1} s: {:.0} ms of CPU, \
-         {share:.2} % of one core for the process ({:.2} % per session = one end of a call); \
-         A sent {} / received {}, B sent {} / received {}, concealed {} + {}",
+        "audio_call: two {codec}{} sessions on loopback for {:.1} s: {:.2} % of one core per \
+         session (one end of a call: media thread {:.2} %, socket reader {:.3} %); A sent {} / \
+         received {}, B sent {} / received {}, concealed {} + {}",
         if srtp { " + SRTP" } else { "" },
         wall.as_secs_f64(),
-        cpu.as_secs_f64() * 1000.0,
-        share / 2.0,
+        share(media + readers) / 2.0,
+        share(media) / 2.0,
+        share(readers) / 2.0,
         stats_a.tx_packets,
         stats_a.rx_packets,
         stats_b.tx_packets,

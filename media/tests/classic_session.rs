@@ -271,9 +271,14 @@ fn symmetric_rtp_follows_the_peer_behind_a_nat() {
     assert!(heard.ratio() >= 0.9, "{heard:?}");
 }
 
+/// Datagrams received, with when (since the test's start).
+type Received = Arc<Mutex<Vec<(Duration, Vec<u8>)>>>;
+/// Frames written, with when.
+type Written = Arc<Mutex<Vec<(Instant, Vec<i16>)>>>;
+
 /// A raw RTP peer: sends a PCMU tone to the session every 20 ms and records what it receives.
 struct RawPeer {
-    received: Arc<Mutex<Vec<(Duration, Vec<u8>)>>>,
+    received: Received,
     stop: Arc<AtomicBool>,
     threads: Vec<thread::JoinHandle<()>>,
 }
@@ -670,7 +675,7 @@ impl AudioSource for TimedSource {
 
 /// A sink that notes when each frame was written.
 struct TimedSink {
-    frames: Arc<Mutex<Vec<(Instant, Vec<i16>)>>>,
+    frames: Written,
 }
 
 impl AudioSink for TimedSink {

@@ -289,6 +289,41 @@ fn hold_and_resume_keep_ssrc_and_sequence_and_mark_the_resume() {
 }
 
 #[test]
+fn an_rfc_2543_hold_sends_nothing_to_the_null_address() {
+    let stream = AudioStreamConfig::new(AudioCodecKind::Pcmu);
+    let (a, _) = tone_side(stream, HZ_A);
+    let (b, _) = tone_side(stream, HZ_B);
+    let network = NetworkConditions::clean(ms(10));
+    let mut call = SimulatedCall::new(a, b, network, network, 31).unwrap();
+    call.run_for(ms(500));
+    // B puts A on hold the RFC 2543 way: B stops sending, and its SDP says c=IN IP4 0.0.0.0
+    // (with sendrecv): A must send nothing there, RTCP included.
+    let b_hold = MediaUpdate {
+        remote_rtp: SimulatedCall::ADDR_A,
+        remote_rtcp: None,
+        direction: MediaDirection::RECVONLY,
+        stream,
+        srtp: None,
+    };
+    call.update(Side::B, b_hold).unwrap();
+    call.run_for(ms(100));
+    let null: SocketAddr = "0.0.0.0:40002".parse().unwrap();
+    let update = MediaUpdate {
+        remote_rtp: null,
+        remote_rtcp: None,
+        direction: MediaDirection::RECVONLY,
+        stream,
+        srtp: None,
+    };
+    call.update(Side::A, update).unwrap();
+    call.record_transmits(true);
+    call.run_for(Duration::from_secs(12));
+    assert_eq!(call.a().remote_rtp(), null);
+    assert!(call.sent(Side::A).is_empty(), "{:?}", call.sent(Side::A));
+    assert!(!call.sent(Side::B).is_empty(), "B's RTCP continues");
+}
+
+#[test]
 fn media_timeout_comes_once_per_silence_and_bye_is_reported() {
     let stream = AudioStreamConfig::new(AudioCodecKind::Opus);
     let (mut a, _) = tone_side(stream, HZ_A);

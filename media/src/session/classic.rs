@@ -1,25 +1,5 @@
 //! The thread driver of a classic session: sockets, sleeps and channels around a
 //! [`SessionCore`].
-//!
-//! # Threads
-//! - One **media thread** owns the core, the source and the sink, and is the only thread that
-//!   touches session state (nothing on the media path is locked). It sleeps until the core's
-//!   next deadline — the next packet to send, the next frame to play (both every 20 ms, on the
-//!   same ticks), an RTCP report — then handles the datagrams that arrived meanwhile, with their
-//!   arrival times, runs the due timers, sends what the core produced, forwards events and
-//!   publishes statistics. Commands (update, DTMF, stop) wake it at once.
-//! - One **reader thread** per socket (one with rtcp-mux, two with a separate RTCP socket)
-//!   blocks in `recv_from` and queues each datagram for the media thread, stamped with its
-//!   arrival time, without waking it: a packet cannot play before the next frame tick anyway,
-//!   and the jitter buffer and the statistics see the true arrival times. Readers exist because
-//!   a socket read timeout is not a usable timer: Linux rounds `SO_RCVTIMEO` up to the
-//!   scheduler tick, so a media thread sleeping in `recv_from` would wake up to a tick late
-//!   (5–10 ms measured), while a timed park wakes within a fraction of a millisecond.
-//!   Datagram buffers go back to their reader for reuse.
-//!
-//! So a session wakes about 100 times a second (50 ticks, 50 packets), and never polls. Readers
-//! also wake every half second to notice a stop, and are woken at once on stop by an empty
-//! datagram the media thread sends to its own sockets.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn};
 
 use super::session_core::{LocalSocket, SessionCore, SessionCoreConfig};
 use super::{
@@ -80,7 +60,27 @@ impl EventOut {
     }
 }
 
-/// A running classic audio session. See the [module docs](self) for its threads.
+/// A running classic audio session: the thread driver around a [`SessionCore`].
+///
+/// # Threads
+/// - One **media thread** owns the core, the source and the sink, and is the only thread that
+///   touches session state (nothing on the media path is locked). It sleeps until the core's
+///   next deadline — the next packet to send, the next frame to play (both every 20 ms, on the
+///   same ticks), an RTCP report — then handles the datagrams that arrived meanwhile, with their
+///   arrival times, runs the due timers, sends what the core produced, forwards events and
+///   publishes statistics. Commands (update, DTMF, stop) wake it at once.
+/// - One **reader thread** per socket (one with rtcp-mux, two with a separate RTCP socket)
+///   blocks in `recv_from` and queues each datagram for the media thread, stamped with its
+///   arrival time, without waking it: a packet cannot play before the next frame tick anyway,
+///   and the jitter buffer and the statistics see the true arrival times. Readers exist because
+///   a socket read timeout is not a usable timer: Linux rounds `SO_RCVTIMEO` up to the
+///   scheduler tick, so a media thread sleeping in `recv_from` would wake up to a tick late
+///   (5–10 ms measured), while a timed park wakes within a fraction of a millisecond.
+///   Datagram buffers go back to their reader for reuse.
+///
+/// So a session wakes about 100 times a second (50 ticks, 50 packets), and never polls. Readers
+/// also wake every half second to notice a stop, and are woken at once on stop by an empty
+/// datagram the media thread sends to its own sockets.
 ///
 /// Dropping it stops it as [`ClassicSession::stop`] does.
 pub struct ClassicSession {
@@ -187,6 +187,8 @@ impl ClassicSession {
         };
         let core = SessionCore::new(core_config, source, sink, Instant::now(), &mut rng)?;
         let stats = Arc::new(Mutex::new(core.stats()));
+        // A child of the caller's span (the engine's per-call span), entered by every thread.
+        let span = info_span!("media", ssrc = %format_args!("{:08x}", lock(&stats).local_ssrc));
         let (inputs, input_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let sockets: Vec<(LocalSocket, Arc<UdpSocket>)> = sockets
@@ -219,9 +221,10 @@ impl ClassicSession {
                 LocalSocket::Rtcp => "callisto-rtcp-in",
             };
             // On failure, dropping `session` stops the readers already started.
+            let span = span.clone();
             let handle = thread::Builder::new()
                 .name(name.into())
-                .spawn(move || reader.run())?;
+                .spawn(move || span.in_scope(|| reader.run()))?;
             session.readers.push(handle);
             sides.push(SocketSide { kind, socket, free });
         }
@@ -235,7 +238,7 @@ impl ClassicSession {
         };
         let handle = thread::Builder::new()
             .name("callisto-media".into())
-            .spawn(move || media.run())?;
+            .spawn(move || span.in_scope(|| media.run()))?;
         session.media = Some(handle);
         Ok(session)
     }

@@ -47,7 +47,8 @@
 //!   false`: RTP is still received, validated and counted (and still latches), but not played:
 //!   the sink gets silent frames so a recording keeps its timeline, and no DTMF is reported.
 //!   Changing the direction never changes the SSRC or the sequence numbering; the first packet
-//!   after a pause carries the marker bit.
+//!   after a pause carries the marker bit. Nothing is ever sent to an unspecified address or
+//!   port 0 (an RFC 2543 hold, `c=IN IP4 0.0.0.0`), which Linux would deliver to this host.
 //! - **DTMF.** [`SessionCore::send_dtmf`] queues RFC 4733 events (when a telephone-event payload
 //!   type was negotiated); voice pauses while an event is sent. Received events become
 //!   [`MediaEvent::Dtmf`] when they end. While a digit is sent, the peer's jitter buffer sees the
@@ -60,6 +61,8 @@
 //!   after media came back and stopped again.
 
 mod classic;
+#[cfg(test)]
+mod pipeline_tests;
 mod receive_pipeline;
 mod send_pipeline;
 mod session_core;

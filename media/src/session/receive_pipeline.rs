@@ -271,7 +271,8 @@ impl ReceivePipeline {
                 if previous.is_some() {
                     debug!(ssrc, "the peer's stream changed SSRC");
                     self.lost_before = lost;
-                    self.restart_stream();
+                    self.highest = None;
+                    self.restart_playback();
                 }
                 true
             }
@@ -345,9 +346,9 @@ impl ReceivePipeline {
         }
     }
 
-    /// Forgets the stream being played (a new SSRC, or playback resuming).
-    fn restart_stream(&mut self) {
-        self.highest = None;
+    /// Starts playback afresh: jitter buffer, decoder and decoded audio (a new SSRC, or
+    /// playback resuming).
+    fn restart_playback(&mut self) {
         self.decoding.jitter.reset();
         self.decoding.decoder.reset();
         self.decoded.clear();
@@ -476,7 +477,7 @@ impl ReceivePipeline {
     /// keeping the reception statistics.
     pub fn set_receiving(&mut self, receiving: bool) {
         if receiving && !self.receiving {
-            self.restart_stream();
+            self.restart_playback();
         }
         if !receiving {
             self.decoded.clear();
@@ -525,8 +526,9 @@ impl ReceivePipeline {
         if old.stream.codec.clock_rate() != stream.codec.clock_rate() {
             self.lost_before = self.lost();
             self.stats = ReceiverStats::new(ReceiverStatsConfig::new(stream.codec.clock_rate()));
+            // The new statistics number sequences afresh.
+            self.highest = None;
         }
-        self.highest = None;
         self.decoded.clear();
         Ok(())
     }

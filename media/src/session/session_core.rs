@@ -1,17 +1,5 @@
 //! The sans-IO core of a classic session: both pipelines, RTCP, latching, direction, media
 //! timeout, events and statistics.
-//!
-//! # Driving it
-//! Like `quinn-proto`, the core has getters, `handle_*` inputs, mutators and `poll_*` outputs.
-//! A driver loops:
-//! 1. wait until [`SessionCore::poll_timeout`] or until a datagram arrives;
-//! 2. feed the datagram with its arrival time ([`SessionCore::handle_datagram`]) or the time
-//!    ([`SessionCore::handle_timeout`]) — each first runs every timer due by then, in order;
-//! 3. send every [`SessionCore::poll_transmit`], deliver every [`SessionCore::poll_event`].
-//!
-//! Commands ([`SessionCore::update`], [`SessionCore::send_dtmf`], [`SessionCore::close`]) may
-//! come between any two steps. Wallclock time for RTCP is an argument ([`NtpTime`]), read by the
-//! driver from the same clock every time.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -73,7 +61,19 @@ pub struct SessionCoreConfig {
     pub options: SessionOptions,
 }
 
-/// The sans-IO classic audio session. See the [module docs](self) for the loop that drives it.
+/// The sans-IO classic audio session.
+///
+/// # Driving it
+/// Like `quinn-proto`, the core has getters, `handle_*` inputs, mutators and `poll_*` outputs.
+/// A driver loops:
+/// 1. wait until [`SessionCore::poll_timeout`] or until a datagram arrives;
+/// 2. feed the datagram with its arrival time ([`SessionCore::handle_datagram`]) or the time
+///    ([`SessionCore::handle_timeout`]) — each first runs every timer due by then, in order;
+/// 3. send every [`SessionCore::poll_transmit`], deliver every [`SessionCore::poll_event`].
+///
+/// Commands ([`SessionCore::update`], [`SessionCore::send_dtmf`], [`SessionCore::close`]) may
+/// come between any two steps. Wallclock time for RTCP is an argument ([`NtpTime`]), read by the
+/// driver from the same clock every time.
 pub struct SessionCore {
     send: SendPipeline,
     receive: ReceivePipeline,
@@ -210,11 +210,7 @@ impl SessionCore {
             return;
         }
         while let Some(payload) = self.send.poll_packet(now) {
-            self.transmits.push_back(Transmit {
-                socket: LocalSocket::Rtp,
-                destination: self.remote_rtp,
-                payload,
-            });
+            self.transmit(LocalSocket::Rtp, self.remote_rtp, payload);
         }
         self.receive.playout(now);
         if self.rtcp.poll_timeout().is_some_and(|t| t <= now) {
@@ -250,13 +246,25 @@ impl SessionCore {
 
     fn send_rtcp(&mut self, report: &[u8]) {
         match self.send.protect_rtcp(report) {
-            Ok(payload) => self.transmits.push_back(Transmit {
-                socket: self.rtcp_socket,
-                destination: self.remote_rtcp.unwrap_or(self.remote_rtp),
-                payload,
-            }),
+            Ok(payload) => {
+                let destination = self.remote_rtcp.unwrap_or(self.remote_rtp);
+                self.transmit(self.rtcp_socket, destination, payload);
+            }
             Err(e) => debug!(error = %e, "SRTCP refused a report"),
         }
+    }
+
+    /// Queues a datagram, unless its destination is no address at all: an RFC 2543 hold
+    /// (`c=IN IP4 0.0.0.0`) or port 0, which Linux would deliver to this very host.
+    fn transmit(&mut self, socket: LocalSocket, destination: SocketAddr, payload: Bytes) {
+        if destination.ip().is_unspecified() || destination.port() == 0 {
+            return;
+        }
+        self.transmits.push_back(Transmit {
+            socket,
+            destination,
+            payload,
+        });
     }
 
     fn take_rtcp_events(&mut self) {

@@ -1,31 +1,5 @@
 //! Two session cores in a call over the seeded simulated network, in virtual time: the
 //! socket-free, thread-free way to run whole calls in tests and benches.
-//!
-//! [`SimulatedCall`] gives each side an address ([`SimulatedCall::ADDR_A`],
-//! [`SimulatedCall::ADDR_B`]), carries every datagram through a [`SimNetwork`] per direction,
-//! and steps both cores from event to event (their deadlines and the network's deliveries), so
-//! a minute of call runs in well under a second. A datagram addressed anywhere but the peer's
-//! address is lost, as it would be on a real network, which lets latching be tested too.
-//!
-//! ```
-//! use std::time::Duration;
-//! use callisto_media::audio::{AudioFormat, MemorySink, ToneSource};
-//! use callisto_media::codec::AudioCodecKind;
-//! use callisto_media::netsim::NetworkConditions;
-//! use callisto_media::session::{AudioStreamConfig, SimulatedCall, SimulatedEndpoint};
-//!
-//! let stream = AudioStreamConfig::new(AudioCodecKind::Pcmu);
-//! let format = AudioFormat::MONO_8K;
-//! let side = |hz| SimulatedEndpoint::new(
-//!     stream,
-//!     Box::new(ToneSource::new(format, hz, 0.3)),
-//!     Box::new(MemorySink::new(format)),
-//! );
-//! let clean = NetworkConditions::clean(Duration::from_millis(10));
-//! let mut call = SimulatedCall::new(side(440.0), side(1000.0), clean, clean, 1).unwrap();
-//! call.run_for(Duration::from_secs(1));
-//! assert!(call.a().stats().rx_packets >= 45);
-//! ```
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -97,7 +71,33 @@ pub struct Sent {
     pub payload: Bytes,
 }
 
-/// Two cores in a call over simulated networks. See the [module docs](self).
+/// Two session cores in a call over simulated networks, in virtual time.
+///
+/// [`SimulatedCall`] gives each side an address ([`SimulatedCall::ADDR_A`],
+/// [`SimulatedCall::ADDR_B`]), carries every datagram through a [`SimNetwork`] per direction,
+/// and steps both cores from event to event (their deadlines and the network's deliveries), so
+/// a minute of call runs in well under a second. A datagram addressed anywhere but the peer's
+/// address is lost, as it would be on a real network, which lets latching be tested too.
+///
+/// ```
+/// use std::time::Duration;
+/// use callisto_media::audio::{AudioFormat, MemorySink, ToneSource};
+/// use callisto_media::codec::AudioCodecKind;
+/// use callisto_media::netsim::NetworkConditions;
+/// use callisto_media::session::{AudioStreamConfig, SimulatedCall, SimulatedEndpoint};
+///
+/// let stream = AudioStreamConfig::new(AudioCodecKind::Pcmu);
+/// let format = AudioFormat::MONO_8K;
+/// let side = |hz| SimulatedEndpoint::new(
+///     stream,
+///     Box::new(ToneSource::new(format, hz, 0.3)),
+///     Box::new(MemorySink::new(format)),
+/// );
+/// let clean = NetworkConditions::clean(Duration::from_millis(10));
+/// let mut call = SimulatedCall::new(side(440.0), side(1000.0), clean, clean, 1).unwrap();
+/// call.run_for(Duration::from_secs(1));
+/// assert!(call.a().stats().rx_packets >= 45);
+/// ```
 pub struct SimulatedCall {
     a: SessionCore,
     b: SessionCore,
