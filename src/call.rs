@@ -40,7 +40,9 @@ pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
                 .parse()
                 .map_err(|_| format!("'{text}' is not a tone; write it like tone:440"))?;
             if !(20.0..=20_000.0).contains(&hz) {
-                return Err(format!("a tone of {hz} Hz cannot be heard; use 20 to 20000"));
+                return Err(format!(
+                    "a tone of {hz} Hz cannot be heard; use 20 to 20000"
+                ));
             }
             AudioInput::Tone { hz }
         }
@@ -56,7 +58,12 @@ pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
         }
     };
     let mut codecs = Vec::new();
-    for name in args.codecs.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+    for name in args
+        .codecs
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         codecs.push(match name.to_ascii_lowercase().as_str() {
             "opus" => AudioCodec::opus(),
             "pcmu" | "g711u" | "ulaw" => AudioCodec::pcmu(),
@@ -101,7 +108,10 @@ pub fn callee_uri(text: &str, domain: Option<&str>) -> Result<rsip::Uri, String>
     let domain = domain.ok_or_else(|| {
         format!("'{text}' needs a domain: give a full address like sip:{user}@example.org")
     })?;
-    let user: String = if phone || user.chars().all(|c| c.is_ascii_digit() || "+-.() ".contains(c))
+    let user: String = if phone
+        || user
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-.() ".contains(c))
     {
         user.chars()
             .filter(|c| c.is_ascii_digit() || *c == '+')
@@ -153,8 +163,8 @@ impl Session {
         data_dir: Option<&Path>,
     ) -> Result<Session, ExitCode> {
         let out = Output { json };
-        let account =
-            registering_account(account_args, config, selected).map_err(|m| out.fatal(exit::OTHER, &m))?;
+        let account = registering_account(account_args, config, selected)
+            .map_err(|m| out.fatal(exit::OTHER, &m))?;
         let engine = engine::start(register::engine_config(account_args, config))
             .await
             .map_err(|e| out.fatal(exit::OTHER, &format!("cannot open the SIP transports: {e}")))?;
@@ -280,13 +290,13 @@ pub async fn run_call(
             }
         }
     };
-    let key = CallKey(1);
+    let key = session.engine.new_call_key();
     let _ = session.engine.commands.send(Command::Call {
         key,
         account: session.account.as_ref().map(|_| 0),
         call: Box::new(call),
     });
-    let code = drive_calls(&mut session, &args.media, 1).await;
+    let code = drive_calls(&mut session, &args.media, 1, &[key]).await;
     session.close().await;
     ExitCode::from(code)
 }
@@ -318,12 +328,15 @@ pub async fn run_answer(
             .unwrap_or_default();
         println!("Waiting for calls on {address}.");
     } else if let Some(address) = session.engine.local_udp {
-        println!("{}", json!({"event": "listening", "address": address.to_string()}));
+        println!(
+            "{}",
+            json!({"event": "listening", "address": address.to_string()})
+        );
     }
     let _ = session.engine.commands.send(Command::AcceptCalls {
         media: Some(Box::new(media)),
     });
-    let code = drive_calls(&mut session, &args.media, args.count).await;
+    let code = drive_calls(&mut session, &args.media, args.count, &[]).await;
     session.close().await;
     ExitCode::from(code)
 }
@@ -343,7 +356,10 @@ async fn direct_call(
             let resolver = if config.transport.dns_servers.is_empty() {
                 SipResolver::from_system().map_err(|e| e.to_string())?
             } else {
-                SipResolver::with_name_servers(&config.transport.dns_servers, Duration::from_secs(2))
+                SipResolver::with_name_servers(
+                    &config.transport.dns_servers,
+                    Duration::from_secs(2),
+                )
             };
             let mut rng = rand::rngs::StdRng::from_entropy();
             resolver
@@ -362,7 +378,9 @@ async fn direct_call(
     }
     .ok_or_else(|| format!("no local {} transport", target.transport.uri_param()))?;
     let from = match &account.user {
-        Some(user) => parse_sip_uri(user).ok_or_else(|| format!("'{user}' is not a SIP address"))?,
+        Some(user) => {
+            parse_sip_uri(user).ok_or_else(|| format!("'{user}' is not a SIP address"))?
+        }
         None => parse_sip_uri(&format!("sip:callisto@{}", local_sip.ip()))
             .ok_or_else(|| "no local address".to_string())?,
     };
@@ -413,11 +431,18 @@ fn control_lines() -> mpsc::UnboundedReceiver<Control> {
 }
 
 /// Runs calls until `count` of them have ended; returns the exit code.
-async fn drive_calls(session: &mut Session, media: &MediaArgs, count: u32) -> u8 {
+async fn drive_calls(
+    session: &mut Session,
+    media: &MediaArgs,
+    count: u32,
+    initial: &[CallKey],
+) -> u8 {
     let mut controls = control_lines();
     let mut hang_up_at: HashMap<CallKey, Instant> = HashMap::new();
     let mut dtmf_at: HashMap<CallKey, Instant> = HashMap::new();
-    let mut live: Vec<CallKey> = Vec::new();
+    // Calls not yet over (control lines go to them), and those that were established.
+    let mut live: Vec<CallKey> = initial.to_vec();
+    let mut established: Vec<CallKey> = Vec::new();
     let mut ended = 0;
     let mut worst = exit::OK;
     loop {
@@ -466,10 +491,11 @@ async fn drive_calls(session: &mut Session, media: &MediaArgs, count: u32) -> u8
                 report(&session.out, key, &update);
                 match update {
                     CallUpdate::Incoming { .. } => {
+                        live.push(key);
                         let _ = session.engine.commands.send(Command::Answer { key });
                     }
                     CallUpdate::Answered { .. } => {
-                        live.push(key);
+                        established.push(key);
                         if let Some(secs) = media.duration {
                             hang_up_at.insert(key, Instant::now() + Duration::from_secs_f64(secs));
                         }
@@ -480,9 +506,14 @@ async fn drive_calls(session: &mut Session, media: &MediaArgs, count: u32) -> u8
                     }
                     CallUpdate::Failed { code, cause, .. } => {
                         worst = worst.max(failure_exit_code(code, &cause));
+                        live.retain(|k| *k != key);
                         ended += 1;
                     }
                     CallUpdate::Ended { .. } => {
+                        if !established.contains(&key) {
+                            // Hung up before it connected: not a call that took place.
+                            worst = worst.max(exit::OTHER);
+                        }
                         live.retain(|k| *k != key);
                         hang_up_at.remove(&key);
                         dtmf_at.remove(&key);
@@ -495,7 +526,11 @@ async fn drive_calls(session: &mut Session, media: &MediaArgs, count: u32) -> u8
                 }
             }
             EngineEvent::Registration { event, .. } => {
-                let name = session.account.as_ref().map(|a| a.user.as_str()).unwrap_or("");
+                let name = session
+                    .account
+                    .as_ref()
+                    .map(|a| a.user.as_str())
+                    .unwrap_or("");
                 session.out.registration(name, &event);
             }
             EngineEvent::Stopped => return worst.max(exit::OTHER),
@@ -532,7 +567,9 @@ fn report(out: &Output, key: CallKey, update: &CallUpdate) {
                 from,
                 display_name,
                 to,
-            } => json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to}),
+            } => {
+                json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to})
+            }
             CallUpdate::Ringing => json!({"event": "ringing", "call": call}),
             CallUpdate::Answered { codec, srtp } => {
                 json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp})
@@ -550,7 +587,9 @@ fn report(out: &Output, key: CallKey, update: &CallUpdate) {
                 code,
                 reason,
                 cause,
-            } => json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause}),
+            } => {
+                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause})
+            }
             CallUpdate::Ended {
                 by_remote,
                 reason,
@@ -577,7 +616,11 @@ fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
         CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
         CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
-        CallUpdate::Failed { code, reason, cause } => {
+        CallUpdate::Failed {
+            code,
+            reason,
+            cause,
+        } => {
             let code = code.map(|c| format!(" ({c} {reason})")).unwrap_or_default();
             println!("The call failed: {cause}{code}.")
         }
@@ -618,7 +661,12 @@ fn by(remote: bool) -> &'static str {
     }
 }
 
-fn summary_json(call: u64, by_remote: bool, reason: &str, summary: &CallSummary) -> serde_json::Value {
+fn summary_json(
+    call: u64,
+    by_remote: bool,
+    reason: &str,
+    summary: &CallSummary,
+) -> serde_json::Value {
     let audio = summary.audio.as_ref().map(|a| {
         json!({
             "codec": a.codec,
@@ -700,7 +748,13 @@ mod tests {
     #[test]
     fn failures_map_to_exit_codes() {
         assert_eq!(failure_exit_code(Some(486), "busy"), exit::OTHER);
-        assert_eq!(failure_exit_code(Some(407), "authentication failed"), exit::AUTH_FAILED);
-        assert_eq!(failure_exit_code(None, "no answer from the network"), exit::UNREACHABLE);
+        assert_eq!(
+            failure_exit_code(Some(407), "authentication failed"),
+            exit::AUTH_FAILED
+        );
+        assert_eq!(
+            failure_exit_code(None, "no answer from the network"),
+            exit::UNREACHABLE
+        );
     }
 }

@@ -79,7 +79,11 @@ pub struct RegisterArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct MediaArgs {
     /// What to send: `tone:HZ`, a 16-bit PCM WAV file (played in a loop), or `silence`.
-    #[arg(long, value_name = "tone:HZ|FILE.wav|silence", default_value = "silence")]
+    #[arg(
+        long,
+        value_name = "tone:HZ|FILE.wav|silence",
+        default_value = "silence"
+    )]
     pub audio: String,
     /// Record what the other side sends to this WAV file.
     #[arg(long, value_name = "OUT.wav")]
@@ -88,7 +92,11 @@ pub struct MediaArgs {
     #[arg(long, value_name = "opus,pcmu,pcma", default_value = "opus,pcmu,pcma")]
     pub codecs: String,
     /// SDES-SRTP: off, optional (offered, not required) or mandatory.
-    #[arg(long, value_name = "off|optional|mandatory", default_value = "optional")]
+    #[arg(
+        long,
+        value_name = "off|optional|mandatory",
+        default_value = "optional"
+    )]
     pub srtp: String,
     /// Hang up after this many seconds of conversation (default: wait for the other side).
     #[arg(long, value_name = "SECS")]

@@ -174,6 +174,8 @@ pub async fn run(
                         }
                     }
                     EngineEvent::Stopped => break,
+                    // `register` takes no calls: the engine declines them itself.
+                    EngineEvent::Call { .. } => {}
                 }
             }
             _ = signals.recv(), if !shutting_down => {
@@ -273,6 +275,12 @@ impl Output {
 pub struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Signals {

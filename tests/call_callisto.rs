@@ -14,7 +14,11 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn heard(path: &std::path::Path, expected: f32, own: f32) -> Result<(f32, f32, f64), Box<dyn Error>> {
+fn heard(
+    path: &std::path::Path,
+    expected: f32,
+    own: f32,
+) -> Result<(f32, f32, f64), Box<dyn Error>> {
     let audio = wav::read_mono(path)?;
     let coverage = tone_coverage(&audio.samples, audio.sample_rate, expected, 0.02, 50, 0.05);
     let own = frequency_level(&audio.samples, audio.sample_rate, own, 0.02, 50);
@@ -81,7 +85,10 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
     assert_eq!(bob_ended["by"], "remote");
     for summary in [&ended, &bob_ended] {
         let audio = &summary["audio"];
-        assert!(audio["rx_packets"].as_u64().unwrap_or(0) >= 100, "{summary}");
+        assert!(
+            audio["rx_packets"].as_u64().unwrap_or(0) >= 100,
+            "{summary}"
+        );
         assert_eq!(audio["lost"], 0, "{summary}");
         assert_eq!(audio["discarded"], 0, "{summary}");
     }
@@ -92,7 +99,10 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
     ] {
         let (coverage, own_level, seconds) = heard(path, expected, own)?;
         println!("{who}: coverage {coverage:.3} own {own_level:.4} over {seconds:.2} s");
-        assert!(coverage >= 0.9 && seconds >= 2.0, "{who}: {coverage} over {seconds} s");
+        assert!(
+            coverage >= 0.9 && seconds >= 2.0,
+            "{who}: {coverage} over {seconds} s"
+        );
         assert!(own_level < 0.01, "{who} hears itself: {own_level}");
     }
     Ok(())
@@ -125,7 +135,15 @@ fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
     let uri = format!("sip:bob@127.0.0.1:{port}");
     let mut alice = Callisto::start(
         &alice_dir,
-        &["call", &uri, "--listen", "127.0.0.1:0", "--codecs", "pcmu", "--json"],
+        &[
+            "call",
+            &uri,
+            "--listen",
+            "127.0.0.1:0",
+            "--codecs",
+            "pcmu",
+            "--json",
+        ],
     )?;
     let failed = alice.expect("call_failed", WAIT)?;
     assert_eq!(failed["code"], 488, "{failed}");

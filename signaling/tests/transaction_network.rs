@@ -48,7 +48,7 @@ fn run(seed: u64, transactions: usize, network: NetworkConfig) -> (Outcome, SimN
         let now = clock.now();
         // Start new transactions on schedule: every third is an INVITE that gets rejected.
         while started < transactions && start + spacing * started as u32 <= now {
-            let method = if started % 3 == 0 {
+            let method = if started.is_multiple_of(3) {
                 "INVITE"
             } else {
                 "REGISTER"

@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callisto_media::audio::{
@@ -194,7 +196,8 @@ struct Call {
 pub(super) struct Calls {
     calls: HashMap<CallKey, Call>,
     by_id: HashMap<CallId, CallKey>,
-    next_incoming_key: u64,
+    /// Shared with [`super::EngineHandle::new_call_key`], so keys never collide.
+    keys: Arc<AtomicU64>,
     /// Media for incoming calls; `None` declines them.
     incoming: Option<MediaOptions>,
     incoming_count: u64,
@@ -202,12 +205,11 @@ pub(super) struct Calls {
 }
 
 impl Calls {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(keys: Arc<AtomicU64>) -> Self {
         Calls {
             calls: HashMap::new(),
             by_id: HashMap::new(),
-            // Keys the engine gives incoming calls stay clear of the application's.
-            next_incoming_key: 1 << 62,
+            keys,
             incoming: None,
             incoming_count: 0,
             rng: StdRng::from_entropy(),
@@ -255,12 +257,15 @@ impl Calls {
             Err(error) => return fail(format!("cannot open an RTP port: {error}")),
         };
         let mut sdp = SdpSession::new(ip, &mut self.rng);
-        let offer =
-            match sdp.create_offer(&local, &call.media.policy, Direction::SendRecv, &mut self.rng)
-            {
-                Ok(offer) => offer,
-                Err(error) => return fail(format!("cannot make an offer: {error}")),
-            };
+        let offer = match sdp.create_offer(
+            &local,
+            &call.media.policy,
+            Direction::SendRecv,
+            &mut self.rng,
+        ) {
+            Ok(offer) => offer,
+            Err(error) => return fail(format!("cannot make an offer: {error}")),
+        };
         let mut config = OutgoingCallConfig::new(call.from, call.to, call.target, call.local_sip);
         config.credentials = call.credentials;
         config.body = Some(Body::sdp(offer.to_string()));
@@ -320,7 +325,13 @@ impl Calls {
         }
     }
 
-    pub(super) fn reject(&mut self, endpoint: &mut Endpoint, now: Instant, key: CallKey, code: u16) {
+    pub(super) fn reject(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        code: u16,
+    ) {
         if let Some(call) = self.calls.get(&key) {
             if let Err(error) = endpoint.reject(now, call.id, code) {
                 tracing::warn!(%error, "cannot reject");
@@ -355,16 +366,17 @@ impl Calls {
         } else {
             Direction::SendRecv
         };
-        let offer = match call
-            .sdp
-            .create_offer(&call.local, &call.media.policy, direction, &mut self.rng)
-        {
-            Ok(offer) => offer,
-            Err(error) => {
-                tracing::warn!(%error, "cannot make a re-offer");
-                return;
-            }
-        };
+        let offer =
+            match call
+                .sdp
+                .create_offer(&call.local, &call.media.policy, direction, &mut self.rng)
+            {
+                Ok(offer) => offer,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot make a re-offer");
+                    return;
+                }
+            };
         match endpoint.reinvite(now, call.id, Body::sdp(offer.to_string())) {
             Ok(()) => call.pending_hold = Some(hold),
             Err(error) => {
@@ -544,9 +556,11 @@ impl Calls {
                         &mut self.rng,
                     );
                     let result = match offer {
-                        Ok(offer) => {
-                            endpoint.answer_reoffer(now, call.id, Some(Body::sdp(offer.to_string())))
-                        }
+                        Ok(offer) => endpoint.answer_reoffer(
+                            now,
+                            call.id,
+                            Some(Body::sdp(offer.to_string())),
+                        ),
                         Err(error) => endpoint.reject_reoffer(now, call.id, error.status_code()),
                     };
                     if let Err(error) = result {
@@ -558,14 +572,22 @@ impl Calls {
                     .map_err(|e| (400, e.to_string()))
                     .and_then(|offer| {
                         call.sdp
-                            .answer(&offer, &call.local, &call.media.policy, direction, &mut self.rng)
+                            .answer(
+                                &offer,
+                                &call.local,
+                                &call.media.policy,
+                                direction,
+                                &mut self.rng,
+                            )
                             .map_err(|e| (e.status_code(), e.to_string()))
                     });
                 match answer {
                     Ok((answer, negotiated)) => {
-                        if let Err(error) =
-                            endpoint.answer_reoffer(now, call.id, Some(Body::sdp(answer.to_string())))
-                        {
+                        if let Err(error) = endpoint.answer_reoffer(
+                            now,
+                            call.id,
+                            Some(Body::sdp(answer.to_string())),
+                        ) {
                             tracing::warn!(%error, "cannot answer a re-INVITE");
                             return;
                         }
@@ -609,7 +631,11 @@ impl Calls {
                 call.pending_hold = None;
             }
             CallEvent::Info { body } => {
-                if body.content_type.to_ascii_lowercase().contains("dtmf-relay") {
+                if body
+                    .content_type
+                    .to_ascii_lowercase()
+                    .contains("dtmf-relay")
+                {
                     match DtmfRelay::parse(&String::from_utf8_lossy(&body.bytes)) {
                         Ok(relay) => send(CallUpdate::Dtmf {
                             digit: relay.digit.to_char(),
@@ -667,9 +693,7 @@ impl Calls {
                 .record
                 .map(|path| numbered(&path, self.incoming_count));
         }
-        let ip = invite
-            .local_ip
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let ip = invite.local_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let (socket, local) = match bind_rtp(ip) {
             Ok(bound) => bound,
             Err(error) => {
@@ -694,8 +718,13 @@ impl Calls {
                     let _ = endpoint.reject(now, id, 488);
                     return;
                 }
-                match sdp.answer(&offer, &local, &media.policy, Direction::SendRecv, &mut self.rng)
-                {
+                match sdp.answer(
+                    &offer,
+                    &local,
+                    &media.policy,
+                    Direction::SendRecv,
+                    &mut self.rng,
+                ) {
                     Ok((answer, negotiated)) => {
                         (Some(Body::sdp(answer.to_string())), Some(negotiated))
                     }
@@ -708,8 +737,7 @@ impl Calls {
             }
             None => {
                 // No offer in the INVITE: ours goes in the 200, the answer comes in the ACK.
-                match sdp.create_offer(&local, &media.policy, Direction::SendRecv, &mut self.rng)
-                {
+                match sdp.create_offer(&local, &media.policy, Direction::SendRecv, &mut self.rng) {
                     Ok(offer) => (Some(Body::sdp(offer.to_string())), None),
                     Err(error) => {
                         tracing::warn!(%error, "cannot make an offer");
@@ -719,8 +747,7 @@ impl Calls {
                 }
             }
         };
-        let key = CallKey(self.next_incoming_key);
-        self.next_incoming_key += 1;
+        let key = CallKey(self.keys.fetch_add(1, Ordering::Relaxed));
         self.by_id.insert(id, key);
         self.calls.insert(
             key,
@@ -878,12 +905,10 @@ fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, Stri
         payload_type: negotiated.codec.payload_type,
         encoder: EncoderConfig::mono(),
         ptime_ms: negotiated.ptime_ms,
-        telephone_event: negotiated
-            .telephone_event
-            .map(|t| TelephoneEventConfig {
-                payload_type: t.payload_type,
-                clock_rate: t.clock_rate,
-            }),
+        telephone_event: negotiated.telephone_event.map(|t| TelephoneEventConfig {
+            payload_type: t.payload_type,
+            clock_rate: t.clock_rate,
+        }),
     })
 }
 

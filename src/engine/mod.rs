@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use callisto_signaling::endpoint::{Endpoint, EndpointEvent, RegistrationId};
@@ -37,7 +39,9 @@ pub enum Command {
         resolved: Box<ResolvedAccount>,
     },
     /// Remove one account's binding.
-    Unregister { account: usize },
+    Unregister {
+        account: usize,
+    },
     /// Place a call. With `account`, the INVITE goes to that account's registrar as the
     /// account's user; without, `call.target` is used as given.
     Call {
@@ -47,13 +51,29 @@ pub enum Command {
     },
     /// Take incoming calls with this media (they ring and are announced; answer each with
     /// [`Command::Answer`]); `None` declines them with `480`.
-    AcceptCalls { media: Option<Box<MediaOptions>> },
-    Answer { key: CallKey },
-    Reject { key: CallKey, code: u16 },
-    HangUp { key: CallKey },
-    Hold { key: CallKey },
-    Resume { key: CallKey },
-    Dtmf { key: CallKey, digits: String },
+    AcceptCalls {
+        media: Option<Box<MediaOptions>>,
+    },
+    Answer {
+        key: CallKey,
+    },
+    Reject {
+        key: CallKey,
+        code: u16,
+    },
+    HangUp {
+        key: CallKey,
+    },
+    Hold {
+        key: CallKey,
+    },
+    Resume {
+        key: CallKey,
+    },
+    Dtmf {
+        key: CallKey,
+        digits: String,
+    },
     /// Hang up every call, unregister everything, then stop.
     Shutdown,
 }
@@ -88,6 +108,14 @@ pub struct EngineHandle {
     /// The local addresses the transports listen on.
     pub local_udp: Option<SocketAddr>,
     pub local_tcp: Option<SocketAddr>,
+    call_keys: Arc<AtomicU64>,
+}
+
+impl EngineHandle {
+    /// A key for a new outgoing call, unique among this engine's calls.
+    pub fn new_call_key(&self) -> CallKey {
+        CallKey(self.call_keys.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// Binds the transports and starts the engine task on the current runtime.
@@ -95,7 +123,9 @@ pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError>
     let (transports, incoming) = Transports::bind(config.transport.clone()).await?;
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let call_keys = Arc::new(AtomicU64::new(1));
     let handle = EngineHandle {
+        call_keys: Arc::clone(&call_keys),
         commands: command_tx,
         events: event_rx,
         local_udp: transports.local_addr(TransportKind::Udp),
@@ -107,7 +137,7 @@ pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError>
         events: event_tx,
         accounts: HashMap::new(),
         account_configs: HashMap::new(),
-        calls: calls::Calls::new(),
+        calls: calls::Calls::new(call_keys),
         server_names: HashMap::new(),
         shutdown_deadline: None,
         shutdown_grace: config.shutdown_grace,
@@ -209,7 +239,7 @@ impl Driver {
                 let Some(&first) = targets.first() else {
                     return;
                 };
-                let config = self.with_local_address(registration, first).await;
+                let config = Self::with_local_address(&self.transports, registration, first).await;
                 if let Some(name) = server_name {
                     for target in &targets {
                         self.server_names.insert(*target, name.clone());
@@ -306,11 +336,10 @@ impl Driver {
 
     /// Our address as seen from `peer`: the listening address, or the route's source address
     /// when listening on all interfaces.
-    async fn local_ip_towards(&self, peer: SocketAddr) -> IpAddr {
-        let listen = self
-            .transports
+    async fn local_ip_towards(transports: &Transports, peer: SocketAddr) -> IpAddr {
+        let listen = transports
             .local_addr(TransportKind::Udp)
-            .or_else(|| self.transports.local_addr(TransportKind::Tcp))
+            .or_else(|| transports.local_addr(TransportKind::Tcp))
             .map(|a| a.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         if listen.is_unspecified() {
@@ -322,7 +351,7 @@ impl Driver {
 
     /// Puts the address we are reachable at for `target` into Via and Contact.
     async fn with_local_address(
-        &self,
+        transports: &Transports,
         mut config: RegistrationConfig,
         target: Target,
     ) -> RegistrationConfig {
@@ -330,7 +359,7 @@ impl Driver {
             TransportKind::Udp => TransportKind::Udp,
             _ => TransportKind::Tcp,
         };
-        if let Some(local) = self.transports.local_addr(kind) {
+        if let Some(local) = transports.local_addr(kind) {
             let ip = if local.ip().is_unspecified() {
                 route_source_ip(target.addr).await.unwrap_or(local.ip())
             } else {
@@ -394,7 +423,7 @@ impl Driver {
             EndpointEvent::Call { id, event } => {
                 let local_ip = match &event {
                     callisto_signaling::call::CallEvent::Incoming { source, .. } => {
-                        Some(self.local_ip_towards(source.addr).await)
+                        Some(Self::local_ip_towards(&self.transports, source.addr).await)
                     }
                     _ => None,
                 };

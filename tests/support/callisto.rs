@@ -31,14 +31,19 @@ impl Callisto {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(args)
-            .env("CALLISTO_LOG", "warn")
+            // CALLISTO_TEST_LOG=debug shows a failing test's engine in its output.
+            .env(
+                "CALLISTO_LOG",
+                std::env::var("CALLISTO_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "no stdout")
-        })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "no stdout"))?;
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -116,9 +121,10 @@ impl Callisto {
 
     /// Sends one control line.
     pub fn control(&mut self, line: &str) -> std::io::Result<()> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed")
-        })?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"))?;
         writeln!(stdin, "{line}")?;
         stdin.flush()
     }

@@ -21,7 +21,7 @@ pub fn mix_channels(
     if from == 0 || to == 0 || !can_mix(from, to) {
         return Err(AudioError::UnsupportedChannelMix { from, to });
     }
-    if input.len() % from as usize != 0 {
+    if !input.len().is_multiple_of(from as usize) {
         return Err(AudioError::PartialSampleFrame {
             samples: input.len(),
             channels: from,

@@ -44,7 +44,7 @@ impl AudioFormat {
     /// Checks that the rate is a non-zero multiple of 50 Hz (so a 20 ms frame holds whole samples)
     /// and that the channel count is between 1 and 8.
     pub fn validate(&self) -> Result<(), AudioError> {
-        if self.sample_rate == 0 || self.sample_rate % (1000 / FRAME_MS) != 0 {
+        if self.sample_rate == 0 || !self.sample_rate.is_multiple_of(1000 / FRAME_MS) {
             return Err(AudioError::UnsupportedSampleRate(self.sample_rate));
         }
         if self.channels == 0 || self.channels > MAX_CHANNELS {
@@ -99,7 +99,7 @@ impl AudioFrame {
     /// the channel count or the format is not valid.
     pub fn new(format: AudioFormat, samples: Vec<i16>) -> Result<Self, AudioError> {
         format.validate()?;
-        if samples.len() % format.channels as usize != 0 {
+        if !samples.len().is_multiple_of(format.channels as usize) {
             return Err(AudioError::PartialSampleFrame {
                 samples: samples.len(),
                 channels: format.channels,

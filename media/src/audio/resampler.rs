@@ -63,7 +63,7 @@ impl RateConverter {
         let gcd = gcd(from_rate, to_rate);
         // A 10 ms block is a whole number of rubato's minimum blocks when the rates' common
         // divisor is a multiple of 100 Hz; otherwise a 20 ms block is (both are multiples of 50).
-        let block_ms = if gcd % 100 == 0 { 10 } else { 20 };
+        let block_ms = if gcd.is_multiple_of(100) { 10 } else { 20 };
         let block_in = (from_rate * block_ms / 1000) as usize;
         let block_out = (to_rate * block_ms / 1000) as usize;
         let fft = Fft::<f32>::new(

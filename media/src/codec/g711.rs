@@ -139,7 +139,7 @@ fn check_config(law: G711Law, channels: u16, frame_ms: u32) -> Result<usize, Cod
             channels,
         });
     }
-    if frame_ms == 0 || frame_ms > 60 || frame_ms % 10 != 0 {
+    if frame_ms == 0 || frame_ms > 60 || !frame_ms.is_multiple_of(10) {
         return Err(CodecError::UnsupportedFrameDuration {
             codec: law.kind(),
             frame_ms,

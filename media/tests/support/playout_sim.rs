@@ -111,7 +111,7 @@ impl Simulation {
                     self.blackout -= 1;
                     continue;
                 }
-                let quiet = self.quiet_every > 0 && sent.index % self.quiet_every == 0;
+                let quiet = self.quiet_every > 0 && sent.index.is_multiple_of(self.quiet_every);
                 let mut packet = sent.packet.with_quiet(quiet);
                 if self.duration_hints {
                     packet = packet.with_samples(sent.samples);

@@ -410,5 +410,4 @@ impl Endpoint {
             entry.registration.handle_failure(now, kind, reason);
         }
     }
-
 }
