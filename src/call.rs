@@ -155,6 +155,20 @@ struct Session {
 }
 
 impl Session {
+    /// Reads the media flags, starts the engine and registers: what both commands do first.
+    async fn prepare(
+        account: &AccountArgs,
+        media: &MediaArgs,
+        config: &Config,
+        selected: Option<&str>,
+        data_dir: Option<&Path>,
+    ) -> Result<(Session, MediaOptions), ExitCode> {
+        let out = Output { json: media.json };
+        let options = media_options(media).map_err(|m| out.fatal(exit::OTHER, &m))?;
+        let session = Session::open(account, media.json, config, selected, data_dir).await?;
+        Ok((session, options))
+    }
+
     async fn open(
         account_args: &AccountArgs,
         json: bool,
@@ -244,16 +258,9 @@ pub async fn run_call(
     selected: Option<&str>,
     data_dir: Option<&Path>,
 ) -> ExitCode {
-    let out = Output {
-        json: args.media.json,
-    };
-    let media = match media_options(&args.media) {
-        Ok(media) => media,
-        Err(message) => return out.fatal(exit::OTHER, &message),
-    };
-    let mut session =
-        match Session::open(&args.account, args.media.json, &config, selected, data_dir).await {
-            Ok(session) => session,
+    let (mut session, media) =
+        match Session::prepare(&args.account, &args.media, &config, selected, data_dir).await {
+            Ok(prepared) => prepared,
             Err(code) => return code,
         };
     let domain = session
@@ -308,16 +315,9 @@ pub async fn run_answer(
     selected: Option<&str>,
     data_dir: Option<&Path>,
 ) -> ExitCode {
-    let out = Output {
-        json: args.media.json,
-    };
-    let media = match media_options(&args.media) {
-        Ok(media) => media,
-        Err(message) => return out.fatal(exit::OTHER, &message),
-    };
-    let mut session =
-        match Session::open(&args.account, args.media.json, &config, selected, data_dir).await {
-            Ok(session) => session,
+    let (mut session, media) =
+        match Session::prepare(&args.account, &args.media, &config, selected, data_dir).await {
+            Ok(prepared) => prepared,
             Err(code) => return code,
         };
     if !session.out.json {

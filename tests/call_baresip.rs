@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use callisto_media::analysis::{frequency_level, tone_coverage};
-
 use support::baresip::Baresip;
 use support::baresip_events::BaresipEvent;
 use support::baresip_phone::{AnswerMode, Codec, PhoneConfig, SrtpMode};
@@ -28,9 +26,6 @@ const WAIT: Duration = Duration::from_secs(5);
 const ALICE_HZ: f32 = 440.0;
 const BOB_HZ: f32 = 1270.0;
 const CALL_SECS: &str = "2.5";
-const TOLERANCE: f32 = 0.02;
-const WINDOW_MS: u32 = 50;
-const MIN_LEVEL: f32 = 0.05;
 const LEAK_LEVEL: f32 = 0.01;
 
 /// Kamailio with alice and bob, baresip registered as bob, a directory for Callisto's files.
@@ -104,32 +99,8 @@ impl Rig {
     }
 }
 
-#[derive(Debug)]
-struct Heard {
-    seconds: f64,
-    coverage: f32,
-    own_level: f32,
-}
-
-fn analyse(recording: &Path, expected_hz: f32, own_hz: f32) -> std::io::Result<Heard> {
-    let audio = wav::read_mono(recording)?;
-    let rate = audio.sample_rate;
-    Ok(Heard {
-        seconds: audio.seconds(),
-        coverage: tone_coverage(
-            &audio.samples,
-            rate,
-            expected_hz,
-            TOLERANCE,
-            WINDOW_MS,
-            MIN_LEVEL,
-        ),
-        own_level: frequency_level(&audio.samples, rate, own_hz, TOLERANCE, WINDOW_MS),
-    })
-}
-
 fn assert_heard(who: &str, recording: &Path, expected_hz: f32, own_hz: f32) -> TestResult {
-    let heard = analyse(recording, expected_hz, own_hz)?;
+    let heard = wav::heard(recording, expected_hz, own_hz)?;
     println!("{who} heard {expected_hz} Hz: {heard:?}");
     assert!(
         heard.coverage >= 0.9 && heard.seconds >= 2.0,

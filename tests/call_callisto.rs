@@ -6,24 +6,12 @@ mod support;
 use std::error::Error;
 use std::time::Duration;
 
-use callisto_media::analysis::{frequency_level, tone_coverage};
 use support::callisto::Callisto;
 use support::wav;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn heard(
-    path: &std::path::Path,
-    expected: f32,
-    own: f32,
-) -> Result<(f32, f32, f64), Box<dyn Error>> {
-    let audio = wav::read_mono(path)?;
-    let coverage = tone_coverage(&audio.samples, audio.sample_rate, expected, 0.02, 50, 0.05);
-    let own = frequency_level(&audio.samples, audio.sample_rate, own, 0.02, 50);
-    Ok((coverage, own, audio.seconds()))
-}
 
 fn direct_call(codecs: &str, srtp: &str) -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -97,7 +85,11 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
         ("alice", &alice_rec, 1270.0, 440.0),
         ("bob", &bob_rec, 440.0, 1270.0),
     ] {
-        let (coverage, own_level, seconds) = heard(path, expected, own)?;
+        let wav::Heard {
+            coverage,
+            own_level,
+            seconds,
+        } = wav::heard(path, expected, own)?;
         println!("{who}: coverage {coverage:.3} own {own_level:.4} over {seconds:.2} s");
         assert!(
             coverage >= 0.9 && seconds >= 2.0,

@@ -14,8 +14,6 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use callisto_media::analysis::{frequency_level, tone_coverage};
-
 use support::baresip::Baresip;
 use support::baresip_events::{AudioDirection, BaresipEvent};
 use support::baresip_phone::{AnswerMode, Codec, PhoneConfig, SrtpMode};
@@ -31,12 +29,6 @@ const ALICE_HZ: f32 = 440.0;
 const BOB_HZ: f32 = 1270.0;
 /// How long calls whose audio is checked last.
 const CALL_TIME: Duration = Duration::from_millis(2500);
-/// Frequency tolerance of a match.
-const TOLERANCE: f32 = 0.02;
-/// Analysis window.
-const WINDOW_MS: u32 = 50;
-/// The other side's tone must be at least this loud (−26 dBFS; it is sent at −10.5 dBFS).
-const MIN_LEVEL: f32 = 0.05;
 /// The own tone must stay below this mean level (−40 dBFS).
 const LEAK_LEVEL: f32 = 0.01;
 
@@ -140,34 +132,6 @@ fn hang_up(hanger: &Baresip, other: &Baresip) -> Result<Instant, Box<dyn Error>>
     Ok(at)
 }
 
-/// What a recording holds, as far as the tests care.
-#[derive(Debug)]
-struct Heard {
-    /// Seconds of audio recorded.
-    seconds: f64,
-    /// Fraction of windows dominated by the expected tone.
-    coverage: f32,
-    /// Mean level of the own tone (what `analysis::contains_frequency` compares).
-    own_level: f32,
-}
-
-fn analyse(recording: &Path, expected_hz: f32, own_hz: f32) -> std::io::Result<Heard> {
-    let audio = wav::read_mono(recording)?;
-    let rate = audio.sample_rate;
-    Ok(Heard {
-        seconds: audio.seconds(),
-        coverage: tone_coverage(
-            &audio.samples,
-            rate,
-            expected_hz,
-            TOLERANCE,
-            WINDOW_MS,
-            MIN_LEVEL,
-        ),
-        own_level: frequency_level(&audio.samples, rate, own_hz, TOLERANCE, WINDOW_MS),
-    })
-}
-
 /// Asserts that `phone`'s last call carried `expected_hz` for at least 90 % of `call` and no
 /// trace of `own_hz`.
 fn assert_hears(
@@ -178,7 +142,7 @@ fn assert_hears(
     own_hz: f32,
 ) -> TestResult {
     let recording = phone.last_heard()?;
-    let heard = analyse(&recording, expected_hz, own_hz)?;
+    let heard = wav::heard(&recording, expected_hz, own_hz)?;
     let with_tone = f64::from(heard.coverage) * heard.seconds;
     println!("{who} heard {expected_hz} Hz: {heard:?} in a {call:?} call");
     assert!(
@@ -497,7 +461,7 @@ fn hold_and_resume_reinvite_through_the_proxy_and_pause_the_audio() -> TestResul
         ("alice", &rig.alice, BOB_HZ, ALICE_HZ),
         ("bob", &rig.bob, ALICE_HZ, BOB_HZ),
     ] {
-        let heard = analyse(&phone.last_heard()?, expected, own)?;
+        let heard = wav::heard(&phone.last_heard()?, expected, own)?;
         assert!(
             heard.coverage >= 0.9 && heard.seconds >= 0.7 * talked.as_secs_f64(),
             "{who}: {heard:?} after {talked:?}"

@@ -131,3 +131,26 @@ fn wav_error(error: hound::Error) -> io::Error {
         other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
     }
 }
+
+/// What a recording holds, as far as the interop tests care.
+#[derive(Debug, Clone, Copy)]
+pub struct Heard {
+    /// Seconds of audio recorded.
+    pub seconds: f64,
+    /// Fraction of 50 ms windows dominated by the expected tone (within 2 %, above −26 dBFS).
+    pub coverage: f32,
+    /// Mean level of the own tone (near zero when a side does not hear itself).
+    pub own_level: f32,
+}
+
+/// Analyses `recording` for the other side's tone `expected_hz` and the own tone `own_hz`.
+pub fn heard(recording: &Path, expected_hz: f32, own_hz: f32) -> io::Result<Heard> {
+    use callisto_media::analysis::{frequency_level, tone_coverage};
+    let audio = read_mono(recording)?;
+    let rate = audio.sample_rate;
+    Ok(Heard {
+        seconds: audio.seconds(),
+        coverage: tone_coverage(&audio.samples, rate, expected_hz, 0.02, 50, 0.05),
+        own_level: frequency_level(&audio.samples, rate, own_hz, 0.02, 50),
+    })
+}
