@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use callisto_media::session::MediaEvent;
 use callisto_signaling::endpoint::{Endpoint, EndpointEvent, RegistrationId};
 use callisto_signaling::registration::{FailureKind, RegistrationConfig, RegistrationEvent};
 use callisto_signaling::transaction::TimerConfig;
@@ -26,9 +27,6 @@ mod calls;
 pub use calls::{
     AudioInput, AudioSummary, CallKey, CallSummary, CallUpdate, MediaOptions, OutgoingCall,
 };
-
-/// How often the engine reads what media sessions reported (DTMF, timeouts) while calls run.
-const MEDIA_POLL: Duration = Duration::from_millis(40);
 
 /// What the engine can be asked to do.
 #[derive(Debug)]
@@ -131,20 +129,21 @@ pub async fn start(config: EngineConfig) -> Result<EngineHandle, TransportError>
         local_udp: transports.local_addr(TransportKind::Udp),
         local_tcp: transports.local_addr(TransportKind::Tcp),
     };
+    let (calls, media_events) = calls::Calls::new(call_keys);
     let driver = Driver {
         endpoint: Endpoint::new(config.timers),
         transports,
         events: event_tx,
         accounts: HashMap::new(),
         account_configs: HashMap::new(),
-        calls: calls::Calls::new(call_keys),
+        calls,
         server_names: HashMap::new(),
         shutdown_deadline: None,
         shutdown_grace: config.shutdown_grace,
         keepalive_interval: config.transport.keepalive_interval,
         next_keepalive: None,
     };
-    tokio::spawn(driver.run(incoming, command_rx));
+    tokio::spawn(driver.run(incoming, command_rx, media_events));
     Ok(handle)
 }
 
@@ -170,6 +169,7 @@ impl Driver {
         mut self,
         mut incoming: mpsc::Receiver<TransportEvent>,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut media_events: mpsc::UnboundedReceiver<(CallKey, MediaEvent)>,
     ) {
         let span = tracing::debug_span!("engine");
         let _entered = span.enter();
@@ -189,13 +189,17 @@ impl Driver {
                 .into_iter()
                 .chain(self.shutdown_deadline)
                 .chain(self.next_keepalive)
-                .chain(self.calls.has_media().then(|| Instant::now() + MEDIA_POLL))
                 .min();
             tokio::select! {
                 event = incoming.recv() => match event {
                     Some(event) => self.on_transport_event(event),
                     None => return,
                 },
+                Some((key, event)) = media_events.recv() => {
+                    let now = Instant::now().into_std();
+                    self.calls
+                        .on_media_event(&mut self.endpoint, now, key, event, &self.events);
+                }
                 command = commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
                     None => self.begin_shutdown(),
@@ -204,7 +208,6 @@ impl Driver {
                     self.send_keepalives().await;
                     let now = Instant::now().into_std();
                     self.endpoint.handle_timeout(now);
-                    self.calls.poll_media(&mut self.endpoint, now, &self.events);
                 }
             }
         }

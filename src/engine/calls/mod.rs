@@ -15,28 +15,17 @@
 //!   INFO (`application/dtmf-relay`); both kinds are reported when received.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callisto_media::audio::{
-    AudioFormat, AudioSink, AudioSource, EndOfFile, NullSink, SilenceSource, ToneSource,
-    WavRecorder, WavSource,
-};
-use callisto_media::codec::{AudioCodecKind, EncoderConfig};
-use callisto_media::rtp::{DtmfRelay, SrtpKeyMaterial, SrtpProfile};
-use callisto_media::session::{
-    AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
-    MediaEvent, MediaUpdate, SrtpKeys, TelephoneEventConfig,
-};
+use callisto_media::rtp::DtmfRelay;
+use callisto_media::session::MediaEvent;
 use callisto_signaling::auth::Credentials;
 use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
 use callisto_signaling::endpoint::Endpoint;
-use callisto_signaling::sdp::{
-    self, AudioPolicy, Direction, LocalMedia, NegotiatedAudio, OfferKind, SdpSession, SrtpSuite,
-};
+use callisto_signaling::sdp::{self, Direction, OfferKind, SdpSession};
 use callisto_signaling::transport::Target;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -44,115 +33,17 @@ use tokio::sync::mpsc;
 
 use super::EngineEvent;
 
+mod media;
+mod update;
+
+use media::{numbered, CallMedia, MediaEvents};
+pub use media::{AudioInput, MediaOptions};
+pub use update::{AudioSummary, CallSummary, CallUpdate};
+
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
 /// engine (incoming).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub u64);
-
-/// What a call plays to the other side.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AudioInput {
-    /// A sine tone.
-    Tone { hz: f64 },
-    /// A 16-bit PCM WAV file, played in a loop.
-    File(PathBuf),
-    /// Nothing audible.
-    Silence,
-}
-
-/// The media side of a call: what it plays, where it records, what it offers and accepts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MediaOptions {
-    pub input: AudioInput,
-    /// A WAV file to record what the other side sends.
-    pub record: Option<PathBuf>,
-    pub policy: AudioPolicy,
-}
-
-impl Default for MediaOptions {
-    fn default() -> Self {
-        MediaOptions {
-            input: AudioInput::Silence,
-            record: None,
-            policy: AudioPolicy::default(),
-        }
-    }
-}
-
-/// Something that happened to a call, for the application.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallUpdate {
-    /// A call arrived and rings; answer it with `Command::Answer`.
-    Incoming {
-        from: String,
-        display_name: Option<String>,
-        to: String,
-    },
-    /// The callee's phone rings.
-    Ringing,
-    /// The call is up and media flows.
-    Answered { codec: String, srtp: bool },
-    /// The call was put on hold (by the other side when `by_remote`).
-    Held { by_remote: bool },
-    /// The call was taken off hold.
-    Resumed { by_remote: bool },
-    /// The other side pressed a key.
-    Dtmf { digit: char },
-    /// The call did not connect.
-    Failed {
-        code: Option<u16>,
-        reason: String,
-        cause: String,
-    },
-    /// The call is over.
-    Ended {
-        by_remote: bool,
-        reason: String,
-        summary: CallSummary,
-    },
-}
-
-/// What a finished call measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallSummary {
-    /// From the moment the call was up to its end.
-    pub duration: Duration,
-    /// From the INVITE (sent or received) to the call being up.
-    pub setup: Option<Duration>,
-    /// From the INVITE (sent or received) to the first RTP packet from the other side.
-    pub first_rtp: Option<Duration>,
-    pub audio: Option<AudioSummary>,
-}
-
-/// The audio stream's figures at the end of a call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AudioSummary {
-    pub codec: String,
-    pub srtp: bool,
-    pub tx_packets: u64,
-    pub rx_packets: u64,
-    pub lost: u64,
-    pub jitter_ms: f64,
-    pub rtt_ms: Option<f64>,
-    pub discarded: u64,
-    pub concealed_frames: u64,
-}
-
-impl From<&AudioStats> for AudioSummary {
-    fn from(stats: &AudioStats) -> Self {
-        AudioSummary {
-            codec: stats.codec.clone(),
-            srtp: stats.srtp,
-            tx_packets: stats.tx_packets,
-            rx_packets: stats.rx_packets,
-            lost: stats.lost,
-            jitter_ms: stats.jitter_ms,
-            rtt_ms: stats.rtt_ms,
-            discarded: stats.discarded,
-            concealed_frames: stats.concealed_frames,
-        }
-    }
-}
 
 /// Who we are in an outgoing call and where its INVITE goes.
 #[derive(Debug, Clone)]
@@ -174,13 +65,8 @@ const RTP_DTMF_DURATION: Duration = Duration::from_millis(120);
 struct Call {
     key: CallKey,
     id: CallId,
-    media: MediaOptions,
+    media: CallMedia,
     sdp: SdpSession,
-    local: LocalMedia,
-    /// The RTP socket, until the media session takes it.
-    socket: Option<UdpSocket>,
-    session: Option<ClassicSession>,
-    negotiated: Option<NegotiatedAudio>,
     /// Incoming: the answer to send with the 200.
     prepared_answer: Option<Body>,
     started: Instant,
@@ -192,6 +78,24 @@ struct Call {
     remote_hold: bool,
 }
 
+impl Call {
+    fn new(key: CallKey, id: CallId, media: CallMedia, sdp: SdpSession, now: Instant) -> Call {
+        Call {
+            key,
+            id,
+            media,
+            sdp,
+            prepared_answer: None,
+            started: now,
+            established: None,
+            announced_ringing: false,
+            local_hold: false,
+            pending_hold: None,
+            remote_hold: false,
+        }
+    }
+}
+
 /// The engine's calls.
 pub(super) struct Calls {
     calls: HashMap<CallKey, Call>,
@@ -201,19 +105,28 @@ pub(super) struct Calls {
     /// Media for incoming calls; `None` declines them.
     incoming: Option<MediaOptions>,
     incoming_count: u64,
+    /// Handed to each media session for its events.
+    media_events: MediaEvents,
     rng: StdRng,
 }
 
 impl Calls {
-    pub(super) fn new(keys: Arc<AtomicU64>) -> Self {
-        Calls {
+    /// The calls, and the channel on which their media sessions report (feed what arrives
+    /// to [`Calls::on_media_event`]).
+    pub(super) fn new(
+        keys: Arc<AtomicU64>,
+    ) -> (Self, mpsc::UnboundedReceiver<(CallKey, MediaEvent)>) {
+        let (media_events, media_rx) = mpsc::unbounded_channel();
+        let calls = Calls {
             calls: HashMap::new(),
             by_id: HashMap::new(),
             keys,
             incoming: None,
             incoming_count: 0,
+            media_events,
             rng: StdRng::from_entropy(),
-        }
+        };
+        (calls, media_rx)
     }
 
     pub(super) fn accept_incoming(&mut self, media: Option<MediaOptions>) {
@@ -222,10 +135,6 @@ impl Calls {
 
     pub(super) fn is_empty(&self) -> bool {
         self.calls.is_empty()
-    }
-
-    pub(super) fn has_media(&self) -> bool {
-        self.calls.values().any(|c| c.session.is_some())
     }
 
     pub(super) fn keys(&self) -> Vec<CallKey> {
@@ -252,14 +161,14 @@ impl Calls {
             });
         };
         let ip = call.local_sip.ip();
-        let (socket, local) = match bind_rtp(ip) {
-            Ok(bound) => bound,
+        let media = match CallMedia::bind(ip, call.media) {
+            Ok(media) => media,
             Err(error) => return fail(format!("cannot open an RTP port: {error}")),
         };
         let mut sdp = SdpSession::new(ip, &mut self.rng);
         let offer = match sdp.create_offer(
-            &local,
-            &call.media.policy,
+            &media.local,
+            &media.options.policy,
             Direction::SendRecv,
             &mut self.rng,
         ) {
@@ -271,26 +180,7 @@ impl Calls {
         config.body = Some(Body::sdp(offer.to_string()));
         let id = endpoint.start_call(now, config);
         self.by_id.insert(id, key);
-        self.calls.insert(
-            key,
-            Call {
-                key,
-                id,
-                media: call.media,
-                sdp,
-                local,
-                socket: Some(socket),
-                session: None,
-                negotiated: None,
-                prepared_answer: None,
-                started: now,
-                established: None,
-                announced_ringing: false,
-                local_hold: false,
-                pending_hold: None,
-                remote_hold: false,
-            },
-        );
+        self.calls.insert(key, Call::new(key, id, media, sdp, now));
     }
 
     /// Answers a ringing incoming call and starts its media.
@@ -309,8 +199,8 @@ impl Calls {
             tracing::warn!(%error, "cannot answer");
             return;
         }
-        if let Some(negotiated) = call.negotiated.clone() {
-            if let Err(reason) = start_or_update_media(call, &negotiated) {
+        if let Some(negotiated) = call.media.negotiated.clone() {
+            if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events) {
                 tracing::warn!(%reason, "media did not start");
                 let _ = endpoint.hang_up(now, call.id);
                 let _ = events.send(EngineEvent::Call {
@@ -366,17 +256,18 @@ impl Calls {
         } else {
             Direction::SendRecv
         };
-        let offer =
-            match call
-                .sdp
-                .create_offer(&call.local, &call.media.policy, direction, &mut self.rng)
-            {
-                Ok(offer) => offer,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot make a re-offer");
-                    return;
-                }
-            };
+        let offer = match call.sdp.create_offer(
+            &call.media.local,
+            &call.media.options.policy,
+            direction,
+            &mut self.rng,
+        ) {
+            Ok(offer) => offer,
+            Err(error) => {
+                tracing::warn!(%error, "cannot make a re-offer");
+                return;
+            }
+        };
         match endpoint.reinvite(now, call.id, Body::sdp(offer.to_string())) {
             Ok(()) => call.pending_hold = Some(hold),
             Err(error) => {
@@ -397,11 +288,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let rtp_events = call
-            .negotiated
-            .as_ref()
-            .is_some_and(|n| n.telephone_event.is_some());
-        match (&call.session, rtp_events) {
+        match (call.media.session(), call.media.has_telephone_event()) {
             (Some(session), true) => session.send_dtmf(digits, RTP_DTMF_DURATION),
             _ => {
                 for digit in digits.chars() {
@@ -428,34 +315,27 @@ impl Calls {
         }
     }
 
-    /// Reads what the media sessions reported.
-    pub(super) fn poll_media(
+    /// Something a call's media session reported.
+    pub(super) fn on_media_event(
         &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
+        key: CallKey,
+        event: MediaEvent,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
-        let mut timed_out = Vec::new();
-        for call in self.calls.values_mut() {
-            let Some(session) = &call.session else {
-                continue;
-            };
-            while let Some(event) = session.try_event() {
-                match event {
-                    MediaEvent::Dtmf { digit, .. } => {
-                        let _ = events.send(EngineEvent::Call {
-                            key: call.key,
-                            update: CallUpdate::Dtmf { digit },
-                        });
-                    }
-                    MediaEvent::MediaTimeout => timed_out.push(call.key),
-                    MediaEvent::FirstPacket { .. } | MediaEvent::RemoteBye => {}
-                }
+        match event {
+            MediaEvent::Dtmf { digit, .. } => {
+                let _ = events.send(EngineEvent::Call {
+                    key,
+                    update: CallUpdate::Dtmf { digit },
+                });
             }
-        }
-        for key in timed_out {
-            tracing::warn!(?key, "no media from the other side; hanging up");
-            self.hang_up(endpoint, now, key);
+            MediaEvent::MediaTimeout => {
+                tracing::warn!(?key, "no media from the other side; hanging up");
+                self.hang_up(endpoint, now, key);
+            }
+            MediaEvent::FirstPacket { .. } | MediaEvent::RemoteBye => {}
         }
     }
 
@@ -505,7 +385,7 @@ impl Calls {
             CallEvent::Incoming { .. } | CallEvent::Trying => {}
             CallEvent::Ringing { early_media } => {
                 if let Some(body) = early_media {
-                    if let Err(reason) = apply_answer(call, &body) {
+                    if let Err(reason) = apply_answer(call, &body, &self.media_events) {
                         tracing::warn!(%reason, "early media ignored");
                     }
                 }
@@ -516,8 +396,8 @@ impl Calls {
             }
             CallEvent::Answered { body } => {
                 let result = match &body {
-                    Some(body) => apply_answer(call, body),
-                    None if call.negotiated.is_some() => Ok(()),
+                    Some(body) => apply_answer(call, body, &self.media_events),
+                    None if call.media.negotiated.is_some() => Ok(()),
                     None => Err("the answer carries no SDP".to_string()),
                 };
                 if let Err(reason) = result {
@@ -527,7 +407,7 @@ impl Calls {
             }
             CallEvent::Established { body } => {
                 if let Some(body) = body {
-                    if let Err(reason) = apply_answer(call, &body) {
+                    if let Err(reason) = apply_answer(call, &body, &self.media_events) {
                         tracing::warn!(%reason, "hanging up");
                         let _ = endpoint.hang_up(now, call.id);
                         return;
@@ -535,6 +415,7 @@ impl Calls {
                 }
                 call.established = Some(now);
                 let (codec, srtp) = call
+                    .media
                     .negotiated
                     .as_ref()
                     .map(|n| (n.codec.name.clone(), n.srtp.is_some()))
@@ -550,8 +431,8 @@ impl Calls {
                 let Some(body) = body else {
                     // An offerless re-INVITE: we offer in the 200, the answer comes in the ACK.
                     let offer = call.sdp.create_offer(
-                        &call.local,
-                        &call.media.policy,
+                        &call.media.local,
+                        &call.media.options.policy,
                         direction,
                         &mut self.rng,
                     );
@@ -574,8 +455,8 @@ impl Calls {
                         call.sdp
                             .answer(
                                 &offer,
-                                &call.local,
-                                &call.media.policy,
+                                &call.media.local,
+                                &call.media.options.policy,
                                 direction,
                                 &mut self.rng,
                             )
@@ -592,7 +473,8 @@ impl Calls {
                             return;
                         }
                         let remote_hold = !call.local_hold && !negotiated.direction.sends();
-                        if let Err(reason) = start_or_update_media(call, &negotiated) {
+                        if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events)
+                        {
                             tracing::warn!(%reason, "media not updated");
                         }
                         if remote_hold != call.remote_hold {
@@ -612,7 +494,7 @@ impl Calls {
             }
             CallEvent::ReAnswer { body } => {
                 if let Some(body) = body {
-                    if let Err(reason) = apply_answer(call, &body) {
+                    if let Err(reason) = apply_answer(call, &body, &self.media_events) {
                         tracing::warn!(%reason, "re-answer unusable");
                     }
                 }
@@ -682,20 +564,20 @@ impl Calls {
         invite: IncomingInvite,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
-        let Some(mut media) = self.incoming.clone() else {
+        let Some(mut options) = self.incoming.clone() else {
             // Nothing here takes calls (registering only): decline politely.
             let _ = endpoint.reject(now, id, 480);
             return;
         };
         self.incoming_count += 1;
         if self.incoming_count > 1 {
-            media.record = media
+            options.record = options
                 .record
                 .map(|path| numbered(&path, self.incoming_count));
         }
         let ip = invite.local_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let (socket, local) = match bind_rtp(ip) {
-            Ok(bound) => bound,
+        let mut media = match CallMedia::bind(ip, options) {
+            Ok(media) => media,
             Err(error) => {
                 tracing::warn!(%error, "cannot open an RTP port");
                 let _ = endpoint.reject(now, id, 500);
@@ -720,8 +602,8 @@ impl Calls {
                 }
                 match sdp.answer(
                     &offer,
-                    &local,
-                    &media.policy,
+                    &media.local,
+                    &media.options.policy,
                     Direction::SendRecv,
                     &mut self.rng,
                 ) {
@@ -737,7 +619,13 @@ impl Calls {
             }
             None => {
                 // No offer in the INVITE: ours goes in the 200, the answer comes in the ACK.
-                match sdp.create_offer(&local, &media.policy, Direction::SendRecv, &mut self.rng) {
+                let offer = sdp.create_offer(
+                    &media.local,
+                    &media.options.policy,
+                    Direction::SendRecv,
+                    &mut self.rng,
+                );
+                match offer {
                     Ok(offer) => (Some(Body::sdp(offer.to_string())), None),
                     Err(error) => {
                         tracing::warn!(%error, "cannot make an offer");
@@ -749,26 +637,11 @@ impl Calls {
         };
         let key = CallKey(self.keys.fetch_add(1, Ordering::Relaxed));
         self.by_id.insert(id, key);
-        self.calls.insert(
-            key,
-            Call {
-                key,
-                id,
-                media,
-                sdp,
-                local,
-                socket: Some(socket),
-                session: None,
-                negotiated,
-                prepared_answer,
-                started: now,
-                established: None,
-                announced_ringing: true,
-                local_hold: false,
-                pending_hold: None,
-                remote_hold: false,
-            },
-        );
+        media.negotiated = negotiated;
+        let mut call = Call::new(key, id, media, sdp, now);
+        call.prepared_answer = prepared_answer;
+        call.announced_ringing = true;
+        self.calls.insert(key, call);
         let _ = endpoint.ring(now, id);
         let _ = events.send(EngineEvent::Call {
             key,
@@ -792,7 +665,7 @@ impl Calls {
         };
         self.by_id.remove(&call.id);
         let ended = Instant::now();
-        let stats = call.session.map(ClassicSession::stop);
+        let stats = call.media.stop();
         CallSummary {
             duration: call
                 .established
@@ -817,156 +690,9 @@ struct IncomingInvite {
     local_ip: Option<IpAddr>,
 }
 
-/// Binds the call's RTP socket (RTCP shares it: we offer `rtcp-mux` and `a=rtcp` on the same
-/// port).
-fn bind_rtp(ip: IpAddr) -> std::io::Result<(UdpSocket, LocalMedia)> {
-    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
-    let port = socket.local_addr()?.port();
-    Ok((
-        socket,
-        LocalMedia {
-            address: ip,
-            rtp_port: port,
-            rtcp_port: None,
-        },
-    ))
-}
-
-/// `out.wav` → `out-2.wav` for the second call of an `answer --count N` run.
-fn numbered(path: &std::path::Path, n: u64) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = match path.extension() {
-        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
-        None => format!("{stem}-{n}"),
-    };
-    path.with_file_name(name)
-}
-
 /// Reads the peer's answer to our offer and starts or updates the media.
-fn apply_answer(call: &mut Call, body: &Body) -> Result<(), String> {
+fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<(), String> {
     let answer = sdp::parse(&body.bytes).map_err(|e| e.to_string())?;
     let negotiated = call.sdp.apply_answer(&answer).map_err(|e| e.to_string())?;
-    start_or_update_media(call, &negotiated)
-}
-
-fn start_or_update_media(call: &mut Call, negotiated: &NegotiatedAudio) -> Result<(), String> {
-    let stream = stream_config(negotiated)?;
-    let srtp = srtp_keys(negotiated)?;
-    let direction = MediaDirection {
-        send: negotiated.direction.sends(),
-        receive: negotiated.direction.receives(),
-    };
-    let remote_rtcp = if negotiated.rtcp_mux {
-        None
-    } else {
-        negotiated.remote_rtcp
-    };
-    call.negotiated = Some(negotiated.clone());
-    if let Some(session) = &call.session {
-        session.update(MediaUpdate {
-            remote_rtp: negotiated.remote_rtp,
-            remote_rtcp,
-            direction,
-            stream,
-            srtp,
-        });
-        return Ok(());
-    }
-    let socket = call
-        .socket
-        .take()
-        .ok_or_else(|| "the RTP port is gone".to_string())?;
-    let format = AudioFormat::new(stream.codec.clock_rate(), 1);
-    let source = make_source(&call.media.input, format)?;
-    let sink = make_sink(call.media.record.as_deref(), format)?;
-    let config = ClassicSessionConfig {
-        rtp_socket: socket,
-        rtcp_socket: None,
-        remote_rtp: negotiated.remote_rtp,
-        remote_rtcp,
-        stream,
-        srtp,
-        direction,
-        cname: format!("callisto-{:x}", call.key.0),
-    };
-    let session = ClassicSession::start(config, source, sink).map_err(|e| e.to_string())?;
-    call.session = Some(session);
-    Ok(())
-}
-
-fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, String> {
-    let codec = AudioCodecKind::from_encoding_name(&negotiated.codec.name)
-        .ok_or_else(|| format!("no encoder for {}", negotiated.codec.name))?;
-    Ok(AudioStreamConfig {
-        codec,
-        payload_type: negotiated.codec.payload_type,
-        encoder: EncoderConfig::mono(),
-        ptime_ms: negotiated.ptime_ms,
-        telephone_event: negotiated.telephone_event.map(|t| TelephoneEventConfig {
-            payload_type: t.payload_type,
-            clock_rate: t.clock_rate,
-        }),
-    })
-}
-
-fn srtp_keys(negotiated: &NegotiatedAudio) -> Result<Option<SrtpKeys>, String> {
-    let Some(srtp) = &negotiated.srtp else {
-        return Ok(None);
-    };
-    let profile = match srtp.suite {
-        SrtpSuite::AesCm128HmacSha1_80 => SrtpProfile::AesCm128HmacSha1_80,
-        SrtpSuite::AesCm128HmacSha1_32 => SrtpProfile::AesCm128HmacSha1_32,
-    };
-    let key = |k: &sdp::SrtpMasterKey| {
-        SrtpKeyMaterial::from_bytes(k.as_bytes()).map_err(|e| format!("SRTP key: {e}"))
-    };
-    Ok(Some(SrtpKeys {
-        profile,
-        local: key(&srtp.local)?,
-        remote: key(&srtp.remote)?,
-    }))
-}
-
-fn make_source(input: &AudioInput, format: AudioFormat) -> Result<Box<dyn AudioSource>, String> {
-    Ok(match input {
-        AudioInput::Tone { hz } => Box::new(ToneSource::with_dbfs(format, *hz, -12.0)),
-        AudioInput::Silence => Box::new(SilenceSource::new(format)),
-        AudioInput::File(path) => Box::new(
-            WavSource::open(path, EndOfFile::Loop)
-                .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
-        ),
-    })
-}
-
-fn make_sink(
-    record: Option<&std::path::Path>,
-    format: AudioFormat,
-) -> Result<Box<dyn AudioSink>, String> {
-    Ok(match record {
-        Some(path) => Box::new(
-            WavRecorder::create(path, format)
-                .map_err(|e| format!("cannot record to {}: {e}", path.display()))?,
-        ),
-        None => Box::new(NullSink::new(format)),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recordings_of_later_calls_get_numbered() {
-        assert_eq!(
-            numbered(std::path::Path::new("/tmp/out.wav"), 2),
-            PathBuf::from("/tmp/out-2.wav")
-        );
-        assert_eq!(
-            numbered(std::path::Path::new("rec"), 3),
-            PathBuf::from("rec-3")
-        );
-    }
+    call.media.apply(&negotiated, call.key, events)
 }

@@ -1,0 +1,254 @@
+//! A call's media: the RTP socket bound before the offer (its port goes into the SDP), then the
+//! classic session started from the negotiated SDP, updated in place by re-INVITEs (so SSRC and
+//! sequence numbers run on through hold and resume), and stopped with the call.
+//!
+//! The session's events (DTMF, media timeout) are pushed from its media thread into the
+//! engine's channel as they happen; the engine never polls for them.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+
+use callisto_media::audio::{
+    AudioFormat, AudioSink, AudioSource, EndOfFile, NullSink, SilenceSource, ToneSource,
+    WavRecorder, WavSource,
+};
+use callisto_media::codec::{AudioCodecKind, EncoderConfig};
+use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
+use callisto_media::session::{
+    AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
+    MediaEvent, MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
+};
+use callisto_signaling::sdp::{self, AudioPolicy, LocalMedia, NegotiatedAudio, SrtpSuite};
+use tokio::sync::mpsc;
+
+use super::CallKey;
+
+/// What a call plays to the other side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioInput {
+    /// A sine tone.
+    Tone { hz: f64 },
+    /// A 16-bit PCM WAV file, played in a loop.
+    File(PathBuf),
+    /// Nothing audible.
+    Silence,
+}
+
+/// The media side of a call: what it plays, where it records, what it offers and accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaOptions {
+    pub input: AudioInput,
+    /// A WAV file to record what the other side sends.
+    pub record: Option<PathBuf>,
+    pub policy: AudioPolicy,
+}
+
+impl Default for MediaOptions {
+    fn default() -> Self {
+        MediaOptions {
+            input: AudioInput::Silence,
+            record: None,
+            policy: AudioPolicy::default(),
+        }
+    }
+}
+
+/// Where media sessions send their events: the engine task, tagged with the call.
+pub(crate) type MediaEvents = mpsc::UnboundedSender<(CallKey, MediaEvent)>;
+
+/// One call's media, from the bound socket to the stopped session.
+pub(super) struct CallMedia {
+    pub(super) options: MediaOptions,
+    /// Where we receive, as our SDP says.
+    pub(super) local: LocalMedia,
+    /// The RTP socket, until the session takes it.
+    socket: Option<UdpSocket>,
+    session: Option<ClassicSession>,
+    /// What the last offer/answer agreed.
+    pub(super) negotiated: Option<NegotiatedAudio>,
+}
+
+impl CallMedia {
+    /// Binds the call's RTP socket on `ip`. RTCP shares it: we offer `rtcp-mux`, and `a=rtcp`
+    /// names the same port for peers that do not multiplex.
+    pub(super) fn bind(ip: IpAddr, options: MediaOptions) -> io::Result<CallMedia> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let local = LocalMedia {
+            address: ip,
+            rtp_port: socket.local_addr()?.port(),
+            rtcp_port: None,
+        };
+        Ok(CallMedia {
+            options,
+            local,
+            socket: Some(socket),
+            session: None,
+            negotiated: None,
+        })
+    }
+
+    /// The running session, once media started.
+    pub(super) fn session(&self) -> Option<&ClassicSession> {
+        self.session.as_ref()
+    }
+
+    /// Whether both sides agreed on RFC 4733 events.
+    pub(super) fn has_telephone_event(&self) -> bool {
+        self.negotiated
+            .as_ref()
+            .is_some_and(|n| n.telephone_event.is_some())
+    }
+
+    /// Starts the session for `negotiated`, or updates the running one (hold, resume, new
+    /// address or codec). Its events go to `events`, tagged with `key`.
+    pub(super) fn apply(
+        &mut self,
+        negotiated: &NegotiatedAudio,
+        key: CallKey,
+        events: &MediaEvents,
+    ) -> Result<(), String> {
+        let stream = stream_config(negotiated)?;
+        let srtp = srtp_keys(negotiated)?;
+        let direction = MediaDirection {
+            send: negotiated.direction.sends(),
+            receive: negotiated.direction.receives(),
+        };
+        let remote_rtcp = if negotiated.rtcp_mux {
+            None
+        } else {
+            negotiated.remote_rtcp
+        };
+        self.negotiated = Some(negotiated.clone());
+        if let Some(session) = &self.session {
+            session.update(MediaUpdate {
+                remote_rtp: negotiated.remote_rtp,
+                remote_rtcp,
+                direction,
+                stream,
+                srtp,
+            });
+            return Ok(());
+        }
+        let socket = self
+            .socket
+            .take()
+            .ok_or_else(|| "the RTP port is gone".to_string())?;
+        let format = AudioFormat::new(stream.codec.clock_rate(), 1);
+        let source = make_source(&self.options.input, format)?;
+        let sink = make_sink(self.options.record.as_deref(), format)?;
+        let config = ClassicSessionConfig {
+            rtp_socket: socket,
+            rtcp_socket: None,
+            remote_rtp: negotiated.remote_rtp,
+            remote_rtcp,
+            stream,
+            srtp,
+            direction,
+            cname: format!("callisto-{:x}", key.0),
+        };
+        let events = events.clone();
+        let on_event = move |event| {
+            let _ = events.send((key, event));
+        };
+        let session = ClassicSession::start_with_handler(
+            config,
+            source,
+            sink,
+            SessionOptions::default(),
+            on_event,
+        )
+        .map_err(|e| e.to_string())?;
+        self.session = Some(session);
+        Ok(())
+    }
+
+    /// Stops the session (RTCP BYE, final WAV header); what it measured, if it ran.
+    pub(super) fn stop(self) -> Option<AudioStats> {
+        self.session.map(ClassicSession::stop)
+    }
+}
+
+/// `out.wav` → `out-2.wav` for the second call of an `answer --count N` run.
+pub(super) fn numbered(path: &Path, n: u64) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
+}
+
+fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, String> {
+    let codec = AudioCodecKind::from_encoding_name(&negotiated.codec.name)
+        .ok_or_else(|| format!("no encoder for {}", negotiated.codec.name))?;
+    Ok(AudioStreamConfig {
+        codec,
+        payload_type: negotiated.codec.payload_type,
+        encoder: EncoderConfig::mono(),
+        ptime_ms: negotiated.ptime_ms,
+        telephone_event: negotiated.telephone_event.map(|t| TelephoneEventConfig {
+            payload_type: t.payload_type,
+            clock_rate: t.clock_rate,
+        }),
+    })
+}
+
+fn srtp_keys(negotiated: &NegotiatedAudio) -> Result<Option<SrtpKeys>, String> {
+    let Some(srtp) = &negotiated.srtp else {
+        return Ok(None);
+    };
+    let profile = match srtp.suite {
+        SrtpSuite::AesCm128HmacSha1_80 => SrtpProfile::AesCm128HmacSha1_80,
+        SrtpSuite::AesCm128HmacSha1_32 => SrtpProfile::AesCm128HmacSha1_32,
+    };
+    let key = |k: &sdp::SrtpMasterKey| {
+        SrtpKeyMaterial::from_bytes(k.as_bytes()).map_err(|e| format!("SRTP key: {e}"))
+    };
+    Ok(Some(SrtpKeys {
+        profile,
+        local: key(&srtp.local)?,
+        remote: key(&srtp.remote)?,
+    }))
+}
+
+fn make_source(input: &AudioInput, format: AudioFormat) -> Result<Box<dyn AudioSource>, String> {
+    Ok(match input {
+        AudioInput::Tone { hz } => Box::new(ToneSource::with_dbfs(format, *hz, -12.0)),
+        AudioInput::Silence => Box::new(SilenceSource::new(format)),
+        AudioInput::File(path) => Box::new(
+            WavSource::open(path, EndOfFile::Loop)
+                .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
+        ),
+    })
+}
+
+fn make_sink(record: Option<&Path>, format: AudioFormat) -> Result<Box<dyn AudioSink>, String> {
+    Ok(match record {
+        Some(path) => Box::new(
+            WavRecorder::create(path, format)
+                .map_err(|e| format!("cannot record to {}: {e}", path.display()))?,
+        ),
+        None => Box::new(NullSink::new(format)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recordings_of_later_calls_get_numbered() {
+        assert_eq!(
+            numbered(std::path::Path::new("/tmp/out.wav"), 2),
+            PathBuf::from("/tmp/out-2.wav")
+        );
+        assert_eq!(
+            numbered(std::path::Path::new("rec"), 3),
+            PathBuf::from("rec-3")
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! What the engine tells the application about its calls.
+
+use std::time::Duration;
+
+use callisto_media::session::AudioStats;
+
+/// Something that happened to a call, for the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallUpdate {
+    /// A call arrived and rings; answer it with `Command::Answer`.
+    Incoming {
+        from: String,
+        display_name: Option<String>,
+        to: String,
+    },
+    /// The callee's phone rings.
+    Ringing,
+    /// The call is up and media flows.
+    Answered { codec: String, srtp: bool },
+    /// The call was put on hold (by the other side when `by_remote`).
+    Held { by_remote: bool },
+    /// The call was taken off hold.
+    Resumed { by_remote: bool },
+    /// The other side pressed a key.
+    Dtmf { digit: char },
+    /// The call did not connect.
+    Failed {
+        code: Option<u16>,
+        reason: String,
+        cause: String,
+    },
+    /// The call is over.
+    Ended {
+        by_remote: bool,
+        reason: String,
+        summary: CallSummary,
+    },
+}
+
+/// What a finished call measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSummary {
+    /// From the moment the call was up to its end.
+    pub duration: Duration,
+    /// From the INVITE (sent or received) to the call being up.
+    pub setup: Option<Duration>,
+    /// From the INVITE (sent or received) to the first RTP packet from the other side.
+    pub first_rtp: Option<Duration>,
+    pub audio: Option<AudioSummary>,
+}
+
+/// The audio stream's figures at the end of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioSummary {
+    pub codec: String,
+    pub srtp: bool,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub lost: u64,
+    pub jitter_ms: f64,
+    pub rtt_ms: Option<f64>,
+    pub discarded: u64,
+    pub concealed_frames: u64,
+}
+
+impl From<&AudioStats> for AudioSummary {
+    fn from(stats: &AudioStats) -> Self {
+        AudioSummary {
+            codec: stats.codec.clone(),
+            srtp: stats.srtp,
+            tx_packets: stats.tx_packets,
+            rx_packets: stats.rx_packets,
+            lost: stats.lost,
+            jitter_ms: stats.jitter_ms,
+            rtt_ms: stats.rtt_ms,
+            discarded: stats.discarded,
+            concealed_frames: stats.concealed_frames,
+        }
+    }
+}
