@@ -541,8 +541,10 @@ async fn drive_calls(
 fn failure_exit_code(code: Option<u16>, cause: &str) -> u8 {
     match (code, cause) {
         (Some(401 | 407), _) | (_, "authentication failed") => exit::AUTH_FAILED,
-        (None, _) | (Some(408 | 503), _) => exit::UNREACHABLE,
-        (_, "unreachable" | "no answer from the network") => exit::UNREACHABLE,
+        (_, "unreachable" | "no answer from the network") | (Some(408 | 503), _) => {
+            exit::UNREACHABLE
+        }
+        // Busy, declined, not found… and failures on our side (no RTP port, no offer).
         _ => exit::OTHER,
     }
 }
@@ -756,5 +758,6 @@ mod tests {
             failure_exit_code(None, "no answer from the network"),
             exit::UNREACHABLE
         );
+        assert_eq!(failure_exit_code(None, "local error"), exit::OTHER);
     }
 }
