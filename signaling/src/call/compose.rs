@@ -15,7 +15,7 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER,
 pub const SUPPORTED: &str = "100rel, timer";
 
 /// The extensions a UAS can honour when a request names them in `Require`.
-const REQUIRABLE: &[&str] = &[];
+const REQUIRABLE: &[&str] = &["100rel"];
 
 /// A response to `request` with the standard reason phrase. When the request's To has no tag
 /// and `local_tag` is given, that tag is added (dialog-creating responses must carry the
@@ -220,7 +220,7 @@ mod tests {
             body_of(&request.headers, &request.body).map(|b| b.content_type),
             Some("application/sdp".into())
         );
-        assert_eq!(unsupported_requirements(&request), vec!["100rel", "foo"]);
+        assert_eq!(unsupported_requirements(&request), vec!["foo"]);
         assert!(lists_option(&request.headers, "Require", "FOO"));
     }
 }

@@ -6,9 +6,17 @@
 //! dialog with our tag), answers (200 with our Contact and its body; the session retransmits
 //! it until the ACK) or rejects. A CANCEL is answered 200 and the INVITE 487; a BYE on the
 //! early dialog is answered 200 and the INVITE 487.
+//!
+//! When the INVITE requires `100rel` (RFC 3262), the 180 is sent reliably: it carries `Require:
+//! 100rel` and an `RSeq`, and is retransmitted (T1, doubling) until the caller's PRACK, which
+//! is answered 200. With no PRACK after 64 × T1 the INVITE is refused with 500. The 180 carries
+//! no SDP, so the answer still goes in the 200, which may leave before the PRACK arrives; a
+//! PRACK after our 200 is answered by the session.
+
+use std::time::{Duration, Instant};
 
 use rsip::prelude::UntypedHeader;
-use rsip::{Method, Request};
+use rsip::{Method, Request, Response};
 
 use super::compose;
 use super::pending_answer::PendingAnswer;
@@ -28,6 +36,34 @@ pub(super) struct Incoming {
     source: Target,
     dialog: Dialog,
     rang: bool,
+    /// The INVITE requires reliable provisional responses (RFC 3262).
+    reliable: bool,
+    /// The RSeq of our next reliable provisional response.
+    next_rseq: u32,
+    /// Our reliable 180 until its PRACK.
+    unacked: Option<Reliable>,
+}
+
+/// A reliable provisional response waiting for its PRACK (RFC 3262 §3).
+#[derive(Debug)]
+struct Reliable {
+    rseq: u32,
+    response: Response,
+    interval: Duration,
+    next: Instant,
+    give_up: Instant,
+}
+
+/// The `RAck` of a PRACK: `(rseq, cseq)` when it acknowledges a response to an INVITE.
+pub(super) fn rack(request: &Request) -> Option<(u32, u32)> {
+    let value = *request.other_header("RAck").first()?;
+    let mut parts = value.split_whitespace();
+    let rseq = parts.next()?.parse().ok()?;
+    let cseq = parts.next()?.parse().ok()?;
+    parts
+        .next()
+        .filter(|m| m.eq_ignore_ascii_case("INVITE"))
+        .map(|_| (rseq, cseq))
 }
 
 impl Incoming {
@@ -71,6 +107,7 @@ impl Incoming {
             }
         };
         ctx.respond(&key, compose::response(&invite, 100, None));
+        let reliable = compose::lists_option(&invite.headers, "Require", "100rel");
         let from = invite.from_addr();
         ctx.emit(CallEvent::Incoming {
             from: from.map(|a| a.uri.to_owned()).unwrap_or_default(),
@@ -90,6 +127,12 @@ impl Incoming {
             source,
             dialog,
             rang: false,
+            reliable,
+            next_rseq: {
+                use rand::Rng;
+                ctx.rng.gen_range(1..=0x7fff_ffff)
+            },
+            unacked: None,
         })
     }
 
@@ -113,18 +156,84 @@ impl Incoming {
             && request.cseq().map(|c| c.seq) == self.invite.cseq().map(|c| c.seq)
     }
 
-    /// Sends 180 Ringing.
+    /// Sends 180 Ringing: reliably (RFC 3262) when the INVITE requires it.
     pub fn ring(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) -> Result<(), super::CallError> {
-        let response = compose::dialog_response(
+        if self.unacked.is_some() {
+            // The caller has not acknowledged our last reliable 180 (RFC 3262 §3: one at a time).
+            return Ok(());
+        }
+        let mut response = compose::dialog_response(
             &self.invite,
             180,
             &shared.local_tag,
             &shared.contact,
             ctx.user_agent,
         );
+        if self.reliable {
+            let rseq = self.next_rseq;
+            self.next_rseq = self.next_rseq.wrapping_add(1);
+            response
+                .headers
+                .push(rsip::headers::Require::new("100rel").into());
+            response
+                .headers
+                .push(rsip::Header::Other("RSeq".into(), rseq.to_string()));
+            let t1 = ctx.layer.config().t1;
+            self.unacked = Some(Reliable {
+                rseq,
+                response: response.clone(),
+                interval: t1,
+                next: ctx.now + t1,
+                give_up: ctx.now + ctx.layer.config().timeout(),
+            });
+        }
         ctx.respond(&self.key, response);
         self.rang = true;
         Ok(())
+    }
+
+    /// When the reliable 180 is due again, or is given up on.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.unacked.as_ref().map(|r| r.next.min(r.give_up))
+    }
+
+    /// Retransmits the reliable 180, or refuses the INVITE when no PRACK came in 64 × T1.
+    pub fn handle_timeout(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
+        let Some(reliable) = &mut self.unacked else {
+            return;
+        };
+        if ctx.now >= reliable.give_up {
+            self.unacked = None;
+            if !shared.ended {
+                ctx.respond(
+                    &self.key,
+                    compose::response(&self.invite, 500, Some(&shared.local_tag)),
+                );
+                shared.end(ctx, true, "the caller did not acknowledge our ringing");
+            }
+        } else if ctx.now >= reliable.next {
+            tracing::trace!(rseq = reliable.rseq, "reliable 180 retransmitted");
+            ctx.respond(&self.key, reliable.response.clone());
+            reliable.interval *= 2;
+            reliable.next = ctx.now + reliable.interval;
+        }
+    }
+
+    /// A PRACK on the early dialog: 200 when it acknowledges our reliable 180, else 481.
+    fn on_prack(&mut self, ctx: &mut Ctx<'_>, key: &TransactionKey, request: &Request) {
+        let invite_seq = self.invite.cseq().map(|c| c.seq);
+        let acknowledges = match (rack(request), &self.unacked) {
+            (Some((rseq, cseq)), Some(reliable)) => {
+                rseq == reliable.rseq && Some(cseq) == invite_seq
+            }
+            _ => false,
+        };
+        if acknowledges {
+            self.unacked = None;
+            ctx.respond(key, compose::response(request, 200, None));
+        } else {
+            ctx.respond(key, compose::response(request, 481, None));
+        }
     }
 
     /// Sends 200 OK with `body` and hands the call to the session, which retransmits the 2xx
@@ -161,6 +270,8 @@ impl Incoming {
             dialog,
             Some((pending, self.invite.branch().map(str::to_owned))),
         );
+        // Our final response ends the 180's retransmissions; its PRACK may still come.
+        session.late_prack = self.unacked.take().map(|r| (r.rseq, seq));
         session.timer = timer;
         session.local_body = body;
         session.peer_allows_update = compose::allows(&self.invite.headers, "UPDATE");
@@ -220,6 +331,7 @@ impl Incoming {
                 }
             }
             Method::Options => ctx.respond(key, compose::response(request, 200, None)),
+            Method::PRack => self.on_prack(ctx, key, request),
             _ => ctx.respond(key, compose::response(request, 481, None)),
         }
     }

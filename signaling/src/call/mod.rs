@@ -560,7 +560,7 @@ impl Call {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let phase = match &self.phase {
             Phase::Outgoing(o) => o.poll_timeout(),
-            Phase::Incoming(_) => None,
+            Phase::Incoming(i) => i.poll_timeout(),
             Phase::Session(s) => s.poll_timeout(),
         };
         [phase, self.shared.linger_until]
@@ -574,7 +574,7 @@ impl Call {
         let shared = &mut self.shared;
         match &mut self.phase {
             Phase::Outgoing(o) => o.handle_timeout(shared, ctx),
-            Phase::Incoming(_) => {}
+            Phase::Incoming(i) => i.handle_timeout(shared, ctx),
             Phase::Session(s) => s.handle_timeout(shared, ctx),
         }
     }

@@ -74,6 +74,9 @@ pub(super) struct Session {
     pub(super) local_body: Option<Body>,
     /// The peer's Allow lists UPDATE: refreshes use it.
     pub(super) peer_allows_update: bool,
+    /// `(rseq, invite cseq)` of a reliable 180 of ours that our 200 overtook: its PRACK is
+    /// still answered 200 (RFC 3262 §3).
+    pub(super) late_prack: Option<(u32, u32)>,
     /// REFER in either direction.
     pub(super) transfers: Transfers,
 }
@@ -107,6 +110,7 @@ impl Session {
             timer: None,
             local_body: None,
             peer_allows_update: false,
+            late_prack: None,
             transfers: Transfers::default(),
         }
     }
@@ -280,6 +284,17 @@ impl Session {
                 if let Some(body) = compose::body_of(&request.headers, &request.body) {
                     ctx.emit(CallEvent::Info { body });
                 }
+            }
+            Method::PRack => {
+                let code = if self.late_prack.is_some()
+                    && super::incoming::rack(&request) == self.late_prack
+                {
+                    self.late_prack = None;
+                    200
+                } else {
+                    481
+                };
+                ctx.respond(key, compose::response(&request, code, None));
             }
             _ => {
                 let mut response = compose::response(&request, 501, None);
