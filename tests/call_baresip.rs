@@ -1,6 +1,6 @@
 //! Callisto and a desk phone (baresip) through Kamailio: calls both ways with PCMU, PCMA and
 //! Opus, SDES-SRTP, DTMF both ways, hold and resume from each side, BYE from each side, CANCEL
-//! before the answer, an INVITE the proxy challenges.
+//! before the answer, early media before the answer, an INVITE the proxy challenges.
 //!
 //! Callisto (alice) sends 440 Hz, baresip (bob) 1270 Hz; each records what it hears. A call
 //! carried audio when the other side's tone dominates at least 90 % of the recording (FFT peak
@@ -382,5 +382,45 @@ fn calling_an_unknown_user_fails_in_plain_words() -> TestResult {
     assert_eq!(failed["code"], 404, "{failed}");
     assert_eq!(failed["cause"], "not found", "{failed}");
     assert_eq!(alice.wait(WAIT)?.code(), Some(4));
+    Ok(())
+}
+
+/// baresip (`answermode=early`) answers the INVITE with 183 and its SDP at once and sends the
+/// 200 only when told. The 183's SDP starts Callisto's media before the answer: baresip
+/// receives Callisto's RTP while the call is still early, and the recording runs from the 183.
+/// (baresip 1.0 itself starts sending only with its 200, so its tone fills the answered part.)
+#[test]
+fn early_media_starts_with_the_183() -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| {
+        bob.codecs(&[Codec::Pcmu]).answer(AnswerMode::Early)
+    })?;
+    let uri = rig.bob_uri();
+    let mut alice = rig.callisto(&["call", &uri], &["--duration", "1.5"])?;
+    alice.expect_matching("ringing", |v| v["early_media"] == true, WAIT)?;
+    thread::sleep(Duration::from_millis(1500));
+    assert!(alice
+        .events(Duration::ZERO)
+        .iter()
+        .all(|v| v["event"] != "answered"));
+    let early_rtp = rig
+        .bob
+        .log_lines()
+        .iter()
+        .any(|l| l.contains("incoming rtp for 'audio' established"));
+    assert!(early_rtp, "baresip got no RTP before answering");
+    rig.bob.answer()?;
+    alice.expect("answered", WAIT)?;
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    let heard = wav::heard(&rig.recording(), BOB_HZ, ALICE_HZ)?;
+    println!("{heard:?} {ended}");
+    assert!(
+        heard.seconds >= 2.7,
+        "recording did not start with the 183: {heard:?}"
+    );
+    assert!(
+        (0.35..0.7).contains(&heard.coverage),
+        "bob's tone should fill the answered half: {heard:?}"
+    );
     Ok(())
 }

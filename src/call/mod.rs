@@ -25,10 +25,11 @@ use crate::cli::{AccountArgs, AnswerArgs, CallArgs, MediaArgs, RegisterArgs};
 use crate::config::{Account, Config};
 use crate::dns::{first_step, ServerQuery, SipResolver, Step};
 use crate::engine::{
-    self, AudioInput, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, MediaOptions,
-    OutgoingCall,
+    self, AudioInput, CallFailure, CallKey, CallUpdate, Command, EngineEvent, EngineHandle,
+    MediaOptions, OutgoingCall,
 };
 use crate::register::{self, exit, Output, Signals};
+use callisto_signaling::call::FailureCause;
 
 mod control;
 mod report;
@@ -473,7 +474,7 @@ async fn drive_calls(
                         }
                     }
                     CallUpdate::Failed { code, cause, .. } => {
-                        worst = worst.max(failure_exit_code(code, &cause));
+                        worst = worst.max(failure_exit_code(code, cause));
                         live.retain(|k| *k != key);
                         ended += 1;
                     }
@@ -506,12 +507,13 @@ async fn drive_calls(
     }
 }
 
-fn failure_exit_code(code: Option<u16>, cause: &str) -> u8 {
+fn failure_exit_code(code: Option<u16>, cause: CallFailure) -> u8 {
     match (code, cause) {
-        (Some(401 | 407), _) | (_, "authentication failed") => exit::AUTH_FAILED,
-        (_, "unreachable" | "no answer from the network") | (Some(408 | 503), _) => {
-            exit::UNREACHABLE
+        (Some(401 | 407), _) | (_, CallFailure::Remote(FailureCause::AuthenticationFailed)) => {
+            exit::AUTH_FAILED
         }
+        (_, CallFailure::Remote(FailureCause::Unreachable | FailureCause::NoAnswer))
+        | (Some(408 | 503), _) => exit::UNREACHABLE,
         // Busy, declined, not found… and failures on our side (no RTP port, no offer).
         _ => exit::OTHER,
     }
@@ -571,15 +573,23 @@ mod tests {
 
     #[test]
     fn failures_map_to_exit_codes() {
-        assert_eq!(failure_exit_code(Some(486), "busy"), exit::OTHER);
+        let remote = CallFailure::Remote;
         assert_eq!(
-            failure_exit_code(Some(407), "authentication failed"),
+            failure_exit_code(Some(486), remote(FailureCause::Busy)),
+            exit::OTHER
+        );
+        assert_eq!(
+            failure_exit_code(Some(407), remote(FailureCause::AuthenticationFailed)),
             exit::AUTH_FAILED
         );
         assert_eq!(
-            failure_exit_code(None, "no answer from the network"),
+            failure_exit_code(None, remote(FailureCause::NoAnswer)),
             exit::UNREACHABLE
         );
-        assert_eq!(failure_exit_code(None, "local error"), exit::OTHER);
+        assert_eq!(
+            failure_exit_code(None, remote(FailureCause::Unreachable)),
+            exit::UNREACHABLE
+        );
+        assert_eq!(failure_exit_code(None, CallFailure::Local), exit::OTHER);
     }
 }

@@ -24,7 +24,9 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             } => {
                 json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to})
             }
-            CallUpdate::Ringing => json!({"event": "ringing", "call": call}),
+            CallUpdate::Ringing { early_media } => {
+                json!({"event": "ringing", "call": call, "early_media": early_media})
+            }
             CallUpdate::Answered { codec, srtp } => {
                 json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp})
             }
@@ -52,7 +54,7 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
                 reason,
                 cause,
             } => {
-                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause})
+                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause.to_string()})
             }
             CallUpdate::Ended {
                 by_remote,
@@ -70,7 +72,8 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             Some(name) => println!("Incoming call from {name} <{from}>."),
             None => println!("Incoming call from {from}."),
         },
-        CallUpdate::Ringing => println!("Ringing."),
+        CallUpdate::Ringing { early_media: false } => println!("Ringing."),
+        CallUpdate::Ringing { early_media: true } => println!("Ringing, with early media."),
         CallUpdate::Answered { codec, srtp } => {
             let secure = if *srtp { ", encrypted (SRTP)" } else { "" };
             println!("Call established: {codec}{secure}.")

@@ -27,7 +27,8 @@ use calls::TransferRequest;
 mod calls;
 
 pub use calls::{
-    AudioInput, AudioSummary, CallKey, CallSummary, CallUpdate, MediaOptions, OutgoingCall,
+    AudioInput, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate, MediaOptions,
+    OutgoingCall,
 };
 
 /// What the engine can be asked to do.
@@ -342,7 +343,7 @@ impl Driver {
                         update: CallUpdate::Failed {
                             code: None,
                             reason,
-                            cause: "local error".into(),
+                            cause: CallFailure::Local,
                         },
                     });
                     false

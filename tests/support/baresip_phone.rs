@@ -8,7 +8,7 @@
 //!   be written `opus/48000/2` (`opus` alone is "audio codec not found" and the list is ignored).
 //! - SRTP: the account's `mediaenc=srtp` (offer `RTP/SAVP` with SDES keys, accept plain) or
 //!   `mediaenc=srtp-mand` (SRTP only), with the `srtp.so` module.
-//! - answering: the account's `answermode=auto` or `manual` (then [`Baresip::answer`]).
+//! - answering: the account's `answermode=auto`, `manual` or `early` (then [`Baresip::answer`]).
 //! - audio: `audio_source aufile,<wav>` with `ausrc_srate`/`ausrc_channels` set from the WAV
 //!   header (they must match it); no `audio_player`, so nothing reaches a sound card.
 //! - recording: `sndfile.so` writes `dump-<date>-<time>-enc.wav` (what this side sends) and
@@ -105,6 +105,9 @@ pub enum AnswerMode {
     Auto,
     /// Ringing until [`Baresip::answer`] (or [`Baresip::hang_up`], which rejects).
     Manual,
+    /// At once with 183 Session Progress and its SDP, sending early media, until
+    /// [`Baresip::answer`] sends the 200.
+    Early,
 }
 
 /// A baresip set up as a phone: one account, audio from a WAV file, recordings, a console.
@@ -225,6 +228,7 @@ impl PhoneConfig {
         let answer = match self.answer {
             AnswerMode::Auto => "auto",
             AnswerMode::Manual => "manual",
+            AnswerMode::Early => "early",
         };
         account.push_str(&format!(";answermode={answer}"));
         if !self.codecs.is_empty() {

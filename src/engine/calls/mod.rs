@@ -42,7 +42,7 @@ use incoming::IncomingInvite;
 pub use media::{AudioInput, MediaOptions};
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
-pub use update::{AudioSummary, CallSummary, CallUpdate};
+pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate};
 
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
 /// engine (incoming).
@@ -176,7 +176,7 @@ impl Calls {
                 update: CallUpdate::Failed {
                     code: None,
                     reason,
-                    cause: "local error".into(),
+                    cause: CallFailure::Local,
                 },
             });
             false
@@ -251,7 +251,7 @@ impl Calls {
                     update: CallUpdate::Failed {
                         code: None,
                         reason,
-                        cause: "local error".into(),
+                        cause: CallFailure::Local,
                     },
                 });
             }
@@ -427,14 +427,22 @@ impl Calls {
         match event {
             CallEvent::Incoming { .. } | CallEvent::Trying => {}
             CallEvent::Ringing { early_media } => {
+                let mut early_started = false;
                 if let Some(body) = early_media {
-                    if let Err(reason) = apply_answer(call, &body, &self.media_events) {
-                        tracing::warn!(%reason, "early media ignored");
+                    let had_media = call.media.session().is_some();
+                    match apply_answer(call, &body, &self.media_events) {
+                        Ok(()) => early_started = !had_media,
+                        Err(reason) => tracing::warn!(%reason, "early media ignored"),
                     }
+                }
+                if early_started {
+                    send(CallUpdate::Ringing { early_media: true });
                 }
                 if !call.announced_ringing {
                     call.announced_ringing = true;
-                    send(CallUpdate::Ringing);
+                    if !early_started {
+                        send(CallUpdate::Ringing { early_media: false });
+                    }
                     if let Some(original) = call.transfer_of {
                         self.transfer_progress(endpoint, now, original, 180, "Ringing");
                     }
@@ -607,7 +615,7 @@ impl Calls {
                 send(CallUpdate::Failed {
                     code,
                     reason,
-                    cause: cause.to_string(),
+                    cause: CallFailure::Remote(cause),
                 });
             }
             CallEvent::Ended { by_remote, reason } => {

@@ -4,7 +4,27 @@ use std::time::Duration;
 
 use callisto_media::session::AudioStats;
 
+use callisto_signaling::call::FailureCause;
+
 use super::CallKey;
+
+/// Why a call did not connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The network or the other side refused or did not answer.
+    Remote(FailureCause),
+    /// Something on our side: no RTP port, no offer, a media session that did not start.
+    Local,
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallFailure::Remote(cause) => cause.fmt(f),
+            CallFailure::Local => f.write_str("local error"),
+        }
+    }
+}
 
 /// Something that happened to a call, for the application.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,8 +35,9 @@ pub enum CallUpdate {
         display_name: Option<String>,
         to: String,
     },
-    /// The callee's phone rings.
-    Ringing,
+    /// The callee's phone rings; with `early_media`, its media (a ringback tone, an
+    /// announcement) already plays before the answer.
+    Ringing { early_media: bool },
     /// The call is up and media flows.
     Answered { codec: String, srtp: bool },
     /// The call was put on hold (by the other side when `by_remote`).
@@ -40,7 +61,7 @@ pub enum CallUpdate {
     Failed {
         code: Option<u16>,
         reason: String,
-        cause: String,
+        cause: CallFailure,
     },
     /// The call is over.
     Ended {
