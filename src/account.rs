@@ -259,7 +259,11 @@ mod tests {
         assert_eq!(wss.targets[0].transport, TransportKind::Wss);
         assert_eq!(wss.targets[0].addr.port(), 443, "RFC 7118's default");
         assert_eq!(wss.ws_path.as_deref(), Some("/sip"));
-        assert_eq!(wss.registration.contact_host, Some(host), "stable per account");
+        assert_eq!(
+            wss.registration.contact_host,
+            Some(host),
+            "stable per account"
+        );
 
         let sips = resolved(&account("sips:127.0.0.1;transport=ws", None)).await;
         assert_eq!(sips.targets[0].transport, TransportKind::Wss);

@@ -112,7 +112,10 @@ fn assert_registered_once(kamailio: &Kamailio, output: &Output, proto: &str) {
         kamailio.saved().last().and_then(|s| s.expires.clone()) == Some("0".into())
     }));
     let registers = kamailio.registers();
-    assert!(registers.len() >= 3, "challenge, credentials, unregister: {registers:?}");
+    assert!(
+        registers.len() >= 3,
+        "challenge, credentials, unregister: {registers:?}"
+    );
     assert!(registers.iter().all(|r| r.proto == proto), "{registers:?}");
     assert!(registers[0].authorization.is_none());
     assert!(registers[1].authorization.is_some(), "{registers:?}");
@@ -166,13 +169,20 @@ fn registers_over_wss_trusting_the_test_ca() -> TestResult {
 fn refuses_a_wss_server_whose_certificate_is_not_trusted() -> TestResult {
     let kamailio = kamailio(true)?;
     let port = kamailio.config().wss_port.ok_or("no WSS port")?;
-    let ca = kamailio.ca_pem_path().ok_or("no CA")?.to_string_lossy().into_owned();
+    let ca = kamailio
+        .ca_pem_path()
+        .ok_or("no CA")?
+        .to_string_lossy()
+        .into_owned();
     let registrar = format!("sip:127.0.0.1:{port};transport=wss");
     let output = register_once(&registrar, &["--ca-file", &ca])?;
     assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
     let lines = json_lines(&output);
     assert_eq!(lines[0]["kind"], "insecure", "{}", describe(&output));
-    assert!(kamailio.registers().is_empty(), "nothing sent to an untrusted server");
+    assert!(
+        kamailio.registers().is_empty(),
+        "nothing sent to an untrusted server"
+    );
     Ok(())
 }
 
@@ -186,9 +196,15 @@ fn the_sip_subprotocol_is_asked_for_and_granted() -> TestResult {
     let request = proxy.client_head(0).to_ascii_lowercase();
     let response = proxy.server_head(0).to_ascii_lowercase();
     assert!(request.starts_with("get / http/1.1\r\n"), "{request}");
-    assert!(request.contains("\r\nsec-websocket-protocol: sip\r\n"), "{request}");
+    assert!(
+        request.contains("\r\nsec-websocket-protocol: sip\r\n"),
+        "{request}"
+    );
     assert!(response.starts_with("http/1.1 101"), "{response}");
-    assert!(response.contains("\r\nsec-websocket-protocol: sip\r\n"), "{response}");
+    assert!(
+        response.contains("\r\nsec-websocket-protocol: sip\r\n"),
+        "{response}"
+    );
     Ok(())
 }
 
@@ -272,12 +288,22 @@ fn a_dropped_websocket_is_reconnected_and_registered_again() -> TestResult {
     // The binding has 300 s left: only the drop can make Callisto register again now.
     let again = running.expect("registered", Duration::from_secs(5));
     let recovered = dropped_at.elapsed();
-    assert!(kamailio.wait_for_saved(2, Duration::from_secs(2)), "{:?}", kamailio.saved());
+    assert!(
+        kamailio.wait_for_saved(2, Duration::from_secs(2)),
+        "{:?}",
+        kamailio.saved()
+    );
     assert_eq!(proxy.accepted(), 2, "one new connection");
-    assert_eq!(again["contact"], first["contact"], "the Contact survives the reconnection");
+    assert_eq!(
+        again["contact"], first["contact"],
+        "the Contact survives the reconnection"
+    );
     // The same Contact updated the binding instead of adding a second one: after each save
     // the AOR has exactly one binding, the same.
-    assert!(wait_until(Duration::from_secs(2), || kamailio.bindings().len() >= 2));
+    assert!(wait_until(Duration::from_secs(2), || kamailio
+        .bindings()
+        .len()
+        >= 2));
     let bindings = kamailio.bindings();
     assert_eq!(bindings.len(), 2, "{bindings:?}");
     assert_eq!(bindings[0].contact, bindings[1].contact, "{bindings:?}");
@@ -305,7 +331,10 @@ fn registers_again_after_the_websocket_registrar_restarts() -> TestResult {
     let running = Running::start(&registrar, "")?;
     running.expect("registered", Duration::from_secs(5));
     kamailio.restart()?;
-    assert!(kamailio.saved().is_empty(), "the restarted registrar starts empty");
+    assert!(
+        kamailio.saved().is_empty(),
+        "the restarted registrar starts empty"
+    );
     // The connection died with the old process; Callisto reconnects (retrying with backoff
     // while the new process starts) and answers the new registrar's challenge.
     running.expect("registered", Duration::from_secs(15));

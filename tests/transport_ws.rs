@@ -48,6 +48,8 @@ async fn server(
     let slot = Arc::clone(&seen);
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.ok()?;
+        // The error type is tungstenite's `ErrorResponse`, an HTTP response.
+        #[allow(clippy::result_large_err)]
         let callback = move |request: &Request, mut response: Response| {
             let header = |name: &str| {
                 request
@@ -69,14 +71,14 @@ async fn server(
             }
             Ok(response)
         };
-        tokio_tungstenite::accept_hdr_async(tcp, callback).await.ok()
+        tokio_tungstenite::accept_hdr_async(tcp, callback)
+            .await
+            .ok()
     });
     (addr, seen, task)
 }
 
-async fn client(
-    config: TransportConfig,
-) -> (Transports, mpsc::Receiver<TransportEvent>) {
+async fn client(config: TransportConfig) -> (Transports, mpsc::Receiver<TransportEvent>) {
     let config = TransportConfig {
         enable_udp: false,
         enable_tcp: false,
@@ -206,11 +208,19 @@ async fn an_oversized_message_is_dropped_and_a_huge_frame_ends_the_connection() 
         TransportEvent::Message(incoming) => assert_eq!(incoming.bytes, RESPONSE.as_bytes()),
         other => panic!("the oversized message was not dropped: {other:?}"),
     }
-    assert!(transports.is_connected(target), "a dropped message keeps the connection");
+    assert!(
+        transports.is_connected(target),
+        "a dropped message keeps the connection"
+    );
     // Beyond four times the limit the frame is not even read: the connection ends.
-    ws.send(Message::binary(vec![b'x'; 5000])).await.expect("sent");
+    ws.send(Message::binary(vec![b'x'; 5000]))
+        .await
+        .expect("sent");
     match next_event(&mut events).await {
-        TransportEvent::ConnectionClosed { target: closed, reason } => {
+        TransportEvent::ConnectionClosed {
+            target: closed,
+            reason,
+        } => {
             assert_eq!(closed, target);
             assert!(reason.contains("too large"), "{reason}");
         }
@@ -274,7 +284,10 @@ async fn a_ping_without_a_pong_counts_as_a_dropped_connection() {
     // The server holds the connection but never reads again, so it never answers a ping.
     let (transports, mut events, target, _silent) = connected(config).await;
     match next_event(&mut events).await {
-        TransportEvent::ConnectionClosed { target: closed, reason } => {
+        TransportEvent::ConnectionClosed {
+            target: closed,
+            reason,
+        } => {
             assert_eq!(closed, target);
             assert!(reason.contains("no answer to a WebSocket ping"), "{reason}");
         }
@@ -293,9 +306,15 @@ async fn a_close_frame_is_reported_with_its_code_and_reason() {
     .await
     .expect("close");
     match next_event(&mut events).await {
-        TransportEvent::ConnectionClosed { target: closed, reason } => {
+        TransportEvent::ConnectionClosed {
+            target: closed,
+            reason,
+        } => {
             assert_eq!(closed, target);
-            assert!(reason.contains("1001") && reason.contains("restarting"), "{reason}");
+            assert!(
+                reason.contains("1001") && reason.contains("restarting"),
+                "{reason}"
+            );
         }
         other => panic!("expected the close to be reported, got {other:?}"),
     }

@@ -146,6 +146,8 @@ mod tests {
         assert!(a.ends_with(".invalid"), "{a}");
         let label = a.trim_end_matches(".invalid");
         assert_eq!(label.len(), 12);
-        assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     }
 }

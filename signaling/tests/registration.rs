@@ -452,18 +452,29 @@ fn websocket_registrations_name_an_invalid_host_with_transport_ws() {
             "{contact}"
         );
         assert!(contact.contains("+sip.instance="), "{contact}");
-        reg.handle_response(t0, &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]));
+        reg.handle_response(
+            t0,
+            &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]),
+        );
         let second = take(&mut reg, t0);
         // A registrar behind a connection answers with received/rport of that connection;
         // the Contact stays the .invalid one (the connection is how we are reached).
         let mut response = ok(&second, 300);
-        let via = format!("{};received=192.0.2.1;rport=61000", header(&second.to_string(), "Via").unwrap());
-        response.headers.retain(|h| !matches!(h, rsip::Header::Via(_)));
+        let via = format!(
+            "{};received=192.0.2.1;rport=61000",
+            header(&second.to_string(), "Via").unwrap()
+        );
+        response
+            .headers
+            .retain(|h| !matches!(h, rsip::Header::Via(_)));
         response
             .headers
             .push(<rsip::headers::Via as rsip::headers::UntypedHeader>::new(via).into());
         reg.handle_response(t0, &response);
-        assert!(reg.poll_request(t0).is_none(), "no Contact rewrite over a connection");
+        assert!(
+            reg.poll_request(t0).is_none(),
+            "no Contact rewrite over a connection"
+        );
         assert_eq!(
             events(&mut reg),
             vec![RegistrationEvent::Registered {

@@ -158,7 +158,10 @@ fn websocket_transactions_never_retransmit_and_still_time_out() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let mut keys = Vec::new();
-    for (index, kind) in [TransportKind::Ws, TransportKind::Wss].into_iter().enumerate() {
+    for (index, kind) in [TransportKind::Ws, TransportKind::Wss]
+        .into_iter()
+        .enumerate()
+    {
         let target = Target::new(kind, addr(SERVER_ADDR));
         for method in ["INVITE", "REGISTER"] {
             let branch = format!("z9hG4bKw{index}{method}");

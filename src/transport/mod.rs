@@ -264,7 +264,11 @@ impl Transports {
 
     /// Sets the HTTP resource (`/`, `/ws`, …) WebSocket connections to `target` ask for.
     pub fn set_websocket_path(&self, target: Target, path: &str) {
-        let mut paths = self.inner.ws_paths.lock().unwrap_or_else(|e| e.into_inner());
+        let mut paths = self
+            .inner
+            .ws_paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         paths.insert(target, path.to_owned());
     }
 
@@ -380,7 +384,10 @@ impl Inner {
 
     fn ws_path(&self, target: Target) -> String {
         let paths = self.ws_paths.lock().unwrap_or_else(|e| e.into_inner());
-        paths.get(&target).cloned().unwrap_or_else(|| "/".to_owned())
+        paths
+            .get(&target)
+            .cloned()
+            .unwrap_or_else(|| "/".to_owned())
     }
 
     /// Starts the task of a new WebSocket connection and records it as the one for `target`.
