@@ -191,11 +191,11 @@ fn the_sip_subprotocol_is_asked_for_and_granted() -> TestResult {
     let kamailio = kamailio(false)?;
     let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], ws_port(&kamailio))))?;
     let registrar = format!("sip:127.0.0.1:{};transport=ws", proxy.addr().port());
-    let output = register_once(&registrar, &[])?;
+    let output = register_once(&registrar, &["--ws-path", "/sip-ws"])?;
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let request = proxy.client_head(0).to_ascii_lowercase();
     let response = proxy.server_head(0).to_ascii_lowercase();
-    assert!(request.starts_with("get / http/1.1\r\n"), "{request}");
+    assert!(request.starts_with("get /sip-ws http/1.1\r\n"), "{request}");
     assert!(
         request.contains("\r\nsec-websocket-protocol: sip\r\n"),
         "{request}"
@@ -321,6 +321,66 @@ fn a_dropped_websocket_is_reconnected_and_registered_again() -> TestResult {
     );
     let registers = kamailio.registers();
     assert!(registers.iter().all(|r| r.proto == "ws"), "{registers:?}");
+    Ok(())
+}
+
+/// Sends an OPTIONS for alice to Kamailio over UDP and returns the status line of the answer.
+fn options_for_alice(kamailio: &Kamailio) -> Result<String, Box<dyn Error>> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let local = socket.local_addr()?;
+    let port = kamailio.config().udp_port;
+    let request = format!(
+        "OPTIONS sip:alice@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-ws-options;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=probe\r\n\
+         To: <sip:alice@127.0.0.1>\r\n\
+         Call-ID: ws-options@127.0.0.1\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket.send_to(request.as_bytes(), ("127.0.0.1", port))?;
+    let mut buffer = [0u8; 4096];
+    loop {
+        let len = socket.recv(&mut buffer)?;
+        let reply = String::from_utf8_lossy(&buffer[..len]).into_owned();
+        let status = reply.lines().next().unwrap_or_default().to_owned();
+        // Skip a 100 Trying from the proxy.
+        if !status.starts_with("SIP/2.0 1") {
+            return Ok(status);
+        }
+    }
+}
+
+#[test]
+fn requests_for_the_binding_reach_callisto_over_its_websocket() -> TestResult {
+    let kamailio = kamailio(false)?;
+    let registrar = format!("sip:127.0.0.1:{};transport=ws", ws_port(&kamailio));
+    let mut running = Running::start(&registrar, "")?;
+    running.expect("registered", Duration::from_secs(5));
+    // The Contact names a .invalid host: only the registering connection reaches Callisto,
+    // and the OPTIONS Kamailio relays there is answered.
+    let status = options_for_alice(&kamailio)?;
+    assert!(
+        status.starts_with("SIP/2.0 200"),
+        "{status}\n{}",
+        kamailio.log_tail(20)
+    );
+    let relayed = |lines: &[String]| {
+        lines.iter().any(|line| {
+            line.contains("CALLISTO-REPLY|")
+                && line.contains("|status=200|")
+                && line.contains("|method=OPTIONS|")
+                && line.contains("|origin=relay|")
+        })
+    };
+    assert!(
+        kamailio.wait_for(relayed, Duration::from_secs(2)),
+        "Callisto's answer came back through the proxy:\n{}",
+        kamailio.log_tail(20)
+    );
+    assert_eq!(running.terminate().code(), Some(0));
     Ok(())
 }
 
