@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::account::ResolvedAccount;
+use crate::dns::{first_step, ServerQuery, Step};
 use crate::transport::{TransportConfig, TransportError, TransportEvent, Transports};
+use calls::TransferRequest;
 
 mod calls;
 
@@ -71,6 +73,11 @@ pub enum Command {
     Dtmf {
         key: CallKey,
         digits: String,
+    },
+    /// Ask the other side to call `target` instead (blind transfer).
+    Transfer {
+        key: CallKey,
+        target: String,
     },
     /// Hang up every call, unregister everything, then stop.
     Shutdown,
@@ -292,7 +299,7 @@ impl Driver {
                     call.local_sip.set_ip(ip.unwrap_or(call.local_sip.ip()));
                 }
                 self.calls
-                    .start(&mut self.endpoint, now, key, call, &self.events);
+                    .start(&mut self.endpoint, now, key, call, account, &self.events);
             }
             Command::AcceptCalls { media } => self.calls.accept_incoming(media.map(|m| *m)),
             Command::Answer { key } => {
@@ -306,7 +313,49 @@ impl Driver {
             Command::Dtmf { key, digits } => {
                 self.calls.send_dtmf(&mut self.endpoint, now, key, &digits)
             }
+            Command::Transfer { key, target } => {
+                self.calls.transfer(&mut self.endpoint, now, key, &target)
+            }
             Command::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    /// Places the new calls of the transfers peers asked for, as the same account (or the
+    /// same identity, straight to the target, for calls without one).
+    async fn place_transfers(&mut self) {
+        for request in self.calls.take_transfer_requests() {
+            let now = Instant::now().into_std();
+            let account = request
+                .account
+                .and_then(|a| self.account_configs.get(&a))
+                .map(|(id, config)| (self.endpoint.registration_target(*id), config.clone()));
+            let local = [TransportKind::Udp, TransportKind::Tcp]
+                .map(|kind| self.transports.local_addr(kind));
+            let call = transfer_call(&request, account, local).await;
+            let placed = match call {
+                Ok(call) => self.calls.start(
+                    &mut self.endpoint,
+                    now,
+                    request.new_call,
+                    call,
+                    request.account,
+                    &self.events,
+                ),
+                Err(reason) => {
+                    tracing::warn!(target = %request.target, %reason, "transfer not placed");
+                    let _ = self.events.send(EngineEvent::Call {
+                        key: request.new_call,
+                        update: CallUpdate::Failed {
+                            code: None,
+                            reason,
+                            cause: "local error".into(),
+                        },
+                    });
+                    false
+                }
+            };
+            self.calls
+                .link_transfer(&mut self.endpoint, now, &request, placed);
         }
     }
 
@@ -439,6 +488,7 @@ impl Driver {
                 let now = Instant::now().into_std();
                 self.calls
                     .on_event(&mut self.endpoint, now, id, event, local_ip, &self.events);
+                Box::pin(self.place_transfers()).await;
             }
         }
     }
@@ -461,4 +511,64 @@ async fn route_source_ip(peer: SocketAddr) -> Option<IpAddr> {
     let socket = tokio::net::UdpSocket::bind(bind).await.ok()?;
     socket.connect(peer).await.ok()?;
     socket.local_addr().ok().map(|a| a.ip())
+}
+
+/// The outgoing call a transfer asks for: as `account` (its registrar target and
+/// configuration) when the original call had one, else straight to the target from our
+/// `local` UDP and TCP addresses.
+async fn transfer_call(
+    request: &TransferRequest,
+    account: Option<(Option<Target>, RegistrationConfig)>,
+    local: [Option<SocketAddr>; 2],
+) -> Result<OutgoingCall, String> {
+    let to = rsip::Uri::try_from(request.target.as_str()).map_err(|e| {
+        format!(
+            "the transfer target '{}' is not a SIP URI: {e}",
+            request.target
+        )
+    })?;
+    if let Some((target, config)) = account {
+        let target = target.ok_or("the account has no registrar")?;
+        return Ok(OutgoingCall {
+            from: config.aor,
+            to,
+            target,
+            local_sip: config.local_addr,
+            credentials: config.credentials,
+            media: request.media.clone(),
+        });
+    }
+    // No account: straight to the target's address, which must be an IP literal.
+    let query = ServerQuery::from_uri(&to).map_err(|e| e.to_string())?;
+    let Step::Done(resolution) = first_step(&query) else {
+        return Err(format!(
+            "cannot reach '{}' without an account",
+            request.target
+        ));
+    };
+    let target = *resolution
+        .targets
+        .first()
+        .ok_or("the target has no address")?;
+    let (transport, addr) = (target.transport, target.addr);
+    let local = local[usize::from(transport != TransportKind::Udp)]
+        .ok_or("no local transport for the transfer target")?;
+    let local_ip = if local.ip().is_unspecified() {
+        route_source_ip(addr).await.unwrap_or(local.ip())
+    } else {
+        local.ip()
+    };
+    let local_sip = SocketAddr::new(local_ip, local.port());
+    let from = request
+        .identity
+        .clone()
+        .ok_or("no identity for the transfer")?;
+    Ok(OutgoingCall {
+        from,
+        to,
+        target,
+        local_sip,
+        credentials: None,
+        media: request.media.clone(),
+    })
 }

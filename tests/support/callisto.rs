@@ -81,10 +81,32 @@ impl Callisto {
         self.child.id()
     }
 
-    /// Waits for the next line whose `event` is `name`; earlier lines are kept in `seen`.
+    /// The first line (read so far, or arriving within `timeout`) whose `event` is `name`.
     pub fn expect(&mut self, name: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+        self.expect_matching(name, |_| true, timeout)
+    }
+
+    /// The first line whose `event` is `name` and whose `call` is `call`.
+    pub fn expect_call(
+        &mut self,
+        name: &str,
+        call: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, String> {
+        self.expect_matching(name, |v| v["call"] == *call, timeout)
+    }
+
+    /// The first line (read so far, or arriving within `timeout`) whose `event` is `name` and
+    /// that `matches`; every line read is kept in `seen`.
+    pub fn expect_matching(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, String> {
         let deadline = Instant::now() + timeout;
-        if let Some(found) = self.seen.iter().find(|v| v["event"] == name) {
+        let wanted = |v: &serde_json::Value| v["event"] == name && matches(v);
+        if let Some(found) = self.seen.iter().find(|v| wanted(v)) {
             return Ok(found.clone());
         }
         loop {
@@ -92,7 +114,7 @@ impl Callisto {
             match self.lines.recv_timeout(left) {
                 Ok(value) => {
                     self.seen.push(value.clone());
-                    if value["event"] == name {
+                    if wanted(&value) {
                         return Ok(value);
                     }
                 }

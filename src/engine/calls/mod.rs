@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use callisto_media::session::MediaEvent;
 use callisto_signaling::auth::Credentials;
 use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
 use callisto_signaling::endpoint::Endpoint;
-use callisto_signaling::sdp::{self, Direction, OfferKind, SdpSession};
+use callisto_signaling::sdp::{self, Direction, SdpSession};
 use callisto_signaling::transport::Target;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -33,11 +33,15 @@ use tokio::sync::mpsc;
 
 use super::EngineEvent;
 
+mod incoming;
 mod media;
+mod transfer;
 mod update;
 
-use media::{numbered, CallMedia, MediaEvents};
+use incoming::IncomingInvite;
 pub use media::{AudioInput, MediaOptions};
+use media::{CallMedia, MediaEvents};
+pub(super) use transfer::TransferRequest;
 pub use update::{AudioSummary, CallSummary, CallUpdate};
 
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
@@ -76,6 +80,14 @@ struct Call {
     /// The hold state our pending re-INVITE asks for.
     pending_hold: Option<bool>,
     remote_hold: bool,
+    /// Who we are in this call (our From, or the To of an incoming INVITE): a transfer's new
+    /// call is made as the same identity.
+    identity: Option<rsip::Uri>,
+    /// The account the call was placed with, if any.
+    account: Option<usize>,
+    /// When this call was placed because the peer of another call asked us to transfer
+    /// (REFER): that call, which hears of this one's progress.
+    transfer_of: Option<CallKey>,
 }
 
 impl Call {
@@ -92,6 +104,9 @@ impl Call {
             local_hold: false,
             pending_hold: None,
             remote_hold: false,
+            identity: None,
+            account: None,
+            transfer_of: None,
         }
     }
 }
@@ -107,6 +122,8 @@ pub(super) struct Calls {
     incoming_count: u64,
     /// Handed to each media session for its events.
     media_events: MediaEvents,
+    /// Transfers the peers asked for, for the engine to place (it knows the accounts).
+    transfer_requests: Vec<TransferRequest>,
     rng: StdRng,
 }
 
@@ -124,6 +141,7 @@ impl Calls {
             incoming: None,
             incoming_count: 0,
             media_events,
+            transfer_requests: Vec::new(),
             rng: StdRng::from_entropy(),
         };
         (calls, media_rx)
@@ -141,15 +159,17 @@ impl Calls {
         self.calls.keys().copied().collect()
     }
 
-    /// Places a call: binds the RTP socket, makes the offer, sends the INVITE.
+    /// Places a call: binds the RTP socket, makes the offer, sends the INVITE. Returns
+    /// whether the INVITE went out (else a `Failed` update was sent).
     pub(super) fn start(
         &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
         key: CallKey,
         call: OutgoingCall,
+        account: Option<usize>,
         events: &mpsc::UnboundedSender<EngineEvent>,
-    ) {
+    ) -> bool {
         let fail = |reason: String| {
             let _ = events.send(EngineEvent::Call {
                 key,
@@ -159,6 +179,7 @@ impl Calls {
                     cause: "local error".into(),
                 },
             });
+            false
         };
         let ip = call.local_sip.ip();
         let media = match CallMedia::bind(ip, call.media) {
@@ -175,15 +196,21 @@ impl Calls {
             Ok(offer) => offer,
             Err(error) => return fail(format!("cannot make an offer: {error}")),
         };
+        let identity = call.from.clone();
         let mut config = OutgoingCallConfig::new(call.from, call.to, call.target, call.local_sip);
         config.credentials = call.credentials;
         config.body = Some(Body::sdp(offer.to_string()));
         let id = endpoint.start_call(now, config);
         self.by_id.insert(id, key);
-        self.calls.insert(key, Call::new(key, id, media, sdp, now));
+        let mut call = Call::new(key, id, media, sdp, now);
+        call.identity = Some(identity);
+        call.account = account;
+        self.calls.insert(key, call);
+        true
     }
 
-    /// Answers a ringing incoming call and starts its media.
+    /// Answers a ringing incoming call and starts its media. Calls already up are put on
+    /// hold first (call waiting: the new call takes over, the others wait).
     pub(super) fn answer(
         &mut self,
         endpoint: &mut Endpoint,
@@ -191,6 +218,22 @@ impl Calls {
         key: CallKey,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
+        if self
+            .calls
+            .get(&key)
+            .is_none_or(|c| c.prepared_answer.is_none())
+        {
+            return;
+        }
+        let active: Vec<CallKey> = self
+            .calls
+            .values()
+            .filter(|c| c.key != key && c.established.is_some() && !c.local_hold)
+            .map(|c| c.key)
+            .collect();
+        for other in active {
+            self.set_hold(endpoint, now, other, true);
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -392,6 +435,9 @@ impl Calls {
                 if !call.announced_ringing {
                     call.announced_ringing = true;
                     send(CallUpdate::Ringing);
+                    if let Some(original) = call.transfer_of {
+                        self.transfer_progress(endpoint, now, original, 180, "Ringing");
+                    }
                 }
             }
             CallEvent::Answered { body } => {
@@ -421,6 +467,9 @@ impl Calls {
                     .map(|n| (n.codec.name.clone(), n.srtp.is_some()))
                     .unwrap_or_default();
                 send(CallUpdate::Answered { codec, srtp });
+                if let Some(original) = call.transfer_of {
+                    self.transfer_succeeded(endpoint, now, original);
+                }
             }
             CallEvent::ReOffer { body } => {
                 let direction = if call.local_hold {
@@ -527,18 +576,34 @@ impl Calls {
                 }
             }
             CallEvent::TransferRequested { target, .. } => {
-                tracing::info!(%target, "transfer requests are declined");
-                let _ = endpoint.transfer_progress(now, call.id, 603, "Declined");
+                self.on_transfer_requested(endpoint, now, key, target, events);
             }
-            CallEvent::TransferProgress { code, reason, .. } => {
-                tracing::info!(code, %reason, "transfer progress");
+            CallEvent::TransferProgress {
+                code,
+                reason,
+                finished,
+            } => {
+                send(CallUpdate::TransferProgress {
+                    code,
+                    reason,
+                    finished,
+                });
+                if finished && (200..300).contains(&code) {
+                    // The other side now talks to the transfer target: our part is done.
+                    self.hang_up(endpoint, now, key);
+                }
             }
             CallEvent::Failed {
                 code,
                 reason,
                 cause,
             } => {
+                let transfer_of = call.transfer_of;
                 self.finish(key);
+                if let Some(original) = transfer_of {
+                    let status = code.unwrap_or(500);
+                    self.transfer_progress(endpoint, now, original, status, &reason);
+                }
                 send(CallUpdate::Failed {
                     code,
                     reason,
@@ -554,103 +619,6 @@ impl Calls {
                 });
             }
         }
-    }
-
-    fn on_incoming(
-        &mut self,
-        endpoint: &mut Endpoint,
-        now: Instant,
-        id: CallId,
-        invite: IncomingInvite,
-        events: &mpsc::UnboundedSender<EngineEvent>,
-    ) {
-        let Some(mut options) = self.incoming.clone() else {
-            // Nothing here takes calls (registering only): decline politely.
-            let _ = endpoint.reject(now, id, 480);
-            return;
-        };
-        self.incoming_count += 1;
-        if self.incoming_count > 1 {
-            options.record = options
-                .record
-                .map(|path| numbered(&path, self.incoming_count));
-        }
-        let ip = invite.local_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let mut media = match CallMedia::bind(ip, options) {
-            Ok(media) => media,
-            Err(error) => {
-                tracing::warn!(%error, "cannot open an RTP port");
-                let _ = endpoint.reject(now, id, 500);
-                return;
-            }
-        };
-        let mut sdp = SdpSession::new(ip, &mut self.rng);
-        let (prepared_answer, negotiated) = match &invite.body {
-            Some(body) => {
-                let offer = match sdp::parse(&body.bytes) {
-                    Ok(offer) => offer,
-                    Err(error) => {
-                        tracing::warn!(%error, "malformed offer");
-                        let _ = endpoint.reject(now, id, error.status_code());
-                        return;
-                    }
-                };
-                if sdp::offer_kind(&offer) == OfferKind::WebRtc {
-                    tracing::warn!("a WebRTC offer cannot be served by the classic path");
-                    let _ = endpoint.reject(now, id, 488);
-                    return;
-                }
-                match sdp.answer(
-                    &offer,
-                    &media.local,
-                    &media.options.policy,
-                    Direction::SendRecv,
-                    &mut self.rng,
-                ) {
-                    Ok((answer, negotiated)) => {
-                        (Some(Body::sdp(answer.to_string())), Some(negotiated))
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "offer refused");
-                        let _ = endpoint.reject(now, id, error.status_code());
-                        return;
-                    }
-                }
-            }
-            None => {
-                // No offer in the INVITE: ours goes in the 200, the answer comes in the ACK.
-                let offer = sdp.create_offer(
-                    &media.local,
-                    &media.options.policy,
-                    Direction::SendRecv,
-                    &mut self.rng,
-                );
-                match offer {
-                    Ok(offer) => (Some(Body::sdp(offer.to_string())), None),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot make an offer");
-                        let _ = endpoint.reject(now, id, 500);
-                        return;
-                    }
-                }
-            }
-        };
-        let key = CallKey(self.keys.fetch_add(1, Ordering::Relaxed));
-        self.by_id.insert(id, key);
-        media.negotiated = negotiated;
-        let mut call = Call::new(key, id, media, sdp, now);
-        call.prepared_answer = prepared_answer;
-        call.announced_ringing = true;
-        self.calls.insert(key, call);
-        let _ = endpoint.ring(now, id);
-        let _ = events.send(EngineEvent::Call {
-            key,
-            update: CallUpdate::Incoming {
-                from: invite.from,
-                display_name: invite.display_name,
-                to: invite.to,
-            },
-        });
     }
 
     /// Stops the call's media and forgets the call; returns what it measured.
@@ -680,14 +648,6 @@ impl Calls {
             audio: stats.as_ref().map(AudioSummary::from),
         }
     }
-}
-
-struct IncomingInvite {
-    from: String,
-    display_name: Option<String>,
-    to: String,
-    body: Option<Body>,
-    local_ip: Option<IpAddr>,
 }
 
 /// Reads the peer's answer to our offer and starts or updates the media.

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use callisto_media::session::AudioStats;
 
+use super::CallKey;
+
 /// Something that happened to a call, for the application.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallUpdate {
@@ -23,6 +25,17 @@ pub enum CallUpdate {
     Resumed { by_remote: bool },
     /// The other side pressed a key.
     Dtmf { digit: char },
+    /// The other side asked us to transfer the call (REFER): `new_call` is the call to
+    /// `target`, placed now; its own updates follow under its key. Once it is answered this
+    /// call ends.
+    TransferRequested { target: String, new_call: CallKey },
+    /// How the transfer we asked for is going: the target's status as the other side reports
+    /// it. A final 2xx ends this call.
+    TransferProgress {
+        code: u16,
+        reason: String,
+        finished: bool,
+    },
     /// The call did not connect.
     Failed {
         code: Option<u16>,

@@ -1,8 +1,8 @@
 //! `callisto call` and `callisto answer`: one engine, an optional registration, calls with audio
 //! from a generator or a file, recorded to a WAV file, reported as sentences or JSON lines.
 //!
-//! While a call runs, lines on standard input steer it: `hold`, `resume`, `dtmf DIGITS`,
-//! `hangup`.
+//! While a call runs, lines on standard input steer it (see `control.rs`): `hold`, `resume`,
+//! `dtmf DIGITS`, `transfer URI`, `hangup`, each with an optional call number.
 //!
 //! Exit codes: 0 when every call was established and ended normally; 2 when authentication
 //! failed; 3 when the server or callee could not be reached or did not answer; 4 otherwise
@@ -18,7 +18,6 @@ use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
 use callisto_signaling::transport::{Target, TransportKind};
 use rand::SeedableRng;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::account::{self, parse_sip_uri};
@@ -26,10 +25,16 @@ use crate::cli::{AccountArgs, AnswerArgs, CallArgs, MediaArgs, RegisterArgs};
 use crate::config::{Account, Config};
 use crate::dns::{first_step, ServerQuery, SipResolver, Step};
 use crate::engine::{
-    self, AudioInput, CallKey, CallSummary, CallUpdate, Command, EngineEvent, EngineHandle,
-    MediaOptions, OutgoingCall,
+    self, AudioInput, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, MediaOptions,
+    OutgoingCall,
 };
 use crate::register::{self, exit, Output, Signals};
+
+mod control;
+mod report;
+
+use control::control_lines;
+use report::report;
 
 /// Turns the media flags into the engine's media options.
 pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
@@ -394,47 +399,11 @@ async fn direct_call(
     })
 }
 
-/// A line typed on standard input.
-enum Control {
-    Hold,
-    Resume,
-    Dtmf(String),
-    HangUp,
-}
-
-fn parse_control(line: &str) -> Option<Control> {
-    let mut words = line.split_whitespace();
-    match words.next()? {
-        "hold" => Some(Control::Hold),
-        "resume" | "unhold" => Some(Control::Resume),
-        "dtmf" => words.next().map(|d| Control::Dtmf(d.to_string())),
-        "hangup" | "bye" | "quit" => Some(Control::HangUp),
-        _ => None,
-    }
-}
-
-/// Reads control lines from standard input on a thread of its own (stdin blocks).
-fn control_lines() -> mpsc::UnboundedReceiver<Control> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-            if let Some(control) = parse_control(&line) {
-                if tx.send(control).is_err() {
-                    return;
-                }
-            }
-            line.clear();
-        }
-    });
-    rx
-}
-
 /// Runs calls until `count` of them have ended; returns the exit code.
 async fn drive_calls(
     session: &mut Session,
     media: &MediaArgs,
-    count: u32,
+    mut count: u32,
     initial: &[CallKey],
 ) -> u8 {
     let mut controls = control_lines();
@@ -450,14 +419,8 @@ async fn drive_calls(
         let event = tokio::select! {
             event = session.engine.events.recv() => event,
             Some(control) = controls.recv() => {
-                for key in &live {
-                    let command = match &control {
-                        Control::Hold => Command::Hold { key: *key },
-                        Control::Resume => Command::Resume { key: *key },
-                        Control::Dtmf(digits) => Command::Dtmf { key: *key, digits: digits.clone() },
-                        Control::HangUp => Command::HangUp { key: *key },
-                    };
-                    let _ = session.engine.commands.send(command);
+                for key in live.iter().filter(|k| control.is_for(**k)) {
+                    let _ = session.engine.commands.send(control.command(*key));
                 }
                 continue;
             }
@@ -493,6 +456,11 @@ async fn drive_calls(
                     CallUpdate::Incoming { .. } => {
                         live.push(key);
                         let _ = session.engine.commands.send(Command::Answer { key });
+                    }
+                    CallUpdate::TransferRequested { new_call, .. } => {
+                        // The conversation goes on in the new call: wait for it too.
+                        live.push(new_call);
+                        count += 1;
                     }
                     CallUpdate::Answered { .. } => {
                         established.push(key);
@@ -556,144 +524,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn ms(duration: Option<Duration>) -> Option<f64> {
-    duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
-}
-
-/// Prints one call update as a sentence or a JSON line.
-fn report(out: &Output, key: CallKey, update: &CallUpdate) {
-    let call = key.0;
-    if out.json {
-        let line = match update {
-            CallUpdate::Incoming {
-                from,
-                display_name,
-                to,
-            } => {
-                json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to})
-            }
-            CallUpdate::Ringing => json!({"event": "ringing", "call": call}),
-            CallUpdate::Answered { codec, srtp } => {
-                json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp})
-            }
-            CallUpdate::Held { by_remote } => {
-                json!({"event": "held", "call": call, "by": by(*by_remote)})
-            }
-            CallUpdate::Resumed { by_remote } => {
-                json!({"event": "resumed", "call": call, "by": by(*by_remote)})
-            }
-            CallUpdate::Dtmf { digit } => {
-                json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
-            }
-            CallUpdate::Failed {
-                code,
-                reason,
-                cause,
-            } => {
-                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause})
-            }
-            CallUpdate::Ended {
-                by_remote,
-                reason,
-                summary,
-            } => summary_json(call, *by_remote, reason, summary),
-        };
-        println!("{line}");
-        return;
-    }
-    match update {
-        CallUpdate::Incoming {
-            from, display_name, ..
-        } => match display_name {
-            Some(name) => println!("Incoming call from {name} <{from}>."),
-            None => println!("Incoming call from {from}."),
-        },
-        CallUpdate::Ringing => println!("Ringing."),
-        CallUpdate::Answered { codec, srtp } => {
-            let secure = if *srtp { ", encrypted (SRTP)" } else { "" };
-            println!("Call established: {codec}{secure}.")
-        }
-        CallUpdate::Held { by_remote: true } => println!("The other side put the call on hold."),
-        CallUpdate::Held { by_remote: false } => println!("Call on hold."),
-        CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
-        CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
-        CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
-        CallUpdate::Failed {
-            code,
-            reason,
-            cause,
-        } => {
-            let code = code.map(|c| format!(" ({c} {reason})")).unwrap_or_default();
-            println!("The call failed: {cause}{code}.")
-        }
-        CallUpdate::Ended {
-            by_remote,
-            reason,
-            summary,
-        } => {
-            let who = if *by_remote { "the other side" } else { "you" };
-            println!(
-                "Call ended by {who} after {:.1} s ({reason}).",
-                summary.duration.as_secs_f64()
-            );
-            if let Some(audio) = &summary.audio {
-                println!(
-                    "Audio: {}{}, {} packets sent, {} received, {} lost, jitter {:.1} ms{}.",
-                    audio.codec,
-                    if audio.srtp { " with SRTP" } else { "" },
-                    audio.tx_packets,
-                    audio.rx_packets,
-                    audio.lost,
-                    audio.jitter_ms,
-                    audio
-                        .rtt_ms
-                        .map(|r| format!(", round trip {r:.1} ms"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-    }
-}
-
-fn by(remote: bool) -> &'static str {
-    if remote {
-        "remote"
-    } else {
-        "local"
-    }
-}
-
-fn summary_json(
-    call: u64,
-    by_remote: bool,
-    reason: &str,
-    summary: &CallSummary,
-) -> serde_json::Value {
-    let audio = summary.audio.as_ref().map(|a| {
-        json!({
-            "codec": a.codec,
-            "srtp": a.srtp,
-            "tx_packets": a.tx_packets,
-            "rx_packets": a.rx_packets,
-            "lost": a.lost,
-            "jitter_ms": (a.jitter_ms * 100.0).round() / 100.0,
-            "rtt_ms": a.rtt_ms.map(|r| (r * 100.0).round() / 100.0),
-            "discarded": a.discarded,
-            "concealed_frames": a.concealed_frames,
-        })
-    });
-    json!({
-        "event": "call_ended",
-        "call": call,
-        "by": by(by_remote),
-        "reason": reason,
-        "duration_s": (summary.duration.as_secs_f64() * 1000.0).round() / 1000.0,
-        "setup_ms": ms(summary.setup),
-        "first_rtp_ms": ms(summary.first_rtp),
-        "audio": audio,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,14 +567,6 @@ mod tests {
             };
             assert!(media_options(&args).is_err(), "{audio} {codecs} {srtp}");
         }
-    }
-
-    #[test]
-    fn control_lines_are_understood() {
-        assert!(matches!(parse_control("hold\n"), Some(Control::Hold)));
-        assert!(matches!(parse_control("dtmf 12#"), Some(Control::Dtmf(d)) if d == "12#"));
-        assert!(matches!(parse_control("hangup"), Some(Control::HangUp)));
-        assert!(parse_control("dance").is_none());
     }
 
     #[test]

@@ -1,0 +1,174 @@
+//! How `callisto call` and `callisto answer` print call updates: a sentence each, or one JSON
+//! line each with `--json` (the final `call_ended` line carries the call's summary).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::engine::{CallKey, CallSummary, CallUpdate};
+use crate::register::Output;
+
+fn ms(duration: Option<Duration>) -> Option<f64> {
+    duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// Prints one call update as a sentence or a JSON line.
+pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
+    let call = key.0;
+    if out.json {
+        let line = match update {
+            CallUpdate::Incoming {
+                from,
+                display_name,
+                to,
+            } => {
+                json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to})
+            }
+            CallUpdate::Ringing => json!({"event": "ringing", "call": call}),
+            CallUpdate::Answered { codec, srtp } => {
+                json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp})
+            }
+            CallUpdate::Held { by_remote } => {
+                json!({"event": "held", "call": call, "by": by(*by_remote)})
+            }
+            CallUpdate::Resumed { by_remote } => {
+                json!({"event": "resumed", "call": call, "by": by(*by_remote)})
+            }
+            CallUpdate::Dtmf { digit } => {
+                json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
+            }
+            CallUpdate::TransferRequested { target, new_call } => {
+                json!({"event": "transfer_requested", "call": call, "target": target, "new_call": new_call.0})
+            }
+            CallUpdate::TransferProgress {
+                code,
+                reason,
+                finished,
+            } => {
+                json!({"event": "transfer", "call": call, "code": code, "reason": reason, "finished": finished})
+            }
+            CallUpdate::Failed {
+                code,
+                reason,
+                cause,
+            } => {
+                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause})
+            }
+            CallUpdate::Ended {
+                by_remote,
+                reason,
+                summary,
+            } => summary_json(call, *by_remote, reason, summary),
+        };
+        println!("{line}");
+        return;
+    }
+    match update {
+        CallUpdate::Incoming {
+            from, display_name, ..
+        } => match display_name {
+            Some(name) => println!("Incoming call from {name} <{from}>."),
+            None => println!("Incoming call from {from}."),
+        },
+        CallUpdate::Ringing => println!("Ringing."),
+        CallUpdate::Answered { codec, srtp } => {
+            let secure = if *srtp { ", encrypted (SRTP)" } else { "" };
+            println!("Call established: {codec}{secure}.")
+        }
+        CallUpdate::Held { by_remote: true } => println!("The other side put the call on hold."),
+        CallUpdate::Held { by_remote: false } => println!("Call on hold."),
+        CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
+        CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
+        CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
+        CallUpdate::TransferRequested { target, .. } => {
+            println!("The other side transfers the call to {target}; calling.")
+        }
+        CallUpdate::TransferProgress {
+            code,
+            reason,
+            finished,
+        } => {
+            let state = if !finished {
+                "in progress"
+            } else if (200..300).contains(code) {
+                "done"
+            } else {
+                "failed"
+            };
+            println!("Transfer {state}: {code} {reason}.")
+        }
+        CallUpdate::Failed {
+            code,
+            reason,
+            cause,
+        } => {
+            let code = code.map(|c| format!(" ({c} {reason})")).unwrap_or_default();
+            println!("The call failed: {cause}{code}.")
+        }
+        CallUpdate::Ended {
+            by_remote,
+            reason,
+            summary,
+        } => {
+            let who = if *by_remote { "the other side" } else { "you" };
+            println!(
+                "Call ended by {who} after {:.1} s ({reason}).",
+                summary.duration.as_secs_f64()
+            );
+            if let Some(audio) = &summary.audio {
+                println!(
+                    "Audio: {}{}, {} packets sent, {} received, {} lost, jitter {:.1} ms{}.",
+                    audio.codec,
+                    if audio.srtp { " with SRTP" } else { "" },
+                    audio.tx_packets,
+                    audio.rx_packets,
+                    audio.lost,
+                    audio.jitter_ms,
+                    audio
+                        .rtt_ms
+                        .map(|r| format!(", round trip {r:.1} ms"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+fn by(remote: bool) -> &'static str {
+    if remote {
+        "remote"
+    } else {
+        "local"
+    }
+}
+
+fn summary_json(
+    call: u64,
+    by_remote: bool,
+    reason: &str,
+    summary: &CallSummary,
+) -> serde_json::Value {
+    let audio = summary.audio.as_ref().map(|a| {
+        json!({
+            "codec": a.codec,
+            "srtp": a.srtp,
+            "tx_packets": a.tx_packets,
+            "rx_packets": a.rx_packets,
+            "lost": a.lost,
+            "jitter_ms": (a.jitter_ms * 100.0).round() / 100.0,
+            "rtt_ms": a.rtt_ms.map(|r| (r * 100.0).round() / 100.0),
+            "discarded": a.discarded,
+            "concealed_frames": a.concealed_frames,
+        })
+    });
+    json!({
+        "event": "call_ended",
+        "call": call,
+        "by": by(by_remote),
+        "reason": reason,
+        "duration_s": (summary.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        "setup_ms": ms(summary.setup),
+        "first_rtp_ms": ms(summary.first_rtp),
+        "audio": audio,
+    })
+}
