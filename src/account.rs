@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use callisto_signaling::auth::Credentials;
 use callisto_signaling::registration::RegistrationConfig;
-use callisto_signaling::transport::Target;
+use callisto_signaling::transport::{websocket_contact_host, Target};
 
 use crate::config::Account;
-use crate::dns::{first_step, ServerQuery, SipResolver, Step};
+use crate::dns::{first_step, ServerQuery, SipResolver, Step, TransportKind};
 use rand::SeedableRng;
 
 /// How long one DNS question may take when the configuration names the servers.
@@ -23,8 +23,10 @@ pub struct ResolvedAccount {
     /// Where the REGISTERs go, best first; the next is tried when one fails (RFC 3263 §4.3).
     /// All share the first one's transport, so the Contact stays valid across them.
     pub targets: Vec<Target>,
-    /// The name a TLS certificate must carry.
+    /// The name a TLS certificate must carry (and a WebSocket's Host).
     pub server_name: Option<String>,
+    /// The HTTP resource of a WebSocket registrar; `None` for other transports.
+    pub ws_path: Option<String>,
 }
 
 /// Errors turning an account into something the engine can register.
@@ -33,7 +35,8 @@ pub enum AccountError {
     #[error("'{0}' is not a SIP address; write it like sip:alice@example.org")]
     BadAddress(String),
     #[error(
-        "'{0}' is not a registrar address; write it like sip:pbx.example.org:5060;transport=tcp"
+        "'{0}' is not a registrar address; write it like sip:pbx.example.org:5060;transport=tcp \
+         or wss://pbx.example.org/ws"
     )]
     BadRegistrar(String),
     #[error("cannot find the server for {uri}: {reason}")]
@@ -49,6 +52,28 @@ pub fn parse_sip_uri(text: &str) -> Option<rsip::Uri> {
         format!("sip:{text}")
     };
     rsip::Uri::try_from(with_scheme.as_str()).ok()
+}
+
+/// Reads a WebSocket URL (`ws://host[:port][/path]`, `wss://…`) as the equivalent registrar URI
+/// (`sip:host[:port];transport=ws|wss`) and its path; `None` for anything else.
+pub fn websocket_url(text: &str) -> Option<(String, String)> {
+    let text = text.trim();
+    let (transport, rest) = if let Some(rest) = text.strip_prefix("wss://") {
+        ("wss", rest)
+    } else {
+        ("ws", text.strip_prefix("ws://")?)
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(index) => rest.split_at(index),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some((
+        format!("sip:{authority};transport={transport}"),
+        path.to_owned(),
+    ))
 }
 
 /// A stable `+sip.instance` URN for this installation, derived from where the data lives and the
@@ -83,11 +108,15 @@ pub async fn resolve(
 ) -> Result<ResolvedAccount, AccountError> {
     let aor = parse_sip_uri(&account.user)
         .ok_or_else(|| AccountError::BadAddress(account.user.clone()))?;
-    let registrar = match &account.registrar {
-        Some(text) => {
+    let url = account.registrar.as_deref().and_then(websocket_url);
+    let registrar = match (&account.registrar, &url) {
+        (Some(text), Some((uri, _))) => {
+            parse_sip_uri(uri).ok_or_else(|| AccountError::BadRegistrar(text.clone()))?
+        }
+        (Some(text), None) => {
             parse_sip_uri(text).ok_or_else(|| AccountError::BadRegistrar(text.clone()))?
         }
-        None => rsip::Uri {
+        (None, _) => rsip::Uri {
             scheme: aor.scheme.clone(),
             host_with_port: aor.host_with_port.clone(),
             ..Default::default()
@@ -149,10 +178,24 @@ pub async fn resolve(
     config.transport = target.transport;
     config.instance_id = instance_urn(&account.user, data_dir);
     config.retry_base = retry_base;
+    let websocket = matches!(target.transport, TransportKind::Ws | TransportKind::Wss);
+    let ws_path = websocket.then(|| {
+        url.map(|(_, path)| path)
+            .or_else(|| account.ws_path.clone())
+            .unwrap_or_else(|| "/".to_owned())
+    });
+    if websocket {
+        // Stable per installation and account: a reconnecting client keeps its Contact.
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        config.instance_id.hash(&mut hasher);
+        config.contact_host = Some(websocket_contact_host(hasher.finish()));
+    }
     Ok(ResolvedAccount {
         registration: config,
         targets,
         server_name: Some(resolution.server_name),
+        ws_path,
     })
 }
 
@@ -166,6 +209,74 @@ mod tests {
         assert_eq!(uri.to_string(), "sip:alice@example.org");
         assert!(parse_sip_uri("sips:bob@example.org:5061").is_some());
         assert!(parse_sip_uri("sip:").is_none());
+    }
+
+    #[test]
+    fn websocket_urls_become_registrar_uris_and_paths() {
+        assert_eq!(
+            websocket_url("ws://127.0.0.1:8080"),
+            Some(("sip:127.0.0.1:8080;transport=ws".into(), "/".into()))
+        );
+        assert_eq!(
+            websocket_url("wss://pbx.example.org/sip/ws"),
+            Some(("sip:pbx.example.org;transport=wss".into(), "/sip/ws".into()))
+        );
+        assert_eq!(websocket_url("sip:pbx.example.org;transport=ws"), None);
+        assert_eq!(websocket_url("ws://"), None);
+        assert_eq!(websocket_url("wss://user@host/"), None);
+    }
+
+    fn account(registrar: &str, ws_path: Option<&str>) -> Account {
+        Account {
+            name: String::new(),
+            user: "sip:alice@127.0.0.1".into(),
+            password: Some("secret".into()),
+            auth_user: None,
+            registrar: Some(registrar.into()),
+            ws_path: ws_path.map(str::to_owned),
+            expires: 600,
+        }
+    }
+
+    async fn resolved(account: &Account) -> ResolvedAccount {
+        resolve(account, None, Duration::from_secs(5), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn websocket_registrars_resolve_to_ws_targets_with_a_path_and_an_invalid_contact() {
+        let ws = resolved(&account("sip:127.0.0.1:8080;transport=ws", None)).await;
+        assert_eq!(ws.targets[0].transport, TransportKind::Ws);
+        assert_eq!(ws.targets[0].addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(ws.ws_path.as_deref(), Some("/"));
+        assert_eq!(ws.registration.transport, TransportKind::Ws);
+        let host = ws.registration.contact_host.clone().unwrap();
+        assert!(host.ends_with(".invalid"), "{host}");
+        assert_eq!(ws.registration.registrar.to_string(), "sip:127.0.0.1:8080");
+
+        let wss = resolved(&account("sip:127.0.0.1;transport=wss", Some("/sip"))).await;
+        assert_eq!(wss.targets[0].transport, TransportKind::Wss);
+        assert_eq!(wss.targets[0].addr.port(), 443, "RFC 7118's default");
+        assert_eq!(wss.ws_path.as_deref(), Some("/sip"));
+        assert_eq!(
+            wss.registration.contact_host,
+            Some(host),
+            "stable per account"
+        );
+
+        let sips = resolved(&account("sips:127.0.0.1;transport=ws", None)).await;
+        assert_eq!(sips.targets[0].transport, TransportKind::Wss);
+        assert_eq!(sips.targets[0].addr.port(), 443);
+
+        let url = resolved(&account("ws://127.0.0.1:8088/ws", Some("/other"))).await;
+        assert_eq!(url.targets[0].transport, TransportKind::Ws);
+        assert_eq!(url.targets[0].addr.port(), 8088);
+        assert_eq!(url.ws_path.as_deref(), Some("/ws"), "the URL's path wins");
+
+        let udp = resolved(&account("sip:127.0.0.1:5060", Some("/ws"))).await;
+        assert_eq!(udp.ws_path, None);
+        assert_eq!(udp.registration.contact_host, None);
     }
 
     #[test]

@@ -48,9 +48,13 @@ pub struct AccountArgs {
     /// The digest user name, when it differs from the address's user part.
     #[arg(long, value_name = "NAME")]
     pub auth_user: Option<String>,
-    /// The registrar, e.g. 'sip:pbx.example.org:5060;transport=tcp' (default: the address's domain).
+    /// The registrar, e.g. 'sip:pbx.example.org:5060;transport=tcp', 'sip:pbx:8080;transport=ws'
+    /// or 'wss://pbx.example.org/ws' (default: the address's domain).
     #[arg(long, value_name = "URI")]
     pub registrar: Option<String>,
+    /// The HTTP resource of a WebSocket registrar (default: /).
+    #[arg(long, value_name = "PATH")]
+    pub ws_path: Option<String>,
     /// The local address to listen on (port 0 picks a free one).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,

@@ -61,9 +61,14 @@ pub struct Account {
     /// The user name for digest authentication, when it differs from the AOR's user part.
     #[serde(default)]
     pub auth_user: Option<String>,
-    /// Where to send REGISTER: `sip:host[:port][;transport=udp|tcp|tls]`. Default: the AOR's domain.
+    /// Where to send REGISTER: `sip:host[:port][;transport=udp|tcp|tls|ws|wss]`, or a WebSocket
+    /// URL `ws[s]://host[:port][/path]`. Default: the AOR's domain.
     #[serde(default)]
     pub registrar: Option<String>,
+    /// The HTTP resource of a WebSocket registrar (`/` when unset); a `ws[s]://` registrar URL's
+    /// own path wins.
+    #[serde(default)]
+    pub ws_path: Option<String>,
     /// The expiry to ask for, in seconds.
     #[serde(default = "default_expires")]
     pub expires: u32,
@@ -81,6 +86,7 @@ impl fmt::Debug for Account {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("auth_user", &self.auth_user)
             .field("registrar", &self.registrar)
+            .field("ws_path", &self.ws_path)
             .field("expires", &self.expires)
             .finish()
     }
@@ -94,8 +100,11 @@ pub struct TransportSettings {
     pub listen: SocketAddr,
     /// An extra CA certificate file (PEM) trusted for TLS, beside the system roots.
     pub tls_ca_file: Option<PathBuf>,
-    /// Keep-alive interval for NAT bindings and connections, in seconds (0 = off).
+    /// Keep-alive interval for NAT bindings and connections, in seconds (0 = off). WebSocket
+    /// connections send a WebSocket ping when they have heard nothing for this long.
     pub keepalive_secs: u64,
+    /// How long a WebSocket ping waits for its pong before the connection counts as dropped.
+    pub ws_pong_timeout_secs: u64,
     /// DNS servers to ask (`["192.0.2.53:53"]`); empty means the system's (`/etc/resolv.conf`).
     pub dns_servers: Vec<SocketAddr>,
 }
@@ -106,6 +115,7 @@ impl Default for TransportSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             tls_ca_file: None,
             keepalive_secs: 25,
+            ws_pong_timeout_secs: 10,
             dns_servers: Vec::new(),
         }
     }
@@ -238,6 +248,7 @@ mod tests {
                 password: Some("s3cret-Pa55".into()),
                 auth_user: None,
                 registrar: Some("sip:pbx.example.org;transport=tcp".into()),
+                ws_path: None,
                 expires: 600,
             }],
             transport: TransportSettings::default(),

@@ -126,10 +126,11 @@ impl ServerQuery {
     }
 
     /// The transport when DNS does not choose (RFC 3263 §4.1): the URI's, else UDP for `sip:`
-    /// and TLS for `sips:` (where TCP also means TLS).
+    /// and TLS for `sips:` (where TCP also means TLS, and WS means WSS).
     pub fn default_transport(&self) -> TransportKind {
         match (self.transport, self.secure) {
             (Some(TransportKind::Tcp), true) => TransportKind::Tls,
+            (Some(TransportKind::Ws), true) => TransportKind::Wss,
             (Some(kind), _) => kind,
             (None, false) => TransportKind::Udp,
             (None, true) => TransportKind::Tls,

@@ -3,7 +3,8 @@
 //! The binary (`src/main.rs`) is a thin shell over these modules, which integration tests and
 //! benchmarks use directly:
 //!
-//! - [`transport`]: SIP over UDP, TCP and TLS on tokio, feeding bytes to the sans-IO core.
+//! - [`transport`]: SIP over UDP, TCP, TLS and WebSocket on tokio, feeding bytes to the sans-IO
+//!   core.
 //! - [`dns`]: locating SIP servers from `sip:`/`sips:` URIs (RFC 3263).
 //! - [`engine`]: the one task that owns SIP state: registrations and calls (SDP offer/answer,
 //!   media sessions).

@@ -37,6 +37,7 @@ pub fn accounts_from(
             password: a.password.clone(),
             auth_user: a.auth_user.clone(),
             registrar: a.registrar.clone(),
+            ws_path: a.ws_path.clone(),
             expires: args.expires.unwrap_or(3600),
         }]);
     }
@@ -65,6 +66,9 @@ pub fn accounts_from(
         if a.registrar.is_some() {
             account.registrar = a.registrar.clone();
         }
+        if a.ws_path.is_some() {
+            account.ws_path = a.ws_path.clone();
+        }
     }
     Ok(accounts)
 }
@@ -72,6 +76,8 @@ pub fn accounts_from(
 /// The engine set-up the headless commands share: transports and timers from the configuration,
 /// with the command line's `--listen` and `--ca-file` on top.
 pub fn engine_config(account: &AccountArgs, config: &Config) -> EngineConfig {
+    let keepalive = (config.transport.keepalive_secs > 0)
+        .then(|| Duration::from_secs(config.transport.keepalive_secs));
     let transport = TransportConfig {
         listen: account.listen.unwrap_or(config.transport.listen),
         tls: TlsClientSettings {
@@ -81,8 +87,9 @@ pub fn engine_config(account: &AccountArgs, config: &Config) -> EngineConfig {
                 .or(config.transport.tls_ca_file.clone()),
             use_system_roots: true,
         },
-        keepalive_interval: (config.transport.keepalive_secs > 0)
-            .then(|| Duration::from_secs(config.transport.keepalive_secs)),
+        keepalive_interval: keepalive,
+        ws_ping_interval: keepalive,
+        ws_pong_timeout: Duration::from_secs(config.transport.ws_pong_timeout_secs.max(1)),
         ..TransportConfig::default()
     };
     EngineConfig {

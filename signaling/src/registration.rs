@@ -25,6 +25,9 @@
 //!   shows a `received`/`rport` different from the Contact's address (we are behind a NAT), the
 //!   Contact is rewritten to the public address and re-registered, removing the old binding in the
 //!   same request.
+//! - Over WebSocket (RFC 7118) Via and Contact carry [`RegistrationConfig::contact_host`] (a
+//!   `.invalid` name) and the Contact says `transport=ws`, for WSS too (RFC 7118 §5.2 and the
+//!   example of its §8.1): the registrar reaches the client over the registering connection.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -52,6 +55,10 @@ pub struct RegistrationConfig {
     pub transport: TransportKind,
     /// The local address put in Via and Contact (corrected by `received`/`rport` later).
     pub local_addr: SocketAddr,
+    /// A host name put in Via and Contact instead of `local_addr`. A WebSocket client cannot be
+    /// reached at an address of its own, so it names itself with a `.invalid` domain and the
+    /// registrar reaches it over the registering connection (RFC 7118 §5).
+    pub contact_host: Option<String>,
     /// `+sip.instance` (RFC 5626): a URN that identifies this device, stable across restarts.
     pub instance_id: String,
     /// `reg-id` (RFC 5626).
@@ -74,6 +81,7 @@ impl RegistrationConfig {
             expires: 3600,
             transport: TransportKind::Udp,
             local_addr,
+            contact_host: None,
             instance_id: String::from("urn:uuid:00000000-0000-0000-0000-000000000000"),
             reg_id: 1,
             user_agent: format!("Callisto/{}", env!("CARGO_PKG_VERSION")),
@@ -515,24 +523,31 @@ impl Registration {
             .unwrap_or(self.expires)
     }
 
-    /// `user@host:port` of our Contact at `addr`.
-    fn contact_user_host(&self, addr: SocketAddr) -> String {
-        match self.config.aor.auth.as_ref() {
-            Some(auth) if !auth.user.is_empty() => format!("{}@{addr}", auth.user),
-            _ => addr.to_string(),
+    /// The host part of Via and Contact: the configured host name, else `addr`.
+    fn sent_by(&self, addr: SocketAddr) -> String {
+        match &self.config.contact_host {
+            Some(host) => host.clone(),
+            None => addr.to_string(),
         }
     }
 
-    /// Our Contact URI at `addr`.
+    /// `user@host:port` of our Contact at `addr`.
+    fn contact_user_host(&self, addr: SocketAddr) -> String {
+        let host = self.sent_by(addr);
+        match self.config.aor.auth.as_ref() {
+            Some(auth) if !auth.user.is_empty() => format!("{}@{host}", auth.user),
+            _ => host,
+        }
+    }
+
+    /// Our Contact URI at `addr`. WebSocket contacts say `transport=ws` over WSS too, with the
+    /// `sip` scheme, as RFC 7118 §8.1 shows.
     fn contact_uri(&self, addr: SocketAddr) -> String {
-        let transport = match self.config.transport {
-            TransportKind::Udp => String::new(),
-            other => format!(";transport={}", other.uri_param()),
-        };
-        let scheme = if self.config.transport.is_secure() {
-            "sips"
-        } else {
-            "sip"
+        let (scheme, transport) = match self.config.transport {
+            TransportKind::Udp => ("sip", ""),
+            TransportKind::Tcp => ("sip", ";transport=tcp"),
+            TransportKind::Tls => ("sips", ";transport=tls"),
+            TransportKind::Ws | TransportKind::Wss => ("sip", ";transport=ws"),
         };
         format!("{scheme}:{}{transport}", self.contact_user_host(addr))
     }
@@ -548,7 +563,7 @@ impl Registration {
         let via = format!(
             "SIP/2.0/{} {};branch={branch};rport",
             self.config.transport.via_token(),
-            self.config.local_addr,
+            self.sent_by(self.config.local_addr),
         );
         let aor = self.config.aor.to_string();
         let instance = format!(

@@ -88,6 +88,23 @@ impl Target {
     }
 }
 
+/// The host a WebSocket client puts in Via and Contact: a name under `.invalid` that cannot
+/// resolve, since the client cannot be reached except over its own connection (RFC 7118 §5).
+/// The same `seed` gives the same name, so a client that reconnects keeps its Contact URI and
+/// its registration replaces the old binding instead of adding one.
+pub fn websocket_contact_host(seed: u64) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    // splitmix64 spreads neighbouring seeds over the whole name.
+    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let label: String = (0..12)
+        .map(|i| char::from(ALPHABET[((x >> (i * 5)) & 31) as usize]))
+        .collect();
+    format!("{label}.invalid")
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.transport.uri_param(), self.addr)
@@ -114,5 +131,23 @@ mod tests {
         assert!(!TransportKind::Udp.is_reliable());
         assert!(TransportKind::Tcp.is_reliable());
         assert!(TransportKind::Tls.is_secure());
+        assert!(TransportKind::Ws.is_reliable() && TransportKind::Wss.is_reliable());
+        assert!(TransportKind::Wss.is_secure() && !TransportKind::Ws.is_secure());
+        assert_eq!(TransportKind::Ws.default_port(), 80);
+        assert_eq!(TransportKind::Wss.default_port(), 443);
+        assert_eq!(TransportKind::parse("WSS"), Some(TransportKind::Wss));
+    }
+
+    #[test]
+    fn websocket_contact_hosts_are_stable_per_seed_and_never_resolve() {
+        let a = websocket_contact_host(1);
+        assert_eq!(a, websocket_contact_host(1));
+        assert_ne!(a, websocket_contact_host(2));
+        assert!(a.ends_with(".invalid"), "{a}");
+        let label = a.trim_end_matches(".invalid");
+        assert_eq!(label.len(), 12);
+        assert!(label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     }
 }

@@ -410,3 +410,87 @@ fn when_every_address_fails_the_registration_backs_off_and_starts_over() {
     assert!(sent_to.contains(&second));
     assert_eq!(endpoint.registration_target(id), Some(first));
 }
+
+/// Moves messages between the endpoint and the registrar over one WebSocket flow until both
+/// are quiet; returns the registration events.
+fn exchange_over_websocket(
+    endpoint: &mut Endpoint,
+    registrar: &mut Registrar,
+    server: Target,
+    client: Target,
+    now: Instant,
+) -> Vec<RegistrationEvent> {
+    loop {
+        let mut moved = false;
+        while let Some(transmit) = endpoint.poll_transmit() {
+            assert_eq!(transmit.target, server);
+            let parsed = message::parse(&transmit.bytes).unwrap();
+            registrar.layer.handle_message(now, parsed, client);
+            registrar.serve(now);
+            moved = true;
+        }
+        while let Some(transmit) = registrar.layer.poll_transmit() {
+            assert_eq!(transmit.target, client, "answered over the connection");
+            endpoint.handle_datagram(now, &transmit.bytes, server);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    std::iter::from_fn(|| endpoint.poll_event())
+        .filter_map(|event| match event {
+            EndpointEvent::Registration { event, .. } => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_dropped_websocket_registers_again_at_once_with_the_same_contact() {
+    use callisto_signaling::registration::FailureKind;
+    use callisto_signaling::transport::websocket_contact_host;
+    let server = Target::new(TransportKind::Ws, "127.0.0.1:8080".parse().unwrap());
+    let first_flow = Target::new(TransportKind::Ws, "127.0.0.1:40000".parse().unwrap());
+    let second_flow = Target::new(TransportKind::Ws, "127.0.0.1:40001".parse().unwrap());
+    let mut config = alice();
+    config.transport = TransportKind::Ws;
+    config.contact_host = Some(websocket_contact_host(9));
+    let mut endpoint = Endpoint::new(TimerConfig::default());
+    let mut registrar = Registrar::new();
+    let t0 = Instant::now();
+    endpoint.add_registration(t0, config, vec![server], 5);
+    let events = exchange_over_websocket(&mut endpoint, &mut registrar, server, first_flow, t0);
+    let [RegistrationEvent::Registered { contact, .. }] = events.as_slice() else {
+        panic!("expected one registration, got {events:?}");
+    };
+    assert!(contact.ends_with(".invalid;transport=ws"), "{contact}");
+    // Nothing to retransmit over a reliable flow: the next wake-up is the refresh at 85 %.
+    assert_eq!(endpoint.poll_timeout(), Some(t0 + Duration::from_secs(51)));
+
+    // The connection drops ten seconds later: the binding is registered again at once over
+    // a new connection, with the same Contact, the same Call-ID and the next CSeq.
+    let t1 = t0 + Duration::from_secs(10);
+    endpoint.handle_flow_failure(t1, server, FailureKind::Unreachable, "closed by the peer");
+    let again = exchange_over_websocket(&mut endpoint, &mut registrar, server, second_flow, t1);
+    assert!(
+        matches!(again.as_slice(), [RegistrationEvent::Registered { contact: c, .. }] if c == contact),
+        "{again:?}"
+    );
+    let registers = &registrar.registers;
+    assert_eq!(
+        registers.len(),
+        3,
+        "challenge, credentials, re-registration"
+    );
+    let text: Vec<String> = registers.iter().map(|r| r.to_string()).collect();
+    assert!(
+        text.iter().all(|t| t.contains("Via: SIP/2.0/WS ")),
+        "{text:?}"
+    );
+    let contact_of = |r: &rsip::Request| r.contacts().first().map(|c| c.uri.to_string());
+    assert_eq!(contact_of(&registers[1]), contact_of(&registers[2]));
+    assert_eq!(registers[1].call_id(), registers[2].call_id());
+    let seq = |r: &rsip::Request| r.cseq().map(|c| c.seq);
+    assert_eq!(seq(&registers[2]), seq(&registers[1]).map(|n| n + 1));
+}

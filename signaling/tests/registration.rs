@@ -428,6 +428,64 @@ fn connection_oriented_transports_say_so_in_via_and_contact() {
 }
 
 #[test]
+fn websocket_registrations_name_an_invalid_host_with_transport_ws() {
+    use callisto_signaling::transport::websocket_contact_host;
+    let t0 = Instant::now();
+    for (kind, token) in [(TransportKind::Ws, "WS"), (TransportKind::Wss, "WSS")] {
+        let mut config = config();
+        config.transport = kind;
+        let host = websocket_contact_host(7);
+        config.contact_host = Some(host.clone());
+        let mut reg = Registration::new(config, 15);
+        reg.start(t0);
+        let first = take(&mut reg, t0);
+        let text = first.to_string();
+        let via = header(&text, "Via").unwrap();
+        assert!(
+            via.starts_with(&format!("SIP/2.0/{token} {host};branch=")),
+            "{via}"
+        );
+        let contact = header(&text, "Contact").unwrap();
+        // RFC 7118 §8.1: `sip:` and `transport=ws`, over WSS as well.
+        assert!(
+            contact.starts_with(&format!("<sip:alice@{host};transport=ws>")),
+            "{contact}"
+        );
+        assert!(contact.contains("+sip.instance="), "{contact}");
+        reg.handle_response(
+            t0,
+            &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]),
+        );
+        let second = take(&mut reg, t0);
+        // A registrar behind a connection answers with received/rport of that connection;
+        // the Contact stays the .invalid one (the connection is how we are reached).
+        let mut response = ok(&second, 300);
+        let via = format!(
+            "{};received=192.0.2.1;rport=61000",
+            header(&second.to_string(), "Via").unwrap()
+        );
+        response
+            .headers
+            .retain(|h| !matches!(h, rsip::Header::Via(_)));
+        response
+            .headers
+            .push(<rsip::headers::Via as rsip::headers::UntypedHeader>::new(via).into());
+        reg.handle_response(t0, &response);
+        assert!(
+            reg.poll_request(t0).is_none(),
+            "no Contact rewrite over a connection"
+        );
+        assert_eq!(
+            events(&mut reg),
+            vec![RegistrationEvent::Registered {
+                expires: 300,
+                contact: format!("sip:alice@{host};transport=ws"),
+            }]
+        );
+    }
+}
+
+#[test]
 fn a_dropped_connection_re_registers_at_once_but_a_refused_one_backs_off() {
     let t0 = Instant::now();
     let mut config = config();

@@ -153,6 +153,37 @@ fn reliable_transports_never_retransmit_and_still_time_out() {
 }
 
 #[test]
+fn websocket_transactions_never_retransmit_and_still_time_out() {
+    use callisto_signaling::transport::{Target, TransportKind};
+    let start = Instant::now();
+    let mut layer = TransactionLayer::new(TimerConfig::default());
+    let mut keys = Vec::new();
+    for (index, kind) in [TransportKind::Ws, TransportKind::Wss]
+        .into_iter()
+        .enumerate()
+    {
+        let target = Target::new(kind, addr(SERVER_ADDR));
+        for method in ["INVITE", "REGISTER"] {
+            let branch = format!("z9hG4bKw{index}{method}");
+            let call_id = format!("w{index}{method}");
+            let key = layer
+                .send_request(start, request(method, &branch, 1, &call_id), target)
+                .unwrap_or_else(|e| panic!("{e}"));
+            keys.push(key);
+        }
+    }
+    assert_eq!(transmits(&mut layer).len(), 4);
+    let sent = run_timers(&mut layer, start, start + Duration::from_secs(40));
+    assert!(sent.is_empty(), "retransmitted on WebSocket: {sent:?}");
+    let timeouts = events(&mut layer)
+        .into_iter()
+        .filter(|e| matches!(e, TransactionEvent::Timeout { .. }))
+        .count();
+    assert_eq!(timeouts, keys.len(), "Timers B and F still fire");
+    assert!(layer.is_empty());
+}
+
+#[test]
 fn reliable_transports_end_completed_transactions_at_once() {
     let start = Instant::now();
     let mut client = TransactionLayer::new(TimerConfig::default());

@@ -246,6 +246,7 @@ impl Driver {
                     registration,
                     targets,
                     server_name,
+                    ws_path,
                 } = *resolved;
                 let Some(&first) = targets.first() else {
                     return;
@@ -254,6 +255,11 @@ impl Driver {
                 if let Some(name) = server_name {
                     for target in &targets {
                         self.server_names.insert(*target, name.clone());
+                    }
+                }
+                if let Some(path) = ws_path {
+                    for target in &targets {
+                        self.transports.set_websocket_path(*target, &path);
                     }
                 }
                 if first.transport == TransportKind::Udp && self.next_keepalive.is_none() {

@@ -22,7 +22,7 @@ const OUTGOING_QUEUE: usize = 64;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 /// How long a closing connection may take to say goodbye (TLS close_notify, FIN).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// The open connections by peer, shared by the send path and the connection tasks.
 pub(crate) type ConnectionTable = Mutex<HashMap<Target, ConnectionHandle>>;
@@ -35,6 +35,12 @@ pub(crate) struct ConnectionHandle {
 }
 
 impl ConnectionHandle {
+    /// A handle for connection `id`, and the receiving end its task reads messages from.
+    pub(crate) fn new(id: u64) -> (ConnectionHandle, mpsc::Receiver<Bytes>) {
+        let (outgoing, receiver) = mpsc::channel(OUTGOING_QUEUE);
+        (ConnectionHandle { id, outgoing }, receiver)
+    }
+
     /// Whether the connection's task has ended.
     pub(crate) fn is_closed(&self) -> bool {
         self.outgoing.is_closed()
@@ -65,11 +71,7 @@ pub(crate) fn spawn_connection<S>(
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (outgoing, receiver) = mpsc::channel(OUTGOING_QUEUE);
-    let handle = ConnectionHandle {
-        id: setup.id,
-        outgoing,
-    };
+    let (handle, receiver) = ConnectionHandle::new(setup.id);
     tokio::spawn(run(setup, stream, receiver, table));
     handle
 }
@@ -84,15 +86,7 @@ async fn run<S>(
 {
     let reason = drive(&setup, &mut stream, &mut outgoing).await;
     tracing::debug!(target = %setup.target, %reason, "connection closed");
-    if let Some(table) = table.upgrade() {
-        let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
-        if table
-            .get(&setup.target)
-            .is_some_and(|handle| handle.id == setup.id)
-        {
-            table.remove(&setup.target);
-        }
-    }
+    forget_connection(&table, setup.target, setup.id);
     outgoing.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, stream.shutdown()).await;
     let _ = setup
@@ -102,6 +96,16 @@ async fn run<S>(
             reason,
         })
         .await;
+}
+
+/// Removes connection `id` from the table, unless a newer connection to `target` replaced it.
+pub(crate) fn forget_connection(table: &Weak<ConnectionTable>, target: Target, id: u64) {
+    if let Some(table) = table.upgrade() {
+        let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
+        if table.get(&target).is_some_and(|handle| handle.id == id) {
+            table.remove(&target);
+        }
+    }
 }
 
 /// Runs the connection until it ends, and returns why it ended.

@@ -1,4 +1,4 @@
-//! SIP transports on tokio: UDP, TCP and TLS.
+//! SIP transports on tokio: UDP, TCP, TLS and, as a client, WebSocket (RFC 7118).
 //!
 //! This is a thin driver. It owns sockets and connections and moves bytes; what the bytes mean is
 //! the business of the sans-IO core in `callisto-signaling`. One [`Transports`] handle sends, and
@@ -6,18 +6,23 @@
 //!
 //! ```text
 //!   Transports::send(target, bytes) ──► UDP socket ─────────────────────────► peer
-//!                                   └─► connection (TCP/TLS, reused per target) ► peer
+//!                                   ├─► connection (TCP/TLS, reused per target) ► peer
+//!                                   └─► WebSocket (WS/WSS, reused per target) ──► peer
 //!   peer ──► UDP receive task ──────────┐
 //!   peer ──► connection task (StreamDeframer) ──► mpsc<TransportEvent> ──► the engine
+//!   peer ──► WebSocket task (one message per frame) ──┘
 //!   peer ──► TCP accept task ──► connection task
 //! ```
 //!
 //! Each stream connection is one task that reads, writes (so writes are serialized), answers
-//! keep-alive pings (RFC 5626 §3.5.1) and sends its own pings when idle.
+//! keep-alive pings (RFC 5626 §3.5.1) and sends its own pings when idle. WebSocket connections
+//! (`ws.rs`) are opened by us only (a client, like a browser), keep alive with WebSocket pings
+//! and count as dropped when a pong does not come back in time.
 
 mod connection;
 mod tls;
 mod udp;
+mod ws;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +39,8 @@ pub use callisto_signaling::transport::{Target, TransportKind};
 
 use self::connection::{spawn_connection, ConnectionHandle, ConnectionSetup, ConnectionTable};
 use self::tls::TlsConnector;
+
+pub use self::ws::SIP_SUBPROTOCOL;
 
 /// How many events may wait in the channel before readers pause.
 const EVENT_QUEUE: usize = 1024;
@@ -53,8 +60,13 @@ pub struct TransportConfig {
     pub max_message_size: usize,
     /// When set, every stream connection idle this long sends a CRLFCRLF ping (RFC 5626).
     pub keepalive_interval: Option<Duration>,
-    /// How long a TCP connect plus TLS handshake may take.
+    /// How long a TCP connect plus TLS and WebSocket handshakes may take.
     pub connect_timeout: Duration,
+    /// When set, a WebSocket connection that has heard nothing for this long sends a WebSocket
+    /// ping.
+    pub ws_ping_interval: Option<Duration>,
+    /// How long a WebSocket ping may wait for its pong before the connection counts as dropped.
+    pub ws_pong_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -67,6 +79,8 @@ impl Default for TransportConfig {
             max_message_size: 64 * 1024,
             keepalive_interval: None,
             connect_timeout: Duration::from_secs(5),
+            ws_ping_interval: None,
+            ws_pong_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -142,7 +156,16 @@ pub enum TransportError {
         /// Why.
         reason: String,
     },
-    /// Connecting (TCP connect plus TLS handshake) took too long.
+    /// The WebSocket opening handshake failed: the server refused the upgrade, or did not
+    /// accept the `sip` subprotocol (RFC 7118 §4.1).
+    #[error("WebSocket with {target} failed: {reason}")]
+    WebSocket {
+        /// The server.
+        target: Target,
+        /// Why, in words.
+        reason: String,
+    },
+    /// Connecting (TCP connect plus TLS and WebSocket handshakes) took too long.
     #[error("connecting to {target} timed out after {after:?}")]
     ConnectTimeout {
         /// The peer.
@@ -150,7 +173,7 @@ pub enum TransportError {
         /// The configured limit.
         after: Duration,
     },
-    /// The transport is not available (WebSocket, or UDP when it is disabled).
+    /// The transport is not available (UDP when it is disabled).
     #[error("transport {0} is not supported here")]
     Unsupported(TransportKind),
     /// The message exceeds the configured maximum size.
@@ -180,6 +203,8 @@ pub(crate) struct Inner {
     next_connection_id: AtomicU64,
     events: mpsc::Sender<TransportEvent>,
     tls: TlsConnector,
+    /// The HTTP resource of WebSocket servers by target; `/` when absent.
+    ws_paths: Mutex<HashMap<Target, String>>,
 }
 
 impl std::fmt::Debug for Transports {
@@ -211,6 +236,7 @@ impl Transports {
             next_connection_id: AtomicU64::new(1),
             events,
             tls,
+            ws_paths: Mutex::new(HashMap::new()),
         });
         if let Some(socket) = &inner.udp {
             tokio::spawn(udp::receive_loop(
@@ -236,9 +262,20 @@ impl Transports {
         }
     }
 
-    /// Sends one message. UDP goes out of the bound socket; TCP and TLS reuse an open
+    /// Sets the HTTP resource (`/`, `/ws`, …) WebSocket connections to `target` ask for.
+    pub fn set_websocket_path(&self, target: Target, path: &str) {
+        let mut paths = self
+            .inner
+            .ws_paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        paths.insert(target, path.to_owned());
+    }
+
+    /// Sends one message. UDP goes out of the bound socket; TCP, TLS, WS and WSS reuse an open
     /// connection to `target.addr` or open one. `server_name` is the name a TLS server's
-    /// certificate must carry (and the SNI); without it, the IP address is used.
+    /// certificate must carry (and the SNI, and a WebSocket's Host); without it, the IP address
+    /// is used.
     pub async fn send(
         &self,
         target: Target,
@@ -262,7 +299,7 @@ impl Transports {
                 socket.send_to(&bytes, target.addr).await?;
                 Ok(())
             }
-            TransportKind::Tcp | TransportKind::Tls => {
+            TransportKind::Tcp | TransportKind::Tls | TransportKind::Ws | TransportKind::Wss => {
                 let handle = match self.inner.open_connection(target) {
                     Some(handle) => handle,
                     None => self.connect(target, server_name).await?,
@@ -271,9 +308,6 @@ impl Transports {
                     .send(bytes)
                     .await
                     .map_err(|_| TransportError::Closed(target))
-            }
-            kind @ (TransportKind::Ws | TransportKind::Wss) => {
-                Err(TransportError::Unsupported(kind))
             }
         }
     }
@@ -305,10 +339,26 @@ impl Transports {
             let tcp = TcpStream::connect(target.addr).await?;
             tcp.set_nodelay(true)?;
             let local = tcp.local_addr()?;
+            let path = inner.ws_path(target);
+            let handshake = ws::Handshake {
+                target,
+                server_name,
+                path: &path,
+                max_message_size: inner.config.max_message_size,
+            };
             match target.transport {
                 TransportKind::Tls => {
                     let stream = inner.tls.connect(target, server_name, tcp).await?;
                     Ok(inner.register(target, local, stream))
+                }
+                TransportKind::Ws => {
+                    let socket = ws::handshake(tcp, handshake).await?;
+                    Ok(inner.register_ws(target, local, socket))
+                }
+                TransportKind::Wss => {
+                    let stream = inner.tls.connect(target, server_name, tcp).await?;
+                    let socket = ws::handshake(stream, handshake).await?;
+                    Ok(inner.register_ws(target, local, socket))
                 }
                 _ => Ok(inner.register(target, local, tcp)),
             }
@@ -330,6 +380,43 @@ impl Inner {
             .get(&target)
             .filter(|handle| !handle.is_closed())
             .cloned()
+    }
+
+    fn ws_path(&self, target: Target) -> String {
+        let paths = self.ws_paths.lock().unwrap_or_else(|e| e.into_inner());
+        paths
+            .get(&target)
+            .cloned()
+            .unwrap_or_else(|| "/".to_owned())
+    }
+
+    /// Starts the task of a new WebSocket connection and records it as the one for `target`.
+    fn register_ws<S>(
+        &self,
+        target: Target,
+        local: SocketAddr,
+        socket: tokio_tungstenite::WebSocketStream<S>,
+    ) -> ConnectionHandle
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let handle = ws::spawn(
+            ws::WsSetup {
+                id,
+                target,
+                local,
+                max_message_size: self.config.max_message_size,
+                ping_interval: self.config.ws_ping_interval,
+                pong_timeout: self.config.ws_pong_timeout,
+                events: self.events.clone(),
+            },
+            socket,
+            Arc::downgrade(&self.connections),
+        );
+        let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        connections.insert(target, handle.clone());
+        handle
     }
 
     /// Starts the task of a new connection and records it as the one to use for `target`.

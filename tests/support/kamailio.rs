@@ -52,6 +52,9 @@ pub struct KamailioConfig {
     /// Plain WebSocket (`ws://`) port on 127.0.0.1, or `None`. SIP over WebSocket is accepted
     /// on it (RFC 7118), with NAT fix-ups for the `.invalid` contacts browsers use.
     pub ws_port: Option<u16>,
+    /// Secure WebSocket (`wss://`) port on 127.0.0.1, or `None`: a TLS listener with the test
+    /// PKI's server certificate whose HTTP upgrades are handled like `ws_port`'s.
+    pub wss_port: Option<u16>,
     /// Users and their plain-text passwords, seeded into the `users` htable at startup.
     pub users: Vec<(String, String)>,
     /// Registrar `min_expires`: shorter requested intervals are raised to it (or rejected with
@@ -84,6 +87,7 @@ impl Default for KamailioConfig {
             tcp_port: port,
             tls_port: Some(free_port()),
             ws_port: None,
+            wss_port: None,
             users: vec![("alice".to_owned(), "secret".to_owned())],
             min_expires: 30,
             default_expires: 120,
@@ -171,9 +175,9 @@ impl Kamailio {
         let dir = tempfile::Builder::new()
             .prefix("callisto-kamailio-")
             .tempdir()?;
-        let pki = match config.tls_port {
-            Some(_) => Some(TestPki::generate(dir.path(), config.tls_self_signed)?),
-            None => None,
+        let pki = match (config.tls_port, config.wss_port) {
+            (None, None) => None,
+            _ => Some(TestPki::generate(dir.path(), config.tls_self_signed)?),
         };
         let tls_files = pki.as_ref().map(|pki| TlsFiles {
             certificate: &pki.server_cert_pem,
@@ -231,6 +235,7 @@ impl Kamailio {
         let mut tcp_ports = vec![self.config.tcp_port];
         tcp_ports.extend(self.config.tls_port);
         tcp_ports.extend(self.config.ws_port);
+        tcp_ports.extend(self.config.wss_port);
         let probe = UdpSocket::bind("127.0.0.1:0")?;
         probe.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut udp_ready = false;

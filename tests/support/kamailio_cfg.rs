@@ -92,10 +92,14 @@ fn render_globals(cfg: &mut String, config: &KamailioConfig, tls: bool) {
     let _ = writeln!(cfg, "alias=\"127.0.0.1:{udp}\"");
     let _ = writeln!(cfg, "alias=\"127.0.0.1:{tcp}\"");
     let _ = writeln!(cfg, "alias=\"localhost\"");
-    if let (true, Some(port)) = (tls, config.tls_port) {
+    if tls {
         let _ = writeln!(cfg, "enable_tls=yes");
-        let _ = writeln!(cfg, "listen=tls:127.0.0.1:{port}");
-        let _ = writeln!(cfg, "alias=\"127.0.0.1:{port}\"");
+    }
+    for port in [config.tls_port, config.wss_port].into_iter().flatten() {
+        if tls {
+            let _ = writeln!(cfg, "listen=tls:127.0.0.1:{port}");
+            let _ = writeln!(cfg, "alias=\"127.0.0.1:{port}\"");
+        }
     }
     if let Some(port) = config.ws_port {
         let _ = writeln!(cfg, "listen=tcp:127.0.0.1:{port}");
@@ -127,7 +131,7 @@ fn render_modules(cfg: &mut String, config: &KamailioConfig, tls: Option<&TlsFil
     if tls.is_some() {
         modules.push("tls");
     }
-    if config.ws_port.is_some() {
+    if websocket(config) {
         modules.extend(["xhttp", "websocket"]);
     }
     for module in modules {
@@ -372,7 +376,8 @@ route[RELAY] {
 }
 "#;
 
-/// WebSocket upgrade handling for the plain `ws_port` listener (used by browser peers).
+/// WebSocket upgrade handling for the `ws_port` and `wss_port` listeners (browser peers and
+/// Callisto's WebSocket transport). `ws_handle_handshake` insists on the `sip` subprotocol.
 const WS_ROUTE: &str = r#"
 event_route[xhttp:request] {
     set_reply_close();
@@ -392,7 +397,12 @@ fn render_routes(cfg: &mut String, config: &KamailioConfig) {
         cfg.push_str(CALL_AUTH);
     }
     cfg.push_str(REQUEST_ROUTE_TAIL);
-    if config.ws_port.is_some() {
+    if websocket(config) {
         cfg.push_str(WS_ROUTE);
     }
+}
+
+/// Whether SIP over WebSocket is served (on `ws_port`, `wss_port` or both).
+fn websocket(config: &KamailioConfig) -> bool {
+    config.ws_port.is_some() || config.wss_port.is_some()
 }

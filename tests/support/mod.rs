@@ -12,6 +12,7 @@
 //! - [`pki`]: a throwaway test CA and server certificates.
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
+//! - [`tcp_proxy`]: a loopback TCP forwarder a test can cut, to drop connections on purpose.
 //!
 //! Every socket binds to 127.0.0.1. A missing peer is an error, so tests fail instead of
 //! skipping. Include it from a test file with `mod support;`.
@@ -30,6 +31,7 @@ pub mod kamailio_cfg;
 pub mod logged_child;
 pub mod measure;
 pub mod pki;
+pub mod tcp_proxy;
 pub mod wav;
 
 use std::collections::HashSet;
