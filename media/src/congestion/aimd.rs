@@ -95,6 +95,7 @@ impl AimdRateControl {
     }
 
     /// Whether no over-use has been seen yet.
+    #[cfg(test)]
     pub(crate) fn in_start_phase(&self) -> bool {
         self.start_phase
     }
