@@ -28,6 +28,8 @@
 pub mod demux;
 pub mod dtmf;
 pub mod dtmf_relay;
+pub mod keyframe;
+pub mod nack;
 pub mod ntp;
 pub mod packet;
 pub mod receiver_stats;
