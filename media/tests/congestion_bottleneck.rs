@@ -109,7 +109,8 @@ impl Call {
     fn step(&mut self) {
         let now = self.now;
         while let Some(delivery) = self.link.poll_deliver(now) {
-            self.builder.on_packet_received(delivery.item, delivery.arrival);
+            self.builder
+                .on_packet_received(delivery.item, delivery.arrival);
         }
         if let Some(twcc) = self.builder.poll_feedback(now) {
             let bytes = twcc.marshal().expect("TWCC marshals").to_vec();
@@ -300,7 +301,9 @@ fn remb_caps_the_target_until_raised() {
         .max()
         .expect("samples");
     assert!(capped <= 600_000, "target {capped} above the REMB");
-    assert!(call.events.contains(&CongestionEvent::TargetChanged { bps: 600_000 }));
+    assert!(call
+        .events
+        .contains(&CongestionEvent::TargetChanged { bps: 600_000 }));
     let now = call.now;
     call.controller.on_remb(5_000_000, now);
     call.run_until(30.0);

@@ -232,10 +232,16 @@ mod tests {
         assert!(!aimd.in_start_phase());
         // A second over-use within the RTT does not cut again.
         now += Duration::from_millis(50);
-        assert_eq!(aimd.update(BandwidthUsage::Overusing, Some(300_000.0), now), rate);
+        assert_eq!(
+            aimd.update(BandwidthUsage::Overusing, Some(300_000.0), now),
+            rate
+        );
         // Under-use holds.
         now += Duration::from_millis(300);
-        assert_eq!(aimd.update(BandwidthUsage::Underusing, Some(300_000.0), now), rate);
+        assert_eq!(
+            aimd.update(BandwidthUsage::Underusing, Some(300_000.0), now),
+            rate
+        );
         // Near the measured capacity, the increase is additive: tens of kbps per second.
         for _ in 0..10 {
             now += Duration::from_millis(100);

@@ -153,7 +153,8 @@ impl DelayDetector {
         self.accumulated_ms += delta_ms;
         self.smoothed_ms = SMOOTHING * self.smoothed_ms + (1.0 - SMOOTHING) * self.accumulated_ms;
         let first = *self.first_arrival_ms.get_or_insert(arrival_ms);
-        self.points.push_back((arrival_ms - first, self.smoothed_ms));
+        self.points
+            .push_back((arrival_ms - first, self.smoothed_ms));
         if self.points.len() > WINDOW {
             self.points.pop_front();
         }
@@ -203,7 +204,11 @@ impl DelayDetector {
             self.last_threshold_update_ms = Some(now_ms);
             return;
         }
-        let k = if magnitude < self.threshold { K_DOWN } else { K_UP };
+        let k = if magnitude < self.threshold {
+            K_DOWN
+        } else {
+            K_UP
+        };
         let dt = (now_ms - last).clamp(0.0, 100.0);
         self.threshold = (self.threshold + k * (magnitude - self.threshold) * dt).clamp(6.0, 600.0);
         self.last_threshold_update_ms = Some(now_ms);
@@ -240,7 +245,8 @@ mod tests {
         let mut verdicts = Vec::new();
         for i in 0..packets {
             let sent = start + Duration::from_millis(gap_ms * i);
-            let arrival = Duration::from_millis(40 + gap_ms * i) + Duration::from_micros(growth_us * i);
+            let arrival =
+                Duration::from_millis(40 + gap_ms * i) + Duration::from_micros(growth_us * i);
             detector.on_packet(sent, arrival);
             verdicts.push(detector.usage());
         }
@@ -257,7 +263,9 @@ mod tests {
     fn a_growing_delay_is_overuse_and_a_shrinking_one_underuse() {
         // One extra millisecond per 10 ms packet: a queue filling at 10 % over capacity.
         let verdicts = run(10, 1_000, 100);
-        let first = verdicts.iter().position(|&v| v == BandwidthUsage::Overusing);
+        let first = verdicts
+            .iter()
+            .position(|&v| v == BandwidthUsage::Overusing);
         assert!(matches!(first, Some(i) if i < 40), "{first:?}");
 
         let start = Instant::now();

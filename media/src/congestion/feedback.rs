@@ -65,7 +65,8 @@ pub fn feedback_from_twcc(twcc: &TransportLayerCc) -> Vec<PacketFeedback> {
             }
             let arrival = match symbol {
                 SymbolTypeTcc::PacketNotReceived => None,
-                SymbolTypeTcc::PacketReceivedSmallDelta | SymbolTypeTcc::PacketReceivedLargeDelta => {
+                SymbolTypeTcc::PacketReceivedSmallDelta
+                | SymbolTypeTcc::PacketReceivedLargeDelta => {
                     let Some(delta) = deltas.next() else {
                         return out;
                     };
@@ -239,11 +240,26 @@ mod tests {
         let got = feedback_from_twcc(&twcc);
         let us = |us: u64| Some(Duration::from_micros(us));
         let expected = vec![
-            PacketFeedback { sequence: 65_534, arrival: us(129_000) },
-            PacketFeedback { sequence: 65_535, arrival: us(129_250) },
-            PacketFeedback { sequence: 0, arrival: None },
-            PacketFeedback { sequence: 1, arrival: us(128_750) },
-            PacketFeedback { sequence: 2, arrival: us(129_500) },
+            PacketFeedback {
+                sequence: 65_534,
+                arrival: us(129_000),
+            },
+            PacketFeedback {
+                sequence: 65_535,
+                arrival: us(129_250),
+            },
+            PacketFeedback {
+                sequence: 0,
+                arrival: None,
+            },
+            PacketFeedback {
+                sequence: 1,
+                arrival: us(128_750),
+            },
+            PacketFeedback {
+                sequence: 2,
+                arrival: us(129_500),
+            },
         ];
         assert_eq!(got, expected);
         // A packet claiming more statuses than it has deltas yields what it holds.

@@ -120,7 +120,12 @@ mod tests {
         let rungs: Vec<_> = selector.rungs.iter().map(|&r| size(r)).collect();
         assert_eq!(
             rungs,
-            vec![(640, 480, 30), (320, 240, 30), (160, 120, 30), (160, 120, 15)]
+            vec![
+                (640, 480, 30),
+                (320, 240, 30),
+                (160, 120, 30),
+                (160, 120, 15)
+            ]
         );
         assert_eq!(size(selector.advice()), (640, 480, 30));
         let low = LayerSelector::new(1280, 720, 30, 400_000.0);

@@ -57,7 +57,13 @@ impl LossBasedControl {
 
     /// Takes one loss report: `loss` in [0, 1], `target` the controller's current target.
     /// Returns true when it decreased the bound.
-    pub(crate) fn on_report(&mut self, loss: f64, target: f64, rtt: Duration, now: Instant) -> bool {
+    pub(crate) fn on_report(
+        &mut self,
+        loss: f64,
+        target: f64,
+        rtt: Duration,
+        now: Instant,
+    ) -> bool {
         let elapsed = self
             .last_report
             .map_or(Duration::from_secs(1), |l| now.saturating_duration_since(l))

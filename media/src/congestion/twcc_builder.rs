@@ -125,8 +125,8 @@ impl TransportFeedbackBuilder {
         let (&first_received, &first_arrival) = self.pending.first_key_value()?;
         let highest = self.highest?;
         let last = highest.min(base + MAX_STATUSES as u64 - 1);
-        let reference = (first_arrival.saturating_duration_since(origin).as_micros() as i64)
-            / 64_000;
+        let reference =
+            (first_arrival.saturating_duration_since(origin).as_micros() as i64) / 64_000;
         let mut clock_us = reference * 64_000;
         let mut symbols = Vec::new();
         let mut deltas = Vec::new();
@@ -244,7 +244,9 @@ mod tests {
         // The last packet (i = 38) was received; the report covers all thirty-nine.
         let due = builder.poll_timeout().unwrap();
         assert_eq!(due, start + Duration::from_millis(100));
-        assert!(builder.poll_feedback(due - Duration::from_millis(1)).is_none());
+        assert!(builder
+            .poll_feedback(due - Duration::from_millis(1))
+            .is_none());
         let twcc = round_trip(&builder.poll_feedback(due).unwrap());
         let got: Vec<(u16, Option<u64>)> = feedback_from_twcc(&twcc)
             .into_iter()
@@ -254,10 +256,14 @@ mod tests {
             .collect();
         assert_eq!(got, expected);
         // Nothing new: nothing to send. A late packet is counted, not reported.
-        assert!(builder.poll_feedback(due + Duration::from_millis(200)).is_none());
+        assert!(builder
+            .poll_feedback(due + Duration::from_millis(200))
+            .is_none());
         builder.on_packet_received(65_524, due);
         assert_eq!(builder.stats().late_or_duplicate, 1);
-        assert!(builder.poll_feedback(due + Duration::from_millis(300)).is_none());
+        assert!(builder
+            .poll_feedback(due + Duration::from_millis(300))
+            .is_none());
     }
 
     #[test]
@@ -266,14 +272,20 @@ mod tests {
         let mut builder = TransportFeedbackBuilder::new(1, 2, Duration::from_millis(100));
         builder.on_packet_received(0, start);
         builder.on_packet_received(2_500, start + Duration::from_millis(10));
-        let first = builder.poll_feedback(start + Duration::from_millis(100)).unwrap();
+        let first = builder
+            .poll_feedback(start + Duration::from_millis(100))
+            .unwrap();
         assert_eq!(usize::from(first.packet_status_count), MAX_STATUSES);
         assert!(first.packet_chunks.len() <= 2);
         let parsed = feedback_from_twcc(&round_trip(&first));
         assert_eq!(parsed.iter().filter(|p| p.arrival.is_some()).count(), 1);
-        let second = builder.poll_feedback(start + Duration::from_millis(200)).unwrap();
+        let second = builder
+            .poll_feedback(start + Duration::from_millis(200))
+            .unwrap();
         assert_eq!(second.base_sequence_number, 1_000);
-        let third = builder.poll_feedback(start + Duration::from_millis(300)).unwrap();
+        let third = builder
+            .poll_feedback(start + Duration::from_millis(300))
+            .unwrap();
         let parsed = feedback_from_twcc(&round_trip(&third));
         assert_eq!(parsed.last().unwrap().sequence, 2_500);
         assert_eq!(

@@ -138,8 +138,7 @@ impl<T> BottleneckLink<T> {
     /// whether the link accepted it (not lost at random, not dropped by a full queue).
     pub fn send(&mut self, now: Instant, size: usize, item: T) -> bool {
         self.stats.sent += 1;
-        if self.conditions.loss > 0.0 && self.rng.gen_bool(self.conditions.loss.clamp(0.0, 1.0))
-        {
+        if self.conditions.loss > 0.0 && self.rng.gen_bool(self.conditions.loss.clamp(0.0, 1.0)) {
             self.stats.lost += 1;
             return false;
         }
@@ -153,16 +152,18 @@ impl<T> BottleneckLink<T> {
         let done = start + serialisation(size, self.conditions.capacity_bps);
         self.queue.push_back((done, size));
         self.order += 1;
-        self.in_flight
-            .insert((done + self.conditions.propagation, self.order), (now, item));
+        self.in_flight.insert(
+            (done + self.conditions.propagation, self.order),
+            (now, item),
+        );
         true
     }
 
     /// How long a packet sent at `now` would wait before its own serialisation starts.
     pub fn queue_delay(&self, now: Instant) -> Duration {
-        self.queue
-            .back()
-            .map_or(Duration::ZERO, |&(done, _)| done.saturating_duration_since(now))
+        self.queue.back().map_or(Duration::ZERO, |&(done, _)| {
+            done.saturating_duration_since(now)
+        })
     }
 
     /// The next packet that has arrived by `now`, earliest first.

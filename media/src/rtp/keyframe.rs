@@ -381,8 +381,7 @@ impl KeyframeRequester {
 
     fn check_startup(&mut self, now: Instant) {
         if let (Some(first), false) = (self.first_packet, self.decodable_seen) {
-            if !self.needed && now.saturating_duration_since(first) >= self.config.startup_timeout
-            {
+            if !self.needed && now.saturating_duration_since(first) >= self.config.startup_timeout {
                 self.need(now);
             }
         }

@@ -11,7 +11,8 @@
 //! [`build_nack`]; when [`NackGenerator::take_keyframe_request`] says so, ask for a key frame
 //! (see [`keyframe`](super::keyframe)) — the generator gave up on a packet or the gap was too
 //! large to repair. A gap is reported only after a reorder window (10 ms by default), then
-//! again every RTT (at least 10 ms) up to `max_retries` times, and forgotten after `max_age`.
+//! again every 1.25 RTT + reorder window (the retransmission needs an RTT to come back, and
+//! some jitter) up to `max_retries` times, and forgotten after `max_age`.
 //!
 //! Sender: hand every RTP packet sent to [`RetransmissionBuffer::on_packet_sent`]; feed each
 //! received NACK's sequence numbers ([`nacked_sequences`], or
@@ -206,7 +207,9 @@ impl NackGenerator {
     pub fn poll_nack(&mut self, now: Instant) -> Option<Vec<u16>> {
         let mut out = Vec::new();
         let mut expired = Vec::new();
-        let spacing = self.rtt.max(Duration::from_millis(10));
+        // A retransmission arrives about one RTT after the request, later with jitter: wait a
+        // quarter more and a reorder window before asking again.
+        let spacing = self.rtt + self.rtt / 4 + self.config.reorder_window;
         for (&sequence, entry) in self.missing.iter_mut() {
             if entry.next_request > now {
                 continue;
