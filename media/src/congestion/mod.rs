@@ -351,3 +351,7 @@ impl BitrateController {
         self.events.push_back(event);
     }
 }
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;
