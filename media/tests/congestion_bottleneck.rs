@@ -38,6 +38,9 @@ struct Call {
     next_sample: Instant,
     samples: Vec<Sample>,
     events: Vec<CongestionEvent>,
+    /// Send whole frames at 30 fps in bursts, as an encoder without a pacer does, instead of
+    /// pacing packets evenly.
+    bursty: bool,
 }
 
 impl Call {
@@ -60,6 +63,7 @@ impl Call {
             next_sample: start,
             samples: Vec::new(),
             events: Vec::new(),
+            bursty: false,
         }
     }
 
@@ -128,11 +132,20 @@ impl Call {
             self.next_report += Duration::from_secs(1);
         }
         if self.next_send <= now {
-            self.controller.on_packet_sent(self.sequence, PACKET, now);
-            self.link.send(now, PACKET, self.sequence);
-            self.sequence = self.sequence.wrapping_add(1);
             let target = self.controller.target_bitrate().max(1);
-            self.next_send = now + Duration::from_secs_f64((PACKET * 8) as f64 / target as f64);
+            if self.bursty {
+                let frame = Duration::from_secs(1) / 30;
+                let mut bytes = (target as f64 * frame.as_secs_f64() / 8.0) as usize;
+                while bytes > 0 {
+                    let size = bytes.min(PACKET);
+                    self.send_packet(size);
+                    bytes -= size;
+                }
+                self.next_send = now + frame;
+            } else {
+                self.send_packet(PACKET);
+                self.next_send = now + Duration::from_secs_f64((PACKET * 8) as f64 / target as f64);
+            }
         }
         while let Some(event) = self.controller.poll_event() {
             self.events.push(event);
@@ -145,6 +158,13 @@ impl Call {
             });
             self.next_sample += Duration::from_millis(100);
         }
+    }
+
+    fn send_packet(&mut self, size: usize) {
+        self.controller
+            .on_packet_sent(self.sequence, size, self.now);
+        self.link.send(self.now, size, self.sequence);
+        self.sequence = self.sequence.wrapping_add(1);
     }
 
     fn between(&self, from: f64, to: f64) -> impl Iterator<Item = &Sample> {
@@ -352,4 +372,26 @@ fn the_layer_advice_follows_the_target_down_and_up() {
     assert_eq!((back.width, back.height), (1280, 720));
     // Down and back up a few rungs, not flapping.
     assert!(layer_changes <= 10, "{layer_changes} layer changes");
+}
+
+#[test]
+fn frame_bursts_without_a_pacer_still_converge() {
+    let capacity = 2_000_000.0;
+    let mut call = Call::new(Call::link(2_000_000), 8);
+    call.bursty = true;
+    call.run_until(40.0);
+    let reach = call
+        .first_time(0.0, |s| s.target as f64 >= 0.7 * capacity)
+        .expect("reaches 70 % of capacity");
+    let mean = call.mean_target(10.0, 40.0);
+    let queue = call.mean_queue_ms(10.0, 40.0);
+    println!(
+        "bursty 2 Mbps: 70 % after {reach:.1} s; 10–40 s mean target {:.0} kbps, mean queue \
+         {queue:.1} ms; link {:?}",
+        mean / 1e3,
+        call.link.stats()
+    );
+    assert!(reach <= 10.0, "took {reach:.1} s");
+    assert!(mean >= 0.6 * capacity && mean <= capacity, "mean {mean:.0}");
+    assert!(queue < 60.0, "mean queueing delay {queue:.1} ms");
 }
