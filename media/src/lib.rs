@@ -5,6 +5,7 @@
 //! - [`audio`]: frames and formats, sources (tone, WAV, silence) and sinks (WAV recorder, null,
 //!   memory), resampling.
 //! - [`codec`]: Opus, G.711 µ-law and A-law behind one encoder/decoder interface.
+//! - [`congestion`]: send-side bandwidth estimation (GCC) and TWCC feedback (sans-IO).
 //! - [`jitter_buffer`]: the adaptive playout buffer (sans-IO).
 //! - [`netsim`]: a seeded network simulator for media tests.
 //! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
@@ -13,6 +14,7 @@
 pub mod analysis;
 pub mod audio;
 pub mod codec;
+pub mod congestion;
 pub mod jitter_buffer;
 pub mod netsim;
 pub mod rtp;

@@ -34,6 +34,8 @@
 //! assert_eq!(arrived, 50);
 //! ```
 
+pub mod bottleneck;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -235,3 +235,88 @@ fn mutated_srtp_never_authenticates() {
         assert_eq!(bob.counters().rtp_unprotected, (ROUNDS / 2) as u64);
     }
 }
+
+/// A compound of video feedback: NACK, TWCC, REMB, PLI and FIR.
+fn valid_video_feedback_sample(now: Instant) -> Vec<u8> {
+    use callisto_media::congestion::TransportFeedbackBuilder;
+    use callisto_media::rtp::keyframe::KeyframeRequest;
+    use callisto_media::rtp::nack::build_nack;
+    use callisto_media::rtp::rtcp_packet::build_compound;
+    use rtc_rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+
+    let mut builder = TransportFeedbackBuilder::new(1, 2, Duration::from_millis(100));
+    for (i, sequence) in [10u16, 11, 13, 20, 21].into_iter().enumerate() {
+        builder.on_packet_received(sequence, now + Duration::from_millis(7 * i as u64));
+    }
+    let twcc = builder
+        .poll_feedback(now + Duration::from_millis(100))
+        .expect("a report is due");
+    let remb = ReceiverEstimatedMaximumBitrate {
+        sender_ssrc: 1,
+        bitrate: 1_500_000.0,
+        ssrcs: vec![2, 3],
+    };
+    let mut v = build_compound(&[&build_nack(1, 2, &[5, 7, 30, 65_535]), &twcc, &remb])
+        .expect("feedback marshals")
+        .to_vec();
+    v.extend_from_slice(&KeyframeRequest::Pli.build(1, 2).expect("PLI marshals"));
+    v.extend_from_slice(
+        &KeyframeRequest::Fir { sequence: 3 }
+            .build(1, 2)
+            .expect("FIR marshals"),
+    );
+    assert_eq!(parse_compound(&v).map(|p| p.len()), Ok(5));
+    v
+}
+
+#[test]
+fn mutated_video_feedback_never_panics() {
+    use callisto_media::congestion::{
+        feedback_from_twcc, BitrateController, CongestionConfig, PacketFeedback,
+    };
+    use callisto_media::rtp::nack::{
+        nacked_sequences, RetransmissionBuffer, RetransmissionConfig, MAX_NACKED_PER_PACKET,
+    };
+    use callisto_media::rtp::rtcp_packet::RtcpPacket;
+
+    let mut rng = SmallRng::seed_from_u64(0x71dc);
+    let now = Instant::now();
+    let sample = valid_video_feedback_sample(now);
+    let mut controller = BitrateController::new(CongestionConfig::default());
+    let mut buffer = RetransmissionBuffer::new(RetransmissionConfig::default());
+    for sequence in 0..100u16 {
+        controller.on_packet_sent(sequence, 1_200, now);
+        buffer.on_packet_sent(sequence, Bytes::from_static(&[0; 100]), now);
+    }
+    let mut parsed = 0;
+    let mut feedback_seen = 0;
+    for round in 0..ROUNDS {
+        let at = now + Duration::from_millis(round as u64);
+        let m = mutate(&mut rng, &sample);
+        let Ok(packets) = parse_compound(&m) else {
+            continue;
+        };
+        parsed += 1;
+        for packet in packets {
+            match packet {
+                RtcpPacket::Nack(nack) => {
+                    let sequences = nacked_sequences(&nack);
+                    assert!(sequences.len() <= MAX_NACKED_PER_PACKET);
+                    buffer.on_nack(&sequences, at);
+                }
+                RtcpPacket::TransportFeedback(twcc) => {
+                    let feedback: Vec<PacketFeedback> = feedback_from_twcc(&twcc);
+                    assert!(feedback.len() <= usize::from(twcc.packet_status_count));
+                    controller.on_transport_feedback(&feedback, at);
+                    feedback_seen += 1;
+                }
+                RtcpPacket::Remb(remb) => controller.on_remb(remb.bitrate as u64, at),
+                _ => {}
+            }
+        }
+        let target = controller.target_bitrate();
+        assert!((50_000..=2_500_000).contains(&target), "{target}");
+    }
+    assert!(parsed > 100 && parsed < ROUNDS, "{parsed}");
+    assert!(feedback_seen > 100, "{feedback_seen}");
+}

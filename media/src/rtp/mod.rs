@@ -24,10 +24,25 @@
 //! - [`ntp`]: NTP timestamps for SR/LSR/DLSR.
 //! - [`srtp`]: SDES-SRTP with replay protection.
 //! - [`dtmf`], [`dtmf_relay`]: RFC 4733 events and SIP INFO `application/dtmf-relay` bodies.
+//! - [`nack`]: RFC 4585 generic NACK — which lost packets to ask for, and what to resend.
+//! - [`keyframe`]: when to encode a key frame (PLI/FIR, rate limit, safety net) and when to
+//!   ask for one (decode errors, losses, silent starts, with backoff).
+//!
+//! Video's feedback loop (the bitrate controller lives in [`crate::congestion`]):
+//!
+//! ```text
+//!  recv:  RTP ──► NackGenerator::on_packet ──► poll_nack ──► build_nack ──► RTCP to the sender
+//!                   └─ gave up ──► KeyframeRequester::request ──► poll_request ──► PLI / FIR
+//!  send:  RtcpSession events: Nack ──► RetransmissionBuffer::on_nack ──► resend
+//!                             KeyFrameRequest ──► KeyframeScheduler ──► poll_keyframe ──► encoder
+//!                             TransportFeedback / Remb ──► BitrateController
+//! ```
 
 pub mod demux;
 pub mod dtmf;
 pub mod dtmf_relay;
+pub mod keyframe;
+pub mod nack;
 pub mod ntp;
 pub mod packet;
 pub mod receiver_stats;
@@ -39,6 +54,14 @@ pub mod srtp;
 pub use demux::{DemuxCounters, DemuxError, Demuxer, PacketClass};
 pub use dtmf::{DtmfDigit, DtmfError, DtmfEvent, DtmfReceiver, DtmfSender, DtmfSenderConfig};
 pub use dtmf_relay::DtmfRelay;
+pub use keyframe::{
+    KeyframeRequest, KeyframeRequester, KeyframeRequesterConfig, KeyframeScheduler,
+    KeyframeSchedulerConfig,
+};
+pub use nack::{
+    build_nack, nacked_sequences, NackArrival, NackConfig, NackGenerator, RetransmissionBuffer,
+    RetransmissionConfig,
+};
 pub use ntp::NtpTime;
 pub use packet::{parse_rtp, RtpError, RtpHeader, RtpPacket};
 pub use receiver_stats::{ReceiverStats, ReceiverStatsConfig, ReceptionStats, RtpVerdict};

@@ -2,18 +2,23 @@
 //!
 //! [`parse_compound`] walks a compound packet itself (RFC 3550 §6.1, A.2): every packet must have
 //! version 2, a length field inside the datagram, and padding only on the last one; the lengths
-//! must add up to the datagram. It then hands SR, RR, SDES, BYE, PLI and FIR to `rtc-rtcp`'s
-//! parsers one by one, and skips everything else (APP, XR, transport feedback, types it does not
-//! know) as [`RtcpPacket::Other`], so one unfamiliar block never costs the reports around it. A
+//! must add up to the datagram. It then hands SR, RR, SDES, BYE, PLI, FIR and generic NACK to
+//! `rtc-rtcp`'s parsers one by one; transport-wide congestion control feedback and REMB are
+//! parsed too, but one that `rtc-rtcp` refuses is skipped rather than failing the compound.
+//! Everything else (APP, XR, other feedback, types it does not know) is skipped as
+//! [`RtcpPacket::Other`], so one unfamiliar block never costs the reports around it. A
 //! compound need not begin with SR or RR, which admits RFC 5506 reduced-size feedback.
 
 use bytes::{Bytes, BytesMut};
 use rtc_rtcp::goodbye::Goodbye;
 use rtc_rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc_rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc_rtcp::receiver_report::ReceiverReport;
 use rtc_rtcp::sender_report::SenderReport;
 use rtc_rtcp::source_description::SourceDescription;
+use rtc_rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc_rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc_shared::marshal::{Marshal, Unmarshal};
 
 /// RTCP packet type: sender report.
@@ -92,8 +97,15 @@ pub enum RtcpPacket {
     PictureLossIndication(PictureLossIndication),
     /// A full intra request (RFC 5104 §4.3.1).
     FullIntraRequest(FullIntraRequest),
-    /// Any other packet (APP, XR, transport feedback, other payload feedback, unknown types):
-    /// skipped unparsed.
+    /// A generic NACK (RFC 4585 §6.2.1).
+    Nack(TransportLayerNack),
+    /// Transport-wide congestion control feedback
+    /// (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+    TransportFeedback(TransportLayerCc),
+    /// A receiver estimated maximum bitrate (draft-alvestrand-rmcat-remb-03).
+    Remb(ReceiverEstimatedMaximumBitrate),
+    /// Any other packet (APP, XR, other transport or payload feedback, unknown types, and TWCC
+    /// or REMB bodies that do not parse): skipped unparsed.
     Other {
         /// The packet type.
         packet_type: u8,
@@ -172,6 +184,17 @@ fn parse_one(packet: &[u8]) -> Result<RtcpPacket, RtcpError> {
         RTCP_PSFB if count == 4 => {
             RtcpPacket::FullIntraRequest(FullIntraRequest::unmarshal(&mut buf).map_err(malformed)?)
         }
+        RTCP_PSFB if count == 15 => match ReceiverEstimatedMaximumBitrate::unmarshal(&mut buf) {
+            Ok(remb) if remb.bitrate.is_finite() && remb.bitrate >= 0.0 => RtcpPacket::Remb(remb),
+            _ => RtcpPacket::Other { packet_type, count },
+        },
+        RTCP_RTPFB if count == 1 => {
+            RtcpPacket::Nack(TransportLayerNack::unmarshal(&mut buf).map_err(malformed)?)
+        }
+        RTCP_RTPFB if count == 15 => match TransportLayerCc::unmarshal(&mut buf) {
+            Ok(twcc) => RtcpPacket::TransportFeedback(twcc),
+            Err(_) => RtcpPacket::Other { packet_type, count },
+        },
         _ => RtcpPacket::Other { packet_type, count },
     };
     Ok(parsed)

@@ -145,6 +145,24 @@ pub enum RtcpEvent {
         /// The stream that needs a key frame.
         media_ssrc: u32,
     },
+    /// A generic NACK: the peer asks for these packets of `media_ssrc` again (at most
+    /// [`MAX_NACKED_PER_PACKET`](super::nack::MAX_NACKED_PER_PACKET) per NACK packet).
+    Nack {
+        /// The stream the packets belong to.
+        media_ssrc: u32,
+        /// The sequence numbers asked for, in the order listed.
+        sequences: Vec<u16>,
+    },
+    /// A receiver estimated maximum bitrate for the listed streams.
+    Remb {
+        /// The estimate in bits per second.
+        bitrate_bps: u64,
+        /// The streams it applies to.
+        ssrcs: Vec<u32>,
+    },
+    /// Transport-wide congestion control feedback, for
+    /// [`BitrateController::on_transport_feedback`](crate::congestion::BitrateController::on_transport_feedback).
+    TransportFeedback(Vec<crate::congestion::PacketFeedback>),
 }
 
 /// Counters of an [`RtcpSession`].
@@ -406,6 +424,17 @@ impl RtcpSession {
                         });
                     }
                 }
+                RtcpPacket::Nack(nack) => self.push(RtcpEvent::Nack {
+                    media_ssrc: nack.media_ssrc,
+                    sequences: super::nack::nacked_sequences(&nack),
+                }),
+                RtcpPacket::Remb(remb) => self.push(RtcpEvent::Remb {
+                    bitrate_bps: remb.bitrate as u64,
+                    ssrcs: remb.ssrcs,
+                }),
+                RtcpPacket::TransportFeedback(twcc) => self.push(RtcpEvent::TransportFeedback(
+                    crate::congestion::feedback_from_twcc(&twcc),
+                )),
                 _ => self.counters.ignored += 1,
             }
         }

@@ -317,3 +317,54 @@ fn long_cname_is_cut_at_a_character_boundary() {
         other => panic!("expected SDES, got {other:?}"),
     }
 }
+
+#[test]
+fn nack_remb_and_transport_feedback_become_events() {
+    use crate::congestion::TransportFeedbackBuilder;
+    use crate::rtp::nack::build_nack;
+    use rtc_rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+
+    let t0 = Instant::now();
+    let mut s = session(t0, 9);
+    let nack = build_nack(REMOTE, LOCAL, &[65_535, 1, 40]);
+    let remb = ReceiverEstimatedMaximumBitrate {
+        sender_ssrc: REMOTE,
+        bitrate: 750_000.0,
+        ssrcs: vec![LOCAL],
+    };
+    let mut builder = TransportFeedbackBuilder::new(REMOTE, LOCAL, Duration::from_millis(100));
+    builder.on_packet_received(7, t0);
+    builder.on_packet_received(9, t0 + Duration::from_millis(3));
+    let twcc = builder
+        .poll_feedback(t0 + Duration::from_millis(100))
+        .unwrap();
+    let packet = build_compound(&[&nack, &remb, &twcc]).unwrap();
+    s.handle_rtcp(t0, wall(t0, t0), &packet).unwrap();
+    let events: Vec<RtcpEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(
+        events[0],
+        RtcpEvent::Nack {
+            media_ssrc: LOCAL,
+            sequences: vec![65_535, 1, 40],
+        }
+    );
+    assert_eq!(
+        events[1],
+        RtcpEvent::Remb {
+            bitrate_bps: 750_000,
+            ssrcs: vec![LOCAL],
+        }
+    );
+    match &events[2] {
+        RtcpEvent::TransportFeedback(feedback) => {
+            let summary: Vec<(u16, bool)> = feedback
+                .iter()
+                .map(|f| (f.sequence, f.arrival.is_some()))
+                .collect();
+            assert_eq!(summary, vec![(7, true), (8, false), (9, true)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.counters().ignored, 0);
+}
