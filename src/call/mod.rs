@@ -291,6 +291,7 @@ pub async fn run_call(
             target: Target::new(TransportKind::Udp, ([127, 0, 0, 1], 5060).into()),
             local_sip: ([0, 0, 0, 0], 0).into(),
             credentials: None,
+            contact_host: None,
             media: media.clone(),
         }
     } else {
@@ -396,6 +397,7 @@ async fn direct_call(
         target,
         local_sip,
         credentials: None,
+        contact_host: None,
         media,
     })
 }

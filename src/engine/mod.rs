@@ -295,6 +295,7 @@ impl Driver {
                     call.from = config.aor.clone();
                     call.local_sip = config.local_addr;
                     call.credentials = config.credentials.clone();
+                    call.contact_host = config.contact_host.clone();
                 } else if call.local_sip.ip().is_unspecified() {
                     let ip = route_source_ip(call.target.addr).await;
                     call.local_sip.set_ip(ip.unwrap_or(call.local_sip.ip()));
@@ -536,6 +537,7 @@ async fn transfer_call(
             target,
             local_sip: config.local_addr,
             credentials: config.credentials,
+            contact_host: config.contact_host,
             media: request.media.clone(),
         });
     }
@@ -570,6 +572,7 @@ async fn transfer_call(
         target,
         local_sip,
         credentials: None,
+        contact_host: None,
         media: request.media.clone(),
     })
 }

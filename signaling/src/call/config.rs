@@ -67,6 +67,24 @@ impl OutgoingCallConfig {
             session_expires: None,
         }
     }
+
+    /// Presents us as `host` in Contact and Via instead of our socket address: the
+    /// `.invalid` name of a WebSocket flow (RFC 7118 §5), where our address means nothing to
+    /// the server. WebSocket contacts say `transport=ws` over WSS too, with the `sip` scheme.
+    pub fn with_contact_host(mut self, host: &str) -> Self {
+        let user = self
+            .from
+            .user()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let transport = match self.target.transport {
+            TransportKind::Ws | TransportKind::Wss => ";transport=ws".to_owned(),
+            TransportKind::Udp => String::new(),
+            other => format!(";transport={}", other.uri_param()),
+        };
+        self.contact = format!("sip:{user}{host}{transport}");
+        self
+    }
 }
 
 /// How incoming calls present us.
@@ -79,4 +97,21 @@ pub struct IncomingCallConfig {
     /// Send every in-dialog request of an incoming call back to where its INVITE came from
     /// (the flow to an outbound proxy), whatever the route set and remote target say.
     pub reply_via_source: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_websocket_flow_presents_its_invalid_host() {
+        let from = rsip::Uri::try_from("sip:alice@example.org").unwrap();
+        let to = rsip::Uri::try_from("sip:bob@example.org").unwrap();
+        let target = Target::new(TransportKind::Wss, ([127, 0, 0, 1], 443).into());
+        let local = ([127, 0, 0, 1], 40000).into();
+        let plain = OutgoingCallConfig::new(from.clone(), to.clone(), target, local);
+        assert_eq!(plain.contact, "sips:alice@127.0.0.1:40000;transport=wss");
+        let ws = OutgoingCallConfig::new(from, to, target, local).with_contact_host("k3j.invalid");
+        assert_eq!(ws.contact, "sip:alice@k3j.invalid;transport=ws");
+    }
 }

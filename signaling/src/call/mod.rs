@@ -252,7 +252,7 @@ impl Call {
             call_id,
             local_tag,
             config.contact.clone(),
-            config.local_addr.to_string(),
+            contact_host_port(&config.contact).unwrap_or_else(|| config.local_addr.to_string()),
             config.target,
             config.outbound_proxy,
         );

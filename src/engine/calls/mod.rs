@@ -58,6 +58,9 @@ pub struct OutgoingCall {
     /// Our SIP address (Via, Contact); its IP also carries the media.
     pub local_sip: SocketAddr,
     pub credentials: Option<Credentials>,
+    /// A host name to present in Contact and Via instead of `local_sip` (the `.invalid` name
+    /// of a WebSocket flow).
+    pub contact_host: Option<String>,
     pub media: MediaOptions,
 }
 
@@ -198,6 +201,9 @@ impl Calls {
         };
         let identity = call.from.clone();
         let mut config = OutgoingCallConfig::new(call.from, call.to, call.target, call.local_sip);
+        if let Some(host) = &call.contact_host {
+            config = config.with_contact_host(host);
+        }
         config.credentials = call.credentials;
         config.body = Some(Body::sdp(offer.to_string()));
         let id = endpoint.start_call(now, config);
