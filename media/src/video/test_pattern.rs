@@ -75,13 +75,16 @@ impl StampRegion {
 
     /// Height of the stamp in pixels (rounded up).
     pub fn stamp_height(&self) -> u32 {
-        (self.width * STAMP_ROWS).div_ceil(STAMP_COLUMNS)
+        let height =
+            (u64::from(self.width) * u64::from(STAMP_ROWS)).div_ceil(u64::from(STAMP_COLUMNS));
+        u32::try_from(height).unwrap_or(u32::MAX)
     }
 
     /// The pixel span `[start, end)` of cell `index` along one axis starting at `origin`.
     fn span(&self, origin: u32, index: u32) -> (u32, u32) {
         let edge = |i: u32| {
-            origin + (u64::from(i) * u64::from(self.width) / u64::from(STAMP_COLUMNS)) as u32
+            let offset = u64::from(i) * u64::from(self.width) / u64::from(STAMP_COLUMNS);
+            origin.saturating_add(u32::try_from(offset).unwrap_or(u32::MAX))
         };
         (edge(index), edge(index + 1))
     }
