@@ -1,6 +1,7 @@
-//! WebRTC call setup on loopback: from the offer to `Connected` (ICE + DTLS) and to the first
-//! decoded audio frame on the answering side, with Callisto's ICE check interval (20 ms) and
-//! with the `rtc` library's default (200 ms), which is what made two bare peers take ~200 ms.
+//! WebRTC call setup on loopback: from the offer to `Connected` (ICE + DTLS), to the first
+//! decoded audio frame and (with video) to the first decoded H.264 picture on the answering
+//! side, with Callisto's ICE check interval (20 ms) and with the `rtc` library's default
+//! (200 ms), which is what made two bare peers take ~200 ms.
 //!
 //! `cargo bench -p callisto-media --bench webrtc_setup` also prints the median of 10 runs of
 //! each before criterion's own figures.
@@ -8,7 +9,10 @@
 use std::time::{Duration, Instant};
 
 use callisto_media::audio::{AudioFormat, NullSink, ToneSource};
-use callisto_media::webrtc::{WebRtcConfig, WebRtcMedia, WebRtcSession};
+use callisto_media::video::{NullVideoSink, TestPattern, VideoFormat};
+use callisto_media::webrtc::{
+    VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcVideoMedia,
+};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use tokio::runtime::Runtime;
 
@@ -19,22 +23,31 @@ const FORMAT: AudioFormat = AudioFormat::MONO_48K;
 struct Setup {
     connected: Duration,
     first_audio: Duration,
+    first_video: Option<Duration>,
 }
 
-fn media() -> WebRtcMedia {
+fn media(video: bool) -> WebRtcMedia {
+    let format = VideoFormat::new(640, 480, 30).unwrap();
     WebRtcMedia {
         audio_source: Box::new(ToneSource::with_dbfs(FORMAT, 440.0, -12.0)),
         audio_sink: Box::new(NullSink::new(FORMAT)),
+        video: video.then(|| WebRtcVideoMedia {
+            source: Box::new(TestPattern::new(format, 1).unwrap()),
+            sink: Box::new(NullVideoSink::new()),
+        }),
     }
 }
 
-async fn setup(check_interval: Duration) -> Setup {
+async fn setup(check_interval: Duration, video: bool) -> Setup {
     let config = WebRtcConfig {
         ice_check_interval: check_interval,
+        video: video.then(VideoConfig::default),
         ..WebRtcConfig::loopback()
     };
-    let a = WebRtcSession::new(config.clone(), media()).await.unwrap();
-    let b = WebRtcSession::new(config, media()).await.unwrap();
+    let a = WebRtcSession::new(config.clone(), media(video))
+        .await
+        .unwrap();
+    let b = WebRtcSession::new(config, media(video)).await.unwrap();
     let start = Instant::now();
     let offer = a.create_offer().await.unwrap();
     let answer = b.accept_offer(&offer).await.unwrap();
@@ -43,21 +56,27 @@ async fn setup(check_interval: Duration) -> Setup {
     ra.unwrap();
     rb.unwrap();
     let connected = start.elapsed();
-    let first_audio = loop {
-        let decoded = b.stats().audio.map_or(0, |audio| audio.decoded_frames);
-        if decoded > 0 {
-            break start.elapsed();
+    let (mut first_audio, mut first_video) = (None, None);
+    while first_audio.is_none() || (video && first_video.is_none()) {
+        let stats = b.stats();
+        if stats.audio.is_some_and(|audio| audio.decoded_frames > 0) {
+            first_audio.get_or_insert(start.elapsed());
         }
-        if start.elapsed() > Duration::from_secs(5) {
-            panic!("no audio decoded within 5 s");
+        if stats.video.is_some_and(|video| video.frames_decoded > 0) {
+            first_video.get_or_insert(start.elapsed());
         }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no media within 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
-    };
+    }
     a.close().await;
     b.close().await;
     Setup {
         connected,
-        first_audio,
+        first_audio: first_audio.unwrap_or_default(),
+        first_video,
     }
 }
 
@@ -66,12 +85,20 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values[values.len() / 2]
 }
 
-fn report(runtime: &Runtime, label: &str, interval: Duration) {
-    let runs: Vec<Setup> = (0..10).map(|_| runtime.block_on(setup(interval))).collect();
+fn report(runtime: &Runtime, label: &str, interval: Duration, video: bool) {
+    let runs: Vec<Setup> = (0..10)
+        .map(|_| runtime.block_on(setup(interval, video)))
+        .collect();
+    let first_video: Vec<Duration> = runs.iter().filter_map(|s| s.first_video).collect();
     println!(
-        "{label}: offer → Connected median {:?}, offer → first decoded audio median {:?} (10 runs)",
+        "{label}: offer → Connected median {:?}, → first decoded audio median {:?}{} (10 runs)",
         median(runs.iter().map(|s| s.connected).collect()),
         median(runs.iter().map(|s| s.first_audio).collect()),
+        if first_video.is_empty() {
+            String::new()
+        } else {
+            format!(", → first decoded video median {:?}", median(first_video))
+        },
     );
 }
 
@@ -83,8 +110,19 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let callisto = callisto_media::webrtc::peer::ICE_CHECK_INTERVAL;
     let library = Duration::from_millis(200);
-    report(&runtime, "check interval 20 ms", callisto);
-    report(&runtime, "check interval 200 ms (rtc default)", library);
+    report(&runtime, "check interval 20 ms", callisto, false);
+    report(
+        &runtime,
+        "check interval 200 ms (rtc default)",
+        library,
+        false,
+    );
+    report(
+        &runtime,
+        "check interval 20 ms, 640x480 video",
+        callisto,
+        true,
+    );
 
     let mut group = c.benchmark_group("webrtc_setup");
     group
@@ -96,7 +134,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |bencher| {
             bencher.iter_custom(|iterations| {
                 (0..iterations)
-                    .map(|_| runtime.block_on(setup(interval)).connected)
+                    .map(|_| runtime.block_on(setup(interval, false)).connected)
                     .sum()
             });
         });
@@ -104,7 +142,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("first_audio_20ms", |bencher| {
         bencher.iter_custom(|iterations| {
             (0..iterations)
-                .map(|_| runtime.block_on(setup(callisto)).first_audio)
+                .map(|_| runtime.block_on(setup(callisto, false)).first_audio)
                 .sum()
         });
     });

@@ -18,6 +18,7 @@ fn media(hz: f64) -> (WebRtcMedia, SharedSamples) {
     let media = WebRtcMedia {
         audio_source: Box::new(ToneSource::with_dbfs(FORMAT, hz, -12.0)),
         audio_sink: Box::new(sink),
+        video: None,
     };
     (media, heard)
 }

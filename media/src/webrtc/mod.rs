@@ -5,30 +5,37 @@
 //! # Layers
 //!
 //! ```text
-//!  engine ──► WebRtcSession (session.rs, async): peer connection, offer/answer, connect timeout
+//!  engine ──► WebRtcSession (session.rs, async): peer connection, offer/answer, timeouts
 //!              │  peer.rs: MediaEngine (Opus, H.264), interceptors (NACK, reports, TWCC,
-//!              │           keyframe requests to the application), SettingEngine (ICE pacing)
-//!              │
-//!              ├─ tokio tasks: remote track ──RTP──► media thread inbox
-//!              │               media thread ──RTP──► local track (TrackLocalStaticRTP)
-//!              └─ audio_thread.rs (its own thread, rule 4): the classic path's sans-IO
-//!                 SendPipeline (source → resample → Opus → RTP) and ReceivePipeline
-//!                 (RTP → statistics → jitter buffer → decode/conceal/FEC → sink)
+//!              │           RTCP RTT (rtt.rs), keyframe requests to us (keyframe_requests.rs)),
+//!              │           SettingEngine (ICE pacing)
+//!              ├─ tasks.rs (tokio): remote tracks ──RTP──► media threads' inboxes
+//!              │                    media threads ──RTP──► local tracks (TrackLocalStaticRTP)
+//!              │                    PLIs out, PLI/FIR in, statistics and the selected pair
+//!              ├─ audio_thread.rs (own thread, rule 4): the classic path's sans-IO
+//!              │   SendPipeline (source → resample → Opus → RTP) and ReceivePipeline
+//!              │   (RTP → statistics → jitter buffer → decode/conceal/FEC → sink)
+//!              └─ video_thread.rs (own thread): source → H.264 → RFC 6184 → RTP, and
+//!                  RTP → depacketizer → decoder → sink, keyframe requests both ways
 //! ```
 //!
 //! Audio is the classic session's pipelines verbatim: the same encoder, jitter buffer, FEC and
-//! concealment, and the same [`AudioStats`]. What differs is below RTP: instead of a UDP socket
-//! with SDES-SRTP, packets go through the peer connection, which does ICE, DTLS-SRTP, RTCP
-//! reports, NACK and transport-wide congestion feedback.
+//! concealment, and the same [`AudioStats`]. Video uses [`crate::video::h264`]. What differs
+//! from the classic path is below RTP: packets go through the peer connection, which does ICE,
+//! DTLS-SRTP, RTCP reports, NACK and transport-wide congestion feedback.
 //!
 //! # Contract
 //!
 //! - **Offer/answer.** SIP does not trickle: [`WebRtcSession::create_offer`] and
 //!   [`WebRtcSession::accept_offer`] return the SDP only after ICE gathering is complete, so it
 //!   carries every candidate. Gathering is bounded by [`WebRtcConfig::gathering_timeout`].
-//! - **Media start.** Media starts the moment negotiation completes (the answer applied or
-//!   created): the source is read and the sink written every 20 ms from then on. Packets made
-//!   before DTLS is up are dropped, not queued, so nothing arrives late.
+//! - **Media start.** Audio starts the moment negotiation completes (the answer applied or
+//!   created): the source is read and the sink written every 20 ms from then on; packets made
+//!   before DTLS is up are dropped, not queued, so nothing arrives late. Video sending starts
+//!   when the connection is up, with an IDR. A peer that declines video leaves the call
+//!   audio-only.
+//! - **Keyframes.** A damaged access unit or a decoder error sends a PLI (at most one per
+//!   300 ms); a PLI or FIR from the peer makes our next frame an IDR.
 //! - **Connection.** [`WebRtcSession::wait_connected`] waits for ICE and DTLS, bounded by
 //!   [`WebRtcConfig::connect_timeout`]; an ICE failure is [`WebRtcError::ConnectFailed`], a
 //!   DTLS handshake that does not complete once ICE is up (a fingerprint that does not match
@@ -43,19 +50,22 @@
 
 mod audio_thread;
 mod keyframe_requests;
+mod local_media;
 pub mod peer;
 mod rtt;
 mod sdp_check;
 mod session;
 mod stats;
+mod tasks;
+mod video_thread;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use peer::negotiated_audio_codec;
 pub use sdp_check::{check_remote_sdp, SdpFacts};
-pub use session::{WebRtcMedia, WebRtcSession};
-pub use stats::WebRtcStats;
+pub use session::{WebRtcMedia, WebRtcSession, WebRtcVideoMedia};
+pub use stats::{VideoStats, WebRtcStats};
 
 use crate::codec::{AudioCodecKind, CodecError, EncoderConfig};
 #[cfg(doc)]
@@ -224,6 +234,9 @@ pub enum WebRtcError {
     /// `a=fingerprint`, or the handshake was lost.
     #[error("DTLS handshake did not complete within {0:?} of ICE connecting (certificate fingerprint mismatch, or DTLS lost)")]
     DtlsHandshake(Duration),
+    /// The video encoder, decoder or packetizer could not be built.
+    #[error("video: {0}")]
+    Video(String),
     /// The media pipelines could not be built.
     #[error("media: {0}")]
     Media(#[from] SessionError),

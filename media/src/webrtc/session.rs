@@ -1,48 +1,36 @@
 //! [`WebRtcSession`]: the async driver around one peer connection.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use ::webrtc::media_stream::track_local::TrackLocal;
-use ::webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use ::webrtc::media_stream::track_remote::TrackRemote;
 use ::webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
 };
-use ::webrtc::rtp_transceiver::RtpSender;
-use bytes::Bytes;
-use rand::Rng;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::shared::marshal::Marshal;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc as async_mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::audio_thread::{AudioInput, AudioThread, AudioThreadConfig};
+use super::audio_thread::{AudioInput, AudioThread};
+use super::local_media::LocalTrack;
 use super::peer::{
-    audio_codec, build_configuration, build_media_engine, build_setting_engine,
-    negotiated_audio_codec,
+    audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
 };
 use super::rtt::RttTable;
 use super::sdp_check::check_remote_sdp;
-use super::stats::{candidate_addr, transport_facts, TransportFacts, WebRtcStats};
+use super::stats::{TransportFacts, WebRtcStats};
+use super::tasks::{self, VideoRoute};
+use super::video_thread::{VideoInput, VideoThread};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent};
 use crate::audio::{AudioSink, AudioSource};
-use crate::rtp::RtpPacket;
-use crate::session::{AudioStreamConfig, SessionOptions};
-
-/// How often the peer connection's statistics (selected pair, RTT) are read.
-const STATS_INTERVAL: Duration = Duration::from_millis(500);
+use crate::video::{VideoSink, VideoSource};
 
 /// Where a session delivers its events.
-type EventHandler = Arc<dyn Fn(WebRtcEvent) + Send + Sync>;
+pub(super) type EventHandler = Arc<dyn Fn(WebRtcEvent) + Send + Sync>;
 
 /// The media a session carries: what it sends and where it plays what it receives.
 pub struct WebRtcMedia {
@@ -50,6 +38,17 @@ pub struct WebRtcMedia {
     pub audio_source: Box<dyn AudioSource>,
     /// The speaker (or recording).
     pub audio_sink: Box<dyn AudioSink>,
+    /// The camera (or file, or test pattern) and the display, when the call has video
+    /// ([`WebRtcConfig::video`] set too).
+    pub video: Option<WebRtcVideoMedia>,
+}
+
+/// The video a session carries.
+pub struct WebRtcVideoMedia {
+    /// What we send; its format (size, rate) is what the encoder is configured with.
+    pub source: Box<dyn VideoSource>,
+    /// Where decoded pictures go.
+    pub sink: Box<dyn VideoSink>,
 }
 
 impl std::fmt::Debug for WebRtcMedia {
@@ -57,8 +56,16 @@ impl std::fmt::Debug for WebRtcMedia {
         f.debug_struct("WebRtcMedia")
             .field("audio_source", &self.audio_source.format())
             .field("audio_sink", &self.audio_sink.format())
+            .field("video", &self.video.as_ref().map(|v| v.source.format()))
             .finish()
     }
+}
+
+/// Media handed in at creation, waiting for negotiation to start it.
+pub(super) struct PendingMedia {
+    pub media: WebRtcMedia,
+    pub audio_inputs: mpsc::Receiver<AudioInput>,
+    pub video_inputs: Option<mpsc::Receiver<VideoInput>>,
 }
 
 /// Where offer/answer stands.
@@ -70,15 +77,16 @@ enum Negotiation {
 }
 
 /// State shared with the event handler and the tasks.
-struct Shared {
-    created_at: Instant,
-    connected_at: Mutex<Option<Instant>>,
-    facts: Mutex<TransportFacts>,
-    connected: AtomicBool,
-    on_event: EventHandler,
+pub(super) struct Shared {
+    pub created_at: Instant,
+    pub connected_at: Mutex<Option<Instant>>,
+    pub facts: Arc<Mutex<TransportFacts>>,
+    pub connected: Arc<AtomicBool>,
+    pub closed: Arc<AtomicBool>,
+    pub on_event: EventHandler,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -148,22 +156,24 @@ impl PeerConnectionEventHandler for Handler {
 ///
 /// Media starts when negotiation completes; [`wait_connected`](Self::wait_connected) tells when
 /// ICE and DTLS are up (or why they failed). [`close`](Self::close) ends it and returns the
-/// final statistics.
+/// final statistics. With video configured and video media given, an H.264 track goes each way
+/// as well.
 pub struct WebRtcSession {
-    config: WebRtcConfig,
-    pc: Arc<dyn PeerConnection>,
-    shared: Arc<Shared>,
+    pub(super) config: WebRtcConfig,
+    pub(super) pc: Arc<dyn PeerConnection>,
+    pub(super) shared: Arc<Shared>,
     state: watch::Receiver<RTCPeerConnectionState>,
     ice_connected: watch::Receiver<Option<Instant>>,
     gathered: watch::Receiver<bool>,
     negotiation: tokio::sync::Mutex<Negotiation>,
-    audio_ssrc: u32,
-    rtt: RttTable,
-    audio_track: Arc<TrackLocalStaticRTP>,
-    audio_sender: Mutex<Option<Arc<dyn RtpSender>>>,
-    audio_inbox: mpsc::Sender<AudioInput>,
-    pending: Mutex<Option<(WebRtcMedia, Receiver<AudioInput>)>>,
-    audio: Mutex<Option<AudioThread>>,
+    pub(super) rtt: RttTable,
+    pub(super) audio_track: LocalTrack,
+    pub(super) video_track: Option<LocalTrack>,
+    pub(super) audio_inbox: mpsc::Sender<AudioInput>,
+    pub(super) video_route: Option<VideoRoute>,
+    pub(super) pending: Mutex<Option<PendingMedia>>,
+    pub(super) audio: Mutex<Option<AudioThread>>,
+    pub(super) video: Mutex<Option<VideoThread>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     events: Receiver<WebRtcEvent>,
 }
@@ -172,7 +182,7 @@ impl std::fmt::Debug for WebRtcSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebRtcSession")
             .field("state", &*self.state.borrow())
-            .field("audio_ssrc", &self.audio_ssrc)
+            .field("audio_ssrc", &self.audio_track.ssrc)
             .finish_non_exhaustive()
     }
 }
@@ -217,8 +227,9 @@ impl WebRtcSession {
         let shared = Arc::new(Shared {
             created_at: Instant::now(),
             connected_at: Mutex::new(None),
-            facts: Mutex::new(TransportFacts::default()),
-            connected: AtomicBool::new(false),
+            facts: Arc::new(Mutex::new(TransportFacts::default())),
+            connected: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(AtomicBool::new(false)),
             on_event,
         });
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -243,22 +254,21 @@ impl WebRtcSession {
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
 
-        let audio_ssrc = rand::thread_rng().gen::<u32>() | 1;
-        let audio_track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            format!("callisto-{audio_ssrc:08x}"),
-            format!("audio-{audio_ssrc:08x}"),
-            "audio".to_owned(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(audio_ssrc),
-                    ..Default::default()
-                },
-                codec: audio_codec(first_codec),
-                ..Default::default()
-            }],
-        )));
+        let audio_track = LocalTrack::new("audio", RtpCodecKind::Audio, audio_codec(first_codec));
         let (audio_inbox, audio_inputs) = mpsc::channel();
+        let with_video = config.video.is_some() && media.video.is_some();
+        let (video_track, video_route, video_inputs) = if with_video {
+            let (inbox, inputs) = mpsc::channel();
+            let route = VideoRoute {
+                inbox,
+                thread: Arc::new(Mutex::new(None)),
+                remote: Arc::new(Mutex::new(None)),
+            };
+            let track = LocalTrack::new("video", RtpCodecKind::Video, h264_codec());
+            (Some(track), Some(route), Some(inputs))
+        } else {
+            (None, None, None)
+        };
         let session = WebRtcSession {
             config,
             pc,
@@ -267,25 +277,35 @@ impl WebRtcSession {
             ice_connected,
             gathered,
             negotiation: tokio::sync::Mutex::new(Negotiation::Idle),
-            audio_ssrc,
             rtt,
             audio_track,
-            audio_sender: Mutex::new(None),
+            video_track,
             audio_inbox,
-            pending: Mutex::new(Some((media, audio_inputs))),
+            video_route,
+            pending: Mutex::new(Some(PendingMedia {
+                media,
+                audio_inputs,
+                video_inputs,
+            })),
             audio: Mutex::new(None),
+            video: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             events,
         };
-        session.spawn(route_remote_tracks(tracks_rx, session.audio_inbox.clone()));
-        session.spawn(poll_stats(
+        session.spawn(tasks::route_remote_tracks(
+            tracks_rx,
+            session.audio_inbox.clone(),
+            session.video_route.clone(),
+        ));
+        session.spawn(tasks::poll_stats(
             Arc::clone(&session.pc),
-            Arc::clone(&session.shared),
+            Arc::clone(&session.shared.facts),
+            Arc::clone(&session.shared.connected),
         ));
         Ok(session)
     }
 
-    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    pub(super) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         lock(&self.tasks).push(tokio::spawn(task));
     }
 
@@ -352,16 +372,6 @@ impl WebRtcSession {
         Ok(sdp)
     }
 
-    async fn add_tracks(&self) -> Result<(), WebRtcError> {
-        if lock(&self.audio_sender).is_some() {
-            return Ok(());
-        }
-        let track: Arc<dyn TrackLocal> = Arc::clone(&self.audio_track) as Arc<dyn TrackLocal>;
-        let sender = self.pc.add_track(track).await?;
-        *lock(&self.audio_sender) = Some(sender);
-        Ok(())
-    }
-
     /// The local description once gathering is complete (bounded by the gathering timeout).
     async fn gathered_sdp(&self) -> Result<String, WebRtcError> {
         let limit = self.config.gathering_timeout;
@@ -376,54 +386,6 @@ impl WebRtcSession {
             .await
             .ok_or(WebRtcError::Negotiation("no local description"))?;
         Ok(description.sdp)
-    }
-
-    /// Starts the audio thread on the negotiated codec and the task that writes its RTP.
-    async fn start_media(&self) -> Result<(), WebRtcError> {
-        let sender = lock(&self.audio_sender)
-            .clone()
-            .ok_or(WebRtcError::Negotiation("no audio sender"))?;
-        let parameters = sender.get_parameters().await?;
-        let (codec, payload_type) = parameters
-            .rtp_parameters
-            .codecs
-            .iter()
-            .find_map(|c| {
-                negotiated_audio_codec(&c.rtp_codec.mime_type).map(|k| (k, c.payload_type))
-            })
-            .ok_or(WebRtcError::NoCommonCodec("audio"))?;
-        let Some((media, inputs)) = lock(&self.pending).take() else {
-            return Err(WebRtcError::Negotiation("media already started"));
-        };
-        let stream = AudioStreamConfig {
-            codec,
-            payload_type,
-            encoder: self.config.audio.encoder,
-            ptime_ms: self.config.audio.ptime_ms,
-            telephone_event: None,
-        };
-        info!(
-            codec = codec.encoding_name(),
-            payload_type, "WebRTC audio starts"
-        );
-        let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
-        let on_event = Arc::clone(&self.shared.on_event);
-        let thread = AudioThread::start(
-            AudioThreadConfig {
-                stream,
-                ssrc: self.audio_ssrc,
-                options: SessionOptions::default(),
-            },
-            media.audio_source,
-            media.audio_sink,
-            (self.audio_inbox.clone(), inputs),
-            outgoing,
-            Box::new(move |event| on_event(WebRtcEvent::Audio(event))),
-        )?;
-        *lock(&self.audio) = Some(thread);
-        let track: Arc<dyn TrackLocal> = Arc::clone(&self.audio_track) as Arc<dyn TrackLocal>;
-        self.spawn(write_rtp(outgoing_rx, track, Arc::clone(&self.shared)));
-        Ok(())
     }
 
     /// Waits until ICE and DTLS are up, at most [`WebRtcConfig::connect_timeout`]; fails
@@ -475,15 +437,25 @@ impl WebRtcSession {
     /// A snapshot of the statistics (the transport part at most 500 ms old).
     pub fn stats(&self) -> WebRtcStats {
         let audio = lock(&self.audio).as_ref().map(AudioThread::stats);
-        self.compose(audio)
+        let video = lock(&self.video).as_ref().map(VideoThread::stats);
+        self.compose(audio, video)
     }
 
-    fn compose(&self, audio: Option<crate::session::AudioStats>) -> WebRtcStats {
+    fn compose(
+        &self,
+        audio: Option<crate::session::AudioStats>,
+        video: Option<super::stats::VideoStats>,
+    ) -> WebRtcStats {
         let facts = *lock(&self.shared.facts);
+        let video = video.map(|mut video| {
+            video.nacks_sent = facts.video_nacks_sent;
+            video.nacks_received = facts.video_nacks_received;
+            video
+        });
         let audio = audio.map(|mut audio| {
             audio.rtt_ms = self
                 .rtt
-                .get(self.audio_ssrc)
+                .get(self.audio_track.ssrc)
                 .map(|rtt| rtt.as_secs_f64() * 1000.0);
             if let Some(remote) = facts.remote_addr {
                 audio.remote_addr = remote;
@@ -497,116 +469,35 @@ impl WebRtcSession {
             local_addr: facts.local_addr,
             remote_addr: facts.remote_addr,
             ice_rtt_ms: facts.ice_rtt_ms,
+            video,
         }
     }
 
     /// Ends the session: stops the media thread (the sink is finished), closes the peer
     /// connection and returns the final statistics.
     pub async fn close(self) -> WebRtcStats {
+        if self.is_connected() {
+            let facts = tasks::read_facts(self.pc.as_ref()).await;
+            *lock(&self.shared.facts) = facts;
+        }
+        self.shared.closed.store(true, Ordering::Release);
         let audio = lock(&self.audio).take().map(|mut thread| thread.stop());
+        let video = lock(&self.video).take().map(|mut thread| thread.stop());
         if let Err(e) = self.pc.close().await {
             debug!(error = %e, "closing the peer connection");
         }
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
-        self.compose(audio)
+        self.compose(audio, video)
     }
 }
 
 impl Drop for WebRtcSession {
     fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
-    }
-}
-
-/// Sends each remote track's RTP to the media thread that plays it.
-async fn route_remote_tracks(
-    mut tracks: async_mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
-    audio: mpsc::Sender<AudioInput>,
-) {
-    while let Some(track) = tracks.recv().await {
-        let kind = track.kind().await;
-        debug!(?kind, "remote track");
-        if kind != RtpCodecKind::Audio {
-            continue;
-        }
-        let audio = audio.clone();
-        tokio::spawn(async move {
-            while let Some(event) = track.poll().await {
-                match event {
-                    TrackRemoteEvent::OnRtpPacket(packet) => {
-                        let at = Instant::now();
-                        match packet.marshal() {
-                            Ok(bytes) => {
-                                let datagram = Bytes::from(bytes);
-                                if audio.send(AudioInput::Rtp { at, datagram }).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(e) => debug!(error = %e, "remote RTP did not marshal"),
-                        }
-                    }
-                    TrackRemoteEvent::OnEnded => break,
-                    _ => {}
-                }
-            }
-        });
-    }
-}
-
-/// Writes the media thread's RTP to the local track; drops it while not connected.
-async fn write_rtp(
-    mut packets: async_mpsc::UnboundedReceiver<RtpPacket>,
-    track: Arc<dyn TrackLocal>,
-    shared: Arc<Shared>,
-) {
-    let mut failures = 0u64;
-    while let Some(packet) = packets.recv().await {
-        if !shared.connected.load(Ordering::Acquire) {
-            continue;
-        }
-        if let Err(e) = track.write_rtp(packet).await {
-            failures += 1;
-            if failures == 1 {
-                warn!(error = %e, "RTP write refused");
-            }
-        }
-    }
-}
-
-/// The local and remote addresses of the selected ICE candidate pair.
-async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAddr)> {
-    let sender = pc.get_senders().await.into_iter().next()?;
-    let dtls = sender.transport().await.ok()??;
-    let pair = dtls
-        .ice_transport()
-        .get_selected_candidate_pair()
-        .await
-        .ok()??;
-    Some((
-        candidate_addr(pair.local())?,
-        candidate_addr(pair.remote())?,
-    ))
-}
-
-/// Reads the selected pair and RTT from the peer connection's statistics.
-async fn poll_stats(pc: Arc<dyn PeerConnection>, shared: Arc<Shared>) {
-    let mut interval = tokio::time::interval(STATS_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if !shared.connected.load(Ordering::Acquire) {
-            continue;
-        }
-        let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
-        let mut facts = transport_facts(&report);
-        if let Some((local, remote)) = selected_pair(pc.as_ref()).await {
-            facts.local_addr = Some(local);
-            facts.remote_addr = Some(remote);
-        }
-        *lock(&shared.facts) = facts;
     }
 }

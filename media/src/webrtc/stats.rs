@@ -1,11 +1,15 @@
 //! A WebRTC session's statistics: the audio stream's [`AudioStats`] (counted by our own
 //! pipelines, as in the classic session) plus what only the peer connection knows — the
-//! selected ICE path, the round-trip time from RTCP, and the connection timeline.
+//! selected ICE path, the round-trip time from RTCP, and the connection timeline — and the
+//! video stream's [`VideoStats`].
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ::webrtc::peer_connection::{RTCIceCandidate, RTCStatsReport};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+pub use super::video_thread::VideoStats;
 
 use crate::session::AudioStats;
 
@@ -27,6 +31,8 @@ pub struct WebRtcStats {
     pub remote_addr: Option<SocketAddr>,
     /// The ICE round-trip time of the selected pair, in milliseconds.
     pub ice_rtt_ms: Option<f64>,
+    /// The video stream, when the session has video and negotiation started it.
+    pub video: Option<VideoStats>,
 }
 
 impl WebRtcStats {
@@ -43,6 +49,10 @@ pub(crate) struct TransportFacts {
     pub local_addr: Option<SocketAddr>,
     pub remote_addr: Option<SocketAddr>,
     pub ice_rtt_ms: Option<f64>,
+    /// NACKs we sent about the peer's video.
+    pub video_nacks_sent: u64,
+    /// NACKs the peer sent about our video.
+    pub video_nacks_received: u64,
 }
 
 /// The selected pair's ICE RTT out of a full report. (The report's candidate entries do not
@@ -62,6 +72,16 @@ pub(crate) fn transport_facts(report: &RTCStatsReport) -> TransportFacts {
         facts.ice_rtt_ms =
             (pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0);
     }
+    facts.video_nacks_sent = report
+        .inbound_rtp_streams()
+        .filter(|s| s.received_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
+        .map(|s| u64::from(s.nack_count))
+        .sum();
+    facts.video_nacks_received = report
+        .outbound_rtp_streams()
+        .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
+        .map(|s| u64::from(s.nack_count))
+        .sum();
     facts
 }
 
