@@ -423,6 +423,14 @@ impl WebRtcSession {
         }
     }
 
+    /// Asks the peer for a keyframe of its video (a PLI; at most one per 300 ms), for
+    /// example when a display starts showing the call. Without video, nothing happens.
+    pub fn request_keyframe(&self) {
+        if let Some(route) = &self.video_route {
+            route.deliver(VideoInput::RequestKeyframe);
+        }
+    }
+
     /// Whether ICE and DTLS are up now.
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Acquire)

@@ -44,7 +44,7 @@ pub(crate) struct VideoRoute {
 }
 
 impl VideoRoute {
-    fn deliver(&self, input: VideoInput) -> bool {
+    pub(crate) fn deliver(&self, input: VideoInput) -> bool {
         let delivered = self.inbox.send(input).is_ok();
         if let Some(thread) = lock(&self.thread).as_ref() {
             thread.unpark();

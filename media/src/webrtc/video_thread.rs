@@ -90,6 +90,8 @@ pub(crate) enum VideoInput {
     Rtp { at: Instant, packet: RtpPacket },
     /// The peer asked for a keyframe (PLI or FIR).
     KeyframeRequested,
+    /// Ask the peer for a keyframe (a PLI, rate-limited like the decoder's own requests).
+    RequestKeyframe,
     /// Stop: finish the sink and return the statistics.
     Stop,
 }
@@ -254,6 +256,7 @@ impl VideoLoop {
                         self.counters.keyframe_requests_received += 1;
                         self.encoder.force_keyframe();
                     }
+                    Ok(VideoInput::RequestKeyframe) => self.request_keyframe(Instant::now()),
                     Ok(VideoInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
                 }
