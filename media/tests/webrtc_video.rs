@@ -129,3 +129,40 @@ async fn test_pattern_crosses_both_ways_at_640x480() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_only_answerer_leaves_the_call_audio_only() {
+    let (a, seen_by_a) = video_session(1).await;
+    let b = WebRtcSession::new(
+        WebRtcConfig::loopback(),
+        WebRtcMedia {
+            audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 880.0, -12.0)),
+            audio_sink: Box::new(NullSink::new(AUDIO)),
+            video: None,
+        },
+    )
+    .await
+    .unwrap();
+    let offer = a.create_offer().await.unwrap();
+    assert!(offer.contains("m=video"));
+    let answer = b.accept_offer(&offer).await.unwrap();
+    a.apply_answer(&answer).await.unwrap();
+    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
+    ra.unwrap();
+    rb.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats_a = a.close().await;
+    let stats_b = b.close().await;
+    println!("answer:\n{answer}");
+    println!("a video: {:?}", stats_a.video);
+    for (who, stats) in [("a", &stats_a), ("b", &stats_b)] {
+        let audio = stats.audio.as_ref().expect("audio");
+        assert!(audio.decoded_frames > 30, "{who}: {}", audio.decoded_frames);
+    }
+    assert!(stats_b.video.is_none());
+    assert!(
+        stats_a.video.is_none(),
+        "no video thread for a declined m-line"
+    );
+    assert!(seen_by_a.lock().unwrap().is_empty());
+}

@@ -82,11 +82,16 @@ impl WebRtcSession {
         Ok(())
     }
 
-    /// Starts the media threads on the negotiated codecs, and the tasks around them.
-    pub(super) async fn start_media(&self) -> Result<(), WebRtcError> {
+    /// Starts the media threads on the negotiated codecs, and the tasks around them. Video
+    /// starts only when the remote description has an active video m-line (`remote_video`).
+    pub(super) async fn start_media(&self, remote_video: bool) -> Result<(), WebRtcError> {
         let audio_parameters = self.audio_track.parameters().await?;
         let video_parameters = match &self.video_track {
-            Some(track) => Some(track.parameters().await?),
+            Some(track) if remote_video => track.parameters().await.ok(),
+            Some(_) => {
+                info!("the peer declined video: the call is audio-only");
+                None
+            }
             None => None,
         };
         let Some(pending) = lock(&self.pending).take() else {

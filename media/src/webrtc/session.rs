@@ -332,14 +332,14 @@ impl WebRtcSession {
         if *negotiation != Negotiation::OfferSent {
             return Err(WebRtcError::Negotiation("an answer without an offer"));
         }
-        check_remote_sdp(sdp)?;
+        let facts = check_remote_sdp(sdp)?;
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
         self.pc
             .set_remote_description(answer)
             .await
             .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
-        self.start_media().await?;
+        self.start_media(facts.video).await?;
         *negotiation = Negotiation::Done;
         Ok(())
     }
@@ -367,7 +367,7 @@ impl WebRtcSession {
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         let sdp = self.gathered_sdp().await?;
-        self.start_media().await?;
+        self.start_media(facts.video).await?;
         *negotiation = Negotiation::Done;
         Ok(sdp)
     }

@@ -70,7 +70,11 @@ pub(crate) async fn route_remote_tracks(
                 *lock(&route.remote) = Some(Arc::clone(&track));
                 tokio::spawn(forward_video(track, route.clone()));
             }
-            _ => {}
+            // A stream we do not play (video offered to an audio-only session): read and
+            // drop it, so the peer connection's queue for it never fills.
+            _ => {
+                tokio::spawn(async move { while track.poll().await.is_some() {} });
+            }
         }
     }
 }
