@@ -10,6 +10,8 @@
 //! - [`netsim`]: a seeded network simulator for media tests.
 //! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
 //! - [`session`]: the classic media session (plain RTP or SDES-SRTP) that ties them together.
+//! - [`video`]: I420 frames, sources (test pattern, Y4M) and sinks, scaling.
+//! - [`webrtc`]: the WebRTC media session (ICE, DTLS-SRTP, BUNDLE) over the `webrtc` crate.
 
 pub mod analysis;
 pub mod audio;
@@ -19,3 +21,5 @@ pub mod jitter_buffer;
 pub mod netsim;
 pub mod rtp;
 pub mod session;
+pub mod video;
+pub mod webrtc;

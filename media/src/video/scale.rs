@@ -1,0 +1,178 @@
+//! Resizing I420 frames: area averaging (a box filter) when shrinking, bilinear when growing.
+//!
+//! Each plane is resampled separably (rows, then columns) in fixed point. Shrinking averages
+//! every source pixel an output pixel covers, weighted by how much of it is covered, so
+//! downscaling by 2 is the mean of 2x2 blocks and fine detail does not alias; growing
+//! interpolates between the two nearest pixel centres. Chroma planes are scaled like luma, at
+//! half size.
+
+use super::error::VideoError;
+use super::frame::{check_dimensions, i420_len, VideoFrame};
+
+/// Fixed-point weight scale of one axis (weights of an output pixel sum to this).
+const ONE: u32 = 1 << 14;
+
+/// Source taps of one output pixel along one axis: the first source index and the weights.
+struct Taps {
+    start: usize,
+    weights: Vec<u32>,
+}
+
+fn axis_taps(src: usize, dst: usize) -> Vec<Taps> {
+    let ratio = src as f64 / dst as f64;
+    (0..dst)
+        .map(|i| {
+            let mut taps = if src > dst {
+                // Area: output pixel i covers [i*ratio, (i+1)*ratio) of the source.
+                let (lo, hi) = (i as f64 * ratio, (i + 1) as f64 * ratio);
+                let start = lo.floor() as usize;
+                let end = (hi.ceil() as usize).min(src);
+                let weights = (start..end)
+                    .map(|j| {
+                        let covered = hi.min(j as f64 + 1.0) - lo.max(j as f64);
+                        (covered / ratio * f64::from(ONE)).round().max(0.0) as u32
+                    })
+                    .collect();
+                Taps { start, weights }
+            } else {
+                // Bilinear between the two nearest pixel centres.
+                let x = ((i as f64 + 0.5) * ratio - 0.5).clamp(0.0, (src - 1) as f64);
+                let start = (x.floor() as usize).min(src - 1);
+                let frac = x - start as f64;
+                let right = (frac * f64::from(ONE)).round() as u32;
+                if start + 1 < src && right > 0 {
+                    Taps {
+                        start,
+                        weights: vec![ONE - right, right],
+                    }
+                } else {
+                    Taps {
+                        start,
+                        weights: vec![ONE],
+                    }
+                }
+            };
+            // Make the weights sum to exactly ONE so flat areas stay flat.
+            let sum: u32 = taps.weights.iter().sum();
+            if let Some(largest) = taps.weights.iter_mut().max() {
+                *largest = (*largest + ONE).saturating_sub(sum);
+            }
+            taps
+        })
+        .collect()
+}
+
+/// Resamples one tightly packed plane of `sw`x`sh` into `out` (`dw`x`dh`).
+fn scale_plane(src: &[u8], sw: usize, sh: usize, out: &mut [u8], dw: usize, dh: usize) {
+    if sw == dw && sh == dh {
+        out.copy_from_slice(src);
+        return;
+    }
+    let (xtaps, ytaps) = (axis_taps(sw, dw), axis_taps(sh, dh));
+    // Rows first, keeping 8 extra bits: values up to 255 << 8.
+    let mut rows = vec![0u16; dw * sh];
+    for y in 0..sh {
+        let line = &src[y * sw..(y + 1) * sw];
+        for (x, taps) in xtaps.iter().enumerate() {
+            let sum: u32 = taps
+                .weights
+                .iter()
+                .zip(&line[taps.start..])
+                .map(|(&w, &p)| w * u32::from(p))
+                .sum();
+            rows[y * dw + x] = ((sum + (1 << 5)) >> 6) as u16;
+        }
+    }
+    for (y, taps) in ytaps.iter().enumerate() {
+        let line = &mut out[y * dw..(y + 1) * dw];
+        for (x, p) in line.iter_mut().enumerate() {
+            let sum: u32 = taps
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(k, &w)| w * u32::from(rows[(taps.start + k) * dw + x]))
+                .sum();
+            *p = ((sum + (1 << 21)) >> 22).min(255) as u8;
+        }
+    }
+}
+
+/// A copy of `frame` resized to `width`x`height` (even, non-zero, at most 8192), keeping its
+/// timestamp. The same size gives an exact copy.
+pub fn scale_i420(frame: &VideoFrame, width: u32, height: u32) -> Result<VideoFrame, VideoError> {
+    check_dimensions(width, height)?;
+    let (sw, sh) = (frame.width() as usize, frame.height() as usize);
+    let (dw, dh) = (width as usize, height as usize);
+    let mut data = vec![0u8; i420_len(width, height)];
+    let (y, chroma) = data.split_at_mut(dw * dh);
+    let (u, v) = chroma.split_at_mut(dw * dh / 4);
+    scale_plane(frame.y(), sw, sh, y, dw, dh);
+    scale_plane(frame.u(), sw / 2, sh / 2, u, dw / 2, dh / 2);
+    scale_plane(frame.v(), sw / 2, sh / 2, v, dw / 2, dh / 2);
+    Ok(VideoFrame::from_checked_parts(
+        width,
+        height,
+        data,
+        frame.timestamp(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::{read_stamp, TestPattern, VideoFormat};
+    use std::time::Duration;
+
+    #[test]
+    fn halving_averages_two_by_two_blocks() {
+        let y: Vec<u8> = vec![10, 20, 30, 50, 30, 40, 70, 90, 0, 0, 0, 0, 0, 0, 0, 0];
+        let frame =
+            VideoFrame::from_planes(4, 4, &y, &[100; 4], &[50; 4], Duration::from_millis(7))
+                .unwrap();
+        let half = scale_i420(&frame, 2, 2).unwrap();
+        assert_eq!(half.y(), &[25, 60, 0, 0]);
+        assert_eq!(half.u(), &[100]);
+        assert_eq!(half.v(), &[50]);
+        assert_eq!(half.timestamp(), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn flat_pictures_stay_flat_at_any_size() {
+        let frame = VideoFrame::filled(640, 480, 77, 99, 111).unwrap();
+        for (w, h) in [(320, 240), (426, 240), (1280, 720), (98, 62), (642, 482)] {
+            let scaled = scale_i420(&frame, w, h).unwrap();
+            assert!(scaled.y().iter().all(|&p| p == 77), "{w}x{h}");
+            assert!(scaled.u().iter().all(|&p| p == 99), "{w}x{h}");
+            assert!(scaled.v().iter().all(|&p| p == 111), "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn same_size_is_a_copy_and_bad_sizes_are_refused() {
+        let frame = TestPattern::new(VideoFormat::new(64, 48, 30).unwrap(), 1)
+            .unwrap()
+            .render(3);
+        assert_eq!(scale_i420(&frame, 64, 48).unwrap(), frame);
+        assert!(scale_i420(&frame, 63, 48).is_err());
+        assert!(scale_i420(&frame, 0, 48).is_err());
+    }
+
+    #[test]
+    fn growing_interpolates_between_neighbours() {
+        let y = [0, 200, 0, 200];
+        let frame = VideoFrame::from_planes(2, 2, &y, &[128], &[128], Duration::ZERO).unwrap();
+        let grown = scale_i420(&frame, 4, 2).unwrap();
+        // Centres at -0.25, 0.25, 0.75, 1.25 of the source: clamp, 1/4, 3/4, clamp.
+        assert_eq!(&grown.y()[..4], &[0, 50, 150, 200]);
+    }
+
+    #[test]
+    fn stamps_survive_scaling() {
+        let source = TestPattern::new(VideoFormat::new(1280, 720, 30).unwrap(), 42).unwrap();
+        let frame = source.render(1234);
+        for (w, h) in [(640, 360), (320, 180), (426, 240), (1920, 1080)] {
+            let stamp = read_stamp(&scale_i420(&frame, w, h).unwrap()).unwrap();
+            assert_eq!((stamp.frame, stamp.identity), (1234, 42), "{w}x{h}");
+        }
+    }
+}

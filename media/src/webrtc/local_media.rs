@@ -1,0 +1,226 @@
+//! Our tracks and the start of media once negotiation is done: the negotiated codecs are read
+//! back from the senders, and the media threads and their tokio tasks are started.
+
+use std::sync::{Arc, Mutex};
+
+use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use ::webrtc::media_stream::track_local::TrackLocal;
+use ::webrtc::rtp_transceiver::RtpSender;
+use rand::Rng;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpSendParameters,
+    RtpCodecKind,
+};
+use tokio::sync::mpsc as async_mpsc;
+use tracing::info;
+
+use super::audio_thread::{AudioThread, AudioThreadConfig};
+use super::peer::negotiated_audio_codec;
+use super::session::{lock, PendingMedia, WebRtcSession, WebRtcVideoMedia};
+use super::tasks;
+use super::video_thread::{VideoChannels, VideoInput, VideoThread, VideoThreadConfig};
+use super::{WebRtcError, WebRtcEvent};
+use crate::session::{AudioStreamConfig, SessionOptions};
+
+/// One of our tracks: its SSRC (announced in our SDP), the track, and its sender once added.
+pub(super) struct LocalTrack {
+    pub ssrc: u32,
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub sender: Mutex<Option<Arc<dyn RtpSender>>>,
+}
+
+impl LocalTrack {
+    /// A track of `kind` with a random SSRC, offering `codec`.
+    pub(super) fn new(label: &str, kind: RtpCodecKind, codec: RTCRtpCodec) -> Self {
+        let ssrc = rand::thread_rng().gen::<u32>() | 1;
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("callisto-{ssrc:08x}"),
+            format!("{label}-{ssrc:08x}"),
+            label.to_owned(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        )));
+        LocalTrack {
+            ssrc,
+            track,
+            sender: Mutex::new(None),
+        }
+    }
+
+    fn as_track_local(&self) -> Arc<dyn TrackLocal> {
+        Arc::clone(&self.track) as Arc<dyn TrackLocal>
+    }
+
+    /// The negotiated send parameters.
+    async fn parameters(&self) -> Result<RTCRtpSendParameters, WebRtcError> {
+        let sender = lock(&self.sender)
+            .clone()
+            .ok_or(WebRtcError::Negotiation("track not added"))?;
+        Ok(sender.get_parameters().await?)
+    }
+}
+
+impl WebRtcSession {
+    /// Adds our tracks to the peer connection (once).
+    pub(super) async fn add_tracks(&self) -> Result<(), WebRtcError> {
+        for local in std::iter::once(&self.audio_track).chain(self.video_track.as_ref()) {
+            if lock(&local.sender).is_some() {
+                continue;
+            }
+            let sender = self.pc.add_track(local.as_track_local()).await?;
+            *lock(&local.sender) = Some(sender);
+        }
+        Ok(())
+    }
+
+    /// Starts the media threads on the negotiated codecs, and the tasks around them. Video
+    /// starts only when the remote description has an active video m-line (`remote_video`).
+    pub(super) async fn start_media(&self, remote_video: bool) -> Result<(), WebRtcError> {
+        let audio_parameters = self.audio_track.parameters().await?;
+        let video_parameters = match &self.video_track {
+            Some(track) if remote_video => track.parameters().await.ok(),
+            Some(_) => {
+                info!("the peer declined video: the call is audio-only");
+                None
+            }
+            None => None,
+        };
+        let Some(pending) = lock(&self.pending).take() else {
+            return Err(WebRtcError::Negotiation("media already started"));
+        };
+        let PendingMedia {
+            media,
+            audio_inputs,
+            video_inputs,
+        } = pending;
+        self.start_audio(
+            &audio_parameters,
+            media.audio_source,
+            media.audio_sink,
+            audio_inputs,
+        )?;
+        if let (Some(parameters), Some(video), Some(inputs)) =
+            (video_parameters, media.video, video_inputs)
+        {
+            self.start_video(&parameters, video, inputs)?;
+        }
+        Ok(())
+    }
+
+    fn start_audio(
+        &self,
+        parameters: &RTCRtpSendParameters,
+        source: Box<dyn crate::audio::AudioSource>,
+        sink: Box<dyn crate::audio::AudioSink>,
+        inputs: std::sync::mpsc::Receiver<super::audio_thread::AudioInput>,
+    ) -> Result<(), WebRtcError> {
+        let (codec, payload_type) = parameters
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find_map(|c| {
+                negotiated_audio_codec(&c.rtp_codec.mime_type).map(|k| (k, c.payload_type))
+            })
+            .ok_or(WebRtcError::NoCommonCodec("audio"))?;
+        let stream = AudioStreamConfig {
+            codec,
+            payload_type,
+            encoder: self.config.audio.encoder,
+            ptime_ms: self.config.audio.ptime_ms,
+            telephone_event: None,
+        };
+        info!(
+            codec = codec.encoding_name(),
+            payload_type, "WebRTC audio starts"
+        );
+        let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
+        let on_event = Arc::clone(&self.shared.on_event);
+        let thread = AudioThread::start(
+            AudioThreadConfig {
+                stream,
+                ssrc: self.audio_track.ssrc,
+                options: SessionOptions::default(),
+            },
+            source,
+            sink,
+            (self.audio_inbox.clone(), inputs),
+            outgoing,
+            Box::new(move |event| on_event(WebRtcEvent::Audio(event))),
+        )?;
+        *lock(&self.audio) = Some(thread);
+        self.spawn(tasks::write_rtp(
+            outgoing_rx,
+            self.audio_track.as_track_local(),
+            Arc::clone(&self.shared.connected),
+        ));
+        Ok(())
+    }
+
+    fn start_video(
+        &self,
+        parameters: &RTCRtpSendParameters,
+        media: WebRtcVideoMedia,
+        inputs: std::sync::mpsc::Receiver<VideoInput>,
+    ) -> Result<(), WebRtcError> {
+        let (Some(local), Some(route), Some(video)) =
+            (&self.video_track, &self.video_route, self.config.video)
+        else {
+            return Ok(());
+        };
+        let Some(payload_type) = parameters
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| {
+                c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
+                    && c.rtp_codec.sdp_fmtp_line.contains("packetization-mode=1")
+            })
+            .map(|c| c.payload_type)
+        else {
+            // The peer declined video (port 0) or has no H.264 mode 1: audio only.
+            info!("no H.264 negotiated: the call stays audio-only");
+            return Ok(());
+        };
+        info!(payload_type, "WebRTC video starts");
+        let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
+        let (pli, pli_rx) = async_mpsc::unbounded_channel();
+        let thread = VideoThread::start(
+            VideoThreadConfig {
+                video,
+                ssrc: local.ssrc,
+                payload_type,
+                connected: Arc::clone(&self.shared.connected),
+            },
+            media.source,
+            media.sink,
+            VideoChannels {
+                inbox: (route.inbox.clone(), inputs),
+                outgoing,
+                pli,
+            },
+        )?;
+        *lock(&route.thread) = thread.thread();
+        *lock(&self.video) = Some(thread);
+        self.spawn(tasks::write_rtp(
+            outgoing_rx,
+            local.as_track_local(),
+            Arc::clone(&self.shared.connected),
+        ));
+        self.spawn(tasks::write_plis(pli_rx, route.clone(), local.ssrc));
+        self.spawn(tasks::read_keyframe_requests(
+            local.as_track_local(),
+            route.clone(),
+            Arc::clone(&self.shared.closed),
+        ));
+        Ok(())
+    }
+}

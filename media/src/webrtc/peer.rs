@@ -1,0 +1,208 @@
+//! How a Callisto peer connection is built: codecs and RTCP feedback (the media engine), the
+//! interceptor chain, and the settings that pace ICE.
+//!
+//! # Codecs
+//!
+//! Audio: the configured codecs in order — Opus 48000/2 with `minptime=10;useinbandfec=1`
+//! (PT 111), PCMU (0), PCMA (8). Video: H.264 constrained baseline level 3.1,
+//! `level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f` (PT 125), with
+//! `nack`, `nack pli`, `ccm fir`, `goog-remb` and `transport-cc` feedback. Only
+//! packetization mode 1 is offered: mode 0 would oblige our sender to fit every NAL unit of a
+//! keyframe into one packet, which the encoder does not do.
+//!
+//! # Interceptors
+//!
+//! What the library's `register_default_interceptors` installs (NACK generator and responder,
+//! receiver and sender reports, the simulcast header extensions), TWCC both ways instead of
+//! receive-only (so `transport-cc` is negotiated and answered for audio and video),
+//! [`RttMeter`](super::rtt) (the library computes no RTCP round-trip time), and [`KeyframeRequestForwarder`] last, which hands PLI/FIR to our video sender.
+//!
+//! # ICE pacing: the 200 ms connect time
+//!
+//! Two bare peers on loopback reach `Connected` about 200 ms after the answer is applied. The
+//! time is one ICE check interval: `rtc-ice` 0.21.1, `src/agent/agent_config.rs` line 10,
+//! `DEFAULT_CHECK_INTERVAL = 200 ms`. The controlling agent (the offerer) pings every pair on
+//! its first tick and gets the success response within a millisecond, but it nominates a pair
+//! only on its *next* tick (`ControllingSelector::contact_candidates`,
+//! `src/agent/agent_selector.rs` lines 216–258): the nomination — a second binding request with
+//! USE-CANDIDATE — waits a whole `check_interval`. (The other path to nomination, a binding
+//! request from the controlled side arriving after our pair succeeded, also waits for the
+//! controlled agent's next tick, 200 ms later.) DTLS then completes in a few milliseconds on
+//! loopback; its retransmission timer (1 s) never fires without loss.
+//!
+//! `SettingEngineBuilder::with_ice_connection_attempts(check_interval, max_binding_requests)`
+//! sets both. Callisto checks every [`ICE_CHECK_INTERVAL`] (20 ms) and scales
+//! `max_binding_requests` so a pair is still given the library's 1.4 s (7 × 200 ms) to answer
+//! before it is declared failed: a slow path fails no sooner than before, a fast one connects
+//! ten times sooner. The faster pacing lasts only while checking (keepalives stay at 2 s), and
+//! costs a few dozen extra STUN packets per call.
+
+use std::time::Duration;
+
+use ::webrtc::peer_connection::{
+    MediaEngine, RTCBundlePolicy, RTCConfigurationBuilder, RTCIceServer, RTCRtcpMuxPolicy,
+    Registry, SettingEngine, SettingEngineBuilder,
+};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU,
+};
+use rtc::peer_connection::configuration::RTCConfiguration;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+
+use super::keyframe_requests::{self, KeyframeRequestForwarder};
+use super::rtt::{self, RttMeter, RttTable};
+use super::{IceServer, WebRtcConfig, WebRtcError};
+use crate::codec::AudioCodecKind;
+
+/// Callisto's ICE connectivity-check interval while connecting.
+pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long the library lets a candidate pair go unanswered before failing it: its default
+/// 7 binding requests, 200 ms apart.
+pub const ICE_PAIR_TIMEOUT: Duration = Duration::from_millis(1_400);
+
+/// The H.264 format Callisto sends and receives: constrained baseline 3.1, mode 1.
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+/// The Opus format parameters: in-band FEC on, 10 ms minimum packets.
+pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+
+/// H.264's dynamic payload type.
+pub const H264_PAYLOAD_TYPE: u8 = 125;
+
+/// The RTP codec description of an audio codec.
+pub fn audio_codec(codec: AudioCodecKind) -> RTCRtpCodec {
+    let (mime, fmtp, channels) = match codec {
+        AudioCodecKind::Opus => (MIME_TYPE_OPUS, OPUS_FMTP, 2),
+        AudioCodecKind::Pcmu => (MIME_TYPE_PCMU, "", 0),
+        AudioCodecKind::Pcma => (MIME_TYPE_PCMA, "", 0),
+    };
+    RTCRtpCodec {
+        mime_type: mime.to_owned(),
+        clock_rate: codec.clock_rate(),
+        channels,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The RTP codec description of Callisto's H.264.
+pub fn h264_codec() -> RTCRtpCodec {
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![
+            feedback("goog-remb", ""),
+            feedback("ccm", "fir"),
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+        ],
+    }
+}
+
+/// Which of our audio codecs a negotiated MIME type names.
+pub fn negotiated_audio_codec(mime_type: &str) -> Option<AudioCodecKind> {
+    [
+        AudioCodecKind::Opus,
+        AudioCodecKind::Pcmu,
+        AudioCodecKind::Pcma,
+    ]
+    .into_iter()
+    .find(|codec| {
+        audio_codec(*codec)
+            .mime_type
+            .eq_ignore_ascii_case(mime_type)
+    })
+}
+
+/// The media engine and interceptor registry for `config`: its audio codecs in order, H.264
+/// when it has video, and the interceptors described in the module docs.
+pub(crate) fn build_media_engine(
+    config: &WebRtcConfig,
+    rtt: RttTable,
+) -> Result<(MediaEngine, Registry), WebRtcError> {
+    let mut engine = MediaEngine::default();
+    for codec in &config.audio.codecs {
+        let payload_type = match codec {
+            AudioCodecKind::Opus => 111,
+            other => other.default_payload_type(),
+        };
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: audio_codec(*codec),
+                payload_type,
+            },
+            RtpCodecKind::Audio,
+        )?;
+    }
+    if config.video.is_some() {
+        engine.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(),
+                payload_type: H264_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )?;
+    }
+    // The library's defaults, with TWCC both ways instead of receive-only: the sender half
+    // stamps our packets so the peer's feedback has something to report on.
+    let registry = configure_nack(Registry::new(), &mut engine);
+    configure_simulcast_extension_headers(&mut engine)?;
+    let registry = configure_twcc(registry, &mut engine)?;
+    let registry = configure_rtcp_reports(registry)
+        .with(Slot::from(rtt::SLOT), RttMeter::new(rtt))
+        .with(
+            Slot::from(keyframe_requests::SLOT),
+            KeyframeRequestForwarder::default(),
+        );
+    Ok((engine, registry))
+}
+
+/// The setting engine: ICE check pacing (see the module docs) and mDNS.
+pub fn build_setting_engine(config: &WebRtcConfig) -> SettingEngine {
+    let interval = config.ice_check_interval.max(Duration::from_millis(1));
+    let attempts = (ICE_PAIR_TIMEOUT.as_millis() / interval.as_millis().max(1)).max(7);
+    let mdns = if config.resolve_mdns {
+        MulticastDnsMode::QueryOnly
+    } else {
+        MulticastDnsMode::Disabled
+    };
+    SettingEngineBuilder::new()
+        .with_ice_connection_attempts(
+            Some(interval),
+            Some(u16::try_from(attempts).unwrap_or(u16::MAX)),
+        )
+        .with_multicast_dns_mode(mdns)
+        .build()
+}
+
+/// The peer connection's configuration: ICE servers, max-bundle, rtcp-mux required.
+pub fn build_configuration(config: &WebRtcConfig) -> RTCConfiguration {
+    RTCConfigurationBuilder::new()
+        .with_ice_servers(config.ice_servers.iter().map(ice_server).collect())
+        .with_bundle_policy(RTCBundlePolicy::MaxBundle)
+        .with_rtcp_mux_policy(RTCRtcpMuxPolicy::Require)
+        .build()
+}
+
+fn ice_server(server: &IceServer) -> RTCIceServer {
+    RTCIceServer {
+        urls: server.urls.clone(),
+        username: server.username.clone(),
+        credential: server.credential.clone(),
+    }
+}

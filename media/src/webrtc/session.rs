@@ -1,0 +1,511 @@
+//! [`WebRtcSession`]: the async driver around one peer connection.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use ::webrtc::media_stream::track_remote::TrackRemote;
+use ::webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tokio::sync::{mpsc as async_mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use super::audio_thread::{AudioInput, AudioThread};
+use super::local_media::LocalTrack;
+use super::peer::{
+    audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
+};
+use super::rtt::RttTable;
+use super::sdp_check::check_remote_sdp;
+use super::stats::{TransportFacts, WebRtcStats};
+use super::tasks::{self, VideoRoute};
+use super::video_thread::{VideoInput, VideoThread};
+use super::{WebRtcConfig, WebRtcError, WebRtcEvent};
+use crate::audio::{AudioSink, AudioSource};
+use crate::video::{VideoSink, VideoSource};
+
+/// Where a session delivers its events.
+pub(super) type EventHandler = Arc<dyn Fn(WebRtcEvent) + Send + Sync>;
+
+/// The media a session carries: what it sends and where it plays what it receives.
+pub struct WebRtcMedia {
+    /// The microphone (or file, or tone).
+    pub audio_source: Box<dyn AudioSource>,
+    /// The speaker (or recording).
+    pub audio_sink: Box<dyn AudioSink>,
+    /// The camera (or file, or test pattern) and the display, when the call has video
+    /// ([`WebRtcConfig::video`] set too).
+    pub video: Option<WebRtcVideoMedia>,
+}
+
+/// The video a session carries.
+pub struct WebRtcVideoMedia {
+    /// What we send; its format (size, rate) is what the encoder is configured with.
+    pub source: Box<dyn VideoSource>,
+    /// Where decoded pictures go.
+    pub sink: Box<dyn VideoSink>,
+}
+
+impl std::fmt::Debug for WebRtcMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcMedia")
+            .field("audio_source", &self.audio_source.format())
+            .field("audio_sink", &self.audio_sink.format())
+            .field("video", &self.video.as_ref().map(|v| v.source.format()))
+            .finish()
+    }
+}
+
+/// Media handed in at creation, waiting for negotiation to start it.
+pub(super) struct PendingMedia {
+    pub media: WebRtcMedia,
+    pub audio_inputs: mpsc::Receiver<AudioInput>,
+    pub video_inputs: Option<mpsc::Receiver<VideoInput>>,
+}
+
+/// Where offer/answer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Negotiation {
+    Idle,
+    OfferSent,
+    Done,
+}
+
+/// State shared with the event handler and the tasks.
+pub(super) struct Shared {
+    pub created_at: Instant,
+    pub connected_at: Mutex<Option<Instant>>,
+    pub facts: Arc<Mutex<TransportFacts>>,
+    pub connected: Arc<AtomicBool>,
+    pub closed: Arc<AtomicBool>,
+    pub on_event: EventHandler,
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The peer connection's event handler: publishes states, hands remote tracks on.
+struct Handler {
+    state: watch::Sender<RTCPeerConnectionState>,
+    ice_connected: watch::Sender<Option<Instant>>,
+    gathered: watch::Sender<bool>,
+    tracks: async_mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        debug!(?state, "ICE gathering");
+        self.gathered
+            .send_replace(state == RTCIceGatheringState::Complete);
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        debug!(%state, "ICE connection");
+        if matches!(
+            state,
+            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+        ) {
+            self.ice_connected
+                .send_if_modified(|at| at.is_none() && at.replace(Instant::now()).is_none());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        info!(%state, "peer connection");
+        let event = match state {
+            RTCPeerConnectionState::Connected => {
+                let at = Instant::now();
+                lock(&self.shared.connected_at).get_or_insert(at);
+                self.shared.connected.store(true, Ordering::Release);
+                Some(WebRtcEvent::Connected { at })
+            }
+            RTCPeerConnectionState::Disconnected => Some(WebRtcEvent::Disconnected),
+            RTCPeerConnectionState::Failed => Some(WebRtcEvent::Failed),
+            _ => None,
+        };
+        if !matches!(state, RTCPeerConnectionState::Connected) {
+            self.shared.connected.store(false, Ordering::Release);
+        }
+        self.state.send_replace(state);
+        if let Some(event) = event {
+            (self.shared.on_event)(event);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.send(track);
+    }
+}
+
+/// One call's media over WebRTC: a peer connection with an Opus track each way, run by tokio
+/// tasks for the network side and a media thread for encoding, jitter buffering and decoding.
+///
+/// # Using it
+/// Create it inside a tokio runtime (multi-threaded), then either
+/// - **offer**: [`create_offer`](Self::create_offer) → SDP into the INVITE, the answer from the
+///   200 OK into [`apply_answer`](Self::apply_answer); or
+/// - **answer**: the INVITE's SDP into [`accept_offer`](Self::accept_offer) → SDP for the 200 OK.
+///
+/// Media starts when negotiation completes; [`wait_connected`](Self::wait_connected) tells when
+/// ICE and DTLS are up (or why they failed). [`close`](Self::close) ends it and returns the
+/// final statistics. With video configured and video media given, an H.264 track goes each way
+/// as well.
+pub struct WebRtcSession {
+    pub(super) config: WebRtcConfig,
+    pub(super) pc: Arc<dyn PeerConnection>,
+    pub(super) shared: Arc<Shared>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    ice_connected: watch::Receiver<Option<Instant>>,
+    gathered: watch::Receiver<bool>,
+    negotiation: tokio::sync::Mutex<Negotiation>,
+    pub(super) rtt: RttTable,
+    pub(super) audio_track: LocalTrack,
+    pub(super) video_track: Option<LocalTrack>,
+    pub(super) audio_inbox: mpsc::Sender<AudioInput>,
+    pub(super) video_route: Option<VideoRoute>,
+    pub(super) pending: Mutex<Option<PendingMedia>>,
+    pub(super) audio: Mutex<Option<AudioThread>>,
+    pub(super) video: Mutex<Option<VideoThread>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    events: Receiver<WebRtcEvent>,
+}
+
+impl std::fmt::Debug for WebRtcSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcSession")
+            .field("state", &*self.state.borrow())
+            .field("audio_ssrc", &self.audio_track.ssrc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebRtcSession {
+    /// Builds the peer connection (binding its UDP sockets) with `media` to carry; events are
+    /// queued for [`WebRtcSession::try_event`].
+    pub async fn new(config: WebRtcConfig, media: WebRtcMedia) -> Result<Self, WebRtcError> {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let handler: EventHandler = Arc::new(move |event| {
+            let _ = lock(&tx).send(event);
+        });
+        Self::build(config, media, handler, rx).await
+    }
+
+    /// As [`WebRtcSession::new`], handing each event to `on_event` as it happens (from a tokio
+    /// task or the media thread; it must return quickly) instead of queueing it.
+    pub async fn with_handler(
+        config: WebRtcConfig,
+        media: WebRtcMedia,
+        on_event: impl Fn(WebRtcEvent) + Send + Sync + 'static,
+    ) -> Result<Self, WebRtcError> {
+        let (_, rx) = mpsc::channel();
+        Self::build(config, media, Arc::new(on_event), rx).await
+    }
+
+    async fn build(
+        config: WebRtcConfig,
+        media: WebRtcMedia,
+        on_event: EventHandler,
+        events: Receiver<WebRtcEvent>,
+    ) -> Result<Self, WebRtcError> {
+        let first_codec = config
+            .audio
+            .codecs
+            .first()
+            .copied()
+            .ok_or(WebRtcError::NoCommonCodec("audio"))?;
+        let rtt = RttTable::default();
+        let (engine, registry) = build_media_engine(&config, rtt.clone())?;
+        let shared = Arc::new(Shared {
+            created_at: Instant::now(),
+            connected_at: Mutex::new(None),
+            facts: Arc::new(Mutex::new(TransportFacts::default())),
+            connected: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(AtomicBool::new(false)),
+            on_event,
+        });
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let (gathered_tx, gathered) = watch::channel(false);
+        let (ice_tx, ice_connected) = watch::channel(None);
+        let (tracks_tx, tracks_rx) = async_mpsc::unbounded_channel();
+        let handler = Arc::new(Handler {
+            state: state_tx,
+            ice_connected: ice_tx,
+            gathered: gathered_tx,
+            tracks: tracks_tx,
+            shared: Arc::clone(&shared),
+        });
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(build_configuration(&config))
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(build_setting_engine(&config))
+            .with_handler(handler)
+            .with_udp_addrs(config.udp_addrs.clone())
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+        let audio_track = LocalTrack::new("audio", RtpCodecKind::Audio, audio_codec(first_codec));
+        let (audio_inbox, audio_inputs) = mpsc::channel();
+        let with_video = config.video.is_some() && media.video.is_some();
+        let (video_track, video_route, video_inputs) = if with_video {
+            let (inbox, inputs) = mpsc::channel();
+            let route = VideoRoute {
+                inbox,
+                thread: Arc::new(Mutex::new(None)),
+                remote: Arc::new(Mutex::new(None)),
+            };
+            let track = LocalTrack::new("video", RtpCodecKind::Video, h264_codec());
+            (Some(track), Some(route), Some(inputs))
+        } else {
+            (None, None, None)
+        };
+        let session = WebRtcSession {
+            config,
+            pc,
+            shared,
+            state,
+            ice_connected,
+            gathered,
+            negotiation: tokio::sync::Mutex::new(Negotiation::Idle),
+            rtt,
+            audio_track,
+            video_track,
+            audio_inbox,
+            video_route,
+            pending: Mutex::new(Some(PendingMedia {
+                media,
+                audio_inputs,
+                video_inputs,
+            })),
+            audio: Mutex::new(None),
+            video: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            events,
+        };
+        session.spawn(tasks::route_remote_tracks(
+            tracks_rx,
+            session.audio_inbox.clone(),
+            session.video_route.clone(),
+        ));
+        session.spawn(tasks::poll_stats(
+            Arc::clone(&session.pc),
+            Arc::clone(&session.shared.facts),
+            Arc::clone(&session.shared.connected),
+        ));
+        Ok(session)
+    }
+
+    pub(super) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        lock(&self.tasks).push(tokio::spawn(task));
+    }
+
+    /// Makes an offer: adds our tracks, applies the offer locally, waits for ICE gathering to
+    /// complete (SIP does not trickle) and returns the SDP with every candidate.
+    pub async fn create_offer(&self) -> Result<String, WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::Idle {
+            return Err(WebRtcError::Negotiation(
+                "an offer was already made or answered",
+            ));
+        }
+        self.add_tracks().await?;
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        let sdp = self.gathered_sdp().await?;
+        *negotiation = Negotiation::OfferSent;
+        Ok(sdp)
+    }
+
+    /// Applies the peer's answer to our offer and starts media.
+    pub async fn apply_answer(&self, sdp: &str) -> Result<(), WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::OfferSent {
+            return Err(WebRtcError::Negotiation("an answer without an offer"));
+        }
+        let facts = check_remote_sdp(sdp)?;
+        let answer = RTCSessionDescription::answer(sdp.to_owned())
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.start_media(facts.video).await?;
+        *negotiation = Negotiation::Done;
+        Ok(())
+    }
+
+    /// Answers the peer's offer: applies it, adds our tracks, waits for ICE gathering and
+    /// returns the answer SDP; media starts at once.
+    pub async fn accept_offer(&self, sdp: &str) -> Result<String, WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::Idle {
+            return Err(WebRtcError::Negotiation(
+                "an offer while one is outstanding",
+            ));
+        }
+        let facts = check_remote_sdp(sdp)?;
+        if !facts.audio {
+            return Err(WebRtcError::NoCommonCodec("audio"));
+        }
+        let offer = RTCSessionDescription::offer(sdp.to_owned())
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.add_tracks().await?;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        let sdp = self.gathered_sdp().await?;
+        self.start_media(facts.video).await?;
+        *negotiation = Negotiation::Done;
+        Ok(sdp)
+    }
+
+    /// The local description once gathering is complete (bounded by the gathering timeout).
+    async fn gathered_sdp(&self) -> Result<String, WebRtcError> {
+        let limit = self.config.gathering_timeout;
+        let mut gathered = self.gathered.clone();
+        tokio::time::timeout(limit, gathered.wait_for(|done| *done))
+            .await
+            .map_err(|_| WebRtcError::GatheringTimeout(limit))?
+            .map_err(|_| WebRtcError::Closed)?;
+        let description = self
+            .pc
+            .local_description()
+            .await
+            .ok_or(WebRtcError::Negotiation("no local description"))?;
+        Ok(description.sdp)
+    }
+
+    /// Waits until ICE and DTLS are up, at most [`WebRtcConfig::connect_timeout`]; fails
+    /// early with [`WebRtcError::DtlsHandshake`] when ICE is up but DTLS has not completed
+    /// [`WebRtcConfig::dtls_timeout`] later. (`rtc` 0.21 reports a failed DTLS handshake — the
+    /// peer's certificate not matching its `a=fingerprint` — only in its log: the connection
+    /// stays "connecting", so this bound is what turns it into an error.)
+    pub async fn wait_connected(&self) -> Result<(), WebRtcError> {
+        let limit = self.config.connect_timeout;
+        let dtls_limit = self.config.dtls_timeout;
+        let overall = tokio::time::sleep(limit);
+        tokio::pin!(overall);
+        let mut state = self.state.clone();
+        let mut ice = self.ice_connected.clone();
+        loop {
+            match *state.borrow_and_update() {
+                RTCPeerConnectionState::Connected => return Ok(()),
+                RTCPeerConnectionState::Failed => return Err(WebRtcError::ConnectFailed),
+                RTCPeerConnectionState::Closed => return Err(WebRtcError::Closed),
+                _ => {}
+            }
+            let dtls_deadline = ice.borrow_and_update().map(|at| at + dtls_limit);
+            let dtls_expired = async move {
+                match dtls_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut overall => return Err(WebRtcError::ConnectTimeout(limit)),
+                _ = dtls_expired => return Err(WebRtcError::DtlsHandshake(dtls_limit)),
+                changed = state.changed() => changed.map_err(|_| WebRtcError::Closed)?,
+                changed = ice.changed() => changed.map_err(|_| WebRtcError::Closed)?,
+            }
+        }
+    }
+
+    /// Asks the peer for a keyframe of its video (a PLI; at most one per 300 ms), for
+    /// example when a display starts showing the call. Without video, nothing happens.
+    pub fn request_keyframe(&self) {
+        if let Some(route) = &self.video_route {
+            route.deliver(VideoInput::RequestKeyframe);
+        }
+    }
+
+    /// Whether ICE and DTLS are up now.
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// The next queued event, if any (empty for sessions made with
+    /// [`WebRtcSession::with_handler`]).
+    pub fn try_event(&self) -> Option<WebRtcEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// A snapshot of the statistics (the transport part at most 500 ms old).
+    pub fn stats(&self) -> WebRtcStats {
+        let audio = lock(&self.audio).as_ref().map(AudioThread::stats);
+        let video = lock(&self.video).as_ref().map(VideoThread::stats);
+        self.compose(audio, video)
+    }
+
+    fn compose(
+        &self,
+        audio: Option<crate::session::AudioStats>,
+        video: Option<super::stats::VideoStats>,
+    ) -> WebRtcStats {
+        let facts = *lock(&self.shared.facts);
+        let video = video.map(|mut video| {
+            video.nacks_sent = facts.video_nacks_sent;
+            video.nacks_received = facts.video_nacks_received;
+            video
+        });
+        let audio = audio.map(|mut audio| {
+            audio.rtt_ms = self
+                .rtt
+                .get(self.audio_track.ssrc)
+                .map(|rtt| rtt.as_secs_f64() * 1000.0);
+            if let Some(remote) = facts.remote_addr {
+                audio.remote_addr = remote;
+            }
+            audio
+        });
+        WebRtcStats {
+            audio,
+            created_at: self.shared.created_at,
+            connected_at: *lock(&self.shared.connected_at),
+            local_addr: facts.local_addr,
+            remote_addr: facts.remote_addr,
+            ice_rtt_ms: facts.ice_rtt_ms,
+            video,
+        }
+    }
+
+    /// Ends the session: stops the media thread (the sink is finished), closes the peer
+    /// connection and returns the final statistics.
+    pub async fn close(self) -> WebRtcStats {
+        if self.is_connected() {
+            let facts = tasks::read_facts(self.pc.as_ref()).await;
+            *lock(&self.shared.facts) = facts;
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        let audio = lock(&self.audio).take().map(|mut thread| thread.stop());
+        let video = lock(&self.video).take().map(|mut thread| thread.stop());
+        if let Err(e) = self.pc.close().await {
+            debug!(error = %e, "closing the peer connection");
+        }
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        self.compose(audio, video)
+    }
+}
+
+impl Drop for WebRtcSession {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}

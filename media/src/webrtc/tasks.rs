@@ -1,0 +1,225 @@
+//! The tokio tasks of a WebRTC session: they only move packets between the peer connection and
+//! the media threads, and read the peer connection's statistics.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use ::webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use ::webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use ::webrtc::peer_connection::{PeerConnection, StatsSelector};
+use bytes::Bytes;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::shared::marshal::Marshal;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::{debug, warn};
+
+use super::audio_thread::AudioInput;
+use super::keyframe_requests::is_keyframe_request;
+use super::stats::{candidate_addr, transport_facts, TransportFacts};
+use super::video_thread::VideoInput;
+use crate::rtp::RtpPacket;
+
+/// How often the peer connection's statistics (selected pair, RTT, NACKs) are read.
+pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// How long to wait before polling a local track that is not bound yet.
+const UNBOUND_RETRY: Duration = Duration::from_millis(50);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Where the peer's video goes: the video thread's inbox and the thread to wake.
+#[derive(Clone)]
+pub(crate) struct VideoRoute {
+    pub inbox: mpsc::Sender<VideoInput>,
+    /// Set once the video thread runs.
+    pub thread: Arc<Mutex<Option<Thread>>>,
+    /// The peer's video track, once it arrived (PLIs are written to it).
+    pub remote: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
+}
+
+impl VideoRoute {
+    pub(crate) fn deliver(&self, input: VideoInput) -> bool {
+        let delivered = self.inbox.send(input).is_ok();
+        if let Some(thread) = lock(&self.thread).as_ref() {
+            thread.unpark();
+        }
+        delivered
+    }
+}
+
+/// Sends each remote track's RTP to the media thread that plays it.
+pub(crate) async fn route_remote_tracks(
+    mut tracks: UnboundedReceiver<Arc<dyn TrackRemote>>,
+    audio: mpsc::Sender<AudioInput>,
+    video: Option<VideoRoute>,
+) {
+    while let Some(track) = tracks.recv().await {
+        let kind = track.kind().await;
+        debug!(?kind, "remote track");
+        match (kind, &video) {
+            (RtpCodecKind::Audio, _) => {
+                tokio::spawn(forward_audio(track, audio.clone()));
+            }
+            (RtpCodecKind::Video, Some(route)) => {
+                *lock(&route.remote) = Some(Arc::clone(&track));
+                tokio::spawn(forward_video(track, route.clone()));
+            }
+            // A stream we do not play (video offered to an audio-only session): read and
+            // drop it, so the peer connection's queue for it never fills.
+            _ => {
+                tokio::spawn(async move { while track.poll().await.is_some() {} });
+            }
+        }
+    }
+}
+
+async fn forward_audio(track: Arc<dyn TrackRemote>, audio: mpsc::Sender<AudioInput>) {
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let at = Instant::now();
+                match packet.marshal() {
+                    Ok(bytes) => {
+                        let datagram = Bytes::from(bytes);
+                        if audio.send(AudioInput::Rtp { at, datagram }).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "remote RTP did not marshal"),
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+async fn forward_video(track: Arc<dyn TrackRemote>, route: VideoRoute) {
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let at = Instant::now();
+                if !route.deliver(VideoInput::Rtp { at, packet }) {
+                    break;
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+/// Writes a media thread's RTP to its local track; drops it while not connected.
+pub(crate) async fn write_rtp(
+    mut packets: UnboundedReceiver<RtpPacket>,
+    track: Arc<dyn TrackLocal>,
+    connected: Arc<AtomicBool>,
+) {
+    let mut failures = 0u64;
+    while let Some(packet) = packets.recv().await {
+        if !connected.load(Ordering::Acquire) {
+            continue;
+        }
+        if let Err(e) = track.write_rtp(packet).await {
+            failures += 1;
+            if failures == 1 {
+                warn!(error = %e, "RTP write refused");
+            }
+        }
+    }
+}
+
+/// Sends a PLI for the peer's video each time the video thread asks.
+pub(crate) async fn write_plis(
+    mut requests: UnboundedReceiver<()>,
+    route: VideoRoute,
+    sender_ssrc: u32,
+) {
+    while requests.recv().await.is_some() {
+        let remote = lock(&route.remote).clone();
+        let Some(remote) = remote else {
+            continue;
+        };
+        let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
+            continue;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc,
+            media_ssrc,
+        };
+        if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
+            debug!(error = %e, "PLI not sent");
+        }
+    }
+}
+
+/// Hands the peer's keyframe requests about our video (PLI, FIR) to the video thread.
+pub(crate) async fn read_keyframe_requests(
+    track: Arc<dyn TrackLocal>,
+    route: VideoRoute,
+    closed: Arc<AtomicBool>,
+) {
+    while !closed.load(Ordering::Acquire) {
+        match track.poll().await {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                if packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+                    && !route.deliver(VideoInput::KeyframeRequested)
+                {
+                    break;
+                }
+            }
+            Some(_) => {}
+            // Not bound yet (or unbound): look again shortly.
+            None => tokio::time::sleep(UNBOUND_RETRY).await,
+        }
+    }
+}
+
+/// The local and remote addresses of the selected ICE candidate pair.
+async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAddr)> {
+    let sender = pc.get_senders().await.into_iter().next()?;
+    let dtls = sender.transport().await.ok()??;
+    let pair = dtls
+        .ice_transport()
+        .get_selected_candidate_pair()
+        .await
+        .ok()??;
+    Some((
+        candidate_addr(pair.local())?,
+        candidate_addr(pair.remote())?,
+    ))
+}
+
+/// Reads the peer connection's statistics and the selected pair.
+pub(crate) async fn read_facts(pc: &dyn PeerConnection) -> TransportFacts {
+    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+    let mut facts = transport_facts(&report);
+    if let Some((local, remote)) = selected_pair(pc).await {
+        facts.local_addr = Some(local);
+        facts.remote_addr = Some(remote);
+    }
+    facts
+}
+
+/// Keeps `facts` fresh while connected.
+pub(crate) async fn poll_stats(
+    pc: Arc<dyn PeerConnection>,
+    facts: Arc<Mutex<TransportFacts>>,
+    connected: Arc<AtomicBool>,
+) {
+    let mut interval = tokio::time::interval(STATS_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if connected.load(Ordering::Acquire) {
+            let fresh = read_facts(pc.as_ref()).await;
+            *lock(&facts) = fresh;
+        }
+    }
+}

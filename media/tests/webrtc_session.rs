@@ -1,0 +1,233 @@
+//! Two WebRTC sessions in one process on loopback (every socket on 127.0.0.1, no STUN server,
+//! no mDNS): offer/answer, ICE + DTLS, tones both ways verified by content, the SDP's
+//! attributes, and refusals (a fingerprint that does not match, garbage SDP) within bounded
+//! time. Timings are printed (`cargo test -p callisto-media --test webrtc_session --
+//! --nocapture`), never asserted.
+
+use std::time::{Duration, Instant};
+
+use callisto_media::analysis::{frequency_level, tone_coverage};
+use callisto_media::audio::{AudioFormat, MemorySink, SharedSamples, ToneSource};
+use callisto_media::webrtc::{WebRtcConfig, WebRtcError, WebRtcMedia, WebRtcSession};
+
+const FORMAT: AudioFormat = AudioFormat::MONO_48K;
+
+fn media(hz: f64) -> (WebRtcMedia, SharedSamples) {
+    let sink = MemorySink::new(FORMAT);
+    let heard = sink.shared();
+    let media = WebRtcMedia {
+        audio_source: Box::new(ToneSource::with_dbfs(FORMAT, hz, -12.0)),
+        audio_sink: Box::new(sink),
+        video: None,
+    };
+    (media, heard)
+}
+
+async fn session(hz: f64) -> (WebRtcSession, SharedSamples) {
+    let (media, heard) = media(hz);
+    let session = WebRtcSession::new(WebRtcConfig::loopback(), media)
+        .await
+        .expect("session");
+    (session, heard)
+}
+
+/// Offer from `a`, answer from `b`, both connected; returns the offer and answer SDP.
+async fn connect(a: &WebRtcSession, b: &WebRtcSession) -> (String, String) {
+    let offer = a.create_offer().await.expect("offer");
+    let answer = b.accept_offer(&offer).await.expect("answer");
+    a.apply_answer(&answer).await.expect("apply answer");
+    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
+    ra.expect("a connected");
+    rb.expect("b connected");
+    (offer, answer)
+}
+
+/// The recording without its first `skip`, where start-up silence lives.
+fn after(heard: &SharedSamples, skip: Duration) -> Vec<i16> {
+    let samples = heard.samples();
+    let from = (skip.as_secs_f64() * f64::from(FORMAT.sample_rate)) as usize;
+    samples.get(from..).unwrap_or_default().to_vec()
+}
+
+fn check_tone(who: &str, samples: &[i16], expected: f32, own: f32) {
+    let rate = FORMAT.sample_rate;
+    let coverage = tone_coverage(samples, rate, expected, 0.02, 20, 0.05);
+    let own_level = frequency_level(samples, rate, own, 0.02, 20);
+    println!(
+        "{who}: {:.1} s heard, {:.0} Hz coverage {:.1} %, own {own} Hz level {own_level:.4}",
+        samples.len() as f64 / f64::from(rate),
+        expected,
+        coverage * 100.0
+    );
+    assert!(
+        samples.len() > rate as usize,
+        "{who}: under a second of audio"
+    );
+    assert!(
+        coverage >= 0.9,
+        "{who}: {expected} Hz in {coverage} of windows"
+    );
+    assert!(
+        own_level < 0.01,
+        "{who}: hears its own {own} Hz at {own_level}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tones_cross_both_ways_over_dtls_srtp() {
+    let started = Instant::now();
+    let (a, heard_by_a) = session(440.0).await;
+    let (b, heard_by_b) = session(880.0).await;
+    connect(&a, &b).await;
+    let connected = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let stats_a = a.close().await;
+    let stats_b = b.close().await;
+    println!("connected after {connected:?}");
+    println!("a: {stats_a:?}");
+    println!("b: {stats_b:?}");
+
+    // Media starts before DTLS is up, and the jitter buffer needs a moment: skip 500 ms.
+    check_tone(
+        "a",
+        &after(&heard_by_a, Duration::from_millis(500)),
+        880.0,
+        440.0,
+    );
+    check_tone(
+        "b",
+        &after(&heard_by_b, Duration::from_millis(500)),
+        440.0,
+        880.0,
+    );
+    for (who, stats) in [("a", &stats_a), ("b", &stats_b)] {
+        let audio = stats.audio.as_ref().expect("audio stats");
+        assert_eq!(audio.codec, "opus", "{who}");
+        assert!(audio.tx_packets > 100, "{who}: sent {}", audio.tx_packets);
+        assert!(
+            audio.rx_packets > 100,
+            "{who}: received {}",
+            audio.rx_packets
+        );
+        assert!(
+            audio.decoded_frames > 100,
+            "{who}: decoded {}",
+            audio.decoded_frames
+        );
+        assert_eq!(audio.discarded, 0, "{who}");
+        assert!(
+            audio.remote_addr.ip().is_loopback(),
+            "{who}: {}",
+            audio.remote_addr
+        );
+        assert!(stats.connected_at.is_some(), "{who}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_and_answer_carry_the_webrtc_attributes() {
+    let (a, _) = session(440.0).await;
+    let (b, _) = session(880.0).await;
+    let offer = a.create_offer().await.unwrap();
+    let answer = b.accept_offer(&offer).await.unwrap();
+    println!("offer:\n{offer}\nanswer:\n{answer}");
+    for (what, sdp) in [("offer", &offer), ("answer", &answer)] {
+        for needle in [
+            "UDP/TLS/RTP/SAVPF",
+            "a=group:BUNDLE",
+            "a=rtcp-mux",
+            "a=mid:",
+            "a=fingerprint:sha-256 ",
+            "a=ice-ufrag:",
+            "a=rtpmap:111 opus/48000/2",
+            "useinbandfec=1",
+            "transport-cc",
+            "a=end-of-candidates",
+        ] {
+            assert!(sdp.contains(needle), "{what} lacks {needle}");
+        }
+        // Gathering was complete: every candidate is in the SDP, all of them on loopback.
+        let candidates: Vec<&str> = sdp
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .collect();
+        assert!(!candidates.is_empty(), "{what} has no candidates");
+        assert!(
+            candidates.iter().all(|c| c.contains(" 127.0.0.1 ")),
+            "{what}: {candidates:?}"
+        );
+    }
+    assert!(offer.contains("a=setup:actpass"), "offer");
+    assert!(
+        answer.contains("a=setup:active") || answer.contains("a=setup:passive"),
+        "answer"
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// Replaces the last byte of the SDP's fingerprint with another value.
+fn tamper_fingerprint(sdp: &str) -> String {
+    sdp.lines()
+        .map(|line| match line.strip_prefix("a=fingerprint:") {
+            Some(rest) => {
+                let (head, last) = rest.rsplit_once(':').expect("fingerprint bytes");
+                let flipped = if last == "00" { "01" } else { "00" };
+                format!("a=fingerprint:{head}:{flipped}")
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fingerprint_that_does_not_match_fails_within_bounded_time() {
+    let mut config = WebRtcConfig::loopback();
+    config.dtls_timeout = Duration::from_secs(1);
+    let (media_a, _) = media(440.0);
+    let a = WebRtcSession::new(config, media_a).await.unwrap();
+    let (b, _) = session(880.0).await;
+    let offer = a.create_offer().await.unwrap();
+    let answer = b.accept_offer(&offer).await.unwrap();
+    let forged = tamper_fingerprint(&answer);
+    assert_ne!(forged, answer);
+    a.apply_answer(&forged).await.unwrap();
+    let started = Instant::now();
+    let result = a.wait_connected().await;
+    println!(
+        "forged fingerprint: {result:?} after {:?}",
+        started.elapsed()
+    );
+    let err = result.unwrap_err();
+    assert!(matches!(err, WebRtcError::DtlsHandshake(_)), "{err:?}");
+    assert!(err.to_string().contains("fingerprint"), "{err}");
+    assert!(!a.is_connected());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_sdp_is_an_error() {
+    let (a, _) = session(440.0).await;
+    for garbage in ["", "garbage", "v=0\r\no=broken\r\n", "v=0\r\n\u{0}\u{ff}"] {
+        let err = a.accept_offer(garbage).await.unwrap_err();
+        assert!(matches!(err, WebRtcError::BadSdp(_)), "{garbage:?}: {err}");
+    }
+    // A classic offer is not ours to answer.
+    let classic = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let err = a.accept_offer(classic).await.unwrap_err();
+    assert!(matches!(err, WebRtcError::BadSdp(_)), "{err}");
+    // An answer needs an offer first; after an offer, a garbage answer is refused.
+    assert!(matches!(
+        a.apply_answer("v=0").await,
+        Err(WebRtcError::Negotiation(_))
+    ));
+    a.create_offer().await.unwrap();
+    let err = a.apply_answer("garbage").await.unwrap_err();
+    assert!(matches!(err, WebRtcError::BadSdp(_)), "{err}");
+    a.close().await;
+}

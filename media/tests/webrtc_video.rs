@@ -1,0 +1,168 @@
+//! Two WebRTC sessions with audio and H.264 video on loopback (every socket on 127.0.0.1):
+//! a stamped test pattern at 640x480 both ways, verified by the stamps read back from the
+//! decoded pictures. Figures are printed (`-- --nocapture`), not asserted beyond what the
+//! content proves.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callisto_media::audio::{AudioFormat, NullSink, ToneSource};
+use callisto_media::video::{read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat};
+use callisto_media::webrtc::{
+    VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcVideoMedia,
+};
+
+const AUDIO: AudioFormat = AudioFormat::MONO_48K;
+
+type Stamps = Arc<Mutex<Vec<Option<PatternStamp>>>>;
+
+async fn video_session(identity: u16) -> (WebRtcSession, Stamps) {
+    let format = VideoFormat::new(640, 480, 30).unwrap();
+    let stamps: Stamps = Arc::default();
+    let seen = Arc::clone(&stamps);
+    let media = WebRtcMedia {
+        audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 440.0, -12.0)),
+        audio_sink: Box::new(NullSink::new(AUDIO)),
+        video: Some(WebRtcVideoMedia {
+            source: Box::new(TestPattern::new(format, identity).unwrap()),
+            sink: Box::new(CallbackSink::new(move |frame| {
+                seen.lock().unwrap().push(read_stamp(frame));
+            })),
+        }),
+    };
+    let config = WebRtcConfig {
+        video: Some(VideoConfig {
+            width: 640,
+            height: 480,
+            fps: 30,
+            max_bitrate: 1_000_000,
+        }),
+        ..WebRtcConfig::loopback()
+    };
+    (WebRtcSession::new(config, media).await.unwrap(), stamps)
+}
+
+/// The decoded stamps must all be the peer's, and its frame counter must rise by one each
+/// time: no picture lost, repeated or reordered.
+fn check_stamps(who: &str, stamps: &[Option<PatternStamp>], peer: u16) {
+    let read: Vec<PatternStamp> = stamps
+        .iter()
+        .map(|s| s.expect("a readable stamp"))
+        .collect();
+    assert!(read.len() >= 60, "{who}: only {} pictures", read.len());
+    assert!(read.iter().all(|s| s.identity == peer), "{who}: {read:?}");
+    for pair in read.windows(2) {
+        assert_eq!(pair[1].frame, pair[0].frame + 1, "{who}: {pair:?}");
+    }
+    println!(
+        "{who}: {} pictures, frames {}..={}",
+        read.len(),
+        read[0].frame,
+        read[read.len() - 1].frame
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_pattern_crosses_both_ways_at_640x480() {
+    let (a, seen_by_a) = video_session(1).await;
+    let (b, seen_by_b) = video_session(2).await;
+    let started = Instant::now();
+    let offer = a.create_offer().await.unwrap();
+    let answer = b.accept_offer(&offer).await.unwrap();
+    a.apply_answer(&answer).await.unwrap();
+    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
+    ra.unwrap();
+    rb.unwrap();
+    let connected = started.elapsed();
+    let first_picture = loop {
+        if b.stats().video.is_some_and(|v| v.frames_decoded > 0) {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "no picture");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // B asks for a keyframe: A's encoder must answer with an IDR.
+    b.request_keyframe();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let stats_a = a.close().await;
+    let stats_b = b.close().await;
+    println!("connected after {connected:?}, first picture at b after {first_picture:?}");
+    println!("a: {:?}", stats_a.video);
+    println!("b: {:?}", stats_b.video);
+
+    for sdp in [&offer, &answer] {
+        for needle in [
+            "m=video",
+            "H264/90000",
+            "packetization-mode=1",
+            "profile-level-id=42e01f",
+            "nack pli",
+            "ccm fir",
+            "goog-remb",
+            "transport-cc",
+        ] {
+            assert!(sdp.contains(needle), "SDP lacks {needle}:\n{sdp}");
+        }
+    }
+    let (va, vb) = (
+        stats_a.video.as_ref().unwrap(),
+        stats_b.video.as_ref().unwrap(),
+    );
+    assert_eq!(vb.keyframe_requests_sent, 1);
+    assert_eq!(va.keyframe_requests_received, 1);
+    assert_eq!(
+        va.keyframes_sent, 2,
+        "the first frame and the requested one"
+    );
+    check_stamps("a", &seen_by_a.lock().unwrap(), 2);
+    check_stamps("b", &seen_by_b.lock().unwrap(), 1);
+    for (who, stats) in [("a", &stats_a), ("b", &stats_b)] {
+        let video = stats.video.as_ref().expect("video stats");
+        assert_eq!(video.codec, "H264");
+        assert_eq!(video.receive_resolution, Some((640, 480)), "{who}");
+        assert!(video.decode_fps >= 25.0, "{who}: {} fps", video.decode_fps);
+        assert_eq!(video.decode_errors, 0, "{who}");
+        assert!(
+            stats.audio.as_ref().is_some_and(|a| a.decoded_frames > 100),
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_only_answerer_leaves_the_call_audio_only() {
+    let (a, seen_by_a) = video_session(1).await;
+    let b = WebRtcSession::new(
+        WebRtcConfig::loopback(),
+        WebRtcMedia {
+            audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 880.0, -12.0)),
+            audio_sink: Box::new(NullSink::new(AUDIO)),
+            video: None,
+        },
+    )
+    .await
+    .unwrap();
+    let offer = a.create_offer().await.unwrap();
+    assert!(offer.contains("m=video"));
+    let answer = b.accept_offer(&offer).await.unwrap();
+    a.apply_answer(&answer).await.unwrap();
+    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
+    ra.unwrap();
+    rb.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats_a = a.close().await;
+    let stats_b = b.close().await;
+    println!("answer:\n{answer}");
+    println!("a video: {:?}", stats_a.video);
+    for (who, stats) in [("a", &stats_a), ("b", &stats_b)] {
+        let audio = stats.audio.as_ref().expect("audio");
+        assert!(audio.decoded_frames > 30, "{who}: {}", audio.decoded_frames);
+    }
+    assert!(stats_b.video.is_none());
+    assert!(
+        stats_a.video.is_none(),
+        "no video thread for a declined m-line"
+    );
+    assert!(seen_by_a.lock().unwrap().is_empty());
+}
