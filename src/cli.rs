@@ -80,7 +80,7 @@ pub struct RegisterArgs {
 }
 
 /// Media options shared by `call` and `answer`.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct MediaArgs {
     /// What to send: `tone:HZ`, a 16-bit PCM WAV file (played in a loop), or `silence`.
     #[arg(
@@ -102,6 +102,44 @@ pub struct MediaArgs {
         default_value = "optional"
     )]
     pub srtp: String,
+    /// The media path to offer: `classic` (RTP/AVP or SDES-SRTP, for desk phones and PBXs) or
+    /// `webrtc` (ICE, DTLS-SRTP, BUNDLE; for browsers and other Callistos). Incoming calls
+    /// are answered on the path their offer asks for; a WebRTC offer refused with 488 is
+    /// retried as classic.
+    #[arg(long, value_name = "classic|webrtc", default_value = "classic")]
+    pub media: String,
+    /// Video to send (WebRTC path): a moving test `pattern` with a machine-readable frame
+    /// counter, a Y4M file (played in a loop), or `none`.
+    #[arg(long, value_name = "pattern|FILE.y4m|none", default_value = "none")]
+    pub video: String,
+    /// Record the video the other side sends to this Y4M file.
+    #[arg(long, value_name = "OUT.y4m")]
+    pub record_video: Option<PathBuf>,
+    /// Video frame size for the test pattern and the encoder's limit.
+    #[arg(long, value_name = "WxH", default_value = "640x480")]
+    pub video_size: String,
+    /// Video frame rate.
+    #[arg(long, value_name = "FPS", default_value_t = 30)]
+    pub fps: u32,
+    /// The number drawn into the test pattern's stamp next to the frame counter, so a
+    /// receiver can tell senders apart.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pattern_id: u16,
+    /// Highest video bitrate, in kbit/s.
+    #[arg(long, value_name = "KBPS", default_value_t = 1500)]
+    pub video_kbps: u32,
+    /// A STUN server for ICE, e.g. stun:stun.example.org:3478 (none by default).
+    #[arg(long, value_name = "URI")]
+    pub stun: Option<String>,
+    /// A TURN server for ICE, e.g. turn:turn.example.org:3478?transport=udp.
+    #[arg(long, value_name = "URI")]
+    pub turn: Option<String>,
+    /// The TURN user name.
+    #[arg(long, value_name = "USER", requires = "turn")]
+    pub turn_user: Option<String>,
+    /// The TURN password.
+    #[arg(long, value_name = "PASSWORD", requires = "turn")]
+    pub turn_password: Option<String>,
     /// Hang up after this many seconds of conversation (default: wait for the other side).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -111,6 +149,32 @@ pub struct MediaArgs {
     /// Print one JSON object per line instead of sentences.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Default for MediaArgs {
+    /// The same defaults as on the command line.
+    fn default() -> Self {
+        MediaArgs {
+            audio: "silence".into(),
+            record_audio: None,
+            codecs: "opus,pcmu,pcma".into(),
+            srtp: "optional".into(),
+            media: "classic".into(),
+            video: "none".into(),
+            record_video: None,
+            video_size: "640x480".into(),
+            fps: 30,
+            pattern_id: 0,
+            video_kbps: 1500,
+            stun: None,
+            turn: None,
+            turn_user: None,
+            turn_password: None,
+            duration: None,
+            dtmf: None,
+            json: false,
+        }
+    }
 }
 
 /// `callisto call`.

@@ -9,12 +9,11 @@
 //! (busy, declined, not found, media failure…).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use callisto_signaling::registration::RegistrationEvent;
-use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
 use callisto_signaling::transport::{Target, TransportKind};
 use rand::SeedableRng;
 use serde_json::json;
@@ -25,77 +24,19 @@ use crate::cli::{AccountArgs, AnswerArgs, CallArgs, MediaArgs, RegisterArgs};
 use crate::config::{Account, Config};
 use crate::dns::{first_step, ServerQuery, SipResolver, Step};
 use crate::engine::{
-    self, AudioInput, CallFailure, CallKey, CallUpdate, Command, EngineEvent, EngineHandle,
-    MediaOptions, OutgoingCall,
+    self, CallFailure, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, MediaOptions,
+    OutgoingCall,
 };
 use crate::register::{self, exit, Output, Signals};
 use callisto_signaling::call::FailureCause;
 
 mod control;
+mod media_args;
 mod report;
 
 use control::control_lines;
+pub use media_args::media_options;
 use report::report;
-
-/// Turns the media flags into the engine's media options.
-pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
-    let input = match args.audio.as_str() {
-        "silence" => AudioInput::Silence,
-        text if text.starts_with("tone:") => {
-            let hz: f64 = text["tone:".len()..]
-                .parse()
-                .map_err(|_| format!("'{text}' is not a tone; write it like tone:440"))?;
-            if !(20.0..=20_000.0).contains(&hz) {
-                return Err(format!(
-                    "a tone of {hz} Hz cannot be heard; use 20 to 20000"
-                ));
-            }
-            AudioInput::Tone { hz }
-        }
-        path => {
-            let path = PathBuf::from(path);
-            if !path.is_file() {
-                return Err(format!(
-                    "'{}' is neither tone:HZ, silence nor a WAV file",
-                    path.display()
-                ));
-            }
-            AudioInput::File(path)
-        }
-    };
-    let mut codecs = Vec::new();
-    for name in args
-        .codecs
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
-        codecs.push(match name.to_ascii_lowercase().as_str() {
-            "opus" => AudioCodec::opus(),
-            "pcmu" | "g711u" | "ulaw" => AudioCodec::pcmu(),
-            "pcma" | "g711a" | "alaw" => AudioCodec::pcma(),
-            other => return Err(format!("unknown codec '{other}'; use opus, pcmu or pcma")),
-        });
-    }
-    if codecs.is_empty() {
-        return Err("--codecs names no codec".into());
-    }
-    let srtp = match args.srtp.to_ascii_lowercase().as_str() {
-        "off" => SrtpPolicy::Off,
-        "optional" => SrtpPolicy::Optional,
-        "mandatory" => SrtpPolicy::Mandatory,
-        other => return Err(format!("--srtp {other}: use off, optional or mandatory")),
-    };
-    Ok(MediaOptions {
-        input,
-        record: args.record_audio.clone(),
-        policy: AudioPolicy {
-            codecs,
-            srtp,
-            ..AudioPolicy::default()
-        },
-    })
-}
 
 /// Completes what the user typed into a SIP URI: `sip:`/`sips:` as given, `tel:+123` and bare
 /// numbers or names with the account's domain.
@@ -543,34 +484,6 @@ mod tests {
         let uri = callee_uri("sip:carol@127.0.0.1:5062", None).unwrap();
         assert_eq!(uri.to_string(), "sip:carol@127.0.0.1:5062");
         assert!(callee_uri("bob", None).is_err());
-    }
-
-    #[test]
-    fn media_flags_are_read_and_checked() {
-        let args = MediaArgs {
-            audio: "tone:440".into(),
-            codecs: "pcma,opus".into(),
-            srtp: "mandatory".into(),
-            ..MediaArgs::default()
-        };
-        let media = media_options(&args).unwrap();
-        assert_eq!(media.input, AudioInput::Tone { hz: 440.0 });
-        assert_eq!(media.policy.codecs[0], AudioCodec::pcma());
-        assert_eq!(media.policy.srtp, SrtpPolicy::Mandatory);
-        for (audio, codecs, srtp) in [
-            ("tone:x", "opus", "off"),
-            ("/no/such/file.wav", "opus", "off"),
-            ("silence", "speex", "off"),
-            ("silence", "opus", "sometimes"),
-        ] {
-            let args = MediaArgs {
-                audio: audio.into(),
-                codecs: codecs.into(),
-                srtp: srtp.into(),
-                ..MediaArgs::default()
-            };
-            assert!(media_options(&args).is_err(), "{audio} {codecs} {srtp}");
-        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::engine::{CallKey, CallSummary, CallUpdate};
+use crate::engine::{CallKey, CallSummary, CallUpdate, MediaProfile, VideoSummary};
 use crate::register::Output;
 
 fn ms(duration: Option<Duration>) -> Option<f64> {
@@ -27,8 +27,13 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             CallUpdate::Ringing { early_media } => {
                 json!({"event": "ringing", "call": call, "early_media": early_media})
             }
-            CallUpdate::Answered { codec, srtp } => {
-                json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp})
+            CallUpdate::Answered {
+                codec,
+                srtp,
+                path,
+                video,
+            } => {
+                json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp, "media": path_name(*path), "video": video})
             }
             CallUpdate::Held { by_remote } => {
                 json!({"event": "held", "call": call, "by": by(*by_remote)})
@@ -74,9 +79,18 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         },
         CallUpdate::Ringing { early_media: false } => println!("Ringing."),
         CallUpdate::Ringing { early_media: true } => println!("Ringing, with early media."),
-        CallUpdate::Answered { codec, srtp } => {
+        CallUpdate::Answered {
+            codec,
+            srtp,
+            path,
+            video,
+        } => {
             let secure = if *srtp { ", encrypted (SRTP)" } else { "" };
-            println!("Call established: {codec}{secure}.")
+            let video = if *video { " with video" } else { "" };
+            println!(
+                "Call established ({} path): {codec}{secure}{video}.",
+                path_name(*path)
+            )
         }
         CallUpdate::Held { by_remote: true } => println!("The other side put the call on hold."),
         CallUpdate::Held { by_remote: false } => println!("Call on hold."),
@@ -137,6 +151,13 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
     }
 }
 
+fn path_name(path: MediaProfile) -> &'static str {
+    match path {
+        MediaProfile::Classic => "classic",
+        MediaProfile::WebRtc => "webrtc",
+    }
+}
+
 fn by(remote: bool) -> &'static str {
     if remote {
         "remote"
@@ -173,5 +194,26 @@ fn summary_json(
         "setup_ms": ms(summary.setup),
         "first_rtp_ms": ms(summary.first_rtp),
         "audio": audio,
+        "video": summary.video.as_ref().map(video_json),
+    })
+}
+
+fn video_json(video: &VideoSummary) -> serde_json::Value {
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let resolution = |(w, h): (u32, u32)| format!("{w}x{h}");
+    json!({
+        "codec": video.codec,
+        "resolution": resolution(video.send_resolution),
+        "receive_resolution": video.receive_resolution.map(resolution),
+        "frames_sent": video.frames_sent,
+        "frames_decoded": video.frames_decoded,
+        "fps": round(video.fps),
+        "bitrate_kbps": round(video.send_kbps),
+        "receive_kbps": round(video.receive_kbps),
+        "keyframe_requests_sent": video.keyframe_requests_sent,
+        "keyframe_requests_received": video.keyframe_requests_received,
+        "lost": video.lost,
+        "nacked": video.nacked,
+        "first_frame_ms": ms(video.first_frame),
     })
 }

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callisto_media::session::MediaEvent;
 use callisto_signaling::endpoint::{Endpoint, EndpointEvent, RegistrationId};
 use callisto_signaling::registration::{FailureKind, RegistrationConfig, RegistrationEvent};
 use callisto_signaling::transaction::TimerConfig;
@@ -27,8 +26,8 @@ use calls::TransferRequest;
 mod calls;
 
 pub use calls::{
-    AudioInput, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate, MediaOptions,
-    OutgoingCall,
+    AudioInput, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate, IceServerOptions,
+    MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
 };
 
 /// What the engine can be asked to do.
@@ -177,7 +176,7 @@ impl Driver {
         mut self,
         mut incoming: mpsc::Receiver<TransportEvent>,
         mut commands: mpsc::UnboundedReceiver<Command>,
-        mut media_events: mpsc::UnboundedReceiver<(CallKey, MediaEvent)>,
+        mut media_events: mpsc::UnboundedReceiver<(CallKey, calls::CallMediaEvent)>,
     ) {
         let span = tracing::debug_span!("engine");
         let _entered = span.enter();

@@ -175,7 +175,8 @@ pub struct WebRtcSession {
     pub(super) audio: Mutex<Option<AudioThread>>,
     pub(super) video: Mutex<Option<VideoThread>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    events: Receiver<WebRtcEvent>,
+    /// Behind a mutex so that the session is `Sync` (shared by the engine's tasks).
+    events: Mutex<Receiver<WebRtcEvent>>,
 }
 
 impl std::fmt::Debug for WebRtcSession {
@@ -290,7 +291,7 @@ impl WebRtcSession {
             audio: Mutex::new(None),
             video: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
-            events,
+            events: Mutex::new(events),
         };
         session.spawn(tasks::route_remote_tracks(
             tracks_rx,
@@ -439,7 +440,7 @@ impl WebRtcSession {
     /// The next queued event, if any (empty for sessions made with
     /// [`WebRtcSession::with_handler`]).
     pub fn try_event(&self) -> Option<WebRtcEvent> {
-        self.events.try_recv().ok()
+        lock(&self.events).try_recv().ok()
     }
 
     /// A snapshot of the statistics (the transport part at most 500 ms old).

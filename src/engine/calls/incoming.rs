@@ -65,9 +65,11 @@ impl Calls {
                     }
                 };
                 if sdp::offer_kind(&offer) == OfferKind::WebRtc {
-                    tracing::warn!("a WebRTC offer cannot be served by the classic path");
-                    let _ = endpoint.reject(now, id, 488);
-                    return;
+                    // The WebRTC path answers; the call rings once its answer is ready.
+                    let key = CallKey(self.keys.fetch_add(1, Ordering::Relaxed));
+                    let text = String::from_utf8_lossy(&body.bytes).into_owned();
+                    let options = media.options.clone();
+                    return self.prepare_answer(key, id, invite, ip, options, text);
                 }
                 match sdp.answer(
                     &offer,

@@ -35,6 +35,50 @@ pub enum AudioInput {
     Silence,
 }
 
+/// The media path a call offers (an incoming call takes the path its offer asks for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaProfile {
+    /// RTP/AVP or SDES-SRTP (`RTP/SAVP`), no ICE: desk phones, PBXs, SIP providers.
+    #[default]
+    Classic,
+    /// ICE, DTLS-SRTP, BUNDLE, rtcp-mux (`UDP/TLS/RTP/SAVPF`): browsers, other Callistos.
+    WebRtc,
+}
+
+/// What a call shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VideoInput {
+    /// A moving test pattern stamped with its frame counter.
+    Pattern,
+    /// A Y4M file, played in a loop.
+    File(PathBuf),
+}
+
+/// A call's video (WebRTC path): what it sends, where it records, its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoOptions {
+    pub input: VideoInput,
+    /// A Y4M file to record what the other side sends.
+    pub record: Option<PathBuf>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// The encoder's highest bitrate, in bit/s.
+    pub max_bitrate: u32,
+    /// The identity drawn into the test pattern's stamp (tells senders apart in tests and
+    /// conferences).
+    pub identity: u16,
+}
+
+/// A STUN or TURN server for ICE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServerOptions {
+    /// `stun:host:port` or `turn:host:port[?transport=udp|tcp]`.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+}
+
 /// The media side of a call: what it plays, where it records, what it offers and accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaOptions {
@@ -42,6 +86,12 @@ pub struct MediaOptions {
     /// A WAV file to record what the other side sends.
     pub record: Option<PathBuf>,
     pub policy: AudioPolicy,
+    /// The path outgoing calls offer.
+    pub profile: MediaProfile,
+    /// Video, on the WebRTC path.
+    pub video: Option<VideoOptions>,
+    /// ICE servers for the WebRTC path; none by default (no public server is contacted).
+    pub ice_servers: Vec<IceServerOptions>,
 }
 
 impl Default for MediaOptions {
@@ -50,12 +100,24 @@ impl Default for MediaOptions {
             input: AudioInput::Silence,
             record: None,
             policy: AudioPolicy::default(),
+            profile: MediaProfile::Classic,
+            video: None,
+            ice_servers: Vec::new(),
         }
     }
 }
 
+/// What a call's media reports to the engine.
+#[derive(Debug)]
+pub(crate) enum CallMediaEvent {
+    /// The classic session's events (DTMF, media timeout…).
+    Classic(MediaEvent),
+    /// A WebRTC step finished, or the WebRTC session reported something.
+    WebRtc(super::webrtc::WebRtcReady),
+}
+
 /// Where media sessions send their events: the engine task, tagged with the call.
-pub(crate) type MediaEvents = mpsc::UnboundedSender<(CallKey, MediaEvent)>;
+pub(crate) type MediaEvents = mpsc::UnboundedSender<(CallKey, CallMediaEvent)>;
 
 /// One call's media, from the bound socket to the stopped session.
 pub(super) struct CallMedia {
@@ -86,6 +148,22 @@ impl CallMedia {
             session: None,
             negotiated: None,
         })
+    }
+
+    /// Media for a call on the WebRTC path: the WebRTC session carries the streams, so no
+    /// classic socket is bound.
+    pub(super) fn unbound(ip: IpAddr, options: MediaOptions) -> CallMedia {
+        CallMedia {
+            options,
+            local: LocalMedia {
+                address: ip,
+                rtp_port: 0,
+                rtcp_port: None,
+            },
+            socket: None,
+            session: None,
+            negotiated: None,
+        }
     }
 
     /// The running session, once media started.
@@ -149,7 +227,7 @@ impl CallMedia {
         };
         let events = events.clone();
         let on_event = move |event| {
-            let _ = events.send((key, event));
+            let _ = events.send((key, CallMediaEvent::Classic(event)));
         };
         let session = ClassicSession::start_with_handler(
             config,
@@ -215,7 +293,10 @@ fn srtp_keys(negotiated: &NegotiatedAudio) -> Result<Option<SrtpKeys>, String> {
     }))
 }
 
-fn make_source(input: &AudioInput, format: AudioFormat) -> Result<Box<dyn AudioSource>, String> {
+pub(super) fn make_source(
+    input: &AudioInput,
+    format: AudioFormat,
+) -> Result<Box<dyn AudioSource>, String> {
     Ok(match input {
         AudioInput::Tone { hz } => Box::new(ToneSource::with_dbfs(format, *hz, -12.0)),
         AudioInput::Silence => Box::new(SilenceSource::new(format)),
@@ -226,7 +307,10 @@ fn make_source(input: &AudioInput, format: AudioFormat) -> Result<Box<dyn AudioS
     })
 }
 
-fn make_sink(record: Option<&Path>, format: AudioFormat) -> Result<Box<dyn AudioSink>, String> {
+pub(super) fn make_sink(
+    record: Option<&Path>,
+    format: AudioFormat,
+) -> Result<Box<dyn AudioSink>, String> {
     Ok(match record {
         Some(path) => Box::new(
             WavRecorder::create(path, format)

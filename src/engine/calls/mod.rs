@@ -37,12 +37,17 @@ mod incoming;
 mod media;
 mod transfer;
 mod update;
+mod webrtc;
+mod webrtc_flow;
 
 use incoming::IncomingInvite;
-pub use media::{AudioInput, MediaOptions};
+pub(super) use media::CallMediaEvent;
+pub use media::{
+    AudioInput, IceServerOptions, MediaOptions, MediaProfile, VideoInput, VideoOptions,
+};
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
-pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate};
+pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate, VideoSummary};
 
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
 /// engine (incoming).
@@ -91,6 +96,13 @@ struct Call {
     /// When this call was placed because the peer of another call asked us to transfer
     /// (REFER): that call, which hears of this one's progress.
     transfer_of: Option<CallKey>,
+    /// The WebRTC session, when the call is on the WebRTC path.
+    webrtc: Option<Arc<callisto_media::webrtc::WebRtcSession>>,
+    /// The peer's answer went into the WebRTC session.
+    answer_applied: bool,
+    /// An outgoing WebRTC call, to place again on the classic path if the callee answers
+    /// the WebRTC offer with 488 (a desk phone).
+    fallback: Option<(OutgoingCall, Option<usize>)>,
 }
 
 impl Call {
@@ -110,6 +122,9 @@ impl Call {
             identity: None,
             account: None,
             transfer_of: None,
+            webrtc: None,
+            answer_applied: false,
+            fallback: None,
         }
     }
 }
@@ -127,6 +142,10 @@ pub(super) struct Calls {
     media_events: MediaEvents,
     /// Transfers the peers asked for, for the engine to place (it knows the accounts).
     transfer_requests: Vec<TransferRequest>,
+    /// Calls whose WebRTC offer or answer is being made (ICE gathering).
+    preparing: HashMap<CallKey, webrtc_flow::Preparing>,
+    /// Ended calls whose WebRTC session is closing; their end is reported once it closed.
+    closing: HashMap<CallKey, webrtc_flow::Closing>,
     rng: StdRng,
 }
 
@@ -135,7 +154,7 @@ impl Calls {
     /// to [`Calls::on_media_event`]).
     pub(super) fn new(
         keys: Arc<AtomicU64>,
-    ) -> (Self, mpsc::UnboundedReceiver<(CallKey, MediaEvent)>) {
+    ) -> (Self, mpsc::UnboundedReceiver<(CallKey, CallMediaEvent)>) {
         let (media_events, media_rx) = mpsc::unbounded_channel();
         let calls = Calls {
             calls: HashMap::new(),
@@ -145,6 +164,8 @@ impl Calls {
             incoming_count: 0,
             media_events,
             transfer_requests: Vec::new(),
+            preparing: HashMap::new(),
+            closing: HashMap::new(),
             rng: StdRng::from_entropy(),
         };
         (calls, media_rx)
@@ -155,7 +176,7 @@ impl Calls {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.calls.is_empty()
+        self.calls.is_empty() && self.preparing.is_empty() && self.closing.is_empty()
     }
 
     pub(super) fn keys(&self) -> Vec<CallKey> {
@@ -185,6 +206,9 @@ impl Calls {
             false
         };
         let ip = call.local_sip.ip();
+        if call.media.profile == MediaProfile::WebRtc {
+            return self.prepare_offer(key, call, account);
+        }
         let media = match CallMedia::bind(ip, call.media) {
             Ok(media) => media,
             Err(error) => return fail(format!("cannot open an RTP port: {error}")),
@@ -248,6 +272,10 @@ impl Calls {
             tracing::warn!(%error, "cannot answer");
             return;
         }
+        if call.webrtc.is_some() {
+            // The WebRTC session made our answer: its media is already negotiated.
+            return;
+        }
         if let Some(negotiated) = call.media.negotiated.clone() {
             if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events) {
                 tracing::warn!(%reason, "media did not start");
@@ -298,6 +326,10 @@ impl Calls {
             return;
         };
         if call.local_hold == hold || call.pending_hold.is_some() || call.established.is_none() {
+            return;
+        }
+        if call.webrtc.is_some() {
+            tracing::warn!("hold is not available on WebRTC calls");
             return;
         }
         let direction = if hold {
@@ -364,8 +396,25 @@ impl Calls {
         }
     }
 
-    /// Something a call's media session reported.
+    /// Something a call's media reported.
     pub(super) fn on_media_event(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        event: CallMediaEvent,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        match event {
+            CallMediaEvent::Classic(event) => {
+                self.on_classic_event(endpoint, now, key, event, events)
+            }
+            CallMediaEvent::WebRtc(ready) => self.on_webrtc(endpoint, now, key, ready, events),
+        }
+    }
+
+    /// Something a classic session (or a WebRTC session's audio) reported.
+    fn on_classic_event(
         &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
@@ -424,6 +473,32 @@ impl Calls {
         let Some(key) = self.by_id.get(&id).copied() else {
             return;
         };
+        if self.preparing.contains_key(&key) {
+            // An incoming call whose WebRTC answer is still being made: only its end matters.
+            if matches!(event, CallEvent::Failed { .. } | CallEvent::Ended { .. }) {
+                self.preparing.remove(&key);
+                self.by_id.remove(&id);
+            }
+            return;
+        }
+        if self.calls.get(&key).is_some_and(|c| c.webrtc.is_some()) {
+            if let Some(event) = self.on_webrtc_call_event(endpoint, now, key, event, events) {
+                return self.on_call_event(endpoint, now, key, event, events);
+            }
+            return;
+        }
+        self.on_call_event(endpoint, now, key, event, events)
+    }
+
+    /// A call event for the call `key`, after the WebRTC path had its say.
+    fn on_call_event(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        event: CallEvent,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
         let send = |update: CallUpdate| {
             let _ = events.send(EngineEvent::Call { key, update });
         };
@@ -480,7 +555,12 @@ impl Calls {
                     .as_ref()
                     .map(|n| (n.codec.name.clone(), n.srtp.is_some()))
                     .unwrap_or_default();
-                send(CallUpdate::Answered { codec, srtp });
+                send(CallUpdate::Answered {
+                    codec,
+                    srtp,
+                    path: MediaProfile::Classic,
+                    video: false,
+                });
                 if let Some(original) = call.transfer_of {
                     self.transfer_succeeded(endpoint, now, original);
                 }
@@ -613,42 +693,44 @@ impl Calls {
                 cause,
             } => {
                 let transfer_of = call.transfer_of;
-                self.finish(key);
                 if let Some(original) = transfer_of {
                     let status = code.unwrap_or(500);
                     self.transfer_progress(endpoint, now, original, status, &reason);
                 }
-                send(CallUpdate::Failed {
-                    code,
-                    reason,
-                    cause: CallFailure::Remote(cause),
-                });
+                self.finish(
+                    key,
+                    webrtc_flow::End::Failed {
+                        code,
+                        reason,
+                        cause: CallFailure::Remote(cause),
+                    },
+                    events,
+                );
             }
             CallEvent::Ended { by_remote, reason } => {
-                let summary = self.finish(key);
-                send(CallUpdate::Ended {
-                    by_remote,
-                    reason,
-                    summary,
-                });
+                self.finish(key, webrtc_flow::End::Ended { by_remote, reason }, events);
             }
         }
     }
 
-    /// Stops the call's media and forgets the call; returns what it measured.
-    fn finish(&mut self, key: CallKey) -> CallSummary {
+    /// Stops the call's media, forgets the call and reports its end with what it measured:
+    /// at once for the classic path, once the session closed for the WebRTC path.
+    fn finish(
+        &mut self,
+        key: CallKey,
+        end: webrtc_flow::End,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
         let Some(call) = self.calls.remove(&key) else {
-            return CallSummary {
-                duration: Duration::ZERO,
-                setup: None,
-                first_rtp: None,
-                audio: None,
-            };
+            return end.report(key, CallSummary::default(), events);
         };
         self.by_id.remove(&call.id);
+        if let Some(session) = call.webrtc {
+            return self.close_webrtc(key, session, call.started, call.established, end);
+        }
         let ended = Instant::now();
         let stats = call.media.stop();
-        CallSummary {
+        let summary = CallSummary {
             duration: call
                 .established
                 .map_or(Duration::ZERO, |at| ended.saturating_duration_since(at)),
@@ -660,7 +742,9 @@ impl Calls {
                 .and_then(|s| s.first_rtp_received_at)
                 .map(|at| at.saturating_duration_since(call.started)),
             audio: stats.as_ref().map(AudioSummary::from),
-        }
+            video: None,
+        };
+        end.report(key, summary, events);
     }
 }
 

@@ -6,7 +6,7 @@ use callisto_media::session::AudioStats;
 
 use callisto_signaling::call::FailureCause;
 
-use super::CallKey;
+use super::{CallKey, MediaProfile};
 
 /// Why a call did not connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +38,14 @@ pub enum CallUpdate {
     /// The callee's phone rings; with `early_media`, its media (a ringback tone, an
     /// announcement) already plays before the answer.
     Ringing { early_media: bool },
-    /// The call is up and media flows.
-    Answered { codec: String, srtp: bool },
+    /// The call is up and media flows: `codec` for the audio, SRTP (SDES or DTLS) or not, on
+    /// which path, with video or not.
+    Answered {
+        codec: String,
+        srtp: bool,
+        path: MediaProfile,
+        video: bool,
+    },
     /// The call was put on hold (by the other side when `by_remote`).
     Held { by_remote: bool },
     /// The call was taken off hold.
@@ -72,7 +78,7 @@ pub enum CallUpdate {
 }
 
 /// What a finished call measured.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallSummary {
     /// From the moment the call was up to its end.
     pub duration: Duration,
@@ -81,6 +87,31 @@ pub struct CallSummary {
     /// From the INVITE (sent or received) to the first RTP packet from the other side.
     pub first_rtp: Option<Duration>,
     pub audio: Option<AudioSummary>,
+    pub video: Option<VideoSummary>,
+}
+
+/// The video stream's figures at the end of a call (WebRTC path).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoSummary {
+    pub codec: String,
+    /// The size of the frames we sent.
+    pub send_resolution: (u32, u32),
+    /// The size of the last frame we decoded.
+    pub receive_resolution: Option<(u32, u32)>,
+    pub frames_sent: u64,
+    pub frames_decoded: u64,
+    /// Decoded frames per second.
+    pub fps: f64,
+    pub send_kbps: f64,
+    pub receive_kbps: f64,
+    /// Keyframe requests (PLI/FIR) we sent and received.
+    pub keyframe_requests_sent: u64,
+    pub keyframe_requests_received: u64,
+    pub lost: u64,
+    /// NACKs we sent about the peer's video.
+    pub nacked: u64,
+    /// From the INVITE (sent or received) to the first decoded frame.
+    pub first_frame: Option<Duration>,
 }
 
 /// The audio stream's figures at the end of a call.

@@ -1,0 +1,247 @@
+//! The media flags of `callisto call` and `callisto answer`, checked and turned into the
+//! engine's [`MediaOptions`].
+
+use std::path::PathBuf;
+
+use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
+
+use crate::cli::MediaArgs;
+use crate::engine::{
+    AudioInput, IceServerOptions, MediaOptions, MediaProfile, VideoInput, VideoOptions,
+};
+
+/// Turns the media flags into the engine's media options.
+pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
+    let input = match args.audio.as_str() {
+        "silence" => AudioInput::Silence,
+        text if text.starts_with("tone:") => {
+            let hz: f64 = text["tone:".len()..]
+                .parse()
+                .map_err(|_| format!("'{text}' is not a tone; write it like tone:440"))?;
+            if !(20.0..=20_000.0).contains(&hz) {
+                return Err(format!(
+                    "a tone of {hz} Hz cannot be heard; use 20 to 20000"
+                ));
+            }
+            AudioInput::Tone { hz }
+        }
+        path => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(format!(
+                    "'{}' is neither tone:HZ, silence nor a WAV file",
+                    path.display()
+                ));
+            }
+            AudioInput::File(path)
+        }
+    };
+    let mut codecs = Vec::new();
+    for name in args
+        .codecs
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        codecs.push(match name.to_ascii_lowercase().as_str() {
+            "opus" => AudioCodec::opus(),
+            "pcmu" | "g711u" | "ulaw" => AudioCodec::pcmu(),
+            "pcma" | "g711a" | "alaw" => AudioCodec::pcma(),
+            other => return Err(format!("unknown codec '{other}'; use opus, pcmu or pcma")),
+        });
+    }
+    if codecs.is_empty() {
+        return Err("--codecs names no codec".into());
+    }
+    let srtp = match args.srtp.to_ascii_lowercase().as_str() {
+        "off" => SrtpPolicy::Off,
+        "optional" => SrtpPolicy::Optional,
+        "mandatory" => SrtpPolicy::Mandatory,
+        other => return Err(format!("--srtp {other}: use off, optional or mandatory")),
+    };
+    let profile = match args.media.to_ascii_lowercase().as_str() {
+        "classic" => MediaProfile::Classic,
+        "webrtc" => MediaProfile::WebRtc,
+        other => return Err(format!("--media {other}: use classic or webrtc")),
+    };
+    Ok(MediaOptions {
+        input,
+        record: args.record_audio.clone(),
+        policy: AudioPolicy {
+            codecs,
+            srtp,
+            ..AudioPolicy::default()
+        },
+        profile,
+        video: video_options(args)?,
+        ice_servers: ice_servers(args)?,
+    })
+}
+
+/// The video flags: `None` for `--video none`.
+fn video_options(args: &MediaArgs) -> Result<Option<VideoOptions>, String> {
+    let input = match args.video.as_str() {
+        "none" | "" => return Ok(None),
+        "pattern" => VideoInput::Pattern,
+        path => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(format!(
+                    "'{}' is neither pattern, none nor a Y4M file",
+                    path.display()
+                ));
+            }
+            VideoInput::File(path)
+        }
+    };
+    let (width, height) = args
+        .video_size
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)))
+        .filter(|(w, h)| {
+            (16..=1920).contains(w) && (16..=1088).contains(h) && w % 2 == 0 && h % 2 == 0
+        })
+        .ok_or_else(|| {
+            format!(
+                "--video-size {}: write it like 640x480 (even sizes, up to 1920x1088)",
+                args.video_size
+            )
+        })?;
+    if !(1..=60).contains(&args.fps) {
+        return Err(format!("--fps {}: use 1 to 60", args.fps));
+    }
+    if !(50..=10_000).contains(&args.video_kbps) {
+        return Err(format!("--video-kbps {}: use 50 to 10000", args.video_kbps));
+    }
+    Ok(Some(VideoOptions {
+        input,
+        record: args.record_video.clone(),
+        width,
+        height,
+        fps: args.fps,
+        max_bitrate: args.video_kbps * 1000,
+        identity: args.pattern_id,
+    }))
+}
+
+/// `--stun` and `--turn` (with its user and password) as ICE servers.
+fn ice_servers(args: &MediaArgs) -> Result<Vec<IceServerOptions>, String> {
+    let mut servers = Vec::new();
+    if let Some(url) = &args.stun {
+        if !url.starts_with("stun:") && !url.starts_with("stuns:") {
+            return Err(format!(
+                "--stun {url}: write it like stun:stun.example.org:3478"
+            ));
+        }
+        servers.push(IceServerOptions {
+            url: url.clone(),
+            username: String::new(),
+            password: String::new(),
+        });
+    }
+    if let Some(url) = &args.turn {
+        if !url.starts_with("turn:") && !url.starts_with("turns:") {
+            return Err(format!(
+                "--turn {url}: write it like turn:turn.example.org:3478"
+            ));
+        }
+        let (Some(user), Some(password)) = (&args.turn_user, &args.turn_password) else {
+            return Err("--turn needs --turn-user and --turn-password".into());
+        };
+        servers.push(IceServerOptions {
+            url: url.clone(),
+            username: user.clone(),
+            password: password.clone(),
+        });
+    }
+    Ok(servers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_flags_are_read_and_checked() {
+        let args = MediaArgs {
+            audio: "tone:440".into(),
+            codecs: "pcma,opus".into(),
+            srtp: "mandatory".into(),
+            ..MediaArgs::default()
+        };
+        let media = media_options(&args).unwrap();
+        assert_eq!(media.input, AudioInput::Tone { hz: 440.0 });
+        assert_eq!(media.policy.codecs[0], AudioCodec::pcma());
+        assert_eq!(media.policy.srtp, SrtpPolicy::Mandatory);
+        for (audio, codecs, srtp) in [
+            ("tone:x", "opus", "off"),
+            ("/no/such/file.wav", "opus", "off"),
+            ("silence", "speex", "off"),
+            ("silence", "opus", "sometimes"),
+        ] {
+            let args = MediaArgs {
+                audio: audio.into(),
+                codecs: codecs.into(),
+                srtp: srtp.into(),
+                ..MediaArgs::default()
+            };
+            assert!(media_options(&args).is_err(), "{audio} {codecs} {srtp}");
+        }
+    }
+
+    #[test]
+    fn video_and_ice_flags_are_read_and_checked() {
+        let args = MediaArgs {
+            media: "webrtc".into(),
+            video: "pattern".into(),
+            video_size: "1280x720".into(),
+            fps: 25,
+            stun: Some("stun:127.0.0.1:3478".into()),
+            turn: Some("turn:127.0.0.1:3478?transport=udp".into()),
+            turn_user: Some("u".into()),
+            turn_password: Some("p".into()),
+            ..MediaArgs::default()
+        };
+        let media = media_options(&args).unwrap();
+        assert_eq!(media.profile, MediaProfile::WebRtc);
+        let video = media.video.unwrap();
+        assert_eq!((video.width, video.height, video.fps), (1280, 720, 25));
+        assert_eq!(video.input, VideoInput::Pattern);
+        assert_eq!(media.ice_servers.len(), 2);
+        assert_eq!(media.ice_servers[1].username, "u");
+        assert!(media_options(&MediaArgs::default())
+            .unwrap()
+            .video
+            .is_none());
+        for bad in [
+            MediaArgs {
+                media: "sdp".into(),
+                ..MediaArgs::default()
+            },
+            MediaArgs {
+                video: "/no/such.y4m".into(),
+                ..MediaArgs::default()
+            },
+            MediaArgs {
+                video: "pattern".into(),
+                video_size: "640".into(),
+                ..MediaArgs::default()
+            },
+            MediaArgs {
+                video: "pattern".into(),
+                fps: 0,
+                ..MediaArgs::default()
+            },
+            MediaArgs {
+                stun: Some("stun.example.org".into()),
+                ..MediaArgs::default()
+            },
+            MediaArgs {
+                turn: Some("turn:127.0.0.1".into()),
+                ..MediaArgs::default()
+            },
+        ] {
+            assert!(media_options(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The WebRTC path of a call (`callisto_media::webrtc`): ICE, DTLS-SRTP, BUNDLE, Opus and
+//! H.264, for browsers and other Callistos.
+//!
+//! A WebRTC session's offer/answer and its end are asynchronous (ICE gathering completes
+//! before the SDP goes into SIP, which does not trickle; closing waits for the media threads
+//! and the recordings). Each such step runs in a task of its own and reports back to the
+//! engine as a [`WebRtcReady`] through the calls' media channel, so the engine task never
+//! waits on the network:
+//!
+//! ```text
+//! outgoing:  start ─► Offer(session, sdp) ─► INVITE ─► 200 ─► Applied ─► Connected
+//! incoming:  INVITE ─► Answer(session, sdp) ─► 180 … answer ─► 200 ─► Connected
+//! end:       BYE/CANCEL/failure ─► Closed(stats) ─► Ended/Failed with the summary
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use callisto_media::audio::{AudioFormat, AudioSink, AudioSource};
+use callisto_media::codec::AudioCodecKind;
+use callisto_media::video::{
+    NullVideoSink, TestPattern, VideoFormat, VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
+};
+use callisto_media::webrtc::{
+    IceServer, VideoConfig, WebRtcAudioConfig, WebRtcConfig, WebRtcEvent, WebRtcMedia,
+    WebRtcSession, WebRtcStats, WebRtcVideoMedia,
+};
+use callisto_signaling::sdp::AudioPolicy;
+
+use super::media::{make_sink, make_source, CallMediaEvent, MediaEvents};
+use super::{CallKey, MediaOptions, VideoInput, VideoOptions};
+
+/// What a WebRTC step reports when it is done.
+pub(crate) enum WebRtcReady {
+    /// Our offer for an outgoing call, with the session that made it.
+    Offer(Result<(WebRtcSession, String), String>),
+    /// Our answer to an incoming call's offer, with the session that made it.
+    Answer(Result<(WebRtcSession, String), String>),
+    /// The peer's answer was applied (media starts).
+    Applied(Result<(), String>),
+    /// The session reported something (connected, failed, first packet…).
+    Event(WebRtcEvent),
+    /// The session is closed; its final figures.
+    Closed(Box<WebRtcStats>),
+}
+
+impl std::fmt::Debug for WebRtcReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WebRtcReady::Offer(r) => write!(f, "Offer(ok: {})", r.is_ok()),
+            WebRtcReady::Answer(r) => write!(f, "Answer(ok: {})", r.is_ok()),
+            WebRtcReady::Applied(r) => write!(f, "Applied({r:?})"),
+            WebRtcReady::Event(e) => write!(f, "Event({e:?})"),
+            WebRtcReady::Closed(_) => write!(f, "Closed"),
+        }
+    }
+}
+
+/// The session's configuration for a call whose SIP goes out from `ip`: ICE gathers on that
+/// address only (so a Callisto listening on loopback stays on loopback), with the options'
+/// STUN/TURN servers and no others.
+pub(super) fn session_config(ip: IpAddr, options: &MediaOptions) -> WebRtcConfig {
+    let codecs = audio_codecs(&options.policy);
+    let mut config = if ip.is_loopback() {
+        WebRtcConfig::loopback()
+    } else {
+        WebRtcConfig::default()
+    };
+    config.udp_addrs = vec![SocketAddr::new(ip, 0)];
+    config.ice_servers = options
+        .ice_servers
+        .iter()
+        .map(|server| IceServer {
+            urls: vec![server.url.clone()],
+            username: server.username.clone(),
+            credential: server.password.clone(),
+        })
+        .collect();
+    config.audio = WebRtcAudioConfig {
+        codecs,
+        ..WebRtcAudioConfig::default()
+    };
+    config.video = options.video.as_ref().map(|video| VideoConfig {
+        width: video.width,
+        height: video.height,
+        fps: video.fps,
+        max_bitrate: video.max_bitrate,
+    });
+    config
+}
+
+/// The audio codecs of the account's policy that the WebRTC path carries, Opus first when
+/// the policy has no preference for G.711.
+fn audio_codecs(policy: &AudioPolicy) -> Vec<AudioCodecKind> {
+    let codecs: Vec<AudioCodecKind> = policy
+        .codecs
+        .iter()
+        .filter_map(|c| AudioCodecKind::from_encoding_name(&c.name))
+        .collect();
+    if codecs.is_empty() {
+        vec![AudioCodecKind::Opus]
+    } else {
+        codecs
+    }
+}
+
+/// What the session plays and records. Audio runs at 48 kHz (the Opus clock; G.711 is
+/// resampled by the pipelines).
+fn session_media(options: &MediaOptions) -> Result<WebRtcMedia, String> {
+    let format = AudioFormat::new(48_000, 1);
+    let audio_source: Box<dyn AudioSource> = make_source(&options.input, format)?;
+    let audio_sink: Box<dyn AudioSink> = make_sink(options.record.as_deref(), format)?;
+    let video = options.video.as_ref().map(video_media).transpose()?;
+    Ok(WebRtcMedia {
+        audio_source,
+        audio_sink,
+        video,
+    })
+}
+
+fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, String> {
+    let format =
+        VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
+    let source: Box<dyn VideoSource> = match &video.input {
+        VideoInput::Pattern => {
+            Box::new(TestPattern::new(format, video.identity).map_err(|e| e.to_string())?)
+        }
+        VideoInput::File(path) => Box::new(
+            Y4mSource::open(path, Y4mEnd::Loop)
+                .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
+        ),
+    };
+    let sink: Box<dyn VideoSink> = match &video.record {
+        Some(path) => Box::new(
+            Y4mRecorder::create(path, video.fps)
+                .map_err(|e| format!("cannot record video to {}: {e}", path.display()))?,
+        ),
+        None => Box::new(NullVideoSink::new()),
+    };
+    Ok(WebRtcVideoMedia { source, sink })
+}
+
+/// Builds the session and reports to `events` as `key`: its own events as they happen, then
+/// what `step` made of it.
+async fn build(
+    key: CallKey,
+    ip: IpAddr,
+    options: &MediaOptions,
+    events: &MediaEvents,
+) -> Result<WebRtcSession, String> {
+    let config = session_config(ip, options);
+    let media = session_media(options)?;
+    let events = events.clone();
+    WebRtcSession::with_handler(config, media, move |event| {
+        let _ = events.send((key, CallMediaEvent::WebRtc(WebRtcReady::Event(event))));
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+fn report(events: &MediaEvents, key: CallKey, ready: WebRtcReady) {
+    let _ = events.send((key, CallMediaEvent::WebRtc(ready)));
+}
+
+/// Makes the offer of an outgoing call in the background; reports [`WebRtcReady::Offer`].
+pub(super) fn spawn_offer(key: CallKey, ip: IpAddr, options: MediaOptions, events: MediaEvents) {
+    tokio::spawn(async move {
+        let result = match build(key, ip, &options, &events).await {
+            Ok(session) => match session.create_offer().await {
+                Ok(sdp) => Ok((session, sdp)),
+                Err(error) => {
+                    session.close().await;
+                    Err(error.to_string())
+                }
+            },
+            Err(error) => Err(error),
+        };
+        report(&events, key, WebRtcReady::Offer(result));
+    });
+}
+
+/// Answers an incoming call's offer in the background; reports [`WebRtcReady::Answer`].
+pub(super) fn spawn_answer(
+    key: CallKey,
+    ip: IpAddr,
+    options: MediaOptions,
+    offer: String,
+    events: MediaEvents,
+) {
+    tokio::spawn(async move {
+        let result = match build(key, ip, &options, &events).await {
+            Ok(session) => match session.accept_offer(&offer).await {
+                Ok(sdp) => Ok((session, sdp)),
+                Err(error) => {
+                    session.close().await;
+                    Err(error.to_string())
+                }
+            },
+            Err(error) => Err(error),
+        };
+        report(&events, key, WebRtcReady::Answer(result));
+    });
+}
+
+/// Applies the peer's answer in the background; reports [`WebRtcReady::Applied`].
+pub(super) fn spawn_apply(
+    key: CallKey,
+    session: Arc<WebRtcSession>,
+    answer: String,
+    events: MediaEvents,
+) {
+    tokio::spawn(async move {
+        let result = session
+            .apply_answer(&answer)
+            .await
+            .map_err(|e| e.to_string());
+        report(&events, key, WebRtcReady::Applied(result));
+    });
+}
+
+/// Closes the session in the background (media threads stop, recordings are finished);
+/// reports [`WebRtcReady::Closed`] with the final figures.
+pub(super) fn spawn_close(key: CallKey, session: Arc<WebRtcSession>, events: MediaEvents) {
+    tokio::spawn(async move {
+        // Steps still running hold the session for a moment; wait for them to let go.
+        let mut session = session;
+        let stats = loop {
+            match Arc::try_unwrap(session) {
+                Ok(owned) => break owned.close().await,
+                Err(shared) => {
+                    session = shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        };
+        report(&events, key, WebRtcReady::Closed(Box::new(stats)));
+    });
+}

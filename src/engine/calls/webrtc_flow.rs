@@ -1,0 +1,449 @@
+//! How the calls drive the WebRTC path (see `webrtc.rs` for the session steps): outgoing
+//! calls wait for their offer before the INVITE, incoming WebRTC offers are answered before
+//! the call rings, the peer's answer is applied, a WebRTC offer refused with 488 is placed
+//! again on the classic path, and a call's end is reported once its session closed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callisto_media::session::AudioStats;
+use callisto_media::webrtc::{VideoStats, WebRtcEvent, WebRtcSession, WebRtcStats};
+use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
+use callisto_signaling::endpoint::Endpoint;
+use callisto_signaling::sdp::{self, SdpSession};
+use tokio::sync::mpsc;
+
+use super::media::CallMedia;
+use super::update::VideoSummary;
+use super::webrtc::{self, WebRtcReady};
+use super::{
+    AudioSummary, Call, CallFailure, CallKey, CallSummary, CallUpdate, Calls, IncomingInvite,
+    MediaProfile, OutgoingCall,
+};
+use crate::engine::EngineEvent;
+
+/// A call whose WebRTC offer or answer is being made.
+pub(super) enum Preparing {
+    /// Our offer, for the INVITE.
+    Outgoing {
+        call: Box<OutgoingCall>,
+        account: Option<usize>,
+        started: Instant,
+    },
+    /// Our answer to the INVITE `id`; the call rings once it is ready.
+    Incoming {
+        id: CallId,
+        invite: IncomingInvite,
+        ip: IpAddr,
+        started: Instant,
+    },
+}
+
+/// How a call ended, reported once its media has stopped.
+#[derive(Debug, Clone)]
+pub(super) enum End {
+    Failed {
+        code: Option<u16>,
+        reason: String,
+        cause: CallFailure,
+    },
+    Ended {
+        by_remote: bool,
+        reason: String,
+    },
+    /// Nothing to report: the call goes on under the same key on the classic path.
+    Replaced,
+}
+
+impl End {
+    /// Sends the call's end with `summary` (a `Failed` has no summary).
+    pub(super) fn report(
+        self,
+        key: CallKey,
+        summary: CallSummary,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        let update = match self {
+            End::Failed {
+                code,
+                reason,
+                cause,
+            } => CallUpdate::Failed {
+                code,
+                reason,
+                cause,
+            },
+            End::Ended { by_remote, reason } => CallUpdate::Ended {
+                by_remote,
+                reason,
+                summary,
+            },
+            End::Replaced => return,
+        };
+        let _ = events.send(EngineEvent::Call { key, update });
+    }
+}
+
+/// An ended WebRTC call waiting for its session to close.
+pub(super) struct Closing {
+    end: End,
+    started: Instant,
+    established: Option<Instant>,
+}
+
+impl Calls {
+    /// Starts making the WebRTC offer of an outgoing call; the INVITE goes once it is ready.
+    pub(super) fn prepare_offer(
+        &mut self,
+        key: CallKey,
+        call: OutgoingCall,
+        account: Option<usize>,
+    ) -> bool {
+        let ip = call.local_sip.ip();
+        webrtc::spawn_offer(key, ip, call.media.clone(), self.media_events.clone());
+        self.preparing.insert(
+            key,
+            Preparing::Outgoing {
+                call: Box::new(call),
+                account,
+                started: Instant::now(),
+            },
+        );
+        true
+    }
+
+    /// Starts answering an incoming WebRTC offer; the call rings once the answer is ready.
+    pub(super) fn prepare_answer(
+        &mut self,
+        key: CallKey,
+        id: CallId,
+        invite: IncomingInvite,
+        ip: IpAddr,
+        options: super::MediaOptions,
+        offer: String,
+    ) {
+        webrtc::spawn_answer(key, ip, options, offer, self.media_events.clone());
+        self.by_id.insert(id, key);
+        self.preparing.insert(
+            key,
+            Preparing::Incoming {
+                id,
+                invite,
+                ip,
+                started: Instant::now(),
+            },
+        );
+    }
+
+    /// A WebRTC step finished, or a session reported something.
+    pub(super) fn on_webrtc(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        ready: WebRtcReady,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        match ready {
+            WebRtcReady::Offer(result) => self.on_offer(endpoint, now, key, result, events),
+            WebRtcReady::Answer(result) => self.on_answer(endpoint, now, key, result, events),
+            WebRtcReady::Applied(Ok(())) => {}
+            WebRtcReady::Applied(Err(reason)) => {
+                tracing::warn!(%reason, "the WebRTC answer is unusable; hanging up");
+                self.hang_up(endpoint, now, key);
+            }
+            WebRtcReady::Event(WebRtcEvent::Connected { at }) => {
+                if let Some(call) = self.calls.get(&key) {
+                    let ms = at.saturating_duration_since(call.started).as_secs_f64() * 1e3;
+                    tracing::info!(?key, ms, "ICE and DTLS connected");
+                }
+            }
+            WebRtcReady::Event(WebRtcEvent::Disconnected) => {
+                tracing::info!(?key, "WebRTC connection interrupted");
+            }
+            WebRtcReady::Event(WebRtcEvent::Failed) => {
+                tracing::warn!(?key, "the WebRTC connection failed; hanging up");
+                self.hang_up(endpoint, now, key);
+            }
+            WebRtcReady::Event(WebRtcEvent::Audio(event)) => {
+                self.on_classic_event(endpoint, now, key, event, events)
+            }
+            WebRtcReady::Closed(stats) => {
+                if let Some(closing) = self.closing.remove(&key) {
+                    let summary = summary(&closing, &stats);
+                    closing.end.report(key, summary, events);
+                }
+            }
+        }
+    }
+
+    /// Our offer is ready: send the INVITE.
+    fn on_offer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        result: Result<(WebRtcSession, String), String>,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        let Some(Preparing::Outgoing {
+            call,
+            account,
+            started,
+        }) = self.preparing.remove(&key)
+        else {
+            if let Ok((session, _)) = result {
+                // Hung up while the offer was made.
+                self.close_webrtc(key, Arc::new(session), Instant::now(), None, End::Replaced);
+            }
+            return;
+        };
+        let (session, offer) = match result {
+            Ok(ready) => ready,
+            Err(reason) => {
+                return End::Failed {
+                    code: None,
+                    reason: format!("cannot make a WebRTC offer: {reason}"),
+                    cause: CallFailure::Local,
+                }
+                .report(key, CallSummary::default(), events)
+            }
+        };
+        let call = *call;
+        let ip = call.local_sip.ip();
+        let mut config = OutgoingCallConfig::new(
+            call.from.clone(),
+            call.to.clone(),
+            call.target,
+            call.local_sip,
+        );
+        if let Some(host) = &call.contact_host {
+            config = config.with_contact_host(host);
+        }
+        config.credentials = call.credentials.clone();
+        config.body = Some(Body::sdp(offer));
+        let id = endpoint.start_call(now, config);
+        self.by_id.insert(id, key);
+        let media = CallMedia::unbound(ip, call.media.clone());
+        let mut entry = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
+        entry.identity = Some(call.from.clone());
+        entry.account = account;
+        entry.webrtc = Some(Arc::new(session));
+        entry.fallback = Some((call, account));
+        self.calls.insert(key, entry);
+    }
+
+    /// Our answer to an incoming WebRTC offer is ready: ring and announce the call.
+    fn on_answer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        result: Result<(WebRtcSession, String), String>,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        let Some(Preparing::Incoming {
+            id,
+            invite,
+            ip,
+            started,
+        }) = self.preparing.remove(&key)
+        else {
+            if let Ok((session, _)) = result {
+                // The caller gave up while we made the answer.
+                self.close_webrtc(key, Arc::new(session), Instant::now(), None, End::Replaced);
+            }
+            return;
+        };
+        let (session, answer) = match result {
+            Ok(ready) => ready,
+            Err(reason) => {
+                tracing::warn!(%reason, "WebRTC offer refused");
+                self.by_id.remove(&id);
+                let _ = endpoint.reject(now, id, 488);
+                return;
+            }
+        };
+        let options = self.incoming.clone().unwrap_or_default();
+        let media = CallMedia::unbound(ip, options);
+        let mut call = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
+        call.prepared_answer = Some(Body::sdp(answer));
+        call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
+        call.announced_ringing = true;
+        call.webrtc = Some(Arc::new(session));
+        call.answer_applied = true;
+        self.calls.insert(key, call);
+        let _ = endpoint.ring(now, id);
+        let _ = events.send(EngineEvent::Call {
+            key,
+            update: CallUpdate::Incoming {
+                from: invite.from,
+                display_name: invite.display_name,
+                to: invite.to,
+            },
+        });
+    }
+
+    /// A call event of a WebRTC call. Returns the event when the classic handling applies
+    /// as it is (ringing, INFO, transfer…).
+    pub(super) fn on_webrtc_call_event(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        event: CallEvent,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) -> Option<CallEvent> {
+        let call = self.calls.get_mut(&key)?;
+        match event {
+            CallEvent::Ringing { .. } => Some(CallEvent::Ringing { early_media: None }),
+            CallEvent::Answered { body }
+            | CallEvent::Established {
+                body: body @ Some(_),
+            } if !call.answer_applied => {
+                let Some(body) = body else {
+                    tracing::warn!("the answer carries no SDP; hanging up");
+                    let _ = endpoint.hang_up(now, call.id);
+                    return None;
+                };
+                call.answer_applied = true;
+                let answer = String::from_utf8_lossy(&body.bytes).into_owned();
+                if let Some(session) = &call.webrtc {
+                    webrtc::spawn_apply(
+                        key,
+                        Arc::clone(session),
+                        answer,
+                        self.media_events.clone(),
+                    );
+                }
+                None
+            }
+            CallEvent::Answered { .. } => None,
+            CallEvent::Established { body } => {
+                call.established = Some(now);
+                let sdp_text = match &body {
+                    Some(body) => String::from_utf8_lossy(&body.bytes).into_owned(),
+                    None => call
+                        .prepared_answer
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(&b.bytes).into_owned())
+                        .unwrap_or_default(),
+                };
+                let codec = first_audio_codec(&sdp_text).unwrap_or_else(|| "opus".into());
+                let video = call.media.options.video.is_some() && has_video(&sdp_text);
+                let _ = events.send(EngineEvent::Call {
+                    key,
+                    update: CallUpdate::Answered {
+                        codec,
+                        srtp: true,
+                        path: MediaProfile::WebRtc,
+                        video,
+                    },
+                });
+                if let Some(original) = call.transfer_of {
+                    self.transfer_succeeded(endpoint, now, original);
+                }
+                None
+            }
+            CallEvent::ReOffer { .. } => {
+                tracing::warn!("re-offers on WebRTC calls are refused");
+                let _ = endpoint.reject_reoffer(now, call.id, 488);
+                None
+            }
+            CallEvent::Failed {
+                code: Some(488), ..
+            } if call.established.is_none() => {
+                // A desk phone that knows no WebRTC: place the call again, classic.
+                let (mut outgoing, account) = call.fallback.take()?;
+                tracing::info!("the callee refused the WebRTC offer; calling again with RTP/AVP");
+                outgoing.media.profile = MediaProfile::Classic;
+                self.finish(key, End::Replaced, events);
+                self.start(endpoint, now, key, outgoing, account, events);
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Closes a WebRTC session in the background; `end` is reported once it closed.
+    pub(super) fn close_webrtc(
+        &mut self,
+        key: CallKey,
+        session: Arc<WebRtcSession>,
+        started: Instant,
+        established: Option<Instant>,
+        end: End,
+    ) {
+        if !matches!(end, End::Replaced) {
+            self.closing.insert(
+                key,
+                Closing {
+                    end,
+                    started,
+                    established,
+                },
+            );
+        }
+        webrtc::spawn_close(key, session, self.media_events.clone());
+    }
+}
+
+/// A closed WebRTC call's summary.
+fn summary(closing: &Closing, stats: &WebRtcStats) -> CallSummary {
+    let ended = Instant::now();
+    let audio: Option<&AudioStats> = stats.audio.as_ref();
+    CallSummary {
+        duration: closing
+            .established
+            .map_or(Duration::ZERO, |at| ended.saturating_duration_since(at)),
+        setup: closing
+            .established
+            .map(|at| at.saturating_duration_since(closing.started)),
+        first_rtp: audio
+            .and_then(|s| s.first_rtp_received_at)
+            .map(|at| at.saturating_duration_since(closing.started)),
+        audio: audio.map(AudioSummary::from),
+        video: stats
+            .video
+            .as_ref()
+            .map(|video| video_summary(video, closing.started)),
+    }
+}
+
+fn video_summary(video: &VideoStats, started: Instant) -> VideoSummary {
+    VideoSummary {
+        codec: video.codec.clone(),
+        send_resolution: video.send_resolution,
+        receive_resolution: video.receive_resolution,
+        frames_sent: video.frames_sent,
+        frames_decoded: video.frames_decoded,
+        fps: video.decode_fps,
+        send_kbps: video.send_bitrate_bps / 1000.0,
+        receive_kbps: video.receive_bitrate_bps / 1000.0,
+        keyframe_requests_sent: video.keyframe_requests_sent,
+        keyframe_requests_received: video.keyframe_requests_received,
+        lost: video.lost,
+        nacked: video.nacks_sent,
+        first_frame: video
+            .first_frame_decoded_at
+            .map(|at| at.saturating_duration_since(started)),
+    }
+}
+
+/// The encoding name of the first audio format of an SDP.
+fn first_audio_codec(text: &str) -> Option<String> {
+    let session = sdp::parse(text.as_bytes()).ok()?;
+    let audio = session
+        .media
+        .iter()
+        .find(|m| m.kind == sdp::MediaKind::Audio)?;
+    let payload_type = audio.formats.first()?.parse().ok()?;
+    audio.codec(payload_type).map(|map| map.encoding)
+}
+
+/// Whether an SDP has an accepted (non-zero port) video stream.
+fn has_video(text: &str) -> bool {
+    text.lines()
+        .any(|line| line.starts_with("m=video ") && !line.starts_with("m=video 0 "))
+}
