@@ -68,6 +68,21 @@ fn scale_plane(src: &[u8], sw: usize, sh: usize, out: &mut [u8], dw: usize, dh: 
         out.copy_from_slice(src);
         return;
     }
+    if sw == 2 * dw && sh == 2 * dh {
+        // Halving, the common case (mosaics, lower sizes at low bitrates): the rounded mean of
+        // each 2x2 block, exactly what the general path computes, several times faster.
+        for (y, line) in out.chunks_exact_mut(dw).enumerate() {
+            let (top, bottom) = (&src[2 * y * sw..][..sw], &src[(2 * y + 1) * sw..][..sw]);
+            for (x, p) in line.iter_mut().enumerate() {
+                let sum = u32::from(top[2 * x])
+                    + u32::from(top[2 * x + 1])
+                    + u32::from(bottom[2 * x])
+                    + u32::from(bottom[2 * x + 1]);
+                *p = ((sum + 2) / 4) as u8;
+            }
+        }
+        return;
+    }
     let (xtaps, ytaps) = (axis_taps(sw, dw), axis_taps(sh, dh));
     // Rows first, keeping 8 extra bits: values up to 255 << 8.
     let mut rows = vec![0u16; dw * sh];
@@ -155,6 +170,30 @@ mod tests {
         assert_eq!(scale_i420(&frame, 64, 48).unwrap(), frame);
         assert!(scale_i420(&frame, 63, 48).is_err());
         assert!(scale_i420(&frame, 0, 48).is_err());
+    }
+
+    #[test]
+    fn halving_fast_path_matches_the_general_path() {
+        let frame = TestPattern::new(VideoFormat::new(64, 48, 30).unwrap(), 1)
+            .unwrap()
+            .render(5);
+        let (mut fast, mut general) = (vec![0u8; 32 * 24], vec![0u8; 32 * 24]);
+        scale_plane(frame.y(), 64, 48, &mut fast, 32, 24);
+        // The general path, forced by scaling rows and columns in two steps of the same factor.
+        let (xtaps, ytaps) = (axis_taps(64, 32), axis_taps(48, 24));
+        for (y, taps_y) in ytaps.iter().enumerate() {
+            for (x, taps_x) in xtaps.iter().enumerate() {
+                let mut sum = 0u64;
+                for (j, wy) in taps_y.weights.iter().enumerate() {
+                    for (i, wx) in taps_x.weights.iter().enumerate() {
+                        let p = frame.y()[(taps_y.start + j) * 64 + taps_x.start + i];
+                        sum += u64::from(*wy) * u64::from(*wx) * u64::from(p);
+                    }
+                }
+                general[y * 32 + x] = ((sum + (1 << 27)) >> 28) as u8;
+            }
+        }
+        assert_eq!(fast, general);
     }
 
     #[test]

@@ -38,3 +38,18 @@ pub use nal::{
 };
 pub use packetizer::{H264Packetizer, PacketizationMode};
 pub use profile::{H264Level, H264Profile, LevelLimits, ProfileLevelError, ProfileLevelId};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codecs and payload state live on media threads: they must move there.
+    #[test]
+    fn codec_state_is_send() {
+        fn movable<T: Send>() {}
+        movable::<H264Encoder>();
+        movable::<H264Decoder>();
+        movable::<H264Depacketizer>();
+        movable::<H264Packetizer>();
+    }
+}
