@@ -98,16 +98,18 @@ fn scale_plane(src: &[u8], sw: usize, sh: usize, out: &mut [u8], dw: usize, dh: 
             rows[y * dw + x] = ((sum + (1 << 5)) >> 6) as u16;
         }
     }
+    // Then columns, a whole output row at a time (sequential memory, vectorisable).
+    let mut acc = vec![0u32; dw];
     for (y, taps) in ytaps.iter().enumerate() {
-        let line = &mut out[y * dw..(y + 1) * dw];
-        for (x, p) in line.iter_mut().enumerate() {
-            let sum: u32 = taps
-                .weights
-                .iter()
-                .enumerate()
-                .map(|(k, &w)| w * u32::from(rows[(taps.start + k) * dw + x]))
-                .sum();
-            *p = ((sum + (1 << 21)) >> 22).min(255) as u8;
+        acc.fill(1 << 21);
+        for (k, &w) in taps.weights.iter().enumerate() {
+            let row = &rows[(taps.start + k) * dw..][..dw];
+            for (a, &r) in acc.iter_mut().zip(row) {
+                *a += w * u32::from(r);
+            }
+        }
+        for (p, &a) in out[y * dw..(y + 1) * dw].iter_mut().zip(&acc) {
+            *p = (a >> 22).min(255) as u8;
         }
     }
 }
