@@ -17,8 +17,9 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
 use openh264_sys2::{
-    SBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0,
-    SPATIAL_LAYER_ALL,
+    SBitrateInfo, WelsTraceCallback, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE,
+    ENCODER_OPTION_TRACE_CALLBACK, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
+    WELS_LOG_WARNING,
 };
 
 use super::error::H264Error;
@@ -205,8 +206,39 @@ fn build_encoder(config: &H264EncoderConfig) -> Result<Encoder, H264Error> {
     if let Some(max) = config.max_nal_size {
         settings = settings.max_slice_len(u32::try_from(max).unwrap_or(u32::MAX));
     }
-    Encoder::with_api_config(OpenH264API::from_source(), settings)
-        .map_err(|e| H264Error::Encoder(e.to_string()))
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), settings)
+        .map_err(|e| H264Error::Encoder(e.to_string()))?;
+    let mut callback: WelsTraceCallback = Some(openh264_log);
+    // SAFETY: the encoder exists; the option takes a pointer to a callback pointer, which
+    // OpenH264 copies during the call. OpenH264 accepts this option before initialisation.
+    let status = unsafe {
+        encoder
+            .raw_api()
+            .set_option(ENCODER_OPTION_TRACE_CALLBACK, (&raw mut callback).cast())
+    };
+    if status != 0 {
+        tracing::debug!(status, "OpenH264 kept its own log output");
+    }
+    Ok(encoder)
+}
+
+/// Routes OpenH264's log lines (parameter warnings at initialisation) into `tracing` instead
+/// of stderr.
+unsafe extern "C" fn openh264_log(
+    _context: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    message: *const std::ffi::c_char,
+) {
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: OpenH264 passes a NUL-terminated string that lives for the call.
+    let text = unsafe { std::ffi::CStr::from_ptr(message) }.to_string_lossy();
+    match level {
+        WELS_LOG_ERROR => tracing::warn!(target: "openh264", "{}", text.trim_end()),
+        WELS_LOG_WARNING => tracing::debug!(target: "openh264", "{}", text.trim_end()),
+        _ => tracing::trace!(target: "openh264", "{}", text.trim_end()),
+    }
 }
 
 impl H264Encoder {
