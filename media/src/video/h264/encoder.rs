@@ -173,6 +173,8 @@ pub struct H264Encoder {
     config: H264EncoderConfig,
     encoder: Encoder,
     frames: u64,
+    /// Whether OpenH264 has encoded a frame with the current `encoder` (it initialises then).
+    initialised: bool,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -250,6 +252,7 @@ impl H264Encoder {
             config,
             encoder,
             frames: 0,
+            initialised: false,
         })
     }
 
@@ -274,6 +277,17 @@ impl H264Encoder {
     /// [`BITRATE_RANGE`] are clamped.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), H264Error> {
         let bps = bps.clamp(*BITRATE_RANGE.start(), *BITRATE_RANGE.end());
+        if !self.initialised {
+            // OpenH264 initialises at the first frame and refuses options before: start over
+            // with the new rate instead.
+            let config = H264EncoderConfig {
+                bitrate_bps: bps,
+                ..self.config
+            };
+            self.encoder = build_encoder(&config)?;
+            self.config = config;
+            return Ok(());
+        }
         let old = self.config.bitrate_bps;
         let target = |layer| SBitrateInfo {
             iLayer: layer,
@@ -330,6 +344,7 @@ impl H264Encoder {
             config.validate()?;
             self.encoder = build_encoder(&config)?;
             self.config = config;
+            self.initialised = false;
         }
         let (w, h) = (frame.width() as usize, frame.height() as usize);
         let source = YUVSlices::new((frame.y(), frame.u(), frame.v()), (w, h), (w, w / 2, w / 2));
@@ -339,6 +354,7 @@ impl H264Encoder {
             .encoder
             .encode_at(&source, Timestamp::from_millis(millis))
             .map_err(|e| H264Error::Encoder(e.to_string()))?;
+        self.initialised = true;
         if matches!(stream.frame_type(), FrameType::Skip | FrameType::Invalid) {
             return Ok(None);
         }
