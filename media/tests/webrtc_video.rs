@@ -120,6 +120,13 @@ async fn test_pattern_crosses_both_ways_at_640x480() {
         va.keyframes_sent, 2,
         "the first frame and the requested one"
     );
+    // Audio and video share one CNAME, so the peer can synchronise them.
+    let cnames: Vec<&str> = offer
+        .lines()
+        .filter_map(|l| l.split_once(" cname:").map(|(_, c)| c))
+        .collect();
+    assert!(cnames.len() >= 2, "{cnames:?}");
+    assert!(cnames.windows(2).all(|w| w[0] == w[1]), "{cnames:?}");
     check_stamps("a", &seen_by_a.lock().unwrap(), 2);
     check_stamps("b", &seen_by_b.lock().unwrap(), 1);
     for (who, stats) in [("a", &stats_a), ("b", &stats_b)] {
