@@ -10,7 +10,8 @@
 //! - [`netsim`]: a seeded network simulator for media tests.
 //! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
 //! - [`session`]: the classic media session (plain RTP or SDES-SRTP) that ties them together.
-//! - [`video`]: I420 frames, sources (test pattern, Y4M) and sinks, scaling.
+//! - [`video`]: I420 frames, sources (test pattern, Y4M) and sinks, scaling; H.264 (OpenH264)
+//!   and its RFC 6184 RTP payload format.
 //! - [`webrtc`]: the WebRTC media session (ICE, DTLS-SRTP, BUNDLE) over the `webrtc` crate.
 
 pub mod analysis;

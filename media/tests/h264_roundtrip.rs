@@ -248,7 +248,10 @@ fn a_lost_fragment_drops_that_frame_and_a_keyframe_recovers() {
 #[test]
 fn keyframes_bitrate_and_size_changes() {
     let source = pattern(640, 480, 1);
-    let mut encoder = H264Encoder::new(H264EncoderConfig::new(640, 480, 30, 2_000_000)).unwrap();
+    let mut encoder = H264Encoder::new(H264EncoderConfig::new(640, 480, 30, 500_000)).unwrap();
+    // Before the first frame too (OpenH264 is not initialised yet).
+    encoder.set_bitrate(2_000_000).unwrap();
+    assert_eq!(encoder.config().bitrate_bps, 2_000_000);
     let mut decoder = H264Decoder::new().unwrap();
     let encode =
         |encoder: &mut H264Encoder, frame: &VideoFrame| encoder.encode(frame).unwrap().unwrap();

@@ -16,6 +16,10 @@ const AUDIO: AudioFormat = AudioFormat::MONO_48K;
 
 type Stamps = Arc<Mutex<Vec<Option<PatternStamp>>>>;
 
+/// The tests run one at a time: two video calls at once on a shared 2-core machine would
+/// measure the machine, not the session.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn video_session(identity: u16) -> (WebRtcSession, Stamps) {
     let format = VideoFormat::new(640, 480, 30).unwrap();
     let stamps: Stamps = Arc::default();
@@ -64,6 +68,7 @@ fn check_stamps(who: &str, stamps: &[Option<PatternStamp>], peer: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_pattern_crosses_both_ways_at_640x480() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, seen_by_a) = video_session(1).await;
     let (b, seen_by_b) = video_session(2).await;
     let started = Instant::now();
@@ -115,6 +120,13 @@ async fn test_pattern_crosses_both_ways_at_640x480() {
         va.keyframes_sent, 2,
         "the first frame and the requested one"
     );
+    // Audio and video share one CNAME, so the peer can synchronise them.
+    let cnames: Vec<&str> = offer
+        .lines()
+        .filter_map(|l| l.split_once(" cname:").map(|(_, c)| c))
+        .collect();
+    assert!(cnames.len() >= 2, "{cnames:?}");
+    assert!(cnames.windows(2).all(|w| w[0] == w[1]), "{cnames:?}");
     check_stamps("a", &seen_by_a.lock().unwrap(), 2);
     check_stamps("b", &seen_by_b.lock().unwrap(), 1);
     for (who, stats) in [("a", &stats_a), ("b", &stats_b)] {
@@ -132,6 +144,7 @@ async fn test_pattern_crosses_both_ways_at_640x480() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audio_only_answerer_leaves_the_call_audio_only() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, seen_by_a) = video_session(1).await;
     let b = WebRtcSession::new(
         WebRtcConfig::loopback(),

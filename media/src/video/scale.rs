@@ -1,6 +1,6 @@
 //! Resizing I420 frames: area averaging (a box filter) when shrinking, bilinear when growing.
 //!
-//! Each plane is resampled separably (rows, then columns) in fixed point. Shrinking averages
+//! Each plane is resampled separably (columns, then rows) in fixed point. Shrinking averages
 //! every source pixel an output pixel covers, weighted by how much of it is covered, so
 //! downscaling by 2 is the mean of 2x2 blocks and fine detail does not alias; growing
 //! interpolates between the two nearest pixel centres. Chroma planes are scaled like luma, at
@@ -62,37 +62,77 @@ fn axis_taps(src: usize, dst: usize) -> Vec<Taps> {
         .collect()
 }
 
+/// The taps of every output pixel padded with zero weights to one count `n`, flat: (`n`,
+/// first source index of each output pixel, `n` weights per output pixel).
+fn flat_taps(taps: &[Taps], src: usize) -> (usize, Vec<usize>, Vec<u32>) {
+    let n = taps
+        .iter()
+        .map(|t| t.weights.len())
+        .max()
+        .unwrap_or(1)
+        .clamp(1, src.max(1));
+    let mut starts = Vec::with_capacity(taps.len());
+    let mut weights = Vec::with_capacity(taps.len() * n);
+    for t in taps {
+        // Every tap lies inside the source, so shifting the window left keeps it there.
+        let start = t.start.min(src.saturating_sub(n));
+        let lead = t.start - start;
+        starts.push(start);
+        weights.extend(std::iter::repeat_n(0, lead));
+        weights.extend_from_slice(&t.weights);
+        weights.extend(std::iter::repeat_n(0, n - lead - t.weights.len()));
+    }
+    (n, starts, weights)
+}
+
 /// Resamples one tightly packed plane of `sw`x`sh` into `out` (`dw`x`dh`).
 fn scale_plane(src: &[u8], sw: usize, sh: usize, out: &mut [u8], dw: usize, dh: usize) {
     if sw == dw && sh == dh {
         out.copy_from_slice(src);
         return;
     }
-    let (xtaps, ytaps) = (axis_taps(sw, dw), axis_taps(sh, dh));
-    // Rows first, keeping 8 extra bits: values up to 255 << 8.
-    let mut rows = vec![0u16; dw * sh];
-    for y in 0..sh {
-        let line = &src[y * sw..(y + 1) * sw];
-        for (x, taps) in xtaps.iter().enumerate() {
-            let sum: u32 = taps
-                .weights
-                .iter()
-                .zip(&line[taps.start..])
-                .map(|(&w, &p)| w * u32::from(p))
-                .sum();
-            rows[y * dw + x] = ((sum + (1 << 5)) >> 6) as u16;
+    if sw == 2 * dw && sh == 2 * dh {
+        // Halving, the common case (mosaics, lower sizes at low bitrates): the rounded mean of
+        // each 2x2 block, exactly what the general path computes, several times faster.
+        for (y, line) in out.chunks_exact_mut(dw).enumerate() {
+            let (top, bottom) = (&src[2 * y * sw..][..sw], &src[(2 * y + 1) * sw..][..sw]);
+            for (x, p) in line.iter_mut().enumerate() {
+                let sum = u32::from(top[2 * x])
+                    + u32::from(top[2 * x + 1])
+                    + u32::from(bottom[2 * x])
+                    + u32::from(bottom[2 * x + 1]);
+                *p = ((sum + 2) / 4) as u8;
+            }
+        }
+        return;
+    }
+    let ytaps = axis_taps(sh, dh);
+    let (n, starts, weights) = flat_taps(&axis_taps(sw, dw), sw);
+    // Columns first, a whole row at a time (sequential memory, vectorisable), so the row pass
+    // after it only sees the `dh` output rows; 8 extra bits kept: values up to 255 << 8.
+    let mut columns = vec![0u16; sw * dh];
+    let mut acc = vec![0u32; sw];
+    for (taps, column_row) in ytaps.iter().zip(columns.chunks_exact_mut(sw)) {
+        acc.fill(1 << 5);
+        for (k, &w) in taps.weights.iter().enumerate() {
+            let line = &src[(taps.start + k) * sw..][..sw];
+            for (a, &p) in acc.iter_mut().zip(line) {
+                *a += w * u32::from(p);
+            }
+        }
+        for (c, &a) in column_row.iter_mut().zip(&acc) {
+            *c = (a >> 6) as u16;
         }
     }
-    for (y, taps) in ytaps.iter().enumerate() {
-        let line = &mut out[y * dw..(y + 1) * dw];
-        for (x, p) in line.iter_mut().enumerate() {
-            let sum: u32 = taps
-                .weights
+    // Then rows.
+    for (line, row) in columns.chunks_exact(sw).zip(out.chunks_exact_mut(dw)) {
+        for ((o, &start), w) in row.iter_mut().zip(&starts).zip(weights.chunks_exact(n)) {
+            let sum: u32 = w
                 .iter()
-                .enumerate()
-                .map(|(k, &w)| w * u32::from(rows[(taps.start + k) * dw + x]))
+                .zip(&line[start..start + n])
+                .map(|(&w, &p)| w * u32::from(p))
                 .sum();
-            *p = ((sum + (1 << 21)) >> 22).min(255) as u8;
+            *o = ((sum + (1 << 21)) >> 22).min(255) as u8;
         }
     }
 }
@@ -148,6 +188,26 @@ mod tests {
     }
 
     #[test]
+    fn every_small_size_pair_keeps_flat_pictures_flat() {
+        for (sw, sh) in [(2, 2), (6, 4), (10, 30), (34, 18)] {
+            let frame = VideoFrame::filled(sw, sh, 90, 40, 210).unwrap();
+            for dw in (2..=36).step_by(2) {
+                for dh in (2..=20).step_by(6) {
+                    let scaled = scale_i420(&frame, dw, dh).unwrap();
+                    assert!(
+                        scaled.y().iter().all(|&p| p == 90),
+                        "{sw}x{sh} -> {dw}x{dh}"
+                    );
+                    assert!(
+                        scaled.v().iter().all(|&p| p == 210),
+                        "{sw}x{sh} -> {dw}x{dh}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn same_size_is_a_copy_and_bad_sizes_are_refused() {
         let frame = TestPattern::new(VideoFormat::new(64, 48, 30).unwrap(), 1)
             .unwrap()
@@ -155,6 +215,30 @@ mod tests {
         assert_eq!(scale_i420(&frame, 64, 48).unwrap(), frame);
         assert!(scale_i420(&frame, 63, 48).is_err());
         assert!(scale_i420(&frame, 0, 48).is_err());
+    }
+
+    #[test]
+    fn halving_fast_path_matches_the_general_path() {
+        let frame = TestPattern::new(VideoFormat::new(64, 48, 30).unwrap(), 1)
+            .unwrap()
+            .render(5);
+        let (mut fast, mut general) = (vec![0u8; 32 * 24], vec![0u8; 32 * 24]);
+        scale_plane(frame.y(), 64, 48, &mut fast, 32, 24);
+        // The general path, forced by scaling rows and columns in two steps of the same factor.
+        let (xtaps, ytaps) = (axis_taps(64, 32), axis_taps(48, 24));
+        for (y, taps_y) in ytaps.iter().enumerate() {
+            for (x, taps_x) in xtaps.iter().enumerate() {
+                let mut sum = 0u64;
+                for (j, wy) in taps_y.weights.iter().enumerate() {
+                    for (i, wx) in taps_x.weights.iter().enumerate() {
+                        let p = frame.y()[(taps_y.start + j) * 64 + taps_x.start + i];
+                        sum += u64::from(*wy) * u64::from(*wx) * u64::from(p);
+                    }
+                }
+                general[y * 32 + x] = ((sum + (1 << 27)) >> 28) as u8;
+            }
+        }
+        assert_eq!(fast, general);
     }
 
     #[test]

@@ -32,11 +32,16 @@ pub(super) struct LocalTrack {
 }
 
 impl LocalTrack {
-    /// A track of `kind` with a random SSRC, offering `codec`.
-    pub(super) fn new(label: &str, kind: RtpCodecKind, codec: RTCRtpCodec) -> Self {
+    /// A track of `kind` in media stream `stream_id` with a random SSRC, offering `codec`.
+    pub(super) fn new(
+        stream_id: &str,
+        label: &str,
+        kind: RtpCodecKind,
+        codec: RTCRtpCodec,
+    ) -> Self {
         let ssrc = rand::thread_rng().gen::<u32>() | 1;
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            format!("callisto-{ssrc:08x}"),
+            stream_id.to_owned(),
             format!("{label}-{ssrc:08x}"),
             label.to_owned(),
             kind,

@@ -142,7 +142,8 @@ pub struct WebRtcConfig {
     pub audio: WebRtcAudioConfig,
     /// Video, when the call has it.
     pub video: Option<VideoConfig>,
-    /// Our RTCP CNAME.
+    /// Our RTCP CNAME and media stream id, shared by the audio and video tracks (so the
+    /// peer can synchronise them). Empty (the default): a random one per session.
     pub cname: String,
     /// Bound on ICE gathering before an offer or answer is returned. Default 5 s.
     pub gathering_timeout: Duration,
@@ -179,7 +180,7 @@ impl Default for WebRtcConfig {
             ice_servers: Vec::new(),
             audio: WebRtcAudioConfig::default(),
             video: None,
-            cname: "callisto".to_owned(),
+            cname: String::new(),
             gathering_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             dtls_timeout: Duration::from_secs(3),

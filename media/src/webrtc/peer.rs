@@ -28,14 +28,19 @@
 //! USE-CANDIDATE — waits a whole `check_interval`. (The other path to nomination, a binding
 //! request from the controlled side arriving after our pair succeeded, also waits for the
 //! controlled agent's next tick, 200 ms later.) DTLS then completes in a few milliseconds on
-//! loopback; its retransmission timer (1 s) never fires without loss.
+//! loopback; its retransmission timer (`rtc-dtls` `src/conn/mod.rs` line 42,
+//! `INITIAL_TICKER_INTERVAL = 1 s`) never fires without loss, gathering host candidates is
+//! immediate, and mDNS is off on loopback.
 //!
 //! `SettingEngineBuilder::with_ice_connection_attempts(check_interval, max_binding_requests)`
 //! sets both. Callisto checks every [`ICE_CHECK_INTERVAL`] (20 ms) and scales
 //! `max_binding_requests` so a pair is still given the library's 1.4 s (7 × 200 ms) to answer
 //! before it is declared failed: a slow path fails no sooner than before, a fast one connects
 //! ten times sooner. The faster pacing lasts only while checking (keepalives stay at 2 s), and
-//! costs a few dozen extra STUN packets per call.
+//! costs a few dozen extra STUN packets per call; a pair that never answers now costs 70
+//! requests instead of 7 (50 per second), so a host with very many candidates may prefer a
+//! longer [`WebRtcConfig::ice_check_interval`]. Measured by `media/benches/webrtc_setup.rs`
+//! on loopback (release build, median of 10): offer → connected 23 ms instead of 202 ms.
 
 use std::time::Duration;
 

@@ -255,7 +255,17 @@ impl WebRtcSession {
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
 
-        let audio_track = LocalTrack::new("audio", RtpCodecKind::Audio, audio_codec(first_codec));
+        let stream_id = if config.cname.is_empty() {
+            format!("callisto-{:016x}", rand::random::<u64>())
+        } else {
+            config.cname.clone()
+        };
+        let audio_track = LocalTrack::new(
+            &stream_id,
+            "audio",
+            RtpCodecKind::Audio,
+            audio_codec(first_codec),
+        );
         let (audio_inbox, audio_inputs) = mpsc::channel();
         let with_video = config.video.is_some() && media.video.is_some();
         let (video_track, video_route, video_inputs) = if with_video {
@@ -265,7 +275,7 @@ impl WebRtcSession {
                 thread: Arc::new(Mutex::new(None)),
                 remote: Arc::new(Mutex::new(None)),
             };
-            let track = LocalTrack::new("video", RtpCodecKind::Video, h264_codec());
+            let track = LocalTrack::new(&stream_id, "video", RtpCodecKind::Video, h264_codec());
             (Some(track), Some(route), Some(inputs))
         } else {
             (None, None, None)

@@ -14,8 +14,9 @@
 //!   timestamp), and the next one when its first packet does not begin a picture (its head was
 //!   lost: it neither starts with a parameter set nor with a slice whose `first_mb_in_slice` is
 //!   0). Every loss yields one [`DepacketizerOutput::NeedKeyframe`] — the caller sends PLI/FIR,
-//!   rate-limited on its side. Access units after a loss are still delivered, flagged
-//!   [`AccessUnit::follows_loss`] until the next keyframe, so the caller can freeze or decode.
+//!   rate-limited on its side — unless the first access unit after it is a keyframe anyway.
+//!   Access units after a loss are still delivered, flagged [`AccessUnit::follows_loss`] until
+//!   the next keyframe, so the caller can freeze or decode.
 //! - A payload that is truncated, malformed, has the forbidden bit, is of a type modes 0/1 do not
 //!   use, or would grow the access unit past [`DepacketizerConfig::max_access_unit_size`] is
 //!   refused with its [`H264PayloadError`] (counted in [`DepacketizerStats`]), and its access
@@ -256,7 +257,12 @@ impl H264Depacketizer {
             });
             return;
         }
-        if unit.report_gap {
+        let is_keyframe = unit
+            .nalus
+            .iter()
+            .any(|n| n.first().is_some_and(|&h| nal_type(h) == NAL_IDR));
+        if unit.report_gap && !is_keyframe {
+            // Whole access units vanished; a keyframe right after the gap needs no request.
             self.loss_since_keyframe = true;
             self.outputs
                 .push_back(DepacketizerOutput::NeedKeyframe { dropped: None });
@@ -264,10 +270,6 @@ impl H264Depacketizer {
         if unit.nalus.is_empty() {
             return;
         }
-        let is_keyframe = unit
-            .nalus
-            .iter()
-            .any(|n| n.first().is_some_and(|&h| nal_type(h) == NAL_IDR));
         if is_keyframe {
             self.loss_since_keyframe = false;
         }

@@ -286,3 +286,29 @@ fn accepts_what_the_webrtc_rs_payloader_sends() {
     };
     assert_eq!(au.nalus, unit);
 }
+
+#[test]
+fn after_a_gap_a_unit_must_begin_with_a_picture_start() {
+    let mut d = H264Depacketizer::default();
+    d.handle_packet(1, 0, true, &[0x41, 0x88, 1]).unwrap();
+    // Sequence 2 lost; 3 is the second slice of a picture (first_mb_in_slice 1: bits 010).
+    d.handle_packet(3, 3000, true, &[0x41, 0x40, 1]).unwrap();
+    // Sequence 4 lost; 5 begins a picture with its parameter sets: delivered.
+    d.handle_packet(5, 6000, false, &[0x78, 0, 2, 0x67, 1, 0, 2, 0x68, 2])
+        .unwrap();
+    d.handle_packet(6, 6000, true, &[0x65, 0x88, 3]).unwrap();
+    let out = drain(&mut d);
+    // The loss before the keyframe needs no request of its own.
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(matches!(&out[0], DepacketizerOutput::AccessUnit(au) if au.timestamp == 0));
+    assert_eq!(
+        out[1],
+        DepacketizerOutput::NeedKeyframe {
+            dropped: Some(3000)
+        }
+    );
+    assert!(matches!(&out[2], DepacketizerOutput::AccessUnit(au)
+        if au.timestamp == 6000 && au.is_keyframe && !au.follows_loss && au.nalus.len() == 3));
+    assert_eq!(d.stats().lost_packets, 2);
+    assert_eq!(d.stats().invalid_packets, 0);
+}

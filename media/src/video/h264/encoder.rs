@@ -17,8 +17,9 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
 use openh264_sys2::{
-    SBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0,
-    SPATIAL_LAYER_ALL,
+    SBitrateInfo, WelsTraceCallback, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE,
+    ENCODER_OPTION_TRACE_CALLBACK, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
+    WELS_LOG_WARNING,
 };
 
 use super::error::H264Error;
@@ -172,6 +173,8 @@ pub struct H264Encoder {
     config: H264EncoderConfig,
     encoder: Encoder,
     frames: u64,
+    /// Whether OpenH264 has encoded a frame with the current `encoder` (it initialises then).
+    initialised: bool,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -205,8 +208,39 @@ fn build_encoder(config: &H264EncoderConfig) -> Result<Encoder, H264Error> {
     if let Some(max) = config.max_nal_size {
         settings = settings.max_slice_len(u32::try_from(max).unwrap_or(u32::MAX));
     }
-    Encoder::with_api_config(OpenH264API::from_source(), settings)
-        .map_err(|e| H264Error::Encoder(e.to_string()))
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), settings)
+        .map_err(|e| H264Error::Encoder(e.to_string()))?;
+    let mut callback: WelsTraceCallback = Some(openh264_log);
+    // SAFETY: the encoder exists; the option takes a pointer to a callback pointer, which
+    // OpenH264 copies during the call. OpenH264 accepts this option before initialisation.
+    let status = unsafe {
+        encoder
+            .raw_api()
+            .set_option(ENCODER_OPTION_TRACE_CALLBACK, (&raw mut callback).cast())
+    };
+    if status != 0 {
+        tracing::debug!(status, "OpenH264 kept its own log output");
+    }
+    Ok(encoder)
+}
+
+/// Routes OpenH264's log lines (parameter warnings at initialisation) into `tracing` instead
+/// of stderr.
+unsafe extern "C" fn openh264_log(
+    _context: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    message: *const std::ffi::c_char,
+) {
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: OpenH264 passes a NUL-terminated string that lives for the call.
+    let text = unsafe { std::ffi::CStr::from_ptr(message) }.to_string_lossy();
+    match level {
+        WELS_LOG_ERROR => tracing::warn!(target: "openh264", "{}", text.trim_end()),
+        WELS_LOG_WARNING => tracing::debug!(target: "openh264", "{}", text.trim_end()),
+        _ => tracing::trace!(target: "openh264", "{}", text.trim_end()),
+    }
 }
 
 impl H264Encoder {
@@ -218,6 +252,7 @@ impl H264Encoder {
             config,
             encoder,
             frames: 0,
+            initialised: false,
         })
     }
 
@@ -242,6 +277,17 @@ impl H264Encoder {
     /// [`BITRATE_RANGE`] are clamped.
     pub fn set_bitrate(&mut self, bps: u32) -> Result<(), H264Error> {
         let bps = bps.clamp(*BITRATE_RANGE.start(), *BITRATE_RANGE.end());
+        if !self.initialised {
+            // OpenH264 initialises at the first frame and refuses options before: start over
+            // with the new rate instead.
+            let config = H264EncoderConfig {
+                bitrate_bps: bps,
+                ..self.config
+            };
+            self.encoder = build_encoder(&config)?;
+            self.config = config;
+            return Ok(());
+        }
         let old = self.config.bitrate_bps;
         let target = |layer| SBitrateInfo {
             iLayer: layer,
@@ -298,6 +344,7 @@ impl H264Encoder {
             config.validate()?;
             self.encoder = build_encoder(&config)?;
             self.config = config;
+            self.initialised = false;
         }
         let (w, h) = (frame.width() as usize, frame.height() as usize);
         let source = YUVSlices::new((frame.y(), frame.u(), frame.v()), (w, h), (w, w / 2, w / 2));
@@ -307,6 +354,7 @@ impl H264Encoder {
             .encoder
             .encode_at(&source, Timestamp::from_millis(millis))
             .map_err(|e| H264Error::Encoder(e.to_string()))?;
+        self.initialised = true;
         if matches!(stream.frame_type(), FrameType::Skip | FrameType::Invalid) {
             return Ok(None);
         }

@@ -38,3 +38,49 @@ pub use nal::{
 };
 pub use packetizer::{H264Packetizer, PacketizationMode};
 pub use profile::{H264Level, H264Profile, LevelLimits, ProfileLevelError, ProfileLevelId};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codecs and payload state live on media threads: they must move there.
+    #[test]
+    fn codec_state_is_send() {
+        fn movable<T: Send>() {}
+        movable::<H264Encoder>();
+        movable::<H264Decoder>();
+        movable::<H264Depacketizer>();
+        movable::<H264Packetizer>();
+    }
+}
+
+/// OpenH264's build script silently falls back to plain C when `nasm` fails; this test links
+/// one of its SSE2 routines directly, so a build without the assembly fails to link, and checks
+/// the routine computes what it should.
+#[cfg(all(test, target_arch = "x86_64"))]
+mod assembly_tests {
+    unsafe extern "C" {
+        /// Sum of absolute differences of two 16x16 blocks (`codec/common/x86/satd_sad.asm`);
+        /// the first block must be 16-byte aligned.
+        fn WelsSampleSad16x16_sse2(a: *const u8, a_stride: i32, b: *const u8, b_stride: i32)
+            -> i32;
+    }
+
+    #[repr(align(16))]
+    struct Block([u8; 256]);
+
+    #[test]
+    fn openh264_is_built_with_its_x86_assembly() {
+        let a = Block(std::array::from_fn(|i| (i * 7 % 251) as u8));
+        let b = Block(std::array::from_fn(|i| (i * 13 % 241) as u8));
+        let expected: i32 =
+            a.0.iter()
+                .zip(&b.0)
+                .map(|(&x, &y)| i32::from(x.abs_diff(y)))
+                .sum();
+        // SAFETY: both blocks are 256 bytes (16 rows of stride 16), `a` is 16-byte aligned as the
+        // routine requires, and it only reads them.
+        let sad = unsafe { WelsSampleSad16x16_sse2(a.0.as_ptr(), 16, b.0.as_ptr(), 16) };
+        assert_eq!(sad, expected);
+    }
+}
