@@ -11,7 +11,7 @@ use super::nal::join_annex_b;
 use crate::video::VideoFrame;
 
 /// An OpenH264 decoder. Feed it whole access units (Annex-B or a NAL list); it returns the
-/// picture each completes. A decode error (corrupt data, a missing reference after loss) is
+/// picture each completes (a picture of odd width or height is cropped to even). A decode error (corrupt data, a missing reference after loss) is
 /// an `Err`: the caller should ask the sender for a keyframe and keep feeding — the decoder
 /// recovers at the next IDR.
 pub struct H264Decoder {
@@ -32,9 +32,11 @@ impl std::fmt::Debug for H264Decoder {
 fn to_frame(picture: &DecodedYUV<'_>, timestamp: Duration) -> Result<VideoFrame, H264Error> {
     let (width, height) = picture.dimensions();
     let (y_stride, u_stride, v_stride) = picture.strides();
+    // I420 frames have even sizes: a peer's odd-sized picture loses its last column or row.
+    let even = |d: usize| u32::try_from(d & !1).unwrap_or(u32::MAX);
     let frame = VideoFrame::from_strided_planes(
-        u32::try_from(width).unwrap_or(u32::MAX),
-        u32::try_from(height).unwrap_or(u32::MAX),
+        even(width),
+        even(height),
         (picture.y(), y_stride),
         (picture.u(), u_stride),
         (picture.v(), v_stride),
