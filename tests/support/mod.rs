@@ -7,6 +7,8 @@
 //! - [`baresip`]: baresip as a second user agent that registers to it; [`baresip_phone`] makes
 //!   it a desk phone for calls (WAV source, recording, codecs, SRTP, console commands) and
 //!   [`baresip_events`] parses its log into call events.
+//! - [`browser`]: headless Chromium with JsSIP over Kamailio's WebSocket, a WebRTC softphone
+//!   (`tests/browser/`), with its `getStats()` summaries.
 //! - [`wav`]: tone generators and a WAV reader for media checks with `callisto_media::analysis`.
 //! - [`measure`]: CPU, peak RSS, strace-timed packets and call setup times for benches.
 //! - [`pki`]: a throwaway test CA and server certificates.
@@ -23,6 +25,7 @@
 pub mod baresip;
 pub mod baresip_events;
 pub mod baresip_phone;
+pub mod browser;
 pub mod callisto;
 pub mod dns_server;
 pub mod kamailio;
