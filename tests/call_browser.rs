@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use support::browser::{Browser, BrowserConfig};
 use support::kamailio::{Kamailio, KamailioConfig};
+use support::sip_uas::{webrtc_audio_answer, ScriptedUas};
 use support::wav::write_tone;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -307,6 +308,57 @@ fn browser_call_to_an_unregistered_user_fails_with_404() -> TestResult {
         .register(&ws_url(&kamailio), "sip:bob@127.0.0.1", "wrong")
         .expect_err("a wrong password must not register");
     assert!(error.to_string().contains("registration_failed"), "{error}");
+    Ok(())
+}
+
+/// The proxy between a browser on WebSocket and a phone on UDP: the INVITE crosses with two
+/// Record-Route entries (one per transport), the browser's ACK reaches the UDP phone, and the
+/// phone's BYE, sent along the route set to the browser's Contact, reaches the
+/// browser over its WebSocket (the alias Kamailio put in that Contact). Then the other way:
+/// the browser's BYE reaches the phone.
+#[test]
+fn calls_cross_between_websocket_and_udp_in_both_directions_of_the_dialog() -> TestResult {
+    let _one = serialised();
+    let kamailio = kamailio()?;
+    let dir = tempfile::tempdir()?;
+    let mut alice = registered_browser(
+        &kamailio,
+        BrowserConfig::new("alice"),
+        "alice",
+        "alice-secret",
+        ALICE_HZ,
+        dir.path(),
+    )?;
+    let mut bob = ScriptedUas::bind("bob", kamailio.config().udp_port)?;
+    bob.register("bob-secret", CALL_TIMEOUT)?;
+
+    for phone_hangs_up in [true, false] {
+        alice.call("sip:bob@127.0.0.1", false)?;
+        let call = bob.accept_call(CALL_TIMEOUT, webrtc_audio_answer)?;
+        let record_routes = call.invite.headers("Record-Route");
+        assert_eq!(record_routes.len(), 2, "{}", call.invite.text);
+        assert!(
+            record_routes.iter().any(|rr| rr.contains("transport=ws")),
+            "{}",
+            call.invite.text
+        );
+        // The browser's Contact (its `.invalid` URI, or the GRUU the registrar gave it) carries
+        // the alias of its WebSocket connection.
+        let contact = call.invite.header("Contact").unwrap_or_default();
+        assert!(contact.contains(";alias=127.0.0.1~"), "{contact}");
+        alice.wait_for_confirmed(CALL_TIMEOUT)?;
+        if phone_hangs_up {
+            let reply = bob.hang_up(&call, CALL_TIMEOUT)?;
+            assert_eq!(reply.status(), Some(200), "{}", reply.text);
+        } else {
+            alice.hang_up()?;
+            let bye = bob.accept_bye(CALL_TIMEOUT)?;
+            assert_eq!(bye.header("Call-ID"), call.invite.header("Call-ID"));
+        }
+        let ended = alice.wait_for_event("ended", CALL_TIMEOUT)?;
+        let originator = if phone_hangs_up { "remote" } else { "local" };
+        assert_eq!(ended["originator"], originator, "{ended}");
+    }
     Ok(())
 }
 
