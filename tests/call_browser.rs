@@ -167,6 +167,8 @@ fn browsers_call_each_other_with_audio_and_video_over_websocket() -> TestResult 
     );
     let confirmed = alice.wait_for_confirmed(CALL_TIMEOUT)?;
     bob.wait_for_confirmed(CALL_TIMEOUT)?;
+    // Bob's page sent its 200 OK (camera opened, ICE gathered, answer made) at `accepted`.
+    let accepted = bob.wait_for_event("accepted", CALL_TIMEOUT)?;
     let first_frame = alice.wait_for_event("first_frame", CALL_TIMEOUT)?;
     let first_audio = alice.wait_for_event("first_audio", CALL_TIMEOUT)?;
     bob.wait_for_event("first_frame", CALL_TIMEOUT)?;
@@ -211,6 +213,9 @@ fn browsers_call_each_other_with_audio_and_video_over_websocket() -> TestResult 
                 number(&first_frame["ms_since_start"]) - number(&first_frame["ms_since_invite"])
             ),
             "invite_to_confirmed": confirmed["ms_since_invite"],
+            "callee_incoming_to_200_sent": round1(
+                number(&accepted["page_ms"]) - number(&incoming["page_ms"])
+            ),
             "invite_to_first_audio": first_audio["ms_since_invite"],
             "invite_to_first_frame": first_frame["ms_since_invite"],
             "confirmed_to_first_frame": first_frame["ms_since_confirmed"],
