@@ -307,6 +307,10 @@ fn browser_call_to_an_unregistered_user_fails_with_404() -> TestResult {
     assert_eq!(failed["status"], 404, "{failed}");
     assert_eq!(failed["originator"], "remote", "{failed}");
 
+    alice.unregister()?;
+    let unregistered = alice.wait_for_event("unregistered", CALL_TIMEOUT)?;
+    assert_eq!(unregistered["status"], 200, "{unregistered}");
+
     // A wrong password is a registration failure, reported as such.
     let mut mallory = Browser::start(BrowserConfig::new("mallory"))?;
     let error = mallory
@@ -314,6 +318,24 @@ fn browser_call_to_an_unregistered_user_fails_with_404() -> TestResult {
         .expect_err("a wrong password must not register");
     assert!(error.to_string().contains("registration_failed"), "{error}");
     Ok(())
+}
+
+#[test]
+fn a_missing_chromium_fails_and_names_the_install_step() {
+    let config = BrowserConfig {
+        chromium: Some("/nonexistent/chromium".into()),
+        ..BrowserConfig::new("nobody")
+    };
+    let error = Browser::start(config)
+        .err()
+        .expect("no browser can start without Chromium");
+    assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
+    let message = error.to_string();
+    assert!(message.contains("/nonexistent/chromium"), "{message}");
+    assert!(
+        message.contains("scripts/install-deps.sh test"),
+        "{message}"
+    );
 }
 
 /// The proxy between a browser on WebSocket and a phone on UDP: the INVITE crosses with two

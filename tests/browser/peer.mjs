@@ -4,7 +4,7 @@
 //   node peer.mjs '<config JSON>'
 //
 // Config (every field optional): { name, chromium, audioFile, video: {width, height, fps},
-// autoAnswer, autoAnswerVideo, preferH264, userDataDir, debugSip }.
+// autoAnswer, autoAnswerVideo, preferH264, bundlePolicy, userDataDir, debugSip }.
 //
 // Control: one JSON object per line on stdin, each with a `cmd` and an optional `id` that the
 // reply repeats:
@@ -70,6 +70,7 @@ const config = Object.assign(
     autoAnswer: false,
     autoAnswerVideo: true,
     preferH264: false,
+    bundlePolicy: 'max-bundle',
     userDataDir: null,
     debugSip: false,
   },
@@ -181,6 +182,7 @@ async function main() {
     autoAnswer: config.autoAnswer,
     autoAnswerVideo: config.autoAnswerVideo,
     preferH264: config.preferH264,
+    bundlePolicy: config.bundlePolicy,
     video: config.video,
     debug: config.debugSip,
   });

@@ -6,23 +6,29 @@
 // `failed`, `first_audio`, `first_frame`, `warning`.
 //
 // Network rules of the tests: no ICE servers at all (JsSIP's default is none too, but it is set
-// explicitly), one bundled transport, and only loopback candidates are put in our SDP. JsSIP does
-// not trickle: it waits for the end of ICE gathering before it sends an offer or an answer, with
-// no timeout of its own. Gathering host candidates on loopback ends within milliseconds, but to
+// explicitly), one bundled transport unless told otherwise, and only loopback candidates are put
+// in our SDP. JsSIP does not trickle: it waits for the end of ICE gathering before it sends an
+// offer or an answer, with no timeout of its own. Gathering host candidates on loopback ends within milliseconds, but to
 // never wait on interfaces or candidate types the test does not use, the description is sent as
 // soon as the first loopback UDP candidate is known.
 'use strict';
 
 (() => {
-  const PC_CONFIG = {
-    iceServers: [],
-    bundlePolicy: 'max-bundle',
-    rtcpMuxPolicy: 'require',
-  };
+  // No ICE server of any kind; `bundlePolicy` comes from the page options (max-bundle unless
+  // a test needs to talk to a peer that does not bundle).
+  function pcConfig() {
+    return { iceServers: [], bundlePolicy: config.bundlePolicy, rtcpMuxPolicy: 'require' };
+  }
   // How often the page polls getStats() for the first received audio packet and video frame.
   const FIRST_MEDIA_POLL_MS = 10;
 
-  const config = { autoAnswer: false, autoAnswerVideo: true, preferH264: false, video: null };
+  const config = {
+    autoAnswer: false,
+    autoAnswerVideo: true,
+    preferH264: false,
+    video: null,
+    bundlePolicy: 'max-bundle',
+  };
   let ua = null;
   let session = null;
   // performance.now() of the call() or answer() that started the current call, and of events.
@@ -280,7 +286,7 @@
 
   const phone = {
     // Page-wide options: { autoAnswer, autoAnswerVideo, preferH264, video: {width,height,fps},
-    // debug }.
+    // bundlePolicy, debug }.
     configure(options) {
       Object.assign(config, options);
       if (options.debug) {
@@ -360,7 +366,7 @@
       // JsSIP creates the peer connection inside call(): eventHandlers hook it there.
       const created = ua.call(target, {
         mediaStream: stream,
-        pcConfig: PC_CONFIG,
+        pcConfig: pcConfig(),
         rtcOfferConstraints: { offerToReceiveAudio: true, offerToReceiveVideo: video },
         eventHandlers: {
           peerconnection: (event) => onPeerConnection(event.peerconnection, useH264),
@@ -379,7 +385,7 @@
       startedAt = performance.now();
       session.answer({
         mediaStream: stream,
-        pcConfig: PC_CONFIG,
+        pcConfig: pcConfig(),
         rtcAnswerConstraints: {},
       });
       return {};

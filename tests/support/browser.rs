@@ -83,6 +83,11 @@ pub struct BrowserConfig {
     /// Put H.264 Constrained Baseline (packetization-mode=1) first in offers and answers, via
     /// `RTCRtpTransceiver.setCodecPreferences`.
     pub prefer_h264: bool,
+    /// The `RTCPeerConnection` bundle policy: `max-bundle` (one transport, what Callisto's
+    /// WebRTC session does) or `balanced` (a transport per media kind, for peers that do not
+    /// bundle: under `max-bundle` the W3C rules let a browser negotiate only one m-line with a
+    /// peer that is not bundle-aware).
+    pub bundle_policy: &'static str,
     /// A 16-bit PCM WAV file the fake microphone plays in a loop (Chromium's
     /// `--use-file-for-fake-audio-capture`); `None` keeps Chromium's beeps.
     pub audio_file: Option<PathBuf>,
@@ -104,6 +109,7 @@ impl BrowserConfig {
             auto_answer: false,
             auto_answer_video: true,
             prefer_h264: false,
+            bundle_policy: "max-bundle",
             audio_file: None,
             video: VideoFormat::default(),
             debug_sip: env::var_os("CALLISTO_BROWSER_DEBUG").is_some(),
@@ -134,6 +140,7 @@ impl BrowserConfig {
             "autoAnswer": self.auto_answer,
             "autoAnswerVideo": self.auto_answer_video,
             "preferH264": self.prefer_h264,
+            "bundlePolicy": self.bundle_policy,
             "userDataDir": user_data_dir,
             "debugSip": self.debug_sip,
         })
