@@ -251,9 +251,14 @@ fn browser_answers_a_browser_by_hand_with_chromium_default_codecs() -> TestResul
         ALICE_HZ,
         dir.path(),
     )?;
+    // Bob's offer gathers a transport per media kind (balanced bundle policy): his page then
+    // waits for the end of ICE gathering instead of the first candidate.
     let mut bob = registered_browser(
         &kamailio,
-        BrowserConfig::new("bob"),
+        BrowserConfig {
+            bundle_policy: "balanced",
+            ..BrowserConfig::new("bob")
+        },
         "bob",
         "bob-secret",
         BOB_HZ,

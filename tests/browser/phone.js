@@ -1,16 +1,17 @@
 // The softphone inside the test page: one JsSIP user agent, at most one call at a time.
 //
 // peer.mjs calls the methods of `window.phone` (each returns a promise) and receives every event
-// through `window.callistoEvent(name, fields)`. Events: `registered`, `registration_failed`,
-// `unregistered`, `disconnected`, `incoming`, `progress`, `accepted`, `confirmed`, `ended`,
-// `failed`, `first_audio`, `first_frame`, `warning`.
+// through `window.callistoEvent({event: name, page_ms, …fields})`. Events: `registered`,
+// `registration_failed`, `unregistered`, `disconnected`, `incoming`, `progress`, `accepted`,
+// `confirmed`, `ended`, `failed`, `first_audio`, `first_frame`, `warning`.
 //
 // Network rules of the tests: no ICE servers at all (JsSIP's default is none too, but it is set
 // explicitly), one bundled transport unless told otherwise, and only loopback candidates are put
 // in our SDP. JsSIP does not trickle: it waits for the end of ICE gathering before it sends an
-// offer or an answer, with no timeout of its own. Gathering host candidates on loopback ends within milliseconds, but to
-// never wait on interfaces or candidate types the test does not use, the description is sent as
-// soon as the first loopback UDP candidate is known.
+// offer or an answer, with no timeout of its own. Gathering host candidates on loopback ends
+// within milliseconds, but to never wait on interfaces or candidate types the test does not use,
+// a bundled description is sent as soon as its one transport has a loopback UDP candidate (with
+// several transports, JsSIP waits for the end of gathering).
 'use strict';
 
 (() => {
@@ -246,7 +247,8 @@
     }
     session.on('icecandidate', (event) => {
       const { candidate } = event.candidate;
-      if (/ udp /i.test(candidate) && isLoopbackCandidate(candidate)) {
+      const bundled = config.bundlePolicy === 'max-bundle';
+      if (bundled && / udp /i.test(candidate) && isLoopbackCandidate(candidate)) {
         event.ready();
       }
     });
