@@ -216,6 +216,7 @@ fn browsers_call_each_other_with_audio_and_video_over_websocket() -> TestResult 
             "callee_incoming_to_200_sent": round1(
                 number(&accepted["page_ms"]) - number(&incoming["page_ms"])
             ),
+            "callee_media_open_to_200_sent": accepted["ms_since_start"],
             "invite_to_first_audio": first_audio["ms_since_invite"],
             "invite_to_first_frame": first_frame["ms_since_invite"],
             "confirmed_to_first_frame": first_frame["ms_since_confirmed"],

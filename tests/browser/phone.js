@@ -261,7 +261,9 @@
       inviteSentAt = performance.now();
     });
     session.on('progress', (event) => emit('progress', { status: responseStatus(event) }));
-    session.on('accepted', () => emit('accepted'));
+    // For a callee, ms_since_start runs from the camera and microphone being open (answer())
+    // to the 200 OK being sent: making the answer and gathering ICE.
+    session.on('accepted', () => emit('accepted', { ms_since_start: since(startedAt) }));
     session.on('confirmed', () => {
       confirmedAt = performance.now();
       emit('confirmed', { ms_since_start: since(startedAt), ms_since_invite: since(inviteSentAt) });
