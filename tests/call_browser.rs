@@ -344,6 +344,27 @@ fn a_missing_chromium_fails_and_names_the_install_step() {
     );
 }
 
+#[test]
+fn stopping_a_browser_leaves_none_of_its_processes() -> TestResult {
+    let _one = serialised();
+    let mut browser = Browser::start(BrowserConfig::new("short-lived"))?;
+    let pids = browser.chromium_pids();
+    assert!(
+        pids.len() >= 2,
+        "Chromium runs a browser and a renderer: {pids:?}"
+    );
+    let node = browser.pid();
+    browser.stop();
+    for pid in pids.into_iter().chain([node]) {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let alive = state
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+        assert!(!alive, "process {pid} outlived the browser: {state}");
+    }
+    Ok(())
+}
+
 /// The proxy between a browser on WebSocket and a phone on UDP: the INVITE crosses with two
 /// Record-Route entries (one per transport), the browser's ACK reaches the UDP phone, and the
 /// phone's BYE, sent along the route set to the browser's Contact, reaches the

@@ -159,6 +159,9 @@ pub struct Browser {
     seen: Vec<Value>,
     next_id: u64,
     dir: TempDir,
+    /// Set once [`Browser::stop`] reaped the node process: its PID may belong to another
+    /// process from then on, so nothing is looked up or signalled by it again.
+    stopped: bool,
 }
 
 /// `tests/browser/` in this source tree.
@@ -219,6 +222,7 @@ impl Browser {
             seen: Vec::new(),
             next_id: 1,
             dir,
+            stopped: false,
         };
         browser.wait_for_event("ready", STARTUP_TIMEOUT)?;
         Ok(browser)
@@ -444,8 +448,12 @@ impl Browser {
         }
     }
 
-    /// The processes Chromium runs for this peer (the node process's descendants).
+    /// The processes Chromium runs for this peer (the node process's descendants); none once
+    /// stopped.
     pub fn chromium_pids(&self) -> Vec<u32> {
+        if self.stopped {
+            return Vec::new();
+        }
         descendants(self.pid())
     }
 
@@ -489,8 +497,11 @@ impl Browser {
     /// Closes Chromium and stops the peer: `quit` first, then SIGKILL by PID to whatever of
     /// it is left after [`STOP_GRACE`]. Idempotent.
     pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
         // Chromium's processes are re-parented once node exits: note them first.
-        let mut processes: Vec<(u32, u64)> = descendants(self.pid())
+        let processes: Vec<(u32, u64)> = descendants(self.pid())
             .into_iter()
             .filter_map(|pid| Some((pid, start_time(pid)?)))
             .collect();
@@ -502,11 +513,6 @@ impl Browser {
                 thread::sleep(Duration::from_millis(20));
             }
         }
-        processes.extend(
-            descendants(self.pid())
-                .into_iter()
-                .filter_map(|pid| Some((pid, start_time(pid)?))),
-        );
         for (pid, started) in processes {
             // Only the process we noted: a recycled PID has another start time.
             if start_time(pid) == Some(started) {
@@ -517,6 +523,7 @@ impl Browser {
             kill(self.pid(), true);
         }
         let _ = self.child.wait();
+        self.stopped = true;
     }
 }
 
