@@ -6,7 +6,16 @@
 #
 # Runs as root, or through sudo when it exists. When everything is already present it only
 # queries dpkg and exits (well under a second); `apt-get update` runs only if something is missing.
+#
+# The test set includes the browser peer (tests/browser/): Debian's `chromium`, Node.js with npm
+# (Debian's `nodejs` and `npm`, unless a `node` and an `npm` are already on PATH), and the pinned
+# npm packages of tests/browser/package-lock.json (playwright-core, jssip, esbuild), installed
+# with `npm ci` only when the lockfile changed since the last install. Playwright never
+# downloads a browser of its own: it drives /usr/bin/chromium.
 set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+browser_peer="$repo/tests/browser"
 
 BUILD_PACKAGES=(
     build-essential
@@ -32,6 +41,14 @@ TEST_PACKAGES=(
     openssl
     procps
     strace
+    chromium
+)
+
+# Node.js for the browser peer: any `node` and `npm` on PATH will do (the machine may have its
+# own build); otherwise Debian's packages.
+NODE_PACKAGES=(
+    nodejs
+    npm
 )
 
 usage() {
@@ -42,9 +59,32 @@ usage() {
 [[ $# -eq 1 ]] || usage
 case "$1" in
     build) wanted=("${BUILD_PACKAGES[@]}") ;;
-    test) wanted=("${TEST_PACKAGES[@]}") ;;
+    test)
+        wanted=("${TEST_PACKAGES[@]}")
+        if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+            wanted+=("${NODE_PACKAGES[@]}")
+        fi
+        ;;
     *) usage ;;
 esac
+
+# `npm ci` of the browser peer's pinned packages, skipped when node_modules was installed from
+# this very lockfile (its hash is stamped into node_modules).
+install_browser_peer() {
+    local stamp="$browser_peer/node_modules/.callisto-lock-sha256"
+    local lock_hash
+    lock_hash="$(sha256sum "$browser_peer/package-lock.json" | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
+        echo "install-deps: browser peer packages are present (tests/browser/node_modules)"
+        return
+    fi
+    echo "install-deps: installing the browser peer's npm packages (tests/browser)"
+    (
+        cd "$browser_peer"
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund
+    )
+    echo "$lock_hash" >"$stamp"
+}
 
 # One dpkg-query call for the whole set: a package counts as present only when its status
 # is "install ok installed" (removed-but-configured packages are reinstalled).
@@ -58,6 +98,9 @@ done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "install-deps: all ${#wanted[@]} packages for '$1' are present"
+    if [[ $1 == test ]]; then
+        install_browser_peer
+    fi
     exit 0
 fi
 
@@ -76,3 +119,6 @@ echo "install-deps: installing ${missing[*]}"
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${missing[@]}"
 echo "install-deps: installed ${missing[*]}"
+if [[ $1 == test ]]; then
+    install_browser_peer
+fi

@@ -8,6 +8,16 @@
 //! binding), optional digest authentication of initial requests from local users (407), and
 //! 200 OK to OPTIONS addressed to the server itself.
 //!
+//! WebSocket clients (browsers, Callisto over WS) put an unroutable `.invalid` host in Via and
+//! Contact (RFC 7118). The proxy routes to them over their connection, as Kamailio's WebSocket
+//! examples do: `fix_nated_register` saves the connection as the binding's received address;
+//! `add_contact_alias` appends `;alias=ip~port~proto` to the Contact of their initial requests
+//! (first hop) and, in `onreply_route`, of their replies, so in-dialog requests addressed to
+//! that Contact are sent back over the connection (`handle_ruri_alias`, before and after
+//! `loose_route`). `record_route()` inserts two Record-Route headers (the `rr` module's
+//! `enable_double_rr`, on by default) when a call crosses from a WebSocket to UDP/TCP or back,
+//! so each side's in-dialog requests name the listener they reach and leave by.
+//!
 //! Marker lines on stderr let tests observe what the proxy saw:
 //! - `CALLISTO-REG`, `CALLISTO-SAVED`, `CALLISTO-BINDING`: REGISTER received, saved, bindings;
 //! - `CALLISTO-CALL`: every other request, with Kamailio's receive time (`ts`, Unix seconds with
@@ -232,6 +242,8 @@ const REQUEST_ROUTE_HEAD: &str = r#"request_route {
     }
     if (has_totag()) {
         if (loose_route()) {
+            # The next hop may be a WebSocket client's Contact: route over its connection.
+            handle_ruri_alias();
             route(RELAY);
         }
         if (is_method("ACK")) {
@@ -350,6 +362,11 @@ route[LOG_REQUEST] {
 }
 
 onreply_route {
+    # A reply from a WebSocket client carries its `.invalid` Contact: the alias names the
+    # connection, so the caller's in-dialog requests to that Contact reach it (handle_ruri_alias).
+    if (proto == WS || proto == WSS) {
+        add_contact_alias();
+    }
     route(SDP);
     xlog("L_NOTICE", "CALLISTO-REPLY|ts=$TV(Sn)|status=$rs|reason=$rr|method=$rm|callid=$ci|cseq=$cs|src=$si:$sp|origin=relay|sdp_dir=$var(sdp_dir)|crypto=$var(sdp_crypto)|m=$var(sdp_media)\n");
 }

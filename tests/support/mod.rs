@@ -7,8 +7,12 @@
 //! - [`baresip`]: baresip as a second user agent that registers to it; [`baresip_phone`] makes
 //!   it a desk phone for calls (WAV source, recording, codecs, SRTP, console commands) and
 //!   [`baresip_events`] parses its log into call events.
+//! - [`browser`]: headless Chromium with JsSIP over Kamailio's WebSocket, a WebRTC softphone
+//!   (`tests/browser/`), with its `getStats()` summaries.
 //! - [`wav`]: tone generators and a WAV reader for media checks with `callisto_media::analysis`.
 //! - [`measure`]: CPU, peak RSS, strace-timed packets and call setup times for benches.
+//! - [`sip_uas`]: a scripted UDP user agent (hand-written SIP) for checking the proxy's routing
+//!   between transports, e.g. a WebSocket browser calling a UDP phone.
 //! - [`pki`]: a throwaway test CA and server certificates.
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
@@ -23,6 +27,7 @@
 pub mod baresip;
 pub mod baresip_events;
 pub mod baresip_phone;
+pub mod browser;
 pub mod callisto;
 pub mod dns_server;
 pub mod kamailio;
@@ -31,6 +36,7 @@ pub mod kamailio_cfg;
 pub mod logged_child;
 pub mod measure;
 pub mod pki;
+pub mod sip_uas;
 pub mod tcp_proxy;
 pub mod wav;
 
