@@ -248,7 +248,10 @@ mod tests {
     async fn websocket_registrars_resolve_to_ws_targets_with_a_path_and_an_invalid_contact() {
         let ws = resolved(&account("sip:127.0.0.1:8080;transport=ws", None)).await;
         assert_eq!(ws.targets[0].transport, TransportKind::Ws);
-        assert_eq!(ws.targets[0].addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            ws.targets[0].addr,
+            "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(ws.ws_path.as_deref(), Some("/"));
         assert_eq!(ws.registration.transport, TransportKind::Ws);
         let host = ws.registration.contact_host.clone().unwrap();

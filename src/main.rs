@@ -29,10 +29,20 @@ fn main() -> ExitCode {
             return ExitCode::from(register::exit::OTHER);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // Calls may carry WebRTC sessions, whose peer connections need a multi-threaded runtime;
+    // registering alone runs on one thread.
+    let calls = matches!(cli.command, Some(Command::Call(_) | Command::Answer(_)));
+    let runtime = if calls {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("callisto: cannot start: {error}");

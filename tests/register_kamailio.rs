@@ -429,7 +429,7 @@ fn two_accounts_register_at_once_from_the_configuration_file() -> TestResult {
         registered,
         ["sip:alice@127.0.0.1", "sip:bob@127.0.0.1"]
             .into_iter()
-            .collect(),
+            .collect::<std::collections::HashSet<_>>(),
         "{}",
         describe(&output)
     );

@@ -17,6 +17,7 @@
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
 //! - [`tcp_proxy`]: a loopback TCP forwarder a test can cut, to drop connections on purpose.
+//! - [`video`]: the test pattern's stamps in a Y4M recording (frame counters, identities).
 //!
 //! Every socket binds to 127.0.0.1. A missing peer is an error, so tests fail instead of
 //! skipping. Include it from a test file with `mod support;`.
@@ -38,6 +39,7 @@ pub mod measure;
 pub mod pki;
 pub mod sip_uas;
 pub mod tcp_proxy;
+pub mod video;
 pub mod wav;
 
 use std::collections::HashSet;

@@ -100,6 +100,8 @@ struct Call {
     webrtc: Option<Arc<callisto_media::webrtc::WebRtcSession>>,
     /// The peer's answer went into the WebRTC session.
     answer_applied: bool,
+    /// The SDP that concluded the WebRTC offer/answer (the peer's answer, or ours).
+    concluded_sdp: Option<String>,
     /// An outgoing WebRTC call, to place again on the classic path if the callee answers
     /// the WebRTC offer with 488 (a desk phone).
     fallback: Option<(OutgoingCall, Option<usize>)>,
@@ -124,6 +126,7 @@ impl Call {
             transfer_of: None,
             webrtc: None,
             answer_applied: false,
+            concluded_sdp: None,
             fallback: None,
         }
     }

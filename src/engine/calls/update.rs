@@ -73,7 +73,7 @@ pub enum CallUpdate {
     Ended {
         by_remote: bool,
         reason: String,
-        summary: CallSummary,
+        summary: Box<CallSummary>,
     },
 }
 

@@ -33,9 +33,9 @@ use super::{CallKey, MediaOptions, VideoInput, VideoOptions};
 /// What a WebRTC step reports when it is done.
 pub(crate) enum WebRtcReady {
     /// Our offer for an outgoing call, with the session that made it.
-    Offer(Result<(WebRtcSession, String), String>),
+    Offer(Result<(Box<WebRtcSession>, String), String>),
     /// Our answer to an incoming call's offer, with the session that made it.
-    Answer(Result<(WebRtcSession, String), String>),
+    Answer(Result<(Box<WebRtcSession>, String), String>),
     /// The peer's answer was applied (media starts).
     Applied(Result<(), String>),
     /// The session reported something (connected, failed, first packet…).
@@ -167,7 +167,7 @@ pub(super) fn spawn_offer(key: CallKey, ip: IpAddr, options: MediaOptions, event
     tokio::spawn(async move {
         let result = match build(key, ip, &options, &events).await {
             Ok(session) => match session.create_offer().await {
-                Ok(sdp) => Ok((session, sdp)),
+                Ok(sdp) => Ok((Box::new(session), sdp)),
                 Err(error) => {
                     session.close().await;
                     Err(error.to_string())
@@ -190,7 +190,7 @@ pub(super) fn spawn_answer(
     tokio::spawn(async move {
         let result = match build(key, ip, &options, &events).await {
             Ok(session) => match session.accept_offer(&offer).await {
-                Ok(sdp) => Ok((session, sdp)),
+                Ok(sdp) => Ok((Box::new(session), sdp)),
                 Err(error) => {
                     session.close().await;
                     Err(error.to_string())

@@ -77,7 +77,7 @@ impl End {
             End::Ended { by_remote, reason } => CallUpdate::Ended {
                 by_remote,
                 reason,
-                summary,
+                summary: Box::new(summary),
             },
             End::Replaced => return,
         };
@@ -184,7 +184,7 @@ impl Calls {
         endpoint: &mut Endpoint,
         now: Instant,
         key: CallKey,
-        result: Result<(WebRtcSession, String), String>,
+        result: Result<(Box<WebRtcSession>, String), String>,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
         let Some(Preparing::Outgoing {
@@ -195,7 +195,7 @@ impl Calls {
         else {
             if let Ok((session, _)) = result {
                 // Hung up while the offer was made.
-                self.close_webrtc(key, Arc::new(session), Instant::now(), None, End::Replaced);
+                self.close_webrtc(key, Arc::new(*session), Instant::now(), None, End::Replaced);
             }
             return;
         };
@@ -229,7 +229,7 @@ impl Calls {
         let mut entry = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
         entry.identity = Some(call.from.clone());
         entry.account = account;
-        entry.webrtc = Some(Arc::new(session));
+        entry.webrtc = Some(Arc::new(*session));
         entry.fallback = Some((call, account));
         self.calls.insert(key, entry);
     }
@@ -240,7 +240,7 @@ impl Calls {
         endpoint: &mut Endpoint,
         now: Instant,
         key: CallKey,
-        result: Result<(WebRtcSession, String), String>,
+        result: Result<(Box<WebRtcSession>, String), String>,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
         let Some(Preparing::Incoming {
@@ -252,7 +252,7 @@ impl Calls {
         else {
             if let Ok((session, _)) = result {
                 // The caller gave up while we made the answer.
-                self.close_webrtc(key, Arc::new(session), Instant::now(), None, End::Replaced);
+                self.close_webrtc(key, Arc::new(*session), Instant::now(), None, End::Replaced);
             }
             return;
         };
@@ -268,10 +268,11 @@ impl Calls {
         let options = self.incoming.clone().unwrap_or_default();
         let media = CallMedia::unbound(ip, options);
         let mut call = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
+        call.concluded_sdp = Some(answer.clone());
         call.prepared_answer = Some(Body::sdp(answer));
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
         call.announced_ringing = true;
-        call.webrtc = Some(Arc::new(session));
+        call.webrtc = Some(Arc::new(*session));
         call.answer_applied = true;
         self.calls.insert(key, call);
         let _ = endpoint.ring(now, id);
@@ -309,6 +310,7 @@ impl Calls {
                 };
                 call.answer_applied = true;
                 let answer = String::from_utf8_lossy(&body.bytes).into_owned();
+                call.concluded_sdp = Some(answer.clone());
                 if let Some(session) = &call.webrtc {
                     webrtc::spawn_apply(
                         key,
@@ -322,13 +324,10 @@ impl Calls {
             CallEvent::Answered { .. } => None,
             CallEvent::Established { body } => {
                 call.established = Some(now);
-                let sdp_text = match &body {
-                    Some(body) => String::from_utf8_lossy(&body.bytes).into_owned(),
-                    None => call
-                        .prepared_answer
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(&b.bytes).into_owned())
-                        .unwrap_or_default(),
+                let sdp_text = match (&body, &call.concluded_sdp) {
+                    (_, Some(text)) => text.clone(),
+                    (Some(body), None) => String::from_utf8_lossy(&body.bytes).into_owned(),
+                    (None, None) => String::new(),
                 };
                 let codec = first_audio_codec(&sdp_text).unwrap_or_else(|| "opus".into());
                 let video = call.media.options.video.is_some() && has_video(&sdp_text);

@@ -1,0 +1,338 @@
+//! Callisto's WebRTC path end to end (ICE, DTLS-SRTP, BUNDLE, Opus and H.264), through
+//! Kamailio:
+//!
+//! - Callisto calls Callisto with video both ways; each side's recording holds the other's
+//!   test pattern with consecutive frame counters, at the pattern's frame rate.
+//! - A browser softphone (headless Chromium + JsSIP over WebSocket) and Callisto call each
+//!   other both ways: the browser's `getStats()` shows decoded H.264 and Opus audio from
+//!   Callisto, Callisto's summary shows decoded frames and audio from the browser.
+//! - A desk phone (baresip, classic RTP only) refuses Callisto's WebRTC offer with 488 and
+//!   Callisto calls again on the classic path by itself.
+//!
+//! The tests run one at a time: each runs two video encoders and decoders in real time.
+
+mod support;
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use support::baresip::Baresip;
+use support::baresip_phone::{Codec, PhoneConfig};
+use support::browser::{Browser, BrowserConfig};
+use support::callisto::Callisto;
+use support::kamailio::{Kamailio, KamailioConfig};
+use support::video::stamp_run;
+use support::wav;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+const ALICE_HZ: f32 = 440.0;
+const BOB_HZ: f32 = 1000.0;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serialised() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Kamailio with alice and bob, a WebSocket listener for browsers.
+fn kamailio() -> Result<Kamailio, Box<dyn Error>> {
+    Ok(Kamailio::start(KamailioConfig {
+        ws_port: Some(support::free_port()),
+        tls_port: None,
+        users: vec![
+            ("alice".to_owned(), "alice-secret".to_owned()),
+            ("bob".to_owned(), "bob-secret".to_owned()),
+        ],
+        ..KamailioConfig::default()
+    })?)
+}
+
+/// `user`'s address as Callisto and the phones dial it (the proxy's address and port).
+fn aor(kamailio: &Kamailio, user: &str) -> String {
+    format!("sip:{user}@127.0.0.1:{}", kamailio.config().udp_port)
+}
+
+/// `callisto COMMAND` as `user` over UDP with a tone and the test pattern (identity
+/// `identity`), recording audio and video into `dir`.
+fn callisto(
+    kamailio: &Kamailio,
+    dir: &Path,
+    user: &str,
+    command: &[&str],
+    hz: f32,
+    identity: u16,
+    extra: &[&str],
+) -> std::io::Result<Callisto> {
+    let registrar = format!("sip:127.0.0.1:{}", kamailio.config().udp_port);
+    let user_uri = aor(kamailio, user);
+    let password = format!("{user}-secret");
+    let tone = format!("tone:{hz}");
+    let identity = identity.to_string();
+    let audio = recording(dir, user, "wav").to_string_lossy().into_owned();
+    let video = recording(dir, user, "y4m").to_string_lossy().into_owned();
+    let mut args: Vec<&str> = command.to_vec();
+    args.extend([
+        "--user",
+        &user_uri,
+        "--password",
+        &password,
+        "--registrar",
+        &registrar,
+        "--listen",
+        "127.0.0.1:0",
+        "--audio",
+        &tone,
+        "--record-audio",
+        &audio,
+        "--video",
+        "pattern",
+        "--pattern-id",
+        &identity,
+        "--record-video",
+        &video,
+        "--json",
+    ]);
+    args.extend(extra);
+    Callisto::start(dir, &args)
+}
+
+fn recording(dir: &Path, user: &str, extension: &str) -> PathBuf {
+    dir.join(format!("{user}-heard.{extension}"))
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(0.0)
+}
+
+/// The checks on one side's `call_ended` summary and recordings: it decoded the other's
+/// video (H.264, 640x480, at least 25 fps, consecutive frame counters with the other's
+/// identity) and heard the other's tone.
+fn check_received(
+    who: &str,
+    ended: &Value,
+    dir: &Path,
+    peer_identity: u16,
+    peer_hz: f32,
+    own_hz: f32,
+) -> TestResult {
+    let video = &ended["video"];
+    assert_eq!(video["codec"], "H264", "{who}: {ended}");
+    assert_eq!(video["receive_resolution"], "640x480", "{who}: {ended}");
+    assert!(number(&video["fps"]) >= 25.0, "{who}: {ended}");
+    assert_eq!(ended["audio"]["codec"], "opus", "{who}: {ended}");
+    assert!(ended["audio"]["srtp"] == true, "{who}: {ended}");
+    let run = stamp_run(&recording(dir, who, "y4m"))?;
+    println!("{who} saw {run:?}");
+    assert!(run.frames >= 60, "{who}: {run:?}");
+    assert_eq!(run.identities, vec![peer_identity], "{who}: {run:?}");
+    assert!(run.stamped * 100 >= run.frames * 98, "{who}: {run:?}");
+    assert_eq!(run.gaps, 0, "{who}: {run:?}");
+    let heard = wav::heard(&recording(dir, who, "wav"), peer_hz, own_hz)?;
+    println!("{who} heard {heard:?}");
+    assert!(heard.coverage >= 0.9, "{who}: {heard:?}");
+    Ok(())
+}
+
+#[test]
+fn callisto_calls_callisto_with_video_both_ways() -> TestResult {
+    let _one = serialised();
+    let kamailio = kamailio()?;
+    let dir = tempfile::tempdir()?;
+    let mut bob = callisto(&kamailio, dir.path(), "bob", &["answer"], BOB_HZ, 2, &[])?;
+    bob.expect("registered", WAIT)?;
+    let bob_uri = aor(&kamailio, "bob");
+    let mut alice = callisto(
+        &kamailio,
+        dir.path(),
+        "alice",
+        &["call", &bob_uri],
+        ALICE_HZ,
+        1,
+        &["--media", "webrtc", "--duration", "3"],
+    )?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["media"], "webrtc", "{answered}");
+    assert_eq!(answered["video"], true, "{answered}");
+    let alice_ended = alice.expect("call_ended", WAIT)?;
+    let bob_ended = bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    println!(
+        "WEBRTC-SETUP {{\"invite_to_first_frame_ms\":{},\"setup_ms\":{}}}",
+        alice_ended["video"]["first_frame_ms"], alice_ended["setup_ms"]
+    );
+    check_received("alice", &alice_ended, dir.path(), 2, BOB_HZ, ALICE_HZ)?;
+    check_received("bob", &bob_ended, dir.path(), 1, ALICE_HZ, BOB_HZ)?;
+    // Both went through the proxy as WebRTC offers and answers.
+    let invite = kamailio
+        .call_log()
+        .iter()
+        .find_map(|line| line.request("INVITE").cloned())
+        .ok_or("no INVITE")?;
+    assert_eq!(
+        invite.sdp.as_ref().and_then(|s| s.audio_protocol()),
+        Some("UDP/TLS/RTP/SAVPF")
+    );
+    Ok(())
+}
+
+/// A browser softphone registered over WebSocket, whose microphone plays `hz`.
+fn browser(
+    kamailio: &Kamailio,
+    config: BrowserConfig,
+    user: &str,
+    hz: f32,
+    dir: &Path,
+) -> Result<Browser, Box<dyn Error>> {
+    let tone = dir.join(format!("{user}-{hz}.wav"));
+    wav::write_tone(&tone, hz, 48_000, 1, 10.0)?;
+    let mut config = config;
+    config.audio_file = Some(tone);
+    let mut browser = Browser::start(config)?;
+    let ws = format!(
+        "ws://127.0.0.1:{}",
+        kamailio.config().ws_port.unwrap_or_default()
+    );
+    browser.register(
+        &ws,
+        &format!("sip:{user}@127.0.0.1"),
+        &format!("{user}-secret"),
+    )?;
+    Ok(browser)
+}
+
+/// The browser decodes Callisto's H.264 pattern and receives its Opus audio.
+fn check_browser_received(browser: &mut Browser) -> Result<Value, Box<dyn Error>> {
+    let stats = browser.wait_for_stats(WAIT, "Callisto's media", |stats| {
+        number(&stats["inbound_video"]["framesDecoded"]) > 30.0
+            && number(&stats["inbound_audio"]["packetsReceived"]) > 50.0
+    })?;
+    assert_eq!(stats["inbound_video"]["codec"], "video/H264", "{stats}");
+    assert_eq!(stats["inbound_video"]["frameWidth"], 640, "{stats}");
+    assert_eq!(stats["inbound_audio"]["codec"], "audio/opus", "{stats}");
+    Ok(stats)
+}
+
+/// Callisto decoded the browser's H.264 video and received its Opus audio.
+fn check_callisto_received(ended: &Value) {
+    assert_eq!(ended["video"]["codec"], "H264", "{ended}");
+    assert!(number(&ended["video"]["frames_decoded"]) > 30.0, "{ended}");
+    assert_eq!(ended["audio"]["codec"], "opus", "{ended}");
+    assert!(number(&ended["audio"]["rx_packets"]) > 50.0, "{ended}");
+}
+
+#[test]
+fn callisto_calls_a_browser_with_video() -> TestResult {
+    let _one = serialised();
+    let kamailio = kamailio()?;
+    let dir = tempfile::tempdir()?;
+    let mut bob = browser(
+        &kamailio,
+        BrowserConfig::auto_answering("bob"),
+        "bob",
+        BOB_HZ,
+        dir.path(),
+    )?;
+    let bob_uri = aor(&kamailio, "bob");
+    let mut alice = callisto(
+        &kamailio,
+        dir.path(),
+        "alice",
+        &["call", &bob_uri],
+        ALICE_HZ,
+        1,
+        &["--media", "webrtc", "--duration", "4"],
+    )?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["video"], true, "{answered}");
+    let stats = check_browser_received(&mut bob)?;
+    println!("browser stats: {stats}");
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    check_callisto_received(&ended);
+    bob.wait_for_event("ended", WAIT)?;
+    Ok(())
+}
+
+#[test]
+fn a_browser_calls_callisto_with_video() -> TestResult {
+    let _one = serialised();
+    let kamailio = kamailio()?;
+    let dir = tempfile::tempdir()?;
+    let mut bob = callisto(&kamailio, dir.path(), "bob", &["answer"], BOB_HZ, 2, &[])?;
+    bob.expect("registered", WAIT)?;
+    let mut alice = browser(
+        &kamailio,
+        BrowserConfig::new("alice"),
+        "alice",
+        ALICE_HZ,
+        dir.path(),
+    )?;
+    alice.call_preferring_h264(&aor(&kamailio, "bob"), true, true)?;
+    let answered = bob.expect("answered", WAIT)?;
+    assert_eq!(answered["media"], "webrtc", "{answered}");
+    alice.wait_for_confirmed(WAIT)?;
+    check_browser_received(&mut alice)?;
+    alice.hang_up()?;
+    let ended = bob.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "remote", "{ended}");
+    check_callisto_received(&ended);
+    let heard = wav::heard(&recording(dir.path(), "bob", "wav"), ALICE_HZ, BOB_HZ)?;
+    println!("bob heard {heard:?}");
+    assert!(heard.coverage >= 0.8, "{heard:?}");
+    Ok(())
+}
+
+#[test]
+fn a_desk_phone_refusing_webrtc_gets_a_classic_call() -> TestResult {
+    let _one = serialised();
+    let kamailio = kamailio()?;
+    let dir = tempfile::tempdir()?;
+    let tone = dir.path().join("bob.wav");
+    wav::write_tone(&tone, BOB_HZ, 8000, 1, 10.0)?;
+    let bob = Baresip::start_phone(
+        PhoneConfig::registered("bob", "bob-secret", kamailio.config().udp_port)
+            .codecs(&[Codec::Pcmu])
+            .playing(&tone),
+    )?;
+    bob.wait_for_registered(WAIT)?;
+    let bob_uri = aor(&kamailio, "bob");
+    let mut alice = callisto(
+        &kamailio,
+        dir.path(),
+        "alice",
+        &["call", &bob_uri],
+        ALICE_HZ,
+        1,
+        &["--media", "webrtc", "--duration", "2"],
+    )?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["media"], "classic", "{answered}");
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(number(&ended["audio"]["rx_packets"]) > 50.0, "{ended}");
+    // The proxy saw the WebRTC offer refused with 488, then the classic offer.
+    let log = kamailio.call_log();
+    let protocols: Vec<String> = log
+        .iter()
+        .filter_map(|line| line.request("INVITE"))
+        .filter_map(|invite| invite.sdp.as_ref()?.audio_protocol().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        protocols.first().map(String::as_str),
+        Some("UDP/TLS/RTP/SAVPF"),
+        "{protocols:?}"
+    );
+    assert!(
+        protocols.iter().any(|p| p == "RTP/AVP" || p == "RTP/SAVP"),
+        "{protocols:?}"
+    );
+    assert!(log.iter().any(|line| line.reply(488, "INVITE").is_some()));
+    Ok(())
+}
