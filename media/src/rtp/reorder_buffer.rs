@@ -14,7 +14,8 @@
 //!   [`poll_timeout`](ReorderBuffer::poll_timeout) (the instant the hole at the head gives up).
 //! - In-order packets pass straight through: with no hole, nothing is held.
 //! - A hole is waited for at most the *hold time*, counted from the arrival of the first
-//!   packet behind it: `min(1.5 × RTT + margin, max_hold)` (default margin 20 ms, cap 150 ms;
+//!   packet behind it: `min(1.5 × RTT + margin, max_hold)` (default margin 30 ms — the NACK
+//!   generator's 10 ms reorder window and 20 ms for scheduling and jitter — cap 150 ms;
 //!   [`set_rtt`](ReorderBuffer::set_rtt) keeps it current). Then the hole is skipped (its
 //!   packets are counted lost) and delivery goes on; the depacketizer sees the gap and deals
 //!   with it (drop, keyframe request).
@@ -35,7 +36,7 @@ const SKIPPED_RANGES: usize = 64;
 pub struct ReorderConfig {
     /// The hold time never exceeds this.
     pub max_hold: Duration,
-    /// Added to 1.5 × RTT: the time for the receiver to notice the hole and ask.
+    /// Added to 1.5 × RTT: the time for the receiver to notice the hole and ask, and jitter.
     pub margin: Duration,
     /// Most packets held at once.
     pub capacity: usize,
@@ -44,11 +45,11 @@ pub struct ReorderConfig {
 }
 
 impl Default for ReorderConfig {
-    /// 150 ms at most, 20 ms margin, 512 packets, restart 3000 behind.
+    /// 150 ms at most, 30 ms margin, 512 packets, restart 3000 behind.
     fn default() -> Self {
         ReorderConfig {
             max_hold: Duration::from_millis(150),
-            margin: Duration::from_millis(20),
+            margin: Duration::from_millis(30),
             capacity: 512,
             restart_window: 3_000,
         }

@@ -23,15 +23,18 @@ fn in_order_packets_pass_straight_through() {
 fn a_retransmission_within_the_hold_time_fills_the_hole() {
     let start = Instant::now();
     let mut buffer = ReorderBuffer::new(ReorderConfig::default());
-    buffer.set_rtt(Duration::from_millis(40)); // hold 80 ms
-    assert_eq!(buffer.hold_time(), Duration::from_millis(80));
+    buffer.set_rtt(Duration::from_millis(40)); // hold 90 ms
+    assert_eq!(buffer.hold_time(), Duration::from_millis(90));
     buffer.push(10, 10, start);
     buffer.push(12, 12, start);
     buffer.push(13, 13, start + Duration::from_millis(5));
-    assert_eq!(drain(&mut buffer, start + Duration::from_millis(10)), vec![10]);
+    assert_eq!(
+        drain(&mut buffer, start + Duration::from_millis(10)),
+        vec![10]
+    );
     assert_eq!(
         buffer.poll_timeout(),
-        Some(start + Duration::from_millis(80))
+        Some(start + Duration::from_millis(90))
     );
     let at = start + Duration::from_millis(60);
     assert_eq!(buffer.push(11, 11, at), Arrival::FilledHole);
@@ -48,8 +51,14 @@ fn a_hole_is_given_up_after_the_hold_time_and_its_packet_refused_later() {
     assert_eq!(buffer.hold_time(), Duration::from_millis(150));
     buffer.push(1, 1, start);
     buffer.push(4, 4, start);
-    assert_eq!(drain(&mut buffer, start + Duration::from_millis(149)), vec![1]);
-    assert_eq!(drain(&mut buffer, start + Duration::from_millis(150)), vec![4]);
+    assert_eq!(
+        drain(&mut buffer, start + Duration::from_millis(149)),
+        vec![1]
+    );
+    assert_eq!(
+        drain(&mut buffer, start + Duration::from_millis(150)),
+        vec![4]
+    );
     assert_eq!(buffer.stats().skipped, 2);
     assert_eq!(buffer.push(2, 2, start), Arrival::Late);
     assert_eq!(buffer.push(4, 4, start), Arrival::Duplicate);
@@ -87,8 +96,8 @@ fn seeded_loss_reordering_and_retransmission_deliver_in_order() {
         let start = Instant::now();
         let mut buffer = ReorderBuffer::new(ReorderConfig::default());
         let rtt = Duration::from_millis(30);
-        buffer.set_rtt(rtt); // hold 65 ms
-        // (arrival, sequence), sent every 2 ms from 40_000 on (crossing the wrap).
+        buffer.set_rtt(rtt); // hold 75 ms
+                             // (arrival, sequence), sent every 2 ms from 40_000 on (crossing the wrap).
         let mut arrivals: Vec<(Duration, u16)> = Vec::new();
         let mut lost_for_good = 0;
         for i in 0..3_000u32 {

@@ -197,20 +197,21 @@ impl WebRtcSession {
         };
         info!(payload_type, "WebRTC video starts");
         let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
-        let (pli, pli_rx) = async_mpsc::unbounded_channel();
+        let (feedback, feedback_rx) = async_mpsc::unbounded_channel();
         let thread = VideoThread::start(
             VideoThreadConfig {
                 video,
                 ssrc: local.ssrc,
                 payload_type,
                 connected: Arc::clone(&self.shared.connected),
+                controller: self.controller.clone(),
             },
             media.source,
             media.sink,
             VideoChannels {
                 inbox: (route.inbox.clone(), inputs),
                 outgoing,
-                pli,
+                feedback,
             },
         )?;
         *lock(&route.thread) = thread.thread();
@@ -220,7 +221,11 @@ impl WebRtcSession {
             local.as_track_local(),
             Arc::clone(&self.shared.connected),
         ));
-        self.spawn(tasks::write_plis(pli_rx, route.clone(), local.ssrc));
+        self.spawn(tasks::write_feedback(
+            feedback_rx,
+            route.clone(),
+            local.ssrc,
+        ));
         self.spawn(tasks::read_keyframe_requests(
             local.as_track_local(),
             route.clone(),

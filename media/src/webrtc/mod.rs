@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!  engine ──► WebRtcSession (session.rs, async): peer connection, offer/answer, timeouts
-//!              │  peer.rs: MediaEngine (Opus, H.264), interceptors (NACK, reports, TWCC,
+//!              │  peer.rs: MediaEngine (Opus, H.264), interceptors (NACK responder, reports,
+//!              │           TWCC, congestion feed (congestion_feed.rs → BitrateController),
 //!              │           RTCP RTT (rtt.rs), keyframe requests to us (keyframe_requests.rs)),
 //!              │           SettingEngine (ICE pacing)
 //!              ├─ tasks.rs (tokio): remote tracks ──RTP──► media threads' inboxes
@@ -15,8 +16,9 @@
 //!              ├─ audio_thread.rs (own thread, rule 4): the classic path's sans-IO
 //!              │   SendPipeline (source → resample → Opus → RTP) and ReceivePipeline
 //!              │   (RTP → statistics → jitter buffer → decode/conceal/FEC → sink)
-//!              └─ video_thread.rs (own thread): source → H.264 → RFC 6184 → RTP, and
-//!                  RTP → depacketizer → decoder → sink, keyframe requests both ways
+//!              └─ video_thread.rs (own thread): source → scale → H.264 (rate and size from
+//!                  the bitrate controller) → RFC 6184 → RTP, and RTP → NACK generator →
+//!                  reorder buffer → depacketizer → decoder → sink, keyframe requests both ways
 //! ```
 //!
 //! Audio is the classic session's pipelines verbatim: the same encoder, jitter buffer, FEC and
@@ -36,6 +38,15 @@
 //!   audio-only.
 //! - **Keyframes.** A damaged access unit or a decoder error sends a PLI (at most one per
 //!   300 ms); a PLI or FIR from the peer makes our next frame an IDR.
+//! - **Bandwidth.** Video starts at [`VIDEO_START_BITRATE`] (or [`VideoConfig::max_bitrate`]
+//!   when lower) and follows a [`BitrateController`](crate::congestion::BitrateController)
+//!   fed by transport-wide feedback, REMB and receiver reports, never above
+//!   [`VideoConfig::max_bitrate`]; the frame size and rate follow its layer advice.
+//!   [`VideoStats`] shows the target.
+//! - **Loss.** Lost video packets are NACKed (RTT-aware retries); the peer connection's NACK
+//!   responder resends ours. A reorder buffer holds packets behind a hole for
+//!   min(1.5 × RTT + 30 ms, 150 ms) so a retransmission fills it; only then is the access
+//!   unit given up and a PLI sent.
 //! - **Connection.** [`WebRtcSession::wait_connected`] waits for ICE and DTLS, bounded by
 //!   [`WebRtcConfig::connect_timeout`]; an ICE failure is [`WebRtcError::ConnectFailed`], a
 //!   DTLS handshake that does not complete once ICE is up (a fingerprint that does not match
@@ -49,6 +60,7 @@
 //!   the library default, see [`peer`] for why.
 
 mod audio_thread;
+mod congestion_feed;
 mod keyframe_requests;
 mod local_media;
 pub mod peer;
@@ -105,6 +117,13 @@ impl Default for WebRtcAudioConfig {
     }
 }
 
+/// Where a session's video bitrate starts (unless [`VideoConfig::max_bitrate`] is lower):
+/// enough for 640×480 at 30 fps; the controller ramps up or down from there.
+pub const VIDEO_START_BITRATE: u32 = 800_000;
+
+/// The lowest target the bitrate controller gives video.
+pub const VIDEO_MIN_BITRATE: u32 = 50_000;
+
 /// The video side of a WebRTC session (H.264 constrained baseline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoConfig {
@@ -114,7 +133,8 @@ pub struct VideoConfig {
     pub height: u32,
     /// Frames per second.
     pub fps: u32,
-    /// Highest bitrate the encoder aims for, in bits per second.
+    /// Highest bitrate the encoder aims for, in bits per second: the bitrate controller's
+    /// ceiling.
     pub max_bitrate: u32,
 }
 

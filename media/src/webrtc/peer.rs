@@ -12,10 +12,14 @@
 //!
 //! # Interceptors
 //!
-//! What the library's `register_default_interceptors` installs (NACK generator and responder,
-//! receiver and sender reports, the simulcast header extensions), TWCC both ways instead of
-//! receive-only (so `transport-cc` is negotiated and answered for audio and video),
-//! [`RttMeter`](super::rtt) (the library computes no RTCP round-trip time), and [`KeyframeRequestForwarder`] last, which hands PLI/FIR to our video sender.
+//! What the library's `register_default_interceptors` installs (receiver and sender reports,
+//! the simulcast header extensions) except the NACK generator — the video thread runs
+//! Callisto's own, RTT-aware [`NackGenerator`](crate::rtp::NackGenerator) and writes its NACKs
+//! — with the library's NACK responder (retransmission from a [`NACK_HISTORY`]-packet buffer),
+//! TWCC both ways instead of receive-only (so `transport-cc` is negotiated and answered for
+//! audio and video), [`CongestionFeed`](super::congestion_feed) (feeds the session's bitrate
+//! controller), [`RttMeter`](super::rtt) (the library computes no RTCP round-trip time), and
+//! [`KeyframeRequestForwarder`] last, which hands PLI/FIR to our video sender.
 //!
 //! # ICE pacing: the 200 ms connect time
 //!
@@ -49,9 +53,9 @@ use ::webrtc::peer_connection::{
     Registry, SettingEngine, SettingEngineBuilder,
 };
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{NackResponderBuilder, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU,
@@ -61,6 +65,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 
+use super::congestion_feed::{self, CongestionFeed, SharedController};
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
 use super::rtt::{self, RttMeter, RttTable};
 use super::{IceServer, WebRtcConfig, WebRtcError};
@@ -79,6 +84,10 @@ pub const H264_FMTP: &str =
 
 /// The Opus format parameters: in-band FEC on, 10 ms minimum packets.
 pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+
+/// Packets the NACK responder keeps for retransmission (a power of two): about 10 s of
+/// video at 1 Mbps.
+pub const NACK_HISTORY: u16 = 1_024;
 
 /// H.264's dynamic payload type.
 pub const H264_PAYLOAD_TYPE: u8 = 125;
@@ -139,6 +148,7 @@ pub fn negotiated_audio_codec(mime_type: &str) -> Option<AudioCodecKind> {
 pub(crate) fn build_media_engine(
     config: &WebRtcConfig,
     rtt: RttTable,
+    controller: SharedController,
 ) -> Result<(MediaEngine, Registry), WebRtcError> {
     let mut engine = MediaEngine::default();
     for codec in &config.audio.codecs {
@@ -163,12 +173,29 @@ pub(crate) fn build_media_engine(
             RtpCodecKind::Video,
         )?;
     }
-    // The library's defaults, with TWCC both ways instead of receive-only: the sender half
-    // stamps our packets so the peer's feedback has something to report on.
-    let registry = configure_nack(Registry::new(), &mut engine);
+    // The library's defaults, with TWCC both ways instead of receive-only (the sender half
+    // stamps our packets so the peer's feedback has something to report on), and of NACK only
+    // the responder: the video thread asks for lost packets itself (`rtp::NackGenerator`).
+    for parameter in ["", "pli"] {
+        engine.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    let registry = Registry::new().with(
+        Slot::NackResponder,
+        NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+    );
     configure_simulcast_extension_headers(&mut engine)?;
     let registry = configure_twcc(registry, &mut engine)?;
     let registry = configure_rtcp_reports(registry)
+        .with(
+            Slot::from(congestion_feed::SLOT),
+            CongestionFeed::new(controller, rtt.clone()),
+        )
         .with(Slot::from(rtt::SLOT), RttMeter::new(rtt))
         .with(
             Slot::from(keyframe_requests::SLOT),

@@ -21,8 +21,8 @@ use tracing::{debug, warn};
 use super::audio_thread::AudioInput;
 use super::keyframe_requests::is_keyframe_request;
 use super::stats::{candidate_addr, transport_facts, TransportFacts};
-use super::video_thread::VideoInput;
-use crate::rtp::RtpPacket;
+use super::video_thread::{VideoFeedback, VideoInput};
+use crate::rtp::{build_nack, RtpPacket};
 
 /// How often the peer connection's statistics (selected pair, RTT, NACKs) are read.
 pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(500);
@@ -135,13 +135,13 @@ pub(crate) async fn write_rtp(
     }
 }
 
-/// Sends a PLI for the peer's video each time the video thread asks.
-pub(crate) async fn write_plis(
-    mut requests: UnboundedReceiver<()>,
+/// Sends the RTCP feedback (PLI, NACK) about the peer's video that the video thread asks for.
+pub(crate) async fn write_feedback(
+    mut requests: UnboundedReceiver<VideoFeedback>,
     route: VideoRoute,
     sender_ssrc: u32,
 ) {
-    while requests.recv().await.is_some() {
+    while let Some(request) = requests.recv().await {
         let remote = lock(&route.remote).clone();
         let Some(remote) = remote else {
             continue;
@@ -149,12 +149,17 @@ pub(crate) async fn write_plis(
         let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
             continue;
         };
-        let pli = PictureLossIndication {
-            sender_ssrc,
-            media_ssrc,
+        let packet: Box<dyn rtc::rtcp::Packet> = match request {
+            VideoFeedback::Pli => Box::new(PictureLossIndication {
+                sender_ssrc,
+                media_ssrc,
+            }),
+            VideoFeedback::Nack(sequences) => {
+                Box::new(build_nack(sender_ssrc, media_ssrc, &sequences))
+            }
         };
-        if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
-            debug!(error = %e, "PLI not sent");
+        if let Err(e) = remote.write_rtcp(vec![packet]).await {
+            debug!(error = %e, "RTCP feedback not sent");
         }
     }
 }

@@ -7,10 +7,19 @@
 //!   encoder starts with). Every `1 / fps` from then on one frame is read, encoded and sent;
 //!   a thread more than 200 ms late skips ahead instead of bursting. When the source ends,
 //!   sending stops.
-//! - **Receiving**: each RTP packet is depacketized as it arrives (the routing task wakes the
-//!   thread); a complete access unit is decoded and the picture handed to the sink at once.
-//!   A damaged access unit (loss, refused payload) or a decoder error asks the sender for a
-//!   keyframe with a PLI, at most one per [`PLI_MIN_INTERVAL`].
+//! - **Adapting**: before each frame the thread reads the session's [`BitrateController`](crate::congestion::BitrateController)
+//!   (fed by the interceptor chain, see [`congestion_feed`](super::congestion_feed)): its
+//!   target goes to the encoder (`set_bitrate`, when it moved by 5 % or 10 kbps), its layer
+//!   advice scales the source frames down ([`scale_i420`]) and, at the lowest rung, sends every
+//!   other frame. The controller's hysteresis keeps the size from flapping.
+//! - **Receiving**: each RTP packet goes to the [`NackGenerator`] (which asks for what is
+//!   missing, with NACKs the peer connection's responder answers on the other side) and
+//!   through a [`ReorderBuffer`] that holds packets behind a hole for
+//!   min(1.5 × RTT + 30 ms, 150 ms), so a retransmission fills it; then in sequence order into
+//!   the depacketizer; a complete access unit is decoded and the picture handed to the sink at
+//!   once. A damaged access unit (a hole given up, a refused payload), a decoder error or a
+//!   packet the NACK generator gave up on asks the sender for a keyframe with a PLI, at most
+//!   one per [`PLI_MIN_INTERVAL`].
 //! - **Keyframe requests** from the peer (PLI, FIR) make the next frame an IDR.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,13 +33,18 @@ use rand::Rng;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info_span, warn};
 
+use super::congestion_feed::SharedController;
 use super::{VideoConfig, WebRtcError};
-use crate::rtp::{RtpHeader, RtpPacket};
+use crate::congestion::VideoLayerAdvice;
+use crate::rtp::{
+    Arrival, NackArrival, NackConfig, NackGenerator, ReorderBuffer, ReorderConfig, RtpHeader,
+    RtpPacket,
+};
 use crate::video::h264::{
     DepacketizerConfig, DepacketizerOutput, H264Decoder, H264Depacketizer, H264Encoder,
     H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
-use crate::video::{VideoSink, VideoSource};
+use crate::video::{scale_i420, VideoSink, VideoSource};
 
 /// Fewest time between two PLIs we send.
 pub(crate) const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
@@ -66,7 +80,7 @@ pub struct VideoStats {
     pub tx_packets: u64,
     /// RTP packets received.
     pub rx_packets: u64,
-    /// Packets missing from the received sequence.
+    /// Packets missing from the sequence the depacketizer saw (after retransmissions).
     pub lost: u64,
     /// Access units dropped as damaged.
     pub dropped_frames: u64,
@@ -76,8 +90,26 @@ pub struct VideoStats {
     pub keyframe_requests_sent: u64,
     /// PLIs and FIRs the peer sent us.
     pub keyframe_requests_received: u64,
-    /// NACKs we sent about the peer's video (from the peer connection's statistics).
+    /// NACK packets we sent about the peer's video.
     pub nacks_sent: u64,
+    /// Packets of the peer's video that arrived after we asked for them (retransmissions).
+    pub retransmissions_received: u64,
+    /// Packets that filled a hole while the reorder buffer held the packets behind it.
+    pub holes_filled: u64,
+    /// Packets the reorder buffer gave up waiting for (the depacketizer saw them lost).
+    pub packets_given_up: u64,
+    /// Packets that arrived after their hole had been given up on.
+    pub packets_too_late: u64,
+    /// The bitrate controller's current target for our video, bits per second.
+    pub target_bitrate_bps: u64,
+    /// The rate the peer received our video at, from transport-wide feedback.
+    pub acknowledged_bitrate_bps: Option<u64>,
+    /// Transport-wide feedback reports the controller took.
+    pub transport_feedback_reports: u64,
+    /// Times the layer advice changed our frame size or rate.
+    pub layer_changes: u64,
+    /// The frame rate we send at now (halved at the lowest rung).
+    pub send_fps: u32,
     /// NACKs the peer sent about ours (from the peer connection's statistics).
     pub nacks_received: u64,
     /// When the first frame was decoded.
@@ -103,14 +135,25 @@ pub(crate) struct VideoThreadConfig {
     pub payload_type: u8,
     /// Whether ICE and DTLS are up (sending waits for it).
     pub connected: Arc<AtomicBool>,
+    /// The session's bitrate controller.
+    pub controller: SharedController,
 }
 
-/// The thread's channels: its inbox (and the sender side, for stopping it), RTP out, PLIs
-/// out.
+/// Feedback the thread asks the peer connection to send about the peer's video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VideoFeedback {
+    /// A picture loss indication.
+    Pli,
+    /// A generic NACK for these sequence numbers.
+    Nack(Vec<u16>),
+}
+
+/// The thread's channels: its inbox (and the sender side, for stopping it), RTP out, RTCP
+/// feedback (PLI, NACK) out.
 pub(crate) struct VideoChannels {
     pub inbox: (Sender<VideoInput>, Receiver<VideoInput>),
     pub outgoing: UnboundedSender<RtpPacket>,
-    pub pli: UnboundedSender<()>,
+    pub feedback: UnboundedSender<VideoFeedback>,
 }
 
 /// A running video thread.
@@ -136,17 +179,25 @@ impl VideoThread {
         let video = |e: &dyn std::fmt::Display| WebRtcError::Video(e.to_string());
         let format = source.format();
         let fps = format.fps.max(1);
+        let start_bps = u32::try_from(config.controller.lock().target_bitrate())
+            .unwrap_or(config.video.max_bitrate);
         let mut encoder_config =
-            H264EncoderConfig::new(format.width, format.height, fps, config.video.max_bitrate);
+            H264EncoderConfig::new(format.width, format.height, fps, start_bps);
         encoder_config.keyframe_interval = Some(fps.saturating_mul(10));
         let encoder = H264Encoder::new(encoder_config).map_err(|e| video(&e))?;
         let decoder = H264Decoder::new().map_err(|e| video(&e))?;
         let packetizer = H264Packetizer::new(PacketizationMode::NonInterleaved, RTP_PAYLOAD_MTU)
             .map_err(|e| video(&e))?;
         let mut rng = rand::thread_rng();
+        let (target, layer) = {
+            let controller = config.controller.lock();
+            (controller.target_bitrate(), controller.layer_advice())
+        };
         let stats = Arc::new(Mutex::new(VideoStats {
             codec: "H264".to_owned(),
-            send_resolution: (format.width, format.height),
+            send_resolution: (layer.width, layer.height),
+            target_bitrate_bps: target,
+            send_fps: layer.fps,
             ..VideoStats::default()
         }));
         let (stop, inputs) = channels.inbox;
@@ -157,9 +208,16 @@ impl VideoThread {
             decoder,
             packetizer,
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
+            reorder: ReorderBuffer::new(ReorderConfig::default()),
+            nack: NackGenerator::new(NackConfig::default()),
+            controller: config.controller,
+            encoder_bps: start_bps,
+            layer,
+            source_fps: fps,
+            frame_credit: 1.0,
             inputs,
             outgoing: channels.outgoing,
-            pli: channels.pli,
+            feedback: channels.feedback,
             connected: config.connected,
             ssrc: config.ssrc,
             payload_type: config.payload_type,
@@ -225,9 +283,19 @@ struct VideoLoop {
     decoder: H264Decoder,
     packetizer: H264Packetizer,
     depacketizer: H264Depacketizer,
+    reorder: ReorderBuffer<RtpPacket>,
+    nack: NackGenerator,
+    controller: SharedController,
+    /// The bitrate the encoder was last given.
+    encoder_bps: u32,
+    /// The frame size and rate in use.
+    layer: VideoLayerAdvice,
+    source_fps: u32,
+    /// Frames owed at the advised rate (a frame is sent when it reaches 1).
+    frame_credit: f64,
     inputs: Receiver<VideoInput>,
     outgoing: UnboundedSender<RtpPacket>,
-    pli: UnboundedSender<()>,
+    feedback: UnboundedSender<VideoFeedback>,
     connected: Arc<AtomicBool>,
     ssrc: u32,
     payload_type: u8,
@@ -262,9 +330,18 @@ impl VideoLoop {
                 }
             }
             let now = Instant::now();
+            self.service_receive(now);
             self.send_due(now);
             self.publish(now);
-            let wait = match self.next_frame {
+            let wake = [
+                self.next_frame,
+                self.reorder.poll_timeout(),
+                self.nack.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let wait = match wake {
                 Some(next) => next.saturating_duration_since(Instant::now()),
                 None => Duration::from_millis(10),
             };
@@ -297,6 +374,7 @@ impl VideoLoop {
             due
         };
         self.next_frame = Some(tick + self.interval);
+        self.adapt();
         let frame = match self.source.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => {
@@ -310,6 +388,25 @@ impl VideoLoop {
                 return;
             }
         };
+        // At a lower advised frame rate, only some of the source's frames are sent.
+        self.frame_credit =
+            (self.frame_credit + f64::from(self.layer.fps) / f64::from(self.source_fps)).min(1.0);
+        if self.frame_credit < 1.0 - 1e-9 {
+            return;
+        }
+        self.frame_credit -= 1.0;
+        let frame = if (frame.width(), frame.height()) != (self.layer.width, self.layer.height) {
+            match scale_i420(&frame, self.layer.width, self.layer.height) {
+                Ok(scaled) => scaled,
+                Err(e) => {
+                    debug!(error = %e, "frame not scaled to the advised size");
+                    frame
+                }
+            }
+        } else {
+            frame
+        };
+        self.counters.send_resolution = (frame.width(), frame.height());
         let unit = match self.encoder.encode(&frame) {
             Ok(Some(unit)) => unit,
             Ok(None) => return,
@@ -354,11 +451,75 @@ impl VideoLoop {
         }
     }
 
-    /// One RTP packet from the peer: depacketize, decode what completed, ask for keyframes.
+    /// Takes the controller's target and layer advice (and the RTT for the receive side).
+    fn adapt(&mut self) {
+        let (target, advice, rtt, acknowledged, feedback_reports) = {
+            let mut controller = self.controller.lock();
+            // The state is read whole below; the change events are not needed.
+            while controller.poll_event().is_some() {}
+            (
+                controller.target_bitrate(),
+                controller.layer_advice(),
+                controller.rtt(),
+                controller.acknowledged_bitrate(),
+                controller.stats().feedback_reports,
+            )
+        };
+        self.counters.target_bitrate_bps = target;
+        self.counters.acknowledged_bitrate_bps = acknowledged;
+        self.counters.transport_feedback_reports = feedback_reports;
+        let target = u32::try_from(target).unwrap_or(u32::MAX);
+        let moved = target.abs_diff(self.encoder_bps);
+        if moved >= 10_000 || f64::from(moved) >= 0.05 * f64::from(self.encoder_bps) {
+            match self.encoder.set_bitrate(target) {
+                Ok(()) => self.encoder_bps = target,
+                Err(e) => debug!(error = %e, "encoder refused the target bitrate"),
+            }
+        }
+        if advice != self.layer {
+            debug!(?advice, target, "video layer changes");
+            self.layer = advice;
+            self.counters.layer_changes += 1;
+        }
+        self.counters.send_fps = self.layer.fps;
+        self.nack.set_rtt(rtt);
+        self.reorder.set_rtt(rtt);
+    }
+
+    /// One RTP packet from the peer: loss bookkeeping, then into the reorder buffer.
     fn receive(&mut self, at: Instant, packet: RtpPacket) {
         self.counters.rx_packets += 1;
         self.received_bytes += packet.payload.len() as u64 + 12;
         self.first_received_at.get_or_insert(at);
+        let sequence = packet.header.sequence_number;
+        if self.nack.on_packet(sequence, at) == NackArrival::Recovered {
+            self.counters.retransmissions_received += 1;
+        }
+        match self.reorder.push(sequence, packet, at) {
+            Arrival::FilledHole => self.counters.holes_filled += 1,
+            Arrival::Late => self.counters.packets_too_late += 1,
+            Arrival::InOrder | Arrival::Duplicate => {}
+        }
+        self.service_receive(at);
+    }
+
+    /// Delivers what the reorder buffer releases, sends due NACKs, asks for a keyframe when
+    /// the NACK generator gave up.
+    fn service_receive(&mut self, now: Instant) {
+        while let Some(packet) = self.reorder.poll(now) {
+            self.depacketize(now, &packet);
+        }
+        if let Some(sequences) = self.nack.poll_nack(now) {
+            self.counters.nacks_sent += 1;
+            let _ = self.feedback.send(VideoFeedback::Nack(sequences));
+        }
+        if self.nack.take_keyframe_request() {
+            self.request_keyframe(now);
+        }
+    }
+
+    /// One packet in sequence order: depacketize, decode what completed, ask for keyframes.
+    fn depacketize(&mut self, at: Instant, packet: &RtpPacket) {
         let header = &packet.header;
         if let Err(e) = self.depacketizer.handle_packet(
             header.sequence_number,
@@ -409,13 +570,15 @@ impl VideoLoop {
         }
         self.last_pli = Some(now);
         self.counters.keyframe_requests_sent += 1;
-        let _ = self.pli.send(());
+        let _ = self.feedback.send(VideoFeedback::Pli);
     }
 
     fn publish(&mut self, now: Instant) {
         let depacketizer = self.depacketizer.stats();
         self.counters.lost = depacketizer.lost_packets;
         self.counters.dropped_frames = depacketizer.dropped_access_units;
+        let reorder = self.reorder.stats();
+        self.counters.packets_given_up = reorder.skipped;
         let rate = |bytes: u64, since: Option<Instant>| {
             since
                 .map(|t| now.saturating_duration_since(t).as_secs_f64())
