@@ -13,11 +13,14 @@
 //!   Retransmissions of the NACK responder (slot 4 000) pass here too and are counted.
 //! - **in**: transport-wide feedback ([`feedback_from_twcc`]) → `on_transport_feedback`; a REMB
 //!   naming our video SSRC (or none) → `on_remb`; each report block about our video SSRC in an
-//!   SR or RR → `on_receiver_report` with the RTT the [`RttMeter`](super::rtt) measured last.
+//!   SR or RR → `on_receiver_report` with the RTT the [`RttMeter`](super::rtt) measured last
+//!   (the meter sits further up the chain, so that is the previous report's RTT). NACKs about
+//!   our video are counted (the peer connection's statistics do not count them).
 //!
 //! Times are the chain's own (`TransportMessage::now`); the controller reads no clock.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
@@ -25,6 +28,7 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -41,17 +45,30 @@ const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// A session's bitrate controller, shared by the interceptor (inputs) and the video thread
-/// (target and layer advice).
+/// (target and layer advice), with the count of NACK packets the peer sent about our video.
 #[derive(Debug, Clone)]
-pub(crate) struct SharedController(Arc<Mutex<BitrateController>>);
+pub(crate) struct SharedController {
+    controller: Arc<Mutex<BitrateController>>,
+    nacks_received: Arc<AtomicU64>,
+}
 
 impl SharedController {
     pub(crate) fn new(config: CongestionConfig) -> Self {
-        SharedController(Arc::new(Mutex::new(BitrateController::new(config))))
+        SharedController {
+            controller: Arc::new(Mutex::new(BitrateController::new(config))),
+            nacks_received: Arc::default(),
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, BitrateController> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// NACK packets the peer sent about our video (the NACK responder answers them).
+    pub(crate) fn nacks_received(&self) -> u64 {
+        self.nacks_received.load(Ordering::Relaxed)
     }
 }
 
@@ -81,6 +98,12 @@ impl CongestionFeed {
         if let Some(twcc) = any.downcast_ref::<TransportLayerCc>() {
             let feedback = feedback_from_twcc(twcc);
             self.controller.lock().on_transport_feedback(&feedback, now);
+        } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+            if self.video.contains_key(&nack.media_ssrc) {
+                self.controller
+                    .nacks_received
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
             let ours =
                 remb.ssrcs.is_empty() || remb.ssrcs.iter().any(|s| self.video.contains_key(s));

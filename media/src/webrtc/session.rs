@@ -495,7 +495,7 @@ impl WebRtcSession {
     ) -> WebRtcStats {
         let facts = *lock(&self.shared.facts);
         let video = video.map(|mut video| {
-            video.nacks_received = facts.video_nacks_received;
+            video.nacks_received = self.controller.nacks_received();
             video
         });
         let audio = audio.map(|mut audio| {

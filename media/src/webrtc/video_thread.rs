@@ -110,7 +110,7 @@ pub struct VideoStats {
     pub layer_changes: u64,
     /// The frame rate we send at now (halved at the lowest rung).
     pub send_fps: u32,
-    /// NACKs the peer sent about ours (from the peer connection's statistics).
+    /// NACK packets the peer sent about ours.
     pub nacks_received: u64,
     /// When the first frame was decoded.
     pub first_frame_decoded_at: Option<Instant>,
