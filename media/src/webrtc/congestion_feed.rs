@@ -192,3 +192,162 @@ impl Interceptor for CongestionFeed {
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use rtc::interceptor::{AttributedPacket, RTPHeaderExtension};
+    use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
+        PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+    };
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+    use rtc::shared::marshal::Marshal;
+    use rtc::shared::TransportContext;
+
+    use super::*;
+
+    const VIDEO: u32 = 0x1234;
+    const AUDIO: u32 = 0x5678;
+    const EXT_ID: u8 = 3;
+
+    fn feed() -> (CongestionFeed, SharedController) {
+        let controller = SharedController::new(CongestionConfig {
+            max_bps: 1_000_000,
+            start_bps: 500_000,
+            ..CongestionConfig::default()
+        });
+        let mut feed = CongestionFeed::new(controller.clone(), RttTable::default());
+        for (ssrc, mime) in [(VIDEO, "video/H264"), (AUDIO, "audio/opus")] {
+            feed.bind_local_stream(&StreamInfo {
+                ssrc,
+                mime_type: mime.to_owned(),
+                rtp_header_extensions: vec![RTPHeaderExtension {
+                    uri: TRANSPORT_CC_URI.to_owned(),
+                    id: u16::from(EXT_ID),
+                }],
+                ..Default::default()
+            });
+        }
+        (feed, controller)
+    }
+
+    fn tagged(packet: Packet, now: Instant) -> TaggedPacket {
+        TaggedPacket {
+            now,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(packet),
+        }
+    }
+
+    fn rtp(ssrc: u32, transport_sequence: u16) -> Packet {
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.version = 2;
+        packet.header.ssrc = ssrc;
+        let extension = TransportCcExtension { transport_sequence }
+            .marshal()
+            .unwrap();
+        packet
+            .header
+            .set_extension(EXT_ID, Bytes::from(extension))
+            .unwrap();
+        packet.payload = Bytes::from(vec![0u8; 1_000]);
+        Packet::Rtp(packet)
+    }
+
+    /// Every packet of `count` from `base` received, 5 ms apart.
+    fn twcc(base: u16, count: u16) -> Box<dyn rtc::rtcp::Packet> {
+        Box::new(TransportLayerCc {
+            media_ssrc: VIDEO,
+            base_sequence_number: base,
+            packet_status_count: count,
+            reference_time: 1,
+            packet_chunks: vec![PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                run_length: count,
+            })],
+            recv_deltas: (0..count)
+                .map(|_| RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 5_000,
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn video_departures_and_feedback_reach_the_controller_audio_is_left_out() {
+        let (mut feed, controller) = feed();
+        let start = Instant::now();
+        for i in 0..100u16 {
+            let now = start + Duration::from_millis(5 * u64::from(i));
+            // Every fourth transport-wide number is an audio packet.
+            let ssrc = if i % 4 == 3 { AUDIO } else { VIDEO };
+            feed.handle_write(tagged(rtp(ssrc, i), now)).unwrap();
+            assert!(feed.poll_write().is_some(), "packets pass through");
+        }
+        let now = start + Duration::from_millis(520);
+        feed.handle_read(tagged(Packet::Rtcp(vec![twcc(0, 100)]), now))
+            .unwrap();
+        assert!(feed.poll_read().is_some());
+        let stats = controller.lock().stats();
+        assert_eq!(stats.feedback_reports, 1);
+        assert_eq!(stats.acked, 75, "the video packets");
+        assert_eq!(stats.unknown, 25, "the audio packets");
+        assert!(controller.lock().acknowledged_bitrate().is_some());
+    }
+
+    #[test]
+    fn remb_caps_the_target_and_nacks_about_our_video_are_counted() {
+        let (mut feed, controller) = feed();
+        let now = Instant::now();
+        let remb = ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 9,
+            bitrate: 200_000.0,
+            ssrcs: vec![VIDEO],
+        };
+        let nack = |media_ssrc| TransportLayerNack {
+            sender_ssrc: 9,
+            media_ssrc,
+            nacks: vec![NackPair::new(7)],
+        };
+        let packets: Vec<Box<dyn rtc::rtcp::Packet>> =
+            vec![Box::new(remb), Box::new(nack(VIDEO)), Box::new(nack(AUDIO))];
+        feed.handle_read(tagged(Packet::Rtcp(packets), now))
+            .unwrap();
+        assert_eq!(controller.lock().target_bitrate(), 200_000);
+        assert_eq!(controller.nacks_received(), 1);
+        // A REMB about another stream only is not ours.
+        let other = ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 9,
+            bitrate: 60_000.0,
+            ssrcs: vec![AUDIO],
+        };
+        feed.handle_read(tagged(Packet::Rtcp(vec![Box::new(other)]), now))
+            .unwrap();
+        assert_eq!(controller.lock().target_bitrate(), 200_000);
+    }
+
+    #[test]
+    fn receiver_reports_about_our_video_report_loss() {
+        let (mut feed, controller) = feed();
+        let start = Instant::now();
+        let rr = |fraction_lost| ReceiverReport {
+            ssrc: 9,
+            reports: vec![rtc::rtcp::reception_report::ReceptionReport {
+                ssrc: VIDEO,
+                fraction_lost,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        // 40 % loss without transport feedback: the loss-based bound comes down.
+        feed.handle_read(tagged(Packet::Rtcp(vec![Box::new(rr(102))]), start))
+            .unwrap();
+        assert!(controller.lock().target_bitrate() < 500_000);
+        assert_eq!(controller.lock().stats().loss_decreases, 1);
+    }
+}

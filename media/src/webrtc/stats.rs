@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ::webrtc::peer_connection::{RTCIceCandidate, RTCStatsReport};
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 pub use super::video_thread::VideoStats;
 
@@ -49,10 +48,6 @@ pub(crate) struct TransportFacts {
     pub local_addr: Option<SocketAddr>,
     pub remote_addr: Option<SocketAddr>,
     pub ice_rtt_ms: Option<f64>,
-    /// NACKs we sent about the peer's video.
-    pub video_nacks_sent: u64,
-    /// NACKs the peer sent about our video.
-    pub video_nacks_received: u64,
 }
 
 /// The selected pair's ICE RTT out of a full report. (The report's candidate entries do not
@@ -72,16 +67,6 @@ pub(crate) fn transport_facts(report: &RTCStatsReport) -> TransportFacts {
         facts.ice_rtt_ms =
             (pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0);
     }
-    facts.video_nacks_sent = report
-        .inbound_rtp_streams()
-        .filter(|s| s.received_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
-        .map(|s| u64::from(s.nack_count))
-        .sum();
-    facts.video_nacks_received = report
-        .outbound_rtp_streams()
-        .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
-        .map(|s| u64::from(s.nack_count))
-        .sum();
     facts
 }
 

@@ -24,7 +24,7 @@ use super::stats::{candidate_addr, transport_facts, TransportFacts};
 use super::video_thread::{VideoFeedback, VideoInput};
 use crate::rtp::{build_nack, RtpPacket};
 
-/// How often the peer connection's statistics (selected pair, RTT, NACKs) are read.
+/// How often the peer connection's statistics (selected pair, ICE RTT) are read.
 pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(500);
 /// How long to wait before polling a local track that is not bound yet.
 const UNBOUND_RETRY: Duration = Duration::from_millis(50);
