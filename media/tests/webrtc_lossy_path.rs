@@ -24,7 +24,7 @@ type Stamps = Arc<Mutex<Vec<Option<PatternStamp>>>>;
 /// One video call at a time: two at once on a shared 2-core machine would measure the machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn video_session(identity: u16) -> (WebRtcSession, Stamps) {
+async fn video_session(identity: u16, max_bitrate: u32) -> (WebRtcSession, Stamps) {
     let format = VideoFormat::new(640, 480, 30).unwrap();
     let stamps: Stamps = Arc::default();
     let seen = Arc::clone(&stamps);
@@ -43,7 +43,7 @@ async fn video_session(identity: u16) -> (WebRtcSession, Stamps) {
             width: 640,
             height: 480,
             fps: 30,
-            max_bitrate: 1_000_000,
+            max_bitrate,
         }),
         ..WebRtcConfig::loopback()
     };
@@ -54,9 +54,10 @@ async fn video_session(identity: u16) -> (WebRtcSession, Stamps) {
 async fn call_through(
     a_to_b: PathConfig,
     b_to_a: PathConfig,
+    max_bitrate: u32,
 ) -> (WebRtcSession, WebRtcSession, Relay, Stamps) {
-    let (a, _) = video_session(1).await;
-    let (b, seen_by_b) = video_session(2).await;
+    let (a, _) = video_session(1, max_bitrate).await;
+    let (b, seen_by_b) = video_session(2, max_bitrate).await;
     let relay = Relay::start(a_to_b, b_to_a).await;
     let offer = a.create_offer().await.unwrap();
     let answer = b
@@ -90,7 +91,7 @@ async fn nack_recovers_seeded_loss() {
         seed,
         ..PathConfig::clean()
     };
-    let (a, b, relay, seen_by_b) = call_through(lossy(7), lossy(8)).await;
+    let (a, b, relay, seen_by_b) = call_through(lossy(7), lossy(8), 1_000_000).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let stats_a = a.close().await;
     let stats_b = b.close().await;
@@ -143,7 +144,7 @@ async fn the_target_falls_under_a_bottleneck_and_frames_flow_again() {
         queue_limit: Duration::from_millis(300),
         ..PathConfig::clean()
     };
-    let (a, b, relay, _) = call_through(limited, PathConfig::clean()).await;
+    let (a, b, relay, _) = call_through(limited, PathConfig::clean(), 1_000_000).await;
     let started = Instant::now();
     let mut samples = Vec::new();
     while started.elapsed() < Duration::from_secs(12) {
@@ -180,4 +181,27 @@ async fn the_target_falls_under_a_bottleneck_and_frames_flow_again() {
     let fps = (decoded_end - decoded_begin) as f64 / end.duration_since(begin).as_secs_f64();
     println!("b decodes {fps:.1} fps over the last 3 s");
     assert!(fps >= 20.0, "{fps} fps");
+}
+
+/// A 100 kbps ceiling on a clean path: the target never exceeds it, and the 640x480 source is
+/// sent at the size that suits it (160x120: 320x240 would need ~127 kbps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ceiling_holds_and_sets_the_frame_size() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, b, _relay, _) = call_through(PathConfig::clean(), PathConfig::clean(), 100_000).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stats_a = a.close().await;
+    let stats_b = b.close().await;
+    let (va, vb) = (video(&stats_a), video(&stats_b));
+    println!("a: {va:?}");
+    println!("b: {vb:?}");
+    assert_eq!(va.target_bitrate_bps, 100_000);
+    assert_eq!(va.send_resolution, (160, 120));
+    assert_eq!(vb.receive_resolution, Some((160, 120)));
+    assert!(vb.frames_decoded >= 60, "{vb:?}");
+    assert!(
+        va.send_bitrate_bps < 150_000.0,
+        "sent {} bps",
+        va.send_bitrate_bps
+    );
 }

@@ -44,7 +44,7 @@ use crate::video::h264::{
     DepacketizerConfig, DepacketizerOutput, H264Decoder, H264Depacketizer, H264Encoder,
     H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
-use crate::video::{scale_i420, VideoSink, VideoSource};
+use crate::video::{scale_i420, VideoFrame, VideoSink, VideoSource};
 
 /// Fewest time between two PLIs we send.
 pub(crate) const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
@@ -275,6 +275,27 @@ impl Drop for VideoThread {
     }
 }
 
+/// `frame` at `width`x`height`: halved (2x2 averages, the scaler's fast path) while it is at
+/// least twice as large — the layer ladder's rungs are halves of the source — then resized
+/// for what remains.
+fn scale_to(
+    mut frame: VideoFrame,
+    width: u32,
+    height: u32,
+) -> Result<VideoFrame, crate::video::VideoError> {
+    while frame.width() >= 2 * width
+        && frame.height() >= 2 * height
+        && frame.width() % 4 == 0
+        && frame.height() % 4 == 0
+    {
+        frame = scale_i420(&frame, frame.width() / 2, frame.height() / 2)?;
+    }
+    if (frame.width(), frame.height()) != (width, height) {
+        frame = scale_i420(&frame, width, height)?;
+    }
+    Ok(frame)
+}
+
 /// The thread's state.
 struct VideoLoop {
     source: Box<dyn VideoSource>,
@@ -395,16 +416,12 @@ impl VideoLoop {
             return;
         }
         self.frame_credit -= 1.0;
-        let frame = if (frame.width(), frame.height()) != (self.layer.width, self.layer.height) {
-            match scale_i420(&frame, self.layer.width, self.layer.height) {
-                Ok(scaled) => scaled,
-                Err(e) => {
-                    debug!(error = %e, "frame not scaled to the advised size");
-                    frame
-                }
+        let frame = match scale_to(frame, self.layer.width, self.layer.height) {
+            Ok(frame) => frame,
+            Err(e) => {
+                debug!(error = %e, "frame not scaled to the advised size");
+                return;
             }
-        } else {
-            frame
         };
         self.counters.send_resolution = (frame.width(), frame.height());
         let unit = match self.encoder.encode(&frame) {
@@ -596,5 +613,25 @@ impl VideoLoop {
                 _ => 0.0,
             };
         *lock(&self.stats) = self.counters.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::{read_stamp, TestPattern, VideoFormat};
+
+    #[test]
+    fn frames_are_scaled_by_halves_to_the_advised_size() {
+        let mut pattern = TestPattern::new(VideoFormat::new(640, 480, 30).unwrap(), 5).unwrap();
+        let frame = pattern.next_frame().unwrap().unwrap();
+        for (w, h) in [(640, 480), (320, 240), (160, 120), (426, 240)] {
+            let scaled = scale_to(frame.clone(), w, h).unwrap();
+            assert_eq!((scaled.width(), scaled.height()), (w, h));
+            assert_eq!(scaled.timestamp(), frame.timestamp());
+        }
+        // Halving twice is what one 4:1 resize would give, near enough to read the stamp.
+        let quarter = scale_to(frame, 320, 240).unwrap();
+        assert_eq!(read_stamp(&quarter).map(|s| s.identity), Some(5));
     }
 }
