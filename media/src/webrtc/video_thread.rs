@@ -285,8 +285,8 @@ fn scale_to(
 ) -> Result<VideoFrame, crate::video::VideoError> {
     while frame.width() >= 2 * width
         && frame.height() >= 2 * height
-        && frame.width() % 4 == 0
-        && frame.height() % 4 == 0
+        && frame.width().is_multiple_of(4)
+        && frame.height().is_multiple_of(4)
     {
         frame = scale_i420(&frame, frame.width() / 2, frame.height() / 2)?;
     }
