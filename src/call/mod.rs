@@ -111,7 +111,10 @@ impl Session {
         data_dir: Option<&Path>,
     ) -> Result<(Session, MediaOptions), ExitCode> {
         let out = Output { json: media.json };
-        let options = media_options(media).map_err(|m| out.fatal(exit::OTHER, &m))?;
+        let chosen = registering_account(account, config, selected)
+            .map_err(|m| out.fatal(exit::OTHER, &m))?;
+        let options = media_args::media_options_for(media, chosen.as_ref())
+            .map_err(|m| out.fatal(exit::OTHER, &m))?;
         let session = Session::open(account, media.json, config, selected, data_dir).await?;
         Ok((session, options))
     }
