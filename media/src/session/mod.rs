@@ -5,8 +5,8 @@
 //!
 //! ```text
 //!             ┌──────────── ClassicSession (classic.rs): threads and sockets ─────────────┐
-//!  commands ─►│ reader thread(s): recv_from ─► timestamped datagram ─┐                    │
-//!  (update,   │ media thread: waits for input or the next deadline ──┴─► SessionCore ──►  │─► send_to
+//!  commands ─►│ media thread: wakes on the next deadline (or a command), reads every queued │
+//!  (update,   │ datagram with its kernel arrival time ─────────────────► SessionCore ──►  │─► send_to
 //!  dtmf,stop) │               publishes AudioStats, forwards MediaEvents                  │
 //!             └───────────────────────────────────────────────────────────────────────────┘
 //!             ┌──────────── SessionCore (session_core.rs): sans-IO ───────────────────────┐
@@ -68,6 +68,7 @@ mod send_pipeline;
 mod session_core;
 mod simulated;
 mod stats;
+mod timestamped_socket;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
