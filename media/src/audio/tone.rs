@@ -90,7 +90,7 @@ impl AudioSource for ToneSource {
             );
         }
         for frame in out[..n].chunks_exact_mut(channels) {
-            if index % TONE_ANCHOR == 0 {
+            if index.is_multiple_of(TONE_ANCHOR) {
                 (sin, cos) = anchor(index);
             }
             let v = sin * scale;
