@@ -235,6 +235,7 @@ mod tests {
             registrar: Some(registrar.into()),
             ws_path: ws_path.map(str::to_owned),
             expires: 600,
+            ..Account::default()
         }
     }
 

@@ -96,18 +96,15 @@ pub struct MediaArgs {
     #[arg(long, value_name = "opus,pcmu,pcma", default_value = "opus,pcmu,pcma")]
     pub codecs: String,
     /// SDES-SRTP: off, optional (offered, not required) or mandatory.
-    #[arg(
-        long,
-        value_name = "off|optional|mandatory",
-        default_value = "optional"
-    )]
-    pub srtp: String,
+    /// (Default: the account's `srtp`, else optional.)
+    #[arg(long, value_name = "off|optional|mandatory")]
+    pub srtp: Option<String>,
     /// The media path to offer: `classic` (RTP/AVP or SDES-SRTP, for desk phones and PBXs) or
     /// `webrtc` (ICE, DTLS-SRTP, BUNDLE; for browsers and other Callistos). Incoming calls
     /// are answered on the path their offer asks for; a WebRTC offer refused with 488 is
-    /// retried as classic.
-    #[arg(long, value_name = "classic|webrtc", default_value = "classic")]
-    pub media: String,
+    /// retried as classic. (Default: the account's `media`, else classic.)
+    #[arg(long, value_name = "classic|webrtc")]
+    pub media: Option<String>,
     /// Video to send (WebRTC path): a moving test `pattern` with a machine-readable frame
     /// counter, a Y4M file (played in a loop), or `none`.
     #[arg(long, value_name = "pattern|FILE.y4m|none", default_value = "none")]
@@ -158,8 +155,8 @@ impl Default for MediaArgs {
             audio: "silence".into(),
             record_audio: None,
             codecs: "opus,pcmu,pcma".into(),
-            srtp: "optional".into(),
-            media: "classic".into(),
+            srtp: None,
+            media: None,
             video: "none".into(),
             record_video: None,
             video_size: "640x480".into(),

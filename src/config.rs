@@ -72,10 +72,47 @@ pub struct Account {
     /// The expiry to ask for, in seconds.
     #[serde(default = "default_expires")]
     pub expires: u32,
+    /// The media path calls offer: `classic` (RTP, SDES-SRTP; the default) or `webrtc`.
+    #[serde(default)]
+    pub media: Option<String>,
+    /// SDES-SRTP on the classic path: `off`, `optional` (the default) or `mandatory`.
+    #[serde(default)]
+    pub srtp: Option<String>,
+    /// A STUN server for the WebRTC path, `stun:host:port`. None by default.
+    #[serde(default)]
+    pub stun: Option<String>,
+    /// A TURN server for the WebRTC path, `turn:host:port`, with its credentials.
+    #[serde(default)]
+    pub turn: Option<String>,
+    #[serde(default)]
+    pub turn_user: Option<String>,
+    #[serde(default)]
+    pub turn_password: Option<String>,
 }
 
 fn default_expires() -> u32 {
     3600
+}
+
+impl Default for Account {
+    /// No user, no password, the registrar from the AOR, an hour's expiry, classic media.
+    fn default() -> Self {
+        Account {
+            name: String::new(),
+            user: String::new(),
+            password: None,
+            auth_user: None,
+            registrar: None,
+            ws_path: None,
+            expires: default_expires(),
+            media: None,
+            srtp: None,
+            stun: None,
+            turn: None,
+            turn_user: None,
+            turn_password: None,
+        }
+    }
 }
 
 impl fmt::Debug for Account {
@@ -88,6 +125,12 @@ impl fmt::Debug for Account {
             .field("registrar", &self.registrar)
             .field("ws_path", &self.ws_path)
             .field("expires", &self.expires)
+            .field("media", &self.media)
+            .field("srtp", &self.srtp)
+            .field("stun", &self.stun)
+            .field("turn", &self.turn)
+            .field("turn_user", &self.turn_user)
+            .field("turn_password", &self.turn_password.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -250,6 +293,7 @@ mod tests {
                 registrar: Some("sip:pbx.example.org;transport=tcp".into()),
                 ws_path: None,
                 expires: 600,
+                ..Account::default()
             }],
             transport: TransportSettings::default(),
             timers: TimerSettings::default(),

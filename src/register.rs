@@ -39,6 +39,7 @@ pub fn accounts_from(
             registrar: a.registrar.clone(),
             ws_path: a.ws_path.clone(),
             expires: args.expires.unwrap_or(3600),
+            ..Account::default()
         }]);
     }
     let mut accounts: Vec<Account> = match selected {

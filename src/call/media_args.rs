@@ -6,12 +6,34 @@ use std::path::PathBuf;
 use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
 
 use crate::cli::MediaArgs;
+use crate::config::Account;
 use crate::engine::{
     AudioInput, IceServerOptions, MediaOptions, MediaProfile, VideoInput, VideoOptions,
 };
 
 /// Turns the media flags into the engine's media options.
 pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
+    media_options_for(args, None)
+}
+
+/// The media flags, with `account`'s settings (media path, SRTP, STUN/TURN) where a flag is
+/// not given.
+pub fn media_options_for(
+    args: &MediaArgs,
+    account: Option<&Account>,
+) -> Result<MediaOptions, String> {
+    let mut args = args.clone();
+    if let Some(account) = account {
+        args.media = args.media.or_else(|| account.media.clone());
+        args.srtp = args.srtp.or_else(|| account.srtp.clone());
+        if args.stun.is_none() && args.turn.is_none() {
+            args.stun = account.stun.clone();
+            args.turn = account.turn.clone();
+            args.turn_user = account.turn_user.clone();
+            args.turn_password = account.turn_password.clone();
+        }
+    }
+    let args = &args;
     let input = match args.audio.as_str() {
         "silence" => AudioInput::Silence,
         text if text.starts_with("tone:") => {
@@ -53,13 +75,25 @@ pub fn media_options(args: &MediaArgs) -> Result<MediaOptions, String> {
     if codecs.is_empty() {
         return Err("--codecs names no codec".into());
     }
-    let srtp = match args.srtp.to_ascii_lowercase().as_str() {
+    let srtp = match args
+        .srtp
+        .as_deref()
+        .unwrap_or("optional")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "off" => SrtpPolicy::Off,
         "optional" => SrtpPolicy::Optional,
         "mandatory" => SrtpPolicy::Mandatory,
         other => return Err(format!("--srtp {other}: use off, optional or mandatory")),
     };
-    let profile = match args.media.to_ascii_lowercase().as_str() {
+    let profile = match args
+        .media
+        .as_deref()
+        .unwrap_or("classic")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "classic" => MediaProfile::Classic,
         "webrtc" => MediaProfile::WebRtc,
         other => return Err(format!("--media {other}: use classic or webrtc")),
@@ -166,7 +200,7 @@ mod tests {
         let args = MediaArgs {
             audio: "tone:440".into(),
             codecs: "pcma,opus".into(),
-            srtp: "mandatory".into(),
+            srtp: Some("mandatory".into()),
             ..MediaArgs::default()
         };
         let media = media_options(&args).unwrap();
@@ -182,7 +216,7 @@ mod tests {
             let args = MediaArgs {
                 audio: audio.into(),
                 codecs: codecs.into(),
-                srtp: srtp.into(),
+                srtp: Some(srtp.into()),
                 ..MediaArgs::default()
             };
             assert!(media_options(&args).is_err(), "{audio} {codecs} {srtp}");
@@ -192,7 +226,7 @@ mod tests {
     #[test]
     fn video_and_ice_flags_are_read_and_checked() {
         let args = MediaArgs {
-            media: "webrtc".into(),
+            media: Some("webrtc".into()),
             video: "pattern".into(),
             video_size: "1280x720".into(),
             fps: 25,
@@ -215,7 +249,7 @@ mod tests {
             .is_none());
         for bad in [
             MediaArgs {
-                media: "sdp".into(),
+                media: Some("sdp".into()),
                 ..MediaArgs::default()
             },
             MediaArgs {
@@ -243,5 +277,26 @@ mod tests {
         ] {
             assert!(media_options(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_account_fills_in_what_the_flags_leave_out() {
+        let account: Account = toml::from_str(
+            "user = 'sip:alice@example.org'\n\
+             media = 'webrtc'\n\
+             srtp = 'mandatory'\n\
+             stun = 'stun:127.0.0.1:3478'\n",
+        )
+        .unwrap();
+        let media = media_options_for(&MediaArgs::default(), Some(&account)).unwrap();
+        assert_eq!(media.profile, MediaProfile::WebRtc);
+        assert_eq!(media.policy.srtp, SrtpPolicy::Mandatory);
+        assert_eq!(media.ice_servers.len(), 1);
+        let flags = MediaArgs {
+            media: Some("classic".into()),
+            ..MediaArgs::default()
+        };
+        let media = media_options_for(&flags, Some(&account)).unwrap();
+        assert_eq!(media.profile, MediaProfile::Classic);
     }
 }

@@ -111,7 +111,10 @@ impl Session {
         data_dir: Option<&Path>,
     ) -> Result<(Session, MediaOptions), ExitCode> {
         let out = Output { json: media.json };
-        let options = media_options(media).map_err(|m| out.fatal(exit::OTHER, &m))?;
+        let chosen = registering_account(account, config, selected)
+            .map_err(|m| out.fatal(exit::OTHER, &m))?;
+        let options = media_args::media_options_for(media, chosen.as_ref())
+            .map_err(|m| out.fatal(exit::OTHER, &m))?;
         let session = Session::open(account, media.json, config, selected, data_dir).await?;
         Ok((session, options))
     }
@@ -268,6 +271,10 @@ pub async fn run_answer(
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
+    // Calls are taken before anyone is told where to send them.
+    let _ = session.engine.commands.send(Command::AcceptCalls {
+        media: Some(Box::new(media)),
+    });
     if !session.out.json {
         let address = session
             .engine
@@ -281,9 +288,6 @@ pub async fn run_answer(
             json!({"event": "listening", "address": address.to_string()})
         );
     }
-    let _ = session.engine.commands.send(Command::AcceptCalls {
-        media: Some(Box::new(media)),
-    });
     let code = drive_calls(&mut session, &args.media, args.count, &[]).await;
     session.close().await;
     ExitCode::from(code)
