@@ -173,7 +173,12 @@ async fn the_target_falls_under_a_bottleneck_and_frames_flow_again() {
         lowest < 400_000,
         "the target never fell below the bottleneck: {lowest}"
     );
-    assert!(va.target_bitrate_bps < 400_000, "{va:?}");
+    // Once settled (the last 6 s), the target stays under the bottleneck on average: AIMD
+    // probes above it now and then and comes back.
+    let settled: Vec<u64> = samples[samples.len() - 12..].iter().map(|s| s.1).collect();
+    let mean = settled.iter().sum::<u64>() as f64 / settled.len() as f64;
+    println!("a's mean target over the last 6 s: {mean:.0} bps");
+    assert!(mean < 400_000.0, "{settled:?}");
     assert!(va.layer_changes >= 1, "{va:?}");
     // The last three seconds: frames decoded per second.
     let (end, _, decoded_end) = samples[samples.len() - 1];

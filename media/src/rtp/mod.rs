@@ -33,7 +33,9 @@
 //!
 //! ```text
 //!  recv:  RTP ──► NackGenerator::on_packet ──► poll_nack ──► build_nack ──► RTCP to the sender
-//!                   └─ gave up ──► KeyframeRequester::request ──► poll_request ──► PLI / FIR
+//!          │        └─ gave up ──► KeyframeRequester::request ──► poll_request ──► PLI / FIR
+//!          └──► ReorderBuffer::push ──► poll (in order; a hole waits for its retransmission
+//!                 min(1.5 RTT + 50 ms, 150 ms)) ──► depacketizer
 //!  send:  RtcpSession events: Nack ──► RetransmissionBuffer::on_nack ──► resend
 //!                             KeyFrameRequest ──► KeyframeScheduler ──► poll_keyframe ──► encoder
 //!                             TransportFeedback / Remb ──► BitrateController

@@ -14,11 +14,12 @@
 //!   [`poll_timeout`](ReorderBuffer::poll_timeout) (the instant the hole at the head gives up).
 //! - In-order packets pass straight through: with no hole, nothing is held.
 //! - A hole is waited for at most the *hold time*, counted from the arrival of the first
-//!   packet behind it: `min(1.5 × RTT + margin, max_hold)` (default margin 30 ms — the NACK
-//!   generator's 10 ms reorder window and 20 ms for scheduling and jitter — cap 150 ms;
-//!   [`set_rtt`](ReorderBuffer::set_rtt) keeps it current). Then the hole is skipped (its
-//!   packets are counted lost) and delivery goes on; the depacketizer sees the gap and deals
-//!   with it (drop, keyframe request).
+//!   packet behind it: `min(1.5 × RTT + margin, max_hold)` (default margin 50 ms: the NACK
+//!   generator's 10 ms reorder window, and the NACK and its answer crossing two peer
+//!   connections' tasks and threads, which on a busy machine takes longer than the path's
+//!   RTT; cap 150 ms; [`set_rtt`](ReorderBuffer::set_rtt) keeps it current). Then the hole is
+//!   skipped (its packets are counted lost) and delivery goes on; the depacketizer sees the
+//!   gap and deals with it (drop, keyframe request).
 //! - A packet for a hole already skipped, or one already delivered, is refused
 //!   ([`Arrival::Late`], [`Arrival::Duplicate`]). A packet further ahead than `capacity`, or
 //!   more than `capacity` packets held, skips the holes at once (no unbounded memory).
@@ -45,11 +46,11 @@ pub struct ReorderConfig {
 }
 
 impl Default for ReorderConfig {
-    /// 150 ms at most, 30 ms margin, 512 packets, restart 3000 behind.
+    /// 150 ms at most, 50 ms margin, 512 packets, restart 3000 behind.
     fn default() -> Self {
         ReorderConfig {
             max_hold: Duration::from_millis(150),
-            margin: Duration::from_millis(30),
+            margin: Duration::from_millis(50),
             capacity: 512,
             restart_window: 3_000,
         }

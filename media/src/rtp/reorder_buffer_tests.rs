@@ -23,8 +23,8 @@ fn in_order_packets_pass_straight_through() {
 fn a_retransmission_within_the_hold_time_fills_the_hole() {
     let start = Instant::now();
     let mut buffer = ReorderBuffer::new(ReorderConfig::default());
-    buffer.set_rtt(Duration::from_millis(40)); // hold 90 ms
-    assert_eq!(buffer.hold_time(), Duration::from_millis(90));
+    buffer.set_rtt(Duration::from_millis(40)); // hold 110 ms
+    assert_eq!(buffer.hold_time(), Duration::from_millis(110));
     buffer.push(10, 10, start);
     buffer.push(12, 12, start);
     buffer.push(13, 13, start + Duration::from_millis(5));
@@ -34,7 +34,7 @@ fn a_retransmission_within_the_hold_time_fills_the_hole() {
     );
     assert_eq!(
         buffer.poll_timeout(),
-        Some(start + Duration::from_millis(90))
+        Some(start + Duration::from_millis(110))
     );
     let at = start + Duration::from_millis(60);
     assert_eq!(buffer.push(11, 11, at), Arrival::FilledHole);
@@ -96,7 +96,7 @@ fn seeded_loss_reordering_and_retransmission_deliver_in_order() {
         let start = Instant::now();
         let mut buffer = ReorderBuffer::new(ReorderConfig::default());
         let rtt = Duration::from_millis(30);
-        buffer.set_rtt(rtt); // hold 75 ms
+        buffer.set_rtt(rtt); // hold 95 ms
                              // (arrival, sequence), sent every 2 ms from 40_000 on (crossing the wrap).
         let mut arrivals: Vec<(Duration, u16)> = Vec::new();
         let mut lost_for_good = 0;

@@ -45,7 +45,7 @@
 //!   [`VideoStats`] shows the target.
 //! - **Loss.** Lost video packets are NACKed (RTT-aware retries); the peer connection's NACK
 //!   responder resends ours. A reorder buffer holds packets behind a hole for
-//!   min(1.5 × RTT + 30 ms, 150 ms) so a retransmission fills it; only then is the access
+//!   min(1.5 × RTT + 50 ms, 150 ms) so a retransmission fills it; only then is the access
 //!   unit given up and a PLI sent.
 //! - **Connection.** [`WebRtcSession::wait_connected`] waits for ICE and DTLS, bounded by
 //!   [`WebRtcConfig::connect_timeout`]; an ICE failure is [`WebRtcError::ConnectFailed`], a

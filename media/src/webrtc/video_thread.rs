@@ -15,7 +15,7 @@
 //! - **Receiving**: each RTP packet goes to the [`NackGenerator`] (which asks for what is
 //!   missing, with NACKs the peer connection's responder answers on the other side) and
 //!   through a [`ReorderBuffer`] that holds packets behind a hole for
-//!   min(1.5 × RTT + 30 ms, 150 ms), so a retransmission fills it; then in sequence order into
+//!   min(1.5 × RTT + 50 ms, 150 ms), so a retransmission fills it; then in sequence order into
 //!   the depacketizer; a complete access unit is decoded and the picture handed to the sink at
 //!   once. A damaged access unit (a hole given up, a refused payload), a decoder error or a
 //!   packet the NACK generator gave up on asks the sender for a keyframe with a PLI, at most
