@@ -137,6 +137,10 @@ pub struct MediaArgs {
     /// The TURN password.
     #[arg(long, value_name = "PASSWORD", requires = "turn")]
     pub turn_password: Option<String>,
+    /// Send WebRTC media only through the --turn server (ICE transport policy `relay`): no
+    /// local or server-reflexive address is offered, so the peer never learns ours.
+    #[arg(long, requires = "turn")]
+    pub relay_only: bool,
     /// Hang up after this many seconds of conversation (default: wait for the other side).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -167,6 +171,7 @@ impl Default for MediaArgs {
             turn: None,
             turn_user: None,
             turn_password: None,
+            relay_only: false,
             duration: None,
             dtmf: None,
             json: false,

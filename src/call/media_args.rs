@@ -109,6 +109,7 @@ pub fn media_options_for(
         profile,
         video: video_options(args)?,
         ice_servers: ice_servers(args)?,
+        relay_only: args.relay_only,
     })
 }
 

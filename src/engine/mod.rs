@@ -27,7 +27,7 @@ mod calls;
 
 pub use calls::{
     AudioInput, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate, IceServerOptions,
-    MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
+    IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
 };
 
 /// What the engine can be asked to do.

@@ -77,7 +77,7 @@ use std::time::{Duration, Instant};
 pub use peer::negotiated_audio_codec;
 pub use sdp_check::{check_remote_sdp, SdpFacts};
 pub use session::{WebRtcMedia, WebRtcSession, WebRtcVideoMedia};
-pub use stats::{VideoStats, WebRtcStats};
+pub use stats::{CandidateKind, VideoStats, WebRtcStats};
 
 use crate::codec::{AudioCodecKind, CodecError, EncoderConfig};
 #[cfg(doc)]
@@ -158,6 +158,12 @@ pub struct WebRtcConfig {
     /// STUN and TURN servers. Empty by default: no public server is ever contacted unless
     /// configured.
     pub ice_servers: Vec<IceServer>,
+    /// Use only relay candidates (the W3C ICE transport policy `relay`): no host or
+    /// server-reflexive candidate is gathered or offered, every packet goes through a TURN
+    /// server of [`WebRtcConfig::ice_servers`], and neither side learns the other's
+    /// addresses. Building the session fails with [`WebRtcError::PeerConnection`] when no
+    /// TURN server is configured. Default off.
+    pub relay_only: bool,
     /// Audio codecs and encoder settings.
     pub audio: WebRtcAudioConfig,
     /// Video, when the call has it.
@@ -198,6 +204,7 @@ impl Default for WebRtcConfig {
         WebRtcConfig {
             udp_addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
             ice_servers: Vec::new(),
+            relay_only: false,
             audio: WebRtcAudioConfig::default(),
             video: None,
             cname: String::new(),

@@ -514,6 +514,8 @@ impl WebRtcSession {
             connected_at: *lock(&self.shared.connected_at),
             local_addr: facts.local_addr,
             remote_addr: facts.remote_addr,
+            local_kind: facts.local_kind,
+            remote_kind: facts.remote_kind,
             ice_rtt_ms: facts.ice_rtt_ms,
             video,
         }

@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 use super::audio_thread::AudioInput;
 use super::keyframe_requests::is_keyframe_request;
-use super::stats::{candidate_addr, transport_facts, TransportFacts};
+use super::stats::{candidate_addr, transport_facts, CandidateKind, TransportFacts};
 use super::video_thread::{VideoFeedback, VideoInput};
 use crate::rtp::{build_nack, RtpPacket};
 
@@ -186,8 +186,13 @@ pub(crate) async fn read_keyframe_requests(
     }
 }
 
-/// The local and remote addresses of the selected ICE candidate pair.
-async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAddr)> {
+/// The local and remote ends of the selected ICE candidate pair: addresses and kinds.
+async fn selected_pair(
+    pc: &dyn PeerConnection,
+) -> Option<(
+    (SocketAddr, Option<CandidateKind>),
+    (SocketAddr, Option<CandidateKind>),
+)> {
     let sender = pc.get_senders().await.into_iter().next()?;
     let dtls = sender.transport().await.ok()??;
     let pair = dtls
@@ -196,8 +201,14 @@ async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAdd
         .await
         .ok()??;
     Some((
-        candidate_addr(pair.local())?,
-        candidate_addr(pair.remote())?,
+        (
+            candidate_addr(pair.local())?,
+            CandidateKind::of(pair.local()),
+        ),
+        (
+            candidate_addr(pair.remote())?,
+            CandidateKind::of(pair.remote()),
+        ),
     ))
 }
 
@@ -205,9 +216,11 @@ async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAdd
 pub(crate) async fn read_facts(pc: &dyn PeerConnection) -> TransportFacts {
     let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
     let mut facts = transport_facts(&report);
-    if let Some((local, remote)) = selected_pair(pc).await {
+    if let Some(((local, local_kind), (remote, remote_kind))) = selected_pair(pc).await {
         facts.local_addr = Some(local);
         facts.remote_addr = Some(remote);
+        facts.local_kind = local_kind;
+        facts.remote_kind = remote_kind;
     }
     facts
 }

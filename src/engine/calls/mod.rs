@@ -47,7 +47,7 @@ pub use media::{
 };
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
-pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate, VideoSummary};
+pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate, IceSummary, VideoSummary};
 
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
 /// engine (incoming).
@@ -746,6 +746,7 @@ impl Calls {
                 .map(|at| at.saturating_duration_since(call.started)),
             audio: stats.as_ref().map(AudioSummary::from),
             video: None,
+            ice: None,
         };
         end.report(key, summary, events);
     }
