@@ -292,11 +292,7 @@ fn main() -> BenchResult<()> {
             "ms",
             callisto.first_frame_ms.clone(),
         ),
-        (
-            "Callisto INVITE -> 200 OK",
-            "ms",
-            callisto.setup_ms.clone(),
-        ),
+        ("Callisto INVITE -> 200 OK", "ms", callisto.setup_ms.clone()),
         (
             "browser INVITE -> first decoded frame",
             "ms",

@@ -137,9 +137,10 @@ pub struct MediaArgs {
     /// The TURN password.
     #[arg(long, value_name = "PASSWORD", requires = "turn")]
     pub turn_password: Option<String>,
-    /// Send WebRTC media only through the --turn server (ICE transport policy `relay`): no
-    /// local or server-reflexive address is offered, so the peer never learns ours.
-    #[arg(long, requires = "turn")]
+    /// Send WebRTC media only through the TURN server (--turn, or the account's): ICE
+    /// transport policy `relay`, no local or server-reflexive address is offered, so the peer
+    /// never learns ours.
+    #[arg(long)]
     pub relay_only: bool,
     /// Hang up after this many seconds of conversation (default: wait for the other side).
     #[arg(long, value_name = "SECS")]
