@@ -156,3 +156,53 @@ fn callisto_calls_callisto_through_coturn_with_relay_candidates_only() -> TestRe
     );
     Ok(())
 }
+
+/// With a wrong TURN password coturn refuses the allocations: neither side has a candidate,
+/// and relay-only means no host address is tried either, so no media flows (and no pair is
+/// selected) even though both Callistos sit on the same loopback interface.
+#[test]
+fn relay_only_with_a_refused_allocation_never_falls_back_to_host_addresses() -> TestResult {
+    let _one = serialised();
+    let coturn = Coturn::start()?;
+    let dir = tempfile::tempdir()?;
+    let turn = turn_flags(&coturn, "not-the-password");
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bob = callisto(
+        dir.path(),
+        "bob",
+        &["answer", "--listen", &listen],
+        &turn,
+        1000,
+        2,
+    )?;
+    bob.expect("listening", WAIT)?;
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut alice = callisto(
+        dir.path(),
+        "alice",
+        &["call", &uri, "--listen", "127.0.0.1:0", "--duration", "2"],
+        &turn,
+        440,
+        1,
+    )?;
+    let alice_ended = alice.expect("call_ended", WAIT)?;
+    let bob_ended = bob.expect("call_ended", WAIT)?;
+    bob.wait(WAIT)?;
+    alice.wait(WAIT)?;
+    for (who, ended) in [("alice", &alice_ended), ("bob", &bob_ended)] {
+        assert_eq!(ended["audio"]["rx_packets"], 0, "{who}: {ended}");
+        assert_eq!(ended["video"]["frames_decoded"], 0, "{who}: {ended}");
+        assert!(ended["ice"].is_null(), "{who}: {ended}");
+    }
+    assert_eq!(coturn.allocations(), 0, "{}", coturn.log_tail(40));
+    // Each side's authenticated request (its user name given) was refused.
+    let user = format!("user <{TURN_USER}>");
+    let refused = coturn
+        .log_lines()
+        .iter()
+        .filter(|line| line.contains(&user) && line.contains("error 401"))
+        .count();
+    assert!(refused >= 2, "{}", coturn.log_tail(40));
+    Ok(())
+}
