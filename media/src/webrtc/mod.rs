@@ -15,7 +15,7 @@
 //!              ├─ audio_thread.rs (own thread, rule 4): the classic path's sans-IO
 //!              │   SendPipeline (source → resample → Opus → RTP) and ReceivePipeline
 //!              │   (RTP → statistics → jitter buffer → decode/conceal/FEC → sink)
-//!              └─ video_thread.rs (own thread): source → H.264 → RFC 6184 → RTP, and
+//!              └─ video::stream_thread (own thread): source → H.264 → RFC 6184 → RTP, and
 //!                  RTP → depacketizer → decoder → sink, keyframe requests both ways
 //! ```
 //!
@@ -57,7 +57,6 @@ mod sdp_check;
 mod session;
 mod stats;
 mod tasks;
-mod video_thread;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -24,9 +24,9 @@ use super::rtt::RttTable;
 use super::sdp_check::check_remote_sdp;
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, VideoRoute};
-use super::video_thread::{VideoInput, VideoThread};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent};
 use crate::audio::{AudioSink, AudioSource};
+use crate::video::stream_thread::{VideoInput, VideoThread};
 use crate::video::{VideoSink, VideoSource};
 
 /// Where a session delivers its events.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ::webrtc::peer_connection::{RTCIceCandidate, RTCStatsReport};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
-pub use super::video_thread::VideoStats;
+pub use crate::video::VideoStats;
 
 use crate::session::AudioStats;
 

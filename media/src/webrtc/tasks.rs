@@ -21,8 +21,8 @@ use tracing::{debug, warn};
 use super::audio_thread::AudioInput;
 use super::keyframe_requests::is_keyframe_request;
 use super::stats::{candidate_addr, transport_facts, TransportFacts};
-use super::video_thread::VideoInput;
 use crate::rtp::RtpPacket;
+use crate::video::stream_thread::VideoInput;
 
 /// How often the peer connection's statistics (selected pair, RTT, NACKs) are read.
 pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(500);

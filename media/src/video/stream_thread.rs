@@ -1,6 +1,7 @@
-//! The video media thread of a WebRTC session (DESIGN.md rule 4): source → H.264 encoder →
-//! RFC 6184 packetizer → RTP, and RTP → depacketizer → decoder → sink, with keyframe requests
-//! both ways.
+//! The video media thread of a call, on either media path (DESIGN.md rule 4): source → H.264
+//! encoder → RFC 6184 packetizer → RTP, and RTP → depacketizer → decoder → sink, with keyframe
+//! requests both ways. What carries the RTP and the PLIs is the path's [`VideoOutput`]: the
+//! WebRTC session's tasks, or the classic video session's sockets.
 //!
 //! - **Sending** starts when ICE and DTLS are up (nothing is read from the source before, so a
 //!   test pattern's first frame is frame 0 and the first picture the peer gets is the IDR the
@@ -21,10 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info_span, warn};
 
-use super::{VideoConfig, WebRtcError};
 use crate::rtp::{RtpHeader, RtpPacket};
 use crate::video::h264::{
     DepacketizerConfig, DepacketizerOutput, H264Decoder, H264Depacketizer, H264Encoder,
@@ -35,7 +34,7 @@ use crate::video::{VideoSink, VideoSource};
 /// Fewest time between two PLIs we send.
 pub(crate) const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
 /// RTP payload budget per packet (below the path MTU with SRTP, extensions and headers).
-const RTP_PAYLOAD_MTU: usize = 1_100;
+pub(crate) const RTP_PAYLOAD_MTU: usize = 1_100;
 /// A frame tick more than this late is skipped rather than caught up.
 const MAX_LATENESS: Duration = Duration::from_millis(200);
 /// The RTP clock of video.
@@ -98,19 +97,40 @@ pub(crate) enum VideoInput {
 
 /// What the thread needs besides its media.
 pub(crate) struct VideoThreadConfig {
-    pub video: VideoConfig,
+    /// Highest bitrate the encoder aims for, in bits per second.
+    pub max_bitrate: u32,
     pub ssrc: u32,
     pub payload_type: u8,
-    /// Whether ICE and DTLS are up (sending waits for it).
+    /// The negotiated RFC 6184 packetization mode (mode 0 limits NAL units to one packet).
+    pub packetization: PacketizationMode,
+    /// Whether the transport is up (sending waits for it).
     pub connected: Arc<AtomicBool>,
 }
 
-/// The thread's channels: its inbox (and the sender side, for stopping it), RTP out, PLIs
-/// out.
+/// Where the thread's RTP packets and keyframe requests go. Called on the video thread: an
+/// implementation must return quickly.
+pub(crate) trait VideoOutput: Send + 'static {
+    /// Sends one RTP packet of our stream.
+    fn send_rtp(&mut self, packet: RtpPacket);
+    /// Asks the peer for a keyframe (a PLI); already rate-limited by the thread.
+    fn send_pli(&mut self);
+}
+
+/// The thread's channels: its inbox (and the sender side, for stopping it), and its output.
 pub(crate) struct VideoChannels {
     pub inbox: (Sender<VideoInput>, Receiver<VideoInput>),
-    pub outgoing: UnboundedSender<RtpPacket>,
-    pub pli: UnboundedSender<()>,
+    pub output: Box<dyn VideoOutput>,
+}
+
+/// Why a video thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VideoThreadError {
+    /// The encoder, decoder or packetizer refused the configuration.
+    #[error("{0}")]
+    Codec(String),
+    /// The thread could not be spawned.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A running video thread.
@@ -132,17 +152,20 @@ impl VideoThread {
         source: Box<dyn VideoSource>,
         sink: Box<dyn VideoSink>,
         channels: VideoChannels,
-    ) -> Result<VideoThread, WebRtcError> {
-        let video = |e: &dyn std::fmt::Display| WebRtcError::Video(e.to_string());
+    ) -> Result<VideoThread, VideoThreadError> {
+        let video = |e: &dyn std::fmt::Display| VideoThreadError::Codec(e.to_string());
         let format = source.format();
         let fps = format.fps.max(1);
         let mut encoder_config =
-            H264EncoderConfig::new(format.width, format.height, fps, config.video.max_bitrate);
+            H264EncoderConfig::new(format.width, format.height, fps, config.max_bitrate);
         encoder_config.keyframe_interval = Some(fps.saturating_mul(10));
+        if config.packetization == PacketizationMode::SingleNalUnit {
+            encoder_config.max_nal_size = Some(RTP_PAYLOAD_MTU);
+        }
         let encoder = H264Encoder::new(encoder_config).map_err(|e| video(&e))?;
         let decoder = H264Decoder::new().map_err(|e| video(&e))?;
-        let packetizer = H264Packetizer::new(PacketizationMode::NonInterleaved, RTP_PAYLOAD_MTU)
-            .map_err(|e| video(&e))?;
+        let packetizer =
+            H264Packetizer::new(config.packetization, RTP_PAYLOAD_MTU).map_err(|e| video(&e))?;
         let mut rng = rand::thread_rng();
         let stats = Arc::new(Mutex::new(VideoStats {
             codec: "H264".to_owned(),
@@ -158,8 +181,7 @@ impl VideoThread {
             packetizer,
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
             inputs,
-            outgoing: channels.outgoing,
-            pli: channels.pli,
+            output: channels.output,
             connected: config.connected,
             ssrc: config.ssrc,
             payload_type: config.payload_type,
@@ -177,9 +199,9 @@ impl VideoThread {
             last_decoded_at: None,
             stats: Arc::clone(&stats),
         };
-        let span = info_span!("webrtc-video", ssrc = %format_args!("{:08x}", config.ssrc));
+        let span = info_span!("video", ssrc = %format_args!("{:08x}", config.ssrc));
         let handle = thread::Builder::new()
-            .name("callisto-webrtc-video".into())
+            .name("callisto-video".into())
             .spawn(move || span.in_scope(|| media.run()))?;
         Ok(VideoThread {
             stop,
@@ -226,8 +248,7 @@ struct VideoLoop {
     packetizer: H264Packetizer,
     depacketizer: H264Depacketizer,
     inputs: Receiver<VideoInput>,
-    outgoing: UnboundedSender<RtpPacket>,
-    pli: UnboundedSender<()>,
+    output: Box<dyn VideoOutput>,
     connected: Arc<AtomicBool>,
     ssrc: u32,
     payload_type: u8,
@@ -344,8 +365,7 @@ impl VideoLoop {
             };
             self.sequence = self.sequence.wrapping_add(1);
             self.counters.tx_packets += 1;
-            // The peer connection's tasks may be gone at the very end; nothing to do then.
-            let _ = self.outgoing.send(packet);
+            self.output.send_rtp(packet);
         }
         self.first_sent_at.get_or_insert(now);
         self.counters.frames_sent += 1;
@@ -409,7 +429,7 @@ impl VideoLoop {
         }
         self.last_pli = Some(now);
         self.counters.keyframe_requests_sent += 1;
-        let _ = self.pli.send(());
+        self.output.send_pli();
     }
 
     fn publish(&mut self, now: Instant) {
