@@ -78,7 +78,7 @@ fn check_stamps(who: &str, stamps: &[Option<PatternStamp>], peer: u16) {
         .iter()
         .map(|s| s.expect("a readable stamp"))
         .collect();
-    assert!(read.len() >= 30, "{who}: only {} pictures", read.len());
+    assert!(read.len() >= 10, "{who}: only {} pictures", read.len());
     assert!(read.iter().all(|s| s.identity == peer), "{who}: {read:?}");
     for pair in read.windows(2) {
         assert_eq!(pair[1].frame, pair[0].frame + 1, "{who}: {pair:?}");
@@ -102,7 +102,7 @@ fn call(mode: PacketizationMode, srtp: bool) {
     };
     let (mut a, seen_by_a) = session(a_socket.try_clone().unwrap(), &b_socket, 1, mode, a_keys);
     let (mut b, seen_by_b) = session(b_socket, &a_socket, 2, mode, b_keys);
-    thread::sleep(Duration::from_millis(2_000));
+    thread::sleep(Duration::from_millis(2_500));
     b.request_keyframe();
     thread::sleep(Duration::from_millis(300));
     let a_stats = a.stop();

@@ -410,7 +410,7 @@ fn summary(closing: &Closing, stats: &WebRtcStats) -> CallSummary {
     }
 }
 
-fn video_summary(video: &VideoStats, started: Instant) -> VideoSummary {
+pub(super) fn video_summary(video: &VideoStats, started: Instant) -> VideoSummary {
     VideoSummary {
         codec: video.codec.clone(),
         send_resolution: video.send_resolution,
