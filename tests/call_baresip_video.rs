@@ -113,20 +113,24 @@ fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(0.0)
 }
 
-/// Asks baresip for a snapshot of what it decodes until one is written, and checks that it
-/// is Callisto's test pattern at 640x480, stamped with Callisto's identity.
-fn check_baresip_decoded(bob: &Baresip) -> TestResult {
+/// Asks baresip for a snapshot of what it decodes until a new one is written, and checks that
+/// it is Callisto's test pattern at 640x480, stamped with Callisto's identity; returns the
+/// frame counter it shows.
+fn check_baresip_decoded(bob: &Baresip) -> Result<u32, Box<dyn Error>> {
+    let before = bob.received_snapshots()?.len();
     let deadline = Instant::now() + WAIT;
     loop {
         bob.snapshot()?;
         thread::sleep(Duration::from_millis(300));
-        if let Some(png) = bob.received_snapshots()?.pop() {
-            let (size, stamp) = png_stamp(&png)?;
+        let snapshots = bob.received_snapshots()?;
+        if snapshots.len() > before {
+            let png = &snapshots[snapshots.len() - 1];
+            let (size, stamp) = png_stamp(png)?;
             println!("baresip decoded {size:?}: {stamp:?} ({})", png.display());
             assert_eq!(size, (640, 480));
             let stamp = stamp.ok_or("baresip's picture has no readable stamp")?;
             assert_eq!(stamp.identity, PATTERN_ID, "{stamp:?}");
-            return Ok(());
+            return Ok(stamp.frame);
         }
         if Instant::now() >= deadline {
             return Err(format!("baresip saved no decoded picture:\n{}", bob.log_tail(30)).into());
@@ -236,4 +240,32 @@ fn baresip_calls_callisto_with_h264_video() -> TestResult {
     assert_eq!(ended["by"], "remote", "{ended}");
     check_callisto_side(&rig, &ended)?;
     check_baresip_heard(&rig)
+}
+
+/// Callisto holds baresip and resumes: both streams change direction, and after the resume
+/// baresip decodes Callisto's pattern again (a later frame than before the hold).
+#[test]
+fn hold_and_resume_carry_video_on() -> TestResult {
+    let rig = Rig::start(SrtpMode::Off)?;
+    let mut alice = rig.callisto(&["call", "sip:bob@127.0.0.1"], &["--duration", "7"])?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["video"], true, "{answered}");
+    thread::sleep(Duration::from_millis(1_000));
+    let before_hold = check_baresip_decoded(&rig.bob)?;
+    alice.control("hold")?;
+    let held = alice.expect("held", WAIT)?;
+    assert_eq!(held["by"], "local", "{held}");
+    thread::sleep(Duration::from_millis(1_000));
+    alice.control("resume")?;
+    alice.expect("resumed", WAIT)?;
+    thread::sleep(Duration::from_millis(500));
+    let after_resume = check_baresip_decoded(&rig.bob)?;
+    assert!(
+        after_resume > before_hold + 30,
+        "before the hold {before_hold}, after the resume {after_resume}"
+    );
+    let ended = alice.expect("call_ended", Duration::from_secs(10))?;
+    println!("callisto: {ended}");
+    assert!(number(&ended["video"]["frames_decoded"]) >= 30.0, "{ended}");
+    Ok(())
 }
