@@ -1,46 +1,163 @@
-//! `cargo bench --bench call_baseline`: the baseline Callisto's calls are compared with —
-//! baresip calling baresip through the test Kamailio, on loopback, in one run.
+//! `cargo bench --bench call_baseline`: Callisto's calls beside the baseline they are compared
+//! with — baresip calling baresip — through the same test Kamailio, on loopback, in one run.
 //!
-//! Each run starts a fresh Kamailio and two registered baresip phones limited to Opus, each
-//! playing an 8 kHz mono tone (baresip resamples it to Opus's 48 kHz stereo) with no recording.
-//! The source is 8 kHz because baresip's `aufile` reads the whole WAV before it sends its 200
-//! OK: a 48 kHz file as long as the call adds tens of milliseconds of file loading to the
-//! callee's answer. Alice calls Bob, who answers at once. Measured:
+//! Three scenarios, run in alternating rounds (each round runs every scenario once, starting
+//! with a different one each time, so machine load drifts over all of them alike):
+//!
+//! - **baresip → baresip**: two registered baresip phones limited to Opus, each playing an
+//!   8 kHz mono tone from a WAV file (baresip resamples it to Opus's 48 kHz stereo), no
+//!   recording. The source is 8 kHz because baresip's `aufile` reads the whole WAV before it
+//!   sends its 200 OK: a 48 kHz file as long as the call adds tens of milliseconds of file
+//!   loading to the callee's answer.
+//! - **Callisto → Callisto**: `callisto call` and `callisto answer`, both registered, Opus
+//!   only, plain RTP (as the phones), each playing its tone generator (`--audio tone:HZ`, 48 kHz
+//!   mono, Callisto's stand-in for a microphone), no recording.
+//! - **Callisto → baresip**: `callisto call` to the baresip phone.
+//!
+//! Every call starts from a fresh Kamailio and fresh user agents; the caller calls, the callee
+//! answers at once. Measured:
 //!
 //! - **INVITE → 200 OK**: Kamailio's receive time of the INVITE to its receive time of the 200
 //!   (`CALLISTO-CALL`/`CALLISTO-REPLY` timestamps, microseconds, one clock);
-//! - **INVITE → callee's first RTP**: the same INVITE time to the first RTP packet Bob sends,
-//!   timed by `strace -f -ttt -e trace=sendto,sendmsg,sendmmsg` attached to Bob before the call
-//!   and detached 300 ms after it is up (the wall clock again, so the two compare directly;
-//!   tracing adds some tens of microseconds to each of Bob's sends during setup);
-//! - **CPU**: user + system time of each baresip process over the call (from `/proc/<pid>/stat`
-//!   after the trace is detached), in percent of one core;
+//! - **INVITE → callee's first RTP**: the same INVITE time to the first RTP packet the callee
+//!   sends, timed by `strace -f -ttt -e trace=sendto,sendmsg,sendmmsg` attached to the callee
+//!   before the call and detached 300 ms after it is up (the wall clock again, so the two
+//!   compare directly; tracing adds some tens of microseconds to each of the callee's sends
+//!   during setup, the same for every user agent);
+//! - **CPU**: user + system time of each process over the established call (from
+//!   `/proc/<pid>/stat` after the trace is detached), in percent of one core;
 //! - **peak RSS**: `VmHWM` of each process at the end of the call.
 //!
-//! The table shows median, min and max over the runs. Under `cargo test` (no `--bench`
-//! argument) it does one run with a 2 s call and fails if any figure is missing.
+//! The table shows median, min and max over the rounds, then the ratio of each Callisto
+//! scenario's median to baresip's (below 1: Callisto does better). Under `cargo test` (no
+//! `--bench` argument) it does one round with 2 s calls and fails if any figure is missing.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::error::Error;
+use std::path::Path;
 use std::time::Duration;
 
 use support::baresip::Baresip;
 use support::baresip_events::BaresipEvent;
 use support::baresip_phone::{Codec, PhoneConfig};
+use support::callisto::Callisto;
 use support::kamailio::{Kamailio, KamailioConfig};
-use support::measure::{measure_established_call, print_spread_table, CallMeasurement, SendTrace};
+use support::measure::{
+    measure_established_call, median, print_spread_table, CallMeasurement, SendTrace,
+};
 use support::wav;
 
 const WAIT: Duration = Duration::from_secs(5);
+const ALICE_HZ: f32 = 440.0;
+const BOB_HZ: f32 = 1270.0;
+
+/// Who calls whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    BaresipToBaresip,
+    CallistoToCallisto,
+    CallistoToBaresip,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [
+        Scenario::BaresipToBaresip,
+        Scenario::CallistoToCallisto,
+        Scenario::CallistoToBaresip,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::BaresipToBaresip => "baresip -> baresip",
+            Scenario::CallistoToCallisto => "Callisto -> Callisto",
+            Scenario::CallistoToBaresip => "Callisto -> baresip",
+        }
+    }
+}
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// One call from a fresh start, measured.
-fn one_call(call_time: Duration) -> Result<CallMeasurement, Box<dyn Error>> {
+/// A user agent in a measured call.
+enum Agent {
+    Baresip(Baresip),
+    Callisto(Callisto),
+}
+
+impl Agent {
+    fn pid(&self) -> u32 {
+        match self {
+            Agent::Baresip(phone) => phone.pid(),
+            Agent::Callisto(callisto) => callisto.pid(),
+        }
+    }
+
+    /// Waits until this agent sees the call established.
+    fn wait_established(&mut self) -> Result<(), Box<dyn Error>> {
+        match self {
+            Agent::Baresip(phone) => {
+                phone.wait_for_event(|e| matches!(e, BaresipEvent::Established { .. }), WAIT)?;
+            }
+            Agent::Callisto(callisto) => {
+                callisto.expect("answered", WAIT)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A registered baresip phone limited to Opus, playing `wav`, not recording.
+fn baresip(user: &str, password: &str, port: u16, wav: &Path) -> Result<Baresip, Box<dyn Error>> {
+    let phone = Baresip::start_phone(
+        PhoneConfig::registered(user, password, port)
+            .codecs(&[Codec::Opus])
+            .recording(false)
+            .playing(wav),
+    )?;
+    phone.wait_for_registered(WAIT)?;
+    Ok(phone)
+}
+
+/// `callisto COMMAND` registered as `user`, Opus only, plain RTP, playing a tone, not recording.
+fn callisto(
+    dir: &Path,
+    command: &[&str],
+    user: &str,
+    password: &str,
+    port: u16,
+    hz: f32,
+) -> Result<Callisto, Box<dyn Error>> {
+    let dir = dir.join(user);
+    std::fs::create_dir_all(&dir)?;
+    let aor = format!("sip:{user}@127.0.0.1:{port}");
+    let registrar = format!("sip:127.0.0.1:{port}");
+    let tone = format!("tone:{hz}");
+    let mut args = command.to_vec();
+    args.extend([
+        "--user",
+        &aor,
+        "--password",
+        password,
+        "--registrar",
+        &registrar,
+        "--listen",
+        "127.0.0.1:0",
+        "--audio",
+        &tone,
+        "--codecs",
+        "opus",
+        "--srtp",
+        "off",
+        "--json",
+    ]);
+    Ok(Callisto::start(&dir, &args)?)
+}
+
+/// One call of `scenario` from a fresh start, measured.
+fn one_call(scenario: Scenario, call_time: Duration) -> Result<CallMeasurement, Box<dyn Error>> {
     let kamailio = Kamailio::start(KamailioConfig {
         users: vec![
             ("alice".to_owned(), "alice-secret".to_owned()),
@@ -55,89 +172,149 @@ fn one_call(call_time: Duration) -> Result<CallMeasurement, Box<dyn Error>> {
     let seconds = call_time.as_secs_f32() + 5.0;
     let alice_wav = dir.path().join("alice.wav");
     let bob_wav = dir.path().join("bob.wav");
-    wav::write_tone(&alice_wav, 440.0, 8000, 1, seconds)?;
-    wav::write_tone(&bob_wav, 1270.0, 8000, 1, seconds)?;
-    let phone = |user: &str, password: &str, wav: &std::path::Path| {
-        PhoneConfig::registered(user, password, port)
-            .codecs(&[Codec::Opus])
-            .recording(false)
-            .playing(wav)
-    };
-    let alice = Baresip::start_phone(phone("alice", "alice-secret", &alice_wav))?;
-    let bob = Baresip::start_phone(phone("bob", "bob-secret", &bob_wav))?;
-    alice.wait_for_registered(WAIT)?;
-    bob.wait_for_registered(WAIT)?;
+    wav::write_tone(&alice_wav, ALICE_HZ, 8000, 1, seconds)?;
+    wav::write_tone(&bob_wav, BOB_HZ, 8000, 1, seconds)?;
+    let bob_uri = format!("sip:bob@127.0.0.1:{port}");
 
+    let mut bob = match scenario {
+        Scenario::BaresipToBaresip | Scenario::CallistoToBaresip => {
+            Agent::Baresip(baresip("bob", "bob-secret", port, &bob_wav)?)
+        }
+        Scenario::CallistoToCallisto => {
+            let mut bob = callisto(dir.path(), &["answer"], "bob", "bob-secret", port, BOB_HZ)?;
+            bob.expect("registered", WAIT)?;
+            Agent::Callisto(bob)
+        }
+    };
     let bob_sends = SendTrace::attach(bob.pid(), &dir.path().join("bob.strace"))?;
-    alice.dial(&format!("sip:bob@127.0.0.1:{port}"))?;
-    let established = |e: &BaresipEvent| matches!(e, BaresipEvent::Established { .. });
-    alice.wait_for_event(established, WAIT)?;
-    bob.wait_for_event(established, WAIT)?;
+    let mut alice = match scenario {
+        Scenario::BaresipToBaresip => {
+            let alice = baresip("alice", "alice-secret", port, &alice_wav)?;
+            alice.dial(&bob_uri)?;
+            Agent::Baresip(alice)
+        }
+        Scenario::CallistoToCallisto | Scenario::CallistoToBaresip => Agent::Callisto(callisto(
+            dir.path(),
+            &["call", &bob_uri],
+            "alice",
+            "alice-secret",
+            port,
+            ALICE_HZ,
+        )?),
+    };
+    alice.wait_established()?;
+    bob.wait_established()?;
     let measurement =
         measure_established_call(&kamailio, alice.pid(), bob.pid(), bob_sends, call_time)?;
-    alice.hang_up()?;
-    bob.wait_for_event(|e| matches!(e, BaresipEvent::Closed { .. }), WAIT)?;
-    // Phones stop (and unregister) before the proxy: declared after it, dropped before it.
+    match &mut alice {
+        Agent::Baresip(phone) => phone.hang_up()?,
+        Agent::Callisto(callisto) => {
+            callisto.control("hangup")?;
+            callisto.expect("call_ended", WAIT)?;
+        }
+    }
+    match &mut bob {
+        Agent::Baresip(phone) => {
+            phone.wait_for_event(|e| matches!(e, BaresipEvent::Closed { .. }), WAIT)?;
+        }
+        Agent::Callisto(callisto) => {
+            callisto.expect("call_ended", WAIT)?;
+        }
+    }
+    // User agents stop (and unregister) before the proxy.
     drop((alice, bob));
     drop(kamailio);
     Ok(measurement)
 }
 
+/// A row of the table: its label, unit, and how to read it from a measurement.
+type Row = (
+    &'static str,
+    &'static str,
+    fn(&CallMeasurement) -> Option<f64>,
+);
+
+const ROWS: [Row; 6] = [
+    ("INVITE -> 200 OK (at the proxy)", "ms", |m| {
+        Some(ms(m.setup.invite_to_answer))
+    }),
+    ("INVITE -> callee's first RTP packet", "ms", |m| {
+        m.setup.invite_to_callee_rtp.map(ms)
+    }),
+    ("caller CPU during the call", "%", |m| {
+        Some(m.caller.cpu_percent)
+    }),
+    ("callee CPU during the call", "%", |m| {
+        Some(m.callee.cpu_percent)
+    }),
+    ("caller peak RSS", "MiB", |m| {
+        Some(m.caller.peak_rss_kib as f64 / 1024.0)
+    }),
+    ("callee peak RSS", "MiB", |m| {
+        Some(m.callee.peak_rss_kib as f64 / 1024.0)
+    }),
+];
+
 fn main() -> Result<(), Box<dyn Error>> {
     let benching = std::env::args().any(|argument| argument == "--bench");
-    let (runs, call_time) = if benching {
+    let (rounds, call_time) = if benching {
         (5, Duration::from_secs(10))
     } else {
         (1, Duration::from_secs(2))
     };
-    let mut measurements = Vec::new();
-    for _ in 0..runs {
-        measurements.push(one_call(call_time)?);
+    let mut results: Vec<(Scenario, Vec<CallMeasurement>)> =
+        Scenario::ALL.iter().map(|&s| (s, Vec::new())).collect();
+    for round in 0..rounds {
+        for i in 0..Scenario::ALL.len() {
+            let index = (round + i) % Scenario::ALL.len();
+            let (scenario, measurements) = &mut results[index];
+            measurements.push(one_call(*scenario, call_time)?);
+        }
     }
-    let column = |pick: fn(&CallMeasurement) -> Option<f64>| -> Vec<f64> {
-        measurements.iter().filter_map(pick).collect()
+    for (scenario, measurements) in &results {
+        let rows: Vec<(&str, &str, Vec<f64>)> = ROWS
+            .iter()
+            .map(|(label, unit, pick)| {
+                (
+                    *label,
+                    *unit,
+                    measurements.iter().filter_map(pick).collect(),
+                )
+            })
+            .collect();
+        print_spread_table(
+            &format!(
+                "call_baseline: {} through Kamailio, Opus, {:?} calls, {rounds} round(s)",
+                scenario.label(),
+                call_time
+            ),
+            &rows,
+        );
+        if let Some((label, _, _)) = rows.iter().find(|(_, _, values)| values.len() < rounds) {
+            return Err(
+                format!("{}: no value for `{label}` in some round", scenario.label()).into(),
+            );
+        }
+    }
+    let medians = |scenario: Scenario, pick: fn(&CallMeasurement) -> Option<f64>| {
+        let (_, measurements) = &results[Scenario::ALL
+            .iter()
+            .position(|&s| s == scenario)
+            .unwrap_or(0)];
+        median(measurements.iter().filter_map(pick).collect())
     };
-    let rows = [
-        (
-            "INVITE -> 200 OK (at the proxy)",
-            "ms",
-            column(|m| Some(ms(m.setup.invite_to_answer))),
-        ),
-        (
-            "INVITE -> callee's first RTP packet",
-            "ms",
-            column(|m| m.setup.invite_to_callee_rtp.map(ms)),
-        ),
-        (
-            "caller CPU during the call",
-            "%",
-            column(|m| Some(m.caller.cpu_percent)),
-        ),
-        (
-            "callee CPU during the call",
-            "%",
-            column(|m| Some(m.callee.cpu_percent)),
-        ),
-        (
-            "caller peak RSS",
-            "MiB",
-            column(|m| Some(m.caller.peak_rss_kib as f64 / 1024.0)),
-        ),
-        (
-            "callee peak RSS",
-            "MiB",
-            column(|m| Some(m.callee.peak_rss_kib as f64 / 1024.0)),
-        ),
-    ];
-    print_spread_table(
-        &format!(
-            "call_baseline: baresip -> Kamailio -> baresip, Opus, {:?} calls, {runs} run(s)",
-            call_time
-        ),
-        &rows,
+    println!("call_baseline: Callisto / baresip (medians; below 1 is better)");
+    println!(
+        "  {:<44} {:>22} {:>22}",
+        "", "Callisto -> Callisto", "Callisto -> baresip"
     );
-    if let Some((label, _, _)) = rows.iter().find(|(_, _, values)| values.len() < runs) {
-        return Err(format!("no value for `{label}` in some run").into());
+    for (label, _, pick) in ROWS {
+        let baseline = medians(Scenario::BaresipToBaresip, pick);
+        println!(
+            "  {label:<44} {:>22.2} {:>22.2}",
+            medians(Scenario::CallistoToCallisto, pick) / baseline,
+            medians(Scenario::CallistoToBaresip, pick) / baseline
+        );
     }
     Ok(())
 }

@@ -7,6 +7,9 @@
 # Runs as root, or through sudo when it exists. When everything is already present it only
 # queries dpkg and exits (well under a second); `apt-get update` runs only if something is missing.
 #
+# The test set includes coturn (`turnserver`, the TURN server of tests/call_turn.rs; the tests
+# run it in the foreground with their own configuration, never as the system service).
+#
 # The test set includes the browser peer (tests/browser/): Debian's `chromium`, Node.js with npm
 # (Debian's `nodejs` and `npm`, unless a `node` and an `npm` are already on PATH), and the pinned
 # npm packages of tests/browser/package-lock.json (playwright-core, jssip, esbuild), installed
@@ -36,6 +39,7 @@ TEST_PACKAGES=(
     kamailio-websocket-modules
     baresip
     baresip-core
+    coturn
     iproute2
     util-linux
     openssl

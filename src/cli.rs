@@ -137,6 +137,11 @@ pub struct MediaArgs {
     /// The TURN password.
     #[arg(long, value_name = "PASSWORD", requires = "turn")]
     pub turn_password: Option<String>,
+    /// Send WebRTC media only through the TURN server (--turn, or the account's): ICE
+    /// transport policy `relay`, no local or server-reflexive address is offered, so the peer
+    /// never learns ours.
+    #[arg(long)]
+    pub relay_only: bool,
     /// Hang up after this many seconds of conversation (default: wait for the other side).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -167,6 +172,7 @@ impl Default for MediaArgs {
             turn: None,
             turn_user: None,
             turn_password: None,
+            relay_only: false,
             duration: None,
             dtmf: None,
             json: false,

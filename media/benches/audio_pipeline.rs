@@ -1,6 +1,7 @@
 //! Cost of one 20 ms audio frame through each stage of the send and receive paths: Opus encode +
-//! decode (48 kHz mono), G.711 µ-law encode + decode, and resampling between a 48 kHz device and
-//! an 8 kHz codec. Throughput is in frames, so frames/s ÷ 50 is how many times faster than real
+//! decode (48 kHz mono; the default — wideband, complexity 3 — and, for comparison, the former
+//! default of fullband at complexity 5, and complexities 1 and 10 at wideband), G.711 µ-law
+//! encode + decode, and resampling between a 48 kHz device and an 8 kHz codec. Throughput is in frames, so frames/s ÷ 50 is how many times faster than real
 //! time one core runs the stage.
 
 use std::hint::black_box;
@@ -8,7 +9,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use callisto_media::audio::{AudioFormat, AudioFrame, AudioSource, Resampler, ToneSource};
-use callisto_media::codec::{AudioCodecKind, EncoderConfig};
+use callisto_media::codec::{AudioBandwidth, AudioCodecKind, EncoderConfig};
 
 /// One second of a -12 dBFS 440 Hz tone in `format`, as 20 ms frames.
 fn tone_frames(format: AudioFormat) -> Vec<AudioFrame> {
@@ -18,8 +19,7 @@ fn tone_frames(format: AudioFormat) -> Vec<AudioFrame> {
         .collect()
 }
 
-fn codec_round_trip(c: &mut Criterion, kind: AudioCodecKind, name: &str) {
-    let config = EncoderConfig::mono();
+fn codec_round_trip(c: &mut Criterion, kind: AudioCodecKind, config: EncoderConfig, name: &str) {
     let (Ok(mut encoder), Ok(mut decoder)) = (kind.make_encoder(&config), kind.make_decoder(1))
     else {
         panic!("{kind} is not available");
@@ -65,8 +65,36 @@ fn resample(c: &mut Criterion, from: AudioFormat, to: AudioFormat, name: &str) {
 }
 
 fn bench(c: &mut Criterion) {
-    codec_round_trip(c, AudioCodecKind::Opus, "opus_mono_48k_encode_decode_20ms");
-    codec_round_trip(c, AudioCodecKind::Pcmu, "pcmu_encode_decode_20ms");
+    let opus = EncoderConfig::mono();
+    codec_round_trip(
+        c,
+        AudioCodecKind::Opus,
+        opus,
+        "opus_mono_48k_encode_decode_20ms",
+    );
+    for (config, name) in [
+        (
+            opus.with_max_bandwidth(AudioBandwidth::Fullband)
+                .with_complexity(5),
+            "opus_fullband_complexity_5_encode_decode_20ms",
+        ),
+        (
+            opus.with_complexity(1),
+            "opus_wideband_complexity_1_encode_decode_20ms",
+        ),
+        (
+            opus.with_complexity(10),
+            "opus_wideband_complexity_10_encode_decode_20ms",
+        ),
+    ] {
+        codec_round_trip(c, AudioCodecKind::Opus, config, name);
+    }
+    codec_round_trip(
+        c,
+        AudioCodecKind::Pcmu,
+        EncoderConfig::mono(),
+        "pcmu_encode_decode_20ms",
+    );
     resample(
         c,
         AudioFormat::MONO_48K,

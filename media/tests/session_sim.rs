@@ -661,3 +661,32 @@ fn mouth_to_ear_in_virtual_time() {
         assert_eq!(tick_to_write_ms, 20, "{codec}");
     }
 }
+
+#[test]
+fn fec_follows_the_loss_the_peer_reports() {
+    let stream = AudioStreamConfig::new(AudioCodecKind::Opus);
+    let configured = stream.encoder.packet_loss_percent;
+    assert!(configured > 0);
+    // A clean network: the first reports show no loss, and FEC stops costing anything.
+    let (mut call, _, _) = tone_call(stream, None, NetworkConditions::clean(ms(20)), 31);
+    assert_eq!(
+        call.a().send_pipeline().expected_loss_percent(),
+        configured,
+        "before any report, the configured hint"
+    );
+    call.run_for(Duration::from_secs(15));
+    assert!(call.a().stats().rtcp_received > 0);
+    assert_eq!(call.a().send_pipeline().expected_loss_percent(), 0);
+    assert_eq!(call.b().send_pipeline().expected_loss_percent(), 0);
+    // 20 % loss from A to B: B's reports size A's FEC for it; B's stream reaches A intact.
+    let lossy = NetworkConditions {
+        loss: 0.2,
+        ..NetworkConditions::clean(ms(20))
+    };
+    call.set_conditions(lossy, NetworkConditions::clean(ms(20)));
+    call.run_for(Duration::from_secs(15));
+    let hint = call.a().send_pipeline().expected_loss_percent();
+    println!("A's hint at 20 % loss: {hint} %");
+    assert!((8..=40).contains(&hint), "{hint} %");
+    assert_eq!(call.b().send_pipeline().expected_loss_percent(), 0);
+}

@@ -34,6 +34,9 @@ pub fn media_options_for(
         }
     }
     let args = &args;
+    if args.relay_only && args.turn.is_none() {
+        return Err("--relay-only needs a TURN server: --turn (or the account's turn)".into());
+    }
     let input = match args.audio.as_str() {
         "silence" => AudioInput::Silence,
         text if text.starts_with("tone:") => {
@@ -109,6 +112,7 @@ pub fn media_options_for(
         profile,
         video: video_options(args)?,
         ice_servers: ice_servers(args)?,
+        relay_only: args.relay_only,
     })
 }
 
@@ -277,6 +281,34 @@ mod tests {
         ] {
             assert!(media_options(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn relay_only_needs_a_turn_server_from_the_flags_or_the_account() {
+        let relay_only = MediaArgs {
+            media: Some("webrtc".into()),
+            relay_only: true,
+            ..MediaArgs::default()
+        };
+        assert!(media_options(&relay_only).is_err());
+        let with_turn = MediaArgs {
+            turn: Some("turn:127.0.0.1:3478?transport=udp".into()),
+            turn_user: Some("u".into()),
+            turn_password: Some("p".into()),
+            ..relay_only.clone()
+        };
+        assert!(media_options(&with_turn).unwrap().relay_only);
+        assert!(!media_options(&MediaArgs::default()).unwrap().relay_only);
+        let account: Account = toml::from_str(
+            "user = 'sip:alice@example.org'\n\
+             turn = 'turn:127.0.0.1:3478'\n\
+             turn_user = 'u'\n\
+             turn_password = 'p'\n",
+        )
+        .unwrap();
+        let media = media_options_for(&relay_only, Some(&account)).unwrap();
+        assert!(media.relay_only);
+        assert_eq!(media.ice_servers.len(), 1);
     }
 
     #[test]

@@ -271,6 +271,10 @@ pub async fn run_answer(
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
+    // Calls are taken before anyone is told where to send them.
+    let _ = session.engine.commands.send(Command::AcceptCalls {
+        media: Some(Box::new(media)),
+    });
     if !session.out.json {
         let address = session
             .engine
@@ -284,9 +288,6 @@ pub async fn run_answer(
             json!({"event": "listening", "address": address.to_string()})
         );
     }
-    let _ = session.engine.commands.send(Command::AcceptCalls {
-        media: Some(Box::new(media)),
-    });
     let code = drive_calls(&mut session, &args.media, args.count, &[]).await;
     session.close().await;
     ExitCode::from(code)

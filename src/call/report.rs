@@ -195,6 +195,12 @@ fn summary_json(
         "first_rtp_ms": ms(summary.first_rtp),
         "audio": audio,
         "video": summary.video.as_ref().map(video_json),
+        "ice": summary.ice.as_ref().map(|ice| json!({
+            "local": ice.local.to_string(),
+            "remote": ice.remote.to_string(),
+            "local_type": ice.local_kind,
+            "remote_type": ice.remote_kind,
+        })),
     })
 }
 

@@ -27,7 +27,7 @@ mod calls;
 
 pub use calls::{
     AudioInput, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate, IceServerOptions,
-    MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
+    IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
 };
 
 /// What the engine can be asked to do.
@@ -197,7 +197,14 @@ impl Driver {
                 .chain(self.shutdown_deadline)
                 .chain(self.next_keepalive)
                 .min();
+            // Commands first: what the application asked for (taking calls, hanging up) is in
+            // force before the next message from the network is handled.
             tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => self.begin_shutdown(),
+                },
                 event = incoming.recv() => match event {
                     Some(event) => self.on_transport_event(event),
                     None => return,
@@ -207,10 +214,6 @@ impl Driver {
                     self.calls
                         .on_media_event(&mut self.endpoint, now, key, event, &self.events);
                 }
-                command = commands.recv() => match command {
-                    Some(command) => self.on_command(command).await,
-                    None => self.begin_shutdown(),
-                },
                 _ = sleep_until(wake) => {
                     self.send_keepalives().await;
                     let now = Instant::now().into_std();

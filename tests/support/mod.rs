@@ -9,6 +9,8 @@
 //!   [`baresip_events`] parses its log into call events.
 //! - [`browser`]: headless Chromium with JsSIP over Kamailio's WebSocket, a WebRTC softphone
 //!   (`tests/browser/`), with its `getStats()` summaries.
+//! - [`coturn`]: coturn as a TURN server on loopback (static user, relay ports in a known
+//!   range, allocations read from its log).
 //! - [`wav`]: tone generators and a WAV reader for media checks with `callisto_media::analysis`.
 //! - [`measure`]: CPU, peak RSS, strace-timed packets and call setup times for benches.
 //! - [`sip_uas`]: a scripted UDP user agent (hand-written SIP) for checking the proxy's routing
@@ -30,6 +32,7 @@ pub mod baresip_events;
 pub mod baresip_phone;
 pub mod browser;
 pub mod callisto;
+pub mod coturn;
 pub mod dns_server;
 pub mod kamailio;
 pub mod kamailio_calls;

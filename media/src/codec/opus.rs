@@ -1,5 +1,9 @@
 //! Opus through `audiopus` (the system libopus): 48 kHz, mono or stereo, VOIP application.
 //!
+//! The encoder codes at most [`EncoderConfig::max_bandwidth`] of audio band — wideband by
+//! default, which keeps voice in SILK-only mode, the cheapest to encode and decode — while PCM
+//! and the RTP clock stay at 48 kHz, so any Opus peer decodes the stream as usual.
+//!
 //! The encoder runs with in-band FEC (LBRR) on by default and a packet-loss hint that sizes it;
 //! libopus only spends bits on FEC when the hint is above zero and the bitrate allows it. The
 //! decoder conceals a lost packet with libopus's PLC (decoding "no packet") and recovers one from
@@ -8,9 +12,11 @@
 
 use audiopus::coder::{Decoder, Encoder, GenericCtl};
 use audiopus::packet::Packet;
-use audiopus::{Application, Bitrate, Channels, MutSignals, SampleRate};
+use audiopus::{Application, Bandwidth, Bitrate, Channels, MutSignals, SampleRate};
 
-use super::{AudioCodecKind, AudioDecoder, AudioEncoder, CodecError, EncoderConfig};
+use super::{
+    AudioBandwidth, AudioCodecKind, AudioDecoder, AudioEncoder, CodecError, EncoderConfig,
+};
 
 /// Opus's sample rate (and RTP clock rate) as Callisto runs it.
 const RATE: u32 = 48_000;
@@ -31,6 +37,16 @@ fn opus_channels(channels: u16) -> Result<Channels, CodecError> {
             codec: AudioCodecKind::Opus,
             channels,
         }),
+    }
+}
+
+fn opus_bandwidth(bandwidth: AudioBandwidth) -> Bandwidth {
+    match bandwidth {
+        AudioBandwidth::Narrowband => Bandwidth::Narrowband,
+        AudioBandwidth::Mediumband => Bandwidth::Mediumband,
+        AudioBandwidth::Wideband => Bandwidth::Wideband,
+        AudioBandwidth::SuperWideband => Bandwidth::Superwideband,
+        AudioBandwidth::Fullband => Bandwidth::Fullband,
     }
 }
 
@@ -60,7 +76,8 @@ impl OpusEncoder {
     pub const MAX_BITRATE: u32 = 510_000;
 
     /// An encoder for 48 kHz PCM with `config.channels` (1 or 2) channels and `config.frame_ms`
-    /// (10, 20, 40 or 60) frames, in the VOIP application mode.
+    /// (10, 20, 40 or 60) frames, in the VOIP application mode, coding at most
+    /// `config.max_bandwidth` of audio band.
     pub fn new(config: &EncoderConfig) -> Result<Self, CodecError> {
         let channels = opus_channels(config.channels)?;
         if !matches!(config.frame_ms, 10 | 20 | 40 | 60) {
@@ -72,6 +89,7 @@ impl OpusEncoder {
         let mut encoder = Encoder::new(SampleRate::Hz48000, channels, Application::Voip)?;
         encoder.set_inband_fec(config.fec)?;
         encoder.set_complexity(config.complexity.min(MAX_COMPLEXITY))?;
+        encoder.set_max_bandwidth(opus_bandwidth(config.max_bandwidth))?;
         let lookahead = encoder.lookahead()? as usize;
         let mut this = OpusEncoder {
             encoder,

@@ -25,6 +25,7 @@
 //! - [`srtp`]: SDES-SRTP with replay protection.
 //! - [`dtmf`], [`dtmf_relay`]: RFC 4733 events and SIP INFO `application/dtmf-relay` bodies.
 //! - [`nack`]: RFC 4585 generic NACK — which lost packets to ask for, and what to resend.
+//! - [`reorder_buffer`]: holds video packets behind a hole briefly so retransmissions fill it.
 //! - [`keyframe`]: when to encode a key frame (PLI/FIR, rate limit, safety net) and when to
 //!   ask for one (decode errors, losses, silent starts, with backoff).
 //!
@@ -32,7 +33,9 @@
 //!
 //! ```text
 //!  recv:  RTP ──► NackGenerator::on_packet ──► poll_nack ──► build_nack ──► RTCP to the sender
-//!                   └─ gave up ──► KeyframeRequester::request ──► poll_request ──► PLI / FIR
+//!          │        └─ gave up ──► KeyframeRequester::request ──► poll_request ──► PLI / FIR
+//!          └──► ReorderBuffer::push ──► poll (in order; a hole waits for its retransmission
+//!                 min(1.5 RTT + 50 ms, 150 ms)) ──► depacketizer
 //!  send:  RtcpSession events: Nack ──► RetransmissionBuffer::on_nack ──► resend
 //!                             KeyFrameRequest ──► KeyframeScheduler ──► poll_keyframe ──► encoder
 //!                             TransportFeedback / Remb ──► BitrateController
@@ -46,6 +49,7 @@ pub mod nack;
 pub mod ntp;
 pub mod packet;
 pub mod receiver_stats;
+pub mod reorder_buffer;
 pub mod rtcp_packet;
 pub mod rtcp_session;
 pub mod sender;
@@ -65,6 +69,7 @@ pub use nack::{
 pub use ntp::NtpTime;
 pub use packet::{parse_rtp, RtpError, RtpHeader, RtpPacket};
 pub use receiver_stats::{ReceiverStats, ReceiverStatsConfig, ReceptionStats, RtpVerdict};
+pub use reorder_buffer::{Arrival, ReorderBuffer, ReorderConfig, ReorderStats};
 pub use rtcp_packet::{RtcpError, RtcpPacket};
 pub use rtcp_session::{RemoteReception, RtcpConfig, RtcpEvent, RtcpSession};
 pub use sender::{RtpSender, SenderInfo};

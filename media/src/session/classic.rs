@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use tracing::{debug, info_span, warn};
 
 use super::session_core::{LocalSocket, SessionCore, SessionCoreConfig};
+use super::timestamped_socket;
 use super::{
     AudioStats, AudioStreamConfig, ClassicSessionConfig, MediaEvent, MediaUpdate, SessionError,
     SessionOptions,
@@ -63,24 +64,26 @@ impl EventOut {
 /// A running classic audio session: the thread driver around a [`SessionCore`].
 ///
 /// # Threads
-/// - One **media thread** owns the core, the source and the sink, and is the only thread that
-///   touches session state (nothing on the media path is locked). It sleeps until the core's
-///   next deadline — the next packet to send, the next frame to play (both every 20 ms, on the
-///   same ticks), an RTCP report — then handles the datagrams that arrived meanwhile, with their
-///   arrival times, runs the due timers, sends what the core produced, forwards events and
-///   publishes statistics. Commands (update, DTMF, stop) wake it at once.
-/// - One **reader thread** per socket (one with rtcp-mux, two with a separate RTCP socket)
-///   blocks in `recv_from` and queues each datagram for the media thread, stamped with its
-///   arrival time, without waking it: a packet cannot play before the next frame tick anyway,
-///   and the jitter buffer and the statistics see the true arrival times. Readers exist because
-///   a socket read timeout is not a usable timer: Linux rounds `SO_RCVTIMEO` up to the
-///   scheduler tick, so a media thread sleeping in `recv_from` would wake up to a tick late
-///   (5–10 ms measured), while a timed park wakes within a fraction of a millisecond.
-///   Datagram buffers go back to their reader for reuse.
+/// - One **media thread** owns the core, the source, the sink and (on Unix) the sockets, and is
+///   the only thread that touches session state (nothing on the media path is locked). It
+///   sleeps until the core's next deadline — the next packet to send and the next frame to play
+///   (both every 20 ms, on the same ticks), an RTCP report — then reads every datagram queued
+///   on its sockets, each with the arrival time the kernel stamped on it (`SO_TIMESTAMP`), runs
+///   the due timers, sends what the core produced, forwards events and publishes statistics.
+///   Commands (update, DTMF, stop) wake it at once. Reading on the ticks costs no latency: a
+///   packet cannot play before the next frame tick anyway, and the jitter buffer, the
+///   statistics and RTCP see the true arrival times. The sleep is a timed park, which wakes
+///   within a fraction of a millisecond (a socket read timeout would not be a usable timer:
+///   Linux rounds `SO_RCVTIMEO` up to the scheduler tick, 5–10 ms late measured).
+/// - Where sockets give no arrival timestamps (not Unix), one **reader thread** per socket
+///   (one with rtcp-mux, two with a separate RTCP socket) blocks in `recv_from` and queues each
+///   datagram for the media thread, stamped with its arrival time, without waking it; datagram
+///   buffers go back to their reader for reuse. Readers wake every half second to notice a
+///   stop, and are woken at once on stop by an empty datagram the media thread sends to its own
+///   sockets.
 ///
-/// So a session wakes about 100 times a second (50 ticks, 50 packets), and never polls. Readers
-/// also wake every half second to notice a stop, and are woken at once on stop by an empty
-/// datagram the media thread sends to its own sockets.
+/// So a session wakes 50 times a second for both directions (100 with reader threads), and
+/// never polls.
 ///
 /// Dropping it stops it as [`ClassicSession::stop`] does.
 pub struct ClassicSession {
@@ -206,8 +209,22 @@ impl ClassicSession {
             sockets: sockets.iter().map(|(_, s)| Arc::clone(s)).collect(),
             stop: Arc::clone(&stop),
         };
+        // With arrival timestamps from the kernel the media thread reads the sockets itself
+        // on its ticks; without them, a reader thread per socket stamps each datagram.
+        let drain = timestamped_socket::SUPPORTED
+            && sockets
+                .iter()
+                .all(|(_, socket)| timestamped_socket::enable_timestamps(socket).is_ok());
         let mut sides = Vec::new();
         for (kind, socket) in sockets {
+            if drain {
+                sides.push(SocketSide {
+                    kind,
+                    socket,
+                    free: None,
+                });
+                continue;
+            }
             let (free, free_rx) = mpsc::channel();
             let reader = Reader {
                 kind,
@@ -226,11 +243,21 @@ impl ClassicSession {
                 .name(name.into())
                 .spawn(move || span.in_scope(|| reader.run()))?;
             session.readers.push(handle);
-            sides.push(SocketSide { kind, socket, free });
+            sides.push(SocketSide {
+                kind,
+                socket,
+                free: Some(free),
+            });
         }
         let media = MediaThread {
             core,
             sides,
+            drain,
+            buffer: if drain {
+                vec![0; MAX_DATAGRAM]
+            } else {
+                Vec::new()
+            },
             inputs: input_rx,
             events: events_out,
             stats,
@@ -331,8 +358,10 @@ impl ClassicSession {
         // The media thread stops the readers; this covers a media thread that never ran or
         // panicked.
         self.stop.store(true, Ordering::Release);
-        for socket in &self.sockets {
-            wake(socket);
+        if !self.readers.is_empty() {
+            for socket in &self.sockets {
+                wake(socket);
+            }
         }
         for reader in self.readers.drain(..) {
             let _ = reader.join();
@@ -438,14 +467,19 @@ impl Reader {
 struct SocketSide {
     kind: LocalSocket,
     socket: Arc<UdpSocket>,
-    /// Returns datagram buffers to the socket's reader.
-    free: Sender<Vec<u8>>,
+    /// Returns datagram buffers to the socket's reader; `None` when the media thread reads the
+    /// socket itself.
+    free: Option<Sender<Vec<u8>>>,
 }
 
 /// The media thread's state.
 struct MediaThread {
     core: SessionCore,
     sides: Vec<SocketSide>,
+    /// The media thread reads the sockets itself (timestamped, on its ticks).
+    drain: bool,
+    /// The datagram buffer when it does.
+    buffer: Vec<u8>,
     inputs: Receiver<Input>,
     events: EventOut,
     stats: Arc<Mutex<AudioStats>>,
@@ -476,6 +510,9 @@ impl MediaThread {
                     Input::Stop => break 'run,
                 }
             }
+            if self.drain {
+                self.drain_sockets();
+            }
             self.core
                 .handle_timeout(Instant::now(), ntp(SystemTime::now()));
             self.flush();
@@ -487,8 +524,10 @@ impl MediaThread {
         self.core.close(Instant::now(), ntp(SystemTime::now()));
         self.flush();
         self.stop.store(true, Ordering::Release);
-        for side in &self.sides {
-            wake(&side.socket);
+        if !self.drain {
+            for side in &self.sides {
+                wake(&side.socket);
+            }
         }
         self.core.stats()
     }
@@ -504,8 +543,42 @@ impl MediaThread {
         } = datagram;
         self.core
             .handle_datagram(at, ntp(wallclock), socket, from, &buffer[..len]);
-        if let Some(side) = self.sides.iter().find(|side| side.kind == socket) {
-            let _ = side.free.send(buffer);
+        if let Some(free) = self
+            .sides
+            .iter()
+            .find(|side| side.kind == socket)
+            .and_then(|side| side.free.as_ref())
+        {
+            let _ = free.send(buffer);
+        }
+    }
+
+    /// Hands the core every datagram queued on the sockets, with the kernel's arrival times.
+    fn drain_sockets(&mut self) {
+        let (now, wallclock) = (Instant::now(), SystemTime::now());
+        let MediaThread {
+            core,
+            sides,
+            buffer,
+            ..
+        } = self;
+        for side in sides.iter() {
+            loop {
+                match timestamped_socket::recv(&side.socket, buffer) {
+                    Ok(Some(arrival)) => {
+                        let (at, arrived) = arrival.times(now, wallclock);
+                        let datagram = &buffer[..arrival.len.min(buffer.len())];
+                        core.handle_datagram(at, ntp(arrived), side.kind, arrival.from, datagram);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // ICMP errors reported on the socket and the like: not fatal for a
+                        // media stream; the next tick reads on.
+                        debug!(error = %e, "socket read failed");
+                        break;
+                    }
+                }
+            }
         }
     }
 

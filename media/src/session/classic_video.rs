@@ -125,6 +125,11 @@ impl VideoOutput for SocketOutput {
         let transmit = lock(&self.core).pli();
         self.sockets.send(transmit);
     }
+
+    fn send_nack(&mut self, _sequences: Vec<u16>) {
+        // The classic path negotiates no NACK feedback: its thread is started with
+        // `nack: false` and never asks for retransmissions.
+    }
 }
 
 /// A running classic video stream. Dropping it stops it as [`ClassicVideoSession::stop`] does.
@@ -199,6 +204,8 @@ impl ClassicVideoSession {
                 payload_type,
                 packetization,
                 connected: Arc::new(AtomicBool::new(true)),
+                controller: None,
+                nack: false,
             },
             source,
             sink,

@@ -7,8 +7,8 @@
 //!
 //! ```text
 //!             ┌──────────── ClassicSession (classic.rs): threads and sockets ─────────────┐
-//!  commands ─►│ reader thread(s): recv_from ─► timestamped datagram ─┐                    │
-//!  (update,   │ media thread: waits for input or the next deadline ──┴─► SessionCore ──►  │─► send_to
+//!  commands ─►│ media thread: wakes on the next deadline (or a command), reads every queued │
+//!  (update,   │ datagram with its kernel arrival time ─────────────────► SessionCore ──►  │─► send_to
 //!  dtmf,stop) │               publishes AudioStats, forwards MediaEvents                  │
 //!             └───────────────────────────────────────────────────────────────────────────┘
 //!             ┌──────────── SessionCore (session_core.rs): sans-IO ───────────────────────┐
@@ -55,6 +55,10 @@
 //!   type was negotiated); voice pauses while an event is sent. Received events become
 //!   [`MediaEvent::Dtmf`] when they end. While a digit is sent, the peer's jitter buffer sees the
 //!   sequence numbers the event packets used as missing voice and conceals, as RFC 4733 allows.
+//! - **FEC sizing.** The encoder's expected-loss hint, which sizes Opus in-band FEC, starts at
+//!   the configured value and then follows the loss the peer reports in RTCP for our stream
+//!   (its last interval, rounded up to whole percent): no FEC bits or encoding time on a clean
+//!   path, FEC from the first report that shows loss.
 //! - **Bad input** (DESIGN.md rule 6): garbage, truncated headers, unknown payload types, foreign
 //!   SSRCs, failed SRTP authentication, replays and duplicates are dropped and counted in
 //!   [`AudioStats::discarded`]; nothing panics and the session carries on.
@@ -71,6 +75,7 @@ mod send_pipeline;
 mod session_core;
 mod simulated;
 mod stats;
+mod timestamped_socket;
 mod video_core;
 #[cfg(test)]
 mod video_core_tests;

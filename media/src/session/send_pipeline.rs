@@ -82,6 +82,9 @@ pub struct SendPipeline {
     dtmf: Option<DtmfSender>,
     srtp: Option<(SrtpKeys, SrtpSession)>,
     sending: bool,
+    /// The packet loss the peer last reported, in percent; `None` before its first report
+    /// (the encoder then runs with the configured hint).
+    reported_loss: Option<u8>,
     next_tick: Instant,
     out: VecDeque<Bytes>,
     counters: SendCounters,
@@ -123,6 +126,7 @@ impl SendPipeline {
             rtp,
             srtp,
             sending: true,
+            reported_loss: None,
             next_tick: start,
             out: VecDeque::new(),
             counters: SendCounters::default(),
@@ -287,6 +291,29 @@ impl SendPipeline {
         self.sending = sending;
     }
 
+    /// Sizes the encoder's in-band FEC by the loss the peer reported (RTCP fraction lost, in
+    /// 1/256) for its last interval: the encoder's expected-loss hint becomes that loss in
+    /// percent, rounded up. Opus spends bits and encoding time on FEC only while the hint is
+    /// above zero, so a clean network costs no FEC and a lossy one gets it from the first
+    /// report that shows loss; until the first report, the configured hint applies. The hint
+    /// survives codec changes.
+    pub fn on_reported_loss(&mut self, fraction_lost: u8) {
+        let percent = (u32::from(fraction_lost) * 100).div_ceil(256) as u8;
+        if self.reported_loss == Some(percent) {
+            return;
+        }
+        self.reported_loss = Some(percent);
+        if let Err(e) = self.encoding.encoder.set_packet_loss_percent(percent) {
+            debug!(error = %e, "encoder refused a loss hint");
+        }
+    }
+
+    /// The encoder's expected-loss hint in percent.
+    pub fn expected_loss_percent(&self) -> u8 {
+        self.reported_loss
+            .unwrap_or(self.encoding.stream.encoder.packet_loss_percent)
+    }
+
     /// Whether RTP is being sent.
     pub fn is_sending(&self) -> bool {
         self.sending
@@ -326,6 +353,11 @@ impl SendPipeline {
             return Ok(());
         };
         let old = std::mem::replace(&mut self.encoding, encoding);
+        if let Some(percent) = self.reported_loss {
+            if let Err(e) = self.encoding.encoder.set_packet_loss_percent(percent) {
+                debug!(error = %e, "encoder refused a loss hint");
+            }
+        }
         if old.stream.telephone_event != stream.telephone_event {
             self.dtmf = dtmf_sender(stream);
         }

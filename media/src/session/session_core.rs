@@ -269,6 +269,9 @@ impl SessionCore {
 
     fn take_rtcp_events(&mut self) {
         while let Some(event) = self.rtcp.poll_event() {
+            if let RtcpEvent::ReceptionReport(report) = &event {
+                self.send.on_reported_loss(report.fraction_lost);
+            }
             if let RtcpEvent::Bye { ssrc, .. } = event {
                 let ours = self
                     .receive

@@ -13,8 +13,9 @@
 //! - [`Y4mSource`] plays and [`Y4mRecorder`] records YUV4MPEG2 files; [`scale_i420`] resizes
 //!   frames (area averaging down, bilinear up) for lower sizes at low bitrates and for mosaics.
 //! - [`h264`]: the H.264 encoder and decoder (OpenH264) and the RFC 6184 payload format.
-//! - `stream_thread`: the video media thread both media paths run (encode → packetize → RTP,
-//!   RTP → depacketize → decode, keyframe requests), with [`VideoStats`].
+//! - `stream_thread`: the video media thread both media paths run (scale → encode → packetize
+//!   → RTP, RTP → NACK generator → reorder buffer → depacketize → decode, keyframe requests;
+//!   bitrate and frame size from the WebRTC session's bitrate controller), with [`VideoStats`].
 //! - Bad input is an error value ([`VideoError`]), never a panic.
 
 mod error;

@@ -1,16 +1,29 @@
-//! The video media thread of a call, on either media path (DESIGN.md rule 4): source → H.264
-//! encoder → RFC 6184 packetizer → RTP, and RTP → depacketizer → decoder → sink, with keyframe
-//! requests both ways. What carries the RTP and the PLIs is the path's [`VideoOutput`]: the
-//! WebRTC session's tasks, or the classic video session's sockets.
+//! The video media thread of a call, on either media path (DESIGN.md rule 4): source → scale →
+//! H.264 encoder → RFC 6184 packetizer → RTP, and RTP → NACK generator → reorder buffer →
+//! depacketizer → decoder → sink, with keyframe requests both ways. What carries the RTP and
+//! the RTCP feedback (PLI, NACK) is the path's [`VideoOutput`]: the WebRTC session's tasks, or
+//! the classic video session's sockets.
 //!
-//! - **Sending** starts when ICE and DTLS are up (nothing is read from the source before, so a
-//!   test pattern's first frame is frame 0 and the first picture the peer gets is the IDR the
-//!   encoder starts with). Every `1 / fps` from then on one frame is read, encoded and sent;
-//!   a thread more than 200 ms late skips ahead instead of bursting. When the source ends,
-//!   sending stops.
-//! - **Receiving**: each RTP packet is depacketized as it arrives (the routing task wakes the
-//!   thread); a complete access unit is decoded and the picture handed to the sink at once.
-//!   A damaged access unit (loss, refused payload) or a decoder error asks the sender for a
+//! - **Sending** starts when the transport is up (ICE and DTLS on the WebRTC path; nothing is
+//!   read from the source before, so a test pattern's first frame is frame 0 and the first
+//!   picture the peer gets is the IDR the encoder starts with). Every `1 / fps` from then on
+//!   one frame is read, encoded and sent; a thread more than 200 ms late skips ahead instead
+//!   of bursting. When the source ends, sending stops.
+//! - **Adapting** (WebRTC path, with a [`SharedController`]): before each frame the thread
+//!   reads the session's [`BitrateController`](crate::congestion::BitrateController) (fed by
+//!   the interceptor chain, see [`congestion_feed`](crate::webrtc::congestion_feed)): its
+//!   target goes to the encoder (`set_bitrate`, when it moved by 5 % or 10 kbps), its layer
+//!   advice scales the source frames down ([`scale_i420`]) and, at the lowest rung, sends every
+//!   other frame. The controller's hysteresis keeps the size from flapping. Without a
+//!   controller (the classic path) the encoder keeps the configured bitrate and the source's
+//!   size and rate.
+//! - **Receiving**: each RTP packet goes to the [`NackGenerator`] when the peer answers NACKs
+//!   (it asks for what is missing; the WebRTC peer connection's responder answers on the other
+//!   side) and through a [`ReorderBuffer`] that holds packets behind a hole for
+//!   min(1.5 × RTT + 50 ms, 150 ms), so a retransmission (or a reordered packet) fills it;
+//!   then in sequence order into the depacketizer; a complete access unit is decoded and the
+//!   picture handed to the sink at once. A damaged access unit (a hole given up, a refused
+//!   payload), a decoder error or a packet the NACK generator gave up on asks the sender for a
 //!   keyframe with a PLI, at most one per [`PLI_MIN_INTERVAL`].
 //! - **Keyframe requests** from the peer (PLI, FIR) make the next frame an IDR.
 
@@ -24,12 +37,17 @@ use bytes::Bytes;
 use rand::Rng;
 use tracing::{debug, info_span, warn};
 
-use crate::rtp::{RtpHeader, RtpPacket};
+use crate::congestion::VideoLayerAdvice;
+use crate::rtp::{
+    Arrival, NackArrival, NackConfig, NackGenerator, ReorderBuffer, ReorderConfig, RtpHeader,
+    RtpPacket,
+};
 use crate::video::h264::{
     DepacketizerConfig, DepacketizerOutput, H264Decoder, H264Depacketizer, H264Encoder,
     H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
-use crate::video::{VideoSink, VideoSource};
+use crate::video::{scale_i420, VideoFrame, VideoSink, VideoSource};
+use crate::webrtc::congestion_feed::SharedController;
 
 /// Fewest time between two PLIs we send.
 pub(crate) const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
@@ -65,7 +83,7 @@ pub struct VideoStats {
     pub tx_packets: u64,
     /// RTP packets received.
     pub rx_packets: u64,
-    /// Packets missing from the received sequence.
+    /// Packets missing from the sequence the depacketizer saw (after retransmissions).
     pub lost: u64,
     /// Access units dropped as damaged.
     pub dropped_frames: u64,
@@ -75,9 +93,28 @@ pub struct VideoStats {
     pub keyframe_requests_sent: u64,
     /// PLIs and FIRs the peer sent us.
     pub keyframe_requests_received: u64,
-    /// NACKs we sent about the peer's video (from the peer connection's statistics).
+    /// NACK packets we sent about the peer's video.
     pub nacks_sent: u64,
-    /// NACKs the peer sent about ours (from the peer connection's statistics).
+    /// Packets of the peer's video that arrived after we asked for them (retransmissions).
+    pub retransmissions_received: u64,
+    /// Packets that filled a hole while the reorder buffer held the packets behind it.
+    pub holes_filled: u64,
+    /// Packets the reorder buffer gave up waiting for (the depacketizer saw them lost).
+    pub packets_given_up: u64,
+    /// Packets that arrived after their hole had been given up on.
+    pub packets_too_late: u64,
+    /// The bitrate controller's current target for our video, bits per second (on the classic
+    /// path, which has no controller, the configured bitrate the encoder keeps).
+    pub target_bitrate_bps: u64,
+    /// The rate the peer received our video at, from transport-wide feedback.
+    pub acknowledged_bitrate_bps: Option<u64>,
+    /// Transport-wide feedback reports the controller took.
+    pub transport_feedback_reports: u64,
+    /// Times the layer advice changed our frame size or rate.
+    pub layer_changes: u64,
+    /// The frame rate we send at now (halved at the lowest rung).
+    pub send_fps: u32,
+    /// NACK packets the peer sent about ours.
     pub nacks_received: u64,
     /// When the first frame was decoded.
     pub first_frame_decoded_at: Option<Instant>,
@@ -105,15 +142,25 @@ pub(crate) struct VideoThreadConfig {
     pub packetization: PacketizationMode,
     /// Whether the transport is up (sending waits for it).
     pub connected: Arc<AtomicBool>,
+    /// The session's bitrate controller (the WebRTC path); without one the encoder keeps
+    /// `max_bitrate` and the source's size and rate.
+    pub controller: Option<SharedController>,
+    /// Whether the peer answers generic NACKs: then a [`NackGenerator`] asks for what is
+    /// missing through [`VideoOutput::send_nack`]; else holes are only waited for by the
+    /// reorder buffer and then given up on.
+    pub nack: bool,
 }
 
-/// Where the thread's RTP packets and keyframe requests go. Called on the video thread: an
+/// Where the thread's RTP packets and RTCP feedback go. Called on the video thread: an
 /// implementation must return quickly.
 pub(crate) trait VideoOutput: Send + 'static {
     /// Sends one RTP packet of our stream.
     fn send_rtp(&mut self, packet: RtpPacket);
     /// Asks the peer for a keyframe (a PLI); already rate-limited by the thread.
     fn send_pli(&mut self);
+    /// Asks the peer to retransmit these packets of its stream (a generic NACK). Only called
+    /// when the thread was configured with [`VideoThreadConfig::nack`].
+    fn send_nack(&mut self, sequences: Vec<u16>);
 }
 
 /// The thread's channels: its inbox (and the sender side, for stopping it), and its output.
@@ -156,8 +203,23 @@ impl VideoThread {
         let video = |e: &dyn std::fmt::Display| VideoThreadError::Codec(e.to_string());
         let format = source.format();
         let fps = format.fps.max(1);
+        let (target, layer) = match &config.controller {
+            Some(controller) => {
+                let controller = controller.lock();
+                (controller.target_bitrate(), controller.layer_advice())
+            }
+            None => (
+                u64::from(config.max_bitrate),
+                VideoLayerAdvice {
+                    width: format.width,
+                    height: format.height,
+                    fps,
+                },
+            ),
+        };
+        let start_bps = u32::try_from(target).unwrap_or(config.max_bitrate);
         let mut encoder_config =
-            H264EncoderConfig::new(format.width, format.height, fps, config.max_bitrate);
+            H264EncoderConfig::new(format.width, format.height, fps, start_bps);
         encoder_config.keyframe_interval = Some(fps.saturating_mul(10));
         if config.packetization == PacketizationMode::SingleNalUnit {
             encoder_config.max_nal_size = Some(RTP_PAYLOAD_MTU);
@@ -169,7 +231,9 @@ impl VideoThread {
         let mut rng = rand::thread_rng();
         let stats = Arc::new(Mutex::new(VideoStats {
             codec: "H264".to_owned(),
-            send_resolution: (format.width, format.height),
+            send_resolution: (layer.width, layer.height),
+            target_bitrate_bps: target,
+            send_fps: layer.fps,
             ..VideoStats::default()
         }));
         let (stop, inputs) = channels.inbox;
@@ -180,6 +244,15 @@ impl VideoThread {
             decoder,
             packetizer,
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
+            reorder: ReorderBuffer::new(ReorderConfig::default()),
+            nack: config
+                .nack
+                .then(|| NackGenerator::new(NackConfig::default())),
+            controller: config.controller,
+            encoder_bps: start_bps,
+            layer,
+            source_fps: fps,
+            frame_credit: 1.0,
             inputs,
             output: channels.output,
             connected: config.connected,
@@ -239,6 +312,27 @@ impl Drop for VideoThread {
     }
 }
 
+/// `frame` at `width`x`height`: halved (2x2 averages, the scaler's fast path) while it is at
+/// least twice as large — the layer ladder's rungs are halves of the source — then resized
+/// for what remains.
+fn scale_to(
+    mut frame: VideoFrame,
+    width: u32,
+    height: u32,
+) -> Result<VideoFrame, crate::video::VideoError> {
+    while frame.width() >= 2 * width
+        && frame.height() >= 2 * height
+        && frame.width().is_multiple_of(4)
+        && frame.height().is_multiple_of(4)
+    {
+        frame = scale_i420(&frame, frame.width() / 2, frame.height() / 2)?;
+    }
+    if (frame.width(), frame.height()) != (width, height) {
+        frame = scale_i420(&frame, width, height)?;
+    }
+    Ok(frame)
+}
+
 /// The thread's state.
 struct VideoLoop {
     source: Box<dyn VideoSource>,
@@ -247,6 +341,16 @@ struct VideoLoop {
     decoder: H264Decoder,
     packetizer: H264Packetizer,
     depacketizer: H264Depacketizer,
+    reorder: ReorderBuffer<RtpPacket>,
+    nack: Option<NackGenerator>,
+    controller: Option<SharedController>,
+    /// The bitrate the encoder was last given.
+    encoder_bps: u32,
+    /// The frame size and rate in use.
+    layer: VideoLayerAdvice,
+    source_fps: u32,
+    /// Frames owed at the advised rate (a frame is sent when it reaches 1).
+    frame_credit: f64,
     inputs: Receiver<VideoInput>,
     output: Box<dyn VideoOutput>,
     connected: Arc<AtomicBool>,
@@ -283,9 +387,18 @@ impl VideoLoop {
                 }
             }
             let now = Instant::now();
+            self.service_receive(now);
             self.send_due(now);
             self.publish(now);
-            let wait = match self.next_frame {
+            let wake = [
+                self.next_frame,
+                self.reorder.poll_timeout(),
+                self.nack.as_ref().and_then(NackGenerator::poll_timeout),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let wait = match wake {
                 Some(next) => next.saturating_duration_since(Instant::now()),
                 None => Duration::from_millis(10),
             };
@@ -318,6 +431,7 @@ impl VideoLoop {
             due
         };
         self.next_frame = Some(tick + self.interval);
+        self.adapt();
         let frame = match self.source.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => {
@@ -331,6 +445,21 @@ impl VideoLoop {
                 return;
             }
         };
+        // At a lower advised frame rate, only some of the source's frames are sent.
+        self.frame_credit =
+            (self.frame_credit + f64::from(self.layer.fps) / f64::from(self.source_fps)).min(1.0);
+        if self.frame_credit < 1.0 - 1e-9 {
+            return;
+        }
+        self.frame_credit -= 1.0;
+        let frame = match scale_to(frame, self.layer.width, self.layer.height) {
+            Ok(frame) => frame,
+            Err(e) => {
+                debug!(error = %e, "frame not scaled to the advised size");
+                return;
+            }
+        };
+        self.counters.send_resolution = (frame.width(), frame.height());
         let unit = match self.encoder.encode(&frame) {
             Ok(Some(unit)) => unit,
             Ok(None) => return,
@@ -374,11 +503,89 @@ impl VideoLoop {
         }
     }
 
-    /// One RTP packet from the peer: depacketize, decode what completed, ask for keyframes.
+    /// Takes the controller's target and layer advice (and the RTT for the receive side).
+    fn adapt(&mut self) {
+        let Some(controller) = &self.controller else {
+            self.counters.send_fps = self.layer.fps;
+            return;
+        };
+        let (target, advice, rtt, acknowledged, feedback_reports) = {
+            let mut controller = controller.lock();
+            // The state is read whole below; the change events are not needed.
+            while controller.poll_event().is_some() {}
+            (
+                controller.target_bitrate(),
+                controller.layer_advice(),
+                controller.rtt(),
+                controller.acknowledged_bitrate(),
+                controller.stats().feedback_reports,
+            )
+        };
+        self.counters.target_bitrate_bps = target;
+        self.counters.acknowledged_bitrate_bps = acknowledged;
+        self.counters.transport_feedback_reports = feedback_reports;
+        let target = u32::try_from(target).unwrap_or(u32::MAX);
+        let moved = target.abs_diff(self.encoder_bps);
+        if moved >= 10_000 || f64::from(moved) >= 0.05 * f64::from(self.encoder_bps) {
+            match self.encoder.set_bitrate(target) {
+                Ok(()) => self.encoder_bps = target,
+                Err(e) => debug!(error = %e, "encoder refused the target bitrate"),
+            }
+        }
+        if advice != self.layer {
+            debug!(?advice, target, "video layer changes");
+            self.layer = advice;
+            self.counters.layer_changes += 1;
+        }
+        self.counters.send_fps = self.layer.fps;
+        if let Some(nack) = &mut self.nack {
+            nack.set_rtt(rtt);
+        }
+        self.reorder.set_rtt(rtt);
+    }
+
+    /// One RTP packet from the peer: loss bookkeeping, then into the reorder buffer.
     fn receive(&mut self, at: Instant, packet: RtpPacket) {
         self.counters.rx_packets += 1;
         self.received_bytes += packet.payload.len() as u64 + 12;
         self.first_received_at.get_or_insert(at);
+        let sequence = packet.header.sequence_number;
+        if self
+            .nack
+            .as_mut()
+            .is_some_and(|nack| nack.on_packet(sequence, at) == NackArrival::Recovered)
+        {
+            self.counters.retransmissions_received += 1;
+        }
+        match self.reorder.push(sequence, packet, at) {
+            Arrival::FilledHole => self.counters.holes_filled += 1,
+            Arrival::Late => self.counters.packets_too_late += 1,
+            Arrival::InOrder | Arrival::Duplicate => {}
+        }
+        self.service_receive(at);
+    }
+
+    /// Delivers what the reorder buffer releases, sends due NACKs, asks for a keyframe when
+    /// the NACK generator gave up.
+    fn service_receive(&mut self, now: Instant) {
+        while let Some(packet) = self.reorder.poll(now) {
+            self.depacketize(now, &packet);
+        }
+        let Some(nack) = &mut self.nack else {
+            return;
+        };
+        let (sequences, give_up) = (nack.poll_nack(now), nack.take_keyframe_request());
+        if let Some(sequences) = sequences {
+            self.counters.nacks_sent += 1;
+            self.output.send_nack(sequences);
+        }
+        if give_up {
+            self.request_keyframe(now);
+        }
+    }
+
+    /// One packet in sequence order: depacketize, decode what completed, ask for keyframes.
+    fn depacketize(&mut self, at: Instant, packet: &RtpPacket) {
         let header = &packet.header;
         if let Err(e) = self.depacketizer.handle_packet(
             header.sequence_number,
@@ -436,6 +643,8 @@ impl VideoLoop {
         let depacketizer = self.depacketizer.stats();
         self.counters.lost = depacketizer.lost_packets;
         self.counters.dropped_frames = depacketizer.dropped_access_units;
+        let reorder = self.reorder.stats();
+        self.counters.packets_given_up = reorder.skipped;
         let rate = |bytes: u64, since: Option<Instant>| {
             since
                 .map(|t| now.saturating_duration_since(t).as_secs_f64())
@@ -453,5 +662,25 @@ impl VideoLoop {
                 _ => 0.0,
             };
         *lock(&self.stats) = self.counters.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::{read_stamp, TestPattern, VideoFormat};
+
+    #[test]
+    fn frames_are_scaled_by_halves_to_the_advised_size() {
+        let mut pattern = TestPattern::new(VideoFormat::new(640, 480, 30).unwrap(), 5).unwrap();
+        let frame = pattern.next_frame().unwrap().unwrap();
+        for (w, h) in [(640, 480), (320, 240), (160, 120), (426, 240)] {
+            let scaled = scale_to(frame.clone(), w, h).unwrap();
+            assert_eq!((scaled.width(), scaled.height()), (w, h));
+            assert_eq!(scaled.timestamp(), frame.timestamp());
+        }
+        // Halving twice is what one 4:1 resize would give, near enough to read the stamp.
+        let quarter = scale_to(frame, 320, 240).unwrap();
+        assert_eq!(read_stamp(&quarter).map(|s| s.identity), Some(5));
     }
 }

@@ -19,7 +19,7 @@ use tracing::info;
 use super::audio_thread::{AudioThread, AudioThreadConfig};
 use super::peer::negotiated_audio_codec;
 use super::session::{lock, PendingMedia, WebRtcSession, WebRtcVideoMedia};
-use super::tasks;
+use super::tasks::{self, VideoFeedback};
 use super::{WebRtcError, WebRtcEvent};
 use crate::rtp::RtpPacket;
 use crate::session::{AudioStreamConfig, SessionOptions};
@@ -201,7 +201,7 @@ impl WebRtcSession {
         };
         info!(payload_type, "WebRTC video starts");
         let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
-        let (pli, pli_rx) = async_mpsc::unbounded_channel();
+        let (feedback, feedback_rx) = async_mpsc::unbounded_channel();
         let thread = VideoThread::start(
             VideoThreadConfig {
                 max_bitrate: video.max_bitrate,
@@ -209,12 +209,14 @@ impl WebRtcSession {
                 payload_type,
                 packetization: PacketizationMode::NonInterleaved,
                 connected: Arc::clone(&self.shared.connected),
+                controller: Some(self.controller.clone()),
+                nack: true,
             },
             media.source,
             media.sink,
             VideoChannels {
                 inbox: (route.inbox.clone(), inputs),
-                output: Box::new(TaskOutput { outgoing, pli }),
+                output: Box::new(TaskOutput { outgoing, feedback }),
             },
         )
         .map_err(|e| match e {
@@ -228,7 +230,11 @@ impl WebRtcSession {
             local.as_track_local(),
             Arc::clone(&self.shared.connected),
         ));
-        self.spawn(tasks::write_plis(pli_rx, route.clone(), local.ssrc));
+        self.spawn(tasks::write_feedback(
+            feedback_rx,
+            route.clone(),
+            local.ssrc,
+        ));
         self.spawn(tasks::read_keyframe_requests(
             local.as_track_local(),
             route.clone(),
@@ -239,10 +245,10 @@ impl WebRtcSession {
 }
 
 /// The video thread's output on the WebRTC path: channels to the tasks that write RTP to the
-/// peer connection's track and PLIs to its RTCP.
+/// peer connection's track and RTCP feedback (PLI, NACK) to its RTCP.
 struct TaskOutput {
     outgoing: async_mpsc::UnboundedSender<RtpPacket>,
-    pli: async_mpsc::UnboundedSender<()>,
+    feedback: async_mpsc::UnboundedSender<VideoFeedback>,
 }
 
 impl VideoOutput for TaskOutput {
@@ -252,6 +258,10 @@ impl VideoOutput for TaskOutput {
     }
 
     fn send_pli(&mut self) {
-        let _ = self.pli.send(());
+        let _ = self.feedback.send(VideoFeedback::Pli);
+    }
+
+    fn send_nack(&mut self, sequences: Vec<u16>) {
+        let _ = self.feedback.send(VideoFeedback::Nack(sequences));
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!  engine ──► WebRtcSession (session.rs, async): peer connection, offer/answer, timeouts
-//!              │  peer.rs: MediaEngine (Opus, H.264), interceptors (NACK, reports, TWCC,
+//!              │  peer.rs: MediaEngine (Opus, H.264), interceptors (NACK responder, reports,
+//!              │           TWCC, congestion feed (congestion_feed.rs → BitrateController),
 //!              │           RTCP RTT (rtt.rs), keyframe requests to us (keyframe_requests.rs)),
 //!              │           SettingEngine (ICE pacing)
 //!              ├─ tasks.rs (tokio): remote tracks ──RTP──► media threads' inboxes
@@ -15,8 +16,9 @@
 //!              ├─ audio_thread.rs (own thread, rule 4): the classic path's sans-IO
 //!              │   SendPipeline (source → resample → Opus → RTP) and ReceivePipeline
 //!              │   (RTP → statistics → jitter buffer → decode/conceal/FEC → sink)
-//!              └─ video::stream_thread (own thread): source → H.264 → RFC 6184 → RTP, and
-//!                  RTP → depacketizer → decoder → sink, keyframe requests both ways
+//!              └─ video::stream_thread (own thread): source → scale → H.264 (rate and size
+//!                  from the bitrate controller) → RFC 6184 → RTP, and RTP → NACK generator →
+//!                  reorder buffer → depacketizer → decoder → sink, keyframe requests both ways
 //! ```
 //!
 //! Audio is the classic session's pipelines verbatim: the same encoder, jitter buffer, FEC and
@@ -36,6 +38,15 @@
 //!   audio-only.
 //! - **Keyframes.** A damaged access unit or a decoder error sends a PLI (at most one per
 //!   300 ms); a PLI or FIR from the peer makes our next frame an IDR.
+//! - **Bandwidth.** Video starts at [`VIDEO_START_BITRATE`] (or [`VideoConfig::max_bitrate`]
+//!   when lower) and follows a [`BitrateController`](crate::congestion::BitrateController)
+//!   fed by transport-wide feedback, REMB and receiver reports, never above
+//!   [`VideoConfig::max_bitrate`]; the frame size and rate follow its layer advice.
+//!   [`VideoStats`] shows the target.
+//! - **Loss.** Lost video packets are NACKed (RTT-aware retries); the peer connection's NACK
+//!   responder resends ours. A reorder buffer holds packets behind a hole for
+//!   min(1.5 × RTT + 50 ms, 150 ms) so a retransmission fills it; only then is the access
+//!   unit given up and a PLI sent.
 //! - **Connection.** [`WebRtcSession::wait_connected`] waits for ICE and DTLS, bounded by
 //!   [`WebRtcConfig::connect_timeout`]; an ICE failure is [`WebRtcError::ConnectFailed`], a
 //!   DTLS handshake that does not complete once ICE is up (a fingerprint that does not match
@@ -49,6 +60,7 @@
 //!   the library default, see [`peer`] for why.
 
 mod audio_thread;
+pub(crate) mod congestion_feed;
 mod keyframe_requests;
 mod local_media;
 pub mod peer;
@@ -64,7 +76,7 @@ use std::time::{Duration, Instant};
 pub use peer::negotiated_audio_codec;
 pub use sdp_check::{check_remote_sdp, SdpFacts};
 pub use session::{WebRtcMedia, WebRtcSession, WebRtcVideoMedia};
-pub use stats::{VideoStats, WebRtcStats};
+pub use stats::{CandidateKind, VideoStats, WebRtcStats};
 
 use crate::codec::{AudioCodecKind, CodecError, EncoderConfig};
 #[cfg(doc)]
@@ -104,6 +116,13 @@ impl Default for WebRtcAudioConfig {
     }
 }
 
+/// Where a session's video bitrate starts (unless [`VideoConfig::max_bitrate`] is lower):
+/// enough for 640×480 at 30 fps; the controller ramps up or down from there.
+pub const VIDEO_START_BITRATE: u32 = 800_000;
+
+/// The lowest target the bitrate controller gives video.
+pub const VIDEO_MIN_BITRATE: u32 = 50_000;
+
 /// The video side of a WebRTC session (H.264 constrained baseline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoConfig {
@@ -113,7 +132,8 @@ pub struct VideoConfig {
     pub height: u32,
     /// Frames per second.
     pub fps: u32,
-    /// Highest bitrate the encoder aims for, in bits per second.
+    /// Highest bitrate the encoder aims for, in bits per second: the bitrate controller's
+    /// ceiling.
     pub max_bitrate: u32,
 }
 
@@ -137,6 +157,12 @@ pub struct WebRtcConfig {
     /// STUN and TURN servers. Empty by default: no public server is ever contacted unless
     /// configured.
     pub ice_servers: Vec<IceServer>,
+    /// Use only relay candidates (the W3C ICE transport policy `relay`): no host or
+    /// server-reflexive candidate is gathered or offered, every packet goes through a TURN
+    /// server of [`WebRtcConfig::ice_servers`], and neither side learns the other's
+    /// addresses. Building the session fails with [`WebRtcError::PeerConnection`] when no
+    /// TURN server is configured. Default off.
+    pub relay_only: bool,
     /// Audio codecs and encoder settings.
     pub audio: WebRtcAudioConfig,
     /// Video, when the call has it.
@@ -177,6 +203,7 @@ impl Default for WebRtcConfig {
         WebRtcConfig {
             udp_addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
             ice_servers: Vec::new(),
+            relay_only: false,
             audio: WebRtcAudioConfig::default(),
             video: None,
             cname: String::new(),

@@ -12,10 +12,14 @@
 //!
 //! # Interceptors
 //!
-//! What the library's `register_default_interceptors` installs (NACK generator and responder,
-//! receiver and sender reports, the simulcast header extensions), TWCC both ways instead of
-//! receive-only (so `transport-cc` is negotiated and answered for audio and video),
-//! [`RttMeter`](super::rtt) (the library computes no RTCP round-trip time), and [`KeyframeRequestForwarder`] last, which hands PLI/FIR to our video sender.
+//! What the library's `register_default_interceptors` installs (receiver and sender reports,
+//! the simulcast header extensions) except the NACK generator — the video thread runs
+//! Callisto's own, RTT-aware [`NackGenerator`](crate::rtp::NackGenerator) and writes its NACKs
+//! — with the library's NACK responder (retransmission from a [`NACK_HISTORY`]-packet buffer),
+//! TWCC both ways instead of receive-only (so `transport-cc` is negotiated and answered for
+//! audio and video), [`CongestionFeed`](super::congestion_feed) (feeds the session's bitrate
+//! controller), [`RttMeter`](super::rtt) (the library computes no RTCP round-trip time), and
+//! [`KeyframeRequestForwarder`] last, which hands PLI/FIR to our video sender.
 //!
 //! # ICE pacing: the 200 ms connect time
 //!
@@ -41,6 +45,20 @@
 //! requests instead of 7 (50 per second), so a host with very many candidates may prefer a
 //! longer [`WebRtcConfig::ice_check_interval`]. Measured by `media/benches/webrtc_setup.rs`
 //! on loopback (release build, median of 10): offer → connected 23 ms instead of 202 ms.
+//!
+//! # Relay only
+//!
+//! [`WebRtcConfig::relay_only`] sets the ICE transport policy `relay`: the peer connection
+//! gathers only relay candidates (a TURN allocation per TURN server), offers no host
+//! address, and fails to build without a TURN server. The controlling agent waits
+//! `relay_acceptance_min_wait` from the start of checking before it nominates a relay pair
+//! (`rtc-ice` 0.21.1, `src/agent/agent_selector.rs` `is_nominatable`; the default,
+//! `DEFAULT_RELAY_ACCEPTANCE_MIN_WAIT` in `src/agent/agent_config.rs`, is 2 s) so that a
+//! direct pair can win first. With relay candidates only there is nothing to wait for, so a
+//! relay-only session sets that wait to zero: the pair is nominated on the check tick after
+//! it succeeds instead of 2 s later. (`SettingEngineBuilder::with_relay_acceptance_min_wait`
+//! documents `None` as "immediate acceptance"; `None` is the 2 s default, `Some(ZERO)` is
+//! immediate.) Sessions that also have host candidates keep the library's waits.
 
 use std::time::Duration;
 
@@ -49,18 +67,19 @@ use ::webrtc::peer_connection::{
     Registry, SettingEngine, SettingEngineBuilder,
 };
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{NackResponderBuilder, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU,
 };
-use rtc::peer_connection::configuration::RTCConfiguration;
+use rtc::peer_connection::configuration::{RTCConfiguration, RTCIceTransportPolicy};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 
+use super::congestion_feed::{self, CongestionFeed, SharedController};
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
 use super::rtt::{self, RttMeter, RttTable};
 use super::{IceServer, WebRtcConfig, WebRtcError};
@@ -79,6 +98,10 @@ pub const H264_FMTP: &str =
 
 /// The Opus format parameters: in-band FEC on, 10 ms minimum packets.
 pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+
+/// Packets the NACK responder keeps for retransmission (a power of two): about 10 s of
+/// video at 1 Mbps.
+pub const NACK_HISTORY: u16 = 1_024;
 
 /// H.264's dynamic payload type.
 pub const H264_PAYLOAD_TYPE: u8 = 125;
@@ -139,6 +162,7 @@ pub fn negotiated_audio_codec(mime_type: &str) -> Option<AudioCodecKind> {
 pub(crate) fn build_media_engine(
     config: &WebRtcConfig,
     rtt: RttTable,
+    controller: SharedController,
 ) -> Result<(MediaEngine, Registry), WebRtcError> {
     let mut engine = MediaEngine::default();
     for codec in &config.audio.codecs {
@@ -163,12 +187,29 @@ pub(crate) fn build_media_engine(
             RtpCodecKind::Video,
         )?;
     }
-    // The library's defaults, with TWCC both ways instead of receive-only: the sender half
-    // stamps our packets so the peer's feedback has something to report on.
-    let registry = configure_nack(Registry::new(), &mut engine);
+    // The library's defaults, with TWCC both ways instead of receive-only (the sender half
+    // stamps our packets so the peer's feedback has something to report on), and of NACK only
+    // the responder: the video thread asks for lost packets itself (`rtp::NackGenerator`).
+    for parameter in ["", "pli"] {
+        engine.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    let registry = Registry::new().with(
+        Slot::NackResponder,
+        NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+    );
     configure_simulcast_extension_headers(&mut engine)?;
     let registry = configure_twcc(registry, &mut engine)?;
     let registry = configure_rtcp_reports(registry)
+        .with(
+            Slot::from(congestion_feed::SLOT),
+            CongestionFeed::new(controller, rtt.clone()),
+        )
         .with(Slot::from(rtt::SLOT), RttMeter::new(rtt))
         .with(
             Slot::from(keyframe_requests::SLOT),
@@ -177,7 +218,8 @@ pub(crate) fn build_media_engine(
     Ok((engine, registry))
 }
 
-/// The setting engine: ICE check pacing (see the module docs) and mDNS.
+/// The setting engine: ICE check pacing (see the module docs), mDNS, and for
+/// [`WebRtcConfig::relay_only`] no wait before nominating a relay pair.
 pub fn build_setting_engine(config: &WebRtcConfig) -> SettingEngine {
     let interval = config.ice_check_interval.max(Duration::from_millis(1));
     let attempts = (ICE_PAIR_TIMEOUT.as_millis() / interval.as_millis().max(1)).max(7);
@@ -186,19 +228,32 @@ pub fn build_setting_engine(config: &WebRtcConfig) -> SettingEngine {
     } else {
         MulticastDnsMode::Disabled
     };
-    SettingEngineBuilder::new()
+    let builder = SettingEngineBuilder::new()
         .with_ice_connection_attempts(
             Some(interval),
             Some(u16::try_from(attempts).unwrap_or(u16::MAX)),
         )
-        .with_multicast_dns_mode(mdns)
-        .build()
+        .with_multicast_dns_mode(mdns);
+    let builder = if config.relay_only {
+        // Only relay pairs exist: there is no better path to wait for.
+        builder.with_relay_acceptance_min_wait(Some(Duration::ZERO))
+    } else {
+        builder
+    };
+    builder.build()
 }
 
-/// The peer connection's configuration: ICE servers, max-bundle, rtcp-mux required.
+/// The peer connection's configuration: ICE servers, the transport policy (`relay` when
+/// [`WebRtcConfig::relay_only`], else `all`), max-bundle, rtcp-mux required.
 pub fn build_configuration(config: &WebRtcConfig) -> RTCConfiguration {
+    let policy = if config.relay_only {
+        RTCIceTransportPolicy::Relay
+    } else {
+        RTCIceTransportPolicy::All
+    };
     RTCConfigurationBuilder::new()
         .with_ice_servers(config.ice_servers.iter().map(ice_server).collect())
+        .with_ice_transport_policy(policy)
         .with_bundle_policy(RTCBundlePolicy::MaxBundle)
         .with_rtcp_mux_policy(RTCRtcpMuxPolicy::Require)
         .build()
@@ -209,5 +264,59 @@ fn ice_server(server: &IceServer) -> RTCIceServer {
         urls: server.urls.clone(),
         username: server.username.clone(),
         credential: server.credential.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn_server() -> IceServer {
+        IceServer {
+            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+            username: "user".into(),
+            credential: "secret".into(),
+        }
+    }
+
+    #[test]
+    fn relay_only_sets_the_relay_transport_policy() {
+        let mut config = WebRtcConfig::loopback();
+        assert_eq!(
+            build_configuration(&config).ice_transport_policy(),
+            RTCIceTransportPolicy::All
+        );
+        config.ice_servers = vec![turn_server()];
+        config.relay_only = true;
+        assert_eq!(
+            build_configuration(&config).ice_transport_policy(),
+            RTCIceTransportPolicy::Relay
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relay_only_without_a_turn_server_is_refused() {
+        use crate::audio::{AudioFormat, NullSink, SilenceSource};
+        use crate::webrtc::{WebRtcMedia, WebRtcSession};
+        let media = || WebRtcMedia {
+            audio_source: Box::new(SilenceSource::new(AudioFormat::MONO_48K)),
+            audio_sink: Box::new(NullSink::new(AudioFormat::MONO_48K)),
+            video: None,
+        };
+        let config = WebRtcConfig {
+            relay_only: true,
+            ..WebRtcConfig::loopback()
+        };
+        let refused = WebRtcSession::new(config.clone(), media()).await;
+        assert!(
+            matches!(refused, Err(WebRtcError::PeerConnection(_))),
+            "{refused:?}"
+        );
+        let config = WebRtcConfig {
+            ice_servers: vec![turn_server()],
+            ..config
+        };
+        let session = WebRtcSession::new(config, media()).await.expect("session");
+        session.close().await;
     }
 }

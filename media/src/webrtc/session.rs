@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use super::audio_thread::{AudioInput, AudioThread};
+use super::congestion_feed::SharedController;
 use super::local_media::LocalTrack;
 use super::peer::{
     audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
@@ -24,10 +25,34 @@ use super::rtt::RttTable;
 use super::sdp_check::check_remote_sdp;
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, VideoRoute};
-use super::{WebRtcConfig, WebRtcError, WebRtcEvent};
+use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
 use crate::audio::{AudioSink, AudioSource};
+use crate::congestion::CongestionConfig;
 use crate::video::stream_thread::{VideoInput, VideoThread};
 use crate::video::{VideoSink, VideoSource};
+
+/// The bitrate controller's settings for a session: [`super::VideoConfig::max_bitrate`] the ceiling,
+/// [`VIDEO_START_BITRATE`] (or the ceiling, when lower) the start, the source's frame size and
+/// rate (else the configured ones) the top of the layer ladder.
+fn congestion_config(config: &WebRtcConfig, media: &WebRtcMedia) -> CongestionConfig {
+    let video = config.video.unwrap_or_default();
+    let (width, height, fps) = match &media.video {
+        Some(media) => {
+            let format = media.source.format();
+            (format.width, format.height, format.fps)
+        }
+        None => (video.width, video.height, video.fps),
+    };
+    let max = u64::from(video.max_bitrate.max(1));
+    CongestionConfig {
+        min_bps: u64::from(VIDEO_MIN_BITRATE).min(max),
+        max_bps: max,
+        start_bps: u64::from(VIDEO_START_BITRATE).min(max),
+        max_width: width,
+        max_height: height,
+        max_fps: fps.max(1),
+    }
+}
 
 /// Where a session delivers its events.
 pub(super) type EventHandler = Arc<dyn Fn(WebRtcEvent) + Send + Sync>;
@@ -167,6 +192,7 @@ pub struct WebRtcSession {
     gathered: watch::Receiver<bool>,
     negotiation: tokio::sync::Mutex<Negotiation>,
     pub(super) rtt: RttTable,
+    pub(super) controller: SharedController,
     pub(super) audio_track: LocalTrack,
     pub(super) video_track: Option<LocalTrack>,
     pub(super) audio_inbox: mpsc::Sender<AudioInput>,
@@ -224,7 +250,8 @@ impl WebRtcSession {
             .copied()
             .ok_or(WebRtcError::NoCommonCodec("audio"))?;
         let rtt = RttTable::default();
-        let (engine, registry) = build_media_engine(&config, rtt.clone())?;
+        let controller = SharedController::new(congestion_config(&config, &media));
+        let (engine, registry) = build_media_engine(&config, rtt.clone(), controller.clone())?;
         let shared = Arc::new(Shared {
             created_at: Instant::now(),
             connected_at: Mutex::new(None),
@@ -289,6 +316,7 @@ impl WebRtcSession {
             gathered,
             negotiation: tokio::sync::Mutex::new(Negotiation::Idle),
             rtt,
+            controller,
             audio_track,
             video_track,
             audio_inbox,
@@ -467,8 +495,7 @@ impl WebRtcSession {
     ) -> WebRtcStats {
         let facts = *lock(&self.shared.facts);
         let video = video.map(|mut video| {
-            video.nacks_sent = facts.video_nacks_sent;
-            video.nacks_received = facts.video_nacks_received;
+            video.nacks_received = self.controller.nacks_received();
             video
         });
         let audio = audio.map(|mut audio| {
@@ -487,6 +514,8 @@ impl WebRtcSession {
             connected_at: *lock(&self.shared.connected_at),
             local_addr: facts.local_addr,
             remote_addr: facts.remote_addr,
+            local_kind: facts.local_kind,
+            remote_kind: facts.remote_kind,
             ice_rtt_ms: facts.ice_rtt_ms,
             video,
         }

@@ -6,8 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ::webrtc::peer_connection::{RTCIceCandidate, RTCStatsReport};
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use ::webrtc::peer_connection::{RTCIceCandidate, RTCIceCandidateType, RTCStatsReport};
 
 pub use crate::video::VideoStats;
 
@@ -29,6 +28,11 @@ pub struct WebRtcStats {
     pub local_addr: Option<SocketAddr>,
     /// The remote end of the selected ICE candidate pair.
     pub remote_addr: Option<SocketAddr>,
+    /// What kind of candidate the local end of the selected pair is (`Relay` when our
+    /// packets go through a TURN server; `local_addr` is then the relay's address).
+    pub local_kind: Option<CandidateKind>,
+    /// What kind of candidate the remote end of the selected pair is.
+    pub remote_kind: Option<CandidateKind>,
     /// The ICE round-trip time of the selected pair, in milliseconds.
     pub ice_rtt_ms: Option<f64>,
     /// The video stream, when the session has video and negotiation started it.
@@ -43,16 +47,50 @@ impl WebRtcStats {
     }
 }
 
+/// The type of an ICE candidate (RFC 8445 §5.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateKind {
+    /// An address of one of our interfaces.
+    Host,
+    /// Our address as a STUN server saw it.
+    ServerReflexive,
+    /// Our address as the peer saw it during connectivity checks.
+    PeerReflexive,
+    /// An address a TURN server allocated for us.
+    Relay,
+}
+
+impl CandidateKind {
+    /// The name SDP and `getStats()` use: `host`, `srflx`, `prflx`, `relay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CandidateKind::Host => "host",
+            CandidateKind::ServerReflexive => "srflx",
+            CandidateKind::PeerReflexive => "prflx",
+            CandidateKind::Relay => "relay",
+        }
+    }
+
+    /// The kind of a candidate of the peer connection (`None` for an unspecified type).
+    pub(crate) fn of(candidate: &RTCIceCandidate) -> Option<CandidateKind> {
+        match candidate.typ {
+            RTCIceCandidateType::Host => Some(CandidateKind::Host),
+            RTCIceCandidateType::Srflx => Some(CandidateKind::ServerReflexive),
+            RTCIceCandidateType::Prflx => Some(CandidateKind::PeerReflexive),
+            RTCIceCandidateType::Relay => Some(CandidateKind::Relay),
+            _ => None,
+        }
+    }
+}
+
 /// What [`transport_facts`] reads out of a peer connection's stats report.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct TransportFacts {
     pub local_addr: Option<SocketAddr>,
     pub remote_addr: Option<SocketAddr>,
+    pub local_kind: Option<CandidateKind>,
+    pub remote_kind: Option<CandidateKind>,
     pub ice_rtt_ms: Option<f64>,
-    /// NACKs we sent about the peer's video.
-    pub video_nacks_sent: u64,
-    /// NACKs the peer sent about our video.
-    pub video_nacks_received: u64,
 }
 
 /// The selected pair's ICE RTT out of a full report. (The report's candidate entries do not
@@ -72,16 +110,6 @@ pub(crate) fn transport_facts(report: &RTCStatsReport) -> TransportFacts {
         facts.ice_rtt_ms =
             (pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0);
     }
-    facts.video_nacks_sent = report
-        .inbound_rtp_streams()
-        .filter(|s| s.received_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
-        .map(|s| u64::from(s.nack_count))
-        .sum();
-    facts.video_nacks_received = report
-        .outbound_rtp_streams()
-        .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
-        .map(|s| u64::from(s.nack_count))
-        .sum();
     facts
 }
 

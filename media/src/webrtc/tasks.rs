@@ -20,11 +20,20 @@ use tracing::{debug, warn};
 
 use super::audio_thread::AudioInput;
 use super::keyframe_requests::is_keyframe_request;
-use super::stats::{candidate_addr, transport_facts, TransportFacts};
-use crate::rtp::RtpPacket;
+use super::stats::{candidate_addr, transport_facts, CandidateKind, TransportFacts};
+use crate::rtp::{build_nack, RtpPacket};
 use crate::video::stream_thread::VideoInput;
 
-/// How often the peer connection's statistics (selected pair, RTT, NACKs) are read.
+/// Feedback the video thread asks the peer connection to send about the peer's video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VideoFeedback {
+    /// A picture loss indication.
+    Pli,
+    /// A generic NACK for these sequence numbers.
+    Nack(Vec<u16>),
+}
+
+/// How often the peer connection's statistics (selected pair, ICE RTT) are read.
 pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(500);
 /// How long to wait before polling a local track that is not bound yet.
 const UNBOUND_RETRY: Duration = Duration::from_millis(50);
@@ -135,13 +144,13 @@ pub(crate) async fn write_rtp(
     }
 }
 
-/// Sends a PLI for the peer's video each time the video thread asks.
-pub(crate) async fn write_plis(
-    mut requests: UnboundedReceiver<()>,
+/// Sends the RTCP feedback (PLI, NACK) about the peer's video that the video thread asks for.
+pub(crate) async fn write_feedback(
+    mut requests: UnboundedReceiver<VideoFeedback>,
     route: VideoRoute,
     sender_ssrc: u32,
 ) {
-    while requests.recv().await.is_some() {
+    while let Some(request) = requests.recv().await {
         let remote = lock(&route.remote).clone();
         let Some(remote) = remote else {
             continue;
@@ -149,12 +158,17 @@ pub(crate) async fn write_plis(
         let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
             continue;
         };
-        let pli = PictureLossIndication {
-            sender_ssrc,
-            media_ssrc,
+        let packet: Box<dyn rtc::rtcp::Packet> = match request {
+            VideoFeedback::Pli => Box::new(PictureLossIndication {
+                sender_ssrc,
+                media_ssrc,
+            }),
+            VideoFeedback::Nack(sequences) => {
+                Box::new(build_nack(sender_ssrc, media_ssrc, &sequences))
+            }
         };
-        if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
-            debug!(error = %e, "PLI not sent");
+        if let Err(e) = remote.write_rtcp(vec![packet]).await {
+            debug!(error = %e, "RTCP feedback not sent");
         }
     }
 }
@@ -181,8 +195,13 @@ pub(crate) async fn read_keyframe_requests(
     }
 }
 
-/// The local and remote addresses of the selected ICE candidate pair.
-async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAddr)> {
+/// The local and remote ends of the selected ICE candidate pair: addresses and kinds.
+async fn selected_pair(
+    pc: &dyn PeerConnection,
+) -> Option<(
+    (SocketAddr, Option<CandidateKind>),
+    (SocketAddr, Option<CandidateKind>),
+)> {
     let sender = pc.get_senders().await.into_iter().next()?;
     let dtls = sender.transport().await.ok()??;
     let pair = dtls
@@ -191,8 +210,14 @@ async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAdd
         .await
         .ok()??;
     Some((
-        candidate_addr(pair.local())?,
-        candidate_addr(pair.remote())?,
+        (
+            candidate_addr(pair.local())?,
+            CandidateKind::of(pair.local()),
+        ),
+        (
+            candidate_addr(pair.remote())?,
+            CandidateKind::of(pair.remote()),
+        ),
     ))
 }
 
@@ -200,9 +225,11 @@ async fn selected_pair(pc: &dyn PeerConnection) -> Option<(SocketAddr, SocketAdd
 pub(crate) async fn read_facts(pc: &dyn PeerConnection) -> TransportFacts {
     let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
     let mut facts = transport_facts(&report);
-    if let Some((local, remote)) = selected_pair(pc).await {
+    if let Some(((local, local_kind), (remote, remote_kind))) = selected_pair(pc).await {
         facts.local_addr = Some(local);
         facts.remote_addr = Some(remote);
+        facts.local_kind = local_kind;
+        facts.remote_kind = remote_kind;
     }
     facts
 }

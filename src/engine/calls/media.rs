@@ -97,6 +97,8 @@ pub struct MediaOptions {
     pub video: Option<VideoOptions>,
     /// ICE servers for the WebRTC path; none by default (no public server is contacted).
     pub ice_servers: Vec<IceServerOptions>,
+    /// WebRTC media through a TURN server of `ice_servers` only (relay candidates only).
+    pub relay_only: bool,
 }
 
 impl Default for MediaOptions {
@@ -108,6 +110,7 @@ impl Default for MediaOptions {
             profile: MediaProfile::Classic,
             video: None,
             ice_servers: Vec::new(),
+            relay_only: false,
         }
     }
 }

@@ -48,7 +48,7 @@ pub use media::{
 };
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
-pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate, VideoSummary};
+pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate, IceSummary, VideoSummary};
 
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
 /// engine (incoming).
@@ -755,6 +755,7 @@ impl Calls {
             video: video
                 .as_ref()
                 .map(|v| webrtc_flow::video_summary(v, call.started)),
+            ice: None,
         };
         end.report(key, summary, events);
     }

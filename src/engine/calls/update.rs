@@ -1,5 +1,6 @@
 //! What the engine tells the application about its calls.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use callisto_media::session::AudioStats;
@@ -88,6 +89,20 @@ pub struct CallSummary {
     pub first_rtp: Option<Duration>,
     pub audio: Option<AudioSummary>,
     pub video: Option<VideoSummary>,
+    /// The ICE path the call's media took (WebRTC path).
+    pub ice: Option<IceSummary>,
+}
+
+/// The selected ICE candidate pair at the end of a WebRTC call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IceSummary {
+    /// Our end: a local address, or the TURN server's relay address for a relay candidate.
+    pub local: SocketAddr,
+    /// The peer's end.
+    pub remote: SocketAddr,
+    /// The candidate types (`host`, `srflx`, `prflx`, `relay`) of both ends, when known.
+    pub local_kind: Option<&'static str>,
+    pub remote_kind: Option<&'static str>,
 }
 
 /// The video stream's figures at the end of a call (WebRTC path).

@@ -67,6 +67,7 @@ pub(super) fn session_config(ip: IpAddr, options: &MediaOptions) -> WebRtcConfig
         WebRtcConfig::default()
     };
     config.udp_addrs = vec![SocketAddr::new(ip, 0)];
+    config.relay_only = options.relay_only;
     config.ice_servers = options
         .ice_servers
         .iter()

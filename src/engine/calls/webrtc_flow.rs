@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callisto_media::session::AudioStats;
-use callisto_media::webrtc::{VideoStats, WebRtcEvent, WebRtcSession, WebRtcStats};
+use callisto_media::webrtc::{CandidateKind, VideoStats, WebRtcEvent, WebRtcSession, WebRtcStats};
 use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
 use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, SdpSession};
 use tokio::sync::mpsc;
 
 use super::media::CallMedia;
-use super::update::VideoSummary;
+use super::update::{IceSummary, VideoSummary};
 use super::webrtc::{self, WebRtcReady};
 use super::{
     AudioSummary, Call, CallFailure, CallKey, CallSummary, CallUpdate, Calls, IncomingInvite,
@@ -407,7 +407,18 @@ fn summary(closing: &Closing, stats: &WebRtcStats) -> CallSummary {
             .video
             .as_ref()
             .map(|video| video_summary(video, closing.started)),
+        ice: ice_summary(stats),
     }
+}
+
+/// The selected candidate pair, once ICE selected one.
+fn ice_summary(stats: &WebRtcStats) -> Option<IceSummary> {
+    Some(IceSummary {
+        local: stats.local_addr?,
+        remote: stats.remote_addr?,
+        local_kind: stats.local_kind.map(CandidateKind::as_str),
+        remote_kind: stats.remote_kind.map(CandidateKind::as_str),
+    })
 }
 
 pub(super) fn video_summary(video: &VideoStats, started: Instant) -> VideoSummary {

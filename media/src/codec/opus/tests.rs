@@ -1,6 +1,7 @@
 use super::*;
 use crate::audio::tone_measure::{level_dbfs, tone_power_ratio};
 use crate::audio::{AudioFormat, AudioSource, ToneSource};
+use audiopus::packet::Packet;
 
 /// Encodes `frames` 20 ms frames of `source` and returns the payloads.
 fn encode_frames(
@@ -380,7 +381,7 @@ fn complexity_reaches_libopus_and_is_capped() {
     );
     for (asked, applied) in [
         (0, 0),
-        (EncoderConfig::DEFAULT_COMPLEXITY, 5),
+        (EncoderConfig::DEFAULT_COMPLEXITY, 3),
         (10, 10),
         (42, 10),
     ] {
@@ -403,5 +404,63 @@ fn complexity_reaches_libopus_and_is_capped() {
             tone_power_ratio(&out[4_800..], 48_000, 440.0) > 0.9,
             "asked {asked}"
         );
+    }
+}
+
+/// Encodes one second of a -12 dBFS tone at `hz` with `config` and decodes it at 48 kHz; returns
+/// the steady half and the bandwidth the last packet announced.
+fn tone_through(config: &EncoderConfig, hz: f64) -> (Vec<i16>, audiopus::Bandwidth) {
+    let mut encoder = OpusEncoder::new(config).unwrap();
+    let mut decoder = OpusDecoder::new(1).unwrap();
+    let mut tone = ToneSource::with_dbfs(AudioFormat::MONO_48K, hz, -12.0);
+    let payloads = encode_frames(&mut encoder, &mut tone, 50);
+    let mut out = Vec::new();
+    for payload in &payloads {
+        assert_eq!(decoder.decode(payload, &mut out).unwrap(), 960);
+    }
+    let last = Packet::try_from(&payloads[49][..]).unwrap();
+    let bandwidth = audiopus::packet::bandwidth(last).unwrap();
+    (out[24_000..].to_vec(), bandwidth)
+}
+
+#[test]
+fn the_default_codes_the_wideband_voice_band_and_decodes_at_48k() {
+    let config = EncoderConfig::mono();
+    assert_eq!(config.max_bandwidth, AudioBandwidth::Wideband);
+    let encoder = OpusEncoder::new(&config).unwrap();
+    assert_eq!(
+        encoder.encoder.max_bandwidth().unwrap(),
+        Bandwidth::Wideband
+    );
+    // Tones across the voice band come through a 48 kHz decoder at their frequency and level.
+    for hz in [200.0, 1_000.0, 3_400.0, 6_500.0] {
+        let (steady, bandwidth) = tone_through(&config, hz);
+        assert_eq!(bandwidth, Bandwidth::Wideband, "{hz} Hz");
+        let ratio = tone_power_ratio(&steady, 48_000, hz);
+        assert!(ratio > 0.9, "{hz} Hz: {ratio} of the power at the tone");
+        let level = level_dbfs(&steady);
+        assert!((level - (-15.0)).abs() < 2.0, "{hz} Hz: level {level} dBFS");
+    }
+    // Above the band nothing is coded: a 10 kHz tone is gone.
+    let (steady, _) = tone_through(&config, 10_000.0);
+    assert!(level_dbfs(&steady) < -40.0, "{}", level_dbfs(&steady));
+}
+
+#[test]
+fn a_fullband_encoder_carries_what_wideband_drops() {
+    let config = EncoderConfig::mono()
+        .with_bitrate(64_000)
+        .with_max_bandwidth(AudioBandwidth::Fullband);
+    let (steady, bandwidth) = tone_through(&config, 10_000.0);
+    assert_eq!(bandwidth, Bandwidth::Fullband);
+    assert!(tone_power_ratio(&steady, 48_000, 10_000.0) > 0.9);
+    assert!((level_dbfs(&steady) - (-15.0)).abs() < 2.0);
+    for (limit, expected) in [
+        (AudioBandwidth::Narrowband, Bandwidth::Narrowband),
+        (AudioBandwidth::Mediumband, Bandwidth::Mediumband),
+        (AudioBandwidth::SuperWideband, Bandwidth::Superwideband),
+    ] {
+        let encoder = OpusEncoder::new(&EncoderConfig::mono().with_max_bandwidth(limit)).unwrap();
+        assert_eq!(encoder.encoder.max_bandwidth().unwrap(), expected);
     }
 }

@@ -1,0 +1,208 @@
+//! Callisto calls Callisto on the WebRTC path through a TURN server only: coturn (Debian's
+//! `coturn`, `tests/support/coturn.rs`) on loopback with a static user, both Callistos with
+//! `--turn … --relay-only`.
+//!
+//! With the ICE transport policy `relay`, each side gathers one relay candidate (a coturn
+//! allocation) and nothing else, so the only pair ICE can check is relay ↔ relay: the test
+//! checks that audio and video flowed both ways, that each side's selected pair joins two
+//! of coturn's relay addresses, and that coturn's log shows the allocations. A wrong TURN
+//! password leaves no candidate at all: the call fails instead of falling back to host
+//! addresses.
+
+mod support;
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use support::callisto::Callisto;
+use support::coturn::{Coturn, TURN_PASSWORD, TURN_USER};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// One call at a time: each runs two video encoders and decoders in real time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serialised() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(0.0)
+}
+
+/// A Callisto in its own directory under `dir`, with a tone, the test pattern and the TURN
+/// flags.
+fn callisto(
+    dir: &Path,
+    name: &str,
+    command: &[&str],
+    turn: &[String],
+    hz: u32,
+    identity: u16,
+) -> std::io::Result<Callisto> {
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home)?;
+    let tone = format!("tone:{hz}");
+    let identity = identity.to_string();
+    let mut args: Vec<&str> = command.to_vec();
+    args.extend([
+        "--media",
+        "webrtc",
+        "--audio",
+        &tone,
+        "--video",
+        "pattern",
+        "--pattern-id",
+        &identity,
+        "--json",
+    ]);
+    args.extend(turn.iter().map(String::as_str));
+    Callisto::start(&home, &args)
+}
+
+fn turn_flags(coturn: &Coturn, password: &str) -> Vec<String> {
+    vec![
+        "--turn".into(),
+        coturn.url(),
+        "--turn-user".into(),
+        TURN_USER.into(),
+        "--turn-password".into(),
+        password.into(),
+        "--relay-only".into(),
+    ]
+}
+
+fn address(value: &Value) -> Option<SocketAddr> {
+    value.as_str()?.parse().ok()
+}
+
+/// One side's summary: media both ways, and a selected pair of two coturn relay addresses.
+fn check_relayed(who: &str, ended: &Value, coturn: &Coturn) {
+    assert!(
+        number(&ended["audio"]["rx_packets"]) > 50.0,
+        "{who}: {ended}"
+    );
+    assert!(
+        number(&ended["audio"]["tx_packets"]) > 50.0,
+        "{who}: {ended}"
+    );
+    assert_eq!(ended["video"]["codec"], "H264", "{who}: {ended}");
+    assert!(
+        number(&ended["video"]["frames_decoded"]) > 30.0,
+        "{who}: {ended}"
+    );
+    let ice = &ended["ice"];
+    assert_eq!(ice["local_type"], "relay", "{who}: {ended}");
+    for end in ["local", "remote"] {
+        let addr = address(&ice[end]).unwrap_or_else(|| panic!("{who}: no {end} in {ended}"));
+        assert!(
+            coturn.is_relay_address(addr),
+            "{who}: {end} {addr} is not one of coturn's relay addresses {:?}: {ended}",
+            coturn.relay_ports()
+        );
+    }
+}
+
+#[test]
+fn callisto_calls_callisto_through_coturn_with_relay_candidates_only() -> TestResult {
+    let _one = serialised();
+    let coturn = Coturn::start()?;
+    let dir = tempfile::tempdir()?;
+    let turn = turn_flags(&coturn, TURN_PASSWORD);
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bob = callisto(
+        dir.path(),
+        "bob",
+        &["answer", "--listen", &listen],
+        &turn,
+        1000,
+        2,
+    )?;
+    bob.expect("listening", WAIT)?;
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut alice = callisto(
+        dir.path(),
+        "alice",
+        &["call", &uri, "--listen", "127.0.0.1:0", "--duration", "4"],
+        &turn,
+        440,
+        1,
+    )?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["media"], "webrtc", "{answered}");
+    let alice_ended = alice.expect("call_ended", WAIT)?;
+    let bob_ended = bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    println!("alice: {alice_ended}\nbob: {bob_ended}");
+    check_relayed("alice", &alice_ended, &coturn);
+    check_relayed("bob", &bob_ended, &coturn);
+    // Each side's remote end is the other's relay address, not its own.
+    assert_eq!(alice_ended["ice"]["local"], bob_ended["ice"]["remote"]);
+    assert_eq!(alice_ended["ice"]["remote"], bob_ended["ice"]["local"]);
+    let allocations = coturn.allocations();
+    assert!(
+        allocations >= 2,
+        "{allocations} allocations:\n{}",
+        coturn.log_tail(60)
+    );
+    Ok(())
+}
+
+/// With a wrong TURN password coturn refuses the allocations: neither side has a candidate,
+/// and relay-only means no host address is tried either, so no media flows (and no pair is
+/// selected) even though both Callistos sit on the same loopback interface.
+#[test]
+fn relay_only_with_a_refused_allocation_never_falls_back_to_host_addresses() -> TestResult {
+    let _one = serialised();
+    let coturn = Coturn::start()?;
+    let dir = tempfile::tempdir()?;
+    let turn = turn_flags(&coturn, "not-the-password");
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bob = callisto(
+        dir.path(),
+        "bob",
+        &["answer", "--listen", &listen],
+        &turn,
+        1000,
+        2,
+    )?;
+    bob.expect("listening", WAIT)?;
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut alice = callisto(
+        dir.path(),
+        "alice",
+        &["call", &uri, "--listen", "127.0.0.1:0", "--duration", "2"],
+        &turn,
+        440,
+        1,
+    )?;
+    let alice_ended = alice.expect("call_ended", WAIT)?;
+    let bob_ended = bob.expect("call_ended", WAIT)?;
+    bob.wait(WAIT)?;
+    alice.wait(WAIT)?;
+    for (who, ended) in [("alice", &alice_ended), ("bob", &bob_ended)] {
+        assert_eq!(ended["audio"]["rx_packets"], 0, "{who}: {ended}");
+        assert_eq!(ended["video"]["frames_decoded"], 0, "{who}: {ended}");
+        assert!(ended["ice"].is_null(), "{who}: {ended}");
+    }
+    assert_eq!(coturn.allocations(), 0, "{}", coturn.log_tail(40));
+    // Each side's authenticated request (its user name given) was refused.
+    let user = format!("user <{TURN_USER}>");
+    let refused = coturn
+        .log_lines()
+        .iter()
+        .filter(|line| line.contains(&user) && line.contains("error 401"))
+        .count();
+    assert!(refused >= 2, "{}", coturn.log_tail(40));
+    Ok(())
+}
