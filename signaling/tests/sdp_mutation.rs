@@ -4,7 +4,9 @@
 
 mod sdp_support;
 
-use callisto_signaling::sdp::{offer_kind, parse, Direction, SessionDescription, SrtpPolicy};
+use callisto_signaling::sdp::{
+    offer_kind, parse, Direction, MediaKind, SessionDescription, SrtpPolicy, VideoPolicy,
+};
 use rand::Rng;
 use sdp_support::*;
 
@@ -94,7 +96,7 @@ fn mutated_descriptions_never_panic_and_round_trip() {
         .flat_map(|(_, text)| [text.as_bytes().to_vec(), crlf(text).into_bytes()])
         .collect();
     let mut rng = rng(0x5d9_5eed);
-    let (mut parsed, mut answered, mut applied) = (0, 0, 0);
+    let (mut parsed, mut answered, mut applied, mut videos) = (0, 0, 0, 0);
     for round in 0..ROUNDS {
         let mut bytes = seeds[round % seeds.len()].clone();
         mutate(&mut rng, &mut bytes);
@@ -126,6 +128,31 @@ fn mutated_descriptions_never_panic_and_round_trip() {
                 }
                 Err(err) => assert!(matches!(err.status_code(), 488), "{err}"),
             }
+            let video = (&video_local(), &VideoPolicy::default());
+            let mut with_video = session(1);
+            let result = with_video.answer_with_video(
+                &sdp,
+                &local(),
+                &policy(srtp),
+                Some(video),
+                Direction::SendRecv,
+                &mut rng,
+            );
+            match result {
+                Ok((answer, _)) => {
+                    assert_eq!(answer.media.len(), sdp.media.len());
+                    let reparsed = parse(answer.to_string()).expect("our answer parses");
+                    if let Some(v) = with_video.video() {
+                        videos += 1;
+                        assert!(reparsed
+                            .media
+                            .iter()
+                            .any(|m| m.kind == MediaKind::Video && m.port == VIDEO_PORT));
+                        assert!(v.packetization_mode <= 1);
+                    }
+                }
+                Err(err) => assert!(matches!(err.status_code(), 488), "{err}"),
+            }
         }
         // As the answer to our offer.
         let mut ours = session(1);
@@ -139,8 +166,26 @@ fn mutated_descriptions_never_panic_and_round_trip() {
         if ours.apply_answer(&sdp).is_ok() {
             applied += 1;
         }
+        let mut ours = session(1);
+        ours.create_offer_with_video(
+            &local(),
+            &policy(SrtpPolicy::Optional),
+            Some((&video_local(), &VideoPolicy::default())),
+            Direction::SendRecv,
+            &mut rng,
+        )
+        .expect("offer");
+        if ours.apply_answer(&sdp).is_ok() {
+            if let Some(v) = ours.video() {
+                assert!([96, 97].contains(&v.payload_type), "{v:?}");
+            }
+        }
     }
-    eprintln!("{ROUNDS} mutants: {parsed} parsed, {answered} answers, {applied} answers applied");
+    eprintln!(
+        "{ROUNDS} mutants: {parsed} parsed, {answered} answers ({videos} with video), \
+         {applied} answers applied"
+    );
+    assert!(videos > ROUNDS / 100, "only {videos} answers with video");
     // Mutations are small: a fair share still parses and negotiates, so every path runs.
     assert!(parsed > ROUNDS / 5, "only {parsed} of {ROUNDS} parsed");
     assert!(answered > ROUNDS / 10, "only {answered} answers");

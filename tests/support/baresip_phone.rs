@@ -22,6 +22,12 @@
 //!   `/hangup` (BYE, CANCEL before an answer, 486 for an unanswered incoming call), `/hold`,
 //!   `/resume` (re-INVITEs with `a=sendonly` / `a=sendrecv`) and `/sndcode <digits>` (RFC 4733
 //!   telephone-events). `statmode_default off` keeps menu's status line out of the log.
+//! - video ([`PhoneConfig::video`]): `avcodec.so` (H.264 through libavcodec: libx264 encodes,
+//!   `h264` decodes; it offers packetization modes 0 and 1, `profile-level-id=42e01f`) and
+//!   `fakevideo.so` as source (moving vertical lines) and display (discards), `video_size
+//!   640x480`, `video_fps 30`, the account limited to `video_codecs=H264`; `snapshot.so`
+//!   saves the next picture it decodes and the next it encodes as PNGs (`snapshot-recv-….png`,
+//!   `snapshot-send-….png`) in baresip's directory on `/snapshot`.
 //! - registration: `regint=` on the account; a phone that does not register uses its own
 //!   address as its AOR (`sip:<user>@127.0.0.1:<sip port>`) and is called there directly.
 
@@ -131,6 +137,8 @@ pub struct PhoneConfig {
     pub source: Option<PathBuf>,
     /// Record what each call sends and hears.
     pub record: bool,
+    /// Offer and accept H.264 video from a fake source.
+    pub video: bool,
 }
 
 impl PhoneConfig {
@@ -147,6 +155,7 @@ impl PhoneConfig {
             answer: AnswerMode::Auto,
             source: None,
             record: true,
+            video: false,
         }
     }
 
@@ -182,6 +191,12 @@ impl PhoneConfig {
         self
     }
 
+    /// Turns H.264 video (fake source and display) on or off.
+    pub fn video(mut self, video: bool) -> PhoneConfig {
+        self.video = video;
+        self
+    }
+
     /// Turns recording on or off.
     pub fn recording(mut self, record: bool) -> PhoneConfig {
         self.record = record;
@@ -197,6 +212,19 @@ impl PhoneConfig {
         config.modules.push("opus.so".to_owned());
         if self.srtp != SrtpMode::Off {
             config.modules.push("srtp.so".to_owned());
+        }
+        if self.video {
+            for module in ["avcodec.so", "fakevideo.so", "snapshot.so"] {
+                config.modules.push(module.to_owned());
+            }
+            for line in [
+                "video_source\t\tfakevideo,nil",
+                "video_display\t\tfakevideo,nil",
+                "video_size\t\t640x480",
+                "video_fps\t\t30",
+            ] {
+                config.extra_config.push(line.to_owned());
+            }
         }
         if let Some(source) = &self.source {
             let spec = hound::WavReader::open(source)
@@ -234,6 +262,9 @@ impl PhoneConfig {
         if !self.codecs.is_empty() {
             let names: Vec<&str> = self.codecs.iter().map(|c| c.account_name()).collect();
             account.push_str(&format!(";audio_codecs={}", names.join(",")));
+        }
+        if self.video {
+            account.push_str(";video_codecs=H264");
         }
         if let Some(mediaenc) = self.srtp.mediaenc() {
             account.push_str(&format!(";mediaenc={mediaenc}"));
@@ -312,6 +343,26 @@ impl Baresip {
             ));
         }
         self.command(&format!("sndcode {digits}"))
+    }
+
+    /// Asks for PNGs of the next decoded and the next encoded video picture (`snapshot.so`),
+    /// written into [`Baresip::dir`] as `snapshot-recv-….png` and `snapshot-send-….png`.
+    pub fn snapshot(&self) -> io::Result<()> {
+        self.command("snapshot")
+    }
+
+    /// The PNG snapshots of received video written so far.
+    pub fn received_snapshots(&self) -> io::Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(self.dir())? {
+            let path = entry?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.is_some_and(|n| n.starts_with("snapshot-recv") && n.ends_with(".png")) {
+                found.push(path);
+            }
+        }
+        found.sort();
+        Ok(found)
     }
 
     /// Every call event so far, with the moment the harness read it.

@@ -1,5 +1,7 @@
 //! The classic media session: one audio stream of a call over plain RTP/RTCP or SDES-SRTP
-//! (DESIGN.md rule 3, the classic path), run on its own threads (rule 4).
+//! (DESIGN.md rule 3, the classic path), run on its own threads (rule 4), and beside it, when
+//! video was negotiated, a [`ClassicVideoSession`] (H.264 over its own socket, on the video
+//! thread the WebRTC path runs too, with a sans-IO [`VideoTransportCore`]).
 //!
 //! # Layers
 //!
@@ -65,6 +67,7 @@
 //!   after media came back and stopped again.
 
 mod classic;
+mod classic_video;
 #[cfg(test)]
 mod pipeline_tests;
 mod receive_pipeline;
@@ -73,16 +76,23 @@ mod session_core;
 mod simulated;
 mod stats;
 mod timestamped_socket;
+mod video_core;
+#[cfg(test)]
+mod video_core_tests;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 pub use classic::ClassicSession;
+pub use classic_video::{ClassicVideoConfig, ClassicVideoSession, VideoUpdate};
 pub use receive_pipeline::{DiscardReason, ReceiveCounters, ReceivePipeline, Received};
 pub use send_pipeline::{SendCounters, SendPipeline};
 pub use session_core::{LocalSocket, SessionCore, SessionCoreConfig, Transmit};
 pub use simulated::{Sent, Side, SimulatedCall, SimulatedEndpoint};
 pub use stats::AudioStats;
+pub use video_core::{
+    VideoDelivery, VideoTransportConfig, VideoTransportCore, VideoTransportCounters,
+};
 
 use crate::audio::AudioError;
 use crate::codec::{AudioCodecKind, CodecError, EncoderConfig};
@@ -338,6 +348,9 @@ pub enum SessionError {
     /// A socket option or thread could not be set up.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The video encoder, decoder or packetizer refused the configuration.
+    #[error("video: {0}")]
+    Video(String),
     /// The session's media thread has ended.
     #[error("the media session has stopped")]
     Stopped,

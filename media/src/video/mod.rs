@@ -13,6 +13,9 @@
 //! - [`Y4mSource`] plays and [`Y4mRecorder`] records YUV4MPEG2 files; [`scale_i420`] resizes
 //!   frames (area averaging down, bilinear up) for lower sizes at low bitrates and for mosaics.
 //! - [`h264`]: the H.264 encoder and decoder (OpenH264) and the RFC 6184 payload format.
+//! - `stream_thread`: the video media thread both media paths run (scale → encode → packetize
+//!   → RTP, RTP → NACK generator → reorder buffer → depacketize → decode, keyframe requests;
+//!   bitrate and frame size from the WebRTC session's bitrate controller), with [`VideoStats`].
 //! - Bad input is an error value ([`VideoError`]), never a panic.
 
 mod error;
@@ -21,6 +24,7 @@ pub mod h264;
 mod scale;
 mod sink;
 mod source;
+pub(crate) mod stream_thread;
 mod test_pattern;
 mod y4m;
 
@@ -29,6 +33,7 @@ pub use frame::{check_dimensions, i420_len, VideoFormat, VideoFrame, MAX_DIMENSI
 pub use scale::scale_i420;
 pub use sink::{CallbackSink, MemoryVideoSink, NullVideoSink, SharedFrames, VideoSink};
 pub use source::VideoSource;
+pub use stream_thread::VideoStats;
 pub use test_pattern::{
     draw_stamp, read_stamp, read_stamp_in, PatternStamp, StampRegion, TestPattern, STAMP_COLUMNS,
     STAMP_ROWS,

@@ -19,10 +19,14 @@ use tracing::info;
 use super::audio_thread::{AudioThread, AudioThreadConfig};
 use super::peer::negotiated_audio_codec;
 use super::session::{lock, PendingMedia, WebRtcSession, WebRtcVideoMedia};
-use super::tasks;
-use super::video_thread::{VideoChannels, VideoInput, VideoThread, VideoThreadConfig};
+use super::tasks::{self, VideoFeedback};
 use super::{WebRtcError, WebRtcEvent};
+use crate::rtp::RtpPacket;
 use crate::session::{AudioStreamConfig, SessionOptions};
+use crate::video::h264::PacketizationMode;
+use crate::video::stream_thread::{
+    VideoChannels, VideoInput, VideoOutput, VideoThread, VideoThreadConfig, VideoThreadError,
+};
 
 /// One of our tracks: its SSRC (announced in our SDP), the track, and its sender once added.
 pub(super) struct LocalTrack {
@@ -200,20 +204,25 @@ impl WebRtcSession {
         let (feedback, feedback_rx) = async_mpsc::unbounded_channel();
         let thread = VideoThread::start(
             VideoThreadConfig {
-                video,
+                max_bitrate: video.max_bitrate,
                 ssrc: local.ssrc,
                 payload_type,
+                packetization: PacketizationMode::NonInterleaved,
                 connected: Arc::clone(&self.shared.connected),
-                controller: self.controller.clone(),
+                controller: Some(self.controller.clone()),
+                nack: true,
             },
             media.source,
             media.sink,
             VideoChannels {
                 inbox: (route.inbox.clone(), inputs),
-                outgoing,
-                feedback,
+                output: Box::new(TaskOutput { outgoing, feedback }),
             },
-        )?;
+        )
+        .map_err(|e| match e {
+            VideoThreadError::Codec(e) => WebRtcError::Video(e),
+            VideoThreadError::Io(e) => WebRtcError::Io(e),
+        })?;
         *lock(&route.thread) = thread.thread();
         *lock(&self.video) = Some(thread);
         self.spawn(tasks::write_rtp(
@@ -232,5 +241,27 @@ impl WebRtcSession {
             Arc::clone(&self.shared.closed),
         ));
         Ok(())
+    }
+}
+
+/// The video thread's output on the WebRTC path: channels to the tasks that write RTP to the
+/// peer connection's track and RTCP feedback (PLI, NACK) to its RTCP.
+struct TaskOutput {
+    outgoing: async_mpsc::UnboundedSender<RtpPacket>,
+    feedback: async_mpsc::UnboundedSender<VideoFeedback>,
+}
+
+impl VideoOutput for TaskOutput {
+    fn send_rtp(&mut self, packet: RtpPacket) {
+        // The peer connection's tasks may be gone at the very end; nothing to do then.
+        let _ = self.outgoing.send(packet);
+    }
+
+    fn send_pli(&mut self) {
+        let _ = self.feedback.send(VideoFeedback::Pli);
+    }
+
+    fn send_nack(&mut self, sequences: Vec<u16>) {
+        let _ = self.feedback.send(VideoFeedback::Nack(sequences));
     }
 }

@@ -16,8 +16,8 @@
 //!              ├─ audio_thread.rs (own thread, rule 4): the classic path's sans-IO
 //!              │   SendPipeline (source → resample → Opus → RTP) and ReceivePipeline
 //!              │   (RTP → statistics → jitter buffer → decode/conceal/FEC → sink)
-//!              └─ video_thread.rs (own thread): source → scale → H.264 (rate and size from
-//!                  the bitrate controller) → RFC 6184 → RTP, and RTP → NACK generator →
+//!              └─ video::stream_thread (own thread): source → scale → H.264 (rate and size
+//!                  from the bitrate controller) → RFC 6184 → RTP, and RTP → NACK generator →
 //!                  reorder buffer → depacketizer → decoder → sink, keyframe requests both ways
 //! ```
 //!
@@ -60,7 +60,7 @@
 //!   the library default, see [`peer`] for why.
 
 mod audio_thread;
-mod congestion_feed;
+pub(crate) mod congestion_feed;
 mod keyframe_requests;
 mod local_media;
 pub mod peer;
@@ -69,7 +69,6 @@ mod sdp_check;
 mod session;
 mod stats;
 mod tasks;
-mod video_thread;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

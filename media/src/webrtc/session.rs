@@ -25,10 +25,10 @@ use super::rtt::RttTable;
 use super::sdp_check::check_remote_sdp;
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, VideoRoute};
-use super::video_thread::{VideoInput, VideoThread};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
 use crate::audio::{AudioSink, AudioSource};
 use crate::congestion::CongestionConfig;
+use crate::video::stream_thread::{VideoInput, VideoThread};
 use crate::video::{VideoSink, VideoSource};
 
 /// The bitrate controller's settings for a session: [`super::VideoConfig::max_bitrate`] the ceiling,

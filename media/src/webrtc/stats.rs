@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ::webrtc::peer_connection::{RTCIceCandidate, RTCIceCandidateType, RTCStatsReport};
 
-pub use super::video_thread::VideoStats;
+pub use crate::video::VideoStats;
 
 use crate::session::AudioStats;
 

@@ -21,8 +21,17 @@ use tracing::{debug, warn};
 use super::audio_thread::AudioInput;
 use super::keyframe_requests::is_keyframe_request;
 use super::stats::{candidate_addr, transport_facts, CandidateKind, TransportFacts};
-use super::video_thread::{VideoFeedback, VideoInput};
 use crate::rtp::{build_nack, RtpPacket};
+use crate::video::stream_thread::VideoInput;
+
+/// Feedback the video thread asks the peer connection to send about the peer's video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VideoFeedback {
+    /// A picture loss indication.
+    Pli,
+    /// A generic NACK for these sequence numbers.
+    Nack(Vec<u16>),
+}
 
 /// How often the peer connection's statistics (selected pair, ICE RTT) are read.
 pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(500);

@@ -45,6 +45,7 @@ pub use model::{
 };
 pub use negotiation::{
     offer_kind, AudioCodec, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedCodec,
-    NegotiatedSrtp, NegotiationError, OfferKind, SdpSession, SrtpPolicy, TelephoneEvent,
+    NegotiatedSrtp, NegotiatedVideo, NegotiationError, OfferKind, SdpSession, SrtpPolicy,
+    TelephoneEvent, VideoPolicy,
 };
 pub use parser::{parse, MAX_SDP_LEN};

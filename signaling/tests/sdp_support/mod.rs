@@ -11,8 +11,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Real-world descriptions, written with LF line ends: (name, text).
-pub const SAMPLES: [(&str, &str); 11] = [
+pub const SAMPLES: [(&str, &str); 12] = [
     ("baresip", BARESIP),
+    ("baresip_video", BARESIP_VIDEO),
     ("linphone", LINPHONE),
     ("asterisk_savp", ASTERISK_SAVP),
     ("asterisk_plain", ASTERISK_PLAIN),
@@ -26,6 +27,8 @@ pub const SAMPLES: [(&str, &str); 11] = [
 ];
 
 pub const BARESIP: &str = include_str!("../sdp_samples/baresip_offer.sdp");
+/// baresip 1.0 with `avcodec` and `fakevideo`, captured from its INVITE.
+pub const BARESIP_VIDEO: &str = include_str!("../sdp_samples/baresip_video_offer.sdp");
 pub const LINPHONE: &str = include_str!("../sdp_samples/linphone_offer.sdp");
 pub const ASTERISK_SAVP: &str = include_str!("../sdp_samples/asterisk_savp_offer.sdp");
 pub const ASTERISK_PLAIN: &str = include_str!("../sdp_samples/asterisk_plain_offer.sdp");
@@ -73,6 +76,17 @@ pub fn policy(srtp: SrtpPolicy) -> AudioPolicy {
     AudioPolicy {
         srtp,
         ..AudioPolicy::default()
+    }
+}
+
+/// Our video RTP port in these tests.
+pub const VIDEO_PORT: u16 = 40002;
+
+/// Our video sockets: RTP on `VIDEO_PORT`, RTCP multiplexed.
+pub fn video_local() -> LocalMedia {
+    LocalMedia {
+        rtp_port: VIDEO_PORT,
+        ..local()
     }
 }
 

@@ -71,10 +71,11 @@ impl Calls {
                     let options = media.options.clone();
                     return self.prepare_answer(key, id, invite, ip, options, text);
                 }
-                match sdp.answer(
+                match sdp.answer_with_video(
                     &offer,
                     &media.local,
                     &media.options.policy,
+                    media.video_offer(),
                     Direction::SendRecv,
                     &mut self.rng,
                 ) {
@@ -90,9 +91,10 @@ impl Calls {
             }
             None => {
                 // No offer in the INVITE: ours goes in the 200, the answer comes in the ACK.
-                let offer = sdp.create_offer(
+                let offer = sdp.create_offer_with_video(
                     &media.local,
                     &media.options.policy,
+                    media.video_offer(),
                     Direction::SendRecv,
                     &mut self.rng,
                 );

@@ -19,9 +19,14 @@ use callisto_media::session::{
     AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
     MediaEvent, MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
 };
-use callisto_signaling::sdp::{self, AudioPolicy, LocalMedia, NegotiatedAudio, SrtpSuite};
+use callisto_media::video::VideoStats;
+use callisto_signaling::sdp::{
+    self, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, NegotiatedVideo, SrtpSuite,
+    VideoPolicy,
+};
 use tokio::sync::mpsc;
 
+use super::classic_video::ClassicVideo;
 use super::CallKey;
 
 /// What a call plays to the other side.
@@ -54,7 +59,7 @@ pub enum VideoInput {
     File(PathBuf),
 }
 
-/// A call's video (WebRTC path): what it sends, where it records, its limits.
+/// A call's video (H.264 on either path): what it sends, where it records, its limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoOptions {
     pub input: VideoInput,
@@ -88,7 +93,7 @@ pub struct MediaOptions {
     pub policy: AudioPolicy,
     /// The path outgoing calls offer.
     pub profile: MediaProfile,
-    /// Video, on the WebRTC path.
+    /// Video: offered and accepted on both paths.
     pub video: Option<VideoOptions>,
     /// ICE servers for the WebRTC path; none by default (no public server is contacted).
     pub ice_servers: Vec<IceServerOptions>,
@@ -132,13 +137,21 @@ pub(super) struct CallMedia {
     session: Option<ClassicSession>,
     /// What the last offer/answer agreed.
     pub(super) negotiated: Option<NegotiatedAudio>,
+    /// The video stream, when the options ask for video (classic path).
+    pub(super) video: Option<ClassicVideo>,
 }
 
 impl CallMedia {
     /// Binds the call's RTP socket on `ip`. RTCP shares it: we offer `rtcp-mux`, and `a=rtcp`
     /// names the same port for peers that do not multiplex.
+    /// With video options, a second socket is bound for video.
     pub(super) fn bind(ip: IpAddr, options: MediaOptions) -> io::Result<CallMedia> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let video = options
+            .video
+            .clone()
+            .map(|video| ClassicVideo::bind(ip, video))
+            .transpose()?;
         let local = LocalMedia {
             address: ip,
             rtp_port: socket.local_addr()?.port(),
@@ -150,6 +163,7 @@ impl CallMedia {
             socket: Some(socket),
             session: None,
             negotiated: None,
+            video,
         })
     }
 
@@ -166,6 +180,27 @@ impl CallMedia {
             socket: None,
             session: None,
             negotiated: None,
+            video: None,
+        }
+    }
+
+    /// What offers and answers say about video: our video socket and policy, when we do video.
+    pub(super) fn video_offer(&self) -> Option<(&LocalMedia, &VideoPolicy)> {
+        self.video.as_ref().map(|v| (&v.local, &v.policy))
+    }
+
+    /// Whether the latest exchange agreed on video.
+    pub(super) fn has_video(&self) -> bool {
+        self.video.as_ref().is_some_and(|v| v.negotiated.is_some())
+    }
+
+    /// Starts, updates or pauses the video stream for the latest exchange's `video`. A video
+    /// stream that cannot start is logged; the call goes on with audio.
+    pub(super) fn apply_video(&mut self, video: Option<&NegotiatedVideo>, key: CallKey) {
+        if let Some(stream) = &mut self.video {
+            if let Err(reason) = stream.apply(video, key) {
+                tracing::warn!(%reason, "video did not start");
+            }
         }
     }
 
@@ -244,9 +279,10 @@ impl CallMedia {
         Ok(())
     }
 
-    /// Stops the session (RTCP BYE, final WAV header); what it measured, if it ran.
-    pub(super) fn stop(self) -> Option<AudioStats> {
-        self.session.map(ClassicSession::stop)
+    /// Stops the sessions (RTCP BYE, final WAV and Y4M); what they measured, if they ran.
+    pub(super) fn stop(self) -> (Option<AudioStats>, Option<VideoStats>) {
+        let video = self.video.and_then(ClassicVideo::stop);
+        (self.session.map(ClassicSession::stop), video)
     }
 }
 
@@ -279,7 +315,12 @@ fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, Stri
 }
 
 fn srtp_keys(negotiated: &NegotiatedAudio) -> Result<Option<SrtpKeys>, String> {
-    let Some(srtp) = &negotiated.srtp else {
+    srtp_keys_of(negotiated.srtp.as_ref())
+}
+
+/// The media session's SRTP keys for a negotiated stream's SDES keys.
+pub(super) fn srtp_keys_of(srtp: Option<&NegotiatedSrtp>) -> Result<Option<SrtpKeys>, String> {
+    let Some(srtp) = srtp else {
         return Ok(None);
     };
     let profile = match srtp.suite {

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 
 use super::EngineEvent;
 
+mod classic_video;
 mod incoming;
 mod media;
 mod transfer;
@@ -217,9 +218,10 @@ impl Calls {
             Err(error) => return fail(format!("cannot open an RTP port: {error}")),
         };
         let mut sdp = SdpSession::new(ip, &mut self.rng);
-        let offer = match sdp.create_offer(
+        let offer = match sdp.create_offer_with_video(
             &media.local,
             &media.options.policy,
+            media.video_offer(),
             Direction::SendRecv,
             &mut self.rng,
         ) {
@@ -280,6 +282,7 @@ impl Calls {
             return;
         }
         if let Some(negotiated) = call.media.negotiated.clone() {
+            call.media.apply_video(call.sdp.video(), key);
             if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events) {
                 tracing::warn!(%reason, "media did not start");
                 let _ = endpoint.hang_up(now, call.id);
@@ -340,9 +343,10 @@ impl Calls {
         } else {
             Direction::SendRecv
         };
-        let offer = match call.sdp.create_offer(
+        let offer = match call.sdp.create_offer_with_video(
             &call.media.local,
             &call.media.options.policy,
+            call.media.video_offer(),
             direction,
             &mut self.rng,
         ) {
@@ -562,7 +566,7 @@ impl Calls {
                     codec,
                     srtp,
                     path: MediaProfile::Classic,
-                    video: false,
+                    video: call.media.has_video(),
                 });
                 if let Some(original) = call.transfer_of {
                     self.transfer_succeeded(endpoint, now, original);
@@ -576,9 +580,10 @@ impl Calls {
                 };
                 let Some(body) = body else {
                     // An offerless re-INVITE: we offer in the 200, the answer comes in the ACK.
-                    let offer = call.sdp.create_offer(
+                    let offer = call.sdp.create_offer_with_video(
                         &call.media.local,
                         &call.media.options.policy,
+                        call.media.video_offer(),
                         direction,
                         &mut self.rng,
                     );
@@ -599,10 +604,11 @@ impl Calls {
                     .map_err(|e| (400, e.to_string()))
                     .and_then(|offer| {
                         call.sdp
-                            .answer(
+                            .answer_with_video(
                                 &offer,
                                 &call.media.local,
                                 &call.media.options.policy,
+                                call.media.video_offer(),
                                 direction,
                                 &mut self.rng,
                             )
@@ -623,6 +629,7 @@ impl Calls {
                         {
                             tracing::warn!(%reason, "media not updated");
                         }
+                        call.media.apply_video(call.sdp.video(), key);
                         if remote_hold != call.remote_hold {
                             call.remote_hold = remote_hold;
                             send(if remote_hold {
@@ -732,7 +739,7 @@ impl Calls {
             return self.close_webrtc(key, session, call.started, call.established, end);
         }
         let ended = Instant::now();
-        let stats = call.media.stop();
+        let (stats, video) = call.media.stop();
         let summary = CallSummary {
             duration: call
                 .established
@@ -745,7 +752,9 @@ impl Calls {
                 .and_then(|s| s.first_rtp_received_at)
                 .map(|at| at.saturating_duration_since(call.started)),
             audio: stats.as_ref().map(AudioSummary::from),
-            video: None,
+            video: video
+                .as_ref()
+                .map(|v| webrtc_flow::video_summary(v, call.started)),
             ice: None,
         };
         end.report(key, summary, events);
@@ -756,5 +765,7 @@ impl Calls {
 fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<(), String> {
     let answer = sdp::parse(&body.bytes).map_err(|e| e.to_string())?;
     let negotiated = call.sdp.apply_answer(&answer).map_err(|e| e.to_string())?;
-    call.media.apply(&negotiated, call.key, events)
+    call.media.apply(&negotiated, call.key, events)?;
+    call.media.apply_video(call.sdp.video(), call.key);
+    Ok(())
 }

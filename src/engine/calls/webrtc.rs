@@ -119,7 +119,7 @@ fn session_media(options: &MediaOptions) -> Result<WebRtcMedia, String> {
     })
 }
 
-fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, String> {
+pub(super) fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
     let source: Box<dyn VideoSource> = match &video.input {

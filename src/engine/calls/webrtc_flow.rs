@@ -421,7 +421,7 @@ fn ice_summary(stats: &WebRtcStats) -> Option<IceSummary> {
     })
 }
 
-fn video_summary(video: &VideoStats, started: Instant) -> VideoSummary {
+pub(super) fn video_summary(video: &VideoStats, started: Instant) -> VideoSummary {
     VideoSummary {
         codec: video.codec.clone(),
         send_resolution: video.send_resolution,

@@ -7,6 +7,8 @@ use super::negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, Teleph
 use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
 use super::remote::{classic_profile, first_common_codec, telephone_event, RemoteEnd};
 use super::session::{session_key, SdpSession};
+use super::video_policy::VideoPolicy;
+use super::video_section::answer_video;
 use super::NegotiationError;
 use crate::sdp::attributes::Direction;
 use crate::sdp::crypto::{CryptoAttribute, SrtpSuite};
@@ -38,6 +40,23 @@ impl SdpSession {
         offer: &SessionDescription,
         local: &LocalMedia,
         policy: &AudioPolicy,
+        direction: Direction,
+        rng: &mut impl RngCore,
+    ) -> Result<(SessionDescription, NegotiatedAudio), NegotiationError> {
+        self.answer_with_video(offer, local, policy, None, direction, rng)
+    }
+
+    /// Answers `offer` like [`answer`](Self::answer), and its first video m-line with a
+    /// non-zero port as well when `video` gives our video socket and policy (the rules are in
+    /// the [module docs](super)); every other video m-line, and that one when
+    /// it is declined, is answered with port 0. The negotiated video stream is then
+    /// [`video`](Self::video). Audio decides success: declined video never fails the answer.
+    pub fn answer_with_video(
+        &mut self,
+        offer: &SessionDescription,
+        local: &LocalMedia,
+        policy: &AudioPolicy,
+        video: Option<(&LocalMedia, &VideoPolicy)>,
         direction: Direction,
         rng: &mut impl RngCore,
     ) -> Result<(SessionDescription, NegotiatedAudio), NegotiationError> {
@@ -107,16 +126,34 @@ impl SdpSession {
             direction: our_direction,
         };
         let audio = section.write();
+        let mut video_keys = self.video_keys.clone();
+        let video_index = video.and_then(|_| {
+            offer
+                .media
+                .iter()
+                .position(|m| m.kind == MediaKind::Video && m.port != 0)
+        });
+        let answered_video = match (video, video_index) {
+            (Some((video_local, video_policy)), Some(index)) => answer_video(
+                offer,
+                &offer.media[index],
+                video_local,
+                video_policy,
+                policy.srtp,
+                &mut video_keys,
+                direction,
+                rng,
+            ),
+            _ => None,
+        };
         let media = offer
             .media
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                if i == chosen.index {
-                    audio.clone()
-                } else {
-                    disabled_section(m)
-                }
+            .map(|(i, m)| match &answered_video {
+                _ if i == chosen.index => audio.clone(),
+                Some((section, _)) if Some(i) == video_index => section.clone(),
+                _ => disabled_section(m),
             })
             .collect();
 
@@ -142,6 +179,12 @@ impl SdpSession {
         let sdp = self.stamp(local.address, media);
         self.keys = keys;
         self.audio_index = Some(chosen.index);
+        self.video_keys = video_keys;
+        if let Some(index) = video_index.or(self.video_index) {
+            self.video_index = Some(index);
+        }
+        self.video = answered_video.map(|(_, negotiated)| negotiated);
+        self.video_offer = None;
         self.offer = None;
         Ok((sdp, negotiated))
     }
@@ -177,7 +220,7 @@ fn evaluate<'a>(
 
 /// The offered crypto line we accept under `policy`: a usable `_80` line first, else a usable
 /// `_32` one; `None` for a plain stream.
-fn choose_crypto(
+pub(super) fn choose_crypto(
     media: &MediaDescription,
     policy: SrtpPolicy,
 ) -> Result<Option<CryptoAttribute>, NegotiationError> {

@@ -4,9 +4,10 @@ use super::negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, Teleph
 use super::policy::AudioCodec;
 use super::remote::{classic_profile, telephone_event, RemoteEnd};
 use super::session::{OfferedAudio, SdpSession};
+use super::video_section::check_video_answer;
 use super::NegotiationError;
 use crate::sdp::crypto::CryptoAttribute;
-use crate::sdp::model::{MediaDescription, MediaKind, SessionDescription};
+use crate::sdp::model::{MediaDescription, MediaKind, Protocol, SessionDescription};
 
 impl SdpSession {
     /// Takes `answer` as the answer to our last offer and returns the negotiated stream.
@@ -28,6 +29,12 @@ impl SdpSession {
         let offer = self.offer.as_ref().ok_or(NegotiationError::NoOfferSent)?;
         let result = check_answer(offer, answer);
         self.awaiting_answer = false;
+        if result.is_ok() {
+            self.video = self
+                .video_offer
+                .as_ref()
+                .and_then(|offered| check_video_answer(offered, answer));
+        }
         result
     }
 }
@@ -53,7 +60,7 @@ fn check_answer(
         return Err(NegotiationError::AudioRejected);
     }
     classic_profile(&media.protocol)?;
-    let srtp = answer_srtp(offer, media)?;
+    let srtp = answer_srtp(&offer.crypto, &offer.protocol, media)?;
     let (payload_type, codec) = answered_codec(offer, media)?;
     let clock_rate = codec.clock_rate;
     let telephone_event = offer
@@ -87,12 +94,13 @@ fn check_answer(
 }
 
 /// The SRTP parameters the answer settles on.
-fn answer_srtp(
-    offer: &OfferedAudio,
+pub(super) fn answer_srtp(
+    offered_crypto: &[CryptoAttribute],
+    offered_protocol: &Protocol,
     media: &MediaDescription,
 ) -> Result<Option<NegotiatedSrtp>, NegotiationError> {
     let secure = media.protocol.is_secure();
-    if offer.crypto.is_empty() {
+    if offered_crypto.is_empty() {
         return if secure {
             Err(NegotiationError::SrtpNotSupported)
         } else {
@@ -103,7 +111,7 @@ fn answer_srtp(
         .attributes_named("crypto")
         .find_map(|a| a.value.as_deref())
     else {
-        return if offer.protocol.is_secure() {
+        return if offered_protocol.is_secure() {
             Err(NegotiationError::SrtpRequired)
         } else if secure {
             Err(NegotiationError::NoAcceptableCrypto)
@@ -116,8 +124,7 @@ fn answer_srtp(
     if !answered.is_usable() {
         return Err(NegotiationError::NoAcceptableCrypto);
     }
-    let ours = offer
-        .crypto
+    let ours = offered_crypto
         .iter()
         .find(|c| c.tag == answered.tag && c.suite == answered.suite)
         .ok_or(NegotiationError::AnswerCryptoNotOffered)?;

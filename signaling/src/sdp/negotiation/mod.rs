@@ -54,6 +54,26 @@
 //! whatever its latest description says. `NegotiatedSrtp::local` keys what we send,
 //! `NegotiatedSrtp::remote` what we receive.
 //!
+//! # Video (H.264, RFC 6184)
+//!
+//! With a [`VideoPolicy`], offers and answers carry a video stream too
+//! ([`SdpSession::create_offer_with_video`], [`SdpSession::answer_with_video`]), and
+//! [`SdpSession::video`] is the [`NegotiatedVideo`] of the latest exchange.
+//! - **Offer**: one payload type per packetization mode of the policy (mode 1 first by
+//!   default), each `H264/90000` with our `profile-level-id`, `a=rtcp-fb:<pt> nack pli` and
+//!   `a=rtcp-fb:<pt> ccm fir`; profile, RTCP, SRTP (with keys of its own) and direction as for
+//!   audio. The video m-line follows the audio one and keeps its slot in re-offers.
+//! - **Answer**: an offered `H264/90000` payload type whose profile is Constrained Baseline
+//!   compatible (Baseline, or `constraint_set1` set) and whose packetization mode is one of
+//!   ours — of the policy's first such mode, the offerer's first payload type (so an offer of
+//!   modes 0 and 1 gets mode 1 by default: mode 0 limits every NAL unit to one packet); the
+//!   answer keeps the offered payload type, profile and
+//!   mode and names the lower of the offered level and ours. No such payload type, no video
+//!   policy, or SRTP that cannot be agreed: the video m-line gets port 0 and the call goes on
+//!   with audio.
+//! - **Answer check**: a video m-line answered with port 0, a payload type we did not offer or
+//!   unusable crypto leaves the call without video; it never fails the audio stream.
+//!
 //! `RTP/AVPF` and `RTP/SAVPF` offers without DTLS are answered in their own profile and run as
 //! plain AVP media (feedback is optional for the receiver of feedback-capable offers). A
 //! WebRTC offer (`UDP/TLS/RTP/SAVPF` with a fingerprint) is for the WebRTC path:
@@ -67,6 +87,8 @@ mod offer_kind;
 mod policy;
 mod remote;
 mod session;
+mod video_policy;
+mod video_section;
 
 use thiserror::Error;
 
@@ -74,6 +96,7 @@ pub use negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, Telephone
 pub use offer_kind::{offer_kind, OfferKind};
 pub use policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
 pub use session::SdpSession;
+pub use video_policy::{NegotiatedVideo, VideoPolicy};
 
 /// Why an offer or answer cannot be accepted.
 ///

@@ -6,6 +6,8 @@ use rand::{Rng, RngCore};
 
 use super::audio_section::{disabled_section, AudioSection, RtcpLine};
 use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
+use super::video_policy::{NegotiatedVideo, VideoPolicy};
+use super::video_section::{offer_video, OfferedVideo};
 use super::NegotiationError;
 use crate::sdp::attributes::Direction;
 use crate::sdp::crypto::{CryptoAttribute, SrtpMasterKey, SrtpSuite};
@@ -41,6 +43,14 @@ pub struct SdpSession {
     pub(super) offer: Option<OfferedAudio>,
     /// Whether that offer still waits for an answer.
     pub(super) awaiting_answer: bool,
+    /// The index of the video m-line in `last_sent`, once the session has one.
+    pub(super) video_index: Option<usize>,
+    /// Our SRTP master keys for video, one per suite (distinct from audio's).
+    pub(super) video_keys: Vec<(SrtpSuite, SrtpMasterKey)>,
+    /// What our last offer proposed for video, if it offered video.
+    pub(super) video_offer: Option<OfferedVideo>,
+    /// The video stream of the latest completed exchange.
+    pub(super) video: Option<NegotiatedVideo>,
 }
 
 /// What our last offer proposed for audio.
@@ -83,7 +93,19 @@ impl SdpSession {
             keys: Vec::new(),
             offer: None,
             awaiting_answer: false,
+            video_index: None,
+            video_keys: Vec::new(),
+            video_offer: None,
+            video: None,
         }
+    }
+
+    /// The video stream the latest completed offer/answer exchange agreed on
+    /// ([`answer_with_video`](Self::answer_with_video) or
+    /// [`apply_answer`](Self::apply_answer)); `None` when it has no video (declined, not
+    /// offered, or no common H.264 format).
+    pub fn video(&self) -> Option<&NegotiatedVideo> {
+        self.video.as_ref()
     }
 
     /// The `o=` line of the last description sent (of the first one, before any).
@@ -110,6 +132,23 @@ impl SdpSession {
         &mut self,
         local: &LocalMedia,
         policy: &AudioPolicy,
+        direction: Direction,
+        rng: &mut impl RngCore,
+    ) -> Result<SessionDescription, NegotiationError> {
+        self.create_offer_with_video(local, policy, None, direction, rng)
+    }
+
+    /// Makes an offer like [`create_offer`](Self::create_offer), with an H.264 video stream
+    /// when `video` gives its socket and policy (see the [module docs](super)
+    /// for what it says). The video m-line follows the audio one in a first offer, keeps its
+    /// slot in later ones, and is added at the end of a session that had none; with `video`
+    /// `None`, an existing video slot is disabled (port 0). The video stream's direction is
+    /// `direction`, and it uses the audio stream's profile and SRTP policy with keys of its own.
+    pub fn create_offer_with_video(
+        &mut self,
+        local: &LocalMedia,
+        policy: &AudioPolicy,
+        video: Option<(&LocalMedia, &VideoPolicy)>,
         direction: Direction,
         rng: &mut impl RngCore,
     ) -> Result<SessionDescription, NegotiationError> {
@@ -173,9 +212,37 @@ impl SdpSession {
             }
             _ => (vec![audio], 0),
         };
+        let mut media: Vec<MediaDescription> = media;
+        let slot = self
+            .video_index
+            .filter(|i| *i < media.len() && *i != index)
+            .unwrap_or(media.len());
+        let mut video_keys = std::mem::take(&mut self.video_keys);
+        let offered_video = video.and_then(|(video_local, video_policy)| {
+            offer_video(
+                slot,
+                video_local,
+                video_policy,
+                protocol.clone(),
+                policy.srtp,
+                &mut video_keys,
+                direction,
+                rng,
+            )
+        });
+        self.video_keys = video_keys;
+        match &offered_video {
+            Some((section, _)) if slot == media.len() => media.push(section.clone()),
+            Some((section, _)) => media[slot] = section.clone(),
+            None => {}
+        }
         let media_count = media.len();
         let sdp = self.stamp(local.address, media);
         self.audio_index = Some(index);
+        if slot < media_count {
+            self.video_index = Some(slot);
+        }
+        self.video_offer = offered_video.map(|(_, offered)| offered);
         self.offer = Some(OfferedAudio {
             index,
             media_count,

@@ -1,25 +1,30 @@
-//! The video media thread of a WebRTC session (DESIGN.md rule 4): source → H.264 encoder →
-//! RFC 6184 packetizer → RTP, and RTP → depacketizer → decoder → sink, with keyframe requests
-//! both ways.
+//! The video media thread of a call, on either media path (DESIGN.md rule 4): source → scale →
+//! H.264 encoder → RFC 6184 packetizer → RTP, and RTP → NACK generator → reorder buffer →
+//! depacketizer → decoder → sink, with keyframe requests both ways. What carries the RTP and
+//! the RTCP feedback (PLI, NACK) is the path's [`VideoOutput`]: the WebRTC session's tasks, or
+//! the classic video session's sockets.
 //!
-//! - **Sending** starts when ICE and DTLS are up (nothing is read from the source before, so a
-//!   test pattern's first frame is frame 0 and the first picture the peer gets is the IDR the
-//!   encoder starts with). Every `1 / fps` from then on one frame is read, encoded and sent;
-//!   a thread more than 200 ms late skips ahead instead of bursting. When the source ends,
-//!   sending stops.
-//! - **Adapting**: before each frame the thread reads the session's [`BitrateController`](crate::congestion::BitrateController)
-//!   (fed by the interceptor chain, see [`congestion_feed`](super::congestion_feed)): its
+//! - **Sending** starts when the transport is up (ICE and DTLS on the WebRTC path; nothing is
+//!   read from the source before, so a test pattern's first frame is frame 0 and the first
+//!   picture the peer gets is the IDR the encoder starts with). Every `1 / fps` from then on
+//!   one frame is read, encoded and sent; a thread more than 200 ms late skips ahead instead
+//!   of bursting. When the source ends, sending stops.
+//! - **Adapting** (WebRTC path, with a [`SharedController`]): before each frame the thread
+//!   reads the session's [`BitrateController`](crate::congestion::BitrateController) (fed by
+//!   the interceptor chain, see [`congestion_feed`](crate::webrtc::congestion_feed)): its
 //!   target goes to the encoder (`set_bitrate`, when it moved by 5 % or 10 kbps), its layer
 //!   advice scales the source frames down ([`scale_i420`]) and, at the lowest rung, sends every
-//!   other frame. The controller's hysteresis keeps the size from flapping.
-//! - **Receiving**: each RTP packet goes to the [`NackGenerator`] (which asks for what is
-//!   missing, with NACKs the peer connection's responder answers on the other side) and
-//!   through a [`ReorderBuffer`] that holds packets behind a hole for
-//!   min(1.5 × RTT + 50 ms, 150 ms), so a retransmission fills it; then in sequence order into
-//!   the depacketizer; a complete access unit is decoded and the picture handed to the sink at
-//!   once. A damaged access unit (a hole given up, a refused payload), a decoder error or a
-//!   packet the NACK generator gave up on asks the sender for a keyframe with a PLI, at most
-//!   one per [`PLI_MIN_INTERVAL`].
+//!   other frame. The controller's hysteresis keeps the size from flapping. Without a
+//!   controller (the classic path) the encoder keeps the configured bitrate and the source's
+//!   size and rate.
+//! - **Receiving**: each RTP packet goes to the [`NackGenerator`] when the peer answers NACKs
+//!   (it asks for what is missing; the WebRTC peer connection's responder answers on the other
+//!   side) and through a [`ReorderBuffer`] that holds packets behind a hole for
+//!   min(1.5 × RTT + 50 ms, 150 ms), so a retransmission (or a reordered packet) fills it;
+//!   then in sequence order into the depacketizer; a complete access unit is decoded and the
+//!   picture handed to the sink at once. A damaged access unit (a hole given up, a refused
+//!   payload), a decoder error or a packet the NACK generator gave up on asks the sender for a
+//!   keyframe with a PLI, at most one per [`PLI_MIN_INTERVAL`].
 //! - **Keyframe requests** from the peer (PLI, FIR) make the next frame an IDR.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,11 +35,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info_span, warn};
 
-use super::congestion_feed::SharedController;
-use super::{VideoConfig, WebRtcError};
 use crate::congestion::VideoLayerAdvice;
 use crate::rtp::{
     Arrival, NackArrival, NackConfig, NackGenerator, ReorderBuffer, ReorderConfig, RtpHeader,
@@ -45,11 +47,12 @@ use crate::video::h264::{
     H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
 use crate::video::{scale_i420, VideoFrame, VideoSink, VideoSource};
+use crate::webrtc::congestion_feed::SharedController;
 
 /// Fewest time between two PLIs we send.
 pub(crate) const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
 /// RTP payload budget per packet (below the path MTU with SRTP, extensions and headers).
-const RTP_PAYLOAD_MTU: usize = 1_100;
+pub(crate) const RTP_PAYLOAD_MTU: usize = 1_100;
 /// A frame tick more than this late is skipped rather than caught up.
 const MAX_LATENESS: Duration = Duration::from_millis(200);
 /// The RTP clock of video.
@@ -100,7 +103,8 @@ pub struct VideoStats {
     pub packets_given_up: u64,
     /// Packets that arrived after their hole had been given up on.
     pub packets_too_late: u64,
-    /// The bitrate controller's current target for our video, bits per second.
+    /// The bitrate controller's current target for our video, bits per second (on the classic
+    /// path, which has no controller, the configured bitrate the encoder keeps).
     pub target_bitrate_bps: u64,
     /// The rate the peer received our video at, from transport-wide feedback.
     pub acknowledged_bitrate_bps: Option<u64>,
@@ -130,30 +134,50 @@ pub(crate) enum VideoInput {
 
 /// What the thread needs besides its media.
 pub(crate) struct VideoThreadConfig {
-    pub video: VideoConfig,
+    /// Highest bitrate the encoder aims for, in bits per second.
+    pub max_bitrate: u32,
     pub ssrc: u32,
     pub payload_type: u8,
-    /// Whether ICE and DTLS are up (sending waits for it).
+    /// The negotiated RFC 6184 packetization mode (mode 0 limits NAL units to one packet).
+    pub packetization: PacketizationMode,
+    /// Whether the transport is up (sending waits for it).
     pub connected: Arc<AtomicBool>,
-    /// The session's bitrate controller.
-    pub controller: SharedController,
+    /// The session's bitrate controller (the WebRTC path); without one the encoder keeps
+    /// `max_bitrate` and the source's size and rate.
+    pub controller: Option<SharedController>,
+    /// Whether the peer answers generic NACKs: then a [`NackGenerator`] asks for what is
+    /// missing through [`VideoOutput::send_nack`]; else holes are only waited for by the
+    /// reorder buffer and then given up on.
+    pub nack: bool,
 }
 
-/// Feedback the thread asks the peer connection to send about the peer's video.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum VideoFeedback {
-    /// A picture loss indication.
-    Pli,
-    /// A generic NACK for these sequence numbers.
-    Nack(Vec<u16>),
+/// Where the thread's RTP packets and RTCP feedback go. Called on the video thread: an
+/// implementation must return quickly.
+pub(crate) trait VideoOutput: Send + 'static {
+    /// Sends one RTP packet of our stream.
+    fn send_rtp(&mut self, packet: RtpPacket);
+    /// Asks the peer for a keyframe (a PLI); already rate-limited by the thread.
+    fn send_pli(&mut self);
+    /// Asks the peer to retransmit these packets of its stream (a generic NACK). Only called
+    /// when the thread was configured with [`VideoThreadConfig::nack`].
+    fn send_nack(&mut self, sequences: Vec<u16>);
 }
 
-/// The thread's channels: its inbox (and the sender side, for stopping it), RTP out, RTCP
-/// feedback (PLI, NACK) out.
+/// The thread's channels: its inbox (and the sender side, for stopping it), and its output.
 pub(crate) struct VideoChannels {
     pub inbox: (Sender<VideoInput>, Receiver<VideoInput>),
-    pub outgoing: UnboundedSender<RtpPacket>,
-    pub feedback: UnboundedSender<VideoFeedback>,
+    pub output: Box<dyn VideoOutput>,
+}
+
+/// Why a video thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VideoThreadError {
+    /// The encoder, decoder or packetizer refused the configuration.
+    #[error("{0}")]
+    Codec(String),
+    /// The thread could not be spawned.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A running video thread.
@@ -175,24 +199,36 @@ impl VideoThread {
         source: Box<dyn VideoSource>,
         sink: Box<dyn VideoSink>,
         channels: VideoChannels,
-    ) -> Result<VideoThread, WebRtcError> {
-        let video = |e: &dyn std::fmt::Display| WebRtcError::Video(e.to_string());
+    ) -> Result<VideoThread, VideoThreadError> {
+        let video = |e: &dyn std::fmt::Display| VideoThreadError::Codec(e.to_string());
         let format = source.format();
         let fps = format.fps.max(1);
-        let start_bps = u32::try_from(config.controller.lock().target_bitrate())
-            .unwrap_or(config.video.max_bitrate);
+        let (target, layer) = match &config.controller {
+            Some(controller) => {
+                let controller = controller.lock();
+                (controller.target_bitrate(), controller.layer_advice())
+            }
+            None => (
+                u64::from(config.max_bitrate),
+                VideoLayerAdvice {
+                    width: format.width,
+                    height: format.height,
+                    fps,
+                },
+            ),
+        };
+        let start_bps = u32::try_from(target).unwrap_or(config.max_bitrate);
         let mut encoder_config =
             H264EncoderConfig::new(format.width, format.height, fps, start_bps);
         encoder_config.keyframe_interval = Some(fps.saturating_mul(10));
+        if config.packetization == PacketizationMode::SingleNalUnit {
+            encoder_config.max_nal_size = Some(RTP_PAYLOAD_MTU);
+        }
         let encoder = H264Encoder::new(encoder_config).map_err(|e| video(&e))?;
         let decoder = H264Decoder::new().map_err(|e| video(&e))?;
-        let packetizer = H264Packetizer::new(PacketizationMode::NonInterleaved, RTP_PAYLOAD_MTU)
-            .map_err(|e| video(&e))?;
+        let packetizer =
+            H264Packetizer::new(config.packetization, RTP_PAYLOAD_MTU).map_err(|e| video(&e))?;
         let mut rng = rand::thread_rng();
-        let (target, layer) = {
-            let controller = config.controller.lock();
-            (controller.target_bitrate(), controller.layer_advice())
-        };
         let stats = Arc::new(Mutex::new(VideoStats {
             codec: "H264".to_owned(),
             send_resolution: (layer.width, layer.height),
@@ -209,15 +245,16 @@ impl VideoThread {
             packetizer,
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
             reorder: ReorderBuffer::new(ReorderConfig::default()),
-            nack: NackGenerator::new(NackConfig::default()),
+            nack: config
+                .nack
+                .then(|| NackGenerator::new(NackConfig::default())),
             controller: config.controller,
             encoder_bps: start_bps,
             layer,
             source_fps: fps,
             frame_credit: 1.0,
             inputs,
-            outgoing: channels.outgoing,
-            feedback: channels.feedback,
+            output: channels.output,
             connected: config.connected,
             ssrc: config.ssrc,
             payload_type: config.payload_type,
@@ -235,9 +272,9 @@ impl VideoThread {
             last_decoded_at: None,
             stats: Arc::clone(&stats),
         };
-        let span = info_span!("webrtc-video", ssrc = %format_args!("{:08x}", config.ssrc));
+        let span = info_span!("video", ssrc = %format_args!("{:08x}", config.ssrc));
         let handle = thread::Builder::new()
-            .name("callisto-webrtc-video".into())
+            .name("callisto-video".into())
             .spawn(move || span.in_scope(|| media.run()))?;
         Ok(VideoThread {
             stop,
@@ -305,8 +342,8 @@ struct VideoLoop {
     packetizer: H264Packetizer,
     depacketizer: H264Depacketizer,
     reorder: ReorderBuffer<RtpPacket>,
-    nack: NackGenerator,
-    controller: SharedController,
+    nack: Option<NackGenerator>,
+    controller: Option<SharedController>,
     /// The bitrate the encoder was last given.
     encoder_bps: u32,
     /// The frame size and rate in use.
@@ -315,8 +352,7 @@ struct VideoLoop {
     /// Frames owed at the advised rate (a frame is sent when it reaches 1).
     frame_credit: f64,
     inputs: Receiver<VideoInput>,
-    outgoing: UnboundedSender<RtpPacket>,
-    feedback: UnboundedSender<VideoFeedback>,
+    output: Box<dyn VideoOutput>,
     connected: Arc<AtomicBool>,
     ssrc: u32,
     payload_type: u8,
@@ -357,7 +393,7 @@ impl VideoLoop {
             let wake = [
                 self.next_frame,
                 self.reorder.poll_timeout(),
-                self.nack.poll_timeout(),
+                self.nack.as_ref().and_then(NackGenerator::poll_timeout),
             ]
             .into_iter()
             .flatten()
@@ -458,8 +494,7 @@ impl VideoLoop {
             };
             self.sequence = self.sequence.wrapping_add(1);
             self.counters.tx_packets += 1;
-            // The peer connection's tasks may be gone at the very end; nothing to do then.
-            let _ = self.outgoing.send(packet);
+            self.output.send_rtp(packet);
         }
         self.first_sent_at.get_or_insert(now);
         self.counters.frames_sent += 1;
@@ -470,8 +505,12 @@ impl VideoLoop {
 
     /// Takes the controller's target and layer advice (and the RTT for the receive side).
     fn adapt(&mut self) {
+        let Some(controller) = &self.controller else {
+            self.counters.send_fps = self.layer.fps;
+            return;
+        };
         let (target, advice, rtt, acknowledged, feedback_reports) = {
-            let mut controller = self.controller.lock();
+            let mut controller = controller.lock();
             // The state is read whole below; the change events are not needed.
             while controller.poll_event().is_some() {}
             (
@@ -499,7 +538,9 @@ impl VideoLoop {
             self.counters.layer_changes += 1;
         }
         self.counters.send_fps = self.layer.fps;
-        self.nack.set_rtt(rtt);
+        if let Some(nack) = &mut self.nack {
+            nack.set_rtt(rtt);
+        }
         self.reorder.set_rtt(rtt);
     }
 
@@ -509,7 +550,11 @@ impl VideoLoop {
         self.received_bytes += packet.payload.len() as u64 + 12;
         self.first_received_at.get_or_insert(at);
         let sequence = packet.header.sequence_number;
-        if self.nack.on_packet(sequence, at) == NackArrival::Recovered {
+        if self
+            .nack
+            .as_mut()
+            .is_some_and(|nack| nack.on_packet(sequence, at) == NackArrival::Recovered)
+        {
             self.counters.retransmissions_received += 1;
         }
         match self.reorder.push(sequence, packet, at) {
@@ -526,11 +571,15 @@ impl VideoLoop {
         while let Some(packet) = self.reorder.poll(now) {
             self.depacketize(now, &packet);
         }
-        if let Some(sequences) = self.nack.poll_nack(now) {
+        let Some(nack) = &mut self.nack else {
+            return;
+        };
+        let (sequences, give_up) = (nack.poll_nack(now), nack.take_keyframe_request());
+        if let Some(sequences) = sequences {
             self.counters.nacks_sent += 1;
-            let _ = self.feedback.send(VideoFeedback::Nack(sequences));
+            self.output.send_nack(sequences);
         }
-        if self.nack.take_keyframe_request() {
+        if give_up {
             self.request_keyframe(now);
         }
     }
@@ -587,7 +636,7 @@ impl VideoLoop {
         }
         self.last_pli = Some(now);
         self.counters.keyframe_requests_sent += 1;
-        let _ = self.feedback.send(VideoFeedback::Pli);
+        self.output.send_pli();
     }
 
     fn publish(&mut self, now: Instant) {

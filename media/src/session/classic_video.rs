@@ -1,0 +1,360 @@
+//! [`ClassicVideoSession`]: the video stream of a classic call (plain RTP or SDES-SRTP), run on
+//! threads of its own (DESIGN.md rule 4).
+//!
+//! The video thread (`video::stream_thread`, shared with the WebRTC path) encodes, packetizes,
+//! depacketizes, decodes and asks for keyframes; a [`VideoTransportCore`] numbers, encrypts,
+//! latches and reports; this driver binds them to the sockets:
+//!
+//! ```text
+//!  source ─► video thread ─► send_rtp ─► VideoTransportCore ─► send_to (latched peer)
+//!  recv_from ─► reader thread ─► VideoTransportCore::handle_datagram ─┬─ Rtp ─► video thread ─► sink
+//!                                     (RTCP timer on the RTP reader)  └─ PLI/FIR ─► IDR next
+//! ```
+//!
+//! The core sits behind one mutex that the video thread (sending) and the readers (receiving)
+//! take briefly; nothing else is shared.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tracing::{debug, info_span};
+
+use super::session_core::{LocalSocket, Transmit};
+use super::video_core::{
+    VideoDelivery, VideoTransportConfig, VideoTransportCore, VideoTransportCounters,
+};
+use super::{MediaDirection, SessionError, SrtpKeys};
+use crate::rtp::{NtpTime, RtpPacket};
+use crate::video::h264::PacketizationMode;
+use crate::video::stream_thread::{
+    VideoChannels, VideoInput, VideoOutput, VideoThread, VideoThreadConfig, VideoThreadError,
+};
+use crate::video::{VideoSink, VideoSource, VideoStats};
+
+/// Largest datagram read; longer ones are truncated (and then fail validation).
+const MAX_DATAGRAM: usize = 2_048;
+/// How often a blocked reader checks the RTCP timer and whether the session stopped.
+const READER_POLL: Duration = Duration::from_millis(50);
+
+/// Everything a classic video stream needs, from the engine's SDP negotiation.
+#[derive(Debug)]
+pub struct ClassicVideoConfig {
+    /// Our video RTP socket, bound by the engine (its port is in our SDP).
+    pub rtp_socket: UdpSocket,
+    /// Our video RTCP socket; `None`: RTCP uses the RTP socket.
+    pub rtcp_socket: Option<UdpSocket>,
+    /// Where to send RTP until latching finds the peer elsewhere.
+    pub remote_rtp: SocketAddr,
+    /// Where to send RTCP; `None`: rtcp-mux, to the RTP address.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// The H.264 payload type.
+    pub payload_type: u8,
+    /// The negotiated RFC 6184 packetization mode.
+    pub packetization: PacketizationMode,
+    /// Highest bitrate the encoder aims for, in bits per second.
+    pub max_bitrate: u32,
+    /// SDES-SRTP keys; `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
+    /// The negotiated direction.
+    pub direction: MediaDirection,
+    /// Our RTCP CNAME.
+    pub cname: String,
+}
+
+/// A renegotiated video stream (hold, resume, new address, re-keying). SSRC and numbering
+/// continue; the codec state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoUpdate {
+    /// The peer's RTP address now announced.
+    pub remote_rtp: SocketAddr,
+    /// The peer's RTCP address; `None`: rtcp-mux.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// The new direction.
+    pub direction: MediaDirection,
+    /// The new keys; `None`: plain RTP.
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// The sockets of the stream, as the core names them.
+#[derive(Debug, Clone)]
+struct Sockets {
+    rtp: Arc<UdpSocket>,
+    rtcp: Option<Arc<UdpSocket>>,
+}
+
+impl Sockets {
+    fn send(&self, transmit: Option<Transmit>) {
+        let Some(transmit) = transmit else { return };
+        let socket = match transmit.socket {
+            LocalSocket::Rtp => &self.rtp,
+            LocalSocket::Rtcp => self.rtcp.as_ref().unwrap_or(&self.rtp),
+        };
+        if let Err(e) = socket.send_to(&transmit.payload, transmit.destination) {
+            debug!(error = %e, to = %transmit.destination, "video send failed");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn ntp_now() -> NtpTime {
+    NtpTime::from_system_time(SystemTime::now())
+}
+
+/// The video thread's output on the classic path: through the core to the socket.
+struct SocketOutput {
+    core: Arc<Mutex<VideoTransportCore>>,
+    sockets: Sockets,
+}
+
+impl VideoOutput for SocketOutput {
+    fn send_rtp(&mut self, packet: RtpPacket) {
+        let transmit = lock(&self.core).send_rtp(Instant::now(), &packet);
+        self.sockets.send(transmit);
+    }
+
+    fn send_pli(&mut self) {
+        let transmit = lock(&self.core).pli();
+        self.sockets.send(transmit);
+    }
+
+    fn send_nack(&mut self, _sequences: Vec<u16>) {
+        // The classic path negotiates no NACK feedback: its thread is started with
+        // `nack: false` and never asks for retransmissions.
+    }
+}
+
+/// A running classic video stream. Dropping it stops it as [`ClassicVideoSession::stop`] does.
+pub struct ClassicVideoSession {
+    core: Arc<Mutex<VideoTransportCore>>,
+    sockets: Sockets,
+    thread: VideoThread,
+    inbox: Sender<VideoInput>,
+    readers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    final_stats: Option<VideoStats>,
+}
+
+impl std::fmt::Debug for ClassicVideoSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClassicVideoSession")
+            .field("counters", &lock(&self.core).counters())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClassicVideoSession {
+    /// Starts the stream: the encoder is built for the source's format, and sending and
+    /// receiving begin at once (the first frame sent is an IDR).
+    pub fn start(
+        config: ClassicVideoConfig,
+        source: Box<dyn VideoSource>,
+        sink: Box<dyn VideoSink>,
+    ) -> Result<ClassicVideoSession, SessionError> {
+        let ClassicVideoConfig {
+            rtp_socket,
+            rtcp_socket,
+            remote_rtp,
+            remote_rtcp,
+            payload_type,
+            packetization,
+            max_bitrate,
+            srtp,
+            direction,
+            cname,
+        } = config;
+        rtp_socket.set_read_timeout(Some(READER_POLL))?;
+        if let Some(socket) = &rtcp_socket {
+            socket.set_read_timeout(Some(READER_POLL))?;
+        }
+        let sockets = Sockets {
+            rtp: Arc::new(rtp_socket),
+            rtcp: rtcp_socket.map(Arc::new),
+        };
+        let mut rng = SmallRng::from_entropy();
+        let ssrc: u32 = rng.gen();
+        let core = VideoTransportCore::new(
+            VideoTransportConfig {
+                remote_rtp,
+                remote_rtcp,
+                rtcp_socket: sockets.rtcp.is_some(),
+                payload_type,
+                srtp,
+                direction,
+                cname,
+            },
+            ssrc,
+            Instant::now(),
+            &mut rng,
+        )?;
+        let core = Arc::new(Mutex::new(core));
+        let (inbox, inputs) = mpsc::channel();
+        let thread = VideoThread::start(
+            VideoThreadConfig {
+                max_bitrate,
+                ssrc,
+                payload_type,
+                packetization,
+                connected: Arc::new(AtomicBool::new(true)),
+                controller: None,
+                nack: false,
+            },
+            source,
+            sink,
+            VideoChannels {
+                inbox: (inbox.clone(), inputs),
+                output: Box::new(SocketOutput {
+                    core: Arc::clone(&core),
+                    sockets: sockets.clone(),
+                }),
+            },
+        )
+        .map_err(|e| match e {
+            VideoThreadError::Codec(e) => SessionError::Video(e),
+            VideoThreadError::Io(e) => SessionError::Io(e),
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let span = info_span!("classic-video", ssrc = %format_args!("{ssrc:08x}"));
+        let mut readers = Vec::new();
+        let mut kinds = vec![(LocalSocket::Rtp, Arc::clone(&sockets.rtp))];
+        kinds.extend(sockets.rtcp.clone().map(|s| (LocalSocket::Rtcp, s)));
+        for (kind, socket) in kinds {
+            let reader = Reader {
+                kind,
+                socket,
+                sockets: sockets.clone(),
+                core: Arc::clone(&core),
+                inbox: inbox.clone(),
+                video: thread.thread(),
+                stop: Arc::clone(&stop),
+            };
+            let span = span.clone();
+            readers.push(
+                thread::Builder::new()
+                    .name("callisto-video-rx".into())
+                    .spawn(move || span.in_scope(|| reader.run()))?,
+            );
+        }
+        Ok(ClassicVideoSession {
+            core,
+            sockets,
+            thread,
+            inbox,
+            readers,
+            stop,
+            final_stats: None,
+        })
+    }
+
+    /// Applies a renegotiated stream.
+    pub fn update(&self, update: VideoUpdate) -> Result<(), SessionError> {
+        lock(&self.core).update(
+            update.remote_rtp,
+            update.remote_rtcp,
+            update.direction,
+            update.srtp,
+        )
+    }
+
+    /// Asks the peer for a keyframe (a PLI, rate-limited with the decoder's own requests).
+    pub fn request_keyframe(&self) {
+        let _ = self.inbox.send(VideoInput::RequestKeyframe);
+        if let Some(thread) = self.thread.thread() {
+            thread.unpark();
+        }
+    }
+
+    /// The latest statistics.
+    pub fn stats(&self) -> VideoStats {
+        self.final_stats
+            .clone()
+            .unwrap_or_else(|| self.thread.stats())
+    }
+
+    /// The transport's counters (discarded datagrams, latching, RTCP).
+    pub fn transport_counters(&self) -> VideoTransportCounters {
+        lock(&self.core).counters()
+    }
+
+    /// Stops the stream: readers end, the final RTCP report with a BYE goes out, the sink is
+    /// finished. Returns the final statistics; later calls return them again.
+    pub fn stop(&mut self) -> VideoStats {
+        if let Some(stats) = &self.final_stats {
+            return stats.clone();
+        }
+        self.stop.store(true, Ordering::Release);
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let stats = self.thread.stop();
+        let bye = lock(&self.core).close(Instant::now(), ntp_now());
+        self.sockets.send(bye);
+        self.final_stats = Some(stats.clone());
+        stats
+    }
+}
+
+impl Drop for ClassicVideoSession {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One socket's reader: datagrams into the core, deliveries to the video thread; the RTP
+/// reader also sends the RTCP reports when due.
+struct Reader {
+    kind: LocalSocket,
+    socket: Arc<UdpSocket>,
+    sockets: Sockets,
+    core: Arc<Mutex<VideoTransportCore>>,
+    inbox: Sender<VideoInput>,
+    video: Option<thread::Thread>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Reader {
+    fn run(self) {
+        let mut buffer = vec![0u8; MAX_DATAGRAM];
+        while !self.stop.load(Ordering::Acquire) {
+            let received = self.socket.recv_from(&mut buffer);
+            let now = Instant::now();
+            if let Ok((len, from)) = received {
+                let deliveries = lock(&self.core).handle_datagram(
+                    now,
+                    ntp_now(),
+                    self.kind,
+                    from,
+                    &buffer[..len],
+                );
+                for delivery in deliveries {
+                    let input = match delivery {
+                        VideoDelivery::Rtp(packet) => VideoInput::Rtp { at: now, packet },
+                        VideoDelivery::KeyframeRequested => VideoInput::KeyframeRequested,
+                    };
+                    if self.inbox.send(input).is_err() {
+                        return;
+                    }
+                    if let Some(video) = &self.video {
+                        video.unpark();
+                    }
+                }
+            }
+            if self.kind == LocalSocket::Rtp {
+                let mut core = lock(&self.core);
+                if core.poll_timeout().is_some_and(|due| due <= now) {
+                    let report = core.poll_transmit(now, ntp_now());
+                    drop(core);
+                    self.sockets.send(report);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The classic video transport core in virtual time: numbering, hold, garbage, latching and
+//! keyframe requests.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::session_core::LocalSocket;
+use super::video_core::{VideoDelivery, VideoTransportConfig, VideoTransportCore};
+use super::MediaDirection;
+use crate::rtp::{KeyframeRequest, NtpTime, RtpHeader, RtpPacket};
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn core(ssrc: u32, remote: &str, now: Instant) -> VideoTransportCore {
+    let config = VideoTransportConfig {
+        remote_rtp: addr(remote),
+        remote_rtcp: None,
+        rtcp_socket: false,
+        payload_type: 96,
+        srtp: None,
+        direction: MediaDirection::SENDRECV,
+        cname: "test@callisto".into(),
+    };
+    VideoTransportCore::new(config, ssrc, now, &mut SmallRng::seed_from_u64(ssrc.into())).unwrap()
+}
+
+fn packet(timestamp: u32, marker: bool) -> RtpPacket {
+    RtpPacket {
+        header: RtpHeader {
+            version: 2,
+            marker,
+            payload_type: 96,
+            timestamp,
+            ..RtpHeader::default()
+        },
+        payload: Bytes::from_static(&[0x65, 1, 2, 3]),
+    }
+}
+
+fn ntp() -> NtpTime {
+    NtpTime::from_unix(Duration::from_secs(1_700_000_000))
+}
+
+#[test]
+fn packets_are_renumbered_keep_timestamp_and_marker_and_reach_the_peer() {
+    let now = Instant::now();
+    let mut a = core(0xa, "127.0.0.1:6002", now);
+    let mut b = core(0xb, "127.0.0.1:6000", now);
+    let mut delivered = Vec::new();
+    for i in 0..4u32 {
+        let t = a.send_rtp(now, &packet(3000 * i, i % 2 == 1)).unwrap();
+        assert_eq!(t.destination, addr("127.0.0.1:6002"));
+        delivered.extend(b.handle_datagram(
+            now,
+            ntp(),
+            LocalSocket::Rtp,
+            addr("127.0.0.1:6000"),
+            &t.payload,
+        ));
+    }
+    let got: Vec<(u32, bool, u32)> = delivered
+        .iter()
+        .map(|d| match d {
+            VideoDelivery::Rtp(p) => (p.header.timestamp, p.header.marker, p.header.ssrc),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, false, 0xa),
+            (3000, true, 0xa),
+            (6000, false, 0xa),
+            (9000, true, 0xa)
+        ]
+    );
+    assert_eq!(b.remote_ssrc(), Some(0xa));
+    assert_eq!(b.counters().discarded, 0);
+}
+
+#[test]
+fn garbage_other_payload_types_and_hold_are_handled() {
+    let now = Instant::now();
+    let mut a = core(0xa, "127.0.0.1:6002", now);
+    let mut b = core(0xb, "127.0.0.1:6000", now);
+    let from = addr("127.0.0.1:6000");
+    assert!(b
+        .handle_datagram(now, ntp(), LocalSocket::Rtp, from, &[0x80, 1])
+        .is_empty());
+    let mut other = packet(0, true);
+    other.header.payload_type = 97;
+    let t = core(0xc, "127.0.0.1:6002", now)
+        .send_rtp(now, &other)
+        .unwrap();
+    // A sender of PT 96 always writes its own PT; forge PT 97 on the wire.
+    let mut forged = t.payload.to_vec();
+    forged[1] = (forged[1] & 0x80) | 97;
+    assert!(b
+        .handle_datagram(now, ntp(), LocalSocket::Rtp, from, &forged)
+        .is_empty());
+    assert_eq!(b.counters().discarded, 2);
+
+    a.update(addr("127.0.0.1:6002"), None, MediaDirection::RECVONLY, None)
+        .unwrap();
+    assert!(a.send_rtp(now, &packet(0, true)).is_none());
+    a.update(addr("0.0.0.0:6002"), None, MediaDirection::SENDRECV, None)
+        .unwrap();
+    assert!(
+        a.send_rtp(now, &packet(0, true)).is_none(),
+        "never to 0.0.0.0"
+    );
+}
+
+#[test]
+fn latching_moves_rtp_to_where_the_peer_sends_from() {
+    let now = Instant::now();
+    let mut a = core(0xa, "127.0.0.1:6002", now);
+    let mut b = core(0xb, "192.0.2.1:9999", now);
+    for i in 0..3u32 {
+        let t = a.send_rtp(now, &packet(3000 * i, true)).unwrap();
+        b.handle_datagram(
+            now,
+            ntp(),
+            LocalSocket::Rtp,
+            addr("127.0.0.1:6000"),
+            &t.payload,
+        );
+    }
+    assert_eq!(b.rtp_destination(), addr("127.0.0.1:6000"));
+    assert_eq!(b.counters().latches, 1);
+}
+
+#[test]
+fn pli_and_fir_become_keyframe_requests_and_reports_flow() {
+    let now = Instant::now();
+    let mut a = core(0xa, "127.0.0.1:6002", now);
+    let mut b = core(0xb, "127.0.0.1:6000", now);
+    assert!(b.pli().is_none(), "no PLI before the peer's SSRC is known");
+    let t = a.send_rtp(now, &packet(0, true)).unwrap();
+    b.handle_datagram(
+        now,
+        ntp(),
+        LocalSocket::Rtp,
+        addr("127.0.0.1:6000"),
+        &t.payload,
+    );
+    let pli = b.pli().unwrap();
+    let got = a.handle_datagram(
+        now,
+        ntp(),
+        LocalSocket::Rtp,
+        addr("127.0.0.1:6002"),
+        &pli.payload,
+    );
+    assert_eq!(got, [VideoDelivery::KeyframeRequested]);
+    let fir = KeyframeRequest::Fir { sequence: 1 }
+        .build(0xb, 0xa)
+        .unwrap();
+    let got = a.handle_datagram(now, ntp(), LocalSocket::Rtp, addr("127.0.0.1:6002"), &fir);
+    assert_eq!(got, [VideoDelivery::KeyframeRequested]);
+
+    let due = a.poll_timeout().unwrap();
+    let report = a.poll_transmit(due, ntp()).unwrap();
+    assert!(b
+        .handle_datagram(
+            due,
+            ntp(),
+            LocalSocket::Rtp,
+            addr("127.0.0.1:6000"),
+            &report.payload
+        )
+        .is_empty());
+    assert_eq!(b.counters().rtcp_received, 1);
+    assert!(a.close(due, ntp()).is_some());
+    assert!(a.close(due, ntp()).is_none());
+}

@@ -1,0 +1,133 @@
+//! A classic call's video: the video RTP socket bound before the offer (its port goes into the
+//! SDP's `m=video`), then the [`ClassicVideoSession`] started from the negotiated H.264 stream,
+//! updated in place by re-INVITEs (hold, resume, new address), and stopped with the call.
+//!
+//! Video never decides whether a call works: an offer or answer without video, or a video
+//! stream that cannot start, leaves the call with its audio (and a warning in the log).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use callisto_media::session::{
+    ClassicVideoConfig, ClassicVideoSession, MediaDirection, VideoUpdate,
+};
+use callisto_media::video::h264::PacketizationMode;
+use callisto_media::video::VideoStats;
+use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
+
+use super::media::{srtp_keys_of, VideoOptions};
+use super::CallKey;
+
+/// One classic call's video stream, from the bound socket to the stopped session.
+pub(super) struct ClassicVideo {
+    options: VideoOptions,
+    /// Where we receive video, as our SDP says (RTCP multiplexed, `a=rtcp` the same port).
+    pub(super) local: LocalMedia,
+    /// What we offer and accept.
+    pub(super) policy: VideoPolicy,
+    socket: Option<UdpSocket>,
+    session: Option<ClassicVideoSession>,
+    /// What the last offer/answer agreed for video, if anything.
+    pub(super) negotiated: Option<NegotiatedVideo>,
+}
+
+impl ClassicVideo {
+    /// Binds the video RTP socket on `ip`.
+    pub(super) fn bind(ip: IpAddr, options: VideoOptions) -> io::Result<ClassicVideo> {
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let policy = VideoPolicy {
+            framerate: Some(options.fps),
+            ..VideoPolicy::default()
+        };
+        Ok(ClassicVideo {
+            local: LocalMedia {
+                address: ip,
+                rtp_port: socket.local_addr()?.port(),
+                rtcp_port: None,
+            },
+            policy,
+            options,
+            socket: Some(socket),
+            session: None,
+            negotiated: None,
+        })
+    }
+
+    /// Starts the stream for `negotiated`, updates the running one, or — when the latest
+    /// exchange has no video — makes the running one inactive.
+    pub(super) fn apply(
+        &mut self,
+        negotiated: Option<&NegotiatedVideo>,
+        key: CallKey,
+    ) -> Result<(), String> {
+        self.negotiated = negotiated.cloned();
+        let Some(negotiated) = negotiated else {
+            if let Some(session) = &self.session {
+                session.update(INACTIVE).map_err(|e| e.to_string())?;
+            }
+            return Ok(());
+        };
+        let srtp = srtp_keys_of(negotiated.srtp.as_ref())?;
+        let direction = MediaDirection {
+            send: negotiated.direction.sends(),
+            receive: negotiated.direction.receives(),
+        };
+        if let Some(session) = &self.session {
+            return session
+                .update(VideoUpdate {
+                    remote_rtp: negotiated.remote_rtp,
+                    remote_rtcp: negotiated.remote_rtcp,
+                    direction,
+                    srtp,
+                })
+                .map_err(|e| e.to_string());
+        }
+        let packetization = PacketizationMode::from_fmtp(negotiated.packetization_mode)
+            .ok_or_else(|| {
+                format!(
+                    "packetization mode {} is not supported",
+                    negotiated.packetization_mode
+                )
+            })?;
+        let socket = self
+            .socket
+            .take()
+            .ok_or_else(|| "the video RTP port is gone".to_string())?;
+        let media = super::webrtc::video_media(&self.options)?;
+        let config = ClassicVideoConfig {
+            rtp_socket: socket,
+            rtcp_socket: None,
+            remote_rtp: negotiated.remote_rtp,
+            remote_rtcp: negotiated.remote_rtcp,
+            payload_type: negotiated.payload_type,
+            packetization,
+            max_bitrate: self.options.max_bitrate,
+            srtp,
+            direction,
+            cname: format!("callisto-{:x}", key.0),
+        };
+        let session = ClassicVideoSession::start(config, media.source, media.sink)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            payload_type = negotiated.payload_type,
+            mode = negotiated.packetization_mode,
+            "classic video starts"
+        );
+        self.session = Some(session);
+        Ok(())
+    }
+
+    /// Stops the stream (RTCP BYE, Y4M recording finished); what it measured, if it ran.
+    pub(super) fn stop(self) -> Option<VideoStats> {
+        self.session.map(|mut session| session.stop())
+    }
+}
+
+/// The update that pauses a running stream both ways when a renegotiation dropped video
+/// (nothing is sent to an unspecified address).
+const INACTIVE: VideoUpdate = VideoUpdate {
+    remote_rtp: SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+    remote_rtcp: None,
+    direction: MediaDirection::INACTIVE,
+    srtp: None,
+};
