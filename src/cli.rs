@@ -125,10 +125,10 @@ pub struct MediaArgs {
     /// Highest video bitrate, in kbit/s.
     #[arg(long, value_name = "KBPS", default_value_t = 1500)]
     pub video_kbps: u32,
-    /// A STUN server for ICE, e.g. stun:stun.example.org:3478 (none by default).
+    /// A STUN server for ICE, e.g. stun:HOST:3478 (none by default).
     #[arg(long, value_name = "URI")]
     pub stun: Option<String>,
-    /// A TURN server for ICE, e.g. turn:turn.example.org:3478?transport=udp.
+    /// A TURN server for ICE, e.g. turn:HOST:3478?transport=udp.
     #[arg(long, value_name = "URI")]
     pub turn: Option<String>,
     /// The TURN user name.

@@ -167,9 +167,7 @@ fn ice_servers(args: &MediaArgs) -> Result<Vec<IceServerOptions>, String> {
     let mut servers = Vec::new();
     if let Some(url) = &args.stun {
         if !url.starts_with("stun:") && !url.starts_with("stuns:") {
-            return Err(format!(
-                "--stun {url}: write it like stun:stun.example.org:3478"
-            ));
+            return Err(format!("--stun {url}: write it like stun:HOST:3478"));
         }
         servers.push(IceServerOptions {
             url: url.clone(),
@@ -179,9 +177,7 @@ fn ice_servers(args: &MediaArgs) -> Result<Vec<IceServerOptions>, String> {
     }
     if let Some(url) = &args.turn {
         if !url.starts_with("turn:") && !url.starts_with("turns:") {
-            return Err(format!(
-                "--turn {url}: write it like turn:turn.example.org:3478"
-            ));
+            return Err(format!("--turn {url}: write it like turn:HOST:3478"));
         }
         let (Some(user), Some(password)) = (&args.turn_user, &args.turn_password) else {
             return Err("--turn needs --turn-user and --turn-password".into());
@@ -271,7 +267,7 @@ mod tests {
                 ..MediaArgs::default()
             },
             MediaArgs {
-                stun: Some("stun.example.org".into()),
+                stun: Some("127.0.0.1:3478".into()),
                 ..MediaArgs::default()
             },
             MediaArgs {

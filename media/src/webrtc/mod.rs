@@ -86,7 +86,8 @@ use crate::session::{MediaEvent, SessionError};
 /// A STUN or TURN server (`stun:`, `turn:`, `turns:` URLs).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IceServer {
-    /// Its URLs, e.g. `stun:stun.example.net:3478`, `turn:turn.example.net?transport=udp`.
+    /// Its URLs, `stun:HOST:PORT` or `turn:HOST:PORT?transport=udp`, naming a server the user
+    /// configured (there is none by default).
     pub urls: Vec<String>,
     /// TURN user name (empty for STUN).
     pub username: String,
