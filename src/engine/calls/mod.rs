@@ -70,6 +70,15 @@ pub struct OutgoingCall {
     pub media: MediaOptions,
 }
 
+/// An outgoing call whose offer is ready.
+struct Invite<'a> {
+    call: &'a OutgoingCall,
+    account: Option<usize>,
+    offer: String,
+    /// When the call was placed (the offer may have taken a while).
+    started: Instant,
+}
+
 /// How long an INFO DTMF digit is reported to last.
 const INFO_DTMF_DURATION: Duration = Duration::from_millis(160);
 /// How long an RFC 4733 digit is held.
@@ -213,7 +222,7 @@ impl Calls {
         if call.media.profile == MediaProfile::WebRtc {
             return self.prepare_offer(key, call, account);
         }
-        let media = match CallMedia::bind(ip, call.media) {
+        let media = match CallMedia::bind(ip, call.media.clone()) {
             Ok(media) => media,
             Err(error) => return fail(format!("cannot open an RTP port: {error}")),
         };
@@ -228,20 +237,44 @@ impl Calls {
             Ok(offer) => offer,
             Err(error) => return fail(format!("cannot make an offer: {error}")),
         };
-        let identity = call.from.clone();
-        let mut config = OutgoingCallConfig::new(call.from, call.to, call.target, call.local_sip);
+        let invite = Invite {
+            call: &call,
+            account,
+            offer: offer.to_string(),
+            started: now,
+        };
+        self.send_invite(endpoint, now, key, invite, media, sdp);
+        true
+    }
+
+    /// Sends the INVITE of an outgoing call with our `offer` and keeps the call under `key`.
+    fn send_invite(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        invite: Invite<'_>,
+        media: CallMedia,
+        sdp: SdpSession,
+    ) -> &mut Call {
+        let call = invite.call;
+        let mut config = OutgoingCallConfig::new(
+            call.from.clone(),
+            call.to.clone(),
+            call.target,
+            call.local_sip,
+        );
         if let Some(host) = &call.contact_host {
             config = config.with_contact_host(host);
         }
-        config.credentials = call.credentials;
-        config.body = Some(Body::sdp(offer.to_string()));
+        config.credentials = call.credentials.clone();
+        config.body = Some(Body::sdp(invite.offer));
         let id = endpoint.start_call(now, config);
         self.by_id.insert(id, key);
-        let mut call = Call::new(key, id, media, sdp, now);
-        call.identity = Some(identity);
-        call.account = account;
-        self.calls.insert(key, call);
-        true
+        let mut entry = Call::new(key, id, media, sdp, invite.started);
+        entry.identity = Some(call.from.clone());
+        entry.account = invite.account;
+        self.calls.entry(key).insert_entry(entry).into_mut()
     }
 
     /// Answers a ringing incoming call and starts its media. Calls already up are put on

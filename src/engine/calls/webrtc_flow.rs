@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use callisto_media::session::AudioStats;
 use callisto_media::webrtc::{CandidateKind, VideoStats, WebRtcEvent, WebRtcSession, WebRtcStats};
-use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
+use callisto_signaling::call::{Body, CallEvent, CallId};
 use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, SdpSession};
 use tokio::sync::mpsc;
@@ -19,7 +19,7 @@ use super::update::{IceSummary, VideoSummary};
 use super::webrtc::{self, WebRtcReady};
 use super::{
     AudioSummary, Call, CallFailure, CallKey, CallSummary, CallUpdate, Calls, IncomingInvite,
-    MediaProfile, OutgoingCall,
+    Invite, MediaProfile, OutgoingCall,
 };
 use crate::engine::EngineEvent;
 
@@ -212,26 +212,17 @@ impl Calls {
         };
         let call = *call;
         let ip = call.local_sip.ip();
-        let mut config = OutgoingCallConfig::new(
-            call.from.clone(),
-            call.to.clone(),
-            call.target,
-            call.local_sip,
-        );
-        if let Some(host) = &call.contact_host {
-            config = config.with_contact_host(host);
-        }
-        config.credentials = call.credentials.clone();
-        config.body = Some(Body::sdp(offer));
-        let id = endpoint.start_call(now, config);
-        self.by_id.insert(id, key);
         let media = CallMedia::unbound(ip, call.media.clone());
-        let mut entry = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
-        entry.identity = Some(call.from.clone());
-        entry.account = account;
+        let sdp = SdpSession::new(ip, &mut self.rng);
+        let invite = Invite {
+            call: &call,
+            account,
+            offer,
+            started,
+        };
+        let entry = self.send_invite(endpoint, now, key, invite, media, sdp);
         entry.webrtc = Some(Arc::new(*session));
         entry.fallback = Some((call, account));
-        self.calls.insert(key, entry);
     }
 
     /// Our answer to an incoming WebRTC offer is ready: ring and announce the call.
