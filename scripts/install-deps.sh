@@ -30,6 +30,18 @@ BUILD_PACKAGES=(
     nasm
     libopus-dev
     ca-certificates
+    # What the window loads at run time (winit opens X11 or Wayland and the keyboard map by
+    # name), and a font for the text.
+    libx11-6
+    libx11-xcb1
+    libxcursor1
+    libxi6
+    libxrandr2
+    libxkbcommon0
+    libxkbcommon-x11-0
+    libwayland-client0
+    libwayland-cursor0
+    fonts-dejavu-core
 )
 
 TEST_PACKAGES=(
@@ -46,6 +58,8 @@ TEST_PACKAGES=(
     procps
     strace
     chromium
+    # A virtual X server for the window's screenshots (tests/ui_screenshots.rs).
+    xvfb
 )
 
 # Node.js for the browser peer: any `node` and `npm` on PATH will do (the machine may have its

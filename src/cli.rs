@@ -180,6 +180,18 @@ impl Default for MediaArgs {
     }
 }
 
+impl MediaArgs {
+    /// The media flags as if none were given (what the desktop app starts from).
+    pub fn defaults() -> MediaArgs {
+        #[derive(Parser)]
+        struct OnlyMedia {
+            #[command(flatten)]
+            media: MediaArgs,
+        }
+        OnlyMedia::parse_from(["callisto"]).media
+    }
+}
+
 /// `callisto call`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct CallArgs {

@@ -9,8 +9,11 @@
 //! - [`engine`]: the one task that owns SIP state: registrations and calls (SDP offer/answer,
 //!   media sessions).
 //! - [`register`], [`call`]: the headless commands.
+//! - [`app`]: the desktop app's view-model and controller (no window; tested headless).
+//! - [`ui`]: the Slint window and its adapters.
 
 pub mod account;
+pub mod app;
 pub mod call;
 pub mod cli;
 pub mod config;
@@ -18,3 +21,4 @@ pub mod dns;
 pub mod engine;
 pub mod register;
 pub mod transport;
+pub mod ui;

@@ -1,8 +1,10 @@
 //! The `callisto` binary: parse the command line, set up logging, run the command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use callisto::cli::{Cli, Command, RegisterArgs};
+use callisto::app::AppSetup;
+use callisto::cli::{Cli, Command};
 use callisto::config::Config;
 use callisto::{call, register};
 use clap::Parser;
@@ -29,9 +31,16 @@ fn main() -> ExitCode {
             return ExitCode::from(register::exit::OTHER);
         }
     };
+    let Some(command) = cli.command else {
+        return open_window(
+            config,
+            config_path,
+            cli.data_dir.or_else(callisto::app::default_data_dir),
+        );
+    };
     // Calls may carry WebRTC sessions, whose peer connections need a multi-threaded runtime;
     // registering alone runs on one thread.
-    let calls = matches!(cli.command, Some(Command::Call(_) | Command::Answer(_)));
+    let calls = matches!(command, Command::Call(_) | Command::Answer(_));
     let runtime = if calls {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -51,9 +60,9 @@ fn main() -> ExitCode {
     };
     let data_dir = cli.data_dir.clone();
     let selected = cli.account.clone();
-    let args = match cli.command {
-        Some(Command::Register(args)) => args,
-        Some(Command::Call(args)) => {
+    let args = match command {
+        Command::Register(args) => args,
+        Command::Call(args) => {
             return runtime.block_on(call::run_call(
                 args,
                 config,
@@ -61,22 +70,13 @@ fn main() -> ExitCode {
                 data_dir.as_deref(),
             ))
         }
-        Some(Command::Answer(args)) => {
+        Command::Answer(args) => {
             return runtime.block_on(call::run_answer(
                 args,
                 config,
                 selected.as_deref(),
                 data_dir.as_deref(),
             ))
-        }
-        // Until the desktop window exists, the app registers the configured accounts and reports.
-        None => {
-            println!(
-                "Callisto {}: registering the accounts in {} (Ctrl-C to stop).",
-                env!("CARGO_PKG_VERSION"),
-                config_path.display()
-            );
-            RegisterArgs::default()
         }
     };
     runtime.block_on(register::run(
@@ -85,6 +85,23 @@ fn main() -> ExitCode {
         selected.as_deref(),
         data_dir.as_deref(),
     ))
+}
+
+/// `callisto` with no command: the desktop window.
+fn open_window(config: Config, config_path: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
+    let setup = AppSetup {
+        config,
+        config_path,
+        data_dir,
+        notice: String::new(),
+    };
+    match callisto::ui::run_window(setup) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("callisto: {message}");
+            ExitCode::from(register::exit::OTHER)
+        }
+    }
 }
 
 fn init_logging(verbose: u8) {

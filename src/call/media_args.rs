@@ -8,7 +8,8 @@ use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
 use crate::cli::MediaArgs;
 use crate::config::Account;
 use crate::engine::{
-    AudioInput, IceServerOptions, MediaOptions, MediaProfile, VideoInput, VideoOptions,
+    AudioInput, CallControls, IceServerOptions, MediaOptions, MediaProfile, VideoInput,
+    VideoOptions,
 };
 
 /// Turns the media flags into the engine's media options.
@@ -113,6 +114,7 @@ pub fn media_options_for(
         video: video_options(args)?,
         ice_servers: ice_servers(args)?,
         relay_only: args.relay_only,
+        controls: CallControls::default(),
     })
 }
 

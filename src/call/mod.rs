@@ -35,7 +35,7 @@ mod media_args;
 mod report;
 
 use control::control_lines;
-pub use media_args::media_options;
+pub use media_args::{media_options, media_options_for};
 use report::report;
 
 /// Completes what the user typed into a SIP URI: `sip:`/`sips:` as given, `tel:+123` and bare
@@ -294,7 +294,7 @@ pub async fn run_answer(
 }
 
 /// A call without a registrar: the INVITE goes straight to the URI's host.
-async fn direct_call(
+pub(crate) async fn direct_call(
     account: &AccountArgs,
     engine: &EngineHandle,
     to: rsip::Uri,
@@ -403,7 +403,10 @@ async fn drive_calls(
                 match update {
                     CallUpdate::Incoming { .. } => {
                         live.push(key);
-                        let _ = session.engine.commands.send(Command::Answer { key });
+                        let _ = session
+                            .engine
+                            .commands
+                            .send(Command::Answer { key, video: true });
                     }
                     CallUpdate::TransferRequested { new_call, .. } => {
                         // The conversation goes on in the new call: wait for it too.

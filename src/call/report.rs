@@ -24,6 +24,8 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             } => {
                 json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to})
             }
+            // For a window; a terminal has nothing to show.
+            CallUpdate::Controls(_) | CallUpdate::Statistics(_) => return,
             CallUpdate::Ringing { early_media } => {
                 json!({"event": "ringing", "call": call, "early_media": early_media})
             }
@@ -77,6 +79,7 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             Some(name) => println!("Incoming call from {name} <{from}>."),
             None => println!("Incoming call from {from}."),
         },
+        CallUpdate::Controls(_) | CallUpdate::Statistics(_) => {}
         CallUpdate::Ringing { early_media: false } => println!("Ringing."),
         CallUpdate::Ringing { early_media: true } => println!("Ringing, with early media."),
         CallUpdate::Answered {

@@ -26,8 +26,9 @@ use calls::TransferRequest;
 mod calls;
 
 pub use calls::{
-    AudioInput, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate, IceServerOptions,
-    IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
+    AudioInput, AudioSummary, CallControls, CallFailure, CallKey, CallSummary, CallUpdate,
+    IceServerOptions, IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput,
+    VideoOptions, VideoSummary,
 };
 
 /// What the engine can be asked to do.
@@ -54,8 +55,11 @@ pub enum Command {
     AcceptCalls {
         media: Option<Box<MediaOptions>>,
     },
+    /// Answer a ringing call; without `video`, a classic call's video is declined (port 0)
+    /// and a WebRTC call starts with the camera off.
     Answer {
         key: CallKey,
+        video: bool,
     },
     Reject {
         key: CallKey,
@@ -73,6 +77,11 @@ pub enum Command {
     Dtmf {
         key: CallKey,
         digits: String,
+    },
+    /// Silence our microphone in this call (or let it be heard again).
+    Mute {
+        key: CallKey,
+        muted: bool,
     },
     /// Ask the other side to call `target` instead (blind transfer).
     Transfer {
@@ -180,6 +189,8 @@ impl Driver {
     ) {
         let span = tracing::debug_span!("engine");
         let _entered = span.enter();
+        let mut statistics = tokio::time::interval(Duration::from_secs(1));
+        statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             self.flush().await;
             if let Some(deadline) = self.shutdown_deadline {
@@ -214,6 +225,7 @@ impl Driver {
                     self.calls
                         .on_media_event(&mut self.endpoint, now, key, event, &self.events);
                 }
+                _ = statistics.tick() => self.calls.report_statistics(&self.events),
                 _ = sleep_until(wake) => {
                     self.send_keepalives().await;
                     let now = Instant::now().into_std();
@@ -306,14 +318,15 @@ impl Driver {
                     .start(&mut self.endpoint, now, key, call, account, &self.events);
             }
             Command::AcceptCalls { media } => self.calls.accept_incoming(media.map(|m| *m)),
-            Command::Answer { key } => {
+            Command::Answer { key, video } => {
                 self.calls
-                    .answer(&mut self.endpoint, now, key, &self.events)
+                    .answer(&mut self.endpoint, now, key, video, &self.events)
             }
             Command::Reject { key, code } => self.calls.reject(&mut self.endpoint, now, key, code),
             Command::HangUp { key } => self.calls.hang_up(&mut self.endpoint, now, key),
             Command::Hold { key } => self.calls.set_hold(&mut self.endpoint, now, key, true),
             Command::Resume { key } => self.calls.set_hold(&mut self.endpoint, now, key, false),
+            Command::Mute { key, muted } => self.calls.set_mute(key, muted),
             Command::Dtmf { key, digits } => {
                 self.calls.send_dtmf(&mut self.endpoint, now, key, &digits)
             }

@@ -44,6 +44,7 @@ pub mod sip_uas;
 pub mod tcp_proxy;
 pub mod video;
 pub mod wav;
+pub mod xvfb;
 
 use std::collections::HashSet;
 use std::net::{TcpListener, UdpSocket};

@@ -20,6 +20,7 @@
 mod channel_mix;
 mod error;
 mod frame;
+mod mute;
 mod resampler;
 mod sink;
 mod source;
@@ -35,6 +36,7 @@ mod wav_tests;
 pub use channel_mix::mix_channels;
 pub use error::AudioError;
 pub use frame::{AudioFormat, AudioFrame, FRAME_MS};
+pub use mute::{MutableSource, MuteSwitch};
 pub use resampler::Resampler;
 pub use sink::{AudioSink, MemorySink, NullSink, SharedSamples};
 pub use source::{AudioSource, SilenceSource, Take};

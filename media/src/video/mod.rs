@@ -20,6 +20,7 @@
 
 mod error;
 mod frame;
+mod frame_slot;
 pub mod h264;
 mod scale;
 mod sink;
@@ -30,6 +31,7 @@ mod y4m;
 
 pub use error::VideoError;
 pub use frame::{check_dimensions, i420_len, VideoFormat, VideoFrame, MAX_DIMENSION};
+pub use frame_slot::{CameraSwitch, FrameSlot, PreviewSource, SlotSink};
 pub use scale::scale_i420;
 pub use sink::{CallbackSink, MemoryVideoSink, NullVideoSink, SharedFrames, VideoSink};
 pub use source::VideoSource;

@@ -15,12 +15,13 @@ use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::VideoStats;
 use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
 
-use super::media::{srtp_keys_of, VideoOptions};
+use super::media::{srtp_keys_of, CallControls, VideoOptions};
 use super::CallKey;
 
 /// One classic call's video stream, from the bound socket to the stopped session.
 pub(super) struct ClassicVideo {
     options: VideoOptions,
+    controls: CallControls,
     /// Where we receive video, as our SDP says (RTCP multiplexed, `a=rtcp` the same port).
     pub(super) local: LocalMedia,
     /// What we offer and accept.
@@ -33,7 +34,11 @@ pub(super) struct ClassicVideo {
 
 impl ClassicVideo {
     /// Binds the video RTP socket on `ip`.
-    pub(super) fn bind(ip: IpAddr, options: VideoOptions) -> io::Result<ClassicVideo> {
+    pub(super) fn bind(
+        ip: IpAddr,
+        options: VideoOptions,
+        controls: CallControls,
+    ) -> io::Result<ClassicVideo> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         let policy = VideoPolicy {
             framerate: Some(options.fps),
@@ -47,6 +52,7 @@ impl ClassicVideo {
             },
             policy,
             options,
+            controls,
             socket: Some(socket),
             session: None,
             negotiated: None,
@@ -93,7 +99,7 @@ impl ClassicVideo {
             .socket
             .take()
             .ok_or_else(|| "the video RTP port is gone".to_string())?;
-        let media = super::webrtc::video_media(&self.options)?;
+        let media = super::webrtc::video_media(&self.options, &self.controls)?;
         let config = ClassicVideoConfig {
             rtp_socket: socket,
             rtcp_socket: None,
@@ -115,6 +121,11 @@ impl ClassicVideo {
         );
         self.session = Some(session);
         Ok(())
+    }
+
+    /// What the running stream measured so far.
+    pub(super) fn stats(&self) -> Option<VideoStats> {
+        self.session.as_ref().map(|session| session.stats())
     }
 
     /// Stops the stream (RTCP BYE, Y4M recording finished); what it measured, if it ran.

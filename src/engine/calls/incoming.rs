@@ -33,11 +33,12 @@ impl Calls {
         invite: IncomingInvite,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
-        let Some(mut options) = self.incoming.clone() else {
+        let Some(options) = self.incoming.clone() else {
             // Nothing here takes calls (registering only): decline politely.
             let _ = endpoint.reject(now, id, 480);
             return;
         };
+        let mut options = options.for_one_call();
         self.incoming_count += 1;
         if self.incoming_count > 1 {
             options.record = options
@@ -54,6 +55,7 @@ impl Calls {
             }
         };
         let mut sdp = SdpSession::new(ip, &mut self.rng);
+        let mut classic_offer = None;
         let (prepared_answer, negotiated) = match &invite.body {
             Some(body) => {
                 let offer = match sdp::parse(&body.bytes) {
@@ -71,15 +73,17 @@ impl Calls {
                     let options = media.options.clone();
                     return self.prepare_answer(key, id, invite, ip, options, text);
                 }
-                match sdp.answer_with_video(
+                let answered = sdp.answer_with_video(
                     &offer,
                     &media.local,
                     &media.options.policy,
                     media.video_offer(),
                     Direction::SendRecv,
                     &mut self.rng,
-                ) {
+                );
+                match answered {
                     Ok((answer, negotiated)) => {
+                        classic_offer = Some(offer);
                         (Some(Body::sdp(answer.to_string())), Some(negotiated))
                     }
                     Err(error) => {
@@ -111,8 +115,10 @@ impl Calls {
         let key = CallKey(self.keys.fetch_add(1, Ordering::Relaxed));
         self.by_id.insert(id, key);
         media.negotiated = negotiated;
+        let controls = media.options.controls.clone();
         let mut call = Call::new(key, id, media, sdp, now);
         call.prepared_answer = prepared_answer;
+        call.offer = classic_offer;
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
         call.announced_ringing = true;
         self.calls.insert(key, call);
@@ -124,6 +130,10 @@ impl Calls {
                 display_name: invite.display_name,
                 to: invite.to,
             },
+        });
+        let _ = events.send(EngineEvent::Call {
+            key,
+            update: CallUpdate::Controls(controls),
         });
     }
 }

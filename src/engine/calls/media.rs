@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 
 use callisto_media::audio::{
-    AudioFormat, AudioSink, AudioSource, EndOfFile, NullSink, SilenceSource, ToneSource,
-    WavRecorder, WavSource,
+    AudioFormat, AudioSink, AudioSource, EndOfFile, MutableSource, MuteSwitch, NullSink,
+    SilenceSource, ToneSource, WavRecorder, WavSource,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
 use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
@@ -19,7 +19,7 @@ use callisto_media::session::{
     AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
     MediaEvent, MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
 };
-use callisto_media::video::VideoStats;
+use callisto_media::video::{CameraSwitch, FrameSlot, VideoStats};
 use callisto_signaling::sdp::{
     self, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, NegotiatedVideo, SrtpSuite,
     VideoPolicy,
@@ -99,6 +99,22 @@ pub struct MediaOptions {
     pub ice_servers: Vec<IceServerOptions>,
     /// WebRTC media through a TURN server of `ice_servers` only (relay candidates only).
     pub relay_only: bool,
+    /// The call's switches and pictures; every call gets its own (see `for_one_call`).
+    pub controls: CallControls,
+}
+
+/// What the app holds of one call's media while it runs: switches it flips and pictures it
+/// shows. Cloning shares them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallControls {
+    /// Silences our microphone.
+    pub mute: MuteSwitch,
+    /// Off sends black frames instead of our picture.
+    pub camera: CameraSwitch,
+    /// Our picture as it is sent (the self-view).
+    pub local_video: FrameSlot,
+    /// The other side's picture as it is decoded.
+    pub remote_video: FrameSlot,
 }
 
 impl Default for MediaOptions {
@@ -111,7 +127,17 @@ impl Default for MediaOptions {
             video: None,
             ice_servers: Vec::new(),
             relay_only: false,
+            controls: CallControls::default(),
         }
+    }
+}
+
+impl MediaOptions {
+    /// These options with switches and pictures of their own, for one call (options shared by
+    /// all incoming calls must not mute them all at once).
+    pub(super) fn for_one_call(mut self) -> Self {
+        self.controls = CallControls::default();
+        self
     }
 }
 
@@ -150,7 +176,7 @@ impl CallMedia {
         let video = options
             .video
             .clone()
-            .map(|video| ClassicVideo::bind(ip, video))
+            .map(|video| ClassicVideo::bind(ip, video, options.controls.clone()))
             .transpose()?;
         let local = LocalMedia {
             address: ip,
@@ -209,6 +235,11 @@ impl CallMedia {
         self.session.as_ref()
     }
 
+    /// The running video stream's figures so far (classic path).
+    pub(super) fn video_stats(&self) -> Option<VideoStats> {
+        self.video.as_ref().and_then(ClassicVideo::stats)
+    }
+
     /// Whether both sides agreed on RFC 4733 events.
     pub(super) fn has_telephone_event(&self) -> bool {
         self.negotiated
@@ -251,7 +282,7 @@ impl CallMedia {
             .take()
             .ok_or_else(|| "the RTP port is gone".to_string())?;
         let format = AudioFormat::new(stream.codec.clock_rate(), 1);
-        let source = make_source(&self.options.input, format)?;
+        let source = make_source(&self.options.input, &self.options.controls.mute, format)?;
         let sink = make_sink(self.options.record.as_deref(), format)?;
         let config = ClassicSessionConfig {
             rtp_socket: socket,
@@ -339,16 +370,18 @@ pub(super) fn srtp_keys_of(srtp: Option<&NegotiatedSrtp>) -> Result<Option<SrtpK
 
 pub(super) fn make_source(
     input: &AudioInput,
+    mute: &MuteSwitch,
     format: AudioFormat,
 ) -> Result<Box<dyn AudioSource>, String> {
-    Ok(match input {
+    let source: Box<dyn AudioSource> = match input {
         AudioInput::Tone { hz } => Box::new(ToneSource::with_dbfs(format, *hz, -12.0)),
         AudioInput::Silence => Box::new(SilenceSource::new(format)),
         AudioInput::File(path) => Box::new(
             WavSource::open(path, EndOfFile::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
-    })
+    };
+    Ok(Box::new(MutableSource::new(source, mute.clone())))
 }
 
 pub(super) fn make_sink(

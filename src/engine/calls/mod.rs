@@ -25,7 +25,7 @@ use callisto_media::session::MediaEvent;
 use callisto_signaling::auth::Credentials;
 use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
 use callisto_signaling::endpoint::Endpoint;
-use callisto_signaling::sdp::{self, Direction, SdpSession};
+use callisto_signaling::sdp::{self, Direction, SdpSession, SessionDescription};
 use callisto_signaling::transport::Target;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -44,7 +44,8 @@ mod webrtc_flow;
 use incoming::IncomingInvite;
 pub(super) use media::CallMediaEvent;
 pub use media::{
-    AudioInput, IceServerOptions, MediaOptions, MediaProfile, VideoInput, VideoOptions,
+    AudioInput, CallControls, IceServerOptions, MediaOptions, MediaProfile, VideoInput,
+    VideoOptions,
 };
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
@@ -91,6 +92,9 @@ struct Call {
     sdp: SdpSession,
     /// Incoming: the answer to send with the 200.
     prepared_answer: Option<Body>,
+    /// Incoming on the classic path: the peer's offer (answered again without video when the
+    /// user answers audio-only).
+    offer: Option<SessionDescription>,
     started: Instant,
     established: Option<Instant>,
     announced_ringing: bool,
@@ -125,6 +129,7 @@ impl Call {
             media,
             sdp,
             prepared_answer: None,
+            offer: None,
             started: now,
             established: None,
             announced_ringing: false,
@@ -203,10 +208,15 @@ impl Calls {
         endpoint: &mut Endpoint,
         now: Instant,
         key: CallKey,
-        call: OutgoingCall,
+        mut call: OutgoingCall,
         account: Option<usize>,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) -> bool {
+        call.media = call.media.for_one_call();
+        let _ = events.send(EngineEvent::Call {
+            key,
+            update: CallUpdate::Controls(call.media.controls.clone()),
+        });
         let fail = |reason: String| {
             let _ = events.send(EngineEvent::Call {
                 key,
@@ -278,14 +288,19 @@ impl Calls {
     }
 
     /// Answers a ringing incoming call and starts its media. Calls already up are put on
-    /// hold first (call waiting: the new call takes over, the others wait).
+    /// hold first (call waiting: the new call takes over, the others wait). Without `video`
+    /// the answer declines a classic offer's video, and a WebRTC call's camera starts off.
     pub(super) fn answer(
         &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
         key: CallKey,
+        video: bool,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
+        if !video {
+            self.answer_without_video(key);
+        }
         if self
             .calls
             .get(&key)
@@ -328,6 +343,77 @@ impl Calls {
                     },
                 });
             }
+        }
+    }
+
+    /// Makes a ringing call's answer audio-only: a classic answer again without video (its
+    /// video socket closes), the camera of a WebRTC call off.
+    fn answer_without_video(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.media.options.controls.camera.set(false);
+        let Some(offer) = call.offer.as_ref().filter(|_| call.media.video.is_some()) else {
+            return;
+        };
+        let answer = call.sdp.answer_with_video(
+            offer,
+            &call.media.local,
+            &call.media.options.policy,
+            None,
+            Direction::SendRecv,
+            &mut self.rng,
+        );
+        match answer {
+            Ok((answer, negotiated)) => {
+                call.prepared_answer = Some(Body::sdp(answer.to_string()));
+                call.media.negotiated = Some(negotiated);
+                call.media.video = None;
+            }
+            Err(error) => tracing::warn!(%error, "cannot answer without video"),
+        }
+    }
+
+    /// Reports every established call's figures so far (for a statistics panel).
+    pub(super) fn report_statistics(&self, events: &mpsc::UnboundedSender<EngineEvent>) {
+        let now = Instant::now();
+        for call in self.calls.values() {
+            let Some(established) = call.established else {
+                continue;
+            };
+            let summary = match &call.webrtc {
+                Some(session) => {
+                    webrtc_flow::live_summary(call.started, Some(established), &session.stats())
+                }
+                None => {
+                    let audio = call.media.session().map(|s| s.stats());
+                    CallSummary {
+                        duration: now.saturating_duration_since(established),
+                        setup: Some(established.saturating_duration_since(call.started)),
+                        first_rtp: audio
+                            .as_ref()
+                            .and_then(|s| s.first_rtp_received_at)
+                            .map(|at| at.saturating_duration_since(call.started)),
+                        audio: audio.as_ref().map(AudioSummary::from),
+                        video: call
+                            .media
+                            .video_stats()
+                            .map(|v| webrtc_flow::video_summary(&v, call.started)),
+                        ice: None,
+                    }
+                }
+            };
+            let _ = events.send(EngineEvent::Call {
+                key: call.key,
+                update: CallUpdate::Statistics(Box::new(summary)),
+            });
+        }
+    }
+
+    /// Silences (or un-silences) the call's microphone.
+    pub(super) fn set_mute(&mut self, key: CallKey, muted: bool) {
+        if let Some(call) = self.calls.get(&key) {
+            call.media.options.controls.mute.set(muted);
         }
     }
 

@@ -7,7 +7,7 @@ use callisto_media::session::AudioStats;
 
 use callisto_signaling::call::FailureCause;
 
-use super::{CallKey, MediaProfile};
+use super::{CallControls, CallKey, MediaProfile};
 
 /// Why a call did not connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,9 @@ pub enum CallUpdate {
         display_name: Option<String>,
         to: String,
     },
+    /// The call's switches (mute, camera) and pictures (self-view, remote video), for a
+    /// window; sent once, right after the call is placed or announced.
+    Controls(CallControls),
     /// The callee's phone rings; with `early_media`, its media (a ringback tone, an
     /// announcement) already plays before the answer.
     Ringing { early_media: bool },
@@ -47,6 +50,9 @@ pub enum CallUpdate {
         path: MediaProfile,
         video: bool,
     },
+    /// The figures of an established call so far, once a second (`duration` is how long it
+    /// has been up).
+    Statistics(Box<CallSummary>),
     /// The call was put on hold (by the other side when `by_remote`).
     Held { by_remote: bool },
     /// The call was taken off hold.

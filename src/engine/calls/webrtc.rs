@@ -19,7 +19,8 @@ use std::sync::Arc;
 use callisto_media::audio::{AudioFormat, AudioSink, AudioSource};
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::{
-    NullVideoSink, TestPattern, VideoFormat, VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
+    NullVideoSink, PreviewSource, SlotSink, TestPattern, VideoFormat, VideoSink, VideoSource,
+    Y4mEnd, Y4mRecorder, Y4mSource,
 };
 use callisto_media::webrtc::{
     IceServer, VideoConfig, WebRtcAudioConfig, WebRtcConfig, WebRtcEvent, WebRtcMedia,
@@ -27,7 +28,7 @@ use callisto_media::webrtc::{
 };
 use callisto_signaling::sdp::AudioPolicy;
 
-use super::media::{make_sink, make_source, CallMediaEvent, MediaEvents};
+use super::media::{make_sink, make_source, CallControls, CallMediaEvent, MediaEvents};
 use super::{CallKey, MediaOptions, VideoInput, VideoOptions};
 
 /// What a WebRTC step reports when it is done.
@@ -109,9 +110,14 @@ fn audio_codecs(policy: &AudioPolicy) -> Vec<AudioCodecKind> {
 /// resampled by the pipelines).
 fn session_media(options: &MediaOptions) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
-    let audio_source: Box<dyn AudioSource> = make_source(&options.input, format)?;
+    let audio_source: Box<dyn AudioSource> =
+        make_source(&options.input, &options.controls.mute, format)?;
     let audio_sink: Box<dyn AudioSink> = make_sink(options.record.as_deref(), format)?;
-    let video = options.video.as_ref().map(video_media).transpose()?;
+    let video = options
+        .video
+        .as_ref()
+        .map(|video| video_media(video, &options.controls))
+        .transpose()?;
     Ok(WebRtcMedia {
         audio_source,
         audio_sink,
@@ -119,7 +125,12 @@ fn session_media(options: &MediaOptions) -> Result<WebRtcMedia, String> {
     })
 }
 
-pub(super) fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, String> {
+/// The video a call sends and where what it receives goes; the app's self-view and remote
+/// picture are kept in `controls`' slots, and its camera switch can blank what is sent.
+pub(super) fn video_media(
+    video: &VideoOptions,
+    controls: &CallControls,
+) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
     let source: Box<dyn VideoSource> = match &video.input {
@@ -131,6 +142,11 @@ pub(super) fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, Stri
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
     };
+    let source = Box::new(PreviewSource::new(
+        source,
+        controls.local_video.clone(),
+        controls.camera.clone(),
+    ));
     let sink: Box<dyn VideoSink> = match &video.record {
         Some(path) => Box::new(
             Y4mRecorder::create(path, video.fps)
@@ -138,6 +154,7 @@ pub(super) fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, Stri
         ),
         None => Box::new(NullVideoSink::new()),
     };
+    let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
     Ok(WebRtcVideoMedia { source, sink })
 }
 

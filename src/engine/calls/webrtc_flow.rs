@@ -14,7 +14,7 @@ use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, SdpSession};
 use tokio::sync::mpsc;
 
-use super::media::CallMedia;
+use super::media::{CallControls, CallMedia};
 use super::update::{IceSummary, VideoSummary};
 use super::webrtc::{self, WebRtcReady};
 use super::{
@@ -37,6 +37,8 @@ pub(super) enum Preparing {
         invite: IncomingInvite,
         ip: IpAddr,
         started: Instant,
+        /// The switches and pictures the answering session was made with.
+        controls: CallControls,
     },
 }
 
@@ -123,6 +125,7 @@ impl Calls {
         options: super::MediaOptions,
         offer: String,
     ) {
+        let controls = options.controls.clone();
         webrtc::spawn_answer(key, ip, options, offer, self.media_events.clone());
         self.by_id.insert(id, key);
         self.preparing.insert(
@@ -132,6 +135,7 @@ impl Calls {
                 invite,
                 ip,
                 started: Instant::now(),
+                controls,
             },
         );
     }
@@ -239,6 +243,7 @@ impl Calls {
             invite,
             ip,
             started,
+            controls,
         }) = self.preparing.remove(&key)
         else {
             if let Ok((session, _)) = result {
@@ -256,7 +261,8 @@ impl Calls {
                 return;
             }
         };
-        let options = self.incoming.clone().unwrap_or_default();
+        let mut options = self.incoming.clone().unwrap_or_default();
+        options.controls = controls;
         let media = CallMedia::unbound(ip, options);
         let mut call = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
         call.concluded_sdp = Some(answer.clone());
@@ -265,6 +271,7 @@ impl Calls {
         call.announced_ringing = true;
         call.webrtc = Some(Arc::new(*session));
         call.answer_applied = true;
+        let controls = call.media.options.controls.clone();
         self.calls.insert(key, call);
         let _ = endpoint.ring(now, id);
         let _ = events.send(EngineEvent::Call {
@@ -274,6 +281,10 @@ impl Calls {
                 display_name: invite.display_name,
                 to: invite.to,
             },
+        });
+        let _ = events.send(EngineEvent::Call {
+            key,
+            update: CallUpdate::Controls(controls),
         });
     }
 
@@ -381,23 +392,28 @@ impl Calls {
 
 /// A closed WebRTC call's summary.
 fn summary(closing: &Closing, stats: &WebRtcStats) -> CallSummary {
-    let ended = Instant::now();
+    live_summary(closing.started, closing.established, stats)
+}
+
+/// A WebRTC call's figures so far (`started`: its INVITE; `established`: when it was up).
+pub(super) fn live_summary(
+    started: Instant,
+    established: Option<Instant>,
+    stats: &WebRtcStats,
+) -> CallSummary {
+    let now = Instant::now();
     let audio: Option<&AudioStats> = stats.audio.as_ref();
     CallSummary {
-        duration: closing
-            .established
-            .map_or(Duration::ZERO, |at| ended.saturating_duration_since(at)),
-        setup: closing
-            .established
-            .map(|at| at.saturating_duration_since(closing.started)),
+        duration: established.map_or(Duration::ZERO, |at| now.saturating_duration_since(at)),
+        setup: established.map(|at| at.saturating_duration_since(started)),
         first_rtp: audio
             .and_then(|s| s.first_rtp_received_at)
-            .map(|at| at.saturating_duration_since(closing.started)),
+            .map(|at| at.saturating_duration_since(started)),
         audio: audio.map(AudioSummary::from),
         video: stats
             .video
             .as_ref()
-            .map(|video| video_summary(video, closing.started)),
+            .map(|video| video_summary(video, started)),
         ice: ice_summary(stats),
     }
 }

@@ -1,0 +1,242 @@
+//! Handing video to a window: the latest frame only, never a queue (DESIGN.md rule 4).
+//!
+//! A [`FrameSlot`] is written by a media thread (each decoded or captured frame replaces the
+//! previous one) and read by the UI at its own pace: [`FrameSlot::take_newer`] returns a frame
+//! only when one arrived since the last look, so a window polling at 30 Hz converts each frame
+//! at most once and skips the ones it had no time for.
+//!
+//! [`SlotSink`] writes a slot as a [`VideoSink`] (the remote picture, besides a recorder);
+//! [`PreviewSource`] copies what a [`VideoSource`] produces into a slot (the self-view) and,
+//! with its [`CameraSwitch`] off, sends black frames instead of the picture.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::error::VideoError;
+use super::frame::{VideoFormat, VideoFrame};
+use super::sink::VideoSink;
+use super::source::VideoSource;
+
+#[derive(Debug, Default)]
+struct Slot {
+    frame: Mutex<Option<VideoFrame>>,
+    generation: AtomicU64,
+}
+
+/// The latest frame of a stream, shared between its writer and a reader.
+#[derive(Debug, Clone, Default)]
+pub struct FrameSlot(Arc<Slot>);
+
+impl FrameSlot {
+    pub fn new() -> Self {
+        FrameSlot::default()
+    }
+
+    /// Replaces the frame.
+    pub fn put(&self, frame: &VideoFrame) {
+        let mut slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(frame.clone());
+        self.0.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many frames were put so far.
+    pub fn generation(&self) -> u64 {
+        self.0.generation.load(Ordering::Acquire)
+    }
+
+    /// The latest frame if it is newer than `seen` (a generation returned earlier, 0 at first),
+    /// with its generation.
+    pub fn take_newer(&self, seen: u64) -> Option<(u64, VideoFrame)> {
+        let generation = self.generation();
+        if generation == seen {
+            return None;
+        }
+        let slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
+        slot.clone().map(|frame| (generation, frame))
+    }
+}
+
+impl PartialEq for FrameSlot {
+    /// Two slots are equal when they are the same slot.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A video sink that keeps the latest frame in a slot, and passes every frame on to `next`.
+pub struct SlotSink<S> {
+    slot: FrameSlot,
+    next: S,
+}
+
+impl<S: VideoSink> SlotSink<S> {
+    pub fn new(slot: FrameSlot, next: S) -> Self {
+        SlotSink { slot, next }
+    }
+}
+
+impl<S: VideoSink> VideoSink for SlotSink<S> {
+    fn consume(&mut self, frame: &VideoFrame) -> Result<(), VideoError> {
+        self.slot.put(frame);
+        self.next.consume(frame)
+    }
+
+    fn finish(&mut self) -> Result<(), VideoError> {
+        self.next.finish()
+    }
+}
+
+/// Whether a call shows our picture; off sends black frames (the stream stays up, so the
+/// other side needs no renegotiation and turning it on again is immediate).
+#[derive(Debug, Clone)]
+pub struct CameraSwitch(Arc<AtomicBool>);
+
+impl Default for CameraSwitch {
+    /// On.
+    fn default() -> Self {
+        CameraSwitch(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl CameraSwitch {
+    pub fn new() -> Self {
+        CameraSwitch::default()
+    }
+
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for CameraSwitch {
+    /// Two switches are equal when they are the same switch.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A source whose frames are also left in a slot (the self-view), or replaced by black while
+/// its switch is off. The inner source is still read while off, so a camera keeps running and
+/// a file keeps its place.
+pub struct PreviewSource<S> {
+    inner: S,
+    slot: FrameSlot,
+    switch: CameraSwitch,
+    black: Option<VideoFrame>,
+}
+
+impl<S: VideoSource> PreviewSource<S> {
+    pub fn new(inner: S, slot: FrameSlot, switch: CameraSwitch) -> Self {
+        PreviewSource {
+            inner,
+            slot,
+            switch,
+            black: None,
+        }
+    }
+}
+
+impl<S: VideoSource> VideoSource for PreviewSource<S> {
+    fn format(&self) -> VideoFormat {
+        self.inner.format()
+    }
+
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, VideoError> {
+        let Some(frame) = self.inner.next_frame()? else {
+            return Ok(None);
+        };
+        if self.switch.is_on() {
+            self.slot.put(&frame);
+            return Ok(Some(frame));
+        }
+        let fits = self
+            .black
+            .as_ref()
+            .is_some_and(|b| (b.width(), b.height()) == (frame.width(), frame.height()));
+        if !fits {
+            self.black = Some(VideoFrame::black(frame.width(), frame.height())?);
+        }
+        let black = self
+            .black
+            .clone()
+            .map(|b| b.with_timestamp(frame.timestamp()));
+        if let Some(black) = &black {
+            self.slot.put(black);
+        }
+        Ok(black)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::TestPattern;
+
+    #[test]
+    fn a_reader_sees_each_newer_frame_once_and_only_the_latest() {
+        let slot = FrameSlot::new();
+        assert!(slot.take_newer(0).is_none(), "nothing yet");
+        let first = VideoFrame::filled(4, 4, 10, 128, 128).unwrap();
+        let second = VideoFrame::filled(4, 4, 20, 128, 128).unwrap();
+        slot.put(&first);
+        slot.put(&second);
+        let (seen, frame) = slot.take_newer(0).expect("a frame");
+        assert_eq!(frame.y()[0], 20, "only the latest is kept");
+        assert!(slot.take_newer(seen).is_none(), "nothing newer since");
+        slot.put(&first);
+        assert_eq!(slot.take_newer(seen).unwrap().1.y()[0], 10);
+    }
+
+    #[test]
+    fn the_preview_shows_the_picture_and_black_while_the_camera_is_off() {
+        let format = VideoFormat::new(64, 48, 30).unwrap();
+        let slot = FrameSlot::new();
+        let switch = CameraSwitch::new();
+        let mut source = PreviewSource::new(
+            TestPattern::new(format, 7).unwrap(),
+            slot.clone(),
+            switch.clone(),
+        );
+        let sent = source.next_frame().unwrap().unwrap();
+        assert_eq!(
+            slot.take_newer(0).unwrap().1,
+            sent,
+            "the self-view shows what is sent"
+        );
+        switch.set(false);
+        let dark = source.next_frame().unwrap().unwrap();
+        assert!(dark.y().iter().all(|&y| y == dark.y()[0]), "a flat frame");
+        assert!(
+            crate::video::read_stamp(&dark).is_none(),
+            "no picture while off"
+        );
+        assert_eq!(
+            dark.timestamp(),
+            format.timestamp_of(1),
+            "the stream's clock goes on"
+        );
+        switch.set(true);
+        let back = source.next_frame().unwrap().unwrap();
+        assert_eq!(crate::video::read_stamp(&back).map(|s| s.frame), Some(2));
+    }
+
+    #[test]
+    fn a_slot_sink_passes_frames_on() {
+        let slot = FrameSlot::new();
+        let mut count = 0;
+        let mut sink = SlotSink::new(
+            slot.clone(),
+            crate::video::CallbackSink::new(|_: &VideoFrame| count += 1),
+        );
+        let frame = VideoFrame::black(8, 8).unwrap();
+        sink.consume(&frame).unwrap();
+        sink.consume(&frame).unwrap();
+        drop(sink);
+        assert_eq!(count, 2);
+        assert_eq!(slot.generation(), 2);
+    }
+}

@@ -1,0 +1,615 @@
+//! The desktop app's controller: one tokio task between the window and the engine.
+//!
+//! The window sends [`Action`]s; the controller turns them into engine [`Command`]s (resolving
+//! accounts and addresses first), feeds every [`EngineEvent`] into the [`ViewModel`], keeps the
+//! history, saves account changes to the configuration file, and hands each new [`Screen`] to
+//! the window through a [`Display`]. It owns no call state of its own: the engine does
+//! (DESIGN.md rule 2).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::account;
+use crate::call::{callee_uri, direct_call, media_options_for};
+use crate::cli::{AccountArgs, MediaArgs};
+use crate::config::{Account, Config};
+use crate::engine::{
+    self, CallControls, CallKey, Command, EngineEvent, EngineHandle, OutgoingCall,
+};
+use crate::register;
+use callisto_signaling::transport::{Target, TransportKind};
+
+use super::format::{duration_words, when};
+use super::view_model::{AccountState, FinishedCall, Snapshot, ViewModel};
+
+/// What the user did in the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// The address field changed.
+    DialEdited(String),
+    Dial {
+        address: String,
+        video: bool,
+    },
+    Redial,
+    Answer {
+        key: CallKey,
+        video: bool,
+    },
+    Decline(CallKey),
+    HangUp(CallKey),
+    Hold {
+        key: CallKey,
+        on: bool,
+    },
+    Mute {
+        key: CallKey,
+        on: bool,
+    },
+    /// Show our camera in this call, or black frames.
+    Camera {
+        key: CallKey,
+        on: bool,
+    },
+    Dtmf {
+        key: CallKey,
+        digits: String,
+    },
+    Transfer {
+        key: CallKey,
+        target: String,
+    },
+    AddAccount(AccountForm),
+    RemoveAccount(usize),
+    RetryAccount(usize),
+    /// Call back the history row at this index.
+    CallBack(usize),
+    ClearHistory,
+    /// The window closed: hang up, unregister, stop.
+    Quit,
+}
+
+/// The add-account form as typed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountForm {
+    pub user: String,
+    pub password: String,
+    pub registrar: String,
+    pub media: String,
+    pub srtp: String,
+}
+
+/// One history row in words.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryRow {
+    pub direction: String,
+    pub remote: String,
+    pub name: String,
+    pub when: String,
+    pub duration: String,
+}
+
+/// Everything the window shows, in words.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Screen {
+    pub view: Snapshot,
+    pub history: Vec<HistoryRow>,
+    /// Why the address in the field cannot be called; empty when it can.
+    pub dial_error: String,
+    pub completions: Vec<String>,
+    pub last_dialed: String,
+    /// Why the last add-account was refused; empty when it was accepted.
+    pub form_error: String,
+    /// A message for the status line.
+    pub notice: String,
+    /// No account yet.
+    pub first_run: bool,
+    /// The shown call's switches and pictures (the window polls its pictures).
+    pub video: Option<CallControls>,
+}
+
+/// Where the controller shows its screens (the Slint window, or a test).
+pub trait Display: Send + 'static {
+    fn show(&self, screen: Screen);
+}
+
+/// What the controller starts from.
+pub struct AppSetup {
+    pub config: Config,
+    /// Where account changes are saved.
+    pub config_path: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// A message for the status line from start-up (a configuration file moved aside).
+    pub notice: String,
+}
+
+/// An account the controller handed to the engine.
+struct AccountEntry {
+    id: usize,
+    account: Account,
+}
+
+/// The outcome of resolving an account's registrar, off the controller's task.
+struct Resolved {
+    id: usize,
+    result: Result<account::ResolvedAccount, String>,
+}
+
+/// Runs the controller until [`Action::Quit`] (or the window's side of the channel closes).
+pub async fn run(
+    setup: AppSetup,
+    mut actions: mpsc::UnboundedReceiver<Action>,
+    display: impl Display,
+) {
+    let engine_config = register::engine_config(&AccountArgs::default(), &setup.config);
+    let engine = match engine::start(engine_config).await {
+        Ok(engine) => engine,
+        Err(error) => {
+            display.show(Screen {
+                notice: format!("Cannot open the SIP transports: {error}"),
+                ..Screen::default()
+            });
+            while let Some(action) = actions.recv().await {
+                if action == Action::Quit {
+                    break;
+                }
+            }
+            return;
+        }
+    };
+    let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
+    let mut app = Controller {
+        engine,
+        model: ViewModel::new(),
+        accounts: Vec::new(),
+        next_id: 0,
+        history: Vec::new(),
+        last_dialed: None,
+        dial_error: String::new(),
+        form_error: String::new(),
+        notice: setup.notice.clone(),
+        config: setup.config.clone(),
+        config_path: setup.config_path.clone(),
+        data_dir: setup.data_dir.clone(),
+        resolved_tx,
+    };
+    for account in setup.config.accounts.clone() {
+        app.start_account(account);
+    }
+    app.accept_calls();
+    display.show(app.screen());
+    loop {
+        let tick = app.model.ticking();
+        tokio::select! {
+            action = actions.recv() => match action {
+                Some(Action::Quit) | None => break,
+                Some(action) => app.act(action).await,
+            },
+            event = app.engine.events.recv() => match event {
+                Some(event) => app.on_engine(event),
+                None => break,
+            },
+            Some(resolved) = resolved_rx.recv() => app.on_resolved(resolved),
+            _ = tokio::time::sleep(Duration::from_secs(1)), if tick => {}
+        }
+        display.show(app.screen());
+    }
+    app.shut_down().await;
+}
+
+struct Controller {
+    engine: EngineHandle,
+    model: ViewModel,
+    accounts: Vec<AccountEntry>,
+    next_id: usize,
+    /// Finished calls, newest last.
+    history: Vec<FinishedCall>,
+    last_dialed: Option<String>,
+    dial_error: String,
+    form_error: String,
+    notice: String,
+    config: Config,
+    config_path: PathBuf,
+    data_dir: Option<PathBuf>,
+    resolved_tx: mpsc::UnboundedSender<Resolved>,
+}
+
+impl Controller {
+    fn screen(&self) -> Screen {
+        let now = SystemTime::now();
+        let history = self
+            .history
+            .iter()
+            .rev()
+            .map(|call| HistoryRow {
+                direction: call.direction.as_str().to_string(),
+                remote: call.remote.clone(),
+                name: call.display_name.clone().unwrap_or_default(),
+                when: when(call.started, now),
+                duration: call.duration.map(duration_words).unwrap_or_default(),
+            })
+            .collect();
+        Screen {
+            view: self.model.snapshot(Instant::now().into_std()),
+            history,
+            dial_error: self.dial_error.clone(),
+            completions: Vec::new(),
+            last_dialed: self.last_dialed.clone().unwrap_or_default(),
+            form_error: self.form_error.clone(),
+            notice: self.notice.clone(),
+            first_run: self.accounts.is_empty(),
+            video: self.model.current_controls().cloned(),
+        }
+    }
+
+    /// Resolves the account's registrar in the background, then registers it.
+    fn start_account(&mut self, account: Account) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.model
+            .account_added(id, &account.name, &account.user, AccountState::Registering);
+        let tx = self.resolved_tx.clone();
+        let data_dir = self.data_dir.clone();
+        let dns = self.config.transport.dns_servers.clone();
+        let to_resolve = account.clone();
+        tokio::spawn(async move {
+            let result = account::resolve(
+                &to_resolve,
+                data_dir.as_deref(),
+                Duration::from_secs(30),
+                &dns,
+            )
+            .await
+            .map_err(|e| e.to_string());
+            let _ = tx.send(Resolved { id, result });
+        });
+        self.accounts.push(AccountEntry { id, account });
+    }
+
+    fn on_resolved(&mut self, resolved: Resolved) {
+        if !self.accounts.iter().any(|a| a.id == resolved.id) {
+            return;
+        }
+        match resolved.result {
+            Ok(account) => {
+                let _ = self.engine.commands.send(Command::Register {
+                    account: resolved.id,
+                    resolved: Box::new(account),
+                });
+            }
+            Err(reason) => self
+                .model
+                .account_state(resolved.id, AccountState::Off { reason }),
+        }
+    }
+
+    /// Incoming calls ring with the first account's media settings.
+    fn accept_calls(&self) {
+        let account = self.accounts.first().map(|a| &a.account);
+        match app_media(account, true) {
+            Ok(media) => {
+                let _ = self.engine.commands.send(Command::AcceptCalls {
+                    media: Some(Box::new(media)),
+                });
+            }
+            Err(reason) => tracing::warn!(%reason, "incoming calls are declined"),
+        }
+    }
+
+    fn on_engine(&mut self, event: EngineEvent) {
+        let now = Instant::now().into_std();
+        if let Some(finished) = self.model.apply(&event, now, SystemTime::now()) {
+            self.history.push(finished);
+        }
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::DialEdited(text) => {
+                self.dial_error = match text.trim() {
+                    "" => String::new(),
+                    text => self.callee(text).err().unwrap_or_default(),
+                };
+            }
+            Action::Dial { address, video } => self.dial(&address, video).await,
+            Action::Redial => {
+                if let Some(address) = self.last_dialed.clone() {
+                    self.dial(&address, true).await;
+                }
+            }
+            Action::CallBack(index) => {
+                let remote = self
+                    .history
+                    .iter()
+                    .rev()
+                    .nth(index)
+                    .map(|c| c.remote.clone());
+                if let Some(remote) = remote {
+                    self.dial(&remote, true).await;
+                }
+            }
+            Action::ClearHistory => self.history.clear(),
+            Action::Answer { key, video } => {
+                let _ = self.engine.commands.send(Command::Answer { key, video });
+            }
+            Action::Camera { key, on } => {
+                self.model.camera(key, on);
+            }
+            Action::Decline(key) => {
+                self.model.declined(key);
+                let _ = self
+                    .engine
+                    .commands
+                    .send(Command::Reject { key, code: 603 });
+            }
+            Action::HangUp(key) => {
+                let _ = self.engine.commands.send(Command::HangUp { key });
+            }
+            Action::Hold { key, on } => {
+                let command = if on {
+                    Command::Hold { key }
+                } else {
+                    Command::Resume { key }
+                };
+                let _ = self.engine.commands.send(command);
+            }
+            Action::Mute { key, on } => {
+                self.model.muted(key, on);
+                let _ = self.engine.commands.send(Command::Mute { key, muted: on });
+            }
+            Action::Dtmf { key, digits } => {
+                let _ = self.engine.commands.send(Command::Dtmf { key, digits });
+            }
+            Action::Transfer { key, target } => match self.callee(&target) {
+                Ok(uri) => {
+                    let _ = self.engine.commands.send(Command::Transfer {
+                        key,
+                        target: uri.to_string(),
+                    });
+                }
+                Err(reason) => self.notice = format!("Cannot transfer: {reason}"),
+            },
+            Action::AddAccount(form) => self.add_account(form),
+            Action::RemoveAccount(index) => self.remove_account(index),
+            Action::RetryAccount(index) => {
+                if index < self.accounts.len() {
+                    let entry = self.accounts.remove(index);
+                    let _ = self
+                        .engine
+                        .commands
+                        .send(Command::Unregister { account: entry.id });
+                    self.model.account_removed(entry.id);
+                    self.start_account(entry.account);
+                }
+            }
+            Action::Quit => {}
+        }
+    }
+
+    /// The address as a SIP URI, completed with the first account's domain.
+    fn callee(&self, text: &str) -> Result<rsip::Uri, String> {
+        let domain = self
+            .accounts
+            .first()
+            .and_then(|a| account::parse_sip_uri(&a.account.user))
+            .map(|uri| uri.host_with_port.host.to_string());
+        callee_uri(text, domain.as_deref())
+    }
+
+    async fn dial(&mut self, address: &str, video: bool) {
+        let to = match self.callee(address) {
+            Ok(to) => to,
+            Err(reason) => {
+                self.dial_error = reason;
+                return;
+            }
+        };
+        self.dial_error.clear();
+        self.last_dialed = Some(address.trim().to_string());
+        let account = self.accounts.first();
+        let media = match app_media(account.map(|a| &a.account), video) {
+            Ok(media) => media,
+            Err(reason) => {
+                self.notice = format!("Cannot call: {reason}");
+                return;
+            }
+        };
+        let key = self.engine.new_call_key();
+        let (account_id, call) = match account {
+            Some(entry) => (
+                Some(entry.id),
+                // The engine fills in the account's identity and registrar.
+                OutgoingCall {
+                    from: to.clone(),
+                    to: to.clone(),
+                    target: Target::new(TransportKind::Udp, ([127, 0, 0, 1], 5060).into()),
+                    local_sip: ([0, 0, 0, 0], 0).into(),
+                    credentials: None,
+                    contact_host: None,
+                    media,
+                },
+            ),
+            None => match direct_call(
+                &AccountArgs::default(),
+                &self.engine,
+                to.clone(),
+                &self.config,
+                media,
+            )
+            .await
+            {
+                Ok(call) => (None, call),
+                Err(reason) => {
+                    self.dial_error = reason;
+                    return;
+                }
+            },
+        };
+        let now = Instant::now().into_std();
+        self.model
+            .dialing(key, &to.to_string(), video, now, SystemTime::now());
+        let _ = self.engine.commands.send(Command::Call {
+            key,
+            account: account_id,
+            call: Box::new(call),
+        });
+    }
+
+    fn add_account(&mut self, form: AccountForm) {
+        match account_from_form(&form) {
+            Ok(account) => {
+                self.form_error.clear();
+                self.config.accounts.push(account.clone());
+                self.save_config();
+                let first = self.accounts.is_empty();
+                self.start_account(account);
+                if first {
+                    self.accept_calls();
+                }
+            }
+            Err(reason) => self.form_error = reason,
+        }
+    }
+
+    fn remove_account(&mut self, index: usize) {
+        if index >= self.accounts.len() {
+            return;
+        }
+        let entry = self.accounts.remove(index);
+        let _ = self
+            .engine
+            .commands
+            .send(Command::Unregister { account: entry.id });
+        self.model.account_removed(entry.id);
+        self.config
+            .accounts
+            .retain(|a| a.user != entry.account.user);
+        self.save_config();
+    }
+
+    fn save_config(&mut self) {
+        if let Err(error) = self.config.save(&self.config_path) {
+            self.notice = format!(
+                "Cannot save the settings to {}: {error}",
+                self.config_path.display()
+            );
+        }
+    }
+
+    /// Hangs up, unregisters and waits (bounded) for the engine to stop.
+    async fn shut_down(mut self) {
+        let _ = self.engine.commands.send(Command::Shutdown);
+        let wait = async {
+            while let Some(event) = self.engine.events.recv().await {
+                if event == EngineEvent::Stopped {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(6), wait).await;
+    }
+}
+
+/// The media a call from the app offers: the account's path, SRTP and ICE servers.
+fn app_media(account: Option<&Account>, video: bool) -> Result<engine::MediaOptions, String> {
+    let mut args = MediaArgs::defaults();
+    if video {
+        args.video = "pattern".into();
+    }
+    media_options_for(&args, account)
+}
+
+/// Checks the add-account form and makes it an account.
+pub fn account_from_form(form: &AccountForm) -> Result<Account, String> {
+    let user = form.user.trim();
+    if user.is_empty() {
+        return Err("Give the account's address, like sip:alice@example.org".into());
+    }
+    let with_scheme = if user.starts_with("sip:") || user.starts_with("sips:") {
+        user.to_string()
+    } else {
+        format!("sip:{user}")
+    };
+    let uri = account::parse_sip_uri(&with_scheme)
+        .filter(|uri| uri.auth.is_some())
+        .ok_or_else(|| {
+            format!("'{user}' is not an account address; write it like sip:alice@example.org")
+        })?;
+    let registrar = form.registrar.trim();
+    if !registrar.is_empty()
+        && account::parse_sip_uri(registrar).is_none()
+        && account::websocket_url(registrar).is_none()
+    {
+        return Err(format!(
+            "'{registrar}' is not a server address; write it like sip:pbx.example.org or wss://example.org/ws"
+        ));
+    }
+    let choice = |text: &str, allowed: &[&str]| -> Result<Option<String>, String> {
+        match text.trim() {
+            "" => Ok(None),
+            t if allowed.contains(&t) => Ok(Some(t.to_string())),
+            t => Err(format!("'{t}' is not one of {}", allowed.join(", "))),
+        }
+    };
+    Ok(Account {
+        user: uri.to_string(),
+        password: (!form.password.is_empty()).then(|| form.password.clone()),
+        registrar: (!registrar.is_empty()).then(|| registrar.to_string()),
+        media: choice(&form.media, &["classic", "webrtc"])?,
+        srtp: choice(&form.srtp, &["off", "optional", "mandatory"])?,
+        ..Account::default()
+    })
+}
+
+/// Where the app's files go when `--data-dir` is not given.
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Callisto", "callisto")
+        .map(|d| d.data_dir().to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_form_explains_what_is_wrong() {
+        let form = |user: &str, registrar: &str| AccountForm {
+            user: user.into(),
+            registrar: registrar.into(),
+            ..AccountForm::default()
+        };
+        assert!(account_from_form(&form("", ""))
+            .unwrap_err()
+            .contains("address"));
+        assert!(account_from_form(&form("example.org", ""))
+            .unwrap_err()
+            .contains("not an account address"));
+        assert!(
+            account_from_form(&form("alice@example.org", "not a server!"))
+                .unwrap_err()
+                .contains("not a server address")
+        );
+        let account = account_from_form(&AccountForm {
+            user: "alice@example.org".into(),
+            password: "secret".into(),
+            registrar: "sip:127.0.0.1:5060".into(),
+            media: "webrtc".into(),
+            srtp: "mandatory".into(),
+        })
+        .unwrap();
+        assert_eq!(account.user, "sip:alice@example.org");
+        assert_eq!(account.password.as_deref(), Some("secret"));
+        assert_eq!(account.media.as_deref(), Some("webrtc"));
+        assert_eq!(account.srtp.as_deref(), Some("mandatory"));
+        let wrong = AccountForm {
+            srtp: "sometimes".into(),
+            ..form("alice@example.org", "")
+        };
+        assert!(account_from_form(&wrong)
+            .unwrap_err()
+            .contains("not one of"));
+    }
+}

@@ -1,0 +1,660 @@
+//! What the window shows, kept up to date from the engine's events; no Slint types, no I/O.
+//!
+//! The controller feeds [`ViewModel::apply`] every [`EngineEvent`] and tells it about the calls
+//! it places; [`ViewModel::snapshot`] turns the state into rows of words and numbers ready to
+//! show (the adapter in `src/ui/` only copies them into the window). A call that ends yields a
+//! [`FinishedCall`] for the history.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use callisto_signaling::registration::{FailureKind, RegistrationEvent};
+
+use crate::engine::{CallControls, CallKey, CallSummary, CallUpdate, EngineEvent};
+
+use super::format::{clock, duration_words};
+
+/// One account as the window knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountView {
+    /// The engine's index for the account.
+    pub id: usize,
+    pub name: String,
+    pub user: String,
+    pub state: AccountState,
+}
+
+/// Where an account's registration stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountState {
+    Registering,
+    Registered {
+        expires: u32,
+    },
+    /// Failed for now; the engine tries again by itself.
+    Retrying {
+        reason: String,
+        retry_in: Duration,
+    },
+    /// Failed for good until the user retries (bad password, refused, untrusted server).
+    Failed {
+        reason: String,
+    },
+    /// Not registered (removed, or the address could not be resolved).
+    Off {
+        reason: String,
+    },
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Calling,
+    Ringing,
+    Incoming,
+    Connected,
+}
+
+/// One call that is not over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallView {
+    pub key: CallKey,
+    /// The other side's address.
+    pub remote: String,
+    pub display_name: Option<String>,
+    pub outgoing: bool,
+    pub phase: Phase,
+    pub created: Instant,
+    pub created_wall: SystemTime,
+    pub connected: Option<Instant>,
+    pub held: bool,
+    pub held_by_remote: bool,
+    pub muted: bool,
+    pub video: bool,
+    pub srtp: bool,
+    pub codec: String,
+    /// Set when the user declined it (so it is not a missed call).
+    pub declined: bool,
+    /// The last problem with it in words (a failed transfer, a refused hold).
+    pub note: String,
+    /// Its switches and pictures, once the engine reported them.
+    pub controls: Option<CallControls>,
+    /// Its figures so far, and the last minute of them (one a second, oldest first).
+    pub statistics: Option<CallSummary>,
+    pub recent: VecDeque<CallSummary>,
+}
+
+/// Which way a finished call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Incoming,
+    Outgoing,
+    /// Incoming, never answered and not declined.
+    Missed,
+}
+
+impl Direction {
+    /// The word the window and the database use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Incoming => "in",
+            Direction::Outgoing => "out",
+            Direction::Missed => "missed",
+        }
+    }
+}
+
+/// A call that is over, for the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedCall {
+    pub direction: Direction,
+    pub remote: String,
+    pub display_name: Option<String>,
+    pub started: SystemTime,
+    /// How long it was up; `None` when it never connected.
+    pub duration: Option<Duration>,
+    /// How it ended, in words.
+    pub reason: String,
+}
+
+/// An account row, ready to show.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountRow {
+    pub name: String,
+    pub user: String,
+    pub state: String,
+    pub detail: String,
+    /// 0 neutral, 1 good, 2 trouble.
+    pub tone: i32,
+}
+
+/// A call row, ready to show.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallRow {
+    pub key: u64,
+    pub remote: String,
+    pub state: String,
+    pub timer: String,
+    pub held: bool,
+    pub muted: bool,
+    pub video: bool,
+    pub secure: bool,
+    pub codec: String,
+    /// Whether our camera is shown to the other side.
+    pub camera_on: bool,
+}
+
+/// What the window shows, in words.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    pub accounts: Vec<AccountRow>,
+    pub calls: Vec<CallRow>,
+    /// The call the in-call view shows (an index into `calls`).
+    pub current: Option<usize>,
+    /// The call that rings, if one does: key, who (name or address), address.
+    pub ringing: Option<(u64, String, String)>,
+    /// The shown call's figures as label and value.
+    pub stats: Vec<(String, String)>,
+    /// The last minute of one figure of the shown call as an SVG path over a 60x100 box, and
+    /// what it shows.
+    pub graph: String,
+    pub graph_caption: String,
+}
+
+/// How much history the statistics graph keeps.
+const GRAPH_SECONDS: usize = 60;
+
+/// The window's state, fed by the engine.
+#[derive(Debug, Default)]
+pub struct ViewModel {
+    accounts: Vec<AccountView>,
+    calls: Vec<CallView>,
+}
+
+impl ViewModel {
+    pub fn new() -> Self {
+        ViewModel::default()
+    }
+
+    /// An account was handed to the engine (or could not be: `Off` with the reason).
+    pub fn account_added(&mut self, id: usize, name: &str, user: &str, state: AccountState) {
+        self.accounts.retain(|a| a.id != id);
+        self.accounts.push(AccountView {
+            id,
+            name: name.to_string(),
+            user: user.to_string(),
+            state,
+        });
+    }
+
+    /// An account's state changed outside the engine (re-resolving, a DNS failure).
+    pub fn account_state(&mut self, id: usize, state: AccountState) {
+        if let Some(account) = self.accounts.iter_mut().find(|a| a.id == id) {
+            account.state = state;
+        }
+    }
+
+    pub fn account_removed(&mut self, id: usize) {
+        self.accounts.retain(|a| a.id != id);
+    }
+
+    pub fn accounts(&self) -> &[AccountView] {
+        &self.accounts
+    }
+
+    pub fn calls(&self) -> &[CallView] {
+        &self.calls
+    }
+
+    pub fn call(&self, key: CallKey) -> Option<&CallView> {
+        self.calls.iter().find(|c| c.key == key)
+    }
+
+    /// The user placed a call.
+    pub fn dialing(
+        &mut self,
+        key: CallKey,
+        remote: &str,
+        video: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        self.calls.push(CallView {
+            key,
+            remote: remote.to_string(),
+            display_name: None,
+            outgoing: true,
+            phase: Phase::Calling,
+            created: now,
+            created_wall: wall,
+            connected: None,
+            held: false,
+            held_by_remote: false,
+            muted: false,
+            video,
+            srtp: false,
+            codec: String::new(),
+            declined: false,
+            note: String::new(),
+            controls: None,
+            statistics: None,
+            recent: VecDeque::new(),
+        });
+    }
+
+    /// The user declined a ringing call: it goes to the history as declined, not missed.
+    pub fn declined(&mut self, key: CallKey) {
+        if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+            call.declined = true;
+        }
+    }
+
+    /// The user muted or unmuted a call's microphone.
+    pub fn muted(&mut self, key: CallKey, muted: bool) {
+        if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+            call.muted = muted;
+        }
+    }
+
+    /// Turns our camera on or off in a call (off sends black frames). Returns whether the
+    /// call had a camera to switch.
+    pub fn camera(&mut self, key: CallKey, on: bool) -> bool {
+        let controls = self
+            .calls
+            .iter()
+            .find(|c| c.key == key)
+            .and_then(|c| c.controls.as_ref());
+        if let Some(controls) = controls {
+            controls.camera.set(on);
+        }
+        controls.is_some()
+    }
+
+    /// The switches and pictures of the call the in-call view shows.
+    pub fn current_controls(&self) -> Option<&CallControls> {
+        self.current()
+            .and_then(|i| self.calls.get(i))
+            .and_then(|c| c.controls.as_ref())
+    }
+
+    /// Takes in one engine event; a call that ended comes back for the history.
+    pub fn apply(
+        &mut self,
+        event: &EngineEvent,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<FinishedCall> {
+        match event {
+            EngineEvent::Registration { account, event } => {
+                self.account_state(*account, registration_state(event));
+                None
+            }
+            EngineEvent::Call { key, update } => self.call_update(*key, update, now, wall),
+            EngineEvent::Stopped => None,
+        }
+    }
+
+    fn call_update(
+        &mut self,
+        key: CallKey,
+        update: &CallUpdate,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<FinishedCall> {
+        if let CallUpdate::Incoming {
+            from, display_name, ..
+        } = update
+        {
+            self.calls.push(CallView {
+                key,
+                remote: from.clone(),
+                display_name: display_name.clone(),
+                outgoing: false,
+                phase: Phase::Incoming,
+                created: now,
+                created_wall: wall,
+                connected: None,
+                held: false,
+                held_by_remote: false,
+                muted: false,
+                video: false,
+                srtp: false,
+                codec: String::new(),
+                declined: false,
+                note: String::new(),
+                controls: None,
+                statistics: None,
+                recent: VecDeque::new(),
+            });
+            return None;
+        }
+        let index = self.calls.iter().position(|c| c.key == key)?;
+        let call = &mut self.calls[index];
+        match update {
+            CallUpdate::Incoming { .. } => {}
+            CallUpdate::Controls(controls) => call.controls = Some(controls.clone()),
+            CallUpdate::Statistics(summary) => {
+                if call.recent.len() == GRAPH_SECONDS {
+                    call.recent.pop_front();
+                }
+                call.recent.push_back((**summary).clone());
+                call.statistics = Some((**summary).clone());
+            }
+            CallUpdate::Ringing { .. } => call.phase = Phase::Ringing,
+            CallUpdate::Answered {
+                codec, srtp, video, ..
+            } => {
+                call.phase = Phase::Connected;
+                call.connected.get_or_insert(now);
+                call.codec = codec.clone();
+                call.srtp = *srtp;
+                call.video = *video;
+            }
+            CallUpdate::Held { by_remote } => {
+                if *by_remote {
+                    call.held_by_remote = true;
+                } else {
+                    call.held = true;
+                }
+            }
+            CallUpdate::Resumed { by_remote } => {
+                if *by_remote {
+                    call.held_by_remote = false;
+                } else {
+                    call.held = false;
+                }
+            }
+            CallUpdate::Dtmf { .. } => {}
+            CallUpdate::TransferRequested { target, .. } => {
+                call.note = format!("transferred to {target}");
+            }
+            CallUpdate::TransferProgress { code, reason, .. } => {
+                call.note = format!("transfer: {code} {reason}");
+            }
+            CallUpdate::Failed { code, reason, .. } => {
+                let call = self.calls.remove(index);
+                let reason = match code {
+                    Some(code) => format!("{code} {reason}"),
+                    None => reason.clone(),
+                };
+                return Some(finished(call, now, reason));
+            }
+            CallUpdate::Ended { reason, .. } => {
+                let call = self.calls.remove(index);
+                return Some(finished(call, now, reason.clone()));
+            }
+        }
+        None
+    }
+
+    /// The call the in-call view should show: the newest connected call that is not on hold,
+    /// else the newest outgoing call still being set up, else the newest connected one.
+    pub fn current(&self) -> Option<usize> {
+        let newest = |f: &dyn Fn(&CallView) -> bool| self.calls.iter().rposition(|c| f(c));
+        newest(&|c| c.phase == Phase::Connected && !c.held)
+            .or_else(|| newest(&|c| c.outgoing && c.phase != Phase::Connected))
+            .or_else(|| newest(&|c| c.phase == Phase::Connected))
+    }
+
+    /// Everything in words, as of `now`.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let accounts = self.accounts.iter().map(account_row).collect();
+        let calls = self.calls.iter().map(|c| call_row(c, now)).collect();
+        let ringing = self
+            .calls
+            .iter()
+            .find(|c| c.phase == Phase::Incoming)
+            .map(|c| {
+                let who = c.display_name.clone().unwrap_or_else(|| c.remote.clone());
+                (c.key.0, who, c.remote.clone())
+            });
+        let shown = self.current().and_then(|i| self.calls.get(i));
+        let (graph, graph_caption) = shown.map(graph).unwrap_or_default();
+        Snapshot {
+            accounts,
+            calls,
+            current: self.current(),
+            ringing,
+            stats: shown.map(stats_rows).unwrap_or_default(),
+            graph,
+            graph_caption,
+        }
+    }
+
+    /// Whether anything on screen changes by itself (a call timer runs).
+    pub fn ticking(&self) -> bool {
+        !self.calls.is_empty()
+    }
+}
+
+/// The shown call's figures in words.
+fn stats_rows(call: &CallView) -> Vec<(String, String)> {
+    let Some(summary) = &call.statistics else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    let mut row = |label: &str, value: String| rows.push((label.to_string(), value));
+    if let Some(audio) = &summary.audio {
+        let secure = if audio.srtp {
+            ", SRTP"
+        } else {
+            ", not encrypted"
+        };
+        row("Audio", format!("{}{secure}", audio.codec));
+        row(
+            "Packets in/out",
+            format!("{} / {}", audio.rx_packets, audio.tx_packets),
+        );
+        row("Packet loss", format!("{:.1} %", loss_percent(audio)));
+        row("Jitter", format!("{:.1} ms", audio.jitter_ms));
+        row(
+            "Round trip",
+            audio
+                .rtt_ms
+                .map(|rtt| format!("{rtt:.0} ms"))
+                .unwrap_or_else(|| "not measured yet".into()),
+        );
+    }
+    if let Some(video) = &summary.video {
+        let received = video
+            .receive_resolution
+            .map(|(w, h)| format!("{w}x{h}"))
+            .unwrap_or_else(|| "nothing yet".into());
+        row(
+            "Video",
+            format!("{} {received} at {:.0} fps", video.codec, video.fps),
+        );
+        row(
+            "Video in/out",
+            format!("{:.0} / {:.0} kbit/s", video.receive_kbps, video.send_kbps),
+        );
+        row(
+            "Video lost/NACKed",
+            format!("{} / {}", video.lost, video.nacked),
+        );
+    }
+    let path = match &summary.ice {
+        Some(ice) => format!(
+            "ICE {} to {}",
+            ice.local_kind.unwrap_or("?"),
+            ice.remote_kind.unwrap_or("?")
+        ),
+        None => "direct RTP".into(),
+    };
+    row("Path", path);
+    rows
+}
+
+/// The share of the peer's audio packets that never arrived.
+fn loss_percent(audio: &crate::engine::AudioSummary) -> f64 {
+    let expected = audio.rx_packets + audio.lost;
+    if expected == 0 {
+        0.0
+    } else {
+        audio.lost as f64 * 100.0 / expected as f64
+    }
+}
+
+/// The last minute as a path: the video bitrate received when there is video, else the audio
+/// jitter.
+fn graph(call: &CallView) -> (String, String) {
+    let video = call.recent.iter().any(|s| s.video.is_some());
+    let values: Vec<f64> = call
+        .recent
+        .iter()
+        .map(|s| match (video, &s.video, &s.audio) {
+            (true, Some(v), _) => v.receive_kbps,
+            (false, _, Some(a)) => a.jitter_ms,
+            _ => 0.0,
+        })
+        .collect();
+    if values.is_empty() {
+        return (String::new(), String::new());
+    }
+    let top = values.iter().copied().fold(0.0_f64, f64::max);
+    let scale = if top > 0.0 { 90.0 / top } else { 0.0 };
+    let start = GRAPH_SECONDS - values.len();
+    let path = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let command = if i == 0 { 'M' } else { 'L' };
+            format!("{command} {} {:.1}", start + i, 100.0 - v * scale)
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let caption = if video {
+        format!("Video received, last minute (top {top:.0} kbit/s)")
+    } else {
+        format!("Audio jitter, last minute (top {top:.1} ms)")
+    };
+    (path, caption)
+}
+
+fn finished(call: CallView, now: Instant, reason: String) -> FinishedCall {
+    let direction = if call.outgoing {
+        Direction::Outgoing
+    } else if call.connected.is_none() && !call.declined {
+        Direction::Missed
+    } else {
+        Direction::Incoming
+    };
+    FinishedCall {
+        direction,
+        remote: call.remote,
+        display_name: call.display_name,
+        started: call.created_wall,
+        duration: call.connected.map(|at| now.saturating_duration_since(at)),
+        reason,
+    }
+}
+
+/// The account state a registration event means.
+pub fn registration_state(event: &RegistrationEvent) -> AccountState {
+    match event {
+        RegistrationEvent::Registered { expires, .. } => {
+            AccountState::Registered { expires: *expires }
+        }
+        RegistrationEvent::Failed {
+            kind,
+            code,
+            reason,
+            retry_in,
+        } => {
+            let words = failure_words(*kind, *code, reason);
+            match retry_in {
+                Some(retry_in) => AccountState::Retrying {
+                    reason: words,
+                    retry_in: *retry_in,
+                },
+                None => AccountState::Failed { reason: words },
+            }
+        }
+        RegistrationEvent::Unregistered => AccountState::Off {
+            reason: String::new(),
+        },
+    }
+}
+
+/// A registration failure in plain words, with the server's own reason.
+fn failure_words(kind: FailureKind, code: Option<u16>, reason: &str) -> String {
+    let plain = match kind {
+        FailureKind::AuthenticationFailed => "wrong user name or password",
+        FailureKind::Rejected => "the server refused the account",
+        FailureKind::Unreachable => "the server does not answer",
+        FailureKind::ServerError => "the server has a problem",
+        FailureKind::Insecure => "the server's certificate is not trusted",
+    };
+    match code {
+        Some(code) => format!("{plain} ({code} {reason})"),
+        None if reason.is_empty() => plain.to_string(),
+        None => format!("{plain} ({reason})"),
+    }
+}
+
+fn account_row(account: &AccountView) -> AccountRow {
+    let (state, detail, tone) = match &account.state {
+        AccountState::Registering => ("Registering", String::new(), 0),
+        AccountState::Registered { expires } => (
+            "Registered",
+            format!(
+                "for {}",
+                duration_words(Duration::from_secs(u64::from(*expires)))
+            ),
+            1,
+        ),
+        AccountState::Retrying { reason, retry_in } => (
+            "Retrying",
+            format!("{reason}; again in {}", duration_words(*retry_in)),
+            2,
+        ),
+        AccountState::Failed { reason } => ("Failed", reason.clone(), 2),
+        AccountState::Off { reason } => ("Off", reason.clone(), 0),
+    };
+    AccountRow {
+        name: account.name.clone(),
+        user: account.user.clone(),
+        state: state.to_string(),
+        detail,
+        tone,
+    }
+}
+
+fn call_row(call: &CallView, now: Instant) -> CallRow {
+    let state = match call.phase {
+        Phase::Calling => "Calling",
+        Phase::Ringing => "Ringing",
+        Phase::Incoming => "Incoming",
+        Phase::Connected if call.held => "On hold",
+        Phase::Connected if call.held_by_remote => "Held by the other side",
+        Phase::Connected => "Connected",
+    };
+    let state = if call.note.is_empty() {
+        state.to_string()
+    } else {
+        format!("{state} ({})", call.note)
+    };
+    let timer = match call.connected {
+        Some(at) => clock(now.saturating_duration_since(at)),
+        None => clock(now.saturating_duration_since(call.created)),
+    };
+    CallRow {
+        key: call.key.0,
+        remote: call
+            .display_name
+            .clone()
+            .unwrap_or_else(|| call.remote.clone()),
+        state,
+        timer,
+        held: call.held,
+        muted: call.muted,
+        video: call.video,
+        secure: call.srtp,
+        codec: call.codec.clone(),
+        camera_on: call.controls.as_ref().is_none_or(|c| c.camera.is_on()),
+    }
+}
+
+#[cfg(test)]
+#[path = "view_model_tests.rs"]
+mod tests;

@@ -1,0 +1,273 @@
+use std::time::{Duration, Instant, SystemTime};
+
+use callisto_signaling::call::FailureCause;
+use callisto_signaling::registration::{FailureKind, RegistrationEvent};
+
+use super::*;
+use crate::engine::{CallFailure, CallSummary, MediaProfile};
+
+fn call_event(key: u64, update: CallUpdate) -> EngineEvent {
+    EngineEvent::Call {
+        key: CallKey(key),
+        update,
+    }
+}
+
+fn incoming(key: u64) -> EngineEvent {
+    call_event(
+        key,
+        CallUpdate::Incoming {
+            from: "sip:bob@example.org".into(),
+            display_name: Some("Bob".into()),
+            to: "sip:alice@example.org".into(),
+        },
+    )
+}
+
+fn answered() -> CallUpdate {
+    CallUpdate::Answered {
+        codec: "opus".into(),
+        srtp: true,
+        path: MediaProfile::Classic,
+        video: false,
+    }
+}
+
+fn ended() -> CallUpdate {
+    CallUpdate::Ended {
+        by_remote: true,
+        reason: "the other side hung up".into(),
+        summary: Box::new(CallSummary::default()),
+    }
+}
+
+#[test]
+fn registration_events_become_words_with_the_servers_reason() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    model.account_added(
+        0,
+        "work",
+        "sip:alice@example.org",
+        AccountState::Registering,
+    );
+    assert_eq!(model.snapshot(now).accounts[0].state, "Registering");
+    model.apply(
+        &EngineEvent::Registration {
+            account: 0,
+            event: RegistrationEvent::Registered {
+                expires: 600,
+                contact: String::new(),
+            },
+        },
+        now,
+        wall,
+    );
+    let row = &model.snapshot(now).accounts[0];
+    assert_eq!(
+        (row.state.as_str(), row.detail.as_str(), row.tone),
+        ("Registered", "for 10 min", 1)
+    );
+    model.apply(
+        &EngineEvent::Registration {
+            account: 0,
+            event: RegistrationEvent::Failed {
+                kind: FailureKind::AuthenticationFailed,
+                code: Some(401),
+                reason: "Unauthorized".into(),
+                retry_in: None,
+            },
+        },
+        now,
+        wall,
+    );
+    let row = &model.snapshot(now).accounts[0];
+    assert_eq!(row.state, "Failed");
+    assert_eq!(row.detail, "wrong user name or password (401 Unauthorized)");
+    assert_eq!(row.tone, 2);
+    model.apply(
+        &EngineEvent::Registration {
+            account: 0,
+            event: RegistrationEvent::Failed {
+                kind: FailureKind::Unreachable,
+                code: None,
+                reason: String::new(),
+                retry_in: Some(Duration::from_secs(30)),
+            },
+        },
+        now,
+        wall,
+    );
+    let row = &model.snapshot(now).accounts[0];
+    assert_eq!(row.state, "Retrying");
+    assert_eq!(row.detail, "the server does not answer; again in 30 s");
+}
+
+#[test]
+fn an_incoming_call_rings_then_runs_a_timer_then_lands_in_the_history() {
+    let mut model = ViewModel::new();
+    let (t0, wall) = (Instant::now(), SystemTime::now());
+    model.apply(&incoming(7), t0, wall);
+    let snapshot = model.snapshot(t0);
+    assert_eq!(
+        snapshot.ringing,
+        Some((7, "Bob".to_string(), "sip:bob@example.org".to_string()))
+    );
+    assert_eq!(
+        snapshot.current, None,
+        "a ringing call is not shown as the current call"
+    );
+    model.apply(
+        &call_event(7, answered()),
+        t0 + Duration::from_secs(2),
+        wall,
+    );
+    let snapshot = model.snapshot(t0 + Duration::from_secs(65));
+    assert_eq!(snapshot.ringing, None);
+    assert_eq!(snapshot.current, Some(0));
+    let row = &snapshot.calls[0];
+    assert_eq!(
+        (row.state.as_str(), row.timer.as_str()),
+        ("Connected", "1:03")
+    );
+    assert!(row.secure);
+    let finished = model
+        .apply(&call_event(7, ended()), t0 + Duration::from_secs(92), wall)
+        .expect("a finished call");
+    assert_eq!(finished.direction, Direction::Incoming);
+    assert_eq!(finished.duration, Some(Duration::from_secs(90)));
+    assert!(model.calls().is_empty());
+}
+
+#[test]
+fn an_unanswered_incoming_call_is_missed_unless_declined() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    model.apply(&incoming(1), now, wall);
+    let missed = model.apply(&call_event(1, ended()), now, wall).unwrap();
+    assert_eq!(missed.direction, Direction::Missed);
+    assert_eq!(missed.duration, None);
+    model.apply(&incoming(2), now, wall);
+    model.declined(CallKey(2));
+    let declined = model.apply(&call_event(2, ended()), now, wall).unwrap();
+    assert_eq!(declined.direction, Direction::Incoming);
+}
+
+#[test]
+fn a_failed_outgoing_call_keeps_the_code_and_reason() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    model.dialing(CallKey(3), "sip:carol@example.org", true, now, wall);
+    assert_eq!(model.snapshot(now).current, Some(0));
+    assert_eq!(model.snapshot(now).calls[0].state, "Calling");
+    model.apply(
+        &call_event(3, CallUpdate::Ringing { early_media: false }),
+        now,
+        wall,
+    );
+    assert_eq!(model.snapshot(now).calls[0].state, "Ringing");
+    let failed = model
+        .apply(
+            &call_event(
+                3,
+                CallUpdate::Failed {
+                    code: Some(486),
+                    reason: "Busy Here".into(),
+                    cause: CallFailure::Remote(FailureCause::Busy),
+                },
+            ),
+            now,
+            wall,
+        )
+        .unwrap();
+    assert_eq!(failed.direction, Direction::Outgoing);
+    assert_eq!(failed.reason, "486 Busy Here");
+}
+
+#[test]
+fn the_current_call_is_the_active_one_not_the_held_one() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    model.apply(&incoming(1), now, wall);
+    model.apply(&call_event(1, answered()), now, wall);
+    model.apply(&incoming(2), now, wall);
+    assert_eq!(model.snapshot(now).ringing.map(|r| r.0), Some(2));
+    model.apply(
+        &call_event(1, CallUpdate::Held { by_remote: false }),
+        now,
+        wall,
+    );
+    model.apply(&call_event(2, answered()), now, wall);
+    let snapshot = model.snapshot(now);
+    assert_eq!(snapshot.current, Some(1));
+    assert_eq!(snapshot.calls[0].state, "On hold");
+    model.apply(&call_event(2, ended()), now, wall);
+    let snapshot = model.snapshot(now);
+    assert_eq!(
+        snapshot.current,
+        Some(0),
+        "the held call is still shown once alone"
+    );
+}
+
+#[test]
+fn live_statistics_fill_the_panel_and_the_graph() {
+    use crate::engine::AudioSummary;
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    model.apply(&incoming(5), now, wall);
+    model.apply(&call_event(5, answered()), now, wall);
+    assert!(model.snapshot(now).stats.is_empty(), "nothing measured yet");
+    for second in 0..70u64 {
+        let summary = CallSummary {
+            duration: Duration::from_secs(second),
+            audio: Some(AudioSummary {
+                codec: "opus".into(),
+                srtp: true,
+                tx_packets: 50 * second,
+                rx_packets: 99,
+                lost: 1,
+                jitter_ms: second as f64,
+                rtt_ms: Some(24.0),
+                discarded: 0,
+                concealed_frames: 0,
+            }),
+            ..CallSummary::default()
+        };
+        model.apply(
+            &call_event(5, CallUpdate::Statistics(Box::new(summary))),
+            now,
+            wall,
+        );
+    }
+    let snapshot = model.snapshot(now);
+    let value = |label: &str| {
+        snapshot
+            .stats
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {label} in {:?}", snapshot.stats))
+    };
+    assert_eq!(value("Audio"), "opus, SRTP");
+    assert_eq!(value("Packet loss"), "1.0 %");
+    assert_eq!(value("Round trip"), "24 ms");
+    assert_eq!(value("Jitter"), "69.0 ms");
+    assert_eq!(value("Path"), "direct RTP");
+    let points = snapshot
+        .graph
+        .split(['M', 'L'])
+        .filter(|p| !p.trim().is_empty())
+        .count();
+    assert_eq!(
+        points, 60,
+        "one minute, one point a second: {}",
+        snapshot.graph
+    );
+    assert!(
+        snapshot.graph.ends_with("59 10.0"),
+        "the newest, highest point: {}",
+        snapshot.graph
+    );
+    assert!(snapshot.graph_caption.contains("jitter"));
+}

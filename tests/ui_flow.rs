@@ -1,0 +1,301 @@
+//! The window clicked through with Slint's testing backend, against a real registrar and a real
+//! peer: add an account and see it register, dial and hang up, answer an incoming call and
+//! hang up, and find both calls in the history.
+//!
+//! The window, its adapters and the controller are the app's own; only the platform is Slint's
+//! headless testing backend (no pixels). The script runs on its own thread and touches the
+//! window only through the event loop, as the engine does. One test per binary: the testing
+//! backend is set up once per process.
+
+mod support;
+
+use std::error::Error;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use callisto::app::{self, AppSetup};
+use callisto::config::Config;
+use callisto::ui::{self, AccountsAdapter, Actions, CallAdapter, HistoryAdapter, MainWindow, Nav};
+use i_slint_backend_testing::{ElementHandle, ElementQuery};
+use slint::{ComponentHandle, Model};
+use support::callisto::Callisto;
+use support::kamailio::{Kamailio, KamailioConfig};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+type Weak = slint::Weak<MainWindow>;
+
+/// Runs `f` on the UI thread and returns what it returns.
+fn on_ui<R: Send + 'static>(
+    window: &Weak,
+    f: impl FnOnce(&MainWindow) -> R + Send + 'static,
+) -> Result<R, String> {
+    let (tx, rx) = std_mpsc::channel();
+    window
+        .upgrade_in_event_loop(move |w| {
+            let _ = tx.send(f(&w));
+        })
+        .map_err(|e| format!("the event loop is gone: {e}"))?;
+    rx.recv_timeout(WAIT)
+        .map_err(|_| "the UI thread did not answer".to_string())
+}
+
+/// Waits until `check` holds on the window; `what` names it in the failure.
+fn wait_until(
+    window: &Weak,
+    what: &str,
+    check: impl Fn(&MainWindow) -> bool + Send + Clone + 'static,
+) -> Result<(), String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if on_ui(window, check.clone())? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for: {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Presses the button (or navigation item) labelled `label`.
+fn click(window: &Weak, label: &'static str) -> Result<(), String> {
+    let found = on_ui(window, move |w| {
+        let button = ElementHandle::find_by_accessible_label(w, label)
+            .find(|e| e.accessible_enabled() != Some(false));
+        match button {
+            Some(button) => {
+                button.invoke_accessible_default_action();
+                true
+            }
+            None => false,
+        }
+    })?;
+    if found {
+        Ok(())
+    } else {
+        Err(format!("no enabled '{label}' on screen"))
+    }
+}
+
+/// Types `text` into the field whose placeholder is `placeholder`.
+fn type_into(window: &Weak, placeholder: &'static str, text: String) -> Result<(), String> {
+    let found = on_ui(window, move |w| {
+        let field = ElementQuery::from_root(w)
+            .match_descendants()
+            .match_predicate(move |e| {
+                e.accessible_placeholder_text().as_deref() == Some(placeholder)
+            })
+            .find_first();
+        match field {
+            Some(field) => {
+                field.set_accessible_value(text);
+                true
+            }
+            None => false,
+        }
+    })?;
+    if found {
+        Ok(())
+    } else {
+        Err(format!("no field '{placeholder}' on screen"))
+    }
+}
+
+fn account_state(w: &MainWindow) -> String {
+    let accounts = w.global::<AccountsAdapter>().get_accounts();
+    accounts
+        .row_data(0)
+        .map(|a| format!("{}: {}", a.state, a.detail))
+        .unwrap_or_default()
+}
+
+fn current_call_state(w: &MainWindow) -> String {
+    let calls = w.global::<CallAdapter>();
+    usize::try_from(calls.get_current())
+        .ok()
+        .and_then(|i| calls.get_calls().row_data(i))
+        .map(|c| c.state.to_string())
+        .unwrap_or_default()
+}
+
+fn history(w: &MainWindow) -> Vec<(String, String)> {
+    w.global::<HistoryAdapter>()
+        .get_rows()
+        .iter()
+        .map(|r| (r.direction.to_string(), r.remote.to_string()))
+        .collect()
+}
+
+/// The user's script: everything a person would click, checked on screen.
+fn script(window: Weak, kamailio: &Kamailio, dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
+    let port = kamailio.config().udp_port;
+    let registrar = format!("sip:127.0.0.1:{port}");
+    wait_until(&window, "the first-run welcome", |w| {
+        w.global::<Nav>().get_first_run()
+    })?;
+
+    // Add an account and see it register.
+    click(&window, "Accounts")?;
+    type_into(
+        &window,
+        "Address, e.g. sip:alice@example.org",
+        format!("sip:alice@127.0.0.1:{port}"),
+    )?;
+    type_into(&window, "Password", "alice-secret".into())?;
+    type_into(
+        &window,
+        "Server (optional), e.g. sip:pbx.example.org;transport=tls",
+        registrar.clone(),
+    )?;
+    click(&window, "Add account")?;
+    wait_until(&window, "the account registered", |w| {
+        account_state(w).starts_with("Registered")
+    })
+    .map_err(|e| {
+        format!(
+            "{e}; the account shows '{}'",
+            on_ui(&window, account_state).unwrap_or_default()
+        )
+    })?;
+    assert!(!on_ui(&window, |w| w.global::<Nav>().get_first_run())?);
+
+    // Dial bob, who answers; hang up.
+    let bob_uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut bob = Callisto::start(
+        dir,
+        &[
+            "answer",
+            "--user",
+            &bob_uri,
+            "--password",
+            "bob-secret",
+            "--registrar",
+            &registrar,
+            "--listen",
+            "127.0.0.1:0",
+            "--audio",
+            "tone:880",
+            "--json",
+        ],
+    )?;
+    bob.expect("registered", WAIT)?;
+    click(&window, "Dial")?;
+    type_into(
+        &window,
+        "sip:bob@example.org, a number or a name",
+        bob_uri.clone(),
+    )?;
+    click(&window, "Audio call")?;
+    wait_until(&window, "the call to bob connected", |w| {
+        current_call_state(w) == "Connected"
+    })?;
+    bob.expect("answered", WAIT)?;
+    click(&window, "Hang up")?;
+    wait_until(&window, "the call to bob in the history", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 1
+    })?;
+    let rows = on_ui(&window, history)?;
+    assert_eq!(rows[0].0, "out", "{rows:?}");
+    assert!(rows[0].1.contains("bob"), "{rows:?}");
+    bob.wait(WAIT)?;
+
+    // Bob calls back; answer audio-only; hang up.
+    let alice_uri = format!("sip:alice@127.0.0.1:{port}");
+    let mut caller = Callisto::start(
+        dir,
+        &[
+            "call",
+            &alice_uri,
+            "--user",
+            &bob_uri,
+            "--password",
+            "bob-secret",
+            "--registrar",
+            &registrar,
+            "--listen",
+            "127.0.0.1:0",
+            "--audio",
+            "tone:880",
+            "--duration",
+            "30",
+            "--json",
+        ],
+    )?;
+    wait_until(&window, "bob's call ringing", |w| {
+        let calls = w.global::<CallAdapter>();
+        calls.get_ringing() && calls.get_ringing_address().contains("bob")
+    })?;
+    click(&window, "Answer audio only")?;
+    wait_until(&window, "bob's call connected", |w| {
+        current_call_state(w) == "Connected" && !w.global::<CallAdapter>().get_ringing()
+    })?;
+    click(&window, "Hang up")?;
+    wait_until(&window, "bob's call in the history", |w| {
+        history(w).len() == 2
+    })?;
+    let rows = on_ui(&window, history)?;
+    assert_eq!(rows[0].0, "in", "the newest row first: {rows:?}");
+    assert!(rows[0].1.contains("bob"), "{rows:?}");
+    caller.expect("call_ended", WAIT)?;
+    caller.wait(WAIT)?;
+    Ok(())
+}
+
+#[test]
+fn add_an_account_dial_answer_hang_up_and_see_the_history() {
+    i_slint_backend_testing::init_integration_test_with_system_time();
+    let kamailio = Kamailio::start(KamailioConfig {
+        users: vec![
+            ("alice".into(), "alice-secret".into()),
+            ("bob".into(), "bob-secret".into()),
+        ],
+        ..KamailioConfig::default()
+    })
+    .expect("Kamailio");
+    let dir = tempfile::Builder::new()
+        .prefix("callisto-ui-")
+        .tempdir()
+        .expect("a temporary directory");
+    let mut config = Config::default();
+    config.transport.listen = "127.0.0.1:0".parse().expect("an address");
+    let setup = AppSetup {
+        config,
+        config_path: dir.path().join("config.toml"),
+        data_dir: Some(dir.path().to_path_buf()),
+        notice: String::new(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let window = MainWindow::new().expect("the window");
+    let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
+    ui::connect(&window, &Actions::new(actions_tx.clone()));
+    let controller = runtime.spawn(app::run(setup, actions_rx, ui::WindowDisplay::new(&window)));
+
+    let weak = window.as_weak();
+    let dir_path = dir.path().to_path_buf();
+    let script = std::thread::spawn(move || {
+        let outcome = script(weak, &kamailio, &dir_path).map_err(|e| e.to_string());
+        let _ = slint::quit_event_loop();
+        (outcome, kamailio)
+    });
+    slint::run_event_loop_until_quit().expect("the event loop");
+    let (outcome, kamailio) = script.join().expect("the script thread");
+    let _ = actions_tx.send(app::Action::Quit);
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), controller).await })
+        .expect("the controller stopped")
+        .expect("the controller task");
+    if let Err(error) = outcome {
+        panic!("{error}\nKamailio:\n{}", kamailio.log_tail(30));
+    }
+    let saved = std::fs::read_to_string(dir.path().join("config.toml")).expect("the saved config");
+    assert!(
+        saved.contains("sip:alice@127.0.0.1"),
+        "the new account was saved: {saved}"
+    );
+}

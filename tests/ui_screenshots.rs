@@ -1,0 +1,311 @@
+//! Screenshots of the window's main views, rendered headless under Xvfb with Slint's software
+//! renderer, written to `target/screenshots/` and checked to show something: first run,
+//! registered and idle, an incoming call, a call with two video tiles and the self-view, the
+//! statistics panel, the settings.
+//!
+//! One test per binary: Slint's platform is chosen once per process.
+
+mod support;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use callisto::app::{AccountRow, CallRow, HistoryRow, Screen, Snapshot};
+use callisto::ui::video_image::frame_image;
+use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, StatRow, TileRow};
+use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
+use slint::{ComponentHandle, ModelRc, VecModel};
+use support::xvfb::Xvfb;
+
+/// Where `make test` leaves the screenshots (the README names it).
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("screenshots")
+}
+
+fn registered() -> AccountRow {
+    AccountRow {
+        name: "work".into(),
+        user: "sip:alice@example.org".into(),
+        state: "Registered".into(),
+        detail: "for 10 min".into(),
+        tone: 1,
+    }
+}
+
+fn connected_call() -> CallRow {
+    CallRow {
+        key: 1,
+        remote: "Bob".into(),
+        state: "Connected".into(),
+        timer: "2:17".into(),
+        video: true,
+        secure: true,
+        codec: "opus".into(),
+        ..CallRow::default()
+    }
+}
+
+fn history() -> Vec<HistoryRow> {
+    let row = |direction: &str, remote: &str, name: &str, when: &str, duration: &str| HistoryRow {
+        direction: direction.into(),
+        remote: remote.into(),
+        name: name.into(),
+        when: when.into(),
+        duration: duration.into(),
+    };
+    vec![
+        row("out", "sip:bob@example.org", "Bob", "09:12", "4 min"),
+        row("missed", "sip:carol@example.org", "", "08:40", ""),
+        row(
+            "in",
+            "sip:+4930123@example.org",
+            "Front desk",
+            "Thu 19 Nov 16:02",
+            "12 min",
+        ),
+    ]
+}
+
+fn pattern_tile(name: &str, identity: u16) -> TileRow {
+    let format = VideoFormat::new(640, 480, 30).expect("a format");
+    let mut pattern = TestPattern::new(format, identity).expect("a pattern");
+    let frame = pattern.next_frame().expect("a frame").expect("a frame");
+    TileRow {
+        name: name.into(),
+        frame: frame_image(&frame),
+        has_video: true,
+    }
+}
+
+/// One view: how to set it up.
+struct View {
+    name: &'static str,
+    set_up: Box<dyn Fn(&MainWindow)>,
+}
+
+fn views() -> Vec<View> {
+    let idle = Screen {
+        view: Snapshot {
+            accounts: vec![registered()],
+            ..Snapshot::default()
+        },
+        history: history(),
+        last_dialed: "sip:bob@example.org".into(),
+        ..Screen::default()
+    };
+    let in_call = Screen {
+        view: Snapshot {
+            accounts: vec![registered()],
+            calls: vec![connected_call()],
+            current: Some(0),
+            ringing: None,
+        },
+        ..idle.clone()
+    };
+    let set_tiles = |window: &MainWindow, stats: bool| {
+        let calls = window.global::<CallAdapter>();
+        calls.set_tiles(ModelRc::new(VecModel::from(vec![
+            pattern_tile("Bob", 1),
+            pattern_tile("Carol", 2),
+        ])));
+        calls.set_self_view(pattern_tile("me", 3).frame);
+        calls.set_stats_open(stats);
+        let stat = |label: &str, value: &str| StatRow {
+            label: label.into(),
+            value: value.into(),
+        };
+        calls.set_stats(ModelRc::new(VecModel::from(vec![
+            stat("Audio", "opus 48 kHz, SRTP"),
+            stat("Video", "H.264 640x480 @ 30 fps"),
+            stat("Bitrate in/out", "1210 / 1180 kbit/s"),
+            stat("Packet loss", "0.4 %"),
+            stat("Jitter", "3 ms"),
+            stat("Round trip", "24 ms"),
+            stat("MOS", "4.3"),
+        ])));
+        calls.set_graph_path("M 0 60 L 10 45 L 20 50 L 30 40 L 40 42 L 50 35 L 60 38".into());
+        calls.set_graph_caption("Bitrate in, last 60 s".into());
+    };
+    vec![
+        View {
+            name: "first-run",
+            set_up: Box::new(|window| {
+                apply(
+                    window,
+                    &Screen {
+                        first_run: true,
+                        ..Screen::default()
+                    },
+                );
+                window.global::<Nav>().set_page(Page::Dial);
+            }),
+        },
+        View {
+            name: "registered-idle",
+            set_up: Box::new({
+                let idle = idle.clone();
+                move |window| {
+                    apply(window, &idle);
+                    window.global::<Nav>().set_page(Page::History);
+                }
+            }),
+        },
+        View {
+            name: "incoming-call",
+            set_up: Box::new({
+                let mut ringing = idle.clone();
+                ringing.view.ringing =
+                    Some((4, "Carol".to_string(), "sip:carol@example.org".to_string()));
+                move |window| {
+                    apply(window, &ringing);
+                    window.global::<Nav>().set_page(Page::Dial);
+                }
+            }),
+        },
+        View {
+            name: "in-call",
+            set_up: Box::new({
+                let in_call = in_call.clone();
+                move |window| {
+                    apply(window, &in_call);
+                    set_tiles(window, false);
+                }
+            }),
+        },
+        View {
+            name: "statistics",
+            set_up: Box::new({
+                let in_call = in_call.clone();
+                move |window| {
+                    apply(window, &in_call);
+                    set_tiles(window, true);
+                }
+            }),
+        },
+        View {
+            name: "settings",
+            set_up: Box::new({
+                let idle = idle.clone();
+                move |window| {
+                    apply(window, &idle);
+                    let settings = window.global::<SettingsAdapter>();
+                    let names = |n: &[&str]| {
+                        ModelRc::new(VecModel::from(
+                            n.iter()
+                                .map(|s| slint::SharedString::from(*s))
+                                .collect::<Vec<_>>(),
+                        ))
+                    };
+                    settings.set_inputs(names(&["Default microphone", "USB headset"]));
+                    settings.set_outputs(names(&["Default speakers", "USB headset"]));
+                    settings.set_cameras(names(&["No camera found"]));
+                    settings.set_mic_level(0.4);
+                    window.global::<Nav>().set_page(Page::Settings);
+                }
+            }),
+        },
+    ]
+}
+
+/// How much a screenshot shows: the number of distinct colours and the share of pixels that
+/// differ from the most common one.
+fn content(pixels: &[u8]) -> (usize, f64) {
+    use std::collections::HashMap;
+    let mut counts: HashMap<[u8; 3], usize> = HashMap::new();
+    for p in pixels.chunks_exact(4) {
+        *counts.entry([p[0], p[1], p[2]]).or_default() += 1;
+    }
+    let total = pixels.len() / 4;
+    let most = counts.values().copied().max().unwrap_or(0);
+    (counts.len(), 1.0 - most as f64 / total.max(1) as f64)
+}
+
+fn save_png(path: &Path, width: u32, height: u32, rgba: &[u8]) {
+    let file = std::fs::File::create(path).expect("create the screenshot");
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    writer.write_image_data(rgba).expect("png data");
+}
+
+#[test]
+fn the_main_views_render_to_non_blank_screenshots() {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).expect("the screenshot folder");
+    let xvfb = Xvfb::start(&dir).expect("Xvfb (make test installs the xvfb package)");
+    std::env::set_var("DISPLAY", xvfb.display());
+    std::env::remove_var("WAYLAND_DISPLAY");
+    std::env::set_var("SLINT_BACKEND", "winit-software");
+
+    let window = MainWindow::new().expect("the window");
+    window.show().expect("show the window");
+    let views = views();
+    let results: Rc<RefCell<Vec<(String, Result<(usize, f64), String>)>>> = Rc::default();
+    let step = Rc::new(RefCell::new(0usize));
+    let timer = slint::Timer::default();
+    {
+        let window = window.as_weak();
+        let results = Rc::clone(&results);
+        let dir = dir.clone();
+        // Even steps set a view up; odd steps (one interval later, after it rendered) take its
+        // picture.
+        timer.start(
+            slint::TimerMode::Repeated,
+            Duration::from_millis(400),
+            move || {
+                let Some(window) = window.upgrade() else {
+                    return;
+                };
+                let mut current = step.borrow_mut();
+                let index = *current / 2;
+                if index >= views.len() {
+                    let _ = slint::quit_event_loop();
+                    return;
+                }
+                let view = &views[index];
+                if *current % 2 == 0 {
+                    (view.set_up)(&window);
+                    window.window().request_redraw();
+                } else {
+                    let shot = window.window().take_snapshot().map_err(|e| e.to_string());
+                    let outcome = shot.map(|buffer| {
+                        let bytes = buffer.as_bytes();
+                        save_png(
+                            &dir.join(format!("{}.png", view.name)),
+                            buffer.width(),
+                            buffer.height(),
+                            bytes,
+                        );
+                        content(bytes)
+                    });
+                    results.borrow_mut().push((view.name.to_string(), outcome));
+                }
+                *current += 1;
+            },
+        );
+    }
+    slint::run_event_loop().expect("the event loop");
+    drop(timer);
+    let _ = window.hide();
+
+    let results = results.borrow();
+    assert_eq!(results.len(), 6, "every view was photographed: {results:?}");
+    for (name, outcome) in results.iter() {
+        let (colours, busy) = outcome.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            *colours >= 16 && *busy >= 0.05,
+            "{name} looks blank: {colours} colours, {:.1} % of pixels off the background",
+            busy * 100.0
+        );
+    }
+    // The in-call view shows the pattern tiles: many colours.
+    let in_call = results.iter().find(|(n, _)| n == "in-call").unwrap();
+    assert!(in_call.1.as_ref().unwrap().0 > 200, "{in_call:?}");
+    drop(xvfb);
+}
