@@ -103,10 +103,12 @@ pub fn effective_equipment_impairment(
 ///
 /// Returns 1 (random loss) when there was no loss or no burst was observed, and at least 1.
 pub fn burst_ratio(loss_ratio: f64, mean_burst_length: f64) -> f64 {
-    if !(loss_ratio > 0.0 && loss_ratio < 1.0) || !(mean_burst_length >= 1.0) {
-        return 1.0;
+    let lossy = loss_ratio > 0.0 && loss_ratio < 1.0;
+    if lossy && mean_burst_length >= 1.0 {
+        (mean_burst_length * (1.0 - loss_ratio)).max(1.0)
+    } else {
+        1.0
     }
-    (mean_burst_length * (1.0 - loss_ratio)).max(1.0)
 }
 
 #[cfg(test)]
