@@ -16,5 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod engine;
+pub mod quarantine;
 pub mod register;
+pub mod storage;
 pub mod transport;
