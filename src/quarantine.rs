@@ -13,6 +13,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A damaged file that was moved aside, for telling the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedAside {
+    /// Where the damaged file is now (`<name>.corrupt-<unix-seconds>`).
+    pub moved_to: PathBuf,
+    /// What was wrong with it, in the parser's or SQLite's words.
+    pub reason: String,
+}
+
 /// Attempts at a free name before giving up (`.corrupt-<secs>`, then `.1` … `.999`).
 const MAX_ATTEMPTS: u32 = 1000;
 

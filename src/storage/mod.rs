@@ -41,6 +41,8 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode};
 
+use crate::quarantine::MovedAside;
+
 pub use completion::{Completion, CompletionSource};
 pub use contacts::{Contact, ContactAddress, ContactId, NewContact};
 pub use history::{CallDirection, CallRecord, HistoryEntry, HistoryId};
@@ -102,17 +104,9 @@ pub enum StoreError {
 pub struct Opened {
     /// The store, ready for use.
     pub store: Store,
-    /// Set when the previous database was damaged: the user's data is in the moved file.
-    pub quarantined: Option<Quarantined>,
-}
-
-/// A damaged database that was moved aside.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quarantined {
-    /// Where the damaged file is now (`callisto.db.corrupt-<unix-seconds>`).
-    pub moved_to: PathBuf,
-    /// What was wrong with it, in SQLite's words.
-    pub reason: String,
+    /// Set when the previous database was damaged: the user's data is in the moved file
+    /// (`callisto.db.corrupt-<unix-seconds>`), and the reason says what SQLite found.
+    pub quarantined: Option<MovedAside>,
 }
 
 /// Contacts and call history, backed by one SQLite connection.
@@ -168,7 +162,7 @@ impl Store {
         match Store::open_checked(&path) {
             Ok(store) => Ok(Opened {
                 store,
-                quarantined: Some(Quarantined { moved_to, reason }),
+                quarantined: Some(MovedAside { moved_to, reason }),
             }),
             Err(OpenFailure::Error(e)) => Err(e),
             Err(OpenFailure::Damaged(reason)) => Err(StoreError::StillDamaged { path, reason }),
