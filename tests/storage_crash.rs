@@ -142,7 +142,7 @@ fn the_consistency_check_finds_a_partial_or_mixed_contact() {
 fn generation(tag: &str, k: usize) -> NewContact {
     NewContact {
         name: format!("crash {tag} k{k}"),
-        favourite: k % 2 == 0,
+        favourite: k.is_multiple_of(2),
         addresses: (0..k)
             .map(|i| {
                 ContactAddress::labelled(

@@ -500,10 +500,14 @@ fn a_database_with_damaged_pages_is_moved_aside() {
     let path = dir.path().join(DB_FILE_NAME);
     {
         let mut store = open(dir.path());
-        for i in 0..300 {
+        for i in 0..300u32 {
             let name = format!("Contact {i} with a name long enough to fill pages");
             store
-                .add_contact(&contact(&name, i % 3 == 0, &["sip:someone@example.org"]))
+                .add_contact(&contact(
+                    &name,
+                    i.is_multiple_of(3),
+                    &["sip:someone@example.org"],
+                ))
                 .unwrap();
         }
         // Fold the write-ahead log into the file so the damage below hits live pages.
