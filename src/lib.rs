@@ -9,6 +9,7 @@
 //! - [`engine`]: the one task that owns SIP state: registrations and calls (SDP offer/answer,
 //!   media sessions).
 //! - [`register`], [`call`]: the headless commands.
+//! - [`storage`]: contacts and call history in SQLite; [`quarantine`] moves damaged files aside.
 
 pub mod account;
 pub mod call;

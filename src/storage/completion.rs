@@ -42,7 +42,31 @@ pub enum CompletionSource {
 /// A candidate before ranking, with the key it is deduplicated by.
 struct Candidate {
     key: String,
+    rank: Rank,
     completion: Completion,
+}
+
+/// The order of suggestions, best first (field order is significance).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    not_favourite: bool,
+    last_call: Reverse<Option<i64>>,
+    from_history: bool,
+    sort_name: String,
+    address: String,
+}
+
+/// Which contact addresses match: the name or a word of it starts with the folded prefix
+/// (`?1`), or the address does, as written (`?1`) or as a key (`?2`).
+const CONTACT_MATCH: &str = "FROM contacts c JOIN contact_addresses a ON a.contact_id = c.id
+     WHERE substr(c.name_key, 1, length(?1)) = ?1
+        OR instr(c.name_key, ' ' || ?1) > 0
+        OR substr(a.address_folded, 1, length(?1)) = ?1
+        OR substr(a.address_key, 1, length(?2)) = ?2";
+
+/// The upper end of the range of strings that start with `prefix` (in SQLite's binary order).
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
 }
 
 impl Store {
@@ -50,12 +74,15 @@ impl Store {
     ///
     /// A contact matches when its name, or a word of it, starts with the prefix (all its
     /// addresses are offered) or one of its addresses does; a past call matches when its
-    /// remote URI or its display name (or a word of it) does. Addresses compare with and
-    /// without their scheme (`ali` and `sip:ali` both find `sip:alice@example.org`) and numbers
-    /// without separators. Each address is offered once (a contact's entry wins over the same
-    /// address from history). Order: favourites, then by latest call (most recent first), then
-    /// contacts before history, then alphabetically. An empty prefix offers favourites and
-    /// recent calls first.
+    /// remote URI or its display name starts with it. Addresses compare with and without their
+    /// scheme (`ali` and `sip:ali` both find `sip:alice@example.org`) and numbers without
+    /// separators. Each address is offered once (a contact's entry wins over the same address
+    /// from history). Order: favourites, then by latest call (most recent first), then contacts
+    /// before history, then alphabetically. An empty prefix offers favourites and recent calls
+    /// first.
+    ///
+    /// History is searched through indexes (prefix ranges), so a long history costs little
+    /// once a few characters are typed.
     pub fn complete(&self, prefix: &str, limit: usize) -> Result<Vec<Completion>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -63,24 +90,10 @@ impl Store {
         let folded = fold(prefix);
         let key = address_key(prefix);
         let mut candidates = self.contact_candidates(&folded, &key)?;
-        let history_limit =
-            i64::try_from(limit.saturating_add(candidates.len())).unwrap_or(i64::MAX);
+        let history_limit = i64::try_from(limit).unwrap_or(i64::MAX);
         candidates.extend(self.history_candidates(&folded, &key, history_limit)?);
 
-        candidates.sort_by_cached_key(|c| {
-            let completion = &c.completion;
-            let (favourite, from_history) = match completion.source {
-                CompletionSource::Contact { favourite, .. } => (favourite, false),
-                CompletionSource::History => (false, true),
-            };
-            (
-                !favourite,
-                Reverse(completion.last_call_ms),
-                from_history,
-                fold(completion.name.as_deref().unwrap_or(&completion.address)),
-                completion.address.clone(),
-            )
-        });
+        candidates.sort_by(|a, b| a.rank.cmp(&b.rank));
         let mut seen = HashSet::new();
         Ok(candidates
             .into_iter()
@@ -91,26 +104,34 @@ impl Store {
     }
 
     fn contact_candidates(&self, folded: &str, key: &str) -> Result<Vec<Candidate>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let sql = format!(
             "SELECT c.id, c.name, c.favourite, a.address, a.label, a.address_key,
-                    (SELECT max(started_at_ms) FROM calls WHERE remote_key = a.address_key)
-               FROM contacts c JOIN contact_addresses a ON a.contact_id = c.id
-              WHERE substr(c.name_key, 1, length(?1)) = ?1
-                 OR instr(c.name_key, ' ' || ?1) > 0
-                 OR substr(a.address_folded, 1, length(?1)) = ?1
-                 OR substr(a.address_key, 1, length(?2)) = ?2",
-        )?;
+                    (SELECT max(started_at_ms) FROM calls WHERE remote_key = a.address_key),
+                    c.name_key
+             {CONTACT_MATCH}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params![folded, key], |row| {
+            let favourite: bool = row.get(2)?;
+            let last_call_ms: Option<i64> = row.get(6)?;
+            let address: String = row.get(3)?;
             Ok(Candidate {
                 key: row.get(5)?,
+                rank: Rank {
+                    not_favourite: !favourite,
+                    last_call: Reverse(last_call_ms),
+                    from_history: false,
+                    sort_name: row.get(7)?,
+                    address: address.clone(),
+                },
                 completion: Completion {
-                    address: row.get(3)?,
+                    address,
                     name: Some(row.get(1)?),
                     label: row.get(4)?,
-                    last_call_ms: row.get(6)?,
+                    last_call_ms,
                     source: CompletionSource::Contact {
                         id: ContactId(row.get(0)?),
-                        favourite: row.get(2)?,
+                        favourite,
                     },
                 },
             })
@@ -124,27 +145,45 @@ impl Store {
         key: &str,
         limit: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
+        // Prefix ranges use the indexes on remote_key, remote_folded and display_key. Addresses
+        // a matching contact offers are left out here, so the limit counts only new entries.
         // SQLite takes the bare columns of a max() aggregate from the row holding the maximum:
         // the latest call's URI and display name for each address.
-        let mut stmt = self.conn.prepare(
-            "SELECT remote_key, remote_uri, display_name, max(started_at_ms)
+        let sql = format!(
+            "SELECT remote_key, remote_uri, display_name, max(started_at_ms), remote_folded
                FROM calls
-              WHERE substr(remote_key, 1, length(?2)) = ?2
-                 OR substr(remote_folded, 1, length(?1)) = ?1
-                 OR substr(display_key, 1, length(?1)) = ?1
-                 OR instr(display_key, ' ' || ?1) > 0
+              WHERE ((remote_key >= ?2 AND remote_key < ?4)
+                     OR (remote_folded >= ?1 AND remote_folded < ?3)
+                     OR (display_key >= ?1 AND display_key < ?3))
+                AND remote_key NOT IN (SELECT a.address_key {CONTACT_MATCH})
               GROUP BY remote_key
               ORDER BY max(started_at_ms) DESC
-              LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![folded, key, limit], |row| {
+              LIMIT ?5"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let params = params![folded, key, prefix_end(folded), prefix_end(key), limit];
+        let rows = stmt.query_map(params, |row| {
+            let display_name: Option<String> = row.get(2)?;
+            let last_call_ms: Option<i64> = row.get(3)?;
+            let address: String = row.get(1)?;
+            let sort_name = match &display_name {
+                Some(name) => fold(name),
+                None => row.get(4)?,
+            };
             Ok(Candidate {
                 key: row.get(0)?,
+                rank: Rank {
+                    not_favourite: true,
+                    last_call: Reverse(last_call_ms),
+                    from_history: true,
+                    sort_name,
+                    address: address.clone(),
+                },
                 completion: Completion {
-                    address: row.get(1)?,
-                    name: row.get(2)?,
+                    address,
+                    name: display_name,
                     label: None,
-                    last_call_ms: row.get(3)?,
+                    last_call_ms,
                     source: CompletionSource::History,
                 },
             })

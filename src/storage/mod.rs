@@ -190,8 +190,13 @@ impl Store {
             }));
         }
         let setup = |conn: &Connection| -> Result<(), rusqlite::Error> {
-            let _mode: String =
+            let mode: String =
                 conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                // Some file systems (network mounts) cannot hold a write-ahead log; the rollback
+                // journal SQLite keeps then is as crash-safe, only slower.
+                tracing::warn!(%mode, "the database cannot use write-ahead logging");
+            }
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", true)?;
             Ok(())

@@ -50,6 +50,8 @@ CREATE TABLE calls (
 );
 CREATE INDEX calls_recent ON calls (started_at_ms DESC, id DESC);
 CREATE INDEX calls_remote ON calls (remote_key, started_at_ms DESC);
+CREATE INDEX calls_remote_folded ON calls (remote_folded);
+CREATE INDEX calls_display ON calls (display_key);
 ";
 
 /// Every migration, oldest first.

@@ -5,6 +5,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 
+#[test]
+fn a_store_can_move_to_the_thread_or_task_that_owns_it() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+    assert_send::<Opened>();
+}
+
 fn open(dir: &Path) -> Store {
     let opened = Store::open(dir).unwrap();
     assert_eq!(opened.quarantined, None);
@@ -352,6 +359,44 @@ fn completion_offers_contacts_and_history_once_favourites_and_recent_first() {
     assert_eq!(by_uri[0].address, "sip:bob@example.org");
     assert!(store.complete("zz", 10).unwrap().is_empty());
     assert!(store.complete("al", 0).unwrap().is_empty());
+}
+
+#[test]
+fn completion_finds_past_callers_by_display_name_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    for i in 0..30 {
+        let uri = format!("sip:{i}@pbx.example.org");
+        let name = format!("Reception desk {i}");
+        store
+            .record_call(&call(CallDirection::Incoming, &uri, Some(&name), i))
+            .unwrap();
+    }
+    // The same caller again, most recently: offered once, with its latest call.
+    store
+        .record_call(&call(
+            CallDirection::Missed,
+            "sip:3@pbx.example.org",
+            Some("Reception desk 3"),
+            100,
+        ))
+        .unwrap();
+    let got = store.complete("RECEPTION", 4).unwrap();
+    let addresses: Vec<&str> = got.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "sip:3@pbx.example.org",
+            "sip:29@pbx.example.org",
+            "sip:28@pbx.example.org",
+            "sip:27@pbx.example.org",
+        ]
+    );
+    assert_eq!(got[0].last_call_ms, Some(100));
+    assert!(got.iter().all(|c| c.source == CompletionSource::History));
+    // Nothing matches in the middle of a URI or name.
+    assert!(store.complete("desk", 4).unwrap().is_empty());
+    assert!(store.complete("pbx", 4).unwrap().is_empty());
 }
 
 #[test]
