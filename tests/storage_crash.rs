@@ -4,7 +4,8 @@
 //! [`WRITER_ENV`] naming the data directory), which opens the store and adds, updates and
 //! removes contacts with several addresses, and records calls, in a tight loop. After a short
 //! random delay the parent kills it with SIGKILL, by its PID, and opens the store again: the
-//! database must open without being moved aside, pass SQLite's full `integrity_check`, and every
+//! database must open without being moved aside, pass [`Store::integrity_check`] (SQLite's full
+//! check, and each address's latest call agreeing with the call history), and every
 //! contact must hold exactly the addresses its name promises: a contact with some of its
 //! addresses, or a mix of an old and a new set, fails the test. Several rounds run on the same
 //! database, each one a restart after a crash.

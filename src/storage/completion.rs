@@ -81,8 +81,7 @@ impl Store {
     /// before history, then alphabetically. An empty prefix offers favourites and recent calls
     /// first.
     ///
-    /// History is searched through indexes (prefix ranges), so a long history costs little
-    /// once a few characters are typed.
+    /// History is searched once per address called, not once per call, through indexes.
     pub fn complete(&self, prefix: &str, limit: usize) -> Result<Vec<Completion>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -106,7 +105,7 @@ impl Store {
     fn contact_candidates(&self, folded: &str, key: &str) -> Result<Vec<Candidate>, StoreError> {
         let sql = format!(
             "SELECT c.id, c.name, c.favourite, a.address, a.label, a.address_key,
-                    (SELECT max(started_at_ms) FROM calls WHERE remote_key = a.address_key),
+                    (SELECT last_call_ms FROM call_remotes WHERE remote_key = a.address_key),
                     c.name_key
              {CONTACT_MATCH}"
         );
@@ -145,19 +144,17 @@ impl Store {
         key: &str,
         limit: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
-        // Prefix ranges use the indexes on remote_key, remote_folded and display_key. Addresses
-        // a matching contact offers are left out here, so the limit counts only new entries.
-        // SQLite takes the bare columns of a max() aggregate from the row holding the maximum:
-        // the latest call's URI and display name for each address.
+        // One row per address called (its latest call), searched by prefix ranges on the
+        // indexed keys. Addresses a matching contact offers are left out here, so the limit
+        // counts only entries that will be shown.
         let sql = format!(
-            "SELECT remote_key, remote_uri, display_name, max(started_at_ms), remote_folded
-               FROM calls
+            "SELECT remote_key, remote_uri, display_name, last_call_ms, remote_folded
+               FROM call_remotes
               WHERE ((remote_key >= ?2 AND remote_key < ?4)
                      OR (remote_folded >= ?1 AND remote_folded < ?3)
                      OR (display_key >= ?1 AND display_key < ?3))
                 AND remote_key NOT IN (SELECT a.address_key {CONTACT_MATCH})
-              GROUP BY remote_key
-              ORDER BY max(started_at_ms) DESC
+              ORDER BY last_call_ms DESC
               LIMIT ?5"
         );
         let mut stmt = self.conn.prepare(&sql)?;

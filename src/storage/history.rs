@@ -83,7 +83,8 @@ const HISTORY_COLUMNS: &str = "id, direction, remote_uri, display_name, account,
 const NEWEST_FIRST: &str = "ORDER BY started_at_ms DESC, id DESC";
 
 impl Store {
-    /// Adds a call to the history.
+    /// Adds a call to the history (and, in the same transaction, to its address's latest call
+    /// for completion).
     pub fn record_call(&mut self, call: &CallRecord) -> Result<HistoryId, StoreError> {
         let remote_uri = call.remote_uri.trim();
         if remote_uri.is_empty() {
@@ -98,16 +99,14 @@ impl Store {
             .filter(|n| !n.is_empty());
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO calls (direction, remote_uri, remote_folded, remote_key, display_name,
-                 display_key, account, started_at_ms, duration_ms, end_reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO calls (direction, remote_uri, remote_key, display_name, account,
+                 started_at_ms, duration_ms, end_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 call.direction.as_str(),
                 remote_uri,
-                fold(remote_uri),
                 address_key(remote_uri),
                 display_name,
-                display_name.map(fold).unwrap_or_default(),
                 call.account,
                 call.started_at_ms,
                 duration_ms,
@@ -115,6 +114,27 @@ impl Store {
             ],
         )?;
         let id = HistoryId(tx.last_insert_rowid());
+        // The address's latest call; a record older than the one known changes nothing.
+        tx.execute(
+            "INSERT INTO call_remotes (remote_key, remote_uri, remote_folded, display_name,
+                 display_key, last_call_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (remote_key) DO UPDATE SET
+                 remote_uri = excluded.remote_uri,
+                 remote_folded = excluded.remote_folded,
+                 display_name = excluded.display_name,
+                 display_key = excluded.display_key,
+                 last_call_ms = excluded.last_call_ms
+             WHERE excluded.last_call_ms >= call_remotes.last_call_ms",
+            params![
+                address_key(remote_uri),
+                remote_uri,
+                fold(remote_uri),
+                display_name,
+                display_name.map(fold).unwrap_or_default(),
+                call.started_at_ms,
+            ],
+        )?;
         tx.commit()?;
         Ok(id)
     }
@@ -138,6 +158,7 @@ impl Store {
     pub fn clear_history(&mut self) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
         let removed = tx.execute("DELETE FROM calls", [])?;
+        tx.execute("DELETE FROM call_remotes", [])?;
         tx.commit()?;
         Ok(removed)
     }

@@ -229,10 +229,28 @@ impl Store {
         schema::current_version()
     }
 
-    /// Runs SQLite's full `PRAGMA integrity_check` and returns the problems it reports; empty
-    /// when the database is sound.
+    /// Runs SQLite's full `PRAGMA integrity_check`, and checks that the latest call kept per
+    /// address agrees with the call history; returns the problems found, empty when the
+    /// database is sound.
     pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        Ok(check_rows(&self.conn, "PRAGMA integrity_check")?)
+        let mut problems = check_rows(&self.conn, "PRAGMA integrity_check")?;
+        let disagreeing: i64 = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM (
+                         SELECT remote_key, max(started_at_ms) FROM calls GROUP BY remote_key
+                         EXCEPT SELECT remote_key, last_call_ms FROM call_remotes))
+                  + (SELECT count(*) FROM (
+                         SELECT remote_key, last_call_ms FROM call_remotes
+                         EXCEPT SELECT remote_key, max(started_at_ms) FROM calls
+                                GROUP BY remote_key))",
+            [],
+            |row| row.get(0),
+        )?;
+        if disagreeing > 0 {
+            problems.push(format!(
+                "{disagreeing} addresses' latest calls disagree with the call history"
+            ));
+        }
+        Ok(problems)
     }
 }
 

@@ -12,8 +12,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::StoreError;
 
-/// Version 1: contacts with their addresses, and call history. The `*_key` and `*_folded`
-/// columns hold [`super::search_key`] forms of the text beside them.
+/// Version 1: contacts with their addresses, call history, and each called address's latest
+/// call. The `*_key` and `*_folded` columns hold [`super::search_key`] forms of the text beside
+/// them.
 const V1: &str = "
 CREATE TABLE contacts (
     id        INTEGER PRIMARY KEY,
@@ -39,10 +40,8 @@ CREATE TABLE calls (
     id            INTEGER PRIMARY KEY,
     direction     TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing', 'missed')),
     remote_uri    TEXT NOT NULL,
-    remote_folded TEXT NOT NULL,
     remote_key    TEXT NOT NULL,
     display_name  TEXT,
-    display_key   TEXT NOT NULL,
     account       TEXT,
     started_at_ms INTEGER NOT NULL,
     duration_ms   INTEGER NOT NULL CHECK (duration_ms >= 0),
@@ -50,8 +49,19 @@ CREATE TABLE calls (
 );
 CREATE INDEX calls_recent ON calls (started_at_ms DESC, id DESC);
 CREATE INDEX calls_remote ON calls (remote_key, started_at_ms DESC);
-CREATE INDEX calls_remote_folded ON calls (remote_folded);
-CREATE INDEX calls_display ON calls (display_key);
+
+-- One row per address in the history: its latest call. Kept by the same transactions that
+-- write calls, for the dial field's completion.
+CREATE TABLE call_remotes (
+    remote_key    TEXT PRIMARY KEY,
+    remote_uri    TEXT NOT NULL,
+    remote_folded TEXT NOT NULL,
+    display_name  TEXT,
+    display_key   TEXT NOT NULL,
+    last_call_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX call_remotes_folded ON call_remotes (remote_folded);
+CREATE INDEX call_remotes_display ON call_remotes (display_key);
 ";
 
 /// Every migration, oldest first.

@@ -247,6 +247,30 @@ fn history_is_newest_first_limited_and_clearable() {
 
     assert_eq!(store.clear_history().unwrap(), 3);
     assert!(store.history(10).unwrap().is_empty());
+    assert!(store.complete("", 10).unwrap().is_empty());
+    assert!(store.integrity_check().unwrap().is_empty());
+}
+
+#[test]
+fn integrity_check_reports_a_latest_call_that_disagrees_with_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .record_call(&call(
+            CallDirection::Incoming,
+            "sip:bob@example.org",
+            None,
+            10,
+        ))
+        .unwrap();
+    assert!(store.integrity_check().unwrap().is_empty());
+    store
+        .conn
+        .execute("UPDATE call_remotes SET last_call_ms = 11", [])
+        .unwrap();
+    assert_eq!(store.integrity_check().unwrap().len(), 1);
+    store.conn.execute("DELETE FROM call_remotes", []).unwrap();
+    assert_eq!(store.integrity_check().unwrap().len(), 1);
 }
 
 #[test]
@@ -381,6 +405,16 @@ fn completion_finds_past_callers_by_display_name_newest_first() {
             100,
         ))
         .unwrap();
+    // A call recorded late but older than the latest one changes nothing.
+    store
+        .record_call(&call(
+            CallDirection::Incoming,
+            "sip:29@pbx.example.org",
+            Some("Old name"),
+            0,
+        ))
+        .unwrap();
+    assert!(store.integrity_check().unwrap().is_empty());
     let got = store.complete("RECEPTION", 4).unwrap();
     let addresses: Vec<&str> = got.iter().map(|c| c.address.as_str()).collect();
     assert_eq!(
@@ -393,6 +427,8 @@ fn completion_finds_past_callers_by_display_name_newest_first() {
         ]
     );
     assert_eq!(got[0].last_call_ms, Some(100));
+    assert_eq!(got[1].name.as_deref(), Some("Reception desk 29"));
+    assert_eq!(got[1].last_call_ms, Some(29));
     assert!(got.iter().all(|c| c.source == CompletionSource::History));
     // Nothing matches in the middle of a URI or name.
     assert!(store.complete("desk", 4).unwrap().is_empty());
