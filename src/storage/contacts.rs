@@ -139,7 +139,7 @@ impl Store {
     }
 
     /// The contacts whose name or one of whose addresses contains `query`, case-insensitively
-    /// (an address also matches by its [key](super::search_key::address_key): "0612" finds
+    /// (an address also matches without its scheme, parameters and number separators: "0612" finds
     /// "06 12 34 56"), in the order of [`Store::contacts`]. A blank query finds every contact.
     pub fn search(&self, query: &str) -> Result<Vec<Contact>, StoreError> {
         let folded = fold(query);

@@ -41,8 +41,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode};
 
-use crate::quarantine::MovedAside;
-
+pub use crate::quarantine::MovedAside;
 pub use completion::{Completion, CompletionSource};
 pub use contacts::{Contact, ContactAddress, ContactId, NewContact};
 pub use history::{CallDirection, CallRecord, HistoryEntry, HistoryId};
