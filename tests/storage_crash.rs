@@ -11,7 +11,8 @@
 //! database, each one a restart after a crash.
 //!
 //! The delays come from a seed printed at the start; `CALLISTO_STORE_CRASH_SEED=<n>` replays a
-//! run.
+//! run. SIGKILL makes this a Unix test.
+#![cfg(unix)]
 
 use std::env;
 use std::io::{BufRead, BufReader, Read};
