@@ -4,7 +4,10 @@
 //! `--config` names another. It is written atomically: a temporary file beside it, flushed to
 //! disk, then renamed over the old one, so a crash leaves either the old or the new file, never a
 //! torn one. A file that cannot be read or parsed is reported with its path and the parser's
-//! words; it is never silently replaced.
+//! words; it is never silently replaced. [`Config::load`] (the CLI) refuses to go on;
+//! [`Config::load_or_quarantine`] (the desktop app) moves the broken file aside to
+//! `<name>.corrupt-<unix-seconds>` (never deleting or overwriting it, see [`crate::quarantine`])
+//! and starts from the defaults, returning the parser's message for the user.
 //!
 //! Passwords are stored in the file (it is created readable by its owner only) and never appear
 //! in logs: [`Account`]'s `Debug` prints `password: "***"`.
@@ -14,9 +17,11 @@ use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+
+use crate::quarantine::MovedAside;
 
 /// Errors reading or writing the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,22 @@ pub enum ConfigError {
     },
     #[error("no platform configuration directory is known; pass --config PATH")]
     NoConfigDir,
+    /// The file is not valid and could not be moved aside; it was left in place.
+    #[error("the configuration file {path} is not valid ({message}) and cannot be moved aside: {source}")]
+    Quarantine {
+        path: PathBuf,
+        message: String,
+        source: std::io::Error,
+    },
+}
+
+/// What [`Config::load_or_quarantine`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedConfig {
+    /// The configuration: the file's, or the defaults when it was moved aside.
+    pub config: Config,
+    /// Set when the file was not valid: where it went and the parser's message.
+    pub quarantined: Option<MovedAside>,
 }
 
 /// The whole file.
@@ -221,6 +242,68 @@ impl Config {
         })
     }
 
+    /// Reads the file like [`Config::load`], but a file that is not valid UTF-8 TOML for this
+    /// configuration is moved aside to `<name>.corrupt-<unix-seconds>` and the defaults are
+    /// returned with the parser's message. A file that cannot be read at all (permissions, I/O)
+    /// is still an error and stays where it is.
+    pub fn load_or_quarantine(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        Config::load_or_quarantine_at(path, SystemTime::now())
+    }
+
+    /// [`Config::load_or_quarantine`] with the time that names a moved-aside file.
+    pub(crate) fn load_or_quarantine_at(
+        path: &Path,
+        now: SystemTime,
+    ) -> Result<LoadedConfig, ConfigError> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(LoadedConfig {
+                    config: Config::default(),
+                    quarantined: None,
+                })
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let parsed = String::from_utf8(bytes)
+            .map_err(|e| format!("not UTF-8 text: {e}"))
+            .and_then(|text| Config::parse(&text));
+        let message = match parsed {
+            Ok(config) => {
+                return Ok(LoadedConfig {
+                    config,
+                    quarantined: None,
+                })
+            }
+            Err(message) => message,
+        };
+        let moved_to = crate::quarantine::move_aside(path, now, &[]).map_err(|source| {
+            ConfigError::Quarantine {
+                path: path.to_path_buf(),
+                message: message.clone(),
+                source,
+            }
+        })?;
+        tracing::warn!(
+            broken = %path.display(),
+            moved_to = %moved_to.display(),
+            %message,
+            "the configuration file is not valid; moved it aside and started from the defaults"
+        );
+        Ok(LoadedConfig {
+            config: Config::default(),
+            quarantined: Some(MovedAside {
+                moved_to,
+                reason: message,
+            }),
+        })
+    }
+
     /// Parses the TOML text.
     pub fn parse(text: &str) -> Result<Config, String> {
         toml::from_str(text).map_err(|e| e.to_string())
@@ -342,6 +425,80 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "[[accounts]]\nuser = 42\n"
         );
+    }
+
+    #[test]
+    fn load_or_quarantine_moves_a_broken_file_aside_with_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callisto.toml");
+        let broken = b"[[accounts]]\nuser = 42\n\xff";
+        fs::write(&path, broken).unwrap();
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_763_700_000);
+        let loaded = Config::load_or_quarantine_at(&path, now).unwrap();
+        assert_eq!(loaded.config, Config::default());
+        let moved = loaded.quarantined.expect("the broken file is reported");
+        assert_eq!(
+            moved.moved_to,
+            dir.path().join("callisto.toml.corrupt-1763700000")
+        );
+        assert!(moved.reason.contains("UTF-8"), "{}", moved.reason);
+        assert_eq!(fs::read(&moved.moved_to).unwrap(), broken);
+        assert!(!path.exists());
+        // The defaults can be saved in its place; the moved file stays as it was.
+        loaded.config.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+        assert_eq!(fs::read(&moved.moved_to).unwrap(), broken);
+    }
+
+    #[test]
+    fn load_or_quarantine_never_overwrites_an_earlier_moved_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callisto.toml");
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(5);
+        fs::write(&path, "[timers]\nt1_ms = \"soon\"\n").unwrap();
+        let first = Config::load_or_quarantine_at(&path, now).unwrap();
+        fs::write(&path, "[transport]\nfoo = 1\n").unwrap();
+        let second = Config::load_or_quarantine_at(&path, now).unwrap();
+        let first = first.quarantined.unwrap();
+        let second = second.quarantined.unwrap();
+        assert_ne!(first.moved_to, second.moved_to);
+        assert!(second.reason.contains("foo"), "{}", second.reason);
+        assert_eq!(
+            fs::read_to_string(&first.moved_to).unwrap(),
+            "[timers]\nt1_ms = \"soon\"\n"
+        );
+        assert_eq!(
+            fs::read_to_string(&second.moved_to).unwrap(),
+            "[transport]\nfoo = 1\n"
+        );
+    }
+
+    #[test]
+    fn load_or_quarantine_keeps_a_valid_or_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callisto.toml");
+        let missing = Config::load_or_quarantine(&path).unwrap();
+        assert_eq!(missing.config, Config::default());
+        assert_eq!(missing.quarantined, None);
+        sample().save(&path).unwrap();
+        let loaded = Config::load_or_quarantine(&path).unwrap();
+        assert_eq!(loaded.config, sample());
+        assert_eq!(loaded.quarantined, None);
+        assert!(path.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn load_or_quarantine_leaves_an_unreadable_path_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be cannot be read as one: an error, not a move.
+        let path = dir.path().join("callisto.toml");
+        fs::create_dir(&path).unwrap();
+        assert!(matches!(
+            Config::load_or_quarantine(&path),
+            Err(ConfigError::Read { .. })
+        ));
+        assert!(path.is_dir());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`register`], [`call`]: the headless commands.
 //! - [`app`]: the desktop app's view-model and controller (no window; tested headless).
 //! - [`ui`]: the Slint window and its adapters.
+//! - [`storage`]: contacts and call history in SQLite; [`quarantine`] moves damaged files aside.
 
 pub mod account;
 pub mod app;
@@ -19,6 +20,8 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod engine;
+pub mod quarantine;
 pub mod register;
+pub mod storage;
 pub mod transport;
 pub mod ui;

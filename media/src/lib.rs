@@ -8,6 +8,7 @@
 //! - [`congestion`]: send-side bandwidth estimation (GCC) and TWCC feedback (sans-IO).
 //! - [`jitter_buffer`]: the adaptive playout buffer (sans-IO).
 //! - [`netsim`]: a seeded network simulator for media tests.
+//! - [`quality`]: the ITU-T G.107 E-model: R factor and MOS from delay, loss and codec.
 //! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
 //! - [`session`]: the classic media session (plain RTP or SDES-SRTP) that ties them together.
 //! - [`video`]: I420 frames, sources (test pattern, Y4M) and sinks, scaling; H.264 (OpenH264)
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod congestion;
 pub mod jitter_buffer;
 pub mod netsim;
+pub mod quality;
 pub mod rtp;
 pub mod session;
 pub mod video;
