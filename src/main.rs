@@ -24,19 +24,19 @@ fn main() -> ExitCode {
             return ExitCode::from(register::exit::OTHER);
         }
     };
+    let Some(command) = cli.command else {
+        return open_window(
+            config_path,
+            cli.data_dir.or_else(callisto::app::default_data_dir),
+        );
+    };
+    // The headless commands refuse a broken configuration file; the window moves it aside.
     let config = match Config::load(&config_path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("callisto: {error}");
             return ExitCode::from(register::exit::OTHER);
         }
-    };
-    let Some(command) = cli.command else {
-        return open_window(
-            config,
-            config_path,
-            cli.data_dir.or_else(callisto::app::default_data_dir),
-        );
     };
     // Calls may carry WebRTC sessions, whose peer connections need a multi-threaded runtime;
     // registering alone runs on one thread.
@@ -87,13 +87,33 @@ fn main() -> ExitCode {
     ))
 }
 
-/// `callisto` with no command: the desktop window.
-fn open_window(config: Config, config_path: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
+/// `callisto` with no command: the desktop window. A damaged configuration file is moved
+/// aside (never overwritten) and the window says so.
+fn open_window(config_path: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
+    let (config, notice) = match Config::load_or_quarantine(&config_path) {
+        Ok(loaded) => {
+            let notice = loaded
+                .quarantined
+                .map(|moved| {
+                    format!(
+                        "The settings file was damaged ({}); it was moved to {} and the defaults are in use.",
+                        moved.reason,
+                        moved.moved_to.display()
+                    )
+                })
+                .unwrap_or_default();
+            (loaded.config, notice)
+        }
+        Err(error) => {
+            eprintln!("callisto: {error}");
+            return ExitCode::from(register::exit::OTHER);
+        }
+    };
     let setup = AppSetup {
         config,
         config_path,
         data_dir,
-        notice: String::new(),
+        notice,
     };
     match callisto::ui::run_window(setup) {
         Ok(()) => ExitCode::SUCCESS,

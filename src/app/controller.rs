@@ -22,8 +22,8 @@ use crate::engine::{
 use crate::register;
 use callisto_signaling::transport::{Target, TransportKind};
 
-use super::format::{duration_words, when};
-use super::view_model::{AccountState, FinishedCall, Snapshot, ViewModel};
+use super::address_book::{AddressBook, ContactRow};
+use super::view_model::{AccountState, Snapshot, ViewModel};
 
 /// What the user did in the window.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +68,15 @@ pub enum Action {
     /// Call back the history row at this index.
     CallBack(usize),
     ClearHistory,
+    SearchContacts(String),
+    AddContact {
+        name: String,
+        addresses: String,
+    },
+    RemoveContact(i64),
+    ToggleFavourite(i64),
+    /// Call a contact's first address.
+    CallContact(i64),
     /// The window closed: hang up, unregister, stop.
     Quit,
 }
@@ -97,6 +106,7 @@ pub struct HistoryRow {
 pub struct Screen {
     pub view: Snapshot,
     pub history: Vec<HistoryRow>,
+    pub contacts: Vec<ContactRow>,
     /// Why the address in the field cannot be called; empty when it can.
     pub dial_error: String,
     pub completions: Vec<String>,
@@ -161,16 +171,24 @@ pub async fn run(
         }
     };
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
+    let (book, book_message) = AddressBook::open(setup.data_dir.as_deref());
+    let notice = [Some(setup.notice.clone()), book_message]
+        .into_iter()
+        .flatten()
+        .filter(|m| !m.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut app = Controller {
         engine,
         model: ViewModel::new(),
         accounts: Vec::new(),
         next_id: 0,
-        history: Vec::new(),
+        book,
+        completions: Vec::new(),
         last_dialed: None,
         dial_error: String::new(),
         form_error: String::new(),
-        notice: setup.notice.clone(),
+        notice,
         config: setup.config.clone(),
         config_path: setup.config_path.clone(),
         data_dir: setup.data_dir.clone(),
@@ -205,8 +223,10 @@ struct Controller {
     model: ViewModel,
     accounts: Vec<AccountEntry>,
     next_id: usize,
-    /// Finished calls, newest last.
-    history: Vec<FinishedCall>,
+    /// Contacts and history.
+    book: AddressBook,
+    /// What the dial field could become.
+    completions: Vec<String>,
     last_dialed: Option<String>,
     dial_error: String,
     form_error: String,
@@ -219,24 +239,12 @@ struct Controller {
 
 impl Controller {
     fn screen(&self) -> Screen {
-        let now = SystemTime::now();
-        let history = self
-            .history
-            .iter()
-            .rev()
-            .map(|call| HistoryRow {
-                direction: call.direction.as_str().to_string(),
-                remote: call.remote.clone(),
-                name: call.display_name.clone().unwrap_or_default(),
-                when: when(call.started, now),
-                duration: call.duration.map(duration_words).unwrap_or_default(),
-            })
-            .collect();
         Screen {
             view: self.model.snapshot(Instant::now().into_std()),
-            history,
+            history: self.book.history_rows(SystemTime::now()),
+            contacts: self.book.contact_rows(),
             dial_error: self.dial_error.clone(),
-            completions: Vec::new(),
+            completions: self.completions.clone(),
             last_dialed: self.last_dialed.clone().unwrap_or_default(),
             form_error: self.form_error.clone(),
             notice: self.notice.clone(),
@@ -302,15 +310,19 @@ impl Controller {
     fn on_engine(&mut self, event: EngineEvent) {
         let now = Instant::now().into_std();
         if let Some(finished) = self.model.apply(&event, now, SystemTime::now()) {
-            self.history.push(finished);
+            if let Err(error) = self.book.record(&finished, None) {
+                self.notice = format!("The call could not be added to the history: {error}");
+            }
         }
     }
 
     async fn act(&mut self, action: Action) {
         match action {
             Action::DialEdited(text) => {
+                self.completions = self.book.completions(&text);
                 self.dial_error = match text.trim() {
                     "" => String::new(),
+                    _ if self.book.address_of_name(&text).is_some() => String::new(),
                     text => self.callee(text).err().unwrap_or_default(),
                 };
             }
@@ -321,17 +333,22 @@ impl Controller {
                 }
             }
             Action::CallBack(index) => {
-                let remote = self
-                    .history
-                    .iter()
-                    .rev()
-                    .nth(index)
-                    .map(|c| c.remote.clone());
-                if let Some(remote) = remote {
+                if let Some(remote) = self.book.history_address(index) {
                     self.dial(&remote, true).await;
                 }
             }
-            Action::ClearHistory => self.history.clear(),
+            Action::CallContact(id) => {
+                if let Some(address) = self.book.contact_address(id) {
+                    self.dial(&address, true).await;
+                }
+            }
+            Action::ClearHistory => report(&mut self.notice, self.book.clear_history()),
+            Action::SearchContacts(query) => report(&mut self.notice, self.book.search(&query)),
+            Action::AddContact { name, addresses } => {
+                report(&mut self.notice, self.book.add_contact(&name, &addresses))
+            }
+            Action::RemoveContact(id) => report(&mut self.notice, self.book.remove_contact(id)),
+            Action::ToggleFavourite(id) => report(&mut self.notice, self.book.toggle_favourite(id)),
             Action::Answer { key, video } => {
                 let _ = self.engine.commands.send(Command::Answer { key, video });
             }
@@ -400,7 +417,8 @@ impl Controller {
     }
 
     async fn dial(&mut self, address: &str, video: bool) {
-        let to = match self.callee(address) {
+        let named = self.book.address_of_name(address);
+        let to = match self.callee(named.as_deref().unwrap_or(address)) {
             Ok(to) => to,
             Err(reason) => {
                 self.dial_error = reason;
@@ -513,6 +531,13 @@ impl Controller {
     }
 }
 
+/// Shows what went wrong with the contacts or history in `notice`, if anything did.
+fn report(notice: &mut String, outcome: Result<(), String>) {
+    if let Err(error) = outcome {
+        *notice = error;
+    }
+}
+
 /// The media a call from the app offers: the account's path, SRTP and ICE servers.
 fn app_media(account: Option<&Account>, video: bool) -> Result<engine::MediaOptions, String> {
     let mut args = MediaArgs::defaults();
@@ -539,10 +564,10 @@ pub fn account_from_form(form: &AccountForm) -> Result<Account, String> {
             format!("'{user}' is not an account address; write it like sip:alice@example.org")
         })?;
     let registrar = form.registrar.trim();
-    if !registrar.is_empty()
-        && account::parse_sip_uri(registrar).is_none()
-        && account::websocket_url(registrar).is_none()
-    {
+    let unreadable = registrar.contains(char::is_whitespace)
+        || (account::parse_sip_uri(registrar).is_none()
+            && account::websocket_url(registrar).is_none());
+    if !registrar.is_empty() && unreadable {
         return Err(format!(
             "'{registrar}' is not a server address; write it like sip:pbx.example.org or wss://example.org/ws"
         ));

@@ -16,6 +16,7 @@ use crate::app::{Action, Display, Screen};
 
 mod accounts_adapter;
 mod call_adapter;
+mod contacts_adapter;
 mod dialer_adapter;
 mod history_adapter;
 pub mod video_image;
@@ -47,6 +48,7 @@ pub fn connect(window: &MainWindow, actions: &Actions) {
     dialer_adapter::connect(window, actions);
     call_adapter::connect(window, actions);
     history_adapter::connect(window, actions);
+    contacts_adapter::connect(window, actions);
 }
 
 /// Copies a screen into the window.
@@ -59,6 +61,7 @@ pub fn apply(window: &MainWindow, screen: &Screen) {
     dialer_adapter::apply(window, screen);
     call_adapter::apply(window, screen);
     history_adapter::apply(window, screen);
+    contacts_adapter::apply(window, screen);
     let shown = screen.view.current.and_then(|i| screen.view.calls.get(i));
     video_pump::follow(
         window,
