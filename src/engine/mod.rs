@@ -26,8 +26,9 @@ use calls::TransferRequest;
 mod calls;
 
 pub use calls::{
-    AudioInput, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate, IceServerOptions,
-    IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
+    AudioInput, AudioPlayback, AudioSummary, CallFailure, CallKey, CallSummary, CallUpdate,
+    IceServerOptions, IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput,
+    VideoOptions, VideoSummary,
 };
 
 /// What the engine can be asked to do.
