@@ -3,6 +3,11 @@
 //! (the sink's monitor source), and the callee plays what it receives into another sink whose
 //! monitor the test records. Media is checked by content: the tone's frequency in the callee's
 //! WAV recording and in what reached its speaker.
+//!
+//! A null sink's monitor delivers its first samples 1.3–1.7 s after a record stream starts
+//! (measured with the cpal stream alone), and Callisto does not hold up a call for its
+//! microphone, so the first ~2 s of each call here are silence; the checks count seconds of
+//! tone against the call's length minus that.
 
 mod support;
 
@@ -35,7 +40,9 @@ impl Drop for Tool {
     }
 }
 
-/// Plays `seconds` of a tone at `hz` into `sink`.
+/// Plays `seconds` of a tone at `hz` into `sink`, with 40 ms of latency (paplay's default of
+/// 2 s makes the null sink render in bursts that a 10 ms record stream on its monitor does not
+/// take whole).
 fn play_tone(
     pulse: &PulseServer,
     sink: &str,
@@ -47,6 +54,7 @@ fn play_tone(
     let child = pulse
         .command("paplay")?
         .arg(format!("--device={sink}"))
+        .arg("--latency-msec=40")
         .arg(&path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -84,6 +92,20 @@ fn read_raw(path: &Path) -> Result<Vec<i16>, Box<dyn Error>> {
 fn tone_seconds(samples: &[i16], rate: u32, hz: f32) -> f32 {
     let seconds = samples.len() as f32 / rate as f32;
     tone_coverage(samples, rate, hz, 0.02, 50, 0.05) * seconds
+}
+
+/// One character per 250 ms of `samples`: `#` where the tone at `hz` dominates, `.` where not.
+fn timeline(samples: &[i16], rate: u32, hz: f32) -> String {
+    samples
+        .chunks(rate as usize / 4)
+        .map(|w| {
+            if tone_coverage(w, rate, hz, 0.02, 50, 0.05) > 0.5 {
+                '#'
+            } else {
+                '.'
+            }
+        })
+        .collect()
 }
 
 fn dirs(root: &Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
@@ -156,7 +178,7 @@ fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> Tes
     let _tone = play_tone(&pulse, "callisto_mic", MIC_HZ, 30.0)?;
     let speaker = record_raw(&pulse, "callisto_speaker.monitor", &speaker_raw)?;
     let (mut bob, port) = start_bob(&pulse, &bob_dir, &bob_rec, Some("device:callisto_speaker"))?;
-    let mut alice = start_alice(&pulse, &alice_dir, port, "device:callisto_mic.monitor", "4")?;
+    let mut alice = start_alice(&pulse, &alice_dir, port, "device:callisto_mic.monitor", "6")?;
     alice.expect("answered", WAIT)?;
     let ended = alice.expect("call_ended", WAIT)?;
     let bob_ended = bob.expect("call_ended", WAIT)?;
@@ -175,19 +197,21 @@ fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> Tes
     let recorded = wav::read_mono(&bob_rec)?;
     let heard = tone_seconds(&recorded.samples, recorded.sample_rate, MIC_HZ);
     println!(
-        "bob's recording: {heard:.2} s of {MIC_HZ} Hz in {:.2} s",
-        recorded.seconds()
+        "bob's recording: {heard:.2} s of {MIC_HZ} Hz in {:.2} s: {}",
+        recorded.seconds(),
+        timeline(&recorded.samples, recorded.sample_rate, MIC_HZ)
     );
     assert!(
-        heard >= 3.0,
+        heard >= 3.5,
         "the microphone's tone lasts {heard} s of {:.2} s in bob's recording",
         recorded.seconds()
     );
     let played = read_raw(&speaker_raw)?;
     let played_tone = tone_seconds(&played, 48_000, MIC_HZ);
     println!(
-        "bob's speaker: {played_tone:.2} s of {MIC_HZ} Hz in {:.2} s",
-        played.len() as f32 / 48_000.0
+        "bob's speaker: {played_tone:.2} s of {MIC_HZ} Hz in {:.2} s: {}",
+        played.len() as f32 / 48_000.0,
+        timeline(&played, 48_000, MIC_HZ)
     );
     assert!(
         played_tone >= 3.0,
@@ -273,10 +297,10 @@ fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_ba
         &alice_dir,
         port,
         "device:callisto_mic.monitor",
-        "10",
+        "14",
     )?;
     alice.expect("answered", WAIT)?;
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(5));
     pulse.stop()?;
     drop(first_tone);
     // Each notice once, in this order: the loss, the silence, the return.
@@ -300,7 +324,7 @@ fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_ba
         says("continues on 'Monitor of callisto_mic'"),
         WAIT,
     )?;
-    let ended = alice.expect("call_ended", Duration::from_secs(15))?;
+    let ended = alice.expect("call_ended", Duration::from_secs(20))?;
     bob.expect("call_ended", WAIT)?;
     assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
     assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
@@ -316,10 +340,12 @@ fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_ba
     let before = tone_seconds(&recorded.samples, rate, MIC_HZ);
     let after = tone_seconds(&recorded.samples, rate, OTHER_HZ);
     println!(
-        "bob heard {before:.2} s of the tone before the server went away and {after:.2} s after it came back, in {:.2} s",
-        recorded.seconds()
+        "bob heard {before:.2} s of the tone before the server went away and {after:.2} s after it came back, in {:.2} s: {} / {}",
+        recorded.seconds(),
+        timeline(&recorded.samples, rate, MIC_HZ),
+        timeline(&recorded.samples, rate, OTHER_HZ)
     );
-    assert!(before >= 1.5, "{before} s before");
-    assert!(after >= 1.5, "{after} s after");
+    assert!(before >= 2.0, "{before} s before");
+    assert!(after >= 2.0, "{after} s after");
     Ok(())
 }

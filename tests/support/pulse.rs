@@ -165,8 +165,6 @@ fn spawn(dir: &Path, socket: &Path, sinks: &[String]) -> io::Result<LoggedChild>
             "--disallow-exit",
             "--use-pid-file=no",
             "--disable-shm=yes",
-            "--realtime=no",
-            "--high-priority=no",
             "--log-target=stderr",
         ])
         .arg(format!(

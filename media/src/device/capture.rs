@@ -147,3 +147,18 @@ impl AudioSource for DeviceCapture {
         Ok(wanted)
     }
 }
+
+impl Drop for DeviceCapture {
+    /// Logs what the capture counted, for diagnosis.
+    fn drop(&mut self) {
+        let stats = self.stats.get();
+        tracing::info!(
+            device = %self.device,
+            underflow = stats.underflow,
+            overflow = stats.overflow,
+            xruns = stats.xruns,
+            reopens = stats.reopens,
+            "audio capture closed"
+        );
+    }
+}

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{
     BufferSize, ErrorKind, FromSample, HostId, Sample, SampleFormat, SizedSample, StreamConfig,
     SupportedBufferSize, SupportedStreamConfig,
@@ -233,9 +233,9 @@ fn trouble(error: &cpal::Error) -> StreamTrouble {
     }
 }
 
-/// A running device stream and the media thread's end of its ring.
+/// A device stream and the media thread's end of its ring.
 pub(crate) struct Opened<End> {
-    /// The stream; it runs until dropped.
+    /// The stream, built but not yet played; it runs from `play()` until dropped.
     pub stream: cpal::Stream,
     /// The device's name.
     pub device: String,
@@ -302,7 +302,7 @@ fn open_error(direction: Direction, name: &str, e: impl ToString) -> DeviceError
     }
 }
 
-/// Opens and starts a capture stream whose callback writes into a new ring.
+/// Opens a capture stream whose callback writes into a new ring; it runs once played.
 pub(crate) fn open_capture(request: OpenRequest<'_>) -> Result<Opened<RingReader>, DeviceError> {
     let direction = Direction::Input;
     let (device, name, config, sample_format, format) = prepare(direction, request.name)?;
@@ -325,7 +325,6 @@ pub(crate) fn open_capture(request: OpenRequest<'_>) -> Result<Opened<RingReader
         }
     }
     .map_err(|e| open_error(direction, &name, e))?;
-    stream.play().map_err(|e| open_error(direction, &name, e))?;
     Ok(Opened {
         stream,
         device: name,
@@ -334,7 +333,7 @@ pub(crate) fn open_capture(request: OpenRequest<'_>) -> Result<Opened<RingReader
     })
 }
 
-/// Opens and starts a playback stream whose callback reads from a new ring.
+/// Opens a playback stream whose callback reads from a new ring; it runs once played.
 pub(crate) fn open_playback(request: OpenRequest<'_>) -> Result<Opened<RingWriter>, DeviceError> {
     let direction = Direction::Output;
     let (device, name, config, sample_format, format) = prepare(direction, request.name)?;
@@ -357,7 +356,6 @@ pub(crate) fn open_playback(request: OpenRequest<'_>) -> Result<Opened<RingWrite
         }
     }
     .map_err(|e| open_error(direction, &name, e))?;
-    stream.play().map_err(|e| open_error(direction, &name, e))?;
     Ok(Opened {
         stream,
         device: name,

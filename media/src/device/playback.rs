@@ -162,3 +162,18 @@ impl AudioSink for DevicePlayback {
         Ok(())
     }
 }
+
+impl Drop for DevicePlayback {
+    /// Logs what the playback counted, for diagnosis.
+    fn drop(&mut self) {
+        let stats = self.stats.get();
+        tracing::info!(
+            device = %self.device,
+            underflow = stats.underflow,
+            overflow = stats.overflow,
+            xruns = stats.xruns,
+            reopens = stats.reopens,
+            "audio playback closed"
+        );
+    }
+}

@@ -223,6 +223,11 @@ impl DeviceRecovery {
         }
     }
 
+    /// Which way the device moves sound.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
     /// Device-side xruns reported so far.
     pub fn glitches(&self) -> u64 {
         self.glitches

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use cpal::traits::StreamTrait;
+
 use super::error::{DeviceError, Direction};
 use super::host::{OpenRequest, Opened};
 use super::recovery::{DeviceEvent, DeviceRecovery, RecoveryStep, StreamTrouble};
@@ -99,7 +101,10 @@ pub(crate) struct Started<End> {
 
 impl DeviceWorker {
     /// Starts the worker, which opens device `name` (or the default); returns once the stream
-    /// runs or could not be opened.
+    /// is built (the device exists and its format is known) or could not be. The worker then
+    /// starts the stream; a stream that does not start counts as lost (the default device is
+    /// tried next). Starting can take a while (a PulseAudio record stream waits for its first
+    /// data), which is why it does not hold up the caller.
     pub(crate) fn start<End: Send + 'static>(
         direction: Direction,
         name: Option<String>,
@@ -134,15 +139,16 @@ impl DeviceWorker {
                 if first_tx.send(Ok((opened.device, first))).is_err() {
                     return;
                 }
-                let run = Run {
+                let mut run = Run {
                     open,
-                    stream: Some(opened.stream),
+                    stream: None,
                     recovery,
                     troubles,
                     swaps: swaps_tx,
                     counters,
                     on_event,
                 };
+                run.start(opened.stream);
                 run.serve(inbox);
             })
             .map_err(|e| DeviceError::NoAudioSystem(format!("no thread for the device: {e}")))?;
@@ -191,6 +197,14 @@ struct Run<End> {
 }
 
 impl<End> Run<End> {
+    /// Plays `stream` and keeps it; one that does not start is reported as lost.
+    fn start(&mut self, stream: cpal::Stream) {
+        match stream.play() {
+            Ok(()) => self.stream = Some(stream),
+            Err(e) => self.troubles.report(StreamTrouble::Lost(e.to_string())),
+        }
+    }
+
     fn serve(mut self, inbox: Receiver<WorkerMessage>) {
         loop {
             let message = match self.recovery.poll_timeout() {
@@ -228,7 +242,14 @@ impl<End> Run<End> {
             counters: Arc::clone(&self.counters.ring),
         });
         let now = Instant::now();
-        match opened {
+        match opened.and_then(|o| match o.stream.play() {
+            Ok(()) => Ok(o),
+            Err(e) => Err(DeviceError::Open {
+                direction: self.recovery.direction(),
+                name: o.device,
+                reason: e.to_string(),
+            }),
+        }) {
             Ok(o) => {
                 self.stream = Some(o.stream);
                 self.counters.reopens.fetch_add(1, Ordering::Relaxed);
