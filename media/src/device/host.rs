@@ -184,7 +184,7 @@ fn choose_config(
     };
     if let Ok(config) = &default {
         if usable(config) {
-            return Ok(config.clone());
+            return Ok(*config);
         }
     }
     let ranges: Vec<_> = match direction {
@@ -194,7 +194,7 @@ fn choose_config(
     .map_err(|e| unsupported(e.to_string()))?;
     for rate in [48_000, 44_100, 16_000] {
         for range in &ranges {
-            if let Some(config) = range.clone().try_with_sample_rate(rate) {
+            if let Some(config) = range.try_with_sample_rate(rate) {
                 if usable(&config) {
                     return Ok(config);
                 }
