@@ -4,7 +4,8 @@
 //! 44.1 kHz stereo down to mono and resample to 48 kHz), and the reverse for playback
 //! (`DevicePlayback::write`'s conversion and ring write, then the playback callback's read into
 //! `f32`). Throughput is in frames, so frames/s ÷ 50 is how many times faster than real time one
-//! core runs the path; the callback halves are measured alone too.
+//! core runs the path; the ring alone (the callback's conversion and write, then the media
+//! thread's read, without resampling) is measured too.
 
 use std::hint::black_box;
 
@@ -54,7 +55,7 @@ fn capture(c: &mut Criterion) {
             black_box(out.len())
         })
     });
-    group.bench_function("capture_callback_only_20ms", |b| {
+    group.bench_function("capture_ring_only_20ms", |b| {
         b.iter(|| {
             writer.write_from(black_box(&input), to_i16);
             reader.read(&mut device_frame)
