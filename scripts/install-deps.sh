@@ -10,6 +10,10 @@
 # The test set includes coturn (`turnserver`, the TURN server of tests/call_turn.rs; the tests
 # run it in the foreground with their own configuration, never as the system service).
 #
+# The test set includes PulseAudio (`pulseaudio`, and `pactl`/`paplay`/`parecord` from
+# `pulseaudio-utils`): tests/audio_device.rs starts a private server of its own on a unix socket
+# in a temp dir, with null sinks as sound cards, never the system or user instance.
+#
 # The test set includes the browser peer (tests/browser/): Debian's `chromium`, Node.js with npm
 # (Debian's `nodejs` and `npm`, unless a `node` and an `npm` are already on PATH), and the pinned
 # npm packages of tests/browser/package-lock.json (playwright-core, jssip, esbuild), installed
@@ -60,6 +64,8 @@ TEST_PACKAGES=(
     chromium
     # A virtual X server for the window's screenshots (tests/ui_screenshots.rs).
     xvfb
+    pulseaudio
+    pulseaudio-utils
 )
 
 # Node.js for the browser peer: any `node` and `npm` on PATH will do (the machine may have its

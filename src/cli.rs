@@ -1,4 +1,4 @@
-//! The command line: `callisto [register|call|answer] …`.
+//! The command line: `callisto [register|call|answer|devices] …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +34,16 @@ pub enum Command {
     Call(CallArgs),
     /// Wait for calls and answer them.
     Answer(AnswerArgs),
+    /// List the sound devices (PulseAudio when a server answers, else ALSA).
+    Devices(DevicesArgs),
+}
+
+/// `callisto devices`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DevicesArgs {
+    /// Print one JSON object per device and line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Account options shared by the headless commands.
@@ -82,13 +92,20 @@ pub struct RegisterArgs {
 /// Media options shared by `call` and `answer`.
 #[derive(Debug, Clone, Args)]
 pub struct MediaArgs {
-    /// What to send: `tone:HZ`, a 16-bit PCM WAV file (played in a loop), or `silence`.
+    /// What to send: `tone:HZ`, a 16-bit PCM WAV file (played in a loop), `silence`, or a
+    /// capture device: `device` (the default one) or `device:NAME` (an id or name from
+    /// `callisto devices`). A device that cannot be opened is reported and silence is sent.
     #[arg(
         long,
-        value_name = "tone:HZ|FILE.wav|silence",
+        value_name = "tone:HZ|FILE.wav|silence|device[:NAME]",
         default_value = "silence"
     )]
     pub audio: String,
+    /// Play what the other side sends on a device: `device` (the default one),
+    /// `device:NAME`, or `none` (the default). A device that cannot be opened is reported and
+    /// the call goes on without playback.
+    #[arg(long, value_name = "device[:NAME]|none")]
+    pub play_audio: Option<String>,
     /// Record what the other side sends to this WAV file.
     #[arg(long, value_name = "OUT.wav")]
     pub record_audio: Option<PathBuf>,
@@ -158,6 +175,7 @@ impl Default for MediaArgs {
     fn default() -> Self {
         MediaArgs {
             audio: "silence".into(),
+            play_audio: None,
             record_audio: None,
             codecs: "opus,pcmu,pcma".into(),
             srtp: None,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use callisto::app::AppSetup;
-use callisto::cli::{Cli, Command};
+use callisto::cli::{Cli, Command, DevicesArgs};
 use callisto::config::Config;
 use callisto::{call, register};
 use clap::Parser;
@@ -12,6 +12,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Some(Command::Devices(args)) = &cli.command {
+        return list_devices(args);
+    }
     let config_path = match cli
         .config
         .clone()
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     let selected = cli.account.clone();
     let args = match command {
         Command::Register(args) => args,
+        Command::Devices(args) => return list_devices(&args),
         Command::Call(args) => {
             return runtime.block_on(call::run_call(
                 args,
@@ -122,6 +126,41 @@ fn open_window(config_path: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
             ExitCode::from(register::exit::OTHER)
         }
     }
+}
+
+/// `callisto devices`: one line per sound device, inputs first, `*` marking the defaults.
+fn list_devices(args: &DevicesArgs) -> ExitCode {
+    let devices = match callisto_media::device::audio_devices() {
+        Ok(devices) => devices,
+        Err(error) => {
+            eprintln!("callisto: {error}");
+            return ExitCode::from(register::exit::OTHER);
+        }
+    };
+    for device in &devices {
+        if args.json {
+            let line = serde_json::json!({
+                "name": device.name,
+                "id": device.id,
+                "direction": device.direction.to_string(),
+                "default": device.is_default,
+                "host": device.host,
+            });
+            println!("{line}");
+        } else {
+            let default = if device.is_default { "*" } else { " " };
+            println!(
+                "{default} {:<6}  {}  ({})",
+                device.direction.to_string(),
+                device.name,
+                device.id
+            );
+        }
+    }
+    if devices.is_empty() && !args.json {
+        println!("No sound devices.");
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_logging(verbose: u8) {

@@ -6,6 +6,8 @@
 //!   memory), resampling.
 //! - [`codec`]: Opus, G.711 µ-law and A-law behind one encoder/decoder interface.
 //! - [`congestion`]: send-side bandwidth estimation (GCC) and TWCC feedback (sans-IO).
+//! - [`device`]: sound devices through cpal (PulseAudio or ALSA): listing, capture, playback,
+//!   lock-free rings, recovery from a lost device.
 //! - [`jitter_buffer`]: the adaptive playout buffer (sans-IO).
 //! - [`netsim`]: a seeded network simulator for media tests.
 //! - [`quality`]: the ITU-T G.107 E-model: R factor and MOS from delay, loss and codec.
@@ -19,6 +21,7 @@ pub mod analysis;
 pub mod audio;
 pub mod codec;
 pub mod congestion;
+pub mod device;
 pub mod jitter_buffer;
 pub mod netsim;
 pub mod quality;

@@ -365,6 +365,7 @@ impl ViewModel {
                 }
             }
             CallUpdate::Dtmf { .. } => {}
+            CallUpdate::AudioDevice { message } => call.note = message.clone(),
             CallUpdate::TransferRequested { target, .. } => {
                 call.note = format!("transferred to {target}");
             }

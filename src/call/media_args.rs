@@ -8,7 +8,8 @@ use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
 use crate::cli::MediaArgs;
 use crate::config::Account;
 use crate::engine::{
-    AudioInput, CallControls, IceServerOptions, MediaOptions, MediaProfile, VideoInput,
+    AudioInput, AudioPlayback, CallControls, IceServerOptions, MediaOptions, MediaProfile,
+    VideoInput,
     VideoOptions,
 };
 
@@ -40,6 +41,7 @@ pub fn media_options_for(
     }
     let input = match args.audio.as_str() {
         "silence" => AudioInput::Silence,
+        text if device_choice(text).is_some() => AudioInput::Device(device_choice(text).flatten()),
         text if text.starts_with("tone:") => {
             let hz: f64 = text["tone:".len()..]
                 .parse()
@@ -55,7 +57,7 @@ pub fn media_options_for(
             let path = PathBuf::from(path);
             if !path.is_file() {
                 return Err(format!(
-                    "'{}' is neither tone:HZ, silence nor a WAV file",
+                    "'{}' is neither tone:HZ, silence, device[:NAME] nor a WAV file",
                     path.display()
                 ));
             }
@@ -105,6 +107,7 @@ pub fn media_options_for(
     Ok(MediaOptions {
         input,
         record: args.record_audio.clone(),
+        playback: playback(args.play_audio.as_deref())?,
         policy: AudioPolicy {
             codecs,
             srtp,
@@ -116,6 +119,28 @@ pub fn media_options_for(
         relay_only: args.relay_only,
         controls: CallControls::default(),
     })
+}
+
+/// `device` → `Some(None)` (the default device), `device:NAME` → `Some(Some(NAME))`,
+/// anything else → `None`.
+fn device_choice(text: &str) -> Option<Option<String>> {
+    match text.strip_prefix("device")? {
+        "" => Some(None),
+        rest => rest
+            .strip_prefix(':')
+            .filter(|name| !name.is_empty())
+            .map(|name| Some(name.to_owned())),
+    }
+}
+
+/// `--play-audio`: none by default.
+fn playback(flag: Option<&str>) -> Result<AudioPlayback, String> {
+    match flag {
+        None | Some("none") => Ok(AudioPlayback::Off),
+        Some(text) => device_choice(text)
+            .map(AudioPlayback::Device)
+            .ok_or_else(|| format!("--play-audio {text}: use device, device:NAME or none")),
+    }
 }
 
 /// The video flags: `None` for `--video none`.
@@ -222,6 +247,46 @@ mod tests {
                 ..MediaArgs::default()
             };
             assert!(media_options(&args).is_err(), "{audio} {codecs} {srtp}");
+        }
+    }
+
+    #[test]
+    fn device_flags_name_the_default_or_a_device() {
+        let args = MediaArgs {
+            audio: "device".into(),
+            play_audio: Some("device:null".into()),
+            ..MediaArgs::default()
+        };
+        let media = media_options(&args).unwrap();
+        assert_eq!(media.input, AudioInput::Device(None));
+        assert_eq!(media.playback, AudioPlayback::Device(Some("null".into())));
+        let args = MediaArgs {
+            audio: "device:Monitor of Null Output".into(),
+            play_audio: Some("device".into()),
+            ..MediaArgs::default()
+        };
+        let media = media_options(&args).unwrap();
+        assert_eq!(
+            media.input,
+            AudioInput::Device(Some("Monitor of Null Output".into()))
+        );
+        assert_eq!(media.playback, AudioPlayback::Device(None));
+        assert_eq!(
+            media_options(&MediaArgs::default()).unwrap().playback,
+            AudioPlayback::Off
+        );
+        for (audio, play) in [
+            ("device:", None),
+            ("devices", None),
+            ("silence", Some("speaker")),
+            ("silence", Some("device:")),
+        ] {
+            let args = MediaArgs {
+                audio: audio.into(),
+                play_audio: play.map(str::to_owned),
+                ..MediaArgs::default()
+            };
+            assert!(media_options(&args).is_err(), "{audio} {play:?}");
         }
     }
 

@@ -46,6 +46,9 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             CallUpdate::Dtmf { digit } => {
                 json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
             }
+            CallUpdate::AudioDevice { message } => {
+                json!({"event": "audio_device", "call": call, "message": message})
+            }
             CallUpdate::TransferRequested { target, new_call } => {
                 json!({"event": "transfer_requested", "call": call, "target": target, "new_call": new_call.0})
             }
@@ -100,6 +103,7 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
         CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
         CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
+        CallUpdate::AudioDevice { message } => println!("Audio device: {message}."),
         CallUpdate::TransferRequested { target, .. } => {
             println!("The other side transfers the call to {target}; calling.")
         }

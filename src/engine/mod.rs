@@ -26,7 +26,8 @@ use calls::TransferRequest;
 mod calls;
 
 pub use calls::{
-    AudioInput, AudioSummary, CallControls, CallFailure, CallKey, CallSummary, CallUpdate,
+    AudioInput, AudioPlayback, AudioSummary, CallControls, CallFailure, CallKey, CallSummary,
+    CallUpdate,
     IceServerOptions, IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput,
     VideoOptions, VideoSummary,
 };

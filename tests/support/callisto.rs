@@ -25,7 +25,18 @@ pub struct Callisto {
 impl Callisto {
     /// Starts `callisto ARGS…` with an empty configuration in `dir`.
     pub fn start(dir: &Path, args: &[&str]) -> std::io::Result<Callisto> {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// Starts `callisto ARGS…` like [`Callisto::start`], with `env` added to its environment
+    /// (e.g. `PULSE_SERVER` for a private sound server).
+    pub fn start_with_env(
+        dir: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> std::io::Result<Callisto> {
         let mut child = Command::new(binary())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(dir.join("callisto.toml"))
             .arg("--data-dir")

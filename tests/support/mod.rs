@@ -16,6 +16,7 @@
 //! - [`sip_uas`]: a scripted UDP user agent (hand-written SIP) for checking the proxy's routing
 //!   between transports, e.g. a WebSocket browser calling a UDP phone.
 //! - [`pki`]: a throwaway test CA and server certificates.
+//! - [`pulse`]: a private PulseAudio server with null sinks, for the sound device tests.
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
 //! - [`tcp_proxy`]: a loopback TCP forwarder a test can cut, to drop connections on purpose.
@@ -40,6 +41,7 @@ pub mod kamailio_cfg;
 pub mod logged_child;
 pub mod measure;
 pub mod pki;
+pub mod pulse;
 pub mod sip_uas;
 pub mod tcp_proxy;
 pub mod video;

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use callisto_media::audio::{
     AudioFormat, AudioSink, AudioSource, EndOfFile, MutableSource, MuteSwitch, NullSink,
-    SilenceSource, ToneSource, WavRecorder, WavSource,
+    SilenceSource, TeeSink, ToneSource, WavRecorder, WavSource,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
+use callisto_media::device::{DeviceCapture, DeviceEventHandler, DevicePlayback};
 use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
     AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
@@ -38,6 +39,20 @@ pub enum AudioInput {
     File(PathBuf),
     /// Nothing audible.
     Silence,
+    /// A capture device (a microphone): its id or name, or the default one. Without a usable
+    /// device the call sends silence and says why.
+    Device(Option<String>),
+}
+
+/// Where a call plays what the other side sends (besides any recording).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AudioPlayback {
+    /// Nowhere: the headless default.
+    #[default]
+    Off,
+    /// A playback device (speakers, a headset): its id or name, or the default one. Without a
+    /// usable device the call goes on without playback and says why.
+    Device(Option<String>),
 }
 
 /// The media path a call offers (an incoming call takes the path its offer asks for).
@@ -90,6 +105,8 @@ pub struct MediaOptions {
     pub input: AudioInput,
     /// A WAV file to record what the other side sends.
     pub record: Option<PathBuf>,
+    /// Where to play what the other side sends.
+    pub playback: AudioPlayback,
     pub policy: AudioPolicy,
     /// The path outgoing calls offer.
     pub profile: MediaProfile,
@@ -122,6 +139,7 @@ impl Default for MediaOptions {
         MediaOptions {
             input: AudioInput::Silence,
             record: None,
+            playback: AudioPlayback::Off,
             policy: AudioPolicy::default(),
             profile: MediaProfile::Classic,
             video: None,
@@ -148,10 +166,46 @@ pub(crate) enum CallMediaEvent {
     Classic(MediaEvent),
     /// A WebRTC step finished, or the WebRTC session reported something.
     WebRtc(super::webrtc::WebRtcReady),
+    /// A sound device could not be opened, or stopped, or was replaced: the sentence to show.
+    Device(String),
 }
 
 /// Where media sessions send their events: the engine task, tagged with the call.
 pub(crate) type MediaEvents = mpsc::UnboundedSender<(CallKey, CallMediaEvent)>;
+
+/// Where a call's sound devices report trouble: the engine task, tagged with the call.
+#[derive(Clone)]
+pub(super) struct DeviceNotices {
+    key: CallKey,
+    events: MediaEvents,
+}
+
+impl DeviceNotices {
+    /// Notices about `key`'s devices, sent to `events`.
+    pub(super) fn new(key: CallKey, events: &MediaEvents) -> Self {
+        DeviceNotices {
+            key,
+            events: events.clone(),
+        }
+    }
+
+    fn report(&self, message: String) {
+        tracing::warn!(%message, "audio device");
+        let _ = self
+            .events
+            .send((self.key, CallMediaEvent::Device(message)));
+    }
+
+    /// A handler for a device's later events (lost, replaced, silent), on its own thread.
+    fn handler(&self) -> DeviceEventHandler {
+        let notices = self.clone();
+        Box::new(move |event| {
+            let _ = notices
+                .events
+                .send((notices.key, CallMediaEvent::Device(event.to_string())));
+        })
+    }
+}
 
 /// One call's media, from the bound socket to the stopped session.
 pub(super) struct CallMedia {
@@ -282,8 +336,9 @@ impl CallMedia {
             .take()
             .ok_or_else(|| "the RTP port is gone".to_string())?;
         let format = AudioFormat::new(stream.codec.clock_rate(), 1);
-        let source = make_source(&self.options.input, &self.options.controls.mute, format)?;
-        let sink = make_sink(self.options.record.as_deref(), format)?;
+        let notices = DeviceNotices::new(key, events);
+        let source = make_source(&self.options.input, &self.options.controls.mute, format, &notices)?;
+        let sink = make_sink(&self.options, format, &notices)?;
         let config = ClassicSessionConfig {
             rtp_socket: socket,
             rtcp_socket: None,
@@ -368,10 +423,13 @@ pub(super) fn srtp_keys_of(srtp: Option<&NegotiatedSrtp>) -> Result<Option<SrtpK
     }))
 }
 
+/// What a call sends: a generator, a file, or a capture device (silence, reported, when the
+/// device cannot be opened).
 pub(super) fn make_source(
     input: &AudioInput,
     mute: &MuteSwitch,
     format: AudioFormat,
+    notices: &DeviceNotices,
 ) -> Result<Box<dyn AudioSource>, String> {
     let source: Box<dyn AudioSource> = match input {
         AudioInput::Tone { hz } => Box::new(ToneSource::with_dbfs(format, *hz, -12.0)),
@@ -380,21 +438,50 @@ pub(super) fn make_source(
             WavSource::open(path, EndOfFile::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
+        AudioInput::Device(name) => {
+            match DeviceCapture::open(name.as_deref(), format, notices.handler()) {
+                Ok(capture) => {
+                    tracing::info!(device = capture.device_name(), format = %capture.device_format(), "capturing");
+                    Box::new(capture)
+                }
+                Err(e) => {
+                    notices.report(format!("{e}; the call sends silence"));
+                    Box::new(SilenceSource::new(format))
+                }
+            }
+        }
     };
     Ok(Box::new(MutableSource::new(source, mute.clone())))
 }
 
+/// Where a call's received audio goes: the recording (or nowhere) and, when asked for, a
+/// playback device (left out, reported, when it cannot be opened).
 pub(super) fn make_sink(
-    record: Option<&Path>,
+    options: &MediaOptions,
     format: AudioFormat,
+    notices: &DeviceNotices,
 ) -> Result<Box<dyn AudioSink>, String> {
-    Ok(match record {
+    let recorder: Box<dyn AudioSink> = match options.record.as_deref() {
         Some(path) => Box::new(
             WavRecorder::create(path, format)
                 .map_err(|e| format!("cannot record to {}: {e}", path.display()))?,
         ),
         None => Box::new(NullSink::new(format)),
-    })
+    };
+    let AudioPlayback::Device(name) = &options.playback else {
+        return Ok(recorder);
+    };
+    match DevicePlayback::open(name.as_deref(), format, notices.handler()) {
+        Ok(playback) => {
+            tracing::info!(device = playback.device_name(), format = %playback.device_format(), "playing");
+            let tee = TeeSink::new(recorder, playback).map_err(|e| e.to_string())?;
+            Ok(Box::new(tee))
+        }
+        Err(e) => {
+            notices.report(format!("{e}; the call goes on without playback"));
+            Ok(recorder)
+        }
+    }
 }
 
 #[cfg(test)]

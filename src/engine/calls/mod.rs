@@ -44,7 +44,8 @@ mod webrtc_flow;
 use incoming::IncomingInvite;
 pub(super) use media::CallMediaEvent;
 pub use media::{
-    AudioInput, CallControls, IceServerOptions, MediaOptions, MediaProfile, VideoInput,
+    AudioInput, AudioPlayback, CallControls, IceServerOptions, MediaOptions, MediaProfile,
+    VideoInput,
     VideoOptions,
 };
 use media::{CallMedia, MediaEvents};
@@ -536,6 +537,12 @@ impl Calls {
                 self.on_classic_event(endpoint, now, key, event, events)
             }
             CallMediaEvent::WebRtc(ready) => self.on_webrtc(endpoint, now, key, ready, events),
+            CallMediaEvent::Device(message) => {
+                let _ = events.send(EngineEvent::Call {
+                    key,
+                    update: CallUpdate::AudioDevice { message },
+                });
+            }
         }
     }
 

@@ -59,6 +59,9 @@ pub enum CallUpdate {
     Resumed { by_remote: bool },
     /// The other side pressed a key.
     Dtmf { digit: char },
+    /// A sound device of the call could not be opened, stopped, or was replaced by the
+    /// default one; the call goes on (with silence or without playback when no device works).
+    AudioDevice { message: String },
     /// The other side asked us to transfer the call (REFER): `new_call` is the call to
     /// `target`, placed now; its own updates follow under its key. Once it is answered this
     /// call ends.

@@ -28,7 +28,9 @@ use callisto_media::webrtc::{
 };
 use callisto_signaling::sdp::AudioPolicy;
 
-use super::media::{make_sink, make_source, CallControls, CallMediaEvent, MediaEvents};
+use super::media::{
+    make_sink, make_source, CallControls, CallMediaEvent, DeviceNotices, MediaEvents,
+};
 use super::{CallKey, MediaOptions, VideoInput, VideoOptions};
 
 /// What a WebRTC step reports when it is done.
@@ -108,11 +110,11 @@ fn audio_codecs(policy: &AudioPolicy) -> Vec<AudioCodecKind> {
 
 /// What the session plays and records. Audio runs at 48 kHz (the Opus clock; G.711 is
 /// resampled by the pipelines).
-fn session_media(options: &MediaOptions) -> Result<WebRtcMedia, String> {
+fn session_media(options: &MediaOptions, notices: &DeviceNotices) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
     let audio_source: Box<dyn AudioSource> =
-        make_source(&options.input, &options.controls.mute, format)?;
-    let audio_sink: Box<dyn AudioSink> = make_sink(options.record.as_deref(), format)?;
+        make_source(&options.input, &options.controls.mute, format, notices)?;
+    let audio_sink: Box<dyn AudioSink> = make_sink(options, format, notices)?;
     let video = options
         .video
         .as_ref()
@@ -167,7 +169,7 @@ async fn build(
     events: &MediaEvents,
 ) -> Result<WebRtcSession, String> {
     let config = session_config(ip, options);
-    let media = session_media(options)?;
+    let media = session_media(options, &DeviceNotices::new(key, events))?;
     let events = events.clone();
     WebRtcSession::with_handler(config, media, move |event| {
         let _ = events.send((key, CallMediaEvent::WebRtc(WebRtcReady::Event(event))));

@@ -1,0 +1,351 @@
+//! Callisto on real sound devices, against a private PulseAudio server (`support::pulse`) whose
+//! null sinks stand in for sound cards: a tone played into a sink is the caller's microphone
+//! (the sink's monitor source), and the callee plays what it receives into another sink whose
+//! monitor the test records. Media is checked by content: the tone's frequency in the callee's
+//! WAV recording and in what reached its speaker.
+//!
+//! A null sink's monitor delivers its first samples 1.3–1.7 s after a record stream starts
+//! (measured with the cpal stream alone), and Callisto does not hold up a call for its
+//! microphone, so the first ~2 s of each call here are silence; the checks count seconds of
+//! tone against the call's length minus that.
+
+mod support;
+
+use std::error::Error;
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use callisto_media::analysis::tone_coverage;
+use support::callisto::Callisto;
+use support::pulse::PulseServer;
+use support::wav;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+/// The tone played into the microphone sink.
+const MIC_HZ: f32 = 1000.0;
+/// The tone of the second microphone, which takes over when the first vanishes.
+const OTHER_HZ: f32 = 700.0;
+
+/// A child (`paplay`, `parecord`) stopped by its PID when dropped.
+struct Tool(Child);
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Plays `seconds` of a tone at `hz` into `sink`, with 40 ms of latency (paplay's default of
+/// 2 s makes the null sink render in bursts that a 10 ms record stream on its monitor does not
+/// take whole).
+fn play_tone(
+    pulse: &PulseServer,
+    sink: &str,
+    hz: f32,
+    seconds: f32,
+) -> Result<Tool, Box<dyn Error>> {
+    let path = pulse.dir().join(format!("tone-{sink}.wav"));
+    wav::write_tone(&path, hz, 44_100, 2, seconds)?;
+    let child = pulse
+        .command("paplay")?
+        .arg(format!("--device={sink}"))
+        .arg("--latency-msec=40")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(Tool(child))
+}
+
+/// Records `source` as raw 16-bit mono at 48 kHz into `path`.
+fn record_raw(pulse: &PulseServer, source: &str, path: &Path) -> Result<Tool, Box<dyn Error>> {
+    let child = pulse
+        .command("parecord")?
+        .args([
+            &format!("--device={source}"),
+            "--raw",
+            "--format=s16le",
+            "--rate=48000",
+            "--channels=1",
+            "--latency-msec=20",
+        ])
+        .stdout(File::create(path)?)
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(Tool(child))
+}
+
+fn read_raw(path: &Path) -> Result<Vec<i16>, Box<dyn Error>> {
+    let bytes = std::fs::read(path)?;
+    Ok(bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect())
+}
+
+/// Seconds of `samples` (48 kHz mono) dominated by a tone at `hz`.
+fn tone_seconds(samples: &[i16], rate: u32, hz: f32) -> f32 {
+    let seconds = samples.len() as f32 / rate as f32;
+    tone_coverage(samples, rate, hz, 0.02, 50, 0.05) * seconds
+}
+
+/// One character per 250 ms of `samples`: `#` where the tone at `hz` dominates, `.` where not.
+fn timeline(samples: &[i16], rate: u32, hz: f32) -> String {
+    samples
+        .chunks(rate as usize / 4)
+        .map(|w| {
+            if tone_coverage(w, rate, hz, 0.02, 50, 0.05) > 0.5 {
+                '#'
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+fn dirs(root: &Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let (alice, bob) = (root.join("alice"), root.join("bob"));
+    std::fs::create_dir_all(&alice)?;
+    std::fs::create_dir_all(&bob)?;
+    Ok((alice, bob))
+}
+
+/// `callisto answer` on a free loopback port, recording and (optionally) playing to a device.
+fn start_bob(
+    pulse: &PulseServer,
+    dir: &Path,
+    record: &Path,
+    play: Option<&str>,
+) -> Result<(Callisto, u16), Box<dyn Error>> {
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let record = record.to_string_lossy();
+    let mut args = vec![
+        "answer",
+        "--listen",
+        &listen,
+        "--audio",
+        "silence",
+        "--record-audio",
+        &record,
+        "--json",
+    ];
+    if let Some(play) = play {
+        args.extend(["--play-audio", play]);
+    }
+    let mut bob = Callisto::start_with_env(dir, &args, &pulse.env())?;
+    bob.expect("listening", WAIT)?;
+    Ok((bob, port))
+}
+
+fn start_alice(
+    pulse: &PulseServer,
+    dir: &Path,
+    port: u16,
+    audio: &str,
+    seconds: &str,
+) -> std::io::Result<Callisto> {
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    Callisto::start_with_env(
+        dir,
+        &[
+            "call",
+            &uri,
+            "--listen",
+            "127.0.0.1:0",
+            "--audio",
+            audio,
+            "--duration",
+            seconds,
+            "--json",
+        ],
+        &pulse.env(),
+    )
+}
+
+#[test]
+fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> TestResult {
+    let pulse = PulseServer::start(&["callisto_mic", "callisto_speaker"])?;
+    let dir = tempfile::tempdir()?;
+    let (alice_dir, bob_dir) = dirs(dir.path())?;
+    let bob_rec = dir.path().join("bob.wav");
+    let speaker_raw = dir.path().join("speaker.raw");
+    let _tone = play_tone(&pulse, "callisto_mic", MIC_HZ, 30.0)?;
+    let speaker = record_raw(&pulse, "callisto_speaker.monitor", &speaker_raw)?;
+    let (mut bob, port) = start_bob(&pulse, &bob_dir, &bob_rec, Some("device:callisto_speaker"))?;
+    let mut alice = start_alice(&pulse, &alice_dir, port, "device:callisto_mic.monitor", "6")?;
+    alice.expect("answered", WAIT)?;
+    let ended = alice.expect("call_ended", WAIT)?;
+    let bob_ended = bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    drop(speaker);
+    println!("alice: {ended}\nbob: {bob_ended}");
+    let notices: Vec<_> = alice
+        .events(Duration::ZERO)
+        .into_iter()
+        .chain(bob.events(Duration::ZERO))
+        .filter(|e| e["event"] == "audio_device")
+        .collect();
+    assert!(notices.is_empty(), "devices reported trouble: {notices:?}");
+
+    let recorded = wav::read_mono(&bob_rec)?;
+    let heard = tone_seconds(&recorded.samples, recorded.sample_rate, MIC_HZ);
+    println!(
+        "bob's recording: {heard:.2} s of {MIC_HZ} Hz in {:.2} s: {}",
+        recorded.seconds(),
+        timeline(&recorded.samples, recorded.sample_rate, MIC_HZ)
+    );
+    assert!(
+        heard >= 3.5,
+        "the microphone's tone lasts {heard} s of {:.2} s in bob's recording",
+        recorded.seconds()
+    );
+    let played = read_raw(&speaker_raw)?;
+    let played_tone = tone_seconds(&played, 48_000, MIC_HZ);
+    println!(
+        "bob's speaker: {played_tone:.2} s of {MIC_HZ} Hz in {:.2} s: {}",
+        played.len() as f32 / 48_000.0,
+        timeline(&played, 48_000, MIC_HZ)
+    );
+    assert!(
+        played_tone >= 3.0,
+        "bob's speaker played {played_tone} s of the tone"
+    );
+    Ok(())
+}
+
+#[test]
+fn devices_lists_sinks_as_outputs_and_monitors_as_inputs() -> TestResult {
+    let pulse = PulseServer::start(&["callisto_list"])?;
+    let output = std::process::Command::new(support::callisto::binary())
+        .args(["devices", "--json"])
+        .envs(pulse.env())
+        .output()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let devices: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    println!("{devices:#?}");
+    let find = |id: &str| devices.iter().find(|d| d["id"] == id).cloned();
+    let sink = find("callisto_list").ok_or("the null sink is not listed")?;
+    assert_eq!(sink["direction"], "output");
+    assert_eq!(sink["host"], "PulseAudio");
+    assert_eq!(sink["default"], true);
+    let monitor = find("callisto_list.monitor").ok_or("its monitor is not listed")?;
+    assert_eq!(monitor["direction"], "input");
+    assert_eq!(monitor["name"], "Monitor of callisto_list");
+    Ok(())
+}
+
+#[test]
+fn a_missing_microphone_is_reported_and_the_call_goes_on_with_silence() -> TestResult {
+    let pulse = PulseServer::start(&["callisto_mic"])?;
+    let dir = tempfile::tempdir()?;
+    let (alice_dir, bob_dir) = dirs(dir.path())?;
+    let bob_rec = dir.path().join("bob.wav");
+    let (mut bob, port) = start_bob(&pulse, &bob_dir, &bob_rec, Some("device:no-such-speaker"))?;
+    let mut alice = start_alice(&pulse, &alice_dir, port, "device:no-such-mic", "1.5")?;
+    let notice = alice.expect("audio_device", WAIT)?;
+    let message = notice["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no-such-mic") && message.contains("silence"),
+        "{notice}"
+    );
+    assert!(message.contains("callisto_mic.monitor"), "{notice}");
+    let bob_notice = bob.expect("audio_device", WAIT)?;
+    assert!(
+        bob_notice["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no-such-speaker") && m.contains("without playback")),
+        "{bob_notice}"
+    );
+    alice.expect("answered", WAIT)?;
+    let ended = alice.expect("call_ended", WAIT)?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    assert!(
+        ended["audio"]["rx_packets"].as_u64().unwrap_or(0) >= 50,
+        "{ended}"
+    );
+    let recorded = wav::read_mono(&bob_rec)?;
+    assert!(recorded.seconds() >= 1.0, "{} s", recorded.seconds());
+    Ok(())
+}
+
+#[test]
+fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_back() -> TestResult {
+    let mut pulse = PulseServer::start(&["callisto_mic"])?;
+    let dir = tempfile::tempdir()?;
+    let (alice_dir, bob_dir) = dirs(dir.path())?;
+    let bob_rec = dir.path().join("bob.wav");
+    let first_tone = play_tone(&pulse, "callisto_mic", MIC_HZ, 30.0)?;
+    let (mut bob, port) = start_bob(&pulse, &bob_dir, &bob_rec, None)?;
+    let mut alice = start_alice(
+        &pulse,
+        &alice_dir,
+        port,
+        "device:callisto_mic.monitor",
+        "14",
+    )?;
+    alice.expect("answered", WAIT)?;
+    std::thread::sleep(Duration::from_secs(5));
+    pulse.stop()?;
+    drop(first_tone);
+    // Each notice once, in this order: the loss, the silence, the return.
+    let says = |text: &'static str| {
+        move |event: &serde_json::Value| {
+            event["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(text))
+        }
+    };
+    alice.expect_matching(
+        "audio_device",
+        says("'Monitor of callisto_mic' stopped"),
+        WAIT,
+    )?;
+    alice.expect_matching("audio_device", says("sending silence"), WAIT)?;
+    pulse.restart()?;
+    let _second_tone = play_tone(&pulse, "callisto_mic", OTHER_HZ, 30.0)?;
+    alice.expect_matching(
+        "audio_device",
+        says("continues on 'Monitor of callisto_mic'"),
+        WAIT,
+    )?;
+    let ended = alice.expect("call_ended", Duration::from_secs(20))?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    println!("alice: {ended}");
+    let notices: Vec<_> = alice
+        .events(Duration::ZERO)
+        .into_iter()
+        .filter(|e| e["event"] == "audio_device")
+        .collect();
+    assert_eq!(notices.len(), 3, "{notices:#?}");
+    let recorded = wav::read_mono(&bob_rec)?;
+    let rate = recorded.sample_rate;
+    let before = tone_seconds(&recorded.samples, rate, MIC_HZ);
+    let after = tone_seconds(&recorded.samples, rate, OTHER_HZ);
+    println!(
+        "bob heard {before:.2} s of the tone before the server went away and {after:.2} s after it came back, in {:.2} s: {} / {}",
+        recorded.seconds(),
+        timeline(&recorded.samples, rate, MIC_HZ),
+        timeline(&recorded.samples, rate, OTHER_HZ)
+    );
+    assert!(before >= 2.0, "{before} s before");
+    assert!(after >= 2.0, "{after} s after");
+    Ok(())
+}
