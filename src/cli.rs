@@ -171,36 +171,8 @@ pub struct MediaArgs {
 }
 
 impl Default for MediaArgs {
-    /// The same defaults as on the command line.
+    /// The same defaults as on the command line (taken from the flags' own declarations).
     fn default() -> Self {
-        MediaArgs {
-            audio: "silence".into(),
-            play_audio: None,
-            record_audio: None,
-            codecs: "opus,pcmu,pcma".into(),
-            srtp: None,
-            media: None,
-            video: "none".into(),
-            record_video: None,
-            video_size: "640x480".into(),
-            fps: 30,
-            pattern_id: 0,
-            video_kbps: 1500,
-            stun: None,
-            turn: None,
-            turn_user: None,
-            turn_password: None,
-            relay_only: false,
-            duration: None,
-            dtmf: None,
-            json: false,
-        }
-    }
-}
-
-impl MediaArgs {
-    /// The media flags as if none were given (what the desktop app starts from).
-    pub fn defaults() -> MediaArgs {
         #[derive(Parser)]
         struct OnlyMedia {
             #[command(flatten)]
@@ -209,6 +181,7 @@ impl MediaArgs {
         OnlyMedia::parse_from(["callisto"]).media
     }
 }
+
 
 /// `callisto call`.
 #[derive(Debug, Clone, Default, Args)]

@@ -540,7 +540,11 @@ fn report(notice: &mut String, outcome: Result<(), String>) {
 
 /// The media a call from the app offers: the account's path, SRTP and ICE servers.
 fn app_media(account: Option<&Account>, video: bool) -> Result<engine::MediaOptions, String> {
-    let mut args = MediaArgs::defaults();
+    let mut args = MediaArgs {
+        audio: "device".into(),
+        play_audio: Some("device".into()),
+        ..MediaArgs::default()
+    };
     if video {
         args.video = "pattern".into();
     }
