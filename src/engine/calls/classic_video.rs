@@ -15,7 +15,7 @@ use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::VideoStats;
 use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
 
-use super::media::{srtp_keys_of, VideoOptions};
+use super::media::{srtp_keys_of, CallMediaEvent, MediaEvents, VideoOptions};
 use super::CallKey;
 
 /// One classic call's video stream, from the bound socket to the stopped session.
@@ -59,6 +59,7 @@ impl ClassicVideo {
         &mut self,
         negotiated: Option<&NegotiatedVideo>,
         key: CallKey,
+        events: &MediaEvents,
     ) -> Result<(), String> {
         self.negotiated = negotiated.cloned();
         let Some(negotiated) = negotiated else {
@@ -93,7 +94,9 @@ impl ClassicVideo {
             .socket
             .take()
             .ok_or_else(|| "the video RTP port is gone".to_string())?;
-        let media = super::webrtc::video_media(&self.options)?;
+        let media = super::webrtc::video_media(&self.options, &|reason| {
+            let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
+        })?;
         let config = ClassicVideoConfig {
             rtp_socket: socket,
             rtcp_socket: None,

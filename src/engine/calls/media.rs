@@ -57,6 +57,10 @@ pub enum VideoInput {
     Pattern,
     /// A Y4M file, played in a loop.
     File(PathBuf),
+    /// A camera: number `index` of the system's list, the first when `None`. When it cannot
+    /// be opened (none, busy, no readable format) the call sends the placeholder picture and
+    /// reports [`CallUpdate::CameraUnavailable`](super::CallUpdate::CameraUnavailable).
+    Camera { index: Option<u32> },
 }
 
 /// A call's video (H.264 on either path): what it sends, where it records, its limits.
@@ -122,6 +126,8 @@ pub(crate) enum CallMediaEvent {
     Classic(MediaEvent),
     /// A WebRTC step finished, or the WebRTC session reported something.
     WebRtc(super::webrtc::WebRtcReady),
+    /// The camera could not be opened; the call sends the placeholder picture.
+    CameraUnavailable { reason: String },
 }
 
 /// Where media sessions send their events: the engine task, tagged with the call.
@@ -195,10 +201,16 @@ impl CallMedia {
     }
 
     /// Starts, updates or pauses the video stream for the latest exchange's `video`. A video
-    /// stream that cannot start is logged; the call goes on with audio.
-    pub(super) fn apply_video(&mut self, video: Option<&NegotiatedVideo>, key: CallKey) {
+    /// stream that cannot start is logged; the call goes on with audio. A camera that cannot
+    /// be opened is reported to `events`.
+    pub(super) fn apply_video(
+        &mut self,
+        video: Option<&NegotiatedVideo>,
+        key: CallKey,
+        events: &MediaEvents,
+    ) {
         if let Some(stream) = &mut self.video {
-            if let Err(reason) = stream.apply(video, key) {
+            if let Err(reason) = stream.apply(video, key, events) {
                 tracing::warn!(%reason, "video did not start");
             }
         }

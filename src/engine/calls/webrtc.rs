@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use callisto_media::audio::{AudioFormat, AudioSink, AudioSource};
 use callisto_media::codec::AudioCodecKind;
+use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
     NullVideoSink, TestPattern, VideoFormat, VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
 };
@@ -106,12 +107,19 @@ fn audio_codecs(policy: &AudioPolicy) -> Vec<AudioCodecKind> {
 }
 
 /// What the session plays and records. Audio runs at 48 kHz (the Opus clock; G.711 is
-/// resampled by the pipelines).
-fn session_media(options: &MediaOptions) -> Result<WebRtcMedia, String> {
+/// resampled by the pipelines). A camera that cannot be opened goes to `camera_unavailable`.
+fn session_media(
+    options: &MediaOptions,
+    camera_unavailable: &dyn Fn(String),
+) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
     let audio_source: Box<dyn AudioSource> = make_source(&options.input, format)?;
     let audio_sink: Box<dyn AudioSink> = make_sink(options.record.as_deref(), format)?;
-    let video = options.video.as_ref().map(video_media).transpose()?;
+    let video = options
+        .video
+        .as_ref()
+        .map(|video| video_media(video, camera_unavailable))
+        .transpose()?;
     Ok(WebRtcMedia {
         audio_source,
         audio_sink,
@@ -119,7 +127,12 @@ fn session_media(options: &MediaOptions) -> Result<WebRtcMedia, String> {
     })
 }
 
-pub(super) fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, String> {
+/// A call's video source and sink. A camera that cannot be opened is replaced by the
+/// placeholder picture (at a low rate), and the reason goes to `camera_unavailable`.
+pub(super) fn video_media(
+    video: &VideoOptions,
+    camera_unavailable: &dyn Fn(String),
+) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
     let source: Box<dyn VideoSource> = match &video.input {
@@ -130,6 +143,20 @@ pub(super) fn video_media(video: &VideoOptions) -> Result<WebRtcVideoMedia, Stri
             Y4mSource::open(path, Y4mEnd::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
+        VideoInput::Camera { index } => match CameraSource::open(*index, format) {
+            Ok(camera) => {
+                tracing::info!(camera = camera.name(), mode = %camera.mode(), "camera opened");
+                Box::new(camera)
+            }
+            Err(error) => {
+                camera_unavailable(error.to_string());
+                let still = VideoFormat {
+                    fps: format.fps.min(PLACEHOLDER_FPS),
+                    ..format
+                };
+                Box::new(PlaceholderSource::new(still).map_err(|e| e.to_string())?)
+            }
+        },
     };
     let sink: Box<dyn VideoSink> = match &video.record {
         Some(path) => Box::new(
@@ -150,7 +177,9 @@ async fn build(
     events: &MediaEvents,
 ) -> Result<WebRtcSession, String> {
     let config = session_config(ip, options);
-    let media = session_media(options)?;
+    let media = session_media(options, &|reason| {
+        let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
+    })?;
     let events = events.clone();
     WebRtcSession::with_handler(config, media, move |event| {
         let _ = events.send((key, CallMediaEvent::WebRtc(WebRtcReady::Event(event))));
