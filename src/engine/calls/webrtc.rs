@@ -177,9 +177,16 @@ async fn build(
     events: &MediaEvents,
 ) -> Result<WebRtcSession, String> {
     let config = session_config(ip, options);
-    let media = session_media(options, &|reason| {
-        let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
-    })?;
+    // Opening a camera blocks (device enumeration, format negotiation, stream start): it runs
+    // on a blocking thread, not on a runtime worker.
+    let (media_options, media_events) = (options.clone(), events.clone());
+    let media = tokio::task::spawn_blocking(move || {
+        session_media(&media_options, &|reason| {
+            let _ = media_events.send((key, CallMediaEvent::CameraUnavailable { reason }));
+        })
+    })
+    .await
+    .map_err(|e| format!("preparing the media failed: {e}"))??;
     let events = events.clone();
     WebRtcSession::with_handler(config, media, move |event| {
         let _ = events.send((key, CallMediaEvent::WebRtc(WebRtcReady::Event(event))));

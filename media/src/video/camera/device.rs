@@ -112,6 +112,8 @@ pub(super) struct NokhwaGrabber {
     camera: Camera,
     mode: CameraMode,
     name: String,
+    /// The latest frame's bytes.
+    buffer: Vec<u8>,
 }
 
 impl FrameGrabber for NokhwaGrabber {
@@ -124,24 +126,18 @@ impl FrameGrabber for NokhwaGrabber {
     }
 
     fn grab(&mut self) -> Result<RawFrame<'_>, CameraError> {
-        let mode = self.mode;
+        // V4L2 lends its buffer, other backends hand out their own copy: either way the bytes
+        // are copied into ours (a fraction of the conversion's cost), so the frame can borrow
+        // from one place.
         let data = self.camera.frame_raw().map_err(classify)?;
-        let data = match data {
-            std::borrow::Cow::Borrowed(bytes) => bytes,
-            // `nokhwa` lends V4L2 buffers; other backends hand out owned copies, which a
-            // borrowed frame cannot carry.
-            std::borrow::Cow::Owned(_) => {
-                return Err(CameraError::Device {
-                    detail: "this camera backend hands out copies".into(),
-                })
-            }
-        };
+        self.buffer.clear();
+        self.buffer.extend_from_slice(&data);
         Ok(RawFrame {
-            format: mode.pixel_format,
-            width: mode.width,
-            height: mode.height,
+            format: self.mode.pixel_format,
+            width: self.mode.width,
+            height: self.mode.height,
             stride: None,
-            data,
+            data: &self.buffer,
         })
     }
 }
@@ -192,6 +188,7 @@ pub(super) fn open_camera(
         camera,
         mode,
         name: info.name.clone(),
+        buffer: Vec::new(),
     })
 }
 
