@@ -6,6 +6,8 @@
 //!
 //! - Opening happens on the capture thread (some camera APIs tie a device to the thread that
 //!   opened it); [`CameraSource::open`] waits for its outcome, at most [`OPEN_TIMEOUT`].
+//! - A camera mode of another aspect ratio than the call's is cropped in the middle, then
+//!   scaled (never squeezed).
 //! - Hand-over is one slot holding the latest frame: a frame the media thread did not take
 //!   in time is replaced, never queued. When no new frame arrived since the last pull, the
 //!   previous one is sent again (a camera slower than the call); before the first, black.
@@ -254,10 +256,10 @@ fn capture<G: FrameGrabber>(
         };
         let frame = converted.map_err(|e| e.to_string()).and_then(|frame| {
             if (frame.width(), frame.height()) == (format.width, format.height) {
-                Ok(frame)
-            } else {
-                scale_i420(&frame, format.width, format.height).map_err(|e| e.to_string())
+                return Ok(frame);
             }
+            let frame = crop_to_aspect(frame, format.width, format.height);
+            scale_i420(&frame, format.width, format.height).map_err(|e| e.to_string())
         });
         let mut shared = lock(shared);
         match frame {
@@ -273,6 +275,38 @@ fn capture<G: FrameGrabber>(
             }
         }
     }
+}
+
+/// The middle of `frame` with the aspect ratio of `width`x`height` (a 16:9 camera in a 4:3
+/// call loses its sides rather than being squeezed); the frame itself when the ratios agree
+/// within 1 %.
+fn crop_to_aspect(frame: VideoFrame, width: u32, height: u32) -> VideoFrame {
+    let (sw, sh) = (u64::from(frame.width()), u64::from(frame.height()));
+    let (tw, th) = (u64::from(width), u64::from(height));
+    // Compare sw/sh with tw/th without division.
+    let (wide, tall) = (sw * th, tw * sh);
+    if wide.abs_diff(tall) * 100 <= tall {
+        return frame;
+    }
+    let (cw, ch) = if wide > tall {
+        ((sh * tw / th) & !1, sh)
+    } else {
+        (sw, (sw * th / tw) & !1)
+    };
+    if cw == 0 || ch == 0 {
+        return frame;
+    }
+    let (x0, y0) = (((sw - cw) / 2) & !1, ((sh - ch) / 2) & !1);
+    let (sw, x0, y0) = (sw as usize, x0 as usize, y0 as usize);
+    let cropped = VideoFrame::from_strided_planes(
+        cw as u32,
+        ch as u32,
+        (&frame.y()[y0 * sw + x0..], sw),
+        (&frame.u()[y0 / 2 * sw / 2 + x0 / 2..], sw / 2),
+        (&frame.v()[y0 / 2 * sw / 2 + x0 / 2..], sw / 2),
+        frame.timestamp(),
+    );
+    cropped.unwrap_or(frame)
 }
 
 /// Whether a read error may pass (a frame lost) rather than end capture (a device gone).
@@ -455,6 +489,28 @@ mod tests {
         // Nothing usable yet: black, not an error.
         let frame = source.next_frame().unwrap().unwrap();
         assert!(frame.y().iter().all(|&p| p == 16));
+    }
+
+    #[test]
+    fn other_aspect_ratios_are_cropped_in_the_middle() {
+        // 8x4, luma = column number: a square crop keeps columns 2..6.
+        let y: Vec<u8> = (0..4).flat_map(|_| 0..8u8).collect();
+        let u: Vec<u8> = (0..2).flat_map(|_| 10..14u8).collect();
+        let frame = VideoFrame::from_planes(8, 4, &y, &u, &u, Duration::ZERO).unwrap();
+        let square = crop_to_aspect(frame.clone(), 2, 2);
+        assert_eq!((square.width(), square.height()), (4, 4));
+        assert_eq!(&square.y()[..4], &[2, 3, 4, 5]);
+        assert_eq!(square.u(), &[11, 12, 11, 12]);
+        // Taller than wanted: rows are cut instead (8x8, luma = row number, to 4:1 keeps rows
+        // 2 and 3: the middle, moved to an even row for the chroma).
+        let rows: Vec<u8> = (0..8u8).flat_map(|r| [r; 8]).collect();
+        let tall =
+            VideoFrame::from_planes(8, 8, &rows, &[128; 16], &[128; 16], Duration::ZERO).unwrap();
+        let wide = crop_to_aspect(tall, 4, 1);
+        assert_eq!((wide.width(), wide.height()), (8, 2));
+        assert_eq!(wide.y(), &[[2u8; 8], [3u8; 8]].concat()[..]);
+        // The same ratio (within 1 %) is left alone.
+        assert_eq!(crop_to_aspect(frame.clone(), 4, 2), frame);
     }
 
     #[test]
