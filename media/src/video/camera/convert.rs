@@ -136,13 +136,18 @@ fn yuyv(data: &[u8], stride: usize, p: Planes<'_>) {
         let (y_top, y_bottom) = p.y[2 * cy * p.w..][..2 * p.w].split_at_mut(p.w);
         let u = &mut p.u[cy * cw..][..cw];
         let v = &mut p.v[cy * cw..][..cw];
-        for (i, (t, b)) in top.chunks_exact(4).zip(bottom.chunks_exact(4)).enumerate() {
-            y_top[2 * i] = t[0];
-            y_top[2 * i + 1] = t[2];
-            y_bottom[2 * i] = b[0];
-            y_bottom[2 * i + 1] = b[2];
-            u[i] = (u16::from(t[1]) + u16::from(b[1])).div_ceil(2) as u8;
-            v[i] = (u16::from(t[3]) + u16::from(b[3])).div_ceil(2) as u8;
+        let pairs = top
+            .chunks_exact(4)
+            .zip(bottom.chunks_exact(4))
+            .zip(y_top.chunks_exact_mut(2).zip(y_bottom.chunks_exact_mut(2)))
+            .zip(u.iter_mut().zip(v.iter_mut()));
+        for (((t, b), (yt, yb)), (u, v)) in pairs {
+            yt[0] = t[0];
+            yt[1] = t[2];
+            yb[0] = b[0];
+            yb[1] = b[2];
+            *u = (u16::from(t[1]) + u16::from(b[1])).div_ceil(2) as u8;
+            *v = (u16::from(t[3]) + u16::from(b[3])).div_ceil(2) as u8;
         }
     }
 }
@@ -157,9 +162,9 @@ fn nv12(data: &[u8], stride: usize, source_height: usize, p: Planes<'_>) {
         let line = &chroma[cy * stride..][..p.w];
         let u = &mut p.u[cy * cw..][..cw];
         let v = &mut p.v[cy * cw..][..cw];
-        for (i, pair) in line.chunks_exact(2).enumerate() {
-            u[i] = pair[0];
-            v[i] = pair[1];
+        for ((pair, u), v) in line.chunks_exact(2).zip(u.iter_mut()).zip(v.iter_mut()) {
+            *u = pair[0];
+            *v = pair[1];
         }
     }
 }
