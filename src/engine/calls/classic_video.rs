@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 
 use callisto_media::session::{
     ClassicVideoConfig, ClassicVideoSession, MediaDirection, VideoUpdate,
@@ -16,6 +17,7 @@ use callisto_media::video::VideoStats;
 use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
 
 use super::media::{srtp_keys_of, CallMediaEvent, MediaEvents, VideoOptions};
+use super::webrtc::CameraReport;
 use super::CallKey;
 
 /// One classic call's video stream, from the bound socket to the stopped session.
@@ -94,9 +96,11 @@ impl ClassicVideo {
             .socket
             .take()
             .ok_or_else(|| "the video RTP port is gone".to_string())?;
-        let media = super::webrtc::video_media(&self.options, &|reason| {
+        let events = events.clone();
+        let report: CameraReport = Arc::new(move |reason| {
             let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
-        })?;
+        });
+        let media = super::webrtc::video_media(&self.options, &report)?;
         let config = ClassicVideoConfig {
             rtp_socket: socket,
             rtcp_socket: None,

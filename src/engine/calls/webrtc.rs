@@ -110,7 +110,7 @@ fn audio_codecs(policy: &AudioPolicy) -> Vec<AudioCodecKind> {
 /// resampled by the pipelines). A camera that cannot be opened goes to `camera_unavailable`.
 fn session_media(
     options: &MediaOptions,
-    camera_unavailable: &dyn Fn(String),
+    camera_unavailable: &CameraReport,
 ) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
     let audio_source: Box<dyn AudioSource> = make_source(&options.input, format)?;
@@ -127,11 +127,15 @@ fn session_media(
     })
 }
 
+/// Where a call reports that its camera cannot be used (the reason, in words).
+pub(super) type CameraReport = Arc<dyn Fn(String) + Send + Sync>;
+
 /// A call's video source and sink. A camera that cannot be opened is replaced by the
-/// placeholder picture (at a low rate), and the reason goes to `camera_unavailable`.
+/// placeholder picture (at a low rate); one that stops during the call gives way to the
+/// placeholder by itself. Either way the reason goes to `camera_unavailable`.
 pub(super) fn video_media(
     video: &VideoOptions,
-    camera_unavailable: &dyn Fn(String),
+    camera_unavailable: &CameraReport,
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
@@ -146,6 +150,8 @@ pub(super) fn video_media(
         VideoInput::Camera { index } => match CameraSource::open(*index, format) {
             Ok(camera) => {
                 tracing::info!(camera = camera.name(), mode = %camera.mode(), "camera opened");
+                let report = Arc::clone(camera_unavailable);
+                camera.on_failure(move |error| report(error.to_string()));
                 Box::new(camera)
             }
             Err(error) => {
@@ -181,9 +187,10 @@ async fn build(
     // on a blocking thread, not on a runtime worker.
     let (media_options, media_events) = (options.clone(), events.clone());
     let media = tokio::task::spawn_blocking(move || {
-        session_media(&media_options, &|reason| {
+        let report: CameraReport = Arc::new(move |reason| {
             let _ = media_events.send((key, CallMediaEvent::CameraUnavailable { reason }));
-        })
+        });
+        session_media(&media_options, &report)
     })
     .await
     .map_err(|e| format!("preparing the media failed: {e}"))??;

@@ -16,7 +16,8 @@
 //! - A frame that does not convert (a corrupt MJPEG frame) is skipped and counted. A camera
 //!   that stops delivering (unplugged, driver failure, [`MAX_READ_FAILURES`] reads in a row
 //!   failing) ends the capture thread and the source sends the placeholder picture from then
-//!   on, so the call keeps its video stream; [`CameraSource::failure`] says why.
+//!   on, so the call keeps its video stream; [`CameraSource::failure`] says why, and the
+//!   handler given to [`CameraSource::on_failure`] is told once.
 //! - Dropping the source tells the capture thread to stop; it releases the camera after the
 //!   read it is in (the thread is not joined, so a hung driver cannot hang a call's end).
 
@@ -52,9 +53,14 @@ pub(crate) trait FrameGrabber {
     fn grab(&mut self) -> Result<RawFrame<'_>, CameraError>;
 }
 
+/// Told once, from the capture thread, why the camera stopped.
+type FailureHandler = Box<dyn FnOnce(&CameraError) + Send>;
+
 /// What the capture thread and the source share.
 #[derive(Default)]
 struct Shared {
+    /// Who to tell when the camera stops.
+    on_failure: Option<FailureHandler>,
     /// The latest converted frame the media thread has not taken yet.
     latest: Option<VideoFrame>,
     /// Why capture ended, once it did.
@@ -175,6 +181,19 @@ impl CameraSource {
         lock(&self.shared).failure.clone()
     }
 
+    /// Calls `handler` once, from the capture thread, when the camera stops (at once, here,
+    /// if it already has). A later handler replaces an earlier one that was not called yet.
+    pub fn on_failure(&self, handler: impl FnOnce(&CameraError) + Send + 'static) {
+        let mut shared = lock(&self.shared);
+        match shared.failure.clone() {
+            Some(failure) => {
+                drop(shared);
+                handler(&failure);
+            }
+            None => shared.on_failure = Some(Box::new(handler)),
+        }
+    }
+
     /// Frames captured and converted so far, and frames that did not convert.
     pub fn captured(&self) -> (u64, u64) {
         let shared = lock(&self.shared);
@@ -239,16 +258,25 @@ fn capture<G: FrameGrabber>(
                 failures = 0;
                 to_i420(&raw, std::time::Duration::ZERO)
             }
+            Err(_) if stop.load(Ordering::Acquire) => return,
             Err(e) => {
                 failures += 1;
                 if failures >= MAX_READ_FAILURES || !is_transient(&e) {
                     warn!(error = %e, "the camera stopped: sending the placeholder picture");
-                    lock(shared).failure = Some(match e {
+                    let failure = match e {
                         CameraError::Stopped { .. } => e,
                         other => CameraError::Stopped {
                             detail: other.to_string(),
                         },
-                    });
+                    };
+                    let handler = {
+                        let mut shared = lock(shared);
+                        shared.failure = Some(failure.clone());
+                        shared.on_failure.take()
+                    };
+                    if let Some(handler) = handler {
+                        handler(&failure);
+                    }
                     return;
                 }
                 continue;
@@ -439,6 +467,10 @@ mod tests {
     fn a_camera_that_stops_gives_way_to_the_placeholder() {
         let format = VideoFormat::new(64, 48, 30).unwrap();
         let mut source = CameraSource::start(format, || Ok(synthetic(Some(3)))).unwrap();
+        let (told_tx, told) = mpsc::channel();
+        source.on_failure(move |e| {
+            let _ = told_tx.send(e.clone());
+        });
         let placeholder = placeholder_frame(64, 48).unwrap();
         let frame = pull_until(&mut source, |f| f.as_bytes() == placeholder.as_bytes());
         assert_eq!(frame.width(), 64);
@@ -449,6 +481,18 @@ mod tests {
         // And it stays.
         let next = source.next_frame().unwrap().unwrap();
         assert_eq!(next.as_bytes(), placeholder.as_bytes());
+        // The handler was told once; one given afterwards is told at once.
+        let reason = told.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            reason.to_string(),
+            "the camera stopped delivering pictures (unplugged)"
+        );
+        assert!(told.try_recv().is_err());
+        let (late_tx, late) = mpsc::channel();
+        source.on_failure(move |e| {
+            let _ = late_tx.send(e.clone());
+        });
+        assert_eq!(late.try_recv().ok(), Some(reason));
     }
 
     #[test]
