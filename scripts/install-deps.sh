@@ -24,10 +24,13 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 browser_peer="$repo/tests/browser"
 
+# libclang-dev and linux-libc-dev: bindgen generates nokhwa's V4L2 bindings (the camera) from
+# <linux/videodev2.h>.
 BUILD_PACKAGES=(
     build-essential
     pkg-config
     libclang-dev
+    linux-libc-dev
     libasound2-dev
     libfontconfig1-dev
     cmake

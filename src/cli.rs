@@ -122,9 +122,15 @@ pub struct MediaArgs {
     /// retried as classic. (Default: the account's `media`, else classic.)
     #[arg(long, value_name = "classic|webrtc")]
     pub media: Option<String>,
-    /// Video to send (WebRTC path): a moving test `pattern` with a machine-readable frame
-    /// counter, a Y4M file (played in a loop), or `none`.
-    #[arg(long, value_name = "pattern|FILE.y4m|none", default_value = "none")]
+    /// Video to send: a moving test `pattern` with a machine-readable frame counter, the
+    /// `camera` (the first one, or `camera:N` for number N), a Y4M file (played in a loop), or
+    /// `none`. A camera that cannot be used (none, busy) is reported and replaced by a
+    /// placeholder picture, and the call goes on.
+    #[arg(
+        long,
+        value_name = "pattern|camera[:N]|FILE.y4m|none",
+        default_value = "none"
+    )]
     pub video: String,
     /// Record the video the other side sends to this Y4M file.
     #[arg(long, value_name = "OUT.y4m")]
@@ -181,7 +187,6 @@ impl Default for MediaArgs {
         OnlyMedia::parse_from(["callisto"]).media
     }
 }
-
 
 /// `callisto call`.
 #[derive(Debug, Clone, Default, Args)]

@@ -546,7 +546,7 @@ fn app_media(account: Option<&Account>, video: bool) -> Result<engine::MediaOpti
         ..MediaArgs::default()
     };
     if video {
-        args.video = "pattern".into();
+        args.video = "camera".into();
     }
     media_options_for(&args, account)
 }

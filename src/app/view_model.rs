@@ -366,6 +366,9 @@ impl ViewModel {
             }
             CallUpdate::Dtmf { .. } => {}
             CallUpdate::AudioDevice { message } => call.note = message.clone(),
+            CallUpdate::CameraUnavailable { reason } => {
+                call.note = format!("camera: {reason}; sending a placeholder picture")
+            }
             CallUpdate::TransferRequested { target, .. } => {
                 call.note = format!("transferred to {target}");
             }

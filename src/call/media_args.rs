@@ -9,8 +9,7 @@ use crate::cli::MediaArgs;
 use crate::config::Account;
 use crate::engine::{
     AudioInput, AudioPlayback, CallControls, IceServerOptions, MediaOptions, MediaProfile,
-    VideoInput,
-    VideoOptions,
+    VideoInput, VideoOptions,
 };
 
 /// Turns the media flags into the engine's media options.
@@ -148,11 +147,18 @@ fn video_options(args: &MediaArgs) -> Result<Option<VideoOptions>, String> {
     let input = match args.video.as_str() {
         "none" | "" => return Ok(None),
         "pattern" => VideoInput::Pattern,
+        "camera" => VideoInput::Camera { index: None },
+        text if text.starts_with("camera:") => {
+            let index = text["camera:".len()..].parse().map_err(|_| {
+                format!("'{text}' is not a camera; write camera or camera:NUMBER (camera:0)")
+            })?;
+            VideoInput::Camera { index: Some(index) }
+        }
         path => {
             let path = PathBuf::from(path);
             if !path.is_file() {
                 return Err(format!(
-                    "'{}' is neither pattern, none nor a Y4M file",
+                    "'{}' is neither pattern, camera, camera:N, none nor a Y4M file",
                     path.display()
                 ));
             }
@@ -314,6 +320,14 @@ mod tests {
             .unwrap()
             .video
             .is_none());
+        for (flag, index) in [("camera", None), ("camera:2", Some(2))] {
+            let args = MediaArgs {
+                video: flag.into(),
+                ..MediaArgs::default()
+            };
+            let video = media_options(&args).unwrap().video.unwrap();
+            assert_eq!(video.input, VideoInput::Camera { index }, "{flag}");
+        }
         for bad in [
             MediaArgs {
                 media: Some("sdp".into()),
@@ -321,6 +335,10 @@ mod tests {
             },
             MediaArgs {
                 video: "/no/such.y4m".into(),
+                ..MediaArgs::default()
+            },
+            MediaArgs {
+                video: "camera:front".into(),
                 ..MediaArgs::default()
             },
             MediaArgs {

@@ -59,6 +59,9 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             } => {
                 json!({"event": "transfer", "call": call, "code": code, "reason": reason, "finished": finished})
             }
+            CallUpdate::CameraUnavailable { reason } => {
+                json!({"event": "camera_unavailable", "call": call, "reason": reason, "sending": "placeholder"})
+            }
             CallUpdate::Failed {
                 code,
                 reason,
@@ -104,6 +107,9 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
         CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
         CallUpdate::AudioDevice { message } => println!("Audio device: {message}."),
+        CallUpdate::CameraUnavailable { reason } => {
+            eprintln!("Camera: {reason}; sending a placeholder picture instead.")
+        }
         CallUpdate::TransferRequested { target, .. } => {
             println!("The other side transfers the call to {target}; calling.")
         }

@@ -27,8 +27,7 @@ mod calls;
 
 pub use calls::{
     AudioInput, AudioPlayback, AudioSummary, CallControls, CallFailure, CallKey, CallSummary,
-    CallUpdate,
-    IceServerOptions, IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput,
+    CallUpdate, IceServerOptions, IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput,
     VideoOptions, VideoSummary,
 };
 

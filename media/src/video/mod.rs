@@ -13,11 +13,15 @@
 //! - [`Y4mSource`] plays and [`Y4mRecorder`] records YUV4MPEG2 files; [`scale_i420`] resizes
 //!   frames (area averaging down, bilinear up) for lower sizes at low bitrates and for mosaics.
 //! - [`h264`]: the H.264 encoder and decoder (OpenH264) and the RFC 6184 payload format.
+//! - [`camera`]: cameras through `nokhwa` ([`camera::CameraSource`]), their pixel formats
+//!   converted to I420, their mode chosen for the call, and the placeholder picture sent when
+//!   there is no camera or it is busy.
 //! - `stream_thread`: the video media thread both media paths run (scale → encode → packetize
 //!   → RTP, RTP → NACK generator → reorder buffer → depacketize → decode, keyframe requests;
 //!   bitrate and frame size from the WebRTC session's bitrate controller), with [`VideoStats`].
 //! - Bad input is an error value ([`VideoError`]), never a panic.
 
+pub mod camera;
 mod error;
 mod frame;
 mod frame_slot;

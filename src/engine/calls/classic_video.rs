@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 
 use callisto_media::session::{
     ClassicVideoConfig, ClassicVideoSession, MediaDirection, VideoUpdate,
@@ -15,7 +16,8 @@ use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::VideoStats;
 use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
 
-use super::media::{srtp_keys_of, CallControls, VideoOptions};
+use super::media::{srtp_keys_of, CallControls, CallMediaEvent, MediaEvents, VideoOptions};
+use super::webrtc::CameraReport;
 use super::CallKey;
 
 /// One classic call's video stream, from the bound socket to the stopped session.
@@ -65,6 +67,7 @@ impl ClassicVideo {
         &mut self,
         negotiated: Option<&NegotiatedVideo>,
         key: CallKey,
+        events: &MediaEvents,
     ) -> Result<(), String> {
         self.negotiated = negotiated.cloned();
         let Some(negotiated) = negotiated else {
@@ -99,7 +102,11 @@ impl ClassicVideo {
             .socket
             .take()
             .ok_or_else(|| "the video RTP port is gone".to_string())?;
-        let media = super::webrtc::video_media(&self.options, &self.controls)?;
+        let events = events.clone();
+        let report: CameraReport = Arc::new(move |reason| {
+            let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
+        });
+        let media = super::webrtc::video_media(&self.options, &self.controls, &report)?;
         let config = ClassicVideoConfig {
             rtp_socket: socket,
             rtcp_socket: None,

@@ -72,6 +72,10 @@ pub enum VideoInput {
     Pattern,
     /// A Y4M file, played in a loop.
     File(PathBuf),
+    /// A camera: number `index` of the system's list, the first when `None`. When it cannot
+    /// be opened (none, busy, no readable format) the call sends the placeholder picture and
+    /// reports [`CallUpdate::CameraUnavailable`](super::CallUpdate::CameraUnavailable).
+    Camera { index: Option<u32> },
 }
 
 /// A call's video (H.264 on either path): what it sends, where it records, its limits.
@@ -168,6 +172,8 @@ pub(crate) enum CallMediaEvent {
     WebRtc(super::webrtc::WebRtcReady),
     /// A sound device could not be opened, or stopped, or was replaced: the sentence to show.
     Device(String),
+    /// The camera could not be opened; the call sends the placeholder picture.
+    CameraUnavailable { reason: String },
 }
 
 /// Where media sessions send their events: the engine task, tagged with the call.
@@ -275,10 +281,16 @@ impl CallMedia {
     }
 
     /// Starts, updates or pauses the video stream for the latest exchange's `video`. A video
-    /// stream that cannot start is logged; the call goes on with audio.
-    pub(super) fn apply_video(&mut self, video: Option<&NegotiatedVideo>, key: CallKey) {
+    /// stream that cannot start is logged; the call goes on with audio. A camera that cannot
+    /// be opened is reported to `events`.
+    pub(super) fn apply_video(
+        &mut self,
+        video: Option<&NegotiatedVideo>,
+        key: CallKey,
+        events: &MediaEvents,
+    ) {
         if let Some(stream) = &mut self.video {
-            if let Err(reason) = stream.apply(video, key) {
+            if let Err(reason) = stream.apply(video, key, events) {
                 tracing::warn!(%reason, "video did not start");
             }
         }
@@ -337,7 +349,12 @@ impl CallMedia {
             .ok_or_else(|| "the RTP port is gone".to_string())?;
         let format = AudioFormat::new(stream.codec.clock_rate(), 1);
         let notices = DeviceNotices::new(key, events);
-        let source = make_source(&self.options.input, &self.options.controls.mute, format, &notices)?;
+        let source = make_source(
+            &self.options.input,
+            &self.options.controls.mute,
+            format,
+            &notices,
+        )?;
         let sink = make_sink(&self.options, format, &notices)?;
         let config = ClassicSessionConfig {
             rtp_socket: socket,

@@ -45,8 +45,7 @@ use incoming::IncomingInvite;
 pub(super) use media::CallMediaEvent;
 pub use media::{
     AudioInput, AudioPlayback, CallControls, IceServerOptions, MediaOptions, MediaProfile,
-    VideoInput,
-    VideoOptions,
+    VideoInput, VideoOptions,
 };
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
@@ -331,7 +330,8 @@ impl Calls {
             return;
         }
         if let Some(negotiated) = call.media.negotiated.clone() {
-            call.media.apply_video(call.sdp.video(), key);
+            call.media
+                .apply_video(call.sdp.video(), key, &self.media_events);
             if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events) {
                 tracing::warn!(%reason, "media did not start");
                 let _ = endpoint.hang_up(now, call.id);
@@ -541,6 +541,13 @@ impl Calls {
                 let _ = events.send(EngineEvent::Call {
                     key,
                     update: CallUpdate::AudioDevice { message },
+                });
+            }
+            CallMediaEvent::CameraUnavailable { reason } => {
+                tracing::warn!(?key, %reason, "the camera cannot be used: sending a placeholder");
+                let _ = events.send(EngineEvent::Call {
+                    key,
+                    update: CallUpdate::CameraUnavailable { reason },
                 });
             }
         }
@@ -755,7 +762,8 @@ impl Calls {
                         {
                             tracing::warn!(%reason, "media not updated");
                         }
-                        call.media.apply_video(call.sdp.video(), key);
+                        call.media
+                            .apply_video(call.sdp.video(), key, &self.media_events);
                         if remote_hold != call.remote_hold {
                             call.remote_hold = remote_hold;
                             send(if remote_hold {
@@ -892,6 +900,6 @@ fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<()
     let answer = sdp::parse(&body.bytes).map_err(|e| e.to_string())?;
     let negotiated = call.sdp.apply_answer(&answer).map_err(|e| e.to_string())?;
     call.media.apply(&negotiated, call.key, events)?;
-    call.media.apply_video(call.sdp.video(), call.key);
+    call.media.apply_video(call.sdp.video(), call.key, events);
     Ok(())
 }

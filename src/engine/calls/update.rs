@@ -73,6 +73,9 @@ pub enum CallUpdate {
         reason: String,
         finished: bool,
     },
+    /// The camera the call was to show cannot be used (`reason`: "no camera found", "the
+    /// camera is in use by another program"…); the call sends a placeholder picture instead.
+    CameraUnavailable { reason: String },
     /// The call did not connect.
     Failed {
         code: Option<u16>,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use callisto_media::audio::{AudioFormat, AudioSink, AudioSource};
 use callisto_media::codec::AudioCodecKind;
+use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
     NullVideoSink, PreviewSource, SlotSink, TestPattern, VideoFormat, VideoSink, VideoSource,
     Y4mEnd, Y4mRecorder, Y4mSource,
@@ -109,8 +110,12 @@ fn audio_codecs(policy: &AudioPolicy) -> Vec<AudioCodecKind> {
 }
 
 /// What the session plays and records. Audio runs at 48 kHz (the Opus clock; G.711 is
-/// resampled by the pipelines).
-fn session_media(options: &MediaOptions, notices: &DeviceNotices) -> Result<WebRtcMedia, String> {
+/// resampled by the pipelines). A camera that cannot be opened goes to `camera_unavailable`.
+fn session_media(
+    options: &MediaOptions,
+    notices: &DeviceNotices,
+    camera_unavailable: &CameraReport,
+) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
     let audio_source: Box<dyn AudioSource> =
         make_source(&options.input, &options.controls.mute, format, notices)?;
@@ -118,7 +123,7 @@ fn session_media(options: &MediaOptions, notices: &DeviceNotices) -> Result<WebR
     let video = options
         .video
         .as_ref()
-        .map(|video| video_media(video, &options.controls))
+        .map(|video| video_media(video, &options.controls, camera_unavailable))
         .transpose()?;
     Ok(WebRtcMedia {
         audio_source,
@@ -127,11 +132,18 @@ fn session_media(options: &MediaOptions, notices: &DeviceNotices) -> Result<WebR
     })
 }
 
-/// The video a call sends and where what it receives goes; the app's self-view and remote
-/// picture are kept in `controls`' slots, and its camera switch can blank what is sent.
+/// Where a call reports that its camera cannot be used (the reason, in words).
+pub(super) type CameraReport = Arc<dyn Fn(String) + Send + Sync>;
+
+/// A call's video source and sink. A camera that cannot be opened is replaced by the
+/// placeholder picture (at a low rate); one that stops during the call gives way to the
+/// placeholder by itself. Either way the reason goes to `camera_unavailable`. The app's
+/// self-view and remote picture are kept in `controls`' slots, and its camera switch can
+/// blank what is sent.
 pub(super) fn video_media(
     video: &VideoOptions,
     controls: &CallControls,
+    camera_unavailable: &CameraReport,
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
@@ -143,6 +155,22 @@ pub(super) fn video_media(
             Y4mSource::open(path, Y4mEnd::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
+        VideoInput::Camera { index } => match CameraSource::open(*index, format) {
+            Ok(camera) => {
+                tracing::info!(camera = camera.name(), mode = %camera.mode(), "camera opened");
+                let report = Arc::clone(camera_unavailable);
+                camera.on_failure(move |error| report(error.to_string()));
+                Box::new(camera)
+            }
+            Err(error) => {
+                camera_unavailable(error.to_string());
+                let still = VideoFormat {
+                    fps: format.fps.min(PLACEHOLDER_FPS),
+                    ..format
+                };
+                Box::new(PlaceholderSource::new(still).map_err(|e| e.to_string())?)
+            }
+        },
     };
     let source = Box::new(PreviewSource::new(
         source,
@@ -169,7 +197,18 @@ async fn build(
     events: &MediaEvents,
 ) -> Result<WebRtcSession, String> {
     let config = session_config(ip, options);
-    let media = session_media(options, &DeviceNotices::new(key, events))?;
+    // Opening a camera or a sound device blocks (enumeration, format negotiation, stream
+    // start): it runs on a blocking thread, not on a runtime worker.
+    let (media_options, media_events) = (options.clone(), events.clone());
+    let media = tokio::task::spawn_blocking(move || {
+        let notices = DeviceNotices::new(key, &media_events);
+        let report: CameraReport = Arc::new(move |reason| {
+            let _ = media_events.send((key, CallMediaEvent::CameraUnavailable { reason }));
+        });
+        session_media(&media_options, &notices, &report)
+    })
+    .await
+    .map_err(|e| format!("preparing the media failed: {e}"))??;
     let events = events.clone();
     WebRtcSession::with_handler(config, media, move |event| {
         let _ = events.send((key, CallMediaEvent::WebRtc(WebRtcReady::Event(event))));
