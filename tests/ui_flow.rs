@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use callisto::app::{self, AppSetup};
 use callisto::config::Config;
-use callisto::ui::{self, AccountsAdapter, Actions, CallAdapter, HistoryAdapter, MainWindow, Nav};
+use callisto::ui::{
+    self, AccountsAdapter, Actions, CallAdapter, DialerAdapter, HistoryAdapter, MainWindow, Nav,
+};
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
 use slint::{ComponentHandle, Model};
 use support::callisto::Callisto;
@@ -52,7 +54,10 @@ fn wait_until(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("timed out waiting for: {what}"));
+            let screen = on_ui(window, describe).unwrap_or_default();
+            return Err(format!(
+                "timed out waiting for: {what}; on screen: {screen}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -61,21 +66,32 @@ fn wait_until(
 /// Presses the button (or navigation item) labelled `label`.
 fn click(window: &Weak, label: &'static str) -> Result<(), String> {
     let found = on_ui(window, move |w| {
-        let button = ElementHandle::find_by_accessible_label(w, label)
-            .find(|e| e.accessible_enabled() != Some(false));
+        let all: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(w, label).collect();
+        let button = all.iter().find(|e| e.accessible_enabled() != Some(false));
         match button {
             Some(button) => {
                 button.invoke_accessible_default_action();
-                true
+                Ok(())
             }
-            None => false,
+            None => {
+                let labels: Vec<String> = ElementQuery::from_root(w)
+                    .match_descendants()
+                    .find_all()
+                    .iter()
+                    .map(|e| format!("{:?}/{:?}", e.type_name(), e.accessible_label()))
+                    .take(40)
+                    .collect();
+                let root = ElementQuery::from_root(w).find_first();
+                Err(format!(
+                    "{} disabled; seen {labels:?}; window {:?}; root {:?}",
+                    all.len(),
+                    w.window().size(),
+                    root.map(|r| (r.size(), r.type_name()))
+                ))
+            }
         }
     })?;
-    if found {
-        Ok(())
-    } else {
-        Err(format!("no enabled '{label}' on screen"))
-    }
+    found.map_err(|n| format!("no enabled '{label}' on screen ({n})"))
 }
 
 /// Types `text` into the field whose placeholder is `placeholder`.
@@ -100,6 +116,23 @@ fn type_into(window: &Weak, placeholder: &'static str, text: String) -> Result<(
     } else {
         Err(format!("no field '{placeholder}' on screen"))
     }
+}
+
+/// What the window shows, for failure messages.
+fn describe(w: &MainWindow) -> String {
+    let calls: Vec<String> = w
+        .global::<CallAdapter>()
+        .get_calls()
+        .iter()
+        .map(|c| format!("{} {}", c.remote, c.state))
+        .collect();
+    format!(
+        "account '{}', calls {calls:?}, history {:?}, dial error '{}', notice '{}'",
+        account_state(w),
+        history(w),
+        w.global::<DialerAdapter>().get_error(),
+        w.global::<Nav>().get_notice()
+    )
 }
 
 fn account_state(w: &MainWindow) -> String {
@@ -272,6 +305,11 @@ fn add_an_account_dial_answer_hang_up_and_see_the_history() {
         .build()
         .expect("a runtime");
     let window = MainWindow::new().expect("the window");
+    window.show().expect("show the window");
+    // The testing backend's window starts empty; elements outside it count as hidden.
+    window
+        .window()
+        .set_size(slint::LogicalSize::new(1024.0, 680.0));
     let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
     ui::connect(&window, &Actions::new(actions_tx.clone()));
     let controller = runtime.spawn(app::run(setup, actions_rx, ui::WindowDisplay::new(&window)));

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use callisto::app::{AccountRow, CallRow, HistoryRow, Screen, Snapshot};
 use callisto::ui::video_image::frame_image;
-use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, StatRow, TileRow};
+use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
 use slint::{ComponentHandle, ModelRc, VecModel};
 use support::xvfb::Xvfb;
@@ -46,6 +46,7 @@ fn connected_call() -> CallRow {
         video: true,
         secure: true,
         codec: "opus".into(),
+        camera_on: true,
         ..CallRow::default()
     }
 }
@@ -104,6 +105,23 @@ fn views() -> Vec<View> {
             calls: vec![connected_call()],
             current: Some(0),
             ringing: None,
+            stats: [
+                ("Audio", "opus, SRTP"),
+                ("Packets in/out", "6850 / 6852"),
+                ("Packet loss", "0.4 %"),
+                ("Jitter", "3.1 ms"),
+                ("Round trip", "24 ms"),
+                ("Video", "H.264 640x480 at 30 fps"),
+                ("Video in/out", "1210 / 1180 kbit/s"),
+                ("Path", "ICE host to host"),
+            ]
+            .iter()
+            .map(|(l, v)| (l.to_string(), v.to_string()))
+            .collect(),
+            graph: (0..60)
+                .map(|i| 0.55 + 0.35 * ((i as f32) / 7.0).sin())
+                .collect(),
+            graph_caption: "Video received, last minute (top 1300 kbit/s)".into(),
         },
         ..idle.clone()
     };
@@ -115,21 +133,6 @@ fn views() -> Vec<View> {
         ])));
         calls.set_self_view(pattern_tile("me", 3).frame);
         calls.set_stats_open(stats);
-        let stat = |label: &str, value: &str| StatRow {
-            label: label.into(),
-            value: value.into(),
-        };
-        calls.set_stats(ModelRc::new(VecModel::from(vec![
-            stat("Audio", "opus 48 kHz, SRTP"),
-            stat("Video", "H.264 640x480 @ 30 fps"),
-            stat("Bitrate in/out", "1210 / 1180 kbit/s"),
-            stat("Packet loss", "0.4 %"),
-            stat("Jitter", "3 ms"),
-            stat("Round trip", "24 ms"),
-            stat("MOS", "4.3"),
-        ])));
-        calls.set_graph_path("M 0 60 L 10 45 L 20 50 L 30 40 L 40 42 L 50 35 L 60 38".into());
-        calls.set_graph_caption("Bitrate in, last 60 s".into());
     };
     vec![
         View {
@@ -212,6 +215,9 @@ fn views() -> Vec<View> {
     ]
 }
 
+/// A view's name and what its screenshot showed (colours, share off the background).
+type Shot = (String, Result<(usize, f64), String>);
+
 /// How much a screenshot shows: the number of distinct colours and the share of pixels that
 /// differ from the most common one.
 fn content(pixels: &[u8]) -> (usize, f64) {
@@ -246,7 +252,7 @@ fn the_main_views_render_to_non_blank_screenshots() {
     let window = MainWindow::new().expect("the window");
     window.show().expect("show the window");
     let views = views();
-    let results: Rc<RefCell<Vec<(String, Result<(usize, f64), String>)>>> = Rc::default();
+    let results: Rc<RefCell<Vec<Shot>>> = Rc::default();
     let step = Rc::new(RefCell::new(0usize));
     let timer = slint::Timer::default();
     {
@@ -269,7 +275,7 @@ fn the_main_views_render_to_non_blank_screenshots() {
                     return;
                 }
                 let view = &views[index];
-                if *current % 2 == 0 {
+                if current.is_multiple_of(2) {
                     (view.set_up)(&window);
                     window.window().request_redraw();
                 } else {

@@ -134,6 +134,8 @@ pub struct CallRow {
     pub key: u64,
     pub remote: String,
     pub state: String,
+    /// The last problem with the call in words (a device, a transfer), or empty.
+    pub note: String,
     pub timer: String,
     pub held: bool,
     pub muted: bool,
@@ -155,9 +157,9 @@ pub struct Snapshot {
     pub ringing: Option<(u64, String, String)>,
     /// The shown call's figures as label and value.
     pub stats: Vec<(String, String)>,
-    /// The last minute of one figure of the shown call as an SVG path over a 60x100 box, and
-    /// what it shows.
-    pub graph: String,
+    /// The last minute of one figure of the shown call, one level (0 to 1 of the minute's
+    /// highest) a second, oldest first; and what it shows.
+    pub graph: Vec<f32>,
     pub graph_caption: String,
 }
 
@@ -394,7 +396,7 @@ impl ViewModel {
     /// The call the in-call view should show: the newest connected call that is not on hold,
     /// else the newest outgoing call still being set up, else the newest connected one.
     pub fn current(&self) -> Option<usize> {
-        let newest = |f: &dyn Fn(&CallView) -> bool| self.calls.iter().rposition(|c| f(c));
+        let newest = |f: &dyn Fn(&CallView) -> bool| self.calls.iter().rposition(f);
         newest(&|c| c.phase == Phase::Connected && !c.held)
             .or_else(|| newest(&|c| c.outgoing && c.phase != Phase::Connected))
             .or_else(|| newest(&|c| c.phase == Phase::Connected))
@@ -499,9 +501,9 @@ fn loss_percent(audio: &crate::engine::AudioSummary) -> f64 {
     }
 }
 
-/// The last minute as a path: the video bitrate received when there is video, else the audio
+/// The last minute as levels: the video bitrate received when there is video, else the audio
 /// jitter.
-fn graph(call: &CallView) -> (String, String) {
+fn graph(call: &CallView) -> (Vec<f32>, String) {
     let video = call.recent.iter().any(|s| s.video.is_some());
     let values: Vec<f64> = call
         .recent
@@ -513,26 +515,19 @@ fn graph(call: &CallView) -> (String, String) {
         })
         .collect();
     if values.is_empty() {
-        return (String::new(), String::new());
+        return (Vec::new(), String::new());
     }
     let top = values.iter().copied().fold(0.0_f64, f64::max);
-    let scale = if top > 0.0 { 90.0 / top } else { 0.0 };
-    let start = GRAPH_SECONDS - values.len();
-    let path = values
+    let levels = values
         .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let command = if i == 0 { 'M' } else { 'L' };
-            format!("{command} {} {:.1}", start + i, 100.0 - v * scale)
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+        .map(|v| if top > 0.0 { (v / top) as f32 } else { 0.0 })
+        .collect();
     let caption = if video {
         format!("Video received, last minute (top {top:.0} kbit/s)")
     } else {
         format!("Audio jitter, last minute (top {top:.1} ms)")
     };
-    (path, caption)
+    (levels, caption)
 }
 
 fn finished(call: CallView, now: Instant, reason: String) -> FinishedCall {
@@ -633,11 +628,6 @@ fn call_row(call: &CallView, now: Instant) -> CallRow {
         Phase::Connected if call.held_by_remote => "Held by the other side",
         Phase::Connected => "Connected",
     };
-    let state = if call.note.is_empty() {
-        state.to_string()
-    } else {
-        format!("{state} ({})", call.note)
-    };
     let timer = match call.connected {
         Some(at) => clock(now.saturating_duration_since(at)),
         None => clock(now.saturating_duration_since(call.created)),
@@ -648,7 +638,8 @@ fn call_row(call: &CallView, now: Instant) -> CallRow {
             .display_name
             .clone()
             .unwrap_or_else(|| call.remote.clone()),
-        state,
+        state: state.to_string(),
+        note: call.note.clone(),
         timer,
         held: call.held,
         muted: call.muted,

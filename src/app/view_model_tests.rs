@@ -254,20 +254,12 @@ fn live_statistics_fill_the_panel_and_the_graph() {
     assert_eq!(value("Round trip"), "24 ms");
     assert_eq!(value("Jitter"), "69.0 ms");
     assert_eq!(value("Path"), "direct RTP");
-    let points = snapshot
-        .graph
-        .split(['M', 'L'])
-        .filter(|p| !p.trim().is_empty())
-        .count();
-    assert_eq!(
-        points, 60,
-        "one minute, one point a second: {}",
-        snapshot.graph
-    );
+    assert_eq!(snapshot.graph.len(), 60, "one minute, one level a second");
+    assert_eq!(snapshot.graph[59], 1.0, "the newest is the highest");
     assert!(
-        snapshot.graph.ends_with("59 10.0"),
-        "the newest, highest point: {}",
-        snapshot.graph
+        (snapshot.graph[0] - 10.0 / 69.0).abs() < 1e-6,
+        "the oldest kept is second 10: {:?}",
+        &snapshot.graph[..3]
     );
     assert!(snapshot.graph_caption.contains("jitter"));
 }

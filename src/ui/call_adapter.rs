@@ -50,6 +50,7 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
             key: i32::try_from(c.key).unwrap_or(i32::MAX),
             remote: c.remote.as_str().into(),
             state: c.state.as_str().into(),
+            note: c.note.as_str().into(),
             timer: c.timer.as_str().into(),
             held: c.held,
             muted: c.muted,
@@ -77,7 +78,9 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
         })
         .collect();
     sync_rows(adapter.get_stats(), stats, |m| adapter.set_stats(m));
-    adapter.set_graph_path(screen.view.graph.as_str().into());
+    sync_rows(adapter.get_graph(), screen.view.graph.clone(), |m| {
+        adapter.set_graph(m)
+    });
     adapter.set_graph_caption(screen.view.graph_caption.as_str().into());
     match &screen.view.ringing {
         Some((k, who, address)) => {
