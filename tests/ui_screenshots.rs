@@ -111,6 +111,7 @@ fn views() -> Vec<View> {
                 ("Packet loss", "0.4 %"),
                 ("Jitter", "3.1 ms"),
                 ("Round trip", "24 ms"),
+                ("MOS (estimated)", "4.3"),
                 ("Video", "H.264 640x480 at 30 fps"),
                 ("Video in/out", "1210 / 1180 kbit/s"),
                 ("Path", "ICE host to host"),

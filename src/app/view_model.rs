@@ -453,6 +453,7 @@ fn stats_rows(call: &CallView) -> Vec<(String, String)> {
         );
         row("Packet loss", format!("{:.1} %", loss_percent(audio)));
         row("Jitter", format!("{:.1} ms", audio.jitter_ms));
+        row("MOS (estimated)", format!("{:.1}", estimated_mos(audio)));
         row(
             "Round trip",
             audio
@@ -489,6 +490,24 @@ fn stats_rows(call: &CallView) -> Vec<(String, String)> {
     };
     row("Path", path);
     rows
+}
+
+/// The ITU-T G.107 E-model's MOS from what the call measured: loss, and a mouth-to-ear delay
+/// of half the round trip (when measured) plus the jitter buffer (taken as twice the jitter,
+/// at least 20 ms) and one 20 ms frame.
+fn estimated_mos(audio: &crate::engine::AudioSummary) -> f64 {
+    use callisto_media::codec::AudioCodecKind;
+    use callisto_media::quality::{mos_from_r, r_factor, CodecImpairment, Impairments};
+    let codec = AudioCodecKind::from_encoding_name(&audio.codec)
+        .map(CodecImpairment::for_codec)
+        .unwrap_or(CodecImpairment::G711_NO_PLC);
+    let delay = audio.rtt_ms.unwrap_or(0.0) / 2.0 + (2.0 * audio.jitter_ms).max(20.0) + 20.0;
+    mos_from_r(r_factor(&Impairments {
+        one_way_delay_ms: delay,
+        loss_percent: loss_percent(audio),
+        burst_ratio: 1.0,
+        codec,
+    }))
 }
 
 /// The share of the peer's audio packets that never arrived.

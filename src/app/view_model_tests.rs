@@ -254,6 +254,9 @@ fn live_statistics_fill_the_panel_and_the_graph() {
     assert_eq!(value("Round trip"), "24 ms");
     assert_eq!(value("Jitter"), "69.0 ms");
     assert_eq!(value("Path"), "direct RTP");
+    // 1 % loss with Opus and about 170 ms mouth to ear: a good call, below the ideal 4.4.
+    let mos: f64 = value("MOS (estimated)").parse().unwrap();
+    assert!((3.5..4.4).contains(&mos), "{mos}");
     assert_eq!(snapshot.graph.len(), 60, "one minute, one level a second");
     assert_eq!(snapshot.graph[59], 1.0, "the newest is the highest");
     assert!(
