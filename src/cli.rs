@@ -21,6 +21,9 @@ pub struct Cli {
     /// Which configured account to use (its name or address); all of them when omitted.
     #[arg(long, global = true)]
     pub account: Option<String>,
+    /// With no command: open the window and call this address at once (a video call).
+    #[arg(long, value_name = "URI")]
+    pub dial: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -10,6 +10,7 @@ use callisto::{call, register};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Some(Command::Devices(args)) = &cli.command {
@@ -29,8 +30,10 @@ fn main() -> ExitCode {
     };
     let Some(command) = cli.command else {
         return open_window(
+            started,
             config_path,
             cli.data_dir.or_else(callisto::app::default_data_dir),
+            cli.dial,
         );
     };
     // The headless commands refuse a broken configuration file; the window moves it aside.
@@ -93,7 +96,12 @@ fn main() -> ExitCode {
 
 /// `callisto` with no command: the desktop window. A damaged configuration file is moved
 /// aside (never overwritten) and the window says so.
-fn open_window(config_path: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
+fn open_window(
+    started: std::time::Instant,
+    config_path: PathBuf,
+    data_dir: Option<PathBuf>,
+    dial: Option<String>,
+) -> ExitCode {
     let (config, notice) = match Config::load_or_quarantine(&config_path) {
         Ok(loaded) => {
             let notice = loaded
@@ -118,6 +126,8 @@ fn open_window(config_path: PathBuf, data_dir: Option<PathBuf>) -> ExitCode {
         config_path,
         data_dir,
         notice,
+        started,
+        dial,
     };
     match callisto::ui::run_window(setup) {
         Ok(()) => ExitCode::SUCCESS,

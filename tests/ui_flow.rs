@@ -297,6 +297,8 @@ fn add_an_account_dial_answer_hang_up_and_see_the_history() {
         config_path: dir.path().join("config.toml"),
         data_dir: Some(dir.path().to_path_buf()),
         notice: String::new(),
+        started: std::time::Instant::now(),
+        dial: None,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

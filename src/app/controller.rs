@@ -134,6 +134,10 @@ pub struct AppSetup {
     pub data_dir: Option<PathBuf>,
     /// A message for the status line from start-up (a configuration file moved aside).
     pub notice: String,
+    /// When the process started (start-up time is logged against it).
+    pub started: std::time::Instant,
+    /// An address to call as soon as the window is up (`callisto --dial URI`).
+    pub dial: Option<String>,
 }
 
 /// An account the controller handed to the engine.
@@ -198,6 +202,9 @@ pub async fn run(
         app.start_account(account);
     }
     app.accept_calls();
+    if let Some(address) = &setup.dial {
+        app.dial(address, true).await;
+    }
     display.show(app.screen());
     loop {
         let tick = app.model.ticking();

@@ -20,7 +20,7 @@ mod contacts_adapter;
 mod dialer_adapter;
 mod history_adapter;
 pub mod video_image;
-pub mod video_pump;
+mod video_pump;
 mod window;
 
 slint::include_modules!();

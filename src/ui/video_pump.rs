@@ -21,6 +21,8 @@ struct Following {
 
 thread_local! {
     static FOLLOWING: RefCell<Option<Following>> = const { RefCell::new(None) };
+    /// Runs only while a call with pictures is shown: an idle window does no work.
+    static TIMER: slint::Timer = slint::Timer::default();
 }
 
 /// Shows `controls`' pictures from now on (`None`: no call with pictures is shown).
@@ -41,27 +43,27 @@ pub(super) fn follow(window: &MainWindow, controls: Option<&CallControls>, name:
         }
         !same
     });
-    if changed {
-        let calls = window.global::<CallAdapter>();
-        calls.set_tiles(ModelRc::new(VecModel::from(Vec::<TileRow>::new())));
-        calls.set_self_view(slint::Image::default());
+    if !changed {
+        return;
     }
-}
-
-/// Starts the timer; the pictures move while it is alive.
-pub fn start(window: &MainWindow) -> slint::Timer {
-    let timer = slint::Timer::default();
-    let weak = window.as_weak();
-    timer.start(
-        slint::TimerMode::Repeated,
-        Duration::from_millis(33),
-        move || {
-            if let Some(window) = weak.upgrade() {
-                pump(&window);
-            }
-        },
-    );
-    timer
+    let calls = window.global::<CallAdapter>();
+    calls.set_tiles(ModelRc::new(VecModel::from(Vec::<TileRow>::new())));
+    calls.set_self_view(slint::Image::default());
+    TIMER.with(|timer| match controls {
+        Some(_) => {
+            let weak = window.as_weak();
+            timer.start(
+                slint::TimerMode::Repeated,
+                Duration::from_millis(33),
+                move || {
+                    if let Some(window) = weak.upgrade() {
+                        pump(&window);
+                    }
+                },
+            );
+        }
+        None => timer.stop(),
+    });
 }
 
 fn pump(window: &MainWindow) {

@@ -31,7 +31,15 @@ pub fn run_window(setup: AppSetup) -> Result<(), String> {
         },
     );
     let display = WindowDisplay::new(&window);
-    let _pictures = super::video_pump::start(&window);
+    // The first turn of the event loop comes once the window is mapped and its first frame
+    // requested: start-up time is measured to there.
+    let started = setup.started;
+    slint::Timer::single_shot(Duration::ZERO, move || {
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "the window is up"
+        );
+    });
     let controller = runtime.spawn(app::run(setup, actions_rx, display));
     let shown = window
         .run()
