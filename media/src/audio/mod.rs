@@ -18,7 +18,6 @@
 //! - Bad files are error values ([`AudioError`]), never panics.
 
 mod channel_mix;
-mod echo;
 mod error;
 mod frame;
 mod mute;
@@ -36,7 +35,6 @@ pub(crate) mod tone_measure;
 mod wav_tests;
 
 pub use channel_mix::mix_channels;
-pub use echo::{echo_line, EchoSink, EchoSource};
 pub use error::AudioError;
 pub use frame::{AudioFormat, AudioFrame, FRAME_MS};
 pub use mute::{MutableSource, MuteSwitch};

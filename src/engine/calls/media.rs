@@ -8,10 +8,9 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use callisto_media::audio::{
-    echo_line, AudioFormat, AudioSink, AudioSource, EndOfFile, MutableSource, MuteSwitch, NullSink,
+    AudioFormat, AudioSink, AudioSource, EndOfFile, MutableSource, MuteSwitch, NullSink,
     SilenceSource, TeeSink, ToneSource, WavRecorder, WavSource,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
@@ -43,8 +42,6 @@ pub enum AudioInput {
     /// A capture device (a microphone): its id or name, or the default one. Without a usable
     /// device the call sends silence and says why.
     Device(Option<String>),
-    /// What the call receives, sent back about a second later (the echo test).
-    Echo,
 }
 
 /// Where a call plays what the other side sends (besides any recording).
@@ -79,12 +76,7 @@ pub enum VideoInput {
     /// be opened (none, busy, no readable format) the call sends the placeholder picture and
     /// reports [`CallUpdate::CameraUnavailable`](super::CallUpdate::CameraUnavailable).
     Camera { index: Option<u32> },
-    /// The pictures the call receives, sent back about a second later (the echo test).
-    Echo,
 }
-
-/// How far behind an echo test plays back what it receives.
-pub(super) const ECHO_DELAY: Duration = Duration::from_secs(1);
 
 /// A call's video (H.264 on either path): what it sends, where it records, its limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,7 +349,13 @@ impl CallMedia {
             .ok_or_else(|| "the RTP port is gone".to_string())?;
         let format = AudioFormat::new(stream.codec.clock_rate(), 1);
         let notices = DeviceNotices::new(key, events);
-        let (source, sink) = make_audio(&self.options, format, &notices)?;
+        let source = make_source(
+            &self.options.input,
+            &self.options.controls.mute,
+            format,
+            &notices,
+        )?;
+        let sink = make_sink(&self.options, format, &notices)?;
         let config = ClassicSessionConfig {
             rtp_socket: socket,
             rtcp_socket: None,
@@ -444,31 +442,7 @@ pub(super) fn srtp_keys_of(srtp: Option<&NegotiatedSrtp>) -> Result<Option<SrtpK
 
 /// What a call sends: a generator, a file, or a capture device (silence, reported, when the
 /// device cannot be opened).
-/// What a call plays to the other side and where what it hears goes.
-pub(super) type AudioEnds = (Box<dyn AudioSource>, Box<dyn AudioSink>);
-
-/// A call's audio source and sink from its options. An echo test pairs them: what the sink
-/// takes, the source plays back a second later (no recording, no device).
-pub(super) fn make_audio(
-    options: &MediaOptions,
-    format: AudioFormat,
-    notices: &DeviceNotices,
-) -> Result<AudioEnds, String> {
-    let mute = &options.controls.mute;
-    if options.input == AudioInput::Echo {
-        let (sink, source) = echo_line(format, ECHO_DELAY);
-        return Ok((
-            Box::new(MutableSource::new(source, mute.clone())),
-            Box::new(sink),
-        ));
-    }
-    Ok((
-        make_source(&options.input, mute, format, notices)?,
-        make_sink(options, format, notices)?,
-    ))
-}
-
-fn make_source(
+pub(super) fn make_source(
     input: &AudioInput,
     mute: &MuteSwitch,
     format: AudioFormat,
@@ -476,8 +450,7 @@ fn make_source(
 ) -> Result<Box<dyn AudioSource>, String> {
     let source: Box<dyn AudioSource> = match input {
         AudioInput::Tone { hz } => Box::new(ToneSource::with_dbfs(format, *hz, -12.0)),
-        // `make_audio` pairs an echo with its sink; alone it has nothing to play.
-        AudioInput::Silence | AudioInput::Echo => Box::new(SilenceSource::new(format)),
+        AudioInput::Silence => Box::new(SilenceSource::new(format)),
         AudioInput::File(path) => Box::new(
             WavSource::open(path, EndOfFile::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
@@ -500,7 +473,7 @@ fn make_source(
 
 /// Where a call's received audio goes: the recording (or nowhere) and, when asked for, a
 /// playback device (left out, reported, when it cannot be opened).
-fn make_sink(
+pub(super) fn make_sink(
     options: &MediaOptions,
     format: AudioFormat,
     notices: &DeviceNotices,

@@ -16,12 +16,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use callisto_media::audio::AudioFormat;
+use callisto_media::audio::{AudioFormat, AudioSink, AudioSource};
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
-    video_echo_line, NullVideoSink, PreviewSource, SlotSink, TestPattern, VideoFormat, VideoSink,
-    VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
+    NullVideoSink, PreviewSource, SlotSink, TestPattern, VideoFormat, VideoSink, VideoSource,
+    Y4mEnd, Y4mRecorder, Y4mSource,
 };
 use callisto_media::webrtc::{
     IceServer, VideoConfig, WebRtcAudioConfig, WebRtcConfig, WebRtcEvent, WebRtcMedia,
@@ -30,7 +30,7 @@ use callisto_media::webrtc::{
 use callisto_signaling::sdp::AudioPolicy;
 
 use super::media::{
-    make_audio, CallControls, CallMediaEvent, DeviceNotices, MediaEvents, ECHO_DELAY,
+    make_sink, make_source, CallControls, CallMediaEvent, DeviceNotices, MediaEvents,
 };
 use super::{CallKey, MediaOptions, VideoInput, VideoOptions};
 
@@ -117,7 +117,9 @@ fn session_media(
     camera_unavailable: &CameraReport,
 ) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
-    let (audio_source, audio_sink) = make_audio(options, format, notices)?;
+    let audio_source: Box<dyn AudioSource> =
+        make_source(&options.input, &options.controls.mute, format, notices)?;
+    let audio_sink: Box<dyn AudioSink> = make_sink(options, format, notices)?;
     let video = options
         .video
         .as_ref()
@@ -145,13 +147,7 @@ pub(super) fn video_media(
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
-    let mut echo_sink = None;
     let source: Box<dyn VideoSource> = match &video.input {
-        VideoInput::Echo => {
-            let (sink, source) = video_echo_line(format, ECHO_DELAY);
-            echo_sink = Some(sink);
-            Box::new(source)
-        }
         VideoInput::Pattern => {
             Box::new(TestPattern::new(format, video.identity).map_err(|e| e.to_string())?)
         }
@@ -181,13 +177,12 @@ pub(super) fn video_media(
         controls.local_video.clone(),
         controls.camera.clone(),
     ));
-    let sink: Box<dyn VideoSink> = match (&video.record, echo_sink) {
-        (_, Some(echo)) => Box::new(echo),
-        (Some(path), None) => Box::new(
+    let sink: Box<dyn VideoSink> = match &video.record {
+        Some(path) => Box::new(
             Y4mRecorder::create(path, video.fps)
                 .map_err(|e| format!("cannot record video to {}: {e}", path.display()))?,
         ),
-        (None, None) => Box::new(NullVideoSink::new()),
+        None => Box::new(NullVideoSink::new()),
     };
     let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
     Ok(WebRtcVideoMedia { source, sink })
