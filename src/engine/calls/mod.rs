@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use callisto_media::rtp::DtmfRelay;
 use callisto_media::session::MediaEvent;
@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use super::EngineEvent;
 
 mod classic_video;
+mod in_call;
 mod incoming;
 mod media;
 mod transfer;
@@ -79,11 +80,6 @@ struct Invite<'a> {
     /// When the call was placed (the offer may have taken a while).
     started: Instant,
 }
-
-/// How long an INFO DTMF digit is reported to last.
-const INFO_DTMF_DURATION: Duration = Duration::from_millis(160);
-/// How long an RFC 4733 digit is held.
-const RTP_DTMF_DURATION: Duration = Duration::from_millis(120);
 
 struct Call {
     key: CallKey,
@@ -375,49 +371,6 @@ impl Calls {
         }
     }
 
-    /// Reports every established call's figures so far (for a statistics panel).
-    pub(super) fn report_statistics(&self, events: &mpsc::UnboundedSender<EngineEvent>) {
-        let now = Instant::now();
-        for call in self.calls.values() {
-            let Some(established) = call.established else {
-                continue;
-            };
-            let summary = match &call.webrtc {
-                Some(session) => {
-                    webrtc_flow::live_summary(call.started, Some(established), &session.stats())
-                }
-                None => {
-                    let audio = call.media.session().map(|s| s.stats());
-                    CallSummary {
-                        duration: now.saturating_duration_since(established),
-                        setup: Some(established.saturating_duration_since(call.started)),
-                        first_rtp: audio
-                            .as_ref()
-                            .and_then(|s| s.first_rtp_received_at)
-                            .map(|at| at.saturating_duration_since(call.started)),
-                        audio: audio.as_ref().map(AudioSummary::from),
-                        video: call
-                            .media
-                            .video_stats()
-                            .map(|v| webrtc_flow::video_summary(&v, call.started)),
-                        ice: None,
-                    }
-                }
-            };
-            let _ = events.send(EngineEvent::Call {
-                key: call.key,
-                update: CallUpdate::Statistics(Box::new(summary)),
-            });
-        }
-    }
-
-    /// Silences (or un-silences) the call's microphone.
-    pub(super) fn set_mute(&mut self, key: CallKey, muted: bool) {
-        if let Some(call) = self.calls.get(&key) {
-            call.media.options.controls.mute.set(muted);
-        }
-    }
-
     pub(super) fn reject(
         &mut self,
         endpoint: &mut Endpoint,
@@ -436,82 +389,6 @@ impl Calls {
         if let Some(call) = self.calls.get(&key) {
             if let Err(error) = endpoint.hang_up(now, call.id) {
                 tracing::warn!(%error, "cannot hang up");
-            }
-        }
-    }
-
-    /// Puts the call on hold (`hold`) or takes it off, by a re-INVITE.
-    pub(super) fn set_hold(
-        &mut self,
-        endpoint: &mut Endpoint,
-        now: Instant,
-        key: CallKey,
-        hold: bool,
-    ) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.local_hold == hold || call.pending_hold.is_some() || call.established.is_none() {
-            return;
-        }
-        if call.webrtc.is_some() {
-            tracing::warn!("hold is not available on WebRTC calls");
-            return;
-        }
-        let direction = if hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
-        let offer = match call.sdp.create_offer_with_video(
-            &call.media.local,
-            &call.media.options.policy,
-            call.media.video_offer(),
-            direction,
-            &mut self.rng,
-        ) {
-            Ok(offer) => offer,
-            Err(error) => {
-                tracing::warn!(%error, "cannot make a re-offer");
-                return;
-            }
-        };
-        match endpoint.reinvite(now, call.id, Body::sdp(offer.to_string())) {
-            Ok(()) => call.pending_hold = Some(hold),
-            Err(error) => {
-                call.sdp.discard_offer();
-                tracing::warn!(%error, "cannot send a re-INVITE");
-            }
-        }
-    }
-
-    /// Sends DTMF digits: RFC 4733 events when negotiated, else one INFO per digit.
-    pub(super) fn send_dtmf(
-        &mut self,
-        endpoint: &mut Endpoint,
-        now: Instant,
-        key: CallKey,
-        digits: &str,
-    ) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        match (call.media.session(), call.media.has_telephone_event()) {
-            (Some(session), true) => session.send_dtmf(digits, RTP_DTMF_DURATION),
-            _ => {
-                for digit in digits.chars() {
-                    let Some(digit) = callisto_media::rtp::DtmfDigit::from_char(digit) else {
-                        continue;
-                    };
-                    let relay = DtmfRelay {
-                        digit,
-                        duration: INFO_DTMF_DURATION,
-                    };
-                    let body = Body::new("application/dtmf-relay", relay.to_body());
-                    if let Err(error) = endpoint.send_info(now, call.id, body) {
-                        tracing::warn!(%error, "cannot send a DTMF INFO");
-                    }
-                }
             }
         }
     }
@@ -872,25 +749,15 @@ impl Calls {
         if let Some(session) = call.webrtc {
             return self.close_webrtc(key, session, call.started, call.established, end);
         }
-        let ended = Instant::now();
-        let (stats, video) = call.media.stop();
-        let summary = CallSummary {
-            duration: call
-                .established
-                .map_or(Duration::ZERO, |at| ended.saturating_duration_since(at)),
-            setup: call
-                .established
-                .map(|at| at.saturating_duration_since(call.started)),
-            first_rtp: stats
-                .as_ref()
-                .and_then(|s| s.first_rtp_received_at)
-                .map(|at| at.saturating_duration_since(call.started)),
-            audio: stats.as_ref().map(AudioSummary::from),
-            video: video
-                .as_ref()
-                .map(|v| webrtc_flow::video_summary(v, call.started)),
-            ice: None,
-        };
+        let (audio, video) = call.media.stop();
+        let summary = CallSummary::measured(
+            call.started,
+            call.established,
+            Instant::now(),
+            audio.as_ref(),
+            video.as_ref(),
+            None,
+        );
         end.report(key, summary, events);
     }
 }

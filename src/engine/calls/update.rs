@@ -1,9 +1,10 @@
 //! What the engine tells the application about its calls.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use callisto_media::session::AudioStats;
+use callisto_media::video::VideoStats;
 
 use callisto_signaling::call::FailureCause;
 
@@ -105,6 +106,30 @@ pub struct CallSummary {
     pub ice: Option<IceSummary>,
 }
 
+impl CallSummary {
+    /// The figures of a call placed (or received) at `started` and up since `established`,
+    /// as of `now`, from what its streams measured.
+    pub(super) fn measured(
+        started: Instant,
+        established: Option<Instant>,
+        now: Instant,
+        audio: Option<&AudioStats>,
+        video: Option<&VideoStats>,
+        ice: Option<IceSummary>,
+    ) -> CallSummary {
+        CallSummary {
+            duration: established.map_or(Duration::ZERO, |at| now.saturating_duration_since(at)),
+            setup: established.map(|at| at.saturating_duration_since(started)),
+            first_rtp: audio
+                .and_then(|s| s.first_rtp_received_at)
+                .map(|at| at.saturating_duration_since(started)),
+            audio: audio.map(AudioSummary::from),
+            video: video.map(|video| VideoSummary::from_stats(video, started)),
+            ice,
+        }
+    }
+}
+
 /// The selected ICE candidate pair at the end of a WebRTC call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IceSummary {
@@ -139,6 +164,29 @@ pub struct VideoSummary {
     pub nacked: u64,
     /// From the INVITE (sent or received) to the first decoded frame.
     pub first_frame: Option<Duration>,
+}
+
+impl VideoSummary {
+    /// What the video stream measured; `first_frame` counts from `started` (the INVITE).
+    pub(super) fn from_stats(video: &VideoStats, started: Instant) -> VideoSummary {
+        VideoSummary {
+            codec: video.codec.clone(),
+            send_resolution: video.send_resolution,
+            receive_resolution: video.receive_resolution,
+            frames_sent: video.frames_sent,
+            frames_decoded: video.frames_decoded,
+            fps: video.decode_fps,
+            send_kbps: video.send_bitrate_bps / 1000.0,
+            receive_kbps: video.receive_bitrate_bps / 1000.0,
+            keyframe_requests_sent: video.keyframe_requests_sent,
+            keyframe_requests_received: video.keyframe_requests_received,
+            lost: video.lost,
+            nacked: video.nacks_sent,
+            first_frame: video
+                .first_frame_decoded_at
+                .map(|at| at.saturating_duration_since(started)),
+        }
+    }
 }
 
 /// The audio stream's figures at the end of a call.

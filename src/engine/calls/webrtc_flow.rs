@@ -5,21 +5,20 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use callisto_media::session::AudioStats;
-use callisto_media::webrtc::{CandidateKind, VideoStats, WebRtcEvent, WebRtcSession, WebRtcStats};
+use callisto_media::webrtc::{CandidateKind, WebRtcEvent, WebRtcSession, WebRtcStats};
 use callisto_signaling::call::{Body, CallEvent, CallId};
 use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, SdpSession};
 use tokio::sync::mpsc;
 
 use super::media::{CallControls, CallMedia};
-use super::update::{IceSummary, VideoSummary};
+use super::update::IceSummary;
 use super::webrtc::{self, WebRtcReady};
 use super::{
-    AudioSummary, Call, CallFailure, CallKey, CallSummary, CallUpdate, Calls, IncomingInvite,
-    Invite, MediaProfile, OutgoingCall,
+    Call, CallFailure, CallKey, CallSummary, CallUpdate, Calls, IncomingInvite, Invite,
+    MediaProfile, OutgoingCall,
 };
 use crate::engine::EngineEvent;
 
@@ -392,30 +391,23 @@ impl Calls {
 
 /// A closed WebRTC call's summary.
 fn summary(closing: &Closing, stats: &WebRtcStats) -> CallSummary {
-    live_summary(closing.started, closing.established, stats)
+    webrtc_summary(closing.started, closing.established, stats)
 }
 
 /// A WebRTC call's figures so far (`started`: its INVITE; `established`: when it was up).
-pub(super) fn live_summary(
+pub(super) fn webrtc_summary(
     started: Instant,
     established: Option<Instant>,
     stats: &WebRtcStats,
 ) -> CallSummary {
-    let now = Instant::now();
-    let audio: Option<&AudioStats> = stats.audio.as_ref();
-    CallSummary {
-        duration: established.map_or(Duration::ZERO, |at| now.saturating_duration_since(at)),
-        setup: established.map(|at| at.saturating_duration_since(started)),
-        first_rtp: audio
-            .and_then(|s| s.first_rtp_received_at)
-            .map(|at| at.saturating_duration_since(started)),
-        audio: audio.map(AudioSummary::from),
-        video: stats
-            .video
-            .as_ref()
-            .map(|video| video_summary(video, started)),
-        ice: ice_summary(stats),
-    }
+    CallSummary::measured(
+        started,
+        established,
+        Instant::now(),
+        stats.audio.as_ref(),
+        stats.video.as_ref(),
+        ice_summary(stats),
+    )
 }
 
 /// The selected candidate pair, once ICE selected one.
@@ -426,26 +418,6 @@ fn ice_summary(stats: &WebRtcStats) -> Option<IceSummary> {
         local_kind: stats.local_kind.map(CandidateKind::as_str),
         remote_kind: stats.remote_kind.map(CandidateKind::as_str),
     })
-}
-
-pub(super) fn video_summary(video: &VideoStats, started: Instant) -> VideoSummary {
-    VideoSummary {
-        codec: video.codec.clone(),
-        send_resolution: video.send_resolution,
-        receive_resolution: video.receive_resolution,
-        frames_sent: video.frames_sent,
-        frames_decoded: video.frames_decoded,
-        fps: video.decode_fps,
-        send_kbps: video.send_bitrate_bps / 1000.0,
-        receive_kbps: video.receive_bitrate_bps / 1000.0,
-        keyframe_requests_sent: video.keyframe_requests_sent,
-        keyframe_requests_received: video.keyframe_requests_received,
-        lost: video.lost,
-        nacked: video.nacks_sent,
-        first_frame: video
-            .first_frame_decoded_at
-            .map(|at| at.saturating_duration_since(started)),
-    }
 }
 
 /// The encoding name of the first audio format of an SDP.

@@ -1,0 +1,129 @@
+//! What happens to an established call while it runs: hold and resume, DTMF, mute, and the
+//! figures a statistics panel shows once a second.
+
+use std::time::{Duration, Instant};
+
+use callisto_media::rtp::DtmfRelay;
+use callisto_signaling::call::Body;
+use callisto_signaling::endpoint::Endpoint;
+use callisto_signaling::sdp::Direction;
+use tokio::sync::mpsc;
+
+use super::webrtc_flow::webrtc_summary;
+use super::{CallKey, CallSummary, CallUpdate, Calls};
+use crate::engine::EngineEvent;
+
+/// How long an INFO DTMF digit is reported to last.
+const INFO_DTMF_DURATION: Duration = Duration::from_millis(160);
+/// How long an RFC 4733 digit is held.
+const RTP_DTMF_DURATION: Duration = Duration::from_millis(120);
+
+impl Calls {
+    /// Puts the call on hold (`hold`) or takes it off, by a re-INVITE.
+    pub(in crate::engine) fn set_hold(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        hold: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.local_hold == hold || call.pending_hold.is_some() || call.established.is_none() {
+            return;
+        }
+        if call.webrtc.is_some() {
+            tracing::warn!("hold is not available on WebRTC calls");
+            return;
+        }
+        let direction = if hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        let offer = match call.sdp.create_offer_with_video(
+            &call.media.local,
+            &call.media.options.policy,
+            call.media.video_offer(),
+            direction,
+            &mut self.rng,
+        ) {
+            Ok(offer) => offer,
+            Err(error) => {
+                tracing::warn!(%error, "cannot make a re-offer");
+                return;
+            }
+        };
+        match endpoint.reinvite(now, call.id, Body::sdp(offer.to_string())) {
+            Ok(()) => call.pending_hold = Some(hold),
+            Err(error) => {
+                call.sdp.discard_offer();
+                tracing::warn!(%error, "cannot send a re-INVITE");
+            }
+        }
+    }
+
+    /// Sends DTMF digits: RFC 4733 events when negotiated, else one INFO per digit.
+    pub(in crate::engine) fn send_dtmf(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        digits: &str,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match (call.media.session(), call.media.has_telephone_event()) {
+            (Some(session), true) => session.send_dtmf(digits, RTP_DTMF_DURATION),
+            _ => {
+                for digit in digits.chars() {
+                    let Some(digit) = callisto_media::rtp::DtmfDigit::from_char(digit) else {
+                        continue;
+                    };
+                    let relay = DtmfRelay {
+                        digit,
+                        duration: INFO_DTMF_DURATION,
+                    };
+                    let body = Body::new("application/dtmf-relay", relay.to_body());
+                    if let Err(error) = endpoint.send_info(now, call.id, body) {
+                        tracing::warn!(%error, "cannot send a DTMF INFO");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports every established call's figures so far (for a statistics panel).
+    pub(in crate::engine) fn report_statistics(&self, events: &mpsc::UnboundedSender<EngineEvent>) {
+        let now = Instant::now();
+        for call in self.calls.values() {
+            let Some(established) = call.established else {
+                continue;
+            };
+            let summary = match &call.webrtc {
+                Some(session) => webrtc_summary(call.started, Some(established), &session.stats()),
+                None => CallSummary::measured(
+                    call.started,
+                    Some(established),
+                    now,
+                    call.media.session().map(|s| s.stats()).as_ref(),
+                    call.media.video_stats().as_ref(),
+                    None,
+                ),
+            };
+            let _ = events.send(EngineEvent::Call {
+                key: call.key,
+                update: CallUpdate::Statistics(Box::new(summary)),
+            });
+        }
+    }
+
+    /// Silences (or un-silences) the call's microphone.
+    pub(in crate::engine) fn set_mute(&mut self, key: CallKey, muted: bool) {
+        if let Some(call) = self.calls.get(&key) {
+            call.media.options.controls.mute.set(muted);
+        }
+    }
+}
