@@ -3,7 +3,8 @@
 //! A [`FrameSlot`] is written by a media thread (each decoded or captured frame replaces the
 //! previous one) and read by the UI at its own pace: [`FrameSlot::take_newer`] returns a frame
 //! only when one arrived since the last look, so a window polling at 30 Hz converts each frame
-//! at most once and skips the ones it had no time for.
+//! at most once and skips the ones it had no time for. Until someone looks for the first time,
+//! writing costs nothing: a call without a window (the headless commands) copies no frames.
 //!
 //! [`SlotSink`] writes a slot as a [`VideoSink`] (the remote picture, besides a recorder);
 //! [`PreviewSource`] copies what a [`VideoSource`] produces into a slot (the self-view) and,
@@ -21,6 +22,8 @@ use super::source::VideoSource;
 struct Slot {
     frame: Mutex<Option<VideoFrame>>,
     generation: AtomicU64,
+    /// Someone reads the slot: frames are kept from then on.
+    watched: AtomicBool,
 }
 
 /// The latest frame of a stream, shared between its writer and a reader.
@@ -32,21 +35,26 @@ impl FrameSlot {
         FrameSlot::default()
     }
 
-    /// Replaces the frame.
+    /// Replaces the frame (only once the slot is watched; before, the frame is not copied).
     pub fn put(&self, frame: &VideoFrame) {
+        if !self.0.watched.load(Ordering::Relaxed) {
+            return;
+        }
         let mut slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
         *slot = Some(frame.clone());
         self.0.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// How many frames were put so far.
+    /// How many frames were kept so far.
     pub fn generation(&self) -> u64 {
         self.0.generation.load(Ordering::Acquire)
     }
 
     /// The latest frame if it is newer than `seen` (a generation returned earlier, 0 at first),
-    /// with its generation.
+    /// with its generation. The first call starts the watching: frames put from then on are
+    /// kept.
     pub fn take_newer(&self, seen: u64) -> Option<(u64, VideoFrame)> {
+        self.0.watched.store(true, Ordering::Relaxed);
         let generation = self.generation();
         if generation == seen {
             return None;
@@ -179,6 +187,9 @@ mod tests {
     #[test]
     fn a_reader_sees_each_newer_frame_once_and_only_the_latest() {
         let slot = FrameSlot::new();
+        let unwatched = VideoFrame::filled(4, 4, 1, 128, 128).unwrap();
+        slot.put(&unwatched);
+        assert_eq!(slot.generation(), 0, "nobody looks yet: nothing is copied");
         assert!(slot.take_newer(0).is_none(), "nothing yet");
         let first = VideoFrame::filled(4, 4, 10, 128, 128).unwrap();
         let second = VideoFrame::filled(4, 4, 20, 128, 128).unwrap();
@@ -195,6 +206,7 @@ mod tests {
     fn the_preview_shows_the_picture_and_black_while_the_camera_is_off() {
         let format = VideoFormat::new(64, 48, 30).unwrap();
         let slot = FrameSlot::new();
+        assert!(slot.take_newer(0).is_none());
         let switch = CameraSwitch::new();
         let mut source = PreviewSource::new(
             TestPattern::new(format, 7).unwrap(),
@@ -227,6 +239,7 @@ mod tests {
     #[test]
     fn a_slot_sink_passes_frames_on() {
         let slot = FrameSlot::new();
+        assert!(slot.take_newer(0).is_none());
         let mut count = 0;
         let mut sink = SlotSink::new(
             slot.clone(),
