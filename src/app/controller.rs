@@ -81,6 +81,20 @@ pub enum Action {
     Quit,
 }
 
+impl Action {
+    /// Whether the action changes the contacts or the history.
+    fn touches_book(&self) -> bool {
+        matches!(
+            self,
+            Action::ClearHistory
+                | Action::SearchContacts(_)
+                | Action::AddContact { .. }
+                | Action::RemoveContact(_)
+                | Action::ToggleFavourite(_)
+        )
+    }
+}
+
 /// The add-account form as typed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AccountForm {
@@ -188,6 +202,7 @@ pub async fn run(
         accounts: Vec::new(),
         next_id: 0,
         book,
+        book_rows: BookRows::default(),
         completions: Vec::new(),
         last_dialed: None,
         dial_error: String::new(),
@@ -205,13 +220,20 @@ pub async fn run(
     if let Some(address) = &setup.dial {
         app.dial(address, true).await;
     }
+    app.refresh_book_rows();
     display.show(app.screen());
     loop {
         let tick = app.model.ticking();
         tokio::select! {
             action = actions.recv() => match action {
                 Some(Action::Quit) | None => break,
-                Some(action) => app.act(action).await,
+                Some(action) => {
+                    let touches_book = action.touches_book();
+                    app.act(action).await;
+                    if touches_book {
+                        app.refresh_book_rows();
+                    }
+                }
             },
             event = app.engine.events.recv() => match event {
                 Some(event) => app.on_engine(event),
@@ -220,6 +242,7 @@ pub async fn run(
             Some(resolved) = resolved_rx.recv() => app.on_resolved(resolved),
             _ = tokio::time::sleep(Duration::from_secs(1)), if tick => {}
         }
+        app.keep_book_rows_current();
         display.show(app.screen());
     }
     app.shut_down().await;
@@ -232,6 +255,9 @@ struct Controller {
     next_id: usize,
     /// Contacts and history.
     book: AddressBook,
+    /// The book's rows in words, made when the book changes (and when the day changes, for
+    /// "today" times), not for every screen.
+    book_rows: BookRows,
     /// What the dial field could become.
     completions: Vec<String>,
     last_dialed: Option<String>,
@@ -248,8 +274,8 @@ impl Controller {
     fn screen(&self) -> Screen {
         Screen {
             view: self.model.snapshot(Instant::now().into_std()),
-            history: self.book.history_rows(SystemTime::now()),
-            contacts: self.book.contact_rows(),
+            history: self.book_rows.history.clone(),
+            contacts: self.book_rows.contacts.clone(),
             dial_error: self.dial_error.clone(),
             completions: self.completions.clone(),
             last_dialed: self.last_dialed.clone().unwrap_or_default(),
@@ -314,12 +340,29 @@ impl Controller {
         }
     }
 
+    fn refresh_book_rows(&mut self) {
+        let now = SystemTime::now();
+        self.book_rows = BookRows {
+            history: self.book.history_rows(now),
+            contacts: self.book.contact_rows(),
+            day: local_day(now),
+        };
+    }
+
+    /// Re-words the history when the local date changed since it was worded.
+    fn keep_book_rows_current(&mut self) {
+        if self.book_rows.day != local_day(SystemTime::now()) {
+            self.refresh_book_rows();
+        }
+    }
+
     fn on_engine(&mut self, event: EngineEvent) {
         let now = Instant::now().into_std();
         if let Some(finished) = self.model.apply(&event, now, SystemTime::now()) {
             if let Err(error) = self.book.record(&finished, None) {
                 self.notice = format!("The call could not be added to the history: {error}");
             }
+            self.refresh_book_rows();
         }
     }
 
@@ -536,6 +579,18 @@ impl Controller {
         };
         let _ = tokio::time::timeout(Duration::from_secs(6), wait).await;
     }
+}
+
+/// The history and contacts in words, and the local date they were worded on.
+#[derive(Default)]
+struct BookRows {
+    history: Vec<HistoryRow>,
+    contacts: Vec<ContactRow>,
+    day: Option<chrono::NaiveDate>,
+}
+
+fn local_day(at: SystemTime) -> Option<chrono::NaiveDate> {
+    Some(chrono::DateTime::<chrono::Local>::from(at).date_naive())
 }
 
 /// Shows what went wrong with the contacts or history in `notice`, if anything did.
