@@ -84,6 +84,33 @@ pub struct CallView {
     pub recent: VecDeque<CallSummary>,
 }
 
+impl CallView {
+    /// A call that just began: nothing measured, negotiated or switched yet.
+    fn new(key: CallKey, remote: &str, phase: Phase, now: Instant, wall: SystemTime) -> Self {
+        CallView {
+            key,
+            remote: remote.to_string(),
+            display_name: None,
+            outgoing: false,
+            phase,
+            created: now,
+            created_wall: wall,
+            connected: None,
+            held: false,
+            held_by_remote: false,
+            muted: false,
+            video: false,
+            srtp: false,
+            codec: String::new(),
+            declined: false,
+            note: String::new(),
+            controls: None,
+            statistics: None,
+            recent: VecDeque::new(),
+        }
+    }
+}
+
 /// Which way a finished call went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -221,27 +248,10 @@ impl ViewModel {
         now: Instant,
         wall: SystemTime,
     ) {
-        self.calls.push(CallView {
-            key,
-            remote: remote.to_string(),
-            display_name: None,
-            outgoing: true,
-            phase: Phase::Calling,
-            created: now,
-            created_wall: wall,
-            connected: None,
-            held: false,
-            held_by_remote: false,
-            muted: false,
-            video,
-            srtp: false,
-            codec: String::new(),
-            declined: false,
-            note: String::new(),
-            controls: None,
-            statistics: None,
-            recent: VecDeque::new(),
-        });
+        let mut call = CallView::new(key, remote, Phase::Calling, now, wall);
+        call.outgoing = true;
+        call.video = video;
+        self.calls.push(call);
     }
 
     /// The user declined a ringing call: it goes to the history as declined, not missed.
@@ -307,27 +317,9 @@ impl ViewModel {
             from, display_name, ..
         } = update
         {
-            self.calls.push(CallView {
-                key,
-                remote: from.clone(),
-                display_name: display_name.clone(),
-                outgoing: false,
-                phase: Phase::Incoming,
-                created: now,
-                created_wall: wall,
-                connected: None,
-                held: false,
-                held_by_remote: false,
-                muted: false,
-                video: false,
-                srtp: false,
-                codec: String::new(),
-                declined: false,
-                note: String::new(),
-                controls: None,
-                statistics: None,
-                recent: VecDeque::new(),
-            });
+            let mut call = CallView::new(key, from, Phase::Incoming, now, wall);
+            call.display_name = display_name.clone();
+            self.calls.push(call);
             return None;
         }
         let index = self.calls.iter().position(|c| c.key == key)?;

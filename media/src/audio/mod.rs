@@ -39,6 +39,7 @@ pub use error::AudioError;
 pub use frame::{AudioFormat, AudioFrame, FRAME_MS};
 pub use mute::{MutableSource, MuteSwitch};
 pub use resampler::Resampler;
+pub(crate) use sink::check_format;
 pub use sink::{AudioSink, MemorySink, NullSink, SharedSamples};
 pub use source::{AudioSource, SilenceSource, Take};
 pub use tee_sink::TeeSink;

@@ -1,13 +1,12 @@
 //! [`DeviceCapture`]: a microphone (or any capture device) as an [`AudioSource`].
 
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 
 use super::error::{DeviceError, Direction};
 use super::host::open_capture;
 use super::ring::RingReader;
 use super::worker::{
-    DeviceCounters, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, Started, Swap,
+    open_end, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, OpenedEnd, Started, Swap,
 };
 use crate::audio::{AudioError, AudioFormat, AudioSource, Resampler};
 
@@ -57,27 +56,17 @@ impl DeviceCapture {
         format: AudioFormat,
         on_event: DeviceEventHandler,
     ) -> Result<DeviceCapture, DeviceError> {
-        format
-            .validate()
-            .map_err(|e| DeviceError::UnsupportedFormat {
-                direction: Direction::Input,
-                name: name.unwrap_or("default").to_owned(),
-                reason: e.to_string(),
-            })?;
-        let counters = Arc::new(DeviceCounters::default());
-        let Started {
-            worker,
-            device,
-            first,
-            swaps,
-        } = DeviceWorker::start(
-            Direction::Input,
-            name.map(str::to_owned),
-            open_capture,
-            Arc::clone(&counters),
-            on_event,
-        )?;
-        let resampler = converter(first.format, format, &device)?;
+        let OpenedEnd {
+            started:
+                Started {
+                    worker,
+                    device,
+                    first,
+                    swaps,
+                },
+            stats,
+            resampler,
+        } = open_end(Direction::Input, name, format, open_capture, on_event)?;
         Ok(DeviceCapture {
             format,
             device,
@@ -87,7 +76,7 @@ impl DeviceCapture {
             resampler,
             device_frame: vec![0; first.format.frame_len()],
             pending: Vec::with_capacity(2 * format.frame_len()),
-            stats: DeviceStatsHandle(counters),
+            stats,
             _worker: worker,
         })
     }
@@ -121,14 +110,6 @@ impl DeviceCapture {
     }
 }
 
-fn converter(from: AudioFormat, to: AudioFormat, device: &str) -> Result<Resampler, DeviceError> {
-    Resampler::new(from, to).map_err(|e| DeviceError::UnsupportedFormat {
-        direction: Direction::Input,
-        name: device.to_owned(),
-        reason: format!("{from} cannot be converted to {to}: {e}"),
-    })
-}
-
 impl AudioSource for DeviceCapture {
     fn format(&self) -> AudioFormat {
         self.format
@@ -151,14 +132,6 @@ impl AudioSource for DeviceCapture {
 impl Drop for DeviceCapture {
     /// Logs what the capture counted, for diagnosis.
     fn drop(&mut self) {
-        let stats = self.stats.get();
-        tracing::info!(
-            device = %self.device,
-            underflow = stats.underflow,
-            overflow = stats.overflow,
-            xruns = stats.xruns,
-            reopens = stats.reopens,
-            "audio capture closed"
-        );
+        self.stats.log_closed(Direction::Input, &self.device);
     }
 }

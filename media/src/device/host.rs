@@ -294,6 +294,22 @@ fn prepare(
     ))
 }
 
+/// Calls `build::<T>(args…)` with `T` the Rust type of a cpal sample format; `None` for a
+/// format Callisto does not read.
+macro_rules! by_sample_type {
+    ($format:expr, $build:ident($($arg:expr),* $(,)?)) => {
+        match $format {
+            SampleFormat::I16 => Some($build::<i16>($($arg),*)),
+            SampleFormat::F32 => Some($build::<f32>($($arg),*)),
+            SampleFormat::I32 => Some($build::<i32>($($arg),*)),
+            SampleFormat::U16 => Some($build::<u16>($($arg),*)),
+            SampleFormat::U8 => Some($build::<u8>($($arg),*)),
+            SampleFormat::I8 => Some($build::<i8>($($arg),*)),
+            _ => None,
+        }
+    };
+}
+
 fn open_error(direction: Direction, name: &str, e: impl ToString) -> DeviceError {
     DeviceError::Open {
         direction,
@@ -309,21 +325,11 @@ pub(crate) fn open_capture(request: OpenRequest<'_>) -> Result<Opened<RingReader
     let limits = RingLimits::millis(format.sample_rate, PRIME_MS, MAX_MS);
     let (writer, reader) = sample_ring_with(format.channels, limits, request.counters);
     let troubles = request.troubles;
-    let stream = match sample_format {
-        SampleFormat::I16 => build_capture::<i16>(&device, &config, writer, troubles),
-        SampleFormat::F32 => build_capture::<f32>(&device, &config, writer, troubles),
-        SampleFormat::I32 => build_capture::<i32>(&device, &config, writer, troubles),
-        SampleFormat::U16 => build_capture::<u16>(&device, &config, writer, troubles),
-        SampleFormat::U8 => build_capture::<u8>(&device, &config, writer, troubles),
-        SampleFormat::I8 => build_capture::<i8>(&device, &config, writer, troubles),
-        other => {
-            return Err(open_error(
-                direction,
-                &name,
-                format!("sample format {other}"),
-            ))
-        }
-    }
+    let stream = by_sample_type!(
+        sample_format,
+        build_capture(&device, &config, writer, troubles)
+    )
+    .ok_or_else(|| open_error(direction, &name, format!("sample format {sample_format}")))?
     .map_err(|e| open_error(direction, &name, e))?;
     Ok(Opened {
         stream,
@@ -340,21 +346,11 @@ pub(crate) fn open_playback(request: OpenRequest<'_>) -> Result<Opened<RingWrite
     let limits = RingLimits::millis(format.sample_rate, PRIME_MS, MAX_MS);
     let (writer, reader) = sample_ring_with(format.channels, limits, request.counters);
     let troubles = request.troubles;
-    let stream = match sample_format {
-        SampleFormat::I16 => build_playback::<i16>(&device, &config, reader, troubles),
-        SampleFormat::F32 => build_playback::<f32>(&device, &config, reader, troubles),
-        SampleFormat::I32 => build_playback::<i32>(&device, &config, reader, troubles),
-        SampleFormat::U16 => build_playback::<u16>(&device, &config, reader, troubles),
-        SampleFormat::U8 => build_playback::<u8>(&device, &config, reader, troubles),
-        SampleFormat::I8 => build_playback::<i8>(&device, &config, reader, troubles),
-        other => {
-            return Err(open_error(
-                direction,
-                &name,
-                format!("sample format {other}"),
-            ))
-        }
-    }
+    let stream = by_sample_type!(
+        sample_format,
+        build_playback(&device, &config, reader, troubles)
+    )
+    .ok_or_else(|| open_error(direction, &name, format!("sample format {sample_format}")))?
     .map_err(|e| open_error(direction, &name, e))?;
     Ok(Opened {
         stream,

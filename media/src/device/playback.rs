@@ -1,15 +1,14 @@
 //! [`DevicePlayback`]: a speaker or headset (any playback device) as an [`AudioSink`].
 
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 
 use super::error::{DeviceError, Direction};
 use super::host::open_playback;
 use super::ring::RingWriter;
 use super::worker::{
-    DeviceCounters, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, Started, Swap,
+    open_end, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, OpenedEnd, Started, Swap,
 };
-use crate::audio::{AudioError, AudioFormat, AudioFrame, AudioSink, Resampler};
+use crate::audio::{check_format, AudioError, AudioFormat, AudioFrame, AudioSink, Resampler};
 
 /// Sound to a playback device, written in the caller's format.
 ///
@@ -55,32 +54,17 @@ impl DevicePlayback {
         format: AudioFormat,
         on_event: DeviceEventHandler,
     ) -> Result<DevicePlayback, DeviceError> {
-        format
-            .validate()
-            .map_err(|e| DeviceError::UnsupportedFormat {
-                direction: Direction::Output,
-                name: name.unwrap_or("default").to_owned(),
-                reason: e.to_string(),
-            })?;
-        let counters = Arc::new(DeviceCounters::default());
-        let Started {
-            worker,
-            device,
-            first,
-            swaps,
-        } = DeviceWorker::start(
-            Direction::Output,
-            name.map(str::to_owned),
-            open_playback,
-            Arc::clone(&counters),
-            on_event,
-        )?;
-        let resampler =
-            Resampler::new(format, first.format).map_err(|e| DeviceError::UnsupportedFormat {
-                direction: Direction::Output,
-                name: device.clone(),
-                reason: format!("{format} cannot be converted to {}: {e}", first.format),
-            })?;
+        let OpenedEnd {
+            started:
+                Started {
+                    worker,
+                    device,
+                    first,
+                    swaps,
+                },
+            stats,
+            resampler,
+        } = open_end(Direction::Output, name, format, open_playback, on_event)?;
         Ok(DevicePlayback {
             format,
             device,
@@ -90,7 +74,7 @@ impl DevicePlayback {
             resampler,
             staged: Vec::with_capacity(2 * format.frame_len()),
             converted: Vec::with_capacity(first.format.frame_len()),
-            stats: DeviceStatsHandle(counters),
+            stats,
             worker,
             finished: false,
         })
@@ -133,12 +117,7 @@ impl AudioSink for DevicePlayback {
         if self.finished {
             return Err(AudioError::Finished);
         }
-        if frame.format() != self.format {
-            return Err(AudioError::FormatMismatch {
-                expected: self.format,
-                got: frame.format(),
-            });
-        }
+        check_format(self.format, frame)?;
         self.take_swaps()?;
         self.staged.extend_from_slice(frame.samples());
         let frame_len = self.format.frame_len();
@@ -166,14 +145,6 @@ impl AudioSink for DevicePlayback {
 impl Drop for DevicePlayback {
     /// Logs what the playback counted, for diagnosis.
     fn drop(&mut self) {
-        let stats = self.stats.get();
-        tracing::info!(
-            device = %self.device,
-            underflow = stats.underflow,
-            overflow = stats.overflow,
-            xruns = stats.xruns,
-            reopens = stats.reopens,
-            "audio playback closed"
-        );
+        self.stats.log_closed(Direction::Output, &self.device);
     }
 }

@@ -14,7 +14,7 @@ use super::error::{DeviceError, Direction};
 use super::host::{OpenRequest, Opened};
 use super::recovery::{DeviceEvent, DeviceRecovery, RecoveryStep, StreamTrouble};
 use super::ring::RingCounters;
-use crate::audio::AudioFormat;
+use crate::audio::{AudioFormat, Resampler};
 
 /// Where a device reports its [`DeviceEvent`]s (from its worker thread).
 pub type DeviceEventHandler = Box<dyn Fn(DeviceEvent) + Send + 'static>;
@@ -56,6 +56,69 @@ impl DeviceStatsHandle {
             reopens: self.0.reopens.load(Ordering::Relaxed),
         }
     }
+
+    /// Logs what a closing capture or playback of `device` counted, for diagnosis.
+    pub(crate) fn log_closed(&self, direction: Direction, device: &str) {
+        let stats = self.get();
+        tracing::info!(
+            %device,
+            underflow = stats.underflow,
+            overflow = stats.overflow,
+            xruns = stats.xruns,
+            reopens = stats.reopens,
+            "audio {direction} closed"
+        );
+    }
+}
+
+/// A device end opened for the media thread: the running worker, the counters, and the
+/// converter between the caller's format and the device's (device to caller for a capture,
+/// caller to device for a playback).
+pub(crate) struct OpenedEnd<End> {
+    pub started: Started<End>,
+    pub stats: DeviceStatsHandle,
+    pub resampler: Resampler,
+}
+
+/// Opens device `name` (or the default) in `direction` for a caller working in `format`: what
+/// [`super::DeviceCapture::open`] and [`super::DevicePlayback::open`] share.
+pub(crate) fn open_end<End: Send + 'static>(
+    direction: Direction,
+    name: Option<&str>,
+    format: AudioFormat,
+    open: Opener<End>,
+    on_event: DeviceEventHandler,
+) -> Result<OpenedEnd<End>, DeviceError> {
+    format
+        .validate()
+        .map_err(|e| DeviceError::UnsupportedFormat {
+            direction,
+            name: name.unwrap_or("default").to_owned(),
+            reason: e.to_string(),
+        })?;
+    let counters = Arc::new(DeviceCounters::default());
+    let started = DeviceWorker::start(
+        direction,
+        name.map(str::to_owned),
+        open,
+        Arc::clone(&counters),
+        on_event,
+    )?;
+    let device_format = started.first.format;
+    let (from, to) = match direction {
+        Direction::Input => (device_format, format),
+        Direction::Output => (format, device_format),
+    };
+    let resampler = Resampler::new(from, to).map_err(|e| DeviceError::UnsupportedFormat {
+        direction,
+        name: started.device.clone(),
+        reason: format!("{from} cannot be converted to {to}: {e}"),
+    })?;
+    Ok(OpenedEnd {
+        started,
+        stats: DeviceStatsHandle(counters),
+        resampler,
+    })
 }
 
 /// A new ring end for the media thread, in the format of the device that feeds it.
