@@ -33,7 +33,6 @@ use support::browser::{Browser, BrowserConfig};
 use support::callisto::Callisto;
 use support::kamailio::{Kamailio, KamailioConfig};
 use support::measure::{median, print_spread_table, ProcessMeter, ProcessUsage};
-use support::wav;
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
@@ -171,7 +170,8 @@ fn callisto_figures(plan: &Plan) -> BenchResult<CallistoFigures> {
     Ok(figures)
 }
 
-/// A registered browser page whose microphone plays `hz`.
+/// A browser softphone registered as `user` (password `USER-secret`) over WebSocket, whose
+/// microphone plays `hz`.
 fn browser(
     kamailio: &Kamailio,
     config: BrowserConfig,
@@ -179,34 +179,20 @@ fn browser(
     hz: f32,
     dir: &Path,
 ) -> BenchResult<Browser> {
-    let tone = dir.join(format!("{user}.wav"));
-    wav::write_tone(&tone, hz, 48_000, 1, 5.0)?;
-    let mut config = config;
-    config.audio_file = Some(tone);
-    let mut page = Browser::start(config)?;
-    let ws = format!(
-        "ws://127.0.0.1:{}",
-        kamailio.config().ws_port.unwrap_or_default()
-    );
-    page.register(
+    let password = format!("{user}-secret");
+    let ws = kamailio.ws_url();
+    Ok(Browser::registered(
+        config,
         &ws,
-        &format!("sip:{user}@127.0.0.1"),
-        &format!("{user}-secret"),
-    )?;
-    Ok(page)
+        (user, &password),
+        hz,
+        dir,
+    )?)
 }
 
 /// Browser calls: setup every round, CPU over the first call's stretch.
 fn browser_figures(plan: &Plan) -> BenchResult<BrowserFigures> {
-    let kamailio = Kamailio::start(KamailioConfig {
-        ws_port: Some(support::free_port()),
-        tls_port: None,
-        users: vec![
-            ("alice".to_owned(), "alice-secret".to_owned()),
-            ("bob".to_owned(), "bob-secret".to_owned()),
-        ],
-        ..KamailioConfig::default()
-    })?;
+    let kamailio = Kamailio::start(KamailioConfig::websocket_for_alice_and_bob())?;
     let dir = tempfile::Builder::new()
         .prefix("callisto-bench-browsers-")
         .tempdir()?;

@@ -113,18 +113,10 @@ fn final_response(
 #[test]
 fn unusable_offers_are_refused_and_the_next_call_is_served() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let mut bob = Callisto::start(
+    let mut bob = Callisto::answer(
         dir.path(),
-        &[
-            "answer",
-            "--listen",
-            "127.0.0.1:0",
-            "--audio",
-            "tone:440",
-            "--count",
-            "1",
-            "--json",
-        ],
+        "127.0.0.1:0",
+        &["--audio", "tone:440", "--count", "1"],
     )?;
     let listening = bob.expect("listening", WAIT)?;
     let port: u16 = listening["address"]
@@ -151,18 +143,7 @@ fn unusable_offers_are_refused_and_the_next_call_is_served() -> TestResult {
     );
     // The next, proper call is answered as usual.
     let uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut alice = Callisto::start(
-        dir.path(),
-        &[
-            "call",
-            &uri,
-            "--listen",
-            "127.0.0.1:0",
-            "--duration",
-            "1",
-            "--json",
-        ],
-    )?;
+    let mut alice = Callisto::call(dir.path(), &uri, &["--duration", "1"])?;
     alice.expect("answered", WAIT)?;
     assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
     assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());

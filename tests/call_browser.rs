@@ -20,7 +20,6 @@ use serde_json::Value;
 use support::browser::{Browser, BrowserConfig};
 use support::kamailio::{Kamailio, KamailioConfig};
 use support::sip_uas::{webrtc_audio_answer, ScriptedUas};
-use support::wav::write_tone;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -42,43 +41,22 @@ fn serialised() -> MutexGuard<'static, ()> {
 
 /// Kamailio with a WS listener and two users.
 fn kamailio() -> Result<Kamailio, Box<dyn Error>> {
-    Ok(Kamailio::start(KamailioConfig {
-        ws_port: Some(support::free_port()),
-        tls_port: None,
-        users: vec![
-            ("alice".to_owned(), "alice-secret".to_owned()),
-            ("bob".to_owned(), "bob-secret".to_owned()),
-        ],
-        ..KamailioConfig::default()
-    })?)
-}
-
-fn ws_url(kamailio: &Kamailio) -> String {
-    format!(
-        "ws://127.0.0.1:{}",
-        kamailio.config().ws_port.unwrap_or_default()
-    )
+    Ok(Kamailio::start(
+        KamailioConfig::websocket_for_alice_and_bob(),
+    )?)
 }
 
 /// A browser whose microphone plays `hz`, registered as `user`.
 fn registered_browser(
     kamailio: &Kamailio,
-    mut config: BrowserConfig,
+    config: BrowserConfig,
     user: &str,
     password: &str,
     hz: f32,
     dir: &Path,
 ) -> Result<Browser, Box<dyn Error>> {
-    let tone = dir.join(format!("{user}-{hz}.wav"));
-    write_tone(&tone, hz, 48_000, 1, 5.0)?;
-    config.audio_file = Some(tone);
-    let mut browser = Browser::start(config)?;
-    browser.register(
-        &ws_url(kamailio),
-        &format!("sip:{user}@127.0.0.1"),
-        password,
-    )?;
-    Ok(browser)
+    let ws = kamailio.ws_url();
+    Ok(Browser::registered(config, &ws, (user, password), hz, dir)?)
 }
 
 fn number(value: &Value) -> f64 {
@@ -320,7 +298,7 @@ fn browser_call_to_an_unregistered_user_fails_with_404() -> TestResult {
     // A wrong password is a registration failure, reported as such.
     let mut mallory = Browser::start(BrowserConfig::new("mallory"))?;
     let error = mallory
-        .register(&ws_url(&kamailio), "sip:bob@127.0.0.1", "wrong")
+        .register(&kamailio.ws_url(), "sip:bob@127.0.0.1", "wrong")
         .expect_err("a wrong password must not register");
     assert!(error.to_string().contains("registration_failed"), "{error}");
     Ok(())

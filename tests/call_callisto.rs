@@ -23,12 +23,10 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
     let alice_dir = dir.path().join("alice");
     std::fs::create_dir_all(&bob_dir)?;
     std::fs::create_dir_all(&alice_dir)?;
-    let mut bob = Callisto::start(
+    let mut bob = Callisto::answer(
         &bob_dir,
+        &listen,
         &[
-            "answer",
-            "--listen",
-            &listen,
             "--audio",
             "tone:1270",
             "--record-audio",
@@ -37,18 +35,14 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
             codecs,
             "--srtp",
             srtp,
-            "--json",
         ],
     )?;
     bob.expect("listening", WAIT)?;
     let uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut alice = Callisto::start(
+    let mut alice = Callisto::call(
         &alice_dir,
+        &uri,
         &[
-            "call",
-            &uri,
-            "--listen",
-            "127.0.0.1:0",
             "--audio",
             "tone:440",
             "--record-audio",
@@ -59,7 +53,6 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
             srtp,
             "--duration",
             "2.5",
-            "--json",
         ],
     )?;
     let answered = alice.expect("answered", WAIT)?;
@@ -119,24 +112,10 @@ fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
     let alice_dir = dir.path().join("alice");
     std::fs::create_dir_all(&bob_dir)?;
     std::fs::create_dir_all(&alice_dir)?;
-    let mut bob = Callisto::start(
-        &bob_dir,
-        &["answer", "--listen", &listen, "--codecs", "pcma", "--json"],
-    )?;
+    let mut bob = Callisto::answer(&bob_dir, &listen, &["--codecs", "pcma"])?;
     bob.expect("listening", WAIT)?;
     let uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut alice = Callisto::start(
-        &alice_dir,
-        &[
-            "call",
-            &uri,
-            "--listen",
-            "127.0.0.1:0",
-            "--codecs",
-            "pcmu",
-            "--json",
-        ],
-    )?;
+    let mut alice = Callisto::call(&alice_dir, &uri, &["--codecs", "pcmu"])?;
     let failed = alice.expect("call_failed", WAIT)?;
     assert_eq!(failed["code"], 488, "{failed}");
     assert_eq!(failed["cause"], "not acceptable", "{failed}");

@@ -46,30 +46,24 @@ fn a_call_without_a_camera_sends_the_placeholder_and_says_why() -> TestResult {
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let bob_video = dir.path().join("bob-heard.y4m");
-    let mut bob = Callisto::start(
+    let mut bob = Callisto::answer(
         &bob_dir,
+        &listen,
         &[
-            "answer",
-            "--listen",
-            &listen,
             "--audio",
             "tone:1000",
             "--video",
             "pattern",
             "--record-video",
             &bob_video.to_string_lossy(),
-            "--json",
         ],
     )?;
     bob.expect("listening", WAIT)?;
     let uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut alice = Callisto::start(
+    let mut alice = Callisto::call(
         &alice_dir,
+        &uri,
         &[
-            "call",
-            &uri,
-            "--listen",
-            "127.0.0.1:0",
             "--media",
             "webrtc",
             "--audio",
@@ -78,7 +72,6 @@ fn a_call_without_a_camera_sends_the_placeholder_and_says_why() -> TestResult {
             &video,
             "--duration",
             "3",
-            "--json",
         ],
     )?;
     let unavailable = alice.expect("camera_unavailable", WAIT)?;

@@ -110,32 +110,44 @@ fn check_relayed(who: &str, ended: &Value, coturn: &Coturn) {
     }
 }
 
+/// Bob answers at a port of his own; alice calls him there for `seconds`. Both use coturn
+/// with `password`, relay candidates only.
+fn alice_calls_bob(
+    dir: &Path,
+    coturn: &Coturn,
+    password: &str,
+    seconds: &str,
+) -> Result<(Callisto, Callisto), Box<dyn Error>> {
+    let turn = turn_flags(coturn, password);
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bob = callisto(dir, "bob", &["answer", "--listen", &listen], &turn, 1000, 2)?;
+    bob.expect("listening", WAIT)?;
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let alice = callisto(
+        dir,
+        "alice",
+        &[
+            "call",
+            &uri,
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            seconds,
+        ],
+        &turn,
+        440,
+        1,
+    )?;
+    Ok((bob, alice))
+}
+
 #[test]
 fn callisto_calls_callisto_through_coturn_with_relay_candidates_only() -> TestResult {
     let _one = serialised();
     let coturn = Coturn::start()?;
     let dir = tempfile::tempdir()?;
-    let turn = turn_flags(&coturn, TURN_PASSWORD);
-    let port = support::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut bob = callisto(
-        dir.path(),
-        "bob",
-        &["answer", "--listen", &listen],
-        &turn,
-        1000,
-        2,
-    )?;
-    bob.expect("listening", WAIT)?;
-    let uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut alice = callisto(
-        dir.path(),
-        "alice",
-        &["call", &uri, "--listen", "127.0.0.1:0", "--duration", "4"],
-        &turn,
-        440,
-        1,
-    )?;
+    let (mut bob, mut alice) = alice_calls_bob(dir.path(), &coturn, TURN_PASSWORD, "4")?;
     let answered = alice.expect("answered", WAIT)?;
     assert_eq!(answered["media"], "webrtc", "{answered}");
     let alice_ended = alice.expect("call_ended", WAIT)?;
@@ -165,27 +177,7 @@ fn relay_only_with_a_refused_allocation_never_falls_back_to_host_addresses() -> 
     let _one = serialised();
     let coturn = Coturn::start()?;
     let dir = tempfile::tempdir()?;
-    let turn = turn_flags(&coturn, "not-the-password");
-    let port = support::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut bob = callisto(
-        dir.path(),
-        "bob",
-        &["answer", "--listen", &listen],
-        &turn,
-        1000,
-        2,
-    )?;
-    bob.expect("listening", WAIT)?;
-    let uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut alice = callisto(
-        dir.path(),
-        "alice",
-        &["call", &uri, "--listen", "127.0.0.1:0", "--duration", "2"],
-        &turn,
-        440,
-        1,
-    )?;
+    let (mut bob, mut alice) = alice_calls_bob(dir.path(), &coturn, "not-the-password", "2")?;
     let alice_ended = alice.expect("call_ended", WAIT)?;
     let bob_ended = bob.expect("call_ended", WAIT)?;
     bob.wait(WAIT)?;

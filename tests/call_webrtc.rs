@@ -44,15 +44,9 @@ fn serialised() -> MutexGuard<'static, ()> {
 
 /// Kamailio with alice and bob, a WebSocket listener for browsers.
 fn kamailio() -> Result<Kamailio, Box<dyn Error>> {
-    Ok(Kamailio::start(KamailioConfig {
-        ws_port: Some(support::free_port()),
-        tls_port: None,
-        users: vec![
-            ("alice".to_owned(), "alice-secret".to_owned()),
-            ("bob".to_owned(), "bob-secret".to_owned()),
-        ],
-        ..KamailioConfig::default()
-    })?)
+    Ok(Kamailio::start(
+        KamailioConfig::websocket_for_alice_and_bob(),
+    )?)
 }
 
 /// `user`'s address as Callisto and the phones dial it (the proxy's address and port).
@@ -192,7 +186,8 @@ fn callisto_calls_callisto_with_video_both_ways() -> TestResult {
     Ok(())
 }
 
-/// A browser softphone registered over WebSocket, whose microphone plays `hz`.
+/// A browser softphone registered as `user` (password `USER-secret`) over WebSocket, whose
+/// microphone plays `hz`.
 fn browser(
     kamailio: &Kamailio,
     config: BrowserConfig,
@@ -200,21 +195,15 @@ fn browser(
     hz: f32,
     dir: &Path,
 ) -> Result<Browser, Box<dyn Error>> {
-    let tone = dir.join(format!("{user}-{hz}.wav"));
-    wav::write_tone(&tone, hz, 48_000, 1, 10.0)?;
-    let mut config = config;
-    config.audio_file = Some(tone);
-    let mut browser = Browser::start(config)?;
-    let ws = format!(
-        "ws://127.0.0.1:{}",
-        kamailio.config().ws_port.unwrap_or_default()
-    );
-    browser.register(
+    let password = format!("{user}-secret");
+    let ws = kamailio.ws_url();
+    Ok(Browser::registered(
+        config,
         &ws,
-        &format!("sip:{user}@127.0.0.1"),
-        &format!("{user}-secret"),
-    )?;
-    Ok(browser)
+        (user, &password),
+        hz,
+        dir,
+    )?)
 }
 
 /// The browser decodes Callisto's H.264 pattern and receives its Opus audio.

@@ -5,50 +5,15 @@
 
 #[path = "support/udp_relay.rs"]
 mod udp_relay;
+#[path = "support/video_session.rs"]
+mod video_session;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callisto_media::audio::{AudioFormat, NullSink, ToneSource};
-use callisto_media::video::{read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat};
-use callisto_media::webrtc::{
-    VideoConfig, VideoStats, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcStats,
-    WebRtcVideoMedia,
-};
+use callisto_media::video::PatternStamp;
+use callisto_media::webrtc::{VideoStats, WebRtcSession, WebRtcStats};
 use udp_relay::{PathConfig, Relay};
-
-const AUDIO: AudioFormat = AudioFormat::MONO_48K;
-
-type Stamps = Arc<Mutex<Vec<Option<PatternStamp>>>>;
-
-/// One video call at a time: two at once on a shared 2-core machine would measure the machine.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn video_session(identity: u16, max_bitrate: u32) -> (WebRtcSession, Stamps) {
-    let format = VideoFormat::new(640, 480, 30).unwrap();
-    let stamps: Stamps = Arc::default();
-    let seen = Arc::clone(&stamps);
-    let media = WebRtcMedia {
-        audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 440.0, -12.0)),
-        audio_sink: Box::new(NullSink::new(AUDIO)),
-        video: Some(WebRtcVideoMedia {
-            source: Box::new(TestPattern::new(format, identity).unwrap()),
-            sink: Box::new(CallbackSink::new(move |frame| {
-                seen.lock().unwrap().push(read_stamp(frame));
-            })),
-        }),
-    };
-    let config = WebRtcConfig {
-        video: Some(VideoConfig {
-            width: 640,
-            height: 480,
-            fps: 30,
-            max_bitrate,
-        }),
-        ..WebRtcConfig::loopback()
-    };
-    (WebRtcSession::new(config, media).await.unwrap(), stamps)
-}
+use video_session::{video_session, Stamps, ONE_AT_A_TIME};
 
 /// Connects A and B through a relay with the given paths.
 async fn call_through(

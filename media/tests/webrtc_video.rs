@@ -3,48 +3,15 @@
 //! decoded pictures. Figures are printed (`-- --nocapture`), not asserted beyond what the
 //! content proves.
 
-use std::sync::{Arc, Mutex};
+#[path = "support/video_session.rs"]
+mod video_session;
+
 use std::time::{Duration, Instant};
 
-use callisto_media::audio::{AudioFormat, NullSink, ToneSource};
-use callisto_media::video::{read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat};
-use callisto_media::webrtc::{
-    VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcVideoMedia,
-};
-
-const AUDIO: AudioFormat = AudioFormat::MONO_48K;
-
-type Stamps = Arc<Mutex<Vec<Option<PatternStamp>>>>;
-
-/// The tests run one at a time: two video calls at once on a shared 2-core machine would
-/// measure the machine, not the session.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn video_session(identity: u16) -> (WebRtcSession, Stamps) {
-    let format = VideoFormat::new(640, 480, 30).unwrap();
-    let stamps: Stamps = Arc::default();
-    let seen = Arc::clone(&stamps);
-    let media = WebRtcMedia {
-        audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 440.0, -12.0)),
-        audio_sink: Box::new(NullSink::new(AUDIO)),
-        video: Some(WebRtcVideoMedia {
-            source: Box::new(TestPattern::new(format, identity).unwrap()),
-            sink: Box::new(CallbackSink::new(move |frame| {
-                seen.lock().unwrap().push(read_stamp(frame));
-            })),
-        }),
-    };
-    let config = WebRtcConfig {
-        video: Some(VideoConfig {
-            width: 640,
-            height: 480,
-            fps: 30,
-            max_bitrate: 1_000_000,
-        }),
-        ..WebRtcConfig::loopback()
-    };
-    (WebRtcSession::new(config, media).await.unwrap(), stamps)
-}
+use callisto_media::audio::{NullSink, ToneSource};
+use callisto_media::video::PatternStamp;
+use callisto_media::webrtc::{WebRtcConfig, WebRtcMedia, WebRtcSession};
+use video_session::{video_session, AUDIO, ONE_AT_A_TIME};
 
 /// The decoded stamps must all be the peer's, and its frame counter must rise by one each
 /// time: no picture lost, repeated or reordered.
@@ -69,8 +36,8 @@ fn check_stamps(who: &str, stamps: &[Option<PatternStamp>], peer: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_pattern_crosses_both_ways_at_640x480() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let (a, seen_by_a) = video_session(1).await;
-    let (b, seen_by_b) = video_session(2).await;
+    let (a, seen_by_a) = video_session(1, 1_000_000).await;
+    let (b, seen_by_b) = video_session(2, 1_000_000).await;
     let started = Instant::now();
     let offer = a.create_offer().await.unwrap();
     let answer = b.accept_offer(&offer).await.unwrap();
@@ -145,7 +112,7 @@ async fn test_pattern_crosses_both_ways_at_640x480() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audio_only_answerer_leaves_the_call_audio_only() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let (a, seen_by_a) = video_session(1).await;
+    let (a, seen_by_a) = video_session(1, 1_000_000).await;
     let b = WebRtcSession::new(
         WebRtcConfig::loopback(),
         WebRtcMedia {

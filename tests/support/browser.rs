@@ -243,6 +243,23 @@ impl Browser {
         self.dir.path()
     }
 
+    /// Starts a browser whose microphone plays the tone `hz` (a file written into `dir`) and
+    /// registers it as `user` with `password` through the WebSocket URL `ws`.
+    pub fn registered(
+        mut config: BrowserConfig,
+        ws: &str,
+        (user, password): (&str, &str),
+        hz: f32,
+        dir: &Path,
+    ) -> io::Result<Browser> {
+        let tone = dir.join(format!("{user}-{hz}.wav"));
+        super::wav::write_tone(&tone, hz, 48_000, 1, 10.0)?;
+        config.audio_file = Some(tone);
+        let mut browser = Browser::start(config)?;
+        browser.register(ws, &format!("sip:{user}@127.0.0.1"), password)?;
+        Ok(browser)
+    }
+
     /// Registers `uri` (e.g. `sip:bob@127.0.0.1`) with `password` through the WebSocket URL
     /// `ws` (e.g. `ws://127.0.0.1:8080`), and waits for the registrar's 200. A
     /// `registration_failed` is an error carrying its cause.

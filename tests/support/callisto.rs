@@ -28,6 +28,27 @@ impl Callisto {
         Self::start_with_env(dir, args, &[])
     }
 
+    /// Starts `callisto answer --listen LISTEN ARGS… --json`: a direct answerer at `listen`
+    /// (`127.0.0.1:0` for any port; its `listening` event names the one it got).
+    pub fn answer(dir: &Path, listen: &str, args: &[&str]) -> std::io::Result<Callisto> {
+        Self::start(dir, &Self::with_json(&["answer", "--listen", listen], args))
+    }
+
+    /// Starts `callisto call URI --listen 127.0.0.1:0 ARGS… --json`.
+    pub fn call(dir: &Path, uri: &str, args: &[&str]) -> std::io::Result<Callisto> {
+        Self::start(
+            dir,
+            &Self::with_json(&["call", uri, "--listen", "127.0.0.1:0"], args),
+        )
+    }
+
+    fn with_json<'a>(command: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = command.to_vec();
+        all.extend_from_slice(args);
+        all.push("--json");
+        all
+    }
+
     /// Starts `callisto ARGS…` like [`Callisto::start`], with `env` added to its environment
     /// (e.g. `PULSE_SERVER` for a private sound server).
     pub fn start_with_env(

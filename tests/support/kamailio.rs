@@ -79,6 +79,22 @@ pub struct KamailioConfig {
     pub binary: Option<PathBuf>,
 }
 
+impl KamailioConfig {
+    /// A proxy for browsers: a WebSocket listener (no TLS) and the users alice and bob, whose
+    /// passwords are `alice-secret` and `bob-secret`.
+    pub fn websocket_for_alice_and_bob() -> KamailioConfig {
+        KamailioConfig {
+            ws_port: Some(free_port()),
+            tls_port: None,
+            users: vec![
+                ("alice".to_owned(), "alice-secret".to_owned()),
+                ("bob".to_owned(), "bob-secret".to_owned()),
+            ],
+            ..KamailioConfig::default()
+        }
+    }
+}
+
 impl Default for KamailioConfig {
     fn default() -> Self {
         let port = free_port();
@@ -281,6 +297,11 @@ impl Kamailio {
     /// The configuration it runs with.
     pub fn config(&self) -> &KamailioConfig {
         &self.config
+    }
+
+    /// The WebSocket listener's URL, `ws://127.0.0.1:PORT` (port 0 when there is none).
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.config.ws_port.unwrap_or_default())
     }
 
     /// `sip:127.0.0.1:<udp_port>`: the registrar URI for UDP.
