@@ -65,6 +65,8 @@ pub struct Config {
     pub accounts: Vec<Account>,
     pub transport: TransportSettings,
     pub timers: TimerSettings,
+    /// The window's device and media choices (its Settings page).
+    pub media: MediaSettings,
 }
 
 /// One SIP account.
@@ -181,6 +183,34 @@ impl Default for TransportSettings {
             keepalive_secs: 25,
             ws_pong_timeout_secs: 10,
             dns_servers: Vec::new(),
+        }
+    }
+}
+
+/// The devices and media the window's calls use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// The microphone: a capture device's id or name; none for the system's default.
+    pub input: Option<String>,
+    /// The speakers or headset: a playback device's id or name; none for the default.
+    pub output: Option<String>,
+    /// The camera's number in the system's list; none for the first.
+    pub camera: Option<u32>,
+    /// The picture size video calls send, `WIDTHxHEIGHT`.
+    pub video_size: String,
+    /// Audio codecs in order of preference, e.g. `opus, pcmu, pcma`.
+    pub codecs: String,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            input: None,
+            output: None,
+            camera: None,
+            video_size: "640x480".into(),
+            codecs: "opus, pcmu, pcma".into(),
         }
     }
 }
@@ -380,6 +410,13 @@ mod tests {
             }],
             transport: TransportSettings::default(),
             timers: TimerSettings::default(),
+            media: MediaSettings {
+                input: Some("alsa_input.usb-headset".into()),
+                output: None,
+                camera: Some(2),
+                video_size: "1280x720".into(),
+                codecs: "pcma, opus".into(),
+            },
         }
     }
 

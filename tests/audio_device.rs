@@ -15,8 +15,9 @@ use std::error::Error;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use callisto::app::{list_devices, DeviceCheck};
 use callisto_media::analysis::tone_coverage;
 use support::callisto::Callisto;
 use support::pulse::PulseServer;
@@ -347,5 +348,56 @@ fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_ba
     );
     assert!(before >= 2.0, "{before} s before");
     assert!(after >= 2.0, "{after} s after");
+    Ok(())
+}
+
+/// The Settings page's level meter: it lists the private server's devices, rises with a tone
+/// played into the chosen microphone and falls back once the tone stops. No camera here: the
+/// check says so and the meter runs alone.
+#[test]
+fn the_settings_meter_follows_the_chosen_microphone() -> TestResult {
+    let pulse = PulseServer::start(&["callisto_meter"])?;
+    // The check runs in this process: it reaches the private server through the environment
+    // (the other tests here give theirs to their child processes only).
+    for (key, value) in pulse.env() {
+        std::env::set_var(key, value);
+    }
+    let lists = list_devices();
+    let ids: Vec<&str> = lists.inputs.iter().map(|d| d.id.as_str()).collect();
+    assert!(ids.contains(&"callisto_meter.monitor"), "{lists:?}");
+    let (notes_tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+    let check = DeviceCheck::start(Some("callisto_meter.monitor".into()), None, notes_tx);
+    let level_within = |wanted: &dyn Fn(f32) -> bool, seconds: u64| {
+        let until = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < until {
+            if wanted(check.preview().level()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        check.preview().level() < 0.05,
+        "{}",
+        check.preview().level()
+    );
+    let tone = play_tone(&pulse, "callisto_meter", MIC_HZ, 8.0)?;
+    // The tone's peaks are at -10.5 dBFS: 0.82 on the meter's -60..0 dB scale.
+    assert!(
+        level_within(&|level| level > 0.7, 6),
+        "the meter stayed at {}",
+        check.preview().level()
+    );
+    drop(tone);
+    assert!(
+        level_within(&|level| level < 0.1, 6),
+        "the meter stayed at {}",
+        check.preview().level()
+    );
+    let note = notes.try_recv()?;
+    assert!(note.starts_with("No camera preview"), "{note}");
+    assert!(notes.try_recv().is_err(), "the microphone opened");
     Ok(())
 }

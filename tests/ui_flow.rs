@@ -10,6 +10,7 @@
 mod support;
 
 use std::error::Error;
+use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use callisto::app::{self, AppSetup};
 use callisto::config::Config;
 use callisto::ui::{
     self, AccountsAdapter, Actions, CallAdapter, DialerAdapter, HistoryAdapter, MainWindow, Nav,
+    SettingsAdapter,
 };
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
 use slint::{ComponentHandle, Model};
@@ -161,7 +163,7 @@ fn history(w: &MainWindow) -> Vec<(String, String)> {
 }
 
 /// The user's script: everything a person would click, checked on screen.
-fn script(window: Weak, kamailio: &Kamailio, dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
+fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn Error>> {
     let port = kamailio.config().udp_port;
     let registrar = format!("sip:127.0.0.1:{port}");
     wait_until(&window, "the first-run welcome", |w| {
@@ -195,23 +197,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &std::path::Path) -> Result<()
 
     // Dial bob, who answers; hang up.
     let bob_uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut bob = Callisto::start(
-        dir,
-        &[
-            "answer",
-            "--user",
-            &bob_uri,
-            "--password",
-            "bob-secret",
-            "--registrar",
-            &registrar,
-            "--listen",
-            "127.0.0.1:0",
-            "--audio",
-            "tone:880",
-            "--json",
-        ],
-    )?;
+    let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
     bob.expect("registered", WAIT)?;
     click(&window, "Dial")?;
     type_into(
@@ -235,25 +221,12 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &std::path::Path) -> Result<()
 
     // Bob calls back; answer audio-only; hang up.
     let alice_uri = format!("sip:alice@127.0.0.1:{port}");
-    let mut caller = Callisto::start(
+    let mut caller = start_bob(
         dir,
-        &[
-            "call",
-            &alice_uri,
-            "--user",
-            &bob_uri,
-            "--password",
-            "bob-secret",
-            "--registrar",
-            &registrar,
-            "--listen",
-            "127.0.0.1:0",
-            "--audio",
-            "tone:880",
-            "--duration",
-            "30",
-            "--json",
-        ],
+        &["call", &alice_uri],
+        &bob_uri,
+        &registrar,
+        &["--duration", "30"],
     )?;
     wait_until(&window, "bob's call ringing", |w| {
         let calls = w.global::<CallAdapter>();
@@ -272,7 +245,61 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &std::path::Path) -> Result<()
     assert!(rows[0].1.contains("bob"), "{rows:?}");
     caller.expect("call_ended", WAIT)?;
     caller.wait(WAIT)?;
+
+    // Settings: the device lists start with the system's default; a codec list calls cannot
+    // use is explained and not saved; a good one is saved to the configuration file.
+    click(&window, "Settings")?;
+    wait_until(&window, "the settings page's lists", |w| {
+        let page = w.global::<SettingsAdapter>();
+        page.get_inputs().row_data(0).as_deref() == Some("System default")
+            && page.get_cameras().row_data(0).as_deref() == Some("System default")
+            && page.get_video_sizes().row_count() == 3
+    })?;
+    type_into(&window, "opus, pcmu, pcma", "opus, g729".into())?;
+    click(&window, "Use these codecs")?;
+    wait_until(&window, "the codec list refused", |w| {
+        w.global::<SettingsAdapter>().get_error().contains("g729")
+    })?;
+    type_into(&window, "opus, pcmu, pcma", "pcma, opus".into())?;
+    click(&window, "Use these codecs")?;
+    wait_until(&window, "the codec list saved", |w| {
+        w.global::<SettingsAdapter>().get_error().is_empty()
+    })?;
+    let saved = Config::load(&dir.join("config.toml"))?;
+    assert_eq!(saved.media.codecs, "pcma, opus");
+    click(&window, "Dial")?;
     Ok(())
+}
+
+/// Bob as a headless Callisto registered with the registrar and playing a tone: `command` is
+/// the subcommand and its operands, `extra` the options after the shared ones.
+fn start_bob(
+    dir: &Path,
+    command: &[&str],
+    bob_uri: &str,
+    registrar: &str,
+    extra: &[&str],
+) -> std::io::Result<Callisto> {
+    let shared = [
+        "--user",
+        bob_uri,
+        "--password",
+        "bob-secret",
+        "--registrar",
+        registrar,
+        "--listen",
+        "127.0.0.1:0",
+        "--audio",
+        "tone:880",
+    ];
+    let args: Vec<&str> = command
+        .iter()
+        .chain(&shared)
+        .chain(extra)
+        .chain(&["--json"])
+        .copied()
+        .collect();
+    Callisto::start(dir, &args)
 }
 
 #[test]

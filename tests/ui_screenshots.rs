@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use callisto::app::{AccountRow, CallRow, HistoryRow, Screen, Snapshot};
+use callisto::app::{AccountRow, CallRow, HistoryRow, Screen, SettingsScreen, Snapshot};
 use callisto::ui::video_image::frame_image;
 use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
@@ -196,18 +196,27 @@ fn views() -> Vec<View> {
             set_up: Box::new({
                 let idle = idle.clone();
                 move |window| {
-                    apply(window, &idle);
-                    let settings = window.global::<SettingsAdapter>();
-                    let names = |n: &[&str]| {
-                        ModelRc::new(VecModel::from(
-                            n.iter()
-                                .map(|s| slint::SharedString::from(*s))
-                                .collect::<Vec<_>>(),
-                        ))
+                    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
+                    let page = SettingsScreen {
+                        inputs: names(&["System default", "Built-in Microphone", "USB Headset"]),
+                        outputs: names(&["System default", "Speakers", "USB Headset"]),
+                        cameras: names(&["System default"]),
+                        input: 2,
+                        output: 2,
+                        camera: 0,
+                        video_size: "640x480".into(),
+                        codecs: "opus, pcmu, pcma".into(),
+                        error: String::new(),
+                        notice: "No camera preview: no camera found.".into(),
                     };
-                    settings.set_inputs(names(&["Default microphone", "USB headset"]));
-                    settings.set_outputs(names(&["Default speakers", "USB headset"]));
-                    settings.set_cameras(names(&["No camera found"]));
+                    apply(
+                        window,
+                        &Screen {
+                            settings: page,
+                            ..idle.clone()
+                        },
+                    );
+                    let settings = window.global::<SettingsAdapter>();
                     settings.set_mic_level(0.4);
                     window.global::<Nav>().set_page(Page::Settings);
                 }

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::account;
-use crate::call::{callee_uri, direct_call, media_options_for};
-use crate::cli::{AccountArgs, MediaArgs};
+use crate::call::{callee_uri, direct_call};
+use crate::cli::AccountArgs;
 use crate::config::{Account, Config};
 use crate::engine::{
     self, CallControls, CallKey, Command, EngineEvent, EngineHandle, OutgoingCall,
@@ -22,7 +22,12 @@ use crate::engine::{
 use crate::register;
 use callisto_signaling::transport::{Target, TransportKind};
 
+use super::account_form::{account_from_form, AccountForm};
 use super::address_book::{AddressBook, ContactRow};
+use super::device_check::{list_devices, DeviceCheck, DeviceLists, DevicePreview};
+use super::settings::{
+    app_media, settings_from_form, settings_screen, SettingsForm, SettingsScreen,
+};
 use super::view_model::{AccountState, Snapshot, ViewModel};
 
 /// What the user did in the window.
@@ -77,6 +82,11 @@ pub enum Action {
     ToggleFavourite(i64),
     /// Call a contact's first address.
     CallContact(i64),
+    /// The Settings page opened (`true`) or closed: its device lists, level meter and camera
+    /// preview run only while it is open.
+    SettingsShown(bool),
+    /// The Settings page changed: save it when calls can use it.
+    SaveSettings(SettingsForm),
     /// The window closed: hang up, unregister, stop.
     Quit,
 }
@@ -93,16 +103,6 @@ impl Action {
                 | Action::ToggleFavourite(_)
         )
     }
-}
-
-/// The add-account form as typed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct AccountForm {
-    pub user: String,
-    pub password: String,
-    pub registrar: String,
-    pub media: String,
-    pub srtp: String,
 }
 
 /// One history row in words.
@@ -133,6 +133,10 @@ pub struct Screen {
     pub first_run: bool,
     /// The shown call's switches and pictures (the window polls its pictures).
     pub video: Option<CallControls>,
+    pub settings: SettingsScreen,
+    /// The microphone's level and the camera's picture while the Settings page is open (the
+    /// window polls them).
+    pub preview: Option<DevicePreview>,
 }
 
 /// Where the controller shows its screens (the Slint window, or a test).
@@ -189,6 +193,8 @@ pub async fn run(
         }
     };
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
+    let (lists_tx, mut lists_rx) = mpsc::unbounded_channel();
+    let (device_notes_tx, mut device_notes_rx) = mpsc::unbounded_channel();
     let (book, book_message) = AddressBook::open(setup.data_dir.as_deref());
     let notice = [Some(setup.notice.clone()), book_message]
         .into_iter()
@@ -212,6 +218,7 @@ pub async fn run(
         config_path: setup.config_path.clone(),
         data_dir: setup.data_dir.clone(),
         resolved_tx,
+        settings: SettingsPage::new(lists_tx, device_notes_tx),
     };
     for account in setup.config.accounts.clone() {
         app.start_account(account);
@@ -240,6 +247,8 @@ pub async fn run(
                 None => break,
             },
             Some(resolved) = resolved_rx.recv() => app.on_resolved(resolved),
+            Some(lists) = lists_rx.recv() => app.settings.lists = lists,
+            Some(note) = device_notes_rx.recv() => app.settings.notes.push(note),
             _ = tokio::time::sleep(Duration::from_secs(1)), if tick => {}
         }
         app.keep_book_rows_current();
@@ -268,6 +277,37 @@ struct Controller {
     config_path: PathBuf,
     data_dir: Option<PathBuf>,
     resolved_tx: mpsc::UnboundedSender<Resolved>,
+    settings: SettingsPage,
+}
+
+/// The Settings page's state while it is open.
+struct SettingsPage {
+    open: bool,
+    lists: DeviceLists,
+    /// Device problems the check met ("The microphone cannot be opened: …").
+    notes: Vec<String>,
+    /// Why the last change was refused.
+    error: String,
+    check: Option<DeviceCheck>,
+    lists_tx: mpsc::UnboundedSender<DeviceLists>,
+    device_notes_tx: mpsc::UnboundedSender<String>,
+}
+
+impl SettingsPage {
+    fn new(
+        lists_tx: mpsc::UnboundedSender<DeviceLists>,
+        device_notes_tx: mpsc::UnboundedSender<String>,
+    ) -> Self {
+        SettingsPage {
+            open: false,
+            lists: DeviceLists::default(),
+            notes: Vec::new(),
+            error: String::new(),
+            check: None,
+            lists_tx,
+            device_notes_tx,
+        }
+    }
 }
 
 impl Controller {
@@ -283,6 +323,13 @@ impl Controller {
             notice: self.notice.clone(),
             first_run: self.accounts.is_empty(),
             video: self.model.current_controls().cloned(),
+            settings: settings_screen(
+                &self.config.media,
+                &self.settings.lists,
+                &self.settings.error,
+                &self.settings.notes,
+            ),
+            preview: self.settings.check.as_ref().map(|c| c.preview().clone()),
         }
     }
 
@@ -330,7 +377,7 @@ impl Controller {
     /// Incoming calls ring with the first account's media settings.
     fn accept_calls(&self) {
         let account = self.accounts.first().map(|a| &a.account);
-        match app_media(account, true) {
+        match app_media(account, true, &self.config.media) {
             Ok(media) => {
                 let _ = self.engine.commands.send(Command::AcceptCalls {
                     media: Some(Box::new(media)),
@@ -439,6 +486,8 @@ impl Controller {
                 }
                 Err(reason) => self.notice = format!("Cannot transfer: {reason}"),
             },
+            Action::SettingsShown(open) => self.settings_shown(open),
+            Action::SaveSettings(form) => self.save_settings(form),
             Action::AddAccount(form) => self.add_account(form),
             Action::RemoveAccount(index) => self.remove_account(index),
             Action::RetryAccount(index) => {
@@ -478,7 +527,7 @@ impl Controller {
         self.dial_error.clear();
         self.last_dialed = Some(address.trim().to_string());
         let account = self.accounts.first();
-        let media = match app_media(account.map(|a| &a.account), video) {
+        let media = match app_media(account.map(|a| &a.account), video, &self.config.media) {
             Ok(media) => media,
             Err(reason) => {
                 self.notice = format!("Cannot call: {reason}");
@@ -558,6 +607,59 @@ impl Controller {
         self.save_config();
     }
 
+    fn settings_shown(&mut self, open: bool) {
+        self.settings.open = open;
+        self.settings.notes.clear();
+        self.settings.check = None;
+        if !open {
+            return;
+        }
+        let tx = self.settings.lists_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(list_devices());
+        });
+        self.start_device_check();
+    }
+
+    /// Opens the chosen microphone and camera for the page's meter and preview, unless a call
+    /// has them.
+    fn start_device_check(&mut self) {
+        self.settings.check = None;
+        if !self.model.calls().is_empty() {
+            self.settings
+                .notes
+                .push("The level meter and the camera preview wait until the call ends.".into());
+            return;
+        }
+        let media = &self.config.media;
+        self.settings.check = Some(DeviceCheck::start(
+            media.input.clone(),
+            media.camera,
+            self.settings.device_notes_tx.clone(),
+        ));
+    }
+
+    fn save_settings(&mut self, form: SettingsForm) {
+        match settings_from_form(&form, &self.config.media, &self.settings.lists) {
+            Ok(settings) => {
+                self.settings.error.clear();
+                if settings == self.config.media {
+                    return;
+                }
+                let devices_changed = (&settings.input, settings.camera)
+                    != (&self.config.media.input, self.config.media.camera);
+                self.config.media = settings;
+                self.save_config();
+                self.accept_calls();
+                if devices_changed && self.settings.open {
+                    self.settings.notes.clear();
+                    self.start_device_check();
+                }
+            }
+            Err(reason) => self.settings.error = reason,
+        }
+    }
+
     fn save_config(&mut self) {
         if let Err(error) = self.config.save(&self.config_path) {
             self.notice = format!(
@@ -600,107 +702,8 @@ fn report(notice: &mut String, outcome: Result<(), String>) {
     }
 }
 
-/// The media a call from the app offers: the account's path, SRTP and ICE servers.
-fn app_media(account: Option<&Account>, video: bool) -> Result<engine::MediaOptions, String> {
-    let mut args = MediaArgs {
-        audio: "device".into(),
-        play_audio: Some("device".into()),
-        ..MediaArgs::default()
-    };
-    if video {
-        args.video = "camera".into();
-    }
-    media_options_for(&args, account)
-}
-
-/// Checks the add-account form and makes it an account.
-pub fn account_from_form(form: &AccountForm) -> Result<Account, String> {
-    let user = form.user.trim();
-    if user.is_empty() {
-        return Err("Give the account's address, like sip:alice@example.org".into());
-    }
-    let with_scheme = if user.starts_with("sip:") || user.starts_with("sips:") {
-        user.to_string()
-    } else {
-        format!("sip:{user}")
-    };
-    let uri = account::parse_sip_uri(&with_scheme)
-        .filter(|uri| uri.auth.is_some())
-        .ok_or_else(|| {
-            format!("'{user}' is not an account address; write it like sip:alice@example.org")
-        })?;
-    let registrar = form.registrar.trim();
-    let unreadable = registrar.contains(char::is_whitespace)
-        || (account::parse_sip_uri(registrar).is_none()
-            && account::websocket_url(registrar).is_none());
-    if !registrar.is_empty() && unreadable {
-        return Err(format!(
-            "'{registrar}' is not a server address; write it like sip:pbx.example.org or wss://example.org/ws"
-        ));
-    }
-    let choice = |text: &str, allowed: &[&str]| -> Result<Option<String>, String> {
-        match text.trim() {
-            "" => Ok(None),
-            t if allowed.contains(&t) => Ok(Some(t.to_string())),
-            t => Err(format!("'{t}' is not one of {}", allowed.join(", "))),
-        }
-    };
-    Ok(Account {
-        user: uri.to_string(),
-        password: (!form.password.is_empty()).then(|| form.password.clone()),
-        registrar: (!registrar.is_empty()).then(|| registrar.to_string()),
-        media: choice(&form.media, &["classic", "webrtc"])?,
-        srtp: choice(&form.srtp, &["off", "optional", "mandatory"])?,
-        ..Account::default()
-    })
-}
-
 /// Where the app's files go when `--data-dir` is not given.
 pub fn default_data_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("org", "Callisto", "callisto")
         .map(|d| d.data_dir().to_path_buf())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_account_form_explains_what_is_wrong() {
-        let form = |user: &str, registrar: &str| AccountForm {
-            user: user.into(),
-            registrar: registrar.into(),
-            ..AccountForm::default()
-        };
-        assert!(account_from_form(&form("", ""))
-            .unwrap_err()
-            .contains("address"));
-        assert!(account_from_form(&form("example.org", ""))
-            .unwrap_err()
-            .contains("not an account address"));
-        assert!(
-            account_from_form(&form("alice@example.org", "not a server!"))
-                .unwrap_err()
-                .contains("not a server address")
-        );
-        let account = account_from_form(&AccountForm {
-            user: "alice@example.org".into(),
-            password: "secret".into(),
-            registrar: "sip:127.0.0.1:5060".into(),
-            media: "webrtc".into(),
-            srtp: "mandatory".into(),
-        })
-        .unwrap();
-        assert_eq!(account.user, "sip:alice@example.org");
-        assert_eq!(account.password.as_deref(), Some("secret"));
-        assert_eq!(account.media.as_deref(), Some("webrtc"));
-        assert_eq!(account.srtp.as_deref(), Some("mandatory"));
-        let wrong = AccountForm {
-            srtp: "sometimes".into(),
-            ..form("alice@example.org", "")
-        };
-        assert!(account_from_form(&wrong)
-            .unwrap_err()
-            .contains("not one of"));
-    }
 }

@@ -1,16 +1,19 @@
 //! The desktop app's logic without a window: the view-model the engine's events feed, and the
 //! controller between the window and the engine. `src/ui/` shows what this produces.
 
+mod account_form;
 mod address_book;
 mod controller;
+mod device_check;
 mod format;
+mod settings;
 mod view_model;
 
+pub use account_form::{account_from_form, AccountForm};
 pub use address_book::{AddressBook, ContactRow};
-pub use controller::{
-    account_from_form, default_data_dir, run, AccountForm, Action, AppSetup, Display, HistoryRow,
-    Screen,
-};
+pub use controller::{default_data_dir, run, Action, AppSetup, Display, HistoryRow, Screen};
+pub use device_check::{list_devices, meter_level, DeviceCheck, DeviceLists, DevicePreview};
+pub use settings::{SettingsForm, SettingsScreen, SYSTEM_DEFAULT, VIDEO_SIZES};
 pub use view_model::{
     AccountRow, AccountState, CallRow, Direction, FinishedCall, Phase, Snapshot, ViewModel,
 };

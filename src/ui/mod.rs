@@ -1,7 +1,7 @@
 //! The Slint window and its adapters: the only code that touches generated UI types.
 //!
 //! `ui/*.slint` declares one global per concern (`AccountsAdapter`, `DialerAdapter`,
-//! `CallAdapter`, `HistoryAdapter`, …); each has one adapter module here that copies the
+//! `CallAdapter`, `HistoryAdapter`, `SettingsAdapter`, …); each has one adapter module here that copies the
 //! controller's [`Screen`] into the global's properties and turns the global's callbacks into
 //! [`Action`]s (STYLE.md, Slint todo-mvc). Screens reach the window through [`WindowDisplay`],
 //! which keeps only the latest one and schedules a single update on the event loop, however
@@ -19,6 +19,7 @@ mod call_adapter;
 mod contacts_adapter;
 mod dialer_adapter;
 mod history_adapter;
+mod settings_adapter;
 pub mod video_image;
 mod video_pump;
 mod window;
@@ -49,6 +50,7 @@ pub fn connect(window: &MainWindow, actions: &Actions) {
     call_adapter::connect(window, actions);
     history_adapter::connect(window, actions);
     contacts_adapter::connect(window, actions);
+    settings_adapter::connect(window, actions);
 }
 
 /// Copies a screen into the window.
@@ -62,6 +64,7 @@ pub fn apply(window: &MainWindow, screen: &Screen) {
     call_adapter::apply(window, screen);
     history_adapter::apply(window, screen);
     contacts_adapter::apply(window, screen);
+    settings_adapter::apply(window, screen);
     let shown = screen.view.current.and_then(|i| screen.view.calls.get(i));
     video_pump::follow(
         window,

@@ -1,0 +1,217 @@
+//! The Settings page's look at the machine's devices: the lists to choose from, and, while the
+//! page is open, the chosen microphone's level and the chosen camera's picture.
+//!
+//! Listing and opening devices block (PulseAudio answers in milliseconds, a camera can take a
+//! second), so [`list_devices`] runs on a blocking thread and [`DeviceCheck`] owns a thread of
+//! its own. The window reads the level and the picture from a [`DevicePreview`] on its own
+//! timer (DESIGN.md rule 4): nothing here calls into the UI.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callisto_media::audio::{AudioFormat, AudioSource};
+use callisto_media::device::{audio_devices, AudioDeviceInfo, DeviceCapture, Direction};
+use callisto_media::video::camera::{cameras, CameraInfo, CameraSource};
+use callisto_media::video::{FrameSlot, VideoFormat, VideoSource};
+use tokio::sync::mpsc;
+
+/// The devices found, and what went wrong finding them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceLists {
+    pub inputs: Vec<AudioDeviceInfo>,
+    pub outputs: Vec<AudioDeviceInfo>,
+    pub cameras: Vec<CameraInfo>,
+    /// Problems in words ("No sound system: …"); empty when all was found.
+    pub problems: Vec<String>,
+}
+
+/// Asks the sound system and the cameras what there is. Blocks.
+pub fn list_devices() -> DeviceLists {
+    let mut lists = DeviceLists::default();
+    match audio_devices() {
+        Ok(devices) => {
+            for device in devices {
+                match device.direction {
+                    Direction::Input => lists.inputs.push(device),
+                    Direction::Output => lists.outputs.push(device),
+                }
+            }
+        }
+        Err(error) => lists.problems.push(format!("No sound devices: {error}.")),
+    }
+    match cameras() {
+        Ok(found) => lists.cameras = found,
+        Err(error) => lists.problems.push(format!("No cameras: {error}.")),
+    }
+    lists
+}
+
+/// What the window shows while the Settings page is open; cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct DevicePreview {
+    /// The microphone's level from 0 to 1 (an `f32`'s bits).
+    level: Arc<AtomicU32>,
+    /// The camera's latest picture.
+    pub camera: FrameSlot,
+}
+
+impl DevicePreview {
+    /// The microphone's level now, from 0 (silence, or below -60 dBFS) to 1 (full scale).
+    pub fn level(&self) -> f32 {
+        f32::from_bits(self.level.load(Ordering::Relaxed))
+    }
+
+    fn set_level(&self, level: f32) {
+        self.level.store(level.to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for DevicePreview {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.level, &other.level) && self.camera == other.camera
+    }
+}
+
+/// The microphone's level meter and the camera's preview, running until dropped.
+#[derive(Debug)]
+pub struct DeviceCheck {
+    preview: DevicePreview,
+    stop: Arc<AtomicBool>,
+}
+
+/// How the meter falls back after a peak, per 20 ms frame (about 20 dB a second).
+const FALL_PER_FRAME: f32 = (20.0 / 60.0) / 50.0;
+/// The preview's picture: small, and enough frames to see movement.
+const PREVIEW: (u32, u32, u32) = (320, 240, 15);
+
+impl DeviceCheck {
+    /// Opens the microphone `input` and the camera `camera` (`None`: the defaults) on a thread
+    /// of its own. What cannot be opened is said on `problems`, once.
+    pub fn start(
+        input: Option<String>,
+        camera: Option<u32>,
+        problems: mpsc::UnboundedSender<String>,
+    ) -> DeviceCheck {
+        let preview = DevicePreview::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let check = DeviceCheck {
+            preview: preview.clone(),
+            stop: Arc::clone(&stop),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("device-check".into())
+            .spawn(move || run(input, camera, preview, stop, problems));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "the settings' device check did not start");
+        }
+        check
+    }
+
+    pub fn preview(&self) -> &DevicePreview {
+        &self.preview
+    }
+}
+
+impl Drop for DeviceCheck {
+    /// Stops the thread; it closes the devices within a frame.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn run(
+    input: Option<String>,
+    camera: Option<u32>,
+    preview: DevicePreview,
+    stop: Arc<AtomicBool>,
+    problems: mpsc::UnboundedSender<String>,
+) {
+    let ignore_events = Box::new(|_| {});
+    let mut microphone =
+        match DeviceCapture::open(input.as_deref(), AudioFormat::MONO_48K, ignore_events) {
+            Ok(capture) => Some(capture),
+            Err(error) => {
+                let _ = problems.send(format!("The microphone cannot be opened: {error}."));
+                None
+            }
+        };
+    let (width, height, fps) = PREVIEW;
+    let mut picture = match VideoFormat::new(width, height, fps)
+        .map_err(|e| e.to_string())
+        .and_then(|format| CameraSource::open(camera, format).map_err(|e| e.to_string()))
+    {
+        Ok(source) => Some(source),
+        Err(error) => {
+            let _ = problems.send(format!("No camera preview: {error}."));
+            None
+        }
+    };
+    if microphone.is_none() && picture.is_none() {
+        return;
+    }
+    let frame = Duration::from_millis(20);
+    let picture_every = 1000 / fps / 20;
+    let mut next = Instant::now();
+    let mut level = 0.0f32;
+    let mut samples = vec![0i16; AudioFormat::MONO_48K.frame_len()];
+    for count in 0u32.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(mic) = microphone.as_mut() {
+            if mic.read(&mut samples).is_ok() {
+                level = meter_level(level, &samples);
+                preview.set_level(level);
+            }
+        }
+        if count % picture_every.max(1) == 0 {
+            if let Some(Ok(Some(frame))) = picture.as_mut().map(VideoSource::next_frame) {
+                preview.camera.put(&frame);
+            }
+        }
+        next += frame;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// The meter after one more frame: up at once to the frame's peak, down slowly from the last
+/// value. The scale is the peak in dBFS from -60 (0) to 0 (1).
+pub fn meter_level(previous: f32, samples: &[i16]) -> f32 {
+    let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+    let now = if peak == 0 {
+        0.0
+    } else {
+        let dbfs = 20.0 * (f32::from(peak) / 32768.0).log10();
+        ((dbfs + 60.0) / 60.0).clamp(0.0, 1.0)
+    };
+    now.max(previous - FALL_PER_FRAME).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meter_rises_at_once_and_falls_slowly() {
+        let silence = vec![0i16; 960];
+        let full = vec![i16::MAX; 960];
+        // -20 dBFS: a third of the way down the scale.
+        let quiet = vec![3277i16; 960];
+        assert_eq!(meter_level(0.0, &silence), 0.0);
+        assert!((meter_level(0.0, &full) - 1.0).abs() < 1e-3);
+        let level = meter_level(0.0, &quiet);
+        assert!((level - 2.0 / 3.0).abs() < 0.01, "{level}");
+        // After the peak, silence lowers it a step a frame, not at once.
+        let after = meter_level(1.0, &silence);
+        assert!(after < 1.0 && after > 0.9, "{after}");
+        // About 20 dB a second: a second of silence takes a third of the scale.
+        let mut falling = 1.0;
+        for _ in 0..50 {
+            falling = meter_level(falling, &silence);
+        }
+        assert!((falling - 2.0 / 3.0).abs() < 0.01, "{falling}");
+        // Never below zero.
+        assert_eq!(meter_level(0.001, &silence), 0.0);
+    }
+}

@@ -1,0 +1,134 @@
+//! `SettingsAdapter`: the device lists and choices, the microphone's level meter and the
+//! camera's preview. The meter and the preview are polled from the controller's
+//! [`DevicePreview`] by a timer that runs only while the page is open.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use slint::{ComponentHandle, SharedString};
+
+use super::video_image::frame_image;
+use super::{sync_rows, Actions, MainWindow, SettingsAdapter};
+use crate::app::{Action, DevicePreview, Screen, SettingsForm, SettingsScreen, VIDEO_SIZES};
+
+/// The meter's and the preview's refresh: smooth enough for a meter, cheap for a page.
+const REFRESH: Duration = Duration::from_millis(66);
+
+struct Previewing {
+    preview: DevicePreview,
+    seen: u64,
+}
+
+thread_local! {
+    /// The page as last applied: the window is only written when it changes, and the codec
+    /// list only when the saved one does, never over what is being typed.
+    static APPLIED: RefCell<Option<SettingsScreen>> = const { RefCell::new(None) };
+    static PREVIEWING: RefCell<Option<Previewing>> = const { RefCell::new(None) };
+    static TIMER: slint::Timer = slint::Timer::default();
+}
+
+pub(super) fn connect(window: &MainWindow, actions: &Actions) {
+    let adapter = window.global::<SettingsAdapter>();
+    let a = actions.clone();
+    adapter.on_shown(move |open| a.send(Action::SettingsShown(open)));
+    let a = actions.clone();
+    let weak = window.as_weak();
+    adapter.on_changed(move || {
+        let Some(window) = weak.upgrade() else {
+            return;
+        };
+        let adapter = window.global::<SettingsAdapter>();
+        let index = |i: i32| usize::try_from(i).unwrap_or(0);
+        a.send(Action::SaveSettings(SettingsForm {
+            input: index(adapter.get_input()),
+            output: index(adapter.get_output()),
+            camera: index(adapter.get_camera()),
+            video_size: adapter.get_video_size().into(),
+            codecs: adapter.get_codecs().into(),
+        }));
+    });
+}
+
+pub(super) fn apply(window: &MainWindow, screen: &Screen) {
+    let adapter = window.global::<SettingsAdapter>();
+    let page = &screen.settings;
+    APPLIED.with_borrow_mut(|applied| {
+        if applied.as_ref() == Some(page) {
+            return;
+        }
+        let names = |list: &[String]| -> Vec<SharedString> {
+            list.iter().map(|n| n.as_str().into()).collect()
+        };
+        let sizes: Vec<SharedString> = VIDEO_SIZES.iter().map(|&s| s.into()).collect();
+        sync_rows(adapter.get_video_sizes(), sizes, |m| {
+            adapter.set_video_sizes(m)
+        });
+        sync_rows(adapter.get_inputs(), names(&page.inputs), |m| {
+            adapter.set_inputs(m)
+        });
+        sync_rows(adapter.get_outputs(), names(&page.outputs), |m| {
+            adapter.set_outputs(m)
+        });
+        sync_rows(adapter.get_cameras(), names(&page.cameras), |m| {
+            adapter.set_cameras(m)
+        });
+        let index = |i: usize| i32::try_from(i).unwrap_or(0);
+        adapter.set_input(index(page.input));
+        adapter.set_output(index(page.output));
+        adapter.set_camera(index(page.camera));
+        adapter.set_video_size(page.video_size.as_str().into());
+        // What is typed stays until the saved list changes (a refused list stays to be fixed).
+        if applied.as_ref().map(|a| &a.codecs) != Some(&page.codecs) {
+            adapter.set_codecs(page.codecs.as_str().into());
+        }
+        adapter.set_error(page.error.as_str().into());
+        adapter.set_device_notice(page.notice.as_str().into());
+        *applied = Some(page.clone());
+    });
+    follow(window, screen.preview.as_ref());
+}
+
+/// Shows `preview`'s level and picture from now on (`None`: the page is closed).
+fn follow(window: &MainWindow, preview: Option<&DevicePreview>) {
+    let changed = PREVIEWING.with_borrow_mut(|previewing| {
+        if previewing.as_ref().map(|p| &p.preview) == preview {
+            return false;
+        }
+        *previewing = preview.map(|p| Previewing {
+            preview: p.clone(),
+            seen: 0,
+        });
+        true
+    });
+    if !changed {
+        return;
+    }
+    let adapter = window.global::<SettingsAdapter>();
+    adapter.set_mic_level(0.0);
+    adapter.set_camera_preview(slint::Image::default());
+    TIMER.with(|timer| match preview {
+        Some(_) => {
+            let weak = window.as_weak();
+            timer.start(slint::TimerMode::Repeated, REFRESH, move || {
+                if let Some(window) = weak.upgrade() {
+                    pump(&window);
+                }
+            });
+        }
+        None => timer.stop(),
+    });
+}
+
+fn pump(window: &MainWindow) {
+    PREVIEWING.with_borrow_mut(|previewing| {
+        let Some(p) = previewing.as_mut() else {
+            return;
+        };
+        let adapter = window.global::<SettingsAdapter>();
+        adapter.set_mic_level(p.preview.level());
+        if let Some((seen, frame)) = p.preview.camera.take_newer(p.seen) {
+            p.seen = seen;
+            adapter.set_camera_preview(frame_image(&frame));
+        }
+    });
+}
