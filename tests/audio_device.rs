@@ -17,8 +17,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use callisto::app::{list_devices, DeviceCheck};
-use callisto_media::analysis::tone_coverage;
+use callisto::app::{list_devices, DeviceCheck, Ringer};
+use callisto_media::analysis::{dominant_frequency, tone_coverage};
 use support::callisto::Callisto;
 use support::pulse::PulseServer;
 use support::wav;
@@ -357,11 +357,7 @@ fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_ba
 #[test]
 fn the_settings_meter_follows_the_chosen_microphone() -> TestResult {
     let pulse = PulseServer::start(&["callisto_meter"])?;
-    // The check runs in this process: it reaches the private server through the environment
-    // (the other tests here give theirs to their child processes only).
-    for (key, value) in pulse.env() {
-        std::env::set_var(key, value);
-    }
+    let _env = in_process_client_of(&pulse);
     let lists = list_devices();
     let ids: Vec<&str> = lists.inputs.iter().map(|d| d.id.as_str()).collect();
     assert!(ids.contains(&"callisto_meter.monitor"), "{lists:?}");
@@ -400,4 +396,66 @@ fn the_settings_meter_follows_the_chosen_microphone() -> TestResult {
     assert!(note.starts_with("No camera preview"), "{note}");
     assert!(notes.try_recv().is_err(), "the microphone opened");
     Ok(())
+}
+
+/// The ringtone on the chosen speakers: two bursts of 400 and 450 Hz every three seconds, as
+/// the monitor of the sink hears them, and quiet once the ringer is dropped.
+#[test]
+fn the_ringtone_plays_its_cadence_on_the_chosen_speakers_until_stopped() -> TestResult {
+    let pulse = PulseServer::start(&["callisto_ring"])?;
+    let _env = in_process_client_of(&pulse);
+    let path = pulse.dir().join("ring.raw");
+    let recorder = record_raw(&pulse, "callisto_ring.monitor", &path)?;
+    // The monitor delivers its first samples 1.3-1.7 s after the record stream starts.
+    std::thread::sleep(Duration::from_secs(2));
+    let ringer = Ringer::start(Some("callisto_ring".into()));
+    std::thread::sleep(Duration::from_millis(6500));
+    drop(ringer);
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(recorder);
+    let samples = read_raw(&path)?;
+    // 100 ms windows: loud ones carry the ring, quiet ones nothing.
+    let windows: Vec<&[i16]> = samples.chunks_exact(4800).collect();
+    let rms =
+        |w: &[i16]| (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+    let loud: Vec<bool> = windows.iter().map(|w| rms(w) > 1000.0).collect();
+    let picture: String = loud.iter().map(|&l| if l { '#' } else { '.' }).collect();
+    println!("the monitor, 100 ms a character: {picture}");
+    for window in windows.iter().filter(|w| rms(w) > 1000.0) {
+        let (hz, _) = dominant_frequency(window, 48_000).ok_or("no frequency")?;
+        let near = |tone: f32| (hz - tone).abs() < 0.03 * tone;
+        assert!(near(400.0) || near(450.0), "{hz} Hz in {picture}");
+    }
+    let first = loud
+        .iter()
+        .position(|&l| l)
+        .ok_or(format!("no ring: {picture}"))?;
+    // One period: 0.8 s of ring in 3 s (edges may split a window), and the next period
+    // starts three seconds on.
+    let period: usize = loud[first..first + 30].iter().filter(|&&l| l).count();
+    assert!(
+        (5..=11).contains(&period),
+        "{period} loud windows: {picture}"
+    );
+    assert!(
+        loud[first + 29..=first + 31].iter().any(|&l| l),
+        "no second period: {picture}"
+    );
+    // Quiet after the ringer stopped.
+    let tail = &loud[loud.len() - 8..];
+    assert!(tail.iter().all(|&l| !l), "still ringing: {picture}");
+    Ok(())
+}
+
+/// The tests that open devices in this process (not in a child) reach their private server
+/// through this process's environment: one at a time.
+fn in_process_client_of(pulse: &PulseServer) -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (key, value) in pulse.env() {
+        std::env::set_var(key, value);
+    }
+    guard
 }

@@ -25,6 +25,7 @@ use callisto_signaling::transport::{Target, TransportKind};
 use super::account_form::{account_from_form, AccountForm};
 use super::address_book::{AddressBook, ContactRow};
 use super::device_check::{list_devices, DeviceCheck, DeviceLists, DevicePreview};
+use super::ringer::Ringer;
 use super::settings::{
     app_media, settings_from_form, settings_screen, SettingsForm, SettingsScreen,
 };
@@ -219,6 +220,7 @@ pub async fn run(
         data_dir: setup.data_dir.clone(),
         resolved_tx,
         settings: SettingsPage::new(lists_tx, device_notes_tx),
+        ringer: None,
     };
     for account in setup.config.accounts.clone() {
         app.start_account(account);
@@ -252,6 +254,7 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_secs(1)), if tick => {}
         }
         app.keep_book_rows_current();
+        app.keep_ringing();
         display.show(app.screen());
     }
     app.shut_down().await;
@@ -278,6 +281,8 @@ struct Controller {
     data_dir: Option<PathBuf>,
     resolved_tx: mpsc::UnboundedSender<Resolved>,
     settings: SettingsPage,
+    /// Plays while an incoming call waits.
+    ringer: Option<Ringer>,
 }
 
 /// The Settings page's state while it is open.
@@ -394,6 +399,16 @@ impl Controller {
             contacts: self.book.contact_rows(),
             day: local_day(now),
         };
+    }
+
+    /// Rings while an incoming call waits, on the chosen speakers; stops once it is answered,
+    /// declined or gone.
+    fn keep_ringing(&mut self) {
+        match (self.model.ringing(), self.ringer.is_some()) {
+            (true, false) => self.ringer = Some(Ringer::start(self.config.media.output.clone())),
+            (false, true) => self.ringer = None,
+            _ => {}
+        }
     }
 
     /// Re-words the history when the local date changed since it was worded.

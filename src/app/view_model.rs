@@ -419,6 +419,11 @@ impl ViewModel {
         }
     }
 
+    /// Whether an incoming call waits for an answer (the ringtone plays).
+    pub fn ringing(&self) -> bool {
+        self.calls.iter().any(|c| c.phase == Phase::Incoming)
+    }
+
     /// Whether anything on screen changes by itself (a call timer runs).
     pub fn ticking(&self) -> bool {
         !self.calls.is_empty()
