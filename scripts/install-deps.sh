@@ -69,6 +69,8 @@ TEST_PACKAGES=(
     xvfb
     pulseaudio
     pulseaudio-utils
+    # A private session bus for the desktop-notification tests (src/app/notifier.rs).
+    dbus-daemon
 )
 
 # Node.js for the browser peer: any `node` and `npm` on PATH will do (the machine may have its

@@ -25,6 +25,7 @@ use callisto_signaling::transport::{Target, TransportKind};
 use super::account_form::{account_from_form, AccountForm};
 use super::address_book::{AddressBook, ContactRow};
 use super::device_check::{list_devices, DeviceCheck, DeviceLists, DevicePreview};
+use super::notifier::{Bus, Note, Notifier};
 use super::ringer::Ringer;
 use super::settings::{
     app_media, settings_from_form, settings_screen, SettingsForm, SettingsScreen,
@@ -221,6 +222,7 @@ pub async fn run(
         resolved_tx,
         settings: SettingsPage::new(lists_tx, device_notes_tx),
         ringer: None,
+        notifier: Notifier::start(Bus::Session),
     };
     for account in setup.config.accounts.clone() {
         app.start_account(account);
@@ -283,6 +285,8 @@ struct Controller {
     settings: SettingsPage,
     /// Plays while an incoming call waits.
     ringer: Option<Ringer>,
+    /// Shows the desktop's notification of a ringing call.
+    notifier: Notifier,
 }
 
 /// The Settings page's state while it is open.
@@ -401,12 +405,21 @@ impl Controller {
         };
     }
 
-    /// Rings while an incoming call waits, on the chosen speakers; stops once it is answered,
-    /// declined or gone.
+    /// Rings while an incoming call waits, on the chosen speakers, and shows the desktop's
+    /// notification; stops both once it is answered, declined or gone.
     fn keep_ringing(&mut self) {
         match (self.model.ringing(), self.ringer.is_some()) {
-            (true, false) => self.ringer = Some(Ringer::start(self.config.media.output.clone())),
-            (false, true) => self.ringer = None,
+            (true, false) => {
+                self.ringer = Some(Ringer::start(self.config.media.output.clone()));
+                let snapshot = self.model.snapshot(Instant::now().into_std());
+                if let Some((_, who, address)) = snapshot.ringing {
+                    self.notifier.send(Note::Ringing { who, address });
+                }
+            }
+            (false, true) => {
+                self.ringer = None;
+                self.notifier.send(Note::Quiet);
+            }
             _ => {}
         }
     }

@@ -6,6 +6,7 @@ mod address_book;
 mod controller;
 mod device_check;
 mod format;
+mod notifier;
 mod ringer;
 mod settings;
 mod view_model;
@@ -14,6 +15,7 @@ pub use account_form::{account_from_form, AccountForm};
 pub use address_book::{AddressBook, ContactRow};
 pub use controller::{default_data_dir, run, Action, AppSetup, Display, HistoryRow, Screen};
 pub use device_check::{list_devices, meter_level, DeviceCheck, DeviceLists, DevicePreview};
+pub use notifier::{Bus, Note, Notifier};
 pub use ringer::Ringer;
 pub use settings::{SettingsForm, SettingsScreen, SYSTEM_DEFAULT, VIDEO_SIZES};
 pub use view_model::{

@@ -50,7 +50,11 @@ fn ring(device: Option<String>, stop: &AtomicBool) {
     };
     let mut tone = Ringtone::with_dbfs(format, RING_DBFS);
     let frame = Duration::from_millis(20);
-    let mut next = Instant::now();
+    // Two frames ahead of the clock: a thread woken late on a busy machine does not leave
+    // the device short.
+    let mut next = Instant::now()
+        .checked_sub(2 * frame)
+        .unwrap_or_else(Instant::now);
     while !stop.load(Ordering::Relaxed) {
         let Ok(Some(samples)) = tone.read_frame() else {
             break;
