@@ -530,9 +530,13 @@ impl Browser {
                 thread::sleep(Duration::from_millis(20));
             }
         }
-        for (pid, started) in processes {
-            // Only the process we noted: a recycled PID has another start time.
-            if start_time(pid) == Some(started) {
+        // Only the processes we noted: a recycled PID has another start time.
+        let running = |&(pid, started): &(u32, u64)| {
+            start_time(pid) == Some(started)
+                && stat_fields(pid).is_some_and(|f| f.first().map(String::as_str) != Some("Z"))
+        };
+        for &(pid, started) in &processes {
+            if running(&(pid, started)) {
                 kill(pid, false);
             }
         }
@@ -540,6 +544,12 @@ impl Browser {
             kill(self.pid(), true);
         }
         let _ = self.child.wait();
+        // A killed process ends when it next runs, which on a busy machine is not at once:
+        // wait (bounded) so that a stopped browser has left nothing behind.
+        let deadline = Instant::now() + STOP_GRACE;
+        while processes.iter().any(running) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
         self.stopped = true;
     }
 }
