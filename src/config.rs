@@ -195,6 +195,8 @@ pub struct MediaSettings {
     pub input: Option<String>,
     /// The speakers or headset: a playback device's id or name; none for the default.
     pub output: Option<String>,
+    /// Where the ringtone plays: a playback device's id or name; none for `output`.
+    pub ringer: Option<String>,
     /// The camera's number in the system's list; none for the first.
     pub camera: Option<u32>,
     /// The picture size video calls send, `WIDTHxHEIGHT`.
@@ -208,6 +210,7 @@ impl Default for MediaSettings {
         MediaSettings {
             input: None,
             output: None,
+            ringer: None,
             camera: None,
             video_size: "640x480".into(),
             codecs: "opus, pcmu, pcma".into(),
@@ -413,6 +416,7 @@ mod tests {
             media: MediaSettings {
                 input: Some("alsa_input.usb-headset".into()),
                 output: None,
+                ringer: Some("alsa_output.pci-speakers".into()),
                 camera: Some(2),
                 video_size: "1280x720".into(),
                 codecs: "pcma, opus".into(),

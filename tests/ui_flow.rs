@@ -195,6 +195,37 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     })?;
     assert!(!on_ui(&window, |w| w.global::<Nav>().get_first_run())?);
 
+    // Change the account: the form holds it; a wrong password is refused by the server and
+    // said in words; the right one registers again. It is saved, still one account.
+    click(&window, "Edit")?;
+    wait_until(&window, "the form holding the account", |w| {
+        let form = w.global::<AccountsAdapter>();
+        form.get_editing() == 0
+            && form.get_form_user().contains("alice")
+            && form.get_form_password() == "alice-secret"
+    })?;
+    type_into(&window, "Password", "not-the-password".into())?;
+    click(&window, "Save changes")?;
+    wait_until(&window, "the wrong password refused", |w| {
+        let state = account_state(w);
+        state.starts_with("Failed") || state.starts_with("Retrying")
+    })?;
+    let refused = on_ui(&window, account_state)?;
+    assert!(
+        refused.contains("403") || refused.to_lowercase().contains("password"),
+        "{refused}"
+    );
+    click(&window, "Edit")?;
+    type_into(&window, "Password", "alice-secret".into())?;
+    click(&window, "Save changes")?;
+    wait_until(&window, "the account registered again", |w| {
+        account_state(w).starts_with("Registered")
+            && w.global::<AccountsAdapter>().get_editing() < 0
+    })?;
+    let saved = Config::load(&dir.join("config.toml"))?;
+    assert_eq!(saved.accounts.len(), 1);
+    assert_eq!(saved.accounts[0].password.as_deref(), Some("alice-secret"));
+
     // Dial bob, who answers; hang up.
     let bob_uri = format!("sip:bob@127.0.0.1:{port}");
     let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;

@@ -200,9 +200,11 @@ fn views() -> Vec<View> {
                     let page = SettingsScreen {
                         inputs: names(&["System default", "Built-in Microphone", "USB Headset"]),
                         outputs: names(&["System default", "Speakers", "USB Headset"]),
+                        ringers: names(&["Same as the speakers", "Speakers", "USB Headset"]),
                         cameras: names(&["System default"]),
                         input: 2,
                         output: 2,
+                        ringer: 1,
                         camera: 0,
                         video_size: "640x480".into(),
                         codecs: "opus, pcmu, pcma".into(),

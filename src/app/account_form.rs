@@ -1,10 +1,13 @@
-//! The add-account form: what the window's Accounts page sends, checked and made an
-//! [`Account`] with every problem explained in words.
+//! The account form: what the window's Accounts page sends to add or change an account,
+//! checked and made an [`Account`] with every problem explained in words, and an account put
+//! back into the form to edit it.
 
 use crate::account;
+use crate::call::media_options_for;
+use crate::cli::MediaArgs;
 use crate::config::Account;
 
-/// The add-account form as typed.
+/// The account form as typed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AccountForm {
     pub user: String,
@@ -12,9 +15,46 @@ pub struct AccountForm {
     pub registrar: String,
     pub media: String,
     pub srtp: String,
+    /// `stun:HOST:PORT`, or empty.
+    pub stun: String,
+    /// `turn:HOST:PORT`, or empty; with its user and password.
+    pub turn: String,
+    pub turn_user: String,
+    pub turn_password: String,
 }
 
-/// Checks the add-account form and makes it an account.
+impl AccountForm {
+    /// The form filled with `account`, to edit it.
+    pub fn of(account: &Account) -> AccountForm {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        AccountForm {
+            user: account.user.clone(),
+            password: text(&account.password),
+            registrar: text(&account.registrar),
+            media: account.media.clone().unwrap_or_else(|| "classic".into()),
+            srtp: account.srtp.clone().unwrap_or_else(|| "optional".into()),
+            stun: text(&account.stun),
+            turn: text(&account.turn),
+            turn_user: text(&account.turn_user),
+            turn_password: text(&account.turn_password),
+        }
+    }
+}
+
+/// `account` changed as the form says; what the form does not show (its name, authentication
+/// user, WebSocket path, expiry) stays.
+pub fn edited_account(account: &Account, form: &AccountForm) -> Result<Account, String> {
+    let edited = account_from_form(form)?;
+    Ok(Account {
+        name: account.name.clone(),
+        auth_user: account.auth_user.clone(),
+        ws_path: account.ws_path.clone(),
+        expires: account.expires,
+        ..edited
+    })
+}
+
+/// Checks the account form and makes it an account.
 pub fn account_from_form(form: &AccountForm) -> Result<Account, String> {
     let user = form.user.trim();
     if user.is_empty() {
@@ -46,14 +86,33 @@ pub fn account_from_form(form: &AccountForm) -> Result<Account, String> {
             t => Err(format!("'{t}' is not one of {}", allowed.join(", "))),
         }
     };
-    Ok(Account {
+    let optional = |text: &str| {
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_string())
+    };
+    let account = Account {
         user: uri.to_string(),
         password: (!form.password.is_empty()).then(|| form.password.clone()),
         registrar: (!registrar.is_empty()).then(|| registrar.to_string()),
         media: choice(&form.media, &["classic", "webrtc"])?,
         srtp: choice(&form.srtp, &["off", "optional", "mandatory"])?,
+        stun: optional(&form.stun),
+        turn: optional(&form.turn),
+        turn_user: optional(&form.turn_user),
+        turn_password: (!form.turn_password.is_empty()).then(|| form.turn_password.clone()),
         ..Account::default()
-    })
+    };
+    // The ICE servers as a call would take them: the same checks, in the form's words.
+    media_options_for(&MediaArgs::default(), Some(&account)).map_err(|reason| {
+        reason
+            .replace("--stun ", "STUN server ")
+            .replace(
+                "--turn needs --turn-user and --turn-password",
+                "A TURN server needs its user and password",
+            )
+            .replace("--turn ", "TURN server ")
+    })?;
+    Ok(account)
 }
 
 #[cfg(test)]
@@ -84,6 +143,7 @@ mod tests {
             registrar: "sip:127.0.0.1:5060".into(),
             media: "webrtc".into(),
             srtp: "mandatory".into(),
+            ..AccountForm::default()
         })
         .unwrap();
         assert_eq!(account.user, "sip:alice@example.org");
@@ -97,5 +157,73 @@ mod tests {
         assert!(account_from_form(&wrong)
             .unwrap_err()
             .contains("not one of"));
+    }
+
+    #[test]
+    fn stun_and_turn_are_checked_like_a_call_would() {
+        let form = |stun: &str, turn: &str, turn_user: &str, turn_password: &str| AccountForm {
+            user: "alice@example.org".into(),
+            stun: stun.into(),
+            turn: turn.into(),
+            turn_user: turn_user.into(),
+            turn_password: turn_password.into(),
+            ..AccountForm::default()
+        };
+        assert_eq!(
+            account_from_form(&form("stun.example.org", "", "", "")).unwrap_err(),
+            "STUN server stun.example.org: write it like stun:HOST:3478"
+        );
+        assert_eq!(
+            account_from_form(&form("", "turn:turn.example.org:3478", "", "")).unwrap_err(),
+            "A TURN server needs its user and password"
+        );
+        let account = account_from_form(&form(
+            "stun:stun.example.org:3478",
+            "turn:turn.example.org:3478",
+            "alice",
+            "s3cret",
+        ))
+        .unwrap();
+        assert_eq!(account.stun.as_deref(), Some("stun:stun.example.org:3478"));
+        assert_eq!(account.turn_user.as_deref(), Some("alice"));
+        assert_eq!(account.turn_password.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn editing_an_account_keeps_what_the_form_does_not_show() {
+        let account = Account {
+            name: "work".into(),
+            user: "sip:alice@example.org".into(),
+            password: Some("old".into()),
+            auth_user: Some("alice-auth".into()),
+            expires: 600,
+            media: Some("webrtc".into()),
+            ..Account::default()
+        };
+        let mut form = AccountForm::of(&account);
+        assert_eq!(form.password, "old");
+        assert_eq!(
+            (form.media.as_str(), form.srtp.as_str()),
+            ("webrtc", "optional")
+        );
+        form.password = "new".into();
+        form.registrar = "sip:pbx.example.org;transport=tls".into();
+        let edited = edited_account(&account, &form).unwrap();
+        assert_eq!(edited.password.as_deref(), Some("new"));
+        assert_eq!(
+            edited.registrar.as_deref(),
+            Some("sip:pbx.example.org;transport=tls")
+        );
+        assert_eq!(edited.name, "work");
+        assert_eq!(edited.auth_user.as_deref(), Some("alice-auth"));
+        assert_eq!(edited.expires, 600);
+        // Unchanged, the form gives the account back.
+        assert_eq!(
+            edited_account(&account, &AccountForm::of(&account)).unwrap(),
+            Account {
+                srtp: Some("optional".into()),
+                ..account
+            }
+        );
     }
 }

@@ -22,7 +22,7 @@ use crate::engine::{
 use crate::register;
 use callisto_signaling::transport::{Target, TransportKind};
 
-use super::account_form::{account_from_form, AccountForm};
+use super::account_form::{account_from_form, edited_account, AccountForm};
 use super::address_book::{AddressBook, ContactRow};
 use super::device_check::{list_devices, DeviceCheck, DeviceLists, DevicePreview};
 use super::notifier::{Bus, Note, Notifier};
@@ -69,7 +69,12 @@ pub enum Action {
         key: CallKey,
         target: String,
     },
-    AddAccount(AccountForm),
+    /// The account form was sent: it adds an account, or changes the one being edited.
+    SaveAccount(AccountForm),
+    /// Fill the form with the account at this index, to change it.
+    EditAccount(usize),
+    /// Leave the form empty again without changing anything.
+    CancelEdit,
     RemoveAccount(usize),
     RetryAccount(usize),
     /// Call back the history row at this index.
@@ -127,8 +132,14 @@ pub struct Screen {
     pub dial_error: String,
     pub completions: Vec<String>,
     pub last_dialed: String,
-    /// Why the last add-account was refused; empty when it was accepted.
+    /// Why the last account form was refused; empty when it was accepted.
     pub form_error: String,
+    /// What the account form should hold: replaced in the window only when `form_generation`
+    /// changes (an edit begins, a save succeeds), never over what is being typed.
+    pub account_form: AccountForm,
+    pub form_generation: u64,
+    /// The index of the account the form changes; `None` when it adds one.
+    pub editing: Option<usize>,
     /// A message for the status line.
     pub notice: String,
     /// No account yet.
@@ -215,6 +226,9 @@ pub async fn run(
         last_dialed: None,
         dial_error: String::new(),
         form_error: String::new(),
+        account_form: AccountForm::default(),
+        form_generation: 0,
+        editing: None,
         notice,
         config: setup.config.clone(),
         config_path: setup.config_path.clone(),
@@ -277,6 +291,10 @@ struct Controller {
     last_dialed: Option<String>,
     dial_error: String,
     form_error: String,
+    account_form: AccountForm,
+    form_generation: u64,
+    /// The entry id of the account the form changes.
+    editing: Option<usize>,
     notice: String,
     config: Config,
     config_path: PathBuf,
@@ -329,6 +347,11 @@ impl Controller {
             completions: self.completions.clone(),
             last_dialed: self.last_dialed.clone().unwrap_or_default(),
             form_error: self.form_error.clone(),
+            account_form: self.account_form.clone(),
+            form_generation: self.form_generation,
+            editing: self
+                .editing
+                .and_then(|id| self.accounts.iter().position(|a| a.id == id)),
             notice: self.notice.clone(),
             first_run: self.accounts.is_empty(),
             video: self.model.current_controls().cloned(),
@@ -410,7 +433,9 @@ impl Controller {
     fn keep_ringing(&mut self) {
         match (self.model.ringing(), self.ringer.is_some()) {
             (true, false) => {
-                self.ringer = Some(Ringer::start(self.config.media.output.clone()));
+                let media = &self.config.media;
+                let speakers = media.ringer.clone().or_else(|| media.output.clone());
+                self.ringer = Some(Ringer::start(speakers));
                 let snapshot = self.model.snapshot(Instant::now().into_std());
                 if let Some((_, who, address)) = snapshot.ringing {
                     self.notifier.send(Note::Ringing { who, address });
@@ -516,17 +541,22 @@ impl Controller {
             },
             Action::SettingsShown(open) => self.settings_shown(open),
             Action::SaveSettings(form) => self.save_settings(form),
-            Action::AddAccount(form) => self.add_account(form),
+            Action::SaveAccount(form) => self.save_account(form),
+            Action::EditAccount(index) => {
+                if let Some(entry) = self.accounts.get(index) {
+                    self.editing = Some(entry.id);
+                    self.set_form(AccountForm::of(&entry.account));
+                }
+            }
+            Action::CancelEdit => {
+                self.editing = None;
+                self.set_form(AccountForm::default());
+            }
             Action::RemoveAccount(index) => self.remove_account(index),
             Action::RetryAccount(index) => {
-                if index < self.accounts.len() {
-                    let entry = self.accounts.remove(index);
-                    let _ = self
-                        .engine
-                        .commands
-                        .send(Command::Unregister { account: entry.id });
-                    self.model.account_removed(entry.id);
-                    self.start_account(entry.account);
+                if let Some(entry) = self.accounts.get(index) {
+                    let account = entry.account.clone();
+                    self.replace_account(index, account);
                 }
             }
             Action::Quit => {}
@@ -603,19 +633,62 @@ impl Controller {
         });
     }
 
-    fn add_account(&mut self, form: AccountForm) {
-        match account_from_form(&form) {
-            Ok(account) => {
-                self.form_error.clear();
-                self.config.accounts.push(account.clone());
-                self.save_config();
-                let first = self.accounts.is_empty();
-                self.start_account(account);
-                if first {
-                    self.accept_calls();
-                }
+    /// Fills the account form in the window (over whatever it holds).
+    fn set_form(&mut self, form: AccountForm) {
+        self.form_error.clear();
+        self.account_form = form;
+        self.form_generation += 1;
+    }
+
+    /// Adds the form's account, or changes the one being edited; saves the config.
+    fn save_account(&mut self, form: AccountForm) {
+        let editing = self
+            .editing
+            .and_then(|id| self.accounts.iter().position(|a| a.id == id));
+        let made = match editing {
+            Some(index) => edited_account(&self.accounts[index].account, &form),
+            None => account_from_form(&form),
+        };
+        let account = match made {
+            Ok(account) => account,
+            Err(reason) => {
+                self.form_error = reason;
+                return;
             }
-            Err(reason) => self.form_error = reason,
+        };
+        match editing {
+            Some(index) => {
+                let old_user = self.accounts[index].account.user.clone();
+                match self.config.accounts.iter_mut().find(|a| a.user == old_user) {
+                    Some(saved) => *saved = account.clone(),
+                    None => self.config.accounts.push(account.clone()),
+                }
+                self.replace_account(index, account);
+            }
+            None => {
+                self.config.accounts.push(account.clone());
+                self.start_account(account);
+            }
+        }
+        self.save_config();
+        self.editing = None;
+        self.set_form(AccountForm::default());
+        // Incoming calls take the first account's media settings.
+        self.accept_calls();
+    }
+
+    /// Unregisters the account at `index` and registers `account` in its place.
+    fn replace_account(&mut self, index: usize, account: Account) {
+        let entry = self.accounts.remove(index);
+        let _ = self
+            .engine
+            .commands
+            .send(Command::Unregister { account: entry.id });
+        self.model.account_removed(entry.id);
+        self.start_account(account);
+        if let Some(entry) = self.accounts.pop() {
+            self.model.place_account(entry.id, index);
+            self.accounts.insert(index, entry);
         }
     }
 
@@ -633,6 +706,10 @@ impl Controller {
             .accounts
             .retain(|a| a.user != entry.account.user);
         self.save_config();
+        if self.editing == Some(entry.id) {
+            self.editing = None;
+            self.set_form(AccountForm::default());
+        }
     }
 
     fn settings_shown(&mut self, open: bool) {

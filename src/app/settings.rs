@@ -11,6 +11,8 @@ use super::device_check::DeviceLists;
 
 /// The first entry of each device list: whatever the system calls its default.
 pub const SYSTEM_DEFAULT: &str = "System default";
+/// The first entry of the ringtone's list: wherever calls are heard.
+pub const SAME_AS_SPEAKERS: &str = "Same as the speakers";
 
 /// The picture sizes the page offers.
 pub const VIDEO_SIZES: [&str; 3] = ["320x240", "640x480", "1280x720"];
@@ -22,10 +24,13 @@ pub struct SettingsScreen {
     /// last, marked "not found".
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
+    /// The outputs again, [`SAME_AS_SPEAKERS`] first.
+    pub ringers: Vec<String>,
     pub cameras: Vec<String>,
     /// The chosen entry of each list.
     pub input: usize,
     pub output: usize,
+    pub ringer: usize,
     pub camera: usize,
     pub video_size: String,
     pub codecs: String,
@@ -40,6 +45,7 @@ pub struct SettingsScreen {
 pub struct SettingsForm {
     pub input: usize,
     pub output: usize,
+    pub ringer: usize,
     pub camera: usize,
     pub video_size: String,
     pub codecs: String,
@@ -53,12 +59,13 @@ struct Choices<T> {
 }
 
 fn choices<T: Clone + PartialEq>(
+    first: &str,
     found: impl Iterator<Item = (T, String)>,
     chosen: Option<&T>,
     missing_name: impl Fn(&T) -> String,
 ) -> Choices<T> {
     let mut list = Choices {
-        names: vec![SYSTEM_DEFAULT.to_string()],
+        names: vec![first.to_string()],
         ids: vec![None],
         chosen: 0,
     };
@@ -82,19 +89,38 @@ fn choices<T: Clone + PartialEq>(
 
 fn input_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<String> {
     let found = lists.inputs.iter().map(|d| (d.id.clone(), d.name.clone()));
-    choices(found, settings.input.as_ref(), String::clone)
+    choices(
+        SYSTEM_DEFAULT,
+        found,
+        settings.input.as_ref(),
+        String::clone,
+    )
 }
 
 fn output_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<String> {
     let found = lists.outputs.iter().map(|d| (d.id.clone(), d.name.clone()));
-    choices(found, settings.output.as_ref(), String::clone)
+    choices(
+        SYSTEM_DEFAULT,
+        found,
+        settings.output.as_ref(),
+        String::clone,
+    )
+}
+
+fn ringer_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<String> {
+    let found = lists.outputs.iter().map(|d| (d.id.clone(), d.name.clone()));
+    choices(
+        SAME_AS_SPEAKERS,
+        found,
+        settings.ringer.as_ref(),
+        String::clone,
+    )
 }
 
 fn camera_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<u32> {
     let found = lists.cameras.iter().map(|c| (c.index, c.name.clone()));
-    choices(found, settings.camera.as_ref(), |index| {
-        format!("Camera {index}")
-    })
+    let missing = |index: &u32| format!("Camera {index}");
+    choices(SYSTEM_DEFAULT, found, settings.camera.as_ref(), missing)
 }
 
 /// The page for `settings`, with the devices in `lists`.
@@ -106,13 +132,16 @@ pub fn settings_screen(
 ) -> SettingsScreen {
     let inputs = input_choices(lists, settings);
     let outputs = output_choices(lists, settings);
+    let ringers = ringer_choices(lists, settings);
     let cameras = camera_choices(lists, settings);
     SettingsScreen {
         input: inputs.chosen,
         output: outputs.chosen,
+        ringer: ringers.chosen,
         camera: cameras.chosen,
         inputs: inputs.names,
         outputs: outputs.names,
+        ringers: ringers.names,
         cameras: cameras.names,
         video_size: settings.video_size.clone(),
         codecs: settings.codecs.clone(),
@@ -138,6 +167,7 @@ pub fn settings_from_form(
     let settings = MediaSettings {
         input: pick(&input_choices(lists, current).ids, form.input),
         output: pick(&output_choices(lists, current).ids, form.output),
+        ringer: pick(&ringer_choices(lists, current).ids, form.ringer),
         camera: camera_choices(lists, current)
             .ids
             .get(form.camera)
@@ -231,6 +261,8 @@ mod tests {
         assert_eq!(screen.input, 2);
         assert_eq!(screen.outputs, ["System default", "Speakers"]);
         assert_eq!(screen.output, 0);
+        assert_eq!(screen.ringers, ["Same as the speakers", "Speakers"]);
+        assert_eq!(screen.ringer, 0);
         assert_eq!(screen.cameras, ["System default", "Integrated Camera"]);
         assert_eq!(
             (screen.video_size.as_str(), screen.codecs.as_str()),
@@ -242,6 +274,7 @@ mod tests {
     fn a_chosen_device_that_is_gone_stays_chosen_and_says_so() {
         let settings = MediaSettings {
             output: Some("bt.headphones".into()),
+            ringer: Some("hdmi.out".into()),
             camera: Some(3),
             ..MediaSettings::default()
         };
@@ -249,6 +282,7 @@ mod tests {
         found.problems.push("No cameras: none found.".into());
         let screen = settings_screen(&settings, &found, "", &["The microphone is busy.".into()]);
         assert_eq!(screen.outputs[screen.output], "bt.headphones (not found)");
+        assert_eq!(screen.ringers[screen.ringer], "hdmi.out (not found)");
         assert_eq!(screen.cameras[screen.camera], "Camera 3 (not found)");
         assert_eq!(
             screen.notice,
@@ -258,6 +292,7 @@ mod tests {
         let form = SettingsForm {
             input: screen.input,
             output: screen.output,
+            ringer: screen.ringer,
             camera: screen.camera,
             video_size: screen.video_size,
             codecs: screen.codecs,
@@ -273,6 +308,7 @@ mod tests {
         let form = SettingsForm {
             input: 1,
             output: 1,
+            ringer: 1,
             camera: 1,
             video_size: "1280x720".into(),
             codecs: " pcma, opus ".into(),
@@ -280,6 +316,7 @@ mod tests {
         let settings = settings_from_form(&form, &MediaSettings::default(), &lists()).unwrap();
         assert_eq!(settings.input.as_deref(), Some("builtin.mic"));
         assert_eq!(settings.output.as_deref(), Some("builtin.out"));
+        assert_eq!(settings.ringer.as_deref(), Some("builtin.out"));
         assert_eq!(settings.camera, Some(0));
         let media = app_media(None, true, &settings).unwrap();
         assert_eq!(media.input, AudioInput::Device(Some("builtin.mic".into())));

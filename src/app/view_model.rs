@@ -223,6 +223,16 @@ impl ViewModel {
         }
     }
 
+    /// Shows the account `id` at `index` of the list (a changed or retried account keeps its
+    /// place).
+    pub fn place_account(&mut self, id: usize, index: usize) {
+        if let Some(from) = self.accounts.iter().position(|a| a.id == id) {
+            let account = self.accounts.remove(from);
+            self.accounts
+                .insert(index.min(self.accounts.len()), account);
+        }
+    }
+
     pub fn account_removed(&mut self, id: usize) {
         self.accounts.retain(|a| a.id != id);
     }

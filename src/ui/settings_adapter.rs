@@ -42,6 +42,7 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
         a.send(Action::SaveSettings(SettingsForm {
             input: index(adapter.get_input()),
             output: index(adapter.get_output()),
+            ringer: index(adapter.get_ringer()),
             camera: index(adapter.get_camera()),
             video_size: adapter.get_video_size().into(),
             codecs: adapter.get_codecs().into(),
@@ -69,12 +70,16 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
         sync_rows(adapter.get_outputs(), names(&page.outputs), |m| {
             adapter.set_outputs(m)
         });
+        sync_rows(adapter.get_ringers(), names(&page.ringers), |m| {
+            adapter.set_ringers(m)
+        });
         sync_rows(adapter.get_cameras(), names(&page.cameras), |m| {
             adapter.set_cameras(m)
         });
         let index = |i: usize| i32::try_from(i).unwrap_or(0);
         adapter.set_input(index(page.input));
         adapter.set_output(index(page.output));
+        adapter.set_ringer(index(page.ringer));
         adapter.set_camera(index(page.camera));
         adapter.set_video_size(page.video_size.as_str().into());
         // What is typed stays until the saved list changes (a refused list stays to be fixed).
