@@ -2,6 +2,8 @@
 //! size of the picture they send and the codecs they offer ([`MediaSettings`], saved in the
 //! configuration file), and the media a call from the window gets from them.
 
+use callisto_media::device::AudioDeviceInfo;
+
 use crate::call::media_options_for;
 use crate::cli::MediaArgs;
 use crate::config::{Account, MediaSettings};
@@ -87,34 +89,25 @@ fn choices<T: Clone + PartialEq>(
     list
 }
 
+fn audio_choices(
+    first: &str,
+    devices: &[AudioDeviceInfo],
+    chosen: Option<&String>,
+) -> Choices<String> {
+    let found = devices.iter().map(|d| (d.id.clone(), d.name.clone()));
+    choices(first, found, chosen, String::clone)
+}
+
 fn input_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<String> {
-    let found = lists.inputs.iter().map(|d| (d.id.clone(), d.name.clone()));
-    choices(
-        SYSTEM_DEFAULT,
-        found,
-        settings.input.as_ref(),
-        String::clone,
-    )
+    audio_choices(SYSTEM_DEFAULT, &lists.inputs, settings.input.as_ref())
 }
 
 fn output_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<String> {
-    let found = lists.outputs.iter().map(|d| (d.id.clone(), d.name.clone()));
-    choices(
-        SYSTEM_DEFAULT,
-        found,
-        settings.output.as_ref(),
-        String::clone,
-    )
+    audio_choices(SYSTEM_DEFAULT, &lists.outputs, settings.output.as_ref())
 }
 
 fn ringer_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<String> {
-    let found = lists.outputs.iter().map(|d| (d.id.clone(), d.name.clone()));
-    choices(
-        SAME_AS_SPEAKERS,
-        found,
-        settings.ringer.as_ref(),
-        String::clone,
-    )
+    audio_choices(SAME_AS_SPEAKERS, &lists.outputs, settings.ringer.as_ref())
 }
 
 fn camera_choices(lists: &DeviceLists, settings: &MediaSettings) -> Choices<u32> {

@@ -6,6 +6,9 @@
 //! the window through a [`Display`]. It owns no call state of its own: the engine does
 //! (DESIGN.md rule 2).
 
+mod accounts;
+mod settings_page;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -15,22 +18,22 @@ use tokio::time::Instant;
 use crate::account;
 use crate::call::{callee_uri, direct_call};
 use crate::cli::AccountArgs;
-use crate::config::{Account, Config};
+use crate::config::Config;
 use crate::engine::{
     self, CallControls, CallKey, Command, EngineEvent, EngineHandle, OutgoingCall,
 };
 use crate::register;
 use callisto_signaling::transport::{Target, TransportKind};
 
-use super::account_form::{account_from_form, edited_account, AccountForm};
+use super::account_form::AccountForm;
 use super::address_book::{AddressBook, ContactRow};
-use super::device_check::{list_devices, DeviceCheck, DeviceLists, DevicePreview};
+use super::device_check::DevicePreview;
 use super::notifier::{Bus, Note, Notifier};
 use super::ringer::Ringer;
-use super::settings::{
-    app_media, settings_from_form, settings_screen, SettingsForm, SettingsScreen,
-};
-use super::view_model::{AccountState, Snapshot, ViewModel};
+use super::settings::{app_media, settings_screen, SettingsForm, SettingsScreen};
+use super::view_model::{Snapshot, ViewModel};
+use accounts::{AccountEntry, Resolved};
+use settings_page::SettingsPage;
 
 /// What the user did in the window.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,18 +174,6 @@ pub struct AppSetup {
     pub dial: Option<String>,
 }
 
-/// An account the controller handed to the engine.
-struct AccountEntry {
-    id: usize,
-    account: Account,
-}
-
-/// The outcome of resolving an account's registrar, off the controller's task.
-struct Resolved {
-    id: usize,
-    result: Result<account::ResolvedAccount, String>,
-}
-
 /// Runs the controller until [`Action::Quit`] (or the window's side of the channel closes).
 pub async fn run(
     setup: AppSetup,
@@ -307,36 +298,6 @@ struct Controller {
     notifier: Notifier,
 }
 
-/// The Settings page's state while it is open.
-struct SettingsPage {
-    open: bool,
-    lists: DeviceLists,
-    /// Device problems the check met ("The microphone cannot be opened: …").
-    notes: Vec<String>,
-    /// Why the last change was refused.
-    error: String,
-    check: Option<DeviceCheck>,
-    lists_tx: mpsc::UnboundedSender<DeviceLists>,
-    device_notes_tx: mpsc::UnboundedSender<String>,
-}
-
-impl SettingsPage {
-    fn new(
-        lists_tx: mpsc::UnboundedSender<DeviceLists>,
-        device_notes_tx: mpsc::UnboundedSender<String>,
-    ) -> Self {
-        SettingsPage {
-            open: false,
-            lists: DeviceLists::default(),
-            notes: Vec::new(),
-            error: String::new(),
-            check: None,
-            lists_tx,
-            device_notes_tx,
-        }
-    }
-}
-
 impl Controller {
     fn screen(&self) -> Screen {
         Screen {
@@ -362,47 +323,6 @@ impl Controller {
                 &self.settings.notes,
             ),
             preview: self.settings.check.as_ref().map(|c| c.preview().clone()),
-        }
-    }
-
-    /// Resolves the account's registrar in the background, then registers it.
-    fn start_account(&mut self, account: Account) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.model
-            .account_added(id, &account.name, &account.user, AccountState::Registering);
-        let tx = self.resolved_tx.clone();
-        let data_dir = self.data_dir.clone();
-        let dns = self.config.transport.dns_servers.clone();
-        let to_resolve = account.clone();
-        tokio::spawn(async move {
-            let result = account::resolve(
-                &to_resolve,
-                data_dir.as_deref(),
-                Duration::from_secs(30),
-                &dns,
-            )
-            .await
-            .map_err(|e| e.to_string());
-            let _ = tx.send(Resolved { id, result });
-        });
-        self.accounts.push(AccountEntry { id, account });
-    }
-
-    fn on_resolved(&mut self, resolved: Resolved) {
-        if !self.accounts.iter().any(|a| a.id == resolved.id) {
-            return;
-        }
-        match resolved.result {
-            Ok(account) => {
-                let _ = self.engine.commands.send(Command::Register {
-                    account: resolved.id,
-                    resolved: Box::new(account),
-                });
-            }
-            Err(reason) => self
-                .model
-                .account_state(resolved.id, AccountState::Off { reason }),
         }
     }
 
@@ -631,138 +551,6 @@ impl Controller {
             account: account_id,
             call: Box::new(call),
         });
-    }
-
-    /// Fills the account form in the window (over whatever it holds).
-    fn set_form(&mut self, form: AccountForm) {
-        self.form_error.clear();
-        self.account_form = form;
-        self.form_generation += 1;
-    }
-
-    /// Adds the form's account, or changes the one being edited; saves the config.
-    fn save_account(&mut self, form: AccountForm) {
-        let editing = self
-            .editing
-            .and_then(|id| self.accounts.iter().position(|a| a.id == id));
-        let made = match editing {
-            Some(index) => edited_account(&self.accounts[index].account, &form),
-            None => account_from_form(&form),
-        };
-        let account = match made {
-            Ok(account) => account,
-            Err(reason) => {
-                self.form_error = reason;
-                return;
-            }
-        };
-        match editing {
-            Some(index) => {
-                let old_user = self.accounts[index].account.user.clone();
-                match self.config.accounts.iter_mut().find(|a| a.user == old_user) {
-                    Some(saved) => *saved = account.clone(),
-                    None => self.config.accounts.push(account.clone()),
-                }
-                self.replace_account(index, account);
-            }
-            None => {
-                self.config.accounts.push(account.clone());
-                self.start_account(account);
-            }
-        }
-        self.save_config();
-        self.editing = None;
-        self.set_form(AccountForm::default());
-        // Incoming calls take the first account's media settings.
-        self.accept_calls();
-    }
-
-    /// Unregisters the account at `index` and registers `account` in its place.
-    fn replace_account(&mut self, index: usize, account: Account) {
-        let entry = self.accounts.remove(index);
-        let _ = self
-            .engine
-            .commands
-            .send(Command::Unregister { account: entry.id });
-        self.model.account_removed(entry.id);
-        self.start_account(account);
-        if let Some(entry) = self.accounts.pop() {
-            self.model.place_account(entry.id, index);
-            self.accounts.insert(index, entry);
-        }
-    }
-
-    fn remove_account(&mut self, index: usize) {
-        if index >= self.accounts.len() {
-            return;
-        }
-        let entry = self.accounts.remove(index);
-        let _ = self
-            .engine
-            .commands
-            .send(Command::Unregister { account: entry.id });
-        self.model.account_removed(entry.id);
-        self.config
-            .accounts
-            .retain(|a| a.user != entry.account.user);
-        self.save_config();
-        if self.editing == Some(entry.id) {
-            self.editing = None;
-            self.set_form(AccountForm::default());
-        }
-    }
-
-    fn settings_shown(&mut self, open: bool) {
-        self.settings.open = open;
-        self.settings.notes.clear();
-        self.settings.check = None;
-        if !open {
-            return;
-        }
-        let tx = self.settings.lists_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = tx.send(list_devices());
-        });
-        self.start_device_check();
-    }
-
-    /// Opens the chosen microphone and camera for the page's meter and preview, unless a call
-    /// has them.
-    fn start_device_check(&mut self) {
-        self.settings.check = None;
-        if !self.model.calls().is_empty() {
-            self.settings
-                .notes
-                .push("The level meter and the camera preview wait until the call ends.".into());
-            return;
-        }
-        let media = &self.config.media;
-        self.settings.check = Some(DeviceCheck::start(
-            media.input.clone(),
-            media.camera,
-            self.settings.device_notes_tx.clone(),
-        ));
-    }
-
-    fn save_settings(&mut self, form: SettingsForm) {
-        match settings_from_form(&form, &self.config.media, &self.settings.lists) {
-            Ok(settings) => {
-                self.settings.error.clear();
-                if settings == self.config.media {
-                    return;
-                }
-                let devices_changed = (&settings.input, settings.camera)
-                    != (&self.config.media.input, self.config.media.camera);
-                self.config.media = settings;
-                self.save_config();
-                self.accept_calls();
-                if devices_changed && self.settings.open {
-                    self.settings.notes.clear();
-                    self.start_device_check();
-                }
-            }
-            Err(reason) => self.settings.error = reason,
-        }
     }
 
     fn save_config(&mut self) {
