@@ -216,6 +216,10 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
         "{refused}"
     );
     click(&window, "Edit")?;
+    wait_until(&window, "the form holding the changed account", |w| {
+        let form = w.global::<AccountsAdapter>();
+        form.get_editing() == 0 && form.get_form_password() == "not-the-password"
+    })?;
     type_into(&window, "Password", "alice-secret".into())?;
     click(&window, "Save changes")?;
     wait_until(&window, "the account registered again", |w| {
