@@ -271,10 +271,25 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     wait_until(&window, "bob's call connected", |w| {
         current_call_state(w) == "Connected" && !w.global::<CallAdapter>().get_ringing()
     })?;
+    // The Settings page leaves the devices to the call, and says so.
+    click(&window, "Settings")?;
+    wait_until(&window, "the settings page waiting for the call", |w| {
+        let notice = w.global::<SettingsAdapter>().get_device_notice();
+        notice.contains("wait until the call ends")
+    })?;
     click(&window, "Hang up")?;
     wait_until(&window, "bob's call in the history", |w| {
         history(w).len() == 2
     })?;
+    wait_until(
+        &window,
+        "the settings page checking the devices again",
+        |w| {
+            let notice = w.global::<SettingsAdapter>().get_device_notice();
+            !notice.contains("wait until the call ends")
+        },
+    )?;
+    click(&window, "Dial")?;
     let rows = on_ui(&window, history)?;
     assert_eq!(rows[0].0, "in", "the newest row first: {rows:?}");
     assert!(rows[0].1.contains("bob"), "{rows:?}");

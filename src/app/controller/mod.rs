@@ -262,6 +262,7 @@ pub async fn run(
         }
         app.keep_book_rows_current();
         app.keep_ringing();
+        app.keep_device_check();
         display.show(app.screen());
     }
     app.shut_down().await;

@@ -37,6 +37,10 @@ impl SettingsPage {
     }
 }
 
+/// Said on the page while a call holds the devices.
+const WAITING_FOR_THE_CALL: &str =
+    "The level meter and the camera preview wait until the call ends.";
+
 impl Controller {
     pub(super) fn settings_shown(&mut self, open: bool) {
         self.settings.open = open;
@@ -49,25 +53,39 @@ impl Controller {
         tokio::task::spawn_blocking(move || {
             let _ = tx.send(list_devices());
         });
-        self.start_device_check();
+        self.keep_device_check();
     }
 
-    /// Opens the chosen microphone and camera for the page's meter and preview, unless a call
-    /// has them.
-    pub(super) fn start_device_check(&mut self) {
-        self.settings.check = None;
-        if !self.model.calls().is_empty() {
-            self.settings
-                .notes
-                .push("The level meter and the camera preview wait until the call ends.".into());
+    /// While the page is open, the chosen microphone and camera feed its meter and preview —
+    /// except during a call, which needs them: the check stops when one begins and starts
+    /// again when the last one ends.
+    pub(super) fn keep_device_check(&mut self) {
+        if !self.settings.open {
             return;
         }
-        let media = &self.config.media;
-        self.settings.check = Some(DeviceCheck::start(
-            media.input.clone(),
-            media.camera,
-            self.settings.device_notes_tx.clone(),
-        ));
+        let in_call = !self.model.calls().is_empty();
+        match (in_call, self.settings.check.is_some()) {
+            (true, true) => self.settings.check = None,
+            (false, false) => {
+                self.settings.notes.clear();
+                let media = &self.config.media;
+                self.settings.check = Some(DeviceCheck::start(
+                    media.input.clone(),
+                    media.camera,
+                    self.settings.device_notes_tx.clone(),
+                ));
+            }
+            _ => {}
+        }
+        if in_call
+            && !self
+                .settings
+                .notes
+                .iter()
+                .any(|n| n == WAITING_FOR_THE_CALL)
+        {
+            self.settings.notes.push(WAITING_FOR_THE_CALL.into());
+        }
     }
 
     pub(super) fn save_settings(&mut self, form: SettingsForm) {
@@ -82,9 +100,9 @@ impl Controller {
                 self.config.media = settings;
                 self.save_config();
                 self.accept_calls();
-                if devices_changed && self.settings.open {
-                    self.settings.notes.clear();
-                    self.start_device_check();
+                if devices_changed {
+                    self.settings.check = None;
+                    self.keep_device_check();
                 }
             }
             Err(reason) => self.settings.error = reason,
