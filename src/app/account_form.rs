@@ -170,21 +170,21 @@ mod tests {
             ..AccountForm::default()
         };
         assert_eq!(
-            account_from_form(&form("stun.example.org", "", "", "")).unwrap_err(),
-            "STUN server stun.example.org: write it like stun:HOST:3478"
+            account_from_form(&form("127.0.0.1:3478", "", "", "")).unwrap_err(),
+            "STUN server 127.0.0.1:3478: write it like stun:HOST:3478"
         );
         assert_eq!(
-            account_from_form(&form("", "turn:turn.example.org:3478", "", "")).unwrap_err(),
+            account_from_form(&form("", "turn:127.0.0.1:3478", "", "")).unwrap_err(),
             "A TURN server needs its user and password"
         );
         let account = account_from_form(&form(
-            "stun:stun.example.org:3478",
-            "turn:turn.example.org:3478",
+            "stun:127.0.0.1:3478",
+            "turn:127.0.0.1:3478",
             "alice",
             "s3cret",
         ))
         .unwrap();
-        assert_eq!(account.stun.as_deref(), Some("stun:stun.example.org:3478"));
+        assert_eq!(account.stun.as_deref(), Some("stun:127.0.0.1:3478"));
         assert_eq!(account.turn_user.as_deref(), Some("alice"));
         assert_eq!(account.turn_password.as_deref(), Some("s3cret"));
     }
