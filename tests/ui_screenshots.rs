@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use callisto::app::{AccountRow, CallRow, HistoryRow, Screen, SettingsScreen, Snapshot};
+use callisto::app::{
+    AccountRow, CallRow, HistoryRow, Screen, SettingsForm, SettingsScreen, Snapshot,
+};
 use callisto::ui::video_image::frame_image;
 use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
@@ -202,12 +204,14 @@ fn views() -> Vec<View> {
                         outputs: names(&["System default", "Speakers", "USB Headset"]),
                         ringers: names(&["Same as the speakers", "Speakers", "USB Headset"]),
                         cameras: names(&["System default"]),
-                        input: 2,
-                        output: 2,
-                        ringer: 1,
-                        camera: 0,
-                        video_size: "640x480".into(),
-                        codecs: "opus, pcmu, pcma".into(),
+                        chosen: SettingsForm {
+                            input: 2,
+                            output: 2,
+                            ringer: 1,
+                            camera: 0,
+                            video_size: "640x480".into(),
+                            codecs: "opus, pcmu, pcma".into(),
+                        },
                         error: String::new(),
                         notice: "No camera preview: no camera found.".into(),
                     };

@@ -29,20 +29,16 @@ pub struct SettingsScreen {
     /// The outputs again, [`SAME_AS_SPEAKERS`] first.
     pub ringers: Vec<String>,
     pub cameras: Vec<String>,
-    /// The chosen entry of each list.
-    pub input: usize,
-    pub output: usize,
-    pub ringer: usize,
-    pub camera: usize,
-    pub video_size: String,
-    pub codecs: String,
+    /// What the page shows chosen: the saved settings, as the form that would save them.
+    pub chosen: SettingsForm,
     /// Why the last change was refused; empty when it was saved.
     pub error: String,
     /// What is wrong with the devices, in words ("No camera preview: no camera found.").
     pub notice: String,
 }
 
-/// The page's choices as the window sends them: entries of the lists it was shown.
+/// The page's choices as the window sends them: entries of the lists it was shown (the
+/// chosen entry of each), the picture size and the codec list.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SettingsForm {
     pub input: usize,
@@ -128,16 +124,18 @@ pub fn settings_screen(
     let ringers = ringer_choices(lists, settings);
     let cameras = camera_choices(lists, settings);
     SettingsScreen {
-        input: inputs.chosen,
-        output: outputs.chosen,
-        ringer: ringers.chosen,
-        camera: cameras.chosen,
+        chosen: SettingsForm {
+            input: inputs.chosen,
+            output: outputs.chosen,
+            ringer: ringers.chosen,
+            camera: cameras.chosen,
+            video_size: settings.video_size.clone(),
+            codecs: settings.codecs.clone(),
+        },
         inputs: inputs.names,
         outputs: outputs.names,
         ringers: ringers.names,
         cameras: cameras.names,
-        video_size: settings.video_size.clone(),
-        codecs: settings.codecs.clone(),
         error: error.to_string(),
         notice: lists
             .problems
@@ -251,14 +249,17 @@ mod tests {
             screen.inputs,
             ["System default", "Built-in Microphone", "USB Headset"]
         );
-        assert_eq!(screen.input, 2);
+        assert_eq!(screen.chosen.input, 2);
         assert_eq!(screen.outputs, ["System default", "Speakers"]);
-        assert_eq!(screen.output, 0);
+        assert_eq!(screen.chosen.output, 0);
         assert_eq!(screen.ringers, ["Same as the speakers", "Speakers"]);
-        assert_eq!(screen.ringer, 0);
+        assert_eq!(screen.chosen.ringer, 0);
         assert_eq!(screen.cameras, ["System default", "Integrated Camera"]);
         assert_eq!(
-            (screen.video_size.as_str(), screen.codecs.as_str()),
+            (
+                screen.chosen.video_size.as_str(),
+                screen.chosen.codecs.as_str()
+            ),
             ("640x480", "opus, pcmu, pcma")
         );
     }
@@ -274,24 +275,19 @@ mod tests {
         let mut found = lists();
         found.problems.push("No cameras: none found.".into());
         let screen = settings_screen(&settings, &found, "", &["The microphone is busy.".into()]);
-        assert_eq!(screen.outputs[screen.output], "bt.headphones (not found)");
-        assert_eq!(screen.ringers[screen.ringer], "hdmi.out (not found)");
-        assert_eq!(screen.cameras[screen.camera], "Camera 3 (not found)");
+        assert_eq!(
+            screen.outputs[screen.chosen.output],
+            "bt.headphones (not found)"
+        );
+        assert_eq!(screen.ringers[screen.chosen.ringer], "hdmi.out (not found)");
+        assert_eq!(screen.cameras[screen.chosen.camera], "Camera 3 (not found)");
         assert_eq!(
             screen.notice,
             "No cameras: none found. The microphone is busy."
         );
         // Saving the page unchanged keeps them.
-        let form = SettingsForm {
-            input: screen.input,
-            output: screen.output,
-            ringer: screen.ringer,
-            camera: screen.camera,
-            video_size: screen.video_size,
-            codecs: screen.codecs,
-        };
         assert_eq!(
-            settings_from_form(&form, &settings, &found).unwrap(),
+            settings_from_form(&screen.chosen, &settings, &found).unwrap(),
             settings
         );
     }

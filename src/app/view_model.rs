@@ -408,14 +408,7 @@ impl ViewModel {
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let accounts = self.accounts.iter().map(account_row).collect();
         let calls = self.calls.iter().map(|c| call_row(c, now)).collect();
-        let ringing = self
-            .calls
-            .iter()
-            .find(|c| c.phase == Phase::Incoming)
-            .map(|c| {
-                let who = c.display_name.clone().unwrap_or_else(|| c.remote.clone());
-                (c.key.0, who, c.remote.clone())
-            });
+        let ringing = self.ringing();
         let shown = self.current().and_then(|i| self.calls.get(i));
         let (graph, graph_caption) = shown.map(graph).unwrap_or_default();
         Snapshot {
@@ -429,9 +422,16 @@ impl ViewModel {
         }
     }
 
-    /// Whether an incoming call waits for an answer (the ringtone plays).
-    pub fn ringing(&self) -> bool {
-        self.calls.iter().any(|c| c.phase == Phase::Incoming)
+    /// The incoming call that waits for an answer (the ringtone plays): its key, who calls (a
+    /// name, else the address) and the address.
+    pub fn ringing(&self) -> Option<(u64, String, String)> {
+        self.calls
+            .iter()
+            .find(|c| c.phase == Phase::Incoming)
+            .map(|c| {
+                let who = c.display_name.clone().unwrap_or_else(|| c.remote.clone());
+                (c.key.0, who, c.remote.clone())
+            })
     }
 
     /// Whether anything on screen changes by itself (a call timer runs).

@@ -109,6 +109,27 @@ impl Display for WindowDisplay {
     }
 }
 
+/// Runs `tick` on the window every `period` while `on`, and stops the timer otherwise: the
+/// window's pollers (pictures, the Settings meter) cost nothing while there is nothing to show.
+fn poll_while(
+    timer: &slint::Timer,
+    window: &MainWindow,
+    on: bool,
+    period: std::time::Duration,
+    tick: fn(&MainWindow),
+) {
+    if !on {
+        timer.stop();
+        return;
+    }
+    let weak = window.as_weak();
+    timer.start(slint::TimerMode::Repeated, period, move || {
+        if let Some(window) = weak.upgrade() {
+            tick(&window);
+        }
+    });
+}
+
 /// Makes a model property hold `rows`, touching only the rows that changed, so lists keep
 /// their scroll position and views are not rebuilt every second. The first time, `install`
 /// puts a fresh `VecModel` in place.

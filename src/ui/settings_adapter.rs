@@ -77,14 +77,14 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
             adapter.set_cameras(m)
         });
         let index = |i: usize| i32::try_from(i).unwrap_or(0);
-        adapter.set_input(index(page.input));
-        adapter.set_output(index(page.output));
-        adapter.set_ringer(index(page.ringer));
-        adapter.set_camera(index(page.camera));
-        adapter.set_video_size(page.video_size.as_str().into());
+        adapter.set_input(index(page.chosen.input));
+        adapter.set_output(index(page.chosen.output));
+        adapter.set_ringer(index(page.chosen.ringer));
+        adapter.set_camera(index(page.chosen.camera));
+        adapter.set_video_size(page.chosen.video_size.as_str().into());
         // What is typed stays until the saved list changes (a refused list stays to be fixed).
-        if applied.as_ref().map(|a| &a.codecs) != Some(&page.codecs) {
-            adapter.set_codecs(page.codecs.as_str().into());
+        if applied.as_ref().map(|a| &a.chosen.codecs) != Some(&page.chosen.codecs) {
+            adapter.set_codecs(page.chosen.codecs.as_str().into());
         }
         adapter.set_error(page.error.as_str().into());
         adapter.set_device_notice(page.notice.as_str().into());
@@ -111,17 +111,7 @@ fn follow(window: &MainWindow, preview: Option<&DevicePreview>) {
     let adapter = window.global::<SettingsAdapter>();
     adapter.set_mic_level(0.0);
     adapter.set_camera_preview(slint::Image::default());
-    TIMER.with(|timer| match preview {
-        Some(_) => {
-            let weak = window.as_weak();
-            timer.start(slint::TimerMode::Repeated, REFRESH, move || {
-                if let Some(window) = weak.upgrade() {
-                    pump(&window);
-                }
-            });
-        }
-        None => timer.stop(),
-    });
+    TIMER.with(|timer| super::poll_while(timer, window, preview.is_some(), REFRESH, pump));
 }
 
 fn pump(window: &MainWindow) {

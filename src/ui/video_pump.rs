@@ -19,6 +19,9 @@ struct Following {
     seen_remote: u64,
 }
 
+/// 30 times a second.
+const PERIOD: Duration = Duration::from_millis(33);
+
 thread_local! {
     static FOLLOWING: RefCell<Option<Following>> = const { RefCell::new(None) };
     /// Runs only while a call with pictures is shown: an idle window does no work.
@@ -49,21 +52,7 @@ pub(super) fn follow(window: &MainWindow, controls: Option<&CallControls>, name:
     let calls = window.global::<CallAdapter>();
     calls.set_tiles(ModelRc::new(VecModel::from(Vec::<TileRow>::new())));
     calls.set_self_view(slint::Image::default());
-    TIMER.with(|timer| match controls {
-        Some(_) => {
-            let weak = window.as_weak();
-            timer.start(
-                slint::TimerMode::Repeated,
-                Duration::from_millis(33),
-                move || {
-                    if let Some(window) = weak.upgrade() {
-                        pump(&window);
-                    }
-                },
-            );
-        }
-        None => timer.stop(),
-    });
+    TIMER.with(|timer| super::poll_while(timer, window, controls.is_some(), PERIOD, pump));
 }
 
 fn pump(window: &MainWindow) {

@@ -6,7 +6,7 @@ use super::error::{DeviceError, Direction};
 use super::host::open_capture;
 use super::ring::RingReader;
 use super::worker::{
-    open_end, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, OpenedEnd, Started, Swap,
+    open_end, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, OpenedEnd, Swap,
 };
 use crate::audio::{AudioError, AudioFormat, AudioSource, Resampler};
 
@@ -57,13 +57,10 @@ impl DeviceCapture {
         on_event: DeviceEventHandler,
     ) -> Result<DeviceCapture, DeviceError> {
         let OpenedEnd {
-            started:
-                Started {
-                    worker,
-                    device,
-                    first,
-                    swaps,
-                },
+            worker,
+            device,
+            first,
+            swaps,
             stats,
             resampler,
         } = open_end(Direction::Input, name, format, open_capture, on_event)?;

@@ -6,7 +6,7 @@ use super::error::{DeviceError, Direction};
 use super::host::open_playback;
 use super::ring::RingWriter;
 use super::worker::{
-    open_end, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, OpenedEnd, Started, Swap,
+    open_end, DeviceEventHandler, DeviceStatsHandle, DeviceWorker, OpenedEnd, Swap,
 };
 use crate::audio::{check_format, AudioError, AudioFormat, AudioFrame, AudioSink, Resampler};
 
@@ -55,13 +55,10 @@ impl DevicePlayback {
         on_event: DeviceEventHandler,
     ) -> Result<DevicePlayback, DeviceError> {
         let OpenedEnd {
-            started:
-                Started {
-                    worker,
-                    device,
-                    first,
-                    swaps,
-                },
+            worker,
+            device,
+            first,
+            swaps,
             stats,
             resampler,
         } = open_end(Direction::Output, name, format, open_playback, on_event)?;

@@ -75,7 +75,13 @@ impl DeviceStatsHandle {
 /// converter between the caller's format and the device's (device to caller for a capture,
 /// caller to device for a playback).
 pub(crate) struct OpenedEnd<End> {
-    pub started: Started<End>,
+    pub worker: DeviceWorker,
+    /// The name of the device opened first.
+    pub device: String,
+    /// Its ring end, in its format.
+    pub first: Swap<End>,
+    /// The ends of devices opened later.
+    pub swaps: Receiver<Swap<End>>,
     pub stats: DeviceStatsHandle,
     pub resampler: Resampler,
 }
@@ -114,8 +120,17 @@ pub(crate) fn open_end<End: Send + 'static>(
         name: started.device.clone(),
         reason: format!("{from} cannot be converted to {to}: {e}"),
     })?;
+    let Started {
+        worker,
+        device,
+        first,
+        swaps,
+    } = started;
     Ok(OpenedEnd {
-        started,
+        worker,
+        device,
+        first,
+        swaps,
         stats: DeviceStatsHandle(counters),
         resampler,
     })

@@ -353,16 +353,13 @@ impl Controller {
     /// notification; stops both once it is answered, declined or gone.
     fn keep_ringing(&mut self) {
         match (self.model.ringing(), self.ringer.is_some()) {
-            (true, false) => {
+            (Some((_, who, address)), false) => {
                 let media = &self.config.media;
                 let speakers = media.ringer.clone().or_else(|| media.output.clone());
                 self.ringer = Some(Ringer::start(speakers));
-                let snapshot = self.model.snapshot(Instant::now().into_std());
-                if let Some((_, who, address)) = snapshot.ringing {
-                    self.notifier.send(Note::Ringing { who, address });
-                }
+                self.notifier.send(Note::Ringing { who, address });
             }
-            (false, true) => {
+            (None, true) => {
                 self.ringer = None;
                 self.notifier.send(Note::Quiet);
             }
