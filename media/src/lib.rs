@@ -5,6 +5,7 @@
 //! - [`audio`]: frames and formats, sources (tone, WAV, silence) and sinks (WAV recorder, null,
 //!   memory), resampling.
 //! - [`codec`]: Opus, G.711 µ-law and A-law behind one encoder/decoder interface.
+//! - [`conference`]: the conference mixer (N−1 mixes, limiter, active speaker) and its bridge.
 //! - [`congestion`]: send-side bandwidth estimation (GCC) and TWCC feedback (sans-IO).
 //! - [`device`]: sound devices through cpal (PulseAudio or ALSA): listing, capture, playback,
 //!   lock-free rings, recovery from a lost device.
@@ -20,6 +21,7 @@
 pub mod analysis;
 pub mod audio;
 pub mod codec;
+pub mod conference;
 pub mod congestion;
 pub mod device;
 pub mod jitter_buffer;

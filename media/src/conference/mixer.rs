@@ -1,0 +1,288 @@
+//! The conference mixer's sans-IO core: one queue per leg, one 20 ms mix per [`Mixer::mix`].
+//!
+//! Every leg speaks and hears 48 kHz mono (the bridge converts each leg's own rate). Each call
+//! of `mix(now)` takes 20 ms from every leg's queue ([`PcmFifo`]: primed, so legs whose clocks
+//! differ from the mixer's neither starve nor pile up), sums them once, and gives every leg
+//! the sum minus its own contribution (an N−1 mix: nobody hears themselves). Each leg's mix
+//! passes its own limiter: a gain that drops at once to what keeps the frame's peak below full
+//! scale and recovers by 0.5 dB per frame, so sums of loud talkers never clip or wrap.
+//!
+//! The active speaker is the leg whose smoothed level (300 ms) is highest above -45 dBFS; a
+//! newcomer takes over after being loudest for 400 ms, so the speaker does not flicker between
+//! words. A leg that has sent nothing for [`MixerConfig::silence_timeout`] is reported once as
+//! gone quiet; the bridge drops it.
+
+use std::time::{Duration, Instant};
+
+use super::fifo::{FifoCounters, PcmFifo};
+
+/// The mixer's rate: every leg is converted to and from it.
+pub const MIX_RATE: u32 = 48_000;
+/// Samples in one 20 ms mix.
+pub const MIX_FRAME: usize = (MIX_RATE / 50) as usize;
+
+/// Full scale the limiter keeps each mix under.
+const CEILING: f32 = 32_000.0;
+/// The limiter's recovery per 20 ms frame (0.5 dB).
+const RELEASE: f32 = 1.059_254;
+/// Below this smoothed level nobody is speaking.
+const SPEAKING_DBFS: f32 = -45.0;
+/// How long a newcomer must be loudest before it becomes the active speaker.
+const SPEAKER_HOLD: Duration = Duration::from_millis(400);
+/// The smoothing of levels: each frame moves the level this far towards the frame's.
+const LEVEL_SMOOTHING: f32 = 20.0 / 300.0;
+
+/// A leg of the conference, as the mixer numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub u64);
+
+/// How the mixer keeps legs together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MixerConfig {
+    /// Samples a leg's queue holds before it is mixed (absorbs the jitter between the leg's
+    /// clock and the mixer's).
+    pub prime: usize,
+    /// Beyond this many queued samples, a leg's oldest samples are dropped.
+    pub ceiling: usize,
+    /// A leg that has pushed nothing for this long is reported as gone quiet.
+    pub silence_timeout: Duration,
+}
+
+impl Default for MixerConfig {
+    fn default() -> Self {
+        MixerConfig {
+            prime: 2 * MIX_FRAME,
+            ceiling: 6 * MIX_FRAME,
+            silence_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One leg's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LegLevel {
+    /// Smoothed level of what the leg sends, in dBFS (-96 for silence).
+    pub dbfs: f32,
+    /// What its queue had to do (underruns, samples dropped).
+    pub queue: FifoCounters,
+    /// The limiter's gain on what the leg hears now (1.0 = untouched).
+    pub limiter_gain: f32,
+}
+
+/// What one mix found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MixReport {
+    /// The active speaker after this mix.
+    pub speaker: Option<LegId>,
+    /// Legs that went quiet for longer than the timeout with this mix (each reported once).
+    pub timed_out: Vec<LegId>,
+}
+
+struct Leg {
+    id: LegId,
+    queue: PcmFifo,
+    /// This mix's 20 ms from the leg.
+    input: Vec<i16>,
+    /// What the leg hears from this mix.
+    output: Vec<i16>,
+    /// Smoothed mean square, in full-scale units.
+    power: f32,
+    gain: f32,
+    last_push: Instant,
+    timed_out: bool,
+}
+
+/// The sans-IO mixer.
+pub struct Mixer {
+    config: MixerConfig,
+    legs: Vec<Leg>,
+    next_id: u64,
+    sum: Vec<i32>,
+    speaker: Option<LegId>,
+    /// The loudest leg that is not the speaker yet, and since when.
+    candidate: Option<(LegId, Instant)>,
+}
+
+impl Mixer {
+    /// An empty mixer.
+    pub fn new(config: MixerConfig) -> Self {
+        Mixer {
+            config,
+            legs: Vec::new(),
+            next_id: 1,
+            sum: vec![0; MIX_FRAME],
+            speaker: None,
+            candidate: None,
+        }
+    }
+
+    /// Adds a leg; it hears the others from the next mix on.
+    pub fn add_leg(&mut self, now: Instant) -> LegId {
+        let id = LegId(self.next_id);
+        self.next_id += 1;
+        self.legs.push(Leg {
+            id,
+            queue: PcmFifo::new(self.config.prime, self.config.ceiling),
+            input: vec![0; MIX_FRAME],
+            output: vec![0; MIX_FRAME],
+            power: 0.0,
+            gain: 1.0,
+            last_push: now,
+            timed_out: false,
+        });
+        id
+    }
+
+    /// Removes a leg; unknown ids are ignored.
+    pub fn remove_leg(&mut self, id: LegId) {
+        self.legs.retain(|l| l.id != id);
+        if self.speaker == Some(id) {
+            self.speaker = None;
+        }
+        if self.candidate.is_some_and(|(c, _)| c == id) {
+            self.candidate = None;
+        }
+    }
+
+    /// The legs, in the order they joined.
+    pub fn legs(&self) -> impl Iterator<Item = LegId> + '_ {
+        self.legs.iter().map(|l| l.id)
+    }
+
+    /// Queues what a leg sent (48 kHz mono, any length).
+    pub fn push(&mut self, id: LegId, samples: &[i16], now: Instant) {
+        if let Some(leg) = self.legs.iter_mut().find(|l| l.id == id) {
+            leg.queue.push(samples);
+            leg.last_push = now;
+            leg.timed_out = false;
+        }
+    }
+
+    /// Mixes the next 20 ms: afterwards [`Mixer::output`] holds what each leg hears.
+    pub fn mix(&mut self, now: Instant) -> MixReport {
+        self.sum.fill(0);
+        for leg in &mut self.legs {
+            leg.queue.pop_into(&mut leg.input);
+            for (s, &x) in self.sum.iter_mut().zip(&leg.input) {
+                *s += i32::from(x);
+            }
+            let frame_power = mean_square(&leg.input);
+            leg.power += (frame_power - leg.power) * LEVEL_SMOOTHING;
+        }
+        for leg in &mut self.legs {
+            let peak = self
+                .sum
+                .iter()
+                .zip(&leg.input)
+                .map(|(&s, &x)| (s - i32::from(x)).unsigned_abs())
+                .max()
+                .unwrap_or(0) as f32;
+            let fits = if peak > CEILING { CEILING / peak } else { 1.0 };
+            let previous = leg.gain;
+            let gain = (previous * RELEASE).min(fits).min(1.0);
+            leg.gain = gain;
+            let n = leg.output.len() as f32;
+            for (i, ((o, &s), &x)) in leg
+                .output
+                .iter_mut()
+                .zip(&self.sum)
+                .zip(&leg.input)
+                .enumerate()
+            {
+                // Falls at once; rises across the frame (never above what fits).
+                let g = if gain < previous {
+                    gain
+                } else {
+                    previous + (gain - previous) * (i + 1) as f32 / n
+                };
+                let v = (s - i32::from(x)) as f32 * g;
+                *o = v.round().clamp(-32_768.0, 32_767.0) as i16;
+            }
+        }
+        let timed_out = self.check_silence(now);
+        self.choose_speaker(now);
+        MixReport {
+            speaker: self.speaker,
+            timed_out,
+        }
+    }
+
+    /// What `id` hears from the last mix (20 ms, 48 kHz mono).
+    pub fn output(&self, id: LegId) -> Option<&[i16]> {
+        self.legs
+            .iter()
+            .find(|l| l.id == id)
+            .map(|l| l.output.as_slice())
+    }
+
+    /// A leg's level and queue figures.
+    pub fn level(&self, id: LegId) -> Option<LegLevel> {
+        self.legs.iter().find(|l| l.id == id).map(|l| LegLevel {
+            dbfs: dbfs(l.power),
+            queue: l.queue.counters(),
+            limiter_gain: l.gain,
+        })
+    }
+
+    /// The active speaker.
+    pub fn speaker(&self) -> Option<LegId> {
+        self.speaker
+    }
+
+    fn check_silence(&mut self, now: Instant) -> Vec<LegId> {
+        let timeout = self.config.silence_timeout;
+        let mut gone = Vec::new();
+        for leg in &mut self.legs {
+            if !leg.timed_out && now.saturating_duration_since(leg.last_push) >= timeout {
+                leg.timed_out = true;
+                gone.push(leg.id);
+            }
+        }
+        gone
+    }
+
+    fn choose_speaker(&mut self, now: Instant) {
+        let loudest = self
+            .legs
+            .iter()
+            .filter(|l| dbfs(l.power) > SPEAKING_DBFS)
+            .max_by(|a, b| a.power.total_cmp(&b.power))
+            .map(|l| l.id);
+        let Some(loudest) = loudest else {
+            // Nobody speaks: the last speaker stays shown.
+            self.candidate = None;
+            return;
+        };
+        if self.speaker.is_none() || self.speaker == Some(loudest) {
+            self.speaker = Some(loudest);
+            self.candidate = None;
+            return;
+        }
+        match self.candidate {
+            Some((id, since)) if id == loudest => {
+                if now.saturating_duration_since(since) >= SPEAKER_HOLD {
+                    self.speaker = Some(loudest);
+                    self.candidate = None;
+                }
+            }
+            _ => self.candidate = Some((loudest, now)),
+        }
+    }
+}
+
+fn mean_square(samples: &[i16]) -> f32 {
+    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / samples.len().max(1) as f64 / (32_768.0 * 32_768.0)) as f32
+}
+
+fn dbfs(power: f32) -> f32 {
+    if power <= 1e-10 {
+        -96.0
+    } else {
+        (10.0 * power.log10()).max(-96.0)
+    }
+}
+
+#[cfg(test)]
+#[path = "mixer_tests.rs"]
+mod tests;

@@ -1,0 +1,18 @@
+//! Conferences hosted by Callisto: the audio mixer and the bridge that connects calls to it.
+//!
+//! - [`Mixer`] (sans-IO): per-leg queues, an N−1 mix per leg every 20 ms, a limiter per mix,
+//!   active-speaker detection, silence timeouts.
+//! - [`PcmFifo`]: the queue between two clocks that the mixer and the bridge use.
+//! - [`ConferenceBridge`]: the mixer on a thread of its own, with an [`AudioSource`] and an
+//!   [`AudioSink`] per leg for the call's media session, in the call's own format.
+//!
+//! [`AudioSource`]: crate::audio::AudioSource
+//! [`AudioSink`]: crate::audio::AudioSink
+
+mod bridge;
+mod fifo;
+mod mixer;
+
+pub use bridge::{BridgeEvent, ConferenceBridge, LegSink, LegSource, RosterEntry};
+pub use fifo::{FifoCounters, PcmFifo};
+pub use mixer::{LegId, LegLevel, MixReport, Mixer, MixerConfig, MIX_FRAME, MIX_RATE};
