@@ -1,4 +1,4 @@
-//! The command line: `callisto [register|call|answer|devices] …`.
+//! The command line: `callisto [register|call|answer|conference|devices] …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +37,13 @@ pub enum Command {
     Call(CallArgs),
     /// Wait for calls and answer them.
     Answer(AnswerArgs),
+    /// Host a conference: answer every call, dial others, and mix everyone's audio so each
+    /// participant hears all the others (and not themselves), the host's own audio included.
+    ///
+    /// The host takes part with --audio (what everyone hears from the host) and
+    /// --record-audio/--play-audio (what the host hears). --duration ends the conference that
+    /// many seconds after it started.
+    Conference(ConferenceArgs),
     /// List the sound devices (PulseAudio when a server answers, else ALSA).
     Devices(DevicesArgs),
 }
@@ -214,4 +221,24 @@ pub struct AnswerArgs {
     /// Exit after this many calls have ended.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub count: u32,
+}
+
+/// `callisto conference`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConferenceArgs {
+    /// Host the conference here (the other participants call this account or address, or are
+    /// dialed). Joining someone else's conference is a call to its host: `callisto call`.
+    #[arg(long)]
+    pub host: bool,
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// Call this participant when the conference starts (repeatable).
+    #[arg(long, value_name = "URI")]
+    pub dial: Vec<String>,
+    /// End the conference once this many participants have left (0: only at --duration or
+    /// on a signal).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub count: u32,
+    #[command(flatten)]
+    pub media: MediaArgs,
 }

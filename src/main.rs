@@ -46,7 +46,10 @@ fn main() -> ExitCode {
     };
     // Calls may carry WebRTC sessions, whose peer connections need a multi-threaded runtime;
     // registering alone runs on one thread.
-    let calls = matches!(command, Command::Call(_) | Command::Answer(_));
+    let calls = matches!(
+        command,
+        Command::Call(_) | Command::Answer(_) | Command::Conference(_)
+    );
     let runtime = if calls {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -79,6 +82,14 @@ fn main() -> ExitCode {
         }
         Command::Answer(args) => {
             return runtime.block_on(call::run_answer(
+                args,
+                config,
+                selected.as_deref(),
+                data_dir.as_deref(),
+            ))
+        }
+        Command::Conference(args) => {
+            return runtime.block_on(call::run_conference(
                 args,
                 config,
                 selected.as_deref(),

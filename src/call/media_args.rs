@@ -117,6 +117,7 @@ pub fn media_options_for(
         ice_servers: ice_servers(args)?,
         relay_only: args.relay_only,
         controls: CallControls::default(),
+        conference: None,
     })
 }
 

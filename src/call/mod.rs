@@ -30,10 +30,12 @@ use crate::engine::{
 use crate::register::{self, exit, Output, Signals};
 use callisto_signaling::call::FailureCause;
 
+mod conference;
 mod control;
 mod media_args;
 mod report;
 
+pub use conference::run_conference;
 use control::control_lines;
 pub use media_args::{media_options, media_options_for};
 use report::report;
@@ -185,6 +187,48 @@ impl Session {
         }
     }
 
+    /// Places a call to what the user typed (completed with the account's domain): through
+    /// the account when one is registered, else straight to the address. Fails with an exit
+    /// code and the reason.
+    async fn dial(
+        &self,
+        account_args: &AccountArgs,
+        text: &str,
+        config: &Config,
+        media: MediaOptions,
+    ) -> Result<CallKey, (u8, String)> {
+        let domain = self
+            .account
+            .as_ref()
+            .or(config.accounts.first())
+            .and_then(|a| parse_sip_uri(&a.user))
+            .map(|uri| uri.host_with_port.host.to_string());
+        let to = callee_uri(text, domain.as_deref()).map_err(|m| (exit::OTHER, m))?;
+        let call = if self.account.is_some() {
+            // The engine fills in the account's identity and registrar.
+            OutgoingCall {
+                from: to.clone(),
+                to,
+                target: Target::new(TransportKind::Udp, ([127, 0, 0, 1], 5060).into()),
+                local_sip: ([0, 0, 0, 0], 0).into(),
+                credentials: None,
+                contact_host: None,
+                media,
+            }
+        } else {
+            direct_call(account_args, &self.engine, to, config, media)
+                .await
+                .map_err(|m| (exit::UNREACHABLE, m))?
+        };
+        let key = self.engine.new_call_key();
+        let _ = self.engine.commands.send(Command::Call {
+            key,
+            account: self.account.as_ref().map(|_| 0),
+            call: Box::new(call),
+        });
+        Ok(key)
+    }
+
     /// Hangs up what is left, unregisters, and waits for the engine to stop.
     async fn close(mut self) {
         let _ = self.engine.commands.send(Command::Shutdown);
@@ -213,47 +257,14 @@ pub async fn run_call(
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
-    let domain = session
-        .account
-        .as_ref()
-        .or(config.accounts.first())
-        .and_then(|a| parse_sip_uri(&a.user))
-        .map(|uri| uri.host_with_port.host.to_string());
-    let to = match callee_uri(&args.uri, domain.as_deref()) {
-        Ok(to) => to,
-        Err(message) => {
-            let code = session.out.fatal(exit::OTHER, &message);
+    let key = match session.dial(&args.account, &args.uri, &config, media).await {
+        Ok(key) => key,
+        Err((code, message)) => {
+            let code = session.out.fatal(code, &message);
             session.close().await;
             return code;
         }
     };
-    let call = if session.account.is_some() {
-        // The engine fills in the account's identity and registrar.
-        OutgoingCall {
-            from: to.clone(),
-            to,
-            target: Target::new(TransportKind::Udp, ([127, 0, 0, 1], 5060).into()),
-            local_sip: ([0, 0, 0, 0], 0).into(),
-            credentials: None,
-            contact_host: None,
-            media: media.clone(),
-        }
-    } else {
-        match direct_call(&args.account, &session.engine, to, &config, media.clone()).await {
-            Ok(call) => call,
-            Err(message) => {
-                let code = session.out.fatal(exit::UNREACHABLE, &message);
-                session.close().await;
-                return code;
-            }
-        }
-    };
-    let key = session.engine.new_call_key();
-    let _ = session.engine.commands.send(Command::Call {
-        key,
-        account: session.account.as_ref().map(|_| 0),
-        call: Box::new(call),
-    });
     let code = drive_calls(&mut session, &args.media, 1, &[key]).await;
     session.close().await;
     ExitCode::from(code)

@@ -24,15 +24,17 @@ const MAX_LATENESS: Duration = Duration::from_millis(200);
 /// What the bridge tells its owner, from its thread.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BridgeEvent {
-    /// The active speaker changed (a leg's label, or the local leg's).
-    Speaker(String),
+    /// The active speaker changed: a leg's tag and label (tag 0: the local participant).
+    Speaker { tag: u64, label: String },
     /// A leg has sent nothing for the mixer's silence timeout.
-    Silent(String),
+    Silent { tag: u64, label: String },
 }
 
 /// One participant as the bridge sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RosterEntry {
+    /// The owner's tag for the leg (0 for the local participant).
+    pub tag: u64,
     pub label: String,
     /// Smoothed level of what it says, in dBFS.
     pub dbfs: f32,
@@ -100,6 +102,7 @@ struct State {
 /// A call's leg: samples waiting to be mixed, and mixed samples waiting to be heard.
 struct LegIo {
     id: LegId,
+    tag: u64,
     label: String,
     rate: u32,
     inbox: Vec<i16>,
@@ -155,8 +158,14 @@ impl ConferenceBridge {
     }
 
     /// A new leg for a call whose audio runs at `rate` Hz, mono: what it hears and where it
-    /// speaks. It leaves the conference when both are dropped.
-    pub fn join(&self, label: &str, rate: u32) -> Result<(LegSource, LegSink), AudioError> {
+    /// speaks. It leaves the conference when both are dropped. `tag` (not 0) is the owner's
+    /// name for the leg in events and the roster; `label` is the participant's, for people.
+    pub fn join(
+        &self,
+        tag: u64,
+        label: &str,
+        rate: u32,
+    ) -> Result<(LegSource, LegSink), AudioError> {
         let format = AudioFormat::new(rate, 1);
         let to_mix = Resampler::new(format, mix_format())?;
         let from_mix = Resampler::new(mix_format(), format)?;
@@ -166,6 +175,7 @@ impl ConferenceBridge {
         let id = state.mixer.add_leg(Instant::now());
         state.legs.push(LegIo {
             id,
+            tag,
             label: label.to_string(),
             rate,
             inbox: Vec::with_capacity(4 * frame),
@@ -214,9 +224,10 @@ impl ConferenceBridge {
     /// Everyone taking part (the local participant first), with levels and queue figures.
     pub fn roster(&self) -> Vec<RosterEntry> {
         let state = self.handle.shared.lock();
-        let entry = |id: LegId, label: &str| {
+        let entry = |id: LegId, tag: u64, label: &str| {
             let level = state.mixer.level(id);
             RosterEntry {
+                tag,
                 label: label.to_string(),
                 dbfs: level.map_or(-96.0, |l| l.dbfs),
                 speaking: state.speaker == Some(id),
@@ -227,8 +238,8 @@ impl ConferenceBridge {
         state
             .local
             .iter()
-            .map(|l| entry(l.id, &l.label))
-            .chain(state.legs.iter().map(|l| entry(l.id, &l.label)))
+            .map(|l| entry(l.id, 0, &l.label))
+            .chain(state.legs.iter().map(|l| entry(l.id, l.tag, &l.label)))
             .collect()
     }
 
@@ -324,23 +335,27 @@ fn tick(state: &mut State, now: Instant, scratch: &mut Vec<i16>, events: &mut Ve
             }
         }
     }
-    let label = |id: LegId| {
+    let named = |id: LegId| {
         local
             .iter()
             .filter(|l| l.id == id)
-            .map(|l| l.label.clone())
-            .chain(legs.iter().filter(|l| l.id == id).map(|l| l.label.clone()))
+            .map(|l| (0, l.label.clone()))
+            .chain(
+                legs.iter()
+                    .filter(|l| l.id == id)
+                    .map(|l| (l.tag, l.label.clone())),
+            )
             .next()
     };
     if report.speaker != *speaker {
         *speaker = report.speaker;
-        if let Some(name) = report.speaker.and_then(label) {
-            events.push(BridgeEvent::Speaker(name));
+        if let Some((tag, label)) = report.speaker.and_then(named) {
+            events.push(BridgeEvent::Speaker { tag, label });
         }
     }
     for id in report.timed_out {
-        if let Some(name) = label(id) {
-            events.push(BridgeEvent::Silent(name));
+        if let Some((tag, label)) = named(id) {
+            events.push(BridgeEvent::Silent { tag, label });
         }
     }
 }
@@ -487,9 +502,9 @@ mod tests {
                 Box::new(host_heard),
             )
             .unwrap();
-        let (source, sink) = bridge.join("opus", 48_000).unwrap();
+        let (source, sink) = bridge.join(1, "opus", 48_000).unwrap();
         let opus = session(source, sink, 500.0, 48_000, 2);
-        let (source, sink) = bridge.join("pcmu", 8_000).unwrap();
+        let (source, sink) = bridge.join(2, "pcmu", 8_000).unwrap();
         let pcmu = session(source, sink, 700.0, 8_000, 2);
         assert_eq!(bridge.roster().len(), 3);
         let opus = opus.join().unwrap();
@@ -515,7 +530,7 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .any(|e| matches!(e, BridgeEvent::Speaker(_))));
+            .any(|e| matches!(e, BridgeEvent::Speaker { .. })));
     }
 
     #[test]
@@ -539,9 +554,15 @@ mod tests {
                 Box::new(crate::audio::NullSink::new(AudioFormat::new(16_000, 1))),
             )
             .unwrap();
-        let (_source, _sink) = bridge.join("quiet one", 8_000).unwrap();
+        let (_source, _sink) = bridge.join(7, "quiet one", 8_000).unwrap();
         std::thread::sleep(Duration::from_millis(600));
         let events = events.lock().unwrap().clone();
-        assert_eq!(events, vec![BridgeEvent::Silent("quiet one".into())]);
+        assert_eq!(
+            events,
+            vec![BridgeEvent::Silent {
+                tag: 7,
+                label: "quiet one".into()
+            }]
+        );
     }
 }

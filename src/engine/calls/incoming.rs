@@ -38,7 +38,10 @@ impl Calls {
             let _ = endpoint.reject(now, id, 480);
             return;
         };
-        let mut options = options.for_one_call();
+        let mut options = options.for_one_call(&super::peer_label(
+            invite.display_name.as_deref(),
+            &invite.from,
+        ));
         self.incoming_count += 1;
         if self.incoming_count > 1 {
             options.record = options

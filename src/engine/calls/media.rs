@@ -14,6 +14,7 @@ use callisto_media::audio::{
     SilenceSource, TeeSink, ToneSource, WavRecorder, WavSource,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
+use callisto_media::conference::ConferenceBridge;
 use callisto_media::device::{DeviceCapture, DeviceEventHandler, DevicePlayback};
 use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
@@ -122,6 +123,28 @@ pub struct MediaOptions {
     pub relay_only: bool,
     /// The call's switches and pictures; every call gets its own (see `for_one_call`).
     pub controls: CallControls,
+    /// A conference this app hosts: the call's audio goes to its bridge (and the bridge's mix
+    /// comes back), instead of the input and playback above. Answering such a call does not
+    /// hold the others.
+    pub conference: Option<ConferenceSeat>,
+}
+
+/// A call's place in a conference this app hosts: the bridge, and the name the roster shows
+/// (the engine fills it in with the peer's for every call).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConferenceSeat {
+    pub bridge: ConferenceBridge,
+    pub label: String,
+}
+
+impl ConferenceSeat {
+    /// A seat at `bridge`, named after the peer once the call exists.
+    pub fn at(bridge: &ConferenceBridge) -> Self {
+        ConferenceSeat {
+            bridge: bridge.clone(),
+            label: String::new(),
+        }
+    }
 }
 
 /// What the app holds of one call's media while it runs: switches it flips and pictures it
@@ -150,17 +173,64 @@ impl Default for MediaOptions {
             ice_servers: Vec::new(),
             relay_only: false,
             controls: CallControls::default(),
+            conference: None,
         }
     }
 }
 
 impl MediaOptions {
-    /// These options with switches and pictures of their own, for one call (options shared by
-    /// all incoming calls must not mute them all at once).
-    pub(super) fn for_one_call(mut self) -> Self {
+    /// These options with switches and pictures of their own, for one call with `peer`
+    /// (options shared by all incoming calls must not mute them all at once); a conference seat
+    /// takes the peer's name.
+    pub(super) fn for_one_call(mut self, peer: &str) -> Self {
         self.controls = CallControls::default();
+        if let Some(seat) = &mut self.conference {
+            seat.label = peer.to_string();
+        }
         self
     }
+}
+
+/// A call's (or the conference host's) audio: what it sends, and where what it hears goes.
+pub type AudioEnds = (Box<dyn AudioSource>, Box<dyn AudioSink>);
+
+/// What a call sends and where what it receives goes: a conference seat when the options
+/// have a bridge, else the input and the recording or playback.
+pub(super) fn audio_ends(
+    options: &MediaOptions,
+    format: AudioFormat,
+    notices: &DeviceNotices,
+) -> Result<AudioEnds, String> {
+    let Some(seat) = &options.conference else {
+        let source = make_source(&options.input, &options.controls.mute, format, notices)?;
+        return Ok((source, make_sink(options, format, notices)?));
+    };
+    if format.channels != 1 {
+        return Err(format!("a conference leg must be mono, not {format}"));
+    }
+    let (source, sink) = seat
+        .bridge
+        .join(notices.key.0, &seat.label, format.sample_rate)
+        .map_err(|e| format!("cannot join the conference: {e}"))?;
+    let source = MutableSource::new(Box::new(source), options.controls.mute.clone());
+    let sink: Box<dyn AudioSink> = match options.record.as_deref() {
+        Some(path) => {
+            let recorder = WavRecorder::create(path, format)
+                .map_err(|e| format!("cannot record to {}: {e}", path.display()))?;
+            Box::new(TeeSink::new(recorder, sink).map_err(|e| e.to_string())?)
+        }
+        None => Box::new(sink),
+    };
+    Ok((Box::new(source), sink))
+}
+
+/// The host's own audio in a conference: the options' input, and their recording and
+/// playback, in `format`. Device trouble is logged.
+pub fn host_audio(options: &MediaOptions, format: AudioFormat) -> Result<AudioEnds, String> {
+    let (events, _) = mpsc::unbounded_channel();
+    let notices = DeviceNotices::new(CallKey(0), &events);
+    let source = make_source(&options.input, &options.controls.mute, format, &notices)?;
+    Ok((source, make_sink(options, format, &notices)?))
 }
 
 /// What a call's media reports to the engine.
@@ -349,13 +419,7 @@ impl CallMedia {
             .ok_or_else(|| "the RTP port is gone".to_string())?;
         let format = AudioFormat::new(stream.codec.clock_rate(), 1);
         let notices = DeviceNotices::new(key, events);
-        let source = make_source(
-            &self.options.input,
-            &self.options.controls.mute,
-            format,
-            &notices,
-        )?;
-        let sink = make_sink(&self.options, format, &notices)?;
+        let (source, sink) = audio_ends(&self.options, format, &notices)?;
         let config = ClassicSessionConfig {
             rtp_socket: socket,
             rtcp_socket: None,

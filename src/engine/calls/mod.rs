@@ -45,8 +45,8 @@ mod webrtc_flow;
 use incoming::IncomingInvite;
 pub(super) use media::CallMediaEvent;
 pub use media::{
-    AudioInput, AudioPlayback, CallControls, IceServerOptions, MediaOptions, MediaProfile,
-    VideoInput, VideoOptions,
+    host_audio, AudioInput, AudioPlayback, CallControls, ConferenceSeat, IceServerOptions,
+    MediaOptions, MediaProfile, VideoInput, VideoOptions,
 };
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
@@ -208,7 +208,9 @@ impl Calls {
         account: Option<usize>,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) -> bool {
-        call.media = call.media.for_one_call();
+        call.media = call
+            .media
+            .for_one_call(&peer_label(None, &call.to.to_string()));
         let _ = events.send(EngineEvent::Call {
             key,
             update: CallUpdate::Controls(call.media.controls.clone()),
@@ -284,7 +286,8 @@ impl Calls {
     }
 
     /// Answers a ringing incoming call and starts its media. Calls already up are put on
-    /// hold first (call waiting: the new call takes over, the others wait). Without `video`
+    /// hold first (call waiting: the new call takes over, the others wait), unless the call
+    /// joins a conference. Without `video`
     /// the answer declines a classic offer's video, and a WebRTC call's camera starts off.
     pub(super) fn answer(
         &mut self,
@@ -304,10 +307,13 @@ impl Calls {
         {
             return;
         }
+        // In a conference everyone stays; otherwise the new call takes over.
+        let conference = self.calls[&key].media.options.conference.is_some();
         let active: Vec<CallKey> = self
             .calls
             .values()
             .filter(|c| c.key != key && c.established.is_some() && !c.local_hold)
+            .filter(|_| !conference)
             .map(|c| c.key)
             .collect();
         for other in active {
@@ -769,4 +775,46 @@ fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<()
     call.media.apply(&negotiated, call.key, events)?;
     call.media.apply_video(call.sdp.video(), call.key, events);
     Ok(())
+}
+
+/// The name a call's peer goes by in a conference roster: the display name, else the address
+/// without its scheme and parameters.
+pub fn peer_label(display_name: Option<&str>, uri: &str) -> String {
+    if let Some(name) = display_name.map(str::trim).filter(|n| !n.is_empty()) {
+        return name.trim_matches('"').to_string();
+    }
+    let uri = uri.trim().trim_start_matches('<');
+    let bare = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .unwrap_or(uri);
+    bare.split([';', '>', '?'])
+        .next()
+        .unwrap_or(bare)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_label;
+
+    #[test]
+    fn peers_are_named_by_display_name_else_by_bare_address() {
+        assert_eq!(
+            peer_label(Some("\"Carol\""), "sip:carol@example.org"),
+            "Carol"
+        );
+        assert_eq!(
+            peer_label(Some("  "), "sip:carol@example.org"),
+            "carol@example.org"
+        );
+        assert_eq!(
+            peer_label(None, "<sips:bob@pbx.example.org:5061;transport=tls>"),
+            "bob@pbx.example.org:5061"
+        );
+        assert_eq!(
+            peer_label(None, "sip:+4930123@gw;user=phone"),
+            "+4930123@gw"
+        );
+    }
 }

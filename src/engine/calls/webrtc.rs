@@ -16,7 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use callisto_media::audio::{AudioFormat, AudioSink, AudioSource};
+use callisto_media::audio::AudioFormat;
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
@@ -29,9 +29,7 @@ use callisto_media::webrtc::{
 };
 use callisto_signaling::sdp::AudioPolicy;
 
-use super::media::{
-    make_sink, make_source, CallControls, CallMediaEvent, DeviceNotices, MediaEvents,
-};
+use super::media::{audio_ends, CallControls, CallMediaEvent, DeviceNotices, MediaEvents};
 use super::{CallKey, MediaOptions, VideoInput, VideoOptions};
 
 /// What a WebRTC step reports when it is done.
@@ -117,9 +115,7 @@ fn session_media(
     camera_unavailable: &CameraReport,
 ) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
-    let audio_source: Box<dyn AudioSource> =
-        make_source(&options.input, &options.controls.mute, format, notices)?;
-    let audio_sink: Box<dyn AudioSink> = make_sink(options, format, notices)?;
+    let (audio_source, audio_sink) = audio_ends(options, format, notices)?;
     let video = options
         .video
         .as_ref()

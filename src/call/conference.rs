@@ -1,0 +1,338 @@
+//! `callisto conference --host`: one engine that answers every call and dials the given
+//! participants, with every call's audio on one [`ConferenceBridge`]. The host's own
+//! `--audio` is the local participant; `--record-audio` and `--play-audio` get what the host
+//! hears. It prints who joins and leaves, the roster, active-speaker changes and each leg's
+//! summary as it ends (the same `call_ended` lines as `callisto call`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use callisto_media::audio::AudioFormat;
+use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig, RosterEntry};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::report::report;
+use super::{failure_exit_code, sleep_until, Session};
+use crate::cli::ConferenceArgs;
+use crate::config::Config;
+use crate::engine::{
+    self, peer_label, AudioPlayback, CallKey, CallUpdate, Command, ConferenceSeat, EngineEvent,
+    MediaOptions,
+};
+use crate::register::{exit, Output};
+
+/// Runs `callisto conference`.
+pub async fn run_conference(
+    args: ConferenceArgs,
+    config: Config,
+    selected: Option<&str>,
+    data_dir: Option<&Path>,
+) -> ExitCode {
+    let out = Output {
+        json: args.media.json,
+    };
+    if !args.host {
+        return out.fatal(
+            exit::OTHER,
+            "callisto conference needs --host: it hosts the conference here (to join someone \
+             else's, call its host with callisto call)",
+        );
+    }
+    let (mut session, media) =
+        match Session::prepare(&args.account, &args.media, &config, selected, data_dir).await {
+            Ok(prepared) => prepared,
+            Err(code) => return code,
+        };
+    let (bridge_tx, bridge_rx) = mpsc::unbounded_channel();
+    let bridge = match start_bridge(&media, bridge_tx, host_name(&session)) {
+        Ok(bridge) => bridge,
+        Err(message) => {
+            let code = session.out.fatal(exit::OTHER, &message);
+            session.close().await;
+            return code;
+        }
+    };
+    // The legs' audio is the bridge's; the host's input, recording and playback are its own.
+    let legs = MediaOptions {
+        record: None,
+        playback: AudioPlayback::Off,
+        conference: Some(ConferenceSeat::at(&bridge)),
+        ..media
+    };
+    let _ = session.engine.commands.send(Command::AcceptCalls {
+        media: Some(Box::new(legs.clone())),
+    });
+    let address = session.engine.local_udp.map(|a| a.to_string());
+    if session.out.json {
+        println!("{}", json!({"event": "conference", "address": address}));
+    } else {
+        println!(
+            "Hosting a conference on {}.",
+            address.as_deref().unwrap_or("?")
+        );
+    }
+    let mut conference = Conference::new(bridge.clone(), bridge_rx);
+    let mut worst = exit::OK;
+    for uri in &args.dial {
+        match session
+            .dial(&args.account, uri, &config, legs.clone())
+            .await
+        {
+            Ok(key) => {
+                conference.dialed.push(key);
+                conference.names.insert(key, peer_label(None, uri));
+            }
+            Err((code, message)) => {
+                worst = worst.max(code);
+                eprintln!("callisto: cannot call {uri}: {message}");
+            }
+        }
+    }
+    let ends_at = args
+        .media
+        .duration
+        .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
+    worst = worst.max(conference.run(&mut session, args.count, ends_at).await);
+    bridge.stop();
+    conference.print_end(&session.out);
+    session.close().await;
+    ExitCode::from(worst)
+}
+
+/// The bridge with the host's own audio as its local participant.
+fn start_bridge(
+    media: &MediaOptions,
+    events: mpsc::UnboundedSender<BridgeEvent>,
+    host: String,
+) -> Result<ConferenceBridge, String> {
+    let bridge = ConferenceBridge::start(MixerConfig::default(), move |event| {
+        let _ = events.send(event);
+    })
+    .map_err(|e| format!("cannot start the conference: {e}"))?;
+    let (source, sink) = engine::host_audio(media, AudioFormat::new(48_000, 1))?;
+    bridge
+        .set_local(&host, source, sink)
+        .map_err(|e| format!("cannot start the conference: {e}"))?;
+    Ok(bridge)
+}
+
+fn host_name(session: &Session) -> String {
+    session
+        .account
+        .as_ref()
+        .map(|a| peer_label(None, &a.user))
+        .unwrap_or_else(|| "host".to_string())
+}
+
+/// The conference as the command follows it.
+struct Conference {
+    bridge: ConferenceBridge,
+    bridge_events: mpsc::UnboundedReceiver<BridgeEvent>,
+    /// Calls we placed.
+    dialed: Vec<CallKey>,
+    /// Every call's participant, by name (the display name, else the address).
+    names: HashMap<CallKey, String>,
+    /// Participants in the call now, by call, with their names.
+    present: HashMap<CallKey, String>,
+    /// Calls not over yet (ringing, or in the conference).
+    live: Vec<CallKey>,
+    /// Everyone who took part, in the order they joined.
+    joined: Vec<(CallKey, String)>,
+    left: u32,
+    speakers: Vec<String>,
+    /// Each participant's last figures from the bridge (it forgets legs as they leave),
+    /// the host's under tag 0.
+    figures: HashMap<u64, RosterEntry>,
+}
+
+impl Conference {
+    fn new(bridge: ConferenceBridge, events: mpsc::UnboundedReceiver<BridgeEvent>) -> Self {
+        Conference {
+            bridge,
+            bridge_events: events,
+            dialed: Vec::new(),
+            names: HashMap::new(),
+            present: HashMap::new(),
+            live: Vec::new(),
+            joined: Vec::new(),
+            left: 0,
+            speakers: Vec::new(),
+            figures: HashMap::new(),
+        }
+    }
+
+    /// Follows the calls until `count` participants have left, `ends_at`, or a signal; then
+    /// hangs up everyone left. Returns the exit code.
+    async fn run(&mut self, session: &mut Session, count: u32, ends_at: Option<Instant>) -> u8 {
+        self.live.extend(self.dialed.iter().copied());
+        let mut worst = exit::OK;
+        let mut refresh = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let done = tokio::select! {
+                _ = refresh.tick() => {
+                    self.keep_figures();
+                    false
+                }
+                event = session.engine.events.recv() => match event {
+                    Some(EngineEvent::Call { key, update }) => {
+                        worst = worst.max(self.on_call(session, key, update));
+                        count > 0 && self.left >= count
+                    }
+                    Some(EngineEvent::Registration { event, .. }) => {
+                        let name = session.account.as_ref().map(|a| a.user.clone()).unwrap_or_default();
+                        session.out.registration(&name, &event);
+                        false
+                    }
+                    Some(EngineEvent::Stopped) | None => return worst.max(exit::OTHER),
+                },
+                Some(event) = self.bridge_events.recv() => {
+                    self.on_bridge(session, event);
+                    false
+                }
+                _ = sleep_until(ends_at) => true,
+                _ = session.signals.recv() => true,
+            };
+            if done {
+                break;
+            }
+        }
+        self.keep_figures();
+        for key in &self.live {
+            let _ = session.engine.commands.send(Command::HangUp { key: *key });
+        }
+        worst
+    }
+
+    fn on_call(&mut self, session: &Session, key: CallKey, update: CallUpdate) -> u8 {
+        report(&session.out, key, &update);
+        match update {
+            CallUpdate::Incoming {
+                from, display_name, ..
+            } => {
+                self.names
+                    .insert(key, peer_label(display_name.as_deref(), &from));
+                self.live.push(key);
+                let _ = session
+                    .engine
+                    .commands
+                    .send(Command::Answer { key, video: true });
+            }
+            CallUpdate::Answered { .. } => {
+                let name = self
+                    .names
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| format!("call {}", key.0));
+                self.present.insert(key, name.clone());
+                self.joined.push((key, name.clone()));
+                self.print_change(&session.out, "joined", key, &name);
+            }
+            CallUpdate::Failed { code, cause, .. } => {
+                self.live.retain(|k| *k != key);
+                self.left += 1;
+                return failure_exit_code(code, cause);
+            }
+            CallUpdate::Ended { .. } => {
+                self.live.retain(|k| *k != key);
+                self.left += 1;
+                if let Some(name) = self.present.remove(&key) {
+                    self.print_change(&session.out, "left", key, &name);
+                }
+            }
+            _ => {}
+        }
+        exit::OK
+    }
+
+    fn on_bridge(&mut self, session: &Session, event: BridgeEvent) {
+        match event {
+            BridgeEvent::Speaker { tag, label } => {
+                self.speakers.push(label.clone());
+                if session.out.json {
+                    println!(
+                        "{}",
+                        json!({"event": "speaker", "call": (tag != 0).then_some(tag), "name": label})
+                    );
+                } else {
+                    println!("Speaking: {label}.");
+                }
+            }
+            BridgeEvent::Silent { tag, label } => {
+                // Nothing from this leg for a while: it is gone without a word.
+                tracing::warn!(tag, %label, "no audio from a participant; hanging up");
+                if session.out.json {
+                    println!("{}", json!({"event": "silent", "call": tag, "name": label}));
+                } else {
+                    println!("{label} has sent nothing for a while; dropping them.");
+                }
+                if tag != 0 {
+                    let _ = session
+                        .engine
+                        .commands
+                        .send(Command::HangUp { key: CallKey(tag) });
+                }
+            }
+        }
+    }
+
+    fn keep_figures(&mut self) {
+        for entry in self.bridge.roster() {
+            self.figures.insert(entry.tag, entry);
+        }
+    }
+
+    fn print_change(&self, out: &Output, what: &str, key: CallKey, name: &str) {
+        let mut names: Vec<&String> = self
+            .joined
+            .iter()
+            .filter(|(k, _)| self.present.contains_key(k))
+            .map(|(_, n)| n)
+            .collect();
+        names.dedup();
+        if out.json {
+            println!(
+                "{}",
+                json!({"event": what, "call": key.0, "name": name, "participants": names})
+            );
+        } else {
+            println!(
+                "{name} {what} the conference; now {} here.",
+                names.len() + 1
+            );
+        }
+    }
+
+    fn print_end(&self, out: &Output) {
+        let mut figures: Vec<&RosterEntry> = self.figures.values().collect();
+        figures.sort_by_key(|e| e.tag);
+        let participants: Vec<_> = figures
+            .iter()
+            .map(|e| {
+                json!({
+                    "call": (e.tag != 0).then_some(e.tag),
+                    "name": e.label,
+                    "level_dbfs": (e.dbfs * 10.0).round() / 10.0,
+                    "underruns": e.underruns,
+                    "dropped_samples": e.dropped,
+                })
+            })
+            .collect();
+        let joined: Vec<_> = self
+            .joined
+            .iter()
+            .map(|(k, n)| json!({"call": k.0, "name": n}))
+            .collect();
+        if out.json {
+            println!(
+                "{}",
+                json!({"event": "conference_ended", "joined": joined, "roster": participants, "speakers": self.speakers})
+            );
+        } else {
+            println!("The conference ended; {} took part.", self.joined.len());
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Conferences hosted by `callisto conference --host`: everyone hears everyone else and not
+//! themselves, across the WebRTC and classic paths and G.711 and Opus, through Kamailio with a
+//! baresip desk phone; participants join and leave while the others go on.
+//!
+//! Every participant sends a tone of its own and records what it hears. The tones (440, 700,
+//! 1060, 1230 Hz) are chosen so that no sum or difference of two or three of them lies within
+//! 7 % of another: codec intermodulation cannot pass for a participant hearing itself. A tone is "heard"
+//! when its level in the recording's steady part (everyone in the call) is at least 0.08 (a
+//! -12 dBFS tone arrives near 0.25); a participant "hears itself" above 0.02. (Opus's noise
+//! floor under a three-tone mix measures 0.004–0.008 at any frequency, the own one included;
+//! G.711 and the host's recording stay below 0.001. A participant fed back its own tone would
+//! measure near 0.25.)
+
+mod support;
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use callisto_media::analysis::frequency_level;
+use support::baresip::Baresip;
+use support::baresip_events::BaresipEvent;
+use support::baresip_phone::{Codec, PhoneConfig};
+use support::callisto::Callisto;
+use support::kamailio::{Kamailio, KamailioConfig};
+use support::wav;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(8);
+const HEARD: f32 = 0.08;
+const LEAK: f32 = 0.02;
+
+/// The level of `hz` in `seconds` of `path`, from `from_end` seconds before its end.
+fn level(path: &Path, hz: f32, window: (f64, f64)) -> Result<f32, Box<dyn Error>> {
+    let audio = wav::read_mono(path)?;
+    let rate = audio.sample_rate as f64;
+    let total = audio.samples.len() as f64 / rate;
+    let (from_end, seconds) = window;
+    assert!(
+        total >= from_end,
+        "{} holds {total:.1} s, less than {from_end} s",
+        path.display()
+    );
+    let start = ((total - from_end) * rate) as usize;
+    let end = (start + (seconds * rate) as usize).min(audio.samples.len());
+    Ok(frequency_level(
+        &audio.samples[start..end],
+        audio.sample_rate,
+        hz,
+        0.02,
+        100,
+    ))
+}
+
+/// Asserts that `who` heard each of `others` and not `own` in `window` of its recording.
+fn assert_hears(
+    who: &str,
+    path: &Path,
+    own: f32,
+    others: &[f32],
+    window: (f64, f64),
+) -> TestResult {
+    for &hz in others {
+        let l = level(path, hz, window)?;
+        println!("{who} hears {hz} Hz at {l:.3}");
+        assert!(
+            l >= HEARD,
+            "{who} hears {hz} Hz only at {l} ({})",
+            path.display()
+        );
+    }
+    let l = level(path, own, window)?;
+    println!("{who} hears its own {own} Hz at {l:.4}");
+    assert!(l < LEAK, "{who} hears itself at {l} ({})", path.display());
+    Ok(())
+}
+
+/// Asserts that `who` did not hear `hz` in `window`.
+fn assert_not_hearing(who: &str, path: &Path, hz: f32, window: (f64, f64)) -> TestResult {
+    let l = level(path, hz, window)?;
+    println!("{who} hears {hz} Hz at {l:.4}");
+    assert!(l < LEAK, "{who} still hears {hz} Hz at {l}");
+    Ok(())
+}
+
+/// Four participants through Kamailio: the host (440 Hz, Opus/G.711 per leg), carol and dave
+/// on the WebRTC path (700 and 1060 Hz), and bob, a baresip desk phone on the classic path
+/// with PCMU (1230 Hz), dialed by the host. Each of the four recordings holds the other
+/// three tones and not its own.
+#[test]
+fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
+    let users = ["host", "carol", "dave", "bob"];
+    let kamailio = Kamailio::start(KamailioConfig {
+        users: users
+            .iter()
+            .map(|u| (u.to_string(), format!("{u}-secret")))
+            .collect(),
+        ..KamailioConfig::default()
+    })?;
+    let port = kamailio.config().udp_port;
+    let registrar = format!("sip:127.0.0.1:{port}");
+    let dir = tempfile::Builder::new()
+        .prefix("callisto-conf-")
+        .tempdir()?;
+    let tone = dir.path().join("bob.wav");
+    wav::write_tone(&tone, 1230.0, 8000, 1, 30.0)?;
+    let bob = Baresip::start_phone(
+        PhoneConfig::registered("bob", "bob-secret", port)
+            .codecs(&[Codec::Pcmu])
+            .playing(&tone),
+    )?;
+    bob.wait_for_registered(WAIT)?;
+    let account = |user: &str| {
+        vec![
+            "--user".to_string(),
+            format!("sip:{user}@127.0.0.1:{port}"),
+            "--password".to_string(),
+            format!("{user}-secret"),
+            "--registrar".to_string(),
+            registrar.clone(),
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+        ]
+    };
+    let recording = |who: &str| dir.path().join(format!("{who}.wav"));
+    let start = |who: &str, mut args: Vec<String>| -> std::io::Result<Callisto> {
+        let home = dir.path().join(who);
+        std::fs::create_dir_all(&home)?;
+        args.extend(account(who));
+        args.extend(["--record-audio".to_string(), path_arg(&recording(who))]);
+        args.push("--json".to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Callisto::start(&home, &args)
+    };
+    let strings = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let mut host = start(
+        "host",
+        strings(&[
+            "conference",
+            "--host",
+            "--audio",
+            "tone:440",
+            "--codecs",
+            "opus,pcmu",
+            "--dial",
+            "sip:bob@127.0.0.1",
+            "--duration",
+            "7",
+        ]),
+    )?;
+    host.expect("registered", WAIT)?;
+    bob.wait_for_event(|e| matches!(e, BaresipEvent::Established { .. }), WAIT)?;
+    let host_uri = "sip:host@127.0.0.1";
+    let mut carol = start(
+        "carol",
+        strings(&["call", host_uri, "--media", "webrtc", "--audio", "tone:700"]),
+    )?;
+    let mut dave = start(
+        "dave",
+        strings(&[
+            "call",
+            host_uri,
+            "--media",
+            "webrtc",
+            "--audio",
+            "tone:1060",
+        ]),
+    )?;
+    for (who, peer) in [("carol", &mut carol), ("dave", &mut dave)] {
+        let answered = peer.expect("answered", WAIT)?;
+        assert_eq!(answered["media"], "webrtc", "{who}: {answered}");
+    }
+    for _ in 0..3 {
+        host.expect("joined", WAIT)?;
+    }
+    let ended = host.expect("conference_ended", Duration::from_secs(15))?;
+    println!("host: {ended}");
+    assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
+    for (who, peer) in [("carol", &mut carol), ("dave", &mut dave)] {
+        let summary = peer.expect("call_ended", WAIT)?;
+        assert_eq!(
+            summary["by"], "remote",
+            "{who}: the host ends the call: {summary}"
+        );
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+    bob.wait_for_event(|e| matches!(e, BaresipEvent::Closed { .. }), WAIT)?;
+    let roster = ended["roster"].as_array().cloned().unwrap_or_default();
+    assert_eq!(roster.len(), 4, "the host and three legs: {ended}");
+    for entry in &roster {
+        assert!(
+            entry["level_dbfs"].as_f64().unwrap_or(-96.0) > -30.0,
+            "everyone was heard by the mixer: {entry}"
+        );
+    }
+
+    // Everyone has been in the call for the last 3 s of each recording but its final 0.5 s.
+    let window = (3.5, 3.0);
+    let (host_hz, carol_hz, dave_hz, bob_hz) = (440.0, 700.0, 1060.0, 1230.0);
+    assert_hears(
+        "host",
+        &recording("host"),
+        host_hz,
+        &[carol_hz, dave_hz, bob_hz],
+        window,
+    )?;
+    assert_hears(
+        "carol",
+        &recording("carol"),
+        carol_hz,
+        &[host_hz, dave_hz, bob_hz],
+        window,
+    )?;
+    assert_hears(
+        "dave",
+        &recording("dave"),
+        dave_hz,
+        &[host_hz, carol_hz, bob_hz],
+        window,
+    )?;
+    assert_hears(
+        "bob",
+        &bob.last_heard()?,
+        bob_hz,
+        &[host_hz, carol_hz, dave_hz],
+        window,
+    )?;
+    Ok(())
+}
+
+/// Direct calls to a host without a registrar: carol and dave join, dave leaves after 3 s,
+/// erin joins later. While dave is gone the others do not hear him; carol hears the host
+/// throughout, and erin once erin is in.
+#[test]
+fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
+    let dir = tempfile::Builder::new()
+        .prefix("callisto-conf-")
+        .tempdir()?;
+    let recording = |who: &str| dir.path().join(format!("{who}.wav"));
+    let home = |who: &str| -> std::io::Result<PathBuf> {
+        let home = dir.path().join(who);
+        std::fs::create_dir_all(&home)?;
+        Ok(home)
+    };
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let host_rec = path_arg(&recording("host"));
+    let mut host = Callisto::start(
+        &home("host")?,
+        &[
+            "conference",
+            "--host",
+            "--listen",
+            &listen,
+            "--audio",
+            "tone:440",
+            "--record-audio",
+            &host_rec,
+            "--count",
+            "3",
+            "--json",
+        ],
+    )?;
+    host.expect("conference", WAIT)?;
+    let uri = format!("sip:conference@{listen}");
+    let join = |who: &str, hz: u32, secs: &str, codecs: &str| -> std::io::Result<Callisto> {
+        let rec = path_arg(&recording(who));
+        let tone = format!("tone:{hz}");
+        Callisto::call(
+            &home(who)?,
+            &uri,
+            &[
+                "--audio",
+                &tone,
+                "--record-audio",
+                &rec,
+                "--codecs",
+                codecs,
+                "--duration",
+                secs,
+            ],
+        )
+    };
+    let mut carol = join("carol", 700, "8", "opus")?;
+    let mut dave = join("dave", 1060, "3", "pcmu")?;
+    carol.expect("answered", WAIT)?;
+    dave.expect("answered", WAIT)?;
+    let left = host.expect("left", WAIT)?;
+    assert_eq!(
+        left["participants"].as_array().map(Vec::len),
+        Some(1),
+        "{left}"
+    );
+    dave.expect("call_ended", WAIT)?;
+    thread::sleep(Duration::from_millis(1500));
+    let mut erin = join("erin", 1230, "2.5", "pcma")?;
+    erin.expect("answered", WAIT)?;
+    let erin_ended = erin.expect("call_ended", WAIT)?;
+    println!("erin: {erin_ended}");
+    carol.expect("call_ended", Duration::from_secs(10))?;
+    let ended = host.expect("conference_ended", WAIT)?;
+    println!("host: {ended}");
+    assert_eq!(ended["joined"].as_array().map(Vec::len), Some(3), "{ended}");
+    for (who, peer) in [
+        ("host", &mut host),
+        ("carol", &mut carol),
+        ("dave", &mut dave),
+        ("erin", &mut erin),
+    ] {
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+
+    // carol: 8 s in the call. Dave was there for the first 3 s, erin for about 2.5 s from
+    // about 4.5 s; the host's tone all along, without a gap.
+    let carol_rec = recording("carol");
+    let audio = wav::read_mono(&carol_rec)?;
+    let rate = audio.sample_rate;
+    let windows: Vec<&[i16]> = audio.samples.chunks_exact(rate as usize / 10).collect();
+    let with_host = windows[5..]
+        .iter()
+        .filter(|w| frequency_level(w, rate, 440.0, 0.02, 100) >= HEARD)
+        .count();
+    assert!(
+        with_host >= windows.len() - 5 - 1,
+        "carol hears the host in {with_host} of {} windows",
+        windows.len() - 5
+    );
+    assert_hears(
+        "carol (with dave)",
+        &carol_rec,
+        700.0,
+        &[440.0, 1060.0],
+        (7.0, 1.8),
+    )?;
+    assert_not_hearing("carol (dave gone)", &carol_rec, 1060.0, (4.5, 4.0))?;
+    assert_hears(
+        "dave",
+        &recording("dave"),
+        1060.0,
+        &[440.0, 700.0],
+        (2.5, 2.0),
+    )?;
+    assert_hears(
+        "erin",
+        &recording("erin"),
+        1230.0,
+        &[440.0, 700.0],
+        (2.0, 1.5),
+    )?;
+    assert_not_hearing(
+        "erin (dave gone before)",
+        &recording("erin"),
+        1060.0,
+        (2.0, 1.5),
+    )?;
+    // The host heard all three, and erin only in erin's time.
+    assert_hears(
+        "host (early)",
+        &recording("host"),
+        440.0,
+        &[700.0, 1060.0],
+        host_window(&recording("host"), 1.0, 2.0)?,
+    )?;
+    Ok(())
+}
+
+/// The `(from_end, seconds)` window of `path` that starts `at` seconds after its beginning.
+fn host_window(path: &Path, at: f64, seconds: f64) -> Result<(f64, f64), Box<dyn Error>> {
+    let total = wav::read_mono(path)?.seconds();
+    Ok((total - at, seconds))
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
