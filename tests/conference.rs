@@ -366,6 +366,89 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
     Ok(())
 }
 
+/// `callisto answer` takes two calls (the second holds the first: call waiting), then the
+/// `merge` control line puts both into a conference hosted by the answerer: carol and dave
+/// hear each other and the host, and the host's recording (the first call's) holds both.
+#[test]
+fn two_calls_are_merged_into_a_conference() -> TestResult {
+    let dir = tempfile::Builder::new()
+        .prefix("callisto-merge-")
+        .tempdir()?;
+    let recording = |who: &str| dir.path().join(format!("{who}.wav"));
+    let home = |who: &str| -> std::io::Result<PathBuf> {
+        let home = dir.path().join(who);
+        std::fs::create_dir_all(&home)?;
+        Ok(home)
+    };
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let host_rec = path_arg(&recording("host"));
+    let mut host = Callisto::answer(
+        &home("host")?,
+        &listen,
+        &[
+            "--audio",
+            "tone:440",
+            "--record-audio",
+            &host_rec,
+            "--count",
+            "2",
+        ],
+    )?;
+    host.expect("listening", WAIT)?;
+    let uri = format!("sip:host@{listen}");
+    let call = |who: &str, hz: u32, secs: &str| -> std::io::Result<Callisto> {
+        let rec = path_arg(&recording(who));
+        let tone = format!("tone:{hz}");
+        Callisto::call(
+            &home(who)?,
+            &uri,
+            &["--audio", &tone, "--record-audio", &rec, "--duration", secs],
+        )
+    };
+    let mut carol = call("carol", 700, "9")?;
+    carol.expect("answered", WAIT)?;
+    thread::sleep(Duration::from_millis(300));
+    let mut dave = call("dave", 1060, "6")?;
+    dave.expect("answered", WAIT)?;
+    carol.expect("held", WAIT)?;
+    thread::sleep(Duration::from_millis(700));
+    host.control("merge")?;
+    let merged = [host.expect("merged", WAIT)?, host.expect("merged", WAIT)?];
+    println!("{merged:?}");
+    carol.expect("resumed", WAIT)?;
+    for (who, peer) in [
+        ("dave", &mut dave),
+        ("carol", &mut carol),
+        ("host", &mut host),
+    ] {
+        peer.expect("call_ended", Duration::from_secs(12))?;
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+    // Dave's last 2.5 s; carol's and the host's time with dave after the merge.
+    assert_hears(
+        "dave",
+        &recording("dave"),
+        1060.0,
+        &[440.0, 700.0],
+        (2.7, 2.5),
+    )?;
+    assert_hears(
+        "carol",
+        &recording("carol"),
+        700.0,
+        &[440.0, 1060.0],
+        (6.0, 3.0),
+    )?;
+    assert_hears(
+        "host",
+        &recording("host"),
+        440.0,
+        &[700.0, 1060.0],
+        (6.0, 3.0),
+    )?;
+    Ok(())
+}
+
 /// The `(from_end, seconds)` window of `path` that starts `at` seconds after its beginning.
 fn host_window(path: &Path, at: f64, seconds: f64) -> Result<(f64, f64), Box<dyn Error>> {
     let total = wav::read_mono(path)?.seconds();

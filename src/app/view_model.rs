@@ -369,6 +369,7 @@ impl ViewModel {
                 }
             }
             CallUpdate::Dtmf { .. } => {}
+            CallUpdate::Merged => call.note = "In the conference.".to_string(),
             CallUpdate::AudioDevice { message } => call.note = message.clone(),
             CallUpdate::CameraUnavailable { reason } => {
                 call.note = format!("camera: {reason}; sending a placeholder picture")

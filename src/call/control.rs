@@ -1,6 +1,6 @@
 //! Lines typed on standard input while calls run.
 //!
-//! `hold`, `resume`, `dtmf DIGITS`, `transfer URI`, `hangup`, each optionally followed by a
+//! `hold`, `resume`, `dtmf DIGITS`, `transfer URI`, `hangup`, `merge`, each optionally followed by a
 //! call number (the `call` field of the JSON events) to steer one call when several are up
 //! (call waiting, a transfer in progress). Without a number a line goes to every live call.
 
@@ -16,6 +16,8 @@ pub(super) enum Action {
     Dtmf(String),
     Transfer(String),
     HangUp,
+    /// Merge the live calls (or the numbered ones) into a conference hosted here.
+    Merge,
 }
 
 /// One understood line: the action and, when given, the call it is for.
@@ -40,6 +42,7 @@ impl Control {
                 target: target.clone(),
             },
             Action::HangUp => Command::HangUp { key },
+            Action::Merge => Command::Merge { keys: vec![key] },
         }
     }
 
@@ -58,6 +61,7 @@ pub(super) fn parse_control(line: &str) -> Option<Control> {
         "dtmf" => (Action::Dtmf(words.next()?.to_string()), words.next()),
         "transfer" => (Action::Transfer(words.next()?.to_string()), words.next()),
         "hangup" | "bye" | "quit" => (Action::HangUp, words.next()),
+        "merge" | "conference" => (Action::Merge, words.next()),
         _ => return None,
     };
     let call = match rest {
@@ -98,6 +102,8 @@ mod tests {
     fn lines_are_understood() {
         let hold = parse_control("hold\n").unwrap();
         assert_eq!(hold.action, Action::Hold);
+        assert_eq!(parse_control("merge").unwrap().action, Action::Merge);
+        assert_eq!(parse_control("conference").unwrap().action, Action::Merge);
         assert_eq!(hold.call, None);
         assert!(hold.is_for(CallKey(7)));
         let dtmf = parse_control("dtmf 12#").unwrap();

@@ -378,8 +378,14 @@ async fn drive_calls(
         let event = tokio::select! {
             event = session.engine.events.recv() => event,
             Some(control) = controls.recv() => {
-                for key in live.iter().filter(|k| control.is_for(**k)) {
-                    let _ = session.engine.commands.send(control.command(*key));
+                let keys: Vec<CallKey> = live.iter().copied().filter(|k| control.is_for(*k)).collect();
+                if control.action == control::Action::Merge {
+                    // One merge of all of them, not one per call.
+                    let _ = session.engine.commands.send(Command::Merge { keys });
+                    continue;
+                }
+                for key in keys {
+                    let _ = session.engine.commands.send(control.command(key));
                 }
                 continue;
             }

@@ -43,6 +43,7 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             CallUpdate::Resumed { by_remote } => {
                 json!({"event": "resumed", "call": call, "by": by(*by_remote)})
             }
+            CallUpdate::Merged => json!({"event": "merged", "call": call}),
             CallUpdate::Dtmf { digit } => {
                 json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
             }
@@ -105,6 +106,7 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         CallUpdate::Held { by_remote: false } => println!("Call on hold."),
         CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
         CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
+        CallUpdate::Merged => println!("Call {call} is in the conference."),
         CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
         CallUpdate::AudioDevice { message } => println!("Audio device: {message}."),
         CallUpdate::CameraUnavailable { reason } => {

@@ -88,6 +88,11 @@ pub enum Command {
         key: CallKey,
         target: String,
     },
+    /// Merge these established calls into one conference hosted here (held ones are
+    /// resumed); with a conference already running, they join it.
+    Merge {
+        keys: Vec<CallKey>,
+    },
     /// Hang up every call, unregister everything, then stop.
     Shutdown,
 }
@@ -327,6 +332,10 @@ impl Driver {
             Command::Hold { key } => self.calls.set_hold(&mut self.endpoint, now, key, true),
             Command::Resume { key } => self.calls.set_hold(&mut self.endpoint, now, key, false),
             Command::Mute { key, muted } => self.calls.set_mute(key, muted),
+            Command::Merge { keys } => {
+                self.calls
+                    .merge(&mut self.endpoint, now, &keys, &self.events)
+            }
             Command::Dtmf { key, digits } => {
                 self.calls.send_dtmf(&mut self.endpoint, now, key, &digits)
             }

@@ -78,6 +78,9 @@ impl Drop for Handle {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
+        if let Some(local) = self.shared.lock().local.as_mut() {
+            let _ = local.sink.finish();
+        }
     }
 }
 

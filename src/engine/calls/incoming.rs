@@ -120,6 +120,7 @@ impl Calls {
         media.negotiated = negotiated;
         let controls = media.options.controls.clone();
         let mut call = Call::new(key, id, media, sdp, now);
+        call.peer = super::peer_label(invite.display_name.as_deref(), &invite.from);
         call.prepared_answer = prepared_answer;
         call.offer = classic_offer;
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();

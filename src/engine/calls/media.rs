@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 
 use callisto_media::audio::{
-    AudioFormat, AudioSink, AudioSource, EndOfFile, MutableSource, MuteSwitch, NullSink,
-    SilenceSource, TeeSink, ToneSource, WavRecorder, WavSource,
+    AudioEnds, AudioFormat, AudioSink, AudioSource, AudioSwitch, EndOfFile, MutableSource,
+    MuteSwitch, NullSink, SilenceSource, TeeSink, ToneSource, WavRecorder, WavSource,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
 use callisto_media::conference::ConferenceBridge;
@@ -159,6 +159,9 @@ pub struct CallControls {
     pub local_video: FrameSlot,
     /// The other side's picture as it is decoded.
     pub remote_video: FrameSlot,
+    /// What the call's audio is read from and played into, replaceable while it runs (a
+    /// merge into a conference puts the bridge there).
+    pub audio: AudioSwitch,
 }
 
 impl Default for MediaOptions {
@@ -191,9 +194,6 @@ impl MediaOptions {
     }
 }
 
-/// A call's (or the conference host's) audio: what it sends, and where what it hears goes.
-pub type AudioEnds = (Box<dyn AudioSource>, Box<dyn AudioSink>);
-
 /// What a call sends and where what it receives goes: a conference seat when the options
 /// have a bridge, else the input and the recording or playback.
 pub(super) fn audio_ends(
@@ -201,10 +201,24 @@ pub(super) fn audio_ends(
     format: AudioFormat,
     notices: &DeviceNotices,
 ) -> Result<AudioEnds, String> {
-    let Some(seat) = &options.conference else {
-        let source = make_source(&options.input, &options.controls.mute, format, notices)?;
-        return Ok((source, make_sink(options, format, notices)?));
+    let (source, sink) = match &options.conference {
+        Some(seat) => seat_ends(options, seat, format, notices)?,
+        None => (
+            make_source(&options.input, &options.controls.mute, format, notices)?,
+            make_sink(options, format, notices)?,
+        ),
     };
+    let (source, sink) = options.controls.audio.install(source, sink);
+    Ok((Box::new(source), Box::new(sink)))
+}
+
+/// A conference leg's ends: the bridge's, recorded too when the options ask.
+fn seat_ends(
+    options: &MediaOptions,
+    seat: &ConferenceSeat,
+    format: AudioFormat,
+    notices: &DeviceNotices,
+) -> Result<AudioEnds, String> {
     if format.channels != 1 {
         return Err(format!("a conference leg must be mono, not {format}"));
     }
@@ -244,6 +258,8 @@ pub(crate) enum CallMediaEvent {
     Device(String),
     /// The camera could not be opened; the call sends the placeholder picture.
     CameraUnavailable { reason: String },
+    /// The conference bridge reported on a participant (the key is the leg's call).
+    Conference(callisto_media::conference::BridgeEvent),
 }
 
 /// Where media sessions send their events: the engine task, tagged with the call.

@@ -20,6 +20,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
+use callisto_media::conference::ConferenceBridge;
 use callisto_media::rtp::DtmfRelay;
 use callisto_media::session::MediaEvent;
 use callisto_signaling::auth::Credentials;
@@ -34,6 +35,7 @@ use tokio::sync::mpsc;
 use super::EngineEvent;
 
 mod classic_video;
+mod conference;
 mod in_call;
 mod incoming;
 mod media;
@@ -101,6 +103,8 @@ struct Call {
     /// Who we are in this call (our From, or the To of an incoming INVITE): a transfer's new
     /// call is made as the same identity.
     identity: Option<rsip::Uri>,
+    /// Who the other side is, in words (see [`peer_label`]): its name in a conference.
+    peer: String,
     /// The account the call was placed with, if any.
     account: Option<usize>,
     /// When this call was placed because the peer of another call asked us to transfer
@@ -133,6 +137,7 @@ impl Call {
             pending_hold: None,
             remote_hold: false,
             identity: None,
+            peer: String::new(),
             account: None,
             transfer_of: None,
             webrtc: None,
@@ -160,6 +165,8 @@ pub(super) struct Calls {
     preparing: HashMap<CallKey, webrtc_flow::Preparing>,
     /// Ended calls whose WebRTC session is closing; their end is reported once it closed.
     closing: HashMap<CallKey, webrtc_flow::Closing>,
+    /// The conference merged calls are in, while there is one (see `conference.rs`).
+    conference: Option<ConferenceBridge>,
     rng: StdRng,
 }
 
@@ -180,6 +187,7 @@ impl Calls {
             transfer_requests: Vec::new(),
             preparing: HashMap::new(),
             closing: HashMap::new(),
+            conference: None,
             rng: StdRng::from_entropy(),
         };
         (calls, media_rx)
@@ -281,6 +289,7 @@ impl Calls {
         self.by_id.insert(id, key);
         let mut entry = Call::new(key, id, media, sdp, invite.started);
         entry.identity = Some(call.from.clone());
+        entry.peer = peer_label(None, &call.to.to_string());
         entry.account = invite.account;
         self.calls.entry(key).insert_entry(entry).into_mut()
     }
@@ -426,6 +435,7 @@ impl Calls {
                     update: CallUpdate::AudioDevice { message },
                 });
             }
+            CallMediaEvent::Conference(event) => self.on_bridge_event(endpoint, now, key, event),
             CallMediaEvent::CameraUnavailable { reason } => {
                 tracing::warn!(?key, %reason, "the camera cannot be used: sending a placeholder");
                 let _ = events.send(EngineEvent::Call {
@@ -752,6 +762,7 @@ impl Calls {
             return end.report(key, CallSummary::default(), events);
         };
         self.by_id.remove(&call.id);
+        self.forget_empty_conference();
         if let Some(session) = call.webrtc {
             return self.close_webrtc(key, session, call.started, call.established, end);
         }

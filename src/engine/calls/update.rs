@@ -58,6 +58,9 @@ pub enum CallUpdate {
     Held { by_remote: bool },
     /// The call was taken off hold.
     Resumed { by_remote: bool },
+    /// The call was merged into the conference this app hosts: its audio is mixed with the
+    /// other merged calls' and ours.
+    Merged,
     /// The other side pressed a key.
     Dtmf { digit: char },
     /// A sound device of the call could not be opened, stopped, or was replaced by the

@@ -264,6 +264,7 @@ impl Calls {
         options.controls = controls;
         let media = CallMedia::unbound(ip, options);
         let mut call = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
+        call.peer = super::peer_label(invite.display_name.as_deref(), &invite.from);
         call.concluded_sdp = Some(answer.clone());
         call.prepared_answer = Some(Body::sdp(answer));
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
