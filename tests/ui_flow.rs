@@ -1,6 +1,7 @@
 //! The window clicked through with Slint's testing backend, against a real registrar and a real
 //! peer: add an account and see it register, dial and hang up, answer an incoming call and
-//! hang up, and find both calls in the history.
+//! hang up, and find both calls in the history; add a participant to a call and see both
+//! merged into a conference.
 //!
 //! The window, its adapters and the controller are the app's own; only the platform is Slint's
 //! headless testing backend (no pixels). The script runs on its own thread and touches the
@@ -317,6 +318,57 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     })?;
     let saved = Config::load(&dir.join("config.toml"))?;
     assert_eq!(saved.media.codecs, "pcma, opus");
+
+    // A conference: bob answers a call, carol is added from the call view; once she answers
+    // both calls are merged, and the view shows a tile for each. Hang up both.
+    let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
+    bob.expect("registered", WAIT)?;
+    let carol_dir = dir.join("carol");
+    std::fs::create_dir_all(&carol_dir)?;
+    let carol_uri = format!("sip:carol@127.0.0.1:{port}");
+    let mut carol = start_peer(
+        &carol_dir,
+        &["answer"],
+        (&carol_uri, "carol-secret"),
+        &registrar,
+        &[],
+    )?;
+    carol.expect("registered", WAIT)?;
+    click(&window, "Dial")?;
+    type_into(
+        &window,
+        "sip:bob@example.org, a number or a name",
+        bob_uri.clone(),
+    )?;
+    click(&window, "Audio call")?;
+    wait_until(&window, "the call to bob connected", |w| {
+        current_call_state(w) == "Connected"
+    })?;
+    bob.expect("answered", WAIT)?;
+    click(&window, "Add participant")?;
+    type_into(&window, "Add to the conference…", carol_uri.clone())?;
+    click(&window, "Add")?;
+    carol.expect("answered", WAIT)?;
+    wait_until(&window, "bob and carol in the conference", |w| {
+        let calls = w.global::<CallAdapter>();
+        let rows = calls.get_calls();
+        rows.row_count() == 2
+            && rows
+                .iter()
+                .all(|c| c.in_conference && c.state == "Connected")
+            && calls.get_tiles().row_count() == 2
+            && !calls.get_can_merge()
+    })?;
+    click(&window, "Hang up")?;
+    wait_until(&window, "one call left", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 1
+    })?;
+    click(&window, "Hang up")?;
+    wait_until(&window, "no call left", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0
+    })?;
+    bob.wait(WAIT)?;
+    carol.wait(WAIT)?;
     click(&window, "Dial")?;
     Ok(())
 }
@@ -330,11 +382,22 @@ fn start_bob(
     registrar: &str,
     extra: &[&str],
 ) -> std::io::Result<Callisto> {
+    start_peer(dir, command, (bob_uri, "bob-secret"), registrar, extra)
+}
+
+/// A headless Callisto registered as `account` (address, password), playing a tone.
+fn start_peer(
+    dir: &Path,
+    command: &[&str],
+    account: (&str, &str),
+    registrar: &str,
+    extra: &[&str],
+) -> std::io::Result<Callisto> {
     let shared = [
         "--user",
-        bob_uri,
+        account.0,
         "--password",
-        "bob-secret",
+        account.1,
         "--registrar",
         registrar,
         "--listen",
@@ -359,6 +422,7 @@ fn add_an_account_dial_answer_hang_up_and_see_the_history() {
         users: vec![
             ("alice".into(), "alice-secret".into()),
             ("bob".into(), "bob-secret".into()),
+            ("carol".into(), "carol-secret".into()),
         ],
         ..KamailioConfig::default()
     })

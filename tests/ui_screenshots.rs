@@ -125,6 +125,7 @@ fn views() -> Vec<View> {
                 .map(|i| 0.55 + 0.35 * ((i as f32) / 7.0).sin())
                 .collect(),
             graph_caption: "Video received, last minute (top 1300 kbit/s)".into(),
+            can_merge: false,
         },
         ..idle.clone()
     };

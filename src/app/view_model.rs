@@ -79,6 +79,8 @@ pub struct CallView {
     pub note: String,
     /// Its switches and pictures, once the engine reported them.
     pub controls: Option<CallControls>,
+    /// Merged into the conference this app hosts.
+    pub merged: bool,
     /// Its figures so far, and the last minute of them (one a second, oldest first).
     pub statistics: Option<CallSummary>,
     pub recent: VecDeque<CallSummary>,
@@ -97,6 +99,7 @@ impl CallView {
             created_wall: wall,
             connected: None,
             held: false,
+            merged: false,
             held_by_remote: false,
             muted: false,
             video: false,
@@ -171,6 +174,8 @@ pub struct CallRow {
     pub codec: String,
     /// Whether our camera is shown to the other side.
     pub camera_on: bool,
+    /// Merged into the conference this app hosts.
+    pub in_conference: bool,
 }
 
 /// What the window shows, in words.
@@ -188,6 +193,8 @@ pub struct Snapshot {
     /// highest) a second, oldest first; and what it shows.
     pub graph: Vec<f32>,
     pub graph_caption: String,
+    /// Two or more calls are up and not all of them are in the conference yet.
+    pub can_merge: bool,
 }
 
 /// How much history the statistics graph keeps.
@@ -369,7 +376,10 @@ impl ViewModel {
                 }
             }
             CallUpdate::Dtmf { .. } => {}
-            CallUpdate::Merged => call.note = "In the conference.".to_string(),
+            CallUpdate::Merged => {
+                call.merged = true;
+                call.note.clear();
+            }
             CallUpdate::AudioDevice { message } => call.note = message.clone(),
             CallUpdate::CameraUnavailable { reason } => {
                 call.note = format!("camera: {reason}; sending a placeholder picture")
@@ -420,6 +430,42 @@ impl ViewModel {
             stats: shown.map(stats_rows).unwrap_or_default(),
             graph,
             graph_caption,
+            can_merge: self.can_merge(),
+        }
+    }
+
+    /// The calls that are up (connected, held or not), oldest first: what a merge takes.
+    pub fn connected_keys(&self) -> Vec<CallKey> {
+        self.calls
+            .iter()
+            .filter(|c| c.phase == Phase::Connected)
+            .map(|c| c.key)
+            .collect()
+    }
+
+    /// Whether "merge" has something to do: two calls up, one of them not merged.
+    pub fn can_merge(&self) -> bool {
+        let up = || self.calls.iter().filter(|c| c.phase == Phase::Connected);
+        up().count() >= 2 && up().any(|c| !c.merged)
+    }
+
+    /// The pictures the in-call view shows, with the names for their tiles: every merged
+    /// call's when the shown call is in the conference (one tile per participant), else
+    /// the shown call's. The first one's self-view is ours.
+    pub fn shown_videos(&self) -> Vec<(CallControls, String)> {
+        let Some(shown) = self.current().and_then(|i| self.calls.get(i)) else {
+            return Vec::new();
+        };
+        let name = |c: &CallView| c.display_name.clone().unwrap_or_else(|| c.remote.clone());
+        let with_controls = |c: &CallView| c.controls.clone().map(|k| (k, name(c)));
+        if shown.merged {
+            self.calls
+                .iter()
+                .filter(|c| c.merged && c.phase == Phase::Connected)
+                .filter_map(with_controls)
+                .collect()
+        } else {
+            with_controls(shown).into_iter().collect()
         }
     }
 
@@ -674,6 +720,7 @@ fn call_row(call: &CallView, now: Instant) -> CallRow {
         secure: call.srtp,
         codec: call.codec.clone(),
         camera_on: call.controls.as_ref().is_none_or(|c| c.camera.is_on()),
+        in_conference: call.merged,
     }
 }
 

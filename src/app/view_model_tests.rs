@@ -268,3 +268,55 @@ fn live_statistics_fill_the_panel_and_the_graph() {
     );
     assert!(snapshot.graph_caption.contains("jitter"));
 }
+
+#[test]
+fn merged_calls_show_one_tile_each_and_merge_is_offered_only_when_it_does_something() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let controls = [CallControls::default(), CallControls::default()];
+    for (key, controls) in [1u64, 2].into_iter().zip(&controls) {
+        model.apply(&incoming(key), now, wall);
+        model.apply(
+            &call_event(key, CallUpdate::Controls(controls.clone())),
+            now,
+            wall,
+        );
+    }
+    assert!(!model.can_merge(), "nothing is up yet");
+    model.apply(&call_event(1, answered()), now, wall);
+    assert!(!model.can_merge(), "one call is no conference");
+    model.apply(
+        &call_event(1, CallUpdate::Held { by_remote: false }),
+        now,
+        wall,
+    );
+    model.apply(&call_event(2, answered()), now, wall);
+    assert!(model.snapshot(now).can_merge);
+    assert_eq!(model.connected_keys(), vec![CallKey(1), CallKey(2)]);
+    let shown = model.shown_videos();
+    assert_eq!(shown.len(), 1, "a call shows its own picture");
+    assert_eq!(shown[0].0, controls[1]);
+
+    for key in [1, 2] {
+        model.apply(&call_event(key, CallUpdate::Merged), now, wall);
+    }
+    model.apply(
+        &call_event(1, CallUpdate::Resumed { by_remote: false }),
+        now,
+        wall,
+    );
+    let snapshot = model.snapshot(now);
+    assert!(!snapshot.can_merge, "all of them are in the conference");
+    assert!(snapshot.calls.iter().all(|c| c.in_conference));
+    let shown = model.shown_videos();
+    assert_eq!(
+        shown
+            .iter()
+            .map(|(c, n)| (c.clone(), n.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(controls[0].clone(), "Bob"), (controls[1].clone(), "Bob")],
+        "one tile per participant, in the order they came"
+    );
+    model.apply(&call_event(1, ended()), now, wall);
+    assert_eq!(model.shown_videos().len(), 1, "the one left");
+}

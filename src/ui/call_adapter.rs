@@ -32,6 +32,10 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
         })
     });
     let a = actions.clone();
+    adapter.on_merge(move || a.send(Action::Merge));
+    let a = actions.clone();
+    adapter.on_add_participant(move |target| a.send(Action::AddParticipant(target.into())));
+    let a = actions.clone();
     adapter.on_transfer(move |k, target| {
         a.send(Action::Transfer {
             key: key(k),
@@ -58,6 +62,7 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
             secure: c.secure,
             codec: c.codec.as_str().into(),
             camera_on: c.camera_on,
+            in_conference: c.in_conference,
         })
         .collect();
     sync_rows(adapter.get_calls(), rows, |m| adapter.set_calls(m));
@@ -82,6 +87,7 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
         adapter.set_graph(m)
     });
     adapter.set_graph_caption(screen.view.graph_caption.as_str().into());
+    adapter.set_can_merge(screen.view.can_merge);
     match &screen.view.ringing {
         Some((k, who, address)) => {
             adapter.set_ringing(true);

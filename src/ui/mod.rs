@@ -65,12 +65,7 @@ pub fn apply(window: &MainWindow, screen: &Screen) {
     history_adapter::apply(window, screen);
     contacts_adapter::apply(window, screen);
     settings_adapter::apply(window, screen);
-    let shown = screen.view.current.and_then(|i| screen.view.calls.get(i));
-    video_pump::follow(
-        window,
-        screen.video.as_ref(),
-        shown.map(|c| c.remote.as_str()).unwrap_or_default(),
-    );
+    video_pump::follow(window, &screen.video);
 }
 
 /// Hands screens from any thread to the window, coalesced: one pending update at a time,

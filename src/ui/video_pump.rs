@@ -1,17 +1,18 @@
 //! Moves the shown call's pictures into the window: a timer on the UI thread looks at the
-//! call's frame slots 30 times a second and converts only frames that are new (DESIGN.md
-//! rule 4: the media threads never call into the UI, and frames never queue up).
+//! calls' frame slots 30 times a second and converts only frames that are new (DESIGN.md
+//! rule 4: the media threads never call into the UI, and frames never queue up). A call shows
+//! one tile; a conference one tile per participant, in the order they came.
 
 use std::cell::RefCell;
 use std::time::Duration;
 
-use slint::{ComponentHandle, ModelRc, VecModel};
+use slint::{ComponentHandle, Model, ModelRc, VecModel};
 
 use super::video_image::frame_image;
 use super::{CallAdapter, MainWindow, TileRow};
 use crate::engine::CallControls;
 
-/// The call whose pictures are shown, and the frames already converted.
+/// One participant whose pictures are shown, and the frames already converted.
 struct Following {
     controls: CallControls,
     name: String,
@@ -23,26 +24,30 @@ struct Following {
 const PERIOD: Duration = Duration::from_millis(33);
 
 thread_local! {
-    static FOLLOWING: RefCell<Option<Following>> = const { RefCell::new(None) };
+    static FOLLOWING: RefCell<Vec<Following>> = const { RefCell::new(Vec::new()) };
     /// Runs only while a call with pictures is shown: an idle window does no work.
     static TIMER: slint::Timer = slint::Timer::default();
 }
 
-/// Shows `controls`' pictures from now on (`None`: no call with pictures is shown).
-pub(super) fn follow(window: &MainWindow, controls: Option<&CallControls>, name: &str) {
+/// Shows these calls' pictures from now on, each under its name (none: no call with
+/// pictures is shown). The first call's self-view is the one shown.
+pub(super) fn follow(window: &MainWindow, shown: &[(CallControls, String)]) {
     let changed = FOLLOWING.with_borrow_mut(|following| {
-        let same = match (following.as_ref(), controls) {
-            (Some(f), Some(c)) => f.controls == *c && f.name == name,
-            (None, None) => true,
-            _ => false,
-        };
+        let same = following.len() == shown.len()
+            && following
+                .iter()
+                .zip(shown)
+                .all(|(f, (c, n))| f.controls == *c && f.name == *n);
         if !same {
-            *following = controls.map(|c| Following {
-                controls: c.clone(),
-                name: name.to_string(),
-                seen_local: 0,
-                seen_remote: 0,
-            });
+            *following = shown
+                .iter()
+                .map(|(controls, name)| Following {
+                    controls: controls.clone(),
+                    name: name.clone(),
+                    seen_local: 0,
+                    seen_remote: 0,
+                })
+                .collect();
         }
         !same
     });
@@ -52,27 +57,40 @@ pub(super) fn follow(window: &MainWindow, controls: Option<&CallControls>, name:
     let calls = window.global::<CallAdapter>();
     calls.set_tiles(ModelRc::new(VecModel::from(Vec::<TileRow>::new())));
     calls.set_self_view(slint::Image::default());
-    TIMER.with(|timer| super::poll_while(timer, window, controls.is_some(), PERIOD, pump));
+    TIMER.with(|timer| super::poll_while(timer, window, !shown.is_empty(), PERIOD, pump));
 }
 
 fn pump(window: &MainWindow) {
     FOLLOWING.with_borrow_mut(|following| {
-        let Some(f) = following.as_mut() else {
+        let Some(first) = following.first_mut() else {
             return;
         };
         let calls = window.global::<CallAdapter>();
-        if let Some((seen, frame)) = f.controls.local_video.take_newer(f.seen_local) {
-            f.seen_local = seen;
+        if let Some((seen, frame)) = first.controls.local_video.take_newer(first.seen_local) {
+            first.seen_local = seen;
             calls.set_self_view(frame_image(&frame));
         }
-        if let Some((seen, frame)) = f.controls.remote_video.take_newer(f.seen_remote) {
-            f.seen_remote = seen;
-            let tile = TileRow {
-                name: f.name.as_str().into(),
-                frame: frame_image(&frame),
-                has_video: true,
-            };
-            super::sync_rows(calls.get_tiles(), vec![tile], |m| calls.set_tiles(m));
+        let tiles = calls.get_tiles();
+        let mut rows: Vec<TileRow> = (0..following.len())
+            .map(|i| {
+                tiles.row_data(i).unwrap_or_else(|| TileRow {
+                    name: following[i].name.as_str().into(),
+                    frame: slint::Image::default(),
+                    has_video: false,
+                })
+            })
+            .collect();
+        let mut changed = tiles.row_count() != following.len();
+        for (f, row) in following.iter_mut().zip(&mut rows) {
+            if let Some((seen, frame)) = f.controls.remote_video.take_newer(f.seen_remote) {
+                f.seen_remote = seen;
+                row.frame = frame_image(&frame);
+                row.has_video = true;
+                changed = true;
+            }
+        }
+        if changed {
+            super::sync_rows(tiles, rows, |m| calls.set_tiles(m));
         }
     });
 }

@@ -20,7 +20,7 @@ use crate::call::{callee_uri, direct_call};
 use crate::cli::AccountArgs;
 use crate::config::Config;
 use crate::engine::{
-    self, CallControls, CallKey, Command, EngineEvent, EngineHandle, OutgoingCall,
+    self, CallControls, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, OutgoingCall,
 };
 use crate::register;
 use callisto_signaling::transport::{Target, TransportKind};
@@ -72,6 +72,10 @@ pub enum Action {
         key: CallKey,
         target: String,
     },
+    /// Put the calls that are up into one conference hosted here.
+    Merge,
+    /// Call someone and, once they answer, merge them with the calls that are up.
+    AddParticipant(String),
     /// The account form was sent: it adds an account, or changes the one being edited.
     SaveAccount(AccountForm),
     /// Fill the form with the account at this index, to change it.
@@ -147,8 +151,9 @@ pub struct Screen {
     pub notice: String,
     /// No account yet.
     pub first_run: bool,
-    /// The shown call's switches and pictures (the window polls its pictures).
-    pub video: Option<CallControls>,
+    /// The shown call's switches and pictures, with the names of their tiles (several in a
+    /// conference; the window polls the pictures).
+    pub video: Vec<(CallControls, String)>,
     pub settings: SettingsScreen,
     /// The microphone's level and the camera's picture while the Settings page is open (the
     /// window polls them).
@@ -228,6 +233,7 @@ pub async fn run(
         settings: SettingsPage::new(lists_tx, device_notes_tx),
         ringer: None,
         notifier: Notifier::start(Bus::Session),
+        joining: Vec::new(),
     };
     for account in setup.config.accounts.clone() {
         app.start_account(account);
@@ -297,6 +303,8 @@ struct Controller {
     ringer: Option<Ringer>,
     /// Shows the desktop's notification of a ringing call.
     notifier: Notifier,
+    /// Participants being added: merged into the conference when they answer.
+    joining: Vec<CallKey>,
 }
 
 impl Controller {
@@ -316,7 +324,7 @@ impl Controller {
                 .and_then(|id| self.accounts.iter().position(|a| a.id == id)),
             notice: self.notice.clone(),
             first_run: self.accounts.is_empty(),
-            video: self.model.current_controls().cloned(),
+            video: self.model.shown_videos(),
             settings: settings_screen(
                 &self.config.media,
                 &self.settings.lists,
@@ -376,6 +384,22 @@ impl Controller {
 
     fn on_engine(&mut self, event: EngineEvent) {
         let now = Instant::now().into_std();
+        if let EngineEvent::Call { key, update } = &event {
+            if self.joining.contains(key) {
+                match update {
+                    CallUpdate::Answered { .. } => {
+                        self.joining.retain(|k| k != key);
+                        let mut keys = self.model.connected_keys();
+                        keys.push(*key);
+                        let _ = self.engine.commands.send(Command::Merge { keys });
+                    }
+                    CallUpdate::Failed { .. } | CallUpdate::Ended { .. } => {
+                        self.joining.retain(|k| k != key);
+                    }
+                    _ => {}
+                }
+            }
+        }
         if let Some(finished) = self.model.apply(&event, now, SystemTime::now()) {
             if let Err(error) = self.book.record(&finished, None) {
                 self.notice = format!("The call could not be added to the history: {error}");
@@ -394,7 +418,9 @@ impl Controller {
                     text => self.callee(text).err().unwrap_or_default(),
                 };
             }
-            Action::Dial { address, video } => self.dial(&address, video).await,
+            Action::Dial { address, video } => {
+                self.dial(&address, video).await;
+            }
             Action::Redial => {
                 if let Some(address) = self.last_dialed.clone() {
                     self.dial(&address, true).await;
@@ -457,6 +483,15 @@ impl Controller {
                 }
                 Err(reason) => self.notice = format!("Cannot transfer: {reason}"),
             },
+            Action::Merge => {
+                let keys = self.model.connected_keys();
+                let _ = self.engine.commands.send(Command::Merge { keys });
+            }
+            Action::AddParticipant(address) => {
+                if let Some(key) = self.dial(&address, true).await {
+                    self.joining.push(key);
+                }
+            }
             Action::SettingsShown(open) => self.settings_shown(open),
             Action::SaveSettings(form) => self.save_settings(form),
             Action::SaveAccount(form) => self.save_account(form),
@@ -491,13 +526,15 @@ impl Controller {
         callee_uri(text, domain.as_deref())
     }
 
-    async fn dial(&mut self, address: &str, video: bool) {
+    /// Calls `address` (a contact's name, a number, an address); the call's key, or `None`
+    /// when it cannot be called (the reason is shown).
+    async fn dial(&mut self, address: &str, video: bool) -> Option<CallKey> {
         let named = self.book.address_of_name(address);
         let to = match self.callee(named.as_deref().unwrap_or(address)) {
             Ok(to) => to,
             Err(reason) => {
                 self.dial_error = reason;
-                return;
+                return None;
             }
         };
         self.dial_error.clear();
@@ -507,7 +544,7 @@ impl Controller {
             Ok(media) => media,
             Err(reason) => {
                 self.notice = format!("Cannot call: {reason}");
-                return;
+                return None;
             }
         };
         let key = self.engine.new_call_key();
@@ -537,7 +574,7 @@ impl Controller {
                 Ok(call) => (None, call),
                 Err(reason) => {
                     self.dial_error = reason;
-                    return;
+                    return None;
                 }
             },
         };
@@ -549,6 +586,7 @@ impl Controller {
             account: account_id,
             call: Box::new(call),
         });
+        Some(key)
     }
 
     fn save_config(&mut self) {
