@@ -101,10 +101,8 @@ fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
     })?;
     let port = kamailio.config().udp_port;
     let registrar = format!("sip:127.0.0.1:{port}");
-    let dir = tempfile::Builder::new()
-        .prefix("callisto-conf-")
-        .tempdir()?;
-    let tone = dir.path().join("bob.wav");
+    let room = Room::new()?;
+    let tone = room.dir.path().join("bob.wav");
     wav::write_tone(&tone, 1230.0, 8000, 1, 30.0)?;
     let bob = Baresip::start_phone(
         PhoneConfig::registered("bob", "bob-secret", port)
@@ -124,10 +122,9 @@ fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
             "127.0.0.1:0".to_string(),
         ]
     };
-    let recording = |who: &str| dir.path().join(format!("{who}.wav"));
+    let recording = |who: &str| room.recording(who);
     let start = |who: &str, mut args: Vec<String>| -> std::io::Result<Callisto> {
-        let home = dir.path().join(who);
-        std::fs::create_dir_all(&home)?;
+        let home = room.home(who)?;
         args.extend(account(who));
         args.extend(["--record-audio".to_string(), path_arg(&recording(who))]);
         args.push("--json".to_string());
@@ -236,19 +233,12 @@ fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
 /// throughout, and erin once erin is in.
 #[test]
 fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
-    let dir = tempfile::Builder::new()
-        .prefix("callisto-conf-")
-        .tempdir()?;
-    let recording = |who: &str| dir.path().join(format!("{who}.wav"));
-    let home = |who: &str| -> std::io::Result<PathBuf> {
-        let home = dir.path().join(who);
-        std::fs::create_dir_all(&home)?;
-        Ok(home)
-    };
+    let room = Room::new()?;
+    let recording = |who: &str| room.recording(who);
     let listen = format!("127.0.0.1:{}", support::free_port());
     let host_rec = path_arg(&recording("host"));
     let mut host = Callisto::start(
-        &home("host")?,
+        &room.home("host")?,
         &[
             "conference",
             "--host",
@@ -265,23 +255,8 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
     )?;
     host.expect("conference", WAIT)?;
     let uri = format!("sip:conference@{listen}");
-    let join = |who: &str, hz: u32, secs: &str, codecs: &str| -> std::io::Result<Callisto> {
-        let rec = path_arg(&recording(who));
-        let tone = format!("tone:{hz}");
-        Callisto::call(
-            &home(who)?,
-            &uri,
-            &[
-                "--audio",
-                &tone,
-                "--record-audio",
-                &rec,
-                "--codecs",
-                codecs,
-                "--duration",
-                secs,
-            ],
-        )
+    let join = |who: &str, hz: u32, secs: &str, codecs: &str| {
+        room.call(who, &uri, hz, &["--duration", secs, "--codecs", codecs])
     };
     let mut carol = join("carol", 700, "8", "opus")?;
     let mut dave = join("dave", 1060, "3", "pcmu")?;
@@ -371,19 +346,12 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
 /// hear each other and the host, and the host's recording (the first call's) holds both.
 #[test]
 fn two_calls_are_merged_into_a_conference() -> TestResult {
-    let dir = tempfile::Builder::new()
-        .prefix("callisto-merge-")
-        .tempdir()?;
-    let recording = |who: &str| dir.path().join(format!("{who}.wav"));
-    let home = |who: &str| -> std::io::Result<PathBuf> {
-        let home = dir.path().join(who);
-        std::fs::create_dir_all(&home)?;
-        Ok(home)
-    };
+    let room = Room::new()?;
+    let recording = |who: &str| room.recording(who);
     let listen = format!("127.0.0.1:{}", support::free_port());
     let host_rec = path_arg(&recording("host"));
     let mut host = Callisto::answer(
-        &home("host")?,
+        &room.home("host")?,
         &listen,
         &[
             "--audio",
@@ -396,15 +364,7 @@ fn two_calls_are_merged_into_a_conference() -> TestResult {
     )?;
     host.expect("listening", WAIT)?;
     let uri = format!("sip:host@{listen}");
-    let call = |who: &str, hz: u32, secs: &str| -> std::io::Result<Callisto> {
-        let rec = path_arg(&recording(who));
-        let tone = format!("tone:{hz}");
-        Callisto::call(
-            &home(who)?,
-            &uri,
-            &["--audio", &tone, "--record-audio", &rec, "--duration", secs],
-        )
-    };
+    let call = |who: &str, hz: u32, secs: &str| room.call(who, &uri, hz, &["--duration", secs]);
     let mut carol = call("carol", 700, "9")?;
     carol.expect("answered", WAIT)?;
     thread::sleep(Duration::from_millis(300));
@@ -447,6 +407,41 @@ fn two_calls_are_merged_into_a_conference() -> TestResult {
         (6.0, 3.0),
     )?;
     Ok(())
+}
+
+/// A folder per participant and their recordings, in one temporary directory.
+struct Room {
+    dir: tempfile::TempDir,
+}
+
+impl Room {
+    fn new() -> std::io::Result<Room> {
+        let dir = tempfile::Builder::new()
+            .prefix("callisto-conf-")
+            .tempdir()?;
+        Ok(Room { dir })
+    }
+
+    /// Where `who` records what it hears.
+    fn recording(&self, who: &str) -> PathBuf {
+        self.dir.path().join(format!("{who}.wav"))
+    }
+
+    /// `who`'s own folder (its configuration and data).
+    fn home(&self, who: &str) -> std::io::Result<PathBuf> {
+        let home = self.dir.path().join(who);
+        std::fs::create_dir_all(&home)?;
+        Ok(home)
+    }
+
+    /// `callisto call URI` as `who`, sending a tone of `hz` and recording what it hears.
+    fn call(&self, who: &str, uri: &str, hz: u32, extra: &[&str]) -> std::io::Result<Callisto> {
+        let rec = path_arg(&self.recording(who));
+        let tone = format!("tone:{hz}");
+        let mut args = vec!["--audio", &tone, "--record-audio", &rec];
+        args.extend_from_slice(extra);
+        Callisto::call(&self.home(who)?, uri, &args)
+    }
 }
 
 /// The `(from_end, seconds)` window of `path` that starts `at` seconds after its beginning.

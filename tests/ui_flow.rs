@@ -235,16 +235,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let bob_uri = format!("sip:bob@127.0.0.1:{port}");
     let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
     bob.expect("registered", WAIT)?;
-    click(&window, "Dial")?;
-    type_into(
-        &window,
-        "sip:bob@example.org, a number or a name",
-        bob_uri.clone(),
-    )?;
-    click(&window, "Audio call")?;
-    wait_until(&window, "the call to bob connected", |w| {
-        current_call_state(w) == "Connected"
-    })?;
+    dial_audio(&window, &bob_uri)?;
     bob.expect("answered", WAIT)?;
     click(&window, "Hang up")?;
     wait_until(&window, "the call to bob in the history", |w| {
@@ -334,16 +325,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
         &[],
     )?;
     carol.expect("registered", WAIT)?;
-    click(&window, "Dial")?;
-    type_into(
-        &window,
-        "sip:bob@example.org, a number or a name",
-        bob_uri.clone(),
-    )?;
-    click(&window, "Audio call")?;
-    wait_until(&window, "the call to bob connected", |w| {
-        current_call_state(w) == "Connected"
-    })?;
+    dial_audio(&window, &bob_uri)?;
     bob.expect("answered", WAIT)?;
     click(&window, "Add participant")?;
     type_into(&window, "Add to the conference…", carol_uri.clone())?;
@@ -371,6 +353,20 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     carol.wait(WAIT)?;
     click(&window, "Dial")?;
     Ok(())
+}
+
+/// Dials `address` from the dial page as an audio call and waits until it is connected.
+fn dial_audio(window: &Weak, address: &str) -> Result<(), String> {
+    click(window, "Dial")?;
+    type_into(
+        window,
+        "sip:bob@example.org, a number or a name",
+        address.to_string(),
+    )?;
+    click(window, "Audio call")?;
+    wait_until(window, &format!("the call to {address} connected"), |w| {
+        current_call_state(w) == "Connected"
+    })
 }
 
 /// Bob as a headless Callisto registered with the registrar and playing a tone: `command` is
