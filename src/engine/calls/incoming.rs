@@ -1,5 +1,6 @@
 //! Incoming INVITEs: the offer is answered at once (or refused with `488`/`400`), the call
-//! rings, and the application decides when to answer it.
+//! rings, and the application decides when to answer it (`answer`, which holds the calls
+//! already up unless the call joins a conference) or refuses it (`reject`).
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use callisto_signaling::sdp::{self, Direction, OfferKind, SdpSession};
 use tokio::sync::mpsc;
 
 use super::media::{numbered, CallMedia};
-use super::{Call, CallKey, CallUpdate, Calls};
+use super::{Call, CallFailure, CallKey, CallUpdate, Calls};
 use crate::engine::EngineEvent;
 
 /// What the engine needs from an incoming INVITE.
@@ -139,5 +140,114 @@ impl Calls {
             key,
             update: CallUpdate::Controls(controls),
         });
+    }
+}
+
+/// Answering and refusing a ringing call.
+impl Calls {
+    /// Answers a ringing incoming call and starts its media. Calls already up are put on
+    /// hold first (call waiting: the new call takes over, the others wait), unless the call
+    /// joins a conference. Without `video`
+    /// the answer declines a classic offer's video, and a WebRTC call's camera starts off.
+    pub(in crate::engine) fn answer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        video: bool,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        if !video {
+            self.answer_without_video(key);
+        }
+        if self
+            .calls
+            .get(&key)
+            .is_none_or(|c| c.prepared_answer.is_none())
+        {
+            return;
+        }
+        // In a conference everyone stays; otherwise the new call takes over.
+        let conference = self.calls[&key].media.options.conference.is_some();
+        let active: Vec<CallKey> = self
+            .calls
+            .values()
+            .filter(|c| c.key != key && c.established.is_some() && !c.local_hold)
+            .filter(|_| !conference)
+            .map(|c| c.key)
+            .collect();
+        for other in active {
+            self.set_hold(endpoint, now, other, true);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let body = call.prepared_answer.take();
+        if let Err(error) = endpoint.answer(now, call.id, body) {
+            tracing::warn!(%error, "cannot answer");
+            return;
+        }
+        if call.webrtc.is_some() {
+            // The WebRTC session made our answer: its media is already negotiated.
+            return;
+        }
+        if let Some(negotiated) = call.media.negotiated.clone() {
+            call.media
+                .apply_video(call.sdp.video(), key, &self.media_events);
+            if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events) {
+                tracing::warn!(%reason, "media did not start");
+                let _ = endpoint.hang_up(now, call.id);
+                let _ = events.send(EngineEvent::Call {
+                    key,
+                    update: CallUpdate::Failed {
+                        code: None,
+                        reason,
+                        cause: CallFailure::Local,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Makes a ringing call's answer audio-only: a classic answer again without video (its
+    /// video socket closes), the camera of a WebRTC call off.
+    fn answer_without_video(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.media.options.controls.camera.set(false);
+        let Some(offer) = call.offer.as_ref().filter(|_| call.media.video.is_some()) else {
+            return;
+        };
+        let answer = call.sdp.answer_with_video(
+            offer,
+            &call.media.local,
+            &call.media.options.policy,
+            None,
+            Direction::SendRecv,
+            &mut self.rng,
+        );
+        match answer {
+            Ok((answer, negotiated)) => {
+                call.prepared_answer = Some(Body::sdp(answer.to_string()));
+                call.media.negotiated = Some(negotiated);
+                call.media.video = None;
+            }
+            Err(error) => tracing::warn!(%error, "cannot answer without video"),
+        }
+    }
+
+    pub(in crate::engine) fn reject(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        code: u16,
+    ) {
+        if let Some(call) = self.calls.get(&key) {
+            if let Err(error) = endpoint.reject(now, call.id, code) {
+                tracing::warn!(%error, "cannot reject");
+            }
+        }
     }
 }
