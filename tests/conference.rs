@@ -235,24 +235,7 @@ fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
 fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
     let room = Room::new()?;
     let recording = |who: &str| room.recording(who);
-    let listen = format!("127.0.0.1:{}", support::free_port());
-    let host_rec = path_arg(&recording("host"));
-    let mut host = Callisto::start(
-        &room.home("host")?,
-        &[
-            "conference",
-            "--host",
-            "--listen",
-            &listen,
-            "--audio",
-            "tone:440",
-            "--record-audio",
-            &host_rec,
-            "--count",
-            "3",
-            "--json",
-        ],
-    )?;
+    let (mut host, listen) = room.host(&["conference", "--host", "--count", "3"])?;
     host.expect("conference", WAIT)?;
     let uri = format!("sip:conference@{listen}");
     let join = |who: &str, hz: u32, secs: &str, codecs: &str| {
@@ -348,20 +331,7 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
 fn two_calls_are_merged_into_a_conference() -> TestResult {
     let room = Room::new()?;
     let recording = |who: &str| room.recording(who);
-    let listen = format!("127.0.0.1:{}", support::free_port());
-    let host_rec = path_arg(&recording("host"));
-    let mut host = Callisto::answer(
-        &room.home("host")?,
-        &listen,
-        &[
-            "--audio",
-            "tone:440",
-            "--record-audio",
-            &host_rec,
-            "--count",
-            "2",
-        ],
-    )?;
+    let (mut host, listen) = room.host(&["answer", "--count", "2"])?;
     host.expect("listening", WAIT)?;
     let uri = format!("sip:host@{listen}");
     let call = |who: &str, hz: u32, secs: &str| room.call(who, &uri, hz, &["--duration", secs]);
@@ -432,6 +402,25 @@ impl Room {
         let home = self.dir.path().join(who);
         std::fs::create_dir_all(&home)?;
         Ok(home)
+    }
+
+    /// `callisto COMMAND…` as the host on a free loopback port (returned), sending 440 Hz
+    /// and recording what it hears.
+    fn host(&self, command: &[&str]) -> std::io::Result<(Callisto, String)> {
+        let listen = format!("127.0.0.1:{}", support::free_port());
+        let rec = path_arg(&self.recording("host"));
+        let mut args = command.to_vec();
+        args.extend([
+            "--listen",
+            &listen,
+            "--audio",
+            "tone:440",
+            "--record-audio",
+            &rec,
+            "--json",
+        ]);
+        let host = Callisto::start(&self.home("host")?, &args)?;
+        Ok((host, listen))
     }
 
     /// `callisto call URI` as `who`, sending a tone of `hz` and recording what it hears.

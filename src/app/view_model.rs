@@ -299,13 +299,6 @@ impl ViewModel {
         controls.is_some()
     }
 
-    /// The switches and pictures of the call the in-call view shows.
-    pub fn current_controls(&self) -> Option<&CallControls> {
-        self.current()
-            .and_then(|i| self.calls.get(i))
-            .and_then(|c| c.controls.as_ref())
-    }
-
     /// Takes in one engine event; a call that ended comes back for the history.
     pub fn apply(
         &mut self,

@@ -83,7 +83,7 @@ pub async fn run_conference(
             .await
         {
             Ok(key) => {
-                conference.dialed.push(key);
+                conference.live.push(key);
                 conference.names.insert(key, peer_label(None, uri));
             }
             Err((code, message)) => {
@@ -132,16 +132,13 @@ fn host_name(session: &Session) -> String {
 struct Conference {
     bridge: ConferenceBridge,
     bridge_events: mpsc::UnboundedReceiver<BridgeEvent>,
-    /// Calls we placed.
-    dialed: Vec<CallKey>,
     /// Every call's participant, by name (the display name, else the address).
     names: HashMap<CallKey, String>,
-    /// Participants in the call now, by call, with their names.
-    present: HashMap<CallKey, String>,
-    /// Calls not over yet (ringing, or in the conference).
+    /// Calls not over yet (dialed, ringing, or in the conference).
     live: Vec<CallKey>,
-    /// Everyone who took part, in the order they joined.
-    joined: Vec<(CallKey, String)>,
+    /// Everyone who took part, in the order they joined, and those still here.
+    joined: Vec<CallKey>,
+    present: Vec<CallKey>,
     left: u32,
     speakers: Vec<String>,
     /// Each participant's last figures from the bridge (it forgets legs as they leave),
@@ -154,11 +151,10 @@ impl Conference {
         Conference {
             bridge,
             bridge_events: events,
-            dialed: Vec::new(),
             names: HashMap::new(),
-            present: HashMap::new(),
             live: Vec::new(),
             joined: Vec::new(),
+            present: Vec::new(),
             left: 0,
             speakers: Vec::new(),
             figures: HashMap::new(),
@@ -168,7 +164,6 @@ impl Conference {
     /// Follows the calls until `count` participants have left, `ends_at`, or a signal; then
     /// hangs up everyone left. Returns the exit code.
     async fn run(&mut self, session: &mut Session, count: u32, ends_at: Option<Instant>) -> u8 {
-        self.live.extend(self.dialed.iter().copied());
         let mut worst = exit::OK;
         let mut refresh = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -222,14 +217,9 @@ impl Conference {
                     .send(Command::Answer { key, video: true });
             }
             CallUpdate::Answered { .. } => {
-                let name = self
-                    .names
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| format!("call {}", key.0));
-                self.present.insert(key, name.clone());
-                self.joined.push((key, name.clone()));
-                self.print_change(&session.out, "joined", key, &name);
+                self.present.push(key);
+                self.joined.push(key);
+                self.print_change(&session.out, "joined", key);
             }
             CallUpdate::Failed { code, cause, .. } => {
                 self.live.retain(|k| *k != key);
@@ -239,8 +229,9 @@ impl Conference {
             CallUpdate::Ended { .. } => {
                 self.live.retain(|k| *k != key);
                 self.left += 1;
-                if let Some(name) = self.present.remove(&key) {
-                    self.print_change(&session.out, "left", key, &name);
+                if self.present.contains(&key) {
+                    self.present.retain(|k| *k != key);
+                    self.print_change(&session.out, "left", key);
                 }
             }
             _ => {}
@@ -285,14 +276,18 @@ impl Conference {
         }
     }
 
-    fn print_change(&self, out: &Output, what: &str, key: CallKey, name: &str) {
-        let mut names: Vec<&String> = self
-            .joined
-            .iter()
-            .filter(|(k, _)| self.present.contains_key(k))
-            .map(|(_, n)| n)
-            .collect();
-        names.dedup();
+    /// A participant's name: the display name, else the address.
+    fn name(&self, key: CallKey) -> String {
+        self.names
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| format!("call {}", key.0))
+    }
+
+    /// Says that `key` joined or left, and who is here now.
+    fn print_change(&self, out: &Output, what: &str, key: CallKey) {
+        let name = self.name(key);
+        let names: Vec<String> = self.present.iter().map(|k| self.name(*k)).collect();
         if out.json {
             println!(
                 "{}",
@@ -324,7 +319,7 @@ impl Conference {
         let joined: Vec<_> = self
             .joined
             .iter()
-            .map(|(k, n)| json!({"call": k.0, "name": n}))
+            .map(|k| json!({"call": k.0, "name": self.name(*k)}))
             .collect();
         if out.json {
             println!(

@@ -70,27 +70,31 @@ fn pump(window: &MainWindow) {
             first.seen_local = seen;
             calls.set_self_view(frame_image(&frame));
         }
-        let tiles = calls.get_tiles();
-        let mut rows: Vec<TileRow> = (0..following.len())
-            .map(|i| {
-                tiles.row_data(i).unwrap_or_else(|| TileRow {
-                    name: following[i].name.as_str().into(),
+        if calls.get_tiles().row_count() != following.len() {
+            // A tile per participant, named, until its first picture arrives.
+            let rows = following
+                .iter()
+                .map(|f| TileRow {
+                    name: f.name.as_str().into(),
                     frame: slint::Image::default(),
                     has_video: false,
                 })
-            })
-            .collect();
-        let mut changed = tiles.row_count() != following.len();
-        for (f, row) in following.iter_mut().zip(&mut rows) {
+                .collect();
+            super::sync_rows(calls.get_tiles(), rows, |m| calls.set_tiles(m));
+        }
+        let tiles = calls.get_tiles();
+        for (i, f) in following.iter_mut().enumerate() {
             if let Some((seen, frame)) = f.controls.remote_video.take_newer(f.seen_remote) {
                 f.seen_remote = seen;
-                row.frame = frame_image(&frame);
-                row.has_video = true;
-                changed = true;
+                tiles.set_row_data(
+                    i,
+                    TileRow {
+                        name: f.name.as_str().into(),
+                        frame: frame_image(&frame),
+                        has_video: true,
+                    },
+                );
             }
-        }
-        if changed {
-            super::sync_rows(tiles, rows, |m| calls.set_tiles(m));
         }
     });
 }

@@ -124,6 +124,8 @@ struct Local {
     sink: Box<dyn AudioSink>,
     to_mix: Resampler,
     from_mix: Resampler,
+    /// One frame from the source, reused every tick.
+    input: Vec<i16>,
 }
 
 fn mix_format() -> AudioFormat {
@@ -216,6 +218,7 @@ impl ConferenceBridge {
         state.local = Some(Local {
             id,
             label: label.to_string(),
+            input: vec![0; source.format().frame_len()],
             source,
             sink,
             to_mix,
@@ -309,11 +312,11 @@ fn tick(state: &mut State, now: Instant, scratch: &mut Vec<i16>, events: &mut Ve
         leg.inbox.drain(..whole);
     }
     if let Some(local) = local.as_mut() {
-        let mut input = vec![0; local.source.format().frame_len()];
         // A source that ended (a file without a loop) is silence from then on.
-        let _ = local.source.read(&mut input);
+        local.input.fill(0);
+        let _ = local.source.read(&mut local.input);
         scratch.clear();
-        if local.to_mix.process_into(&input, scratch).is_ok() {
+        if local.to_mix.process_into(&local.input, scratch).is_ok() {
             mixer.push(local.id, scratch, now);
         }
     }
@@ -330,10 +333,12 @@ fn tick(state: &mut State, now: Instant, scratch: &mut Vec<i16>, events: &mut Ve
         if let Some(mixed) = mixer.output(local.id) {
             scratch.clear();
             if local.from_mix.process_into(mixed, scratch).is_ok() {
-                if let Ok(frame) = AudioFrame::new(local.sink.format(), scratch.clone()) {
+                if let Ok(frame) = AudioFrame::new(local.sink.format(), std::mem::take(scratch)) {
                     if let Err(error) = local.sink.write(&frame) {
                         tracing::warn!(%error, "the conference's local output failed");
                     }
+                    // The buffer goes back for the next tick.
+                    *scratch = frame.into_samples();
                 }
             }
         }

@@ -39,10 +39,8 @@ impl Calls {
             let _ = endpoint.reject(now, id, 480);
             return;
         };
-        let mut options = options.for_one_call(&super::peer_label(
-            invite.display_name.as_deref(),
-            &invite.from,
-        ));
+        let peer = super::peer_label(invite.display_name.as_deref(), &invite.from);
+        let mut options = options.for_one_call(&peer);
         self.incoming_count += 1;
         if self.incoming_count > 1 {
             options.record = options
@@ -121,7 +119,7 @@ impl Calls {
         media.negotiated = negotiated;
         let controls = media.options.controls.clone();
         let mut call = Call::new(key, id, media, sdp, now);
-        call.peer = super::peer_label(invite.display_name.as_deref(), &invite.from);
+        call.peer = peer;
         call.prepared_answer = prepared_answer;
         call.offer = classic_offer;
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
