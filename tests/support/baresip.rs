@@ -80,6 +80,9 @@ impl BaresipConfig {
         let _ = writeln!(config, "sip_listen\t\t127.0.0.1:{}", self.sip_port);
         let _ = writeln!(config, "sip_trans_def\t\tudp");
         let _ = writeln!(config, "net_interface\t\t127.0.0.1");
+        // Media ports apart from the ones the harness hands out (see `free_port_run`).
+        let (low, high) = super::BARESIP_RTP_PORTS;
+        let _ = writeln!(config, "rtp_ports\t\t{low}-{high}");
         let _ = writeln!(config, "dns_server\t\t127.0.0.1:53");
         let _ = writeln!(config, "module_path\t\t{}", module_path().display());
         for module in &self.modules {

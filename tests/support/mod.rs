@@ -56,6 +56,22 @@ use std::sync::{Mutex, PoisonError};
 /// parallel threads do not collide.
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
+/// Where baresip takes its RTP ports: below the harness's ports.
+pub const BARESIP_RTP_PORTS: (u16, u16) = (10_000, 19_999);
+/// The lowest port the harness hands out. Handed-out ports lie between this and the kernel's
+/// ephemeral range, so no socket bound to port 0 (Callisto's RTP, a browser's, a client
+/// connection) and no baresip RTP port can take one between `free_port` and the bind of the
+/// process it was meant for.
+const FIRST_HANDED_OUT: u16 = 20_000;
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
 /// A loopback port free for both UDP and TCP right now.
 pub fn free_port() -> u16 {
     free_port_run(1)
@@ -68,18 +84,16 @@ pub fn free_port() -> u16 {
 ///
 /// Panics if the loopback interface has no free ports at all (a broken test environment).
 pub fn free_port_run(count: u16) -> u16 {
-    for _ in 0..1000 {
-        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(address) = listener.local_addr() else {
-            continue;
-        };
-        let first = address.port();
-        if first.checked_add(count).is_none() {
-            continue;
-        }
-        drop(listener);
+    let end = ephemeral_start().max(FIRST_HANDED_OUT + 1_000) - count;
+    let span = u32::from(end - FIRST_HANDED_OUT);
+    // Start somewhere else in every binary, so back-to-back runs do not reuse ports that
+    // may still be in TIME_WAIT.
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for i in 0..span {
+        let first = FIRST_HANDED_OUT + ((seed.wrapping_add(i)) % span) as u16;
         if (first..first + count).all(port_is_free) && claim(first, count) {
             return first;
         }
