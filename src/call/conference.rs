@@ -43,7 +43,7 @@ pub async fn run_conference(
         );
     }
     let (mut session, media) =
-        match Session::prepare(&args.account, &args.media, &config, selected, data_dir).await {
+        match Session::prepare(&args.account, &args.media, &config, selected).await {
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
@@ -63,9 +63,14 @@ pub async fn run_conference(
         conference: Some(ConferenceSeat::at(&bridge)),
         ..media
     };
+    // Calls are taken before the registrar is told where to send them.
     let _ = session.engine.commands.send(Command::AcceptCalls {
         media: Some(Box::new(legs.clone())),
     });
+    if let Err(code) = session.register_chosen(&config, data_dir).await {
+        bridge.stop();
+        return code;
+    }
     let address = session.engine.local_udp.map(|a| a.to_string());
     if session.out.json {
         println!("{}", json!({"event": "conference", "address": address}));

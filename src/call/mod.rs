@@ -104,46 +104,43 @@ struct Session {
 }
 
 impl Session {
-    /// Reads the media flags, starts the engine and registers: what both commands do first.
+    /// Reads the media flags and starts the engine: what every call command does first (then
+    /// [`Session::register_chosen`]).
     async fn prepare(
         account: &AccountArgs,
         media: &MediaArgs,
         config: &Config,
         selected: Option<&str>,
-        data_dir: Option<&Path>,
     ) -> Result<(Session, MediaOptions), ExitCode> {
         let out = Output { json: media.json };
         let chosen = registering_account(account, config, selected)
             .map_err(|m| out.fatal(exit::OTHER, &m))?;
         let options = media_args::media_options_for(media, chosen.as_ref())
             .map_err(|m| out.fatal(exit::OTHER, &m))?;
-        let session = Session::open(account, media.json, config, selected, data_dir).await?;
+        let engine = engine::start(register::engine_config(account, config))
+            .await
+            .map_err(|e| out.fatal(exit::OTHER, &format!("cannot open the SIP transports: {e}")))?;
+        let session = Session {
+            engine,
+            out,
+            account: chosen,
+            signals: Signals::new(),
+        };
         Ok((session, options))
     }
 
-    async fn open(
-        account_args: &AccountArgs,
-        json: bool,
+    /// Registers the chosen account, if any, and waits for the outcome. Commands that take
+    /// calls do this only once they accept them: the registrar sends INVITEs as soon as the
+    /// binding exists, and one arriving earlier would be declined.
+    async fn register_chosen(
+        &mut self,
         config: &Config,
-        selected: Option<&str>,
         data_dir: Option<&Path>,
-    ) -> Result<Session, ExitCode> {
-        let out = Output { json };
-        let account = registering_account(account_args, config, selected)
-            .map_err(|m| out.fatal(exit::OTHER, &m))?;
-        let engine = engine::start(register::engine_config(account_args, config))
-            .await
-            .map_err(|e| out.fatal(exit::OTHER, &format!("cannot open the SIP transports: {e}")))?;
-        let mut session = Session {
-            engine,
-            out,
-            account,
-            signals: Signals::new(),
-        };
-        if let Some(account) = session.account.clone() {
-            session.register(&account, config, data_dir).await?;
+    ) -> Result<(), ExitCode> {
+        match self.account.clone() {
+            Some(account) => self.register(&account, config, data_dir).await,
+            None => Ok(()),
         }
-        Ok(session)
     }
 
     /// Registers and waits for the outcome.
@@ -253,10 +250,13 @@ pub async fn run_call(
     data_dir: Option<&Path>,
 ) -> ExitCode {
     let (mut session, media) =
-        match Session::prepare(&args.account, &args.media, &config, selected, data_dir).await {
+        match Session::prepare(&args.account, &args.media, &config, selected).await {
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
+    if let Err(code) = session.register_chosen(&config, data_dir).await {
+        return code;
+    }
     let key = match session.dial(&args.account, &args.uri, &config, media).await {
         Ok(key) => key,
         Err((code, message)) => {
@@ -278,14 +278,17 @@ pub async fn run_answer(
     data_dir: Option<&Path>,
 ) -> ExitCode {
     let (mut session, media) =
-        match Session::prepare(&args.account, &args.media, &config, selected, data_dir).await {
+        match Session::prepare(&args.account, &args.media, &config, selected).await {
             Ok(prepared) => prepared,
             Err(code) => return code,
         };
-    // Calls are taken before anyone is told where to send them.
+    // Calls are taken before the registrar is told where to send them.
     let _ = session.engine.commands.send(Command::AcceptCalls {
         media: Some(Box::new(media)),
     });
+    if let Err(code) = session.register_chosen(&config, data_dir).await {
+        return code;
+    }
     if !session.out.json {
         let address = session
             .engine
