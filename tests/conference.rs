@@ -324,6 +324,77 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
     Ok(())
 }
 
+/// Video in a conference: the host sends pattern 1, carol (WebRTC) pattern 2 and dave
+/// (classic path) pattern 3, each with a tone. Everyone is sent the host's mosaic of all
+/// three pictures; carol's and dave's recordings each hold frames in which all three
+/// identities read in the mosaic's cells.
+#[test]
+fn video_participants_see_everyone_in_the_mosaic() -> TestResult {
+    let room = Room::new()?;
+    let (mut host, listen) = room.host(&[
+        "conference",
+        "--host",
+        "--video",
+        "pattern",
+        "--pattern-id",
+        "1",
+        "--duration",
+        "9",
+    ])?;
+    host.expect("conference", WAIT)?;
+    let uri = format!("sip:conference@{listen}");
+    let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
+    let join = |who: &str, hz: u32, id: &str, path: &str| {
+        let picture = path_arg(&pictures(who));
+        let mut args = vec!["--duration", "7", "--video", "pattern", "--pattern-id", id];
+        args.extend(["--record-video", &picture, "--media", path]);
+        room.call(who, &uri, hz, &args)
+    };
+    let mut carol = join("carol", 700, "2", "webrtc")?;
+    let mut dave = join("dave", 1060, "3", "classic")?;
+    for (who, peer) in [("carol", &mut carol), ("dave", &mut dave)] {
+        let answered = peer.expect("answered", WAIT)?;
+        println!("{who}: {answered}");
+    }
+    // The host's cost with two video legs (a figure for the record, not a limit).
+    let meter = support::measure::ProcessMeter::start(host.pid())?;
+    thread::sleep(Duration::from_secs(4));
+    let usage = meter.finish()?;
+    println!(
+        "host with two 640x480 video legs: {:.0} % of a core, peak RSS {} KiB",
+        usage.cpu_percent, usage.peak_rss_kib
+    );
+    for (who, peer) in [("carol", &mut carol), ("dave", &mut dave)] {
+        let ended = peer.expect("call_ended", Duration::from_secs(12))?;
+        println!("{who}: {ended}");
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+    host.expect("conference_ended", WAIT)?;
+    assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
+    for who in ["carol", "dave"] {
+        let frames = support::video::mosaic_identities(&pictures(who), 3)?;
+        let everyone = frames
+            .iter()
+            .filter(|cells| {
+                let mut ids: Vec<u16> = cells.iter().flatten().copied().collect();
+                ids.sort_unstable();
+                ids == [1, 2, 3]
+            })
+            .count();
+        println!(
+            "{who}: {everyone} of {} frames show all three; the last reads {:?}",
+            frames.len(),
+            frames.last()
+        );
+        assert!(
+            everyone >= 30,
+            "{who} sees all three participants in {everyone} of {} frames",
+            frames.len()
+        );
+    }
+    Ok(())
+}
+
 /// `callisto answer` takes two calls (the second holds the first: call waiting), then the
 /// `merge` control line puts both into a conference hosted by the answerer: carol and dave
 /// hear each other and the host, and the host's recording (the first call's) holds both.

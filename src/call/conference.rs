@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use callisto_media::audio::AudioFormat;
 use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig, RosterEntry};
+use callisto_media::video::VideoFormat;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -21,7 +22,7 @@ use crate::cli::ConferenceArgs;
 use crate::config::Config;
 use crate::engine::{
     self, peer_label, AudioPlayback, CallKey, CallUpdate, Command, ConferenceSeat, EngineEvent,
-    MediaOptions,
+    MediaOptions, VideoOptions,
 };
 use crate::register::{exit, Output};
 
@@ -56,11 +57,16 @@ pub async fn run_conference(
             return code;
         }
     };
-    // The legs' audio is the bridge's; the host's input, recording and playback are its own.
+    // The legs' audio and video are the bridge's; the host's input, recording and playback
+    // are its own.
     let legs = MediaOptions {
         record: None,
         playback: AudioPlayback::Off,
         conference: Some(ConferenceSeat::at(&bridge)),
+        video: media.video.clone().map(|video| VideoOptions {
+            record: None,
+            ..video
+        }),
         ..media
     };
     // Calls are taken before the registrar is told where to send them.
@@ -122,6 +128,15 @@ fn start_bridge(
     bridge
         .set_local(&host, source, sink)
         .map_err(|e| format!("cannot start the conference: {e}"))?;
+    // The mosaic takes the host's picture size and rate; the host's picture is in it.
+    if let (Some(video), Some(picture)) = (&media.video, engine::host_video(media)?) {
+        let format = VideoFormat::new(video.width, video.height, video.fps)
+            .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
+        bridge
+            .mosaic(format)
+            .map_err(|e| format!("cannot start the conference's picture: {e}"))?
+            .set_local(picture);
+    }
     Ok(bridge)
 }
 

@@ -4,7 +4,10 @@
 use std::io;
 use std::path::Path;
 
-use callisto_media::video::{read_stamp, PatternStamp, VideoSource, Y4mEnd, Y4mSource};
+use callisto_media::conference::layout;
+use callisto_media::video::{
+    read_stamp, read_stamp_in, PatternStamp, StampRegion, VideoSource, Y4mEnd, Y4mSource,
+};
 
 /// The stamp of every frame of a Y4M recording, `None` for a frame whose stamp cannot be read.
 pub fn stamps(path: &Path) -> io::Result<Vec<Option<PatternStamp>>> {
@@ -14,6 +17,31 @@ pub fn stamps(path: &Path) -> io::Result<Vec<Option<PatternStamp>>> {
         stamps.push(read_stamp(&frame));
     }
     Ok(stamps)
+}
+
+/// For every frame of a recording of a conference's mosaic of `count` 4:3 pictures, the
+/// identities whose stamps read in the mosaic's cells, cell by cell (the speaker's first).
+pub fn mosaic_identities(path: &Path, count: usize) -> io::Result<Vec<Vec<Option<u16>>>> {
+    let mut source = Y4mSource::open(path, Y4mEnd::Stop).map_err(io::Error::other)?;
+    let mut frames = Vec::new();
+    while let Some(frame) = source.next_frame().map_err(io::Error::other)? {
+        let cells = layout(count, frame.width(), frame.height());
+        frames.push(
+            cells
+                .iter()
+                .map(|cell| {
+                    let place = cell.fit(4, 3);
+                    let region = StampRegion {
+                        x: place.x,
+                        y: place.y,
+                        width: place.width,
+                    };
+                    read_stamp_in(&frame, region).map(|s| s.identity)
+                })
+                .collect(),
+        );
+    }
+    Ok(frames)
 }
 
 /// What a recording of the test pattern shows.

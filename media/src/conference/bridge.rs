@@ -8,14 +8,16 @@
 //! or generators) take part as the local leg, pulled and pushed by the bridge thread itself.
 //! A leg leaves when both of its ends are dropped (its session stopped).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::fifo::PcmFifo;
 use super::mixer::{LegId, Mixer, MixerConfig, MIX_FRAME, MIX_RATE};
+use super::video::{MosaicBridge, NO_SPEAKER};
 use crate::audio::{AudioError, AudioFormat, AudioFrame, AudioSink, AudioSource, Resampler};
+use crate::video::VideoFormat;
 
 const TICK: Duration = Duration::from_millis(20);
 /// A late tick beyond this is not caught up; the bridge starts counting again from now.
@@ -70,10 +72,15 @@ impl PartialEq for ConferenceBridge {
 struct Handle {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The composed picture, once a leg with video asked for it.
+    mosaic: Mutex<Option<MosaicBridge>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        if let Some(mosaic) = self.mosaic.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            mosaic.stop();
+        }
         self.shared.running.store(false, Ordering::Release);
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
@@ -100,6 +107,8 @@ struct State {
     legs: Vec<LegIo>,
     local: Option<Local>,
     speaker: Option<LegId>,
+    /// The active speaker's tag, for the mosaic ([`NO_SPEAKER`] when none).
+    speaker_tag: Arc<AtomicU64>,
 }
 
 /// A call's leg: samples waiting to be mixed, and mixed samples waiting to be heard.
@@ -144,6 +153,7 @@ impl ConferenceBridge {
                 legs: Vec::new(),
                 local: None,
                 speaker: None,
+                speaker_tag: Arc::new(AtomicU64::new(NO_SPEAKER)),
             }),
             running: AtomicBool::new(true),
         });
@@ -158,8 +168,23 @@ impl ConferenceBridge {
             handle: Arc::new(Handle {
                 shared,
                 thread: Mutex::new(Some(thread)),
+                mosaic: Mutex::new(None),
             }),
         })
+    }
+
+    /// The conference's composed picture for legs that take one video stream, started at
+    /// `format` (its size and rate) by the first leg that asks; later legs get the same one
+    /// whatever their format (their [`MosaicSource`](super::MosaicSource)s scale it).
+    pub fn mosaic(&self, format: VideoFormat) -> std::io::Result<MosaicBridge> {
+        let mut mosaic = self.handle.mosaic.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = mosaic.as_ref() {
+            return Ok(running.clone());
+        }
+        let speaker = self.handle.shared.lock().speaker_tag.clone();
+        let started = MosaicBridge::start(format, speaker)?;
+        *mosaic = Some(started.clone());
+        Ok(started)
     }
 
     /// A new leg for a call whose audio runs at `rate` Hz, mono: what it hears and where it
@@ -252,6 +277,15 @@ impl ConferenceBridge {
     /// Stops the bridge thread and finishes the local participant's sink (a recording is
     /// complete afterwards). The legs' ends go on giving silence.
     pub fn stop(&self) {
+        if let Some(mosaic) = self
+            .handle
+            .mosaic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            mosaic.stop();
+        }
         self.handle.shared.running.store(false, Ordering::Release);
         let thread = self
             .handle
@@ -299,6 +333,7 @@ fn tick(state: &mut State, now: Instant, scratch: &mut Vec<i16>, events: &mut Ve
         legs,
         local,
         speaker,
+        speaker_tag,
     } = state;
     for leg in legs.iter_mut() {
         let frame = (leg.rate / 50) as usize;
@@ -358,6 +393,7 @@ fn tick(state: &mut State, now: Instant, scratch: &mut Vec<i16>, events: &mut Ve
     if report.speaker != *speaker {
         *speaker = report.speaker;
         if let Some((tag, label)) = report.speaker.and_then(named) {
+            speaker_tag.store(tag, Ordering::Relaxed);
             events.push(BridgeEvent::Speaker { tag, label });
         }
     }

@@ -39,7 +39,9 @@ pub use frame::{check_dimensions, i420_len, VideoFormat, VideoFrame, MAX_DIMENSI
 pub use frame_slot::{CameraSwitch, FrameSlot, PreviewSource, SlotSink};
 pub use rgb::i420_to_rgb;
 pub use scale::scale_i420;
-pub use sink::{CallbackSink, MemoryVideoSink, NullVideoSink, SharedFrames, VideoSink};
+pub use sink::{
+    CallbackSink, MemoryVideoSink, NullVideoSink, SharedFrames, TeeVideoSink, VideoSink,
+};
 pub use source::VideoSource;
 pub use stream_thread::VideoStats;
 pub use test_pattern::{

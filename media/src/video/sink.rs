@@ -54,6 +54,34 @@ impl VideoSink for NullVideoSink {
     }
 }
 
+/// Gives every frame to two sinks (a conference tile and a recording); an error of either is
+/// returned after both have had the frame.
+#[derive(Debug)]
+pub struct TeeVideoSink<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: VideoSink, B: VideoSink> TeeVideoSink<A, B> {
+    pub fn new(first: A, second: B) -> Self {
+        TeeVideoSink { first, second }
+    }
+}
+
+impl<A: VideoSink, B: VideoSink> VideoSink for TeeVideoSink<A, B> {
+    fn consume(&mut self, frame: &VideoFrame) -> Result<(), VideoError> {
+        let first = self.first.consume(frame);
+        let second = self.second.consume(frame);
+        first.and(second)
+    }
+
+    fn finish(&mut self) -> Result<(), VideoError> {
+        let first = self.first.finish();
+        let second = self.second.finish();
+        first.and(second)
+    }
+}
+
 /// Hands every frame to a closure (for example one that stores it in the UI's latest-frame slot).
 pub struct CallbackSink<F: FnMut(&VideoFrame) + Send> {
     callback: F,

@@ -16,7 +16,9 @@ use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::VideoStats;
 use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
 
-use super::media::{srtp_keys_of, CallControls, CallMediaEvent, MediaEvents, VideoOptions};
+use super::media::{
+    srtp_keys_of, CallControls, CallMediaEvent, ConferenceSeat, MediaEvents, VideoOptions,
+};
 use super::webrtc::CameraReport;
 use super::CallKey;
 
@@ -24,6 +26,8 @@ use super::CallKey;
 pub(super) struct ClassicVideo {
     options: VideoOptions,
     controls: CallControls,
+    /// The conference the call is a leg of: it sends the mosaic.
+    seat: Option<ConferenceSeat>,
     /// Where we receive video, as our SDP says (RTCP multiplexed, `a=rtcp` the same port).
     pub(super) local: LocalMedia,
     /// What we offer and accept.
@@ -40,6 +44,7 @@ impl ClassicVideo {
         ip: IpAddr,
         options: VideoOptions,
         controls: CallControls,
+        seat: Option<ConferenceSeat>,
     ) -> io::Result<ClassicVideo> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         let policy = VideoPolicy {
@@ -55,6 +60,7 @@ impl ClassicVideo {
             policy,
             options,
             controls,
+            seat,
             socket: Some(socket),
             session: None,
             negotiated: None,
@@ -106,7 +112,8 @@ impl ClassicVideo {
         let report: CameraReport = Arc::new(move |reason| {
             let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
         });
-        let media = super::webrtc::video_media(&self.options, &self.controls, &report)?;
+        let leg = self.seat.as_ref().map(|seat| (seat, key));
+        let media = super::webrtc::video_media(&self.options, &self.controls, leg, &report)?;
         let config = ClassicVideoConfig {
             rtp_socket: socket,
             rtcp_socket: None,

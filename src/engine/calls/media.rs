@@ -268,7 +268,7 @@ pub(crate) type MediaEvents = mpsc::UnboundedSender<(CallKey, CallMediaEvent)>;
 /// Where a call's sound devices report trouble: the engine task, tagged with the call.
 #[derive(Clone)]
 pub(super) struct DeviceNotices {
-    key: CallKey,
+    pub(super) key: CallKey,
     events: MediaEvents,
 }
 
@@ -322,7 +322,14 @@ impl CallMedia {
         let video = options
             .video
             .clone()
-            .map(|video| ClassicVideo::bind(ip, video, options.controls.clone()))
+            .map(|video| {
+                ClassicVideo::bind(
+                    ip,
+                    video,
+                    options.controls.clone(),
+                    options.conference.clone(),
+                )
+            })
             .transpose()?;
         let local = LocalMedia {
             address: ip,

@@ -53,6 +53,7 @@ pub use media::{
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
 pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate, IceSummary, VideoSummary};
+pub use webrtc::host_video;
 
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
 /// engine (incoming).

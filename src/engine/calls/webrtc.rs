@@ -20,8 +20,8 @@ use callisto_media::audio::AudioFormat;
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
-    NullVideoSink, PreviewSource, SlotSink, TestPattern, VideoFormat, VideoSink, VideoSource,
-    Y4mEnd, Y4mRecorder, Y4mSource,
+    NullVideoSink, PreviewSource, SlotSink, TeeVideoSink, TestPattern, VideoFormat, VideoSink,
+    VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
 };
 use callisto_media::webrtc::{
     IceServer, VideoConfig, WebRtcAudioConfig, WebRtcConfig, WebRtcEvent, WebRtcMedia,
@@ -30,7 +30,7 @@ use callisto_media::webrtc::{
 use callisto_signaling::sdp::AudioPolicy;
 
 use super::media::{audio_ends, CallControls, CallMediaEvent, DeviceNotices, MediaEvents};
-use super::{CallKey, MediaOptions, VideoInput, VideoOptions};
+use super::{CallKey, ConferenceSeat, MediaOptions, VideoInput, VideoOptions};
 
 /// What a WebRTC step reports when it is done.
 pub(crate) enum WebRtcReady {
@@ -119,7 +119,10 @@ fn session_media(
     let video = options
         .video
         .as_ref()
-        .map(|video| video_media(video, &options.controls, camera_unavailable))
+        .map(|video| {
+            let leg = options.conference.as_ref().map(|seat| (seat, notices.key));
+            video_media(video, &options.controls, leg, camera_unavailable)
+        })
         .transpose()?;
     Ok(WebRtcMedia {
         audio_source,
@@ -135,15 +138,66 @@ pub(super) type CameraReport = Arc<dyn Fn(String) + Send + Sync>;
 /// placeholder picture (at a low rate); one that stops during the call gives way to the
 /// placeholder by itself. Either way the reason goes to `camera_unavailable`. The app's
 /// self-view and remote picture are kept in `controls`' slots, and its camera switch can
-/// blank what is sent.
+/// blank what is sent. A conference leg (`leg`: its seat and call) sends the conference's
+/// mosaic instead of the input, and its pictures become the leg's tile.
 pub(super) fn video_media(
     video: &VideoOptions,
     controls: &CallControls,
+    leg: Option<(&ConferenceSeat, CallKey)>,
     camera_unavailable: &CameraReport,
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
-    let source: Box<dyn VideoSource> = match &video.input {
+    let (source, tile) = match leg {
+        Some((seat, key)) => {
+            let mosaic = seat
+                .bridge
+                .mosaic(format)
+                .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
+            let (source, tile) = mosaic.join(key.0, format);
+            (Box::new(source) as Box<dyn VideoSource>, Some(tile))
+        }
+        None => (video_source(video, format, camera_unavailable)?, None),
+    };
+    let source = Box::new(PreviewSource::new(
+        source,
+        controls.local_video.clone(),
+        controls.camera.clone(),
+    ));
+    let sink: Box<dyn VideoSink> = match &video.record {
+        Some(path) => Box::new(
+            Y4mRecorder::create(path, video.fps)
+                .map_err(|e| format!("cannot record video to {}: {e}", path.display()))?,
+        ),
+        None => Box::new(NullVideoSink::new()),
+    };
+    let sink: Box<dyn VideoSink> = match tile {
+        Some(tile) => Box::new(TeeVideoSink::new(tile, sink)),
+        None => sink,
+    };
+    let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
+    Ok(WebRtcVideoMedia { source, sink })
+}
+
+/// The host's own picture in a conference: the options' video input, or `None` without
+/// video. A camera that cannot be opened gives the placeholder (and a warning in the log).
+pub fn host_video(options: &MediaOptions) -> Result<Option<Box<dyn VideoSource>>, String> {
+    let Some(video) = &options.video else {
+        return Ok(None);
+    };
+    let format =
+        VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
+    let report: CameraReport = Arc::new(|reason| tracing::warn!(%reason, "no camera"));
+    video_source(video, format, &report).map(Some)
+}
+
+/// What `video.input` names, as a source of `format`.
+fn video_source(
+    video: &VideoOptions,
+    format: VideoFormat,
+    camera_unavailable: &CameraReport,
+) -> Result<Box<dyn VideoSource>, String> {
+    Ok(match &video.input {
         VideoInput::Pattern => {
             Box::new(TestPattern::new(format, video.identity).map_err(|e| e.to_string())?)
         }
@@ -167,21 +221,7 @@ pub(super) fn video_media(
                 Box::new(PlaceholderSource::new(still).map_err(|e| e.to_string())?)
             }
         },
-    };
-    let source = Box::new(PreviewSource::new(
-        source,
-        controls.local_video.clone(),
-        controls.camera.clone(),
-    ));
-    let sink: Box<dyn VideoSink> = match &video.record {
-        Some(path) => Box::new(
-            Y4mRecorder::create(path, video.fps)
-                .map_err(|e| format!("cannot record video to {}: {e}", path.display()))?,
-        ),
-        None => Box::new(NullVideoSink::new()),
-    };
-    let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
-    Ok(WebRtcVideoMedia { source, sink })
+    })
 }
 
 /// Builds the session and reports to `events` as `key`: its own events as they happen, then

@@ -1,0 +1,309 @@
+//! The conference's composed picture (sans-IO): where each participant's picture goes, and the
+//! mosaic drawn from them.
+//!
+//! One picture fills the frame; two sit side by side; from three on the frame is an n×n grid
+//! whose top-left (n−1)×(n−1) cells hold the first picture (the active speaker) and the others
+//! fill the right column downwards, then the bottom row leftwards — "1 + 5" on 3×3, "1 + 7" on
+//! 4×4. Every picture keeps its aspect ratio inside its cell (black bars), and every edge is
+//! even so that chroma planes line up.
+
+use crate::video::{scale_i420, VideoError, VideoFrame};
+
+/// A rectangle of the mosaic, in pixels; every field is even.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The cells of `count` pictures in a `width`×`height` mosaic, the first (the active speaker's)
+/// the largest. Pictures beyond what the grid holds at 8×8 get no cell.
+pub fn layout(count: usize, width: u32, height: u32) -> Vec<Cell> {
+    let even = |v: u64| (v as u32) & !1;
+    let edge = |total: u32, i: u32, n: u32| even(u64::from(total) * u64::from(i) / u64::from(n));
+    let cell = |col: u32, row: u32, cols: u32, rows: u32, n: u32| {
+        let (x, y) = (edge(width, col, n), edge(height, row, n));
+        Cell {
+            x,
+            y,
+            width: edge(width, col + cols, n) - x,
+            height: edge(height, row + rows, n) - y,
+        }
+    };
+    match count {
+        0 => Vec::new(),
+        1 => vec![cell(0, 0, 1, 1, 1)],
+        2 => vec![cell(0, 0, 1, 2, 2), cell(1, 0, 1, 2, 2)],
+        _ => {
+            // The smallest grid whose border (2n − 1 cells) holds everyone but the speaker.
+            let n = (3..=8u32).find(|&n| 2 * n as usize >= count).unwrap_or(8);
+            let mut cells = vec![cell(0, 0, n - 1, n - 1, n)];
+            cells.extend((0..n).map(|row| cell(n - 1, row, 1, 1, n)));
+            cells.extend((0..n - 1).rev().map(|col| cell(col, n - 1, 1, 1, n)));
+            cells.truncate(count);
+            cells
+        }
+    }
+}
+
+impl Cell {
+    /// Where a `width`×`height` picture goes in this cell: the largest size with its aspect
+    /// ratio (even, at least 2×2), centred.
+    pub fn fit(&self, width: u32, height: u32) -> Cell {
+        let (pw, ph) = (u64::from(width.max(1)), u64::from(height.max(1)));
+        let (cw, ch) = (u64::from(self.width), u64::from(self.height));
+        let (w, h) = if cw * ph <= ch * pw {
+            (cw, cw * ph / pw)
+        } else {
+            (ch * pw / ph, ch)
+        };
+        let (w, h) = ((w as u32 & !1).max(2), (h as u32 & !1).max(2));
+        let (w, h) = (w.min(self.width), h.min(self.height));
+        Cell {
+            x: self.x + (((self.width - w) / 2) & !1),
+            y: self.y + (((self.height - h) / 2) & !1),
+            width: w,
+            height: h,
+        }
+    }
+}
+
+/// Draws mosaics of one size; the frame is reused from one to the next.
+pub struct Mosaic {
+    canvas: VideoFrame,
+}
+
+impl Mosaic {
+    /// A mosaic of `width`×`height` (even, non-zero, at most 8192).
+    pub fn new(width: u32, height: u32) -> Result<Self, VideoError> {
+        Ok(Mosaic {
+            canvas: VideoFrame::black(width, height)?,
+        })
+    }
+
+    pub fn width(&self) -> u32 {
+        self.canvas.width()
+    }
+
+    pub fn height(&self) -> u32 {
+        self.canvas.height()
+    }
+
+    /// Draws `pictures` (the active speaker's first) into their [`layout`] cells on black and
+    /// returns the mosaic.
+    pub fn compose(&mut self, pictures: &[&VideoFrame]) -> &VideoFrame {
+        let (width, height) = (self.width(), self.height());
+        {
+            let (y, u, v) = self.canvas.planes_mut();
+            y.fill(16);
+            u.fill(128);
+            v.fill(128);
+        }
+        for (picture, cell) in pictures.iter().zip(layout(pictures.len(), width, height)) {
+            let place = cell.fit(picture.width(), picture.height());
+            let (w, h) = (place.width, place.height);
+            let scaled;
+            let picture = if (picture.width(), picture.height()) == (w, h) {
+                *picture
+            } else {
+                match scale_i420(picture, w, h) {
+                    Ok(frame) => {
+                        scaled = frame;
+                        &scaled
+                    }
+                    Err(_) => continue,
+                }
+            };
+            blit(&mut self.canvas, picture, place.x, place.y);
+        }
+        &self.canvas
+    }
+}
+
+/// Copies `picture` into `canvas` with its top-left corner at (`x`, `y`) (even), clipped to the
+/// canvas.
+fn blit(canvas: &mut VideoFrame, picture: &VideoFrame, x: u32, y: u32) {
+    let (cw, ch) = (canvas.width() as usize, canvas.height() as usize);
+    let (pw, ph) = (picture.width() as usize, picture.height() as usize);
+    let (x, y) = (x as usize, y as usize);
+    if x >= cw || y >= ch {
+        return;
+    }
+    let (w, h) = (pw.min(cw - x), ph.min(ch - y));
+    let (dy_plane, du_plane, dv_plane) = canvas.planes_mut();
+    let copy = |dst: &mut [u8], dst_stride: usize, src: &[u8], src_stride: usize, scale: usize| {
+        let (x, y, w, h) = (x / scale, y / scale, w / scale, h / scale);
+        for row in 0..h {
+            let d = (y + row) * dst_stride + x;
+            let s = row * src_stride;
+            dst[d..d + w].copy_from_slice(&src[s..s + w]);
+        }
+    };
+    copy(dy_plane, cw, picture.y(), pw, 1);
+    copy(du_plane, cw / 2, picture.u(), pw / 2, 2);
+    copy(dv_plane, cw / 2, picture.v(), pw / 2, 2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::video::{read_stamp_in, StampRegion, TestPattern, VideoFormat, VideoSource};
+
+    fn pattern(width: u32, height: u32, identity: u16) -> VideoFrame {
+        TestPattern::new(VideoFormat::new(width, height, 30).unwrap(), identity)
+            .unwrap()
+            .next_frame()
+            .unwrap()
+            .unwrap()
+    }
+
+    fn overlaps(a: Cell, b: Cell) -> bool {
+        a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height
+    }
+
+    #[test]
+    fn cells_are_even_inside_the_frame_and_apart() {
+        for count in 0..=20 {
+            let cells = layout(count, 640, 480);
+            assert_eq!(cells.len(), count.min(16), "{count} pictures");
+            for (i, a) in cells.iter().enumerate() {
+                for v in [a.x, a.y, a.width, a.height] {
+                    assert_eq!(v % 2, 0, "{count}: {a:?}");
+                }
+                assert!(a.width > 0 && a.height > 0);
+                assert!(
+                    a.x + a.width <= 640 && a.y + a.height <= 480,
+                    "{count}: {a:?}"
+                );
+                for b in &cells[i + 1..] {
+                    assert!(!overlaps(*a, *b), "{count}: {a:?} and {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_speaker_is_largest_from_three_pictures_on() {
+        for count in 3..=15 {
+            let cells = layout(count, 1280, 720);
+            let area = |c: &Cell| c.width * c.height;
+            // Four cells' worth, less what even edges take.
+            for other in &cells[1..] {
+                assert!(2 * area(&cells[0]) >= 7 * area(other), "{count}: {cells:?}");
+            }
+        }
+        assert_eq!(
+            layout(1, 640, 480),
+            vec![Cell {
+                x: 0,
+                y: 0,
+                width: 640,
+                height: 480
+            }]
+        );
+        let two = layout(2, 640, 480);
+        assert_eq!(
+            two[0],
+            Cell {
+                x: 0,
+                y: 0,
+                width: 320,
+                height: 480
+            }
+        );
+        assert_eq!(
+            two[1],
+            Cell {
+                x: 320,
+                y: 0,
+                width: 320,
+                height: 480
+            }
+        );
+    }
+
+    #[test]
+    fn a_picture_keeps_its_aspect_ratio_centred_in_its_cell() {
+        let cell = Cell {
+            x: 320,
+            y: 0,
+            width: 320,
+            height: 480,
+        };
+        let at = |x, y, width, height| Cell {
+            x,
+            y,
+            width,
+            height,
+        };
+        assert_eq!(cell.fit(640, 480), at(320, 120, 320, 240));
+        let wide = Cell {
+            width: 640,
+            height: 480,
+            ..cell
+        };
+        assert_eq!(wide.fit(480, 640), at(460, 0, 360, 480));
+        let small = Cell {
+            width: 212,
+            height: 160,
+            ..cell
+        };
+        assert_eq!(small.fit(640, 480), at(320, 0, 212, 158));
+    }
+
+    #[test]
+    fn every_participant_is_readable_in_the_mosaic_with_the_speaker_largest() {
+        let pictures: Vec<VideoFrame> = (1..=6)
+            .map(|id| {
+                // Mixed sizes and aspect ratios, as peers send them.
+                let (w, h) = [
+                    (640, 480),
+                    (320, 240),
+                    (1280, 720),
+                    (352, 288),
+                    (640, 360),
+                    (480, 640),
+                ][id as usize - 1];
+                pattern(w, h, id)
+            })
+            .collect();
+        for count in 1..=pictures.len() {
+            let mut mosaic = Mosaic::new(1280, 720).unwrap();
+            let refs: Vec<&VideoFrame> = pictures[..count].iter().collect();
+            let frame = mosaic.compose(&refs);
+            for (i, cell) in layout(count, 1280, 720).into_iter().enumerate() {
+                let source = &pictures[i];
+                let place = cell.fit(source.width(), source.height());
+                let region = StampRegion {
+                    x: place.x,
+                    y: place.y,
+                    width: place.width,
+                };
+                let stamp = read_stamp_in(frame, region);
+                assert_eq!(
+                    stamp.map(|s| s.identity),
+                    Some(i as u16 + 1),
+                    "{count} pictures, cell {i}: {cell:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_mosaic_is_black_where_no_picture_is() {
+        let mut mosaic = Mosaic::new(640, 480).unwrap();
+        let one = pattern(640, 480, 1);
+        mosaic.compose(&[&one, &one, &one]);
+        // The second round has one picture in a 1 + 5 grid's place: the rest is cleared.
+        let frame = mosaic.compose(&[&one]).clone();
+        assert_eq!(
+            read_stamp_in(&frame, StampRegion::whole(&frame)).map(|s| s.identity),
+            Some(1)
+        );
+        let frame = mosaic.compose(&[]);
+        assert!(frame.y().iter().all(|&y| y == 16));
+        assert!(frame.u().iter().chain(frame.v()).all(|&c| c == 128));
+    }
+}
