@@ -170,9 +170,7 @@ fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
         let answered = peer.expect("answered", WAIT)?;
         assert_eq!(answered["media"], "webrtc", "{who}: {answered}");
     }
-    for _ in 0..3 {
-        host.expect("joined", WAIT)?;
-    }
+    each_call(&mut host, "joined", 3, WAIT)?;
     let ended = host.expect("conference_ended", Duration::from_secs(15))?;
     println!("host: {ended}");
     assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
@@ -395,6 +393,64 @@ fn video_participants_see_everyone_in_the_mosaic() -> TestResult {
     Ok(())
 }
 
+/// Participants that vanish without a BYE (their processes killed: dave on the classic path,
+/// erin on the WebRTC path) are hung up by the host after the legs' 10 s media timeout,
+/// while carol goes on hearing the host without a gap.
+#[test]
+fn participants_gone_without_bye_are_dropped_while_the_others_go_on() -> TestResult {
+    let room = Room::new()?;
+    let (mut host, listen) = room.host(&["conference", "--host", "--duration", "20"])?;
+    host.expect("conference", WAIT)?;
+    let uri = format!("sip:conference@{listen}");
+    let mut carol = room.call(
+        "carol",
+        &uri,
+        700,
+        &["--media", "webrtc", "--duration", "17"],
+    )?;
+    let mut dave = room.call("dave", &uri, 1060, &["--media", "classic"])?;
+    let mut erin = room.call("erin", &uri, 1230, &["--media", "webrtc"])?;
+    for peer in [&mut carol, &mut dave, &mut erin] {
+        peer.expect("answered", WAIT)?;
+    }
+    each_call(&mut host, "joined", 3, WAIT)?;
+    thread::sleep(Duration::from_secs(2));
+    dave.kill()?;
+    erin.kill()?;
+    let killed = std::time::Instant::now();
+    let left = each_call(&mut host, "left", 2, Duration::from_secs(15))?;
+    let gone = killed.elapsed();
+    println!("{:.1} s after the kill: {left:?}", gone.as_secs_f64());
+    assert!(
+        gone >= Duration::from_secs(9),
+        "dropped {gone:?} after the kill, before the 10 s timeout: {left:?}"
+    );
+    assert_eq!(left[1]["participants"].as_array().map(Vec::len), Some(1));
+    carol.expect("call_ended", Duration::from_secs(12))?;
+    assert!(carol.wait(WAIT)?.success(), "{}", carol.stderr());
+    let ended = host.expect("conference_ended", WAIT)?;
+    assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
+    assert_eq!(ended["joined"].as_array().map(Vec::len), Some(3), "{ended}");
+
+    // carol heard the host all along, dave and erin while they were there, and not after.
+    let carol_rec = room.recording("carol");
+    let audio = wav::read_mono(&carol_rec)?;
+    let rate = audio.sample_rate;
+    let windows: Vec<&[i16]> = audio.samples.chunks_exact(rate as usize / 10).collect();
+    let with_host = windows[5..]
+        .iter()
+        .filter(|w| frequency_level(w, rate, 440.0, 0.02, 100) >= HEARD)
+        .count();
+    assert!(
+        with_host >= windows.len() - 5 - 1,
+        "carol hears the host in {with_host} of {} windows",
+        windows.len() - 5
+    );
+    assert_not_hearing("carol (the others gone)", &carol_rec, 1060.0, (2.5, 2.0))?;
+    assert_not_hearing("carol (the others gone)", &carol_rec, 1230.0, (2.5, 2.0))?;
+    Ok(())
+}
+
 /// `callisto answer` takes two calls (the second holds the first: call waiting), then the
 /// `merge` control line puts both into a conference hosted by the answerer: carol and dave
 /// hear each other and the host, and the host's recording (the first call's) holds both.
@@ -448,6 +504,21 @@ fn two_calls_are_merged_into_a_conference() -> TestResult {
         (6.0, 3.0),
     )?;
     Ok(())
+}
+
+/// The `name` events of `count` different calls of `peer`, in the order they came.
+fn each_call(
+    peer: &mut Callisto,
+    name: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<serde_json::Value>, Box<dyn Error>> {
+    let mut found: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..count {
+        let calls: Vec<serde_json::Value> = found.iter().map(|e| e["call"].clone()).collect();
+        found.push(peer.expect_matching(name, |e| !calls.contains(&e["call"]), timeout)?);
+    }
+    Ok(found)
 }
 
 /// A folder per participant and their recordings, in one temporary directory.

@@ -188,6 +188,12 @@ impl Callisto {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Kills the process at once (SIGKILL, through `Child`): it says goodbye to nobody.
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()?;
+        self.child.wait().map(|_| ())
+    }
+
     /// Waits for the process to exit; kills it (by its PID, through `Child`) after `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> std::io::Result<ExitStatus> {
         let deadline = Instant::now() + timeout;

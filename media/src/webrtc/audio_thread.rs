@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::Rng;
 use tokio::sync::mpsc::UnboundedSender;
-use tracing::{debug, info_span};
+use tracing::{debug, info, info_span};
 
 use crate::audio::{AudioSink, AudioSource};
 use crate::rtp::{parse_rtp, RtpPacket, RtpSender};
@@ -48,6 +48,8 @@ pub(crate) struct AudioThreadConfig {
     pub ssrc: u32,
     /// Jitter-buffer bounds and the like.
     pub options: SessionOptions,
+    /// Report [`MediaEvent::MediaTimeout`] after this long without RTP from the peer.
+    pub media_timeout: Option<Duration>,
 }
 
 impl AudioThread {
@@ -66,6 +68,7 @@ impl AudioThread {
             stream,
             ssrc,
             options,
+            media_timeout,
         } = config;
         stream.validate()?;
         let now = Instant::now();
@@ -88,6 +91,9 @@ impl AudioThread {
             on_event,
             stats: Arc::clone(&stats),
             unparseable: 0,
+            media_timeout,
+            last_heard: now,
+            timed_out: false,
         };
         let span = info_span!("webrtc-audio", ssrc = %format_args!("{ssrc:08x}"));
         let handle = thread::Builder::new()
@@ -165,6 +171,11 @@ struct MediaLoop {
     stats: Arc<Mutex<AudioStats>>,
     /// Packets our own pipeline made that did not parse back (never expected).
     unparseable: u64,
+    media_timeout: Option<Duration>,
+    /// When the peer's last RTP arrived (the start, before any).
+    last_heard: Instant,
+    /// The media timeout was reported and no packet came since.
+    timed_out: bool,
 }
 
 impl MediaLoop {
@@ -174,6 +185,8 @@ impl MediaLoop {
                 match self.inputs.try_recv() {
                     Ok(AudioInput::Rtp { at, datagram }) => {
                         self.receive.handle_datagram(at, &datagram);
+                        self.last_heard = at;
+                        self.timed_out = false;
                     }
                     Ok(AudioInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
@@ -196,6 +209,13 @@ impl MediaLoop {
             while let Some(event) = self.receive.poll_event() {
                 (self.on_event)(event);
             }
+            if let Some(deadline) = self.timeout_deadline() {
+                if now >= deadline {
+                    info!("no media from the peer: media timeout");
+                    self.timed_out = true;
+                    (self.on_event)(MediaEvent::MediaTimeout);
+                }
+            }
             self.publish();
             let deadline = self.send.poll_timeout().min(self.receive.poll_timeout());
             let wait = deadline.saturating_duration_since(Instant::now());
@@ -206,6 +226,12 @@ impl MediaLoop {
         self.receive.finish();
         self.publish();
         lock(&self.stats).clone()
+    }
+
+    /// When the peer's silence becomes a media timeout, unless reported already or none is set.
+    fn timeout_deadline(&self) -> Option<Instant> {
+        let timeout = self.media_timeout.filter(|_| !self.timed_out)?;
+        Some(self.last_heard + timeout)
     }
 
     fn publish(&self) {

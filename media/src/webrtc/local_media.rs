@@ -158,6 +158,7 @@ impl WebRtcSession {
                 stream,
                 ssrc: self.audio_track.ssrc,
                 options: SessionOptions::default(),
+                media_timeout: self.config.audio.media_timeout,
             },
             source,
             sink,

@@ -105,6 +105,11 @@ pub struct WebRtcAudioConfig {
     pub encoder: EncoderConfig,
     /// Packet duration in milliseconds. Default 20.
     pub ptime_ms: u32,
+    /// Silence (no RTP from the peer) after which the audio stream reports
+    /// [`MediaEvent::MediaTimeout`] (once, again only after packets came back and stopped).
+    /// Default none: the connection's own failure ends a one-to-one call, and a peer's hold
+    /// may send nothing for a long time.
+    pub media_timeout: Option<Duration>,
 }
 
 impl Default for WebRtcAudioConfig {
@@ -113,6 +118,7 @@ impl Default for WebRtcAudioConfig {
             codecs: vec![AudioCodecKind::Opus],
             encoder: EncoderConfig::mono(),
             ptime_ms: 20,
+            media_timeout: None,
         }
     }
 }

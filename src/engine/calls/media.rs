@@ -8,6 +8,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use callisto_media::audio::{
     AudioEnds, AudioFormat, AudioSink, AudioSource, AudioSwitch, EndOfFile, MutableSource,
@@ -181,7 +182,18 @@ impl Default for MediaOptions {
     }
 }
 
+/// How long a conference leg may send nothing (no valid RTP or RTCP: gone without a BYE,
+/// or sending garbage) before the host hangs it up; the others go on.
+pub const CONFERENCE_MEDIA_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl MediaOptions {
+    /// A media timeout of the call's own: a conference leg's is short, since the others hear
+    /// its silence. Otherwise the classic session's 30 s, and none on the WebRTC path (whose
+    /// connection reports its own failure).
+    pub(super) fn media_timeout(&self) -> Option<Duration> {
+        self.conference.as_ref().map(|_| CONFERENCE_MEDIA_TIMEOUT)
+    }
+
     /// These options with switches and pictures of their own, for one call with `peer`
     /// (options shared by all incoming calls must not mute them all at once); a conference seat
     /// takes the peer's name.
@@ -461,7 +473,13 @@ impl CallMedia {
             config,
             source,
             sink,
-            SessionOptions::default(),
+            SessionOptions {
+                media_timeout: self
+                    .options
+                    .media_timeout()
+                    .unwrap_or(SessionOptions::default().media_timeout),
+                ..SessionOptions::default()
+            },
             on_event,
         )
         .map_err(|e| e.to_string())?;

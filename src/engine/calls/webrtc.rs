@@ -81,6 +81,7 @@ pub(super) fn session_config(ip: IpAddr, options: &MediaOptions) -> WebRtcConfig
         .collect();
     config.audio = WebRtcAudioConfig {
         codecs,
+        media_timeout: options.media_timeout(),
         ..WebRtcAudioConfig::default()
     };
     config.video = options.video.as_ref().map(|video| VideoConfig {
