@@ -73,6 +73,7 @@ mod pipeline_tests;
 mod receive_pipeline;
 mod send_pipeline;
 mod session_core;
+mod silence_timer;
 mod simulated;
 mod stats;
 mod timestamped_socket;
@@ -88,6 +89,7 @@ pub use classic_video::{ClassicVideoConfig, ClassicVideoSession, VideoUpdate};
 pub use receive_pipeline::{DiscardReason, ReceiveCounters, ReceivePipeline, Received};
 pub use send_pipeline::{SendCounters, SendPipeline};
 pub use session_core::{LocalSocket, SessionCore, SessionCoreConfig, Transmit};
+pub(crate) use silence_timer::SilenceTimer;
 pub use simulated::{Sent, Side, SimulatedCall, SimulatedEndpoint};
 pub use stats::AudioStats;
 pub use video_core::{

@@ -11,6 +11,7 @@ use tracing::{debug, info};
 
 use super::receive_pipeline::{ReceivePipeline, Received};
 use super::send_pipeline::SendPipeline;
+use super::silence_timer::SilenceTimer;
 use super::stats::AudioStats;
 use super::{
     AudioStreamConfig, MediaDirection, MediaEvent, MediaUpdate, SessionError, SessionOptions,
@@ -86,10 +87,8 @@ pub struct SessionCore {
     remote_rtcp: Option<SocketAddr>,
     rtcp_socket: LocalSocket,
     direction: MediaDirection,
-    options: SessionOptions,
-    /// Last valid RTP or RTCP, or when receiving (re)started.
-    last_heard: Instant,
-    timed_out: bool,
+    /// Since the last valid RTP or RTCP, or since receiving (re)started.
+    silence: SilenceTimer,
     bye_reported: bool,
     closed: bool,
     /// RTCP datagrams that failed to parse.
@@ -148,9 +147,7 @@ impl SessionCore {
                 LocalSocket::Rtp
             },
             direction: config.direction,
-            options: config.options,
-            last_heard: now,
-            timed_out: false,
+            silence: SilenceTimer::new(config.options.media_timeout, now),
             bye_reported: false,
             closed: false,
             rtcp_discarded: 0,
@@ -224,24 +221,19 @@ impl SessionCore {
                 self.send_rtcp(&report);
             }
         }
-        if let Some(deadline) = self.timeout_deadline() {
-            if now >= deadline {
-                info!("no media from the peer: media timeout");
-                self.timed_out = true;
-                self.events.push_back(MediaEvent::MediaTimeout);
-            }
+        if self.direction.receive && self.silence.fire(now) {
+            info!("no media from the peer: media timeout");
+            self.events.push_back(MediaEvent::MediaTimeout);
         }
         self.take_receive_events();
     }
 
     fn heard(&mut self, now: Instant) {
-        self.last_heard = now;
-        self.timed_out = false;
+        self.silence.heard(now);
     }
 
     fn timeout_deadline(&self) -> Option<Instant> {
-        (self.direction.receive && !self.timed_out)
-            .then(|| self.last_heard + self.options.media_timeout)
+        self.silence.deadline().filter(|_| self.direction.receive)
     }
 
     fn send_rtcp(&mut self, report: &[u8]) {

@@ -22,7 +22,7 @@ use crate::audio::{AudioSink, AudioSource};
 use crate::rtp::{parse_rtp, RtpPacket, RtpSender};
 use crate::session::{
     AudioStats, AudioStreamConfig, MediaDirection, MediaEvent, ReceivePipeline, SendPipeline,
-    SessionError, SessionOptions,
+    SessionError, SessionOptions, SilenceTimer,
 };
 
 /// What the media thread is handed.
@@ -91,9 +91,7 @@ impl AudioThread {
             on_event,
             stats: Arc::clone(&stats),
             unparseable: 0,
-            media_timeout,
-            last_heard: now,
-            timed_out: false,
+            silence: media_timeout.map(|timeout| SilenceTimer::new(timeout, now)),
         };
         let span = info_span!("webrtc-audio", ssrc = %format_args!("{ssrc:08x}"));
         let handle = thread::Builder::new()
@@ -171,11 +169,8 @@ struct MediaLoop {
     stats: Arc<Mutex<AudioStats>>,
     /// Packets our own pipeline made that did not parse back (never expected).
     unparseable: u64,
-    media_timeout: Option<Duration>,
-    /// When the peer's last RTP arrived (the start, before any).
-    last_heard: Instant,
-    /// The media timeout was reported and no packet came since.
-    timed_out: bool,
+    /// Since the peer's last RTP (or the start), when a media timeout is set.
+    silence: Option<SilenceTimer>,
 }
 
 impl MediaLoop {
@@ -185,8 +180,9 @@ impl MediaLoop {
                 match self.inputs.try_recv() {
                     Ok(AudioInput::Rtp { at, datagram }) => {
                         self.receive.handle_datagram(at, &datagram);
-                        self.last_heard = at;
-                        self.timed_out = false;
+                        if let Some(silence) = &mut self.silence {
+                            silence.heard(at);
+                        }
                     }
                     Ok(AudioInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
@@ -209,12 +205,9 @@ impl MediaLoop {
             while let Some(event) = self.receive.poll_event() {
                 (self.on_event)(event);
             }
-            if let Some(deadline) = self.timeout_deadline() {
-                if now >= deadline {
-                    info!("no media from the peer: media timeout");
-                    self.timed_out = true;
-                    (self.on_event)(MediaEvent::MediaTimeout);
-                }
+            if self.silence.as_mut().is_some_and(|s| s.fire(now)) {
+                info!("no media from the peer: media timeout");
+                (self.on_event)(MediaEvent::MediaTimeout);
             }
             self.publish();
             let deadline = self.send.poll_timeout().min(self.receive.poll_timeout());
@@ -226,12 +219,6 @@ impl MediaLoop {
         self.receive.finish();
         self.publish();
         lock(&self.stats).clone()
-    }
-
-    /// When the peer's silence becomes a media timeout, unless reported already or none is set.
-    fn timeout_deadline(&self) -> Option<Instant> {
-        let timeout = self.media_timeout.filter(|_| !self.timed_out)?;
-        Some(self.last_heard + timeout)
     }
 
     fn publish(&self) {
