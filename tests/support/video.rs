@@ -4,10 +4,8 @@
 use std::io;
 use std::path::Path;
 
-use callisto_media::conference::layout;
-use callisto_media::video::{
-    read_stamp, read_stamp_in, PatternStamp, StampRegion, VideoSource, Y4mEnd, Y4mSource,
-};
+use callisto_media::conference::mosaic_stamps;
+use callisto_media::video::{read_stamp, PatternStamp, VideoSource, Y4mEnd, Y4mSource};
 
 /// The stamp of every frame of a Y4M recording, `None` for a frame whose stamp cannot be read.
 pub fn stamps(path: &Path) -> io::Result<Vec<Option<PatternStamp>>> {
@@ -25,21 +23,8 @@ pub fn mosaic_identities(path: &Path, count: usize) -> io::Result<Vec<Vec<Option
     let mut source = Y4mSource::open(path, Y4mEnd::Stop).map_err(io::Error::other)?;
     let mut frames = Vec::new();
     while let Some(frame) = source.next_frame().map_err(io::Error::other)? {
-        let cells = layout(count, frame.width(), frame.height());
-        frames.push(
-            cells
-                .iter()
-                .map(|cell| {
-                    let place = cell.fit(4, 3);
-                    let region = StampRegion {
-                        x: place.x,
-                        y: place.y,
-                        width: place.width,
-                    };
-                    read_stamp_in(&frame, region).map(|s| s.identity)
-                })
-                .collect(),
-        );
+        let stamps = mosaic_stamps(&frame, &vec![(4, 3); count]);
+        frames.push(stamps.into_iter().map(|s| s.map(|s| s.identity)).collect());
     }
     Ok(frames)
 }

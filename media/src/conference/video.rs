@@ -80,8 +80,6 @@ impl Shared {
 struct State {
     tiles: Vec<Tile>,
     next_id: u64,
-    /// Mosaics composed so far.
-    composed: u64,
 }
 
 /// One leg's picture in the mosaic.
@@ -164,13 +162,17 @@ impl MosaicBridge {
             .unwrap_or_else(|e| e.into_inner()) = Some(source);
     }
 
-    /// Pictures in the mosaic now (the local one included), and mosaics drawn so far.
-    pub fn counts(&self) -> (usize, u64) {
+    /// Pictures the next mosaic draws (the local one included).
+    pub fn pictures(&self) -> usize {
         let shared = &self.handle.shared;
-        let state = shared.lock();
         let local = usize::from(shared.local.lock().is_ok_and(|l| l.is_some()));
-        let pictures = state.tiles.iter().filter(|t| t.picture.is_some()).count();
-        (pictures + local, state.composed)
+        local
+            + shared
+                .lock()
+                .tiles
+                .iter()
+                .filter(|t| t.picture.is_some())
+                .count()
     }
 
     /// Stops the mosaic thread; sources go on sending the last mosaic.
@@ -216,7 +218,6 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
         let frames: Vec<&VideoFrame> = pictures.iter().map(|(_, p)| p.as_ref()).collect();
         let composed = Arc::new(mosaic.compose(&frames).clone());
         *shared.output.lock().unwrap_or_else(|e| e.into_inner()) = Some(composed);
-        shared.lock().composed += 1;
     }
 }
 
@@ -289,8 +290,8 @@ impl Drop for TileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conference::mosaic::layout;
-    use crate::video::{read_stamp_in, StampRegion, TestPattern};
+    use crate::conference::mosaic::mosaic_stamps;
+    use crate::video::TestPattern;
 
     fn format(width: u32, height: u32) -> VideoFormat {
         VideoFormat::new(width, height, 30).unwrap()
@@ -306,17 +307,9 @@ mod tests {
 
     /// The identities readable in a mosaic's cells for `count` pictures, cell by cell.
     fn identities(frame: &VideoFrame, count: usize) -> Vec<Option<u16>> {
-        layout(count, frame.width(), frame.height())
+        mosaic_stamps(frame, &vec![(640, 480); count])
             .into_iter()
-            .map(|cell| {
-                let place = cell.fit(640, 480);
-                let region = StampRegion {
-                    x: place.x,
-                    y: place.y,
-                    width: place.width,
-                };
-                read_stamp_in(frame, region).map(|s| s.identity)
-            })
+            .map(|s| s.map(|s| s.identity))
             .collect()
     }
 
@@ -356,7 +349,7 @@ mod tests {
         // A leg that leaves is gone from the next mosaic.
         drop(b_tile);
         wait_for(&mut a_source, 2, &[Some(1), Some(2)]);
-        assert_eq!(bridge.counts().0, 2);
+        assert_eq!(bridge.pictures(), 2);
     }
 
     #[test]
