@@ -105,9 +105,10 @@ pub struct MediaArgs {
     /// What to send: `tone:HZ`, a 16-bit PCM WAV file (played in a loop), `silence`, or a
     /// capture device: `device` (the default one) or `device:NAME` (an id or name from
     /// `callisto devices`). A device that cannot be opened is reported and silence is sent.
+    /// `echo` sends back what the other side sends, one second later (an echo service).
     #[arg(
         long,
-        value_name = "tone:HZ|FILE.wav|silence|device[:NAME]",
+        value_name = "tone:HZ|FILE.wav|silence|device[:NAME]|echo",
         default_value = "silence"
     )]
     pub audio: String,
@@ -135,10 +136,11 @@ pub struct MediaArgs {
     /// Video to send: a moving test `pattern` with a machine-readable frame counter, the
     /// `camera` (the first one, or `camera:N` for number N), a Y4M file (played in a loop), or
     /// `none`. A camera that cannot be used (none, busy) is reported and replaced by a
-    /// placeholder picture, and the call goes on.
+    /// placeholder picture, and the call goes on. `echo` sends back the pictures the other
+    /// side sends, one second later.
     #[arg(
         long,
-        value_name = "pattern|camera[:N]|FILE.y4m|none",
+        value_name = "pattern|camera[:N]|FILE.y4m|echo|none",
         default_value = "none"
     )]
     pub video: String,

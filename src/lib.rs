@@ -11,6 +11,7 @@
 //! - [`register`], [`call`]: the headless commands.
 //! - [`app`]: the desktop app's view-model and controller (no window; tested headless).
 //! - [`ui`]: the Slint window and its adapters.
+//! - [`echo`]: the echo test, served in-process.
 //! - [`storage`]: contacts and call history in SQLite; [`quarantine`] moves damaged files aside.
 
 pub mod account;
@@ -19,6 +20,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod echo;
 pub mod engine;
 pub mod quarantine;
 pub mod register;

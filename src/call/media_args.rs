@@ -40,6 +40,7 @@ pub fn media_options_for(
     }
     let input = match args.audio.as_str() {
         "silence" => AudioInput::Silence,
+        "echo" => AudioInput::Echo,
         text if device_choice(text).is_some() => AudioInput::Device(device_choice(text).flatten()),
         text if text.starts_with("tone:") => {
             let hz: f64 = text["tone:".len()..]
@@ -56,7 +57,7 @@ pub fn media_options_for(
             let path = PathBuf::from(path);
             if !path.is_file() {
                 return Err(format!(
-                    "'{}' is neither tone:HZ, silence, device[:NAME] nor a WAV file",
+                    "'{}' is neither tone:HZ, silence, device[:NAME], echo nor a WAV file",
                     path.display()
                 ));
             }
@@ -148,6 +149,7 @@ fn video_options(args: &MediaArgs) -> Result<Option<VideoOptions>, String> {
     let input = match args.video.as_str() {
         "none" | "" => return Ok(None),
         "pattern" => VideoInput::Pattern,
+        "echo" => VideoInput::Echo,
         "camera" => VideoInput::Camera { index: None },
         text if text.starts_with("camera:") => {
             let index = text["camera:".len()..].parse().map_err(|_| {
@@ -159,7 +161,7 @@ fn video_options(args: &MediaArgs) -> Result<Option<VideoOptions>, String> {
             let path = PathBuf::from(path);
             if !path.is_file() {
                 return Err(format!(
-                    "'{}' is neither pattern, camera, camera:N, none nor a Y4M file",
+                    "'{}' is neither pattern, camera, camera:N, echo, none nor a Y4M file",
                     path.display()
                 ));
             }
@@ -321,6 +323,14 @@ mod tests {
             .unwrap()
             .video
             .is_none());
+        let echo = MediaArgs {
+            audio: "echo".into(),
+            video: "echo".into(),
+            ..MediaArgs::default()
+        };
+        let echo = media_options(&echo).unwrap();
+        assert_eq!(echo.input, AudioInput::Echo);
+        assert_eq!(echo.video.unwrap().input, VideoInput::Echo);
         for (flag, index) in [("camera", None), ("camera:2", Some(2))] {
             let args = MediaArgs {
                 video: flag.into(),

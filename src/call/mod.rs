@@ -23,6 +23,7 @@ use crate::account::{self, parse_sip_uri};
 use crate::cli::{AccountArgs, AnswerArgs, CallArgs, MediaArgs, RegisterArgs};
 use crate::config::{Account, Config};
 use crate::dns::{first_step, ServerQuery, SipResolver, Step};
+use crate::echo::{is_echo_address, EchoService};
 use crate::engine::{
     self, CallFailure, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, MediaOptions,
     OutgoingCall,
@@ -101,6 +102,8 @@ struct Session {
     out: Output,
     account: Option<Account>,
     signals: Signals,
+    /// The echo test, once a call to it was placed.
+    echo: Option<EchoService>,
 }
 
 impl Session {
@@ -125,6 +128,7 @@ impl Session {
             out,
             account: chosen,
             signals: Signals::new(),
+            echo: None,
         };
         Ok((session, options))
     }
@@ -188,12 +192,15 @@ impl Session {
     /// the account when one is registered, else straight to the address. Fails with an exit
     /// code and the reason.
     async fn dial(
-        &self,
+        &mut self,
         account_args: &AccountArgs,
         text: &str,
         config: &Config,
         media: MediaOptions,
     ) -> Result<CallKey, (u8, String)> {
+        if is_echo_address(text) {
+            return self.dial_echo(account_args, config, media).await;
+        }
         let domain = self
             .account
             .as_ref()
@@ -221,6 +228,36 @@ impl Session {
         let _ = self.engine.commands.send(Command::Call {
             key,
             account: self.account.as_ref().map(|_| 0),
+            call: Box::new(call),
+        });
+        Ok(key)
+    }
+
+    /// Calls the echo test, served in this process (started on first use).
+    async fn dial_echo(
+        &mut self,
+        account_args: &AccountArgs,
+        config: &Config,
+        media: MediaOptions,
+    ) -> Result<CallKey, (u8, String)> {
+        let to = match &self.echo {
+            Some(service) => service.uri(),
+            None => {
+                let service = EchoService::start(media.video.as_ref())
+                    .await
+                    .map_err(|m| (exit::OTHER, m))?;
+                let uri = service.uri();
+                self.echo = Some(service);
+                uri
+            }
+        };
+        let call = direct_call(account_args, &self.engine, to, config, media)
+            .await
+            .map_err(|m| (exit::UNREACHABLE, m))?;
+        let key = self.engine.new_call_key();
+        let _ = self.engine.commands.send(Command::Call {
+            key,
+            account: None,
             call: Box::new(call),
         });
         Ok(key)

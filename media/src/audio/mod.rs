@@ -18,6 +18,7 @@
 //! - Bad files are error values ([`AudioError`]), never panics.
 
 mod channel_mix;
+mod echo;
 mod error;
 mod frame;
 mod mute;
@@ -37,6 +38,7 @@ pub(crate) mod tone_measure;
 mod wav_tests;
 
 pub use channel_mix::mix_channels;
+pub use echo::{echo_line, EchoSink, EchoSource, ECHO_SLACK};
 pub use error::AudioError;
 pub use frame::{AudioFormat, AudioFrame, FRAME_MS};
 pub use mute::{MutableSource, MuteSwitch};

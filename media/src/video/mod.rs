@@ -22,6 +22,7 @@
 //! - Bad input is an error value ([`VideoError`]), never a panic.
 
 pub mod camera;
+mod echo;
 mod error;
 mod frame;
 mod frame_slot;
@@ -34,6 +35,7 @@ pub(crate) mod stream_thread;
 mod test_pattern;
 mod y4m;
 
+pub use echo::{echo_video, EchoVideoSink, EchoVideoSource};
 pub use error::VideoError;
 pub use frame::{check_dimensions, i420_len, VideoFormat, VideoFrame, MAX_DIMENSION};
 pub use frame_slot::{CameraSwitch, FrameSlot, PreviewSource, SlotSink};

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callisto_media::audio::{
-    AudioEnds, AudioFormat, AudioSink, AudioSource, AudioSwitch, EndOfFile, MutableSource,
-    MuteSwitch, NullSink, SilenceSource, TeeSink, ToneSource, WavRecorder, WavSource,
+    echo_line, AudioEnds, AudioFormat, AudioSink, AudioSource, AudioSwitch, EndOfFile,
+    MutableSource, MuteSwitch, NullSink, SilenceSource, TeeSink, ToneSource, WavRecorder,
+    WavSource,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
 use callisto_media::conference::ConferenceBridge;
@@ -44,7 +45,14 @@ pub enum AudioInput {
     /// A capture device (a microphone): its id or name, or the default one. Without a usable
     /// device the call sends silence and says why.
     Device(Option<String>),
+    /// What the other side sends, sent back [`ECHO_DELAY`] later (the echo test's answering
+    /// side). Only a call's input: a conference host cannot echo.
+    Echo,
 }
+
+/// How late the echo test sends back what it receives: long enough to tell one's own voice
+/// from the echo, short enough to talk against.
+pub const ECHO_DELAY: Duration = Duration::from_secs(1);
 
 /// Where a call plays what the other side sends (besides any recording).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -78,6 +86,8 @@ pub enum VideoInput {
     /// be opened (none, busy, no readable format) the call sends the placeholder picture and
     /// reports [`CallUpdate::CameraUnavailable`](super::CallUpdate::CameraUnavailable).
     Camera { index: Option<u32> },
+    /// The pictures the other side sends, sent back [`ECHO_DELAY`] later in this call's size.
+    Echo,
 }
 
 /// A call's video (H.264 on either path): what it sends, where it records, its limits.
@@ -213,10 +223,11 @@ pub(super) fn audio_ends(
     format: AudioFormat,
     notices: &DeviceNotices,
 ) -> Result<AudioEnds, String> {
-    let (source, sink) = match &options.conference {
-        Some(seat) => seat_ends(options, seat, format, notices)?,
-        None => (
-            make_source(&options.input, &options.controls.mute, format, notices)?,
+    let (source, sink) = match (&options.conference, &options.input) {
+        (Some(seat), _) => seat_ends(options, seat, format, notices)?,
+        (None, AudioInput::Echo) => echo_ends(options, format, notices)?,
+        (None, input) => (
+            make_source(input, &options.controls.mute, format, notices)?,
             make_sink(options, format, notices)?,
         ),
     };
@@ -248,6 +259,20 @@ fn seat_ends(
         None => Box::new(sink),
     };
     Ok((Box::new(source), sink))
+}
+
+/// The echo test's ends: what the call receives goes into a delay line (and to the
+/// recording or playback the options ask for), and the line's far end is what it sends.
+fn echo_ends(
+    options: &MediaOptions,
+    format: AudioFormat,
+    notices: &DeviceNotices,
+) -> Result<AudioEnds, String> {
+    let (source, echo) = echo_line(format, ECHO_DELAY);
+    let sink =
+        TeeSink::new(echo, make_sink(options, format, notices)?).map_err(|e| e.to_string())?;
+    let source = MutableSource::new(Box::new(source), options.controls.mute.clone());
+    Ok((Box::new(source), Box::new(sink)))
 }
 
 /// The host's own audio in a conference: the options' input, and their recording and
@@ -560,6 +585,11 @@ pub(super) fn make_source(
             WavSource::open(path, EndOfFile::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
+        AudioInput::Echo => {
+            return Err(
+                "the echo sends back what a call receives: it is no conference input".into(),
+            )
+        }
         AudioInput::Device(name) => {
             match DeviceCapture::open(name.as_deref(), format, notices.handler()) {
                 Ok(capture) => {

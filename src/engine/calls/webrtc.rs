@@ -20,8 +20,8 @@ use callisto_media::audio::AudioFormat;
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
-    NullVideoSink, PreviewSource, SlotSink, TeeVideoSink, TestPattern, VideoFormat, VideoSink,
-    VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
+    echo_video, NullVideoSink, PreviewSource, SlotSink, TeeVideoSink, TestPattern, VideoFormat,
+    VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
 };
 use callisto_media::webrtc::{
     IceServer, VideoConfig, WebRtcAudioConfig, WebRtcConfig, WebRtcEvent, WebRtcMedia,
@@ -29,7 +29,9 @@ use callisto_media::webrtc::{
 };
 use callisto_signaling::sdp::AudioPolicy;
 
-use super::media::{audio_ends, CallControls, CallMediaEvent, DeviceNotices, MediaEvents};
+use super::media::{
+    audio_ends, CallControls, CallMediaEvent, DeviceNotices, MediaEvents, ECHO_DELAY,
+};
 use super::{CallKey, ConferenceSeat, MediaOptions, VideoInput, VideoOptions};
 
 /// What a WebRTC step reports when it is done.
@@ -149,14 +151,20 @@ pub(super) fn video_media(
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
-    let (source, tile) = match leg {
+    // Besides the recording and the remote picture, what is decoded may feed the mosaic (a
+    // conference leg) or the echo.
+    let (source, tap): (Box<dyn VideoSource>, Option<Box<dyn VideoSink>>) = match leg {
         Some((seat, key)) => {
             let mosaic = seat
                 .bridge
                 .mosaic(format)
                 .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
             let (source, tile) = mosaic.join(key.0, format);
-            (Box::new(source) as Box<dyn VideoSource>, Some(tile))
+            (Box::new(source), Some(Box::new(tile)))
+        }
+        None if video.input == VideoInput::Echo => {
+            let (source, echo) = echo_video(format, ECHO_DELAY);
+            (Box::new(source), Some(Box::new(echo)))
         }
         None => (video_source(video, format, camera_unavailable)?, None),
     };
@@ -172,8 +180,8 @@ pub(super) fn video_media(
         ),
         None => Box::new(NullVideoSink::new()),
     };
-    let sink: Box<dyn VideoSink> = match tile {
-        Some(tile) => Box::new(TeeVideoSink::new(tile, sink)),
+    let sink: Box<dyn VideoSink> = match tap {
+        Some(tap) => Box::new(TeeVideoSink::new(tap, sink)),
         None => sink,
     };
     let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
@@ -206,6 +214,11 @@ fn video_source(
             Y4mSource::open(path, Y4mEnd::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
+        VideoInput::Echo => {
+            return Err(
+                "the echo sends back what a call receives: it is no conference input".into(),
+            )
+        }
         VideoInput::Camera { index } => match CameraSource::open(*index, format) {
             Ok(camera) => {
                 tracing::info!(camera = camera.name(), mode = %camera.mode(), "camera opened");

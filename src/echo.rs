@@ -1,0 +1,137 @@
+//! The echo test, served in-process: a second engine on a loopback port answers every call
+//! and sends back what it hears and sees one second later ([`AudioInput::Echo`],
+//! [`VideoInput::Echo`]).
+//!
+//! Calling `sip:echo@localhost` (or just `echo`) from the window or `callisto call` starts the
+//! service on first use and calls it like any peer, so the test goes through the whole chain
+//! a real call takes — devices, codecs, RTP (SRTP when the policy offers it), jitter buffer,
+//! the WebRTC path when the account offers it — without a server or an account. The service
+//! listens on 127.0.0.1 only: nothing outside this machine can call it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use callisto_signaling::transaction::TimerConfig;
+use tokio::sync::mpsc;
+
+use crate::engine::{
+    self, AudioInput, CallUpdate, Command, EngineConfig, EngineEvent, MediaOptions, VideoInput,
+    VideoOptions,
+};
+use crate::transport::TransportConfig;
+
+/// The address that reaches the echo test.
+pub const ECHO_ADDRESS: &str = "sip:echo@localhost";
+
+/// Whether `text` (what a user typed or picked) means the echo test: `echo`,
+/// `sip:echo@localhost` or `echo@localhost`, in any case.
+pub fn is_echo_address(text: &str) -> bool {
+    let text = text.trim().to_ascii_lowercase();
+    let text = text.strip_prefix("sip:").unwrap_or(&text);
+    matches!(text, "echo" | "echo@localhost")
+}
+
+/// The running echo service. Dropping it stops its engine (calls to it end with a BYE).
+pub struct EchoService {
+    commands: mpsc::UnboundedSender<Command>,
+    address: SocketAddr,
+}
+
+impl EchoService {
+    /// Starts the service on a free loopback UDP port. Video calls get their pictures back
+    /// in the size and rate of `video` (the caller's own, so nothing is stretched).
+    pub async fn start(video: Option<&VideoOptions>) -> Result<EchoService, String> {
+        let config = EngineConfig {
+            transport: TransportConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                enable_tcp: false,
+                ..TransportConfig::default()
+            },
+            timers: TimerConfig::default(),
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let mut engine = engine::start(config)
+            .await
+            .map_err(|e| format!("cannot start the echo test: {e}"))?;
+        let address = engine
+            .local_udp
+            .ok_or("cannot start the echo test: no loopback port")?;
+        let media = MediaOptions {
+            input: AudioInput::Echo,
+            video: video.map(|video| VideoOptions {
+                input: VideoInput::Echo,
+                record: None,
+                ..video.clone()
+            }),
+            ..MediaOptions::default()
+        };
+        let _ = engine.commands.send(Command::AcceptCalls {
+            media: Some(Box::new(media)),
+        });
+        let commands = engine.commands.clone();
+        tokio::spawn(async move {
+            while let Some(event) = engine.events.recv().await {
+                match event {
+                    EngineEvent::Call {
+                        key,
+                        update: CallUpdate::Incoming { .. },
+                    } => {
+                        tracing::info!(?key, "echo test answers");
+                        let _ = engine.commands.send(Command::Answer { key, video: true });
+                    }
+                    EngineEvent::Stopped => break,
+                    _ => {}
+                }
+            }
+        });
+        tracing::info!(%address, "echo test listening");
+        Ok(EchoService { commands, address })
+    }
+
+    /// Where the service takes calls: `sip:echo@127.0.0.1:PORT`.
+    pub fn uri(&self) -> rsip::Uri {
+        rsip::Uri {
+            scheme: Some(rsip::Scheme::Sip),
+            auth: Some(rsip::Auth {
+                user: "echo".into(),
+                password: None,
+            }),
+            host_with_port: self.address.into(),
+            params: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl Drop for EchoService {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_addresses_are_recognised() {
+        for text in ["echo", " Echo ", "sip:echo@localhost", "SIP:ECHO@LOCALHOST"] {
+            assert!(is_echo_address(text), "{text}");
+        }
+        for text in [
+            "echo@example.org",
+            "sip:echo@127.0.0.1",
+            "echoes",
+            "sip:bob@localhost",
+        ] {
+            assert!(!is_echo_address(text), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_service_listens_on_loopback_only() {
+        let service = EchoService::start(None).await.unwrap();
+        assert!(service.address.ip().is_loopback());
+        assert_eq!(service.uri().host_with_port.host.to_string(), "127.0.0.1");
+    }
+}
