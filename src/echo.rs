@@ -39,7 +39,8 @@ pub struct EchoService {
 
 impl EchoService {
     /// Starts the service on a free loopback UDP port. Video calls get their pictures back
-    /// in the size and rate of `video` (the caller's own, so nothing is stretched).
+    /// in the size and rate of `video` (the caller's own, so nothing is stretched; 640x480
+    /// at 30 fps without).
     pub async fn start(video: Option<&VideoOptions>) -> Result<EchoService, String> {
         let config = EngineConfig {
             transport: TransportConfig {
@@ -56,13 +57,26 @@ impl EchoService {
         let address = engine
             .local_udp
             .ok_or("cannot start the echo test: no loopback port")?;
-        let media = MediaOptions {
-            input: AudioInput::Echo,
-            video: video.map(|video| VideoOptions {
+        let video = match video {
+            Some(video) => VideoOptions {
                 input: VideoInput::Echo,
                 record: None,
                 ..video.clone()
-            }),
+            },
+            // A later video call gets its pictures back too.
+            None => VideoOptions {
+                input: VideoInput::Echo,
+                record: None,
+                width: 640,
+                height: 480,
+                fps: 30,
+                max_bitrate: 1_500_000,
+                identity: 0,
+            },
+        };
+        let media = MediaOptions {
+            input: AudioInput::Echo,
+            video: Some(video),
             ..MediaOptions::default()
         };
         let _ = engine.commands.send(Command::AcceptCalls {

@@ -1,5 +1,5 @@
 //! The window clicked through with Slint's testing backend, against a real registrar and a real
-//! peer: add an account and see it register, dial and hang up, answer an incoming call and
+//! peer: try the echo test before any account, add an account and see it register, dial and hang up, answer an incoming call and
 //! hang up, and find both calls in the history; add a participant to a call and see both
 //! merged into a conference.
 //!
@@ -171,6 +171,29 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
         w.global::<Nav>().get_first_run()
     })?;
 
+    // Before any account, the echo test: it connects, its tile shows our own picture (the
+    // camera placeholder: this machine has no camera) coming back; hang up; it is in the
+    // history.
+    click(&window, "Try the echo test")?;
+    wait_until(&window, "the echo test connected, our picture back", |w| {
+        current_call_state(w) == "Connected"
+            && w.global::<CallAdapter>()
+                .get_tiles()
+                .iter()
+                .any(|t| t.has_video && t.frame.size().width > 0)
+    })?;
+    click(&window, "Hang up")?;
+    wait_until(&window, "the echo test in the history", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 1
+    })?;
+    let rows = on_ui(&window, history)?;
+    assert_eq!(
+        rows[0],
+        ("out".into(), "sip:echo@localhost".into()),
+        "{rows:?}"
+    );
+    click(&window, "Dial")?;
+
     // Add an account and see it register.
     click(&window, "Accounts")?;
     type_into(
@@ -239,7 +262,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     bob.expect("answered", WAIT)?;
     click(&window, "Hang up")?;
     wait_until(&window, "the call to bob in the history", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 1
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 2
     })?;
     let rows = on_ui(&window, history)?;
     assert_eq!(rows[0].0, "out", "{rows:?}");
@@ -271,7 +294,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     })?;
     click(&window, "Hang up")?;
     wait_until(&window, "bob's call in the history", |w| {
-        history(w).len() == 2
+        history(w).len() == 3
     })?;
     wait_until(
         &window,
@@ -411,6 +434,15 @@ fn start_peer(
     Callisto::start(dir, &args)
 }
 
+/// Ends the event loop when dropped.
+struct QuitOnDrop;
+
+impl Drop for QuitOnDrop {
+    fn drop(&mut self) {
+        let _ = slint::quit_event_loop();
+    }
+}
+
 #[test]
 fn add_an_account_dial_answer_hang_up_and_see_the_history() {
     i_slint_backend_testing::init_integration_test_with_system_time();
@@ -456,8 +488,9 @@ fn add_an_account_dial_answer_hang_up_and_see_the_history() {
     let weak = window.as_weak();
     let dir_path = dir.path().to_path_buf();
     let script = std::thread::spawn(move || {
+        // The event loop ends with the script, even when an assertion in it panics.
+        let _quit = QuitOnDrop;
         let outcome = script(weak, &kamailio, &dir_path).map_err(|e| e.to_string());
-        let _ = slint::quit_event_loop();
         (outcome, kamailio)
     });
     slint::run_event_loop_until_quit().expect("the event loop");

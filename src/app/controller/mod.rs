@@ -19,6 +19,7 @@ use crate::account;
 use crate::call::{callee_uri, direct_call};
 use crate::cli::AccountArgs;
 use crate::config::Config;
+use crate::echo::{is_echo_address, EchoService, ECHO_ADDRESS};
 use crate::engine::{
     self, CallControls, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, OutgoingCall,
 };
@@ -234,6 +235,7 @@ pub async fn run(
         ringer: None,
         notifier: Notifier::start(Bus::Session),
         joining: Vec::new(),
+        echo: None,
     };
     for account in setup.config.accounts.clone() {
         app.start_account(account);
@@ -305,6 +307,8 @@ struct Controller {
     notifier: Notifier,
     /// Participants being added: merged into the conference when they answer.
     joining: Vec<CallKey>,
+    /// The echo test, once it was called.
+    echo: Option<EchoService>,
 }
 
 impl Controller {
@@ -530,7 +534,10 @@ impl Controller {
     /// when it cannot be called (the reason is shown).
     async fn dial(&mut self, address: &str, video: bool) -> Option<CallKey> {
         let named = self.book.address_of_name(address);
-        let to = match self.callee(named.as_deref().unwrap_or(address)) {
+        let wanted = named.as_deref().unwrap_or(address);
+        // The echo test is served here, whatever the account.
+        let echo = is_echo_address(wanted);
+        let to = match self.callee(if echo { ECHO_ADDRESS } else { wanted }) {
             Ok(to) => to,
             Err(reason) => {
                 self.dial_error = reason;
@@ -548,7 +555,7 @@ impl Controller {
             }
         };
         let key = self.engine.new_call_key();
-        let (account_id, call) = match account {
+        let (account_id, call) = match account.filter(|_| !echo) {
             Some(entry) => (
                 Some(entry.id),
                 // The engine fills in the account's identity and registrar.
@@ -562,15 +569,7 @@ impl Controller {
                     media,
                 },
             ),
-            None => match direct_call(
-                &AccountArgs::default(),
-                &self.engine,
-                to.clone(),
-                &self.config,
-                media,
-            )
-            .await
-            {
+            None => match self.direct_call(&to, echo, media).await {
                 Ok(call) => (None, call),
                 Err(reason) => {
                     self.dial_error = reason;
@@ -587,6 +586,34 @@ impl Controller {
             call: Box::new(call),
         });
         Some(key)
+    }
+
+    /// A call without a registrar: straight to `to`, or to the echo test (started on first
+    /// use) when `echo`.
+    async fn direct_call(
+        &mut self,
+        to: &rsip::Uri,
+        echo: bool,
+        media: engine::MediaOptions,
+    ) -> Result<OutgoingCall, String> {
+        let target = match (&self.echo, echo) {
+            (_, false) => to.clone(),
+            (Some(service), true) => service.uri(),
+            (None, true) => {
+                let service = EchoService::start(media.video.as_ref()).await?;
+                let uri = service.uri();
+                self.echo = Some(service);
+                uri
+            }
+        };
+        direct_call(
+            &AccountArgs::default(),
+            &self.engine,
+            target,
+            &self.config,
+            media,
+        )
+        .await
     }
 
     fn save_config(&mut self) {
