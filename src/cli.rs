@@ -120,6 +120,10 @@ pub struct MediaArgs {
     /// Record what the other side sends to this WAV file.
     #[arg(long, value_name = "OUT.wav")]
     pub record_audio: Option<PathBuf>,
+    /// Voice processing of a microphone (`--audio device…`): echo cancellation (`aec`), noise
+    /// suppression (`ns`) and automatic gain control (`agc`), comma separated, or `none`.
+    #[arg(long, value_name = "aec,ns,agc|none", default_value = "aec,ns,agc")]
+    pub voice_processing: String,
     /// Audio codecs in order of preference.
     #[arg(long, value_name = "opus,pcmu,pcma", default_value = "opus,pcmu,pcma")]
     pub codecs: String,

@@ -203,6 +203,12 @@ pub struct MediaSettings {
     pub video_size: String,
     /// Audio codecs in order of preference, e.g. `opus, pcmu, pcma`.
     pub codecs: String,
+    /// Remove the speakers' sound from what the microphone sends.
+    pub echo_cancellation: bool,
+    /// Lower steady background noise in what the microphone sends.
+    pub noise_suppression: bool,
+    /// Keep the microphone's level steady.
+    pub gain_control: bool,
 }
 
 impl Default for MediaSettings {
@@ -214,6 +220,9 @@ impl Default for MediaSettings {
             camera: None,
             video_size: "640x480".into(),
             codecs: "opus, pcmu, pcma".into(),
+            echo_cancellation: true,
+            noise_suppression: true,
+            gain_control: true,
         }
     }
 }
@@ -420,6 +429,9 @@ mod tests {
                 camera: Some(2),
                 video_size: "1280x720".into(),
                 codecs: "pcma, opus".into(),
+                echo_cancellation: true,
+                noise_suppression: false,
+                gain_control: true,
             },
         }
     }

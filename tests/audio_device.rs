@@ -161,6 +161,10 @@ fn start_alice(
             "127.0.0.1:0",
             "--audio",
             audio,
+            // These tests follow a steady tone through the device path, which a noise
+            // suppressor would take for noise.
+            "--voice-processing",
+            "none",
             "--duration",
             seconds,
             "--json",
@@ -217,6 +221,102 @@ fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> Tes
     assert!(
         played_tone >= 3.0,
         "bob's speaker played {played_tone} s of the tone"
+    );
+    Ok(())
+}
+
+/// Alice calls bob with `voice` (a WAV file) for `seconds` and records what comes back. Bob's
+/// speakers are the `room` sink and his microphone is its monitor, so his microphone hears
+/// everything he plays; he sends nothing else. `processing` is his `--voice-processing`.
+/// Returns alice's recording, mono.
+fn echo_through_bobs_room(
+    pulse: &PulseServer,
+    dir: &Path,
+    voice: &Path,
+    processing: &str,
+    seconds: &str,
+) -> Result<wav::MonoWav, Box<dyn Error>> {
+    let (alice_dir, bob_dir) = dirs(&dir.join(processing.replace(',', "-")))?;
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bob = Callisto::start_with_env(
+        &bob_dir,
+        &[
+            "answer",
+            "--listen",
+            &listen,
+            "--audio",
+            "device:room.monitor",
+            "--play-audio",
+            "device:room",
+            "--voice-processing",
+            processing,
+            "--json",
+        ],
+        &pulse.env(),
+    )?;
+    bob.expect("listening", WAIT)?;
+    let recording = alice_dir.join("heard.wav");
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut alice = Callisto::start_with_env(
+        &alice_dir,
+        &[
+            "call",
+            &uri,
+            "--listen",
+            "127.0.0.1:0",
+            "--audio",
+            &voice.to_string_lossy(),
+            "--record-audio",
+            &recording.to_string_lossy(),
+            "--duration",
+            seconds,
+            "--json",
+        ],
+        &pulse.env(),
+    )?;
+    alice.expect("answered", WAIT)?;
+    alice.expect("call_ended", Duration::from_secs(30))?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    Ok(wav::read_mono(&recording)?)
+}
+
+#[test]
+fn echo_cancellation_keeps_bobs_speakers_out_of_what_his_microphone_sends() -> TestResult {
+    use callisto_media::audio::acoustics::{artificial_voice, energy_i16, to_i16};
+    let pulse = PulseServer::start(&["room"])?;
+    let dir = tempfile::tempdir()?;
+    let voice = dir.path().join("voice.wav");
+    let samples = to_i16(&artificial_voice(140.0, 11, 0.3, 12.0, 48_000));
+    wav::write_samples(&voice, &samples, 48_000, 1)?;
+    // What alice hears from 5 s on (the monitor starts late, the canceller converges), as
+    // energy per second.
+    let echo_energy = |heard: &wav::MonoWav| {
+        let rate = heard.sample_rate as usize;
+        let later = &heard.samples[(5 * rate).min(heard.samples.len())..];
+        energy_i16(later) / (later.len().max(1) as f64 / rate as f64)
+    };
+    let open = echo_through_bobs_room(&pulse, dir.path(), &voice, "none", "10")?;
+    let cancelled = echo_through_bobs_room(&pulse, dir.path(), &voice, "aec", "10")?;
+    let (open, cancelled) = (echo_energy(&open), echo_energy(&cancelled));
+    let reduction = 10.0 * (open / cancelled.max(1.0)).log10();
+    // Full scale is 32768² · 48000 per second; the voice plays at about −20 dBFS.
+    let full_scale = 32_768.0f64 * 32_768.0 * 48_000.0;
+    println!(
+        "the echo alice hears: {:.1} dBFS without echo cancellation, {:.1} dBFS with: {reduction:.1} dB less",
+        10.0 * (open / full_scale).log10(),
+        10.0 * (cancelled.max(1.0) / full_scale).log10()
+    );
+    assert!(
+        open > full_scale * 1e-4,
+        "without echo cancellation alice should hear herself (at {:.1} dBFS)",
+        10.0 * (open / full_scale).log10()
+    );
+    assert!(
+        reduction >= 15.0,
+        "echo cancellation removes only {reduction:.1} dB"
     );
     Ok(())
 }

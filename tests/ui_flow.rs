@@ -332,6 +332,18 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     })?;
     let saved = Config::load(&dir.join("config.toml"))?;
     assert_eq!(saved.media.codecs, "pcma, opus");
+    // Noise suppression off is saved, echo cancellation stays on.
+    click(&window, "Noise suppression")?;
+    let deadline = Instant::now() + WAIT;
+    let saved = loop {
+        let saved = Config::load(&dir.join("config.toml"))?;
+        if !saved.media.noise_suppression || Instant::now() > deadline {
+            break saved;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!saved.media.noise_suppression, "{:?}", saved.media);
+    assert!(saved.media.echo_cancellation && saved.media.gain_control);
 
     // A conference: bob answers a call, carol is added from the call view; once she answers
     // both calls are merged, and the view shows a tile for each. Hang up both.

@@ -28,81 +28,14 @@
 
 use std::time::{Duration, Instant};
 
+use callisto_media::audio::acoustics::{artificial_voice, Hiss, Room};
+
 const RATE: usize = 48_000;
 /// 10 ms, the unit both cancellers process.
 const FRAME: usize = 480;
 const SECONDS: usize = 24;
 /// When the near end talks too.
 const DOUBLE_TALK: (usize, usize) = (12, 18);
-
-/// A small seeded generator (xorshift), so every run hears the same signals.
-struct Noise(u64);
-
-impl Noise {
-    /// The next value in −1..1.
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
-
-/// An artificial voice at `pitch` Hz: harmonics up to 4 kHz shaped by formants at 700 and
-/// 1800 Hz, the pitch gliding ±15 %, in 4 Hz syllables of which about one in five is a pause.
-fn voice(pitch: f32, seed: u64, level: f32) -> Vec<f32> {
-    use std::f32::consts::PI;
-    let mut noise = Noise(seed);
-    let (f1, f2) = (700.0f32, 1800.0f32);
-    let mut phase = 0.0f32;
-    let mut syllable = 0.0f32;
-    (0..SECONDS * RATE)
-        .map(|i| {
-            let t = i as f32 / RATE as f32;
-            let f0 = pitch * (1.0 + 0.15 * (2.0 * PI * 0.7 * t).sin());
-            phase = (phase + f0 / RATE as f32).fract();
-            let mut sample = 0.0;
-            let mut k = 1.0f32;
-            while k * f0 < 4000.0 {
-                let h = k * f0;
-                let formant = (-((h - f1) / 300.0).powi(2)).exp()
-                    + 0.6 * (-((h - f2) / 400.0).powi(2)).exp()
-                    + 0.05;
-                sample += formant * (2.0 * PI * k * phase).sin() / k;
-                k += 1.0;
-            }
-            if i % (RATE / 4) == 0 {
-                syllable = if noise.next() > -0.6 { 1.0 } else { 0.0 };
-            }
-            let envelope = (2.0 * PI * 4.0 * t).sin().max(0.0);
-            level * sample * envelope * syllable + 0.002 * noise.next()
-        })
-        .collect()
-}
-
-/// A room's impulse response as taps (delay in samples, gain): the direct path after
-/// `delay_ms`, then reflections decaying with a 60 ms time constant over 200 ms.
-fn room(delay_ms: usize, gain: f32, seed: u64) -> Vec<(usize, f32)> {
-    let mut noise = Noise(seed);
-    let direct = delay_ms * RATE / 1000;
-    let mut taps = vec![(direct, gain)];
-    for _ in 0..120 {
-        let offset = ((noise.next() + 1.0) * 0.5 * 0.2 * RATE as f32) as usize;
-        let decay = (-(offset as f32) / (0.06 * RATE as f32)).exp();
-        taps.push((direct + 24 + offset, gain * 0.5 * decay * noise.next()));
-    }
-    taps
-}
-
-fn convolve(signal: &[f32], taps: &[(usize, f32)]) -> Vec<f32> {
-    let mut out = vec![0.0; signal.len()];
-    for &(delay, gain) in taps {
-        for i in delay..signal.len() {
-            out[i] += gain * signal[i - delay];
-        }
-    }
-    out
-}
 
 /// One canceller: the far end goes in as render frames, the microphone as capture frames
 /// (processed in place).
@@ -275,9 +208,10 @@ fn measure(mut canceller: Box<dyn Canceller>, far: &[f32], mic: &[f32], near: &[
 }
 
 fn main() {
-    let far = voice(120.0, 1, 0.25);
-    let near_voice = voice(210.0, 3, 0.25);
-    let mut hiss = Noise(99);
+    let seconds = SECONDS as f32;
+    let far = artificial_voice(120.0, 1, 0.25, seconds, RATE as u32);
+    let near_voice = artificial_voice(210.0, 3, 0.25, seconds, RATE as u32);
+    let mut hiss = Hiss::new(99);
     let near: Vec<f32> = near_voice
         .iter()
         .enumerate()
@@ -297,9 +231,9 @@ fn main() {
     ];
     for (label, delay_ms, gain) in rooms.into_iter().take(if benching { 2 } else { 1 }) {
         println!("{label}:");
-        let echo = convolve(&far, &room(delay_ms, gain, 7));
+        let echo = Room::new(delay_ms, gain, 7, RATE as u32).echo_of(&far);
         let mic: Vec<f32> = (0..far.len())
-            .map(|i| echo[i] + near[i] + 0.003 * hiss.next())
+            .map(|i| echo[i] + near[i] + 0.003 * hiss.next_sample())
             .collect();
         if !benching {
             let erle = measure(Sonora::boxed(false), &far, &mic, &near);

@@ -47,6 +47,9 @@ pub struct SettingsForm {
     pub camera: usize,
     pub video_size: String,
     pub codecs: String,
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
+    pub gain_control: bool,
 }
 
 /// One device list: the entries' names and the ids they stand for (`None`: the default).
@@ -131,6 +134,9 @@ pub fn settings_screen(
             camera: cameras.chosen,
             video_size: settings.video_size.clone(),
             codecs: settings.codecs.clone(),
+            echo_cancellation: settings.echo_cancellation,
+            noise_suppression: settings.noise_suppression,
+            gain_control: settings.gain_control,
         },
         inputs: inputs.names,
         outputs: outputs.names,
@@ -166,6 +172,9 @@ pub fn settings_from_form(
             .flatten(),
         video_size: form.video_size.trim().to_string(),
         codecs: form.codecs.trim().to_string(),
+        echo_cancellation: form.echo_cancellation,
+        noise_suppression: form.noise_suppression,
+        gain_control: form.gain_control,
     };
     app_media(None, true, &settings)?;
     Ok(settings)
@@ -182,11 +191,26 @@ pub fn app_media(
         Some(id) => format!("device:{id}"),
         None => "device".to_string(),
     };
+    let stages = [
+        (settings.echo_cancellation, "aec"),
+        (settings.noise_suppression, "ns"),
+        (settings.gain_control, "agc"),
+    ];
+    let stages: Vec<&str> = stages
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, s)| *s)
+        .collect();
     let mut args = MediaArgs {
         audio: device(&settings.input),
         play_audio: Some(device(&settings.output)),
         codecs: settings.codecs.clone(),
         video_size: settings.video_size.clone(),
+        voice_processing: if stages.is_empty() {
+            "none".into()
+        } else {
+            stages.join(",")
+        },
         ..MediaArgs::default()
     };
     if video {
@@ -205,6 +229,7 @@ pub fn app_media(
 
 #[cfg(test)]
 mod tests {
+    use callisto_media::audio::ProcessingOptions;
     use callisto_media::device::{AudioDeviceInfo, Direction};
     use callisto_media::video::camera::CameraInfo;
     use callisto_signaling::sdp::AudioCodec;
@@ -301,13 +326,24 @@ mod tests {
             camera: 1,
             video_size: "1280x720".into(),
             codecs: " pcma, opus ".into(),
+            echo_cancellation: true,
+            noise_suppression: false,
+            gain_control: true,
         };
         let settings = settings_from_form(&form, &MediaSettings::default(), &lists()).unwrap();
         assert_eq!(settings.input.as_deref(), Some("builtin.mic"));
         assert_eq!(settings.output.as_deref(), Some("builtin.out"));
         assert_eq!(settings.ringer.as_deref(), Some("builtin.out"));
         assert_eq!(settings.camera, Some(0));
+        assert!(settings.echo_cancellation && !settings.noise_suppression);
         let media = app_media(None, true, &settings).unwrap();
+        assert_eq!(
+            media.processing,
+            ProcessingOptions {
+                noise_suppression: false,
+                ..ProcessingOptions::default()
+            }
+        );
         assert_eq!(media.input, AudioInput::Device(Some("builtin.mic".into())));
         assert_eq!(
             media.playback,
@@ -320,8 +356,20 @@ mod tests {
         let video = media.video.expect("video");
         assert_eq!(video.input, VideoInput::Camera { index: Some(0) });
         assert_eq!((video.width, video.height), (1280, 720));
-        // The defaults are the system's devices and the first camera.
+        // The defaults are the system's devices and the first camera, every voice processing
+        // stage on; with all three unticked the microphone goes out as it is.
         let media = app_media(None, true, &MediaSettings::default()).unwrap();
+        assert_eq!(media.processing, ProcessingOptions::default());
+        let plain = MediaSettings {
+            echo_cancellation: false,
+            noise_suppression: false,
+            gain_control: false,
+            ..MediaSettings::default()
+        };
+        assert_eq!(
+            app_media(None, true, &plain).unwrap().processing,
+            ProcessingOptions::OFF
+        );
         assert_eq!(media.input, AudioInput::Device(None));
         assert_eq!(media.playback, AudioPlayback::Device(None));
         assert_eq!(

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use callisto_media::audio::ProcessingOptions;
 use callisto_signaling::sdp::{AudioCodec, AudioPolicy, SrtpPolicy};
 
 use crate::cli::MediaArgs;
@@ -105,6 +106,7 @@ pub fn media_options_for(
         other => return Err(format!("--media {other}: use classic or webrtc")),
     };
     Ok(MediaOptions {
+        processing: voice_processing(&args.voice_processing)?,
         input,
         record: args.record_audio.clone(),
         playback: playback(args.play_audio.as_deref())?,
@@ -132,6 +134,27 @@ fn device_choice(text: &str) -> Option<Option<String>> {
             .filter(|name| !name.is_empty())
             .map(|name| Some(name.to_owned())),
     }
+}
+
+/// `--voice-processing`: the stages named, or none.
+fn voice_processing(flag: &str) -> Result<ProcessingOptions, String> {
+    let mut options = ProcessingOptions::OFF;
+    if flag.trim() == "none" {
+        return Ok(options);
+    }
+    for stage in flag.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match stage {
+            "aec" => options.echo_cancellation = true,
+            "ns" => options.noise_suppression = true,
+            "agc" => options.gain_control = true,
+            other => {
+                return Err(format!(
+                    "--voice-processing {other}: use aec, ns and agc (comma separated) or none"
+                ))
+            }
+        }
+    }
+    Ok(options)
 }
 
 /// `--play-audio`: none by default.
@@ -328,6 +351,31 @@ mod tests {
             video: "echo".into(),
             ..MediaArgs::default()
         };
+        assert_eq!(
+            media_options(&MediaArgs::default()).unwrap().processing,
+            ProcessingOptions::default()
+        );
+        for (flag, expected) in [
+            ("none", ProcessingOptions::OFF),
+            (
+                "aec, ns",
+                ProcessingOptions {
+                    gain_control: false,
+                    ..ProcessingOptions::default()
+                },
+            ),
+        ] {
+            let args = MediaArgs {
+                voice_processing: flag.into(),
+                ..MediaArgs::default()
+            };
+            assert_eq!(media_options(&args).unwrap().processing, expected, "{flag}");
+        }
+        let bad = MediaArgs {
+            voice_processing: "aec,beamforming".into(),
+            ..MediaArgs::default()
+        };
+        assert!(media_options(&bad).unwrap_err().contains("beamforming"));
         let echo = media_options(&echo).unwrap();
         assert_eq!(echo.input, AudioInput::Echo);
         assert_eq!(echo.video.unwrap().input, VideoInput::Echo);

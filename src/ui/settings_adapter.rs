@@ -46,6 +46,9 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
             camera: index(adapter.get_camera()),
             video_size: adapter.get_video_size().into(),
             codecs: adapter.get_codecs().into(),
+            echo_cancellation: adapter.get_echo_cancellation(),
+            noise_suppression: adapter.get_noise_suppression(),
+            gain_control: adapter.get_gain_control(),
         }));
     });
 }
@@ -82,6 +85,9 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
         adapter.set_ringer(index(page.chosen.ringer));
         adapter.set_camera(index(page.chosen.camera));
         adapter.set_video_size(page.chosen.video_size.as_str().into());
+        adapter.set_echo_cancellation(page.chosen.echo_cancellation);
+        adapter.set_noise_suppression(page.chosen.noise_suppression);
+        adapter.set_gain_control(page.chosen.gain_control);
         // What is typed stays until the saved list changes (a refused list stays to be fixed).
         if applied.as_ref().map(|a| &a.chosen.codecs) != Some(&page.chosen.codecs) {
             adapter.set_codecs(page.chosen.codecs.as_str().into());

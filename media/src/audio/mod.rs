@@ -17,11 +17,13 @@
 //!   count), one frame in, one frame out, with a fixed, documented delay.
 //! - Bad files are error values ([`AudioError`]), never panics.
 
+pub mod acoustics;
 mod channel_mix;
 mod echo;
 mod error;
 mod frame;
 mod mute;
+mod processing;
 mod resampler;
 mod ringtone;
 mod sink;
@@ -42,6 +44,7 @@ pub use echo::{echo_line, EchoSink, EchoSource, ECHO_SLACK};
 pub use error::AudioError;
 pub use frame::{AudioFormat, AudioFrame, FRAME_MS};
 pub use mute::{MutableSource, MuteSwitch};
+pub use processing::{ProcessedCapture, ProcessedRender, ProcessingOptions, VoiceProcessor};
 pub use resampler::Resampler;
 pub use ringtone::{Ringtone, RING_BURSTS_MS, RING_PERIOD_MS, RING_TONES};
 pub(crate) use sink::check_format;

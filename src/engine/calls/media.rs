@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use callisto_media::audio::{
     echo_line, AudioEnds, AudioFormat, AudioSink, AudioSource, AudioSwitch, EndOfFile,
-    MutableSource, MuteSwitch, NullSink, SilenceSource, TeeSink, ToneSource, WavRecorder,
-    WavSource,
+    MutableSource, MuteSwitch, NullSink, ProcessingOptions, SilenceSource, TeeSink, ToneSource,
+    VoiceProcessor, WavRecorder, WavSource,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
 use callisto_media::conference::ConferenceBridge;
@@ -138,6 +138,9 @@ pub struct MediaOptions {
     /// comes back), instead of the input and playback above. Answering such a call does not
     /// hold the others.
     pub conference: Option<ConferenceSeat>,
+    /// Echo cancellation, noise suppression and gain control of a microphone input (other
+    /// inputs are sent as they are).
+    pub processing: ProcessingOptions,
 }
 
 /// A call's place in a conference this app hosts: the bridge, and the name the roster shows
@@ -188,6 +191,7 @@ impl Default for MediaOptions {
             relay_only: false,
             controls: CallControls::default(),
             conference: None,
+            processing: ProcessingOptions::default(),
         }
     }
 }
@@ -226,9 +230,13 @@ pub(super) fn audio_ends(
     let (source, sink) = match (&options.conference, &options.input) {
         (Some(seat), _) => seat_ends(options, seat, format, notices)?,
         (None, AudioInput::Echo) => echo_ends(options, format, notices)?,
-        (None, input) => (
-            make_source(input, &options.controls.mute, format, notices)?,
-            make_sink(options, format, notices)?,
+        (None, input) => with_processing(
+            options,
+            format,
+            (
+                make_source(input, &options.controls.mute, format, notices)?,
+                make_sink(options, format, notices)?,
+            ),
         ),
     };
     let (source, sink) = options.controls.audio.install(source, sink);
@@ -261,6 +269,21 @@ fn seat_ends(
     Ok((Box::new(source), sink))
 }
 
+/// `ends` with voice processing between them when the input is a microphone and the options
+/// ask for any: the sink's frames are the echo canceller's reference, the source's are
+/// processed.
+fn with_processing(options: &MediaOptions, format: AudioFormat, ends: AudioEnds) -> AudioEnds {
+    if !matches!(options.input, AudioInput::Device(_)) || !options.processing.any() {
+        return ends;
+    }
+    let processor = VoiceProcessor::new(format, options.processing);
+    let (source, sink) = ends;
+    (
+        Box::new(processor.capture(source)),
+        Box::new(processor.render(sink)),
+    )
+}
+
 /// The echo test's ends: what the call receives goes into a delay line (and to the
 /// recording or playback the options ask for), and the line's far end is what it sends.
 fn echo_ends(
@@ -281,7 +304,8 @@ pub fn host_audio(options: &MediaOptions, format: AudioFormat) -> Result<AudioEn
     let (events, _) = mpsc::unbounded_channel();
     let notices = DeviceNotices::new(CallKey(0), &events);
     let source = make_source(&options.input, &options.controls.mute, format, &notices)?;
-    Ok((source, make_sink(options, format, &notices)?))
+    let ends = (source, make_sink(options, format, &notices)?);
+    Ok(with_processing(options, format, ends))
 }
 
 /// What a call's media reports to the engine.
