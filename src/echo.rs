@@ -31,6 +31,27 @@ pub fn is_echo_address(text: &str) -> bool {
     matches!(text, "echo" | "echo@localhost")
 }
 
+/// The echo test as a caller reaches it: the service, started on the first call to it and
+/// kept for the next. Dropping it stops the service.
+#[derive(Default)]
+pub struct EchoTest {
+    service: Option<EchoService>,
+}
+
+impl EchoTest {
+    /// Where to call the echo test, starting the service (see [`EchoService::start`] for
+    /// `video`) if it is not running yet.
+    pub async fn uri(&mut self, video: Option<&VideoOptions>) -> Result<rsip::Uri, String> {
+        if let Some(service) = &self.service {
+            return Ok(service.uri());
+        }
+        let service = EchoService::start(video).await?;
+        let uri = service.uri();
+        self.service = Some(service);
+        Ok(uri)
+    }
+}
+
 /// The running echo service. Dropping it stops its engine (calls to it end with a BYE).
 pub struct EchoService {
     commands: mpsc::UnboundedSender<Command>,
@@ -147,5 +168,12 @@ mod tests {
         let service = EchoService::start(None).await.unwrap();
         assert!(service.address.ip().is_loopback());
         assert_eq!(service.uri().host_with_port.host.to_string(), "127.0.0.1");
+    }
+
+    #[tokio::test]
+    async fn the_echo_test_starts_once_and_is_called_there_again() {
+        let mut echo = EchoTest::default();
+        let first = echo.uri(None).await.unwrap();
+        assert_eq!(echo.uri(None).await.unwrap(), first);
     }
 }

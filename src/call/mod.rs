@@ -23,7 +23,7 @@ use crate::account::{self, parse_sip_uri};
 use crate::cli::{AccountArgs, AnswerArgs, CallArgs, MediaArgs, RegisterArgs};
 use crate::config::{Account, Config};
 use crate::dns::{first_step, ServerQuery, SipResolver, Step};
-use crate::echo::{is_echo_address, EchoService};
+use crate::echo::{is_echo_address, EchoTest};
 use crate::engine::{
     self, CallFailure, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, MediaOptions,
     OutgoingCall,
@@ -102,8 +102,8 @@ struct Session {
     out: Output,
     account: Option<Account>,
     signals: Signals,
-    /// The echo test, once a call to it was placed.
-    echo: Option<EchoService>,
+    /// The echo test, started by the first call to it.
+    echo: EchoTest,
 }
 
 impl Session {
@@ -128,7 +128,7 @@ impl Session {
             out,
             account: chosen,
             signals: Signals::new(),
-            echo: None,
+            echo: EchoTest::default(),
         };
         Ok((session, options))
     }
@@ -199,7 +199,16 @@ impl Session {
         media: MediaOptions,
     ) -> Result<CallKey, (u8, String)> {
         if is_echo_address(text) {
-            return self.dial_echo(account_args, config, media).await;
+            // Served in this process, whatever the account.
+            let to = self
+                .echo
+                .uri(media.video.as_ref())
+                .await
+                .map_err(|m| (exit::OTHER, m))?;
+            let call = direct_call(account_args, &self.engine, to, config, media)
+                .await
+                .map_err(|m| (exit::UNREACHABLE, m))?;
+            return Ok(self.place(None, call));
         }
         let domain = self
             .account
@@ -224,43 +233,18 @@ impl Session {
                 .await
                 .map_err(|m| (exit::UNREACHABLE, m))?
         };
-        let key = self.engine.new_call_key();
-        let _ = self.engine.commands.send(Command::Call {
-            key,
-            account: self.account.as_ref().map(|_| 0),
-            call: Box::new(call),
-        });
-        Ok(key)
+        Ok(self.place(self.account.as_ref().map(|_| 0), call))
     }
 
-    /// Calls the echo test, served in this process (started on first use).
-    async fn dial_echo(
-        &mut self,
-        account_args: &AccountArgs,
-        config: &Config,
-        media: MediaOptions,
-    ) -> Result<CallKey, (u8, String)> {
-        let to = match &self.echo {
-            Some(service) => service.uri(),
-            None => {
-                let service = EchoService::start(media.video.as_ref())
-                    .await
-                    .map_err(|m| (exit::OTHER, m))?;
-                let uri = service.uri();
-                self.echo = Some(service);
-                uri
-            }
-        };
-        let call = direct_call(account_args, &self.engine, to, config, media)
-            .await
-            .map_err(|m| (exit::UNREACHABLE, m))?;
+    /// Hands `call` to the engine (through `account`, when given); its key.
+    fn place(&self, account: Option<usize>, call: OutgoingCall) -> CallKey {
         let key = self.engine.new_call_key();
         let _ = self.engine.commands.send(Command::Call {
             key,
-            account: None,
+            account,
             call: Box::new(call),
         });
-        Ok(key)
+        key
     }
 
     /// Hangs up what is left, unregisters, and waits for the engine to stop.

@@ -19,7 +19,7 @@ use crate::account;
 use crate::call::{callee_uri, direct_call};
 use crate::cli::AccountArgs;
 use crate::config::Config;
-use crate::echo::{is_echo_address, EchoService, ECHO_ADDRESS};
+use crate::echo::{is_echo_address, EchoTest, ECHO_ADDRESS};
 use crate::engine::{
     self, CallControls, CallKey, CallUpdate, Command, EngineEvent, EngineHandle, OutgoingCall,
 };
@@ -235,7 +235,7 @@ pub async fn run(
         ringer: None,
         notifier: Notifier::start(Bus::Session),
         joining: Vec::new(),
-        echo: None,
+        echo: EchoTest::default(),
     };
     for account in setup.config.accounts.clone() {
         app.start_account(account);
@@ -307,8 +307,8 @@ struct Controller {
     notifier: Notifier,
     /// Participants being added: merged into the conference when they answer.
     joining: Vec<CallKey>,
-    /// The echo test, once it was called.
-    echo: Option<EchoService>,
+    /// The echo test, started by the first call to it.
+    echo: EchoTest,
 }
 
 impl Controller {
@@ -596,15 +596,10 @@ impl Controller {
         echo: bool,
         media: engine::MediaOptions,
     ) -> Result<OutgoingCall, String> {
-        let target = match (&self.echo, echo) {
-            (_, false) => to.clone(),
-            (Some(service), true) => service.uri(),
-            (None, true) => {
-                let service = EchoService::start(media.video.as_ref()).await?;
-                let uri = service.uri();
-                self.echo = Some(service);
-                uri
-            }
+        let target = if echo {
+            self.echo.uri(media.video.as_ref()).await?
+        } else {
+            to.clone()
         };
         direct_call(
             &AccountArgs::default(),

@@ -50,6 +50,10 @@ pub enum AudioInput {
     Echo,
 }
 
+/// Why a conference host's input cannot be the echo (it has no call to echo).
+pub(super) const ECHO_IS_NO_HOST_INPUT: &str =
+    "the echo sends back what a call receives: it is no conference input";
+
 /// How late the echo test sends back what it receives: long enough to tell one's own voice
 /// from the echo, short enough to talk against.
 pub const ECHO_DELAY: Duration = Duration::from_secs(1);
@@ -609,11 +613,7 @@ pub(super) fn make_source(
             WavSource::open(path, EndOfFile::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
-        AudioInput::Echo => {
-            return Err(
-                "the echo sends back what a call receives: it is no conference input".into(),
-            )
-        }
+        AudioInput::Echo => return Err(ECHO_IS_NO_HOST_INPUT.into()),
         AudioInput::Device(name) => {
             match DeviceCapture::open(name.as_deref(), format, notices.handler()) {
                 Ok(capture) => {

@@ -31,6 +31,7 @@ use callisto_signaling::sdp::AudioPolicy;
 
 use super::media::{
     audio_ends, CallControls, CallMediaEvent, DeviceNotices, MediaEvents, ECHO_DELAY,
+    ECHO_IS_NO_HOST_INPUT,
 };
 use super::{CallKey, ConferenceSeat, MediaOptions, VideoInput, VideoOptions};
 
@@ -214,11 +215,7 @@ fn video_source(
             Y4mSource::open(path, Y4mEnd::Loop)
                 .map_err(|e| format!("cannot play {}: {e}", path.display()))?,
         ),
-        VideoInput::Echo => {
-            return Err(
-                "the echo sends back what a call receives: it is no conference input".into(),
-            )
-        }
+        VideoInput::Echo => return Err(ECHO_IS_NO_HOST_INPUT.into()),
         VideoInput::Camera { index } => match CameraSource::open(*index, format) {
             Ok(camera) => {
                 tracing::info!(camera = camera.name(), mode = %camera.mode(), "camera opened");
