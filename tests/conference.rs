@@ -93,6 +93,21 @@ fn missed_windows(path: &Path, hz: f32) -> Result<(Vec<usize>, usize), Box<dyn E
     Ok((missing, windows.len()))
 }
 
+/// The length of the longest run of consecutive numbers in the sorted `windows`.
+fn longest_run(windows: &[usize]) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for (i, w) in windows.iter().enumerate() {
+        run = if i > 0 && windows[i - 1] + 1 == *w {
+            run + 1
+        } else {
+            1
+        };
+        longest = longest.max(run);
+    }
+    longest
+}
+
 /// Asserts that `who` did not hear `hz` in `window`.
 fn assert_not_hearing(who: &str, path: &Path, hz: f32, window: (f64, f64)) -> TestResult {
     let l = level(path, hz, window)?;
@@ -421,7 +436,10 @@ fn participants_gone_without_bye_are_dropped_while_the_others_go_on() -> TestRes
     )?;
     let mut dave = room.call("dave", &uri, 1060, &["--media", "classic"])?;
     let mut erin = room.call("erin", &uri, 1230, &["--media", "webrtc"])?;
-    for peer in [&mut carol, &mut dave, &mut erin] {
+    carol.expect("answered", WAIT)?;
+    // carol's recording starts with her call's media: its timeline, give or take a packet.
+    let carol_started = std::time::Instant::now();
+    for peer in [&mut dave, &mut erin] {
         peer.expect("answered", WAIT)?;
     }
     each_call(&mut host, "joined", 3, WAIT)?;
@@ -430,7 +448,8 @@ fn participants_gone_without_bye_are_dropped_while_the_others_go_on() -> TestRes
     erin.kill()?;
     let killed = std::time::Instant::now();
     let left = each_call(&mut host, "left", 2, Duration::from_secs(15))?;
-    let gone = killed.elapsed();
+    let dropped = std::time::Instant::now();
+    let gone = dropped - killed;
     println!("{:.1} s after the kill: {left:?}", gone.as_secs_f64());
     assert!(
         gone >= Duration::from_secs(9),
@@ -445,13 +464,30 @@ fn participants_gone_without_bye_are_dropped_while_the_others_go_on() -> TestRes
 
     // carol heard the host all along, dave and erin while they were there, and not after.
     let carol_rec = room.recording("carol");
-    // Under a loaded machine a lone 100 ms window may dip (the last one holds the hang-up);
-    // losing the host when a leg drops would show as consecutive windows.
     let (missing, windows) = missed_windows(&carol_rec, 440.0)?;
-    println!("carol misses the host in windows {missing:?} of {windows}");
-    let consecutive = missing.windows(2).any(|pair| pair[1] == pair[0] + 1);
+    let window_of = |at: std::time::Instant| (at - carol_started).as_millis() as usize / 100;
+    let (kill_window, drop_window) = (window_of(killed), window_of(dropped));
+    println!(
+        "carol misses the host in windows {missing:?} of {windows}; \
+         the kill was in window {kill_window}, the drop in {drop_window}"
+    );
+    // Around the two moments the others vanish and are dropped, not a single window is missed.
+    let around = |at: usize| at.saturating_sub(5)..=at + 15;
+    let near_an_event: Vec<usize> = missing
+        .iter()
+        .copied()
+        .filter(|w| around(kill_window).contains(w) || around(drop_window).contains(w))
+        .collect();
     assert!(
-        missing.len() <= 3 && !consecutive,
+        near_an_event.is_empty(),
+        "carol misses the host in windows {near_an_event:?}, near the kill ({kill_window}) \
+         or the drop ({drop_window})"
+    );
+    // Elsewhere a loaded test machine may stall a process for a moment (the last window also
+    // holds the hang-up): a few windows, none longer than 300 ms, are let pass.
+    let longest = longest_run(&missing);
+    assert!(
+        missing.len() <= 4 && longest <= 3,
         "carol misses the host in 100 ms windows {missing:?} of {windows}"
     );
     assert_not_hearing("carol (the others gone)", &carol_rec, 1060.0, (2.5, 2.0))?;
