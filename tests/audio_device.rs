@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use callisto::app::{list_devices, DeviceCheck, Ringer};
+use callisto::app::{list_devices, DeviceCheck, DeviceLists, DeviceWatch, Ringer};
 use callisto_media::analysis::{dominant_frequency, tone_coverage};
 use support::callisto::Callisto;
 use support::pulse::PulseServer;
@@ -495,6 +495,51 @@ fn the_settings_meter_follows_the_chosen_microphone() -> TestResult {
     let note = notes.try_recv()?;
     assert!(note.starts_with("No camera preview"), "{note}");
     assert!(notes.try_recv().is_err(), "the microphone opened");
+    Ok(())
+}
+
+/// While the Settings page is open its lists follow the sound system: a sink loaded (a
+/// headset plugged in) shows up as speakers and its monitor as a microphone, and goes away
+/// again when unloaded, without reopening the page.
+#[test]
+fn a_device_plugged_in_and_out_while_settings_is_open_comes_and_goes_in_its_lists() -> TestResult {
+    let pulse = PulseServer::start(&["callisto_builtin"])?;
+    let _env = in_process_client_of(&pulse);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (tx, mut lists) = tokio::sync::mpsc::unbounded_channel();
+    let _watch = runtime
+        .block_on(async { DeviceWatch::start(list_devices, Duration::from_millis(200), tx) });
+    let has = |found: &DeviceLists, id: &str| {
+        found.outputs.iter().any(|d| d.id == id)
+            && found.inputs.iter().any(|d| d.id == format!("{id}.monitor"))
+    };
+    // The next lists that satisfy `wanted`, within 5 s (each list sent differs from the last).
+    let mut until = |what: &str, wanted: &dyn Fn(&DeviceLists) -> bool| {
+        runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while let Ok(Some(found)) = tokio::time::timeout_at(deadline, lists.recv()).await {
+                if wanted(&found) {
+                    return Ok(found);
+                }
+            }
+            Err(format!("no device lists {what}"))
+        })
+    };
+    let first = until("at the start", &|_| true)?;
+    assert!(has(&first, "callisto_builtin"), "{first:?}");
+    assert!(!has(&first, "callisto_plugged"), "{first:?}");
+    let loaded = pulse.pactl(&[
+        "load-module",
+        "module-null-sink",
+        "sink_name=callisto_plugged",
+    ])?;
+    let module = String::from_utf8_lossy(&loaded.stdout).trim().to_string();
+    until("with the sink loaded", &|l| has(l, "callisto_plugged"))?;
+    pulse.pactl(&["unload-module", &module])?;
+    let unplugged = until("after the sink was unloaded", &|l| {
+        !l.outputs.iter().any(|d| d.id == "callisto_plugged")
+    })?;
+    assert!(has(&unplugged, "callisto_builtin"), "{unplugged:?}");
     Ok(())
 }
 

@@ -47,6 +47,51 @@ pub fn list_devices() -> DeviceLists {
     lists
 }
 
+/// How often the lists are asked for again while the Settings page is open.
+pub const RELIST_EVERY: Duration = Duration::from_secs(2);
+
+/// The device lists kept current while the Settings page is open: `list` runs now and every
+/// `every` after (on a blocking thread), and each result that differs from the last one sent
+/// goes to `lists` — a headset plugged in or a camera connected shows up, and one pulled out
+/// goes away, without reopening the page. Dropping the watch stops it.
+pub struct DeviceWatch {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeviceWatch {
+    /// Starts watching; needs a tokio runtime.
+    pub fn start(
+        list: impl Fn() -> DeviceLists + Send + Sync + 'static,
+        every: Duration,
+        lists: mpsc::UnboundedSender<DeviceLists>,
+    ) -> DeviceWatch {
+        let list = Arc::new(list);
+        let task = tokio::spawn(async move {
+            let mut sent: Option<DeviceLists> = None;
+            loop {
+                let list = list.clone();
+                let Ok(found) = tokio::task::spawn_blocking(move || list()).await else {
+                    return;
+                };
+                if sent.as_ref() != Some(&found) {
+                    if lists.send(found.clone()).is_err() {
+                        return;
+                    }
+                    sent = Some(found);
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        DeviceWatch { task }
+    }
+}
+
+impl Drop for DeviceWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// What the window shows while the Settings page is open; cloning shares it.
 #[derive(Debug, Clone, Default)]
 pub struct DevicePreview {
@@ -191,6 +236,60 @@ pub fn meter_level(previous: f32, samples: &[i16]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Lists with `outputs` speakers named `out0`, `out1`…
+    fn lists_with(outputs: usize) -> DeviceLists {
+        DeviceLists {
+            outputs: (0..outputs)
+                .map(|n| AudioDeviceInfo {
+                    name: format!("out{n}"),
+                    id: format!("out{n}"),
+                    direction: Direction::Output,
+                    is_default: n == 0,
+                    host: "PulseAudio".into(),
+                })
+                .collect(),
+            ..DeviceLists::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_device_plugged_in_while_the_page_is_open_shows_up_and_unchanged_lists_are_not_sent()
+    {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let counter = asked.clone();
+        // One speaker for the first three looks, then a second one is plugged in.
+        let watch = DeviceWatch::start(
+            move || {
+                lists_with(if counter.fetch_add(1, Ordering::SeqCst) < 3 {
+                    1
+                } else {
+                    2
+                })
+            },
+            Duration::from_millis(5),
+            tx,
+        );
+        let wait = Duration::from_secs(5);
+        let first = tokio::time::timeout(wait, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, lists_with(1));
+        // The same list looked at twice more is not sent again: the next one is the new list.
+        let next = tokio::time::timeout(wait, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next, lists_with(2));
+        assert!(asked.load(Ordering::SeqCst) >= 4);
+        // Closing the page stops the watch (its sender goes with it).
+        drop(watch);
+        let after = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert_eq!(after, None);
+    }
 
     #[test]
     fn the_meter_rises_at_once_and_falls_slowly() {

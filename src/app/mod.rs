@@ -14,7 +14,9 @@ mod view_model;
 pub use account_form::{account_from_form, AccountForm};
 pub use address_book::{AddressBook, ContactRow};
 pub use controller::{default_data_dir, run, Action, AppSetup, Display, HistoryRow, Screen};
-pub use device_check::{list_devices, meter_level, DeviceCheck, DeviceLists, DevicePreview};
+pub use device_check::{
+    list_devices, meter_level, DeviceCheck, DeviceLists, DevicePreview, DeviceWatch, RELIST_EVERY,
+};
 pub use notifier::{Bus, Note, Notifier};
 pub use ringer::Ringer;
 pub use settings::{SettingsForm, SettingsScreen, SYSTEM_DEFAULT, VIDEO_SIZES};

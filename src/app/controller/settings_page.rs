@@ -3,7 +3,9 @@
 
 use tokio::sync::mpsc;
 
-use super::super::device_check::{list_devices, DeviceCheck, DeviceLists};
+use super::super::device_check::{
+    list_devices, DeviceCheck, DeviceLists, DeviceWatch, RELIST_EVERY,
+};
 use super::super::settings::{settings_from_form, SettingsForm};
 use super::Controller;
 
@@ -16,6 +18,8 @@ pub(super) struct SettingsPage {
     /// Why the last change was refused.
     pub(super) error: String,
     pub(super) check: Option<DeviceCheck>,
+    /// Keeps the lists current while the page is open.
+    watch: Option<DeviceWatch>,
     pub(super) lists_tx: mpsc::UnboundedSender<DeviceLists>,
     pub(super) device_notes_tx: mpsc::UnboundedSender<String>,
 }
@@ -31,6 +35,7 @@ impl SettingsPage {
             notes: Vec::new(),
             error: String::new(),
             check: None,
+            watch: None,
             lists_tx,
             device_notes_tx,
         }
@@ -46,12 +51,8 @@ impl Controller {
         self.settings.open = open;
         self.settings.notes.clear();
         self.settings.check = None;
-        if !open {
-            return;
-        }
-        let tx = self.settings.lists_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = tx.send(list_devices());
+        self.settings.watch = open.then(|| {
+            DeviceWatch::start(list_devices, RELIST_EVERY, self.settings.lists_tx.clone())
         });
         self.keep_device_check();
     }
