@@ -17,7 +17,7 @@ pub use controller::{default_data_dir, run, Action, AppSetup, Display, HistoryRo
 pub use device_check::{
     list_devices, meter_level, DeviceCheck, DeviceLists, DevicePreview, DeviceWatch, RELIST_EVERY,
 };
-pub use notifier::{Bus, Note, Notifier};
+pub use notifier::{Bus, Choice, Note, Notifier};
 pub use ringer::Ringer;
 pub use settings::{SettingsForm, SettingsScreen, SYSTEM_DEFAULT, VIDEO_SIZES};
 pub use view_model::{

@@ -1,13 +1,16 @@
 //! Desktop notifications: an incoming call shows one through the freedesktop notification
 //! service (`org.freedesktop.Notifications` on the session D-Bus), closed again once the call
-//! is answered, declined or gone. Where there is no session bus or no notification service,
-//! the window's banner and the ringtone are all there is; that is logged once, not shown.
+//! is answered, declined or gone. Where the service offers actions, the notification has
+//! three buttons — Answer, Audio only, Decline — that act on the call like the window's.
+//! Where there is no session bus or no notification service, the window's banner and the
+//! ringtone are all there is; that is logged once, not shown.
 //!
 //! One tokio task owns the bus connection (made on first use); the controller only sends it
-//! [`Note`]s and never waits for the bus.
+//! [`Note`]s, never waits for the bus, and takes the buttons pressed as [`Choice`]s.
 
 use std::collections::HashMap;
 
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use zbus::zvariant::Value;
 
@@ -17,10 +20,38 @@ const PATH: &str = "/org/freedesktop/Notifications";
 /// What the desktop should show.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Note {
-    /// A call rings: `who` (a name or address) and the address it comes from.
-    Ringing { who: String, address: String },
+    /// Call `call` rings: `who` (a name or address) and the address it comes from.
+    Ringing {
+        call: u64,
+        who: String,
+        address: String,
+    },
     /// Nothing rings any more.
     Quiet,
+}
+
+/// A button pressed on the notification of call `call`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Answer { call: u64, video: bool },
+    Decline { call: u64 },
+}
+
+/// The notification's buttons: the action keys the service reports back, and their labels.
+const ACTIONS: [(&str, &str); 3] = [
+    ("answer", "Answer"),
+    ("answer-audio", "Audio only"),
+    ("decline", "Decline"),
+];
+
+/// What pressing the button with action `key` on call `call`'s notification means.
+fn choice(key: &str, call: u64) -> Option<Choice> {
+    match key {
+        "answer" => Some(Choice::Answer { call, video: true }),
+        "answer-audio" => Some(Choice::Answer { call, video: false }),
+        "decline" => Some(Choice::Decline { call }),
+        _ => None,
+    }
 }
 
 /// Where the notification task finds the bus.
@@ -39,11 +70,13 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the task on the current tokio runtime.
-    pub fn start(bus: Bus) -> Notifier {
+    /// Starts the task on the current tokio runtime; the buttons pressed come out of the
+    /// receiver.
+    pub fn start(bus: Bus) -> (Notifier, mpsc::UnboundedReceiver<Choice>) {
         let (notes, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(bus, rx));
-        Notifier { notes }
+        let (choices, choices_rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(bus, rx, choices));
+        (Notifier { notes }, choices_rx)
     }
 
     pub fn send(&self, note: Note) {
@@ -51,30 +84,63 @@ impl Notifier {
     }
 }
 
-async fn run(bus: Bus, mut notes: mpsc::UnboundedReceiver<Note>) {
-    let mut connection: Option<zbus::Connection> = None;
+/// The bus, once connected: whether the service shows buttons, and the signals that say
+/// which was pressed.
+struct Desktop {
+    connection: zbus::Connection,
+    actions: bool,
+    pressed: Option<zbus::MessageStream>,
+}
+
+async fn run(
+    bus: Bus,
+    mut notes: mpsc::UnboundedReceiver<Note>,
+    choices: mpsc::UnboundedSender<Choice>,
+) {
+    let mut desktop: Option<Desktop> = None;
     let mut tried = false;
-    // The notification on screen, to replace or close.
-    let mut shown: Option<u32> = None;
-    while let Some(note) = notes.recv().await {
-        if connection.is_none() && !tried {
+    // The notification on screen, to replace or close, and the call it is about.
+    let mut shown: Option<(u32, u64)> = None;
+    loop {
+        let pressed = async {
+            match desktop.as_mut().and_then(|d| d.pressed.as_mut()) {
+                Some(stream) => stream.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let note = tokio::select! {
+            note = notes.recv() => match note {
+                Some(note) => note,
+                None => break,
+            },
+            Some(Ok(signal)) = pressed => {
+                if let Some(choice) = pressed_choice(&signal, shown) {
+                    let _ = choices.send(choice);
+                }
+                continue;
+            }
+        };
+        if desktop.is_none() && !tried {
             tried = true;
             match connect(&bus).await {
-                Ok(c) => connection = Some(c),
+                Ok(d) => desktop = Some(d),
                 Err(error) => {
                     tracing::info!(%error, "no desktop notifications: no session bus");
                 }
             }
         }
-        let Some(bus) = connection.as_ref() else {
+        let Some(desktop) = desktop.as_ref() else {
             continue;
         };
         let outcome = match note {
-            Note::Ringing { who, address } => notify(bus, shown.unwrap_or(0), &who, &address)
-                .await
-                .map(|id| shown = Some(id)),
+            Note::Ringing { call, who, address } => {
+                let replaces = shown.map_or(0, |(id, _)| id);
+                notify(desktop, replaces, &who, &address)
+                    .await
+                    .map(|id| shown = Some((id, call)))
+            }
             Note::Quiet => match shown.take() {
-                Some(id) => close(bus, id).await,
+                Some((id, _)) => close(&desktop.connection, id).await,
                 None => Ok(()),
             },
         };
@@ -84,24 +150,55 @@ async fn run(bus: Bus, mut notes: mpsc::UnboundedReceiver<Note>) {
     }
 }
 
-async fn connect(bus: &Bus) -> zbus::Result<zbus::Connection> {
-    match bus {
-        Bus::Session => zbus::Connection::session().await,
+/// The choice an `ActionInvoked` signal makes, when it is about the notification `shown`.
+fn pressed_choice(signal: &zbus::Message, shown: Option<(u32, u64)>) -> Option<Choice> {
+    let (id, key): (u32, String) = signal.body().deserialize().ok()?;
+    let (shown_id, call) = shown?;
+    if id != shown_id {
+        return None;
+    }
+    choice(&key, call)
+}
+
+async fn connect(bus: &Bus) -> zbus::Result<Desktop> {
+    let connection = match bus {
+        Bus::Session => zbus::Connection::session().await?,
         Bus::Address(address) => {
             zbus::connection::Builder::address(address.as_str())?
                 .build()
-                .await
+                .await?
         }
-    }
+    };
+    // A service that cannot say what it offers gets no buttons; one that offers buttons
+    // reports the pressed one as a signal.
+    let capabilities: Vec<String> = match connection
+        .call_method(Some(SERVICE), PATH, Some(SERVICE), "GetCapabilities", &())
+        .await
+    {
+        Ok(reply) => reply.body().deserialize().unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let actions = capabilities.iter().any(|c| c == "actions");
+    let pressed = if actions {
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .interface(SERVICE)?
+            .member("ActionInvoked")?
+            .path(PATH)?
+            .build();
+        Some(zbus::MessageStream::for_match_rule(rule, &connection, None).await?)
+    } else {
+        None
+    };
+    Ok(Desktop {
+        connection,
+        actions,
+        pressed,
+    })
 }
 
 /// Shows (or replaces `replaces`) the notification of a ringing call; returns its id.
-async fn notify(
-    bus: &zbus::Connection,
-    replaces: u32,
-    who: &str,
-    address: &str,
-) -> zbus::Result<u32> {
+async fn notify(desktop: &Desktop, replaces: u32, who: &str, address: &str) -> zbus::Result<u32> {
     let body = if who == address {
         address.to_string()
     } else {
@@ -112,8 +209,16 @@ async fn notify(
     hints.insert("urgency", Value::U8(2));
     hints.insert("category", Value::from("im.received"));
     hints.insert("desktop-entry", Value::from("callisto"));
-    let actions: Vec<&str> = Vec::new();
-    let reply = bus
+    let actions: Vec<&str> = if desktop.actions {
+        ACTIONS
+            .iter()
+            .flat_map(|(key, label)| [*key, *label])
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let reply = desktop
+        .connection
         .call_method(
             Some(SERVICE),
             PATH,
@@ -216,10 +321,15 @@ mod tests {
     struct FakeService {
         seen: Arc<Mutex<Vec<String>>>,
         next: u32,
+        capabilities: Vec<String>,
     }
 
     #[zbus::interface(name = "org.freedesktop.Notifications")]
     impl FakeService {
+        fn get_capabilities(&self) -> Vec<String> {
+            self.capabilities.clone()
+        }
+
         #[allow(clippy::too_many_arguments)]
         fn notify(
             &mut self,
@@ -228,7 +338,7 @@ mod tests {
             _app_icon: String,
             summary: String,
             body: String,
-            _actions: Vec<String>,
+            actions: Vec<String>,
             hints: HashMap<String, OwnedValue>,
             _expire_timeout: i32,
         ) -> u32 {
@@ -243,7 +353,8 @@ mod tests {
                 .and_then(|v| v.try_clone().ok())
                 .and_then(|v| u8::try_from(v).ok());
             self.seen.lock().unwrap().push(format!(
-                "{app_name} shows {id}: {summary} / {body} (urgency {urgency:?})"
+                "{app_name} shows {id}: {summary} / {body} (urgency {urgency:?}) [{}]",
+                actions.join(", ")
             ));
             id
         }
@@ -263,11 +374,14 @@ mod tests {
         seen.lock().unwrap().clone()
     }
 
-    #[tokio::test]
-    async fn a_ringing_call_is_shown_until_it_stops_ringing() {
-        let bus = PrivateBus::start().expect("a private D-Bus daemon");
+    /// Serves a [`FakeService`] offering `capabilities` on `bus`; what it was asked is
+    /// written to the returned list.
+    async fn fake_service(
+        bus: &PrivateBus,
+        capabilities: &[&str],
+    ) -> (zbus::Connection, Arc<Mutex<Vec<String>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let _service = zbus::connection::Builder::address(bus.address.as_str())
+        let service = zbus::connection::Builder::address(bus.address.as_str())
             .unwrap()
             .name(SERVICE)
             .unwrap()
@@ -276,32 +390,43 @@ mod tests {
                 FakeService {
                     seen: Arc::clone(&seen),
                     next: 0,
+                    capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
                 },
             )
             .unwrap()
             .build()
             .await
             .expect("the fake notification service");
-        let notifier = Notifier::start(Bus::Address(bus.address.clone()));
-        notifier.send(Note::Ringing {
-            who: "Bob".into(),
-            address: "sip:bob@example.org".into(),
-        });
+        (service, seen)
+    }
+
+    fn ringing(call: u64, who: &str, address: &str) -> Note {
+        Note::Ringing {
+            call,
+            who: who.into(),
+            address: address.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ringing_call_is_shown_until_it_stops_ringing() {
+        let bus = PrivateBus::start().expect("a private D-Bus daemon");
+        // A service without buttons.
+        let (_service, seen) = fake_service(&bus, &["body"]).await;
+        let (notifier, _choices) = Notifier::start(Bus::Address(bus.address.clone()));
+        notifier.send(ringing(1, "Bob", "sip:bob@example.org"));
         notifier.send(Note::Quiet);
         // A call whose caller has no name shows its address once.
-        notifier.send(Note::Ringing {
-            who: "sip:carol@example.org".into(),
-            address: "sip:carol@example.org".into(),
-        });
+        notifier.send(ringing(2, "sip:carol@example.org", "sip:carol@example.org"));
         // Quiet twice closes once.
         notifier.send(Note::Quiet);
         notifier.send(Note::Quiet);
         assert_eq!(
             wait_for(&seen, 4).await,
             [
-                "Callisto shows 1: Incoming call / Bob\nsip:bob@example.org (urgency Some(2))",
+                "Callisto shows 1: Incoming call / Bob\nsip:bob@example.org (urgency Some(2)) []",
                 "closes 1",
-                "Callisto shows 2: Incoming call / sip:carol@example.org (urgency Some(2))",
+                "Callisto shows 2: Incoming call / sip:carol@example.org (urgency Some(2)) []",
                 "closes 2",
             ]
         );
@@ -309,14 +434,97 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 4);
     }
 
+    /// The service reports a button pressed on notification `id` (again each second, up to
+    /// 5 s, until the notifier makes a choice of it: the notifier may not have had the id of
+    /// a notification it just asked for when the first signal goes out).
+    async fn press(
+        service: &zbus::Connection,
+        choices: &mut mpsc::UnboundedReceiver<Choice>,
+        id: u32,
+        key: &str,
+    ) -> Option<Choice> {
+        for _ in 0..5 {
+            service
+                .emit_signal(None::<&str>, PATH, SERVICE, "ActionInvoked", &(id, key))
+                .await
+                .unwrap();
+            let wait = tokio::time::timeout(Duration::from_secs(1), choices.recv());
+            if let Ok(choice) = wait.await {
+                return choice;
+            }
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn the_buttons_on_a_ringing_calls_notification_answer_or_decline_that_call() {
+        let bus = PrivateBus::start().expect("a private D-Bus daemon");
+        let (service, seen) = fake_service(&bus, &["actions", "body"]).await;
+        let (notifier, mut choices) = Notifier::start(Bus::Address(bus.address.clone()));
+        notifier.send(ringing(7, "Bob", "sip:bob@example.org"));
+        assert_eq!(
+            wait_for(&seen, 1).await,
+            [
+                "Callisto shows 1: Incoming call / Bob\nsip:bob@example.org (urgency Some(2)) \
+              [answer, Answer, answer-audio, Audio only, decline, Decline]"
+            ]
+        );
+        assert_eq!(
+            press(&service, &mut choices, 1, "answer-audio").await,
+            Some(Choice::Answer {
+                call: 7,
+                video: false
+            })
+        );
+        assert_eq!(
+            press(&service, &mut choices, 1, "answer").await,
+            Some(Choice::Answer {
+                call: 7,
+                video: true
+            })
+        );
+        // A second call rings in the same notification: its buttons are about that call.
+        notifier.send(ringing(8, "Carol", "sip:carol@example.org"));
+        wait_for(&seen, 2).await;
+        // (The first press may still find call 7's notification: the answer is a choice of
+        // call 7 or 8, and a later one is call 8's.)
+        let mut declined = press(&service, &mut choices, 1, "decline").await;
+        for _ in 0..5 {
+            if declined == Some(Choice::Decline { call: 8 }) {
+                break;
+            }
+            declined = press(&service, &mut choices, 1, "decline").await;
+        }
+        assert_eq!(declined, Some(Choice::Decline { call: 8 }));
+        // Another notification's buttons, and an unknown button, choose nothing.
+        for (id, key) in [(99, "answer"), (1, "default")] {
+            service
+                .emit_signal(None::<&str>, PATH, SERVICE, "ActionInvoked", &(id, key))
+                .await
+                .unwrap();
+        }
+        // Once nothing rings, the buttons of the closed notification choose nothing.
+        notifier.send(Note::Quiet);
+        assert_eq!(wait_for(&seen, 3).await[2], "closes 1");
+        service
+            .emit_signal(
+                None::<&str>,
+                PATH,
+                SERVICE,
+                "ActionInvoked",
+                &(1u32, "answer"),
+            )
+            .await
+            .unwrap();
+        let late = tokio::time::timeout(Duration::from_millis(500), choices.recv()).await;
+        assert!(late.is_err(), "{late:?}");
+    }
+
     #[tokio::test]
     async fn without_a_notification_service_notes_go_nowhere() {
         let bus = PrivateBus::start().expect("a private D-Bus daemon");
-        let notifier = Notifier::start(Bus::Address(bus.address.clone()));
-        notifier.send(Note::Ringing {
-            who: "Bob".into(),
-            address: "sip:bob@example.org".into(),
-        });
+        let (notifier, _choices) = Notifier::start(Bus::Address(bus.address.clone()));
+        notifier.send(ringing(1, "Bob", "sip:bob@example.org"));
         notifier.send(Note::Quiet);
         // The task is still there and takes more.
         tokio::time::sleep(Duration::from_millis(200)).await;

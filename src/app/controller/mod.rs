@@ -29,7 +29,7 @@ use callisto_signaling::transport::{Target, TransportKind};
 use super::account_form::AccountForm;
 use super::address_book::{AddressBook, ContactRow};
 use super::device_check::DevicePreview;
-use super::notifier::{Bus, Note, Notifier};
+use super::notifier::{Bus, Choice, Note, Notifier};
 use super::ringer::Ringer;
 use super::settings::{app_media, settings_screen, SettingsForm, SettingsScreen};
 use super::view_model::{Snapshot, ViewModel};
@@ -205,6 +205,7 @@ pub async fn run(
     let (resolved_tx, mut resolved_rx) = mpsc::unbounded_channel();
     let (lists_tx, mut lists_rx) = mpsc::unbounded_channel();
     let (device_notes_tx, mut device_notes_rx) = mpsc::unbounded_channel();
+    let (notifier, mut notification_choices) = Notifier::start(Bus::Session);
     let (book, book_message) = AddressBook::open(setup.data_dir.as_deref());
     let notice = [Some(setup.notice.clone()), book_message]
         .into_iter()
@@ -233,7 +234,8 @@ pub async fn run(
         resolved_tx,
         settings: SettingsPage::new(lists_tx, device_notes_tx),
         ringer: None,
-        notifier: Notifier::start(Bus::Session),
+        notifier,
+        notified: None,
         joining: Vec::new(),
         echo: EchoTest::default(),
     };
@@ -266,6 +268,14 @@ pub async fn run(
             Some(resolved) = resolved_rx.recv() => app.on_resolved(resolved),
             Some(lists) = lists_rx.recv() => app.settings.lists = lists,
             Some(note) = device_notes_rx.recv() => app.settings.notes.push(note),
+            // A button on the desktop's notification: as if pressed in the window.
+            Some(choice) = notification_choices.recv() => {
+                let action = match choice {
+                    Choice::Answer { call, video } => Action::Answer { key: CallKey(call), video },
+                    Choice::Decline { call } => Action::Decline(CallKey(call)),
+                };
+                app.act(action).await;
+            }
             _ = tokio::time::sleep(Duration::from_secs(1)), if tick => {}
         }
         app.keep_book_rows_current();
@@ -305,6 +315,8 @@ struct Controller {
     ringer: Option<Ringer>,
     /// Shows the desktop's notification of a ringing call.
     notifier: Notifier,
+    /// The ringing call the desktop's notification is about.
+    notified: Option<u64>,
     /// Participants being added: merged into the conference when they answer.
     joining: Vec<CallKey>,
     /// The echo test, started by the first call to it.
@@ -362,20 +374,28 @@ impl Controller {
     }
 
     /// Rings while an incoming call waits, on the chosen speakers, and shows the desktop's
-    /// notification; stops both once it is answered, declined or gone.
+    /// notification (of the call that rings now, when a second one came in while the first
+    /// rang); stops both once nothing rings.
     fn keep_ringing(&mut self) {
-        match (self.model.ringing(), self.ringer.is_some()) {
-            (Some((_, who, address)), false) => {
-                let media = &self.config.media;
-                let speakers = media.ringer.clone().or_else(|| media.output.clone());
-                self.ringer = Some(Ringer::start(speakers));
-                self.notifier.send(Note::Ringing { who, address });
+        let ringing = self.model.ringing();
+        let call = ringing.as_ref().map(|(call, ..)| *call);
+        if call == self.notified {
+            return;
+        }
+        self.notified = call;
+        match ringing {
+            Some((call, who, address)) => {
+                if self.ringer.is_none() {
+                    let media = &self.config.media;
+                    let speakers = media.ringer.clone().or_else(|| media.output.clone());
+                    self.ringer = Some(Ringer::start(speakers));
+                }
+                self.notifier.send(Note::Ringing { call, who, address });
             }
-            (None, true) => {
+            None => {
                 self.ringer = None;
                 self.notifier.send(Note::Quiet);
             }
-            _ => {}
         }
     }
 
