@@ -1,5 +1,6 @@
 //! A scripted SIP user agent on one UDP socket, for checking how the proxy routes between
-//! transports: it registers with digest, answers one INVITE with a WebRTC-shaped SDP answer (it
+//! transports and for peers that misbehave: it registers with digest, calls out (INVITE, ACK),
+//! answers one INVITE with a WebRTC-shaped SDP answer (it
 //! carries no media: no ICE candidates, so the offerer's ICE just waits), keeps the dialog the
 //! RFC 3261 way (route set from Record-Route, remote target from Contact), and sends a BYE along
 //! it. Requests and replies are written by hand so a test sees every header the proxy touched.
@@ -79,6 +80,13 @@ pub struct AcceptedCall {
     pub invite: SipMessage,
     /// Our To tag.
     pub local_tag: String,
+}
+
+/// The dialog a [`ScriptedUas`] set up by calling out.
+#[derive(Debug, Clone)]
+pub struct PlacedCall {
+    /// The 2xx that answered the INVITE.
+    pub answer: SipMessage,
 }
 
 /// The user agent. Every wait is bounded by the socket's read timeout.
@@ -299,6 +307,74 @@ impl ScriptedUas {
             message.status().is_some_and(|status| status >= 200)
                 && message.header("CSeq") == Some("1 BYE")
         })
+    }
+
+    /// Sends an INVITE for `uri` with `offer` straight to the proxy address (no
+    /// authentication), retransmitting it (T1 doubling) until a response comes, and ACKs the
+    /// 2xx along its Contact. Any other final response is an error.
+    pub fn place_call(
+        &mut self,
+        uri: &str,
+        offer: &str,
+        timeout: Duration,
+    ) -> io::Result<PlacedCall> {
+        self.cseq += 1;
+        let (port, user, cseq) = (self.port(), self.user.clone(), self.cseq);
+        let call_id = format!("uas-call-{port}-{cseq}@127.0.0.1");
+        let invite = format!(
+            "INVITE {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-inv-{cseq};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{user}@127.0.0.1:{port}>;tag=uac{port}\r\n\
+             To: <{uri}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} INVITE\r\n\
+             Contact: <sip:{user}@127.0.0.1:{port}>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{offer}",
+            offer.len()
+        );
+        let deadline = Instant::now() + timeout;
+        let mut wait = Duration::from_millis(500);
+        let mut answered = false;
+        let answer = loop {
+            if !answered {
+                self.send(&invite, self.proxy)?;
+            }
+            let reply = self.receive(wait, |message| {
+                message.status().is_some() && message.header("Call-ID") == Some(&call_id)
+            });
+            match reply {
+                Ok(reply) if reply.status().is_some_and(|status| status >= 200) => break reply,
+                Ok(_) => answered = true,
+                Err(_) if Instant::now() < deadline => {
+                    wait = (wait * 2).min(Duration::from_secs(4))
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        if answer.status() != Some(200) {
+            return Err(io::Error::other(format!(
+                "INVITE refused: {}",
+                answer.start_line()
+            )));
+        }
+        let contact = answer.header("Contact").unwrap_or_default();
+        let target = contact
+            .split_once('<')
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map_or(contact, |(uri, _)| uri);
+        let ack = format!(
+            "ACK {target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-ack-{cseq};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} ACK\r\n\
+             Content-Length: 0\r\n\r\n",
+            answer.header("From").unwrap_or_default(),
+            answer.header("To").unwrap_or_default(),
+        );
+        self.send(&ack, self.proxy)?;
+        Ok(PlacedCall { answer })
     }
 
     /// Answers a BYE that arrives within `timeout` with 200 and returns it.
