@@ -185,6 +185,7 @@ async function main() {
     bundlePolicy: config.bundlePolicy,
     video: config.video,
     debug: config.debugSip,
+    listenFor: config.listenFor || [],
   });
 
   let closing = false;

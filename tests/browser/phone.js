@@ -159,6 +159,29 @@
     return { hz: Math.round((best * context.sampleRate) / analyser.fftSize), db, context_state: context.state };
   }
 
+  // The level in dBFS of each frequency in `config.listenFor` in the received audio right now
+  // (the strongest bin within 15 Hz of it), keyed by the frequency.
+  function audioLevels() {
+    const levels = {};
+    if (!remoteAnalyser) {
+      return levels;
+    }
+    const { context, analyser } = remoteAnalyser;
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    analyser.getFloatFrequencyData(bins);
+    const perBin = context.sampleRate / analyser.fftSize;
+    for (const hz of config.listenFor || []) {
+      const low = Math.max(0, Math.floor((hz - 15) / perBin));
+      const high = Math.min(bins.length - 1, Math.ceil((hz + 15) / perBin));
+      let best = -Infinity;
+      for (let i = low; i <= high; i += 1) {
+        best = Math.max(best, bins[i]);
+      }
+      levels[String(hz)] = Number.isFinite(best) ? Math.round(best * 10) / 10 : null;
+    }
+    return levels;
+  }
+
   async function getMedia(video) {
     const constraints = { audio: true, video: false };
     if (video) {
@@ -414,6 +437,7 @@
           first_frame_ms: firstFrameAt === null ? null : Math.round((firstFrameAt - startedAt) * 10) / 10,
           first_audio_ms: firstAudioAt === null ? null : Math.round((firstAudioAt - startedAt) * 10) / 10,
           remote_audio_peak: audioPeak(),
+          remote_audio_levels: audioLevels(),
         },
         summarize(report),
       );

@@ -95,6 +95,9 @@ pub struct BrowserConfig {
     pub video: VideoFormat,
     /// Log JsSIP's SIP traffic to the page console (and so to `peer.log`).
     pub debug_sip: bool,
+    /// Frequencies whose levels in the received audio the statistics report
+    /// (`remote_audio_levels`, dBFS keyed by the frequency).
+    pub listen_for: Vec<f32>,
     /// The Chromium binary; `None` uses `$CHROMIUM` or `/usr/bin/chromium`.
     pub chromium: Option<PathBuf>,
     /// The node binary; `None` uses `$NODE` or `node` from `PATH`.
@@ -113,6 +116,7 @@ impl BrowserConfig {
             audio_file: None,
             video: VideoFormat::default(),
             debug_sip: env::var_os("CALLISTO_BROWSER_DEBUG").is_some(),
+            listen_for: Vec::new(),
             chromium: None,
             node: None,
         }
@@ -143,6 +147,7 @@ impl BrowserConfig {
             "bundlePolicy": self.bundle_policy,
             "userDataDir": user_data_dir,
             "debugSip": self.debug_sip,
+            "listenFor": self.listen_for,
         })
     }
 }
