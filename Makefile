@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Interop suites run in a network namespace whose only interface is `lo`.
 NETNS := unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"'
 
-.PHONY: run test deps-build deps-test lint build-tests unit interop bench
+.PHONY: run test deps-build deps-test fmt clippy-driver build-tests bench
 
 run: deps-build
 	$(CARGO) run --bin callisto -- $(ARGS)
@@ -17,7 +17,7 @@ run: deps-build
 test build-tests: export RUSTC_WORKSPACE_WRAPPER := $(shell rustc --print sysroot)/bin/clippy-driver
 test build-tests: export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-test: deps-test lint build-tests
+test: deps-test fmt build-tests
 	$(NETNS) $(CARGO) test --workspace --offline --all-targets --no-fail-fast
 
 deps-build:
@@ -26,13 +26,15 @@ deps-build:
 deps-test:
 	bash scripts/install-deps.sh test
 
-lint:
+fmt:
 	$(CARGO) fmt --all --check
+
+clippy-driver:
 	test -x "$$(rustc --print sysroot)/bin/clippy-driver" || rustup component add clippy
 
 # Everything is compiled outside the namespace (crates.io is reachable there); the tests then run
 # offline inside it.
-build-tests:
+build-tests: clippy-driver
 	$(CARGO) test --workspace --all-targets --no-run
 
 bench: deps-build

@@ -540,6 +540,10 @@ fn a_device_plugged_in_and_out_while_settings_is_open_comes_and_goes_in_its_list
         !l.outputs.iter().any(|d| d.id == "callisto_plugged")
     })?;
     assert!(has(&unplugged, "callisto_builtin"), "{unplugged:?}");
+    // A dozen looks and more leave no connections to the sound server behind.
+    let clients = pulse.pactl(&["list", "clients", "short"])?;
+    let clients = String::from_utf8_lossy(&clients.stdout).lines().count();
+    assert!(clients <= 4, "{clients} clients of the sound server");
     Ok(())
 }
 

@@ -151,14 +151,15 @@ impl Garbler {
                         let mut datagram = vec![0u8; rng.gen_range(1..200)];
                         rng.fill(&mut datagram[..]);
                         match sent % 4 {
-                            // Version 0 or 1: neither RTP, RTCP, STUN nor DTLS.
+                            // First byte below 128: not RTP or RTCP (some read as STUN
+                            // or DTLS to a demultiplexer, which the classic path drops).
                             0 => datagram[0] &= 0x7f,
                             // RTP version 2, payload type 77: never negotiated.
                             1 if datagram.len() >= 12 => {
                                 datagram[0] = 0x80;
                                 datagram[1] = 77;
                             }
-                            // A header cut short.
+                            // Seven bytes: shorter than any RTP header.
                             2 => datagram.truncate(7),
                             // RTCP sender report whose length runs past the datagram.
                             _ if datagram.len() >= 4 => {
@@ -680,22 +681,37 @@ fn participants_gone_without_bye_or_sending_garbage_are_dropped_while_the_others
         |e| e["name"].as_str().is_some_and(|n| n.starts_with("mallory")),
         WAIT,
     )?;
-    let left = each_call(&mut host, "left", 3, Duration::from_secs(15))?;
-    let dropped = std::time::Instant::now();
-    let gone = dropped - killed;
-    println!("{:.1} s after the kill: {left:?}", gone.as_secs_f64());
-    let first = left
-        .iter()
-        .position(|e| e["name"].as_str().is_some_and(|n| n.starts_with("mallory")))
-        .ok_or("mallory was not dropped")?;
+    // Each leg's "left", and when it was read.
+    let mut left: Vec<(serde_json::Value, std::time::Instant)> = Vec::new();
+    for _ in 0..3 {
+        let calls: Vec<serde_json::Value> = left.iter().map(|(e, _)| e["call"].clone()).collect();
+        let event = host.expect_matching(
+            "left",
+            |e| !calls.contains(&e["call"]),
+            Duration::from_secs(15),
+        )?;
+        left.push((event, std::time::Instant::now()));
+    }
+    let is_mallory =
+        |e: &serde_json::Value| e["name"].as_str().is_some_and(|n| n.starts_with("mallory"));
+    for (event, at) in &left {
+        let gone = *at - killed;
+        println!("{:.1} s after the kill: {event}", gone.as_secs_f64());
+        // dave and erin were killed then, mallory joined then: none goes before 10 s of
+        // silence (or garbage).
+        assert!(
+            gone >= Duration::from_secs(9),
+            "dropped {gone:?} after the kill, before the 10 s timeout: {event}"
+        );
+    }
     assert!(
-        gone >= Duration::from_secs(9),
-        "dropped {gone:?} after the kill, before the 10 s timeout: {left:?}"
+        left.iter().any(|(e, _)| is_mallory(e)),
+        "mallory was not dropped"
     );
-    assert_eq!(left[2]["participants"].as_array().map(Vec::len), Some(1));
+    assert_eq!(left[2].0["participants"].as_array().map(Vec::len), Some(1));
     let garbage = mallory.finish()?;
     println!(
-        "mallory sent {} garbage datagrams, heard {} RTP packets, dropped after {:.1} s (left event {first})",
+        "mallory sent {} garbage datagrams, heard {} RTP packets, dropped after {:.1} s",
         garbage.sent,
         garbage.rtp_heard,
         garbage.hung_up_after.as_secs_f64()
@@ -719,28 +735,33 @@ fn participants_gone_without_bye_or_sending_garbage_are_dropped_while_the_others
     let carol_rec = room.recording("carol");
     let (missing, windows) = missed_windows(&carol_rec, 440.0)?;
     let window_of = |at: std::time::Instant| (at - carol_started).as_millis() as usize / 100;
-    let (kill_window, drop_window) = (window_of(killed), window_of(dropped));
+    let events: Vec<usize> = std::iter::once(killed)
+        .chain(left.iter().map(|(_, at)| *at))
+        .map(window_of)
+        .collect();
     println!(
-        "carol misses the host in windows {missing:?} of {windows}; \
-         the kill was in window {kill_window}, the drop in {drop_window}"
+        "carol misses the host in windows {missing:?} of {windows}; the kill and the drops \
+         were in windows {events:?}"
     );
-    // Around the two moments the others vanish and are dropped, not a single window is missed.
-    let around = |at: usize| at.saturating_sub(5)..=at + 15;
+    // Around the moments the others vanish and are dropped, the host is never lost for two
+    // windows in a row; elsewhere a loaded test machine may stall a process for a moment (the
+    // last window also holds the hang-up): a few windows, none longer than 300 ms, pass.
     let near_an_event: Vec<usize> = missing
         .iter()
         .copied()
-        .filter(|w| around(kill_window).contains(w) || around(drop_window).contains(w))
+        .filter(|w| {
+            events
+                .iter()
+                .any(|at| (at.saturating_sub(5)..=at + 15).contains(w))
+        })
         .collect();
     assert!(
-        near_an_event.is_empty(),
-        "carol misses the host in windows {near_an_event:?}, near the kill ({kill_window}) \
-         or the drop ({drop_window})"
+        longest_run(&near_an_event) <= 1,
+        "carol misses the host in windows {near_an_event:?}, near the kill or a drop \
+         ({events:?})"
     );
-    // Elsewhere a loaded test machine may stall a process for a moment (the last window also
-    // holds the hang-up): a few windows, none longer than 300 ms, are let pass.
-    let longest = longest_run(&missing);
     assert!(
-        missing.len() <= 4 && longest <= 3,
+        missing.len() <= 4 && longest_run(&missing) <= 3,
         "carol misses the host in 100 ms windows {missing:?} of {windows}"
     );
     assert_not_hearing("carol (the others gone)", &carol_rec, 1060.0, (2.5, 2.0))?;

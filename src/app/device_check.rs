@@ -50,8 +50,8 @@ pub fn list_devices() -> DeviceLists {
 /// How often the lists are asked for again while the Settings page is open.
 pub const RELIST_EVERY: Duration = Duration::from_secs(2);
 
-/// The device lists kept current while the Settings page is open: `list` runs now and every
-/// `every` after (on a blocking thread), and each result that differs from the last one sent
+/// The device lists kept current while the Settings page is open: `list` runs now and again
+/// `every` after each run ends (on a blocking thread), and each result that differs from the last one sent
 /// goes to `lists` — a headset plugged in or a camera connected shows up, and one pulled out
 /// goes away, without reopening the page. Dropping the watch stops it.
 pub struct DeviceWatch {

@@ -84,12 +84,12 @@ impl Notifier {
     }
 }
 
-/// The bus, once connected: whether the service shows buttons, and the signals that say
-/// which was pressed.
+/// The bus, once connected: whether the service shows buttons, and its signals (a button
+/// pressed, a notification closed).
 struct Desktop {
     connection: zbus::Connection,
     actions: bool,
-    pressed: Option<zbus::MessageStream>,
+    signals: Option<zbus::MessageStream>,
 }
 
 async fn run(
@@ -102,8 +102,8 @@ async fn run(
     // The notification on screen, to replace or close, and the call it is about.
     let mut shown: Option<(u32, u64)> = None;
     loop {
-        let pressed = async {
-            match desktop.as_mut().and_then(|d| d.pressed.as_mut()) {
+        let signal = async {
+            match desktop.as_mut().and_then(|d| d.signals.as_mut()) {
                 Some(stream) => stream.next().await,
                 None => std::future::pending().await,
             }
@@ -113,9 +113,14 @@ async fn run(
                 Some(note) => note,
                 None => break,
             },
-            Some(Ok(signal)) = pressed => {
-                if let Some(choice) = pressed_choice(&signal, shown) {
-                    let _ = choices.send(choice);
+            Some(Ok(signal)) = signal => {
+                match on_signal(&signal, shown) {
+                    Some(Signalled::Pressed(choice)) => {
+                        let _ = choices.send(choice);
+                    }
+                    // Dismissed (or closed after a press): nothing to close or replace.
+                    Some(Signalled::Closed) => shown = None,
+                    None => {}
                 }
                 continue;
             }
@@ -150,14 +155,33 @@ async fn run(
     }
 }
 
-/// The choice an `ActionInvoked` signal makes, when it is about the notification `shown`.
-fn pressed_choice(signal: &zbus::Message, shown: Option<(u32, u64)>) -> Option<Choice> {
-    let (id, key): (u32, String) = signal.body().deserialize().ok()?;
+/// What a signal of the notification service says about the notification `shown`.
+enum Signalled {
+    /// `ActionInvoked`: a button on it was pressed.
+    Pressed(Choice),
+    /// `NotificationClosed`: it is gone.
+    Closed,
+}
+
+/// What `signal` means for the notification `shown` (and the call it is about); `None` for
+/// another notification's signals and unknown buttons.
+fn on_signal(signal: &zbus::Message, shown: Option<(u32, u64)>) -> Option<Signalled> {
     let (shown_id, call) = shown?;
-    if id != shown_id {
-        return None;
+    let header = signal.header();
+    match header.member()?.as_str() {
+        "ActionInvoked" => {
+            let (id, key): (u32, String) = signal.body().deserialize().ok()?;
+            (id == shown_id)
+                .then(|| choice(&key, call))
+                .flatten()
+                .map(Signalled::Pressed)
+        }
+        "NotificationClosed" => {
+            let (id, _reason): (u32, u32) = signal.body().deserialize().ok()?;
+            (id == shown_id).then_some(Signalled::Closed)
+        }
+        _ => None,
     }
-    choice(&key, call)
 }
 
 async fn connect(bus: &Bus) -> zbus::Result<Desktop> {
@@ -170,7 +194,8 @@ async fn connect(bus: &Bus) -> zbus::Result<Desktop> {
         }
     };
     // A service that cannot say what it offers gets no buttons; one that offers buttons
-    // reports the pressed one as a signal.
+    // reports the pressed one as a signal. Only the service's own signals count (the bus
+    // resolves the well-known name to its owner).
     let capabilities: Vec<String> = match connection
         .call_method(Some(SERVICE), PATH, Some(SERVICE), "GetCapabilities", &())
         .await
@@ -179,21 +204,20 @@ async fn connect(bus: &Bus) -> zbus::Result<Desktop> {
         Err(_) => Vec::new(),
     };
     let actions = capabilities.iter().any(|c| c == "actions");
-    let pressed = if actions {
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .interface(SERVICE)?
-            .member("ActionInvoked")?
-            .path(PATH)?
-            .build();
-        Some(zbus::MessageStream::for_match_rule(rule, &connection, None).await?)
-    } else {
-        None
-    };
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(SERVICE)?
+        .interface(SERVICE)?
+        .path(PATH)?
+        .build();
+    let signals = zbus::MessageStream::for_match_rule(rule, &connection, None)
+        .await
+        .inspect_err(|error| tracing::info!(%error, "notification signals unavailable"))
+        .ok();
     Ok(Desktop {
         connection,
         actions,
-        pressed,
+        signals,
     })
 }
 
@@ -434,26 +458,23 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 4);
     }
 
-    /// The service reports a button pressed on notification `id` (again each second, up to
-    /// 5 s, until the notifier makes a choice of it: the notifier may not have had the id of
-    /// a notification it just asked for when the first signal goes out).
+    /// The service reports a button pressed on notification `id`; the choice the notifier
+    /// makes of it, if any within 5 s (a signal that comes while the notifier still waits for
+    /// the notification's id is queued and read after).
     async fn press(
         service: &zbus::Connection,
         choices: &mut mpsc::UnboundedReceiver<Choice>,
         id: u32,
         key: &str,
     ) -> Option<Choice> {
-        for _ in 0..5 {
-            service
-                .emit_signal(None::<&str>, PATH, SERVICE, "ActionInvoked", &(id, key))
-                .await
-                .unwrap();
-            let wait = tokio::time::timeout(Duration::from_secs(1), choices.recv());
-            if let Ok(choice) = wait.await {
-                return choice;
-            }
-        }
-        None
+        service
+            .emit_signal(None::<&str>, PATH, SERVICE, "ActionInvoked", &(id, key))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), choices.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     #[tokio::test]
@@ -483,19 +504,13 @@ mod tests {
                 video: true
             })
         );
-        // A second call rings in the same notification: its buttons are about that call.
+        // Another call rings in the same notification: its buttons are about that call.
         notifier.send(ringing(8, "Carol", "sip:carol@example.org"));
         wait_for(&seen, 2).await;
-        // (The first press may still find call 7's notification: the answer is a choice of
-        // call 7 or 8, and a later one is call 8's.)
-        let mut declined = press(&service, &mut choices, 1, "decline").await;
-        for _ in 0..5 {
-            if declined == Some(Choice::Decline { call: 8 }) {
-                break;
-            }
-            declined = press(&service, &mut choices, 1, "decline").await;
-        }
-        assert_eq!(declined, Some(Choice::Decline { call: 8 }));
+        assert_eq!(
+            press(&service, &mut choices, 1, "decline").await,
+            Some(Choice::Decline { call: 8 })
+        );
         // Another notification's buttons, and an unknown button, choose nothing.
         for (id, key) in [(99, "answer"), (1, "default")] {
             service
@@ -518,6 +533,47 @@ mod tests {
             .unwrap();
         let late = tokio::time::timeout(Duration::from_millis(500), choices.recv()).await;
         assert!(late.is_err(), "{late:?}");
+    }
+
+    #[tokio::test]
+    async fn a_notification_the_user_dismissed_is_not_closed_again_and_its_buttons_are_void() {
+        let bus = PrivateBus::start().expect("a private D-Bus daemon");
+        let (service, seen) = fake_service(&bus, &["actions", "body"]).await;
+        let (notifier, mut choices) = Notifier::start(Bus::Address(bus.address.clone()));
+        notifier.send(ringing(5, "Bob", "sip:bob@example.org"));
+        wait_for(&seen, 1).await;
+        // Dismissed by the user (reason 2); a button signal after it (signals keep their
+        // order) chooses nothing.
+        service
+            .emit_signal(
+                None::<&str>,
+                PATH,
+                SERVICE,
+                "NotificationClosed",
+                &(1u32, 2u32),
+            )
+            .await
+            .unwrap();
+        service
+            .emit_signal(
+                None::<&str>,
+                PATH,
+                SERVICE,
+                "ActionInvoked",
+                &(1u32, "answer"),
+            )
+            .await
+            .unwrap();
+        let void = tokio::time::timeout(Duration::from_secs(1), choices.recv()).await;
+        assert!(void.is_err(), "{void:?}");
+        // Nothing to close; the next call gets a notification of its own.
+        notifier.send(Note::Quiet);
+        notifier.send(ringing(6, "Carol", "sip:carol@example.org"));
+        assert_eq!(
+            wait_for(&seen, 2).await[1],
+            "Callisto shows 2: Incoming call / Carol\nsip:carol@example.org (urgency Some(2)) \
+             [answer, Answer, answer-audio, Audio only, decline, Decline]"
+        );
     }
 
     #[tokio::test]

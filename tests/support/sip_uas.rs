@@ -311,7 +311,8 @@ impl ScriptedUas {
 
     /// Sends an INVITE for `uri` with `offer` straight to the proxy address (no
     /// authentication), retransmitting it (T1 doubling) until a response comes, and ACKs the
-    /// 2xx along its Contact. Any other final response is an error.
+    /// 2xx once (Request-URI its Contact, sent to the same address, no route set: for a
+    /// direct call). Any other final response is an error.
     pub fn place_call(
         &mut self,
         uri: &str,

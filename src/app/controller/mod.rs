@@ -268,13 +268,19 @@ pub async fn run(
             Some(resolved) = resolved_rx.recv() => app.on_resolved(resolved),
             Some(lists) = lists_rx.recv() => app.settings.lists = lists,
             Some(note) = device_notes_rx.recv() => app.settings.notes.push(note),
-            // A button on the desktop's notification: as if pressed in the window.
+            // A button on the desktop's notification: as if pressed in the window, while the
+            // call it names still rings (a late press on a call answered meanwhile is void).
             Some(choice) = notification_choices.recv() => {
                 let action = match choice {
                     Choice::Answer { call, video } => Action::Answer { key: CallKey(call), video },
                     Choice::Decline { call } => Action::Decline(CallKey(call)),
                 };
-                app.act(action).await;
+                let call = match choice {
+                    Choice::Answer { call, .. } | Choice::Decline { call } => call,
+                };
+                if app.notified == Some(call) {
+                    app.act(action).await;
+                }
             }
             _ = tokio::time::sleep(Duration::from_secs(1)), if tick => {}
         }
@@ -374,8 +380,8 @@ impl Controller {
     }
 
     /// Rings while an incoming call waits, on the chosen speakers, and shows the desktop's
-    /// notification (of the call that rings now, when a second one came in while the first
-    /// rang); stops both once nothing rings.
+    /// notification of the ringing call (the first of two that ring, then the other once the
+    /// first stops); stops both once nothing rings.
     fn keep_ringing(&mut self) {
         let ringing = self.model.ringing();
         let call = ringing.as_ref().map(|(call, ..)| *call);
