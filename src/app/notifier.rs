@@ -458,6 +458,14 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 4);
     }
 
+    /// The service's signal that the button `key` was pressed on notification `id`.
+    async fn invoke(service: &zbus::Connection, id: u32, key: &str) {
+        service
+            .emit_signal(None::<&str>, PATH, SERVICE, "ActionInvoked", &(id, key))
+            .await
+            .unwrap();
+    }
+
     /// The service reports a button pressed on notification `id`; the choice the notifier
     /// makes of it, if any within 5 s (a signal that comes while the notifier still waits for
     /// the notification's id is queued and read after).
@@ -467,10 +475,7 @@ mod tests {
         id: u32,
         key: &str,
     ) -> Option<Choice> {
-        service
-            .emit_signal(None::<&str>, PATH, SERVICE, "ActionInvoked", &(id, key))
-            .await
-            .unwrap();
+        invoke(service, id, key).await;
         tokio::time::timeout(Duration::from_secs(5), choices.recv())
             .await
             .ok()
@@ -513,24 +518,12 @@ mod tests {
         );
         // Another notification's buttons, and an unknown button, choose nothing.
         for (id, key) in [(99, "answer"), (1, "default")] {
-            service
-                .emit_signal(None::<&str>, PATH, SERVICE, "ActionInvoked", &(id, key))
-                .await
-                .unwrap();
+            invoke(&service, id, key).await;
         }
         // Once nothing rings, the buttons of the closed notification choose nothing.
         notifier.send(Note::Quiet);
         assert_eq!(wait_for(&seen, 3).await[2], "closes 1");
-        service
-            .emit_signal(
-                None::<&str>,
-                PATH,
-                SERVICE,
-                "ActionInvoked",
-                &(1u32, "answer"),
-            )
-            .await
-            .unwrap();
+        invoke(&service, 1, "answer").await;
         let late = tokio::time::timeout(Duration::from_millis(500), choices.recv()).await;
         assert!(late.is_err(), "{late:?}");
     }
@@ -554,16 +547,7 @@ mod tests {
             )
             .await
             .unwrap();
-        service
-            .emit_signal(
-                None::<&str>,
-                PATH,
-                SERVICE,
-                "ActionInvoked",
-                &(1u32, "answer"),
-            )
-            .await
-            .unwrap();
+        invoke(&service, 1, "answer").await;
         let void = tokio::time::timeout(Duration::from_secs(1), choices.recv()).await;
         assert!(void.is_err(), "{void:?}");
         // Nothing to close; the next call gets a notification of its own.
