@@ -134,11 +134,15 @@ async fn run(
                 }
             }
         }
-        let Some(desktop) = desktop.as_ref() else {
+        let Some(desktop) = desktop.as_mut() else {
             continue;
         };
         let outcome = match note {
             Note::Ringing { call, who, address } => {
+                // A service that started (or was replaced) after we connected is asked again.
+                if !desktop.actions {
+                    desktop.actions = offers_actions(&desktop.connection).await;
+                }
                 let replaces = shown.map_or(0, |(id, _)| id);
                 notify(desktop, replaces, &who, &address)
                     .await
@@ -193,17 +197,9 @@ async fn connect(bus: &Bus) -> zbus::Result<Desktop> {
                 .await?
         }
     };
-    // A service that cannot say what it offers gets no buttons; one that offers buttons
-    // reports the pressed one as a signal. Only the service's own signals count (the bus
-    // resolves the well-known name to its owner).
-    let capabilities: Vec<String> = match connection
-        .call_method(Some(SERVICE), PATH, Some(SERVICE), "GetCapabilities", &())
-        .await
-    {
-        Ok(reply) => reply.body().deserialize().unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let actions = capabilities.iter().any(|c| c == "actions");
+    // A service that offers buttons reports the pressed one as a signal. Only the service's
+    // own signals count (the bus resolves the well-known name to its owner).
+    let actions = offers_actions(&connection).await;
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender(SERVICE)?
@@ -219,6 +215,19 @@ async fn connect(bus: &Bus) -> zbus::Result<Desktop> {
         actions,
         signals,
     })
+}
+
+/// Whether the notification service shows buttons (its `actions` capability); a service
+/// that is not there or cannot say offers none.
+async fn offers_actions(connection: &zbus::Connection) -> bool {
+    let capabilities: Vec<String> = match connection
+        .call_method(Some(SERVICE), PATH, Some(SERVICE), "GetCapabilities", &())
+        .await
+    {
+        Ok(reply) => reply.body().deserialize().unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    capabilities.iter().any(|c| c == "actions")
 }
 
 /// Shows (or replaces `replaces`) the notification of a ringing call; returns its id.
@@ -557,6 +566,29 @@ mod tests {
             wait_for(&seen, 2).await[1],
             "Callisto shows 2: Incoming call / Carol\nsip:carol@example.org (urgency Some(2)) \
              [answer, Answer, answer-audio, Audio only, decline, Decline]"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_notification_service_that_starts_later_gets_the_buttons() {
+        let bus = PrivateBus::start().expect("a private D-Bus daemon");
+        let (notifier, mut choices) = Notifier::start(Bus::Address(bus.address.clone()));
+        // The first call rings before any service is there: nothing is shown.
+        notifier.send(ringing(1, "Bob", "sip:bob@example.org"));
+        notifier.send(Note::Quiet);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (service, seen) = fake_service(&bus, &["actions", "body"]).await;
+        notifier.send(ringing(2, "Carol", "sip:carol@example.org"));
+        assert_eq!(
+            wait_for(&seen, 1).await,
+            [
+                "Callisto shows 1: Incoming call / Carol\nsip:carol@example.org (urgency Some(2)) \
+              [answer, Answer, answer-audio, Audio only, decline, Decline]"
+            ]
+        );
+        assert_eq!(
+            press(&service, &mut choices, 1, "decline").await,
+            Some(Choice::Decline { call: 2 })
         );
     }
 
