@@ -21,6 +21,8 @@
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
 //! - [`tcp_proxy`]: a loopback TCP forwarder a test can cut, to drop connections on purpose.
 //! - [`video`]: the test pattern's stamps in a Y4M recording (frame counters, identities).
+//! - [`conference`]: tone levels and gaps in recordings, a room of participants, Kamailio with
+//!   a user each — what the conference tests share.
 //!
 //! Every socket binds to 127.0.0.1. A missing peer is an error, so tests fail instead of
 //! skipping. Include it from a test file with `mod support;`.
@@ -33,6 +35,7 @@ pub mod baresip_events;
 pub mod baresip_phone;
 pub mod browser;
 pub mod callisto;
+pub mod conference;
 pub mod coturn;
 pub mod dns_server;
 pub mod kamailio;
