@@ -193,6 +193,28 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
     let erin_ended = erin.expect("call_ended", WAIT)?;
     println!("erin: {erin_ended}");
     carol.expect("call_ended", Duration::from_secs(10))?;
+    // Carol follows the roster the host serves (RFC 4575): the host first, then whoever is
+    // in; dave came and went, then erin.
+    let rosters = carol.seen("roster");
+    let mut sizes: Vec<usize> = Vec::new();
+    for roster in &rosters {
+        let Some(people) = roster["participants"].as_array() else {
+            continue;
+        };
+        assert_eq!(people[0]["name"], "host", "{roster}");
+        assert!(
+            people.iter().all(|p| p["status"] == "connected"),
+            "{roster}"
+        );
+        if sizes.last() != Some(&people.len()) {
+            sizes.push(people.len());
+        }
+    }
+    let expected = [3, 2, 3, 2];
+    assert!(
+        sizes.windows(4).any(|w| w == expected),
+        "carol's rosters had {sizes:?} people: {rosters:?}"
+    );
     let ended = host.expect("conference_ended", WAIT)?;
     println!("host: {ended}");
     assert_eq!(ended["joined"].as_array().map(Vec::len), Some(3), "{ended}");

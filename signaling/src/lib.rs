@@ -23,10 +23,12 @@
 //! - [`dialog`]: RFC 3261 §12 dialog state: IDs, route sets, CSeq, in-dialog requests.
 //! - [`call`]: INVITE sessions on dialogs: set-up, CANCEL, BYE, re-INVITE, INFO, 100rel,
 //!   session timers, REFER; driven through [`endpoint::Endpoint`].
+//! - [`conference_info`]: the conference event package's documents (RFC 4575 conference-info+xml).
 //! - [`transport`]: the transport-facing vocabulary shared by all of the above.
 
 pub mod auth;
 pub mod call;
+pub mod conference_info;
 pub mod dialog;
 pub mod endpoint;
 pub mod message;

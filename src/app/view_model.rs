@@ -81,12 +81,30 @@ pub struct CallView {
     pub controls: Option<CallControls>,
     /// Merged into the conference this app hosts.
     pub merged: bool,
+    /// The other side hosts a conference this call is in: the names of the people in it, as
+    /// its roster says (RFC 4575).
+    pub roster: Option<Vec<String>>,
     /// Its figures so far, and the last minute of them (one a second, oldest first).
     pub statistics: Option<CallSummary>,
     pub recent: VecDeque<CallSummary>,
 }
 
 impl CallView {
+    /// What the call is called on screen: the other side's name (else its address), and,
+    /// when it hosts a conference this call is in, who is in it.
+    pub fn title(&self) -> String {
+        let name = self
+            .display_name
+            .clone()
+            .unwrap_or_else(|| self.remote.clone());
+        match &self.roster {
+            Some(people) if !people.is_empty() => {
+                format!("{name} — conference: {}", people.join(", "))
+            }
+            _ => name,
+        }
+    }
+
     /// A call that just began: nothing measured, negotiated or switched yet.
     fn new(key: CallKey, remote: &str, phase: Phase, now: Instant, wall: SystemTime) -> Self {
         CallView {
@@ -100,6 +118,7 @@ impl CallView {
             connected: None,
             held: false,
             merged: false,
+            roster: None,
             held_by_remote: false,
             muted: false,
             video: false,
@@ -373,6 +392,11 @@ impl ViewModel {
                 call.merged = true;
                 call.note.clear();
             }
+            CallUpdate::Roster { info } => {
+                call.roster = info
+                    .as_ref()
+                    .map(|info| info.users.iter().map(|u| u.name()).collect());
+            }
             CallUpdate::AudioDevice { message } => call.note = message.clone(),
             CallUpdate::CameraUnavailable { reason } => {
                 call.note = format!("camera: {reason}; sending a placeholder picture")
@@ -449,7 +473,7 @@ impl ViewModel {
         let Some(shown) = self.current().and_then(|i| self.calls.get(i)) else {
             return Vec::new();
         };
-        let name = |c: &CallView| c.display_name.clone().unwrap_or_else(|| c.remote.clone());
+        let name = CallView::title;
         let with_controls = |c: &CallView| c.controls.clone().map(|k| (k, name(c)));
         if shown.merged {
             self.calls
@@ -700,10 +724,7 @@ fn call_row(call: &CallView, now: Instant) -> CallRow {
     };
     CallRow {
         key: call.key.0,
-        remote: call
-            .display_name
-            .clone()
-            .unwrap_or_else(|| call.remote.clone()),
+        remote: call.title(),
         state: state.to_string(),
         note: call.note.clone(),
         timer,

@@ -320,3 +320,42 @@ fn merged_calls_show_one_tile_each_and_merge_is_offered_only_when_it_does_someth
     model.apply(&call_event(1, ended()), now, wall);
     assert_eq!(model.shown_videos().len(), 1, "the one left");
 }
+
+#[test]
+fn a_call_into_someone_elses_conference_names_its_people_on_the_tile() {
+    use callisto_signaling::conference_info::{ConferenceInfo, ConferenceUser};
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    model.apply(&incoming(1), now, wall);
+    model.apply(
+        &call_event(1, CallUpdate::Controls(CallControls::default())),
+        now,
+        wall,
+    );
+    model.apply(&call_event(1, answered()), now, wall);
+    let person = |entity: &str, display: Option<&str>| ConferenceUser {
+        entity: entity.into(),
+        display: display.map(Into::into),
+        ..ConferenceUser::default()
+    };
+    let info = ConferenceInfo {
+        entity: "sip:bob@example.org".into(),
+        subject: None,
+        users: vec![
+            person("sip:bob@example.org", Some("Bob")),
+            person("sip:alice@example.org", None),
+            person("sip:carol@example.org", Some("Carol")),
+        ],
+    };
+    model.apply(
+        &call_event(1, CallUpdate::Roster { info: Some(info) }),
+        now,
+        wall,
+    );
+    let title = "Bob — conference: Bob, alice, Carol";
+    assert_eq!(model.shown_videos()[0].1, title);
+    assert_eq!(model.snapshot(now).calls[0].remote, title);
+    // The roster is no longer sent: the call is Bob's again.
+    model.apply(&call_event(1, CallUpdate::Roster { info: None }), now, wall);
+    assert_eq!(model.shown_videos()[0].1, "Bob");
+}

@@ -60,6 +60,15 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             } => {
                 json!({"event": "transfer", "call": call, "code": code, "reason": reason, "finished": finished})
             }
+            CallUpdate::Roster { info } => {
+                let participants: Option<Vec<_>> = info.as_ref().map(|info| {
+                    info.users
+                        .iter()
+                        .map(|u| json!({"name": u.name(), "uri": u.entity, "status": u.status}))
+                        .collect()
+                });
+                json!({"event": "roster", "call": call, "participants": participants})
+            }
             CallUpdate::CameraUnavailable { reason } => {
                 json!({"event": "camera_unavailable", "call": call, "reason": reason, "sending": "placeholder"})
             }
@@ -109,6 +118,11 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         CallUpdate::Merged => println!("Call {call} is in the conference."),
         CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
         CallUpdate::AudioDevice { message } => println!("Audio device: {message}."),
+        CallUpdate::Roster { info: Some(info) } => {
+            let names: Vec<String> = info.users.iter().map(|u| u.name()).collect();
+            println!("In the conference: {}.", names.join(", "))
+        }
+        CallUpdate::Roster { info: None } => println!("The conference's roster is no longer sent."),
         CallUpdate::CameraUnavailable { reason } => {
             eprintln!("Camera: {reason}; sending a placeholder picture instead.")
         }

@@ -118,6 +118,15 @@ impl Callisto {
         self.expect_matching(name, |_| true, timeout)
     }
 
+    /// Every line read so far whose `event` is `name`, in order.
+    pub fn seen(&self, name: &str) -> Vec<serde_json::Value> {
+        self.seen
+            .iter()
+            .filter(|v| v["event"] == name)
+            .cloned()
+            .collect()
+    }
+
     /// The first line whose `event` is `name` and whose `call` is `call`.
     pub fn expect_call(
         &mut self,

@@ -9,7 +9,7 @@ use crate::message::{self, HeaderAccess};
 use crate::transport::TransportKind;
 
 /// The methods a call serves, as sent in `Allow`.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, SUBSCRIBE";
 
 /// The extensions a call supports, as sent in `Supported`.
 pub const SUPPORTED: &str = "100rel, timer";
@@ -40,8 +40,24 @@ pub(crate) fn response(request: &Request, code: u16, local_tag: Option<&str>) ->
     response
 }
 
+/// Whether a NOTIFY ends its subscription (`Subscription-State: terminated`, RFC 6665 §8.2.3).
+/// The header arrives untyped from the parser, and typed when we built it.
+pub(crate) fn subscription_terminated(request: &Request) -> bool {
+    request.headers.iter().any(|h| {
+        let state = match h {
+            Header::SubscriptionState(v) => v.value(),
+            Header::Other(name, value) if name.eq_ignore_ascii_case("Subscription-State") => {
+                value.as_str()
+            }
+            _ => return false,
+        };
+        state.trim().to_ascii_lowercase().starts_with("terminated")
+    })
+}
+
 /// A response that creates or confirms a dialog (18x, 2xx to INVITE): Record-Route copied
-/// (RFC 3261 §12.1.1), our Contact, Allow and Supported.
+/// (RFC 3261 §12.1.1), our Contact (`contact` is the header value, `<uri>;params`), Allow and
+/// Supported.
 pub(crate) fn dialog_response(
     request: &Request,
     code: u16,
@@ -66,7 +82,7 @@ pub(crate) fn dialog_response(
     let mut headers = vias;
     headers.extend(record_route);
     headers.extend(rest);
-    headers.push(rsip::headers::Contact::new(format!("<{contact}>")).into());
+    headers.push(rsip::headers::Contact::new(contact).into());
     headers.push(rsip::headers::Allow::new(ALLOW).into());
     headers.push(rsip::headers::Supported::new(SUPPORTED).into());
     headers.push(rsip::headers::UserAgent::new(user_agent).into());
@@ -195,7 +211,7 @@ mod tests {
     #[test]
     fn dialog_responses_carry_the_tag_record_route_and_contact() {
         let request = invite();
-        let mut ok = dialog_response(&request, 200, "b7", "sip:bob@192.0.2.4:5080", "t");
+        let mut ok = dialog_response(&request, 200, "b7", "<sip:bob@192.0.2.4:5080>", "t");
         assert_eq!(ok.to_tag(), Some("b7"));
         let text = ok.to_string();
         let rr = text.find("Record-Route").unwrap();
@@ -222,5 +238,42 @@ mod tests {
         );
         assert_eq!(unsupported_requirements(&request), vec!["foo"]);
         assert!(lists_option(&request.headers, "Require", "FOO"));
+    }
+}
+
+#[cfg(test)]
+mod subscription_tests {
+    use super::*;
+
+    fn notify(state: &str) -> Request {
+        let text = format!(
+            "NOTIFY sip:alice@192.0.2.1:5070 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.4;branch=z9hG4bKn1\r\n\
+             From: <sip:bob@example.org>;tag=b7\r\n\
+             To: <sip:alice@example.org>;tag=a1\r\n\
+             Call-ID: c1\r\n\
+             CSeq: 2 NOTIFY\r\n\
+             Event: refer\r\n\
+             {state}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        match message::parse(text.as_bytes()) {
+            Ok(rsip::SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_received_terminated_subscription_state_is_recognised_in_any_case() {
+        assert!(subscription_terminated(&notify(
+            "Subscription-State: terminated;reason=noresource"
+        )));
+        assert!(subscription_terminated(&notify(
+            "subscription-state: Terminated"
+        )));
+        assert!(!subscription_terminated(&notify(
+            "Subscription-State: active;expires=60"
+        )));
+        assert!(!subscription_terminated(&notify("X-Other: terminated")));
     }
 }

@@ -1,6 +1,7 @@
 //! What a call reports to the application.
 
 use super::{Body, FailureCause};
+use crate::conference_info::ConferenceInfo;
 use crate::transport::Target;
 
 /// Something that happened to a call.
@@ -89,6 +90,12 @@ pub enum CallEvent {
         reason: String,
         /// No more progress will come for this transfer.
         finished: bool,
+    },
+    /// The roster of the conference the peer hosts (RFC 4575), each time it changes; `None`
+    /// when the subscription to it ended (the call may go on).
+    Roster {
+        /// The users in the conference, the focus's own among them.
+        info: Option<ConferenceInfo>,
     },
     /// The call is over.
     Ended {

@@ -166,7 +166,7 @@ impl Incoming {
             &self.invite,
             180,
             &shared.local_tag,
-            &shared.contact,
+            &shared.contact_header(),
             ctx.user_agent,
         );
         if self.reliable {
@@ -248,7 +248,7 @@ impl Incoming {
             &self.invite,
             200,
             &shared.local_tag,
-            &shared.contact,
+            &shared.contact_header(),
             ctx.user_agent,
         );
         let timer = session_timer::answer_timer(&self.invite, &mut response, ctx.now);

@@ -14,7 +14,7 @@
 //!  incoming:  Incoming{…} → (app: ring, answer) → Established{body} → … → Ended
 //!                        ↘ Ended{by_remote: true} (CANCEL) / Ended{by_remote: false} (reject)
 //!  established: ReOffer / ReAnswer / ReInviteFailed / Info / TransferRequested /
-//!               TransferProgress, in any number, then Ended
+//!               TransferProgress / Roster, in any number, then Ended
 //! ```
 //!
 //! Every call reports exactly one `Failed` or `Ended`, and nothing after it. `hang_up` reports
@@ -26,7 +26,8 @@
 //! forks, redirects, digest, CANCEL), `incoming.rs` (the INVITE server: 100, 180, the 2xx,
 //! CANCEL), `session.rs` (the confirmed dialog: BYE, INFO, OPTIONS, the ACK for our 2xx),
 //! `reinvite.rs` (re-INVITE and UPDATE both ways, glare), `pending_answer.rs` (our 2xx until
-//! its ACK), `session_timer.rs` (RFC 4028), `transfer.rs` (REFER), `shared.rs` (what every
+//! its ACK), `session_timer.rs` (RFC 4028), `transfer.rs` (REFER), `roster.rs` (the
+//! conference event package, RFC 4575, in the call's dialog), `shared.rs` (what every
 //! phase shares, the ACKs of 2xx responses, forks), `compose.rs`, `digest.rs`, `cause.rs`.
 
 mod cause;
@@ -38,6 +39,7 @@ mod incoming;
 mod outgoing;
 mod pending_answer;
 mod reinvite;
+mod roster;
 mod session;
 mod session_timer;
 mod shared;
@@ -51,6 +53,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rsip::{Request, Response};
 
+use crate::conference_info::ConferenceInfo;
 use crate::message::HeaderAccess;
 use crate::transaction::{TransactionKey, TransactionLayer};
 use crate::transport::Target;
@@ -365,7 +368,9 @@ impl Call {
         let shared = &mut self.shared;
         match &mut self.phase {
             Phase::Outgoing(o) => {
-                if let Some(session) = o.on_response(shared, ctx, key, response) {
+                if let Some(mut session) = o.on_response(shared, ctx, key, response) {
+                    // Our INVITE went out before we were a focus: say so now.
+                    session.announce_focus(shared);
                     self.phase = Phase::Session(Box::new(session));
                 }
             }
@@ -554,6 +559,27 @@ impl Call {
     ) -> Result<(), CallError> {
         let (shared, session) = self.session("report transfer progress in")?;
         session.transfer_progress(shared, ctx, code, reason)
+    }
+
+    /// We host a conference this call is in (`Some`: the roster as it stands now), or no
+    /// longer do. Our Contact says `isfocus` from then on, and the peer's subscription to the
+    /// roster (if any) hears of the change. An incoming call not answered yet says so in
+    /// its 2xx; an outgoing one, whose INVITE is out already, in a refresh once answered.
+    pub(crate) fn set_conference_info(&mut self, ctx: &mut Ctx<'_>, info: Option<ConferenceInfo>) {
+        match &mut self.phase {
+            Phase::Session(s) if !self.shared.ended => {
+                s.set_conference_info(&mut self.shared, ctx, info)
+            }
+            _ => self.shared.focus = info,
+        }
+    }
+
+    /// Work that follows any input to an established call (announcing a new Contact,
+    /// subscribing to a focus's roster).
+    pub(crate) fn settle(&mut self, ctx: &mut Ctx<'_>) {
+        if let Phase::Session(s) = &mut self.phase {
+            s.settle_rosters(&mut self.shared, ctx);
+        }
     }
 
     /// When [`Call::handle_timeout`] wants to run.

@@ -152,7 +152,7 @@ impl Outgoing {
             rsip::headers::To::new(format!("<{}>", self.config.to)).into(),
             rsip::headers::CallId::new(shared.call_id.clone()).into(),
             rsip::headers::CSeq::new(format!("{} INVITE", self.seq)).into(),
-            rsip::headers::Contact::new(format!("<{}>", shared.contact)).into(),
+            rsip::headers::Contact::new(shared.contact_header()).into(),
             rsip::headers::Allow::new(ALLOW).into(),
             rsip::headers::Supported::new(SUPPORTED).into(),
             rsip::headers::UserAgent::new(ctx.user_agent).into(),

@@ -280,7 +280,7 @@ impl Session {
             &pending.request,
             200,
             &shared.local_tag,
-            &shared.contact,
+            &shared.contact_header(),
             ctx.user_agent,
         );
         self.timer = session_timer::answer_timer(&pending.request, &mut response, ctx.now);
@@ -318,7 +318,7 @@ impl Session {
             request,
             200,
             &shared.local_tag,
-            &shared.contact,
+            &shared.contact_header(),
             ctx.user_agent,
         );
         self.timer = session_timer::answer_timer(request, &mut response, ctx.now);

@@ -1,6 +1,7 @@
 //! A call whose dialog is confirmed (RFC 3261 §12.2, §15): BYE both ways, INFO, OPTIONS, the
 //! ACK for our 2xx, and the requests we send being answered or lost. Re-INVITEs are in
-//! `reinvite.rs`, REFER in `transfer.rs`.
+//! `reinvite.rs`, REFER in `transfer.rs`, the conference roster (SUBSCRIBE and NOTIFY of the
+//! `conference` package) in `roster.rs`.
 //!
 //! - Requests in the dialog are checked against the remote CSeq: out of order gets 500.
 //! - A BYE is answered 200; a re-INVITE of the peer still waiting for our answer gets 487.
@@ -21,9 +22,11 @@ use super::compose;
 use super::digest::{has_credentials, CallDigest};
 use super::pending_answer::{PendingAnswer, Retransmission};
 use super::reinvite::{GlareRetry, InReinvite};
+use super::roster::{self, Rosters};
 use super::session_timer::SessionTimer;
 use super::transfer::Transfers;
 use super::{Body, CallEvent, CallState, Ctx, Shared, TxFailure};
+use crate::conference_info::EVENT;
 use crate::dialog::Dialog;
 use crate::message::HeaderAccess;
 use crate::transaction::TransactionKey;
@@ -79,6 +82,8 @@ pub(super) struct Session {
     pub(super) late_prack: Option<(u32, u32)>,
     /// REFER in either direction.
     pub(super) transfers: Transfers,
+    /// The conference roster, served or watched.
+    pub(super) rosters: Rosters,
 }
 
 impl Session {
@@ -112,12 +117,18 @@ impl Session {
             peer_allows_update: false,
             late_prack: None,
             transfers: Transfers::default(),
+            rosters: Rosters::default(),
         }
     }
 
     /// Follows a request we sent in the dialog until its final response.
     pub(super) fn track(&mut self, out: OutRequest) {
         self.others.push(out);
+    }
+
+    /// The ACK for our first 2xx arrived, or the call is outgoing.
+    pub(super) fn is_established(&self) -> bool {
+        self.established
     }
 
     pub fn state(&self) -> CallState {
@@ -265,7 +276,11 @@ impl Session {
                 self.on_offer_request(shared, ctx, key, request, source)
             }
             Method::Refer => self.on_refer(shared, ctx, key, &request),
+            Method::Notify if roster::event_package(&request).as_deref() == Some(EVENT) => {
+                self.on_roster_notify(shared, ctx, key, &request)
+            }
             Method::Notify => self.on_notify(shared, ctx, key, &request),
+            Method::Subscribe => self.on_subscribe(shared, ctx, key, &request),
             Method::Options => {
                 let mut response = compose::response(&request, 200, None);
                 response
@@ -345,6 +360,9 @@ impl Session {
         if self.is_refer(key) {
             return self.on_refer_response(shared, ctx, &response);
         }
+        if self.is_subscribe(key) {
+            return self.on_subscribe_response(shared, ctx, &response);
+        }
         let code = response.status_code.code();
         if code < 200 {
             return;
@@ -367,6 +385,7 @@ impl Session {
                 };
                 self.lost(shared, ctx, code == 408, reason);
             }
+            _ if code >= 300 => self.roster_notify_failed(&sent.request),
             _ => {}
         }
     }
@@ -389,8 +408,12 @@ impl Session {
         if self.is_refer(key) {
             return self.on_refer_failure(shared, ctx);
         }
+        if self.is_subscribe(key) {
+            return self.on_subscribe_failure(shared, ctx);
+        }
         if let Some(index) = self.others.iter().position(|r| r.key == *key) {
             let sent = self.others.swap_remove(index);
+            self.roster_notify_failed(&sent.request);
             if sent.request.method == Method::Info {
                 self.lost(shared, ctx, true, "no answer from the network");
             }
@@ -452,7 +475,8 @@ impl Session {
         let pending = self.pending_answer.as_ref().map(PendingAnswer::deadline);
         let glare = self.glare_retry.as_ref().map(|g| g.at);
         let timer = self.timer.as_ref().map(|t| t.deadline);
-        [pending, glare, timer].into_iter().flatten().min()
+        let roster = self.roster_deadline();
+        [pending, glare, timer, roster].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
@@ -472,6 +496,7 @@ impl Session {
         }
         self.glare_timeout(shared, ctx);
         self.session_timeout(shared, ctx);
+        self.roster_timeout(shared, ctx);
     }
 
     /// The session timer: refresh when we are the refresher, else (or when our refresh got

@@ -7,6 +7,7 @@ use rsip::{Header, Method, Request, Response};
 use super::compose::{self, ALLOW, SUPPORTED};
 use super::{Body, CallDirection, CallEvent, CallId, Ctx};
 use crate::auth::Credentials;
+use crate::conference_info::ConferenceInfo;
 use crate::dialog::{self, Dialog};
 use crate::message::HeaderAccess;
 use crate::transport::Target;
@@ -39,6 +40,10 @@ pub(crate) struct Shared {
     /// Whether every request goes to `flow` whatever the dialog says.
     pub pinned: bool,
     pub credentials: Option<Credentials>,
+    /// We host a conference this call is in (RFC 4579 focus): the roster the application
+    /// last gave, served to the peer's `conference` subscription. Our Contact then says
+    /// `isfocus`.
+    pub focus: Option<ConferenceInfo>,
     /// `Ended` or `Failed` was reported.
     pub ended: bool,
     /// When an ended call may be forgotten.
@@ -70,10 +75,21 @@ impl Shared {
             flow,
             pinned,
             credentials: None,
+            focus: None,
             ended: false,
             linger_until: None,
             invites: Vec::new(),
             acks: Vec::new(),
+        }
+    }
+
+    /// Our Contact header value: `<uri>`, with the `isfocus` feature parameter while we host
+    /// a conference (RFC 4579 §3.1).
+    pub fn contact_header(&self) -> String {
+        if self.focus.is_some() {
+            format!("<{}>;isfocus", self.contact)
+        } else {
+            format!("<{}>", self.contact)
         }
     }
 
@@ -133,8 +149,8 @@ impl Shared {
             method,
             Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer
         );
-        let contact = refresh.then_some(self.contact.as_str());
-        let mut request = dialog.request(method, seq, &via, contact);
+        let contact = refresh.then(|| self.contact_header());
+        let mut request = dialog.request(method, seq, &via, contact.as_deref());
         if method == Method::Invite || method == Method::Update {
             request
                 .headers

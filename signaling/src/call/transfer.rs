@@ -140,10 +140,7 @@ impl Session {
         if !self.transfers.subscribed || shared.ended {
             return;
         }
-        let terminated = request.headers.iter().any(|h| match h {
-            Header::SubscriptionState(v) => v.value().trim().starts_with("terminated"),
-            _ => false,
-        });
+        let terminated = compose::subscription_terminated(request);
         let status = sipfrag_status(&request.body);
         let finished = terminated || status.as_ref().is_some_and(|(code, _)| *code >= 200);
         if finished {
@@ -195,7 +192,7 @@ impl Session {
             request,
             202,
             &shared.local_tag,
-            &shared.contact,
+            &shared.contact_header(),
             ctx.user_agent,
         );
         accepted.status_code = rsip::StatusCode::Other(202, "Accepted".into());

@@ -79,6 +79,8 @@ pub struct Dialog {
     local_seq: u32,
     remote_seq: Option<u32>,
     remote_target: rsip::Uri,
+    /// The peer's Contact carries `isfocus` (RFC 4579 §3.1): it hosts a conference.
+    remote_focus: bool,
     route_set: Vec<RouteEntry>,
 }
 
@@ -113,6 +115,7 @@ impl Dialog {
             local_seq: seq,
             remote_seq: None,
             remote_target,
+            remote_focus: is_focus(response),
             route_set,
         })
     }
@@ -139,6 +142,7 @@ impl Dialog {
             local_seq: 0,
             remote_seq: Some(seq),
             remote_target,
+            remote_focus: is_focus(request),
             route_set: route::record_route(&request.headers),
         })
     }
@@ -161,6 +165,12 @@ impl Dialog {
     /// The peer's Contact: where requests go when the route set is empty.
     pub fn remote_target(&self) -> &rsip::Uri {
         &self.remote_target
+    }
+
+    /// Whether the peer's Contact says `isfocus`: it hosts the conference this dialog is in
+    /// (RFC 4579 §3.1), and serves its roster.
+    pub fn remote_is_focus(&self) -> bool {
+        self.remote_focus
     }
 
     /// The route set, in the order of the Route headers we send.
@@ -231,9 +241,11 @@ impl Dialog {
 
     /// A target-refresh request or its 2xx (re-INVITE, UPDATE) replaces the remote target
     /// with its Contact, when it carries one that parses (RFC 3261 §12.2).
+    /// The Contact's `isfocus` parameter is read again with it.
     pub fn refresh_target(&mut self, message: &impl HeaderAccess) {
         if let Some(uri) = contact_uri(message) {
             self.remote_target = uri;
+            self.remote_focus = is_focus(message);
         }
     }
 
@@ -256,7 +268,7 @@ impl Dialog {
 
     /// An in-dialog request (RFC 3261 §12.2.1.1) with CSeq `seq` (from [`Dialog::next_seq`],
     /// or the INVITE's number for the ACK of a 2xx), the given top Via value and, for
-    /// target-refresh requests, our Contact URI. It carries Request-URI and Route per the
+    /// target-refresh requests, our Contact header value (`<uri>;params`). It carries Request-URI and Route per the
     /// route set, Max-Forwards, From, To, Call-ID, CSeq and `Content-Length: 0`.
     pub fn request(&self, method: Method, seq: u32, via: &str, contact: Option<&str>) -> Request {
         let (uri, routes) = route::request_target(&self.route_set, &self.remote_target);
@@ -280,7 +292,7 @@ impl Dialog {
         headers.push(rsip::headers::CallId::new(self.id.call_id.clone()).into());
         headers.push(rsip::headers::CSeq::new(format!("{seq} {method}")).into());
         if let Some(contact) = contact {
-            headers.push(rsip::headers::Contact::new(format!("<{contact}>")).into());
+            headers.push(rsip::headers::Contact::new(contact).into());
         }
         headers.push(rsip::headers::ContentLength::new("0").into());
         Request {
@@ -308,6 +320,14 @@ fn contact_uri(message: &impl HeaderAccess) -> Option<rsip::Uri> {
         .contacts()
         .first()
         .and_then(|contact| contact.parsed_uri())
+}
+
+/// Whether the first Contact carries the `isfocus` feature parameter.
+fn is_focus(message: &impl HeaderAccess) -> bool {
+    message
+        .contacts()
+        .first()
+        .is_some_and(|contact| contact.param("isfocus").is_some())
 }
 
 /// A From or To value with its `tag` parameter removed, normalised to `"name" <uri>;params`.

@@ -127,6 +127,24 @@ impl Endpoint {
         })
     }
 
+    /// Says that a call is in a conference we host, with the roster as it stands now
+    /// (RFC 4575 `conference-info`), or with `None` that it no longer is. Our Contact in the
+    /// call says `isfocus` (announced by a session refresh when the call is established), the
+    /// peer may subscribe to the roster, and each new roster is NOTIFYed to it. A participant
+    /// subscribes by itself when the peer's Contact says `isfocus`, and reports
+    /// [`CallEvent::Roster`].
+    pub fn set_conference_info(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        info: Option<crate::conference_info::ConferenceInfo>,
+    ) -> Result<(), CallError> {
+        self.command(now, id, |call, ctx| {
+            call.set_conference_info(ctx, info);
+            Ok(())
+        })
+    }
+
     /// The state of a call, while the endpoint remembers it.
     pub fn call_state(&self, id: CallId) -> Option<CallState> {
         self.calls.get(&id).map(Call::state)
@@ -181,7 +199,9 @@ impl Endpoint {
                 rng: &mut self.rng,
                 user_agent: &self.user_agent,
             };
-            f(call, &mut ctx)
+            let result = f(call, &mut ctx);
+            call.settle(&mut ctx);
+            result
         };
         self.settle_call(id, started, events);
         Some(result)

@@ -3,16 +3,23 @@
 //! [`ConferenceBridge`]; the ends of the first merged call (the microphone and speakers, or
 //! the input and recording) become the bridge's local participant, the host. Held calls are
 //! resumed. The bridge goes when the last merged call has ended.
+//!
+//! Every call in a conference we host (merged here, or seated at a bridge from the start by
+//! `callisto conference --host`) is told the roster (RFC 4575): the host and every established
+//! leg, by name and address. The endpoint then marks our Contact `isfocus` in those calls and
+//! serves the roster to participants that subscribe; [`Calls::publish_roster`] runs whenever a
+//! leg is answered, merged or gone.
 
 use std::time::Instant;
 
 use callisto_media::audio::{AudioSink, MutableSource};
 use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig};
+use callisto_signaling::conference_info::{ConferenceInfo, ConferenceMedia, ConferenceUser};
 use callisto_signaling::endpoint::Endpoint;
 use tokio::sync::mpsc;
 
 use super::media::{CallMediaEvent, ConferenceSeat};
-use super::{CallKey, CallUpdate, Calls};
+use super::{Call, CallKey, CallUpdate, Calls};
 use crate::engine::EngineEvent;
 
 impl Calls {
@@ -97,6 +104,66 @@ impl Calls {
             }
         }
         self.conference = Some(bridge);
+        self.publish_roster(endpoint, now);
+    }
+
+    /// Tells every call in a conference we host who is in it now: the host, then each
+    /// established leg in the order the calls were made. A call whose roster did not change
+    /// is left alone.
+    pub(super) fn publish_roster(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        let mut legs: Vec<&Call> = self
+            .calls
+            .values()
+            .filter(|c| c.media.options.conference.is_some())
+            .collect();
+        if legs.is_empty() {
+            return;
+        }
+        legs.sort_by_key(|c| c.key);
+        let host_label = legs[0]
+            .media
+            .options
+            .conference
+            .as_ref()
+            .and_then(|seat| seat.bridge.roster().into_iter().find(|e| e.tag == 0))
+            .map_or_else(|| "host".to_owned(), |e| e.label);
+        let host_uri = legs[0]
+            .identity
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
+        let mut users = vec![ConferenceUser {
+            entity: host_uri.clone(),
+            display: Some(host_label),
+            status: Some("connected".into()),
+            media: media_of(legs[0].shows_video()),
+        }];
+        users.extend(legs.iter().filter(|c| c.established.is_some()).map(|c| {
+            let held = c.local_hold || c.remote_hold;
+            ConferenceUser {
+                entity: c.peer_uri.clone(),
+                display: Some(c.peer.clone()),
+                status: Some(if held { "on-hold" } else { "connected" }.into()),
+                media: media_of(c.shows_video()),
+            }
+        }));
+        let info = ConferenceInfo {
+            entity: host_uri,
+            subject: None,
+            users,
+        };
+        let keys: Vec<CallKey> = legs.iter().map(|c| c.key).collect();
+        for key in keys {
+            let Some(call) = self.calls.get_mut(&key) else {
+                continue;
+            };
+            if call.roster_sent.as_ref() == Some(&info) {
+                continue;
+            }
+            match endpoint.set_conference_info(now, call.id, Some(info.clone())) {
+                Ok(()) => call.roster_sent = Some(info.clone()),
+                Err(error) => tracing::debug!(?key, %error, "roster not given"),
+            }
+        }
     }
 
     fn start_bridge(&self) -> std::io::Result<ConferenceBridge> {
@@ -141,4 +208,19 @@ impl Calls {
             }
         }
     }
+}
+
+/// The streams a roster lists for a participant: audio, and video when the call has it.
+fn media_of(video: bool) -> Vec<ConferenceMedia> {
+    let stream = |id: &str, kind: &str| ConferenceMedia {
+        id: id.into(),
+        kind: kind.into(),
+        label: None,
+        status: Some("sendrecv".into()),
+    };
+    let mut media = vec![stream("1", "audio")];
+    if video {
+        media.push(stream("2", "video"));
+    }
+    media
 }

@@ -120,6 +120,7 @@ impl Calls {
         let controls = media.options.controls.clone();
         let mut call = Call::new(key, id, media, sdp, now);
         call.peer = peer;
+        call.peer_uri = invite.from.clone();
         call.prepared_answer = prepared_answer;
         call.offer = classic_offer;
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
@@ -176,6 +177,10 @@ impl Calls {
             .collect();
         for other in active {
             self.set_hold(endpoint, now, other, true);
+        }
+        if conference {
+            // Our 2xx says we are the focus, and the roster is ready for the participant.
+            self.publish_roster(endpoint, now);
         }
         let Some(call) = self.calls.get_mut(&key) else {
             return;

@@ -25,6 +25,7 @@ use callisto_media::rtp::DtmfRelay;
 use callisto_media::session::MediaEvent;
 use callisto_signaling::auth::Credentials;
 use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
+use callisto_signaling::conference_info::ConferenceInfo;
 use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, Direction, SdpSession, SessionDescription};
 use callisto_signaling::transport::Target;
@@ -106,6 +107,12 @@ struct Call {
     identity: Option<rsip::Uri>,
     /// Who the other side is, in words (see [`peer_label`]): its name in a conference.
     peer: String,
+    /// The other side's address (the From of an incoming INVITE, the To of ours): its
+    /// entity in a conference roster.
+    peer_uri: String,
+    /// The roster last given to the endpoint for this call, while it is in a conference we
+    /// host (RFC 4575): the same one is not sent twice.
+    roster_sent: Option<ConferenceInfo>,
     /// The account the call was placed with, if any.
     account: Option<usize>,
     /// When this call was placed because the peer of another call asked us to transfer
@@ -123,6 +130,21 @@ struct Call {
 }
 
 impl Call {
+    /// Whether the call carries video: as negotiated for the classic path, as the concluded
+    /// SDP says for the WebRTC path.
+    fn shows_video(&self) -> bool {
+        match &self.webrtc {
+            Some(_) => {
+                self.media.options.video.is_some()
+                    && self
+                        .concluded_sdp
+                        .as_deref()
+                        .is_some_and(webrtc_flow::has_video)
+            }
+            None => self.media.has_video(),
+        }
+    }
+
     fn new(key: CallKey, id: CallId, media: CallMedia, sdp: SdpSession, now: Instant) -> Call {
         Call {
             key,
@@ -139,6 +161,8 @@ impl Call {
             remote_hold: false,
             identity: None,
             peer: String::new(),
+            peer_uri: String::new(),
+            roster_sent: None,
             account: None,
             transfer_of: None,
             webrtc: None,
@@ -291,6 +315,7 @@ impl Calls {
         let mut entry = Call::new(key, id, media, sdp, invite.started);
         entry.identity = Some(call.from.clone());
         entry.peer = peer_label(None, &call.to.to_string());
+        entry.peer_uri = call.to.to_string();
         entry.account = invite.account;
         self.calls.entry(key).insert_entry(entry).into_mut()
     }
@@ -411,11 +436,13 @@ impl Calls {
         }
         if self.calls.get(&key).is_some_and(|c| c.webrtc.is_some()) {
             if let Some(event) = self.on_webrtc_call_event(endpoint, now, key, event, events) {
-                return self.on_call_event(endpoint, now, key, event, events);
+                self.on_call_event(endpoint, now, key, event, events);
             }
-            return;
+        } else {
+            self.on_call_event(endpoint, now, key, event, events);
         }
-        self.on_call_event(endpoint, now, key, event, events)
+        // A leg answered, held, resumed or gone changes the roster of a conference we host.
+        self.publish_roster(endpoint, now);
     }
 
     /// A call event for the call `key`, after the WebRTC path had its say.
@@ -601,6 +628,7 @@ impl Calls {
                     }
                 }
             }
+            CallEvent::Roster { info } => send(CallUpdate::Roster { info }),
             CallEvent::TransferRequested { target, .. } => {
                 self.on_transfer_requested(endpoint, now, key, target, events);
             }

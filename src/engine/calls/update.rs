@@ -7,6 +7,7 @@ use callisto_media::session::AudioStats;
 use callisto_media::video::VideoStats;
 
 use callisto_signaling::call::FailureCause;
+use callisto_signaling::conference_info::ConferenceInfo;
 
 use super::{CallControls, CallKey, MediaProfile};
 
@@ -77,6 +78,10 @@ pub enum CallUpdate {
         reason: String,
         finished: bool,
     },
+    /// The other side hosts the conference this call is in, and these are the people in it
+    /// now (RFC 4575, its host and us among them), each time that changes; `None` when it no
+    /// longer tells (the conference ended, the call goes on).
+    Roster { info: Option<ConferenceInfo> },
     /// The camera the call was to show cannot be used (`reason`: "no camera found", "the
     /// camera is in use by another program"…); the call sends a placeholder picture instead.
     CameraUnavailable { reason: String },

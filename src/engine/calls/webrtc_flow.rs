@@ -265,6 +265,7 @@ impl Calls {
         let media = CallMedia::unbound(ip, options);
         let mut call = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
         call.peer = super::peer_label(invite.display_name.as_deref(), &invite.from);
+        call.peer_uri = invite.from.clone();
         call.concluded_sdp = Some(answer.clone());
         call.prepared_answer = Some(Body::sdp(answer));
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
@@ -433,7 +434,7 @@ fn first_audio_codec(text: &str) -> Option<String> {
 }
 
 /// Whether an SDP has an accepted (non-zero port) video stream.
-fn has_video(text: &str) -> bool {
+pub(super) fn has_video(text: &str) -> bool {
     text.lines()
         .any(|line| line.starts_with("m=video ") && !line.starts_with("m=video 0 "))
 }

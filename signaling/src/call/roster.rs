@@ -1,0 +1,404 @@
+//! The conference event package (RFC 4575) in the dialog of a call, both roles. The
+//! subscription reuses the call's dialog (RFC 6665 §4.5.2), which RFC 4579 §5.2 lets a
+//! participant do with the focus it is in a call with.
+//!
+//! - Focus: while the application says the call is in a conference it hosts
+//!   (`set_conference_info`), our Contact carries `isfocus` (RFC 4579 §3.1); when the call is
+//!   already established the new Contact is announced at once by a session refresh (UPDATE, or
+//!   a re-INVITE with the current description). A `SUBSCRIBE` with `Event: conference` is
+//!   answered 200 with its `Expires` (at most an hour, an hour when it names none) and followed
+//!   by a NOTIFY with the whole roster; every roster the application gives after that is
+//!   NOTIFYed with the next version. The subscription ends with a `terminated` NOTIFY when it
+//!   expires unrefreshed (`reason=timeout`), when the peer unsubscribes (`Expires: 0`) or when
+//!   the application stops hosting (`reason=noresource`). Another package, or a call that is
+//!   in no conference, gets 489 Bad Event. A NOTIFY the peer refuses ends the subscription
+//!   (RFC 5057).
+//! - Participant: once the peer's Contact says `isfocus`, we SUBSCRIBE (600 s), refresh at
+//!   85 % of the time the focus granted, answer every `conference` NOTIFY 200 and report each
+//!   change of the roster as `Roster { info: Some(…) }`. A partial document out of sequence
+//!   makes us refresh at once, which brings a full one. A `terminated` NOTIFY, a refused
+//!   SUBSCRIBE or one that got no answer reports `Roster { info: None }` (when a roster was
+//!   reported) and is not retried in this dialog.
+
+use std::time::{Duration, Instant};
+
+use rsip::prelude::UntypedHeader;
+use rsip::{Header, Method, Request, Response};
+
+use super::compose;
+use super::session::{OutRequest, Session};
+use super::{Body, CallEvent, Ctx, Shared};
+use crate::conference_info::{self, ConferenceInfo, Roster, CONTENT_TYPE, EVENT};
+use crate::transaction::TransactionKey;
+
+/// The longest subscription we grant, and what a SUBSCRIBE without `Expires` gets.
+const SERVE_SECONDS: u32 = 3600;
+
+/// How long we ask to be subscribed to a focus.
+const WATCH_SECONDS: u32 = 600;
+
+/// The roster state of a session.
+#[derive(Debug, Default)]
+pub(super) struct Rosters {
+    /// The peer's subscription to the roster we serve.
+    subscriber: Option<Subscriber>,
+    /// Our Contact gained or lost `isfocus` after the dialog was confirmed: a target refresh
+    /// is due.
+    announce: bool,
+    /// Our subscription to the peer's roster.
+    watch: Option<Watch>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Subscriber {
+    expires_at: Instant,
+    /// The version of the last document sent.
+    version: u32,
+}
+
+#[derive(Debug, Default)]
+struct Watch {
+    /// Our SUBSCRIBE, until its final response.
+    subscribe: Option<OutRequest>,
+    /// When to refresh the subscription.
+    refresh_at: Option<Instant>,
+    roster: Roster,
+    /// A roster was reported: its end is reported too.
+    reported: bool,
+    /// Refused, unanswered or terminated: not tried again in this dialog.
+    over: bool,
+}
+
+impl Session {
+    /// The application hosts a conference this call is in (`Some`, the roster as it stands
+    /// now) or no longer does (`None`).
+    pub fn set_conference_info(
+        &mut self,
+        shared: &mut Shared,
+        ctx: &mut Ctx<'_>,
+        info: Option<ConferenceInfo>,
+    ) {
+        let was_focus = shared.focus.is_some();
+        shared.focus = info;
+        if was_focus != shared.focus.is_some() {
+            self.rosters.announce = true;
+        }
+        if self.rosters.subscriber.is_some() {
+            let end = shared.focus.is_none().then_some("noresource");
+            self.notify_roster(shared, ctx, end);
+        }
+    }
+
+    /// A session that starts with us as a focus whose Contact did not say so yet (our INVITE
+    /// went out before).
+    pub(super) fn announce_focus(&mut self, shared: &Shared) {
+        if shared.focus.is_some() {
+            self.rosters.announce = true;
+        }
+    }
+
+    /// Work that follows any input: announcing a changed Contact, subscribing to a focus.
+    pub(super) fn settle_rosters(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
+        if shared.ended || !self.is_established() {
+            return;
+        }
+        let exchanging = self.reinvite_out.is_some()
+            || self.reinvite_in.is_some()
+            || self.pending_answer.is_some()
+            || self.glare_retry.is_some();
+        if self.rosters.announce && !exchanging {
+            self.rosters.announce = false;
+            if self.peer_allows_update || self.local_body.is_some() {
+                self.send_refresh(shared, ctx);
+            }
+        }
+        if self.dialog.remote_is_focus() && self.rosters.watch.is_none() {
+            self.send_subscribe(shared, ctx, WATCH_SECONDS);
+        }
+    }
+
+    /// A SUBSCRIBE in the dialog.
+    pub(super) fn on_subscribe(
+        &mut self,
+        shared: &mut Shared,
+        ctx: &mut Ctx<'_>,
+        key: &TransactionKey,
+        request: &Request,
+    ) {
+        if event_package(request).as_deref() != Some(EVENT) || shared.focus.is_none() {
+            let mut refused = compose::response(request, 489, None);
+            if shared.focus.is_some() {
+                refused
+                    .headers
+                    .push(Header::Other("Allow-Events".into(), EVENT.into()));
+            }
+            return ctx.respond(key, refused);
+        }
+        let expires = expires_of(&request.headers).map_or(SERVE_SECONDS, |e| e.min(SERVE_SECONDS));
+        let mut accepted = compose::dialog_response(
+            request,
+            200,
+            &shared.local_tag,
+            &shared.contact_header(),
+            ctx.user_agent,
+        );
+        accepted
+            .headers
+            .push(rsip::headers::Expires::new(expires.to_string()).into());
+        ctx.respond(key, accepted);
+        let version = self.rosters.subscriber.map_or(0, |s| s.version);
+        self.rosters.subscriber = Some(Subscriber {
+            expires_at: ctx.now + Duration::from_secs(expires.into()),
+            version,
+        });
+        let end = (expires == 0).then_some("timeout");
+        self.notify_roster(shared, ctx, end);
+    }
+
+    /// Sends the roster to the subscriber with the next version; `end` terminates the
+    /// subscription with that reason.
+    fn notify_roster(&mut self, shared: &Shared, ctx: &mut Ctx<'_>, end: Option<&str>) {
+        let Some(subscriber) = self.rosters.subscriber.as_mut() else {
+            return;
+        };
+        subscriber.version += 1;
+        let version = subscriber.version;
+        let remaining = subscriber.expires_at.saturating_duration_since(ctx.now);
+        let body = shared
+            .focus
+            .as_ref()
+            .map(|info| Body::new(CONTENT_TYPE, info.to_xml(version).into_bytes()));
+        let state = match end {
+            Some(reason) => format!("terminated;reason={reason}"),
+            None => format!("active;expires={}", remaining.as_secs()),
+        };
+        if end.is_some() {
+            self.rosters.subscriber = None;
+        }
+        let (mut request, next_hop) =
+            shared.build_in_dialog(ctx, &mut self.dialog, Method::Notify, None, body.as_ref());
+        request
+            .headers
+            .push(Header::Other("Event".into(), EVENT.into()));
+        request
+            .headers
+            .push(rsip::headers::SubscriptionState::new(state).into());
+        if let Some(key) = ctx.send_request(request.clone(), next_hop) {
+            self.track(OutRequest {
+                key,
+                request,
+                body,
+                attempts: 0,
+                refresh: false,
+            });
+        }
+    }
+
+    /// A NOTIFY of ours for the roster was refused or got no answer: the subscription is
+    /// over (RFC 5057 §5.2).
+    pub(super) fn roster_notify_failed(&mut self, sent: &Request) {
+        if sent.method == Method::Notify && event_package(sent).as_deref() == Some(EVENT) {
+            self.rosters.subscriber = None;
+        }
+    }
+
+    fn send_subscribe(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, expires: u32) {
+        let (mut request, next_hop) =
+            shared.build_in_dialog(ctx, &mut self.dialog, Method::Subscribe, None, None);
+        // Extension headers, so that a resend with credentials carries them again.
+        request
+            .headers
+            .push(Header::Other("Event".into(), EVENT.into()));
+        request
+            .headers
+            .push(Header::Other("Expires".into(), expires.to_string()));
+        request
+            .headers
+            .push(Header::Other("Accept".into(), CONTENT_TYPE.into()));
+        let watch = self.rosters.watch.get_or_insert_with(Watch::default);
+        watch.refresh_at = None;
+        match ctx.send_request(request.clone(), next_hop) {
+            Some(key) => {
+                watch.subscribe = Some(OutRequest {
+                    key,
+                    request,
+                    body: None,
+                    attempts: 0,
+                    refresh: false,
+                });
+            }
+            None => watch.over = true,
+        }
+    }
+
+    /// Whether `key` is our SUBSCRIBE.
+    pub(super) fn is_subscribe(&self, key: &TransactionKey) -> bool {
+        self.rosters
+            .watch
+            .as_ref()
+            .and_then(|w| w.subscribe.as_ref())
+            .is_some_and(|s| s.key == *key)
+    }
+
+    /// The answer to our SUBSCRIBE.
+    pub(super) fn on_subscribe_response(
+        &mut self,
+        shared: &mut Shared,
+        ctx: &mut Ctx<'_>,
+        response: &Response,
+    ) {
+        let code = response.status_code.code();
+        if code < 200 {
+            return;
+        }
+        let Some(sent) = self.rosters.watch.as_mut().and_then(|w| w.subscribe.take()) else {
+            return;
+        };
+        match code {
+            200..=299 => {
+                let granted = expires_of(&response.headers)
+                    .or_else(|| expires_of(&sent.request.headers))
+                    .unwrap_or(WATCH_SECONDS);
+                if let Some(watch) = &mut self.rosters.watch {
+                    if granted > 0 && !watch.over {
+                        let refresh = Duration::from_secs(granted.into()).mul_f64(0.85);
+                        watch.refresh_at = Some(ctx.now + refresh);
+                    }
+                }
+            }
+            401 | 407 => match self.resend_authorized(shared, ctx, &sent, response) {
+                Some(again) => {
+                    if let Some(watch) = &mut self.rosters.watch {
+                        watch.subscribe = Some(again);
+                    }
+                }
+                None => self.watch_over(shared, ctx),
+            },
+            _ => {
+                tracing::debug!(code, "the focus refused our conference subscription");
+                self.watch_over(shared, ctx);
+            }
+        }
+    }
+
+    /// Our SUBSCRIBE got no answer.
+    pub(super) fn on_subscribe_failure(&mut self, shared: &Shared, ctx: &mut Ctx<'_>) {
+        if let Some(watch) = &mut self.rosters.watch {
+            watch.subscribe = None;
+        }
+        self.watch_over(shared, ctx);
+    }
+
+    /// Our subscription ended for good: its end is reported when a roster was.
+    fn watch_over(&mut self, shared: &Shared, ctx: &mut Ctx<'_>) {
+        let Some(watch) = &mut self.rosters.watch else {
+            return;
+        };
+        watch.over = true;
+        watch.refresh_at = None;
+        if std::mem::take(&mut watch.reported) && !shared.ended {
+            ctx.emit(CallEvent::Roster { info: None });
+        }
+    }
+
+    /// A NOTIFY of the conference package: the focus's roster.
+    pub(super) fn on_roster_notify(
+        &mut self,
+        shared: &Shared,
+        ctx: &mut Ctx<'_>,
+        key: &TransactionKey,
+        request: &Request,
+    ) {
+        let Some(watch) = self.rosters.watch.as_mut().filter(|w| !w.over) else {
+            return ctx.respond(key, compose::response(request, 481, None));
+        };
+        ctx.respond(key, compose::response(request, 200, None));
+        let terminated = compose::subscription_terminated(request);
+        if !request.body.is_empty() {
+            match conference_info::parse(&request.body) {
+                Ok(document) => match watch.roster.apply(document) {
+                    Ok(true) if !shared.ended => {
+                        watch.reported = true;
+                        ctx.emit(CallEvent::Roster {
+                            info: Some(watch.roster.info.clone()),
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(gap) => {
+                        tracing::debug!(?gap, "roster out of sequence, subscribing again");
+                        if watch.subscribe.is_none() {
+                            watch.refresh_at = Some(ctx.now);
+                        }
+                    }
+                },
+                Err(error) => tracing::debug!(%error, "unreadable conference-info ignored"),
+            }
+        }
+        if terminated {
+            self.watch_over(shared, ctx);
+        }
+    }
+
+    /// The subscriber's subscription expired; ours is due for a refresh.
+    pub(super) fn roster_timeout(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
+        if shared.ended {
+            // The dialog is gone, and the subscriptions with it.
+            self.rosters.subscriber = None;
+            if let Some(watch) = &mut self.rosters.watch {
+                watch.over = true;
+            }
+            return;
+        }
+        if self
+            .rosters
+            .subscriber
+            .is_some_and(|s| s.expires_at <= ctx.now)
+        {
+            self.notify_roster(shared, ctx, Some("timeout"));
+        }
+        let refresh = self.rosters.watch.as_ref().is_some_and(|w| {
+            !w.over && w.subscribe.is_none() && w.refresh_at.is_some_and(|at| at <= ctx.now)
+        });
+        if refresh {
+            self.send_subscribe(shared, ctx, WATCH_SECONDS);
+        }
+    }
+
+    /// When [`Session::roster_timeout`] wants to run.
+    pub(super) fn roster_deadline(&self) -> Option<Instant> {
+        let expiry = self.rosters.subscriber.map(|s| s.expires_at);
+        let refresh = self
+            .rosters
+            .watch
+            .as_ref()
+            .filter(|w| !w.over && w.subscribe.is_none())
+            .and_then(|w| w.refresh_at);
+        [expiry, refresh].into_iter().flatten().min()
+    }
+}
+
+/// The event package a SUBSCRIBE or NOTIFY names (its `Event` header without parameters).
+pub(super) fn event_package(request: &Request) -> Option<String> {
+    request.headers.iter().find_map(|h| {
+        let value = match h {
+            Header::Event(v) => v.value(),
+            Header::Other(name, value) if name.eq_ignore_ascii_case("Event") => value.as_str(),
+            _ => return None,
+        };
+        value
+            .split(';')
+            .next()
+            .map(|p| p.trim().to_ascii_lowercase())
+    })
+}
+
+/// The `Expires` value of a message, in seconds.
+fn expires_of(headers: &rsip::Headers) -> Option<u32> {
+    headers.iter().find_map(|h| match h {
+        Header::Expires(v) => v.value().trim().parse().ok(),
+        Header::Other(name, value) if name.eq_ignore_ascii_case("Expires") => {
+            value.trim().parse().ok()
+        }
+        _ => None,
+    })
+}
