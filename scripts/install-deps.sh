@@ -58,6 +58,9 @@ TEST_PACKAGES=(
     kamailio-websocket-modules
     baresip
     baresip-core
+    # baresip's `avcodec` module (H.264 for tests/call_baresip_video.rs and the conference); the
+    # `baresip` metapackage only recommends it, and recommends are not installed.
+    baresip-ffmpeg
     coturn
     iproute2
     util-linux

@@ -81,6 +81,16 @@ fn bob_calls_alice(w: &mut World, focus: Option<ConferenceInfo>) -> (CallId, Cal
     (alice_bob, bob_alice)
 }
 
+/// Bob's call to alice, who hosts a conference of herself alone, once bob has her roster.
+fn alice_alone_and_bob_subscribed(w: &mut World) -> (CallId, CallId) {
+    let calls = bob_calls_alice(w, Some(roster(&[("sip:alice@example.test", "Alice")])));
+    assert!(
+        w.run_until(Duration::from_secs(2), |w| !rosters_seen(w, calls.1)
+            .is_empty())
+    );
+    calls
+}
+
 #[test]
 fn a_participant_subscribes_to_its_focus_and_hears_every_change_of_the_roster() {
     let mut w = world();
@@ -165,6 +175,73 @@ fn a_participant_subscribes_to_its_focus_and_hears_every_change_of_the_roster() 
     // Bob does not subscribe again to a peer that is no longer a focus.
     w.run_for(Duration::from_secs(700));
     assert_eq!(w.count(|s| s.is_request("SUBSCRIBE")), 2);
+
+    // Alice hosts again: she says so, and bob subscribes anew.
+    let now = w.now();
+    w.uas[ALICE]
+        .endpoint
+        .set_conference_info(
+            now,
+            alice_bob,
+            Some(roster(&[("sip:dave@example.test", "Dave")])),
+        )
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(2), |w| {
+        rosters_seen(w, bob_alice).len() == 4
+    }));
+    assert_eq!(w.count(|s| s.is_request("SUBSCRIBE")), 3);
+    assert_eq!(
+        rosters_seen(&w, bob_alice)[3],
+        Some(vec!["Dave".to_owned()])
+    );
+}
+
+#[test]
+fn rosters_changing_quickly_are_notified_one_at_a_time_and_the_latest_wins() {
+    let mut w = world();
+    let (alice_bob, bob_alice) = alice_alone_and_bob_subscribed(&mut w);
+    // The first NOTIFY's answer is back.
+    w.run_for(Duration::from_secs(1));
+    let notifies = w.count(|s| s.is_request("NOTIFY"));
+    // Three changes at once (calls merged in one go): one NOTIFY goes, the last roster
+    // follows when it is answered; none overtakes another.
+    let now = w.now();
+    for people in [
+        vec![
+            ("sip:alice@example.test", "Alice"),
+            ("sip:bob@example.test", "Bob"),
+        ],
+        vec![
+            ("sip:alice@example.test", "Alice"),
+            ("sip:bob@example.test", "Bob"),
+            ("sip:carol@example.test", "Carol"),
+        ],
+        vec![
+            ("sip:alice@example.test", "Alice"),
+            ("sip:bob@example.test", "Bob"),
+            ("sip:carol@example.test", "Carol"),
+            ("sip:dave@example.test", "Dave"),
+        ],
+    ] {
+        w.uas[ALICE]
+            .endpoint
+            .set_conference_info(now, alice_bob, Some(roster(&people)))
+            .unwrap();
+    }
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(w.count(|s| s.is_request("NOTIFY")), notifies + 2);
+    assert_eq!(w.count(|s| s.is_response(500, "NOTIFY")), 0);
+    let last = w.log.iter().rev().find(|s| s.is_request("NOTIFY")).unwrap();
+    assert!(last.text.contains("version=\"3\""), "{}", last.text);
+    assert_eq!(
+        rosters_seen(&w, bob_alice).last(),
+        Some(&Some(vec![
+            "Alice".to_owned(),
+            "Bob".to_owned(),
+            "Carol".to_owned(),
+            "Dave".to_owned()
+        ]))
+    );
 }
 
 #[test]
@@ -200,12 +277,7 @@ fn a_call_merged_into_a_conference_announces_the_focus_and_gets_the_roster() {
 #[test]
 fn a_subscription_left_unrefreshed_ends_on_both_sides() {
     let mut w = world();
-    let (_alice_bob, bob_alice) =
-        bob_calls_alice(&mut w, Some(roster(&[("sip:alice@example.test", "Alice")])));
-    assert!(
-        w.run_until(Duration::from_secs(2), |w| !rosters_seen(w, bob_alice)
-            .is_empty())
-    );
+    let (_alice_bob, bob_alice) = alice_alone_and_bob_subscribed(&mut w);
     // From now on bob's SUBSCRIBEs are lost.
     w.drop_rule = Some(Box::new(|s| s.is_request("SUBSCRIBE")));
     w.run_for(Duration::from_secs(650));

@@ -47,13 +47,22 @@ pub(super) struct Rosters {
     announce: bool,
     /// Our subscription to the peer's roster.
     watch: Option<Watch>,
+    /// The peer's Contact said `isfocus` when we last looked.
+    peer_focus: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Subscriber {
     expires_at: Instant,
     /// The version of the last document sent.
     version: u32,
+    /// The `id` parameter of the subscription's `Event` header, echoed in every NOTIFY.
+    id: Option<String>,
+    /// Our NOTIFY still unanswered: the next one waits for its answer, so that they arrive
+    /// in order.
+    in_flight: Option<TransactionKey>,
+    /// The roster changed while a NOTIFY was in flight: send it when that one is answered.
+    stale: bool,
 }
 
 #[derive(Debug, Default)]
@@ -65,7 +74,8 @@ struct Watch {
     roster: Roster,
     /// A roster was reported: its end is reported too.
     reported: bool,
-    /// Refused, unanswered or terminated: not tried again in this dialog.
+    /// Refused, unanswered or terminated: not tried again in this dialog until the peer
+    /// announces itself as a focus anew.
     over: bool,
 }
 
@@ -112,7 +122,14 @@ impl Session {
                 self.send_refresh(shared, ctx);
             }
         }
-        if self.dialog.remote_is_focus() && self.rosters.watch.is_none() {
+        let focus = self.dialog.remote_is_focus();
+        let over = self.rosters.watch.as_ref().is_some_and(|w| w.over);
+        if focus && !self.rosters.peer_focus && over {
+            // The peer hosts a conference again (after ending one, or refusing us).
+            self.rosters.watch = None;
+        }
+        self.rosters.peer_focus = focus;
+        if focus && self.rosters.watch.is_none() {
             self.send_subscribe(shared, ctx, WATCH_SECONDS);
         }
     }
@@ -125,14 +142,16 @@ impl Session {
         key: &TransactionKey,
         request: &Request,
     ) {
-        if event_package(request).as_deref() != Some(EVENT) || shared.focus.is_none() {
+        if event_package(request).as_deref() != Some(EVENT) {
             let mut refused = compose::response(request, 489, None);
-            if shared.focus.is_some() {
-                refused
-                    .headers
-                    .push(Header::Other("Allow-Events".into(), EVENT.into()));
-            }
+            refused
+                .headers
+                .push(Header::Other("Allow-Events".into(), EVENT.into()));
             return ctx.respond(key, refused);
+        }
+        if shared.focus.is_none() {
+            // The package is known, but this call is in no conference of ours.
+            return ctx.respond(key, compose::response(request, 403, None));
         }
         let expires = expires_of(&request.headers).map_or(SERVE_SECONDS, |e| e.min(SERVE_SECONDS));
         let mut accepted = compose::dialog_response(
@@ -146,11 +165,21 @@ impl Session {
             .headers
             .push(rsip::headers::Expires::new(expires.to_string()).into());
         ctx.respond(key, accepted);
-        let version = self.rosters.subscriber.map_or(0, |s| s.version);
-        self.rosters.subscriber = Some(Subscriber {
-            expires_at: ctx.now + Duration::from_secs(expires.into()),
-            version,
-        });
+        let expires_at = ctx.now + Duration::from_secs(expires.into());
+        let id = event_id(request);
+        match &mut self.rosters.subscriber {
+            // A refresh: the same subscription, its versions going on.
+            Some(subscriber) if subscriber.id == id => subscriber.expires_at = expires_at,
+            other => {
+                *other = Some(Subscriber {
+                    expires_at,
+                    version: 0,
+                    id,
+                    in_flight: None,
+                    stale: false,
+                })
+            }
+        }
         let end = (expires == 0).then_some("timeout");
         self.notify_roster(shared, ctx, end);
     }
@@ -161,6 +190,11 @@ impl Session {
         let Some(subscriber) = self.rosters.subscriber.as_mut() else {
             return;
         };
+        if subscriber.in_flight.is_some() && end.is_none() {
+            subscriber.stale = true;
+            return;
+        }
+        subscriber.stale = false;
         subscriber.version += 1;
         let version = subscriber.version;
         let remaining = subscriber.expires_at.saturating_duration_since(ctx.now);
@@ -172,18 +206,24 @@ impl Session {
             Some(reason) => format!("terminated;reason={reason}"),
             None => format!("active;expires={}", remaining.as_secs()),
         };
+        let event = match &subscriber.id {
+            Some(id) => format!("{EVENT};id={id}"),
+            None => EVENT.to_owned(),
+        };
         if end.is_some() {
             self.rosters.subscriber = None;
         }
         let (mut request, next_hop) =
             shared.build_in_dialog(ctx, &mut self.dialog, Method::Notify, None, body.as_ref());
+        // Extension headers, so that a resend with credentials carries them again.
+        request.headers.push(Header::Other("Event".into(), event));
         request
             .headers
-            .push(Header::Other("Event".into(), EVENT.into()));
-        request
-            .headers
-            .push(rsip::headers::SubscriptionState::new(state).into());
+            .push(Header::Other("Subscription-State".into(), state));
         if let Some(key) = ctx.send_request(request.clone(), next_hop) {
+            if let Some(subscriber) = &mut self.rosters.subscriber {
+                subscriber.in_flight = Some(key.clone());
+            }
             self.track(OutRequest {
                 key,
                 request,
@@ -194,11 +234,36 @@ impl Session {
         }
     }
 
-    /// A NOTIFY of ours for the roster was refused or got no answer: the subscription is
-    /// over (RFC 5057 §5.2).
-    pub(super) fn roster_notify_failed(&mut self, sent: &Request) {
-        if sent.method == Method::Notify && event_package(sent).as_deref() == Some(EVENT) {
+    /// The final answer to a NOTIFY of ours (`code`, 408 when none came), or `resent` when a
+    /// challenge made us send it again with credentials. A 481, 405, 489, 501 or no answer
+    /// ends the subscription (RFC 5057 §5.2); other failures fail only that NOTIFY. A roster
+    /// that changed meanwhile goes out now.
+    pub(super) fn roster_notify_answered(
+        &mut self,
+        shared: &Shared,
+        ctx: &mut Ctx<'_>,
+        sent: &TransactionKey,
+        code: u16,
+        resent: Option<&TransactionKey>,
+    ) {
+        let Some(subscriber) = self
+            .rosters
+            .subscriber
+            .as_mut()
+            .filter(|s| s.in_flight.as_ref() == Some(sent))
+        else {
+            return;
+        };
+        if let Some(again) = resent {
+            subscriber.in_flight = Some(again.clone());
+            return;
+        }
+        subscriber.in_flight = None;
+        if matches!(code, 405 | 408 | 481 | 489 | 501) {
+            tracing::debug!(code, "the roster subscription ended with a NOTIFY");
             self.rosters.subscriber = None;
+        } else if subscriber.stale {
+            self.notify_roster(shared, ctx, None);
         }
     }
 
@@ -334,8 +399,21 @@ impl Session {
                 Err(error) => tracing::debug!(%error, "unreadable conference-info ignored"),
             }
         }
+        if let Some(expires) = active_expires(request) {
+            // The focus may shorten the subscription (RFC 6665 §4.1.2.3).
+            let at = ctx.now + Duration::from_secs(expires.into()).mul_f64(0.85);
+            if watch.subscribe.is_none() && watch.refresh_at.is_none_or(|r| r > at) {
+                watch.refresh_at = Some(at);
+            }
+        }
         if terminated {
-            self.watch_over(shared, ctx);
+            match compose::subscription_reason(request).as_deref() {
+                // RFC 6665 §4.1.3: subscribe again at once.
+                Some("deactivated" | "timeout") if self.dialog.remote_is_focus() => {
+                    watch.refresh_at = Some(ctx.now);
+                }
+                _ => self.watch_over(shared, ctx),
+            }
         }
     }
 
@@ -352,6 +430,7 @@ impl Session {
         if self
             .rosters
             .subscriber
+            .as_ref()
             .is_some_and(|s| s.expires_at <= ctx.now)
         {
             self.notify_roster(shared, ctx, Some("timeout"));
@@ -366,7 +445,7 @@ impl Session {
 
     /// When [`Session::roster_timeout`] wants to run.
     pub(super) fn roster_deadline(&self) -> Option<Instant> {
-        let expiry = self.rosters.subscriber.map(|s| s.expires_at);
+        let expiry = self.rosters.subscriber.as_ref().map(|s| s.expires_at);
         let refresh = self
             .rosters
             .watch
@@ -390,6 +469,33 @@ pub(super) fn event_package(request: &Request) -> Option<String> {
             .next()
             .map(|p| p.trim().to_ascii_lowercase())
     })
+}
+
+/// The `id` parameter of a request's `Event` header (RFC 6665 §8.2.1).
+fn event_id(request: &Request) -> Option<String> {
+    request.headers.iter().find_map(|h| {
+        let value = match h {
+            Header::Event(v) => v.value(),
+            Header::Other(name, value) if name.eq_ignore_ascii_case("Event") => value.as_str(),
+            _ => return None,
+        };
+        crate::message::headers::params(value.split_once(';')?.1)
+            .find(|(name, _)| name.eq_ignore_ascii_case("id"))
+            .and_then(|(_, id)| id.map(str::to_owned))
+    })
+}
+
+/// The `expires` of an active (or pending) `Subscription-State`, in seconds.
+fn active_expires(request: &Request) -> Option<u32> {
+    let state = compose::subscription_state(request)?;
+    let (head, params) = state.split_once(';')?;
+    if head.trim().eq_ignore_ascii_case("terminated") {
+        return None;
+    }
+    let expires = crate::message::headers::params(params)
+        .find(|(name, _)| name.eq_ignore_ascii_case("expires"))
+        .and_then(|(_, value)| value?.trim().parse().ok());
+    expires
 }
 
 /// The `Expires` value of a message, in seconds.

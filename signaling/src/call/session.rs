@@ -372,11 +372,14 @@ impl Session {
         };
         let sent = self.others.swap_remove(index);
         match code {
-            401 | 407 => {
-                if let Some(again) = self.resend_authorized(shared, ctx, &sent, &response) {
+            401 | 407 => match self.resend_authorized(shared, ctx, &sent, &response) {
+                Some(again) => {
+                    let resent = again.key.clone();
                     self.others.push(again);
+                    self.roster_notify_answered(shared, ctx, &sent.key, code, Some(&resent));
                 }
-            }
+                None => self.roster_notify_answered(shared, ctx, &sent.key, code, None),
+            },
             408 | 481 if sent.request.method == Method::Info => {
                 let reason = if code == 481 {
                     "the other side lost the call"
@@ -385,8 +388,7 @@ impl Session {
                 };
                 self.lost(shared, ctx, code == 408, reason);
             }
-            _ if code >= 300 => self.roster_notify_failed(&sent.request),
-            _ => {}
+            _ => self.roster_notify_answered(shared, ctx, &sent.key, code, None),
         }
     }
 
@@ -413,7 +415,7 @@ impl Session {
         }
         if let Some(index) = self.others.iter().position(|r| r.key == *key) {
             let sent = self.others.swap_remove(index);
-            self.roster_notify_failed(&sent.request);
+            self.roster_notify_answered(shared, ctx, &sent.key, 408, None);
             if sent.request.method == Method::Info {
                 self.lost(shared, ctx, true, "no answer from the network");
             }

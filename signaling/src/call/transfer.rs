@@ -12,7 +12,6 @@
 //!   a NOTIFY carrying that status; a final status (≥ 200) ends the subscription. A REFER
 //!   without exactly one Refer-To gets 400; one while a transfer is still running gets 491.
 
-use rsip::prelude::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
 use super::compose;
@@ -129,10 +128,7 @@ impl Session {
         key: &TransactionKey,
         request: &Request,
     ) {
-        let is_refer = request.headers.iter().any(|h| match h {
-            Header::Event(v) => v.value().split(';').next().map(str::trim) == Some("refer"),
-            _ => false,
-        });
+        let is_refer = super::roster::event_package(request).as_deref() == Some("refer");
         if !is_refer || !self.transfers.referred {
             return ctx.respond(key, compose::response(request, 481, None));
         }
@@ -236,12 +232,13 @@ impl Session {
         } else {
             format!("active;expires={SUBSCRIPTION_SECONDS}")
         };
+        // Extension headers, so that a resend with credentials carries them again.
         request
             .headers
-            .push(rsip::headers::Event::new("refer").into());
+            .push(Header::Other("Event".into(), "refer".into()));
         request
             .headers
-            .push(rsip::headers::SubscriptionState::new(state).into());
+            .push(Header::Other("Subscription-State".into(), state));
         if let Some(key) = ctx.send_request(request.clone(), next_hop) {
             self.track(OutRequest {
                 key,

@@ -83,9 +83,14 @@ impl Calls {
                     continue;
                 }
             };
+            // The host goes by its own address (this call's identity) in the roster.
+            let host = call.identity.as_ref().map_or_else(
+                || "host".to_owned(),
+                |us| super::peer_label(None, &us.to_string()),
+            );
             if host_seated {
                 let _ = old_sink.finish();
-            } else if let Err(error) = bridge.set_local("host", old_source, old_sink) {
+            } else if let Err(error) = bridge.set_local(&host, old_source, old_sink) {
                 tracing::warn!(%error, "the host's audio cannot take part");
             } else {
                 host_seated = true;
