@@ -441,6 +441,15 @@ mod tests {
         }
     }
 
+    /// What the fake service records for the `id`th notification of a ringing call with the
+    /// three buttons.
+    fn shown_with_buttons(id: u32, who: &str, address: &str) -> String {
+        format!(
+            "Callisto shows {id}: Incoming call / {who}\n{address} (urgency Some(2)) \
+             [answer, Answer, answer-audio, Audio only, decline, Decline]"
+        )
+    }
+
     #[tokio::test]
     async fn a_ringing_call_is_shown_until_it_stops_ringing() {
         let bus = PrivateBus::start().expect("a private D-Bus daemon");
@@ -499,10 +508,7 @@ mod tests {
         notifier.send(ringing(7, "Bob", "sip:bob@example.org"));
         assert_eq!(
             wait_for(&seen, 1).await,
-            [
-                "Callisto shows 1: Incoming call / Bob\nsip:bob@example.org (urgency Some(2)) \
-              [answer, Answer, answer-audio, Audio only, decline, Decline]"
-            ]
+            [shown_with_buttons(1, "Bob", "sip:bob@example.org")]
         );
         assert_eq!(
             press(&service, &mut choices, 1, "answer-audio").await,
@@ -564,8 +570,7 @@ mod tests {
         notifier.send(ringing(6, "Carol", "sip:carol@example.org"));
         assert_eq!(
             wait_for(&seen, 2).await[1],
-            "Callisto shows 2: Incoming call / Carol\nsip:carol@example.org (urgency Some(2)) \
-             [answer, Answer, answer-audio, Audio only, decline, Decline]"
+            shown_with_buttons(2, "Carol", "sip:carol@example.org")
         );
     }
 
@@ -581,10 +586,7 @@ mod tests {
         notifier.send(ringing(2, "Carol", "sip:carol@example.org"));
         assert_eq!(
             wait_for(&seen, 1).await,
-            [
-                "Callisto shows 1: Incoming call / Carol\nsip:carol@example.org (urgency Some(2)) \
-              [answer, Answer, answer-audio, Audio only, decline, Decline]"
-            ]
+            [shown_with_buttons(1, "Carol", "sip:carol@example.org")]
         );
         assert_eq!(
             press(&service, &mut choices, 1, "decline").await,

@@ -43,31 +43,18 @@ pub(crate) fn response(request: &Request, code: u16, local_tag: Option<&str>) ->
 /// Whether a NOTIFY ends its subscription (`Subscription-State: terminated`, RFC 6665 §8.2.3).
 /// The header arrives untyped from the parser, and typed when we built it.
 pub(crate) fn subscription_terminated(request: &Request) -> bool {
-    subscription_state(request).is_some_and(|state| {
+    request.subscription_state().is_some_and(|state| {
         let head = state.split(';').next().unwrap_or_default();
         head.trim().eq_ignore_ascii_case("terminated")
     })
 }
 
-/// The `Subscription-State` value of a NOTIFY.
-pub(crate) fn subscription_state(request: &Request) -> Option<String> {
-    request.headers.iter().find_map(|h| match h {
-        Header::SubscriptionState(v) => Some(v.value().to_owned()),
-        Header::Other(name, value) if name.eq_ignore_ascii_case("Subscription-State") => {
-            Some(value.clone())
-        }
-        _ => None,
-    })
-}
-
 /// The `reason` of a terminated `Subscription-State`, in lower case.
 pub(crate) fn subscription_reason(request: &Request) -> Option<String> {
-    let state = subscription_state(request)?;
-    let (_, params) = state.split_once(';')?;
-    let reason = message::headers::params(params)
+    let (_, params) = request.subscription_state()?.split_once(';')?;
+    message::headers::params(params)
         .find(|(name, _)| name.eq_ignore_ascii_case("reason"))
-        .and_then(|(_, value)| value.map(|v| v.trim().to_ascii_lowercase()));
-    reason
+        .and_then(|(_, value)| value.map(|v| v.trim().to_ascii_lowercase()))
 }
 
 /// A response that creates or confirms a dialog (18x, 2xx to INVITE): Record-Route copied

@@ -29,6 +29,7 @@ use super::compose;
 use super::session::{OutRequest, Session};
 use super::{Body, CallEvent, Ctx, Shared};
 use crate::conference_info::{self, ConferenceInfo, Roster, CONTENT_TYPE, EVENT};
+use crate::message::HeaderAccess;
 use crate::transaction::TransactionKey;
 
 /// The longest subscription we grant, and what a SUBSCRIBE without `Expires` gets.
@@ -153,7 +154,9 @@ impl Session {
             // The package is known, but this call is in no conference of ours.
             return ctx.respond(key, compose::response(request, 403, None));
         }
-        let expires = expires_of(&request.headers).map_or(SERVE_SECONDS, |e| e.min(SERVE_SECONDS));
+        let expires = request
+            .expires()
+            .map_or(SERVE_SECONDS, |e| e.min(SERVE_SECONDS));
         let mut accepted = compose::dialog_response(
             request,
             200,
@@ -321,8 +324,9 @@ impl Session {
         };
         match code {
             200..=299 => {
-                let granted = expires_of(&response.headers)
-                    .or_else(|| expires_of(&sent.request.headers))
+                let granted = response
+                    .expires()
+                    .or_else(|| sent.request.expires())
                     .unwrap_or(WATCH_SECONDS);
                 if let Some(watch) = &mut self.rosters.watch {
                     if granted > 0 && !watch.over {
@@ -458,53 +462,25 @@ impl Session {
 
 /// The event package a SUBSCRIBE or NOTIFY names (its `Event` header without parameters).
 pub(super) fn event_package(request: &Request) -> Option<String> {
-    request.headers.iter().find_map(|h| {
-        let value = match h {
-            Header::Event(v) => v.value(),
-            Header::Other(name, value) if name.eq_ignore_ascii_case("Event") => value.as_str(),
-            _ => return None,
-        };
-        value
-            .split(';')
-            .next()
-            .map(|p| p.trim().to_ascii_lowercase())
-    })
+    let package = request.event()?.split(';').next()?;
+    Some(package.trim().to_ascii_lowercase())
 }
 
 /// The `id` parameter of a request's `Event` header (RFC 6665 §8.2.1).
 fn event_id(request: &Request) -> Option<String> {
-    request.headers.iter().find_map(|h| {
-        let value = match h {
-            Header::Event(v) => v.value(),
-            Header::Other(name, value) if name.eq_ignore_ascii_case("Event") => value.as_str(),
-            _ => return None,
-        };
-        crate::message::headers::params(value.split_once(';')?.1)
-            .find(|(name, _)| name.eq_ignore_ascii_case("id"))
-            .and_then(|(_, id)| id.map(str::to_owned))
-    })
+    let (_, params) = request.event()?.split_once(';')?;
+    crate::message::headers::params(params)
+        .find(|(name, _)| name.eq_ignore_ascii_case("id"))
+        .and_then(|(_, id)| id.map(str::to_owned))
 }
 
 /// The `expires` of an active (or pending) `Subscription-State`, in seconds.
 fn active_expires(request: &Request) -> Option<u32> {
-    let state = compose::subscription_state(request)?;
-    let (head, params) = state.split_once(';')?;
+    let (head, params) = request.subscription_state()?.split_once(';')?;
     if head.trim().eq_ignore_ascii_case("terminated") {
         return None;
     }
-    let expires = crate::message::headers::params(params)
+    crate::message::headers::params(params)
         .find(|(name, _)| name.eq_ignore_ascii_case("expires"))
-        .and_then(|(_, value)| value?.trim().parse().ok());
-    expires
-}
-
-/// The `Expires` value of a message, in seconds.
-fn expires_of(headers: &rsip::Headers) -> Option<u32> {
-    headers.iter().find_map(|h| match h {
-        Header::Expires(v) => v.value().trim().parse().ok(),
-        Header::Other(name, value) if name.eq_ignore_ascii_case("Expires") => {
-            value.trim().parse().ok()
-        }
-        _ => None,
-    })
+        .and_then(|(_, value)| value?.trim().parse().ok())
 }

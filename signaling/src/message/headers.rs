@@ -363,10 +363,30 @@ pub trait HeaderAccess {
         raw_contacts(self.header_list()).any(|v| v.trim() == "*")
     }
 
-    /// The Expires header, in seconds.
+    /// The Expires header, in seconds (typed, or built by us as an extension header).
     fn expires(&self) -> Option<u32> {
         self.header_list().iter().find_map(|h| match h {
             Header::Expires(v) => parse_delta_seconds(v.value()),
+            Header::Other(n, v) if n.eq_ignore_ascii_case("Expires") => parse_delta_seconds(v),
+            _ => None,
+        })
+    }
+
+    /// The Event header's raw value (RFC 6665 §8.2.1), typed or not.
+    fn event(&self) -> Option<&str> {
+        self.header_list().iter().find_map(|h| match h {
+            Header::Event(v) => Some(v.value()),
+            Header::Other(n, v) if n.eq_ignore_ascii_case("Event") => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The Subscription-State header's raw value (RFC 6665 §8.2.3): the parser leaves it
+    /// untyped, the typed form is read too.
+    fn subscription_state(&self) -> Option<&str> {
+        self.header_list().iter().find_map(|h| match h {
+            Header::SubscriptionState(v) => Some(v.value()),
+            Header::Other(n, v) if n.eq_ignore_ascii_case("Subscription-State") => Some(v.as_str()),
             _ => None,
         })
     }
