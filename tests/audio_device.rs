@@ -183,7 +183,7 @@ fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> Tes
     let _tone = play_tone(&pulse, "callisto_mic", MIC_HZ, 30.0)?;
     let speaker = record_raw(&pulse, "callisto_speaker.monitor", &speaker_raw)?;
     let (mut bob, port) = start_bob(&pulse, &bob_dir, &bob_rec, Some("device:callisto_speaker"))?;
-    let mut alice = start_alice(&pulse, &alice_dir, port, "device:callisto_mic.monitor", "6")?;
+    let mut alice = start_alice(&pulse, &alice_dir, port, "device:callisto_mic.monitor", "8")?;
     alice.expect("answered", WAIT)?;
     let ended = alice.expect("call_ended", WAIT)?;
     let bob_ended = bob.expect("call_ended", WAIT)?;
@@ -207,7 +207,7 @@ fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> Tes
         timeline(&recorded.samples, recorded.sample_rate, MIC_HZ)
     );
     assert!(
-        heard >= 3.5,
+        heard >= 5.0,
         "the microphone's tone lasts {heard} s of {:.2} s in bob's recording",
         recorded.seconds()
     );
@@ -219,7 +219,7 @@ fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> Tes
         timeline(&played, 48_000, MIC_HZ)
     );
     assert!(
-        played_tone >= 3.0,
+        played_tone >= 4.0,
         "bob's speaker played {played_tone} s of the tone"
     );
     Ok(())
@@ -291,32 +291,65 @@ fn echo_cancellation_keeps_bobs_speakers_out_of_what_his_microphone_sends() -> T
     let voice = dir.path().join("voice.wav");
     let samples = to_i16(&artificial_voice(140.0, 11, 0.3, 12.0, 48_000));
     wav::write_samples(&voice, &samples, 48_000, 1)?;
-    // What alice hears from 5 s on (the monitor starts late, the canceller converges), as
-    // energy per second.
-    let echo_energy = |heard: &wav::MonoWav| {
+    // What alice hears, second by second, as dBFS (full scale is 32768² per sample).
+    let per_second = |heard: &wav::MonoWav| -> Vec<f64> {
         let rate = heard.sample_rate as usize;
-        let later = &heard.samples[(5 * rate).min(heard.samples.len())..];
-        energy_i16(later) / (later.len().max(1) as f64 / rate as f64)
+        heard
+            .samples
+            .chunks_exact(rate)
+            .map(|second| {
+                let full_scale = 32_768.0f64 * 32_768.0 * rate as f64;
+                10.0 * (energy_i16(second).max(1.0) / full_scale).log10()
+            })
+            .collect()
     };
-    let open = echo_through_bobs_room(&pulse, dir.path(), &voice, "none", "10")?;
-    let cancelled = echo_through_bobs_room(&pulse, dir.path(), &voice, "aec", "10")?;
-    let (open, cancelled) = (echo_energy(&open), echo_energy(&cancelled));
-    let reduction = 10.0 * (open / cancelled.max(1.0)).log10();
-    // Full scale is 32768² · 48000 per second; the voice plays at about −20 dBFS.
-    let full_scale = 32_768.0f64 * 32_768.0 * 48_000.0;
+    let open = per_second(&echo_through_bobs_room(
+        &pulse,
+        dir.path(),
+        &voice,
+        "none",
+        "10",
+    )?);
+    let cancelled = per_second(&echo_through_bobs_room(
+        &pulse,
+        dir.path(),
+        &voice,
+        "aec",
+        "10",
+    )?);
+    let show = |levels: &[f64]| levels.iter().map(|l| format!("{l:.0}")).collect::<Vec<_>>();
+    println!("the echo alice hears, dBFS per second:");
+    println!("  without echo cancellation {:?}", show(&open));
+    println!("  with echo cancellation    {:?}", show(&cancelled));
+    // From 3 s on (the monitor starts late, the canceller converges within a second of
+    // hearing the voice), each second's reduction. The median second is the canceller's
+    // steady state; a busy machine can shift the sound server's delay for a second or two,
+    // which the canceller has to find again (and which the printout shows).
+    let mut reductions: Vec<f64> = open
+        .iter()
+        .zip(&cancelled)
+        .skip(3)
+        .map(|(open, cancelled)| open - cancelled)
+        .collect();
+    assert!(
+        reductions.len() >= 5,
+        "the calls were too short: {open:?} {cancelled:?}"
+    );
+    let quietest_open = open[3..].iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        quietest_open > -40.0,
+        "without echo cancellation alice should hear herself every second: {:?}",
+        show(&open)
+    );
+    reductions.sort_by(f64::total_cmp);
+    let median = reductions[reductions.len() / 2];
     println!(
-        "the echo alice hears: {:.1} dBFS without echo cancellation, {:.1} dBFS with: {reduction:.1} dB less",
-        10.0 * (open / full_scale).log10(),
-        10.0 * (cancelled.max(1.0) / full_scale).log10()
+        "echo cancellation removes {median:.1} dB in the median second, {:.1} dB in the worst",
+        reductions[0]
     );
     assert!(
-        open > full_scale * 1e-4,
-        "without echo cancellation alice should hear herself (at {:.1} dBFS)",
-        10.0 * (open / full_scale).log10()
-    );
-    assert!(
-        reduction >= 15.0,
-        "echo cancellation removes only {reduction:.1} dB"
+        median >= 15.0,
+        "echo cancellation removes only {median:.1} dB"
     );
     Ok(())
 }
