@@ -211,7 +211,10 @@ impl ConferenceBridge {
             inbox: Vec::with_capacity(4 * frame),
             to_mix,
             from_mix,
-            outbox: PcmFifo::new(2 * frame, 6 * frame),
+            // Primed at one frame: the bridge and the session tick on the same clock, so
+            // nothing needs to wait unless the session's phase jitters across the bridge's;
+            // then the first dry read leaves one frame of slack for good.
+            outbox: PcmFifo::new(frame, 6 * frame),
             ends: 2,
         });
         tracing::info!(leg = id.0, label, rate, "joined the conference");

@@ -140,6 +140,30 @@ mod tests {
     }
 
     #[test]
+    fn primed_at_one_frame_it_holds_nothing_back_until_the_reader_once_runs_ahead() {
+        // A conference leg's outbox: the bridge pushes a frame every tick and the leg's session
+        // pops one every 20 ms on the same clock, at a phase of its own.
+        let mut fifo = PcmFifo::new(4, 24);
+        let mut out = [0i16; 4];
+        for _ in 0..10 {
+            fifo.push(&[1; 4]);
+            assert!(fifo.pop_into(&mut out));
+            assert!(fifo.is_empty(), "in step, nothing waits");
+        }
+        // The reader comes once before the writer: a frame of silence, then the late frame and
+        // the next one are both there, and one frame of slack stays from then on.
+        assert!(!fifo.pop_into(&mut out));
+        fifo.push(&[2; 4]);
+        fifo.push(&[3; 4]);
+        for k in 4..20 {
+            assert!(fifo.pop_into(&mut out));
+            assert_eq!(fifo.len(), 4);
+            fifo.push(&[k; 4]);
+        }
+        assert_eq!(fifo.counters().underruns, 1);
+    }
+
+    #[test]
     fn a_writer_that_runs_ahead_loses_its_oldest_samples_without_a_click() {
         let mut fifo = PcmFifo::new(480, 2_000);
         // A constant level: the crossfade must keep it constant across the joint.
