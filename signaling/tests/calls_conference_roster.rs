@@ -6,7 +6,7 @@ mod call_support;
 use std::time::Duration;
 
 use call_support::{sdp, World};
-use callisto_signaling::call::{CallEvent, CallId};
+use callisto_signaling::call::{CallError, CallEvent, CallId};
 use callisto_signaling::conference_info::{ConferenceInfo, ConferenceUser};
 
 const OFFER: &str = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
@@ -272,6 +272,63 @@ fn a_call_merged_into_a_conference_announces_the_focus_and_gets_the_roster() {
     );
     // The refresh was alice's own business: bob's application heard of no re-offer.
     assert!(!w.uas[BOB].has(bob_alice, |e| matches!(e, CallEvent::ReOffer { .. })));
+}
+
+#[test]
+fn hold_pressed_while_the_focus_announces_itself_goes_out_after_the_announcement() {
+    let mut w = world();
+    let (alice_bob, bob_alice) = bob_calls_alice(&mut w, None);
+    w.run_for(Duration::from_secs(1));
+    let now = w.now();
+    let endpoint = &mut w.uas[ALICE].endpoint;
+    endpoint
+        .set_conference_info(
+            now,
+            alice_bob,
+            Some(roster(&[("sip:alice@example.test", "Alice")])),
+        )
+        .unwrap();
+    // The announcing UPDATE is on its way; alice holds bob at that very moment.
+    endpoint.reinvite(now, alice_bob, sdp("hold")).unwrap();
+    // A second offer while the first still waits is refused, as any overlapping one.
+    assert_eq!(
+        endpoint.reinvite(now, alice_bob, sdp("again")),
+        Err(CallError::ReInviteInProgress)
+    );
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[BOB].has(
+        bob_alice,
+        |e| *e
+            == CallEvent::ReOffer {
+                body: Some(sdp("hold"))
+            }
+    )));
+    let update = w.log.iter().position(|s| s.is_request("UPDATE")).unwrap();
+    // The first INVITE is bob's call; the second is alice's hold.
+    let reinvite = w
+        .log
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_request("INVITE"))
+        .nth(1)
+        .unwrap()
+        .0;
+    assert!(
+        update < reinvite,
+        "the hold follows the announcement's answer"
+    );
+    let now = w.now();
+    w.uas[BOB]
+        .endpoint
+        .answer_reoffer(now, bob_alice, Some(sdp("held")))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[ALICE].has(
+        alice_bob,
+        |e| *e
+            == CallEvent::ReAnswer {
+                body: Some(sdp("held"))
+            }
+    )));
+    assert!(!w.uas[ALICE].has(alice_bob, |e| matches!(e, CallEvent::ReInviteFailed { .. })));
 }
 
 #[test]

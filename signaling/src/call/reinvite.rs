@@ -2,6 +2,9 @@
 //!
 //! - Only one INVITE transaction may be in progress on a dialog in either direction (§14.1):
 //!   `reinvite` is refused while ours or the peer's is pending, or our 2xx awaits its ACK.
+//!   While only our own session refresh is under way (RFC 4028, or a focus announcing itself)
+//!   the application's offer waits for it and goes out when it is answered: hold pressed at
+//!   that moment still holds.
 //! - A re-INVITE received while ours is pending is answered 491 Request Pending; one received
 //!   while the peer's previous one is unanswered gets 500 with a Retry-After of 0–10 s (§14.2).
 //! - Our re-INVITE answered 491 is sent again after a random delay (§14.1): 2.1–4 s when we
@@ -45,6 +48,16 @@ pub(super) struct GlareRetry {
     refresh: bool,
 }
 
+impl GlareRetry {
+    /// Makes this retry of a session refresh carry the application's offer instead: a
+    /// re-INVITE that refreshes the session too, and is reported.
+    fn carry(&mut self, body: Body) {
+        self.method = Method::Invite;
+        self.body = Some(body);
+        self.refresh = false;
+    }
+}
+
 /// The peer's re-INVITE or UPDATE with an offer, waiting for the application's answer.
 #[derive(Debug, Clone)]
 pub(super) struct InReinvite {
@@ -75,10 +88,47 @@ impl Session {
             });
         }
         if self.invite_in_progress() {
-            return Err(CallError::ReInviteInProgress);
+            if !self.only_refreshing() || self.queued_offer.is_some() {
+                return Err(CallError::ReInviteInProgress);
+            }
+            match &mut self.glare_retry {
+                // The refresh was refused with 491: the offer takes its turn (and refreshes).
+                Some(retry) => retry.carry(body),
+                None => self.queued_offer = Some(body),
+            }
+            return Ok(());
         }
         self.send_offer(shared, ctx, Method::Invite, Some(body), 0, false);
         Ok(())
+    }
+
+    /// Whether the exchange under way is nothing but our own session refresh.
+    fn only_refreshing(&self) -> bool {
+        self.reinvite_in.is_none()
+            && self.pending_answer.is_none()
+            && match (&self.reinvite_out, &self.glare_retry) {
+                (Some(out), None) => out.refresh,
+                (None, Some(retry)) => retry.refresh,
+                _ => false,
+            }
+    }
+
+    /// The application's offer that waited for a refresh, once that refresh is over.
+    fn send_queued_offer(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
+        if self.reinvite_out.is_some() {
+            // The refresh goes again with credentials; the offer still waits.
+            return;
+        }
+        let Some(body) = self.queued_offer.take() else {
+            return;
+        };
+        if shared.ended {
+            return;
+        }
+        match &mut self.glare_retry {
+            Some(retry) => retry.carry(body),
+            None => self.send_offer(shared, ctx, Method::Invite, Some(body), 0, false),
+        }
     }
 
     /// Sends a re-INVITE or UPDATE carrying `body`, with Session-Expires while a session
@@ -196,6 +246,7 @@ impl Session {
                 }
             }
         }
+        self.send_queued_offer(shared, ctx);
     }
 
     /// Sends the re-INVITE again when its glare delay is over; waits longer while the peer's

@@ -67,6 +67,8 @@ pub(super) struct Session {
     bye_after_ack: bool,
     pub(super) reinvite_out: Option<OutRequest>,
     pub(super) glare_retry: Option<GlareRetry>,
+    /// The application's offer, waiting for our own session refresh to finish.
+    pub(super) queued_offer: Option<Body>,
     pub(super) reinvite_in: Option<InReinvite>,
     /// BYE and INFO requests in flight.
     others: Vec<OutRequest>,
@@ -110,6 +112,7 @@ impl Session {
             bye_after_ack: false,
             reinvite_out: None,
             glare_retry: None,
+            queued_offer: None,
             reinvite_in: None,
             others: Vec::new(),
             timer: None,
@@ -169,6 +172,7 @@ impl Session {
     /// Ends the call from our side.
     pub fn hang_up(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
         self.glare_retry = None;
+        self.queued_offer = None;
         if let Some(pending) = self.reinvite_in.take() {
             ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
         }
@@ -327,6 +331,7 @@ impl Session {
         }
         self.pending_answer = None;
         self.glare_retry = None;
+        self.queued_offer = None;
         self.bye_after_ack = false;
         shared.end(ctx, true, "the other side hung up");
     }
@@ -429,6 +434,7 @@ impl Session {
             return;
         }
         self.glare_retry = None;
+        self.queued_offer = None;
         if let Some(pending) = self.reinvite_in.take() {
             ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
         }
