@@ -3,6 +3,8 @@
 //! as webcams send it). The pictures are the moving test pattern, so the JPEGs carry real
 //! detail. Throughput is in frames: frames/s ÷ 30 is how many 30 fps cameras one core keeps
 //! up with. `camera_720p_to_480p` adds the scaling a 720p camera in a 640x480 call needs.
+//! `window_rgb` is the other direction: a decoded picture as RGB for the window, which it
+//! converts for every tile and the self-view.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use callisto_media::video::camera::{to_i420, PixelFormat, RawFrame};
-use callisto_media::video::{scale_i420, TestPattern, VideoFormat, VideoFrame};
+use callisto_media::video::{i420_to_rgb, scale_i420, TestPattern, VideoFormat, VideoFrame};
 
 fn pattern(width: u32, height: u32) -> VideoFrame {
     let Ok(format) = VideoFormat::new(width, height, 30) else {
@@ -122,6 +124,17 @@ fn conversions(c: &mut Criterion) {
                     .ok()
                     .and_then(|frame| scale_i420(&frame, 640, 480).ok())
             })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("window_rgb");
+    group.throughput(Throughput::Elements(1));
+    for (width, height) in [(640, 480), (1280, 720)] {
+        let picture = pattern(width, height);
+        let mut rgb = vec![0u8; (width * height * 3) as usize];
+        group.bench_function(format!("i420_to_rgb_{width}x{height}"), |b| {
+            b.iter(|| i420_to_rgb(black_box(&picture), black_box(&mut rgb)))
         });
     }
     group.finish();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use slint::{ComponentHandle, SharedString};
 
-use super::video_image::frame_image;
+use super::video_image::StreamImages;
 use super::{sync_rows, Actions, MainWindow, SettingsAdapter};
 use crate::app::{Action, DevicePreview, Screen, SettingsForm, SettingsScreen, VIDEO_SIZES};
 
@@ -17,6 +17,7 @@ const REFRESH: Duration = Duration::from_millis(66);
 struct Previewing {
     preview: DevicePreview,
     seen: u64,
+    images: StreamImages,
 }
 
 thread_local! {
@@ -108,6 +109,7 @@ fn follow(window: &MainWindow, preview: Option<&DevicePreview>) {
         *previewing = preview.map(|p| Previewing {
             preview: p.clone(),
             seen: 0,
+            images: StreamImages::new(),
         });
         true
     });
@@ -129,7 +131,7 @@ fn pump(window: &MainWindow) {
         adapter.set_mic_level(p.preview.level());
         if let Some((seen, frame)) = p.preview.camera.take_newer(p.seen) {
             p.seen = seen;
-            adapter.set_camera_preview(frame_image(&frame));
+            adapter.set_camera_preview(p.images.image(&frame));
         }
     });
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use slint::{ComponentHandle, Model, ModelRc, VecModel};
 
-use super::video_image::frame_image;
+use super::video_image::StreamImages;
 use super::{CallAdapter, MainWindow, TileRow};
 use crate::engine::CallControls;
 
@@ -18,6 +18,8 @@ struct Following {
     name: String,
     seen_local: u64,
     seen_remote: u64,
+    local_images: StreamImages,
+    remote_images: StreamImages,
 }
 
 /// 30 times a second.
@@ -46,6 +48,8 @@ pub(super) fn follow(window: &MainWindow, shown: &[(CallControls, String)]) {
                     name: name.clone(),
                     seen_local: 0,
                     seen_remote: 0,
+                    local_images: StreamImages::new(),
+                    remote_images: StreamImages::new(),
                 })
                 .collect();
         }
@@ -68,7 +72,7 @@ fn pump(window: &MainWindow) {
         let calls = window.global::<CallAdapter>();
         if let Some((seen, frame)) = first.controls.local_video.take_newer(first.seen_local) {
             first.seen_local = seen;
-            calls.set_self_view(frame_image(&frame));
+            calls.set_self_view(first.local_images.image(&frame));
         }
         if calls.get_tiles().row_count() != following.len() {
             // A tile per participant, named, until its first picture arrives.
@@ -90,7 +94,7 @@ fn pump(window: &MainWindow) {
                     i,
                     TileRow {
                         name: f.name.as_str().into(),
-                        frame: frame_image(&frame),
+                        frame: f.remote_images.image(&frame),
                         has_video: true,
                     },
                 );

@@ -22,6 +22,8 @@ use super::source::VideoSource;
 struct Slot {
     frame: Mutex<Option<VideoFrame>>,
     generation: AtomicU64,
+    /// Frames handed to the reader so far.
+    taken: AtomicU64,
     /// Someone reads the slot: frames are kept from then on.
     watched: AtomicBool,
 }
@@ -60,7 +62,16 @@ impl FrameSlot {
             return None;
         }
         let slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
-        slot.clone().map(|frame| (generation, frame))
+        let newer = slot.clone().map(|frame| (generation, frame));
+        if newer.is_some() {
+            self.0.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        newer
+    }
+
+    /// How many frames [`FrameSlot::take_newer`] has handed out: the pictures a window showed.
+    pub fn taken(&self) -> u64 {
+        self.0.taken.load(Ordering::Relaxed)
     }
 }
 
