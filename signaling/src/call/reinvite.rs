@@ -3,8 +3,8 @@
 //! - Only one INVITE transaction may be in progress on a dialog in either direction (§14.1):
 //!   `reinvite` is refused while ours or the peer's is pending, or our 2xx awaits its ACK.
 //!   While only our own session refresh is under way (RFC 4028, or a focus announcing itself)
-//!   the application's offer waits for it and goes out when it is answered: hold pressed at
-//!   that moment still holds.
+//!   the application's offer waits for it (also through the refresh's 491 retries) and goes
+//!   out when it is answered: hold pressed at that moment still holds.
 //! - A re-INVITE received while ours is pending is answered 491 Request Pending; one received
 //!   while the peer's previous one is unanswered gets 500 with a Retry-After of 0–10 s (§14.2).
 //! - Our re-INVITE answered 491 is sent again after a random delay (§14.1): 2.1–4 s when we
@@ -48,16 +48,6 @@ pub(super) struct GlareRetry {
     refresh: bool,
 }
 
-impl GlareRetry {
-    /// Makes this retry of a session refresh carry the application's offer instead: a
-    /// re-INVITE that refreshes the session too, and is reported.
-    fn carry(&mut self, body: Body) {
-        self.method = Method::Invite;
-        self.body = Some(body);
-        self.refresh = false;
-    }
-}
-
 /// The peer's re-INVITE or UPDATE with an offer, waiting for the application's answer.
 #[derive(Debug, Clone)]
 pub(super) struct InReinvite {
@@ -91,11 +81,10 @@ impl Session {
             if !self.only_refreshing() || self.queued_offer.is_some() {
                 return Err(CallError::ReInviteInProgress);
             }
-            match &mut self.glare_retry {
-                // The refresh was refused with 491: the offer takes its turn (and refreshes).
-                Some(retry) => retry.carry(body),
-                None => self.queued_offer = Some(body),
-            }
+            // It follows the refresh, also one waiting to be tried again after a 491: the
+            // refresh keeps its own fate (a refused offer must not leave the session timer
+            // or a focus announcement without their refresh).
+            self.queued_offer = Some(body);
             return Ok(());
         }
         self.send_offer(shared, ctx, Method::Invite, Some(body), 0, false);
@@ -115,19 +104,15 @@ impl Session {
 
     /// The application's offer that waited for a refresh, once that refresh is over.
     fn send_queued_offer(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
-        if self.reinvite_out.is_some() {
-            // The refresh goes again with credentials; the offer still waits.
+        if self.reinvite_out.is_some() || self.glare_retry.is_some() {
+            // The refresh goes again (with credentials, or after a 491): the offer waits.
             return;
         }
         let Some(body) = self.queued_offer.take() else {
             return;
         };
-        if shared.ended {
-            return;
-        }
-        match &mut self.glare_retry {
-            Some(retry) => retry.carry(body),
-            None => self.send_offer(shared, ctx, Method::Invite, Some(body), 0, false),
+        if !shared.ended {
+            self.send_offer(shared, ctx, Method::Invite, Some(body), 0, false);
         }
     }
 
