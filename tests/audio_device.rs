@@ -342,7 +342,8 @@ fn echo_cancellation_keeps_bobs_speakers_out_of_what_his_microphone_sends() -> T
         show(&open)
     );
     reductions.sort_by(f64::total_cmp);
-    let median = reductions[reductions.len() / 2];
+    // The lower median: at least half the seconds reach it.
+    let median = reductions[(reductions.len() - 1) / 2];
     println!(
         "echo cancellation removes {median:.1} dB in the median second, {:.1} dB in the worst",
         reductions[0]

@@ -57,11 +57,13 @@ impl FrameSlot {
     /// kept.
     pub fn take_newer(&self, seen: u64) -> Option<(u64, VideoFrame)> {
         self.0.watched.store(true, Ordering::Relaxed);
-        let generation = self.generation();
-        if generation == seen {
+        if self.generation() == seen {
             return None;
         }
         let slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
+        // Read again under the lock: `put` counts while holding it, so the number belongs to
+        // the frame taken (one put in between would otherwise come back as new next time).
+        let generation = self.generation();
         let newer = slot.clone().map(|frame| (generation, frame));
         if newer.is_some() {
             self.0.taken.fetch_add(1, Ordering::Relaxed);
