@@ -27,12 +27,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callisto::app::{AccountRow, CallRow, Screen, Snapshot};
+use callisto::app::{Screen, Snapshot};
 use callisto::engine::CallControls;
 use callisto::ui::{apply, MainWindow, Nav, Page};
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
 use slint::winit_030::{winit, EventResult, WinitWindowAccessor};
 use slint::ComponentHandle;
+use support::ui_rows::{connected_call, registered};
 use support::xvfb::Xvfb;
 
 /// CPU time of the calling thread, or of the whole process.
@@ -44,16 +45,6 @@ fn cpu(clock: libc::clockid_t) -> Duration {
     // SAFETY: `now` is a valid timespec to write to; the clocks used exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut now) };
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-fn registered() -> AccountRow {
-    AccountRow {
-        name: "work".into(),
-        user: "sip:alice@example.org".into(),
-        state: "Registered".into(),
-        detail: "for 10 min".into(),
-        tone: 1,
-    }
 }
 
 fn idle_screen() -> Screen {
@@ -68,17 +59,7 @@ fn idle_screen() -> Screen {
 
 fn call_screen(video: Vec<(CallControls, String)>) -> Screen {
     let mut screen = idle_screen();
-    screen.view.calls = vec![CallRow {
-        key: 1,
-        remote: "Bob".into(),
-        state: "Connected".into(),
-        timer: "2:17".into(),
-        video: true,
-        secure: true,
-        codec: "opus".into(),
-        camera_on: true,
-        ..CallRow::default()
-    }];
+    screen.view.calls = vec![connected_call()];
     screen.view.current = Some(0);
     screen.video = video;
     screen

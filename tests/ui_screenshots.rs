@@ -12,13 +12,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use callisto::app::{
-    AccountRow, CallRow, HistoryRow, Screen, SettingsForm, SettingsScreen, Snapshot,
-};
+use callisto::app::{HistoryRow, Screen, SettingsForm, SettingsScreen, Snapshot};
 use callisto::ui::video_image::frame_image;
 use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
 use slint::{ComponentHandle, ModelRc, VecModel};
+use support::ui_rows::{connected_call, registered};
 use support::xvfb::Xvfb;
 
 /// Where `make test` leaves the screenshots (the README names it).
@@ -27,30 +26,6 @@ fn screenshot_dir() -> PathBuf {
         .parent()
         .expect("the target directory")
         .join("screenshots")
-}
-
-fn registered() -> AccountRow {
-    AccountRow {
-        name: "work".into(),
-        user: "sip:alice@example.org".into(),
-        state: "Registered".into(),
-        detail: "for 10 min".into(),
-        tone: 1,
-    }
-}
-
-fn connected_call() -> CallRow {
-    CallRow {
-        key: 1,
-        remote: "Bob".into(),
-        state: "Connected".into(),
-        timer: "2:17".into(),
-        video: true,
-        secure: true,
-        codec: "opus".into(),
-        camera_on: true,
-        ..CallRow::default()
-    }
 }
 
 fn history() -> Vec<HistoryRow> {

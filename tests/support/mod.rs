@@ -47,6 +47,7 @@ pub mod pki;
 pub mod pulse;
 pub mod sip_uas;
 pub mod tcp_proxy;
+pub mod ui_rows;
 pub mod video;
 pub mod wav;
 pub mod xvfb;
