@@ -1,7 +1,9 @@
 //! Screenshots of the window's main views, rendered headless under Xvfb with Slint's software
 //! renderer, written to `target/screenshots/` and checked to show something: first run,
 //! registered and idle, an incoming call, a call with two video tiles and the self-view, the
-//! statistics panel, the settings.
+//! statistics panel, a call whose peer sends three video streams (fed through the call's
+//! frame slots, one stream arriving after the call is shown: a named tile each), the
+//! settings.
 //!
 //! One test per binary: Slint's platform is chosen once per process.
 
@@ -13,10 +15,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use callisto::app::{HistoryRow, Screen, SettingsForm, SettingsScreen, Snapshot};
+use callisto::engine::CallControls;
 use callisto::ui::video_image::frame_image;
 use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
-use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
-use slint::{ComponentHandle, ModelRc, VecModel};
+use callisto_media::video::{FrameSlot, TestPattern, VideoFormat, VideoSource};
+use slint::{ComponentHandle, Model, ModelRc, VecModel};
 use support::ui_rows::{connected_call, registered};
 use support::xvfb::Xvfb;
 
@@ -58,6 +61,45 @@ fn pattern_tile(name: &str, identity: u16) -> TileRow {
         frame: frame_image(&frame),
         has_video: true,
     }
+}
+
+/// The streams of the multistream call: who, and the picture size that tells their tiles
+/// apart.
+const STREAMS: [(&str, u32, u32); 3] =
+    [("bob", 320, 240), ("carol", 352, 288), ("alice", 176, 144)];
+
+/// Shows a call whose peer sends bob's, carol's and (a moment later) alice's stream: bob's
+/// is the call's own, the others its further streams. A thread feeds each slot its own
+/// picture size for a while, as the media threads would.
+fn show_streams(window: &MainWindow, screen: &Screen) {
+    let controls = CallControls::default();
+    controls.more_video.name_first(STREAMS[0].0);
+    let carol = controls.more_video.add(STREAMS[1].0);
+    let mut screen = screen.clone();
+    screen.video = vec![(controls.clone(), "Conference".to_string())];
+    apply(window, &screen);
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut slots: Vec<(FrameSlot, TestPattern)> = Vec::new();
+        let pattern = |(_, width, height): (&str, u32, u32)| {
+            TestPattern::new(VideoFormat::new(width, height, 30).expect("a format"), 1)
+                .expect("a pattern")
+        };
+        slots.push((controls.remote_video.clone(), pattern(STREAMS[0])));
+        slots.push((carol, pattern(STREAMS[1])));
+        while started.elapsed() < Duration::from_millis(1_500) {
+            if slots.len() == 2 && started.elapsed() >= Duration::from_millis(50) {
+                let alice = controls.more_video.add(STREAMS[2].0);
+                slots.push((alice, pattern(STREAMS[2])));
+            }
+            for (slot, pattern) in &mut slots {
+                if let Ok(Some(frame)) = pattern.next_frame() {
+                    slot.put(&frame);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    });
 }
 
 /// One view: how to set it up.
@@ -170,6 +212,13 @@ fn views() -> Vec<View> {
             }),
         },
         View {
+            name: "in-call-streams",
+            set_up: Box::new({
+                let in_call = in_call.clone();
+                move |window| show_streams(window, &in_call)
+            }),
+        },
+        View {
             name: "settings",
             set_up: Box::new({
                 let idle = idle.clone();
@@ -210,8 +259,24 @@ fn views() -> Vec<View> {
     ]
 }
 
-/// A view's name and what its screenshot showed (colours, share off the background).
-type Shot = (String, Result<(usize, f64), String>);
+/// A view's name, what its screenshot showed (colours, share off the background) and its
+/// video tiles (name, picture size, whether it has a picture).
+type Shot = (String, Result<(usize, f64), String>, Vec<TileSeen>);
+
+/// A tile as shown: its name, its picture's size, whether it has a picture.
+type TileSeen = (String, (u32, u32), bool);
+
+fn tiles_seen(window: &MainWindow) -> Vec<TileSeen> {
+    window
+        .global::<CallAdapter>()
+        .get_tiles()
+        .iter()
+        .map(|t| {
+            let size = t.frame.size();
+            (t.name.to_string(), (size.width, size.height), t.has_video)
+        })
+        .collect()
+}
 
 /// How much a screenshot shows: the number of distinct colours and the share of pixels that
 /// differ from the most common one.
@@ -285,7 +350,11 @@ fn the_main_views_render_to_non_blank_screenshots() {
                         );
                         content(bytes)
                     });
-                    results.borrow_mut().push((view.name.to_string(), outcome));
+                    results.borrow_mut().push((
+                        view.name.to_string(),
+                        outcome,
+                        tiles_seen(&window),
+                    ));
                 }
                 *current += 1;
             },
@@ -296,8 +365,8 @@ fn the_main_views_render_to_non_blank_screenshots() {
     let _ = window.hide();
 
     let results = results.borrow();
-    assert_eq!(results.len(), 6, "every view was photographed: {results:?}");
-    for (name, outcome) in results.iter() {
+    assert_eq!(results.len(), 7, "every view was photographed: {results:?}");
+    for (name, outcome, _) in results.iter() {
         let (colours, busy) = outcome.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             *colours >= 16 && *busy >= 0.05,
@@ -306,7 +375,18 @@ fn the_main_views_render_to_non_blank_screenshots() {
         );
     }
     // The in-call view shows the pattern tiles: many colours.
-    let in_call = results.iter().find(|(n, _)| n == "in-call").unwrap();
+    let in_call = results.iter().find(|(n, _, _)| n == "in-call").unwrap();
     assert!(in_call.1.as_ref().unwrap().0 > 200, "{in_call:?}");
+    // The multistream call: a tile per stream, in the order they came, each named as the peer
+    // labelled it and showing its own stream's pictures.
+    let streams = results
+        .iter()
+        .find(|(n, _, _)| n == "in-call-streams")
+        .unwrap();
+    let expected: Vec<TileSeen> = STREAMS
+        .iter()
+        .map(|(name, width, height)| (name.to_string(), (*width, *height), true))
+        .collect();
+    assert_eq!(streams.2, expected, "{streams:?}");
     drop(xvfb);
 }

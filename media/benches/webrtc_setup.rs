@@ -34,6 +34,7 @@ fn media(video: bool) -> WebRtcMedia {
         video: video.then(|| WebRtcVideoMedia {
             source: Box::new(TestPattern::new(format, 1).unwrap()),
             sink: Box::new(NullVideoSink::new()),
+            more_streams: None,
         }),
     }
 }

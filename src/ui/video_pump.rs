@@ -1,57 +1,105 @@
 //! Moves the shown call's pictures into the window: a timer on the UI thread looks at the
 //! calls' frame slots 30 times a second and converts only frames that are new (DESIGN.md
 //! rule 4: the media threads never call into the UI, and frames never queue up). A call shows
-//! one tile; a conference one tile per participant, in the order they came.
+//! one tile, or one per stream when the peer sends several (a conference server); a
+//! conference we host one tile per participant, in the order they came.
 
 use std::cell::RefCell;
 use std::time::Duration;
 
+use callisto_media::video::FrameSlot;
 use slint::{ComponentHandle, Model, ModelRc, VecModel};
 
 use super::video_image::StreamImages;
 use super::{CallAdapter, MainWindow, TileRow};
 use crate::engine::CallControls;
 
-/// One participant whose pictures are shown, and the frames already converted.
-struct Following {
-    controls: CallControls,
+/// One tile: the participant's name, the slot its pictures come from, and the frames
+/// already converted.
+struct Tile {
     name: String,
+    slot: FrameSlot,
+    seen: u64,
+    images: StreamImages,
+}
+
+/// What is shown: the calls, the self-view, and a tile per picture.
+struct Following {
+    calls: Vec<(CallControls, String)>,
+    /// Each call's further streams as they were when the tiles were laid out.
+    layout: Vec<u64>,
     seen_local: u64,
-    seen_remote: u64,
     local_images: StreamImages,
-    remote_images: StreamImages,
+    tiles: Vec<Tile>,
+}
+
+impl Following {
+    fn new(calls: &[(CallControls, String)]) -> Self {
+        Following {
+            calls: calls.to_vec(),
+            layout: Vec::new(),
+            seen_local: 0,
+            local_images: StreamImages::new(),
+            tiles: Vec::new(),
+        }
+    }
+
+    /// Lays the tiles out again when a call's further streams changed (or for the first
+    /// time): each call's own picture, then its further streams in the order they came. A
+    /// multistream call's own picture takes the name the peer gave it. Returns whether the
+    /// tiles changed.
+    fn lay_out(&mut self) -> bool {
+        let layout: Vec<u64> = self
+            .calls
+            .iter()
+            .map(|(controls, _)| controls.more_video.generation())
+            .collect();
+        if layout == self.layout && !self.tiles.is_empty() {
+            return false;
+        }
+        self.layout = layout;
+        let tile = |name: String, slot: FrameSlot| Tile {
+            name,
+            slot,
+            seen: 0,
+            images: StreamImages::new(),
+        };
+        self.tiles = self
+            .calls
+            .iter()
+            .flat_map(|(controls, name)| {
+                let more = &controls.more_video;
+                let first = more.first_name().unwrap_or_else(|| name.clone());
+                std::iter::once(tile(first, controls.remote_video.clone())).chain(
+                    more.slots()
+                        .into_iter()
+                        .map(|(name, slot)| tile(name, slot)),
+                )
+            })
+            .collect();
+        true
+    }
 }
 
 /// 30 times a second.
 const PERIOD: Duration = Duration::from_millis(33);
 
 thread_local! {
-    static FOLLOWING: RefCell<Vec<Following>> = const { RefCell::new(Vec::new()) };
+    static FOLLOWING: RefCell<Option<Following>> = const { RefCell::new(None) };
     /// Runs only while a call with pictures is shown: an idle window does no work.
     static TIMER: slint::Timer = slint::Timer::default();
 }
 
 /// Shows these calls' pictures from now on, each under its name (none: no call with
-/// pictures is shown). The first call's self-view is the one shown.
+/// pictures is shown), and the further streams of a call that sends several. The first
+/// call's self-view is the one shown.
 pub(super) fn follow(window: &MainWindow, shown: &[(CallControls, String)]) {
     let changed = FOLLOWING.with_borrow_mut(|following| {
-        let same = following.len() == shown.len()
-            && following
-                .iter()
-                .zip(shown)
-                .all(|(f, (c, n))| f.controls == *c && f.name == *n);
+        let same = following
+            .as_ref()
+            .map_or(shown.is_empty(), |f| f.calls == shown);
         if !same {
-            *following = shown
-                .iter()
-                .map(|(controls, name)| Following {
-                    controls: controls.clone(),
-                    name: name.clone(),
-                    seen_local: 0,
-                    seen_remote: 0,
-                    local_images: StreamImages::new(),
-                    remote_images: StreamImages::new(),
-                })
-                .collect();
+            *following = (!shown.is_empty()).then(|| Following::new(shown));
         }
         !same
     });
@@ -66,35 +114,38 @@ pub(super) fn follow(window: &MainWindow, shown: &[(CallControls, String)]) {
 
 fn pump(window: &MainWindow) {
     FOLLOWING.with_borrow_mut(|following| {
-        let Some(first) = following.first_mut() else {
+        let Some(following) = following else {
             return;
         };
         let calls = window.global::<CallAdapter>();
-        if let Some((seen, frame)) = first.controls.local_video.take_newer(first.seen_local) {
-            first.seen_local = seen;
-            calls.set_self_view(first.local_images.image(&frame));
+        if let Some((first, _)) = following.calls.first() {
+            if let Some((seen, frame)) = first.local_video.take_newer(following.seen_local) {
+                following.seen_local = seen;
+                calls.set_self_view(following.local_images.image(&frame));
+            }
         }
-        if calls.get_tiles().row_count() != following.len() {
-            // A tile per participant, named, until its first picture arrives.
+        if following.lay_out() || calls.get_tiles().row_count() != following.tiles.len() {
+            // A tile per picture, named, until its first picture arrives.
             let rows = following
+                .tiles
                 .iter()
-                .map(|f| TileRow {
-                    name: f.name.as_str().into(),
+                .map(|tile| TileRow {
+                    name: tile.name.as_str().into(),
                     frame: slint::Image::default(),
                     has_video: false,
                 })
                 .collect();
             super::sync_rows(calls.get_tiles(), rows, |m| calls.set_tiles(m));
         }
-        let tiles = calls.get_tiles();
-        for (i, f) in following.iter_mut().enumerate() {
-            if let Some((seen, frame)) = f.controls.remote_video.take_newer(f.seen_remote) {
-                f.seen_remote = seen;
-                tiles.set_row_data(
+        let rows = calls.get_tiles();
+        for (i, tile) in following.tiles.iter_mut().enumerate() {
+            if let Some((seen, frame)) = tile.slot.take_newer(tile.seen) {
+                tile.seen = seen;
+                rows.set_row_data(
                     i,
                     TileRow {
-                        name: f.name.as_str().into(),
-                        frame: f.remote_images.image(&frame),
+                        name: tile.name.as_str().into(),
+                        frame: tile.images.image(&frame),
                         has_video: true,
                     },
                 );

@@ -207,7 +207,7 @@ impl ClassicVideoSession {
                 controller: None,
                 nack: false,
             },
-            source,
+            Some(source),
             sink,
             VideoChannels {
                 inbox: (inbox.clone(), inputs),

@@ -8,7 +8,9 @@
 //!
 //! [`SlotSink`] writes a slot as a [`VideoSink`] (the remote picture, besides a recorder);
 //! [`PreviewSource`] copies what a [`VideoSource`] produces into a slot (the self-view) and,
-//! with its [`CameraSwitch`] off, sends black frames instead of the picture.
+//! with its [`CameraSwitch`] off, sends black frames instead of the picture. [`StreamSlots`]
+//! are the slots of a call's further streams (a conference server sending each participant
+//! as a stream of its own), named and added as the streams arrive.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,6 +81,68 @@ impl FrameSlot {
 
 impl PartialEq for FrameSlot {
     /// Two slots are equal when they are the same slot.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Streams {
+    /// What the call's own stream is called, once a further one made names needed.
+    first_name: Option<String>,
+    slots: Vec<(String, FrameSlot)>,
+    /// Rises with every change.
+    generation: u64,
+}
+
+/// The pictures of a call's further video streams: a named [`FrameSlot`] each, added by the
+/// media side as the streams arrive, read by the window. Cloning shares them; two are equal
+/// when they are the same.
+#[derive(Debug, Clone, Default)]
+pub struct StreamSlots(Arc<Mutex<Streams>>);
+
+impl StreamSlots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A further stream called `name`: the slot its pictures go to.
+    pub fn add(&self, name: &str) -> FrameSlot {
+        let slot = FrameSlot::new();
+        let mut streams = self.lock();
+        streams.slots.push((name.to_owned(), slot.clone()));
+        streams.generation += 1;
+        slot
+    }
+
+    /// Names the call's own stream (a multistream call's first).
+    pub fn name_first(&self, name: &str) {
+        let mut streams = self.lock();
+        if streams.first_name.as_deref() != Some(name) {
+            streams.first_name = Some(name.to_owned());
+            streams.generation += 1;
+        }
+    }
+
+    /// What the call's own stream is called, when a further stream named it.
+    pub fn first_name(&self) -> Option<String> {
+        self.lock().first_name.clone()
+    }
+
+    /// The further streams, oldest first, with their names.
+    pub fn slots(&self) -> Vec<(String, FrameSlot)> {
+        self.lock().slots.clone()
+    }
+
+    /// A number that changes whenever a stream is added or named: what a reader compares to
+    /// know that [`StreamSlots::slots`] needs reading again.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+}
+
+impl PartialEq for StreamSlots {
+    /// Equal when they are the same.
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -264,5 +328,30 @@ mod tests {
         drop(sink);
         assert_eq!(count, 2);
         assert_eq!(slot.generation(), 2);
+    }
+
+    #[test]
+    fn stream_slots_are_named_and_added_as_streams_arrive() {
+        let streams = StreamSlots::default();
+        let reader = streams.clone();
+        assert_eq!(reader, streams);
+        assert_ne!(reader, StreamSlots::default());
+        let start = reader.generation();
+        assert!(reader.slots().is_empty() && reader.first_name().is_none());
+        streams.name_first("bob");
+        let carol = streams.add("carol");
+        let after = reader.generation();
+        assert!(after > start);
+        streams.name_first("bob");
+        assert_eq!(
+            reader.generation(),
+            after,
+            "naming again the same changes nothing"
+        );
+        assert_eq!(reader.first_name().as_deref(), Some("bob"));
+        let slots = reader.slots();
+        assert_eq!(slots.len(), 1);
+        assert_eq!(slots[0].0, "carol");
+        assert_eq!(slots[0].1, carol, "the reader gets the writer's slot");
     }
 }

@@ -46,7 +46,7 @@ use crate::video::h264::{
     DepacketizerConfig, DepacketizerOutput, H264Decoder, H264Depacketizer, H264Encoder,
     H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
-use crate::video::{scale_i420, VideoFrame, VideoSink, VideoSource};
+use crate::video::{scale_i420, VideoFormat, VideoFrame, VideoSink, VideoSource};
 use crate::webrtc::congestion_feed::SharedController;
 
 /// Fewest time between two PLIs we send.
@@ -193,15 +193,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl VideoThread {
     /// Builds the encoder, decoder and packetizer here (so refusals are reported to the
-    /// caller) and starts the thread.
+    /// caller) and starts the thread. Without a `source` the thread only receives: no encoder
+    /// is built and nothing is sent but feedback about the peer's stream (a further stream
+    /// of a multistream call).
     pub(crate) fn start(
         config: VideoThreadConfig,
-        source: Box<dyn VideoSource>,
+        source: Option<Box<dyn VideoSource>>,
         sink: Box<dyn VideoSink>,
         channels: VideoChannels,
     ) -> Result<VideoThread, VideoThreadError> {
         let video = |e: &dyn std::fmt::Display| VideoThreadError::Codec(e.to_string());
-        let format = source.format();
+        let format = match &source {
+            Some(source) => source.format(),
+            None => VideoFormat::new(16, 16, 1).map_err(|e| video(&e))?,
+        };
         let fps = format.fps.max(1);
         let (target, layer) = match &config.controller {
             Some(controller) => {
@@ -218,13 +223,19 @@ impl VideoThread {
             ),
         };
         let start_bps = u32::try_from(target).unwrap_or(config.max_bitrate);
-        let mut encoder_config =
-            H264EncoderConfig::new(format.width, format.height, fps, start_bps);
-        encoder_config.keyframe_interval = Some(fps.saturating_mul(10));
-        if config.packetization == PacketizationMode::SingleNalUnit {
-            encoder_config.max_nal_size = Some(RTP_PAYLOAD_MTU);
-        }
-        let encoder = H264Encoder::new(encoder_config).map_err(|e| video(&e))?;
+        let sender = match source {
+            Some(source) => {
+                let mut encoder_config =
+                    H264EncoderConfig::new(format.width, format.height, fps, start_bps);
+                encoder_config.keyframe_interval = Some(fps.saturating_mul(10));
+                if config.packetization == PacketizationMode::SingleNalUnit {
+                    encoder_config.max_nal_size = Some(RTP_PAYLOAD_MTU);
+                }
+                let encoder = H264Encoder::new(encoder_config).map_err(|e| video(&e))?;
+                Some(Sending { source, encoder })
+            }
+            None => None,
+        };
         let decoder = H264Decoder::new().map_err(|e| video(&e))?;
         let packetizer =
             H264Packetizer::new(config.packetization, RTP_PAYLOAD_MTU).map_err(|e| video(&e))?;
@@ -238,9 +249,8 @@ impl VideoThread {
         }));
         let (stop, inputs) = channels.inbox;
         let media = VideoLoop {
-            source,
+            sender,
             sink,
-            encoder,
             decoder,
             packetizer,
             depacketizer: H264Depacketizer::new(DepacketizerConfig::default()),
@@ -333,11 +343,17 @@ fn scale_to(
     Ok(frame)
 }
 
+/// What a thread that sends has: the picture's source and the encoder.
+struct Sending {
+    source: Box<dyn VideoSource>,
+    encoder: H264Encoder,
+}
+
 /// The thread's state.
 struct VideoLoop {
-    source: Box<dyn VideoSource>,
+    /// `None` on a receive-only thread.
+    sender: Option<Sending>,
     sink: Box<dyn VideoSink>,
-    encoder: H264Encoder,
     decoder: H264Decoder,
     packetizer: H264Packetizer,
     depacketizer: H264Depacketizer,
@@ -379,7 +395,9 @@ impl VideoLoop {
                     Ok(VideoInput::Rtp { at, packet }) => self.receive(at, packet),
                     Ok(VideoInput::KeyframeRequested) => {
                         self.counters.keyframe_requests_received += 1;
-                        self.encoder.force_keyframe();
+                        if let Some(sender) = &mut self.sender {
+                            sender.encoder.force_keyframe();
+                        }
                     }
                     Ok(VideoInput::RequestKeyframe) => self.request_keyframe(Instant::now()),
                     Ok(VideoInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
@@ -415,7 +433,7 @@ impl VideoLoop {
 
     /// Encodes and sends every frame due at `now` (none before the connection is up).
     fn send_due(&mut self, now: Instant) {
-        if self.source_ended || !self.connected.load(Ordering::Acquire) {
+        if self.source_ended || self.sender.is_none() || !self.connected.load(Ordering::Acquire) {
             return;
         }
         let due = *self.next_frame.get_or_insert(now);
@@ -432,7 +450,10 @@ impl VideoLoop {
         };
         self.next_frame = Some(tick + self.interval);
         self.adapt();
-        let frame = match self.source.next_frame() {
+        let Some(sender) = &mut self.sender else {
+            return;
+        };
+        let frame = match sender.source.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 debug!("video source ended");
@@ -460,7 +481,7 @@ impl VideoLoop {
             }
         };
         self.counters.send_resolution = (frame.width(), frame.height());
-        let unit = match self.encoder.encode(&frame) {
+        let unit = match sender.encoder.encode(&frame) {
             Ok(Some(unit)) => unit,
             Ok(None) => return,
             Err(e) => {
@@ -526,10 +547,12 @@ impl VideoLoop {
         self.counters.transport_feedback_reports = feedback_reports;
         let target = u32::try_from(target).unwrap_or(u32::MAX);
         let moved = target.abs_diff(self.encoder_bps);
-        if moved >= 10_000 || f64::from(moved) >= 0.05 * f64::from(self.encoder_bps) {
-            match self.encoder.set_bitrate(target) {
-                Ok(()) => self.encoder_bps = target,
-                Err(e) => debug!(error = %e, "encoder refused the target bitrate"),
+        if let Some(sender) = &mut self.sender {
+            if moved >= 10_000 || f64::from(moved) >= 0.05 * f64::from(self.encoder_bps) {
+                match sender.encoder.set_bitrate(target) {
+                    Ok(()) => self.encoder_bps = target,
+                    Err(e) => debug!(error = %e, "encoder refused the target bitrate"),
+                }
             }
         }
         if advice != self.layer {

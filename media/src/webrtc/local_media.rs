@@ -213,7 +213,7 @@ impl WebRtcSession {
                 controller: Some(self.controller.clone()),
                 nack: true,
             },
-            media.source,
+            Some(media.source),
             media.sink,
             VideoChannels {
                 inbox: (route.inbox.clone(), inputs),
@@ -247,9 +247,9 @@ impl WebRtcSession {
 
 /// The video thread's output on the WebRTC path: channels to the tasks that write RTP to the
 /// peer connection's track and RTCP feedback (PLI, NACK) to its RTCP.
-struct TaskOutput {
-    outgoing: async_mpsc::UnboundedSender<RtpPacket>,
-    feedback: async_mpsc::UnboundedSender<VideoFeedback>,
+pub(super) struct TaskOutput {
+    pub(super) outgoing: async_mpsc::UnboundedSender<RtpPacket>,
+    pub(super) feedback: async_mpsc::UnboundedSender<VideoFeedback>,
 }
 
 impl VideoOutput for TaskOutput {

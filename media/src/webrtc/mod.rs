@@ -63,6 +63,7 @@ mod audio_thread;
 pub(crate) mod congestion_feed;
 mod keyframe_requests;
 mod local_media;
+mod more_streams;
 pub mod peer;
 mod rtt;
 mod sdp_check;
@@ -73,6 +74,7 @@ mod tasks;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use more_streams::{RemoteStreamSinks, RemoteVideoStream};
 pub use peer::negotiated_audio_codec;
 pub use sdp_check::{check_remote_sdp, SdpFacts};
 pub use session::{WebRtcMedia, WebRtcSession, WebRtcVideoMedia};

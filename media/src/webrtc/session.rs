@@ -18,6 +18,7 @@ use tracing::{debug, info};
 use super::audio_thread::{AudioInput, AudioThread};
 use super::congestion_feed::SharedController;
 use super::local_media::LocalTrack;
+use super::more_streams::{MoreStreams, RemoteStreamSinks};
 use super::peer::{
     audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
 };
@@ -74,6 +75,9 @@ pub struct WebRtcVideoMedia {
     pub source: Box<dyn VideoSource>,
     /// Where decoded pictures go.
     pub sink: Box<dyn VideoSink>,
+    /// Where the peer's further video streams go, one sink each (a conference that sends
+    /// every participant as a stream of its own); `None` reads and drops them.
+    pub more_streams: Option<RemoteStreamSinks>,
 }
 
 impl std::fmt::Debug for WebRtcMedia {
@@ -197,6 +201,8 @@ pub struct WebRtcSession {
     pub(super) video_track: Option<LocalTrack>,
     pub(super) audio_inbox: mpsc::Sender<AudioInput>,
     pub(super) video_route: Option<VideoRoute>,
+    /// The peer's further video streams (only with video of our own).
+    more_streams: Option<Arc<MoreStreams>>,
     pub(super) pending: Mutex<Option<PendingMedia>>,
     pub(super) audio: Mutex<Option<AudioThread>>,
     pub(super) video: Mutex<Option<VideoThread>>,
@@ -239,7 +245,7 @@ impl WebRtcSession {
 
     async fn build(
         config: WebRtcConfig,
-        media: WebRtcMedia,
+        mut media: WebRtcMedia,
         on_event: EventHandler,
         events: Receiver<WebRtcEvent>,
     ) -> Result<Self, WebRtcError> {
@@ -307,6 +313,15 @@ impl WebRtcSession {
         } else {
             (None, None, None)
         };
+        let more_streams = match (&video_track, media.video.as_mut()) {
+            (Some(track), Some(video)) => Some(Arc::new(MoreStreams::new(
+                video.more_streams.take(),
+                Arc::clone(&shared.connected),
+                track.ssrc,
+                config.video.map_or(0, |v| v.max_bitrate),
+            ))),
+            _ => None,
+        };
         let session = WebRtcSession {
             config,
             pc,
@@ -321,6 +336,7 @@ impl WebRtcSession {
             video_track,
             audio_inbox,
             video_route,
+            more_streams,
             pending: Mutex::new(Some(PendingMedia {
                 media,
                 audio_inputs,
@@ -335,6 +351,8 @@ impl WebRtcSession {
             tracks_rx,
             session.audio_inbox.clone(),
             session.video_route.clone(),
+            session.more_streams.clone(),
+            session.video_track.as_ref().map_or(0, |track| track.ssrc),
         ));
         session.spawn(tasks::poll_stats(
             Arc::clone(&session.pc),
@@ -470,6 +488,16 @@ impl WebRtcSession {
         }
     }
 
+    /// The video streams the peer sends, as it labelled them (`a=msid`), in order of
+    /// arrival: the first is the call's own, the others the further streams of a conference
+    /// that sends each participant as a stream of its own. Empty without video.
+    pub fn remote_video_streams(&self) -> Vec<super::RemoteVideoStream> {
+        self.more_streams
+            .as_ref()
+            .map(|more| more.streams())
+            .unwrap_or_default()
+    }
+
     /// Whether ICE and DTLS are up now.
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Acquire)
@@ -485,13 +513,19 @@ impl WebRtcSession {
     pub fn stats(&self) -> WebRtcStats {
         let audio = lock(&self.audio).as_ref().map(AudioThread::stats);
         let video = lock(&self.video).as_ref().map(VideoThread::stats);
-        self.compose(audio, video)
+        let more_video = self
+            .more_streams
+            .as_ref()
+            .map(|more| more.stats())
+            .unwrap_or_default();
+        self.compose(audio, video, more_video)
     }
 
     fn compose(
         &self,
         audio: Option<crate::session::AudioStats>,
         video: Option<super::stats::VideoStats>,
+        more_video: Vec<(super::RemoteVideoStream, super::stats::VideoStats)>,
     ) -> WebRtcStats {
         let facts = *lock(&self.shared.facts);
         let video = video.map(|mut video| {
@@ -518,6 +552,7 @@ impl WebRtcSession {
             remote_kind: facts.remote_kind,
             ice_rtt_ms: facts.ice_rtt_ms,
             video,
+            more_video,
         }
     }
 
@@ -531,13 +566,18 @@ impl WebRtcSession {
         self.shared.closed.store(true, Ordering::Release);
         let audio = lock(&self.audio).take().map(|mut thread| thread.stop());
         let video = lock(&self.video).take().map(|mut thread| thread.stop());
+        let more_video = self
+            .more_streams
+            .as_ref()
+            .map(|more| more.stop())
+            .unwrap_or_default();
         if let Err(e) = self.pc.close().await {
             debug!(error = %e, "closing the peer connection");
         }
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
-        self.compose(audio, video)
+        self.compose(audio, video, more_video)
     }
 }
 

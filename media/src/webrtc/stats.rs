@@ -37,6 +37,9 @@ pub struct WebRtcStats {
     pub ice_rtt_ms: Option<f64>,
     /// The video stream, when the session has video and negotiation started it.
     pub video: Option<VideoStats>,
+    /// The peer's further video streams, with what it labelled them, in order of arrival
+    /// (only in a session given [`WebRtcVideoMedia::more_streams`](super::WebRtcVideoMedia)).
+    pub more_video: Vec<(super::RemoteVideoStream, VideoStats)>,
 }
 
 impl WebRtcStats {

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use super::audio_thread::AudioInput;
 use super::keyframe_requests::is_keyframe_request;
+use super::more_streams::MoreStreams;
 use super::stats::{candidate_addr, transport_facts, CandidateKind, TransportFacts};
 use crate::rtp::{build_nack, RtpPacket};
 use crate::video::stream_thread::VideoInput;
@@ -62,11 +63,15 @@ impl VideoRoute {
     }
 }
 
-/// Sends each remote track's RTP to the media thread that plays it.
+/// Sends each remote track's RTP to the media thread that plays it: audio to the audio
+/// thread, the first video track to the call's video thread, further video tracks to
+/// threads of their own when `more` takes them (see [`super::more_streams`]).
 pub(crate) async fn route_remote_tracks(
     mut tracks: UnboundedReceiver<Arc<dyn TrackRemote>>,
     audio: mpsc::Sender<AudioInput>,
     video: Option<VideoRoute>,
+    more: Option<Arc<MoreStreams>>,
+    sender_ssrc: u32,
 ) {
     while let Some(track) = tracks.recv().await {
         let kind = track.kind().await;
@@ -75,17 +80,36 @@ pub(crate) async fn route_remote_tracks(
             (RtpCodecKind::Audio, _) => {
                 tokio::spawn(forward_audio(track, audio.clone()));
             }
-            (RtpCodecKind::Video, Some(route)) => {
+            (RtpCodecKind::Video, Some(route)) if lock(&route.remote).is_none() => {
                 *lock(&route.remote) = Some(Arc::clone(&track));
+                if let Some(more) = &more {
+                    more.first_is(&track).await;
+                }
                 tokio::spawn(forward_video(track, route.clone()));
+            }
+            (RtpCodecKind::Video, Some(_)) => {
+                let started = match &more {
+                    Some(more) => more.start(&track).await,
+                    None => None,
+                };
+                match started {
+                    Some((route, feedback)) => {
+                        tokio::spawn(write_feedback(feedback, route.clone(), sender_ssrc));
+                        tokio::spawn(forward_video(track, route));
+                    }
+                    None => drain(track),
+                }
             }
             // A stream we do not play (video offered to an audio-only session): read and
             // drop it, so the peer connection's queue for it never fills.
-            _ => {
-                tokio::spawn(async move { while track.poll().await.is_some() {} });
-            }
+            _ => drain(track),
         }
     }
+}
+
+/// Reads and drops a track's packets.
+fn drain(track: Arc<dyn TrackRemote>) {
+    tokio::spawn(async move { while track.poll().await.is_some() {} });
 }
 
 async fn forward_audio(track: Arc<dyn TrackRemote>, audio: mpsc::Sender<AudioInput>) {

@@ -35,6 +35,7 @@ pub async fn video_session(identity: u16, max_bitrate: u32) -> (WebRtcSession, S
             sink: Box::new(CallbackSink::new(move |frame| {
                 seen.lock().unwrap().push(read_stamp(frame));
             })),
+            more_streams: None,
         }),
     };
     let config = WebRtcConfig {

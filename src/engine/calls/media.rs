@@ -23,7 +23,7 @@ use callisto_media::session::{
     AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
     MediaEvent, MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
 };
-use callisto_media::video::{CameraSwitch, FrameSlot, VideoStats};
+use callisto_media::video::{CameraSwitch, FrameSlot, StreamSlots, VideoStats};
 use callisto_signaling::sdp::{
     self, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, NegotiatedVideo, SrtpSuite,
     VideoPolicy,
@@ -177,6 +177,9 @@ pub struct CallControls {
     pub local_video: FrameSlot,
     /// The other side's picture as it is decoded.
     pub remote_video: FrameSlot,
+    /// The other side's further pictures, when it sends several video streams (a
+    /// conference server sending each participant as a stream of its own).
+    pub more_video: StreamSlots,
     /// What the call's audio is read from and played into, replaceable while it runs (a
     /// merge into a conference puts the bridge there).
     pub audio: AudioSwitch,

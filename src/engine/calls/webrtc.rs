@@ -20,12 +20,12 @@ use callisto_media::audio::AudioFormat;
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
-    echo_video, NullVideoSink, PreviewSource, SlotSink, TeeVideoSink, TestPattern, VideoFormat,
-    VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
+    echo_video, NullVideoSink, PreviewSource, SlotSink, StreamSlots, TeeVideoSink, TestPattern,
+    VideoFormat, VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
 };
 use callisto_media::webrtc::{
-    IceServer, VideoConfig, WebRtcAudioConfig, WebRtcConfig, WebRtcEvent, WebRtcMedia,
-    WebRtcSession, WebRtcStats, WebRtcVideoMedia,
+    IceServer, RemoteStreamSinks, RemoteVideoStream, VideoConfig, WebRtcAudioConfig, WebRtcConfig,
+    WebRtcEvent, WebRtcMedia, WebRtcSession, WebRtcStats, WebRtcVideoMedia,
 };
 use callisto_signaling::sdp::AudioPolicy;
 
@@ -186,7 +186,41 @@ pub(super) fn video_media(
         None => sink,
     };
     let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
-    Ok(WebRtcVideoMedia { source, sink })
+    // A conference leg shows its participant's picture in the mosaic and nothing more.
+    let more_streams = leg
+        .is_none()
+        .then(|| stream_tiles(controls.more_video.clone()));
+    Ok(WebRtcVideoMedia {
+        source,
+        sink,
+        more_streams,
+    })
+}
+
+/// Where a call's further video streams go: a named slot each among `streams`, which the
+/// window shows as tiles. The names are the peer's labels; once there are several streams the
+/// call's own is named too.
+fn stream_tiles(streams: StreamSlots) -> RemoteStreamSinks {
+    Box::new(move |known: &[RemoteVideoStream]| {
+        let Some((newest, earlier)) = known.split_last() else {
+            return Box::new(NullVideoSink::new());
+        };
+        if let Some(first) = earlier.first() {
+            streams.name_first(&stream_name(first));
+        }
+        let slot = streams.add(&stream_name(newest));
+        Box::new(SlotSink::new(slot, NullVideoSink::new()))
+    })
+}
+
+/// What a remote stream's tile is called: its media stream id (what a conference names the
+/// participant by), else its track id, else its number.
+fn stream_name(stream: &RemoteVideoStream) -> String {
+    [&stream.stream_id, &stream.track_id]
+        .into_iter()
+        .map(|id| id.trim())
+        .find(|id| !id.is_empty() && *id != "-")
+        .map_or_else(|| format!("Video {}", stream.number + 1), str::to_owned)
 }
 
 /// The host's own picture in a conference: the options' video input, or `None` without

@@ -37,7 +37,7 @@ pub(super) enum Preparing {
         ip: IpAddr,
         started: Instant,
         /// The switches and pictures the answering session was made with.
-        controls: CallControls,
+        controls: Box<CallControls>,
     },
 }
 
@@ -134,7 +134,7 @@ impl Calls {
                 invite,
                 ip,
                 started: Instant::now(),
-                controls,
+                controls: Box::new(controls),
             },
         );
     }
@@ -261,7 +261,7 @@ impl Calls {
             }
         };
         let mut options = self.incoming.clone().unwrap_or_default();
-        options.controls = controls;
+        options.controls = *controls;
         let media = CallMedia::unbound(ip, options);
         let mut call = Call::new(key, id, media, SdpSession::new(ip, &mut self.rng), started);
         call.peer = super::peer_label(invite.display_name.as_deref(), &invite.from);

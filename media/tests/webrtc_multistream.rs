@@ -1,0 +1,346 @@
+//! A call that receives several video streams: a conference server (a bare `webrtc` peer
+//! made here, on loopback) offers audio and three `m=video` sections — alice's stream
+//! both ways, bob's and carol's send-only — each with its participant in `a=msid` and a test
+//! pattern stamped with the participant's identity. Callisto answers with one sink per
+//! stream and must decode each participant in the sink that carries the participant's name,
+//! while its own picture reaches the server on the stream that goes both ways.
+
+#[path = "support/video_session.rs"]
+mod video_session;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use callisto_media::audio::{NullSink, ToneSource};
+use callisto_media::codec::AudioCodecKind;
+use callisto_media::rtp::{RtpHeader, RtpPacket};
+use callisto_media::video::h264::{
+    H264Encoder, H264EncoderConfig, H264Packetizer, PacketizationMode,
+};
+use callisto_media::video::{
+    read_stamp, CallbackSink, TestPattern, VideoFormat, VideoSink, VideoSource,
+};
+use callisto_media::webrtc::peer::{
+    audio_codec, build_configuration, build_setting_engine, h264_codec, H264_PAYLOAD_TYPE,
+};
+use callisto_media::webrtc::{
+    RemoteVideoStream, VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcVideoMedia,
+};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::watch;
+use video_session::{AUDIO, ONE_AT_A_TIME};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceGatheringState, RTCSessionDescription,
+};
+
+/// The server's participants: their names (the `a=msid` stream ids) and identities.
+const PARTICIPANTS: [(&str, u16); 3] = [("alice", 1), ("bob", 2), ("carol", 3)];
+/// Callisto's own identity.
+const OURS: u16 = 9;
+
+/// The server's event handler: gathering done, and Callisto's video packets counted.
+struct Server {
+    gathered: watch::Sender<bool>,
+    video_packets: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Server {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        self.gathered
+            .send_replace(state == RTCIceGatheringState::Complete);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let video = track.kind().await == RtpCodecKind::Video;
+        let packets = Arc::clone(&self.video_packets);
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if video && matches!(event, TrackRemoteEvent::OnRtpPacket(_)) {
+                    packets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
+
+fn server_track(name: &str, kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    let codec = match kind {
+        RtpCodecKind::Video => h264_codec(),
+        _ => audio_codec(AudioCodecKind::Opus),
+    };
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        name.to_owned(),
+        format!("{name}-{kind}"),
+        name.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )))
+}
+
+/// Sends `identity`'s stamped pattern on `track` at 320x240, 30 fps, a keyframe each second,
+/// until `stop`.
+async fn send_pattern(
+    track: Arc<TrackLocalStaticRTP>,
+    identity: u16,
+    ssrc: u32,
+    stop: watch::Receiver<bool>,
+) {
+    let format = VideoFormat::new(320, 240, 30).unwrap();
+    let mut pattern = TestPattern::new(format, identity).unwrap();
+    let mut config = H264EncoderConfig::new(320, 240, 30, 500_000);
+    config.keyframe_interval = Some(30);
+    let mut encoder = H264Encoder::new(config).unwrap();
+    let packetizer = H264Packetizer::new(PacketizationMode::NonInterleaved, 1_100).unwrap();
+    let mut ticks = tokio::time::interval(Duration::from_millis(33));
+    let mut sequence = 0u16;
+    while !*stop.borrow() {
+        ticks.tick().await;
+        let frame = pattern.next_frame().unwrap().unwrap();
+        let Some(unit) = encoder.encode(&frame).unwrap() else {
+            continue;
+        };
+        let payloads = packetizer.packetize(&unit.nalus).unwrap();
+        let timestamp = (frame.timestamp().as_micros() * 90 / 1_000) as u32;
+        let last = payloads.len() - 1;
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let packet = RtpPacket {
+                header: RtpHeader {
+                    version: 2,
+                    marker: i == last,
+                    payload_type: H264_PAYLOAD_TYPE,
+                    sequence_number: sequence,
+                    timestamp,
+                    ssrc,
+                    ..RtpHeader::default()
+                },
+                payload: Bytes::from(payload),
+            };
+            sequence = sequence.wrapping_add(1);
+            // Refused until the connection is up: the next keyframe follows within a second.
+            let _ = track.write_rtp(packet).await;
+        }
+    }
+}
+
+/// The identities read in one sink's pictures.
+type Seen = Arc<Mutex<Vec<u16>>>;
+
+fn stamp_reader(seen: &Seen) -> Box<dyn VideoSink> {
+    let seen = Arc::clone(seen);
+    Box::new(CallbackSink::new(move |frame| {
+        if let Some(stamp) = read_stamp(frame) {
+            seen.lock().unwrap().push(stamp.identity);
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let config = WebRtcConfig {
+        video: Some(VideoConfig {
+            width: 320,
+            height: 240,
+            fps: 30,
+            max_bitrate: 500_000,
+        }),
+        ..WebRtcConfig::loopback()
+    };
+
+    // The server: Opus and H.264, alice both ways, bob and carol send-only.
+    let mut engine = MediaEngine::default();
+    engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: audio_codec(AudioCodecKind::Opus),
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        )
+        .unwrap();
+    engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(),
+                payload_type: H264_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )
+        .unwrap();
+    let (gathered_tx, mut gathered) = watch::channel(false);
+    let ours_received = Arc::new(AtomicU64::new(0));
+    let server = PeerConnectionBuilder::new()
+        .with_configuration(build_configuration(&config))
+        .with_media_engine(engine)
+        .with_setting_engine(build_setting_engine(&config))
+        .with_handler(Arc::new(Server {
+            gathered: gathered_tx,
+            video_packets: Arc::clone(&ours_received),
+        }))
+        .with_udp_addrs(config.udp_addrs.clone())
+        .build()
+        .await
+        .unwrap();
+    server
+        .add_track(server_track("server", RtpCodecKind::Audio, 0x5e_0000))
+        .await
+        .unwrap();
+    let mut senders = Vec::new();
+    for (i, (name, identity)) in PARTICIPANTS.into_iter().enumerate() {
+        let ssrc = 0x5e_0001 + i as u32;
+        let track = server_track(name, RtpCodecKind::Video, ssrc);
+        let local = Arc::clone(&track) as Arc<dyn TrackLocal>;
+        if i == 0 {
+            server.add_track(local).await.unwrap();
+        } else {
+            server
+                .add_transceiver_from_track(
+                    local,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .await
+                .unwrap();
+        }
+        senders.push((track, identity, ssrc));
+    }
+    let offer = server.create_offer(None).await.unwrap();
+    server.set_local_description(offer).await.unwrap();
+    gathered.wait_for(|done| *done).await.unwrap();
+    let offer = server.local_description().await.unwrap().sdp;
+    assert_eq!(offer.matches("m=video").count(), 3, "{offer}");
+
+    // Callisto: its own pattern, one stamp reader per stream.
+    let first: Seen = Arc::default();
+    let more: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
+    let more_sinks = Arc::clone(&more);
+    let format = VideoFormat::new(320, 240, 30).unwrap();
+    let media = WebRtcMedia {
+        audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 440.0, -12.0)),
+        audio_sink: Box::new(NullSink::new(AUDIO)),
+        video: Some(WebRtcVideoMedia {
+            source: Box::new(TestPattern::new(format, OURS).unwrap()),
+            sink: stamp_reader(&first),
+            more_streams: Some(Box::new(move |known: &[RemoteVideoStream]| {
+                let stream = known.last().expect("the new stream");
+                assert_eq!(stream.number, known.len() - 1, "{known:?}");
+                let seen = Seen::default();
+                more_sinks
+                    .lock()
+                    .unwrap()
+                    .insert(stream.stream_id.clone(), Arc::clone(&seen));
+                stamp_reader(&seen)
+            })),
+        }),
+    };
+    let session = WebRtcSession::new(config, media).await.unwrap();
+    let answer = session.accept_offer(&offer).await.unwrap();
+    server
+        .set_remote_description(RTCSessionDescription::answer(answer.clone()).unwrap())
+        .await
+        .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let sending: Vec<_> = senders
+        .into_iter()
+        .map(|(track, identity, ssrc)| {
+            tokio::spawn(send_pattern(track, identity, ssrc, stopped.clone()))
+        })
+        .collect();
+    session.wait_connected().await.unwrap();
+
+    // Every stream decodes for a while.
+    let started = Instant::now();
+    loop {
+        let decoded = session.stats().more_video.len() == 2
+            && session
+                .stats()
+                .more_video
+                .iter()
+                .all(|(_, video)| video.frames_decoded >= 30)
+            && first.lock().unwrap().len() >= 30;
+        if decoded {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not every stream decoded: {:?}",
+            session.stats().more_video
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let streams = session.remote_video_streams();
+    stop.send_replace(true);
+    for task in sending {
+        task.await.unwrap();
+    }
+    let stats = session.close().await;
+    server.close().await.unwrap();
+
+    println!("answer:\n{answer}");
+    println!("streams: {streams:?}");
+    for (stream, video) in &stats.more_video {
+        println!(
+            "{}: {} pictures, {} lost",
+            stream.stream_id, video.frames_decoded, video.lost
+        );
+    }
+    // The answer takes all three: one both ways, two receive-only.
+    assert_eq!(answer.matches("m=video").count(), 3, "{answer}");
+    assert_eq!(answer.matches("a=recvonly").count(), 2, "{answer}");
+    // Each stream's pictures are its participant's, and the labels say whose.
+    assert_eq!(streams.len(), 3, "{streams:?}");
+    let names: BTreeMap<&str, u16> = PARTICIPANTS.into_iter().collect();
+    let first_name = streams[0].stream_id.as_str();
+    let identities = |seen: &Seen| {
+        let seen = seen.lock().unwrap();
+        let mut kinds: Vec<u16> = seen.clone();
+        kinds.dedup();
+        (seen.len(), kinds)
+    };
+    let (count, kinds) = identities(&first);
+    assert!(count >= 30, "{first_name}: {count} pictures");
+    assert_eq!(
+        kinds,
+        [names[first_name]],
+        "the call's own stream is {first_name}'s"
+    );
+    let more = more.lock().unwrap();
+    assert_eq!(more.len(), 2, "{:?}", more.keys());
+    for (name, seen) in more.iter() {
+        let (count, kinds) = identities(seen);
+        assert!(count >= 30, "{name}: {count} pictures");
+        assert_eq!(kinds, [names[name.as_str()]], "{name}'s stream");
+    }
+    let all: Vec<&str> = streams.iter().map(|s| s.stream_id.as_str()).collect();
+    for (name, _) in PARTICIPANTS {
+        assert!(all.contains(&name), "{name} missing from {all:?}");
+    }
+    // Our picture went out on the stream that goes both ways.
+    assert!(
+        ours_received.load(Ordering::Relaxed) > 30,
+        "the server received {} of our video packets",
+        ours_received.load(Ordering::Relaxed)
+    );
+}
