@@ -5,7 +5,9 @@
 //!   test pattern with consecutive frame counters, at the pattern's frame rate.
 //! - A browser softphone (headless Chromium + JsSIP over WebSocket) and Callisto call each
 //!   other both ways: the browser's `getStats()` shows decoded H.264 and Opus audio from
-//!   Callisto, Callisto's summary shows decoded frames and audio from the browser.
+//!   Callisto, Callisto's summary shows decoded frames and audio from the browser. The
+//!   browser holds the call and takes it back (re-INVITEs with new offers), and Callisto
+//!   reports both.
 //! - A desk phone (baresip, classic RTP only) refuses Callisto's WebRTC offer with 488 and
 //!   Callisto calls again on the classic path by itself.
 //! - A Callisto registered over WebSocket places its call over that connection, presenting
@@ -278,6 +280,16 @@ fn a_browser_calls_callisto_with_video() -> TestResult {
     assert_eq!(answered["media"], "webrtc", "{answered}");
     alice.wait_for_confirmed(WAIT)?;
     check_browser_received(&mut alice)?;
+    // The browser holds the call and takes it back: two re-INVITEs with new offers, which
+    // Callisto answers in the running session.
+    let held = alice.hold(true)?;
+    assert_eq!(held["held"], true, "{held}");
+    let event = bob.expect("held", WAIT)?;
+    assert_eq!(event["by"], "remote", "{event}");
+    let resumed = alice.hold(false)?;
+    assert_eq!(resumed["held"], false, "{resumed}");
+    let event = bob.expect("resumed", WAIT)?;
+    assert_eq!(event["by"], "remote", "{event}");
     // A little more call, so that both sides have seen a good second of each other.
     std::thread::sleep(Duration::from_millis(1500));
     alice.hang_up()?;

@@ -74,7 +74,7 @@ const STREAMS: [(&str, u32, u32); 3] =
 fn show_streams(window: &MainWindow, screen: &Screen) {
     let controls = CallControls::default();
     controls.more_video.name_first(STREAMS[0].0);
-    let carol = controls.more_video.add(STREAMS[1].0);
+    let carol = controls.more_video.add(STREAMS[1].0).slot().clone();
     let mut screen = screen.clone();
     screen.video = vec![(controls.clone(), "Conference".to_string())];
     apply(window, &screen);
@@ -89,7 +89,7 @@ fn show_streams(window: &MainWindow, screen: &Screen) {
         slots.push((carol, pattern(STREAMS[1])));
         while started.elapsed() < Duration::from_millis(1_500) {
             if slots.len() == 2 && started.elapsed() >= Duration::from_millis(50) {
-                let alice = controls.more_video.add(STREAMS[2].0);
+                let alice = controls.more_video.add(STREAMS[2].0).slot().clone();
                 slots.push((alice, pattern(STREAMS[2])));
             }
             for (slot, pattern) in &mut slots {

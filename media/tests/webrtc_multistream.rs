@@ -3,13 +3,16 @@
 //! both ways, bob's and carol's send-only — each with its participant in `a=msid` and a test
 //! pattern stamped with the participant's identity. Callisto answers with one sink per
 //! stream and must decode each participant in the sink that carries the participant's name,
-//! while its own picture reaches the server on the stream that goes both ways.
+//! while its own picture reaches the server on the stream that goes both ways. Then dave
+//! joins: the server offers again with a fourth stream, and Callisto's answer to the new
+//! offer brings dave's pictures into a sink of their own. Then one participant leaves: a
+//! third offer with that stream inactive finishes its sink.
 
 #[path = "support/video_session.rs"]
 mod video_session;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +24,7 @@ use callisto_media::video::h264::{
     H264Encoder, H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
 use callisto_media::video::{
-    read_stamp, CallbackSink, TestPattern, VideoFormat, VideoSink, VideoSource,
+    read_stamp, TestPattern, VideoError, VideoFormat, VideoFrame, VideoSink, VideoSource,
 };
 use callisto_media::webrtc::peer::{
     audio_codec, build_configuration, build_setting_engine, h264_codec, H264_PAYLOAD_TYPE,
@@ -46,6 +49,8 @@ use webrtc::peer_connection::{
 
 /// The server's participants: their names (the `a=msid` stream ids) and identities.
 const PARTICIPANTS: [(&str, u16); 3] = [("alice", 1), ("bob", 2), ("carol", 3)];
+/// The participant who joins later.
+const DAVE: (&str, u16) = ("dave", 4);
 /// Callisto's own identity.
 const OURS: u16 = 9;
 
@@ -141,20 +146,39 @@ async fn send_pattern(
     }
 }
 
-/// The identities read in one sink's pictures.
-type Seen = Arc<Mutex<Vec<u16>>>;
+/// What one sink saw: the identities read in its pictures, and whether it was finished.
+#[derive(Debug, Default)]
+struct Sightings {
+    identities: Mutex<Vec<u16>>,
+    finished: AtomicBool,
+}
+
+type Seen = Arc<Sightings>;
+
+/// A sink that reads each picture's stamp into `seen`.
+struct StampReader(Seen);
+
+impl VideoSink for StampReader {
+    fn consume(&mut self, frame: &VideoFrame) -> Result<(), VideoError> {
+        if let Some(stamp) = read_stamp(frame) {
+            self.0.identities.lock().unwrap().push(stamp.identity);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), VideoError> {
+        self.0.finished.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 fn stamp_reader(seen: &Seen) -> Box<dyn VideoSink> {
-    let seen = Arc::clone(seen);
-    Box::new(CallbackSink::new(move |frame| {
-        if let Some(stamp) = read_stamp(frame) {
-            seen.lock().unwrap().push(stamp.identity);
-        }
-    }))
+    Box::new(StampReader(Arc::clone(seen)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
+async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new_offers_add_and_end_streams(
+) {
     let _serial = ONE_AT_A_TIME.lock().await;
     let config = WebRtcConfig {
         video: Some(VideoConfig {
@@ -205,6 +229,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
         .await
         .unwrap();
     let mut senders = Vec::new();
+    let mut send_only = BTreeMap::new();
     for (i, (name, identity)) in PARTICIPANTS.into_iter().enumerate() {
         let ssrc = 0x5e_0001 + i as u32;
         let track = server_track(name, RtpCodecKind::Video, ssrc);
@@ -212,7 +237,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
         if i == 0 {
             server.add_track(local).await.unwrap();
         } else {
-            server
+            let transceiver = server
                 .add_transceiver_from_track(
                     local,
                     Some(RTCRtpTransceiverInit {
@@ -223,6 +248,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
                 )
                 .await
                 .unwrap();
+            send_only.insert(name, transceiver);
         }
         senders.push((track, identity, ssrc));
     }
@@ -279,7 +305,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
                 .more_video
                 .iter()
                 .all(|(_, video)| video.frames_decoded >= 30)
-            && first.lock().unwrap().len() >= 30;
+            && first.identities.lock().unwrap().len() >= 30;
         if decoded {
             break;
         }
@@ -290,8 +316,80 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Dave joins: a new offer with his stream, answered in the running session.
+    let dave_ssrc = 0x5e_0004;
+    let dave = server_track(DAVE.0, RtpCodecKind::Video, dave_ssrc);
+    server
+        .add_transceiver_from_track(
+            Arc::clone(&dave) as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .unwrap();
+    let reoffer = server.create_offer(None).await.unwrap();
+    server.set_local_description(reoffer).await.unwrap();
+    let reoffer = server.local_description().await.unwrap().sdp;
+    assert_eq!(reoffer.matches("m=video").count(), 4, "{reoffer}");
+    let reanswer = session.accept_reoffer(&reoffer).await.unwrap();
+    server
+        .set_remote_description(RTCSessionDescription::answer(reanswer.clone()).unwrap())
+        .await
+        .unwrap();
+    let dave_sending = tokio::spawn(send_pattern(dave, DAVE.1, dave_ssrc, stopped.clone()));
+    let joined = Instant::now();
+    loop {
+        let more_video = session.stats().more_video;
+        if more_video.len() == 3 && more_video[2].1.frames_decoded >= 30 {
+            break;
+        }
+        assert!(
+            joined.elapsed() < Duration::from_secs(10),
+            "dave's stream not decoded: {more_video:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let streams = session.remote_video_streams();
+
+    // One of the send-only participants that came as a further stream leaves: the server
+    // offers again with that stream inactive, and its sink is finished.
+    let leaving = streams
+        .iter()
+        .skip(1)
+        .map(|s| s.stream_id.clone())
+        .find(|name| send_only.contains_key(name.as_str()))
+        .expect("a send-only participant among the further streams");
+    send_only[leaving.as_str()]
+        .set_direction(RTCRtpTransceiverDirection::Inactive)
+        .await
+        .unwrap();
+    let leave_offer = server.create_offer(None).await.unwrap();
+    server.set_local_description(leave_offer).await.unwrap();
+    let leave_offer = server.local_description().await.unwrap().sdp;
+    let leave_answer = session.accept_reoffer(&leave_offer).await.unwrap();
+    server
+        .set_remote_description(RTCSessionDescription::answer(leave_answer).unwrap())
+        .await
+        .unwrap();
+    let still: Vec<String> = session
+        .stats()
+        .more_video
+        .iter()
+        .map(|(s, _)| s.stream_id.clone())
+        .collect();
+    assert_eq!(still.len(), 2, "{leaving} left, {still:?} stay");
+    assert!(!still.contains(&leaving), "{leaving} left, {still:?} stay");
+    assert!(
+        more.lock().unwrap()[&leaving]
+            .finished
+            .load(Ordering::Relaxed),
+        "{leaving}'s sink is finished"
+    );
     stop.send_replace(true);
+    dave_sending.await.unwrap();
     for task in sending {
         task.await.unwrap();
     }
@@ -309,12 +407,16 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
     // The answer takes all three: one both ways, two receive-only.
     assert_eq!(answer.matches("m=video").count(), 3, "{answer}");
     assert_eq!(answer.matches("a=recvonly").count(), 2, "{answer}");
+    // The answer to the new offer takes dave's stream too, and keeps the connection.
+    assert_eq!(reanswer.matches("m=video").count(), 4, "{reanswer}");
+    assert_eq!(reanswer.matches("a=recvonly").count(), 3, "{reanswer}");
+    assert!(reanswer.contains("a=candidate"), "{reanswer}");
     // Each stream's pictures are its participant's, and the labels say whose.
-    assert_eq!(streams.len(), 3, "{streams:?}");
-    let names: BTreeMap<&str, u16> = PARTICIPANTS.into_iter().collect();
+    assert_eq!(streams.len(), 4, "{streams:?}");
+    let names: BTreeMap<&str, u16> = PARTICIPANTS.into_iter().chain([DAVE]).collect();
     let first_name = streams[0].stream_id.as_str();
     let identities = |seen: &Seen| {
-        let seen = seen.lock().unwrap();
+        let seen = seen.identities.lock().unwrap();
         let mut kinds: Vec<u16> = seen.clone();
         kinds.dedup();
         (seen.len(), kinds)
@@ -327,14 +429,14 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink() {
         "the call's own stream is {first_name}'s"
     );
     let more = more.lock().unwrap();
-    assert_eq!(more.len(), 2, "{:?}", more.keys());
+    assert_eq!(more.len(), 3, "{:?}", more.keys());
     for (name, seen) in more.iter() {
         let (count, kinds) = identities(seen);
         assert!(count >= 30, "{name}: {count} pictures");
         assert_eq!(kinds, [names[name.as_str()]], "{name}'s stream");
     }
     let all: Vec<&str> = streams.iter().map(|s| s.stream_id.as_str()).collect();
-    for (name, _) in PARTICIPANTS {
+    for (name, _) in PARTICIPANTS.into_iter().chain([DAVE]) {
         assert!(all.contains(&name), "{name} missing from {all:?}");
     }
     // Our picture went out on the stream that goes both ways.

@@ -10,7 +10,7 @@
 // reply repeats:
 //   {"cmd":"register","ws":"ws://127.0.0.1:P","uri":"sip:bob@127.0.0.1","password":"…"}
 //   {"cmd":"call","target":"sip:alice@127.0.0.1","video":true,"preferH264":true}
-//   {"cmd":"answer","video":true}   {"cmd":"hangup"}   {"cmd":"unregister"}
+//   {"cmd":"answer","video":true}   {"cmd":"hangup"}   {"cmd":"hold","on":true}   {"cmd":"unregister"}
 //   {"cmd":"configure","autoAnswer":true,…}   {"cmd":"stats"}   {"cmd":"quit"}
 // Output: one JSON object per line on stdout. Replies are {"event":"ok"|"error","id","cmd",…}
 // (stats: {"event":"stats","id","stats":{…}}); the page's events are {"event":"registered"|…}
@@ -223,6 +223,7 @@ async function main() {
         case 'call':
         case 'answer':
         case 'hangup':
+        case 'hold':
         case 'unregister':
         case 'configure': {
           const result = await page.evaluate(

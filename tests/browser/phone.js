@@ -424,6 +424,30 @@
       }
     },
 
+    // Puts the call on hold (`on`: a re-INVITE whose offer says a=sendonly) or takes it off.
+    // Resolves once the peer accepted the new offer; rejects when the call ended over it
+    // (JsSIP hangs up a call whose hold the peer refused).
+    hold({ on = true } = {}) {
+      if (!session) {
+        throw new Error('no call');
+      }
+      const current = session;
+      return new Promise((resolve, reject) => {
+        const ended = () => reject(new Error('the call ended'));
+        current.once('ended', ended);
+        current.once('failed', ended);
+        const done = () => {
+          current.removeListener('ended', ended);
+          current.removeListener('failed', ended);
+          resolve({ held: current.isOnHold().local });
+        };
+        const started = on ? current.hold({}, done) : current.unhold({}, done);
+        if (!started) {
+          reject(new Error('JsSIP cannot change the hold now'));
+        }
+      });
+    },
+
     // A summary of the current call's RTCPeerConnection.getStats().
     async stats() {
       if (!session || !session.connection) {

@@ -308,6 +308,12 @@ impl Browser {
         self.request(json!({"cmd": "hangup"}))
     }
 
+    /// Puts the current call on hold (`on`) or takes it off: a re-INVITE, waited for until
+    /// the peer accepted it. An error when the peer refused it (JsSIP then hangs up).
+    pub fn hold(&mut self, on: bool) -> io::Result<Value> {
+        self.request(json!({"cmd": "hold", "on": on}))
+    }
+
     /// Unregisters; the outcome comes as an `unregistered` event.
     pub fn unregister(&mut self) -> io::Result<Value> {
         self.request(json!({"cmd": "unregister"}))

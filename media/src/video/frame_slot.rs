@@ -10,7 +10,7 @@
 //! [`PreviewSource`] copies what a [`VideoSource`] produces into a slot (the self-view) and,
 //! with its [`CameraSwitch`] off, sends black frames instead of the picture. [`StreamSlots`]
 //! are the slots of a call's further streams (a conference server sending each participant
-//! as a stream of its own), named and added as the streams arrive.
+//! as a stream of its own), named and added as the streams arrive, taken away as they end.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -106,13 +106,27 @@ impl StreamSlots {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A further stream called `name`: the slot its pictures go to.
-    pub fn add(&self, name: &str) -> FrameSlot {
+    /// A further stream called `name`: the sink its pictures go to, which takes the stream
+    /// away again when it is finished (the stream ended).
+    pub fn add(&self, name: &str) -> StreamSink {
         let slot = FrameSlot::new();
         let mut streams = self.lock();
         streams.slots.push((name.to_owned(), slot.clone()));
         streams.generation += 1;
-        slot
+        StreamSink {
+            streams: self.clone(),
+            slot,
+        }
+    }
+
+    /// Takes a stream away.
+    fn remove(&self, slot: &FrameSlot) {
+        let mut streams = self.lock();
+        let before = streams.slots.len();
+        streams.slots.retain(|(_, s)| s != slot);
+        if streams.slots.len() != before {
+            streams.generation += 1;
+        }
     }
 
     /// Names the call's own stream (a multistream call's first).
@@ -138,6 +152,33 @@ impl StreamSlots {
     /// know that [`StreamSlots::slots`] needs reading again.
     pub fn generation(&self) -> u64 {
         self.lock().generation
+    }
+}
+
+/// The sink of one of a call's further streams (see [`StreamSlots::add`]): each picture goes
+/// to the stream's slot; finishing it takes the stream away.
+#[derive(Debug)]
+pub struct StreamSink {
+    streams: StreamSlots,
+    slot: FrameSlot,
+}
+
+impl StreamSink {
+    /// The slot the pictures go to.
+    pub fn slot(&self) -> &FrameSlot {
+        &self.slot
+    }
+}
+
+impl VideoSink for StreamSink {
+    fn consume(&mut self, frame: &VideoFrame) -> Result<(), VideoError> {
+        self.slot.put(frame);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), VideoError> {
+        self.streams.remove(&self.slot);
+        Ok(())
     }
 }
 
@@ -339,7 +380,7 @@ mod tests {
         let start = reader.generation();
         assert!(reader.slots().is_empty() && reader.first_name().is_none());
         streams.name_first("bob");
-        let carol = streams.add("carol");
+        let mut carol = streams.add("carol");
         let after = reader.generation();
         assert!(after > start);
         streams.name_first("bob");
@@ -352,6 +393,14 @@ mod tests {
         let slots = reader.slots();
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[0].0, "carol");
-        assert_eq!(slots[0].1, carol, "the reader gets the writer's slot");
+        assert_eq!(
+            slots[0].1,
+            *carol.slot(),
+            "the reader gets the writer's slot"
+        );
+        // The stream ends: it goes away.
+        carol.finish().unwrap();
+        assert!(reader.generation() > after);
+        assert!(reader.slots().is_empty());
     }
 }

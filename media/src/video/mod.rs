@@ -38,7 +38,7 @@ mod y4m;
 pub use echo::{echo_video, EchoVideoSink, EchoVideoSource};
 pub use error::VideoError;
 pub use frame::{check_dimensions, i420_len, VideoFormat, VideoFrame, MAX_DIMENSION};
-pub use frame_slot::{CameraSwitch, FrameSlot, PreviewSource, SlotSink, StreamSlots};
+pub use frame_slot::{CameraSwitch, FrameSlot, PreviewSource, SlotSink, StreamSink, StreamSlots};
 pub use rgb::i420_to_rgb;
 pub use scale::scale_i420;
 pub use sink::{

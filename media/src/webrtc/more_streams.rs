@@ -8,9 +8,12 @@
 //! user makes for it ([`RemoteStreamSinks`], called with the stream's labels), and whose
 //! keyframe requests and NACKs are written about that track. Without a
 //! [`WebRtcVideoMedia::more_streams`](super::WebRtcVideoMedia::more_streams) the further
-//! tracks are read and dropped, as before.
+//! tracks are read and dropped, as before. A new offer that no longer sends a further stream
+//! (its m-line `inactive`, `recvonly` or rejected) stops that stream's thread and finishes
+//! its sink; the library reports no end of a remote track, so the offer's `a=msid` lines are
+//! what tells.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use ::webrtc::media_stream::track_remote::TrackRemote;
@@ -26,7 +29,9 @@ use crate::video::{VideoSink, VideoStats};
 
 /// Makes the sink for one further remote video stream, given every stream the peer sends so
 /// far with the new one last (the first, when it arrived first, is the call's own). Called on
-/// a tokio task when the new stream's first packet arrives; it must return quickly.
+/// a tokio task when the new stream's first packet arrives; it must return quickly. The sink
+/// is finished when the stream ends: when a new offer from the peer no longer sends it, or
+/// with the session.
 pub type RemoteStreamSinks = Box<dyn FnMut(&[RemoteVideoStream]) -> Box<dyn VideoSink> + Send>;
 
 /// What the peer said about one of its further video streams.
@@ -55,6 +60,8 @@ pub(super) struct MoreStreams {
     first: Mutex<Option<RemoteVideoStream>>,
     sinks: Mutex<Option<RemoteStreamSinks>>,
     received: Mutex<Vec<Received>>,
+    /// Further streams started so far (their numbers go on rising when some end).
+    started: AtomicUsize,
     connected: Arc<AtomicBool>,
     /// Our video SSRC, the sender of the feedback we write.
     sender_ssrc: u32,
@@ -72,6 +79,7 @@ impl MoreStreams {
             first: Mutex::new(None),
             sinks: Mutex::new(sinks),
             received: Mutex::new(Vec::new()),
+            started: AtomicUsize::new(0),
             connected,
             sender_ssrc,
             max_bitrate,
@@ -111,7 +119,7 @@ impl MoreStreams {
         let make = sinks.as_mut()?;
         let mut received = lock(&self.received);
         let stream = RemoteVideoStream {
-            number: received.len() + 1,
+            number: self.started.fetch_add(1, Ordering::Relaxed) + 1,
             stream_id,
             track_id,
         };
@@ -157,6 +165,26 @@ impl MoreStreams {
         };
         received.push(Received { stream, thread });
         Some((route, feedback_rx))
+    }
+
+    /// Stops the further streams the peer no longer sends: those not among `sent` (the
+    /// (stream id, track id) of every video track its latest description sends). Their sinks
+    /// are finished (a tile goes away).
+    pub(super) fn keep_sent(&self, sent: &[(String, String)]) {
+        let ended: Vec<Received> = {
+            let mut received = lock(&self.received);
+            let (kept, ended) = std::mem::take(&mut *received).into_iter().partition(|r| {
+                sent.iter().any(|(stream, track)| {
+                    *stream == r.stream.stream_id && *track == r.stream.track_id
+                })
+            });
+            *received = kept;
+            ended
+        };
+        for mut r in ended {
+            info!(stream = ?r.stream, "the peer stopped sending a further video stream");
+            r.thread.stop();
+        }
     }
 
     /// The further streams' labels and statistics, in order of arrival.

@@ -84,6 +84,46 @@ pub fn check_remote_sdp(sdp: &str) -> Result<SdpFacts, WebRtcError> {
     })
 }
 
+/// The video tracks a description says its writer sends: the `a=msid` (stream id, track id)
+/// of every video m-line with a port (or bundled) whose direction is `sendrecv` (the default)
+/// or `sendonly`. `None` when it names no video track at all (or does not parse): then it
+/// cannot tell which tracks ended.
+pub(crate) fn sent_video_tracks(sdp: &str) -> Option<Vec<(String, String)>> {
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
+    let labelled = parsed
+        .media_descriptions
+        .iter()
+        .any(|media| media.media_name.media == "video" && media.attribute("msid").is_some());
+    if !labelled {
+        return None;
+    }
+    let session_direction = ["recvonly", "inactive", "sendonly"]
+        .into_iter()
+        .find(|d| parsed.attribute(d).is_some());
+    parsed
+        .media_descriptions
+        .iter()
+        .filter(|media| media.media_name.media == "video")
+        .filter(|media| {
+            media.media_name.port.value != 0 || media.attribute("bundle-only").is_some()
+        })
+        .filter(|media| {
+            let direction = ["recvonly", "inactive", "sendonly", "sendrecv"]
+                .into_iter()
+                .find(|d| media.attribute(d).is_some())
+                .or(session_direction);
+            !matches!(direction, Some("recvonly" | "inactive"))
+        })
+        .filter_map(|media| {
+            let msid = media.attribute("msid").flatten()?;
+            let mut ids = msid.split_whitespace();
+            let stream = ids.next()?.to_owned();
+            Some((stream, ids.next().unwrap_or_default().to_owned()))
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +171,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("malformed"));
+    }
+
+    #[test]
+    fn the_video_tracks_the_writer_still_sends_are_read_from_msid() {
+        let video = |port: u16, direction: &str, msid: &str| {
+            format!(
+                "m=video {port} UDP/TLS/RTP/SAVPF 125\r\nc=IN IP4 0.0.0.0\r\na=mid:v{msid}\r\n\
+                 a=rtpmap:125 H264/90000\r\n{direction}a=msid:{msid} {msid}-video\r\n"
+            )
+        };
+        let sdp = format!(
+            "{OFFER}{}{}{}{}{}",
+            video(9, "a=sendrecv\r\n", "alice"),
+            video(9, "a=sendonly\r\n", "bob"),
+            video(9, "a=inactive\r\n", "carol"),
+            video(0, "a=sendonly\r\n", "dave"),
+            video(9, "", "erin"),
+        );
+        let tracks = sent_video_tracks(&sdp).expect("labelled tracks");
+        let names: Vec<&str> = tracks.iter().map(|(stream, _)| stream.as_str()).collect();
+        assert_eq!(names, ["alice", "bob", "erin"]);
+        assert_eq!(tracks[1].1, "bob-video");
+        assert_eq!(sent_video_tracks("garbage"), None);
+        assert_eq!(sent_video_tracks(OFFER), None, "no video track named");
     }
 }

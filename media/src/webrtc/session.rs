@@ -23,7 +23,7 @@ use super::peer::{
     audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
 };
 use super::rtt::RttTable;
-use super::sdp_check::check_remote_sdp;
+use super::sdp_check::{check_remote_sdp, sent_video_tracks};
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, VideoRoute};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
@@ -427,6 +427,37 @@ impl WebRtcSession {
         self.start_media(facts.video).await?;
         *negotiation = Negotiation::Done;
         Ok(sdp)
+    }
+
+    /// Answers a new offer from the peer once media runs (a re-INVITE or UPDATE: hold and
+    /// resume, or a conference server adding and removing streams): applies it and returns
+    /// our answer, with the candidates already gathered (ICE goes on; an ICE restart is not
+    /// supported). Streams the new offer adds arrive as further remote tracks, further
+    /// streams it no longer sends end (their sinks are finished); media that was not
+    /// negotiated at first (video in a call that started without it) stays off.
+    pub async fn accept_reoffer(&self, sdp: &str) -> Result<String, WebRtcError> {
+        let negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::Done {
+            return Err(WebRtcError::Negotiation(
+                "a new offer before the first negotiation completed",
+            ));
+        }
+        let facts = check_remote_sdp(sdp)?;
+        if !facts.audio {
+            return Err(WebRtcError::NoCommonCodec("audio"));
+        }
+        let offer = RTCSessionDescription::offer(sdp.to_owned())
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
+            more.keep_sent(&sent);
+        }
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        self.gathered_sdp().await
     }
 
     /// The local description once gathering is complete (bounded by the gathering timeout).

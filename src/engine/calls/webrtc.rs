@@ -43,6 +43,12 @@ pub(crate) enum WebRtcReady {
     Answer(Result<(Box<WebRtcSession>, String), String>),
     /// The peer's answer was applied (media starts).
     Applied(Result<(), String>),
+    /// Our answer to the peer's new offer (a re-INVITE or UPDATE), and whether that offer
+    /// puts us on hold.
+    ReAnswered {
+        result: Result<String, String>,
+        held: bool,
+    },
     /// The session reported something (connected, failed, first packet…).
     Event(WebRtcEvent),
     /// The session is closed; its final figures.
@@ -55,6 +61,9 @@ impl std::fmt::Debug for WebRtcReady {
             WebRtcReady::Offer(r) => write!(f, "Offer(ok: {})", r.is_ok()),
             WebRtcReady::Answer(r) => write!(f, "Answer(ok: {})", r.is_ok()),
             WebRtcReady::Applied(r) => write!(f, "Applied({r:?})"),
+            WebRtcReady::ReAnswered { result, held } => {
+                write!(f, "ReAnswered(ok: {}, held: {held})", result.is_ok())
+            }
             WebRtcReady::Event(e) => write!(f, "Event({e:?})"),
             WebRtcReady::Closed(_) => write!(f, "Closed"),
         }
@@ -198,8 +207,8 @@ pub(super) fn video_media(
 }
 
 /// Where a call's further video streams go: a named slot each among `streams`, which the
-/// window shows as tiles. The names are the peer's labels; once there are several streams the
-/// call's own is named too.
+/// window shows as tiles (until the stream ends). The names are the peer's labels; once there
+/// are several streams the call's own is named too.
 fn stream_tiles(streams: StreamSlots) -> RemoteStreamSinks {
     Box::new(move |known: &[RemoteVideoStream]| {
         let Some((newest, earlier)) = known.split_last() else {
@@ -208,8 +217,7 @@ fn stream_tiles(streams: StreamSlots) -> RemoteStreamSinks {
         if let Some(first) = earlier.first() {
             streams.name_first(&stream_name(first));
         }
-        let slot = streams.add(&stream_name(newest));
-        Box::new(SlotSink::new(slot, NullVideoSink::new()))
+        Box::new(streams.add(&stream_name(newest)))
     })
 }
 
@@ -355,6 +363,24 @@ pub(super) fn spawn_apply(
             .await
             .map_err(|e| e.to_string());
         report(&events, key, WebRtcReady::Applied(result));
+    });
+}
+
+/// Answers the peer's new offer in the running `session` (`held`: whether it puts us on
+/// hold); reports [`WebRtcReady::ReAnswered`].
+pub(super) fn spawn_reanswer(
+    key: CallKey,
+    session: Arc<WebRtcSession>,
+    offer: String,
+    held: bool,
+    events: MediaEvents,
+) {
+    tokio::spawn(async move {
+        let result = session
+            .accept_reoffer(&offer)
+            .await
+            .map_err(|e| e.to_string());
+        report(&events, key, WebRtcReady::ReAnswered { result, held });
     });
 }
 

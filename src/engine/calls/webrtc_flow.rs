@@ -152,6 +152,9 @@ impl Calls {
             WebRtcReady::Offer(result) => self.on_offer(endpoint, now, key, result, events),
             WebRtcReady::Answer(result) => self.on_answer(endpoint, now, key, result, events),
             WebRtcReady::Applied(Ok(())) => {}
+            WebRtcReady::ReAnswered { result, held } => {
+                self.on_reanswered(endpoint, now, key, result, held, events)
+            }
             WebRtcReady::Applied(Err(reason)) => {
                 tracing::warn!(%reason, "the WebRTC answer is unusable; hanging up");
                 self.hang_up(endpoint, now, key);
@@ -178,6 +181,45 @@ impl Calls {
                     closing.end.report(key, summary, events);
                 }
             }
+        }
+    }
+
+    /// Our answer to the peer's new offer is ready: send it (a refused offer gets 488 and
+    /// the call goes on as it was), and report a hold or resume it brought.
+    fn on_reanswered(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        result: Result<String, String>,
+        held: bool,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(reason) => {
+                tracing::warn!(%reason, "the new WebRTC offer is refused");
+                let _ = endpoint.reject_reoffer(now, call.id, 488);
+                return;
+            }
+        };
+        if let Err(error) = endpoint.answer_reoffer(now, call.id, Some(Body::sdp(answer.clone()))) {
+            tracing::warn!(%error, "cannot answer a re-INVITE");
+            return;
+        }
+        call.concluded_sdp = Some(answer);
+        let held = held && !call.local_hold;
+        if held != call.remote_hold {
+            call.remote_hold = held;
+            let update = if held {
+                CallUpdate::Held { by_remote: true }
+            } else {
+                CallUpdate::Resumed { by_remote: true }
+            };
+            let _ = events.send(EngineEvent::Call { key, update });
         }
     }
 
@@ -348,8 +390,18 @@ impl Calls {
                 }
                 None
             }
-            CallEvent::ReOffer { .. } => {
-                tracing::warn!("re-offers on WebRTC calls are refused");
+            CallEvent::ReOffer { body: Some(body) } => {
+                let Some(session) = call.webrtc.clone() else {
+                    let _ = endpoint.reject_reoffer(now, call.id, 491);
+                    return None;
+                };
+                let offer = String::from_utf8_lossy(&body.bytes).into_owned();
+                let held = offer_holds(&offer);
+                webrtc::spawn_reanswer(key, session, offer, held, self.media_events.clone());
+                None
+            }
+            CallEvent::ReOffer { body: None } => {
+                tracing::warn!("offerless re-INVITEs on WebRTC calls are refused");
                 let _ = endpoint.reject_reoffer(now, call.id, 488);
                 None
             }
@@ -431,6 +483,19 @@ fn first_audio_codec(text: &str) -> Option<String> {
         .find(|m| m.kind == sdp::MediaKind::Audio)?;
     let payload_type = audio.formats.first()?.parse().ok()?;
     audio.codec(payload_type).map(|map| map.encoding)
+}
+
+/// Whether an offer puts us on hold: the peer will not receive our audio (`sendonly` or
+/// `inactive`).
+fn offer_holds(text: &str) -> bool {
+    let Ok(session) = sdp::parse(text.as_bytes()) else {
+        return false;
+    };
+    session
+        .media
+        .iter()
+        .find(|m| m.kind == sdp::MediaKind::Audio && m.port != 0)
+        .is_some_and(|audio| !session.direction_of(audio).receives())
 }
 
 /// Whether an SDP has an accepted (non-zero port) video stream.
