@@ -46,6 +46,7 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCIceGatheringState, RTCSessionDescription,
 };
+use webrtc::rtp_transceiver::RtpTransceiver;
 
 /// The server's participants: their names (the `a=msid` stream ids) and identities.
 const PARTICIPANTS: [(&str, u16); 3] = [("alice", 1), ("bob", 2), ("carol", 3)];
@@ -99,6 +100,24 @@ fn server_track(name: &str, kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStat
             ..Default::default()
         }],
     )))
+}
+
+/// Adds `track` to the server as a stream it only sends.
+async fn add_send_only(
+    server: &impl PeerConnection,
+    track: Arc<dyn TrackLocal>,
+) -> Arc<dyn RtpTransceiver> {
+    server
+        .add_transceiver_from_track(
+            track,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .unwrap()
 }
 
 /// Sends `identity`'s stamped pattern on `track` at 320x240, 30 fps, a keyframe each second,
@@ -237,18 +256,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         if i == 0 {
             server.add_track(local).await.unwrap();
         } else {
-            let transceiver = server
-                .add_transceiver_from_track(
-                    local,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        streams: vec![],
-                        send_encodings: vec![],
-                    }),
-                )
-                .await
-                .unwrap();
-            send_only.insert(name, transceiver);
+            send_only.insert(name, add_send_only(&server, local).await);
         }
         senders.push((track, identity, ssrc));
     }
@@ -319,17 +327,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
     // Dave joins: a new offer with his stream, answered in the running session.
     let dave_ssrc = 0x5e_0004;
     let dave = server_track(DAVE.0, RtpCodecKind::Video, dave_ssrc);
-    server
-        .add_transceiver_from_track(
-            Arc::clone(&dave) as Arc<dyn TrackLocal>,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .unwrap();
+    add_send_only(&server, Arc::clone(&dave) as Arc<dyn TrackLocal>).await;
     let reoffer = server.create_offer(None).await.unwrap();
     server.set_local_description(reoffer).await.unwrap();
     let reoffer = server.local_description().await.unwrap().sdp;

@@ -23,7 +23,7 @@ use super::peer::{
     audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
 };
 use super::rtt::RttTable;
-use super::sdp_check::{check_remote_sdp, sent_video_tracks};
+use super::sdp_check::{check_remote_sdp, sent_video_tracks, SdpFacts};
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, VideoRoute};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
@@ -410,16 +410,7 @@ impl WebRtcSession {
                 "an offer while one is outstanding",
             ));
         }
-        let facts = check_remote_sdp(sdp)?;
-        if !facts.audio {
-            return Err(WebRtcError::NoCommonCodec("audio"));
-        }
-        let offer = RTCSessionDescription::offer(sdp.to_owned())
-            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(offer)
-            .await
-            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        let facts = self.apply_offer(sdp).await?;
         self.add_tracks().await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
@@ -442,6 +433,17 @@ impl WebRtcSession {
                 "a new offer before the first negotiation completed",
             ));
         }
+        self.apply_offer(sdp).await?;
+        if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
+            more.keep_sent(&sent);
+        }
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        self.gathered_sdp().await
+    }
+
+    /// Checks the peer's offer (it must have audio) and applies it as the remote description.
+    async fn apply_offer(&self, sdp: &str) -> Result<SdpFacts, WebRtcError> {
         let facts = check_remote_sdp(sdp)?;
         if !facts.audio {
             return Err(WebRtcError::NoCommonCodec("audio"));
@@ -452,12 +454,7 @@ impl WebRtcSession {
             .set_remote_description(offer)
             .await
             .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
-        if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
-            more.keep_sent(&sent);
-        }
-        let answer = self.pc.create_answer(None).await?;
-        self.pc.set_local_description(answer).await?;
-        self.gathered_sdp().await
+        Ok(facts)
     }
 
     /// The local description once gathering is complete (bounded by the gathering timeout).
