@@ -7,6 +7,10 @@
 //! joins: the server offers again with a fourth stream, and Callisto's answer to the new
 //! offer brings dave's pictures into a sink of their own. Then one participant leaves: a
 //! third offer with that stream inactive finishes its sink.
+//!
+//! And the host's side of it: a host with a session per participant forwards alice's video to
+//! bob without decoding or encoding it (a tap on alice's session, a forwarded track on bob's
+//! announced with a new offer); bob's request for a keyframe reaches alice through the host.
 
 #[path = "support/video_session.rs"]
 mod video_session;
@@ -199,15 +203,7 @@ fn stamp_reader(seen: &Seen) -> Box<dyn VideoSink> {
 async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new_offers_add_and_end_streams(
 ) {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let config = WebRtcConfig {
-        video: Some(VideoConfig {
-            width: 320,
-            height: 240,
-            fps: 30,
-            max_bitrate: 500_000,
-        }),
-        ..WebRtcConfig::loopback()
-    };
+    let config = video_config();
 
     // The server: Opus and H.264, alice both ways, bob and carol send-only.
     let mut engine = MediaEngine::default();
@@ -267,29 +263,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
     assert_eq!(offer.matches("m=video").count(), 3, "{offer}");
 
     // Callisto: its own pattern, one stamp reader per stream.
-    let first: Seen = Arc::default();
-    let more: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
-    let more_sinks = Arc::clone(&more);
-    let format = VideoFormat::new(320, 240, 30).unwrap();
-    let media = WebRtcMedia {
-        audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 440.0, -12.0)),
-        audio_sink: Box::new(NullSink::new(AUDIO)),
-        video: Some(WebRtcVideoMedia {
-            source: Box::new(TestPattern::new(format, OURS).unwrap()),
-            sink: stamp_reader(&first),
-            more_streams: Some(Box::new(move |known: &[RemoteVideoStream]| {
-                let stream = known.last().expect("the new stream");
-                assert_eq!(stream.number, known.len() - 1, "{known:?}");
-                let seen = Seen::default();
-                more_sinks
-                    .lock()
-                    .unwrap()
-                    .insert(stream.stream_id.clone(), Arc::clone(&seen));
-                stamp_reader(&seen)
-            })),
-        }),
-    };
-    let session = WebRtcSession::new(config, media).await.unwrap();
+    let (session, first, more) = callisto(OURS).await;
     let answer = session.accept_offer(&offer).await.unwrap();
     server
         .set_remote_description(RTCSessionDescription::answer(answer.clone()).unwrap())
@@ -442,5 +416,142 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         ours_received.load(Ordering::Relaxed) > 30,
         "the server received {} of our video packets",
         ours_received.load(Ordering::Relaxed)
+    );
+}
+
+/// Loopback, with 320x240 video at 30 fps.
+fn video_config() -> WebRtcConfig {
+    WebRtcConfig {
+        video: Some(VideoConfig {
+            width: 320,
+            height: 240,
+            fps: 30,
+            max_bitrate: 500_000,
+        }),
+        ..WebRtcConfig::loopback()
+    }
+}
+
+/// A Callisto session at 320x240 sending the pattern stamped `identity`: its own stream's
+/// stamps, and each further stream's by the name it came under.
+async fn callisto(identity: u16) -> (WebRtcSession, Seen, Arc<Mutex<BTreeMap<String, Seen>>>) {
+    let first: Seen = Arc::default();
+    let more: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
+    let more_sinks = Arc::clone(&more);
+    let format = VideoFormat::new(320, 240, 30).unwrap();
+    let media = WebRtcMedia {
+        audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 440.0, -12.0)),
+        audio_sink: Box::new(NullSink::new(AUDIO)),
+        video: Some(WebRtcVideoMedia {
+            source: Box::new(TestPattern::new(format, identity).unwrap()),
+            sink: stamp_reader(&first),
+            more_streams: Some(Box::new(move |known: &[RemoteVideoStream]| {
+                let seen = Seen::default();
+                let name = known
+                    .last()
+                    .map(|s| s.stream_id.clone())
+                    .unwrap_or_default();
+                more_sinks.lock().unwrap().insert(name, Arc::clone(&seen));
+                stamp_reader(&seen)
+            })),
+        }),
+    };
+    let config = video_config();
+    let session = WebRtcSession::new(config, media).await.unwrap();
+    (session, first, more)
+}
+
+/// Connects `caller` to `callee`.
+async fn connect(caller: &WebRtcSession, callee: &WebRtcSession) {
+    let offer = caller.create_offer().await.unwrap();
+    let answer = callee.accept_offer(&offer).await.unwrap();
+    caller.apply_answer(&answer).await.unwrap();
+    let (a, b) = tokio::join!(caller.wait_connected(), callee.wait_connected());
+    a.unwrap();
+    b.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_forwards_one_participants_video_to_another_without_re_encoding() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    const ALICE: u16 = 1;
+    const BOB: u16 = 2;
+    const HOST: u16 = 7;
+    let (alice, _, _) = callisto(ALICE).await;
+    let (bob, bob_sees_host, bob_sees_more) = callisto(BOB).await;
+    let (to_alice, _, _) = callisto(HOST).await;
+    let (to_bob, _, _) = callisto(HOST).await;
+    let to_alice = Arc::new(to_alice);
+    connect(&alice, &to_alice).await;
+    connect(&bob, &to_bob).await;
+
+    // Alice's stream, forwarded to bob; his keyframe requests go to alice.
+    let keyframe_requests = Arc::new(AtomicU64::new(0));
+    let forwarded = {
+        let to_alice = Arc::downgrade(&to_alice);
+        let requests = Arc::clone(&keyframe_requests);
+        to_bob
+            .forward_video("alice", move || {
+                requests.fetch_add(1, Ordering::Relaxed);
+                if let Some(to_alice) = to_alice.upgrade() {
+                    to_alice.request_keyframe();
+                }
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(forwarded.label(), "alice");
+    to_alice.tap_video(Arc::new(move |packet| forwarded.send(packet)));
+    let reoffer = to_bob.create_reoffer().await.unwrap();
+    assert_eq!(reoffer.matches("m=video").count(), 2, "{reoffer}");
+    assert!(reoffer.contains("a=msid:alice "), "{reoffer}");
+    let reanswer = bob.accept_reoffer(&reoffer).await.unwrap();
+    to_bob.apply_reanswer(&reanswer).await.unwrap();
+
+    // Alice's encoder makes a keyframe every 10 s by itself: bob sees her within 5 s only
+    // because his request for one went through the host.
+    let started = Instant::now();
+    let alices = loop {
+        let alices = bob_sees_more.lock().unwrap().get("alice").cloned();
+        if let Some(seen) = alices.filter(|seen| seen.identities.lock().unwrap().len() >= 30) {
+            break seen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "bob does not see alice: {:?}",
+            bob.stats().more_video
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let host_stats = to_alice.stats();
+    let forwarding_stats = to_bob.stats();
+    for session in [alice, bob] {
+        session.close().await;
+    }
+    let to_alice = Arc::into_inner(to_alice).expect("only the test holds the session");
+    to_alice.close().await;
+    to_bob.close().await;
+
+    let identities = |seen: &Seen| {
+        let mut kinds = seen.identities.lock().unwrap().clone();
+        kinds.dedup();
+        kinds
+    };
+    assert_eq!(identities(&alices), [ALICE], "alice's stream at bob");
+    assert_eq!(
+        identities(&bob_sees_host),
+        [HOST],
+        "the host's own stream at bob"
+    );
+    assert!(keyframe_requests.load(Ordering::Relaxed) >= 1);
+    // The host forwarded: nothing of alice's was encoded on bob's session, which sends only
+    // the host's own picture at its own rate.
+    let host_video = host_stats.video.expect("video from alice");
+    assert!(host_video.keyframe_requests_sent >= 1, "{host_video:?}");
+    let sent = forwarding_stats.video.expect("the host's video to bob");
+    println!(
+        "alice at bob after {:?}; the host's session with bob sent {} frames of its own",
+        started.elapsed(),
+        sent.frames_sent
     );
 }

@@ -65,7 +65,7 @@ impl LocalTrack {
         }
     }
 
-    fn as_track_local(&self) -> Arc<dyn TrackLocal> {
+    pub(super) fn as_track_local(&self) -> Arc<dyn TrackLocal> {
         Arc::clone(&self.track) as Arc<dyn TrackLocal>
     }
 
@@ -186,16 +186,7 @@ impl WebRtcSession {
         else {
             return Ok(());
         };
-        let Some(payload_type) = parameters
-            .rtp_parameters
-            .codecs
-            .iter()
-            .find(|c| {
-                c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
-                    && c.rtp_codec.sdp_fmtp_line.contains("packetization-mode=1")
-            })
-            .map(|c| c.payload_type)
-        else {
+        let Some(payload_type) = h264_payload_type(parameters) else {
             // The peer declined video (port 0) or has no H.264 mode 1: audio only.
             info!("no H.264 negotiated: the call stays audio-only");
             return Ok(());
@@ -236,13 +227,27 @@ impl WebRtcSession {
             route.clone(),
             local.ssrc,
         ));
+        let requests = route.clone();
         self.spawn(tasks::read_keyframe_requests(
             local.as_track_local(),
-            route.clone(),
             Arc::clone(&self.shared.closed),
+            move || requests.deliver(VideoInput::KeyframeRequested),
         ));
         Ok(())
     }
+}
+
+/// The payload type negotiated for our H.264 (packetization mode 1), if any.
+pub(super) fn h264_payload_type(parameters: &RTCRtpSendParameters) -> Option<u8> {
+    parameters
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|c| {
+            c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
+                && c.rtp_codec.sdp_fmtp_line.contains("packetization-mode=1")
+        })
+        .map(|c| c.payload_type)
 }
 
 /// The video thread's output on the WebRTC path: channels to the tasks that write RTP to the

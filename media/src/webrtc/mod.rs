@@ -61,6 +61,7 @@
 
 mod audio_thread;
 pub(crate) mod congestion_feed;
+mod forwarding;
 mod keyframe_requests;
 mod local_media;
 mod more_streams;
@@ -74,6 +75,7 @@ mod tasks;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use forwarding::{ForwardedVideo, StreamRewriter, VideoTap};
 pub use more_streams::{RemoteStreamSinks, RemoteVideoStream};
 pub use peer::negotiated_audio_codec;
 pub use sdp_check::{check_remote_sdp, SdpFacts};

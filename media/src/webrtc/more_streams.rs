@@ -162,6 +162,7 @@ impl MoreStreams {
             inbox,
             thread: Arc::new(Mutex::new(thread.thread())),
             remote: Arc::new(Mutex::new(Some(Arc::clone(track)))),
+            taps: Arc::default(),
         };
         received.push(Received { stream, thread });
         Some((route, feedback_rx))

@@ -10,6 +10,7 @@ use ::webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
     RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
 };
+use ::webrtc::rtp_transceiver::RtpSender;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc as async_mpsc, watch};
 use tokio::task::JoinHandle;
@@ -17,6 +18,7 @@ use tracing::{debug, info};
 
 use super::audio_thread::{AudioInput, AudioThread};
 use super::congestion_feed::SharedController;
+use super::forwarding::ForwardedVideo;
 use super::local_media::LocalTrack;
 use super::more_streams::{MoreStreams, RemoteStreamSinks};
 use super::peer::{
@@ -103,6 +105,8 @@ enum Negotiation {
     Idle,
     OfferSent,
     Done,
+    /// Our new offer (once media runs) waits for its answer.
+    ReofferSent,
 }
 
 /// State shared with the event handler and the tasks.
@@ -203,6 +207,8 @@ pub struct WebRtcSession {
     pub(super) video_route: Option<VideoRoute>,
     /// The peer's further video streams (only with video of our own).
     more_streams: Option<Arc<MoreStreams>>,
+    /// The streams we forward, with their senders (see [`WebRtcSession::forward_video`]).
+    pub(super) forwarded: Mutex<Vec<(ForwardedVideo, Arc<dyn RtpSender>)>>,
     pub(super) pending: Mutex<Option<PendingMedia>>,
     pub(super) audio: Mutex<Option<AudioThread>>,
     pub(super) video: Mutex<Option<VideoThread>>,
@@ -307,6 +313,7 @@ impl WebRtcSession {
                 inbox,
                 thread: Arc::new(Mutex::new(None)),
                 remote: Arc::new(Mutex::new(None)),
+                taps: Arc::default(),
             };
             let track = LocalTrack::new(&stream_id, "video", RtpCodecKind::Video, h264_codec());
             (Some(track), Some(route), Some(inputs))
@@ -337,6 +344,7 @@ impl WebRtcSession {
             audio_inbox,
             video_route,
             more_streams,
+            forwarded: Mutex::new(Vec::new()),
             pending: Mutex::new(Some(PendingMedia {
                 media,
                 audio_inputs,
@@ -389,14 +397,9 @@ impl WebRtcSession {
         if *negotiation != Negotiation::OfferSent {
             return Err(WebRtcError::Negotiation("an answer without an offer"));
         }
-        let facts = check_remote_sdp(sdp)?;
-        let answer = RTCSessionDescription::answer(sdp.to_owned())
-            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(answer)
-            .await
-            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        let facts = self.apply_remote_answer(sdp).await?;
         self.start_media(facts.video).await?;
+        self.bind_forwarded().await;
         *negotiation = Negotiation::Done;
         Ok(())
     }
@@ -440,6 +443,48 @@ impl WebRtcSession {
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         self.gathered_sdp().await
+    }
+
+    /// Makes a new offer once media runs (a conference host announcing the streams it
+    /// forwards, [`WebRtcSession::forward_video`]): the SDP for a re-INVITE, with the
+    /// candidates already gathered. Its answer goes to [`WebRtcSession::apply_reanswer`].
+    pub async fn create_reoffer(&self) -> Result<String, WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::Done {
+            return Err(WebRtcError::Negotiation(
+                "a new offer while negotiation is under way",
+            ));
+        }
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        let sdp = self.gathered_sdp().await?;
+        *negotiation = Negotiation::ReofferSent;
+        Ok(sdp)
+    }
+
+    /// Applies the peer's answer to [`WebRtcSession::create_reoffer`]'s offer: the streams
+    /// it announced start.
+    pub async fn apply_reanswer(&self, sdp: &str) -> Result<(), WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::ReofferSent {
+            return Err(WebRtcError::Negotiation("an answer without a new offer"));
+        }
+        self.apply_remote_answer(sdp).await?;
+        self.bind_forwarded().await;
+        *negotiation = Negotiation::Done;
+        Ok(())
+    }
+
+    /// Checks the peer's answer and applies it as the remote description.
+    async fn apply_remote_answer(&self, sdp: &str) -> Result<SdpFacts, WebRtcError> {
+        let facts = check_remote_sdp(sdp)?;
+        let answer = RTCSessionDescription::answer(sdp.to_owned())
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        Ok(facts)
     }
 
     /// Checks the peer's offer (it must have audio) and applies it as the remote description.

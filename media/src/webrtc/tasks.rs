@@ -19,6 +19,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, warn};
 
 use super::audio_thread::AudioInput;
+use super::forwarding::VideoTap;
 use super::keyframe_requests::is_keyframe_request;
 use super::more_streams::MoreStreams;
 use super::stats::{candidate_addr, transport_facts, CandidateKind, TransportFacts};
@@ -51,6 +52,8 @@ pub(crate) struct VideoRoute {
     pub thread: Arc<Mutex<Option<Thread>>>,
     /// The peer's video track, once it arrived (PLIs are written to it).
     pub remote: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
+    /// Where each received packet is copied as well (a conference host forwarding it).
+    pub taps: Arc<Mutex<Vec<VideoTap>>>,
 }
 
 impl VideoRoute {
@@ -138,6 +141,9 @@ async fn forward_video(track: Arc<dyn TrackRemote>, route: VideoRoute) {
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 let at = Instant::now();
+                for tap in lock(&route.taps).iter() {
+                    tap(&packet);
+                }
                 if !route.deliver(VideoInput::Rtp { at, packet }) {
                     break;
                 }
@@ -197,18 +203,17 @@ pub(crate) async fn write_feedback(
     }
 }
 
-/// Hands the peer's keyframe requests about our video (PLI, FIR) to the video thread.
+/// Hands the peer's keyframe requests about one of our video tracks (PLI, FIR) to
+/// `on_request` (which says whether to go on listening) until the session closes.
 pub(crate) async fn read_keyframe_requests(
     track: Arc<dyn TrackLocal>,
-    route: VideoRoute,
     closed: Arc<AtomicBool>,
+    on_request: impl Fn() -> bool + Send + 'static,
 ) {
     while !closed.load(Ordering::Acquire) {
         match track.poll().await {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                if packets.iter().any(|p| is_keyframe_request(p.as_ref()))
-                    && !route.deliver(VideoInput::KeyframeRequested)
-                {
+                if packets.iter().any(|p| is_keyframe_request(p.as_ref())) && !on_request() {
                     break;
                 }
             }
