@@ -13,16 +13,21 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// Bob's and alice's folders under `dir`.
+fn homes(dir: &std::path::Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let (bob, alice) = (dir.join("bob"), dir.join("alice"));
+    std::fs::create_dir_all(&bob)?;
+    std::fs::create_dir_all(&alice)?;
+    Ok((bob, alice))
+}
+
 fn direct_call(codecs: &str, srtp: &str) -> TestResult {
     let dir = tempfile::tempdir()?;
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let bob_rec = dir.path().join("bob.wav");
     let alice_rec = dir.path().join("alice.wav");
-    let bob_dir = dir.path().join("bob");
-    let alice_dir = dir.path().join("alice");
-    std::fs::create_dir_all(&bob_dir)?;
-    std::fs::create_dir_all(&alice_dir)?;
+    let (bob_dir, alice_dir) = homes(dir.path())?;
     let mut bob = Callisto::answer(
         &bob_dir,
         &listen,
@@ -121,4 +126,58 @@ fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
     assert_eq!(failed["cause"], "not acceptable", "{failed}");
     assert_eq!(alice.wait(WAIT)?.code(), Some(4));
     Ok(())
+}
+
+/// Alice holds her call with bob for 1.5 s and resumes it: bob's recording of alice's tone
+/// has a gap as long as the hold (alice sends nothing he could hear meanwhile, though her
+/// hold offer is `sendonly`), and the tone before and after it.
+fn held_side_hears_nothing(extra: &[&str]) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let bob_rec = dir.path().join("bob.wav");
+    let (bob_dir, alice_dir) = homes(dir.path())?;
+    let mut bob = Callisto::answer(
+        &bob_dir,
+        &listen,
+        &[
+            "--audio",
+            "tone:1270",
+            "--record-audio",
+            &bob_rec.to_string_lossy(),
+        ],
+    )?;
+    bob.expect("listening", WAIT)?;
+    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let mut args = vec!["--audio", "tone:440"];
+    args.extend(extra);
+    let mut alice = Callisto::call(&alice_dir, &uri, &args)?;
+    alice.expect("answered", WAIT)?;
+    std::thread::sleep(Duration::from_millis(1_000));
+    alice.control("hold")?;
+    alice.expect("held", WAIT)?;
+    std::thread::sleep(Duration::from_millis(1_500));
+    alice.control("resume")?;
+    alice.expect("resumed", WAIT)?;
+    std::thread::sleep(Duration::from_millis(1_000));
+    alice.control("hangup")?;
+    alice.expect("call_ended", WAIT)?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    let (with_tone, gap) = wav::tone_gap(&bob_rec, 440.0)?;
+    println!("bob heard alice for {with_tone:.1} s, with a gap of {gap:.1} s");
+    assert!(gap >= 1.2, "a gap of {gap} s for a hold of 1.5 s");
+    assert!(with_tone >= 1.2, "alice heard for {with_tone} s");
+    Ok(())
+}
+
+#[test]
+fn a_held_peer_hears_nothing_of_us() -> TestResult {
+    held_side_hears_nothing(&[])
+}
+
+#[test]
+fn a_held_peer_hears_nothing_of_us_over_webrtc() -> TestResult {
+    held_side_hears_nothing(&["--media", "webrtc"])
 }

@@ -7,7 +7,7 @@
 //!   other both ways: the browser's `getStats()` shows decoded H.264 and Opus audio from
 //!   Callisto, Callisto's summary shows decoded frames and audio from the browser. The
 //!   browser holds the call and takes it back (re-INVITEs with new offers), and Callisto
-//!   reports both.
+//!   reports both; then Callisto holds it and takes it back, and the browser reports both.
 //! - A desk phone (baresip, classic RTP only) refuses Callisto's WebRTC offer with 488 and
 //!   Callisto calls again on the classic path by itself.
 //! - A Callisto registered over WebSocket places its call over that connection, presenting
@@ -290,6 +290,20 @@ fn a_browser_calls_callisto_with_video() -> TestResult {
     assert_eq!(resumed["held"], false, "{resumed}");
     let event = bob.expect("resumed", WAIT)?;
     assert_eq!(event["by"], "remote", "{event}");
+    for name in ["hold", "unhold"] {
+        let event = alice.wait_for_event(name, WAIT)?;
+        assert_eq!(event["originator"], "local", "{event}");
+    }
+    // Callisto holds the call and takes it back: its own re-INVITEs, made by its session.
+    let local = |event: &Value| event["by"] == "local";
+    bob.control("hold")?;
+    bob.expect_matching("held", local, WAIT)?;
+    let event = alice.wait_for_event("hold", WAIT)?;
+    assert_eq!(event["originator"], "remote", "{event}");
+    bob.control("resume")?;
+    bob.expect_matching("resumed", local, WAIT)?;
+    let event = alice.wait_for_event("unhold", WAIT)?;
+    assert_eq!(event["originator"], "remote", "{event}");
     // A little more call, so that both sides have seen a good second of each other.
     std::thread::sleep(Duration::from_millis(1500));
     alice.hang_up()?;

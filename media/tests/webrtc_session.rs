@@ -231,3 +231,66 @@ async fn garbage_sdp_is_an_error() {
     assert!(matches!(err, WebRtcError::BadSdp(_)), "{err}");
     a.close().await;
 }
+
+/// Audio packets `session` has received so far.
+fn received(session: &WebRtcSession) -> u64 {
+    session.stats().audio.map_or(0, |audio| audio.rx_packets)
+}
+
+/// How many packets `session` receives over the next 400 ms.
+async fn receiving(session: &WebRtcSession) -> u64 {
+    let before = received(session);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    received(session) - before
+}
+
+/// Holds `a`'s call with `b` (`hold`) or takes it off: `a`'s offer, `b`'s answer.
+async fn hold(a: &WebRtcSession, b: &WebRtcSession, hold: bool) -> (String, String) {
+    let offer = a.hold_offer(hold).await.expect("a hold offer");
+    let answer = b.accept_reoffer(&offer).await.expect("an answer");
+    a.apply_reanswer(&answer).await.expect("the answer applies");
+    (offer, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
+    let (a, _) = session(440.0).await;
+    let (b, _) = session(880.0).await;
+    connect(&a, &b).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let flowing = receiving(&a).await;
+    assert!(flowing >= 10, "{flowing} packets in 400 ms before the hold");
+
+    let (offer, answer) = hold(&a, &b, true).await;
+    assert!(offer.contains("a=sendonly"), "{offer}");
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    // A packet or two may still be under way.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = receiving(&a).await;
+    assert!(held <= 2, "{held} packets in 400 ms on hold");
+    assert!(
+        receiving(&b).await >= 10,
+        "a goes on sending while it holds"
+    );
+
+    let (offer, answer) = hold(&a, &b, false).await;
+    assert!(offer.contains("a=sendrecv"), "{offer}");
+    assert!(answer.contains("a=sendrecv"), "{answer}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let resumed = receiving(&a).await;
+    assert!(resumed >= 10, "{resumed} packets in 400 ms after resuming");
+
+    // A hold the peer refuses is withdrawn: the call goes on as before, and can be held later.
+    let _refused = a.hold_offer(true).await.expect("a hold offer");
+    a.cancel_reoffer().await.expect("withdrawn");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after_refusal = receiving(&a).await;
+    assert!(
+        after_refusal >= 10,
+        "{after_refusal} packets in 400 ms after a refused hold"
+    );
+    let (offer, _) = hold(&a, &b, true).await;
+    assert!(offer.contains("a=sendonly"), "{offer}");
+    a.close().await;
+    b.close().await;
+}

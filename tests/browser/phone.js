@@ -3,7 +3,8 @@
 // peer.mjs calls the methods of `window.phone` (each returns a promise) and receives every event
 // through `window.callistoEvent({event: name, page_ms, …fields})`. Events: `registered`,
 // `registration_failed`, `unregistered`, `disconnected`, `incoming`, `progress`, `accepted`,
-// `confirmed`, `ended`, `failed`, `first_audio`, `first_frame`, `warning`.
+// `confirmed`, `ended`, `failed`, `first_audio`, `first_frame`, `hold`, `unhold` (with their
+// `originator`), `warning`.
 //
 // Network rules of the tests: no ICE servers at all (JsSIP's default is none too, but it is set
 // explicitly), one bundled transport unless told otherwise, and only loopback candidates are put
@@ -287,6 +288,8 @@
     // For a callee, ms_since_start runs from the camera and microphone being open (answer())
     // to the 200 OK being sent: making the answer and gathering ICE.
     session.on('accepted', () => emit('accepted', { ms_since_start: since(startedAt) }));
+    session.on('hold', (event) => emit('hold', { originator: event.originator }));
+    session.on('unhold', (event) => emit('unhold', { originator: event.originator }));
     session.on('confirmed', () => {
       confirmedAt = performance.now();
       emit('confirmed', { ms_since_start: since(startedAt), ms_since_invite: since(inviteSentAt) });

@@ -154,3 +154,29 @@ pub fn heard(recording: &Path, expected_hz: f32, own_hz: f32) -> io::Result<Hear
         own_level: frequency_level(&audio.samples, rate, own_hz, 0.02, 50),
     })
 }
+
+/// How `recording` holds the tone `hz`, in 100 ms steps: the seconds with it, and the
+/// longest stretch without it between its first and its last appearance (a hold, a drop).
+pub fn tone_gap(recording: &Path, hz: f32) -> io::Result<(f64, f64)> {
+    use callisto_media::analysis::tone_coverage;
+    let audio = read_mono(recording)?;
+    let step = (audio.sample_rate / 10) as usize;
+    let present: Vec<bool> = audio
+        .samples
+        .chunks_exact(step)
+        .map(|chunk| tone_coverage(chunk, audio.sample_rate, hz, 0.02, 50, 0.05) >= 0.5)
+        .collect();
+    let with_tone = present.iter().filter(|p| **p).count() as f64 / 10.0;
+    let (Some(first), Some(last)) = (
+        present.iter().position(|p| *p),
+        present.iter().rposition(|p| *p),
+    ) else {
+        return Ok((0.0, 0.0));
+    };
+    let longest = present[first..=last]
+        .split(|p| *p)
+        .map(<[bool]>::len)
+        .max()
+        .unwrap_or(0);
+    Ok((with_tone, longest as f64 / 10.0))
+}

@@ -62,6 +62,7 @@
 mod audio_thread;
 pub(crate) mod congestion_feed;
 mod forwarding;
+mod hold;
 mod keyframe_requests;
 mod local_media;
 mod more_streams;

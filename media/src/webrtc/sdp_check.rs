@@ -84,6 +84,31 @@ pub fn check_remote_sdp(sdp: &str) -> Result<SdpFacts, WebRtcError> {
     })
 }
 
+/// Each m-line's `a=mid` with the direction its writer gave it (`a=sendrecv` when none, the
+/// session-level one when only that is given). Empty for SDP that does not parse.
+pub(crate) fn media_directions(sdp: &str) -> Vec<(String, &'static str)> {
+    const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+    let Ok(parsed) = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) else {
+        return Vec::new();
+    };
+    let session = DIRECTIONS
+        .into_iter()
+        .find(|d| parsed.attribute(d).is_some());
+    parsed
+        .media_descriptions
+        .iter()
+        .filter_map(|media| {
+            let mid = media.attribute("mid").flatten()?.to_owned();
+            let direction = DIRECTIONS
+                .into_iter()
+                .find(|d| media.attribute(d).is_some())
+                .or(session)
+                .unwrap_or("sendrecv");
+            Some((mid, direction))
+        })
+        .collect()
+}
+
 /// The video tracks a description says its writer sends: the `a=msid` (stream id, track id)
 /// of every video m-line with a port (or bundled) whose direction is `sendrecv` (the default)
 /// or `sendonly`. `None` when it names no video track at all (or does not parse): then it
@@ -195,5 +220,25 @@ mod tests {
         assert_eq!(tracks[1].1, "bob-video");
         assert_eq!(sent_video_tracks("garbage"), None);
         assert_eq!(sent_video_tracks(OFFER), None, "no video track named");
+    }
+
+    #[test]
+    fn each_m_lines_direction_is_read_by_its_mid() {
+        let sdp = format!(
+            "{OFFER}a=sendonly\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 125\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n\
+             a=rtpmap:125 H264/90000\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 125\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n\
+             a=rtpmap:125 H264/90000\r\na=inactive\r\n"
+        );
+        assert_eq!(
+            media_directions(&sdp),
+            [
+                ("0".to_string(), "sendonly"),
+                ("1".to_string(), "sendrecv"),
+                ("2".to_string(), "inactive")
+            ]
+        );
+        assert!(media_directions("garbage").is_empty());
     }
 }

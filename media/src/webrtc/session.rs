@@ -19,6 +19,7 @@ use tracing::{debug, info};
 use super::audio_thread::{AudioInput, AudioThread};
 use super::congestion_feed::SharedController;
 use super::forwarding::ForwardedVideo;
+use super::hold::Held;
 use super::local_media::LocalTrack;
 use super::more_streams::{MoreStreams, RemoteStreamSinks};
 use super::peer::{
@@ -207,6 +208,8 @@ pub struct WebRtcSession {
     pub(super) video_route: Option<VideoRoute>,
     /// The peer's further video streams (only with video of our own).
     more_streams: Option<Arc<MoreStreams>>,
+    /// What our hold changed (see [`WebRtcSession::hold_offer`]).
+    pub(super) held: Mutex<Held>,
     /// The streams we forward, with their senders (see [`WebRtcSession::forward_video`]).
     pub(super) forwarded: Mutex<Vec<(ForwardedVideo, Arc<dyn RtpSender>)>>,
     pub(super) pending: Mutex<Option<PendingMedia>>,
@@ -345,6 +348,7 @@ impl WebRtcSession {
             video_route,
             more_streams,
             forwarded: Mutex::new(Vec::new()),
+            held: Mutex::default(),
             pending: Mutex::new(Some(PendingMedia {
                 media,
                 audio_inputs,
@@ -426,9 +430,11 @@ impl WebRtcSession {
     /// Answers a new offer from the peer once media runs (a re-INVITE or UPDATE: hold and
     /// resume, or a conference server adding and removing streams): applies it and returns
     /// our answer, with the candidates already gathered (ICE goes on; an ICE restart is not
-    /// supported). Streams the new offer adds arrive as further remote tracks, further
-    /// streams it no longer sends end (their sinks are finished); media that was not
-    /// negotiated at first (video in a call that started without it) stays off.
+    /// supported), each stream's direction what we want narrowed by what the offer allows
+    /// (a hold offered `a=sendonly` is answered `a=recvonly`). Streams the new offer adds
+    /// arrive as further remote tracks, further streams it no longer sends end (their sinks
+    /// are finished); media that was not negotiated at first (video in a call that started
+    /// without it) stays off.
     pub async fn accept_reoffer(&self, sdp: &str) -> Result<String, WebRtcError> {
         let negotiation = self.negotiation.lock().await;
         if *negotiation != Negotiation::Done {
@@ -437,6 +443,7 @@ impl WebRtcSession {
             ));
         }
         self.apply_offer(sdp).await?;
+        self.narrow_to_offer(sdp).await?;
         if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
             more.keep_sent(&sent);
         }
@@ -471,7 +478,18 @@ impl WebRtcSession {
         }
         self.apply_remote_answer(sdp).await?;
         self.bind_forwarded().await;
+        self.hold_settled();
         *negotiation = Negotiation::Done;
+        Ok(())
+    }
+
+    /// Withdraws our outstanding new offer, if any (the peer refused it).
+    pub(super) async fn rollback_reoffer(&self) -> Result<(), WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation == Negotiation::ReofferSent {
+            self.rollback_local_offer().await?;
+            *negotiation = Negotiation::Done;
+        }
         Ok(())
     }
 

@@ -33,8 +33,11 @@ impl Calls {
         if call.local_hold == hold || call.pending_hold.is_some() || call.established.is_none() {
             return;
         }
-        if call.webrtc.is_some() {
-            tracing::warn!("hold is not available on WebRTC calls");
+        if let Some(session) = call.webrtc.clone() {
+            // The session makes the offer; the re-INVITE goes out when it is ready.
+            call.pending_hold = Some(hold);
+            call.sync_hold_silence();
+            super::webrtc::spawn_hold_offer(key, session, hold, self.media_events.clone());
             return;
         }
         let direction = if hold {
@@ -56,7 +59,10 @@ impl Calls {
             }
         };
         match endpoint.reinvite(now, call.id, Body::sdp(offer.to_string())) {
-            Ok(()) => call.pending_hold = Some(hold),
+            Ok(()) => {
+                call.pending_hold = Some(hold);
+                call.sync_hold_silence();
+            }
             Err(error) => {
                 call.sdp.discard_offer();
                 tracing::warn!(%error, "cannot send a re-INVITE");

@@ -171,6 +171,8 @@ impl ConferenceSeat {
 pub struct CallControls {
     /// Silences our microphone.
     pub mute: MuteSwitch,
+    /// Silences what we send while we hold the call (the engine sets it).
+    pub held: MuteSwitch,
     /// Off sends black frames instead of our picture.
     pub camera: CameraSwitch,
     /// Our picture as it is sent (the self-view).
@@ -247,6 +249,7 @@ pub(super) fn audio_ends(
         ),
     };
     let (source, sink) = options.controls.audio.install(source, sink);
+    let source = MutableSource::new(source, options.controls.held.clone());
     Ok((Box::new(source), Box::new(sink)))
 }
 

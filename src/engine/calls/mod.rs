@@ -130,6 +130,13 @@ struct Call {
 }
 
 impl Call {
+    /// Silences what we send from the moment we ask for a hold until the call is resumed
+    /// (the held side hears nothing of us meanwhile, whatever the offer's direction allows).
+    fn sync_hold_silence(&self) {
+        let silent = self.local_hold || self.pending_hold == Some(true);
+        self.media.options.controls.held.set(silent);
+    }
+
     /// Whether the call carries video: as negotiated for the classic path, as the concluded
     /// SDP says for the WebRTC path.
     fn shows_video(&self) -> bool {
@@ -602,6 +609,7 @@ impl Calls {
                 }
                 if let Some(hold) = call.pending_hold.take() {
                     call.local_hold = hold;
+                    call.sync_hold_silence();
                     send(if hold {
                         CallUpdate::Held { by_remote: false }
                     } else {
@@ -613,6 +621,7 @@ impl Calls {
                 tracing::info!(code, "re-INVITE refused");
                 call.sdp.discard_offer();
                 call.pending_hold = None;
+                call.sync_hold_silence();
             }
             CallEvent::Info { body } => {
                 if body

@@ -43,6 +43,13 @@ pub(crate) enum WebRtcReady {
     Answer(Result<(Box<WebRtcSession>, String), String>),
     /// The peer's answer was applied (media starts).
     Applied(Result<(), String>),
+    /// Our offer that holds the call (`hold`) or takes it off.
+    HoldOffer {
+        hold: bool,
+        result: Result<String, String>,
+    },
+    /// The peer's answer to our new offer was applied.
+    ReApplied(Result<(), String>),
     /// Our answer to the peer's new offer (a re-INVITE or UPDATE), and whether that offer
     /// puts us on hold.
     ReAnswered {
@@ -61,6 +68,10 @@ impl std::fmt::Debug for WebRtcReady {
             WebRtcReady::Offer(r) => write!(f, "Offer(ok: {})", r.is_ok()),
             WebRtcReady::Answer(r) => write!(f, "Answer(ok: {})", r.is_ok()),
             WebRtcReady::Applied(r) => write!(f, "Applied({r:?})"),
+            WebRtcReady::HoldOffer { hold, result } => {
+                write!(f, "HoldOffer(hold: {hold}, ok: {})", result.is_ok())
+            }
+            WebRtcReady::ReApplied(r) => write!(f, "ReApplied({r:?})"),
             WebRtcReady::ReAnswered { result, held } => {
                 write!(f, "ReAnswered(ok: {}, held: {held})", result.is_ok())
             }
@@ -350,6 +361,22 @@ pub(super) fn spawn_answer(
     });
 }
 
+/// Runs one step of a session in the background and reports what `ready` makes of how it
+/// went.
+fn spawn_step<T: Send + 'static>(
+    key: CallKey,
+    events: MediaEvents,
+    step: impl std::future::Future<Output = Result<T, callisto_media::webrtc::WebRtcError>>
+        + Send
+        + 'static,
+    ready: impl FnOnce(Result<T, String>) -> WebRtcReady + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let result = step.await.map_err(|e| e.to_string());
+        report(&events, key, ready(result));
+    });
+}
+
 /// Applies the peer's answer in the background; reports [`WebRtcReady::Applied`].
 pub(super) fn spawn_apply(
     key: CallKey,
@@ -357,13 +384,8 @@ pub(super) fn spawn_apply(
     answer: String,
     events: MediaEvents,
 ) {
-    tokio::spawn(async move {
-        let result = session
-            .apply_answer(&answer)
-            .await
-            .map_err(|e| e.to_string());
-        report(&events, key, WebRtcReady::Applied(result));
-    });
+    let step = async move { session.apply_answer(&answer).await };
+    spawn_step(key, events, step, WebRtcReady::Applied);
 }
 
 /// Answers the peer's new offer in the running `session` (`held`: whether it puts us on
@@ -375,12 +397,45 @@ pub(super) fn spawn_reanswer(
     held: bool,
     events: MediaEvents,
 ) {
+    let step = async move { session.accept_reoffer(&offer).await };
+    spawn_step(key, events, step, move |result| WebRtcReady::ReAnswered {
+        result,
+        held,
+    });
+}
+
+/// Makes our offer that holds the call in `session` (`hold`) or takes it off; reports
+/// [`WebRtcReady::HoldOffer`].
+pub(super) fn spawn_hold_offer(
+    key: CallKey,
+    session: Arc<WebRtcSession>,
+    hold: bool,
+    events: MediaEvents,
+) {
+    let step = async move { session.hold_offer(hold).await };
+    spawn_step(key, events, step, move |result| WebRtcReady::HoldOffer {
+        hold,
+        result,
+    });
+}
+
+/// Applies the peer's answer to our new offer; reports [`WebRtcReady::ReApplied`].
+pub(super) fn spawn_apply_reanswer(
+    key: CallKey,
+    session: Arc<WebRtcSession>,
+    answer: String,
+    events: MediaEvents,
+) {
+    let step = async move { session.apply_reanswer(&answer).await };
+    spawn_step(key, events, step, WebRtcReady::ReApplied);
+}
+
+/// Withdraws our new offer that the peer refused: the session goes on as before it.
+pub(super) fn spawn_cancel_reoffer(session: Arc<WebRtcSession>) {
     tokio::spawn(async move {
-        let result = session
-            .accept_reoffer(&offer)
-            .await
-            .map_err(|e| e.to_string());
-        report(&events, key, WebRtcReady::ReAnswered { result, held });
+        if let Err(error) = session.cancel_reoffer().await {
+            tracing::warn!(%error, "the refused offer could not be withdrawn");
+        }
     });
 }
 

@@ -152,6 +152,10 @@ impl Calls {
             WebRtcReady::Offer(result) => self.on_offer(endpoint, now, key, result, events),
             WebRtcReady::Answer(result) => self.on_answer(endpoint, now, key, result, events),
             WebRtcReady::Applied(Ok(())) => {}
+            WebRtcReady::HoldOffer { hold, result } => {
+                self.on_hold_offer(endpoint, now, key, hold, result)
+            }
+            WebRtcReady::ReApplied(result) => self.on_reapplied(key, result, events),
             WebRtcReady::ReAnswered { result, held } => {
                 self.on_reanswered(endpoint, now, key, result, held, events)
             }
@@ -181,6 +185,61 @@ impl Calls {
                     closing.end.report(key, summary, events);
                 }
             }
+        }
+    }
+
+    /// Our hold (or resume) offer is ready: send the re-INVITE.
+    fn on_hold_offer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        hold: bool,
+        result: Result<String, String>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let sent = result.and_then(|offer| {
+            endpoint
+                .reinvite(now, call.id, Body::sdp(offer))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(reason) = sent {
+            tracing::warn!(%reason, hold, "cannot change the hold");
+            call.pending_hold = None;
+            call.sync_hold_silence();
+            if let Some(session) = call.webrtc.clone() {
+                webrtc::spawn_cancel_reoffer(session);
+            }
+        }
+    }
+
+    /// The peer's answer to our new offer is applied: the hold it asked for is the call's.
+    fn on_reapplied(
+        &mut self,
+        key: CallKey,
+        result: Result<(), String>,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Err(reason) = result {
+            tracing::warn!(%reason, "the answer to our re-INVITE is unusable");
+            call.pending_hold = None;
+            call.sync_hold_silence();
+            return;
+        }
+        if let Some(hold) = call.pending_hold.take() {
+            call.local_hold = hold;
+            call.sync_hold_silence();
+            let update = if hold {
+                CallUpdate::Held { by_remote: false }
+            } else {
+                CallUpdate::Resumed { by_remote: false }
+            };
+            let _ = events.send(EngineEvent::Call { key, update });
         }
     }
 
@@ -398,6 +457,34 @@ impl Calls {
                 let offer = String::from_utf8_lossy(&body.bytes).into_owned();
                 let held = offer_holds(&offer);
                 webrtc::spawn_reanswer(key, session, offer, held, self.media_events.clone());
+                None
+            }
+            CallEvent::ReAnswer { body } => {
+                match (body, call.webrtc.clone()) {
+                    (Some(body), Some(session)) => {
+                        let answer = String::from_utf8_lossy(&body.bytes).into_owned();
+                        webrtc::spawn_apply_reanswer(
+                            key,
+                            session,
+                            answer,
+                            self.media_events.clone(),
+                        );
+                    }
+                    _ => {
+                        tracing::warn!("the answer to our re-INVITE carries no SDP");
+                        call.pending_hold = None;
+                        call.sync_hold_silence();
+                    }
+                }
+                None
+            }
+            CallEvent::ReInviteFailed { code } => {
+                tracing::info!(code, "re-INVITE refused");
+                call.pending_hold = None;
+                call.sync_hold_silence();
+                if let Some(session) = call.webrtc.clone() {
+                    webrtc::spawn_cancel_reoffer(session);
+                }
                 None
             }
             CallEvent::ReOffer { body: None } => {

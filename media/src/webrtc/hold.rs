@@ -1,0 +1,201 @@
+//! Directions: our hold on a WebRTC call, and our answers to the peer's.
+//!
+//! **Our hold** (RFC 3264 § 8.4 by way of JSEP) is a new offer in which every stream we would
+//! send and receive becomes send-only (and one we only receive inactive), so the peer stops
+//! sending; taking the hold off offers them as they were. The offer is made by
+//! [`WebRtcSession::hold_offer`], its answer applied by [`WebRtcSession::apply_reanswer`];
+//! an offer the peer refuses is withdrawn by [`WebRtcSession::cancel_reoffer`], which also
+//! puts the streams back as they were before it.
+//!
+//! **Our answers** to the peer's new offers: `rtc` 0.21 answers a renegotiation with each
+//! transceiver's own direction, so a peer's hold (`a=sendonly`) would be answered
+//! `a=sendrecv`. Before each answer, [`WebRtcSession::narrow_to_offer`] gives every stream
+//! the direction RFC 3264 § 6.1 asks for: what we want (sendrecv for our tracks, send-only
+//! while we hold, receive-only for a further stream) narrowed by what the offer allows.
+//! What we want is remembered per `a=mid`, apart from what an answer narrowed it to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ::webrtc::peer_connection::RTCSessionDescription;
+use ::webrtc::rtp_transceiver::RtpTransceiver;
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection as Direction;
+
+use super::sdp_check::media_directions;
+use super::session::{lock, WebRtcSession};
+use super::WebRtcError;
+
+/// The directions we want, and what our hold changed.
+#[derive(Default)]
+pub(super) struct Held {
+    /// What we want of each negotiated stream, by `a=mid`.
+    wanted: HashMap<String, Direction>,
+    /// The streams a hold changed: transceiver, mid, what we wanted before it.
+    streams: Vec<(Arc<dyn RtpTransceiver>, String, Direction)>,
+    /// The hold (or its end) our outstanding offer asks for.
+    pending: Option<bool>,
+}
+
+/// What a stream becomes on hold: send-only when it went both ways, inactive when we only
+/// received it; others stay.
+fn on_hold(direction: Direction) -> Option<Direction> {
+    match direction {
+        Direction::Sendrecv => Some(Direction::Sendonly),
+        Direction::Recvonly => Some(Direction::Inactive),
+        _ => None,
+    }
+}
+
+/// RFC 3264 § 6.1: we send only if we want to and the offerer receives, and receive only if
+/// we want to and the offerer sends.
+fn narrowed(wanted: Direction, offered: Direction) -> Direction {
+    Direction::from_send_recv(
+        wanted.has_send() && offered.has_recv(),
+        wanted.has_recv() && offered.has_send(),
+    )
+}
+
+impl WebRtcSession {
+    /// A transceiver's mid and the direction we want of it (learnt, the first time, from
+    /// its direction then: nothing has narrowed it yet). `None` before it is negotiated.
+    async fn wanted(&self, transceiver: &Arc<dyn RtpTransceiver>) -> Option<(String, Direction)> {
+        let mid = transceiver.mid().await.ok()??;
+        let known = lock(&self.held).wanted.get(&mid).copied();
+        let wanted = match known {
+            Some(wanted) => wanted,
+            None => {
+                let current = transceiver.direction().await.ok()?;
+                lock(&self.held).wanted.insert(mid.clone(), current);
+                current
+            }
+        };
+        Some((mid, wanted))
+    }
+
+    /// Gives every negotiated stream the direction our answer to `offer` must have: what we
+    /// want, narrowed by what the offer allows (see the module docs).
+    pub(super) async fn narrow_to_offer(&self, offer: &str) -> Result<(), WebRtcError> {
+        let offered: HashMap<String, &str> = media_directions(offer).into_iter().collect();
+        for transceiver in self.pc.get_transceivers().await {
+            let Some((mid, wanted)) = self.wanted(&transceiver).await else {
+                continue;
+            };
+            let Some(offered) = offered.get(&mid) else {
+                continue;
+            };
+            transceiver
+                .set_direction(narrowed(wanted, Direction::from(*offered)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Our offer that puts the call on hold (`hold`) or takes it off: the SDP for a
+    /// re-INVITE. Its answer goes to [`WebRtcSession::apply_reanswer`]; a refusal to
+    /// [`WebRtcSession::cancel_reoffer`].
+    pub async fn hold_offer(&self, hold: bool) -> Result<String, WebRtcError> {
+        if hold {
+            for transceiver in self.pc.get_transceivers().await {
+                let Some((mid, wanted)) = self.wanted(&transceiver).await else {
+                    continue;
+                };
+                if let Some(held) = on_hold(wanted) {
+                    transceiver.set_direction(held).await?;
+                    let mut state = lock(&self.held);
+                    state.wanted.insert(mid.clone(), held);
+                    state.streams.push((transceiver, mid, wanted));
+                }
+            }
+        } else {
+            let streams = lock(&self.held).streams.clone();
+            for (transceiver, mid, before) in streams {
+                transceiver.set_direction(before).await?;
+                lock(&self.held).wanted.insert(mid, before);
+            }
+        }
+        lock(&self.held).pending = Some(hold);
+        match self.create_reoffer().await {
+            Ok(sdp) => Ok(sdp),
+            Err(e) => {
+                self.undo_hold_change().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Withdraws our outstanding new offer (the peer refused it): the session goes on as it
+    /// was before the offer, streams a hold offer changed back as they were.
+    pub async fn cancel_reoffer(&self) -> Result<(), WebRtcError> {
+        self.rollback_reoffer().await?;
+        self.undo_hold_change().await;
+        Ok(())
+    }
+
+    /// Rolls our outstanding offer back.
+    pub(super) async fn rollback_local_offer(&self) -> Result<(), WebRtcError> {
+        let rollback = RTCSessionDescription::rollback(None)?;
+        self.pc.set_local_description(rollback).await?;
+        Ok(())
+    }
+
+    /// The hold our answered offer brought is now the call's.
+    pub(super) fn hold_settled(&self) {
+        let mut held = lock(&self.held);
+        if held.pending.take() == Some(false) {
+            held.streams.clear();
+        }
+    }
+
+    /// Undoes the direction changes of a hold offer that did not go through.
+    async fn undo_hold_change(&self) {
+        let (pending, streams) = {
+            let mut held = lock(&self.held);
+            let pending = held.pending.take();
+            let streams = held.streams.clone();
+            if pending == Some(true) {
+                held.streams.clear();
+            }
+            (pending, streams)
+        };
+        for (transceiver, mid, before) in streams {
+            let direction = match pending {
+                // A hold that failed: as before it.
+                Some(true) => before,
+                // A resume that failed: held again.
+                Some(false) => on_hold(before).unwrap_or(before),
+                None => continue,
+            };
+            lock(&self.held).wanted.insert(mid, direction);
+            let _ = transceiver.set_direction(direction).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_narrows_what_we_want_to_what_the_offer_allows() {
+        use Direction::*;
+        for (wanted, offered, answered) in [
+            (Sendrecv, Sendrecv, Sendrecv),
+            (Sendrecv, Sendonly, Recvonly),
+            (Sendrecv, Recvonly, Sendonly),
+            (Sendrecv, Inactive, Inactive),
+            (Sendonly, Sendrecv, Sendonly),
+            (Sendonly, Sendonly, Inactive),
+            (Recvonly, Sendonly, Recvonly),
+            (Recvonly, Recvonly, Inactive),
+        ] {
+            assert_eq!(
+                narrowed(wanted, offered),
+                answered,
+                "{wanted} offered {offered}"
+            );
+        }
+        assert_eq!(on_hold(Sendrecv), Some(Sendonly));
+        assert_eq!(on_hold(Recvonly), Some(Inactive));
+        assert_eq!(on_hold(Sendonly), None);
+    }
+}
