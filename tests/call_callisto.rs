@@ -7,7 +7,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use support::callisto::Callisto;
-use support::wav;
+use support::{video, wav};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -128,14 +128,16 @@ fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
     Ok(())
 }
 
-/// Alice holds her call with bob for 1.5 s and resumes it: bob's recording of alice's tone
-/// has a gap as long as the hold (alice sends nothing he could hear meanwhile, though her
-/// hold offer is `sendonly`), and the tone before and after it.
+/// Alice holds her video call with bob for 1.5 s and resumes it: bob's recording of alice's
+/// tone has a gap as long as the hold (alice sends nothing he could hear meanwhile, though
+/// her hold offer is `sendonly`), and the tone before and after it; his video recording shows
+/// her pattern, then a second or more of pictures without it, then her pattern again.
 fn held_side_hears_nothing(extra: &[&str]) -> TestResult {
     let dir = tempfile::tempdir()?;
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let bob_rec = dir.path().join("bob.wav");
+    let bob_video = dir.path().join("bob.y4m");
     let (bob_dir, alice_dir) = homes(dir.path())?;
     let mut bob = Callisto::answer(
         &bob_dir,
@@ -145,11 +147,24 @@ fn held_side_hears_nothing(extra: &[&str]) -> TestResult {
             "tone:1270",
             "--record-audio",
             &bob_rec.to_string_lossy(),
+            "--video",
+            "pattern",
+            "--pattern-id",
+            "4",
+            "--record-video",
+            &bob_video.to_string_lossy(),
         ],
     )?;
     bob.expect("listening", WAIT)?;
     let uri = format!("sip:bob@127.0.0.1:{port}");
-    let mut args = vec!["--audio", "tone:440"];
+    let mut args = vec![
+        "--audio",
+        "tone:440",
+        "--video",
+        "pattern",
+        "--pattern-id",
+        "3",
+    ];
     args.extend(extra);
     let mut alice = Callisto::call(&alice_dir, &uri, &args)?;
     alice.expect("answered", WAIT)?;
@@ -169,6 +184,28 @@ fn held_side_hears_nothing(extra: &[&str]) -> TestResult {
     println!("bob heard alice for {with_tone:.1} s, with a gap of {gap:.1} s");
     assert!(gap >= 1.2, "a gap of {gap} s for a hold of 1.5 s");
     assert!(with_tone >= 1.2, "alice heard for {with_tone} s");
+    let seen: Vec<bool> = video::stamps(&bob_video)?
+        .iter()
+        .map(|stamp| stamp.is_some_and(|s| s.identity == 3))
+        .collect();
+    let (Some(first), Some(last)) = (seen.iter().position(|s| *s), seen.iter().rposition(|s| *s))
+    else {
+        return Err(format!("bob never saw alice: {} pictures", seen.len()).into());
+    };
+    let dark = seen[first..=last]
+        .split(|s| *s)
+        .map(<[bool]>::len)
+        .max()
+        .unwrap_or(0);
+    println!(
+        "bob saw alice in {} of {} pictures, {dark} in a row without her",
+        seen.iter().filter(|s| **s).count(),
+        seen.len()
+    );
+    assert!(
+        dark >= 30,
+        "{dark} pictures in a row without alice for a hold of 1.5 s"
+    );
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use super::error::VideoError;
 use super::frame::{VideoFormat, VideoFrame};
 use super::sink::VideoSink;
 use super::source::VideoSource;
+use crate::audio::MuteSwitch;
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -246,12 +247,13 @@ impl PartialEq for CameraSwitch {
 }
 
 /// A source whose frames are also left in a slot (the self-view), or replaced by black while
-/// its switch is off. The inner source is still read while off, so a camera keeps running and
-/// a file keeps its place.
+/// its switch is off (or while the call is held, [`PreviewSource::with_hold`]). The inner
+/// source is still read meanwhile, so a camera keeps running and a file keeps its place.
 pub struct PreviewSource<S> {
     inner: S,
     slot: FrameSlot,
     switch: CameraSwitch,
+    held: Option<MuteSwitch>,
     black: Option<VideoFrame>,
 }
 
@@ -261,8 +263,18 @@ impl<S: VideoSource> PreviewSource<S> {
             inner,
             slot,
             switch,
+            held: None,
             black: None,
         }
+    }
+}
+
+impl<S> PreviewSource<S> {
+    /// Sends black as well while `held` is on (the call is held: the held side sees
+    /// nothing of us).
+    pub fn with_hold(mut self, held: MuteSwitch) -> Self {
+        self.held = Some(held);
+        self
     }
 }
 
@@ -275,7 +287,8 @@ impl<S: VideoSource> VideoSource for PreviewSource<S> {
         let Some(frame) = self.inner.next_frame()? else {
             return Ok(None);
         };
-        if self.switch.is_on() {
+        let held = self.held.as_ref().is_some_and(MuteSwitch::is_muted);
+        if self.switch.is_on() && !held {
             self.slot.put(&frame);
             return Ok(Some(frame));
         }
@@ -352,6 +365,18 @@ mod tests {
         switch.set(true);
         let back = source.next_frame().unwrap().unwrap();
         assert_eq!(crate::video::read_stamp(&back).map(|s| s.frame), Some(2));
+        // Held: black too, whatever the camera switch says; the picture comes back after.
+        let held = MuteSwitch::new();
+        let mut source = source.with_hold(held.clone());
+        held.set(true);
+        let dark = source.next_frame().unwrap().unwrap();
+        assert!(
+            crate::video::read_stamp(&dark).is_none(),
+            "no picture while held"
+        );
+        held.set(false);
+        let back = source.next_frame().unwrap().unwrap();
+        assert_eq!(crate::video::read_stamp(&back).map(|s| s.frame), Some(4));
     }
 
     #[test]

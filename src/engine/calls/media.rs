@@ -171,7 +171,8 @@ impl ConferenceSeat {
 pub struct CallControls {
     /// Silences our microphone.
     pub mute: MuteSwitch,
-    /// Silences what we send while we hold the call (the engine sets it).
+    /// Silences what we send, and blacks out our picture, while we hold the call (the engine
+    /// sets it).
     pub held: MuteSwitch,
     /// Off sends black frames instead of our picture.
     pub camera: CameraSwitch,

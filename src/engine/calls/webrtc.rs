@@ -189,11 +189,14 @@ pub(super) fn video_media(
         }
         None => (video_source(video, format, camera_unavailable)?, None),
     };
-    let source = Box::new(PreviewSource::new(
-        source,
-        controls.local_video.clone(),
-        controls.camera.clone(),
-    ));
+    let source = Box::new(
+        PreviewSource::new(
+            source,
+            controls.local_video.clone(),
+            controls.camera.clone(),
+        )
+        .with_hold(controls.held.clone()),
+    );
     let sink: Box<dyn VideoSink> = match &video.record {
         Some(path) => Box::new(
             Y4mRecorder::create(path, video.fps)
