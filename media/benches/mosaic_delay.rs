@@ -11,7 +11,7 @@
 //! WebRTC sessions on loopback in one process, 640x480 at 30 fps, so one clock times both
 //! ends. The flash is taken by alice's video thread at its next frame (0–33 ms later), as a
 //! camera would, on both paths; successive flashes fall at different phases of that frame
-//! clock. Without `--bench` (as `cargo test` runs it) it takes two
+//! clock. Without `--bench` (as `cargo test` runs it) it takes three
 //! flashes per path instead of ten.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,7 +161,7 @@ fn median(delays: &mut [Duration]) -> Option<Duration> {
 
 fn main() {
     let benching = std::env::args().any(|argument| argument == "--bench");
-    let flashes = if benching { 10 } else { 2 };
+    let flashes = if benching { 10 } else { 3 };
     let runtime = Runtime::new().expect("a runtime");
     runtime.block_on(async {
         // Direct.

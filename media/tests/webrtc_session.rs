@@ -280,9 +280,18 @@ async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
     let resumed = receiving(&a).await;
     assert!(resumed >= 10, "{resumed} packets in 400 ms after resuming");
 
-    // A hold the peer refuses is withdrawn: the call goes on as before, and can be held later.
-    let _refused = a.hold_offer(true).await.expect("a hold offer");
+    // A hold the peer refuses is withdrawn: the call goes on as before (a plain new offer
+    // goes both ways again), and can be held later.
+    let refused = a.hold_offer(true).await.expect("a hold offer");
+    assert!(refused.contains("a=sendonly"), "{refused}");
     a.cancel_reoffer().await.expect("withdrawn");
+    let offer = a.create_reoffer().await.expect("a new offer");
+    assert!(
+        offer.contains("a=sendrecv") && !offer.contains("a=sendonly"),
+        "{offer}"
+    );
+    let answer = b.accept_reoffer(&offer).await.expect("an answer");
+    a.apply_reanswer(&answer).await.expect("the answer applies");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let after_refusal = receiving(&a).await;
     assert!(
@@ -291,6 +300,46 @@ async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
     );
     let (offer, _) = hold(&a, &b, true).await;
     assert!(offer.contains("a=sendonly"), "{offer}");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_inactive_hold_is_answered_and_the_call_comes_back() {
+    let (a, _) = session(440.0).await;
+    let (b, _) = session(880.0).await;
+    connect(&a, &b).await;
+    // B holds with `inactive` (as JsSIP does when it holds a call that holds it).
+    let offer = b
+        .hold_offer(true)
+        .await
+        .expect("a hold offer")
+        .replace("a=sendonly", "a=inactive");
+    let answer = a.accept_reoffer(&offer).await.expect("an answer");
+    assert!(answer.contains("a=inactive"), "{answer}");
+    b.apply_reanswer(&answer).await.expect("the answer applies");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = receiving(&b).await;
+    assert!(held <= 2, "{held} packets in 400 ms while inactive");
+    // B takes the hold off: media flows both ways again.
+    let offer = b.hold_offer(false).await.expect("a resume offer");
+    let answer = a.accept_reoffer(&offer).await.expect("an answer");
+    assert!(answer.contains("a=sendrecv"), "{answer}");
+    b.apply_reanswer(&answer).await.expect("the answer applies");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (to_a, to_b) = tokio::join!(receiving(&a), receiving(&b));
+    assert!(
+        to_a >= 10 && to_b >= 10,
+        "after resuming: {to_a} to a, {to_b} to b in 400 ms"
+    );
+    // A's stream is still its own to offer: A can hold in turn (a stream the library took
+    // as stopped would go out rejected, port 0).
+    let (offer, answer) = hold(&a, &b, true).await;
+    assert!(
+        offer.contains("a=sendonly") && !offer.contains("m=audio 0 "),
+        "{offer}"
+    );
+    assert!(answer.contains("a=recvonly"), "{answer}");
     a.close().await;
     b.close().await;
 }

@@ -22,7 +22,7 @@ use ::webrtc::rtp_transceiver::RtpTransceiver;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection as Direction;
 
 use super::sdp_check::media_directions;
-use super::session::{lock, WebRtcSession};
+use super::session::{lock, Negotiation, WebRtcSession};
 use super::WebRtcError;
 
 /// The directions we want, and what our hold changed.
@@ -90,10 +90,25 @@ impl WebRtcSession {
         Ok(())
     }
 
+    /// Learns what we want of every negotiated stream not known yet, from its direction
+    /// now (before a new offer changes it).
+    pub(super) async fn learn_wanted(&self) {
+        for transceiver in self.pc.get_transceivers().await {
+            self.wanted(&transceiver).await;
+        }
+    }
+
     /// Our offer that puts the call on hold (`hold`) or takes it off: the SDP for a
     /// re-INVITE. Its answer goes to [`WebRtcSession::apply_reanswer`]; a refusal to
-    /// [`WebRtcSession::cancel_reoffer`].
+    /// [`WebRtcSession::cancel_reoffer`]. The directions change under the negotiation, so a
+    /// peer's offer answered meanwhile cannot undo them.
     pub async fn hold_offer(&self, hold: bool) -> Result<String, WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::Done {
+            return Err(WebRtcError::Negotiation(
+                "a hold while negotiation is under way",
+            ));
+        }
         if hold {
             for transceiver in self.pc.get_transceivers().await {
                 let Some((mid, wanted)) = self.wanted(&transceiver).await else {
@@ -114,7 +129,7 @@ impl WebRtcSession {
             }
         }
         lock(&self.held).pending = Some(hold);
-        match self.create_reoffer().await {
+        match self.reoffer(&mut negotiation).await {
             Ok(sdp) => Ok(sdp),
             Err(e) => {
                 self.undo_hold_change().await;
@@ -126,9 +141,21 @@ impl WebRtcSession {
     /// Withdraws our outstanding new offer (the peer refused it): the session goes on as it
     /// was before the offer, streams a hold offer changed back as they were.
     pub async fn cancel_reoffer(&self) -> Result<(), WebRtcError> {
-        self.rollback_reoffer().await?;
-        self.undo_hold_change().await;
+        let mut negotiation = self.negotiation.lock().await;
+        self.withdraw_reoffer(&mut negotiation).await;
         Ok(())
+    }
+
+    /// Rolls our outstanding offer back, if there is one, and undoes what a hold offer
+    /// changed.
+    pub(super) async fn withdraw_reoffer(&self, negotiation: &mut Negotiation) {
+        if *negotiation == Negotiation::ReofferSent {
+            if let Err(e) = self.rollback_local_offer().await {
+                tracing::debug!(error = %e, "our offer could not be rolled back");
+            }
+            *negotiation = Negotiation::Done;
+        }
+        self.undo_hold_change().await;
     }
 
     /// Rolls our outstanding offer back.

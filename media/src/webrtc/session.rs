@@ -102,7 +102,7 @@ pub(super) struct PendingMedia {
 
 /// Where offer/answer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Negotiation {
+pub(super) enum Negotiation {
     Idle,
     OfferSent,
     Done,
@@ -199,7 +199,7 @@ pub struct WebRtcSession {
     state: watch::Receiver<RTCPeerConnectionState>,
     ice_connected: watch::Receiver<Option<Instant>>,
     gathered: watch::Receiver<bool>,
-    negotiation: tokio::sync::Mutex<Negotiation>,
+    pub(super) negotiation: tokio::sync::Mutex<Negotiation>,
     pub(super) rtt: RttTable,
     pub(super) controller: SharedController,
     pub(super) audio_track: LocalTrack,
@@ -442,14 +442,30 @@ impl WebRtcSession {
                 "a new offer before the first negotiation completed",
             ));
         }
+        // What we want of each stream, learnt before the offer changes the directions.
+        self.learn_wanted().await;
         self.apply_offer(sdp).await?;
-        self.narrow_to_offer(sdp).await?;
-        if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
-            more.keep_sent(&sent);
+        let answered = async {
+            self.narrow_to_offer(sdp).await?;
+            let answer = self.pc.create_answer(None).await?;
+            self.pc.set_local_description(answer).await?;
+            self.gathered_sdp().await
+        };
+        match answered.await {
+            Ok(answer) => {
+                if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
+                    more.keep_sent(&sent);
+                }
+                Ok(answer)
+            }
+            Err(e) => {
+                // The call goes on as it was: the offer is rolled back.
+                if let Ok(rollback) = RTCSessionDescription::rollback(None) {
+                    let _ = self.pc.set_remote_description(rollback).await;
+                }
+                Err(e)
+            }
         }
-        let answer = self.pc.create_answer(None).await?;
-        self.pc.set_local_description(answer).await?;
-        self.gathered_sdp().await
     }
 
     /// Makes a new offer once media runs (a conference host announcing the streams it
@@ -457,6 +473,14 @@ impl WebRtcSession {
     /// candidates already gathered. Its answer goes to [`WebRtcSession::apply_reanswer`].
     pub async fn create_reoffer(&self) -> Result<String, WebRtcError> {
         let mut negotiation = self.negotiation.lock().await;
+        self.reoffer(&mut negotiation).await
+    }
+
+    /// [`WebRtcSession::create_reoffer`] with the negotiation already held.
+    pub(super) async fn reoffer(
+        &self,
+        negotiation: &mut Negotiation,
+    ) -> Result<String, WebRtcError> {
         if *negotiation != Negotiation::Done {
             return Err(WebRtcError::Negotiation(
                 "a new offer while negotiation is under way",
@@ -464,7 +488,13 @@ impl WebRtcSession {
         }
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer).await?;
-        let sdp = self.gathered_sdp().await?;
+        let sdp = match self.gathered_sdp().await {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                let _ = self.rollback_local_offer().await;
+                return Err(e);
+            }
+        };
         *negotiation = Negotiation::ReofferSent;
         Ok(sdp)
     }
@@ -476,20 +506,14 @@ impl WebRtcSession {
         if *negotiation != Negotiation::ReofferSent {
             return Err(WebRtcError::Negotiation("an answer without a new offer"));
         }
-        self.apply_remote_answer(sdp).await?;
+        if let Err(e) = self.apply_remote_answer(sdp).await {
+            // An unusable answer withdraws the offer: the call goes on as before it.
+            self.withdraw_reoffer(&mut negotiation).await;
+            return Err(e);
+        }
         self.bind_forwarded().await;
         self.hold_settled();
         *negotiation = Negotiation::Done;
-        Ok(())
-    }
-
-    /// Withdraws our outstanding new offer, if any (the peer refused it).
-    pub(super) async fn rollback_reoffer(&self) -> Result<(), WebRtcError> {
-        let mut negotiation = self.negotiation.lock().await;
-        if *negotiation == Negotiation::ReofferSent {
-            self.rollback_local_offer().await?;
-            *negotiation = Negotiation::Done;
-        }
         Ok(())
     }
 

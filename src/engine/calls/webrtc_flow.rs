@@ -226,6 +226,7 @@ impl Calls {
             return;
         };
         if let Err(reason) = result {
+            // The session withdrew its offer: the call goes on as before it.
             tracing::warn!(%reason, "the answer to our re-INVITE is unusable");
             call.pending_hold = None;
             call.sync_hold_silence();
@@ -260,8 +261,14 @@ impl Calls {
         let answer = match result {
             Ok(answer) => answer,
             Err(reason) => {
-                tracing::warn!(%reason, "the new WebRTC offer is refused");
-                let _ = endpoint.reject_reoffer(now, call.id, 488);
+                // Our own new offer under way (a hold): the offers crossed, RFC 3261 14.2.
+                let code = if call.pending_hold.is_some() {
+                    491
+                } else {
+                    488
+                };
+                tracing::warn!(%reason, code, "the new WebRTC offer is refused");
+                let _ = endpoint.reject_reoffer(now, call.id, code);
                 return;
             }
         };
@@ -470,8 +477,13 @@ impl Calls {
                             self.media_events.clone(),
                         );
                     }
-                    _ => {
+                    (None, Some(session)) => {
                         tracing::warn!("the answer to our re-INVITE carries no SDP");
+                        call.pending_hold = None;
+                        call.sync_hold_silence();
+                        webrtc::spawn_cancel_reoffer(session);
+                    }
+                    (_, None) => {
                         call.pending_hold = None;
                         call.sync_hold_silence();
                     }
