@@ -13,37 +13,31 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// Bob's and alice's folders under `dir`.
-fn homes(dir: &std::path::Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
-    let (bob, alice) = (dir.join("bob"), dir.join("alice"));
-    std::fs::create_dir_all(&bob)?;
-    std::fs::create_dir_all(&alice)?;
-    Ok((bob, alice))
+/// Bob answering on a free loopback port with his 1270 Hz tone, recording what he hears to
+/// `dir/bob.wav`, with `extra` options: bob, the URI that calls him, and alice's folder.
+fn answering_bob(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Result<(Callisto, String, std::path::PathBuf), Box<dyn Error>> {
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (bob_dir, alice_dir) = (dir.join("bob"), dir.join("alice"));
+    std::fs::create_dir_all(&bob_dir)?;
+    std::fs::create_dir_all(&alice_dir)?;
+    let bob_rec = dir.join("bob.wav").to_string_lossy().into_owned();
+    let mut args = vec!["--audio", "tone:1270", "--record-audio", &bob_rec];
+    args.extend(extra);
+    let mut bob = Callisto::answer(&bob_dir, &listen, &args)?;
+    bob.expect("listening", WAIT)?;
+    Ok((bob, format!("sip:bob@127.0.0.1:{port}"), alice_dir))
 }
 
 fn direct_call(codecs: &str, srtp: &str) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let port = support::free_port();
-    let listen = format!("127.0.0.1:{port}");
     let bob_rec = dir.path().join("bob.wav");
     let alice_rec = dir.path().join("alice.wav");
-    let (bob_dir, alice_dir) = homes(dir.path())?;
-    let mut bob = Callisto::answer(
-        &bob_dir,
-        &listen,
-        &[
-            "--audio",
-            "tone:1270",
-            "--record-audio",
-            &bob_rec.to_string_lossy(),
-            "--codecs",
-            codecs,
-            "--srtp",
-            srtp,
-        ],
-    )?;
-    bob.expect("listening", WAIT)?;
-    let uri = format!("sip:bob@127.0.0.1:{port}");
+    let (mut bob, uri, alice_dir) =
+        answering_bob(dir.path(), &["--codecs", codecs, "--srtp", srtp])?;
     let mut alice = Callisto::call(
         &alice_dir,
         &uri,
@@ -134,29 +128,20 @@ fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
 /// her pattern, then a second or more of pictures without it, then her pattern again.
 fn held_side_hears_nothing(extra: &[&str]) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let port = support::free_port();
-    let listen = format!("127.0.0.1:{port}");
     let bob_rec = dir.path().join("bob.wav");
     let bob_video = dir.path().join("bob.y4m");
-    let (bob_dir, alice_dir) = homes(dir.path())?;
-    let mut bob = Callisto::answer(
-        &bob_dir,
-        &listen,
+    let video_path = bob_video.to_string_lossy().into_owned();
+    let (mut bob, uri, alice_dir) = answering_bob(
+        dir.path(),
         &[
-            "--audio",
-            "tone:1270",
-            "--record-audio",
-            &bob_rec.to_string_lossy(),
             "--video",
             "pattern",
             "--pattern-id",
             "4",
             "--record-video",
-            &bob_video.to_string_lossy(),
+            &video_path,
         ],
     )?;
-    bob.expect("listening", WAIT)?;
-    let uri = format!("sip:bob@127.0.0.1:{port}");
     let mut args = vec![
         "--audio",
         "tone:440",

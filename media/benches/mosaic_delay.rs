@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use callisto_media::audio::{AudioFormat, NullSink, SilenceSource};
 use callisto_media::conference::{ConferenceBridge, MixerConfig};
-use callisto_media::video::{VideoError, VideoFormat, VideoFrame, VideoSink, VideoSource};
+use callisto_media::video::{
+    NullVideoSink, VideoError, VideoFormat, VideoFrame, VideoSink, VideoSource,
+};
 use callisto_media::webrtc::{
     VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcVideoMedia,
 };
@@ -154,6 +156,23 @@ async fn measure(white: &AtomicBool, seen: &Seen, flashes: usize) -> Vec<Duratio
     delays
 }
 
+/// Alice, whose camera flashes while the switch returned is on, and bob, whose decoded
+/// pictures' brightness is logged.
+async fn alice_and_bob() -> (WebRtcSession, WebRtcSession, Arc<AtomicBool>, Seen) {
+    let camera = |white: &Arc<AtomicBool>| {
+        Box::new(FlashSource {
+            white: Arc::clone(white),
+            index: 0,
+        })
+    };
+    let white = Arc::new(AtomicBool::new(false));
+    let seen: Seen = Arc::default();
+    let alice = session(camera(&white), Box::new(NullVideoSink::new())).await;
+    let bob_camera = camera(&Arc::new(AtomicBool::new(false)));
+    let bob = session(bob_camera, Box::new(Brightness(Arc::clone(&seen)))).await;
+    (alice, bob, white, seen)
+}
+
 fn median(delays: &mut [Duration]) -> Option<Duration> {
     delays.sort();
     delays.get(delays.len() / 2).copied()
@@ -165,24 +184,7 @@ fn main() {
     let runtime = Runtime::new().expect("a runtime");
     runtime.block_on(async {
         // Direct.
-        let white = Arc::new(AtomicBool::new(false));
-        let seen: Seen = Arc::default();
-        let alice = session(
-            Box::new(FlashSource {
-                white: Arc::clone(&white),
-                index: 0,
-            }),
-            Box::new(callisto_media::video::NullVideoSink::new()),
-        )
-        .await;
-        let bob = session(
-            Box::new(FlashSource {
-                white: Arc::new(AtomicBool::new(false)),
-                index: 0,
-            }),
-            Box::new(Brightness(Arc::clone(&seen))),
-        )
-        .await;
+        let (alice, bob, white, seen) = alice_and_bob().await;
         connect(&alice, &bob).await;
         let mut direct = measure(&white, &seen, flashes).await;
         alice.close().await;
@@ -192,26 +194,9 @@ fn main() {
         let bridge = ConferenceBridge::start(MixerConfig::default(), |_| {}).expect("a bridge");
         let format = VideoFormat::new(WIDTH, HEIGHT, FPS).expect("a format");
         let mosaic = bridge.mosaic(format).expect("the mosaic");
-        let white = Arc::new(AtomicBool::new(false));
-        let seen: Seen = Arc::default();
-        let alice = session(
-            Box::new(FlashSource {
-                white: Arc::clone(&white),
-                index: 0,
-            }),
-            Box::new(callisto_media::video::NullVideoSink::new()),
-        )
-        .await;
+        let (alice, bob, white, seen) = alice_and_bob().await;
         let (to_alice_source, alice_tile) = mosaic.join(1, format);
         let to_alice = session(Box::new(to_alice_source), Box::new(alice_tile)).await;
-        let bob = session(
-            Box::new(FlashSource {
-                white: Arc::new(AtomicBool::new(false)),
-                index: 0,
-            }),
-            Box::new(Brightness(Arc::clone(&seen))),
-        )
-        .await;
         let (to_bob_source, bob_tile) = mosaic.join(2, format);
         let to_bob = session(Box::new(to_bob_source), Box::new(bob_tile)).await;
         connect(&alice, &to_alice).await;

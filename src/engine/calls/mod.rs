@@ -130,6 +130,26 @@ struct Call {
 }
 
 impl Call {
+    /// Our re-INVITE's answer arrived: the hold (or resume) it asked for is the call's. What
+    /// to report, if it asked for one.
+    fn settle_local_hold(&mut self) -> Option<CallUpdate> {
+        let hold = self.pending_hold.take()?;
+        self.local_hold = hold;
+        self.sync_hold_silence();
+        Some(CallUpdate::hold_change(hold, false))
+    }
+
+    /// The peer's offer holds us (`held`, unless we hold the call ourselves) or not: what to
+    /// report, when that changed.
+    fn set_remote_hold(&mut self, held: bool) -> Option<CallUpdate> {
+        let held = held && !self.local_hold;
+        if held == self.remote_hold {
+            return None;
+        }
+        self.remote_hold = held;
+        Some(CallUpdate::hold_change(held, true))
+    }
+
     /// Silences what we send from the moment we ask for a hold until the call is resumed
     /// (the held side hears nothing of us meanwhile, whatever the offer's direction allows).
     fn sync_hold_silence(&self) {
@@ -579,20 +599,15 @@ impl Calls {
                             tracing::warn!(%error, "cannot answer a re-INVITE");
                             return;
                         }
-                        let remote_hold = !call.local_hold && !negotiated.direction.sends();
+                        let remote_hold = !negotiated.direction.sends();
                         if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events)
                         {
                             tracing::warn!(%reason, "media not updated");
                         }
                         call.media
                             .apply_video(call.sdp.video(), key, &self.media_events);
-                        if remote_hold != call.remote_hold {
-                            call.remote_hold = remote_hold;
-                            send(if remote_hold {
-                                CallUpdate::Held { by_remote: true }
-                            } else {
-                                CallUpdate::Resumed { by_remote: true }
-                            });
+                        if let Some(update) = call.set_remote_hold(remote_hold) {
+                            send(update);
                         }
                     }
                     Err((code, reason)) => {
@@ -607,14 +622,8 @@ impl Calls {
                         tracing::warn!(%reason, "re-answer unusable");
                     }
                 }
-                if let Some(hold) = call.pending_hold.take() {
-                    call.local_hold = hold;
-                    call.sync_hold_silence();
-                    send(if hold {
-                        CallUpdate::Held { by_remote: false }
-                    } else {
-                        CallUpdate::Resumed { by_remote: false }
-                    });
+                if let Some(update) = call.settle_local_hold() {
+                    send(update);
                 }
             }
             CallEvent::ReInviteFailed { code } => {

@@ -99,6 +99,17 @@ pub enum CallUpdate {
     },
 }
 
+impl CallUpdate {
+    /// `Held` or `Resumed`.
+    pub fn hold_change(held: bool, by_remote: bool) -> Self {
+        if held {
+            CallUpdate::Held { by_remote }
+        } else {
+            CallUpdate::Resumed { by_remote }
+        }
+    }
+}
+
 /// What a finished call measured.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallSummary {

@@ -232,14 +232,7 @@ impl Calls {
             call.sync_hold_silence();
             return;
         }
-        if let Some(hold) = call.pending_hold.take() {
-            call.local_hold = hold;
-            call.sync_hold_silence();
-            let update = if hold {
-                CallUpdate::Held { by_remote: false }
-            } else {
-                CallUpdate::Resumed { by_remote: false }
-            };
+        if let Some(update) = call.settle_local_hold() {
             let _ = events.send(EngineEvent::Call { key, update });
         }
     }
@@ -277,14 +270,7 @@ impl Calls {
             return;
         }
         call.concluded_sdp = Some(answer);
-        let held = held && !call.local_hold;
-        if held != call.remote_hold {
-            call.remote_hold = held;
-            let update = if held {
-                CallUpdate::Held { by_remote: true }
-            } else {
-                CallUpdate::Resumed { by_remote: true }
-            };
+        if let Some(update) = call.set_remote_hold(held) {
             let _ = events.send(EngineEvent::Call { key, update });
         }
     }
