@@ -161,6 +161,10 @@ pub struct MediaArgs {
     /// receiver can tell senders apart.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub pattern_id: u16,
+    /// Show only the peer's first video stream: a conference host then sends one mosaic of
+    /// everyone instead of each participant as a stream of their own.
+    #[arg(long)]
+    pub single_stream: bool,
     /// Highest video bitrate, in kbit/s.
     #[arg(long, value_name = "KBPS", default_value_t = 1500)]
     pub video_kbps: u32,

@@ -148,6 +148,7 @@ fn echo_media(video: Option<&VideoOptions>) -> MediaOptions {
             fps: 30,
             max_bitrate: 1_500_000,
             identity: 0,
+            single_stream: false,
         },
     };
     MediaOptions {
@@ -205,6 +206,7 @@ mod tests {
             fps: 15,
             max_bitrate: 300_000,
             identity: 1,
+            single_stream: false,
         };
         let to = echo.uri(Some(&video)).await.unwrap();
         let media = MediaOptions {

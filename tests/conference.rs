@@ -16,16 +16,13 @@ mod support;
 use std::thread;
 use std::time::Duration;
 
-use support::baresip::Baresip;
 use support::baresip_events::BaresipEvent;
-use support::baresip_phone::{Codec, PhoneConfig};
 use support::browser::{Browser, BrowserConfig};
 use support::callisto::Callisto;
 use support::conference::{
     assert_hears, assert_not_hearing, each_call, host_window, kamailio_for, level, missed_windows,
-    path_arg, Room, TestResult,
+    path_arg, Registered, Room, TestResult,
 };
-use support::wav;
 
 const WAIT: Duration = Duration::from_secs(8);
 
@@ -35,73 +32,25 @@ const WAIT: Duration = Duration::from_secs(8);
 /// three tones and not its own.
 #[test]
 fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
-    let kamailio = kamailio_for(&["host", "carol", "dave", "bob"], false)?;
-    let port = kamailio.config().udp_port;
-    let registrar = format!("sip:127.0.0.1:{port}");
-    let room = Room::new()?;
-    let tone = room.dir.path().join("bob.wav");
-    wav::write_tone(&tone, 1230.0, 8000, 1, 30.0)?;
-    let bob = Baresip::start_phone(
-        PhoneConfig::registered("bob", "bob-secret", port)
-            .codecs(&[Codec::Pcmu])
-            .playing(&tone),
-    )?;
-    bob.wait_for_registered(WAIT)?;
-    let account = |user: &str| {
-        vec![
-            "--user".to_string(),
-            format!("sip:{user}@127.0.0.1:{port}"),
-            "--password".to_string(),
-            format!("{user}-secret"),
-            "--registrar".to_string(),
-            registrar.clone(),
-            "--listen".to_string(),
-            "127.0.0.1:0".to_string(),
-        ]
-    };
+    let registered = Registered::start(false)?;
+    let (room, bob) = (&registered.room, &registered.bob);
     let recording = |who: &str| room.recording(who);
-    let start = |who: &str, mut args: Vec<String>| -> std::io::Result<Callisto> {
-        let home = room.home(who)?;
-        args.extend(account(who));
-        args.extend(["--record-audio".to_string(), path_arg(&recording(who))]);
-        args.push("--json".to_string());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Callisto::start(&home, &args)
-    };
-    let strings = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-
-    let mut host = start(
-        "host",
-        strings(&[
-            "conference",
-            "--host",
-            "--audio",
-            "tone:440",
-            "--codecs",
-            "opus,pcmu",
-            "--dial",
-            "sip:bob@127.0.0.1",
-            "--duration",
-            "7",
-        ]),
-    )?;
-    host.expect("registered", WAIT)?;
-    bob.wait_for_event(|e| matches!(e, BaresipEvent::Established { .. }), WAIT)?;
+    let mut host = registered.start_host("7", &[])?;
     let host_uri = "sip:host@127.0.0.1";
-    let mut carol = start(
+    let mut carol = registered.start_callisto(
         "carol",
-        strings(&["call", host_uri, "--media", "webrtc", "--audio", "tone:700"]),
+        &["call", host_uri, "--media", "webrtc", "--audio", "tone:700"],
     )?;
-    let mut dave = start(
+    let mut dave = registered.start_callisto(
         "dave",
-        strings(&[
+        &[
             "call",
             host_uri,
             "--media",
             "webrtc",
             "--audio",
             "tone:1060",
-        ]),
+        ],
     )?;
     for (who, peer) in [("carol", &mut carol), ("dave", &mut dave)] {
         let answered = peer.expect("answered", WAIT)?;
@@ -276,10 +225,10 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
     Ok(())
 }
 
-/// Video in a conference: the host sends pattern 1, carol (WebRTC) pattern 2 and dave
-/// (classic path) pattern 3, each with a tone. Everyone is sent the host's mosaic of all
-/// three pictures; carol's and dave's recordings each hold frames in which all three
-/// identities read in the mosaic's cells.
+/// Video in a conference: the host sends pattern 1, carol (WebRTC, forced to show one
+/// stream) pattern 2 and dave (classic path) pattern 3, each with a tone. Both are sent the
+/// host's mosaic of all three pictures; carol's and dave's recordings each hold frames in
+/// which all three identities read in the mosaic's cells.
 #[test]
 fn video_participants_see_everyone_in_the_mosaic() -> TestResult {
     let room = Room::new()?;
@@ -299,7 +248,13 @@ fn video_participants_see_everyone_in_the_mosaic() -> TestResult {
     let join = |who: &str, hz: u32, id: &str, path: &str| {
         let picture = path_arg(&pictures(who));
         let mut args = vec!["--duration", "7", "--video", "pattern", "--pattern-id", id];
-        args.extend(["--record-video", &picture, "--media", path]);
+        args.extend([
+            "--record-video",
+            &picture,
+            "--media",
+            path,
+            "--single-stream",
+        ]);
         room.call(who, &uri, hz, &args)
     };
     let mut carol = join("carol", 700, "2", "webrtc")?;

@@ -218,6 +218,7 @@ fn video_options(args: &MediaArgs) -> Result<Option<VideoOptions>, String> {
         fps: args.fps,
         max_bitrate: args.video_kbps * 1000,
         identity: args.pattern_id,
+        single_stream: args.single_stream,
     }))
 }
 

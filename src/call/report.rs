@@ -250,5 +250,10 @@ fn video_json(video: &VideoSummary) -> serde_json::Value {
         "lost": video.lost,
         "nacked": video.nacked,
         "first_frame_ms": ms(video.first_frame),
+        "streams": video
+            .streams
+            .iter()
+            .map(|(name, frames)| json!({"name": name, "frames_decoded": frames}))
+            .collect::<Vec<_>>(),
     })
 }

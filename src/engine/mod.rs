@@ -230,7 +230,11 @@ impl Driver {
                     self.calls
                         .on_media_event(&mut self.endpoint, now, key, event, &self.events);
                 }
-                _ = statistics.tick() => self.calls.report_statistics(&self.events),
+                _ = statistics.tick() => {
+                    self.calls.report_statistics(&self.events);
+                    // Legs whose connection came up since: their streams can be offered.
+                    self.calls.update_forwarding();
+                }
                 _ = sleep_until(wake) => {
                     self.send_keepalives().await;
                     let now = Instant::now().into_std();

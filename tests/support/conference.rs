@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use callisto_media::analysis::frequency_level;
 
+use super::baresip::Baresip;
+use super::baresip_phone::{Codec, PhoneConfig};
 use super::callisto::Callisto;
 use super::kamailio::{Kamailio, KamailioConfig};
 use super::wav;
@@ -186,6 +188,89 @@ impl Room {
         let mut args = vec!["--audio", &tone, "--record-audio", &rec];
         args.extend_from_slice(extra);
         Callisto::call(&self.home(who)?, uri, &args)
+    }
+}
+
+/// The conference of the issue through Kamailio: a [`Room`], Kamailio with the users host,
+/// carol, dave and bob, and bob a baresip desk phone registered there (PCMU, playing 1230 Hz,
+/// with H.264 video when asked) for the host to dial.
+pub struct Registered {
+    pub room: Room,
+    pub bob: Baresip,
+    pub kamailio: Kamailio,
+}
+
+impl Registered {
+    pub fn start(bob_video: bool) -> Result<Registered, Box<dyn Error>> {
+        let kamailio = kamailio_for(&["host", "carol", "dave", "bob"], false)?;
+        let port = kamailio.config().udp_port;
+        let room = Room::new()?;
+        let tone = room.dir.path().join("bob.wav");
+        wav::write_tone(&tone, 1230.0, 8000, 1, 30.0)?;
+        let bob = Baresip::start_phone(
+            PhoneConfig::registered("bob", "bob-secret", port)
+                .codecs(&[Codec::Pcmu])
+                .playing(&tone)
+                .video(bob_video),
+        )?;
+        bob.wait_for_registered(Duration::from_secs(8))?;
+        Ok(Registered {
+            room,
+            bob,
+            kamailio,
+        })
+    }
+
+    /// The host (440 Hz, Opus then PCMU) with `extra` options: it registers, dials bob and
+    /// ends the conference after `seconds`; returns once bob is in.
+    pub fn start_host(&self, seconds: &str, extra: &[&str]) -> Result<Callisto, Box<dyn Error>> {
+        let mut args = vec![
+            "conference",
+            "--host",
+            "--audio",
+            "tone:440",
+            "--codecs",
+            "opus,pcmu",
+            "--dial",
+            "sip:bob@127.0.0.1",
+            "--duration",
+            seconds,
+        ];
+        args.extend_from_slice(extra);
+        let mut host = self.start_callisto("host", &args)?;
+        let wait = Duration::from_secs(8);
+        host.expect("registered", wait)?;
+        self.bob.wait_for_event(
+            |e| matches!(e, super::baresip_events::BaresipEvent::Established { .. }),
+            wait,
+        )?;
+        Ok(host)
+    }
+
+    /// `callisto ARGS…` as `who`, registered with Kamailio, recording what it hears.
+    pub fn start_callisto(&self, who: &str, args: &[&str]) -> std::io::Result<Callisto> {
+        let port = self.kamailio.config().udp_port;
+        let (user, password) = (
+            format!("sip:{who}@127.0.0.1:{port}"),
+            format!("{who}-secret"),
+        );
+        let registrar = format!("sip:127.0.0.1:{port}");
+        let recording = path_arg(&self.room.recording(who));
+        let mut args = args.to_vec();
+        args.extend([
+            "--user",
+            &user,
+            "--password",
+            &password,
+            "--registrar",
+            &registrar,
+            "--listen",
+            "127.0.0.1:0",
+            "--record-audio",
+            &recording,
+            "--json",
+        ]);
+        Callisto::start(&self.room.home(who)?, &args)
     }
 }
 

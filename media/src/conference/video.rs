@@ -65,6 +65,9 @@ struct Shared {
     local: Mutex<Option<Box<dyn VideoSource>>>,
     /// The latest mosaic.
     output: Mutex<Option<Arc<VideoFrame>>>,
+    /// The host's latest picture alone, for legs that are sent the others' pictures as
+    /// streams of their own ([`MosaicSource::host_only`]).
+    host: Mutex<Option<Arc<VideoFrame>>>,
     /// The active speaker's tag ([`NO_SPEAKER`] when none), written by the audio bridge.
     speaker: Arc<AtomicU64>,
     running: AtomicBool,
@@ -98,6 +101,7 @@ impl MosaicBridge {
             state: Mutex::new(State::default()),
             local: Mutex::new(None),
             output: Mutex::new(None),
+            host: Mutex::new(None),
             speaker,
             running: AtomicBool::new(true),
         });
@@ -141,6 +145,7 @@ impl MosaicBridge {
             format,
             index: 0,
             scaled: None,
+            host_only: Box::new(|| false),
         };
         (
             source,
@@ -201,10 +206,12 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()
             .and_then(|source| source.next_frame().ok().flatten());
-        let mut pictures: Vec<(u64, Arc<VideoFrame>)> = local
-            .map(|frame| (LOCAL_TAG, Arc::new(frame)))
-            .into_iter()
-            .collect();
+        let local = local.map(Arc::new);
+        if let Some(picture) = &local {
+            *shared.host.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(picture));
+        }
+        let mut pictures: Vec<(u64, Arc<VideoFrame>)> =
+            local.map(|frame| (LOCAL_TAG, frame)).into_iter().collect();
         pictures.extend(
             shared
                 .lock()
@@ -222,13 +229,25 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
 }
 
 /// What a leg sends: the latest mosaic at the leg's size, timestamped by the leg's own frame
-/// count (black until the first mosaic is drawn).
+/// count (black until the first mosaic is drawn) — or, while its `host_only` switch is on,
+/// the host's own picture alone (a leg that is sent every other participant as a stream of
+/// its own).
 pub struct MosaicSource {
     shared: Arc<Shared>,
     format: VideoFormat,
     index: u64,
-    /// The last mosaic scaled to this leg's size, and the mosaic it was scaled from.
+    /// The last picture scaled to this leg's size, and the picture it was scaled from.
     scaled: Option<(Arc<VideoFrame>, VideoFrame)>,
+    host_only: Box<dyn Fn() -> bool + Send>,
+}
+
+impl MosaicSource {
+    /// Sends the host's picture alone instead of the mosaic while `switch` says so.
+    #[must_use]
+    pub fn host_only(mut self, switch: impl Fn() -> bool + Send + 'static) -> Self {
+        self.host_only = Box::new(switch);
+        self
+    }
 }
 
 impl VideoSource for MosaicSource {
@@ -237,12 +256,12 @@ impl VideoSource for MosaicSource {
     }
 
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, VideoError> {
-        let latest = self
-            .shared
-            .output
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let picture = if (self.host_only)() {
+            &self.shared.host
+        } else {
+            &self.shared.output
+        };
+        let latest = picture.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (width, height) = (self.format.width, self.format.height);
         let mut frame = match latest {
             None => VideoFrame::black(width, height)?,
@@ -350,6 +369,32 @@ mod tests {
         drop(b_tile);
         wait_for(&mut a_source, 2, &[Some(1), Some(2)]);
         assert_eq!(bridge.pictures(), 2);
+    }
+
+    #[test]
+    fn a_leg_switched_to_the_host_alone_sends_the_hosts_picture() {
+        let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
+        let bridge = MosaicBridge::start(format(640, 480), speaker).unwrap();
+        bridge.set_local(Box::new(TestPattern::new(format(640, 480), 1).unwrap()));
+        let switch = Arc::new(AtomicBool::new(true));
+        let (source, mut tile) = bridge.join(7, format(320, 240));
+        let on = switch.clone();
+        let mut source = source.host_only(move || on.load(Ordering::Relaxed));
+        tile.consume(&picture(2)).unwrap();
+        // The host's picture whole, scaled to the leg's size: its stamp reads in full.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let frame = source.next_frame().unwrap().unwrap();
+            assert_eq!((frame.width(), frame.height()), (320, 240));
+            if identities(&frame, 1) == [Some(1)] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no host picture");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Switched back, it sends the mosaic of both.
+        switch.store(false, Ordering::Relaxed);
+        wait_for(&mut source, 2, &[Some(1), Some(2)]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use crate::video::stream_thread::{
     VideoChannels, VideoInput, VideoOutput, VideoThread, VideoThreadConfig, VideoThreadError,
 };
 use crate::video::{VideoSink, VideoSource, VideoStats};
+use crate::webrtc::VideoTap;
 
 /// Largest datagram read; longer ones are truncated (and then fail validation).
 const MAX_DATAGRAM: usize = 2_048;
@@ -141,6 +142,8 @@ pub struct ClassicVideoSession {
     readers: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     final_stats: Option<VideoStats>,
+    /// Where every received packet is copied as well ([`ClassicVideoSession::tap_video`]).
+    taps: Arc<Mutex<Vec<VideoTap>>>,
 }
 
 impl std::fmt::Debug for ClassicVideoSession {
@@ -222,6 +225,7 @@ impl ClassicVideoSession {
             VideoThreadError::Io(e) => SessionError::Io(e),
         })?;
         let stop = Arc::new(AtomicBool::new(false));
+        let taps: Arc<Mutex<Vec<VideoTap>>> = Arc::default();
         let span = info_span!("classic-video", ssrc = %format_args!("{ssrc:08x}"));
         let mut readers = Vec::new();
         let mut kinds = vec![(LocalSocket::Rtp, Arc::clone(&sockets.rtp))];
@@ -235,6 +239,7 @@ impl ClassicVideoSession {
                 inbox: inbox.clone(),
                 video: thread.thread(),
                 stop: Arc::clone(&stop),
+                taps: Arc::clone(&taps),
             };
             let span = span.clone();
             readers.push(
@@ -251,7 +256,15 @@ impl ClassicVideoSession {
             readers,
             stop,
             final_stats: None,
+            taps,
         })
+    }
+
+    /// Copies every received video packet (decrypted, as the peer numbered it) to `tap` as
+    /// well, for the session's life: a conference host forwards it to participants that take
+    /// each participant as a stream of its own.
+    pub fn tap_video(&self, tap: VideoTap) {
+        lock(&self.taps).push(tap);
     }
 
     /// Applies a renegotiated stream.
@@ -266,10 +279,19 @@ impl ClassicVideoSession {
 
     /// Asks the peer for a keyframe (a PLI, rate-limited with the decoder's own requests).
     pub fn request_keyframe(&self) {
-        let _ = self.inbox.send(VideoInput::RequestKeyframe);
-        if let Some(thread) = self.thread.thread() {
-            thread.unpark();
-        }
+        (self.keyframe_requester())();
+    }
+
+    /// What asks the peer for a keyframe from elsewhere (another call's session relaying a
+    /// receiver's request); it does nothing once the session stopped.
+    pub fn keyframe_requester(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let (inbox, thread) = (Mutex::new(self.inbox.clone()), self.thread.thread());
+        Arc::new(move || {
+            let _ = lock(&inbox).send(VideoInput::RequestKeyframe);
+            if let Some(thread) = &thread {
+                thread.unpark();
+            }
+        })
     }
 
     /// The latest statistics.
@@ -318,6 +340,7 @@ struct Reader {
     inbox: Sender<VideoInput>,
     video: Option<thread::Thread>,
     stop: Arc<AtomicBool>,
+    taps: Arc<Mutex<Vec<VideoTap>>>,
 }
 
 impl Reader {
@@ -336,7 +359,12 @@ impl Reader {
                 );
                 for delivery in deliveries {
                     let input = match delivery {
-                        VideoDelivery::Rtp(packet) => VideoInput::Rtp { at: now, packet },
+                        VideoDelivery::Rtp(packet) => {
+                            for tap in lock(&self.taps).iter() {
+                                tap(&packet);
+                            }
+                            VideoInput::Rtp { at: now, packet }
+                        }
                         VideoDelivery::KeyframeRequested => VideoInput::KeyframeRequested,
                     };
                     if self.inbox.send(input).is_err() {

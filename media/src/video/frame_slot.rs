@@ -92,8 +92,21 @@ struct Streams {
     /// What the call's own stream is called, once a further one made names needed.
     first_name: Option<String>,
     slots: Vec<(String, FrameSlot)>,
+    /// What to show instead of a stream's name (a conference roster's name for the
+    /// participant a stream is labelled after).
+    titles: Vec<(String, String)>,
     /// Rises with every change.
     generation: u64,
+}
+
+impl Streams {
+    /// What a stream named `name` is shown as.
+    fn title(&self, name: &str) -> String {
+        self.titles
+            .iter()
+            .find(|(label, _)| label == name)
+            .map_or_else(|| name.to_owned(), |(_, title)| title.clone())
+    }
 }
 
 /// The pictures of a call's further video streams: a named [`FrameSlot`] each, added by the
@@ -141,12 +154,31 @@ impl StreamSlots {
 
     /// What the call's own stream is called, when a further stream named it.
     pub fn first_name(&self) -> Option<String> {
-        self.lock().first_name.clone()
+        let streams = self.lock();
+        streams
+            .first_name
+            .as_deref()
+            .map(|name| streams.title(name))
     }
 
-    /// The further streams, oldest first, with their names.
+    /// The further streams, oldest first, with their names (or the titles given for them).
     pub fn slots(&self) -> Vec<(String, FrameSlot)> {
-        self.lock().slots.clone()
+        let streams = self.lock();
+        streams
+            .slots
+            .iter()
+            .map(|(name, slot)| (streams.title(name), slot.clone()))
+            .collect()
+    }
+
+    /// Shows each stream named by the first of a pair as the second (a conference roster
+    /// names the participant behind each stream label), replacing the titles given before.
+    pub fn set_titles(&self, titles: Vec<(String, String)>) {
+        let mut streams = self.lock();
+        if streams.titles != titles {
+            streams.titles = titles;
+            streams.generation += 1;
+        }
     }
 
     /// A number that changes whenever a stream is added or named: what a reader compares to
@@ -427,5 +459,29 @@ mod tests {
         carol.finish().unwrap();
         assert!(reader.generation() > after);
         assert!(reader.slots().is_empty());
+    }
+
+    #[test]
+    fn streams_are_shown_by_the_titles_given_for_their_names() {
+        let streams = StreamSlots::default();
+        let _carol = streams.add("carol_example.org");
+        let _dave = streams.add("dave");
+        streams.name_first("host");
+        let before = streams.generation();
+        streams.set_titles(vec![
+            ("carol_example.org".into(), "Carol".into()),
+            ("host".into(), "The host".into()),
+        ]);
+        assert!(streams.generation() > before);
+        let names: Vec<String> = streams.slots().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Carol", "dave"]);
+        assert_eq!(streams.first_name().as_deref(), Some("The host"));
+        // The same titles again change nothing.
+        let same = streams.generation();
+        streams.set_titles(vec![
+            ("carol_example.org".into(), "Carol".into()),
+            ("host".into(), "The host".into()),
+        ]);
+        assert_eq!(streams.generation(), same);
     }
 }

@@ -198,6 +198,27 @@ impl WebRtcSession {
         Ok(forwarded)
     }
 
+    /// Stops forwarding a stream: its track is removed (its m-line turns inactive, without
+    /// `a=msid`), so the peer learns from our next offer that the stream ended. Packets still
+    /// given to `forwarded` are dropped.
+    pub async fn stop_forwarding(&self, forwarded: &ForwardedVideo) -> Result<(), WebRtcError> {
+        let sender = {
+            let mut list = lock(&self.forwarded);
+            let at = list.iter().position(|(f, _)| f.ssrc == forwarded.ssrc);
+            at.map(|at| list.remove(at).1)
+        };
+        // No rewriter, no sending: the track's writer task ends with the last handle.
+        *lock(&forwarded.rewriter) = None;
+        if let Some(sender) = sender {
+            self.pc.remove_track(&sender).await?;
+            info!(
+                label = forwarded.label,
+                "no longer forwarding a video stream"
+            );
+        }
+        Ok(())
+    }
+
     /// Copies every packet of the peer's video (its first stream, the one the call's video
     /// thread decodes) to `tap` as well, for the session's life.
     pub fn tap_video(&self, tap: VideoTap) {

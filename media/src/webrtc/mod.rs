@@ -79,7 +79,9 @@ use std::time::{Duration, Instant};
 pub use forwarding::{ForwardedVideo, StreamRewriter, VideoTap};
 pub use more_streams::{RemoteStreamSinks, RemoteVideoStream};
 pub use peer::negotiated_audio_codec;
-pub use sdp_check::{check_remote_sdp, SdpFacts};
+pub use sdp_check::{
+    announce_multistream, check_remote_sdp, takes_several_streams, SdpFacts, MULTISTREAM_ATTRIBUTE,
+};
 pub use session::{WebRtcMedia, WebRtcSession, WebRtcVideoMedia};
 pub use stats::{CandidateKind, VideoStats, WebRtcStats};
 

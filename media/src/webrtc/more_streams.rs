@@ -66,6 +66,8 @@ pub(super) struct MoreStreams {
     /// Our video SSRC, the sender of the feedback we write.
     sender_ssrc: u32,
     max_bitrate: u32,
+    /// Further streams go to sinks (else they are only drained).
+    shown: bool,
 }
 
 impl MoreStreams {
@@ -77,6 +79,7 @@ impl MoreStreams {
     ) -> Self {
         MoreStreams {
             first: Mutex::new(None),
+            shown: sinks.is_some(),
             sinks: Mutex::new(sinks),
             received: Mutex::new(Vec::new()),
             started: AtomicUsize::new(0),
@@ -84,6 +87,11 @@ impl MoreStreams {
             sender_ssrc,
             max_bitrate,
         }
+    }
+
+    /// Whether further streams are shown (given to sinks), not only drained.
+    pub(super) fn shown(&self) -> bool {
+        self.shown
     }
 
     /// Notes the labels of the peer's first video track (the call's own stream).

@@ -84,6 +84,35 @@ pub fn check_remote_sdp(sdp: &str) -> Result<SdpFacts, WebRtcError> {
     })
 }
 
+/// The session-level attribute with which a Callisto says that it shows every video stream
+/// a peer sends it, each as a tile of its own ([`WebRtcVideoMedia::more_streams`]): a
+/// conference host then forwards each participant's video to it as a stream of its own
+/// instead of the mosaic. A private attribute (RFC 4566 §5.13 lets a peer ignore it): a
+/// browser page that shows one track says nothing and gets the mosaic.
+///
+/// [`WebRtcVideoMedia::more_streams`]: super::WebRtcVideoMedia::more_streams
+pub const MULTISTREAM_ATTRIBUTE: &str = "x-callisto-multistream";
+
+/// `sdp` with [`MULTISTREAM_ATTRIBUTE`] at the session level (before the first m-line), once.
+pub fn announce_multistream(sdp: &str) -> String {
+    if takes_several_streams(sdp) {
+        return sdp.to_owned();
+    }
+    let line = format!("a={MULTISTREAM_ATTRIBUTE}\r\n");
+    match sdp.find("\nm=") {
+        Some(at) => format!("{}{line}{}", &sdp[..=at], &sdp[at + 1..]),
+        None => format!("{sdp}{line}"),
+    }
+}
+
+/// Whether a description's session level carries [`MULTISTREAM_ATTRIBUTE`]: its writer shows
+/// every video stream it is sent.
+pub fn takes_several_streams(sdp: &str) -> bool {
+    sdp.lines()
+        .take_while(|line| !line.starts_with("m="))
+        .any(|line| line.trim_end() == format!("a={MULTISTREAM_ATTRIBUTE}"))
+}
+
 /// Each m-line's `a=mid` with the direction its writer gave it (`a=sendrecv` when none, the
 /// session-level one when only that is given). Empty for SDP that does not parse.
 pub(crate) fn media_directions(sdp: &str) -> Vec<(String, &'static str)> {
@@ -220,6 +249,20 @@ mod tests {
         assert_eq!(tracks[1].1, "bob-video");
         assert_eq!(sent_video_tracks("garbage"), None);
         assert_eq!(sent_video_tracks(OFFER), None, "no video track named");
+    }
+
+    #[test]
+    fn a_multistream_peer_says_so_at_the_session_level_once() {
+        assert!(!takes_several_streams(OFFER));
+        let announced = announce_multistream(OFFER);
+        assert!(takes_several_streams(&announced));
+        assert!(check_remote_sdp(&announced).is_ok());
+        assert_eq!(announce_multistream(&announced), announced);
+        let first_media = announced.find("m=").unwrap();
+        assert!(announced[..first_media].ends_with("a=x-callisto-multistream\r\n"));
+        // The same line inside a media section says nothing about the session.
+        let in_media = format!("{OFFER}a=x-callisto-multistream\r\n");
+        assert!(!takes_several_streams(&in_media));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::peer::{
     audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
 };
 use super::rtt::RttTable;
-use super::sdp_check::{check_remote_sdp, sent_video_tracks, SdpFacts};
+use super::sdp_check::{announce_multistream, check_remote_sdp, sent_video_tracks, SdpFacts};
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, VideoRoute};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
@@ -557,7 +557,12 @@ impl WebRtcSession {
             .local_description()
             .await
             .ok_or(WebRtcError::Negotiation("no local description"))?;
-        Ok(description.sdp)
+        // A session that shows every stream it is sent says so to conference hosts.
+        Ok(if self.more_streams.as_ref().is_some_and(|m| m.shown()) {
+            announce_multistream(&description.sdp)
+        } else {
+            description.sdp
+        })
     }
 
     /// Waits until ICE and DTLS are up, at most [`WebRtcConfig::connect_timeout`]; fails

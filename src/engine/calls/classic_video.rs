@@ -14,6 +14,7 @@ use callisto_media::session::{
 };
 use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::VideoStats;
+use callisto_media::webrtc::VideoTap;
 use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
 
 use super::media::{
@@ -135,6 +136,22 @@ impl ClassicVideo {
         );
         self.session = Some(session);
         Ok(())
+    }
+
+    /// Copies every packet the running stream receives to `tap` (a conference forwarding
+    /// it); false when no stream runs.
+    pub(super) fn tap(&self, tap: VideoTap) -> bool {
+        self.session
+            .as_ref()
+            .map(|session| session.tap_video(tap))
+            .is_some()
+    }
+
+    /// What asks the peer for a keyframe, while the stream runs.
+    pub(super) fn keyframe_requester(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        self.session
+            .as_ref()
+            .map(ClassicVideoSession::keyframe_requester)
     }
 
     /// What the running stream measured so far.

@@ -140,7 +140,7 @@ impl Calls {
             entity: host_uri.clone(),
             display: Some(host_label),
             status: Some("connected".into()),
-            media: media_of(legs[0].shows_video()),
+            media: media_of(legs[0].shows_video(), None),
         }];
         users.extend(legs.iter().filter(|c| c.established.is_some()).map(|c| {
             let held = c.local_hold || c.remote_hold;
@@ -148,7 +148,10 @@ impl Calls {
                 entity: c.peer_uri.clone(),
                 display: Some(c.peer.clone()),
                 status: Some(if held { "on-hold" } else { "connected" }.into()),
-                media: media_of(c.shows_video()),
+                media: media_of(
+                    c.shows_video(),
+                    Some(super::forwarding::stream_label(&c.peer)),
+                ),
             }
         }));
         let info = ConferenceInfo {
@@ -215,17 +218,19 @@ impl Calls {
     }
 }
 
-/// The streams a roster lists for a participant: audio, and video when the call has it.
-fn media_of(video: bool) -> Vec<ConferenceMedia> {
-    let stream = |id: &str, kind: &str| ConferenceMedia {
+/// The streams a roster lists for a participant: audio, and video when the call has it,
+/// labelled `video_label` (the stream id a participant that takes several streams is sent
+/// it under, RFC 4575 §5.7.1).
+fn media_of(video: bool, video_label: Option<String>) -> Vec<ConferenceMedia> {
+    let stream = |id: &str, kind: &str, label: Option<String>| ConferenceMedia {
         id: id.into(),
         kind: kind.into(),
-        label: None,
+        label,
         status: Some("sendrecv".into()),
     };
-    let mut media = vec![stream("1", "audio")];
+    let mut media = vec![stream("1", "audio", None)];
     if video {
-        media.push(stream("2", "video"));
+        media.push(stream("2", "video", video_label));
     }
     media
 }

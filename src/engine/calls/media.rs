@@ -108,6 +108,9 @@ pub struct VideoOptions {
     /// The identity drawn into the test pattern's stamp (tells senders apart in tests and
     /// conferences).
     pub identity: u16,
+    /// Shows only the peer's first video stream: the call neither announces that it shows
+    /// several (so a conference host sends it the mosaic) nor shows further streams.
+    pub single_stream: bool,
 }
 
 /// A STUN or TURN server for ICE.
@@ -186,6 +189,10 @@ pub struct CallControls {
     /// What the call's audio is read from and played into, replaceable while it runs (a
     /// merge into a conference puts the bridge there).
     pub audio: AudioSwitch,
+    /// On while a conference we host forwards every other participant's video to this leg
+    /// as a stream of its own: the leg's own video track then carries the host's picture
+    /// alone instead of the mosaic (the engine sets it).
+    pub own_streams: MuteSwitch,
 }
 
 impl Default for MediaOptions {

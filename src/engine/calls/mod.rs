@@ -37,6 +37,7 @@ use super::EngineEvent;
 
 mod classic_video;
 mod conference;
+mod forwarding;
 mod in_call;
 mod incoming;
 mod media;
@@ -127,6 +128,11 @@ struct Call {
     /// An outgoing WebRTC call, to place again on the classic path if the callee answers
     /// the WebRTC offer with 488 (a desk phone).
     fallback: Option<(OutgoingCall, Option<usize>)>,
+    /// The peer shows every video stream it is sent (its SDP says so): as a leg of a
+    /// conference we host, it is sent each participant as a stream of its own.
+    takes_streams: bool,
+    /// The participants' streams forwarded to this leg (see `forwarding.rs`).
+    streams: forwarding::LegStreams,
 }
 
 impl Call {
@@ -196,6 +202,8 @@ impl Call {
             answer_applied: false,
             concluded_sdp: None,
             fallback: None,
+            takes_streams: false,
+            streams: forwarding::LegStreams::default(),
         }
     }
 }
@@ -219,6 +227,8 @@ pub(super) struct Calls {
     closing: HashMap<CallKey, webrtc_flow::Closing>,
     /// The conference merged calls are in, while there is one (see `conference.rs`).
     conference: Option<ConferenceBridge>,
+    /// Where each leg's video is forwarded in a conference we host (see `forwarding.rs`).
+    forwarding: forwarding::Forwarding,
     rng: StdRng,
 }
 
@@ -240,6 +250,7 @@ impl Calls {
             preparing: HashMap::new(),
             closing: HashMap::new(),
             conference: None,
+            forwarding: forwarding::Forwarding::default(),
             rng: StdRng::from_entropy(),
         };
         (calls, media_rx)
@@ -468,8 +479,10 @@ impl Calls {
         } else {
             self.on_call_event(endpoint, now, key, event, events);
         }
-        // A leg answered, held, resumed or gone changes the roster of a conference we host.
+        // A leg answered, held, resumed or gone changes the roster of a conference we host,
+        // and what its legs are forwarded.
         self.publish_roster(endpoint, now);
+        self.update_forwarding();
     }
 
     /// A call event for the call `key`, after the WebRTC path had its say.
@@ -646,7 +659,17 @@ impl Calls {
                     }
                 }
             }
-            CallEvent::Roster { info } => send(CallUpdate::Roster { info }),
+            CallEvent::Roster { info } => {
+                // The roster names the participant behind each stream label.
+                if let Some(call) = self.calls.get(&key) {
+                    let titles = info
+                        .as_ref()
+                        .map(forwarding::stream_titles)
+                        .unwrap_or_default();
+                    call.media.options.controls.more_video.set_titles(titles);
+                }
+                send(CallUpdate::Roster { info });
+            }
             CallEvent::TransferRequested { target, .. } => {
                 self.on_transfer_requested(endpoint, now, key, target, events);
             }

@@ -183,6 +183,9 @@ pub struct VideoSummary {
     pub nacked: u64,
     /// From the INVITE (sent or received) to the first decoded frame.
     pub first_frame: Option<Duration>,
+    /// The peer's further video streams still received (a conference sending each
+    /// participant as a stream of its own): each one's name and frames decoded.
+    pub streams: Vec<(String, u64)>,
 }
 
 impl VideoSummary {
@@ -204,6 +207,7 @@ impl VideoSummary {
             first_frame: video
                 .first_frame_decoded_at
                 .map(|at| at.saturating_duration_since(started)),
+            streams: Vec::new(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callisto_media::audio::AudioFormat;
@@ -50,6 +51,12 @@ pub(crate) enum WebRtcReady {
     },
     /// The peer's answer to our new offer was applied.
     ReApplied(Result<(), String>),
+    /// Our new offer that changes the streams a conference leg is forwarded (the change is
+    /// made even when the offer could not be).
+    StreamsOffer {
+        change: super::forwarding::StreamsChange,
+        result: Result<String, String>,
+    },
     /// Our answer to the peer's new offer (a re-INVITE or UPDATE), and whether that offer
     /// puts us on hold.
     ReAnswered {
@@ -72,6 +79,9 @@ impl std::fmt::Debug for WebRtcReady {
                 write!(f, "HoldOffer(hold: {hold}, ok: {})", result.is_ok())
             }
             WebRtcReady::ReApplied(r) => write!(f, "ReApplied({r:?})"),
+            WebRtcReady::StreamsOffer { result, .. } => {
+                write!(f, "StreamsOffer(ok: {})", result.is_ok())
+            }
             WebRtcReady::ReAnswered { result, held } => {
                 write!(f, "ReAnswered(ok: {}, held: {held})", result.is_ok())
             }
@@ -181,6 +191,8 @@ pub(super) fn video_media(
                 .mosaic(format)
                 .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
             let (source, tile) = mosaic.join(key.0, format);
+            let own_streams = controls.own_streams.clone();
+            let source = source.host_only(move || own_streams.is_muted());
             (Box::new(source), Some(Box::new(tile)))
         }
         None if video.input == VideoInput::Echo => {
@@ -210,9 +222,10 @@ pub(super) fn video_media(
     };
     let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
     // A conference leg shows its participant's picture in the mosaic and nothing more.
-    let more_streams = leg
-        .is_none()
-        .then(|| stream_tiles(controls.more_video.clone()));
+    let more_streams = (leg.is_none() && !video.single_stream).then(|| {
+        let record = video.record.clone().map(|path| (path, video.fps));
+        stream_tiles(controls.more_video.clone(), record)
+    });
     Ok(WebRtcVideoMedia {
         source,
         sink,
@@ -222,8 +235,9 @@ pub(super) fn video_media(
 
 /// Where a call's further video streams go: a named slot each among `streams`, which the
 /// window shows as tiles (until the stream ends). The names are the peer's labels; once there
-/// are several streams the call's own is named too.
-fn stream_tiles(streams: StreamSlots) -> RemoteStreamSinks {
+/// are several streams the call's own is named too. With `record` (the call's recording and
+/// its rate), each further stream is also recorded beside it, as `NAME.STREAM.y4m`.
+fn stream_tiles(streams: StreamSlots, record: Option<(PathBuf, u32)>) -> RemoteStreamSinks {
     Box::new(move |known: &[RemoteVideoStream]| {
         let Some((newest, earlier)) = known.split_last() else {
             return Box::new(NullVideoSink::new());
@@ -231,13 +245,42 @@ fn stream_tiles(streams: StreamSlots) -> RemoteStreamSinks {
         if let Some(first) = earlier.first() {
             streams.name_first(&stream_name(first));
         }
-        Box::new(streams.add(&stream_name(newest)))
+        let name = stream_name(newest);
+        let tile: Box<dyn VideoSink> = Box::new(streams.add(&name));
+        let Some((path, fps)) = &record else {
+            return tile;
+        };
+        let path = stream_recording(path, &name, newest.number);
+        match Y4mRecorder::create(&path, *fps) {
+            Ok(recorder) => Box::new(TeeVideoSink::new(tile, Box::new(recorder))),
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "cannot record a stream");
+                tile
+            }
+        }
     })
+}
+
+/// Where a further stream named `name` is recorded beside the call's recording `path`
+/// (`alice.y4m` → `alice.bob.y4m`); a name that is no plain file name goes by its number.
+fn stream_recording(path: &Path, name: &str, number: usize) -> PathBuf {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '@' | '+' | '.'))
+        && !name.starts_with('.');
+    let part = if plain {
+        name.to_owned()
+    } else {
+        format!("stream{}", number + 1)
+    };
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{stem}.{part}.y4m"))
 }
 
 /// What a remote stream's tile is called: its media stream id (what a conference names the
 /// participant by), else its track id, else its number.
-fn stream_name(stream: &RemoteVideoStream) -> String {
+pub(super) fn stream_name(stream: &RemoteVideoStream) -> String {
     [&stream.stream_id, &stream.track_id]
         .into_iter()
         .map(|id| id.trim())

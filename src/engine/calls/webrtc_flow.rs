@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use callisto_media::webrtc::{CandidateKind, WebRtcEvent, WebRtcSession, WebRtcStats};
+use callisto_media::webrtc::{
+    takes_several_streams, CandidateKind, WebRtcEvent, WebRtcSession, WebRtcStats,
+};
 use callisto_signaling::call::{Body, CallEvent, CallId};
 use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, SdpSession};
@@ -38,6 +40,8 @@ pub(super) enum Preparing {
         started: Instant,
         /// The switches and pictures the answering session was made with.
         controls: Box<CallControls>,
+        /// The offer says the peer shows every stream it is sent.
+        takes_streams: bool,
     },
 }
 
@@ -125,6 +129,7 @@ impl Calls {
         offer: String,
     ) {
         let controls = options.controls.clone();
+        let takes_streams = takes_several_streams(&offer);
         webrtc::spawn_answer(key, ip, options, offer, self.media_events.clone());
         self.by_id.insert(id, key);
         self.preparing.insert(
@@ -135,6 +140,7 @@ impl Calls {
                 ip,
                 started: Instant::now(),
                 controls: Box::new(controls),
+                takes_streams,
             },
         );
     }
@@ -155,7 +161,14 @@ impl Calls {
             WebRtcReady::HoldOffer { hold, result } => {
                 self.on_hold_offer(endpoint, now, key, hold, result)
             }
-            WebRtcReady::ReApplied(result) => self.on_reapplied(key, result, events),
+            WebRtcReady::ReApplied(result) => {
+                self.on_reapplied(key, result, events);
+                // What changed in the conference while this offer was under way.
+                self.update_forwarding();
+            }
+            WebRtcReady::StreamsOffer { change, result } => {
+                self.on_streams_offer(endpoint, now, key, change, result)
+            }
             WebRtcReady::ReAnswered { result, held } => {
                 self.on_reanswered(endpoint, now, key, result, held, events)
             }
@@ -225,6 +238,7 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        call.streams.busy = false;
         if let Err(reason) = result {
             // The session withdrew its offer: the call goes on as before it.
             tracing::warn!(%reason, "the answer to our re-INVITE is unusable");
@@ -255,7 +269,7 @@ impl Calls {
             Ok(answer) => answer,
             Err(reason) => {
                 // Our own new offer under way (a hold): the offers crossed, RFC 3261 14.2.
-                let code = if call.pending_hold.is_some() {
+                let code = if call.pending_hold.is_some() || call.streams.busy {
                     491
                 } else {
                     488
@@ -337,6 +351,7 @@ impl Calls {
             ip,
             started,
             controls,
+            takes_streams,
         }) = self.preparing.remove(&key)
         else {
             if let Ok((session, _)) = result {
@@ -366,6 +381,7 @@ impl Calls {
         call.announced_ringing = true;
         call.webrtc = Some(Arc::new(*session));
         call.answer_applied = true;
+        call.takes_streams = takes_streams;
         let controls = call.media.options.controls.clone();
         self.calls.insert(key, call);
         let _ = endpoint.ring(now, id);
@@ -407,6 +423,7 @@ impl Calls {
                 };
                 call.answer_applied = true;
                 let answer = String::from_utf8_lossy(&body.bytes).into_owned();
+                call.takes_streams = takes_several_streams(&answer);
                 call.concluded_sdp = Some(answer.clone());
                 if let Some(session) = &call.webrtc {
                     webrtc::spawn_apply(
@@ -465,11 +482,13 @@ impl Calls {
                     }
                     (None, Some(session)) => {
                         tracing::warn!("the answer to our re-INVITE carries no SDP");
+                        call.streams.busy = false;
                         call.pending_hold = None;
                         call.sync_hold_silence();
                         webrtc::spawn_cancel_reoffer(session);
                     }
                     (_, None) => {
+                        call.streams.busy = false;
                         call.pending_hold = None;
                         call.sync_hold_silence();
                     }
@@ -478,6 +497,7 @@ impl Calls {
             }
             CallEvent::ReInviteFailed { code } => {
                 tracing::info!(code, "re-INVITE refused");
+                call.streams.busy = false;
                 call.pending_hold = None;
                 call.sync_hold_silence();
                 if let Some(session) = call.webrtc.clone() {
@@ -539,14 +559,22 @@ pub(super) fn webrtc_summary(
     established: Option<Instant>,
     stats: &WebRtcStats,
 ) -> CallSummary {
-    CallSummary::measured(
+    let mut summary = CallSummary::measured(
         started,
         established,
         Instant::now(),
         stats.audio.as_ref(),
         stats.video.as_ref(),
         ice_summary(stats),
-    )
+    );
+    if let Some(video) = &mut summary.video {
+        video.streams = stats
+            .more_video
+            .iter()
+            .map(|(stream, figures)| (webrtc::stream_name(stream), figures.frames_decoded))
+            .collect();
+    }
+    summary
 }
 
 /// The selected candidate pair, once ICE selected one.

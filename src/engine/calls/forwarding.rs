@@ -1,0 +1,363 @@
+//! Video in a conference we host, for participants that show several streams: instead of
+//! the mosaic, each such leg is sent every other participant's video as a stream of its own,
+//! forwarded as it arrives (not decoded, not encoded again), and its own video track carries
+//! the host's picture alone.
+//!
+//! A leg takes several streams when its peer says so in its SDP
+//! ([`takes_several_streams`]: a Callisto that shows each stream as a tile), and only on the
+//! WebRTC path. Every leg with video is a sender, on either path: what its session receives
+//! is tapped once ([`WebRtcSession::tap_video`], or the classic stream's tap: H.264 packets
+//! either way, decrypted) and copied to a [`ForwardedVideo`] track in every receiving leg's
+//! session, which gives it the track's SSRC and payload type and encrypts it anew. A receiving leg's streams change by a new offer (a re-INVITE) when a
+//! participant joins or leaves: tracks are added ([`WebRtcSession::forward_video`], labelled
+//! with the participant's name) or removed ([`WebRtcSession::stop_forwarding`]), one offer
+//! at a time per leg; what changes meanwhile goes into the next one. A receiver's keyframe
+//! request about a stream goes to the session that receives it from its sender.
+//!
+//! [`takes_several_streams`]: callisto_media::webrtc::takes_several_streams
+//! [`WebRtcSession::tap_video`]: callisto_media::webrtc::WebRtcSession::tap_video
+//! [`WebRtcSession::forward_video`]: callisto_media::webrtc::WebRtcSession::forward_video
+//! [`WebRtcSession::stop_forwarding`]: callisto_media::webrtc::WebRtcSession::stop_forwarding
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use callisto_media::webrtc::{ForwardedVideo, VideoTap, WebRtcSession};
+use callisto_signaling::call::Body;
+use callisto_signaling::conference_info::ConferenceInfo;
+use callisto_signaling::endpoint::Endpoint;
+
+use super::media::MediaEvents;
+use super::webrtc::WebRtcReady;
+use super::{Call, CallKey, Calls};
+
+/// Where one sending leg's video goes: each receiving leg's track for it.
+type Destinations = Arc<Mutex<Vec<(CallKey, ForwardedVideo)>>>;
+
+fn lock(destinations: &Destinations) -> MutexGuard<'_, Vec<(CallKey, ForwardedVideo)>> {
+    destinations.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The conference's forwarding: for each sending leg, where its packets go.
+#[derive(Default)]
+pub(super) struct Forwarding {
+    senders: HashMap<CallKey, Destinations>,
+}
+
+/// A receiving leg's forwarded streams, and whether a new offer about them is under way.
+#[derive(Default)]
+pub(super) struct LegStreams {
+    /// The participant each forwarded track carries.
+    tracks: Vec<(CallKey, ForwardedVideo)>,
+    /// A new offer (tracks added or removed) is being made or waits for its answer.
+    pub(super) busy: bool,
+}
+
+/// What asks a sending leg's peer for a keyframe.
+type Requester = Arc<dyn Fn() + Send + Sync>;
+
+/// A sending leg to add to a receiver: who, by what name, and what asks it for keyframes.
+struct NewStream {
+    sender: CallKey,
+    label: String,
+    requester: Requester,
+}
+
+/// What asks `call`'s peer for a keyframe: its WebRTC session (held weakly: it closes with
+/// the call), or its running classic video stream.
+fn keyframe_requester(call: &Call) -> Option<Requester> {
+    if let Some(session) = &call.webrtc {
+        let session: Weak<WebRtcSession> = Arc::downgrade(session);
+        return Some(Arc::new(move || {
+            if let Some(session) = session.upgrade() {
+                session.request_keyframe();
+            }
+        }));
+    }
+    call.media.video.as_ref()?.keyframe_requester()
+}
+
+/// Copies what `call` receives of its peer's video to `tap` as well; false when it
+/// receives none.
+fn install_tap(call: &Call, tap: VideoTap) -> bool {
+    if let Some(session) = &call.webrtc {
+        session.tap_video(tap);
+        return true;
+    }
+    call.media
+        .video
+        .as_ref()
+        .is_some_and(|video| video.tap(tap))
+}
+
+/// What a receiving leg's new offer changed, reported with the offer.
+pub(crate) struct StreamsChange {
+    added: Vec<(CallKey, ForwardedVideo)>,
+    removed: Vec<CallKey>,
+}
+
+impl Calls {
+    /// Brings every receiving leg's forwarded streams in line with who is in the conference
+    /// now; runs after every call event and once a second.
+    pub(in crate::engine) fn update_forwarding(&mut self) {
+        // Senders: established legs with video, on either path.
+        let mut senders: Vec<(CallKey, String, Requester)> = self
+            .calls
+            .values()
+            .filter(|c| c.media.options.conference.is_some() && c.established.is_some())
+            .filter(|c| c.shows_video())
+            .filter_map(|c| Some((c.key, stream_label(&c.peer), keyframe_requester(c)?)))
+            .collect();
+        senders.sort_by_key(|(key, _, _)| *key);
+        let sending: BTreeSet<CallKey> = senders.iter().map(|(key, _, _)| *key).collect();
+        // Forget senders and receivers that left.
+        self.forwarding
+            .senders
+            .retain(|key, _| sending.contains(key));
+        for destinations in self.forwarding.senders.values() {
+            lock(destinations).retain(|(receiver, _)| sending.contains(receiver));
+        }
+        for key in &sending {
+            if self.forwarding.senders.contains_key(key) {
+                continue;
+            }
+            let destinations = Destinations::default();
+            let to = Arc::clone(&destinations);
+            let tap: VideoTap = Arc::new(move |packet| {
+                for (_, track) in lock(&to).iter() {
+                    track.send(packet);
+                }
+            });
+            if self
+                .calls
+                .get(key)
+                .is_some_and(|call| install_tap(call, tap))
+            {
+                self.forwarding.senders.insert(*key, destinations);
+            }
+        }
+        let receivers: Vec<CallKey> = senders
+            .iter()
+            .map(|(key, _, _)| *key)
+            .filter(|key| {
+                self.calls
+                    .get(key)
+                    .is_some_and(|c| c.takes_streams && c.webrtc.is_some())
+            })
+            .collect();
+        for receiver in receivers {
+            let Some(call) = self.calls.get_mut(&receiver) else {
+                continue;
+            };
+            call.media.options.controls.own_streams.set(true);
+            let Some(session) = call.webrtc.clone() else {
+                continue;
+            };
+            if call.streams.busy || call.pending_hold.is_some() || !session.is_connected() {
+                continue;
+            }
+            let have: BTreeSet<CallKey> = call.streams.tracks.iter().map(|(k, _)| *k).collect();
+            let add: Vec<NewStream> = senders
+                .iter()
+                .filter(|(key, _, _)| *key != receiver && !have.contains(key))
+                .filter(|(key, _, _)| self.forwarding.senders.contains_key(key))
+                .map(|(key, label, requester)| NewStream {
+                    sender: *key,
+                    label: label.clone(),
+                    requester: Arc::clone(requester),
+                })
+                .collect();
+            let remove: Vec<(CallKey, ForwardedVideo)> = call
+                .streams
+                .tracks
+                .iter()
+                .filter(|(key, _)| !sending.contains(key))
+                .cloned()
+                .collect();
+            if add.is_empty() && remove.is_empty() {
+                continue;
+            }
+            call.streams.busy = true;
+            spawn_streams_offer(receiver, session, add, remove, self.media_events.clone());
+        }
+    }
+
+    /// A receiving leg's new offer is ready: its tracks are the conference's from now on
+    /// (packets flow once the answer is applied), and the offer goes out as a re-INVITE.
+    pub(super) fn on_streams_offer(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        change: StreamsChange,
+        result: Result<String, String>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.streams
+            .tracks
+            .retain(|(sender, _)| !change.removed.contains(sender));
+        for (sender, track) in change.added {
+            if let Some(destinations) = self.forwarding.senders.get(&sender) {
+                lock(destinations).push((key, track.clone()));
+            }
+            call.streams.tracks.push((sender, track));
+        }
+        for sender in &change.removed {
+            if let Some(destinations) = self.forwarding.senders.get(sender) {
+                lock(destinations).retain(|(receiver, _)| *receiver != key);
+            }
+        }
+        let sent = result.and_then(|offer| {
+            endpoint
+                .reinvite(now, call.id, Body::sdp(offer))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(reason) = sent {
+            tracing::warn!(?key, %reason, "cannot offer the conference's streams");
+            call.streams.busy = false;
+            if let Some(session) = call.webrtc.clone() {
+                super::webrtc::spawn_cancel_reoffer(session);
+            }
+        }
+    }
+}
+
+/// Adds and removes a receiving leg's forwarded tracks and makes the new offer; reports
+/// [`WebRtcReady::StreamsOffer`].
+fn spawn_streams_offer(
+    key: CallKey,
+    session: Arc<WebRtcSession>,
+    add: Vec<NewStream>,
+    remove: Vec<(CallKey, ForwardedVideo)>,
+    events: MediaEvents,
+) {
+    tokio::spawn(async move {
+        let mut change = StreamsChange {
+            added: Vec::new(),
+            removed: Vec::new(),
+        };
+        for (sender, track) in remove {
+            match session.stop_forwarding(&track).await {
+                Ok(()) => change.removed.push(sender),
+                Err(error) => tracing::warn!(%error, "cannot stop forwarding a stream"),
+            }
+        }
+        for stream in add {
+            let requester = stream.requester;
+            match session
+                .forward_video(&stream.label, move || requester())
+                .await
+            {
+                Ok(track) => change.added.push((stream.sender, track)),
+                Err(error) => tracing::warn!(%error, "cannot forward a stream"),
+            }
+        }
+        let result = session.create_reoffer().await.map_err(|e| e.to_string());
+        let _ = events.send((
+            key,
+            super::media::CallMediaEvent::WebRtc(WebRtcReady::StreamsOffer { change, result }),
+        ));
+    });
+}
+
+/// A participant's name as a stream label (`a=msid`'s stream id, RFC 8830: up to 64 token
+/// characters): what is not a token character becomes `_`.
+pub(super) fn stream_label(name: &str) -> String {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`{|}~".contains(c);
+    let label: String = name
+        .trim()
+        .chars()
+        .map(|c| if token(c) { c } else { '_' })
+        .take(64)
+        .collect();
+    if label.is_empty() {
+        "participant".into()
+    } else {
+        label
+    }
+}
+
+/// Each labelled video stream of a conference roster with the name of its participant (the
+/// display text, else the bare address).
+pub(super) fn stream_titles(info: &ConferenceInfo) -> Vec<(String, String)> {
+    info.users
+        .iter()
+        .flat_map(|user| {
+            let title = super::peer_label(user.display.as_deref(), &user.entity);
+            user.media
+                .iter()
+                .filter(|m| m.kind == "video")
+                .filter_map(move |m| Some((m.label.clone()?, title.clone())))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{stream_label, stream_titles};
+    use callisto_signaling::conference_info::{ConferenceInfo, ConferenceMedia, ConferenceUser};
+
+    #[test]
+    fn participants_names_become_msid_tokens() {
+        assert_eq!(stream_label("carol@127.0.0.1"), "carol_127.0.0.1");
+        assert_eq!(stream_label("bob.smith+1"), "bob.smith+1");
+        assert_eq!(stream_label(" Carol Smith "), "Carol_Smith");
+        assert_eq!(stream_label("Zoë"), "Zo_");
+        assert_eq!(stream_label(""), "participant");
+        assert_eq!(stream_label(&"x".repeat(80)).len(), 64);
+    }
+
+    #[test]
+    fn a_rosters_stream_labels_name_the_participants() {
+        let media = |kind: &str, label: Option<&str>| ConferenceMedia {
+            id: "1".into(),
+            kind: kind.into(),
+            label: label.map(str::to_owned),
+            status: None,
+        };
+        let user =
+            |entity: &str, display: Option<&str>, media: Vec<ConferenceMedia>| ConferenceUser {
+                entity: entity.into(),
+                display: display.map(str::to_owned),
+                status: None,
+                media,
+            };
+        let info = ConferenceInfo {
+            entity: "sip:host@example.org".into(),
+            subject: None,
+            users: vec![
+                user(
+                    "sip:host@example.org",
+                    Some("Host"),
+                    vec![media("video", None)],
+                ),
+                user(
+                    "sip:carol@example.org",
+                    None,
+                    vec![
+                        media("audio", Some("a")),
+                        media("video", Some("carol_example.org")),
+                    ],
+                ),
+                user(
+                    "sip:dave@example.org",
+                    Some("Dave Smith"),
+                    vec![media("video", Some(&stream_label("Dave Smith")))],
+                ),
+            ],
+        };
+        assert_eq!(
+            stream_titles(&info),
+            [
+                (
+                    "carol_example.org".to_string(),
+                    "carol@example.org".to_string()
+                ),
+                ("Dave_Smith".to_string(), "Dave Smith".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! Video in conferences hosted by `callisto conference --host`, through Kamailio: Callisto
+//! participants on the WebRTC path are sent every other participant as a stream of its own
+//! (forwarded, not encoded again) and the host's picture on their own track; a desk phone
+//! (baresip, classic path, H.264) is sent the mosaic and its picture forwarded to the others.
+//! Checked by content: the stamps of the test patterns (each Callisto sends its own identity)
+//! and baresip's still picture of vertical bars, in what each participant recorded.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use support::baresip_events::BaresipEvent;
+use support::callisto::Callisto;
+use support::conference::{assert_hears, each_call, path_arg, Registered, Room, TestResult};
+use support::video::{picture_run, stamps};
+
+const WAIT: Duration = Duration::from_secs(8);
+
+/// Frames of `path` whose whole picture carries the stamp of `identity`.
+fn frames_of(path: &Path, identity: u16) -> std::io::Result<usize> {
+    Ok(stamps(path)?
+        .iter()
+        .filter(|stamp| stamp.is_some_and(|s| s.identity == identity))
+        .count())
+}
+
+/// The further streams `who` recorded beside its call's recording (`WHO.STREAM.y4m`).
+fn stream_recordings(dir: &Path, who: &str) -> std::io::Result<Vec<PathBuf>> {
+    let prefix = format!("{who}.");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".y4m") && name != format!("{who}.y4m")
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// The one recording among `streams` whose name holds `name`.
+fn stream_of<'a>(streams: &'a [PathBuf], name: &str) -> Result<&'a PathBuf, String> {
+    let mut matching = streams.iter().filter(|path| {
+        let file = path.file_name().unwrap_or_default().to_string_lossy();
+        file.contains(name)
+    });
+    match (matching.next(), matching.next()) {
+        (Some(path), None) => Ok(path),
+        _ => Err(format!(
+            "no single stream named after {name} in {streams:?}"
+        )),
+    }
+}
+
+/// The four participants of the issue: the host (pattern 1, 440 Hz), carol and dave on the
+/// WebRTC path (patterns 2 and 3; 700 and 1060 Hz) and bob, a baresip video phone on the
+/// classic path (fakevideo's bars; 1230 Hz), dialed by the host. Carol and dave each decode
+/// three streams: the host's picture alone on the call's own track, and the other Callisto's
+/// and bob's pictures as forwarded streams named after them. Everyone hears the three others.
+#[test]
+fn multistream_participants_decode_each_participant_as_a_stream_of_its_own() -> TestResult {
+    let registered = Registered::start(true)?;
+    let (room, bob) = (&registered.room, &registered.bob);
+    let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
+    let start = |who: &str, command: &[&str], pattern: &str| -> std::io::Result<Callisto> {
+        let video = path_arg(&pictures(who));
+        let mut args = command.to_vec();
+        args.extend(["--video", "pattern", "--pattern-id", pattern]);
+        args.extend(["--record-video", &video]);
+        registered.start_callisto(who, &args)
+    };
+    let mut host = registered.start_host("10", &["--video", "pattern", "--pattern-id", "1"])?;
+    let participant = |who: &str, hz: &str, pattern: &str| {
+        let audio = format!("tone:{hz}");
+        let command = [
+            "call",
+            "sip:host@127.0.0.1",
+            "--media",
+            "webrtc",
+            "--audio",
+            &audio,
+        ];
+        start(who, &command, pattern)
+    };
+    let mut carol = participant("carol", "700", "2")?;
+    let mut dave = participant("dave", "1060", "3")?;
+    for (who, peer) in [("carol", &mut carol), ("dave", &mut dave)] {
+        let answered = peer.expect("answered", WAIT)?;
+        assert_eq!(answered["media"], "webrtc", "{who}: {answered}");
+        assert_eq!(answered["video"], true, "{who}: {answered}");
+    }
+    each_call(&mut host, "joined", 3, WAIT)?;
+    // The host ends the conference after 10 s: every leg gets a BYE.
+    let ended = host.expect("conference_ended", Duration::from_secs(15))?;
+    println!("host: {ended}");
+    assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
+    for (who, peer) in [("carol", &mut carol), ("dave", &mut dave)] {
+        let ended = peer.expect("call_ended", WAIT)?;
+        println!("{who}: {ended}");
+        assert_eq!(ended["by"], "remote", "{who}: {ended}");
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+    bob.wait_for_event(|e| matches!(e, BaresipEvent::Closed { .. }), WAIT)?;
+
+    for (who, other, other_id) in [("carol", "dave", 3), ("dave", "carol", 2)] {
+        let main = frames_of(&pictures(who), 1)?;
+        let streams = stream_recordings(room.dir.path(), who)?;
+        println!("{who}: {main} frames of the host on the call's track; streams {streams:?}");
+        assert!(
+            main >= 90,
+            "{who} sees the host alone in {main} frames of its call's own track"
+        );
+        assert_eq!(streams.len(), 2, "{who}'s further streams: {streams:?}");
+        let forwarded = frames_of(stream_of(&streams, other)?, other_id)?;
+        println!("{who}: {forwarded} frames of {other} in its stream");
+        assert!(forwarded >= 60, "{who} sees {other} in {forwarded} frames");
+        let desk_phone = picture_run(stream_of(&streams, "bob")?)?;
+        println!("{who}: bob's stream {desk_phone:?}");
+        assert!(
+            desk_phone.vertical_stripes >= 60
+                && desk_phone.vertical_stripes * 10 >= desk_phone.frames * 9,
+            "{who} sees bob's bars: {desk_phone:?}"
+        );
+    }
+
+    let window = (3.5, 3.0);
+    let (host_hz, carol_hz, dave_hz, bob_hz) = (440.0, 700.0, 1060.0, 1230.0);
+    let heard = [
+        ("host", room.recording("host"), host_hz),
+        ("carol", room.recording("carol"), carol_hz),
+        ("dave", room.recording("dave"), dave_hz),
+        ("bob", bob.last_heard()?, bob_hz),
+    ];
+    for (who, recording, own) in &heard {
+        let others: Vec<f32> = [host_hz, carol_hz, dave_hz, bob_hz]
+            .into_iter()
+            .filter(|hz| hz != own)
+            .collect();
+        assert_hears(who, recording, *own, &others, window)?;
+    }
+    Ok(())
+}
+
+/// Direct calls to a host (pattern 1) without a registrar, all on the WebRTC path: carol
+/// (pattern 2) stays 9 s, dave (pattern 3) leaves after 3 s, erin (pattern 4) joins after
+/// he left. Carol's further streams follow: dave's stream while he is in (ended when he
+/// leaves, so her summary lists only erin's), erin's once she is in; erin is sent carol's.
+#[test]
+fn streams_follow_participants_joining_and_leaving() -> TestResult {
+    let room = Room::new()?;
+    let (mut host, listen) = room.host(&[
+        "conference",
+        "--host",
+        "--count",
+        "3",
+        "--video",
+        "pattern",
+        "--pattern-id",
+        "1",
+    ])?;
+    host.expect("conference", WAIT)?;
+    let uri = format!("sip:conference@{listen}");
+    let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
+    let join = |who: &str, hz: u32, id: &str, secs: &str| {
+        let picture = path_arg(&pictures(who));
+        let user = format!("sip:{who}@127.0.0.1");
+        let args = [
+            "--duration",
+            secs,
+            "--user",
+            &user,
+            "--media",
+            "webrtc",
+            "--video",
+            "pattern",
+            "--pattern-id",
+            id,
+            "--record-video",
+            &picture,
+        ];
+        room.call(who, &uri, hz, &args)
+    };
+    let mut carol = join("carol", 700, "2", "9")?;
+    let mut dave = join("dave", 1060, "3", "3")?;
+    carol.expect("answered", WAIT)?;
+    dave.expect("answered", WAIT)?;
+    let dave_ended = dave.expect("call_ended", WAIT)?;
+    println!("dave: {dave_ended}");
+    thread::sleep(Duration::from_millis(1000));
+    let mut erin = join("erin", 1230, "4", "6")?;
+    erin.expect("answered", WAIT)?;
+    let carol_ended = carol.expect("call_ended", Duration::from_secs(10))?;
+    println!("carol: {carol_ended}");
+    let erin_ended = erin.expect("call_ended", Duration::from_secs(10))?;
+    println!("erin: {erin_ended}");
+    let ended = host.expect("conference_ended", WAIT)?;
+    println!("host: {ended}");
+    for (who, peer) in [
+        ("host", &mut host),
+        ("carol", &mut carol),
+        ("dave", &mut dave),
+        ("erin", &mut erin),
+    ] {
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+
+    // Carol: the host on her call's track throughout, dave's and erin's streams in turn.
+    let streams = stream_recordings(room.dir.path(), "carol")?;
+    println!("carol's streams: {streams:?}");
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    let host_frames = frames_of(&pictures("carol"), 1)?;
+    let dave_frames = frames_of(stream_of(&streams, "dave")?, 3)?;
+    let erin_frames = frames_of(stream_of(&streams, "erin")?, 4)?;
+    println!("carol saw the host {host_frames}, dave {dave_frames}, erin {erin_frames} times");
+    assert!(host_frames >= 200, "{host_frames}");
+    assert!(
+        (30..=100).contains(&dave_frames),
+        "dave was in for 3 s: {dave_frames}"
+    );
+    assert!(erin_frames >= 60, "{erin_frames}");
+    // At her end only erin's stream was still coming.
+    let listed: Vec<&str> = carol_ended["video"]["streams"]
+        .as_array()
+        .map(|streams| streams.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        listed.len() == 1 && listed[0].contains("erin"),
+        "carol's streams at the end: {carol_ended}"
+    );
+    // Erin, who came after dave left, is sent carol's stream only.
+    let streams = stream_recordings(room.dir.path(), "erin")?;
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    let carol_frames = frames_of(stream_of(&streams, "carol")?, 2)?;
+    println!("erin saw carol {carol_frames} times");
+    assert!(carol_frames >= 60, "{carol_frames}");
+    Ok(())
+}
