@@ -238,3 +238,69 @@ fn streams_follow_participants_joining_and_leaving() -> TestResult {
     assert!(carol_frames >= 60, "{carol_frames}");
     Ok(())
 }
+
+/// Two WebRTC video calls answered by one Callisto (pattern 1) and merged with the `merge`
+/// line: carol (pattern 2, held while dave's call was answered) and dave (pattern 3) are
+/// each sent the other's video as a stream of its own once merged, and keep the host's
+/// picture on their call's own track.
+#[test]
+fn merged_video_calls_are_sent_each_others_streams() -> TestResult {
+    let room = Room::new()?;
+    let (mut host, listen) = room.host(&[
+        "answer",
+        "--count",
+        "2",
+        "--video",
+        "pattern",
+        "--pattern-id",
+        "1",
+    ])?;
+    host.expect("listening", WAIT)?;
+    let uri = format!("sip:host@{listen}");
+    let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
+    let call = |who: &str, hz: u32, id: &str, secs: &str| {
+        let (picture, user) = (path_arg(&pictures(who)), format!("sip:{who}@127.0.0.1"));
+        let args = [
+            "--duration",
+            secs,
+            "--user",
+            &user,
+            "--media",
+            "webrtc",
+            "--video",
+            "pattern",
+            "--pattern-id",
+            id,
+            "--record-video",
+            &picture,
+        ];
+        room.call(who, &uri, hz, &args)
+    };
+    let mut carol = call("carol", 700, "2", "8")?;
+    carol.expect("answered", WAIT)?;
+    let mut dave = call("dave", 1060, "3", "6")?;
+    dave.expect("answered", WAIT)?;
+    carol.expect("held", WAIT)?;
+    host.control("merge")?;
+    host.expect("merged", WAIT)?;
+    carol.expect("resumed", WAIT)?;
+    for (who, peer) in [
+        ("dave", &mut dave),
+        ("carol", &mut carol),
+        ("host", &mut host),
+    ] {
+        let ended = peer.expect("call_ended", Duration::from_secs(12))?;
+        println!("{who}: {ended}");
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+    for (who, other, other_id) in [("carol", "dave", 3), ("dave", "carol", 2)] {
+        let host_frames = frames_of(&pictures(who), 1)?;
+        let streams = stream_recordings(room.dir.path(), who)?;
+        assert_eq!(streams.len(), 1, "{who}: {streams:?}");
+        let forwarded = frames_of(stream_of(&streams, other)?, other_id)?;
+        println!("{who} saw the host {host_frames} and {other} {forwarded} times");
+        assert!(host_frames >= 90, "{who}: {host_frames}");
+        assert!(forwarded >= 60, "{who} sees {other} in {forwarded} frames");
+    }
+    Ok(())
+}
