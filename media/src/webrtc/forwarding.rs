@@ -11,7 +11,7 @@
 //! track's SSRC and payload type and keeps its sequence numbers and timestamps continuous
 //! when the source changes (a track that first forwards one participant, then another).
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -111,6 +111,10 @@ pub struct ForwardedVideo {
     pub(super) rewriter: Arc<Mutex<Option<StreamRewriter>>>,
     pub(super) outgoing: async_mpsc::UnboundedSender<RtpPacket>,
     pub(super) connected: Arc<AtomicBool>,
+    /// Set when the track is removed ([`WebRtcSession::stop_forwarding`]).
+    ///
+    /// [`WebRtcSession::stop_forwarding`]: super::WebRtcSession::stop_forwarding
+    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ForwardedVideo {
@@ -131,7 +135,7 @@ impl ForwardedVideo {
     /// Sends one packet of the forwarded stream (dropped while the track is not negotiated
     /// or the connection is down).
     pub fn send(&self, packet: &RtpPacket) {
-        if !self.connected.load(std::sync::atomic::Ordering::Acquire) {
+        if !self.connected.load(Ordering::Acquire) {
             return;
         }
         let mut rewriter = lock(&self.rewriter);
@@ -179,15 +183,20 @@ impl WebRtcSession {
             rewriter: Arc::default(),
             outgoing,
             connected: Arc::clone(&self.shared.connected),
+            stopped: Arc::default(),
         };
         self.spawn(tasks::write_rtp(
             outgoing_rx,
             local.as_track_local(),
             Arc::clone(&self.shared.connected),
         ));
+        let (closed, stopped) = (
+            Arc::clone(&self.shared.closed),
+            Arc::clone(&forwarded.stopped),
+        );
         self.spawn(tasks::read_keyframe_requests(
             local.as_track_local(),
-            Arc::clone(&self.shared.closed),
+            move || closed.load(Ordering::Acquire) || stopped.load(Ordering::Acquire),
             move || {
                 on_keyframe_request();
                 true
@@ -207,8 +216,10 @@ impl WebRtcSession {
             let at = list.iter().position(|(f, _)| f.ssrc == forwarded.ssrc);
             at.map(|at| list.remove(at).1)
         };
-        // No rewriter, no sending: the track's writer task ends with the last handle.
+        // No rewriter, no sending: the track's writer task ends with the last handle, its
+        // keyframe reader at once.
         *lock(&forwarded.rewriter) = None;
+        forwarded.stopped.store(true, Ordering::Release);
         if let Some(sender) = sender {
             self.pc.remove_track(&sender).await?;
             info!(

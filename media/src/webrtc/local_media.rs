@@ -1,6 +1,7 @@
 //! Our tracks and the start of media once negotiation is done: the negotiated codecs are read
 //! back from the senders, and the media threads and their tokio tasks are started.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -227,10 +228,10 @@ impl WebRtcSession {
             route.clone(),
             local.ssrc,
         ));
-        let requests = route.clone();
+        let (requests, closed) = (route.clone(), Arc::clone(&self.shared.closed));
         self.spawn(tasks::read_keyframe_requests(
             local.as_track_local(),
-            Arc::clone(&self.shared.closed),
+            move || closed.load(Ordering::Acquire),
             move || requests.deliver(VideoInput::KeyframeRequested),
         ));
         Ok(())

@@ -98,10 +98,12 @@ pub fn announce_multistream(sdp: &str) -> String {
     if takes_several_streams(sdp) {
         return sdp.to_owned();
     }
-    let line = format!("a={MULTISTREAM_ATTRIBUTE}\r\n");
+    let end = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let line = format!("a={MULTISTREAM_ATTRIBUTE}{end}");
     match sdp.find("\nm=") {
         Some(at) => format!("{}{line}{}", &sdp[..=at], &sdp[at + 1..]),
-        None => format!("{sdp}{line}"),
+        None if sdp.is_empty() || sdp.ends_with('\n') => format!("{sdp}{line}"),
+        None => format!("{sdp}{end}{line}"),
     }
 }
 
@@ -260,6 +262,16 @@ mod tests {
         assert_eq!(announce_multistream(&announced), announced);
         let first_media = announced.find("m=").unwrap();
         assert!(announced[..first_media].ends_with("a=x-callisto-multistream\r\n"));
+        // Line ends are the description's own; a last line without one gets one first.
+        let bare = "v=0\ns=-\nm=audio 9 RTP/AVP 0\n";
+        assert_eq!(
+            announce_multistream(bare),
+            "v=0\ns=-\na=x-callisto-multistream\nm=audio 9 RTP/AVP 0\n"
+        );
+        assert_eq!(
+            announce_multistream("v=0\r\ns=-"),
+            "v=0\r\ns=-\r\na=x-callisto-multistream\r\n"
+        );
         // The same line inside a media section says nothing about the session.
         let in_media = format!("{OFFER}a=x-callisto-multistream\r\n");
         assert!(!takes_several_streams(&in_media));

@@ -204,13 +204,14 @@ pub(crate) async fn write_feedback(
 }
 
 /// Hands the peer's keyframe requests about one of our video tracks (PLI, FIR) to
-/// `on_request` (which says whether to go on listening) until the session closes.
+/// `on_request` (which says whether to go on listening) until `stopped` says so (the session
+/// closed, or the track was removed).
 pub(crate) async fn read_keyframe_requests(
     track: Arc<dyn TrackLocal>,
-    closed: Arc<AtomicBool>,
+    stopped: impl Fn() -> bool + Send + 'static,
     on_request: impl Fn() -> bool + Send + 'static,
 ) {
-    while !closed.load(Ordering::Acquire) {
+    while !stopped() {
         match track.poll().await {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                 if packets.iter().any(|p| is_keyframe_request(p.as_ref())) && !on_request() {

@@ -99,7 +99,8 @@ impl Calls {
                 bridge: bridge.clone(),
                 label: call.peer.clone(),
             });
-            let held = call.local_hold;
+            // Held, or being held (a call waiting's answer holds the others): resumed.
+            let held = call.local_hold || call.pending_hold == Some(true);
             let _ = events.send(EngineEvent::Call {
                 key,
                 update: CallUpdate::Merged,
@@ -116,6 +117,9 @@ impl Calls {
     /// established leg in the order the calls were made. A call whose roster did not change
     /// is left alone.
     pub(super) fn publish_roster(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        // Each leg's video goes by its stream label (the one it is forwarded under).
+        let video_legs = self.video_legs();
+        self.name_streams(&video_legs);
         let mut legs: Vec<&Call> = self
             .calls
             .values()
@@ -148,10 +152,7 @@ impl Calls {
                 entity: c.peer_uri.clone(),
                 display: Some(c.peer.clone()),
                 status: Some(if held { "on-hold" } else { "connected" }.into()),
-                media: media_of(
-                    c.shows_video(),
-                    Some(super::forwarding::stream_label(&c.peer)),
-                ),
+                media: media_of(c.shows_video(), c.streams.label.clone()),
             }
         }));
         let info = ConferenceInfo {

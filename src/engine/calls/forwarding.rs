@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use callisto_media::webrtc::{ForwardedVideo, VideoTap, WebRtcSession};
 use callisto_signaling::call::Body;
@@ -52,7 +52,18 @@ pub(super) struct LegStreams {
     tracks: Vec<(CallKey, ForwardedVideo)>,
     /// A new offer (tracks added or removed) is being made or waits for its answer.
     pub(super) busy: bool,
+    /// The peer has not accepted the tracks as they are (an offer failed): offered again
+    /// once this time has come.
+    retry_at: Option<Instant>,
+    /// What this leg's own video is labelled when forwarded to others (given once).
+    pub(super) label: Option<String>,
+    /// Offers that failed in a row (the wait before the next doubles with each).
+    failures: u32,
 }
+
+/// How long after a failed offer about a leg's streams the next is made (doubling with each
+/// failure in a row, up to 16 times as long).
+const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// What asks a sending leg's peer for a keyframe.
 type Requester = Arc<dyn Fn() + Send + Sync>;
@@ -102,19 +113,25 @@ impl Calls {
     /// now; runs after every call event and once a second.
     pub(in crate::engine) fn update_forwarding(&mut self) {
         // Senders: established legs with video, on either path.
-        let mut senders: Vec<(CallKey, String, Requester)> = self
-            .calls
-            .values()
-            .filter(|c| c.media.options.conference.is_some() && c.established.is_some())
-            .filter(|c| c.shows_video())
-            .filter_map(|c| Some((c.key, stream_label(&c.peer), keyframe_requester(c)?)))
+        let keys = self.video_legs();
+        self.name_streams(&keys);
+        let senders: Vec<(CallKey, String, Requester)> = keys
+            .iter()
+            .filter_map(|key| {
+                let call = self.calls.get(key)?;
+                Some((*key, call.streams.label.clone()?, keyframe_requester(call)?))
+            })
             .collect();
-        senders.sort_by_key(|(key, _, _)| *key);
         let sending: BTreeSet<CallKey> = senders.iter().map(|(key, _, _)| *key).collect();
-        // Forget senders and receivers that left.
-        self.forwarding
-            .senders
-            .retain(|key, _| sending.contains(key));
+        // Forget the calls that ended; a sender that stops sending (its tap stays with its
+        // session) goes nowhere until it sends again.
+        let calls = &self.calls;
+        self.forwarding.senders.retain(|key, destinations| {
+            if !sending.contains(key) {
+                lock(destinations).clear();
+            }
+            calls.contains_key(key)
+        });
         for destinations in self.forwarding.senders.values() {
             lock(destinations).retain(|(receiver, _)| sending.contains(receiver));
         }
@@ -157,6 +174,7 @@ impl Calls {
             if call.streams.busy || call.pending_hold.is_some() || !session.is_connected() {
                 continue;
             }
+            let retry = call.streams.retry_at.is_some_and(|at| at <= Instant::now());
             let have: BTreeSet<CallKey> = call.streams.tracks.iter().map(|(k, _)| *k).collect();
             let add: Vec<NewStream> = senders
                 .iter()
@@ -175,11 +193,50 @@ impl Calls {
                 .filter(|(key, _)| !sending.contains(key))
                 .cloned()
                 .collect();
-            if add.is_empty() && remove.is_empty() {
+            if add.is_empty() && remove.is_empty() && !retry {
                 continue;
             }
             call.streams.busy = true;
             spawn_streams_offer(receiver, session, add, remove, self.media_events.clone());
+        }
+    }
+
+    /// The established legs of a conference we host that have video, in call order.
+    pub(super) fn video_legs(&self) -> Vec<CallKey> {
+        let mut keys: Vec<CallKey> = self
+            .calls
+            .values()
+            .filter(|c| c.media.options.conference.is_some() && c.established.is_some())
+            .filter(|c| c.shows_video())
+            .map(|c| c.key)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Gives each of `keys` without one its stream label for good: the participant's name
+    /// as an `a=msid` token, followed by the call's number when another call has it already.
+    pub(super) fn name_streams(&mut self, keys: &[CallKey]) {
+        for key in keys {
+            let Some(call) = self.calls.get(key) else {
+                continue;
+            };
+            if call.streams.label.is_some() {
+                continue;
+            }
+            let name = stream_label(&call.peer);
+            let taken = self
+                .calls
+                .values()
+                .any(|other| other.streams.label.as_deref() == Some(name.as_str()));
+            let label = if taken {
+                format!("{name}-{}", key.0)
+            } else {
+                name
+            };
+            if let Some(call) = self.calls.get_mut(key) {
+                call.streams.label = Some(label);
+            }
         }
     }
 
@@ -210,18 +267,47 @@ impl Calls {
                 lock(destinations).retain(|(receiver, _)| *receiver != key);
             }
         }
-        let sent = result.and_then(|offer| {
-            endpoint
-                .reinvite(now, call.id, Body::sdp(offer))
-                .map_err(|e| e.to_string())
-        });
-        if let Err(reason) = sent {
-            tracing::warn!(?key, %reason, "cannot offer the conference's streams");
-            call.streams.busy = false;
+        let offer = match result {
+            Ok(offer) => offer,
+            Err(reason) => {
+                tracing::warn!(?key, %reason, "cannot offer the conference's streams");
+                self.streams_settled(endpoint, now, key, false);
+                return;
+            }
+        };
+        if let Err(error) = endpoint.reinvite(now, call.id, Body::sdp(offer)) {
+            tracing::warn!(?key, %error, "cannot offer the conference's streams");
             if let Some(session) = call.webrtc.clone() {
                 super::webrtc::spawn_cancel_reoffer(session);
             }
+            self.streams_settled(endpoint, now, key, false);
         }
+    }
+
+    /// The offer about a leg's streams is answered (`accepted`) or failed: the next can be
+    /// made — at once, or after [`RETRY_AFTER`] (and longer after repeated failures) when the
+    /// peer has not accepted the tracks as they are — and a hold asked for meanwhile is made
+    /// now ([`Calls::run_deferred_holds`]).
+    pub(super) fn streams_settled(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        accepted: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if !call.streams.busy {
+            return;
+        }
+        let streams = &mut call.streams;
+        streams.busy = false;
+        streams.failures = if accepted { 0 } else { streams.failures + 1 };
+        streams.retry_at = (!accepted)
+            .then(|| now + RETRY_AFTER * 2u32.pow(streams.failures.saturating_sub(1).min(4)));
+        self.run_deferred_holds(endpoint, now);
+        self.update_forwarding();
     }
 }
 

@@ -30,7 +30,17 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.local_hold == hold || call.pending_hold.is_some() || call.established.is_none() {
+        if call.established.is_none() {
+            return;
+        }
+        if call.pending_hold.is_some() || call.streams.busy {
+            // One new offer at a time: a hold (or resume) asked for while another offer is
+            // under way is made once that one is settled, unless it asks for the same.
+            call.hold_after = (call.pending_hold != Some(hold)).then_some(hold);
+            return;
+        }
+        call.hold_after = None;
+        if call.local_hold == hold {
             return;
         }
         if let Some(session) = call.webrtc.clone() {
@@ -67,6 +77,20 @@ impl Calls {
                 call.sdp.discard_offer();
                 tracing::warn!(%error, "cannot send a re-INVITE");
             }
+        }
+    }
+
+    /// Makes the holds and resumes asked for while another offer was under way, for the
+    /// calls whose offers are settled now.
+    pub(super) fn run_deferred_holds(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        let ready: Vec<(CallKey, bool)> = self
+            .calls
+            .values()
+            .filter(|c| c.pending_hold.is_none() && !c.streams.busy)
+            .filter_map(|c| Some((c.key, c.hold_after?)))
+            .collect();
+        for (key, hold) in ready {
+            self.set_hold(endpoint, now, key, hold);
         }
     }
 

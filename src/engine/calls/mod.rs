@@ -133,6 +133,9 @@ struct Call {
     takes_streams: bool,
     /// The participants' streams forwarded to this leg (see `forwarding.rs`).
     streams: forwarding::LegStreams,
+    /// A hold (`true`) or resume asked for while another offer was under way: made once
+    /// that one is settled ([`Calls::run_deferred_holds`]).
+    hold_after: Option<bool>,
 }
 
 impl Call {
@@ -204,6 +207,7 @@ impl Call {
             fallback: None,
             takes_streams: false,
             streams: forwarding::LegStreams::default(),
+            hold_after: None,
         }
     }
 }
@@ -482,6 +486,7 @@ impl Calls {
         // A leg answered, held, resumed or gone changes the roster of a conference we host,
         // and what its legs are forwarded.
         self.publish_roster(endpoint, now);
+        self.run_deferred_holds(endpoint, now);
         self.update_forwarding();
     }
 

@@ -162,9 +162,10 @@ impl Calls {
                 self.on_hold_offer(endpoint, now, key, hold, result)
             }
             WebRtcReady::ReApplied(result) => {
+                let accepted = result.is_ok();
                 self.on_reapplied(key, result, events);
-                // What changed in the conference while this offer was under way.
-                self.update_forwarding();
+                self.streams_settled(endpoint, now, key, accepted);
+                self.run_deferred_holds(endpoint, now);
             }
             WebRtcReady::StreamsOffer { change, result } => {
                 self.on_streams_offer(endpoint, now, key, change, result)
@@ -238,7 +239,6 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.streams.busy = false;
         if let Err(reason) = result {
             // The session withdrew its offer: the call goes on as before it.
             tracing::warn!(%reason, "the answer to our re-INVITE is unusable");
@@ -482,13 +482,12 @@ impl Calls {
                     }
                     (None, Some(session)) => {
                         tracing::warn!("the answer to our re-INVITE carries no SDP");
-                        call.streams.busy = false;
                         call.pending_hold = None;
                         call.sync_hold_silence();
                         webrtc::spawn_cancel_reoffer(session);
+                        self.streams_settled(endpoint, now, key, false);
                     }
                     (_, None) => {
-                        call.streams.busy = false;
                         call.pending_hold = None;
                         call.sync_hold_silence();
                     }
@@ -497,12 +496,12 @@ impl Calls {
             }
             CallEvent::ReInviteFailed { code } => {
                 tracing::info!(code, "re-INVITE refused");
-                call.streams.busy = false;
                 call.pending_hold = None;
                 call.sync_hold_silence();
                 if let Some(session) = call.webrtc.clone() {
                     webrtc::spawn_cancel_reoffer(session);
                 }
+                self.streams_settled(endpoint, now, key, false);
                 None
             }
             CallEvent::ReOffer { body: None } => {
