@@ -107,12 +107,24 @@ pub fn announce_multistream(sdp: &str) -> String {
     }
 }
 
-/// Whether a description's session level carries [`MULTISTREAM_ATTRIBUTE`]: its writer shows
-/// every video stream it is sent.
+/// Whether a description's writer takes several video streams: its session level carries
+/// [`MULTISTREAM_ATTRIBUTE`], or it has more than one video m-line in use (a peer that
+/// offers or accepts several `m=video` sections, as a conference client does).
 pub fn takes_several_streams(sdp: &str) -> bool {
-    sdp.lines()
+    let announced = sdp
+        .lines()
         .take_while(|line| !line.starts_with("m="))
-        .any(|line| line.trim_end() == format!("a={MULTISTREAM_ATTRIBUTE}"))
+        .any(|line| line.trim_end() == format!("a={MULTISTREAM_ATTRIBUTE}"));
+    let videos = sdp
+        .lines()
+        .filter_map(|line| line.strip_prefix("m=video "))
+        .filter(|rest| {
+            rest.split_whitespace()
+                .next()
+                .is_some_and(|port| port != "0")
+        })
+        .count();
+    announced || videos > 1
 }
 
 /// Each m-line's `a=mid` with the direction its writer gave it (`a=sendrecv` when none, the
@@ -272,6 +284,19 @@ mod tests {
             announce_multistream("v=0\r\ns=-"),
             "v=0\r\ns=-\r\na=x-callisto-multistream\r\n"
         );
+        // Two video m-lines in use say the same; one in use and one refused do not.
+        let video =
+            |port: u16| format!("m=video {port} UDP/TLS/RTP/SAVPF 125\r\na=mid:v{port}\r\n");
+        assert!(takes_several_streams(&format!(
+            "{OFFER}{}{}",
+            video(9),
+            video(10)
+        )));
+        assert!(!takes_several_streams(&format!(
+            "{OFFER}{}{}",
+            video(9),
+            video(0)
+        )));
         // The same line inside a media section says nothing about the session.
         let in_media = format!("{OFFER}a=x-callisto-multistream\r\n");
         assert!(!takes_several_streams(&in_media));
