@@ -195,9 +195,12 @@ fn main() {
         let format = VideoFormat::new(WIDTH, HEIGHT, FPS).expect("a format");
         let mosaic = bridge.mosaic(format).expect("the mosaic");
         let (alice, bob, white, seen) = alice_and_bob().await;
+        // As a conference leg does: the mosaic is encoded once, on its own thread, for both.
         let (to_alice_source, alice_tile) = mosaic.join(1, format);
+        let to_alice_source = to_alice_source.encoded(false, 1_500_000);
         let to_alice = session(Box::new(to_alice_source), Box::new(alice_tile)).await;
         let (to_bob_source, bob_tile) = mosaic.join(2, format);
+        let to_bob_source = to_bob_source.encoded(false, 1_500_000);
         let to_bob = session(Box::new(to_bob_source), Box::new(bob_tile)).await;
         connect(&alice, &to_alice).await;
         connect(&bob, &to_bob).await;

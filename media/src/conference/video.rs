@@ -1,19 +1,33 @@
 //! The conference's video for peers that take one stream: every participant's latest picture,
 //! composed into one [`Mosaic`] on a thread of its own at the mosaic's rate, with the active
 //! speaker largest. Every leg sends that mosaic (scaled to its own size when it differs), so
-//! it is drawn once per frame however many legs there are; each leg's session encodes it.
+//! it is drawn once per frame however many legs there are. A leg whose source is
+//! [`MosaicSource::encoded`] (what the engine gives every leg) does not encode it either: the
+//! mosaic thread encodes each picture once per size and packetization limit (and the host's
+//! picture alone once, for legs switched to it) and hands the access units to every such
+//! leg's [`EncodedFeed`]; the leg only packetizes them. Keyframe requests of any leg of a
+//! group make the group's next picture an IDR; the group's bitrate is the lowest its legs ask.
 //!
 //! A leg's session gets a [`MosaicSource`] (what it sends) and a [`TileSink`] (where its
 //! decoded pictures go) from [`MosaicBridge::join`]; the tile leaves when the sink is dropped.
 //! The host's own camera or pattern is the local picture, pulled by the mosaic thread.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::mosaic::Mosaic;
-use crate::video::{scale_i420, VideoError, VideoFormat, VideoFrame, VideoSink, VideoSource};
+use crate::video::encoded_feed::FeedShared;
+use crate::video::h264::{H264Encoder, H264EncoderConfig};
+use crate::video::{
+    scale_i420, EncodedFeed, VideoError, VideoFormat, VideoFrame, VideoSink, VideoSource,
+};
+
+/// The largest NAL unit of a picture encoded for packetization mode 0 (what one RTP packet
+/// carries, as a leg's own encoder would cut it).
+const SINGLE_NAL_LIMIT: usize = crate::video::stream_thread::RTP_PAYLOAD_MTU;
 
 /// No active speaker (the audio bridge has not chosen one yet).
 pub(super) const NO_SPEAKER: u64 = u64::MAX;
@@ -71,6 +85,29 @@ struct Shared {
     /// The active speaker's tag ([`NO_SPEAKER`] when none), written by the audio bridge.
     speaker: Arc<AtomicU64>,
     running: AtomicBool,
+    /// The legs that send the pictures encoded here, once per size (see [`encode_feeds`]).
+    feeds: Mutex<Vec<FeedEntry>>,
+}
+
+/// What a leg's sender picture switch says: the host's picture alone instead of the mosaic.
+type HostOnly = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A leg that sends the shared encoded pictures.
+struct FeedEntry {
+    feed: Weak<FeedShared>,
+    host_only: HostOnly,
+    /// The encoder it was last given units of.
+    group: Option<GroupKey>,
+}
+
+/// One shared encoder: the size, whether NAL units must fit a packet, and whether it
+/// encodes the host's picture alone or the mosaic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct GroupKey {
+    width: u32,
+    height: u32,
+    single_nal: bool,
+    host_only: bool,
 }
 
 impl Shared {
@@ -104,6 +141,7 @@ impl MosaicBridge {
             host: Mutex::new(None),
             speaker,
             running: AtomicBool::new(true),
+            feeds: Mutex::new(Vec::new()),
         });
         let mosaic = Mosaic::new(format.width, format.height)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -145,7 +183,8 @@ impl MosaicBridge {
             format,
             index: 0,
             scaled: None,
-            host_only: Box::new(|| false),
+            host_only: Arc::new(|| false),
+            feed: None,
         };
         (
             source,
@@ -189,6 +228,8 @@ impl MosaicBridge {
 fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
     let interval = shared.format.frame_interval();
     let mut next = Instant::now();
+    let mut encoders: HashMap<GroupKey, SharedEncoder> = HashMap::new();
+    let mut index: u64 = 0;
     while shared.running.load(Ordering::Acquire) {
         let now = Instant::now();
         if next > now {
@@ -224,7 +265,113 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
         pictures.sort_by_key(|(tag, _)| *tag != speaker);
         let frames: Vec<&VideoFrame> = pictures.iter().map(|(_, p)| p.as_ref()).collect();
         let composed = Arc::new(mosaic.compose(&frames).clone());
-        *shared.output.lock().unwrap_or_else(|e| e.into_inner()) = Some(composed);
+        *shared.output.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&composed));
+        let timestamp = shared.format.timestamp_of(index);
+        index += 1;
+        encode_feeds(&shared, &mut encoders, &composed, timestamp);
+    }
+}
+
+/// A shared encoder and the bitrate it was last given.
+struct SharedEncoder {
+    encoder: H264Encoder,
+    bitrate: u32,
+}
+
+/// Encodes this tick's picture once per [`GroupKey`] the legs with feeds need and hands
+/// each unit to every feed of the group. A leg that moves to another group (its host-only
+/// switch) starts there at a keyframe; the lowest bitrate a group's legs ask for is used.
+fn encode_feeds(
+    shared: &Shared,
+    encoders: &mut HashMap<GroupKey, SharedEncoder>,
+    mosaic: &Arc<VideoFrame>,
+    timestamp: Duration,
+) {
+    let mut groups: HashMap<GroupKey, Vec<Arc<FeedShared>>> = HashMap::new();
+    {
+        let mut entries = shared.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|entry| entry.feed.strong_count() > 0);
+        for entry in entries.iter_mut() {
+            let Some(feed) = entry.feed.upgrade() else {
+                continue;
+            };
+            let key = GroupKey {
+                width: feed.format.width,
+                height: feed.format.height,
+                single_nal: feed.single_nal,
+                host_only: (entry.host_only)(),
+            };
+            if entry.group != Some(key) {
+                entry.group = Some(key);
+                EncodedFeed {
+                    shared: Arc::clone(&feed),
+                }
+                .restart();
+            }
+            groups.entry(key).or_default().push(feed);
+        }
+    }
+    encoders.retain(|key, _| groups.contains_key(key));
+    let host = shared
+        .host
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for (key, feeds) in groups {
+        let picture = if key.host_only {
+            host.clone()
+        } else {
+            Some(Arc::clone(mosaic))
+        };
+        let frame = match picture {
+            Some(p) if (p.width(), p.height()) == (key.width, key.height) => Ok(p.as_ref().clone()),
+            Some(p) => scale_i420(&p, key.width, key.height),
+            None => VideoFrame::black(key.width, key.height),
+        };
+        let Ok(mut frame) = frame else {
+            continue;
+        };
+        frame.set_timestamp(timestamp);
+        // Every feed's wish is read (and forgotten), not only the first.
+        let wishes: Vec<bool> = feeds.iter().map(|feed| feed.take_keyframe_wish()).collect();
+        let keyframe = wishes.contains(&true);
+        let bitrate = feeds.iter().map(|feed| feed.bitrate()).min().unwrap_or(0);
+        let encoder = match encoders.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let fps = shared.format.fps.max(1);
+                let mut config = H264EncoderConfig::new(key.width, key.height, fps, bitrate);
+                config.keyframe_interval = Some(fps.saturating_mul(10));
+                if key.single_nal {
+                    config.max_nal_size = Some(SINGLE_NAL_LIMIT);
+                }
+                match H264Encoder::new(config) {
+                    Ok(encoder) => entry.insert(SharedEncoder { encoder, bitrate }),
+                    Err(error) => {
+                        tracing::warn!(%error, "the conference's picture cannot be encoded");
+                        continue;
+                    }
+                }
+            }
+        };
+        if bitrate.abs_diff(encoder.bitrate) * 20 >= encoder.bitrate.max(1)
+            && encoder.encoder.set_bitrate(bitrate).is_ok()
+        {
+            encoder.bitrate = bitrate;
+        }
+        if keyframe {
+            encoder.encoder.force_keyframe();
+        }
+        match encoder.encoder.encode(&frame) {
+            Ok(Some(unit)) => {
+                let unit = Arc::new(unit);
+                for feed in &feeds {
+                    feed.push(&unit);
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::debug!(%error, "the encoder refused a picture"),
+        }
     }
 }
 
@@ -238,14 +385,37 @@ pub struct MosaicSource {
     index: u64,
     /// The last picture scaled to this leg's size, and the picture it was scaled from.
     scaled: Option<(Arc<VideoFrame>, VideoFrame)>,
-    host_only: Box<dyn Fn() -> bool + Send>,
+    host_only: HostOnly,
+    /// The pictures encoded once for every leg of this size ([`MosaicSource::encoded`]).
+    feed: Option<EncodedFeed>,
 }
 
 impl MosaicSource {
     /// Sends the host's picture alone instead of the mosaic while `switch` says so.
     #[must_use]
-    pub fn host_only(mut self, switch: impl Fn() -> bool + Send + 'static) -> Self {
-        self.host_only = Box::new(switch);
+    pub fn host_only(mut self, switch: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.host_only = Arc::new(switch);
+        self
+    }
+
+    /// Sends the pictures encoded once on the mosaic's thread for every leg of this size
+    /// (NAL units no larger than a packet when `single_nal`, packetization mode 0) instead
+    /// of frames to encode: the leg's sender takes them from [`VideoSource::encoded_feed`],
+    /// asks for keyframes and for `bitrate` (at first) through it. Give
+    /// [`MosaicSource::host_only`] first.
+    #[must_use]
+    pub fn encoded(mut self, single_nal: bool, bitrate: u32) -> Self {
+        let feed = EncodedFeed::new(self.format, single_nal, bitrate);
+        self.shared
+            .feeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(FeedEntry {
+                feed: Arc::downgrade(&feed.shared),
+                host_only: Arc::clone(&self.host_only),
+                group: None,
+            });
+        self.feed = Some(feed);
         self
     }
 }
@@ -253,6 +423,10 @@ impl MosaicSource {
 impl VideoSource for MosaicSource {
     fn format(&self) -> VideoFormat {
         self.format
+    }
+
+    fn encoded_feed(&self) -> Option<EncodedFeed> {
+        self.feed.clone()
     }
 
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, VideoError> {
@@ -369,6 +543,69 @@ mod tests {
         drop(b_tile);
         wait_for(&mut a_source, 2, &[Some(1), Some(2)]);
         assert_eq!(bridge.pictures(), 2);
+    }
+
+    /// Takes `count` units from `feed`, waiting for them.
+    fn units(feed: &EncodedFeed, count: usize) -> Vec<Arc<crate::video::h264::EncodedAccessUnit>> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut taken = Vec::new();
+        while taken.len() < count {
+            match feed.next_unit() {
+                Some(unit) => taken.push(unit),
+                None => {
+                    assert!(Instant::now() < deadline, "{} units in 5 s", taken.len());
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+        taken
+    }
+
+    #[test]
+    fn legs_of_one_size_share_one_encoding_of_the_mosaic() {
+        use crate::video::h264::H264Decoder;
+        let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
+        let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
+        bridge.set_local(Box::new(TestPattern::new(format(320, 240), 1).unwrap()));
+        let (a, _a_tile) = bridge.join(7, format(320, 240));
+        let (b, _b_tile) = bridge.join(9, format(320, 240));
+        let (c, _c_tile) = bridge.join(11, format(160, 120));
+        let (a, b, c) = (
+            a.encoded(false, 300_000),
+            b.encoded(false, 300_000),
+            c.encoded(false, 300_000),
+        );
+        let feeds = [a, b, c].map(|source| source.encoded_feed().expect("a feed"));
+        let taken: Vec<_> = feeds.iter().map(|feed| units(feed, 5)).collect();
+        // Each leg starts at a keyframe; the two of one size get the very same units (the
+        // mosaic was encoded once for both, from the first unit they share on).
+        assert!(taken.iter().all(|units| units[0].is_keyframe));
+        let shared = taken[0]
+            .iter()
+            .filter(|u| taken[1].iter().any(|v| Arc::ptr_eq(u, v)))
+            .count();
+        assert!(shared >= 4, "{shared} of 5 units shared");
+        assert!(!taken[2]
+            .iter()
+            .any(|u| taken[0].iter().any(|v| Arc::ptr_eq(u, v))));
+        // The smaller leg's units are pictures of its size.
+        let mut decoder = H264Decoder::new().unwrap();
+        let picture = decoder
+            .decode_nalus(&taken[2][0].nalus, taken[2][0].timestamp)
+            .unwrap()
+            .expect("a picture");
+        assert_eq!((picture.width(), picture.height()), (160, 120));
+        // A keyframe asked for by one leg of a size comes to both.
+        feeds[1].request_keyframe();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let keyframes = |feed: &EncodedFeed| loop {
+            let unit = units(feed, 1).remove(0);
+            if unit.is_keyframe || Instant::now() > deadline {
+                return unit;
+            }
+        };
+        let (from_a, from_b) = (keyframes(&feeds[0]), keyframes(&feeds[1]));
+        assert!(from_a.is_keyframe && Arc::ptr_eq(&from_a, &from_b));
     }
 
     #[test]

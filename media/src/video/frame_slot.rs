@@ -15,6 +15,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::encoded_feed::EncodedFeed;
 use super::error::VideoError;
 use super::frame::{VideoFormat, VideoFrame};
 use super::sink::VideoSink;
@@ -313,6 +314,15 @@ impl<S> PreviewSource<S> {
 impl<S: VideoSource> VideoSource for PreviewSource<S> {
     fn format(&self) -> VideoFormat {
         self.inner.format()
+    }
+
+    fn encoded_feed(&self) -> Option<EncodedFeed> {
+        self.inner.encoded_feed()
+    }
+
+    fn paused(&self) -> bool {
+        let held = self.held.as_ref().is_some_and(MuteSwitch::is_muted);
+        !self.switch.is_on() || held || self.inner.paused()
     }
 
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, VideoError> {

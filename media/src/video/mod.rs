@@ -23,6 +23,7 @@
 
 pub mod camera;
 mod echo;
+pub(crate) mod encoded_feed;
 mod error;
 mod frame;
 mod frame_slot;
@@ -36,6 +37,7 @@ mod test_pattern;
 mod y4m;
 
 pub use echo::{echo_video, EchoVideoSink, EchoVideoSource};
+pub use encoded_feed::EncodedFeed;
 pub use error::VideoError;
 pub use frame::{check_dimensions, i420_len, VideoFormat, VideoFrame, MAX_DIMENSION};
 pub use frame_slot::{CameraSwitch, FrameSlot, PreviewSource, SlotSink, StreamSink, StreamSlots};

@@ -43,10 +43,10 @@ use crate::rtp::{
     RtpPacket,
 };
 use crate::video::h264::{
-    DepacketizerConfig, DepacketizerOutput, H264Decoder, H264Depacketizer, H264Encoder,
-    H264EncoderConfig, H264Packetizer, PacketizationMode,
+    DepacketizerConfig, DepacketizerOutput, EncodedAccessUnit, H264Decoder, H264Depacketizer,
+    H264Encoder, H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
-use crate::video::{scale_i420, VideoFormat, VideoFrame, VideoSink, VideoSource};
+use crate::video::{scale_i420, EncodedFeed, VideoFormat, VideoFrame, VideoSink, VideoSource};
 use crate::webrtc::congestion_feed::SharedController;
 
 /// Fewest time between two PLIs we send.
@@ -224,6 +224,16 @@ impl VideoThread {
         };
         let start_bps = u32::try_from(target).unwrap_or(config.max_bitrate);
         let sender = match source {
+            // Pictures encoded elsewhere (a conference's mosaic): sent as they are.
+            Some(source) if source.encoded_feed().is_some() => {
+                let feed = source.encoded_feed();
+                Some(Sending {
+                    source,
+                    encoder: None,
+                    feed,
+                    paused: false,
+                })
+            }
             Some(source) => {
                 let mut encoder_config =
                     H264EncoderConfig::new(format.width, format.height, fps, start_bps);
@@ -232,7 +242,12 @@ impl VideoThread {
                     encoder_config.max_nal_size = Some(RTP_PAYLOAD_MTU);
                 }
                 let encoder = H264Encoder::new(encoder_config).map_err(|e| video(&e))?;
-                Some(Sending { source, encoder })
+                Some(Sending {
+                    source,
+                    encoder: Some(encoder),
+                    feed: None,
+                    paused: false,
+                })
             }
             None => None,
         };
@@ -343,10 +358,14 @@ fn scale_to(
     Ok(frame)
 }
 
-/// What a thread that sends has: the picture's source and the encoder.
+/// What a thread that sends has: the picture's source and the encoder — or, for a source of
+/// pictures encoded elsewhere, its feed of access units.
 struct Sending {
     source: Box<dyn VideoSource>,
-    encoder: H264Encoder,
+    encoder: Option<H264Encoder>,
+    feed: Option<EncodedFeed>,
+    /// The feed's units were dropped while the source was paused.
+    paused: bool,
 }
 
 /// The thread's state.
@@ -389,6 +408,9 @@ struct VideoLoop {
 
 impl VideoLoop {
     fn run(mut self) -> VideoStats {
+        if let Some(feed) = self.sender.as_ref().and_then(|s| s.feed.as_ref()) {
+            feed.wake(thread::current());
+        }
         'run: loop {
             loop {
                 match self.inputs.try_recv() {
@@ -396,7 +418,12 @@ impl VideoLoop {
                     Ok(VideoInput::KeyframeRequested) => {
                         self.counters.keyframe_requests_received += 1;
                         if let Some(sender) = &mut self.sender {
-                            sender.encoder.force_keyframe();
+                            if let Some(encoder) = &mut sender.encoder {
+                                encoder.force_keyframe();
+                            }
+                            if let Some(feed) = &sender.feed {
+                                feed.request_keyframe();
+                            }
                         }
                     }
                     Ok(VideoInput::RequestKeyframe) => self.request_keyframe(Instant::now()),
@@ -434,6 +461,10 @@ impl VideoLoop {
     /// Encodes and sends every frame due at `now` (none before the connection is up).
     fn send_due(&mut self, now: Instant) {
         if self.source_ended || self.sender.is_none() || !self.connected.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(feed) = self.sender.as_ref().and_then(|s| s.feed.clone()) {
+            self.relay(&feed, now);
             return;
         }
         let due = *self.next_frame.get_or_insert(now);
@@ -481,7 +512,10 @@ impl VideoLoop {
             }
         };
         self.counters.send_resolution = (frame.width(), frame.height());
-        let unit = match sender.encoder.encode(&frame) {
+        let Some(encoder) = &mut sender.encoder else {
+            return;
+        };
+        let unit = match encoder.encode(&frame) {
             Ok(Some(unit)) => unit,
             Ok(None) => return,
             Err(e) => {
@@ -489,6 +523,34 @@ impl VideoLoop {
                 return;
             }
         };
+        self.send_unit(&unit, now);
+    }
+
+    /// Sends the access units a shared feed has for us (dropped while the source is paused;
+    /// after a pause the feed starts again at a keyframe).
+    fn relay(&mut self, feed: &EncodedFeed, now: Instant) {
+        self.adapt();
+        let Some(sender) = &mut self.sender else {
+            return;
+        };
+        if sender.source.paused() {
+            while feed.next_unit().is_some() {}
+            sender.paused = true;
+            return;
+        }
+        if std::mem::take(&mut sender.paused) {
+            feed.restart();
+            return;
+        }
+        let format = feed.format();
+        self.counters.send_resolution = (format.width, format.height);
+        while let Some(unit) = feed.next_unit() {
+            self.send_unit(&unit, now);
+        }
+    }
+
+    /// Packetizes one access unit and sends it.
+    fn send_unit(&mut self, unit: &EncodedAccessUnit, now: Instant) {
         let payloads = match self.packetizer.packetize(&unit.nalus) {
             Ok(payloads) => payloads,
             Err(e) => {
@@ -496,7 +558,7 @@ impl VideoLoop {
                 return;
             }
         };
-        let ticks = frame.timestamp().as_micros() as u64 * CLOCK_RATE / 1_000_000;
+        let ticks = unit.timestamp.as_micros() as u64 * CLOCK_RATE / 1_000_000;
         let timestamp = self.timestamp_base.wrapping_add(ticks as u32);
         let last = payloads.len().saturating_sub(1);
         for (i, payload) in payloads.into_iter().enumerate() {
@@ -549,9 +611,15 @@ impl VideoLoop {
         let moved = target.abs_diff(self.encoder_bps);
         if let Some(sender) = &mut self.sender {
             if moved >= 10_000 || f64::from(moved) >= 0.05 * f64::from(self.encoder_bps) {
-                match sender.encoder.set_bitrate(target) {
-                    Ok(()) => self.encoder_bps = target,
-                    Err(e) => debug!(error = %e, "encoder refused the target bitrate"),
+                if let Some(encoder) = &mut sender.encoder {
+                    match encoder.set_bitrate(target) {
+                        Ok(()) => self.encoder_bps = target,
+                        Err(e) => debug!(error = %e, "encoder refused the target bitrate"),
+                    }
+                }
+                if let Some(feed) = &sender.feed {
+                    feed.set_bitrate(target);
+                    self.encoder_bps = target;
                 }
             }
         }

@@ -114,7 +114,9 @@ impl ClassicVideo {
             let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
         });
         let leg = self.seat.as_ref().map(|seat| (seat, key));
-        let media = super::webrtc::video_media(&self.options, &self.controls, leg, &report)?;
+        let single_nal = packetization == PacketizationMode::SingleNalUnit;
+        let media =
+            super::webrtc::video_media(&self.options, &self.controls, leg, single_nal, &report)?;
         let config = ClassicVideoConfig {
             rtp_socket: socket,
             rtcp_socket: None,

@@ -155,7 +155,7 @@ fn session_media(
         .as_ref()
         .map(|video| {
             let leg = options.conference.as_ref().map(|seat| (seat, notices.key));
-            video_media(video, &options.controls, leg, camera_unavailable)
+            video_media(video, &options.controls, leg, false, camera_unavailable)
         })
         .transpose()?;
     Ok(WebRtcMedia {
@@ -173,11 +173,14 @@ pub(super) type CameraReport = Arc<dyn Fn(String) + Send + Sync>;
 /// placeholder by itself. Either way the reason goes to `camera_unavailable`. The app's
 /// self-view and remote picture are kept in `controls`' slots, and its camera switch can
 /// blank what is sent. A conference leg (`leg`: its seat and call) sends the conference's
-/// mosaic instead of the input, and its pictures become the leg's tile.
+/// mosaic instead of the input — encoded once on the mosaic's thread for every leg of its
+/// size (`single_nal`: NAL units that fit a packet, for packetization mode 0) — and its
+/// pictures become the leg's tile.
 pub(super) fn video_media(
     video: &VideoOptions,
     controls: &CallControls,
     leg: Option<(&ConferenceSeat, CallKey)>,
+    single_nal: bool,
     camera_unavailable: &CameraReport,
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
@@ -192,7 +195,9 @@ pub(super) fn video_media(
                 .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
             let (source, tile) = mosaic.join(key.0, format);
             let own_streams = controls.own_streams.clone();
-            let source = source.host_only(move || own_streams.is_muted());
+            let source = source
+                .host_only(move || own_streams.is_muted())
+                .encoded(single_nal, video.max_bitrate);
             (Box::new(source), Some(Box::new(tile)))
         }
         None if video.input == VideoInput::Echo => {

@@ -1,0 +1,192 @@
+//! A stream of pictures encoded elsewhere, shared by several senders: a conference's mosaic
+//! is encoded once per size and packetization limit, and every leg that sends it takes the
+//! same access units ([`EncodedFeed`]) instead of encoding the picture itself.
+//!
+//! The producer (the mosaic's thread) pushes each unit to every feed; the leg's video thread
+//! takes them in order, packetizes them with its own SSRC, numbering and payload type, and
+//! sends them. A feed asks the producer for a keyframe (a receiver's PLI, a new or resumed
+//! leg) and for a bitrate (the leg's congestion controller; the producer encodes at the
+//! lowest any leg asks). A feed that falls behind is emptied and waits for a keyframe.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::Thread;
+
+use super::frame::VideoFormat;
+use super::h264::EncodedAccessUnit;
+
+/// Units a feed holds before it is considered stuck (emptied; the next unit is a keyframe).
+const MAX_QUEUED: usize = 30;
+
+/// One sender's end of a shared encoded stream. Cloning shares it.
+#[derive(Clone)]
+pub struct EncodedFeed {
+    pub(crate) shared: Arc<FeedShared>,
+}
+
+impl std::fmt::Debug for EncodedFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedFeed")
+            .field("format", &self.shared.format)
+            .field("single_nal", &self.shared.single_nal)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct FeedShared {
+    /// The size and rate the sender sends.
+    pub(crate) format: VideoFormat,
+    /// NAL units must fit one packet (packetization mode 0).
+    pub(crate) single_nal: bool,
+    queue: Mutex<VecDeque<Arc<EncodedAccessUnit>>>,
+    /// Drop units until a keyframe (a new feed, or one that fell behind).
+    waiting_for_keyframe: AtomicBool,
+    keyframe_wanted: AtomicBool,
+    bitrate: AtomicU32,
+    /// The sender's thread, woken when a unit arrives.
+    waiter: Mutex<Option<Thread>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl EncodedFeed {
+    /// A feed of `format` (NAL units no larger than a packet when `single_nal`), asking for
+    /// `bitrate` bit/s at first; it starts with a keyframe.
+    pub fn new(format: VideoFormat, single_nal: bool, bitrate: u32) -> Self {
+        EncodedFeed {
+            shared: Arc::new(FeedShared {
+                format,
+                single_nal,
+                queue: Mutex::new(VecDeque::new()),
+                waiting_for_keyframe: AtomicBool::new(true),
+                keyframe_wanted: AtomicBool::new(true),
+                bitrate: AtomicU32::new(bitrate),
+                waiter: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn format(&self) -> VideoFormat {
+        self.shared.format
+    }
+
+    /// The next unit, oldest first.
+    pub fn next_unit(&self) -> Option<Arc<EncodedAccessUnit>> {
+        lock(&self.shared.queue).pop_front()
+    }
+
+    /// Drops what is queued and takes nothing until a keyframe (which it asks for): what a
+    /// sender does when it resumes after sending nothing for a while.
+    pub fn restart(&self) {
+        lock(&self.shared.queue).clear();
+        self.shared
+            .waiting_for_keyframe
+            .store(true, Ordering::Release);
+        self.request_keyframe();
+    }
+
+    /// Asks the producer for a keyframe.
+    pub fn request_keyframe(&self) {
+        self.shared.keyframe_wanted.store(true, Ordering::Release);
+    }
+
+    /// The bitrate this sender can carry.
+    pub fn set_bitrate(&self, bps: u32) {
+        self.shared.bitrate.store(bps, Ordering::Relaxed);
+    }
+
+    /// Wakes `thread` whenever a unit arrives.
+    pub fn wake(&self, thread: Thread) {
+        *lock(&self.shared.waiter) = Some(thread);
+    }
+}
+
+impl FeedShared {
+    /// Whether the sender asked for a keyframe since the last call (and forgets it).
+    pub(crate) fn take_keyframe_wish(&self) -> bool {
+        self.keyframe_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn bitrate(&self) -> u32 {
+        self.bitrate.load(Ordering::Relaxed)
+    }
+
+    /// Hands `unit` to the sender (unless it waits for a keyframe and this is none); a sender
+    /// that has not taken the last [`MAX_QUEUED`] units is emptied and waits for a keyframe.
+    pub(crate) fn push(&self, unit: &Arc<EncodedAccessUnit>) {
+        if unit.is_keyframe {
+            self.waiting_for_keyframe.store(false, Ordering::Release);
+        } else if self.waiting_for_keyframe.load(Ordering::Acquire) {
+            self.keyframe_wanted.store(true, Ordering::Release);
+            return;
+        }
+        {
+            let mut queue = lock(&self.queue);
+            if queue.len() >= MAX_QUEUED {
+                queue.clear();
+                self.waiting_for_keyframe.store(true, Ordering::Release);
+                self.keyframe_wanted.store(true, Ordering::Release);
+                return;
+            }
+            queue.push_back(Arc::clone(unit));
+        }
+        if let Some(thread) = lock(&self.waiter).as_ref() {
+            thread.unpark();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn unit(keyframe: bool, at_ms: u64) -> Arc<EncodedAccessUnit> {
+        Arc::new(EncodedAccessUnit {
+            nalus: vec![vec![if keyframe { 0x65 } else { 0x41 }, 1, 2]],
+            is_keyframe: keyframe,
+            timestamp: Duration::from_millis(at_ms),
+        })
+    }
+
+    #[test]
+    fn a_feed_starts_at_a_keyframe_and_starts_again_when_it_falls_behind() {
+        let feed = EncodedFeed::new(VideoFormat::new(64, 48, 30).unwrap(), false, 500_000);
+        assert!(
+            feed.shared.take_keyframe_wish(),
+            "a new feed wants a keyframe"
+        );
+        feed.shared.push(&unit(false, 0));
+        assert!(
+            feed.next_unit().is_none(),
+            "no delta before the first keyframe"
+        );
+        assert!(feed.shared.take_keyframe_wish());
+        feed.shared.push(&unit(true, 33));
+        feed.shared.push(&unit(false, 66));
+        let taken: Vec<u64> = std::iter::from_fn(|| feed.next_unit())
+            .map(|u| u.timestamp.as_millis() as u64)
+            .collect();
+        assert_eq!(taken, [33, 66]);
+        // A sender that takes nothing for too long is emptied and waits for a keyframe.
+        for i in 0..=MAX_QUEUED as u64 {
+            feed.shared.push(&unit(false, 100 + i));
+        }
+        assert!(feed.next_unit().is_none());
+        assert!(feed.shared.take_keyframe_wish());
+        feed.shared.push(&unit(false, 500));
+        assert!(feed.next_unit().is_none());
+        feed.shared.push(&unit(true, 533));
+        assert_eq!(feed.next_unit().unwrap().timestamp.as_millis(), 533);
+        // A restart drops what is queued and asks for a keyframe.
+        feed.shared.push(&unit(false, 566));
+        feed.restart();
+        assert!(feed.next_unit().is_none());
+        assert!(feed.shared.take_keyframe_wish());
+        feed.set_bitrate(300_000);
+        assert_eq!(feed.shared.bitrate(), 300_000);
+    }
+}
