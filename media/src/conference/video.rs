@@ -292,7 +292,7 @@ fn encode_feeds(
         let mut entries = shared.feeds.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|entry| entry.feed.strong_count() > 0);
         for entry in entries.iter_mut() {
-            let Some(feed) = entry.feed.upgrade() else {
+            let Some(feed) = entry.feed.upgrade().filter(|feed| feed.is_active()) else {
                 continue;
             };
             let key = GroupKey {
@@ -354,7 +354,7 @@ fn encode_feeds(
                 }
             }
         };
-        if bitrate.abs_diff(encoder.bitrate) * 20 >= encoder.bitrate.max(1)
+        if u64::from(bitrate.abs_diff(encoder.bitrate)) * 20 >= u64::from(encoder.bitrate.max(1))
             && encoder.encoder.set_bitrate(bitrate).is_ok()
         {
             encoder.bitrate = bitrate;
@@ -576,6 +576,10 @@ mod tests {
             c.encoded(false, 300_000),
         );
         let feeds = [a, b, c].map(|source| source.encoded_feed().expect("a feed"));
+        // Their senders are connected and send.
+        for feed in &feeds {
+            feed.set_active(true);
+        }
         let taken: Vec<_> = feeds.iter().map(|feed| units(feed, 5)).collect();
         // Each leg starts at a keyframe; the two of one size get the very same units (the
         // mosaic was encoded once for both, from the first unit they share on).

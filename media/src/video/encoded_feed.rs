@@ -39,13 +39,22 @@ pub(crate) struct FeedShared {
     pub(crate) format: VideoFormat,
     /// NAL units must fit one packet (packetization mode 0).
     pub(crate) single_nal: bool,
-    queue: Mutex<VecDeque<Arc<EncodedAccessUnit>>>,
-    /// Drop units until a keyframe (a new feed, or one that fell behind).
-    waiting_for_keyframe: AtomicBool,
+    queue: Mutex<Queue>,
+    /// The sender sends (connected, not paused): only then is it given units, and only its
+    /// bitrate and keyframe wishes count.
+    active: AtomicBool,
     keyframe_wanted: AtomicBool,
     bitrate: AtomicU32,
     /// The sender's thread, woken when a unit arrives.
     waiter: Mutex<Option<Thread>>,
+}
+
+/// The units waiting for the sender.
+#[derive(Default)]
+struct Queue {
+    units: VecDeque<Arc<EncodedAccessUnit>>,
+    /// Drop units until a keyframe (a new feed, a restart, or one that fell behind).
+    waiting_for_keyframe: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,8 +69,11 @@ impl EncodedFeed {
             shared: Arc::new(FeedShared {
                 format,
                 single_nal,
-                queue: Mutex::new(VecDeque::new()),
-                waiting_for_keyframe: AtomicBool::new(true),
+                queue: Mutex::new(Queue {
+                    units: VecDeque::new(),
+                    waiting_for_keyframe: true,
+                }),
+                active: AtomicBool::new(false),
                 keyframe_wanted: AtomicBool::new(true),
                 bitrate: AtomicU32::new(bitrate),
                 waiter: Mutex::new(None),
@@ -75,17 +87,32 @@ impl EncodedFeed {
 
     /// The next unit, oldest first.
     pub fn next_unit(&self) -> Option<Arc<EncodedAccessUnit>> {
-        lock(&self.shared.queue).pop_front()
+        lock(&self.shared.queue).units.pop_front()
     }
 
     /// Drops what is queued and takes nothing until a keyframe (which it asks for): what a
     /// sender does when it resumes after sending nothing for a while.
     pub fn restart(&self) {
-        lock(&self.shared.queue).clear();
-        self.shared
-            .waiting_for_keyframe
-            .store(true, Ordering::Release);
+        let mut queue = lock(&self.shared.queue);
+        queue.units.clear();
+        queue.waiting_for_keyframe = true;
         self.request_keyframe();
+    }
+
+    /// Whether the sender sends now. An inactive feed is given nothing and asks for nothing;
+    /// becoming active restarts it (from the next keyframe, asked for).
+    pub fn set_active(&self, active: bool) {
+        let was = self.shared.active.swap(active, Ordering::AcqRel);
+        if active && !was {
+            self.restart();
+        } else if !active {
+            lock(&self.shared.queue).units.clear();
+        }
+    }
+
+    /// See [`EncodedFeed::set_active`].
+    pub fn is_active(&self) -> bool {
+        self.shared.active.load(Ordering::Acquire)
     }
 
     /// Asks the producer for a keyframe.
@@ -105,6 +132,11 @@ impl EncodedFeed {
 }
 
 impl FeedShared {
+    /// See [`EncodedFeed::set_active`].
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
     /// Whether the sender asked for a keyframe since the last call (and forgets it).
     pub(crate) fn take_keyframe_wish(&self) -> bool {
         self.keyframe_wanted.swap(false, Ordering::AcqRel)
@@ -117,21 +149,22 @@ impl FeedShared {
     /// Hands `unit` to the sender (unless it waits for a keyframe and this is none); a sender
     /// that has not taken the last [`MAX_QUEUED`] units is emptied and waits for a keyframe.
     pub(crate) fn push(&self, unit: &Arc<EncodedAccessUnit>) {
-        if unit.is_keyframe {
-            self.waiting_for_keyframe.store(false, Ordering::Release);
-        } else if self.waiting_for_keyframe.load(Ordering::Acquire) {
-            self.keyframe_wanted.store(true, Ordering::Release);
-            return;
-        }
         {
+            // Decided and queued under one lock, so a restart cannot let a delta in.
             let mut queue = lock(&self.queue);
-            if queue.len() >= MAX_QUEUED {
-                queue.clear();
-                self.waiting_for_keyframe.store(true, Ordering::Release);
+            if unit.is_keyframe {
+                queue.waiting_for_keyframe = false;
+            } else if queue.waiting_for_keyframe {
                 self.keyframe_wanted.store(true, Ordering::Release);
                 return;
             }
-            queue.push_back(Arc::clone(unit));
+            if queue.units.len() >= MAX_QUEUED {
+                queue.units.clear();
+                queue.waiting_for_keyframe = true;
+                self.keyframe_wanted.store(true, Ordering::Release);
+                return;
+            }
+            queue.units.push_back(Arc::clone(unit));
         }
         if let Some(thread) = lock(&self.waiter).as_ref() {
             thread.unpark();
@@ -188,5 +221,15 @@ mod tests {
         assert!(feed.shared.take_keyframe_wish());
         feed.set_bitrate(300_000);
         assert_eq!(feed.shared.bitrate(), 300_000);
+        // A feed becoming active starts again at a keyframe; an inactive one holds nothing.
+        assert!(!feed.is_active());
+        feed.shared.take_keyframe_wish();
+        feed.shared.push(&unit(true, 600));
+        feed.set_active(true);
+        assert!(feed.is_active() && feed.next_unit().is_none());
+        assert!(feed.shared.take_keyframe_wish());
+        feed.shared.push(&unit(true, 633));
+        feed.set_active(false);
+        assert!(feed.next_unit().is_none());
     }
 }

@@ -227,11 +227,13 @@ impl VideoThread {
             // Pictures encoded elsewhere (a conference's mosaic): sent as they are.
             Some(source) if source.encoded_feed().is_some() => {
                 let feed = source.encoded_feed();
+                if let Some(feed) = &feed {
+                    feed.set_bitrate(start_bps);
+                }
                 Some(Sending {
                     source,
                     encoder: None,
                     feed,
-                    paused: false,
                 })
             }
             Some(source) => {
@@ -246,7 +248,6 @@ impl VideoThread {
                     source,
                     encoder: Some(encoder),
                     feed: None,
-                    paused: false,
                 })
             }
             None => None,
@@ -364,8 +365,6 @@ struct Sending {
     source: Box<dyn VideoSource>,
     encoder: Option<H264Encoder>,
     feed: Option<EncodedFeed>,
-    /// The feed's units were dropped while the source was paused.
-    paused: bool,
 }
 
 /// The thread's state.
@@ -460,11 +459,11 @@ impl VideoLoop {
 
     /// Encodes and sends every frame due at `now` (none before the connection is up).
     fn send_due(&mut self, now: Instant) {
-        if self.source_ended || self.sender.is_none() || !self.connected.load(Ordering::Acquire) {
-            return;
-        }
         if let Some(feed) = self.sender.as_ref().and_then(|s| s.feed.clone()) {
             self.relay(&feed, now);
+            return;
+        }
+        if self.source_ended || self.sender.is_none() || !self.connected.load(Ordering::Acquire) {
             return;
         }
         let due = *self.next_frame.get_or_insert(now);
@@ -526,22 +525,19 @@ impl VideoLoop {
         self.send_unit(&unit, now);
     }
 
-    /// Sends the access units a shared feed has for us (dropped while the source is paused;
-    /// after a pause the feed starts again at a keyframe).
+    /// Sends the access units a shared feed has for us. The feed is inactive (given nothing,
+    /// its bitrate and keyframe wishes not counted) while the connection is down or the
+    /// source paused; when it comes back it starts again at a keyframe.
     fn relay(&mut self, feed: &EncodedFeed, now: Instant) {
-        self.adapt();
-        let Some(sender) = &mut self.sender else {
+        let Some(sender) = &self.sender else {
             return;
         };
-        if sender.source.paused() {
-            while feed.next_unit().is_some() {}
-            sender.paused = true;
+        let sending = self.connected.load(Ordering::Acquire) && !sender.source.paused();
+        feed.set_active(sending);
+        if !sending {
             return;
         }
-        if std::mem::take(&mut sender.paused) {
-            feed.restart();
-            return;
-        }
+        self.adapt();
         let format = feed.format();
         self.counters.send_resolution = (format.width, format.height);
         while let Some(unit) = feed.next_unit() {

@@ -108,23 +108,30 @@ pub fn announce_multistream(sdp: &str) -> String {
 }
 
 /// Whether a description's writer takes several video streams: its session level carries
-/// [`MULTISTREAM_ATTRIBUTE`], or it has more than one video m-line in use (a peer that
-/// offers or accepts several `m=video` sections, as a conference client does).
+/// [`MULTISTREAM_ATTRIBUTE`], or it receives on more than one video m-line in use (a peer
+/// that offers or accepts several `m=video` sections, as a conference client does).
 pub fn takes_several_streams(sdp: &str) -> bool {
     let announced = sdp
         .lines()
         .take_while(|line| !line.starts_with("m="))
         .any(|line| line.trim_end() == format!("a={MULTISTREAM_ATTRIBUTE}"));
-    let videos = sdp
-        .lines()
-        .filter_map(|line| line.strip_prefix("m=video "))
-        .filter(|rest| {
+    // Video sections in use on which the writer receives (a send-only second one is a
+    // screen share or slides, not a wish for more streams).
+    let mut receiving = 0;
+    for section in sdp.split("\nm=").skip(1) {
+        let in_use = section.strip_prefix("video ").is_some_and(|rest| {
             rest.split_whitespace()
                 .next()
                 .is_some_and(|port| port != "0")
-        })
-        .count();
-    announced || videos > 1
+        });
+        let sends_only = section
+            .lines()
+            .any(|line| matches!(line.trim_end(), "a=sendonly" | "a=inactive"));
+        if in_use && !sends_only {
+            receiving += 1;
+        }
+    }
+    announced || receiving > 1
 }
 
 /// Each m-line's `a=mid` with the direction its writer gave it (`a=sendrecv` when none, the
@@ -296,6 +303,11 @@ mod tests {
             "{OFFER}{}{}",
             video(9),
             video(0)
+        )));
+        let slides = format!("{}a=sendonly\r\n", video(10));
+        assert!(!takes_several_streams(&format!(
+            "{OFFER}{}{slides}",
+            video(9)
         )));
         // The same line inside a media section says nothing about the session.
         let in_media = format!("{OFFER}a=x-callisto-multistream\r\n");
