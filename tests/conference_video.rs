@@ -55,6 +55,35 @@ fn stream_of<'a>(streams: &'a [PathBuf], name: &str) -> Result<&'a PathBuf, Stri
     }
 }
 
+/// `callisto call URI` as `who` (`sip:WHO@127.0.0.1`) on the WebRTC path for `secs`,
+/// sending pattern `id` and a tone of `hz`, recording the pictures to `WHO.y4m` in `room`.
+fn video_call(
+    room: &Room,
+    who: &str,
+    uri: &str,
+    hz: u32,
+    id: &str,
+    secs: &str,
+) -> std::io::Result<Callisto> {
+    let picture = path_arg(&room.dir.path().join(format!("{who}.y4m")));
+    let user = format!("sip:{who}@127.0.0.1");
+    let args = [
+        "--duration",
+        secs,
+        "--user",
+        &user,
+        "--media",
+        "webrtc",
+        "--video",
+        "pattern",
+        "--pattern-id",
+        id,
+        "--record-video",
+        &picture,
+    ];
+    room.call(who, uri, hz, &args)
+}
+
 /// The four participants of the issue: the host (pattern 1, 440 Hz), carol and dave on the
 /// WebRTC path (patterns 2 and 3; 700 and 1060 Hz) and bob, a baresip video phone on the
 /// classic path (fakevideo's bars; 1230 Hz), dialed by the host. Carol and dave each decode
@@ -167,25 +196,8 @@ fn streams_follow_participants_joining_and_leaving() -> TestResult {
     host.expect("conference", WAIT)?;
     let uri = format!("sip:conference@{listen}");
     let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
-    let join = |who: &str, hz: u32, id: &str, secs: &str| {
-        let picture = path_arg(&pictures(who));
-        let user = format!("sip:{who}@127.0.0.1");
-        let args = [
-            "--duration",
-            secs,
-            "--user",
-            &user,
-            "--media",
-            "webrtc",
-            "--video",
-            "pattern",
-            "--pattern-id",
-            id,
-            "--record-video",
-            &picture,
-        ];
-        room.call(who, &uri, hz, &args)
-    };
+    let join =
+        |who: &str, hz: u32, id: &str, secs: &str| video_call(&room, who, &uri, hz, id, secs);
     let mut carol = join("carol", 700, "2", "9")?;
     let mut dave = join("dave", 1060, "3", "3")?;
     carol.expect("answered", WAIT)?;
@@ -261,24 +273,8 @@ fn merged_video_calls_are_sent_each_others_streams() -> TestResult {
     host.expect("listening", WAIT)?;
     let uri = format!("sip:host@{listen}");
     let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
-    let call = |who: &str, hz: u32, id: &str, secs: &str| {
-        let (picture, user) = (path_arg(&pictures(who)), format!("sip:{who}@127.0.0.1"));
-        let args = [
-            "--duration",
-            secs,
-            "--user",
-            &user,
-            "--media",
-            "webrtc",
-            "--video",
-            "pattern",
-            "--pattern-id",
-            id,
-            "--record-video",
-            &picture,
-        ];
-        room.call(who, &uri, hz, &args)
-    };
+    let call =
+        |who: &str, hz: u32, id: &str, secs: &str| video_call(&room, who, &uri, hz, id, secs);
     let mut carol = call("carol", 700, "2", "8")?;
     carol.expect("answered", WAIT)?;
     let mut dave = call("dave", 1060, "3", "6")?;

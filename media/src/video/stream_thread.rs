@@ -537,9 +537,14 @@ impl VideoLoop {
         if !sending {
             return;
         }
+        // The thread wakes for receiving too: the controller is read only when units came.
+        let Some(first) = feed.next_unit() else {
+            return;
+        };
         self.adapt();
         let format = feed.format();
         self.counters.send_resolution = (format.width, format.height);
+        self.send_unit(&first, now);
         while let Some(unit) = feed.next_unit() {
             self.send_unit(&unit, now);
         }
