@@ -254,17 +254,19 @@ fn streams_follow_participants_joining_and_leaving() -> TestResult {
     Ok(())
 }
 
-/// Two WebRTC video calls answered by one Callisto (pattern 1) and merged with the `merge`
-/// line: carol (pattern 2, held while dave's call was answered) and dave (pattern 3) are
-/// each sent the other's video as a stream of its own once merged, and keep the host's
-/// picture on their call's own track.
+/// Three video calls answered by one Callisto (pattern 1) and merged with the `merge` line:
+/// carol (pattern 2) and dave (pattern 3) on the WebRTC path, and erin (pattern 4), a desk
+/// phone on the classic path with one video stream. Carol and dave are each sent the other's
+/// and erin's video as streams of their own once merged, and keep the host's picture on
+/// their call's own track; erin's call switches from the host's picture to the mosaic of all
+/// four.
 #[test]
-fn merged_video_calls_are_sent_each_others_streams() -> TestResult {
+fn merged_video_calls_get_each_others_streams_or_the_mosaic() -> TestResult {
     let room = Room::new()?;
     let (mut host, listen) = room.host(&[
         "answer",
         "--count",
-        "2",
+        "3",
         "--video",
         "pattern",
         "--pattern-id",
@@ -275,31 +277,78 @@ fn merged_video_calls_are_sent_each_others_streams() -> TestResult {
     let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
     let call =
         |who: &str, hz: u32, id: &str, secs: &str| video_call(&room, who, &uri, hz, id, secs);
-    let mut carol = call("carol", 700, "2", "8")?;
+    let mut carol = call("carol", 700, "2", "10")?;
     carol.expect("answered", WAIT)?;
-    let mut dave = call("dave", 1060, "3", "6")?;
+    let mut dave = call("dave", 1060, "3", "9")?;
     dave.expect("answered", WAIT)?;
     carol.expect("held", WAIT)?;
+    let erin_picture = path_arg(&pictures("erin"));
+    let mut erin = room.call(
+        "erin",
+        &uri,
+        1230,
+        &[
+            "--duration",
+            "8",
+            "--user",
+            "sip:erin@127.0.0.1",
+            "--media",
+            "classic",
+            "--video",
+            "pattern",
+            "--pattern-id",
+            "4",
+            "--record-video",
+            &erin_picture,
+        ],
+    )?;
+    erin.expect("answered", WAIT)?;
+    dave.expect("held", WAIT)?;
+    // A second of erin's call with the host alone, then the merge.
+    thread::sleep(Duration::from_secs(1));
     host.control("merge")?;
     host.expect("merged", WAIT)?;
     carol.expect("resumed", WAIT)?;
+    dave.expect("resumed", WAIT)?;
     for (who, peer) in [
+        ("erin", &mut erin),
         ("dave", &mut dave),
         ("carol", &mut carol),
         ("host", &mut host),
     ] {
-        let ended = peer.expect("call_ended", Duration::from_secs(12))?;
+        let ended = peer.expect("call_ended", Duration::from_secs(14))?;
         println!("{who}: {ended}");
         assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
     }
     for (who, other, other_id) in [("carol", "dave", 3), ("dave", "carol", 2)] {
         let host_frames = frames_of(&pictures(who), 1)?;
         let streams = stream_recordings(room.dir.path(), who)?;
-        assert_eq!(streams.len(), 1, "{who}: {streams:?}");
+        assert_eq!(streams.len(), 2, "{who}: {streams:?}");
         let forwarded = frames_of(stream_of(&streams, other)?, other_id)?;
-        println!("{who} saw the host {host_frames} and {other} {forwarded} times");
+        let desk_phone = frames_of(stream_of(&streams, "erin")?, 4)?;
+        println!(
+            "{who} saw the host {host_frames}, {other} {forwarded} and erin {desk_phone} times"
+        );
         assert!(host_frames >= 90, "{who}: {host_frames}");
         assert!(forwarded >= 60, "{who} sees {other} in {forwarded} frames");
+        assert!(desk_phone >= 60, "{who} sees erin in {desk_phone} frames");
     }
+    // Erin saw the host alone before the merge, then everyone.
+    let alone = frames_of(&pictures("erin"), 1)?;
+    let frames = support::video::mosaic_identities(&pictures("erin"), 4)?;
+    let everyone = frames
+        .iter()
+        .filter(|cells| {
+            let mut ids: Vec<u16> = cells.iter().flatten().copied().collect();
+            ids.sort_unstable();
+            ids == [1, 2, 3, 4]
+        })
+        .count();
+    println!(
+        "erin: the host alone in {alone}, all four in {everyone} of {} frames",
+        frames.len()
+    );
+    assert!(alone >= 10, "erin saw the host alone in {alone} frames");
+    assert!(everyone >= 60, "erin sees all four in {everyone} frames");
     Ok(())
 }

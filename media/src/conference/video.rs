@@ -206,6 +206,15 @@ impl MosaicBridge {
             .unwrap_or_else(|e| e.into_inner()) = Some(source);
     }
 
+    /// Whether the local participant's picture is set.
+    pub fn has_local(&self) -> bool {
+        self.handle
+            .shared
+            .local
+            .lock()
+            .is_ok_and(|local| local.is_some())
+    }
+
     /// Pictures the next mosaic draws (the local one included).
     pub fn pictures(&self) -> usize {
         let shared = &self.handle.shared;

@@ -325,6 +325,10 @@ impl<S: VideoSource> VideoSource for PreviewSource<S> {
         !self.switch.is_on() || held || self.inner.paused()
     }
 
+    fn replaced(&mut self) -> bool {
+        self.inner.replaced()
+    }
+
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, VideoError> {
         let Some(frame) = self.inner.next_frame()? else {
             return Ok(None);

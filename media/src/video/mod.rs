@@ -33,6 +33,7 @@ mod scale;
 mod sink;
 mod source;
 pub(crate) mod stream_thread;
+mod switch;
 mod test_pattern;
 mod y4m;
 
@@ -48,6 +49,7 @@ pub use sink::{
 };
 pub use source::VideoSource;
 pub use stream_thread::VideoStats;
+pub use switch::{SwitchedVideoSource, TappedVideoSink, VideoSwitch};
 pub use test_pattern::{
     draw_stamp, read_stamp, read_stamp_in, PatternStamp, StampRegion, TestPattern, STAMP_COLUMNS,
     STAMP_ROWS,

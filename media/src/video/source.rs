@@ -29,6 +29,13 @@ pub trait VideoSource: Send {
     fn paused(&self) -> bool {
         false
     }
+
+    /// Whether what this source reads was replaced since the last call (a call merged into a
+    /// conference sends the conference's picture from then on): its sender then asks again
+    /// for [`VideoSource::format`] and [`VideoSource::encoded_feed`].
+    fn replaced(&mut self) -> bool {
+        false
+    }
 }
 
 impl<S: VideoSource + ?Sized> VideoSource for Box<S> {
@@ -46,5 +53,9 @@ impl<S: VideoSource + ?Sized> VideoSource for Box<S> {
 
     fn paused(&self) -> bool {
         (**self).paused()
+    }
+
+    fn replaced(&mut self) -> bool {
+        (**self).replaced()
     }
 }

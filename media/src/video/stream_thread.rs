@@ -237,13 +237,8 @@ impl VideoThread {
                 })
             }
             Some(source) => {
-                let mut encoder_config =
-                    H264EncoderConfig::new(format.width, format.height, fps, start_bps);
-                encoder_config.keyframe_interval = Some(fps.saturating_mul(10));
-                if config.packetization == PacketizationMode::SingleNalUnit {
-                    encoder_config.max_nal_size = Some(RTP_PAYLOAD_MTU);
-                }
-                let encoder = H264Encoder::new(encoder_config).map_err(|e| video(&e))?;
+                let encoder =
+                    new_encoder(format, start_bps, config.packetization).map_err(|e| video(&e))?;
                 Some(Sending {
                     source,
                     encoder: Some(encoder),
@@ -286,6 +281,9 @@ impl VideoThread {
             payload_type: config.payload_type,
             sequence: rng.gen(),
             timestamp_base: rng.gen(),
+            last_timestamp: None,
+            rebase_timestamps: false,
+            packetization: config.packetization,
             interval: Duration::from_secs(1) / fps,
             next_frame: None,
             source_ended: false,
@@ -336,6 +334,22 @@ impl Drop for VideoThread {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The thread's encoder for pictures of `format`, starting at `bps`: a keyframe every 10 s
+/// at least, NAL units that fit a packet for packetization mode 0.
+fn new_encoder(
+    format: VideoFormat,
+    bps: u32,
+    packetization: PacketizationMode,
+) -> Result<H264Encoder, crate::video::h264::H264Error> {
+    let fps = format.fps.max(1);
+    let mut config = H264EncoderConfig::new(format.width, format.height, fps, bps);
+    config.keyframe_interval = Some(fps.saturating_mul(10));
+    if packetization == PacketizationMode::SingleNalUnit {
+        config.max_nal_size = Some(RTP_PAYLOAD_MTU);
+    }
+    H264Encoder::new(config)
 }
 
 /// `frame` at `width`x`height`: halved (2x2 averages, the scaler's fast path) while it is at
@@ -392,6 +406,11 @@ struct VideoLoop {
     payload_type: u8,
     sequence: u16,
     timestamp_base: u32,
+    /// The RTP timestamp of the last unit sent.
+    last_timestamp: Option<u32>,
+    /// The next unit sent rebases the timestamps on the last (the source was replaced).
+    rebase_timestamps: bool,
+    packetization: PacketizationMode,
     interval: Duration,
     next_frame: Option<Instant>,
     source_ended: bool,
@@ -459,6 +478,7 @@ impl VideoLoop {
 
     /// Encodes and sends every frame due at `now` (none before the connection is up).
     fn send_due(&mut self, now: Instant) {
+        self.follow_replacement();
         if let Some(feed) = self.sender.as_ref().and_then(|s| s.feed.clone()) {
             self.relay(&feed, now);
             return;
@@ -525,6 +545,50 @@ impl VideoLoop {
         self.send_unit(&unit, now);
     }
 
+    /// Takes up a source that was replaced (a call merged into a conference): one of units
+    /// encoded elsewhere drops the encoder, one of pictures gets an encoder again. The new
+    /// stream starts at a keyframe, and its RTP timestamps go on from the last ones sent.
+    fn follow_replacement(&mut self) {
+        let Some(sender) = &mut self.sender else {
+            return;
+        };
+        if !sender.source.replaced() {
+            return;
+        }
+        debug!("the video source was replaced");
+        if let Some(old) = sender.feed.take() {
+            old.set_active(false);
+        }
+        self.source_ended = false;
+        self.next_frame = None;
+        self.rebase_timestamps = true;
+        if let Some(feed) = sender.source.encoded_feed() {
+            sender.encoder = None;
+            feed.set_bitrate(self.encoder_bps);
+            feed.wake(thread::current());
+            sender.feed = Some(feed);
+            return;
+        }
+        let format = sender.source.format();
+        match new_encoder(format, self.encoder_bps, self.packetization) {
+            Ok(encoder) => sender.encoder = Some(encoder),
+            Err(e) => {
+                warn!(error = %e, "no encoder for the new video source: video stops");
+                self.source_ended = true;
+                return;
+            }
+        }
+        self.source_fps = format.fps.max(1);
+        self.interval = Duration::from_secs(1) / self.source_fps;
+        if self.controller.is_none() {
+            self.layer = VideoLayerAdvice {
+                width: format.width,
+                height: format.height,
+                fps: self.source_fps,
+            };
+        }
+    }
+
     /// Sends the access units a shared feed has for us. The feed is inactive (given nothing,
     /// its bitrate and keyframe wishes not counted) while the connection is down or the
     /// source paused; when it comes back it starts again at a keyframe.
@@ -560,7 +624,14 @@ impl VideoLoop {
             }
         };
         let ticks = unit.timestamp.as_micros() as u64 * CLOCK_RATE / 1_000_000;
+        if std::mem::take(&mut self.rebase_timestamps) {
+            if let Some(last) = self.last_timestamp {
+                let step = (CLOCK_RATE / u64::from(self.source_fps.max(1))) as u32;
+                self.timestamp_base = last.wrapping_add(step).wrapping_sub(ticks as u32);
+            }
+        }
         let timestamp = self.timestamp_base.wrapping_add(ticks as u32);
+        self.last_timestamp = Some(timestamp);
         let last = payloads.len().saturating_sub(1);
         for (i, payload) in payloads.into_iter().enumerate() {
             self.sent_bytes += payload.len() as u64 + 12;
@@ -774,5 +845,84 @@ mod tests {
         // Halving twice is what one 4:1 resize would give, near enough to read the stamp.
         let quarter = scale_to(frame, 320, 240).unwrap();
         assert_eq!(read_stamp(&quarter).map(|s| s.identity), Some(5));
+    }
+
+    /// Collects what the thread sends.
+    struct Captured(Arc<Mutex<Vec<RtpPacket>>>);
+
+    impl VideoOutput for Captured {
+        fn send_rtp(&mut self, packet: RtpPacket) {
+            lock(&self.0).push(packet);
+        }
+        fn send_pli(&mut self) {}
+        fn send_nack(&mut self, _sequences: Vec<u16>) {}
+    }
+
+    #[test]
+    fn a_replaced_source_is_sent_from_a_keyframe_with_timestamps_going_on() {
+        let pattern = |identity, fps| {
+            let format = VideoFormat::new(160, 120, fps).unwrap();
+            Box::new(TestPattern::new(format, identity).unwrap()) as Box<dyn VideoSource>
+        };
+        let switch = crate::video::VideoSwitch::new();
+        let sink = Box::new(crate::video::NullVideoSink::new());
+        let (source, sink) = switch.install(pattern(1, 30), sink);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let config = VideoThreadConfig {
+            max_bitrate: 200_000,
+            ssrc: 7,
+            payload_type: 96,
+            packetization: PacketizationMode::NonInterleaved,
+            connected: Arc::new(AtomicBool::new(true)),
+            controller: None,
+            nack: false,
+        };
+        let channels = VideoChannels {
+            inbox: std::sync::mpsc::channel(),
+            output: Box::new(Captured(sent.clone())),
+        };
+        let mut thread =
+            VideoThread::start(config, Some(Box::new(source)), Box::new(sink), channels).unwrap();
+        thread::sleep(Duration::from_millis(300));
+        // The new source's pictures are of another rate and start their clock at zero.
+        drop(switch.replace(pattern(2, 15), None).unwrap());
+        thread::sleep(Duration::from_millis(400));
+        thread.stop();
+
+        let packets = lock(&sent).clone();
+        let mut depacketizer = H264Depacketizer::new(DepacketizerConfig::default());
+        let mut decoder = H264Decoder::new().unwrap();
+        let mut seen = Vec::new();
+        for packet in &packets {
+            let header = &packet.header;
+            depacketizer
+                .handle_packet(
+                    header.sequence_number,
+                    header.timestamp,
+                    header.marker,
+                    &packet.payload,
+                )
+                .unwrap();
+            while let Some(DepacketizerOutput::AccessUnit(unit)) = depacketizer.poll_output() {
+                let frame = decoder
+                    .decode_nalus(&unit.nalus, Duration::ZERO)
+                    .unwrap()
+                    .expect("every unit decodes");
+                let identity = read_stamp(&frame).map(|s| s.identity);
+                seen.push((unit.timestamp, identity));
+            }
+        }
+        let switched = seen.iter().position(|(_, id)| *id == Some(2));
+        let switched = switched.expect("the new source is sent");
+        assert!(switched >= 3, "{seen:?}");
+        assert!(seen[..switched].iter().all(|(_, id)| *id == Some(1)));
+        assert!(seen[switched..].iter().all(|(_, id)| *id == Some(2)));
+        for pair in seen.windows(2) {
+            let step = pair[1].0.wrapping_sub(pair[0].0);
+            assert!(
+                (1_000..=12_000).contains(&step),
+                "timestamps go on by a frame's time: {seen:?}"
+            );
+        }
     }
 }

@@ -27,8 +27,6 @@ use super::CallKey;
 pub(super) struct ClassicVideo {
     options: VideoOptions,
     controls: CallControls,
-    /// The conference the call is a leg of: it sends the mosaic.
-    seat: Option<ConferenceSeat>,
     /// Where we receive video, as our SDP says (RTCP multiplexed, `a=rtcp` the same port).
     pub(super) local: LocalMedia,
     /// What we offer and accept.
@@ -45,7 +43,6 @@ impl ClassicVideo {
         ip: IpAddr,
         options: VideoOptions,
         controls: CallControls,
-        seat: Option<ConferenceSeat>,
     ) -> io::Result<ClassicVideo> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         let policy = VideoPolicy {
@@ -61,7 +58,6 @@ impl ClassicVideo {
             policy,
             options,
             controls,
-            seat,
             socket: Some(socket),
             session: None,
             negotiated: None,
@@ -69,10 +65,12 @@ impl ClassicVideo {
     }
 
     /// Starts the stream for `negotiated`, updates the running one, or — when the latest
-    /// exchange has no video — makes the running one inactive.
+    /// exchange has no video — makes the running one inactive. A stream started for a leg of
+    /// a conference (`seat`) sends the mosaic.
     pub(super) fn apply(
         &mut self,
         negotiated: Option<&NegotiatedVideo>,
+        seat: Option<&ConferenceSeat>,
         key: CallKey,
         events: &MediaEvents,
     ) -> Result<(), String> {
@@ -113,7 +111,7 @@ impl ClassicVideo {
         let report: CameraReport = Arc::new(move |reason| {
             let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
         });
-        let leg = self.seat.as_ref().map(|seat| (seat, key));
+        let leg = seat.map(|seat| (seat, key));
         let single_nal = packetization == PacketizationMode::SingleNalUnit;
         let media =
             super::webrtc::video_media(&self.options, &self.controls, leg, single_nal, &report)?;
@@ -138,6 +136,13 @@ impl ClassicVideo {
         );
         self.session = Some(session);
         Ok(())
+    }
+
+    /// Whether the agreed stream takes NAL units that fit a packet (packetization mode 0).
+    pub(super) fn single_nal(&self) -> bool {
+        self.negotiated
+            .as_ref()
+            .is_some_and(|n| n.packetization_mode == 0)
     }
 
     /// Copies every packet the running stream receives to `tap` (a conference forwarding

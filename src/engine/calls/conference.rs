@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use callisto_media::audio::{AudioSink, MutableSource};
 use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig};
+use callisto_media::video::{CameraSwitch, PreviewSource};
 use callisto_signaling::conference_info::{ConferenceInfo, ConferenceMedia, ConferenceUser};
 use callisto_signaling::endpoint::Endpoint;
 use tokio::sync::mpsc;
@@ -99,6 +100,9 @@ impl Calls {
                 bridge: bridge.clone(),
                 label: call.peer.clone(),
             });
+            if let Err(error) = seat_video(call, &bridge) {
+                tracing::warn!(?key, %error, "the call's video stays out of the conference");
+            }
             // Held, or being held (a call waiting's answer holds the others): resumed.
             let held = call.local_hold || call.pending_hold == Some(true);
             let _ = events.send(EngineEvent::Call {
@@ -217,6 +221,40 @@ impl Calls {
             }
         }
     }
+}
+
+/// Puts a merged call's running video into the conference's picture: what it decodes becomes
+/// its tile, and it sends the mosaic — or the host's picture alone once every other
+/// participant's video is forwarded to it ([`Calls::update_forwarding`]). The first call's
+/// picture (the camera) becomes the host's in the mosaic, and that call's self-view shows it.
+/// A call without video running is left alone.
+fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<(), String> {
+    let controls = &call.media.options.controls;
+    let (Some(format), Some(video)) = (controls.video.format(), &call.media.options.video) else {
+        return Ok(());
+    };
+    let mosaic = bridge
+        .mosaic(format)
+        .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
+    let (source, tile) = mosaic.join(call.key.0, format);
+    let own_streams = controls.own_streams.clone();
+    let single_nal = call.media.video.as_ref().is_some_and(|v| v.single_nal());
+    let source = source
+        .host_only(move || own_streams.is_muted())
+        .encoded(single_nal, video.max_bitrate);
+    let picture = controls
+        .video
+        .replace(Box::new(source), Some(Box::new(tile)))
+        .map_err(|e| e.to_string())?;
+    if !mosaic.has_local() {
+        let self_view = controls.local_video.clone();
+        mosaic.set_local(Box::new(PreviewSource::new(
+            picture,
+            self_view,
+            CameraSwitch::new(),
+        )));
+    }
+    Ok(())
 }
 
 /// The streams a roster lists for a participant: audio, and video when the call has it,

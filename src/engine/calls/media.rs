@@ -23,7 +23,7 @@ use callisto_media::session::{
     AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
     MediaEvent, MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
 };
-use callisto_media::video::{CameraSwitch, FrameSlot, StreamSlots, VideoStats};
+use callisto_media::video::{CameraSwitch, FrameSlot, StreamSlots, VideoStats, VideoSwitch};
 use callisto_signaling::sdp::{
     self, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, NegotiatedVideo, SrtpSuite,
     VideoPolicy,
@@ -193,6 +193,10 @@ pub struct CallControls {
     /// as a stream of its own: the leg's own video track then carries the host's picture
     /// alone instead of the mosaic (the engine sets it).
     pub own_streams: MuteSwitch,
+    /// What the call's video is read from, replaceable while it runs, and a tap on what it
+    /// decodes (a merge into a conference puts the conference's picture there and takes the
+    /// call's pictures into it).
+    pub video: VideoSwitch,
 }
 
 impl Default for MediaOptions {
@@ -401,14 +405,7 @@ impl CallMedia {
         let video = options
             .video
             .clone()
-            .map(|video| {
-                ClassicVideo::bind(
-                    ip,
-                    video,
-                    options.controls.clone(),
-                    options.conference.clone(),
-                )
-            })
+            .map(|video| ClassicVideo::bind(ip, video, options.controls.clone()))
             .transpose()?;
         let local = LocalMedia {
             address: ip,
@@ -462,7 +459,8 @@ impl CallMedia {
         events: &MediaEvents,
     ) {
         if let Some(stream) = &mut self.video {
-            if let Err(reason) = stream.apply(video, key, events) {
+            let seat = self.options.conference.as_ref();
+            if let Err(reason) = stream.apply(video, seat, key, events) {
                 tracing::warn!(%reason, "video did not start");
             }
         }

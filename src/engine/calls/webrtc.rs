@@ -186,7 +186,8 @@ pub(super) fn video_media(
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
     // Besides the recording and the remote picture, what is decoded may feed the mosaic (a
-    // conference leg) or the echo.
+    // conference leg) or the echo. The input's source (camera, pattern, file) is behind the
+    // call's switch, so that a merge into a conference can send the mosaic instead.
     let (source, tap): (Box<dyn VideoSource>, Option<Box<dyn VideoSink>>) = match leg {
         Some((seat, key)) => {
             let mosaic = seat
@@ -206,14 +207,6 @@ pub(super) fn video_media(
         }
         None => (video_source(video, format, camera_unavailable)?, None),
     };
-    let source = Box::new(
-        PreviewSource::new(
-            source,
-            controls.local_video.clone(),
-            controls.camera.clone(),
-        )
-        .with_hold(controls.held.clone()),
-    );
     let sink: Box<dyn VideoSink> = match &video.record {
         Some(path) => Box::new(
             Y4mRecorder::create(path, video.fps)
@@ -225,7 +218,22 @@ pub(super) fn video_media(
         Some(tap) => Box::new(TeeVideoSink::new(tap, sink)),
         None => sink,
     };
-    let sink = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
+    let sink: Box<dyn VideoSink> = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
+    let switchable = leg.is_none() && video.input != VideoInput::Echo;
+    let (source, sink): (Box<dyn VideoSource>, Box<dyn VideoSink>) = if switchable {
+        let (source, sink) = controls.video.install(source, sink);
+        (Box::new(source), Box::new(sink))
+    } else {
+        (source, sink)
+    };
+    let source = Box::new(
+        PreviewSource::new(
+            source,
+            controls.local_video.clone(),
+            controls.camera.clone(),
+        )
+        .with_hold(controls.held.clone()),
+    );
     // A conference leg shows its participant's picture in the mosaic and nothing more.
     let more_streams = (leg.is_none() && !video.single_stream).then(|| {
         let record = video.record.clone().map(|path| (path, video.fps));
