@@ -284,6 +284,7 @@ impl VideoThread {
             last_timestamp: None,
             rebase_timestamps: false,
             packetization: config.packetization,
+            black: None,
             interval: Duration::from_secs(1) / fps,
             next_frame: None,
             source_ended: false,
@@ -373,6 +374,18 @@ fn scale_to(
     Ok(frame)
 }
 
+/// How often a paused shared feed's sender sends a black keyframe, and at what bitrate.
+const BLACK_INTERVAL: Duration = Duration::from_secs(1);
+const BLACK_BITRATE: u32 = 100_000;
+
+/// A paused shared feed's sender's black pictures (see `VideoLoop::send_black`).
+struct BlackPictures {
+    encoder: H264Encoder,
+    picture: VideoFrame,
+    next: Instant,
+    sent: u32,
+}
+
 /// What a thread that sends has: the picture's source and the encoder — or, for a source of
 /// pictures encoded elsewhere, its feed of access units.
 struct Sending {
@@ -411,6 +424,8 @@ struct VideoLoop {
     /// The next unit sent rebases the timestamps on the last (the source was replaced).
     rebase_timestamps: bool,
     packetization: PacketizationMode,
+    /// What a paused shared feed's sender sends instead.
+    black: Option<BlackPictures>,
     interval: Duration,
     next_frame: Option<Instant>,
     source_ended: bool,
@@ -442,6 +457,9 @@ impl VideoLoop {
                             if let Some(feed) = &sender.feed {
                                 feed.request_keyframe();
                             }
+                        }
+                        if let Some(black) = &mut self.black {
+                            black.next = Instant::now();
                         }
                     }
                     Ok(VideoInput::RequestKeyframe) => self.request_keyframe(Instant::now()),
@@ -561,6 +579,7 @@ impl VideoLoop {
         }
         self.source_ended = false;
         self.next_frame = None;
+        self.black = None;
         self.rebase_timestamps = true;
         if let Some(feed) = sender.source.encoded_feed() {
             sender.encoder = None;
@@ -596,10 +615,18 @@ impl VideoLoop {
         let Some(sender) = &self.sender else {
             return;
         };
-        let sending = self.connected.load(Ordering::Acquire) && !sender.source.paused();
-        feed.set_active(sending);
-        if !sending {
+        let connected = self.connected.load(Ordering::Acquire);
+        let paused = sender.source.paused();
+        feed.set_active(connected && !paused);
+        if !connected {
             return;
+        }
+        if paused {
+            self.send_black(feed, now);
+            return;
+        }
+        if self.black.take().is_some() {
+            self.rebase_timestamps = true;
         }
         // The thread wakes for receiving too: the controller is read only when units came.
         let Some(first) = feed.next_unit() else {
@@ -611,6 +638,49 @@ impl VideoLoop {
         self.send_unit(&first, now);
         while let Some(unit) = feed.next_unit() {
             self.send_unit(&unit, now);
+        }
+    }
+
+    /// While a shared feed's sender is paused (held, camera off), the peer sees black, as from
+    /// a source of pictures: a black keyframe of the feed's size every second, from an
+    /// encoder of its own (made on the first pause). Its timestamps go on from the last
+    /// unit's, and those of the feed from its last when the pause ends.
+    fn send_black(&mut self, feed: &EncodedFeed, now: Instant) {
+        if self.black.is_none() {
+            let format = feed.format();
+            let picture = VideoFrame::black(format.width, format.height);
+            let encoder = new_encoder(format, BLACK_BITRATE, self.packetization);
+            match (picture, encoder) {
+                (Ok(picture), Ok(encoder)) => {
+                    self.black = Some(BlackPictures {
+                        encoder,
+                        picture,
+                        next: now,
+                        sent: 0,
+                    });
+                    self.rebase_timestamps = true;
+                }
+                (Err(e), _) => debug!(error = %e, "no black picture for a paused feed"),
+                (_, Err(e)) => debug!(error = %e, "no encoder for a paused feed's black"),
+            }
+        }
+        let Some(black) = &mut self.black else {
+            return;
+        };
+        if now < black.next {
+            return;
+        }
+        black.next = now + BLACK_INTERVAL;
+        black.encoder.force_keyframe();
+        let picture = black
+            .picture
+            .clone()
+            .with_timestamp(BLACK_INTERVAL * black.sent);
+        black.sent = black.sent.wrapping_add(1);
+        match black.encoder.encode(&picture) {
+            Ok(Some(unit)) => self.send_unit(&unit, now),
+            Ok(None) => {}
+            Err(e) => debug!(error = %e, "the black picture was not encoded"),
         }
     }
 
@@ -829,100 +899,5 @@ impl VideoLoop {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::video::{read_stamp, TestPattern, VideoFormat};
-
-    #[test]
-    fn frames_are_scaled_by_halves_to_the_advised_size() {
-        let mut pattern = TestPattern::new(VideoFormat::new(640, 480, 30).unwrap(), 5).unwrap();
-        let frame = pattern.next_frame().unwrap().unwrap();
-        for (w, h) in [(640, 480), (320, 240), (160, 120), (426, 240)] {
-            let scaled = scale_to(frame.clone(), w, h).unwrap();
-            assert_eq!((scaled.width(), scaled.height()), (w, h));
-            assert_eq!(scaled.timestamp(), frame.timestamp());
-        }
-        // Halving twice is what one 4:1 resize would give, near enough to read the stamp.
-        let quarter = scale_to(frame, 320, 240).unwrap();
-        assert_eq!(read_stamp(&quarter).map(|s| s.identity), Some(5));
-    }
-
-    /// Collects what the thread sends.
-    struct Captured(Arc<Mutex<Vec<RtpPacket>>>);
-
-    impl VideoOutput for Captured {
-        fn send_rtp(&mut self, packet: RtpPacket) {
-            lock(&self.0).push(packet);
-        }
-        fn send_pli(&mut self) {}
-        fn send_nack(&mut self, _sequences: Vec<u16>) {}
-    }
-
-    #[test]
-    fn a_replaced_source_is_sent_from_a_keyframe_with_timestamps_going_on() {
-        let pattern = |identity, fps| {
-            let format = VideoFormat::new(160, 120, fps).unwrap();
-            Box::new(TestPattern::new(format, identity).unwrap()) as Box<dyn VideoSource>
-        };
-        let switch = crate::video::VideoSwitch::new();
-        let sink = Box::new(crate::video::NullVideoSink::new());
-        let (source, sink) = switch.install(pattern(1, 30), sink);
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let config = VideoThreadConfig {
-            max_bitrate: 200_000,
-            ssrc: 7,
-            payload_type: 96,
-            packetization: PacketizationMode::NonInterleaved,
-            connected: Arc::new(AtomicBool::new(true)),
-            controller: None,
-            nack: false,
-        };
-        let channels = VideoChannels {
-            inbox: std::sync::mpsc::channel(),
-            output: Box::new(Captured(sent.clone())),
-        };
-        let mut thread =
-            VideoThread::start(config, Some(Box::new(source)), Box::new(sink), channels).unwrap();
-        thread::sleep(Duration::from_millis(300));
-        // The new source's pictures are of another rate and start their clock at zero.
-        drop(switch.replace(pattern(2, 15), None).unwrap());
-        thread::sleep(Duration::from_millis(400));
-        thread.stop();
-
-        let packets = lock(&sent).clone();
-        let mut depacketizer = H264Depacketizer::new(DepacketizerConfig::default());
-        let mut decoder = H264Decoder::new().unwrap();
-        let mut seen = Vec::new();
-        for packet in &packets {
-            let header = &packet.header;
-            depacketizer
-                .handle_packet(
-                    header.sequence_number,
-                    header.timestamp,
-                    header.marker,
-                    &packet.payload,
-                )
-                .unwrap();
-            while let Some(DepacketizerOutput::AccessUnit(unit)) = depacketizer.poll_output() {
-                let frame = decoder
-                    .decode_nalus(&unit.nalus, Duration::ZERO)
-                    .unwrap()
-                    .expect("every unit decodes");
-                let identity = read_stamp(&frame).map(|s| s.identity);
-                seen.push((unit.timestamp, identity));
-            }
-        }
-        let switched = seen.iter().position(|(_, id)| *id == Some(2));
-        let switched = switched.expect("the new source is sent");
-        assert!(switched >= 3, "{seen:?}");
-        assert!(seen[..switched].iter().all(|(_, id)| *id == Some(1)));
-        assert!(seen[switched..].iter().all(|(_, id)| *id == Some(2)));
-        for pair in seen.windows(2) {
-            let step = pair[1].0.wrapping_sub(pair[0].0);
-            assert!(
-                (1_000..=12_000).contains(&step),
-                "timestamps go on by a frame's time: {seen:?}"
-            );
-        }
-    }
-}
+#[path = "stream_thread_tests.rs"]
+mod tests;

@@ -1,0 +1,188 @@
+//! The video thread's tests: scaling, a replaced source, a paused shared feed.
+
+use super::*;
+use crate::video::{read_stamp, TestPattern, VideoFormat};
+
+#[test]
+fn frames_are_scaled_by_halves_to_the_advised_size() {
+    let mut pattern = TestPattern::new(VideoFormat::new(640, 480, 30).unwrap(), 5).unwrap();
+    let frame = pattern.next_frame().unwrap().unwrap();
+    for (w, h) in [(640, 480), (320, 240), (160, 120), (426, 240)] {
+        let scaled = scale_to(frame.clone(), w, h).unwrap();
+        assert_eq!((scaled.width(), scaled.height()), (w, h));
+        assert_eq!(scaled.timestamp(), frame.timestamp());
+    }
+    // Halving twice is what one 4:1 resize would give, near enough to read the stamp.
+    let quarter = scale_to(frame, 320, 240).unwrap();
+    assert_eq!(read_stamp(&quarter).map(|s| s.identity), Some(5));
+}
+
+/// Collects what the thread sends.
+struct Captured(Arc<Mutex<Vec<RtpPacket>>>);
+
+impl VideoOutput for Captured {
+    fn send_rtp(&mut self, packet: RtpPacket) {
+        lock(&self.0).push(packet);
+    }
+    fn send_pli(&mut self) {}
+    fn send_nack(&mut self, _sequences: Vec<u16>) {}
+}
+
+#[test]
+fn a_replaced_source_is_sent_from_a_keyframe_with_timestamps_going_on() {
+    let pattern = |identity, fps| {
+        let format = VideoFormat::new(160, 120, fps).unwrap();
+        Box::new(TestPattern::new(format, identity).unwrap()) as Box<dyn VideoSource>
+    };
+    let switch = crate::video::VideoSwitch::new();
+    let sink = Box::new(crate::video::NullVideoSink::new());
+    let (source, sink) = switch.install(pattern(1, 30), sink);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let config = thread_config();
+    let channels = VideoChannels {
+        inbox: std::sync::mpsc::channel(),
+        output: Box::new(Captured(sent.clone())),
+    };
+    let mut thread =
+        VideoThread::start(config, Some(Box::new(source)), Box::new(sink), channels).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    // The new source's pictures are of another rate and start their clock at zero.
+    drop(switch.replace(pattern(2, 15), None).unwrap());
+    thread::sleep(Duration::from_millis(400));
+    thread.stop();
+
+    let seen = decoded(&lock(&sent));
+    let switched = seen.iter().position(|(_, id)| *id == Some(2));
+    let switched = switched.expect("the new source is sent");
+    assert!(switched >= 3, "{seen:?}");
+    assert!(seen[..switched].iter().all(|(_, id)| *id == Some(1)));
+    assert!(seen[switched..].iter().all(|(_, id)| *id == Some(2)));
+    for pair in seen.windows(2) {
+        let step = pair[1].0.wrapping_sub(pair[0].0);
+        assert!(
+            (1_000..=12_000).contains(&step),
+            "timestamps go on by a frame's time: {seen:?}"
+        );
+    }
+}
+
+/// A source of units encoded elsewhere, paused at will.
+struct FeedSource {
+    feed: EncodedFeed,
+    paused: Arc<AtomicBool>,
+}
+
+impl VideoSource for FeedSource {
+    fn format(&self) -> VideoFormat {
+        self.feed.format()
+    }
+    fn next_frame(&mut self) -> Result<Option<VideoFrame>, crate::video::VideoError> {
+        Ok(None)
+    }
+    fn encoded_feed(&self) -> Option<EncodedFeed> {
+        Some(self.feed.clone())
+    }
+    fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+}
+
+/// Decodes what was sent: each picture's RTP timestamp and stamp identity (`None` for a
+/// picture without a stamp, which must then be black).
+fn decoded(packets: &[RtpPacket]) -> Vec<(u32, Option<u16>)> {
+    let mut depacketizer = H264Depacketizer::new(DepacketizerConfig::default());
+    let mut decoder = H264Decoder::new().unwrap();
+    let mut seen = Vec::new();
+    for packet in packets {
+        let header = &packet.header;
+        depacketizer
+            .handle_packet(
+                header.sequence_number,
+                header.timestamp,
+                header.marker,
+                &packet.payload,
+            )
+            .unwrap();
+        while let Some(DepacketizerOutput::AccessUnit(unit)) = depacketizer.poll_output() {
+            let frame = decoder
+                .decode_nalus(&unit.nalus, Duration::ZERO)
+                .unwrap()
+                .expect("every unit decodes");
+            let identity = read_stamp(&frame).map(|s| s.identity);
+            if identity.is_none() {
+                let mean =
+                    frame.y().iter().map(|&y| u64::from(y)).sum::<u64>() / frame.y().len() as u64;
+                assert!(mean < 24, "a picture without a stamp is black: {mean}");
+            }
+            seen.push((unit.timestamp, identity));
+        }
+    }
+    seen
+}
+
+fn thread_config() -> VideoThreadConfig {
+    VideoThreadConfig {
+        max_bitrate: 200_000,
+        ssrc: 7,
+        payload_type: 96,
+        packetization: PacketizationMode::NonInterleaved,
+        connected: Arc::new(AtomicBool::new(true)),
+        controller: None,
+        nack: false,
+    }
+}
+
+#[test]
+fn a_paused_feed_sends_black_keyframes_then_the_feed_again() {
+    let format = VideoFormat::new(160, 120, 30).unwrap();
+    let feed = EncodedFeed::new(format, false, 200_000);
+    let paused = Arc::new(AtomicBool::new(true));
+    let source = FeedSource {
+        feed: feed.clone(),
+        paused: paused.clone(),
+    };
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let channels = VideoChannels {
+        inbox: std::sync::mpsc::channel(),
+        output: Box::new(Captured(sent.clone())),
+    };
+    let sink = Box::new(crate::video::NullVideoSink::new());
+    let mut thread =
+        VideoThread::start(thread_config(), Some(Box::new(source)), sink, channels).unwrap();
+    thread::sleep(Duration::from_millis(1_200));
+    assert!(
+        !feed.is_active(),
+        "a paused sender takes nothing from its feed"
+    );
+    paused.store(false, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !feed.is_active() {
+        assert!(Instant::now() < deadline, "the sender takes its feed again");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut encoder = new_encoder(format, 200_000, PacketizationMode::NonInterleaved).unwrap();
+    let mut pattern = TestPattern::new(format, 3).unwrap();
+    for _ in 0..8 {
+        let picture = pattern.next_frame().unwrap().unwrap();
+        if let Some(unit) = encoder.encode(&picture).unwrap() {
+            feed.shared.push(&Arc::new(unit));
+        }
+        thread::sleep(Duration::from_millis(33));
+    }
+    thread::sleep(Duration::from_millis(50));
+    thread.stop();
+
+    let seen = decoded(&lock(&sent));
+    let black = seen.iter().take_while(|(_, id)| id.is_none()).count();
+    // One at once and one a second later (unless the machine is slow).
+    assert!((1..=2).contains(&black), "black keyframes: {seen:?}");
+    assert_eq!(seen.len(), black + 8, "then the feed's units: {seen:?}");
+    assert!(seen[black..].iter().all(|(_, id)| *id == Some(3)));
+    for pair in seen.windows(2) {
+        let step = pair[1].0.wrapping_sub(pair[0].0);
+        assert!(
+            (1_000..=100_000).contains(&step),
+            "timestamps go on: {seen:?}"
+        );
+    }
+}
