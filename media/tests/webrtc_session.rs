@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use callisto_media::analysis::{frequency_level, tone_coverage};
 use callisto_media::audio::{AudioFormat, MemorySink, SharedSamples, ToneSource};
-use callisto_media::webrtc::{WebRtcConfig, WebRtcError, WebRtcMedia, WebRtcSession};
+use callisto_media::session::MediaEvent;
+use callisto_media::webrtc::{WebRtcConfig, WebRtcError, WebRtcEvent, WebRtcMedia, WebRtcSession};
 
 const FORMAT: AudioFormat = AudioFormat::MONO_48K;
 
@@ -342,4 +343,57 @@ async fn a_peers_inactive_hold_is_answered_and_the_call_comes_back() {
     assert!(answer.contains("a=recvonly"), "{answer}");
     a.close().await;
     b.close().await;
+}
+
+/// Whether `session` reported a media timeout among its events so far.
+fn timed_out(session: &WebRtcSession) -> bool {
+    let mut timed_out = false;
+    while let Some(event) = session.try_event() {
+        timed_out |= matches!(event, WebRtcEvent::Audio(MediaEvent::MediaTimeout));
+    }
+    timed_out
+}
+
+/// A session with a media timeout (a conference leg's) that holds its peer receives nothing
+/// by its own wish, and must not time out for it; once resumed, a peer that goes quiet does
+/// time it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_timeout_waits_while_the_peer_sends_nothing_by_agreement() {
+    const TIMEOUT: Duration = Duration::from_millis(800);
+    let (media_a, _) = media(440.0);
+    let mut config = WebRtcConfig::loopback();
+    config.audio.media_timeout = Some(TIMEOUT);
+    let a = WebRtcSession::new(config, media_a).await.expect("session");
+    let (b, _) = session(880.0).await;
+    connect(&a, &b).await;
+    let (offer, answer) = hold(&a, &b, true).await;
+    assert!(offer.contains("a=sendonly") && answer.contains("a=recvonly"));
+    tokio::time::sleep(TIMEOUT * 2).await;
+    assert_eq!(receiving(&a).await, 0, "b sends nothing to a holding a");
+    assert!(!timed_out(&a), "no media timeout on our own hold");
+    // Resumed: b sends again, then B holds with `inactive` — the peer sends nothing by
+    // agreement again, and again there is no timeout.
+    hold(&a, &b, false).await;
+    assert!(receiving(&a).await >= 10);
+    let offer = b
+        .hold_offer(true)
+        .await
+        .expect("a hold offer")
+        .replace("a=sendonly", "a=inactive");
+    let answer = a.accept_reoffer(&offer).await.expect("an answer");
+    b.apply_reanswer(&answer).await.expect("the answer applies");
+    tokio::time::sleep(TIMEOUT * 2).await;
+    assert!(
+        !timed_out(&a),
+        "no media timeout on the peer's inactive hold"
+    );
+    // The peer resumes, then its packets stop without a word: that times out.
+    let offer = b.hold_offer(false).await.expect("a resume offer");
+    let answer = a.accept_reoffer(&offer).await.expect("an answer");
+    b.apply_reanswer(&answer).await.expect("the answer applies");
+    assert!(receiving(&a).await >= 10);
+    b.close().await;
+    tokio::time::sleep(TIMEOUT * 2).await;
+    assert!(timed_out(&a), "a peer gone silent times out");
+    a.close().await;
 }

@@ -29,6 +29,9 @@ use crate::session::{
 pub(crate) enum AudioInput {
     /// An RTP packet from the peer (already SRTP-decrypted), marshalled, with its arrival time.
     Rtp { at: Instant, datagram: Bytes },
+    /// Whether the peer sends audio, by the latest offer/answer (not while it holds us, or
+    /// we it): the media timeout counts only while it does.
+    PeerSends(bool),
     /// Stop: finish the sink and return the statistics.
     Stop,
 }
@@ -92,6 +95,7 @@ impl AudioThread {
             stats: Arc::clone(&stats),
             unparseable: 0,
             silence: media_timeout.map(|timeout| SilenceTimer::new(timeout, now)),
+            peer_sends: true,
         };
         let span = info_span!("webrtc-audio", ssrc = %format_args!("{ssrc:08x}"));
         let handle = thread::Builder::new()
@@ -171,6 +175,8 @@ struct MediaLoop {
     unparseable: u64,
     /// Since the peer's last RTP (or the start), when a media timeout is set.
     silence: Option<SilenceTimer>,
+    /// Whether the peer is to send at all (see [`AudioInput::PeerSends`]).
+    peer_sends: bool,
 }
 
 impl MediaLoop {
@@ -183,6 +189,15 @@ impl MediaLoop {
                         if let Some(silence) = &mut self.silence {
                             silence.heard(at);
                         }
+                    }
+                    Ok(AudioInput::PeerSends(sends)) => {
+                        if sends && !self.peer_sends {
+                            // Counted from when the peer was to start sending again.
+                            if let Some(silence) = &mut self.silence {
+                                silence.heard(Instant::now());
+                            }
+                        }
+                        self.peer_sends = sends;
                     }
                     Ok(AudioInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
@@ -205,7 +220,7 @@ impl MediaLoop {
             while let Some(event) = self.receive.poll_event() {
                 (self.on_event)(event);
             }
-            if self.silence.as_mut().is_some_and(|s| s.fire(now)) {
+            if self.peer_sends && self.silence.as_mut().is_some_and(|s| s.fire(now)) {
                 info!("no media from the peer: media timeout");
                 (self.on_event)(MediaEvent::MediaTimeout);
             }

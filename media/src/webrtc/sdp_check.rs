@@ -134,6 +134,33 @@ pub fn takes_several_streams(sdp: &str) -> bool {
     announced || receiving > 1
 }
 
+/// Whether a description's writer sends audio: its first audio m-line in use is `sendrecv`
+/// or `sendonly` (by its own attribute, else the session's, else the default). A writer on
+/// hold (`recvonly`, `inactive`) or without audio sends none; SDP that does not parse is
+/// taken to send.
+pub(crate) fn sends_audio(sdp: &str) -> bool {
+    const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+    let Ok(parsed) = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) else {
+        return true;
+    };
+    let session = DIRECTIONS
+        .into_iter()
+        .find(|d| parsed.has_attribute(d));
+    let Some(audio) = parsed
+        .media_descriptions
+        .iter()
+        .find(|m| m.media_name.media == "audio" && m.media_name.port.value != 0)
+    else {
+        return false;
+    };
+    let direction = DIRECTIONS
+        .into_iter()
+        .find(|d| audio.attribute(d).is_some())
+        .or(session)
+        .unwrap_or("sendrecv");
+    matches!(direction, "sendrecv" | "sendonly")
+}
+
 /// Each m-line's `a=mid` with the direction its writer gave it (`a=sendrecv` when none, the
 /// session-level one when only that is given). Empty for SDP that does not parse.
 pub(crate) fn media_directions(sdp: &str) -> Vec<(String, &'static str)> {
@@ -143,7 +170,7 @@ pub(crate) fn media_directions(sdp: &str) -> Vec<(String, &'static str)> {
     };
     let session = DIRECTIONS
         .into_iter()
-        .find(|d| parsed.attribute(d).is_some());
+        .find(|d| parsed.has_attribute(d));
     parsed
         .media_descriptions
         .iter()
@@ -174,7 +201,7 @@ pub(crate) fn sent_video_tracks(sdp: &str) -> Option<Vec<(String, String)>> {
     }
     let session_direction = ["recvonly", "inactive", "sendonly"]
         .into_iter()
-        .find(|d| parsed.attribute(d).is_some());
+        .find(|d| parsed.has_attribute(d));
     parsed
         .media_descriptions
         .iter()
@@ -315,6 +342,26 @@ mod tests {
     }
 
     #[test]
+    fn whether_the_writer_sends_audio_is_read_from_its_audio_direction() {
+        assert!(sends_audio(OFFER), "sendrecv by default");
+        for (direction, sends) in [
+            ("sendrecv", true),
+            ("sendonly", true),
+            ("recvonly", false),
+            ("inactive", false),
+        ] {
+            let media = format!("{OFFER}a={direction}\r\n");
+            assert_eq!(sends_audio(&media), sends, "{direction}");
+            // The session level, when the m-line says nothing.
+            let at = OFFER.find("m=").unwrap();
+            let session = format!("{}a={direction}\r\n{}", &OFFER[..at], &OFFER[at..]);
+            assert_eq!(sends_audio(&session), sends, "session {direction}");
+        }
+        assert!(!sends_audio(&OFFER.replace("m=audio 9", "m=audio 0")));
+        assert!(sends_audio("garbage"), "unreadable SDP keeps the timeout");
+    }
+
+    #[test]
     fn each_m_lines_direction_is_read_by_its_mid() {
         let sdp = format!(
             "{OFFER}a=sendonly\r\n\
@@ -332,5 +379,16 @@ mod tests {
             ]
         );
         assert!(media_directions("garbage").is_empty());
+        // A direction at the session level holds for every m-line without its own.
+        let at = sdp.find("m=").unwrap();
+        let session = format!("{}a=recvonly\r\n{}", &sdp[..at], &sdp[at..]);
+        assert_eq!(
+            media_directions(&session),
+            [
+                ("0".to_string(), "sendonly"),
+                ("1".to_string(), "recvonly"),
+                ("2".to_string(), "inactive")
+            ]
+        );
     }
 }

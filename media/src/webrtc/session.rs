@@ -26,7 +26,9 @@ use super::peer::{
     audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
 };
 use super::rtt::RttTable;
-use super::sdp_check::{announce_multistream, check_remote_sdp, sent_video_tracks, SdpFacts};
+use super::sdp_check::{
+    announce_multistream, check_remote_sdp, sends_audio, sent_video_tracks, SdpFacts,
+};
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, VideoRoute};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
@@ -404,6 +406,7 @@ impl WebRtcSession {
         let facts = self.apply_remote_answer(sdp).await?;
         self.start_media(facts.video).await?;
         self.bind_forwarded().await;
+        self.follow_peer_audio(sdp);
         *negotiation = Negotiation::Done;
         Ok(())
     }
@@ -421,10 +424,11 @@ impl WebRtcSession {
         self.add_tracks().await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
-        let sdp = self.gathered_sdp().await?;
+        let answer = self.gathered_sdp().await?;
         self.start_media(facts.video).await?;
+        self.follow_peer_audio(sdp);
         *negotiation = Negotiation::Done;
-        Ok(sdp)
+        Ok(answer)
     }
 
     /// Answers a new offer from the peer once media runs (a re-INVITE or UPDATE: hold and
@@ -456,6 +460,7 @@ impl WebRtcSession {
                 if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
                     more.keep_sent(&sent);
                 }
+                self.follow_peer_audio(sdp);
                 Ok(answer)
             }
             Err(e) => {
@@ -513,8 +518,17 @@ impl WebRtcSession {
         }
         self.bind_forwarded().await;
         self.hold_settled();
+        self.follow_peer_audio(sdp);
         *negotiation = Negotiation::Done;
         Ok(())
+    }
+
+    /// Tells the audio thread whether the peer's description `sdp`, now applied, has it send
+    /// audio: the media timeout waits while it holds us, or we it.
+    fn follow_peer_audio(&self, sdp: &str) {
+        let _ = self
+            .audio_inbox
+            .send(AudioInput::PeerSends(sends_audio(sdp)));
     }
 
     /// Checks the peer's answer and applies it as the remote description.
