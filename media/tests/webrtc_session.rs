@@ -305,20 +305,26 @@ async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
     b.close().await;
 }
 
+/// `a` holds its call with `b` offering `inactive`; returns `b`'s answer.
+async fn inactive_hold(a: &WebRtcSession, b: &WebRtcSession) -> String {
+    let offer = a
+        .hold_offer(true)
+        .await
+        .expect("a hold offer")
+        .replace("a=sendonly", "a=inactive");
+    let answer = b.accept_reoffer(&offer).await.expect("an answer");
+    a.apply_reanswer(&answer).await.expect("the answer applies");
+    answer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peers_inactive_hold_is_answered_and_the_call_comes_back() {
     let (a, _) = session(440.0).await;
     let (b, _) = session(880.0).await;
     connect(&a, &b).await;
     // B holds with `inactive` (as JsSIP does when it holds a call that holds it).
-    let offer = b
-        .hold_offer(true)
-        .await
-        .expect("a hold offer")
-        .replace("a=sendonly", "a=inactive");
-    let answer = a.accept_reoffer(&offer).await.expect("an answer");
+    let answer = inactive_hold(&b, &a).await;
     assert!(answer.contains("a=inactive"), "{answer}");
-    b.apply_reanswer(&answer).await.expect("the answer applies");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let held = receiving(&b).await;
     assert!(held <= 2, "{held} packets in 400 ms while inactive");
@@ -375,13 +381,7 @@ async fn a_media_timeout_waits_while_the_peer_sends_nothing_by_agreement() {
     // agreement again, and again there is no timeout.
     hold(&a, &b, false).await;
     assert!(receiving(&a).await >= 10);
-    let offer = b
-        .hold_offer(true)
-        .await
-        .expect("a hold offer")
-        .replace("a=sendonly", "a=inactive");
-    let answer = a.accept_reoffer(&offer).await.expect("an answer");
-    b.apply_reanswer(&answer).await.expect("the answer applies");
+    inactive_hold(&b, &a).await;
     tokio::time::sleep(TIMEOUT * 2).await;
     assert!(
         !timed_out(&a),

@@ -143,9 +143,7 @@ pub(crate) fn sends_audio(sdp: &str) -> bool {
     let Ok(parsed) = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) else {
         return true;
     };
-    let session = DIRECTIONS
-        .into_iter()
-        .find(|d| parsed.has_attribute(d));
+    let session = DIRECTIONS.into_iter().find(|d| parsed.has_attribute(d));
     let Some(audio) = parsed
         .media_descriptions
         .iter()
@@ -168,9 +166,7 @@ pub(crate) fn media_directions(sdp: &str) -> Vec<(String, &'static str)> {
     let Ok(parsed) = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) else {
         return Vec::new();
     };
-    let session = DIRECTIONS
-        .into_iter()
-        .find(|d| parsed.has_attribute(d));
+    let session = DIRECTIONS.into_iter().find(|d| parsed.has_attribute(d));
     parsed
         .media_descriptions
         .iter()
