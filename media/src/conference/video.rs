@@ -304,9 +304,10 @@ fn encode_feeds(
             let Some(feed) = entry.feed.upgrade().filter(|feed| feed.is_active()) else {
                 continue;
             };
+            let (width, height) = feed.size();
             let key = GroupKey {
-                width: feed.format.width,
-                height: feed.format.height,
+                width,
+                height,
                 single_nal: feed.single_nal,
                 host_only: (entry.host_only)(),
             };
@@ -619,6 +620,77 @@ mod tests {
         };
         let (from_a, from_b) = (keyframes(&feeds[0]), keyframes(&feeds[1]));
         assert!(from_a.is_keyframe && Arc::ptr_eq(&from_a, &from_b));
+    }
+
+    #[test]
+    fn a_leg_advised_a_smaller_picture_gets_one_of_its_own_and_comes_back() {
+        use crate::video::h264::{EncodedAccessUnit, H264Decoder};
+        let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
+        let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
+        bridge.set_local(Box::new(TestPattern::new(format(320, 240), 1).unwrap()));
+        let (a, _a_tile) = bridge.join(7, format(320, 240));
+        let (b, _b_tile) = bridge.join(9, format(320, 240));
+        let feeds = [a, b].map(|source| {
+            source
+                .encoded(false, 300_000)
+                .encoded_feed()
+                .expect("a feed")
+        });
+        for feed in &feeds {
+            feed.set_active(true);
+        }
+        let mut decoder = H264Decoder::new().unwrap();
+        let mut size_of = |unit: &EncodedAccessUnit| {
+            let picture = decoder.decode_nalus(&unit.nalus, unit.timestamp).unwrap();
+            picture.map(|p| (p.width(), p.height()))
+        };
+        let shared = |a: &[Arc<EncodedAccessUnit>], b: &[Arc<EncodedAccessUnit>]| {
+            a.iter()
+                .filter(|u| b.iter().any(|v| Arc::ptr_eq(u, v)))
+                .count()
+        };
+        let (first_a, first_b) = (units(&feeds[0], 5), units(&feeds[1], 5));
+        assert!(shared(&first_a, &first_b) >= 4, "one encoding for both");
+
+        // B's controller advises half the size: B moves to pictures of its own, from a
+        // keyframe; A keeps the full size.
+        feeds[1].set_size(160, 120);
+        assert_eq!(feeds[1].size(), (160, 120));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let small = loop {
+            let unit = units(&feeds[1], 1).remove(0);
+            if unit.is_keyframe && size_of(&unit) == Some((160, 120)) {
+                break unit;
+            }
+            assert!(Instant::now() < deadline, "no smaller picture for b");
+        };
+        let (later_a, later_b) = (units(&feeds[0], 5), units(&feeds[1], 5));
+        assert_eq!(shared(&later_a, &later_b), 0, "two encodings now");
+        assert!(!later_a.iter().any(|u| Arc::ptr_eq(u, &small)));
+        let mut full = H264Decoder::new().unwrap();
+        let a_sizes: Vec<_> = later_a
+            .iter()
+            .filter_map(|u| full.decode_nalus(&u.nalus, u.timestamp).ok().flatten())
+            .map(|p| (p.width(), p.height()))
+            .collect();
+        assert!(a_sizes.iter().all(|&s| s == (320, 240)), "{a_sizes:?}");
+
+        // Advised the full size again, B shares A's encoding once more.
+        feeds[1].set_size(320, 240);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (a, b) = (units(&feeds[0], 3), units(&feeds[1], 3));
+            if shared(&a, &b) >= 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "b does not come back to a's encoding"
+            );
+        }
+        // A size beyond the feed's is held to it.
+        feeds[1].set_size(1280, 721);
+        assert_eq!(feeds[1].size(), (320, 240));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! lowest any leg asks). A feed that falls behind is emptied and waits for a keyframe.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 
@@ -45,6 +45,9 @@ pub(crate) struct FeedShared {
     active: AtomicBool,
     keyframe_wanted: AtomicBool,
     bitrate: AtomicU32,
+    /// The picture size the sender can carry (within `format`'s): width, then height, in
+    /// one word so both change together.
+    size: AtomicU64,
     /// The sender's thread, woken when a unit arrives.
     waiter: Mutex<Option<Thread>>,
 }
@@ -76,13 +79,31 @@ impl EncodedFeed {
                 active: AtomicBool::new(false),
                 keyframe_wanted: AtomicBool::new(true),
                 bitrate: AtomicU32::new(bitrate),
+                size: AtomicU64::new(pack(format.width, format.height)),
                 waiter: Mutex::new(None),
             }),
         }
     }
 
+    /// The largest pictures the sender sends, and their rate.
     pub fn format(&self) -> VideoFormat {
         self.shared.format
+    }
+
+    /// The size of the pictures the sender takes now (see [`EncodedFeed::set_size`]).
+    pub fn size(&self) -> (u32, u32) {
+        self.shared.size()
+    }
+
+    /// The picture size the sender can carry now (its congestion controller's advice: a
+    /// smaller picture at a low bitrate), within the feed's format; the producer moves it to
+    /// pictures of that size, from a keyframe.
+    pub fn set_size(&self, width: u32, height: u32) {
+        let format = self.shared.format;
+        let (width, height) = (width.clamp(2, format.width), height.clamp(2, format.height));
+        // I420 pictures have even sides.
+        let size = pack(width & !1, height & !1);
+        self.shared.size.store(size, Ordering::Relaxed);
     }
 
     /// The next unit, oldest first.
@@ -131,7 +152,18 @@ impl EncodedFeed {
     }
 }
 
+/// A width and a height in one word.
+fn pack(width: u32, height: u32) -> u64 {
+    (u64::from(width) << 32) | u64::from(height)
+}
+
 impl FeedShared {
+    /// See [`EncodedFeed::size`].
+    pub(crate) fn size(&self) -> (u32, u32) {
+        let size = self.size.load(Ordering::Relaxed);
+        ((size >> 32) as u32, size as u32)
+    }
+
     /// See [`EncodedFeed::set_active`].
     pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::Acquire)

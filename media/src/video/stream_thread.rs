@@ -633,8 +633,9 @@ impl VideoLoop {
             return;
         };
         self.adapt();
-        let format = feed.format();
-        self.counters.send_resolution = (format.width, format.height);
+        // Units already queued may be of the size before.
+        feed.set_size(self.layer.width, self.layer.height);
+        self.counters.send_resolution = feed.size();
         self.send_unit(&first, now);
         while let Some(unit) = feed.next_unit() {
             self.send_unit(&unit, now);

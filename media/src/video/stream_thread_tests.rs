@@ -186,3 +186,53 @@ fn a_paused_feed_sends_black_keyframes_then_the_feed_again() {
         );
     }
 }
+
+#[test]
+fn a_shared_feed_is_asked_for_the_picture_size_its_controller_advises() {
+    use crate::congestion::CongestionConfig;
+    let format = VideoFormat::new(320, 240, 30).unwrap();
+    // A low start: the controller advises a smaller picture than the feed's.
+    let controller = SharedController::new(CongestionConfig {
+        min_bps: 30_000,
+        max_bps: 500_000,
+        start_bps: 60_000,
+        max_width: 320,
+        max_height: 240,
+        max_fps: 30,
+    });
+    let advice = controller.lock().layer_advice();
+    assert!(advice.width < 320, "{advice:?}");
+    let feed = EncodedFeed::new(format, false, 500_000);
+    let source = FeedSource {
+        feed: feed.clone(),
+        paused: Arc::new(AtomicBool::new(false)),
+    };
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let channels = VideoChannels {
+        inbox: std::sync::mpsc::channel(),
+        output: Box::new(Captured(sent.clone())),
+    };
+    let config = VideoThreadConfig {
+        controller: Some(controller),
+        ..thread_config()
+    };
+    let sink = Box::new(crate::video::NullVideoSink::new());
+    let mut thread = VideoThread::start(config, Some(Box::new(source)), sink, channels).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !feed.is_active() {
+        assert!(Instant::now() < deadline, "the sender takes its feed");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut encoder = new_encoder(format, 300_000, PacketizationMode::NonInterleaved).unwrap();
+    let mut pattern = TestPattern::new(format, 3).unwrap();
+    let picture = pattern.next_frame().unwrap().unwrap();
+    let unit = encoder.encode(&picture).unwrap().expect("a keyframe");
+    feed.shared.push(&Arc::new(unit));
+    while lock(&sent).is_empty() {
+        assert!(Instant::now() < deadline, "the unit is sent");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let stats = thread.stop();
+    assert_eq!(feed.size(), (advice.width, advice.height));
+    assert_eq!(stats.send_resolution, (advice.width, advice.height));
+}
