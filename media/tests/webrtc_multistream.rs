@@ -270,10 +270,19 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         .await
         .unwrap();
     let (stop, stopped) = watch::channel(false);
+    // The stream of the first m-line (the call's own) starts last: it is the call's own
+    // all the same, whatever arrives before it.
     let sending: Vec<_> = senders
         .into_iter()
-        .map(|(track, identity, ssrc)| {
-            tokio::spawn(send_pattern(track, identity, ssrc, stopped.clone()))
+        .enumerate()
+        .map(|(i, (track, identity, ssrc))| {
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                if i == 0 {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                send_pattern(track, identity, ssrc, stopped).await;
+            })
         })
         .collect();
     session.wait_connected().await.unwrap();
@@ -387,6 +396,10 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
     assert_eq!(streams.len(), 4, "{streams:?}");
     let names: BTreeMap<&str, u16> = PARTICIPANTS.into_iter().chain([DAVE]).collect();
     let first_name = streams[0].stream_id.as_str();
+    assert_eq!(
+        first_name, PARTICIPANTS[0].0,
+        "the first m-line's stream is the call's"
+    );
     let identities = |seen: &Seen| {
         let seen = seen.identities.lock().unwrap();
         let mut kinds: Vec<u16> = seen.clone();

@@ -187,39 +187,55 @@ pub(crate) fn media_directions(sdp: &str) -> Vec<(String, &'static str)> {
 /// or `sendonly`. `None` when it names no video track at all (or does not parse): then it
 /// cannot tell which tracks ended.
 pub(crate) fn sent_video_tracks(sdp: &str) -> Option<Vec<(String, String)>> {
+    let (sections, labelled) = video_sections(sdp)?;
+    labelled.then(|| sections.into_iter().flatten().collect())
+}
+
+/// The track a description's writer sends on its first video m-line in use — the call's own
+/// video, which the other m-lines' further streams (a conference's participants) come
+/// after: its `a=msid` (stream id, track id). `None` when that m-line names none, or the
+/// writer does not send on it.
+pub(crate) fn first_video_track(sdp: &str) -> Option<(String, String)> {
+    video_sections(sdp)?.0.into_iter().next().flatten()
+}
+
+/// A track's `a=msid`: (stream id, track id).
+type TrackIds = (String, String);
+
+/// Every video m-line in use (with a port, or bundled), in order, with the (stream id, track
+/// id) of its `a=msid` when the writer sends on it; and whether any video m-line has an
+/// `a=msid` at all. `None` for SDP that does not parse.
+fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
     let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
     let labelled = parsed
         .media_descriptions
         .iter()
         .any(|media| media.media_name.media == "video" && media.attribute("msid").is_some());
-    if !labelled {
-        return None;
-    }
     let session_direction = ["recvonly", "inactive", "sendonly"]
         .into_iter()
         .find(|d| parsed.has_attribute(d));
-    parsed
+    let sections = parsed
         .media_descriptions
         .iter()
         .filter(|media| media.media_name.media == "video")
         .filter(|media| {
             media.media_name.port.value != 0 || media.attribute("bundle-only").is_some()
         })
-        .filter(|media| {
+        .map(|media| {
             let direction = ["recvonly", "inactive", "sendonly", "sendrecv"]
                 .into_iter()
                 .find(|d| media.attribute(d).is_some())
                 .or(session_direction);
-            !matches!(direction, Some("recvonly" | "inactive"))
-        })
-        .filter_map(|media| {
+            if matches!(direction, Some("recvonly" | "inactive")) {
+                return None;
+            }
             let msid = media.attribute("msid").flatten()?;
             let mut ids = msid.split_whitespace();
             let stream = ids.next()?.to_owned();
             Some((stream, ids.next().unwrap_or_default().to_owned()))
         })
-        .collect::<Vec<_>>()
-        .into()
+        .collect();
+    Some((sections, labelled))
 }
 
 #[cfg(test)]
@@ -293,6 +309,20 @@ mod tests {
         assert_eq!(tracks[1].1, "bob-video");
         assert_eq!(sent_video_tracks("garbage"), None);
         assert_eq!(sent_video_tracks(OFFER), None, "no video track named");
+        // The call's own track is the first video m-line's, in use and sent on.
+        assert_eq!(
+            first_video_track(&sdp),
+            Some(("alice".to_owned(), "alice-video".to_owned()))
+        );
+        let refused_first = format!("{OFFER}{}{}", video(0, "", "dave"), video(9, "", "erin"));
+        assert_eq!(first_video_track(&refused_first).unwrap().0, "erin");
+        let receive_only_first = format!(
+            "{OFFER}{}{}",
+            video(9, "a=recvonly\r\n", "dave"),
+            video(9, "", "erin")
+        );
+        assert_eq!(first_video_track(&receive_only_first), None);
+        assert_eq!(first_video_track(OFFER), None);
     }
 
     #[test]

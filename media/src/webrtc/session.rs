@@ -30,7 +30,7 @@ use super::sdp_check::{
     announce_multistream, check_remote_sdp, sends_audio, sent_video_tracks, SdpFacts,
 };
 use super::stats::{TransportFacts, WebRtcStats};
-use super::tasks::{self, VideoRoute};
+use super::tasks::{self, PrimaryVideo, VideoRoute};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
 use crate::audio::{AudioSink, AudioSource};
 use crate::congestion::CongestionConfig;
@@ -210,6 +210,9 @@ pub struct WebRtcSession {
     pub(super) video_route: Option<VideoRoute>,
     /// The peer's further video streams (only with video of our own).
     more_streams: Option<Arc<MoreStreams>>,
+    /// The (stream id, track id) the peer's description sends on its first video m-line:
+    /// the call's own video (see [`tasks::route_remote_tracks`]).
+    primary_video: PrimaryVideo,
     /// What our hold changed (see [`WebRtcSession::hold_offer`]).
     pub(super) held: Mutex<Held>,
     /// The streams we forward, with their senders (see [`WebRtcSession::forward_video`]).
@@ -349,6 +352,7 @@ impl WebRtcSession {
             audio_inbox,
             video_route,
             more_streams,
+            primary_video: PrimaryVideo::default(),
             forwarded: Mutex::new(Vec::new()),
             held: Mutex::default(),
             pending: Mutex::new(Some(PendingMedia {
@@ -366,6 +370,7 @@ impl WebRtcSession {
             session.audio_inbox.clone(),
             session.video_route.clone(),
             session.more_streams.clone(),
+            session.primary_video.clone(),
             session.video_track.as_ref().map_or(0, |track| track.ssrc),
         ));
         session.spawn(tasks::poll_stats(
@@ -536,11 +541,22 @@ impl WebRtcSession {
         let facts = check_remote_sdp(sdp)?;
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(answer)
-            .await
-            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.set_remote(answer).await?;
         Ok(facts)
+    }
+
+    /// Applies `description` as the remote one. The call's own video track is known before
+    /// (its tracks may arrive at once), and learnt again from what holds when it is refused.
+    async fn set_remote(&self, description: RTCSessionDescription) -> Result<(), WebRtcError> {
+        self.primary_video.learn(&description.sdp);
+        let applied = self.pc.set_remote_description(description).await;
+        if let Err(e) = applied {
+            let current = self.pc.remote_description().await;
+            self.primary_video
+                .learn(current.as_ref().map_or("", |d| d.sdp.as_str()));
+            return Err(WebRtcError::BadSdp(e.to_string()));
+        }
+        Ok(())
     }
 
     /// Checks the peer's offer (it must have audio) and applies it as the remote description.
@@ -551,10 +567,7 @@ impl WebRtcSession {
         }
         let offer = RTCSessionDescription::offer(sdp.to_owned())
             .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(offer)
-            .await
-            .map_err(|e| WebRtcError::BadSdp(e.to_string()))?;
+        self.set_remote(offer).await?;
         Ok(facts)
     }
 

@@ -22,6 +22,7 @@ use super::audio_thread::AudioInput;
 use super::forwarding::VideoTap;
 use super::keyframe_requests::is_keyframe_request;
 use super::more_streams::MoreStreams;
+use super::sdp_check::first_video_track;
 use super::stats::{candidate_addr, transport_facts, CandidateKind, TransportFacts};
 use crate::rtp::{build_nack, RtpPacket};
 use crate::video::stream_thread::VideoInput;
@@ -66,14 +67,36 @@ impl VideoRoute {
     }
 }
 
+/// The (stream id, track id) the peer sends the call's own video under — its description's
+/// first video m-line's `a=msid` — when it names one. Clones share it.
+#[derive(Clone, Default)]
+pub(crate) struct PrimaryVideo(Arc<Mutex<Option<(String, String)>>>);
+
+impl PrimaryVideo {
+    /// Learns it from the peer's description `sdp`.
+    pub(crate) fn learn(&self, sdp: &str) {
+        *lock(&self.0) = first_video_track(sdp);
+    }
+
+    /// Whether `track` is the call's own video: the one named, or any when none is.
+    async fn is(&self, track: &Arc<dyn TrackRemote>) -> bool {
+        let Some((stream, id)) = lock(&self.0).clone() else {
+            return true;
+        };
+        track.stream_id().await == stream && track.track_id().await == id
+    }
+}
+
 /// Sends each remote track's RTP to the media thread that plays it: audio to the audio
-/// thread, the first video track to the call's video thread, further video tracks to
-/// threads of their own when `more` takes them (see [`super::more_streams`]).
+/// thread, the call's own video track (`primary`; else the first to arrive) to the call's
+/// video thread, further video tracks to threads of their own when `more` takes them (see
+/// [`super::more_streams`]).
 pub(crate) async fn route_remote_tracks(
     mut tracks: UnboundedReceiver<Arc<dyn TrackRemote>>,
     audio: mpsc::Sender<AudioInput>,
     video: Option<VideoRoute>,
     more: Option<Arc<MoreStreams>>,
+    primary: PrimaryVideo,
     sender_ssrc: u32,
 ) {
     while let Some(track) = tracks.recv().await {
@@ -83,7 +106,9 @@ pub(crate) async fn route_remote_tracks(
             (RtpCodecKind::Audio, _) => {
                 tokio::spawn(forward_audio(track, audio.clone()));
             }
-            (RtpCodecKind::Video, Some(route)) if lock(&route.remote).is_none() => {
+            (RtpCodecKind::Video, Some(route))
+                if lock(&route.remote).is_none() && primary.is(&track).await =>
+            {
                 *lock(&route.remote) = Some(Arc::clone(&track));
                 if let Some(more) = &more {
                     more.first_is(&track).await;
