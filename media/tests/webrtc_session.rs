@@ -377,6 +377,18 @@ async fn a_media_timeout_waits_while_the_peer_sends_nothing_by_agreement() {
     tokio::time::sleep(TIMEOUT * 2).await;
     assert_eq!(receiving(&a).await, 0, "b sends nothing to a holding a");
     assert!(!timed_out(&a), "no media timeout on our own hold");
+    // The held peer offers again, both ways (a session refresh from a peer that offers
+    // what it would like): still held, no timeout.
+    let offer = b
+        .create_reoffer()
+        .await
+        .expect("a new offer")
+        .replace("a=recvonly", "a=sendrecv");
+    let answer = a.accept_reoffer(&offer).await.expect("an answer");
+    assert!(answer.contains("a=sendonly"), "{answer}");
+    b.apply_reanswer(&answer).await.expect("the answer applies");
+    tokio::time::sleep(TIMEOUT * 2).await;
+    assert!(!timed_out(&a), "no media timeout while we still hold");
     // Resumed: b sends again, then B holds with `inactive` — the peer sends nothing by
     // agreement again, and again there is no timeout.
     hold(&a, &b, false).await;

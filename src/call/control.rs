@@ -1,6 +1,7 @@
 //! Lines typed on standard input while calls run.
 //!
-//! `hold`, `resume`, `dtmf DIGITS`, `transfer URI`, `hangup`, `merge`, each optionally followed by a
+//! `hold`, `resume`, `dtmf DIGITS`, `transfer URI`, `hangup`, `merge`, `camera on|off`, each
+//! optionally followed by a
 //! call number (the `call` field of the JSON events) to steer one call when several are up
 //! (call waiting, a transfer in progress). Without a number a line goes to every live call.
 
@@ -18,6 +19,8 @@ pub(super) enum Action {
     HangUp,
     /// Merge the live calls (or the numbered ones) into a conference hosted here.
     Merge,
+    /// Show our picture (on) or black instead (off).
+    Camera(bool),
 }
 
 /// One understood line: the action and, when given, the call it is for.
@@ -43,6 +46,7 @@ impl Control {
             },
             Action::HangUp => Command::HangUp { key },
             Action::Merge => Command::Merge { keys: vec![key] },
+            Action::Camera(on) => Command::Camera { key, on: *on },
         }
     }
 
@@ -62,6 +66,11 @@ pub(super) fn parse_control(line: &str) -> Option<Control> {
         "transfer" => (Action::Transfer(words.next()?.to_string()), words.next()),
         "hangup" | "bye" | "quit" => (Action::HangUp, words.next()),
         "merge" | "conference" => (Action::Merge, words.next()),
+        "camera" => match words.next()? {
+            "on" => (Action::Camera(true), words.next()),
+            "off" => (Action::Camera(false), words.next()),
+            _ => return None,
+        },
         _ => return None,
     };
     let call = match rest {
@@ -103,6 +112,17 @@ mod tests {
         let hold = parse_control("hold\n").unwrap();
         assert_eq!(hold.action, Action::Hold);
         assert_eq!(parse_control("merge").unwrap().action, Action::Merge);
+        let off = parse_control("camera off 2").unwrap();
+        assert_eq!(
+            (off.action, off.call),
+            (Action::Camera(false), Some(CallKey(2)))
+        );
+        assert_eq!(
+            parse_control("camera on").unwrap().action,
+            Action::Camera(true)
+        );
+        assert!(parse_control("camera").is_none());
+        assert!(parse_control("camera sideways").is_none());
         assert_eq!(parse_control("conference").unwrap().action, Action::Merge);
         assert_eq!(hold.call, None);
         assert!(hold.is_for(CallKey(7)));

@@ -83,6 +83,12 @@ pub enum Command {
         key: CallKey,
         muted: bool,
     },
+    /// Show our picture in this call (on), or black instead (off); in a conference we host,
+    /// the call whose input is the host's picture hides it from everyone.
+    Camera {
+        key: CallKey,
+        on: bool,
+    },
     /// Ask the other side to call `target` instead (blind transfer).
     Transfer {
         key: CallKey,
@@ -336,6 +342,7 @@ impl Driver {
             Command::Hold { key } => self.calls.set_hold(&mut self.endpoint, now, key, true),
             Command::Resume { key } => self.calls.set_hold(&mut self.endpoint, now, key, false),
             Command::Mute { key, muted } => self.calls.set_mute(key, muted),
+            Command::Camera { key, on } => self.calls.set_camera(key, on),
             Command::Merge { keys } => {
                 self.calls
                     .merge(&mut self.endpoint, now, &keys, &self.events)

@@ -212,7 +212,8 @@ impl MosaicBridge {
             .shared
             .local
             .lock()
-            .is_ok_and(|local| local.is_some())
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Pictures the next mosaic draws (the local one included).
@@ -664,28 +665,42 @@ mod tests {
             }
             assert!(Instant::now() < deadline, "no smaller picture for b");
         };
-        let (later_a, later_b) = (units(&feeds[0], 5), units(&feeds[1], 5));
-        assert_eq!(shared(&later_a, &later_b), 0, "two encodings now");
-        assert!(!later_a.iter().any(|u| Arc::ptr_eq(u, &small)));
-        let mut full = H264Decoder::new().unwrap();
-        let a_sizes: Vec<_> = later_a
-            .iter()
-            .filter_map(|u| full.decode_nalus(&u.nalus, u.timestamp).ok().flatten())
-            .map(|p| (p.width(), p.height()))
-            .collect();
-        assert!(a_sizes.iter().all(|&s| s == (320, 240)), "{a_sizes:?}");
+        // A keeps the full size: its next keyframe is a full picture.
+        feeds[0].request_keyframe();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let full = loop {
+            let unit = units(&feeds[0], 1).remove(0);
+            if unit.is_keyframe {
+                break unit;
+            }
+            assert!(Instant::now() < deadline, "no keyframe for a");
+        };
+        assert!(!Arc::ptr_eq(&full, &small), "two encodings now");
+        let mut full_decoder = H264Decoder::new().unwrap();
+        let picture = full_decoder
+            .decode_nalus(&full.nalus, full.timestamp)
+            .unwrap();
+        assert_eq!(picture.map(|p| (p.width(), p.height())), Some((320, 240)));
 
-        // Advised the full size again, B shares A's encoding once more.
+        // Advised the full size again, B shares A's encoding once more: B's first full
+        // keyframe is among A's units.
         feeds[1].set_size(320, 240);
         let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let (a, b) = (units(&feeds[0], 3), units(&feeds[1], 3));
-            if shared(&a, &b) >= 2 {
-                break;
+        let rejoined = loop {
+            let unit = units(&feeds[1], 1).remove(0);
+            if unit.is_keyframe && size_of(&unit) == Some((320, 240)) {
+                break unit;
             }
             assert!(
                 Instant::now() < deadline,
-                "b does not come back to a's encoding"
+                "b does not come back to the full size"
+            );
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !Arc::ptr_eq(&units(&feeds[0], 1).remove(0), &rejoined) {
+            assert!(
+                Instant::now() < deadline,
+                "b's keyframe is not a's: two encodings"
             );
         }
         // A size beyond the feed's is held to it.

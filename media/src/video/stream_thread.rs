@@ -382,8 +382,8 @@ const BLACK_BITRATE: u32 = 100_000;
 struct BlackPictures {
     encoder: H264Encoder,
     picture: VideoFrame,
+    started: Instant,
     next: Instant,
-    sent: u32,
 }
 
 /// What a thread that sends has: the picture's source and the encoder — or, for a source of
@@ -419,8 +419,8 @@ struct VideoLoop {
     payload_type: u8,
     sequence: u16,
     timestamp_base: u32,
-    /// The RTP timestamp of the last unit sent.
-    last_timestamp: Option<u32>,
+    /// The RTP timestamp of the last unit sent, and when it was sent.
+    last_timestamp: Option<(u32, Instant)>,
     /// The next unit sent rebases the timestamps on the last (the source was replaced).
     rebase_timestamps: bool,
     packetization: PacketizationMode,
@@ -486,6 +486,10 @@ impl VideoLoop {
             if !wait.is_zero() {
                 thread::park_timeout(wait.min(Duration::from_millis(100)));
             }
+        }
+        // A shared feed asks for nothing more (its source may outlive the thread).
+        if let Some(feed) = self.sender.as_ref().and_then(|s| s.feed.as_ref()) {
+            feed.set_active(false);
         }
         if let Err(e) = self.sink.finish() {
             warn!(error = %e, "video sink failed to finish");
@@ -583,6 +587,7 @@ impl VideoLoop {
         self.rebase_timestamps = true;
         if let Some(feed) = sender.source.encoded_feed() {
             sender.encoder = None;
+            self.source_fps = feed.format().fps.max(1);
             feed.set_bitrate(self.encoder_bps);
             feed.wake(thread::current());
             sender.feed = Some(feed);
@@ -648,16 +653,21 @@ impl VideoLoop {
     /// unit's, and those of the feed from its last when the pause ends.
     fn send_black(&mut self, feed: &EncodedFeed, now: Instant) {
         if self.black.is_none() {
-            let format = feed.format();
-            let picture = VideoFrame::black(format.width, format.height);
-            let encoder = new_encoder(format, BLACK_BITRATE, self.packetization);
+            let (width, height) = feed.size();
+            let picture = VideoFrame::black(width, height);
+            let encoder = VideoFormat::new(width, height, feed.format().fps)
+                .map_err(|e| e.to_string())
+                .and_then(|format| {
+                    new_encoder(format, BLACK_BITRATE, self.packetization)
+                        .map_err(|e| e.to_string())
+                });
             match (picture, encoder) {
                 (Ok(picture), Ok(encoder)) => {
                     self.black = Some(BlackPictures {
                         encoder,
                         picture,
+                        started: now,
                         next: now,
-                        sent: 0,
                     });
                     self.rebase_timestamps = true;
                 }
@@ -673,11 +683,8 @@ impl VideoLoop {
         }
         black.next = now + BLACK_INTERVAL;
         black.encoder.force_keyframe();
-        let picture = black
-            .picture
-            .clone()
-            .with_timestamp(BLACK_INTERVAL * black.sent);
-        black.sent = black.sent.wrapping_add(1);
+        // Stamped with the time since the pause began: a keyframe asked for early comes early.
+        let picture = black.picture.clone().with_timestamp(now - black.started);
         match black.encoder.encode(&picture) {
             Ok(Some(unit)) => self.send_unit(&unit, now),
             Ok(None) => {}
@@ -696,13 +703,17 @@ impl VideoLoop {
         };
         let ticks = unit.timestamp.as_micros() as u64 * CLOCK_RATE / 1_000_000;
         if std::mem::take(&mut self.rebase_timestamps) {
-            if let Some(last) = self.last_timestamp {
-                let step = (CLOCK_RATE / u64::from(self.source_fps.max(1))) as u32;
+            if let Some((last, at)) = self.last_timestamp {
+                // On from the last unit by the time that passed, a frame's at least.
+                let frame = CLOCK_RATE / u64::from(self.source_fps.max(1));
+                let passed =
+                    now.saturating_duration_since(at).as_micros() as u64 * CLOCK_RATE / 1_000_000;
+                let step = passed.max(frame) as u32;
                 self.timestamp_base = last.wrapping_add(step).wrapping_sub(ticks as u32);
             }
         }
         let timestamp = self.timestamp_base.wrapping_add(ticks as u32);
-        self.last_timestamp = Some(timestamp);
+        self.last_timestamp = Some((timestamp, now));
         let last = payloads.len().saturating_sub(1);
         for (i, payload) in payloads.into_iter().enumerate() {
             self.sent_bytes += payload.len() as u64 + 12;

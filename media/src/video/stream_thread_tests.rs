@@ -52,11 +52,12 @@ fn a_replaced_source_is_sent_from_a_keyframe_with_timestamps_going_on() {
     thread.stop();
 
     let seen = decoded(&lock(&sent));
-    let switched = seen.iter().position(|(_, id)| *id == Some(2));
+    let switched = seen.iter().position(|(_, id, _)| *id == Some(2));
     let switched = switched.expect("the new source is sent");
     assert!(switched >= 3, "{seen:?}");
-    assert!(seen[..switched].iter().all(|(_, id)| *id == Some(1)));
-    assert!(seen[switched..].iter().all(|(_, id)| *id == Some(2)));
+    assert!(seen[..switched].iter().all(|(_, id, _)| *id == Some(1)));
+    assert!(seen[switched..].iter().all(|(_, id, _)| *id == Some(2)));
+    assert!(seen[switched].2, "the new source starts at a keyframe");
     for pair in seen.windows(2) {
         let step = pair[1].0.wrapping_sub(pair[0].0);
         assert!(
@@ -87,9 +88,9 @@ impl VideoSource for FeedSource {
     }
 }
 
-/// Decodes what was sent: each picture's RTP timestamp and stamp identity (`None` for a
-/// picture without a stamp, which must then be black).
-fn decoded(packets: &[RtpPacket]) -> Vec<(u32, Option<u16>)> {
+/// Decodes what was sent: each picture's RTP timestamp, stamp identity (`None` for a
+/// picture without a stamp, which must then be black) and whether it was a keyframe.
+fn decoded(packets: &[RtpPacket]) -> Vec<(u32, Option<u16>, bool)> {
     let mut depacketizer = H264Depacketizer::new(DepacketizerConfig::default());
     let mut decoder = H264Decoder::new().unwrap();
     let mut seen = Vec::new();
@@ -114,7 +115,7 @@ fn decoded(packets: &[RtpPacket]) -> Vec<(u32, Option<u16>)> {
                     frame.y().iter().map(|&y| u64::from(y)).sum::<u64>() / frame.y().len() as u64;
                 assert!(mean < 24, "a picture without a stamp is black: {mean}");
             }
-            seen.push((unit.timestamp, identity));
+            seen.push((unit.timestamp, identity, unit.is_keyframe));
         }
     }
     seen
@@ -173,11 +174,15 @@ fn a_paused_feed_sends_black_keyframes_then_the_feed_again() {
     thread.stop();
 
     let seen = decoded(&lock(&sent));
-    let black = seen.iter().take_while(|(_, id)| id.is_none()).count();
+    let black = seen.iter().take_while(|(_, id, _)| id.is_none()).count();
     // One at once and one a second later (unless the machine is slow).
     assert!((1..=2).contains(&black), "black keyframes: {seen:?}");
     assert_eq!(seen.len(), black + 8, "then the feed's units: {seen:?}");
-    assert!(seen[black..].iter().all(|(_, id)| *id == Some(3)));
+    assert!(
+        seen[..black].iter().all(|(_, _, key)| *key),
+        "every black picture is a keyframe"
+    );
+    assert!(seen[black..].iter().all(|(_, id, _)| *id == Some(3)));
     for pair in seen.windows(2) {
         let step = pair[1].0.wrapping_sub(pair[0].0);
         assert!(

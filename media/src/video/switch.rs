@@ -58,13 +58,15 @@ impl VideoSwitch {
         source: Box<dyn VideoSource>,
         sink: Box<dyn VideoSink>,
     ) -> (SwitchedVideoSource, TappedVideoSink) {
-        let old = {
+        let (old, generation) = {
             let mut slot = self.lock();
             slot.generation += 1;
-            (slot.source.replace(source), slot.tap.take())
+            (
+                (slot.source.replace(source), slot.tap.take()),
+                slot.generation,
+            )
         };
         drop(old);
-        let generation = self.lock().generation;
         (
             SwitchedVideoSource {
                 slot: self.clone(),
@@ -107,6 +109,21 @@ impl VideoSwitch {
             let _ = old_tap.finish();
         }
         Ok(old)
+    }
+
+    /// Removes the source and the tap (the call ended): the reader's stream ends, and what
+    /// they hold (a conference leg's tile and feed) goes now rather than with the last clone
+    /// of the switch.
+    pub fn clear(&self) {
+        let (source, tap) = {
+            let mut slot = self.lock();
+            slot.generation += 1;
+            (slot.source.take(), slot.tap.take())
+        };
+        drop(source);
+        if let Some(mut tap) = tap {
+            let _ = tap.finish();
+        }
     }
 }
 
@@ -204,6 +221,14 @@ mod tests {
         sink.consume(&second).unwrap();
         assert_eq!(installed.count(), 2, "the installed sink gets everything");
         assert_eq!(tap.count(), 1, "the tap what came after it");
+
+        switch.clear();
+        assert!(source.replaced());
+        assert!(
+            source.next_frame().unwrap().is_none(),
+            "a cleared switch ends"
+        );
+        assert!(tap.shared().is_finished(), "its tap is finished");
         assert!(
             VideoSwitch::new().replace(pattern(3), None).is_err(),
             "nothing to replace"

@@ -116,10 +116,13 @@ impl MoreStreams {
 
     /// Starts receiving `track` as a further stream: its route (where the track's packets
     /// go) and the feedback its thread asks to send. `None` when further streams are not
-    /// wanted (or the thread could not start: the track is then read and dropped).
+    /// wanted (or the thread could not start: the track is then read and dropped). `own`
+    /// names the call's own stream as the peer's description does, for when its packets
+    /// have not come yet.
     pub(super) async fn start(
         &self,
         track: &Arc<dyn TrackRemote>,
+        own: Option<(String, String)>,
     ) -> Option<(VideoRoute, UnboundedReceiver<VideoFeedback>)> {
         let stream_id = track.stream_id().await;
         let track_id = track.track_id().await;
@@ -131,7 +134,14 @@ impl MoreStreams {
             stream_id,
             track_id,
         };
-        let known: Vec<RemoteVideoStream> = lock(&self.first)
+        let first = lock(&self.first).clone().or_else(|| {
+            own.map(|(stream_id, track_id)| RemoteVideoStream {
+                number: 0,
+                stream_id,
+                track_id,
+            })
+        });
+        let known: Vec<RemoteVideoStream> = first
             .iter()
             .chain(received.iter().map(|r| &r.stream))
             .chain([&stream])

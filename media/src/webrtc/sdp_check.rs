@@ -139,24 +139,34 @@ pub fn takes_several_streams(sdp: &str) -> bool {
 /// hold (`recvonly`, `inactive`) or without audio sends none; SDP that does not parse is
 /// taken to send.
 pub(crate) fn sends_audio(sdp: &str) -> bool {
+    audio_direction(sdp).is_none_or(|d| matches!(d, Some("sendrecv" | "sendonly")))
+}
+
+/// Whether a description's writer receives audio (`sendrecv` or `recvonly`), as
+/// [`sends_audio`] reads it.
+pub(crate) fn receives_audio(sdp: &str) -> bool {
+    audio_direction(sdp).is_none_or(|d| matches!(d, Some("sendrecv" | "recvonly")))
+}
+
+/// The direction of a description's first audio m-line in use: `Some(None)` without one,
+/// `None` for SDP that does not parse.
+fn audio_direction(sdp: &str) -> Option<Option<&'static str>> {
     const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
-    let Ok(parsed) = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) else {
-        return true;
-    };
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
     let session = DIRECTIONS.into_iter().find(|d| parsed.has_attribute(d));
     let Some(audio) = parsed
         .media_descriptions
         .iter()
         .find(|m| m.media_name.media == "audio" && m.media_name.port.value != 0)
     else {
-        return false;
+        return Some(None);
     };
     let direction = DIRECTIONS
         .into_iter()
         .find(|d| audio.attribute(d).is_some())
         .or(session)
         .unwrap_or("sendrecv");
-    matches!(direction, "sendrecv" | "sendonly")
+    Some(Some(direction))
 }
 
 /// Each m-line's `a=mid` with the direction its writer gave it (`a=sendrecv` when none, the
@@ -193,10 +203,16 @@ pub(crate) fn sent_video_tracks(sdp: &str) -> Option<Vec<(String, String)>> {
 
 /// The track a description's writer sends on its first video m-line in use — the call's own
 /// video, which the other m-lines' further streams (a conference's participants) come
-/// after: its `a=msid` (stream id, track id). `None` when that m-line names none, or the
-/// writer does not send on it.
+/// after: its `a=msid` (stream id, track id). `None` when that m-line names none (or a
+/// stream id alone), or the writer does not send on it.
 pub(crate) fn first_video_track(sdp: &str) -> Option<(String, String)> {
-    video_sections(sdp)?.0.into_iter().next().flatten()
+    // A stream id alone names no track the library would open.
+    video_sections(sdp)?
+        .0
+        .into_iter()
+        .next()
+        .flatten()
+        .filter(|(_, track)| !track.is_empty())
 }
 
 /// A track's `a=msid`: (stream id, track id).
@@ -322,6 +338,8 @@ mod tests {
             video(9, "", "erin")
         );
         assert_eq!(first_video_track(&receive_only_first), None);
+        let stream_only = format!("{OFFER}{}", video(9, "", "erin")).replace(" erin-video", "");
+        assert_eq!(first_video_track(&stream_only), None);
         assert_eq!(first_video_track(OFFER), None);
     }
 
@@ -368,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn whether_the_writer_sends_audio_is_read_from_its_audio_direction() {
+    fn whether_the_writer_sends_or_receives_audio_is_read_from_its_audio_direction() {
         assert!(sends_audio(OFFER), "sendrecv by default");
         for (direction, sends) in [
             ("sendrecv", true),
@@ -385,6 +403,16 @@ mod tests {
         }
         assert!(!sends_audio(&OFFER.replace("m=audio 9", "m=audio 0")));
         assert!(sends_audio("garbage"), "unreadable SDP keeps the timeout");
+        for (direction, receives) in [
+            ("sendrecv", true),
+            ("sendonly", false),
+            ("recvonly", true),
+            ("inactive", false),
+        ] {
+            let media = format!("{OFFER}a={direction}\r\n");
+            assert_eq!(receives_audio(&media), receives, "{direction}");
+        }
+        assert!(receives_audio("garbage"));
     }
 
     #[test]

@@ -27,7 +27,8 @@ use super::peer::{
 };
 use super::rtt::RttTable;
 use super::sdp_check::{
-    announce_multistream, check_remote_sdp, sends_audio, sent_video_tracks, SdpFacts,
+    announce_multistream, check_remote_sdp, receives_audio, sends_audio, sent_video_tracks,
+    SdpFacts,
 };
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, PrimaryVideo, VideoRoute};
@@ -411,7 +412,7 @@ impl WebRtcSession {
         let facts = self.apply_remote_answer(sdp).await?;
         self.start_media(facts.video).await?;
         self.bind_forwarded().await;
-        self.follow_peer_audio(sdp);
+        self.follow_descriptions().await;
         *negotiation = Negotiation::Done;
         Ok(())
     }
@@ -431,7 +432,7 @@ impl WebRtcSession {
         self.pc.set_local_description(answer).await?;
         let answer = self.gathered_sdp().await?;
         self.start_media(facts.video).await?;
-        self.follow_peer_audio(sdp);
+        self.follow_descriptions().await;
         *negotiation = Negotiation::Done;
         Ok(answer)
     }
@@ -465,7 +466,7 @@ impl WebRtcSession {
                 if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
                     more.keep_sent(&sent);
                 }
-                self.follow_peer_audio(sdp);
+                self.follow_descriptions().await;
                 Ok(answer)
             }
             Err(e) => {
@@ -473,6 +474,7 @@ impl WebRtcSession {
                 if let Ok(rollback) = RTCSessionDescription::rollback(None) {
                     let _ = self.pc.set_remote_description(rollback).await;
                 }
+                self.follow_descriptions().await;
                 Err(e)
             }
         }
@@ -523,17 +525,23 @@ impl WebRtcSession {
         }
         self.bind_forwarded().await;
         self.hold_settled();
-        self.follow_peer_audio(sdp);
+        self.follow_descriptions().await;
         *negotiation = Negotiation::Done;
         Ok(())
     }
 
-    /// Tells the audio thread whether the peer's description `sdp`, now applied, has it send
-    /// audio: the media timeout waits while it holds us, or we it.
-    fn follow_peer_audio(&self, sdp: &str) {
-        let _ = self
-            .audio_inbox
-            .send(AudioInput::PeerSends(sends_audio(sdp)));
+    /// After an offer/answer (or its rollback): the audio thread learns whether the peer is
+    /// to send audio — its description sends and ours receives; the media timeout waits
+    /// while either holds the other — and the track router which track is the call's own
+    /// video.
+    async fn follow_descriptions(&self) {
+        let remote = self.pc.remote_description().await;
+        let remote = remote.as_ref().map_or("", |d| d.sdp.as_str());
+        let local = self.pc.local_description().await;
+        let receives = local.as_ref().is_none_or(|d| receives_audio(&d.sdp));
+        self.primary_video.learn(remote);
+        let sends = sends_audio(remote) && receives;
+        let _ = self.audio_inbox.send(AudioInput::PeerSends(sends));
     }
 
     /// Checks the peer's answer and applies it as the remote description.

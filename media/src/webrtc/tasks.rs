@@ -78,6 +78,11 @@ impl PrimaryVideo {
         *lock(&self.0) = first_video_track(sdp);
     }
 
+    /// The call's own video track as named, if it is.
+    fn ids(&self) -> Option<(String, String)> {
+        lock(&self.0).clone()
+    }
+
     /// Whether `track` is the call's own video: the one named, or any when none is.
     async fn is(&self, track: &Arc<dyn TrackRemote>) -> bool {
         let Some((stream, id)) = lock(&self.0).clone() else {
@@ -117,7 +122,7 @@ pub(crate) async fn route_remote_tracks(
             }
             (RtpCodecKind::Video, Some(_)) => {
                 let started = match &more {
-                    Some(more) => more.start(&track).await,
+                    Some(more) => more.start(&track, primary.ids()).await,
                     None => None,
                 };
                 match started {

@@ -35,6 +35,8 @@ pub(super) struct ClassicVideo {
     session: Option<ClassicVideoSession>,
     /// What the last offer/answer agreed for video, if anything.
     pub(super) negotiated: Option<NegotiatedVideo>,
+    /// The running stream's packetization mode.
+    packetization: Option<PacketizationMode>,
 }
 
 impl ClassicVideo {
@@ -61,6 +63,7 @@ impl ClassicVideo {
             socket: Some(socket),
             session: None,
             negotiated: None,
+            packetization: None,
         })
     }
 
@@ -113,6 +116,7 @@ impl ClassicVideo {
         });
         let leg = seat.map(|seat| (seat, key));
         let single_nal = packetization == PacketizationMode::SingleNalUnit;
+        self.packetization = Some(packetization);
         let media =
             super::webrtc::video_media(&self.options, &self.controls, leg, single_nal, &report)?;
         let config = ClassicVideoConfig {
@@ -138,11 +142,9 @@ impl ClassicVideo {
         Ok(())
     }
 
-    /// Whether the agreed stream takes NAL units that fit a packet (packetization mode 0).
+    /// Whether the running stream takes NAL units that fit a packet (packetization mode 0).
     pub(super) fn single_nal(&self) -> bool {
-        self.negotiated
-            .as_ref()
-            .is_some_and(|n| n.packetization_mode == 0)
+        self.packetization == Some(PacketizationMode::SingleNalUnit)
     }
 
     /// Copies every packet the running stream receives to `tap` (a conference forwarding

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use callisto_media::audio::{AudioSink, MutableSource};
 use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig};
-use callisto_media::video::{CameraSwitch, PreviewSource};
+use callisto_media::video::VideoFormat;
 use callisto_signaling::conference_info::{ConferenceInfo, ConferenceMedia, ConferenceUser};
 use callisto_signaling::endpoint::Endpoint;
 use tokio::sync::mpsc;
@@ -225,14 +225,20 @@ impl Calls {
 
 /// Puts a merged call's running video into the conference's picture: what it decodes becomes
 /// its tile, and it sends the mosaic — or the host's picture alone once every other
-/// participant's video is forwarded to it ([`Calls::update_forwarding`]). The first call's
-/// picture (the camera) becomes the host's in the mosaic, and that call's self-view shows it.
-/// A call without video running is left alone.
+/// participant's video is forwarded to it ([`Calls::update_forwarding`]). The first such
+/// call's input (the camera, with its self-view and camera switch) becomes the host's picture
+/// in the mosaic. A call whose video has not started is left alone: its video joins the
+/// mosaic when it starts (`webrtc::video_media`).
 fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<(), String> {
     let controls = &call.media.options.controls;
-    let (Some(format), Some(video)) = (controls.video.format(), &call.media.options.video) else {
+    let Some(video) = &call.media.options.video else {
         return Ok(());
     };
+    if controls.video.format().is_none() {
+        return Ok(());
+    }
+    let format =
+        VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
     let mosaic = bridge
         .mosaic(format)
         .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
@@ -242,17 +248,12 @@ fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<(), String> 
     let source = source
         .host_only(move || own_streams.is_muted())
         .encoded(single_nal, video.max_bitrate);
-    let picture = controls
+    let input = controls
         .video
         .replace(Box::new(source), Some(Box::new(tile)))
         .map_err(|e| e.to_string())?;
     if !mosaic.has_local() {
-        let self_view = controls.local_video.clone();
-        mosaic.set_local(Box::new(PreviewSource::new(
-            picture,
-            self_view,
-            CameraSwitch::new(),
-        )));
+        mosaic.set_local(input);
     }
     Ok(())
 }

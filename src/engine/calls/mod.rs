@@ -731,6 +731,9 @@ impl Calls {
             return end.report(key, CallSummary::default(), events);
         };
         self.by_id.remove(&call.id);
+        // What the switch holds goes now (a conference leg's tile and share of the mosaic),
+        // not when the last clone of the controls does.
+        call.media.options.controls.video.clear();
         self.forget_empty_conference();
         if let Some(session) = call.webrtc {
             return self.close_webrtc(key, session, call.started, call.established, end);

@@ -21,8 +21,8 @@ use callisto_media::audio::AudioFormat;
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
-    echo_video, NullVideoSink, PreviewSource, SlotSink, StreamSlots, TeeVideoSink, TestPattern,
-    VideoFormat, VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
+    echo_video, CameraSwitch, FrameSlot, NullVideoSink, PreviewSource, SlotSink, StreamSlots,
+    TeeVideoSink, TestPattern, VideoFormat, VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
 };
 use callisto_media::webrtc::{
     IceServer, RemoteStreamSinks, RemoteVideoStream, VideoConfig, WebRtcAudioConfig, WebRtcConfig,
@@ -186,14 +186,25 @@ pub(super) fn video_media(
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
     // Besides the recording and the remote picture, what is decoded may feed the mosaic (a
-    // conference leg) or the echo. The input's source (camera, pattern, file) is behind the
-    // call's switch, so that a merge into a conference can send the mosaic instead.
+    // conference leg) or the echo.
     let (source, tap): (Box<dyn VideoSource>, Option<Box<dyn VideoSink>>) = match leg {
         Some((seat, key)) => {
             let mosaic = seat
                 .bridge
                 .mosaic(format)
                 .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
+            // A merged conference whose calls had no video running yet: this call's input
+            // is the host's picture.
+            if !mosaic.has_local() && video.input != VideoInput::Echo {
+                match video_source(video, format, camera_unavailable) {
+                    Ok(picture) => mosaic.set_local(Box::new(PreviewSource::new(
+                        picture,
+                        controls.local_video.clone(),
+                        controls.camera.clone(),
+                    ))),
+                    Err(reason) => tracing::warn!(%reason, "no picture of the host"),
+                }
+            }
             let (source, tile) = mosaic.join(key.0, format);
             let own_streams = controls.own_streams.clone();
             let source = source
@@ -219,21 +230,33 @@ pub(super) fn video_media(
         None => sink,
     };
     let sink: Box<dyn VideoSink> = Box::new(SlotSink::new(controls.remote_video.clone(), sink));
-    let switchable = leg.is_none() && video.input != VideoInput::Echo;
-    let (source, sink): (Box<dyn VideoSource>, Box<dyn VideoSink>) = if switchable {
-        let (source, sink) = controls.video.install(source, sink);
-        (Box::new(source), Box::new(sink))
-    } else {
-        (source, sink)
+    // The input (camera, pattern, file) with the self-view and the camera switch sits behind
+    // the call's switch: a merge into a conference sends the mosaic instead, and the input
+    // goes into the mosaic as the host's picture, its self-view and camera switch with it.
+    // Held, a call sends black either way.
+    let (source, sink): (Box<dyn VideoSource>, Box<dyn VideoSink>) = match leg {
+        None if video.input != VideoInput::Echo => {
+            let input = PreviewSource::new(
+                source,
+                controls.local_video.clone(),
+                controls.camera.clone(),
+            );
+            let (source, sink) = controls.video.install(Box::new(input), sink);
+            // An unwatched slot copies nothing; the camera switch is the input's.
+            let held = PreviewSource::new(source, FrameSlot::new(), CameraSwitch::new())
+                .with_hold(controls.held.clone());
+            (Box::new(held), Box::new(sink))
+        }
+        _ => {
+            let source = PreviewSource::new(
+                source,
+                controls.local_video.clone(),
+                controls.camera.clone(),
+            )
+            .with_hold(controls.held.clone());
+            (Box::new(source), sink)
+        }
     };
-    let source = Box::new(
-        PreviewSource::new(
-            source,
-            controls.local_video.clone(),
-            controls.camera.clone(),
-        )
-        .with_hold(controls.held.clone()),
-    );
     // A conference leg shows its participant's picture in the mosaic and nothing more.
     let more_streams = (leg.is_none() && !video.single_stream).then(|| {
         let record = video.record.clone().map(|path| (path, video.fps));
@@ -255,8 +278,9 @@ fn stream_tiles(streams: StreamSlots, record: Option<(PathBuf, u32)>) -> RemoteS
         let Some((newest, earlier)) = known.split_last() else {
             return Box::new(NullVideoSink::new());
         };
-        if let Some(first) = earlier.first() {
-            streams.name_first(&stream_name(first));
+        // The call's own stream is number 0 (known by name before its packets come).
+        if let Some(own) = earlier.iter().find(|stream| stream.number == 0) {
+            streams.name_first(&stream_name(own));
         }
         let name = stream_name(newest);
         let tile: Box<dyn VideoSink> = Box::new(streams.add(&name));
