@@ -85,10 +85,10 @@ impl Calls {
                 }
             };
             // The host goes by its own address (this call's identity) in the roster.
-            let host = call.identity.as_ref().map_or_else(
-                || "host".to_owned(),
-                |us| super::peer_label(None, &us.to_string()),
-            );
+            let host = call
+                .identity
+                .as_ref()
+                .map_or_else(|| "host".to_owned(), |us| peer_label(None, &us.to_string()));
             if host_seated {
                 let _ = old_sink.finish();
             } else if let Err(error) = bridge.set_local(&host, old_source, old_sink) {
@@ -273,4 +273,46 @@ fn media_of(video: bool, video_label: Option<String>) -> Vec<ConferenceMedia> {
         media.push(stream("2", "video", video_label));
     }
     media
+}
+
+/// The name a call's peer goes by in a conference roster: the display name, else the address
+/// without its scheme and parameters.
+pub fn peer_label(display_name: Option<&str>, uri: &str) -> String {
+    if let Some(name) = display_name.map(str::trim).filter(|n| !n.is_empty()) {
+        return name.trim_matches('"').to_string();
+    }
+    let uri = uri.trim().trim_start_matches('<');
+    let bare = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .unwrap_or(uri);
+    bare.split([';', '>', '?'])
+        .next()
+        .unwrap_or(bare)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_label;
+
+    #[test]
+    fn peers_are_named_by_display_name_else_by_bare_address() {
+        assert_eq!(
+            peer_label(Some("\"Carol\""), "sip:carol@example.org"),
+            "Carol"
+        );
+        assert_eq!(
+            peer_label(Some("  "), "sip:carol@example.org"),
+            "carol@example.org"
+        );
+        assert_eq!(
+            peer_label(None, "<sips:bob@pbx.example.org:5061;transport=tls>"),
+            "bob@pbx.example.org:5061"
+        );
+        assert_eq!(
+            peer_label(None, "sip:+4930123@gw;user=phone"),
+            "+4930123@gw"
+        );
+    }
 }

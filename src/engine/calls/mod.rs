@@ -46,6 +46,7 @@ mod update;
 mod webrtc;
 mod webrtc_flow;
 
+pub use conference::peer_label;
 use incoming::IncomingInvite;
 pub(super) use media::CallMediaEvent;
 pub use media::{
@@ -758,46 +759,4 @@ fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<()
     call.media.apply(&negotiated, call.key, events)?;
     call.media.apply_video(call.sdp.video(), call.key, events);
     Ok(())
-}
-
-/// The name a call's peer goes by in a conference roster: the display name, else the address
-/// without its scheme and parameters.
-pub fn peer_label(display_name: Option<&str>, uri: &str) -> String {
-    if let Some(name) = display_name.map(str::trim).filter(|n| !n.is_empty()) {
-        return name.trim_matches('"').to_string();
-    }
-    let uri = uri.trim().trim_start_matches('<');
-    let bare = uri
-        .strip_prefix("sips:")
-        .or_else(|| uri.strip_prefix("sip:"))
-        .unwrap_or(uri);
-    bare.split([';', '>', '?'])
-        .next()
-        .unwrap_or(bare)
-        .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::peer_label;
-
-    #[test]
-    fn peers_are_named_by_display_name_else_by_bare_address() {
-        assert_eq!(
-            peer_label(Some("\"Carol\""), "sip:carol@example.org"),
-            "Carol"
-        );
-        assert_eq!(
-            peer_label(Some("  "), "sip:carol@example.org"),
-            "carol@example.org"
-        );
-        assert_eq!(
-            peer_label(None, "<sips:bob@pbx.example.org:5061;transport=tls>"),
-            "bob@pbx.example.org:5061"
-        );
-        assert_eq!(
-            peer_label(None, "sip:+4930123@gw;user=phone"),
-            "+4930123@gw"
-        );
-    }
 }
