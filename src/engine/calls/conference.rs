@@ -239,15 +239,15 @@ fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<(), String> 
     }
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
-    let mosaic = bridge
-        .mosaic(format)
-        .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
-    let (source, tile) = mosaic.join(call.key.0, format);
-    let own_streams = controls.own_streams.clone();
     let single_nal = call.media.video.as_ref().is_some_and(|v| v.single_nal());
-    let source = source
-        .host_only(move || own_streams.is_muted())
-        .encoded(single_nal, video.max_bitrate);
+    let (mosaic, source, tile) = super::webrtc::mosaic_leg(
+        bridge,
+        call.key,
+        format,
+        controls,
+        single_nal,
+        video.max_bitrate,
+    )?;
     let input = controls
         .video
         .replace(Box::new(source), Some(Box::new(tile)))

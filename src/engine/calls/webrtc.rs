@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use callisto_media::audio::AudioFormat;
 use callisto_media::codec::AudioCodecKind;
+use callisto_media::conference::{ConferenceBridge, MosaicBridge, MosaicSource, TileSink};
 use callisto_media::video::camera::{CameraSource, PlaceholderSource, PLACEHOLDER_FPS};
 use callisto_media::video::{
     echo_video, CameraSwitch, FrameSlot, NullVideoSink, PreviewSource, SlotSink, StreamSlots,
@@ -189,10 +190,14 @@ pub(super) fn video_media(
     // conference leg) or the echo.
     let (source, tap): (Box<dyn VideoSource>, Option<Box<dyn VideoSink>>) = match leg {
         Some((seat, key)) => {
-            let mosaic = seat
-                .bridge
-                .mosaic(format)
-                .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
+            let (mosaic, source, tile) = mosaic_leg(
+                &seat.bridge,
+                key,
+                format,
+                controls,
+                single_nal,
+                video.max_bitrate,
+            )?;
             // A merged conference whose calls had no video running yet: this call's input
             // is the host's picture.
             if !mosaic.has_local() && video.input != VideoInput::Echo {
@@ -205,11 +210,6 @@ pub(super) fn video_media(
                     Err(reason) => tracing::warn!(%reason, "no picture of the host"),
                 }
             }
-            let (source, tile) = mosaic.join(key.0, format);
-            let own_streams = controls.own_streams.clone();
-            let source = source
-                .host_only(move || own_streams.is_muted())
-                .encoded(single_nal, video.max_bitrate);
             (Box::new(source), Some(Box::new(tile)))
         }
         None if video.input == VideoInput::Echo => {
@@ -267,6 +267,29 @@ pub(super) fn video_media(
         sink,
         more_streams,
     })
+}
+
+/// A conference leg's share of `bridge`'s picture at `format`, and its tile: the mosaic —
+/// or the host's picture alone while `controls.own_streams` is on — encoded once on the
+/// mosaic's thread for every leg of its size (`single_nal`: NAL units that fit a packet, for
+/// packetization mode 0), starting at `bitrate`. The mosaic is started by its first leg.
+pub(super) fn mosaic_leg(
+    bridge: &ConferenceBridge,
+    key: CallKey,
+    format: VideoFormat,
+    controls: &CallControls,
+    single_nal: bool,
+    bitrate: u32,
+) -> Result<(MosaicBridge, MosaicSource, TileSink), String> {
+    let mosaic = bridge
+        .mosaic(format)
+        .map_err(|e| format!("cannot start the conference's picture: {e}"))?;
+    let (source, tile) = mosaic.join(key.0, format);
+    let own_streams = controls.own_streams.clone();
+    let source = source
+        .host_only(move || own_streams.is_muted())
+        .encoded(single_nal, bitrate);
+    Ok((mosaic, source, tile))
 }
 
 /// Where a call's further video streams go: a named slot each among `streams`, which the
