@@ -7,6 +7,8 @@
 //! - After criterion, a plain timing of the same Opus + SRTP call prints the real-time factor
 //!   (20 ms of call ÷ time to process it), and two [`ClassicSession`]s on loopback sockets run a
 //!   real-time call while their threads' CPU time is read from `/proc/self/task` (Linux).
+//! - For scale, the same clock reports the floor any 20 ms media thread pays on this machine: a
+//!   thread that only wakes on each tick, and one that also sends and reads a datagram.
 //!
 //! `cargo bench -p callisto-media --bench audio_call` runs the full measurements (a 10 s call);
 //! `cargo test --benches` runs each part briefly as a smoke test.
@@ -199,6 +201,75 @@ fn loopback_cpu(codec: AudioCodecKind, srtp: bool, length: Duration) {
     );
 }
 
+/// CPU the calling thread has run so far, from `/proc/thread-self/schedstat` (Linux).
+fn this_thread_cpu() -> Option<Duration> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Prints the CPU share of a thread that wakes every 20 ms (a timed park, as the media thread
+/// sleeps) and does nothing else, then of one that also sends a 100-byte datagram on loopback
+/// and reads it: what the scheduler and the network stack charge before any media work.
+fn wake_floor(ticks: u32) {
+    let (Ok(tx), Ok(rx)) = (
+        UdpSocket::bind("127.0.0.1:0"),
+        UdpSocket::bind("127.0.0.1:0"),
+    ) else {
+        println!("audio_call: no loopback sockets; floor not measured");
+        return;
+    };
+    let Ok(to) = rx.local_addr() else { return };
+    if rx.set_nonblocking(true).is_err() {
+        return;
+    }
+    for datagrams in [false, true] {
+        let (Some(before), started) = (this_thread_cpu(), Instant::now()) else {
+            println!("audio_call: /proc/thread-self unreadable; floor not measured");
+            return;
+        };
+        let mut next = started;
+        let mut buffer = [0u8; 1_500];
+        let mut received = 0u32;
+        for _ in 0..ticks {
+            next += FRAME;
+            loop {
+                let now = Instant::now();
+                if now >= next {
+                    break;
+                }
+                std::thread::park_timeout(next - now);
+            }
+            if datagrams {
+                let _ = tx.send_to(&[0x80; 100], to);
+                while rx.recv_from(&mut buffer).is_ok() {
+                    received += 1;
+                }
+            }
+        }
+        let (Some(after), wall) = (this_thread_cpu(), started.elapsed()) else {
+            return;
+        };
+        let cpu = after.saturating_sub(before);
+        println!(
+            "audio_call: floor of a 20 ms thread{}: {:.1} µs per tick, {:.2} % of one core \
+             ({ticks} ticks{})",
+            if datagrams {
+                " sending and reading a datagram"
+            } else {
+                " that only wakes"
+            },
+            cpu.as_secs_f64() * 1e6 / f64::from(ticks),
+            cpu.as_secs_f64() / wall.as_secs_f64() * 100.0,
+            if datagrams {
+                format!(", {received} read")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
 fn main() {
     let bench_mode = std::env::args().any(|arg| arg == "--bench");
     let mut criterion = Criterion::default().configure_from_args();
@@ -208,8 +279,10 @@ fn main() {
         real_time_factor(1_500);
         loopback_cpu(AudioCodecKind::Opus, true, Duration::from_secs(10));
         loopback_cpu(AudioCodecKind::Pcmu, false, Duration::from_secs(10));
+        wake_floor(250);
     } else {
         real_time_factor(25);
         loopback_cpu(AudioCodecKind::Opus, true, Duration::from_millis(300));
+        wake_floor(5);
     }
 }
