@@ -285,6 +285,13 @@ async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
     // goes both ways again), and can be held later.
     let refused = a.hold_offer(true).await.expect("a hold offer");
     assert!(refused.contains("a=sendonly"), "{refused}");
+    // An offer of the peer's that crosses it is glare (491), not an unusable offer (488).
+    let crossing = b.create_reoffer().await.expect("the peer's new offer");
+    let glare = a.accept_reoffer(&crossing).await;
+    assert!(matches!(glare, Err(WebRtcError::Glare)), "{glare:?}");
+    b.cancel_reoffer()
+        .await
+        .expect("the peer's offer withdrawn");
     a.cancel_reoffer().await.expect("withdrawn");
     let offer = a.create_reoffer().await.expect("a new offer");
     assert!(
@@ -298,6 +305,12 @@ async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
     assert!(
         after_refusal >= 10,
         "{after_refusal} packets in 400 ms after a refused hold"
+    );
+    // An unusable offer with none of ours under way is no glare, and the call goes on.
+    let unusable = a.accept_reoffer("v=0\r\nm=audio 9\r\n").await;
+    assert!(
+        unusable.is_err() && !matches!(unusable, Err(WebRtcError::Glare)),
+        "{unusable:?}"
     );
     let (offer, _) = hold(&a, &b, true).await;
     assert!(offer.contains("a=sendonly"), "{offer}");

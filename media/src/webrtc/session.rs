@@ -444,13 +444,18 @@ impl WebRtcSession {
     /// (a hold offered `a=sendonly` is answered `a=recvonly`). Streams the new offer adds
     /// arrive as further remote tracks, further streams it no longer sends end (their sinks
     /// are finished); media that was not negotiated at first (video in a call that started
-    /// without it) stays off.
+    /// without it) stays off. An offer that crosses ours (a hold, the conference's streams)
+    /// while ours awaits its answer is refused with [`WebRtcError::Glare`].
     pub async fn accept_reoffer(&self, sdp: &str) -> Result<String, WebRtcError> {
         let negotiation = self.negotiation.lock().await;
-        if *negotiation != Negotiation::Done {
-            return Err(WebRtcError::Negotiation(
-                "a new offer before the first negotiation completed",
-            ));
+        match *negotiation {
+            Negotiation::Done => {}
+            Negotiation::ReofferSent => return Err(WebRtcError::Glare),
+            Negotiation::Idle | Negotiation::OfferSent => {
+                return Err(WebRtcError::Negotiation(
+                    "a new offer before the first negotiation completed",
+                ))
+            }
         }
         // What we want of each stream, learnt before the offer changes the directions.
         self.learn_wanted().await;

@@ -27,7 +27,7 @@ use callisto_media::video::{
 };
 use callisto_media::webrtc::{
     IceServer, RemoteStreamSinks, RemoteVideoStream, VideoConfig, WebRtcAudioConfig, WebRtcConfig,
-    WebRtcEvent, WebRtcMedia, WebRtcSession, WebRtcStats, WebRtcVideoMedia,
+    WebRtcError, WebRtcEvent, WebRtcMedia, WebRtcSession, WebRtcStats, WebRtcVideoMedia,
 };
 use callisto_signaling::sdp::AudioPolicy;
 
@@ -61,7 +61,7 @@ pub(crate) enum WebRtcReady {
     /// Our answer to the peer's new offer (a re-INVITE or UPDATE), and whether that offer
     /// puts us on hold.
     ReAnswered {
-        result: Result<String, String>,
+        result: Result<String, ReofferRefused>,
         held: bool,
     },
     /// The session reported something (connected, failed, first packet…).
@@ -503,11 +503,37 @@ pub(super) fn spawn_reanswer(
     held: bool,
     events: MediaEvents,
 ) {
-    let step = async move { session.accept_reoffer(&offer).await };
-    spawn_step(key, events, step, move |result| WebRtcReady::ReAnswered {
-        result,
-        held,
+    tokio::spawn(async move {
+        let result = session
+            .accept_reoffer(&offer)
+            .await
+            .map_err(|error| ReofferRefused::from(&error));
+        report(&events, key, WebRtcReady::ReAnswered { result, held });
     });
+}
+
+/// Why the peer's new offer is refused, and the status that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReofferRefused {
+    /// `491 Request Pending` when the offer crossed ours (RFC 3261 14.2: the peer tries
+    /// again later), `488 Not Acceptable Here` when it is unusable (the call goes on as it
+    /// was).
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+}
+
+impl From<&WebRtcError> for ReofferRefused {
+    fn from(error: &WebRtcError) -> Self {
+        let code = if matches!(error, WebRtcError::Glare) {
+            491
+        } else {
+            488
+        };
+        ReofferRefused {
+            code,
+            reason: error.to_string(),
+        }
+    }
 }
 
 /// Makes our offer that holds the call in `session` (`hold`) or takes it off; reports
@@ -562,4 +588,25 @@ pub(super) fn spawn_close(key: CallKey, session: Arc<WebRtcSession>, events: Med
         };
         report(&events, key, WebRtcReady::Closed(Box::new(stats)));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crossing_offer_is_refused_491_and_an_unusable_one_488() {
+        let glare = ReofferRefused::from(&WebRtcError::Glare);
+        assert_eq!(glare.code, 491);
+        assert!(glare.reason.contains("crossed"), "{}", glare.reason);
+        for unusable in [
+            WebRtcError::BadSdp("no m-line".into()),
+            WebRtcError::NoCommonCodec("audio"),
+            WebRtcError::Negotiation("a new offer before the first negotiation completed"),
+        ] {
+            let refused = ReofferRefused::from(&unusable);
+            assert_eq!(refused.code, 488, "{unusable}");
+            assert_eq!(refused.reason, unusable.to_string());
+        }
+    }
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::media::{CallControls, CallMedia};
 use super::update::IceSummary;
-use super::webrtc::{self, WebRtcReady};
+use super::webrtc::{self, ReofferRefused, WebRtcReady};
 use super::{
     Call, CallFailure, CallKey, CallSummary, CallUpdate, Calls, IncomingInvite, Invite,
     MediaProfile, OutgoingCall,
@@ -251,14 +251,14 @@ impl Calls {
         }
     }
 
-    /// Our answer to the peer's new offer is ready: send it (a refused offer gets 488 and
-    /// the call goes on as it was), and report a hold or resume it brought.
+    /// Our answer to the peer's new offer is ready: send it (a refused offer gets 491 or
+    /// 488 and the call goes on as it was), and report a hold or resume it brought.
     fn on_reanswered(
         &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
         key: CallKey,
-        result: Result<String, String>,
+        result: Result<String, ReofferRefused>,
         held: bool,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
@@ -267,13 +267,7 @@ impl Calls {
         };
         let answer = match result {
             Ok(answer) => answer,
-            Err(reason) => {
-                // Our own new offer under way (a hold): the offers crossed, RFC 3261 14.2.
-                let code = if call.pending_hold.is_some() || call.streams.busy {
-                    491
-                } else {
-                    488
-                };
+            Err(ReofferRefused { code, reason }) => {
                 tracing::warn!(%reason, code, "the new WebRTC offer is refused");
                 let _ = endpoint.reject_reoffer(now, call.id, code);
                 return;
