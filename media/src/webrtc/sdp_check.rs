@@ -5,6 +5,7 @@
 
 use std::io::Cursor;
 
+use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 
 use super::WebRtcError;
@@ -151,45 +152,46 @@ pub(crate) fn receives_audio(sdp: &str) -> bool {
 /// The direction of a description's first audio m-line in use: `Some(None)` without one,
 /// `None` for SDP that does not parse.
 fn audio_direction(sdp: &str) -> Option<Option<&'static str>> {
-    const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
-    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
-    let session = DIRECTIONS.into_iter().find(|d| parsed.has_attribute(d));
-    let Some(audio) = parsed
+    let parsed = parse(sdp)?;
+    let audio = parsed
         .media_descriptions
         .iter()
-        .find(|m| m.media_name.media == "audio" && m.media_name.port.value != 0)
-    else {
-        return Some(None);
-    };
-    let direction = DIRECTIONS
-        .into_iter()
-        .find(|d| audio.attribute(d).is_some())
-        .or(session)
-        .unwrap_or("sendrecv");
-    Some(Some(direction))
+        .find(|m| m.media_name.media == "audio" && m.media_name.port.value != 0);
+    Some(audio.map(|audio| direction(&parsed, audio)))
 }
 
 /// Each m-line's `a=mid` with the direction its writer gave it (`a=sendrecv` when none, the
 /// session-level one when only that is given). Empty for SDP that does not parse.
 pub(crate) fn media_directions(sdp: &str) -> Vec<(String, &'static str)> {
-    const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
-    let Ok(parsed) = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) else {
+    let Some(parsed) = parse(sdp) else {
         return Vec::new();
     };
-    let session = DIRECTIONS.into_iter().find(|d| parsed.has_attribute(d));
     parsed
         .media_descriptions
         .iter()
         .filter_map(|media| {
             let mid = media.attribute("mid").flatten()?.to_owned();
-            let direction = DIRECTIONS
-                .into_iter()
-                .find(|d| media.attribute(d).is_some())
-                .or(session)
-                .unwrap_or("sendrecv");
-            Some((mid, direction))
+            Some((mid, direction(&parsed, media)))
         })
         .collect()
+}
+
+/// The direction attributes of SDP (RFC 4566 section 6).
+const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+
+/// The direction the writer gave `media` of `parsed`: its own attribute, else the session's
+/// (a flag without a value, so looked up by name), else `sendrecv`.
+fn direction(parsed: &SessionDescription, media: &MediaDescription) -> &'static str {
+    DIRECTIONS
+        .into_iter()
+        .find(|d| media.attribute(d).is_some())
+        .or_else(|| DIRECTIONS.into_iter().find(|d| parsed.has_attribute(d)))
+        .unwrap_or("sendrecv")
+}
+
+/// `sdp` parsed, or `None`.
+fn parse(sdp: &str) -> Option<SessionDescription> {
+    SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()
 }
 
 /// The video tracks a description says its writer sends: the `a=msid` (stream id, track id)
@@ -222,14 +224,11 @@ type TrackIds = (String, String);
 /// id) of its `a=msid` when the writer sends on it; and whether any video m-line has an
 /// `a=msid` at all. `None` for SDP that does not parse.
 fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
-    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
+    let parsed = parse(sdp)?;
     let labelled = parsed
         .media_descriptions
         .iter()
         .any(|media| media.media_name.media == "video" && media.attribute("msid").is_some());
-    let session_direction = ["recvonly", "inactive", "sendonly"]
-        .into_iter()
-        .find(|d| parsed.has_attribute(d));
     let sections = parsed
         .media_descriptions
         .iter()
@@ -238,11 +237,7 @@ fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
             media.media_name.port.value != 0 || media.attribute("bundle-only").is_some()
         })
         .map(|media| {
-            let direction = ["recvonly", "inactive", "sendonly", "sendrecv"]
-                .into_iter()
-                .find(|d| media.attribute(d).is_some())
-                .or(session_direction);
-            if matches!(direction, Some("recvonly" | "inactive")) {
+            if matches!(direction(&parsed, media), "recvonly" | "inactive") {
                 return None;
             }
             let msid = media.attribute("msid").flatten()?;
