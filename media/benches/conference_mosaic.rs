@@ -3,10 +3,20 @@
 //! size taking the mosaic (one scaling per new mosaic). At 30 mosaics a second a draw must
 //! take far less than 33 ms; the figure per draw is the host's video cost beyond its encoders
 //! and decoders.
+//!
+//! After criterion, a running mosaic (640x480 at 30 fps, the host's moving test pattern)
+//! encodes for one leg sent the mosaic, then also for a leg sent the host's picture alone (as
+//! a leg that takes everyone's streams is: a second group), each for 5 s (1 s without
+//! `--bench`), and prints the pictures each leg got per second and the process's CPU
+//! meanwhile: the cost of the mosaic with one encoding, and of a second encoding on the
+//! mosaic's thread, which encodes its groups one after the other on each tick (each leg
+//! should still get its 30).
 
-use callisto_media::conference::Mosaic;
+use std::time::{Duration, Instant};
+
+use callisto_media::conference::{ConferenceBridge, MixerConfig, Mosaic};
 use callisto_media::video::{scale_i420, TestPattern, VideoFormat, VideoFrame, VideoSource};
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, Criterion, Throughput};
 
 fn pictures(count: u16, width: u32, height: u32) -> Vec<VideoFrame> {
     (1..=count)
@@ -40,5 +50,87 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// The process's CPU time so far (user + system), from `/proc/self/stat` (Linux).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses: utime is the 12th, stime
+    // the 13th, in clock ticks.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    Some(Duration::from_millis(ticks * 1_000 / per_second.max(1)))
+}
+
+/// One leg sent the mosaic, and with `host_only_leg` a second sent the host's picture alone,
+/// on a running mosaic, as the module docs say.
+fn encodings(host_only_leg: bool, length: Duration) {
+    let bridge = ConferenceBridge::start(MixerConfig::default(), |_| {}).expect("a bridge");
+    let format = VideoFormat::new(640, 480, 30).expect("a format");
+    let mosaic = bridge.mosaic(format).expect("the mosaic");
+    mosaic.set_local(Box::new(TestPattern::new(format, 1).expect("a pattern")));
+    let mut legs = vec![mosaic.join(2, format).0.encoded(false, 1_000_000)];
+    if host_only_leg {
+        let leg = mosaic.join(3, format).0;
+        legs.push(leg.host_only(|| true).encoded(false, 1_000_000));
+    }
+    let feeds: Vec<_> = legs
+        .iter()
+        .map(|source| source.encoded_feed().expect("a feed"))
+        .collect();
+    for feed in &feeds {
+        feed.set_active(true);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for feed in &feeds {
+        while feed.next_unit().is_some() {}
+    }
+    let (before, started) = (process_cpu(), Instant::now());
+    let mut units = vec![0u32; feeds.len()];
+    while started.elapsed() < length {
+        std::thread::sleep(Duration::from_millis(10));
+        for (count, feed) in units.iter_mut().zip(&feeds) {
+            while feed.next_unit().is_some() {
+                *count += 1;
+            }
+        }
+    }
+    let (after, wall) = (process_cpu(), started.elapsed());
+    let rates: Vec<String> = units
+        .iter()
+        .map(|&count| format!("{:.1}", f64::from(count) / wall.as_secs_f64()))
+        .collect();
+    let cpu = match (before, after) {
+        (Some(before), Some(after)) => format!(
+            "{:.0} % of one core",
+            (after - before).as_secs_f64() / wall.as_secs_f64() * 100.0
+        ),
+        _ => "CPU not read".to_owned(),
+    };
+    println!(
+        "conference_mosaic: {} of 640x480@30 for {:.1} s: {} pictures per second, {cpu}",
+        if host_only_leg {
+            "two encodings (the mosaic, the host alone)"
+        } else {
+            "one encoding (the mosaic)"
+        },
+        wall.as_secs_f64(),
+        rates.join(" and "),
+    );
+    assert!(
+        units.iter().all(|&n| n > 0),
+        "a leg got no pictures: {units:?}"
+    );
+    mosaic.stop();
+    bridge.stop();
+}
+
+fn main() {
+    let benching = std::env::args().any(|argument| argument == "--bench");
+    let mut criterion = Criterion::default().configure_from_args();
+    bench(&mut criterion);
+    criterion.final_summary();
+    let length = Duration::from_secs(if benching { 5 } else { 1 });
+    encodings(false, length);
+    encodings(true, length);
+}
