@@ -100,12 +100,14 @@ struct FeedEntry {
     group: Option<GroupKey>,
 }
 
-/// One shared encoder: the size, whether NAL units must fit a packet, and whether it
-/// encodes the host's picture alone or the mosaic.
+/// One shared encoder: the size and rate, whether NAL units must fit a packet, and whether
+/// it encodes the host's picture alone or the mosaic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct GroupKey {
     width: u32,
     height: u32,
+    /// Pictures per second: the mosaic's, or a fraction of it (every `n`th tick).
+    fps: u32,
     single_nal: bool,
     host_only: bool,
 }
@@ -276,9 +278,8 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
         let frames: Vec<&VideoFrame> = pictures.iter().map(|(_, p)| p.as_ref()).collect();
         let composed = Arc::new(mosaic.compose(&frames).clone());
         *shared.output.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&composed));
-        let timestamp = shared.format.timestamp_of(index);
+        encode_feeds(&shared, &mut encoders, &composed, index);
         index += 1;
-        encode_feeds(&shared, &mut encoders, &composed, timestamp);
     }
 }
 
@@ -288,15 +289,19 @@ struct SharedEncoder {
     bitrate: u32,
 }
 
-/// Encodes this tick's picture once per [`GroupKey`] the legs with feeds need and hands
+/// Encodes tick `index`'s picture once per [`GroupKey`] the legs with feeds need and hands
 /// each unit to every feed of the group. A leg that moves to another group (its host-only
-/// switch) starts there at a keyframe; the lowest bitrate a group's legs ask for is used.
+/// switch, its size or rate) starts there at a keyframe; the lowest bitrate a group's legs
+/// ask for is used. A group at a fraction of the mosaic's rate is encoded on every `n`th
+/// tick only (its pictures keep the ticks' timestamps).
 fn encode_feeds(
     shared: &Shared,
     encoders: &mut HashMap<GroupKey, SharedEncoder>,
     mosaic: &Arc<VideoFrame>,
-    timestamp: Duration,
+    index: u64,
 ) {
+    let timestamp = shared.format.timestamp_of(index);
+    let mosaic_fps = shared.format.fps.max(1);
     let mut groups: HashMap<GroupKey, Vec<Arc<FeedShared>>> = HashMap::new();
     {
         let mut entries = shared.feeds.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,10 +310,11 @@ fn encode_feeds(
             let Some(feed) = entry.feed.upgrade().filter(|feed| feed.is_active()) else {
                 continue;
             };
-            let (width, height) = feed.size();
+            let (width, height, fps) = feed.layer();
             let key = GroupKey {
                 width,
                 height,
+                fps: fps.clamp(1, mosaic_fps),
                 single_nal: feed.single_nal,
                 host_only: (entry.host_only)(),
             };
@@ -329,6 +335,11 @@ fn encode_feeds(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     for (key, feeds) in groups {
+        // The nearest whole fraction of the mosaic's rate, at least the rate asked for.
+        let every = u64::from((mosaic_fps / key.fps).max(1));
+        if !index.is_multiple_of(every) {
+            continue;
+        }
         let picture = if key.host_only {
             host.clone()
         } else {
@@ -350,7 +361,7 @@ fn encode_feeds(
         let encoder = match encoders.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let fps = shared.format.fps.max(1);
+                let fps = (mosaic_fps / every as u32).max(1);
                 let mut config = H264EncoderConfig::new(key.width, key.height, fps, bitrate);
                 config.keyframe_interval = Some(fps.saturating_mul(10));
                 if key.single_nal {
@@ -655,7 +666,7 @@ mod tests {
 
         // B's controller advises half the size: B moves to pictures of its own, from a
         // keyframe; A keeps the full size.
-        feeds[1].set_size(160, 120);
+        feeds[1].set_layer(160, 120, 30);
         assert_eq!(feeds[1].size(), (160, 120));
         let deadline = Instant::now() + Duration::from_secs(5);
         let small = loop {
@@ -684,7 +695,7 @@ mod tests {
 
         // Advised the full size again, B shares A's encoding once more: B's first full
         // keyframe is among A's units.
-        feeds[1].set_size(320, 240);
+        feeds[1].set_layer(320, 240, 30);
         let deadline = Instant::now() + Duration::from_secs(5);
         let rejoined = loop {
             let unit = units(&feeds[1], 1).remove(0);
@@ -704,8 +715,76 @@ mod tests {
             );
         }
         // A size beyond the feed's is held to it.
-        feeds[1].set_size(1280, 721);
-        assert_eq!(feeds[1].size(), (320, 240));
+        feeds[1].set_layer(1280, 721, 60);
+        assert_eq!((feeds[1].size(), feeds[1].rate()), ((320, 240), 30));
+    }
+
+    #[test]
+    fn a_leg_advised_half_the_rate_gets_every_other_picture_from_an_encoding_of_its_own() {
+        use crate::video::h264::EncodedAccessUnit;
+        let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
+        let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
+        bridge.set_local(Box::new(TestPattern::new(format(320, 240), 1).unwrap()));
+        let feeds = [7, 9].map(|tag| {
+            let (source, _tile) = bridge.join(tag, format(320, 240));
+            source
+                .encoded(false, 300_000)
+                .encoded_feed()
+                .expect("a feed")
+        });
+        for feed in &feeds {
+            feed.set_active(true);
+        }
+        let steps = |units: &[Arc<EncodedAccessUnit>]| -> Vec<Duration> {
+            units
+                .windows(2)
+                .map(|pair| pair[1].timestamp - pair[0].timestamp)
+                .collect()
+        };
+        let tick = format(320, 240).frame_interval();
+        // Timestamps are whole nanoseconds of the tick's time.
+        let every = |units: &[Arc<EncodedAccessUnit>], ticks: u32| {
+            steps(units)
+                .iter()
+                .all(|&step| step.abs_diff(tick * ticks) < Duration::from_micros(1))
+        };
+        let full = units(&feeds[0], 6);
+        assert!(every(&full, 1), "{:?}", steps(&full));
+
+        // B's controller advises half the rate: from a keyframe of its own on, B gets every
+        // other tick's picture, none of them A's units. (What B has queued goes first, with
+        // the keyframe it started at.)
+        while feeds[1].next_unit().is_some() {}
+        feeds[1].set_layer(320, 240, 15);
+        assert_eq!(feeds[1].rate(), 15);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !units(&feeds[1], 1).remove(0).is_keyframe {
+            assert!(Instant::now() < deadline, "no keyframe at the new rate");
+        }
+        let halved = units(&feeds[1], 6);
+        assert!(every(&halved, 2), "{:?}", steps(&halved));
+        let a_now = units(&feeds[0], 6);
+        assert!(!halved
+            .iter()
+            .any(|u| a_now.iter().any(|v| Arc::ptr_eq(u, v))));
+
+        // Advised the full rate again, B shares A's encoding once more.
+        feeds[1].set_layer(320, 240, 30);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let rejoined = loop {
+            let unit = units(&feeds[1], 1).remove(0);
+            if unit.is_keyframe {
+                break unit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "b does not come back to the full rate"
+            );
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !Arc::ptr_eq(&units(&feeds[0], 1).remove(0), &rejoined) {
+            assert!(Instant::now() < deadline, "b's keyframe is not a's");
+        }
     }
 
     #[test]

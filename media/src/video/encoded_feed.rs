@@ -1,5 +1,5 @@
 //! A stream of pictures encoded elsewhere, shared by several senders: a conference's mosaic
-//! is encoded once per size and packetization limit, and every leg that sends it takes the
+//! is encoded once per size, rate and packetization limit, and every leg that sends it takes the
 //! same access units ([`EncodedFeed`]) instead of encoding the picture itself.
 //!
 //! The producer (the mosaic's thread) pushes each unit to every feed; the leg's video thread
@@ -45,9 +45,9 @@ pub(crate) struct FeedShared {
     active: AtomicBool,
     keyframe_wanted: AtomicBool,
     bitrate: AtomicU32,
-    /// The picture size the sender can carry (within `format`'s): width, then height, in
-    /// one word so both change together.
-    size: AtomicU64,
+    /// The pictures the sender can carry (within `format`): width, height and rate in one
+    /// word, so they change together ([`pack`]).
+    layer: AtomicU64,
     /// The sender's thread, woken when a unit arrives.
     waiter: Mutex<Option<Thread>>,
 }
@@ -79,7 +79,7 @@ impl EncodedFeed {
                 active: AtomicBool::new(false),
                 keyframe_wanted: AtomicBool::new(true),
                 bitrate: AtomicU32::new(bitrate),
-                size: AtomicU64::new(pack(format.width, format.height)),
+                layer: AtomicU64::new(pack(format.width, format.height, format.fps)),
                 waiter: Mutex::new(None),
             }),
         }
@@ -90,20 +90,27 @@ impl EncodedFeed {
         self.shared.format
     }
 
-    /// The size of the pictures the sender takes now (see [`EncodedFeed::set_size`]).
+    /// The size of the pictures the sender takes now (see [`EncodedFeed::set_layer`]).
     pub fn size(&self) -> (u32, u32) {
-        self.shared.size()
+        let (width, height, _) = self.shared.layer();
+        (width, height)
     }
 
-    /// The picture size the sender can carry now (its congestion controller's advice: a
-    /// smaller picture at a low bitrate), within the feed's format; the producer moves it to
-    /// pictures of that size, from a keyframe.
-    pub fn set_size(&self, width: u32, height: u32) {
+    /// The rate of the pictures the sender takes now, per second (see
+    /// [`EncodedFeed::set_layer`]).
+    pub fn rate(&self) -> u32 {
+        self.shared.layer().2
+    }
+
+    /// The pictures the sender can carry now (its congestion controller's advice: a smaller
+    /// picture, then fewer of them, at a low bitrate), within the feed's format; the producer
+    /// moves it to pictures of that size and rate, from a keyframe.
+    pub fn set_layer(&self, width: u32, height: u32, fps: u32) {
         let format = self.shared.format;
         let (width, height) = (width.clamp(2, format.width), height.clamp(2, format.height));
         // I420 pictures have even sides.
-        let size = pack(width & !1, height & !1);
-        self.shared.size.store(size, Ordering::Relaxed);
+        let layer = pack(width & !1, height & !1, fps.clamp(1, format.fps.max(1)));
+        self.shared.layer.store(layer, Ordering::Relaxed);
     }
 
     /// The next unit, oldest first.
@@ -152,16 +159,19 @@ impl EncodedFeed {
     }
 }
 
-/// A width and a height in one word.
-fn pack(width: u32, height: u32) -> u64 {
-    (u64::from(width) << 32) | u64::from(height)
+/// A width and a height (24 bits each: far beyond any picture) and a rate (16 bits) in one
+/// word.
+fn pack(width: u32, height: u32, fps: u32) -> u64 {
+    const SIDE: u64 = (1 << 24) - 1;
+    (u64::from(width) & SIDE) << 40 | (u64::from(height) & SIDE) << 16 | u64::from(fps) & 0xffff
 }
 
 impl FeedShared {
-    /// See [`EncodedFeed::size`].
-    pub(crate) fn size(&self) -> (u32, u32) {
-        let size = self.size.load(Ordering::Relaxed);
-        ((size >> 32) as u32, size as u32)
+    /// The sender's picture width, height and rate (see [`EncodedFeed::set_layer`]).
+    pub(crate) fn layer(&self) -> (u32, u32, u32) {
+        let layer = self.layer.load(Ordering::Relaxed);
+        let side = |shift: u32| ((layer >> shift) & ((1 << 24) - 1)) as u32;
+        (side(40), side(16), (layer & 0xffff) as u32)
     }
 
     /// See [`EncodedFeed::set_active`].

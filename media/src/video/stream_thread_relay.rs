@@ -96,8 +96,8 @@ impl VideoLoop {
             return;
         };
         self.adapt();
-        // Units already queued may be of the size before.
-        feed.set_size(self.layer.width, self.layer.height);
+        // Units already queued may be of the layer before.
+        feed.set_layer(self.layer.width, self.layer.height, self.layer.fps);
         self.counters.send_resolution = feed.size();
         self.send_unit(&first, now);
         while let Some(unit) = feed.next_unit() {

@@ -193,20 +193,21 @@ fn a_paused_feed_sends_black_keyframes_then_the_feed_again() {
 }
 
 #[test]
-fn a_shared_feed_is_asked_for_the_picture_size_its_controller_advises() {
+fn a_shared_feed_is_asked_for_the_picture_size_and_rate_its_controller_advises() {
     use crate::congestion::CongestionConfig;
     let format = VideoFormat::new(320, 240, 30).unwrap();
-    // A low start: the controller advises a smaller picture than the feed's.
+    // A start at the floor: the controller advises a smaller picture than the feed's, at
+    // half its rate.
     let controller = SharedController::new(CongestionConfig {
-        min_bps: 30_000,
+        min_bps: 20_000,
         max_bps: 500_000,
-        start_bps: 60_000,
+        start_bps: 20_000,
         max_width: 320,
         max_height: 240,
         max_fps: 30,
     });
     let advice = controller.lock().layer_advice();
-    assert!(advice.width < 320, "{advice:?}");
+    assert!(advice.width < 320 && advice.fps < 30, "{advice:?}");
     let feed = EncodedFeed::new(format, false, 500_000);
     let source = FeedSource {
         feed: feed.clone(),
@@ -239,5 +240,6 @@ fn a_shared_feed_is_asked_for_the_picture_size_its_controller_advises() {
     }
     let stats = thread.stop();
     assert_eq!(feed.size(), (advice.width, advice.height));
+    assert_eq!(feed.rate(), advice.fps);
     assert_eq!(stats.send_resolution, (advice.width, advice.height));
 }
