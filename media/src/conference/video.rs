@@ -583,6 +583,50 @@ mod tests {
         taken
     }
 
+    /// A 320x240 mosaic of the host's test pattern and two legs of its size sent its shared
+    /// encoding, both sending: the bridge, their feeds and their tiles.
+    fn two_encoded_legs() -> (MosaicBridge, [EncodedFeed; 2], [TileSink; 2]) {
+        let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
+        let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
+        bridge.set_local(Box::new(TestPattern::new(format(320, 240), 1).unwrap()));
+        let [(a, a_tile), (b, b_tile)] = [7, 9].map(|tag| bridge.join(tag, format(320, 240)));
+        let feeds = [a, b].map(|source| {
+            let feed = source
+                .encoded(false, 300_000)
+                .encoded_feed()
+                .expect("a feed");
+            feed.set_active(true);
+            feed
+        });
+        (bridge, feeds, [a_tile, b_tile])
+    }
+
+    /// The first keyframe `feed` takes that `wanted` accepts, waiting for it.
+    fn keyframe_where(
+        feed: &EncodedFeed,
+        mut wanted: impl FnMut(&crate::video::h264::EncodedAccessUnit) -> bool,
+    ) -> Arc<crate::video::h264::EncodedAccessUnit> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let unit = units(feed, 1).remove(0);
+            if unit.is_keyframe && wanted(&unit) {
+                return unit;
+            }
+            assert!(Instant::now() < deadline, "no such keyframe in 5 s");
+        }
+    }
+
+    /// Takes `feed`'s units until `unit` comes: `feed` shares the encoding `unit` is of.
+    fn comes_to(feed: &EncodedFeed, unit: &Arc<crate::video::h264::EncodedAccessUnit>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !Arc::ptr_eq(&units(feed, 1).remove(0), unit) {
+            assert!(
+                Instant::now() < deadline,
+                "not one encoding: the unit never came"
+            );
+        }
+    }
+
     #[test]
     fn legs_of_one_size_share_one_encoding_of_the_mosaic() {
         use crate::video::h264::H264Decoder;
@@ -637,20 +681,7 @@ mod tests {
     #[test]
     fn a_leg_advised_a_smaller_picture_gets_one_of_its_own_and_comes_back() {
         use crate::video::h264::{EncodedAccessUnit, H264Decoder};
-        let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
-        let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
-        bridge.set_local(Box::new(TestPattern::new(format(320, 240), 1).unwrap()));
-        let (a, _a_tile) = bridge.join(7, format(320, 240));
-        let (b, _b_tile) = bridge.join(9, format(320, 240));
-        let feeds = [a, b].map(|source| {
-            source
-                .encoded(false, 300_000)
-                .encoded_feed()
-                .expect("a feed")
-        });
-        for feed in &feeds {
-            feed.set_active(true);
-        }
+        let (_bridge, feeds, _tiles) = two_encoded_legs();
         let mut decoder = H264Decoder::new().unwrap();
         let mut size_of = |unit: &EncodedAccessUnit| {
             let picture = decoder.decode_nalus(&unit.nalus, unit.timestamp).unwrap();
@@ -696,24 +727,8 @@ mod tests {
         // Advised the full size again, B shares A's encoding once more: B's first full
         // keyframe is among A's units.
         feeds[1].set_layer(320, 240, 30);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let rejoined = loop {
-            let unit = units(&feeds[1], 1).remove(0);
-            if unit.is_keyframe && size_of(&unit) == Some((320, 240)) {
-                break unit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "b does not come back to the full size"
-            );
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !Arc::ptr_eq(&units(&feeds[0], 1).remove(0), &rejoined) {
-            assert!(
-                Instant::now() < deadline,
-                "b's keyframe is not a's: two encodings"
-            );
-        }
+        let rejoined = keyframe_where(&feeds[1], |unit| size_of(unit) == Some((320, 240)));
+        comes_to(&feeds[0], &rejoined);
         // A size beyond the feed's is held to it.
         feeds[1].set_layer(1280, 721, 60);
         assert_eq!((feeds[1].size(), feeds[1].rate()), ((320, 240), 30));
@@ -722,19 +737,7 @@ mod tests {
     #[test]
     fn a_leg_advised_half_the_rate_gets_every_other_picture_from_an_encoding_of_its_own() {
         use crate::video::h264::EncodedAccessUnit;
-        let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
-        let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
-        bridge.set_local(Box::new(TestPattern::new(format(320, 240), 1).unwrap()));
-        let feeds = [7, 9].map(|tag| {
-            let (source, _tile) = bridge.join(tag, format(320, 240));
-            source
-                .encoded(false, 300_000)
-                .encoded_feed()
-                .expect("a feed")
-        });
-        for feed in &feeds {
-            feed.set_active(true);
-        }
+        let (_bridge, feeds, _tiles) = two_encoded_legs();
         let steps = |units: &[Arc<EncodedAccessUnit>]| -> Vec<Duration> {
             units
                 .windows(2)
@@ -757,10 +760,7 @@ mod tests {
         while feeds[1].next_unit().is_some() {}
         feeds[1].set_layer(320, 240, 15);
         assert_eq!(feeds[1].rate(), 15);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !units(&feeds[1], 1).remove(0).is_keyframe {
-            assert!(Instant::now() < deadline, "no keyframe at the new rate");
-        }
+        keyframe_where(&feeds[1], |_| true);
         let halved = units(&feeds[1], 6);
         assert!(every(&halved, 2), "{:?}", steps(&halved));
         let a_now = units(&feeds[0], 6);
@@ -770,21 +770,8 @@ mod tests {
 
         // Advised the full rate again, B shares A's encoding once more.
         feeds[1].set_layer(320, 240, 30);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let rejoined = loop {
-            let unit = units(&feeds[1], 1).remove(0);
-            if unit.is_keyframe {
-                break unit;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "b does not come back to the full rate"
-            );
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !Arc::ptr_eq(&units(&feeds[0], 1).remove(0), &rejoined) {
-            assert!(Instant::now() < deadline, "b's keyframe is not a's");
-        }
+        let rejoined = keyframe_where(&feeds[1], |_| true);
+        comes_to(&feeds[0], &rejoined);
     }
 
     #[test]
