@@ -10,7 +10,8 @@ use call_support::{respond, sdp, udp, Proxy, ScriptedUas, World};
 use callisto_signaling::auth::Credentials;
 use callisto_signaling::call::{CallEvent, FailureCause};
 use md5::{Digest, Md5};
-use rsip::Request;
+use rsip::prelude::UntypedHeader;
+use rsip::{Request, Response};
 
 const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
 const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
@@ -229,6 +230,32 @@ fn digest_is_right(request: &Request, header: &str) -> bool {
     param(value, "username") == "alice" && param(value, "response") == expected
 }
 
+/// The header a challenge of `code` (401 or 407) comes in, and the one that answers it.
+fn challenge_headers(code: u16) -> (&'static str, &'static str) {
+    if code == 401 {
+        ("WWW-Authenticate", "Authorization")
+    } else {
+        ("Proxy-Authenticate", "Proxy-Authorization")
+    }
+}
+
+/// A digest challenge of `code` (401 or 407) to `request`, the `index`th.
+fn challenge(request: &Request, code: u16, index: usize) -> Response {
+    let reason = if code == 401 {
+        "Unauthorized"
+    } else {
+        "Proxy Authentication Required"
+    };
+    let challenge =
+        format!("Digest realm=\"sim\", nonce=\"n{index}\", qop=\"auth\", algorithm=MD5");
+    respond(
+        request,
+        code,
+        reason,
+        &[(challenge_headers(code).0, challenge)],
+    )
+}
+
 /// A UAS that challenges with `code` (401 or 407), `rounds` times, then answers 180 and 486.
 fn challenging_uas(code: u16, rounds: usize) -> ScriptedUas {
     ScriptedUas::new(
@@ -237,30 +264,49 @@ fn challenging_uas(code: u16, rounds: usize) -> ScriptedUas {
             if request.method != rsip::Method::Invite {
                 return Vec::new();
             }
-            let (header, credentials) = if code == 401 {
-                ("WWW-Authenticate", "Authorization")
-            } else {
-                ("Proxy-Authenticate", "Proxy-Authorization")
-            };
             if index < rounds {
-                let reason = if code == 401 {
-                    "Unauthorized"
-                } else {
-                    "Proxy Authentication Required"
-                };
-                let challenge = format!(
-                    "Digest realm=\"sim\", nonce=\"n{index}\", qop=\"auth\", algorithm=MD5"
-                );
-                return vec![(
-                    index,
-                    respond(request, code, reason, &[(header, challenge)]),
-                )];
+                return vec![(index, challenge(request, code, index))];
             }
-            assert!(digest_is_right(request, credentials), "{request}");
+            assert!(
+                digest_is_right(request, challenge_headers(code).1),
+                "{request}"
+            );
             vec![
                 (index, respond(request, 180, "Ringing", &[])),
                 (index, respond(request, 486, "Busy Here", &[])),
             ]
+        }),
+    )
+}
+
+/// A UAS that challenges `rounds` times with 401, then answers 200 with SDP (and allows
+/// UPDATE).
+fn answering_uas(rounds: usize) -> ScriptedUas {
+    ScriptedUas::new(
+        5070,
+        Box::new(move |request: &Request, index| {
+            if request.method != rsip::Method::Invite {
+                return Vec::new();
+            }
+            if index < rounds {
+                return vec![(index, challenge(request, 401, index))];
+            }
+            let mut ok = respond(
+                request,
+                200,
+                "OK",
+                &[
+                    ("Contact", "<sip:bob@127.0.0.1:5070>".to_owned()),
+                    ("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE".to_owned()),
+                    ("Content-Type", "application/sdp".to_owned()),
+                ],
+            );
+            ok.headers
+                .retain(|h| !matches!(h, rsip::Header::ContentLength(_)));
+            ok.headers
+                .push(rsip::headers::ContentLength::new(ANSWER.len().to_string()).into());
+            ok.body = ANSWER.as_bytes().to_vec();
+            vec![(index, ok)]
         }),
     )
 }
@@ -322,6 +368,48 @@ fn a_second_challenge_means_the_credentials_are_wrong() {
         (Some(401), FailureCause::AuthenticationFailed)
     );
     assert_eq!(w.count(|s| s.is_request("INVITE")), 1);
+}
+
+#[test]
+fn a_focus_announces_itself_after_the_answer_only_when_the_answered_invite_did_not() {
+    use callisto_signaling::conference_info::ConferenceInfo;
+    let info = || ConferenceInfo {
+        entity: "sip:alice@127.0.0.1:5061".into(),
+        subject: None,
+        users: Vec::new(),
+    };
+    // Challenged once: the INVITE sent again after alice became a focus says so, and the
+    // answer to it needs no refresh. Not challenged: the INVITE went out before, so a
+    // refresh (an UPDATE, which the callee allows) says so once the call is up.
+    for (rounds, updates) in [(1, 0), (0, 1)] {
+        let mut w = World::lan(29);
+        w.add_ua("alice", 5061);
+        w.nodes.push(Box::new(answering_uas(rounds)));
+        let alice_call = call_with_credentials(&mut w);
+        let now = w.now();
+        w.uas[0]
+            .endpoint
+            .set_conference_info(now, alice_call, Some(info()))
+            .unwrap();
+        assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0]
+            .is_established(alice_call)));
+        w.run_for(Duration::from_secs(2));
+        let invites: Vec<_> = w.log.iter().filter(|s| s.is_request("INVITE")).collect();
+        assert_eq!(invites.len(), rounds + 1, "{rounds}");
+        assert_eq!(
+            invites[rounds].text.contains(";isfocus"),
+            rounds > 0,
+            "{}",
+            invites[rounds].text
+        );
+        let sent_updates = w
+            .log
+            .iter()
+            .filter(|s| s.is_request("UPDATE") && s.from == w.uas[0].addr)
+            .map(|s| s.text.lines().find(|l| l.starts_with("CSeq")).unwrap_or(""))
+            .collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(sent_updates.len(), updates, "{rounds}: {sent_updates:?}");
+    }
 }
 
 #[test]

@@ -369,7 +369,7 @@ impl Call {
         match &mut self.phase {
             Phase::Outgoing(o) => {
                 if let Some(mut session) = o.on_response(shared, ctx, key, response) {
-                    // Our INVITE went out before we were a focus: say so now.
+                    // Our INVITE may have gone out before we were a focus: say so now.
                     session.announce_focus(shared);
                     self.phase = Phase::Session(Box::new(session));
                 }

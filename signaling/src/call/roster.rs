@@ -100,10 +100,12 @@ impl Session {
         }
     }
 
-    /// A session that starts with us as a focus whose Contact did not say so yet (our INVITE
-    /// went out before).
+    /// A session that starts from our INVITE: when whether we host a conference changed after
+    /// the INVITE the peer answered went out (the last one: a challenge or a redirect makes a
+    /// new one, with the Contact of its time), its Contact is announced anew.
     pub(super) fn announce_focus(&mut self, shared: &Shared) {
-        if shared.focus.is_some() {
+        let said = shared.invites.last().is_some_and(crate::dialog::says_focus);
+        if said != shared.focus.is_some() {
             self.rosters.announce = true;
         }
     }

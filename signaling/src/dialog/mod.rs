@@ -115,7 +115,7 @@ impl Dialog {
             local_seq: seq,
             remote_seq: None,
             remote_target,
-            remote_focus: is_focus(response),
+            remote_focus: says_focus(response),
             route_set,
         })
     }
@@ -142,7 +142,7 @@ impl Dialog {
             local_seq: 0,
             remote_seq: Some(seq),
             remote_target,
-            remote_focus: is_focus(request),
+            remote_focus: says_focus(request),
             route_set: route::record_route(&request.headers),
         })
     }
@@ -245,7 +245,7 @@ impl Dialog {
     pub fn refresh_target(&mut self, message: &impl HeaderAccess) {
         if let Some(uri) = contact_uri(message) {
             self.remote_target = uri;
-            self.remote_focus = is_focus(message);
+            self.remote_focus = says_focus(message);
         }
     }
 
@@ -323,7 +323,7 @@ fn contact_uri(message: &impl HeaderAccess) -> Option<rsip::Uri> {
 }
 
 /// Whether the first Contact carries the `isfocus` feature parameter.
-fn is_focus(message: &impl HeaderAccess) -> bool {
+pub(crate) fn says_focus(message: &impl HeaderAccess) -> bool {
     message
         .contacts()
         .first()
