@@ -256,8 +256,13 @@ fn challenge(request: &Request, code: u16, index: usize) -> Response {
     )
 }
 
-/// A UAS that challenges with `code` (401 or 407), `rounds` times, then answers 180 and 486.
-fn challenging_uas(code: u16, rounds: usize) -> ScriptedUas {
+/// A UAS that challenges each INVITE with `code` (401 or 407), `rounds` times, then answers
+/// it (authorized, when it was challenged) with what `then` says.
+fn challenging_then(
+    code: u16,
+    rounds: usize,
+    then: impl Fn(&Request) -> Vec<Response> + 'static,
+) -> ScriptedUas {
     ScriptedUas::new(
         5070,
         Box::new(move |request: &Request, index| {
@@ -268,47 +273,45 @@ fn challenging_uas(code: u16, rounds: usize) -> ScriptedUas {
                 return vec![(index, challenge(request, code, index))];
             }
             assert!(
-                digest_is_right(request, challenge_headers(code).1),
+                rounds == 0 || digest_is_right(request, challenge_headers(code).1),
                 "{request}"
             );
-            vec![
-                (index, respond(request, 180, "Ringing", &[])),
-                (index, respond(request, 486, "Busy Here", &[])),
-            ]
+            then(request).into_iter().map(|r| (index, r)).collect()
         }),
     )
+}
+
+/// A UAS that challenges with `code` (401 or 407), `rounds` times, then answers 180 and 486.
+fn challenging_uas(code: u16, rounds: usize) -> ScriptedUas {
+    challenging_then(code, rounds, |request| {
+        vec![
+            respond(request, 180, "Ringing", &[]),
+            respond(request, 486, "Busy Here", &[]),
+        ]
+    })
 }
 
 /// A UAS that challenges `rounds` times with 401, then answers 200 with SDP (and allows
 /// UPDATE).
 fn answering_uas(rounds: usize) -> ScriptedUas {
-    ScriptedUas::new(
-        5070,
-        Box::new(move |request: &Request, index| {
-            if request.method != rsip::Method::Invite {
-                return Vec::new();
-            }
-            if index < rounds {
-                return vec![(index, challenge(request, 401, index))];
-            }
-            let mut ok = respond(
-                request,
-                200,
-                "OK",
-                &[
-                    ("Contact", "<sip:bob@127.0.0.1:5070>".to_owned()),
-                    ("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE".to_owned()),
-                    ("Content-Type", "application/sdp".to_owned()),
-                ],
-            );
-            ok.headers
-                .retain(|h| !matches!(h, rsip::Header::ContentLength(_)));
-            ok.headers
-                .push(rsip::headers::ContentLength::new(ANSWER.len().to_string()).into());
-            ok.body = ANSWER.as_bytes().to_vec();
-            vec![(index, ok)]
-        }),
-    )
+    challenging_then(401, rounds, |request| {
+        let mut ok = respond(
+            request,
+            200,
+            "OK",
+            &[
+                ("Contact", "<sip:bob@127.0.0.1:5070>".to_owned()),
+                ("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE".to_owned()),
+                ("Content-Type", "application/sdp".to_owned()),
+            ],
+        );
+        ok.headers
+            .retain(|h| !matches!(h, rsip::Header::ContentLength(_)));
+        ok.headers
+            .push(rsip::headers::ContentLength::new(ANSWER.len().to_string()).into());
+        ok.body = ANSWER.as_bytes().to_vec();
+        vec![ok]
+    })
 }
 
 fn call_with_credentials(w: &mut World) -> callisto_signaling::call::CallId {
