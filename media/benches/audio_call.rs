@@ -121,11 +121,10 @@ fn session_threads_cpu() -> Option<(Duration, Duration)> {
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let path = task.ok()?.path();
         let name = std::fs::read_to_string(path.join("comm")).ok()?;
-        let schedstat = std::fs::read_to_string(path.join("schedstat")).ok()?;
-        let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        let cpu = schedstat(&path.join("schedstat"))?;
         match name.trim() {
-            "callisto-media" => media += Duration::from_nanos(ns),
-            n if n.starts_with("callisto-") => readers += Duration::from_nanos(ns),
+            "callisto-media" => media += cpu,
+            n if n.starts_with("callisto-") => readers += cpu,
             _ => {}
         }
     }
@@ -203,7 +202,12 @@ fn loopback_cpu(codec: AudioCodecKind, srtp: bool, length: Duration) {
 
 /// CPU the calling thread has run so far, from `/proc/thread-self/schedstat` (Linux).
 fn this_thread_cpu() -> Option<Duration> {
-    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    schedstat(std::path::Path::new("/proc/thread-self/schedstat"))
+}
+
+/// The time on CPU a `schedstat` file (of a task in `/proc`) gives.
+fn schedstat(path: &std::path::Path) -> Option<Duration> {
+    let schedstat = std::fs::read_to_string(path).ok()?;
     let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(ns))
 }

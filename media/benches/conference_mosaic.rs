@@ -7,15 +7,17 @@
 //! After criterion, a running mosaic (640x480 at 30 fps, the host's moving test pattern)
 //! encodes for one leg sent the mosaic, then also for a leg sent the host's picture alone (as
 //! a leg that takes everyone's streams is: a second group), each for 5 s (1 s without
-//! `--bench`), and prints the pictures each leg got per second and the process's CPU
-//! meanwhile: the cost of the mosaic with one encoding, and of a second encoding on the
+//! `--bench`), and prints the pictures each leg got per second and the CPU of the mosaic's
+//! thread meanwhile (drawing the host and two participants, and encoding): the cost of the mosaic with one encoding, and of a second encoding on the
 //! mosaic's thread, which encodes its groups one after the other on each tick (each leg
 //! should still get its 30).
 
 use std::time::{Duration, Instant};
 
 use callisto_media::conference::{ConferenceBridge, MixerConfig, Mosaic};
-use callisto_media::video::{scale_i420, TestPattern, VideoFormat, VideoFrame, VideoSource};
+use callisto_media::video::{
+    scale_i420, TestPattern, VideoFormat, VideoFrame, VideoSink, VideoSource,
+};
 use criterion::{black_box, Criterion, Throughput};
 
 fn pictures(count: u16, width: u32, height: u32) -> Vec<VideoFrame> {
@@ -50,16 +52,20 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// The process's CPU time so far (user + system), from `/proc/self/stat` (Linux).
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which is in parentheses: utime is the 12th, stime
-    // the 13th, in clock ticks.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf only reads a system constant.
-    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
-    Some(Duration::from_millis(ticks * 1_000 / per_second.max(1)))
+/// CPU time the mosaic's thread has run so far, from `/proc/self/task/*/schedstat` (Linux,
+/// nanosecond precision).
+fn mosaic_thread_cpu() -> Option<Duration> {
+    let mut total = None;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path();
+        if std::fs::read_to_string(path.join("comm")).ok()?.trim() != "mosaic" {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+        let ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        *total.get_or_insert(Duration::ZERO) += Duration::from_nanos(ns);
+    }
+    total
 }
 
 /// One leg sent the mosaic, and with `host_only_leg` a second sent the host's picture alone,
@@ -69,10 +75,21 @@ fn encodings(host_only_leg: bool, length: Duration) {
     let format = VideoFormat::new(640, 480, 30).expect("a format");
     let mosaic = bridge.mosaic(format).expect("the mosaic");
     mosaic.set_local(Box::new(TestPattern::new(format, 1).expect("a pattern")));
-    let mut legs = vec![mosaic.join(2, format).0.encoded(false, 1_000_000)];
+    // Two participants' pictures in the mosaic beside the host's.
+    let others = pictures(3, 640, 480);
+    let mut tiles = Vec::new();
+    for (tag, picture) in [(2, &others[1]), (3, &others[2])] {
+        let (_, mut tile) = mosaic.join(tag, format);
+        tile.consume(picture).expect("a tile takes a picture");
+        tiles.push(tile);
+    }
+    let (to_mosaic, to_mosaic_tile) = mosaic.join(4, format);
+    let mut legs = vec![to_mosaic.encoded(false, 1_000_000)];
+    tiles.push(to_mosaic_tile);
     if host_only_leg {
-        let leg = mosaic.join(3, format).0;
+        let (leg, tile) = mosaic.join(5, format);
         legs.push(leg.host_only(|| true).encoded(false, 1_000_000));
+        tiles.push(tile);
     }
     let feeds: Vec<_> = legs
         .iter()
@@ -85,7 +102,7 @@ fn encodings(host_only_leg: bool, length: Duration) {
     for feed in &feeds {
         while feed.next_unit().is_some() {}
     }
-    let (before, started) = (process_cpu(), Instant::now());
+    let (before, started) = (mosaic_thread_cpu(), Instant::now());
     let mut units = vec![0u32; feeds.len()];
     while started.elapsed() < length {
         std::thread::sleep(Duration::from_millis(10));
@@ -95,14 +112,14 @@ fn encodings(host_only_leg: bool, length: Duration) {
             }
         }
     }
-    let (after, wall) = (process_cpu(), started.elapsed());
+    let (after, wall) = (mosaic_thread_cpu(), started.elapsed());
     let rates: Vec<String> = units
         .iter()
         .map(|&count| format!("{:.1}", f64::from(count) / wall.as_secs_f64()))
         .collect();
     let cpu = match (before, after) {
         (Some(before), Some(after)) => format!(
-            "{:.0} % of one core",
+            "the mosaic's thread {:.0} % of one core",
             (after - before).as_secs_f64() / wall.as_secs_f64() * 100.0
         ),
         _ => "CPU not read".to_owned(),

@@ -3,8 +3,8 @@
 //! speaker largest. Every leg sends that mosaic (scaled to its own size when it differs), so
 //! it is drawn once per frame however many legs there are. A leg whose source is
 //! [`MosaicSource::encoded`] (what the engine gives every leg) does not encode it either: the
-//! mosaic thread encodes each picture once per size and packetization limit (and the host's
-//! picture alone once, for legs switched to it) and hands the access units to every such
+//! mosaic thread encodes each picture once per size, rate and packetization limit (and the
+//! host's picture alone once, for legs switched to it) and hands the access units to every such
 //! leg's [`EncodedFeed`]; the leg only packetizes them. Keyframe requests of any leg of a
 //! group make the group's next picture an IDR; the group's bitrate is the lowest its legs ask.
 //!
@@ -85,7 +85,7 @@ struct Shared {
     /// The active speaker's tag ([`NO_SPEAKER`] when none), written by the audio bridge.
     speaker: Arc<AtomicU64>,
     running: AtomicBool,
-    /// The legs that send the pictures encoded here, once per size (see [`encode_feeds`]).
+    /// The legs that send the pictures encoded here, once per group (see [`encode_feeds`]).
     feeds: Mutex<Vec<FeedEntry>>,
 }
 
@@ -106,8 +106,9 @@ struct FeedEntry {
 struct GroupKey {
     width: u32,
     height: u32,
-    /// Pictures per second: the mosaic's, or a fraction of it (every `n`th tick).
-    fps: u32,
+    /// Encoded on every `n`th tick of the mosaic's: the nearest whole fraction of its rate
+    /// that is at least the rate asked for (so legs at 25 and 30 of 30 share one).
+    every: u32,
     single_nal: bool,
     host_only: bool,
 }
@@ -314,7 +315,7 @@ fn encode_feeds(
             let key = GroupKey {
                 width,
                 height,
-                fps: fps.clamp(1, mosaic_fps),
+                every: mosaic_fps / fps.clamp(1, mosaic_fps),
                 single_nal: feed.single_nal,
                 host_only: (entry.host_only)(),
             };
@@ -335,9 +336,7 @@ fn encode_feeds(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     for (key, feeds) in groups {
-        // The nearest whole fraction of the mosaic's rate, at least the rate asked for.
-        let every = u64::from((mosaic_fps / key.fps).max(1));
-        if !index.is_multiple_of(every) {
+        if !index.is_multiple_of(u64::from(key.every)) {
             continue;
         }
         let picture = if key.host_only {
@@ -361,7 +360,7 @@ fn encode_feeds(
         let encoder = match encoders.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let fps = (mosaic_fps / every as u32).max(1);
+                let fps = (mosaic_fps + key.every / 2) / key.every;
                 let mut config = H264EncoderConfig::new(key.width, key.height, fps, bitrate);
                 config.keyframe_interval = Some(fps.saturating_mul(10));
                 if key.single_nal {
@@ -408,7 +407,8 @@ pub struct MosaicSource {
     /// The last picture scaled to this leg's size, and the picture it was scaled from.
     scaled: Option<(Arc<VideoFrame>, VideoFrame)>,
     host_only: HostOnly,
-    /// The pictures encoded once for every leg of this size ([`MosaicSource::encoded`]).
+    /// The pictures encoded once for every leg of this size and rate
+    /// ([`MosaicSource::encoded`]).
     feed: Option<EncodedFeed>,
 }
 
@@ -420,8 +420,8 @@ impl MosaicSource {
         self
     }
 
-    /// Sends the pictures encoded once on the mosaic's thread for every leg of this size
-    /// (NAL units no larger than a packet when `single_nal`, packetization mode 0) instead
+    /// Sends the pictures encoded once on the mosaic's thread for every leg of this size and
+    /// rate (NAL units no larger than a packet when `single_nal`, packetization mode 0) instead
     /// of frames to encode: the leg's sender takes them from [`VideoSource::encoded_feed`],
     /// asks for keyframes and for `bitrate` (at first) through it. Give
     /// [`MosaicSource::host_only`] first.

@@ -252,23 +252,37 @@ fn a_leg_advised_half_the_rate_gets_every_other_picture_from_an_encoding_of_its_
     assert!(every(&full, 1), "{:?}", steps(&full));
 
     // B's controller advises half the rate: from a keyframe of its own on, B gets every
-    // other tick's picture, none of them A's units. (What B has queued goes first, with
-    // the keyframe it started at.)
-    while feeds[1].next_unit().is_some() {}
+    // other tick's picture, none of them A's units. (What both have queued goes first: B's
+    // with the keyframe it started at.)
+    let drain = |feed: &EncodedFeed| std::iter::from_fn(|| feed.next_unit()).collect::<Vec<_>>();
+    drain(&feeds[0]);
+    drain(&feeds[1]);
     feeds[1].set_layer(320, 240, 15);
     assert_eq!(feeds[1].rate(), 15);
     keyframe_where(&feeds[1], |_| true);
     let halved = units(&feeds[1], 6);
     assert!(every(&halved, 2), "{:?}", steps(&halved));
-    let a_now = units(&feeds[0], 6);
+    // A's units of the same time.
+    let a_meanwhile = drain(&feeds[0]);
+    assert!(
+        a_meanwhile.len() >= halved.len(),
+        "{} units for a",
+        a_meanwhile.len()
+    );
     assert!(!halved
         .iter()
-        .any(|u| a_now.iter().any(|v| Arc::ptr_eq(u, v))));
+        .any(|u| a_meanwhile.iter().any(|v| Arc::ptr_eq(u, v))));
 
     // Advised the full rate again, B shares A's encoding once more.
     feeds[1].set_layer(320, 240, 30);
     let rejoined = keyframe_where(&feeds[1], |_| true);
     comes_to(&feeds[0], &rejoined);
+
+    // A rate between the mosaic's and its half is the mosaic's: B stays in A's group (no
+    // new encoding, so B's later units are A's too).
+    feeds[1].set_layer(320, 240, 25);
+    let later = units(&feeds[1], 10).pop().expect("a unit");
+    comes_to(&feeds[0], &later);
 }
 
 #[test]

@@ -259,8 +259,9 @@ pub enum WebRtcError {
     /// Offer/answer in the wrong order (an answer without an offer, a second offer).
     #[error("offer/answer out of order: {0}")]
     Negotiation(&'static str),
-    /// The peer's new offer crossed ours, which awaits its answer: refuse it with `491 Request
-    /// Pending` (RFC 3261 14.2), and the peer tries again later.
+    /// The peer's new offer came while ours is under way (sent and unanswered, or its answer
+    /// or refusal not applied yet): refuse it with `491 Request Pending` (RFC 3261 14.2), and
+    /// the peer tries again later.
     #[error("the offers crossed: ours awaits its answer")]
     Glare,
     /// No codec in common for a stream.
