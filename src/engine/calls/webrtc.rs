@@ -186,6 +186,14 @@ pub(super) fn video_media(
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
+    // The input with the call's self-view and camera switch.
+    let preview = |source: Box<dyn VideoSource>| {
+        PreviewSource::new(
+            source,
+            controls.local_video.clone(),
+            controls.camera.clone(),
+        )
+    };
     // Besides the recording and the remote picture, what is decoded may feed the mosaic (a
     // conference leg) or the echo.
     let (source, tap): (Box<dyn VideoSource>, Option<Box<dyn VideoSink>>) = match leg {
@@ -202,11 +210,7 @@ pub(super) fn video_media(
             // is the host's picture.
             if !mosaic.has_local() && video.input != VideoInput::Echo {
                 match video_source(video, format, camera_unavailable) {
-                    Ok(picture) => mosaic.set_local(Box::new(PreviewSource::new(
-                        picture,
-                        controls.local_video.clone(),
-                        controls.camera.clone(),
-                    ))),
+                    Ok(picture) => mosaic.set_local(Box::new(preview(picture))),
                     Err(reason) => tracing::warn!(%reason, "no picture of the host"),
                 }
             }
@@ -236,26 +240,16 @@ pub(super) fn video_media(
     // Held, a call sends black either way.
     let (source, sink): (Box<dyn VideoSource>, Box<dyn VideoSink>) = match leg {
         None if video.input != VideoInput::Echo => {
-            let input = PreviewSource::new(
-                source,
-                controls.local_video.clone(),
-                controls.camera.clone(),
-            );
-            let (source, sink) = controls.video.install(Box::new(input), sink);
+            let (source, sink) = controls.video.install(Box::new(preview(source)), sink);
             // An unwatched slot copies nothing; the camera switch is the input's.
             let held = PreviewSource::new(source, FrameSlot::new(), CameraSwitch::new())
                 .with_hold(controls.held.clone());
             (Box::new(held), Box::new(sink))
         }
-        _ => {
-            let source = PreviewSource::new(
-                source,
-                controls.local_video.clone(),
-                controls.camera.clone(),
-            )
-            .with_hold(controls.held.clone());
-            (Box::new(source), sink)
-        }
+        _ => (
+            Box::new(preview(source).with_hold(controls.held.clone())),
+            sink,
+        ),
     };
     // A conference leg shows its participant's picture in the mosaic and nothing more.
     let more_streams = (leg.is_none() && !video.single_stream).then(|| {
@@ -468,17 +462,26 @@ pub(super) fn spawn_answer(
 }
 
 /// Runs one step of a session in the background and reports what `ready` makes of how it
-/// went.
+/// went (a failure in words).
 fn spawn_step<T: Send + 'static>(
     key: CallKey,
     events: MediaEvents,
-    step: impl std::future::Future<Output = Result<T, callisto_media::webrtc::WebRtcError>>
-        + Send
-        + 'static,
+    step: impl std::future::Future<Output = Result<T, WebRtcError>> + Send + 'static,
     ready: impl FnOnce(Result<T, String>) -> WebRtcReady + Send + 'static,
 ) {
+    spawn_step_with(key, events, step, |e| e.to_string(), ready);
+}
+
+/// [`spawn_step`] with the failure made into an `E` by `failure`.
+fn spawn_step_with<T: Send + 'static, E>(
+    key: CallKey,
+    events: MediaEvents,
+    step: impl std::future::Future<Output = Result<T, WebRtcError>> + Send + 'static,
+    failure: impl FnOnce(WebRtcError) -> E + Send + 'static,
+    ready: impl FnOnce(Result<T, E>) -> WebRtcReady + Send + 'static,
+) {
     tokio::spawn(async move {
-        let result = step.await.map_err(|e| e.to_string());
+        let result = step.await.map_err(failure);
         report(&events, key, ready(result));
     });
 }
@@ -503,12 +506,10 @@ pub(super) fn spawn_reanswer(
     held: bool,
     events: MediaEvents,
 ) {
-    tokio::spawn(async move {
-        let result = session
-            .accept_reoffer(&offer)
-            .await
-            .map_err(|error| ReofferRefused::from(&error));
-        report(&events, key, WebRtcReady::ReAnswered { result, held });
+    let step = async move { session.accept_reoffer(&offer).await };
+    let refused = |error| ReofferRefused::from(&error);
+    spawn_step_with(key, events, step, refused, move |result| {
+        WebRtcReady::ReAnswered { result, held }
     });
 }
 
