@@ -203,3 +203,42 @@ fn a_held_peer_hears_nothing_of_us() -> TestResult {
 fn a_held_peer_hears_nothing_of_us_over_webrtc() -> TestResult {
     held_side_hears_nothing(&["--media", "webrtc"])
 }
+
+/// Alice and bob hold their call at the same moment, and resume it at the same moment: the
+/// re-INVITEs cross (each side refuses the other's with 491, RFC 3261 14.1) or one overtakes
+/// the other while that side is making its own offer. Either way each hold, and then each
+/// resume, goes through: the side whose offer waits when the other's arrives answers that
+/// one first and makes its own again.
+fn both_hold_and_resume_at_once(extra: &[&str]) -> TestResult {
+    // The owner of the Call-ID waits up to 4 s before trying again (RFC 3261 14.1).
+    let settle = Duration::from_secs(12);
+    let dir = tempfile::tempdir()?;
+    let (mut bob, uri, alice_dir) = answering_bob(dir.path(), extra)?;
+    let mut alice = Callisto::call(&alice_dir, &uri, extra)?;
+    alice.expect("answered", WAIT)?;
+    std::thread::sleep(Duration::from_millis(1_000));
+    for (press, event) in [("hold", "held"), ("resume", "resumed")] {
+        alice.control(press)?;
+        bob.control(press)?;
+        for (who, phone) in [("alice", &mut alice), ("bob", &mut bob)] {
+            let own = phone.expect_matching(event, |e| e["by"] == "local", settle);
+            assert!(own.is_ok(), "{who}: {own:?}");
+        }
+    }
+    alice.control("hangup")?;
+    alice.expect("call_ended", WAIT)?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    Ok(())
+}
+
+#[test]
+fn holds_and_resumes_pressed_on_both_sides_at_once_all_go_through() -> TestResult {
+    both_hold_and_resume_at_once(&[])
+}
+
+#[test]
+fn holds_and_resumes_pressed_on_both_sides_at_once_all_go_through_over_webrtc() -> TestResult {
+    both_hold_and_resume_at_once(&["--media", "webrtc"])
+}

@@ -5,8 +5,9 @@ mod call_support;
 
 use std::time::{Duration, Instant};
 
-use call_support::{sdp, udp, Proxy, World};
+use call_support::{respond, sdp, udp, Proxy, ScriptedUas, World};
 use callisto_signaling::call::{CallError, CallEvent, CallId};
+use rsip::Request;
 
 const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
 const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
@@ -129,7 +130,7 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
 }
 
 #[test]
-fn glare_is_resolved_by_491_and_retries_after_the_rfc_delays() {
+fn crossing_offers_get_491_and_the_owners_gives_way_to_the_other_sides_retry() {
     let mut w = two_party();
     let (alice_call, bob_call) = established(&mut w, None);
     let now = w.now();
@@ -141,9 +142,11 @@ fn glare_is_resolved_by_491_and_retries_after_the_rfc_delays() {
         .endpoint
         .reinvite(now, bob_call, sdp("bob-offer"))
         .unwrap();
-    // Each side answers the other's offers as they arrive, until both have their answer.
+    // Each side answers the other's offers as they arrive, and makes its own offer again
+    // when it gave way, until both have their answer.
     let ids = [alice_call, bob_call];
     let mut answered = [0usize; 2];
+    let mut remade = [0usize; 2];
     let end = w.now() + Duration::from_secs(20);
     let both_answered = |w: &World| {
         (0..2).all(|i| w.uas[i].has(ids[i], |e| matches!(e, CallEvent::ReAnswer { .. })))
@@ -160,6 +163,16 @@ fn glare_is_resolved_by_491_and_retries_after_the_rfc_delays() {
                     .answer_reoffer(now, ids[i], Some(sdp("answer")))
                     .unwrap();
             }
+            let yielded = count_events(&w, i, ids[i], |e| *e == CallEvent::ReInviteYielded);
+            if yielded > remade[i] {
+                remade[i] = yielded;
+                // The peer's 2xx awaits its ACK: the offer waits for it.
+                let now = w.now();
+                w.uas[i]
+                    .endpoint
+                    .reinvite(now, ids[i], sdp("offer-again"))
+                    .unwrap();
+            }
         }
     }
     for (i, id) in ids.iter().enumerate() {
@@ -171,36 +184,181 @@ fn glare_is_resolved_by_491_and_retries_after_the_rfc_delays() {
         assert!(!w.uas[i].has(*id, |e| matches!(e, CallEvent::ReInviteFailed { .. })));
     }
     assert_eq!(w.count(|s| s.is_response(491, "INVITE")), 2);
-    // When each side sent its re-INVITEs.
-    let reinvites = |from| -> Vec<Instant> {
+    // Bob (0–2 s) tried again first, during alice's wait (2.1–4 s): alice's offer gave way
+    // and her application answered his; neither offer was refused a second time.
+    assert_eq!(remade, [1, 0]);
+    let reinvites = |from| -> Vec<&call_support::Sent> {
         w.log
             .iter()
-            .filter(|s| s.is_request("INVITE") && s.from == from && s.text.contains(";tag="))
+            .filter(|s| s.is_request("INVITE") && s.from == from)
             .filter(|s| {
                 let to = s.text.lines().find(|l| l.starts_with("To:")).unwrap();
                 to.contains("tag=")
             })
-            .map(|s| s.at)
             .collect()
     };
-    let got_491 = |to| -> Instant {
-        w.log
-            .iter()
-            .find(|s| s.is_response(491, "INVITE") && s.to == to)
-            .unwrap()
-            .at
+    let bodies = |sent: &[&call_support::Sent]| -> Vec<String> {
+        sent.iter()
+            .map(|s| s.text.rsplit("\r\n").next().unwrap().to_owned())
+            .collect()
     };
     let alice = reinvites(w.uas[0].addr);
     let bob = reinvites(w.uas[1].addr);
-    assert_eq!((alice.len(), bob.len()), (2, 2), "{alice:?} {bob:?}");
-    // Alice owns the Call-ID: 2.1–4 s. Bob: 0–2 s. (Plus 10 ms for the 491 to arrive.)
-    let alice_wait = alice[1] - got_491(w.uas[0].addr);
-    let bob_wait = bob[1] - got_491(w.uas[1].addr);
-    assert!(
-        alice_wait >= Duration::from_millis(2110) && alice_wait <= Duration::from_millis(4010),
-        "{alice_wait:?}"
-    );
+    assert_eq!(bodies(&alice), ["alice-offer", "offer-again"]);
+    assert_eq!(bodies(&bob), ["bob-offer", "bob-offer"]);
+    // Alice's new offer went out once bob's ACK for her answer to his had come.
+    let acked = w
+        .log
+        .iter()
+        .filter(|s| s.is_request("ACK") && s.from == w.uas[1].addr)
+        .map(|s| s.at)
+        .max()
+        .unwrap();
+    assert!(alice[1].at >= acked, "{:?} {acked:?}", alice[1].at);
+    let got_491 = w
+        .log
+        .iter()
+        .find(|s| s.is_response(491, "INVITE") && s.to == w.uas[1].addr)
+        .unwrap()
+        .at;
+    // (Plus 10 ms for the 491 to arrive.)
+    let bob_wait = bob[1].at - got_491;
     assert!(bob_wait <= Duration::from_millis(2010), "{bob_wait:?}");
+}
+
+/// A peer that answers every INVITE with 200, except the first re-INVITE, which it refuses
+/// 491 as if it had crossed an offer of its own that it then gave up.
+fn refusing_a_reinvite_once() -> ScriptedUas {
+    let mut invites = 0;
+    ScriptedUas::new(
+        5070,
+        Box::new(move |request: &Request, index| {
+            if request.method != rsip::Method::Invite {
+                return Vec::new();
+            }
+            invites += 1;
+            let response = if invites == 2 {
+                respond(request, 491, "Request Pending", &[])
+            } else {
+                respond(
+                    request,
+                    200,
+                    "OK",
+                    &[("Contact", "<sip:bob@127.0.0.1:5070>".to_owned())],
+                )
+            };
+            vec![(index, response)]
+        }),
+    )
+}
+
+#[test]
+fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
+    let mut w = two_party();
+    w.nodes.push(Box::new(refusing_a_reinvite_once()));
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5070", udp(5070), OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0]
+        .is_established(alice_call)));
+    let now = w.now();
+    w.uas[0]
+        .endpoint
+        .reinvite(now, alice_call, sdp("alice-offer"))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(6), |w| w.uas[0]
+        .has(alice_call, |e| matches!(e, CallEvent::ReAnswer { .. }))));
+    let invites: Vec<Instant> = w
+        .log
+        .iter()
+        .filter(|s| s.is_request("INVITE"))
+        .map(|s| s.at)
+        .collect();
+    assert_eq!(invites.len(), 3);
+    let refused = w
+        .log
+        .iter()
+        .find(|s| s.is_response(491, "INVITE"))
+        .unwrap()
+        .at;
+    // Alice sent the first INVITE: she owns the Call-ID and waits 2.1–4 s (plus 10 ms for
+    // the 491 to arrive).
+    let wait = invites[2] - refused;
+    assert!(
+        wait >= Duration::from_millis(2110) && wait <= Duration::from_millis(4010),
+        "{wait:?}"
+    );
+    assert!(!w.uas[0].has(alice_call, |e| matches!(
+        e,
+        CallEvent::ReInviteYielded | CallEvent::ReInviteFailed { .. }
+    )));
+}
+
+#[test]
+fn an_offer_made_while_the_peers_is_answered_goes_out_after_the_exchange() {
+    for accept in [true, false] {
+        let mut w = two_party();
+        let (alice_call, bob_call) = established(&mut w, None);
+        let now = w.now();
+        w.uas[0]
+            .endpoint
+            .reinvite(now, alice_call, sdp("alice-offer"))
+            .unwrap();
+        assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
+            .has(bob_call, |e| matches!(e, CallEvent::ReOffer { .. }))));
+        // Bob holds alice while her offer waits for his answer: his offer waits.
+        let now = w.now();
+        w.uas[1]
+            .endpoint
+            .reinvite(now, bob_call, sdp("bob-offer"))
+            .unwrap();
+        assert_eq!(
+            w.uas[1].endpoint.reinvite(now, bob_call, sdp("again")),
+            Err(CallError::ReInviteInProgress)
+        );
+        w.run_for(Duration::from_millis(200));
+        let from_bob = |w: &World| {
+            w.log
+                .iter()
+                .filter(|s| s.is_request("INVITE") && s.from == w.uas[1].addr)
+                .count()
+        };
+        assert_eq!(from_bob(&w), 0, "{accept}");
+        let now = w.now();
+        if accept {
+            w.uas[1]
+                .endpoint
+                .answer_reoffer(now, bob_call, Some(sdp("bob-answer")))
+                .unwrap();
+        } else {
+            w.uas[1]
+                .endpoint
+                .reject_reoffer(now, bob_call, 488)
+                .unwrap();
+        }
+        assert!(
+            w.run_until(Duration::from_secs(1), |w| w.uas[0].has(alice_call, |e| *e
+                == CallEvent::ReOffer {
+                    body: Some(sdp("bob-offer"))
+                }))
+        );
+        // After the 2xx bob's offer waited for alice's ACK; after a refusal it went at once.
+        let first =
+            |pred: &dyn Fn(&call_support::Sent) -> bool| w.log.iter().position(pred).unwrap();
+        let bob_invite = first(&|s| s.is_request("INVITE") && s.from == w.uas[1].addr);
+        let closed = if accept {
+            first(&|s| {
+                s.is_request("ACK") && s.from == w.uas[0].addr && s.text.contains("CSeq: 2 ")
+            })
+        } else {
+            first(&|s| s.is_response(488, "INVITE"))
+        };
+        assert!(closed < bob_invite, "{accept}");
+        assert!(!w.uas[1].has(bob_call, |e| matches!(
+            e,
+            CallEvent::ReInviteFailed { .. } | CallEvent::ReInviteYielded
+        )));
+    }
 }
 
 #[test]
@@ -424,4 +582,56 @@ fn an_offerless_re_invite_is_answered_with_an_offer_and_the_answer_comes_in_the_
         .find(|t| t.bytes.starts_with(b"BYE"))
         .expect("a BYE");
     assert_eq!(bye.target, source);
+}
+
+#[test]
+fn an_offer_that_waited_for_the_peers_goes_out_when_the_peer_cancels_its_own() {
+    let mut w = two_party();
+    let (_alice_call, bob_call) = established(&mut w, None);
+    w.run_for(Duration::from_millis(50));
+    let (call_id, alice_tag, bob_tag) = dialog_ids(&w);
+    let source = udp(5099);
+    let reinvite = raw_request("INVITE", &call_id, &alice_tag, &bob_tag, 2).replace(
+        "Content-Length: 0\r\n\r\n",
+        "Contact: <sip:alice@127.0.0.1:5099>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: 11\r\n\r\nalice-offer",
+    );
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .handle_datagram(now, reinvite.as_bytes(), source);
+    w.collect();
+    assert!(w.uas[1].has(bob_call, |e| matches!(e, CallEvent::ReOffer { .. })));
+    // Bob holds alice before he answers: his offer waits for her exchange.
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .reinvite(now, bob_call, sdp("bob-offer"))
+        .unwrap();
+    let sent = |w: &mut World| -> Vec<String> {
+        std::iter::from_fn(|| w.uas[1].endpoint.poll_transmit())
+            .map(|t| {
+                String::from_utf8_lossy(&t.bytes)
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert!(
+        !sent(&mut w).iter().any(|l| l.starts_with("INVITE")),
+        "bob's offer went before alice's exchange was over"
+    );
+    // Alice cancels her re-INVITE: it is answered 487, and bob's offer goes.
+    let cancel = raw_request("CANCEL", &call_id, &alice_tag, &bob_tag, 2)
+        .replace("branch=z9hG4bKrawCANCEL2", "branch=z9hG4bKrawINVITE2");
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .handle_datagram(now, cancel.as_bytes(), source);
+    let lines = sent(&mut w);
+    let position = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
+    assert!(position("SIP/2.0 487").is_some(), "{lines:?}");
+    assert!(position("INVITE") > position("SIP/2.0 487"), "{lines:?}");
 }

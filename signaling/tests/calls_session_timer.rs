@@ -1,6 +1,8 @@
 //! Session timers (RFC 4028): the refresher refreshes at half the interval (UPDATE when the
 //! peer allows it, else a re-INVITE with the current SDP), the other side ends a session that
-//! is not refreshed, and a too-short interval is raised after 422.
+//! is not refreshed, a too-short interval is raised after 422, and a refresh refused 491 goes
+//! again with the session as it is then, after an application offer waiting behind it gave way
+//! to the peer's.
 
 mod call_support;
 
@@ -112,14 +114,20 @@ fn a_too_short_interval_is_raised_after_422() {
 }
 
 /// A callee that answers with a session timer and the given refresher, without UPDATE in its
-/// Allow, and answers any later request 200.
-fn timer_peer(refresher: &'static str) -> ScriptedUas {
+/// Allow, and answers any later request 200 — except the INVITE numbered `refused` (from 1),
+/// which it answers 491.
+fn timer_peer(refresher: &'static str, refused: Option<usize>) -> ScriptedUas {
+    let mut invites = 0;
     ScriptedUas::new(
         5070,
         Box::new(move |request: &Request, index| match request.method {
+            rsip::Method::Invite if Some(invites + 1) == refused => {
+                invites += 1;
+                vec![(index, respond(request, 491, "Request Pending", &[]))]
+            }
             // A re-INVITE carries our To tag already, which the response keeps.
-            rsip::Method::Invite => vec![(
-                index,
+            rsip::Method::Invite => vec![(index, {
+                invites += 1;
                 respond(
                     request,
                     200,
@@ -129,8 +137,8 @@ fn timer_peer(refresher: &'static str) -> ScriptedUas {
                         ("Allow", "INVITE, ACK, BYE, CANCEL".into()),
                         ("Session-Expires", format!("90;refresher={refresher}")),
                     ],
-                ),
-            )],
+                )
+            })],
             rsip::Method::Ack => Vec::new(),
             _ => vec![(index, respond(request, 200, "OK", &[]))],
         }),
@@ -141,7 +149,7 @@ fn timer_peer(refresher: &'static str) -> ScriptedUas {
 fn without_update_the_refresh_is_a_re_invite_with_the_current_sdp() {
     let mut w = World::lan(44);
     w.add_ua("alice", 5061);
-    w.nodes.push(Box::new(timer_peer("uac")));
+    w.nodes.push(Box::new(timer_peer("uac", None)));
     let now = w.now();
     let config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
     let alice_call = w.uas[0].endpoint.start_call(now, config);
@@ -173,7 +181,7 @@ fn without_update_the_refresh_is_a_re_invite_with_the_current_sdp() {
 fn a_peer_that_should_refresh_and_does_not_gets_a_bye() {
     let mut w = World::lan(45);
     w.add_ua("alice", 5061);
-    w.nodes.push(Box::new(timer_peer("uas")));
+    w.nodes.push(Box::new(timer_peer("uas", None)));
     let now = w.now();
     let config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
     let alice_call = w.uas[0].endpoint.start_call(now, config);
@@ -191,4 +199,93 @@ fn a_peer_that_should_refresh_and_does_not_gets_a_bye() {
         w.run_until(Duration::from_secs(1), |w| w.count(|s| s.is_request("BYE"))
             == 1)
     );
+}
+
+#[test]
+fn an_offer_behind_a_refresh_refused_491_gives_way_to_the_peers_and_the_refresh_carries_it() {
+    let mut w = World::lan(46);
+    w.add_ua("alice", 5061);
+    // The second INVITE, alice's refresh, is refused 491: she waits 2.1–4 s (she owns the
+    // Call-ID) before she sends it again.
+    w.nodes.push(Box::new(timer_peer("uac", Some(2))));
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0]
+        .is_established(alice_call)));
+    assert!(w.run_until(Duration::from_secs(50), |w| w
+        .count(|s| s.is_response(491, "INVITE"))
+        == 1));
+    // Alice holds the call meanwhile: her offer waits behind the refresh.
+    let now = w.now();
+    w.uas[0]
+        .endpoint
+        .reinvite(now, alice_call, sdp("hold"))
+        .unwrap();
+    // The peer's own offer comes before the refresh goes again.
+    let ok = w.log.iter().find(|s| s.is_response(200, "INVITE")).unwrap();
+    let tag = |name: &str| {
+        let line = header(&ok.text, name).unwrap();
+        line.split("tag=").nth(1).unwrap().to_owned()
+    };
+    let call_id = header(&ok.text, "Call-ID").unwrap();
+    let (alice_tag, peer_tag) = (tag("From"), tag("To"));
+    let in_dialog = |method: &str, branch: &str, body: &str| {
+        format!(
+            "{method} sip:alice@127.0.0.1:5061 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{branch}\r\n\
+             From: <sip:peer@example.test>;tag={peer_tag}\r\n\
+             To: <sip:alice@example.test>;tag={alice_tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 {method}\r\n\
+             Contact: <sip:peer@127.0.0.1:5070>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let now = w.now();
+    let offer = in_dialog("INVITE", "peeroffer", "peer-offer");
+    w.uas[0]
+        .endpoint
+        .handle_datagram(now, offer.as_bytes(), udp(5070));
+    w.collect();
+    let events = w.uas[0].events_of(alice_call);
+    assert_eq!(
+        events[events.len() - 2..],
+        [
+            CallEvent::ReInviteYielded,
+            CallEvent::ReOffer {
+                body: Some(sdp("peer-offer"))
+            }
+        ]
+    );
+    let now = w.now();
+    w.uas[0]
+        .endpoint
+        .answer_reoffer(now, alice_call, Some(sdp("alice-answer")))
+        .unwrap();
+    let ack = in_dialog("ACK", "peerack", "");
+    let now = w.now();
+    w.uas[0]
+        .endpoint
+        .handle_datagram(now, ack.as_bytes(), udp(5070));
+    w.run_for(Duration::from_secs(5));
+    // The refresh went again, with the session as it is now; the hold that gave way did not
+    // go by itself.
+    let invites: Vec<_> = w
+        .log
+        .iter()
+        .filter(|s| s.is_request("INVITE") && s.from == w.uas[0].addr)
+        .collect();
+    assert_eq!(invites.len(), 3, "{invites:?}");
+    assert!(
+        invites[2].text.ends_with("alice-answer"),
+        "{}",
+        invites[2].text
+    );
+    assert!(!w.uas[0].has(alice_call, |e| matches!(
+        e,
+        CallEvent::ReInviteFailed { .. } | CallEvent::ReAnswer { .. }
+    )));
 }

@@ -63,6 +63,12 @@ pub enum CallEvent {
         /// The 2xx's body (or the ACK's).
         body: Option<Body>,
     },
+    /// Our offer gave way to the peer's (RFC 3261 §14.1): it was answered 491 and waited to
+    /// be sent again, or waited behind our own session refresh, when the peer's offer came.
+    /// It is not sent: the application withdraws it, answers the `ReOffer` that follows, and
+    /// makes its offer again from the session as it is then (`reinvite` keeps it until the
+    /// peer's exchange is over).
+    ReInviteYielded,
     /// Our re-INVITE was refused; the call goes on as before.
     ReInviteFailed {
         /// The status code (408 when no answer came).

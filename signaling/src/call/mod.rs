@@ -13,7 +13,7 @@
 //!                                            ↘ Failed{code, reason, cause}
 //!  incoming:  Incoming{…} → (app: ring, answer) → Established{body} → … → Ended
 //!                        ↘ Ended{by_remote: true} (CANCEL) / Ended{by_remote: false} (reject)
-//!  established: ReOffer / ReAnswer / ReInviteFailed / Info / TransferRequested /
+//!  established: ReOffer / ReAnswer / ReInviteYielded / ReInviteFailed / Info / TransferRequested /
 //!               TransferProgress / Roster, in any number, then Ended
 //! ```
 //!
@@ -416,7 +416,7 @@ impl Call {
         let shared = &mut self.shared;
         match &mut self.phase {
             Phase::Incoming(i) if i.key() == invite_key => i.on_cancel(shared, ctx, key, cancel),
-            Phase::Session(s) => s.on_cancel(ctx, key, cancel, invite_key),
+            Phase::Session(s) => s.on_cancel(shared, ctx, key, cancel, invite_key),
             _ => ctx.respond(key, compose::response(cancel, 481, None)),
         }
     }

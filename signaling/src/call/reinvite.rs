@@ -1,15 +1,23 @@
 //! Re-INVITEs in a confirmed dialog (RFC 3261 §14): sent, received, and glare.
 //!
 //! - Only one INVITE transaction may be in progress on a dialog in either direction (§14.1):
-//!   `reinvite` is refused while ours or the peer's is pending, or our 2xx awaits its ACK.
-//!   While only our own session refresh is under way (RFC 4028, or a focus announcing itself)
-//!   the application's offer waits for it (also through the refresh's 491 retries) and goes
-//!   out when it is answered: hold pressed at that moment still holds.
+//!   `reinvite` is refused while the application's previous offer is out, waits to be tried
+//!   again after a 491, or waits for the exchange under way. While that exchange is our own
+//!   session refresh (RFC 4028, or a focus announcing itself) or the peer's (its offer not
+//!   yet answered or cancelled, or our 2xx awaiting its ACK), the application's offer waits
+//!   for it (also through a refresh's 491 retries) and goes out when it is over: hold
+//!   pressed at that moment still holds.
 //! - A re-INVITE received while ours is pending is answered 491 Request Pending; one received
 //!   while the peer's previous one is unanswered gets 500 with a Retry-After of 0–10 s (§14.2).
 //! - Our re-INVITE answered 491 is sent again after a random delay (§14.1): 2.1–4 s when we
 //!   own the Call-ID (we sent the first INVITE), 0–2 s otherwise, in 10 ms steps, up to
-//!   [`GLARE_ATTEMPTS`] times. The same body is sent again.
+//!   [`GLARE_ATTEMPTS`] times. The same body is sent again; a refresh sends the session
+//!   description of its time.
+//! - An offer of the application's that is not on the wire when the peer's offer comes (it
+//!   waits out a 491, or waits behind a refresh) gives way: it is dropped and reported as
+//!   `ReInviteYielded` before the `ReOffer`, so the peer's offer is answered instead of
+//!   crossing ours a second time; the application makes its offer again afterwards. A refresh
+//!   waiting out a 491 stays and goes after the peer's exchange.
 //! - A refused re-INVITE leaves the session as it was and reports `ReInviteFailed`; 408, 481
 //!   and timeouts mean the dialog is gone and end the call (§12.2.1.2).
 //! - The peer's re-INVITE, or UPDATE with an offer (RFC 3311), is reported as `ReOffer`;
@@ -78,12 +86,12 @@ impl Session {
             });
         }
         if self.invite_in_progress() {
-            if !self.only_refreshing() || self.queued_offer.is_some() {
+            if self.own_offer_pending() || self.queued_offer.is_some() {
                 return Err(CallError::ReInviteInProgress);
             }
-            // It follows the refresh, also one waiting to be tried again after a 491: the
-            // refresh keeps its own fate (a refused offer must not leave the session timer
-            // or a focus announcement without their refresh).
+            // It follows the exchange under way. A refresh keeps its own fate (a refused
+            // offer must not leave the session timer or a focus announcement without their
+            // refresh); the peer's offer is answered first.
             self.queued_offer = Some(body);
             return Ok(());
         }
@@ -91,21 +99,20 @@ impl Session {
         Ok(())
     }
 
-    /// Whether the exchange under way is nothing but our own session refresh.
-    fn only_refreshing(&self) -> bool {
-        self.reinvite_in.is_none()
-            && self.pending_answer.is_none()
-            && match (&self.reinvite_out, &self.glare_retry) {
-                (Some(out), None) => out.refresh,
-                (None, Some(retry)) => retry.refresh,
-                _ => false,
-            }
+    /// Whether the application's own offer is out, or waits to be tried again after a 491.
+    fn own_offer_pending(&self) -> bool {
+        self.reinvite_out.as_ref().is_some_and(|out| !out.refresh)
+            || self
+                .glare_retry
+                .as_ref()
+                .is_some_and(|retry| !retry.refresh)
     }
 
-    /// The application's offer that waited for a refresh, once that refresh is over.
-    fn send_queued_offer(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
-        if self.reinvite_out.is_some() || self.glare_retry.is_some() {
-            // The refresh goes again (with credentials, or after a 491): the offer waits.
+    /// The application's offer that waited for the exchange under way, once that is over.
+    pub(super) fn send_queued_offer(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
+        if self.invite_in_progress() {
+            // A refresh goes again (with credentials, or after a 491), or the peer's offer
+            // is still being answered: the offer waits.
             return;
         }
         let Some(body) = self.queued_offer.take() else {
@@ -247,11 +254,17 @@ impl Session {
             });
             return;
         }
+        // A refresh by re-INVITE carries the session as it is now: the peer's offer may have
+        // been answered while it waited.
+        let body = match (retry.refresh, retry.method == Method::Invite) {
+            (true, true) => self.local_body.clone(),
+            _ => retry.body,
+        };
         self.send_offer(
             shared,
             ctx,
             retry.method,
-            retry.body,
+            body,
             retry.attempts,
             retry.refresh,
         );
@@ -288,6 +301,13 @@ impl Session {
                 .headers
                 .push(rsip::headers::RetryAfter::new(seconds.to_string()).into());
             return ctx.respond(key, response);
+        }
+        // Our offer waiting out a 491 (or behind a refresh) is not outstanding (§14.1): it
+        // gives way, and the peer's offer is answered.
+        let waiting = self.glare_retry.take_if(|retry| !retry.refresh).is_some();
+        if self.queued_offer.take().is_some() || waiting {
+            tracing::debug!(call = %shared.id, "our offer gives way to the peer's");
+            ctx.emit(CallEvent::ReInviteYielded);
         }
         let target = transaction::response_target(&request, source).unwrap_or(source);
         let body = compose::body_of(&request.headers, &request.body);
@@ -327,6 +347,8 @@ impl Session {
             self.local_body = body;
         }
         if pending.request.method != Method::Invite {
+            // An UPDATE's exchange is over with its answer.
+            self.send_queued_offer(shared, ctx);
             return Ok(());
         }
         let seq = pending.request.cseq().map_or(0, |c| c.seq);
@@ -365,7 +387,7 @@ impl Session {
     /// Refuses the peer's re-INVITE with `code`; the session stays as it was.
     pub fn reject_reoffer(
         &mut self,
-        _shared: &mut Shared,
+        shared: &mut Shared,
         ctx: &mut Ctx<'_>,
         code: u16,
     ) -> Result<(), CallError> {
@@ -379,6 +401,7 @@ impl Session {
             &pending.key,
             compose::response(&pending.request, code, None),
         );
+        self.send_queued_offer(shared, ctx);
         Ok(())
     }
 }

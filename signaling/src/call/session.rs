@@ -67,7 +67,8 @@ pub(super) struct Session {
     bye_after_ack: bool,
     pub(super) reinvite_out: Option<OutRequest>,
     pub(super) glare_retry: Option<GlareRetry>,
-    /// The application's offer, waiting for our own session refresh to finish.
+    /// The application's offer, waiting for the exchange under way to finish: our own
+    /// session refresh, or the peer's offer (until its answer, or our 2xx's ACK).
     pub(super) queued_offer: Option<Body>,
     pub(super) reinvite_in: Option<InReinvite>,
     /// BYE and INFO requests in flight.
@@ -236,6 +237,8 @@ impl Session {
         } else if pending.answer_in_ack && body.is_some() && !shared.ended {
             ctx.emit(CallEvent::ReAnswer { body });
         }
+        // The peer's exchange is over: an offer of ours that waited for it goes out.
+        self.send_queued_offer(shared, ctx);
     }
 
     /// A request in the dialog (not ACK or CANCEL).
@@ -340,6 +343,7 @@ impl Session {
     /// 487; for an INVITE already answered the CANCEL has no effect (RFC 3261 §9.2).
     pub fn on_cancel(
         &mut self,
+        shared: &mut Shared,
         ctx: &mut Ctx<'_>,
         key: &TransactionKey,
         cancel: &Request,
@@ -348,6 +352,8 @@ impl Session {
         ctx.respond(key, compose::response(cancel, 200, None));
         if let Some(pending) = self.reinvite_in.take_if(|r| r.key == *invite_key) {
             ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
+            // The peer's exchange is over: an offer of ours that waited for it goes out.
+            self.send_queued_offer(shared, ctx);
         }
     }
 

@@ -79,9 +79,10 @@ impl Endpoint {
         self.command(now, id, |call, ctx| call.hang_up(ctx))
     }
 
-    /// Sends a re-INVITE with a new offer (hold, resume). `ReAnswer` or `ReInviteFailed`
-    /// follows. (The offer is required: an offerless re-INVITE would need our answer in the
-    /// ACK.)
+    /// Sends a re-INVITE with a new offer (hold, resume), or keeps it until the exchange
+    /// under way (our session refresh, or the peer's offer and its ACK) is over. `ReAnswer`,
+    /// `ReInviteFailed` or `ReInviteYielded` follows. (The offer is required: an offerless
+    /// re-INVITE would need our answer in the ACK.)
     pub fn reinvite(&mut self, now: Instant, id: CallId, body: Body) -> Result<(), CallError> {
         self.command(now, id, |call, ctx| call.reinvite(ctx, body))
     }

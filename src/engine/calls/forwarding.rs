@@ -61,6 +61,17 @@ pub(super) struct LegStreams {
     failures: u32,
 }
 
+impl LegStreams {
+    /// Our offer about the streams gave way to the peer's offer: it is made again, as the
+    /// forwarding is then, once that is answered.
+    pub(super) fn yielded(&mut self, now: Instant) {
+        if self.busy {
+            self.busy = false;
+            self.retry_at = Some(now);
+        }
+    }
+}
+
 /// How long after a failed offer about a leg's streams the next is made (doubling with each
 /// failure in a row, up to 16 times as long).
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -171,7 +182,11 @@ impl Calls {
             let Some(session) = call.webrtc.clone() else {
                 continue;
             };
-            if call.streams.busy || call.pending_hold.is_some() || !session.is_connected() {
+            if call.streams.busy
+                || call.pending_hold.is_some()
+                || call.answering
+                || !session.is_connected()
+            {
                 continue;
             }
             let retry = call.streams.retry_at.is_some_and(|at| at <= Instant::now());
@@ -197,7 +212,8 @@ impl Calls {
                 continue;
             }
             call.streams.busy = true;
-            spawn_streams_offer(receiver, session, add, remove, self.media_events.clone());
+            let events = self.media_events.clone();
+            streams_offer(&call.steps, receiver, session, add, remove, events);
         }
     }
 
@@ -278,7 +294,7 @@ impl Calls {
         if let Err(error) = endpoint.reinvite(now, call.id, Body::sdp(offer)) {
             tracing::warn!(?key, %error, "cannot offer the conference's streams");
             if let Some(session) = call.webrtc.clone() {
-                super::webrtc::spawn_cancel_reoffer(session);
+                super::webrtc::cancel_reoffer(&call.steps, session);
             }
             self.streams_settled(endpoint, now, key, false);
         }
@@ -313,14 +329,15 @@ impl Calls {
 
 /// Adds and removes a receiving leg's forwarded tracks and makes the new offer; reports
 /// [`WebRtcReady::StreamsOffer`].
-fn spawn_streams_offer(
+fn streams_offer(
+    steps: &super::webrtc::Steps,
     key: CallKey,
     session: Arc<WebRtcSession>,
     add: Vec<NewStream>,
     remove: Vec<(CallKey, ForwardedVideo)>,
     events: MediaEvents,
 ) {
-    tokio::spawn(async move {
+    steps.run(async move {
         let mut change = StreamsChange {
             added: Vec::new(),
             removed: Vec::new(),

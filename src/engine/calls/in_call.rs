@@ -33,13 +33,17 @@ impl Calls {
         if call.established.is_none() {
             return;
         }
-        if call.pending_hold.is_some() || call.streams.busy {
+        if call.pending_hold.is_some() || call.streams.busy || call.answering {
             // One new offer at a time: a hold (or resume) asked for while another offer is
-            // under way is made once that one is settled, unless it asks for the same.
+            // under way (ours, or the peer's being answered) is made once that one is
+            // settled, unless it asks for the same.
             call.hold_after = (call.pending_hold != Some(hold)).then_some(hold);
+            call.sync_hold_silence();
             return;
         }
         call.hold_after = None;
+        // A hold that waited may not be made after all (nothing to change, or no offer).
+        call.sync_hold_silence();
         if call.local_hold == hold {
             return;
         }
@@ -47,7 +51,8 @@ impl Calls {
             // The session makes the offer; the re-INVITE goes out when it is ready.
             call.pending_hold = Some(hold);
             call.sync_hold_silence();
-            super::webrtc::spawn_hold_offer(key, session, hold, self.media_events.clone());
+            let events = self.media_events.clone();
+            super::webrtc::hold_offer(&call.steps, key, session, hold, events);
             return;
         }
         let direction = if hold {
@@ -86,7 +91,7 @@ impl Calls {
         let ready: Vec<(CallKey, bool)> = self
             .calls
             .values()
-            .filter(|c| c.pending_hold.is_none() && !c.streams.busy)
+            .filter(|c| c.pending_hold.is_none() && !c.streams.busy && !c.answering)
             .filter_map(|c| Some((c.key, c.hold_after?)))
             .collect();
         for (key, hold) in ready {

@@ -122,6 +122,11 @@ struct Call {
     transfer_of: Option<CallKey>,
     /// The WebRTC session, when the call is on the WebRTC path.
     webrtc: Option<Arc<callisto_media::webrtc::WebRtcSession>>,
+    /// Where the WebRTC session's steps run, one after another.
+    steps: webrtc::Steps,
+    /// The peer's new offer is being answered (by the WebRTC session, or it follows a
+    /// `ReInviteYielded` at once): offers of ours wait until it is.
+    answering: bool,
     /// The peer's answer went into the WebRTC session.
     answer_applied: bool,
     /// The SDP that concluded the WebRTC offer/answer (the peer's answer, or ours).
@@ -160,11 +165,25 @@ impl Call {
         Some(CallUpdate::hold_change(held, true))
     }
 
-    /// Silences what we send from the moment we ask for a hold until the call is resumed
-    /// (the held side hears nothing of us meanwhile, whatever the offer's direction allows).
+    /// Silences what we send from the moment we ask for a hold (made at once, or waiting
+    /// for another offer to settle) until the call is resumed (the held side hears nothing
+    /// of us meanwhile, whatever the offer's direction allows).
     fn sync_hold_silence(&self) {
-        let silent = self.local_hold || self.pending_hold == Some(true);
+        let silent = self.local_hold
+            || self.pending_hold == Some(true)
+            || (self.pending_hold.is_none() && self.hold_after == Some(true));
         self.media.options.controls.held.set(silent);
+    }
+
+    /// Our offer gave way to the peer's (`ReInviteYielded`), whose `ReOffer` follows at
+    /// once: no offer of ours is made until that is answered, and the hold (or resume) ours
+    /// asked for is asked for again then, unless something else was asked for meanwhile.
+    fn yield_offer(&mut self) {
+        self.answering = true;
+        if let Some(hold) = self.pending_hold.take() {
+            self.hold_after.get_or_insert(hold);
+        }
+        self.sync_hold_silence();
     }
 
     /// Whether the call carries video: as negotiated for the classic path, as the concluded
@@ -203,6 +222,8 @@ impl Call {
             account: None,
             transfer_of: None,
             webrtc: None,
+            steps: webrtc::Steps::default(),
+            answering: false,
             answer_applied: false,
             concluded_sdp: None,
             fallback: None,
@@ -567,6 +588,8 @@ impl Calls {
                 }
             }
             CallEvent::ReOffer { body } => {
+                // Answered here and now: offers of ours may be made again after this event.
+                call.answering = false;
                 let direction = if call.local_hold {
                     Direction::SendOnly
                 } else {
@@ -650,6 +673,11 @@ impl Calls {
                 call.sdp.discard_offer();
                 call.pending_hold = None;
                 call.sync_hold_silence();
+            }
+            CallEvent::ReInviteYielded => {
+                tracing::info!("our re-INVITE gives way to the peer's");
+                call.sdp.discard_offer();
+                call.yield_offer();
             }
             CallEvent::Info { body } => {
                 if body

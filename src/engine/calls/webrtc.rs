@@ -3,9 +3,11 @@
 //!
 //! A WebRTC session's offer/answer and its end are asynchronous (ICE gathering completes
 //! before the SDP goes into SIP, which does not trickle; closing waits for the media threads
-//! and the recordings). Each such step runs in a task of its own and reports back to the
+//! and the recordings). Each such step runs in the background and reports back to the
 //! engine as a [`WebRtcReady`] through the calls' media channel, so the engine task never
-//! waits on the network:
+//! waits on the network. Once a call has its session, its steps run one after another in
+//! the order the engine asked for them ([`Steps`]): a withdrawn offer is rolled back before
+//! the peer's new offer is applied, and our answer applied before the next offer is made.
 //!
 //! ```text
 //! outgoing:  start ─► Offer(session, sdp) ─► INVITE ─► 200 ─► Applied ─► Connected
@@ -13,9 +15,11 @@
 //! end:       BYE/CANCEL/failure ─► Closed(stats) ─► Ended/Failed with the summary
 //! ```
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 
 use callisto_media::audio::AudioFormat;
 use callisto_media::codec::AudioCodecKind;
@@ -461,45 +465,75 @@ pub(super) fn spawn_answer(
     });
 }
 
-/// Runs one step of a session in the background and reports what `ready` makes of how it
-/// went (a failure in words).
-fn spawn_step<T: Send + 'static>(
-    key: CallKey,
-    events: MediaEvents,
-    step: impl std::future::Future<Output = Result<T, WebRtcError>> + Send + 'static,
-    ready: impl FnOnce(Result<T, String>) -> WebRtcReady + Send + 'static,
-) {
-    spawn_step_with(key, events, step, |e| e.to_string(), ready);
+type Step = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The queue of a call's session steps: each runs once the one asked for before it is done
+/// (spawned each on its own, a step could overtake an earlier one: the peer's new offer
+/// would meet our withdrawn offer not yet rolled back, and get 491). The queue's task starts
+/// with the first step and ends when the call (and so the queue) is gone and the steps
+/// asked for are done.
+#[derive(Default)]
+pub(super) struct Steps(OnceLock<tokio::sync::mpsc::UnboundedSender<Step>>);
+
+impl Steps {
+    /// Runs `step` after the steps asked for before it.
+    pub(super) fn run(&self, step: impl Future<Output = ()> + Send + 'static) {
+        let queue = self.0.get_or_init(|| {
+            let (queue, mut steps) = tokio::sync::mpsc::unbounded_channel::<Step>();
+            tokio::spawn(async move {
+                while let Some(step) = steps.recv().await {
+                    step.await;
+                }
+            });
+            queue
+        });
+        let _ = queue.send(Box::pin(step));
+    }
 }
 
-/// [`spawn_step`] with the failure made into an `E` by `failure`.
-fn spawn_step_with<T: Send + 'static, E>(
+/// Runs one step of a session in `steps` and reports what `ready` makes of how it went (a
+/// failure in words).
+fn run_step<T: Send + 'static>(
+    steps: &Steps,
     key: CallKey,
     events: MediaEvents,
-    step: impl std::future::Future<Output = Result<T, WebRtcError>> + Send + 'static,
+    step: impl Future<Output = Result<T, WebRtcError>> + Send + 'static,
+    ready: impl FnOnce(Result<T, String>) -> WebRtcReady + Send + 'static,
+) {
+    run_step_with(steps, key, events, step, |e| e.to_string(), ready);
+}
+
+/// [`run_step`] with the failure made into an `E` by `failure`.
+fn run_step_with<T: Send + 'static, E>(
+    steps: &Steps,
+    key: CallKey,
+    events: MediaEvents,
+    step: impl Future<Output = Result<T, WebRtcError>> + Send + 'static,
     failure: impl FnOnce(WebRtcError) -> E + Send + 'static,
     ready: impl FnOnce(Result<T, E>) -> WebRtcReady + Send + 'static,
 ) {
-    tokio::spawn(async move {
+    steps.run(async move {
         let result = step.await.map_err(failure);
         report(&events, key, ready(result));
     });
 }
 
-/// Applies the peer's answer in the background; reports [`WebRtcReady::Applied`].
-pub(super) fn spawn_apply(
+/// Applies the peer's answer; reports [`WebRtcReady::Applied`].
+pub(super) fn apply(
+    steps: &Steps,
     key: CallKey,
     session: Arc<WebRtcSession>,
     answer: String,
     events: MediaEvents,
 ) {
     let step = async move { session.apply_answer(&answer).await };
-    spawn_step(key, events, step, WebRtcReady::Applied);
+    run_step(steps, key, events, step, WebRtcReady::Applied);
 }
 
 /// Answers the peer's new offer in the running `session` (`held`: whether it puts us on
 /// hold); reports [`WebRtcReady::ReAnswered`].
-pub(super) fn spawn_reanswer(
+pub(super) fn reanswer(
+    steps: &Steps,
     key: CallKey,
     session: Arc<WebRtcSession>,
     offer: String,
@@ -508,7 +542,7 @@ pub(super) fn spawn_reanswer(
 ) {
     let step = async move { session.accept_reoffer(&offer).await };
     let refused = |error| ReofferRefused::from(&error);
-    spawn_step_with(key, events, step, refused, move |result| {
+    run_step_with(steps, key, events, step, refused, move |result| {
         WebRtcReady::ReAnswered { result, held }
     });
 }
@@ -539,33 +573,35 @@ impl From<&WebRtcError> for ReofferRefused {
 
 /// Makes our offer that holds the call in `session` (`hold`) or takes it off; reports
 /// [`WebRtcReady::HoldOffer`].
-pub(super) fn spawn_hold_offer(
+pub(super) fn hold_offer(
+    steps: &Steps,
     key: CallKey,
     session: Arc<WebRtcSession>,
     hold: bool,
     events: MediaEvents,
 ) {
     let step = async move { session.hold_offer(hold).await };
-    spawn_step(key, events, step, move |result| WebRtcReady::HoldOffer {
-        hold,
-        result,
+    run_step(steps, key, events, step, move |result| {
+        WebRtcReady::HoldOffer { hold, result }
     });
 }
 
 /// Applies the peer's answer to our new offer; reports [`WebRtcReady::ReApplied`].
-pub(super) fn spawn_apply_reanswer(
+pub(super) fn apply_reanswer(
+    steps: &Steps,
     key: CallKey,
     session: Arc<WebRtcSession>,
     answer: String,
     events: MediaEvents,
 ) {
     let step = async move { session.apply_reanswer(&answer).await };
-    spawn_step(key, events, step, WebRtcReady::ReApplied);
+    run_step(steps, key, events, step, WebRtcReady::ReApplied);
 }
 
-/// Withdraws our new offer that the peer refused: the session goes on as before it.
-pub(super) fn spawn_cancel_reoffer(session: Arc<WebRtcSession>) {
-    tokio::spawn(async move {
+/// Withdraws our new offer (the peer refused it, or it gave way to the peer's): the session
+/// goes on as before it.
+pub(super) fn cancel_reoffer(steps: &Steps, session: Arc<WebRtcSession>) {
+    steps.run(async move {
         if let Err(error) = session.cancel_reoffer().await {
             tracing::warn!(%error, "the refused offer could not be withdrawn");
         }

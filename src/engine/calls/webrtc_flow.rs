@@ -224,7 +224,7 @@ impl Calls {
             call.pending_hold = None;
             call.sync_hold_silence();
             if let Some(session) = call.webrtc.clone() {
-                webrtc::spawn_cancel_reoffer(session);
+                webrtc::cancel_reoffer(&call.steps, session);
             }
         }
     }
@@ -265,22 +265,28 @@ impl Calls {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let answer = match result {
-            Ok(answer) => answer,
+        call.answering = false;
+        match result {
+            Ok(answer) => {
+                let body = Some(Body::sdp(answer.clone()));
+                if let Err(error) = endpoint.answer_reoffer(now, call.id, body) {
+                    tracing::warn!(%error, "cannot answer a re-INVITE");
+                } else {
+                    call.concluded_sdp = Some(answer);
+                    if let Some(update) = call.set_remote_hold(held) {
+                        let _ = events.send(EngineEvent::Call { key, update });
+                    }
+                }
+            }
             Err(ReofferRefused { code, reason }) => {
                 tracing::warn!(%reason, code, "the new WebRTC offer is refused");
                 let _ = endpoint.reject_reoffer(now, call.id, code);
-                return;
             }
-        };
-        if let Err(error) = endpoint.answer_reoffer(now, call.id, Some(Body::sdp(answer.clone()))) {
-            tracing::warn!(%error, "cannot answer a re-INVITE");
-            return;
         }
-        call.concluded_sdp = Some(answer);
-        if let Some(update) = call.set_remote_hold(held) {
-            let _ = events.send(EngineEvent::Call { key, update });
-        }
+        // Offers of ours that waited for the answer are made now (the signalling sends
+        // them once the peer's exchange is over).
+        self.run_deferred_holds(endpoint, now);
+        self.update_forwarding();
     }
 
     /// Our offer is ready: send the INVITE.
@@ -420,7 +426,8 @@ impl Calls {
                 call.takes_streams = takes_several_streams(&answer);
                 call.concluded_sdp = Some(answer.clone());
                 if let Some(session) = &call.webrtc {
-                    webrtc::spawn_apply(
+                    webrtc::apply(
+                        &call.steps,
                         key,
                         Arc::clone(session),
                         answer,
@@ -455,19 +462,23 @@ impl Calls {
             }
             CallEvent::ReOffer { body: Some(body) } => {
                 let Some(session) = call.webrtc.clone() else {
+                    call.answering = false;
                     let _ = endpoint.reject_reoffer(now, call.id, 491);
                     return None;
                 };
                 let offer = String::from_utf8_lossy(&body.bytes).into_owned();
                 let held = offer_holds(&offer);
-                webrtc::spawn_reanswer(key, session, offer, held, self.media_events.clone());
+                call.answering = true;
+                let events = self.media_events.clone();
+                webrtc::reanswer(&call.steps, key, session, offer, held, events);
                 None
             }
             CallEvent::ReAnswer { body } => {
                 match (body, call.webrtc.clone()) {
                     (Some(body), Some(session)) => {
                         let answer = String::from_utf8_lossy(&body.bytes).into_owned();
-                        webrtc::spawn_apply_reanswer(
+                        webrtc::apply_reanswer(
+                            &call.steps,
                             key,
                             session,
                             answer,
@@ -478,7 +489,7 @@ impl Calls {
                         tracing::warn!("the answer to our re-INVITE carries no SDP");
                         call.pending_hold = None;
                         call.sync_hold_silence();
-                        webrtc::spawn_cancel_reoffer(session);
+                        webrtc::cancel_reoffer(&call.steps, session);
                         self.streams_settled(endpoint, now, key, false);
                     }
                     (_, None) => {
@@ -493,12 +504,23 @@ impl Calls {
                 call.pending_hold = None;
                 call.sync_hold_silence();
                 if let Some(session) = call.webrtc.clone() {
-                    webrtc::spawn_cancel_reoffer(session);
+                    webrtc::cancel_reoffer(&call.steps, session);
                 }
                 self.streams_settled(endpoint, now, key, false);
                 None
             }
+            CallEvent::ReInviteYielded => {
+                // Our offer gave way to the peer's, which follows: it is rolled back before
+                // that is applied (the steps run in order), and made again once that is
+                // answered.
+                if let Some(session) = call.webrtc.clone() {
+                    webrtc::cancel_reoffer(&call.steps, session);
+                }
+                call.streams.yielded(now);
+                Some(CallEvent::ReInviteYielded)
+            }
             CallEvent::ReOffer { body: None } => {
+                call.answering = false;
                 tracing::warn!("offerless re-INVITEs on WebRTC calls are refused");
                 let _ = endpoint.reject_reoffer(now, call.id, 488);
                 None
