@@ -122,6 +122,16 @@ fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
     Ok(())
 }
 
+/// Alice hangs up: both report the end and exit cleanly.
+fn alice_hangs_up(alice: &mut Callisto, bob: &mut Callisto) -> TestResult {
+    alice.control("hangup")?;
+    alice.expect("call_ended", WAIT)?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    Ok(())
+}
+
 /// Alice holds her video call with bob for 1.5 s and resumes it: bob's recording of alice's
 /// tone has a gap as long as the hold (alice sends nothing he could hear meanwhile, though
 /// her hold offer is `sendonly`), and the tone before and after it; his video recording shows
@@ -160,11 +170,7 @@ fn held_side_hears_nothing(extra: &[&str]) -> TestResult {
     alice.control("resume")?;
     alice.expect("resumed", WAIT)?;
     std::thread::sleep(Duration::from_millis(1_000));
-    alice.control("hangup")?;
-    alice.expect("call_ended", WAIT)?;
-    bob.expect("call_ended", WAIT)?;
-    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
-    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    alice_hangs_up(&mut alice, &mut bob)?;
     let (with_tone, gap) = wav::tone_gap(&bob_rec, 440.0)?;
     println!("bob heard alice for {with_tone:.1} s, with a gap of {gap:.1} s");
     assert!(gap >= 1.2, "a gap of {gap} s for a hold of 1.5 s");
@@ -225,11 +231,7 @@ fn both_hold_and_resume_at_once(extra: &[&str]) -> TestResult {
             assert!(own.is_ok(), "{who}: {own:?}");
         }
     }
-    alice.control("hangup")?;
-    alice.expect("call_ended", WAIT)?;
-    bob.expect("call_ended", WAIT)?;
-    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
-    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    alice_hangs_up(&mut alice, &mut bob)?;
     Ok(())
 }
 

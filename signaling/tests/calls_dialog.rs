@@ -20,10 +20,7 @@ fn established(w: &mut World, via: Option<u16>) -> (CallId, CallId) {
     let alice_call = w.uas[0].endpoint.start_call(now, config);
     assert!(w.run_until(Duration::from_secs(5), |w| w.uas[1].incoming(0).is_some()));
     let bob_call = w.uas[1].incoming(0).unwrap();
-    let now = w.now();
-    w.uas[1]
-        .endpoint
-        .answer(now, bob_call, Some(sdp(ANSWER)))
+    w.command(1, |e, now| e.answer(now, bob_call, Some(sdp(ANSWER))))
         .unwrap();
     assert!(w.run_until(Duration::from_secs(5), |w| w.uas[0]
         .is_established(alice_call)
@@ -47,14 +44,11 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
     let mut w = two_party();
     let (alice_call, bob_call) = established(&mut w, None);
     for (offer, answer, round) in [("hold", "held", 1), ("resume", "resumed", 2)] {
-        let now = w.now();
-        w.uas[0]
-            .endpoint
-            .reinvite(now, alice_call, sdp(offer))
+        w.command(0, |e, now| e.reinvite(now, alice_call, sdp(offer)))
             .unwrap();
         // Only one INVITE transaction at a time on a dialog.
         assert_eq!(
-            w.uas[0].endpoint.reinvite(now, alice_call, sdp(offer)),
+            w.command(0, |e, now| e.reinvite(now, alice_call, sdp(offer))),
             Err(CallError::ReInviteInProgress)
         );
         assert!(w.run_until(Duration::from_secs(1), |w| count_events(
@@ -67,11 +61,10 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
             == CallEvent::ReOffer {
                 body: Some(sdp(offer))
             }));
-        let now = w.now();
-        w.uas[1]
-            .endpoint
-            .answer_reoffer(now, bob_call, Some(sdp(answer)))
-            .unwrap();
+        w.command(1, |e, now| {
+            e.answer_reoffer(now, bob_call, Some(sdp(answer)))
+        })
+        .unwrap();
         assert!(
             w.run_until(Duration::from_secs(1), |w| w.uas[0].has(alice_call, |e| *e
                 == CallEvent::ReAnswer {
@@ -96,10 +89,7 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
     assert_eq!(acks, vec!["CSeq: 1 ACK", "CSeq: 2 ACK", "CSeq: 3 ACK"]);
 
     // Bob refuses the next offer: alice hears 488 and the call goes on.
-    let now = w.now();
-    w.uas[0]
-        .endpoint
-        .reinvite(now, alice_call, sdp("video"))
+    w.command(0, |e, now| e.reinvite(now, alice_call, sdp("video")))
         .unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| count_events(
         w,
@@ -107,20 +97,14 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
         bob_call,
         |e| { matches!(e, CallEvent::ReOffer { .. }) }
     ) == 3));
-    let now = w.now();
-    w.uas[1]
-        .endpoint
-        .reject_reoffer(now, bob_call, 488)
+    w.command(1, |e, now| e.reject_reoffer(now, bob_call, 488))
         .unwrap();
     assert!(
         w.run_until(Duration::from_secs(1), |w| w.uas[0].has(alice_call, |e| *e
             == CallEvent::ReInviteFailed { code: 488 }))
     );
     // The dialog is intact: INFO still flows, and the hang-up works.
-    let now = w.now();
-    w.uas[0]
-        .endpoint
-        .send_info(now, alice_call, sdp("still here"))
+    w.command(0, |e, now| e.send_info(now, alice_call, sdp("still here")))
         .unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
         .has(bob_call, |e| matches!(e, CallEvent::Info { .. }))));
@@ -133,14 +117,9 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
 fn crossing_offers_get_491_and_the_owners_gives_way_to_the_other_sides_retry() {
     let mut w = two_party();
     let (alice_call, bob_call) = established(&mut w, None);
-    let now = w.now();
-    w.uas[0]
-        .endpoint
-        .reinvite(now, alice_call, sdp("alice-offer"))
+    w.command(0, |e, now| e.reinvite(now, alice_call, sdp("alice-offer")))
         .unwrap();
-    w.uas[1]
-        .endpoint
-        .reinvite(now, bob_call, sdp("bob-offer"))
+    w.command(1, |e, now| e.reinvite(now, bob_call, sdp("bob-offer")))
         .unwrap();
     // Each side answers the other's offers as they arrive, and makes its own offer again
     // when it gave way, until both have their answer.
@@ -157,20 +136,16 @@ fn crossing_offers_get_491_and_the_owners_gives_way_to_the_other_sides_retry() {
             let offers = count_events(&w, i, ids[i], |e| matches!(e, CallEvent::ReOffer { .. }));
             if offers > answered[i] {
                 answered[i] = offers;
-                let now = w.now();
-                w.uas[i]
-                    .endpoint
-                    .answer_reoffer(now, ids[i], Some(sdp("answer")))
-                    .unwrap();
+                w.command(i, |e, now| {
+                    e.answer_reoffer(now, ids[i], Some(sdp("answer")))
+                })
+                .unwrap();
             }
             let yielded = count_events(&w, i, ids[i], |e| *e == CallEvent::ReInviteYielded);
             if yielded > remade[i] {
                 remade[i] = yielded;
                 // The peer's 2xx awaits its ACK: the offer waits for it.
-                let now = w.now();
-                w.uas[i]
-                    .endpoint
-                    .reinvite(now, ids[i], sdp("offer-again"))
+                w.command(i, |e, now| e.reinvite(now, ids[i], sdp("offer-again")))
                     .unwrap();
             }
         }
@@ -261,10 +236,7 @@ fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
     let alice_call = w.uas[0].endpoint.start_call(now, config);
     assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0]
         .is_established(alice_call)));
-    let now = w.now();
-    w.uas[0]
-        .endpoint
-        .reinvite(now, alice_call, sdp("alice-offer"))
+    w.command(0, |e, now| e.reinvite(now, alice_call, sdp("alice-offer")))
         .unwrap();
     assert!(w.run_until(Duration::from_secs(6), |w| w.uas[0]
         .has(alice_call, |e| matches!(e, CallEvent::ReAnswer { .. }))));
@@ -299,21 +271,15 @@ fn an_offer_made_while_the_peers_is_answered_goes_out_after_the_exchange() {
     for accept in [true, false] {
         let mut w = two_party();
         let (alice_call, bob_call) = established(&mut w, None);
-        let now = w.now();
-        w.uas[0]
-            .endpoint
-            .reinvite(now, alice_call, sdp("alice-offer"))
+        w.command(0, |e, now| e.reinvite(now, alice_call, sdp("alice-offer")))
             .unwrap();
         assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
             .has(bob_call, |e| matches!(e, CallEvent::ReOffer { .. }))));
         // Bob holds alice while her offer waits for his answer: his offer waits.
-        let now = w.now();
-        w.uas[1]
-            .endpoint
-            .reinvite(now, bob_call, sdp("bob-offer"))
+        w.command(1, |e, now| e.reinvite(now, bob_call, sdp("bob-offer")))
             .unwrap();
         assert_eq!(
-            w.uas[1].endpoint.reinvite(now, bob_call, sdp("again")),
+            w.command(1, |e, now| e.reinvite(now, bob_call, sdp("again"))),
             Err(CallError::ReInviteInProgress)
         );
         w.run_for(Duration::from_millis(200));
@@ -415,6 +381,23 @@ fn raw_request(method: &str, call_id: &str, from_tag: &str, to_tag: &str, seq: u
          Call-ID: {call_id}\r\n\
          CSeq: {seq} {method}\r\n\
          Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A re-INVITE from alice's side (CSeq 2, her Contact at 5099) carrying `offer`, or no
+/// offer when it is empty.
+fn raw_reinvite(call_id: &str, alice_tag: &str, bob_tag: &str, offer: &str) -> String {
+    let body = if offer.is_empty() {
+        "Content-Length: 0\r\n\r\n".to_owned()
+    } else {
+        format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+            offer.len()
+        )
+    };
+    raw_request("INVITE", call_id, alice_tag, bob_tag, 2).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Contact: <sip:alice@127.0.0.1:5099>\r\n{body}"),
     )
 }
 
@@ -539,21 +522,17 @@ fn an_offerless_re_invite_is_answered_with_an_offer_and_the_answer_comes_in_the_
     w.run_for(Duration::from_millis(50));
     let (call_id, alice_tag, bob_tag) = dialog_ids(&w);
     let source = udp(5099);
-    let reinvite = raw_request("INVITE", &call_id, &alice_tag, &bob_tag, 2).replace(
-        "Content-Length: 0",
-        "Contact: <sip:alice@127.0.0.1:5099>\r\nContent-Length: 0",
-    );
+    let reinvite = raw_reinvite(&call_id, &alice_tag, &bob_tag, "");
     let now = w.now();
     w.uas[1]
         .endpoint
         .handle_datagram(now, reinvite.as_bytes(), source);
     w.collect();
     assert!(w.uas[1].has(bob_call, |e| *e == CallEvent::ReOffer { body: None }));
-    let now = w.now();
-    w.uas[1]
-        .endpoint
-        .answer_reoffer(now, bob_call, Some(sdp("bob-offer")))
-        .unwrap();
+    w.command(1, |e, now| {
+        e.answer_reoffer(now, bob_call, Some(sdp("bob-offer")))
+    })
+    .unwrap();
     let ok = std::iter::from_fn(|| w.uas[1].endpoint.poll_transmit())
         .map(|t| String::from_utf8_lossy(&t.bytes).to_string())
         .find(|t| t.starts_with("SIP/2.0 200"))
@@ -591,11 +570,7 @@ fn an_offer_that_waited_for_the_peers_goes_out_when_the_peer_cancels_its_own() {
     w.run_for(Duration::from_millis(50));
     let (call_id, alice_tag, bob_tag) = dialog_ids(&w);
     let source = udp(5099);
-    let reinvite = raw_request("INVITE", &call_id, &alice_tag, &bob_tag, 2).replace(
-        "Content-Length: 0\r\n\r\n",
-        "Contact: <sip:alice@127.0.0.1:5099>\r\n\
-         Content-Type: application/sdp\r\nContent-Length: 11\r\n\r\nalice-offer",
-    );
+    let reinvite = raw_reinvite(&call_id, &alice_tag, &bob_tag, "alice-offer");
     let now = w.now();
     w.uas[1]
         .endpoint
@@ -603,10 +578,7 @@ fn an_offer_that_waited_for_the_peers_goes_out_when_the_peer_cancels_its_own() {
     w.collect();
     assert!(w.uas[1].has(bob_call, |e| matches!(e, CallEvent::ReOffer { .. })));
     // Bob holds alice before he answers: his offer waits for her exchange.
-    let now = w.now();
-    w.uas[1]
-        .endpoint
-        .reinvite(now, bob_call, sdp("bob-offer"))
+    w.command(1, |e, now| e.reinvite(now, bob_call, sdp("bob-offer")))
         .unwrap();
     let sent = |w: &mut World| -> Vec<String> {
         std::iter::from_fn(|| w.uas[1].endpoint.poll_transmit())

@@ -256,9 +256,10 @@ impl Session {
         }
         // A refresh by re-INVITE carries the session as it is now: the peer's offer may have
         // been answered while it waited.
-        let body = match (retry.refresh, retry.method == Method::Invite) {
-            (true, true) => self.local_body.clone(),
-            _ => retry.body,
+        let body = if retry.refresh && retry.method == Method::Invite {
+            self.local_body.clone()
+        } else {
+            retry.body
         };
         self.send_offer(
             shared,

@@ -214,6 +214,16 @@ impl World {
         self.clock.now()
     }
 
+    /// Runs a command on the endpoint of user agent `ua` at the present time.
+    pub fn command<R>(
+        &mut self,
+        ua: usize,
+        command: impl FnOnce(&mut Endpoint, Instant) -> R,
+    ) -> R {
+        let now = self.clock.now();
+        command(&mut self.uas[ua].endpoint, now)
+    }
+
     /// Moves queued datagrams to the network, advances the clock to the next event and
     /// delivers what is due. Returns false when nothing is left to happen.
     pub fn step(&mut self, limit: Instant) -> bool {

@@ -293,9 +293,7 @@ impl Calls {
         };
         if let Err(error) = endpoint.reinvite(now, call.id, Body::sdp(offer)) {
             tracing::warn!(?key, %error, "cannot offer the conference's streams");
-            if let Some(session) = call.webrtc.clone() {
-                super::webrtc::cancel_reoffer(&call.steps, session);
-            }
+            call.withdraw_webrtc_offer();
             self.streams_settled(endpoint, now, key, false);
         }
     }

@@ -169,10 +169,16 @@ impl Call {
     /// for another offer to settle) until the call is resumed (the held side hears nothing
     /// of us meanwhile, whatever the offer's direction allows).
     fn sync_hold_silence(&self) {
-        let silent = self.local_hold
-            || self.pending_hold == Some(true)
-            || (self.pending_hold.is_none() && self.hold_after == Some(true));
+        let silent =
+            self.local_hold || self.pending_hold == Some(true) || self.hold_after == Some(true);
         self.media.options.controls.held.set(silent);
+    }
+
+    /// Rolls our outstanding WebRTC offer back, after the session steps asked for before.
+    fn withdraw_webrtc_offer(&self) {
+        if let Some(session) = &self.webrtc {
+            webrtc::cancel_reoffer(&self.steps, Arc::clone(session));
+        }
     }
 
     /// Our offer gave way to the peer's (`ReInviteYielded`), whose `ReOffer` follows at

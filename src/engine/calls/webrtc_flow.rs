@@ -223,9 +223,7 @@ impl Calls {
             tracing::warn!(%reason, hold, "cannot change the hold");
             call.pending_hold = None;
             call.sync_hold_silence();
-            if let Some(session) = call.webrtc.clone() {
-                webrtc::cancel_reoffer(&call.steps, session);
-            }
+            call.withdraw_webrtc_offer();
         }
     }
 
@@ -485,11 +483,11 @@ impl Calls {
                             self.media_events.clone(),
                         );
                     }
-                    (None, Some(session)) => {
+                    (None, Some(_)) => {
                         tracing::warn!("the answer to our re-INVITE carries no SDP");
                         call.pending_hold = None;
                         call.sync_hold_silence();
-                        webrtc::cancel_reoffer(&call.steps, session);
+                        call.withdraw_webrtc_offer();
                         self.streams_settled(endpoint, now, key, false);
                     }
                     (_, None) => {
@@ -503,9 +501,7 @@ impl Calls {
                 tracing::info!(code, "re-INVITE refused");
                 call.pending_hold = None;
                 call.sync_hold_silence();
-                if let Some(session) = call.webrtc.clone() {
-                    webrtc::cancel_reoffer(&call.steps, session);
-                }
+                call.withdraw_webrtc_offer();
                 self.streams_settled(endpoint, now, key, false);
                 None
             }
@@ -513,9 +509,7 @@ impl Calls {
                 // Our offer gave way to the peer's, which follows: it is rolled back before
                 // that is applied (the steps run in order), and made again once that is
                 // answered.
-                if let Some(session) = call.webrtc.clone() {
-                    webrtc::cancel_reoffer(&call.steps, session);
-                }
+                call.withdraw_webrtc_offer();
                 call.streams.yielded(now);
                 Some(CallEvent::ReInviteYielded)
             }
