@@ -6,11 +6,13 @@
 //! while its own picture reaches the server on the stream that goes both ways. Then dave
 //! joins: the server offers again with a fourth stream, and Callisto's answer to the new
 //! offer brings dave's pictures into a sink of their own. Then one participant leaves: a
-//! third offer with that stream inactive finishes its sink.
+//! third offer with that stream inactive finishes its sink. Then it comes back on the same
+//! m-line (and track): a fourth offer sends it again, and a new sink shows it.
 //!
 //! And the host's side of it: a host with a session per participant forwards alice's video to
 //! bob without decoding or encoding it (a tap on alice's session, a forwarded track on bob's
 //! announced with a new offer); bob's request for a keyframe reaches alice through the host.
+//! When alice leaves and carol joins, carol's stream takes the m-line alice's had.
 
 #[path = "support/video_session.rs"]
 mod video_session;
@@ -34,7 +36,8 @@ use callisto_media::webrtc::peer::{
     audio_codec, build_configuration, build_setting_engine, h264_codec, H264_PAYLOAD_TYPE,
 };
 use callisto_media::webrtc::{
-    RemoteVideoStream, VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcVideoMedia,
+    ForwardedVideo, RemoteVideoStream, VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession,
+    WebRtcVideoMedia,
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -122,6 +125,19 @@ async fn add_send_only(
         )
         .await
         .unwrap()
+}
+
+/// A new offer from the server to `session`, answered and applied: the offer and the answer.
+async fn server_reoffer(server: &impl PeerConnection, session: &WebRtcSession) -> (String, String) {
+    let offer = server.create_offer(None).await.unwrap();
+    server.set_local_description(offer).await.unwrap();
+    let offer = server.local_description().await.unwrap().sdp;
+    let answer = session.accept_reoffer(&offer).await.unwrap();
+    server
+        .set_remote_description(RTCSessionDescription::answer(answer.clone()).unwrap())
+        .await
+        .unwrap();
+    (offer, answer)
 }
 
 /// Sends `identity`'s stamped pattern on `track` at 320x240, 30 fps, a keyframe each second,
@@ -311,15 +327,8 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
     let dave_ssrc = 0x5e_0004;
     let dave = server_track(DAVE.0, RtpCodecKind::Video, dave_ssrc);
     add_send_only(&server, Arc::clone(&dave) as Arc<dyn TrackLocal>).await;
-    let reoffer = server.create_offer(None).await.unwrap();
-    server.set_local_description(reoffer).await.unwrap();
-    let reoffer = server.local_description().await.unwrap().sdp;
+    let (reoffer, reanswer) = server_reoffer(&server, &session).await;
     assert_eq!(reoffer.matches("m=video").count(), 4, "{reoffer}");
-    let reanswer = session.accept_reoffer(&reoffer).await.unwrap();
-    server
-        .set_remote_description(RTCSessionDescription::answer(reanswer.clone()).unwrap())
-        .await
-        .unwrap();
     let dave_sending = tokio::spawn(send_pattern(dave, DAVE.1, dave_ssrc, stopped.clone()));
     let joined = Instant::now();
     loop {
@@ -347,14 +356,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         .set_direction(RTCRtpTransceiverDirection::Inactive)
         .await
         .unwrap();
-    let leave_offer = server.create_offer(None).await.unwrap();
-    server.set_local_description(leave_offer).await.unwrap();
-    let leave_offer = server.local_description().await.unwrap().sdp;
-    let leave_answer = session.accept_reoffer(&leave_offer).await.unwrap();
-    server
-        .set_remote_description(RTCSessionDescription::answer(leave_answer).unwrap())
-        .await
-        .unwrap();
+    server_reoffer(&server, &session).await;
     let still: Vec<String> = session
         .stats()
         .more_video
@@ -369,6 +371,23 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
             .load(Ordering::Relaxed),
         "{leaving}'s sink is finished"
     );
+    let left = Arc::clone(&more.lock().unwrap()[&leaving]);
+
+    // The participant comes back on the same m-line (the server's track, and so its track id,
+    // unchanged): a fourth offer sends it again, and a new sink shows it.
+    send_only[leaving.as_str()]
+        .set_direction(RTCRtpTransceiverDirection::Sendonly)
+        .await
+        .unwrap();
+    let (return_offer, _) = server_reoffer(&server, &session).await;
+    assert_eq!(return_offer.matches("m=video").count(), 4, "{return_offer}");
+    let back = sees(&session, &more, &leaving, Some(&left)).await;
+    let after_return: Vec<String> = session
+        .stats()
+        .more_video
+        .iter()
+        .map(|(s, _)| s.stream_id.clone())
+        .collect();
     stop.send_replace(true);
     dave_sending.await.unwrap();
     for task in sending {
@@ -413,6 +432,13 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         [names[first_name]],
         "the call's own stream is {first_name}'s"
     );
+    // The participant that came back is shown again in a sink of its own, under its name.
+    assert_eq!(after_return.len(), 3, "{leaving} is back: {after_return:?}");
+    assert!(after_return.contains(&leaving), "{after_return:?}");
+    let (count, kinds) = identities(&back);
+    assert!(count >= 30, "{leaving} back: {count} pictures");
+    assert_eq!(kinds, [names[leaving.as_str()]], "{leaving}'s stream, back");
+    assert!(left.finished.load(Ordering::Relaxed));
     let more = more.lock().unwrap();
     assert_eq!(more.len(), 3, "{:?}", more.keys());
     for (name, seen) in more.iter() {
@@ -484,6 +510,58 @@ async fn connect(caller: &WebRtcSession, callee: &WebRtcSession) {
     b.unwrap();
 }
 
+/// `host` forwards a stream labelled `label` whose keyframe requests are counted in
+/// `requests` and go to `sender` (the host's session that receives it).
+async fn forward_from(
+    host: &WebRtcSession,
+    label: &str,
+    sender: &Arc<WebRtcSession>,
+    requests: &Arc<AtomicU64>,
+) -> ForwardedVideo {
+    let sender = Arc::downgrade(sender);
+    let requests = Arc::clone(requests);
+    host.forward_video(label, move || {
+        requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(sender) = sender.upgrade() {
+            sender.request_keyframe();
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits up to 10 s for 30 pictures in the sink `session` made for `name`'s stream (a sink
+/// other than `replacing`, when given).
+async fn sees(
+    session: &WebRtcSession,
+    sinks: &Mutex<BTreeMap<String, Seen>>,
+    name: &str,
+    replacing: Option<&Seen>,
+) -> Seen {
+    let started = Instant::now();
+    loop {
+        let seen = sinks.lock().unwrap().get(name).cloned();
+        let new = seen.filter(|seen| replacing.is_none_or(|old| !Arc::ptr_eq(seen, old)));
+        if let Some(seen) = new.filter(|seen| seen.identities.lock().unwrap().len() >= 30) {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name} is not seen: {:?}",
+            session.stats().more_video
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A new offer from `host` to `participant`, answered and applied: the offer.
+async fn renegotiate(host: &WebRtcSession, participant: &WebRtcSession) -> String {
+    let offer = host.create_reoffer().await.unwrap();
+    let answer = participant.accept_reoffer(&offer).await.unwrap();
+    host.apply_reanswer(&answer).await.unwrap();
+    offer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_forwards_one_participants_video_to_another_without_re_encoding() {
     let _serial = ONE_AT_A_TIME.lock().await;
@@ -500,42 +578,61 @@ async fn a_host_forwards_one_participants_video_to_another_without_re_encoding()
 
     // Alice's stream, forwarded to bob; his keyframe requests go to alice.
     let keyframe_requests = Arc::new(AtomicU64::new(0));
-    let forwarded = {
-        let to_alice = Arc::downgrade(&to_alice);
-        let requests = Arc::clone(&keyframe_requests);
-        to_bob
-            .forward_video("alice", move || {
-                requests.fetch_add(1, Ordering::Relaxed);
-                if let Some(to_alice) = to_alice.upgrade() {
-                    to_alice.request_keyframe();
-                }
-            })
-            .await
-            .unwrap()
-    };
+    let forwarded = forward_from(&to_bob, "alice", &to_alice, &keyframe_requests).await;
     assert_eq!(forwarded.label(), "alice");
-    to_alice.tap_video(Arc::new(move |packet| forwarded.send(packet)));
-    let reoffer = to_bob.create_reoffer().await.unwrap();
+    // What alice's tap feeds: the stream the host forwards to bob at the time.
+    let feeding: Arc<Mutex<Option<ForwardedVideo>>> = Arc::new(Mutex::new(Some(forwarded)));
+    let feed = Arc::clone(&feeding);
+    to_alice.tap_video(Arc::new(move |packet| {
+        if let Some(forwarded) = feed.lock().unwrap().as_ref() {
+            forwarded.send(packet);
+        }
+    }));
+    let reoffer = renegotiate(&to_bob, &bob).await;
     assert_eq!(reoffer.matches("m=video").count(), 2, "{reoffer}");
     assert!(reoffer.contains("a=msid:alice "), "{reoffer}");
-    let reanswer = bob.accept_reoffer(&reoffer).await.unwrap();
-    to_bob.apply_reanswer(&reanswer).await.unwrap();
 
-    // Alice's encoder makes a keyframe every 10 s by itself: bob sees her within 5 s only
+    // Alice's encoder makes a keyframe every 10 s by itself: bob sees her at once only
     // because his request for one went through the host.
     let started = Instant::now();
-    let alices = loop {
-        let alices = bob_sees_more.lock().unwrap().get("alice").cloned();
-        if let Some(seen) = alices.filter(|seen| seen.identities.lock().unwrap().len() >= 30) {
-            break seen;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "bob does not see alice: {:?}",
-            bob.stats().more_video
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let alices = sees(&bob, &bob_sees_more, "alice", None).await;
+    let alice_seen_after = started.elapsed();
+    assert!(
+        alice_seen_after < Duration::from_secs(5),
+        "{alice_seen_after:?}"
+    );
+
+    // Alice leaves: her track at bob's turns inactive and bob's sink for her is finished.
+    let leaving = feeding.lock().unwrap().take().unwrap();
+    to_bob.stop_forwarding(&leaving).await.unwrap();
+    let leave_offer = renegotiate(&to_bob, &bob).await;
+    assert_eq!(
+        leave_offer.matches("a=inactive").count(),
+        1,
+        "{leave_offer}"
+    );
+    assert!(
+        bob.stats().more_video.is_empty(),
+        "{:?}",
+        bob.stats().more_video
+    );
+    assert!(
+        alices.finished.load(Ordering::Relaxed),
+        "alice's sink at bob"
+    );
+
+    // Carol joins (here alice's pictures under carol's name): the host reuses the m-line
+    // alice left, and bob shows carol in a new sink.
+    let requests_before = keyframe_requests.load(Ordering::Relaxed);
+    let carol = forward_from(&to_bob, "carol", &to_alice, &keyframe_requests).await;
+    *feeding.lock().unwrap() = Some(carol);
+    let join_offer = renegotiate(&to_bob, &bob).await;
+    assert_eq!(join_offer.matches("m=video").count(), 2, "{join_offer}");
+    assert!(join_offer.contains("a=msid:carol "), "{join_offer}");
+    let carols = sees(&bob, &bob_sees_more, "carol", None).await;
+    let bob_streams = bob.remote_video_streams();
+    let requests_for_carol = keyframe_requests.load(Ordering::Relaxed) - requests_before;
+
     let host_stats = to_alice.stats();
     let forwarding_stats = to_bob.stats();
     for session in [alice, bob] {
@@ -552,19 +649,32 @@ async fn a_host_forwards_one_participants_video_to_another_without_re_encoding()
     };
     assert_eq!(identities(&alices), [ALICE], "alice's stream at bob");
     assert_eq!(
+        identities(&carols),
+        [ALICE],
+        "the stream bob sees as carol's"
+    );
+    let names: Vec<&str> = bob_streams.iter().map(|s| s.stream_id.as_str()).collect();
+    assert_eq!(names.len(), 2, "the host's own and carol's: {names:?}");
+    assert_eq!(names[1], "carol", "{names:?}");
+    assert_eq!(
         identities(&bob_sees_host),
         [HOST],
         "the host's own stream at bob"
     );
     assert!(keyframe_requests.load(Ordering::Relaxed) >= 1);
+    // Bob's requests about the reused track reach the stream it carries now.
+    assert!(
+        requests_for_carol >= 1,
+        "{requests_for_carol} requests for carol"
+    );
     // The host forwarded: nothing of alice's was encoded on bob's session, which sends only
     // the host's own picture at its own rate.
     let host_video = host_stats.video.expect("video from alice");
     assert!(host_video.keyframe_requests_sent >= 1, "{host_video:?}");
     let sent = forwarding_stats.video.expect("the host's video to bob");
     println!(
-        "alice at bob after {:?}; the host's session with bob sent {} frames of its own",
-        started.elapsed(),
+        "alice at bob after {alice_seen_after:?}; the host's session with bob sent {} frames \
+         of its own",
         sent.frames_sent
     );
 }

@@ -10,16 +10,24 @@
 //! The packets keep their payload, marker and timing; [`StreamRewriter`] gives them the
 //! track's SSRC and payload type and keeps its sequence numbers and timestamps continuous
 //! when the source changes (a track that first forwards one participant, then another).
+//!
+//! A stream no longer forwarded leaves its track in place, its m-line `inactive`; the next
+//! stream forwarded takes that track (its m-line turns `sendonly` again, `a=msid` naming the
+//! new participant) before a new one is added, so a conference's offers do not grow with each
+//! join and leave. The track keeps its SSRC and the numbering goes on where it stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use ::webrtc::media_stream::track_local::TrackLocal;
+use ::webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc as async_mpsc;
 use tracing::{debug, info};
 
-use super::local_media::{h264_payload_type, LocalTrack};
+use super::local_media::{h264_payload_type, media_track, LocalTrack};
 use super::peer::h264_codec;
 use super::session::{lock, WebRtcSession};
 use super::{tasks, WebRtcError};
@@ -56,6 +64,14 @@ impl StreamRewriter {
             payload_type,
             source: None,
             last: None,
+        }
+    }
+
+    /// The same numbering for a track whose negotiated payload type is `payload_type`.
+    pub fn with_payload_type(self, payload_type: u8) -> Self {
+        StreamRewriter {
+            payload_type,
+            ..self
         }
     }
 
@@ -126,6 +142,16 @@ impl std::fmt::Debug for ForwardedVideo {
     }
 }
 
+/// A track of ours that forwards streams: what the session keeps of it, in use or retired.
+pub(crate) struct Forwarding {
+    transceiver: Arc<dyn RtpTransceiver>,
+    sender: Arc<dyn RtpSender>,
+    track: Arc<dyn TrackLocal>,
+    ssrc: u32,
+    /// The numbering the last stream it carried left off at, for the next one.
+    continued: Option<StreamRewriter>,
+}
+
 impl ForwardedVideo {
     /// What the track is labelled with (its `a=msid` stream id).
     pub fn label(&self) -> &str {
@@ -147,8 +173,9 @@ impl ForwardedVideo {
 }
 
 impl WebRtcSession {
-    /// Adds a video track that forwards a stream encoded elsewhere, labelled `label` (its
-    /// `a=msid` stream id: the participant). The peer learns of it from our next offer
+    /// Forwards a stream encoded elsewhere on a video track labelled `label` (its `a=msid`
+    /// stream id: the participant): a track that no longer forwards anything when there is
+    /// one, else a new one. The peer learns of it from our next offer
     /// ([`WebRtcSession::create_reoffer`], or [`WebRtcSession::create_offer`] when none was
     /// made yet); packets given to the handle go out once that offer is answered.
     /// `on_keyframe_request` is called (on a tokio task) when the peer asks for a keyframe
@@ -161,11 +188,61 @@ impl WebRtcSession {
         if self.video_track.is_none() {
             return Err(WebRtcError::Negotiation("video is not configured"));
         }
+        let retired = lock(&self.retired).pop();
+        let forwarding = match retired {
+            Some(forwarding) => match self.reuse(&forwarding, label).await {
+                Ok(()) => forwarding,
+                Err(e) => {
+                    lock(&self.retired).push(forwarding);
+                    return Err(e);
+                }
+            },
+            None => self.new_forwarding(label).await?,
+        };
+        let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
+        let forwarded = ForwardedVideo {
+            label: label.to_owned(),
+            ssrc: forwarding.ssrc,
+            rewriter: Arc::default(),
+            outgoing,
+            connected: Arc::clone(&self.shared.connected),
+            stopped: Arc::default(),
+        };
+        self.spawn(tasks::write_rtp(
+            outgoing_rx,
+            Arc::clone(&forwarding.track),
+            Arc::clone(&self.shared.connected),
+        ));
+        let (closed, stopped) = (
+            Arc::clone(&self.shared.closed),
+            Arc::clone(&forwarded.stopped),
+        );
+        let ended = Arc::clone(&stopped);
+        self.spawn(tasks::read_keyframe_requests(
+            Arc::clone(&forwarding.track),
+            move || closed.load(Ordering::Acquire) || stopped.load(Ordering::Acquire),
+            // A request that comes once the track carries another stream is not this one's.
+            move || {
+                let carried = !ended.load(Ordering::Acquire);
+                if carried {
+                    on_keyframe_request();
+                }
+                carried
+            },
+        ));
+        info!(label, ssrc = forwarding.ssrc, "forwarding a video stream");
+        lock(&self.forwarded).push((forwarded.clone(), forwarding));
+        Ok(forwarded)
+    }
+
+    /// A new send-only video track for forwarded streams.
+    async fn new_forwarding(&self, label: &str) -> Result<Forwarding, WebRtcError> {
         let local = LocalTrack::new(label, "video", RtpCodecKind::Video, h264_codec());
+        let track = local.as_track_local();
         let transceiver = self
             .pc
             .add_transceiver_from_track(
-                local.as_track_local(),
+                Arc::clone(&track),
                 Some(RTCRtpTransceiverInit {
                     direction: RTCRtpTransceiverDirection::Sendonly,
                     streams: vec![],
@@ -176,52 +253,69 @@ impl WebRtcSession {
         let sender = transceiver.sender().await?.ok_or(WebRtcError::Negotiation(
             "a forwarding track without a sender",
         ))?;
-        let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
-        let forwarded = ForwardedVideo {
-            label: label.to_owned(),
+        Ok(Forwarding {
+            transceiver,
+            sender,
+            track,
             ssrc: local.ssrc,
-            rewriter: Arc::default(),
-            outgoing,
-            connected: Arc::clone(&self.shared.connected),
-            stopped: Arc::default(),
-        };
-        self.spawn(tasks::write_rtp(
-            outgoing_rx,
-            local.as_track_local(),
-            Arc::clone(&self.shared.connected),
-        ));
-        let (closed, stopped) = (
-            Arc::clone(&self.shared.closed),
-            Arc::clone(&forwarded.stopped),
-        );
-        self.spawn(tasks::read_keyframe_requests(
-            local.as_track_local(),
-            move || closed.load(Ordering::Acquire) || stopped.load(Ordering::Acquire),
-            move || {
-                on_keyframe_request();
-                true
-            },
-        ));
-        info!(label, ssrc = local.ssrc, "forwarding a video stream");
-        lock(&self.forwarded).push((forwarded.clone(), sender));
-        Ok(forwarded)
+            continued: None,
+        })
     }
 
-    /// Stops forwarding a stream: its track is removed (its m-line turns inactive, without
-    /// `a=msid`), so the peer learns from our next offer that the stream ended. Packets still
-    /// given to `forwarded` are dropped.
+    /// Makes a retired forwarding track send again, labelled `label`.
+    ///
+    /// Our description names the sender's track, so the sender is given a track in stream
+    /// `label` with the same track id and SSRC. Only the description changes: packets are
+    /// still written through the track bound to the sender, and the peer's feedback still
+    /// reaches it (the library routes both by the sender and the track id).
+    async fn reuse(&self, forwarding: &Forwarding, label: &str) -> Result<(), WebRtcError> {
+        let bound = forwarding.track.track().await;
+        let relabelled = media_track(
+            label,
+            bound.track_id(),
+            bound.label(),
+            RtpCodecKind::Video,
+            h264_codec(),
+            forwarding.ssrc,
+        );
+        // The sender is only reachable while the transceiver sends.
+        forwarding
+            .transceiver
+            .set_direction(RTCRtpTransceiverDirection::Sendonly)
+            .await?;
+        forwarding
+            .sender
+            .replace_track(Arc::new(TrackLocalStaticRTP::new(relabelled)))
+            .await?;
+        debug!(
+            label,
+            ssrc = forwarding.ssrc,
+            "a retired forwarding track reused"
+        );
+        Ok(())
+    }
+
+    /// Stops forwarding a stream: its track stops sending (its m-line turns inactive), so the
+    /// peer learns from our next offer that the stream ended, and waits for the next stream
+    /// forwarded. Packets still given to `forwarded` are dropped.
     pub async fn stop_forwarding(&self, forwarded: &ForwardedVideo) -> Result<(), WebRtcError> {
-        let sender = {
+        let entry = {
             let mut list = lock(&self.forwarded);
             let at = list.iter().position(|(f, _)| f.ssrc == forwarded.ssrc);
             at.map(|at| list.remove(at).1)
         };
-        // No rewriter, no sending: the track's writer task ends with the last handle, its
-        // keyframe reader at once.
-        *lock(&forwarded.rewriter) = None;
+        // No rewriter, no sending: the writer task ends with the last handle, the keyframe
+        // reader at the next request.
+        let continued = lock(&forwarded.rewriter).take();
         forwarded.stopped.store(true, Ordering::Release);
-        if let Some(sender) = sender {
-            self.pc.remove_track(&sender).await?;
+        if let Some(mut forwarding) = entry {
+            forwarding.continued = continued.or(forwarding.continued);
+            let inactive = forwarding
+                .transceiver
+                .set_direction(RTCRtpTransceiverDirection::Inactive)
+                .await;
+            lock(&self.retired).push(forwarding);
+            inactive?;
             info!(
                 label = forwarded.label,
                 "no longer forwarding a video stream"
@@ -239,15 +333,12 @@ impl WebRtcSession {
     }
 
     /// Gives each forwarded stream whose track is now negotiated its rewriter (the payload
-    /// type is known once an answer is applied).
+    /// type is known once an answer is applied); on a reused track the numbering goes on.
     pub(super) async fn bind_forwarded(&self) {
-        let waiting: Vec<(
-            ForwardedVideo,
-            Arc<dyn ::webrtc::rtp_transceiver::RtpSender>,
-        )> = lock(&self.forwarded)
+        let waiting: Vec<(ForwardedVideo, Arc<dyn RtpSender>)> = lock(&self.forwarded)
             .iter()
             .filter(|(f, _)| lock(&f.rewriter).is_none())
-            .cloned()
+            .map(|(f, forwarding)| (f.clone(), Arc::clone(&forwarding.sender)))
             .collect();
         for (forwarded, sender) in waiting {
             let parameters = match sender.get_parameters().await {
@@ -257,13 +348,18 @@ impl WebRtcSession {
                     continue;
                 }
             };
-            match h264_payload_type(&parameters) {
-                Some(payload_type) => {
-                    *lock(&forwarded.rewriter) =
-                        Some(StreamRewriter::new(forwarded.ssrc, payload_type));
-                }
-                None => debug!(label = forwarded.label, "the peer took no forwarded stream"),
-            }
+            let Some(payload_type) = h264_payload_type(&parameters) else {
+                debug!(label = forwarded.label, "the peer took no forwarded stream");
+                continue;
+            };
+            let continued = lock(&self.forwarded)
+                .iter_mut()
+                .find(|(f, _)| f.ssrc == forwarded.ssrc)
+                .and_then(|(_, forwarding)| forwarding.continued.take());
+            *lock(&forwarded.rewriter) = Some(match continued {
+                Some(rewriter) => rewriter.with_payload_type(payload_type),
+                None => StreamRewriter::new(forwarded.ssrc, payload_type),
+            });
         }
     }
 }

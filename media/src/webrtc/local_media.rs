@@ -29,6 +29,32 @@ use crate::video::stream_thread::{
     VideoChannels, VideoInput, VideoOutput, VideoThread, VideoThreadConfig, VideoThreadError,
 };
 
+/// The description of a track of ours: in media stream `stream_id`, sending one stream with
+/// `ssrc` in `codec`.
+pub(super) fn media_track(
+    stream_id: &str,
+    track_id: &str,
+    label: &str,
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+    ssrc: u32,
+) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        stream_id.to_owned(),
+        track_id.to_owned(),
+        label.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
+}
+
 /// One of our tracks: its SSRC (announced in our SDP), the track, and its sender once added.
 pub(super) struct LocalTrack {
     pub ssrc: u32,
@@ -45,19 +71,13 @@ impl LocalTrack {
         codec: RTCRtpCodec,
     ) -> Self {
         let ssrc = rand::thread_rng().gen::<u32>() | 1;
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            stream_id.to_owned(),
-            format!("{label}-{ssrc:08x}"),
-            label.to_owned(),
+        let track = Arc::new(TrackLocalStaticRTP::new(media_track(
+            stream_id,
+            &format!("{label}-{ssrc:08x}"),
+            label,
             kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
-                ..Default::default()
-            }],
+            codec,
+            ssrc,
         )));
         LocalTrack {
             ssrc,

@@ -12,17 +12,24 @@
 //! (its m-line `inactive`, `recvonly` or rejected) stops that stream's thread and finishes
 //! its sink; the library reports no end of a remote track, so the offer's `a=msid` lines are
 //! what tells.
+//!
+//! A stream can come back on a track whose stream ended: the library opens a remote track
+//! once per track id, so when a later offer sends that track id again — the same participant
+//! back, or a server reusing the m-line for someone else under a new stream id (what a
+//! Callisto host does) — its packets come on the old track. Such a track stays read while
+//! idle (its packets dropped), and the offer that sends it again starts a new thread and sink
+//! for it, labelled as that offer labels it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use ::webrtc::media_stream::track_remote::TrackRemote;
-use tokio::sync::mpsc::{self as async_mpsc, UnboundedReceiver};
+use tokio::sync::mpsc as async_mpsc;
 use tracing::{info, warn};
 
 use super::local_media::TaskOutput;
 use super::session::lock;
-use super::tasks::{VideoFeedback, VideoRoute};
+use super::tasks::{write_feedback, VideoRoute};
 use crate::video::h264::PacketizationMode;
 use crate::video::stream_thread::{VideoChannels, VideoThread, VideoThreadConfig};
 use crate::video::{VideoSink, VideoStats};
@@ -48,9 +55,23 @@ pub struct RemoteVideoStream {
     pub track_id: String,
 }
 
-/// One further stream being received: its labels and its thread.
+/// Where a further track's packets go: the thread of the stream it carries, none while the
+/// peer does not send on it.
+pub(super) type TrackSlot = Arc<Mutex<Option<VideoRoute>>>;
+
+/// A further remote track: what it is called by, and where its packets go.
+#[derive(Clone)]
+struct FurtherTrack {
+    track: Arc<dyn TrackRemote>,
+    /// The track id it was opened under (a stream coming back on it is recognised by it).
+    track_id: String,
+    slot: TrackSlot,
+}
+
+/// One further stream being received: its labels, its track and its thread.
 struct Received {
     stream: RemoteVideoStream,
+    track: FurtherTrack,
     thread: VideoThread,
 }
 
@@ -60,6 +81,8 @@ pub(super) struct MoreStreams {
     first: Mutex<Option<RemoteVideoStream>>,
     sinks: Mutex<Option<RemoteStreamSinks>>,
     received: Mutex<Vec<Received>>,
+    /// Further tracks whose stream the peer stopped sending (a stream may come back on them).
+    idle: Mutex<Vec<FurtherTrack>>,
     /// Further streams started so far (their numbers go on rising when some end).
     started: AtomicUsize,
     connected: Arc<AtomicBool>,
@@ -82,6 +105,7 @@ impl MoreStreams {
             shown: sinks.is_some(),
             sinks: Mutex::new(sinks),
             received: Mutex::new(Vec::new()),
+            idle: Mutex::new(Vec::new()),
             started: AtomicUsize::new(0),
             connected,
             sender_ssrc,
@@ -114,20 +138,40 @@ impl MoreStreams {
             .collect()
     }
 
-    /// Starts receiving `track` as a further stream: its route (where the track's packets
-    /// go) and the feedback its thread asks to send. `None` when further streams are not
-    /// wanted (or the thread could not start: the track is then read and dropped). `own`
-    /// names the call's own stream as the peer's description does, for when its packets
-    /// have not come yet.
+    /// Starts receiving `track` as a further stream: where the track's packets go from now on
+    /// (read them into it for the track's life). `None` when further streams are not wanted
+    /// (or the thread could not start: the track is then read and dropped). `own` names the
+    /// call's own stream as the peer's description does, for when its packets have not come
+    /// yet.
     pub(super) async fn start(
         &self,
         track: &Arc<dyn TrackRemote>,
         own: Option<(String, String)>,
-    ) -> Option<(VideoRoute, UnboundedReceiver<VideoFeedback>)> {
+    ) -> Option<TrackSlot> {
         let stream_id = track.stream_id().await;
         let track_id = track.track_id().await;
+        let further = FurtherTrack {
+            track: Arc::clone(track),
+            track_id: track_id.clone(),
+            slot: TrackSlot::default(),
+        };
+        self.receive(further.clone(), stream_id, track_id, own)
+            .then_some(further.slot)
+    }
+
+    /// Starts a thread and a sink for the stream `further` carries, labelled `stream_id` and
+    /// `track_id`, and points the track's packets at it; whether it started.
+    fn receive(
+        &self,
+        further: FurtherTrack,
+        stream_id: String,
+        track_id: String,
+        own: Option<(String, String)>,
+    ) -> bool {
         let mut sinks = lock(&self.sinks);
-        let make = sinks.as_mut()?;
+        let Some(make) = sinks.as_mut() else {
+            return false;
+        };
         let mut received = lock(&self.received);
         let stream = RemoteVideoStream {
             number: self.started.fetch_add(1, Ordering::Relaxed) + 1,
@@ -172,24 +216,32 @@ impl MoreStreams {
             Ok(thread) => thread,
             Err(e) => {
                 warn!(error = %e, ?stream, "a further video stream cannot be decoded");
-                return None;
+                return false;
             }
         };
         info!(?stream, "a further video stream");
         let route = VideoRoute {
             inbox,
             thread: Arc::new(Mutex::new(thread.thread())),
-            remote: Arc::new(Mutex::new(Some(Arc::clone(track)))),
+            remote: Arc::new(Mutex::new(Some(Arc::clone(&further.track)))),
             taps: Arc::default(),
         };
-        received.push(Received { stream, thread });
-        Some((route, feedback_rx))
+        tokio::spawn(write_feedback(feedback_rx, route.clone(), self.sender_ssrc));
+        *lock(&further.slot) = Some(route);
+        received.push(Received {
+            stream,
+            track: further,
+            thread,
+        });
+        true
     }
 
-    /// Stops the further streams the peer no longer sends: those not among `sent` (the
-    /// (stream id, track id) of every video track its latest description sends). Their sinks
-    /// are finished (a tile goes away).
-    pub(super) fn keep_sent(&self, sent: &[(String, String)]) {
+    /// Follows what the peer's latest description sends (`sent`: the (stream id, track id)
+    /// of every video track it sends). The further streams no longer among them stop: their
+    /// sinks are finished (a tile goes away) and their tracks wait idle. An idle track whose
+    /// track id is sent again carries a stream once more: a new thread and sink, labelled as
+    /// `sent` labels it.
+    pub(super) fn follow_sent(&self, sent: &[(String, String)]) {
         let ended: Vec<Received> = {
             let mut received = lock(&self.received);
             let (kept, ended) = std::mem::take(&mut *received).into_iter().partition(|r| {
@@ -202,7 +254,32 @@ impl MoreStreams {
         };
         for mut r in ended {
             info!(stream = ?r.stream, "the peer stopped sending a further video stream");
+            *lock(&r.track.slot) = None;
             r.thread.stop();
+            lock(&self.idle).push(r.track);
+        }
+        let returning: Vec<(FurtherTrack, String)> = {
+            let mut idle = lock(&self.idle);
+            let (back, still): (Vec<FurtherTrack>, Vec<FurtherTrack>) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|t| sent.iter().any(|(_, track)| *track == t.track_id));
+            *idle = still;
+            back.into_iter()
+                .filter_map(|t| {
+                    let stream = sent.iter().find(|(_, track)| *track == t.track_id)?;
+                    Some((t, stream.0.clone()))
+                })
+                .collect()
+        };
+        for (track, stream_id) in returning {
+            let track_id = track.track_id.clone();
+            info!(
+                stream_id,
+                track_id, "a further video stream comes back on its track"
+            );
+            if !self.receive(track.clone(), stream_id, track_id, None) {
+                lock(&self.idle).push(track);
+            }
         }
     }
 
@@ -218,10 +295,14 @@ impl MoreStreams {
     /// their final statistics.
     pub(super) fn stop(&self) -> Vec<(RemoteVideoStream, VideoStats)> {
         lock(&self.sinks).take();
+        lock(&self.idle).clear();
         let received = std::mem::take(&mut *lock(&self.received));
         received
             .into_iter()
-            .map(|mut r| (r.stream, r.thread.stop()))
+            .map(|mut r| {
+                *lock(&r.track.slot) = None;
+                (r.stream, r.thread.stop())
+            })
             .collect()
     }
 }

@@ -10,7 +10,6 @@ use ::webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
     RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
 };
-use ::webrtc::rtp_transceiver::RtpSender;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc as async_mpsc, watch};
 use tokio::task::JoinHandle;
@@ -18,7 +17,7 @@ use tracing::{debug, info};
 
 use super::audio_thread::{AudioInput, AudioThread};
 use super::congestion_feed::SharedController;
-use super::forwarding::ForwardedVideo;
+use super::forwarding::{ForwardedVideo, Forwarding};
 use super::hold::Held;
 use super::local_media::LocalTrack;
 use super::more_streams::{MoreStreams, RemoteStreamSinks};
@@ -216,8 +215,11 @@ pub struct WebRtcSession {
     primary_video: PrimaryVideo,
     /// What our hold changed (see [`WebRtcSession::hold_offer`]).
     pub(super) held: Mutex<Held>,
-    /// The streams we forward, with their senders (see [`WebRtcSession::forward_video`]).
-    pub(super) forwarded: Mutex<Vec<(ForwardedVideo, Arc<dyn RtpSender>)>>,
+    /// The streams we forward, with their tracks (see [`WebRtcSession::forward_video`]).
+    pub(super) forwarded: Mutex<Vec<(ForwardedVideo, Forwarding)>>,
+    /// Tracks that forwarded a stream no longer forwarded: the next stream forwarded takes
+    /// one (its m-line) before a new track is added.
+    pub(super) retired: Mutex<Vec<Forwarding>>,
     pub(super) pending: Mutex<Option<PendingMedia>>,
     pub(super) audio: Mutex<Option<AudioThread>>,
     pub(super) video: Mutex<Option<VideoThread>>,
@@ -355,6 +357,7 @@ impl WebRtcSession {
             more_streams,
             primary_video: PrimaryVideo::default(),
             forwarded: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
             held: Mutex::default(),
             pending: Mutex::new(Some(PendingMedia {
                 media,
@@ -372,7 +375,6 @@ impl WebRtcSession {
             session.video_route.clone(),
             session.more_streams.clone(),
             session.primary_video.clone(),
-            session.video_track.as_ref().map_or(0, |track| track.ssrc),
         ));
         session.spawn(tasks::poll_stats(
             Arc::clone(&session.pc),
@@ -469,7 +471,7 @@ impl WebRtcSession {
         match answered.await {
             Ok(answer) => {
                 if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
-                    more.keep_sent(&sent);
+                    more.follow_sent(&sent);
                 }
                 self.follow_descriptions().await;
                 Ok(answer)

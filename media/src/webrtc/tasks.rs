@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use super::audio_thread::AudioInput;
 use super::forwarding::VideoTap;
 use super::keyframe_requests::is_keyframe_request;
-use super::more_streams::MoreStreams;
+use super::more_streams::{MoreStreams, TrackSlot};
 use super::sdp_check::first_video_track;
 use super::stats::{candidate_addr, transport_facts, CandidateKind, TransportFacts};
 use crate::rtp::{build_nack, RtpPacket};
@@ -102,7 +102,6 @@ pub(crate) async fn route_remote_tracks(
     video: Option<VideoRoute>,
     more: Option<Arc<MoreStreams>>,
     primary: PrimaryVideo,
-    sender_ssrc: u32,
 ) {
     while let Some(track) = tracks.recv().await {
         let kind = track.kind().await;
@@ -126,9 +125,8 @@ pub(crate) async fn route_remote_tracks(
                     None => None,
                 };
                 match started {
-                    Some((route, feedback)) => {
-                        tokio::spawn(write_feedback(feedback, route.clone(), sender_ssrc));
-                        tokio::spawn(forward_video(track, route));
+                    Some(slot) => {
+                        tokio::spawn(forward_further(track, slot));
                     }
                     None => drain(track),
                 }
@@ -176,6 +174,23 @@ async fn forward_video(track: Arc<dyn TrackRemote>, route: VideoRoute) {
                 }
                 if !route.deliver(VideoInput::Rtp { at, packet }) {
                     break;
+                }
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+/// Sends a further remote video track's packets to the thread of the stream it carries now
+/// (see [`super::more_streams`]); while it carries none they are dropped.
+async fn forward_further(track: Arc<dyn TrackRemote>, slot: TrackSlot) {
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                let at = Instant::now();
+                if let Some(route) = lock(&slot).as_ref() {
+                    route.deliver(VideoInput::Rtp { at, packet });
                 }
             }
             TrackRemoteEvent::OnEnded => break,
