@@ -321,6 +321,84 @@ fn merged_calls_show_one_tile_each_and_merge_is_offered_only_when_it_does_someth
     assert_eq!(model.shown_videos().len(), 1, "the one left");
 }
 
+/// Three calls merged into a conference we host: the host's picture is one merged call's
+/// input (whichever came first in the engine), with that call's self-view and camera switch.
+#[test]
+fn a_conference_has_one_camera_and_its_self_view_outlives_the_call_that_holds_the_picture() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let controls = [
+        CallControls::default(),
+        CallControls::default(),
+        CallControls::default(),
+    ];
+    for (key, controls) in [1u64, 2, 3].into_iter().zip(&controls) {
+        model.apply(&incoming(key), now, wall);
+        model.apply(
+            &call_event(key, CallUpdate::Controls(controls.clone())),
+            now,
+            wall,
+        );
+        model.apply(&call_event(key, answered()), now, wall);
+    }
+    // The third call's camera was off before the merge: the conference shows nobody a camera
+    // that was off for them.
+    assert!(model.camera(CallKey(3), false));
+    for key in [1, 2, 3] {
+        model.apply(&call_event(key, CallUpdate::Merged), now, wall);
+    }
+    let camera = |model: &ViewModel| {
+        model
+            .snapshot(now)
+            .calls
+            .iter()
+            .map(|c| c.camera_on)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(camera(&model), [false, false, false]);
+    // The camera switched in the conference's view (the newest call is shown) switches the
+    // host's picture, whichever call holds it.
+    assert!(model.camera(CallKey(3), true));
+    assert!(controls.iter().all(|c| c.camera.is_on()));
+    model.camera(CallKey(2), false);
+    assert!(!controls[0].camera.is_on(), "the first call's input");
+
+    // The self-view may come from any merged call, and the first's stays among them when
+    // that call ends (its input goes on as the host's picture).
+    let all: Vec<FrameSlot> = controls.iter().map(|c| c.local_video.clone()).collect();
+    assert_eq!(model.self_views(), all);
+    model.apply(&call_event(1, ended()), now, wall);
+    assert_eq!(
+        model.self_views(),
+        all,
+        "the host's picture outlives its call"
+    );
+    model.camera(CallKey(3), true);
+    assert!(
+        controls[0].camera.is_on(),
+        "the ended call's switch still works"
+    );
+
+    // The conference is over when its last merged call ends.
+    model.apply(&call_event(2, ended()), now, wall);
+    model.apply(&call_event(3, ended()), now, wall);
+    assert!(model.self_views().is_empty());
+    model.apply(&incoming(4), now, wall);
+    let fourth = CallControls::default();
+    model.apply(
+        &call_event(4, CallUpdate::Controls(fourth.clone())),
+        now,
+        wall,
+    );
+    model.apply(&call_event(4, answered()), now, wall);
+    assert_eq!(
+        model.self_views(),
+        std::slice::from_ref(&fourth.local_video)
+    );
+    model.camera(CallKey(4), false);
+    assert!(controls[0].camera.is_on(), "another call's switch");
+}
+
 #[test]
 fn a_call_into_someone_elses_conference_names_its_people_on_the_tile() {
     use callisto_signaling::conference_info::{ConferenceInfo, ConferenceUser};
