@@ -12,7 +12,8 @@
 //! And the host's side of it: a host with a session per participant forwards alice's video to
 //! bob without decoding or encoding it (a tap on alice's session, a forwarded track on bob's
 //! announced with a new offer); bob's request for a keyframe reaches alice through the host.
-//! When alice leaves and carol joins, carol's stream takes the m-line alice's had.
+//! When alice leaves and carol joins, carol's stream takes the m-line alice's had, and bob's
+//! own new offers meanwhile are answered with the track inactive, then sending carol.
 
 #[path = "support/video_session.rs"]
 mod video_session;
@@ -554,12 +555,28 @@ async fn sees(
     }
 }
 
-/// A new offer from `host` to `participant`, answered and applied: the offer.
-async fn renegotiate(host: &WebRtcSession, participant: &WebRtcSession) -> String {
-    let offer = host.create_reoffer().await.unwrap();
-    let answer = participant.accept_reoffer(&offer).await.unwrap();
-    host.apply_reanswer(&answer).await.unwrap();
-    offer
+/// The direction attribute of each video m-line of `sdp`, in order.
+fn video_directions(sdp: &str) -> Vec<&str> {
+    sdp.split("\nm=")
+        .filter(|section| section.starts_with("video"))
+        .filter_map(|section| {
+            section.lines().find_map(|line| {
+                let attribute = line.trim().strip_prefix("a=")?;
+                ["sendrecv", "sendonly", "recvonly", "inactive"]
+                    .into_iter()
+                    .find(|d| attribute == *d)
+            })
+        })
+        .collect()
+}
+
+/// A new offer from `offerer` to `answerer` in a running call, answered and applied: the
+/// offer and the answer.
+async fn renegotiate(offerer: &WebRtcSession, answerer: &WebRtcSession) -> (String, String) {
+    let offer = offerer.create_reoffer().await.unwrap();
+    let answer = answerer.accept_reoffer(&offer).await.unwrap();
+    offerer.apply_reanswer(&answer).await.unwrap();
+    (offer, answer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,7 +605,7 @@ async fn a_host_forwards_one_participants_video_to_another_without_re_encoding()
             forwarded.send(packet);
         }
     }));
-    let reoffer = renegotiate(&to_bob, &bob).await;
+    let (reoffer, _) = renegotiate(&to_bob, &bob).await;
     assert_eq!(reoffer.matches("m=video").count(), 2, "{reoffer}");
     assert!(reoffer.contains("a=msid:alice "), "{reoffer}");
 
@@ -604,8 +621,8 @@ async fn a_host_forwards_one_participants_video_to_another_without_re_encoding()
 
     // Alice leaves: her track at bob's turns inactive and bob's sink for her is finished.
     let leaving = feeding.lock().unwrap().take().unwrap();
-    to_bob.stop_forwarding(&leaving).await.unwrap();
-    let leave_offer = renegotiate(&to_bob, &bob).await;
+    to_bob.stop_forwarding(&leaving).await;
+    let (leave_offer, _) = renegotiate(&to_bob, &bob).await;
     assert_eq!(
         leave_offer.matches("a=inactive").count(),
         1,
@@ -620,16 +637,36 @@ async fn a_host_forwards_one_participants_video_to_another_without_re_encoding()
         alices.finished.load(Ordering::Relaxed),
         "alice's sink at bob"
     );
+    // Bob offers while the track is retired: the host answers it inactive.
+    let (_, retired_answer) = renegotiate(&bob, &to_bob).await;
+    assert_eq!(
+        video_directions(&retired_answer),
+        ["sendrecv", "inactive"],
+        "{retired_answer}"
+    );
 
     // Carol joins (here alice's pictures under carol's name): the host reuses the m-line
     // alice left, and bob shows carol in a new sink.
     let requests_before = keyframe_requests.load(Ordering::Relaxed);
     let carol = forward_from(&to_bob, "carol", &to_alice, &keyframe_requests).await;
     *feeding.lock().unwrap() = Some(carol);
-    let join_offer = renegotiate(&to_bob, &bob).await;
+    let (join_offer, _) = renegotiate(&to_bob, &bob).await;
     assert_eq!(join_offer.matches("m=video").count(), 2, "{join_offer}");
     assert!(join_offer.contains("a=msid:carol "), "{join_offer}");
+    let joined = Instant::now();
     let carols = sees(&bob, &bob_sees_more, "carol", None).await;
+    let carol_seen_after = joined.elapsed();
+    // Bob offers anew (a session refresh, say): the host's answer goes on sending carol.
+    let (_, refresh_answer) = renegotiate(&bob, &to_bob).await;
+    assert_eq!(
+        video_directions(&refresh_answer),
+        ["sendrecv", "sendonly"],
+        "{refresh_answer}"
+    );
+    assert!(refresh_answer.contains("a=msid:carol "), "{refresh_answer}");
+    let before_refresh = carols.identities.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_refresh = carols.identities.lock().unwrap().len();
     let bob_streams = bob.remote_video_streams();
     let requests_for_carol = keyframe_requests.load(Ordering::Relaxed) - requests_before;
 
@@ -662,7 +699,16 @@ async fn a_host_forwards_one_participants_video_to_another_without_re_encoding()
         "the host's own stream at bob"
     );
     assert!(keyframe_requests.load(Ordering::Relaxed) >= 1);
-    // Bob's requests about the reused track reach the stream it carries now.
+    assert!(
+        after_refresh >= before_refresh + 5,
+        "carol after bob's offer: {before_refresh} then {after_refresh} pictures"
+    );
+    // Bob's requests about the reused track reach the stream it carries now: he sees carol
+    // long before alice's encoder would make a keyframe by itself.
+    assert!(
+        carol_seen_after < Duration::from_secs(5),
+        "{carol_seen_after:?}"
+    );
     assert!(
         requests_for_carol >= 1,
         "{requests_for_carol} requests for carol"

@@ -25,7 +25,7 @@ use ::webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc as async_mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::local_media::{h264_payload_type, media_track, LocalTrack};
 use super::peer::h264_codec;
@@ -67,10 +67,14 @@ impl StreamRewriter {
         }
     }
 
-    /// The same numbering for a track whose negotiated payload type is `payload_type`.
-    pub fn with_payload_type(self, payload_type: u8) -> Self {
+    /// The same track's numbering for the next stream it carries, whose negotiated payload
+    /// type is `payload_type`: its first packet goes on one after the last one sent, even
+    /// when it comes from the source forwarded before (the offsets of then would jump by
+    /// whatever that source sent meanwhile).
+    pub fn continued(self, payload_type: u8) -> Self {
         StreamRewriter {
             payload_type,
+            source: None,
             ..self
         }
     }
@@ -127,10 +131,6 @@ pub struct ForwardedVideo {
     pub(super) rewriter: Arc<Mutex<Option<StreamRewriter>>>,
     pub(super) outgoing: async_mpsc::UnboundedSender<RtpPacket>,
     pub(super) connected: Arc<AtomicBool>,
-    /// Set when the track is removed ([`WebRtcSession::stop_forwarding`]).
-    ///
-    /// [`WebRtcSession::stop_forwarding`]: super::WebRtcSession::stop_forwarding
-    stopped: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ForwardedVideo {
@@ -150,7 +150,13 @@ pub(crate) struct Forwarding {
     ssrc: u32,
     /// The numbering the last stream it carried left off at, for the next one.
     continued: Option<StreamRewriter>,
+    /// Where the peer's keyframe requests about the track go: the stream it carries now
+    /// (one reader for the track's life; none while retired).
+    on_request: KeyframeRequested,
 }
+
+/// What a forwarding track's keyframe requests call.
+type KeyframeRequested = Arc<Mutex<Option<Box<dyn Fn() + Send + Sync>>>>;
 
 impl ForwardedVideo {
     /// What the track is labelled with (its `a=msid` stream id).
@@ -206,30 +212,13 @@ impl WebRtcSession {
             rewriter: Arc::default(),
             outgoing,
             connected: Arc::clone(&self.shared.connected),
-            stopped: Arc::default(),
         };
         self.spawn(tasks::write_rtp(
             outgoing_rx,
             Arc::clone(&forwarding.track),
             Arc::clone(&self.shared.connected),
         ));
-        let (closed, stopped) = (
-            Arc::clone(&self.shared.closed),
-            Arc::clone(&forwarded.stopped),
-        );
-        let ended = Arc::clone(&stopped);
-        self.spawn(tasks::read_keyframe_requests(
-            Arc::clone(&forwarding.track),
-            move || closed.load(Ordering::Acquire) || stopped.load(Ordering::Acquire),
-            // A request that comes once the track carries another stream is not this one's.
-            move || {
-                let carried = !ended.load(Ordering::Acquire);
-                if carried {
-                    on_keyframe_request();
-                }
-                carried
-            },
-        ));
+        *lock(&forwarding.on_request) = Some(Box::new(on_keyframe_request));
         info!(label, ssrc = forwarding.ssrc, "forwarding a video stream");
         lock(&self.forwarded).push((forwarded.clone(), forwarding));
         Ok(forwarded)
@@ -253,12 +242,25 @@ impl WebRtcSession {
         let sender = transceiver.sender().await?.ok_or(WebRtcError::Negotiation(
             "a forwarding track without a sender",
         ))?;
+        let on_request = KeyframeRequested::default();
+        let (closed, requested) = (Arc::clone(&self.shared.closed), Arc::clone(&on_request));
+        self.spawn(tasks::read_keyframe_requests(
+            Arc::clone(&track),
+            move || closed.load(Ordering::Acquire),
+            move || {
+                if let Some(on_request) = lock(&requested).as_ref() {
+                    on_request();
+                }
+                true
+            },
+        ));
         Ok(Forwarding {
             transceiver,
             sender,
             track,
             ssrc: local.ssrc,
             continued: None,
+            on_request,
         })
     }
 
@@ -279,14 +281,19 @@ impl WebRtcSession {
             forwarding.ssrc,
         );
         // The sender is only reachable while the transceiver sends.
-        forwarding
-            .transceiver
+        let transceiver = &forwarding.transceiver;
+        transceiver
             .set_direction(RTCRtpTransceiverDirection::Sendonly)
             .await?;
-        forwarding
-            .sender
-            .replace_track(Arc::new(TrackLocalStaticRTP::new(relabelled)))
-            .await?;
+        let relabelled = Arc::new(TrackLocalStaticRTP::new(relabelled));
+        if let Err(e) = forwarding.sender.replace_track(relabelled).await {
+            let _ = transceiver
+                .set_direction(RTCRtpTransceiverDirection::Inactive)
+                .await;
+            return Err(e.into());
+        }
+        self.want(transceiver, RTCRtpTransceiverDirection::Sendonly)
+            .await;
         debug!(
             label,
             ssrc = forwarding.ssrc,
@@ -297,31 +304,38 @@ impl WebRtcSession {
 
     /// Stops forwarding a stream: its track stops sending (its m-line turns inactive), so the
     /// peer learns from our next offer that the stream ended, and waits for the next stream
-    /// forwarded. Packets still given to `forwarded` are dropped.
-    pub async fn stop_forwarding(&self, forwarded: &ForwardedVideo) -> Result<(), WebRtcError> {
+    /// forwarded. Packets still given to `forwarded` are dropped; a handle already stopped
+    /// changes nothing.
+    pub async fn stop_forwarding(&self, forwarded: &ForwardedVideo) {
+        // A track carries one stream after another: the handle's rewriter tells its stream.
         let entry = {
             let mut list = lock(&self.forwarded);
-            let at = list.iter().position(|(f, _)| f.ssrc == forwarded.ssrc);
+            let at = list
+                .iter()
+                .position(|(f, _)| Arc::ptr_eq(&f.rewriter, &forwarded.rewriter));
             at.map(|at| list.remove(at).1)
         };
-        // No rewriter, no sending: the writer task ends with the last handle, the keyframe
-        // reader at the next request.
+        let Some(mut forwarding) = entry else {
+            return;
+        };
+        // No rewriter, no sending: the writer task ends with the last handle.
         let continued = lock(&forwarded.rewriter).take();
-        forwarded.stopped.store(true, Ordering::Release);
-        if let Some(mut forwarding) = entry {
-            forwarding.continued = continued.or(forwarding.continued);
-            let inactive = forwarding
-                .transceiver
-                .set_direction(RTCRtpTransceiverDirection::Inactive)
-                .await;
-            lock(&self.retired).push(forwarding);
-            inactive?;
-            info!(
-                label = forwarded.label,
-                "no longer forwarding a video stream"
-            );
+        forwarding.continued = continued.or(forwarding.continued.take());
+        *lock(&forwarding.on_request) = None;
+        let transceiver = &forwarding.transceiver;
+        if let Err(e) = transceiver
+            .set_direction(RTCRtpTransceiverDirection::Inactive)
+            .await
+        {
+            warn!(error = %e, label = forwarded.label, "a forwarding track still sends");
         }
-        Ok(())
+        self.want(transceiver, RTCRtpTransceiverDirection::Inactive)
+            .await;
+        lock(&self.retired).push(forwarding);
+        info!(
+            label = forwarded.label,
+            "no longer forwarding a video stream"
+        );
     }
 
     /// Copies every packet of the peer's video (its first stream, the one the call's video
@@ -352,12 +366,16 @@ impl WebRtcSession {
                 debug!(label = forwarded.label, "the peer took no forwarded stream");
                 continue;
             };
-            let continued = lock(&self.forwarded)
+            // Still forwarded (not stopped meanwhile): its track's numbering goes on.
+            let mut list = lock(&self.forwarded);
+            let Some((_, forwarding)) = list
                 .iter_mut()
-                .find(|(f, _)| f.ssrc == forwarded.ssrc)
-                .and_then(|(_, forwarding)| forwarding.continued.take());
-            *lock(&forwarded.rewriter) = Some(match continued {
-                Some(rewriter) => rewriter.with_payload_type(payload_type),
+                .find(|(f, _)| Arc::ptr_eq(&f.rewriter, &forwarded.rewriter))
+            else {
+                continue;
+            };
+            *lock(&forwarded.rewriter) = Some(match forwarding.continued.take() {
+                Some(rewriter) => rewriter.continued(payload_type),
                 None => StreamRewriter::new(forwarded.ssrc, payload_type),
             });
         }
@@ -424,5 +442,17 @@ mod tests {
         assert_eq!(numbers(&switched), (0xabc, 125, 102, 15_000));
         let next = rewriter.rewrite(packet(8, 5_001, 1_003_000));
         assert_eq!(numbers(&next), (0xabc, 125, 103, 18_000));
+    }
+
+    #[test]
+    fn a_reused_track_goes_on_from_its_last_packet_even_with_the_same_source() {
+        let mut rewriter = StreamRewriter::new(0xabc, 125);
+        rewriter.rewrite(packet(7, 100, 9_000));
+        // The track is retired, then carries source 7 again after it sent 3000 packets.
+        let mut reused = rewriter.continued(126);
+        let first = reused.rewrite(packet(7, 3_100, 9_000_000));
+        assert_eq!(numbers(&first), (0xabc, 126, 101, 12_000));
+        let next = reused.rewrite(packet(7, 3_101, 9_003_000));
+        assert_eq!(numbers(&next), (0xabc, 126, 102, 15_000));
     }
 }

@@ -72,6 +72,14 @@ impl WebRtcSession {
         Some((mid, wanted))
     }
 
+    /// Records that we now want `direction` of `transceiver`'s stream (a forwarding track
+    /// retired or carrying a stream again), so our answers to the peer's offers keep to it.
+    pub(super) async fn want(&self, transceiver: &Arc<dyn RtpTransceiver>, direction: Direction) {
+        if let Ok(Some(mid)) = transceiver.mid().await {
+            lock(&self.held).wanted.insert(mid, direction);
+        }
+    }
+
     /// Gives every negotiated stream the direction our answer to `offer` must have: what we
     /// want, narrowed by what the offer allows (see the module docs).
     pub(super) async fn narrow_to_offer(&self, offer: &str) -> Result<(), WebRtcError> {

@@ -250,7 +250,7 @@ pub(crate) async fn write_feedback(
 
 /// Hands the peer's keyframe requests about one of our video tracks (PLI, FIR) to
 /// `on_request` (which says whether to go on listening) until `stopped` says so (the session
-/// closed, or the track was removed).
+/// closed).
 pub(crate) async fn read_keyframe_requests(
     track: Arc<dyn TrackLocal>,
     stopped: impl Fn() -> bool + Send + 'static,

@@ -10,8 +10,9 @@
 //! either way, decrypted) and copied to a [`ForwardedVideo`] track in every receiving leg's
 //! session, which gives it the track's SSRC and payload type and encrypts it anew. A receiving leg's streams change by a new offer (a re-INVITE) when a
 //! participant joins or leaves: tracks are added ([`WebRtcSession::forward_video`], labelled
-//! with the participant's name) or removed ([`WebRtcSession::stop_forwarding`]), one offer
-//! at a time per leg; what changes meanwhile goes into the next one. A receiver's keyframe
+//! with the participant's name; a track a gone participant's stream left is taken first) or
+//! stopped ([`WebRtcSession::stop_forwarding`]: the track stays, inactive), one offer at a
+//! time per leg; what changes meanwhile goes into the next one. A receiver's keyframe
 //! request about a stream goes to the session that receives it from its sender.
 //!
 //! [`takes_several_streams`]: callisto_media::webrtc::takes_several_streams
@@ -341,10 +342,8 @@ fn streams_offer(
             removed: Vec::new(),
         };
         for (sender, track) in remove {
-            match session.stop_forwarding(&track).await {
-                Ok(()) => change.removed.push(sender),
-                Err(error) => tracing::warn!(%error, "cannot stop forwarding a stream"),
-            }
+            session.stop_forwarding(&track).await;
+            change.removed.push(sender);
         }
         for stream in add {
             let requester = stream.requester;
