@@ -485,6 +485,67 @@ fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_ba
     Ok(())
 }
 
+/// A headset unplugged mid-call: the chosen microphone's sink is unloaded while the sound
+/// server stays. The sound server moves the call's recording to the default microphone (the
+/// desk one, which hears another tone): the call is not dropped and the callee hears the
+/// desk microphone from then on.
+#[test]
+fn a_microphone_unplugged_mid_call_gives_way_to_the_default_one_and_the_call_stays() -> TestResult {
+    let pulse = PulseServer::start(&["callisto_desk"])?;
+    let loaded = pulse.pactl(&[
+        "load-module",
+        "module-null-sink",
+        "sink_name=callisto_headset",
+        "sink_properties=device.description=callisto_headset",
+    ])?;
+    let module = String::from_utf8_lossy(&loaded.stdout).trim().to_string();
+    pulse.pactl(&["set-default-source", "callisto_desk.monitor"])?;
+    let dir = tempfile::tempdir()?;
+    let (alice_dir, bob_dir) = dirs(dir.path())?;
+    let bob_rec = dir.path().join("bob.wav");
+    let headset_tone = play_tone(&pulse, "callisto_headset", MIC_HZ, 30.0)?;
+    let _desk_tone = play_tone(&pulse, "callisto_desk", OTHER_HZ, 30.0)?;
+    let (mut bob, port) = start_bob(&pulse, &bob_dir, &bob_rec, None)?;
+    let mut alice = start_alice(
+        &pulse,
+        &alice_dir,
+        port,
+        "device:callisto_headset.monitor",
+        "10",
+    )?;
+    alice.expect("answered", WAIT)?;
+    std::thread::sleep(Duration::from_secs(4));
+    drop(headset_tone);
+    pulse.pactl(&["unload-module", &module])?;
+    let ended = alice.expect("call_ended", Duration::from_secs(15))?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    // Alice hung up when her ten seconds were over.
+    assert_eq!(ended["by"], "local", "{ended}");
+    assert!(
+        ended["duration_s"].as_f64().unwrap_or(0.0) >= 9.5,
+        "the call ran its course: {ended}"
+    );
+    let recorded = wav::read_mono(&bob_rec)?;
+    let rate = recorded.sample_rate;
+    let headset = tone_seconds(&recorded.samples, rate, MIC_HZ);
+    let desk = tone_seconds(&recorded.samples, rate, OTHER_HZ);
+    println!(
+        "bob heard the headset for {headset:.2} s and the desk microphone for {desk:.2} s, in \
+         {:.2} s: {} / {}",
+        recorded.seconds(),
+        timeline(&recorded.samples, rate, MIC_HZ),
+        timeline(&recorded.samples, rate, OTHER_HZ)
+    );
+    assert!(headset >= 1.5, "{headset} s of the headset");
+    assert!(
+        desk >= 2.0,
+        "{desk} s of the desk microphone after the unplug"
+    );
+    Ok(())
+}
+
 /// The Settings page's level meter: it lists the private server's devices, rises with a tone
 /// played into the chosen microphone and falls back once the tone stops. No camera here: the
 /// check says so and the meter runs alone.
