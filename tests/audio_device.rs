@@ -540,7 +540,7 @@ fn a_microphone_unplugged_mid_call_gives_way_to_the_default_one_and_the_call_sta
     );
     assert!(headset >= 1.5, "{headset} s of the headset");
     assert!(
-        desk >= 2.0,
+        desk >= 3.0,
         "{desk} s of the desk microphone after the unplug"
     );
     Ok(())
