@@ -126,6 +126,7 @@ fn views() -> Vec<View> {
             ringing: None,
             stats: [
                 ("Audio", "opus, SRTP"),
+                ("Audio in/out", "41 / 41 kbit/s"),
                 ("Packets in/out", "6850 / 6852"),
                 ("Packet loss", "0.4 %"),
                 ("Jitter", "3.1 ms"),

@@ -579,6 +579,12 @@ fn stats_rows(call: &CallView) -> Vec<(String, String)> {
         };
         row("Audio", format!("{}{secure}", audio.codec));
         row(
+            "Audio in/out",
+            audio_kbps(&call.recent)
+                .map(|(rx, tx)| format!("{rx:.0} / {tx:.0} kbit/s"))
+                .unwrap_or_else(|| "measuring".into()),
+        );
+        row(
             "Packets in/out",
             format!("{} / {}", audio.rx_packets, audio.tx_packets),
         );
@@ -653,6 +659,25 @@ fn loss_percent(audio: &crate::engine::AudioSummary) -> f64 {
 
 /// The last minute as levels: the video bitrate received when there is video, else the audio
 /// jitter.
+/// The audio bitrates in and out (kbit/s of RTP) between the last two readings of the
+/// call's statistics; `None` until there are two.
+fn audio_kbps(recent: &VecDeque<CallSummary>) -> Option<(f64, f64)> {
+    let mut readings = recent
+        .iter()
+        .rev()
+        .filter_map(|s| s.audio.as_ref().map(|audio| (s.duration, audio)));
+    let ((now, last), (then, before)) = (readings.next()?, readings.next()?);
+    let seconds = now.checked_sub(then)?.as_secs_f64();
+    if seconds <= 0.0 {
+        return None;
+    }
+    let kbps = |now: u64, then: u64| now.saturating_sub(then) as f64 * 8.0 / seconds / 1000.0;
+    Some((
+        kbps(last.rx_bytes, before.rx_bytes),
+        kbps(last.tx_bytes, before.tx_bytes),
+    ))
+}
+
 fn graph(call: &CallView) -> (Vec<f32>, String) {
     let video = call.recent.iter().any(|s| s.video.is_some());
     let values: Vec<f64> = call

@@ -220,6 +220,7 @@ fn live_statistics_fill_the_panel_and_the_graph() {
     model.apply(&incoming(5), now, wall);
     model.apply(&call_event(5, answered()), now, wall);
     assert!(model.snapshot(now).stats.is_empty(), "nothing measured yet");
+    let mut bitrate_at_first = None;
     for second in 0..70u64 {
         let summary = CallSummary {
             duration: Duration::from_secs(second),
@@ -233,6 +234,9 @@ fn live_statistics_fill_the_panel_and_the_graph() {
                 rtt_ms: Some(24.0),
                 discarded: 0,
                 concealed_frames: 0,
+                // 32 kbit/s out (4000 bytes a second), 16 kbit/s in.
+                tx_bytes: 4_000 * second,
+                rx_bytes: 2_000 * second,
             }),
             ..CallSummary::default()
         };
@@ -241,7 +245,19 @@ fn live_statistics_fill_the_panel_and_the_graph() {
             now,
             wall,
         );
+        if second == 0 {
+            bitrate_at_first = model
+                .snapshot(now)
+                .stats
+                .into_iter()
+                .find(|(label, _)| label == "Audio in/out");
+        }
     }
+    assert_eq!(
+        bitrate_at_first,
+        Some(("Audio in/out".to_string(), "measuring".to_string())),
+        "one reading is no rate"
+    );
     let snapshot = model.snapshot(now);
     let value = |label: &str| {
         snapshot
@@ -252,6 +268,7 @@ fn live_statistics_fill_the_panel_and_the_graph() {
             .unwrap_or_else(|| panic!("no {label} in {:?}", snapshot.stats))
     };
     assert_eq!(value("Audio"), "opus, SRTP");
+    assert_eq!(value("Audio in/out"), "16 / 32 kbit/s");
     assert_eq!(value("Packet loss"), "1.0 %");
     assert_eq!(value("Round trip"), "24 ms");
     assert_eq!(value("Jitter"), "69.0 ms");

@@ -224,6 +224,10 @@ pub struct AudioSummary {
     pub rtt_ms: Option<f64>,
     pub discarded: u64,
     pub concealed_frames: u64,
+    /// RTP bytes sent so far.
+    pub tx_bytes: u64,
+    /// RTP bytes received so far (valid packets).
+    pub rx_bytes: u64,
 }
 
 impl From<&AudioStats> for AudioSummary {
@@ -238,6 +242,8 @@ impl From<&AudioStats> for AudioSummary {
             rtt_ms: stats.rtt_ms,
             discarded: stats.discarded,
             concealed_frames: stats.concealed_frames,
+            tx_bytes: stats.tx_bytes,
+            rx_bytes: stats.rx_bytes,
         }
     }
 }
