@@ -13,6 +13,11 @@
 //!   all three together (target: UI under 15 % of one core at 30 fps per tile). The whole
 //!   process includes the bench's own thread drawing the test patterns.
 //!
+//! - **The app, idle**: the `callisto` binary itself (no account: the first-run window, the
+//!   engine and its tasks running) under the same X server, after it settled: its CPU over a
+//!   stretch (`/proc/PID/stat`) and its resident memory now and at its peak (`VmRSS`,
+//!   `VmHWM`; target: under 120 MB).
+//!
 //! The X server's own work (Xvfb copying the picture to its screen) is a compositor's on a
 //! desktop and is not counted. Under `cargo test` (no `--bench` argument) each stretch is
 //! 2 s and it fails only if a figure is missing; it asserts no target.
@@ -274,5 +279,86 @@ fn main() -> Result<(), Box<dyn Error>> {
     if call.fps < 1.0 {
         return Err(format!("the call's pictures were not rendered: {call:?}").into());
     }
+    let app = app_idle(logs.path(), Duration::from_secs(2), stretch)?;
+    println!(
+        "| The app itself, idle (first run) | | {:.2} % of a core | |",
+        app.cpu_percent
+    );
+    println!(
+        "\nui_render: the app's resident memory, idle: {:.1} MiB (peak {:.1} MiB)",
+        app.rss_mib, app.peak_mib
+    );
     Ok(())
+}
+
+/// What the app itself cost while idle.
+struct AppIdle {
+    cpu_percent: f64,
+    rss_mib: f64,
+    peak_mib: f64,
+}
+
+/// Runs the `callisto` binary (no account, its config and data in `dir`) under the X server
+/// this process uses; after `settle`, measures its CPU over `stretch` and its memory, then
+/// ends it (by its PID).
+fn app_idle(
+    dir: &std::path::Path,
+    settle: Duration,
+    stretch: Duration,
+) -> Result<AppIdle, Box<dyn Error>> {
+    let mut app = std::process::Command::new(env!("CARGO_BIN_EXE_callisto"))
+        .arg("--config")
+        .arg(dir.join("app.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("app-data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let measured = (|| -> Result<AppIdle, Box<dyn Error>> {
+        std::thread::sleep(settle);
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", app.id()));
+        let before = process_cpu(&proc_dir)?;
+        let started = Instant::now();
+        std::thread::sleep(stretch);
+        let cpu = process_cpu(&proc_dir)?.saturating_sub(before);
+        let status = std::fs::read_to_string(proc_dir.join("status"))?;
+        let kib = |field: &str| -> Result<f64, Box<dyn Error>> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .ok_or_else(|| format!("no {field} in the app's status: has it exited?"))?;
+            let value: f64 = line
+                .split_whitespace()
+                .nth(1)
+                .ok_or("an empty status line")?
+                .parse()?;
+            Ok(value)
+        };
+        Ok(AppIdle {
+            cpu_percent: cpu.as_secs_f64() / started.elapsed().as_secs_f64() * 100.0,
+            rss_mib: kib("VmRSS:")? / 1024.0,
+            peak_mib: kib("VmHWM:")? / 1024.0,
+        })
+    })();
+    let _ = app.kill();
+    let _ = app.wait();
+    measured
+}
+
+/// The CPU time a process has used so far (user and system, from `/proc/PID/stat`).
+fn process_cpu(proc_dir: &std::path::Path) -> Result<Duration, Box<dyn Error>> {
+    let stat = std::fs::read_to_string(proc_dir.join("stat"))?;
+    // The fields after the command (which may hold spaces) in parentheses; utime and stime
+    // are the 14th and 15th of the line.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("an unreadable stat line")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).ok_or("no utime")?.parse::<u64>()?
+        + fields.get(12).ok_or("no stime")?.parse::<u64>()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
