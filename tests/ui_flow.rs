@@ -204,7 +204,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     type_into(&window, "Password", "alice-secret".into())?;
     type_into(
         &window,
-        "Server (optional), e.g. sip:pbx.example.org;transport=tls",
+        "Server (optional), e.g. sip:pbx.example.org",
         registrar.clone(),
     )?;
     click(&window, "Add account")?;
@@ -245,6 +245,11 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
         form.get_editing() == 0 && form.get_form_password() == "not-the-password"
     })?;
     type_into(&window, "Password", "alice-secret".into())?;
+    // And over TCP this time (the transport box).
+    on_ui(&window, |w| {
+        w.global::<AccountsAdapter>()
+            .set_form_transport("tcp".into())
+    })?;
     click(&window, "Save changes")?;
     wait_until(&window, "the account registered again", |w| {
         account_state(w).starts_with("Registered")
@@ -253,6 +258,10 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let saved = Config::load(&dir.join("config.toml"))?;
     assert_eq!(saved.accounts.len(), 1);
     assert_eq!(saved.accounts[0].password.as_deref(), Some("alice-secret"));
+    assert_eq!(
+        saved.accounts[0].registrar.as_deref(),
+        Some(format!("{registrar};transport=tcp").as_str())
+    );
 
     // Dial bob, who answers; hang up.
     let bob_uri = format!("sip:bob@127.0.0.1:{port}");

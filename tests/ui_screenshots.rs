@@ -171,6 +171,16 @@ fn views() -> Vec<View> {
             }),
         },
         View {
+            name: "accounts",
+            set_up: Box::new({
+                let idle = idle.clone();
+                move |window| {
+                    apply(window, &idle);
+                    window.global::<Nav>().set_page(Page::Accounts);
+                }
+            }),
+        },
+        View {
             name: "registered-idle",
             set_up: Box::new({
                 let idle = idle.clone();
@@ -313,6 +323,7 @@ fn the_main_views_render_to_non_blank_screenshots() {
     let window = MainWindow::new().expect("the window");
     window.show().expect("show the window");
     let views = views();
+    let expected = views.len();
     let results: Rc<RefCell<Vec<Shot>>> = Rc::default();
     let step = Rc::new(RefCell::new(0usize));
     let timer = slint::Timer::default();
@@ -366,7 +377,11 @@ fn the_main_views_render_to_non_blank_screenshots() {
     let _ = window.hide();
 
     let results = results.borrow();
-    assert_eq!(results.len(), 7, "every view was photographed: {results:?}");
+    assert_eq!(
+        results.len(),
+        expected,
+        "every view was photographed: {results:?}"
+    );
     for (name, outcome, _) in results.iter() {
         let (colours, busy) = outcome.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(

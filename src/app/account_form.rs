@@ -15,6 +15,9 @@ pub struct AccountForm {
     pub registrar: String,
     pub media: String,
     pub srtp: String,
+    /// How to reach the server: `auto` (or empty: what its address and DNS say), `udp`,
+    /// `tcp` or `tls` (the registrar's `transport` parameter).
+    pub transport: String,
     /// `stun:HOST:PORT`, or empty.
     pub stun: String,
     /// `turn:HOST:PORT`, or empty; with its user and password.
@@ -27,10 +30,18 @@ impl AccountForm {
     /// The form filled with `account`, to edit it.
     pub fn of(account: &Account) -> AccountForm {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let registrar = text(&account.registrar);
+        let (registrar, transport) = match split_transport(&registrar) {
+            (rest, Some(transport)) if FORM_TRANSPORTS.contains(&transport.as_str()) => {
+                (rest, transport)
+            }
+            _ => (registrar, "auto".to_string()),
+        };
         AccountForm {
             user: account.user.clone(),
             password: text(&account.password),
-            registrar: text(&account.registrar),
+            registrar,
+            transport,
             media: account.media.clone().unwrap_or_else(|| "classic".into()),
             srtp: account.srtp.clone().unwrap_or_else(|| "optional".into()),
             stun: text(&account.stun),
@@ -39,6 +50,24 @@ impl AccountForm {
             turn_password: text(&account.turn_password),
         }
     }
+}
+
+/// The transports the form offers besides `auto`.
+const FORM_TRANSPORTS: [&str; 3] = ["udp", "tcp", "tls"];
+
+/// A SIP address without its `transport` parameter, and that parameter's value (lowercase)
+/// when it has one.
+fn split_transport(address: &str) -> (String, Option<String>) {
+    let lower = address.to_ascii_lowercase();
+    let Some(at) = lower.find(";transport=") else {
+        return (address.to_string(), None);
+    };
+    let value_at = at + ";transport=".len();
+    let end = lower[value_at..]
+        .find([';', '?', '>'])
+        .map_or(address.len(), |e| value_at + e);
+    let rest = format!("{}{}", &address[..at], &address[end..]);
+    (rest, Some(lower[value_at..end].to_string()))
 }
 
 /// `account` changed as the form says; what the form does not show (its name, authentication
@@ -90,10 +119,11 @@ pub fn account_from_form(form: &AccountForm) -> Result<Account, String> {
         let text = text.trim();
         (!text.is_empty()).then(|| text.to_string())
     };
+    let registrar = with_transport(registrar, &form.transport, &uri)?;
     let account = Account {
         user: uri.to_string(),
         password: (!form.password.is_empty()).then(|| form.password.clone()),
-        registrar: (!registrar.is_empty()).then(|| registrar.to_string()),
+        registrar,
         media: choice(&form.media, &["classic", "webrtc"])?,
         srtp: choice(&form.srtp, &["off", "optional", "mandatory"])?,
         stun: optional(&form.stun),
@@ -113,6 +143,36 @@ pub fn account_from_form(form: &AccountForm) -> Result<Account, String> {
             .replace("--turn ", "TURN server ")
     })?;
     Ok(account)
+}
+
+/// The registrar the form asks for: the server typed (or, when none is, the account's own
+/// domain) with the chosen transport as its `transport` parameter; with `auto`, the server
+/// as typed. `None`: no server, found from the account's domain.
+fn with_transport(
+    registrar: &str,
+    transport: &str,
+    user: &rsip::Uri,
+) -> Result<Option<String>, String> {
+    let transport = transport.trim().to_ascii_lowercase();
+    if transport.is_empty() || transport == "auto" {
+        return Ok((!registrar.is_empty()).then(|| registrar.to_string()));
+    }
+    if !FORM_TRANSPORTS.contains(&transport.as_str()) {
+        return Err(format!(
+            "'{transport}' is not a transport; choose auto, udp, tcp or tls"
+        ));
+    }
+    if account::websocket_url(registrar).is_some() {
+        return Err(
+            "A WebSocket server address carries its own transport; choose auto for it".into(),
+        );
+    }
+    let server = if registrar.is_empty() {
+        format!("sip:{}", user.host_with_port.host)
+    } else {
+        split_transport(registrar).0
+    };
+    Ok(Some(format!("{server};transport={transport}")))
 }
 
 #[cfg(test)]
@@ -187,6 +247,59 @@ mod tests {
         assert_eq!(account.stun.as_deref(), Some("stun:127.0.0.1:3478"));
         assert_eq!(account.turn_user.as_deref(), Some("alice"));
         assert_eq!(account.turn_password.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn the_transport_chosen_becomes_the_registrars_transport_parameter_and_back() {
+        let form = |registrar: &str, transport: &str| AccountForm {
+            user: "alice@example.org".into(),
+            registrar: registrar.into(),
+            transport: transport.into(),
+            ..AccountForm::default()
+        };
+        let registrar = |registrar: &str, transport: &str| {
+            account_from_form(&form(registrar, transport)).map(|a| a.registrar)
+        };
+        assert_eq!(
+            registrar("sip:pbx.example.org:5070", "tcp"),
+            Ok(Some("sip:pbx.example.org:5070;transport=tcp".into()))
+        );
+        // Without a server, the account's own domain over that transport.
+        assert_eq!(
+            registrar("", "tls"),
+            Ok(Some("sip:example.org;transport=tls".into()))
+        );
+        assert_eq!(registrar("", "auto"), Ok(None));
+        // The choice replaces a parameter typed in the address; auto keeps what was typed.
+        assert_eq!(
+            registrar("sip:pbx.example.org;transport=UDP;lr", "tls"),
+            Ok(Some("sip:pbx.example.org;lr;transport=tls".into()))
+        );
+        assert_eq!(
+            registrar("sip:pbx.example.org;transport=tcp", "auto"),
+            Ok(Some("sip:pbx.example.org;transport=tcp".into()))
+        );
+        assert_eq!(
+            registrar("wss://example.org/ws", "tcp").unwrap_err(),
+            "A WebSocket server address carries its own transport; choose auto for it"
+        );
+        assert_eq!(
+            registrar("", "sctp").unwrap_err(),
+            "'sctp' is not a transport; choose auto, udp, tcp or tls"
+        );
+        // Editing shows the parameter as the choice and the address without it.
+        let account = account_from_form(&form("sip:pbx.example.org", "tls")).unwrap();
+        let shown = AccountForm::of(&account);
+        assert_eq!(
+            (shown.registrar.as_str(), shown.transport.as_str()),
+            ("sip:pbx.example.org", "tls")
+        );
+        assert_eq!(
+            account_from_form(&shown).map(|a| a.registrar),
+            Ok(account.registrar)
+        );
+        let plain = account_from_form(&form("sip:pbx.example.org", "")).unwrap();
+        assert_eq!(AccountForm::of(&plain).transport, "auto");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
             registrar: form.get_form_registrar().into(),
             media: form.get_form_media().into(),
             srtp: form.get_form_srtp().into(),
+            transport: form.get_form_transport().into(),
             stun: form.get_form_stun().into(),
             turn: form.get_form_turn().into(),
             turn_user: form.get_form_turn_user().into(),
@@ -90,6 +91,7 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
         };
         adapter.set_form_media(or(&form.media, "classic"));
         adapter.set_form_srtp(or(&form.srtp, "optional"));
+        adapter.set_form_transport(or(&form.transport, "auto"));
         adapter.set_form_stun(form.stun.as_str().into());
         adapter.set_form_turn(form.turn.as_str().into());
         adapter.set_form_turn_user(form.turn_user.as_str().into());
