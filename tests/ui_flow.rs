@@ -67,9 +67,10 @@ fn wait_until(
 }
 
 /// Presses the button (or navigation item) labelled `label`.
-fn click(window: &Weak, label: &'static str) -> Result<(), String> {
+fn click(window: &Weak, label: &str) -> Result<(), String> {
+    let wanted = label.to_string();
     let found = on_ui(window, move |w| {
-        let all: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(w, label).collect();
+        let all: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(w, &wanted).collect();
         let button = all.iter().find(|e| e.accessible_enabled() != Some(false));
         match button {
             Some(button) => {
@@ -278,6 +279,28 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     assert!(rows[0].1.contains("bob"), "{rows:?}");
     bob.wait(WAIT)?;
 
+    // Redial: bob again, audio only as before (bob would take video).
+    let mut bob = start_bob(
+        dir,
+        &["answer"],
+        &bob_uri,
+        &registrar,
+        &["--video", "pattern"],
+    )?;
+    bob.expect("registered", WAIT)?;
+    click(&window, "Dial")?;
+    click(&window, &format!("Redial {bob_uri}"))?;
+    let answered = bob.expect("answered", WAIT)?;
+    assert_eq!(
+        answered["video"], false,
+        "redial repeats an audio call: {answered}"
+    );
+    click(&window, "Hang up")?;
+    wait_until(&window, "the redial in the history", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 3
+    })?;
+    bob.wait(WAIT)?;
+
     // Bob calls back; answer audio-only; hang up.
     let alice_uri = format!("sip:alice@127.0.0.1:{port}");
     let mut caller = start_bob(
@@ -303,7 +326,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     })?;
     click(&window, "Hang up")?;
     wait_until(&window, "bob's call in the history", |w| {
-        history(w).len() == 3
+        history(w).len() == 4
     })?;
     wait_until(
         &window,

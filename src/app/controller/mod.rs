@@ -225,6 +225,7 @@ pub async fn run(
         book_rows: BookRows::default(),
         completions: Vec::new(),
         last_dialed: None,
+        last_dialed_video: true,
         dial_error: String::new(),
         form_error: String::new(),
         account_form: AccountForm::default(),
@@ -308,6 +309,8 @@ struct Controller {
     /// What the dial field could become.
     completions: Vec<String>,
     last_dialed: Option<String>,
+    /// Whether the last call dialed was a video call (redial makes the same kind).
+    last_dialed_video: bool,
     dial_error: String,
     form_error: String,
     account_form: AccountForm,
@@ -457,7 +460,7 @@ impl Controller {
             }
             Action::Redial => {
                 if let Some(address) = self.last_dialed.clone() {
-                    self.dial(&address, true).await;
+                    self.dial(&address, self.last_dialed_video).await;
                 }
             }
             Action::CallBack(index) => {
@@ -576,6 +579,7 @@ impl Controller {
         };
         self.dial_error.clear();
         self.last_dialed = Some(address.trim().to_string());
+        self.last_dialed_video = video;
         let account = self.accounts.first();
         let media = match app_media(account.map(|a| &a.account), video, &self.config.media) {
             Ok(media) => media,
