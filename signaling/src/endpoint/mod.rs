@@ -20,6 +20,8 @@
 //! and logged.
 
 mod calls;
+#[cfg(test)]
+mod mutation_tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
