@@ -1,4 +1,5 @@
-//! Test support: a virtual clock and a seeded, lossy in-memory network.
+//! Test support: a virtual clock, a seeded, lossy in-memory network, and seeded mutation of
+//! messages ([`mutate`]).
 //!
 //! Nothing in Callisto's protocol cores reads the clock or opens a socket, so tests drive them
 //! with [`SimClock`] and carry their datagrams over [`SimNetwork`], which drops, delays,
@@ -239,6 +240,50 @@ impl SimNetwork {
             Duration::ZERO
         } else {
             Duration::from_micros(self.rng.gen_range(0..=max))
+        }
+    }
+}
+
+/// Edits `bytes` one to six times as a fuzzer would, each edit chosen by `rng`: a byte
+/// replaced or inserted (from `alphabet`: a format's separators and a few of its letters),
+/// the end cut off, a run removed, a run copied elsewhere, or two lines swapped (order
+/// mutations reach the rules about where a line may come and how often).
+pub fn mutate(rng: &mut impl Rng, bytes: &mut Vec<u8>, alphabet: &[u8]) {
+    for _ in 0..rng.gen_range(1..7) {
+        let len = bytes.len();
+        match rng.gen_range(0..6) {
+            0 if len > 0 => {
+                let at = rng.gen_range(0..len);
+                bytes[at] = alphabet[rng.gen_range(0..alphabet.len())];
+            }
+            1 if len > 0 => {
+                let at = rng.gen_range(0..len);
+                bytes.truncate(at);
+            }
+            2 => {
+                let at = rng.gen_range(0..=len);
+                bytes.insert(at, alphabet[rng.gen_range(0..alphabet.len())]);
+            }
+            3 if len > 1 => {
+                let at = rng.gen_range(0..len);
+                let end = (at + rng.gen_range(1..48)).min(len);
+                bytes.drain(at..end);
+            }
+            4 if len > 1 => {
+                let at = rng.gen_range(0..len);
+                let end = (at + rng.gen_range(1..48)).min(len);
+                let chunk = bytes[at..end].to_vec();
+                let to = rng.gen_range(0..=bytes.len());
+                bytes.splice(to..to, chunk);
+            }
+            _ if len > 1 => {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                let mut lines: Vec<&str> = text.split('\n').collect();
+                let (a, b) = (rng.gen_range(0..lines.len()), rng.gen_range(0..lines.len()));
+                lines.swap(a, b);
+                *bytes = lines.join("\n").into_bytes();
+            }
+            _ => {}
         }
     }
 }

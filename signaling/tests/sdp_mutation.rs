@@ -12,46 +12,13 @@ use sdp_support::*;
 
 const ROUNDS: usize = 12_000;
 
+/// `bytes` mutated as a fuzzer would, with an alphabet of SDP's separators and letters.
 fn mutate(rng: &mut impl Rng, bytes: &mut Vec<u8>) {
-    let alphabet = b"\r\n \t:;/|=-0123456789aceimostvIPNRTAV^*\xff\x00";
-    for _ in 0..rng.gen_range(1..6) {
-        let len = bytes.len();
-        match rng.gen_range(0..6) {
-            0 if len > 0 => {
-                let at = rng.gen_range(0..len);
-                bytes[at] = alphabet[rng.gen_range(0..alphabet.len())];
-            }
-            1 if len > 0 => {
-                let at = rng.gen_range(0..len);
-                bytes.truncate(at);
-            }
-            2 => {
-                let at = rng.gen_range(0..=len);
-                bytes.insert(at, alphabet[rng.gen_range(0..alphabet.len())]);
-            }
-            3 if len > 1 => {
-                let at = rng.gen_range(0..len);
-                let end = (at + rng.gen_range(1..40)).min(len);
-                bytes.drain(at..end);
-            }
-            4 if len > 1 => {
-                let at = rng.gen_range(0..len);
-                let end = (at + rng.gen_range(1..60)).min(len);
-                let chunk = bytes[at..end].to_vec();
-                let to = rng.gen_range(0..=bytes.len());
-                bytes.splice(to..to, chunk);
-            }
-            _ if len > 1 => {
-                // Swap two lines: order mutations reach the level and duplicate rules.
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let mut lines: Vec<&str> = text.split('\n').collect();
-                let (a, b) = (rng.gen_range(0..lines.len()), rng.gen_range(0..lines.len()));
-                lines.swap(a, b);
-                *bytes = lines.join("\n").into_bytes();
-            }
-            _ => {}
-        }
-    }
+    callisto_signaling::sim::mutate(
+        rng,
+        bytes,
+        b"\r\n \t:;/|=-0123456789aceimostvIPNRTAV^*\xff\x00",
+    );
 }
 
 /// Reads everything a caller might read from a parsed description.

@@ -1,6 +1,6 @@
 //! RFC 4475 torture messages that can be reproduced in text, and a seeded mutation test.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rsip::SipMessage;
 
@@ -176,41 +176,14 @@ fn random_mutations_never_panic() {
     assert!(parsed > 100, "only {parsed} mutated messages parsed");
 }
 
-/// `seed` with one to seven random edits: a byte replaced, the end cut off, a byte inserted,
-/// a run removed, or a run copied elsewhere (bytes from an alphabet of SIP's separators and
-/// a few letters, with a NUL and a 0xff).
+/// `seed` mutated as a fuzzer would (see [`crate::sim::mutate`]), with an alphabet of SIP's
+/// separators and a few letters, a NUL and a 0xff.
 pub(crate) fn mutated(seed: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
-    let alphabet = b"\r\n \t:;,<>\"\\=@/0123456789abcdefvmlitSIP\xff\x00";
     let mut bytes = seed.to_vec();
-    for _ in 0..rng.gen_range(1..8) {
-        let len = bytes.len();
-        match rng.gen_range(0..5) {
-            0 if len > 0 => {
-                let at = rng.gen_range(0..len);
-                bytes[at] = alphabet[rng.gen_range(0..alphabet.len())];
-            }
-            1 if len > 0 => {
-                let at = rng.gen_range(0..len);
-                bytes.truncate(at);
-            }
-            2 => {
-                let at = rng.gen_range(0..=len);
-                bytes.insert(at, alphabet[rng.gen_range(0..alphabet.len())]);
-            }
-            3 if len > 1 => {
-                let at = rng.gen_range(0..len);
-                let end = (at + rng.gen_range(1..40)).min(len);
-                bytes.drain(at..end);
-            }
-            _ if len > 1 => {
-                let at = rng.gen_range(0..len);
-                let end = (at + rng.gen_range(1..40)).min(len);
-                let chunk = bytes[at..end].to_vec();
-                let to = rng.gen_range(0..=bytes.len());
-                bytes.splice(to..to, chunk);
-            }
-            _ => {}
-        }
-    }
+    crate::sim::mutate(
+        rng,
+        &mut bytes,
+        b"\r\n \t:;,<>\"\\=@/0123456789abcdefvmlitSIP\xff\x00",
+    );
     bytes
 }
