@@ -143,6 +143,29 @@ async fn a_client_trusting_the_ca_talks_to_the_server() {
     assert_eq!(request, Some(Bytes::from_static(REQUEST)));
 }
 
+/// The system's trust store: a CA it holds is trusted with no CA file of our own (the store
+/// is read as the platform says: on Linux `SSL_CERT_FILE` names it first, which this test
+/// points at the test CA; the other tests here do not read the system store).
+#[tokio::test]
+async fn a_ca_in_the_systems_trust_store_is_trusted() {
+    let pki = ca_signed();
+    let mut ca_file = tempfile::NamedTempFile::new().expect("temp file");
+    ca_file.write_all(pki.ca_pem.as_bytes()).expect("write CA");
+    std::env::set_var("SSL_CERT_FILE", ca_file.path());
+    let (addr, _server) = serve_once(pki.chain, pki.key).await;
+    let mut config = client_config(None);
+    config.tls.use_system_roots = true;
+    let (client, _events) = Transports::bind(config).await.expect("bind");
+    client
+        .send(
+            Target::new(TransportKind::Tls, addr),
+            Some("localhost"),
+            Bytes::from_static(REQUEST),
+        )
+        .await
+        .expect("the CA from the system's store is trusted");
+}
+
 #[tokio::test]
 async fn the_ip_address_is_verified_when_no_name_is_given() {
     let pki = ca_signed();
