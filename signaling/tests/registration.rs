@@ -273,26 +273,65 @@ fn interval_too_brief_is_retried_with_min_expires() {
 }
 
 #[test]
-fn forbidden_is_final_and_reported_with_its_code() {
+fn forbidden_and_not_found_are_final_and_reported_with_their_code() {
+    for (status, code) in [("403 Forbidden", 403), ("404 Not Found", 404)] {
+        let t0 = Instant::now();
+        let mut reg = Registration::new(config(), 8);
+        reg.start(t0);
+        let first = take(&mut reg, t0);
+        reg.handle_response(t0, &respond(&first, status, &[]));
+        let events = events(&mut reg);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [RegistrationEvent::Failed {
+                    kind: FailureKind::Rejected,
+                    code: Some(c),
+                    retry_in: None,
+                    ..
+                }] if *c == code
+            ),
+            "{status}: {events:?}"
+        );
+        assert!(
+            reg.poll_timeout().is_none(),
+            "{status}: nothing more is sent"
+        );
+    }
+}
+
+/// RFC 3261 §10.2.4: the time granted is the Contact's `expires` parameter, else the
+/// response's Expires header; the refresh follows it.
+#[test]
+fn without_an_expires_parameter_the_expires_header_grants_the_time() {
     let t0 = Instant::now();
     let mut reg = Registration::new(config(), 8);
     reg.start(t0);
     let first = take(&mut reg, t0);
-    reg.handle_response(t0, &respond(&first, "403 Forbidden", &[]));
-    let events = events(&mut reg);
+    let text = first.to_string();
+    let contact = header(&text, "Contact").unwrap();
+    let uri = &contact[..contact.find('>').unwrap() + 1];
+    reg.handle_response(
+        t0,
+        &respond(
+            &first,
+            "200 OK",
+            &[format!("Contact: {uri}"), "Expires: 200".to_string()],
+        ),
+    );
     assert!(
         matches!(
-            events.as_slice(),
-            [RegistrationEvent::Failed {
-                kind: FailureKind::Rejected,
-                code: Some(403),
-                retry_in: None,
-                ..
-            }]
+            events(&mut reg).as_slice(),
+            [RegistrationEvent::Registered { expires: 200, .. }]
         ),
-        "{events:?}"
+        "the header's 200 s"
     );
-    assert!(reg.poll_timeout().is_none());
+    let refresh = reg.poll_timeout().expect("a refresh is due");
+    let due = refresh - t0;
+    assert!(
+        (Duration::from_secs(150)..Duration::from_secs(190)).contains(&due),
+        "the refresh {due:?} into a 200 s binding"
+    );
 }
 
 #[test]
