@@ -66,11 +66,6 @@ fn call_screen(video: Vec<(CallControls, String)>) -> Screen {
     let mut screen = idle_screen();
     screen.view.calls = vec![connected_call()];
     screen.view.current = Some(0);
-    screen.self_views = video
-        .first()
-        .map(|(controls, _)| controls.local_video.clone())
-        .into_iter()
-        .collect();
     screen.video = video;
     screen
 }

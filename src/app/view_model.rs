@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use callisto_media::video::FrameSlot;
 use callisto_signaling::registration::{FailureKind, RegistrationEvent};
 
 use crate::engine::{CallControls, CallKey, CallSummary, CallUpdate, EngineEvent};
@@ -225,11 +224,6 @@ const GRAPH_SECONDS: usize = 60;
 pub struct ViewModel {
     accounts: Vec<AccountView>,
     calls: Vec<CallView>,
-    /// The controls of every call merged into the conference we host, in the order they
-    /// came, kept while any merged call is left: the host's picture in the mosaic is one
-    /// merged call's input, with that call's self-view and camera switch, and it stays when
-    /// that call ends.
-    conference: Vec<CallControls>,
 }
 
 impl ViewModel {
@@ -310,47 +304,18 @@ impl ViewModel {
         }
     }
 
-    /// Turns our camera on or off in a call (off sends black frames) — in every call of the
-    /// conference when the call is merged, whichever of them holds the host's picture.
-    /// Returns whether the call had a camera to switch.
+    /// Turns our camera on or off in a call (off sends black frames). Returns whether the
+    /// call had a camera to switch.
     pub fn camera(&mut self, key: CallKey, on: bool) -> bool {
-        let Some(call) = self.calls.iter().find(|c| c.key == key) else {
-            return false;
-        };
-        let Some(controls) = call.controls.as_ref() else {
-            return false;
-        };
-        controls.camera.set(on);
-        if call.merged {
-            for controls in &self.conference {
-                controls.camera.set(on);
-            }
-        }
-        true
-    }
-
-    /// A call joined the conference we host. The conference has one camera state: off
-    /// when it was off in this call or in the conference so far (merging shows nobody a
-    /// camera that was off for them).
-    fn joined_conference(&mut self, controls: Option<CallControls>) {
-        let Some(controls) = controls else {
-            return;
-        };
-        if self.conference.contains(&controls) {
-            return;
-        }
-        self.conference.push(controls);
-        let on = self.conference.iter().all(|c| c.camera.is_on());
-        for controls in &self.conference {
+        let controls = self
+            .calls
+            .iter()
+            .find(|c| c.key == key)
+            .and_then(|c| c.controls.as_ref());
+        if let Some(controls) = controls {
             controls.camera.set(on);
         }
-    }
-
-    /// A call ended: the conference's controls go once no merged call is left.
-    fn left(&mut self) {
-        if !self.calls.iter().any(|c| c.merged) {
-            self.conference.clear();
-        }
+        controls.is_some()
     }
 
     /// Takes in one engine event; a call that ended comes back for the history.
@@ -426,8 +391,6 @@ impl ViewModel {
             CallUpdate::Merged => {
                 call.merged = true;
                 call.note.clear();
-                let controls = call.controls.clone();
-                self.joined_conference(controls);
             }
             CallUpdate::Roster { info } => {
                 call.roster = info
@@ -446,7 +409,6 @@ impl ViewModel {
             }
             CallUpdate::Failed { code, reason, .. } => {
                 let call = self.calls.remove(index);
-                self.left();
                 let reason = match code {
                     Some(code) => format!("{code} {reason}"),
                     None => reason.clone(),
@@ -455,7 +417,6 @@ impl ViewModel {
             }
             CallUpdate::Ended { reason, .. } => {
                 let call = self.calls.remove(index);
-                self.left();
                 return Some(finished(call, now, reason.clone()));
             }
         }
@@ -505,30 +466,9 @@ impl ViewModel {
         up().count() >= 2 && up().any(|c| !c.merged)
     }
 
-    /// Where the in-call view's self-view comes from: the shown call's, or when it is in the
-    /// conference we host, every merged call's so far (the one that holds the host's
-    /// picture is fed; the others are not).
-    pub fn self_views(&self) -> Vec<FrameSlot> {
-        let Some(shown) = self.current().and_then(|i| self.calls.get(i)) else {
-            return Vec::new();
-        };
-        if shown.merged && !self.conference.is_empty() {
-            self.conference
-                .iter()
-                .map(|c| c.local_video.clone())
-                .collect()
-        } else {
-            shown
-                .controls
-                .iter()
-                .map(|c| c.local_video.clone())
-                .collect()
-        }
-    }
-
     /// The pictures the in-call view shows, with the names for their tiles: every merged
     /// call's when the shown call is in the conference (one tile per participant), else
-    /// the shown call's.
+    /// the shown call's. The first one's self-view is ours.
     pub fn shown_videos(&self) -> Vec<(CallControls, String)> {
         let Some(shown) = self.current().and_then(|i| self.calls.get(i)) else {
             return Vec::new();

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use callisto_media::video::{FrameSlot, VideoFrame};
+use callisto_media::video::FrameSlot;
 use slint::{ComponentHandle, Model, ModelRc, VecModel};
 
 use super::video_image::StreamImages;
@@ -28,36 +28,20 @@ struct Following {
     calls: Vec<(CallControls, String)>,
     /// Each call's further streams as they were when the tiles were laid out.
     layout: Vec<u64>,
-    /// Where the self-view may come from (a conference's merged calls: the one that holds
-    /// the host's picture is fed), with the frames of each already seen.
-    self_views: Vec<FrameSlot>,
-    seen_local: Vec<u64>,
+    seen_local: u64,
     local_images: StreamImages,
     tiles: Vec<Tile>,
 }
 
 impl Following {
-    fn new(calls: &[(CallControls, String)], self_views: &[FrameSlot]) -> Self {
+    fn new(calls: &[(CallControls, String)]) -> Self {
         Following {
             calls: calls.to_vec(),
             layout: Vec::new(),
-            self_views: self_views.to_vec(),
-            seen_local: vec![0; self_views.len()],
+            seen_local: 0,
             local_images: StreamImages::new(),
             tiles: Vec::new(),
         }
-    }
-
-    /// The newest self-view picture not shown yet, from whichever slot is fed.
-    fn new_self_view(&mut self) -> Option<VideoFrame> {
-        let mut newest = None;
-        for (slot, seen) in self.self_views.iter().zip(&mut self.seen_local) {
-            if let Some((generation, frame)) = slot.take_newer(*seen) {
-                *seen = generation;
-                newest = Some(frame);
-            }
-        }
-        newest
     }
 
     /// Lays the tiles out again when a call's further streams changed (or for the first
@@ -107,19 +91,15 @@ thread_local! {
 }
 
 /// Shows these calls' pictures from now on, each under its name (none: no call with
-/// pictures is shown), and the further streams of a call that sends several; the self-view
-/// from whichever of `self_views` is fed.
-pub(super) fn follow(
-    window: &MainWindow,
-    shown: &[(CallControls, String)],
-    self_views: &[FrameSlot],
-) {
+/// pictures is shown), and the further streams of a call that sends several. The first
+/// call's self-view is the one shown.
+pub(super) fn follow(window: &MainWindow, shown: &[(CallControls, String)]) {
     let changed = FOLLOWING.with_borrow_mut(|following| {
-        let same = following.as_ref().map_or(shown.is_empty(), |f| {
-            f.calls == shown && f.self_views == self_views
-        });
+        let same = following
+            .as_ref()
+            .map_or(shown.is_empty(), |f| f.calls == shown);
         if !same {
-            *following = (!shown.is_empty()).then(|| Following::new(shown, self_views));
+            *following = (!shown.is_empty()).then(|| Following::new(shown));
         }
         !same
     });
@@ -138,8 +118,11 @@ fn pump(window: &MainWindow) {
             return;
         };
         let calls = window.global::<CallAdapter>();
-        if let Some(frame) = following.new_self_view() {
-            calls.set_self_view(following.local_images.image(&frame));
+        if let Some((first, _)) = following.calls.first() {
+            if let Some((seen, frame)) = first.local_video.take_newer(following.seen_local) {
+                following.seen_local = seen;
+                calls.set_self_view(following.local_images.image(&frame));
+            }
         }
         if following.lay_out() || calls.get_tiles().row_count() != following.tiles.len() {
             // A tile per picture, named, until its first picture arrives.
@@ -169,23 +152,4 @@ fn pump(window: &MainWindow) {
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_self_view_comes_from_whichever_slot_is_fed() {
-        let (frozen, fed) = (FrameSlot::new(), FrameSlot::new());
-        let mut following = Following::new(&[], &[frozen.clone(), fed.clone()]);
-        assert!(following.new_self_view().is_none(), "nothing yet");
-        let frame = VideoFrame::black(64, 48).expect("a frame");
-        fed.put(&frame);
-        let shown = following.new_self_view().expect("the fed slot's picture");
-        assert_eq!((shown.width(), shown.height()), (64, 48));
-        assert!(following.new_self_view().is_none(), "shown once");
-        fed.put(&frame);
-        assert!(following.new_self_view().is_some(), "the next one");
-    }
 }
