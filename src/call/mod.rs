@@ -41,19 +41,24 @@ use control::control_lines;
 pub use media_args::{media_options, media_options_for};
 use report::report;
 
-/// Completes what the user typed into a SIP URI: `sip:`/`sips:` as given, `tel:+123` and bare
-/// numbers or names with the account's domain.
+/// Completes what the user typed into a SIP URI: `sip:`/`sips:` as given (a pasted
+/// `Name <sip:…>` taken from between its brackets), `tel:+123` and bare numbers or names with
+/// the account's domain. What is not a SIP address is explained (see [`typed_sip_uri`]).
 pub fn callee_uri(text: &str, domain: Option<&str>) -> Result<rsip::Uri, String> {
     let text = text.trim();
+    let text = match (text.rfind('<'), text.strip_suffix('>')) {
+        (Some(open), Some(inner)) if open < inner.len() => inner[open + 1..].trim(),
+        _ => text,
+    };
     if text.starts_with("sip:") || text.starts_with("sips:") {
-        return parse_sip_uri(text).ok_or_else(|| format!("'{text}' is not a SIP address"));
+        return typed_sip_uri(text);
     }
     let (user, phone) = match text.strip_prefix("tel:") {
         Some(number) => (number.split(';').next().unwrap_or(number).to_string(), true),
         None => (text.to_string(), false),
     };
     if user.contains('@') {
-        return parse_sip_uri(&user).ok_or_else(|| format!("'{text}' is not a SIP address"));
+        return typed_sip_uri(&format!("sip:{user}"));
     }
     let domain = domain.ok_or_else(|| {
         format!("'{text}' needs a domain: give a full address like sip:{user}@example.org")
@@ -69,9 +74,58 @@ pub fn callee_uri(text: &str, domain: Option<&str>) -> Result<rsip::Uri, String>
     } else {
         user
     };
+    if user.is_empty() {
+        return Err(format!("'{text}' has no number or name to call"));
+    }
     let params = if phone { ";user=phone" } else { "" };
-    parse_sip_uri(&format!("sip:{user}@{domain}{params}"))
-        .ok_or_else(|| format!("'{text}' is not a SIP address"))
+    typed_sip_uri(&format!("sip:{user}@{domain}{params}"))
+}
+
+/// A SIP address as a person typed it, checked more strictly than the parser, which would
+/// cut it at a space or take an empty user: no spaces, a user (when there is an `@`) with no
+/// `@` of its own, and a host that is a domain name (dot-separated labels of letters, digits
+/// and inner hyphens) or an IP address.
+fn typed_sip_uri(text: &str) -> Result<rsip::Uri, String> {
+    let not_an_address = || format!("'{text}' is not a SIP address");
+    if text.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "'{text}' has a space in it; a SIP address has none"
+        ));
+    }
+    let uri = parse_sip_uri(text).ok_or_else(not_an_address)?;
+    let after_scheme = text.split_once(':').map_or(text, |(_, rest)| rest);
+    let user_and_host = after_scheme
+        .split([';', '?'])
+        .next()
+        .unwrap_or(after_scheme);
+    if let Some((user, _)) = user_and_host.rsplit_once('@') {
+        if user.is_empty() || user.contains('@') {
+            return Err(not_an_address());
+        }
+    }
+    if let rsip::Host::Domain(domain) = &uri.host_with_port.host {
+        let domain = domain.to_string();
+        if !is_host_name(&domain) {
+            return Err(format!("'{text}': '{domain}' is not a host name"));
+        }
+    }
+    Ok(uri)
+}
+
+/// Whether `name` is a host name: dot-separated labels (an optional final dot) of letters,
+/// digits and hyphens, none empty or longer than 63, none starting or ending with a hyphen.
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// The account a call or answer run registers, if any: `--user` with a password or registrar,
@@ -532,6 +586,39 @@ mod tests {
         let uri = callee_uri("sip:carol@127.0.0.1:5062", None).unwrap();
         assert_eq!(uri.to_string(), "sip:carol@127.0.0.1:5062");
         assert!(callee_uri("bob", None).is_err());
+    }
+
+    #[test]
+    fn what_is_not_a_sip_address_is_explained_not_cut_short() {
+        let dial = |text: &str| callee_uri(text, Some("example.org")).map(|u| u.to_string());
+        // A pasted name-addr is taken from between its brackets.
+        assert_eq!(
+            dial("\"Bob\" <sip:bob@example.org>"),
+            Ok("sip:bob@example.org".into())
+        );
+        assert_eq!(
+            dial("<sip:bob@example.org>"),
+            Ok("sip:bob@example.org".into())
+        );
+        assert_eq!(dial("sip:bob@127.0.0.1"), Ok("sip:bob@127.0.0.1".into()));
+        for (text, why) in [
+            // The parser alone took these, cut short or with no user.
+            ("sip:bob@exa mple.org", "has a space in it"),
+            ("sip:bob example.org", "has a space in it"),
+            ("sip:@example.org", "is not a SIP address"),
+            ("bob@@example.org", "is not a SIP address"),
+            ("sip:bob@example..org", "is not a host name"),
+            ("sip:bob@-example.org", "is not a host name"),
+            ("sip:bob@.", "is not a host name"),
+            ("tel:", "has no number or name"),
+            // The parser refused these already.
+            ("sip:", "is not a SIP address"),
+            ("sip:bob@", "is not a SIP address"),
+            ("sip:bob@example.org:99999", "is not a SIP address"),
+        ] {
+            let error = dial(text).expect_err(text);
+            assert!(error.contains(why), "{text}: {error}");
+        }
     }
 
     #[test]
