@@ -307,10 +307,14 @@ fn app_idle(
         .arg("--data-dir")
         .arg(dir.join("app-data"))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("app.log"))?)
         .spawn()?;
     let measured = (|| -> Result<AppIdle, Box<dyn Error>> {
         std::thread::sleep(settle);
+        if let Some(status) = app.try_wait()? {
+            let log = std::fs::read_to_string(dir.join("app.log")).unwrap_or_default();
+            return Err(format!("the app exited ({status}) before it was measured: {log}").into());
+        }
         let proc_dir = std::path::PathBuf::from(format!("/proc/{}", app.id()));
         let before = process_cpu(&proc_dir)?;
         let started = Instant::now();

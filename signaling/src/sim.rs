@@ -277,11 +277,12 @@ pub fn mutate(rng: &mut impl Rng, bytes: &mut Vec<u8>, alphabet: &[u8]) {
                 bytes.splice(to..to, chunk);
             }
             _ if len > 1 => {
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let mut lines: Vec<&str> = text.split('\n').collect();
+                // On the bytes, so invalid UTF-8 inserted before stays invalid.
+                let mut lines: Vec<Vec<u8>> =
+                    bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
                 let (a, b) = (rng.gen_range(0..lines.len()), rng.gen_range(0..lines.len()));
                 lines.swap(a, b);
-                *bytes = lines.join("\n").into_bytes();
+                *bytes = lines.join(&b'\n');
             }
             _ => {}
         }

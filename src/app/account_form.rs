@@ -162,17 +162,36 @@ fn with_transport(
             "'{transport}' is not a transport; choose auto, udp, tcp or tls"
         ));
     }
+    let websocket_error =
+        || "A WebSocket server address carries its own transport; choose auto for it".to_string();
     if account::websocket_url(registrar).is_some() {
-        return Err(
-            "A WebSocket server address carries its own transport; choose auto for it".into(),
-        );
+        return Err(websocket_error());
     }
+    // With no server given, the account's own domain, scheme and port (as registering
+    // without one would use them).
     let server = if registrar.is_empty() {
-        format!("sip:{}", user.host_with_port.host)
+        format!(
+            "{}:{}",
+            user.scheme.clone().unwrap_or_default(),
+            user.host_with_port
+        )
     } else {
-        split_transport(registrar).0
+        let (server, typed) = split_transport(registrar);
+        if matches!(typed.as_deref(), Some("ws" | "wss")) {
+            return Err(websocket_error());
+        }
+        server
     };
-    Ok(Some(format!("{server};transport={transport}")))
+    if server.starts_with("sips:") && transport != "tls" {
+        return Err(format!(
+            "A sips: server is reached over TLS only; choose tls or auto, not {transport}"
+        ));
+    }
+    // The parameter goes with the URI's other parameters, before any headers.
+    Ok(Some(match server.split_once('?') {
+        Some((uri, headers)) => format!("{uri};transport={transport}?{headers}"),
+        None => format!("{server};transport={transport}"),
+    }))
 }
 
 #[cfg(test)]
@@ -270,6 +289,29 @@ mod tests {
             Ok(Some("sip:example.org;transport=tls".into()))
         );
         assert_eq!(registrar("", "auto"), Ok(None));
+        // The account's own port and scheme stay.
+        let own = |user: &str, transport: &str| {
+            account_from_form(&AccountForm {
+                user: user.into(),
+                transport: transport.into(),
+                ..AccountForm::default()
+            })
+            .map(|a| a.registrar)
+        };
+        assert_eq!(
+            own("sip:alice@example.org:5070", "tcp"),
+            Ok(Some("sip:example.org:5070;transport=tcp".into()))
+        );
+        assert_eq!(
+            own("sips:alice@example.org", "tls"),
+            Ok(Some("sips:example.org;transport=tls".into()))
+        );
+        assert!(own("sips:alice@example.org", "udp")
+            .unwrap_err()
+            .contains("over TLS only"));
+        assert!(registrar("sip:pbx.example.org;transport=ws", "tcp")
+            .unwrap_err()
+            .contains("WebSocket"));
         // The choice replaces a parameter typed in the address; auto keeps what was typed.
         assert_eq!(
             registrar("sip:pbx.example.org;transport=UDP;lr", "tls"),

@@ -597,8 +597,6 @@ fn loss_percent(audio: &crate::engine::AudioSummary) -> f64 {
     }
 }
 
-/// The last minute as levels: the video bitrate received when there is video, else the audio
-/// jitter.
 /// The audio bitrates in and out (kbit/s of RTP) between the last two readings of the
 /// call's statistics; `None` until there are two.
 fn audio_kbps(recent: &VecDeque<CallSummary>) -> Option<(f64, f64)> {
@@ -618,6 +616,8 @@ fn audio_kbps(recent: &VecDeque<CallSummary>) -> Option<(f64, f64)> {
     ))
 }
 
+/// The last minute as levels: the video bitrate received when there is video, else the audio
+/// jitter.
 fn graph(call: &CallView) -> (Vec<f32>, String) {
     let video = call.recent.iter().any(|s| s.video.is_some());
     let values: Vec<f64> = call

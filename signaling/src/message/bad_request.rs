@@ -59,25 +59,17 @@ pub fn bad_request(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {
             *slot = Some(value.to_owned());
         }
     }
-    // The sender matches the answer to its request by the top Via's branch and the CSeq
-    // method (RFC 3261 §17.1.3): without those nothing can be answered. From, To and Call-ID
-    // are copied when present — a request missing one is still told why.
-    let cseq = cseq?;
+    let (from, mut to, call_id, cseq) = (from?, to?, call_id?, cseq?);
     if vias.is_empty() {
         return None;
     }
     let code = err.status_code();
-    if let Some(to) = to.as_mut() {
-        if NameAddr::parse(to)?.tag().is_none() {
-            let from_tag = from
-                .as_deref()
-                .and_then(NameAddr::parse)
-                .and_then(|a| a.tag())
-                .unwrap_or("");
-            let tag = derived_tag(&[call_id.as_deref().unwrap_or(""), from_tag, &cseq, &vias[0]]);
-            to.push_str(";tag=");
-            to.push_str(&tag);
-        }
+    let to_addr = NameAddr::parse(&to)?;
+    if to_addr.tag().is_none() {
+        let from_tag = NameAddr::parse(&from).and_then(|a| a.tag()).unwrap_or("");
+        let tag = derived_tag(&[&call_id, from_tag, &cseq, &vias[0]]);
+        to.push_str(";tag=");
+        to.push_str(&tag);
     }
 
     let mut out = format!("SIP/2.0 {code} {err}\r\n");
@@ -87,14 +79,11 @@ pub fn bad_request(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {
         out.push_str("\r\n");
     }
     for (name, value) in [
-        ("From", from.as_ref()),
-        ("To", to.as_ref()),
-        ("Call-ID", call_id.as_ref()),
-        ("CSeq", Some(&cseq)),
+        ("From", &from),
+        ("To", &to),
+        ("Call-ID", &call_id),
+        ("CSeq", &cseq),
     ] {
-        let Some(value) = value else {
-            continue;
-        };
         out.push_str(name);
         out.push_str(": ");
         out.push_str(value);
