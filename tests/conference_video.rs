@@ -309,6 +309,9 @@ fn merged_video_calls_get_each_others_streams_or_the_mosaic() -> TestResult {
     thread::sleep(Duration::from_secs(1));
     host.control("merge")?;
     host.expect("merged", WAIT)?;
+    // Carol's call, merged first, gives the conference the host's picture (its camera).
+    let picture = host.expect("host_picture", WAIT)?;
+    assert_eq!(picture["call"], 1, "{picture}");
     carol.expect("resumed", WAIT)?;
     dave.expect("resumed", WAIT)?;
     thread::sleep(Duration::from_secs(4));

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use callisto_media::video::{CameraSwitch, FrameSlot};
 use callisto_signaling::registration::{FailureKind, RegistrationEvent};
 
 use crate::engine::{CallControls, CallKey, CallSummary, CallUpdate, EngineEvent};
@@ -224,6 +225,10 @@ const GRAPH_SECONDS: usize = 60;
 pub struct ViewModel {
     accounts: Vec<AccountView>,
     calls: Vec<CallView>,
+    /// The self-view and camera switch of the conference we host: those of the merged call
+    /// whose input became the host's picture (`CallUpdate::HostsPicture`), kept while any
+    /// merged call is left, since the picture outlives that call.
+    conference_picture: Option<(FrameSlot, CameraSwitch)>,
 }
 
 impl ViewModel {
@@ -304,18 +309,47 @@ impl ViewModel {
         }
     }
 
-    /// Turns our camera on or off in a call (off sends black frames). Returns whether the
+    /// Turns our camera on or off in a call (off sends black frames) — in the conference we
+    /// host, the host's picture's, whichever merged call it came from. Returns whether the
     /// call had a camera to switch.
     pub fn camera(&mut self, key: CallKey, on: bool) -> bool {
-        let controls = self
-            .calls
-            .iter()
-            .find(|c| c.key == key)
-            .and_then(|c| c.controls.as_ref());
-        if let Some(controls) = controls {
-            controls.camera.set(on);
+        let Some(call) = self.calls.iter().find(|c| c.key == key) else {
+            return false;
+        };
+        match (&self.conference_picture, &call.controls) {
+            (Some((_, camera)), Some(_)) if call.merged => camera.set(on),
+            (_, Some(controls)) => controls.camera.set(on),
+            (_, None) => return false,
         }
-        controls.is_some()
+        true
+    }
+
+    /// Whether our camera is on in `call` (the host's picture's when it is merged).
+    fn camera_on(&self, call: &CallView) -> bool {
+        match &self.conference_picture {
+            Some((_, camera)) if call.merged => camera.is_on(),
+            _ => call.controls.as_ref().is_none_or(|c| c.camera.is_on()),
+        }
+    }
+
+    /// Where the in-call view's self-view comes from: in the conference we host, the host's
+    /// picture (once known); else the first shown call's.
+    pub fn self_view(&self) -> Option<FrameSlot> {
+        let shown = self.current().and_then(|i| self.calls.get(i))?;
+        match &self.conference_picture {
+            Some((slot, _)) if shown.merged => Some(slot.clone()),
+            _ => self
+                .shown_videos()
+                .first()
+                .map(|(controls, _)| controls.local_video.clone()),
+        }
+    }
+
+    /// A call ended: the conference's picture goes once no merged call is left.
+    fn left(&mut self) {
+        if !self.calls.iter().any(|c| c.merged) {
+            self.conference_picture = None;
+        }
     }
 
     /// Takes in one engine event; a call that ended comes back for the history.
@@ -392,6 +426,15 @@ impl ViewModel {
                 call.merged = true;
                 call.note.clear();
             }
+            CallUpdate::HostsPicture => {
+                let picture = call
+                    .controls
+                    .as_ref()
+                    .map(|c| (c.local_video.clone(), c.camera.clone()));
+                if picture.is_some() {
+                    self.conference_picture = picture;
+                }
+            }
             CallUpdate::Roster { info } => {
                 call.roster = info
                     .as_ref()
@@ -409,6 +452,7 @@ impl ViewModel {
             }
             CallUpdate::Failed { code, reason, .. } => {
                 let call = self.calls.remove(index);
+                self.left();
                 let reason = match code {
                     Some(code) => format!("{code} {reason}"),
                     None => reason.clone(),
@@ -417,6 +461,7 @@ impl ViewModel {
             }
             CallUpdate::Ended { reason, .. } => {
                 let call = self.calls.remove(index);
+                self.left();
                 return Some(finished(call, now, reason.clone()));
             }
         }
@@ -435,7 +480,11 @@ impl ViewModel {
     /// Everything in words, as of `now`.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let accounts = self.accounts.iter().map(account_row).collect();
-        let calls = self.calls.iter().map(|c| call_row(c, now)).collect();
+        let calls = self
+            .calls
+            .iter()
+            .map(|c| call_row(c, now, self.camera_on(c)))
+            .collect();
         let ringing = self.ringing();
         let shown = self.current().and_then(|i| self.calls.get(i));
         let (graph, graph_caption) = shown.map(graph).unwrap_or_default();
@@ -468,7 +517,7 @@ impl ViewModel {
 
     /// The pictures the in-call view shows, with the names for their tiles: every merged
     /// call's when the shown call is in the conference (one tile per participant), else
-    /// the shown call's. The first one's self-view is ours.
+    /// the shown call's.
     pub fn shown_videos(&self) -> Vec<(CallControls, String)> {
         let Some(shown) = self.current().and_then(|i| self.calls.get(i)) else {
             return Vec::new();
@@ -734,7 +783,7 @@ fn account_row(account: &AccountView) -> AccountRow {
     }
 }
 
-fn call_row(call: &CallView, now: Instant) -> CallRow {
+fn call_row(call: &CallView, now: Instant, camera_on: bool) -> CallRow {
     let state = match call.phase {
         Phase::Calling => "Calling",
         Phase::Ringing => "Ringing",
@@ -758,7 +807,7 @@ fn call_row(call: &CallView, now: Instant) -> CallRow {
         video: call.video,
         secure: call.srtp,
         codec: call.codec.clone(),
-        camera_on: call.controls.as_ref().is_none_or(|c| c.camera.is_on()),
+        camera_on,
         in_conference: call.merged,
     }
 }

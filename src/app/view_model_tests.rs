@@ -338,6 +338,79 @@ fn merged_calls_show_one_tile_each_and_merge_is_offered_only_when_it_does_someth
     assert_eq!(model.shown_videos().len(), 1, "the one left");
 }
 
+/// Three calls merged into the conference we host; the first one's input became the host's
+/// picture (its self-view and camera switch go with it).
+#[test]
+fn the_conference_camera_and_self_view_are_the_host_pictures_and_outlive_its_call() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let controls = [
+        CallControls::default(),
+        CallControls::default(),
+        CallControls::default(),
+    ];
+    for (key, controls) in [1u64, 2, 3].into_iter().zip(&controls) {
+        model.apply(&incoming(key), now, wall);
+        model.apply(
+            &call_event(key, CallUpdate::Controls(controls.clone())),
+            now,
+            wall,
+        );
+        model.apply(&call_event(key, answered()), now, wall);
+    }
+    // The third was answered without video: its camera switch is off.
+    controls[2].camera.set(false);
+    for key in [1, 2, 3] {
+        model.apply(&call_event(key, CallUpdate::Merged), now, wall);
+    }
+    // Until the engine says whose input is the host's picture: the first merged call's.
+    assert_eq!(model.self_view(), Some(controls[0].local_video.clone()));
+    model.apply(&call_event(1, CallUpdate::HostsPicture), now, wall);
+    let camera = |model: &ViewModel| {
+        model
+            .snapshot(now)
+            .calls
+            .iter()
+            .map(|c| c.camera_on)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        camera(&model),
+        [true, true, true],
+        "the host's camera is on"
+    );
+    // The camera switched in the conference's view (the newest call is shown) is the
+    // host's picture's; the call's own switch is not touched.
+    assert!(model.camera(CallKey(3), false));
+    assert!(!controls[0].camera.is_on(), "the host's picture is black");
+    assert!(controls[1].camera.is_on());
+    assert_eq!(camera(&model), [false, false, false]);
+    assert_eq!(model.self_view(), Some(controls[0].local_video.clone()));
+
+    // The call whose input is the picture ends; the picture, its self-view and its switch
+    // stay the conference's.
+    model.apply(&call_event(1, ended()), now, wall);
+    assert_eq!(model.self_view(), Some(controls[0].local_video.clone()));
+    assert!(model.camera(CallKey(2), true));
+    assert!(controls[0].camera.is_on());
+
+    // Over when its last merged call ends: a new call has its own.
+    model.apply(&call_event(2, ended()), now, wall);
+    model.apply(&call_event(3, ended()), now, wall);
+    let fourth = CallControls::default();
+    model.apply(&incoming(4), now, wall);
+    model.apply(
+        &call_event(4, CallUpdate::Controls(fourth.clone())),
+        now,
+        wall,
+    );
+    model.apply(&call_event(4, answered()), now, wall);
+    assert_eq!(model.self_view(), Some(fourth.local_video.clone()));
+    model.camera(CallKey(4), false);
+    assert!(!fourth.camera.is_on());
+    assert!(controls[0].camera.is_on(), "another call's switch");
+}
+
 #[test]
 fn a_call_into_someone_elses_conference_names_its_people_on_the_tile() {
     use callisto_signaling::conference_info::{ConferenceInfo, ConferenceUser};

@@ -44,6 +44,7 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
                 json!({"event": "resumed", "call": call, "by": by(*by_remote)})
             }
             CallUpdate::Merged => json!({"event": "merged", "call": call}),
+            CallUpdate::HostsPicture => json!({"event": "host_picture", "call": call}),
             CallUpdate::Dtmf { digit } => {
                 json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
             }
@@ -116,6 +117,9 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
         CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
         CallUpdate::Merged => println!("Call {call} is in the conference."),
+        CallUpdate::HostsPicture => {
+            println!("Call {call}'s picture of us is our picture in the conference.")
+        }
         CallUpdate::Dtmf { digit } => println!("Key pressed: {digit}"),
         CallUpdate::AudioDevice { message } => println!("Audio device: {message}."),
         CallUpdate::Roster { info: Some(info) } => {

@@ -65,7 +65,7 @@ pub fn apply(window: &MainWindow, screen: &Screen) {
     history_adapter::apply(window, screen);
     contacts_adapter::apply(window, screen);
     settings_adapter::apply(window, screen);
-    video_pump::follow(window, &screen.video);
+    video_pump::follow(window, &screen.video, screen.self_view.as_ref());
 }
 
 /// Hands screens from any thread to the window, coalesced: one pending update at a time,

@@ -26,6 +26,8 @@ struct Tile {
 /// What is shown: the calls, the self-view, and a tile per picture.
 struct Following {
     calls: Vec<(CallControls, String)>,
+    /// Where the self-view comes from, when not the first call's.
+    self_view: Option<FrameSlot>,
     /// Each call's further streams as they were when the tiles were laid out.
     layout: Vec<u64>,
     seen_local: u64,
@@ -34,9 +36,10 @@ struct Following {
 }
 
 impl Following {
-    fn new(calls: &[(CallControls, String)]) -> Self {
+    fn new(calls: &[(CallControls, String)], self_view: Option<&FrameSlot>) -> Self {
         Following {
             calls: calls.to_vec(),
+            self_view: self_view.cloned(),
             layout: Vec::new(),
             seen_local: 0,
             local_images: StreamImages::new(),
@@ -91,15 +94,19 @@ thread_local! {
 }
 
 /// Shows these calls' pictures from now on, each under its name (none: no call with
-/// pictures is shown), and the further streams of a call that sends several. The first
-/// call's self-view is the one shown.
-pub(super) fn follow(window: &MainWindow, shown: &[(CallControls, String)]) {
+/// pictures is shown), and the further streams of a call that sends several; the self-view
+/// from `self_view`, else the first call's.
+pub(super) fn follow(
+    window: &MainWindow,
+    shown: &[(CallControls, String)],
+    self_view: Option<&FrameSlot>,
+) {
     let changed = FOLLOWING.with_borrow_mut(|following| {
-        let same = following
-            .as_ref()
-            .map_or(shown.is_empty(), |f| f.calls == shown);
+        let same = following.as_ref().map_or(shown.is_empty(), |f| {
+            f.calls == shown && f.self_view.as_ref() == self_view
+        });
         if !same {
-            *following = (!shown.is_empty()).then(|| Following::new(shown));
+            *following = (!shown.is_empty()).then(|| Following::new(shown, self_view));
         }
         !same
     });
@@ -118,8 +125,14 @@ fn pump(window: &MainWindow) {
             return;
         };
         let calls = window.global::<CallAdapter>();
-        if let Some((first, _)) = following.calls.first() {
-            if let Some((seen, frame)) = first.local_video.take_newer(following.seen_local) {
+        let self_view = following.self_view.clone().or_else(|| {
+            following
+                .calls
+                .first()
+                .map(|(first, _)| first.local_video.clone())
+        });
+        if let Some(slot) = self_view {
+            if let Some((seen, frame)) = slot.take_newer(following.seen_local) {
                 following.seen_local = seen;
                 calls.set_self_view(following.local_images.image(&frame));
             }

@@ -12,6 +12,7 @@ mod settings_page;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use callisto_media::video::FrameSlot;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -155,6 +156,8 @@ pub struct Screen {
     /// The shown call's switches and pictures, with the names of their tiles (several in a
     /// conference; the window polls the pictures).
     pub video: Vec<(CallControls, String)>,
+    /// Where the self-view comes from (none: the first call's of `video`).
+    pub self_view: Option<FrameSlot>,
     pub settings: SettingsScreen,
     /// The microphone's level and the camera's picture while the Settings page is open (the
     /// window polls them).
@@ -350,6 +353,7 @@ impl Controller {
             notice: self.notice.clone(),
             first_run: self.accounts.is_empty(),
             video: self.model.shown_videos(),
+            self_view: self.model.self_view(),
             settings: settings_screen(
                 &self.config.media,
                 &self.settings.lists,

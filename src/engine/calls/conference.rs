@@ -100,15 +100,22 @@ impl Calls {
                 bridge: bridge.clone(),
                 label: call.peer.clone(),
             });
-            if let Err(error) = seat_video(call, &bridge) {
+            let hosts_picture = seat_video(call, &bridge).unwrap_or_else(|error| {
                 tracing::warn!(?key, %error, "the call's video stays out of the conference");
-            }
+                false
+            });
             // Held, or being held (a call waiting's answer holds the others): resumed.
             let held = call.local_hold || call.pending_hold == Some(true);
             let _ = events.send(EngineEvent::Call {
                 key,
                 update: CallUpdate::Merged,
             });
+            if hosts_picture {
+                let _ = events.send(EngineEvent::Call {
+                    key,
+                    update: CallUpdate::HostsPicture,
+                });
+            }
             if held {
                 self.set_hold(endpoint, now, key, false);
             }
@@ -227,15 +234,15 @@ impl Calls {
 /// its tile, and it sends the mosaic — or the host's picture alone once every other
 /// participant's video is forwarded to it ([`Calls::update_forwarding`]). The first such
 /// call's input (the camera, with its self-view and camera switch) becomes the host's picture
-/// in the mosaic. A call whose video has not started is left alone: its video joins the
-/// mosaic when it starts (`webrtc::video_media`).
-fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<(), String> {
+/// in the mosaic; whether this call's did. A call whose video has not started is left alone:
+/// its video joins the mosaic when it starts (`webrtc::video_media`).
+fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<bool, String> {
     let controls = &call.media.options.controls;
     let Some(video) = &call.media.options.video else {
-        return Ok(());
+        return Ok(false);
     };
     if controls.video.format().is_none() {
-        return Ok(());
+        return Ok(false);
     }
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
@@ -252,10 +259,11 @@ fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<(), String> 
         .video
         .replace(Box::new(source), Some(Box::new(tile)))
         .map_err(|e| e.to_string())?;
-    if !mosaic.has_local() {
-        mosaic.set_local(input);
+    if mosaic.has_local() {
+        return Ok(false);
     }
-    Ok(())
+    mosaic.set_local(input);
+    Ok(true)
 }
 
 /// The streams a roster lists for a participant: audio, and video when the call has it,

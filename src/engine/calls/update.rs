@@ -62,6 +62,10 @@ pub enum CallUpdate {
     /// The call was merged into the conference this app hosts: its audio is mixed with the
     /// other merged calls' and ours.
     Merged,
+    /// The call's input — the camera, with the call's self-view and camera switch — became
+    /// the host's picture in the conference's mosaic, and stays it when the call ends: the
+    /// conference's self-view and camera are this call's.
+    HostsPicture,
     /// The other side pressed a key.
     Dtmf { digit: char },
     /// A sound device of the call could not be opened, stopped, or was replaced by the
