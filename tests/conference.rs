@@ -372,8 +372,10 @@ fn a_browser_softphone_joins_and_hears_the_others() -> TestResult {
     let levels = &stats["remote_audio_levels"];
     println!("erin hears (dBFS): {levels}");
     let at = |hz: &str| levels[hz].as_f64().unwrap_or(-200.0);
+    // Her own tone is not in what she is sent: near the analyser's floor, far below the
+    // others (against the louder one: the quieter one's level varies with the moment read).
     assert!(
-        at("1060") < at("440").min(at("700")) - 30.0,
+        at("1060") < at("440").max(at("700")) - 30.0 && at("1060") < -60.0,
         "erin hears herself: {levels}"
     );
     let ended = host.expect("conference_ended", Duration::from_secs(15))?;

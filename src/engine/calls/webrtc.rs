@@ -250,7 +250,15 @@ pub(super) fn video_media(
                 .with_hold(controls.held.clone());
             (Box::new(held), Box::new(sink))
         }
-        _ => (
+        // A conference leg's own picture is the mosaic: the call's self-view and camera
+        // switch belong to the input, which is the host's picture when it is one, not to what
+        // this leg is sent. Held, it sends black.
+        Some(_) => {
+            let mosaic = PreviewSource::new(source, FrameSlot::new(), CameraSwitch::new())
+                .with_hold(controls.held.clone());
+            (Box::new(mosaic), sink)
+        }
+        None => (
             Box::new(preview(source).with_hold(controls.held.clone())),
             sink,
         ),
