@@ -3,6 +3,7 @@
 
 mod account_form;
 mod address_book;
+mod call_stats;
 mod controller;
 mod device_check;
 mod format;
