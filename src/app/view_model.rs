@@ -319,6 +319,13 @@ impl ViewModel {
         };
         match (&self.conference_picture, &call.controls) {
             (Some((_, camera)), Some(_)) if call.merged => camera.set(on),
+            // Merged before the picture is named: it is one of the merged calls' inputs.
+            (None, Some(_)) if call.merged => {
+                let merged = self.calls.iter().filter(|c| c.merged);
+                for controls in merged.filter_map(|c| c.controls.as_ref()) {
+                    controls.camera.set(on);
+                }
+            }
             (_, Some(controls)) => controls.camera.set(on),
             (_, None) => return false,
         }

@@ -365,6 +365,12 @@ fn the_conference_camera_and_self_view_are_the_host_pictures_and_outlive_its_cal
     }
     // Until the engine says whose input is the host's picture: the first merged call's.
     assert_eq!(model.self_view(), Some(controls[0].local_video.clone()));
+    // The camera switched before then switches every merged call's input, the picture's
+    // among them.
+    assert!(model.camera(CallKey(2), false));
+    assert!(controls.iter().all(|c| !c.camera.is_on()));
+    assert!(model.camera(CallKey(3), true));
+    assert!(controls.iter().all(|c| c.camera.is_on()));
     model.apply(&call_event(1, CallUpdate::HostsPicture), now, wall);
     let camera = |model: &ViewModel| {
         model

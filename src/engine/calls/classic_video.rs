@@ -17,10 +17,8 @@ use callisto_media::video::VideoStats;
 use callisto_media::webrtc::VideoTap;
 use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
 
-use super::media::{
-    srtp_keys_of, CallControls, CallMediaEvent, ConferenceSeat, MediaEvents, VideoOptions,
-};
-use super::webrtc::CameraReport;
+use super::media::{srtp_keys_of, CallControls, ConferenceSeat, MediaEvents, VideoOptions};
+use super::webrtc::VideoReport;
 use super::CallKey;
 
 /// One classic call's video stream, from the bound socket to the stopped session.
@@ -111,8 +109,8 @@ impl ClassicVideo {
             .take()
             .ok_or_else(|| "the video RTP port is gone".to_string())?;
         let events = events.clone();
-        let report: CameraReport = Arc::new(move |reason| {
-            let _ = events.send((key, CallMediaEvent::CameraUnavailable { reason }));
+        let report: VideoReport = Arc::new(move |event| {
+            let _ = events.send((key, event));
         });
         let leg = seat.map(|seat| (seat, key));
         let single_nal = packetization == PacketizationMode::SingleNalUnit;

@@ -111,6 +111,7 @@ impl Calls {
                 update: CallUpdate::Merged,
             });
             if hosts_picture {
+                self.conference_camera = Some(call.media.options.controls.camera.clone());
                 let _ = events.send(EngineEvent::Call {
                     key,
                     update: CallUpdate::HostsPicture,
@@ -215,6 +216,35 @@ impl Calls {
         }
     }
 
+    /// `key`'s input became the host's picture after the merge (its video started later):
+    /// the conference's camera is its camera.
+    pub(super) fn picture_taken(&mut self, key: CallKey) -> CallUpdate {
+        if let Some(call) = self.calls.get(&key) {
+            self.conference_camera = Some(call.media.options.controls.camera.clone());
+        }
+        CallUpdate::HostsPicture
+    }
+
+    /// Shows our picture in a call, or black instead. In the conference merged here that is
+    /// the host's picture, whichever merged call it came from (every merged call's input
+    /// until one is named).
+    pub(in crate::engine) fn set_camera(&mut self, key: CallKey, on: bool) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        match (&self.conference_camera, &call.media.options.conference) {
+            (Some(camera), Some(_)) => camera.set(on),
+            (None, Some(_)) => {
+                for merged in self.calls.values() {
+                    if merged.media.options.conference.is_some() {
+                        merged.media.options.controls.camera.set(on);
+                    }
+                }
+            }
+            (_, None) => call.media.options.controls.camera.set(on),
+        }
+    }
+
     /// Lets the conference go once no call is in it.
     pub(super) fn forget_empty_conference(&mut self) {
         if self.conference.is_some()
@@ -226,6 +256,7 @@ impl Calls {
             if let Some(bridge) = self.conference.take() {
                 bridge.stop();
             }
+            self.conference_camera = None;
         }
     }
 }
@@ -302,7 +333,45 @@ pub fn peer_label(display_name: Option<&str>, uri: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{mpsc, Arc};
+
+    use callisto_media::conference::{ConferenceBridge, MixerConfig};
+
+    use super::super::media::{CallControls, ConferenceSeat, VideoInput, VideoOptions};
+    use super::super::webrtc::{video_media, VideoReport};
+    use super::super::CallKey;
     use super::peer_label;
+
+    /// Legs of a merged conference whose calls had no video running: the first leg's video
+    /// to start makes its input the host's picture and says so; the next finds it there.
+    #[test]
+    fn the_first_leg_whose_video_starts_after_the_merge_reports_the_hosts_picture() {
+        let bridge = ConferenceBridge::start(MixerConfig::default(), |_| {}).unwrap();
+        let seat = ConferenceSeat::at(&bridge);
+        let video = VideoOptions {
+            input: VideoInput::Pattern,
+            record: None,
+            width: 160,
+            height: 120,
+            fps: 10,
+            max_bitrate: 200_000,
+            identity: 1,
+            single_stream: true,
+        };
+        let (sent, reports) = mpsc::channel();
+        let report: VideoReport = Arc::new(move |event| {
+            let _ = sent.send(format!("{event:?}"));
+        });
+        let legs: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|key| {
+                let leg = Some((&seat, CallKey(key)));
+                video_media(&video, &CallControls::default(), leg, false, &report).unwrap()
+            })
+            .collect();
+        assert_eq!(reports.try_iter().collect::<Vec<_>>(), ["HostsPicture"]);
+        drop(legs);
+    }
 
     #[test]
     fn peers_are_named_by_display_name_else_by_bare_address() {

@@ -161,11 +161,4 @@ impl Calls {
             call.media.options.controls.mute.set(muted);
         }
     }
-
-    /// Shows our picture in a call, or black instead.
-    pub(in crate::engine) fn set_camera(&mut self, key: CallKey, on: bool) {
-        if let Some(call) = self.calls.get(&key) {
-            call.media.options.controls.camera.set(on);
-        }
-    }
 }

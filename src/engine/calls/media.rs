@@ -341,6 +341,9 @@ pub(crate) enum CallMediaEvent {
     Device(String),
     /// The camera could not be opened; the call sends the placeholder picture.
     CameraUnavailable { reason: String },
+    /// The call's input became the host's picture in the conference we host (its video
+    /// started after the merge).
+    HostsPicture,
     /// The conference bridge reported on a participant (the key is the leg's call).
     Conference(callisto_media::conference::BridgeEvent),
 }

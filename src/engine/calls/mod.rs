@@ -23,6 +23,7 @@ use std::time::Instant;
 use callisto_media::conference::ConferenceBridge;
 use callisto_media::rtp::DtmfRelay;
 use callisto_media::session::MediaEvent;
+use callisto_media::video::CameraSwitch;
 use callisto_signaling::auth::Credentials;
 use callisto_signaling::call::{Body, CallEvent, CallId, OutgoingCallConfig};
 use callisto_signaling::conference_info::ConferenceInfo;
@@ -259,6 +260,8 @@ pub(super) struct Calls {
     closing: HashMap<CallKey, webrtc_flow::Closing>,
     /// The conference merged calls are in, while there is one (see `conference.rs`).
     conference: Option<ConferenceBridge>,
+    /// The camera switch of the host's picture in that conference, once a call's input is it.
+    conference_camera: Option<CameraSwitch>,
     /// Where each leg's video is forwarded in a conference we host (see `forwarding.rs`).
     forwarding: forwarding::Forwarding,
     rng: StdRng,
@@ -282,6 +285,7 @@ impl Calls {
             preparing: HashMap::new(),
             closing: HashMap::new(),
             conference: None,
+            conference_camera: None,
             forwarding: forwarding::Forwarding::default(),
             rng: StdRng::from_entropy(),
         };
@@ -414,26 +418,24 @@ impl Calls {
         event: CallMediaEvent,
         events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
-        match event {
+        let update = match event {
             CallMediaEvent::Classic(event) => {
-                self.on_classic_event(endpoint, now, key, event, events)
+                return self.on_classic_event(endpoint, now, key, event, events);
             }
-            CallMediaEvent::WebRtc(ready) => self.on_webrtc(endpoint, now, key, ready, events),
-            CallMediaEvent::Device(message) => {
-                let _ = events.send(EngineEvent::Call {
-                    key,
-                    update: CallUpdate::AudioDevice { message },
-                });
+            CallMediaEvent::WebRtc(ready) => {
+                return self.on_webrtc(endpoint, now, key, ready, events)
             }
-            CallMediaEvent::Conference(event) => self.on_bridge_event(endpoint, now, key, event),
+            CallMediaEvent::Conference(event) => {
+                return self.on_bridge_event(endpoint, now, key, event);
+            }
+            CallMediaEvent::Device(message) => CallUpdate::AudioDevice { message },
             CallMediaEvent::CameraUnavailable { reason } => {
                 tracing::warn!(?key, %reason, "the camera cannot be used: sending a placeholder");
-                let _ = events.send(EngineEvent::Call {
-                    key,
-                    update: CallUpdate::CameraUnavailable { reason },
-                });
+                CallUpdate::CameraUnavailable { reason }
             }
-        }
+            CallMediaEvent::HostsPicture => self.picture_taken(key),
+        };
+        let _ = events.send(EngineEvent::Call { key, update });
     }
 
     /// Something a classic session (or a WebRTC session's audio) reported.

@@ -147,11 +147,12 @@ fn audio_codecs(policy: &AudioPolicy) -> Vec<AudioCodecKind> {
 }
 
 /// What the session plays and records. Audio runs at 48 kHz (the Opus clock; G.711 is
-/// resampled by the pipelines). A camera that cannot be opened goes to `camera_unavailable`.
+/// resampled by the pipelines). What the video has to tell (a camera that cannot be opened,
+/// the host's picture taken) goes to `report`.
 fn session_media(
     options: &MediaOptions,
     notices: &DeviceNotices,
-    camera_unavailable: &CameraReport,
+    report: &VideoReport,
 ) -> Result<WebRtcMedia, String> {
     let format = AudioFormat::new(48_000, 1);
     let (audio_source, audio_sink) = audio_ends(options, format, notices)?;
@@ -160,7 +161,7 @@ fn session_media(
         .as_ref()
         .map(|video| {
             let leg = options.conference.as_ref().map(|seat| (seat, notices.key));
-            video_media(video, &options.controls, leg, false, camera_unavailable)
+            video_media(video, &options.controls, leg, false, report)
         })
         .transpose()?;
     Ok(WebRtcMedia {
@@ -170,12 +171,14 @@ fn session_media(
     })
 }
 
-/// Where a call reports that its camera cannot be used (the reason, in words).
-pub(super) type CameraReport = Arc<dyn Fn(String) + Send + Sync>;
+/// Where a call's video reports to the engine: that its camera cannot be used
+/// ([`CallMediaEvent::CameraUnavailable`]), or that its input became the host's picture in
+/// the conference we host ([`CallMediaEvent::HostsPicture`]).
+pub(super) type VideoReport = Arc<dyn Fn(CallMediaEvent) + Send + Sync>;
 
 /// A call's video source and sink. A camera that cannot be opened is replaced by the
 /// placeholder picture (at a low rate); one that stops during the call gives way to the
-/// placeholder by itself. Either way the reason goes to `camera_unavailable`. The app's
+/// placeholder by itself. Either way the reason goes to `report`. The app's
 /// self-view and remote picture are kept in `controls`' slots, and its camera switch can
 /// blank what is sent. A conference leg (`leg`: its seat and call) sends the conference's
 /// mosaic instead of the input — encoded once on the mosaic's thread for every leg of its
@@ -186,7 +189,7 @@ pub(super) fn video_media(
     controls: &CallControls,
     leg: Option<(&ConferenceSeat, CallKey)>,
     single_nal: bool,
-    camera_unavailable: &CameraReport,
+    report: &VideoReport,
 ) -> Result<WebRtcVideoMedia, String> {
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
@@ -211,10 +214,14 @@ pub(super) fn video_media(
                 video.max_bitrate,
             )?;
             // A merged conference whose calls had no video running yet: this call's input
-            // is the host's picture.
+            // is the host's picture, and the app is told so (its self-view and camera
+            // switch are the conference's).
             if !mosaic.has_local() && video.input != VideoInput::Echo {
-                match video_source(video, format, camera_unavailable) {
-                    Ok(picture) => mosaic.set_local(Box::new(preview(picture))),
+                match video_source(video, format, report) {
+                    Ok(picture) => {
+                        mosaic.set_local(Box::new(preview(picture)));
+                        report(CallMediaEvent::HostsPicture);
+                    }
                     Err(reason) => tracing::warn!(%reason, "no picture of the host"),
                 }
             }
@@ -224,7 +231,7 @@ pub(super) fn video_media(
             let (source, echo) = echo_video(format, ECHO_DELAY);
             (Box::new(source), Some(Box::new(echo)))
         }
-        None => (video_source(video, format, camera_unavailable)?, None),
+        None => (video_source(video, format, report)?, None),
     };
     let sink: Box<dyn VideoSink> = match &video.record {
         Some(path) => Box::new(
@@ -362,7 +369,7 @@ pub fn host_video(options: &MediaOptions) -> Result<Option<Box<dyn VideoSource>>
     };
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
-    let report: CameraReport = Arc::new(|reason| tracing::warn!(%reason, "no camera"));
+    let report: VideoReport = Arc::new(|event| tracing::warn!(?event, "no camera"));
     video_source(video, format, &report).map(Some)
 }
 
@@ -370,7 +377,7 @@ pub fn host_video(options: &MediaOptions) -> Result<Option<Box<dyn VideoSource>>
 fn video_source(
     video: &VideoOptions,
     format: VideoFormat,
-    camera_unavailable: &CameraReport,
+    report: &VideoReport,
 ) -> Result<Box<dyn VideoSource>, String> {
     Ok(match &video.input {
         VideoInput::Pattern => {
@@ -384,12 +391,18 @@ fn video_source(
         VideoInput::Camera { index } => match CameraSource::open(*index, format) {
             Ok(camera) => {
                 tracing::info!(camera = camera.name(), mode = %camera.mode(), "camera opened");
-                let report = Arc::clone(camera_unavailable);
-                camera.on_failure(move |error| report(error.to_string()));
+                let report = Arc::clone(report);
+                camera.on_failure(move |error| {
+                    report(CallMediaEvent::CameraUnavailable {
+                        reason: error.to_string(),
+                    })
+                });
                 Box::new(camera)
             }
             Err(error) => {
-                camera_unavailable(error.to_string());
+                report(CallMediaEvent::CameraUnavailable {
+                    reason: error.to_string(),
+                });
                 let still = VideoFormat {
                     fps: format.fps.min(PLACEHOLDER_FPS),
                     ..format
@@ -414,8 +427,8 @@ async fn build(
     let (media_options, media_events) = (options.clone(), events.clone());
     let media = tokio::task::spawn_blocking(move || {
         let notices = DeviceNotices::new(key, &media_events);
-        let report: CameraReport = Arc::new(move |reason| {
-            let _ = media_events.send((key, CallMediaEvent::CameraUnavailable { reason }));
+        let report: VideoReport = Arc::new(move |event| {
+            let _ = media_events.send((key, event));
         });
         session_media(&media_options, &notices, &report)
     })
