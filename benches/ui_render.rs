@@ -38,6 +38,7 @@ use callisto::ui::{apply, MainWindow, Nav, Page};
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
 use slint::winit_030::{winit, EventResult, WinitWindowAccessor};
 use slint::ComponentHandle;
+use support::measure::{rss_kib, ProcessMeter};
 use support::ui_rows::{connected_call, registered};
 use support::xvfb::Xvfb;
 
@@ -315,49 +316,16 @@ fn app_idle(
             let log = std::fs::read_to_string(dir.join("app.log")).unwrap_or_default();
             return Err(format!("the app exited ({status}) before it was measured: {log}").into());
         }
-        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", app.id()));
-        let before = process_cpu(&proc_dir)?;
-        let started = Instant::now();
+        let meter = ProcessMeter::start(app.id())?;
         std::thread::sleep(stretch);
-        let cpu = process_cpu(&proc_dir)?.saturating_sub(before);
-        let status = std::fs::read_to_string(proc_dir.join("status"))?;
-        let kib = |field: &str| -> Result<f64, Box<dyn Error>> {
-            let line = status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .ok_or_else(|| format!("no {field} in the app's status: has it exited?"))?;
-            let value: f64 = line
-                .split_whitespace()
-                .nth(1)
-                .ok_or("an empty status line")?
-                .parse()?;
-            Ok(value)
-        };
+        let usage = meter.finish()?;
         Ok(AppIdle {
-            cpu_percent: cpu.as_secs_f64() / started.elapsed().as_secs_f64() * 100.0,
-            rss_mib: kib("VmRSS:")? / 1024.0,
-            peak_mib: kib("VmHWM:")? / 1024.0,
+            cpu_percent: usage.cpu_percent,
+            rss_mib: rss_kib(app.id())? as f64 / 1024.0,
+            peak_mib: usage.peak_rss_kib as f64 / 1024.0,
         })
     })();
     let _ = app.kill();
     let _ = app.wait();
     measured
-}
-
-/// The CPU time a process has used so far (user and system, from `/proc/PID/stat`).
-fn process_cpu(proc_dir: &std::path::Path) -> Result<Duration, Box<dyn Error>> {
-    let stat = std::fs::read_to_string(proc_dir.join("stat"))?;
-    // The fields after the command (which may hold spaces) in parentheses; utime and stime
-    // are the 14th and 15th of the line.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or("an unreadable stat line")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields.get(11).ok_or("no utime")?.parse::<u64>()?
-        + fields.get(12).ok_or("no stime")?.parse::<u64>()?;
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }

@@ -244,6 +244,10 @@ impl SimNetwork {
     }
 }
 
+/// The alphabet [`mutate`] is given for SIP messages: SIP's separators and a few of its
+/// letters, a NUL and a 0xff.
+pub const SIP_ALPHABET: &[u8] = b"\r\n \t:;,<>\"\\=@/0123456789abcdefvmlitSIP\xff\x00";
+
 /// Edits `bytes` one to six times as a fuzzer would, each edit chosen by `rng`: a byte
 /// replaced or inserted (from `alphabet`: a format's separators and a few of its letters),
 /// the end cut off, a run removed, a run copied elsewhere, or two lines swapped (order

@@ -57,12 +57,27 @@ fn clock_ticks_per_second() -> f64 {
 
 /// The peak resident set size (`VmHWM`) of the process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> io::Result<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// The resident set size now (`VmRSS`) of the process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> io::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/PID/status` field given in kB.
+fn status_kib(pid: u32, field: &str) -> io::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmHWM in /proc status"))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("no {field} in /proc status"),
+            )
+        })
 }
 
 /// What a process used over an interval.

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::call::Body;
-use crate::message::torture_tests::mutated;
+use crate::sim::{mutate, SIP_ALPHABET};
 use crate::transaction::TimerConfig;
 use crate::transport::TransportKind;
 
@@ -77,10 +77,11 @@ fn mutated_messages_never_panic_the_endpoint_and_it_goes_on_answering() {
         let bytes = if round % 20 == 0 {
             messages[0].clone().into_bytes()
         } else {
-            mutated(
-                messages[rng.gen_range(0..messages.len())].as_bytes(),
-                &mut rng,
-            )
+            let mut bytes = messages[rng.gen_range(0..messages.len())]
+                .clone()
+                .into_bytes();
+            mutate(&mut rng, &mut bytes, SIP_ALPHABET);
+            bytes
         };
         endpoint.handle_datagram(now, &bytes, source);
         while let Some(event) = endpoint.poll_event() {

@@ -16,7 +16,7 @@ mod response;
 #[cfg(test)]
 mod parser_tests;
 #[cfg(test)]
-pub(crate) mod torture_tests;
+mod torture_tests;
 
 pub use bad_request::bad_request;
 pub use error::ParseError;
