@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use callisto::app::{self, AppSetup};
 use callisto::config::Config;
 use callisto::ui::{
-    self, AccountsAdapter, Actions, CallAdapter, DialerAdapter, HistoryAdapter, MainWindow, Nav,
-    SettingsAdapter,
+    self, AccountsAdapter, Actions, CallAdapter, CallRow, ContactsAdapter, DialerAdapter,
+    HistoryAdapter, MainWindow, Nav, SettingsAdapter,
 };
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
 use slint::{ComponentHandle, Model};
@@ -148,11 +148,15 @@ fn account_state(w: &MainWindow) -> String {
 }
 
 fn current_call_state(w: &MainWindow) -> String {
+    shown_call(w).state.to_string()
+}
+
+/// The call the call view shows.
+fn shown_call(w: &MainWindow) -> CallRow {
     let calls = w.global::<CallAdapter>();
     usize::try_from(calls.get_current())
         .ok()
         .and_then(|i| calls.get_calls().row_data(i))
-        .map(|c| c.state.to_string())
         .unwrap_or_default()
 }
 
@@ -162,6 +166,62 @@ fn history(w: &MainWindow) -> Vec<(String, String)> {
         .iter()
         .map(|r| (r.direction.to_string(), r.remote.to_string()))
         .collect()
+}
+
+/// The contacts shown: name and addresses.
+fn contacts(w: &MainWindow) -> Vec<(String, String)> {
+    w.global::<ContactsAdapter>()
+        .get_rows()
+        .iter()
+        .map(|c| (c.name.to_string(), c.addresses.to_string()))
+        .collect()
+}
+
+/// Bob, registered as `bob_account` (address, registrar) and able to take video, answers the
+/// call the button labelled `button` places; once it is hung up the history has `rows` rows.
+/// Returns whether bob's call had video.
+fn bob_takes_the_call(
+    window: &Weak,
+    dir: &Path,
+    (bob_uri, registrar): (&str, &str),
+    button: &str,
+    rows: usize,
+) -> Result<bool, Box<dyn Error>> {
+    let mut bob = start_bob(
+        dir,
+        &["answer"],
+        bob_uri,
+        registrar,
+        &["--video", "pattern"],
+    )?;
+    bob.expect("registered", WAIT)?;
+    click(window, button)?;
+    let answered = bob.expect("answered", WAIT)?;
+    println!("{button}: {answered}");
+    click(window, "Hang up")?;
+    wait_until(
+        window,
+        &format!("the call of '{button}' in the history"),
+        move |w| w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == rows,
+    )?;
+    bob.wait(WAIT)?;
+    Ok(answered["video"] == true)
+}
+
+/// Types a contact into the contacts page's form, sends it with `button`, and waits until it
+/// is the one contact shown.
+fn save_contact(window: &Weak, name: &str, addresses: String, button: &str) -> Result<(), String> {
+    type_into(window, "Name", name.to_string())?;
+    type_into(
+        window,
+        "sip:bob@example.org, +49 30 1234",
+        addresses.clone(),
+    )?;
+    click(window, button)?;
+    let saved = [(name.to_string(), addresses)];
+    wait_until(window, &format!("{name} saved"), move |w| {
+        contacts(w) == saved
+    })
 }
 
 /// The user's script: everything a person would click, checked on screen.
@@ -280,26 +340,11 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     bob.wait(WAIT)?;
 
     // Redial: bob again, audio only as before (bob would take video).
-    let mut bob = start_bob(
-        dir,
-        &["answer"],
-        &bob_uri,
-        &registrar,
-        &["--video", "pattern"],
-    )?;
-    bob.expect("registered", WAIT)?;
+    let bob_account = (bob_uri.as_str(), registrar.as_str());
     click(&window, "Dial")?;
-    click(&window, &format!("Redial {bob_uri}"))?;
-    let answered = bob.expect("answered", WAIT)?;
-    assert_eq!(
-        answered["video"], false,
-        "redial repeats an audio call: {answered}"
-    );
-    click(&window, "Hang up")?;
-    wait_until(&window, "the redial in the history", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 3
-    })?;
-    bob.wait(WAIT)?;
+    let redial = format!("Redial {bob_uri}");
+    let video = bob_takes_the_call(&window, dir, bob_account, &redial, 3)?;
+    assert!(!video, "redial repeats an audio call");
 
     // Bob calls back; answer audio-only; hang up.
     let alice_uri = format!("sip:alice@127.0.0.1:{port}");
@@ -342,6 +387,79 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     assert!(rows[0].1.contains("bob"), "{rows:?}");
     caller.expect("call_ended", WAIT)?;
     caller.wait(WAIT)?;
+
+    // From the history: bob's row is called back with video, which he takes.
+    click(&window, "History")?;
+    let call_back = format!("Video call back {}", rows[0].1);
+    let video = bob_takes_the_call(&window, dir, bob_account, &call_back, 5)?;
+    assert!(video, "a video call back");
+
+    // Contacts: one added with a wrong address is corrected by editing it, then called
+    // audio only at its first address.
+    click(&window, "Contacts")?;
+    let wrong = format!("sip:nobody@127.0.0.1:{port}");
+    save_contact(&window, "Bob", wrong, "Add contact")?;
+    click(&window, "Edit Bob")?;
+    let right = format!("{bob_uri}, +49 30 1234");
+    save_contact(&window, "Bob Builder", right, "Save contact")?;
+    let video = bob_takes_the_call(&window, dir, bob_account, "Call Bob Builder", 6)?;
+    assert!(!video, "a contact's audio call");
+
+    // Bob calls with video: answered with video, his picture shows on a tile. In the call:
+    // the camera off and on, hold and resume, a keypad digit, mute; hang up.
+    let mut caller = start_bob(
+        dir,
+        &["call", &alice_uri],
+        &bob_uri,
+        &registrar,
+        &["--duration", "30", "--video", "pattern"],
+    )?;
+    wait_until(&window, "bob's video call ringing", |w| {
+        w.global::<CallAdapter>().get_ringing()
+    })?;
+    click(&window, "Answer with video")?;
+    let answered = caller.expect("answered", WAIT)?;
+    assert_eq!(answered["video"], true, "answered with video: {answered}");
+    wait_until(&window, "bob's picture on a tile", |w| {
+        w.global::<CallAdapter>()
+            .get_tiles()
+            .iter()
+            .any(|t| t.has_video && t.frame.size().width > 0)
+    })?;
+    click(&window, "Camera off")?;
+    wait_until(&window, "the camera off", |w| !shown_call(w).camera_on)?;
+    click(&window, "Camera on")?;
+    wait_until(&window, "the camera on", |w| shown_call(w).camera_on)?;
+    click(&window, "Hold")?;
+    caller.expect("held", WAIT)?;
+    wait_until(&window, "bob on hold", |w| shown_call(w).held)?;
+    click(&window, "Resume")?;
+    caller.expect("resumed", WAIT)?;
+    click(&window, "Keypad")?;
+    click(&window, "5")?;
+    let digit = caller.expect("dtmf", WAIT)?;
+    assert_eq!(digit["digit"], "5", "{digit}");
+    click(&window, "Mute")?;
+    wait_until(&window, "the microphone muted", |w| shown_call(w).muted)?;
+    click(&window, "Unmute")?;
+    wait_until(&window, "the microphone on", |w| !shown_call(w).muted)?;
+    click(&window, "Hang up")?;
+    caller.expect("call_ended", WAIT)?;
+    caller.wait(WAIT)?;
+
+    // Bob calls again and is declined: his call fails with 603, the history says so.
+    let mut caller = start_bob(dir, &["call", &alice_uri], &bob_uri, &registrar, &[])?;
+    wait_until(&window, "bob's call ringing again", |w| {
+        w.global::<CallAdapter>().get_ringing()
+    })?;
+    click(&window, "Decline")?;
+    let failed = caller.expect("call_failed", WAIT)?;
+    assert_eq!(failed["code"], 603, "{failed}");
+    wait_until(&window, "the declined call in the history", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 8
+    })?;
+    let _ = caller.wait(WAIT)?;
+    click(&window, "Dial")?;
 
     // Settings: the device lists start with the system's default; a codec list calls cannot
     // use is explained and not saved; a good one is saved to the configuration file.

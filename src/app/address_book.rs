@@ -180,23 +180,31 @@ impl AddressBook {
 
     /// Adds a contact; `addresses` is what the user typed, comma separated.
     pub fn add_contact(&mut self, name: &str, addresses: &str) -> Result<(), String> {
-        let name = name.trim();
-        let addresses: Vec<ContactAddress> = addresses
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(ContactAddress::new)
-            .collect();
-        if name.is_empty() || addresses.is_empty() {
-            return Err("A contact needs a name and at least one address or number.".into());
-        }
-        let store = self.writable()?;
-        store
+        let (name, addresses) = typed_contact(name, addresses, &[])?;
+        self.writable()?
             .add_contact(&NewContact {
-                name: name.to_string(),
+                name,
                 favourite: false,
                 addresses,
             })
+            .map_err(|e| e.to_string())?;
+        self.reload()
+    }
+
+    /// Gives a contact the name and addresses typed, as `add_contact` takes them. An address
+    /// it had before keeps its label; its favourite mark stays.
+    pub fn edit_contact(&mut self, id: i64, name: &str, addresses: &str) -> Result<(), String> {
+        let Some(contact) = self.contacts.iter().find(|c| c.id.0 == id) else {
+            return Err("That contact is no longer there.".into());
+        };
+        let (name, addresses) = typed_contact(name, addresses, &contact.addresses)?;
+        let changed = Contact {
+            name,
+            addresses,
+            ..contact.clone()
+        };
+        self.writable()?
+            .update_contact(&changed)
             .map_err(|e| e.to_string())?;
         self.reload()
     }
@@ -275,6 +283,32 @@ fn from_unix_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// A contact's name and addresses from what the user typed (addresses comma separated); an
+/// address among `before` keeps its label.
+fn typed_contact(
+    name: &str,
+    addresses: &str,
+    before: &[ContactAddress],
+) -> Result<(String, Vec<ContactAddress>), String> {
+    let name = name.trim();
+    let addresses: Vec<ContactAddress> = addresses
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|typed| {
+            before
+                .iter()
+                .find(|old| old.address == typed)
+                .cloned()
+                .unwrap_or_else(|| ContactAddress::new(typed))
+        })
+        .collect();
+    if name.is_empty() || addresses.is_empty() {
+        return Err("A contact needs a name and at least one address or number.".into());
+    }
+    Ok((name.to_string(), addresses))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +367,53 @@ mod tests {
         book.search("carol").unwrap();
         assert!(book.contact_rows().is_empty());
         assert!(book.add_contact("", "sip:x@example.org").is_err());
+    }
+
+    #[test]
+    fn an_edited_contact_keeps_its_mark_and_the_labels_of_addresses_it_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let (mut book, _) = AddressBook::open(Some(dir.path()));
+            let store = book.writable().unwrap();
+            let id = store
+                .add_contact(&NewContact {
+                    name: "Bob".into(),
+                    favourite: true,
+                    addresses: vec![
+                        ContactAddress::labelled("sip:bob@example.org", "work"),
+                        ContactAddress::labelled("+49 30 1234", "mobile"),
+                    ],
+                })
+                .unwrap();
+            book.reload().unwrap();
+            book.edit_contact(id.0, " Bob Smith ", "+49 30 1234, sip:bob@home.example")
+                .unwrap();
+            assert!(book.edit_contact(id.0, "Bob", " , ").is_err());
+            assert!(book
+                .edit_contact(id.0 + 1, "Bob", "sip:x@example.org")
+                .is_err());
+            id
+        };
+        let (book, _) = AddressBook::open(Some(dir.path()));
+        let rows = book.contact_rows();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(
+            (
+                rows[0].name.as_str(),
+                rows[0].addresses.as_str(),
+                rows[0].favourite
+            ),
+            ("Bob Smith", "+49 30 1234, sip:bob@home.example", true)
+        );
+        let stored = &book.contacts[0];
+        assert_eq!(stored.id, id);
+        let labels: Vec<Option<&str>> = stored
+            .addresses
+            .iter()
+            .map(|a| a.label.as_deref())
+            .collect();
+        assert_eq!(labels, [Some("mobile"), None]);
+        assert_eq!(book.contact_address(id.0).as_deref(), Some("+49 30 1234"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `ContactsAdapter`: search, add, favourite, call and remove contacts.
+//! `ContactsAdapter`: search, add, edit, favourite, call and remove contacts.
 
 use slint::ComponentHandle;
 
@@ -17,11 +17,24 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
         })
     });
     let a = actions.clone();
+    adapter.on_edit(move |id, name, addresses| {
+        a.send(Action::EditContact {
+            id: i64::from(id),
+            name: name.into(),
+            addresses: addresses.into(),
+        })
+    });
+    let a = actions.clone();
     adapter.on_remove(move |id| a.send(Action::RemoveContact(i64::from(id))));
     let a = actions.clone();
     adapter.on_toggle_favourite(move |id| a.send(Action::ToggleFavourite(i64::from(id))));
     let a = actions.clone();
-    adapter.on_call(move |id| a.send(Action::CallContact(i64::from(id))));
+    adapter.on_call(move |id, video| {
+        a.send(Action::CallContact {
+            id: i64::from(id),
+            video,
+        })
+    });
 }
 
 pub(super) fn apply(window: &MainWindow, screen: &Screen) {

@@ -8,9 +8,9 @@ use crate::app::{Action, Screen};
 pub(super) fn connect(window: &MainWindow, actions: &Actions) {
     let adapter = window.global::<HistoryAdapter>();
     let a = actions.clone();
-    adapter.on_call_back(move |index| {
+    adapter.on_call_back(move |index, video| {
         if let Ok(index) = usize::try_from(index) {
-            a.send(Action::CallBack(index));
+            a.send(Action::CallBack { index, video });
         }
     });
     let a = actions.clone();

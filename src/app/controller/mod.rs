@@ -86,18 +86,30 @@ pub enum Action {
     CancelEdit,
     RemoveAccount(usize),
     RetryAccount(usize),
-    /// Call back the history row at this index.
-    CallBack(usize),
+    /// Call back the history row at this index, with video or audio only.
+    CallBack {
+        index: usize,
+        video: bool,
+    },
     ClearHistory,
     SearchContacts(String),
     AddContact {
         name: String,
         addresses: String,
     },
+    /// Replace a contact's name and addresses (comma separated, as typed).
+    EditContact {
+        id: i64,
+        name: String,
+        addresses: String,
+    },
     RemoveContact(i64),
     ToggleFavourite(i64),
-    /// Call a contact's first address.
-    CallContact(i64),
+    /// Call a contact's first address, with video or audio only.
+    CallContact {
+        id: i64,
+        video: bool,
+    },
     /// The Settings page opened (`true`) or closed: its device lists, level meter and camera
     /// preview run only while it is open.
     SettingsShown(bool),
@@ -115,6 +127,7 @@ impl Action {
             Action::ClearHistory
                 | Action::SearchContacts(_)
                 | Action::AddContact { .. }
+                | Action::EditContact { .. }
                 | Action::RemoveContact(_)
                 | Action::ToggleFavourite(_)
         )
@@ -463,14 +476,14 @@ impl Controller {
                     self.dial(&address, self.last_dialed_video).await;
                 }
             }
-            Action::CallBack(index) => {
+            Action::CallBack { index, video } => {
                 if let Some(remote) = self.book.history_address(index) {
-                    self.dial(&remote, true).await;
+                    self.dial(&remote, video).await;
                 }
             }
-            Action::CallContact(id) => {
+            Action::CallContact { id, video } => {
                 if let Some(address) = self.book.contact_address(id) {
-                    self.dial(&address, true).await;
+                    self.dial(&address, video).await;
                 }
             }
             Action::ClearHistory => report(&mut self.notice, self.book.clear_history()),
@@ -478,6 +491,14 @@ impl Controller {
             Action::AddContact { name, addresses } => {
                 report(&mut self.notice, self.book.add_contact(&name, &addresses))
             }
+            Action::EditContact {
+                id,
+                name,
+                addresses,
+            } => report(
+                &mut self.notice,
+                self.book.edit_contact(id, &name, &addresses),
+            ),
             Action::RemoveContact(id) => report(&mut self.notice, self.book.remove_contact(id)),
             Action::ToggleFavourite(id) => report(&mut self.notice, self.book.toggle_favourite(id)),
             Action::Answer { key, video } => {
