@@ -25,7 +25,10 @@ const COMPLETIONS: usize = 6;
 pub struct ContactRow {
     pub id: i64,
     pub name: String,
+    /// The addresses as the form shows them, comma separated.
     pub addresses: String,
+    /// Each address, to call it.
+    pub address_list: Vec<String>,
     pub favourite: bool,
 }
 
@@ -159,16 +162,16 @@ impl AddressBook {
     pub fn contact_rows(&self) -> Vec<ContactRow> {
         self.contacts
             .iter()
-            .map(|c| ContactRow {
-                id: c.id.0,
-                name: c.name.clone(),
-                addresses: c
-                    .addresses
-                    .iter()
-                    .map(|a| a.address.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                favourite: c.favourite,
+            .map(|c| {
+                let address_list: Vec<String> =
+                    c.addresses.iter().map(|a| a.address.clone()).collect();
+                ContactRow {
+                    id: c.id.0,
+                    name: c.name.clone(),
+                    addresses: address_list.join(", "),
+                    address_list,
+                    favourite: c.favourite,
+                }
             })
             .collect()
     }
@@ -227,12 +230,12 @@ impl AddressBook {
         self.reload()
     }
 
-    /// The first address of a contact, to call it.
-    pub fn contact_address(&self, id: i64) -> Option<String> {
+    /// A contact's address number `index` (in its order), to call it.
+    pub fn contact_address(&self, id: i64, index: usize) -> Option<String> {
         self.contacts
             .iter()
             .find(|c| c.id.0 == id)
-            .and_then(|c| c.addresses.first())
+            .and_then(|c| c.addresses.get(index))
             .map(|a| a.address.clone())
     }
 
@@ -413,7 +416,19 @@ mod tests {
             .map(|a| a.label.as_deref())
             .collect();
         assert_eq!(labels, [Some("mobile"), None]);
-        assert_eq!(book.contact_address(id.0).as_deref(), Some("+49 30 1234"));
+        assert_eq!(
+            book.contact_address(id.0, 0).as_deref(),
+            Some("+49 30 1234")
+        );
+        assert_eq!(
+            book.contact_address(id.0, 1).as_deref(),
+            Some("sip:bob@home.example")
+        );
+        assert_eq!(book.contact_address(id.0, 2), None);
+        assert_eq!(
+            rows[0].address_list,
+            ["+49 30 1234", "sip:bob@home.example"]
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use slint::ComponentHandle;
 
-use super::{sync_rows, Actions, ContactRow, ContactsAdapter, MainWindow};
+use slint::{ModelRc, SharedString, VecModel};
+
+use super::{sync_rows_by, Actions, ContactRow, ContactsAdapter, MainWindow};
 use crate::app::{Action, Screen};
 
 pub(super) fn connect(window: &MainWindow, actions: &Actions) {
@@ -29,11 +31,14 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
     let a = actions.clone();
     adapter.on_toggle_favourite(move |id| a.send(Action::ToggleFavourite(i64::from(id))));
     let a = actions.clone();
-    adapter.on_call(move |id, video| {
-        a.send(Action::CallContact {
-            id: i64::from(id),
-            video,
-        })
+    adapter.on_call(move |id, index, video| {
+        if let Ok(index) = usize::try_from(index) {
+            a.send(Action::CallContact {
+                id: i64::from(id),
+                index,
+                video,
+            })
+        }
     });
 }
 
@@ -46,8 +51,16 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
             id: i32::try_from(c.id).unwrap_or(i32::MAX),
             name: c.name.as_str().into(),
             addresses: c.addresses.as_str().into(),
+            address_list: ModelRc::new(VecModel::from_iter(
+                c.address_list.iter().map(SharedString::from),
+            )),
             favourite: c.favourite,
         })
         .collect();
-    sync_rows(adapter.get_rows(), rows, |m| adapter.set_rows(m));
+    // A row's address list is a model of its own, equal only to itself: rows are compared by
+    // what they show (the joined addresses stand for the list).
+    let same = |a: &ContactRow, b: &ContactRow| {
+        (a.id, &a.name, &a.addresses, a.favourite) == (b.id, &b.name, &b.addresses, b.favourite)
+    };
+    sync_rows_by(adapter.get_rows(), rows, same, |m| adapter.set_rows(m));
 }

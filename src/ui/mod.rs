@@ -133,13 +133,23 @@ fn sync_rows<T: Clone + PartialEq + 'static>(
     rows: Vec<T>,
     install: impl FnOnce(ModelRc<T>),
 ) {
+    sync_rows_by(current, rows, |a, b| a == b, install);
+}
+
+/// [`sync_rows`] with rows compared by `same`.
+fn sync_rows_by<T: Clone + 'static>(
+    current: ModelRc<T>,
+    rows: Vec<T>,
+    same: impl Fn(&T, &T) -> bool,
+    install: impl FnOnce(ModelRc<T>),
+) {
     let Some(model) = current.as_any().downcast_ref::<VecModel<T>>() else {
         install(ModelRc::new(VecModel::from(rows)));
         return;
     };
     for (index, row) in rows.iter().enumerate() {
         if index < model.row_count() {
-            if model.row_data(index).as_ref() != Some(row) {
+            if !model.row_data(index).is_some_and(|old| same(&old, row)) {
                 model.set_row_data(index, row.clone());
             }
         } else {

@@ -105,9 +105,10 @@ pub enum Action {
     },
     RemoveContact(i64),
     ToggleFavourite(i64),
-    /// Call a contact's first address, with video or audio only.
+    /// Call a contact's address number `index`, with video or audio only.
     CallContact {
         id: i64,
+        index: usize,
         video: bool,
     },
     /// The Settings page opened (`true`) or closed: its device lists, level meter and camera
@@ -481,8 +482,8 @@ impl Controller {
                     self.dial(&remote, video).await;
                 }
             }
-            Action::CallContact { id, video } => {
-                if let Some(address) = self.book.contact_address(id) {
+            Action::CallContact { id, index, video } => {
+                if let Some(address) = self.book.contact_address(id, index) {
                     self.dial(&address, video).await;
                 }
             }
