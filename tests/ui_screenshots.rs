@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use callisto::app::{HistoryRow, Screen, SettingsForm, SettingsScreen, Snapshot};
+use callisto::app::{ContactRow, HistoryRow, Screen, SettingsForm, SettingsScreen, Snapshot};
 use callisto::engine::CallControls;
 use callisto::ui::video_image::frame_image;
 use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
@@ -49,6 +49,20 @@ fn history() -> Vec<HistoryRow> {
             "Thu 19 Nov 16:02",
             "12 min",
         ),
+    ]
+}
+
+fn contacts() -> Vec<ContactRow> {
+    let row = |id: i64, name: &str, addresses: &[&str], favourite: bool| ContactRow {
+        id,
+        name: name.into(),
+        addresses: addresses.join(", "),
+        address_list: addresses.iter().map(|a| a.to_string()).collect(),
+        favourite,
+    };
+    vec![
+        row(1, "Bob", &["sip:bob@example.org", "+49 30 1234"], true),
+        row(2, "Front desk", &["sip:+4930123@example.org"], false),
     ]
 }
 
@@ -177,6 +191,17 @@ fn views() -> Vec<View> {
                 move |window| {
                     apply(window, &idle);
                     window.global::<Nav>().set_page(Page::Accounts);
+                }
+            }),
+        },
+        View {
+            name: "contacts",
+            set_up: Box::new({
+                let mut listed = idle.clone();
+                listed.contacts = contacts();
+                move |window| {
+                    apply(window, &listed);
+                    window.global::<Nav>().set_page(Page::Contacts);
                 }
             }),
         },
