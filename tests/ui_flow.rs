@@ -437,7 +437,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     click(&window, "Resume")?;
     caller.expect("resumed", WAIT)?;
     click(&window, "Keypad")?;
-    click(&window, "5")?;
+    click(&window, "Keypad 5")?;
     let digit = caller.expect("dtmf", WAIT)?;
     assert_eq!(digit["digit"], "5", "{digit}");
     click(&window, "Mute")?;

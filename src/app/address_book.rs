@@ -194,20 +194,21 @@ impl AddressBook {
         self.reload()
     }
 
-    /// Gives a contact the name and addresses typed, as `add_contact` takes them. An address
-    /// it had before keeps its label; its favourite mark stays.
+    /// Gives a contact the name and addresses typed, as `add_contact` takes them (whether or
+    /// not the search shows it). An address kept unchanged keeps its label; the favourite
+    /// mark stays.
     pub fn edit_contact(&mut self, id: i64, name: &str, addresses: &str) -> Result<(), String> {
-        let Some(contact) = self.contacts.iter().find(|c| c.id.0 == id) else {
+        let store = self.writable()?;
+        let Some(contact) = store.contact(ContactId(id)).map_err(|e| e.to_string())? else {
             return Err("That contact is no longer there.".into());
         };
         let (name, addresses) = typed_contact(name, addresses, &contact.addresses)?;
-        let changed = Contact {
-            name,
-            addresses,
-            ..contact.clone()
-        };
-        self.writable()?
-            .update_contact(&changed)
+        store
+            .update_contact(&Contact {
+                name,
+                addresses,
+                ..contact
+            })
             .map_err(|e| e.to_string())?;
         self.reload()
     }
@@ -286,26 +287,23 @@ fn from_unix_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-/// A contact's name and addresses from what the user typed (addresses comma separated); an
-/// address among `before` keeps its label.
+/// A contact's name and addresses from what the user typed (addresses comma separated, an
+/// address typed twice taken once); an address among `before` keeps its label.
 fn typed_contact(
     name: &str,
     addresses: &str,
     before: &[ContactAddress],
 ) -> Result<(String, Vec<ContactAddress>), String> {
     let name = name.trim();
-    let addresses: Vec<ContactAddress> = addresses
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(|typed| {
-            before
-                .iter()
-                .find(|old| old.address == typed)
-                .cloned()
-                .unwrap_or_else(|| ContactAddress::new(typed))
-        })
-        .collect();
+    let mut kept: Vec<ContactAddress> = Vec::new();
+    for typed in addresses.split(',').map(str::trim) {
+        if typed.is_empty() || kept.iter().any(|a| a.address == typed) {
+            continue;
+        }
+        let old = before.iter().find(|old| old.address == typed);
+        kept.push(old.cloned().unwrap_or_else(|| ContactAddress::new(typed)));
+    }
+    let addresses = kept;
     if name.is_empty() || addresses.is_empty() {
         return Err("A contact needs a name and at least one address or number.".into());
     }
@@ -389,8 +387,14 @@ mod tests {
                 })
                 .unwrap();
             book.reload().unwrap();
-            book.edit_contact(id.0, " Bob Smith ", "+49 30 1234, sip:bob@home.example")
-                .unwrap();
+            // Edited while the search hides it; an address typed twice is taken once.
+            book.search("nobody").unwrap();
+            book.edit_contact(
+                id.0,
+                " Bob Smith ",
+                "+49 30 1234, sip:bob@home.example, +49 30 1234",
+            )
+            .unwrap();
             assert!(book.edit_contact(id.0, "Bob", " , ").is_err());
             assert!(book
                 .edit_contact(id.0 + 1, "Bob", "sip:x@example.org")

@@ -247,11 +247,10 @@ impl Calls {
 
     /// Lets the conference go once no call is in it.
     pub(super) fn forget_empty_conference(&mut self) {
-        if self.conference.is_some()
-            && !self
-                .calls
-                .values()
-                .any(|c| c.media.options.conference.is_some())
+        if !self
+            .calls
+            .values()
+            .any(|c| c.media.options.conference.is_some())
         {
             if let Some(bridge) = self.conference.take() {
                 bridge.stop();
