@@ -26,8 +26,8 @@ struct Tile {
 /// What is shown: the calls, the self-view, and a tile per picture.
 struct Following {
     calls: Vec<(CallControls, String)>,
-    /// Where the self-view comes from, when not the first call's.
-    self_view: Option<FrameSlot>,
+    /// Where the self-view comes from.
+    self_view: FrameSlot,
     /// Each call's further streams as they were when the tiles were laid out.
     layout: Vec<u64>,
     seen_local: u64,
@@ -36,10 +36,10 @@ struct Following {
 }
 
 impl Following {
-    fn new(calls: &[(CallControls, String)], self_view: Option<&FrameSlot>) -> Self {
+    fn new(calls: &[(CallControls, String)], self_view: FrameSlot) -> Self {
         Following {
             calls: calls.to_vec(),
-            self_view: self_view.cloned(),
+            self_view,
             layout: Vec::new(),
             seen_local: 0,
             local_images: StreamImages::new(),
@@ -101,12 +101,18 @@ pub(super) fn follow(
     shown: &[(CallControls, String)],
     self_view: Option<&FrameSlot>,
 ) {
+    // Settled here, not on every tick: the given self-view, else the first call's (none while
+    // no call with pictures is shown).
+    let self_view = self_view
+        .cloned()
+        .or_else(|| shown.first().map(|(first, _)| first.local_video.clone()))
+        .filter(|_| !shown.is_empty());
     let changed = FOLLOWING.with_borrow_mut(|following| {
         let same = following.as_ref().map_or(shown.is_empty(), |f| {
-            f.calls == shown && f.self_view.as_ref() == self_view
+            f.calls == shown && Some(&f.self_view) == self_view.as_ref()
         });
         if !same {
-            *following = (!shown.is_empty()).then(|| Following::new(shown, self_view));
+            *following = self_view.map(|slot| Following::new(shown, slot));
         }
         !same
     });
@@ -125,17 +131,9 @@ fn pump(window: &MainWindow) {
             return;
         };
         let calls = window.global::<CallAdapter>();
-        let self_view = following.self_view.clone().or_else(|| {
-            following
-                .calls
-                .first()
-                .map(|(first, _)| first.local_video.clone())
-        });
-        if let Some(slot) = self_view {
-            if let Some((seen, frame)) = slot.take_newer(following.seen_local) {
-                following.seen_local = seen;
-                calls.set_self_view(following.local_images.image(&frame));
-            }
+        if let Some((seen, frame)) = following.self_view.take_newer(following.seen_local) {
+            following.seen_local = seen;
+            calls.set_self_view(following.local_images.image(&frame));
         }
         if following.lay_out() || calls.get_tiles().row_count() != following.tiles.len() {
             // A tile per picture, named, until its first picture arrives.
