@@ -1,7 +1,9 @@
-//! The window clicked through with Slint's testing backend, against a real registrar and a real
-//! peer: try the echo test before any account, add an account and see it register, dial and hang up, answer an incoming call and
-//! hang up, and find both calls in the history; add a participant to a call and see both
-//! merged into a conference.
+//! The window clicked through with Slint's testing backend, against a real registrar and real
+//! peers: try the echo test before any account, add an account and see it register, dial and
+//! hang up, answer an incoming call and hang up, and find both calls in the history; call back
+//! from the history, edit and call a contact, use the in-call buttons, decline a call; transfer
+//! a call; answer a waiting call and merge both calls into a conference; add a participant to
+//! a call and see both merged into a conference.
 //!
 //! The window, its adapters and the controller are the app's own; only the platform is Slint's
 //! headless testing backend (no pixels). The script runs on its own thread and touches the
@@ -496,20 +498,94 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     assert!(!saved.media.noise_suppression, "{:?}", saved.media);
     assert!(saved.media.echo_cancellation && saved.media.gain_control);
 
+    // A blind transfer: alice calls bob and hands him to carol from the call view. Bob is
+    // asked to call carol, who answers; alice's call ends and is in the history.
+    let carol_dir = dir.join("carol");
+    std::fs::create_dir_all(&carol_dir)?;
+    let carol_uri = format!("sip:carol@127.0.0.1:{port}");
+    let carol_account = (carol_uri.as_str(), "carol-secret");
+    let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
+    bob.expect("registered", WAIT)?;
+    let mut carol = start_peer(&carol_dir, &["answer"], carol_account, &registrar, &[])?;
+    carol.expect("registered", WAIT)?;
+    dial_audio(&window, &bob_uri)?;
+    bob.expect("answered", WAIT)?;
+    click(&window, "Transfer…")?;
+    type_into(&window, "Transfer to…", carol_uri.clone())?;
+    click(&window, "Transfer")?;
+    let asked = bob.expect("transfer_requested", WAIT)?;
+    assert_eq!(asked["target"], carol_uri.as_str(), "{asked}");
+    carol.expect("answered", WAIT)?;
+    wait_until(
+        &window,
+        "the transferred call over and in the history",
+        |w| w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 9,
+    )?;
+    bob.control("hangup")?;
+    bob.wait(WAIT)?;
+    carol.wait(WAIT)?;
+    click(&window, "Dial")?;
+
+    // Call waiting and merging: while alice talks with bob, carol calls. Answering her puts
+    // bob on hold; "Merge calls" joins both into a conference, bob taken off hold.
+    let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
+    bob.expect("registered", WAIT)?;
+    dial_audio(&window, &bob_uri)?;
+    bob.expect("answered", WAIT)?;
+    let mut carol = start_peer(
+        &carol_dir,
+        &["call", &alice_uri],
+        carol_account,
+        &registrar,
+        &["--duration", "30"],
+    )?;
+    wait_until(&window, "carol's call waiting", |w| {
+        let calls = w.global::<CallAdapter>();
+        calls.get_ringing() && calls.get_ringing_address().contains("carol")
+    })?;
+    click(&window, "Answer audio only")?;
+    bob.expect("held", WAIT)?;
+    wait_until(
+        &window,
+        "bob held, carol connected, the calls mergeable",
+        |w| {
+            let calls = w.global::<CallAdapter>();
+            let rows: Vec<CallRow> = calls.get_calls().iter().collect();
+            rows.len() == 2
+                && rows.iter().any(|c| c.held && c.remote.contains("bob"))
+                && rows
+                    .iter()
+                    .any(|c| !c.held && c.remote.contains("carol") && c.state == "Connected")
+                && calls.get_can_merge()
+        },
+    )?;
+    click(&window, "Merge calls")?;
+    bob.expect("resumed", WAIT)?;
+    wait_until(&window, "bob and carol merged", |w| {
+        let calls = w.global::<CallAdapter>();
+        let rows = calls.get_calls();
+        rows.row_count() == 2
+            && rows.iter().all(|c| c.in_conference && !c.held)
+            && !calls.get_can_merge()
+    })?;
+    click(&window, "Hang up")?;
+    wait_until(&window, "one merged call left", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 1
+    })?;
+    click(&window, "Hang up")?;
+    wait_until(&window, "the merged calls over", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0
+    })?;
+    carol.expect("call_ended", WAIT)?;
+    bob.wait(WAIT)?;
+    carol.wait(WAIT)?;
+    click(&window, "Dial")?;
+
     // A conference: bob answers a call, carol is added from the call view; once she answers
     // both calls are merged, and the view shows a tile for each. Hang up both.
     let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
     bob.expect("registered", WAIT)?;
-    let carol_dir = dir.join("carol");
-    std::fs::create_dir_all(&carol_dir)?;
-    let carol_uri = format!("sip:carol@127.0.0.1:{port}");
-    let mut carol = start_peer(
-        &carol_dir,
-        &["answer"],
-        (&carol_uri, "carol-secret"),
-        &registrar,
-        &[],
-    )?;
+    let mut carol = start_peer(&carol_dir, &["answer"], carol_account, &registrar, &[])?;
     carol.expect("registered", WAIT)?;
     dial_audio(&window, &bob_uri)?;
     bob.expect("answered", WAIT)?;
