@@ -504,12 +504,8 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     std::fs::create_dir_all(&carol_dir)?;
     let carol_uri = format!("sip:carol@127.0.0.1:{port}");
     let carol_account = (carol_uri.as_str(), "carol-secret");
-    let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
-    bob.expect("registered", WAIT)?;
-    let mut carol = start_peer(&carol_dir, &["answer"], carol_account, &registrar, &[])?;
-    carol.expect("registered", WAIT)?;
-    dial_audio(&window, &bob_uri)?;
-    bob.expect("answered", WAIT)?;
+    let (mut bob, mut carol) =
+        talk_to_bob_with_carol_ready(&window, dir, bob_account, &carol_dir, carol_account)?;
     click(&window, "Transfer…")?;
     type_into(&window, "Transfer to…", carol_uri.clone())?;
     click(&window, "Transfer")?;
@@ -561,21 +557,8 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     )?;
     click(&window, "Merge calls")?;
     bob.expect("resumed", WAIT)?;
-    wait_until(&window, "bob and carol merged", |w| {
-        let calls = w.global::<CallAdapter>();
-        let rows = calls.get_calls();
-        rows.row_count() == 2
-            && rows.iter().all(|c| c.in_conference && !c.held)
-            && !calls.get_can_merge()
-    })?;
-    click(&window, "Hang up")?;
-    wait_until(&window, "one merged call left", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 1
-    })?;
-    click(&window, "Hang up")?;
-    wait_until(&window, "the merged calls over", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 0
-    })?;
+    wait_until(&window, "bob and carol merged", two_merged_calls)?;
+    hang_up_both(&window)?;
     carol.expect("call_ended", WAIT)?;
     bob.wait(WAIT)?;
     carol.wait(WAIT)?;
@@ -583,38 +566,59 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
 
     // A conference: bob answers a call, carol is added from the call view; once she answers
     // both calls are merged, and the view shows a tile for each. Hang up both.
-    let mut bob = start_bob(dir, &["answer"], &bob_uri, &registrar, &[])?;
-    bob.expect("registered", WAIT)?;
-    let mut carol = start_peer(&carol_dir, &["answer"], carol_account, &registrar, &[])?;
-    carol.expect("registered", WAIT)?;
-    dial_audio(&window, &bob_uri)?;
-    bob.expect("answered", WAIT)?;
+    let (mut bob, mut carol) =
+        talk_to_bob_with_carol_ready(&window, dir, bob_account, &carol_dir, carol_account)?;
     click(&window, "Add participant")?;
     type_into(&window, "Add to the conference…", carol_uri.clone())?;
     click(&window, "Add")?;
     carol.expect("answered", WAIT)?;
-    wait_until(&window, "bob and carol in the conference", |w| {
-        let calls = w.global::<CallAdapter>();
-        let rows = calls.get_calls();
-        rows.row_count() == 2
-            && rows
-                .iter()
-                .all(|c| c.in_conference && c.state == "Connected")
-            && calls.get_tiles().row_count() == 2
-            && !calls.get_can_merge()
-    })?;
-    click(&window, "Hang up")?;
-    wait_until(&window, "one call left", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 1
-    })?;
-    click(&window, "Hang up")?;
-    wait_until(&window, "no call left", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 0
-    })?;
+    wait_until(&window, "bob and carol in the conference", two_merged_calls)?;
+    hang_up_both(&window)?;
     bob.wait(WAIT)?;
     carol.wait(WAIT)?;
     click(&window, "Dial")?;
     Ok(())
+}
+
+/// Bob and carol registered and ready to answer; alice calls bob, who answers. Returns both.
+fn talk_to_bob_with_carol_ready(
+    window: &Weak,
+    dir: &Path,
+    (bob_uri, registrar): (&str, &str),
+    carol_dir: &Path,
+    carol_account: (&str, &str),
+) -> Result<(Callisto, Callisto), Box<dyn Error>> {
+    let mut bob = start_bob(dir, &["answer"], bob_uri, registrar, &[])?;
+    bob.expect("registered", WAIT)?;
+    let mut carol = start_peer(carol_dir, &["answer"], carol_account, registrar, &[])?;
+    carol.expect("registered", WAIT)?;
+    dial_audio(window, bob_uri)?;
+    bob.expect("answered", WAIT)?;
+    Ok((bob, carol))
+}
+
+/// Two calls, both connected, merged and not held, a tile for each; nothing left to merge.
+fn two_merged_calls(w: &MainWindow) -> bool {
+    let calls = w.global::<CallAdapter>();
+    let rows = calls.get_calls();
+    rows.row_count() == 2
+        && rows
+            .iter()
+            .all(|c| c.in_conference && !c.held && c.state == "Connected")
+        && calls.get_tiles().row_count() == 2
+        && !calls.get_can_merge()
+}
+
+/// Hangs up the call shown, then the other one.
+fn hang_up_both(window: &Weak) -> Result<(), String> {
+    click(window, "Hang up")?;
+    wait_until(window, "one call left", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 1
+    })?;
+    click(window, "Hang up")?;
+    wait_until(window, "no call left", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0
+    })
 }
 
 /// Dials `address` from the dial page as an audio call and waits until it is connected.

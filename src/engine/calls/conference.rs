@@ -59,6 +59,13 @@ impl Calls {
             }
         };
         let mut host_seated = self.conference.is_some();
+        // The call whose input becomes the host's picture, if the conference has none yet.
+        let mut picture = picture_call(keys.iter().filter_map(|k| {
+            let call = self.calls.get(k)?;
+            let controls = &call.media.options.controls;
+            let runs = call.media.options.video.is_some() && controls.video.format().is_some();
+            runs.then(|| (*k, controls.camera.is_on()))
+        }));
         for key in keys {
             let Some(call) = self.calls.get_mut(&key) else {
                 continue;
@@ -100,8 +107,13 @@ impl Calls {
                 bridge: bridge.clone(),
                 label: call.peer.clone(),
             });
-            let hosts_picture = seat_video(call, &bridge).unwrap_or_else(|error| {
+            let takes_picture = picture.is_none_or(|p| p == key);
+            let hosts_picture = seat_video(call, &bridge, takes_picture).unwrap_or_else(|error| {
                 tracing::warn!(?key, %error, "the call's video stays out of the conference");
+                // Another call's input may be the picture.
+                if takes_picture {
+                    picture = None;
+                }
                 false
             });
             // Held, or being held (a call waiting's answer holds the others): resumed.
@@ -260,13 +272,33 @@ impl Calls {
     }
 }
 
+/// Of the merged calls whose video runs (key, camera switch on), in merge order: the one
+/// whose input becomes the host's picture. The first with its camera on, so that a call
+/// answered without video (its camera off) does not make the host black to everyone while
+/// another call shows the camera; the first of all when every camera is off.
+fn picture_call(running: impl Iterator<Item = (CallKey, bool)>) -> Option<CallKey> {
+    let mut first = None;
+    for (key, camera_on) in running {
+        if camera_on {
+            return Some(key);
+        }
+        first = first.or(Some(key));
+    }
+    first
+}
+
 /// Puts a merged call's running video into the conference's picture: what it decodes becomes
 /// its tile, and it sends the mosaic — or the host's picture alone once every other
-/// participant's video is forwarded to it ([`Calls::update_forwarding`]). The first such
-/// call's input (the camera, with its self-view and camera switch) becomes the host's picture
-/// in the mosaic; whether this call's did. A call whose video has not started is left alone:
-/// its video joins the mosaic when it starts (`webrtc::video_media`).
-fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<bool, String> {
+/// participant's video is forwarded to it ([`Calls::update_forwarding`]). When the
+/// conference has no picture yet and `takes_picture` ([`picture_call`]), this call's input
+/// (the camera, with its self-view and camera switch) becomes the host's picture in the
+/// mosaic; whether it did. A call whose video has not started is left alone: its video joins
+/// the mosaic when it starts (`webrtc::video_media`).
+fn seat_video(
+    call: &mut Call,
+    bridge: &ConferenceBridge,
+    takes_picture: bool,
+) -> Result<bool, String> {
     let controls = &call.media.options.controls;
     let Some(video) = &call.media.options.video else {
         return Ok(false);
@@ -289,7 +321,7 @@ fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<bool, String
         .video
         .replace(Box::new(source), Some(Box::new(tile)))
         .map_err(|e| e.to_string())?;
-    if mosaic.has_local() {
+    if mosaic.has_local() || !takes_picture {
         return Ok(false);
     }
     mosaic.set_local(input);
@@ -339,7 +371,7 @@ mod tests {
     use super::super::media::{CallControls, ConferenceSeat, VideoInput, VideoOptions};
     use super::super::webrtc::{video_media, VideoReport};
     use super::super::CallKey;
-    use super::peer_label;
+    use super::{peer_label, picture_call};
 
     /// Legs of a merged conference whose calls had no video running: the first leg's video
     /// to start makes its input the host's picture and says so; the next finds it there.
@@ -370,6 +402,28 @@ mod tests {
             .collect();
         assert_eq!(reports.try_iter().collect::<Vec<_>>(), ["HostsPicture"]);
         drop(legs);
+    }
+
+    /// The host's picture comes from the first merged call whose camera is on; from the
+    /// first of all when every camera is off; from none when no video runs.
+    #[test]
+    fn the_hosts_picture_is_a_call_whose_camera_is_on() {
+        fn calls(list: &[(u64, bool)]) -> impl Iterator<Item = (CallKey, bool)> + '_ {
+            list.iter().map(|&(k, on)| (CallKey(k), on))
+        }
+        assert_eq!(
+            picture_call(calls(&[(1, false), (2, true), (3, true)])),
+            Some(CallKey(2))
+        );
+        assert_eq!(
+            picture_call(calls(&[(1, true), (2, false)])),
+            Some(CallKey(1))
+        );
+        assert_eq!(
+            picture_call(calls(&[(4, false), (5, false)])),
+            Some(CallKey(4))
+        );
+        assert_eq!(picture_call(calls(&[])), None);
     }
 
     #[test]
