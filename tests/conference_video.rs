@@ -259,9 +259,10 @@ fn streams_follow_participants_joining_and_leaving() -> TestResult {
 /// phone on the classic path with one video stream. Carol and dave are each sent the other's
 /// and erin's video as streams of their own once merged, and keep the host's picture on
 /// their call's own track; erin's call switches from the host's picture to the mosaic of all
-/// four. Then the host turns its camera off in dave's call: its picture, which is carol's
-/// call's input, goes black in the mosaic (in the conference the camera is the host's
-/// picture's, whichever merged call is named), while the others stay.
+/// four. The host's camera was off in carol's call before the merge, so the host's picture is
+/// dave's call's input. Then the host turns its camera off in carol's call: its picture goes
+/// black in the mosaic (in the conference the camera is the host's picture's, whichever
+/// merged call is named), while the others stay.
 #[test]
 fn merged_video_calls_get_each_others_streams_or_the_mosaic() -> TestResult {
     let room = Room::new()?;
@@ -306,17 +307,20 @@ fn merged_video_calls_get_each_others_streams_or_the_mosaic() -> TestResult {
     )?;
     erin.expect("answered", WAIT)?;
     dave.expect("held", WAIT)?;
-    // A second of erin's call with the host alone, then the merge.
+    // A second of erin's call with the host alone, the camera turned off in carol's held
+    // call, then the merge.
     thread::sleep(Duration::from_secs(1));
+    host.control("camera off 1")?;
     host.control("merge")?;
     host.expect("merged", WAIT)?;
-    // Carol's call, merged first, gives the conference the host's picture (its camera).
+    // Dave's call, the first merged whose camera is on, gives the conference the host's
+    // picture (its camera); carol's call, merged first, would make it black.
     let picture = host.expect("host_picture", WAIT)?;
-    assert_eq!(picture["call"], 1, "{picture}");
+    assert_eq!(picture["call"], 2, "{picture}");
     carol.expect("resumed", WAIT)?;
     dave.expect("resumed", WAIT)?;
     thread::sleep(Duration::from_secs(4));
-    host.control("camera off 2")?;
+    host.control("camera off 1")?;
     for (who, peer) in [
         ("erin", &mut erin),
         ("dave", &mut dave),

@@ -533,7 +533,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
         &["call", &alice_uri],
         carol_account,
         &registrar,
-        &["--duration", "30"],
+        &["--duration", "120"],
     )?;
     wait_until(&window, "carol's call waiting", |w| {
         let calls = w.global::<CallAdapter>();

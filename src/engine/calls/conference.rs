@@ -13,8 +13,8 @@
 use std::time::Instant;
 
 use callisto_media::audio::{AudioSink, MutableSource};
-use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig};
-use callisto_media::video::VideoFormat;
+use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig, MosaicBridge};
+use callisto_media::video::{VideoFormat, VideoSource};
 use callisto_signaling::conference_info::{ConferenceInfo, ConferenceMedia, ConferenceUser};
 use callisto_signaling::endpoint::Endpoint;
 use tokio::sync::mpsc;
@@ -59,13 +59,8 @@ impl Calls {
             }
         };
         let mut host_seated = self.conference.is_some();
-        // The call whose input becomes the host's picture, if the conference has none yet.
-        let mut picture = picture_call(keys.iter().filter_map(|k| {
-            let call = self.calls.get(k)?;
-            let controls = &call.media.options.controls;
-            let runs = call.media.options.video.is_some() && controls.video.format().is_some();
-            runs.then(|| (*k, controls.camera.is_on()))
-        }));
+        // The inputs the host's picture may be taken from, while the conference has none.
+        let mut inputs = Vec::new();
         for key in keys {
             let Some(call) = self.calls.get_mut(&key) else {
                 continue;
@@ -107,30 +102,37 @@ impl Calls {
                 bridge: bridge.clone(),
                 label: call.peer.clone(),
             });
-            let takes_picture = picture.is_none_or(|p| p == key);
-            let hosts_picture = seat_video(call, &bridge, takes_picture).unwrap_or_else(|error| {
-                tracing::warn!(?key, %error, "the call's video stays out of the conference");
-                // Another call's input may be the picture.
-                if takes_picture {
-                    picture = None;
+            match seat_video(call, &bridge) {
+                Ok(Some(input)) => {
+                    let camera = call.media.options.controls.camera.clone();
+                    inputs.push((key, camera, input));
                 }
-                false
-            });
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(?key, %error, "the call's video stays out of the conference");
+                }
+            }
             // Held, or being held (a call waiting's answer holds the others): resumed.
             let held = call.local_hold || call.pending_hold == Some(true);
             let _ = events.send(EngineEvent::Call {
                 key,
                 update: CallUpdate::Merged,
             });
-            if hosts_picture {
-                self.conference_camera = Some(call.media.options.controls.camera.clone());
+            if held {
+                self.set_hold(endpoint, now, key, false);
+            }
+        }
+        let picture = picture_call(inputs.iter().map(|(key, camera, _)| (*key, camera.is_on())));
+        if let Some((key, camera, (mosaic, input))) =
+            inputs.into_iter().find(|(key, ..)| Some(*key) == picture)
+        {
+            if !mosaic.has_local() {
+                mosaic.set_local(input);
+                self.conference_camera = Some(camera);
                 let _ = events.send(EngineEvent::Call {
                     key,
                     update: CallUpdate::HostsPicture,
                 });
-            }
-            if held {
-                self.set_hold(endpoint, now, key, false);
             }
         }
         self.conference = Some(bridge);
@@ -272,10 +274,11 @@ impl Calls {
     }
 }
 
-/// Of the merged calls whose video runs (key, camera switch on), in merge order: the one
-/// whose input becomes the host's picture. The first with its camera on, so that a call
-/// answered without video (its camera off) does not make the host black to everyone while
-/// another call shows the camera; the first of all when every camera is off.
+/// Of the calls just merged whose video was seated (key, camera switch on), in merge order:
+/// the one whose input becomes the host's picture, while the conference has none. The first
+/// with its camera on, so that a call answered without video (its camera off) does not make
+/// the host black to everyone while another call shows the camera; the first of all when
+/// every camera is off.
 fn picture_call(running: impl Iterator<Item = (CallKey, bool)>) -> Option<CallKey> {
     let mut first = None;
     for (key, camera_on) in running {
@@ -287,24 +290,24 @@ fn picture_call(running: impl Iterator<Item = (CallKey, bool)>) -> Option<CallKe
     first
 }
 
+/// A conference's mosaic without a picture of the host, and a merged call's input that may
+/// become that picture.
+type HostInput = (MosaicBridge, Box<dyn VideoSource>);
+
 /// Puts a merged call's running video into the conference's picture: what it decodes becomes
 /// its tile, and it sends the mosaic — or the host's picture alone once every other
-/// participant's video is forwarded to it ([`Calls::update_forwarding`]). When the
-/// conference has no picture yet and `takes_picture` ([`picture_call`]), this call's input
-/// (the camera, with its self-view and camera switch) becomes the host's picture in the
-/// mosaic; whether it did. A call whose video has not started is left alone: its video joins
-/// the mosaic when it starts (`webrtc::video_media`).
-fn seat_video(
-    call: &mut Call,
-    bridge: &ConferenceBridge,
-    takes_picture: bool,
-) -> Result<bool, String> {
+/// participant's video is forwarded to it ([`Calls::update_forwarding`]). While the
+/// conference has no picture of the host, returns the mosaic and the call's input (the
+/// camera, with its self-view and camera switch): the host's picture may be taken from it
+/// ([`picture_call`]). A call whose video has not started is left alone: its video joins the
+/// mosaic when it starts (`webrtc::video_media`).
+fn seat_video(call: &mut Call, bridge: &ConferenceBridge) -> Result<Option<HostInput>, String> {
     let controls = &call.media.options.controls;
     let Some(video) = &call.media.options.video else {
-        return Ok(false);
+        return Ok(None);
     };
     if controls.video.format().is_none() {
-        return Ok(false);
+        return Ok(None);
     }
     let format =
         VideoFormat::new(video.width, video.height, video.fps).map_err(|e| e.to_string())?;
@@ -321,11 +324,7 @@ fn seat_video(
         .video
         .replace(Box::new(source), Some(Box::new(tile)))
         .map_err(|e| e.to_string())?;
-    if mosaic.has_local() || !takes_picture {
-        return Ok(false);
-    }
-    mosaic.set_local(input);
-    Ok(true)
+    Ok((!mosaic.has_local()).then_some((mosaic, input)))
 }
 
 /// The streams a roster lists for a participant: audio, and video when the call has it,
