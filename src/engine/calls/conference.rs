@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use callisto_media::audio::{AudioSink, MutableSource};
 use callisto_media::conference::{BridgeEvent, ConferenceBridge, MixerConfig, MosaicBridge};
-use callisto_media::video::{VideoFormat, VideoSource};
+use callisto_media::video::{CameraSwitch, VideoFormat, VideoSource};
 use callisto_signaling::conference_info::{ConferenceInfo, ConferenceMedia, ConferenceUser};
 use callisto_signaling::endpoint::Endpoint;
 use tokio::sync::mpsc;
@@ -25,7 +25,8 @@ use crate::engine::EngineEvent;
 
 impl Calls {
     /// Puts the established calls among `keys` into the conference (started when there is
-    /// none). Each merged call reports [`CallUpdate::Merged`].
+    /// none). Each merged call reports [`CallUpdate::Merged`]; once all are seated, the one
+    /// whose input became the host's picture reports [`CallUpdate::HostsPicture`].
     pub(in crate::engine) fn merge(
         &mut self,
         endpoint: &mut Endpoint,
@@ -122,18 +123,12 @@ impl Calls {
                 self.set_hold(endpoint, now, key, false);
             }
         }
-        let picture = picture_call(inputs.iter().map(|(key, camera, _)| (*key, camera.is_on())));
-        if let Some((key, camera, (mosaic, input))) =
-            inputs.into_iter().find(|(key, ..)| Some(*key) == picture)
-        {
-            if !mosaic.has_local() {
-                mosaic.set_local(input);
-                self.conference_camera = Some(camera);
-                let _ = events.send(EngineEvent::Call {
-                    key,
-                    update: CallUpdate::HostsPicture,
-                });
-            }
+        if let Some((key, camera)) = take_host_picture(inputs) {
+            self.conference_camera = Some(camera);
+            let _ = events.send(EngineEvent::Call {
+                key,
+                update: CallUpdate::HostsPicture,
+            });
         }
         self.conference = Some(bridge);
         self.publish_roster(endpoint, now);
@@ -290,6 +285,22 @@ fn picture_call(running: impl Iterator<Item = (CallKey, bool)>) -> Option<CallKe
     first
 }
 
+/// Makes one of the inputs of the calls just seated (key, camera switch, input, in merge
+/// order) the host's picture ([`picture_call`]) while the mosaic has none; returns that call
+/// and its camera switch, which is the conference's camera from now on. The other inputs are
+/// dropped.
+fn take_host_picture(
+    inputs: Vec<(CallKey, CameraSwitch, HostInput)>,
+) -> Option<(CallKey, CameraSwitch)> {
+    let picture = picture_call(inputs.iter().map(|(key, camera, _)| (*key, camera.is_on())))?;
+    let (key, camera, (mosaic, input)) = inputs.into_iter().find(|(key, ..)| *key == picture)?;
+    if mosaic.has_local() {
+        return None;
+    }
+    mosaic.set_local(input);
+    Some((key, camera))
+}
+
 /// A conference's mosaic without a picture of the host, and a merged call's input that may
 /// become that picture.
 type HostInput = (MosaicBridge, Box<dyn VideoSource>);
@@ -366,11 +377,12 @@ mod tests {
     use std::sync::{mpsc, Arc};
 
     use callisto_media::conference::{ConferenceBridge, MixerConfig};
+    use callisto_media::video::{CameraSwitch, TestPattern, VideoFormat, VideoSource};
 
     use super::super::media::{CallControls, ConferenceSeat, VideoInput, VideoOptions};
     use super::super::webrtc::{video_media, VideoReport};
     use super::super::CallKey;
-    use super::{peer_label, picture_call};
+    use super::{peer_label, picture_call, take_host_picture};
 
     /// Legs of a merged conference whose calls had no video running: the first leg's video
     /// to start makes its input the host's picture and says so; the next finds it there.
@@ -423,6 +435,29 @@ mod tests {
             Some(CallKey(4))
         );
         assert_eq!(picture_call(calls(&[])), None);
+    }
+
+    /// Of the calls seated in a merge (call 2, camera on, failed to seat and is not among
+    /// them), call 3's input becomes the host's picture: the first seated with its camera
+    /// on. A later merge finds the picture taken and names none.
+    #[test]
+    fn the_host_picture_is_taken_from_the_calls_seated() {
+        let bridge = ConferenceBridge::start(MixerConfig::default(), |_| {}).unwrap();
+        let format = VideoFormat::new(160, 120, 10).unwrap();
+        let mosaic = bridge.mosaic(format).unwrap();
+        let input = |key: u64, on: bool| {
+            let camera = CameraSwitch::new();
+            camera.set(on);
+            let pattern: Box<dyn VideoSource> = Box::new(TestPattern::new(format, 1).unwrap());
+            (CallKey(key), camera, (mosaic.clone(), pattern))
+        };
+        let third = input(3, true);
+        let camera = third.1.clone();
+        let (key, taken) = take_host_picture(vec![input(1, false), third]).unwrap();
+        assert_eq!((key, taken == camera), (CallKey(3), true));
+        assert!(mosaic.has_local());
+        assert!(take_host_picture(vec![input(4, true)]).is_none());
+        assert!(take_host_picture(Vec::new()).is_none());
     }
 
     #[test]
