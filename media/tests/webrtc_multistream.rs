@@ -7,7 +7,9 @@
 //! joins: the server offers again with a fourth stream, and Callisto's answer to the new
 //! offer brings dave's pictures into a sink of their own. Then one participant leaves: a
 //! third offer with that stream inactive finishes its sink. Then it comes back on the same
-//! m-line (and track): a fourth offer sends it again, and a new sink shows it.
+//! m-line (and track): a fourth offer sends it again, and a new sink shows it. The
+//! participant of the first m-line (the call's own stream) leaves and comes back too, and the
+//! server gives that m-line to someone else: the session tells of each change.
 //!
 //! And the host's side of it: a host with a session per participant forwards alice's video to
 //! bob without decoding or encoding it (a tap on alice's session, a forwarded track on bob's
@@ -15,6 +17,8 @@
 //! When alice leaves and carol joins, carol's stream takes the m-line alice's had, and bob's
 //! own new offers meanwhile are answered with the track inactive, then sending carol.
 
+#[path = "support/multistream_server.rs"]
+mod multistream_server;
 #[path = "support/video_session.rs"]
 mod video_session;
 
@@ -23,38 +27,30 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use callisto_media::audio::{NullSink, ToneSource};
 use callisto_media::codec::AudioCodecKind;
-use callisto_media::rtp::{RtpHeader, RtpPacket};
-use callisto_media::video::h264::{
-    H264Encoder, H264EncoderConfig, H264Packetizer, PacketizationMode,
-};
 use callisto_media::video::{
-    read_stamp, TestPattern, VideoError, VideoFormat, VideoFrame, VideoSink, VideoSource,
+    read_stamp, TestPattern, VideoError, VideoFormat, VideoFrame, VideoSink,
 };
 use callisto_media::webrtc::peer::{
     audio_codec, build_configuration, build_setting_engine, h264_codec, H264_PAYLOAD_TYPE,
 };
 use callisto_media::webrtc::{
-    ForwardedVideo, RemoteVideoStream, VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession,
-    WebRtcVideoMedia,
+    ForwardedVideo, RemoteStreams, RemoteVideoStream, VideoConfig, WebRtcConfig, WebRtcMedia,
+    WebRtcSession, WebRtcVideoMedia,
 };
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+use multistream_server::{
+    add_send_only, first_transceiver, labelled_track, send_pattern, server_reoffer, server_track,
+    Server,
 };
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use tokio::sync::watch;
 use video_session::{AUDIO, ONE_AT_A_TIME};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceGatheringState, RTCSessionDescription,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, RTCSessionDescription,
 };
-use webrtc::rtp_transceiver::RtpTransceiver;
 
 /// The server's participants: their names (the `a=msid` stream ids) and identities.
 const PARTICIPANTS: [(&str, u16); 3] = [("alice", 1), ("bob", 2), ("carol", 3)];
@@ -63,134 +59,14 @@ const DAVE: (&str, u16) = ("dave", 4);
 /// Callisto's own identity.
 const OURS: u16 = 9;
 
-/// The server's event handler: gathering done, and Callisto's video packets counted.
-struct Server {
-    gathered: watch::Sender<bool>,
-    video_packets: Arc<AtomicU64>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Server {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.gathered
-            .send_replace(state == RTCIceGatheringState::Complete);
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let video = track.kind().await == RtpCodecKind::Video;
-        let packets = Arc::clone(&self.video_packets);
-        tokio::spawn(async move {
-            while let Some(event) = track.poll().await {
-                if video && matches!(event, TrackRemoteEvent::OnRtpPacket(_)) {
-                    packets.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    }
-}
-
-fn server_track(name: &str, kind: RtpCodecKind, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    let codec = match kind {
-        RtpCodecKind::Video => h264_codec(),
-        _ => audio_codec(AudioCodecKind::Opus),
-    };
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        name.to_owned(),
-        format!("{name}-{kind}"),
-        name.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )))
-}
-
-/// Adds `track` to the server as a stream it only sends.
-async fn add_send_only(
-    server: &impl PeerConnection,
-    track: Arc<dyn TrackLocal>,
-) -> Arc<dyn RtpTransceiver> {
-    server
-        .add_transceiver_from_track(
-            track,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .unwrap()
-}
-
-/// A new offer from the server to `session`, answered and applied: the offer and the answer.
-async fn server_reoffer(server: &impl PeerConnection, session: &WebRtcSession) -> (String, String) {
-    let offer = server.create_offer(None).await.unwrap();
-    server.set_local_description(offer).await.unwrap();
-    let offer = server.local_description().await.unwrap().sdp;
-    let answer = session.accept_reoffer(&offer).await.unwrap();
-    server
-        .set_remote_description(RTCSessionDescription::answer(answer.clone()).unwrap())
-        .await
-        .unwrap();
-    (offer, answer)
-}
-
-/// Sends `identity`'s stamped pattern on `track` at 320x240, 30 fps, a keyframe each second,
-/// until `stop`.
-async fn send_pattern(
-    track: Arc<TrackLocalStaticRTP>,
-    identity: u16,
-    ssrc: u32,
-    stop: watch::Receiver<bool>,
-) {
-    let format = VideoFormat::new(320, 240, 30).unwrap();
-    let mut pattern = TestPattern::new(format, identity).unwrap();
-    let mut config = H264EncoderConfig::new(320, 240, 30, 500_000);
-    config.keyframe_interval = Some(30);
-    let mut encoder = H264Encoder::new(config).unwrap();
-    let packetizer = H264Packetizer::new(PacketizationMode::NonInterleaved, 1_100).unwrap();
-    let mut ticks = tokio::time::interval(Duration::from_millis(33));
-    let mut sequence = 0u16;
-    while !*stop.borrow() {
-        ticks.tick().await;
-        let frame = pattern.next_frame().unwrap().unwrap();
-        let Some(unit) = encoder.encode(&frame).unwrap() else {
-            continue;
-        };
-        let payloads = packetizer.packetize(&unit.nalus).unwrap();
-        let timestamp = (frame.timestamp().as_micros() * 90 / 1_000) as u32;
-        let last = payloads.len() - 1;
-        for (i, payload) in payloads.into_iter().enumerate() {
-            let packet = RtpPacket {
-                header: RtpHeader {
-                    version: 2,
-                    marker: i == last,
-                    payload_type: H264_PAYLOAD_TYPE,
-                    sequence_number: sequence,
-                    timestamp,
-                    ssrc,
-                    ..RtpHeader::default()
-                },
-                payload: Bytes::from(payload),
-            };
-            sequence = sequence.wrapping_add(1);
-            // Refused until the connection is up: the next keyframe follows within a second.
-            let _ = track.write_rtp(packet).await;
-        }
-    }
-}
-
-/// What one sink saw: the identities read in its pictures, and whether it was finished.
+/// What one sink saw: the identities read in its pictures, and whether it was finished;
+/// for the call's own sink, what the session said of the call's own stream (ended: `None`;
+/// sent again: its stream id).
 #[derive(Debug, Default)]
 struct Sightings {
     identities: Mutex<Vec<u16>>,
     finished: AtomicBool,
+    first_changes: Mutex<Vec<Option<String>>>,
 }
 
 type Seen = Arc<Sightings>;
@@ -262,17 +138,19 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         .unwrap();
     let mut senders = Vec::new();
     let mut send_only = BTreeMap::new();
+    let mut alice_sender = None;
     for (i, (name, identity)) in PARTICIPANTS.into_iter().enumerate() {
         let ssrc = 0x5e_0001 + i as u32;
         let track = server_track(name, RtpCodecKind::Video, ssrc);
         let local = Arc::clone(&track) as Arc<dyn TrackLocal>;
         if i == 0 {
-            server.add_track(local).await.unwrap();
+            alice_sender = Some(server.add_track(local).await.unwrap());
         } else {
             send_only.insert(name, add_send_only(&server, local).await);
         }
         senders.push((track, identity, ssrc));
     }
+    let alice_sender = alice_sender.expect("alice sends on the first m-line");
     let offer = server.create_offer(None).await.unwrap();
     server.set_local_description(offer).await.unwrap();
     gathered.wait_for(|done| *done).await.unwrap();
@@ -344,6 +222,58 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let streams = session.remote_video_streams();
+
+    // The participant of the first m-line (the call's own stream) leaves: the server offers
+    // that m-line receive-only. The session says so, and no longer lists the stream.
+    let first_sent = first_transceiver(&server, &alice_sender).await;
+    first_sent
+        .set_direction(RTCRtpTransceiverDirection::Recvonly)
+        .await
+        .unwrap();
+    server_reoffer(&server, &session).await;
+    let changes = || first.first_changes.lock().unwrap().clone();
+    assert_eq!(changes(), [None], "alice left");
+    let listed: Vec<String> = session
+        .remote_video_streams()
+        .into_iter()
+        .map(|s| s.stream_id)
+        .collect();
+    assert!(!listed.iter().any(|s| s == "alice"), "{listed:?}");
+    // She comes back on it, and her pictures come to the call's own sink again.
+    let pictures = first.identities.lock().unwrap().len();
+    first_sent
+        .set_direction(RTCRtpTransceiverDirection::Sendrecv)
+        .await
+        .unwrap();
+    server_reoffer(&server, &session).await;
+    assert_eq!(changes(), [None, Some("alice".into())], "alice is back");
+    let back = Instant::now();
+    while first.identities.lock().unwrap().len() < pictures + 30 {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "alice's pictures after her return: {}",
+            first.identities.lock().unwrap().len() - pictures
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The server gives the m-line to someone else: a new stream id on the same track (the
+    // sender gets a track relabelled, as a Callisto host does; packets still go out through
+    // the track first bound).
+    let relabel = |stream_id: &str| {
+        let alice = format!("alice-{}", RtpCodecKind::Video);
+        let track = labelled_track(stream_id, &alice, RtpCodecKind::Video, 0x5e_0001);
+        let sender = Arc::clone(&alice_sender);
+        async move { sender.replace_track(track).await.unwrap() }
+    };
+    relabel("erin").await;
+    server_reoffer(&server, &session).await;
+    assert_eq!(
+        changes(),
+        [None, Some("alice".into()), Some("erin".into())],
+        "erin on alice's m-line"
+    );
+    relabel("alice").await;
+    server_reoffer(&server, &session).await;
 
     // One of the send-only participants that came as a further stream leaves: the server
     // offers again with that stream inactive, and its sink is finished.
@@ -472,6 +402,30 @@ fn video_config() -> WebRtcConfig {
     }
 }
 
+/// A stamp reader for each further stream, by the name it came under; what the session says
+/// of the call's own stream goes to `first`.
+struct StreamReaders {
+    first: Seen,
+    more: Arc<Mutex<BTreeMap<String, Seen>>>,
+}
+
+impl RemoteStreams for StreamReaders {
+    fn sink(&mut self, known: &[RemoteVideoStream]) -> Box<dyn VideoSink> {
+        let seen = Seen::default();
+        let name = known
+            .last()
+            .map(|s| s.stream_id.clone())
+            .unwrap_or_default();
+        self.more.lock().unwrap().insert(name, Arc::clone(&seen));
+        stamp_reader(&seen)
+    }
+
+    fn first_changed(&mut self, first: Option<&RemoteVideoStream>) {
+        let change = first.map(|stream| stream.stream_id.clone());
+        self.first.first_changes.lock().unwrap().push(change);
+    }
+}
+
 /// A Callisto session at 320x240 sending the pattern stamped `identity`: its own stream's
 /// stamps, and each further stream's by the name it came under.
 async fn callisto(identity: u16) -> (WebRtcSession, Seen, Arc<Mutex<BTreeMap<String, Seen>>>) {
@@ -485,14 +439,9 @@ async fn callisto(identity: u16) -> (WebRtcSession, Seen, Arc<Mutex<BTreeMap<Str
         video: Some(WebRtcVideoMedia {
             source: Box::new(TestPattern::new(format, identity).unwrap()),
             sink: stamp_reader(&first),
-            more_streams: Some(Box::new(move |known: &[RemoteVideoStream]| {
-                let seen = Seen::default();
-                let name = known
-                    .last()
-                    .map(|s| s.stream_id.clone())
-                    .unwrap_or_default();
-                more_sinks.lock().unwrap().insert(name, Arc::clone(&seen));
-                stamp_reader(&seen)
+            more_streams: Some(Box::new(StreamReaders {
+                first: Arc::clone(&first),
+                more: more_sinks,
             })),
         }),
     };

@@ -49,8 +49,8 @@ impl Following {
 
     /// Lays the tiles out again when a call's further streams changed (or for the first
     /// time): each call's own picture, then its further streams in the order they came. A
-    /// multistream call's own picture takes the name the peer gave it. Returns whether the
-    /// tiles changed.
+    /// multistream call's own picture takes the name the peer gave it, and has no tile once
+    /// the peer stopped sending it. Returns whether the tiles changed.
     fn lay_out(&mut self) -> bool {
         let layout: Vec<u64> = self
             .calls
@@ -73,7 +73,11 @@ impl Following {
             .flat_map(|(controls, name)| {
                 let more = &controls.more_video;
                 let first = more.first_name().unwrap_or_else(|| name.clone());
-                std::iter::once(tile(first, controls.remote_video.clone())).chain(
+                // Not when a conference server stopped sending it (its participant left).
+                let own = more
+                    .first_shown()
+                    .then(|| tile(first, controls.remote_video.clone()));
+                own.into_iter().chain(
                     more.slots()
                         .into_iter()
                         .map(|(name, slot)| tile(name, slot)),
@@ -150,17 +154,61 @@ fn pump(window: &MainWindow) {
         }
         let rows = calls.get_tiles();
         for (i, tile) in following.tiles.iter_mut().enumerate() {
-            if let Some((seen, frame)) = tile.slot.take_newer(tile.seen) {
+            // A cleared slot (the peer stopped sending) shows the tile without a picture.
+            if let Some((seen, frame)) = tile.slot.take_change(tile.seen) {
                 tile.seen = seen;
                 rows.set_row_data(
                     i,
                     TileRow {
                         name: tile.name.as_str().into(),
-                        frame: tile.images.image(&frame),
-                        has_video: true,
+                        has_video: frame.is_some(),
+                        frame: frame
+                            .map_or_else(slint::Image::default, |frame| tile.images.image(&frame)),
                     },
                 );
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(following: &Following) -> Vec<&str> {
+        following.tiles.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_server_call_s_own_tile_goes_when_its_stream_ends_and_comes_back_with_it() {
+        let controls = CallControls::default();
+        let more = controls.more_video.clone();
+        let mut following = Following::new(&[(controls, "Conference".into())], FrameSlot::new());
+        assert!(following.lay_out());
+        assert_eq!(names(&following), ["Conference"]);
+        // The server sends bob on the first m-line and carol on a second.
+        more.name_first("bob");
+        let _carol = more.add("carol");
+        assert!(following.lay_out());
+        assert_eq!(names(&following), ["bob", "carol"]);
+        assert!(!following.lay_out(), "nothing changed");
+        // Bob leaves; dave comes on his m-line.
+        more.end_first();
+        assert!(following.lay_out());
+        assert_eq!(names(&following), ["carol"]);
+        more.first_back("dave");
+        assert!(following.lay_out());
+        assert_eq!(names(&following), ["dave", "carol"]);
+    }
+
+    #[test]
+    fn a_one_to_one_call_keeps_its_tile_while_the_peer_sends_no_picture() {
+        let controls = CallControls::default();
+        let more = controls.more_video.clone();
+        let mut following = Following::new(&[(controls, "Bob".into())], FrameSlot::new());
+        following.lay_out();
+        more.end_first();
+        following.lay_out();
+        assert_eq!(names(&following), ["Bob"]);
+    }
 }

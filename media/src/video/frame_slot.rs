@@ -56,23 +56,40 @@ impl FrameSlot {
         self.0.generation.load(Ordering::Acquire)
     }
 
+    /// Takes the frame away: the stream has no picture to show now (its sender stopped).
+    /// A reader of [`FrameSlot::take_change`] sees the change as no frame.
+    pub fn clear(&self) {
+        let mut slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.take().is_some() {
+            self.0.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
     /// The latest frame if it is newer than `seen` (a generation returned earlier, 0 at first),
     /// with its generation. The first call starts the watching: frames put from then on are
     /// kept.
     pub fn take_newer(&self, seen: u64) -> Option<(u64, VideoFrame)> {
+        self.take_change(seen)
+            .and_then(|(generation, frame)| Some((generation, frame?)))
+    }
+
+    /// [`FrameSlot::take_newer`] that also tells of a [`FrameSlot::clear`]: the generation
+    /// and the frame, none when the slot was cleared since `seen`.
+    pub fn take_change(&self, seen: u64) -> Option<(u64, Option<VideoFrame>)> {
         self.0.watched.store(true, Ordering::Relaxed);
         if self.generation() == seen {
             return None;
         }
         let slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
-        // Read again under the lock: `put` counts while holding it, so the number belongs to
-        // the frame taken (one put in between would otherwise come back as new next time).
+        // Read again under the lock: `put` and `clear` count while holding it, so the number
+        // belongs to the frame taken (one put in between would otherwise come back as new
+        // next time).
         let generation = self.generation();
-        let newer = slot.clone().map(|frame| (generation, frame));
-        if newer.is_some() {
+        let frame = slot.clone();
+        if frame.is_some() {
             self.0.taken.fetch_add(1, Ordering::Relaxed);
         }
-        newer
+        Some((generation, frame))
     }
 
     /// How many frames [`FrameSlot::take_newer`] has handed out: the pictures a window showed.
@@ -92,6 +109,8 @@ impl PartialEq for FrameSlot {
 struct Streams {
     /// What the call's own stream is called, once a further one made names needed.
     first_name: Option<String>,
+    /// The peer stopped sending the call's own stream.
+    first_ended: bool,
     slots: Vec<(String, FrameSlot)>,
     /// What to show instead of a stream's name (a conference roster's name for the
     /// participant a stream is labelled after).
@@ -153,6 +172,37 @@ impl StreamSlots {
         }
     }
 
+    /// The peer stopped sending the call's own stream.
+    pub fn end_first(&self) {
+        let mut streams = self.lock();
+        if !streams.first_ended {
+            streams.first_ended = true;
+            streams.generation += 1;
+        }
+    }
+
+    /// The peer sends the call's own stream again, labelled `name` (renamed to it when a
+    /// further stream had named it: a conference server may send someone else on it).
+    pub fn first_back(&self, name: &str) {
+        let mut streams = self.lock();
+        let renamed = streams.first_name.is_some() && streams.first_name.as_deref() != Some(name);
+        if renamed {
+            streams.first_name = Some(name.to_owned());
+        }
+        if streams.first_ended || renamed {
+            streams.first_ended = false;
+            streams.generation += 1;
+        }
+    }
+
+    /// Whether the call's own stream has a tile: unless the peer stopped sending it in a call
+    /// with further streams (a participant who left a conference server's call). A one-to-one
+    /// call keeps its tile, with no picture while the peer sends none.
+    pub fn first_shown(&self) -> bool {
+        let streams = self.lock();
+        !streams.first_ended || streams.first_name.is_none()
+    }
+
     /// What the call's own stream is called, when a further stream named it.
     pub fn first_name(&self) -> Option<String> {
         let streams = self.lock();
@@ -182,8 +232,8 @@ impl StreamSlots {
         }
     }
 
-    /// A number that changes whenever a stream is added or named: what a reader compares to
-    /// know that [`StreamSlots::slots`] needs reading again.
+    /// A number that changes whenever a stream is added, named, ended or back: what a reader
+    /// compares to know that [`StreamSlots::slots`] needs reading again.
     pub fn generation(&self) -> u64 {
         self.lock().generation
     }
@@ -377,6 +427,17 @@ mod tests {
         assert!(slot.take_newer(seen).is_none(), "nothing newer since");
         slot.put(&first);
         assert_eq!(slot.take_newer(seen).unwrap().1.y()[0], 10);
+        // Cleared: a reader of changes sees no frame, once; a reader of frames sees nothing.
+        let (seen, _) = slot.take_change(seen).expect("the frame put");
+        slot.clear();
+        assert!(slot.take_newer(seen).is_none(), "no frame to take");
+        let (cleared, frame) = slot.take_change(seen).expect("the clearing");
+        assert!(frame.is_none(), "no picture now");
+        assert!(slot.take_change(cleared).is_none(), "told once");
+        slot.clear();
+        assert!(slot.take_change(cleared).is_none(), "nothing more to clear");
+        slot.put(&second);
+        assert_eq!(slot.take_change(cleared).unwrap().1.unwrap().y()[0], 20);
     }
 
     #[test]
@@ -473,6 +534,38 @@ mod tests {
         carol.finish().unwrap();
         assert!(reader.generation() > after);
         assert!(reader.slots().is_empty());
+    }
+
+    #[test]
+    fn the_calls_own_stream_loses_its_tile_when_it_ends_beside_further_streams() {
+        // A one-to-one call: the tile stays while the peer sends no picture.
+        let single = StreamSlots::default();
+        single.end_first();
+        assert!(single.first_shown(), "a one-to-one call keeps its tile");
+        single.first_back("4f1c-stream");
+        assert_eq!(single.first_name(), None, "it keeps the call's name");
+        // A conference server's call: bob (the call's own stream) leaves, dave comes on it.
+        let streams = StreamSlots::default();
+        streams.name_first("bob");
+        let _carol = streams.add("carol");
+        let before = streams.generation();
+        streams.end_first();
+        assert!(!streams.first_shown(), "bob left: his tile goes");
+        let ended = streams.generation();
+        assert!(ended > before);
+        streams.end_first();
+        assert_eq!(streams.generation(), ended, "ending again changes nothing");
+        streams.first_back("dave");
+        assert!(streams.first_shown());
+        assert_eq!(streams.first_name().as_deref(), Some("dave"));
+        assert!(streams.generation() > ended);
+        // Renamed while sent (no gap between the two participants).
+        let back = streams.generation();
+        streams.first_back("dave");
+        assert_eq!(streams.generation(), back, "the same name changes nothing");
+        streams.first_back("erin");
+        assert_eq!(streams.first_name().as_deref(), Some("erin"));
+        assert!(streams.generation() > back);
     }
 
     #[test]

@@ -77,7 +77,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use forwarding::{ForwardedVideo, StreamRewriter, VideoTap};
-pub use more_streams::{RemoteStreamSinks, RemoteVideoStream};
+pub use more_streams::{RemoteStreamSinks, RemoteStreams, RemoteVideoStream};
 pub use peer::negotiated_audio_codec;
 pub use sdp_check::{
     announce_multistream, check_remote_sdp, takes_several_streams, SdpFacts, MULTISTREAM_ATTRIBUTE,

@@ -11,7 +11,9 @@
 //! tracks are read and dropped, as before. A new offer that no longer sends a further stream
 //! (its m-line `inactive`, `recvonly` or rejected) stops that stream's thread and finishes
 //! its sink; the library reports no end of a remote track, so the offer's `a=msid` lines are
-//! what tells.
+//! what tells. The call's own stream ends the same way, but its thread goes on (it sends our
+//! picture): the sinks' maker is told ([`RemoteStreams::first_changed`]), so that a window
+//! stops showing a participant who left.
 //!
 //! A stream can come back on a track whose stream ended: the library opens a remote track
 //! once per track id, so when a later offer sends that track id again — the same participant
@@ -34,12 +36,37 @@ use crate::video::h264::PacketizationMode;
 use crate::video::stream_thread::{VideoChannels, VideoThread, VideoThreadConfig};
 use crate::video::{VideoSink, VideoStats};
 
-/// Makes the sink for one further remote video stream, given every stream the peer sends so
-/// far with the new one last (the first, when it arrived first, is the call's own). Called on
-/// a tokio task when the new stream's first packet arrives; it must return quickly. The sink
-/// is finished when the stream ends: when a new offer from the peer no longer sends it, or
-/// with the session.
-pub type RemoteStreamSinks = Box<dyn FnMut(&[RemoteVideoStream]) -> Box<dyn VideoSink> + Send>;
+/// Where the peer's further video streams go, and who hears of the call's own stream ending.
+/// Both are called on tokio tasks and must return quickly. A closure taking the streams makes
+/// the sinks and ignores the call's own stream.
+pub trait RemoteStreams: Send {
+    /// Makes the sink for one further remote video stream, given every stream the peer sends
+    /// so far with the new one last (the first, when it arrived first, is the call's own).
+    /// Called when the new stream's first packet arrives. The sink is finished when the stream
+    /// ends: when a new offer from the peer no longer sends it, or with the session.
+    fn sink(&mut self, known: &[RemoteVideoStream]) -> Box<dyn VideoSink>;
+
+    /// The call's own stream (the peer's first, whose pictures go to the call's own sink)
+    /// changed: `None` when a new offer from the peer no longer sends it (a conference
+    /// server's participant left; the sink saw its last picture), `Some` with its labels when
+    /// an offer sends it again, or sends it under a new stream id (a server giving the m-line
+    /// to someone else).
+    fn first_changed(&mut self, first: Option<&RemoteVideoStream>) {
+        let _ = first;
+    }
+}
+
+impl<F> RemoteStreams for F
+where
+    F: FnMut(&[RemoteVideoStream]) -> Box<dyn VideoSink> + Send,
+{
+    fn sink(&mut self, known: &[RemoteVideoStream]) -> Box<dyn VideoSink> {
+        self(known)
+    }
+}
+
+/// The session's [`RemoteStreams`].
+pub type RemoteStreamSinks = Box<dyn RemoteStreams>;
 
 /// What the peer said about one of its further video streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +104,8 @@ struct Received {
 
 /// The further streams of one session.
 pub(super) struct MoreStreams {
-    /// The labels of the first stream, once it arrived.
-    first: Mutex<Option<RemoteVideoStream>>,
+    /// The labels of the first stream, once it arrived, and whether the peer still sends it.
+    first: Mutex<Option<(RemoteVideoStream, bool)>>,
     sinks: Mutex<Option<RemoteStreamSinks>>,
     received: Mutex<Vec<Received>>,
     /// Further tracks whose stream the peer stopped sending (a stream may come back on them).
@@ -125,12 +152,21 @@ impl MoreStreams {
             stream_id: track.stream_id().await,
             track_id: track.track_id().await,
         };
-        *lock(&self.first) = Some(stream);
+        *lock(&self.first) = Some((stream, true));
     }
 
-    /// Every stream the peer sends, first (the call's own) to last, as labelled.
+    /// The labels of the first stream, once it arrived (sent or not).
+    fn first(&self) -> Option<RemoteVideoStream> {
+        lock(&self.first).as_ref().map(|(stream, _)| stream.clone())
+    }
+
+    /// Every stream the peer sends, first (the call's own, unless it ended) to last, as
+    /// labelled.
     pub(super) fn streams(&self) -> Vec<RemoteVideoStream> {
-        let first = lock(&self.first).clone();
+        let first = lock(&self.first)
+            .as_ref()
+            .filter(|(_, sent)| *sent)
+            .map(|(stream, _)| stream.clone());
         let more = lock(&self.received);
         first
             .into_iter()
@@ -178,7 +214,7 @@ impl MoreStreams {
             stream_id,
             track_id,
         };
-        let first = lock(&self.first).clone().or_else(|| {
+        let first = self.first().or_else(|| {
             own.map(|(stream_id, track_id)| RemoteVideoStream {
                 number: 0,
                 stream_id,
@@ -191,7 +227,7 @@ impl MoreStreams {
             .chain([&stream])
             .cloned()
             .collect();
-        let sink = make(&known);
+        let sink = make.sink(&known);
         let (inbox, inputs) = mpsc::channel();
         let (outgoing, _) = async_mpsc::unbounded_channel();
         let (feedback, feedback_rx) = async_mpsc::unbounded_channel();
@@ -240,8 +276,9 @@ impl MoreStreams {
     /// of every video track it sends). The further streams no longer among them stop: their
     /// sinks are finished (a tile goes away) and their tracks wait idle. An idle track whose
     /// track id is sent again carries a stream once more: a new thread and sink, labelled as
-    /// `sent` labels it.
+    /// `sent` labels it. The call's own stream is followed too ([`MoreStreams::follow_first`]).
     pub(super) fn follow_sent(&self, sent: &[(String, String)]) {
+        self.follow_first(sent);
         let ended: Vec<Received> = {
             let mut received = lock(&self.received);
             let (kept, ended) = std::mem::take(&mut *received).into_iter().partition(|r| {
@@ -280,6 +317,40 @@ impl MoreStreams {
             if !self.receive(track.clone(), stream_id, track_id, None) {
                 lock(&self.idle).push(track);
             }
+        }
+    }
+
+    /// Follows the call's own stream: it ends when `sent` no longer has its track id, and is
+    /// back when `sent` has it again (its packets come on the same track, to the call's own
+    /// thread), under the stream id `sent` gives. The sinks' maker hears of each change.
+    fn follow_first(&self, sent: &[(String, String)]) {
+        let change = {
+            let mut first = lock(&self.first);
+            let Some((stream, sending)) = first.as_mut() else {
+                return;
+            };
+            match sent.iter().find(|(_, track)| *track == stream.track_id) {
+                None if *sending => {
+                    *sending = false;
+                    Some(None)
+                }
+                Some((stream_id, _)) if !*sending || *stream_id != stream.stream_id => {
+                    *sending = true;
+                    stream.stream_id.clone_from(stream_id);
+                    Some(Some(stream.clone()))
+                }
+                _ => None,
+            }
+        };
+        let Some(change) = change else {
+            return;
+        };
+        match &change {
+            None => info!("the peer stopped sending the call's own video stream"),
+            Some(stream) => info!(?stream, "the peer sends the call's own video stream"),
+        }
+        if let Some(sinks) = lock(&self.sinks).as_mut() {
+            sinks.first_changed(change.as_ref());
         }
     }
 

@@ -30,8 +30,9 @@ use callisto_media::video::{
     TeeVideoSink, TestPattern, VideoFormat, VideoSink, VideoSource, Y4mEnd, Y4mRecorder, Y4mSource,
 };
 use callisto_media::webrtc::{
-    IceServer, RemoteStreamSinks, RemoteVideoStream, VideoConfig, WebRtcAudioConfig, WebRtcConfig,
-    WebRtcError, WebRtcEvent, WebRtcMedia, WebRtcSession, WebRtcStats, WebRtcVideoMedia,
+    IceServer, RemoteStreamSinks, RemoteStreams, RemoteVideoStream, VideoConfig, WebRtcAudioConfig,
+    WebRtcConfig, WebRtcError, WebRtcEvent, WebRtcMedia, WebRtcSession, WebRtcStats,
+    WebRtcVideoMedia,
 };
 use callisto_signaling::sdp::AudioPolicy;
 
@@ -273,7 +274,11 @@ pub(super) fn video_media(
     // A conference leg shows its participant's picture in the mosaic and nothing more.
     let more_streams = (leg.is_none() && !video.single_stream).then(|| {
         let record = video.record.clone().map(|path| (path, video.fps));
-        stream_tiles(controls.more_video.clone(), record)
+        Box::new(StreamTiles {
+            streams: controls.more_video.clone(),
+            own: controls.remote_video.clone(),
+            record,
+        }) as RemoteStreamSinks
     });
     Ok(WebRtcVideoMedia {
         source,
@@ -308,19 +313,27 @@ pub(super) fn mosaic_leg(
 /// Where a call's further video streams go: a named slot each among `streams`, which the
 /// window shows as tiles (until the stream ends). The names are the peer's labels; once there
 /// are several streams the call's own is named too. With `record` (the call's recording and
-/// its rate), each further stream is also recorded beside it, as `NAME.STREAM.y4m`.
-fn stream_tiles(streams: StreamSlots, record: Option<(PathBuf, u32)>) -> RemoteStreamSinks {
-    Box::new(move |known: &[RemoteVideoStream]| {
+/// its rate), each further stream is also recorded beside it, as `NAME.STREAM.y4m`. When the
+/// peer stops sending the call's own stream, `own` (its pictures' slot) is cleared and the
+/// stream is marked ended among `streams`.
+struct StreamTiles {
+    streams: StreamSlots,
+    own: FrameSlot,
+    record: Option<(PathBuf, u32)>,
+}
+
+impl RemoteStreams for StreamTiles {
+    fn sink(&mut self, known: &[RemoteVideoStream]) -> Box<dyn VideoSink> {
         let Some((newest, earlier)) = known.split_last() else {
             return Box::new(NullVideoSink::new());
         };
         // The call's own stream is number 0 (known by name before its packets come).
         if let Some(own) = earlier.iter().find(|stream| stream.number == 0) {
-            streams.name_first(&stream_name(own));
+            self.streams.name_first(&stream_name(own));
         }
         let name = stream_name(newest);
-        let tile: Box<dyn VideoSink> = Box::new(streams.add(&name));
-        let Some((path, fps)) = &record else {
+        let tile: Box<dyn VideoSink> = Box::new(self.streams.add(&name));
+        let Some((path, fps)) = &self.record else {
             return tile;
         };
         let path = stream_recording(path, &name, newest.number);
@@ -331,7 +344,17 @@ fn stream_tiles(streams: StreamSlots, record: Option<(PathBuf, u32)>) -> RemoteS
                 tile
             }
         }
-    })
+    }
+
+    fn first_changed(&mut self, first: Option<&RemoteVideoStream>) {
+        match first {
+            None => {
+                self.streams.end_first();
+                self.own.clear();
+            }
+            Some(stream) => self.streams.first_back(&stream_name(stream)),
+        }
+    }
 }
 
 /// Where a further stream named `name` is recorded beside the call's recording `path`
@@ -666,5 +689,36 @@ mod tests {
             assert_eq!(refused.code, 488, "{unusable}");
             assert_eq!(refused.reason, unusable.to_string());
         }
+    }
+
+    #[test]
+    fn a_server_call_s_own_stream_that_ends_loses_its_picture_and_tile() {
+        let streams = StreamSlots::default();
+        let own = FrameSlot::new();
+        let mut tiles = StreamTiles {
+            streams: streams.clone(),
+            own: own.clone(),
+            record: None,
+        };
+        let labels = |number: usize, stream_id: &str| RemoteVideoStream {
+            number,
+            stream_id: stream_id.into(),
+            track_id: format!("{stream_id}-video"),
+        };
+        let _carol = tiles.sink(&[labels(0, "bob"), labels(1, "carol")]);
+        assert_eq!(streams.first_name().as_deref(), Some("bob"));
+        let (seen, _) = own.take_change(0).unwrap_or_default();
+        own.put(&callisto_media::video::VideoFrame::filled(4, 4, 9, 128, 128).unwrap());
+        let (seen, _) = own.take_change(seen).expect("bob's picture");
+        // Bob leaves: his picture and his tile go.
+        tiles.first_changed(None);
+        let (seen, picture) = own.take_change(seen).expect("a change");
+        assert!(picture.is_none(), "no picture of bob is left");
+        assert!(!streams.first_shown());
+        // Dave comes on the same m-line: a tile again, under his name.
+        tiles.first_changed(Some(&labels(0, "dave")));
+        assert!(streams.first_shown());
+        assert_eq!(streams.first_name().as_deref(), Some("dave"));
+        assert!(own.take_change(seen).is_none(), "until his pictures come");
     }
 }
