@@ -24,6 +24,7 @@ use callisto::ui::{
     HistoryAdapter, MainWindow, Nav, SettingsAdapter,
 };
 use i_slint_backend_testing::{ElementHandle, ElementQuery};
+use slint::platform::{Key, WindowEvent};
 use slint::{ComponentHandle, Model};
 use support::callisto::Callisto;
 use support::kamailio::{Kamailio, KamailioConfig};
@@ -122,6 +123,18 @@ fn type_into(window: &Weak, placeholder: &'static str, text: String) -> Result<(
     } else {
         Err(format!("no field '{placeholder}' on screen"))
     }
+}
+
+/// Presses Enter in the field that has the focus.
+fn press_enter(window: &Weak) -> Result<(), String> {
+    on_ui(window, move |w| {
+        let enter = slint::SharedString::from(Key::Return);
+        w.window().dispatch_event(WindowEvent::KeyPressed {
+            text: enter.clone(),
+        });
+        w.window()
+            .dispatch_event(WindowEvent::KeyReleased { text: enter });
+    })
 }
 
 /// What the window shows, for failure messages.
@@ -507,8 +520,13 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let (mut bob, mut carol) =
         talk_to_bob_with_carol_ready(&window, dir, bob_account, &carol_dir, carol_account)?;
     click(&window, "Transfer…")?;
+    assert!(
+        click(&window, "Transfer").is_err(),
+        "nobody to transfer to yet: the button is disabled"
+    );
     type_into(&window, "Transfer to…", carol_uri.clone())?;
-    click(&window, "Transfer")?;
+    // The field opened with the focus: Enter there transfers, as the button does.
+    press_enter(&window)?;
     let asked = bob.expect("transfer_requested", WAIT)?;
     assert_eq!(asked["target"], carol_uri.as_str(), "{asked}");
     carol.expect("answered", WAIT)?;
