@@ -274,6 +274,11 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
     );
     relabel("alice").await;
     server_reoffer(&server, &session).await;
+    assert_eq!(
+        changes().last(),
+        Some(&Some("alice".into())),
+        "alice's again"
+    );
 
     // One of the send-only participants that came as a further stream leaves: the server
     // offers again with that stream inactive, and its sink is finished.

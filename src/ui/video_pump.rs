@@ -28,8 +28,8 @@ struct Following {
     calls: Vec<(CallControls, String)>,
     /// Where the self-view comes from.
     self_view: FrameSlot,
-    /// Each call's further streams as they were when the tiles were laid out.
-    layout: Vec<u64>,
+    /// Each call's further streams as they were when the tiles were laid out (none before).
+    layout: Option<Vec<u64>>,
     seen_local: u64,
     local_images: StreamImages,
     tiles: Vec<Tile>,
@@ -40,7 +40,7 @@ impl Following {
         Following {
             calls: calls.to_vec(),
             self_view,
-            layout: Vec::new(),
+            layout: None,
             seen_local: 0,
             local_images: StreamImages::new(),
             tiles: Vec::new(),
@@ -57,10 +57,10 @@ impl Following {
             .iter()
             .map(|(controls, _)| controls.more_video.generation())
             .collect();
-        if layout == self.layout && !self.tiles.is_empty() {
+        if self.layout.as_ref() == Some(&layout) {
             return false;
         }
-        self.layout = layout;
+        self.layout = Some(layout);
         let tile = |name: String, slot: FrameSlot| Tile {
             name,
             slot,
@@ -174,6 +174,7 @@ fn pump(window: &MainWindow) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callisto_media::video::VideoSink;
 
     fn names(following: &Following) -> Vec<&str> {
         following.tiles.iter().map(|t| t.name.as_str()).collect()
@@ -188,7 +189,7 @@ mod tests {
         assert_eq!(names(&following), ["Conference"]);
         // The server sends bob on the first m-line and carol on a second.
         more.name_first("bob");
-        let _carol = more.add("carol");
+        let mut carol = more.add("carol");
         assert!(following.lay_out());
         assert_eq!(names(&following), ["bob", "carol"]);
         assert!(!following.lay_out(), "nothing changed");
@@ -199,6 +200,12 @@ mod tests {
         more.first_back("dave");
         assert!(following.lay_out());
         assert_eq!(names(&following), ["dave", "carol"]);
+        // Everyone leaves: no tile, laid out once.
+        carol.finish().unwrap();
+        more.end_first();
+        assert!(following.lay_out());
+        assert!(names(&following).is_empty());
+        assert!(!following.lay_out(), "nothing changed");
     }
 
     #[test]

@@ -30,7 +30,14 @@ struct Slot {
     taken: AtomicU64,
     /// Someone reads the slot: frames are kept from then on.
     watched: AtomicBool,
+    /// Cleared: frames are refused (see [`FrameSlot::clear`]), and counted.
+    closed: AtomicBool,
+    refused: AtomicU64,
 }
+
+/// Frames a cleared slot refuses before it takes its sender's frames again: about 2 s of
+/// video. The frames still on their way when the sender stopped are far fewer.
+const STILL_SENDING: u64 = 60;
 
 /// The latest frame of a stream, shared between its writer and a reader.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +54,12 @@ impl FrameSlot {
             return;
         }
         let mut slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
+        if self.0.closed.load(Ordering::Relaxed) {
+            if self.0.refused.fetch_add(1, Ordering::Relaxed) + 1 < STILL_SENDING {
+                return;
+            }
+            self.0.closed.store(false, Ordering::Relaxed);
+        }
         *slot = Some(frame.clone());
         self.0.generation.fetch_add(1, Ordering::Release);
     }
@@ -57,12 +70,23 @@ impl FrameSlot {
     }
 
     /// Takes the frame away: the stream has no picture to show now (its sender stopped).
-    /// A reader of [`FrameSlot::take_change`] sees the change as no frame.
+    /// A reader of [`FrameSlot::take_change`] sees the change as no frame. The frames put
+    /// next are refused — those still on their way when the sender stopped — until
+    /// [`FrameSlot::open`], or until so many came (about 2 s of video) that the sender
+    /// clearly goes on sending.
     pub fn clear(&self) {
         let mut slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
+        self.0.refused.store(0, Ordering::Relaxed);
+        self.0.closed.store(true, Ordering::Relaxed);
         if slot.take().is_some() {
             self.0.generation.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// Takes frames again after a [`FrameSlot::clear`]: the sender sends again.
+    pub fn open(&self) {
+        let _slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());
+        self.0.closed.store(false, Ordering::Relaxed);
     }
 
     /// The latest frame if it is newer than `seen` (a generation returned earlier, 0 at first),
@@ -92,7 +116,8 @@ impl FrameSlot {
         Some((generation, frame))
     }
 
-    /// How many frames [`FrameSlot::take_newer`] has handed out: the pictures a window showed.
+    /// How many frames [`FrameSlot::take_newer`] and [`FrameSlot::take_change`] have handed
+    /// out: the pictures a window showed.
     pub fn taken(&self) -> u64 {
         self.0.taken.load(Ordering::Relaxed)
     }
@@ -196,8 +221,9 @@ impl StreamSlots {
     }
 
     /// Whether the call's own stream has a tile: unless the peer stopped sending it in a call
-    /// with further streams (a participant who left a conference server's call). A one-to-one
-    /// call keeps its tile, with no picture while the peer sends none.
+    /// where further streams named it (a participant who left a conference server's call;
+    /// the call may then have no tile at all). A one-to-one call keeps its tile, with no
+    /// picture while the peer sends none.
     pub fn first_shown(&self) -> bool {
         let streams = self.lock();
         !streams.first_ended || streams.first_name.is_none()
@@ -436,8 +462,29 @@ mod tests {
         assert!(slot.take_change(cleared).is_none(), "told once");
         slot.clear();
         assert!(slot.take_change(cleared).is_none(), "nothing more to clear");
+        // The frames still on their way are refused; opened, the slot takes them again.
         slot.put(&second);
-        assert_eq!(slot.take_change(cleared).unwrap().1.unwrap().y()[0], 20);
+        assert!(
+            slot.take_change(cleared).is_none(),
+            "a late frame is refused"
+        );
+        slot.open();
+        slot.put(&second);
+        let (opened, frame) = slot.take_change(cleared).unwrap();
+        assert_eq!(frame.unwrap().y()[0], 20);
+        // A sender that goes on sending after a clear is shown again after about 2 s.
+        slot.clear();
+        let (cleared, _) = slot.take_change(opened).unwrap();
+        for _ in 1..STILL_SENDING {
+            slot.put(&first);
+        }
+        assert!(
+            slot.take_change(cleared).is_none(),
+            "{} refused",
+            STILL_SENDING - 1
+        );
+        slot.put(&first);
+        assert_eq!(slot.take_change(cleared).unwrap().1.unwrap().y()[0], 10);
     }
 
     #[test]

@@ -40,15 +40,17 @@ use crate::video::{VideoSink, VideoStats};
 /// Both are called on tokio tasks and must return quickly. A closure taking the streams makes
 /// the sinks and ignores the call's own stream.
 pub trait RemoteStreams: Send {
-    /// Makes the sink for one further remote video stream, given every stream the peer sends
-    /// so far with the new one last (the first, when it arrived first, is the call's own).
+    /// Makes the sink for one further remote video stream, given every stream the peer sent
+    /// so far and still sends, with the new one last (the first, when it arrived first, is
+    /// the call's own, listed even when the peer stopped sending it).
     /// Called when the new stream's first packet arrives. The sink is finished when the stream
     /// ends: when a new offer from the peer no longer sends it, or with the session.
     fn sink(&mut self, known: &[RemoteVideoStream]) -> Box<dyn VideoSink>;
 
     /// The call's own stream (the peer's first, whose pictures go to the call's own sink)
     /// changed: `None` when a new offer from the peer no longer sends it (a conference
-    /// server's participant left; the sink saw its last picture), `Some` with its labels when
+    /// server's participant left; pictures already on their way may still reach the sink),
+    /// `Some` with its labels when
     /// an offer sends it again, or sends it under a new stream id (a server giving the m-line
     /// to someone else).
     fn first_changed(&mut self, first: Option<&RemoteVideoStream>) {

@@ -651,8 +651,9 @@ impl WebRtcSession {
     }
 
     /// The video streams the peer sends, as it labelled them (`a=msid`), in order of
-    /// arrival: the first is the call's own, the others the further streams of a conference
-    /// that sends each participant as a stream of its own. Empty without video.
+    /// arrival: the first is the call's own (unless the peer stopped sending it), the others
+    /// the further streams of a conference that sends each participant as a stream of its
+    /// own. Empty without video.
     pub fn remote_video_streams(&self) -> Vec<super::RemoteVideoStream> {
         self.more_streams
             .as_ref()

@@ -314,8 +314,9 @@ pub(super) fn mosaic_leg(
 /// window shows as tiles (until the stream ends). The names are the peer's labels; once there
 /// are several streams the call's own is named too. With `record` (the call's recording and
 /// its rate), each further stream is also recorded beside it, as `NAME.STREAM.y4m`. When the
-/// peer stops sending the call's own stream, `own` (its pictures' slot) is cleared and the
-/// stream is marked ended among `streams`.
+/// peer stops sending the call's own stream, `own` (its pictures' slot) is cleared (the late
+/// frames refused until the stream is sent again) and the stream is marked ended among
+/// `streams`.
 struct StreamTiles {
     streams: StreamSlots,
     own: FrameSlot,
@@ -352,7 +353,10 @@ impl RemoteStreams for StreamTiles {
                 self.streams.end_first();
                 self.own.clear();
             }
-            Some(stream) => self.streams.first_back(&stream_name(stream)),
+            Some(stream) => {
+                self.own.open();
+                self.streams.first_back(&stream_name(stream));
+            }
         }
     }
 }
@@ -715,10 +719,19 @@ mod tests {
         let (seen, picture) = own.take_change(seen).expect("a change");
         assert!(picture.is_none(), "no picture of bob is left");
         assert!(!streams.first_shown());
-        // Dave comes on the same m-line: a tile again, under his name.
+        let late = callisto_media::video::VideoFrame::filled(4, 4, 9, 128, 128).unwrap();
+        own.put(&late);
+        assert!(
+            own.take_change(seen).is_none(),
+            "bob's late picture is refused"
+        );
+        // Dave comes on the same m-line: a tile again, under his name, and his pictures.
         tiles.first_changed(Some(&labels(0, "dave")));
         assert!(streams.first_shown());
         assert_eq!(streams.first_name().as_deref(), Some("dave"));
         assert!(own.take_change(seen).is_none(), "until his pictures come");
+        own.put(&callisto_media::video::VideoFrame::filled(4, 4, 30, 128, 128).unwrap());
+        let (_, picture) = own.take_change(seen).expect("dave's picture");
+        assert_eq!(picture.map(|p| p.y()[0]), Some(30));
     }
 }
