@@ -587,6 +587,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let (mut bob, mut carol) =
         talk_to_bob_with_carol_ready(&window, dir, bob_account, &carol_dir, carol_account)?;
     click(&window, "Add participant")?;
+    assert!(click(&window, "Add").is_err(), "nobody to add yet");
     type_into(&window, "Add to the conference…", carol_uri.clone())?;
     click(&window, "Add")?;
     carol.expect("answered", WAIT)?;
