@@ -31,7 +31,7 @@ use crate::video::stream_thread::{
 
 /// The description of a track of ours: in media stream `stream_id`, sending one stream with
 /// `ssrc` in `codec`.
-pub(super) fn media_track(
+pub fn media_track(
     stream_id: &str,
     track_id: &str,
     label: &str,

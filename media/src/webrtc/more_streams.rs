@@ -37,8 +37,7 @@ use crate::video::stream_thread::{VideoChannels, VideoThread, VideoThreadConfig}
 use crate::video::{VideoSink, VideoStats};
 
 /// Where the peer's further video streams go, and who hears of the call's own stream ending.
-/// Both are called on tokio tasks and must return quickly. A closure taking the streams makes
-/// the sinks and ignores the call's own stream.
+/// Both are called on tokio tasks and must return quickly.
 pub trait RemoteStreams: Send {
     /// Makes the sink for one further remote video stream, given every stream the peer sent
     /// so far and still sends, with the new one last (the first, when it arrived first, is
@@ -55,15 +54,6 @@ pub trait RemoteStreams: Send {
     /// to someone else).
     fn first_changed(&mut self, first: Option<&RemoteVideoStream>) {
         let _ = first;
-    }
-}
-
-impl<F> RemoteStreams for F
-where
-    F: FnMut(&[RemoteVideoStream]) -> Box<dyn VideoSink> + Send,
-{
-    fn sink(&mut self, known: &[RemoteVideoStream]) -> Box<dyn VideoSink> {
-        self(known)
     }
 }
 

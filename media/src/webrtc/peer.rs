@@ -106,6 +106,9 @@ pub const NACK_HISTORY: u16 = 1_024;
 /// H.264's dynamic payload type.
 pub const H264_PAYLOAD_TYPE: u8 = 125;
 
+/// The description of a track (also what tests' own peers send with).
+pub use super::local_media::media_track;
+
 /// The RTP codec description of an audio codec.
 pub fn audio_codec(codec: AudioCodecKind) -> RTCRtpCodec {
     let (mime, fmtp, channels) = match codec {

@@ -13,12 +13,9 @@ use callisto_media::video::h264::{
     H264Encoder, H264EncoderConfig, H264Packetizer, PacketizationMode,
 };
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
-use callisto_media::webrtc::peer::{audio_codec, h264_codec, H264_PAYLOAD_TYPE};
+use callisto_media::webrtc::peer::{audio_codec, h264_codec, media_track, H264_PAYLOAD_TYPE};
 use callisto_media::webrtc::WebRtcSession;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::watch;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -70,19 +67,8 @@ pub fn labelled_track(
         RtpCodecKind::Video => h264_codec(),
         _ => audio_codec(AudioCodecKind::Opus),
     };
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        stream_id.to_owned(),
-        track_id.to_owned(),
-        stream_id.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
+    Arc::new(TrackLocalStaticRTP::new(media_track(
+        stream_id, track_id, stream_id, kind, codec, ssrc,
     )))
 }
 
