@@ -118,12 +118,7 @@ fn unusable_offers_are_refused_and_the_next_call_is_served() -> TestResult {
         "127.0.0.1:0",
         &["--audio", "tone:440", "--count", "1"],
     )?;
-    let listening = bob.expect("listening", WAIT)?;
-    let port: u16 = listening["address"]
-        .as_str()
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .ok_or("no listening address")?;
+    let port = bob.listening_port(WAIT)?;
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
 

@@ -318,6 +318,43 @@ async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
     b.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_offer_the_peer_withdraws_is_undone_by_our_restated_offer() {
+    let (a, _) = session(440.0).await;
+    let (b, _) = session(880.0).await;
+    connect(&a, &b).await;
+    // B's hold reaches A, who answers it; then B withdraws it (its re-INVITE was cancelled
+    // before A's answer went out): B goes on as before, A stays answered `recvonly`.
+    let offer = b.hold_offer(true).await.expect("a hold offer");
+    let answer = a.accept_reoffer(&offer).await.expect("an answer");
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    b.cancel_reoffer().await.expect("withdrawn");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let silent = receiving(&b).await;
+    assert!(silent <= 2, "{silent} packets to b in 400 ms out of step");
+    // A offers the call as it wants it, and B answers: both ways again.
+    let offer = a.restate_offer().await.expect("a restated offer");
+    assert!(
+        offer.contains("a=sendrecv") && !offer.contains("a=recvonly"),
+        "{offer}"
+    );
+    let answer = b.accept_reoffer(&offer).await.expect("an answer");
+    a.apply_reanswer(&answer).await.expect("the answer applies");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (to_a, to_b) = tokio::join!(receiving(&a), receiving(&b));
+    assert!(
+        to_a >= 10 && to_b >= 10,
+        "after the restated offer: {to_a} to a, {to_b} to b in 400 ms"
+    );
+    // A hold of A's own is kept by a restated offer.
+    hold(&a, &b, true).await;
+    let offer = a.restate_offer().await.expect("a restated offer");
+    assert!(offer.contains("a=sendonly"), "{offer}");
+    a.cancel_reoffer().await.expect("withdrawn");
+    a.close().await;
+    b.close().await;
+}
+
 /// `a` holds its call with `b` offering `inactive`; returns `b`'s answer.
 async fn inactive_hold(a: &WebRtcSession, b: &WebRtcSession) -> String {
     let offer = a

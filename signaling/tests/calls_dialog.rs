@@ -606,4 +606,14 @@ fn an_offer_that_waited_for_the_peers_goes_out_when_the_peer_cancels_its_own() {
     let position = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
     assert!(position("SIP/2.0 487").is_some(), "{lines:?}");
     assert!(position("INVITE") > position("SIP/2.0 487"), "{lines:?}");
+    // Bob is told, and his answer to the cancelled offer is refused.
+    w.collect();
+    assert!(w.uas[1].has(bob_call, |e| *e == CallEvent::ReOfferCancelled));
+    assert!(w
+        .command(1, |e, now| e.answer_reoffer(
+            now,
+            bob_call,
+            Some(sdp("late"))
+        ))
+        .is_err());
 }

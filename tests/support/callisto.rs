@@ -118,6 +118,16 @@ impl Callisto {
         self.expect_matching(name, |_| true, timeout)
     }
 
+    /// The port of the `listening` line (arriving within `timeout`).
+    pub fn listening_port(&mut self, timeout: Duration) -> Result<u16, String> {
+        let listening = self.expect("listening", timeout)?;
+        listening["address"]
+            .as_str()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .ok_or(format!("no port in {listening}"))
+    }
+
     /// Every line read so far whose `event` is `name`, in order.
     pub fn seen(&self, name: &str) -> Vec<serde_json::Value> {
         self.seen

@@ -5,7 +5,9 @@
 //! sending; taking the hold off offers them as they were. The offer is made by
 //! [`WebRtcSession::hold_offer`], its answer applied by [`WebRtcSession::apply_reanswer`];
 //! an offer the peer refuses is withdrawn by [`WebRtcSession::cancel_reoffer`], which also
-//! puts the streams back as they were before it.
+//! puts the streams back as they were before it. When the peer withdraws an offer of its own
+//! that the session already answered, [`WebRtcSession::restate_offer`] offers the streams
+//! as we want them again.
 //!
 //! **Our answers** to the peer's new offers: `rtc` 0.21 answers a renegotiation with each
 //! transceiver's own direction, so a peer's hold (`a=sendonly`) would be answered
@@ -144,6 +146,25 @@ impl WebRtcSession {
                 Err(e)
             }
         }
+    }
+
+    /// Our offer of every stream as we want it (what our last answer narrowed widened
+    /// again, a hold of ours kept): the SDP for a re-INVITE after the peer withdrew an offer
+    /// the session had already answered (it cancelled its re-INVITE), which brings the two
+    /// sides back in step. Its answer goes to [`WebRtcSession::apply_reanswer`].
+    pub async fn restate_offer(&self) -> Result<String, WebRtcError> {
+        let mut negotiation = self.negotiation.lock().await;
+        if *negotiation != Negotiation::Done {
+            return Err(WebRtcError::Negotiation(
+                "a new offer while negotiation is under way",
+            ));
+        }
+        for transceiver in self.pc.get_transceivers().await {
+            if let Some((_, wanted)) = self.wanted(&transceiver).await {
+                transceiver.set_direction(wanted).await?;
+            }
+        }
+        self.reoffer(&mut negotiation).await
     }
 
     /// Withdraws our outstanding new offer (the peer refused it): the session goes on as it

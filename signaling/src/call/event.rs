@@ -69,6 +69,11 @@ pub enum CallEvent {
     /// makes its offer again from the session as it is then (`reinvite` keeps it until the
     /// peer's exchange is over).
     ReInviteYielded,
+    /// The peer cancelled its re-INVITE before we answered it (it got 487): the session
+    /// stays as it was before that offer, and `answer_reoffer` now fails. An application
+    /// that already applied the offer to its media makes an offer of its own to bring the
+    /// two sides back in step.
+    ReOfferCancelled,
     /// Our re-INVITE was refused; the call goes on as before.
     ReInviteFailed {
         /// The status code (408 when no answer came).

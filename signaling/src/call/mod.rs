@@ -13,8 +13,8 @@
 //!                                            ↘ Failed{code, reason, cause}
 //!  incoming:  Incoming{…} → (app: ring, answer) → Established{body} → … → Ended
 //!                        ↘ Ended{by_remote: true} (CANCEL) / Ended{by_remote: false} (reject)
-//!  established: ReOffer / ReAnswer / ReInviteYielded / ReInviteFailed / Info / TransferRequested /
-//!               TransferProgress / Roster, in any number, then Ended
+//!  established: ReOffer (→ ReOfferCancelled?) / ReAnswer / ReInviteYielded / ReInviteFailed /
+//!               Info / TransferRequested / TransferProgress / Roster, in any number, then Ended
 //! ```
 //!
 //! Every call reports exactly one `Failed` or `Ended`, and nothing after it. `hang_up` reports

@@ -352,6 +352,7 @@ impl Session {
         ctx.respond(key, compose::response(cancel, 200, None));
         if let Some(pending) = self.reinvite_in.take_if(|r| r.key == *invite_key) {
             ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
+            ctx.emit(CallEvent::ReOfferCancelled);
             // The peer's exchange is over: an offer of ours that waited for it goes out.
             self.send_queued_offer(shared, ctx);
         }

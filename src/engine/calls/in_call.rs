@@ -10,13 +10,37 @@ use callisto_signaling::sdp::Direction;
 use tokio::sync::mpsc;
 
 use super::webrtc_flow::webrtc_summary;
-use super::{CallKey, CallSummary, CallUpdate, Calls};
+use super::{Call, CallKey, CallSummary, CallUpdate, Calls};
 use crate::engine::EngineEvent;
 
 /// How long an INFO DTMF digit is reported to last.
 const INFO_DTMF_DURATION: Duration = Duration::from_millis(160);
 /// How long an RFC 4733 digit is held.
 const RTP_DTMF_DURATION: Duration = Duration::from_millis(120);
+
+impl Call {
+    /// Our re-INVITE's answer arrived: the hold (or resume) it asked for is the call's. What
+    /// to report, if that changed (an offer that restated the session asks for the hold the
+    /// call has).
+    pub(super) fn settle_local_hold(&mut self) -> Option<CallUpdate> {
+        let hold = self.pending_hold.take()?;
+        let changed = self.local_hold != hold;
+        self.local_hold = hold;
+        self.sync_hold_silence();
+        changed.then(|| CallUpdate::hold_change(hold, false))
+    }
+
+    /// The peer's offer holds us (`held`, unless we hold the call ourselves) or not: what to
+    /// report, when that changed.
+    pub(super) fn set_remote_hold(&mut self, held: bool) -> Option<CallUpdate> {
+        let held = held && !self.local_hold;
+        if held == self.remote_hold {
+            return None;
+        }
+        self.remote_hold = held;
+        Some(CallUpdate::hold_change(held, true))
+    }
+}
 
 impl Calls {
     /// Puts the call on hold (`hold`) or takes it off, by a re-INVITE.

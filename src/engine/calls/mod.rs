@@ -128,6 +128,9 @@ struct Call {
     /// The peer's new offer is being answered (by the WebRTC session, or it follows a
     /// `ReInviteYielded` at once): offers of ours wait until it is.
     answering: bool,
+    /// The peer cancelled the re-INVITE whose answer the WebRTC session is making: the
+    /// answer is not sent, and the session offers itself again once it is made.
+    reoffer_cancelled: bool,
     /// The peer's answer went into the WebRTC session.
     answer_applied: bool,
     /// The SDP that concluded the WebRTC offer/answer (the peer's answer, or ours).
@@ -146,26 +149,6 @@ struct Call {
 }
 
 impl Call {
-    /// Our re-INVITE's answer arrived: the hold (or resume) it asked for is the call's. What
-    /// to report, if it asked for one.
-    fn settle_local_hold(&mut self) -> Option<CallUpdate> {
-        let hold = self.pending_hold.take()?;
-        self.local_hold = hold;
-        self.sync_hold_silence();
-        Some(CallUpdate::hold_change(hold, false))
-    }
-
-    /// The peer's offer holds us (`held`, unless we hold the call ourselves) or not: what to
-    /// report, when that changed.
-    fn set_remote_hold(&mut self, held: bool) -> Option<CallUpdate> {
-        let held = held && !self.local_hold;
-        if held == self.remote_hold {
-            return None;
-        }
-        self.remote_hold = held;
-        Some(CallUpdate::hold_change(held, true))
-    }
-
     /// Silences what we send from the moment we ask for a hold (made at once, or waiting
     /// for another offer to settle) until the call is resumed (the held side hears nothing
     /// of us meanwhile, whatever the offer's direction allows).
@@ -231,6 +214,7 @@ impl Call {
             webrtc: None,
             steps: webrtc::Steps::default(),
             answering: false,
+            reoffer_cancelled: false,
             answer_applied: false,
             concluded_sdp: None,
             fallback: None,
@@ -681,6 +665,10 @@ impl Calls {
                 call.sdp.discard_offer();
                 call.pending_hold = None;
                 call.sync_hold_silence();
+            }
+            CallEvent::ReOfferCancelled => {
+                // Classic re-offers are answered at once: the CANCEL came too late for one.
+                tracing::debug!("the peer cancelled its re-INVITE");
             }
             CallEvent::ReInviteYielded => {
                 tracing::info!("our re-INVITE gives way to the peer's");

@@ -634,6 +634,22 @@ pub(super) fn hold_offer(
     });
 }
 
+/// Offers `session` as we want it, after the peer withdrew an offer it had taken in (see
+/// `WebRtcSession::restate_offer`); reports [`WebRtcReady::HoldOffer`] with the call's hold
+/// as it is (`hold`).
+pub(super) fn restate_offer(
+    steps: &Steps,
+    key: CallKey,
+    session: Arc<WebRtcSession>,
+    hold: bool,
+    events: MediaEvents,
+) {
+    let step = async move { session.restate_offer().await };
+    run_step(steps, key, events, step, move |result| {
+        WebRtcReady::HoldOffer { hold, result }
+    });
+}
+
 /// Applies the peer's answer to our new offer; reports [`WebRtcReady::ReApplied`].
 pub(super) fn apply_reanswer(
     steps: &Steps,

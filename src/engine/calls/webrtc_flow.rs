@@ -265,6 +265,19 @@ impl Calls {
         };
         call.answering = false;
         match result {
+            Ok(_) if std::mem::take(&mut call.reoffer_cancelled) => {
+                // The peer cancelled its offer, which the session has taken in: our offer
+                // of the session as we want it brings the two sides back in step.
+                tracing::info!(?key, "offering the session again after the peer's CANCEL");
+                let hold = call.local_hold;
+                call.pending_hold = Some(hold);
+                let events = self.media_events.clone();
+                if let Some(session) = call.webrtc.clone() {
+                    webrtc::restate_offer(&call.steps, key, session, hold, events);
+                }
+            }
+            // Refused, the offer was rolled back: nothing is out of step.
+            Err(_) if std::mem::take(&mut call.reoffer_cancelled) => {}
             Ok(answer) => {
                 let body = Some(Body::sdp(answer.clone()));
                 if let Err(error) = endpoint.answer_reoffer(now, call.id, body) {
@@ -456,6 +469,17 @@ impl Calls {
                 if let Some(original) = call.transfer_of {
                     self.transfer_succeeded(endpoint, now, original);
                 }
+                None
+            }
+            CallEvent::ReOffer { .. } if call.reoffer_cancelled => {
+                // The answer to the peer's cancelled offer is still being made: this one is
+                // asked again after the RFC 3261 §14.1 wait.
+                let _ = endpoint.reject_reoffer(now, call.id, 491);
+                None
+            }
+            CallEvent::ReOfferCancelled => {
+                tracing::info!(?key, "the peer cancelled its re-INVITE");
+                call.reoffer_cancelled = call.answering;
                 None
             }
             CallEvent::ReOffer { body: Some(body) } => {

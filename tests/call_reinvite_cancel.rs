@@ -1,0 +1,313 @@
+//! A WebRTC peer that cancels its own re-INVITE (RFC 3261 §9) while Callisto's session is
+//! still making the answer: `callisto answer` answers the re-INVITE 487 and does not report
+//! the hold it asked for. Its session had already taken the offer in (it answered the hold
+//! `recvonly` and stopped sending), so Callisto offers the call again as it wants it, and
+//! audio flows both ways once the peer answers.
+//!
+//! The peer is a `WebRtcSession` behind raw SIP over UDP on loopback. Whether the CANCEL
+//! arrives before the answer is a race the peer usually wins; when Callisto's 200 comes
+//! first, the peer takes its hold back and tries again.
+
+mod support;
+
+use std::error::Error;
+use std::time::Duration;
+
+use callisto_media::audio::{AudioFormat, MemorySink, ToneSource};
+use callisto_media::webrtc::{WebRtcConfig, WebRtcMedia, WebRtcSession};
+use support::callisto::Callisto;
+use tokio::net::UdpSocket;
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+const CALL_ID: &str = "reinvite-cancel-1";
+/// How many times the peer tries to cancel its re-INVITE before Callisto answers it (here
+/// about one try in four loses the race).
+const ATTEMPTS: u32 = 20;
+
+/// A SIP message as text: its first line, headers and body.
+struct Message(String);
+
+impl Message {
+    fn first_line(&self) -> &str {
+        self.0.lines().next().unwrap_or_default()
+    }
+
+    fn status(&self) -> Option<u16> {
+        let line = self.first_line();
+        line.starts_with("SIP/2.0 ")
+            .then(|| line.split_whitespace().nth(1)?.parse().ok())
+            .flatten()
+    }
+
+    fn is_request(&self, method: &str) -> bool {
+        self.first_line().starts_with(&format!("{method} "))
+    }
+
+    /// The header lines named `name`, whole.
+    fn header_lines(&self, name: &str) -> Vec<&str> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.0
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .collect()
+    }
+
+    fn cseq(&self) -> String {
+        let line = self
+            .header_lines("CSeq")
+            .first()
+            .copied()
+            .unwrap_or_default();
+        line.split_once(':')
+            .map_or("", |(_, v)| v)
+            .trim()
+            .to_owned()
+    }
+
+    fn to_tag(&self) -> String {
+        let line = self.header_lines("To").first().copied().unwrap_or_default();
+        line.split(";tag=")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    fn body(&self) -> &str {
+        self.0.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+    }
+}
+
+/// The SIP side of the peer: one dialog with Callisto at `port`.
+struct Peer {
+    socket: UdpSocket,
+    local: u16,
+    port: u16,
+    /// Callisto's tag, once it answered.
+    to_tag: String,
+}
+
+impl Peer {
+    /// A request of ours in the dialog (or the INVITE that opens it, before Callisto's tag).
+    fn request(&self, method: &str, cseq: u32, branch: &str, body: Option<&str>) -> String {
+        let (local, port) = (self.local, self.port);
+        let tag = if self.to_tag.is_empty() {
+            String::new()
+        } else {
+            format!(";tag={}", self.to_tag)
+        };
+        let body_headers = body.map_or(String::new(), |_| {
+            "Content-Type: application/sdp\r\n".to_owned()
+        });
+        let body = body.unwrap_or_default();
+        format!(
+            "{method} sip:bob@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-{branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:peer@127.0.0.1:{local}>;tag=peer1\r\n\
+             To: <sip:bob@127.0.0.1:{port}>{tag}\r\n\
+             Call-ID: {CALL_ID}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:peer@127.0.0.1:{local}>\r\n\
+             {body_headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    async fn send(&self, text: &str) -> std::io::Result<()> {
+        self.socket
+            .send_to(text.as_bytes(), ("127.0.0.1", self.port))
+            .await
+            .map(|_| ())
+    }
+
+    /// The next message from Callisto, or `None` after `WAIT`.
+    async fn next(&self) -> Option<Message> {
+        let mut buffer = vec![0u8; 65_536];
+        let received = tokio::time::timeout(WAIT, self.socket.recv_from(&mut buffer)).await;
+        let (len, _) = received.ok()?.ok()?;
+        Some(Message(
+            String::from_utf8_lossy(&buffer[..len]).into_owned(),
+        ))
+    }
+
+    /// The final responses to our requests with CSeq `cseq`, by method, in `methods`' order;
+    /// `Err` when one does not come.
+    async fn finals(&self, cseq: u32, methods: &[&str]) -> Result<Vec<Message>, String> {
+        let mut found: Vec<Option<Message>> = methods.iter().map(|_| None).collect();
+        while found.iter().any(Option::is_none) {
+            let message = self
+                .next()
+                .await
+                .ok_or(format!("no answer to CSeq {cseq}"))?;
+            if message.status().is_none_or(|s| s < 200) {
+                continue;
+            }
+            let cseq_text = message.cseq();
+            if let Some(i) = methods
+                .iter()
+                .position(|m| cseq_text == format!("{cseq} {m}"))
+            {
+                found[i] = Some(message);
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// A re-INVITE with `offer` answered 200: its answer, once ACKed.
+    async fn reinvite(&self, cseq: u32, offer: &str) -> Result<String, String> {
+        let branch = format!("re{cseq}");
+        let invite = self.request("INVITE", cseq, &branch, Some(offer));
+        self.send(&invite).await.map_err(|e| e.to_string())?;
+        let ok = self.finals(cseq, &["INVITE"]).await?.remove(0);
+        let ack = self.request("ACK", cseq, &format!("ack{cseq}"), None);
+        self.send(&ack).await.map_err(|e| e.to_string())?;
+        match ok.status() {
+            Some(200) => Ok(ok.body().to_owned()),
+            other => Err(format!("re-INVITE {cseq} answered {other:?}")),
+        }
+    }
+
+    /// Answers Callisto's request `request` with 200 and `body`.
+    async fn ok(&self, request: &Message, body: &str) -> std::io::Result<()> {
+        let mut response = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for line in request.header_lines(name) {
+                response.push_str(line);
+                response.push_str("\r\n");
+            }
+        }
+        response.push_str(&format!(
+            "Contact: <sip:peer@127.0.0.1:{}>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.local,
+            body.len()
+        ));
+        self.send(&response).await
+    }
+}
+
+/// Audio packets `session` receives over the next 400 ms.
+async fn receiving(session: &WebRtcSession) -> u64 {
+    let received = |s: &WebRtcSession| s.stats().audio.map_or(0, |a| a.rx_packets);
+    let before = received(session);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    received(session) - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut bob = Callisto::answer(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--audio", "tone:440", "--video", "none", "--count", "1"],
+    )?;
+    let port = bob.listening_port(WAIT)?;
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let mut peer = Peer {
+        local: socket.local_addr()?.port(),
+        socket,
+        port,
+        to_tag: String::new(),
+    };
+    let format = AudioFormat::MONO_48K;
+    let media = WebRtcMedia {
+        audio_source: Box::new(ToneSource::with_dbfs(format, 880.0, -12.0)),
+        audio_sink: Box::new(MemorySink::new(format)),
+        video: None,
+    };
+    let session = WebRtcSession::new(WebRtcConfig::loopback(), media).await?;
+
+    // The call: our offer, Callisto's answer, ICE and DTLS.
+    let offer = session.create_offer().await?;
+    peer.send(&peer.request("INVITE", 1, "inv1", Some(&offer)))
+        .await?;
+    let ok = peer.finals(1, &["INVITE"]).await?.remove(0);
+    assert_eq!(ok.status(), Some(200), "{}", ok.0);
+    peer.to_tag = ok.to_tag();
+    peer.send(&peer.request("ACK", 1, "ack1", None)).await?;
+    session.apply_answer(ok.body()).await?;
+    session.wait_connected().await?;
+
+    // The hold is cancelled at once; until the CANCEL wins the race, the hold that went
+    // through is taken back and the peer tries again.
+    let mut cseq = 2;
+    let mut lost = 0;
+    loop {
+        if lost == ATTEMPTS {
+            return Err(
+                format!("Callisto answered {ATTEMPTS} re-INVITEs before their CANCEL").into(),
+            );
+        }
+        let hold = session.hold_offer(true).await?;
+        let branch = format!("re{cseq}");
+        peer.send(&peer.request("INVITE", cseq, &branch, Some(&hold)))
+            .await?;
+        peer.send(&peer.request("CANCEL", cseq, &branch, None))
+            .await?;
+        let finals = peer.finals(cseq, &["INVITE", "CANCEL"]).await?;
+        if finals[0].status() == Some(487) {
+            assert_eq!(finals[1].status(), Some(200), "{}", finals[1].0);
+            // The ACK for a non-2xx final response is the INVITE's (same branch).
+            peer.send(&peer.request("ACK", cseq, &branch, None)).await?;
+            session.cancel_reoffer().await?;
+            cseq += 1;
+            break;
+        }
+        // Callisto's answer came first: the hold is the call's, and is taken back.
+        lost += 1;
+        peer.send(&peer.request("ACK", cseq, &format!("ack{cseq}"), None))
+            .await?;
+        session.apply_reanswer(finals[0].body()).await?;
+        let resume = session.hold_offer(false).await?;
+        let answer = peer.reinvite(cseq + 1, &resume).await?;
+        session.apply_reanswer(&answer).await?;
+        cseq += 2;
+    }
+
+    // Callisto offers the call as it wants it: both ways.
+    let restated = loop {
+        let message = peer
+            .next()
+            .await
+            .ok_or("no offer from Callisto after the CANCEL")?;
+        if message.is_request("INVITE") {
+            break message;
+        }
+    };
+    assert!(
+        restated.body().contains("a=sendrecv") && !restated.body().contains("a=recvonly"),
+        "{}",
+        restated.0
+    );
+    let answer = session.accept_reoffer(restated.body()).await?;
+    peer.ok(&restated, &answer).await?;
+    let ack = peer.next().await.ok_or("no ACK")?;
+    assert!(ack.is_request("ACK"), "{}", ack.0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let heard = receiving(&session).await;
+    assert!(heard >= 10, "{heard} packets from Callisto in 400 ms");
+
+    peer.send(&peer.request("BYE", cseq, &format!("bye{cseq}"), None))
+        .await?;
+    let bye = peer.finals(cseq, &["BYE"]).await?.remove(0);
+    assert_eq!(bye.status(), Some(200), "{}", bye.0);
+    session.close().await;
+
+    let ended = bob.expect("call_ended", WAIT)?;
+    assert!(
+        ended["audio"]["rx_packets"].as_u64().unwrap_or(0) > 0,
+        "{ended}"
+    );
+    // Only the holds that went through were reported.
+    assert_eq!(bob.seen("held").len(), lost as usize, "{}", bob.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    Ok(())
+}
