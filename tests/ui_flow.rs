@@ -520,10 +520,13 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let (mut bob, mut carol) =
         talk_to_bob_with_carol_ready(&window, dir, bob_account, &carol_dir, carol_account)?;
     click(&window, "Transfer…")?;
-    assert!(
-        click(&window, "Transfer").is_err(),
-        "nobody to transfer to yet: the button is disabled"
-    );
+    for blank in ["", "   "] {
+        type_into(&window, "Transfer to…", blank.to_owned())?;
+        assert!(
+            click(&window, "Transfer").is_err(),
+            "nobody to transfer to yet in {blank:?}: the button is disabled"
+        );
+    }
     type_into(&window, "Transfer to…", carol_uri.clone())?;
     // The field opened with the focus: Enter there transfers, as the button does.
     press_enter(&window)?;
@@ -587,6 +590,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let (mut bob, mut carol) =
         talk_to_bob_with_carol_ready(&window, dir, bob_account, &carol_dir, carol_account)?;
     click(&window, "Add participant")?;
+    type_into(&window, "Add to the conference…", " ".to_owned())?;
     assert!(click(&window, "Add").is_err(), "nobody to add yet");
     type_into(&window, "Add to the conference…", carol_uri.clone())?;
     click(&window, "Add")?;
@@ -643,11 +647,12 @@ fn hang_up_both(window: &Weak) -> Result<(), String> {
 /// Dials `address` from the dial page as an audio call and waits until it is connected.
 fn dial_audio(window: &Weak, address: &str) -> Result<(), String> {
     click(window, "Dial")?;
-    type_into(
-        window,
-        "sip:bob@example.org, a number or a name",
-        address.to_string(),
-    )?;
+    let field = "sip:bob@example.org, a number or a name";
+    type_into(window, field, "  ".to_owned())?;
+    if click(window, "Audio call").is_ok() {
+        return Err("a blank address can be called".into());
+    }
+    type_into(window, field, address.to_string())?;
     click(window, "Audio call")?;
     wait_until(window, &format!("the call to {address} connected"), |w| {
         current_call_state(w) == "Connected"
