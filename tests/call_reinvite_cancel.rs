@@ -1,8 +1,8 @@
 //! A WebRTC peer that cancels its own re-INVITE (RFC 3261 §9) while Callisto's session is
 //! still making the answer: `callisto answer` answers the re-INVITE 487 and does not report
 //! the hold it asked for. Its session had already taken the offer in (it answered the hold
-//! `recvonly` and stopped sending), so Callisto offers the call again as it wants it, and
-//! audio flows both ways once the peer answers.
+//! `recvonly` and stopped sending), so Callisto offers the call again as it wants it — once
+//! more when the peer refuses that offer — and audio flows both ways once the peer answers.
 //!
 //! The peer is a `WebRtcSession` behind raw SIP over UDP on loopback. Whether the CANCEL
 //! arrives before the answer is a race the peer usually wins; when Callisto's 200 comes
@@ -175,7 +175,12 @@ impl Peer {
 
     /// Answers Callisto's request `request` with 200 and `body`.
     async fn ok(&self, request: &Message, body: &str) -> std::io::Result<()> {
-        let mut response = String::from("SIP/2.0 200 OK\r\n");
+        self.respond(request, "200 OK", body).await
+    }
+
+    /// Answers Callisto's request `request` with `status` and `body`.
+    async fn respond(&self, request: &Message, status: &str, body: &str) -> std::io::Result<()> {
+        let mut response = format!("SIP/2.0 {status}\r\n");
         for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
             for line in request.header_lines(name) {
                 response.push_str(line);
@@ -236,7 +241,9 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     session.apply_answer(ok.body()).await?;
     session.wait_connected().await?;
 
-    // The hold is cancelled at once; until the CANCEL wins the race, the hold that went
+    // The hold is cancelled at once, without waiting for a provisional response as RFC 3261
+    // §9.1 asks of a peer: Callisto answers 100 Trying only after 200 ms, and this stands in
+    // for an answer that takes that long. Until the CANCEL wins the race, the hold that went
     // through is taken back and the peer tries again.
     let mut cseq = 2;
     let mut lost = 0;
@@ -272,8 +279,9 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
         cseq += 2;
     }
 
-    // Callisto offers the call as it wants it: both ways.
-    let restated = loop {
+    // Callisto offers the call as it wants it: both ways. The first such offer is refused;
+    // Callisto makes it again.
+    let refused = loop {
         let message = peer
             .next()
             .await
@@ -282,6 +290,22 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
             break message;
         }
     };
+    let refusal = "488 Not Acceptable Here";
+    peer.respond(&refused, refusal, "").await?;
+    let restated = loop {
+        let message = peer
+            .next()
+            .await
+            .ok_or("no second offer from Callisto after a refused one")?;
+        if !message.is_request("INVITE") {
+            continue;
+        }
+        if message.cseq() == refused.cseq() {
+            peer.respond(&message, refusal, "").await?;
+            continue;
+        }
+        break message;
+    };
     assert!(
         restated.body().contains("a=sendrecv") && !restated.body().contains("a=recvonly"),
         "{}",
@@ -289,8 +313,15 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     );
     let answer = session.accept_reoffer(restated.body()).await?;
     peer.ok(&restated, &answer).await?;
-    let ack = peer.next().await.ok_or("no ACK")?;
-    assert!(ack.is_request("ACK"), "{}", ack.0);
+    // Callisto's INVITE may come again before our 200 reaches it: only the ACK ends it.
+    loop {
+        let message = peer.next().await.ok_or("no ACK")?;
+        if message.is_request("ACK") {
+            break;
+        }
+        assert!(message.is_request("INVITE"), "{}", message.0);
+        peer.ok(&message, &answer).await?;
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let heard = receiving(&session).await;
     assert!(heard >= 10, "{heard} packets from Callisto in 400 ms");

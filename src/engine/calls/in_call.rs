@@ -18,6 +18,58 @@ const INFO_DTMF_DURATION: Duration = Duration::from_millis(160);
 /// How long an RFC 4733 digit is held.
 const RTP_DTMF_DURATION: Duration = Duration::from_millis(120);
 
+/// How many restated offers are made before a call is left out of step with its peer.
+const RESTATE_TRIES: u8 = 3;
+
+/// Whether a WebRTC call's session is in step with its peer's: after the peer cancelled an
+/// offer the session had already answered, it is not until our restated offer is answered
+/// (or the peer's next offer is). A restated offer that fails is made again, up to
+/// [`RESTATE_TRIES`] in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Restate {
+    #[default]
+    InStep,
+    /// A restated offer is to be made (at most `tries` more).
+    Needed { tries: u8 },
+    /// Our restated offer is out (at most `tries` more after it).
+    Offered { tries: u8 },
+}
+
+impl Restate {
+    /// The peer cancelled an offer the session answered.
+    pub(super) fn needed() -> Restate {
+        Restate::Needed {
+            tries: RESTATE_TRIES,
+        }
+    }
+
+    /// A restated offer is made now, if one is needed.
+    fn offer(&mut self) -> bool {
+        let Restate::Needed { tries } = *self else {
+            return false;
+        };
+        *self = Restate::Offered {
+            tries: tries.saturating_sub(1),
+        };
+        true
+    }
+
+    /// Our offer failed (refused, unusable, not sent) or gave way to the peer's: a restated
+    /// offer is made again while tries are left.
+    pub(super) fn offer_failed(&mut self) {
+        if let Restate::Offered { tries } = *self {
+            *self = if tries > 0 {
+                Restate::Needed { tries }
+            } else {
+                tracing::warn!(
+                    "the peer refused every restated offer; the call may be out of step"
+                );
+                Restate::InStep
+            };
+        }
+    }
+}
+
 impl Call {
     /// Our re-INVITE's answer arrived: the hold (or resume) it asked for is the call's. What
     /// to report, if that changed (an offer that restated the session asks for the hold the
@@ -112,6 +164,23 @@ impl Calls {
     /// Makes the holds and resumes asked for while another offer was under way, for the
     /// calls whose offers are settled now.
     pub(super) fn run_deferred_holds(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        for call in self.calls.values_mut() {
+            let Some(session) = call.webrtc.clone() else {
+                continue;
+            };
+            if call.pending_hold.is_some()
+                || call.streams.busy
+                || call.answering
+                || !call.restate.offer()
+            {
+                continue;
+            }
+            // The restated offer asks for the hold the call has: settling it changes none.
+            tracing::info!(key = ?call.key, "offering the session again after the peer's CANCEL");
+            call.pending_hold = Some(call.local_hold);
+            let events = self.media_events.clone();
+            super::webrtc::restate_offer(&call.steps, call.key, session, call.local_hold, events);
+        }
         let ready: Vec<(CallKey, bool)> = self
             .calls
             .values()
@@ -184,5 +253,29 @@ impl Calls {
         if let Some(call) = self.calls.get(&key) {
             call.media.options.controls.mute.set(muted);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restated_offer_that_fails_is_made_again_a_bounded_number_of_times() {
+        let mut restate = Restate::needed();
+        let mut offers = 0;
+        while restate.offer() {
+            offers += 1;
+            restate.offer_failed();
+        }
+        assert_eq!(offers, RESTATE_TRIES);
+        assert_eq!(restate, Restate::InStep);
+        // One that goes through needs no other; a failed offer of another kind changes nothing.
+        let mut restate = Restate::needed();
+        assert!(restate.offer());
+        assert!(!restate.offer());
+        let mut in_step = Restate::InStep;
+        in_step.offer_failed();
+        assert_eq!(in_step, Restate::InStep);
     }
 }

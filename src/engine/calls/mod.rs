@@ -131,6 +131,8 @@ struct Call {
     /// The peer cancelled the re-INVITE whose answer the WebRTC session is making: the
     /// answer is not sent, and the session offers itself again once it is made.
     reoffer_cancelled: bool,
+    /// Whether the WebRTC session is in step with the peer's after a cancelled offer.
+    restate: in_call::Restate,
     /// The peer's answer went into the WebRTC session.
     answer_applied: bool,
     /// The SDP that concluded the WebRTC offer/answer (the peer's answer, or ours).
@@ -215,6 +217,7 @@ impl Call {
             steps: webrtc::Steps::default(),
             answering: false,
             reoffer_cancelled: false,
+            restate: in_call::Restate::InStep,
             answer_applied: false,
             concluded_sdp: None,
             fallback: None,

@@ -15,6 +15,7 @@ use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, SdpSession};
 use tokio::sync::mpsc;
 
+use super::in_call::Restate;
 use super::media::{CallControls, CallMedia};
 use super::update::IceSummary;
 use super::webrtc::{self, ReofferRefused, WebRtcReady};
@@ -224,6 +225,8 @@ impl Calls {
             call.pending_hold = None;
             call.sync_hold_silence();
             call.withdraw_webrtc_offer();
+            call.restate.offer_failed();
+            self.run_deferred_holds(endpoint, now);
         }
     }
 
@@ -242,7 +245,11 @@ impl Calls {
             tracing::warn!(%reason, "the answer to our re-INVITE is unusable");
             call.pending_hold = None;
             call.sync_hold_silence();
+            call.restate.offer_failed();
             return;
+        }
+        if matches!(call.restate, Restate::Offered { .. }) {
+            call.restate = Restate::InStep;
         }
         if let Some(update) = call.settle_local_hold() {
             let _ = events.send(EngineEvent::Call { key, update });
@@ -265,20 +272,16 @@ impl Calls {
         };
         call.answering = false;
         match result {
+            // The peer cancelled its offer, which the session has taken in: our offer of the
+            // session as we want it brings the two sides back in step (made below).
             Ok(_) if std::mem::take(&mut call.reoffer_cancelled) => {
-                // The peer cancelled its offer, which the session has taken in: our offer
-                // of the session as we want it brings the two sides back in step.
-                tracing::info!(?key, "offering the session again after the peer's CANCEL");
-                let hold = call.local_hold;
-                call.pending_hold = Some(hold);
-                let events = self.media_events.clone();
-                if let Some(session) = call.webrtc.clone() {
-                    webrtc::restate_offer(&call.steps, key, session, hold, events);
-                }
+                call.restate = Restate::needed();
             }
             // Refused, the offer was rolled back: nothing is out of step.
             Err(_) if std::mem::take(&mut call.reoffer_cancelled) => {}
             Ok(answer) => {
+                // The peer's offer answered: both sides are in step on it.
+                call.restate = Restate::InStep;
                 let body = Some(Body::sdp(answer.clone()));
                 if let Err(error) = endpoint.answer_reoffer(now, call.id, body) {
                     tracing::warn!(%error, "cannot answer a re-INVITE");
@@ -512,7 +515,9 @@ impl Calls {
                         call.pending_hold = None;
                         call.sync_hold_silence();
                         call.withdraw_webrtc_offer();
+                        call.restate.offer_failed();
                         self.streams_settled(endpoint, now, key, false);
+                        self.run_deferred_holds(endpoint, now);
                     }
                     (_, None) => {
                         call.pending_hold = None;
@@ -526,7 +531,9 @@ impl Calls {
                 call.pending_hold = None;
                 call.sync_hold_silence();
                 call.withdraw_webrtc_offer();
+                call.restate.offer_failed();
                 self.streams_settled(endpoint, now, key, false);
+                self.run_deferred_holds(endpoint, now);
                 None
             }
             CallEvent::ReInviteYielded => {
@@ -535,6 +542,9 @@ impl Calls {
                 // answered.
                 call.withdraw_webrtc_offer();
                 call.streams.yielded(now);
+                if let Restate::Offered { tries } = call.restate {
+                    call.restate = Restate::Needed { tries: tries + 1 };
+                }
                 Some(CallEvent::ReInviteYielded)
             }
             CallEvent::ReOffer { body: None } => {
