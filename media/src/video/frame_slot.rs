@@ -35,8 +35,9 @@ struct Slot {
     refused: AtomicU64,
 }
 
-/// Frames a cleared slot refuses before it takes its sender's frames again: about 2 s of
-/// video. The frames still on their way when the sender stopped are far fewer.
+/// Frames a cleared slot refuses before it takes its sender's frames again: 2 s of video at
+/// 30 fps (longer at lower rates). The frames still on their way when the sender stopped are
+/// far fewer.
 const STILL_SENDING: u64 = 60;
 
 /// The latest frame of a stream, shared between its writer and a reader.
@@ -72,7 +73,7 @@ impl FrameSlot {
     /// Takes the frame away: the stream has no picture to show now (its sender stopped).
     /// A reader of [`FrameSlot::take_change`] sees the change as no frame. The frames put
     /// next are refused — those still on their way when the sender stopped — until
-    /// [`FrameSlot::open`], or until so many came (about 2 s of video) that the sender
+    /// [`FrameSlot::open`], or until so many came (2 s of video at 30 fps) that the sender
     /// clearly goes on sending.
     pub fn clear(&self) {
         let mut slot = self.0.frame.lock().unwrap_or_else(|p| p.into_inner());

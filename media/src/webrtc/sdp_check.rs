@@ -240,13 +240,68 @@ fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
             if matches!(direction(&parsed, media), "recvonly" | "inactive") {
                 return None;
             }
-            let msid = media.attribute("msid").flatten()?;
-            let mut ids = msid.split_whitespace();
-            let stream = ids.next()?.to_owned();
-            Some((stream, ids.next().unwrap_or_default().to_owned()))
+            track_ids(media)
         })
         .collect();
     Some((sections, labelled))
+}
+
+/// The (stream id, track id) of a video m-line's track, read as the library reads them (so
+/// that they match the ids of the remote track it opens): attributes in order, `a=msid` and
+/// each `a=ssrc:N msid:S T` name the track from there on, and the track of the m-line's first
+/// SSRC (not a repair flow of an `a=ssrc-group`) takes the names current at that SSRC's last
+/// `a=ssrc` line; without `a=ssrc` lines, the m-line's `a=msid`. A stream id alone has an
+/// empty track id.
+fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
+    let repairs: Vec<&str> = media
+        .attributes
+        .iter()
+        .filter(|a| a.key == "ssrc-group")
+        .filter_map(|a| {
+            let group: Vec<&str> = a.value.as_deref()?.split_whitespace().collect();
+            matches!(group.first(), Some(&"FID" | &"FEC-FR")).then(|| group.get(2).copied())?
+        })
+        .collect();
+    let mut current: Option<TrackIds> = None;
+    let mut first: Option<(&str, Option<TrackIds>)> = None;
+    for attribute in &media.attributes {
+        let Some(value) = attribute.value.as_deref() else {
+            continue;
+        };
+        match attribute.key.as_str() {
+            "msid" => {
+                let mut ids = value.split_whitespace();
+                if let Some(stream) = ids.next() {
+                    let track = ids.next().unwrap_or_default();
+                    current = Some((stream.to_owned(), track.to_owned()));
+                }
+            }
+            "ssrc" => {
+                let fields: Vec<&str> = value.split_whitespace().collect();
+                let Some(&ssrc) = fields.first() else {
+                    continue;
+                };
+                if repairs.contains(&ssrc) {
+                    continue;
+                }
+                if let [_, msid, track] = fields[..] {
+                    if let Some(stream) = msid.strip_prefix("msid:") {
+                        current = Some((stream.to_owned(), track.to_owned()));
+                    }
+                }
+                match &mut first {
+                    None => first = Some((ssrc, current.clone())),
+                    Some((first_ssrc, ids)) if *first_ssrc == ssrc => ids.clone_from(&current),
+                    Some(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    match first {
+        Some((_, ids)) => ids,
+        None => current,
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +391,37 @@ mod tests {
         let stream_only = format!("{OFFER}{}", video(9, "", "erin")).replace(" erin-video", "");
         assert_eq!(first_video_track(&stream_only), None);
         assert_eq!(first_video_track(OFFER), None);
+    }
+
+    #[test]
+    fn a_tracks_ids_are_read_as_the_library_names_the_track() {
+        let first = |attributes: &str| {
+            let sdp = format!(
+                "{OFFER}m=video 9 UDP/TLS/RTP/SAVPF 125\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n\
+                 a=rtpmap:125 H264/90000\r\n{attributes}"
+            );
+            first_video_track(&sdp).map(|(stream, track)| format!("{stream} {track}"))
+        };
+        let first = |attributes: &str| first(attributes).unwrap_or_default();
+        assert_eq!(first("a=msid:s t\r\n"), "s t");
+        // An SSRC's own msid names its track, before or after the m-line's.
+        assert_eq!(first("a=msid:s t\r\na=ssrc:1 msid:u v\r\n"), "u v");
+        assert_eq!(first("a=ssrc:1 msid:u v\r\na=msid:s t\r\n"), "u v");
+        assert_eq!(
+            first("a=msid:s t\r\na=ssrc:1 cname:c\r\na=ssrc:1 msid:u v\r\n"),
+            "u v"
+        );
+        // An SSRC line without one takes the names read so far.
+        assert_eq!(first("a=msid:s t\r\na=ssrc:1 cname:c\r\n"), "s t");
+        // A repair flow's lines name nothing; a second SSRC's do not rename the first's.
+        assert_eq!(
+            first(
+                "a=msid:s t\r\na=ssrc-group:FID 1 2\r\na=ssrc:1 cname:c\r\n\
+                 a=ssrc:2 msid:r x\r\n"
+            ),
+            "s t"
+        );
+        assert_eq!(first("a=ssrc:1 msid:u v\r\na=ssrc:3 msid:w x\r\n"), "u v");
     }
 
     #[test]
