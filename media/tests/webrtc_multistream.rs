@@ -678,3 +678,48 @@ async fn a_host_forwards_one_participants_video_to_another_without_re_encoding()
         sent.frames_sent
     );
 }
+
+/// Waits (up to 10 s) until `seen`'s sink has shown `pictures` pictures.
+async fn shown(seen: &Seen, pictures: usize) -> bool {
+    for _ in 0..100 {
+        if seen.identities.lock().unwrap().len() >= pictures {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_our_offer_tells_which_of_the_peers_streams_it_sends() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (alice, alice_sees, _) = callisto(1).await;
+    let (bob, _, _) = callisto(2).await;
+    connect(&alice, &bob).await;
+    assert!(shown(&alice_sees, 10).await, "bob's pictures reach alice");
+    let changes = || alice_sees.first_changes.lock().unwrap().clone();
+    // Bob stops sending (an inactive hold): alice's answer ends his stream. Then he withdraws
+    // the offer (its re-INVITE was cancelled), and alice's restated offer is answered by his
+    // session as it was: the answer sends his stream again, and alice follows it.
+    let hold = bob
+        .hold_offer(true)
+        .await
+        .unwrap()
+        .replace("a=sendonly", "a=inactive");
+    alice.accept_reoffer(&hold).await.unwrap();
+    assert_eq!(changes(), [None], "bob's stream ended");
+    bob.cancel_reoffer().await.unwrap();
+    let offer = alice.restate_offer().await.unwrap();
+    let answer = bob.accept_reoffer(&offer).await.unwrap();
+    alice.apply_reanswer(&answer).await.unwrap();
+    let back = changes();
+    assert_eq!(back.len(), 2, "{back:?}");
+    assert!(back[1].is_some(), "bob's stream sent again: {back:?}");
+    let before = alice_sees.identities.lock().unwrap().len();
+    assert!(
+        shown(&alice_sees, before + 10).await,
+        "bob's pictures again"
+    );
+    alice.close().await;
+    bob.close().await;
+}

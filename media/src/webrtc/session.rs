@@ -519,7 +519,7 @@ impl WebRtcSession {
     }
 
     /// Applies the peer's answer to [`WebRtcSession::create_reoffer`]'s offer: the streams
-    /// it announced start.
+    /// it announced start, and the peer's streams it no longer sends end (or come back).
     pub async fn apply_reanswer(&self, sdp: &str) -> Result<(), WebRtcError> {
         let mut negotiation = self.negotiation.lock().await;
         if *negotiation != Negotiation::ReofferSent {
@@ -532,6 +532,11 @@ impl WebRtcSession {
         }
         self.bind_forwarded().await;
         self.hold_settled();
+        // The answer says which of the peer's streams it sends now (it may differ from what
+        // its last offer said: an offer of its own withdrawn after we answered it).
+        if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
+            more.follow_sent(&sent);
+        }
         self.follow_descriptions().await;
         *negotiation = Negotiation::Done;
         Ok(())
