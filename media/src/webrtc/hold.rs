@@ -36,6 +36,9 @@ pub(super) struct Held {
     streams: Vec<(Arc<dyn RtpTransceiver>, String, Direction)>,
     /// The hold (or its end) our outstanding offer asks for.
     pending: Option<bool>,
+    /// Our outstanding offer restates the session ([`WebRtcSession::restate_offer`]): its
+    /// answer tells which of the peer's streams it sends, as the peer's offers do.
+    restated: bool,
 }
 
 /// What a stream becomes on hold: send-only when it went both ways, inactive when we only
@@ -164,7 +167,9 @@ impl WebRtcSession {
                 transceiver.set_direction(wanted).await?;
             }
         }
-        self.reoffer(&mut negotiation).await
+        let sdp = self.reoffer(&mut negotiation).await?;
+        lock(&self.held).restated = true;
+        Ok(sdp)
     }
 
     /// Withdraws our outstanding new offer (the peer refused it): the session goes on as it
@@ -194,18 +199,21 @@ impl WebRtcSession {
         Ok(())
     }
 
-    /// The hold our answered offer brought is now the call's.
-    pub(super) fn hold_settled(&self) {
+    /// The hold our answered offer brought is now the call's. Whether the offer restated
+    /// the session (its answer is to be followed).
+    pub(super) fn hold_settled(&self) -> bool {
         let mut held = lock(&self.held);
         if held.pending.take() == Some(false) {
             held.streams.clear();
         }
+        std::mem::take(&mut held.restated)
     }
 
     /// Undoes the direction changes of a hold offer that did not go through.
     async fn undo_hold_change(&self) {
         let (pending, streams) = {
             let mut held = lock(&self.held);
+            held.restated = false;
             let pending = held.pending.take();
             let streams = held.streams.clone();
             if pending == Some(true) {

@@ -248,10 +248,10 @@ fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
 
 /// The (stream id, track id) of a video m-line's track, read as the library reads them (so
 /// that they match the ids of the remote track it opens): attributes in order, `a=msid` and
-/// each `a=ssrc:N msid:S T` name the track from there on, and the track of the m-line's first
-/// SSRC (not a repair flow of an `a=ssrc-group`) takes the names current at that SSRC's last
-/// `a=ssrc` line; without `a=ssrc` lines, the m-line's `a=msid`. A stream id alone has an
-/// empty track id.
+/// each `a=ssrc:N msid:S T` name the track from there on; each SSRC (not a repair flow of an
+/// `a=ssrc-group`) takes the names current at its last `a=ssrc` line (empty before any), and
+/// the SSRC that appeared last gives the track; without `a=ssrc` lines, the m-line's
+/// `a=msid`. A stream id alone has an empty track id.
 fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
     let repairs: Vec<&str> = media
         .attributes
@@ -263,7 +263,9 @@ fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
         })
         .collect();
     let mut current: Option<TrackIds> = None;
-    let mut first: Option<(&str, Option<TrackIds>)> = None;
+    // Each SSRC's track, in order of first appearance: the library gives its remote track
+    // to each in turn, so the last one's names stand.
+    let mut tracks: Vec<(&str, TrackIds)> = Vec::new();
     for attribute in &media.attributes {
         let Some(value) = attribute.value.as_deref() else {
             continue;
@@ -289,17 +291,17 @@ fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
                         current = Some((stream.to_owned(), track.to_owned()));
                     }
                 }
-                match &mut first {
-                    None => first = Some((ssrc, current.clone())),
-                    Some((first_ssrc, ids)) if *first_ssrc == ssrc => ids.clone_from(&current),
-                    Some(_) => {}
+                let ids = current.clone().unwrap_or_default();
+                match tracks.iter_mut().find(|(known, _)| *known == ssrc) {
+                    Some((_, known)) => *known = ids,
+                    None => tracks.push((ssrc, ids)),
                 }
             }
             _ => {}
         }
     }
-    match first {
-        Some((_, ids)) => ids,
+    match tracks.pop() {
+        Some((_, ids)) => Some(ids),
         None => current,
     }
 }
@@ -413,7 +415,7 @@ mod tests {
         );
         // An SSRC line without one takes the names read so far.
         assert_eq!(first("a=msid:s t\r\na=ssrc:1 cname:c\r\n"), "s t");
-        // A repair flow's lines name nothing; a second SSRC's do not rename the first's.
+        // A repair flow's lines name nothing.
         assert_eq!(
             first(
                 "a=msid:s t\r\na=ssrc-group:FID 1 2\r\na=ssrc:1 cname:c\r\n\
@@ -421,7 +423,20 @@ mod tests {
             ),
             "s t"
         );
-        assert_eq!(first("a=ssrc:1 msid:u v\r\na=ssrc:3 msid:w x\r\n"), "u v");
+        // Of several SSRCs, the one that appeared last names the track; an SSRC named before
+        // any msid has empty names.
+        assert_eq!(
+            first("a=ssrc:1 msid:u v\r\na=ssrc:3 msid:w x\r\na=ssrc:1 cname:c\r\n"),
+            "w x"
+        );
+        let unnamed = format!(
+            "{OFFER}m=video 9 UDP/TLS/RTP/SAVPF 125\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n\
+             a=ssrc:1 cname:c\r\na=msid:s t\r\n"
+        );
+        assert_eq!(
+            sent_video_tracks(&unnamed),
+            Some(vec![(String::new(), String::new())])
+        );
     }
 
     #[test]

@@ -519,7 +519,8 @@ impl WebRtcSession {
     }
 
     /// Applies the peer's answer to [`WebRtcSession::create_reoffer`]'s offer: the streams
-    /// it announced start, and the peer's streams it no longer sends end (or come back).
+    /// it announced start (and, answering a restated offer, the peer's streams it no longer
+    /// sends end, those it sends again come back).
     pub async fn apply_reanswer(&self, sdp: &str) -> Result<(), WebRtcError> {
         let mut negotiation = self.negotiation.lock().await;
         if *negotiation != Negotiation::ReofferSent {
@@ -531,10 +532,13 @@ impl WebRtcSession {
             return Err(e);
         }
         self.bind_forwarded().await;
-        self.hold_settled();
-        // The answer says which of the peer's streams it sends now (it may differ from what
-        // its last offer said: an offer of its own withdrawn after we answered it).
-        if let (Some(more), Some(sent)) = (&self.more_streams, sent_video_tracks(sdp)) {
+        // The answer to a restated offer says which of the peer's streams it sends now (not
+        // what its withdrawn offer said). Other answers are not followed: one to our hold
+        // sends nothing, and the streams are paused, not gone.
+        let restated = self.hold_settled();
+        if let (true, Some(more), Some(sent)) =
+            (restated, &self.more_streams, sent_video_tracks(sdp))
+        {
             more.follow_sent(&sent);
         }
         self.follow_descriptions().await;
