@@ -280,7 +280,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     }
 
     // Callisto offers the call as it wants it: both ways. The first such offer is refused;
-    // Callisto makes it again.
+    // Callisto makes it again about 2 s later.
     let refused = loop {
         let message = peer
             .next()
@@ -292,6 +292,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     };
     let refusal = "488 Not Acceptable Here";
     peer.respond(&refused, refusal, "").await?;
+    let refused_at = std::time::Instant::now();
     let restated = loop {
         let message = peer
             .next()
@@ -306,6 +307,9 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
         }
         break message;
     };
+    // Not at once: a refusal that passes (the peer busy) is given time to.
+    let waited = refused_at.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "{waited:?}");
     assert!(
         restated.body().contains("a=sendrecv") && !restated.body().contains("a=recvonly"),
         "{}",

@@ -238,8 +238,11 @@ impl Driver {
                 }
                 _ = statistics.tick() => {
                     self.calls.report_statistics(&self.events);
-                    // Legs whose connection came up since: their streams can be offered.
+                    // Legs whose connection came up since: their streams can be offered;
+                    // restated offers whose wait is over are made.
                     self.calls.update_forwarding();
+                    let now = Instant::now().into_std();
+                    self.calls.run_deferred_holds(&mut self.endpoint, now);
                 }
                 _ = sleep_until(wake) => {
                     self.send_keepalives().await;

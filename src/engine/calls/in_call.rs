@@ -20,46 +20,67 @@ const RTP_DTMF_DURATION: Duration = Duration::from_millis(120);
 
 /// How many restated offers are made before a call is left out of step with its peer.
 const RESTATE_TRIES: u8 = 3;
+/// How long after a failed restated offer the next is made (a refusal that passes — the
+/// peer busy with its own transaction — has time to).
+const RESTATE_RETRY: Duration = Duration::from_secs(2);
 
 /// Whether a WebRTC call's session is in step with its peer's: after the peer cancelled an
 /// offer the session had already answered, it is not until our restated offer is answered
-/// (or the peer's next offer is). A restated offer that fails is made again, up to
-/// [`RESTATE_TRIES`] in all.
+/// (or the peer's next offer is). A restated offer that fails is made again
+/// [`RESTATE_RETRY`] later, up to [`RESTATE_TRIES`] in all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) enum Restate {
     #[default]
     InStep,
-    /// A restated offer is to be made (at most `tries` more).
-    Needed { tries: u8 },
+    /// A restated offer is to be made once `at` has come (at most `tries` more).
+    Needed { tries: u8, at: Instant },
     /// Our restated offer is out (at most `tries` more after it).
     Offered { tries: u8 },
 }
 
 impl Restate {
-    /// The peer cancelled an offer the session answered.
-    pub(super) fn needed() -> Restate {
+    /// The peer cancelled an offer the session answered: a restated offer is made at once.
+    pub(super) fn needed(now: Instant) -> Restate {
         Restate::Needed {
             tries: RESTATE_TRIES,
+            at: now,
         }
     }
 
-    /// A restated offer is made now, if one is needed.
-    fn offer(&mut self) -> bool {
-        let Restate::Needed { tries } = *self else {
+    /// A restated offer is made now, if one is needed and its time has come.
+    fn offer(&mut self, now: Instant) -> bool {
+        let Restate::Needed { tries, at } = *self else {
             return false;
         };
+        if now < at {
+            return false;
+        }
         *self = Restate::Offered {
             tries: tries.saturating_sub(1),
         };
         true
     }
 
-    /// Our offer failed (refused, unusable, not sent) or gave way to the peer's: a restated
-    /// offer is made again while tries are left.
-    pub(super) fn offer_failed(&mut self) {
+    /// Our offer gave way to the peer's: the try is given back, and the offer made again at
+    /// once (the peer's answered offer may have made it needless).
+    pub(super) fn offer_yielded(&mut self, now: Instant) {
+        if let Restate::Offered { tries } = *self {
+            *self = Restate::Needed {
+                tries: tries + 1,
+                at: now,
+            };
+        }
+    }
+
+    /// Our offer failed (refused, unusable, not sent): a restated offer is made again later
+    /// while tries are left.
+    pub(super) fn offer_failed(&mut self, now: Instant) {
         if let Restate::Offered { tries } = *self {
             *self = if tries > 0 {
-                Restate::Needed { tries }
+                Restate::Needed {
+                    tries,
+                    at: now + RESTATE_RETRY,
+                }
             } else {
                 tracing::warn!(
                     "the peer refused every restated offer; the call may be out of step"
@@ -161,9 +182,10 @@ impl Calls {
         }
     }
 
-    /// Makes the holds and resumes asked for while another offer was under way, for the
-    /// calls whose offers are settled now.
-    pub(super) fn run_deferred_holds(&mut self, endpoint: &mut Endpoint, now: Instant) {
+    /// Makes, for the calls whose offers are settled now, the restated offers whose time has
+    /// come ([`Restate`]) and the holds and resumes asked for while another offer was under
+    /// way.
+    pub(in crate::engine) fn run_deferred_holds(&mut self, endpoint: &mut Endpoint, now: Instant) {
         for call in self.calls.values_mut() {
             let Some(session) = call.webrtc.clone() else {
                 continue;
@@ -171,7 +193,7 @@ impl Calls {
             if call.pending_hold.is_some()
                 || call.streams.busy
                 || call.answering
-                || !call.restate.offer()
+                || !call.restate.offer(now)
             {
                 continue;
             }
@@ -261,21 +283,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_restated_offer_that_fails_is_made_again_a_bounded_number_of_times() {
-        let mut restate = Restate::needed();
+    fn a_restated_offer_that_fails_is_made_again_later_a_bounded_number_of_times() {
+        let start = Instant::now();
+        let mut now = start;
+        let mut restate = Restate::needed(now);
         let mut offers = 0;
-        while restate.offer() {
+        while restate.offer(now) {
             offers += 1;
-            restate.offer_failed();
+            restate.offer_failed(now);
+            // Not again at once; once the wait is over.
+            assert!(!restate.offer(now + RESTATE_RETRY / 2));
+            now += RESTATE_RETRY;
         }
         assert_eq!(offers, RESTATE_TRIES);
         assert_eq!(restate, Restate::InStep);
-        // One that goes through needs no other; a failed offer of another kind changes nothing.
-        let mut restate = Restate::needed();
-        assert!(restate.offer());
-        assert!(!restate.offer());
+        // One that goes through needs no other; one that gives way is made again at once,
+        // its try given back; a failed offer of another kind changes nothing.
+        let mut restate = Restate::needed(start);
+        assert!(restate.offer(start));
+        assert!(!restate.offer(start));
+        restate.offer_yielded(start);
+        assert_eq!(
+            restate,
+            Restate::Needed {
+                tries: RESTATE_TRIES,
+                at: start
+            }
+        );
         let mut in_step = Restate::InStep;
-        in_step.offer_failed();
+        in_step.offer_failed(start);
         assert_eq!(in_step, Restate::InStep);
     }
 }

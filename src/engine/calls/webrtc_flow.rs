@@ -164,7 +164,7 @@ impl Calls {
             }
             WebRtcReady::ReApplied(result) => {
                 let accepted = result.is_ok();
-                self.on_reapplied(key, result, events);
+                self.on_reapplied(now, key, result, events);
                 self.streams_settled(endpoint, now, key, accepted);
                 self.run_deferred_holds(endpoint, now);
             }
@@ -225,7 +225,7 @@ impl Calls {
             call.pending_hold = None;
             call.sync_hold_silence();
             call.withdraw_webrtc_offer();
-            call.restate.offer_failed();
+            call.restate.offer_failed(now);
             self.run_deferred_holds(endpoint, now);
         }
     }
@@ -233,6 +233,7 @@ impl Calls {
     /// The peer's answer to our new offer is applied: the hold it asked for is the call's.
     fn on_reapplied(
         &mut self,
+        now: Instant,
         key: CallKey,
         result: Result<(), String>,
         events: &mpsc::UnboundedSender<EngineEvent>,
@@ -245,7 +246,7 @@ impl Calls {
             tracing::warn!(%reason, "the answer to our re-INVITE is unusable");
             call.pending_hold = None;
             call.sync_hold_silence();
-            call.restate.offer_failed();
+            call.restate.offer_failed(now);
             return;
         }
         if matches!(call.restate, Restate::Offered { .. }) {
@@ -275,7 +276,7 @@ impl Calls {
             // The peer cancelled its offer, which the session has taken in: our offer of the
             // session as we want it brings the two sides back in step (made below).
             Ok(_) if std::mem::take(&mut call.reoffer_cancelled) => {
-                call.restate = Restate::needed();
+                call.restate = Restate::needed(now);
             }
             // Refused, the offer was rolled back: nothing is out of step.
             Err(_) if std::mem::take(&mut call.reoffer_cancelled) => {}
@@ -515,7 +516,7 @@ impl Calls {
                         call.pending_hold = None;
                         call.sync_hold_silence();
                         call.withdraw_webrtc_offer();
-                        call.restate.offer_failed();
+                        call.restate.offer_failed(now);
                         self.streams_settled(endpoint, now, key, false);
                         self.run_deferred_holds(endpoint, now);
                     }
@@ -531,7 +532,7 @@ impl Calls {
                 call.pending_hold = None;
                 call.sync_hold_silence();
                 call.withdraw_webrtc_offer();
-                call.restate.offer_failed();
+                call.restate.offer_failed(now);
                 self.streams_settled(endpoint, now, key, false);
                 self.run_deferred_holds(endpoint, now);
                 None
@@ -542,9 +543,7 @@ impl Calls {
                 // answered.
                 call.withdraw_webrtc_offer();
                 call.streams.yielded(now);
-                if let Restate::Offered { tries } = call.restate {
-                    call.restate = Restate::Needed { tries: tries + 1 };
-                }
+                call.restate.offer_yielded(now);
                 Some(CallEvent::ReInviteYielded)
             }
             CallEvent::ReOffer { body: None } => {
