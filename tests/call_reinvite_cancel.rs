@@ -16,6 +16,7 @@ use std::time::Duration;
 use callisto_media::audio::{AudioFormat, MemorySink, ToneSource};
 use callisto_media::webrtc::{WebRtcConfig, WebRtcMedia, WebRtcSession};
 use support::callisto::Callisto;
+use support::sip_uas::SipMessage;
 use tokio::net::UdpSocket;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -26,61 +27,19 @@ const CALL_ID: &str = "reinvite-cancel-1";
 /// about one try in four loses the race).
 const ATTEMPTS: u32 = 20;
 
-/// A SIP message as text: its first line, headers and body.
-struct Message(String);
+/// Callisto's tag in a message's To header.
+fn to_tag(message: &SipMessage) -> String {
+    let to = message.header("To").unwrap_or_default();
+    to.split(";tag=")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
 
-impl Message {
-    fn first_line(&self) -> &str {
-        self.0.lines().next().unwrap_or_default()
-    }
-
-    fn status(&self) -> Option<u16> {
-        let line = self.first_line();
-        line.starts_with("SIP/2.0 ")
-            .then(|| line.split_whitespace().nth(1)?.parse().ok())
-            .flatten()
-    }
-
-    fn is_request(&self, method: &str) -> bool {
-        self.first_line().starts_with(&format!("{method} "))
-    }
-
-    /// The header lines named `name`, whole.
-    fn header_lines(&self, name: &str) -> Vec<&str> {
-        let prefix = format!("{}:", name.to_ascii_lowercase());
-        self.0
-            .split("\r\n\r\n")
-            .next()
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
-            .collect()
-    }
-
-    fn cseq(&self) -> String {
-        let line = self
-            .header_lines("CSeq")
-            .first()
-            .copied()
-            .unwrap_or_default();
-        line.split_once(':')
-            .map_or("", |(_, v)| v)
-            .trim()
-            .to_owned()
-    }
-
-    fn to_tag(&self) -> String {
-        let line = self.header_lines("To").first().copied().unwrap_or_default();
-        line.split(";tag=")
-            .nth(1)
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    }
-
-    fn body(&self) -> &str {
-        self.0.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-    }
+/// Whether `message` is a request with `method`.
+fn is_request(message: &SipMessage, method: &str) -> bool {
+    message.method() == Some(method)
 }
 
 /// The SIP side of the peer: one dialog with Callisto at `port`.
@@ -127,19 +86,18 @@ impl Peer {
     }
 
     /// The next message from Callisto, or `None` after `WAIT`.
-    async fn next(&self) -> Option<Message> {
+    async fn next(&self) -> Option<SipMessage> {
         let mut buffer = vec![0u8; 65_536];
         let received = tokio::time::timeout(WAIT, self.socket.recv_from(&mut buffer)).await;
-        let (len, _) = received.ok()?.ok()?;
-        Some(Message(
-            String::from_utf8_lossy(&buffer[..len]).into_owned(),
-        ))
+        let (len, from) = received.ok()?.ok()?;
+        let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+        Some(SipMessage { text, from })
     }
 
     /// The final responses to our requests with CSeq `cseq`, by method, in `methods`' order;
     /// `Err` when one does not come.
-    async fn finals(&self, cseq: u32, methods: &[&str]) -> Result<Vec<Message>, String> {
-        let mut found: Vec<Option<Message>> = methods.iter().map(|_| None).collect();
+    async fn finals(&self, cseq: u32, methods: &[&str]) -> Result<Vec<SipMessage>, String> {
+        let mut found: Vec<Option<SipMessage>> = methods.iter().map(|_| None).collect();
         while found.iter().any(Option::is_none) {
             let message = self
                 .next()
@@ -148,7 +106,7 @@ impl Peer {
             if message.status().is_none_or(|s| s < 200) {
                 continue;
             }
-            let cseq_text = message.cseq();
+            let cseq_text = message.header("CSeq").unwrap_or_default();
             if let Some(i) = methods
                 .iter()
                 .position(|m| cseq_text == format!("{cseq} {m}"))
@@ -174,17 +132,16 @@ impl Peer {
     }
 
     /// Answers Callisto's request `request` with 200 and `body`.
-    async fn ok(&self, request: &Message, body: &str) -> std::io::Result<()> {
+    async fn ok(&self, request: &SipMessage, body: &str) -> std::io::Result<()> {
         self.respond(request, "200 OK", body).await
     }
 
     /// Answers Callisto's request `request` with `status` and `body`.
-    async fn respond(&self, request: &Message, status: &str, body: &str) -> std::io::Result<()> {
+    async fn respond(&self, request: &SipMessage, status: &str, body: &str) -> std::io::Result<()> {
         let mut response = format!("SIP/2.0 {status}\r\n");
         for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-            for line in request.header_lines(name) {
-                response.push_str(line);
-                response.push_str("\r\n");
+            for value in request.headers(name) {
+                response.push_str(&format!("{name}: {value}\r\n"));
             }
         }
         response.push_str(&format!(
@@ -235,8 +192,8 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     peer.send(&peer.request("INVITE", 1, "inv1", Some(&offer)))
         .await?;
     let ok = peer.finals(1, &["INVITE"]).await?.remove(0);
-    assert_eq!(ok.status(), Some(200), "{}", ok.0);
-    peer.to_tag = ok.to_tag();
+    assert_eq!(ok.status(), Some(200), "{}", ok.text);
+    peer.to_tag = to_tag(&ok);
     peer.send(&peer.request("ACK", 1, "ack1", None)).await?;
     session.apply_answer(ok.body()).await?;
     session.wait_connected().await?;
@@ -261,7 +218,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
             .await?;
         let finals = peer.finals(cseq, &["INVITE", "CANCEL"]).await?;
         if finals[0].status() == Some(487) {
-            assert_eq!(finals[1].status(), Some(200), "{}", finals[1].0);
+            assert_eq!(finals[1].status(), Some(200), "{}", finals[1].text);
             // The ACK for a non-2xx final response is the INVITE's (same branch).
             peer.send(&peer.request("ACK", cseq, &branch, None)).await?;
             session.cancel_reoffer().await?;
@@ -286,7 +243,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
             .next()
             .await
             .ok_or("no offer from Callisto after the CANCEL")?;
-        if message.is_request("INVITE") {
+        if is_request(&message, "INVITE") {
             break message;
         }
     };
@@ -298,10 +255,10 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
             .next()
             .await
             .ok_or("no second offer from Callisto after a refused one")?;
-        if !message.is_request("INVITE") {
+        if !is_request(&message, "INVITE") {
             continue;
         }
-        if message.cseq() == refused.cseq() {
+        if message.header("CSeq") == refused.header("CSeq") {
             peer.respond(&message, refusal, "").await?;
             continue;
         }
@@ -313,17 +270,17 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     assert!(
         restated.body().contains("a=sendrecv") && !restated.body().contains("a=recvonly"),
         "{}",
-        restated.0
+        restated.text
     );
     let answer = session.accept_reoffer(restated.body()).await?;
     peer.ok(&restated, &answer).await?;
     // Callisto's INVITE may come again before our 200 reaches it: only the ACK ends it.
     loop {
         let message = peer.next().await.ok_or("no ACK")?;
-        if message.is_request("ACK") {
+        if is_request(&message, "ACK") {
             break;
         }
-        assert!(message.is_request("INVITE"), "{}", message.0);
+        assert!(is_request(&message, "INVITE"), "{}", message.text);
         peer.ok(&message, &answer).await?;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -333,7 +290,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     peer.send(&peer.request("BYE", cseq, &format!("bye{cseq}"), None))
         .await?;
     let bye = peer.finals(cseq, &["BYE"]).await?.remove(0);
-    assert_eq!(bye.status(), Some(200), "{}", bye.0);
+    assert_eq!(bye.status(), Some(200), "{}", bye.text);
     session.close().await;
 
     let ended = bob.expect("call_ended", WAIT)?;

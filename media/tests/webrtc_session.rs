@@ -245,11 +245,17 @@ async fn receiving(session: &WebRtcSession) -> u64 {
     received(session) - before
 }
 
+/// `b`'s answer to `a`'s new offer, applied by `a`.
+async fn answered(a: &WebRtcSession, b: &WebRtcSession, offer: &str) -> String {
+    let answer = b.accept_reoffer(offer).await.expect("an answer");
+    a.apply_reanswer(&answer).await.expect("the answer applies");
+    answer
+}
+
 /// Holds `a`'s call with `b` (`hold`) or takes it off: `a`'s offer, `b`'s answer.
 async fn hold(a: &WebRtcSession, b: &WebRtcSession, hold: bool) -> (String, String) {
     let offer = a.hold_offer(hold).await.expect("a hold offer");
-    let answer = b.accept_reoffer(&offer).await.expect("an answer");
-    a.apply_reanswer(&answer).await.expect("the answer applies");
+    let answer = answered(a, b, &offer).await;
     (offer, answer)
 }
 
@@ -298,8 +304,7 @@ async fn our_hold_stops_what_the_peer_sends_and_resuming_brings_it_back() {
         offer.contains("a=sendrecv") && !offer.contains("a=sendonly"),
         "{offer}"
     );
-    let answer = b.accept_reoffer(&offer).await.expect("an answer");
-    a.apply_reanswer(&answer).await.expect("the answer applies");
+    answered(&a, &b, &offer).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let after_refusal = receiving(&a).await;
     assert!(
@@ -338,8 +343,7 @@ async fn an_answered_offer_the_peer_withdraws_is_undone_by_our_restated_offer() 
         offer.contains("a=sendrecv") && !offer.contains("a=recvonly"),
         "{offer}"
     );
-    let answer = b.accept_reoffer(&offer).await.expect("an answer");
-    a.apply_reanswer(&answer).await.expect("the answer applies");
+    answered(&a, &b, &offer).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (to_a, to_b) = tokio::join!(receiving(&a), receiving(&b));
     assert!(
@@ -362,9 +366,7 @@ async fn inactive_hold(a: &WebRtcSession, b: &WebRtcSession) -> String {
         .await
         .expect("a hold offer")
         .replace("a=sendonly", "a=inactive");
-    let answer = b.accept_reoffer(&offer).await.expect("an answer");
-    a.apply_reanswer(&answer).await.expect("the answer applies");
-    answer
+    answered(a, b, &offer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

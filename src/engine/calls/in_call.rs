@@ -32,6 +32,9 @@ const RESTATE_RETRY: Duration = Duration::from_secs(2);
 pub(super) enum Restate {
     #[default]
     InStep,
+    /// The peer cancelled the offer whose answer the session is making: the answer is not
+    /// sent, and once it is made a restated offer is needed if the session took the offer in.
+    Cancelled,
     /// A restated offer is to be made once `at` has come (at most `tries` more).
     Needed { tries: u8, at: Instant },
     /// Our restated offer is out (at most `tries` more after it).
@@ -45,6 +48,21 @@ impl Restate {
             tries: RESTATE_TRIES,
             at: now,
         }
+    }
+
+    /// The session's answer to the peer's offer is made (`taken_in`: the offer was applied):
+    /// whether the peer cancelled the offer meanwhile, and the answer is not to be sent. A
+    /// taken-in offer leaves both sides in step on it, unless it was cancelled.
+    pub(super) fn answer_made(&mut self, now: Instant, taken_in: bool) -> bool {
+        let cancelled = *self == Restate::Cancelled;
+        if cancelled || taken_in {
+            *self = if cancelled && taken_in {
+                Restate::needed(now)
+            } else {
+                Restate::InStep
+            };
+        }
+        cancelled
     }
 
     /// A restated offer is made now, if one is needed and its time has come.
@@ -313,5 +331,19 @@ mod tests {
         let mut in_step = Restate::InStep;
         in_step.offer_failed(start);
         assert_eq!(in_step, Restate::InStep);
+    }
+
+    #[test]
+    fn a_cancelled_offer_needs_a_restated_offer_only_when_the_session_took_it_in() {
+        let now = Instant::now();
+        for (taken_in, after) in [(true, Restate::needed(now)), (false, Restate::InStep)] {
+            let mut restate = Restate::Cancelled;
+            assert!(restate.answer_made(now, taken_in), "the answer is not sent");
+            assert_eq!(restate, after, "taken in: {taken_in}");
+        }
+        // An answer to an offer not cancelled is sent, and brings both sides in step.
+        let mut restate = Restate::needed(now);
+        assert!(!restate.answer_made(now, true));
+        assert_eq!(restate, Restate::InStep);
     }
 }

@@ -128,9 +128,6 @@ struct Call {
     /// The peer's new offer is being answered (by the WebRTC session, or it follows a
     /// `ReInviteYielded` at once): offers of ours wait until it is.
     answering: bool,
-    /// The peer cancelled the re-INVITE whose answer the WebRTC session is making: the
-    /// answer is not sent, and the session offers itself again once it is made.
-    reoffer_cancelled: bool,
     /// Whether the WebRTC session is in step with the peer's after a cancelled offer.
     restate: in_call::Restate,
     /// The peer's answer went into the WebRTC session.
@@ -216,7 +213,6 @@ impl Call {
             webrtc: None,
             steps: webrtc::Steps::default(),
             answering: false,
-            reoffer_cancelled: false,
             restate: in_call::Restate::InStep,
             answer_applied: false,
             concluded_sdp: None,

@@ -272,17 +272,12 @@ impl Calls {
             return;
         };
         call.answering = false;
+        // The peer cancelled its offer meanwhile: nothing is sent (a restated offer, made
+        // below, follows an offer the session took in).
+        let cancelled = call.restate.answer_made(now, result.is_ok());
         match result {
-            // The peer cancelled its offer, which the session has taken in: our offer of the
-            // session as we want it brings the two sides back in step (made below).
-            Ok(_) if std::mem::take(&mut call.reoffer_cancelled) => {
-                call.restate = Restate::needed(now);
-            }
-            // Refused, the offer was rolled back: nothing is out of step.
-            Err(_) if std::mem::take(&mut call.reoffer_cancelled) => {}
+            _ if cancelled => {}
             Ok(answer) => {
-                // The peer's offer answered: both sides are in step on it.
-                call.restate = Restate::InStep;
                 let body = Some(Body::sdp(answer.clone()));
                 if let Err(error) = endpoint.answer_reoffer(now, call.id, body) {
                     tracing::warn!(%error, "cannot answer a re-INVITE");
@@ -475,7 +470,7 @@ impl Calls {
                 }
                 None
             }
-            CallEvent::ReOffer { .. } if call.reoffer_cancelled => {
+            CallEvent::ReOffer { .. } if call.restate == Restate::Cancelled => {
                 // The answer to the peer's cancelled offer is still being made: this one is
                 // asked again after the RFC 3261 §14.1 wait.
                 let _ = endpoint.reject_reoffer(now, call.id, 491);
@@ -483,7 +478,9 @@ impl Calls {
             }
             CallEvent::ReOfferCancelled => {
                 tracing::info!(?key, "the peer cancelled its re-INVITE");
-                call.reoffer_cancelled = call.answering;
+                if call.answering {
+                    call.restate = Restate::Cancelled;
+                }
                 None
             }
             CallEvent::ReOffer { body: Some(body) } => {
