@@ -9,7 +9,9 @@
 //! third offer with that stream inactive finishes its sink. Then it comes back on the same
 //! m-line (and track): a fourth offer sends it again, and a new sink shows it. The
 //! participant of the first m-line (the call's own stream) leaves and comes back too, and the
-//! server gives that m-line to someone else: the session tells of each change.
+//! server gives that m-line to someone else: the session tells of each change. A participant
+//! that comes back on its m-line under a new SSRC, sending no keyframe until asked, is shown
+//! only if the keyframe requests name the new SSRC.
 //!
 //! And the host's side of it: a host with a session per participant forwards alice's video to
 //! bob without decoding or encoding it (a tap on alice's session, a forwarded track on bob's
@@ -28,29 +30,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callisto_media::audio::{NullSink, ToneSource};
-use callisto_media::codec::AudioCodecKind;
 use callisto_media::video::{
     read_stamp, TestPattern, VideoError, VideoFormat, VideoFrame, VideoSink,
-};
-use callisto_media::webrtc::peer::{
-    audio_codec, build_configuration, build_setting_engine, h264_codec, H264_PAYLOAD_TYPE,
 };
 use callisto_media::webrtc::{
     ForwardedVideo, RemoteStreams, RemoteVideoStream, VideoConfig, WebRtcConfig, WebRtcMedia,
     WebRtcSession, WebRtcVideoMedia,
 };
 use multistream_server::{
-    add_send_only, first_transceiver, labelled_track, send_pattern, server_reoffer, server_track,
-    Server,
+    add_send_only, first_transceiver, labelled_track, send_pattern, send_pattern_with, server,
+    server_offer, server_reoffer, server_track, Keyframes,
 };
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use tokio::sync::watch;
 use video_session::{AUDIO, ONE_AT_A_TIME};
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
 /// The server's participants: their names (the `a=msid` stream ids) and identities.
 const PARTICIPANTS: [(&str, u16); 3] = [("alice", 1), ("bob", 2), ("carol", 3)];
@@ -99,43 +95,8 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
     let config = video_config();
 
     // The server: Opus and H.264, alice both ways, bob and carol send-only.
-    let mut engine = MediaEngine::default();
-    engine
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: audio_codec(AudioCodecKind::Opus),
-                payload_type: 111,
-            },
-            RtpCodecKind::Audio,
-        )
-        .unwrap();
-    engine
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: h264_codec(),
-                payload_type: H264_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )
-        .unwrap();
-    let (gathered_tx, mut gathered) = watch::channel(false);
     let ours_received = Arc::new(AtomicU64::new(0));
-    let server = PeerConnectionBuilder::new()
-        .with_configuration(build_configuration(&config))
-        .with_media_engine(engine)
-        .with_setting_engine(build_setting_engine(&config))
-        .with_handler(Arc::new(Server {
-            gathered: gathered_tx,
-            video_packets: Arc::clone(&ours_received),
-        }))
-        .with_udp_addrs(config.udp_addrs.clone())
-        .build()
-        .await
-        .unwrap();
-    server
-        .add_track(server_track("server", RtpCodecKind::Audio, 0x5e_0000))
-        .await
-        .unwrap();
+    let (server, mut gathered) = server(&config, Arc::clone(&ours_received)).await;
     let mut senders = Vec::new();
     let mut send_only = BTreeMap::new();
     let mut alice_sender = None;
@@ -151,10 +112,7 @@ async fn each_stream_of_a_multistream_offer_is_decoded_into_its_own_sink_and_new
         senders.push((track, identity, ssrc));
     }
     let alice_sender = alice_sender.expect("alice sends on the first m-line");
-    let offer = server.create_offer(None).await.unwrap();
-    server.set_local_description(offer).await.unwrap();
-    gathered.wait_for(|done| *done).await.unwrap();
-    let offer = server.local_description().await.unwrap().sdp;
+    let offer = server_offer(&server, &mut gathered).await;
     assert_eq!(offer.matches("m=video").count(), 3, "{offer}");
 
     // Callisto: its own pattern, one stamp reader per stream.
@@ -724,4 +682,74 @@ async fn the_answer_to_a_restated_offer_tells_which_of_the_peers_streams_it_send
     assert_eq!(changes(), back, "a hold and its end change nothing");
     alice.close().await;
     bob.close().await;
+}
+
+/// A participant comes back on the m-line it had, under its track id but a new SSRC (a server
+/// that gives a returning participant a new sender there): the library takes the stream on the
+/// track it opened for that m-line before. The stream sends no keyframe by itself, so it is
+/// seen only if Callisto's keyframe requests name the new SSRC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sent_again_under_a_new_ssrc_is_asked_for_keyframes_under_it() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    const ALICE_SSRC: u32 = 0x5e_0001;
+    const BOB_SSRC: u32 = 0x5e_0002;
+    const NEW_SSRC: u32 = 0x5e_0b0b;
+    let (server, mut gathered) = server(&video_config(), Arc::default()).await;
+    let alice = server_track("alice", RtpCodecKind::Video, ALICE_SSRC);
+    server
+        .add_track(Arc::clone(&alice) as Arc<dyn TrackLocal>)
+        .await
+        .unwrap();
+    let bob = server_track("bob", RtpCodecKind::Video, BOB_SSRC);
+    let bob_sent = add_send_only(&server, Arc::clone(&bob) as Arc<dyn TrackLocal>).await;
+    let offer = server_offer(&server, &mut gathered).await;
+    let (session, _, more) = callisto(OURS).await;
+    let answer = session.accept_offer(&offer).await.unwrap();
+    server
+        .set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+        .await
+        .unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let (stop_bob, bob_stopped) = watch::channel(false);
+    let alice_sending = tokio::spawn(send_pattern(alice, 1, ALICE_SSRC, stopped.clone()));
+    let bob_sending = tokio::spawn(send_pattern(Arc::clone(&bob), 2, BOB_SSRC, bob_stopped));
+    session.wait_connected().await.unwrap();
+    let before = sees(&session, &more, "bob", None).await;
+
+    // bob leaves, and comes back under a new SSRC: the sender's encoding and its track's
+    // coding (by which the library finds the track feedback is about) both change. Packets
+    // and feedback still go through the track first bound.
+    stop_bob.send_replace(true);
+    bob_sending.await.unwrap();
+    bob_sent
+        .set_direction(RTCRtpTransceiverDirection::Inactive)
+        .await
+        .unwrap();
+    server_reoffer(&server, &session).await;
+    assert!(before.finished.load(Ordering::Relaxed), "bob left");
+    bob_sent
+        .set_direction(RTCRtpTransceiverDirection::Sendonly)
+        .await
+        .unwrap();
+    let sender = bob_sent.sender().await.unwrap().expect("bob's sender");
+    let renewed = server_track("bob", RtpCodecKind::Video, NEW_SSRC);
+    sender.replace_track(renewed).await.unwrap();
+    let mut parameters = sender.get_parameters().await.unwrap();
+    parameters.encodings[0].rtp_coding_parameters.ssrc = Some(NEW_SSRC);
+    sender.set_parameters(parameters, None).await.unwrap();
+    let (offer, _) = server_reoffer(&server, &session).await;
+    assert!(offer.contains(&format!("a=ssrc:{NEW_SSRC} ")), "{offer}");
+    let requests = Arc::new(AtomicU64::new(0));
+    let keyframes = Keyframes::OnRequest(Arc::clone(&requests));
+    let bob_back = tokio::spawn(send_pattern_with(bob, 2, NEW_SSRC, stopped, keyframes));
+    let back = sees(&session, &more, "bob", Some(&before)).await;
+    stop.send_replace(true);
+    alice_sending.await.unwrap();
+    bob_back.await.unwrap();
+    session.close().await;
+    server.close().await.unwrap();
+
+    assert!(requests.load(Ordering::Relaxed) > 0, "no keyframe request");
+    let identities = back.identities.lock().unwrap();
+    assert!(identities.iter().all(|id| *id == 2), "{identities:?}");
 }

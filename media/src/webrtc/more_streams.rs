@@ -31,7 +31,7 @@ use tracing::{info, warn};
 
 use super::local_media::TaskOutput;
 use super::session::lock;
-use super::tasks::{write_feedback, VideoRoute};
+use super::tasks::{write_feedback, LatestSsrc, VideoRoute};
 use crate::video::h264::PacketizationMode;
 use crate::video::stream_thread::{VideoChannels, VideoThread, VideoThreadConfig};
 use crate::video::{VideoSink, VideoStats};
@@ -253,6 +253,7 @@ impl MoreStreams {
             thread: Arc::new(Mutex::new(thread.thread())),
             remote: Arc::new(Mutex::new(Some(Arc::clone(&further.track)))),
             taps: Arc::default(),
+            media_ssrc: LatestSsrc::default(),
         };
         tokio::spawn(write_feedback(feedback_rx, route.clone(), self.sender_ssrc));
         *lock(&further.slot) = Some(route);

@@ -221,6 +221,15 @@ pub(crate) fn build_media_engine(
     Ok((engine, registry))
 }
 
+/// A registry with only the interceptor that hands keyframe requests (PLI, FIR) to the
+/// application (`TrackLocal::poll`), for a bare peer connection that answers them itself.
+pub fn keyframe_requests_only() -> Registry {
+    Registry::new().with(
+        Slot::from(keyframe_requests::SLOT),
+        KeyframeRequestForwarder::default(),
+    )
+}
+
 /// The setting engine: ICE check pacing (see the module docs), mDNS, and for
 /// [`WebRtcConfig::relay_only`] no wait before nominating a relay pair.
 pub fn build_setting_engine(config: &WebRtcConfig) -> SettingEngine {

@@ -30,7 +30,7 @@ use super::sdp_check::{
     SdpFacts,
 };
 use super::stats::{TransportFacts, WebRtcStats};
-use super::tasks::{self, PrimaryVideo, VideoRoute};
+use super::tasks::{self, LatestSsrc, PrimaryVideo, VideoRoute};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
 use crate::audio::{AudioSink, AudioSource};
 use crate::congestion::CongestionConfig;
@@ -325,6 +325,7 @@ impl WebRtcSession {
                 thread: Arc::new(Mutex::new(None)),
                 remote: Arc::new(Mutex::new(None)),
                 taps: Arc::default(),
+                media_ssrc: LatestSsrc::default(),
             };
             let track = LocalTrack::new(&stream_id, "video", RtpCodecKind::Video, h264_codec());
             (Some(track), Some(route), Some(inputs))

@@ -2,7 +2,7 @@
 //! the media threads, and read the peer connection's statistics.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
@@ -55,15 +55,46 @@ pub(crate) struct VideoRoute {
     pub remote: Arc<Mutex<Option<Arc<dyn TrackRemote>>>>,
     /// Where each received packet is copied as well (a conference host forwarding it).
     pub taps: Arc<Mutex<Vec<VideoTap>>>,
+    /// The SSRC of the latest packet delivered: what the feedback is about.
+    pub media_ssrc: LatestSsrc,
 }
 
 impl VideoRoute {
     pub(crate) fn deliver(&self, input: VideoInput) -> bool {
+        if let VideoInput::Rtp { packet, .. } = &input {
+            self.media_ssrc.note(packet.header.ssrc);
+        }
         let delivered = self.inbox.send(input).is_ok();
         if let Some(thread) = lock(&self.thread).as_ref() {
             thread.unpark();
         }
         delivered
+    }
+}
+
+/// The SSRC the peer's latest packet on a track came with. A track's SSRCs only grow (the
+/// library adds each new one the peer's descriptions give it), and a stream sent again under
+/// a new SSRC (a conference server's participant back on an m-line it had) comes on the old
+/// track: feedback about the first SSRC would ask a stream that is gone.
+#[derive(Clone)]
+pub(crate) struct LatestSsrc(Arc<AtomicU64>);
+
+impl Default for LatestSsrc {
+    fn default() -> Self {
+        LatestSsrc(Arc::new(AtomicU64::new(Self::NONE)))
+    }
+}
+
+impl LatestSsrc {
+    /// No packet yet (not an SSRC: those are 32 bits).
+    const NONE: u64 = u64::MAX;
+
+    pub(crate) fn note(&self, ssrc: u32) {
+        self.0.store(u64::from(ssrc), Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> Option<u32> {
+        u32::try_from(self.0.load(Ordering::Relaxed)).ok()
     }
 }
 
@@ -230,8 +261,13 @@ pub(crate) async fn write_feedback(
         let Some(remote) = remote else {
             continue;
         };
-        let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
-            continue;
+        // Before any packet: the SSRC the peer's description gave the track first.
+        let media_ssrc = match route.media_ssrc.get() {
+            Some(ssrc) => ssrc,
+            None => match remote.ssrcs().await.first() {
+                Some(ssrc) => *ssrc,
+                None => continue,
+            },
         };
         let packet: Box<dyn rtc::rtcp::Packet> = match request {
             VideoFeedback::Pli => Box::new(PictureLossIndication {
