@@ -194,10 +194,11 @@ fn parse(sdp: &str) -> Option<SessionDescription> {
     SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()
 }
 
-/// The video tracks a description says its writer sends: the `a=msid` (stream id, track id)
-/// of every video m-line with a port (or bundled) whose direction is `sendrecv` (the default)
-/// or `sendonly`. `None` when it names no video track at all (or does not parse): then it
-/// cannot tell which tracks ended.
+/// The video tracks a description says its writer sends: the (stream id, track id) of every
+/// video m-line with a port (or bundled) whose direction is `sendrecv` (the default) or
+/// `sendonly`, named by `a=msid` or `a=ssrc:N msid:` (see [`track_ids`]). `None` when no
+/// video m-line names a track either way (or it does not parse): then it cannot tell which
+/// tracks ended.
 pub(crate) fn sent_video_tracks(sdp: &str) -> Option<Vec<(String, String)>> {
     let (sections, labelled) = video_sections(sdp)?;
     labelled.then(|| sections.into_iter().flatten().collect())
@@ -205,10 +206,10 @@ pub(crate) fn sent_video_tracks(sdp: &str) -> Option<Vec<(String, String)>> {
 
 /// The track a description's writer sends on its first video m-line in use — the call's own
 /// video, which the other m-lines' further streams (a conference's participants) come
-/// after: its `a=msid` (stream id, track id). `None` when that m-line names none (or a
-/// stream id alone), or the writer does not send on it.
+/// after: its (stream id, track id), as [`track_ids`] reads them. `None` when that m-line
+/// names none, or the writer does not send on it.
 pub(crate) fn first_video_track(sdp: &str) -> Option<(String, String)> {
-    // A stream id alone names no track the library would open.
+    // Empty names (an SSRC before any msid) name no track the library would open.
     video_sections(sdp)?
         .0
         .into_iter()
@@ -228,7 +229,16 @@ fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
     let labelled = parsed
         .media_descriptions
         .iter()
-        .any(|media| media.media_name.media == "video" && media.attribute("msid").is_some());
+        .filter(|media| media.media_name.media == "video")
+        .flat_map(|media| &media.attributes)
+        .any(|a| {
+            let value = a.value.as_deref().unwrap_or_default();
+            match a.key.as_str() {
+                "msid" => msid_ids(value).is_some(),
+                "ssrc" => ssrc_msid_ids(value).is_some(),
+                _ => false,
+            }
+        });
     let sections = parsed
         .media_descriptions
         .iter()
@@ -251,7 +261,7 @@ fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
 /// each `a=ssrc:N msid:S T` name the track from there on; each SSRC (not a repair flow of an
 /// `a=ssrc-group`) takes the names current at its last `a=ssrc` line (empty before any), and
 /// the SSRC that appeared last gives the track; without `a=ssrc` lines, the m-line's
-/// `a=msid`. A stream id alone has an empty track id.
+/// `a=msid`. An `a=msid` of a stream id alone is passed over, as the library does.
 fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
     let repairs: Vec<&str> = media
         .attributes
@@ -272,24 +282,19 @@ fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
         };
         match attribute.key.as_str() {
             "msid" => {
-                let mut ids = value.split_whitespace();
-                if let Some(stream) = ids.next() {
-                    let track = ids.next().unwrap_or_default();
-                    current = Some((stream.to_owned(), track.to_owned()));
+                if let Some(ids) = msid_ids(value) {
+                    current = Some(ids);
                 }
             }
             "ssrc" => {
-                let fields: Vec<&str> = value.split_whitespace().collect();
-                let Some(&ssrc) = fields.first() else {
+                let Some(ssrc) = value.split(' ').next() else {
                     continue;
                 };
                 if repairs.contains(&ssrc) {
                     continue;
                 }
-                if let [_, msid, track] = fields[..] {
-                    if let Some(stream) = msid.strip_prefix("msid:") {
-                        current = Some((stream.to_owned(), track.to_owned()));
-                    }
+                if let Some(ids) = ssrc_msid_ids(value) {
+                    current = Some(ids);
                 }
                 let ids = current.clone().unwrap_or_default();
                 match tracks.iter_mut().find(|(known, _)| *known == ssrc) {
@@ -303,6 +308,27 @@ fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
     match tracks.pop() {
         Some((_, ids)) => Some(ids),
         None => current,
+    }
+}
+
+/// The (stream id, track id) of an `a=msid` value, as the library reads it: exactly two
+/// fields split by single spaces (a stream id alone names no track there).
+fn msid_ids(value: &str) -> Option<TrackIds> {
+    match value.split(' ').collect::<Vec<_>>()[..] {
+        [stream, track] => Some((stream.to_owned(), track.to_owned())),
+        _ => None,
+    }
+}
+
+/// The (stream id, track id) of an `a=ssrc:N msid:S T` value (the attribute's value `N
+/// msid:S T`), as the library reads it.
+fn ssrc_msid_ids(value: &str) -> Option<TrackIds> {
+    match value.split(' ').collect::<Vec<_>>()[..] {
+        [_, msid, track] => {
+            let stream = msid.strip_prefix("msid:")?;
+            Some((stream.to_owned(), track.to_owned()))
+        }
+        _ => None,
     }
 }
 
@@ -392,6 +418,16 @@ mod tests {
         assert_eq!(first_video_track(&receive_only_first), None);
         let stream_only = format!("{OFFER}{}", video(9, "", "erin")).replace(" erin-video", "");
         assert_eq!(first_video_track(&stream_only), None);
+        // A stream id alone names nothing, so a description with no other name cannot tell
+        // which tracks ended.
+        assert_eq!(sent_video_tracks(&stream_only), None);
+        // Tracks named only by their SSRCs' msid are followed like those of `a=msid`.
+        let by_ssrc = sdp.replace("a=msid:", "a=ssrc:7 msid:");
+        assert_eq!(sent_video_tracks(&by_ssrc), Some(tracks));
+        assert_eq!(first_video_track(&by_ssrc).unwrap().1, "alice-video");
+        // Fields split by one space each, as the library reads them.
+        let doubled = sdp.replace(" alice-video", "  alice-video");
+        assert_eq!(first_video_track(&doubled), None);
         assert_eq!(first_video_track(OFFER), None);
     }
 
