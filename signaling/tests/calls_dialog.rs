@@ -202,8 +202,13 @@ fn crossing_offers_get_491_and_the_owners_gives_way_to_the_other_sides_retry() {
 }
 
 /// A peer that answers every INVITE with 200, except the first re-INVITE, which it refuses
-/// 491 as if it had crossed an offer of its own that it then gave up.
-fn refusing_a_reinvite_once() -> ScriptedUas {
+/// with `code` and the `extra` headers (491: as if it had crossed an offer of its own that it
+/// then gave up).
+fn refusing_a_reinvite_once(
+    code: u16,
+    reason: &'static str,
+    extra: Vec<(&'static str, String)>,
+) -> ScriptedUas {
     let mut invites = 0;
     ScriptedUas::new(
         5070,
@@ -213,7 +218,7 @@ fn refusing_a_reinvite_once() -> ScriptedUas {
             }
             invites += 1;
             let response = if invites == 2 {
-                respond(request, 491, "Request Pending", &[])
+                respond(request, code, reason, &extra)
             } else {
                 respond(
                     request,
@@ -227,10 +232,16 @@ fn refusing_a_reinvite_once() -> ScriptedUas {
     )
 }
 
-#[test]
-fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
+/// Alice calls the peer and, once in the call, offers again: the times of every INVITE sent,
+/// and when the peer's refusal `code` was sent; what alice heard.
+fn reinvite_refused_once(
+    code: u16,
+    reason: &'static str,
+    extra: Vec<(&'static str, String)>,
+) -> (World, CallId, Vec<Instant>, Instant) {
     let mut w = two_party();
-    w.nodes.push(Box::new(refusing_a_reinvite_once()));
+    w.nodes
+        .push(Box::new(refusing_a_reinvite_once(code, reason, extra)));
     let now = w.now();
     let config = w.uas[0].call_config("sip:bob@127.0.0.1:5070", udp(5070), OFFER);
     let alice_call = w.uas[0].endpoint.start_call(now, config);
@@ -238,21 +249,34 @@ fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
         .is_established(alice_call)));
     w.command(0, |e, now| e.reinvite(now, alice_call, sdp("alice-offer")))
         .unwrap();
-    assert!(w.run_until(Duration::from_secs(6), |w| w.uas[0]
-        .has(alice_call, |e| matches!(e, CallEvent::ReAnswer { .. }))));
+    w.run_until(Duration::from_secs(15), |w| {
+        w.uas[0].has(alice_call, |e| {
+            matches!(
+                e,
+                CallEvent::ReAnswer { .. } | CallEvent::ReInviteFailed { .. }
+            )
+        })
+    });
     let invites: Vec<Instant> = w
         .log
         .iter()
         .filter(|s| s.is_request("INVITE"))
         .map(|s| s.at)
         .collect();
-    assert_eq!(invites.len(), 3);
     let refused = w
         .log
         .iter()
-        .find(|s| s.is_response(491, "INVITE"))
+        .find(|s| s.is_response(code, "INVITE"))
         .unwrap()
         .at;
+    (w, alice_call, invites, refused)
+}
+
+#[test]
+fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
+    let (w, alice_call, invites, refused) = reinvite_refused_once(491, "Request Pending", vec![]);
+    assert!(w.uas[0].has(alice_call, |e| matches!(e, CallEvent::ReAnswer { .. })));
+    assert_eq!(invites.len(), 3);
     // Alice sent the first INVITE: she owns the Call-ID and waits 2.1–4 s (plus 10 ms for
     // the 491 to arrive).
     let wait = invites[2] - refused;
@@ -264,6 +288,41 @@ fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
         e,
         CallEvent::ReInviteYielded | CallEvent::ReInviteFailed { .. }
     )));
+}
+
+#[test]
+fn a_re_invite_refused_with_a_short_retry_after_is_sent_again_once_it_has_passed() {
+    for (code, reason) in [(500, "Server Internal Error"), (503, "Service Unavailable")] {
+        let retry_after = vec![("Retry-After", "7".to_owned())];
+        let (w, alice_call, invites, refused) = reinvite_refused_once(code, reason, retry_after);
+        assert!(
+            w.uas[0].has(alice_call, |e| matches!(e, CallEvent::ReAnswer { .. })),
+            "{code}"
+        );
+        assert_eq!(invites.len(), 3, "{code}");
+        // 7 s, plus 10 ms for the refusal to arrive.
+        let wait = invites[2] - refused;
+        assert!(
+            wait >= Duration::from_secs(7) && wait <= Duration::from_millis(7020),
+            "{code}: {wait:?}"
+        );
+        assert!(!w.uas[0].has(alice_call, |e| matches!(
+            e,
+            CallEvent::ReInviteFailed { .. }
+        )));
+    }
+    // Without a Retry-After, or with one longer than a peer busy with its own INVITE gives,
+    // the refusal stands.
+    for extra in [vec![], vec![("Retry-After", "60 (overloaded)".to_owned())]] {
+        let (w, alice_call, invites, _) =
+            reinvite_refused_once(500, "Server Internal Error", extra.clone());
+        assert!(
+            w.uas[0].has(alice_call, |e| *e
+                == CallEvent::ReInviteFailed { code: 500 }),
+            "{extra:?}"
+        );
+        assert_eq!(invites.len(), 2, "{extra:?}");
+    }
 }
 
 #[test]

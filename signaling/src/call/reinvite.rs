@@ -18,6 +18,10 @@
 //!   `ReInviteYielded` before the `ReOffer`, so the peer's offer is answered instead of
 //!   crossing ours a second time; the application makes its offer again afterwards. A refresh
 //!   waiting out a 491 stays and goes after the peer's exchange.
+//! - Our re-INVITE answered 500 or 503 with a Retry-After of at most [`MAX_RETRY_AFTER`]
+//!   seconds (the peer's own INVITE was in progress, §14.2) is sent again when that has
+//!   passed, within the same [`GLARE_ATTEMPTS`], and gives way to the peer's offer meanwhile
+//!   as after a 491.
 //! - A refused re-INVITE leaves the session as it was and reports `ReInviteFailed`; 408, 481
 //!   and timeouts mean the dialog is gone and end the call (§12.2.1.2).
 //! - The peer's re-INVITE, or UPDATE with an offer (RFC 3311), is reported as `ReOffer`;
@@ -43,10 +47,16 @@ use crate::message::HeaderAccess;
 use crate::transaction::{self, TransactionKey};
 use crate::transport::Target;
 
-/// How many times a re-INVITE answered 491 is tried again.
+/// How many times a re-INVITE answered 491 (or 500/503 with a Retry-After) is tried again.
 pub(super) const GLARE_ATTEMPTS: u8 = 5;
 
-/// Our re-INVITE (or refresh) waiting to be sent again after a 491.
+/// The longest Retry-After (seconds) of a 500 or 503 to our re-INVITE that is waited out: the
+/// 0–10 s a UA gives while its own INVITE is in progress (RFC 3261 §14.2). A longer one is a
+/// refusal.
+const MAX_RETRY_AFTER: u32 = 10;
+
+/// Our re-INVITE (or refresh) waiting to be sent again after a 491, or a 500/503 with a
+/// Retry-After.
 #[derive(Debug, Clone)]
 pub(super) struct GlareRetry {
     pub at: Instant,
@@ -185,6 +195,10 @@ impl Session {
             return;
         };
         let report = !out.refresh && !shared.ended;
+        let retry_after = response
+            .retry_after()
+            .filter(|seconds| *seconds <= MAX_RETRY_AFTER)
+            .map(|seconds| Duration::from_secs(u64::from(seconds)));
         match code {
             200..=299 => {
                 if out.request.method == Method::Invite {
@@ -213,13 +227,15 @@ impl Session {
                 };
                 let delay = Duration::from_millis(steps * 10);
                 tracing::debug!(call = %shared.id, ?delay, "491 glare, re-INVITE retried later");
-                self.glare_retry = Some(GlareRetry {
-                    at: ctx.now + delay,
-                    method: out.request.method,
-                    body: out.body,
-                    attempts: out.attempts + 1,
-                    refresh: out.refresh,
-                });
+                self.retry_later(out, ctx.now + delay);
+            }
+            500 | 503
+                if out.attempts < GLARE_ATTEMPTS && !shared.ended && retry_after.is_some() =>
+            {
+                // §14.2: the peer's own INVITE was in progress; it says when to come back.
+                let delay = retry_after.unwrap_or_default();
+                tracing::debug!(call = %shared.id, code, ?delay, "re-INVITE retried after Retry-After");
+                self.retry_later(out, ctx.now + delay);
             }
             408 | 481 => {
                 if report {
@@ -239,6 +255,18 @@ impl Session {
             }
         }
         self.send_queued_offer(shared, ctx);
+    }
+
+    /// Our re-INVITE (or refresh) `out` is sent again at `at` — unless the peer's offer comes
+    /// first and it gives way.
+    fn retry_later(&mut self, out: OutRequest, at: Instant) {
+        self.glare_retry = Some(GlareRetry {
+            at,
+            method: out.request.method,
+            body: out.body,
+            attempts: out.attempts + 1,
+            refresh: out.refresh,
+        });
     }
 
     /// Sends the re-INVITE again when its glare delay is over; waits longer while the peer's
