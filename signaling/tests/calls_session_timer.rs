@@ -1,8 +1,8 @@
 //! Session timers (RFC 4028): the refresher refreshes at half the interval (UPDATE when the
 //! peer allows it, else a re-INVITE with the current SDP), the other side ends a session that
-//! is not refreshed, a too-short interval is raised after 422, and a refresh refused 491 goes
+//! is not refreshed, a too-short interval is raised after 422, a refresh refused 491 goes
 //! again with the session as it is then, after an application offer waiting behind it gave way
-//! to the peer's.
+//! to the peer's, and refreshes sent again after a Retry-After do not put off the expiry.
 
 mod call_support;
 
@@ -288,4 +288,78 @@ fn an_offer_behind_a_refresh_refused_491_gives_way_to_the_peers_and_the_refresh_
         e,
         CallEvent::ReInviteFailed { .. } | CallEvent::ReAnswer { .. }
     )));
+}
+
+/// A peer that lets us refresh every 90 s by UPDATE, and refuses every refresh with 500 and a
+/// Retry-After of 10 s.
+fn refresh_refusing_peer() -> ScriptedUas {
+    ScriptedUas::new(
+        5070,
+        Box::new(move |request: &Request, index| match request.method {
+            rsip::Method::Invite => vec![(
+                index,
+                respond(
+                    request,
+                    200,
+                    "OK",
+                    &[
+                        ("Contact", "<sip:peer@127.0.0.1:5070>".into()),
+                        ("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE".into()),
+                        ("Session-Expires", "90;refresher=uac".into()),
+                    ],
+                ),
+            )],
+            rsip::Method::Update => vec![(
+                index,
+                respond(
+                    request,
+                    500,
+                    "Server Internal Error",
+                    &[("Retry-After", "10".into())],
+                ),
+            )],
+            rsip::Method::Ack => Vec::new(),
+            _ => vec![(index, respond(request, 200, "OK", &[]))],
+        }),
+    )
+}
+
+#[test]
+fn refreshes_sent_again_after_a_retry_after_do_not_put_off_the_sessions_expiry() {
+    let mut w = World::lan(46);
+    w.add_ua("alice", 5061);
+    w.nodes.push(Box::new(refresh_refusing_peer()));
+    let now = w.now();
+    let mut config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
+    config.session_expires = Some(90);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0]
+        .is_established(alice_call)));
+    let answered = w.now();
+    assert!(w.run_until(Duration::from_secs(120), |w| w.uas[0].is_over(alice_call)));
+    // The refresh at 45 s and its retries 10 s apart; the session expires 90 s − 30 s after
+    // the answer, as if none had been sent again.
+    let updates: Vec<Duration> = w
+        .log
+        .iter()
+        .filter(|s| s.is_request("UPDATE"))
+        .map(|s| s.at - answered)
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert!(
+        updates[1] - updates[0] >= Duration::from_secs(10),
+        "{updates:?}"
+    );
+    let ended = w.now() - answered;
+    assert!(
+        ended >= Duration::from_secs(60) && ended < Duration::from_secs(61),
+        "{ended:?}"
+    );
+    assert_eq!(
+        w.uas[0].events_of(alice_call).last(),
+        Some(&CallEvent::Ended {
+            by_remote: true,
+            reason: "the session timer expired".into()
+        })
+    );
 }

@@ -2,11 +2,11 @@
 //!
 //! - Only one INVITE transaction may be in progress on a dialog in either direction (§14.1):
 //!   `reinvite` is refused while the application's previous offer is out, waits to be tried
-//!   again after a 491, or waits for the exchange under way. While that exchange is our own
-//!   session refresh (RFC 4028, or a focus announcing itself) or the peer's (its offer not
-//!   yet answered or cancelled, or our 2xx awaiting its ACK), the application's offer waits
-//!   for it (also through a refresh's 491 retries) and goes out when it is over: hold
-//!   pressed at that moment still holds.
+//!   again after a 491 (or a Retry-After), or waits for the exchange under way. While that
+//!   exchange is our own session refresh (RFC 4028, or a focus announcing itself) or the
+//!   peer's (its offer not yet answered or cancelled, or our 2xx awaiting its ACK), the
+//!   application's offer waits for it (also through a refresh's retries) and goes out when it
+//!   is over: hold pressed at that moment still holds.
 //! - A re-INVITE received while ours is pending is answered 491 Request Pending; one received
 //!   while the peer's previous one is unanswered gets 500 with a Retry-After of 0–10 s (§14.2).
 //! - Our re-INVITE answered 491 is sent again after a random delay (§14.1): 2.1–4 s when we
@@ -19,9 +19,10 @@
 //!   crossing ours a second time; the application makes its offer again afterwards. A refresh
 //!   waiting out a 491 stays and goes after the peer's exchange.
 //! - Our re-INVITE answered 500 or 503 with a Retry-After of at most [`MAX_RETRY_AFTER`]
-//!   seconds (the peer's own INVITE was in progress, §14.2) is sent again when that has
-//!   passed, within the same [`GLARE_ATTEMPTS`], and gives way to the peer's offer meanwhile
-//!   as after a 491.
+//!   seconds (the peer not ready for it, as a UA still busy with an earlier INVITE answers,
+//!   §14.2) is sent again when that has passed, within the same [`GLARE_ATTEMPTS`], and gives
+//!   way to the peer's offer meanwhile as after a 491. A session refresh sent again this way
+//!   does not put off the session's expiry.
 //! - A refused re-INVITE leaves the session as it was and reports `ReInviteFailed`; 408, 481
 //!   and timeouts mean the dialog is gone and end the call (§12.2.1.2).
 //! - The peer's re-INVITE, or UPDATE with an offer (RFC 3311), is reported as `ReOffer`;
@@ -51,8 +52,8 @@ use crate::transport::Target;
 pub(super) const GLARE_ATTEMPTS: u8 = 5;
 
 /// The longest Retry-After (seconds) of a 500 or 503 to our re-INVITE that is waited out: the
-/// 0–10 s a UA gives while its own INVITE is in progress (RFC 3261 §14.2). A longer one is a
-/// refusal.
+/// 0–10 s a UA gives while an earlier INVITE is still in progress there (RFC 3261 §14.2). A
+/// longer one is a refusal.
 const MAX_RETRY_AFTER: u32 = 10;
 
 /// Our re-INVITE (or refresh) waiting to be sent again after a 491, or a 500/503 with a
@@ -109,7 +110,8 @@ impl Session {
         Ok(())
     }
 
-    /// Whether the application's own offer is out, or waits to be tried again after a 491.
+    /// Whether the application's own offer is out, or waits to be tried again after a 491 or
+    /// a Retry-After.
     fn own_offer_pending(&self) -> bool {
         self.reinvite_out.as_ref().is_some_and(|out| !out.refresh)
             || self
@@ -232,7 +234,7 @@ impl Session {
             500 | 503
                 if out.attempts < GLARE_ATTEMPTS && !shared.ended && retry_after.is_some() =>
             {
-                // §14.2: the peer's own INVITE was in progress; it says when to come back.
+                // §14.2: the peer is not ready for our offer yet, and says when to come back.
                 let delay = retry_after.unwrap_or_default();
                 tracing::debug!(call = %shared.id, code, ?delay, "re-INVITE retried after Retry-After");
                 self.retry_later(out, ctx.now + delay);
@@ -275,6 +277,9 @@ impl Session {
         let Some(retry) = self.glare_retry.take_if(|g| g.at <= ctx.now) else {
             return;
         };
+        if shared.ended {
+            return;
+        }
         if self.reinvite_in.is_some() || self.pending_answer.is_some() {
             self.glare_retry = Some(GlareRetry {
                 at: ctx.now + ctx.layer.config().t1,

@@ -110,8 +110,13 @@ impl SessionTimer {
         }
     }
 
-    /// Our refresh went out at `now`: wait for its answer until the session would expire.
+    /// Our refresh went out at `now`: wait for its answer until the session would expire. A
+    /// refresh sent again (after a 491 or a Retry-After) leaves that time where it is: the
+    /// session expires counted from the last refresh that succeeded.
     pub fn refresh_sent(&mut self, now: Instant) {
+        if self.refreshing {
+            return;
+        }
         let interval = Duration::from_secs(u64::from(self.seconds));
         self.refreshing = true;
         self.deadline = now + expiry_margin(interval) - interval / 2;
