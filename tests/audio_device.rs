@@ -175,6 +175,7 @@ fn start_alice(
 
 #[test]
 fn a_tone_on_a_monitor_source_is_the_microphone_and_the_callee_plays_it() -> TestResult {
+    let _one_call = one_call_at_a_time();
     let pulse = PulseServer::start(&["callisto_mic", "callisto_speaker"])?;
     let dir = tempfile::tempdir()?;
     let (alice_dir, bob_dir) = dirs(dir.path())?;
@@ -285,6 +286,7 @@ fn echo_through_bobs_room(
 
 #[test]
 fn echo_cancellation_keeps_bobs_speakers_out_of_what_his_microphone_sends() -> TestResult {
+    let _one_call = one_call_at_a_time();
     use callisto_media::audio::acoustics::{artificial_voice, energy_i16, to_i16};
     let pulse = PulseServer::start(&["room"])?;
     let dir = tempfile::tempdir()?;
@@ -385,6 +387,7 @@ fn devices_lists_sinks_as_outputs_and_monitors_as_inputs() -> TestResult {
 
 #[test]
 fn a_missing_microphone_is_reported_and_the_call_goes_on_with_silence() -> TestResult {
+    let _one_call = one_call_at_a_time();
     let pulse = PulseServer::start(&["callisto_mic"])?;
     let dir = tempfile::tempdir()?;
     let (alice_dir, bob_dir) = dirs(dir.path())?;
@@ -421,6 +424,7 @@ fn a_missing_microphone_is_reported_and_the_call_goes_on_with_silence() -> TestR
 
 #[test]
 fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_back() -> TestResult {
+    let _one_call = one_call_at_a_time();
     let mut pulse = PulseServer::start(&["callisto_mic"])?;
     let dir = tempfile::tempdir()?;
     let (alice_dir, bob_dir) = dirs(dir.path())?;
@@ -491,6 +495,7 @@ fn a_sound_server_that_goes_away_mid_call_silences_the_microphone_until_it_is_ba
 /// desk microphone from then on.
 #[test]
 fn a_microphone_unplugged_mid_call_gives_way_to_the_default_one_and_the_call_stays() -> TestResult {
+    let _one_call = one_call_at_a_time();
     let pulse = PulseServer::start(&["callisto_desk"])?;
     let loaded = pulse.pactl(&[
         "load-module",
@@ -702,6 +707,16 @@ fn the_ringtone_plays_its_cadence_on_the_chosen_speakers_until_stopped() -> Test
     let tail = &loud[loud.len() - 8..];
     assert!(tail.iter().all(|&l| !l), "still ringing: {picture}");
     Ok(())
+}
+
+/// The tests that make calls, one at a time: two real-time calls at once (four Callisto
+/// processes, two sound servers) on a two-core machine measure the machine, and their
+/// recordings miss seconds of tone.
+fn one_call_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static CALLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CALLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The tests that open devices in this process (not in a child) reach their private server
