@@ -218,12 +218,12 @@ pub(crate) fn first_video_track(sdp: &str) -> Option<(String, String)> {
         .filter(|(_, track)| !track.is_empty())
 }
 
-/// A track's `a=msid`: (stream id, track id).
+/// A track's names: (stream id, track id).
 type TrackIds = (String, String);
 
 /// Every video m-line in use (with a port, or bundled), in order, with the (stream id, track
-/// id) of its `a=msid` when the writer sends on it; and whether any video m-line has an
-/// `a=msid` at all. `None` for SDP that does not parse.
+/// id) of its track ([`track_ids`]) when the writer sends on it; and whether any video m-line
+/// names a track (`a=msid` or `a=ssrc:N msid:`) at all. `None` for SDP that does not parse.
 fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
     let parsed = parse(sdp)?;
     let labelled = parsed
@@ -263,19 +263,21 @@ fn video_sections(sdp: &str) -> Option<(Vec<Option<TrackIds>>, bool)> {
 /// the SSRC that appeared last gives the track; without `a=ssrc` lines, the m-line's
 /// `a=msid`. An `a=msid` of a stream id alone is passed over, as the library does.
 fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
-    let repairs: Vec<&str> = media
+    let repairs: Vec<u32> = media
         .attributes
         .iter()
         .filter(|a| a.key == "ssrc-group")
-        .filter_map(|a| {
-            let group: Vec<&str> = a.value.as_deref()?.split_whitespace().collect();
-            matches!(group.first(), Some(&"FID" | &"FEC-FR")).then(|| group.get(2).copied())?
-        })
+        .filter_map(
+            |a| match a.value.as_deref()?.split(' ').collect::<Vec<_>>()[..] {
+                ["FID" | "FEC-FR", _, repair] => repair.parse().ok(),
+                _ => None,
+            },
+        )
         .collect();
     let mut current: Option<TrackIds> = None;
     // Each SSRC's track, in order of first appearance: the library gives its remote track
     // to each in turn, so the last one's names stand.
-    let mut tracks: Vec<(&str, TrackIds)> = Vec::new();
+    let mut tracks: Vec<(u32, TrackIds)> = Vec::new();
     for attribute in &media.attributes {
         let Some(value) = attribute.value.as_deref() else {
             continue;
@@ -287,7 +289,7 @@ fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
                 }
             }
             "ssrc" => {
-                let Some(ssrc) = value.split(' ').next() else {
+                let Some(ssrc) = value.split(' ').next().and_then(|s| s.parse::<u32>().ok()) else {
                     continue;
                 };
                 if repairs.contains(&ssrc) {
@@ -459,6 +461,16 @@ mod tests {
             ),
             "s t"
         );
+        // A group of other than two SSRCs is no repair group; an SSRC that is no number is
+        // passed over.
+        assert_eq!(
+            first(
+                "a=msid:s t\r\na=ssrc-group:FID 1 2 3\r\na=ssrc:1 cname:c\r\n\
+                 a=ssrc:2 msid:r x\r\n"
+            ),
+            "r x"
+        );
+        assert_eq!(first("a=msid:s t\r\na=ssrc:x msid:u v\r\n"), "s t");
         // Of several SSRCs, the one that appeared last names the track; an SSRC named before
         // any msid has empty names.
         assert_eq!(

@@ -261,10 +261,10 @@ pub(crate) async fn write_feedback(
         let Some(remote) = remote else {
             continue;
         };
-        // Before any packet: the SSRC the peer's description gave the track first.
+        // Before any packet: the SSRC the peer's descriptions gave the track last.
         let media_ssrc = match route.media_ssrc.get() {
             Some(ssrc) => ssrc,
-            None => match remote.ssrcs().await.first() {
+            None => match remote.ssrcs().await.last() {
                 Some(ssrc) => *ssrc,
                 None => continue,
             },
