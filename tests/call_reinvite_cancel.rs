@@ -37,11 +37,6 @@ fn to_tag(message: &SipMessage) -> String {
         .to_owned()
 }
 
-/// Whether `message` is a request with `method`.
-fn is_request(message: &SipMessage, method: &str) -> bool {
-    message.method() == Some(method)
-}
-
 /// The SIP side of the peer: one dialog with Callisto at `port`.
 struct Peer {
     socket: UdpSocket,
@@ -243,7 +238,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
             .next()
             .await
             .ok_or("no offer from Callisto after the CANCEL")?;
-        if is_request(&message, "INVITE") {
+        if message.method() == Some("INVITE") {
             break message;
         }
     };
@@ -255,7 +250,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
             .next()
             .await
             .ok_or("no second offer from Callisto after a refused one")?;
-        if !is_request(&message, "INVITE") {
+        if message.method() != Some("INVITE") {
             continue;
         }
         if message.header("CSeq") == refused.header("CSeq") {
@@ -277,10 +272,10 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     // Callisto's INVITE may come again before our 200 reaches it: only the ACK ends it.
     loop {
         let message = peer.next().await.ok_or("no ACK")?;
-        if is_request(&message, "ACK") {
+        if message.method() == Some("ACK") {
             break;
         }
-        assert!(is_request(&message, "INVITE"), "{}", message.text);
+        assert!(message.method() == Some("INVITE"), "{}", message.text);
         peer.ok(&message, &answer).await?;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;

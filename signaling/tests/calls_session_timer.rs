@@ -47,6 +47,23 @@ fn header(text: &str, name: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
 }
 
+/// `ua`'s `call` ended just now because its 90 s session timer expired: 90 s − min(32 s,
+/// 90 s / 3) after the session was last refreshed at `refreshed`.
+fn expired_now(w: &World, ua: usize, call: CallId, refreshed: Instant) {
+    let ended = w.now() - refreshed;
+    assert!(
+        ended >= Duration::from_secs(60) && ended < Duration::from_secs(61),
+        "{ended:?}"
+    );
+    assert_eq!(
+        w.uas[ua].events_of(call).last(),
+        Some(&CallEvent::Ended {
+            by_remote: true,
+            reason: "the session timer expired".into()
+        })
+    );
+}
+
 #[test]
 fn the_caller_refreshes_with_update_at_half_the_interval() {
     let mut w = two_party(41);
@@ -83,19 +100,7 @@ fn an_unrefreshed_session_is_ended_by_the_other_side() {
     w.drop_rule = Some(Box::new(|s| s.is_request("UPDATE")));
     let (alice_call, bob_call, answered) = timed_call(&mut w, 90);
     assert!(w.run_until(Duration::from_secs(100), |w| w.uas[1].is_over(bob_call)));
-    // 90 s − min(32 s, 90 s / 3).
-    let ended = w.now() - answered;
-    assert!(
-        ended >= Duration::from_secs(60) && ended < Duration::from_secs(61),
-        "{ended:?}"
-    );
-    assert_eq!(
-        w.uas[1].events_of(bob_call).last(),
-        Some(&CallEvent::Ended {
-            by_remote: true,
-            reason: "the session timer expired".into()
-        })
-    );
+    expired_now(&w, 1, bob_call, answered);
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].is_over(alice_call)));
 }
 
@@ -113,15 +118,29 @@ fn a_too_short_interval_is_raised_after_422() {
     assert!(w.uas[0].is_established(alice_call));
 }
 
-/// A callee that answers with a session timer and the given refresher, without UPDATE in its
-/// Allow, and answers any later request 200 — except the INVITE numbered `refused` (from 1),
-/// which it answers 491.
-fn timer_peer(refresher: &'static str, refused: Option<usize>) -> ScriptedUas {
+/// What a scripted timer peer refuses.
+#[derive(Clone, Copy, PartialEq)]
+enum Refuses {
+    Nothing,
+    /// Its `n`th INVITE, with 491 (it allows no UPDATE: refreshes are re-INVITEs).
+    Invite(usize),
+    /// Every refresh, by UPDATE (which it allows), with 500 and a Retry-After of 10 s.
+    EveryUpdate,
+}
+
+/// A callee that answers with a session timer and the given refresher (UPDATE in its Allow only
+/// to refuse it), and answers any later request 200 — except what it `refuses`.
+fn timer_peer(refresher: &'static str, refuses: Refuses) -> ScriptedUas {
     let mut invites = 0;
+    let allow = if refuses == Refuses::EveryUpdate {
+        "INVITE, ACK, BYE, CANCEL, UPDATE"
+    } else {
+        "INVITE, ACK, BYE, CANCEL"
+    };
     ScriptedUas::new(
         5070,
         Box::new(move |request: &Request, index| match request.method {
-            rsip::Method::Invite if Some(invites + 1) == refused => {
+            rsip::Method::Invite if refuses == Refuses::Invite(invites + 1) => {
                 invites += 1;
                 vec![(index, respond(request, 491, "Request Pending", &[]))]
             }
@@ -134,11 +153,20 @@ fn timer_peer(refresher: &'static str, refused: Option<usize>) -> ScriptedUas {
                     "OK",
                     &[
                         ("Contact", "<sip:peer@127.0.0.1:5070>".into()),
-                        ("Allow", "INVITE, ACK, BYE, CANCEL".into()),
+                        ("Allow", allow.into()),
                         ("Session-Expires", format!("90;refresher={refresher}")),
                     ],
                 )
             })],
+            rsip::Method::Update if refuses == Refuses::EveryUpdate => vec![(
+                index,
+                respond(
+                    request,
+                    500,
+                    "Server Internal Error",
+                    &[("Retry-After", "10".into())],
+                ),
+            )],
             rsip::Method::Ack => Vec::new(),
             _ => vec![(index, respond(request, 200, "OK", &[]))],
         }),
@@ -149,7 +177,7 @@ fn timer_peer(refresher: &'static str, refused: Option<usize>) -> ScriptedUas {
 fn without_update_the_refresh_is_a_re_invite_with_the_current_sdp() {
     let mut w = World::lan(44);
     w.add_ua("alice", 5061);
-    w.nodes.push(Box::new(timer_peer("uac", None)));
+    w.nodes.push(Box::new(timer_peer("uac", Refuses::Nothing)));
     let now = w.now();
     let config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
     let alice_call = w.uas[0].endpoint.start_call(now, config);
@@ -181,7 +209,7 @@ fn without_update_the_refresh_is_a_re_invite_with_the_current_sdp() {
 fn a_peer_that_should_refresh_and_does_not_gets_a_bye() {
     let mut w = World::lan(45);
     w.add_ua("alice", 5061);
-    w.nodes.push(Box::new(timer_peer("uas", None)));
+    w.nodes.push(Box::new(timer_peer("uas", Refuses::Nothing)));
     let now = w.now();
     let config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
     let alice_call = w.uas[0].endpoint.start_call(now, config);
@@ -207,7 +235,8 @@ fn an_offer_behind_a_refresh_refused_491_gives_way_to_the_peers_and_the_refresh_
     w.add_ua("alice", 5061);
     // The second INVITE, alice's refresh, is refused 491: she waits 2.1–4 s (she owns the
     // Call-ID) before she sends it again.
-    w.nodes.push(Box::new(timer_peer("uac", Some(2))));
+    w.nodes
+        .push(Box::new(timer_peer("uac", Refuses::Invite(2))));
     let now = w.now();
     let config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
     let alice_call = w.uas[0].endpoint.start_call(now, config);
@@ -290,45 +319,12 @@ fn an_offer_behind_a_refresh_refused_491_gives_way_to_the_peers_and_the_refresh_
     )));
 }
 
-/// A peer that lets us refresh every 90 s by UPDATE, and refuses every refresh with 500 and a
-/// Retry-After of 10 s.
-fn refresh_refusing_peer() -> ScriptedUas {
-    ScriptedUas::new(
-        5070,
-        Box::new(move |request: &Request, index| match request.method {
-            rsip::Method::Invite => vec![(
-                index,
-                respond(
-                    request,
-                    200,
-                    "OK",
-                    &[
-                        ("Contact", "<sip:peer@127.0.0.1:5070>".into()),
-                        ("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE".into()),
-                        ("Session-Expires", "90;refresher=uac".into()),
-                    ],
-                ),
-            )],
-            rsip::Method::Update => vec![(
-                index,
-                respond(
-                    request,
-                    500,
-                    "Server Internal Error",
-                    &[("Retry-After", "10".into())],
-                ),
-            )],
-            rsip::Method::Ack => Vec::new(),
-            _ => vec![(index, respond(request, 200, "OK", &[]))],
-        }),
-    )
-}
-
 #[test]
 fn refreshes_sent_again_after_a_retry_after_do_not_put_off_the_sessions_expiry() {
     let mut w = World::lan(46);
     w.add_ua("alice", 5061);
-    w.nodes.push(Box::new(refresh_refusing_peer()));
+    w.nodes
+        .push(Box::new(timer_peer("uac", Refuses::EveryUpdate)));
     let now = w.now();
     let mut config = w.uas[0].call_config("sip:peer@example.test", udp(5070), OFFER);
     config.session_expires = Some(90);
@@ -350,16 +346,5 @@ fn refreshes_sent_again_after_a_retry_after_do_not_put_off_the_sessions_expiry()
         updates[1] - updates[0] >= Duration::from_secs(10),
         "{updates:?}"
     );
-    let ended = w.now() - answered;
-    assert!(
-        ended >= Duration::from_secs(60) && ended < Duration::from_secs(61),
-        "{ended:?}"
-    );
-    assert_eq!(
-        w.uas[0].events_of(alice_call).last(),
-        Some(&CallEvent::Ended {
-            by_remote: true,
-            reason: "the session timer expired".into()
-        })
-    );
+    expired_now(&w, 0, alice_call, answered);
 }

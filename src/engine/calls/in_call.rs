@@ -110,6 +110,15 @@ impl Restate {
 }
 
 impl Call {
+    /// Our new offer came to nothing (refused, unusable, not sent; the caller withdraws it
+    /// from the WebRTC session unless the session did): the hold it asked for is not the
+    /// call's, and a restated offer is made again later ([`Restate::offer_failed`]).
+    pub(super) fn our_offer_failed(&mut self, now: Instant) {
+        self.pending_hold = None;
+        self.sync_hold_silence();
+        self.restate.offer_failed(now);
+    }
+
     /// Our re-INVITE's answer arrived: the hold (or resume) it asked for is the call's. What
     /// to report, if that changed (an offer that restated the session asks for the hold the
     /// call has).

@@ -222,10 +222,8 @@ impl Calls {
         });
         if let Err(reason) = sent {
             tracing::warn!(%reason, hold, "cannot change the hold");
-            call.pending_hold = None;
-            call.sync_hold_silence();
             call.withdraw_webrtc_offer();
-            call.restate.offer_failed(now);
+            call.our_offer_failed(now);
             self.run_deferred_holds(endpoint, now);
         }
     }
@@ -244,9 +242,7 @@ impl Calls {
         if let Err(reason) = result {
             // The session withdrew its offer: the call goes on as before it.
             tracing::warn!(%reason, "the answer to our re-INVITE is unusable");
-            call.pending_hold = None;
-            call.sync_hold_silence();
-            call.restate.offer_failed(now);
+            call.our_offer_failed(now);
             return;
         }
         if matches!(call.restate, Restate::Offered { .. }) {
@@ -510,10 +506,8 @@ impl Calls {
                     }
                     (None, Some(_)) => {
                         tracing::warn!("the answer to our re-INVITE carries no SDP");
-                        call.pending_hold = None;
-                        call.sync_hold_silence();
                         call.withdraw_webrtc_offer();
-                        call.restate.offer_failed(now);
+                        call.our_offer_failed(now);
                         self.streams_settled(endpoint, now, key, false);
                         self.run_deferred_holds(endpoint, now);
                     }
@@ -526,10 +520,8 @@ impl Calls {
             }
             CallEvent::ReInviteFailed { code } => {
                 tracing::info!(code, "re-INVITE refused");
-                call.pending_hold = None;
-                call.sync_hold_silence();
                 call.withdraw_webrtc_offer();
-                call.restate.offer_failed(now);
+                call.our_offer_failed(now);
                 self.streams_settled(endpoint, now, key, false);
                 self.run_deferred_holds(endpoint, now);
                 None
