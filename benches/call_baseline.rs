@@ -26,7 +26,10 @@
 //!   during setup, the same for every user agent);
 //! - **CPU**: user + system time of each process over the established call (from
 //!   `/proc/<pid>/stat` after the trace is detached), in percent of one core;
-//! - **peak RSS**: `VmHWM` of each process at the end of the call.
+//! - **peak RSS**: `VmHWM` of each process at the end of the call;
+//! - **private memory**: `RssAnon` of each process at the end of the call — the resident set
+//!   less the mapped pages of its executable and libraries (shared, clean, droppable). The
+//!   peak RSS of a large executable is mostly such pages.
 //!
 //! The table shows median, min and max over the rounds, then the ratio of each Callisto
 //! scenario's median to baresip's (below 1: Callisto does better). Under `cargo test` (no
@@ -234,7 +237,7 @@ type Row = (
     fn(&CallMeasurement) -> Option<f64>,
 );
 
-const ROWS: [Row; 6] = [
+const ROWS: [Row; 8] = [
     ("INVITE -> 200 OK (at the proxy)", "ms", |m| {
         Some(ms(m.setup.invite_to_answer))
     }),
@@ -252,6 +255,12 @@ const ROWS: [Row; 6] = [
     }),
     ("callee peak RSS", "MiB", |m| {
         Some(m.callee.peak_rss_kib as f64 / 1024.0)
+    }),
+    ("caller private memory", "MiB", |m| {
+        Some(m.caller.private_kib as f64 / 1024.0)
+    }),
+    ("callee private memory", "MiB", |m| {
+        Some(m.callee.private_kib as f64 / 1024.0)
     }),
 ];
 

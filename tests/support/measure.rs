@@ -2,7 +2,8 @@
 //! baresip on the same machine in the same run.
 //!
 //! - [`ProcessMeter`]: CPU time (user + system, all threads) of a process by PID over an
-//!   interval, as a percentage of one core, and its peak resident set (`VmHWM`), from `/proc`.
+//!   interval, as a percentage of one core, its peak resident set (`VmHWM`) and its private
+//!   memory (`RssAnon`), from `/proc`.
 //! - [`SendTrace`]: `strace` attached to a process by PID, recording every `sendto`/`sendmsg`
 //!   with its wall-clock time in microseconds, to find the first RTP packet it sent. Attaching
 //!   needs ptrace rights over the process (root, or the same user with Yama `ptrace_scope` 0).
@@ -91,6 +92,10 @@ pub struct ProcessUsage {
     pub cpu_percent: f64,
     /// The peak resident set at the end of the interval, in KiB (a lifetime peak).
     pub peak_rss_kib: u64,
+    /// The process's own memory at the end of the interval (`RssAnon`: heap, stacks, written
+    /// data), in KiB — the resident set less the pages of files it maps (its executable and
+    /// libraries, which the kernel shares and can drop).
+    pub private_kib: u64,
 }
 
 /// Measures one process's CPU use from [`ProcessMeter::start`] to [`ProcessMeter::finish`].
@@ -120,6 +125,7 @@ impl ProcessMeter {
             wall,
             cpu_percent: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
             peak_rss_kib: peak_rss_kib(self.pid)?,
+            private_kib: status_kib(self.pid, "RssAnon:")?,
         })
     }
 }
