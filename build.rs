@@ -29,7 +29,7 @@ fn main() {
 /// Whether the binary will run on a glibc that applies DT_RELR: it is built for this machine
 /// (the target is the host), and the host's glibc is 2.36 or later.
 fn packed_relocations_load() -> bool {
-    let native = env::var("TARGET").ok().is_some() && env::var("TARGET") == env::var("HOST");
+    let native = matches!((env::var("TARGET"), env::var("HOST")), (Ok(t), Ok(h)) if t == h);
     native
         && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
