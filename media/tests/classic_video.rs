@@ -5,7 +5,7 @@
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
@@ -104,6 +104,13 @@ fn call(mode: PacketizationMode, srtp: bool) {
     let (mut b, seen_by_b) = session(b_socket, &a_socket, 2, mode, b_keys);
     thread::sleep(Duration::from_millis(2_500));
     b.request_keyframe();
+    // a answers with an IDR at its next picture. Two busy cores can hold both threads back
+    // for a few hundred milliseconds, so the test waits for it (at most 5 s), then lets b
+    // decode it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.stats().keyframes_sent < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
     thread::sleep(Duration::from_millis(300));
     let a_stats = a.stop();
     let b_stats = b.stop();
