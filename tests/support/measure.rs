@@ -58,17 +58,21 @@ fn clock_ticks_per_second() -> f64 {
 
 /// The peak resident set size (`VmHWM`) of the process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> io::Result<u64> {
-    status_kib(pid, "VmHWM:")
+    status_kib(&status(pid)?, "VmHWM:")
 }
 
 /// The resident set size now (`VmRSS`) of the process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> io::Result<u64> {
-    status_kib(pid, "VmRSS:")
+    status_kib(&status(pid)?, "VmRSS:")
 }
 
-/// A `/proc/PID/status` field given in kB.
-fn status_kib(pid: u32, field: &str) -> io::Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+/// The process `pid`'s `/proc/PID/status`.
+fn status(pid: u32) -> io::Result<String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+}
+
+/// A field of a `/proc/PID/status` text given in kB.
+fn status_kib(status: &str, field: &str) -> io::Result<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix(field))
@@ -120,12 +124,14 @@ impl ProcessMeter {
     pub fn finish(&self) -> io::Result<ProcessUsage> {
         let cpu = cpu_time(self.pid)?.saturating_sub(self.cpu);
         let wall = self.at.elapsed();
+        // Both memory figures from one reading.
+        let status = status(self.pid)?;
         Ok(ProcessUsage {
             cpu,
             wall,
             cpu_percent: 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9),
-            peak_rss_kib: peak_rss_kib(self.pid)?,
-            private_kib: status_kib(self.pid, "RssAnon:")?,
+            peak_rss_kib: status_kib(&status, "VmHWM:")?,
+            private_kib: status_kib(&status, "RssAnon:")?,
         })
     }
 }
