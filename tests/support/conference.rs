@@ -183,9 +183,20 @@ impl Room {
 
     /// `callisto call URI` as `who`, sending a tone of `hz` and recording what it hears.
     pub fn call(&self, who: &str, uri: &str, hz: u32, extra: &[&str]) -> std::io::Result<Callisto> {
+        self.call_sending(who, uri, &format!("tone:{hz}"), extra)
+    }
+
+    /// `callisto call URI` as `who`, sending `audio` (an `--audio` value) and recording what it
+    /// hears.
+    pub fn call_sending(
+        &self,
+        who: &str,
+        uri: &str,
+        audio: &str,
+        extra: &[&str],
+    ) -> std::io::Result<Callisto> {
         let rec = path_arg(&self.recording(who));
-        let tone = format!("tone:{hz}");
-        let mut args = vec!["--audio", &tone, "--record-audio", &rec];
+        let mut args = vec!["--audio", audio, "--record-audio", &rec];
         args.extend_from_slice(extra);
         Callisto::call(&self.home(who)?, uri, &args)
     }

@@ -4,6 +4,14 @@
 //! dry at every tick), plays silence and primes again when it runs dry, and drops the oldest
 //! samples, with a short crossfade over the joint, when it holds more than its ceiling (a writer
 //! whose clock runs fast). Sans-IO: no clock, no threads.
+//!
+//! With a [`Trim`], it also sheds standing delay: the prime is sized for the worst case, but
+//! two clocks in a steady phase leave a whole frame or more that is never needed. Every
+//! [`Trim::window`] pops the queue looks at the least it held before a pop; when two windows in
+//! a row found more than one pop plus [`Trim::margin`] (and the second not less than the first,
+//! so a writer whose clock runs slow is never trimmed towards running dry), the oldest samples
+//! above that are dropped, crossfaded. Each dry read doubles the margin, up to
+//! [`Trim::max_margin`].
 
 use std::collections::VecDeque;
 
@@ -21,6 +29,57 @@ pub struct PcmFifo {
     ceiling: usize,
     primed: bool,
     counters: FifoCounters,
+    trim: Option<Trimmer>,
+}
+
+/// How a [`PcmFifo`] sheds delay it does not need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trim {
+    /// Pops per look at the queue's low point.
+    pub window: u32,
+    /// Samples kept beyond one pop at the low point (to begin with).
+    pub margin: usize,
+    /// The margin no dry read raises beyond.
+    pub max_margin: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Trimmer {
+    trim: Trim,
+    margin: usize,
+    pops: u32,
+    /// The least queued before a pop in this window.
+    low: usize,
+    /// The last whole window's low point (less what it trimmed), if the queue has not run dry
+    /// since.
+    last_low: Option<usize>,
+}
+
+impl Trimmer {
+    /// Notes the level before a pop of `want`; at a window's end, how many of the oldest
+    /// samples to drop.
+    fn before_pop(&mut self, level: usize, want: usize) -> usize {
+        self.low = self.low.min(level);
+        self.pops += 1;
+        if self.pops < self.trim.window {
+            return 0;
+        }
+        let low = std::mem::replace(&mut self.low, usize::MAX);
+        self.pops = 0;
+        let keep = want + self.margin;
+        let steady = self.last_low.is_some_and(|last| low >= last);
+        let excess = if steady { low.saturating_sub(keep) } else { 0 };
+        self.last_low = Some(low - excess);
+        excess
+    }
+
+    fn ran_dry(&mut self) {
+        let cap = self.trim.max_margin.max(self.trim.margin);
+        self.margin = (self.margin * 2).max(1).min(cap);
+        self.pops = 0;
+        self.low = usize::MAX;
+        self.last_low = None;
+    }
 }
 
 /// What a [`PcmFifo`] had to do to keep two clocks together.
@@ -42,7 +101,25 @@ impl PcmFifo {
             ceiling: ceiling.max(prime + FADE),
             primed: prime == 0,
             counters: FifoCounters::default(),
+            trim: None,
         }
+    }
+
+    /// The same queue, shedding the delay it does not need as `trim` says.
+    pub fn with_trim(mut self, trim: Trim) -> Self {
+        self.trim = Some(Trimmer {
+            trim,
+            margin: trim.margin,
+            pops: 0,
+            low: usize::MAX,
+            last_low: None,
+        });
+        self
+    }
+
+    /// The margin a trimming queue keeps now (grown by dry reads); `None` without a [`Trim`].
+    pub fn margin(&self) -> Option<usize> {
+        self.trim.as_ref().map(|t| t.margin)
     }
 
     /// Appends samples; drops the oldest when the queue is over its ceiling.
@@ -63,6 +140,12 @@ impl PcmFifo {
             }
             self.primed = true;
         }
+        if let Some(trimmer) = self.trim.as_mut() {
+            let excess = trimmer.before_pop(self.queue.len(), out.len());
+            if excess > 0 {
+                self.drop_to(self.queue.len() - excess);
+            }
+        }
         let n = out.len().min(self.queue.len());
         for (o, s) in out.iter_mut().zip(self.queue.drain(..n)) {
             *o = s;
@@ -71,6 +154,9 @@ impl PcmFifo {
             out[n..].fill(0);
             self.counters.underruns += 1;
             self.primed = self.prime == 0;
+            if let Some(trimmer) = self.trim.as_mut() {
+                trimmer.ran_dry();
+            }
             return false;
         }
         true
@@ -178,5 +264,140 @@ mod tests {
             out.iter().all(|&s| s == 1000),
             "a level does not move at a joint"
         );
+    }
+
+    const FRAME: usize = 960;
+    const TRIM: Trim = Trim {
+        window: 50,
+        margin: 240,
+        max_margin: FRAME,
+    };
+
+    /// A queue primed at two frames that has played its first pop, and where its ramp goes on.
+    fn primed(trim: Option<Trim>) -> (PcmFifo, i16) {
+        let fifo = PcmFifo::new(2 * FRAME, 6 * FRAME);
+        let mut fifo = match trim {
+            Some(trim) => fifo.with_trim(trim),
+            None => fifo,
+        };
+        let mut next = 0;
+        assert!(!tick(&mut fifo, &mut next, FRAME));
+        assert!(tick(&mut fifo, &mut next, FRAME));
+        (fifo, next)
+    }
+
+    /// One tick: `pushed` samples (a ramp that goes on from `next`), then a frame's pop.
+    /// Returns whether the pop was whole and continued the ramp.
+    fn tick(fifo: &mut PcmFifo, next: &mut i16, pushed: usize) -> bool {
+        let samples: Vec<i16> = (0..pushed)
+            .map(|_| {
+                *next = next.wrapping_add(1);
+                *next
+            })
+            .collect();
+        fifo.push(&samples);
+        let mut out = [0; FRAME];
+        fifo.pop_into(&mut out) && out.windows(2).all(|w| w[1] == w[0].wrapping_add(1))
+    }
+
+    #[test]
+    fn trimmed_it_sheds_the_standing_frame_two_clocks_in_step_never_need() {
+        let (mut fifo, mut a) = primed(Some(TRIM));
+        let (mut untrimmed, mut b) = primed(None);
+        // The first pop was the priming one; the hundredth ends the second window.
+        for _ in 0..98 {
+            assert!(tick(&mut fifo, &mut a, FRAME));
+            assert!(tick(&mut untrimmed, &mut b, FRAME));
+        }
+        assert_eq!(fifo.len(), FRAME, "one window to learn, one to confirm");
+        assert!(!tick(&mut fifo, &mut a, FRAME), "the joint is crossfaded");
+        assert_eq!(
+            fifo.len(),
+            240,
+            "a pop and the margin before each pop from now on"
+        );
+        assert_eq!(fifo.counters().dropped, 720);
+        for _ in 0..500 {
+            assert!(tick(&mut fifo, &mut a, FRAME));
+            assert!(tick(&mut untrimmed, &mut b, FRAME));
+            assert_eq!(fifo.len(), 240);
+        }
+        assert_eq!(
+            untrimmed.len(),
+            FRAME,
+            "without a trim a whole frame stands"
+        );
+        assert_eq!(fifo.counters().underruns, 0);
+        assert_eq!(fifo.counters().dropped, 720, "trimmed once");
+    }
+
+    #[test]
+    fn a_writer_whose_clock_runs_slow_is_never_trimmed_towards_running_dry() {
+        // 0.2 % slow: 958 or 959 samples a tick, the queue sinks by about two a tick.
+        let (mut fifo, mut a) = primed(Some(TRIM));
+        let (mut untrimmed, mut b) = primed(None);
+        for i in 0..3_000 {
+            let pushed = if i % 13 == 0 { 958 } else { 959 };
+            tick(&mut fifo, &mut a, pushed);
+            tick(&mut untrimmed, &mut b, pushed);
+        }
+        assert_eq!(fifo.counters().dropped, 0);
+        assert_eq!(fifo.counters().underruns, untrimmed.counters().underruns);
+        assert!(
+            fifo.counters().underruns > 0,
+            "it does run dry now and then"
+        );
+    }
+
+    #[test]
+    fn a_writer_whose_clock_runs_fast_is_trimmed_as_it_gains() {
+        let (mut fifo, mut next) = primed(Some(TRIM));
+        for i in 0..3_000 {
+            let pushed = if i % 2 == 0 { 962 } else { 961 };
+            tick(&mut fifo, &mut next, pushed);
+            assert!(
+                fifo.len() <= 240 + FRAME + 150,
+                "at most two windows' gain stand"
+            );
+        }
+        assert_eq!(fifo.counters().underruns, 0);
+        assert!(fifo.len() <= 240 + 150, "{}", fifo.len());
+        // What it gained (1.5 a tick) and what stood beyond a pop and the margin at first,
+        // less what is queued now beyond the margin (at most two windows' gain).
+        let gained = 3_000 * 3 / 2 + (FRAME - 240);
+        let dropped = fifo.counters().dropped as usize;
+        assert!(
+            dropped <= gained && dropped + 200 >= gained,
+            "{dropped} of {gained}"
+        );
+    }
+
+    #[test]
+    fn each_dry_read_doubles_the_margin_up_to_its_cap() {
+        let (mut fifo, mut next) = primed(Some(TRIM));
+        for round in 0..3 {
+            for _ in 0..100 {
+                tick(&mut fifo, &mut next, FRAME);
+            }
+            let margin = fifo.margin().unwrap();
+            assert_eq!(margin, 240 << round);
+            assert_eq!(fifo.len(), margin, "round {round}: trimmed to the margin");
+            if margin < FRAME {
+                // The writer misses a tick: the margin does not cover a whole frame, and the
+                // queue runs dry and primes again.
+                assert!(!tick(&mut fifo, &mut next, 0));
+                assert!(!tick(&mut fifo, &mut next, FRAME), "priming");
+            }
+        }
+        // Grown to a frame, the margin covers a missed tick.
+        assert!(tick(&mut fifo, &mut next, 0));
+        assert!(tick(&mut fifo, &mut next, 2 * FRAME));
+        assert_eq!(fifo.counters().underruns, 2);
+        // One more dry read (two ticks missed) and the margin stays at its cap.
+        tick(&mut fifo, &mut next, 0);
+        tick(&mut fifo, &mut next, 0);
+        assert_eq!(fifo.counters().underruns, 3);
+        assert_eq!(fifo.margin(), Some(FRAME));
+        assert_eq!(PcmFifo::new(4, 8).margin(), None);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every leg speaks and hears 48 kHz mono (the bridge converts each leg's own rate). Each call
 //! of `mix(now)` takes 20 ms from every leg's queue ([`PcmFifo`]: primed, so legs whose clocks
-//! differ from the mixer's neither starve nor pile up), sums them once, and gives every leg
+//! differ from the mixer's neither starve nor pile up, and trimmed, so a leg whose phase is
+//! steady does not wait for slack it never uses), sums them once, and gives every leg
 //! the sum minus its own contribution (an N−1 mix: nobody hears themselves). Each leg's mix
 //! passes its own limiter: a gain that drops at once to what keeps the frame's peak below full
 //! scale and recovers by 0.5 dB per frame, so sums of loud talkers never clip or wrap.
@@ -14,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::fifo::{FifoCounters, PcmFifo};
+use super::fifo::{FifoCounters, PcmFifo, Trim};
 
 /// The mixer's rate: every leg is converted to and from it.
 pub const MIX_RATE: u32 = 48_000;
@@ -46,6 +47,9 @@ pub struct MixerConfig {
     pub ceiling: usize,
     /// A leg that has pushed nothing for this long is reported as gone quiet.
     pub silence_timeout: Duration,
+    /// How a leg's queue sheds the part of `prime` its clock's phase does not need
+    /// (`None`: it keeps all of it).
+    pub trim: Option<Trim>,
 }
 
 impl Default for MixerConfig {
@@ -54,6 +58,13 @@ impl Default for MixerConfig {
             prime: 2 * MIX_FRAME,
             ceiling: 6 * MIX_FRAME,
             silence_timeout: Duration::from_secs(10),
+            // Looked at every 0.5 s (trimmed 1 s after priming at the earliest); 5 ms beyond a
+            // pop to begin with, a frame at most (as much as the prime keeps).
+            trim: Some(Trim {
+                window: 25,
+                margin: MIX_FRAME / 4,
+                max_margin: MIX_FRAME,
+            }),
         }
     }
 }
@@ -122,7 +133,10 @@ impl Mixer {
         self.next_id += 1;
         self.legs.push(Leg {
             id,
-            queue: PcmFifo::new(self.config.prime, self.config.ceiling),
+            queue: match self.config.trim {
+                Some(trim) => PcmFifo::new(self.config.prime, self.config.ceiling).with_trim(trim),
+                None => PcmFifo::new(self.config.prime, self.config.ceiling),
+            },
             input: vec![0; MIX_FRAME],
             output: vec![0; MIX_FRAME],
             power: 0.0,

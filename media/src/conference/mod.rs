@@ -20,7 +20,7 @@ mod mosaic;
 mod video;
 
 pub use bridge::{BridgeEvent, ConferenceBridge, LegSink, LegSource, RosterEntry};
-pub use fifo::{FifoCounters, PcmFifo};
+pub use fifo::{FifoCounters, PcmFifo, Trim};
 pub use mixer::{LegId, LegLevel, MixReport, Mixer, MixerConfig, MIX_FRAME, MIX_RATE};
 pub use mosaic::{layout, mosaic_stamps, Cell, Mosaic};
 pub use video::{MosaicBridge, MosaicSource, TileSink};
