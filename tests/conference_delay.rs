@@ -3,9 +3,9 @@
 //! short bursts of a tone, one as the call starts and one once it has settled, and records
 //! what she hears. Called directly, bob returns each burst after one second plus a round trip;
 //! in a conference (the host silent, bob dialed in by it) the round trip runs alice → host
-//! mix → bob and back through the mix. The figures are printed; the test asserts that the
-//! bursts went through and came back, not how fast (a binary of its own, so no busy neighbour
-//! skews them).
+//! mix → bob and back through the mix. The figures are printed; the test asserts only that
+//! the bursts went through and came back within a bound no working path comes near (a binary
+//! of its own, so no busy neighbour skews the figures).
 
 mod support;
 
@@ -45,21 +45,16 @@ fn round_trips(room: &Room, who: &str) -> Result<[Duration; 2], Box<dyn Error>> 
     let audio = wav::read_mono(&room.recording(who))?;
     let rate = audio.sample_rate;
     let back_after = |sent: Duration| -> Result<Duration, Box<dyn Error>> {
-        // The first burst is back well before the second is sent.
+        // Nothing can come back before the burst has ended (bob holds it for a second), and
+        // the first is back well before the second is sent.
         let from = ((sent.as_secs_f64() + f64::from(BURST)) * f64::from(rate)) as usize;
-        let from = if sent.is_zero() { 0 } else { from };
         let heard = audio.samples.get(from..).unwrap_or_default();
         let onset = first_burst_onset(heard, rate, 440.0, 0.05)
             .ok_or_else(|| format!("{who}: the burst sent at {sent:?} never came back"))?;
         let from = Duration::from_secs_f64(from as f64 / f64::from(rate));
-        let trip = (from + onset)
+        (from + onset)
             .checked_sub(sent + ECHO)
-            .ok_or_else(|| format!("{who}: the burst sent at {sent:?} came back early"))?;
-        assert!(
-            trip < Duration::from_millis(600),
-            "{who}: the burst sent at {sent:?} came back {trip:?} after bob's hold"
-        );
-        Ok(trip)
+            .ok_or_else(|| format!("{who}: the burst sent at {sent:?} came back early").into())
     };
     Ok([back_after(Duration::ZERO)?, back_after(SETTLED)?])
 }
@@ -150,5 +145,11 @@ fn a_voice_through_the_host_and_back_is_timed_against_a_direct_call() -> TestRes
         host_start - direct_start,
         host_settled - direct_settled,
     );
+    for (what, trips) in [("direct", direct), ("through the host", through_host)] {
+        assert!(
+            trips.iter().all(|&trip| trip < Duration::from_millis(600)),
+            "{what}: the bursts came back {trips:?} after bob's hold"
+        );
+    }
     Ok(())
 }

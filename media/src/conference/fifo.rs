@@ -8,10 +8,12 @@
 //! With a [`Trim`], it also sheds standing delay: the prime is sized for the worst case, but
 //! two clocks in a steady phase leave a whole frame or more that is never needed. Every
 //! [`Trim::window`] pops the queue looks at the least it held before a pop; when two windows in
-//! a row found more than one pop plus [`Trim::margin`] (and the second not less than the first,
-//! so a writer whose clock runs slow is never trimmed towards running dry), the oldest samples
-//! above that are dropped, crossfaded. Each dry read doubles the margin, up to
-//! [`Trim::max_margin`].
+//! a row found more than one pop plus [`Trim::margin`] (the second not less than the first, so
+//! a writer that falls behind by a few samples a pop is never trimmed towards running dry), the
+//! oldest samples beyond that are dropped, crossfaded (never fewer than the crossfade). A
+//! writer that comes later than the margin covers — one that pushes whole frames, once the
+//! reader's tick overtakes it — runs the queue dry once; from then on the queue keeps
+//! [`Trim::dry_margin`] instead.
 
 use std::collections::VecDeque;
 
@@ -35,12 +37,13 @@ pub struct PcmFifo {
 /// How a [`PcmFifo`] sheds delay it does not need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trim {
-    /// Pops per look at the queue's low point.
+    /// Pops per look at the queue's low point (at least 1).
     pub window: u32,
-    /// Samples kept beyond one pop at the low point (to begin with).
+    /// Samples kept beyond one pop at the low point until the queue first runs dry.
     pub margin: usize,
-    /// The margin no dry read raises beyond.
-    pub max_margin: usize,
+    /// Samples kept beyond one pop from the first dry read on (a writer that pushes whole
+    /// frames needs a whole frame to ride out one late push).
+    pub dry_margin: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -66,16 +69,16 @@ impl Trimmer {
         }
         let low = std::mem::replace(&mut self.low, usize::MAX);
         self.pops = 0;
-        let keep = want + self.margin;
         let steady = self.last_low.is_some_and(|last| low >= last);
-        let excess = if steady { low.saturating_sub(keep) } else { 0 };
+        let excess = low.saturating_sub(want + self.margin);
+        // Smaller drops wait until they are worth a crossfade.
+        let excess = if steady && excess >= FADE { excess } else { 0 };
         self.last_low = Some(low - excess);
         excess
     }
 
     fn ran_dry(&mut self) {
-        let cap = self.trim.max_margin.max(self.trim.margin);
-        self.margin = (self.margin * 2).max(1).min(cap);
+        self.margin = self.margin.max(self.trim.dry_margin);
         self.pops = 0;
         self.low = usize::MAX;
         self.last_low = None;
@@ -107,6 +110,10 @@ impl PcmFifo {
 
     /// The same queue, shedding the delay it does not need as `trim` says.
     pub fn with_trim(mut self, trim: Trim) -> Self {
+        let trim = Trim {
+            window: trim.window.max(1),
+            ..trim
+        };
         self.trim = Some(Trimmer {
             trim,
             margin: trim.margin,
@@ -117,7 +124,8 @@ impl PcmFifo {
         self
     }
 
-    /// The margin a trimming queue keeps now (grown by dry reads); `None` without a [`Trim`].
+    /// The margin a trimming queue keeps now ([`Trim::dry_margin`] once it ran dry); `None`
+    /// without a [`Trim`].
     pub fn margin(&self) -> Option<usize> {
         self.trim.as_ref().map(|t| t.margin)
     }
@@ -270,7 +278,7 @@ mod tests {
     const TRIM: Trim = Trim {
         window: 50,
         margin: 240,
-        max_margin: FRAME,
+        dry_margin: FRAME,
     };
 
     /// A queue primed at two frames that has played its first pop, and where its ramp goes on.
@@ -354,50 +362,50 @@ mod tests {
         let (mut fifo, mut next) = primed(Some(TRIM));
         for i in 0..3_000 {
             let pushed = if i % 2 == 0 { 962 } else { 961 };
+            let before = fifo.counters().dropped;
             tick(&mut fifo, &mut next, pushed);
+            let dropped = (fifo.counters().dropped - before) as usize;
+            assert!(
+                dropped == 0 || dropped >= FADE,
+                "a drop worth its crossfade: {dropped}"
+            );
             assert!(
                 fifo.len() <= 240 + FRAME + 150,
                 "at most two windows' gain stand"
             );
         }
         assert_eq!(fifo.counters().underruns, 0);
-        assert!(fifo.len() <= 240 + 150, "{}", fifo.len());
+        // Beyond the margin: less than a crossfade's worth waiting, and one window's gain.
+        assert!(fifo.len() < 240 + FADE + 75, "{}", fifo.len());
         // What it gained (1.5 a tick) and what stood beyond a pop and the margin at first,
-        // less what is queued now beyond the margin (at most two windows' gain).
+        // less what is queued now beyond the margin.
         let gained = 3_000 * 3 / 2 + (FRAME - 240);
         let dropped = fifo.counters().dropped as usize;
         assert!(
-            dropped <= gained && dropped + 200 >= gained,
+            dropped <= gained && dropped + FADE + 75 >= gained,
             "{dropped} of {gained}"
         );
     }
 
     #[test]
-    fn each_dry_read_doubles_the_margin_up_to_its_cap() {
+    fn a_whole_frame_pushed_late_runs_it_dry_once_and_a_frame_is_kept_from_then_on() {
         let (mut fifo, mut next) = primed(Some(TRIM));
-        for round in 0..3 {
-            for _ in 0..100 {
-                tick(&mut fifo, &mut next, FRAME);
-            }
-            let margin = fifo.margin().unwrap();
-            assert_eq!(margin, 240 << round);
-            assert_eq!(fifo.len(), margin, "round {round}: trimmed to the margin");
-            if margin < FRAME {
-                // The writer misses a tick: the margin does not cover a whole frame, and the
-                // queue runs dry and primes again.
-                assert!(!tick(&mut fifo, &mut next, 0));
-                assert!(!tick(&mut fifo, &mut next, FRAME), "priming");
-            }
+        for _ in 0..100 {
+            tick(&mut fifo, &mut next, FRAME);
         }
-        // Grown to a frame, the margin covers a missed tick.
-        assert!(tick(&mut fifo, &mut next, 0));
-        assert!(tick(&mut fifo, &mut next, 2 * FRAME));
-        assert_eq!(fifo.counters().underruns, 2);
-        // One more dry read (two ticks missed) and the margin stays at its cap.
-        tick(&mut fifo, &mut next, 0);
-        tick(&mut fifo, &mut next, 0);
-        assert_eq!(fifo.counters().underruns, 3);
-        assert_eq!(fifo.margin(), Some(FRAME));
+        assert_eq!(fifo.len(), 240, "trimmed to the margin");
+        for late in 0..10 {
+            // The writer's frame comes just after the reader's tick, then with the next one.
+            assert_eq!(tick(&mut fifo, &mut next, 0), late > 0, "late push {late}");
+            assert!(tick(&mut fifo, &mut next, 2 * FRAME), "late push {late}");
+            for _ in 0..100 {
+                assert!(tick(&mut fifo, &mut next, FRAME));
+            }
+            assert_eq!(fifo.margin(), Some(FRAME));
+            assert_eq!(fifo.len(), FRAME, "a frame's slack, never trimmed again");
+        }
+        assert_eq!(fifo.counters().underruns, 1);
+        assert_eq!(fifo.counters().dropped, 720);
         assert_eq!(PcmFifo::new(4, 8).margin(), None);
     }
 }

@@ -47,8 +47,8 @@ pub struct MixerConfig {
     pub ceiling: usize,
     /// A leg that has pushed nothing for this long is reported as gone quiet.
     pub silence_timeout: Duration,
-    /// How a leg's queue sheds the part of `prime` its clock's phase does not need
-    /// (`None`: it keeps all of it).
+    /// How a leg's queue sheds standing delay it does not need: the part of `prime` a steady
+    /// phase leaves unused, and what a burst left behind (`None`: it keeps all of it).
     pub trim: Option<Trim>,
 }
 
@@ -59,11 +59,11 @@ impl Default for MixerConfig {
             ceiling: 6 * MIX_FRAME,
             silence_timeout: Duration::from_secs(10),
             // Looked at every 0.5 s (trimmed 1 s after priming at the earliest); 5 ms beyond a
-            // pop to begin with, a frame at most (as much as the prime keeps).
+            // pop until a leg runs dry, then a frame (as much as the prime keeps).
             trim: Some(Trim {
                 window: 25,
                 margin: MIX_FRAME / 4,
-                max_margin: MIX_FRAME,
+                dry_margin: MIX_FRAME,
             }),
         }
     }
