@@ -1,5 +1,6 @@
 //! `callisto register` against a real Kamailio on loopback: UDP, TCP and TLS, digest MD5 and
 //! SHA-256, wrong passwords, refresh, a registrar restart, unregister on exit, two accounts.
+//! Answers Kamailio does not give (403, 404) come from a scripted registrar.
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::kamailio::{DigestAlgorithm, Kamailio, KamailioConfig};
+use support::sip_registrar::{asks_for_removal, ScriptedRegistrar};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -38,6 +40,20 @@ fn register_command(dir: &std::path::Path) -> Command {
         .arg("127.0.0.1:0")
         .env_remove("CALLISTO_LOG");
     command
+}
+
+/// `callisto register` as alice with `password`, at `registrar`, with `flags`; its output.
+fn alice(
+    dir: &std::path::Path,
+    password: &str,
+    registrar: &str,
+    flags: &[&str],
+) -> std::io::Result<Output> {
+    register_command(dir)
+        .args(["--user", "sip:alice@127.0.0.1", "--password", password])
+        .args(["--registrar", registrar])
+        .args(flags)
+        .output()
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
@@ -73,16 +89,12 @@ fn describe(output: &Output) -> String {
 
 fn register_once(kamailio: &Kamailio, registrar: &str, password: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    register_command(dir.path())
-        .args(["--user", "sip:alice@127.0.0.1", "--password", password])
-        .args(["--registrar", registrar, "--once", "--json"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run callisto: {e}; kamailio log:\n{}",
-                kamailio.log_tail(20)
-            )
-        })
+    alice(dir.path(), password, registrar, &["--once", "--json"]).unwrap_or_else(|e| {
+        panic!(
+            "cannot run callisto: {e}; kamailio log:\n{}",
+            kamailio.log_tail(20)
+        )
+    })
 }
 
 fn assert_registered_once(kamailio: &Kamailio, output: &Output, proto: &str) {
@@ -181,10 +193,7 @@ fn a_wrong_password_exits_2_without_a_loop_of_registers() -> TestResult {
 fn a_plain_sentence_explains_the_failure_without_json() -> TestResult {
     let kamailio = kamailio(KamailioConfig::default())?;
     let dir = tempfile::tempdir()?;
-    let output = register_command(dir.path())
-        .args(["--user", "sip:alice@127.0.0.1", "--password", "wrong"])
-        .args(["--registrar", &kamailio.udp_uri(), "--once"])
-        .output()?;
+    let output = alice(dir.path(), "wrong", &kamailio.udp_uri(), &["--once"])?;
     assert_eq!(output.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("authentication failed"), "{stdout}");
@@ -193,6 +202,28 @@ fn a_plain_sentence_explains_the_failure_without_json() -> TestResult {
         !stdout.contains("wrong\""),
         "the password is not echoed: {stdout}"
     );
+    Ok(())
+}
+
+#[test]
+fn the_password_reaches_no_output_even_when_everything_is_logged() -> TestResult {
+    let kamailio = kamailio(KamailioConfig::default())?;
+    let dir = tempfile::tempdir()?;
+    let output = register_command(dir.path())
+        .env("CALLISTO_LOG", "trace")
+        .args(["--user", "sip:bob@127.0.0.1", "--password", "hunter2"])
+        .args(["--registrar", &kamailio.udp_uri(), "--once", "--json"])
+        .output()?;
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("client/REGISTER") && stderr.contains("status=401"),
+        "the log follows the REGISTERs through the challenge: {stderr}"
+    );
+    for (what, text) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains("hunter2"), "the password in {what}: {text}");
+    }
     Ok(())
 }
 
@@ -206,15 +237,8 @@ fn an_unreachable_server_exits_3() -> TestResult {
         "[timers]\nt1_ms = 50\nt2_ms = 400\n",
     )?;
     let started = Instant::now();
-    let output = register_command(dir.path())
-        .args(["--user", "sip:alice@127.0.0.1", "--password", "secret"])
-        .args([
-            "--registrar",
-            &format!("sip:127.0.0.1:{port}"),
-            "--once",
-            "--json",
-        ])
-        .output()?;
+    let registrar = format!("sip:127.0.0.1:{port}");
+    let output = alice(dir.path(), "secret", &registrar, &["--once", "--json"])?;
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     assert!(started.elapsed() < Duration::from_secs(10));
     let lines = json_lines(&output);
@@ -282,10 +306,11 @@ impl Running {
         }
     }
 
-    fn terminate(&mut self) -> ExitStatus {
-        // SIGTERM: the documented way to stop a registered session.
+    /// Sends `signal` (SIGTERM or SIGINT: the documented ways to stop a registered session)
+    /// and waits for the exit.
+    fn stop(&mut self, signal: libc::c_int) -> ExitStatus {
         unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            libc::kill(self.child.id() as libc::pid_t, signal);
         }
         self.child.wait().expect("callisto exits")
     }
@@ -355,7 +380,7 @@ fn refreshes_before_expiry_and_unregisters_on_sigterm() -> TestResult {
             "a refresh {gap} µs after the last save: {saved:?}"
         );
     }
-    let status = running.terminate();
+    let status = running.stop(libc::SIGTERM);
     assert_eq!(status.code(), Some(0));
     wait_until(Duration::from_secs(2), || {
         kamailio.registers().last().and_then(|r| r.expires.clone()) == Some("0".into())
@@ -511,6 +536,87 @@ fn refuses_a_self_signed_tls_certificate() -> TestResult {
     assert!(
         kamailio.registers().is_empty(),
         "nothing is sent to an untrusted server"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_forbidden_account_exits_4_with_the_code_and_reason_and_is_not_retried() -> TestResult {
+    let registrar = ScriptedRegistrar::refusing("403 Forbidden")?;
+    let dir = tempfile::tempdir()?;
+    // Without --once: a final refusal ends the session as well.
+    let output = alice(dir.path(), "secret", &registrar.uri(), &["--json"])?;
+    assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
+    let lines = json_lines(&output);
+    let failed = lines
+        .iter()
+        .find(|l| l["event"] == "registration_failed")
+        .unwrap_or_else(|| panic!("{}", describe(&output)));
+    assert_eq!(failed["code"], 403);
+    assert_eq!(failed["reason"], "Forbidden");
+    assert_eq!(failed["kind"], "rejected");
+    assert!(failed["retry_in_s"].is_null(), "{failed}");
+    let registers = registrar.registers();
+    assert_eq!(
+        registers.len(),
+        1,
+        "one REGISTER, never again: {registers:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_refusal_and_an_unreachable_server_are_explained_in_plain_sentences() -> TestResult {
+    let registrar = ScriptedRegistrar::refusing("404 Not Found")?;
+    let dir = tempfile::tempdir()?;
+    let output = alice(dir.path(), "secret", &registrar.uri(), &["--once"])?;
+    assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "Registration of sip:alice@127.0.0.1 failed, the server refused: Not Found (404)."
+        ),
+        "{stdout}"
+    );
+
+    // Nobody listens: Timer F decides (64*T1 with T1 = 50 ms).
+    std::fs::write(dir.path().join("callisto.toml"), "[timers]\nt1_ms = 50\n")?;
+    let nobody = format!("sip:127.0.0.1:{}", support::free_port());
+    let output = alice(dir.path(), "secret", &nobody, &["--once"])?;
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "Registration of sip:alice@127.0.0.1 failed, the server could not be reached"
+        ),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+#[test]
+fn sigint_unregisters_before_the_session_exits() -> TestResult {
+    let registrar = ScriptedRegistrar::granting(60)?;
+    let mut running = Running::start(
+        &[
+            "--user",
+            "sip:alice@127.0.0.1",
+            "--password",
+            "secret",
+            "--registrar",
+            &registrar.uri(),
+        ],
+        None,
+    )?;
+    let registered = running.expect("registered", Duration::from_secs(5));
+    assert_eq!(registered["expires"], 60, "the registrar's grant");
+    assert!(!registrar.registers().iter().any(asks_for_removal));
+    assert_eq!(running.stop(libc::SIGINT).code(), Some(0));
+    running.expect("unregistered", Duration::from_secs(2));
+    let registers = registrar.registers();
+    assert!(
+        registers.last().is_some_and(asks_for_removal),
+        "the last REGISTER removes the binding: {registers:?}"
     );
     Ok(())
 }

@@ -155,40 +155,56 @@ fn every_register_names_the_instance_and_asks_for_rport() {
     assert_eq!(header(&text, "CSeq"), Some("1 REGISTER"));
 }
 
+/// A registrar's challenge (401, answered in Authorization) or a proxy's (407, answered in
+/// Proxy-Authorization), refused again after the answer, is a failure for good.
 #[test]
 fn a_refused_password_fails_once_and_sends_nothing_more() {
-    let t0 = Instant::now();
-    let mut reg = Registration::new(config(), 3);
-    reg.start(t0);
-    let first = take(&mut reg, t0);
-    reg.handle_response(
-        t0,
-        &respond(&first, "401 Unauthorized", &[challenge(NONCE_1, false)]),
-    );
-    let second = take(&mut reg, t0);
-    reg.handle_response(
-        t0,
-        &respond(&second, "401 Unauthorized", &[challenge(NONCE_2, false)]),
-    );
-    let events = events(&mut reg);
-    assert!(
-        matches!(
-            events.as_slice(),
-            [RegistrationEvent::Failed {
-                kind: FailureKind::AuthenticationFailed,
-                code: Some(401),
-                retry_in: None,
-                ..
-            }]
+    for (status, asks, answers, code) in [
+        ("401 Unauthorized", "WWW-Authenticate", "Authorization", 401),
+        (
+            "407 Proxy Authentication Required",
+            "Proxy-Authenticate",
+            "Proxy-Authorization",
+            407,
         ),
-        "{events:?}"
-    );
-    assert_eq!(reg.state(), RegistrationState::Failed);
-    assert!(reg.poll_request(t0).is_none());
-    assert!(
-        reg.poll_timeout().is_none(),
-        "no retry after an authentication failure"
-    );
+    ] {
+        let challenge = |nonce: &str| challenge(nonce, false).replace("WWW-Authenticate", asks);
+        let t0 = Instant::now();
+        let mut reg = Registration::new(config(), 3);
+        reg.start(t0);
+        let first = take(&mut reg, t0);
+        reg.handle_response(t0, &respond(&first, status, &[challenge(NONCE_1)]));
+        let second = take(&mut reg, t0);
+        let text = second.to_string();
+        let answer = header(&text, answers).unwrap_or_else(|| panic!("{status}: {text}"));
+        assert!(answer.contains(NONCE_1), "{answer}");
+        let other = if code == 401 {
+            "Proxy-Authorization"
+        } else {
+            "Authorization"
+        };
+        assert!(header(&text, other).is_none(), "{status}: {text}");
+        reg.handle_response(t0, &respond(&second, status, &[challenge(NONCE_2)]));
+        let events = events(&mut reg);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [RegistrationEvent::Failed {
+                    kind: FailureKind::AuthenticationFailed,
+                    code: Some(c),
+                    retry_in: None,
+                    ..
+                }] if *c == code
+            ),
+            "{status}: {events:?}"
+        );
+        assert_eq!(reg.state(), RegistrationState::Failed);
+        assert!(reg.poll_request(t0).is_none());
+        assert!(
+            reg.poll_timeout().is_none(),
+            "no retry after an authentication failure"
+        );
+    }
 }
 
 #[test]

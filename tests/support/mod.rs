@@ -15,6 +15,8 @@
 //! - [`measure`]: CPU, peak RSS, strace-timed packets and call setup times for benches.
 //! - [`sip_uas`]: a scripted UDP user agent (hand-written SIP) for checking the proxy's routing
 //!   between transports, e.g. a WebSocket browser calling a UDP phone.
+//! - [`sip_registrar`]: a scripted UDP registrar that refuses (403, 404…) or grants every
+//!   REGISTER, for answers Kamailio does not give.
 //! - [`pki`]: a throwaway test CA and server certificates.
 //! - [`pulse`]: a private PulseAudio server with null sinks, for the sound device tests.
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
@@ -45,6 +47,7 @@ pub mod logged_child;
 pub mod measure;
 pub mod pki;
 pub mod pulse;
+pub mod sip_registrar;
 pub mod sip_uas;
 pub mod tcp_proxy;
 pub mod ui_rows;
