@@ -321,3 +321,22 @@ impl Signals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_file_sets_t1_t2_and_t4() {
+        let config = Config::parse("[timers]\nt1_ms = 100\nt2_ms = 800\nt4_ms = 2500\n").unwrap();
+        let engine = engine_config(&AccountArgs::default(), &config);
+        assert_eq!(
+            engine.timers,
+            TimerConfig {
+                t1: Duration::from_millis(100),
+                t2: Duration::from_millis(800),
+                t4: Duration::from_millis(2500),
+            }
+        );
+    }
+}

@@ -99,6 +99,51 @@ fn timer_e_is_capped_at_t2_and_timer_f_fires_at_64_t1() {
 }
 
 #[test]
+fn configured_t1_t2_and_t4_set_the_timers() {
+    let config = TimerConfig {
+        t1: 100 * MS,
+        t2: 400 * MS,
+        t4: Duration::from_secs(1),
+    };
+    let start = Instant::now();
+    let mut layer = TransactionLayer::new(config);
+    let key = layer
+        .send_request(
+            start,
+            request("OPTIONS", "z9hG4bKc1", 1, "c1"),
+            udp(SERVER_ADDR),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    transmits(&mut layer);
+    let sent = run_timers(&mut layer, start, start + 6_400 * MS - MS);
+    // Timer E: T1, 2·T1, then every T2; Timer F: 64·T1.
+    let expected: Vec<u64> = [100, 300]
+        .into_iter()
+        .chain((700..6_400).step_by(400))
+        .collect();
+    assert_eq!(sent, ms(&expected));
+    layer.handle_timeout(start + 6_400 * MS);
+    assert_eq!(
+        events(&mut layer),
+        vec![
+            TransactionEvent::Timeout { key: key.clone() },
+            TransactionEvent::Terminated { key }
+        ]
+    );
+    // Timer K: T4 after the final response.
+    let options = request("OPTIONS", "z9hG4bKc2", 2, "c1");
+    layer
+        .send_request(start, options.clone(), udp(SERVER_ADDR))
+        .unwrap_or_else(|e| panic!("{e}"));
+    layer.handle_message(
+        start,
+        SipMessage::Response(response_to(&options, 200, "t")),
+        udp(SERVER_ADDR),
+    );
+    assert_eq!(layer.poll_timeout(), Some(start + Duration::from_secs(1)));
+}
+
+#[test]
 fn timer_e_uses_t2_once_proceeding() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
