@@ -60,12 +60,11 @@ fn self_signed() -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     )
 }
 
-/// Serves one TLS connection: reads one SIP message, answers with `RESPONSE`, returns the
-/// request it read.
-async fn serve_once(
+/// A TLS server's side of the handshake with `chain` and `key`.
+fn acceptor(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> (SocketAddr, tokio::task::JoinHandle<Option<Bytes>>) {
+) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -73,7 +72,16 @@ async fn serve_once(
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .expect("server certificate");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Serves one TLS connection: reads one SIP message, answers with `RESPONSE`, returns the
+/// request it read.
+async fn serve_once(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> (SocketAddr, tokio::task::JoinHandle<Option<Bytes>>) {
+    let acceptor = acceptor(chain, key);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let task = tokio::spawn(async move {
@@ -141,6 +149,54 @@ async fn a_client_trusting_the_ca_talks_to_the_server() {
         .expect("server done")
         .expect("join");
     assert_eq!(request, Some(Bytes::from_static(REQUEST)));
+}
+
+/// RFC 5626 §4.4.1 over TLS as over TCP: an idle connection sends a double-CRLF ping, and the
+/// single-CRLF pong is reported.
+#[tokio::test]
+async fn an_idle_connection_sends_pings_and_reports_pongs() {
+    let pki = ca_signed();
+    let mut ca_file = tempfile::NamedTempFile::new().expect("temp file");
+    ca_file.write_all(pki.ca_pem.as_bytes()).expect("write CA");
+    let acceptor = acceptor(pki.chain, pki.key);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let target = Target::new(TransportKind::Tls, listener.local_addr().expect("address"));
+    let config = TransportConfig {
+        keepalive_interval: Some(Duration::from_millis(100)),
+        ..client_config(Some(ca_file.path().to_owned()))
+    };
+    // The server reads the request and the ping, then answers the ping.
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut tls = acceptor.accept(tcp).await.expect("handshake");
+        let mut received = vec![0u8; REQUEST.len() + 4];
+        tls.read_exact(&mut received).await.expect("read");
+        tls.write_all(b"\r\n").await.expect("pong");
+        tls.flush().await.expect("flush");
+        // Open until the client has read the pong.
+        let _ = timeout(Duration::from_secs(2), tls.read(&mut [0u8; 64])).await;
+        received
+    });
+    let (client, mut events) = Transports::bind(config).await.expect("bind");
+    client
+        .send(target, Some("localhost"), Bytes::from_static(REQUEST))
+        .await
+        .expect("TLS connect and send");
+    match timeout(WAIT, events.recv())
+        .await
+        .expect("an event in time")
+    {
+        Some(TransportEvent::KeepAlivePong { target: from }) => assert_eq!(from, target),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    // Closing the connection lets the server finish.
+    drop((client, events));
+    let received = timeout(WAIT, server)
+        .await
+        .expect("server done")
+        .expect("join");
+    assert_eq!(&received[..REQUEST.len()], REQUEST);
+    assert_eq!(&received[REQUEST.len()..], b"\r\n\r\n", "the ping");
 }
 
 /// The system's trust store: a CA it holds is trusted with no CA file of our own (the store
