@@ -279,10 +279,14 @@ impl Output {
     }
 }
 
-/// SIGINT and SIGTERM as one stream.
+/// SIGINT and SIGTERM as one stream. Both are caught from [`Signals::new`] on, and one that
+/// arrives while nobody waits in [`Signals::recv`] is kept for the next wait (a fresh
+/// `ctrl_c()` future per wait would miss a Ctrl-C pressed between two waits).
 pub struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
 }
 
 impl Default for Signals {
@@ -293,26 +297,32 @@ impl Default for Signals {
 
 impl Signals {
     pub fn new() -> Self {
-        Signals {
-            #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
 
     pub async fn recv(&mut self) {
         #[cfg(unix)]
         {
-            let term = async {
-                match self.term.as_mut() {
-                    Some(term) => {
-                        term.recv().await;
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
                     }
                     None => std::future::pending::<()>().await,
                 }
-            };
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
+                _ = next(&mut self.interrupt) => {}
+                _ = next(&mut self.term) => {}
             }
         }
         #[cfg(not(unix))]
@@ -326,8 +336,23 @@ impl Signals {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_signal_that_comes_while_nobody_waits_is_kept_for_the_next_wait() {
+        let mut signals = Signals::new();
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // Caught from `Signals::new` on: raised before anyone waits, it does not end the
+            // process, and the next wait sees it.
+            unsafe {
+                libc::raise(signal);
+            }
+            tokio::time::timeout(Duration::from_secs(5), signals.recv())
+                .await
+                .unwrap_or_else(|_| panic!("signal {signal} was lost"));
+        }
+    }
+
     #[test]
-    fn the_configuration_file_sets_t1_t2_and_t4() {
+    fn the_configuration_parsed_sets_t1_t2_and_t4_of_the_engine() {
         let config = Config::parse("[timers]\nt1_ms = 100\nt2_ms = 800\nt4_ms = 2500\n").unwrap();
         let engine = engine_config(&AccountArgs::default(), &config);
         assert_eq!(

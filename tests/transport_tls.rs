@@ -173,7 +173,7 @@ async fn an_idle_connection_sends_pings_and_reports_pongs() {
         tls.read_exact(&mut received).await.expect("read");
         tls.write_all(b"\r\n").await.expect("pong");
         tls.flush().await.expect("flush");
-        // Open until the client has read the pong.
+        // Open until the client's next ping or its close.
         let _ = timeout(Duration::from_secs(2), tls.read(&mut [0u8; 64])).await;
         received
     });

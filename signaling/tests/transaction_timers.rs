@@ -122,6 +122,8 @@ fn configured_t1_t2_and_t4_set_the_timers() {
         .chain((700..6_400).step_by(400))
         .collect();
     assert_eq!(sent, ms(&expected));
+    assert!(events(&mut layer).is_empty(), "no timeout before 64·T1");
+    assert_eq!(layer.poll_timeout(), Some(start + 6_400 * MS));
     layer.handle_timeout(start + 6_400 * MS);
     assert_eq!(
         events(&mut layer),
@@ -130,17 +132,29 @@ fn configured_t1_t2_and_t4_set_the_timers() {
             TransactionEvent::Terminated { key }
         ]
     );
-    // Timer K: T4 after the final response.
+    assert!(layer.is_empty());
+    // Timer K: a completed transaction is kept for T4, then ends.
+    let now = start + 6_400 * MS;
     let options = request("OPTIONS", "z9hG4bKc2", 2, "c1");
-    layer
-        .send_request(start, options.clone(), udp(SERVER_ADDR))
+    let key = layer
+        .send_request(now, options.clone(), udp(SERVER_ADDR))
         .unwrap_or_else(|e| panic!("{e}"));
+    transmits(&mut layer);
     layer.handle_message(
-        start,
+        now,
         SipMessage::Response(response_to(&options, 200, "t")),
         udp(SERVER_ADDR),
     );
-    assert_eq!(layer.poll_timeout(), Some(start + Duration::from_secs(1)));
+    events(&mut layer);
+    assert_eq!(layer.poll_timeout(), Some(now + Duration::from_secs(1)));
+    layer.handle_timeout(now + Duration::from_secs(1) - MS);
+    assert_eq!(layer.len(), 1, "kept until T4");
+    layer.handle_timeout(now + Duration::from_secs(1));
+    assert_eq!(
+        events(&mut layer),
+        vec![TransactionEvent::Terminated { key }]
+    );
+    assert!(layer.is_empty());
 }
 
 #[test]

@@ -115,16 +115,14 @@ impl Drop for ScriptedRegistrar {
     }
 }
 
-/// Whether a REGISTER asks to remove its binding (`Expires: 0`, or `expires=0` on the Contact).
+/// Whether a REGISTER asks to remove its binding (`Expires: 0`; Callisto sends the header in
+/// every REGISTER).
 pub fn asks_for_removal(request: &SipMessage) -> bool {
-    request.header("Expires").is_some_and(|v| v == "0")
-        || request
-            .header("Contact")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("expires=0"))
+    request.header("Expires") == Some("0")
 }
 
-/// A response to `request`: its Via lines, From, To with a tag, Call-ID and CSeq, then
-/// `extra`.
+/// A response to `request`: its Via lines (as sent: no `received` or `rport` value, so the
+/// client sees no NAT), From, To with a tag, Call-ID and CSeq, then `extra`.
 fn reply(request: &SipMessage, status: &str, extra: &[String]) -> String {
     let mut out = format!("SIP/2.0 {status}\r\n");
     for via in request.headers("Via") {
