@@ -116,6 +116,14 @@ fn events(lines: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
+/// The `registration_failed` JSON line of a run.
+fn registration_failed(output: &Output) -> serde_json::Value {
+    json_lines(output)
+        .into_iter()
+        .find(|l| l["event"] == "registration_failed")
+        .unwrap_or_else(|| panic!("{}", describe(output)))
+}
+
 fn describe(output: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -208,11 +216,7 @@ fn a_wrong_password_exits_2_without_a_loop_of_registers() -> TestResult {
     let registrar = format!("sip:127.0.0.1:{}", kamailio.config().udp_port);
     let output = register_once(&kamailio, &registrar, "not-the-password");
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    let lines = json_lines(&output);
-    let failed = lines
-        .iter()
-        .find(|l| l["event"] == "registration_failed")
-        .unwrap_or_else(|| panic!("{}", describe(&output)));
+    let failed = registration_failed(&output);
     assert_eq!(failed["code"], 401);
     assert_eq!(failed["kind"], "authentication_failed");
     // Give a looping client time to show itself, then count.
@@ -585,11 +589,7 @@ fn a_forbidden_account_exits_4_with_the_code_and_reason_and_is_not_retried() -> 
     // Without --once: a final refusal ends the session as well.
     let output = alice(dir.path(), "secret", &registrar.uri(), &["--json"])?;
     assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
-    let lines = json_lines(&output);
-    let failed = lines
-        .iter()
-        .find(|l| l["event"] == "registration_failed")
-        .unwrap_or_else(|| panic!("{}", describe(&output)));
+    let failed = registration_failed(&output);
     assert_eq!(failed["code"], 403);
     assert_eq!(failed["reason"], "Forbidden");
     assert_eq!(failed["kind"], "rejected");

@@ -108,6 +108,21 @@ async fn serve_once(
     (addr, task)
 }
 
+/// Sends `REQUEST` to `target` (named `localhost`) and returns the next transport event.
+async fn send_and_hear(
+    client: &Transports,
+    events: &mut tokio::sync::mpsc::Receiver<TransportEvent>,
+    target: Target,
+) -> Option<TransportEvent> {
+    client
+        .send(target, Some("localhost"), Bytes::from_static(REQUEST))
+        .await
+        .expect("TLS connect and send");
+    timeout(WAIT, events.recv())
+        .await
+        .expect("an event in time")
+}
+
 fn client_config(ca_file: Option<std::path::PathBuf>) -> TransportConfig {
     TransportConfig {
         enable_tcp: false,
@@ -130,14 +145,7 @@ async fn a_client_trusting_the_ca_talks_to_the_server() {
         .expect("bind");
     let target = Target::new(TransportKind::Tls, addr);
 
-    client
-        .send(target, Some("localhost"), Bytes::from_static(REQUEST))
-        .await
-        .expect("TLS connect and send");
-    match timeout(WAIT, events.recv())
-        .await
-        .expect("an event in time")
-    {
+    match send_and_hear(&client, &mut events, target).await {
         Some(TransportEvent::Message(incoming)) => {
             assert_eq!(incoming.bytes, Bytes::from_static(RESPONSE));
             assert_eq!(incoming.source, target);
@@ -178,14 +186,7 @@ async fn an_idle_connection_sends_pings_and_reports_pongs() {
         received
     });
     let (client, mut events) = Transports::bind(config).await.expect("bind");
-    client
-        .send(target, Some("localhost"), Bytes::from_static(REQUEST))
-        .await
-        .expect("TLS connect and send");
-    match timeout(WAIT, events.recv())
-        .await
-        .expect("an event in time")
-    {
+    match send_and_hear(&client, &mut events, target).await {
         Some(TransportEvent::KeepAlivePong { target: from }) => assert_eq!(from, target),
         other => panic!("expected a pong, got {other:?}"),
     }

@@ -69,10 +69,12 @@ fn timer_a_doubles_without_a_cap_and_timer_b_fires_at_64_t1() {
     assert_eq!(layer.poll_timeout(), None);
 }
 
-#[test]
-fn timer_e_is_capped_at_t2_and_timer_f_fires_at_64_t1() {
+/// An OPTIONS over UDP under `config` that nobody answers: checks that Timer F ends it at
+/// 64·T1 and not before, and returns the layer, the start, and when each retransmission went.
+fn unanswered_options(config: TimerConfig) -> (TransactionLayer, Instant, Vec<Duration>) {
     let start = Instant::now();
-    let mut layer = TransactionLayer::new(TimerConfig::default());
+    let timeout = start + config.t1 * 64;
+    let mut layer = TransactionLayer::new(config);
     let key = layer
         .send_request(
             start,
@@ -81,13 +83,10 @@ fn timer_e_is_capped_at_t2_and_timer_f_fires_at_64_t1() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     transmits(&mut layer);
-    let sent = run_timers(&mut layer, start, start + Duration::from_secs(32) - MS);
-    // 500, 1000, 2000, 4000, then every 4000 ms (T2).
-    assert_eq!(
-        sent,
-        ms(&[500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500])
-    );
-    layer.handle_timeout(start + Duration::from_secs(32));
+    let sent = run_timers(&mut layer, start, timeout - MS);
+    assert!(events(&mut layer).is_empty(), "no timeout before 64·T1");
+    assert_eq!(layer.poll_timeout(), Some(timeout));
+    layer.handle_timeout(timeout);
     assert_eq!(
         events(&mut layer),
         vec![
@@ -96,43 +95,32 @@ fn timer_e_is_capped_at_t2_and_timer_f_fires_at_64_t1() {
         ]
     );
     assert!(layer.is_empty());
+    (layer, start, sent)
+}
+
+#[test]
+fn timer_e_is_capped_at_t2_and_timer_f_fires_at_64_t1() {
+    let (_, _, sent) = unanswered_options(TimerConfig::default());
+    // 500, 1000, 2000, 4000, then every 4000 ms (T2).
+    assert_eq!(
+        sent,
+        ms(&[500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500])
+    );
 }
 
 #[test]
 fn configured_t1_t2_and_t4_set_the_timers() {
-    let config = TimerConfig {
+    let (mut layer, start, sent) = unanswered_options(TimerConfig {
         t1: 100 * MS,
         t2: 400 * MS,
         t4: Duration::from_secs(1),
-    };
-    let start = Instant::now();
-    let mut layer = TransactionLayer::new(config);
-    let key = layer
-        .send_request(
-            start,
-            request("OPTIONS", "z9hG4bKc1", 1, "c1"),
-            udp(SERVER_ADDR),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    transmits(&mut layer);
-    let sent = run_timers(&mut layer, start, start + 6_400 * MS - MS);
+    });
     // Timer E: T1, 2·T1, then every T2; Timer F: 64·T1.
     let expected: Vec<u64> = [100, 300]
         .into_iter()
         .chain((700..6_400).step_by(400))
         .collect();
     assert_eq!(sent, ms(&expected));
-    assert!(events(&mut layer).is_empty(), "no timeout before 64·T1");
-    assert_eq!(layer.poll_timeout(), Some(start + 6_400 * MS));
-    layer.handle_timeout(start + 6_400 * MS);
-    assert_eq!(
-        events(&mut layer),
-        vec![
-            TransactionEvent::Timeout { key: key.clone() },
-            TransactionEvent::Terminated { key }
-        ]
-    );
-    assert!(layer.is_empty());
     // Timer K: a completed transaction is kept for T4, then ends.
     let now = start + 6_400 * MS;
     let options = request("OPTIONS", "z9hG4bKc2", 2, "c1");
