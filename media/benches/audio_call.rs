@@ -5,13 +5,22 @@
 //!   protects it with SRTP, and the other unprotects, buffers, decodes and plays it (plus RTCP
 //!   on its timer). Opus with SRTP, and PCMU without.
 //! - After criterion, a plain timing of the same Opus + SRTP call prints the real-time factor
-//!   (20 ms of call ÷ time to process it), and two [`ClassicSession`]s on loopback sockets run a
-//!   real-time call while their threads' CPU time is read from `/proc/self/task` (Linux).
+//!   (20 ms of call ÷ time to process it) of the whole call and of one end (half of it: both
+//!   ends do the same work, and one end is what one process runs), and two [`ClassicSession`]s
+//!   on loopback sockets run a real-time call while their threads' CPU time is read from
+//!   `/proc/self/task` (Linux).
+//! - Mouth-to-ear delay on loopback with no sound-card buffer (see `tests/support/mouth_to_ear.rs`):
+//!   100 ms 1 kHz bursts in the caller's source, each timed from the tick that read it to its
+//!   first loud frame in the callee's sink, on one clock, once the jitter buffer has settled;
+//!   Opus with SRTP and PCMU without. The target is under 60 ms.
 //! - For scale, the same clock reports the floor any 20 ms media thread pays on this machine: a
 //!   thread that only wakes on each tick, and one that also sends and reads a datagram.
 //!
 //! `cargo bench -p callisto-media --bench audio_call` runs the full measurements (a 10 s call);
 //! `cargo test --benches` runs each part briefly as a smoke test.
+
+#[path = "../tests/support/mouth_to_ear.rs"]
+mod mouth_to_ear;
 
 use std::hint::black_box;
 use std::net::UdpSocket;
@@ -105,11 +114,16 @@ fn real_time_factor(frames: u32) {
         a.rx_packets > 0 && b.rx_packets > 0,
         "the call carried nothing"
     );
+    // The two ends do the same work (each encodes and protects what it sends, and unprotects,
+    // buffers and decodes what it hears), so one end — one process's share of a call — is half.
+    let per_end = per_frame / 2;
     println!(
-        "audio_call: Opus + SRTP, both directions: {:.1} µs per 20 ms of call, real-time factor \
-         {:.0}x ({frames} frames)",
+        "audio_call: Opus + SRTP, both directions: {:.1} µs per 20 ms of call for both ends \
+         ({:.0}x real time); one end {:.1} µs, real-time factor {:.0}x ({frames} frames)",
         per_frame.as_secs_f64() * 1e6,
-        FRAME.as_secs_f64() / per_frame.as_secs_f64()
+        FRAME.as_secs_f64() / per_frame.as_secs_f64(),
+        per_end.as_secs_f64() * 1e6,
+        FRAME.as_secs_f64() / per_end.as_secs_f64()
     );
 }
 
@@ -274,6 +288,26 @@ fn wake_floor(ticks: u32) {
     }
 }
 
+/// Runs `bursts` bursts through a `codec` call on loopback and prints their delays.
+fn mouth_to_ear(codec: AudioCodecKind, srtp: bool, bursts: usize) {
+    let measured = mouth_to_ear::measure(codec, srtp.then(keys), bursts);
+    let Some(median) = measured.median_ms() else {
+        println!("audio_call: mouth-to-ear ({codec}): no burst was heard");
+        return;
+    };
+    let (min, max) = measured
+        .delays_ms
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)));
+    println!(
+        "audio_call: mouth-to-ear on loopback, {codec}{}: median {median:.1} ms (min {min:.1}, \
+         max {max:.1}; {} of {bursts} bursts heard), jitter buffer at {:.0} ms; target < 60 ms",
+        if srtp { " + SRTP" } else { "" },
+        measured.delays_ms.len(),
+        measured.jitter_buffer_ms
+    );
+}
+
 fn main() {
     let bench_mode = std::env::args().any(|arg| arg == "--bench");
     let mut criterion = Criterion::default().configure_from_args();
@@ -283,10 +317,13 @@ fn main() {
         real_time_factor(1_500);
         loopback_cpu(AudioCodecKind::Opus, true, Duration::from_secs(10));
         loopback_cpu(AudioCodecKind::Pcmu, false, Duration::from_secs(10));
+        mouth_to_ear(AudioCodecKind::Opus, true, 20);
+        mouth_to_ear(AudioCodecKind::Pcmu, false, 20);
         wake_floor(250);
     } else {
         real_time_factor(25);
         loopback_cpu(AudioCodecKind::Opus, true, Duration::from_millis(300));
+        mouth_to_ear(AudioCodecKind::Opus, true, 1);
         wake_floor(5);
     }
 }

@@ -1,8 +1,8 @@
 //! Measurements of calls and of the processes in them, for benches that compare Callisto with
 //! baresip on the same machine in the same run.
 //!
-//! - [`ProcessMeter`]: CPU time (user + system, all threads) of a process by PID over an
-//!   interval, as a percentage of one core, its peak resident set (`VmHWM`) and its private
+//! - [`ProcessMeter`]: CPU time (user + system, all threads; in nanoseconds when the process
+//!   kept its threads) of a process by PID over an interval, as a percentage of one core, its peak resident set (`VmHWM`) and its private
 //!   memory (`RssAnon`), from `/proc`.
 //! - [`SendTrace`]: `strace` attached to a process by PID, recording every `sendto`/`sendmsg`
 //!   with its wall-clock time in microseconds, to find the first RTP packet it sent. Attaching
@@ -56,6 +56,21 @@ fn clock_ticks_per_second() -> f64 {
     }
 }
 
+/// Each thread of the process `pid` with the time it has run so far (`schedstat`'s first
+/// field, nanoseconds), by thread id; `None` when `/proc` does not tell.
+fn thread_run_times(pid: u32) -> Option<Vec<(u32, Duration)>> {
+    let mut threads = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path();
+        let tid = path.file_name()?.to_str()?.parse().ok()?;
+        let schedstat = fs::read_to_string(path.join("schedstat")).ok()?;
+        let ns = schedstat.split_whitespace().next()?.parse().ok()?;
+        threads.push((tid, Duration::from_nanos(ns)));
+    }
+    threads.sort_unstable_by_key(|t| t.0);
+    Some(threads)
+}
+
 /// The peak resident set size (`VmHWM`) of the process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> io::Result<u64> {
     status_kib(&status(pid)?, "VmHWM:")
@@ -103,10 +118,16 @@ pub struct ProcessUsage {
 }
 
 /// Measures one process's CPU use from [`ProcessMeter::start`] to [`ProcessMeter::finish`].
-#[derive(Debug, Clone, Copy)]
+///
+/// `/proc/PID/stat` counts in clock ticks (10 ms), a tenth of a percent over a 10 s call. So the
+/// meter also reads each thread's run time in nanoseconds (`/proc/PID/task/*/schedstat`) and
+/// uses those when the process had the same threads at both ends of the interval; a thread that
+/// ended in between would take its time with it, so then the ticks are used.
+#[derive(Debug, Clone)]
 pub struct ProcessMeter {
     pid: u32,
     cpu: Duration,
+    threads: Option<Vec<(u32, Duration)>>,
     at: Instant,
 }
 
@@ -116,13 +137,29 @@ impl ProcessMeter {
         Ok(ProcessMeter {
             pid,
             cpu: cpu_time(pid)?,
+            threads: thread_run_times(pid),
             at: Instant::now(),
         })
     }
 
     /// The usage since [`ProcessMeter::start`]; the process must still be running.
     pub fn finish(&self) -> io::Result<ProcessUsage> {
-        let cpu = cpu_time(self.pid)?.saturating_sub(self.cpu);
+        let ticks = cpu_time(self.pid)?.saturating_sub(self.cpu);
+        let precise = match (&self.threads, thread_run_times(self.pid)) {
+            (Some(before), Some(after))
+                if before.iter().map(|t| t.0).eq(after.iter().map(|t| t.0)) =>
+            {
+                Some(
+                    before
+                        .iter()
+                        .zip(&after)
+                        .map(|(b, a)| a.1.saturating_sub(b.1))
+                        .sum::<Duration>(),
+                )
+            }
+            _ => None,
+        };
+        let cpu = precise.unwrap_or(ticks);
         let wall = self.at.elapsed();
         // Both memory figures from one reading.
         let status = status(self.pid)?;

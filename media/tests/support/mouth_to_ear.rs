@@ -1,0 +1,173 @@
+//! Mouth-to-ear delay of a classic call on loopback, with no sound-card buffer: A's source plays
+//! 100 ms bursts of 1 kHz every 500 ms from 3 s on (the jitter buffer has settled by then), and
+//! each burst is timed from the tick at which A's session read its first frame to the first loud
+//! frame B's session wrote to its sink — one clock, `Instant`, for both. Shared by the
+//! `classic_session` test and the `audio_call` bench.
+
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use callisto_media::audio::{
+    AudioError, AudioFormat, AudioFrame, AudioSink, AudioSource, Burst, BurstSource, NullSink,
+    ToneSource,
+};
+use callisto_media::codec::AudioCodecKind;
+use callisto_media::session::{
+    AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, SrtpKeys,
+};
+
+const DEVICE: AudioFormat = AudioFormat::MONO_48K;
+/// When the first burst starts, and how often one follows.
+const FIRST_BURST_MS: u32 = 3_000;
+const BURST_EVERY_MS: u32 = 500;
+
+/// What one run measured.
+pub struct MouthToEar {
+    /// Each heard burst's delay, in milliseconds, in the order sent.
+    pub delays_ms: Vec<f64>,
+    /// B's jitter buffer target at the end.
+    pub jitter_buffer_ms: f64,
+}
+
+impl MouthToEar {
+    /// The median delay, when any burst was heard.
+    pub fn median_ms(&self) -> Option<f64> {
+        let mut sorted = self.delays_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
+    }
+}
+
+/// Runs a call of `codec` from A to B on loopback (SRTP with `srtp`'s keys, A's then B's) for
+/// `bursts` bursts and times each.
+pub fn measure(
+    codec: AudioCodecKind,
+    srtp: Option<(SrtpKeys, SrtpKeys)>,
+    bursts: usize,
+) -> MouthToEar {
+    let (sa, sb) = (bind(), bind());
+    let (addr_a, addr_b) = (addr(&sa), addr(&sb));
+    let (keys_a, keys_b) = srtp.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+    let stream = AudioStreamConfig::new(codec);
+    let burst =
+        Burst::millis(DEVICE, FIRST_BURST_MS, 100, 1_000.0, 0.5).every_ms(DEVICE, BURST_EVERY_MS);
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let source = TimedSource {
+        inner: BurstSource::new(DEVICE, burst),
+        reads: Arc::clone(&reads),
+    };
+    let sink = TimedSink {
+        frames: Arc::clone(&frames),
+    };
+    let config = |socket, remote, srtp, cname: &str| ClassicSessionConfig {
+        rtp_socket: socket,
+        rtcp_socket: None,
+        remote_rtp: remote,
+        remote_rtcp: None,
+        stream,
+        srtp,
+        direction: MediaDirection::SENDRECV,
+        cname: cname.to_owned(),
+    };
+    let a = ClassicSession::start(
+        config(sa, addr_b, keys_a, "a"),
+        Box::new(source),
+        Box::new(NullSink::new(DEVICE)),
+    )
+    .expect("A's session starts");
+    // B's ticks fall half a frame after A's: the average phase between two ends of a call.
+    thread::sleep(Duration::from_millis(10));
+    let b = ClassicSession::start(
+        config(sb, addr_a, keys_b, "b"),
+        Box::new(ToneSource::new(DEVICE, 440.0, 0.0)),
+        Box::new(sink),
+    )
+    .expect("B's session starts");
+    let length = FIRST_BURST_MS as usize + bursts * BURST_EVERY_MS as usize + 300;
+    thread::sleep(Duration::from_millis(length as u64));
+    let jitter_buffer_ms = b.stats().jitter_buffer_delay_ms;
+    a.stop();
+    b.stop();
+
+    let reads = reads.lock().expect("not poisoned");
+    let frames = frames.lock().expect("not poisoned");
+    // Onsets at B: the first loud frame after a quiet one.
+    let loud = |samples: &[i16]| samples.iter().any(|x| x.unsigned_abs() > 1_000);
+    let onsets: Vec<Instant> = frames
+        .windows(2)
+        .filter(|w| !loud(&w[0].1) && loud(&w[1].1))
+        .map(|w| w[1].0)
+        .collect();
+    // Each burst's send tick (bursts start on frame boundaries), and the first onset after it.
+    let first_frame = (burst.start / 960) as usize;
+    let frames_apart = BURST_EVERY_MS as usize / 20;
+    let delays_ms = (0..bursts)
+        .filter_map(|n| reads.get(first_frame + n * frames_apart).copied())
+        .filter_map(|sent| {
+            let heard = onsets.iter().find(|&&heard| heard >= sent)?;
+            Some((*heard - sent).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    MouthToEar {
+        delays_ms,
+        jitter_buffer_ms,
+    }
+}
+
+fn bind() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("a loopback socket")
+}
+
+fn addr(socket: &UdpSocket) -> std::net::SocketAddr {
+    socket.local_addr().expect("a bound socket")
+}
+
+/// A source that notes when each 20 ms frame was read: the send tick.
+struct TimedSource {
+    inner: BurstSource,
+    reads: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl AudioSource for TimedSource {
+    fn format(&self) -> AudioFormat {
+        self.inner.format()
+    }
+
+    fn read(&mut self, out: &mut [i16]) -> Result<usize, AudioError> {
+        self.reads
+            .lock()
+            .expect("not poisoned")
+            .push(Instant::now());
+        self.inner.read(out)
+    }
+}
+
+/// Each frame a sink was given, with when.
+type Written = Arc<Mutex<Vec<(Instant, Vec<i16>)>>>;
+
+/// A sink that notes when each frame was written.
+struct TimedSink {
+    frames: Written,
+}
+
+impl AudioSink for TimedSink {
+    fn format(&self) -> AudioFormat {
+        DEVICE
+    }
+
+    fn write(&mut self, frame: &AudioFrame) -> Result<(), AudioError> {
+        let at = Instant::now();
+        self.frames
+            .lock()
+            .expect("not poisoned")
+            .push((at, frame.samples().to_vec()));
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), AudioError> {
+        Ok(())
+    }
+}
