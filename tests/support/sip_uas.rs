@@ -1,9 +1,11 @@
 //! A scripted SIP user agent on one UDP socket, for checking how the proxy routes between
-//! transports and for peers that misbehave: it registers with digest, calls out (INVITE, ACK),
-//! answers one INVITE with a WebRTC-shaped SDP answer (it
-//! carries no media: no ICE candidates, so the offerer's ICE just waits), keeps the dialog the
-//! RFC 3261 way (route set from Record-Route, remote target from Contact), and sends a BYE along
-//! it. Requests and replies are written by hand so a test sees every header the proxy touched.
+//! transports and for peers that misbehave or lack a feature: it registers with digest, calls
+//! out (INVITE, ACK), answers one INVITE with the SDP a test writes (e.g. [`webrtc_audio_answer`],
+//! which carries no media: no ICE candidates, so the offerer's ICE just waits), keeps the dialog
+//! the RFC 3261 way (route set from Record-Route, remote target from Contact) and sends a BYE
+//! along it; in a call it placed it sends any request in the dialog (INFO, BYE), and it answers
+//! what it receives with the status a test picks. Requests and replies are written by hand so a
+//! test sees every header the proxy touched.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -64,6 +66,15 @@ impl SipMessage {
         self.headers(name).into_iter().next()
     }
 
+    /// The URI of the Contact header (inside `<>` when it has them); empty when there is none.
+    pub fn contact_uri(&self) -> &str {
+        let contact = self.header("Contact").unwrap_or_default();
+        contact
+            .split_once('<')
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map_or(contact, |(uri, _)| uri)
+    }
+
     /// The body after the blank line.
     pub fn body(&self) -> &str {
         self.text
@@ -108,6 +119,11 @@ impl ScriptedUas {
             user: user.to_owned(),
             cseq: 0,
         })
+    }
+
+    /// The port the agent's socket is bound to.
+    pub fn local_port(&self) -> io::Result<u16> {
+        Ok(self.socket.local_addr()?.port())
     }
 
     fn port(&self) -> u16 {
@@ -278,11 +294,7 @@ impl ScriptedUas {
     /// Record-Route set in order) to the proxy, and waits for its final response.
     pub fn hang_up(&mut self, call: &AcceptedCall, timeout: Duration) -> io::Result<SipMessage> {
         let invite = &call.invite;
-        let contact = invite.header("Contact").unwrap_or_default();
-        let target = contact
-            .split_once('<')
-            .and_then(|(_, rest)| rest.split_once('>'))
-            .map_or(contact, |(uri, _)| uri);
+        let target = invite.contact_uri();
         let port = self.port();
         let mut bye = format!(
             "BYE {target} SIP/2.0\r\n\
@@ -360,11 +372,7 @@ impl ScriptedUas {
                 answer.start_line()
             )));
         }
-        let contact = answer.header("Contact").unwrap_or_default();
-        let target = contact
-            .split_once('<')
-            .and_then(|(_, rest)| rest.split_once('>'))
-            .map_or(contact, |(uri, _)| uri);
+        let target = answer.contact_uri();
         let ack = format!(
             "ACK {target} SIP/2.0\r\n\
              Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-ack-{cseq};rport\r\n\
@@ -376,6 +384,49 @@ impl ScriptedUas {
         );
         self.send(&ack, self.proxy)?;
         Ok(PlacedCall { answer })
+    }
+
+    /// Sends `method` (with `body` as `(content type, text)`) in the dialog of a call this
+    /// agent placed: Request-URI the callee's Contact, From and To as the 2xx has them, the
+    /// next CSeq; sent to the proxy address (the callee itself for a direct call). Waits for
+    /// its final response.
+    pub fn request_in_dialog(
+        &mut self,
+        call: &PlacedCall,
+        method: &str,
+        body: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> io::Result<SipMessage> {
+        self.cseq += 1;
+        let (port, cseq) = (self.port(), self.cseq);
+        let answer = &call.answer;
+        let target = answer.contact_uri();
+        let (content_type, text) = body.unwrap_or(("", ""));
+        let mut request = format!(
+            "{method} {target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-{cseq};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
+            answer.header("From").unwrap_or_default(),
+            answer.header("To").unwrap_or_default(),
+            answer.header("Call-ID").unwrap_or_default(),
+        );
+        if body.is_some() {
+            request.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{text}", text.len()));
+        self.send(&request, self.proxy)?;
+        let expected = format!("{cseq} {method}");
+        self.receive(timeout, |message| {
+            message.status().is_some_and(|status| status >= 200)
+                && message.header("CSeq") == Some(&expected)
+        })
+    }
+
+    /// Answers `request` (as received) with `status`, e.g. `"200 OK"`.
+    pub fn respond(&self, request: &SipMessage, status: &str) -> io::Result<()> {
+        let reply = self.reply(request, status, "", None);
+        self.send(&reply, request.from)
     }
 
     /// Answers a BYE that arrives within `timeout` with 200 and returns it.

@@ -1,0 +1,151 @@
+//! DTMF as SIP INFO (`application/dtmf-relay`), with a peer whose SDP has no `telephone-event`:
+//! a scripted user agent answers `callisto call --dtmf` and receives the digits as INFO
+//! requests, and calls `callisto answer` and sends it digits as INFO requests, which Callisto
+//! reports as `dtmf` events. Direct calls on loopback, no registrar.
+
+mod support;
+
+use std::error::Error;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use support::callisto::Callisto;
+use support::sip_uas::{ScriptedUas, SipMessage};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A classic PCMU description with no `telephone-event`, its media at `rtp_port` (a socket the
+/// test holds, so what Callisto sends lands somewhere).
+fn pcmu_only(rtp_port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    )
+}
+
+/// The `Signal=` value of a dtmf-relay body.
+fn signal(info: &SipMessage) -> Option<String> {
+    info.body().lines().find_map(|line| {
+        let (name, value) = line.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("signal")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[test]
+fn digits_go_as_info_when_the_peer_has_no_telephone_event() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let media = UdpSocket::bind("127.0.0.1:0")?;
+    let answer = pcmu_only(media.local_addr()?.port());
+    let mut bob = ScriptedUas::bind("bob", 0)?;
+    let uri = format!("sip:bob@127.0.0.1:{}", bob.local_port()?);
+    let mut alice = Callisto::call(
+        dir.path(),
+        &uri,
+        &[
+            "--codecs",
+            "pcmu",
+            "--srtp",
+            "off",
+            "--dtmf",
+            "19#",
+            "--duration",
+            "3",
+        ],
+    )?;
+    bob.accept_call(WAIT, |offer| {
+        assert!(offer.contains("telephone-event"), "{offer}");
+        answer
+    })?;
+    alice.expect("answered", WAIT)?;
+
+    // One INFO per digit, in order, each answered before the next is looked for.
+    let mut digits = String::new();
+    let mut cseqs = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while digits.len() < 3 && Instant::now() < deadline {
+        let Ok(info) = bob.receive(Duration::from_millis(500), |m| m.method() == Some("INFO"))
+        else {
+            continue;
+        };
+        assert_eq!(
+            info.header("Content-Type").map(str::to_ascii_lowercase),
+            Some("application/dtmf-relay".to_owned()),
+            "{}",
+            info.start_line()
+        );
+        digits.push_str(&signal(&info).ok_or("an INFO without Signal=")?);
+        cseqs.push(info.header("CSeq").unwrap_or_default().to_owned());
+        bob.respond(&info, "200 OK")?;
+    }
+    assert_eq!(digits, "19#", "INFO CSeqs {cseqs:?}");
+    let numbers: Vec<u32> = cseqs
+        .iter()
+        .filter_map(|c| c.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "CSeqs in order: {cseqs:?}"
+    );
+
+    bob.accept_bye(WAIT)?;
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "local", "{ended}");
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    Ok(())
+}
+
+#[test]
+fn digits_that_come_as_info_are_reported() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let port = support::free_port();
+    let mut bob = Callisto::answer(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &["--codecs", "pcmu", "--srtp", "off", "--count", "1"],
+    )?;
+    bob.expect("listening", WAIT)?;
+    let media = UdpSocket::bind("127.0.0.1:0")?;
+    let mut alice = ScriptedUas::bind("alice", port)?;
+    let call = alice.place_call(
+        &format!("sip:bob@127.0.0.1:{port}"),
+        &pcmu_only(media.local_addr()?.port()),
+        WAIT,
+    )?;
+    bob.expect("answered", WAIT)?;
+
+    for digit in ["7", "*"] {
+        let body = format!("Signal={digit}\r\nDuration=160\r\n");
+        let reply = alice.request_in_dialog(
+            &call,
+            "INFO",
+            Some(("application/dtmf-relay", &body)),
+            WAIT,
+        )?;
+        assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
+        bob.expect_matching("dtmf", |event| event["digit"] == digit, WAIT)?;
+    }
+    // An INFO of another package is answered and is no digit.
+    let reply = alice.request_in_dialog(&call, "INFO", Some(("text/plain", "hello")), WAIT)?;
+    assert!(
+        reply.status().is_some_and(|s| s < 300 || s == 415),
+        "{}",
+        reply.start_line()
+    );
+
+    let reply = alice.request_in_dialog(&call, "BYE", None, WAIT)?;
+    assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
+    let ended = bob.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "remote", "{ended}");
+    let digits: Vec<_> = bob
+        .seen("dtmf")
+        .iter()
+        .map(|e| e["digit"].clone())
+        .collect();
+    assert_eq!(digits, ["7", "*"], "{:?}", bob.seen("dtmf"));
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    Ok(())
+}
