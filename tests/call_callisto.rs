@@ -71,6 +71,24 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
         );
         assert_eq!(audio["lost"], 0, "{summary}");
         assert_eq!(audio["discarded"], 0, "{summary}");
+        // Jitter is measured from the first packets on; the round trip needs an RTCP report
+        // each way, which a 2.5 s call may not have had yet, so it is a figure or null.
+        assert!(
+            audio["jitter_ms"].as_f64().is_some_and(|j| j >= 0.0),
+            "{summary}"
+        );
+        assert!(
+            audio["rtt_ms"].is_null() || audio["rtt_ms"].as_f64().is_some_and(|r| r >= 0.0),
+            "{summary}"
+        );
+        assert!(
+            summary["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{summary}"
+        );
+        assert!(
+            summary["duration_s"].as_f64().is_some_and(|d| d >= 2.0),
+            "{summary}"
+        );
     }
     assert!(ended["setup_ms"].as_f64().is_some(), "{ended}");
     for (who, path, expected, own) in [

@@ -5,11 +5,12 @@
 mod support;
 
 use std::error::Error;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::callisto::{exited_within, output_within};
 use support::kamailio::{DigestAlgorithm, Kamailio, KamailioConfig};
 use support::sip_registrar::{asks_for_removal, ScriptedRegistrar};
 
@@ -50,48 +51,12 @@ fn alice(
     registrar: &str,
     flags: &[&str],
 ) -> std::io::Result<Output> {
-    let mut child = register_command(dir)
+    let mut command = register_command(dir);
+    command
         .args(["--user", "sip:alice@127.0.0.1", "--password", password])
         .args(["--registrar", registrar])
-        .args(flags)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let status = exited_within(&mut child, Duration::from_secs(30));
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
-}
-
-/// Reads a child's pipe to its end on a thread of its own.
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
-}
-
-/// Waits for `child` to exit; kills it and fails the test after `limit`.
-fn exited_within(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("callisto's status") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("callisto was still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .args(flags);
+    output_within(&mut command, Duration::from_secs(30))
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

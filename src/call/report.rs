@@ -261,3 +261,71 @@ fn video_json(video: &VideoSummary) -> serde_json::Value {
             .collect::<Vec<_>>(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::AudioSummary;
+
+    /// The `call_ended` line of an audio call carries every figure the summary names, rounded
+    /// for reading; a round trip not yet measured is `null`.
+    #[test]
+    fn the_summary_line_carries_every_audio_figure() {
+        let audio = AudioSummary {
+            codec: "opus".into(),
+            srtp: true,
+            tx_packets: 501,
+            rx_packets: 498,
+            lost: 2,
+            jitter_ms: 1.23456,
+            rtt_ms: Some(0.98765),
+            discarded: 1,
+            concealed_frames: 3,
+            tx_bytes: 40_000,
+            rx_bytes: 39_000,
+        };
+        let summary = CallSummary {
+            duration: Duration::from_millis(10_004),
+            setup: Some(Duration::from_micros(4_321)),
+            first_rtp: Some(Duration::from_micros(6_789)),
+            audio: Some(audio.clone()),
+            ..CallSummary::default()
+        };
+        let line = summary_json(7, true, "bye", &summary);
+        assert_eq!(
+            line,
+            json!({
+                "event": "call_ended",
+                "call": 7,
+                "by": "remote",
+                "reason": "bye",
+                "duration_s": 10.004,
+                "setup_ms": 4.321,
+                "first_rtp_ms": 6.789,
+                "audio": {
+                    "codec": "opus",
+                    "srtp": true,
+                    "tx_packets": 501,
+                    "rx_packets": 498,
+                    "lost": 2,
+                    "jitter_ms": 1.23,
+                    "rtt_ms": 0.99,
+                    "discarded": 1,
+                    "concealed_frames": 3,
+                },
+                "video": null,
+                "ice": null,
+            })
+        );
+        let unmeasured = CallSummary {
+            audio: Some(AudioSummary {
+                rtt_ms: None,
+                ..audio
+            }),
+            ..summary
+        };
+        let line = summary_json(7, false, "bye", &unmeasured);
+        assert_eq!(line["audio"]["rtt_ms"], serde_json::Value::Null);
+        assert_eq!(line["by"], "local");
+    }
+}
