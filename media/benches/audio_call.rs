@@ -3,16 +3,18 @@
 //! - Criterion: two session cores in one process over a zero-delay simulated network
 //!   ([`SimulatedCall`]); one iteration is 20 ms of call: each side reads a frame, encodes it,
 //!   protects it with SRTP, and the other unprotects, buffers, decodes and plays it (plus RTCP
-//!   on its timer). Opus with SRTP, and PCMU without.
+//!   on its timer). Opus with SRTP (each side a tone, then each side a synthetic voice, which
+//!   costs the encoder more), and PCMU without.
 //! - After criterion, a plain timing of the same Opus + SRTP call prints the real-time factor
 //!   (20 ms of call ÷ time to process it) of the whole call and of one end (half of it: both
 //!   ends do the same work, and one end is what one process runs), and two [`ClassicSession`]s
 //!   on loopback sockets run a real-time call while their threads' CPU time is read from
 //!   `/proc/self/task` (Linux).
-//! - Mouth-to-ear delay on loopback with no sound-card buffer (see `tests/support/mouth_to_ear.rs`):
-//!   100 ms 1 kHz bursts in the caller's source, each timed from the tick that read it to its
-//!   first loud frame in the callee's sink, on one clock, once the jitter buffer has settled;
-//!   Opus with SRTP and PCMU without. The target is under 60 ms.
+//! - Mouth-to-ear delay on loopback with no sound-card buffer (`tests/support/mouth_to_ear.rs`):
+//!   100 ms 1 kHz bursts in the caller's source, each timed from when its first sample would
+//!   have been captured (a frame before the tick that read it) to when its first loud sample
+//!   plays in the callee's sink, on one clock, once the jitter buffer has settled; Opus with
+//!   SRTP and PCMU without. The target is under 60 ms.
 //! - For scale, the same clock reports the floor any 20 ms media thread pays on this machine: a
 //!   thread that only wakes on each tick, and one that also sends and reads a datagram.
 //!
@@ -21,6 +23,8 @@
 
 #[path = "../tests/support/mouth_to_ear.rs"]
 mod mouth_to_ear;
+#[path = "support/voice.rs"]
+mod voice;
 
 use std::hint::black_box;
 use std::net::UdpSocket;
@@ -60,15 +64,25 @@ fn keys() -> (SrtpKeys, SrtpKeys) {
     )
 }
 
-/// A settled in-process call: `codec` both ways, SRTP when `srtp`, a clean zero-delay network.
-fn call(codec: AudioCodecKind, srtp: bool) -> SimulatedCall {
+/// What each side of a benchmarked call says.
+#[derive(Clone, Copy)]
+enum Content {
+    /// A steady tone of its own (what `--audio tone:HZ` sends).
+    Tone,
+    /// The synthetic voice (`support/voice.rs`): dearer to encode than a tone.
+    Voice,
+}
+
+/// A settled in-process call: `codec` both ways, SRTP when `srtp`, each side sending `content`,
+/// a clean zero-delay network.
+fn call(codec: AudioCodecKind, srtp: bool, content: Content) -> SimulatedCall {
     let stream = AudioStreamConfig::new(codec);
     let side = |hz| {
-        SimulatedEndpoint::new(
-            stream,
-            Box::new(ToneSource::with_dbfs(DEVICE, hz, -12.0)),
-            Box::new(NullSink::new(DEVICE)),
-        )
+        let source: Box<dyn callisto_media::audio::AudioSource> = match content {
+            Content::Tone => Box::new(ToneSource::with_dbfs(DEVICE, hz, -12.0)),
+            Content::Voice => Box::new(voice::VoiceSource::new()),
+        };
+        SimulatedEndpoint::new(stream, source, Box::new(NullSink::new(DEVICE)))
     };
     let (mut a, mut b) = (side(440.0), side(1_000.0));
     if srtp {
@@ -85,11 +99,27 @@ fn call(codec: AudioCodecKind, srtp: bool) -> SimulatedCall {
 fn bench_calls(c: &mut Criterion) {
     let mut group = c.benchmark_group("audio_call");
     group.throughput(Throughput::Elements(1));
-    for (name, codec, srtp) in [
-        ("opus_srtp_both_directions_20ms", AudioCodecKind::Opus, true),
-        ("pcmu_both_directions_20ms", AudioCodecKind::Pcmu, false),
+    for (name, codec, srtp, content) in [
+        (
+            "opus_srtp_both_directions_20ms",
+            AudioCodecKind::Opus,
+            true,
+            Content::Tone,
+        ),
+        (
+            "opus_srtp_voice_both_directions_20ms",
+            AudioCodecKind::Opus,
+            true,
+            Content::Voice,
+        ),
+        (
+            "pcmu_both_directions_20ms",
+            AudioCodecKind::Pcmu,
+            false,
+            Content::Tone,
+        ),
     ] {
-        let mut call = call(codec, srtp);
+        let mut call = call(codec, srtp, content);
         group.bench_function(name, |b| {
             b.iter(|| {
                 call.run_for(FRAME);
@@ -100,9 +130,10 @@ fn bench_calls(c: &mut Criterion) {
     group.finish();
 }
 
-/// Times `frames` × 20 ms of the Opus + SRTP call and prints the real-time factor.
-fn real_time_factor(frames: u32) {
-    let mut call = call(AudioCodecKind::Opus, true);
+/// Times `frames` × 20 ms of the Opus + SRTP call, each side sending `content`, and prints the
+/// real-time factor.
+fn real_time_factor(frames: u32, content: Content) {
+    let mut call = call(AudioCodecKind::Opus, true, content);
     let started = Instant::now();
     for _ in 0..frames {
         call.run_for(FRAME);
@@ -118,8 +149,12 @@ fn real_time_factor(frames: u32) {
     // buffers and decodes what it hears), so one end — one process's share of a call — is half.
     let per_end = per_frame / 2;
     println!(
-        "audio_call: Opus + SRTP, both directions: {:.1} µs per 20 ms of call for both ends \
-         ({:.0}x real time); one end {:.1} µs, real-time factor {:.0}x ({frames} frames)",
+        "audio_call: Opus + SRTP, both directions, {}: {:.1} µs per 20 ms of call for both \
+         ends ({:.0}x real time); one end {:.1} µs, real-time factor {:.0}x ({frames} frames)",
+        match content {
+            Content::Tone => "tones",
+            Content::Voice => "synthetic voice",
+        },
         per_frame.as_secs_f64() * 1e6,
         FRAME.as_secs_f64() / per_frame.as_secs_f64(),
         per_end.as_secs_f64() * 1e6,
@@ -314,14 +349,16 @@ fn main() {
     bench_calls(&mut criterion);
     criterion.final_summary();
     if bench_mode {
-        real_time_factor(1_500);
+        real_time_factor(1_500, Content::Tone);
+        real_time_factor(1_500, Content::Voice);
         loopback_cpu(AudioCodecKind::Opus, true, Duration::from_secs(10));
         loopback_cpu(AudioCodecKind::Pcmu, false, Duration::from_secs(10));
         mouth_to_ear(AudioCodecKind::Opus, true, 20);
         mouth_to_ear(AudioCodecKind::Pcmu, false, 20);
         wake_floor(250);
     } else {
-        real_time_factor(25);
+        real_time_factor(25, Content::Tone);
+        real_time_factor(25, Content::Voice);
         loopback_cpu(AudioCodecKind::Opus, true, Duration::from_millis(300));
         mouth_to_ear(AudioCodecKind::Opus, true, 1);
         wake_floor(5);

@@ -660,7 +660,7 @@ fn an_unusable_configuration_is_refused_at_start() {
 fn mouth_to_ear_on_loopback() {
     let measured = mouth_to_ear::measure(AudioCodecKind::Opus, None, 7);
     println!(
-        "mouth-to-ear on loopback (Opus, send tick to sink write): {:.1?} ms, jitter buffer at \
+        "mouth-to-ear on loopback (Opus, capture to playout): {:.1?} ms, jitter buffer at \
          {:.0} ms",
         measured.delays_ms, measured.jitter_buffer_ms
     );

@@ -1,9 +1,9 @@
 //! Measurements of calls and of the processes in them, for benches that compare Callisto with
 //! baresip on the same machine in the same run.
 //!
-//! - [`ProcessMeter`]: CPU time (user + system, all threads; in nanoseconds when the process
-//!   kept its threads) of a process by PID over an interval, as a percentage of one core, its peak resident set (`VmHWM`) and its private
-//!   memory (`RssAnon`), from `/proc`.
+//! - [`ProcessMeter`]: CPU time (user + system, all threads, in nanoseconds from the process's
+//!   CPU-time clock) of a process by PID over an interval, as a percentage of one core, its
+//!   peak resident set (`VmHWM`) and its private memory (`RssAnon`), from `/proc`.
 //! - [`SendTrace`]: `strace` attached to a process by PID, recording every `sendto`/`sendmsg`
 //!   with its wall-clock time in microseconds, to find the first RTP packet it sent. Attaching
 //!   needs ptrace rights over the process (root, or the same user with Yama `ptrace_scope` 0).
@@ -56,19 +56,29 @@ fn clock_ticks_per_second() -> f64 {
     }
 }
 
-/// Each thread of the process `pid` with the time it has run so far (`schedstat`'s first
-/// field, nanoseconds), by thread id; `None` when `/proc` does not tell.
-fn thread_run_times(pid: u32) -> Option<Vec<(u32, Duration)>> {
-    let mut threads = Vec::new();
-    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let path = task.ok()?.path();
-        let tid = path.file_name()?.to_str()?.parse().ok()?;
-        let schedstat = fs::read_to_string(path.join("schedstat")).ok()?;
-        let ns = schedstat.split_whitespace().next()?.parse().ok()?;
-        threads.push((tid, Duration::from_nanos(ns)));
+/// The CPU time (user + system) of the process `pid` so far, all threads included, from its
+/// CPU-time clock: nanoseconds, where `/proc/PID/stat` gives clock ticks. `None` when the
+/// clock cannot be read.
+fn process_cpu_clock(pid: u32) -> Option<Duration> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid place for the clock id.
+    if unsafe { libc::clock_getcpuclockid(pid, &mut clock) } != 0 {
+        return None;
     }
-    threads.sort_unstable_by_key(|t| t.0);
-    Some(threads)
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write into.
+    if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+        return None;
+    }
+    let (secs, nanos) = (
+        u64::try_from(now.tv_sec).ok()?,
+        u32::try_from(now.tv_nsec).ok()?,
+    );
+    Some(Duration::new(secs, nanos))
 }
 
 /// The peak resident set size (`VmHWM`) of the process `pid`, in KiB.
@@ -120,14 +130,13 @@ pub struct ProcessUsage {
 /// Measures one process's CPU use from [`ProcessMeter::start`] to [`ProcessMeter::finish`].
 ///
 /// `/proc/PID/stat` counts in clock ticks (10 ms), a tenth of a percent over a 10 s call. So the
-/// meter also reads each thread's run time in nanoseconds (`/proc/PID/task/*/schedstat`) and
-/// uses those when the process had the same threads at both ends of the interval; a thread that
-/// ended in between would take its time with it, so then the ticks are used.
-#[derive(Debug, Clone)]
+/// meter reads the process's CPU-time clock (`clock_getcpuclockid`), nanoseconds for all its
+/// threads, those that have ended included; the ticks serve where that clock cannot be read.
+#[derive(Debug, Clone, Copy)]
 pub struct ProcessMeter {
     pid: u32,
     cpu: Duration,
-    threads: Option<Vec<(u32, Duration)>>,
+    precise: Option<Duration>,
     at: Instant,
 }
 
@@ -137,7 +146,7 @@ impl ProcessMeter {
         Ok(ProcessMeter {
             pid,
             cpu: cpu_time(pid)?,
-            threads: thread_run_times(pid),
+            precise: process_cpu_clock(pid),
             at: Instant::now(),
         })
     }
@@ -145,21 +154,10 @@ impl ProcessMeter {
     /// The usage since [`ProcessMeter::start`]; the process must still be running.
     pub fn finish(&self) -> io::Result<ProcessUsage> {
         let ticks = cpu_time(self.pid)?.saturating_sub(self.cpu);
-        let precise = match (&self.threads, thread_run_times(self.pid)) {
-            (Some(before), Some(after))
-                if before.iter().map(|t| t.0).eq(after.iter().map(|t| t.0)) =>
-            {
-                Some(
-                    before
-                        .iter()
-                        .zip(&after)
-                        .map(|(b, a)| a.1.saturating_sub(b.1))
-                        .sum::<Duration>(),
-                )
-            }
-            _ => None,
+        let cpu = match (self.precise, process_cpu_clock(self.pid)) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => ticks,
         };
-        let cpu = precise.unwrap_or(ticks);
         let wall = self.at.elapsed();
         // Both memory figures from one reading.
         let status = status(self.pid)?;

@@ -388,8 +388,8 @@ impl ScriptedUas {
 
     /// Sends `method` (with `body` as `(content type, text)`) in the dialog of a call this
     /// agent placed: Request-URI the callee's Contact, From and To as the 2xx has them, the
-    /// next CSeq; sent to the proxy address (the callee itself for a direct call). Waits for
-    /// its final response.
+    /// next CSeq, no route set (for a direct call, as [`ScriptedUas::place_call`]'s ACK); sent
+    /// once to the proxy address, which is the callee itself. Waits for its final response.
     pub fn request_in_dialog(
         &mut self,
         call: &PlacedCall,

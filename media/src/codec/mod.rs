@@ -225,17 +225,20 @@ pub struct EncoderConfig {
 }
 
 impl EncoderConfig {
-    /// The Opus complexity Callisto uses unless told otherwise: 1. With the wideband limit
-    /// ([`EncoderConfig::DEFAULT_MAX_BANDWIDTH`]) Opus runs SILK alone, where complexity picks
-    /// the pitch search, the noise-shaping order and the quantizer's delayed-decision states;
-    /// from 2 on the quantizer keeps several states, and that is most of the encoder's time.
-    /// Measured by `cargo bench --bench audio_pipeline` (48 kHz mono, 32 kb/s, FEC): encode +
-    /// decode of 20 ms costs 71 µs at 1, 108 µs at 2, 118 µs at 3 and 273 µs at 10, and a
-    /// synthetic voice (gliding pitch, moving formants, fricative bursts) decodes with a
-    /// segmental SNR of 8.4 dB at 1, 9.2 dB at 3, 10.4 dB at 5 and 11.2 dB at 10, the same
-    /// log-spectral distance (4.7 to 4.9 dB) throughout. 1 is the highest complexity with which
-    /// one end of a call (encode, decode, jitter buffer, SRTP) runs at least 200 times faster
-    /// than real time here; 3 gives about 1 dB for 60 % more encoding time.
+    /// The Opus complexity Callisto uses unless told otherwise: 1, a choice of CPU over a
+    /// little fidelity. With the wideband limit ([`EncoderConfig::DEFAULT_MAX_BANDWIDTH`]) Opus
+    /// runs SILK alone, where complexity picks the pitch search, the noise-shaping order and
+    /// the quantizer's delayed-decision states; from 2 on the quantizer keeps several states,
+    /// and that is most of the encoder's time. Measured here by `cargo bench -p callisto-media
+    /// --bench audio_pipeline` (48 kHz mono, 32 kb/s, FEC), encode + decode of 20 ms costs, on a
+    /// tone, 71 µs at 1, 108 µs at 2, 118 µs at 3 and 273 µs at 10; on a synthetic voice 94,
+    /// 145, 155 and 345 µs. The voice decodes with a segmental SNR of 8.4 dB at 1, 9.3 dB at 3,
+    /// 10.4 dB at 5 and 11.2 dB at 10, and a log-spectral distance of 3.45, 3.33, 3.25 and 3.27
+    /// dB. Both compare waveforms and spectra; SILK shapes its noise for the ear, which neither
+    /// rewards. 1 is the highest complexity with which one end of a call (encode, decode,
+    /// jitter buffer, SRTP) runs at least 200 times faster than real time here, on a voice as
+    /// on a tone (`audio_call`: 230x and 250x); 3 would give about 0.9 dB of SNR for two
+    /// thirds more encoding and decoding time.
     pub const DEFAULT_COMPLEXITY: u8 = 1;
 
     /// The audio band Callisto codes unless told otherwise: wideband (up to 8 kHz), the band

@@ -1,8 +1,13 @@
 //! Mouth-to-ear delay of a classic call on loopback, with no sound-card buffer: A's source plays
-//! 100 ms bursts of 1 kHz every 500 ms from 3 s on (the jitter buffer has settled by then), and
-//! each burst is timed from the tick at which A's session read its first frame to the first loud
-//! frame B's session wrote to its sink — one clock, `Instant`, for both. Shared by the
-//! `classic_session` test and the `audio_call` bench.
+//! 100 ms bursts of 1 kHz every 500 ms from 3 s on (the jitter buffer has settled by then), each
+//! starting on a frame boundary. One clock, `Instant`, times both ends:
+//!
+//! - the mouth: a source delivers a frame when its last sample is in, as a microphone does, so a
+//!   burst's first sample was captured one frame (20 ms) before the tick that read its frame;
+//! - the ear: a frame written to the sink at `t` plays its sample `k` at `t + k / rate` (no
+//!   device buffer), so the burst is heard at its first loud sample in the first loud frame.
+//!
+//! Shared by the `classic_session` test and the `audio_call` bench.
 
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
@@ -22,6 +27,10 @@ const DEVICE: AudioFormat = AudioFormat::MONO_48K;
 /// When the first burst starts, and how often one follows.
 const FIRST_BURST_MS: u32 = 3_000;
 const BURST_EVERY_MS: u32 = 500;
+/// One frame: what a source holds before it can deliver it.
+const FRAME: Duration = Duration::from_millis(20);
+/// A sample louder than this is the burst (its peak is half of full scale).
+const LOUD: u16 = 1_000;
 
 /// What one run measured.
 pub struct MouthToEar {
@@ -94,21 +103,29 @@ pub fn measure(
 
     let reads = reads.lock().expect("not poisoned");
     let frames = frames.lock().expect("not poisoned");
-    // Onsets at B: the first loud frame after a quiet one.
-    let loud = |samples: &[i16]| samples.iter().any(|x| x.unsigned_abs() > 1_000);
+    // Onsets at B: the first loud sample of a loud frame after a quiet one, when it plays.
+    let loud = |samples: &[i16]| samples.iter().position(|x| x.unsigned_abs() > LOUD);
     let onsets: Vec<Instant> = frames
         .windows(2)
-        .filter(|w| !loud(&w[0].1) && loud(&w[1].1))
-        .map(|w| w[1].0)
+        .filter(|w| loud(&w[0].1).is_none())
+        .filter_map(|w| {
+            let offset = loud(&w[1].1)? as u32;
+            Some(w[1].0 + Duration::from_secs(1) * offset / DEVICE.sample_rate)
+        })
         .collect();
-    // Each burst's send tick (bursts start on frame boundaries), and the first onset after it.
+    // Each burst's capture (a frame before the tick that read its first frame), and the first
+    // onset after it, if it comes before the next burst.
     let first_frame = (burst.start / 960) as usize;
     let frames_apart = BURST_EVERY_MS as usize / 20;
+    let next_burst = Duration::from_millis(u64::from(BURST_EVERY_MS));
     let delays_ms = (0..bursts)
         .filter_map(|n| reads.get(first_frame + n * frames_apart).copied())
-        .filter_map(|sent| {
-            let heard = onsets.iter().find(|&&heard| heard >= sent)?;
-            Some((*heard - sent).as_secs_f64() * 1000.0)
+        .filter_map(|read| {
+            let captured = read - FRAME;
+            let heard = onsets
+                .iter()
+                .find(|&&heard| heard >= read && heard < captured + next_burst)?;
+            Some((*heard - captured).as_secs_f64() * 1000.0)
         })
         .collect();
     MouthToEar {
