@@ -1,5 +1,6 @@
 //! A scripted registrar on one UDP socket: it answers every REGISTER with what the test says
-//! (a refusal Kamailio would not give, or a plain `200 OK`), and keeps what it received.
+//! (a refusal Kamailio would not give, or a plain `200 OK`), can challenge every INVITE sent
+//! through it, and keeps what it answered.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -12,7 +13,8 @@ use super::sip_uas::SipMessage;
 
 /// What the registrar answers a REGISTER with: a status line such as `403 Forbidden`, and
 /// extra header lines.
-type Answer = Box<dyn Fn(&SipMessage) -> (String, Vec<String>) + Send>;
+/// The status and extra header lines to answer a request with; `None` leaves it unanswered.
+type Answer = Box<dyn Fn(&SipMessage) -> Option<(String, Vec<String>)> + Send>;
 
 /// The registrar; it stops when dropped.
 pub struct ScriptedRegistrar {
@@ -26,29 +28,33 @@ impl ScriptedRegistrar {
     /// Answers every REGISTER with `status` (`403 Forbidden`) and no other header.
     pub fn refusing(status: &str) -> io::Result<ScriptedRegistrar> {
         let status = status.to_owned();
-        Self::start(Box::new(move |_| (status.clone(), Vec::new())))
+        Self::start(Box::new(move |request| {
+            is_register(request).then(|| (status.clone(), Vec::new()))
+        }))
     }
 
     /// Answers every REGISTER with `200 OK`, granting its Contact `expires` seconds (0 for a
     /// REGISTER that asks for 0).
     pub fn granting(expires: u32) -> io::Result<ScriptedRegistrar> {
         Self::start(Box::new(move |request| {
-            // The Contact as sent, with the registrar's own expiry instead of the one asked.
-            let contact: Vec<&str> = request
-                .header("Contact")
-                .unwrap_or_default()
-                .split(';')
-                .filter(|p| !p.trim().to_ascii_lowercase().starts_with("expires="))
-                .collect();
-            let granted = if asks_for_removal(request) {
-                0
-            } else {
-                expires
-            };
-            (
-                "200 OK".to_owned(),
-                vec![format!("Contact: {};expires={granted}", contact.join(";"))],
-            )
+            is_register(request).then(|| grant(request, expires))
+        }))
+    }
+
+    /// As [`ScriptedRegistrar::granting`], and answers every INVITE sent through it with a
+    /// `401` digest challenge that no password meets: the registrar of an account whose
+    /// password is good for registering and refused for calls.
+    pub fn granting_and_challenging_calls(expires: u32) -> io::Result<ScriptedRegistrar> {
+        Self::start(Box::new(move |request| match request.method() {
+            Some("REGISTER") => Some(grant(request, expires)),
+            Some("INVITE") => Some((
+                "401 Unauthorized".to_owned(),
+                vec![format!(
+                    "WWW-Authenticate: Digest realm=\"callisto-test\", nonce=\"n{}\", qop=\"auth\"",
+                    request.header("CSeq").unwrap_or_default().replace(' ', "-")
+                )],
+            )),
+            _ => None,
         }))
     }
 
@@ -70,10 +76,9 @@ impl ScriptedRegistrar {
                         text: String::from_utf8_lossy(&buffer[..len]).into_owned(),
                         from,
                     };
-                    if request.method() != Some("REGISTER") {
+                    let Some((status, extra)) = answer(&request) else {
                         continue;
-                    }
-                    let (status, extra) = answer(&request);
+                    };
                     let response = reply(&request, &status, &extra);
                     // Kept before it is answered: a client that exits on the answer finds it.
                     received
@@ -99,10 +104,18 @@ impl ScriptedRegistrar {
 
     /// The REGISTERs answered so far.
     pub fn registers(&self) -> Vec<SipMessage> {
+        self.answered("REGISTER")
+    }
+
+    /// The requests of `method` answered so far.
+    pub fn answered(&self, method: &str) -> Vec<SipMessage> {
         self.received
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .filter(|request| request.method() == Some(method))
+            .cloned()
+            .collect()
     }
 }
 
@@ -113,6 +126,30 @@ impl Drop for ScriptedRegistrar {
             let _ = thread.join();
         }
     }
+}
+
+fn is_register(request: &SipMessage) -> bool {
+    request.method() == Some("REGISTER")
+}
+
+/// `200 OK` for a REGISTER: its Contact as sent, with `expires` instead of the expiry it asked
+/// for (0 when it asks for 0).
+fn grant(request: &SipMessage, expires: u32) -> (String, Vec<String>) {
+    let contact: Vec<&str> = request
+        .header("Contact")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|p| !p.trim().to_ascii_lowercase().starts_with("expires="))
+        .collect();
+    let granted = if asks_for_removal(request) {
+        0
+    } else {
+        expires
+    };
+    (
+        "200 OK".to_owned(),
+        vec![format!("Contact: {};expires={granted}", contact.join(";"))],
+    )
 }
 
 /// Whether a REGISTER asks to remove its binding (`Expires: 0`; Callisto sends the header in
