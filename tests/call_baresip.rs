@@ -4,7 +4,8 @@
 //!
 //! Callisto (alice) sends 440 Hz, baresip (bob) 1270 Hz; each records what it hears. A call
 //! carried audio when the other side's tone dominates at least 90 % of the recording (FFT peak
-//! within 2 %) and the own tone is absent.
+//! within 2 %), the recording holds it for at least 90 % of the call's 2.5 s, and the own tone
+//! is absent.
 
 mod support;
 

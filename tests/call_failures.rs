@@ -84,6 +84,7 @@ fn a_refused_password_fails_the_call_with_exit_2_and_a_sentence() -> TestResult 
         .filter_map(|invite| invite.header("CSeq"))
         .collect();
     let mut distinct = cseqs.clone();
+    distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), 2, "INVITE CSeqs {cseqs:?}");
     assert!(

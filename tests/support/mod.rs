@@ -16,7 +16,7 @@
 //! - [`sip_uas`]: a scripted UDP user agent (hand-written SIP) for checking the proxy's routing
 //!   between transports, e.g. a WebSocket browser calling a UDP phone.
 //! - [`sip_registrar`]: a scripted UDP registrar that refuses (403, 404…) or grants every
-//!   REGISTER, for answers Kamailio does not give.
+//!   REGISTER, for answers Kamailio does not give, and can challenge every INVITE.
 //! - [`pki`]: a throwaway test CA and server certificates.
 //! - [`pulse`]: a private PulseAudio server with null sinks, for the sound device tests.
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.

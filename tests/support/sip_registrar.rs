@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use super::sip_uas::SipMessage;
 
-/// What the registrar answers a REGISTER with: a status line such as `403 Forbidden`, and
-/// extra header lines.
-/// The status and extra header lines to answer a request with; `None` leaves it unanswered.
+/// What the registrar answers a request with: a status line such as `403 Forbidden` and extra
+/// header lines; `None` leaves the request unanswered.
 type Answer = Box<dyn Fn(&SipMessage) -> Option<(String, Vec<String>)> + Send>;
 
 /// The registrar; it stops when dropped.
