@@ -6,7 +6,7 @@ mod support;
 
 use std::error::Error;
 use std::net::UdpSocket;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::callisto::{binary, output_within};
@@ -33,6 +33,14 @@ fn call(dir: &std::path::Path, uri: &str, args: &[&str]) -> Command {
     command
 }
 
+/// What a run printed on its standard output and error.
+fn printed(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_callee_that_never_answers_fails_with_exit_3_and_a_sentence() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -42,10 +50,7 @@ fn a_callee_that_never_answers_fails_with_exit_3_and_a_sentence() -> TestResult 
     let silent = UdpSocket::bind("127.0.0.1:0")?;
     let uri = format!("sip:bob@127.0.0.1:{}", silent.local_addr()?.port());
     let output = output_within(&mut call(dir.path(), &uri, &[]), LIMIT)?;
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    let (stdout, stderr) = printed(&output);
     assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("The call failed: no answer from the network."),
@@ -68,10 +73,7 @@ fn a_refused_password_fails_the_call_with_exit_2_and_a_sentence() -> TestResult 
         &registrar.uri(),
     ];
     let output = output_within(&mut call(dir.path(), "sip:bob@127.0.0.1", &args), LIMIT)?;
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    let (stdout, stderr) = printed(&output);
     assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("The call failed: authentication failed"),

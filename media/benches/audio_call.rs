@@ -21,6 +21,8 @@
 //! `cargo bench -p callisto-media --bench audio_call` runs the full measurements (a 10 s call);
 //! `cargo test --benches` runs each part briefly as a smoke test.
 
+#[path = "../tests/support/loopback.rs"]
+mod loopback;
 #[path = "../tests/support/mouth_to_ear.rs"]
 mod mouth_to_ear;
 #[path = "support/voice.rs"]
@@ -37,8 +39,7 @@ use callisto_media::codec::AudioCodecKind;
 use callisto_media::netsim::NetworkConditions;
 use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
-    AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, SimulatedCall,
-    SimulatedEndpoint, SrtpKeys,
+    AudioStreamConfig, ClassicSession, SimulatedCall, SimulatedEndpoint, SrtpKeys,
 };
 
 const DEVICE: AudioFormat = AudioFormat::MONO_48K;
@@ -198,15 +199,14 @@ fn loopback_cpu(codec: AudioCodecKind, srtp: bool, length: Duration) {
     };
     let (ka, kb) = keys();
     let stream = AudioStreamConfig::new(codec);
-    let config = |socket, remote, keys: SrtpKeys| ClassicSessionConfig {
-        rtp_socket: socket,
-        rtcp_socket: None,
-        remote_rtp: remote,
-        remote_rtcp: None,
-        stream,
-        srtp: srtp.then_some(keys),
-        direction: MediaDirection::SENDRECV,
-        cname: "bench@callisto".to_owned(),
+    let config = |socket, remote, keys: SrtpKeys| {
+        loopback::session_config(
+            socket,
+            remote,
+            stream,
+            srtp.then_some(keys),
+            "bench@callisto",
+        )
     };
     let session = |socket, remote, srtp, hz| {
         ClassicSession::start(

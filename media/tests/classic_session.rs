@@ -3,6 +3,8 @@
 //! its own sockets, and the mouth-to-ear delay. Every socket binds 127.0.0.1. Figures are
 //! printed (`cargo test -p callisto-media --test classic_session -- --nocapture`).
 
+#[path = "support/loopback.rs"]
+mod loopback;
 #[path = "support/mouth_to_ear.rs"]
 mod mouth_to_ear;
 #[path = "support/tone_analysis.rs"]
@@ -25,6 +27,7 @@ use callisto_media::session::{
     AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, MediaEvent,
     MediaUpdate, SessionError, SessionOptions, SrtpKeys,
 };
+use loopback::{addr, bind, session_config as config};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tone_analysis::coverage;
@@ -37,14 +40,6 @@ const START_UP_FRAMES: usize = 15;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-fn bind() -> UdpSocket {
-    UdpSocket::bind("127.0.0.1:0").unwrap()
-}
-
-fn addr(socket: &UdpSocket) -> SocketAddr {
-    socket.local_addr().unwrap()
 }
 
 fn srtp_keys(profile: SrtpProfile) -> (SrtpKeys, SrtpKeys) {
@@ -63,25 +58,6 @@ fn srtp_keys(profile: SrtpProfile) -> (SrtpKeys, SrtpKeys) {
             remote: a,
         },
     )
-}
-
-fn config(
-    socket: UdpSocket,
-    remote: SocketAddr,
-    stream: AudioStreamConfig,
-    srtp: Option<SrtpKeys>,
-    cname: &str,
-) -> ClassicSessionConfig {
-    ClassicSessionConfig {
-        rtp_socket: socket,
-        rtcp_socket: None,
-        remote_rtp: remote,
-        remote_rtcp: None,
-        stream,
-        srtp,
-        direction: MediaDirection::SENDRECV,
-        cname: cname.to_owned(),
-    }
 }
 
 fn tone(hz: f64) -> Box<dyn AudioSource> {

@@ -69,10 +69,14 @@ impl AudioSource for VoiceSource {
     }
 
     fn read(&mut self, out: &mut [i16]) -> Result<usize, AudioError> {
-        for sample in out.iter_mut() {
-            *sample = self.samples[self.position];
-            self.position = (self.position + 1) % self.samples.len();
+        let mut filled = 0;
+        while filled < out.len() {
+            let run = (out.len() - filled).min(self.samples.len() - self.position);
+            out[filled..filled + run]
+                .copy_from_slice(&self.samples[self.position..self.position + run]);
+            filled += run;
+            self.position = (self.position + run) % self.samples.len();
         }
-        Ok(out.len())
+        Ok(filled)
     }
 }

@@ -7,9 +7,9 @@
 //! - the ear: a frame written to the sink at `t` plays its sample `k` at `t + k / rate` (no
 //!   device buffer), so the burst is heard at its first loud sample in the first loud frame.
 //!
-//! Shared by the `classic_session` test and the `audio_call` bench.
+//! Shared by the `classic_session` test and the `audio_call` bench (each also includes
+//! `loopback.rs`).
 
-use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,9 +19,9 @@ use callisto_media::audio::{
     ToneSource,
 };
 use callisto_media::codec::AudioCodecKind;
-use callisto_media::session::{
-    AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, SrtpKeys,
-};
+use callisto_media::session::{AudioStreamConfig, ClassicSession, SrtpKeys};
+
+use crate::loopback::{addr, bind, session_config};
 
 const DEVICE: AudioFormat = AudioFormat::MONO_48K;
 /// When the first burst starts, and how often one follows.
@@ -71,18 +71,8 @@ pub fn measure(
     let sink = TimedSink {
         frames: Arc::clone(&frames),
     };
-    let config = |socket, remote, srtp, cname: &str| ClassicSessionConfig {
-        rtp_socket: socket,
-        rtcp_socket: None,
-        remote_rtp: remote,
-        remote_rtcp: None,
-        stream,
-        srtp,
-        direction: MediaDirection::SENDRECV,
-        cname: cname.to_owned(),
-    };
     let a = ClassicSession::start(
-        config(sa, addr_b, keys_a, "a"),
+        session_config(sa, addr_b, stream, keys_a, "a"),
         Box::new(source),
         Box::new(NullSink::new(DEVICE)),
     )
@@ -90,7 +80,7 @@ pub fn measure(
     // B's ticks fall half a frame after A's: the average phase between two ends of a call.
     thread::sleep(Duration::from_millis(10));
     let b = ClassicSession::start(
-        config(sb, addr_a, keys_b, "b"),
+        session_config(sb, addr_a, stream, keys_b, "b"),
         Box::new(ToneSource::new(DEVICE, 440.0, 0.0)),
         Box::new(sink),
     )
@@ -132,14 +122,6 @@ pub fn measure(
         delays_ms,
         jitter_buffer_ms,
     }
-}
-
-fn bind() -> UdpSocket {
-    UdpSocket::bind("127.0.0.1:0").expect("a loopback socket")
-}
-
-fn addr(socket: &UdpSocket) -> std::net::SocketAddr {
-    socket.local_addr().expect("a bound socket")
 }
 
 /// A source that notes when each 20 ms frame was read: the send tick.
