@@ -1,7 +1,8 @@
 //! Offers Callisto cannot serve, sent straight to `callisto answer` from a raw UDP socket: each
 //! is refused with the status RFC 3261/3264 asks for (400 for SDP that does not parse, 488 for
-//! a description it cannot use — a WebRTC offer without a fingerprint, no common codec), the
-//! refusal is ACKed like any final response, and Callisto goes on answering the next call.
+//! a description it cannot use — a WebRTC offer without a fingerprint, no common codec) and
+//! says why in a `Warning` header (and a 400 in its reason phrase), the refusal is ACKed like
+//! any final response, and Callisto goes on answering the next call.
 
 mod support;
 
@@ -74,13 +75,22 @@ fn ack(local: u16, port: u16, n: u32, to_tag: &str) -> String {
     )
 }
 
-/// Sends the INVITE and waits for its final response: `(status, To tag)`.
+/// A final response as received.
+struct Refused {
+    status: u16,
+    /// The status line.
+    line: String,
+    /// The `Warning` header's value, if any.
+    warning: Option<String>,
+}
+
+/// Sends the INVITE and waits for its final response, which it ACKs.
 fn final_response(
     socket: &UdpSocket,
     port: u16,
     n: u32,
     sdp: &str,
-) -> Result<(u16, String), Box<dyn Error>> {
+) -> Result<Refused, Box<dyn Error>> {
     let local = socket.local_addr()?.port();
     socket.send_to(invite(local, port, n, sdp).as_bytes(), ("127.0.0.1", port))?;
     let deadline = Instant::now() + WAIT;
@@ -105,7 +115,16 @@ fn final_response(
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
         socket.send_to(ack(local, port, n, &tag).as_bytes(), ("127.0.0.1", port))?;
-        return Ok((status, tag));
+        let warning = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Warning:"))
+            .map(|v| v.trim().to_owned());
+        let line = text.lines().next().unwrap_or_default().to_owned();
+        return Ok(Refused {
+            status,
+            line,
+            warning,
+        });
     }
     Err(format!("no final response to INVITE {n}").into())
 }
@@ -122,13 +141,34 @@ fn unusable_offers_are_refused_and_the_next_call_is_served() -> TestResult {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
 
-    for (n, sdp, expected) in [
-        (1, WEBRTC_WITHOUT_FINGERPRINT, 488),
-        (2, NO_COMMON_CODEC, 488),
-        (3, GARBAGE, 400),
+    for (n, sdp, status, line, warning) in [
+        (
+            1,
+            WEBRTC_WITHOUT_FINGERPRINT,
+            488,
+            "SIP/2.0 488 Not Acceptable Here",
+            "399 callisto \"DTLS-SRTP offered without a fingerprint\"",
+        ),
+        (
+            2,
+            NO_COMMON_CODEC,
+            488,
+            "SIP/2.0 488 Not Acceptable Here",
+            "305 callisto \"No common codec\"",
+        ),
+        (
+            3,
+            GARBAGE,
+            400,
+            "SIP/2.0 400 Bad SDP: line 1 is malformed",
+            "399 callisto \"Bad SDP: line 1 is malformed\"",
+        ),
     ] {
-        let (status, _) = final_response(&socket, port, n, sdp)?;
-        assert_eq!(status, expected, "offer {n}\n{}", bob.stderr());
+        let refused = final_response(&socket, port, n, sdp)?;
+        assert_eq!(refused.status, status, "offer {n}\n{}", bob.stderr());
+        assert_eq!(refused.line, line, "offer {n}");
+        let said = refused.warning.unwrap_or_default();
+        assert!(said.starts_with(warning), "offer {n}: Warning: {said}");
     }
     // None of them became a call.
     let events = bob.events(Duration::from_millis(300));

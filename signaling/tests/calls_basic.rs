@@ -297,6 +297,14 @@ fn a_busy_callee_fails_the_call_with_busy() {
     assert!(w.uas[1].endpoint.reject(now, bob_call, 200).is_err());
     w.uas[1].endpoint.reject(now, bob_call, 486).unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].is_over(alice_call)));
+    // A bare code: the standard phrase, no Warning.
+    let busy = w.log.iter().find(|s| s.is_response(486, "INVITE")).unwrap();
+    assert_eq!(busy.line, "SIP/2.0 486 Busy Here");
+    assert!(
+        !busy.text.to_ascii_lowercase().contains("warning:"),
+        "{}",
+        busy.text
+    );
     match w.uas[0].events_of(alice_call).last() {
         Some(CallEvent::Failed {
             code,

@@ -6,7 +6,7 @@ mod call_support;
 use std::time::{Duration, Instant};
 
 use call_support::{respond, sdp, udp, Proxy, ScriptedUas, World};
-use callisto_signaling::call::{CallError, CallEvent, CallId};
+use callisto_signaling::call::{CallError, CallEvent, CallId, Refusal};
 use rsip::Request;
 
 const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
@@ -97,11 +97,22 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
         bob_call,
         |e| { matches!(e, CallEvent::ReOffer { .. }) }
     ) == 3));
-    w.command(1, |e, now| e.reject_reoffer(now, bob_call, 488))
+    let refusal = Refusal::new(488).with_warning(305, "No common codec");
+    w.command(1, |e, now| e.reject_reoffer(now, bob_call, refusal.clone()))
         .unwrap();
     assert!(
         w.run_until(Duration::from_secs(1), |w| w.uas[0].has(alice_call, |e| *e
             == CallEvent::ReInviteFailed { code: 488 }))
+    );
+    // The 488 says why on the wire.
+    let refused = w.log.iter().find(|s| s.is_response(488, "INVITE")).unwrap();
+    assert_eq!(refused.line, "SIP/2.0 488 Not Acceptable Here");
+    assert!(
+        refused
+            .text
+            .contains("\r\nWarning: 305 callisto \"No common codec\"\r\n"),
+        "{}",
+        refused.text
     );
     // The dialog is intact: INFO still flows, and the hang-up works.
     w.command(0, |e, now| e.send_info(now, alice_call, sdp("still here")))

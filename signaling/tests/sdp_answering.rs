@@ -2,6 +2,7 @@
 
 mod sdp_support;
 
+use callisto_signaling::call::Refusal;
 use callisto_signaling::sdp::{
     parse, AudioCodec, AudioPolicy, Direction, NegotiationError, SrtpPolicy, SrtpSuite,
 };
@@ -382,7 +383,7 @@ fn srtp_answer_repeats_the_tag_and_suite_with_our_own_fresh_key() {
 
 #[test]
 fn failures_name_the_reason_for_a_488() {
-    let cases: [(String, NegotiationError, &str); 7] = [
+    let cases: [(String, NegotiationError, &str); 8] = [
         (
             offer_text("RTP/AVP 18 9", ""),
             NegotiationError::NoCommonCodec,
@@ -419,12 +420,30 @@ fn failures_name_the_reason_for_a_488() {
             NegotiationError::UnsupportedProfile("udptl".into()),
             "Unsupported media profile udptl",
         ),
+        (
+            offer_text("RTP/AVP 0", "").replace("RTP/AVP", "UDP/TLS/RTP/SAVPF"),
+            NegotiationError::NoFingerprint,
+            "DTLS-SRTP offered without a fingerprint",
+        ),
     ];
     for (offer, error, reason) in cases {
         let err = answer_with(&offer, &policy(SrtpPolicy::Optional)).unwrap_err();
         assert_eq!(err, error, "{offer}");
         assert_eq!((err.status_code(), err.to_string().as_str()), (488, reason));
+        // The refusal tells the peer: a Warning with the RFC 3261 warn-code for the fault.
+        let warn_code = match err {
+            NegotiationError::NoCommonCodec => 305,
+            NegotiationError::NoAudio => 304,
+            NegotiationError::UnsupportedProfile(_) => 302,
+            _ => 399,
+        };
+        let refusal = err.refusal();
+        assert_eq!(refusal.code, 488);
+        assert_eq!(refusal.reason, None, "the standard phrase");
+        assert_eq!(refusal.warning, Some((warn_code, reason.to_owned())));
     }
+    // A crossing offer is only asked to wait.
+    assert_eq!(NegotiationError::OfferPending.refusal(), Refusal::new(491));
     // An audio stream over a transport we do not run names it.
     let err = answer_with(
         &offer_text("RTP/AVP 0", "")

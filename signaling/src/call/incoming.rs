@@ -22,7 +22,7 @@ use super::compose;
 use super::pending_answer::PendingAnswer;
 use super::session::Session;
 use super::session_timer::{self, SessionExpires, MIN_SE};
-use super::{Body, CallEvent, CallState, Ctx, Shared, TxFailure};
+use super::{Body, CallEvent, CallState, Ctx, Refusal, Shared, TxFailure};
 use crate::dialog::Dialog;
 use crate::message::{self, HeaderAccess};
 use crate::transaction::{self, TransactionKey};
@@ -278,9 +278,11 @@ impl Incoming {
         session
     }
 
-    /// Refuses the call with `code`.
-    pub fn reject(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, code: u16) {
+    /// Refuses the call.
+    pub fn reject(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, refusal: &Refusal) {
+        let code = refusal.code;
         let mut response = compose::response(&self.invite, code, Some(&shared.local_tag));
+        refusal.apply(&mut response);
         if code == 405 {
             response
                 .headers

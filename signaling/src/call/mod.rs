@@ -28,7 +28,8 @@
 //! `reinvite.rs` (re-INVITE and UPDATE both ways, glare), `pending_answer.rs` (our 2xx until
 //! its ACK), `session_timer.rs` (RFC 4028), `transfer.rs` (REFER), `roster.rs` (the
 //! conference event package, RFC 4575, in the call's dialog), `shared.rs` (what every
-//! phase shares, the ACKs of 2xx responses, forks), `compose.rs`, `digest.rs`, `cause.rs`.
+//! phase shares, the ACKs of 2xx responses, forks), `refusal.rs` (what a refusal tells the
+//! peer: reason phrase, `Warning`), `compose.rs`, `digest.rs`, `cause.rs`.
 
 mod cause;
 mod compose;
@@ -38,6 +39,7 @@ mod event;
 mod incoming;
 mod outgoing;
 mod pending_answer;
+mod refusal;
 mod reinvite;
 mod roster;
 mod session;
@@ -62,6 +64,7 @@ pub use cause::FailureCause;
 pub use compose::{ALLOW, SUPPORTED};
 pub use config::{IncomingCallConfig, OutgoingCallConfig};
 pub use event::CallEvent;
+pub use refusal::Refusal;
 
 use incoming::Incoming;
 use outgoing::Outgoing;
@@ -465,15 +468,15 @@ impl Call {
         }
     }
 
-    /// Refuses an incoming call with `code` (300–699).
-    pub(crate) fn reject(&mut self, ctx: &mut Ctx<'_>, code: u16) -> Result<(), CallError> {
-        if !(300..=699).contains(&code) {
-            return Err(CallError::InvalidStatus(code));
+    /// Refuses an incoming call (a code of 300–699).
+    pub(crate) fn reject(&mut self, ctx: &mut Ctx<'_>, refusal: &Refusal) -> Result<(), CallError> {
+        if !(300..=699).contains(&refusal.code) {
+            return Err(CallError::InvalidStatus(refusal.code));
         }
         let state = self.state();
         match &mut self.phase {
             Phase::Incoming(i) if !self.shared.ended => {
-                i.reject(&mut self.shared, ctx, code);
+                i.reject(&mut self.shared, ctx, refusal);
                 Ok(())
             }
             _ => Err(CallError::InvalidState {
@@ -494,7 +497,7 @@ impl Call {
         let shared = &mut self.shared;
         match &mut self.phase {
             Phase::Outgoing(o) => o.hang_up(shared, ctx),
-            Phase::Incoming(i) => i.reject(shared, ctx, 603),
+            Phase::Incoming(i) => i.reject(shared, ctx, &Refusal::new(603)),
             Phase::Session(s) => s.hang_up(shared, ctx),
         }
         Ok(())
@@ -526,12 +529,16 @@ impl Call {
     }
 
     /// Refuses the peer's re-INVITE; the call goes on.
-    pub(crate) fn reject_reoffer(&mut self, ctx: &mut Ctx<'_>, code: u16) -> Result<(), CallError> {
-        if !(300..=699).contains(&code) {
-            return Err(CallError::InvalidStatus(code));
+    pub(crate) fn reject_reoffer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        refusal: &Refusal,
+    ) -> Result<(), CallError> {
+        if !(300..=699).contains(&refusal.code) {
+            return Err(CallError::InvalidStatus(refusal.code));
         }
         let (shared, session) = self.session("reject the re-offer of")?;
-        session.reject_reoffer(shared, ctx, code)
+        session.reject_reoffer(shared, ctx, refusal)
     }
 
     /// Sends an INFO with `body`.

@@ -43,7 +43,7 @@ use super::compose;
 use super::pending_answer::PendingAnswer;
 use super::session::{OutRequest, Session};
 use super::session_timer;
-use super::{Body, CallDirection, CallError, CallEvent, CallState, Ctx, Shared};
+use super::{Body, CallDirection, CallError, CallEvent, CallState, Ctx, Refusal, Shared};
 use crate::message::HeaderAccess;
 use crate::transaction::{self, TransactionKey};
 use crate::transport::Target;
@@ -423,7 +423,7 @@ impl Session {
         &mut self,
         shared: &mut Shared,
         ctx: &mut Ctx<'_>,
-        code: u16,
+        refusal: &Refusal,
     ) -> Result<(), CallError> {
         let Some(pending) = self.reinvite_in.take() else {
             return Err(CallError::InvalidState {
@@ -431,10 +431,9 @@ impl Session {
                 state: self.state(),
             });
         };
-        ctx.respond(
-            &pending.key,
-            compose::response(&pending.request, code, None),
-        );
+        let mut response = compose::response(&pending.request, refusal.code, None);
+        refusal.apply(&mut response);
+        ctx.respond(&pending.key, response);
         self.send_queued_offer(shared, ctx);
         Ok(())
     }

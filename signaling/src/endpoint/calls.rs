@@ -10,7 +10,7 @@ use rsip::{Method, Request, Response};
 use super::{Endpoint, EndpointEvent};
 use crate::call::{
     Body, Call, CallError, CallEvent, CallId, CallState, Ctx, IncomingCallConfig,
-    OutgoingCallConfig, TxFailure,
+    OutgoingCallConfig, Refusal, TxFailure,
 };
 use crate::message::{self, HeaderAccess};
 use crate::transaction::TransactionKey;
@@ -68,9 +68,16 @@ impl Endpoint {
         self.command(now, id, |call, ctx| call.answer(ctx, body))
     }
 
-    /// Refuses an incoming call with `code` (486 busy, 603 decline, 488 not acceptable…).
-    pub fn reject(&mut self, now: Instant, id: CallId, code: u16) -> Result<(), CallError> {
-        self.command(now, id, |call, ctx| call.reject(ctx, code))
+    /// Refuses an incoming call: a code (486 busy, 603 decline, 488 not acceptable…) or a
+    /// [`Refusal`] that also says why.
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        refusal: impl Into<Refusal>,
+    ) -> Result<(), CallError> {
+        let refusal = refusal.into();
+        self.command(now, id, |call, ctx| call.reject(ctx, &refusal))
     }
 
     /// Ends a call whatever its state: CANCEL while it rings out, 603 while it rings in, BYE
@@ -97,9 +104,16 @@ impl Endpoint {
         self.command(now, id, |call, ctx| call.answer_reoffer(ctx, body))
     }
 
-    /// Refuses the offer of a `ReOffer` (488 usually); the call goes on unchanged.
-    pub fn reject_reoffer(&mut self, now: Instant, id: CallId, code: u16) -> Result<(), CallError> {
-        self.command(now, id, |call, ctx| call.reject_reoffer(ctx, code))
+    /// Refuses the offer of a `ReOffer` (488 usually, or a [`Refusal`] that also says why);
+    /// the call goes on unchanged.
+    pub fn reject_reoffer(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        refusal: impl Into<Refusal>,
+    ) -> Result<(), CallError> {
+        let refusal = refusal.into();
+        self.command(now, id, |call, ctx| call.reject_reoffer(ctx, &refusal))
     }
 
     /// Sends an INFO carrying `body` (e.g. `application/dtmf-relay`).

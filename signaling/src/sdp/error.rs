@@ -2,10 +2,12 @@
 
 use thiserror::Error;
 
+use crate::call::Refusal;
+
 /// Why a session description could not be parsed.
 ///
-/// Each variant's `Display` text is short and starts with `Bad SDP:`, fit to be the reason phrase
-/// of the error response to an INVITE whose body does not parse ([`SdpError::status_code`]).
+/// Each variant's `Display` text is short and starts with `Bad SDP:`: the reason phrase of the
+/// error response to an INVITE whose body does not parse ([`SdpError::refusal`]).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum SdpError {
@@ -59,5 +61,13 @@ impl SdpError {
     /// accepted is a [`NegotiationError`](super::NegotiationError) instead (`488`).
     pub fn status_code(&self) -> u16 {
         400
+    }
+
+    /// The refusal of a request whose body fails this way: `400` with this error as the
+    /// reason phrase and in a `Warning` (399).
+    pub fn refusal(&self) -> Refusal {
+        Refusal::new(self.status_code())
+            .with_reason(self.to_string())
+            .with_warning(399, self.to_string())
     }
 }

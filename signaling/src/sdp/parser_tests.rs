@@ -256,7 +256,13 @@ fn errors_name_the_fault() {
         (format!("{MINIMAL}a=x\ry\n"), "Bad SDP: line 6 is malformed"),
     ];
     for (text, reason) in cases {
-        assert_eq!(error(&text).to_string(), reason, "{text:?}");
+        let err = error(&text);
+        assert_eq!(err.to_string(), reason, "{text:?}");
+        // The 400 that refuses such a body says it, in its reason phrase and a Warning.
+        let refusal = err.refusal();
+        assert_eq!(refusal.code, 400);
+        assert_eq!(refusal.reason.as_deref(), Some(reason));
+        assert_eq!(refusal.warning, Some((399, reason.to_owned())));
     }
     assert_eq!(error("").status_code(), 400);
 }

@@ -64,7 +64,7 @@ impl Calls {
                     Ok(offer) => offer,
                     Err(error) => {
                         tracing::warn!(%error, "malformed offer");
-                        let _ = endpoint.reject(now, id, error.status_code());
+                        let _ = endpoint.reject(now, id, error.refusal());
                         return;
                     }
                 };
@@ -90,7 +90,7 @@ impl Calls {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "offer refused");
-                        let _ = endpoint.reject(now, id, error.status_code());
+                        let _ = endpoint.reject(now, id, error.refusal());
                         return;
                     }
                 }

@@ -609,7 +609,7 @@ impl Calls {
                     return;
                 };
                 let answer = sdp::parse(&body.bytes)
-                    .map_err(|e| (400, e.to_string()))
+                    .map_err(|e| e.refusal())
                     .and_then(|offer| {
                         call.sdp
                             .answer_with_video(
@@ -620,7 +620,7 @@ impl Calls {
                                 direction,
                                 &mut self.rng,
                             )
-                            .map_err(|e| (e.status_code(), e.to_string()))
+                            .map_err(|e| e.refusal())
                     });
                 match answer {
                     Ok((answer, negotiated)) => {
@@ -643,9 +643,9 @@ impl Calls {
                             send(update);
                         }
                     }
-                    Err((code, reason)) => {
-                        tracing::warn!(code, %reason, "re-offer refused");
-                        let _ = endpoint.reject_reoffer(now, call.id, code);
+                    Err(refusal) => {
+                        tracing::warn!(?refusal, "re-offer refused");
+                        let _ = endpoint.reject_reoffer(now, call.id, refusal);
                     }
                 }
             }

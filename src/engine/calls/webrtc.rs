@@ -34,6 +34,7 @@ use callisto_media::webrtc::{
     WebRtcConfig, WebRtcError, WebRtcEvent, WebRtcMedia, WebRtcSession, WebRtcStats,
     WebRtcVideoMedia,
 };
+use callisto_signaling::call::Refusal;
 use callisto_signaling::sdp::AudioPolicy;
 
 use super::media::{
@@ -605,6 +606,18 @@ pub(crate) struct ReofferRefused {
     pub(crate) reason: String,
 }
 
+impl ReofferRefused {
+    /// The response that refuses the offer: a `491` as it is, a `488` with a `Warning` (399)
+    /// giving the reason.
+    pub(crate) fn refusal(&self) -> Refusal {
+        let refusal = Refusal::new(self.code);
+        if self.code == 491 {
+            return refusal;
+        }
+        refusal.with_warning(399, self.reason.clone())
+    }
+}
+
 impl From<&WebRtcError> for ReofferRefused {
     fn from(error: &WebRtcError) -> Self {
         let code = if matches!(error, WebRtcError::Glare) {
@@ -700,6 +713,7 @@ mod tests {
         let glare = ReofferRefused::from(&WebRtcError::Glare);
         assert_eq!(glare.code, 491);
         assert!(glare.reason.contains("crossed"), "{}", glare.reason);
+        assert_eq!(glare.refusal(), Refusal::new(491), "a 491 needs no warning");
         for unusable in [
             WebRtcError::BadSdp("no m-line".into()),
             WebRtcError::NoCommonCodec("audio"),
@@ -708,6 +722,9 @@ mod tests {
             let refused = ReofferRefused::from(&unusable);
             assert_eq!(refused.code, 488, "{unusable}");
             assert_eq!(refused.reason, unusable.to_string());
+            let refusal = refused.refusal();
+            assert_eq!(refusal.code, 488);
+            assert_eq!(refusal.warning, Some((399, unusable.to_string())));
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use callisto_media::webrtc::{
     takes_several_streams, CandidateKind, WebRtcEvent, WebRtcSession, WebRtcStats,
 };
-use callisto_signaling::call::{Body, CallEvent, CallId};
+use callisto_signaling::call::{Body, CallEvent, CallId, Refusal};
 use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, SdpSession};
 use tokio::sync::mpsc;
@@ -284,9 +284,9 @@ impl Calls {
                     }
                 }
             }
-            Err(ReofferRefused { code, reason }) => {
-                tracing::warn!(%reason, code, "the new WebRTC offer is refused");
-                let _ = endpoint.reject_reoffer(now, call.id, code);
+            Err(refused) => {
+                tracing::warn!(reason = %refused.reason, code = refused.code, "the new WebRTC offer is refused");
+                let _ = endpoint.reject_reoffer(now, call.id, refused.refusal());
             }
         }
         // Offers of ours that waited for the answer are made now (the signalling sends
@@ -371,7 +371,8 @@ impl Calls {
             Err(reason) => {
                 tracing::warn!(%reason, "WebRTC offer refused");
                 self.by_id.remove(&id);
-                let _ = endpoint.reject(now, id, 488);
+                let refusal = Refusal::new(488).with_warning(399, reason.to_string());
+                let _ = endpoint.reject(now, id, refusal);
                 return;
             }
         };

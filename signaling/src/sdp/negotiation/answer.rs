@@ -197,6 +197,15 @@ fn evaluate<'a>(
     media: &'a MediaDescription,
     policy: &'a AudioPolicy,
 ) -> Result<Candidate<'a>, NegotiationError> {
+    let dtls = media
+        .protocol
+        .as_str()
+        .to_ascii_uppercase()
+        .contains("TLS/");
+    if dtls && media.fingerprint().or(offer.fingerprint()).is_none() {
+        // Not a WebRTC offer either: nothing could key its DTLS-SRTP.
+        return Err(NegotiationError::NoFingerprint);
+    }
     classic_profile(&media.protocol)?;
     let crypto = choose_crypto(media, policy.srtp)?;
     let (payload_type, codec) =

@@ -92,6 +92,8 @@ mod video_section;
 
 use thiserror::Error;
 
+use crate::call::Refusal;
+
 pub use negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, TelephoneEvent};
 pub use offer_kind::{offer_kind, OfferKind};
 pub use policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
@@ -100,8 +102,8 @@ pub use video_policy::{NegotiatedVideo, VideoPolicy};
 
 /// Why an offer or answer cannot be accepted.
 ///
-/// The `Display` text is short and fit for the reason phrase of the `488 Not Acceptable Here`
-/// ([`NegotiationError::status_code`]) that rejects an offer. When an *answer* we received fails,
+/// The `Display` text is short and goes in the `Warning` of the `488 Not Acceptable Here`
+/// ([`NegotiationError::refusal`]) that rejects an offer. When an *answer* we received fails,
 /// no response is due: the engine acknowledges the 2xx and ends the call or re-offers.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -124,6 +126,9 @@ pub enum NegotiationError {
     /// The audio stream uses a transport profile the classic path does not run.
     #[error("Unsupported media profile {0}")]
     UnsupportedProfile(String),
+    /// A DTLS-SRTP stream (`UDP/TLS/RTP/SAVPF`, …) without `a=fingerprint`: it cannot be keyed.
+    #[error("DTLS-SRTP offered without a fingerprint")]
+    NoFingerprint,
     /// The audio stream has no connection address, or one that is not an IP address.
     #[error("No connection address")]
     NoConnectionAddress,
@@ -168,5 +173,24 @@ impl NegotiationError {
             NegotiationError::NoLocalCodecs => 500,
             _ => 488,
         }
+    }
+
+    /// The refusal of an offer failing this way: [`status_code`](Self::status_code) and, but
+    /// for a crossing offer, a `Warning` naming the fault — `304` for no audio stream, `305`
+    /// for no common codec, `302` for a transport profile or keying Callisto cannot serve,
+    /// `399` otherwise.
+    pub fn refusal(&self) -> Refusal {
+        let refusal = Refusal::new(self.status_code());
+        let warn_code = match self {
+            NegotiationError::OfferPending => return refusal,
+            NegotiationError::NoAudio => 304,
+            NegotiationError::NoCommonCodec => 305,
+            NegotiationError::SrtpRequired
+            | NegotiationError::SrtpNotSupported
+            | NegotiationError::NoAcceptableCrypto
+            | NegotiationError::UnsupportedProfile(_) => 302,
+            _ => 399,
+        };
+        refusal.with_warning(warn_code, self.to_string())
     }
 }
