@@ -33,6 +33,11 @@ fn answering_bob(
 }
 
 fn direct_call(codecs: &str, srtp: &str) -> TestResult {
+    direct_call_playing(codecs, srtp, "tone:440")
+}
+
+/// As [`direct_call`], alice sending `audio` (a 440 Hz tone one way or another).
+fn direct_call_playing(codecs: &str, srtp: &str, audio: &str) -> TestResult {
     let dir = tempfile::tempdir()?;
     let bob_rec = dir.path().join("bob.wav");
     let alice_rec = dir.path().join("alice.wav");
@@ -43,7 +48,7 @@ fn direct_call(codecs: &str, srtp: &str) -> TestResult {
         &uri,
         &[
             "--audio",
-            "tone:440",
+            audio,
             "--record-audio",
             &alice_rec.to_string_lossy(),
             "--codecs",
@@ -118,6 +123,15 @@ fn opus_with_mandatory_srtp() -> TestResult {
 #[test]
 fn pcmu_in_the_clear() -> TestResult {
     direct_call("pcmu", "off")
+}
+
+/// A WAV file at 11 025 Hz (no whole number of samples in a 20 ms frame) plays as any other.
+#[test]
+fn a_wav_file_at_11025_hz_is_heard() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("tone-11025.wav");
+    wav::write_tone(&file, 440.0, 11_025, 1, 1.0)?;
+    direct_call_playing("pcmu", "off", &file.to_string_lossy())
 }
 
 #[test]

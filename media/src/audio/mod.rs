@@ -24,6 +24,7 @@ mod error;
 mod frame;
 mod mute;
 mod processing;
+mod rate_stream;
 mod resampler;
 mod ringtone;
 mod sink;

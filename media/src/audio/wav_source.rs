@@ -1,4 +1,4 @@
-//! A WAV file as an audio source: 16-bit integer PCM of any supported rate and channel count.
+//! A WAV file as an audio source: 16-bit integer PCM of any rate and 1 to 8 channels.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
@@ -8,6 +8,7 @@ use hound::{SampleFormat, WavReader};
 
 use super::error::AudioError;
 use super::frame::AudioFormat;
+use super::rate_stream::{RateStream, STREAM_RATE};
 use super::source::{whole_frames_len, AudioSource};
 
 /// What a [`WavSource`] does when it reaches the end of the file.
@@ -23,13 +24,20 @@ pub enum EndOfFile {
 
 /// Plays a 16-bit integer PCM WAV file, read through `hound`.
 ///
+/// A file whose rate 20 ms frames can divide (a multiple of 50 Hz: 8, 16, 22.05, 44.1, 48 kHz…)
+/// is delivered as it is. Any other rate (11 025 Hz, 7 350 Hz…) is converted to 48 kHz as it is
+/// read (`rate_stream.rs`), and [`format`](AudioSource::format) says 48 kHz.
+///
 /// Other encodings (8/24/32-bit, float) are refused when the file is opened with
 /// [`AudioError::UnsupportedWav`]; a malformed header gives [`AudioError::Wav`]. A file whose data
 /// stops before its header says it should (truncated) delivers every whole sample frame it has,
 /// then one [`AudioError::Wav`], then the end of the stream.
 pub struct WavSource<R = BufReader<File>> {
     reader: WavReader<R>,
+    /// The format delivered: the file's, or 48 kHz when `convert` is set.
     format: AudioFormat,
+    /// The conversion of a rate 20 ms frames cannot divide.
+    convert: Option<RateStream>,
     end: EndOfFile,
     /// Sample frames in the file according to its header.
     duration: u32,
@@ -74,12 +82,20 @@ impl<R: Read + Seek + Send> WavSource<R> {
                 },
             });
         }
-        let format = AudioFormat::new(spec.sample_rate, spec.channels);
-        format.validate()?;
+        let file_format = AudioFormat::new(spec.sample_rate, spec.channels);
+        let (format, convert) = match file_format.validate() {
+            Ok(()) => (file_format, None),
+            Err(AudioError::UnsupportedSampleRate(_)) => (
+                AudioFormat::new(STREAM_RATE, spec.channels),
+                Some(RateStream::new(file_format)?),
+            ),
+            Err(e) => return Err(e),
+        };
         let duration = reader.duration();
         Ok(WavSource {
             reader,
             format,
+            convert,
             end,
             duration,
             loops: 0,
@@ -88,7 +104,7 @@ impl<R: Read + Seek + Send> WavSource<R> {
         })
     }
 
-    /// Sample frames in the file, according to its header.
+    /// Sample frames in the file, according to its header (at the file's rate).
     pub fn duration_samples(&self) -> u32 {
         self.duration
     }
@@ -147,6 +163,25 @@ impl<R: Read + Seek + Send> AudioSource for WavSource<R> {
     }
 
     fn read(&mut self, out: &mut [i16]) -> Result<usize, AudioError> {
+        let Some(mut convert) = self.convert.take() else {
+            return self.read_file(out);
+        };
+        // A file error comes after everything converted before it.
+        let result = match self.pending_error.take() {
+            Some(e) if convert.drained() => Err(e),
+            pending => {
+                self.pending_error = pending;
+                convert.read(out, |raw| self.read_file(raw))
+            }
+        };
+        self.convert = Some(convert);
+        result
+    }
+}
+
+impl<R: Read + Seek + Send> WavSource<R> {
+    /// Reads samples of the file as they are, by [`AudioSource::read`]'s rules.
+    fn read_file(&mut self, out: &mut [i16]) -> Result<usize, AudioError> {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }

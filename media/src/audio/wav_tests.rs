@@ -157,19 +157,88 @@ fn unsupported_encodings_are_refused_clearly() {
     }
 }
 
+/// A 16-bit WAV file in memory at any rate, written by `hound` itself (the recorder writes
+/// only rates that 20 ms frames divide).
+fn odd_rate_wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = Cursor::new(Vec::new());
+    {
+        let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+        for &s in samples {
+            writer.write_sample(s).unwrap();
+        }
+        writer.finalize().unwrap();
+    }
+    cursor.into_inner()
+}
+
+/// `n` samples of a 1 kHz sine at `rate`, peak half scale.
+fn sine_1k(rate: u32, n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| {
+            let phase = std::f64::consts::TAU * 1_000.0 * i as f64 / f64::from(rate);
+            (phase.sin() * 16_384.0) as i16
+        })
+        .collect()
+}
+
 #[test]
-fn unsupported_rates_are_refused() {
-    let bytes = wav_bytes(AudioFormat::MONO_8K, &[1, 2, 3]);
-    let mut bytes = bytes;
-    // Patch the header's sample rate (offset 24) and byte rate (offset 28) to 11025 Hz mono
-    // 16-bit: no whole number of samples in 20 ms.
-    bytes[24..28].copy_from_slice(&11_025u32.to_le_bytes());
-    bytes[28..32].copy_from_slice(&22_050u32.to_le_bytes());
-    let err = WavSource::from_reader(Cursor::new(bytes), EndOfFile::Stop).unwrap_err();
+fn a_file_at_a_rate_frames_cannot_divide_plays_at_48_khz() {
+    // 11 025 Hz: 220.5 samples in 20 ms.
+    let bytes = odd_rate_wav(11_025, 1, &sine_1k(11_025, 11_025));
+    let mut source = WavSource::from_reader(Cursor::new(bytes.clone()), EndOfFile::Stop).unwrap();
+    assert_eq!(source.format(), AudioFormat::MONO_48K);
+    assert_eq!(source.duration_samples(), 11_025);
+    let all = read_to_end(&mut source);
+    // One second, in 20 ms frames (the last completed with silence).
+    assert_eq!(all.len(), 48_000, "{} samples", all.len());
+    let purity = tone_power_ratio(&all[12_000..36_000], 48_000, 1_000.0);
+    assert!(purity > 0.999, "purity {purity}");
+
+    // Looping goes on seamlessly past the end.
+    let mut source = WavSource::from_reader(Cursor::new(bytes), EndOfFile::Loop).unwrap();
+    let mut three_seconds = Vec::new();
+    for _ in 0..150 {
+        three_seconds.extend_from_slice(source.read_frame().unwrap().unwrap().samples());
+    }
+    // The converter reads a few milliseconds ahead, so the fourth pass may have begun.
     assert!(
-        matches!(err, AudioError::UnsupportedSampleRate(11_025)),
-        "{err}"
+        (2..=3).contains(&source.loops()),
+        "{} loops",
+        source.loops()
     );
+    // 11 025 samples of 1 kHz hold a whole number of cycles, so the loop is one sine.
+    let purity = tone_power_ratio(&three_seconds[24_000..120_000], 48_000, 1_000.0);
+    assert!(purity > 0.999, "purity {purity}");
+}
+
+#[test]
+fn a_truncated_file_at_such_a_rate_delivers_its_samples_then_an_error() {
+    let mut bytes = odd_rate_wav(11_025, 2, &sine_1k(11_025, 4_000));
+    // 1001 whole sample frames and part of the next.
+    bytes.truncate(44 + 1001 * 4 + 3);
+    let mut source = WavSource::from_reader(Cursor::new(bytes), EndOfFile::Loop).unwrap();
+    assert_eq!(source.format(), AudioFormat::STEREO_48K);
+    let mut buf = vec![0i16; 1_920];
+    let mut delivered = 0;
+    let error = loop {
+        match source.read(&mut buf) {
+            Ok(n) => delivered += n,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(error, AudioError::Wav(_)), "{error}");
+    // 1001 sample frames at 11 025 Hz are 4358 at 48 kHz, on two channels.
+    assert!(
+        delivered.abs_diff(2 * 4_358) <= 2 * 48,
+        "{delivered} samples"
+    );
+    assert_eq!(source.read(&mut buf).unwrap(), 0);
 }
 
 #[test]
