@@ -634,11 +634,17 @@ fn an_unusable_configuration_is_refused_at_start() {
 
 #[test]
 fn mouth_to_ear_on_loopback() {
-    let measured = mouth_to_ear::measure(AudioCodecKind::Opus, None, 7);
+    let measured = mouth_to_ear::measure(AudioCodecKind::Opus, None, 7, Duration::from_millis(10));
     println!(
         "mouth-to-ear on loopback (Opus, capture to playout): {:.1?} ms, jitter buffer at \
-         {:.0} ms",
-        measured.delays_ms, measured.jitter_buffer_ms
+         {:.0} ms, B's ticks {:.1} ms after A's",
+        measured.delays_ms, measured.jitter_buffer_ms, measured.phase_ms
+    );
+    // B started half a frame after A; its ticks keep that phase (give or take the start-up).
+    assert!(
+        (5.0..15.0).contains(&measured.phase_ms),
+        "phase {} ms",
+        measured.phase_ms
     );
     assert!(
         measured.delays_ms.len() >= 5,

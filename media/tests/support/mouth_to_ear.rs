@@ -38,6 +38,9 @@ pub struct MouthToEar {
     pub delays_ms: Vec<f64>,
     /// B's jitter buffer target at the end.
     pub jitter_buffer_ms: f64,
+    /// How long after each of A's ticks B's tick came, in milliseconds (0 to 20; the median
+    /// over the call).
+    pub phase_ms: f64,
 }
 
 impl MouthToEar {
@@ -50,11 +53,13 @@ impl MouthToEar {
 }
 
 /// Runs a call of `codec` from A to B on loopback (SRTP with `srtp`'s keys, A's then B's) for
-/// `bursts` bursts and times each.
+/// `bursts` bursts and times each. B starts `phase` after A, so that its ticks fall about that
+/// long after A's: where they fall decides how long a packet waits for its turn to play.
 pub fn measure(
     codec: AudioCodecKind,
     srtp: Option<(SrtpKeys, SrtpKeys)>,
     bursts: usize,
+    phase: Duration,
 ) -> MouthToEar {
     let (sa, sb) = (bind(), bind());
     let (addr_a, addr_b) = (addr(&sa), addr(&sb));
@@ -77,8 +82,7 @@ pub fn measure(
         Box::new(NullSink::new(DEVICE)),
     )
     .expect("A's session starts");
-    // B's ticks fall half a frame after A's: the average phase between two ends of a call.
-    thread::sleep(Duration::from_millis(10));
+    thread::sleep(phase);
     let b = ClassicSession::start(
         session_config(sb, addr_a, stream, keys_b, "b"),
         Box::new(ToneSource::new(DEVICE, 440.0, 0.0)),
@@ -118,9 +122,20 @@ pub fn measure(
             Some((*heard - captured).as_secs_f64() * 1000.0)
         })
         .collect();
+    // Each of B's writes after the latest of A's reads before it.
+    let mut phases: Vec<f64> = frames
+        .iter()
+        .filter_map(|(written, _)| {
+            let read = reads.iter().rev().find(|&&read| read <= *written)?;
+            Some((*written - *read).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    phases.sort_by(f64::total_cmp);
+    let phase_ms = phases.get(phases.len() / 2).copied().unwrap_or(f64::NAN);
     MouthToEar {
         delays_ms,
         jitter_buffer_ms,
+        phase_ms,
     }
 }
 
