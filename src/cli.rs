@@ -231,6 +231,19 @@ pub struct AnswerArgs {
     /// Exit after this many calls have ended.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub count: u32,
+    /// Let each call ring this long before answering it (a caller may cancel meanwhile);
+    /// default: answer at once.
+    #[arg(long, value_name = "SECS", value_parser = parse_answer_delay)]
+    pub answer_after: Option<f64>,
+}
+
+fn parse_answer_delay(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.0..=3600.0).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0 to 3600"
+        )),
+    }
 }
 
 /// `callisto conference`.

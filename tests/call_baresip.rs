@@ -1,6 +1,7 @@
 //! Callisto and a desk phone (baresip) through Kamailio: calls both ways with PCMU, PCMA and
 //! Opus, SDES-SRTP, DTMF both ways, hold and resume from each side, BYE from each side, CANCEL
-//! before the answer, early media before the answer, an INVITE the proxy challenges.
+//! from each side before the answer, early media before the answer, an INVITE the proxy
+//! challenges.
 //!
 //! Callisto (alice) sends 440 Hz, baresip (bob) 1270 Hz; each records what it hears. A call
 //! carried audio when the other side's tone dominates at least 90 % of the recording (FFT peak
@@ -345,6 +346,46 @@ fn callisto_cancels_before_the_answer() -> TestResult {
         Some(4),
         "a call that never connected is not a success"
     );
+    let log = rig.kamailio.call_log();
+    assert!(
+        log.iter().any(|line| line.request("CANCEL").is_some()),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|line| line.reply(487, "INVITE").is_some()),
+        "{log:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn baresip_cancels_before_callisto_answers() -> TestResult {
+    let rig = Rig::start(KamailioConfig::default(), |bob| bob.codecs(&[Codec::Pcmu]))?;
+    // Callisto rings for a minute before it would answer.
+    let mut alice = rig.callisto(&["answer"], &["--answer-after", "60"])?;
+    alice.expect("registered", WAIT)?;
+    rig.bob.dial(&format!(
+        "sip:alice@127.0.0.1:{}",
+        rig.kamailio.config().udp_port
+    ))?;
+    alice.expect("incoming", WAIT)?;
+    thread::sleep(Duration::from_millis(300));
+    rig.bob.hang_up()?;
+    let ended = alice.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "remote", "{ended}");
+    assert_eq!(ended["duration_s"], 0.0, "{ended}");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cancel")),
+        "{ended}"
+    );
+    let status = alice.wait(WAIT)?;
+    assert!(
+        !status.success(),
+        "a call that never connected is not a success"
+    );
+    // The CANCEL came through the proxy, and Callisto ended the INVITE with a 487.
     let log = rig.kamailio.call_log();
     assert!(
         log.iter().any(|line| line.request("CANCEL").is_some()),

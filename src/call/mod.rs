@@ -340,7 +340,7 @@ pub async fn run_call(
             return code;
         }
     };
-    let code = drive_calls(&mut session, &args.media, 1, &[key]).await;
+    let code = drive_calls(&mut session, &args.media, 1, &[key], None).await;
     session.close().await;
     ExitCode::from(code)
 }
@@ -377,7 +377,8 @@ pub async fn run_answer(
             json!({"event": "listening", "address": address.to_string()})
         );
     }
-    let code = drive_calls(&mut session, &args.media, args.count, &[]).await;
+    let answer_after = args.answer_after.map(Duration::from_secs_f64);
+    let code = drive_calls(&mut session, &args.media, args.count, &[], answer_after).await;
     session.close().await;
     ExitCode::from(code)
 }
@@ -442,17 +443,24 @@ async fn drive_calls(
     media: &MediaArgs,
     mut count: u32,
     initial: &[CallKey],
+    answer_after: Option<Duration>,
 ) -> u8 {
     let mut controls = control_lines();
     let mut hang_up_at: HashMap<CallKey, Instant> = HashMap::new();
     let mut dtmf_at: HashMap<CallKey, Instant> = HashMap::new();
+    let mut answer_at: HashMap<CallKey, Instant> = HashMap::new();
     // Calls not yet over (control lines go to them), and those that were established.
     let mut live: Vec<CallKey> = initial.to_vec();
     let mut established: Vec<CallKey> = Vec::new();
     let mut ended = 0;
     let mut worst = exit::OK;
     loop {
-        let next = hang_up_at.values().chain(dtmf_at.values()).min().copied();
+        let next = hang_up_at
+            .values()
+            .chain(dtmf_at.values())
+            .chain(answer_at.values())
+            .min()
+            .copied();
         let event = tokio::select! {
             event = session.engine.events.recv() => event,
             Some(control) = controls.recv() => {
@@ -473,6 +481,10 @@ async fn drive_calls(
                     let _ = session.engine.commands.send(Command::HangUp { key: *key });
                 }
                 hang_up_at.retain(|_, at| *at > now);
+                for (key, _) in answer_at.iter().filter(|(_, at)| **at <= now) {
+                    let _ = session.engine.commands.send(Command::Answer { key: *key, video: true });
+                }
+                answer_at.retain(|_, at| *at > now);
                 let due: Vec<CallKey> = dtmf_at.iter().filter(|(_, at)| **at <= now).map(|(k, _)| *k).collect();
                 for key in due {
                     dtmf_at.remove(&key);
@@ -498,10 +510,17 @@ async fn drive_calls(
                 match update {
                     CallUpdate::Incoming { .. } => {
                         live.push(key);
-                        let _ = session
-                            .engine
-                            .commands
-                            .send(Command::Answer { key, video: true });
+                        match answer_after {
+                            Some(delay) => {
+                                answer_at.insert(key, Instant::now() + delay);
+                            }
+                            None => {
+                                let _ = session
+                                    .engine
+                                    .commands
+                                    .send(Command::Answer { key, video: true });
+                            }
+                        }
                     }
                     CallUpdate::TransferRequested { new_call, .. } => {
                         // The conversation goes on in the new call: wait for it too.
@@ -520,6 +539,7 @@ async fn drive_calls(
                     }
                     CallUpdate::Failed { code, cause, .. } => {
                         worst = worst.max(failure_exit_code(code, cause));
+                        answer_at.remove(&key);
                         live.retain(|k| *k != key);
                         ended += 1;
                     }
@@ -531,6 +551,7 @@ async fn drive_calls(
                         live.retain(|k| *k != key);
                         hang_up_at.remove(&key);
                         dtmf_at.remove(&key);
+                        answer_at.remove(&key);
                         ended += 1;
                     }
                     _ => {}
