@@ -338,13 +338,10 @@ fn mouth_to_ear(codec: AudioCodecKind, srtp: bool, bursts: usize, phases: &[f64]
             Duration::from_secs_f64(phase / 1000.0),
         );
         let Some(median) = measured.median_ms() else {
-            println!("audio_call: mouth-to-ear ({label}): no burst was heard");
-            return;
+            println!("audio_call: mouth-to-ear ({label}, phase {phase} ms): no burst was heard");
+            continue;
         };
-        let (min, max) = measured
-            .delays_ms
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)));
+        let (min, max) = spread(&measured.delays_ms);
         println!(
             "audio_call: mouth-to-ear on loopback, {label}, B's ticks {:.1} ms after A's: median \
              {median:.1} ms (min {min:.1}, max {max:.1}; {} of {bursts} bursts heard), jitter \
@@ -357,15 +354,20 @@ fn mouth_to_ear(codec: AudioCodecKind, srtp: bool, bursts: usize, phases: &[f64]
     }
     if medians.len() > 1 {
         let mean = medians.iter().sum::<f64>() / medians.len() as f64;
-        let (min, max) = medians
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)));
+        let (min, max) = spread(&medians);
         println!(
             "audio_call: mouth-to-ear on loopback, {label}, over {} phases: mean {mean:.1} ms, \
              best {min:.1}, worst {max:.1}; target < 60 ms",
             medians.len()
         );
     }
+}
+
+/// The smallest and largest of `values`.
+fn spread(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)))
 }
 
 fn main() {

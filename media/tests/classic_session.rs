@@ -640,12 +640,7 @@ fn mouth_to_ear_on_loopback() {
          {:.0} ms, B's ticks {:.1} ms after A's",
         measured.delays_ms, measured.jitter_buffer_ms, measured.phase_ms
     );
-    // B started half a frame after A; its ticks keep that phase (give or take the start-up).
-    assert!(
-        (5.0..15.0).contains(&measured.phase_ms),
-        "phase {} ms",
-        measured.phase_ms
-    );
+
     assert!(
         measured.delays_ms.len() >= 5,
         "{} bursts heard",

@@ -383,67 +383,79 @@ fn srtp_answer_repeats_the_tag_and_suite_with_our_own_fresh_key() {
 
 #[test]
 fn failures_name_the_reason_for_a_488() {
-    let cases: [(String, NegotiationError, &str); 8] = [
+    let cases: [(String, NegotiationError, &str, u16); 8] = [
         (
             offer_text("RTP/AVP 18 9", ""),
             NegotiationError::NoCommonCodec,
             "No common codec",
+            305,
         ),
         (
             offer_text("RTP/AVP 96", ""),
             NegotiationError::NoCommonCodec,
             "No common codec",
+            305,
         ),
         (
             offer_text("RTP/AVP 0", "").replace("m=audio", "m=video"),
             NegotiationError::NoAudio,
             "No audio stream",
+            304,
         ),
         (
             offer_text("RTP/AVP 0", "").replace("30000", "0"),
             NegotiationError::NoAudio,
             "No audio stream",
+            304,
         ),
         (
             offer_text("RTP/AVP 0", "").replace("c=IN IP4 198.51.100.1\r\n", ""),
             NegotiationError::NoConnectionAddress,
             "No connection address",
+            399,
         ),
         (
             offer_text("RTP/AVP 0", "")
                 .replace("c=IN IP4 198.51.100.1", "c=IN IP4 pbx.example.com"),
             NegotiationError::NoConnectionAddress,
             "No connection address",
+            399,
         ),
         (
             offer_text("RTP/AVP 0", "").replace("RTP/AVP", "udptl"),
             NegotiationError::UnsupportedProfile("udptl".into()),
             "Unsupported media profile udptl",
+            302,
         ),
         (
             offer_text("RTP/AVP 0", "").replace("RTP/AVP", "UDP/TLS/RTP/SAVPF"),
             NegotiationError::NoFingerprint,
             "DTLS-SRTP offered without a fingerprint",
+            302,
         ),
     ];
-    for (offer, error, reason) in cases {
+    for (offer, error, reason, warn_code) in cases {
         let err = answer_with(&offer, &policy(SrtpPolicy::Optional)).unwrap_err();
         assert_eq!(err, error, "{offer}");
         assert_eq!((err.status_code(), err.to_string().as_str()), (488, reason));
         // The refusal tells the peer: a Warning with the RFC 3261 warn-code for the fault.
-        let warn_code = match err {
-            NegotiationError::NoCommonCodec => 305,
-            NegotiationError::NoAudio => 304,
-            NegotiationError::UnsupportedProfile(_) => 302,
-            _ => 399,
-        };
         let refusal = err.refusal();
         assert_eq!(refusal.code, 488);
         assert_eq!(refusal.reason, None, "the standard phrase");
         assert_eq!(refusal.warning, Some((warn_code, reason.to_owned())));
     }
-    // A crossing offer is only asked to wait.
+    // A crossing offer is only asked to wait; keying we cannot serve is a transport
+    // mismatch; an empty policy of our own is our fault.
     assert_eq!(NegotiationError::OfferPending.refusal(), Refusal::new(491));
+    for error in [
+        NegotiationError::SrtpRequired,
+        NegotiationError::SrtpNotSupported,
+        NegotiationError::NoAcceptableCrypto,
+    ] {
+        assert_eq!(error.refusal().warning.map(|w| w.0), Some(302), "{error}");
+    }
+    let ours = NegotiationError::NoLocalCodecs.refusal();
+    assert_eq!((ours.code, ours.warning.map(|w| w.0)), (500, Some(399)));
     // An audio stream over a transport we do not run names it.
     let err = answer_with(
         &offer_text("RTP/AVP 0", "")

@@ -5,8 +5,10 @@
 //! both its rates must be multiples of 50 Hz. A file at another rate is converted here first,
 //! as a stream: `rubato`'s asynchronous sinc resampler with a fixed output chunk of 20 ms at
 //! 48 kHz pulls as many input samples as each chunk needs (a varying count). The filter is
-//! 128 taps long (a Blackman-Harris window, the cutoff rubato computes for it), so the
-//! converted stream lags the file by 64 input samples — 5.8 ms at 11 025 Hz.
+//! 128 taps long (a Blackman-Harris window, the cutoff rubato computes for it). Its delay is
+//! taken out: the first output samples the filter's delay holds are dropped, and at the end of
+//! the input the filter is flushed with silence, so the converted stream lines up with the
+//! file sample for sample and is exactly as long (rounded up to a whole output sample).
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
@@ -16,20 +18,31 @@ use rubato::{
 
 use super::error::AudioError;
 use super::frame::AudioFormat;
+use super::resampler::{from_unit, to_unit};
 use super::source::whole_frames_len;
 
 /// The rate a [`RateStream`] produces.
 pub(crate) const STREAM_RATE: u32 = 48_000;
 /// Output sample frames per conversion step: 20 ms at [`STREAM_RATE`].
 const CHUNK: usize = (STREAM_RATE / 50) as usize;
+/// The input rates converted: a file claiming more is refused rather than given buffers
+/// sized by its header.
+const RATES: std::ops::RangeInclusive<u32> = 1_000..=384_000;
 
 /// Converts interleaved 16-bit samples at any rate to [`STREAM_RATE`], pulling its input
 /// through a callback.
 pub(crate) struct RateStream {
     resampler: Async<f32>,
     channels: usize,
-    /// The input's rate, for the length of a last, partial chunk.
+    /// The input's rate, for the length of the output.
     from_rate: u32,
+    /// Output sample frames still to drop: the filter's delay.
+    skip: usize,
+    /// Input sample frames pulled, and output sample frames kept, so far.
+    frames_in: u64,
+    frames_out: u64,
+    /// The input has ended; the filter is being flushed with silence.
+    input_done: bool,
     raw: Vec<i16>,
     input: Vec<f32>,
     output: Vec<f32>,
@@ -47,8 +60,8 @@ impl RateStream {
     /// the same channels.
     pub(crate) fn new(from: AudioFormat) -> Result<Self, AudioError> {
         AudioFormat::new(STREAM_RATE, from.channels).validate()?;
-        if from.sample_rate == 0 {
-            return Err(AudioError::UnsupportedSampleRate(0));
+        if !RATES.contains(&from.sample_rate) {
+            return Err(AudioError::UnsupportedSampleRate(from.sample_rate));
         }
         let channels = from.channels as usize;
         let parameters = SincInterpolationParameters::new(128, WindowFunction::BlackmanHarris2)
@@ -59,9 +72,13 @@ impl RateStream {
             Async::<f32>::new_sinc(ratio, 1.0, &parameters, CHUNK, channels, FixedAsync::Output)
                 .map_err(|e| AudioError::Resampler(e.to_string()))?;
         Ok(RateStream {
+            skip: resampler.output_delay(),
             resampler,
             channels,
             from_rate: from.sample_rate,
+            frames_in: 0,
+            frames_out: 0,
+            input_done: false,
             raw: Vec::new(),
             input: Vec::new(),
             output: vec![0.0; CHUNK * channels],
@@ -115,32 +132,36 @@ impl RateStream {
         self.taken == self.ready.len()
     }
 
-    /// Converts the next chunk into `ready`.
+    /// Converts the next chunk into `ready`. Any error ends the stream.
     fn convert(
         &mut self,
         pull: &mut impl FnMut(&mut [i16]) -> Result<usize, AudioError>,
     ) -> Result<(), AudioError> {
+        let result = self.convert_chunk(pull);
+        if result.is_err() {
+            self.ended = true;
+        }
+        result
+    }
+
+    fn convert_chunk(
+        &mut self,
+        pull: &mut impl FnMut(&mut [i16]) -> Result<usize, AudioError>,
+    ) -> Result<(), AudioError> {
+        self.ready.clear();
+        self.taken = 0;
         let frames_in = self.resampler.input_frames_next();
         self.raw.clear();
         self.raw.resize(frames_in * self.channels, 0);
-        let got = match pull(&mut self.raw) {
-            Ok(got) => got,
-            Err(e) => {
-                self.ended = true;
-                return Err(e);
-            }
-        };
-        self.ready.clear();
-        self.taken = 0;
-        if got == 0 {
-            self.ended = true;
-            return Ok(());
+        if !self.input_done {
+            // A short pull ends the input; the rest of `raw` is silence already, as is every
+            // chunk after it, which flushes the filter.
+            let got = pull(&mut self.raw)?;
+            self.frames_in += (got / self.channels) as u64;
+            self.input_done = got < self.raw.len();
         }
-        // A short pull ends the input; the rest of `raw` is silence already.
-        self.ended = got < self.raw.len();
         self.input.clear();
-        self.input
-            .extend(self.raw.iter().map(|&s| f32::from(s) / 32768.0));
+        self.input.extend(self.raw.iter().map(|&s| to_unit(s)));
         let adapter_in = InterleavedSlice::new(&self.input[..], self.channels, frames_in)
             .map_err(|e| AudioError::Resampler(e.to_string()))?;
         let mut adapter_out = InterleavedSlice::new_mut(&mut self.output[..], self.channels, CHUNK)
@@ -149,18 +170,22 @@ impl RateStream {
             .resampler
             .process_into_buffer(&adapter_in, &mut adapter_out, None)
             .map_err(|e| AudioError::Resampler(e.to_string()))?;
-        // The last chunk keeps only what its real input became.
-        let keep = if self.ended {
-            let got_frames = (got / self.channels) as u64;
-            let frames = (got_frames * u64::from(STREAM_RATE)).div_ceil(u64::from(self.from_rate));
-            frames_out.min(frames as usize)
-        } else {
-            frames_out
-        };
+        let first = self.skip.min(frames_out);
+        self.skip -= first;
+        let mut last = frames_out;
+        if self.input_done {
+            // Everything the input became, and no more.
+            let total =
+                (self.frames_in * u64::from(STREAM_RATE)).div_ceil(u64::from(self.from_rate));
+            let wanted = total.saturating_sub(self.frames_out) as usize;
+            last = last.min(first + wanted);
+            self.ended = self.frames_out + (last - first) as u64 >= total;
+        }
+        self.frames_out += (last - first) as u64;
         self.ready.extend(
-            self.output[..keep * self.channels]
+            self.output[first * self.channels..last * self.channels]
                 .iter()
-                .map(|&f| (f * 32768.0).round().clamp(-32768.0, 32767.0) as i16),
+                .map(|&f| from_unit(f)),
         );
         Ok(())
     }
@@ -209,8 +234,8 @@ mod tests {
         let from = AudioFormat::new(11_025, 1);
         let input = sine(11_025, 1, 1_000.0, 2.0);
         let out = convert_all(from, &input, 960);
-        // Two seconds in, two seconds out, to a millisecond.
-        assert!(out.len().abs_diff(96_000) <= 48, "{} samples", out.len());
+        // Two seconds in, two seconds out.
+        assert_eq!(out.len(), 96_000);
         // A second from the middle is the 1 kHz sine at half scale and nothing else (the
         // filter's 1 Hz bins would miss a pitch off by a tenth of a percent).
         let middle = &out[24_000..72_000];
@@ -227,11 +252,27 @@ mod tests {
         // Silence the right channel: it must stay silent.
         input.iter_mut().skip(1).step_by(2).for_each(|s| *s = 0);
         let out = convert_all(from, &input, 734);
-        assert!(out.len().abs_diff(96_000) <= 96, "{} samples", out.len());
+        assert_eq!(out.len(), 96_000);
         assert!(out.iter().skip(1).step_by(2).all(|&s| s == 0));
         let left: Vec<i16> = out.iter().step_by(2).copied().collect();
         let purity = tone_power_ratio(&left[12_000..36_000], STREAM_RATE, 440.0);
         assert!(purity > 0.999, "purity {purity}");
+    }
+
+    #[test]
+    fn the_filter_delay_is_taken_out_at_both_ends() {
+        // Clicks at the first and the last input samples come out at the same instants.
+        let from = AudioFormat::new(11_025, 1);
+        let mut input = vec![0i16; 11_025];
+        input[0] = 30_000;
+        input[11_024] = 30_000;
+        let out = convert_all(from, &input, 960);
+        assert_eq!(out.len(), 48_000);
+        let peak =
+            |range: std::ops::Range<usize>| range.max_by_key(|&i| out[i].unsigned_abs()).unwrap();
+        assert_eq!(peak(0..100), 0);
+        // Sample 11 024 of 11 025 Hz is at 47 995.6 samples of 48 kHz.
+        assert!((47_994..=47_997).contains(&peak(47_900..48_000)));
     }
 
     #[test]
@@ -243,5 +284,32 @@ mod tests {
         assert!(stream.read(&mut out, failing).is_err());
         // Ended: nothing more, no more pulls.
         assert_eq!(stream.read(&mut out, |_| panic!("pulled")).unwrap(), 0);
+
+        // Input, then an error: the converted samples, then the error, then the end.
+        let mut stream = RateStream::new(from).unwrap();
+        let mut pulls = 0;
+        let mut pull = |raw: &mut [i16]| {
+            pulls += 1;
+            if pulls > 3 {
+                return Err(AudioError::Resampler("broken".into()));
+            }
+            raw.fill(1_000);
+            Ok(raw.len())
+        };
+        let mut long = vec![0; 48_000];
+        let n = stream.read(&mut long, &mut pull).unwrap();
+        assert!(n > 0 && n < long.len(), "{n} samples");
+        assert!(stream.read(&mut long, &mut pull).is_err());
+        assert_eq!(stream.read(&mut long, &mut pull).unwrap(), 0);
+    }
+
+    #[test]
+    fn absurd_rates_are_refused() {
+        for rate in [0, 999, 384_001, u32::MAX] {
+            assert!(
+                RateStream::new(AudioFormat::new(rate, 1)).is_err(),
+                "{rate} Hz"
+            );
+        }
     }
 }

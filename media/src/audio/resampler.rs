@@ -113,7 +113,7 @@ impl RateConverter {
     /// Converts one 20 ms frame of interleaved samples (`channels` of them) and appends the result.
     fn process(&mut self, input: &[i16], out: &mut Vec<i16>) -> Result<(), AudioError> {
         for (f, &s) in self.input.iter_mut().zip(input) {
-            *f = f32::from(s) / 32768.0;
+            *f = to_unit(s);
         }
         let frames_in = self.block_in * self.blocks_per_frame;
         let frames_out = self.block_out * self.blocks_per_frame;
@@ -130,13 +130,19 @@ impl RateConverter {
                 .process_into_buffer(&adapter_in, &mut adapter_out, Some(&indexing))
                 .map_err(|e| AudioError::Resampler(e.to_string()))?;
         }
-        out.extend(
-            self.output
-                .iter()
-                .map(|&f| (f * 32768.0).round().clamp(-32768.0, 32767.0) as i16),
-        );
+        out.extend(self.output.iter().map(|&f| from_unit(f)));
         Ok(())
     }
+}
+
+/// A sample as a fraction of full scale, for the converters.
+pub(super) fn to_unit(sample: i16) -> f32 {
+    f32::from(sample) / 32768.0
+}
+
+/// A fraction of full scale back as a sample, rounded and clipped.
+pub(super) fn from_unit(value: f32) -> i16 {
+    (value * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {

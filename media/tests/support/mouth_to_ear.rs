@@ -38,8 +38,8 @@ pub struct MouthToEar {
     pub delays_ms: Vec<f64>,
     /// B's jitter buffer target at the end.
     pub jitter_buffer_ms: f64,
-    /// How long after each of A's ticks B's tick came, in milliseconds (0 to 20; the median
-    /// over the call).
+    /// How long after each of A's ticks B's tick came, in milliseconds (0 to 20; the circular
+    /// mean over the call, so that phases either side of a tick average to it).
     pub phase_ms: f64,
 }
 
@@ -122,16 +122,19 @@ pub fn measure(
             Some((*heard - captured).as_secs_f64() * 1000.0)
         })
         .collect();
-    // Each of B's writes after the latest of A's reads before it.
-    let mut phases: Vec<f64> = frames
+    // Each of B's writes after the latest of A's reads before it, as an angle on the frame.
+    let frame_ms = FRAME.as_secs_f64() * 1000.0;
+    let (sin, cos) = frames
         .iter()
         .filter_map(|(written, _)| {
             let read = reads.iter().rev().find(|&&read| read <= *written)?;
-            Some((*written - *read).as_secs_f64() * 1000.0)
+            Some((*written - *read).as_secs_f64() * 1000.0 / frame_ms * std::f64::consts::TAU)
         })
-        .collect();
-    phases.sort_by(f64::total_cmp);
-    let phase_ms = phases.get(phases.len() / 2).copied().unwrap_or(f64::NAN);
+        .fold((0.0, 0.0), |(sin, cos), angle: f64| {
+            (sin + angle.sin(), cos + angle.cos())
+        });
+    let phase_ms =
+        f64::atan2(sin, cos).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU * frame_ms;
     MouthToEar {
         delays_ms,
         jitter_buffer_ms,

@@ -45,9 +45,15 @@ impl Refusal {
     }
 
     /// The `Warning` header's value: `<code> callisto "<text>"`, the text a quoted string
-    /// (RFC 3261 §25.1: quotes and backslashes escaped, control characters replaced).
+    /// (RFC 3261 §25.1: quotes and backslashes escaped, control characters replaced). A
+    /// warn-code outside 300–399 is sent as 399.
     pub fn warning_value(&self) -> Option<String> {
         let (code, text) = self.warning.as_ref()?;
+        let code = if (300..=399).contains(code) {
+            *code
+        } else {
+            399
+        };
         let mut quoted = String::with_capacity(text.len() + 2);
         for c in one_line(text).chars() {
             if matches!(c, '"' | '\\') {
@@ -61,7 +67,7 @@ impl Refusal {
     /// Puts the reason phrase and the warning on `response`, a response with this code.
     pub(crate) fn apply(&self, response: &mut Response) {
         if let Some(reason) = &self.reason {
-            response.status_code = rsip::StatusCode::Other(self.code, reason.clone());
+            response.status_code = rsip::StatusCode::Other(self.code, one_line(reason));
         }
         if let Some(value) = self.warning_value() {
             response
@@ -105,5 +111,37 @@ mod tests {
         );
         let refusal = Refusal::new(400).with_reason("Bad SDP:\r\nline 3");
         assert_eq!(refusal.reason.as_deref(), Some("Bad SDP:  line 3"));
+        // A code that is no warn-code is sent as 399.
+        let refusal = Refusal::new(488).with_warning(1000, "odd");
+        assert_eq!(
+            refusal.warning_value().as_deref(),
+            Some("399 callisto \"odd\"")
+        );
+    }
+
+    #[test]
+    fn a_reason_set_by_hand_still_goes_out_on_one_line() {
+        let request: rsip::Request = "INVITE sip:bob@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+             From: <sip:alice@127.0.0.1>;tag=a\r\n\
+             To: <sip:bob@127.0.0.1>\r\n\
+             Call-ID: one-line\r\n\
+             CSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+            .try_into()
+            .unwrap();
+        let mut response = crate::message::response_to(&request, 400, "Bad Request");
+        let refusal = Refusal {
+            code: 400,
+            reason: Some("Bad\r\nVia: injected".into()),
+            warning: None,
+        };
+        refusal.apply(&mut response);
+        let text = response.to_string();
+        assert!(
+            text.starts_with("SIP/2.0 400 Bad  Via: injected\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("Via:").count(), 2, "{text}");
     }
 }

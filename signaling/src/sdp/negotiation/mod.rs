@@ -188,7 +188,8 @@ impl NegotiationError {
             NegotiationError::SrtpRequired
             | NegotiationError::SrtpNotSupported
             | NegotiationError::NoAcceptableCrypto
-            | NegotiationError::UnsupportedProfile(_) => 302,
+            | NegotiationError::UnsupportedProfile(_)
+            | NegotiationError::NoFingerprint => 302,
             _ => 399,
         };
         refusal.with_warning(warn_code, self.to_string())
