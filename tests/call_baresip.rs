@@ -328,6 +328,19 @@ fn baresip_holds_and_resumes() -> TestResult {
     Ok(())
 }
 
+/// The proxy saw a CANCEL and the callee's 487 for the INVITE.
+fn assert_cancelled_at_the_proxy(rig: &Rig) {
+    let log = rig.kamailio.call_log();
+    assert!(
+        log.iter().any(|line| line.request("CANCEL").is_some()),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|line| line.reply(487, "INVITE").is_some()),
+        "{log:?}"
+    );
+}
+
 #[test]
 fn callisto_cancels_before_the_answer() -> TestResult {
     let rig = Rig::start(KamailioConfig::default(), |bob| {
@@ -346,15 +359,7 @@ fn callisto_cancels_before_the_answer() -> TestResult {
         Some(4),
         "a call that never connected is not a success"
     );
-    let log = rig.kamailio.call_log();
-    assert!(
-        log.iter().any(|line| line.request("CANCEL").is_some()),
-        "{log:?}"
-    );
-    assert!(
-        log.iter().any(|line| line.reply(487, "INVITE").is_some()),
-        "{log:?}"
-    );
+    assert_cancelled_at_the_proxy(&rig);
     Ok(())
 }
 
@@ -386,15 +391,7 @@ fn baresip_cancels_before_callisto_answers() -> TestResult {
         "a call that never connected is not a success"
     );
     // The CANCEL came through the proxy, and Callisto ended the INVITE with a 487.
-    let log = rig.kamailio.call_log();
-    assert!(
-        log.iter().any(|line| line.request("CANCEL").is_some()),
-        "{log:?}"
-    );
-    assert!(
-        log.iter().any(|line| line.reply(487, "INVITE").is_some()),
-        "{log:?}"
-    );
+    assert_cancelled_at_the_proxy(&rig);
     Ok(())
 }
 
