@@ -186,7 +186,7 @@ pub struct MediaArgs {
     #[arg(long)]
     pub relay_only: bool,
     /// Hang up after this many seconds of conversation (default: wait for the other side).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<f64>,
     /// Send these DTMF digits once the call is up.
     #[arg(long, value_name = "DIGITS")]
@@ -233,15 +233,19 @@ pub struct AnswerArgs {
     pub count: u32,
     /// Let each call ring this long before answering it (a caller may cancel meanwhile);
     /// default: answer at once.
-    #[arg(long, value_name = "SECS", value_parser = parse_answer_delay)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub answer_after: Option<f64>,
 }
 
-fn parse_answer_delay(text: &str) -> Result<f64, String> {
+/// The longest wait a command line may ask for: a week.
+const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// A number of seconds for a timer (`--duration`, `--answer-after`): finite, from 0 to a week.
+fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(secs) if (0.0..=3600.0).contains(&secs) => Ok(secs),
+        Ok(secs) if (0.0..=MAX_SECONDS).contains(&secs) => Ok(secs),
         _ => Err(format!(
-            "{text:?} is not a number of seconds from 0 to 3600"
+            "{text:?} is not a number of seconds from 0 to {MAX_SECONDS}"
         )),
     }
 }
@@ -264,4 +268,18 @@ pub struct ConferenceArgs {
     pub count: u32,
     #[command(flatten)]
     pub media: MediaArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_options_take_seconds_from_zero_to_a_week() {
+        assert_eq!(parse_seconds("2.5"), Ok(2.5));
+        assert_eq!(parse_seconds("0"), Ok(0.0));
+        for bad in ["-1", "NaN", "inf", "1e9", "soon"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 }

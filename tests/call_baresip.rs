@@ -77,7 +77,7 @@ impl Rig {
         let registrar = self.registrar();
         let recording = self.recording();
         // The AOR names the proxy's port, as the phones' do: the proxy knows it as its own.
-        let user = format!("sip:alice@127.0.0.1:{}", self.kamailio.config().udp_port);
+        let user = self.alice_uri();
         let mut args: Vec<&str> = command.to_vec();
         args.extend([
             "--user",
@@ -100,6 +100,12 @@ impl Rig {
 
     fn bob_uri(&self) -> String {
         "sip:bob@127.0.0.1".to_owned()
+    }
+
+    /// Alice's address of record, which baresip also dials (it sends to the URI's host and
+    /// port: the proxy's).
+    fn alice_uri(&self) -> String {
+        format!("sip:alice@127.0.0.1:{}", self.kamailio.config().udp_port)
     }
 }
 
@@ -190,11 +196,7 @@ fn baresip_calls(codec: Codec, srtp: SrtpMode) -> TestResult {
         &["--codecs", "opus,pcmu,pcma", "--srtp", srtp_flag],
     )?;
     alice.expect("registered", WAIT)?;
-    // baresip sends to the URI's host and port: the proxy's.
-    rig.bob.dial(&format!(
-        "sip:alice@127.0.0.1:{}",
-        rig.kamailio.config().udp_port
-    ))?;
+    rig.bob.dial(&rig.alice_uri())?;
     alice.expect("incoming", WAIT)?;
     let answered = alice.expect("answered", WAIT)?;
     assert_eq!(
@@ -369,10 +371,7 @@ fn baresip_cancels_before_callisto_answers() -> TestResult {
     // Callisto rings for a minute before it would answer.
     let mut alice = rig.callisto(&["answer"], &["--answer-after", "60"])?;
     alice.expect("registered", WAIT)?;
-    rig.bob.dial(&format!(
-        "sip:alice@127.0.0.1:{}",
-        rig.kamailio.config().udp_port
-    ))?;
+    rig.bob.dial(&rig.alice_uri())?;
     alice.expect("incoming", WAIT)?;
     thread::sleep(Duration::from_millis(300));
     rig.bob.hang_up()?;

@@ -53,6 +53,8 @@ pub(crate) struct RateStream {
     ended: bool,
     /// An input error met after some samples were written, reported by the next read.
     error: Option<AudioError>,
+    /// Whether the input was asked, after its end, for an error it kept for its next read.
+    polled_after_end: bool,
 }
 
 impl RateStream {
@@ -86,6 +88,7 @@ impl RateStream {
             taken: 0,
             ended: false,
             error: None,
+            polled_after_end: false,
         })
     }
 
@@ -93,7 +96,9 @@ impl RateStream {
     /// how many it wrote, by [`AudioSource::read`](super::AudioSource::read)'s rules: fewer
     /// than `out` holds once the input has ended (`pull` wrote less than asked) and everything
     /// converted from it was read. An error from `pull` ends the input; it is returned at once
-    /// when nothing was written yet, else by the next read.
+    /// when nothing was written yet, else by the next read. Once the input has ended and its
+    /// samples are out, `pull` is called once more with an empty buffer, for an error the
+    /// input keeps for the read after a short one (a truncated file).
     pub(crate) fn read(
         &mut self,
         out: &mut [i16],
@@ -107,6 +112,15 @@ impl RateStream {
         while written < len {
             if self.drained() {
                 if self.ended {
+                    if !self.polled_after_end {
+                        self.polled_after_end = true;
+                        if let Err(e) = pull(&mut []) {
+                            if written == 0 {
+                                return Err(e);
+                            }
+                            self.error = Some(e);
+                        }
+                    }
                     break;
                 }
                 match self.convert(&mut pull) {
@@ -128,7 +142,7 @@ impl RateStream {
     }
 
     /// Whether every converted sample was read.
-    pub(crate) fn drained(&self) -> bool {
+    fn drained(&self) -> bool {
         self.taken == self.ready.len()
     }
 
@@ -139,7 +153,9 @@ impl RateStream {
     ) -> Result<(), AudioError> {
         let result = self.convert_chunk(pull);
         if result.is_err() {
+            // The input has said what went wrong: it is not asked again.
             self.ended = true;
+            self.polled_after_end = true;
         }
         result
     }

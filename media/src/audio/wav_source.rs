@@ -166,14 +166,7 @@ impl<R: Read + Seek + Send> AudioSource for WavSource<R> {
         let Some(mut convert) = self.convert.take() else {
             return self.read_file(out);
         };
-        // A file error comes after everything converted before it.
-        let result = match self.pending_error.take() {
-            Some(e) if convert.drained() => Err(e),
-            pending => {
-                self.pending_error = pending;
-                convert.read(out, |raw| self.read_file(raw))
-            }
-        };
+        let result = convert.read(out, |raw| self.read_file(raw));
         self.convert = Some(convert);
         result
     }

@@ -127,7 +127,11 @@ pub fn measure(
     let (sin, cos) = frames
         .iter()
         .filter_map(|(written, _)| {
-            let read = reads.iter().rev().find(|&&read| read <= *written)?;
+            let read = reads.get(
+                reads
+                    .partition_point(|read| read <= written)
+                    .checked_sub(1)?,
+            )?;
             Some((*written - *read).as_secs_f64() * 1000.0 / frame_ms * std::f64::consts::TAU)
         })
         .fold((0.0, 0.0), |(sin, cos), angle: f64| {
