@@ -274,7 +274,7 @@ fn a_late_talkspurt_start_plays_and_the_silence_absorbs_the_lateness() {
         let mut packet = frame(500, n);
         packet.timestamp = 7_000 + (media_ms * 48) as u32;
         packet.marker = n == 0 || n == 10;
-        while pop <= arrival {
+        while pop < arrival {
             outs.push(leg.pop_at(pop));
             pop += 20;
         }
@@ -429,6 +429,53 @@ fn garbage_between_real_packets_is_discarded_and_never_panics() {
 }
 
 #[test]
+fn playout_starts_within_half_a_frame_of_the_target_whatever_the_phase() {
+    // A clean stream whose packets arrive at every phase of the 20 ms pop cycle. Playout
+    // waits for the second packet, which leaves the first up to a frame overdue; it starts
+    // with whichever of the two is nearer its turn, and the delay it starts at stays.
+    for phase in 0..20 {
+        let mut leg = Leg::new();
+        let outs = drive(
+            &mut leg,
+            frames(0, 7_000, 40, |n| on_time(n).map(|at| at + phase)),
+            900,
+        );
+        let played = played(&outs);
+        let first = played.first().copied().unwrap_or(u16::MAX);
+        assert_eq!(
+            played,
+            (first..40).collect::<Vec<_>>(),
+            "phase {phase}: {outs:?}"
+        );
+        let stats = leg.stats();
+        assert_eq!(stats.dropped, u64::from(first), "phase {phase}");
+        assert_eq!(
+            (stats.lost, stats.late, stats.inserted),
+            (0, 0, 0),
+            "phase {phase}"
+        );
+        let delay = leg.buffer.current_delay().as_millis();
+        assert!(
+            (10..=30).contains(&delay),
+            "phase {phase}: delay {delay} ms"
+        );
+    }
+}
+
+#[test]
+fn a_first_packet_slower_than_the_second_still_plays() {
+    // The first packet took 15 ms longer than the second: jitter, not the start-up wait.
+    // At the pop at 70 ms it is 15 ms overdue, yet playout starts with it, at the deeper
+    // delay that jitter calls for.
+    let mut leg = Leg::new();
+    let arrival = |n: u16| on_time(n).map(|at| at + 5 + if n == 0 { 15 } else { 0 });
+    let outs = drive(&mut leg, frames(0, 7_000, 20, arrival), 20 * 20 + 51);
+    assert_eq!(played(&outs), (0..20).collect::<Vec<_>>(), "{outs:?}");
+    assert_eq!(leg.stats().dropped, 0);
+    assert_eq!(leg.buffer.current_delay(), Duration::from_millis(35));
+}
+
+#[test]
 fn a_stray_first_packet_never_plays() {
     let mut leg = Leg::new();
     let mut arrivals = frames(1_000, 7_000, 20, |n| on_time(n).map(|at| at + 5));
@@ -436,11 +483,14 @@ fn a_stray_first_packet_never_plays() {
         0,
         BufferedPacket::new(50_000, 4_000_000_000, false, vec![0xff, 0xff]),
     ));
-    let outs = drive(&mut leg, arrivals, 20 * 20 + 51);
-    assert_eq!(played(&outs), (0..20).collect::<Vec<_>>(), "{outs:?}");
+    let outs = drive(&mut leg, arrivals, 20 * 20 + 31);
     let stats = leg.stats();
     assert_eq!((stats.resyncs, stats.discarded), (1, 1));
-    // Playout waited for the second real packet to confirm the stream (at 55 ms), so the
-    // first plays up to a frame later than the target.
-    assert_eq!(leg.buffer.current_delay(), Duration::from_millis(35));
+    // Playout waited for the second real packet to confirm the stream (at 55 ms). By the
+    // pop at 70 ms the first real packet is 15 ms overdue, nearer the past than the second
+    // (5 ms early): playout starts with the second, 5 ms under the target, instead of 15 ms
+    // over it for the rest of the call.
+    assert_eq!(played(&outs), (1..20).collect::<Vec<_>>(), "{outs:?}");
+    assert_eq!((stats.dropped, stats.lost, stats.concealed), (1, 0, 0));
+    assert_eq!(leg.buffer.current_delay(), Duration::from_millis(15));
 }

@@ -30,6 +30,10 @@
 //!   (arrival time minus media time, relative to the fastest recent packet) plus one frame,
 //!   clamped to `[min_delay, max_delay]`; it rises at once and falls back over seconds.
 //!   On a clean network it sits at the minimum.
+//! - **Start.** Playout waits for a second packet to confirm the stream (a lone stray must
+//!   not play), then starts with whichever of the two has its turn nearer the target, so the
+//!   delay starts within half a frame of it: a first packet overdue by that wait is
+//!   dropped, unless it came slower than the second (jitter, which the deeper start suits).
 //! - **Steering.** When the delay has stayed more than three quarters of a frame above the
 //!   target for half a second, a packet is dropped: the one due if it is quiet
 //!   ([`BufferedPacket::quiet`]), else the first quiet one within the next 1.5 s, else
@@ -254,7 +258,7 @@ pub struct JitterBufferStats {
     /// stood still for them.
     pub inserted: u64,
     /// Packets dropped unplayed to lower the delay (clock drift, jitter that ended,
-    /// catching up past `max_delay`).
+    /// catching up past `max_delay`, a first packet overdue at the start).
     pub dropped: u64,
     /// Frames of sender silence skipped to lower the delay.
     pub silence_skipped: u64,
@@ -279,6 +283,8 @@ pub struct JitterBufferStats {
 #[derive(Debug, Clone)]
 struct Entry {
     ts: i64,
+    /// Arrival time minus media time, microseconds.
+    transit: i64,
     packet: BufferedPacket,
 }
 
@@ -612,7 +618,15 @@ impl JitterBuffer {
             self.stats.discarded += 1;
             return;
         }
-        self.queue.insert(seq, Entry { ts, packet });
+        let transit = arrival - self.ts_us(ts);
+        self.queue.insert(
+            seq,
+            Entry {
+                ts,
+                transit,
+                packet,
+            },
+        );
     }
 
     /// Whether a late packet starts a talkspurt after a silence and may still play: it

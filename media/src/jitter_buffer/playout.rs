@@ -57,7 +57,7 @@ impl JitterBuffer {
                 if self.stream_packets < 2 && (self.candidate.is_some() || !overdue) {
                     return self.wait();
                 }
-                let start = on_target.min(head.ts);
+                let start = on_target.min(self.skip_stale_start(on_target));
                 self.play_ts = Some(start);
                 self.prerolling = true;
                 start
@@ -84,6 +84,36 @@ impl JitterBuffer {
             return self.conceal_missing(delay, target, head_ts);
         }
         self.due(now, delay, target)
+    }
+
+    /// Playout is about to start with the stream's first two packets. The first was held
+    /// back while the second confirmed the stream, so it may be overdue by the wait alone:
+    /// when it came no slower than the second (within a quarter frame) and its turn lies
+    /// nearer the past than the second's (more than half a frame overdue), it is skipped, so
+    /// that playout starts as close to the target delay as the packets allow rather than up
+    /// to a frame above it — an excess steering would keep for the whole call, as it drops
+    /// only past three quarters of a frame. A first packet that came slower is the network's
+    /// jitter showing, and the deeper start it gives is kept; so are starts with more packets
+    /// buffered (a burst, reordering), whose timing says little yet. Returns the media time
+    /// of the packet that starts playout.
+    fn skip_stale_start(&mut self, on_target: i64) -> i64 {
+        let mut entries = self.queue.iter();
+        if let (2, Some((&seq, first)), Some((&second_seq, second))) =
+            (self.stream_packets, entries.next(), entries.next())
+        {
+            let frame_us = self.ts_us(self.frame_samples);
+            if self.queue.len() == 2
+                && second_seq == seq + 1
+                && 4 * (first.transit - second.transit) <= frame_us
+                && 2 * on_target > first.ts + second.ts
+            {
+                let ts = first.ts;
+                self.queue.pop_first();
+                self.pass(seq, ts);
+                self.stats.dropped += 1;
+            }
+        }
+        self.queue.values().next().map_or(on_target, |head| head.ts)
     }
 
     /// Nothing buffered, playout running: conceal, and stand still if the delay is short.
