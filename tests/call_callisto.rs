@@ -150,6 +150,8 @@ fn an_offer_without_a_common_codec_is_refused_with_488() -> TestResult {
     let failed = alice.expect("call_failed", WAIT)?;
     assert_eq!(failed["code"], 488, "{failed}");
     assert_eq!(failed["cause"], "not acceptable", "{failed}");
+    // Bob's refusal said why, and alice tells it.
+    assert_eq!(failed["warning"], "No common codec", "{failed}");
     assert_eq!(alice.wait(WAIT)?.code(), Some(4));
     Ok(())
 }

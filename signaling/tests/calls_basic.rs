@@ -6,7 +6,7 @@ mod call_support;
 use std::time::Duration;
 
 use call_support::{sdp, World};
-use callisto_signaling::call::{Body, CallEvent, CallState, FailureCause};
+use callisto_signaling::call::{Body, CallEvent, CallId, CallState, FailureCause, Refusal};
 
 const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
 const ANSWER: &str = "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
@@ -16,6 +16,15 @@ fn two_party() -> World {
     world.add_ua("alice", 5061);
     world.add_ua("bob", 5062);
     world
+}
+
+/// Alice calls bob; returns both ends of the call once bob's side has it.
+fn alice_calls_bob(w: &mut World) -> (CallId, CallId) {
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
+    (alice_call, w.uas[1].incoming(0).unwrap())
 }
 
 #[test]
@@ -162,11 +171,7 @@ fn the_callee_can_call_back_and_hang_up_first() {
 #[test]
 fn cancelling_a_ringing_call_gets_487() {
     let mut w = two_party();
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
-    let bob_call = w.uas[1].incoming(0).unwrap();
+    let (alice_call, bob_call) = alice_calls_bob(&mut w);
     let now = w.now();
     w.uas[1].endpoint.ring(now, bob_call).unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
@@ -238,11 +243,7 @@ fn a_cancel_waits_for_a_provisional_response() {
 #[test]
 fn an_answer_crossing_the_cancel_is_acked_then_ended_with_bye() {
     let mut w = two_party();
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
-    let bob_call = w.uas[1].incoming(0).unwrap();
+    let (alice_call, bob_call) = alice_calls_bob(&mut w);
     let now = w.now();
     w.uas[1].endpoint.ring(now, bob_call).unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
@@ -288,11 +289,7 @@ fn an_answer_crossing_the_cancel_is_acked_then_ended_with_bye() {
 #[test]
 fn a_busy_callee_fails_the_call_with_busy() {
     let mut w = two_party();
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
-    let bob_call = w.uas[1].incoming(0).unwrap();
+    let (alice_call, bob_call) = alice_calls_bob(&mut w);
     let now = w.now();
     assert!(w.uas[1].endpoint.reject(now, bob_call, 200).is_err());
     w.uas[1].endpoint.reject(now, bob_call, 486).unwrap();
@@ -310,11 +307,13 @@ fn a_busy_callee_fails_the_call_with_busy() {
             code,
             reason,
             cause,
+            warning,
         }) => {
             assert_eq!(*code, Some(486));
             assert_eq!(reason, "Busy Here");
             assert_eq!(*cause, FailureCause::Busy);
             assert_eq!(cause.to_string(), "busy");
+            assert_eq!(*warning, None);
         }
         other => panic!("{other:?}"),
     }
@@ -331,14 +330,33 @@ fn a_busy_callee_fails_the_call_with_busy() {
 }
 
 #[test]
+fn a_refusal_that_says_why_reaches_the_caller_in_words() {
+    let mut w = two_party();
+    let (alice_call, bob_call) = alice_calls_bob(&mut w);
+    let now = w.now();
+    let refusal = Refusal::new(488).with_warning(305, "no codec in common: offered PCMU");
+    w.uas[1].endpoint.reject(now, bob_call, refusal).unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].is_over(alice_call)));
+    match w.uas[0].events_of(alice_call).last() {
+        Some(CallEvent::Failed {
+            code,
+            cause,
+            warning,
+            ..
+        }) => {
+            assert_eq!(*code, Some(488));
+            assert_eq!(*cause, FailureCause::NotAcceptable);
+            assert_eq!(warning.as_deref(), Some("no codec in common: offered PCMU"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn info_is_delivered_and_a_second_call_is_just_another_call() {
     let mut w = two_party();
     w.add_ua("carol", 5063);
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@127.0.0.1:5062", w.uas[1].addr, OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
-    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
-    let bob_call = w.uas[1].incoming(0).unwrap();
+    let (alice_call, bob_call) = alice_calls_bob(&mut w);
     let now = w.now();
     w.uas[1]
         .endpoint

@@ -458,12 +458,21 @@ impl ViewModel {
             CallUpdate::TransferProgress { code, reason, .. } => {
                 call.note = format!("transfer: {code} {reason}");
             }
-            CallUpdate::Failed { code, reason, .. } => {
+            CallUpdate::Failed {
+                code,
+                reason,
+                warning,
+                ..
+            } => {
                 let call = self.calls.remove(index);
                 self.left();
                 let reason = match code {
                     Some(code) => format!("{code} {reason}"),
                     None => reason.clone(),
+                };
+                let reason = match warning {
+                    Some(warning) => format!("{reason}: {warning}"),
+                    None => reason,
                 };
                 return Some(finished(call, now, reason));
             }

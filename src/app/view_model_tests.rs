@@ -176,6 +176,7 @@ fn a_failed_outgoing_call_keeps_the_code_and_reason() {
                     code: Some(486),
                     reason: "Busy Here".into(),
                     cause: CallFailure::Remote(FailureCause::Busy),
+                    warning: None,
                 },
             ),
             now,
@@ -184,6 +185,24 @@ fn a_failed_outgoing_call_keeps_the_code_and_reason() {
         .unwrap();
     assert_eq!(failed.direction, Direction::Outgoing);
     assert_eq!(failed.reason, "486 Busy Here");
+    // A refusal that said why keeps its words.
+    model.dialing(CallKey(4), "sip:desk@example.org", false, now, wall);
+    let failed = model
+        .apply(
+            &call_event(
+                4,
+                CallUpdate::Failed {
+                    code: Some(488),
+                    reason: "Not Acceptable Here".into(),
+                    cause: CallFailure::Remote(FailureCause::NotAcceptable),
+                    warning: Some("no codec in common".into()),
+                },
+            ),
+            now,
+            wall,
+        )
+        .unwrap();
+    assert_eq!(failed.reason, "488 Not Acceptable Here: no codec in common");
 }
 
 #[test]

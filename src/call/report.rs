@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::engine::{CallKey, CallSummary, CallUpdate, MediaProfile, VideoSummary};
+use crate::engine::{CallFailure, CallKey, CallSummary, CallUpdate, MediaProfile, VideoSummary};
 use crate::register::Output;
 
 fn ms(duration: Option<Duration>) -> Option<f64> {
@@ -77,8 +77,9 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
                 code,
                 reason,
                 cause,
+                warning,
             } => {
-                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause.to_string()})
+                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause.to_string(), "warning": warning})
             }
             CallUpdate::Ended {
                 by_remote,
@@ -151,10 +152,11 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             code,
             reason,
             cause,
-        } => {
-            let code = code.map(|c| format!(" ({c} {reason})")).unwrap_or_default();
-            println!("The call failed: {cause}{code}.")
-        }
+            warning,
+        } => println!(
+            "{}",
+            failure_sentence(*code, reason, cause, warning.as_deref())
+        ),
         CallUpdate::Ended {
             by_remote,
             reason,
@@ -182,6 +184,21 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             }
         }
     }
+}
+
+/// A failed call in a sentence: what it means, the status line, and what the refusal's
+/// `Warning` said.
+fn failure_sentence(
+    code: Option<u16>,
+    reason: &str,
+    cause: &CallFailure,
+    warning: Option<&str>,
+) -> String {
+    let status = code.map(|c| format!(" ({c} {reason})")).unwrap_or_default();
+    let warning = warning
+        .map(|w| format!(" The other side says: {}.", w.trim_end_matches('.')))
+        .unwrap_or_default();
+    format!("The call failed: {cause}{status}.{warning}")
 }
 
 fn path_name(path: MediaProfile) -> &'static str {
@@ -266,6 +283,27 @@ fn video_json(video: &VideoSummary) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::engine::AudioSummary;
+    use callisto_signaling::call::FailureCause;
+
+    #[test]
+    fn a_failure_is_told_with_what_the_other_side_said() {
+        let not_acceptable = CallFailure::Remote(FailureCause::NotAcceptable);
+        assert_eq!(
+            failure_sentence(
+                Some(488),
+                "Not Acceptable Here",
+                &not_acceptable,
+                Some("no codec in common")
+            ),
+            "The call failed: not acceptable (488 Not Acceptable Here). \
+             The other side says: no codec in common."
+        );
+        let busy = CallFailure::Remote(FailureCause::Busy);
+        assert_eq!(
+            failure_sentence(Some(486), "Busy Here", &busy, None),
+            "The call failed: busy (486 Busy Here)."
+        );
+    }
 
     /// The `call_ended` line of an audio call carries every figure the summary names, rounded
     /// for reading; a round trip not yet measured is `null`.

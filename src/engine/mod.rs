@@ -389,6 +389,7 @@ impl Driver {
                             code: None,
                             reason,
                             cause: CallFailure::Local,
+                            warning: None,
                         },
                     });
                     false

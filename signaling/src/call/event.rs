@@ -51,6 +51,9 @@ pub enum CallEvent {
         reason: String,
         /// What it means.
         cause: FailureCause,
+        /// What the peer's `Warning` header says, in words (its warn-text, or the meaning of
+        /// its warn-code when the text is empty), e.g. why a `488` refused the offer.
+        warning: Option<String>,
     },
     /// The peer sent a re-INVITE; answer with `answer_reoffer` or `reject_reoffer`.
     ReOffer {

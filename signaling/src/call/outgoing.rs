@@ -25,6 +25,7 @@ use rsip::{Header, Method, Request, Response};
 
 use super::compose::{self, ALLOW, SUPPORTED};
 use super::digest::{has_credentials, CallDigest};
+use super::refusal;
 use super::session::Session;
 use super::session_timer;
 use super::{Body, CallEvent, CallState, Ctx, FailureCause, OutgoingCallConfig, Shared, TxFailure};
@@ -202,6 +203,18 @@ impl Outgoing {
         reason: &str,
         cause: FailureCause,
     ) {
+        self.fail_with_warning(shared, ctx, code, reason, cause, None);
+    }
+
+    fn fail_with_warning(
+        &mut self,
+        shared: &mut Shared,
+        ctx: &mut Ctx<'_>,
+        code: Option<u16>,
+        reason: &str,
+        cause: FailureCause,
+        warning: Option<String>,
+    ) {
         self.cancel_deadline = None;
         shared.finish(
             ctx,
@@ -209,6 +222,7 @@ impl Outgoing {
                 code,
                 reason: reason.to_owned(),
                 cause,
+                warning,
             },
         );
     }
@@ -254,12 +268,13 @@ impl Outgoing {
             _ if shared.ended => {}
             _ => {
                 let reason = compose::reason_of(&response);
-                self.fail(
+                self.fail_with_warning(
                     shared,
                     ctx,
                     Some(code),
                     &reason,
                     FailureCause::from_status(code),
+                    refusal::warning_in_words(&response),
                 );
             }
         }

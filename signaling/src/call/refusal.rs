@@ -83,6 +83,70 @@ impl From<u16> for Refusal {
     }
 }
 
+/// The longest warning text shown, in characters; a longer one is cut with an ellipsis.
+const MAX_WARNING_CHARS: usize = 200;
+
+/// What a response's `Warning` header (RFC 3261 §20.43) says, in words: the warn-text of its
+/// first warning-value, or the standard meaning of the warn-code when the text is empty.
+/// `None` without a `Warning` that parses, or with an empty text and a code that means
+/// nothing in particular (399 "miscellaneous warning", or an unregistered one). The text is
+/// put on one line and cut at 200 characters: it is shown to a user.
+pub(crate) fn warning_in_words(response: &Response) -> Option<String> {
+    let (code, text) = response.headers.iter().find_map(|header| match header {
+        rsip::Header::Warning(warning) => parse_warning(warning.value()),
+        _ => None,
+    })?;
+    if text.is_empty() {
+        return warn_code_meaning(code).map(str::to_owned);
+    }
+    if text.chars().count() > MAX_WARNING_CHARS {
+        let cut: String = text.chars().take(MAX_WARNING_CHARS - 1).collect();
+        return Some(format!("{}…", cut.trim_end()));
+    }
+    Some(text)
+}
+
+/// The warn-code and warn-text of the first warning-value of a `Warning` header:
+/// `warn-code SP warn-agent SP warn-text`, the text a quoted string with `\` escapes.
+fn parse_warning(value: &str) -> Option<(u16, String)> {
+    let (code, rest) = value.trim_start().split_once(char::is_whitespace)?;
+    if code.len() != 3 {
+        return None;
+    }
+    let code: u16 = code.parse().ok()?;
+    let (_agent, rest) = rest.trim_start().split_once(char::is_whitespace)?;
+    let mut chars = rest.trim_start().strip_prefix('"')?.chars();
+    let mut text = String::new();
+    loop {
+        match chars.next()? {
+            '"' => break,
+            '\\' => text.push(chars.next()?),
+            c => text.push(c),
+        }
+    }
+    Some((code, one_line(&text).trim().to_owned()))
+}
+
+/// What a warn-code stands for (RFC 3261 §20.43, RFC 5630 §3.2), for a warning without text.
+fn warn_code_meaning(code: u16) -> Option<&'static str> {
+    Some(match code {
+        300 => "incompatible network protocol",
+        301 => "incompatible network address formats",
+        302 => "incompatible transport protocol",
+        303 => "incompatible bandwidth units",
+        304 => "media type not available",
+        305 => "incompatible media format",
+        306 => "attribute not understood",
+        307 => "session description parameter not understood",
+        330 => "multicast not available",
+        331 => "unicast not available",
+        370 => "insufficient bandwidth",
+        380 => "SIPS not allowed",
+        381 => "SIPS required",
+        _ => return None,
+    })
+}
+
 /// `text` on one line: control characters become spaces.
 fn one_line(text: &str) -> String {
     text.chars()
@@ -143,5 +207,85 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("Via:").count(), 2, "{text}");
+    }
+
+    fn response_with(warnings: &[&str]) -> Response {
+        let mut text = String::from(
+            "SIP/2.0 488 Not Acceptable Here\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+             From: <sip:alice@127.0.0.1>;tag=a\r\n\
+             To: <sip:bob@127.0.0.1>;tag=b\r\n\
+             Call-ID: warned\r\n\
+             CSeq: 1 INVITE\r\n",
+        );
+        for warning in warnings {
+            text.push_str(&format!("Warning: {warning}\r\n"));
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        Response::try_from(text.as_str()).unwrap()
+    }
+
+    #[test]
+    fn a_peers_warning_is_read_back_in_words() {
+        // Ours, through the wire: quotes and backslashes come back as they were.
+        let refusal = Refusal::new(488).with_warning(305, "no \"common\" codec \\ here");
+        let value = refusal.warning_value().unwrap();
+        assert_eq!(
+            warning_in_words(&response_with(&[&value])).as_deref(),
+            Some("no \"common\" codec \\ here")
+        );
+        // RFC 3261's examples; of several warnings, the first.
+        for (header, words) in [
+            (
+                "307 isi.edu \"Session parameter 'foo' not understood\"",
+                Some("Session parameter 'foo' not understood"),
+            ),
+            (
+                "301 isi.edu \"Incompatible network address type 'E.164'\"",
+                Some("Incompatible network address type 'E.164'"),
+            ),
+            (
+                "370 devnull \"Choose a bigger pipe\", 307 isi.edu \"x\"",
+                Some("Choose a bigger pipe"),
+            ),
+            // No text: the warn-code's meaning, when it has one.
+            (
+                "305 pbx.example.org \"\"",
+                Some("incompatible media format"),
+            ),
+            (
+                "304 192.0.2.1:5060 \"  \"",
+                Some("media type not available"),
+            ),
+            ("399 pbx \"\"", None),
+            // Not a warning.
+            ("hello", None),
+            ("3055 pbx \"too long a code\"", None),
+            ("305 pbx unquoted", None),
+            ("305 pbx \"unterminated", None),
+        ] {
+            assert_eq!(
+                warning_in_words(&response_with(&[header])).as_deref(),
+                words,
+                "{header}"
+            );
+        }
+        assert_eq!(warning_in_words(&response_with(&[])), None);
+        // Two headers: the first.
+        assert_eq!(
+            warning_in_words(&response_with(&["302 a \"first\"", "399 b \"second\""])).as_deref(),
+            Some("first")
+        );
+    }
+
+    #[test]
+    fn a_long_warning_is_cut_for_the_user() {
+        let long = "x".repeat(1000);
+        let words = warning_in_words(&response_with(&[&format!("399 pbx \"{long}\"")])).unwrap();
+        assert_eq!(words.chars().count(), MAX_WARNING_CHARS);
+        assert!(words.ends_with("x…"), "{words}");
+        // Tabs and escaped control characters do not break the line.
+        let words = warning_in_words(&response_with(&["399 pbx \"a\\\tb\""])).unwrap();
+        assert_eq!(words, "a b");
     }
 }

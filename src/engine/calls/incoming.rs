@@ -206,6 +206,7 @@ impl Calls {
                         code: None,
                         reason,
                         cause: CallFailure::Local,
+                        warning: None,
                     },
                 });
             }

@@ -312,6 +312,7 @@ impl Calls {
                     code: None,
                     reason,
                     cause: CallFailure::Local,
+                    warning: None,
                 },
             });
             false
@@ -721,6 +722,7 @@ impl Calls {
                 code,
                 reason,
                 cause,
+                warning,
             } => {
                 let transfer_of = call.transfer_of;
                 if let Some(original) = transfer_of {
@@ -733,6 +735,7 @@ impl Calls {
                         code,
                         reason,
                         cause: CallFailure::Remote(cause),
+                        warning,
                     },
                     events,
                 );

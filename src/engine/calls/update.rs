@@ -94,6 +94,8 @@ pub enum CallUpdate {
         code: Option<u16>,
         reason: String,
         cause: CallFailure,
+        /// Why, in the words of the refusal's `Warning` header, when it had one.
+        warning: Option<String>,
     },
     /// The call is over.
     Ended {

@@ -53,6 +53,7 @@ pub(super) enum End {
         code: Option<u16>,
         reason: String,
         cause: CallFailure,
+        warning: Option<String>,
     },
     Ended {
         by_remote: bool,
@@ -75,10 +76,12 @@ impl End {
                 code,
                 reason,
                 cause,
+                warning,
             } => CallUpdate::Failed {
                 code,
                 reason,
                 cause,
+                warning,
             },
             End::Ended { by_remote, reason } => CallUpdate::Ended {
                 by_remote,
@@ -323,6 +326,7 @@ impl Calls {
                     code: None,
                     reason: format!("cannot make a WebRTC offer: {reason}"),
                     cause: CallFailure::Local,
+                    warning: None,
                 }
                 .report(key, CallSummary::default(), events)
             }
