@@ -1,12 +1,15 @@
-//! DTMF as SIP INFO (`application/dtmf-relay`), with a peer whose SDP has no `telephone-event`:
-//! a scripted user agent answers `callisto call --dtmf` and receives the digits as INFO
-//! requests, and calls `callisto answer` and sends it digits as INFO requests, which Callisto
-//! reports as `dtmf` events. Direct calls on loopback, no registrar.
+//! In-dialog requests with a scripted classic peer. DTMF as SIP INFO (`application/dtmf-relay`),
+//! with a peer whose SDP has no `telephone-event`: a scripted user agent answers `callisto call
+//! --dtmf` and receives the digits as INFO requests, and calls `callisto answer` and sends it
+//! digits as INFO requests, which Callisto reports as `dtmf` events. And a hold the peer
+//! refuses: Callisto reports the refusal with the peer's `Warning` and the call goes on as it
+//! was. Direct calls on loopback, no registrar.
 
 mod support;
 
 use std::error::Error;
 use std::net::UdpSocket;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::callisto::Callisto;
@@ -35,32 +38,38 @@ fn signal(info: &SipMessage) -> Option<String> {
     })
 }
 
+/// `callisto call` with `args` (and PCMU in the clear) to a scripted bob, who checks the offer
+/// with `check_offer` and answers with PCMU at `media`; returns both once the call is answered.
+fn call_scripted_bob(
+    dir: &Path,
+    media: &UdpSocket,
+    args: &[&str],
+    check_offer: impl FnOnce(&str),
+) -> Result<(ScriptedUas, Callisto), Box<dyn Error>> {
+    let answer = pcmu_only(media.local_addr()?.port());
+    let mut bob = ScriptedUas::bind("bob", 0)?;
+    let uri = format!("sip:bob@127.0.0.1:{}", bob.local_port()?);
+    let mut all_args = vec!["--codecs", "pcmu", "--srtp", "off"];
+    all_args.extend_from_slice(args);
+    let mut alice = Callisto::call(dir, &uri, &all_args)?;
+    bob.accept_call(WAIT, |offer| {
+        check_offer(offer);
+        answer
+    })?;
+    alice.expect("answered", WAIT)?;
+    Ok((bob, alice))
+}
+
 #[test]
 fn digits_go_as_info_when_the_peer_has_no_telephone_event() -> TestResult {
     let dir = tempfile::tempdir()?;
     let media = UdpSocket::bind("127.0.0.1:0")?;
-    let answer = pcmu_only(media.local_addr()?.port());
-    let mut bob = ScriptedUas::bind("bob", 0)?;
-    let uri = format!("sip:bob@127.0.0.1:{}", bob.local_port()?);
-    let mut alice = Callisto::call(
+    let (mut bob, mut alice) = call_scripted_bob(
         dir.path(),
-        &uri,
-        &[
-            "--codecs",
-            "pcmu",
-            "--srtp",
-            "off",
-            "--dtmf",
-            "19#",
-            "--duration",
-            "3",
-        ],
+        &media,
+        &["--dtmf", "19#", "--duration", "3"],
+        |offer| assert!(offer.contains("telephone-event"), "{offer}"),
     )?;
-    bob.accept_call(WAIT, |offer| {
-        assert!(offer.contains("telephone-event"), "{offer}");
-        answer
-    })?;
-    alice.expect("answered", WAIT)?;
 
     // One INFO per digit, in CSeq order; each is answered, a retransmission again (it is the
     // same request: same CSeq) without counting its digit twice.
@@ -150,5 +159,47 @@ fn digits_that_come_as_info_are_reported() -> TestResult {
         .collect();
     assert_eq!(digits, ["7", "*"], "{:?}", bob.seen("dtmf"));
     assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    Ok(())
+}
+
+#[test]
+fn a_hold_the_peer_refuses_is_reported_with_its_warning_and_the_call_goes_on() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let media = UdpSocket::bind("127.0.0.1:0")?;
+    media.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let (mut bob, mut alice) = call_scripted_bob(dir.path(), &media, &["--duration", "4"], |_| ())?;
+
+    alice.control("hold")?;
+    let hold = bob.receive(WAIT, |m| m.method() == Some("INVITE"))?;
+    assert!(hold.body().contains("a=sendonly"), "{}", hold.body());
+    bob.refuse(
+        &hold,
+        "488 Not Acceptable Here",
+        "304 bob.example \"no hold on this line\"",
+    )?;
+    let refused = alice.expect("change_refused", WAIT)?;
+    assert_eq!(refused["code"], 488, "{refused}");
+    assert_eq!(refused["warning"], "no hold on this line", "{refused}");
+
+    // Still a call both ways: Callisto goes on sending (a hold would have stopped it).
+    media.set_nonblocking(true)?;
+    while media.recv(&mut [0; 1500]).is_ok() {}
+    media.set_nonblocking(false)?;
+    let mut packets = 0;
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        if media.recv(&mut [0; 1500]).is_ok() {
+            packets += 1;
+        }
+    }
+    assert!(
+        packets >= 15,
+        "{packets} RTP packets in 500 ms after the refusal"
+    );
+
+    bob.accept_bye(WAIT)?;
+    alice.expect("call_ended", WAIT)?;
+    assert!(alice.seen("held").is_empty(), "{:?}", alice.seen("held"));
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
     Ok(())
 }

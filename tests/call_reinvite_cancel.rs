@@ -2,7 +2,8 @@
 //! still making the answer: `callisto answer` answers the re-INVITE 487 and does not report
 //! the hold it asked for. Its session had already taken the offer in (it answered the hold
 //! `recvonly` and stopped sending), so Callisto offers the call again as it wants it — once
-//! more when the peer refuses that offer — and audio flows both ways once the peer answers.
+//! more when the peer refuses that offer, which Callisto reports with the refusal's Warning —
+//! and audio flows both ways once the peer answers.
 //!
 //! The peer is a `WebRtcSession` behind raw SIP over UDP on loopback. Whether the CANCEL
 //! arrives before the answer is a race the peer usually wins; when Callisto's 200 comes
@@ -128,12 +129,19 @@ impl Peer {
 
     /// Answers Callisto's request `request` with 200 and `body`.
     async fn ok(&self, request: &SipMessage, body: &str) -> std::io::Result<()> {
-        self.respond(request, "200 OK", body).await
+        self.respond(request, "200 OK", "", body).await
     }
 
-    /// Answers Callisto's request `request` with `status` and `body`.
-    async fn respond(&self, request: &SipMessage, status: &str, body: &str) -> std::io::Result<()> {
-        let mut response = format!("SIP/2.0 {status}\r\n");
+    /// Answers Callisto's request `request` with `status`, the header lines `headers` (each
+    /// ending in CRLF) and `body`.
+    async fn respond(
+        &self,
+        request: &SipMessage,
+        status: &str,
+        headers: &str,
+        body: &str,
+    ) -> std::io::Result<()> {
+        let mut response = format!("SIP/2.0 {status}\r\n{headers}");
         for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
             for value in request.headers(name) {
                 response.push_str(&format!("{name}: {value}\r\n"));
@@ -243,7 +251,8 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
         }
     };
     let refusal = "488 Not Acceptable Here";
-    peer.respond(&refused, refusal, "").await?;
+    let why = "Warning: 304 peer \"no two-way audio just now\"\r\n";
+    peer.respond(&refused, refusal, why, "").await?;
     let refused_at = std::time::Instant::now();
     let restated = loop {
         let message = peer
@@ -254,7 +263,7 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
             continue;
         }
         if message.header("CSeq") == refused.header("CSeq") {
-            peer.respond(&message, refusal, "").await?;
+            peer.respond(&message, refusal, why, "").await?;
             continue;
         }
         break message;
@@ -293,8 +302,15 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
         ended["audio"]["rx_packets"].as_u64().unwrap_or(0) > 0,
         "{ended}"
     );
-    // Only the holds that went through were reported.
+    // Only the holds that went through were reported, and the refusal with its words.
     assert_eq!(bob.seen("held").len(), lost as usize, "{}", bob.stderr());
+    let refusals = bob.seen("change_refused");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["code"], 488, "{refusals:?}");
+    assert_eq!(
+        refusals[0]["warning"], "no two-way audio just now",
+        "{refusals:?}"
+    );
     assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
     Ok(())
 }

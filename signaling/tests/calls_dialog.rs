@@ -102,7 +102,10 @@ fn hold_and_resume_by_re_invite_and_a_refused_re_offer_keeps_the_call() {
         .unwrap();
     assert!(
         w.run_until(Duration::from_secs(1), |w| w.uas[0].has(alice_call, |e| *e
-            == CallEvent::ReInviteFailed { code: 488 }))
+            == CallEvent::ReInviteFailed {
+                code: 488,
+                warning: Some("No common codec".into())
+            }))
     );
     // The 488 says why on the wire.
     let refused = w.log.iter().find(|s| s.is_response(488, "INVITE")).unwrap();
@@ -329,7 +332,10 @@ fn a_re_invite_refused_with_a_short_retry_after_is_sent_again_once_it_has_passed
             reinvite_refused_once(500, "Server Internal Error", extra.clone());
         assert!(
             w.uas[0].has(alice_call, |e| *e
-                == CallEvent::ReInviteFailed { code: 500 }),
+                == CallEvent::ReInviteFailed {
+                    code: 500,
+                    warning: None
+                }),
             "{extra:?}"
         );
         assert_eq!(invites.len(), 2, "{extra:?}");

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use callisto_media::video::{CameraSwitch, FrameSlot};
 use callisto_signaling::registration::{FailureKind, RegistrationEvent};
 
-use crate::engine::{CallControls, CallKey, CallSummary, CallUpdate, EngineEvent};
+use crate::engine::{
+    refused_change_in_words, CallControls, CallKey, CallSummary, CallUpdate, EngineEvent,
+};
 
 use super::call_stats::{graph, stats_rows};
 use super::format::{clock, duration_words};
@@ -428,6 +430,9 @@ impl ViewModel {
                 } else {
                     call.held = false;
                 }
+            }
+            CallUpdate::ChangeRefused { code, warning } => {
+                call.note = refused_change_in_words(*code, warning.as_deref());
             }
             CallUpdate::Dtmf { .. } => {}
             CallUpdate::Merged => {

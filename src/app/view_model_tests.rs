@@ -232,6 +232,34 @@ fn the_current_call_is_the_active_one_not_the_held_one() {
 }
 
 #[test]
+fn a_refused_hold_leaves_the_call_as_it_was_and_says_why() {
+    let mut model = ViewModel::new();
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    model.apply(&incoming(1), now, wall);
+    model.apply(&call_event(1, answered()), now, wall);
+    let refused = CallUpdate::ChangeRefused {
+        code: 488,
+        warning: Some("no codec in common".into()),
+    };
+    model.apply(&call_event(1, refused), now, wall);
+    let snapshot = model.snapshot(now);
+    assert_eq!(snapshot.calls[0].state, "Connected");
+    assert_eq!(
+        snapshot.calls[0].note,
+        "the other side refused the change (488: no codec in common)"
+    );
+    let refused = CallUpdate::ChangeRefused {
+        code: 408,
+        warning: None,
+    };
+    model.apply(&call_event(1, refused), now, wall);
+    assert_eq!(
+        model.snapshot(now).calls[0].note,
+        "the other side refused the change (408)"
+    );
+}
+
+#[test]
 fn live_statistics_fill_the_panel_and_the_graph() {
     use crate::engine::AudioSummary;
     let mut model = ViewModel::new();

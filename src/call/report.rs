@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::engine::{CallFailure, CallKey, CallSummary, CallUpdate, MediaProfile, VideoSummary};
+use crate::engine::{
+    refused_change_in_words, CallFailure, CallKey, CallSummary, CallUpdate, MediaProfile,
+    VideoSummary,
+};
 use crate::register::Output;
 
 fn ms(duration: Option<Duration>) -> Option<f64> {
@@ -42,6 +45,9 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
             }
             CallUpdate::Resumed { by_remote } => {
                 json!({"event": "resumed", "call": call, "by": by(*by_remote)})
+            }
+            CallUpdate::ChangeRefused { code, warning } => {
+                json!({"event": "change_refused", "call": call, "code": code, "warning": warning})
             }
             CallUpdate::Merged => json!({"event": "merged", "call": call}),
             CallUpdate::HostsPicture => json!({"event": "host_picture", "call": call}),
@@ -117,6 +123,10 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
         CallUpdate::Held { by_remote: false } => println!("Call on hold."),
         CallUpdate::Resumed { by_remote: true } => println!("The other side resumed the call."),
         CallUpdate::Resumed { by_remote: false } => println!("Call resumed."),
+        CallUpdate::ChangeRefused { code, warning } => println!(
+            "Call {call}: {}; it goes on as it was.",
+            refused_change_in_words(*code, warning.as_deref())
+        ),
         CallUpdate::Merged => println!("Call {call} is in the conference."),
         CallUpdate::HostsPicture => {
             println!("Call {call}'s picture of us is our picture in the conference.")

@@ -26,9 +26,10 @@ use calls::TransferRequest;
 mod calls;
 
 pub use calls::{
-    host_audio, host_video, peer_label, AudioInput, AudioPlayback, AudioSummary, CallControls,
-    CallFailure, CallKey, CallSummary, CallUpdate, ConferenceSeat, IceServerOptions, IceSummary,
-    MediaOptions, MediaProfile, OutgoingCall, VideoInput, VideoOptions, VideoSummary,
+    host_audio, host_video, peer_label, refused_change_in_words, AudioInput, AudioPlayback,
+    AudioSummary, CallControls, CallFailure, CallKey, CallSummary, CallUpdate, ConferenceSeat,
+    IceServerOptions, IceSummary, MediaOptions, MediaProfile, OutgoingCall, VideoInput,
+    VideoOptions, VideoSummary,
 };
 
 /// What the engine can be asked to do.

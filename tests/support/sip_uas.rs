@@ -429,6 +429,15 @@ impl ScriptedUas {
         self.send(&reply, request.from)
     }
 
+    /// Refuses `request` (as received) with `status` and a `Warning` header of `warning`
+    /// (`code agent "text"`).
+    pub fn refuse(&self, request: &SipMessage, status: &str, warning: &str) -> io::Result<()> {
+        let reply = self.reply(request, status, "", None);
+        let (status_line, rest) = reply.split_once("\r\n").unwrap_or((&reply, ""));
+        let reply = format!("{status_line}\r\nWarning: {warning}\r\n{rest}");
+        self.send(&reply, request.from)
+    }
+
     /// Answers a BYE that arrives within `timeout` with 200 and returns it.
     pub fn accept_bye(&mut self, timeout: Duration) -> io::Result<SipMessage> {
         let bye = self.receive(timeout, |message| message.method() == Some("BYE"))?;

@@ -81,6 +81,8 @@ pub enum CallEvent {
     ReInviteFailed {
         /// The status code (408 when no answer came).
         code: u16,
+        /// What the refusal's `Warning` header says, in words (see `Failed::warning`).
+        warning: Option<String>,
     },
     /// The peer sent an INFO with a body (answered 200).
     Info {

@@ -23,8 +23,9 @@
 //!   §14.2) is sent again when that has passed, within the same [`GLARE_ATTEMPTS`], and gives
 //!   way to the peer's offer meanwhile as after a 491. A session refresh sent again this way
 //!   does not put off the session's expiry.
-//! - A refused re-INVITE leaves the session as it was and reports `ReInviteFailed`; 408, 481
-//!   and timeouts mean the dialog is gone and end the call (§12.2.1.2).
+//! - A refused re-INVITE leaves the session as it was and reports `ReInviteFailed`, with the
+//!   refusal's `Warning` in words; 408, 481 and timeouts mean the dialog is gone and end the
+//!   call (§12.2.1.2).
 //! - The peer's re-INVITE, or UPDATE with an offer (RFC 3311), is reported as `ReOffer`;
 //!   `answer_reoffer` sends 200 with our Contact and body (for a re-INVITE retransmitted until
 //!   the ACK; the remote target is refreshed then), `reject_reoffer` a failure response that
@@ -41,6 +42,7 @@ use rsip::{Method, Request, Response};
 
 use super::compose;
 use super::pending_answer::PendingAnswer;
+use super::refusal;
 use super::session::{OutRequest, Session};
 use super::session_timer;
 use super::{Body, CallDirection, CallError, CallEvent, CallState, Ctx, Refusal, Shared};
@@ -166,7 +168,10 @@ impl Session {
                     }
                 }
             }
-            None if !refresh => ctx.emit(CallEvent::ReInviteFailed { code: 503 }),
+            None if !refresh => ctx.emit(CallEvent::ReInviteFailed {
+                code: 503,
+                warning: None,
+            }),
             None => {}
         }
     }
@@ -197,6 +202,10 @@ impl Session {
             return;
         };
         let report = !out.refresh && !shared.ended;
+        let refused = || CallEvent::ReInviteFailed {
+            code,
+            warning: refusal::warning_in_words(&response),
+        };
         let retry_after = response
             .retry_after()
             .filter(|seconds| *seconds <= MAX_RETRY_AFTER)
@@ -218,7 +227,7 @@ impl Session {
             }
             401 | 407 => match self.resend_authorized(shared, ctx, &out, &response) {
                 Some(again) => self.reinvite_out = Some(again),
-                None if report => ctx.emit(CallEvent::ReInviteFailed { code }),
+                None if report => ctx.emit(refused()),
                 None => {}
             },
             491 if out.attempts < GLARE_ATTEMPTS && !shared.ended => {
@@ -241,7 +250,7 @@ impl Session {
             }
             408 | 481 => {
                 if report {
-                    ctx.emit(CallEvent::ReInviteFailed { code });
+                    ctx.emit(refused());
                 }
                 let reason = if code == 481 {
                     "the other side lost the call"
@@ -252,7 +261,7 @@ impl Session {
             }
             _ => {
                 if report {
-                    ctx.emit(CallEvent::ReInviteFailed { code });
+                    ctx.emit(refused());
                 }
             }
         }

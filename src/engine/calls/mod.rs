@@ -56,7 +56,10 @@ pub use media::{
 };
 use media::{CallMedia, MediaEvents};
 pub(super) use transfer::TransferRequest;
-pub use update::{AudioSummary, CallFailure, CallSummary, CallUpdate, IceSummary, VideoSummary};
+pub use update::{
+    refused_change_in_words, AudioSummary, CallFailure, CallSummary, CallUpdate, IceSummary,
+    VideoSummary,
+};
 pub use webrtc::host_video;
 
 /// The application's name for a call, chosen before the call exists (outgoing) or by the
@@ -660,11 +663,12 @@ impl Calls {
                     send(update);
                 }
             }
-            CallEvent::ReInviteFailed { code } => {
-                tracing::info!(code, "re-INVITE refused");
+            CallEvent::ReInviteFailed { code, warning } => {
+                tracing::info!(code, ?warning, "re-INVITE refused");
                 call.sdp.discard_offer();
                 call.pending_hold = None;
                 call.sync_hold_silence();
+                send(CallUpdate::ChangeRefused { code, warning });
             }
             CallEvent::ReOfferCancelled => {
                 // Classic re-offers are answered at once: the CANCEL came too late for one.

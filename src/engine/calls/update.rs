@@ -59,6 +59,10 @@ pub enum CallUpdate {
     Held { by_remote: bool },
     /// The call was taken off hold.
     Resumed { by_remote: bool },
+    /// The other side refused a change to the call we asked for (hold, resume, video, a
+    /// conference's streams): the call goes on as it was. `code` is the refusal's status (408
+    /// when no answer came), `warning` its `Warning` in words.
+    ChangeRefused { code: u16, warning: Option<String> },
     /// The call was merged into the conference this app hosts: its audio is mixed with the
     /// other merged calls' and ours.
     Merged,
@@ -103,6 +107,12 @@ pub enum CallUpdate {
         reason: String,
         summary: Box<CallSummary>,
     },
+}
+
+/// A `ChangeRefused` in words: "the other side refused the change (488: no codec in common)".
+pub fn refused_change_in_words(code: u16, warning: Option<&str>) -> String {
+    let why = warning.map(|w| format!(": {w}")).unwrap_or_default();
+    format!("the other side refused the change ({code}{why})")
 }
 
 impl CallUpdate {

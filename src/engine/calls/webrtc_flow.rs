@@ -523,10 +523,14 @@ impl Calls {
                 }
                 None
             }
-            CallEvent::ReInviteFailed { code } => {
-                tracing::info!(code, "re-INVITE refused");
+            CallEvent::ReInviteFailed { code, warning } => {
+                tracing::info!(code, ?warning, "re-INVITE refused");
                 call.withdraw_webrtc_offer();
                 call.our_offer_failed(now);
+                let _ = events.send(EngineEvent::Call {
+                    key,
+                    update: CallUpdate::ChangeRefused { code, warning },
+                });
                 self.streams_settled(endpoint, now, key, false);
                 self.run_deferred_holds(endpoint, now);
                 None
