@@ -167,7 +167,12 @@ fn a_hold_the_peer_refuses_is_reported_with_its_warning_and_the_call_goes_on() -
     let dir = tempfile::tempdir()?;
     let media = UdpSocket::bind("127.0.0.1:0")?;
     media.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let (mut bob, mut alice) = call_scripted_bob(dir.path(), &media, &["--duration", "4"], |_| ())?;
+    let (mut bob, mut alice) = call_scripted_bob(
+        dir.path(),
+        &media,
+        &["--audio", "tone:440", "--duration", "4"],
+        |_| (),
+    )?;
 
     alice.control("hold")?;
     let hold = bob.receive(WAIT, |m| m.method() == Some("INVITE"))?;
@@ -181,20 +186,26 @@ fn a_hold_the_peer_refuses_is_reported_with_its_warning_and_the_call_goes_on() -
     assert_eq!(refused["code"], 488, "{refused}");
     assert_eq!(refused["warning"], "no hold on this line", "{refused}");
 
-    // Still a call both ways: Callisto goes on sending (a hold would have stopped it).
+    // Still a call both ways: Callisto goes on sending its tone (on hold it would send
+    // silence).
     media.set_nonblocking(true)?;
     while media.recv(&mut [0; 1500]).is_ok() {}
     media.set_nonblocking(false)?;
-    let mut packets = 0;
+    let mut sounding = 0;
     let until = Instant::now() + Duration::from_millis(500);
+    let mut packet = [0; 1500];
     while Instant::now() < until {
-        if media.recv(&mut [0; 1500]).is_ok() {
-            packets += 1;
+        if let Ok(len) = media.recv(&mut packet) {
+            // µ-law silence is one byte value repeated; the tone's samples vary.
+            let payload = &packet[12.min(len)..len];
+            if payload.iter().any(|&b| b != payload[0]) {
+                sounding += 1;
+            }
         }
     }
     assert!(
-        packets >= 15,
-        "{packets} RTP packets in 500 ms after the refusal"
+        sounding >= 15,
+        "{sounding} RTP packets with sound in 500 ms after the refusal"
     );
 
     bob.accept_bye(WAIT)?;

@@ -274,6 +274,9 @@ fn a_late_talkspurt_start_plays_and_the_silence_absorbs_the_lateness() {
         let mut packet = frame(500, n);
         packet.timestamp = 7_000 + (media_ms * 48) as u32;
         packet.marker = n == 0 || n == 10;
+        // A pop at the instant of an arrival comes after it. (Before it, playout would start
+        // with packet 0 more than half a frame overdue and skip it: the start case of
+        // `playout_starts_within_half_a_frame_of_the_target_whatever_the_phase`, not this one.)
         while pop < arrival {
             outs.push(leg.pop_at(pop));
             pop += 20;

@@ -287,6 +287,35 @@ fn reinvite_refused_once(
 }
 
 #[test]
+fn a_reinvite_answered_481_or_408_ends_the_call_and_is_no_refusal() {
+    for (code, reason, ended) in [
+        (
+            481,
+            "Call/Transaction Does Not Exist",
+            "the other side lost the call",
+        ),
+        (408, "Request Timeout", "the other side stopped answering"),
+    ] {
+        let (w, alice_call, _, _) = reinvite_refused_once(code, reason, vec![]);
+        let events = w.uas[0].events_of(alice_call);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, CallEvent::ReInviteFailed { .. })),
+            "{code}: {events:?}"
+        );
+        assert_eq!(
+            events.last(),
+            Some(&CallEvent::Ended {
+                by_remote: true,
+                reason: ended.into()
+            }),
+            "{code}"
+        );
+    }
+}
+
+#[test]
 fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
     let (w, alice_call, invites, refused) = reinvite_refused_once(491, "Request Pending", vec![]);
     assert!(w.uas[0].has(alice_call, |e| matches!(e, CallEvent::ReAnswer { .. })));

@@ -249,13 +249,13 @@ fn a_refused_hold_leaves_the_call_as_it_was_and_says_why() {
         "the other side refused the change (488: no codec in common)"
     );
     let refused = CallUpdate::ChangeRefused {
-        code: 408,
+        code: 403,
         warning: None,
     };
     model.apply(&call_event(1, refused), now, wall);
     assert_eq!(
         model.snapshot(now).calls[0].note,
-        "the other side refused the change (408)"
+        "the other side refused the change (403)"
     );
 }
 

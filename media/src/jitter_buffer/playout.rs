@@ -94,8 +94,10 @@ impl JitterBuffer {
     /// to a frame above it — an excess steering would keep for the whole call, as it drops
     /// only past three quarters of a frame. A first packet that came slower is the network's
     /// jitter showing, and the deeper start it gives is kept; so are starts with more packets
-    /// buffered (a burst, reordering), whose timing says little yet. Returns the media time
-    /// of the packet that starts playout.
+    /// buffered (a burst, reordering), whose timing says little yet. A skipped packet is
+    /// passed as a dropped one is (its content is not weighed, as steering weighs quiet
+    /// frames: one 20 ms frame at the very start), and the second plays at this same pop.
+    /// Returns the media time of the packet that starts playout.
     fn skip_stale_start(&mut self, on_target: i64) -> i64 {
         let mut entries = self.queue.iter();
         if let (2, Some((&seq, first)), Some((&second_seq, second))) =

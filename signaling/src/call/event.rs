@@ -77,9 +77,10 @@ pub enum CallEvent {
     /// that already applied the offer to its media makes an offer of its own to bring the
     /// two sides back in step.
     ReOfferCancelled,
-    /// Our re-INVITE was refused; the call goes on as before.
+    /// Our re-INVITE was refused; the call goes on as before. (One that times out, or is
+    /// answered 408 or 481, ends the call instead: `Ended` follows, and no `ReInviteFailed`.)
     ReInviteFailed {
-        /// The status code (408 when no answer came).
+        /// The status code (503 when the request could not be sent, RFC 3261 §8.1.3.1).
         code: u16,
         /// What the refusal's `Warning` header says, in words (see `Failed::warning`).
         warning: Option<String>,

@@ -110,7 +110,7 @@ pub(crate) fn warning_in_words(response: &Response) -> Option<String> {
 /// `warn-code SP warn-agent SP warn-text`, the text a quoted string with `\` escapes.
 fn parse_warning(value: &str) -> Option<(u16, String)> {
     let (code, rest) = value.trim_start().split_once(char::is_whitespace)?;
-    if code.len() != 3 {
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let code: u16 = code.parse().ok()?;
@@ -147,10 +147,17 @@ fn warn_code_meaning(code: u16) -> Option<&'static str> {
     })
 }
 
-/// `text` on one line: control characters become spaces.
+/// `text` on one line and in reading order: control characters, Unicode line and paragraph
+/// separators and bidirectional formatting characters (which could make a peer's text read
+/// differently from what it is) become spaces.
 fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| match c {
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{61c}' => ' ',
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => ' ',
+            c if c.is_control() => ' ',
+            c => c,
+        })
         .collect()
 }
 
@@ -263,6 +270,19 @@ mod tests {
             ("3055 pbx \"too long a code\"", None),
             ("305 pbx unquoted", None),
             ("305 pbx \"unterminated", None),
+            ("+30 pbx \"a sign is no digit\"", None),
+            // An IPv6 agent; text beyond ASCII; an escaped quote before a second value.
+            ("399 [2001:db8::1]:5060 \"busy\"", Some("busy")),
+            (
+                "399 pbx \"Ligne occupée — réessayez\"",
+                Some("Ligne occupée — réessayez"),
+            ),
+            (
+                "399 pbx \"say \\\"hi\\\", then go\", 305 other \"x\"",
+                Some("say \"hi\", then go"),
+            ),
+            // Line separators and bidirectional overrides do not reach the screen.
+            ("399 pbx \"a\u{2028}b\u{202e}c\"", Some("a b c")),
         ] {
             assert_eq!(
                 warning_in_words(&response_with(&[header])).as_deref(),

@@ -24,8 +24,8 @@
 //!   way to the peer's offer meanwhile as after a 491. A session refresh sent again this way
 //!   does not put off the session's expiry.
 //! - A refused re-INVITE leaves the session as it was and reports `ReInviteFailed`, with the
-//!   refusal's `Warning` in words; 408, 481 and timeouts mean the dialog is gone and end the
-//!   call (§12.2.1.2).
+//!   refusal's `Warning` in words (503 when it could not be sent, §8.1.3.1); 408, 481 and
+//!   timeouts mean the dialog is gone and end the call (§12.2.1.2), reported by `Ended` alone.
 //! - The peer's re-INVITE, or UPDATE with an offer (RFC 3311), is reported as `ReOffer`;
 //!   `answer_reoffer` sends 200 with our Contact and body (for a re-INVITE retransmitted until
 //!   the ACK; the remote target is refreshed then), `reject_reoffer` a failure response that
@@ -249,9 +249,7 @@ impl Session {
                 self.retry_later(out, ctx.now + delay);
             }
             408 | 481 => {
-                if report {
-                    ctx.emit(refused());
-                }
+                // The dialog is gone: the call ends, which says it all.
                 let reason = if code == 481 {
                     "the other side lost the call"
                 } else {

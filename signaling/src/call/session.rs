@@ -414,12 +414,6 @@ impl Session {
     ) {
         if let Some(out) = self.reinvite_out.take_if(|r| r.key == *key) {
             tracing::debug!(seq = ?out.request.cseq().map(|c| c.seq), "re-INVITE got no answer");
-            if !shared.ended {
-                ctx.emit(CallEvent::ReInviteFailed {
-                    code: 408,
-                    warning: None,
-                });
-            }
             return self.lost(shared, ctx, true, "no answer from the network");
         }
         if self.is_refer(key) {

@@ -59,9 +59,10 @@ pub enum CallUpdate {
     Held { by_remote: bool },
     /// The call was taken off hold.
     Resumed { by_remote: bool },
-    /// The other side refused a change to the call we asked for (hold, resume, video, a
-    /// conference's streams): the call goes on as it was. `code` is the refusal's status (408
-    /// when no answer came), `warning` its `Warning` in words.
+    /// The other side refused a change to the call we offered (hold, resume, video, a
+    /// conference's streams, an offer restating the call): the call goes on as it was. `code`
+    /// is the refusal's status (503 also when our request could not be sent, as RFC 3261
+    /// §8.1.3.1 has it), `warning` its `Warning` in words.
     ChangeRefused { code: u16, warning: Option<String> },
     /// The call was merged into the conference this app hosts: its audio is mixed with the
     /// other merged calls' and ours.
