@@ -148,6 +148,9 @@ struct Call {
     /// A hold (`true`) or resume asked for while another offer was under way: made once
     /// that one is settled ([`Calls::run_deferred_holds`]).
     hold_after: Option<bool>,
+    /// A refusal of our offer was reported and no offer of ours was answered since: a
+    /// refusal of an offer the engine makes on its own is not reported again.
+    refusal_told: bool,
 }
 
 impl Call {
@@ -223,6 +226,7 @@ impl Call {
             takes_streams: false,
             streams: forwarding::LegStreams::default(),
             hold_after: None,
+            refusal_told: false,
         }
     }
 }

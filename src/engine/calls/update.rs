@@ -62,7 +62,9 @@ pub enum CallUpdate {
     /// The other side refused a change to the call we offered (hold, resume, video, a
     /// conference's streams, an offer restating the call): the call goes on as it was. `code`
     /// is the refusal's status (503 also when our request could not be sent, as RFC 3261
-    /// §8.1.3.1 has it), `warning` its `Warning` in words.
+    /// §8.1.3.1 has it), `warning` its `Warning` in words. An offer the engine makes on its
+    /// own and again after each refusal (a restated session, a conference's streams) is
+    /// reported refused once until an offer of ours is answered.
     ChangeRefused { code: u16, warning: Option<String> },
     /// The call was merged into the conference this app hosts: its audio is mixed with the
     /// other merged calls' and ours.

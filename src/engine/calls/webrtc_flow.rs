@@ -498,6 +498,7 @@ impl Calls {
                 None
             }
             CallEvent::ReAnswer { body } => {
+                call.refusal_told = false;
                 match (body, call.webrtc.clone()) {
                     (Some(body), Some(session)) => {
                         let answer = String::from_utf8_lossy(&body.bytes).into_owned();
@@ -525,12 +526,20 @@ impl Calls {
             }
             CallEvent::ReInviteFailed { code, warning } => {
                 tracing::info!(code, ?warning, "re-INVITE refused");
+                // A hold or resume the user asked for is always reported; an offer the
+                // engine makes again and again (a conference's streams, a restated
+                // session) is reported refused once until one of ours goes through.
+                let asked =
+                    call.pending_hold.is_some() && !matches!(call.restate, Restate::Offered { .. });
+                if asked || !call.refusal_told {
+                    let _ = events.send(EngineEvent::Call {
+                        key,
+                        update: CallUpdate::ChangeRefused { code, warning },
+                    });
+                }
+                call.refusal_told = true;
                 call.withdraw_webrtc_offer();
                 call.our_offer_failed(now);
-                let _ = events.send(EngineEvent::Call {
-                    key,
-                    update: CallUpdate::ChangeRefused { code, warning },
-                });
                 self.streams_settled(endpoint, now, key, false);
                 self.run_deferred_holds(endpoint, now);
                 None
