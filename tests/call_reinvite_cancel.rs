@@ -3,7 +3,8 @@
 //! the hold it asked for. Its session had already taken the offer in (it answered the hold
 //! `recvonly` and stopped sending), so Callisto offers the call again as it wants it — again
 //! each time the peer refuses that offer (here twice), which Callisto reports once, with the
-//! refusal's Warning — and audio flows both ways once the peer answers.
+//! refusal's Warning — and audio flows both ways once the peer answers. Holds asked for on
+//! Callisto's side that the peer refuses are reported each time.
 //!
 //! The peer is a `WebRtcSession` behind raw SIP over UDP on loopback. Whether the CANCEL
 //! arrives before the answer is a race the peer usually wins; when Callisto's 200 comes
@@ -290,6 +291,29 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
     let heard = receiving(&session).await;
     assert!(heard >= 10, "{heard} packets from Callisto in 400 ms");
 
+    // A hold asked for on Callisto's side and refused is reported each time, the same
+    // refusal or not.
+    for _ in 0..2 {
+        bob.control("hold")?;
+        let hold = loop {
+            let message = peer.next().await.ok_or("no hold offer from Callisto")?;
+            if message.method() == Some("INVITE") {
+                break message;
+            }
+        };
+        assert!(hold.body().contains("a=sendonly"), "{}", hold.text);
+        peer.respond(&hold, refusal, why, "").await?;
+        // Until Callisto's ACK, a retransmission of the INVITE is refused again.
+        loop {
+            let message = peer.next().await.ok_or("no ACK for the refusal")?;
+            match message.method() {
+                Some("ACK") => break,
+                Some("INVITE") => peer.respond(&message, refusal, why, "").await?,
+                _ => {}
+            }
+        }
+    }
+
     peer.send(&peer.request("BYE", cseq, &format!("bye{cseq}"), None))
         .await?;
     let bye = peer.finals(cseq, &["BYE"]).await?.remove(0);
@@ -301,14 +325,16 @@ async fn a_re_invite_the_peer_cancels_is_undone_and_the_call_goes_on_both_ways()
         ended["audio"]["rx_packets"].as_u64().unwrap_or(0) > 0,
         "{ended}"
     );
-    // Only the holds that went through were reported, and the refusal with its words, once:
-    // the same offer of Callisto's own refused again is not news.
+    // Only the holds that went through were reported, and the refusals with their words: the
+    // restated offer's once (the same offer of Callisto's own refused again is not news),
+    // each refused hold.
     assert_eq!(bob.seen("held").len(), lost as usize, "{}", bob.stderr());
     let refusals = bob.seen("change_refused");
-    assert_eq!(refusals.len(), 1, "{refusals:?}");
-    assert_eq!(refusals[0]["code"], 488, "{refusals:?}");
-    assert_eq!(
-        refusals[0]["warning"], "no two-way audio just now",
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|r| r["code"] == 488 && r["warning"] == "no two-way audio just now"),
         "{refusals:?}"
     );
     assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
