@@ -471,14 +471,13 @@ impl ViewModel {
             } => {
                 let call = self.calls.remove(index);
                 self.left();
-                let reason = match code {
+                let mut reason = match code {
                     Some(code) => format!("{code} {reason}"),
                     None => reason.clone(),
                 };
-                let reason = match warning {
-                    Some(warning) => format!("{reason}: {warning}"),
-                    None => reason,
-                };
+                if let Some(warning) = warning {
+                    reason = format!("{reason}: {warning}");
+                }
                 return Some(finished(call, now, reason));
             }
             CallUpdate::Ended { reason, .. } => {

@@ -585,7 +585,8 @@ impl JitterBuffer {
                 return;
             }
         }
-        self.estimator.observe(arrival, arrival - self.ts_us(ts));
+        let transit = arrival - self.ts_us(ts);
+        self.estimator.observe(arrival, transit);
         self.stream_packets += 1;
         if let Some(stream) = self.stream.as_mut() {
             stream.accept(seq, ts);
@@ -618,7 +619,6 @@ impl JitterBuffer {
             self.stats.discarded += 1;
             return;
         }
-        let transit = arrival - self.ts_us(ts);
         self.queue.insert(
             seq,
             Entry {
