@@ -7,6 +7,9 @@
 //!   Measured: the caller's `call_ended` summary, `video.first_frame_ms` (INVITE sent → first
 //!   decoded frame of the callee's video) and `setup_ms` (INVITE sent → 200 OK). Target: a
 //!   median under 150 ms for the first frame.
+//! - **Relayed setup**: the same calls with both sides relay-only through coturn on loopback
+//!   (`--turn … --relay-only`, `tests/support/coturn.rs`), so that ICE, DTLS and media all
+//!   cross the TURN server: the same two figures, from a fresh callee.
 //! - **Load**: one such call lasting the measured stretch plus a second of warm-up; the CPU
 //!   time (user + system, all threads) of each `callisto` process over the stretch, in percent
 //!   of one core (target: under 40 %), and each one's peak RSS (`VmHWM`).
@@ -31,6 +34,7 @@ use serde_json::Value;
 
 use support::browser::{Browser, BrowserConfig};
 use support::callisto::Callisto;
+use support::coturn::{Coturn, TURN_PASSWORD};
 use support::kamailio::{Kamailio, KamailioConfig};
 use support::measure::{median, print_spread_table, ProcessMeter, ProcessUsage};
 
@@ -88,21 +92,28 @@ fn webrtc_args<'a>(tone: &'a str, identity: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// `callisto answer` for `count` calls on `port`, in `dir`.
-fn callee(dir: &Path, port: u16, count: usize) -> BenchResult<Callisto> {
+/// `callisto answer` for `count` calls on `port`, in `dir`, with `extra` flags.
+fn callee(dir: &Path, port: u16, count: usize, extra: &[String]) -> BenchResult<Callisto> {
     let home = dir.join("bob");
     std::fs::create_dir_all(&home)?;
     let listen = format!("127.0.0.1:{port}");
     let count = count.to_string();
     let mut args = vec!["answer", "--listen", &listen, "--count", &count];
     args.extend(webrtc_args("tone:1000", "2"));
+    args.extend(extra.iter().map(String::as_str));
     let mut bob = Callisto::start(&home, &args)?;
     bob.expect("listening", WAIT)?;
     Ok(bob)
 }
 
-/// `callisto call` to the callee on `port`, hanging up after `seconds`.
-fn caller(dir: &Path, port: u16, seconds: f64, round: usize) -> BenchResult<Callisto> {
+/// `callisto call` to the callee on `port`, hanging up after `seconds`, with `extra` flags.
+fn caller(
+    dir: &Path,
+    port: u16,
+    seconds: f64,
+    round: usize,
+    extra: &[String],
+) -> BenchResult<Callisto> {
     let home = dir.join(format!("alice-{round}"));
     std::fs::create_dir_all(&home)?;
     let uri = format!("sip:bob@127.0.0.1:{port}");
@@ -116,6 +127,7 @@ fn caller(dir: &Path, port: u16, seconds: f64, round: usize) -> BenchResult<Call
         &duration,
     ];
     args.extend(webrtc_args("tone:440", "1"));
+    args.extend(extra.iter().map(String::as_str));
     Ok(Callisto::start(&home, &args)?)
 }
 
@@ -133,17 +145,19 @@ fn finish(alice: &mut Callisto, bob: &mut Callisto, round: usize) -> BenchResult
     Ok(ended)
 }
 
-/// Setup rounds, then the measured call.
-fn callisto_figures(plan: &Plan) -> BenchResult<CallistoFigures> {
-    let dir = tempfile::Builder::new()
-        .prefix("callisto-bench-webrtc-")
-        .tempdir()?;
-    let port = support::free_port();
-    let mut bob = callee(dir.path(), port, plan.setup_rounds + 1)?;
-    let mut figures = CallistoFigures::default();
-    for round in 0..plan.setup_rounds {
-        let mut alice = caller(dir.path(), port, 1.0, round)?;
-        let ended = finish(&mut alice, &mut bob, round)?;
+/// `rounds` one-second calls to `bob` on `port` (which answers `extra` too); their first
+/// frames and setup times go into `figures`.
+fn setup_rounds(
+    dir: &Path,
+    port: u16,
+    bob: &mut Callisto,
+    rounds: usize,
+    extra: &[String],
+    figures: &mut CallistoFigures,
+) -> BenchResult<()> {
+    for round in 0..rounds {
+        let mut alice = caller(dir, port, 1.0, round, extra)?;
+        let ended = finish(&mut alice, bob, round)?;
         let first_frame = number(&ended["video"]["first_frame_ms"])
             .ok_or_else(|| format!("no first frame in {ended}"))?;
         figures.first_frame_ms.push(first_frame);
@@ -151,10 +165,53 @@ fn callisto_figures(plan: &Plan) -> BenchResult<CallistoFigures> {
             figures.setup_ms.push(setup);
         }
     }
+    Ok(())
+}
+
+/// Setup rounds through a TURN server only.
+fn relayed_figures(plan: &Plan) -> BenchResult<CallistoFigures> {
+    let coturn = Coturn::start()?;
+    let dir = tempfile::Builder::new()
+        .prefix("callisto-bench-webrtc-relay-")
+        .tempdir()?;
+    let extra = coturn.relay_only_flags(TURN_PASSWORD);
+    let port = support::free_port();
+    let mut bob = callee(dir.path(), port, plan.setup_rounds, &extra)?;
+    let mut figures = CallistoFigures::default();
+    setup_rounds(
+        dir.path(),
+        port,
+        &mut bob,
+        plan.setup_rounds,
+        &extra,
+        &mut figures,
+    )?;
+    if !bob.wait(WAIT)?.success() {
+        return Err(format!("the relayed callee failed: {}", bob.stderr()).into());
+    }
+    Ok(figures)
+}
+
+/// Setup rounds, then the measured call.
+fn callisto_figures(plan: &Plan) -> BenchResult<CallistoFigures> {
+    let dir = tempfile::Builder::new()
+        .prefix("callisto-bench-webrtc-")
+        .tempdir()?;
+    let port = support::free_port();
+    let mut bob = callee(dir.path(), port, plan.setup_rounds + 1, &[])?;
+    let mut figures = CallistoFigures::default();
+    setup_rounds(
+        dir.path(),
+        port,
+        &mut bob,
+        plan.setup_rounds,
+        &[],
+        &mut figures,
+    )?;
     // The measured call.
     let round = plan.setup_rounds;
     let seconds = (WARM_UP + plan.stretch).as_secs_f64() + 0.5;
-    let mut alice = caller(dir.path(), port, seconds, round)?;
+    let mut alice = caller(dir.path(), port, seconds, round, &[])?;
     alice.expect("answered", WAIT)?;
     std::thread::sleep(WARM_UP);
     let alice_meter = ProcessMeter::start(alice.pid())?;
@@ -271,6 +328,7 @@ fn main() -> BenchResult<()> {
         }
     };
     let callisto = callisto_figures(&plan)?;
+    let relayed = relayed_figures(&plan)?;
     let browsers = browser_figures(&plan)?;
     let rows = [
         (
@@ -279,6 +337,16 @@ fn main() -> BenchResult<()> {
             callisto.first_frame_ms.clone(),
         ),
         ("Callisto INVITE -> 200 OK", "ms", callisto.setup_ms.clone()),
+        (
+            "Callisto relayed INVITE -> first frame",
+            "ms",
+            relayed.first_frame_ms.clone(),
+        ),
+        (
+            "Callisto relayed INVITE -> 200 OK",
+            "ms",
+            relayed.setup_ms.clone(),
+        ),
         (
             "browser INVITE -> first decoded frame",
             "ms",

@@ -67,18 +67,6 @@ fn callisto(
     Callisto::start(&home, &args)
 }
 
-fn turn_flags(coturn: &Coturn, password: &str) -> Vec<String> {
-    vec![
-        "--turn".into(),
-        coturn.url(),
-        "--turn-user".into(),
-        TURN_USER.into(),
-        "--turn-password".into(),
-        password.into(),
-        "--relay-only".into(),
-    ]
-}
-
 fn address(value: &Value) -> Option<SocketAddr> {
     value.as_str()?.parse().ok()
 }
@@ -118,7 +106,7 @@ fn alice_calls_bob(
     password: &str,
     seconds: &str,
 ) -> Result<(Callisto, Callisto), Box<dyn Error>> {
-    let turn = turn_flags(coturn, password);
+    let turn = coturn.relay_only_flags(password);
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut bob = callisto(dir, "bob", &["answer", "--listen", &listen], &turn, 1000, 2)?;

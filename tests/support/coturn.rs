@@ -117,6 +117,20 @@ impl Coturn {
         format!("turn:127.0.0.1:{}?transport=udp", self.port)
     }
 
+    /// The `callisto` flags that send a session's media only through this server, as
+    /// [`TURN_USER`] with `password`.
+    pub fn relay_only_flags(&self, password: &str) -> Vec<String> {
+        vec![
+            "--turn".into(),
+            self.url(),
+            "--turn-user".into(),
+            TURN_USER.into(),
+            "--turn-password".into(),
+            password.into(),
+            "--relay-only".into(),
+        ]
+    }
+
     /// The ports relay addresses are allocated from.
     pub fn relay_ports(&self) -> RangeInclusive<u16> {
         self.relay_ports.clone()

@@ -102,6 +102,16 @@ pub struct IceServer {
     pub credential: String,
 }
 
+impl IceServer {
+    /// Whether it is a TURN server (a `turn:` or `turns:` URL): media may be relayed by it.
+    pub fn is_turn(&self) -> bool {
+        self.urls.iter().any(|url| {
+            let scheme = url.split(':').next().unwrap_or_default();
+            scheme.eq_ignore_ascii_case("turn") || scheme.eq_ignore_ascii_case("turns")
+        })
+    }
+}
+
 /// The audio side of a WebRTC session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebRtcAudioConfig {

@@ -292,6 +292,25 @@ mod tests {
     }
 
     #[test]
+    fn turn_and_turns_urls_are_turn_servers() {
+        let server = |url: &str| IceServer {
+            urls: vec![url.to_owned()],
+            ..IceServer::default()
+        };
+        assert!(turn_server().is_turn());
+        assert!(server("turns:turn.example.org:5349").is_turn());
+        assert!(server("TURN:127.0.0.1").is_turn());
+        assert!(!server("stun:127.0.0.1:3478").is_turn());
+        assert!(!server("stuns:127.0.0.1:5349").is_turn());
+        assert!(!IceServer::default().is_turn());
+        let both = IceServer {
+            urls: vec!["stun:127.0.0.1".into(), "turn:127.0.0.1".into()],
+            ..IceServer::default()
+        };
+        assert!(both.is_turn());
+    }
+
+    #[test]
     fn relay_only_sets_the_relay_transport_policy() {
         let mut config = WebRtcConfig::loopback();
         assert_eq!(

@@ -31,7 +31,9 @@ use super::sdp_check::{
 };
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, LatestSsrc, PrimaryVideo, VideoRoute};
-use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
+use super::{
+    IceServer, WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE,
+};
 use crate::audio::{AudioSink, AudioSource};
 use crate::congestion::CongestionConfig;
 use crate::video::stream_thread::{VideoInput, VideoThread};
@@ -223,7 +225,7 @@ pub struct WebRtcSession {
     pub(super) pending: Mutex<Option<PendingMedia>>,
     pub(super) audio: Mutex<Option<AudioThread>>,
     pub(super) video: Mutex<Option<VideoThread>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Behind a mutex so that the session is `Sync` (shared by the engine's tasks).
     events: Mutex<Receiver<WebRtcEvent>>,
 }
@@ -382,6 +384,14 @@ impl WebRtcSession {
             Arc::clone(&session.shared.facts),
             Arc::clone(&session.shared.connected),
         ));
+        if session.config.ice_servers.iter().any(IceServer::is_turn) {
+            session.spawn(tasks::nudge_dtls(
+                Arc::clone(&session.pc),
+                session.state.clone(),
+                session.ice_connected.clone(),
+                session.config.dtls_timeout,
+            ));
+        }
         Ok(session)
     }
 
@@ -581,7 +591,24 @@ impl WebRtcSession {
                 .learn(current.as_ref().map_or("", |d| d.sdp.as_str()));
             return Err(WebRtcError::BadSdp(e.to_string()));
         }
+        self.nudge_ice_checks();
         Ok(())
+    }
+
+    /// With a TURN server, wakes the peer connection's driver often while ICE checks
+    /// ([`tasks::nudge_ice_checks`]): it checks once both descriptions are set, which a remote
+    /// one has just completed.
+    pub(super) fn nudge_ice_checks(&self) {
+        if self.config.ice_servers.iter().any(IceServer::is_turn)
+            && self.ice_connected.borrow().is_none()
+            && !tasks::settled(*self.state.borrow())
+        {
+            self.spawn(tasks::nudge_ice_checks(
+                Arc::clone(&self.pc),
+                self.state.clone(),
+                self.ice_connected.clone(),
+            ));
+        }
     }
 
     /// Checks the peer's offer (it must have audio) and applies it as the remote description.

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use ::webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use ::webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use ::webrtc::peer_connection::{PeerConnection, StatsSelector};
+use ::webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, StatsSelector};
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::shared::marshal::Marshal;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::audio_thread::AudioInput;
@@ -359,5 +360,263 @@ pub(crate) async fn poll_stats(
             let fresh = read_facts(pc.as_ref()).await;
             *lock(&facts) = fresh;
         }
+    }
+}
+
+/// How often [`nudge_ice_checks`] and [`nudge_dtls`] wake the peer connection's driver.
+pub(crate) const RELAY_NUDGE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How long [`nudge_ice_checks`] nudges at most: ICE over a relay connects well within it
+/// (a relay pair beside host pairs waits 2 s before it is nominated).
+pub(crate) const ICE_NUDGE_WINDOW: Duration = Duration::from_secs(3);
+
+// A session that may carry its media through a TURN server wakes its peer connection's
+// driver often while it connects: `webrtc` 0.21.1's driver loop (`peer_connection/driver.rs`)
+// sends a relayed packet that the core wrote after the loop had drained the TURN relayer's
+// queue, and hands the core what the relayer decapsulated after it collected the core's
+// writes, only on its next wake-up. While ICE checks, its check timer wakes the loop every
+// few tens of milliseconds; once ICE is connected and until media flows, the next wake-up is a
+// timer some hundreds of milliseconds away, and each DTLS flight over a relay waits for two
+// of them (a relayed call's first frame came ~1.6 s after the INVITE on loopback, ~0.19 s
+// with DTLS nudged, ~0.13 s with the ICE checks nudged as well). Any application request
+// wakes the loop; setting the configuration it already has changes nothing (the core keeps
+// identical values, and the driver keeps them for the next ICE gathering), so that is the
+// wake-up used.
+
+/// Nudges the driver while ICE checks: from now until ICE is connected (or the connection
+/// settled), at most [`ICE_NUDGE_WINDOW`]. Started when a remote description is applied; a
+/// callee that has answered while its call rings nudges only the first seconds of the
+/// ringing, and its DTLS is still nudged by [`nudge_dtls`] once ICE connects.
+pub(crate) async fn nudge_ice_checks(
+    pc: Arc<dyn PeerConnection>,
+    mut state: watch::Receiver<RTCPeerConnectionState>,
+    mut ice_connected: watch::Receiver<Option<Instant>>,
+) {
+    let until_connected =
+        move || settled(*state.borrow_and_update()) || ice_connected.borrow_and_update().is_some();
+    let _ = tokio::time::timeout(ICE_NUDGE_WINDOW, nudge_until(pc, until_connected)).await;
+}
+
+/// Waits until ICE is connected, then nudges the driver until the connection is up (or
+/// failed, or closed), at most `limit` (the DTLS handshake's bound). Started with the
+/// session; nothing is nudged before ICE connects.
+pub(crate) async fn nudge_dtls(
+    pc: Arc<dyn PeerConnection>,
+    mut state: watch::Receiver<RTCPeerConnectionState>,
+    mut ice_connected: watch::Receiver<Option<Instant>>,
+    limit: Duration,
+) {
+    loop {
+        if settled(*state.borrow_and_update()) {
+            return;
+        }
+        if ice_connected.borrow_and_update().is_some() {
+            break;
+        }
+        let changed = tokio::select! {
+            changed = state.changed() => changed,
+            changed = ice_connected.changed() => changed,
+        };
+        if changed.is_err() {
+            return;
+        }
+    }
+    let until_settled = move || settled(*state.borrow_and_update());
+    let _ = tokio::time::timeout(limit, nudge_until(pc, until_settled)).await;
+}
+
+/// Wakes the driver every [`RELAY_NUDGE_INTERVAL`] until `done`.
+async fn nudge_until(pc: Arc<dyn PeerConnection>, mut done: impl FnMut() -> bool) {
+    let mut interval = tokio::time::interval(RELAY_NUDGE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if done() {
+            return;
+        }
+        let configuration = pc.get_configuration().await;
+        if let Err(e) = pc.set_configuration(configuration).await {
+            debug!(error = %e, "relayed set-up: the driver could not be woken");
+            return;
+        }
+    }
+}
+
+/// Whether a connection in `state` is past setting up.
+pub(crate) fn settled(state: RTCPeerConnectionState) -> bool {
+    matches!(
+        state,
+        RTCPeerConnectionState::Connected
+            | RTCPeerConnectionState::Failed
+            | RTCPeerConnectionState::Closed
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use tokio::task::JoinHandle;
+
+    use super::*;
+    use crate::audio::{AudioFormat, NullSink, SilenceSource};
+    use crate::webrtc::{IceServer, WebRtcConfig, WebRtcMedia, WebRtcSession};
+
+    fn media() -> WebRtcMedia {
+        WebRtcMedia {
+            audio_source: Box::new(SilenceSource::new(AudioFormat::MONO_48K)),
+            audio_sink: Box::new(NullSink::new(AudioFormat::MONO_48K)),
+            video: None,
+        }
+    }
+
+    fn with_servers(urls: &[&str]) -> WebRtcConfig {
+        WebRtcConfig {
+            ice_servers: urls
+                .iter()
+                .map(|url| IceServer {
+                    urls: vec![(*url).to_owned()],
+                    username: "user".into(),
+                    credential: "secret".into(),
+                })
+                .collect(),
+            ..WebRtcConfig::loopback()
+        }
+    }
+
+    async fn turn_session() -> WebRtcSession {
+        let config = with_servers(&["turn:127.0.0.1:3478?transport=udp"]);
+        WebRtcSession::new(config, media()).await.expect("session")
+    }
+
+    /// Spawns `task` and checks that it is still running a while later.
+    async fn spawn_running(task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+        let handle = tokio::spawn(task);
+        tokio::time::sleep(RELAY_NUDGE_INTERVAL * 20).await;
+        assert!(!handle.is_finished(), "the task ended early");
+        handle
+    }
+
+    async fn ends_soon(handle: JoinHandle<()>, what: &str) {
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .unwrap_or_else(|_| panic!("{what}"))
+            .expect("nudge task");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_a_session_with_a_turn_server_nudges_its_setup() {
+        let plain = WebRtcSession::new(WebRtcConfig::loopback(), media())
+            .await
+            .expect("session");
+        let base = lock(&plain.tasks).len();
+        for (urls, with_turn) in [
+            (&[][..], false),
+            (&["stun:127.0.0.1:3478"][..], false),
+            (&["turn:127.0.0.1:3478?transport=udp"][..], true),
+        ] {
+            let session = WebRtcSession::new(with_servers(urls), media())
+                .await
+                .expect("session");
+            let built = lock(&session.tasks).len();
+            assert_eq!(built, base + usize::from(with_turn), "DTLS nudge, {urls:?}");
+            session.nudge_ice_checks();
+            let checking = lock(&session.tasks).len();
+            assert_eq!(
+                checking,
+                built + usize::from(with_turn),
+                "ICE nudge, {urls:?}"
+            );
+            session.close().await;
+        }
+        plain.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_dtls_nudge_starts_with_ice_and_ends_when_the_connection_settles() {
+        let session = turn_session().await;
+        let before = session.pc.get_configuration().await;
+        for settled in [
+            RTCPeerConnectionState::Connected,
+            RTCPeerConnectionState::Failed,
+            RTCPeerConnectionState::Closed,
+        ] {
+            let (state, watched) = watch::channel(RTCPeerConnectionState::Connecting);
+            let (ice, ice_watched) = watch::channel(None);
+            let pc = Arc::clone(&session.pc);
+            let limit = Duration::from_secs(60);
+            let nudge = spawn_running(nudge_dtls(pc, watched, ice_watched, limit)).await;
+            ice.send_replace(Some(Instant::now()));
+            tokio::time::sleep(RELAY_NUDGE_INTERVAL * 20).await;
+            assert!(!nudge.is_finished(), "the nudge stopped before {settled}");
+            state.send_replace(settled);
+            ends_soon(nudge, &format!("the nudge went on after {settled}")).await;
+        }
+        // Nudging leaves the configuration as it was.
+        let after = session.pc.get_configuration().await;
+        assert_eq!(after.ice_servers(), before.ice_servers());
+        assert_eq!(after.ice_transport_policy(), before.ice_transport_policy());
+        session.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_dtls_nudge_gives_up_at_its_limit_or_without_ice() {
+        let session = turn_session().await;
+        let (state, watched) = watch::channel(RTCPeerConnectionState::Connecting);
+        let (_ice, ice_watched) = watch::channel(Some(Instant::now()));
+        let limit = RELAY_NUDGE_INTERVAL * 10;
+        let pc = Arc::clone(&session.pc);
+        let nudge = tokio::spawn(nudge_dtls(pc, watched.clone(), ice_watched, limit));
+        ends_soon(nudge, "the nudge outlived its limit").await;
+        // A connection that settles before ICE connects is never nudged.
+        let (_ice, ice_watched) = watch::channel(None);
+        let pc = Arc::clone(&session.pc);
+        let limit = Duration::from_secs(60);
+        let nudge = spawn_running(nudge_dtls(pc, watched, ice_watched, limit)).await;
+        state.send_replace(RTCPeerConnectionState::Failed);
+        ends_soon(nudge, "the nudge waited on after a failure").await;
+        session.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ice_nudge_ends_when_ice_connects_or_after_its_window() {
+        let session = turn_session().await;
+        let (_state, watched) = watch::channel(RTCPeerConnectionState::Connecting);
+        let (ice, ice_watched) = watch::channel(None);
+        let pc = Arc::clone(&session.pc);
+        let nudge = spawn_running(nudge_ice_checks(pc, watched.clone(), ice_watched)).await;
+        ice.send_replace(Some(Instant::now()));
+        ends_soon(nudge, "the ICE nudge went on after ICE connected").await;
+        let (_ice, ice_watched) = watch::channel(None);
+        let started = Instant::now();
+        let pc = Arc::clone(&session.pc);
+        let nudge = tokio::spawn(nudge_ice_checks(pc, watched, ice_watched));
+        tokio::time::timeout(ICE_NUDGE_WINDOW * 2, nudge)
+            .await
+            .expect("the ICE nudge outlived its window")
+            .expect("nudge task");
+        assert!(started.elapsed() >= ICE_NUDGE_WINDOW);
+        session.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nudge_is_a_configuration_request_and_stops_once_the_connection_is_closed() {
+        // A closed peer connection refuses the request that wakes its driver: a nudge that
+        // makes it ends at once, long before its limit.
+        let session = turn_session().await;
+        session.pc.close().await.expect("close");
+        let (_state, watched) = watch::channel(RTCPeerConnectionState::Connecting);
+        let (_ice, ice_watched) = watch::channel(Some(Instant::now()));
+        let pc = Arc::clone(&session.pc);
+        let limit = Duration::from_secs(60);
+        let nudge = tokio::spawn(nudge_dtls(pc, watched.clone(), ice_watched, limit));
+        ends_soon(nudge, "the nudge never asked the closed connection").await;
+        // Before ICE connects the DTLS nudge asks nothing, so it does not end that way.
+        let (ice, ice_watched) = watch::channel(None);
+        let pc = Arc::clone(&session.pc);
+        let nudge = spawn_running(nudge_dtls(pc, watched, ice_watched, limit)).await;
+        ice.send_replace(Some(Instant::now()));
+        ends_soon(nudge, "the nudge never asked once ICE connected").await;
+        session.close().await;
     }
 }
