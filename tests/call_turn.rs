@@ -13,7 +13,7 @@ mod support;
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use support::callisto::Callisto;
 use support::coturn::{Coturn, TURN_PASSWORD, TURN_USER};
+use support::wav;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -98,8 +99,8 @@ fn check_relayed(who: &str, ended: &Value, coturn: &Coturn) {
     }
 }
 
-/// Bob answers at a port of his own; alice calls him there for `seconds`. Both use coturn
-/// with `password`, relay candidates only.
+/// Bob answers at a port of his own, recording what he hears ([`bob_heard`]); alice calls
+/// him there for `seconds`. Both use coturn with `password`, relay candidates only.
 fn alice_calls_bob(
     dir: &Path,
     coturn: &Coturn,
@@ -109,7 +110,10 @@ fn alice_calls_bob(
     let turn = coturn.relay_only_flags(password);
     let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut bob = callisto(dir, "bob", &["answer", "--listen", &listen], &turn, 1000, 2)?;
+    let heard = bob_heard(dir);
+    let heard = heard.to_str().ok_or("a temporary path that is not UTF-8")?;
+    let answer = ["answer", "--listen", &listen, "--record-audio", heard];
+    let mut bob = callisto(dir, "bob", &answer, &turn, 1000, 2)?;
     bob.expect("listening", WAIT)?;
     let uri = format!("sip:bob@127.0.0.1:{port}");
     let alice = callisto(
@@ -128,6 +132,10 @@ fn alice_calls_bob(
         1,
     )?;
     Ok((bob, alice))
+}
+
+fn bob_heard(dir: &Path) -> PathBuf {
+    dir.join("bob-heard.wav")
 }
 
 #[test]
@@ -153,6 +161,51 @@ fn callisto_calls_callisto_through_coturn_with_relay_candidates_only() -> TestRe
         allocations >= 2,
         "{allocations} allocations:\n{}",
         coturn.log_tail(60)
+    );
+    Ok(())
+}
+
+/// A hold and a resume on a relayed call: each re-INVITE sets a new local description, which
+/// makes the peer connection gather again while the call runs on its relay. The relay must
+/// survive it: coturn makes no further allocation, and alice's tone reaches bob after the
+/// resume as before the hold.
+#[test]
+fn a_relayed_call_keeps_its_allocations_through_hold_and_resume() -> TestResult {
+    let _one = serialised();
+    let coturn = Coturn::start()?;
+    let dir = tempfile::tempdir()?;
+    let (mut bob, mut alice) = alice_calls_bob(dir.path(), &coturn, TURN_PASSWORD, "7")?;
+    alice.expect("answered", WAIT)?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let allocations = coturn.allocations();
+    let local = |event: &Value| event["by"] == "local";
+    let remote = |event: &Value| event["by"] == "remote";
+    alice.control("hold")?;
+    alice.expect_matching("held", local, WAIT)?;
+    bob.expect_matching("held", remote, WAIT)?;
+    std::thread::sleep(Duration::from_millis(1000));
+    alice.control("resume")?;
+    alice.expect_matching("resumed", local, WAIT)?;
+    bob.expect_matching("resumed", remote, WAIT)?;
+    let alice_ended = alice.expect("call_ended", WAIT)?;
+    let bob_ended = bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    check_relayed("alice", &alice_ended, &coturn);
+    check_relayed("bob", &bob_ended, &coturn);
+    assert_eq!(
+        coturn.allocations(),
+        allocations,
+        "hold and resume allocated again:\n{}",
+        coturn.log_tail(60)
+    );
+    // About 1.5 s of alice before the hold and 3 s after the resume; a relay lost at the
+    // hold would leave only the first stretch.
+    let (with_tone, gap) = wav::tone_gap(&bob_heard(dir.path()), 440.0)?;
+    println!("bob heard alice for {with_tone:.1} s, with a gap of {gap:.1} s");
+    assert!(
+        with_tone >= 3.0,
+        "bob heard alice for {with_tone:.1} s only"
     );
     Ok(())
 }

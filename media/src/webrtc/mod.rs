@@ -67,6 +67,7 @@ mod keyframe_requests;
 mod local_media;
 mod more_streams;
 pub mod peer;
+mod relay_nudge;
 mod rtt;
 mod sdp_check;
 mod session;
@@ -103,12 +104,24 @@ pub struct IceServer {
 }
 
 impl IceServer {
-    /// Whether it is a TURN server (a `turn:` or `turns:` URL): media may be relayed by it.
-    pub fn is_turn(&self) -> bool {
-        self.urls.iter().any(|url| {
-            let scheme = url.split(':').next().unwrap_or_default();
-            scheme.eq_ignore_ascii_case("turn") || scheme.eq_ignore_ascii_case("turns")
-        })
+    /// How many of its URLs name a TURN server over UDP (`turn:HOST[:PORT]`, with no
+    /// transport or `?transport=udp`): the ones `webrtc` 0.21 allocates a relay address on
+    /// (it skips `turns:` and TCP).
+    pub fn udp_turn_urls(&self) -> usize {
+        self.urls
+            .iter()
+            .filter(|url| {
+                let (scheme, rest) = url.split_once(':').unwrap_or_default();
+                let transport = rest
+                    .split_once('?')
+                    .map(|(_, query)| query)
+                    .into_iter()
+                    .flat_map(|query| query.split('&'))
+                    .find_map(|pair| pair.strip_prefix("transport="));
+                scheme.eq_ignore_ascii_case("turn")
+                    && transport.is_none_or(|t| t.eq_ignore_ascii_case("udp"))
+            })
+            .count()
     }
 }
 

@@ -292,22 +292,26 @@ mod tests {
     }
 
     #[test]
-    fn turn_and_turns_urls_are_turn_servers() {
-        let server = |url: &str| IceServer {
-            urls: vec![url.to_owned()],
+    fn turn_urls_over_udp_are_counted() {
+        let server = |urls: &[&str]| IceServer {
+            urls: urls.iter().map(|url| (*url).to_owned()).collect(),
             ..IceServer::default()
         };
-        assert!(turn_server().is_turn());
-        assert!(server("turns:turn.example.org:5349").is_turn());
-        assert!(server("TURN:127.0.0.1").is_turn());
-        assert!(!server("stun:127.0.0.1:3478").is_turn());
-        assert!(!server("stuns:127.0.0.1:5349").is_turn());
-        assert!(!IceServer::default().is_turn());
-        let both = IceServer {
-            urls: vec!["stun:127.0.0.1".into(), "turn:127.0.0.1".into()],
-            ..IceServer::default()
-        };
-        assert!(both.is_turn());
+        assert_eq!(turn_server().udp_turn_urls(), 1);
+        assert_eq!(server(&["TURN:127.0.0.1"]).udp_turn_urls(), 1);
+        assert_eq!(
+            server(&["turn:127.0.0.1:3478?transport=UDP"]).udp_turn_urls(),
+            1
+        );
+        assert_eq!(
+            server(&["turn:127.0.0.1:3478?transport=tcp"]).udp_turn_urls(),
+            0
+        );
+        assert_eq!(server(&["turns:turn.example.org:5349"]).udp_turn_urls(), 0);
+        assert_eq!(server(&["stun:127.0.0.1:3478"]).udp_turn_urls(), 0);
+        assert_eq!(IceServer::default().udp_turn_urls(), 0);
+        let mixed = server(&["stun:127.0.0.1", "turn:127.0.0.1", "turn:127.0.0.2"]);
+        assert_eq!(mixed.udp_turn_urls(), 2);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ::webrtc::peer_connection::{
 };
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc as async_mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info};
 
 use super::audio_thread::{AudioInput, AudioThread};
@@ -24,6 +24,7 @@ use super::more_streams::{MoreStreams, RemoteStreamSinks};
 use super::peer::{
     audio_codec, build_configuration, build_media_engine, build_setting_engine, h264_codec,
 };
+use super::relay_nudge;
 use super::rtt::RttTable;
 use super::sdp_check::{
     announce_multistream, check_remote_sdp, receives_audio, sends_audio, sent_video_tracks,
@@ -31,9 +32,7 @@ use super::sdp_check::{
 };
 use super::stats::{TransportFacts, WebRtcStats};
 use super::tasks::{self, LatestSsrc, PrimaryVideo, VideoRoute};
-use super::{
-    IceServer, WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE,
-};
+use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
 use crate::audio::{AudioSink, AudioSource};
 use crate::congestion::CongestionConfig;
 use crate::video::stream_thread::{VideoInput, VideoThread};
@@ -200,8 +199,8 @@ pub struct WebRtcSession {
     pub(super) config: WebRtcConfig,
     pub(super) pc: Arc<dyn PeerConnection>,
     pub(super) shared: Arc<Shared>,
-    state: watch::Receiver<RTCPeerConnectionState>,
-    ice_connected: watch::Receiver<Option<Instant>>,
+    pub(super) state: watch::Receiver<RTCPeerConnectionState>,
+    pub(super) ice_connected: watch::Receiver<Option<Instant>>,
     gathered: watch::Receiver<bool>,
     pub(super) negotiation: tokio::sync::Mutex<Negotiation>,
     pub(super) rtt: RttTable,
@@ -212,6 +211,10 @@ pub struct WebRtcSession {
     pub(super) video_route: Option<VideoRoute>,
     /// The peer's further video streams (only with video of our own).
     more_streams: Option<Arc<MoreStreams>>,
+    /// The relayed setup is being (or was) nudged ([`WebRtcSession::start_relay_nudges`]).
+    pub(super) relay_nudged: AtomicBool,
+    /// The nudges, to stop when the relay turns out to have failed.
+    pub(super) relay_nudges: Mutex<Vec<AbortHandle>>,
     /// The (stream id, track id) the peer's description sends on its first video m-line:
     /// the call's own video (see [`tasks::route_remote_tracks`]).
     primary_video: PrimaryVideo,
@@ -358,6 +361,8 @@ impl WebRtcSession {
             audio_inbox,
             video_route,
             more_streams,
+            relay_nudged: AtomicBool::new(false),
+            relay_nudges: Mutex::new(Vec::new()),
             primary_video: PrimaryVideo::default(),
             forwarded: Mutex::new(Vec::new()),
             retired: Mutex::new(Vec::new()),
@@ -384,19 +389,17 @@ impl WebRtcSession {
             Arc::clone(&session.shared.facts),
             Arc::clone(&session.shared.connected),
         ));
-        if session.config.ice_servers.iter().any(IceServer::is_turn) {
-            session.spawn(tasks::nudge_dtls(
-                Arc::clone(&session.pc),
-                session.state.clone(),
-                session.ice_connected.clone(),
-                session.config.dtls_timeout,
-            ));
-        }
         Ok(session)
     }
 
-    pub(super) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        lock(&self.tasks).push(tokio::spawn(task));
+    pub(super) fn spawn(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> AbortHandle {
+        let handle = tokio::spawn(task);
+        let abort = handle.abort_handle();
+        lock(&self.tasks).push(handle);
+        abort
     }
 
     /// Makes an offer: adds our tracks, applies the offer locally, waits for ICE gathering to
@@ -423,6 +426,11 @@ impl WebRtcSession {
             return Err(WebRtcError::Negotiation("an answer without an offer"));
         }
         let facts = self.apply_remote_answer(sdp).await?;
+        if let Some(local) = self.pc.local_description().await {
+            if relay_nudge::offers_relay_candidate(&local.sdp) {
+                self.start_relay_nudges();
+            }
+        }
         self.start_media(facts.video).await?;
         self.bind_forwarded().await;
         self.follow_descriptions().await;
@@ -440,10 +448,12 @@ impl WebRtcSession {
             ));
         }
         let facts = self.apply_offer(sdp).await?;
+        self.start_relay_nudges();
         self.add_tracks().await?;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         let answer = self.gathered_sdp().await?;
+        self.keep_relay_nudges(&answer);
         self.start_media(facts.video).await?;
         self.follow_descriptions().await;
         *negotiation = Negotiation::Done;
@@ -591,24 +601,7 @@ impl WebRtcSession {
                 .learn(current.as_ref().map_or("", |d| d.sdp.as_str()));
             return Err(WebRtcError::BadSdp(e.to_string()));
         }
-        self.nudge_ice_checks();
         Ok(())
-    }
-
-    /// With a TURN server, wakes the peer connection's driver often while ICE checks
-    /// ([`tasks::nudge_ice_checks`]): it checks once both descriptions are set, which a remote
-    /// one has just completed.
-    pub(super) fn nudge_ice_checks(&self) {
-        if self.config.ice_servers.iter().any(IceServer::is_turn)
-            && self.ice_connected.borrow().is_none()
-            && !tasks::settled(*self.state.borrow())
-        {
-            self.spawn(tasks::nudge_ice_checks(
-                Arc::clone(&self.pc),
-                self.state.clone(),
-                self.ice_connected.clone(),
-            ));
-        }
     }
 
     /// Checks the peer's offer (it must have audio) and applies it as the remote description.
