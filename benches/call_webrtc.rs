@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use support::browser::{Browser, BrowserConfig};
-use support::callisto::Callisto;
+use support::callisto::{webrtc_video_args, Callisto};
 use support::coturn::{Coturn, TURN_PASSWORD};
 use support::kamailio::{Kamailio, KamailioConfig};
 use support::measure::{median, print_spread_table, ProcessMeter, ProcessUsage};
@@ -74,24 +74,6 @@ fn number(value: &Value) -> Option<f64> {
     value.as_f64()
 }
 
-fn webrtc_args<'a>(tone: &'a str, identity: &'a str) -> Vec<&'a str> {
-    vec![
-        "--media",
-        "webrtc",
-        "--audio",
-        tone,
-        "--video",
-        "pattern",
-        "--video-size",
-        "640x480",
-        "--fps",
-        "30",
-        "--pattern-id",
-        identity,
-        "--json",
-    ]
-}
-
 /// `callisto answer` for `count` calls on `port`, in `dir`, with `extra` flags.
 fn callee(dir: &Path, port: u16, count: usize, extra: &[String]) -> BenchResult<Callisto> {
     let home = dir.join("bob");
@@ -99,7 +81,7 @@ fn callee(dir: &Path, port: u16, count: usize, extra: &[String]) -> BenchResult<
     let listen = format!("127.0.0.1:{port}");
     let count = count.to_string();
     let mut args = vec!["answer", "--listen", &listen, "--count", &count];
-    args.extend(webrtc_args("tone:1000", "2"));
+    args.extend(webrtc_video_args("tone:1000", "2"));
     args.extend(extra.iter().map(String::as_str));
     let mut bob = Callisto::start(&home, &args)?;
     bob.expect("listening", WAIT)?;
@@ -126,7 +108,7 @@ fn caller(
         "--duration",
         &duration,
     ];
-    args.extend(webrtc_args("tone:440", "1"));
+    args.extend(webrtc_video_args("tone:440", "1"));
     args.extend(extra.iter().map(String::as_str));
     Ok(Callisto::start(&home, &args)?)
 }

@@ -10,6 +10,7 @@
 //! - [`device`]: sound devices through cpal (PulseAudio or ALSA): listing, capture, playback,
 //!   lock-free rings, recovery from a lost device.
 //! - [`jitter_buffer`]: the adaptive playout buffer (sans-IO).
+//! - [`memory`]: giving the memory a call's media freed back to the system.
 //! - [`netsim`]: a seeded network simulator for media tests.
 //! - [`quality`]: the ITU-T G.107 E-model: R factor and MOS from delay, loss and codec.
 //! - [`rtp`]: RTP/RTCP packets, send and receive state, RTCP reports, SDES-SRTP, DTMF (RFC 4733).
@@ -25,6 +26,7 @@ pub mod conference;
 pub mod congestion;
 pub mod device;
 pub mod jitter_buffer;
+pub mod memory;
 pub mod netsim;
 pub mod quality;
 pub mod rtp;

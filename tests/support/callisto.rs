@@ -8,6 +8,26 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The flags of a WebRTC call with `tone` (`tone:HZ`) and the 640x480@30 test pattern
+/// stamped with `identity`, reporting in JSON.
+pub fn webrtc_video_args<'a>(tone: &'a str, identity: &'a str) -> Vec<&'a str> {
+    vec![
+        "--media",
+        "webrtc",
+        "--audio",
+        tone,
+        "--video",
+        "pattern",
+        "--video-size",
+        "640x480",
+        "--fps",
+        "30",
+        "--pattern-id",
+        identity,
+        "--json",
+    ]
+}
+
 /// The binary under test (the integration test's own build of it).
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_callisto")

@@ -700,6 +700,8 @@ pub(super) fn spawn_close(key: CallKey, session: Arc<WebRtcSession>, events: Med
                 }
             }
         };
+        // The media threads are joined and the session is gone: what they freed goes back.
+        tokio::task::spawn_blocking(callisto_media::memory::release_freed_memory);
         report(&events, key, WebRtcReady::Closed(Box::new(stats)));
     });
 }
