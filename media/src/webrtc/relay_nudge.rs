@@ -293,11 +293,14 @@ mod tests {
         let nudges = lock(&session.relay_nudges).clone();
         assert!(nudges.iter().all(|nudge| !nudge.is_finished()));
         assert!(!session.keep_relay_nudges(DIRECT));
-        tokio::time::sleep(RELAY_NUDGE_INTERVAL * 4).await;
-        assert!(
-            nudges.iter().all(AbortHandle::is_finished),
-            "nudges left running"
-        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !nudges.iter().all(AbortHandle::is_finished) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nudges left running"
+            );
+            tokio::time::sleep(RELAY_NUDGE_INTERVAL).await;
+        }
         session.close().await;
     }
 
