@@ -2,7 +2,6 @@
 //! packets late, and a session that may set up over a TURN server wakes it often while ICE
 //! checks and DTLS shakes hands. The reasons, the costs and the rules are below.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,13 +20,12 @@ impl WebRtcSession {
     /// applied, the answerer as soon as the offer is (its own gathering and first checks go
     /// on meanwhile), each then confirming with [`Self::keep_relay_nudges`].
     pub(super) fn start_relay_nudges(&self) -> bool {
-        if !nudges_relayed_setup(&self.config)
-            || settled(*self.state.borrow())
-            || self.relay_nudged.swap(true, Ordering::AcqRel)
+        let mut started = lock(&self.relay_nudges);
+        if started.is_some() || !nudges_relayed_setup(&self.config) || settled(*self.state.borrow())
         {
             return false;
         }
-        let mut nudges = lock(&self.relay_nudges);
+        let nudges = started.insert(Vec::new());
         if self.ice_connected.borrow().is_none() {
             nudges.push(self.spawn(nudge_ice_checks(
                 Arc::clone(&self.pc),
@@ -48,7 +46,10 @@ impl WebRtcSession {
     /// one the allocation failed, and there is no relayed path to hurry (see
     /// [`nudges_relayed_setup`]). Returns whether they go on.
     pub(super) fn keep_relay_nudges(&self, local_sdp: &str) -> bool {
-        let mut nudges = lock(&self.relay_nudges);
+        let mut started = lock(&self.relay_nudges);
+        let Some(nudges) = started.as_mut() else {
+            return false;
+        };
         if offers_relay_candidate(local_sdp) {
             return !nudges.is_empty();
         }
@@ -290,7 +291,7 @@ mod tests {
         assert!(!session.start_relay_nudges(), "nudged again");
         assert_eq!(lock(&session.tasks).len(), before + 2);
         assert!(session.keep_relay_nudges(RELAYED));
-        let nudges = lock(&session.relay_nudges).clone();
+        let nudges = lock(&session.relay_nudges).clone().unwrap_or_default();
         assert!(nudges.iter().all(|nudge| !nudge.is_finished()));
         assert!(!session.keep_relay_nudges(DIRECT));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -211,10 +211,9 @@ pub struct WebRtcSession {
     pub(super) video_route: Option<VideoRoute>,
     /// The peer's further video streams (only with video of our own).
     more_streams: Option<Arc<MoreStreams>>,
-    /// The relayed setup is being (or was) nudged ([`WebRtcSession::start_relay_nudges`]).
-    pub(super) relay_nudged: AtomicBool,
-    /// The nudges, to stop when the relay turns out to have failed.
-    pub(super) relay_nudges: Mutex<Vec<AbortHandle>>,
+    /// The nudges of the relayed setup, once started ([`WebRtcSession::start_relay_nudges`]),
+    /// to stop when the relay turns out to have failed.
+    pub(super) relay_nudges: Mutex<Option<Vec<AbortHandle>>>,
     /// The (stream id, track id) the peer's description sends on its first video m-line:
     /// the call's own video (see [`tasks::route_remote_tracks`]).
     primary_video: PrimaryVideo,
@@ -361,8 +360,7 @@ impl WebRtcSession {
             audio_inbox,
             video_route,
             more_streams,
-            relay_nudged: AtomicBool::new(false),
-            relay_nudges: Mutex::new(Vec::new()),
+            relay_nudges: Mutex::new(None),
             primary_video: PrimaryVideo::default(),
             forwarded: Mutex::new(Vec::new()),
             retired: Mutex::new(Vec::new()),
