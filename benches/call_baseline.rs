@@ -20,12 +20,13 @@
 //! - **INVITE → 200 OK**: Kamailio's receive time of the INVITE to its receive time of the 200
 //!   (`CALLISTO-CALL`/`CALLISTO-REPLY` timestamps, microseconds, one clock);
 //! - **INVITE → callee's first RTP**: the same INVITE time to the first RTP packet the callee
-//!   sends, timed by `strace -f -ttt -e trace=sendto,sendmsg,sendmmsg` attached to the callee
-//!   before the call and detached 300 ms after it is up (the wall clock again, so the two
-//!   compare directly; tracing adds some tens of microseconds to each of the callee's sends
-//!   during setup, the same for every user agent);
-//! - **CPU**: user + system time of each process over the established call (from
-//!   `/proc/<pid>/stat` after the trace is detached), in percent of one core;
+//!   sends, as the kernel timed it leaving on the loopback interface: a packet socket captures
+//!   from before the call until 300 ms after it is up, and the callee's packets are those from
+//!   its UDP sockets' ports (the wall clock again, so the two compare directly). Nothing is
+//!   attached to the user agents: an strace of the callee, which this bench used before,
+//!   stopped it at every system call and delayed its answer by about a millisecond;
+//! - **CPU**: user + system time of each process over the established call (from its CPU-time
+//!   clock, after the capture has stopped), in percent of one core;
 //! - **peak RSS**: `VmHWM` of each process at the end of the call;
 //! - **private memory**: `RssAnon` of each process at the end of the call — the resident set
 //!   less the mapped pages of its executable and libraries (shared, clean, droppable). The
@@ -47,10 +48,9 @@ use support::baresip_events::BaresipEvent;
 use support::baresip_phone::{Codec, PhoneConfig};
 use support::callisto::Callisto;
 use support::kamailio::{Kamailio, KamailioConfig};
-use support::measure::{
-    measure_established_call, median, print_spread_table, CallMeasurement, SendTrace,
-};
+use support::measure::{measure_established_call, median, print_spread_table, CallMeasurement};
 use support::wav;
+use support::wire_capture::WireCapture;
 
 const WAIT: Duration = Duration::from_secs(5);
 const ALICE_HZ: f32 = 440.0;
@@ -189,7 +189,7 @@ fn one_call(scenario: Scenario, call_time: Duration) -> Result<CallMeasurement, 
             Agent::Callisto(bob)
         }
     };
-    let bob_sends = SendTrace::attach(bob.pid(), &dir.path().join("bob.strace"))?;
+    let capture = WireCapture::start()?;
     let mut alice = match scenario {
         Scenario::BaresipToBaresip => {
             let alice = baresip("alice", "alice-secret", port, &alice_wav)?;
@@ -208,7 +208,7 @@ fn one_call(scenario: Scenario, call_time: Duration) -> Result<CallMeasurement, 
     alice.wait_established()?;
     bob.wait_established()?;
     let measurement =
-        measure_established_call(&kamailio, alice.pid(), bob.pid(), bob_sends, call_time)?;
+        measure_established_call(&kamailio, alice.pid(), bob.pid(), capture, call_time)?;
     match &mut alice {
         Agent::Baresip(phone) => phone.hang_up()?,
         Agent::Callisto(callisto) => {

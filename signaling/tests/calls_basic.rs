@@ -27,6 +27,21 @@ fn alice_calls_bob(w: &mut World) -> (CallId, CallId) {
     (alice_call, w.uas[1].incoming(0).unwrap())
 }
 
+/// A phone that rings (or answers) at once sends no 100 Trying: its 180 already tells the caller,
+/// and a proxy has nothing to relay ahead of it.
+#[test]
+fn a_phone_that_rings_at_once_sends_no_100_trying() {
+    let mut w = two_party();
+    let (alice_call, bob_call) = alice_calls_bob(&mut w);
+    let now = w.now();
+    w.uas[1].endpoint.ring(now, bob_call).unwrap();
+    w.run_for(Duration::from_secs(1));
+    assert!(w.uas[0].has(alice_call, |e| matches!(e, CallEvent::Ringing { .. })));
+    assert!(!w.uas[0].has(alice_call, |e| *e == CallEvent::Trying));
+    assert_eq!(w.count(|s| s.is_response(100, "INVITE")), 0);
+    assert_eq!(w.count(|s| s.is_response(180, "INVITE")), 1);
+}
+
 #[test]
 fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
     let mut w = two_party();
@@ -60,9 +75,12 @@ fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
         }
         other => panic!("{other:?}"),
     }
-    // 100 Trying went out at once, not after 200 ms.
-    assert!(w.run_until(Duration::from_millis(100), |w| w.uas[0]
-        .has(alice_call, |e| *e == CallEvent::Trying)));
+    // Bob's phone has neither rung nor answered: its transaction sends 100 Trying by itself
+    // 200 ms after the INVITE (RFC 3261 §17.2.1), and not before.
+    let trying = |w: &World| w.uas[0].has(alice_call, |e| *e == CallEvent::Trying);
+    assert!(!w.run_until(Duration::from_millis(150), trying));
+    assert!(w.run_until(Duration::from_millis(100), trying));
+    assert_eq!(w.count(|s| s.is_response(100, "INVITE")), 1);
 
     let now = w.now();
     w.uas[1].endpoint.ring(now, bob_call).unwrap();

@@ -338,8 +338,7 @@ impl Driver {
             }
             Command::AcceptCalls { media } => self.calls.accept_incoming(media.map(|m| *m)),
             Command::Answer { key, video } => {
-                self.calls
-                    .answer(&mut self.endpoint, now, key, video, &self.events)
+                self.calls.answer(&mut self.endpoint, now, key, video)
             }
             Command::Reject { key, code } => self.calls.reject(&mut self.endpoint, now, key, code),
             Command::HangUp { key } => self.calls.hang_up(&mut self.endpoint, now, key),
@@ -501,6 +500,11 @@ impl Driver {
                     );
                 }
             }
+            // Answers are out: the media of the calls they answered can start.
+            let now = Instant::now().into_std();
+            busy |= self
+                .calls
+                .start_answered_media(&mut self.endpoint, now, &self.events);
             if !busy {
                 return;
             }

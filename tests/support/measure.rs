@@ -8,8 +8,9 @@
 //!   with its wall-clock time in microseconds, to find the first RTP packet it sent. Attaching
 //!   needs ptrace rights over the process (root, or the same user with Yama `ptrace_scope` 0).
 //! - [`CallSetup`]: a call's setup times from the proxy's timestamps
-//!   ([`super::kamailio_calls::CallTimeline`]) and a callee's [`SendTrace`]. Both clocks are the
-//!   system's wall clock (`gettimeofday`), so the two sources compare directly.
+//!   ([`super::kamailio_calls::CallTimeline`]) and the callee's datagrams on the wire
+//!   ([`super::wire_capture::WireCapture`]). Both clocks are the system's wall clock, so the
+//!   two sources compare directly.
 
 use std::fs;
 use std::io;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::kamailio::Kamailio;
 use super::kamailio_calls::{parse_unix_time, CallTimeline};
 use super::logged_child::LoggedChild;
+use super::wire_capture::{udp_ports_of, WireCapture};
 
 /// How long [`SendTrace::attach`] waits for strace to report it is attached.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -298,7 +300,8 @@ pub struct CallSetup {
 
 impl CallSetup {
     /// The setup times of `timeline`, with the callee's first RTP packet taken from
-    /// `callee_sends` (for instance [`SendTrace::datagrams`]). `None` without an answer.
+    /// `callee_sends` (for instance [`SendTrace::datagrams`], or the callee's datagrams in a
+    /// [`WireCapture`]). `None` without an answer.
     pub fn measure(timeline: &CallTimeline, callee_sends: &[SentDatagram]) -> Option<CallSetup> {
         let invite_to_answer = timeline.setup_time()?;
         let invite_to_callee_rtp = callee_sends
@@ -315,7 +318,7 @@ impl CallSetup {
 /// What one call cost, measured by [`measure_established_call`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CallMeasurement {
-    /// Setup times from the proxy's log and the callee's trace.
+    /// Setup times from the proxy's log and the callee's datagrams.
     pub setup: CallSetup,
     /// The caller's CPU and memory while the call ran.
     pub caller: ProcessUsage,
@@ -323,24 +326,33 @@ pub struct CallMeasurement {
     pub callee: ProcessUsage,
 }
 
-/// How long after the call is up the callee's trace keeps running, so its first RTP packet is
-/// in it.
-const TRACE_TAIL: Duration = Duration::from_millis(300);
+/// How long after the call is up the capture keeps running, so the callee's first RTP packet
+/// is in it.
+const CAPTURE_TAIL: Duration = Duration::from_millis(300);
 
 /// Measures the first call in `kamailio`'s log, which must have just been established between
-/// the processes `caller_pid` and `callee_pid`, `callee_sends` having been attached to the
-/// callee before the INVITE: detaches the trace (so it costs the callee nothing while metered),
-/// meters both processes for `duration`, and reads the setup times. Returns before anyone
-/// hangs up; works for any pair of user agents, not only baresip.
+/// the processes `caller_pid` and `callee_pid`, `capture` having started before the INVITE:
+/// stops the capture (keeping what the callee's UDP sockets sent), meters both processes for
+/// `duration`, and reads the setup times. Returns before anyone hangs up; works for any pair
+/// of user agents, not only baresip.
 pub fn measure_established_call(
     kamailio: &Kamailio,
     caller_pid: u32,
     callee_pid: u32,
-    mut callee_sends: SendTrace,
+    mut capture: WireCapture,
     duration: Duration,
 ) -> io::Result<CallMeasurement> {
-    std::thread::sleep(TRACE_TAIL);
-    callee_sends.stop()?;
+    std::thread::sleep(CAPTURE_TAIL);
+    let callee_ports = udp_ports_of(callee_pid)?;
+    let callee_sends: Vec<SentDatagram> = capture
+        .stop()?
+        .into_iter()
+        .filter(|datagram| callee_ports.contains(&datagram.source.port()))
+        .map(|datagram| SentDatagram {
+            at: datagram.at,
+            head: datagram.head,
+        })
+        .collect();
     let caller = ProcessMeter::start(caller_pid)?;
     let callee = ProcessMeter::start(callee_pid)?;
     std::thread::sleep(duration);
@@ -348,7 +360,7 @@ pub fn measure_established_call(
     let callee = callee.finish()?;
     let timeline = CallTimeline::first_call(&kamailio.call_log())
         .ok_or_else(|| io::Error::other("no INVITE in the proxy's log"))?;
-    let setup = CallSetup::measure(&timeline, &callee_sends.datagrams()?)
+    let setup = CallSetup::measure(&timeline, &callee_sends)
         .ok_or_else(|| io::Error::other(format!("the call was not answered: {timeline:?}")))?;
     Ok(CallMeasurement {
         setup,

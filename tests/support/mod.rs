@@ -13,6 +13,8 @@
 //!   range, allocations read from its log).
 //! - [`wav`]: tone generators and a WAV reader for media checks with `callisto_media::analysis`.
 //! - [`measure`]: CPU, peak RSS, strace-timed packets and call setup times for benches.
+//! - [`wire_capture`]: the UDP datagrams sent on `lo`, with kernel timestamps (a packet
+//!   socket), for timing user agents without attaching to them.
 //! - [`sip_uas`]: a scripted UDP user agent (hand-written SIP) for checking the proxy's routing
 //!   between transports, e.g. a WebSocket browser calling a UDP phone.
 //! - [`sip_registrar`]: a scripted UDP registrar that refuses (403, 404…) or grants every
@@ -53,6 +55,7 @@ pub mod tcp_proxy;
 pub mod ui_rows;
 pub mod video;
 pub mod wav;
+pub mod wire_capture;
 pub mod xvfb;
 
 use std::collections::HashSet;

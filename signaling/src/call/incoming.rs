@@ -1,7 +1,9 @@
 //! The INVITE server side of a call, until our 2xx (RFC 3261 §13.3, §9.2).
 //!
-//! A new INVITE is answered 100 Trying at once and reported as [`CallEvent::Incoming`]; an
-//! INVITE that requires an extension Callisto lacks gets 420, one without what a dialog needs
+//! A new INVITE is reported as [`CallEvent::Incoming`]; its server transaction answers 100
+//! Trying by itself only if the application has not responded within 200 ms (RFC 3261
+//! §17.2.1), so a phone that rings or answers at once sends no 100 for its proxy to relay
+//! ahead of the 180 and the 200. An INVITE that requires an extension Callisto lacks gets 420, one without what a dialog needs
 //! (From tag, Contact) gets 400. The application then rings (180, which creates the early
 //! dialog with our tag), answers (200 with our Contact and its body; the session retransmits
 //! it until the ACK) or rejects. A CANCEL is answered 200 and the INVITE 487; a BYE on the
@@ -67,7 +69,7 @@ pub(super) fn rack(request: &Request) -> Option<(u32, u32)> {
 }
 
 impl Incoming {
-    /// Checks the INVITE, answers 100 Trying and reports the call. `None` when it was refused.
+    /// Checks the INVITE and reports the call. `None` when it was refused.
     pub fn start(
         shared: &mut Shared,
         ctx: &mut Ctx<'_>,
@@ -106,7 +108,6 @@ impl Incoming {
                 return None;
             }
         };
-        ctx.respond(&key, compose::response(&invite, 100, None));
         let reliable = compose::lists_option(&invite.headers, "Require", "100rel");
         let from = invite.from_addr();
         ctx.emit(CallEvent::Incoming {

@@ -270,8 +270,9 @@ impl Call {
         }
     }
 
-    /// Takes an incoming INVITE (no To tag) as a new call: answers 100 Trying and reports
-    /// [`CallEvent::Incoming`]. `None` when the INVITE was refused at once (it lacked what a
+    /// Takes an incoming INVITE (no To tag) as a new call and reports
+    /// [`CallEvent::Incoming`] (its transaction answers 100 Trying if nothing else is sent
+    /// within 200 ms). `None` when the INVITE was refused at once (it lacked what a
     /// dialog needs, or requires an extension we lack); the refusal is already sent.
     pub(crate) fn incoming(
         id: CallId,

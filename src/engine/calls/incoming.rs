@@ -144,7 +144,8 @@ impl Calls {
 
 /// Answering and refusing a ringing call.
 impl Calls {
-    /// Answers a ringing incoming call and starts its media. Calls already up are put on
+    /// Answers a ringing incoming call; its media starts at the next
+    /// [`Calls::start_answered_media`], after the 2xx is sent. Calls already up are put on
     /// hold first (call waiting: the new call takes over, the others wait), unless the call
     /// joins a conference. Without `video`
     /// the answer declines a classic offer's video, and a WebRTC call's camera starts off.
@@ -154,7 +155,6 @@ impl Calls {
         now: Instant,
         key: CallKey,
         video: bool,
-        events: &mpsc::UnboundedSender<EngineEvent>,
     ) {
         if !video {
             self.answer_without_video(key);
@@ -190,11 +190,32 @@ impl Calls {
             tracing::warn!(%error, "cannot answer");
             return;
         }
-        if call.webrtc.is_some() {
-            // The WebRTC session made our answer: its media is already negotiated.
-            return;
+        // A WebRTC session made our answer: its media is already negotiated.
+        if call.webrtc.is_none() {
+            self.answered.push(key);
         }
-        if let Some(negotiated) = call.media.negotiated.clone() {
+    }
+
+    /// Starts the media of the classic calls answered since the last time; the engine calls
+    /// it once their 2xx responses are sent, so that making codecs and threads does not
+    /// hold the answer back (the 2xx carries only the already bound port). Returns whether
+    /// there were any (a failed start hangs up, which has a BYE to send).
+    pub(in crate::engine) fn start_answered_media(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        events: &mpsc::UnboundedSender<EngineEvent>,
+    ) -> bool {
+        if self.answered.is_empty() {
+            return false;
+        }
+        for key in std::mem::take(&mut self.answered) {
+            let Some(call) = self.calls.get_mut(&key) else {
+                continue;
+            };
+            let Some(negotiated) = call.media.negotiated.clone() else {
+                continue;
+            };
             call.media
                 .apply_video(call.sdp.video(), key, &self.media_events);
             if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events) {
@@ -211,6 +232,7 @@ impl Calls {
                 });
             }
         }
+        true
     }
 
     /// Makes a ringing call's answer audio-only: a classic answer again without video (its

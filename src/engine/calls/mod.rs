@@ -254,6 +254,8 @@ pub(super) struct Calls {
     conference_camera: Option<CameraSwitch>,
     /// Where each leg's video is forwarded in a conference we host (see `forwarding.rs`).
     forwarding: forwarding::Forwarding,
+    /// Answered classic calls whose media starts once the 2xx is on the wire.
+    answered: Vec<CallKey>,
     rng: StdRng,
 }
 
@@ -277,6 +279,7 @@ impl Calls {
             conference: None,
             conference_camera: None,
             forwarding: forwarding::Forwarding::default(),
+            answered: Vec::new(),
             rng: StdRng::from_entropy(),
         };
         (calls, media_rx)
