@@ -1,15 +1,16 @@
 //! How `callisto call` fails, run as a user runs it (no `--json`): the exit code and the plain
 //! sentence for a callee that never answers (3) and for a password the callee's side refuses
-//! (2). Every address is on loopback.
+//! (2); and how an answer whose media cannot start is taken back. Every address is on
+//! loopback.
 
 mod support;
 
 use std::error::Error;
 use std::net::UdpSocket;
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use support::callisto::{binary, output_within};
+use support::callisto::{binary, output_within, Callisto};
 use support::sip_registrar::ScriptedRegistrar;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -96,5 +97,51 @@ fn a_refused_password_fails_the_call_with_exit_2_and_a_sentence() -> TestResult 
         "no INVITE carried credentials"
     );
     assert!(!stdout.contains("not-it") && !stderr.contains("not-it"));
+    Ok(())
+}
+
+/// An answer whose media cannot start (here: its recording cannot be written) is taken back at
+/// once: the answerer says why and exits with an error, and the caller gets the BYE, which
+/// waits for the ACK of the 2xx (RFC 3261 §15), even though the answerer is stopping.
+#[test]
+fn an_answer_whose_media_cannot_start_is_hung_up_and_says_why() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
+    std::fs::create_dir_all(&alice_dir)?;
+    std::fs::create_dir_all(&bob_dir)?;
+    let unwritable = dir.path().join("missing").join("heard.wav");
+    let unwritable = unwritable.to_str().ok_or("a UTF-8 path")?;
+    let mut bob = Callisto::answer(
+        &bob_dir,
+        "127.0.0.1:0",
+        &[
+            "--user",
+            "sip:bob@127.0.0.1",
+            "--count",
+            "1",
+            "--record-audio",
+            unwritable,
+        ],
+    )?;
+    let uri = format!("sip:bob@127.0.0.1:{}", bob.listening_port(LIMIT)?);
+
+    let started = Instant::now();
+    let args = ["--user", "sip:alice@127.0.0.1", "--duration", "20"];
+    let output = output_within(&mut call(&alice_dir, &uri, &args), LIMIT)?;
+    let (stdout, stderr) = printed(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Call ended by the other side"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the call stayed up for {:?}: {stdout}",
+        started.elapsed()
+    );
+    let failed = bob.expect("call_failed", LIMIT)?;
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("cannot record to"), "{failed}");
+    assert!(!bob.wait(LIMIT)?.success(), "{}", bob.stderr());
     Ok(())
 }

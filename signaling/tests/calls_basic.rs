@@ -27,6 +27,33 @@ fn alice_calls_bob(w: &mut World) -> (CallId, CallId) {
     (alice_call, w.uas[1].incoming(0).unwrap())
 }
 
+/// Hanging up an answered call before its ACK came: the BYE waits for the ACK (RFC 3261 §15),
+/// and until the BYE is answered the endpoint says the call is finishing, so that an
+/// application stopping lets it go out.
+#[test]
+fn a_hang_up_before_the_ack_is_finishing_until_the_bye_is_answered() {
+    let mut w = two_party();
+    let (alice_call, bob_call) = alice_calls_bob(&mut w);
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .answer(now, bob_call, Some(sdp(ANSWER)))
+        .unwrap();
+    w.uas[1].endpoint.hang_up(now, bob_call).unwrap();
+    assert!(w.uas[1].endpoint.calls_finishing());
+    assert!(!w.uas[0].endpoint.calls_finishing());
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].is_over(alice_call)));
+    let position = |method: &str| w.log.iter().position(|s| s.is_request(method));
+    let (ack, bye) = (position("ACK"), position("BYE"));
+    assert!(ack.is_some() && ack < bye, "ACK {ack:?}, BYE {bye:?}");
+    assert!(w.run_until(Duration::from_secs(1), |w| !w.uas[1]
+        .endpoint
+        .calls_finishing()));
+    assert_eq!(w.count(|s| s.is_response(200, "BYE")), 1);
+    // The call is over for both but still remembered (absorbing retransmissions).
+    assert!(w.uas[1].endpoint.call_state(bob_call).is_some());
+}
+
 /// A phone that rings (or answers) at once sends no 100 Trying: its 180 already tells the caller,
 /// and a proxy has nothing to relay ahead of it.
 #[test]

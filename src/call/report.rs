@@ -197,7 +197,7 @@ pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
 }
 
 /// A failed call in a sentence: what it means, the status line, and what the refusal's
-/// `Warning` said.
+/// `Warning` said; a failure on our side says what went wrong.
 fn failure_sentence(
     code: Option<u16>,
     reason: &str,
@@ -208,7 +208,12 @@ fn failure_sentence(
     let warning = warning
         .map(|w| format!(" The other side says: {}.", w.trim_end_matches('.')))
         .unwrap_or_default();
-    format!("The call failed: {cause}{status}.{warning}")
+    match (cause, code) {
+        (CallFailure::Local, None) if !reason.is_empty() => {
+            format!("The call failed: {}.", reason.trim_end_matches('.'))
+        }
+        _ => format!("The call failed: {cause}{status}.{warning}"),
+    }
 }
 
 fn path_name(path: MediaProfile) -> &'static str {
@@ -312,6 +317,19 @@ mod tests {
         assert_eq!(
             failure_sentence(Some(486), "Busy Here", &busy, None),
             "The call failed: busy (486 Busy Here)."
+        );
+        assert_eq!(
+            failure_sentence(
+                None,
+                "cannot record to /x/y.wav: no such directory",
+                &CallFailure::Local,
+                None
+            ),
+            "The call failed: cannot record to /x/y.wav: no such directory."
+        );
+        assert_eq!(
+            failure_sentence(None, "", &CallFailure::Local, None),
+            "The call failed: local error."
         );
     }
 

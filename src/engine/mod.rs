@@ -206,7 +206,9 @@ impl Driver {
         loop {
             self.flush().await;
             if let Some(deadline) = self.shutdown_deadline {
-                let ended = self.endpoint.all_registrations_ended() && self.calls.is_empty();
+                let ended = self.endpoint.all_registrations_ended()
+                    && self.calls.is_empty()
+                    && !self.endpoint.calls_finishing();
                 if ended || Instant::now() >= deadline {
                     let _ = self.events.send(EngineEvent::Stopped);
                     return;

@@ -504,6 +504,11 @@ impl Call {
         Ok(())
     }
 
+    /// Whether an ended call still has its BYE to send or to see answered.
+    pub(crate) fn finishing(&self) -> bool {
+        matches!(&self.phase, Phase::Session(s) if s.finishing())
+    }
+
     /// The established session, or the error naming the action and state.
     fn session(&mut self, action: &'static str) -> Result<(&mut Shared, &mut Session), CallError> {
         let state = self.state();

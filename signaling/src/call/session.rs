@@ -185,6 +185,12 @@ impl Session {
         shared.end(ctx, false, "hung up");
     }
 
+    /// Whether hanging up is still under way: the BYE waits for the ACK of our 2xx (RFC 3261
+    /// §15), or has not been answered yet.
+    pub fn finishing(&self) -> bool {
+        self.bye_after_ack || self.others.iter().any(|r| r.request.method == Method::Bye)
+    }
+
     fn send_bye(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
         if let Some((key, request)) =
             shared.send_in_dialog(ctx, &mut self.dialog, Method::Bye, None)

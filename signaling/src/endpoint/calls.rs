@@ -175,6 +175,12 @@ impl Endpoint {
         self.calls.iter().map(|(id, call)| (*id, call.state()))
     }
 
+    /// Whether a hung-up call still has its BYE to send (it waits for the ACK of our 2xx) or
+    /// to see answered: an application that stops should let it finish.
+    pub fn calls_finishing(&self) -> bool {
+        self.calls.values().any(Call::finishing)
+    }
+
     /// How incoming calls present us (Contact per transport, replies through the source).
     pub fn set_incoming_call_config(&mut self, config: IncomingCallConfig) {
         self.incoming = config;
