@@ -55,6 +55,12 @@ fn udp_packets_parse_and_everything_else_is_skipped() {
     ipv6[0] = 0x60;
     assert_eq!(parse_ipv4_udp(&ipv6), None);
     assert_eq!(parse_ipv4_udp(&packet[..packet.len() - 1]), None);
+    // An IP length shorter than its own headers, or than the UDP length, is not a datagram.
+    for total in [0u16, 20, 27] {
+        let mut short = packet.clone();
+        short[2..4].copy_from_slice(&total.to_be_bytes());
+        assert_eq!(parse_ipv4_udp(&short), None, "total length {total}");
+    }
     assert_eq!(parse_ipv4_udp(&packet[..24]), None);
     assert_eq!(parse_ipv4_udp(&[]), None);
 }
@@ -104,6 +110,10 @@ fn datagrams_sent_on_loopback_are_captured_with_their_time_and_sender() {
         .filter(|d| [a_addr, b_addr].contains(&d.source))
         .collect();
     assert_eq!(ours.len(), 2, "each datagram once: {captured:?}");
+    assert!(
+        ours.iter().all(|d| d.kernel_time),
+        "kernel timestamps: {ours:?}"
+    );
     assert_eq!((ours[0].source, ours[0].destination), (a_addr, b_addr));
     assert_eq!(ours[0].head, b"\x80\x00first datagram");
     assert_eq!(

@@ -277,12 +277,23 @@ fn a_cancel_waits_for_a_provisional_response() {
         0,
         "no CANCEL before a provisional response (RFC 3261 §9.1)"
     );
-    // Bob's retransmitted 100 Trying (answering the retransmitted INVITE) gets through later.
+    // The call is over for alice, but her CANCEL is still owed.
+    assert!(w.uas[0].is_over(alice_call));
+    assert!(w.uas[0].endpoint.calls_finishing());
+    // Bob's 100 Trying (its transaction's, 200 ms after the INVITE, lost; then answering the
+    // retransmitted INVITE) gets through later.
     assert!(w.run_until(Duration::from_secs(3), |w| w
         .count(|s| s.is_request("CANCEL"))
         == 1));
     let bob_call = w.uas[1].incoming(0).unwrap();
     assert!(w.run_until(Duration::from_secs(2), |w| w.uas[1].is_over(bob_call)));
+    // Once the INVITE has its final response (487), nothing is owed.
+    assert!(w.run_until(Duration::from_secs(1), |w| w
+        .count(|s| s.is_response(487, "INVITE"))
+        >= 1));
+    assert!(w.run_until(Duration::from_millis(100), |w| !w.uas[0]
+        .endpoint
+        .calls_finishing()));
 }
 
 #[test]

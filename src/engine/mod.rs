@@ -24,6 +24,8 @@ use crate::transport::{TransportConfig, TransportError, TransportEvent, Transpor
 use calls::TransferRequest;
 
 mod calls;
+#[cfg(test)]
+mod shutdown_tests;
 
 pub use calls::{
     host_audio, host_video, peer_label, refused_change_in_words, AudioInput, AudioPlayback,
@@ -203,6 +205,9 @@ impl Driver {
         let _entered = span.enter();
         let mut statistics = tokio::time::interval(Duration::from_secs(1));
         statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // Once the application has dropped its handle the channel only says so, at once and
+        // forever: it is not read again, or the loop would spin past the network and timers.
+        let mut commands_open = true;
         loop {
             self.flush().await;
             if let Some(deadline) = self.shutdown_deadline {
@@ -226,9 +231,12 @@ impl Driver {
             // force before the next message from the network is handled.
             tokio::select! {
                 biased;
-                command = commands.recv() => match command {
+                command = commands.recv(), if commands_open => match command {
                     Some(command) => self.on_command(command).await,
-                    None => self.begin_shutdown(),
+                    None => {
+                        commands_open = false;
+                        self.begin_shutdown();
+                    }
                 },
                 event = incoming.recv() => match event {
                     Some(event) => self.on_transport_event(event),

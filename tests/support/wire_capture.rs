@@ -21,12 +21,28 @@ use std::time::{Duration, SystemTime};
 const HEAD_LEN: usize = 16;
 /// How often the reader looks whether it should stop.
 const POLL: Duration = Duration::from_millis(50);
+/// The receive buffer asked for (as root, beyond `net.core.rmem_max`).
+const RECEIVE_BUFFER: i32 = 8 << 20;
+/// `SO_RCVBUFFORCE` (asm-generic/socket.h): a receive buffer size past the system's limit.
+const SO_RCVBUFFORCE: libc::c_int = 33;
+/// `PACKET_STATISTICS` (linux/if_packet.h): packets seen and dropped since it was last read.
+const PACKET_STATISTICS: libc::c_int = 6;
+
+/// `struct tpacket_stats`.
+#[repr(C)]
+#[derive(Default)]
+struct PacketStatistics {
+    packets: u32,
+    drops: u32,
+}
 
 /// A UDP datagram seen leaving a socket on the loopback interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireDatagram {
     /// When the kernel handed it to the interface.
     pub at: SystemTime,
+    /// Whether `at` is the kernel's timestamp; else it is when the capture read the packet.
+    pub kernel_time: bool,
     pub source: SocketAddrV4,
     pub destination: SocketAddrV4,
     /// The first bytes of the UDP payload (up to 16).
@@ -36,6 +52,7 @@ pub struct WireDatagram {
 /// Captures the UDP datagrams sent on `lo` from [`WireCapture::start`] to
 /// [`WireCapture::stop`].
 pub struct WireCapture {
+    socket: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<io::Result<()>>>,
     datagrams: Arc<Mutex<Vec<WireDatagram>>>,
@@ -45,29 +62,40 @@ impl WireCapture {
     /// Opens the packet socket on `lo` and starts reading it on a thread of its own; every
     /// datagram sent from then on is captured.
     pub fn start() -> io::Result<WireCapture> {
-        let socket = open_loopback_socket()?;
+        let socket = Arc::new(open_loopback_socket()?);
         let stop = Arc::new(AtomicBool::new(false));
         let datagrams = Arc::new(Mutex::new(Vec::new()));
         let reader = {
+            let socket = Arc::clone(&socket);
             let (stop, datagrams) = (Arc::clone(&stop), Arc::clone(&datagrams));
             thread::Builder::new()
                 .name("wire-capture".into())
                 .spawn(move || read_datagrams(&socket, &stop, &datagrams))?
         };
         Ok(WireCapture {
+            socket,
             stop,
             reader: Some(reader),
             datagrams,
         })
     }
 
-    /// Stops capturing; the datagrams captured, in the order they were sent.
+    /// Stops capturing; the datagrams captured, in the order they were sent. Fails if the
+    /// kernel dropped any packet because the capture fell behind (a first packet could be
+    /// missing).
     pub fn stop(&mut self) -> io::Result<Vec<WireDatagram>> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(reader) = self.reader.take() {
             reader
                 .join()
                 .map_err(|_| io::Error::other("the capture thread panicked"))??;
+        }
+        let statistics = packet_statistics(&self.socket)?;
+        if statistics.drops > 0 {
+            return Err(io::Error::other(format!(
+                "the capture dropped {} of {} packets",
+                statistics.drops, statistics.packets
+            )));
         }
         let mut datagrams = std::mem::take(&mut *self.datagrams.lock().unwrap());
         datagrams.sort_by_key(|datagram| datagram.at);
@@ -121,13 +149,38 @@ fn open_loopback_socket() -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     set_option(&socket, libc::SO_TIMESTAMPNS, &1i32)?;
-    set_option(&socket, libc::SO_RCVBUF, &(4i32 << 20))?;
+    if set_option(&socket, SO_RCVBUFFORCE, &RECEIVE_BUFFER).is_err() {
+        set_option(&socket, libc::SO_RCVBUF, &RECEIVE_BUFFER)?;
+    }
+    // Counting starts now.
+    packet_statistics(&socket)?;
     let timeout = libc::timeval {
         tv_sec: 0,
         tv_usec: POLL.as_micros() as libc::suseconds_t,
     };
     set_option(&socket, libc::SO_RCVTIMEO, &timeout)?;
     Ok(socket)
+}
+
+/// The packets the socket saw and dropped since the last call (reading resets them).
+fn packet_statistics(socket: &OwnedFd) -> io::Result<PacketStatistics> {
+    let mut statistics = PacketStatistics::default();
+    let mut len = std::mem::size_of::<PacketStatistics>() as libc::socklen_t;
+    // SAFETY: `statistics` is a `struct tpacket_stats` of `len` bytes.
+    let result = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_STATISTICS,
+            (&mut statistics as *mut PacketStatistics).cast(),
+            &mut len,
+        )
+    };
+    if result == 0 {
+        Ok(statistics)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn set_option<T>(socket: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<()> {
@@ -189,9 +242,10 @@ fn read_datagrams(
         let Some((source, destination, payload)) = parse_ipv4_udp(&packet[..read as usize]) else {
             continue;
         };
-        let at = packet_time(&message).unwrap_or_else(SystemTime::now);
+        let stamp = packet_time(&message);
         datagrams.lock().unwrap().push(WireDatagram {
-            at,
+            at: stamp.unwrap_or_else(SystemTime::now),
+            kernel_time: stamp.is_some(),
             source,
             destination,
             head: payload[..payload.len().min(HEAD_LEN)].to_vec(),
@@ -237,12 +291,16 @@ pub fn parse_ipv4_udp(packet: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8
     if packet[9] != 17 || fragmented {
         return None;
     }
+    // The IP packet's own length: what follows it is link-layer padding.
     let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    if total < header_len + 8 || total > packet.len() {
+        return None;
+    }
     let ip = |at: usize| Ipv4Addr::new(packet[at], packet[at + 1], packet[at + 2], packet[at + 3]);
-    let udp = &packet[header_len..total.min(packet.len())];
+    let udp = &packet[header_len..total];
     let port = |at: usize| u16::from_be_bytes([udp[at], udp[at + 1]]);
     let udp_len = usize::from(port(4));
-    if udp.len() < 8 || udp_len < 8 || udp_len > udp.len() {
+    if udp_len < 8 || udp_len > udp.len() {
         return None;
     }
     Some((

@@ -86,6 +86,22 @@ pub(crate) const ICE_NUDGE_WINDOW: Duration = Duration::from_secs(3);
 // ([`nudges_relayed_setup`]), and the nudges stop when its description offers no relay
 // candidate ([`offers_relay_candidate`]): the allocation failed, and the next local
 // description makes one more attempt at it, which is all the pending configuration costs.
+//
+// What nudging cannot shorten: in about a third of relayed setups the first frame comes
+// ~180 ms later (~310 ms instead of ~130 ms after the INVITE), because the DTLS client's
+// ClientHello leaves ~200 ms after it was made. `rtc` 0.21.1 starts the client handshake
+// when ICE selects a pair (`DtlsHandler::handle_event`, `ICESelectedCandidatePairChange` →
+// `dtls_endpoint.connect`) but, unlike its read, write and timeout paths, does not move the
+// endpoint's transmits to its write queue there; they go out at the core's next
+// `handle_timeout`. That is the ICE agent's tick, `last_checking_time` plus an interval that
+// is the check interval (20 ms, see `peer.rs`) while the agent last counted itself as
+// checking and the library's 200 ms once it counted itself as connected (`rtc-ice` 0.21.1,
+// `agent_proto.rs` `poll_timeout`, `mod.rs` `get_timeout_interval`): whether the selection
+// happened inside the agent's own tick decides which. A nudge wakes the driver, which drains
+// the core's write queue, but the driver calls `handle_timeout` only when a deadline is due,
+// and the interceptors' deadlines (where a timer of ours could sit) are polled only once DTLS
+// is up. Direct calls were not seen to wait (16 of 16 first frames within 32–46 ms). The fix
+// belongs in `rtc`: drain `poll_transmit` after `connect` as the other paths do.
 
 /// Whether a session with `config` may have its relayed setup nudged: its configuration
 /// gives the driver exactly one TURN allocation to make (one TURN URL over UDP, one local

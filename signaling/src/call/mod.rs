@@ -504,9 +504,13 @@ impl Call {
         Ok(())
     }
 
-    /// Whether an ended call still has its BYE to send or to see answered.
+    /// Whether an ended call still has its CANCEL or BYE to send or to see answered.
     pub(crate) fn finishing(&self) -> bool {
-        matches!(&self.phase, Phase::Session(s) if s.finishing())
+        match &self.phase {
+            Phase::Outgoing(o) => o.finishing(),
+            Phase::Incoming(_) => false,
+            Phase::Session(s) => s.finishing(),
+        }
     }
 
     /// The established session, or the error naming the action and state.

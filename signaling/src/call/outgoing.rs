@@ -589,6 +589,12 @@ impl Outgoing {
         self.cancel_deadline
     }
 
+    /// Whether hanging up is still under way: a CANCEL waits for a provisional response
+    /// (RFC 3261 §9.1), or the INVITE it cancels has no final response yet.
+    pub fn finishing(&self) -> bool {
+        !self.finished && self.cancel != Cancel::No
+    }
+
     /// Abandons an INVITE whose CANCEL brought no final response within 64 × T1.
     pub fn handle_timeout(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
         if let Some(at) = self.cancel_deadline {

@@ -175,8 +175,9 @@ impl Endpoint {
         self.calls.iter().map(|(id, call)| (*id, call.state()))
     }
 
-    /// Whether a hung-up call still has its BYE to send (it waits for the ACK of our 2xx) or
-    /// to see answered: an application that stops should let it finish.
+    /// Whether a hung-up call still has its CANCEL to send (it waits for a provisional
+    /// response) or its BYE (it waits for the ACK of our 2xx), or has not seen it answered:
+    /// an application that stops should let it finish.
     pub fn calls_finishing(&self) -> bool {
         self.calls.values().any(Call::finishing)
     }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use callisto_signaling::call::{Body, CallId};
+use callisto_signaling::call::{Body, CallId, CallState};
 use callisto_signaling::endpoint::Endpoint;
 use callisto_signaling::sdp::{self, Direction, OfferKind, SdpSession};
 use tokio::sync::mpsc;
@@ -213,7 +213,12 @@ impl Calls {
             let Some(call) = self.calls.get_mut(&key) else {
                 continue;
             };
-            let Some(negotiated) = call.media.negotiated.clone() else {
+            // A 2xx that could not be sent has already failed the call.
+            let answered = matches!(
+                endpoint.call_state(call.id),
+                Some(CallState::Answering | CallState::Established)
+            );
+            let Some(negotiated) = call.media.negotiated.clone().filter(|_| answered) else {
                 continue;
             };
             call.media

@@ -8,7 +8,7 @@
 //!   it; the answer (in a 18x for early media, or in the 2xx) starts the media.
 //! - Incoming: the offer is answered as soon as the INVITE arrives (a `488` when no stream is
 //!   acceptable, `400` when the SDP is malformed); the call rings until the application answers,
-//!   and media starts with the 200.
+//!   and media starts once the 200 is sent.
 //! - Re-INVITEs carry hold (`sendonly`/`inactive`) and resume both ways; the media session is
 //!   updated in place, so SSRC and sequence numbers run on.
 //! - DTMF goes as RFC 4733 events when both sides negotiated `telephone-event`, else as SIP
