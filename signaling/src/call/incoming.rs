@@ -3,11 +3,11 @@
 //! A new INVITE is reported as [`CallEvent::Incoming`]; its server transaction answers 100
 //! Trying by itself only if the application has not responded within 200 ms (RFC 3261
 //! §17.2.1), so a phone that rings or answers at once sends no 100 for its proxy to relay
-//! ahead of the 180 and the 200. An INVITE that requires an extension Callisto lacks gets 420, one without what a dialog needs
-//! (From tag, Contact) gets 400. The application then rings (180, which creates the early
-//! dialog with our tag), answers (200 with our Contact and its body; the session retransmits
-//! it until the ACK) or rejects. A CANCEL is answered 200 and the INVITE 487; a BYE on the
-//! early dialog is answered 200 and the INVITE 487.
+//! ahead of the 180 and the 200. An INVITE that requires an extension Callisto lacks gets
+//! 420, one without what a dialog needs (From tag, Contact) gets 400. The application then
+//! rings (180, which creates the early dialog with our tag), answers (200 with our Contact
+//! and its body; the session retransmits it until the ACK) or rejects. A CANCEL is answered
+//! 200 and the INVITE 487; a BYE on the early dialog is answered 200 and the INVITE 487.
 //!
 //! When the INVITE requires `100rel` (RFC 3262), the 180 is sent reliably: it carries `Require:
 //! 100rel` and an `RSeq`, and is retransmitted (T1, doubling) until the caller's PRACK, which
