@@ -173,10 +173,11 @@ impl ProcessMeter {
     }
 }
 
-/// A datagram a traced process sent.
+/// A datagram a process sent (seen by [`SendTrace`] or a [`WireCapture`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentDatagram {
-    /// When the send call began (wall clock, microseconds).
+    /// When it was sent (wall clock): when the send call began, to the microsecond, in a
+    /// trace; when it left on `lo`, to the nanosecond, in a capture.
     pub at: SystemTime,
     /// The first bytes of the payload (strace shows 16 at most).
     pub head: Vec<u8>,

@@ -39,7 +39,7 @@ struct PacketStatistics {
 /// A UDP datagram seen leaving a socket on the loopback interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireDatagram {
-    /// When the kernel handed it to the interface.
+    /// When the kernel handed it to the interface (see `kernel_time`).
     pub at: SystemTime,
     /// Whether `at` is the kernel's timestamp; else it is when the capture read the packet.
     pub kernel_time: bool,
