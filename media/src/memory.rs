@@ -5,10 +5,11 @@
 //! threshold grows to the largest buffer freed, so later pictures come from the arenas too.
 //! Measured here, a `callisto answer` taking 640x480 WebRTC video calls one after another
 //! held about 25 MB resident after the first call, 55 MB after four, 64 MB after six and
-//! 68 MB after thirty, all but a few megabytes of it free memory. Fixing the threshold instead would cost a page fault
-//! per page of every picture (about 0.7 % of a core more in a video call), so Callisto
-//! returns the free memory once, when a call's media has stopped: the same callee then stays
-//! at 23–28 MB (`tests/call_memory.rs` checks the growth over four calls).
+//! 68 MB after thirty, all but a few megabytes of it free memory. Fixing the threshold
+//! instead would cost a page fault per page of every picture (about 0.7 % of a core more in
+//! a video call), so Callisto returns the free memory once, when a call's media has stopped:
+//! the same callee then stays at 23–28 MB (`tests/call_memory.rs` checks the growth over four
+//! calls).
 
 /// Returns the free memory of glibc's arenas to the system (`malloc_trim(0)`); elsewhere,
 /// nothing. It walks every arena under its lock: call it when a call's media has stopped,

@@ -555,10 +555,14 @@ impl CallMedia {
         Ok(())
     }
 
-    /// Stops the sessions (RTCP BYE, final WAV and Y4M); what they measured, if they ran.
+    /// Stops the sessions (RTCP BYE, final WAV and Y4M) and gives back the memory their
+    /// threads freed; what they measured, if they ran.
     pub(super) fn stop(self) -> (Option<AudioStats>, Option<VideoStats>) {
         let video = self.video.and_then(ClassicVideo::stop);
-        (self.session.map(ClassicSession::stop), video)
+        let audio = self.session.map(ClassicSession::stop);
+        // The media threads are joined.
+        callisto_media::memory::release_freed_memory();
+        (audio, video)
     }
 }
 

@@ -785,8 +785,6 @@ impl Calls {
             video.as_ref(),
             None,
         );
-        // The media threads are joined: what they freed goes back.
-        callisto_media::memory::release_freed_memory();
         end.report(key, summary, events);
     }
 }
