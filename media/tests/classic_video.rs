@@ -182,3 +182,46 @@ fn latching_follows_the_peer_and_hold_stops_sending() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn a_receive_only_stream_decodes_what_comes_and_sends_no_pictures() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sender_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let receiver_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mode = PacketizationMode::NonInterleaved;
+    let (mut sender, seen_by_sender) = session(
+        sender_socket.try_clone().unwrap(),
+        &receiver_socket,
+        7,
+        mode,
+        None,
+    );
+    let stamps: Stamps = Arc::default();
+    let seen = Arc::clone(&stamps);
+    // Told sendrecv, as a conference's further stream may be: it still sends no pictures.
+    let config = ClassicVideoConfig {
+        rtp_socket: receiver_socket,
+        rtcp_socket: None,
+        remote_rtp: sender_socket.local_addr().unwrap(),
+        remote_rtcp: None,
+        payload_type: 96,
+        packetization: mode,
+        max_bitrate: 1_000_000,
+        srtp: None,
+        direction: MediaDirection::SENDRECV,
+        cname: "further@callisto.test".into(),
+    };
+    let mut receiver = ClassicVideoSession::receive_only(
+        config,
+        Box::new(CallbackSink::new(move |frame| {
+            seen.lock().unwrap().push(read_stamp(frame));
+        })),
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(1_500));
+    let received = receiver.stop();
+    sender.stop();
+    check_stamps("receiver", &stamps.lock().unwrap(), 7);
+    assert_eq!(received.frames_sent, 0);
+    assert!(seen_by_sender.lock().unwrap().is_empty());
+}

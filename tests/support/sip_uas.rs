@@ -423,6 +423,38 @@ impl ScriptedUas {
         })
     }
 
+    /// Sends a re-INVITE with `offer` in the dialog of a call this agent placed, as
+    /// [`ScriptedUas::request_in_dialog`] sends a request, and ACKs its 2xx; returns the
+    /// final response.
+    pub fn reinvite(
+        &mut self,
+        call: &PlacedCall,
+        offer: &str,
+        timeout: Duration,
+    ) -> io::Result<SipMessage> {
+        let reply =
+            self.request_in_dialog(call, "INVITE", Some(("application/sdp", offer)), timeout)?;
+        if reply
+            .status()
+            .is_some_and(|status| (200..300).contains(&status))
+        {
+            let (port, cseq) = (self.port(), self.cseq);
+            let ack = format!(
+                "ACK {} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-ack-{cseq};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\n\
+                 Content-Length: 0\r\n\r\n",
+                call.answer.contact_uri(),
+                reply.header("From").unwrap_or_default(),
+                reply.header("To").unwrap_or_default(),
+                reply.header("Call-ID").unwrap_or_default(),
+            );
+            self.send(&ack, self.proxy)?;
+        }
+        Ok(reply)
+    }
+
     /// Answers `request` (as received) with `status`, e.g. `"200 OK"`.
     pub fn respond(&self, request: &SipMessage, status: &str) -> io::Result<()> {
         let reply = self.reply(request, status, "", None);

@@ -162,6 +162,23 @@ impl ClassicVideoSession {
         source: Box<dyn VideoSource>,
         sink: Box<dyn VideoSink>,
     ) -> Result<ClassicVideoSession, SessionError> {
+        Self::start_with(config, Some(source), sink)
+    }
+
+    /// Starts a stream we only receive (a peer's further stream: no encoder, nothing sent but
+    /// RTCP reports and keyframe requests), whatever the direction says.
+    pub fn receive_only(
+        config: ClassicVideoConfig,
+        sink: Box<dyn VideoSink>,
+    ) -> Result<ClassicVideoSession, SessionError> {
+        Self::start_with(config, None, sink)
+    }
+
+    fn start_with(
+        config: ClassicVideoConfig,
+        source: Option<Box<dyn VideoSource>>,
+        sink: Box<dyn VideoSink>,
+    ) -> Result<ClassicVideoSession, SessionError> {
         let ClassicVideoConfig {
             rtp_socket,
             rtcp_socket,
@@ -210,7 +227,7 @@ impl ClassicVideoSession {
                 controller: None,
                 nack: false,
             },
-            Some(source),
+            source,
             sink,
             VideoChannels {
                 inbox: (inbox.clone(), inputs),

@@ -2,6 +2,9 @@
 //! SDP's `m=video`), then the [`ClassicVideoSession`] started from the negotiated H.264 stream,
 //! updated in place by re-INVITEs (hold, resume, new address), and stopped with the call.
 //!
+//! The peer's further video streams, when it sends several, are
+//! [`FurtherStreams`](super::further_video::FurtherStreams), held here beside the call's own.
+//!
 //! Video never decides whether a call works: an offer or answer without video, or a video
 //! stream that cannot start, leaves the call with its audio (and a warning in the log).
 
@@ -10,13 +13,16 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use callisto_media::session::{
-    ClassicVideoConfig, ClassicVideoSession, MediaDirection, VideoUpdate,
+    ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys, VideoUpdate,
 };
 use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::VideoStats;
-use callisto_media::webrtc::VideoTap;
-use callisto_signaling::sdp::{LocalMedia, NegotiatedVideo, VideoPolicy};
+use callisto_media::webrtc::{RemoteVideoStream, VideoTap};
+use callisto_signaling::sdp::{
+    FurtherVideo, LocalMedia, NegotiatedVideo, SessionDescription, VideoPolicy,
+};
 
+use super::further_video::FurtherStreams;
 use super::media::{srtp_keys_of, CallControls, ConferenceSeat, MediaEvents, VideoOptions};
 use super::webrtc::VideoReport;
 use super::CallKey;
@@ -35,6 +41,8 @@ pub(super) struct ClassicVideo {
     pub(super) negotiated: Option<NegotiatedVideo>,
     /// The running stream's packetization mode.
     packetization: Option<PacketizationMode>,
+    /// The peer's further video streams; `None` when the call shows one stream only.
+    further: Option<FurtherStreams>,
 }
 
 impl ClassicVideo {
@@ -49,7 +57,12 @@ impl ClassicVideo {
             framerate: Some(options.fps),
             ..VideoPolicy::default()
         };
+        let further = (!options.single_stream).then(|| {
+            let sinks = super::webrtc::stream_tiles(&options, &controls);
+            FurtherStreams::new(ip, sinks, options.max_bitrate)
+        });
         Ok(ClassicVideo {
+            further,
             local: LocalMedia {
                 address: ip,
                 rtp_port: socket.local_addr()?.port(),
@@ -89,21 +102,10 @@ impl ClassicVideo {
         };
         if let Some(session) = &self.session {
             return session
-                .update(VideoUpdate {
-                    remote_rtp: negotiated.remote_rtp,
-                    remote_rtcp: negotiated.remote_rtcp,
-                    direction,
-                    srtp,
-                })
+                .update(update_of(negotiated, direction, srtp))
                 .map_err(|e| e.to_string());
         }
-        let packetization = PacketizationMode::from_fmtp(negotiated.packetization_mode)
-            .ok_or_else(|| {
-                format!(
-                    "packetization mode {} is not supported",
-                    negotiated.packetization_mode
-                )
-            })?;
+        let packetization = packetization_of(negotiated)?;
         let socket = self
             .socket
             .take()
@@ -117,18 +119,16 @@ impl ClassicVideo {
         self.packetization = Some(packetization);
         let media =
             super::webrtc::video_media(&self.options, &self.controls, leg, single_nal, &report)?;
-        let config = ClassicVideoConfig {
-            rtp_socket: socket,
-            rtcp_socket: None,
-            remote_rtp: negotiated.remote_rtp,
-            remote_rtcp: negotiated.remote_rtcp,
-            payload_type: negotiated.payload_type,
+        let max_bitrate = self.options.max_bitrate;
+        let config = config_of(
+            negotiated,
+            socket,
             packetization,
-            max_bitrate: self.options.max_bitrate,
-            srtp,
+            max_bitrate,
             direction,
-            cname: format!("callisto-{:x}", key.0),
-        };
+            srtp,
+            key,
+        );
         let session = ClassicVideoSession::start(config, media.source, media.sink)
             .map_err(|e| e.to_string())?;
         tracing::info!(
@@ -138,6 +138,34 @@ impl ClassicVideo {
         );
         self.session = Some(session);
         Ok(())
+    }
+
+    /// The ports an answer to `offer` may give the peer's further video streams (none when
+    /// the call shows one stream only).
+    pub(super) fn further_ports(&mut self, offer: &SessionDescription) -> Vec<LocalMedia> {
+        let Some(further) = &mut self.further else {
+            return Vec::new();
+        };
+        further.ports(offer).unwrap_or_else(|error| {
+            tracing::warn!(%error, "no socket for a further video stream");
+            Vec::new()
+        })
+    }
+
+    /// Starts, updates and ends the peer's further video streams as the latest exchange
+    /// left them.
+    pub(super) fn apply_further(&mut self, streams: &[FurtherVideo], key: CallKey) {
+        if let Some(further) = &mut self.further {
+            further.apply(streams, key);
+        }
+    }
+
+    /// The further streams received, each one's name and frames decoded so far.
+    pub(super) fn further_streams(&self) -> Vec<(String, u64)> {
+        self.further
+            .as_ref()
+            .map(|further| named(further.stats()))
+            .unwrap_or_default()
     }
 
     /// Whether the running stream takes NAL units that fit a packet (packetization mode 0).
@@ -166,9 +194,68 @@ impl ClassicVideo {
         self.session.as_ref().map(|session| session.stats())
     }
 
-    /// Stops the stream (RTCP BYE, Y4M recording finished); what it measured, if it ran.
-    pub(super) fn stop(self) -> Option<VideoStats> {
-        self.session.map(|mut session| session.stop())
+    /// Stops the stream and the further ones (RTCP BYE, Y4M recordings finished); what the
+    /// call's own measured, if it ran, and each further stream's name and frames decoded.
+    pub(super) fn stop(self) -> (Option<VideoStats>, Vec<(String, u64)>) {
+        let further = self.further.map(FurtherStreams::stop).map(named);
+        let own = self.session.map(|mut session| session.stop());
+        (own, further.unwrap_or_default())
+    }
+}
+
+/// Each stream's name and frames decoded.
+fn named(streams: Vec<(RemoteVideoStream, VideoStats)>) -> Vec<(String, u64)> {
+    streams
+        .iter()
+        .map(|(stream, stats)| (super::webrtc::stream_name(stream), stats.frames_decoded))
+        .collect()
+}
+
+/// The packetization mode `negotiated` agreed, when we run it.
+pub(super) fn packetization_of(negotiated: &NegotiatedVideo) -> Result<PacketizationMode, String> {
+    PacketizationMode::from_fmtp(negotiated.packetization_mode).ok_or_else(|| {
+        format!(
+            "packetization mode {} is not supported",
+            negotiated.packetization_mode
+        )
+    })
+}
+
+/// What a running stream takes from a new exchange that agreed `negotiated`.
+pub(super) fn update_of(
+    negotiated: &NegotiatedVideo,
+    direction: MediaDirection,
+    srtp: Option<SrtpKeys>,
+) -> VideoUpdate {
+    VideoUpdate {
+        remote_rtp: negotiated.remote_rtp,
+        remote_rtcp: negotiated.remote_rtcp,
+        direction,
+        srtp,
+    }
+}
+
+/// A stream on `socket` as `negotiated` says, RTCP multiplexed (call `key`'s CNAME).
+pub(super) fn config_of(
+    negotiated: &NegotiatedVideo,
+    socket: UdpSocket,
+    packetization: PacketizationMode,
+    max_bitrate: u32,
+    direction: MediaDirection,
+    srtp: Option<SrtpKeys>,
+    key: CallKey,
+) -> ClassicVideoConfig {
+    ClassicVideoConfig {
+        rtp_socket: socket,
+        rtcp_socket: None,
+        remote_rtp: negotiated.remote_rtp,
+        remote_rtcp: negotiated.remote_rtcp,
+        payload_type: negotiated.payload_type,
+        packetization,
+        max_bitrate,
+        srtp,
+        direction,
+        cname: format!("callisto-{:x}", key.0),
     }
 }
 

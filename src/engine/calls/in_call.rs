@@ -10,7 +10,7 @@ use callisto_signaling::sdp::Direction;
 use tokio::sync::mpsc;
 
 use super::webrtc_flow::webrtc_summary;
-use super::{Call, CallKey, CallSummary, CallUpdate, Calls};
+use super::{Call, CallKey, CallUpdate, Calls};
 use crate::engine::EngineEvent;
 
 /// How long an INFO DTMF digit is reported to last.
@@ -281,13 +281,13 @@ impl Calls {
             };
             let summary = match &call.webrtc {
                 Some(session) => webrtc_summary(call.started, Some(established), &session.stats()),
-                None => CallSummary::measured(
+                None => super::update::classic_summary(
                     call.started,
                     Some(established),
                     now,
                     call.media.session().map(|s| s.stats()).as_ref(),
                     call.media.video_stats().as_ref(),
-                    None,
+                    call.media.further_streams(),
                 ),
             };
             let _ = events.send(EngineEvent::Call {

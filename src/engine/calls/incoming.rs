@@ -75,11 +75,13 @@ impl Calls {
                     let options = media.options.clone();
                     return self.prepare_answer(key, id, invite, ip, options, text);
                 }
-                let answered = sdp.answer_with_video(
+                let further = media.further_ports(&offer);
+                let answered = sdp.answer_with_streams(
                     &offer,
                     &media.local,
                     &media.options.policy,
                     media.video_offer(),
+                    &further,
                     Direction::SendRecv,
                     &mut self.rng,
                 );
@@ -221,8 +223,7 @@ impl Calls {
             let Some(negotiated) = call.media.negotiated.clone().filter(|_| answered) else {
                 continue;
             };
-            call.media
-                .apply_video(call.sdp.video(), key, &self.media_events);
+            call.media.apply_video(&call.sdp, key, &self.media_events);
             if let Err(reason) = call.media.apply(&negotiated, key, &self.media_events) {
                 tracing::warn!(%reason, "media did not start");
                 let _ = endpoint.hang_up(now, call.id);

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use callisto_media::audio::{
     echo_line, AudioEnds, AudioFormat, AudioSink, AudioSource, AudioSwitch, EndOfFile,
@@ -20,18 +20,19 @@ use callisto_media::conference::ConferenceBridge;
 use callisto_media::device::{DeviceCapture, DeviceEventHandler, DevicePlayback};
 use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
-    AudioStats, AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection,
-    MediaEvent, MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
+    AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, MediaEvent,
+    MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
 };
 use callisto_media::video::{CameraSwitch, FrameSlot, StreamSlots, VideoStats, VideoSwitch};
 use callisto_signaling::sdp::{
-    self, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, NegotiatedVideo, SrtpSuite,
-    VideoPolicy,
+    self, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, SdpSession, SessionDescription,
+    SrtpSuite, VideoPolicy,
 };
 use tokio::sync::mpsc;
 
 use super::classic_video::ClassicVideo;
-use super::CallKey;
+use super::update::classic_summary;
+use super::{CallKey, CallSummary};
 
 /// What a call plays to the other side.
 #[derive(Debug, Clone, PartialEq)]
@@ -455,18 +456,33 @@ impl CallMedia {
     /// Starts, updates or pauses the video stream for the latest exchange's `video`. A video
     /// stream that cannot start is logged; the call goes on with audio. A camera that cannot
     /// be opened is reported to `events`.
-    pub(super) fn apply_video(
-        &mut self,
-        video: Option<&NegotiatedVideo>,
-        key: CallKey,
-        events: &MediaEvents,
-    ) {
+    pub(super) fn apply_video(&mut self, sdp: &SdpSession, key: CallKey, events: &MediaEvents) {
         if let Some(stream) = &mut self.video {
             let seat = self.options.conference.as_ref();
-            if let Err(reason) = stream.apply(video, seat, key, events) {
+            if let Err(reason) = stream.apply(sdp.video(), seat, key, events) {
                 tracing::warn!(%reason, "video did not start");
             }
+            stream.apply_further(sdp.further_video(), key);
         }
+    }
+
+    /// The ports an answer to `offer` may give the peer's further video streams: none
+    /// without video, for a call that shows one stream and for a leg of a conference we
+    /// host.
+    pub(super) fn further_ports(&mut self, offer: &SessionDescription) -> Vec<LocalMedia> {
+        match &mut self.video {
+            Some(video) if self.options.conference.is_none() => video.further_ports(offer),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The further video streams received (a conference bridge's participants): each one's
+    /// name and frames decoded so far.
+    pub(super) fn further_streams(&self) -> Vec<(String, u64)> {
+        self.video
+            .as_ref()
+            .map(ClassicVideo::further_streams)
+            .unwrap_or_default()
     }
 
     /// The running session, once media started.
@@ -556,13 +572,22 @@ impl CallMedia {
     }
 
     /// Stops the sessions (RTCP BYE, final WAV and Y4M) and gives back the memory their
-    /// threads freed; what they measured, if they ran.
-    pub(super) fn stop(self) -> (Option<AudioStats>, Option<VideoStats>) {
-        let video = self.video.and_then(ClassicVideo::stop);
+    /// threads freed; the summary of the call (`started`: its INVITE; `established`: when it
+    /// was up) with what they measured, if they ran.
+    pub(super) fn stop(self, started: Instant, established: Option<Instant>) -> CallSummary {
+        let (video, further) = self.video.map(ClassicVideo::stop).unwrap_or_default();
         let audio = self.session.map(ClassicSession::stop);
         // The media threads are joined.
         callisto_media::memory::release_freed_memory();
-        (audio, video)
+        let now = Instant::now();
+        classic_summary(
+            started,
+            established,
+            now,
+            audio.as_ref(),
+            video.as_ref(),
+            further,
+        )
     }
 }
 

@@ -39,6 +39,7 @@ use super::EngineEvent;
 mod classic_video;
 mod conference;
 mod forwarding;
+mod further_video;
 mod in_call;
 mod incoming;
 mod media;
@@ -622,12 +623,14 @@ impl Calls {
                 let answer = sdp::parse(&body.bytes)
                     .map_err(|e| e.refusal())
                     .and_then(|offer| {
+                        let further = call.media.further_ports(&offer);
                         call.sdp
-                            .answer_with_video(
+                            .answer_with_streams(
                                 &offer,
                                 &call.media.local,
                                 &call.media.options.policy,
                                 call.media.video_offer(),
+                                &further,
                                 direction,
                                 &mut self.rng,
                             )
@@ -648,8 +651,7 @@ impl Calls {
                         {
                             tracing::warn!(%reason, "media not updated");
                         }
-                        call.media
-                            .apply_video(call.sdp.video(), key, &self.media_events);
+                        call.media.apply_video(&call.sdp, key, &self.media_events);
                         if let Some(update) = call.set_remote_hold(remote_hold) {
                             send(update);
                         }
@@ -776,15 +778,7 @@ impl Calls {
         if let Some(session) = call.webrtc {
             return self.close_webrtc(key, session, call.started, call.established, end);
         }
-        let (audio, video) = call.media.stop();
-        let summary = CallSummary::measured(
-            call.started,
-            call.established,
-            Instant::now(),
-            audio.as_ref(),
-            video.as_ref(),
-            None,
-        );
+        let summary = call.media.stop(call.started, call.established);
         end.report(key, summary, events);
     }
 }
@@ -794,6 +788,6 @@ fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<()
     let answer = sdp::parse(&body.bytes).map_err(|e| e.to_string())?;
     let negotiated = call.sdp.apply_answer(&answer).map_err(|e| e.to_string())?;
     call.media.apply(&negotiated, call.key, events)?;
-    call.media.apply_video(call.sdp.video(), call.key, events);
+    call.media.apply_video(&call.sdp, call.key, events);
     Ok(())
 }

@@ -266,3 +266,20 @@ impl From<&AudioStats> for AudioSummary {
         }
     }
 }
+
+/// A classic call's figures at `now` (`started`: its INVITE; `established`: when it was up),
+/// with the further video streams it received.
+pub(super) fn classic_summary(
+    started: Instant,
+    established: Option<Instant>,
+    now: Instant,
+    audio: Option<&AudioStats>,
+    video: Option<&VideoStats>,
+    further: Vec<(String, u64)>,
+) -> CallSummary {
+    let mut summary = CallSummary::measured(started, established, now, audio, video, None);
+    if let Some(video) = &mut summary.video {
+        video.streams = further;
+    }
+    summary
+}

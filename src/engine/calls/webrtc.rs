@@ -273,14 +273,8 @@ pub(super) fn video_media(
         ),
     };
     // A conference leg shows its participant's picture in the mosaic and nothing more.
-    let more_streams = (leg.is_none() && !video.single_stream).then(|| {
-        let record = video.record.clone().map(|path| (path, video.fps));
-        Box::new(StreamTiles {
-            streams: controls.more_video.clone(),
-            own: controls.remote_video.clone(),
-            record,
-        }) as RemoteStreamSinks
-    });
+    let more_streams =
+        (leg.is_none() && !video.single_stream).then(|| stream_tiles(video, controls));
     Ok(WebRtcVideoMedia {
         source,
         sink,
@@ -309,6 +303,16 @@ pub(super) fn mosaic_leg(
         .host_only(move || own_streams.is_muted())
         .encoded(single_nal, bitrate);
     Ok((mosaic, source, tile))
+}
+
+/// Where a call's further video streams go: tiles of the call, recorded beside its recording.
+pub(super) fn stream_tiles(video: &VideoOptions, controls: &CallControls) -> RemoteStreamSinks {
+    let record = video.record.clone().map(|path| (path, video.fps));
+    Box::new(StreamTiles {
+        streams: controls.more_video.clone(),
+        own: controls.remote_video.clone(),
+        record,
+    })
 }
 
 /// Where a call's further video streams go: a named slot each among `streams`, which the

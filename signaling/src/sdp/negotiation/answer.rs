@@ -3,6 +3,7 @@
 use rand::RngCore;
 
 use super::audio_section::{disabled_section, AudioSection, RtcpLine};
+use super::further_video::answer_further;
 use super::negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, TelephoneEvent};
 use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
 use super::remote::{classic_profile, first_common_codec, telephone_event, RemoteEnd};
@@ -57,6 +58,27 @@ impl SdpSession {
         local: &LocalMedia,
         policy: &AudioPolicy,
         video: Option<(&LocalMedia, &VideoPolicy)>,
+        direction: Direction,
+        rng: &mut impl RngCore,
+    ) -> Result<(SessionDescription, NegotiatedAudio), NegotiationError> {
+        self.answer_with_streams(offer, local, policy, video, &[], direction, rng)
+    }
+
+    /// Answers `offer` like [`answer_with_video`](Self::answer_with_video), and receives the
+    /// peer's further video m-lines as well, each on a port of its own: one it sent before on
+    /// the same port as then, a new one on the first of `further` that no stream uses (see
+    /// [`FurtherVideo`]). The call's own video m-line is the one it was, else the first video
+    /// m-line with a port. The further streams are then
+    /// [`further_video`](Self::further_video); one left out (no port, no H.264 to decode) is
+    /// answered with port 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer_with_streams(
+        &mut self,
+        offer: &SessionDescription,
+        local: &LocalMedia,
+        policy: &AudioPolicy,
+        video: Option<(&LocalMedia, &VideoPolicy)>,
+        further: &[LocalMedia],
         direction: Direction,
         rng: &mut impl RngCore,
     ) -> Result<(SessionDescription, NegotiatedAudio), NegotiationError> {
@@ -128,10 +150,19 @@ impl SdpSession {
         let audio = section.write();
         let mut video_keys = self.video_keys.clone();
         let video_index = video.and_then(|_| {
-            offer
-                .media
-                .iter()
-                .position(|m| m.kind == MediaKind::Video && m.port != 0)
+            let is_video = |i: &usize| {
+                offer
+                    .media
+                    .get(*i)
+                    .is_some_and(|m| m.kind == MediaKind::Video)
+            };
+            match self.video_index.filter(is_video) {
+                Some(own) => (offer.media[own].port != 0).then_some(own),
+                None => offer
+                    .media
+                    .iter()
+                    .position(|m| m.kind == MediaKind::Video && m.port != 0),
+            }
         });
         let answered_video = match (video, video_index) {
             (Some((video_local, video_policy)), Some(index)) => answer_video(
@@ -146,6 +177,23 @@ impl SdpSession {
             ),
             _ => None,
         };
+        let answered_further = match video {
+            Some((_, video_policy)) => answer_further(
+                offer,
+                &[Some(chosen.index), video_index]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>(),
+                &self.further,
+                further,
+                video_policy,
+                policy.srtp,
+                &mut video_keys,
+                direction,
+                rng,
+            ),
+            None => Vec::new(),
+        };
         let media = offer
             .media
             .iter()
@@ -153,7 +201,10 @@ impl SdpSession {
             .map(|(i, m)| match &answered_video {
                 _ if i == chosen.index => audio.clone(),
                 Some((section, _)) if Some(i) == video_index => section.clone(),
-                _ => disabled_section(m),
+                _ => answered_further
+                    .iter()
+                    .find(|(_, f)| f.index == i)
+                    .map_or_else(|| disabled_section(m), |(section, _)| section.clone()),
             })
             .collect();
 
@@ -184,6 +235,8 @@ impl SdpSession {
             self.video_index = Some(index);
         }
         self.video = answered_video.map(|(_, negotiated)| negotiated);
+        self.further = answered_further.into_iter().map(|(_, f)| f).collect();
+        self.further_offer.clear();
         self.video_offer = None;
         self.offer = None;
         Ok((sdp, negotiated))

@@ -1,5 +1,6 @@
 //! Taking the answer to our offer (RFC 3264 §7), checking that it answers what we offered.
 
+use super::further_video::check_further_answer;
 use super::negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, TelephoneEvent};
 use super::policy::AudioCodec;
 use super::remote::{classic_profile, telephone_event, RemoteEnd};
@@ -34,6 +35,7 @@ impl SdpSession {
                 .video_offer
                 .as_ref()
                 .and_then(|offered| check_video_answer(offered, answer));
+            self.further = check_further_answer(&self.further_offer, answer);
         }
         result
     }

@@ -73,6 +73,10 @@
 //!   with audio.
 //! - **Answer check**: a video m-line answered with port 0, a payload type we did not offer or
 //!   unusable crypto leaves the call without video; it never fails the audio stream.
+//! - **Further streams**: the call's own video is the video m-line it was (else the first with
+//!   a port); a peer that sends several video streams offers an m-line for each further one,
+//!   which [`SdpSession::answer_with_streams`] answers receive-only on a port of its own and
+//!   keeps across later exchanges ([`FurtherVideo`], `further_video.rs`).
 //!
 //! `RTP/AVPF` and `RTP/SAVPF` offers without DTLS are answered in their own profile and run as
 //! plain AVP media (feedback is optional for the receiver of feedback-capable offers). A
@@ -82,6 +86,7 @@
 mod answer;
 mod apply_answer;
 mod audio_section;
+mod further_video;
 mod negotiated;
 mod offer_kind;
 mod policy;
@@ -94,6 +99,7 @@ use thiserror::Error;
 
 use crate::call::Refusal;
 
+pub use further_video::FurtherVideo;
 pub use negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, TelephoneEvent};
 pub use offer_kind::{offer_kind, OfferKind};
 pub use policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};

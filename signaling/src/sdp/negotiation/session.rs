@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use rand::{Rng, RngCore};
 
 use super::audio_section::{disabled_section, AudioSection, RtcpLine};
+use super::further_video::{offer_further, FurtherVideo, OfferedFurther};
 use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
 use super::video_policy::{NegotiatedVideo, VideoPolicy};
 use super::video_section::{offer_video, OfferedVideo};
@@ -51,6 +52,10 @@ pub struct SdpSession {
     pub(super) video_offer: Option<OfferedVideo>,
     /// The video stream of the latest completed exchange.
     pub(super) video: Option<NegotiatedVideo>,
+    /// The peer's further video streams of the latest completed exchange.
+    pub(super) further: Vec<FurtherVideo>,
+    /// The further streams our last offer restated.
+    pub(super) further_offer: Vec<OfferedFurther>,
 }
 
 /// What our last offer proposed for audio.
@@ -97,6 +102,8 @@ impl SdpSession {
             video_keys: Vec::new(),
             video_offer: None,
             video: None,
+            further: Vec::new(),
+            further_offer: Vec::new(),
         }
     }
 
@@ -106,6 +113,13 @@ impl SdpSession {
     /// offered, or no common H.264 format).
     pub fn video(&self) -> Option<&NegotiatedVideo> {
         self.video.as_ref()
+    }
+
+    /// The peer's further video streams as the latest completed exchange left them
+    /// ([`answer_with_streams`](Self::answer_with_streams), or the answer to our offer that
+    /// restated them); empty when the peer sends one video stream or none.
+    pub fn further_video(&self) -> &[FurtherVideo] {
+        &self.further
     }
 
     /// The `o=` line of the last description sent (of the first one, before any).
@@ -230,19 +244,41 @@ impl SdpSession {
                 rng,
             )
         });
-        self.video_keys = video_keys;
         match &offered_video {
             Some((section, _)) if slot == media.len() => media.push(section.clone()),
             Some((section, _)) => media[slot] = section.clone(),
             None => {}
         }
+        // The further streams keep their slots (our video's gone, they stay disabled).
+        let further = match video {
+            Some((_, video_policy)) => offer_further(
+                &self.further,
+                video_policy,
+                &protocol,
+                policy.srtp,
+                &mut video_keys,
+                direction,
+                rng,
+            ),
+            None => Vec::new(),
+        };
+        self.video_keys = video_keys;
         let media_count = media.len();
+        let mut restated = Vec::new();
+        for (section, offered) in further {
+            let at = offered.index();
+            if at < media_count && at != index && at != slot {
+                media[at] = section;
+                restated.push(offered);
+            }
+        }
         let sdp = self.stamp(local.address, media);
         self.audio_index = Some(index);
         if slot < media_count {
             self.video_index = Some(slot);
         }
         self.video_offer = offered_video.map(|(_, offered)| offered);
+        self.further_offer = restated;
         self.offer = Some(OfferedAudio {
             index,
             media_count,
