@@ -2,7 +2,8 @@
 //! user agent here, whose video comes from classic video sessions of Callisto's media library —
 //! offers the call's own video and one further `m=video` per other participant, labelled after
 //! them. `callisto answer` receives each further stream on a port of its own and records it
-//! beside the call's recording; a re-INVITE that drops one ends that stream, the rest go on.
+//! beside the call's recording; a re-INVITE that adds one starts it on a new port, one that
+//! drops one ends that stream, and the rest go on.
 //! Every picture's stamp says who sent it. All on loopback, no proxy.
 
 mod support;
@@ -73,7 +74,7 @@ fn recorded(path: &Path) -> Result<(Vec<u16>, usize), Box<dyn Error>> {
 }
 
 #[test]
-fn a_bridges_participants_arrive_as_streams_of_their_own_until_one_leaves() -> TestResult {
+fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave() -> TestResult {
     let dir = tempfile::tempdir()?;
     let port = support::free_port();
     let recording = dir.path().join("bob.y4m");
@@ -100,88 +101,77 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_until_one_leaves() -> T
     bob.expect("listening", WAIT)?;
 
     let audio = UdpSocket::bind("127.0.0.1:0")?;
-    let video: Vec<UdpSocket> = (0..3)
+    let audio_port = audio.local_addr()?.port();
+    let mut sockets: Vec<UdpSocket> = (0..3)
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
-    let ports: Vec<u16> = video
+    let ports: Vec<u16> = sockets
         .iter()
         .map(|s| s.local_addr().map(|a| a.port()))
         .collect::<Result<_, _>>()?;
-    let audio_port = audio.local_addr()?.port();
     let mut bridge = ScriptedUas::bind("bridge", port)?;
-    let offer = bridge_sdp(
-        1,
-        audio_port,
-        &[
-            (ports[0], "host", "sendrecv"),
-            (ports[1], "alice", "sendonly"),
-            (ports[2], "carol", "sendonly"),
-        ],
-    );
+    let host = (ports[0], "host", "sendrecv");
+    let offer = bridge_sdp(1, audio_port, &[host, (ports[1], "alice", "sendonly")]);
     let call = bridge.place_call(&format!("sip:bob@127.0.0.1:{port}"), &offer, WAIT)?;
     bob.expect("answered", WAIT)?;
-    let answer = parse(call.answer.body())?;
-    let answered: Vec<(u16, String)> = answer
-        .media
-        .iter()
-        .filter(|m| m.kind == MediaKind::Video)
-        .map(|m| {
-            let direction = m.direction().map(|d| d.to_string()).unwrap_or_default();
-            (m.port, direction)
-        })
-        .collect();
-    assert_eq!(answered.len(), 3, "{}", call.answer.body());
-    assert!(answered.iter().all(|(port, _)| *port != 0), "{answered:?}");
+    let answered = video_lines(call.answer.body())?;
     assert_eq!(
         answered.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
-        ["sendrecv", "recvonly", "recvonly"]
+        ["sendrecv", "recvonly"],
+        "{}",
+        call.answer.body()
     );
-
-    // The host's picture on the call's own stream, alice's and carol's on theirs.
-    let mut streams: Vec<ClassicVideoSession> = video
+    assert!(answered.iter().all(|(port, _)| *port != 0), "{answered:?}");
+    // The host's picture on the call's own stream, alice's on hers.
+    let carol_socket = sockets.pop().ok_or("socket")?;
+    let mut streams: Vec<ClassicVideoSession> = sockets
         .into_iter()
         .zip(&answered)
-        .zip([10, 11, 12])
+        .zip([10, 11])
         .map(|((socket, (to, _)), identity)| bridge_stream(socket, *to, identity))
         .collect();
-    thread::sleep(Duration::from_secs(3));
+    thread::sleep(Duration::from_secs(2));
 
-    // carol leaves: her m-line is disabled, the others stay as they were.
-    let reoffer = bridge_sdp(
-        2,
-        audio_port,
-        &[
-            (ports[0], "host", "sendrecv"),
-            (ports[1], "alice", "sendonly"),
-            (0, "carol", "sendonly"),
-        ],
-    );
-    let reply = bridge.reinvite(&call, &reoffer, WAIT)?;
+    // carol joins on a new m-line: a port of her own, the others keep theirs.
+    let joined = [
+        host,
+        (ports[1], "alice", "sendonly"),
+        (ports[2], "carol", "sendonly"),
+    ];
+    let reply = bridge.reinvite(&call, &bridge_sdp(2, audio_port, &joined), WAIT)?;
     assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
-    let reanswer = parse(reply.body())?;
-    let video_ports: Vec<u16> = reanswer
-        .media
-        .iter()
-        .filter(|m| m.kind == MediaKind::Video)
-        .map(|m| m.port)
-        .collect();
-    assert_eq!(
-        video_ports,
-        [answered[0].0, answered[1].0, 0],
-        "each stream kept its port; carol's is gone"
+    let with_carol = video_lines(reply.body())?;
+    assert_eq!(with_carol.len(), 3, "{}", reply.body());
+    assert_eq!(with_carol[..2], answered[..], "{}", reply.body());
+    assert_eq!(with_carol[2].1, "recvonly");
+    assert!(
+        ![0, answered[0].0, answered[1].0].contains(&with_carol[2].0),
+        "{with_carol:?}"
     );
-    let mut carol = streams.pop().ok_or("carol")?;
+    streams.push(bridge_stream(carol_socket, with_carol[2].0, 12));
+    thread::sleep(Duration::from_secs(2));
+
+    // alice leaves: her m-line is disabled, the others stay as they were.
+    let left = [
+        host,
+        (0, "alice", "sendonly"),
+        (ports[2], "carol", "sendonly"),
+    ];
+    let reply = bridge.reinvite(&call, &bridge_sdp(3, audio_port, &left), WAIT)?;
+    let sent_before_leaving = streams[1].stats().frames_sent;
+    assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
+    let ports_now: Vec<u16> = video_lines(reply.body())?.iter().map(|(p, _)| *p).collect();
+    assert_eq!(ports_now, [answered[0].0, 0, with_carol[2].0]);
+    // The bridge goes on sending alice's pictures for a while: nobody shows them.
     thread::sleep(Duration::from_millis(1_500));
-    let carol_sent = carol.stop();
+    let alice_sent = streams[1].stop();
     thread::sleep(Duration::from_millis(1_000));
 
     let reply = bridge.request_in_dialog(&call, "BYE", None, WAIT)?;
     assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
     let ended = bob.expect("call_ended", WAIT)?;
     let host_stats = streams[0].stop();
-    for stream in &mut streams[1..] {
-        stream.stop();
-    }
+    streams[2].stop();
     assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
 
     // The summary lists the further streams still received when the call ended.
@@ -192,11 +182,11 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_until_one_leaves() -> T
         .iter()
         .filter_map(|s| s["name"].as_str())
         .collect();
-    assert_eq!(names, ["alice"], "{ended}");
+    assert_eq!(names, ["carol"], "{ended}");
     assert!(listed[0]["frames_decoded"].as_u64() > Some(60), "{ended}");
 
     // Each recording holds its sender alone: the host on the call's own, alice and carol
-    // beside it; carol's stopped when she left, well before the call ended.
+    // beside it; alice's stopped when she left, though her pictures kept coming.
     let (own, _) = recorded(&recording)?;
     assert_eq!(own, [10]);
     let (alice, alice_frames) = recorded(&dir.path().join("bob.alice.y4m"))?;
@@ -204,15 +194,38 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_until_one_leaves() -> T
     let (carol, carol_frames) = recorded(&dir.path().join("bob.carol.y4m"))?;
     assert_eq!(carol, [12]);
     println!(
-        "alice: {alice_frames} pictures, carol: {carol_frames} (she sent {})",
-        carol_sent.frames_sent
+        "alice: {alice_frames} pictures shown, {sent_before_leaving} sent before she left and {} \
+         in all; carol: {carol_frames}",
+        alice_sent.frames_sent
     );
-    assert!(carol_frames >= 60, "carol: {carol_frames} pictures");
     assert!(
-        alice_frames >= carol_frames + 45,
-        "alice ({alice_frames}) went on after carol ({carol_frames}) left"
+        alice_frames >= 60 && carol_frames >= 60,
+        "{alice_frames}, {carol_frames}"
+    );
+    // What was on its way when the answer went out may still be shown (a few pictures).
+    assert!(
+        alice_frames <= sent_before_leaving as usize + 10,
+        "alice's stream ended when she left ({alice_frames} shown, {sent_before_leaving} sent \
+         before)"
+    );
+    assert!(
+        alice_sent.frames_sent > sent_before_leaving + 10,
+        "{alice_sent:?}"
     );
     // And bob's own picture reached the host.
     assert!(host_stats.frames_decoded >= 60, "{host_stats:?}");
     Ok(())
+}
+
+/// Each video m-line of an SDP body as (port, direction).
+fn video_lines(body: &str) -> Result<Vec<(u16, String)>, Box<dyn Error>> {
+    Ok(parse(body)?
+        .media
+        .iter()
+        .filter(|m| m.kind == MediaKind::Video)
+        .map(|m| {
+            let direction = m.direction().map(|d| d.to_string()).unwrap_or_default();
+            (m.port, direction)
+        })
+        .collect())
 }

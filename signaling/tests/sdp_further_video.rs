@@ -7,7 +7,7 @@ mod sdp_support;
 
 use callisto_signaling::sdp::{
     parse, Direction, LocalMedia, MediaKind, SdpSession, SessionDescription, SrtpPolicy,
-    VideoPolicy,
+    VideoPolicy, MAX_FURTHER_VIDEO,
 };
 use sdp_support::*;
 
@@ -287,4 +287,127 @@ fn our_hold_and_resume_restate_the_further_streams_in_their_slots() {
     declined.media[2].port = 0;
     ours.apply_answer(&declined).unwrap();
     assert!(ours.further_video().is_empty());
+}
+
+#[test]
+fn the_calls_own_video_comes_back_on_a_new_m_line_and_further_ones_stay_further() {
+    let mut ours = session(1);
+    let first = bridge_offer(
+        1,
+        &[(32000, "host", "sendrecv"), (32002, "alice", "sendonly")],
+    );
+    answer(&mut ours, &first, &spare());
+    // The call's own video is removed, then offered again at the end.
+    let removed = bridge_offer(2, &[(0, "host", "sendrecv"), (32002, "alice", "sendonly")]);
+    let text = answer(&mut ours, &removed, &spare());
+    assert_eq!(
+        video_lines(&text),
+        [(0, None), (SPARE[0], Some(Direction::RecvOnly))]
+    );
+    assert!(ours.video().is_none());
+    let back = bridge_offer(
+        3,
+        &[
+            (0, "host", "sendrecv"),
+            (32002, "alice", "sendonly"),
+            (32008, "host", "sendrecv"),
+        ],
+    );
+    let text = answer(&mut ours, &back, &spare());
+    assert_eq!(
+        video_lines(&text),
+        [
+            (0, None),
+            (SPARE[0], Some(Direction::RecvOnly)),
+            (VIDEO_PORT, Some(Direction::SendRecv)),
+        ]
+    );
+    assert_eq!(ours.video().unwrap().remote_rtp.port(), 32008);
+    assert_eq!(
+        further(&ours),
+        [(2, "alice".into(), SPARE[0], 32002, Direction::RecvOnly)]
+    );
+}
+
+#[test]
+fn a_call_takes_a_bounded_number_of_further_streams() {
+    let labels: Vec<String> = (0..12).map(|n| format!("p{n}")).collect();
+    let mut videos = vec![(32000, "host", "sendrecv")];
+    videos.extend(
+        labels
+            .iter()
+            .enumerate()
+            .map(|(n, label)| (32002 + 2 * n as u16, label.as_str(), "sendonly")),
+    );
+    let ports: Vec<LocalMedia> = (0..12)
+        .map(|n| LocalMedia {
+            rtp_port: 41000 + 2 * n,
+            ..local()
+        })
+        .collect();
+    let mut ours = session(1);
+    let text = answer(&mut ours, &bridge_offer(1, &videos), &ports);
+    let taken = video_lines(&text)
+        .iter()
+        .filter(|(port, _)| *port != 0)
+        .count();
+    assert_eq!(taken, 1 + MAX_FURTHER_VIDEO);
+    assert_eq!(ours.further_video().len(), MAX_FURTHER_VIDEO);
+    assert_eq!(ours.further_video()[0].label, "p0");
+}
+
+#[test]
+fn further_streams_are_keyed_like_the_calls_own_under_sdes() {
+    let key = |n: u8| {
+        if n == 0 {
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"
+        } else {
+            "Hh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7"
+        }
+    };
+    let mut text = bridge_offer(
+        1,
+        &[(32000, "host", "sendrecv"), (32002, "alice", "sendonly")],
+    )
+    .to_string()
+    .replace("RTP/AVP", "RTP/SAVP");
+    for (n, line) in ["m=audio", "m=video 32000", "m=video 32002"]
+        .iter()
+        .enumerate()
+    {
+        let at = text.find(line).unwrap();
+        let end = at + text[at..].find("\r\n").unwrap() + 2;
+        let crypto = format!(
+            "a=crypto:{} AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            n + 1,
+            key((n % 2) as u8)
+        );
+        text.insert_str(end, &crypto);
+    }
+    let offer = parse(&text).unwrap();
+    let mut ours = session(1);
+    let answer = ours
+        .answer_with_streams(
+            &offer,
+            &local(),
+            &policy(SrtpPolicy::Mandatory),
+            Some((&video_local(), &VideoPolicy::default())),
+            &spare(),
+            Direction::SendRecv,
+            &mut rng(4),
+        )
+        .expect("answer")
+        .0
+        .to_string();
+    let crypto = lines_with(&answer, "a=crypto:");
+    assert_eq!(crypto.len(), 3, "{answer}");
+    assert!(crypto[2].starts_with("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"));
+    let alice = &ours.further_video()[0];
+    let srtp = alice
+        .negotiated
+        .srtp
+        .as_ref()
+        .expect("alice's stream is keyed");
+    assert_eq!(srtp.remote, offer.media[2].crypto().next().unwrap().key);
+    assert_eq!(alice.negotiated.direction, Direction::RecvOnly);
 }

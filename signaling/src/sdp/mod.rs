@@ -46,6 +46,6 @@ pub use model::{
 pub use negotiation::{
     offer_kind, AudioCodec, AudioPolicy, FurtherVideo, LocalMedia, NegotiatedAudio,
     NegotiatedCodec, NegotiatedSrtp, NegotiatedVideo, NegotiationError, OfferKind, SdpSession,
-    SrtpPolicy, TelephoneEvent, VideoPolicy,
+    SrtpPolicy, TelephoneEvent, VideoPolicy, MAX_FURTHER_VIDEO,
 };
 pub use parser::{parse, MAX_SDP_LEN};

@@ -140,8 +140,8 @@ impl ClassicVideo {
         Ok(())
     }
 
-    /// The ports an answer to `offer` may give the peer's further video streams (none when
-    /// the call shows one stream only).
+    /// The ports an answer to `offer` may give the peer's new further video streams (none
+    /// when the call shows one stream only).
     pub(super) fn further_ports(&mut self, offer: &SessionDescription) -> Vec<LocalMedia> {
         let Some(further) = &mut self.further else {
             return Vec::new();

@@ -3,11 +3,15 @@
 //! one we take gets a socket of its own, bound before the answer names its port, and a
 //! receive-only [`ClassicVideoSession`] whose pictures become a tile of the call (and a
 //! recording beside the call's, `NAME.LABEL.y4m`), as the WebRTC path's further tracks do.
-//! A stream that a later exchange drops ends: its session stops and its tile goes.
+//! A stream that a later exchange drops (port 0) ends: its session stops and its tile goes;
+//! one the peer does not send (yet, or for now) has no session running, or a paused one.
+//! A call takes at most [`MAX_FURTHER_VIDEO`]; a name seen before gets the stream's number in
+//! its recording's file name.
 //!
 //! Further streams are declined (port 0) by a call that shows one stream
 //! (`--single-stream`) and by a leg of a conference we host, whose pictures are its
-//! participant's tile in the mosaic.
+//! participant's tile in the mosaic (a call merged into the conference later keeps the
+//! streams it has, and takes no new ones).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -15,7 +19,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use callisto_media::session::{ClassicVideoSession, MediaDirection};
 use callisto_media::video::VideoStats;
 use callisto_media::webrtc::{RemoteStreamSinks, RemoteVideoStream};
-use callisto_signaling::sdp::{FurtherVideo, LocalMedia, MediaKind, SessionDescription};
+use callisto_signaling::sdp::{
+    FurtherVideo, LocalMedia, MediaKind, SessionDescription, MAX_FURTHER_VIDEO,
+};
 
 use super::classic_video::{config_of, packetization_of, update_of};
 use super::media::srtp_keys_of;
@@ -54,29 +60,26 @@ impl FurtherStreams {
         }
     }
 
-    /// The ports an answer to `offer` may give further streams: every running stream's, and
-    /// spare ones — bound now where needed — so that each video m-line of the offer beyond
-    /// the first could start a new stream.
+    /// The ports an answer to `offer` may give new further streams — those running keep
+    /// theirs —: spare sockets, bound now where needed, one for each video m-line of the
+    /// offer beyond the first, up to [`MAX_FURTHER_VIDEO`].
     pub(super) fn ports(&mut self, offer: &SessionDescription) -> io::Result<Vec<LocalMedia>> {
         let lines = offer
             .media
             .iter()
             .filter(|m| m.kind == MediaKind::Video && m.port != 0)
             .count();
-        while self.spare.len() < lines.saturating_sub(1) {
+        while self.spare.len() < lines.saturating_sub(1).min(MAX_FURTHER_VIDEO) {
             self.spare
                 .push(UdpSocket::bind(SocketAddr::new(self.ip, 0))?);
         }
-        let running = self.running.iter().map(|r| r.port);
-        let spare = self
+        Ok(self
             .spare
             .iter()
-            .filter_map(|s| s.local_addr().ok().map(|a| a.port()));
-        Ok(running
-            .chain(spare)
-            .map(|rtp_port| LocalMedia {
+            .filter_map(|s| s.local_addr().ok())
+            .map(|address| LocalMedia {
                 address: self.ip,
-                rtp_port,
+                rtp_port: address.port(),
                 rtcp_port: None,
             })
             .collect())
@@ -118,6 +121,10 @@ impl FurtherStreams {
                 .update(update_of(negotiated, direction, srtp))
                 .map_err(|e| e.to_string());
         }
+        if !direction.receive {
+            // Not sent yet (or offered for us to send): its socket waits, no tile is shown.
+            return Ok(());
+        }
         let at = self
             .spare
             .iter()
@@ -126,8 +133,9 @@ impl FurtherStreams {
                     .is_ok_and(|a| a.port() == further.local.rtp_port)
             })
             .ok_or_else(|| format!("port {} is not ours", further.local.rtp_port))?;
-        let socket = self.spare.remove(at);
         let packetization = packetization_of(negotiated)?;
+        // A stream that cannot start leaves its port as it was, for a later exchange.
+        let socket = self.spare[at].try_clone().map_err(|e| e.to_string())?;
         self.started += 1;
         let stream = RemoteVideoStream {
             number: self.started,
@@ -149,6 +157,7 @@ impl FurtherStreams {
             key,
         );
         let session = ClassicVideoSession::receive_only(config, sink).map_err(|e| e.to_string())?;
+        self.spare.remove(at);
         tracing::info!(label = %further.label, "a further video stream starts");
         self.running.push(Running {
             port: further.local.rtp_port,
@@ -173,5 +182,54 @@ impl FurtherStreams {
             .into_iter()
             .map(|mut r| (r.stream, r.session.stop()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::media::{CallControls, VideoInput, VideoOptions};
+    use super::*;
+
+    #[test]
+    fn streams_that_share_a_name_are_recorded_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = VideoOptions {
+            input: VideoInput::Pattern,
+            record: Some(dir.path().join("bob.y4m")),
+            width: 64,
+            height: 48,
+            fps: 10,
+            max_bitrate: 100_000,
+            identity: 0,
+            single_stream: false,
+        };
+        let controls = CallControls::default();
+        let mut tiles = super::super::webrtc::stream_tiles(&options, &controls);
+        let stream = |number: usize, label: &str| RemoteVideoStream {
+            number,
+            stream_id: label.into(),
+            track_id: String::new(),
+        };
+        let mut first = tiles.sink(&[stream(1, "slides")]);
+        let mut second = tiles.sink(&[stream(1, "slides"), stream(2, "slides")]);
+        assert_eq!(controls.more_video.slots().len(), 2);
+        // A participant who leaves and comes back under the same name.
+        first.finish().unwrap();
+        let mut third = tiles.sink(&[stream(2, "slides"), stream(3, "slides")]);
+        second.finish().unwrap();
+        third.finish().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["bob.slides-3.y4m", "bob.slides-4.y4m", "bob.slides.y4m"]
+        );
+        assert!(
+            controls.more_video.slots().is_empty(),
+            "the tiles went with their streams"
+        );
     }
 }

@@ -466,9 +466,9 @@ impl CallMedia {
         }
     }
 
-    /// The ports an answer to `offer` may give the peer's further video streams: none
-    /// without video, for a call that shows one stream and for a leg of a conference we
-    /// host.
+    /// The ports an answer to `offer` may give the peer's new further video streams (those
+    /// running keep theirs): none without video, for a call that shows one stream and for a
+    /// leg of a conference we host.
     pub(super) fn further_ports(&mut self, offer: &SessionDescription) -> Vec<LocalMedia> {
         match &mut self.video {
             Some(video) if self.options.conference.is_none() => video.further_ports(offer),

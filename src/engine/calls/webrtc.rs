@@ -312,13 +312,15 @@ pub(super) fn stream_tiles(video: &VideoOptions, controls: &CallControls) -> Rem
         streams: controls.more_video.clone(),
         own: controls.remote_video.clone(),
         record,
+        recorded: Vec::new(),
     })
 }
 
 /// Where a call's further video streams go: a named slot each among `streams`, which the
 /// window shows as tiles (until the stream ends). The names are the peer's labels; once there
 /// are several streams the call's own is named too. With `record` (the call's recording and
-/// its rate), each further stream is also recorded beside it, as `NAME.STREAM.y4m`. When the
+/// its rate), each further stream is also recorded beside it, as `NAME.STREAM.y4m`
+/// (`NAME.STREAM-N.y4m` for the `N`th stream when an earlier one had that name). When the
 /// peer stops sending the call's own stream, `own` (its pictures' slot) is cleared (the late
 /// frames refused until the stream is sent again) and the stream is marked ended among
 /// `streams`.
@@ -326,6 +328,8 @@ struct StreamTiles {
     streams: StreamSlots,
     own: FrameSlot,
     record: Option<(PathBuf, u32)>,
+    /// The recordings made so far (a name seen again gets its stream's number).
+    recorded: Vec<PathBuf>,
 }
 
 impl RemoteStreams for StreamTiles {
@@ -342,7 +346,13 @@ impl RemoteStreams for StreamTiles {
         let Some((path, fps)) = &self.record else {
             return tile;
         };
-        let path = stream_recording(path, &name, newest.number);
+        let mut recording = stream_recording(path, &name, newest.number);
+        if self.recorded.contains(&recording) {
+            let again = format!("{name}-{}", newest.number + 1);
+            recording = stream_recording(path, &again, newest.number);
+        }
+        self.recorded.push(recording.clone());
+        let path = recording;
         match Y4mRecorder::create(&path, *fps) {
             Ok(recorder) => Box::new(TeeVideoSink::new(tile, Box::new(recorder))),
             Err(error) => {
@@ -742,6 +752,7 @@ mod tests {
             streams: streams.clone(),
             own: own.clone(),
             record: None,
+            recorded: Vec::new(),
         };
         let labels = |number: usize, stream_id: &str| RemoteVideoStream {
             number,

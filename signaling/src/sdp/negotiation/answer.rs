@@ -47,10 +47,11 @@ impl SdpSession {
         self.answer_with_video(offer, local, policy, None, direction, rng)
     }
 
-    /// Answers `offer` like [`answer`](Self::answer), and its first video m-line with a
-    /// non-zero port as well when `video` gives our video socket and policy (the rules are in
-    /// the [module docs](super)); every other video m-line, and that one when
-    /// it is declined, is answered with port 0. The negotiated video stream is then
+    /// Answers `offer` like [`answer`](Self::answer), and the call's video as well when
+    /// `video` gives our video socket and policy (the rules are in the
+    /// [module docs](super)): the video m-line of the session's earlier exchanges while it has
+    /// a port, else the first video m-line with a port; every other video m-line, and that one
+    /// when it is declined, is answered with port 0. The negotiated video stream is then
     /// [`video`](Self::video). Audio decides success: declined video never fails the answer.
     pub fn answer_with_video(
         &mut self,
@@ -149,20 +150,20 @@ impl SdpSession {
         };
         let audio = section.write();
         let mut video_keys = self.video_keys.clone();
+        // The call's own video: its m-line while that has a port, else the first video
+        // m-line with a port that is no further stream (video the peer adds again, or
+        // afresh, at the end).
         let video_index = video.and_then(|_| {
-            let is_video = |i: &usize| {
+            let live = |i: usize| {
                 offer
                     .media
-                    .get(*i)
-                    .is_some_and(|m| m.kind == MediaKind::Video)
+                    .get(i)
+                    .is_some_and(|m| m.kind == MediaKind::Video && m.port != 0)
             };
-            match self.video_index.filter(is_video) {
-                Some(own) => (offer.media[own].port != 0).then_some(own),
-                None => offer
-                    .media
-                    .iter()
-                    .position(|m| m.kind == MediaKind::Video && m.port != 0),
-            }
+            let further = |i: usize| self.further.iter().any(|f| f.index == i);
+            self.video_index
+                .filter(|own| live(*own))
+                .or_else(|| (0..offer.media.len()).find(|i| live(*i) && !further(*i)))
         });
         let answered_video = match (video, video_index) {
             (Some((video_local, video_policy)), Some(index)) => answer_video(

@@ -20,6 +20,10 @@ use crate::sdp::attributes::Direction;
 use crate::sdp::crypto::{SrtpMasterKey, SrtpSuite};
 use crate::sdp::model::{MediaDescription, MediaKind, Protocol, SessionDescription};
 
+/// The most further video streams a call takes; further m-lines beyond them are declined
+/// (each costs a socket, threads and a decoder, and an offer is the peer's to write).
+pub const MAX_FURTHER_VIDEO: usize = 8;
+
 /// One further video stream of a classic call: the peer sends it, we only receive it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FurtherVideo {
@@ -82,8 +86,9 @@ fn further_direction(direction: Direction) -> Direction {
 
 /// The further video m-lines of `offer` we answer, and each one's stream: every video m-line
 /// with a port but those in `skip` (the call's own video), on the port `known` gave it before
-/// or else on the first of `ports` no stream uses. An m-line without a port to take, or without H.264 we can decode, is left out (the
-/// caller answers it with port 0).
+/// or else on the first of `ports` no stream uses, up to [`MAX_FURTHER_VIDEO`]. An m-line
+/// without a port to take, or without H.264 we can decode, is left out (the caller answers it
+/// with port 0).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn answer_further(
     offer: &SessionDescription,
@@ -101,6 +106,9 @@ pub(super) fn answer_further(
     for (index, media) in offer.media.iter().enumerate() {
         if media.kind != MediaKind::Video || media.port == 0 || skip.contains(&index) {
             continue;
+        }
+        if answered.len() == MAX_FURTHER_VIDEO {
+            break;
         }
         let earlier = known.iter().find(|f| f.index == index).map(|f| f.local);
         let fresh = || {

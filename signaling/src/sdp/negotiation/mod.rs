@@ -99,7 +99,7 @@ use thiserror::Error;
 
 use crate::call::Refusal;
 
-pub use further_video::FurtherVideo;
+pub use further_video::{FurtherVideo, MAX_FURTHER_VIDEO};
 pub use negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, TelephoneEvent};
 pub use offer_kind::{offer_kind, OfferKind};
 pub use policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
