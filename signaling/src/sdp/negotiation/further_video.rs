@@ -2,14 +2,15 @@
 //! call (a conference server or bridge showing each participant apart, a video phone that
 //! shows slides beside the camera) offers an `m=video` section for each.
 //!
-//! The session's first video m-line is the call's own stream, where our picture goes. Every
-//! further one that carries H.264 we can decode is answered receive-only — each on a port of
-//! its own, given by the caller — and becomes a [`FurtherVideo`], named by the peer's
+//! The call's own stream, where our picture goes, is the session's video m-line (the first
+//! video m-line with a port, until an offer removes it). Every further one that carries H.264
+//! we can decode is answered receive-only — each on a port of its own, given by the caller,
+//! up to [`MAX_FURTHER_VIDEO`] — and becomes a [`FurtherVideo`], named by the peer's
 //! `a=label` (RFC 4574), else the stream id of its `a=msid`, else its `a=content` (RFC 4796).
 //! A further m-line keeps its port for the rest of the call: later offers from the peer that
 //! still send it are answered on the same port, and our own offers (hold, resume) restate it
 //! in its slot, `recvonly` (or `inactive` while we hold the call). One that a later offer
-//! disables (port 0) or answers without sending ends.
+//! disables, or an answer declines (port 0), ends; one not sent for now stays, paused.
 
 use rand::RngCore;
 
