@@ -68,10 +68,10 @@ impl SdpSession {
     /// Answers `offer` like [`answer_with_video`](Self::answer_with_video), and receives the
     /// peer's further video m-lines as well, each on a port of its own: one it sent before on
     /// the same port as then, a new one on the first of `further` that no stream uses (see
-    /// [`FurtherVideo`]). The call's own video m-line is the one it was, else the first video
-    /// m-line with a port. The further streams are then
-    /// [`further_video`](Self::further_video); one left out (no port, no H.264 to decode) is
-    /// answered with port 0.
+    /// [`FurtherVideo`](super::FurtherVideo)). The call's own video m-line is the one it was,
+    /// else the first video m-line with a port. The further streams are then
+    /// [`further_video`](Self::further_video); one left out (no port, no H.264 to decode, past
+    /// the cap) is answered with port 0.
     #[allow(clippy::too_many_arguments)]
     pub fn answer_with_streams(
         &mut self,
