@@ -28,6 +28,16 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// The configuration file: `--config`, else the platform's.
+    pub fn config_path(&self) -> Result<PathBuf, crate::config::ConfigError> {
+        self.config
+            .clone()
+            .map(Ok)
+            .unwrap_or_else(crate::config::Config::default_path)
+    }
+}
+
 /// The headless commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -268,6 +278,23 @@ pub struct ConferenceArgs {
     pub count: u32,
     #[command(flatten)]
     pub media: MediaArgs,
+}
+
+/// Logs to stderr: warnings, or more with each `-v`; `CALLISTO_LOG` (an `EnvFilter`) overrides.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLISTO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 #[cfg(test)]

@@ -1,27 +1,26 @@
-//! The `callisto` binary: parse the command line, set up logging, run the command.
+//! The `callisto` binary: parse the command line, set up logging, run the command. Without a
+//! command it becomes `callisto-desktop`, the window, which lives in a binary of its own so
+//! that the headless commands — a call, a conference bridge left running — carry no window
+//! toolkit: none of its code or relocations, no font or graphics library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use callisto::app::AppSetup;
-use callisto::cli::{Cli, Command, DevicesArgs};
+use callisto::cli::{init_logging, Cli, Command, DevicesArgs};
 use callisto::config::Config;
 use callisto::{call, register};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let started = std::time::Instant::now();
     let cli = Cli::parse();
+    if cli.command.is_none() {
+        return open_window();
+    }
     init_logging(cli.verbose);
     if let Some(Command::Devices(args)) = &cli.command {
         return list_devices(args);
     }
-    let config_path = match cli
-        .config
-        .clone()
-        .map(Ok)
-        .unwrap_or_else(Config::default_path)
-    {
+    let config_path = match cli.config_path() {
         Ok(path) => path,
         Err(error) => {
             eprintln!("callisto: {error}");
@@ -29,12 +28,7 @@ fn main() -> ExitCode {
         }
     };
     let Some(command) = cli.command else {
-        return open_window(
-            started,
-            config_path,
-            cli.data_dir.or_else(callisto::app::default_data_dir),
-            cli.dial,
-        );
+        return open_window();
     };
     // The headless commands refuse a broken configuration file; the window moves it aside.
     let config = match Config::load(&config_path) {
@@ -105,50 +99,6 @@ fn main() -> ExitCode {
     ))
 }
 
-/// `callisto` with no command: the desktop window. A damaged configuration file is moved
-/// aside (never overwritten) and the window says so.
-fn open_window(
-    started: std::time::Instant,
-    config_path: PathBuf,
-    data_dir: Option<PathBuf>,
-    dial: Option<String>,
-) -> ExitCode {
-    let (config, notice) = match Config::load_or_quarantine(&config_path) {
-        Ok(loaded) => {
-            let notice = loaded
-                .quarantined
-                .map(|moved| {
-                    format!(
-                        "The settings file was damaged ({}); it was moved to {} and the defaults are in use.",
-                        moved.reason,
-                        moved.moved_to.display()
-                    )
-                })
-                .unwrap_or_default();
-            (loaded.config, notice)
-        }
-        Err(error) => {
-            eprintln!("callisto: {error}");
-            return ExitCode::from(register::exit::OTHER);
-        }
-    };
-    let setup = AppSetup {
-        config,
-        config_path,
-        data_dir,
-        notice,
-        started,
-        dial,
-    };
-    match callisto::ui::run_window(setup) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("callisto: {message}");
-            ExitCode::from(register::exit::OTHER)
-        }
-    }
-}
-
 /// `callisto devices`: one line per sound device, inputs first, `*` marking the defaults.
 fn list_devices(args: &DevicesArgs) -> ExitCode {
     let devices = match callisto_media::device::audio_devices() {
@@ -184,18 +134,24 @@ fn list_devices(args: &DevicesArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLISTO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// `callisto` with no command: the window, `callisto-desktop` beside this program, in this
+/// process (the same PID, the same arguments).
+fn open_window() -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let desktop = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(DESKTOP)))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from(DESKTOP));
+    let error = std::process::Command::new(&desktop)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    eprintln!(
+        "callisto: cannot open the window ({} did not start: {error})",
+        desktop.display()
+    );
+    ExitCode::from(register::exit::OTHER)
 }
+
+/// The window's program.
+const DESKTOP: &str = "callisto-desktop";
