@@ -134,18 +134,44 @@ fn list_devices(args: &DevicesArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `callisto` with no command: the window, `callisto-desktop` beside this program, in this
-/// process (the same PID, the same arguments).
+/// `callisto` with no command: the window, `callisto-desktop` beside this program (on `PATH`
+/// only when this program cannot tell where it is), in this process on Unix (the same PID,
+/// the same `argv`, `argv[0]` included, so the window's X11 class stays `callisto`).
 fn open_window() -> ExitCode {
-    use std::os::unix::process::CommandExt;
-    let desktop = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join(DESKTOP)))
-        .filter(|path| path.exists())
-        .unwrap_or_else(|| PathBuf::from(DESKTOP));
-    let error = std::process::Command::new(&desktop)
-        .args(std::env::args_os().skip(1))
-        .exec();
+    let desktop = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name(DESKTOP),
+        Err(_) => PathBuf::from(DESKTOP),
+    };
+    if desktop.is_absolute() && !desktop.exists() {
+        eprintln!(
+            "callisto: cannot open the window: {} is missing (`make run`, or `cargo build \
+             --bins`, builds it beside callisto)",
+            desktop.display()
+        );
+        return ExitCode::from(register::exit::OTHER);
+    }
+    let mut window = std::process::Command::new(&desktop);
+    window.args(std::env::args_os().skip(1));
+    #[cfg(unix)]
+    let error = {
+        use std::os::unix::process::CommandExt;
+        window
+            .arg0(
+                std::env::args_os()
+                    .next()
+                    .unwrap_or_else(|| "callisto".into()),
+            )
+            .exec()
+    };
+    #[cfg(not(unix))]
+    let error = match window.status() {
+        Ok(status) => {
+            return status
+                .code()
+                .map_or(ExitCode::FAILURE, |c| ExitCode::from(c as u8))
+        }
+        Err(error) => error,
+    };
     eprintln!(
         "callisto: cannot open the window ({} did not start: {error})",
         desktop.display()

@@ -1,5 +1,7 @@
 //! `callisto-desktop`: the window. `callisto` without a command starts it in its own place
-//! (same process, same arguments); the headless commands stay in `callisto`.
+//! (same process, same arguments); the headless commands stay in `callisto`. The start-up time
+//! the window logs counts from this program's start, after `callisto`'s hand-over (a few
+//! milliseconds).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
