@@ -35,8 +35,8 @@ fn main() -> ExitCode {
     )
 }
 
-/// The desktop window. A damaged configuration file is moved
-/// aside (never overwritten) and the window says so.
+/// The desktop window. A damaged configuration file is moved aside (never overwritten) and the
+/// window says so.
 fn open_window(
     started: std::time::Instant,
     config_path: PathBuf,
