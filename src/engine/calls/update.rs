@@ -278,8 +278,48 @@ pub(super) fn classic_summary(
     further: Vec<(String, u64)>,
 ) -> CallSummary {
     let mut summary = CallSummary::measured(started, established, now, audio, video, None);
+    if summary.video.is_none() && !further.is_empty() {
+        // Further streams came while the call's own video did not run: an empty own stream.
+        let none = VideoStats {
+            codec: "H264".into(),
+            ..VideoStats::default()
+        };
+        summary.video = Some(VideoSummary::from_stats(&none, started));
+    }
     if let Some(video) = &mut summary.video {
         video.streams = further;
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_classic_calls_further_streams_are_summed_up_with_or_without_its_own_video() {
+        let started = Instant::now();
+        let further = vec![("alice".to_string(), 90)];
+        let own = VideoStats {
+            codec: "H264".into(),
+            frames_decoded: 120,
+            ..VideoStats::default()
+        };
+        let with_own = classic_summary(started, None, started, None, Some(&own), further.clone());
+        let video = with_own.video.expect("video");
+        assert_eq!(
+            (video.frames_decoded, video.streams),
+            (120, further.clone())
+        );
+
+        let without = classic_summary(started, None, started, None, None, further.clone());
+        let video = without.video.expect("the further streams are still told");
+        assert_eq!((video.frames_decoded, video.streams), (0, further));
+
+        assert!(
+            classic_summary(started, None, started, None, None, Vec::new())
+                .video
+                .is_none()
+        );
+    }
 }
