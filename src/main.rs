@@ -12,12 +12,12 @@ use callisto::{call, register};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if cli.command.is_none() {
+    let mut cli = Cli::parse();
+    let Some(command) = cli.command.take() else {
         return open_window();
-    }
+    };
     init_logging(cli.verbose);
-    if let Some(Command::Devices(args)) = &cli.command {
+    if let Command::Devices(args) = &command {
         return list_devices(args);
     }
     let config_path = match cli.config_path() {
@@ -26,9 +26,6 @@ fn main() -> ExitCode {
             eprintln!("callisto: {error}");
             return ExitCode::from(register::exit::OTHER);
         }
-    };
-    let Some(command) = cli.command else {
-        return open_window();
     };
     // The headless commands refuse a broken configuration file; the window moves it aside.
     let config = match Config::load(&config_path) {

@@ -40,17 +40,15 @@ fn srtp_pair() -> (SrtpKeys, SrtpKeys) {
     )
 }
 
-fn session(
+/// A sendrecv stream on `socket` to `peer`, payload type 96, CNAME after `identity`.
+fn config(
     socket: UdpSocket,
     peer: &UdpSocket,
     identity: u16,
     mode: PacketizationMode,
     srtp: Option<SrtpKeys>,
-) -> (ClassicVideoSession, Stamps) {
-    let stamps: Stamps = Arc::default();
-    let seen = Arc::clone(&stamps);
-    let format = VideoFormat::new(640, 480, 30).unwrap();
-    let config = ClassicVideoConfig {
+) -> ClassicVideoConfig {
+    ClassicVideoConfig {
         rtp_socket: socket,
         rtcp_socket: None,
         remote_rtp: peer.local_addr().unwrap(),
@@ -61,7 +59,20 @@ fn session(
         srtp,
         direction: MediaDirection::SENDRECV,
         cname: format!("video-{identity}@callisto.test"),
-    };
+    }
+}
+
+fn session(
+    socket: UdpSocket,
+    peer: &UdpSocket,
+    identity: u16,
+    mode: PacketizationMode,
+    srtp: Option<SrtpKeys>,
+) -> (ClassicVideoSession, Stamps) {
+    let stamps: Stamps = Arc::default();
+    let seen = Arc::clone(&stamps);
+    let format = VideoFormat::new(640, 480, 30).unwrap();
+    let config = config(socket, peer, identity, mode, srtp);
     let session = ClassicVideoSession::start(
         config,
         Box::new(TestPattern::new(format, identity).unwrap()),
@@ -199,20 +210,8 @@ fn a_receive_only_stream_decodes_what_comes_and_sends_no_pictures() {
     let stamps: Stamps = Arc::default();
     let seen = Arc::clone(&stamps);
     // Told sendrecv, as a conference's further stream may be: it still sends no pictures.
-    let config = ClassicVideoConfig {
-        rtp_socket: receiver_socket,
-        rtcp_socket: None,
-        remote_rtp: sender_socket.local_addr().unwrap(),
-        remote_rtcp: None,
-        payload_type: 96,
-        packetization: mode,
-        max_bitrate: 1_000_000,
-        srtp: None,
-        direction: MediaDirection::SENDRECV,
-        cname: "further@callisto.test".into(),
-    };
     let mut receiver = ClassicVideoSession::receive_only(
-        config,
+        config(receiver_socket, &sender_socket, 8, mode, None),
         Box::new(CallbackSink::new(move |frame| {
             seen.lock().unwrap().push(read_stamp(frame));
         })),

@@ -42,12 +42,24 @@ fn bridge_offer(version: u32, videos: &[(u16, &str, &str)]) -> SessionDescriptio
 }
 
 fn answer(session: &mut SdpSession, offer: &SessionDescription, ports: &[LocalMedia]) -> String {
+    answer_as(session, offer, SrtpPolicy::Off, true, ports)
+}
+
+/// Our answer under `srtp`, with video (our socket, the default policy) when `video`.
+fn answer_as(
+    session: &mut SdpSession,
+    offer: &SessionDescription,
+    srtp: SrtpPolicy,
+    video: bool,
+    ports: &[LocalMedia],
+) -> String {
+    let (video_local, video_policy) = (video_local(), VideoPolicy::default());
     session
         .answer_with_streams(
             offer,
             &local(),
-            &policy(SrtpPolicy::Off),
-            Some((&video_local(), &VideoPolicy::default())),
+            &policy(srtp),
+            video.then_some((&video_local, &video_policy)),
             ports,
             Direction::SendRecv,
             &mut rng(4),
@@ -157,17 +169,7 @@ fn streams_without_a_port_or_a_codec_are_declined_and_the_rest_go_on() {
 
     // Without a video policy (an audio-only answer) nothing further is taken.
     let mut audio_only = session(1);
-    audio_only
-        .answer_with_streams(
-            &offer,
-            &local(),
-            &policy(SrtpPolicy::Off),
-            None,
-            &spare(),
-            Direction::SendRecv,
-            &mut rng(4),
-        )
-        .unwrap();
+    answer_as(&mut audio_only, &offer, SrtpPolicy::Off, false, &spare());
     assert!(audio_only.further_video().is_empty());
 }
 
@@ -386,19 +388,7 @@ fn further_streams_are_keyed_like_the_calls_own_under_sdes() {
     }
     let offer = parse(&text).unwrap();
     let mut ours = session(1);
-    let answer = ours
-        .answer_with_streams(
-            &offer,
-            &local(),
-            &policy(SrtpPolicy::Mandatory),
-            Some((&video_local(), &VideoPolicy::default())),
-            &spare(),
-            Direction::SendRecv,
-            &mut rng(4),
-        )
-        .expect("answer")
-        .0
-        .to_string();
+    let answer = answer_as(&mut ours, &offer, SrtpPolicy::Mandatory, true, &spare());
     let crypto = lines_with(&answer, "a=crypto:");
     assert_eq!(crypto.len(), 3, "{answer}");
     assert!(crypto[2].starts_with("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"));

@@ -372,17 +372,7 @@ impl ScriptedUas {
                 answer.start_line()
             )));
         }
-        let target = answer.contact_uri();
-        let ack = format!(
-            "ACK {target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-ack-{cseq};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} ACK\r\n\
-             Content-Length: 0\r\n\r\n",
-            answer.header("From").unwrap_or_default(),
-            answer.header("To").unwrap_or_default(),
-        );
-        self.send(&ack, self.proxy)?;
+        self.ack(answer.contact_uri(), &answer, cseq)?;
         Ok(PlacedCall { answer })
     }
 
@@ -438,21 +428,26 @@ impl ScriptedUas {
             .status()
             .is_some_and(|status| (200..300).contains(&status))
         {
-            let (port, cseq) = (self.port(), self.cseq);
-            let ack = format!(
-                "ACK {} SIP/2.0\r\n\
-                 Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-ack-{cseq};rport\r\n\
-                 Max-Forwards: 70\r\n\
-                 From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\n\
-                 Content-Length: 0\r\n\r\n",
-                call.answer.contact_uri(),
-                reply.header("From").unwrap_or_default(),
-                reply.header("To").unwrap_or_default(),
-                reply.header("Call-ID").unwrap_or_default(),
-            );
-            self.send(&ack, self.proxy)?;
+            self.ack(call.answer.contact_uri(), &reply, self.cseq)?;
         }
         Ok(reply)
+    }
+
+    /// ACKs the 2xx `answer` to the INVITE numbered `cseq`: Request-URI `target`, From, To
+    /// and Call-ID as the 2xx has them, sent once to the proxy address.
+    fn ack(&self, target: &str, answer: &SipMessage, cseq: u32) -> io::Result<()> {
+        let port = self.port();
+        let ack = format!(
+            "ACK {target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-uas-ack-{cseq};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\n\
+             Content-Length: 0\r\n\r\n",
+            answer.header("From").unwrap_or_default(),
+            answer.header("To").unwrap_or_default(),
+            answer.header("Call-ID").unwrap_or_default(),
+        );
+        self.send(&ack, self.proxy)
     }
 
     /// Answers `request` (as received) with `status`, e.g. `"200 OK"`.

@@ -38,8 +38,8 @@ struct Running {
 /// The further streams of one classic call.
 pub(super) struct FurtherStreams {
     ip: IpAddr,
-    /// Sockets bound for streams that have not started.
-    spare: Vec<UdpSocket>,
+    /// Sockets bound for streams that have not started, with their ports.
+    spare: Vec<(u16, UdpSocket)>,
     running: Vec<Running>,
     /// Where their pictures go.
     sinks: RemoteStreamSinks,
@@ -70,16 +70,15 @@ impl FurtherStreams {
             .filter(|m| m.kind == MediaKind::Video && m.port != 0)
             .count();
         while self.spare.len() < lines.saturating_sub(1).min(MAX_FURTHER_VIDEO) {
-            self.spare
-                .push(UdpSocket::bind(SocketAddr::new(self.ip, 0))?);
+            let socket = UdpSocket::bind(SocketAddr::new(self.ip, 0))?;
+            self.spare.push((socket.local_addr()?.port(), socket));
         }
         Ok(self
             .spare
             .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .map(|address| LocalMedia {
+            .map(|(rtp_port, _)| LocalMedia {
                 address: self.ip,
-                rtp_port: address.port(),
+                rtp_port: *rtp_port,
                 rtcp_port: None,
             })
             .collect())
@@ -109,7 +108,7 @@ impl FurtherStreams {
         let srtp = srtp_keys_of(negotiated.srtp.as_ref())?;
         let direction = MediaDirection {
             send: false,
-            receive: negotiated.direction.receives(),
+            receive: further.is_sent(),
         };
         if let Some(running) = self
             .running
@@ -128,14 +127,11 @@ impl FurtherStreams {
         let at = self
             .spare
             .iter()
-            .position(|s| {
-                s.local_addr()
-                    .is_ok_and(|a| a.port() == further.local.rtp_port)
-            })
+            .position(|(port, _)| *port == further.local.rtp_port)
             .ok_or_else(|| format!("port {} is not ours", further.local.rtp_port))?;
         let packetization = packetization_of(negotiated)?;
         // A stream that cannot start leaves its port as it was, for a later exchange.
-        let socket = self.spare[at].try_clone().map_err(|e| e.to_string())?;
+        let socket = self.spare[at].1.try_clone().map_err(|e| e.to_string())?;
         self.started += 1;
         let stream = RemoteVideoStream {
             number: self.started,

@@ -181,10 +181,7 @@ impl SdpSession {
         let answered_further = match video {
             Some((_, video_policy)) => answer_further(
                 offer,
-                &[Some(chosen.index), video_index]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>(),
+                video_index,
                 &self.further,
                 further,
                 video_policy,

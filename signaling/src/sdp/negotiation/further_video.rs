@@ -86,14 +86,13 @@ fn further_direction(direction: Direction) -> Direction {
 }
 
 /// The further video m-lines of `offer` we answer, and each one's stream: every video m-line
-/// with a port but those in `skip` (the call's own video), on the port `known` gave it before
-/// or else on the first of `ports` no stream uses, up to [`MAX_FURTHER_VIDEO`]. An m-line
-/// without a port to take, or without H.264 we can decode, is left out (the caller answers it
-/// with port 0).
+/// with a port but `own` (the call's own video), on the port `known` gave it before or else on
+/// the first of `ports` no stream uses, up to [`MAX_FURTHER_VIDEO`]. An m-line without a port
+/// to take, or without H.264 we can decode, is left out (the caller answers it with port 0).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn answer_further(
     offer: &SessionDescription,
-    skip: &[usize],
+    own: Option<usize>,
     known: &[FurtherVideo],
     ports: &[LocalMedia],
     policy: &VideoPolicy,
@@ -105,7 +104,7 @@ pub(super) fn answer_further(
     let mut taken: Vec<LocalMedia> = Vec::new();
     let mut answered = Vec::new();
     for (index, media) in offer.media.iter().enumerate() {
-        if media.kind != MediaKind::Video || media.port == 0 || skip.contains(&index) {
+        if media.kind != MediaKind::Video || media.port == 0 || own == Some(index) {
             continue;
         }
         if answered.len() == MAX_FURTHER_VIDEO {
