@@ -44,8 +44,8 @@ pub use model::{
     SessionDescription, Timing,
 };
 pub use negotiation::{
-    offer_kind, AudioCodec, AudioPolicy, FurtherVideo, LocalMedia, NegotiatedAudio,
-    NegotiatedCodec, NegotiatedSrtp, NegotiatedVideo, NegotiationError, OfferKind, SdpSession,
-    SrtpPolicy, TelephoneEvent, VideoPolicy, MAX_FURTHER_VIDEO,
+    offer_kind, AudioCodec, AudioPolicy, ForwardedStream, FurtherVideo, LocalMedia,
+    NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, NegotiatedVideo, NegotiationError, OfferKind,
+    SdpSession, SrtpPolicy, TelephoneEvent, VideoPolicy, MAX_FURTHER_VIDEO,
 };
 pub use parser::{parse, MAX_SDP_LEN};

@@ -183,6 +183,7 @@ impl SdpSession {
                 offer,
                 video_index,
                 &self.further,
+                &self.forwarding,
                 further,
                 video_policy,
                 policy.srtp,

@@ -11,6 +11,13 @@
 //! still send it are answered on the same port, and our own offers (hold, resume) restate it
 //! in its slot, `recvonly` (or `inactive` while we hold the call). One that a later offer
 //! disables, or an answer declines (port 0), ends; one not sent for now stays, paused.
+//!
+//! The other way round, a conference host sends a participant that takes several streams
+//! each other participant's video on an m-line of its own ([`ForwardedStream`], offered by
+//! [`SdpSession::create_offer_with_streams`](super::SdpSession::create_offer_with_streams)):
+//! `sendonly`, named by `a=label`, on a port of its own (where the participant's RTCP, its
+//! keyframe requests, comes back). A stream no longer forwarded keeps its m-line, `inactive`,
+//! until another takes its port; later exchanges, ours or the peer's, restate each in its slot.
 
 use rand::RngCore;
 
@@ -19,7 +26,7 @@ use super::video_policy::{NegotiatedVideo, VideoPolicy};
 use super::video_section::{answer_video, check_video_answer, offer_video, OfferedVideo};
 use crate::sdp::attributes::Direction;
 use crate::sdp::crypto::{SrtpMasterKey, SrtpSuite};
-use crate::sdp::model::{MediaDescription, MediaKind, Protocol, SessionDescription};
+use crate::sdp::model::{Attribute, MediaDescription, MediaKind, Protocol, SessionDescription};
 
 /// The most further video streams a call takes; further m-lines beyond them are declined
 /// (each costs a socket, threads and a decoder, and an offer is the peer's to write).
@@ -36,13 +43,31 @@ pub struct FurtherVideo {
     pub local: LocalMedia,
     /// What the latest exchange agreed for it.
     pub negotiated: NegotiatedVideo,
+    /// Whether it is a stream we send (a [`ForwardedStream`], named by us) rather than one
+    /// the peer sends.
+    pub forwarded: bool,
 }
 
 impl FurtherVideo {
     /// Whether the peer sends it (a stream on hold or inactive is still there, paused).
     pub fn is_sent(&self) -> bool {
-        self.negotiated.direction.receives()
+        !self.forwarded && self.negotiated.direction.receives()
     }
+
+    /// Whether it is a stream we forward and the latest exchange lets us send it.
+    pub fn is_forwarding(&self) -> bool {
+        self.forwarded && self.negotiated.direction.sends()
+    }
+}
+
+/// A stream we send on a video m-line of its own (a conference host forwarding a
+/// participant's video): what it is called and where its RTCP comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedStream {
+    /// Its name (`a=label`): the participant it carries.
+    pub label: String,
+    /// Our port for it, which also tells it apart across exchanges.
+    pub local: LocalMedia,
 }
 
 /// A further stream restated in our offer, against which the answer is checked.
@@ -51,6 +76,7 @@ pub(super) struct OfferedFurther {
     offered: OfferedVideo,
     label: String,
     local: LocalMedia,
+    forwarded: bool,
 }
 
 impl OfferedFurther {
@@ -85,15 +111,51 @@ fn further_direction(direction: Direction) -> Direction {
     direction.intersect(Direction::RecvOnly)
 }
 
+/// The direction we want on a stream we forward (`live`: still forwarded) when we want
+/// `direction` on the call: we send it and never receive; a retired one is inactive.
+fn forwarded_direction(direction: Direction, live: bool) -> Direction {
+    if live {
+        direction.intersect(Direction::SendOnly)
+    } else {
+        Direction::Inactive
+    }
+}
+
+/// The name and direction of a further m-line of ours that `known` describes, as `forwarding`
+/// (the streams we forward now) and `direction` (the call's) make them.
+fn further_wish(
+    known: &FurtherVideo,
+    forwarding: &[ForwardedStream],
+    direction: Direction,
+) -> (String, Direction) {
+    if !known.forwarded {
+        return (known.label.clone(), further_direction(direction));
+    }
+    match forwarding.iter().find(|f| f.local == known.local) {
+        Some(live) => (live.label.clone(), forwarded_direction(direction, true)),
+        None => (known.label.clone(), forwarded_direction(direction, false)),
+    }
+}
+
+/// `section` named `label` (`a=label`, RFC 4574) when it is a stream we forward.
+fn labelled(mut section: MediaDescription, label: &str, forwarded: bool) -> MediaDescription {
+    if forwarded && !label.is_empty() {
+        section.attributes.push(Attribute::value("label", label));
+    }
+    section
+}
+
 /// The further video m-lines of `offer` we answer, and each one's stream: every video m-line
 /// with a port but `own` (the call's own video), on the port `known` gave it before or else on
 /// the first of `ports` no stream uses, up to [`MAX_FURTHER_VIDEO`]. An m-line without a port
 /// to take, or without H.264 we can decode, is left out (the caller answers it with port 0).
+/// One of ours that forwards a stream is answered as `forwarding` says (sent, or inactive).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn answer_further(
     offer: &SessionDescription,
     own: Option<usize>,
     known: &[FurtherVideo],
+    forwarding: &[ForwardedStream],
     ports: &[LocalMedia],
     policy: &VideoPolicy,
     srtp: SrtpPolicy,
@@ -110,7 +172,26 @@ pub(super) fn answer_further(
         if answered.len() == MAX_FURTHER_VIDEO {
             break;
         }
-        let earlier = known.iter().find(|f| f.index == index).map(|f| f.local);
+        let earlier = known.iter().find(|f| f.index == index);
+        if let Some(ours) = earlier.filter(|f| f.forwarded) {
+            let (label, wish) = further_wish(ours, forwarding, direction);
+            let local = ours.local;
+            if let Some((section, negotiated)) =
+                answer_video(offer, media, &local, policy, srtp, keys, wish, rng)
+            {
+                taken.push(local);
+                let stream = FurtherVideo {
+                    index,
+                    label: label.clone(),
+                    local,
+                    negotiated,
+                    forwarded: true,
+                };
+                answered.push((labelled(section, &label, true), stream));
+            }
+            continue;
+        }
+        let earlier = earlier.map(|f| f.local);
         let fresh = || {
             ports
                 .iter()
@@ -141,6 +222,7 @@ pub(super) fn answer_further(
                 label,
                 local,
                 negotiated,
+                forwarded: false,
             },
         ));
     }
@@ -148,9 +230,13 @@ pub(super) fn answer_further(
 }
 
 /// Our offer's m-lines for the further streams of the latest exchange (each for its slot),
-/// and what they propose.
+/// then for the streams of `forwarding` that have none yet (from `next` on), and what they
+/// propose.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn offer_further(
     known: &[FurtherVideo],
+    forwarding: &[ForwardedStream],
+    next: usize,
     policy: &VideoPolicy,
     protocol: &Protocol,
     srtp: SrtpPolicy,
@@ -158,25 +244,39 @@ pub(super) fn offer_further(
     direction: Direction,
     rng: &mut impl RngCore,
 ) -> Vec<(MediaDescription, OfferedFurther)> {
-    known
+    let restated = known.iter().map(|further| {
+        let (label, wish) = further_wish(further, forwarding, direction);
+        (further.index, label, further.local, wish, further.forwarded)
+    });
+    let new = forwarding
         .iter()
-        .filter_map(|further| {
+        .filter(|stream| !known.iter().any(|k| k.forwarded && k.local == stream.local))
+        .enumerate()
+        .map(|(i, stream)| {
+            let wish = forwarded_direction(direction, true);
+            (next + i, stream.label.clone(), stream.local, wish, true)
+        });
+    let lines: Vec<_> = restated.chain(new).collect();
+    lines
+        .into_iter()
+        .filter_map(|(index, label, local, wish, forwarded)| {
             let (section, offered) = offer_video(
-                further.index,
-                &further.local,
+                index,
+                &local,
                 policy,
                 protocol.clone(),
                 srtp,
                 keys,
-                further_direction(direction),
+                wish,
                 rng,
             )?;
             let offered = OfferedFurther {
                 offered,
-                label: further.label.clone(),
-                local: further.local,
+                label: label.clone(),
+                local,
+                forwarded,
             };
-            Some((section, offered))
+            Some((labelled(section, &label, forwarded), offered))
         })
         .collect()
 }
@@ -195,6 +295,7 @@ pub(super) fn check_further_answer(
                 label: further.label.clone(),
                 local: further.local,
                 negotiated,
+                forwarded: further.forwarded,
             })
         })
         .collect()
@@ -203,7 +304,6 @@ pub(super) fn check_further_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sdp::model::Attribute;
 
     fn video_line(attributes: &[(&str, &str)]) -> MediaDescription {
         let mut media =
@@ -231,5 +331,21 @@ mod tests {
         assert_eq!(further_direction(Direction::SendRecv), Direction::RecvOnly);
         assert_eq!(further_direction(Direction::SendOnly), Direction::Inactive);
         assert_eq!(further_direction(Direction::RecvOnly), Direction::RecvOnly);
+    }
+
+    #[test]
+    fn forwarded_streams_are_sent_only_and_retired_ones_inactive() {
+        assert_eq!(
+            forwarded_direction(Direction::SendRecv, true),
+            Direction::SendOnly
+        );
+        assert_eq!(
+            forwarded_direction(Direction::RecvOnly, true),
+            Direction::Inactive
+        );
+        assert_eq!(
+            forwarded_direction(Direction::SendRecv, false),
+            Direction::Inactive
+        );
     }
 }

@@ -76,7 +76,9 @@
 //! - **Further streams**: the call's own video is the video m-line it was (else the first with
 //!   a port); a peer that sends several video streams offers an m-line for each further one,
 //!   which [`SdpSession::answer_with_streams`] answers receive-only on a port of its own and
-//!   keeps across later exchanges ([`FurtherVideo`], `further_video.rs`).
+//!   keeps across later exchanges ([`FurtherVideo`], `further_video.rs`); a conference host
+//!   sends streams of its own on further m-lines the same way, `sendonly`
+//!   ([`SdpSession::create_offer_with_streams`], [`ForwardedStream`]).
 //!
 //! `RTP/AVPF` and `RTP/SAVPF` offers without DTLS are answered in their own profile and run as
 //! plain AVP media (feedback is optional for the receiver of feedback-capable offers). A
@@ -99,7 +101,7 @@ use thiserror::Error;
 
 use crate::call::Refusal;
 
-pub use further_video::{FurtherVideo, MAX_FURTHER_VIDEO};
+pub use further_video::{ForwardedStream, FurtherVideo, MAX_FURTHER_VIDEO};
 pub use negotiated::{NegotiatedAudio, NegotiatedCodec, NegotiatedSrtp, TelephoneEvent};
 pub use offer_kind::{offer_kind, OfferKind};
 pub use policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};

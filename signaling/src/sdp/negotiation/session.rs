@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use rand::{Rng, RngCore};
 
 use super::audio_section::{disabled_section, AudioSection, RtcpLine};
-use super::further_video::{offer_further, FurtherVideo, OfferedFurther};
+use super::further_video::{offer_further, ForwardedStream, FurtherVideo, OfferedFurther};
 use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
 use super::video_policy::{NegotiatedVideo, VideoPolicy};
 use super::video_section::{offer_video, OfferedVideo};
@@ -56,6 +56,9 @@ pub struct SdpSession {
     pub(super) further: Vec<FurtherVideo>,
     /// The further streams our last offer restated.
     pub(super) further_offer: Vec<OfferedFurther>,
+    /// The streams we forward, each on a further m-line of its own (as the latest
+    /// [`create_offer_with_streams`](Self::create_offer_with_streams) set them).
+    pub(super) forwarding: Vec<ForwardedStream>,
 }
 
 /// What our last offer proposed for audio.
@@ -104,6 +107,7 @@ impl SdpSession {
             video: None,
             further: Vec::new(),
             further_offer: Vec::new(),
+            forwarding: Vec::new(),
         }
     }
 
@@ -163,6 +167,27 @@ impl SdpSession {
         local: &LocalMedia,
         policy: &AudioPolicy,
         video: Option<(&LocalMedia, &VideoPolicy)>,
+        direction: Direction,
+        rng: &mut impl RngCore,
+    ) -> Result<SessionDescription, NegotiationError> {
+        let forwarding = self.forwarding.clone();
+        self.create_offer_with_streams(local, policy, video, &forwarding, direction, rng)
+    }
+
+    /// Makes an offer like [`create_offer_with_video`](Self::create_offer_with_video) that
+    /// sends each of `forwarding` on a further video m-line of its own, `sendonly` and named
+    /// by `a=label`: one forwarded before on the same port keeps its slot (under its new
+    /// name), a new one is added at the end, and one no longer in `forwarding` is restated
+    /// `inactive` (its port free for another). Later offers and answers keep `forwarding`
+    /// until the next call; the answer's view of them is in
+    /// [`further_video`](Self::further_video) ([`FurtherVideo::forwarded`]). Without video
+    /// there is nothing to forward.
+    pub fn create_offer_with_streams(
+        &mut self,
+        local: &LocalMedia,
+        policy: &AudioPolicy,
+        video: Option<(&LocalMedia, &VideoPolicy)>,
+        forwarding: &[ForwardedStream],
         direction: Direction,
         rng: &mut impl RngCore,
     ) -> Result<SessionDescription, NegotiationError> {
@@ -249,10 +274,15 @@ impl SdpSession {
             Some((section, _)) => media[slot] = section.clone(),
             None => {}
         }
-        // The further streams keep their slots (our video's gone, they stay disabled).
+        // The further streams keep their slots (our video's gone, they stay disabled); new
+        // forwarded ones follow.
+        self.forwarding = forwarding.to_vec();
+        let next = media.len();
         let further = match video {
             Some((_, video_policy)) => offer_further(
                 &self.further,
+                forwarding,
+                next,
                 video_policy,
                 &protocol,
                 policy.srtp,
@@ -263,15 +293,18 @@ impl SdpSession {
             None => Vec::new(),
         };
         self.video_keys = video_keys;
-        let media_count = media.len();
         let mut restated = Vec::new();
         for (section, offered) in further {
             let at = offered.index();
-            if at < media_count && at != index && at != slot {
+            if at == media.len() {
+                media.push(section);
+                restated.push(offered);
+            } else if at < media.len() && at != index && at != slot {
                 media[at] = section;
                 restated.push(offered);
             }
         }
+        let media_count = media.len();
         let sdp = self.stamp(local.address, media);
         self.audio_index = Some(index);
         if slot < media_count {
