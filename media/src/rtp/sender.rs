@@ -155,6 +155,21 @@ impl RtpSender {
         self.build(now, payload_type & 0x7f, timestamp, marker, payload)
     }
 
+    /// Builds a packet like [`packet`](Self::packet) numbered `sequence`, which the following
+    /// packets continue: a stream forwarded from elsewhere keeps its source's numbering (a
+    /// gap there stays a gap, so the receiver sees the loss).
+    pub fn packet_numbered(
+        &mut self,
+        now: Instant,
+        sequence: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Bytes {
+        self.next_sequence = sequence;
+        self.build(now, self.payload_type, timestamp, marker, payload)
+    }
+
     /// What a Sender Report sent at `now` carries, or `None` before the first packet of the
     /// stream's payload type.
     ///

@@ -41,7 +41,7 @@ use crate::webrtc::VideoTap;
 /// Largest datagram read; longer ones are truncated (and then fail validation).
 const MAX_DATAGRAM: usize = 2_048;
 /// How often a blocked reader checks the RTCP timer and whether the session stopped.
-const READER_POLL: Duration = Duration::from_millis(50);
+pub(super) const READER_POLL: Duration = Duration::from_millis(50);
 
 /// Everything a classic video stream needs, from the engine's SDP negotiation.
 #[derive(Debug)]
@@ -84,13 +84,13 @@ pub struct VideoUpdate {
 
 /// The sockets of the stream, as the core names them.
 #[derive(Debug, Clone)]
-struct Sockets {
-    rtp: Arc<UdpSocket>,
-    rtcp: Option<Arc<UdpSocket>>,
+pub(super) struct Sockets {
+    pub(super) rtp: Arc<UdpSocket>,
+    pub(super) rtcp: Option<Arc<UdpSocket>>,
 }
 
 impl Sockets {
-    fn send(&self, transmit: Option<Transmit>) {
+    pub(super) fn send(&self, transmit: Option<Transmit>) {
         let Some(transmit) = transmit else { return };
         let socket = match transmit.socket {
             LocalSocket::Rtp => &self.rtp,
@@ -102,11 +102,11 @@ impl Sockets {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn ntp_now() -> NtpTime {
+pub(super) fn ntp_now() -> NtpTime {
     NtpTime::from_system_time(SystemTime::now())
 }
 
@@ -244,27 +244,29 @@ impl ClassicVideoSession {
         let stop = Arc::new(AtomicBool::new(false));
         let taps: Arc<Mutex<Vec<VideoTap>>> = Arc::default();
         let span = info_span!("classic-video", ssrc = %format_args!("{ssrc:08x}"));
-        let mut readers = Vec::new();
-        let mut kinds = vec![(LocalSocket::Rtp, Arc::clone(&sockets.rtp))];
-        kinds.extend(sockets.rtcp.clone().map(|s| (LocalSocket::Rtcp, s)));
-        for (kind, socket) in kinds {
-            let reader = Reader {
-                kind,
-                socket,
-                sockets: sockets.clone(),
-                core: Arc::clone(&core),
-                inbox: inbox.clone(),
-                video: thread.thread(),
-                stop: Arc::clone(&stop),
-                taps: Arc::clone(&taps),
-            };
-            let span = span.clone();
-            readers.push(
-                thread::Builder::new()
-                    .name("callisto-video-rx".into())
-                    .spawn(move || span.in_scope(|| reader.run()))?,
-            );
-        }
+        let deliver: Deliver = {
+            let (inbox, video, taps) = (inbox.clone(), thread.thread(), Arc::clone(&taps));
+            let inbox = Mutex::new(inbox);
+            Arc::new(move |at, delivery| {
+                let input = match delivery {
+                    VideoDelivery::Rtp(packet) => {
+                        for tap in lock(&taps).iter() {
+                            tap(&packet);
+                        }
+                        VideoInput::Rtp { at, packet }
+                    }
+                    VideoDelivery::KeyframeRequested => VideoInput::KeyframeRequested,
+                };
+                if lock(&inbox).send(input).is_err() {
+                    return false;
+                }
+                if let Some(video) = &video {
+                    video.unpark();
+                }
+                true
+            })
+        };
+        let readers = Reader::spawn(&sockets, &core, &deliver, &stop, &span)?;
         Ok(ClassicVideoSession {
             core,
             sockets,
@@ -347,20 +349,51 @@ impl Drop for ClassicVideoSession {
     }
 }
 
-/// One socket's reader: datagrams into the core, deliveries to the video thread; the RTP
-/// reader also sends the RTCP reports when due.
-struct Reader {
-    kind: LocalSocket,
-    socket: Arc<UdpSocket>,
-    sockets: Sockets,
-    core: Arc<Mutex<VideoTransportCore>>,
-    inbox: Sender<VideoInput>,
-    video: Option<thread::Thread>,
-    stop: Arc<AtomicBool>,
-    taps: Arc<Mutex<Vec<VideoTap>>>,
+/// What a reader does with the core's deliveries (false: the session is gone, the reader ends).
+pub(super) type Deliver = Arc<dyn Fn(Instant, VideoDelivery) -> bool + Send + Sync>;
+
+/// One socket's reader: datagrams into the core, deliveries handed on; the RTP reader also
+/// sends the RTCP reports when due.
+pub(super) struct Reader {
+    pub(super) kind: LocalSocket,
+    pub(super) socket: Arc<UdpSocket>,
+    pub(super) sockets: Sockets,
+    pub(super) core: Arc<Mutex<VideoTransportCore>>,
+    pub(super) deliver: Deliver,
+    pub(super) stop: Arc<AtomicBool>,
 }
 
 impl Reader {
+    /// The session's readers, one per socket, each on a thread of its own in `span`.
+    pub(super) fn spawn(
+        sockets: &Sockets,
+        core: &Arc<Mutex<VideoTransportCore>>,
+        deliver: &Deliver,
+        stop: &Arc<AtomicBool>,
+        span: &tracing::Span,
+    ) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let mut readers = Vec::new();
+        let mut kinds = vec![(LocalSocket::Rtp, Arc::clone(&sockets.rtp))];
+        kinds.extend(sockets.rtcp.clone().map(|s| (LocalSocket::Rtcp, s)));
+        for (kind, socket) in kinds {
+            let reader = Reader {
+                kind,
+                socket,
+                sockets: sockets.clone(),
+                core: Arc::clone(core),
+                deliver: Arc::clone(deliver),
+                stop: Arc::clone(stop),
+            };
+            let span = span.clone();
+            readers.push(
+                thread::Builder::new()
+                    .name("callisto-video-rx".into())
+                    .spawn(move || span.in_scope(|| reader.run()))?,
+            );
+        }
+        Ok(readers)
+    }
+
     fn run(self) {
         let mut buffer = vec![0u8; MAX_DATAGRAM];
         while !self.stop.load(Ordering::Acquire) {
@@ -375,20 +408,8 @@ impl Reader {
                     &buffer[..len],
                 );
                 for delivery in deliveries {
-                    let input = match delivery {
-                        VideoDelivery::Rtp(packet) => {
-                            for tap in lock(&self.taps).iter() {
-                                tap(&packet);
-                            }
-                            VideoInput::Rtp { at: now, packet }
-                        }
-                        VideoDelivery::KeyframeRequested => VideoInput::KeyframeRequested,
-                    };
-                    if self.inbox.send(input).is_err() {
+                    if !(self.deliver)(now, delivery) {
                         return;
-                    }
-                    if let Some(video) = &self.video {
-                        video.unpark();
                     }
                 }
             }

@@ -67,6 +67,7 @@
 //!   after media came back and stopped again.
 
 mod classic;
+mod classic_forward;
 mod classic_video;
 #[cfg(test)]
 mod pipeline_tests;
@@ -85,6 +86,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 pub use classic::ClassicSession;
+pub use classic_forward::{ClassicForwarder, ForwardOutlet, KeyframeSource};
 pub use classic_video::{ClassicVideoConfig, ClassicVideoSession, VideoUpdate};
 pub use receive_pipeline::{DiscardReason, ReceiveCounters, ReceivePipeline, Received};
 pub use send_pipeline::{SendCounters, SendPipeline};

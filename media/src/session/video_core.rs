@@ -121,6 +121,11 @@ impl VideoTransportCore {
         })
     }
 
+    /// The direction negotiated now.
+    pub fn direction(&self) -> MediaDirection {
+        self.config.direction
+    }
+
     /// Our SSRC.
     pub fn ssrc(&self) -> u32 {
         self.sender.ssrc()
@@ -169,17 +174,38 @@ impl VideoTransportCore {
 
     /// The datagram carrying `packet` (from the video thread) to the peer, if it is to be sent.
     pub fn send_rtp(&mut self, now: Instant, packet: &RtpPacket) -> Option<Transmit> {
+        self.send(now, packet, false)
+    }
+
+    /// Like [`send_rtp`](Self::send_rtp) for a packet forwarded from another stream: it keeps
+    /// its sequence number (the forwarder made it continuous across sources) instead of
+    /// taking the next of ours.
+    pub fn send_forwarded(&mut self, now: Instant, packet: &RtpPacket) -> Option<Transmit> {
+        self.send(now, packet, true)
+    }
+
+    fn send(&mut self, now: Instant, packet: &RtpPacket, numbered: bool) -> Option<Transmit> {
         if !self.config.direction.send {
             return None;
         }
         let header = &packet.header;
-        let plain = self.sender.packet(
-            now,
-            self.config.payload_type,
-            header.timestamp,
-            header.marker,
-            &packet.payload,
-        );
+        let plain = if numbered {
+            self.sender.packet_numbered(
+                now,
+                header.sequence_number,
+                header.timestamp,
+                header.marker,
+                &packet.payload,
+            )
+        } else {
+            self.sender.packet(
+                now,
+                self.config.payload_type,
+                header.timestamp,
+                header.marker,
+                &packet.payload,
+            )
+        };
         let payload = match &mut self.srtp {
             Some(srtp) => srtp.protect_rtp(&plain).ok()?,
             None => plain,
