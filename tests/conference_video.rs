@@ -55,9 +55,11 @@ fn stream_of<'a>(streams: &'a [PathBuf], name: &str) -> Result<&'a PathBuf, Stri
     }
 }
 
-/// `callisto call URI` as `who` (`sip:WHO@127.0.0.1`) on the WebRTC path for `secs`,
-/// sending pattern `id` and a tone of `hz`, recording the pictures to `WHO.y4m` in `room`.
+/// `callisto call URI` as `who` (`sip:WHO@127.0.0.1`) on the `media` path (`classic` or
+/// `webrtc`) for `secs`, sending pattern `id` and a tone of `hz`, recording the pictures to
+/// `WHO.y4m` in `room`.
 fn video_call(
+    media: &str,
     room: &Room,
     who: &str,
     uri: &str,
@@ -73,7 +75,7 @@ fn video_call(
         "--user",
         &user,
         "--media",
-        "webrtc",
+        media,
         "--video",
         "pattern",
         "--pattern-id",
@@ -182,6 +184,22 @@ fn multistream_participants_decode_each_participant_as_a_stream_of_its_own() -> 
 /// host.)
 #[test]
 fn streams_follow_participants_joining_and_leaving() -> TestResult {
+    comings_and_goings(["webrtc", "webrtc", "webrtc"])
+}
+
+/// The same with carol and dave on the classic path, which take several streams as well
+/// (their SDP says so): the host sends each of them every other participant on a further
+/// `m=video` of its own by re-INVITE — carol gets dave's stream, then erin's in the slot he
+/// left (a stream of its own at carol's end) — and erin (WebRTC) is sent carol's, forwarded
+/// from the classic leg.
+#[test]
+fn classic_participants_are_sent_each_participant_on_an_m_line_of_its_own() -> TestResult {
+    comings_and_goings(["classic", "classic", "webrtc"])
+}
+
+/// Carol, dave and erin come and go as [`streams_follow_participants_joining_and_leaving`]
+/// says, on the paths `[carol, dave, erin]`, and what each is sent is checked.
+fn comings_and_goings(paths: [&str; 3]) -> TestResult {
     let room = Room::new()?;
     let (mut host, listen) = room.host(&[
         "conference",
@@ -196,16 +214,23 @@ fn streams_follow_participants_joining_and_leaving() -> TestResult {
     host.expect("conference", WAIT)?;
     let uri = format!("sip:conference@{listen}");
     let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
-    let join =
-        |who: &str, hz: u32, id: &str, secs: &str| video_call(&room, who, &uri, hz, id, secs);
-    let mut carol = join("carol", 700, "2", "9")?;
-    let mut dave = join("dave", 1060, "3", "3")?;
-    carol.expect("answered", WAIT)?;
-    dave.expect("answered", WAIT)?;
+    let join = |media: &str, who: &str, hz: u32, id: &str, secs: &str| {
+        video_call(media, &room, who, &uri, hz, id, secs)
+    };
+    let [carol_path, dave_path, erin_path] = paths;
+    let mut carol = join(carol_path, "carol", 700, "2", "9")?;
+    let mut dave = join(dave_path, "dave", 1060, "3", "3")?;
+    for (who, peer, path) in [
+        ("carol", &mut carol, carol_path),
+        ("dave", &mut dave, dave_path),
+    ] {
+        let answered = peer.expect("answered", WAIT)?;
+        assert_eq!(answered["media"], path, "{who}: {answered}");
+    }
     let dave_ended = dave.expect("call_ended", WAIT)?;
     println!("dave: {dave_ended}");
     thread::sleep(Duration::from_millis(1000));
-    let mut erin = join("erin", 1230, "4", "6")?;
+    let mut erin = join(erin_path, "erin", 1230, "4", "6")?;
     erin.expect("answered", WAIT)?;
     let carol_ended = carol.expect("call_ended", Duration::from_secs(10))?;
     println!("carol: {carol_ended}");
@@ -245,18 +270,22 @@ fn streams_follow_participants_joining_and_leaving() -> TestResult {
         listed.len() == 1 && listed[0].contains("erin"),
         "carol's streams at the end: {carol_ended}"
     );
-    // Erin, who came after dave left, is sent carol's stream only.
+    // Dave was sent carol's stream while he was in; erin, who came after he left, is sent
+    // carol's only.
+    let streams = stream_recordings(room.dir.path(), "dave")?;
+    let carol_for_dave = frames_of(stream_of(&streams, "carol")?, 2)?;
     let streams = stream_recordings(room.dir.path(), "erin")?;
     assert_eq!(streams.len(), 1, "{streams:?}");
-    let carol_frames = frames_of(stream_of(&streams, "carol")?, 2)?;
-    println!("erin saw carol {carol_frames} times");
-    assert!(carol_frames >= 60, "{carol_frames}");
+    let carol_for_erin = frames_of(stream_of(&streams, "carol")?, 2)?;
+    println!("dave saw carol {carol_for_dave} times, erin {carol_for_erin} times");
+    assert!(carol_for_dave >= 30, "{carol_for_dave}");
+    assert!(carol_for_erin >= 60, "{carol_for_erin}");
     Ok(())
 }
 
 /// Three video calls answered by one Callisto (pattern 1) and merged with the `merge` line:
 /// carol (pattern 2) and dave (pattern 3) on the WebRTC path, and erin (pattern 4), a desk
-/// phone on the classic path with one video stream. Carol and dave are each sent the other's
+/// phone on the classic path with one video stream (`--single-stream`). Carol and dave are each sent the other's
 /// and erin's video as streams of their own once merged, and keep the host's picture on
 /// their call's own track; erin's call switches from the host's picture to the mosaic of all
 /// four. The host's camera was off in carol's call before the merge, so the host's picture is
@@ -278,8 +307,9 @@ fn merged_video_calls_get_each_others_streams_or_the_mosaic() -> TestResult {
     host.expect("listening", WAIT)?;
     let uri = format!("sip:host@{listen}");
     let pictures = |who: &str| room.dir.path().join(format!("{who}.y4m"));
-    let call =
-        |who: &str, hz: u32, id: &str, secs: &str| video_call(&room, who, &uri, hz, id, secs);
+    let call = |who: &str, hz: u32, id: &str, secs: &str| {
+        video_call("webrtc", &room, who, &uri, hz, id, secs)
+    };
     let mut carol = call("carol", 700, "2", "13")?;
     carol.expect("answered", WAIT)?;
     let mut dave = call("dave", 1060, "3", "12")?;
@@ -303,6 +333,7 @@ fn merged_video_calls_get_each_others_streams_or_the_mosaic() -> TestResult {
             "4",
             "--record-video",
             &erin_picture,
+            "--single-stream",
         ],
     )?;
     erin.expect("answered", WAIT)?;

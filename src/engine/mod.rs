@@ -251,7 +251,7 @@ impl Driver {
                     self.calls.report_statistics(&self.events);
                     // Legs whose connection came up since: their streams can be offered;
                     // restated offers whose wait is over are made.
-                    self.calls.update_forwarding();
+                    self.calls.update_forwarding(&mut self.endpoint);
                     let now = Instant::now().into_std();
                     self.calls.run_deferred_holds(&mut self.endpoint, now);
                 }

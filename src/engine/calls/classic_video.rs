@@ -22,6 +22,7 @@ use callisto_signaling::sdp::{
     FurtherVideo, LocalMedia, NegotiatedVideo, SessionDescription, VideoPolicy,
 };
 
+use super::classic_forwarding::ForwardSlots;
 use super::further_video::FurtherStreams;
 use super::media::{srtp_keys_of, CallControls, ConferenceSeat, MediaEvents, VideoOptions};
 use super::webrtc::VideoReport;
@@ -43,6 +44,8 @@ pub(super) struct ClassicVideo {
     packetization: Option<PacketizationMode>,
     /// The peer's further video streams; `None` when the call shows one stream only.
     further: Option<FurtherStreams>,
+    /// The streams we forward to the peer, as a leg of a conference we host.
+    pub(super) forwarded: ForwardSlots,
 }
 
 impl ClassicVideo {
@@ -63,6 +66,7 @@ impl ClassicVideo {
         });
         Ok(ClassicVideo {
             further,
+            forwarded: ForwardSlots::new(ip),
             local: LocalMedia {
                 address: ip,
                 rtp_port: socket.local_addr()?.port(),
@@ -152,12 +156,15 @@ impl ClassicVideo {
         })
     }
 
-    /// Starts, updates and ends the peer's further video streams as the latest exchange
-    /// left them.
+    /// Starts, updates and ends the peer's further video streams, and the streams we
+    /// forward to it, as the latest exchange left them.
     pub(super) fn apply_further(&mut self, streams: &[FurtherVideo], key: CallKey) {
+        let (forwarded, received): (Vec<FurtherVideo>, Vec<FurtherVideo>) =
+            streams.iter().cloned().partition(|s| s.forwarded);
         if let Some(further) = &mut self.further {
-            further.apply(streams, key);
+            further.apply(&received, key);
         }
+        self.forwarded.apply(&forwarded, key);
     }
 
     /// The further streams received, each one's name and frames decoded so far.
@@ -166,6 +173,11 @@ impl ClassicVideo {
             .as_ref()
             .map(|further| named(further.stats()))
             .unwrap_or_default()
+    }
+
+    /// Whether the call shows every video stream the peer sends (not one stream only).
+    pub(super) fn takes_streams(&self) -> bool {
+        self.further.is_some()
     }
 
     /// Whether the running stream takes NAL units that fit a packet (packetization mode 0).
@@ -196,7 +208,8 @@ impl ClassicVideo {
 
     /// Stops the stream and the further ones (RTCP BYE, Y4M recordings finished); what the
     /// call's own measured, if it ran, and each further stream's name and frames decoded.
-    pub(super) fn stop(self) -> (Option<VideoStats>, Vec<(String, u64)>) {
+    pub(super) fn stop(mut self) -> (Option<VideoStats>, Vec<(String, u64)>) {
+        self.forwarded.stop();
         let further = self.further.map(FurtherStreams::stop).map(named);
         let own = self.session.map(|mut session| session.stop());
         (own, further.unwrap_or_default())

@@ -4,11 +4,13 @@
 //! the host's picture alone.
 //!
 //! A leg takes several streams when its peer says so in its SDP
-//! ([`takes_several_streams`]: a Callisto that shows each stream as a tile), and only on the
-//! WebRTC path. Every leg with video is a sender, on either path: what its session receives
+//! ([`takes_several_streams`]: a Callisto that shows each stream as a tile), on either path.
+//! Every leg with video is a sender, on either path: what its session receives
 //! is tapped once ([`WebRtcSession::tap_video`], or the classic stream's tap: H.264 packets
-//! either way, decrypted) and copied to a [`ForwardedVideo`] track in every receiving leg's
-//! session, which gives it the track's SSRC and payload type and encrypts it anew. A receiving leg's streams change by a new offer (a re-INVITE) when a
+//! either way, decrypted) and copied to an [`Outlet`] of every receiving leg — a
+//! [`ForwardedVideo`] track of its WebRTC session, or a classic forwarded stream
+//! (`classic_forwarding.rs`) — which gives it the stream's SSRC and payload type and
+//! encrypts it anew. A WebRTC leg's streams change by a new offer (a re-INVITE) when a
 //! participant joins or leaves: tracks are added ([`WebRtcSession::forward_video`], labelled
 //! with the participant's name; a track a gone participant's stream left is taken first) or
 //! stopped ([`WebRtcSession::stop_forwarding`]: the track stays, inactive), one offer at a
@@ -24,6 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use callisto_media::rtp::RtpPacket;
 use callisto_media::webrtc::{ForwardedVideo, VideoTap, WebRtcSession};
 use callisto_signaling::call::Body;
 use callisto_signaling::conference_info::ConferenceInfo;
@@ -33,17 +36,25 @@ use super::media::MediaEvents;
 use super::webrtc::WebRtcReady;
 use super::{Call, CallKey, Calls};
 
-/// Where one sending leg's video goes: each receiving leg's track for it.
-type Destinations = Arc<Mutex<Vec<(CallKey, ForwardedVideo)>>>;
+/// Where a receiving leg takes a sender's packets in (called on the sender's reader).
+pub(super) type Outlet = Arc<dyn Fn(&RtpPacket) + Send + Sync>;
 
-fn lock(destinations: &Destinations) -> MutexGuard<'_, Vec<(CallKey, ForwardedVideo)>> {
+/// Where one sending leg's video goes: each receiving leg's outlet for it.
+pub(super) type Destinations = Arc<Mutex<Vec<(CallKey, Outlet)>>>;
+
+pub(super) fn lock(destinations: &Destinations) -> MutexGuard<'_, Vec<(CallKey, Outlet)>> {
     destinations.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A WebRTC leg's outlet: its forwarded track.
+fn track_outlet(track: ForwardedVideo) -> Outlet {
+    Arc::new(move |packet: &RtpPacket| track.send(packet))
 }
 
 /// The conference's forwarding: for each sending leg, where its packets go.
 #[derive(Default)]
 pub(super) struct Forwarding {
-    senders: HashMap<CallKey, Destinations>,
+    pub(super) senders: HashMap<CallKey, Destinations>,
 }
 
 /// A receiving leg's forwarded streams, and whether a new offer about them is under way.
@@ -78,7 +89,7 @@ impl LegStreams {
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// What asks a sending leg's peer for a keyframe.
-type Requester = Arc<dyn Fn() + Send + Sync>;
+pub(super) type Requester = Arc<dyn Fn() + Send + Sync>;
 
 /// A sending leg to add to a receiver: who, by what name, and what asks it for keyframes.
 struct NewStream {
@@ -123,7 +134,7 @@ pub(crate) struct StreamsChange {
 impl Calls {
     /// Brings every receiving leg's forwarded streams in line with who is in the conference
     /// now; runs after every call event and once a second.
-    pub(in crate::engine) fn update_forwarding(&mut self) {
+    pub(in crate::engine) fn update_forwarding(&mut self, endpoint: &mut Endpoint) {
         // Senders: established legs with video, on either path.
         let keys = self.video_legs();
         self.name_streams(&keys);
@@ -154,8 +165,8 @@ impl Calls {
             let destinations = Destinations::default();
             let to = Arc::clone(&destinations);
             let tap: VideoTap = Arc::new(move |packet| {
-                for (_, track) in lock(&to).iter() {
-                    track.send(packet);
+                for (_, outlet) in lock(&to).iter() {
+                    outlet(packet);
                 }
             });
             if self
@@ -169,28 +180,30 @@ impl Calls {
         let receivers: Vec<CallKey> = senders
             .iter()
             .map(|(key, _, _)| *key)
-            .filter(|key| {
-                self.calls
-                    .get(key)
-                    .is_some_and(|c| c.takes_streams && c.webrtc.is_some())
-            })
+            .filter(|key| self.calls.get(key).is_some_and(|c| c.takes_streams))
             .collect();
         for receiver in receivers {
             let Some(call) = self.calls.get_mut(&receiver) else {
                 continue;
             };
             call.media.options.controls.own_streams.set(true);
-            let Some(session) = call.webrtc.clone() else {
-                continue;
-            };
-            if call.streams.busy
-                || call.pending_hold.is_some()
-                || call.answering
-                || !session.is_connected()
-            {
+            if call.streams.busy || call.pending_hold.is_some() || call.answering {
                 continue;
             }
             let retry = call.streams.retry_at.is_some_and(|at| at <= Instant::now());
+            let Some(session) = call.webrtc.clone() else {
+                let others: Vec<(CallKey, String, Requester)> = senders
+                    .iter()
+                    .filter(|(key, _, _)| *key != receiver)
+                    .filter(|(key, _, _)| self.forwarding.senders.contains_key(key))
+                    .map(|(key, label, requester)| (*key, label.clone(), Arc::clone(requester)))
+                    .collect();
+                self.offer_classic_streams(endpoint, receiver, &others, retry);
+                continue;
+            };
+            if !session.is_connected() {
+                continue;
+            }
             let have: BTreeSet<CallKey> = call.streams.tracks.iter().map(|(k, _)| *k).collect();
             let add: Vec<NewStream> = senders
                 .iter()
@@ -275,7 +288,7 @@ impl Calls {
             .retain(|(sender, _)| !change.removed.contains(sender));
         for (sender, track) in change.added {
             if let Some(destinations) = self.forwarding.senders.get(&sender) {
-                lock(destinations).push((key, track.clone()));
+                lock(destinations).push((key, track_outlet(track.clone())));
             }
             call.streams.tracks.push((sender, track));
         }
@@ -322,7 +335,7 @@ impl Calls {
         streams.retry_at = (!accepted)
             .then(|| now + RETRY_AFTER * 2u32.pow(streams.failures.saturating_sub(1).min(4)));
         self.run_deferred_holds(endpoint, now);
-        self.update_forwarding();
+        self.update_forwarding(endpoint);
     }
 }
 

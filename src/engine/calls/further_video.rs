@@ -31,6 +31,8 @@ use super::CallKey;
 struct Running {
     /// Our port for it (what tells it in the next exchange).
     port: u16,
+    /// Its socket (shared with the session), for a stream that carries another name next.
+    socket: UdpSocket,
     stream: RemoteVideoStream,
     session: ClassicVideoSession,
 }
@@ -110,15 +112,24 @@ impl FurtherStreams {
             send: false,
             receive: further.is_sent(),
         };
-        if let Some(running) = self
+        let at = self
             .running
             .iter()
-            .find(|r| r.port == further.local.rtp_port)
-        {
-            return running
-                .session
-                .update(update_of(negotiated, direction, srtp))
-                .map_err(|e| e.to_string());
+            .position(|r| r.port == further.local.rtp_port);
+        if let Some(at) = at {
+            let running = &self.running[at];
+            if running.stream.stream_id == further.label {
+                return running
+                    .session
+                    .update(update_of(negotiated, direction, srtp))
+                    .map_err(|e| e.to_string());
+            }
+            // Another participant in the same slot (a conference's stream passed on): its
+            // stream starts afresh, on a tile and recording of its own.
+            let mut gone = self.running.remove(at);
+            tracing::info!(stream = %gone.stream.stream_id, next = %further.label, "a further video stream passes on");
+            gone.session.stop();
+            self.spare.push((gone.port, gone.socket));
         }
         if !direction.receive {
             // Not sent yet (or offered for us to send): its socket waits, no tile is shown.
@@ -153,10 +164,11 @@ impl FurtherStreams {
             key,
         );
         let session = ClassicVideoSession::receive_only(config, sink).map_err(|e| e.to_string())?;
-        self.spare.remove(at);
+        let (port, socket) = self.spare.remove(at);
         tracing::info!(label = %further.label, "a further video stream starts");
         self.running.push(Running {
-            port: further.local.rtp_port,
+            port,
+            socket,
             stream,
             session,
         });

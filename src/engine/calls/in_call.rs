@@ -110,6 +110,15 @@ impl Restate {
 }
 
 impl Call {
+    /// The direction we want on a classic call now: sending only while we hold it.
+    pub(super) fn wanted_direction(&self) -> Direction {
+        if self.local_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        }
+    }
+
     /// Our new offer came to nothing (refused, unusable, not sent; the caller withdraws it
     /// from the WebRTC session unless the session did): the hold it asked for is not the
     /// call's, and a restated offer is made again later ([`Restate::offer_failed`]).

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use callisto_signaling::call::{Body, CallId, CallState};
 use callisto_signaling::endpoint::Endpoint;
-use callisto_signaling::sdp::{self, Direction, OfferKind, SdpSession};
+use callisto_signaling::sdp::{self, Direction, OfferKind};
 use tokio::sync::mpsc;
 
+use super::classic_forwarding::takes_streams;
 use super::media::{numbered, CallMedia};
 use super::{Call, CallFailure, CallKey, CallUpdate, Calls};
 use crate::engine::EngineEvent;
@@ -56,7 +57,7 @@ impl Calls {
                 return;
             }
         };
-        let mut sdp = SdpSession::new(ip, &mut self.rng);
+        let mut sdp = media.sdp_session(ip, &mut self.rng);
         let mut classic_offer = None;
         let (prepared_answer, negotiated) = match &invite.body {
             Some(body) => {
@@ -125,6 +126,7 @@ impl Calls {
         call.peer_uri = invite.from.clone();
         call.prepared_answer = prepared_answer;
         call.offer = classic_offer;
+        call.takes_streams = invite.body.as_ref().is_some_and(takes_streams);
         call.identity = rsip::Uri::try_from(invite.to.as_str()).ok();
         call.announced_ringing = true;
         self.calls.insert(key, call);

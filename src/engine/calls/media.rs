@@ -24,9 +24,10 @@ use callisto_media::session::{
     MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
 };
 use callisto_media::video::{CameraSwitch, FrameSlot, StreamSlots, VideoStats, VideoSwitch};
+use callisto_media::webrtc::MULTISTREAM_ATTRIBUTE;
 use callisto_signaling::sdp::{
-    self, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, SdpSession, SessionDescription,
-    SrtpSuite, VideoPolicy,
+    self, Attribute, AudioPolicy, LocalMedia, NegotiatedAudio, NegotiatedSrtp, SdpSession,
+    SessionDescription, SrtpSuite, VideoPolicy,
 };
 use tokio::sync::mpsc;
 
@@ -441,6 +442,19 @@ impl CallMedia {
             negotiated: None,
             video: None,
         }
+    }
+
+    /// Our side of the call's SDP on `ip`. A call that shows every video stream it is sent,
+    /// each as a tile (not `--single-stream`, not a leg of a conference we host), says so
+    /// ([`MULTISTREAM_ATTRIBUTE`]): a conference host then forwards it each participant's
+    /// video as a stream of its own.
+    pub(super) fn sdp_session(&self, ip: IpAddr, rng: &mut impl rand::RngCore) -> SdpSession {
+        let mut sdp = SdpSession::new(ip, rng);
+        let takes_streams = self.video.as_ref().is_some_and(ClassicVideo::takes_streams);
+        if takes_streams && self.options.conference.is_none() {
+            sdp.announce(Attribute::flag(MULTISTREAM_ATTRIBUTE));
+        }
+        sdp
     }
 
     /// What offers and answers say about video: our video socket and policy, when we do video.

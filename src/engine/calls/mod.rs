@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 
 use super::EngineEvent;
 
+mod classic_forwarding;
 mod classic_video;
 mod conference;
 mod forwarding;
@@ -48,6 +49,7 @@ mod update;
 mod webrtc;
 mod webrtc_flow;
 
+use classic_forwarding::takes_streams;
 pub use conference::peer_label;
 use incoming::IncomingInvite;
 pub(super) use media::CallMediaEvent;
@@ -336,7 +338,7 @@ impl Calls {
             Ok(media) => media,
             Err(error) => return fail(format!("cannot open an RTP port: {error}")),
         };
-        let mut sdp = SdpSession::new(ip, &mut self.rng);
+        let mut sdp = media.sdp_session(ip, &mut self.rng);
         let offer = match sdp.create_offer_with_video(
             &media.local,
             &media.options.policy,
@@ -506,13 +508,17 @@ impl Calls {
                 self.on_call_event(endpoint, now, key, event, events);
             }
         } else {
+            let settled = self.classic_streams_settled_by(key, &event, now);
             self.on_call_event(endpoint, now, key, event, events);
+            if let Some(accepted) = settled {
+                self.streams_settled(endpoint, now, key, accepted);
+            }
         }
         // A leg answered, held, resumed or gone changes the roster of a conference we host,
         // and what its legs are forwarded.
         self.publish_roster(endpoint, now);
         self.run_deferred_holds(endpoint, now);
-        self.update_forwarding();
+        self.update_forwarding(endpoint);
     }
 
     /// A call event for the call `key`, after the WebRTC path had its say.
@@ -593,11 +599,7 @@ impl Calls {
             CallEvent::ReOffer { body } => {
                 // Answered here and now: offers of ours may be made again after this event.
                 call.answering = false;
-                let direction = if call.local_hold {
-                    Direction::SendOnly
-                } else {
-                    Direction::SendRecv
-                };
+                let direction = call.wanted_direction();
                 let Some(body) = body else {
                     // An offerless re-INVITE: we offer in the 200, the answer comes in the ACK.
                     let offer = call.sdp.create_offer_with_video(
@@ -786,6 +788,7 @@ impl Calls {
 /// Reads the peer's answer to our offer and starts or updates the media.
 fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<(), String> {
     let answer = sdp::parse(&body.bytes).map_err(|e| e.to_string())?;
+    call.takes_streams |= takes_streams(body);
     let negotiated = call.sdp.apply_answer(&answer).map_err(|e| e.to_string())?;
     call.media.apply(&negotiated, call.key, events)?;
     call.media.apply_video(&call.sdp, call.key, events);

@@ -295,7 +295,7 @@ impl Calls {
         // Offers of ours that waited for the answer are made now (the signalling sends
         // them once the peer's exchange is over).
         self.run_deferred_holds(endpoint, now);
-        self.update_forwarding();
+        self.update_forwarding(endpoint);
     }
 
     /// Our offer is ready: send the INVITE.

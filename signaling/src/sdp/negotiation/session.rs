@@ -12,7 +12,9 @@ use super::video_section::{offer_video, OfferedVideo};
 use super::NegotiationError;
 use crate::sdp::attributes::Direction;
 use crate::sdp::crypto::{CryptoAttribute, SrtpMasterKey, SrtpSuite};
-use crate::sdp::model::{Connection, MediaDescription, Origin, Protocol, SessionDescription};
+use crate::sdp::model::{
+    Attribute, Connection, MediaDescription, Origin, Protocol, SessionDescription,
+};
 
 /// The payload type `telephone-event/8000` is offered with.
 const TELEPHONE_EVENT_8000: u8 = 101;
@@ -59,6 +61,8 @@ pub struct SdpSession {
     /// The streams we forward, each on a further m-line of its own (as the latest
     /// [`create_offer_with_streams`](Self::create_offer_with_streams) set them).
     pub(super) forwarding: Vec<ForwardedStream>,
+    /// Session-level attributes every description we write carries.
+    pub(super) announced: Vec<Attribute>,
 }
 
 /// What our last offer proposed for audio.
@@ -108,6 +112,7 @@ impl SdpSession {
             further: Vec::new(),
             further_offer: Vec::new(),
             forwarding: Vec::new(),
+            announced: Vec::new(),
         }
     }
 
@@ -124,6 +129,12 @@ impl SdpSession {
     /// restated them); empty when the peer sends one video stream or none.
     pub fn further_video(&self) -> &[FurtherVideo] {
         &self.further
+    }
+
+    /// Adds a session-level attribute to every description we write from now on (what
+    /// this end says of itself, such as an application's own capabilities).
+    pub fn announce(&mut self, attribute: Attribute) {
+        self.announced.push(attribute);
     }
 
     /// The `o=` line of the last description sent (of the first one, before any).
@@ -342,6 +353,7 @@ impl SdpSession {
     ) -> SessionDescription {
         let mut sdp = SessionDescription::new(self.origin.clone(), "-");
         sdp.connection = Some(Connection::new(address));
+        sdp.attributes = self.announced.clone();
         sdp.media = media;
         if let Some(last) = &self.last_sent {
             sdp.origin = last.origin.clone();
