@@ -9,6 +9,24 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "callisto", version, about)]
 pub struct Cli {
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `callisto-desktop`: Callisto's window (what `callisto` without a command starts), which
+/// runs no command.
+#[derive(Debug, Parser)]
+#[command(name = "callisto-desktop", version, about)]
+pub struct DesktopCli {
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// The options of the window, also taken by every command.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
     /// The configuration file (default: the platform config dir's callisto/callisto.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -21,14 +39,12 @@ pub struct Cli {
     /// Which configured account to use (its name or address); all of them when omitted.
     #[arg(long, global = true)]
     pub account: Option<String>,
-    /// With no command: open the window and call this address at once (a video call).
+    /// Call this address as soon as the window opens (a video call; not with a command).
     #[arg(long, value_name = "URI")]
     pub dial: Option<String>,
-    #[command(subcommand)]
-    pub command: Option<Command>,
 }
 
-impl Cli {
+impl WindowArgs {
     /// The configuration file: `--config`, else the platform's.
     pub fn config_path(&self) -> Result<PathBuf, crate::config::ConfigError> {
         self.config

@@ -16,11 +16,11 @@ fn main() -> ExitCode {
     let Some(command) = cli.command.take() else {
         return open_window();
     };
-    init_logging(cli.verbose);
+    init_logging(cli.window.verbose);
     if let Command::Devices(args) = &command {
         return list_devices(args);
     }
-    let config_path = match cli.config_path() {
+    let config_path = match cli.window.config_path() {
         Ok(path) => path,
         Err(error) => {
             eprintln!("callisto: {error}");
@@ -58,8 +58,8 @@ fn main() -> ExitCode {
             return ExitCode::from(register::exit::OTHER);
         }
     };
-    let data_dir = cli.data_dir.clone();
-    let selected = cli.account.clone();
+    let data_dir = cli.window.data_dir.clone();
+    let selected = cli.window.account.clone();
     let args = match command {
         Command::Register(args) => args,
         Command::Devices(args) => return list_devices(&args),

@@ -38,6 +38,30 @@ fn callisto_without_a_command_is_the_window() -> TestResult {
 }
 
 #[test]
+fn the_window_binary_offers_no_command() -> TestResult {
+    let desktop = env!("CARGO_BIN_EXE_callisto-desktop");
+    let help = output_within(Command::new(desktop).arg("--help"), Duration::from_secs(20))?;
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{text}");
+    assert!(text.contains("--dial"), "{text}");
+    for command in [
+        "register",
+        "call ",
+        "answer",
+        "conference",
+        "devices",
+        "Commands:",
+    ] {
+        assert!(!text.contains(command), "`{command}` in its help: {text}");
+    }
+    let refused = output_within(Command::new(desktop).arg("answer"), Duration::from_secs(20))?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unexpected argument 'answer'"), "{stderr}");
+    Ok(())
+}
+
+#[test]
 fn a_headless_command_loads_no_font_or_graphics_library() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut bob = Callisto::answer(dir.path(), "127.0.0.1:0", &["--count", "1"])?;

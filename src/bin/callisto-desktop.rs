@@ -7,19 +7,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use callisto::app::AppSetup;
-use callisto::cli::{init_logging, Cli};
+use callisto::cli::{init_logging, DesktopCli};
 use callisto::config::Config;
 use callisto::register;
 use clap::Parser;
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    let cli = Cli::parse();
+    let cli = DesktopCli::parse().window;
     init_logging(cli.verbose);
-    if cli.command.is_some() {
-        eprintln!("callisto-desktop: only opens the window; `callisto` runs the commands");
-        return ExitCode::from(register::exit::OTHER);
-    }
     let config_path = match cli.config_path() {
         Ok(path) => path,
         Err(error) => {
