@@ -159,11 +159,7 @@ struct Garbage {
 impl Garbler {
     fn join(uri: &str) -> Result<Garbler, Box<dyn Error>> {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let host_port: u16 = uri
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or("no port in the conference URI")?;
+        let host_port = support::sip_uas::port_of(uri).ok_or("no port in the conference URI")?;
         let media = std::net::UdpSocket::bind("127.0.0.1:0")?;
         media.set_read_timeout(Some(Duration::from_millis(5)))?;
         let offer = format!(
@@ -174,13 +170,8 @@ impl Garbler {
         let mut agent = support::sip_uas::ScriptedUas::bind("mallory", host_port)?;
         let call = agent.place_call(uri, &offer, WAIT)?;
         let answered = std::time::Instant::now();
-        let rtp_port: u16 = call
-            .answer
-            .body()
-            .lines()
-            .find_map(|line| line.strip_prefix("m=audio "))
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|port| port.parse().ok())
+        let rtp_port = (call.answer)
+            .media_port("audio")
             .ok_or("no audio port in the host's answer")?;
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let media = {

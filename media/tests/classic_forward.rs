@@ -155,6 +155,9 @@ fn a_forwarded_stream_reaches_the_receiver_and_its_keyframe_requests_the_sender(
     thread::sleep(Duration::from_millis(1_200));
     let asked = requests.load(Ordering::Acquire);
     assert!(asked >= 1, "the host asked the new source for a keyframe");
+    // Its keyframe came: the host asks no more.
+    thread::sleep(Duration::from_millis(600));
+    assert_eq!(requests.load(Ordering::Acquire), asked);
     // The receiver's own request (a PLI) goes through the host to the sender.
     receiver.request_keyframe();
     thread::sleep(Duration::from_millis(300));

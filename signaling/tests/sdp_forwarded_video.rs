@@ -138,6 +138,19 @@ fn the_host_offers_each_forwarded_stream_sendonly_and_the_participant_receives_i
             (HOST_PORTS[1], Some(Direction::SendOnly), label("dave")),
         ]
     );
+    // A forwarded stream's packets are its sender's, fragments included: mode 1 only.
+    let modes: Vec<Vec<&str>> = offer.media[2..]
+        .iter()
+        .map(|m| {
+            m.attributes_named("fmtp")
+                .filter_map(|a| a.value.as_deref())
+                .collect()
+        })
+        .collect();
+    for fmtps in &modes {
+        assert_eq!(fmtps.len(), 1, "{modes:?}");
+        assert!(fmtps[0].contains("packetization-mode=1"), "{modes:?}");
+    }
     let reply = answer(&mut participant, &offer, Direction::SendRecv);
     assert_eq!(
         streams(&participant),
@@ -166,6 +179,10 @@ fn the_host_offers_each_forwarded_stream_sendonly_and_the_participant_receives_i
             (3, "dave".into(), HOST_PORTS[1], true, Direction::SendOnly),
         ]
     );
+    assert!(host
+        .further_video()
+        .iter()
+        .all(|f| f.negotiated.packetization_mode == 1));
     let sending = |s: &SdpSession| s.further_video().iter().filter(|f| f.is_sent()).count();
     assert!(host.further_video().iter().all(|f| f.is_forwarding()));
     assert_eq!(
@@ -266,6 +283,17 @@ fn a_stream_no_longer_forwarded_turns_inactive_and_its_slot_takes_the_next() {
         video_lines(&offer)[3],
         (HOST_PORTS[2], Some(Direction::SendOnly), label("frank"))
     );
+
+    // A participant that declines frank's stream (port 0): the host's session forgets it.
+    let mut reply = parsed(&answer(&mut participant, &offer, Direction::SendRecv));
+    reply.media[4].port = 0;
+    host.apply_answer(&reply).unwrap();
+    let kept: Vec<&str> = host
+        .further_video()
+        .iter()
+        .map(|f| f.label.as_str())
+        .collect();
+    assert_eq!(kept, ["erin", "dave"]);
 }
 
 #[test]

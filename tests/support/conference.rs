@@ -181,6 +181,21 @@ impl Room {
         Ok((host, listen))
     }
 
+    /// `callisto conference --host --count COUNT` sending test pattern 1 (as [`Room::host`]):
+    /// the host of a video conference that ends when `count` calls have.
+    pub fn video_host(&self, count: &str) -> std::io::Result<(Callisto, String)> {
+        let args = [
+            "--host",
+            "--count",
+            count,
+            "--video",
+            "pattern",
+            "--pattern-id",
+            "1",
+        ];
+        self.host(&[&["conference"], &args[..]].concat())
+    }
+
     /// `callisto call URI` as `who`, sending a tone of `hz` and recording what it hears.
     pub fn call(&self, who: &str, uri: &str, hz: u32, extra: &[&str]) -> std::io::Result<Callisto> {
         self.call_sending(who, uri, &format!("tone:{hz}"), extra)

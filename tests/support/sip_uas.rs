@@ -4,7 +4,7 @@
 //! which carries no media: no ICE candidates, so the offerer's ICE just waits), keeps the dialog
 //! the RFC 3261 way (route set from Record-Route, remote target from Contact) and sends a BYE
 //! along it; in a call it placed it sends any request in the dialog (INFO, BYE), and it answers
-//! what it receives with the status a test picks. Requests and replies are written by hand so a
+//! what it receives with the status (or, to a re-INVITE, the SDP) a test picks. Requests and replies are written by hand so a
 //! test sees every header the proxy touched.
 
 use std::io;
@@ -82,6 +82,21 @@ impl SipMessage {
             .map(|(_, body)| body)
             .unwrap_or_default()
     }
+
+    /// The port of the first `m=KIND` line of the SDP body.
+    pub fn media_port(&self, kind: &str) -> Option<u16> {
+        let prefix = format!("m={kind} ");
+        self.body()
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|port| port.parse().ok())
+    }
+}
+
+/// The port a URI ends with (`sip:conference@127.0.0.1:5080` → 5080).
+pub fn port_of(uri: &str) -> Option<u16> {
+    uri.rsplit(':').next().and_then(|port| port.parse().ok())
 }
 
 /// The dialog a [`ScriptedUas`] accepted.
@@ -453,6 +468,13 @@ impl ScriptedUas {
     /// Answers `request` (as received) with `status`, e.g. `"200 OK"`.
     pub fn respond(&self, request: &SipMessage, status: &str) -> io::Result<()> {
         let reply = self.reply(request, status, "", None);
+        self.send(&reply, request.from)
+    }
+
+    /// Answers an in-dialog INVITE (as received) with 200 and `sdp` (the ACK that follows
+    /// is the caller's to read or leave).
+    pub fn answer_reinvite(&self, request: &SipMessage, sdp: &str) -> io::Result<()> {
+        let reply = self.reply(request, "200 OK", "", Some(sdp));
         self.send(&reply, request.from)
     }
 

@@ -21,12 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use tracing::info_span;
 
-use super::classic_video::{lock, ntp_now, Deliver, Reader, Sockets, READER_POLL};
-use super::video_core::{VideoDelivery, VideoTransportConfig, VideoTransportCore};
+use super::classic_video::{lock, say_bye, Deliver, Reader, Sockets, Transport};
+use super::video_core::{VideoDelivery, VideoTransportCore};
 use super::{ClassicVideoConfig, SessionError, VideoUpdate};
 use crate::rtp::RtpPacket;
 use crate::webrtc::StreamRewriter;
@@ -173,42 +171,12 @@ impl ClassicForwarder {
         config: ClassicVideoConfig,
         source: KeyframeSource,
     ) -> Result<ClassicForwarder, SessionError> {
-        let ClassicVideoConfig {
-            rtp_socket,
-            rtcp_socket,
-            remote_rtp,
-            remote_rtcp,
-            payload_type,
-            srtp,
-            direction,
-            cname,
-            ..
-        } = config;
-        rtp_socket.set_read_timeout(Some(READER_POLL))?;
-        if let Some(socket) = &rtcp_socket {
-            socket.set_read_timeout(Some(READER_POLL))?;
-        }
-        let sockets = Sockets {
-            rtp: Arc::new(rtp_socket),
-            rtcp: rtcp_socket.map(Arc::new),
-        };
-        let mut rng = SmallRng::from_entropy();
-        let ssrc: u32 = rng.gen();
-        let core = VideoTransportCore::new(
-            VideoTransportConfig {
-                remote_rtp,
-                remote_rtcp,
-                rtcp_socket: sockets.rtcp.is_some(),
-                payload_type,
-                srtp,
-                direction,
-                cname,
-            },
+        let Transport {
+            sockets,
+            core,
             ssrc,
-            Instant::now(),
-            &mut rng,
-        )?;
-        let core = Arc::new(Mutex::new(core));
+            payload_type,
+        } = Transport::open(config)?;
         let feed = Arc::new(Mutex::new(Feed {
             rewriter: StreamRewriter::new(ssrc, payload_type),
             source: Some(source),
@@ -286,8 +254,7 @@ impl ClassicForwarder {
             let _ = reader.join();
         }
         lock(&self.feed).source = None;
-        let bye = lock(&self.core).close(Instant::now(), ntp_now());
-        self.sockets.send(bye);
+        say_bye(&self.core, &self.sockets);
     }
 }
 

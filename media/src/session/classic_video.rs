@@ -179,43 +179,13 @@ impl ClassicVideoSession {
         source: Option<Box<dyn VideoSource>>,
         sink: Box<dyn VideoSink>,
     ) -> Result<ClassicVideoSession, SessionError> {
-        let ClassicVideoConfig {
-            rtp_socket,
-            rtcp_socket,
-            remote_rtp,
-            remote_rtcp,
-            payload_type,
-            packetization,
-            max_bitrate,
-            srtp,
-            direction,
-            cname,
-        } = config;
-        rtp_socket.set_read_timeout(Some(READER_POLL))?;
-        if let Some(socket) = &rtcp_socket {
-            socket.set_read_timeout(Some(READER_POLL))?;
-        }
-        let sockets = Sockets {
-            rtp: Arc::new(rtp_socket),
-            rtcp: rtcp_socket.map(Arc::new),
-        };
-        let mut rng = SmallRng::from_entropy();
-        let ssrc: u32 = rng.gen();
-        let core = VideoTransportCore::new(
-            VideoTransportConfig {
-                remote_rtp,
-                remote_rtcp,
-                rtcp_socket: sockets.rtcp.is_some(),
-                payload_type,
-                srtp,
-                direction,
-                cname,
-            },
+        let (packetization, max_bitrate) = (config.packetization, config.max_bitrate);
+        let Transport {
+            sockets,
+            core,
             ssrc,
-            Instant::now(),
-            &mut rng,
-        )?;
-        let core = Arc::new(Mutex::new(core));
+            payload_type,
+        } = Transport::open(config)?;
         let (inbox, inputs) = mpsc::channel();
         let thread = VideoThread::start(
             VideoThreadConfig {
@@ -336,8 +306,7 @@ impl ClassicVideoSession {
             let _ = reader.join();
         }
         let stats = self.thread.stop();
-        let bye = lock(&self.core).close(Instant::now(), ntp_now());
-        self.sockets.send(bye);
+        say_bye(&self.core, &self.sockets);
         self.final_stats = Some(stats.clone());
         stats
     }
@@ -347,6 +316,68 @@ impl Drop for ClassicVideoSession {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A classic video stream's transport: its sockets (read with [`READER_POLL`] timeouts) and
+/// its core, sending as a random SSRC in the negotiated payload type.
+pub(super) struct Transport {
+    pub(super) sockets: Sockets,
+    pub(super) core: Arc<Mutex<VideoTransportCore>>,
+    pub(super) ssrc: u32,
+    pub(super) payload_type: u8,
+}
+
+impl Transport {
+    /// The transport `config` describes (its packetization and bitrate are the caller's).
+    pub(super) fn open(config: ClassicVideoConfig) -> Result<Transport, SessionError> {
+        let ClassicVideoConfig {
+            rtp_socket,
+            rtcp_socket,
+            remote_rtp,
+            remote_rtcp,
+            payload_type,
+            srtp,
+            direction,
+            cname,
+            ..
+        } = config;
+        rtp_socket.set_read_timeout(Some(READER_POLL))?;
+        if let Some(socket) = &rtcp_socket {
+            socket.set_read_timeout(Some(READER_POLL))?;
+        }
+        let sockets = Sockets {
+            rtp: Arc::new(rtp_socket),
+            rtcp: rtcp_socket.map(Arc::new),
+        };
+        let mut rng = SmallRng::from_entropy();
+        let ssrc: u32 = rng.gen();
+        let core = VideoTransportCore::new(
+            VideoTransportConfig {
+                remote_rtp,
+                remote_rtcp,
+                rtcp_socket: sockets.rtcp.is_some(),
+                payload_type,
+                srtp,
+                direction,
+                cname,
+            },
+            ssrc,
+            Instant::now(),
+            &mut rng,
+        )?;
+        Ok(Transport {
+            sockets,
+            core: Arc::new(Mutex::new(core)),
+            ssrc,
+            payload_type,
+        })
+    }
+}
+
+/// Sends the final RTCP report with a BYE.
+pub(super) fn say_bye(core: &Mutex<VideoTransportCore>, sockets: &Sockets) {
+    let bye = lock(core).close(Instant::now(), ntp_now());
+    sockets.send(bye);
 }
 
 /// What a reader does with the core's deliveries (false: the session is gone, the reader ends).

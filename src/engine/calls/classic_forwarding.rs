@@ -4,13 +4,17 @@
 //! legs are sent further tracks.
 //!
 //! Each forwarded stream has a slot ([`ForwardSlots`], kept by the leg's
-//! [`ClassicVideo`](super::classic_video::ClassicVideo)): a socket bound when the stream is
-//! first offered (its port names it in every later exchange) and, once an answer agrees,
-//! a [`ClassicForwarder`] sending what the participant's tap gives its outlet. A
-//! participant who leaves frees its slot (the m-line stays, `inactive`); the next one to
-//! join takes it, under its own name, before a new m-line is added. A change goes to the
-//! participant as a re-INVITE made here at once ([`SdpSession::create_offer_with_streams`]),
-//! one at a time per leg, settled by its answer or failure as the WebRTC path's offers are.
+//! [`ClassicVideo`](super::classic_video::ClassicVideo); at most [`MAX_FURTHER_VIDEO`]): a
+//! socket bound when the stream is first offered (its port names it in every later exchange)
+//! and, once an answer agrees, a [`ClassicForwarder`] sending what the participant's tap
+//! gives its outlet. A participant who leaves frees its slot (the m-line stays, `inactive`);
+//! the next one to join takes it, under its own name, before a new m-line is added — its
+//! packets flow once the answer has renamed the stream. A change goes to the participant as
+//! a re-INVITE made here at once ([`SdpSession::create_offer_with_streams`]), one at a time
+//! per leg, settled by its answer or failure as the WebRTC path's offers are (a missing or
+//! unusable answer is a failure). A stream the answer declines (port 0, or a peer that takes
+//! packetization mode 0 alone) is not offered again; a leg that declines every one is sent
+//! the mosaic instead, as a single-stream peer is.
 //!
 //! [`SdpSession::create_offer_with_streams`]: callisto_signaling::sdp::SdpSession::create_offer_with_streams
 
@@ -23,10 +27,10 @@ use callisto_media::rtp::RtpPacket;
 use callisto_media::session::{ClassicForwarder, ForwardOutlet, MediaDirection};
 use callisto_signaling::call::{Body, CallEvent};
 use callisto_signaling::endpoint::Endpoint;
-use callisto_signaling::sdp::{ForwardedStream, FurtherVideo, LocalMedia};
+use callisto_signaling::sdp::{ForwardedStream, FurtherVideo, LocalMedia, MAX_FURTHER_VIDEO};
 
-use super::classic_video::{config_of, packetization_of, update_of};
-use super::forwarding::{Outlet, Requester};
+use super::classic_video::{config_of, packetization_of, update_of, INACTIVE};
+use super::forwarding::{lock, Outlet, Requester};
 use super::media::srtp_keys_of;
 use super::{CallKey, Calls};
 
@@ -38,21 +42,33 @@ struct Slot {
     socket: Option<UdpSocket>,
     /// The participant it carries, by name; `None` once that one left (the slot is free).
     sender: Option<(CallKey, String)>,
+    /// The peer declined its stream: it is neither offered nor taken again.
+    declined: bool,
     /// What asks that participant for keyframes.
     requester: Option<Requester>,
     forwarder: Option<ClassicForwarder>,
-    /// Where the sender's packets go: the forwarder's outlet once it runs.
+    /// Where the sender's packets go: the forwarder's outlet once it runs under the
+    /// sender's name (none while an offer renames the stream).
     outlet: Arc<Mutex<Option<ForwardOutlet>>>,
+}
+
+/// How many offers of its streams in a row a classic leg may refuse before it is sent the
+/// mosaic instead.
+const GIVE_UP_AFTER: u32 = 3;
+
+/// What the peer made of the streams a leg was offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Taken {
+    /// It took at least one.
+    Some,
+    /// It declined every one.
+    None,
 }
 
 /// The forwarded streams of one classic leg.
 pub(super) struct ForwardSlots {
     ip: IpAddr,
     slots: Vec<Slot>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ForwardSlots {
@@ -64,8 +80,9 @@ impl ForwardSlots {
     }
 
     /// Gives each of `senders` (key, name, keyframe requester) a slot — the one it has, a
-    /// free one, or a new one — and frees the slots of those no longer among them. True
-    /// when that changed what the leg is sent (a new offer is due).
+    /// free one, or a new one while there are fewer than [`MAX_FURTHER_VIDEO`] — and frees
+    /// the slots of those no longer among them. True when that changed what the leg is
+    /// sent (a new offer is due).
     fn assign(&mut self, senders: &[(CallKey, String, Requester)]) -> io::Result<bool> {
         let mut changed = false;
         for slot in &mut self.slots {
@@ -76,20 +93,22 @@ impl ForwardSlots {
             if gone {
                 slot.sender = None;
                 slot.requester = None;
-                changed = true;
+                *lock(&slot.outlet) = None;
+                changed |= !slot.declined;
             }
         }
         for (key, label, requester) in senders {
-            if self
-                .slots
-                .iter()
-                .any(|s| s.sender.as_ref().is_some_and(|(k, _)| k == key))
-            {
+            let placed = |s: &Slot| s.sender.as_ref().is_some_and(|(k, _)| k == key);
+            if self.slots.iter().any(placed) {
                 continue;
             }
-            let at = match self.slots.iter().position(|s| s.sender.is_none()) {
+            let free = self
+                .slots
+                .iter()
+                .position(|s| s.sender.is_none() && !s.declined);
+            let at = match free {
                 Some(free) => free,
-                None => {
+                None if self.slots.len() < MAX_FURTHER_VIDEO => {
                     let socket = UdpSocket::bind(SocketAddr::new(self.ip, 0))?;
                     let local = LocalMedia {
                         address: self.ip,
@@ -100,19 +119,18 @@ impl ForwardSlots {
                         local,
                         socket: Some(socket),
                         sender: None,
+                        declined: false,
                         requester: None,
                         forwarder: None,
                         outlet: Arc::default(),
                     });
                     self.slots.len() - 1
                 }
+                None => continue,
             };
             let slot = &mut self.slots[at];
             slot.sender = Some((*key, label.clone()));
             slot.requester = Some(Arc::clone(requester));
-            if let Some(forwarder) = &slot.forwarder {
-                forwarder.set_source(Arc::clone(requester));
-            }
             changed = true;
         }
         Ok(changed)
@@ -122,6 +140,7 @@ impl ForwardSlots {
     fn wish(&self) -> Vec<ForwardedStream> {
         self.slots
             .iter()
+            .filter(|slot| !slot.declined)
             .filter_map(|slot| {
                 let (_, label) = slot.sender.as_ref()?;
                 Some(ForwardedStream {
@@ -136,6 +155,7 @@ impl ForwardSlots {
     fn outlets(&self) -> Vec<(CallKey, Outlet)> {
         self.slots
             .iter()
+            .filter(|slot| !slot.declined)
             .filter_map(|slot| {
                 let (key, _) = slot.sender.as_ref()?;
                 let outlet = Arc::clone(&slot.outlet);
@@ -150,16 +170,43 @@ impl ForwardSlots {
     }
 
     /// Follows the latest exchange: each forwarded stream it agreed starts (on its slot's
-    /// socket) or is updated — address, keys, and sending or not; `key` names the leg in
-    /// RTCP.
+    /// socket) or is updated — address, keys, and sending or not; one it does not have
+    /// (disabled, or not offered yet) sends nothing. `key` names the leg in RTCP.
     pub(super) fn apply(&mut self, streams: &[FurtherVideo], key: CallKey) {
-        for stream in streams.iter().filter(|s| s.forwarded) {
-            let Some(slot) = self.slots.iter_mut().find(|s| s.local == stream.local) else {
-                continue;
+        for slot in &mut self.slots {
+            let agreed = streams
+                .iter()
+                .find(|s| s.forwarded && s.local == slot.local);
+            let result = match (agreed, &slot.forwarder) {
+                (Some(stream), _) => follow(slot, stream, key),
+                (None, Some(forwarder)) => forwarder.update(INACTIVE).map_err(|e| e.to_string()),
+                (None, None) => Ok(()),
             };
-            if let Err(reason) = follow(slot, stream, key) {
-                tracing::warn!(%reason, label = %stream.label, "forwarded video stream");
+            if let Err(reason) = result {
+                tracing::warn!(%reason, port = slot.local.rtp_port, "forwarded video stream");
             }
+        }
+    }
+
+    /// After the answer to an offer of the streams (`streams`: what it agreed): a wished
+    /// stream it does not have is declined for good. Whether the peer took any (all
+    /// declined: [`Taken::None`]; a stream taken before and retired since still counts).
+    fn settle(&mut self, streams: &[FurtherVideo]) -> Taken {
+        for slot in self.slots.iter_mut().filter(|s| s.sender.is_some()) {
+            let agreed = streams.iter().any(|s| s.forwarded && s.local == slot.local);
+            if !agreed && !slot.declined {
+                tracing::info!(
+                    port = slot.local.rtp_port,
+                    "the peer declines a forwarded stream"
+                );
+                slot.declined = true;
+                *lock(&slot.outlet) = None;
+            }
+        }
+        if !self.slots.is_empty() && self.slots.iter().all(|s| s.declined) {
+            Taken::None
+        } else {
+            Taken::Some
         }
     }
 
@@ -182,9 +229,16 @@ fn follow(slot: &mut Slot, stream: &FurtherVideo, key: CallKey) -> Result<(), St
         receive: false,
     };
     if let Some(forwarder) = &slot.forwarder {
-        return forwarder
+        forwarder
             .update(update_of(negotiated, direction, srtp))
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string())?;
+        // A slot that passed to another participant carries its packets from now on.
+        let mut outlet = lock(&slot.outlet);
+        if let (Some(requester), true, None) = (&slot.requester, direction.send, &*outlet) {
+            forwarder.set_source(Arc::clone(requester));
+            *outlet = Some(forwarder.outlet());
+        }
+        return Ok(());
     }
     let (Some(requester), true) = (&slot.requester, direction.send) else {
         return Ok(());
@@ -240,17 +294,19 @@ impl Calls {
                 return;
             }
         };
-        if !changed && !retry {
-            return;
-        }
+        // Each sender's packets go to the leg's slot for it (again: a sender that stopped
+        // sending for a while was forgotten).
         let (wish, outlets) = (slots.wish(), slots.outlets());
         for destinations in self.forwarding.senders.values() {
-            super::forwarding::lock(destinations).retain(|(to, _)| *to != receiver);
+            lock(destinations).retain(|(to, _)| *to != receiver);
         }
         for (sender, outlet) in outlets {
             if let Some(destinations) = self.forwarding.senders.get(&sender) {
-                super::forwarding::lock(destinations).push((receiver, outlet));
+                lock(destinations).push((receiver, outlet));
             }
+        }
+        if !changed && !retry {
+            return;
         }
         let direction = call.wanted_direction();
         let offer = call.sdp.create_offer_with_streams(
@@ -278,9 +334,10 @@ impl Calls {
     }
 
     /// What a classic call's `event` means for an offer about its forwarded streams under
-    /// way: whether the offer is settled by it (answered: `Some(true)`; refused:
-    /// `Some(false)`), to be told once the event is handled. An offer that gave way to the
-    /// peer's is made again once that is answered.
+    /// way: whether the event settles it (an answer: `Some(true)`, found usable or not by
+    /// [`Calls::classic_streams_settled`]; a refusal: `Some(false)`), to be told once the
+    /// event is handled. An offer that gave way to the peer's is made again once that is
+    /// answered.
     pub(super) fn classic_streams_settled_by(
         &mut self,
         key: CallKey,
@@ -300,6 +357,46 @@ impl Calls {
             }
             _ => None,
         }
+    }
+
+    /// A classic leg's offer of its streams is settled: `answered`, it was accepted if the
+    /// answer went into the session (a missing or unusable one leaves the offer waiting: it
+    /// is given up and failed). The streams the answer declined are not offered again; a
+    /// leg that declines every one, or refuses [`GIVE_UP_AFTER`] such offers in a row (a
+    /// phone whose further `m=video` is not for us), gets the mosaic.
+    pub(super) fn classic_streams_settled(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        answered: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let unanswered = call.sdp.is_awaiting_answer();
+        if unanswered {
+            call.sdp.discard_offer();
+        }
+        let accepted = answered && !unanswered;
+        let further = call.sdp.further_video();
+        let taken = match call.media.video.as_mut() {
+            Some(video) if accepted => video.forwarded.settle(further),
+            _ if !accepted && call.streams.failures + 1 >= GIVE_UP_AFTER => Taken::None,
+            _ => Taken::Some,
+        };
+        if taken == Taken::None {
+            tracing::info!(
+                ?key,
+                "the leg takes no forwarded stream: it gets the mosaic"
+            );
+            call.takes_streams = false;
+            call.media.options.controls.own_streams.set(false);
+            for destinations in self.forwarding.senders.values() {
+                lock(destinations).retain(|(to, _)| *to != key);
+            }
+        }
+        self.streams_settled(endpoint, now, key, accepted);
     }
 }
 
@@ -361,5 +458,74 @@ mod tests {
         assert_eq!(now[2].0, "frank");
         assert!(![carol_port, dave_port].contains(&now[2].1));
         assert_eq!(slots.slots.len(), 3);
+    }
+
+    /// A forwarded stream as the answer agreed it, on our `port`.
+    fn agreed(port: u16) -> FurtherVideo {
+        use callisto_signaling::sdp::{Direction, NegotiatedVideo};
+        FurtherVideo {
+            index: 2,
+            label: String::new(),
+            local: LocalMedia {
+                address: IpAddr::from([127, 0, 0, 1]),
+                rtp_port: port,
+                rtcp_port: None,
+            },
+            negotiated: NegotiatedVideo {
+                remote_rtp: SocketAddr::from(([127, 0, 0, 1], 9)),
+                remote_rtcp: None,
+                rtcp_mux: true,
+                payload_type: 96,
+                packetization_mode: 1,
+                profile_level_id: 0x42e01f,
+                direction: Direction::SendOnly,
+                srtp: None,
+            },
+            forwarded: true,
+        }
+    }
+
+    #[test]
+    fn a_declined_stream_is_not_offered_again_and_slots_are_capped() {
+        let mut slots = ForwardSlots::new(IpAddr::from([127, 0, 0, 1]));
+        assert!(slots
+            .assign(&senders(&[(1, "carol"), (2, "dave")]))
+            .unwrap());
+        let ports: Vec<u16> = wished(&slots).iter().map(|(_, port)| *port).collect();
+        // The peer takes carol's stream and declines dave's.
+        assert_eq!(slots.settle(&[agreed(ports[0])]), Taken::Some);
+        assert_eq!(wished(&slots), [("carol".into(), ports[0])]);
+        let outlets: Vec<CallKey> = slots.outlets().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(outlets, [CallKey(1)]);
+        assert!(
+            !slots
+                .assign(&senders(&[(1, "carol"), (2, "dave")]))
+                .unwrap(),
+            "dave is not offered again"
+        );
+        // Dave leaves: nothing to offer; his declined slot is not taken by erin.
+        assert!(!slots.assign(&senders(&[(1, "carol")])).unwrap());
+        assert!(slots
+            .assign(&senders(&[(1, "carol"), (3, "erin")]))
+            .unwrap());
+        let erin = wished(&slots)[1].1;
+        assert!(!ports.contains(&erin));
+        // Erin's stream declined: carol's, taken, still counts.
+        assert_eq!(slots.settle(&[agreed(ports[0])]), Taken::Some);
+        // Carol leaves: an answer that forwards nothing is no refusal.
+        assert!(slots.assign(&senders(&[(3, "erin")])).unwrap());
+        assert_eq!(slots.settle(&[]), Taken::Some);
+        assert!(slots.wish().is_empty());
+        // A peer that declines every stream it was ever offered.
+        let mut refusing = ForwardSlots::new(IpAddr::from([127, 0, 0, 1]));
+        refusing.assign(&senders(&[(1, "carol")])).unwrap();
+        assert_eq!(refusing.settle(&[]), Taken::None);
+        assert!(refusing.wish().is_empty());
+
+        let mut many = ForwardSlots::new(IpAddr::from([127, 0, 0, 1]));
+        let names: Vec<(u64, String)> = (1..=12).map(|i| (i, format!("p{i}"))).collect();
+        let all: Vec<(u64, &str)> = names.iter().map(|(i, n)| (*i, n.as_str())).collect();
+        many.assign(&senders(&all)).unwrap();
+        assert_eq!(many.wish().len(), MAX_FURTHER_VIDEO);
     }
 }

@@ -274,7 +274,7 @@ pub(super) fn config_of(
 
 /// The update that pauses a running stream both ways when a renegotiation dropped video
 /// (nothing is sent to an unspecified address).
-const INACTIVE: VideoUpdate = VideoUpdate {
+pub(super) const INACTIVE: VideoUpdate = VideoUpdate {
     remote_rtp: SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
     remote_rtcp: None,
     direction: MediaDirection::INACTIVE,

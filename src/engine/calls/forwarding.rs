@@ -42,8 +42,8 @@ pub(super) type Outlet = Arc<dyn Fn(&RtpPacket) + Send + Sync>;
 /// Where one sending leg's video goes: each receiving leg's outlet for it.
 pub(super) type Destinations = Arc<Mutex<Vec<(CallKey, Outlet)>>>;
 
-pub(super) fn lock(destinations: &Destinations) -> MutexGuard<'_, Vec<(CallKey, Outlet)>> {
-    destinations.lock().unwrap_or_else(|e| e.into_inner())
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A WebRTC leg's outlet: its forwarded track.
@@ -70,7 +70,7 @@ pub(super) struct LegStreams {
     /// What this leg's own video is labelled when forwarded to others (given once).
     pub(super) label: Option<String>,
     /// Offers that failed in a row (the wait before the next doubles with each).
-    failures: u32,
+    pub(super) failures: u32,
 }
 
 impl LegStreams {
@@ -89,7 +89,7 @@ impl LegStreams {
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// What asks a sending leg's peer for a keyframe.
-pub(super) type Requester = Arc<dyn Fn() + Send + Sync>;
+pub(super) type Requester = callisto_media::session::KeyframeSource;
 
 /// A sending leg to add to a receiver: who, by what name, and what asks it for keyframes.
 struct NewStream {

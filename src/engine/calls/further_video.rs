@@ -3,10 +3,11 @@
 //! one we take gets a socket of its own, bound before the answer names its port, and a
 //! receive-only [`ClassicVideoSession`] whose pictures become a tile of the call (and a
 //! recording beside the call's, `NAME.LABEL.y4m`), as the WebRTC path's further tracks do.
-//! A stream that a later exchange drops (port 0) ends: its session stops and its tile goes;
-//! one the peer does not send (yet, or for now) has no session running, or a paused one.
-//! A call takes at most [`MAX_FURTHER_VIDEO`]; a name seen before gets the stream's number in
-//! its recording's file name.
+//! A stream that a later exchange drops (port 0), or that the peer stops sending (a
+//! conference's participant gone, a stream paused, our hold), ends: its session stops and its
+//! tile goes (its socket stays for when it is sent again, as does the port of a stream that
+//! passes to another name, which starts afresh). A call takes at most [`MAX_FURTHER_VIDEO`];
+//! a name seen before gets the stream's number in its recording's file name.
 //!
 //! Further streams are declined (port 0) by a call that shows one stream
 //! (`--single-stream`) and by a leg of a conference we host, whose pictures are its
@@ -118,16 +119,18 @@ impl FurtherStreams {
             .position(|r| r.port == further.local.rtp_port);
         if let Some(at) = at {
             let running = &self.running[at];
-            if running.stream.stream_id == further.label {
+            if running.stream.stream_id == further.label && direction.receive {
                 return running
                     .session
                     .update(update_of(negotiated, direction, srtp))
                     .map_err(|e| e.to_string());
             }
-            // Another participant in the same slot (a conference's stream passed on): its
-            // stream starts afresh, on a tile and recording of its own.
+            // No longer sent (a conference's participant gone, a bridge pausing it), or
+            // another participant in the same slot: it ends here, and starts afresh on a
+            // tile and recording of its own when sent.
             let mut gone = self.running.remove(at);
-            tracing::info!(stream = %gone.stream.stream_id, next = %further.label, "a further video stream passes on");
+            let (was, next) = (&gone.stream.stream_id, &further.label);
+            tracing::info!(stream = %was, %next, sent = direction.receive, "a further video stream ends");
             gone.session.stop();
             self.spare.push((gone.port, gone.socket));
         }

@@ -510,8 +510,8 @@ impl Calls {
         } else {
             let settled = self.classic_streams_settled_by(key, &event, now);
             self.on_call_event(endpoint, now, key, event, events);
-            if let Some(accepted) = settled {
-                self.streams_settled(endpoint, now, key, accepted);
+            if let Some(answered) = settled {
+                self.classic_streams_settled(endpoint, now, key, answered);
             }
         }
         // A leg answered, held, resumed or gone changes the roster of a conference we host,
@@ -665,6 +665,7 @@ impl Calls {
                 }
             }
             CallEvent::ReAnswer { body } => {
+                call.refusal_told = false;
                 if let Some(body) = body {
                     if let Err(reason) = apply_answer(call, &body, &self.media_events) {
                         tracing::warn!(%reason, "re-answer unusable");
@@ -677,9 +678,12 @@ impl Calls {
             CallEvent::ReInviteFailed { code, warning } => {
                 tracing::info!(code, ?warning, "re-INVITE refused");
                 call.sdp.discard_offer();
-                call.pending_hold = None;
+                // Told once while the engine's own offers (the conference's streams) fail.
+                if call.pending_hold.take().is_some() || !call.refusal_told {
+                    send(CallUpdate::ChangeRefused { code, warning });
+                }
+                call.refusal_told = true;
                 call.sync_hold_silence();
-                send(CallUpdate::ChangeRefused { code, warning });
             }
             CallEvent::ReOfferCancelled => {
                 // Classic re-offers are answered at once: the CANCEL came too late for one.
@@ -788,7 +792,7 @@ impl Calls {
 /// Reads the peer's answer to our offer and starts or updates the media.
 fn apply_answer(call: &mut Call, body: &Body, events: &MediaEvents) -> Result<(), String> {
     let answer = sdp::parse(&body.bytes).map_err(|e| e.to_string())?;
-    call.takes_streams |= takes_streams(body);
+    call.takes_streams |= call.established.is_none() && takes_streams(body);
     let negotiated = call.sdp.apply_answer(&answer).map_err(|e| e.to_string())?;
     call.media.apply(&negotiated, call.key, events)?;
     call.media.apply_video(&call.sdp, call.key, events);

@@ -32,14 +32,16 @@ use crate::sdp::model::{Attribute, MediaDescription, MediaKind, Protocol, Sessio
 /// (each costs a socket, threads and a decoder, and an offer is the peer's to write).
 pub const MAX_FURTHER_VIDEO: usize = 8;
 
-/// One further video stream of a classic call: the peer sends it, we only receive it.
+/// One further video stream of a classic call: one the peer sends and we only receive, or
+/// ([`forwarded`](Self::forwarded)) one we send and the peer only receives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FurtherVideo {
     /// The index of its m-line in the session.
     pub index: usize,
-    /// What the peer calls it (empty when its m-line says nothing).
+    /// Its name: what the peer calls a stream it sends (empty when its m-line says
+    /// nothing), ours for one we forward.
     pub label: String,
-    /// Where we receive it, as our SDP says.
+    /// Our port for it, as our SDP says (where we receive it, or its RTCP).
     pub local: LocalMedia,
     /// What the latest exchange agreed for it.
     pub negotiated: NegotiatedVideo,
@@ -137,6 +139,16 @@ fn further_wish(
     }
 }
 
+/// What a stream we forward offers and accepts: `policy` in packetization mode 1 alone (a
+/// forwarded stream's packets are its sender's, FU-A and STAP-A included: a peer that takes
+/// mode 0 alone declines it).
+fn forwarding_policy(policy: &VideoPolicy) -> VideoPolicy {
+    VideoPolicy {
+        packetization_modes: vec![1],
+        ..policy.clone()
+    }
+}
+
 /// `section` named `label` (`a=label`, RFC 4574) when it is a stream we forward.
 fn labelled(mut section: MediaDescription, label: &str, forwarded: bool) -> MediaDescription {
     if forwarded && !label.is_empty() {
@@ -175,9 +187,9 @@ pub(super) fn answer_further(
         let earlier = known.iter().find(|f| f.index == index);
         if let Some(ours) = earlier.filter(|f| f.forwarded) {
             let (label, wish) = further_wish(ours, forwarding, direction);
-            let local = ours.local;
+            let (local, policy) = (ours.local, forwarding_policy(policy));
             if let Some((section, negotiated)) =
-                answer_video(offer, media, &local, policy, srtp, keys, wish, rng)
+                answer_video(offer, media, &local, &policy, srtp, keys, wish, rng)
             {
                 taken.push(local);
                 let stream = FurtherVideo {
@@ -257,13 +269,18 @@ pub(super) fn offer_further(
             (next + i, stream.label.clone(), stream.local, wish, true)
         });
     let lines: Vec<_> = restated.chain(new).collect();
+    let forwarding_policy = forwarding_policy(policy);
     lines
         .into_iter()
         .filter_map(|(index, label, local, wish, forwarded)| {
             let (section, offered) = offer_video(
                 index,
                 &local,
-                policy,
+                if forwarded {
+                    &forwarding_policy
+                } else {
+                    policy
+                },
                 protocol.clone(),
                 srtp,
                 keys,
