@@ -196,12 +196,12 @@ fn participant(room: &Room, uri: &str, who: &str, pattern: &str) -> std::io::Res
 
 /// The host (pattern 1), carol on the WebRTC path (pattern 2), then dave; what the host
 /// offers dave while he answers as `reply` says, over `window` — 3 s into which erin (WebRTC,
-/// pattern 3) joins too, when `erin_joins`.
+/// pattern 3) joins too, when `erin_joins` —, and how many refusals the host reported.
 fn host_offers_dave(
     reply: Reply,
     window: Duration,
     erin_joins: bool,
-) -> Result<Vec<SipMessage>, Box<dyn Error>> {
+) -> Result<(Vec<SipMessage>, usize), Box<dyn Error>> {
     let room = Room::new()?;
     let count = if erin_joins { "3" } else { "2" };
     let (mut host, listen) = room.video_host(count)?;
@@ -229,7 +229,7 @@ fn host_offers_dave(
     }
     host.expect("conference_ended", WAIT)?;
     assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
-    Ok(offers)
+    Ok((offers, host.seen("change_refused").len()))
 }
 
 /// Whether `offer` forwards carol's stream on a further `m=video` of its own.
@@ -243,7 +243,7 @@ fn forwards_carol(offer: &SipMessage) -> bool {
 /// nothing (a leg that declined every stream gets the mosaic).
 #[test]
 fn a_declined_forwarded_stream_is_not_offered_again() -> TestResult {
-    let offers = host_offers_dave(Reply::Decline, Duration::from_secs(7), true)?;
+    let (offers, _) = host_offers_dave(Reply::Decline, Duration::from_secs(7), true)?;
     println!("the host offered dave {} times", offers.len());
     assert_eq!(offers.len(), 1, "{offers:#?}");
     assert!(forwards_carol(&offers[0]), "{}", offers[0].body());
@@ -255,13 +255,20 @@ fn a_leg_that_refuses_the_streams_three_times_is_left_alone() -> TestResult {
     // Refused at once, the offer is made again after 2 s, then 4 s; a fourth would come
     // 8 s after the third, within the window.
     let started = Instant::now();
-    let offers = host_offers_dave(Reply::Refuse, Duration::from_secs(17), false)?;
+    let (offers, told) = host_offers_dave(Reply::Refuse, Duration::from_secs(17), false)?;
     println!(
-        "the host offered dave {} times over {:?}",
+        "the host offered dave {} times over {:?}, reported {told} refusal",
         offers.len(),
         started.elapsed()
     );
     assert_eq!(offers.len(), 3, "{offers:#?}");
     assert!(offers.iter().all(forwards_carol));
+    // Each refused offer is given up: the next has no more m-lines than it had.
+    let lines: Vec<usize> = offers
+        .iter()
+        .map(|o| o.body().matches("\nm=").count())
+        .collect();
+    assert_eq!(lines, [3, 3, 3]);
+    assert_eq!(told, 1, "the engine's own offers are reported refused once");
     Ok(())
 }

@@ -365,3 +365,29 @@ fn holds_from_either_side_keep_the_forwarded_streams_in_their_slots() {
     assert!(host.further_video()[0].is_forwarding());
     assert!(!host.further_video()[1].is_forwarding());
 }
+
+#[test]
+fn refused_or_declined_streams_leave_no_trace_in_later_offers() {
+    let (mut host, mut participant) = established();
+    // The offer of carol's stream is refused (its request failed): given up, the session is
+    // as it was before it.
+    let refused = host_offer(&mut host, &[("carol", HOST_PORTS[0])]);
+    assert_eq!(refused.media.len(), 3);
+    host.discard_offer();
+    let hold = reoffer(&mut host, Direction::SendOnly);
+    assert_eq!(hold.media.len(), 2, "a plain offer adds no stream: {hold}");
+    assert!(hold.origin.session_version > refused.origin.session_version);
+    host.discard_offer();
+    // Made again, it does not pile up m-lines.
+    let again = host_offer(&mut host, &[("carol", HOST_PORTS[0])]);
+    assert_eq!(again.media.len(), 3, "{again}");
+    assert!(again.origin.session_version > hold.origin.session_version);
+    // Declined (port 0): later plain offers keep its slot disabled and add nothing.
+    let mut reply = parsed(&answer(&mut participant, &again, Direction::SendRecv));
+    reply.media[2].port = 0;
+    host.apply_answer(&reply).unwrap();
+    assert!(host.further_video().is_empty());
+    let resume = reoffer(&mut host, Direction::SendRecv);
+    assert_eq!(resume.media.len(), 3, "{resume}");
+    assert_eq!(resume.media[2].port, 0);
+}

@@ -27,7 +27,7 @@ use callisto_media::rtp::RtpPacket;
 use callisto_media::session::{ClassicForwarder, ForwardOutlet, MediaDirection};
 use callisto_signaling::call::{Body, CallEvent};
 use callisto_signaling::endpoint::Endpoint;
-use callisto_signaling::sdp::{ForwardedStream, FurtherVideo, LocalMedia, MAX_FURTHER_VIDEO};
+use callisto_signaling::sdp::{self, ForwardedStream, FurtherVideo, LocalMedia, MAX_FURTHER_VIDEO};
 
 use super::classic_video::{config_of, packetization_of, update_of, INACTIVE};
 use super::forwarding::{lock, Outlet, Requester};
@@ -80,7 +80,7 @@ impl ForwardSlots {
     }
 
     /// Gives each of `senders` (key, name, keyframe requester) a slot — the one it has, a
-    /// free one, or a new one while there are fewer than [`MAX_FURTHER_VIDEO`] — and frees
+    /// free one, or a new one while fewer than [`MAX_FURTHER_VIDEO`] are not declined — and frees
     /// the slots of those no longer among them. True when that changed what the leg is
     /// sent (a new offer is due).
     fn assign(&mut self, senders: &[(CallKey, String, Requester)]) -> io::Result<bool> {
@@ -108,7 +108,7 @@ impl ForwardSlots {
                 .position(|s| s.sender.is_none() && !s.declined);
             let at = match free {
                 Some(free) => free,
-                None if self.slots.len() < MAX_FURTHER_VIDEO => {
+                None if self.slots.iter().filter(|s| !s.declined).count() < MAX_FURTHER_VIDEO => {
                     let socket = UdpSocket::bind(SocketAddr::new(self.ip, 0))?;
                     let local = LocalMedia {
                         address: self.ip,
@@ -178,9 +178,9 @@ impl ForwardSlots {
                 .iter()
                 .find(|s| s.forwarded && s.local == slot.local);
             let result = match (agreed, &slot.forwarder) {
-                (Some(stream), _) => follow(slot, stream, key),
-                (None, Some(forwarder)) => forwarder.update(INACTIVE).map_err(|e| e.to_string()),
-                (None, None) => Ok(()),
+                (Some(stream), _) if !slot.declined => follow(slot, stream, key),
+                (_, Some(forwarder)) => forwarder.update(INACTIVE).map_err(|e| e.to_string()),
+                (_, None) => Ok(()),
             };
             if let Err(reason) = result {
                 tracing::warn!(%reason, port = slot.local.rtp_port, "forwarded video stream");
@@ -208,6 +208,14 @@ impl ForwardSlots {
         } else {
             Taken::Some
         }
+    }
+
+    /// The leg takes none of the streams: every slot is declined and its forwarder stopped.
+    fn give_up(&mut self) {
+        for slot in &mut self.slots {
+            slot.declined = true;
+        }
+        self.stop();
     }
 
     /// Stops every forwarder (RTCP BYE).
@@ -296,14 +304,14 @@ impl Calls {
         };
         // Each sender's packets go to the leg's slot for it (again: a sender that stopped
         // sending for a while was forgotten).
-        let (wish, outlets) = (slots.wish(), slots.outlets());
-        for destinations in self.forwarding.senders.values() {
-            lock(destinations).retain(|(to, _)| *to != receiver);
-        }
-        for (sender, outlet) in outlets {
-            if let Some(destinations) = self.forwarding.senders.get(&sender) {
-                lock(destinations).push((receiver, outlet));
-            }
+        // Swapped under one lock per sender: no packet finds the leg missing meanwhile.
+        let (wish, mut outlets) = (slots.wish(), slots.outlets());
+        for (sender, destinations) in &self.forwarding.senders {
+            let mut destinations = lock(destinations);
+            destinations.retain(|(to, _)| *to != receiver);
+            let (mine, others) = outlets.into_iter().partition(|(key, _)| key == sender);
+            outlets = others;
+            destinations.extend(mine.into_iter().map(|(_, outlet)| (receiver, outlet)));
         }
         if !changed && !retry {
             return;
@@ -334,10 +342,10 @@ impl Calls {
     }
 
     /// What a classic call's `event` means for an offer about its forwarded streams under
-    /// way: whether the event settles it (an answer: `Some(true)`, found usable or not by
-    /// [`Calls::classic_streams_settled`]; a refusal: `Some(false)`), to be told once the
-    /// event is handled. An offer that gave way to the peer's is made again once that is
-    /// answered.
+    /// way: whether the event settles it, and how (a usable answer: `Some(true)`; a refusal,
+    /// or an answer that is missing or that the session will not take: `Some(false)`), to be
+    /// told once the event is handled. An offer that gave way to the peer's is made again
+    /// once that is answered.
     pub(super) fn classic_streams_settled_by(
         &mut self,
         key: CallKey,
@@ -349,7 +357,11 @@ impl Calls {
             return None;
         }
         match event {
-            CallEvent::ReAnswer { .. } => Some(true),
+            CallEvent::ReAnswer { body } => {
+                // Tried on a copy: the event's own handling applies it.
+                let answer = body.as_ref().and_then(|b| sdp::parse(&b.bytes).ok());
+                Some(answer.is_some_and(|a| call.sdp.clone().apply_answer(&a).is_ok()))
+            }
             CallEvent::ReInviteFailed { .. } => Some(false),
             CallEvent::ReInviteYielded => {
                 call.streams.yielded(now);
@@ -359,26 +371,24 @@ impl Calls {
         }
     }
 
-    /// A classic leg's offer of its streams is settled: `answered`, it was accepted if the
-    /// answer went into the session (a missing or unusable one leaves the offer waiting: it
-    /// is given up and failed). The streams the answer declined are not offered again; a
-    /// leg that declines every one, or refuses [`GIVE_UP_AFTER`] such offers in a row (a
-    /// phone whose further `m=video` is not for us), gets the mosaic.
+    /// A classic leg's offer of its streams is settled, `accepted` or not (refused, or its
+    /// answer missing or unusable: the offer is given up, the session as before it). The
+    /// streams the answer declined are not offered again; a leg that declines every one, or
+    /// fails [`GIVE_UP_AFTER`] such offers in a row (a phone whose further `m=video` is not
+    /// for us), gets the mosaic and its forwarded streams stop.
     pub(super) fn classic_streams_settled(
         &mut self,
         endpoint: &mut Endpoint,
         now: Instant,
         key: CallKey,
-        answered: bool,
+        accepted: bool,
     ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let unanswered = call.sdp.is_awaiting_answer();
-        if unanswered {
+        if !accepted {
             call.sdp.discard_offer();
         }
-        let accepted = answered && !unanswered;
         let further = call.sdp.further_video();
         let taken = match call.media.video.as_mut() {
             Some(video) if accepted => video.forwarded.settle(further),
@@ -392,6 +402,9 @@ impl Calls {
             );
             call.takes_streams = false;
             call.media.options.controls.own_streams.set(false);
+            if let Some(video) = call.media.video.as_mut() {
+                video.forwarded.give_up();
+            }
             for destinations in self.forwarding.senders.values() {
                 lock(destinations).retain(|(to, _)| *to != key);
             }

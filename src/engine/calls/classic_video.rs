@@ -156,13 +156,14 @@ impl ClassicVideo {
         })
     }
 
-    /// Starts, updates and ends the peer's further video streams, and the streams we
-    /// forward to it, as the latest exchange left them.
-    pub(super) fn apply_further(&mut self, streams: &[FurtherVideo], key: CallKey) {
+    /// Starts, updates and ends the peer's further video streams (paused, not ended, while
+    /// we hold the call: `held`), and the streams we forward to it, as the latest exchange
+    /// left them.
+    pub(super) fn apply_further(&mut self, streams: &[FurtherVideo], held: bool, key: CallKey) {
         let (forwarded, received): (Vec<FurtherVideo>, Vec<FurtherVideo>) =
             streams.iter().cloned().partition(|s| s.forwarded);
         if let Some(further) = &mut self.further {
-            further.apply(&received, key);
+            further.apply(&received, held, key);
         }
         self.forwarded.apply(&forwarded, key);
     }

@@ -4,8 +4,8 @@
 //! receive-only [`ClassicVideoSession`] whose pictures become a tile of the call (and a
 //! recording beside the call's, `NAME.LABEL.y4m`), as the WebRTC path's further tracks do.
 //! A stream that a later exchange drops (port 0), or that the peer stops sending (a
-//! conference's participant gone, a stream paused, our hold), ends: its session stops and its
-//! tile goes (its socket stays for when it is sent again, as does the port of a stream that
+//! conference's participant gone, a stream paused; while we hold the call it only pauses),
+//! ends: its session stops and its tile goes (its socket stays for when it is sent again, as does the port of a stream that
 //! passes to another name, which starts afresh). A call takes at most [`MAX_FURTHER_VIDEO`];
 //! a name seen before gets the stream's number in its recording's file name.
 //!
@@ -88,9 +88,10 @@ impl FurtherStreams {
     }
 
     /// Follows the latest exchange: streams it no longer has end, those it still has are
-    /// updated (address, direction, keys), new ones start on their spare socket. `key` names
-    /// the call in RTCP.
-    pub(super) fn apply(&mut self, further: &[FurtherVideo], key: CallKey) {
+    /// updated (address, direction, keys) — or end when the peer stops sending them, unless
+    /// we hold the call (`held`: they pause) —, new ones start on their spare socket. `key`
+    /// names the call in RTCP.
+    pub(super) fn apply(&mut self, further: &[FurtherVideo], held: bool, key: CallKey) {
         let (kept, ended): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
             .into_iter()
             .partition(|r| further.iter().any(|f| f.local.rtp_port == r.port));
@@ -100,13 +101,13 @@ impl FurtherStreams {
             gone.session.stop();
         }
         for stream in further {
-            if let Err(reason) = self.follow(stream, key) {
+            if let Err(reason) = self.follow(stream, held, key) {
                 tracing::warn!(%reason, label = %stream.label, "further video stream");
             }
         }
     }
 
-    fn follow(&mut self, further: &FurtherVideo, key: CallKey) -> Result<(), String> {
+    fn follow(&mut self, further: &FurtherVideo, held: bool, key: CallKey) -> Result<(), String> {
         let negotiated = &further.negotiated;
         let srtp = srtp_keys_of(negotiated.srtp.as_ref())?;
         let direction = MediaDirection {
@@ -119,7 +120,7 @@ impl FurtherStreams {
             .position(|r| r.port == further.local.rtp_port);
         if let Some(at) = at {
             let running = &self.running[at];
-            if running.stream.stream_id == further.label && direction.receive {
+            if running.stream.stream_id == further.label && (direction.receive || held) {
                 return running
                     .session
                     .update(update_of(negotiated, direction, srtp))

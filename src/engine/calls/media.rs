@@ -476,7 +476,8 @@ impl CallMedia {
             if let Err(reason) = stream.apply(sdp.video(), seat, key, events) {
                 tracing::warn!(%reason, "video did not start");
             }
-            stream.apply_further(sdp.further_video(), key);
+            let held = self.options.controls.held.is_muted();
+            stream.apply_further(sdp.further_video(), held, key);
         }
     }
 

@@ -510,8 +510,8 @@ impl Calls {
         } else {
             let settled = self.classic_streams_settled_by(key, &event, now);
             self.on_call_event(endpoint, now, key, event, events);
-            if let Some(answered) = settled {
-                self.classic_streams_settled(endpoint, now, key, answered);
+            if let Some(accepted) = settled {
+                self.classic_streams_settled(endpoint, now, key, accepted);
             }
         }
         // A leg answered, held, resumed or gone changes the roster of a conference we host,

@@ -236,6 +236,7 @@ impl SdpSession {
         self.video = answered_video.map(|(_, negotiated)| negotiated);
         self.further = answered_further.into_iter().map(|(_, f)| f).collect();
         self.further_offer.clear();
+        self.before_offer = None;
         self.video_offer = None;
         self.offer = None;
         Ok((sdp, negotiated))

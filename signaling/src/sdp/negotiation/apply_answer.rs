@@ -31,6 +31,7 @@ impl SdpSession {
         let result = check_answer(offer, answer);
         self.awaiting_answer = false;
         if result.is_ok() {
+            self.before_offer = None;
             self.video = self
                 .video_offer
                 .as_ref()

@@ -242,13 +242,13 @@ pub(super) fn answer_further(
 }
 
 /// Our offer's m-lines for the further streams of the latest exchange (each for its slot),
-/// then for the streams of `forwarding` that have none yet (from `next` on), and what they
-/// propose.
+/// then — given `next`, the index of the first new m-line — for the streams of `forwarding`
+/// that have none yet, and what they propose.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn offer_further(
     known: &[FurtherVideo],
     forwarding: &[ForwardedStream],
-    next: usize,
+    next: Option<usize>,
     policy: &VideoPolicy,
     protocol: &Protocol,
     srtp: SrtpPolicy,
@@ -262,11 +262,13 @@ pub(super) fn offer_further(
     });
     let new = forwarding
         .iter()
+        .filter(|_| next.is_some())
         .filter(|stream| !known.iter().any(|k| k.forwarded && k.local == stream.local))
         .enumerate()
         .map(|(i, stream)| {
             let wish = forwarded_direction(direction, true);
-            (next + i, stream.label.clone(), stream.local, wish, true)
+            let index = next.unwrap_or_default() + i;
+            (index, stream.label.clone(), stream.local, wish, true)
         });
     let lines: Vec<_> = restated.chain(new).collect();
     let forwarding_policy = forwarding_policy(policy);

@@ -63,6 +63,12 @@ pub struct SdpSession {
     pub(super) forwarding: Vec<ForwardedStream>,
     /// Session-level attributes every description we write carries.
     pub(super) announced: Vec<Attribute>,
+    /// While an offer of ours is out: the description sent before it and the streams
+    /// forwarded then, which a discarded offer brings back.
+    pub(super) before_offer: Option<(Option<SessionDescription>, Vec<ForwardedStream>)>,
+    /// The next description gets a new version whatever it says (the last one sent was
+    /// given up).
+    pub(super) bump_version: bool,
 }
 
 /// What our last offer proposed for audio.
@@ -113,6 +119,8 @@ impl SdpSession {
             further_offer: Vec::new(),
             forwarding: Vec::new(),
             announced: Vec::new(),
+            before_offer: None,
+            bump_version: false,
         }
     }
 
@@ -181,8 +189,7 @@ impl SdpSession {
         direction: Direction,
         rng: &mut impl RngCore,
     ) -> Result<SessionDescription, NegotiationError> {
-        let forwarding = self.forwarding.clone();
-        self.create_offer_with_streams(local, policy, video, &forwarding, direction, rng)
+        self.offer(local, policy, video, None, direction, rng)
     }
 
     /// Makes an offer like [`create_offer_with_video`](Self::create_offer_with_video) that
@@ -190,7 +197,8 @@ impl SdpSession {
     /// by `a=label`: one forwarded before on the same port keeps its slot (under its new
     /// name), a new one is added at the end, and one no longer in `forwarding` is restated
     /// `inactive` (its port free for another). Later offers and answers keep `forwarding`
-    /// until the next call; the answer's view of them is in
+    /// (plain offers restate the streams the last exchange agreed, and add none) until the
+    /// next call, or until this offer is discarded; the answer's view of them is in
     /// [`further_video`](Self::further_video) ([`FurtherVideo::forwarded`]). Without video
     /// there is nothing to forward.
     pub fn create_offer_with_streams(
@@ -199,6 +207,20 @@ impl SdpSession {
         policy: &AudioPolicy,
         video: Option<(&LocalMedia, &VideoPolicy)>,
         forwarding: &[ForwardedStream],
+        direction: Direction,
+        rng: &mut impl RngCore,
+    ) -> Result<SessionDescription, NegotiationError> {
+        self.offer(local, policy, video, Some(forwarding), direction, rng)
+    }
+
+    /// An offer; `forwarding` new streams to forward (added where they have no m-line yet),
+    /// or `None` to restate those the session has.
+    fn offer(
+        &mut self,
+        local: &LocalMedia,
+        policy: &AudioPolicy,
+        video: Option<(&LocalMedia, &VideoPolicy)>,
+        forwarding: Option<&[ForwardedStream]>,
         direction: Direction,
         rng: &mut impl RngCore,
     ) -> Result<SessionDescription, NegotiationError> {
@@ -287,13 +309,17 @@ impl SdpSession {
         }
         // The further streams keep their slots (our video's gone, they stay disabled); new
         // forwarded ones follow.
-        self.forwarding = forwarding.to_vec();
+        let before = (self.last_sent.clone(), self.forwarding.clone());
+        let add_new = forwarding.is_some();
+        if let Some(forwarding) = forwarding {
+            self.forwarding = forwarding.to_vec();
+        }
         let next = media.len();
         let further = match video {
             Some((_, video_policy)) => offer_further(
                 &self.further,
-                forwarding,
-                next,
+                &self.forwarding,
+                add_new.then_some(next),
                 video_policy,
                 &protocol,
                 policy.srtp,
@@ -317,6 +343,7 @@ impl SdpSession {
         }
         let media_count = media.len();
         let sdp = self.stamp(local.address, media);
+        self.before_offer = Some(before);
         self.audio_index = Some(index);
         if slot < media_count {
             self.video_index = Some(slot);
@@ -338,10 +365,22 @@ impl SdpSession {
         Ok(sdp)
     }
 
-    /// Gives up the offer awaiting an answer (its request failed or was cancelled), so that a
-    /// new offer can be made. The version of the next description still increases past it.
+    /// Gives up our last offer (its request failed or was cancelled, or its answer was
+    /// unusable), so that a new offer can be made: the session is as before it — its m-line
+    /// layout and the streams forwarded then — but for the version of the next description,
+    /// which still increases past it.
     pub fn discard_offer(&mut self) {
         self.awaiting_answer = false;
+        let Some((before, forwarding)) = self.before_offer.take() else {
+            return;
+        };
+        self.forwarding = forwarding;
+        // (A first offer given up stays the last description sent: there was none before.)
+        if let (Some(mut before), Some(discarded)) = (before, self.last_sent.as_ref()) {
+            before.origin.session_version = discarded.origin.session_version;
+            self.last_sent = Some(before);
+            self.bump_version = true;
+        }
     }
 
     /// Builds the next description we send: the session's `o=` line, with `sess-version`
@@ -355,9 +394,10 @@ impl SdpSession {
         sdp.connection = Some(Connection::new(address));
         sdp.attributes = self.announced.clone();
         sdp.media = media;
+        let bump = std::mem::take(&mut self.bump_version);
         if let Some(last) = &self.last_sent {
             sdp.origin = last.origin.clone();
-            if sdp != *last {
+            if sdp != *last || bump {
                 sdp.origin.session_version = sdp.origin.session_version.wrapping_add(1);
             }
         }
