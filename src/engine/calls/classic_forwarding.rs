@@ -302,9 +302,9 @@ impl Calls {
                 return;
             }
         };
-        // Each sender's packets go to the leg's slot for it (again: a sender that stopped
-        // sending for a while was forgotten).
-        // Swapped under one lock per sender: no packet finds the leg missing meanwhile.
+        // Each sender's packets go to the leg's slot for it, set again on every pass (a
+        // sender that stopped sending for a while was forgotten) under one lock per sender,
+        // so no packet finds the leg missing meanwhile.
         let (wish, mut outlets) = (slots.wish(), slots.outlets());
         for (sender, destinations) in &self.forwarding.senders {
             let mut destinations = lock(destinations);
