@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
     ClassicForwarder, ClassicVideoConfig, ClassicVideoSession, KeyframeSource, MediaDirection,
     SrtpKeys,
@@ -19,8 +18,9 @@ use callisto_media::session::{
 use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::{read_stamp, CallbackSink, NullVideoSink, TestPattern, VideoFormat};
 use callisto_media::webrtc::VideoTap;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+
+#[path = "support/srtp_pair.rs"]
+mod support_srtp;
 
 const MODE: PacketizationMode = PacketizationMode::NonInterleaved;
 
@@ -78,24 +78,7 @@ fn sender(identity: u16, tap: VideoTap) -> (ClassicVideoSession, ClassicVideoSes
 
 #[test]
 fn a_forwarded_stream_reaches_the_receiver_and_its_keyframe_requests_the_sender() {
-    let mut rng = SmallRng::seed_from_u64(0xf0d);
-    let (a, b) = (
-        SrtpKeyMaterial::from_bytes(&rng.gen::<[u8; 30]>()).unwrap(),
-        SrtpKeyMaterial::from_bytes(&rng.gen::<[u8; 30]>()).unwrap(),
-    );
-    let profile = SrtpProfile::AesCm128HmacSha1_80;
-    let (host_keys, receiver_keys) = (
-        SrtpKeys {
-            profile,
-            local: a.clone(),
-            remote: b.clone(),
-        },
-        SrtpKeys {
-            profile,
-            local: b,
-            remote: a,
-        },
-    );
+    let (host_keys, receiver_keys) = support_srtp::srtp_pair(0xf0d);
     let (host_socket, receiver_socket) = (bind(), bind());
     let stamps = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&stamps);

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
     ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys, VideoUpdate,
 };
 use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::{read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+
+#[path = "support/srtp_pair.rs"]
+mod support_srtp;
 
 type Stamps = Arc<Mutex<Vec<Option<PatternStamp>>>>;
 
@@ -22,22 +22,7 @@ type Stamps = Arc<Mutex<Vec<Option<PatternStamp>>>>;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn srtp_pair() -> (SrtpKeys, SrtpKeys) {
-    let mut rng = SmallRng::seed_from_u64(0x71de0);
-    let a = SrtpKeyMaterial::from_bytes(&rng.gen::<[u8; 30]>()).unwrap();
-    let b = SrtpKeyMaterial::from_bytes(&rng.gen::<[u8; 30]>()).unwrap();
-    let profile = SrtpProfile::AesCm128HmacSha1_80;
-    (
-        SrtpKeys {
-            profile,
-            local: a.clone(),
-            remote: b.clone(),
-        },
-        SrtpKeys {
-            profile,
-            local: b,
-            remote: a,
-        },
-    )
+    support_srtp::srtp_pair(0x71de0)
 }
 
 /// A sendrecv stream on `socket` to `peer`, payload type 96, CNAME after `identity`.
