@@ -3,7 +3,8 @@
 //! offers the call's own video and one further `m=video` per other participant, labelled after
 //! them. `callisto answer` receives each further stream on a port of its own and records it
 //! beside the call's recording; a re-INVITE that adds one starts it on a new port, one that
-//! drops one ends that stream, and the rest go on.
+//! drops one ends that stream, and the rest go on; a hold by the bridge pauses them all, and
+//! they go on when it resumes.
 //! Every picture's stamp says who sent it. All on loopback, no proxy.
 
 mod support;
@@ -26,12 +27,13 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The bridge's description: PCMU audio on `audio`, then an H.264 m-line per
-/// `(port, label, direction)`.
-fn bridge_sdp(version: u32, audio: u16, videos: &[(u16, &str, &str)]) -> String {
+/// The bridge's description: PCMU audio on `audio` (`sendrecv`, or `inactive` while the
+/// bridge holds the call), then an H.264 m-line per `(port, label, direction)`.
+fn bridge_sdp(version: u32, audio: (u16, &str), videos: &[(u16, &str, &str)]) -> String {
+    let (audio, audio_direction) = audio;
     let mut sdp = format!(
         "v=0\r\no=bridge 77 {version} IN IP4 127.0.0.1\r\ns=conference\r\nc=IN IP4 127.0.0.1\r\n\
-         t=0 0\r\nm=audio {audio} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+         t=0 0\r\nm=audio {audio} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={audio_direction}\r\n"
     );
     for (port, label, direction) in videos {
         sdp.push_str(&format!(
@@ -101,7 +103,7 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave(
     bob.expect("listening", WAIT)?;
 
     let audio = UdpSocket::bind("127.0.0.1:0")?;
-    let audio_port = audio.local_addr()?.port();
+    let audio_line = (audio.local_addr()?.port(), "sendrecv");
     let mut sockets: Vec<UdpSocket> = (0..3)
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
@@ -111,7 +113,7 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave(
         .collect::<Result<_, _>>()?;
     let mut bridge = ScriptedUas::bind("bridge", port)?;
     let host = (ports[0], "host", "sendrecv");
-    let offer = bridge_sdp(1, audio_port, &[host, (ports[1], "alice", "sendonly")]);
+    let offer = bridge_sdp(1, audio_line, &[host, (ports[1], "alice", "sendonly")]);
     let call = bridge.place_call(&format!("sip:bob@127.0.0.1:{port}"), &offer, WAIT)?;
     bob.expect("answered", WAIT)?;
     let answered = video_lines(call.answer.body())?;
@@ -138,7 +140,7 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave(
         (ports[1], "alice", "sendonly"),
         (ports[2], "carol", "sendonly"),
     ];
-    let reply = bridge.reinvite(&call, &bridge_sdp(2, audio_port, &joined), WAIT)?;
+    let reply = bridge.reinvite(&call, &bridge_sdp(2, audio_line, &joined), WAIT)?;
     assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
     let with_carol = video_lines(reply.body())?;
     assert_eq!(with_carol.len(), 3, "{}", reply.body());
@@ -151,13 +153,34 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave(
     streams.push(bridge_stream(carol_socket, with_carol[2].0, 12));
     thread::sleep(Duration::from_secs(2));
 
+    // The bridge holds the call (everything inactive), then resumes it: the further streams
+    // pause and go on, each on its own tile and recording (none starts afresh).
+    let held = [
+        (ports[0], "host", "inactive"),
+        (ports[1], "alice", "inactive"),
+        (ports[2], "carol", "inactive"),
+    ];
+    let hold = bridge_sdp(3, (audio_line.0, "inactive"), &held);
+    let reply = bridge.reinvite(&call, &hold, WAIT)?;
+    assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
+    let ports_held: Vec<u16> = video_lines(reply.body())?.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        ports_held,
+        with_carol.iter().map(|(p, _)| *p).collect::<Vec<_>>()
+    );
+    thread::sleep(Duration::from_millis(500));
+    let reply = bridge.reinvite(&call, &bridge_sdp(4, audio_line, &joined), WAIT)?;
+    assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
+    assert_eq!(video_lines(reply.body())?, with_carol, "{}", reply.body());
+    thread::sleep(Duration::from_secs(1));
+
     // alice leaves: her m-line is disabled, the others stay as they were.
     let left = [
         host,
         (0, "alice", "sendonly"),
         (ports[2], "carol", "sendonly"),
     ];
-    let reply = bridge.reinvite(&call, &bridge_sdp(3, audio_port, &left), WAIT)?;
+    let reply = bridge.reinvite(&call, &bridge_sdp(5, audio_line, &left), WAIT)?;
     let sent_before_leaving = streams[1].stats().frames_sent;
     assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
     let ports_now: Vec<u16> = video_lines(reply.body())?.iter().map(|(p, _)| *p).collect();
@@ -193,6 +216,13 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave(
     assert_eq!(alice, [11]);
     let (carol, carol_frames) = recorded(&dir.path().join("bob.carol.y4m"))?;
     assert_eq!(carol, [12]);
+    // The hold started no stream afresh: no second recording for anyone.
+    let mut recordings: Vec<String> = std::fs::read_dir(dir.path())?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".y4m"))
+        .collect();
+    recordings.sort();
+    assert_eq!(recordings, ["bob.alice.y4m", "bob.carol.y4m", "bob.y4m"]);
     println!(
         "alice: {alice_frames} pictures shown, {sent_before_leaving} sent before she left and {} \
          in all; carol: {carol_frames}",

@@ -157,7 +157,7 @@ impl ClassicVideo {
     }
 
     /// Starts, updates and ends the peer's further video streams (paused, not ended, while
-    /// we hold the call: `held`), and the streams we forward to it, as the latest exchange
+    /// either side holds the call: `held`), and the streams we forward to it, as the latest exchange
     /// left them.
     pub(super) fn apply_further(&mut self, streams: &[FurtherVideo], held: bool, key: CallKey) {
         let (forwarded, received): (Vec<FurtherVideo>, Vec<FurtherVideo>) =

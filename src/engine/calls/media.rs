@@ -476,7 +476,13 @@ impl CallMedia {
             if let Err(reason) = stream.apply(sdp.video(), seat, key, events) {
                 tracing::warn!(%reason, "video did not start");
             }
-            let held = self.options.controls.held.is_muted();
+            // Either side's hold pauses the peer's further streams: we hold the call, or the
+            // latest exchange lets us send no audio (the peer holds it).
+            let held = self.options.controls.held.is_muted()
+                || self
+                    .negotiated
+                    .as_ref()
+                    .is_some_and(|audio| !audio.direction.sends());
             stream.apply_further(sdp.further_video(), held, key);
         }
     }
