@@ -27,6 +27,8 @@
 mod loopback;
 #[path = "../tests/support/mouth_to_ear.rs"]
 mod mouth_to_ear;
+#[path = "../tests/support/srtp_pair.rs"]
+mod srtp_pair;
 #[path = "support/voice.rs"]
 mod voice;
 
@@ -39,7 +41,6 @@ use criterion::{Criterion, Throughput};
 use callisto_media::audio::{AudioFormat, NullSink, ToneSource};
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::netsim::NetworkConditions;
-use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
     AudioStreamConfig, ClassicSession, SimulatedCall, SimulatedEndpoint, SrtpKeys,
 };
@@ -48,23 +49,7 @@ const DEVICE: AudioFormat = AudioFormat::MONO_48K;
 const FRAME: Duration = Duration::from_millis(20);
 
 fn keys() -> (SrtpKeys, SrtpKeys) {
-    let (a, b) = (
-        SrtpKeyMaterial::from_bytes(&[0x11; 30]).expect("30 bytes"),
-        SrtpKeyMaterial::from_bytes(&[0x22; 30]).expect("30 bytes"),
-    );
-    let profile = SrtpProfile::AesCm128HmacSha1_80;
-    (
-        SrtpKeys {
-            profile,
-            local: a.clone(),
-            remote: b.clone(),
-        },
-        SrtpKeys {
-            profile,
-            local: b,
-            remote: a,
-        },
-    )
+    srtp_pair::srtp_pair(0x1122)
 }
 
 /// What each side of a benchmarked call says.

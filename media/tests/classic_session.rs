@@ -7,6 +7,8 @@
 mod loopback;
 #[path = "support/mouth_to_ear.rs"]
 mod mouth_to_ear;
+#[path = "support/srtp_pair.rs"]
+mod srtp_pair;
 #[path = "support/tone_analysis.rs"]
 mod tone_analysis;
 
@@ -22,7 +24,7 @@ use callisto_media::audio::{
     WavRecorder,
 };
 use callisto_media::codec::{AudioCodecKind, EncoderConfig};
-use callisto_media::rtp::{parse_rtp, RtpSender, SrtpKeyMaterial, SrtpProfile};
+use callisto_media::rtp::{parse_rtp, RtpSender, SrtpProfile};
 use callisto_media::session::{
     AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, MediaEvent,
     MediaUpdate, SessionError, SessionOptions, SrtpKeys,
@@ -43,21 +45,7 @@ fn ms(n: u64) -> Duration {
 }
 
 fn srtp_keys(profile: SrtpProfile) -> (SrtpKeys, SrtpKeys) {
-    let mut rng = SmallRng::seed_from_u64(0x5eed);
-    let a = SrtpKeyMaterial::from_bytes(&rng.gen::<[u8; 30]>()).unwrap();
-    let b = SrtpKeyMaterial::from_bytes(&rng.gen::<[u8; 30]>()).unwrap();
-    (
-        SrtpKeys {
-            profile,
-            local: a.clone(),
-            remote: b.clone(),
-        },
-        SrtpKeys {
-            profile,
-            local: b,
-            remote: a,
-        },
-    )
+    srtp_pair::srtp_pair_with(profile, 0x5eed)
 }
 
 fn tone(hz: f64) -> Box<dyn AudioSource> {

@@ -3,6 +3,8 @@
 //! timeout and BYE, latching, codec change, DTMF, and hostile input. Each test prints what it
 //! measured (`cargo test -p callisto-media --test session_sim -- --nocapture`).
 
+#[path = "support/srtp_pair.rs"]
+mod srtp_pair;
 #[path = "support/tone_analysis.rs"]
 mod tone_analysis;
 
@@ -15,7 +17,7 @@ use callisto_media::audio::{
 };
 use callisto_media::codec::AudioCodecKind;
 use callisto_media::netsim::NetworkConditions;
-use callisto_media::rtp::{parse_rtp, SrtpKeyMaterial, SrtpProfile};
+use callisto_media::rtp::{parse_rtp, SrtpProfile};
 use callisto_media::session::{
     AudioStreamConfig, MediaDirection, MediaEvent, MediaUpdate, Side, SimulatedCall,
     SimulatedEndpoint, SrtpKeys,
@@ -44,20 +46,7 @@ fn tone_side(stream: AudioStreamConfig, hz: f64) -> (SimulatedEndpoint, SharedSa
 
 /// Keys for both sides of an SDES call: A's view and B's view.
 fn srtp_keys(profile: SrtpProfile) -> (SrtpKeys, SrtpKeys) {
-    let a = SrtpKeyMaterial::from_bytes(&[0x1a; 30]).unwrap();
-    let b = SrtpKeyMaterial::from_bytes(&[0x2b; 30]).unwrap();
-    (
-        SrtpKeys {
-            profile,
-            local: a.clone(),
-            remote: b.clone(),
-        },
-        SrtpKeys {
-            profile,
-            local: b,
-            remote: a,
-        },
-    )
+    srtp_pair::srtp_pair_with(profile, 0x1a2b)
 }
 
 /// A call with A sending 440 Hz and B 1000 Hz.
