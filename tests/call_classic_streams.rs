@@ -172,6 +172,8 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave(
     let reply = bridge.reinvite(&call, &bridge_sdp(4, audio_line, &joined), WAIT)?;
     assert_eq!(reply.status(), Some(200), "{}", reply.start_line());
     assert_eq!(video_lines(reply.body())?, with_carol, "{}", reply.body());
+    let carol_recording = dir.path().join("bob.carol.y4m");
+    let carol_before_resume = std::fs::metadata(&carol_recording)?.len();
     thread::sleep(Duration::from_secs(1));
 
     // alice leaves: her m-line is disabled, the others stay as they were.
@@ -214,8 +216,15 @@ fn a_bridges_participants_arrive_as_streams_of_their_own_as_they_join_and_leave(
     assert_eq!(own, [10]);
     let (alice, alice_frames) = recorded(&dir.path().join("bob.alice.y4m"))?;
     assert_eq!(alice, [11]);
-    let (carol, carol_frames) = recorded(&dir.path().join("bob.carol.y4m"))?;
+    let (carol, carol_frames) = recorded(&carol_recording)?;
     assert_eq!(carol, [12]);
+    // Her pictures came back on it after the resume: at least a second's worth (320x240 I420
+    // frames of 115,200 bytes and a 6-byte header).
+    let after_resume = std::fs::metadata(&carol_recording)?.len() - carol_before_resume;
+    assert!(
+        after_resume >= 30 * 115_206,
+        "{after_resume} bytes of carol's recording after the resume"
+    );
     // The hold started no stream afresh: no second recording for anyone.
     let mut recordings: Vec<String> = std::fs::read_dir(dir.path())?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())

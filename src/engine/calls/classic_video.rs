@@ -157,8 +157,8 @@ impl ClassicVideo {
     }
 
     /// Starts, updates and ends the peer's further video streams (paused, not ended, while
-    /// either side holds the call: `held`), and the streams we forward to it, as the latest exchange
-    /// left them.
+    /// either side holds the call: `held`), and the streams we forward to it, as the latest
+    /// exchange left them.
     pub(super) fn apply_further(&mut self, streams: &[FurtherVideo], held: bool, key: CallKey) {
         let (forwarded, received): (Vec<FurtherVideo>, Vec<FurtherVideo>) =
             streams.iter().cloned().partition(|s| s.forwarded);

@@ -7,8 +7,9 @@
 //! conference's participant gone, a stream paused), ends: its session stops and its tile goes
 //! (its socket stays for when it is sent again, as does the port of a stream that passes to
 //! another name, which starts afresh). While either side holds the call (our hold, or the
-//! peer's: its offer lets us send no audio) a stream the peer stops sending only pauses, and
-//! goes on, on the same tile and recording, when the call resumes. A call takes at most [`MAX_FURTHER_VIDEO`];
+//! peer's: an exchange took away the audio we were sending) a stream the peer stops sending
+//! only pauses, and goes on, on the same tile and recording, when the call resumes; one it
+//! removes ends all the same. A call takes at most [`MAX_FURTHER_VIDEO`];
 //! a name seen before gets the stream's number in its recording's file name.
 //!
 //! Further streams are declined (port 0) by a call that shows one stream
@@ -91,8 +92,8 @@ impl FurtherStreams {
 
     /// Follows the latest exchange: streams it no longer has end, those it still has are
     /// updated (address, direction, keys) — or end when the peer stops sending them, unless
-    /// either side holds the call (`held`: they pause) —, new ones start on their spare socket. `key`
-    /// names the call in RTCP.
+    /// either side holds the call (`held`: they pause) —, new ones start on their spare
+    /// socket. `key` names the call in RTCP.
     pub(super) fn apply(&mut self, further: &[FurtherVideo], held: bool, key: CallKey) {
         let (kept, ended): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
             .into_iter()

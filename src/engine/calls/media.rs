@@ -397,6 +397,9 @@ pub(super) struct CallMedia {
     session: Option<ClassicSession>,
     /// What the last offer/answer agreed.
     pub(super) negotiated: Option<NegotiatedAudio>,
+    /// Whether the peer holds the call: an exchange took away the audio we were sending (a
+    /// listen-only peer that never let us send holds nothing).
+    peer_holds: bool,
     /// The video stream, when the options ask for video (classic path).
     pub(super) video: Option<ClassicVideo>,
 }
@@ -423,6 +426,7 @@ impl CallMedia {
             socket: Some(socket),
             session: None,
             negotiated: None,
+            peer_holds: false,
             video,
         })
     }
@@ -440,6 +444,7 @@ impl CallMedia {
             socket: None,
             session: None,
             negotiated: None,
+            peer_holds: false,
             video: None,
         }
     }
@@ -476,13 +481,8 @@ impl CallMedia {
             if let Err(reason) = stream.apply(sdp.video(), seat, key, events) {
                 tracing::warn!(%reason, "video did not start");
             }
-            // Either side's hold pauses the peer's further streams: we hold the call, or the
-            // latest exchange lets us send no audio (the peer holds it).
-            let held = self.options.controls.held.is_muted()
-                || self
-                    .negotiated
-                    .as_ref()
-                    .is_some_and(|audio| !audio.direction.sends());
+            // Either side's hold pauses the peer's further streams.
+            let held = self.options.controls.held.is_muted() || self.peer_holds;
             stream.apply_further(sdp.further_video(), held, key);
         }
     }
@@ -542,6 +542,8 @@ impl CallMedia {
         } else {
             negotiated.remote_rtcp
         };
+        let was_sending = self.negotiated.as_ref().map(|was| was.direction.sends());
+        self.peer_holds = peer_holds(self.peer_holds, was_sending, negotiated.direction.sends());
         self.negotiated = Some(negotiated.clone());
         if let Some(session) = &self.session {
             session.update(MediaUpdate {
@@ -623,6 +625,14 @@ pub(super) fn numbered(path: &Path, n: u64) -> PathBuf {
         None => format!("{stem}-{n}"),
     };
     path.with_file_name(name)
+}
+
+/// Whether the peer holds the call after an exchange that lets us send audio or not (`sends`):
+/// it does when the exchange took away the audio we were sending (`was_sending`, `None` before
+/// the first), and goes on holding it until one lets us send again. A peer that never let us
+/// send (a listen-only bridge) holds nothing.
+fn peer_holds(held: bool, was_sending: Option<bool>, sends: bool) -> bool {
+    !sends && (held || was_sending == Some(true))
 }
 
 fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, String> {
@@ -739,5 +749,17 @@ mod tests {
             numbered(std::path::Path::new("rec"), 3),
             PathBuf::from("rec-3")
         );
+    }
+
+    #[test]
+    fn a_peer_holds_the_call_when_it_takes_away_the_audio_we_were_sending() {
+        // A listen-only peer, from the first exchange on: no hold.
+        assert!(!peer_holds(false, None, false));
+        assert!(!peer_holds(false, Some(false), false));
+        // A call answered both ways, then put on hold, kept on hold, resumed.
+        assert!(!peer_holds(false, None, true));
+        assert!(peer_holds(false, Some(true), false));
+        assert!(peer_holds(true, Some(false), false));
+        assert!(!peer_holds(true, Some(false), true));
     }
 }
