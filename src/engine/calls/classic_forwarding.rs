@@ -305,7 +305,7 @@ impl Calls {
         // Each sender's packets go to the leg's slot for it, set again on every pass (a
         // sender that stopped sending for a while was forgotten) under one lock per sender,
         // so no packet finds the leg missing meanwhile.
-        let (wish, mut outlets) = (slots.wish(), slots.outlets());
+        let mut outlets = slots.outlets();
         for (sender, destinations) in &self.forwarding.senders {
             let mut destinations = lock(destinations);
             destinations.retain(|(to, _)| *to != receiver);
@@ -316,6 +316,7 @@ impl Calls {
         if !changed && !retry {
             return;
         }
+        let wish = slots.wish();
         let direction = call.wanted_direction();
         let offer = call.sdp.create_offer_with_streams(
             &call.media.local,

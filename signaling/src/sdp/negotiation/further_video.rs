@@ -260,20 +260,19 @@ pub(super) fn offer_further(
         let (label, wish) = further_wish(further, forwarding, direction);
         (further.index, label, further.local, wish, further.forwarded)
     });
-    let new = forwarding
-        .iter()
-        .filter(|_| next.is_some())
-        .filter(|stream| !known.iter().any(|k| k.forwarded && k.local == stream.local))
-        .enumerate()
-        .map(|(i, stream)| {
-            let wish = forwarded_direction(direction, true);
-            let index = next.unwrap_or_default() + i;
-            (index, stream.label.clone(), stream.local, wish, true)
-        });
-    let lines: Vec<_> = restated.chain(new).collect();
+    let new = next.into_iter().flat_map(|next| {
+        forwarding
+            .iter()
+            .filter(|stream| !known.iter().any(|k| k.forwarded && k.local == stream.local))
+            .enumerate()
+            .map(move |(i, stream)| {
+                let wish = forwarded_direction(direction, true);
+                (next + i, stream.label.clone(), stream.local, wish, true)
+            })
+    });
     let forwarding_policy = forwarding_policy(policy);
-    lines
-        .into_iter()
+    restated
+        .chain(new)
         .filter_map(|(index, label, local, wish, forwarded)| {
             let (section, offered) = offer_video(
                 index,
