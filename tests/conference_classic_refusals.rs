@@ -196,7 +196,8 @@ fn participant(room: &Room, uri: &str, who: &str, pattern: &str) -> std::io::Res
 
 /// The host (pattern 1), carol on the WebRTC path (pattern 2), then dave; what the host
 /// offers dave while he answers as `reply` says, over `window` — 3 s into which erin (WebRTC,
-/// pattern 3) joins too, when `erin_joins` —, and how many refusals the host reported.
+/// pattern 3) joins too, when `erin_joins` —, and how many refusals of dave's leg the host
+/// reported.
 fn host_offers_dave(
     reply: Reply,
     window: Duration,
@@ -229,7 +230,23 @@ fn host_offers_dave(
     }
     host.expect("conference_ended", WAIT)?;
     assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
-    Ok((offers, host.seen("change_refused").len()))
+    // Dave's leg's refusals only: another leg's offer may be refused on its own account.
+    let dave_call = host
+        .seen("joined")
+        .into_iter()
+        .find(|joined| {
+            joined["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("dave@"))
+        })
+        .map(|joined| joined["call"].clone())
+        .ok_or("dave never joined")?;
+    let told = host
+        .seen("change_refused")
+        .iter()
+        .filter(|refused| refused["call"] == dave_call)
+        .count();
+    Ok((offers, told))
 }
 
 /// Whether `offer` forwards carol's stream on a further `m=video` of its own.
