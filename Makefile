@@ -7,10 +7,10 @@ NETNS := unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"'
 
 .PHONY: run test deps-build deps-test fmt clippy-driver build-tests bench
 
-# `callisto` with no command starts `callisto-desktop` (the window) from beside itself: both are
-# built.
+# `callisto` with no command starts `callisto-desktop` (the window, package `ui/`) from beside
+# itself: both are built.
 run: deps-build
-	$(CARGO) build --bins
+	$(CARGO) build --workspace --bins
 	$(CARGO) run --bin callisto -- $(ARGS)
 
 # Clippy lints Callisto's own crates while they are compiled for the tests: clippy-driver is the

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use callisto::app::{Screen, Snapshot};
 use callisto::engine::CallControls;
-use callisto::ui::{apply, MainWindow, Nav, Page};
 use callisto_media::video::{TestPattern, VideoFormat, VideoSource};
+use callisto_ui::{apply, MainWindow, Nav, Page};
 use slint::winit_030::{winit, EventResult, WinitWindowAccessor};
 use slint::ComponentHandle;
 use support::measure::{rss_kib, ProcessMeter};

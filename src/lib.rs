@@ -9,8 +9,8 @@
 //! - [`engine`]: the one task that owns SIP state: registrations and calls (SDP offer/answer,
 //!   media sessions).
 //! - [`register`], [`call`]: the headless commands.
-//! - [`app`]: the desktop app's view-model and controller (no window; tested headless).
-//! - [`ui`]: the Slint window and its adapters.
+//! - [`app`]: the desktop app's view-model and controller (no window; tested headless). The
+//!   window itself, Slint and its adapters, is the `callisto-ui` package (`ui/`).
 //! - [`echo`]: the echo test, served in-process.
 //! - [`storage`]: contacts and call history in SQLite; [`quarantine`] moves damaged files aside.
 
@@ -26,4 +26,3 @@ pub mod quarantine;
 pub mod register;
 pub mod storage;
 pub mod transport;
-pub mod ui;

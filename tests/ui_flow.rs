@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use callisto::app::{self, AppSetup};
 use callisto::config::Config;
-use callisto::ui::{
-    self, AccountsAdapter, Actions, CallAdapter, CallRow, ContactsAdapter, DialerAdapter,
+use callisto_ui::{
+    self as ui, AccountsAdapter, Actions, CallAdapter, CallRow, ContactsAdapter, DialerAdapter,
     HistoryAdapter, MainWindow, Nav, SettingsAdapter,
 };
 use i_slint_backend_testing::{ElementHandle, ElementQuery};

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use callisto::app::{ContactRow, HistoryRow, Screen, SettingsForm, SettingsScreen, Snapshot};
 use callisto::engine::CallControls;
-use callisto::ui::video_image::frame_image;
-use callisto::ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
 use callisto_media::video::{FrameSlot, TestPattern, VideoFormat, VideoSource};
+use callisto_ui::video_image::frame_image;
+use callisto_ui::{apply, CallAdapter, MainWindow, Nav, Page, SettingsAdapter, TileRow};
 use slint::{ComponentHandle, Model, ModelRc, VecModel};
 use support::ui_rows::{connected_call, registered};
 use support::xvfb::Xvfb;

@@ -1,5 +1,5 @@
 //! The desktop app's logic without a window: the view-model the engine's events feed, and the
-//! controller between the window and the engine. `src/ui/` shows what this produces.
+//! controller between the window and the engine. `callisto-ui` (`ui/src/`) shows what this produces.
 
 mod account_form;
 mod address_book;

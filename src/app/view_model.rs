@@ -2,7 +2,7 @@
 //!
 //! The controller feeds [`ViewModel::apply`] every [`EngineEvent`] and tells it about the calls
 //! it places; [`ViewModel::snapshot`] turns the state into rows of words and numbers ready to
-//! show (the adapter in `src/ui/` only copies them into the window). A call that ends yields a
+//! show (the adapter in `callisto-ui` (`ui/src/`) only copies them into the window). A call that ends yields a
 //! [`FinishedCall`] for the history.
 
 use std::collections::VecDeque;

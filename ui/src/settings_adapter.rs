@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use slint::{ComponentHandle, SharedString};
 
-use super::video_image::StreamImages;
-use super::{sync_rows, Actions, MainWindow, SettingsAdapter};
-use crate::app::{Action, DevicePreview, Screen, SettingsForm, SettingsScreen, VIDEO_SIZES};
+use crate::video_image::StreamImages;
+use crate::{sync_rows, Actions, MainWindow, SettingsAdapter};
+use callisto::app::{Action, DevicePreview, Screen, SettingsForm, SettingsScreen, VIDEO_SIZES};
 
 /// The meter's and the preview's refresh: smooth enough for a meter, cheap for a page.
 const REFRESH: Duration = Duration::from_millis(66);
@@ -119,7 +119,7 @@ fn follow(window: &MainWindow, preview: Option<&DevicePreview>) {
     let adapter = window.global::<SettingsAdapter>();
     adapter.set_mic_level(0.0);
     adapter.set_camera_preview(slint::Image::default());
-    TIMER.with(|timer| super::poll_while(timer, window, preview.is_some(), REFRESH, pump));
+    TIMER.with(|timer| crate::poll_while(timer, window, preview.is_some(), REFRESH, pump));
 }
 
 fn pump(window: &MainWindow) {

@@ -2,8 +2,8 @@
 
 use slint::ComponentHandle;
 
-use super::{sync_rows, Actions, HistoryAdapter, HistoryRow, MainWindow};
-use crate::app::{Action, Screen};
+use crate::{sync_rows, Actions, HistoryAdapter, HistoryRow, MainWindow};
+use callisto::app::{Action, Screen};
 
 pub(super) fn connect(window: &MainWindow, actions: &Actions) {
     let adapter = window.global::<HistoryAdapter>();

@@ -2,8 +2,8 @@
 
 use slint::{ComponentHandle, SharedString};
 
-use super::{sync_rows, Actions, DialerAdapter, MainWindow};
-use crate::app::{Action, Screen};
+use crate::{sync_rows, Actions, DialerAdapter, MainWindow};
+use callisto::app::{Action, Screen};
 
 pub(super) fn connect(window: &MainWindow, actions: &Actions) {
     let adapter = window.global::<DialerAdapter>();

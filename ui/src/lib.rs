@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use slint::{Model, ModelRc, VecModel};
 use tokio::sync::mpsc;
 
-use crate::app::{Action, Display, Screen};
+use callisto::app::{Action, Display, Screen};
 
 mod accounts_adapter;
 mod call_adapter;

@@ -4,8 +4,8 @@ use slint::ComponentHandle;
 
 use slint::{ModelRc, SharedString, VecModel};
 
-use super::{sync_rows_by, Actions, ContactRow, ContactsAdapter, MainWindow};
-use crate::app::{Action, Screen};
+use crate::{sync_rows_by, Actions, ContactRow, ContactsAdapter, MainWindow};
+use callisto::app::{Action, Screen};
 
 pub(super) fn connect(window: &MainWindow, actions: &Actions) {
     let adapter = window.global::<ContactsAdapter>();

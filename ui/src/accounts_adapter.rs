@@ -5,8 +5,8 @@ use std::cell::Cell;
 
 use slint::{ComponentHandle, SharedString};
 
-use super::{sync_rows, AccountRow, AccountsAdapter, Actions, MainWindow};
-use crate::app::{AccountForm, Action, Screen};
+use crate::{sync_rows, AccountRow, AccountsAdapter, Actions, MainWindow};
+use callisto::app::{AccountForm, Action, Screen};
 
 thread_local! {
     /// The form generation last written into the window: the form is only replaced when the

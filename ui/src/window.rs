@@ -7,8 +7,8 @@ use slint::winit_030::{winit, EventResult, WinitWindowAccessor};
 use slint::ComponentHandle;
 use tokio::sync::mpsc;
 
-use super::{apply, connect, Actions, MainWindow, WindowDisplay};
-use crate::app::{self, Action, AppSetup, Screen};
+use crate::{apply, connect, Actions, MainWindow, WindowDisplay};
+use callisto::app::{self, Action, AppSetup, Screen};
 
 /// Opens the window and runs until it is closed; the controller then hangs up, unregisters and
 /// stops (bounded). Returns a message when the window cannot be opened.

@@ -2,9 +2,9 @@
 
 use slint::ComponentHandle;
 
-use super::{sync_rows, Actions, CallAdapter, CallRow, MainWindow, StatRow};
-use crate::app::{Action, Screen};
-use crate::engine::CallKey;
+use crate::{sync_rows, Actions, CallAdapter, CallRow, MainWindow, StatRow};
+use callisto::app::{Action, Screen};
+use callisto::engine::CallKey;
 
 fn key(value: i32) -> CallKey {
     CallKey(u64::try_from(value).unwrap_or_default())

@@ -66,7 +66,7 @@ fn open_window(
         started,
         dial,
     };
-    match callisto::ui::run_window(setup) {
+    match callisto_ui::run_window(setup) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("callisto: {message}");

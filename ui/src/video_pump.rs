@@ -10,9 +10,9 @@ use std::time::Duration;
 use callisto_media::video::FrameSlot;
 use slint::{ComponentHandle, Model, ModelRc, VecModel};
 
-use super::video_image::StreamImages;
-use super::{CallAdapter, MainWindow, TileRow};
-use crate::engine::CallControls;
+use crate::video_image::StreamImages;
+use crate::{CallAdapter, MainWindow, TileRow};
+use callisto::engine::CallControls;
 
 /// One tile: the participant's name, the slot its pictures come from, and the frames
 /// already converted.
@@ -126,7 +126,7 @@ pub(super) fn follow(
     let calls = window.global::<CallAdapter>();
     calls.set_tiles(ModelRc::new(VecModel::from(Vec::<TileRow>::new())));
     calls.set_self_view(slint::Image::default());
-    TIMER.with(|timer| super::poll_while(timer, window, !shown.is_empty(), PERIOD, pump));
+    TIMER.with(|timer| crate::poll_while(timer, window, !shown.is_empty(), PERIOD, pump));
 }
 
 fn pump(window: &MainWindow) {
@@ -150,7 +150,7 @@ fn pump(window: &MainWindow) {
                     has_video: false,
                 })
                 .collect();
-            super::sync_rows(calls.get_tiles(), rows, |m| calls.set_tiles(m));
+            crate::sync_rows(calls.get_tiles(), rows, |m| calls.set_tiles(m));
         }
         let rows = calls.get_tiles();
         for (i, tile) in following.tiles.iter_mut().enumerate() {
