@@ -40,5 +40,8 @@ clippy-driver:
 build-tests: clippy-driver
 	$(CARGO) test --workspace --all-targets --no-run
 
+# `ui_render` starts the window through `callisto`: `callisto-desktop` (package `ui/`, which has no
+# bench of its own) is built first.
 bench: deps-build
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench --workspace

@@ -5,5 +5,7 @@
 mod packed_relocations;
 
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=scripts/packed_relocations.rs");
     packed_relocations::link_bins_packed();
 }

@@ -7,7 +7,7 @@
 //!   thread over the stretch, in percent of one core (target: under 1 %).
 //! - **Video call**: a call with two remote tiles and the self-view, each fed 640x480 pictures
 //!   at 30 fps from their own thread through the calls' frame slots, as the media threads do;
-//!   the window's own pump (`ui::apply` → the video pump) converts and shows them. CPU of the
+//!   the window's own pump (`callisto_ui::apply` → the video pump) converts and shows them. CPU of the
 //!   UI thread (conversion + layout + rendering) and of the whole process over the stretch,
 //!   and the pictures the window took from the slots and converted for showing per second,
 //!   all three together (target: UI under 15 % of one core at 30 fps per tile). The whole

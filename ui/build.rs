@@ -18,5 +18,7 @@ fn main() {
         eprintln!("the window does not compile: {error}");
         std::process::exit(1);
     }
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../scripts/packed_relocations.rs");
     packed_relocations::link_bins_packed();
 }
