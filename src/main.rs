@@ -64,28 +64,19 @@ fn main() -> ExitCode {
         Command::Register(args) => args,
         Command::Devices(args) => return list_devices(&args),
         Command::Call(args) => {
-            return runtime.block_on(call::run_call(
-                args,
-                config,
-                selected.as_deref(),
-                data_dir.as_deref(),
-            ))
+            return on_workers(&runtime, async move {
+                call::run_call(args, config, selected.as_deref(), data_dir.as_deref()).await
+            })
         }
         Command::Answer(args) => {
-            return runtime.block_on(call::run_answer(
-                args,
-                config,
-                selected.as_deref(),
-                data_dir.as_deref(),
-            ))
+            return on_workers(&runtime, async move {
+                call::run_answer(args, config, selected.as_deref(), data_dir.as_deref()).await
+            })
         }
         Command::Conference(args) => {
-            return runtime.block_on(call::run_conference(
-                args,
-                config,
-                selected.as_deref(),
-                data_dir.as_deref(),
-            ))
+            return on_workers(&runtime, async move {
+                call::run_conference(args, config, selected.as_deref(), data_dir.as_deref()).await
+            })
         }
     };
     runtime.block_on(register::run(
@@ -94,6 +85,21 @@ fn main() -> ExitCode {
         selected.as_deref(),
         data_dir.as_deref(),
     ))
+}
+
+/// Runs a call command as a task on the runtime's workers rather than on the main thread: the
+/// command and the engine then hand each other events and commands (an incoming call and its
+/// answer) on the worker that is running, where a task on the main thread had to be woken
+/// across threads each way.
+fn on_workers(
+    runtime: &tokio::runtime::Runtime,
+    command: impl std::future::Future<Output = ExitCode> + Send + 'static,
+) -> ExitCode {
+    runtime.block_on(async {
+        tokio::spawn(command)
+            .await
+            .unwrap_or_else(|_| ExitCode::from(register::exit::OTHER))
+    })
 }
 
 /// `callisto devices`: one line per sound device, inputs first, `*` marking the defaults.
