@@ -316,6 +316,44 @@ fn a_reinvite_answered_481_or_408_ends_the_call_and_is_no_refusal() {
 }
 
 #[test]
+fn hanging_up_during_the_peers_re_invite_ends_the_call_before_refusing_the_offer() {
+    let mut w = two_party();
+    let (alice_call, bob_call) = established(&mut w, None);
+    w.command(0, |e, now| e.reinvite(now, alice_call, sdp("hold")))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1]
+        .has(bob_call, |e| matches!(e, CallEvent::ReOffer { .. }))));
+    // Bob hangs up before he answers: his BYE goes before the 487 the offer gets
+    // (RFC 3261 §15.1.2), so alice learns the call is over before she hears the refusal.
+    let mark = w.log.len();
+    w.command(1, |e, now| e.hang_up(now, bob_call)).unwrap();
+    w.run_for(Duration::from_millis(200));
+    let bye = w.log[mark..].iter().position(|s| s.is_request("BYE"));
+    let refused = w.log[mark..]
+        .iter()
+        .position(|s| s.is_response(487, "INVITE"));
+    assert!(bye.is_some() && refused.is_some(), "{:?}", &w.log[mark..]);
+    assert!(bye < refused, "{:?}", &w.log[mark..]);
+    let events = w.uas[0].events_of(alice_call);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, CallEvent::ReInviteFailed { .. })),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some(CallEvent::Ended {
+                by_remote: true,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn the_owner_of_the_call_id_tries_again_2_1_to_4_seconds_after_a_491() {
     let (w, alice_call, invites, refused) = reinvite_refused_once(491, "Request Pending", vec![]);
     assert!(w.uas[0].has(alice_call, |e| matches!(e, CallEvent::ReAnswer { .. })));

@@ -4,7 +4,8 @@
 //! `conference` package) in `roster.rs`.
 //!
 //! - Requests in the dialog are checked against the remote CSeq: out of order gets 500.
-//! - A BYE is answered 200; a re-INVITE of the peer still waiting for our answer gets 487.
+//! - A BYE is answered 200; a re-INVITE of the peer still waiting for our answer gets 487 (when
+//!   we hang up, after our BYE: the peer sees the call end, not its offer refused).
 //! - The callee does not send BYE before the ACK for its 2xx (§15): hanging up then waits for
 //!   the ACK, or for the 2xx to be given up on after 64 × T1.
 //! - A 481 or 408 (or a timeout) to an INFO or re-INVITE we sent means the dialog is gone
@@ -174,13 +175,15 @@ impl Session {
     pub fn hang_up(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>) {
         self.glare_retry = None;
         self.queued_offer = None;
-        if let Some(pending) = self.reinvite_in.take() {
-            ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
-        }
         if self.established {
             self.send_bye(shared, ctx);
         } else {
             self.bye_after_ack = true;
+        }
+        // The peer's pending re-INVITE gets 487 (RFC 3261 §15.1.2) after the BYE, so that the
+        // peer sees the call end rather than its offer refused.
+        if let Some(pending) = self.reinvite_in.take() {
+            ctx.respond(&pending.key, compose::response(&pending.request, 487, None));
         }
         shared.end(ctx, false, "hung up");
     }
