@@ -33,6 +33,28 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_callisto")
 }
 
+/// The command that starts the binary: itself, or — when `CALLISTO_CALLGRIND_DIR` names a
+/// folder — the binary under valgrind's callgrind, which writes the functions each process
+/// ran to `callgrind.PID` there (`scripts/hot-code.sh` orders the executable's code by them).
+fn command() -> Command {
+    let Some(dir) = std::env::var_os("CALLISTO_CALLGRIND_DIR") else {
+        return Command::new(binary());
+    };
+    let mut out = std::ffi::OsString::from("--callgrind-out-file=");
+    out.push(Path::new(&dir).join("callgrind.%p"));
+    let mut command = Command::new("valgrind");
+    command
+        .args([
+            "--tool=callgrind",
+            "--demangle=no",
+            "--compress-strings=no",
+            "--compress-pos=no",
+        ])
+        .arg(out)
+        .arg(binary());
+    command
+}
+
 /// A running `callisto` with `--json`.
 pub struct Callisto {
     child: Child,
@@ -76,7 +98,7 @@ impl Callisto {
         args: &[&str],
         env: &[(String, String)],
     ) -> std::io::Result<Callisto> {
-        let mut child = Command::new(binary())
+        let mut child = command()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(dir.join("callisto.toml"))
@@ -252,6 +274,16 @@ impl Callisto {
 impl Drop for Callisto {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            if std::env::var_os("CALLISTO_CALLGRIND_DIR").is_some() {
+                // Callgrind writes its profile when the process exits, not when it is killed:
+                // ask it to stop first.
+                if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+                    // SAFETY: kill(2) on our own child's PID; it cannot have been reaped
+                    // (try_wait just found it running) and so not reused.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+                let _ = self.wait(Duration::from_secs(30));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
