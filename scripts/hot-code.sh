@@ -3,9 +3,11 @@
 # build places together at the start of the binary's code (scripts/hot_code.rs). It profiles the
 # processes of one round of the call_baseline bench (a registered Opus call through Kamailio,
 # `callisto answer` and `callisto call`) with valgrind's callgrind, and lists every function of
-# the binary they ran, in the order of their profiles. Run it (as root, like `make test`: the calls run in a
-# network namespace) after a toolchain or dependency update: the list names mangled symbols,
-# whose hashes change with those. Needs valgrind (Debian package `valgrind`).
+# the binary they ran, in the order of their profiles. Run it (as root, like `make test`: the
+# calls run in a network namespace) when the call's code has changed much or after a toolchain
+# update: functions added, renamed or inlined differently since the profile are not placed
+# (tests/hot_code.rs fails when most of the list no longer matches). Needs valgrind (Debian
+# package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
