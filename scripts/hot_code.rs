@@ -67,16 +67,7 @@ fn place_hot_code(list: &Path) -> Result<(), String> {
 pub fn linker_script(list: &str) -> String {
     let mut script = String::from("SECTIONS {\n  .text : {\n");
     let mut seen = HashSet::new();
-    let names = list
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        // A symbol name, nothing the script would read as syntax or a glob.
-        .filter(|line| {
-            line.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$'))
-        });
-    for name in names {
+    for name in listed_names(list) {
         let pattern = any_build(name);
         if seen.insert(pattern.clone()) {
             let _ = writeln!(script, "    *(.text.{pattern} .text.unlikely.{pattern})");
@@ -84,6 +75,18 @@ pub fn linker_script(list: &str) -> String {
     }
     script.push_str("  }\n}\nINSERT BEFORE .init;\n");
     script
+}
+
+/// The names in `list`, one per line: no blank or `#` comment lines, and only what is a symbol
+/// name — nothing a linker script would read as syntax or a glob.
+pub fn listed_names(list: &str) -> impl Iterator<Item = &str> {
+    list.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter(|line| {
+            line.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$'))
+        })
 }
 
 /// `name` as a glob that matches the same function in any build of the same sources: what
