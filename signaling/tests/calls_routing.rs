@@ -95,7 +95,40 @@ fn a_second_2xx_from_another_fork_is_acked_and_ended_with_bye() {
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].is_over(bob_call)));
 }
 
+#[test]
+fn a_redirection_goes_to_the_most_preferred_contact_not_tried_yet() {
+    let mut w = World::lan(25);
+    w.add_ua("alice", 5061);
+    w.add_ua("bob", 5062);
+    // The 302 names the redirect server itself (already tried: the INVITE went there) at the
+    // highest q, a dead end at a low q, and bob in between.
+    w.nodes.push(Box::new(redirecting_server(|_| {
+        "<sip:nobody@127.0.0.1:5090>;q=0.1, <sip:bob@example.test>;q=1.0, \
+         <sip:bob@127.0.0.1:5062>;q=0.7"
+            .to_owned()
+    })));
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@example.test", udp(5070), OFFER);
+    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    match &w.uas[1].events_of(bob_call)[0] {
+        CallEvent::Incoming { request_uri, .. } => {
+            assert_eq!(request_uri, "sip:bob@127.0.0.1:5062")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.count(|s| s.is_request("INVITE")), 2);
+    assert_eq!(w.count(|s| s.is_request("INVITE") && s.to == udp(5090)), 0);
+    assert!(!w.uas[0].is_over(alice_call));
+}
+
 fn redirect_server(contact: impl Fn(usize) -> String + 'static) -> ScriptedUas {
+    redirecting_server(move |n| format!("<{}>", contact(n)))
+}
+
+/// A server that answers every INVITE with a 302 whose Contact header value is `contact(n)`.
+fn redirecting_server(contact: impl Fn(usize) -> String + 'static) -> ScriptedUas {
     ScriptedUas::new(
         5070,
         Box::new(move |request: &Request, index| {
@@ -108,7 +141,7 @@ fn redirect_server(contact: impl Fn(usize) -> String + 'static) -> ScriptedUas {
                     request,
                     302,
                     "Moved Temporarily",
-                    &[("Contact", format!("<{}>", contact(index)))],
+                    &[("Contact", contact(index))],
                 ),
             )]
         }),

@@ -4,8 +4,9 @@
 //!   makes or refreshes an early dialog (one per To tag) and reports `Ringing` with its body;
 //!   the first 2xx confirms its dialog, is ACKed (by the dialog, outside any transaction) and
 //!   hands the call over to the session.
-//! - 3xx: the first Contact not tried yet becomes the new Request-URI, up to
-//!   `max_redirects` times; a Contact already tried is a loop and fails the call.
+//! - 3xx: the most preferred Contact (highest `q`, then the order given) not tried yet becomes
+//!   the new Request-URI, up to `max_redirects` times; when every Contact was tried already,
+//!   the redirection is a loop and fails the call.
 //! - 401/407: answered once with digest credentials (again only when the server says the
 //!   nonce was stale); a second challenge fails the call as `authentication failed`.
 //! - Other final responses fail the call with their code, phrase and cause.
@@ -413,20 +414,20 @@ impl Outgoing {
             let reason = format!("{reason} (redirected {} times)", self.redirects);
             return self.fail(shared, ctx, Some(code), &reason, FailureCause::Redirected);
         }
-        let contacts: Vec<rsip::Uri> = response
-            .contacts()
-            .iter()
-            .filter_map(|c| c.parsed_uri())
-            .collect();
-        let Some(next) = contacts.first() else {
+        let contacts = by_preference(&response.contacts());
+        if contacts.is_empty() {
             let reason = format!("{reason} (no Contact to follow)");
+            return self.fail(shared, ctx, Some(code), &reason, FailureCause::Redirected);
+        }
+        let Some(next) = contacts
+            .iter()
+            .find(|uri| !self.tried.contains(&uri.to_string()))
+        else {
+            let text = contacts[0].to_string();
+            let reason = format!("{reason} (redirection loop at {text})");
             return self.fail(shared, ctx, Some(code), &reason, FailureCause::Redirected);
         };
         let text = next.to_string();
-        if self.tried.contains(&text) {
-            let reason = format!("{reason} (redirection loop at {text})");
-            return self.fail(shared, ctx, Some(code), &reason, FailureCause::Redirected);
-        }
         tracing::debug!(call = %shared.id, to = %text, "following redirection");
         self.redirects += 1;
         self.tried.push(text);
@@ -608,4 +609,23 @@ impl Outgoing {
             }
         }
     }
+}
+
+/// The parsable Contact URIs of a 3xx, most preferred first: by `q` (RFC 3261 §20.10; 1.0
+/// when absent or unreadable), and in the order given between equal values.
+fn by_preference(contacts: &[crate::message::NameAddr<'_>]) -> Vec<rsip::Uri> {
+    let mut ranked: Vec<(f32, rsip::Uri)> = contacts
+        .iter()
+        .filter_map(|c| {
+            let q = c
+                .param("q")
+                .flatten()
+                .and_then(|q| q.parse::<f32>().ok())
+                .filter(|q| (0.0..=1.0).contains(q))
+                .unwrap_or(1.0);
+            Some((q, c.parsed_uri()?))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranked.into_iter().map(|(_, uri)| uri).collect()
 }
