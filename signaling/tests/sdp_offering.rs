@@ -130,7 +130,7 @@ fn offer_profile_per_srtp_policy_rtcp_port_and_address_family() {
         )
         .unwrap();
     let text = sdp.to_string();
-    assert_eq!(lines_with(&text, "a=rtcp"), ["a=rtcp:40001"]);
+    assert_eq!(lines_with(&text, "a=rtcp"), ["a=rtcp:40001", "a=rtcp-mux"]);
     assert_eq!(lines_with(&text, "c="), ["c=IN IP6 2001:db8::5"]);
 }
 
@@ -335,30 +335,37 @@ fn answer_details_codec_numbers_rtcp_and_ptime() {
             .telephone_event,
         None
     );
-    // rtcp-mux in the answer counts only when we offered it.
+    // An answer that multiplexes RTCP has no RTCP address of its own.
     let mux = offer_text("RTP/AVP 0", "a=rtcp-mux\r\na=ptime:30\r\n");
     let audio = apply_text(SrtpPolicy::Off, &mux).unwrap();
     assert_eq!(
         (audio.rtcp_mux, audio.remote_rtcp, audio.ptime_ms),
         (true, None, 30)
     );
-    let mut ours = session(1);
+    // With a separate RTCP port, multiplexing is still offered and taken when answered; an
+    // answer without it sends RTCP to the port above its RTP one.
     let separate = LocalMedia {
         rtcp_port: Some(40001),
         ..local()
     };
-    ours.create_offer(
-        &separate,
-        &policy(SrtpPolicy::Off),
-        Direction::SendRecv,
-        &mut rng(1),
-    )
-    .unwrap();
-    let audio = ours.apply_answer(&parse(&mux).unwrap()).unwrap();
-    assert_eq!(
-        (audio.rtcp_mux, audio.remote_rtcp),
-        (false, Some(sock("198.51.100.1:30001")))
-    );
+    for (answer, expected) in [
+        (mux.clone(), (true, None)),
+        (
+            offer_text("RTP/AVP 0", ""),
+            (false, Some(sock("198.51.100.1:30001"))),
+        ),
+    ] {
+        let mut ours = session(1);
+        ours.create_offer(
+            &separate,
+            &policy(SrtpPolicy::Off),
+            Direction::SendRecv,
+            &mut rng(1),
+        )
+        .unwrap();
+        let audio = ours.apply_answer(&parse(&answer).unwrap()).unwrap();
+        assert_eq!((audio.rtcp_mux, audio.remote_rtcp), expected);
+    }
 }
 
 #[test]

@@ -71,6 +71,7 @@ mod classic_forward;
 mod classic_video;
 #[cfg(test)]
 mod pipeline_tests;
+mod ports;
 mod receive_pipeline;
 mod send_pipeline;
 mod session_core;
@@ -88,6 +89,7 @@ use std::time::{Duration, Instant};
 pub use classic::ClassicSession;
 pub use classic_forward::{ClassicForwarder, ForwardOutlet, KeyframeSource};
 pub use classic_video::{ClassicVideoConfig, ClassicVideoSession, VideoUpdate};
+pub use ports::StreamSockets;
 pub use receive_pipeline::{DiscardReason, ReceiveCounters, ReceivePipeline, Received};
 pub use send_pipeline::{SendCounters, SendPipeline};
 pub use session_core::{LocalSocket, SessionCore, SessionCoreConfig, Transmit};

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use callisto_media::session::{
-    ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys, VideoUpdate,
+    ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys, StreamSockets, VideoUpdate,
 };
 use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::VideoStats;
@@ -32,11 +32,11 @@ use super::CallKey;
 pub(super) struct ClassicVideo {
     options: VideoOptions,
     controls: CallControls,
-    /// Where we receive video, as our SDP says (RTCP multiplexed, `a=rtcp` the same port).
+    /// Where we receive video, as our SDP says (RTCP multiplexed, else on `a=rtcp`, RTP + 1).
     pub(super) local: LocalMedia,
     /// What we offer and accept.
     pub(super) policy: VideoPolicy,
-    socket: Option<UdpSocket>,
+    sockets: Option<StreamSockets>,
     session: Option<ClassicVideoSession>,
     /// What the last offer/answer agreed for video, if anything.
     pub(super) negotiated: Option<NegotiatedVideo>,
@@ -49,13 +49,13 @@ pub(super) struct ClassicVideo {
 }
 
 impl ClassicVideo {
-    /// Binds the video RTP socket on `ip`.
+    /// Binds the video RTP and RTCP sockets on `ip`.
     pub(super) fn bind(
         ip: IpAddr,
         options: VideoOptions,
         controls: CallControls,
     ) -> io::Result<ClassicVideo> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let sockets = StreamSockets::bind(ip)?;
         let policy = VideoPolicy {
             framerate: Some(options.fps),
             ..VideoPolicy::default()
@@ -69,13 +69,13 @@ impl ClassicVideo {
             forwarded: ForwardSlots::new(ip),
             local: LocalMedia {
                 address: ip,
-                rtp_port: socket.local_addr()?.port(),
-                rtcp_port: None,
+                rtp_port: sockets.rtp_port()?,
+                rtcp_port: sockets.rtcp_port()?,
             },
             policy,
             options,
             controls,
-            socket: Some(socket),
+            sockets: Some(sockets),
             session: None,
             negotiated: None,
             packetization: None,
@@ -110,9 +110,10 @@ impl ClassicVideo {
                 .map_err(|e| e.to_string());
         }
         let packetization = packetization_of(negotiated)?;
-        let socket = self
-            .socket
+        let (socket, rtcp_socket) = self
+            .sockets
             .take()
+            .map(|sockets| sockets.for_session(negotiated.rtcp_mux))
             .ok_or_else(|| "the video RTP port is gone".to_string())?;
         let events = events.clone();
         let report: VideoReport = Arc::new(move |event| {
@@ -124,15 +125,18 @@ impl ClassicVideo {
         let media =
             super::webrtc::video_media(&self.options, &self.controls, leg, single_nal, &report)?;
         let max_bitrate = self.options.max_bitrate;
-        let config = config_of(
-            negotiated,
-            socket,
-            packetization,
-            max_bitrate,
-            direction,
-            srtp,
-            key,
-        );
+        let config = ClassicVideoConfig {
+            rtcp_socket,
+            ..config_of(
+                negotiated,
+                socket,
+                packetization,
+                max_bitrate,
+                direction,
+                srtp,
+                key,
+            )
+        };
         let session = ClassicVideoSession::start(config, media.source, media.sink)
             .map_err(|e| e.to_string())?;
         tracing::info!(

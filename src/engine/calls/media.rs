@@ -6,7 +6,7 @@
 //! engine's channel as they happen; the engine never polls for them.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use callisto_media::device::{DeviceCapture, DeviceEventHandler, DevicePlayback};
 use callisto_media::rtp::{SrtpKeyMaterial, SrtpProfile};
 use callisto_media::session::{
     AudioStreamConfig, ClassicSession, ClassicSessionConfig, MediaDirection, MediaEvent,
-    MediaUpdate, SessionOptions, SrtpKeys, TelephoneEventConfig,
+    MediaUpdate, SessionOptions, SrtpKeys, StreamSockets, TelephoneEventConfig,
 };
 use callisto_media::video::{CameraSwitch, FrameSlot, StreamSlots, VideoStats, VideoSwitch};
 use callisto_media::webrtc::MULTISTREAM_ATTRIBUTE;
@@ -392,8 +392,8 @@ pub(super) struct CallMedia {
     pub(super) options: MediaOptions,
     /// Where we receive, as our SDP says.
     pub(super) local: LocalMedia,
-    /// The RTP socket, until the session takes it.
-    socket: Option<UdpSocket>,
+    /// The RTP and RTCP sockets, until the session takes them.
+    sockets: Option<StreamSockets>,
     session: Option<ClassicSession>,
     /// What the last offer/answer agreed.
     pub(super) negotiated: Option<NegotiatedAudio>,
@@ -405,11 +405,11 @@ pub(super) struct CallMedia {
 }
 
 impl CallMedia {
-    /// Binds the call's RTP socket on `ip`. RTCP shares it: we offer `rtcp-mux`, and `a=rtcp`
-    /// names the same port for peers that do not multiplex.
+    /// Binds the call's RTP and RTCP sockets on `ip`: we offer `rtcp-mux`, and `a=rtcp` names
+    /// the RTCP port (RTP + 1) for peers that do not multiplex.
     /// With video options, a second socket is bound for video.
     pub(super) fn bind(ip: IpAddr, options: MediaOptions) -> io::Result<CallMedia> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        let sockets = StreamSockets::bind(ip)?;
         let video = options
             .video
             .clone()
@@ -417,13 +417,13 @@ impl CallMedia {
             .transpose()?;
         let local = LocalMedia {
             address: ip,
-            rtp_port: socket.local_addr()?.port(),
-            rtcp_port: None,
+            rtp_port: sockets.rtp_port()?,
+            rtcp_port: sockets.rtcp_port()?,
         };
         Ok(CallMedia {
             options,
             local,
-            socket: Some(socket),
+            sockets: Some(sockets),
             session: None,
             negotiated: None,
             peer_holds: false,
@@ -441,7 +441,7 @@ impl CallMedia {
                 rtp_port: 0,
                 rtcp_port: None,
             },
-            socket: None,
+            sockets: None,
             session: None,
             negotiated: None,
             peer_holds: false,
@@ -555,16 +555,17 @@ impl CallMedia {
             });
             return Ok(());
         }
-        let socket = self
-            .socket
+        let (rtp_socket, rtcp_socket) = self
+            .sockets
             .take()
+            .map(|sockets| sockets.for_session(negotiated.rtcp_mux))
             .ok_or_else(|| "the RTP port is gone".to_string())?;
         let format = AudioFormat::new(stream.codec.clock_rate(), 1);
         let notices = DeviceNotices::new(key, events);
         let (source, sink) = audio_ends(&self.options, format, &notices)?;
         let config = ClassicSessionConfig {
-            rtp_socket: socket,
-            rtcp_socket: None,
+            rtp_socket,
+            rtcp_socket,
             remote_rtp: negotiated.remote_rtp,
             remote_rtcp,
             stream,

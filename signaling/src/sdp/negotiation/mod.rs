@@ -24,10 +24,11 @@
 //! - **Direction**: the answer mirrors the offer (`sendonly` → `recvonly`, `recvonly` →
 //!   `sendonly`, `inactive` → `inactive`), narrowed by the direction we ask for. A connection
 //!   address of `0.0.0.0` (RFC 2543 hold) means its writer does not receive.
-//! - **RTCP**: `LocalMedia::rtcp_port == None` means RTCP shares the RTP port: offers carry
-//!   `a=rtcp-mux` and `a=rtcp:<rtp port>`, so a peer without RFC 5761 still sends its RTCP to that
-//!   one socket; the media session demultiplexes by packet type (RFC 5761 §4). The answer
-//!   carries `a=rtcp-mux` only when the offer did.
+//! - **RTCP**: offers carry `a=rtcp-mux` and `a=rtcp:<port>` (RFC 5761 §5.1.1), the port where
+//!   RTCP goes when the answer does not multiplex: `LocalMedia::rtcp_port` (the RTP port + 1,
+//!   which peers that ignore `a=rtcp` assume), or the RTP port itself when it is `None` (the
+//!   media session demultiplexes by packet type, RFC 5761 §4). The answer carries `a=rtcp-mux`
+//!   only when the offer did, and otherwise `a=rtcp` the same way.
 //! - **Versions**: each description we send keeps the `o=` line of the session and increments
 //!   `sess-version` when its content differs from the previous one we sent; an unchanged
 //!   description (a session refresh) keeps the version (RFC 3264 §8).

@@ -121,6 +121,7 @@ pub struct LocalMedia {
     pub address: IpAddr,
     /// The RTP port.
     pub rtp_port: u16,
-    /// A separate RTCP port, or `None` when RTCP shares the RTP port (offered as `rtcp-mux`).
+    /// The separate RTCP port used when RTCP is not multiplexed, or `None` when RTCP shares the
+    /// RTP port even then. `rtcp-mux` is offered either way.
     pub rtcp_port: Option<u16>,
 }

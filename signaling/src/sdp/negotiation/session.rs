@@ -251,11 +251,8 @@ impl SdpSession {
             })
             .collect(),
         };
-        let rtcp = match local.rtcp_port {
-            None => RtcpLine::Mux {
-                fallback_port: Some(local.rtp_port),
-            },
-            Some(port) => RtcpLine::Port(port),
+        let rtcp = RtcpLine::Mux {
+            fallback_port: Some(local.rtcp_port.unwrap_or(local.rtp_port)),
         };
         let section = AudioSection {
             port: local.rtp_port,
@@ -358,7 +355,7 @@ impl SdpSession {
             telephone_events,
             crypto,
             direction,
-            rtcp_mux: local.rtcp_port.is_none(),
+            rtcp_mux: true,
             ptime_ms: policy.ptime_ms,
         });
         self.awaiting_answer = true;

@@ -121,11 +121,8 @@ pub(super) fn offer_video(
             .map(|(pt, mode)| (*pt, policy.fmtp(*mode)))
             .collect(),
         framerate: policy.framerate,
-        rtcp: match local.rtcp_port {
-            None => RtcpLine::Mux {
-                fallback_port: Some(local.rtp_port),
-            },
-            Some(port) => RtcpLine::Port(port),
+        rtcp: RtcpLine::Mux {
+            fallback_port: Some(local.rtcp_port.unwrap_or(local.rtp_port)),
         },
         crypto: crypto.clone(),
         direction,
@@ -137,7 +134,7 @@ pub(super) fn offer_video(
         profile_level_id: policy.profile_level_id,
         crypto,
         direction,
-        rtcp_mux: local.rtcp_port.is_none(),
+        rtcp_mux: true,
     };
     Some((section.write(), offered))
 }
