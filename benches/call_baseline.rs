@@ -1,7 +1,7 @@
 //! `cargo bench --bench call_baseline`: Callisto's calls beside the baseline they are compared
 //! with — baresip calling baresip — through the same test Kamailio, on loopback, in one run.
 //!
-//! Three scenarios, run in alternating rounds (each round runs every scenario once, starting
+//! Four scenarios, run in alternating rounds (each round runs every scenario once, starting
 //! with a different one each time, so machine load drifts over all of them alike):
 //!
 //! - **baresip → baresip**: two registered baresip phones limited to Opus, each playing an
@@ -12,6 +12,8 @@
 //! - **Callisto → Callisto**: `callisto call` and `callisto answer`, both registered, Opus
 //!   only, plain RTP (as the phones), each playing its tone generator (`--audio tone:HZ`, 48 kHz
 //!   mono, Callisto's stand-in for a microphone), no recording.
+//! - **Callisto → Callisto, SRTP**: the same with SDES-SRTP (`--srtp mandatory`): encode,
+//!   decode, jitter buffer and SRTP both ways, the whole call the CPU figure is about.
 //! - **Callisto → baresip**: `callisto call` to the baresip phone.
 //!
 //! Every call starts from a fresh Kamailio and fresh user agents; the caller calls, the callee
@@ -61,13 +63,15 @@ const BOB_HZ: f32 = 1270.0;
 enum Scenario {
     BaresipToBaresip,
     CallistoToCallisto,
+    CallistoToCallistoSrtp,
     CallistoToBaresip,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 3] = [
+    const ALL: [Scenario; 4] = [
         Scenario::BaresipToBaresip,
         Scenario::CallistoToCallisto,
+        Scenario::CallistoToCallistoSrtp,
         Scenario::CallistoToBaresip,
     ];
 
@@ -75,6 +79,7 @@ impl Scenario {
         match self {
             Scenario::BaresipToBaresip => "baresip -> baresip",
             Scenario::CallistoToCallisto => "Callisto -> Callisto",
+            Scenario::CallistoToCallistoSrtp => "Callisto -> Callisto, SRTP",
             Scenario::CallistoToBaresip => "Callisto -> baresip",
         }
     }
@@ -124,14 +129,15 @@ fn baresip(user: &str, password: &str, port: u16, wav: &Path) -> Result<Baresip,
     Ok(phone)
 }
 
-/// `callisto COMMAND` registered as `user`, Opus only, plain RTP, playing a tone, not recording.
+/// `callisto COMMAND` registered as `user`, Opus only, SRTP as `srtp` says (`off`, `mandatory`),
+/// playing a tone, not recording.
 fn callisto(
     dir: &Path,
     command: &[&str],
-    user: &str,
-    password: &str,
+    (user, password): (&str, &str),
     port: u16,
     hz: f32,
+    srtp: &str,
 ) -> Result<Callisto, Box<dyn Error>> {
     let dir = dir.join(user);
     std::fs::create_dir_all(&dir)?;
@@ -153,7 +159,7 @@ fn callisto(
         "--codecs",
         "opus",
         "--srtp",
-        "off",
+        srtp,
         "--json",
     ]);
     Ok(Callisto::start(&dir, &args)?)
@@ -178,13 +184,19 @@ fn one_call(scenario: Scenario, call_time: Duration) -> Result<CallMeasurement, 
     wav::write_tone(&alice_wav, ALICE_HZ, 8000, 1, seconds)?;
     wav::write_tone(&bob_wav, BOB_HZ, 8000, 1, seconds)?;
     let bob_uri = format!("sip:bob@127.0.0.1:{port}");
+    let srtp = if scenario == Scenario::CallistoToCallistoSrtp {
+        "mandatory"
+    } else {
+        "off"
+    };
 
     let mut bob = match scenario {
         Scenario::BaresipToBaresip | Scenario::CallistoToBaresip => {
             Agent::Baresip(baresip("bob", "bob-secret", port, &bob_wav)?)
         }
-        Scenario::CallistoToCallisto => {
-            let mut bob = callisto(dir.path(), &["answer"], "bob", "bob-secret", port, BOB_HZ)?;
+        Scenario::CallistoToCallisto | Scenario::CallistoToCallistoSrtp => {
+            let bob_user = ("bob", "bob-secret");
+            let mut bob = callisto(dir.path(), &["answer"], bob_user, port, BOB_HZ, srtp)?;
             bob.expect("registered", WAIT)?;
             Agent::Callisto(bob)
         }
@@ -196,13 +208,15 @@ fn one_call(scenario: Scenario, call_time: Duration) -> Result<CallMeasurement, 
             alice.dial(&bob_uri)?;
             Agent::Baresip(alice)
         }
-        Scenario::CallistoToCallisto | Scenario::CallistoToBaresip => Agent::Callisto(callisto(
+        Scenario::CallistoToCallisto
+        | Scenario::CallistoToCallistoSrtp
+        | Scenario::CallistoToBaresip => Agent::Callisto(callisto(
             dir.path(),
             &["call", &bob_uri],
-            "alice",
-            "alice-secret",
+            ("alice", "alice-secret"),
             port,
             ALICE_HZ,
+            srtp,
         )?),
     };
     alice.wait_established()?;
@@ -313,17 +327,23 @@ fn main() -> Result<(), Box<dyn Error>> {
         median(measurements.iter().filter_map(pick).collect())
     };
     println!("call_baseline: Callisto / baresip (medians; below 1 is better)");
-    println!(
-        "  {:<44} {:>22} {:>22}",
-        "", "Callisto -> Callisto", "Callisto -> baresip"
-    );
+    let compared = [
+        Scenario::CallistoToCallisto,
+        Scenario::CallistoToCallistoSrtp,
+        Scenario::CallistoToBaresip,
+    ];
+    let header: String = compared
+        .iter()
+        .map(|s| format!(" {:>28}", s.label()))
+        .collect();
+    println!("  {:<44}{header}", "");
     for (label, _, pick) in ROWS {
         let baseline = medians(Scenario::BaresipToBaresip, pick);
-        println!(
-            "  {label:<44} {:>22.2} {:>22.2}",
-            medians(Scenario::CallistoToCallisto, pick) / baseline,
-            medians(Scenario::CallistoToBaresip, pick) / baseline
-        );
+        let ratios: String = compared
+            .iter()
+            .map(|&s| format!(" {:>28.2}", medians(s, pick) / baseline))
+            .collect();
+        println!("  {label:<44}{ratios}");
     }
     Ok(())
 }
