@@ -201,6 +201,8 @@ pub struct MediaSettings {
     pub camera: Option<u32>,
     /// The picture size video calls send, `WIDTHxHEIGHT`.
     pub video_size: String,
+    /// The frames per second video calls send.
+    pub video_fps: u32,
     /// Audio codecs in order of preference, e.g. `opus, pcmu, pcma`.
     pub codecs: String,
     /// Remove the speakers' sound from what the microphone sends.
@@ -219,6 +221,7 @@ impl Default for MediaSettings {
             ringer: None,
             camera: None,
             video_size: "640x480".into(),
+            video_fps: 30,
             codecs: "opus, pcmu, pcma".into(),
             echo_cancellation: true,
             noise_suppression: true,
@@ -428,6 +431,7 @@ mod tests {
                 ringer: Some("alsa_output.pci-speakers".into()),
                 camera: Some(2),
                 video_size: "1280x720".into(),
+                video_fps: 24,
                 codecs: "pcma, opus".into(),
                 echo_cancellation: true,
                 noise_suppression: false,

@@ -11,186 +11,22 @@
 //! backend is set up once per process.
 
 mod support;
+#[path = "support/window_script.rs"]
+mod window_script;
 
 use std::error::Error;
 use std::path::Path;
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use callisto::app::{self, AppSetup};
 use callisto::config::Config;
-use callisto_ui::{
-    self as ui, AccountsAdapter, Actions, CallAdapter, CallRow, ContactsAdapter, DialerAdapter,
-    HistoryAdapter, MainWindow, Nav, SettingsAdapter,
-};
-use i_slint_backend_testing::{ElementHandle, ElementQuery};
-use slint::platform::{Key, WindowEvent};
+use callisto_ui::{AccountsAdapter, CallAdapter, CallRow, MainWindow, Nav, SettingsAdapter};
 use slint::{ComponentHandle, Model};
 use support::callisto::Callisto;
-use support::kamailio::{Kamailio, KamailioConfig};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-type Weak = slint::Weak<MainWindow>;
-
-/// Runs `f` on the UI thread and returns what it returns.
-fn on_ui<R: Send + 'static>(
-    window: &Weak,
-    f: impl FnOnce(&MainWindow) -> R + Send + 'static,
-) -> Result<R, String> {
-    let (tx, rx) = std_mpsc::channel();
-    window
-        .upgrade_in_event_loop(move |w| {
-            let _ = tx.send(f(&w));
-        })
-        .map_err(|e| format!("the event loop is gone: {e}"))?;
-    rx.recv_timeout(WAIT)
-        .map_err(|_| "the UI thread did not answer".to_string())
-}
-
-/// Waits until `check` holds on the window; `what` names it in the failure.
-fn wait_until(
-    window: &Weak,
-    what: &str,
-    check: impl Fn(&MainWindow) -> bool + Send + Clone + 'static,
-) -> Result<(), String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if on_ui(window, check.clone())? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let screen = on_ui(window, describe).unwrap_or_default();
-            return Err(format!(
-                "timed out waiting for: {what}; on screen: {screen}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Presses the button (or navigation item) labelled `label`.
-fn click(window: &Weak, label: &str) -> Result<(), String> {
-    let wanted = label.to_string();
-    let found = on_ui(window, move |w| {
-        let all: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(w, &wanted).collect();
-        let button = all.iter().find(|e| e.accessible_enabled() != Some(false));
-        match button {
-            Some(button) => {
-                button.invoke_accessible_default_action();
-                Ok(())
-            }
-            None => {
-                let labels: Vec<String> = ElementQuery::from_root(w)
-                    .match_descendants()
-                    .find_all()
-                    .iter()
-                    .map(|e| format!("{:?}/{:?}", e.type_name(), e.accessible_label()))
-                    .take(40)
-                    .collect();
-                let root = ElementQuery::from_root(w).find_first();
-                Err(format!(
-                    "{} disabled; seen {labels:?}; window {:?}; root {:?}",
-                    all.len(),
-                    w.window().size(),
-                    root.map(|r| (r.size(), r.type_name()))
-                ))
-            }
-        }
-    })?;
-    found.map_err(|n| format!("no enabled '{label}' on screen ({n})"))
-}
-
-/// Types `text` into the field whose placeholder is `placeholder`.
-fn type_into(window: &Weak, placeholder: &'static str, text: String) -> Result<(), String> {
-    let found = on_ui(window, move |w| {
-        let field = ElementQuery::from_root(w)
-            .match_descendants()
-            .match_predicate(move |e| {
-                e.accessible_placeholder_text().as_deref() == Some(placeholder)
-            })
-            .find_first();
-        match field {
-            Some(field) => {
-                field.set_accessible_value(text);
-                true
-            }
-            None => false,
-        }
-    })?;
-    if found {
-        Ok(())
-    } else {
-        Err(format!("no field '{placeholder}' on screen"))
-    }
-}
-
-/// Presses Enter in the field that has the focus.
-fn press_enter(window: &Weak) -> Result<(), String> {
-    on_ui(window, move |w| {
-        let enter = slint::SharedString::from(Key::Return);
-        w.window().dispatch_event(WindowEvent::KeyPressed {
-            text: enter.clone(),
-        });
-        w.window()
-            .dispatch_event(WindowEvent::KeyReleased { text: enter });
-    })
-}
-
-/// What the window shows, for failure messages.
-fn describe(w: &MainWindow) -> String {
-    let calls: Vec<String> = w
-        .global::<CallAdapter>()
-        .get_calls()
-        .iter()
-        .map(|c| format!("{} {}", c.remote, c.state))
-        .collect();
-    format!(
-        "account '{}', calls {calls:?}, history {:?}, dial error '{}', notice '{}'",
-        account_state(w),
-        history(w),
-        w.global::<DialerAdapter>().get_error(),
-        w.global::<Nav>().get_notice()
-    )
-}
-
-fn account_state(w: &MainWindow) -> String {
-    let accounts = w.global::<AccountsAdapter>().get_accounts();
-    accounts
-        .row_data(0)
-        .map(|a| format!("{}: {}", a.state, a.detail))
-        .unwrap_or_default()
-}
-
-fn current_call_state(w: &MainWindow) -> String {
-    shown_call(w).state.to_string()
-}
-
-/// The call the call view shows.
-fn shown_call(w: &MainWindow) -> CallRow {
-    let calls = w.global::<CallAdapter>();
-    usize::try_from(calls.get_current())
-        .ok()
-        .and_then(|i| calls.get_calls().row_data(i))
-        .unwrap_or_default()
-}
-
-fn history(w: &MainWindow) -> Vec<(String, String)> {
-    w.global::<HistoryAdapter>()
-        .get_rows()
-        .iter()
-        .map(|r| (r.direction.to_string(), r.remote.to_string()))
-        .collect()
-}
-
-/// The contacts shown: name and addresses.
-fn contacts(w: &MainWindow) -> Vec<(String, String)> {
-    w.global::<ContactsAdapter>()
-        .get_rows()
-        .iter()
-        .map(|c| (c.name.to_string(), c.addresses.to_string()))
-        .collect()
-}
+use support::kamailio::Kamailio;
+use window_script::{
+    account_state, click, contacts, current_call_state, history, on_ui, press_enter, run_window,
+    shown_call, type_into, wait_until, Weak, WAIT,
+};
 
 /// Bob, registered as `bob_account` (address, registrar) and able to take video, answers the
 /// call the button labelled `button` places; once it is hung up the history has `rows` rows.
@@ -487,6 +323,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
         page.get_inputs().row_data(0).as_deref() == Some("System default")
             && page.get_cameras().row_data(0).as_deref() == Some("System default")
             && page.get_video_sizes().row_count() == 3
+            && page.get_video_rates().row_count() == 3
     })?;
     type_into(&window, "opus, pcmu, pcma", "opus, g729".into())?;
     click(&window, "Use these codecs")?;
@@ -512,6 +349,21 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     };
     assert!(!saved.media.noise_suppression, "{:?}", saved.media);
     assert!(saved.media.echo_cancellation && saved.media.gain_control);
+    // Fifteen frames a second chosen from the list is saved for the calls' video.
+    on_ui(&window, |w| {
+        let page = w.global::<SettingsAdapter>();
+        page.set_video_fps("15".into());
+        page.invoke_changed();
+    })?;
+    let deadline = Instant::now() + WAIT;
+    let saved = loop {
+        let saved = Config::load(&dir.join("config.toml"))?;
+        if saved.media.video_fps == 15 || Instant::now() > deadline {
+            break saved;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(saved.media.video_fps, 15, "{:?}", saved.media);
 
     // A blind transfer: alice calls bob and hands him to carol from the call view. Bob is
     // asked to call carol, who answers; alice's call ends and is in the history.
@@ -703,76 +555,14 @@ fn start_peer(
     Callisto::start(dir, &args)
 }
 
-/// Ends the event loop when dropped.
-struct QuitOnDrop;
-
-impl Drop for QuitOnDrop {
-    fn drop(&mut self) {
-        let _ = slint::quit_event_loop();
-    }
-}
-
 #[test]
 fn add_an_account_dial_answer_hang_up_and_see_the_history() {
-    i_slint_backend_testing::init_integration_test_with_system_time();
-    let kamailio = Kamailio::start(KamailioConfig {
-        users: vec![
-            ("alice".into(), "alice-secret".into()),
-            ("bob".into(), "bob-secret".into()),
-            ("carol".into(), "carol-secret".into()),
-        ],
-        ..KamailioConfig::default()
-    })
-    .expect("Kamailio");
-    let dir = tempfile::Builder::new()
-        .prefix("callisto-ui-")
-        .tempdir()
-        .expect("a temporary directory");
-    let mut config = Config::default();
-    config.transport.listen = "127.0.0.1:0".parse().expect("an address");
-    let setup = AppSetup {
-        config,
-        config_path: dir.path().join("config.toml"),
-        data_dir: Some(dir.path().to_path_buf()),
-        notice: String::new(),
-        started: std::time::Instant::now(),
-        dial: None,
-    };
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let window = MainWindow::new().expect("the window");
-    window.show().expect("show the window");
-    // The testing backend's window starts empty; elements outside it count as hidden.
-    window
-        .window()
-        .set_size(slint::LogicalSize::new(1024.0, 680.0));
-    let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
-    ui::connect(&window, &Actions::new(actions_tx.clone()));
-    let controller = runtime.spawn(app::run(setup, actions_rx, ui::WindowDisplay::new(&window)));
-
-    let weak = window.as_weak();
-    let dir_path = dir.path().to_path_buf();
-    let script = std::thread::spawn(move || {
-        // The event loop ends with the script, even when an assertion in it panics.
-        let _quit = QuitOnDrop;
-        let outcome = script(weak, &kamailio, &dir_path).map_err(|e| e.to_string());
-        (outcome, kamailio)
-    });
-    slint::run_event_loop_until_quit().expect("the event loop");
-    let (outcome, kamailio) = script.join().expect("the script thread");
-    let _ = actions_tx.send(app::Action::Quit);
-    runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), controller).await })
-        .expect("the controller stopped")
-        .expect("the controller task");
-    if let Err(error) = outcome {
-        panic!("{error}\nKamailio:\n{}", kamailio.log_tail(30));
-    }
-    let saved = std::fs::read_to_string(dir.path().join("config.toml")).expect("the saved config");
+    let users = [
+        ("alice", "alice-secret"),
+        ("bob", "bob-secret"),
+        ("carol", "carol-secret"),
+    ];
+    let saved = run_window(&users, script);
     assert!(
         saved.contains("sip:alice@127.0.0.1"),
         "the new account was saved: {saved}"

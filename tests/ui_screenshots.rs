@@ -271,6 +271,7 @@ fn views() -> Vec<View> {
                             ringer: 1,
                             camera: 0,
                             video_size: "640x480".into(),
+                            video_fps: "30".into(),
                             codecs: "opus, pcmu, pcma".into(),
                             echo_cancellation: true,
                             noise_suppression: true,

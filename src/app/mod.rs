@@ -20,7 +20,7 @@ pub use device_check::{
 };
 pub use notifier::{Bus, Choice, Note, Notifier};
 pub use ringer::Ringer;
-pub use settings::{SettingsForm, SettingsScreen, SYSTEM_DEFAULT, VIDEO_SIZES};
+pub use settings::{SettingsForm, SettingsScreen, SYSTEM_DEFAULT, VIDEO_RATES, VIDEO_SIZES};
 pub use view_model::{
     AccountRow, AccountState, CallRow, Direction, FinishedCall, Phase, Snapshot, ViewModel,
 };

@@ -19,6 +19,9 @@ pub const SAME_AS_SPEAKERS: &str = "Same as the speakers";
 /// The picture sizes the page offers.
 pub const VIDEO_SIZES: [&str; 3] = ["320x240", "640x480", "1280x720"];
 
+/// The frame rates the Settings page offers.
+pub const VIDEO_RATES: [&str; 3] = ["15", "24", "30"];
+
 /// The Settings page as the window shows it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SettingsScreen {
@@ -46,6 +49,8 @@ pub struct SettingsForm {
     pub ringer: usize,
     pub camera: usize,
     pub video_size: String,
+    /// Frames per second, as the page shows them.
+    pub video_fps: String,
     pub codecs: String,
     pub echo_cancellation: bool,
     pub noise_suppression: bool,
@@ -133,6 +138,7 @@ pub fn settings_screen(
             ringer: ringers.chosen,
             camera: cameras.chosen,
             video_size: settings.video_size.clone(),
+            video_fps: settings.video_fps.to_string(),
             codecs: settings.codecs.clone(),
             echo_cancellation: settings.echo_cancellation,
             noise_suppression: settings.noise_suppression,
@@ -171,6 +177,11 @@ pub fn settings_from_form(
             .copied()
             .flatten(),
         video_size: form.video_size.trim().to_string(),
+        video_fps: form
+            .video_fps
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{}' is not a frame rate", form.video_fps.trim()))?,
         codecs: form.codecs.trim().to_string(),
         echo_cancellation: form.echo_cancellation,
         noise_suppression: form.noise_suppression,
@@ -206,6 +217,7 @@ pub fn app_media(
         play_audio: Some(device(&settings.output)),
         codecs: settings.codecs.clone(),
         video_size: settings.video_size.clone(),
+        fps: settings.video_fps,
         voice_processing: if stages.is_empty() {
             "none".into()
         } else {
@@ -325,6 +337,7 @@ mod tests {
             ringer: 1,
             camera: 1,
             video_size: "1280x720".into(),
+            video_fps: " 15".into(),
             codecs: " pcma, opus ".into(),
             echo_cancellation: true,
             noise_suppression: false,
@@ -355,7 +368,7 @@ mod tests {
         );
         let video = media.video.expect("video");
         assert_eq!(video.input, VideoInput::Camera { index: Some(0) });
-        assert_eq!((video.width, video.height), (1280, 720));
+        assert_eq!((video.width, video.height, video.fps), (1280, 720, 15));
         // The defaults are the system's devices and the first camera, every voice processing
         // stage on; with all three unticked the microphone goes out as it is.
         let media = app_media(None, true, &MediaSettings::default()).unwrap();
@@ -386,6 +399,7 @@ mod tests {
     fn a_form_calls_could_not_use_is_refused_with_the_reason() {
         let form = |video_size: &str, codecs: &str| SettingsForm {
             video_size: video_size.into(),
+            video_fps: "30".into(),
             codecs: codecs.into(),
             ..SettingsForm::default()
         };
@@ -405,5 +419,16 @@ mod tests {
                 .starts_with("The picture size big"),
             "{refused:?}"
         );
+        for (fps, why) in [
+            ("fast", "'fast' is not a frame rate"),
+            ("0", "--fps 0: use 1 to 60"),
+        ] {
+            let rate = SettingsForm {
+                video_fps: fps.into(),
+                ..form("640x480", "opus")
+            };
+            let refused = settings_from_form(&rate, &current, &lists());
+            assert_eq!(refused.unwrap_err(), why);
+        }
     }
 }

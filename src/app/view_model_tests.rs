@@ -331,6 +331,44 @@ fn live_statistics_fill_the_panel_and_the_graph() {
         &snapshot.graph[..3]
     );
     assert!(snapshot.graph_caption.contains("jitter"));
+
+    // A video call adds its stream's rows: what we decode, at what rate, the bitrates, and
+    // the losses and NACKs.
+    let video = crate::engine::VideoSummary {
+        codec: "H264".into(),
+        send_resolution: (640, 480),
+        receive_resolution: Some((1280, 720)),
+        frames_sent: 900,
+        frames_decoded: 870,
+        fps: 29.4,
+        send_kbps: 812.4,
+        receive_kbps: 1_020.6,
+        keyframe_requests_sent: 1,
+        keyframe_requests_received: 2,
+        lost: 7,
+        nacked: 3,
+        first_frame: Some(Duration::from_millis(40)),
+        streams: Vec::new(),
+    };
+    let summary = CallSummary {
+        duration: Duration::from_secs(71),
+        video: Some(video),
+        ..CallSummary::default()
+    };
+    model.apply(
+        &call_event(5, CallUpdate::Statistics(Box::new(summary))),
+        now,
+        wall,
+    );
+    let rows = model.snapshot(now).stats;
+    let value = |label: &str| {
+        rows.iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(value("Video"), Some("H264 1280x720 at 29 fps"), "{rows:?}");
+    assert_eq!(value("Video in/out"), Some("1021 / 812 kbit/s"));
+    assert_eq!(value("Video lost/NACKed"), Some("7 / 3"));
 }
 
 #[test]

@@ -9,7 +9,9 @@ use slint::{ComponentHandle, SharedString};
 
 use crate::video_image::StreamImages;
 use crate::{sync_rows, Actions, MainWindow, SettingsAdapter};
-use callisto::app::{Action, DevicePreview, Screen, SettingsForm, SettingsScreen, VIDEO_SIZES};
+use callisto::app::{
+    Action, DevicePreview, Screen, SettingsForm, SettingsScreen, VIDEO_RATES, VIDEO_SIZES,
+};
 
 /// The meter's and the preview's refresh: smooth enough for a meter, cheap for a page.
 const REFRESH: Duration = Duration::from_millis(66);
@@ -46,6 +48,7 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
             ringer: index(adapter.get_ringer()),
             camera: index(adapter.get_camera()),
             video_size: adapter.get_video_size().into(),
+            video_fps: adapter.get_video_fps().into(),
             codecs: adapter.get_codecs().into(),
             echo_cancellation: adapter.get_echo_cancellation(),
             noise_suppression: adapter.get_noise_suppression(),
@@ -68,6 +71,10 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
         sync_rows(adapter.get_video_sizes(), sizes, |m| {
             adapter.set_video_sizes(m)
         });
+        let rates: Vec<SharedString> = VIDEO_RATES.iter().map(|&s| s.into()).collect();
+        sync_rows(adapter.get_video_rates(), rates, |m| {
+            adapter.set_video_rates(m)
+        });
         sync_rows(adapter.get_inputs(), names(&page.inputs), |m| {
             adapter.set_inputs(m)
         });
@@ -86,6 +93,7 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
         adapter.set_ringer(index(page.chosen.ringer));
         adapter.set_camera(index(page.chosen.camera));
         adapter.set_video_size(page.chosen.video_size.as_str().into());
+        adapter.set_video_fps(page.chosen.video_fps.as_str().into());
         adapter.set_echo_cancellation(page.chosen.echo_cancellation);
         adapter.set_noise_suppression(page.chosen.noise_suppression);
         adapter.set_gain_control(page.chosen.gain_control);

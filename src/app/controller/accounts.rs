@@ -90,8 +90,8 @@ impl Controller {
         };
         match editing {
             Some(index) => {
-                let old_user = self.accounts[index].account.user.clone();
-                match self.config.accounts.iter_mut().find(|a| a.user == old_user) {
+                let old = &self.accounts[index].account;
+                match self.config.accounts.iter_mut().find(|a| **a == *old) {
                     Some(saved) => *saved = account.clone(),
                     None => self.config.accounts.push(account.clone()),
                 }
@@ -124,9 +124,15 @@ impl Controller {
             return;
         }
         let entry = self.unregister(index);
-        self.config
+        // The saved entry this one was made from: another account may have the same address.
+        if let Some(saved) = self
+            .config
             .accounts
-            .retain(|a| a.user != entry.account.user);
+            .iter()
+            .position(|a| *a == entry.account)
+        {
+            self.config.accounts.remove(saved);
+        }
         self.save_config();
         if self.editing == Some(entry.id) {
             self.editing = None;
