@@ -68,7 +68,8 @@ pub enum Command {
     ///
     /// The host takes part with --audio (what everyone hears from the host) and
     /// --record-audio/--play-audio (what the host hears). --duration ends the conference that
-    /// many seconds after it started.
+    /// many seconds after it started. Lines on standard input: `dial URI` adds a participant,
+    /// `hangup N` drops call N, `hangup` ends the conference.
     Conference(ConferenceArgs),
     /// List the sound devices (PulseAudio when a server answers, else ALSA).
     Devices(DevicesArgs),

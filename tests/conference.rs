@@ -1,6 +1,7 @@
 //! Conferences hosted by `callisto conference --host`: everyone hears everyone else and not
 //! themselves, across the WebRTC and classic paths and G.711 and Opus, through Kamailio with a
-//! baresip desk phone; participants join and leave while the others go on.
+//! baresip desk phone; participants join and leave while the others go on; the host dials,
+//! drops and ends from its console.
 //!
 //! Every participant sends a tone of its own and records what it hears. The tones (440, 700,
 //! 1060, 1230 Hz) are chosen so that no sum or difference of two or three of them lies within
@@ -222,6 +223,78 @@ fn participants_join_and_leave_while_the_others_go_on() -> TestResult {
         &[700.0, 1060.0],
         host_window(&recording("host"), 1.0, 2.0)?,
     )?;
+    Ok(())
+}
+
+/// The host steers the conference from its console (standard input): `dial URI` calls dave
+/// in, `hangup N` drops carol while dave stays, and `hangup` ends the conference, dave's leg
+/// with a BYE. Dave hears the host and carol while both are in, then the host alone.
+#[test]
+fn the_host_dials_drops_and_ends_from_its_console() -> TestResult {
+    let room = Room::new()?;
+    let (mut host, listen) = room.host(&["conference", "--host"])?;
+    host.expect("conference", WAIT)?;
+    let uri = format!("sip:conference@{listen}");
+    let mut carol = room.call("carol", &uri, 700, &["--duration", "30"])?;
+    carol.expect("answered", WAIT)?;
+    let carol_call = host.expect("joined", WAIT)?["call"]
+        .as_u64()
+        .ok_or("no call number for carol")?;
+    let dave_rec = room.recording("dave");
+    let rec = path_arg(&dave_rec);
+    let dave_args = [
+        "--audio",
+        "tone:1060",
+        "--record-audio",
+        &rec,
+        "--count",
+        "1",
+    ];
+    let mut dave = Callisto::answer(&room.home("dave")?, "127.0.0.1:0", &dave_args)?;
+    let dave_port = dave.listening_port(WAIT)?;
+    host.control(&format!("dial sip:dave@127.0.0.1:{dave_port}"))?;
+    dave.expect("answered", WAIT)?;
+    // (`expect` finds the first matching line, carol's join among them.)
+    let joined = host.expect_matching("joined", |e| e["call"] != carol_call, WAIT)?;
+    assert_eq!(
+        joined["participants"].as_array().map(Vec::len),
+        Some(2),
+        "{joined}"
+    );
+    thread::sleep(Duration::from_secs(2));
+    host.control(&format!("hangup {carol_call}"))?;
+    let ended = carol.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "remote", "{ended}");
+    let left = host.expect("left", WAIT)?;
+    assert_eq!(left["call"], carol_call, "{left}");
+    assert_eq!(
+        left["participants"].as_array().map(Vec::len),
+        Some(1),
+        "{left}"
+    );
+    thread::sleep(Duration::from_secs(2));
+    host.control("hangup")?;
+    let ended = dave.expect("call_ended", WAIT)?;
+    assert_eq!(ended["by"], "remote", "{ended}");
+    let ended = host.expect("conference_ended", WAIT)?;
+    assert_eq!(ended["joined"].as_array().map(Vec::len), Some(2), "{ended}");
+    for (who, peer) in [
+        ("host", &mut host),
+        ("carol", &mut carol),
+        ("dave", &mut dave),
+    ] {
+        assert!(peer.wait(WAIT)?.success(), "{who}: {}", peer.stderr());
+    }
+    // Dave's 4 s: the host and carol in the first two, the host alone in the last.
+    assert_hears(
+        "dave (with carol)",
+        &dave_rec,
+        1060.0,
+        &[440.0, 700.0],
+        host_window(&dave_rec, 0.5, 1.2)?,
+    )?;
+    assert_hears("dave (carol gone)", &dave_rec, 1060.0, &[440.0], (1.5, 1.2))?;
+    assert_not_hearing("dave (carol gone)", &dave_rec, 700.0, (1.5, 1.2))?;
     Ok(())
 }
 

@@ -3,6 +3,10 @@
 //! `--audio` is the local participant; `--record-audio` and `--play-audio` get what the host
 //! hears. It prints who joins and leaves, the roster, active-speaker changes and each leg's
 //! summary as it ends (the same `call_ended` lines as `callisto call`).
+//!
+//! Lines on standard input steer it: `dial URI` adds a participant, `hangup N` (the `call`
+//! number of the JSON lines) drops one, and `hangup` alone ends the conference: every leg
+//! gets its BYE.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,9 +20,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::control::stdin_lines;
 use super::report::report;
 use super::{failure_exit_code, sleep_until, Session};
-use crate::cli::ConferenceArgs;
+use crate::cli::{AccountArgs, ConferenceArgs};
 use crate::config::Config;
 use crate::engine::{
     self, peer_label, AudioPlayback, CallKey, CallUpdate, Command, ConferenceSeat, EngineEvent,
@@ -87,27 +92,21 @@ pub async fn run_conference(
         );
     }
     let mut conference = Conference::new(bridge.clone(), bridge_rx);
+    let dialing = Dialing {
+        account: &args.account,
+        config: &config,
+        legs,
+    };
     let mut worst = exit::OK;
     for uri in &args.dial {
-        match session
-            .dial(&args.account, uri, &config, legs.clone())
-            .await
-        {
-            Ok(key) => {
-                conference.live.push(key);
-                conference.names.insert(key, peer_label(None, uri));
-            }
-            Err((code, message)) => {
-                worst = worst.max(code);
-                eprintln!("callisto: cannot call {uri}: {message}");
-            }
-        }
+        worst = worst.max(conference.dial(&mut session, &dialing, uri).await);
     }
     let ends_at = args
         .media
         .duration
         .map(|secs| Instant::now() + Duration::from_secs_f64(secs));
-    worst = worst.max(conference.run(&mut session, args.count, ends_at).await);
+    let run = conference.run(&mut session, &dialing, args.count, ends_at);
+    worst = worst.max(run.await);
     bridge.stop();
     conference.print_end(&session.out);
     session.close().await;
@@ -148,6 +147,38 @@ fn host_name(session: &Session) -> String {
         .unwrap_or_else(|| "host".to_string())
 }
 
+/// What dialing a participant takes: the account and configuration to call from, and the
+/// media options of a leg.
+struct Dialing<'a> {
+    account: &'a AccountArgs,
+    config: &'a Config,
+    legs: MediaOptions,
+}
+
+/// A line the host types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostLine {
+    /// Call someone into the conference.
+    Dial(String),
+    /// Hang up one participant.
+    Drop(CallKey),
+    /// Hang up everyone: the conference ends.
+    End,
+}
+
+/// Reads one host line; `None` when it is not understood.
+fn parse_host_line(line: &str) -> Option<HostLine> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["dial" | "add", uri] => Some(HostLine::Dial((*uri).to_string())),
+        ["hangup" | "bye" | "drop" | "remove", number] => {
+            Some(HostLine::Drop(CallKey(number.parse().ok()?)))
+        }
+        ["hangup" | "bye" | "quit" | "end"] => Some(HostLine::End),
+        _ => None,
+    }
+}
+
 /// The conference as the command follows it.
 struct Conference {
     bridge: ConferenceBridge,
@@ -181,13 +212,55 @@ impl Conference {
         }
     }
 
-    /// Follows the calls until `count` participants have left, `ends_at`, or a signal; then
-    /// hangs up everyone left. Returns the exit code.
-    async fn run(&mut self, session: &mut Session, count: u32, ends_at: Option<Instant>) -> u8 {
+    /// Calls `uri` into the conference; the exit code of a failure to start the call.
+    async fn dial(&mut self, session: &mut Session, dialing: &Dialing<'_>, uri: &str) -> u8 {
+        let legs = dialing.legs.clone();
+        match session
+            .dial(dialing.account, uri, dialing.config, legs)
+            .await
+        {
+            Ok(key) => {
+                self.live.push(key);
+                self.names.insert(key, peer_label(None, uri));
+                exit::OK
+            }
+            Err((code, message)) => {
+                eprintln!("callisto: cannot call {uri}: {message}");
+                code
+            }
+        }
+    }
+
+    /// Follows the calls and the host's lines until `count` participants have left,
+    /// `ends_at`, a signal or the host's `hangup`; then hangs up everyone left. Returns the
+    /// exit code.
+    async fn run(
+        &mut self,
+        session: &mut Session,
+        dialing: &Dialing<'_>,
+        count: u32,
+        ends_at: Option<Instant>,
+    ) -> u8 {
         let mut worst = exit::OK;
         let mut refresh = tokio::time::interval(Duration::from_secs(1));
+        let mut lines = stdin_lines(parse_host_line);
         loop {
             let done = tokio::select! {
+                Some(line) = lines.recv() => match line {
+                    HostLine::Dial(uri) => {
+                        worst = worst.max(self.dial(session, dialing, &uri).await);
+                        false
+                    }
+                    HostLine::Drop(key) => {
+                        if self.live.contains(&key) {
+                            let _ = session.engine.commands.send(Command::HangUp { key });
+                        } else {
+                            eprintln!("callisto: no participant on call {}", key.0);
+                        }
+                        false
+                    }
+                    HostLine::End => true,
+                },
                 _ = refresh.tick() => {
                     self.keep_figures();
                     false
@@ -348,6 +421,27 @@ impl Conference {
             );
         } else {
             println!("The conference ended; {} took part.", self.joined.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_lines_are_understood() {
+        assert_eq!(
+            parse_host_line("dial sip:carol@127.0.0.1:5064\n"),
+            Some(HostLine::Dial("sip:carol@127.0.0.1:5064".into()))
+        );
+        assert_eq!(
+            parse_host_line("hangup 3"),
+            Some(HostLine::Drop(CallKey(3)))
+        );
+        assert_eq!(parse_host_line(" hangup "), Some(HostLine::End));
+        for garbage in ["", "dial", "hangup three", "hangup 3 4", "hold"] {
+            assert_eq!(parse_host_line(garbage), None, "{garbage:?}");
         }
     }
 }

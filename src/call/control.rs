@@ -85,11 +85,19 @@ pub(super) fn parse_control(line: &str) -> Option<Control> {
 
 /// Reads control lines from standard input on a thread of its own (stdin blocks).
 pub(super) fn control_lines() -> mpsc::UnboundedReceiver<Control> {
+    stdin_lines(parse_control)
+}
+
+/// Reads lines from standard input on a thread of its own (stdin blocks), passing on what
+/// `parse` understands and warning of the rest.
+pub(super) fn stdin_lines<T: Send + 'static>(
+    parse: fn(&str) -> Option<T>,
+) -> mpsc::UnboundedReceiver<T> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
         let mut line = String::new();
         while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-            match parse_control(&line) {
+            match parse(&line) {
                 Some(control) => {
                     if tx.send(control).is_err() {
                         return;
