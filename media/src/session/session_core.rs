@@ -48,7 +48,8 @@ pub struct SessionCoreConfig {
     pub remote_rtp: SocketAddr,
     /// The peer's RTCP address; `None`: rtcp-mux, to the RTP address.
     pub remote_rtcp: Option<SocketAddr>,
-    /// Whether our RTCP has its own socket ([`LocalSocket::Rtcp`]).
+    /// Whether our RTCP has its own socket ([`LocalSocket::Rtcp`]); it sends only while RTCP
+    /// is not multiplexed (`remote_rtcp` is some), the RTP socket otherwise (RFC 5761 §4).
     pub rtcp_socket: bool,
     /// The negotiated stream.
     pub stream: AudioStreamConfig,
@@ -239,8 +240,11 @@ impl SessionCore {
     fn send_rtcp(&mut self, report: &[u8]) {
         match self.send.protect_rtcp(report) {
             Ok(payload) => {
-                let destination = self.remote_rtcp.unwrap_or(self.remote_rtp);
-                self.transmit(self.rtcp_socket, destination, payload);
+                let (socket, destination) = match self.remote_rtcp {
+                    Some(rtcp) => (self.rtcp_socket, rtcp),
+                    None => (LocalSocket::Rtp, self.remote_rtp),
+                };
+                self.transmit(socket, destination, payload);
             }
             Err(e) => debug!(error = %e, "SRTCP refused a report"),
         }

@@ -329,7 +329,7 @@ impl VideoTransportCore {
             return self.discard();
         }
         self.counters.rtcp_received += 1;
-        if self.config.rtcp_socket || self.config.remote_rtcp.is_some() {
+        if self.config.remote_rtcp.is_some() {
             self.rtcp_destination = Some(from);
         }
         let ssrc = self.ssrc();
@@ -349,7 +349,8 @@ impl VideoTransportCore {
             Some(srtp) => srtp.protect_rtcp(&packet).ok()?,
             None => packet,
         };
-        let socket = if self.config.rtcp_socket {
+        // Our RTCP socket sends only while RTCP is not multiplexed (RFC 5761 §4).
+        let socket = if self.config.rtcp_socket && self.config.remote_rtcp.is_some() {
             LocalSocket::Rtcp
         } else {
             LocalSocket::Rtp

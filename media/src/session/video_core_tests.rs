@@ -180,3 +180,44 @@ fn pli_and_fir_become_keyframe_requests_and_reports_flow() {
     assert!(a.close(due, ntp()).is_some());
     assert!(a.close(due, ntp()).is_none());
 }
+
+#[test]
+fn reports_leave_from_the_rtcp_socket_only_while_rtcp_is_not_multiplexed() {
+    let now = Instant::now();
+    let config = VideoTransportConfig {
+        remote_rtp: addr("127.0.0.1:6002"),
+        remote_rtcp: None,
+        rtcp_socket: true,
+        payload_type: 96,
+        srtp: None,
+        direction: MediaDirection::SENDRECV,
+        cname: "test@callisto".into(),
+    };
+    let mut a =
+        VideoTransportCore::new(config, 0xa, now, &mut SmallRng::seed_from_u64(10)).unwrap();
+    // Multiplexed: the RTP socket, to the RTP address (RFC 5761 §4).
+    let due = a.poll_timeout().unwrap();
+    let report = a.poll_transmit(due, ntp()).unwrap();
+    assert_eq!(
+        (report.socket, report.destination),
+        (LocalSocket::Rtp, addr("127.0.0.1:6002"))
+    );
+    // A renegotiation without rtcp-mux: the RTCP socket, to the peer's RTCP address; and back.
+    let rtcp = Some(addr("127.0.0.1:6003"));
+    a.update(addr("127.0.0.1:6002"), rtcp, MediaDirection::SENDRECV, None)
+        .unwrap();
+    let due = a.poll_timeout().unwrap();
+    let report = a.poll_transmit(due, ntp()).unwrap();
+    assert_eq!(
+        (report.socket, report.destination),
+        (LocalSocket::Rtcp, addr("127.0.0.1:6003"))
+    );
+    a.update(addr("127.0.0.1:6002"), None, MediaDirection::SENDRECV, None)
+        .unwrap();
+    let due = a.poll_timeout().unwrap();
+    let report = a.poll_transmit(due, ntp()).unwrap();
+    assert_eq!(
+        (report.socket, report.destination),
+        (LocalSocket::Rtp, addr("127.0.0.1:6002"))
+    );
+}

@@ -110,10 +110,12 @@ impl ClassicVideo {
                 .map_err(|e| e.to_string());
         }
         let packetization = packetization_of(negotiated)?;
-        let (socket, rtcp_socket) = self
+        let StreamSockets {
+            rtp: socket,
+            rtcp: rtcp_socket,
+        } = self
             .sockets
             .take()
-            .map(|sockets| sockets.for_session(negotiated.rtcp_mux))
             .ok_or_else(|| "the video RTP port is gone".to_string())?;
         let events = events.clone();
         let report: VideoReport = Arc::new(move |event| {

@@ -555,10 +555,12 @@ impl CallMedia {
             });
             return Ok(());
         }
-        let (rtp_socket, rtcp_socket) = self
+        let StreamSockets {
+            rtp: rtp_socket,
+            rtcp: rtcp_socket,
+        } = self
             .sockets
             .take()
-            .map(|sockets| sockets.for_session(negotiated.rtcp_mux))
             .ok_or_else(|| "the RTP port is gone".to_string())?;
         let format = AudioFormat::new(stream.codec.clock_rate(), 1);
         let notices = DeviceNotices::new(key, events);
