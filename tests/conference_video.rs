@@ -246,7 +246,8 @@ fn comings_and_goings(paths: [&str; 3]) -> TestResult {
     let dave_frames = frames_of(stream_of(&streams, "dave")?, 3)?;
     let erin_frames = frames_of(stream_of(&streams, "erin")?, 4)?;
     println!("carol saw the host {host_frames}, dave {dave_frames}, erin {erin_frames} times");
-    assert!(host_frames >= 200, "{host_frames}");
+    // The host all along: 271 frames in a quiet run, 194 in a loaded CI run.
+    assert!(host_frames >= 150, "{host_frames}");
     assert!(
         (30..=100).contains(&dave_frames),
         "dave was in for 3 s: {dave_frames}"

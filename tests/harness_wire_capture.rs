@@ -121,6 +121,8 @@ fn datagrams_sent_on_loopback_are_captured_with_their_time_and_sender() {
         (b_addr, b"reply".as_slice())
     );
     assert!(before <= ours[0].at && ours[0].at <= ours[1].at && ours[1].at <= after);
+    // 20 ms passed between the two sends; each stamp is taken as its datagram reaches the
+    // capture, which a loaded machine may delay by a little more for the first.
     let gap = ours[1].at.duration_since(ours[0].at).unwrap();
-    assert!(gap >= Duration::from_millis(20), "{gap:?}");
+    assert!(gap >= Duration::from_millis(19), "{gap:?}");
 }
