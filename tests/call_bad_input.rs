@@ -87,15 +87,12 @@ struct Refused {
     warning: Option<String>,
 }
 
-/// Sends the INVITE and waits for its final response, which it ACKs.
-fn final_response(
+/// The first final response arriving on `socket` within [`WAIT`] that `is_ours` picks, with
+/// its status code and To tag.
+fn await_final(
     socket: &UdpSocket,
-    port: u16,
-    n: u32,
-    sdp: &str,
-) -> Result<Refused, Box<dyn Error>> {
-    let local = socket.local_addr()?.port();
-    socket.send_to(invite(local, port, n, sdp).as_bytes(), ("127.0.0.1", port))?;
+    is_ours: impl Fn(&str) -> bool,
+) -> Option<(String, u16, String)> {
     let deadline = Instant::now() + WAIT;
     let mut buffer = [0u8; 8192];
     while Instant::now() < deadline {
@@ -108,7 +105,7 @@ fn final_response(
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        if !text.contains(&format!("Call-ID: bad-input-{n}")) || status < 200 {
+        if !text.starts_with("SIP/2.0") || status < 200 || !is_ours(&text) {
             continue;
         }
         let tag = text
@@ -117,19 +114,34 @@ fn final_response(
             .and_then(|l| l.split(";tag=").nth(1))
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
-        socket.send_to(ack(local, port, n, &tag).as_bytes(), ("127.0.0.1", port))?;
-        let warning = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Warning:"))
-            .map(|v| v.trim().to_owned());
-        let line = text.lines().next().unwrap_or_default().to_owned();
-        return Ok(Refused {
-            status,
-            line,
-            warning,
-        });
+        return Some((text, status, tag));
     }
-    Err(format!("no final response to INVITE {n}").into())
+    None
+}
+
+/// Sends the INVITE and waits for its final response, which it ACKs.
+fn final_response(
+    socket: &UdpSocket,
+    port: u16,
+    n: u32,
+    sdp: &str,
+) -> Result<Refused, Box<dyn Error>> {
+    let local = socket.local_addr()?.port();
+    socket.send_to(invite(local, port, n, sdp).as_bytes(), ("127.0.0.1", port))?;
+    let call_id = format!("Call-ID: bad-input-{n}");
+    let (text, status, tag) = await_final(socket, |text| text.contains(&call_id))
+        .ok_or_else(|| format!("no final response to INVITE {n}"))?;
+    socket.send_to(ack(local, port, n, &tag).as_bytes(), ("127.0.0.1", port))?;
+    let warning = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Warning:"))
+        .map(|v| v.trim().to_owned());
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    Ok(Refused {
+        status,
+        line,
+        warning,
+    })
 }
 
 /// `callisto answer` (bob, for one call) in `dir`, its SIP port, and a socket to send it
@@ -248,45 +260,23 @@ impl Dialog {
         let request = self.request(method, cseq, &branch, body);
         self.socket
             .send_to(request.as_bytes(), ("127.0.0.1", self.port))?;
-        let deadline = Instant::now() + WAIT;
-        let mut buffer = [0u8; 8192];
-        while Instant::now() < deadline {
-            let Ok((len, _)) = self.socket.recv_from(&mut buffer) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
-            let status: u16 = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if !text.starts_with("SIP/2.0") || !text.contains(&format!("CSeq: {cseq} {method}")) {
-                continue;
-            }
-            if status < 200 {
-                continue;
-            }
-            if self.to_tag.is_empty() {
-                self.to_tag = text
-                    .lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("to:"))
-                    .and_then(|l| l.split(";tag=").nth(1))
-                    .map(|t| t.trim().to_owned())
-                    .unwrap_or_default();
-            }
-            if method == "INVITE" {
-                let ack_branch = if status < 300 {
-                    format!("ack-{cseq}")
-                } else {
-                    branch.clone()
-                };
-                let ack = self.request("ACK", cseq, &ack_branch, "");
-                self.socket
-                    .send_to(ack.as_bytes(), ("127.0.0.1", self.port))?;
-            }
-            return Ok(text);
+        let cseq_line = format!("CSeq: {cseq} {method}");
+        let (text, status, tag) = await_final(&self.socket, |text| text.contains(&cseq_line))
+            .ok_or_else(|| format!("no final response to {method} {cseq}"))?;
+        if self.to_tag.is_empty() {
+            self.to_tag = tag;
         }
-        Err(format!("no final response to {method} {cseq}").into())
+        if method == "INVITE" {
+            let ack_branch = if status < 300 {
+                format!("ack-{cseq}")
+            } else {
+                branch
+            };
+            let ack = self.request("ACK", cseq, &ack_branch, "");
+            self.socket
+                .send_to(ack.as_bytes(), ("127.0.0.1", self.port))?;
+        }
+        Ok(text)
     }
 }
 

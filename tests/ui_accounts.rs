@@ -14,10 +14,9 @@ use std::path::Path;
 
 use callisto::config::Config;
 use callisto_ui::{AccountsAdapter, ContactsAdapter, DialerAdapter, MainWindow, Nav};
-use i_slint_backend_testing::ElementHandle;
 use slint::{ComponentHandle, Model};
 use support::kamailio::Kamailio;
-use window_script::{click, on_ui, run_window, type_into, wait_until, Weak, WAIT};
+use window_script::{click, click_nth, on_ui, run_window, type_into, wait_until, Weak, WAIT};
 
 /// Each account's address and what the page says of its state.
 fn accounts(w: &MainWindow) -> Vec<(String, String)> {
@@ -26,20 +25,6 @@ fn accounts(w: &MainWindow) -> Vec<(String, String)> {
         .iter()
         .map(|a| (a.user.to_string(), format!("{}: {}", a.state, a.detail)))
         .collect()
-}
-
-/// Presses the `n`th (from 0) button labelled `label`: the rows of a list repeat theirs.
-fn click_nth(window: &Weak, label: &str, n: usize) -> Result<(), String> {
-    let wanted = label.to_string();
-    let pressed = on_ui(window, move |w| {
-        let all: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(w, &wanted).collect();
-        all.get(n)
-            .map(|button| button.invoke_accessible_default_action())
-            .is_some()
-    })?;
-    pressed
-        .then_some(())
-        .ok_or_else(|| format!("no {n}th '{label}' on screen"))
 }
 
 /// Fills the account form and adds the account.

@@ -96,6 +96,20 @@ pub fn click(window: &Weak, label: &str) -> Result<(), String> {
     found.map_err(|n| format!("no enabled '{label}' on screen ({n})"))
 }
 
+/// Presses the `n`th (from 0) button labelled `label`: the rows of a list repeat theirs.
+pub fn click_nth(window: &Weak, label: &str, n: usize) -> Result<(), String> {
+    let wanted = label.to_string();
+    let pressed = on_ui(window, move |w| {
+        let all: Vec<ElementHandle> = ElementHandle::find_by_accessible_label(w, &wanted).collect();
+        all.get(n)
+            .map(|button| button.invoke_accessible_default_action())
+            .is_some()
+    })?;
+    pressed
+        .then_some(())
+        .ok_or_else(|| format!("no {n}th '{label}' on screen"))
+}
+
 /// Types `text` into the field whose placeholder is `placeholder`.
 pub fn type_into(window: &Weak, placeholder: &'static str, text: String) -> Result<(), String> {
     let found = on_ui(window, move |w| {

@@ -195,29 +195,29 @@ fn reports_leave_from_the_rtcp_socket_only_while_rtcp_is_not_multiplexed() {
     };
     let mut a =
         VideoTransportCore::new(config, 0xa, now, &mut SmallRng::seed_from_u64(10)).unwrap();
+    // The next report's socket and destination.
+    let next_report = |a: &mut VideoTransportCore| {
+        let due = a.poll_timeout().unwrap();
+        let report = a.poll_transmit(due, ntp()).unwrap();
+        (report.socket, report.destination)
+    };
     // Multiplexed: the RTP socket, to the RTP address (RFC 5761 §4).
-    let due = a.poll_timeout().unwrap();
-    let report = a.poll_transmit(due, ntp()).unwrap();
     assert_eq!(
-        (report.socket, report.destination),
+        next_report(&mut a),
         (LocalSocket::Rtp, addr("127.0.0.1:6002"))
     );
     // A renegotiation without rtcp-mux: the RTCP socket, to the peer's RTCP address; and back.
     let rtcp = Some(addr("127.0.0.1:6003"));
     a.update(addr("127.0.0.1:6002"), rtcp, MediaDirection::SENDRECV, None)
         .unwrap();
-    let due = a.poll_timeout().unwrap();
-    let report = a.poll_transmit(due, ntp()).unwrap();
     assert_eq!(
-        (report.socket, report.destination),
+        next_report(&mut a),
         (LocalSocket::Rtcp, addr("127.0.0.1:6003"))
     );
     a.update(addr("127.0.0.1:6002"), None, MediaDirection::SENDRECV, None)
         .unwrap();
-    let due = a.poll_timeout().unwrap();
-    let report = a.poll_transmit(due, ntp()).unwrap();
     assert_eq!(
-        (report.socket, report.destination),
+        next_report(&mut a),
         (LocalSocket::Rtp, addr("127.0.0.1:6002"))
     );
 }
