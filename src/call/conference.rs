@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::control::stdin_lines;
+use super::control::{parse_control, stdin_lines, Action, Control};
 use super::report::report;
 use super::{failure_exit_code, sleep_until, Session};
 use crate::cli::{AccountArgs, ConferenceArgs};
@@ -166,14 +166,21 @@ enum HostLine {
     End,
 }
 
-/// Reads one host line; `None` when it is not understood.
+/// Reads one host line; `None` when it is not understood. Hanging up takes the words and
+/// the call number of `callisto call`'s control lines.
 fn parse_host_line(line: &str) -> Option<HostLine> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    match words.as_slice() {
-        ["dial", uri] => Some(HostLine::Dial((*uri).to_string())),
-        // The words `callisto call` takes for hanging up (`control.rs`).
-        ["hangup" | "bye" | "quit", number] => Some(HostLine::Drop(CallKey(number.parse().ok()?))),
-        ["hangup" | "bye" | "quit"] => Some(HostLine::End),
+    if let ["dial", uri] = line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        return Some(HostLine::Dial((*uri).to_string()));
+    }
+    match parse_control(line)? {
+        Control {
+            action: Action::HangUp,
+            call: Some(key),
+        } => Some(HostLine::Drop(key)),
+        Control {
+            action: Action::HangUp,
+            call: None,
+        } => Some(HostLine::End),
         _ => None,
     }
 }
