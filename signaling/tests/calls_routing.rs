@@ -23,6 +23,13 @@ fn failure(w: &World, id: callisto_signaling::call::CallId) -> (Option<u16>, Fai
     }
 }
 
+/// Alice calls `sip:bob@example.test` through the server on port 5070.
+fn call_bob_through_5070(w: &mut World) -> callisto_signaling::call::CallId {
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@example.test", udp(5070), OFFER);
+    w.uas[0].endpoint.start_call(now, config)
+}
+
 #[test]
 fn a_second_2xx_from_another_fork_is_acked_and_ended_with_bye() {
     let mut w = World::lan(21);
@@ -107,9 +114,7 @@ fn a_redirection_goes_to_the_most_preferred_contact_not_tried_yet() {
          <sip:bob@127.0.0.1:5062>;q=0.7"
             .to_owned()
     })));
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@example.test", udp(5070), OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    let alice_call = call_bob_through_5070(&mut w);
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
     let bob_call = w.uas[1].incoming(0).unwrap();
     match &w.uas[1].events_of(bob_call)[0] {
@@ -121,6 +126,104 @@ fn a_redirection_goes_to_the_most_preferred_contact_not_tried_yet() {
     assert_eq!(w.count(|s| s.is_request("INVITE")), 2);
     assert_eq!(w.count(|s| s.is_request("INVITE") && s.to == udp(5090)), 0);
     assert!(!w.uas[0].is_over(alice_call));
+}
+
+/// A UAS on `port` that rings, then answers every INVITE with `code`.
+fn refusing_uas(port: u16, code: u16, phrase: &'static str) -> ScriptedUas {
+    ScriptedUas::new(
+        port,
+        Box::new(move |request: &Request, index| {
+            if request.method != rsip::Method::Invite {
+                return Vec::new();
+            }
+            vec![
+                (index, respond(request, 180, "Ringing", &[])),
+                (index, respond(request, code, phrase, &[])),
+            ]
+        }),
+    )
+}
+
+fn ringing_events(w: &World, id: callisto_signaling::call::CallId) -> usize {
+    w.uas[0]
+        .events_of(id)
+        .iter()
+        .filter(|e| matches!(e, CallEvent::Ringing { .. }))
+        .count()
+}
+
+#[test]
+fn a_failed_redirection_target_gives_way_to_the_next_contact() {
+    let mut w = World::lan(30);
+    w.add_ua("alice", 5061);
+    w.add_ua("bob", 5062);
+    // Most preferred: a busy phone, then an address where nothing answers, then bob.
+    w.nodes.push(Box::new(redirecting_server(|_| {
+        "<sip:bob@127.0.0.1:5062>;q=0.5, <sip:desk@127.0.0.1:5090>;q=1.0, \
+         <sip:gone@127.0.0.1:5999>;q=0.8"
+            .to_owned()
+    })));
+    w.nodes.push(Box::new(refusing_uas(5090, 486, "Busy Here")));
+    let alice_call = call_bob_through_5070(&mut w);
+    assert!(w.run_until(Duration::from_secs(40), |w| w.uas[1].incoming(0).is_some()));
+    assert_eq!(w.count(|s| s.is_request("INVITE") && s.to == udp(5090)), 1);
+    // The silent address was given timer B's 32 s (7 transmissions) before bob was called.
+    assert_eq!(w.count(|s| s.is_request("INVITE") && s.to == udp(5999)), 7);
+    assert!(
+        !w.uas[0].is_over(alice_call),
+        "{:?}",
+        w.uas[0].events_of(alice_call)
+    );
+    let bob_call = w.uas[1].incoming(0).unwrap();
+    // The busy phone rang before it refused; bob's ringing is reported afresh.
+    assert_eq!(ringing_events(&w, alice_call), 1);
+    let now = w.now();
+    w.uas[1].endpoint.ring(now, bob_call).unwrap();
+    assert!(
+        w.run_until(Duration::from_secs(1), |w| ringing_events(w, alice_call)
+            == 2)
+    );
+    let now = w.now();
+    w.uas[1]
+        .endpoint
+        .answer(now, bob_call, Some(sdp(ANSWER)))
+        .unwrap();
+    assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0]
+        .is_established(alice_call)));
+}
+
+#[test]
+fn the_targets_tried_after_a_redirection_are_bounded() {
+    let mut w = World::lan(32);
+    w.add_ua("alice", 5061);
+    // Eight busy addresses: the first is followed, then four alternatives (five targets
+    // after the first INVITE, as many as redirections allow).
+    w.nodes.push(Box::new(redirecting_server(|_| {
+        (1..=8)
+            .map(|n| format!("<sip:desk{n}@127.0.0.1:5090>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })));
+    w.nodes.push(Box::new(refusing_uas(5090, 486, "Busy Here")));
+    let alice_call = call_bob_through_5070(&mut w);
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0].is_over(alice_call)));
+    assert_eq!(failure(&w, alice_call), (Some(486), FailureCause::Busy));
+    assert_eq!(w.count(|s| s.is_request("INVITE") && s.to == udp(5090)), 5);
+}
+
+#[test]
+fn a_global_failure_from_a_redirection_target_ends_the_search() {
+    let mut w = World::lan(31);
+    w.add_ua("alice", 5061);
+    w.add_ua("bob", 5062);
+    w.nodes.push(Box::new(redirecting_server(|_| {
+        "<sip:desk@127.0.0.1:5090>, <sip:bob@127.0.0.1:5062>;q=0.5".to_owned()
+    })));
+    w.nodes.push(Box::new(refusing_uas(5090, 603, "Decline")));
+    let alice_call = call_bob_through_5070(&mut w);
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0].is_over(alice_call)));
+    assert_eq!(failure(&w, alice_call), (Some(603), FailureCause::Declined));
+    assert_eq!(w.count(|s| s.is_request("INVITE") && s.to == udp(5062)), 0);
 }
 
 fn redirect_server(contact: impl Fn(usize) -> String + 'static) -> ScriptedUas {
@@ -156,9 +259,7 @@ fn a_redirection_is_followed_to_the_callee() {
     w.nodes.push(Box::new(redirect_server(|_| {
         "sip:bob@127.0.0.1:5062".to_owned()
     })));
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@example.test", udp(5070), OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    let alice_call = call_bob_through_5070(&mut w);
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[1].incoming(0).is_some()));
     let bob_call = w.uas[1].incoming(0).unwrap();
     match &w.uas[1].events_of(bob_call)[0] {
@@ -194,9 +295,7 @@ fn a_redirection_loop_fails_the_call() {
     w.nodes.push(Box::new(redirect_server(|_| {
         "sip:loop@127.0.0.1:5070".to_owned()
     })));
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@example.test", udp(5070), OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    let alice_call = call_bob_through_5070(&mut w);
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].is_over(alice_call)));
     assert_eq!(
         failure(&w, alice_call),
@@ -212,9 +311,7 @@ fn redirection_chains_are_bounded() {
     w.nodes.push(Box::new(redirect_server(|n| {
         format!("sip:hop{n}@127.0.0.1:5070")
     })));
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@example.test", udp(5070), OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    let alice_call = call_bob_through_5070(&mut w);
     assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0].is_over(alice_call)));
     assert_eq!(
         failure(&w, alice_call),
@@ -395,9 +492,7 @@ fn a_second_challenge_means_the_credentials_are_wrong() {
     let mut w = World::lan(27);
     w.add_ua("alice", 5061);
     w.nodes.push(Box::new(challenging_uas(401, usize::MAX)));
-    let now = w.now();
-    let config = w.uas[0].call_config("sip:bob@example.test", udp(5070), OFFER);
-    let alice_call = w.uas[0].endpoint.start_call(now, config);
+    let alice_call = call_bob_through_5070(&mut w);
     assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0].is_over(alice_call)));
     assert_eq!(
         failure(&w, alice_call),

@@ -6,7 +6,12 @@
 //!   hands the call over to the session.
 //! - 3xx: the most preferred Contact (highest `q`, then the order given) not tried yet becomes
 //!   the new Request-URI, up to `max_redirects` times; when every Contact was tried already,
-//!   the redirection is a loop and fails the call.
+//!   the redirection is a loop and fails the call. The other Contacts not tried yet are kept,
+//!   in order, as the call's alternatives (§8.1.3.4): when a target fails — a 4xx or 5xx,
+//!   no final answer, a broken connection, a challenge it cannot pass, a 3xx that leads
+//!   nowhere new — the next alternative is called instead; a 6xx is definitive and ends the
+//!   search. A later 3xx puts its own Contacts first. Each target after the first counts
+//!   against `max_redirects`, so one call tries at most that many more.
 //! - 401/407: answered once with digest credentials (again only when the server says the
 //!   nonce was stale); a second challenge fails the call as `authentication failed`.
 //! - Other final responses fail the call with their code, phrase and cause.
@@ -74,6 +79,8 @@ pub(super) struct Outgoing {
     cancel_deadline: Option<Instant>,
     digest: Option<CallDigest>,
     tried: Vec<String>,
+    /// Contacts of the 3xx responses not tried yet, next first.
+    alternatives: Vec<rsip::Uri>,
     redirects: u8,
     trying_reported: bool,
     ringing_reported: bool,
@@ -111,6 +118,7 @@ impl Outgoing {
             cancel: Cancel::No,
             cancel_deadline: None,
             digest: None,
+            alternatives: Vec::new(),
             redirects: 0,
             trying_reported: false,
             ringing_reported: false,
@@ -207,6 +215,20 @@ impl Outgoing {
         self.fail_with_warning(shared, ctx, code, reason, cause, None);
     }
 
+    /// Calls the next alternative target, if any is left; else fails the call.
+    fn fail_or_next(
+        &mut self,
+        shared: &mut Shared,
+        ctx: &mut Ctx<'_>,
+        code: Option<u16>,
+        reason: &str,
+        cause: FailureCause,
+    ) {
+        if !self.try_alternative(shared, ctx, reason) {
+            self.fail(shared, ctx, code, reason, cause);
+        }
+    }
+
     fn fail_with_warning(
         &mut self,
         shared: &mut Shared,
@@ -267,6 +289,7 @@ impl Outgoing {
                 self.send_invite(shared, ctx)
             }
             _ if shared.ended => {}
+            400..=599 if self.try_alternative(shared, ctx, &compose::reason_of(&response)) => {}
             _ => {
                 let reason = compose::reason_of(&response);
                 self.fail_with_warning(
@@ -417,27 +440,61 @@ impl Outgoing {
         let contacts = by_preference(&response.contacts());
         if contacts.is_empty() {
             let reason = format!("{reason} (no Contact to follow)");
-            return self.fail(shared, ctx, Some(code), &reason, FailureCause::Redirected);
+            return self.fail_or_next(shared, ctx, Some(code), &reason, FailureCause::Redirected);
         }
-        let Some(next) = contacts
-            .iter()
-            .find(|uri| !self.tried.contains(&uri.to_string()))
-        else {
+        let mut untried: Vec<rsip::Uri> = Vec::new();
+        for uri in contacts.iter().chain(self.alternatives.iter()) {
+            let text = uri.to_string();
+            if !self.tried.contains(&text) && !untried.iter().any(|u| u.to_string() == text) {
+                untried.push(uri.clone());
+            }
+        }
+        if untried.is_empty() {
             let text = contacts[0].to_string();
             let reason = format!("{reason} (redirection loop at {text})");
             return self.fail(shared, ctx, Some(code), &reason, FailureCause::Redirected);
-        };
-        let text = next.to_string();
-        tracing::debug!(call = %shared.id, to = %text, "following redirection");
+        }
+        let next = untried.remove(0);
+        self.alternatives = untried;
         self.redirects += 1;
-        self.tried.push(text);
+        tracing::debug!(call = %shared.id, to = %next, "following redirection");
+        self.call_target(shared, ctx, next);
+    }
+
+    /// Calls the next alternative a 3xx named after the target in flight failed with
+    /// `reason`. False when there is none left, or the call tried `max_redirects` targets
+    /// after its first already. What the failed target reported (trying, ringing, early
+    /// media) is forgotten: the next one reports its own.
+    fn try_alternative(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, reason: &str) -> bool {
+        if shared.ended
+            || self.alternatives.is_empty()
+            || self.redirects >= self.config.max_redirects
+        {
+            return false;
+        }
+        let next = self.alternatives.remove(0);
+        self.redirects += 1;
+        self.trying_reported = false;
+        self.ringing_reported = false;
+        self.early_media = None;
+        tracing::debug!(
+            call = %shared.id, failed = %self.request_uri, reason, to = %next,
+            "redirection target failed, trying the next one"
+        );
+        self.call_target(shared, ctx, next);
+        true
+    }
+
+    /// Sends a new INVITE to `uri` (a redirection's target), with a fresh digest.
+    fn call_target(&mut self, shared: &mut Shared, ctx: &mut Ctx<'_>, uri: rsip::Uri) {
+        self.tried.push(uri.to_string());
         self.target = if shared.pinned {
             shared.flow
         } else {
-            dialog::resolve(next, self.config.target)
+            dialog::resolve(&uri, self.config.target)
         };
         shared.flow = self.target;
-        self.request_uri = next.clone();
+        self.request_uri = uri;
         self.digest = None;
         self.send_invite(shared, ctx);
     }
@@ -450,7 +507,7 @@ impl Outgoing {
         let reason = compose::reason_of(response);
         if self.config.credentials.is_none() {
             let reason = format!("{reason} (no credentials configured)");
-            return self.fail(
+            return self.fail_or_next(
                 shared,
                 ctx,
                 Some(code),
@@ -460,7 +517,7 @@ impl Outgoing {
         }
         let Some(digest) = CallDigest::from_response(response) else {
             let reason = format!("{reason} (no challenge Callisto can answer)");
-            return self.fail(
+            return self.fail_or_next(
                 shared,
                 ctx,
                 Some(code),
@@ -469,7 +526,7 @@ impl Outgoing {
             );
         };
         if has_credentials(&self.invite) && !digest.is_stale() {
-            return self.fail(
+            return self.fail_or_next(
                 shared,
                 ctx,
                 Some(code),
@@ -515,7 +572,7 @@ impl Outgoing {
             TxFailure::Timeout => ("no final answer came", FailureCause::NoAnswer),
             TxFailure::Transport => ("the connection failed", FailureCause::Unreachable),
         };
-        self.fail(shared, ctx, None, reason, cause);
+        self.fail_or_next(shared, ctx, None, reason, cause);
     }
 
     /// A request in an early dialog: OPTIONS is answered, anything else refused with 481.
