@@ -60,6 +60,7 @@ fn bridge_stream(socket: UdpSocket, to: u16, identity: u16) -> ClassicVideoSessi
         srtp: None,
         direction: MediaDirection::SENDRECV,
         cname: format!("bridge-{identity}@callisto.test"),
+        level: None,
     };
     ClassicVideoSession::start(
         config,

@@ -47,6 +47,7 @@ fn config(
         srtp,
         direction,
         cname: format!("forward-{payload_type}@callisto.test"),
+        level: None,
     }
 }
 

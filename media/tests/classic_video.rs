@@ -44,6 +44,7 @@ fn config(
         srtp,
         direction: MediaDirection::SENDRECV,
         cname: format!("video-{identity}@callisto.test"),
+        level: None,
     }
 }
 

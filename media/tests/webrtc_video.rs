@@ -81,11 +81,19 @@ async fn test_pattern_crosses_both_ways_at_640x480() {
         stats_a.video.as_ref().unwrap(),
         stats_b.video.as_ref().unwrap(),
     );
-    assert_eq!(vb.keyframe_requests_sent, 1);
-    assert_eq!(va.keyframe_requests_received, 1);
-    assert_eq!(
-        va.keyframes_sent, 2,
-        "the first frame and the requested one"
+    // One request, or two when the keyframe took longer than the requester's first wait
+    // (250 ms) to decode; each reached A, which answered each with a keyframe unless the
+    // second came within 300 ms of the first.
+    assert!(
+        (1..=2).contains(&vb.keyframe_requests_sent),
+        "{}",
+        vb.keyframe_requests_sent
+    );
+    assert_eq!(va.keyframe_requests_received, vb.keyframe_requests_sent);
+    assert!(
+        (2..=1 + vb.keyframe_requests_sent).contains(&va.keyframes_sent),
+        "the first frame and the requested ones: {}",
+        va.keyframes_sent
     );
     // Audio and video share one CNAME, so the peer can synchronise them.
     let cnames: Vec<&str> = offer

@@ -101,7 +101,7 @@ fn baresip_video_offer_is_answered_with_mode_1_and_both_streams() {
     let negotiated = negotiated.expect("video negotiated");
     assert_eq!(negotiated.payload_type, 97);
     assert_eq!(negotiated.packetization_mode, 1);
-    assert_eq!(negotiated.profile_level_id, 0x42e01f);
+    assert_eq!(negotiated.profile_level_id, Some(0x42e01f));
     assert_eq!(negotiated.remote_rtp, sock("127.0.0.1:35316"));
     assert_eq!(negotiated.remote_rtcp, Some(sock("127.0.0.1:35317")));
     assert_eq!(negotiated.direction, Direction::SendRecv);
@@ -142,7 +142,7 @@ fn level_answered_is_the_lower_one() {
         answer.media[1].fmtp(100),
         Some("profile-level-id=42e01f;packetization-mode=1")
     );
-    assert_eq!(negotiated.unwrap().profile_level_id, 0x42e028);
+    assert_eq!(negotiated.unwrap().profile_level_id, Some(0x42e028));
     let low = offer.replace("42e028", "42e00d");
     let (answer, _, _) = answer_video(&low, SrtpPolicy::Off);
     assert_eq!(

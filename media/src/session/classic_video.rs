@@ -31,7 +31,7 @@ use super::video_core::{
 };
 use super::{MediaDirection, SessionError, SrtpKeys};
 use crate::rtp::{NtpTime, RtpPacket};
-use crate::video::h264::PacketizationMode;
+use crate::video::h264::{H264Level, PacketizationMode};
 use crate::video::stream_thread::{
     VideoChannels, VideoInput, VideoOutput, VideoThread, VideoThreadConfig, VideoThreadError,
 };
@@ -66,6 +66,9 @@ pub struct ClassicVideoConfig {
     pub direction: MediaDirection,
     /// Our RTCP CNAME.
     pub cname: String,
+    /// The H.264 level the peer decodes, from its `profile-level-id`: what we send stays
+    /// within it.
+    pub level: Option<H264Level>,
 }
 
 /// A renegotiated video stream (hold, resume, new address, re-keying). SSRC and numbering
@@ -179,7 +182,8 @@ impl ClassicVideoSession {
         source: Option<Box<dyn VideoSource>>,
         sink: Box<dyn VideoSink>,
     ) -> Result<ClassicVideoSession, SessionError> {
-        let (packetization, max_bitrate) = (config.packetization, config.max_bitrate);
+        let (packetization, max_bitrate, level) =
+            (config.packetization, config.max_bitrate, config.level);
         let Transport {
             sockets,
             core,
@@ -196,6 +200,7 @@ impl ClassicVideoSession {
                 connected: Arc::new(AtomicBool::new(true)),
                 controller: None,
                 nack: false,
+                level,
             },
             source,
             sink,

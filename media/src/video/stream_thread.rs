@@ -13,7 +13,7 @@
 //!   reads the session's [`BitrateController`](crate::congestion::BitrateController) (fed by
 //!   the interceptor chain, see [`congestion_feed`](crate::webrtc::congestion_feed)): its
 //!   target goes to the encoder (`set_bitrate`, when it moved by 5 % or 10 kbps), its layer
-//!   advice scales the source frames down ([`scale_i420`]) and, at the lowest rung, sends every
+//!   advice scales the source frames down ([`scale_i420`](crate::video::scale_i420)) and, at the lowest rung, sends every
 //!   other frame. The controller's hysteresis keeps the size from flapping. Without a
 //!   controller (the classic path) the encoder keeps the configured bitrate and the source's
 //!   size and rate.
@@ -23,9 +23,13 @@
 //!   min(1.5 × RTT + 50 ms, 150 ms), so a retransmission (or a reordered packet) fills it;
 //!   then in sequence order into the depacketizer; a complete access unit is decoded and the
 //!   picture handed to the sink at once. A damaged access unit (a hole given up, a refused
-//!   payload), a decoder error or a packet the NACK generator gave up on asks the sender for a
-//!   keyframe with a PLI, at most one per [`PLI_MIN_INTERVAL`].
-//! - **Keyframe requests** from the peer (PLI, FIR) make the next frame an IDR.
+//!   payload), a decoder error, a packet the NACK generator gave up on, or a stream that has
+//!   not decoded a picture a second after its first packet needs a keyframe: the
+//!   [`KeyframeRequester`] asks with a PLI at once, and again, backing off from
+//!   max(250 ms, RTT + 100 ms) to 2 s, until a keyframe is decoded.
+//! - **Keyframe requests** from the peer (PLI, FIR) go to the [`KeyframeScheduler`], which
+//!   makes the next frame an IDR — keyframes at least max(300 ms, RTT) apart, a request
+//!   inside that time served when it ends — and one every 10 s as a safety net.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
@@ -39,18 +43,18 @@ use tracing::{debug, info_span, warn};
 
 use crate::congestion::VideoLayerAdvice;
 use crate::rtp::{
-    Arrival, NackArrival, NackConfig, NackGenerator, ReorderBuffer, ReorderConfig, RtpHeader,
-    RtpPacket,
+    Arrival, KeyframeRequester, KeyframeRequesterConfig, KeyframeScheduler,
+    KeyframeSchedulerConfig, NackArrival, NackConfig, NackGenerator, ReorderBuffer, ReorderConfig,
+    RtpHeader, RtpPacket,
 };
 use crate::video::h264::{
     DepacketizerConfig, DepacketizerOutput, EncodedAccessUnit, H264Decoder, H264Depacketizer,
-    H264Encoder, H264EncoderConfig, H264Packetizer, PacketizationMode,
+    H264Encoder, H264Level, H264Packetizer, PacketizationMode,
 };
-use crate::video::{scale_i420, EncodedFeed, VideoFormat, VideoFrame, VideoSink, VideoSource};
+use crate::video::{EncodedFeed, VideoFormat, VideoSink, VideoSource};
 use crate::webrtc::congestion_feed::SharedController;
+use picture::{coded_format, new_encoder, scale_to, within_level};
 
-/// Fewest time between two PLIs we send.
-pub(crate) const PLI_MIN_INTERVAL: Duration = Duration::from_millis(300);
 /// RTP payload budget per packet (below the path MTU with SRTP, extensions and headers).
 pub(crate) const RTP_PAYLOAD_MTU: usize = 1_100;
 /// A frame tick more than this late is skipped rather than caught up.
@@ -126,7 +130,7 @@ pub(crate) enum VideoInput {
     Rtp { at: Instant, packet: RtpPacket },
     /// The peer asked for a keyframe (PLI or FIR).
     KeyframeRequested,
-    /// Ask the peer for a keyframe (a PLI, rate-limited like the decoder's own requests).
+    /// Ask the peer for a keyframe (a PLI, repeated like the decoder's own requests).
     RequestKeyframe,
     /// Stop: finish the sink and return the statistics.
     Stop,
@@ -149,6 +153,10 @@ pub(crate) struct VideoThreadConfig {
     /// missing through [`VideoOutput::send_nack`]; else holes are only waited for by the
     /// reorder buffer and then given up on.
     pub nack: bool,
+    /// The H.264 level the peer decodes (its `profile-level-id`), when it named one: our
+    /// pictures, rate and bitrate stay within it ([`H264Level::fit`]), and below level 3.1
+    /// the SPS carries it.
+    pub level: Option<H264Level>,
 }
 
 /// Where the thread's RTP packets and RTCP feedback go. Called on the video thread: an
@@ -156,7 +164,7 @@ pub(crate) struct VideoThreadConfig {
 pub(crate) trait VideoOutput: Send + 'static {
     /// Sends one RTP packet of our stream.
     fn send_rtp(&mut self, packet: RtpPacket);
-    /// Asks the peer for a keyframe (a PLI); already rate-limited by the thread.
+    /// Asks the peer for a keyframe (a PLI); the thread's [`KeyframeRequester`] paces them.
     fn send_pli(&mut self);
     /// Asks the peer to retransmit these packets of its stream (a generic NACK). Only called
     /// when the thread was configured with [`VideoThreadConfig::nack`].
@@ -222,6 +230,10 @@ impl VideoThread {
                 },
             ),
         };
+        let layer = within_level(layer, config.level);
+        let target = config
+            .level
+            .map_or(target, |l| target.min(l.limits().max_bitrate_bps));
         let start_bps = u32::try_from(target).unwrap_or(config.max_bitrate);
         let sender = match source {
             // Pictures encoded elsewhere (a conference's mosaic): sent as they are.
@@ -237,8 +249,9 @@ impl VideoThread {
                 })
             }
             Some(source) => {
-                let encoder =
-                    new_encoder(format, start_bps, config.packetization).map_err(|e| video(&e))?;
+                let coded = coded_format(format, layer, config.level);
+                let encoder = new_encoder(coded, start_bps, config.packetization, config.level)
+                    .map_err(|e| video(&e))?;
                 Some(Sending {
                     source,
                     encoder: Some(encoder),
@@ -284,11 +297,13 @@ impl VideoThread {
             last_timestamp: None,
             rebase_timestamps: false,
             packetization: config.packetization,
+            level: config.level,
             black: None,
             interval: Duration::from_secs(1) / fps,
             next_frame: None,
             source_ended: false,
-            last_pli: None,
+            keyframes: KeyframeScheduler::new(KeyframeSchedulerConfig::default(), Instant::now()),
+            requester: KeyframeRequester::new(KeyframeRequesterConfig::default()),
             counters: VideoStats::clone(&lock(&stats)),
             sent_bytes: 0,
             first_sent_at: None,
@@ -337,43 +352,6 @@ impl Drop for VideoThread {
     }
 }
 
-/// The thread's encoder for pictures of `format`, starting at `bps`: a keyframe every 10 s
-/// at least, NAL units that fit a packet for packetization mode 0.
-fn new_encoder(
-    format: VideoFormat,
-    bps: u32,
-    packetization: PacketizationMode,
-) -> Result<H264Encoder, crate::video::h264::H264Error> {
-    let fps = format.fps.max(1);
-    let mut config = H264EncoderConfig::new(format.width, format.height, fps, bps);
-    config.keyframe_interval = Some(fps.saturating_mul(10));
-    if packetization == PacketizationMode::SingleNalUnit {
-        config.max_nal_size = Some(RTP_PAYLOAD_MTU);
-    }
-    H264Encoder::new(config)
-}
-
-/// `frame` at `width`x`height`: halved (2x2 averages, the scaler's fast path) while it is at
-/// least twice as large — the layer ladder's rungs are halves of the source — then resized
-/// for what remains.
-fn scale_to(
-    mut frame: VideoFrame,
-    width: u32,
-    height: u32,
-) -> Result<VideoFrame, crate::video::VideoError> {
-    while frame.width() >= 2 * width
-        && frame.height() >= 2 * height
-        && frame.width().is_multiple_of(4)
-        && frame.height().is_multiple_of(4)
-    {
-        frame = scale_i420(&frame, frame.width() / 2, frame.height() / 2)?;
-    }
-    if (frame.width(), frame.height()) != (width, height) {
-        frame = scale_i420(&frame, width, height)?;
-    }
-    Ok(frame)
-}
-
 /// What a thread that sends has: the picture's source and the encoder — or, for a source of
 /// pictures encoded elsewhere, its feed of access units.
 struct Sending {
@@ -412,12 +390,17 @@ struct VideoLoop {
     /// The next unit sent rebases the timestamps on the last (the source was replaced).
     rebase_timestamps: bool,
     packetization: PacketizationMode,
+    /// The level the peer decodes.
+    level: Option<H264Level>,
     /// What a paused shared feed's sender sends instead.
     black: Option<relay::BlackPictures>,
     interval: Duration,
     next_frame: Option<Instant>,
     source_ended: bool,
-    last_pli: Option<Instant>,
+    /// When the encoder makes a keyframe.
+    keyframes: KeyframeScheduler,
+    /// When to ask the peer for one.
+    requester: KeyframeRequester,
     counters: VideoStats,
     sent_bytes: u64,
     first_sent_at: Option<Instant>,
@@ -438,10 +421,8 @@ impl VideoLoop {
                     Ok(VideoInput::Rtp { at, packet }) => self.receive(at, packet),
                     Ok(VideoInput::KeyframeRequested) => {
                         self.counters.keyframe_requests_received += 1;
+                        self.keyframes.on_pli(Instant::now());
                         if let Some(sender) = &mut self.sender {
-                            if let Some(encoder) = &mut sender.encoder {
-                                encoder.force_keyframe();
-                            }
                             if let Some(feed) = &sender.feed {
                                 feed.request_keyframe();
                             }
@@ -450,7 +431,7 @@ impl VideoLoop {
                             black.next = Instant::now();
                         }
                     }
-                    Ok(VideoInput::RequestKeyframe) => self.request_keyframe(Instant::now()),
+                    Ok(VideoInput::RequestKeyframe) => self.requester.request(Instant::now()),
                     Ok(VideoInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
                 }
@@ -463,6 +444,7 @@ impl VideoLoop {
                 self.next_frame,
                 self.reorder.poll_timeout(),
                 self.nack.as_ref().and_then(NackGenerator::poll_timeout),
+                self.requester.poll_timeout(),
             ]
             .into_iter()
             .flatten()
@@ -526,9 +508,11 @@ impl VideoLoop {
                 return;
             }
         };
-        // At a lower advised frame rate, only some of the source's frames are sent.
-        self.frame_credit =
-            (self.frame_credit + f64::from(self.layer.fps) / f64::from(self.source_fps)).min(1.0);
+        // At a lower advised frame rate, only some of the source's frames are sent: the
+        // credit stays below 2, so at most one a tick, and what is left after a frame counts
+        // towards the next (20 of 30 sends two frames in three).
+        let share = (f64::from(self.layer.fps) / f64::from(self.source_fps)).min(1.0);
+        self.frame_credit += share;
         if self.frame_credit < 1.0 - 1e-9 {
             return;
         }
@@ -544,11 +528,23 @@ impl VideoLoop {
         let Some(encoder) = &mut sender.encoder else {
             return;
         };
+        let forced = self.keyframes.poll_keyframe(now);
+        if forced {
+            encoder.force_keyframe();
+        }
         let unit = match encoder.encode(&frame) {
+            Ok(Some(unit)) if unit.is_keyframe => {
+                self.keyframes.on_keyframe_sent(now);
+                unit
+            }
             Ok(Some(unit)) => unit,
             Ok(None) => return,
             Err(e) => {
                 debug!(error = %e, "encoder refused a frame");
+                if forced {
+                    // The keyframe is still owed.
+                    self.keyframes.request(now);
+                }
                 return;
             }
         };
@@ -621,6 +617,10 @@ impl VideoLoop {
                 controller.stats().feedback_reports,
             )
         };
+        let advice = within_level(advice, self.level);
+        let target = self
+            .level
+            .map_or(target, |l| target.min(l.limits().max_bitrate_bps));
         self.counters.target_bitrate_bps = target;
         self.counters.acknowledged_bitrate_bps = acknowledged;
         self.counters.transport_feedback_reports = feedback_reports;
@@ -650,6 +650,8 @@ impl VideoLoop {
             nack.set_rtt(rtt);
         }
         self.reorder.set_rtt(rtt);
+        self.keyframes.set_rtt(rtt);
+        self.requester.set_rtt(rtt);
     }
 
     /// One RTP packet from the peer: loss bookkeeping, then into the reorder buffer.
@@ -657,6 +659,7 @@ impl VideoLoop {
         self.counters.rx_packets += 1;
         self.received_bytes += packet.payload.len() as u64 + 12;
         self.first_received_at.get_or_insert(at);
+        self.requester.on_packet(at);
         let sequence = packet.header.sequence_number;
         if self
             .nack
@@ -673,22 +676,25 @@ impl VideoLoop {
         self.service_receive(at);
     }
 
-    /// Delivers what the reorder buffer releases, sends due NACKs, asks for a keyframe when
-    /// the NACK generator gave up.
+    /// Delivers what the reorder buffer releases, sends due NACKs, and the keyframe request
+    /// due (the NACK generator giving up needs one too).
     fn service_receive(&mut self, now: Instant) {
         while let Some(packet) = self.reorder.poll(now) {
             self.depacketize(now, &packet);
         }
-        let Some(nack) = &mut self.nack else {
-            return;
-        };
-        let (sequences, give_up) = (nack.poll_nack(now), nack.take_keyframe_request());
-        if let Some(sequences) = sequences {
-            self.counters.nacks_sent += 1;
-            self.output.send_nack(sequences);
+        if let Some(nack) = &mut self.nack {
+            let (sequences, give_up) = (nack.poll_nack(now), nack.take_keyframe_request());
+            if let Some(sequences) = sequences {
+                self.counters.nacks_sent += 1;
+                self.output.send_nack(sequences);
+            }
+            if give_up {
+                self.requester.request(now);
+            }
         }
-        if give_up {
-            self.request_keyframe(now);
+        if self.requester.poll_request(now).is_some() {
+            self.counters.keyframe_requests_sent += 1;
+            self.output.send_pli();
         }
     }
 
@@ -710,6 +716,7 @@ impl VideoLoop {
                         Duration::from_micros(u64::from(unit.timestamp) * 1_000_000 / CLOCK_RATE);
                     match self.decoder.decode_nalus(&unit.nalus, pts) {
                         Ok(Some(frame)) => {
+                            self.requester.on_frame_decoded(unit.is_keyframe, at);
                             self.counters.frames_decoded += 1;
                             self.counters.receive_resolution =
                                 Some((frame.width(), frame.height()));
@@ -726,25 +733,13 @@ impl VideoLoop {
                         Err(e) => {
                             debug!(error = %e, "decoder refused an access unit");
                             self.counters.decode_errors += 1;
-                            self.request_keyframe(at);
+                            self.requester.on_decode_error(at);
                         }
                     }
                 }
-                DepacketizerOutput::NeedKeyframe { .. } => self.request_keyframe(at),
+                DepacketizerOutput::NeedKeyframe { .. } => self.requester.on_frame_lost(at),
             }
         }
-    }
-
-    fn request_keyframe(&mut self, now: Instant) {
-        if self
-            .last_pli
-            .is_some_and(|last| now.saturating_duration_since(last) < PLI_MIN_INTERVAL)
-        {
-            return;
-        }
-        self.last_pli = Some(now);
-        self.counters.keyframe_requests_sent += 1;
-        self.output.send_pli();
     }
 
     fn publish(&mut self, now: Instant) {
@@ -773,6 +768,8 @@ impl VideoLoop {
     }
 }
 
+#[path = "stream_thread_picture.rs"]
+mod picture;
 #[path = "stream_thread_relay.rs"]
 mod relay;
 #[cfg(test)]

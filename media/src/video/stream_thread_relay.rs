@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
-use super::{new_encoder, VideoLayerAdvice, VideoLoop};
+use super::{coded_format, new_encoder, within_level, VideoLayerAdvice, VideoLoop};
 use crate::video::h264::H264Encoder;
 use crate::video::{EncodedFeed, VideoFormat, VideoFrame};
 
@@ -52,22 +52,23 @@ impl VideoLoop {
             return;
         }
         let format = sender.source.format();
-        match new_encoder(format, self.encoder_bps, self.packetization) {
-            Ok(encoder) => sender.encoder = Some(encoder),
-            Err(e) => {
-                warn!(error = %e, "no encoder for the new video source: video stops");
-                self.source_ended = true;
-                return;
-            }
-        }
         self.source_fps = format.fps.max(1);
         self.interval = Duration::from_secs(1) / self.source_fps;
         if self.controller.is_none() {
-            self.layer = VideoLayerAdvice {
+            let whole = VideoLayerAdvice {
                 width: format.width,
                 height: format.height,
                 fps: self.source_fps,
             };
+            self.layer = within_level(whole, self.level);
+        }
+        let coded = coded_format(format, self.layer, self.level);
+        match new_encoder(coded, self.encoder_bps, self.packetization, self.level) {
+            Ok(encoder) => sender.encoder = Some(encoder),
+            Err(e) => {
+                warn!(error = %e, "no encoder for the new video source: video stops");
+                self.source_ended = true;
+            }
         }
     }
 
@@ -116,7 +117,7 @@ impl VideoLoop {
             let encoder = VideoFormat::new(width, height, feed.format().fps)
                 .map_err(|e| e.to_string())
                 .and_then(|format| {
-                    new_encoder(format, BLACK_BITRATE, self.packetization)
+                    new_encoder(format, BLACK_BITRATE, self.packetization, self.level)
                         .map_err(|e| e.to_string())
                 });
             match (picture, encoder) {

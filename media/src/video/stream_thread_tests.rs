@@ -1,7 +1,8 @@
-//! The video thread's tests: scaling, a replaced source, a paused shared feed.
+//! The video thread's tests: scaling, a replaced source, a paused shared feed, keyframes
+//! asked for and made across a lossy link.
 
 use super::*;
-use crate::video::{read_stamp, TestPattern, VideoFormat};
+use crate::video::{read_stamp, TestPattern, VideoFormat, VideoFrame};
 
 #[test]
 fn frames_are_scaled_by_halves_to_the_advised_size() {
@@ -130,6 +131,7 @@ fn thread_config() -> VideoThreadConfig {
         connected: Arc::new(AtomicBool::new(true)),
         controller: None,
         nack: false,
+        level: None,
     }
 }
 
@@ -161,7 +163,8 @@ fn a_paused_feed_sends_black_keyframes_then_the_feed_again() {
         assert!(Instant::now() < deadline, "the sender takes its feed again");
         thread::sleep(Duration::from_millis(5));
     }
-    let mut encoder = new_encoder(format, 200_000, PacketizationMode::NonInterleaved).unwrap();
+    let mut encoder =
+        new_encoder(format, 200_000, PacketizationMode::NonInterleaved, None).unwrap();
     let mut pattern = TestPattern::new(format, 3).unwrap();
     for _ in 0..8 {
         let picture = pattern.next_frame().unwrap().unwrap();
@@ -229,7 +232,8 @@ fn a_shared_feed_is_asked_for_the_picture_size_and_rate_its_controller_advises()
         assert!(Instant::now() < deadline, "the sender takes its feed");
         thread::sleep(Duration::from_millis(5));
     }
-    let mut encoder = new_encoder(format, 300_000, PacketizationMode::NonInterleaved).unwrap();
+    let mut encoder =
+        new_encoder(format, 300_000, PacketizationMode::NonInterleaved, None).unwrap();
     let mut pattern = TestPattern::new(format, 3).unwrap();
     let picture = pattern.next_frame().unwrap().unwrap();
     let unit = encoder.encode(&picture).unwrap().expect("a keyframe");
@@ -242,4 +246,203 @@ fn a_shared_feed_is_asked_for_the_picture_size_and_rate_its_controller_advises()
     assert_eq!(feed.size(), (advice.width, advice.height));
     assert_eq!(feed.rate(), advice.fps);
     assert_eq!(stats.send_resolution, (advice.width, advice.height));
+}
+
+/// Carries a sender's RTP to a receiver's inbox, losing what `lose` picks.
+struct LossyLink {
+    to: Sender<VideoInput>,
+    lose: Box<dyn FnMut(&RtpPacket) -> bool + Send>,
+}
+
+impl VideoOutput for LossyLink {
+    fn send_rtp(&mut self, packet: RtpPacket) {
+        if !(self.lose)(&packet) {
+            let _ = self.to.send(VideoInput::Rtp {
+                at: Instant::now(),
+                packet,
+            });
+        }
+    }
+    fn send_pli(&mut self) {}
+    fn send_nack(&mut self, _sequences: Vec<u16>) {}
+}
+
+/// Carries a receiver's PLIs to the sender's inbox, losing the first `lose` of them.
+struct Feedback {
+    to: Sender<VideoInput>,
+    lose: usize,
+}
+
+impl VideoOutput for Feedback {
+    fn send_rtp(&mut self, _packet: RtpPacket) {}
+    fn send_pli(&mut self) {
+        if self.lose > 0 {
+            self.lose -= 1;
+            return;
+        }
+        let _ = self.to.send(VideoInput::KeyframeRequested);
+    }
+    fn send_nack(&mut self, _sequences: Vec<u16>) {}
+}
+
+/// Records the frame number of each picture's stamp.
+struct Stamps(Arc<Mutex<Vec<Option<u32>>>>);
+
+impl VideoSink for Stamps {
+    fn consume(&mut self, frame: &VideoFrame) -> Result<(), crate::video::VideoError> {
+        lock(&self.0).push(read_stamp(frame).map(|s| s.frame));
+        Ok(())
+    }
+}
+
+/// Whether an RTP payload starts a keyframe (an SPS or IDR slice, alone or first in a STAP-A,
+/// or an FU-A of an IDR slice).
+fn starts_keyframe(payload: &[u8]) -> bool {
+    let kind = match payload.first().map(|b| b & 0x1f) {
+        Some(24) => payload.get(3).map(|b| b & 0x1f),
+        Some(28) => payload.get(1).map(|b| b & 0x1f),
+        other => other,
+    };
+    matches!(kind, Some(5 | 7))
+}
+
+/// A 160x120 pattern sent until 80 frames are out across a link that loses the RTP `lose`
+/// picks and the first `lost_plis` PLIs; what the sender and receiver counted and the frame
+/// number of each picture decoded.
+fn lossy_call(
+    lose: impl FnMut(&RtpPacket) -> bool + Send + 'static,
+    lost_plis: usize,
+) -> (VideoStats, VideoStats, Vec<Option<u32>>) {
+    let (to_sender, sender_inbox) = std::sync::mpsc::channel();
+    let (to_receiver, receiver_inbox) = std::sync::mpsc::channel();
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    let mut receiver = VideoThread::start(
+        thread_config(),
+        None,
+        Box::new(Stamps(stamps.clone())),
+        VideoChannels {
+            inbox: (to_receiver.clone(), receiver_inbox),
+            output: Box::new(Feedback {
+                to: to_sender.clone(),
+                lose: lost_plis,
+            }),
+        },
+    )
+    .unwrap();
+    let format = VideoFormat::new(160, 120, 30).unwrap();
+    let mut sender = VideoThread::start(
+        thread_config(),
+        Some(Box::new(TestPattern::new(format, 1).unwrap())),
+        Box::new(crate::video::NullVideoSink::new()),
+        VideoChannels {
+            inbox: (to_sender, sender_inbox),
+            output: Box::new(LossyLink {
+                to: to_receiver,
+                lose: Box::new(lose),
+            }),
+        },
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sender.stats().frames_sent < 80 {
+        assert!(Instant::now() < deadline, "the sender sends");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let sent = sender.stop();
+    thread::sleep(Duration::from_millis(100));
+    let received = receiver.stop();
+    let stamps = lock(&stamps).clone();
+    println!(
+        "requests sent {}, received {}; keyframes sent {}; pictures {}",
+        received.keyframe_requests_sent,
+        sent.keyframe_requests_received,
+        sent.keyframes_sent,
+        stamps.len()
+    );
+    (sent, received, stamps)
+}
+
+/// The last 20 pictures are consecutive: the picture was whole again well before the end.
+fn ends_whole(stamps: &[Option<u32>]) {
+    assert!(stamps.len() >= 40, "{stamps:?}");
+    for pair in stamps[stamps.len() - 20..].windows(2) {
+        assert_eq!(pair[1], pair[0].map(|f| f + 1), "{stamps:?}");
+    }
+}
+
+/// Counts the pictures of a stream by RTP timestamp (the first is picture 0).
+struct PictureCounter {
+    picture: u32,
+    last_timestamp: Option<u32>,
+}
+
+impl PictureCounter {
+    fn count(&mut self, packet: &RtpPacket) -> u32 {
+        let timestamp = packet.header.timestamp;
+        if self.last_timestamp.is_some_and(|t| t != timestamp) {
+            self.picture += 1;
+        }
+        self.last_timestamp = Some(timestamp);
+        self.picture
+    }
+}
+
+#[test]
+fn a_receiver_asks_until_a_keyframe_repairs_its_picture_and_the_sender_paces_them() {
+    use rand::SeedableRng;
+    // Pictures 10 to 40 lose a tenth of their packets (seeded), and the first keyframe after
+    // picture 10 — the answer to the first request — is lost whole.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+    let mut pictures = PictureCounter {
+        picture: 0,
+        last_timestamp: None,
+    };
+    let mut lost_keyframe = None;
+    let lose = move |packet: &RtpPacket| {
+        let picture = pictures.count(packet);
+        let timestamp = packet.header.timestamp;
+        if picture > 10 && lost_keyframe.is_none() && starts_keyframe(&packet.payload) {
+            lost_keyframe = Some(timestamp);
+        }
+        lost_keyframe == Some(timestamp) || ((10..40).contains(&picture) && rng.gen_bool(0.1))
+    };
+    let (sent, received, stamps) = lossy_call(lose, 0);
+    // The lost answer was asked for again, and every request reached the sender.
+    assert!(received.keyframe_requests_sent >= 2, "{received:?}");
+    assert_eq!(
+        sent.keyframe_requests_received,
+        received.keyframe_requests_sent
+    );
+    // ... which made keyframes for them, but not one per request: at least 300 ms apart.
+    assert!(sent.keyframes_sent >= 3, "{sent:?}");
+    assert!(sent.keyframes_sent <= 1 + 80 / 9, "{sent:?}");
+    // The asking stops once the picture is whole: at most one request per 250 ms.
+    assert!(received.keyframe_requests_sent <= 12, "{received:?}");
+    ends_whole(&stamps);
+}
+
+#[test]
+fn a_lost_request_is_made_again_until_the_keyframe_comes() {
+    // One packet of picture 10 is lost, and so is the PLI that asks for its repair: only
+    // asking again brings the keyframe before the 10 s safety net.
+    let mut pictures = PictureCounter {
+        picture: 0,
+        last_timestamp: None,
+    };
+    let mut lost = false;
+    let lose = move |packet: &RtpPacket| {
+        let hit = pictures.count(packet) == 10 && !lost;
+        lost |= hit;
+        hit
+    };
+    let (sent, received, stamps) = lossy_call(lose, 1);
+    assert!(received.keyframe_requests_sent >= 2, "{received:?}");
+    assert_eq!(
+        sent.keyframe_requests_received,
+        received.keyframe_requests_sent - 1
+    );
+    assert!(sent.keyframes_sent >= 2, "{sent:?}");
+    // Once the keyframe decoded, the asking stopped.
+    assert!(received.keyframe_requests_sent <= 3, "{received:?}");
+    ends_whole(&stamps);
 }

@@ -217,6 +217,7 @@ impl WebRtcSession {
             outgoing_rx,
             Arc::clone(&forwarding.track),
             Arc::clone(&self.shared.connected),
+            self.sending_flag(&forwarding.sender),
         ));
         *lock(&forwarding.on_request) = Some(Box::new(on_keyframe_request));
         info!(label, ssrc = forwarding.ssrc, "forwarding a video stream");
@@ -282,13 +283,12 @@ impl WebRtcSession {
         );
         // The sender is only reachable while the transceiver sends.
         let transceiver = &forwarding.transceiver;
-        transceiver
-            .set_direction(RTCRtpTransceiverDirection::Sendonly)
+        self.direct(transceiver, RTCRtpTransceiverDirection::Sendonly)
             .await?;
         let relabelled = Arc::new(TrackLocalStaticRTP::new(relabelled));
         if let Err(e) = forwarding.sender.replace_track(relabelled).await {
-            let _ = transceiver
-                .set_direction(RTCRtpTransceiverDirection::Inactive)
+            let _ = self
+                .direct(transceiver, RTCRtpTransceiverDirection::Inactive)
                 .await;
             return Err(e.into());
         }
@@ -323,8 +323,8 @@ impl WebRtcSession {
         forwarding.continued = continued.or(forwarding.continued.take());
         *lock(&forwarding.on_request) = None;
         let transceiver = &forwarding.transceiver;
-        if let Err(e) = transceiver
-            .set_direction(RTCRtpTransceiverDirection::Inactive)
+        if let Err(e) = self
+            .direct(transceiver, RTCRtpTransceiverDirection::Inactive)
             .await
         {
             warn!(error = %e, label = forwarded.label, "a forwarding track still sends");

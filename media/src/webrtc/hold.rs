@@ -17,10 +17,11 @@
 //! What we want is remembered per `a=mid`, apart from what an answer narrowed it to.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ::webrtc::peer_connection::RTCSessionDescription;
-use ::webrtc::rtp_transceiver::RtpTransceiver;
+use ::webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection as Direction;
 
 use super::sdp_check::media_directions;
@@ -61,6 +62,32 @@ fn narrowed(wanted: Direction, offered: Direction) -> Direction {
 }
 
 impl WebRtcSession {
+    /// Whether `sender`'s stream is sent now, as a flag its RTP writer reads
+    /// ([`tasks::write_rtp`](super::tasks::write_rtp)): the driver refuses — and logs at
+    /// error level — every packet of a transceiver whose direction does not send, as when
+    /// the peer's hold is answered receive-only. Set by [`WebRtcSession::direct`].
+    pub(super) fn sending_flag(&self, sender: &Arc<dyn RtpSender>) -> Arc<AtomicBool> {
+        let mut flags = lock(&self.shared.sending);
+        let flag = flags
+            .entry(sender.id())
+            .or_insert_with(|| Arc::new(AtomicBool::new(true)));
+        Arc::clone(flag)
+    }
+
+    /// Gives `transceiver` `direction`, and tells its RTP writer whether it sends.
+    pub(super) async fn direct(
+        &self,
+        transceiver: &Arc<dyn RtpTransceiver>,
+        direction: Direction,
+    ) -> Result<(), WebRtcError> {
+        transceiver.set_direction(direction).await?;
+        if let Ok(Some(sender)) = transceiver.sender().await {
+            self.sending_flag(&sender)
+                .store(direction.has_send(), Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// A transceiver's mid and the direction we want of it (learnt, the first time, from
     /// its direction then: nothing has narrowed it yet). `None` before it is negotiated.
     async fn wanted(&self, transceiver: &Arc<dyn RtpTransceiver>) -> Option<(String, Direction)> {
@@ -96,8 +123,7 @@ impl WebRtcSession {
             let Some(offered) = offered.get(&mid) else {
                 continue;
             };
-            transceiver
-                .set_direction(narrowed(wanted, Direction::from(*offered)))
+            self.direct(&transceiver, narrowed(wanted, Direction::from(*offered)))
                 .await?;
         }
         Ok(())
@@ -128,7 +154,7 @@ impl WebRtcSession {
                     continue;
                 };
                 if let Some(held) = on_hold(wanted) {
-                    transceiver.set_direction(held).await?;
+                    self.direct(&transceiver, held).await?;
                     let mut state = lock(&self.held);
                     state.wanted.insert(mid.clone(), held);
                     state.streams.push((transceiver, mid, wanted));
@@ -137,7 +163,7 @@ impl WebRtcSession {
         } else {
             let streams = lock(&self.held).streams.clone();
             for (transceiver, mid, before) in streams {
-                transceiver.set_direction(before).await?;
+                self.direct(&transceiver, before).await?;
                 lock(&self.held).wanted.insert(mid, before);
             }
         }
@@ -164,7 +190,7 @@ impl WebRtcSession {
         }
         for transceiver in self.pc.get_transceivers().await {
             if let Some((_, wanted)) = self.wanted(&transceiver).await {
-                transceiver.set_direction(wanted).await?;
+                self.direct(&transceiver, wanted).await?;
             }
         }
         let sdp = self.reoffer(&mut negotiation).await?;
@@ -230,7 +256,7 @@ impl WebRtcSession {
                 None => continue,
             };
             lock(&self.held).wanted.insert(mid, direction);
-            let _ = transceiver.set_direction(direction).await;
+            let _ = self.direct(&transceiver, direction).await;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Our tracks and the start of media once negotiation is done: the negotiated codecs are read
 //! back from the senders, and the media threads and their tokio tasks are started.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ::webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -100,6 +100,14 @@ impl LocalTrack {
 }
 
 impl WebRtcSession {
+    /// Whether `local` is sent now (always, before it has a sender).
+    fn track_sending(&self, local: &LocalTrack) -> Arc<AtomicBool> {
+        match lock(&local.sender).clone() {
+            Some(sender) => self.sending_flag(&sender),
+            None => Arc::new(AtomicBool::new(true)),
+        }
+    }
+
     /// Adds our tracks to the peer connection (once).
     pub(super) async fn add_tracks(&self) -> Result<(), WebRtcError> {
         for local in std::iter::once(&self.audio_track).chain(self.video_track.as_ref()) {
@@ -192,6 +200,7 @@ impl WebRtcSession {
             outgoing_rx,
             self.audio_track.as_track_local(),
             Arc::clone(&self.shared.connected),
+            self.track_sending(&self.audio_track),
         ));
         Ok(())
     }
@@ -224,6 +233,7 @@ impl WebRtcSession {
                 connected: Arc::clone(&self.shared.connected),
                 controller: Some(self.controller.clone()),
                 nack: true,
+                level: None,
             },
             Some(media.source),
             media.sink,
@@ -242,6 +252,7 @@ impl WebRtcSession {
             outgoing_rx,
             local.as_track_local(),
             Arc::clone(&self.shared.connected),
+            self.track_sending(local),
         ));
         self.spawn(tasks::write_feedback(
             feedback_rx,

@@ -232,6 +232,7 @@ impl MoreStreams {
                 connected: Arc::clone(&self.connected),
                 controller: None,
                 nack: true,
+                level: None,
             },
             None,
             sink,

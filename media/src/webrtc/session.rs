@@ -1,5 +1,6 @@
 //! [`WebRtcSession`]: the async driver around one peer connection.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,6 +12,7 @@ use ::webrtc::peer_connection::{
     RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
 };
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use tokio::sync::{mpsc as async_mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info};
@@ -121,6 +123,9 @@ pub(super) struct Shared {
     pub connected: Arc<AtomicBool>,
     pub closed: Arc<AtomicBool>,
     pub on_event: EventHandler,
+    /// Per sender, whether its transceiver's direction sends now (see
+    /// [`WebRtcSession::sending_flag`]).
+    pub sending: Mutex<HashMap<RTCRtpSenderId, Arc<AtomicBool>>>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -286,6 +291,7 @@ impl WebRtcSession {
             connected: Arc::new(AtomicBool::new(false)),
             closed: Arc::new(AtomicBool::new(false)),
             on_event,
+            sending: Mutex::default(),
         });
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, gathered) = watch::channel(false);

@@ -230,15 +230,17 @@ async fn forward_further(track: Arc<dyn TrackRemote>, slot: TrackSlot) {
     }
 }
 
-/// Writes a media thread's RTP to its local track; drops it while not connected.
+/// Writes a media thread's RTP to its local track; drops it while not connected, and while
+/// its transceiver does not send (`sending`, [`WebRtcSession::sending_flag`](super::WebRtcSession)).
 pub(crate) async fn write_rtp(
     mut packets: UnboundedReceiver<RtpPacket>,
     track: Arc<dyn TrackLocal>,
     connected: Arc<AtomicBool>,
+    sending: Arc<AtomicBool>,
 ) {
     let mut failures = 0u64;
     while let Some(packet) = packets.recv().await {
-        if !connected.load(Ordering::Acquire) {
+        if !connected.load(Ordering::Acquire) || !sending.load(Ordering::Acquire) {
             continue;
         }
         if let Err(e) = track.write_rtp(packet).await {

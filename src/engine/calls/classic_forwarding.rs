@@ -491,7 +491,7 @@ mod tests {
                 rtcp_mux: true,
                 payload_type: 96,
                 packetization_mode: 1,
-                profile_level_id: 0x42e01f,
+                profile_level_id: Some(0x42e01f),
                 direction: Direction::SendOnly,
                 srtp: None,
             },

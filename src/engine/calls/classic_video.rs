@@ -15,7 +15,7 @@ use std::sync::Arc;
 use callisto_media::session::{
     ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys, StreamSockets, VideoUpdate,
 };
-use callisto_media::video::h264::PacketizationMode;
+use callisto_media::video::h264::{H264Level, PacketizationMode, ProfileLevelId};
 use callisto_media::video::VideoStats;
 use callisto_media::webrtc::{RemoteVideoStream, VideoTap};
 use callisto_signaling::sdp::{
@@ -276,6 +276,20 @@ pub(super) fn config_of(
         srtp,
         direction,
         cname: format!("callisto-{:x}", key.0),
+        level: level_of(negotiated),
+    }
+}
+
+/// The level the peer decodes, from the `profile-level-id` the exchange settled on (none
+/// when the peer named none, or one Callisto does not know).
+fn level_of(negotiated: &NegotiatedVideo) -> Option<H264Level> {
+    let [_, profile, constraints, level] = negotiated.profile_level_id?.to_be_bytes();
+    match ProfileLevelId::from_bytes(profile, constraints, level) {
+        Ok(id) => Some(id.level),
+        Err(error) => {
+            tracing::debug!(%error, "the peer's profile-level-id is not used");
+            None
+        }
     }
 }
 

@@ -122,6 +122,20 @@ impl H264Level {
             .map(|row| row.0)
             .find(|level| level.allows(width, height, fps))
     }
+
+    /// What of `width`x`height` at `fps` this level allows a sender: the picture halved (even
+    /// sides) until it fits, then the rate lowered to what the macroblock rate leaves, at
+    /// least 1.
+    pub fn fit(self, width: u32, height: u32, fps: u32) -> (u32, u32, u32) {
+        let (mut width, mut height) = (width, height);
+        while !self.allows(width, height, 1) && width >= 32 && height >= 32 {
+            width = (width / 2) & !1;
+            height = (height / 2) & !1;
+        }
+        let macroblocks = (width.div_ceil(16) * height.div_ceil(16)).max(1);
+        let most = self.limits().max_macroblocks_per_second / macroblocks;
+        (width, height, fps.min(most).max(1))
+    }
 }
 
 /// Why a `profile-level-id` was not understood, or a format does not fit a level.
@@ -294,6 +308,24 @@ mod tests {
     use super::*;
     use H264Level::*;
     use H264Profile::*;
+
+    #[test]
+    fn a_sender_fits_its_pictures_to_the_level_the_peer_decodes() {
+        // CIF-class levels take a quarter of VGA, at the rate their macroblock rate leaves.
+        assert_eq!(L1_2.fit(640, 480, 30), (320, 240, 20));
+        assert_eq!(L1_3.fit(640, 480, 30), (320, 240, 30));
+        assert_eq!(L1.fit(640, 480, 30), (160, 120, 18));
+        assert_eq!(L2_2.fit(1280, 720, 30), (640, 360, 22));
+        // Within the level nothing changes.
+        assert_eq!(L3_1.fit(1280, 720, 30), (1280, 720, 30));
+        assert_eq!(L3_1.fit(640, 480, 30), (640, 480, 30));
+        for (w, h, fps) in [(640, 480, 30), (1280, 720, 30), (320, 240, 15)] {
+            for level in [L1, L1_1, L1_2, L2, L2_1, L3, L3_1] {
+                let (fw, fh, ffps) = level.fit(w, h, fps);
+                assert!(level.allows(fw, fh, ffps), "{level:?} {fw}x{fh}@{ffps}");
+            }
+        }
+    }
 
     #[test]
     fn parses_what_peers_offer() {

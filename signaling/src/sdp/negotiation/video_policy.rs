@@ -74,6 +74,15 @@ pub(super) fn h264_fmtp(profile_level_id: u32, mode: u8) -> String {
 pub(super) struct H264Format {
     pub profile_level_id: u32,
     pub packetization_mode: u8,
+    /// Whether `profile-level-id` was given (else it is RFC 6184's default, `42000a`).
+    pub level_named: bool,
+}
+
+impl H264Format {
+    /// The `profile-level-id` when the peer named one.
+    pub fn named_profile_level_id(&self) -> Option<u32> {
+        self.level_named.then_some(self.profile_level_id)
+    }
 }
 
 impl H264Format {
@@ -83,6 +92,7 @@ impl H264Format {
         let mut format = H264Format {
             profile_level_id: DEFAULT_PROFILE_LEVEL_ID,
             packetization_mode: 0,
+            level_named: false,
         };
         for parameter in fmtp.unwrap_or_default().split(';') {
             let Some((name, value)) = parameter.split_once('=') else {
@@ -95,6 +105,7 @@ impl H264Format {
                         return None;
                     }
                     format.profile_level_id = u32::from_str_radix(value, 16).ok()?;
+                    format.level_named = true;
                 }
                 "packetization-mode" => format.packetization_mode = value.parse().ok()?,
                 _ => {}
@@ -130,8 +141,10 @@ pub struct NegotiatedVideo {
     /// The RFC 6184 packetization mode (0: single NAL unit, 1: non-interleaved).
     pub packetization_mode: u8,
     /// The `profile-level-id` the peer announced for the payload type: the profile and the
-    /// highest level it decodes, which our encoder must respect.
-    pub profile_level_id: u32,
+    /// highest level it decodes, which our encoder must respect. `None` when it named none:
+    /// RFC 6184 then implies level 1 (`42000a`, 176x144 at 15 fps), but phones that leave it
+    /// out decode more than that, so what we send is not capped for them.
+    pub profile_level_id: Option<u32>,
     /// Whether we send and whether we receive.
     pub direction: Direction,
     /// SDES-SRTP keys, when the stream is encrypted.
@@ -160,6 +173,7 @@ mod tests {
             H264Format {
                 profile_level_id: id,
                 packetization_mode: 1,
+                level_named: true,
             }
             .is_constrained_baseline_compatible()
         };

@@ -77,8 +77,6 @@ pub(super) struct OfferedVideo {
     pub protocol: Protocol,
     /// Payload types and their packetization modes.
     pub formats: Vec<(u8, u8)>,
-    /// Our `profile-level-id`.
-    pub profile_level_id: u32,
     /// Our crypto lines (empty without SRTP).
     pub crypto: Vec<CryptoAttribute>,
     /// The direction we offered.
@@ -131,7 +129,6 @@ pub(super) fn offer_video(
         index,
         protocol,
         formats,
-        profile_level_id: policy.profile_level_id,
         crypto,
         direction,
         rtcp_mux: true,
@@ -216,7 +213,7 @@ pub(super) fn answer_video(
         rtcp_mux: remote.rtcp_mux,
         payload_type,
         packetization_mode: format.packetization_mode,
-        profile_level_id: format.profile_level_id,
+        profile_level_id: format.named_profile_level_id(),
         direction: our_direction,
         srtp: negotiated_srtp,
     };
@@ -246,7 +243,7 @@ pub(super) fn check_video_answer(
         Some((pt, mode, format)) => (
             pt,
             format.map_or(mode, |f| f.packetization_mode),
-            format.map_or(offered.profile_level_id, |f| f.profile_level_id),
+            format.and_then(|f| f.named_profile_level_id()),
         ),
         None => {
             let (pt, format) = first_h264(media, |f| {
@@ -255,7 +252,11 @@ pub(super) fn check_video_answer(
                     .iter()
                     .any(|(_, mode)| *mode == f.packetization_mode)
             })?;
-            (pt, format.packetization_mode, format.profile_level_id)
+            (
+                pt,
+                format.packetization_mode,
+                format.named_profile_level_id(),
+            )
         }
     };
     if !offered
