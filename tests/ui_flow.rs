@@ -2,8 +2,8 @@
 //! peers: try the echo test before any account, add an account and see it register, dial and
 //! hang up, answer an incoming call and hang up, and find both calls in the history; call back
 //! from the history, edit and call a contact, use the in-call buttons, decline a call; transfer
-//! a call; answer a waiting call and merge both calls into a conference; add a participant to
-//! a call and see both merged into a conference.
+//! a call; answer a waiting call, merge both calls into a conference and end it; add a
+//! participant to a call, see both merged into a conference, drop one of them, end it.
 //!
 //! The window, its adapters and the controller are the app's own; only the platform is Slint's
 //! headless testing backend (no pixels). The script runs on its own thread and touches the
@@ -433,7 +433,12 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     click(&window, "Merge calls")?;
     bob.expect("resumed", WAIT)?;
     wait_until(&window, "bob and carol merged", two_merged_calls)?;
-    hang_up_both(&window)?;
+    // "End conference" hangs up both.
+    click(&window, "End conference")?;
+    wait_until(&window, "no call left", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0
+    })?;
+    bob.expect("call_ended", WAIT)?;
     carol.expect("call_ended", WAIT)?;
     bob.wait(WAIT)?;
     carol.wait(WAIT)?;
@@ -450,7 +455,28 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     click(&window, "Add")?;
     carol.expect("answered", WAIT)?;
     wait_until(&window, "bob and carol in the conference", two_merged_calls)?;
-    hang_up_both(&window)?;
+    // Each participant has a button that drops them: bob goes, carol stays.
+    let bob_row = on_ui(&window, |w| {
+        let people: Vec<CallRow> = w
+            .global::<CallAdapter>()
+            .get_participants()
+            .iter()
+            .collect();
+        people.into_iter().find(|c| c.remote.contains("bob"))
+    })?
+    .ok_or("bob among the participants")?;
+    click(&window, &format!("Remove {}", bob_row.remote))?;
+    bob.expect("call_ended", WAIT)?;
+    wait_until(&window, "carol alone in the conference", |w| {
+        let people: Vec<CallRow> = w
+            .global::<CallAdapter>()
+            .get_participants()
+            .iter()
+            .collect();
+        people.len() == 1 && people[0].remote.contains("carol") && people[0].state == "Connected"
+    })?;
+    click(&window, "End conference")?;
+    carol.expect("call_ended", WAIT)?;
     bob.wait(WAIT)?;
     carol.wait(WAIT)?;
     click(&window, "Dial")?;
@@ -484,18 +510,6 @@ fn two_merged_calls(w: &MainWindow) -> bool {
             .all(|c| c.in_conference && !c.held && c.state == "Connected")
         && calls.get_tiles().row_count() == 2
         && !calls.get_can_merge()
-}
-
-/// Hangs up the call shown, then the other one.
-fn hang_up_both(window: &Weak) -> Result<(), String> {
-    click(window, "Hang up")?;
-    wait_until(window, "one call left", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 1
-    })?;
-    click(window, "Hang up")?;
-    wait_until(window, "no call left", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 0
-    })
 }
 
 /// Dials `address` from the dial page as an audio call and waits until it is connected.

@@ -530,6 +530,15 @@ impl ViewModel {
             .collect()
     }
 
+    /// The calls merged into the conference hosted here.
+    pub fn merged_keys(&self) -> Vec<CallKey> {
+        self.calls
+            .iter()
+            .filter(|c| c.merged)
+            .map(|c| c.key)
+            .collect()
+    }
+
     /// Whether "merge" has something to do: two calls up, one of them not merged.
     pub fn can_merge(&self) -> bool {
         let up = || self.calls.iter().filter(|c| c.phase == Phase::Connected);

@@ -36,6 +36,8 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
     let a = actions.clone();
     adapter.on_add_participant(move |target| a.send(Action::AddParticipant(target.into())));
     let a = actions.clone();
+    adapter.on_end_conference(move || a.send(Action::EndConference));
+    let a = actions.clone();
     adapter.on_transfer(move |k, target| {
         a.send(Action::Transfer {
             key: key(k),
@@ -46,7 +48,7 @@ pub(super) fn connect(window: &MainWindow, actions: &Actions) {
 
 pub(super) fn apply(window: &MainWindow, screen: &Screen) {
     let adapter = window.global::<CallAdapter>();
-    let rows = screen
+    let rows: Vec<CallRow> = screen
         .view
         .calls
         .iter()
@@ -65,7 +67,11 @@ pub(super) fn apply(window: &MainWindow, screen: &Screen) {
             in_conference: c.in_conference,
         })
         .collect();
+    let participants = rows.iter().filter(|c| c.in_conference).cloned().collect();
     sync_rows(adapter.get_calls(), rows, |m| adapter.set_calls(m));
+    sync_rows(adapter.get_participants(), participants, |m| {
+        adapter.set_participants(m)
+    });
     adapter.set_current(
         screen
             .view

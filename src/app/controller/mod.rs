@@ -78,6 +78,8 @@ pub enum Action {
     Merge,
     /// Call someone and, once they answer, merge them with the calls that are up.
     AddParticipant(String),
+    /// Hang up every call merged into the conference hosted here.
+    EndConference,
     /// The account form was sent: it adds an account, or changes the one being edited.
     SaveAccount(AccountForm),
     /// Fill the form with the account at this index, to change it.
@@ -545,6 +547,14 @@ impl Controller {
             Action::Merge => {
                 let keys = self.model.connected_keys();
                 let _ = self.engine.commands.send(Command::Merge { keys });
+            }
+            Action::EndConference => {
+                // Those still being dialled to join it go too, or they would be merged with
+                // whatever call is up when they answer.
+                let joining = std::mem::take(&mut self.joining);
+                for key in self.model.merged_keys().into_iter().chain(joining) {
+                    let _ = self.engine.commands.send(Command::HangUp { key });
+                }
             }
             Action::AddParticipant(address) => {
                 if let Some(key) = self.dial(&address, true).await {
