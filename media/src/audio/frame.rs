@@ -157,9 +157,42 @@ impl AudioFrame {
     }
 }
 
+/// `value` (in sample units) rounded to the nearest integer, ties to even, and saturated to
+/// 16 bits. Adding and taking away 1.5 x 2^23 rounds in the FPU's own mode, without the call
+/// to `roundf` that `f32::round` is on x86-64's baseline; exact for |value| < 2^22, far beyond
+/// what mixes and converters produce.
+#[inline]
+pub(crate) fn round_to_sample(value: f32) -> i16 {
+    const ROUNDER: f32 = 12_582_912.0;
+    ((value + ROUNDER) - ROUNDER).clamp(-32_768.0, 32_767.0) as i16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_round_to_nearest_and_saturate() {
+        let cases = [
+            (0.4, 0),
+            (0.6, 1),
+            (-0.6, -1),
+            (2.5, 2),
+            (3.5, 4),
+            (-1234.49, -1234),
+            (32_766.6, 32_767),
+            (40_000.0, 32_767),
+            (-32_768.4, -32_768),
+            (-196_608.0, -32_768),
+        ];
+        for (value, sample) in cases {
+            assert_eq!(round_to_sample(value), sample, "{value}");
+        }
+        // Everything a 16-bit sample can be comes back as itself.
+        for sample in i16::MIN..=i16::MAX {
+            assert_eq!(round_to_sample(f32::from(sample)), sample);
+        }
+    }
 
     #[test]
     fn twenty_ms_sizes() {

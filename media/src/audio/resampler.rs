@@ -142,7 +142,7 @@ pub(super) fn to_unit(sample: i16) -> f32 {
 
 /// A fraction of full scale back as a sample, rounded and clipped.
 pub(super) fn from_unit(value: f32) -> i16 {
-    (value * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+    super::frame::round_to_sample(value * 32768.0)
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {

@@ -561,8 +561,9 @@ mod tests {
         let check = |heard: &[i16], rate: u32, own: f32, others: [f32; 2], who: &str| {
             let tail = &heard[heard.len() - rate as usize..];
             for hz in others {
+                // Each talker is brought to the mixer's target level (peaks of 0.14).
                 let l = frequency_level(tail, rate, hz, 0.02, 100);
-                assert!(l > 0.15, "{who} hears {hz} Hz at {l}");
+                assert!(l > 0.1, "{who} hears {hz} Hz at {l}");
             }
             let l = frequency_level(tail, rate, own, 0.02, 100);
             assert!(l < 0.01, "{who} hears itself at {l}");

@@ -155,9 +155,11 @@ impl PcmFifo {
             }
         }
         let n = out.len().min(self.queue.len());
-        for (o, s) in out.iter_mut().zip(self.queue.drain(..n)) {
-            *o = s;
-        }
+        let (front, back) = self.queue.as_slices();
+        let from_front = n.min(front.len());
+        out[..from_front].copy_from_slice(&front[..from_front]);
+        out[from_front..n].copy_from_slice(&back[..n - from_front]);
+        self.queue.drain(..n);
         if n < out.len() {
             out[n..].fill(0);
             self.counters.underruns += 1;

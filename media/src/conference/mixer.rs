@@ -4,9 +4,16 @@
 //! of `mix(now)` takes 20 ms from every leg's queue ([`PcmFifo`]: primed, so legs whose clocks
 //! differ from the mixer's neither starve nor pile up, and trimmed, so a leg whose phase is
 //! steady does not wait for slack it never uses), sums them once, and gives every leg
-//! the sum minus its own contribution (an N−1 mix: nobody hears themselves). Each leg's mix
-//! passes its own limiter: a gain that drops at once to what keeps the frame's peak below full
-//! scale and recovers by 0.5 dB per frame, so sums of loud talkers never clip or wrap.
+//! the sum minus its own contribution (an N−1 mix: nobody hears themselves).
+//!
+//! Levels are normalised twice. On the way in, each leg's speech is brought towards
+//! [`TARGET_DBFS`]: its level is measured over the frames in which it speaks (about a second
+//! of them), and its gain moves towards what that level needs — at most 12 dB up, 10 dB down,
+//! rising by 0.2 dB a frame and falling by 1 dB — so a quiet phone and a loud headset are heard
+//! alike, and background noise between words neither raises nor lowers anyone. On the way out,
+//! each leg's mix passes its own limiter: a gain that drops at once to what keeps the frame's
+//! peak below full scale and recovers by 0.5 dB per frame, so sums of loud talkers never clip
+//! or wrap. Both gains move smoothly across a frame.
 //!
 //! The active speaker is the leg whose smoothed level (300 ms) is highest above -45 dBFS; a
 //! newcomer takes over after being loudest for 400 ms, so the speaker does not flicker between
@@ -16,6 +23,7 @@
 use std::time::{Duration, Instant};
 
 use super::fifo::{FifoCounters, PcmFifo, Trim};
+use crate::audio::round_to_sample;
 
 /// The mixer's rate: every leg is converted to and from it.
 pub const MIX_RATE: u32 = 48_000;
@@ -32,6 +40,17 @@ const SPEAKING_DBFS: f32 = -45.0;
 const SPEAKER_HOLD: Duration = Duration::from_millis(400);
 /// The smoothing of levels: each frame moves the level this far towards the frame's.
 const LEVEL_SMOOTHING: f32 = 20.0 / 300.0;
+
+/// The speech level each leg is brought towards (RMS, dBFS): a sine whose peak is -17 dBFS.
+pub const TARGET_DBFS: f32 = -20.0;
+/// How far a quiet talker is raised, and a loud one lowered (dB).
+const MAX_BOOST_DB: f32 = 12.0;
+const MAX_CUT_DB: f32 = 10.0;
+/// How far the gain moves towards what the talker needs, per frame of speech (dB).
+const RISE_DB: f32 = 0.2;
+const FALL_DB: f32 = 1.0;
+/// The smoothing of a talker's speech level (about a second of speech).
+const SPEECH_SMOOTHING: f32 = 20.0 / 1000.0;
 
 /// A leg of the conference, as the mixer numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,6 +97,8 @@ pub struct LegLevel {
     pub queue: FifoCounters,
     /// The limiter's gain on what the leg hears now (1.0 = untouched).
     pub limiter_gain: f32,
+    /// The gain that brings what the leg sends to [`TARGET_DBFS`] (1.0 = untouched).
+    pub level_gain: f32,
 }
 
 /// What one mix found.
@@ -98,6 +119,11 @@ struct Leg {
     output: Vec<i16>,
     /// Smoothed mean square, in full-scale units.
     power: f32,
+    /// Smoothed mean square of the frames in which the leg speaks (before its level gain).
+    speech: Option<f32>,
+    /// The gain on what the leg sends (level normalisation).
+    level_gain: f32,
+    /// The limiter's gain on what the leg hears.
     gain: f32,
     last_push: Instant,
     timed_out: bool,
@@ -140,6 +166,8 @@ impl Mixer {
             input: vec![0; MIX_FRAME],
             output: vec![0; MIX_FRAME],
             power: 0.0,
+            speech: None,
+            level_gain: 1.0,
             gain: 1.0,
             last_push: now,
             timed_out: false,
@@ -177,11 +205,20 @@ impl Mixer {
         self.sum.fill(0);
         for leg in &mut self.legs {
             leg.queue.pop_into(&mut leg.input);
+            let frame_power = mean_square(&leg.input);
+            leg.power += (frame_power - leg.power) * LEVEL_SMOOTHING;
+            let previous = leg.level_gain;
+            if dbfs(frame_power) > SPEAKING_DBFS {
+                let speech = leg
+                    .speech
+                    .map_or(frame_power, |s| s + (frame_power - s) * SPEECH_SMOOTHING);
+                leg.speech = Some(speech);
+                leg.level_gain = level_gain_towards(previous, speech);
+            }
+            ramp_gain(&mut leg.input, previous, leg.level_gain);
             for (s, &x) in self.sum.iter_mut().zip(&leg.input) {
                 *s += i32::from(x);
             }
-            let frame_power = mean_square(&leg.input);
-            leg.power += (frame_power - leg.power) * LEVEL_SMOOTHING;
         }
         for leg in &mut self.legs {
             let peak = self
@@ -195,6 +232,13 @@ impl Mixer {
             let previous = leg.gain;
             let gain = (previous * RELEASE).min(fits).min(1.0);
             leg.gain = gain;
+            if gain == 1.0 && previous == 1.0 {
+                // Untouched: the difference only needs saturating to 16 bits.
+                for ((o, &s), &x) in leg.output.iter_mut().zip(&self.sum).zip(&leg.input) {
+                    *o = (s - i32::from(x)).clamp(-32_768, 32_767) as i16;
+                }
+                continue;
+            }
             let n = leg.output.len() as f32;
             for (i, ((o, &s), &x)) in leg
                 .output
@@ -210,7 +254,7 @@ impl Mixer {
                     previous + (gain - previous) * (i + 1) as f32 / n
                 };
                 let v = (s - i32::from(x)) as f32 * g;
-                *o = v.round().clamp(-32_768.0, 32_767.0) as i16;
+                *o = round_to_sample(v);
             }
         }
         let timed_out = self.check_silence(now);
@@ -235,6 +279,7 @@ impl Mixer {
             dbfs: dbfs(l.power),
             queue: l.queue.counters(),
             limiter_gain: l.gain,
+            level_gain: l.level_gain,
         })
     }
 
@@ -284,9 +329,32 @@ impl Mixer {
     }
 }
 
+/// The level gain after one more frame of speech whose smoothed power is `speech`: a step
+/// from `gain` towards what brings it to [`TARGET_DBFS`].
+fn level_gain_towards(gain: f32, speech: f32) -> f32 {
+    let wanted = (TARGET_DBFS - dbfs(speech)).clamp(-MAX_CUT_DB, MAX_BOOST_DB);
+    let now = 20.0 * gain.log10();
+    let next = now + (wanted - now).clamp(-FALL_DB, RISE_DB);
+    10f32.powf(next / 20.0)
+}
+
+/// Scales `samples` by a gain moving linearly from `from` to `to` across them.
+fn ramp_gain(samples: &mut [i16], from: f32, to: f32) {
+    if from == 1.0 && to == 1.0 {
+        return;
+    }
+    let n = samples.len() as f32;
+    let step = (to - from) / n;
+    for (i, x) in samples.iter_mut().enumerate() {
+        let g = from + step * (i + 1) as f32;
+        *x = round_to_sample(f32::from(*x) * g);
+    }
+}
+
 fn mean_square(samples: &[i16]) -> f32 {
-    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    (sum / samples.len().max(1) as f64 / (32_768.0 * 32_768.0)) as f32
+    // Integer squares (exact, and the loop vectorizes); 960 of them stay far inside i64.
+    let sum: i64 = samples.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
+    (sum as f64 / samples.len().max(1) as f64 / (32_768.0 * 32_768.0)) as f32
 }
 
 fn dbfs(power: f32) -> f32 {
