@@ -154,3 +154,45 @@ async fn an_audio_only_answerer_leaves_the_call_audio_only() {
     );
     assert!(seen_by_a.lock().unwrap().is_empty());
 }
+
+/// A peer whose description names level 1.2 (`42e00c`: 396 macroblocks a picture, 6000 a
+/// second) is sent what that level decodes: 320x240 at 20 fps from a 640x480 30 fps pattern,
+/// while the peer's own pictures to us, within our level 3.1, stay 640x480.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_names_a_low_level_is_sent_pictures_within_it() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, seen_by_a) = video_session(1, 1_000_000).await;
+    let (b, seen_by_b) = video_session(2, 1_000_000).await;
+    let offer = a.create_offer().await.unwrap();
+    let answer = b.accept_offer(&offer).await.unwrap();
+    assert!(answer.contains("profile-level-id=42e01f"), "{answer}");
+    let low = answer.replace("profile-level-id=42e01f", "profile-level-id=42e00c");
+    a.apply_answer(&low).await.unwrap();
+    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
+    ra.unwrap();
+    rb.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stats_a = a.close().await;
+    let stats_b = b.close().await;
+    let (va, vb) = (
+        stats_a.video.as_ref().unwrap(),
+        stats_b.video.as_ref().unwrap(),
+    );
+    println!("a: {va:?}");
+    println!("b: {vb:?}");
+    assert_eq!(va.send_resolution, (320, 240));
+    assert_eq!(vb.receive_resolution, Some((320, 240)));
+    assert!(
+        (15.0..=21.0).contains(&vb.decode_fps),
+        "b decodes {} fps",
+        vb.decode_fps
+    );
+    assert_eq!(vb.decode_errors, 0);
+    assert_eq!(va.receive_resolution, Some((640, 480)));
+    assert!(va.decode_fps >= 25.0, "a decodes {} fps", va.decode_fps);
+    // The pictures are whole: b reads a's stamps at the smaller size.
+    let stamps = seen_by_b.lock().unwrap();
+    assert!(stamps.iter().flatten().all(|s| s.identity == 1));
+    assert!(stamps.iter().flatten().count() >= 40, "{}", stamps.len());
+    assert!(!seen_by_a.lock().unwrap().is_empty());
+}

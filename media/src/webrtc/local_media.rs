@@ -19,6 +19,7 @@ use tracing::info;
 
 use super::audio_thread::{AudioThread, AudioThreadConfig};
 use super::peer::negotiated_audio_codec;
+use super::sdp_check::peer_video_level;
 use super::session::{lock, PendingMedia, WebRtcSession, WebRtcVideoMedia};
 use super::tasks::{self, VideoFeedback};
 use super::{WebRtcError, WebRtcEvent};
@@ -149,7 +150,9 @@ impl WebRtcSession {
         if let (Some(parameters), Some(video), Some(inputs)) =
             (video_parameters, media.video, video_inputs)
         {
-            self.start_video(&parameters, video, inputs)?;
+            let remote = self.pc.remote_description().await;
+            let peer_sdp = remote.as_ref().map_or("", |d| d.sdp.as_str());
+            self.start_video(&parameters, peer_sdp, video, inputs)?;
         }
         Ok(())
     }
@@ -205,9 +208,12 @@ impl WebRtcSession {
         Ok(())
     }
 
+    /// Starts the video thread on the H.264 `parameters` negotiated, within the level the
+    /// peer's description (`peer_sdp`) names for it.
     fn start_video(
         &self,
         parameters: &RTCRtpSendParameters,
+        peer_sdp: &str,
         media: WebRtcVideoMedia,
         inputs: std::sync::mpsc::Receiver<VideoInput>,
     ) -> Result<(), WebRtcError> {
@@ -221,7 +227,8 @@ impl WebRtcSession {
             info!("no H.264 negotiated: the call stays audio-only");
             return Ok(());
         };
-        info!(payload_type, "WebRTC video starts");
+        let level = peer_video_level(peer_sdp, payload_type);
+        info!(payload_type, ?level, "WebRTC video starts");
         let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
         let (feedback, feedback_rx) = async_mpsc::unbounded_channel();
         let thread = VideoThread::start(
@@ -233,7 +240,7 @@ impl WebRtcSession {
                 connected: Arc::clone(&self.shared.connected),
                 controller: Some(self.controller.clone()),
                 nack: true,
-                level: None,
+                level,
             },
             Some(media.source),
             media.sink,

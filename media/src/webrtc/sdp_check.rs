@@ -9,6 +9,7 @@ use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 
 use super::WebRtcError;
+use crate::video::h264::{H264Level, ProfileLevelId};
 
 /// What the checks learnt about a valid remote description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,6 +314,34 @@ fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
     }
 }
 
+/// The H.264 level the writer of `sdp` decodes on its first video m-line in use, from the
+/// `profile-level-id` of `payload_type` (RFC 6184 §8.1: with or without
+/// `level-asymmetry-allowed`, the level a description names is the most its writer takes).
+/// `None` when it names none, or one Callisto does not know: then nothing is capped.
+pub(super) fn peer_video_level(sdp: &str, payload_type: u8) -> Option<H264Level> {
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
+    let video = parsed.media_descriptions.iter().find(|m| {
+        m.media_name.media == "video"
+            && (m.media_name.port.value != 0 || m.attribute("bundle-only").is_some())
+    })?;
+    let prefix = format!("{payload_type} ");
+    let parameters = video
+        .attributes
+        .iter()
+        .filter(|a| a.key == "fmtp")
+        .find_map(|a| a.value.as_deref()?.strip_prefix(prefix.as_str()))?;
+    let id = parameters
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("profile-level-id="))?;
+    match id.parse::<ProfileLevelId>() {
+        Ok(id) => Some(id.level),
+        Err(error) => {
+            tracing::debug!(%error, "the peer's profile-level-id is not used");
+            None
+        }
+    }
+}
+
 /// The (stream id, track id) of an `a=msid` value, as the library reads it: exactly two
 /// fields split by single spaces (a stream id alone names no track there).
 fn msid_ids(value: &str) -> Option<TrackIds> {
@@ -350,6 +379,39 @@ mod tests {
         let facts = check_remote_sdp(OFFER).unwrap();
         assert_eq!(facts.fingerprint, "sha-256 AB:CD:EF");
         assert!(facts.audio && !facts.video);
+    }
+
+    #[test]
+    fn the_peer_s_level_is_read_from_its_first_video_section() {
+        let video = |port: u16, fmtp: &str| {
+            format!(
+                "m=video {port} UDP/TLS/RTP/SAVPF 102 125\r\na=mid:1\r\n\
+                 a=rtpmap:102 H264/90000\r\na=rtpmap:125 H264/90000\r\n{fmtp}"
+            )
+        };
+        let low = "a=fmtp:102 packetization-mode=0;profile-level-id=42e01f\r\n\
+                   a=fmtp:125 level-asymmetry-allowed=1;packetization-mode=1;\
+                   profile-level-id=42e00c\r\n";
+        let sdp = format!("{OFFER}{}", video(9, low));
+        assert_eq!(peer_video_level(&sdp, 125), Some(H264Level::L1_2));
+        assert_eq!(peer_video_level(&sdp, 102), Some(H264Level::L3_1));
+        assert_eq!(peer_video_level(&sdp, 96), None, "no such payload type");
+        // A declined section is passed over for the next one in use.
+        let two = format!(
+            "{OFFER}{}{}",
+            video(0, low),
+            video(9, "a=fmtp:125 profile-level-id=42e01e\r\n")
+        );
+        assert_eq!(peer_video_level(&two, 125), Some(H264Level::L3));
+        for unusable in [
+            "a=fmtp:125 packetization-mode=1\r\n",
+            "a=fmtp:125 profile-level-id=zz\r\n",
+            "a=fmtp:125 profile-level-id=ff00ff\r\n",
+        ] {
+            let sdp = format!("{OFFER}{}", video(9, unusable));
+            assert_eq!(peer_video_level(&sdp, 125), None, "{unusable}");
+        }
+        assert_eq!(peer_video_level("not sdp", 125), None);
     }
 
     #[test]
