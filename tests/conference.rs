@@ -24,6 +24,7 @@ use support::conference::{
     assert_hears, assert_not_hearing, each_call, host_window, kamailio_for, level, missed_windows,
     path_arg, Registered, Room, TestResult,
 };
+use support::wav;
 
 const WAIT: Duration = Duration::from_secs(8);
 
@@ -384,16 +385,20 @@ fn a_browser_softphone_joins_and_hears_the_others() -> TestResult {
     let kamailio = kamailio_for(&["host", "carol", "erin"], true)?;
     let port = kamailio.config().udp_port;
     let room = Room::new()?;
-    let mut erin = Browser::registered(
-        BrowserConfig {
-            listen_for: vec![440.0, 700.0, 1060.0],
-            ..BrowserConfig::new("erin")
-        },
-        &kamailio.ws_url(),
-        ("erin", "erin-secret"),
-        1060.0,
-        room.dir.path(),
-    )?;
+    // Erin talks as people do, in words with pauses between them: her tone for 800 ms of
+    // every second (the pauses tell the host's mixer her voice from her line's noise).
+    let words = room.dir.path().join("erin-words.wav");
+    let mut samples = wav::tone_samples(1060.0, 48_000, 10.0, wav::TONE_LEVEL);
+    for second in samples.chunks_mut(48_000) {
+        second[38_400..].fill(0);
+    }
+    wav::write_samples(&words, &samples, 48_000, 1)?;
+    let mut erin = Browser::start(BrowserConfig {
+        listen_for: vec![440.0, 700.0, 1060.0],
+        audio_file: Some(words),
+        ..BrowserConfig::new("erin")
+    })?;
+    erin.register(&kamailio.ws_url(), "sip:erin@127.0.0.1", "erin-secret")?;
     let account = |user: &str, rest: &[&str]| -> std::io::Result<Callisto> {
         let mut args: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
         args.extend([
@@ -456,12 +461,27 @@ fn a_browser_softphone_joins_and_hears_the_others() -> TestResult {
     assert!(host.wait(WAIT)?.success(), "{}", host.stderr());
     carol.expect("call_ended", WAIT)?;
     assert!(carol.wait(WAIT)?.success(), "{}", carol.stderr());
+    // The host's mixer brings everyone to one level: carol's tone (-15 dBFS) down, erin's
+    // quieter words up.
+    let gain = |name: &str| {
+        ended["roster"]
+            .as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|e| e["name"].as_str().unwrap_or("").starts_with(name))
+            })
+            .and_then(|e| e["gain_db"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    assert!(gain("carol") < -3.0, "carol's gain: {ended}");
+    assert!(gain("erin") > 0.5, "erin's gain: {ended}");
     // Both Callistos hear each other and the browser in the seconds before the end. Chromium
-    // runs its own audio processing on the microphone (noise suppression and gain control,
-    // on by default in getUserMedia), which takes a steady tone down to about -33 dBFS (the
-    // host's roster): the browser's tone is heard above BROWSER_HEARD, a few times Opus's
-    // noise floor, where a Callisto's arrives above HEARD.
-    const BROWSER_HEARD: f32 = 0.015;
+    // runs its own audio processing on the microphone (noise suppression and gain control, on
+    // by default in getUserMedia), which brings erin's words to about -24 dBFS (the host's
+    // roster); the host's mixer raises them to the conference's level. Her pauses take a
+    // fifth of the time, so her tone is heard above BROWSER_HEARD where a Callisto's steady
+    // one arrives above HEARD.
+    const BROWSER_HEARD: f32 = 0.05;
     let window = (3.0, 2.0);
     assert_hears("carol", &room.recording("carol"), 700.0, &[440.0], window)?;
     assert_hears("host", &room.recording("host"), 440.0, &[700.0], window)?;

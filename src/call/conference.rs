@@ -410,7 +410,8 @@ impl Conference {
                 json!({
                     "call": (e.tag != 0).then_some(e.tag),
                     "name": e.label,
-                    "level_dbfs": (e.dbfs * 10.0).round() / 10.0,
+                    "level_dbfs": (f64::from(e.dbfs) * 10.0).round() / 10.0,
+                    "gain_db": (f64::from(e.gain_db) * 10.0).round() / 10.0,
                     "underruns": e.underruns,
                     "dropped_samples": e.dropped,
                 })

@@ -38,8 +38,10 @@ pub struct RosterEntry {
     /// The owner's tag for the leg (0 for the local participant).
     pub tag: u64,
     pub label: String,
-    /// Smoothed level of what it says, in dBFS.
+    /// Smoothed level of what it says, in dBFS (as it arrives).
     pub dbfs: f32,
+    /// The gain the mixer gives what it says to bring it to the conference's level, in dB.
+    pub gain_db: f32,
     pub speaking: bool,
     /// Times its audio ran dry, and samples dropped because it ran ahead.
     pub underruns: u64,
@@ -264,6 +266,7 @@ impl ConferenceBridge {
                 tag,
                 label: label.to_string(),
                 dbfs: level.map_or(-96.0, |l| l.dbfs),
+                gain_db: level.map_or(0.0, |l| 20.0 * l.level_gain.log10()),
                 speaking: state.speaker == Some(id),
                 underruns: level.map_or(0, |l| l.queue.underruns),
                 dropped: level.map_or(0, |l| l.queue.dropped),

@@ -9,13 +9,19 @@
 //! Levels are normalised twice. On the way in, each leg's speech is brought towards
 //! [`TARGET_DBFS`]: its level is measured over the frames in which it speaks (about a second
 //! of them), and its gain moves towards what that level needs — at most 12 dB up, 10 dB down,
-//! rising by 0.2 dB a frame and falling by 1 dB — so a quiet phone and a loud headset are heard
-//! alike, and background noise between words neither raises nor lowers anyone. On the way out,
-//! each leg's mix passes its own limiter: a gain that drops at once to what keeps the frame's
-//! peak below full scale and recovers by 0.5 dB per frame, so sums of loud talkers never clip
-//! or wrap. Both gains move smoothly across a frame.
+//! rising by 0.2 dB a frame and falling by 1 dB, ramped across the frame — so a quiet phone
+//! and a loud headset are heard alike. A frame is speech when it is above -45 dBFS and either
+//! 10 dB above the leg's noise floor (the quietest frame of the last one to two seconds) or
+//! within 15 dB of the speech level measured so far: background noise between words, well
+//! below them, neither raises nor lowers anyone; a sound that never pauses (a hum) is not
+//! taken for speech, unless it follows speech at about its level (a talker whose microphone
+//! turned itself down). The gained samples are not clipped: on the way
+//! out, each leg's mix passes its own limiter, a gain that drops at once to what keeps the
+//! frame's peak below full scale and recovers by 0.5 dB per frame (ramped), so a raised talker
+//! who gets loud and sums of loud talkers never clip or wrap.
 //!
-//! The active speaker is the leg whose smoothed level (300 ms) is highest above -45 dBFS; a
+//! The active speaker is the leg whose smoothed level (300 ms, as it arrives: before its
+//! level gain, so the loudest voice in the room wins) is highest above -45 dBFS; a
 //! newcomer takes over after being loudest for 400 ms, so the speaker does not flicker between
 //! words. A leg that has sent nothing for [`MixerConfig::silence_timeout`] is reported once as
 //! gone quiet; the bridge drops it.
@@ -34,7 +40,7 @@ pub const MIX_FRAME: usize = (MIX_RATE / 50) as usize;
 const CEILING: f32 = 32_000.0;
 /// The limiter's recovery per 20 ms frame (0.5 dB).
 const RELEASE: f32 = 1.059_254;
-/// Below this smoothed level nobody is speaking.
+/// Below this level (a frame's, or a smoothed one) nobody is speaking.
 const SPEAKING_DBFS: f32 = -45.0;
 /// How long a newcomer must be loudest before it becomes the active speaker.
 const SPEAKER_HOLD: Duration = Duration::from_millis(400);
@@ -51,6 +57,12 @@ const RISE_DB: f32 = 0.2;
 const FALL_DB: f32 = 1.0;
 /// The smoothing of a talker's speech level (about a second of speech).
 const SPEECH_SMOOTHING: f32 = 20.0 / 1000.0;
+/// How far above its noise floor a frame must be to be speech (10 dB, as a power ratio)...
+const ABOVE_FLOOR: f32 = 10.0;
+/// ...unless it is no further than this below the speech level so far (15 dB).
+const BELOW_SPEECH: f32 = 31.6;
+/// The noise floor is the quietest frame of this block of frames and the one before.
+const FLOOR_BLOCK: u32 = 50;
 
 /// A leg of the conference, as the mixer numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -113,14 +125,20 @@ pub struct MixReport {
 struct Leg {
     id: LegId,
     queue: PcmFifo,
-    /// This mix's 20 ms from the leg.
+    /// This mix's 20 ms from the leg, as it came.
     input: Vec<i16>,
+    /// The same with the leg's level gain: what goes into the mix (not clipped).
+    sent: Vec<i32>,
     /// What the leg hears from this mix.
     output: Vec<i16>,
     /// Smoothed mean square, in full-scale units.
     power: f32,
     /// Smoothed mean square of the frames in which the leg speaks (before its level gain).
     speech: Option<f32>,
+    /// The quietest frame's mean square in the block before and in this one (infinite
+    /// while unknown), and the frames of this block so far.
+    floor: [f32; 2],
+    floor_frames: u32,
     /// The gain on what the leg sends (level normalisation).
     level_gain: f32,
     /// The limiter's gain on what the leg hears.
@@ -164,9 +182,12 @@ impl Mixer {
                 None => PcmFifo::new(self.config.prime, self.config.ceiling),
             },
             input: vec![0; MIX_FRAME],
+            sent: vec![0; MIX_FRAME],
             output: vec![0; MIX_FRAME],
             power: 0.0,
             speech: None,
+            floor: [f32::INFINITY; 2],
+            floor_frames: 0,
             level_gain: 1.0,
             gain: 1.0,
             last_push: now,
@@ -208,24 +229,25 @@ impl Mixer {
             let frame_power = mean_square(&leg.input);
             leg.power += (frame_power - leg.power) * LEVEL_SMOOTHING;
             let previous = leg.level_gain;
-            if dbfs(frame_power) > SPEAKING_DBFS {
+            if leg.speaks(frame_power) {
                 let speech = leg
                     .speech
                     .map_or(frame_power, |s| s + (frame_power - s) * SPEECH_SMOOTHING);
                 leg.speech = Some(speech);
                 leg.level_gain = level_gain_towards(previous, speech);
             }
-            ramp_gain(&mut leg.input, previous, leg.level_gain);
-            for (s, &x) in self.sum.iter_mut().zip(&leg.input) {
-                *s += i32::from(x);
+            leg.note_floor(frame_power);
+            ramp_gain(&leg.input, &mut leg.sent, previous, leg.level_gain);
+            for (s, &x) in self.sum.iter_mut().zip(&leg.sent) {
+                *s += x;
             }
         }
         for leg in &mut self.legs {
             let peak = self
                 .sum
                 .iter()
-                .zip(&leg.input)
-                .map(|(&s, &x)| (s - i32::from(x)).unsigned_abs())
+                .zip(&leg.sent)
+                .map(|(&s, &x)| (s - x).unsigned_abs())
                 .max()
                 .unwrap_or(0) as f32;
             let fits = if peak > CEILING { CEILING / peak } else { 1.0 };
@@ -234,8 +256,8 @@ impl Mixer {
             leg.gain = gain;
             if gain == 1.0 && previous == 1.0 {
                 // Untouched: the difference only needs saturating to 16 bits.
-                for ((o, &s), &x) in leg.output.iter_mut().zip(&self.sum).zip(&leg.input) {
-                    *o = (s - i32::from(x)).clamp(-32_768, 32_767) as i16;
+                for ((o, &s), &x) in leg.output.iter_mut().zip(&self.sum).zip(&leg.sent) {
+                    *o = (s - x).clamp(-32_768, 32_767) as i16;
                 }
                 continue;
             }
@@ -244,7 +266,7 @@ impl Mixer {
                 .output
                 .iter_mut()
                 .zip(&self.sum)
-                .zip(&leg.input)
+                .zip(&leg.sent)
                 .enumerate()
             {
                 // Falls at once; rises across the frame (never above what fits).
@@ -253,7 +275,7 @@ impl Mixer {
                 } else {
                     previous + (gain - previous) * (i + 1) as f32 / n
                 };
-                let v = (s - i32::from(x)) as f32 * g;
+                let v = (s - x) as f32 * g;
                 *o = round_to_sample(v);
             }
         }
@@ -338,16 +360,43 @@ fn level_gain_towards(gain: f32, speech: f32) -> f32 {
     10f32.powf(next / 20.0)
 }
 
-/// Scales `samples` by a gain moving linearly from `from` to `to` across them.
-fn ramp_gain(samples: &mut [i16], from: f32, to: f32) {
+impl Leg {
+    /// Whether a frame of `power` is speech: above [`SPEAKING_DBFS`], and [`ABOVE_FLOOR`]
+    /// above the noise floor (once there is one) or within [`BELOW_SPEECH`] of the speech
+    /// level.
+    fn speaks(&self, power: f32) -> bool {
+        let floor = self.floor[0].min(self.floor[1]);
+        let above_floor = floor.is_finite() && power > floor * ABOVE_FLOOR;
+        let like_speech = self.speech.is_some_and(|s| power > s / BELOW_SPEECH);
+        dbfs(power) > SPEAKING_DBFS && (above_floor || like_speech)
+    }
+
+    /// Takes a frame of `power` into the noise floor.
+    fn note_floor(&mut self, power: f32) {
+        self.floor[1] = self.floor[1].min(power);
+        self.floor_frames += 1;
+        if self.floor_frames == FLOOR_BLOCK {
+            self.floor = [self.floor[1], f32::INFINITY];
+            self.floor_frames = 0;
+        }
+    }
+}
+
+/// `samples` scaled by a gain moving linearly from `from` to `to` across them, rounded,
+/// into `out`.
+fn ramp_gain(samples: &[i16], out: &mut [i32], from: f32, to: f32) {
     if from == 1.0 && to == 1.0 {
+        for (o, &x) in out.iter_mut().zip(samples) {
+            *o = i32::from(x);
+        }
         return;
     }
-    let n = samples.len() as f32;
-    let step = (to - from) / n;
-    for (i, x) in samples.iter_mut().enumerate() {
+    // Rounds in the FPU's mode, as `round_to_sample` does; the products stay below 2^18.
+    const ROUNDER: f32 = 12_582_912.0;
+    let step = (to - from) / samples.len() as f32;
+    for (i, (o, &x)) in out.iter_mut().zip(samples).enumerate() {
         let g = from + step * (i + 1) as f32;
-        *x = round_to_sample(f32::from(*x) * g);
+        *o = ((f32::from(x) * g + ROUNDER) - ROUNDER) as i32;
     }
 }
 

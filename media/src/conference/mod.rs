@@ -21,6 +21,6 @@ mod video;
 
 pub use bridge::{BridgeEvent, ConferenceBridge, LegSink, LegSource, RosterEntry};
 pub use fifo::{FifoCounters, PcmFifo, Trim};
-pub use mixer::{LegId, LegLevel, MixReport, Mixer, MixerConfig, MIX_FRAME, MIX_RATE};
+pub use mixer::{LegId, LegLevel, MixReport, Mixer, MixerConfig, MIX_FRAME, MIX_RATE, TARGET_DBFS};
 pub use mosaic::{layout, mosaic_stamps, Cell, Mosaic};
 pub use video::{MosaicBridge, MosaicSource, TileSink};

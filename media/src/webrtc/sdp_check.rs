@@ -314,10 +314,13 @@ fn track_ids(media: &MediaDescription) -> Option<TrackIds> {
     }
 }
 
-/// The H.264 level the writer of `sdp` decodes on its first video m-line in use, from the
-/// `profile-level-id` of `payload_type` (RFC 6184 §8.1: with or without
-/// `level-asymmetry-allowed`, the level a description names is the most its writer takes).
-/// `None` when it names none, or one Callisto does not know: then nothing is capped.
+/// The H.264 level the writer of `sdp` decodes on its first video m-line in use (the call's
+/// own video), from the `profile-level-id` of `payload_type`. With
+/// `level-asymmetry-allowed=1` (RFC 6184 §8.1) that is the most it takes; without, the
+/// answer's level holds both ways — ours (3.1) names everything we send (1280x720 at 30 fps),
+/// so the peer's, as far as it is lower, is again the cap. `None` when it names none (RFC 6184
+/// would read level 1, but phones that leave the parameter out decode more; the classic path
+/// reads it the same way), or one Callisto does not know: then nothing is capped.
 pub(super) fn peer_video_level(sdp: &str, payload_type: u8) -> Option<H264Level> {
     let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())).ok()?;
     let video = parsed.media_descriptions.iter().find(|m| {
