@@ -93,6 +93,9 @@ pub struct VideoStats {
     pub dropped_frames: u64,
     /// Pictures the decoder refused.
     pub decode_errors: u64,
+    /// RTP payloads of the peer's video that are not RFC 6184 H.264 (malformed, a type we do
+    /// not take, or a duplicate of what was already depacketized).
+    pub payloads_refused: u64,
     /// PLIs we sent.
     pub keyframe_requests_sent: u64,
     /// PLIs and FIRs the peer sent us.
@@ -707,7 +710,12 @@ impl VideoLoop {
             header.marker,
             &packet.payload,
         ) {
-            debug!(error = %e, "H.264 payload refused");
+            self.counters.payloads_refused += 1;
+            if self.counters.payloads_refused == 1 {
+                warn!(error = %e, "the peer's video carries a payload that is not H.264 as RFC 6184 packs it (further ones are counted)");
+            } else {
+                debug!(error = %e, "H.264 payload refused");
+            }
         }
         while let Some(output) = self.depacketizer.poll_output() {
             match output {

@@ -1,5 +1,5 @@
 //! The video thread's tests: scaling, a replaced source, a paused shared feed, keyframes
-//! asked for and made across a lossy link.
+//! asked for and made across a lossy link, payloads that are not H.264.
 
 use super::*;
 use crate::video::{read_stamp, TestPattern, VideoFormat, VideoFrame};
@@ -445,4 +445,69 @@ fn a_lost_request_is_made_again_until_the_keyframe_comes() {
     // Once the keyframe decoded, the asking stopped.
     assert!(received.keyframe_requests_sent <= 3, "{received:?}");
     ends_whole(&stamps);
+}
+
+#[test]
+fn payloads_that_are_not_h264_are_counted_and_the_stream_goes_on() {
+    let (to_receiver, inbox) = std::sync::mpsc::channel();
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    let mut receiver = VideoThread::start(
+        thread_config(),
+        None,
+        Box::new(Stamps(stamps.clone())),
+        VideoChannels {
+            inbox: (to_receiver.clone(), inbox),
+            output: Box::new(Captured(Arc::new(Mutex::new(Vec::new())))),
+        },
+    )
+    .unwrap();
+    // A pattern's first pictures, with two payloads that are no H.264 among them: an empty
+    // one and one whose forbidden bit is set.
+    let format = VideoFormat::new(160, 120, 30).unwrap();
+    let mut pattern = TestPattern::new(format, 1).unwrap();
+    let mut encoder = H264Encoder::new(crate::video::h264::H264EncoderConfig::new(
+        160, 120, 30, 200_000,
+    ))
+    .unwrap();
+    let packetizer = H264Packetizer::new(PacketizationMode::NonInterleaved, 1_200).unwrap();
+    let mut sequence = 0u16;
+    let mut send = |payload: Vec<u8>, timestamp: u32, marker: bool| {
+        let packet = RtpPacket {
+            header: RtpHeader {
+                version: 2,
+                marker,
+                payload_type: 96,
+                sequence_number: sequence,
+                timestamp,
+                ssrc: 9,
+                ..RtpHeader::default()
+            },
+            payload: Bytes::from(payload),
+        };
+        sequence += 1;
+        let at = Instant::now();
+        to_receiver.send(VideoInput::Rtp { at, packet }).unwrap();
+    };
+    for picture in 0..10u32 {
+        let frame = pattern.next_frame().unwrap().unwrap();
+        let unit = encoder.encode(&frame).unwrap().unwrap();
+        let payloads = packetizer.packetize(&unit.nalus).unwrap();
+        let last = payloads.len() - 1;
+        for (i, payload) in payloads.into_iter().enumerate() {
+            send(payload, picture * 3_000, i == last);
+        }
+        if picture == 4 {
+            send(Vec::new(), picture * 3_000 + 1_500, true);
+            send(vec![0x85, 0, 0], picture * 3_000 + 1_500, true);
+        }
+    }
+    thread::sleep(Duration::from_millis(300));
+    let stats = receiver.stop();
+    println!("{stats:?}");
+    assert_eq!(stats.payloads_refused, 2);
+    assert_eq!(
+        stats.frames_decoded, 10,
+        "every picture decoded around them"
+    );
+    assert_eq!(lock(&stamps).len(), 10);
 }
