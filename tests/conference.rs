@@ -462,7 +462,8 @@ fn a_browser_softphone_joins_and_hears_the_others() -> TestResult {
     carol.expect("call_ended", WAIT)?;
     assert!(carol.wait(WAIT)?.success(), "{}", carol.stderr());
     // The host's mixer brings everyone to one level: carol's tone (-15 dBFS) down, erin's
-    // quieter words up.
+    // quieter words up. (Carol's steady tone counts as speech because her leg starts with
+    // the silence of its queue's first fill, below which the tone stands out.)
     let gain = |name: &str| {
         ended["roster"]
             .as_array()

@@ -347,6 +347,7 @@ fn live_statistics_fill_the_panel_and_the_graph() {
         keyframe_requests_received: 2,
         lost: 7,
         nacked: 3,
+        payloads_refused: 0,
         first_frame: Some(Duration::from_millis(40)),
         streams: Vec::new(),
     };

@@ -285,6 +285,7 @@ fn video_json(video: &VideoSummary) -> serde_json::Value {
         "keyframe_requests_received": video.keyframe_requests_received,
         "lost": video.lost,
         "nacked": video.nacked,
+        "payloads_refused": video.payloads_refused,
         "first_frame_ms": ms(video.first_frame),
         "streams": video
             .streams

@@ -49,7 +49,7 @@ use crate::rtp::{
 };
 use crate::video::h264::{
     DepacketizerConfig, DepacketizerOutput, EncodedAccessUnit, H264Decoder, H264Depacketizer,
-    H264Encoder, H264Level, H264Packetizer, PacketizationMode,
+    H264Encoder, H264Level, H264Packetizer, H264PayloadError, PacketizationMode,
 };
 use crate::video::{EncodedFeed, VideoFormat, VideoSink, VideoSource};
 use crate::webrtc::congestion_feed::SharedController;
@@ -93,8 +93,10 @@ pub struct VideoStats {
     pub dropped_frames: u64,
     /// Pictures the decoder refused.
     pub decode_errors: u64,
-    /// RTP payloads of the peer's video that are not RFC 6184 H.264 (malformed, a type we do
-    /// not take, or a duplicate of what was already depacketized).
+    /// RTP payloads of the peer's video the depacketizer refused: truncated, malformed, with
+    /// the forbidden bit, of a type packetization modes 0 and 1 do not use, or growing a
+    /// picture past the size limit. Payloads of a picture already being dropped are not
+    /// examined, so this is a lower bound.
     pub payloads_refused: u64,
     /// PLIs we sent.
     pub keyframe_requests_sent: u64,
@@ -710,11 +712,16 @@ impl VideoLoop {
             header.marker,
             &packet.payload,
         ) {
-            self.counters.payloads_refused += 1;
-            if self.counters.payloads_refused == 1 {
-                warn!(error = %e, "the peer's video carries a payload that is not H.264 as RFC 6184 packs it (further ones are counted)");
+            if matches!(e, H264PayloadError::LateOrDuplicate { .. }) {
+                // Not the peer's fault: a retransmission that came after all.
+                debug!(error = %e, "H.264 payload already depacketized");
             } else {
-                debug!(error = %e, "H.264 payload refused");
+                self.counters.payloads_refused += 1;
+                if self.counters.payloads_refused == 1 {
+                    warn!(error = %e, "the peer's video carries a payload that is not H.264 as RFC 6184 packs it (further ones are counted)");
+                } else {
+                    debug!(error = %e, "H.264 payload refused");
+                }
             }
         }
         while let Some(output) = self.depacketizer.poll_output() {

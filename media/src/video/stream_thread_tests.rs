@@ -501,7 +501,7 @@ fn payloads_that_are_not_h264_are_counted_and_the_stream_goes_on() {
             send(vec![0x85, 0, 0], picture * 3_000 + 1_500, true);
         }
     }
-    thread::sleep(Duration::from_millis(300));
+    // Stop comes down the same channel, after every packet.
     let stats = receiver.stop();
     println!("{stats:?}");
     assert_eq!(stats.payloads_refused, 2);

@@ -200,6 +200,8 @@ pub struct VideoSummary {
     pub lost: u64,
     /// NACKs we sent about the peer's video.
     pub nacked: u64,
+    /// The peer's RTP payloads that were not H.264 as RFC 6184 packs it.
+    pub payloads_refused: u64,
     /// From the INVITE (sent or received) to the first decoded frame.
     pub first_frame: Option<Duration>,
     /// The peer's further video streams still received (a conference sending each
@@ -223,6 +225,7 @@ impl VideoSummary {
             keyframe_requests_received: video.keyframe_requests_received,
             lost: video.lost,
             nacked: video.nacks_sent,
+            payloads_refused: video.payloads_refused,
             first_frame: video
                 .first_frame_decoded_at
                 .map(|at| at.saturating_duration_since(started)),
