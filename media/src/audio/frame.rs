@@ -157,14 +157,19 @@ impl AudioFrame {
     }
 }
 
-/// `value` (in sample units) rounded to the nearest integer, ties to even, and saturated to
-/// 16 bits. Adding and taking away 1.5 x 2^23 rounds in the FPU's own mode, without the call
-/// to `roundf` that `f32::round` is on x86-64's baseline; exact for |value| < 2^22, far beyond
-/// what mixes and converters produce.
+/// `value` rounded to the nearest integer, ties to even. Adding and taking away 1.5 x 2^23
+/// rounds in the FPU's own mode, without the call to `roundf` that `f32::round` is on
+/// x86-64's baseline; exact for |value| < 2^22, far beyond what mixes and converters produce.
+#[inline]
+pub(crate) fn round_fast(value: f32) -> f32 {
+    const ROUNDER: f32 = 12_582_912.0;
+    (value + ROUNDER) - ROUNDER
+}
+
+/// `value` (in sample units) rounded ([`round_fast`]) and saturated to 16 bits.
 #[inline]
 pub(crate) fn round_to_sample(value: f32) -> i16 {
-    const ROUNDER: f32 = 12_582_912.0;
-    ((value + ROUNDER) - ROUNDER).clamp(-32_768.0, 32_767.0) as i16
+    round_fast(value).clamp(-32_768.0, 32_767.0) as i16
 }
 
 #[cfg(test)]

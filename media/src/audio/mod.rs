@@ -43,7 +43,7 @@ mod wav_tests;
 pub use channel_mix::mix_channels;
 pub use echo::{echo_line, EchoSink, EchoSource, ECHO_SLACK};
 pub use error::AudioError;
-pub(crate) use frame::round_to_sample;
+pub(crate) use frame::{round_fast, round_to_sample};
 pub use frame::{AudioFormat, AudioFrame, FRAME_MS};
 pub use mute::{MutableSource, MuteSwitch};
 pub use processing::{ProcessedCapture, ProcessedRender, ProcessingOptions, VoiceProcessor};

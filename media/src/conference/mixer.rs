@@ -29,7 +29,7 @@
 use std::time::{Duration, Instant};
 
 use super::fifo::{FifoCounters, PcmFifo, Trim};
-use crate::audio::round_to_sample;
+use crate::audio::{round_fast, round_to_sample};
 
 /// The mixer's rate: every leg is converted to and from it.
 pub const MIX_RATE: u32 = 48_000;
@@ -391,12 +391,11 @@ fn ramp_gain(samples: &[i16], out: &mut [i32], from: f32, to: f32) {
         }
         return;
     }
-    // Rounds in the FPU's mode, as `round_to_sample` does; the products stay below 2^18.
-    const ROUNDER: f32 = 12_582_912.0;
+    // The products stay below 2^18, where `round_fast` is exact.
     let step = (to - from) / samples.len() as f32;
     for (i, (o, &x)) in out.iter_mut().zip(samples).enumerate() {
         let g = from + step * (i + 1) as f32;
-        *o = ((f32::from(x) * g + ROUNDER) - ROUNDER) as i32;
+        *o = round_fast(f32::from(x) * g) as i32;
     }
 }
 

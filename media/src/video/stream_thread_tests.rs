@@ -306,6 +306,31 @@ fn starts_keyframe(payload: &[u8]) -> bool {
     matches!(kind, Some(5 | 7))
 }
 
+/// A video thread that only receives, sending its feedback to `output`: its inbox, the
+/// thread, and the stamps of the pictures it decodes.
+/// What [`stamped_receiver`] gives: the receiver's inbox, the thread, and its stamps.
+type StampedReceiver = (
+    std::sync::mpsc::Sender<VideoInput>,
+    VideoThread,
+    Arc<Mutex<Vec<Option<u32>>>>,
+);
+
+fn stamped_receiver(output: Box<dyn VideoOutput>) -> StampedReceiver {
+    let (to_receiver, inbox) = std::sync::mpsc::channel();
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    let receiver = VideoThread::start(
+        thread_config(),
+        None,
+        Box::new(Stamps(stamps.clone())),
+        VideoChannels {
+            inbox: (to_receiver.clone(), inbox),
+            output,
+        },
+    )
+    .unwrap();
+    (to_receiver, receiver, stamps)
+}
+
 /// A 160x120 pattern sent until 80 frames are out across a link that loses the RTP `lose`
 /// picks and the first `lost_plis` PLIs; what the sender and receiver counted and the frame
 /// number of each picture decoded.
@@ -314,21 +339,10 @@ fn lossy_call(
     lost_plis: usize,
 ) -> (VideoStats, VideoStats, Vec<Option<u32>>) {
     let (to_sender, sender_inbox) = std::sync::mpsc::channel();
-    let (to_receiver, receiver_inbox) = std::sync::mpsc::channel();
-    let stamps = Arc::new(Mutex::new(Vec::new()));
-    let mut receiver = VideoThread::start(
-        thread_config(),
-        None,
-        Box::new(Stamps(stamps.clone())),
-        VideoChannels {
-            inbox: (to_receiver.clone(), receiver_inbox),
-            output: Box::new(Feedback {
-                to: to_sender.clone(),
-                lose: lost_plis,
-            }),
-        },
-    )
-    .unwrap();
+    let (to_receiver, mut receiver, stamps) = stamped_receiver(Box::new(Feedback {
+        to: to_sender.clone(),
+        lose: lost_plis,
+    }));
     let format = VideoFormat::new(160, 120, 30).unwrap();
     let mut sender = VideoThread::start(
         thread_config(),
@@ -449,18 +463,8 @@ fn a_lost_request_is_made_again_until_the_keyframe_comes() {
 
 #[test]
 fn payloads_that_are_not_h264_are_counted_and_the_stream_goes_on() {
-    let (to_receiver, inbox) = std::sync::mpsc::channel();
-    let stamps = Arc::new(Mutex::new(Vec::new()));
-    let mut receiver = VideoThread::start(
-        thread_config(),
-        None,
-        Box::new(Stamps(stamps.clone())),
-        VideoChannels {
-            inbox: (to_receiver.clone(), inbox),
-            output: Box::new(Captured(Arc::new(Mutex::new(Vec::new())))),
-        },
-    )
-    .unwrap();
+    let (to_receiver, mut receiver, stamps) =
+        stamped_receiver(Box::new(Captured(Arc::new(Mutex::new(Vec::new())))));
     // A pattern's first pictures, with two payloads that are no H.264 among them: an empty
     // one and one whose forbidden bit is set.
     let format = VideoFormat::new(160, 120, 30).unwrap();
