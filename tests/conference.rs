@@ -34,7 +34,7 @@ const WAIT: Duration = Duration::from_secs(8);
 /// three tones and not its own.
 #[test]
 fn four_participants_on_mixed_paths_hear_the_three_others() -> TestResult {
-    let registered = Registered::start(false)?;
+    let registered = Registered::start(None)?;
     let (room, bob) = (&registered.room, &registered.bob);
     let recording = |who: &str| room.recording(who);
     let mut host = registered.start_host("7", &[])?;

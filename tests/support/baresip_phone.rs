@@ -22,9 +22,12 @@
 //!   `/hangup` (BYE, CANCEL before an answer, 486 for an unanswered incoming call), `/hold`,
 //!   `/resume` (re-INVITEs with `a=sendonly` / `a=sendrecv`) and `/sndcode <digits>` (RFC 4733
 //!   telephone-events). `statmode_default off` keeps menu's status line out of the log.
-//! - video ([`PhoneConfig::video`]): `avcodec.so` (H.264 through libavcodec: libx264 encodes,
-//!   `h264` decodes; it offers packetization modes 0 and 1, `profile-level-id=42e01f`) and
-//!   `fakevideo.so` as source (moving vertical lines) and display (discards), `video_size
+//! - video ([`PhoneConfig::video`], [`PhoneConfig::video_file`]): `avcodec.so` (H.264 through
+//!   libavcodec: libx264 encodes, `h264` decodes; it offers packetization modes 0 and 1,
+//!   `profile-level-id=42e01f`), `fakevideo.so` as display (discards) and as source (vertical
+//!   bars) unless a file is played: `avformat.so` reads it (a Y4M of the test pattern) once,
+//!   at its frame rate, from the start of each call's video. avformat is an audio source too, and baresip takes the first audio source loaded
+//!   as the default, so a phone playing a video file must play a WAV as well. `video_size
 //!   640x480`, `video_fps 30`, the account limited to `video_codecs=H264`; `snapshot.so`
 //!   saves the next picture it decodes and the next it encodes as PNGs (`snapshot-recv-….png`,
 //!   `snapshot-send-….png`) in baresip's directory on `/snapshot`.
@@ -137,8 +140,18 @@ pub struct PhoneConfig {
     pub source: Option<PathBuf>,
     /// Record what each call sends and hears.
     pub record: bool,
-    /// Offer and accept H.264 video from a fake source.
-    pub video: bool,
+    /// Offer and accept H.264 video, and from what.
+    pub video: Option<PhoneVideo>,
+}
+
+/// What a phone's camera shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneVideo {
+    /// `fakevideo`'s still picture of vertical colour bars.
+    Bars,
+    /// A Y4M file, played once from the start of a call's video: as long as the call (see
+    /// [`super::video::write_pattern`]).
+    File(PathBuf),
 }
 
 impl PhoneConfig {
@@ -155,7 +168,7 @@ impl PhoneConfig {
             answer: AnswerMode::Auto,
             source: None,
             record: true,
-            video: false,
+            video: None,
         }
     }
 
@@ -191,9 +204,15 @@ impl PhoneConfig {
         self
     }
 
-    /// Turns H.264 video (fake source and display) on or off.
+    /// Turns H.264 video (fakevideo's bars as the source) on or off.
     pub fn video(mut self, video: bool) -> PhoneConfig {
-        self.video = video;
+        self.video = video.then_some(PhoneVideo::Bars);
+        self
+    }
+
+    /// Turns H.264 video on, its source the Y4M file `y4m` (needs a WAV to play as well).
+    pub fn video_file(mut self, y4m: &Path) -> PhoneConfig {
+        self.video = Some(PhoneVideo::File(y4m.to_owned()));
         self
     }
 
@@ -213,12 +232,27 @@ impl PhoneConfig {
         if self.srtp != SrtpMode::Off {
             config.modules.push("srtp.so".to_owned());
         }
-        if self.video {
+        if let Some(video) = &self.video {
             for module in ["avcodec.so", "fakevideo.so", "snapshot.so"] {
                 config.modules.push(module.to_owned());
             }
+            let source =
+                match video {
+                    PhoneVideo::Bars => "fakevideo,nil".to_owned(),
+                    PhoneVideo::File(_) if self.source.is_none() => return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a phone playing a video file needs a WAV to play (avformat would be its \
+                         audio source)",
+                    )),
+                    PhoneVideo::File(y4m) => {
+                        config.modules.push("avformat.so".to_owned());
+                        format!("avformat,{}", y4m.display())
+                    }
+                };
+            config
+                .extra_config
+                .push(format!("video_source\t\t{source}"));
             for line in [
-                "video_source\t\tfakevideo,nil",
                 "video_display\t\tfakevideo,nil",
                 "video_size\t\t640x480",
                 "video_fps\t\t30",
@@ -263,7 +297,7 @@ impl PhoneConfig {
             let names: Vec<&str> = self.codecs.iter().map(|c| c.account_name()).collect();
             account.push_str(&format!(";audio_codecs={}", names.join(",")));
         }
-        if self.video {
+        if self.video.is_some() {
             account.push_str(";video_codecs=H264");
         }
         if let Some(mediaenc) = self.srtp.mediaenc() {
@@ -349,6 +383,26 @@ impl Baresip {
     /// written into [`Baresip::dir`] as `snapshot-recv-….png` and `snapshot-send-….png`.
     pub fn snapshot(&self) -> io::Result<()> {
         self.command("snapshot")
+    }
+
+    /// Asks for snapshots until a new picture of what it decodes is written; returns its path.
+    pub fn next_received_snapshot(&self, timeout: Duration) -> io::Result<PathBuf> {
+        let before = self.received_snapshots()?.len();
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.snapshot()?;
+            thread::sleep(Duration::from_millis(300));
+            let snapshots = self.received_snapshots()?;
+            if snapshots.len() > before {
+                return Ok(snapshots[snapshots.len() - 1].clone());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.error(
+                    io::ErrorKind::TimedOut,
+                    &format!("no decoded picture saved:\n{}", self.log_tail(30)),
+                ));
+            }
+        }
     }
 
     /// The PNG snapshots of received video written so far.

@@ -219,7 +219,8 @@ impl Room {
 
 /// The conference of the issue through Kamailio: a [`Room`], Kamailio with the users host,
 /// carol, dave and bob, and bob a baresip desk phone registered there (PCMU, playing 1230 Hz,
-/// with H.264 video when asked) for the host to dial.
+/// with H.264 video when asked: the test pattern stamped with the identity given, from a file)
+/// for the host to dial.
 pub struct Registered {
     pub room: Room,
     pub bob: Baresip,
@@ -227,18 +228,21 @@ pub struct Registered {
 }
 
 impl Registered {
-    pub fn start(bob_video: bool) -> Result<Registered, Box<dyn Error>> {
+    pub fn start(bob_pattern: Option<u16>) -> Result<Registered, Box<dyn Error>> {
         let kamailio = kamailio_for(&["host", "carol", "dave", "bob"], false)?;
         let port = kamailio.config().udp_port;
         let room = Room::new()?;
         let tone = room.dir.path().join("bob.wav");
         wav::write_tone(&tone, 1230.0, 8000, 1, 30.0)?;
-        let bob = Baresip::start_phone(
-            PhoneConfig::registered("bob", "bob-secret", port)
-                .codecs(&[Codec::Pcmu])
-                .playing(&tone)
-                .video(bob_video),
-        )?;
+        let mut phone = PhoneConfig::registered("bob", "bob-secret", port)
+            .codecs(&[Codec::Pcmu])
+            .playing(&tone);
+        if let Some(identity) = bob_pattern {
+            let pictures = room.dir.path().join("bob-camera.y4m");
+            super::video::write_pattern(&pictures, identity, 15)?;
+            phone = phone.video_file(&pictures);
+        }
+        let bob = Baresip::start_phone(phone)?;
         bob.wait_for_registered(Duration::from_secs(8))?;
         Ok(Registered {
             room,

@@ -5,7 +5,36 @@ use std::io;
 use std::path::Path;
 
 use callisto_media::conference::mosaic_stamps;
-use callisto_media::video::{read_stamp, PatternStamp, VideoSource, Y4mEnd, Y4mSource};
+use callisto_media::video::{
+    read_stamp, PatternStamp, TestPattern, VideoFormat, VideoFrame, VideoSink, VideoSource, Y4mEnd,
+    Y4mRecorder, Y4mSource,
+};
+
+/// Pictures in a cycle of [`write_pattern`]'s file: its frame counter starts again after
+/// these.
+pub const PATTERN_CYCLE: usize = 60;
+
+/// Writes `seconds` of the test pattern stamped `identity`, 640x480 at 30 fps, to a Y4M file:
+/// the video a peer plays from a file (baresip's `avformat` source, which plays it once) so
+/// that what it sends can be told by content. The file repeats a cycle of
+/// [`PATTERN_CYCLE`] pictures, so the frame counter starts again every 2 s.
+pub fn write_pattern(path: &Path, identity: u16, seconds: usize) -> io::Result<()> {
+    let format = VideoFormat::new(640, 480, 30).map_err(io::Error::other)?;
+    let mut pattern = TestPattern::new(format, identity).map_err(io::Error::other)?;
+    let mut cycle = Vec::with_capacity(PATTERN_CYCLE);
+    for _ in 0..PATTERN_CYCLE {
+        let frame = pattern
+            .next_frame()
+            .map_err(io::Error::other)?
+            .ok_or_else(|| io::Error::other("the test pattern ended"))?;
+        cycle.push(frame);
+    }
+    let mut recorder = Y4mRecorder::create(path, 30).map_err(io::Error::other)?;
+    for frame in cycle.iter().cycle().take(seconds * 30) {
+        recorder.consume(frame).map_err(io::Error::other)?;
+    }
+    recorder.finish().map_err(io::Error::other)
+}
 
 /// The stamp of every frame of a Y4M recording, `None` for a frame whose stamp cannot be read.
 pub fn stamps(path: &Path) -> io::Result<Vec<Option<PatternStamp>>> {
@@ -61,72 +90,9 @@ pub fn stamp_run(path: &Path) -> io::Result<StampRun> {
     })
 }
 
-/// What a recording of a picture without stamps (a peer's own test source) shows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PictureRun {
-    /// Frames in the recording.
-    pub frames: usize,
-    /// Their size.
-    pub size: Option<(u32, u32)>,
-    /// Frames with a picture in them: luma not flat (standard deviation above 8 levels).
-    pub textured: usize,
-    /// Frames whose luma differs from their predecessor's (moving content).
-    pub changing: usize,
-    /// Frames of vertical stripes: every luma row within 4 levels (mean absolute difference)
-    /// of the middle row, as baresip's `fakevideo` draws them.
-    pub vertical_stripes: usize,
-}
-
-/// Reads a recording of any picture: how many frames, how many not blank, how many moving,
-/// how many of vertical stripes.
-pub fn picture_run(path: &Path) -> io::Result<PictureRun> {
-    let mut source = Y4mSource::open(path, Y4mEnd::Stop).map_err(io::Error::other)?;
-    let mut run = PictureRun {
-        frames: 0,
-        size: None,
-        textured: 0,
-        changing: 0,
-        vertical_stripes: 0,
-    };
-    let mut previous: Option<Vec<u8>> = None;
-    while let Some(frame) = source.next_frame().map_err(io::Error::other)? {
-        run.frames += 1;
-        run.size = Some((frame.width(), frame.height()));
-        let y = frame.y();
-        let n = y.len().max(1) as f64;
-        let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let variance = y
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        if variance.sqrt() > 8.0 {
-            run.textured += 1;
-        }
-        let width = frame.width() as usize;
-        let middle = &y[(frame.height() as usize / 2) * width..][..width];
-        let striped = y.chunks_exact(width).all(|row| {
-            let diff: u64 = row
-                .iter()
-                .zip(middle)
-                .map(|(a, b)| u64::from(a.abs_diff(*b)))
-                .sum();
-            diff <= 4 * width as u64
-        });
-        if striped {
-            run.vertical_stripes += 1;
-        }
-        if previous.as_deref().is_some_and(|p| p != y) {
-            run.changing += 1;
-        }
-        previous = Some(y.to_vec());
-    }
-    Ok(run)
-}
-
-/// The stamp of the test pattern in a PNG picture (a peer's snapshot of what it decoded), read
-/// from its luma (BT.601), and the picture's size.
-pub fn png_stamp(path: &Path) -> io::Result<((u32, u32), Option<PatternStamp>)> {
+/// A PNG picture (a peer's snapshot of what it decoded) as a frame: its luma (BT.601), grey
+/// chroma.
+fn png_frame(path: &Path) -> io::Result<VideoFrame> {
     let decoder = png::Decoder::new(std::fs::File::open(path)?);
     let mut reader = decoder.read_info().map_err(io::Error::other)?;
     let mut pixels = vec![0; reader.output_buffer_size()];
@@ -148,7 +114,7 @@ pub fn png_stamp(path: &Path) -> io::Result<((u32, u32), Option<PatternStamp>)> 
         })
         .collect();
     let chroma = vec![128u8; (width as usize / 2) * (height as usize / 2)];
-    let frame = callisto_media::video::VideoFrame::from_planes(
+    VideoFrame::from_planes(
         width,
         height,
         &luma,
@@ -156,6 +122,19 @@ pub fn png_stamp(path: &Path) -> io::Result<((u32, u32), Option<PatternStamp>)> 
         &chroma,
         std::time::Duration::ZERO,
     )
-    .map_err(io::Error::other)?;
-    Ok(((width, height), read_stamp(&frame)))
+    .map_err(io::Error::other)
+}
+
+/// The stamp of the test pattern in a PNG picture, and the picture's size.
+pub fn png_stamp(path: &Path) -> io::Result<((u32, u32), Option<PatternStamp>)> {
+    let frame = png_frame(path)?;
+    Ok(((frame.width(), frame.height()), read_stamp(&frame)))
+}
+
+/// The identities whose stamps read in the cells of a PNG picture of a conference's mosaic of
+/// `count` 4:3 pictures, cell by cell.
+pub fn png_mosaic_identities(path: &Path, count: usize) -> io::Result<Vec<Option<u16>>> {
+    let frame = png_frame(path)?;
+    let stamps = mosaic_stamps(&frame, &vec![(4, 3); count]);
+    Ok(stamps.into_iter().map(|s| s.map(|s| s.identity)).collect())
 }
