@@ -15,87 +15,104 @@ fn ms(duration: Option<Duration>) -> Option<f64> {
     duration.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
-/// Prints one call update as a sentence or a JSON line.
+/// Prints one call update as a sentence or as JSON lines.
 pub(super) fn report(out: &Output, key: CallKey, update: &CallUpdate) {
-    let call = key.0;
     if out.json {
-        let line = match update {
-            CallUpdate::Incoming {
-                from,
-                display_name,
-                to,
-            } => {
-                json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to})
-            }
-            // For a window; a terminal has nothing to show.
-            CallUpdate::Controls(_) | CallUpdate::Statistics(_) => return,
-            CallUpdate::Ringing { early_media } => {
-                json!({"event": "ringing", "call": call, "early_media": early_media})
-            }
-            CallUpdate::Answered {
-                codec,
-                srtp,
-                path,
-                video,
-            } => {
-                json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp, "media": path_name(*path), "video": video})
-            }
-            CallUpdate::Held { by_remote } => {
-                json!({"event": "held", "call": call, "by": by(*by_remote)})
-            }
-            CallUpdate::Resumed { by_remote } => {
-                json!({"event": "resumed", "call": call, "by": by(*by_remote)})
-            }
-            CallUpdate::ChangeRefused { code, warning } => {
-                json!({"event": "change_refused", "call": call, "code": code, "warning": warning})
-            }
-            CallUpdate::Merged => json!({"event": "merged", "call": call}),
-            CallUpdate::HostsPicture => json!({"event": "host_picture", "call": call}),
-            CallUpdate::Dtmf { digit } => {
-                json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
-            }
-            CallUpdate::AudioDevice { message } => {
-                json!({"event": "audio_device", "call": call, "message": message})
-            }
-            CallUpdate::TransferRequested { target, new_call } => {
-                json!({"event": "transfer_requested", "call": call, "target": target, "new_call": new_call.0})
-            }
-            CallUpdate::TransferProgress {
-                code,
-                reason,
-                finished,
-            } => {
-                json!({"event": "transfer", "call": call, "code": code, "reason": reason, "finished": finished})
-            }
-            CallUpdate::Roster { info } => {
-                let participants: Option<Vec<_>> = info.as_ref().map(|info| {
-                    info.users
-                        .iter()
-                        .map(|u| json!({"name": u.name(), "uri": u.entity, "status": u.status}))
-                        .collect()
-                });
-                json!({"event": "roster", "call": call, "participants": participants})
-            }
-            CallUpdate::CameraUnavailable { reason } => {
-                json!({"event": "camera_unavailable", "call": call, "reason": reason, "sending": "placeholder"})
-            }
-            CallUpdate::Failed {
-                code,
-                reason,
-                cause,
-                warning,
-            } => {
-                json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause.to_string(), "warning": warning})
-            }
-            CallUpdate::Ended {
-                by_remote,
-                reason,
-                summary,
-            } => summary_json(call, *by_remote, reason, summary),
-        };
-        println!("{line}");
+        for line in json_lines(key.0, update) {
+            println!("{line}");
+        }
         return;
     }
+    print_sentence(key.0, update);
+}
+
+/// The JSON lines of one call update: none for what only a window shows, one for most, two
+/// for the end (the `ended` state, then the `call_ended` summary).
+fn json_lines(call: u64, update: &CallUpdate) -> Vec<serde_json::Value> {
+    let line = match update {
+        CallUpdate::Incoming {
+            from,
+            display_name,
+            to,
+        } => {
+            json!({"event": "incoming", "call": call, "from": from, "display_name": display_name, "to": to})
+        }
+        // For a window; a terminal has nothing to show.
+        CallUpdate::Controls(_) | CallUpdate::Statistics(_) => return Vec::new(),
+        CallUpdate::Ringing { early_media } => {
+            json!({"event": "ringing", "call": call, "early_media": early_media})
+        }
+        CallUpdate::Answered {
+            codec,
+            srtp,
+            path,
+            video,
+        } => {
+            json!({"event": "answered", "call": call, "codec": codec, "srtp": srtp, "media": path_name(*path), "video": video})
+        }
+        CallUpdate::Held { by_remote } => {
+            json!({"event": "held", "call": call, "by": by(*by_remote)})
+        }
+        CallUpdate::Resumed { by_remote } => {
+            json!({"event": "resumed", "call": call, "by": by(*by_remote)})
+        }
+        CallUpdate::ChangeRefused { code, warning } => {
+            json!({"event": "change_refused", "call": call, "code": code, "warning": warning})
+        }
+        CallUpdate::Merged => json!({"event": "merged", "call": call}),
+        CallUpdate::HostsPicture => json!({"event": "host_picture", "call": call}),
+        CallUpdate::Dtmf { digit } => {
+            json!({"event": "dtmf", "call": call, "digit": digit.to_string()})
+        }
+        CallUpdate::AudioDevice { message } => {
+            json!({"event": "audio_device", "call": call, "message": message})
+        }
+        CallUpdate::TransferRequested { target, new_call } => {
+            json!({"event": "transfer_requested", "call": call, "target": target, "new_call": new_call.0})
+        }
+        CallUpdate::TransferProgress {
+            code,
+            reason,
+            finished,
+        } => {
+            json!({"event": "transfer", "call": call, "code": code, "reason": reason, "finished": finished})
+        }
+        CallUpdate::Roster { info } => {
+            let participants: Option<Vec<_>> = info.as_ref().map(|info| {
+                info.users
+                    .iter()
+                    .map(|u| json!({"name": u.name(), "uri": u.entity, "status": u.status}))
+                    .collect()
+            });
+            json!({"event": "roster", "call": call, "participants": participants})
+        }
+        CallUpdate::CameraUnavailable { reason } => {
+            json!({"event": "camera_unavailable", "call": call, "reason": reason, "sending": "placeholder"})
+        }
+        CallUpdate::Failed {
+            code,
+            reason,
+            cause,
+            warning,
+        } => {
+            json!({"event": "call_failed", "call": call, "code": code, "reason": reason, "cause": cause.to_string(), "warning": warning})
+        }
+        CallUpdate::Ended {
+            by_remote,
+            reason,
+            summary,
+        } => {
+            return vec![
+                json!({"event": "ended", "call": call, "by": by(*by_remote), "reason": reason}),
+                summary_json(call, *by_remote, reason, summary),
+            ]
+        }
+    };
+    vec![line]
+}
+
+/// Prints one update of call `call` as a sentence, if a terminal has something to show of it.
+fn print_sentence(call: u64, update: &CallUpdate) {
     match update {
         CallUpdate::Incoming {
             from, display_name, ..
@@ -394,5 +411,27 @@ mod tests {
         let line = summary_json(7, false, "bye", &unmeasured);
         assert_eq!(line["audio"]["rtt_ms"], serde_json::Value::Null);
         assert_eq!(line["by"], "local");
+    }
+
+    /// A call's end is told twice: the `ended` state, like `held` or `answered`, and then the
+    /// `call_ended` summary as the last line; what only a window shows gives no line.
+    #[test]
+    fn the_end_is_a_state_and_then_the_summary() {
+        let ended = CallUpdate::Ended {
+            by_remote: true,
+            reason: "the other side hung up".into(),
+            summary: Box::default(),
+        };
+        let lines = json_lines(3, &ended);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            json!({"event": "ended", "call": 3, "by": "remote", "reason": "the other side hung up"})
+        );
+        assert_eq!(lines[1]["event"], "call_ended");
+        assert_eq!(lines[1]["reason"], "the other side hung up");
+        let held = json_lines(3, &CallUpdate::Held { by_remote: false });
+        assert_eq!(held, [json!({"event": "held", "call": 3, "by": "local"})]);
+        assert!(json_lines(3, &CallUpdate::Statistics(Default::default())).is_empty());
     }
 }
