@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use callisto_media::audio::{NullSink, ToneSource};
 use callisto_media::video::PatternStamp;
+use callisto_media::webrtc::peer::H264_PAYLOAD_TYPE;
 use callisto_media::webrtc::{WebRtcConfig, WebRtcMedia, WebRtcSession};
 use video_session::{video_session, AUDIO, ONE_AT_A_TIME};
 
@@ -33,18 +34,29 @@ fn check_stamps(who: &str, stamps: &[Option<PatternStamp>], peer: u16) {
     );
 }
 
+/// Waits until both sessions have ICE and DTLS up.
+async fn connected(a: &WebRtcSession, b: &WebRtcSession) {
+    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
+    ra.unwrap();
+    rb.unwrap();
+}
+
+/// A offers, B answers, both connect; returns the offer and the answer.
+async fn connect(a: &WebRtcSession, b: &WebRtcSession) -> (String, String) {
+    let offer = a.create_offer().await.unwrap();
+    let answer = b.accept_offer(&offer).await.unwrap();
+    a.apply_answer(&answer).await.unwrap();
+    connected(a, b).await;
+    (offer, answer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_pattern_crosses_both_ways_at_640x480() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let (a, seen_by_a) = video_session(1, 1_000_000).await;
     let (b, seen_by_b) = video_session(2, 1_000_000).await;
     let started = Instant::now();
-    let offer = a.create_offer().await.unwrap();
-    let answer = b.accept_offer(&offer).await.unwrap();
-    a.apply_answer(&answer).await.unwrap();
-    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
-    ra.unwrap();
-    rb.unwrap();
+    let (offer, answer) = connect(&a, &b).await;
     let connected = started.elapsed();
     let first_picture = loop {
         if b.stats().video.is_some_and(|v| v.frames_decoded > 0) {
@@ -135,9 +147,7 @@ async fn an_audio_only_answerer_leaves_the_call_audio_only() {
     assert!(offer.contains("m=video"));
     let answer = b.accept_offer(&offer).await.unwrap();
     a.apply_answer(&answer).await.unwrap();
-    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
-    ra.unwrap();
-    rb.unwrap();
+    connected(&a, &b).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stats_a = a.close().await;
     let stats_b = b.close().await;
@@ -168,9 +178,7 @@ async fn a_peer_that_names_a_low_level_is_sent_pictures_within_it() {
     assert!(answer.contains("profile-level-id=42e01f"), "{answer}");
     let low = answer.replace("profile-level-id=42e01f", "profile-level-id=42e00c");
     a.apply_answer(&low).await.unwrap();
-    let (ra, rb) = tokio::join!(a.wait_connected(), b.wait_connected());
-    ra.unwrap();
-    rb.unwrap();
+    connected(&a, &b).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stats_a = a.close().await;
     let stats_b = b.close().await;
@@ -196,4 +204,145 @@ async fn a_peer_that_names_a_low_level_is_sent_pictures_within_it() {
     let read = stamps.iter().flatten().count();
     assert!(read >= 40, "{read} stamps read");
     assert!(!seen_by_a.lock().unwrap().is_empty());
+}
+
+/// `sdp` without payload type `pt` in its video section: the peer does not have that format.
+fn without_video_format(sdp: &str, pt: u8) -> String {
+    let pt = pt.to_string();
+    let mut in_video = false;
+    let mut lines = Vec::new();
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        }
+        if in_video {
+            if line.starts_with("m=video") {
+                let kept: Vec<&str> = line.split(' ').filter(|field| *field != pt).collect();
+                lines.push(kept.join(" "));
+                continue;
+            }
+            let names_pt = ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"].iter().any(|prefix| {
+                line.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.split(' ').next() == Some(pt.as_str()))
+            });
+            if names_pt {
+                continue;
+            }
+        }
+        lines.push(line.to_owned());
+    }
+    lines.join("\r\n") + "\r\n"
+}
+
+/// A peer that offers H.264 only in packetization mode 0 gets video in mode 0 both ways: the
+/// answer keeps that format alone, and every picture arrives whole and in order at 640x480
+/// (the video thread's own test shows what mode 0 puts on the wire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_takes_only_mode_0_gets_video_in_mode_0() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, seen_by_a) = video_session(1, 1_000_000).await;
+    let (b, seen_by_b) = video_session(2, 1_000_000).await;
+    let offer = a.create_offer().await.unwrap();
+    assert!(offer.contains("packetization-mode=0"), "{offer}");
+    let mode_0_only = without_video_format(&offer, H264_PAYLOAD_TYPE);
+    assert!(
+        !mode_0_only.contains("packetization-mode=1"),
+        "{mode_0_only}"
+    );
+    let answer = b.accept_offer(&mode_0_only).await.unwrap();
+    println!("answer:\n{answer}");
+    assert!(answer.contains("packetization-mode=0"), "{answer}");
+    assert!(!answer.contains("packetization-mode=1"), "{answer}");
+    a.apply_answer(&answer).await.unwrap();
+    connected(&a, &b).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stats_a = a.close().await;
+    let stats_b = b.close().await;
+    check_stamps("a", &seen_by_a.lock().unwrap(), 2);
+    check_stamps("b", &seen_by_b.lock().unwrap(), 1);
+    for (who, stats) in [("a", &stats_a), ("b", &stats_b)] {
+        let video = stats.video.as_ref().expect("video stats");
+        println!("{who}: {video:?}");
+        assert_eq!(video.receive_resolution, Some((640, 480)), "{who}");
+        assert_eq!(video.decode_errors, 0, "{who}");
+        assert_eq!(video.payloads_refused, 0, "{who}");
+    }
+}
+
+/// What a stranger sends to a WebRTC session's port: one datagram of each kind RFC 7983 tells
+/// apart (STUN, DTLS, RTP, RTCP) and some that are none of them.
+fn stranger_datagrams(round: u32) -> Vec<Vec<u8>> {
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&round.to_be_bytes().repeat(3));
+    let dtls = [
+        vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10],
+        vec![0xab; 16],
+    ]
+    .concat();
+    let mut rtp = vec![
+        0x80,
+        0x7d,
+        0,
+        round as u8,
+        0,
+        0,
+        0,
+        1,
+        0xde,
+        0xad,
+        0xbe,
+        0xef,
+    ];
+    rtp.extend_from_slice(&[0x7c, 0x85, 0x88, 0x84]);
+    let rtcp = [
+        vec![0x80, 200, 0, 6, 0xde, 0xad, 0xbe, 0xef],
+        vec![0x55; 20],
+    ]
+    .concat();
+    let junk = (0..(round % 1_400 + 1))
+        .map(|i| (i * 31 + round) as u8)
+        .collect();
+    vec![stun, dtls, rtp, rtcp, junk, vec![], vec![0xff; 9]]
+}
+
+/// While a video call runs, a stranger at another loopback address and port sends STUN with
+/// no credentials, a DTLS record, plain RTP and RTCP with a made-up SSRC, and junk to the
+/// session's ICE port, two hundred rounds: the session keeps its selected pair, and every
+/// picture still arrives whole and in order; closing takes no longer than usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_s_packets_are_dropped_and_the_call_goes_on() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, seen_by_a) = video_session(1, 1_000_000).await;
+    let (b, seen_by_b) = video_session(2, 1_000_000).await;
+    connect(&a, &b).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = b.stats();
+    let (target, peer) = (before.local_addr.unwrap(), before.remote_addr.unwrap());
+    // Connected, so that a closed port would show: the next send fails with "connection
+    // refused".
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    stranger.connect(target).await.unwrap();
+    for round in 0..200u32 {
+        for datagram in stranger_datagrams(round) {
+            stranger.send(&datagram).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = b.stats();
+    assert_eq!(after.remote_addr, Some(peer), "b's selected pair moved");
+    let started = Instant::now();
+    let stats_b = b.close().await;
+    let closing = started.elapsed();
+    a.close().await;
+    println!("b closed in {closing:?}: {:?}", stats_b.video);
+    assert!(closing < Duration::from_secs(3), "{closing:?}");
+    check_stamps("a", &seen_by_a.lock().unwrap(), 2);
+    check_stamps("b", &seen_by_b.lock().unwrap(), 1);
+    let video = stats_b.video.unwrap();
+    assert_eq!(video.decode_errors, 0);
+    assert_eq!(
+        video.payloads_refused, 0,
+        "nothing of the stranger's reached video"
+    );
 }

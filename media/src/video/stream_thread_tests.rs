@@ -1,5 +1,5 @@
 //! The video thread's tests: scaling, a replaced source, a paused shared feed, keyframes
-//! asked for and made across a lossy link, payloads that are not H.264.
+//! asked for and made across a lossy link, payloads that are not H.264, packetization mode 0.
 
 use super::*;
 use crate::video::{read_stamp, TestPattern, VideoFormat, VideoFrame};
@@ -66,6 +66,44 @@ fn a_replaced_source_is_sent_from_a_keyframe_with_timestamps_going_on() {
             "timestamps go on by a frame's time: {seen:?}"
         );
     }
+}
+
+/// In packetization mode 0 the thread sends a 640x480 picture at 1 Mbps (keyframes of tens of
+/// kilobytes) as single NAL unit packets only — no STAP-A (24) or FU-A (28) — each within the
+/// MTU, and every picture decodes whole.
+#[test]
+fn mode_0_sends_single_nal_units_that_fit_a_packet() {
+    let format = VideoFormat::new(640, 480, 30).unwrap();
+    let source = Box::new(TestPattern::new(format, 3).unwrap());
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let config = VideoThreadConfig {
+        max_bitrate: 1_000_000,
+        packetization: PacketizationMode::SingleNalUnit,
+        ..thread_config()
+    };
+    let channels = VideoChannels {
+        inbox: std::sync::mpsc::channel(),
+        output: Box::new(Captured(sent.clone())),
+    };
+    let sink = Box::new(crate::video::NullVideoSink::new());
+    let mut thread = VideoThread::start(config, Some(source), sink, channels).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    thread.stop();
+
+    let packets = lock(&sent);
+    let types: Vec<u8> = packets.iter().map(|p| p.payload[0] & 0x1f).collect();
+    assert!(
+        types.iter().all(|t| (1..=23).contains(t)),
+        "NAL unit types sent: {types:?}"
+    );
+    let largest = packets.iter().map(|p| p.payload.len()).max().unwrap_or(0);
+    assert!(largest <= RTP_PAYLOAD_MTU, "{largest}");
+    let seen = decoded(&packets);
+    assert!(seen.len() >= 10, "{} pictures", seen.len());
+    assert!(seen[0].2, "the first picture is a keyframe");
+    // A keyframe needs several slices in this mode.
+    assert!(packets.len() > 2 * seen.len(), "{} packets", packets.len());
+    assert!(seen.iter().all(|(_, id, _)| *id == Some(3)), "{seen:?}");
 }
 
 /// A source of units encoded elsewhere, paused at will.

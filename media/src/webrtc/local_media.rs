@@ -14,11 +14,12 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpSendParameters,
     RtpCodecKind,
 };
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use tokio::sync::mpsc as async_mpsc;
 use tracing::info;
 
 use super::audio_thread::{AudioThread, AudioThreadConfig};
-use super::peer::negotiated_audio_codec;
+use super::peer::{h264_formats, negotiated_audio_codec};
 use super::sdp_check::peer_video_level;
 use super::session::{lock, PendingMedia, WebRtcSession, WebRtcVideoMedia};
 use super::tasks::{self, VideoFeedback};
@@ -116,7 +117,31 @@ impl WebRtcSession {
                 continue;
             }
             let sender = self.pc.add_track(local.as_track_local()).await?;
+            let video = self
+                .video_track
+                .as_ref()
+                .is_some_and(|v| std::ptr::eq(v, local));
+            if video {
+                self.offer_both_h264_modes(sender.id()).await?;
+            }
             *lock(&local.sender) = Some(sender);
+        }
+        Ok(())
+    }
+
+    /// A transceiver made for our track offers only the track's codec (H.264 mode 1); ours
+    /// offers mode 0 as well, for peers that take only that. (A transceiver made for a peer's
+    /// offer keeps the formats of the offer that we have, in its order.)
+    async fn offer_both_h264_modes(&self, sender: RTCRtpSenderId) -> Result<(), WebRtcError> {
+        for transceiver in self.pc.get_transceivers().await {
+            if transceiver
+                .sender()
+                .await?
+                .is_some_and(|s| s.id() == sender)
+                && transceiver.mid().await?.is_none()
+            {
+                transceiver.set_codec_preferences(h264_formats()).await?;
+            }
         }
         Ok(())
     }
@@ -222,13 +247,13 @@ impl WebRtcSession {
         else {
             return Ok(());
         };
-        let Some(payload_type) = h264_payload_type(parameters) else {
-            // The peer declined video (port 0) or has no H.264 mode 1: audio only.
+        let Some((payload_type, packetization)) = h264_format(parameters) else {
+            // The peer declined video (port 0) or has no H.264 we take: audio only.
             info!("no H.264 negotiated: the call stays audio-only");
             return Ok(());
         };
         let level = peer_video_level(peer_sdp, payload_type);
-        info!(payload_type, ?level, "WebRTC video starts");
+        info!(payload_type, ?packetization, ?level, "WebRTC video starts");
         let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
         let (feedback, feedback_rx) = async_mpsc::unbounded_channel();
         let thread = VideoThread::start(
@@ -236,7 +261,7 @@ impl WebRtcSession {
                 max_bitrate: video.max_bitrate,
                 ssrc: local.ssrc,
                 payload_type,
-                packetization: PacketizationMode::NonInterleaved,
+                packetization,
                 connected: Arc::clone(&self.shared.connected),
                 controller: Some(self.controller.clone()),
                 nack: true,
@@ -276,15 +301,36 @@ impl WebRtcSession {
     }
 }
 
-/// The payload type negotiated for our H.264 (packetization mode 1), if any.
+/// The payload type negotiated for H.264 in packetization mode 1 (what forwarded streams
+/// need), if any.
 pub(super) fn h264_payload_type(parameters: &RTCRtpSendParameters) -> Option<u8> {
+    h264_payload_type_in(parameters, PacketizationMode::NonInterleaved)
+}
+
+/// The H.264 our own picture goes out in: mode 1 when negotiated, else mode 0.
+pub(super) fn h264_format(parameters: &RTCRtpSendParameters) -> Option<(u8, PacketizationMode)> {
+    [
+        PacketizationMode::NonInterleaved,
+        PacketizationMode::SingleNalUnit,
+    ]
+    .into_iter()
+    .find_map(|mode| Some((h264_payload_type_in(parameters, mode)?, mode)))
+}
+
+fn h264_payload_type_in(parameters: &RTCRtpSendParameters, mode: PacketizationMode) -> Option<u8> {
+    let wanted = mode.fmtp_value().to_string();
     parameters
         .rtp_parameters
         .codecs
         .iter()
         .find(|c| {
             c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
-                && c.rtp_codec.sdp_fmtp_line.contains("packetization-mode=1")
+                && c.rtp_codec.sdp_fmtp_line.split(';').any(|p| {
+                    p.split_once('=').is_some_and(|(name, value)| {
+                        name.trim().eq_ignore_ascii_case("packetization-mode")
+                            && value.trim() == wanted
+                    })
+                })
         })
         .map(|c| c.payload_type)
 }
@@ -308,5 +354,52 @@ impl VideoOutput for TaskOutput {
 
     fn send_nack(&mut self, sequences: Vec<u16>) {
         let _ = self.feedback.send(VideoFeedback::Nack(sequences));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters;
+
+    use super::*;
+    use crate::webrtc::peer::{h264_codec, H264_MODE_0_FMTP};
+
+    fn negotiated(codecs: &[(&str, u8)]) -> RTCRtpSendParameters {
+        let mut parameters = RTCRtpSendParameters::default();
+        parameters.rtp_parameters.codecs = codecs
+            .iter()
+            .map(|&(fmtp, payload_type)| RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    sdp_fmtp_line: fmtp.to_owned(),
+                    ..h264_codec()
+                },
+                payload_type,
+            })
+            .collect();
+        parameters
+    }
+
+    /// Our picture goes out in mode 1 when the peer takes it, whatever the order, else in mode
+    /// 0; forwarded streams need mode 1; a mode we do not have gives no video.
+    #[test]
+    fn our_picture_takes_mode_1_else_mode_0() {
+        let mode_1 = "profile-level-id=42e01f;packetization-mode=1";
+        let both = negotiated(&[(H264_MODE_0_FMTP, 124), (mode_1, 98)]);
+        assert_eq!(
+            h264_format(&both),
+            Some((98, PacketizationMode::NonInterleaved))
+        );
+        assert_eq!(h264_payload_type(&both), Some(98));
+        let only_0 = negotiated(&[("packetization-mode = 0;profile-level-id=42e01f", 97)]);
+        assert_eq!(
+            h264_format(&only_0),
+            Some((97, PacketizationMode::SingleNalUnit))
+        );
+        assert_eq!(h264_payload_type(&only_0), None);
+        let interleaved = negotiated(&[("packetization-mode=2;profile-level-id=42e01f", 96)]);
+        assert_eq!(h264_format(&interleaved), None);
+        // "packetization-mode=10" is no mode we know, not mode 1.
+        let odd = negotiated(&[("packetization-mode=10", 96)]);
+        assert_eq!(h264_format(&odd), None);
     }
 }

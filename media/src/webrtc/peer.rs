@@ -5,10 +5,11 @@
 //!
 //! Audio: the configured codecs in order — Opus 48000/2 with `minptime=10;useinbandfec=1`
 //! (PT 111), PCMU (0), PCMA (8). Video: H.264 constrained baseline level 3.1,
-//! `level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f` (PT 125), with
-//! `nack`, `nack pli`, `ccm fir`, `goog-remb` and `transport-cc` feedback. Only
-//! packetization mode 1 is offered: mode 0 would oblige our sender to fit every NAL unit of a
-//! keyframe into one packet, which the encoder does not do.
+//! `level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f` (PT 125), then the
+//! same in packetization mode 0 (PT 124) for peers that take only that, both with `nack`,
+//! `nack pli`, `ccm fir`, `goog-remb` and `transport-cc` feedback. Our own picture goes out in
+//! mode 1 when the peer takes it, else in mode 0 (the encoder then cuts slices that fit one
+//! packet); forwarded streams (conferences) only in mode 1, as they come.
 //!
 //! # Interceptors
 //!
@@ -92,9 +93,13 @@ pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 /// 7 binding requests, 200 ms apart.
 pub const ICE_PAIR_TIMEOUT: Duration = Duration::from_millis(1_400);
 
-/// The H.264 format Callisto sends and receives: constrained baseline 3.1, mode 1.
+/// The H.264 format Callisto prefers: constrained baseline 3.1, mode 1.
 pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+/// The same in packetization mode 0 (one NAL unit a packet), for peers that ask for it.
+pub const H264_MODE_0_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f";
 
 /// The Opus format parameters: in-band FEC on, 10 ms minimum packets.
 pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
@@ -105,6 +110,9 @@ pub const NACK_HISTORY: u16 = 1_024;
 
 /// H.264's dynamic payload type.
 pub const H264_PAYLOAD_TYPE: u8 = 125;
+
+/// The payload type of H.264 in packetization mode 0.
+pub const H264_MODE_0_PAYLOAD_TYPE: u8 = 124;
 
 /// The description of a track (also what tests' own peers send with).
 pub use super::local_media::media_track;
@@ -125,8 +133,13 @@ pub fn audio_codec(codec: AudioCodecKind) -> RTCRtpCodec {
     }
 }
 
-/// The RTP codec description of Callisto's H.264.
+/// The RTP codec description of Callisto's H.264 (mode 1).
 pub fn h264_codec() -> RTCRtpCodec {
+    h264_codec_with(H264_FMTP)
+}
+
+/// The RTP codec description of H.264 with the format parameters `fmtp`.
+fn h264_codec_with(fmtp: &str) -> RTCRtpCodec {
     let feedback = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.to_owned(),
         parameter: parameter.to_owned(),
@@ -135,7 +148,7 @@ pub fn h264_codec() -> RTCRtpCodec {
         mime_type: MIME_TYPE_H264.to_owned(),
         clock_rate: 90_000,
         channels: 0,
-        sdp_fmtp_line: H264_FMTP.to_owned(),
+        sdp_fmtp_line: fmtp.to_owned(),
         rtcp_feedback: vec![
             feedback("goog-remb", ""),
             feedback("ccm", "fir"),
@@ -143,6 +156,21 @@ pub fn h264_codec() -> RTCRtpCodec {
             feedback("nack", "pli"),
         ],
     }
+}
+
+/// Both H.264 formats in our order of preference (mode 1, then mode 0): what the transceiver
+/// of our own picture offers.
+pub(crate) fn h264_formats() -> Vec<RTCRtpCodecParameters> {
+    [
+        (H264_FMTP, H264_PAYLOAD_TYPE),
+        (H264_MODE_0_FMTP, H264_MODE_0_PAYLOAD_TYPE),
+    ]
+    .into_iter()
+    .map(|(fmtp, payload_type)| RTCRtpCodecParameters {
+        rtp_codec: h264_codec_with(fmtp),
+        payload_type,
+    })
+    .collect()
 }
 
 /// Which of our audio codecs a negotiated MIME type names.
@@ -182,13 +210,9 @@ pub(crate) fn build_media_engine(
         )?;
     }
     if config.video.is_some() {
-        engine.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: h264_codec(),
-                payload_type: H264_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )?;
+        for format in h264_formats() {
+            engine.register_codec(format, RtpCodecKind::Video)?;
+        }
     }
     // The library's defaults, with TWCC both ways instead of receive-only (the sender half
     // stamps our packets so the peer's feedback has something to report on), and of NACK only
