@@ -278,3 +278,48 @@ fn holds_and_resumes_pressed_on_both_sides_at_once_all_go_through() -> TestResul
 fn holds_and_resumes_pressed_on_both_sides_at_once_all_go_through_over_webrtc() -> TestResult {
     both_hold_and_resume_at_once(&["--media", "webrtc"])
 }
+
+/// A Y4M file as the camera: alice plays a 2 s file of the pattern stamped 6 in a loop for
+/// 4 s on the WebRTC path; bob's recording holds her pictures alone, more of them than the
+/// file has, their counters stepping by one but where the file starts again.
+#[test]
+fn a_y4m_file_is_sent_as_the_picture_in_a_loop() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("alice-camera.y4m");
+    video::write_pattern(&file, 6, 2)?;
+    let seen = dir.path().join("bob-saw.y4m");
+    let seen_arg = seen.to_string_lossy().into_owned();
+    let (mut bob, uri, alice_dir) = answering_bob(
+        dir.path(),
+        &["--video", "pattern", "--record-video", &seen_arg],
+    )?;
+    let file_arg = file.to_string_lossy().into_owned();
+    let mut alice = Callisto::call(
+        &alice_dir,
+        &uri,
+        &[
+            "--media",
+            "webrtc",
+            "--audio",
+            "tone:440",
+            "--video",
+            &file_arg,
+            "--duration",
+            "4",
+        ],
+    )?;
+    let answered = alice.expect("answered", WAIT)?;
+    assert_eq!(answered["video"], true, "{answered}");
+    alice.expect("call_ended", WAIT)?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    let run = video::stamp_run(&seen)?;
+    println!("bob saw {run:?}");
+    assert_eq!(run.identities, vec![6], "{run:?}");
+    assert_eq!(run.stamped, run.frames, "{run:?}");
+    assert!(run.frames > video::PATTERN_CYCLE, "{run:?}");
+    let restarts = run.frames.div_ceil(video::PATTERN_CYCLE);
+    assert!(run.gaps >= 1 && run.gaps <= restarts, "{run:?}");
+    Ok(())
+}

@@ -139,10 +139,45 @@ fn check_received(
     assert_eq!(run.identities, vec![peer_identity], "{who}: {run:?}");
     assert!(run.stamped * 100 >= run.frames * 98, "{who}: {run:?}");
     assert_eq!(run.gaps, 0, "{who}: {run:?}");
+    // The summary counts what the recording holds.
+    assert_eq!(
+        number(&video["frames_decoded"]),
+        run.frames as f64,
+        "{who}: {ended}"
+    );
     let heard = wav::heard(&recording(dir, who, "wav"), peer_hz, own_hz)?;
     println!("{who} heard {heard:?}");
     assert!(heard.coverage >= 0.9, "{who}: {heard:?}");
     Ok(())
+}
+
+/// One side's video summary against the other's: what `sender` sent, `receiver` decoded (but
+/// for the pictures in flight when the call ended) at the rate it was sent; nothing lost or
+/// asked for again on loopback, every payload taken.
+fn check_summaries_agree(sender: &Value, receiver: &Value) {
+    let (sent, received) = (&sender["video"], &receiver["video"]);
+    let both = format!("sender {sender}\nreceiver {receiver}");
+    assert_eq!(sent["resolution"], received["receive_resolution"], "{both}");
+    let (frames_sent, frames_decoded) = (
+        number(&sent["frames_sent"]),
+        number(&received["frames_decoded"]),
+    );
+    assert!(
+        frames_decoded <= frames_sent && frames_sent - frames_decoded <= 10.0,
+        "{both}"
+    );
+    let (sent_kbps, received_kbps) = (
+        number(&sent["bitrate_kbps"]),
+        number(&received["receive_kbps"]),
+    );
+    assert!(sent_kbps >= 100.0, "{both}");
+    assert!(
+        (received_kbps - sent_kbps).abs() <= sent_kbps * 0.25,
+        "{both}"
+    );
+    for field in ["lost", "nacked", "payloads_refused"] {
+        assert_eq!(received[field], 0, "{field}: {both}");
+    }
 }
 
 #[test]
@@ -175,6 +210,8 @@ fn callisto_calls_callisto_with_video_both_ways() -> TestResult {
     );
     check_received("alice", &alice_ended, dir.path(), 2, BOB_HZ, ALICE_HZ)?;
     check_received("bob", &bob_ended, dir.path(), 1, ALICE_HZ, BOB_HZ)?;
+    check_summaries_agree(&alice_ended, &bob_ended);
+    check_summaries_agree(&bob_ended, &alice_ended);
     // Both went through the proxy as WebRTC offers and answers.
     let invite = kamailio
         .call_log()
