@@ -1,9 +1,10 @@
 //! The window clicked through with Slint's testing backend, against a real registrar and real
-//! peers: try the echo test before any account, add an account and see it register, dial and
-//! hang up, answer an incoming call and hang up, and find both calls in the history; call back
-//! from the history, edit and call a contact, use the in-call buttons, decline a call; transfer
-//! a call; answer a waiting call, merge both calls into a conference and end it; add a
-//! participant to a call, see both merged into a conference, drop one of them, end it.
+//! peers: try the echo test and call an address with an IP before any account, add an account
+//! and see it register, dial and hang up, answer an incoming call and hang up, and find both
+//! calls in the history; call back from the history, edit and call a contact, use the in-call
+//! buttons, decline a call; transfer a call; answer a waiting call, merge both calls into a
+//! conference and end it; add a participant to a call, see both merged into a conference, drop
+//! one of them, end it.
 //!
 //! The window, its adapters and the controller are the app's own; only the platform is Slint's
 //! headless testing backend (no pixels). The script runs on its own thread and touches the
@@ -108,6 +109,31 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     );
     click(&window, "Dial")?;
 
+    // Still without an account, a direct call to an address with an IP: dave, a headless
+    // Callisto listening on loopback and registered nowhere, answers; hang up; it is in the
+    // history.
+    let dave_port = support::free_port();
+    let dave_dir = dir.join("dave");
+    std::fs::create_dir_all(&dave_dir)?;
+    let dave_listen = format!("127.0.0.1:{dave_port}");
+    let mut dave = Callisto::answer(
+        &dave_dir,
+        &dave_listen,
+        &["--audio", "tone:660", "--count", "1"],
+    )?;
+    dave.expect("listening", WAIT)?;
+    let dave_uri = format!("sip:dave@{dave_listen}");
+    dial_audio(&window, &dave_uri)?;
+    dave.expect("answered", WAIT)?;
+    click(&window, "Hang up")?;
+    dave.expect("call_ended", WAIT)?;
+    wait_until(&window, "the direct call in the history", |w| {
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 2
+    })?;
+    let rows = on_ui(&window, history)?;
+    assert_eq!(rows[0], ("out".into(), dave_uri.clone()), "{rows:?}");
+    assert!(dave.wait(WAIT)?.success(), "{}", dave.stderr());
+
     // Add an account and see it register.
     click(&window, "Accounts")?;
     type_into(
@@ -185,7 +211,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     bob.expect("answered", WAIT)?;
     click(&window, "Hang up")?;
     wait_until(&window, "the call to bob in the history", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 2
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 3
     })?;
     let rows = on_ui(&window, history)?;
     assert_eq!(rows[0].0, "out", "{rows:?}");
@@ -196,7 +222,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let bob_account = (bob_uri.as_str(), registrar.as_str());
     click(&window, "Dial")?;
     let redial = format!("Redial {bob_uri}");
-    let video = bob_takes_the_call(&window, dir, bob_account, &redial, 3)?;
+    let video = bob_takes_the_call(&window, dir, bob_account, &redial, 4)?;
     assert!(!video, "redial repeats an audio call");
 
     // Bob calls back; answer audio-only; hang up.
@@ -224,7 +250,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     })?;
     click(&window, "Hang up")?;
     wait_until(&window, "bob's call in the history", |w| {
-        history(w).len() == 4
+        history(w).len() == 5
     })?;
     wait_until(
         &window,
@@ -244,7 +270,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     // From the history: bob's row is called back with video, which he takes.
     click(&window, "History")?;
     let call_back = format!("Video call back {}", rows[0].1);
-    let video = bob_takes_the_call(&window, dir, bob_account, &call_back, 5)?;
+    let video = bob_takes_the_call(&window, dir, bob_account, &call_back, 6)?;
     assert!(video, "a video call back");
 
     // Contacts: one added with a wrong address is corrected by editing it (bob's address
@@ -256,7 +282,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let right = format!("+49 30 1234, {bob_uri}");
     save_contact(&window, "Bob Builder", right, "Save contact")?;
     let call_bob = format!("Call {bob_uri}");
-    let video = bob_takes_the_call(&window, dir, bob_account, &call_bob, 6)?;
+    let video = bob_takes_the_call(&window, dir, bob_account, &call_bob, 7)?;
     assert!(!video, "a contact's audio call");
 
     // Bob calls with video: answered with video, his picture shows on a tile. In the call:
@@ -310,7 +336,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     let failed = caller.expect("call_failed", WAIT)?;
     assert_eq!(failed["code"], 603, "{failed}");
     wait_until(&window, "the declined call in the history", |w| {
-        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 8
+        w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 9
     })?;
     let _ = caller.wait(WAIT)?;
     click(&window, "Dial")?;
@@ -390,7 +416,7 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
     wait_until(
         &window,
         "the transferred call over and in the history",
-        |w| w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 9,
+        |w| w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 10,
     )?;
     bob.control("hangup")?;
     bob.wait(WAIT)?;
