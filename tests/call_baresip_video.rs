@@ -21,7 +21,7 @@ use support::baresip_events::BaresipEvent;
 use support::baresip_phone::{Codec, PhoneConfig, SrtpMode};
 use support::callisto::Callisto;
 use support::kamailio::{Kamailio, KamailioConfig};
-use support::video::{png_stamp, stamp_run, write_pattern, PATTERN_CYCLE};
+use support::video::{png_stamp, stamp_run, stamps, write_pattern, PATTERN_CYCLE};
 use support::wav;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -148,10 +148,24 @@ fn check_callisto_side(rig: &Rig, ended: &Value) -> TestResult {
     assert_eq!(run.identities, vec![BOB_PATTERN_ID], "{run:?}");
     assert!(run.stamped * 10 >= run.frames * 9, "{run:?}");
     // Nothing lost on loopback: the counters step by one, but where the file's cycle starts
-    // again, and once at the start, where baresip's file source skips a picture or two to
-    // catch up with the clock.
-    let restarts = run.frames / PATTERN_CYCLE + 1;
-    assert!(run.gaps <= restarts, "{run:?}");
+    // again (at 0) and where baresip's file source skips a picture to catch up with the clock
+    // (once at the start at least; more on a busy machine, so one a second is let pass).
+    let counters: Vec<u32> = stamps(&rig.video_recording())?
+        .iter()
+        .flatten()
+        .map(|stamp| stamp.frame)
+        .collect();
+    let skips = counters
+        .windows(2)
+        .filter(|pair| pair[1] != pair[0] + 1 && pair[1] != 0)
+        .count();
+    let wraps = counters.windows(2).filter(|pair| pair[1] == 0).count();
+    println!("{skips} skips, {wraps} restarts of the file's cycle");
+    assert!(
+        skips <= 1 + counters.len() / 30,
+        "{skips} skips: {counters:?}"
+    );
+    assert!(wraps <= counters.len() / PATTERN_CYCLE, "{counters:?}");
     let heard = wav::heard(&rig.audio_recording(), BOB_HZ, ALICE_HZ)?;
     println!("alice heard {BOB_HZ} Hz: {heard:?}");
     assert!(

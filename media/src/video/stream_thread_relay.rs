@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use super::{coded_format, new_encoder, within_level, VideoLayerAdvice, VideoLoop};
-use crate::video::h264::H264Encoder;
+use crate::video::h264::{H264Encoder, PacketizationMode};
 use crate::video::{EncodedFeed, VideoFormat, VideoFrame};
 
 /// How often a paused shared feed's sender sends a black keyframe, and at what bitrate.
@@ -44,6 +44,14 @@ impl VideoLoop {
         self.black = None;
         self.rebase_timestamps = true;
         if let Some(feed) = sender.source.encoded_feed() {
+            if self.packetization == PacketizationMode::SingleNalUnit && !feed.shared.single_nal {
+                warn!(
+                    "the new pictures are cut for packetization mode 1 and this call takes \
+                     mode 0 only: video stops"
+                );
+                self.source_ended = true;
+                return;
+            }
             sender.encoder = None;
             self.source_fps = feed.format().fps.max(1);
             feed.set_bitrate(self.encoder_bps);

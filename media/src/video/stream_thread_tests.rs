@@ -87,7 +87,7 @@ fn mode_0_sends_single_nal_units_that_fit_a_packet() {
     };
     let sink = Box::new(crate::video::NullVideoSink::new());
     let mut thread = VideoThread::start(config, Some(source), sink, channels).unwrap();
-    thread::sleep(Duration::from_millis(500));
+    thread::sleep(Duration::from_millis(1_000));
     thread.stop();
 
     let packets = lock(&sent);

@@ -247,7 +247,18 @@ impl WebRtcSession {
         else {
             return Ok(());
         };
-        let Some((payload_type, packetization)) = h264_format(parameters) else {
+        // Units encoded elsewhere (a conference's mosaic) are cut for one mode: a feed of
+        // NAL units larger than a packet goes out in mode 1 only.
+        let feed_single_nal = media
+            .source
+            .encoded_feed()
+            .map(|feed| feed.shared.single_nal);
+        let format = match feed_single_nal {
+            Some(false) => h264_payload_type(parameters)
+                .map(|payload_type| (payload_type, PacketizationMode::NonInterleaved)),
+            Some(true) | None => h264_format(parameters),
+        };
+        let Some((payload_type, packetization)) = format else {
             // The peer declined video (port 0) or has no H.264 we take: audio only.
             info!("no H.264 negotiated: the call stays audio-only");
             return Ok(());
@@ -317,6 +328,8 @@ pub(super) fn h264_format(parameters: &RTCRtpSendParameters) -> Option<(u8, Pack
     .find_map(|mode| Some((h264_payload_type_in(parameters, mode)?, mode)))
 }
 
+/// The payload type of H.264 in `mode`; a format without `packetization-mode` is mode 0
+/// (RFC 6184 §8.1).
 fn h264_payload_type_in(parameters: &RTCRtpSendParameters, mode: PacketizationMode) -> Option<u8> {
     let wanted = mode.fmtp_value().to_string();
     parameters
@@ -324,13 +337,14 @@ fn h264_payload_type_in(parameters: &RTCRtpSendParameters, mode: PacketizationMo
         .codecs
         .iter()
         .find(|c| {
+            let named = c.rtp_codec.sdp_fmtp_line.split(';').find_map(|p| {
+                let (name, value) = p.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("packetization-mode")
+                    .then(|| value.trim())
+            });
             c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
-                && c.rtp_codec.sdp_fmtp_line.split(';').any(|p| {
-                    p.split_once('=').is_some_and(|(name, value)| {
-                        name.trim().eq_ignore_ascii_case("packetization-mode")
-                            && value.trim() == wanted
-                    })
-                })
+                && named.unwrap_or("0") == wanted
         })
         .map(|c| c.payload_type)
 }
@@ -401,5 +415,11 @@ mod tests {
         // "packetization-mode=10" is no mode we know, not mode 1.
         let odd = negotiated(&[("packetization-mode=10", 96)]);
         assert_eq!(h264_format(&odd), None);
+        // Without the parameter a format is mode 0.
+        let unnamed = negotiated(&[("profile-level-id=42e01f", 99)]);
+        assert_eq!(
+            h264_format(&unnamed),
+            Some((99, PacketizationMode::SingleNalUnit))
+        );
     }
 }
