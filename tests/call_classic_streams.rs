@@ -61,6 +61,7 @@ fn bridge_stream(socket: UdpSocket, to: u16, identity: u16) -> ClassicVideoSessi
         direction: MediaDirection::SENDRECV,
         cname: format!("bridge-{identity}@callisto.test"),
         level: None,
+        nack: false,
     };
     ClassicVideoSession::start(
         config,

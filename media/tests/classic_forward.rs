@@ -48,6 +48,7 @@ fn config(
         direction,
         cname: format!("forward-{payload_type}@callisto.test"),
         level: None,
+        nack: false,
     }
 }
 

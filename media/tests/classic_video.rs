@@ -45,6 +45,7 @@ fn config(
         direction: MediaDirection::SENDRECV,
         cname: format!("video-{identity}@callisto.test"),
         level: None,
+        nack: false,
     }
 }
 

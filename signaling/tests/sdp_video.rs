@@ -71,8 +71,10 @@ fn our_offer_carries_h264_in_both_modes_with_feedback() {
     assert_eq!(
         lines_with(&text, "a=rtcp-fb:"),
         [
+            "a=rtcp-fb:96 nack",
             "a=rtcp-fb:96 nack pli",
             "a=rtcp-fb:96 ccm fir",
+            "a=rtcp-fb:97 nack",
             "a=rtcp-fb:97 nack pli",
             "a=rtcp-fb:97 ccm fir"
         ]
@@ -95,7 +97,12 @@ fn baresip_video_offer_is_answered_with_mode_1_and_both_streams() {
         v.fmtp(97),
         Some("profile-level-id=42e01f;packetization-mode=1")
     );
-    assert_eq!(lines_with(&text, "a=rtcp-fb:97").len(), 2);
+    // baresip 1.0 offers `nack pli` and `ccm fir` but no generic NACK: the answer adds none.
+    assert_eq!(
+        lines_with(&text, "a=rtcp-fb:97"),
+        ["a=rtcp-fb:97 nack pli", "a=rtcp-fb:97 ccm fir"]
+    );
+    assert!(!negotiated.as_ref().expect("video").nack);
     assert!(!v.rtcp_mux(), "baresip did not offer rtcp-mux");
     assert_eq!(v.rtcp().map(|r| r.port), Some(VIDEO_PORT));
     let negotiated = negotiated.expect("video negotiated");
@@ -180,8 +187,12 @@ fn answer_to_our_offer_yields_video_and_a_decline_keeps_audio() {
     };
     ours.apply_answer(&answer).expect("audio");
     let v = ours.video().expect("video");
-    assert_eq!(negotiated.expect("answerer's video").payload_type, 96);
+    let theirs = negotiated.expect("answerer's video");
+    assert_eq!(theirs.payload_type, 96);
     assert_eq!((v.payload_type, v.packetization_mode), (96, 1));
+    // Both take generic NACK: the answer keeps the offer's `a=rtcp-fb:96 nack`.
+    assert!(theirs.nack && v.nack);
+    assert!(answer.to_string().contains("a=rtcp-fb:96 nack\r\n"));
     assert!(v.rtcp_mux);
     assert_eq!(v.remote_rtp, sock("192.0.2.100:40002"));
 
@@ -206,6 +217,7 @@ fn baresip_style_answer_with_renumbered_mode_1_is_accepted() {
     ours.apply_answer(&parse(answer).unwrap()).unwrap();
     let v = ours.video().expect("video by name");
     assert_eq!((v.payload_type, v.packetization_mode), (100, 1));
+    assert!(!v.nack, "`* nack pli` asks for no generic NACK");
     assert_eq!(v.remote_rtcp, Some(sock("127.0.0.1:6003")));
 }
 
@@ -285,4 +297,27 @@ fn video_is_added_to_an_audio_only_session_at_the_end() {
     let upgraded = parse(our_offer(&mut ours, SrtpPolicy::Off, Direction::SendRecv)).unwrap();
     assert_eq!(upgraded.media.len(), 2);
     assert_eq!(upgraded.media[1].kind, MediaKind::Video);
+}
+
+/// An answer naming generic NACK for every format (`a=rtcp-fb:* nack`) takes it; one naming it
+/// for another payload type does not.
+#[test]
+fn generic_nack_is_read_for_the_chosen_payload_type_or_all() {
+    let answer_with_feedback = |feedback: &str| {
+        let mut ours = session(1);
+        our_offer(&mut ours, SrtpPolicy::Off, Direction::SendRecv);
+        let answer = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 6000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n\
+             m=video 6002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+             a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n{feedback}"
+        );
+        ours.apply_answer(&parse(&answer).unwrap()).unwrap();
+        ours.video().expect("video").nack
+    };
+    assert!(answer_with_feedback("a=rtcp-fb:* nack\r\n"));
+    assert!(answer_with_feedback("a=rtcp-fb:96 NACK\r\n"));
+    assert!(!answer_with_feedback("a=rtcp-fb:97 nack\r\n"));
+    assert!(!answer_with_feedback("a=rtcp-fb:96 nack pli\r\n"));
+    assert!(!answer_with_feedback(""));
 }

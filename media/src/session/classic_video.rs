@@ -8,8 +8,13 @@
 //! ```text
 //!  source ─► video thread ─► send_rtp ─► VideoTransportCore ─► send_to (latched peer)
 //!  recv_from ─► reader thread ─► VideoTransportCore::handle_datagram ─┬─ Rtp ─► video thread ─► sink
-//!                                     (RTCP timer on the RTP reader)  └─ PLI/FIR ─► IDR next
+//!                                     (RTCP timer on the RTP reader)  ├─ PLI/FIR ─► IDR next
+//!                                                                     └─ NACK ─► poll_resend ─► send_to
 //! ```
+//!
+//! With NACK negotiated the video thread asks for the peer's lost packets (its
+//! `NackGenerator`, through [`VideoTransportCore::nack`]) and the core keeps what we send to
+//! resend it.
 //!
 //! The core sits behind one mutex that the video thread (sending) and the readers (receiving)
 //! take briefly; nothing else is shared.
@@ -69,6 +74,8 @@ pub struct ClassicVideoConfig {
     /// The H.264 level the peer decodes, from its `profile-level-id`: what we send stays
     /// within it.
     pub level: Option<H264Level>,
+    /// Whether both sides negotiated generic NACK (`a=rtcp-fb:<pt> nack`).
+    pub nack: bool,
 }
 
 /// A renegotiated video stream (hold, resume, new address, re-keying). SSRC and numbering
@@ -130,9 +137,9 @@ impl VideoOutput for SocketOutput {
         self.sockets.send(transmit);
     }
 
-    fn send_nack(&mut self, _sequences: Vec<u16>) {
-        // The classic path negotiates no NACK feedback: its thread is started with
-        // `nack: false` and never asks for retransmissions.
+    fn send_nack(&mut self, sequences: Vec<u16>) {
+        let transmit = lock(&self.core).nack(&sequences);
+        self.sockets.send(transmit);
     }
 }
 
@@ -182,8 +189,12 @@ impl ClassicVideoSession {
         source: Option<Box<dyn VideoSource>>,
         sink: Box<dyn VideoSink>,
     ) -> Result<ClassicVideoSession, SessionError> {
-        let (packetization, max_bitrate, level) =
-            (config.packetization, config.max_bitrate, config.level);
+        let (packetization, max_bitrate, level, nack) = (
+            config.packetization,
+            config.max_bitrate,
+            config.level,
+            config.nack,
+        );
         let Transport {
             sockets,
             core,
@@ -199,7 +210,7 @@ impl ClassicVideoSession {
                 packetization,
                 connected: Arc::new(AtomicBool::new(true)),
                 controller: None,
-                nack: false,
+                nack,
                 level,
             },
             source,
@@ -292,7 +303,13 @@ impl ClassicVideoSession {
     pub fn stats(&self) -> VideoStats {
         self.final_stats
             .clone()
-            .unwrap_or_else(|| self.thread.stats())
+            .unwrap_or_else(|| self.with_transport(self.thread.stats()))
+    }
+
+    /// `stats` with what only the transport counts: the peer's NACKs about our stream.
+    fn with_transport(&self, mut stats: VideoStats) -> VideoStats {
+        stats.nacks_received = lock(&self.core).counters().nacks_received;
+        stats
     }
 
     /// The transport's counters (discarded datagrams, latching, RTCP).
@@ -311,6 +328,7 @@ impl ClassicVideoSession {
             let _ = reader.join();
         }
         let stats = self.thread.stop();
+        let stats = self.with_transport(stats);
         say_bye(&self.core, &self.sockets);
         self.final_stats = Some(stats.clone());
         stats
@@ -344,6 +362,7 @@ impl Transport {
             srtp,
             direction,
             cname,
+            nack,
             ..
         } = config;
         rtp_socket.set_read_timeout(Some(READER_POLL))?;
@@ -365,6 +384,7 @@ impl Transport {
                 srtp,
                 direction,
                 cname,
+                nack,
             },
             ssrc,
             Instant::now(),
@@ -447,6 +467,13 @@ impl Reader {
                     if !(self.deliver)(now, delivery) {
                         return;
                     }
+                }
+                loop {
+                    let resend = lock(&self.core).poll_resend();
+                    if resend.is_none() {
+                        break;
+                    }
+                    self.sockets.send(resend);
                 }
             }
             if self.kind == LocalSocket::Rtp {

@@ -20,6 +20,12 @@
 //!   ([`VideoTransportCore::poll_timeout`]); [`VideoTransportCore::pli`] a picture loss
 //!   indication about the peer's stream (RFC 4585, reduced-size as RFC 5506 allows);
 //!   [`VideoTransportCore::close`] the final report with a BYE.
+//! - **NACK** (when negotiated, [`VideoTransportConfig::nack`]). Every datagram sent is kept in
+//!   a [`RetransmissionBuffer`] as sent (already protected: resending the same SRTP packet is
+//!   what a receiver that lost it accepts, and needs no second encryption of one index); a
+//!   generic NACK from the peer about our stream queues the packets it names, which
+//!   [`VideoTransportCore::poll_resend`] hands out. [`VideoTransportCore::nack`] builds our
+//!   NACK about the peer's stream (reduced-size, like the PLI).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -29,6 +35,8 @@ use rand::Rng;
 
 use super::session_core::{LocalSocket, Transmit};
 use super::{MediaDirection, SessionError, SrtpKeys};
+use crate::rtp::nack::{build_nack, RetransmissionBuffer, RetransmissionConfig};
+use crate::rtp::rtcp_packet::build_compound;
 use crate::rtp::{
     Demuxer, KeyframeRequest, NtpTime, PacketClass, ReceiverStats, ReceiverStatsConfig, RtcpConfig,
     RtcpEvent, RtcpSession, RtpPacket, RtpSender, RtpVerdict, SrtpSession,
@@ -63,6 +71,9 @@ pub struct VideoTransportConfig {
     pub direction: MediaDirection,
     /// Our RTCP CNAME.
     pub cname: String,
+    /// Whether both sides negotiated generic NACK feedback: we keep what we send for resending
+    /// and answer the peer's NACKs.
+    pub nack: bool,
 }
 
 /// Counters of a [`VideoTransportCore`].
@@ -78,6 +89,10 @@ pub struct VideoTransportCounters {
     pub rtcp_received: u64,
     /// Times the RTP destination moved to where the peer's packets come from.
     pub latches: u64,
+    /// Generic NACK packets the peer sent about our stream.
+    pub nacks_received: u64,
+    /// Packets resent because the peer asked for them.
+    pub resent: u64,
 }
 
 /// The sans-IO transport of one classic video stream. See the [module docs](self).
@@ -93,6 +108,10 @@ pub struct VideoTransportCore {
     demux: Demuxer,
     highest_latched: Option<u32>,
     counters: VideoTransportCounters,
+    /// What we sent, for resending; `None` without NACK.
+    sent: Option<RetransmissionBuffer>,
+    /// Packets asked for again, waiting for [`VideoTransportCore::poll_resend`].
+    resend: std::collections::VecDeque<Bytes>,
 }
 
 impl VideoTransportCore {
@@ -117,6 +136,10 @@ impl VideoTransportCore {
             demux: Demuxer::new(),
             highest_latched: None,
             counters: VideoTransportCounters::default(),
+            sent: config
+                .nack
+                .then(|| RetransmissionBuffer::new(RetransmissionConfig::default())),
+            resend: std::collections::VecDeque::new(),
             config,
         })
     }
@@ -206,12 +229,39 @@ impl VideoTransportCore {
                 &packet.payload,
             )
         };
+        let sequence = u16::from_be_bytes([plain[2], plain[3]]);
         let payload = match &mut self.srtp {
             Some(srtp) => srtp.protect_rtp(&plain).ok()?,
             None => plain,
         };
+        if let Some(sent) = &mut self.sent {
+            sent.on_packet_sent(sequence, payload.clone(), now);
+        }
         self.counters.rtp_sent += 1;
         transmit(LocalSocket::Rtp, self.rtp_destination, payload)
+    }
+
+    /// The next packet the peer asked for again, to send as it is.
+    pub fn poll_resend(&mut self) -> Option<Transmit> {
+        while let Some(payload) = self.resend.pop_front() {
+            if !self.config.direction.send {
+                continue;
+            }
+            self.counters.resent += 1;
+            return transmit(LocalSocket::Rtp, self.rtp_destination, payload);
+        }
+        None
+    }
+
+    /// A generic NACK asking the peer to resend `sequences` of its stream, once its SSRC is
+    /// known and when NACK was negotiated.
+    pub fn nack(&mut self, sequences: &[u16]) -> Option<Transmit> {
+        if !self.config.nack || sequences.is_empty() {
+            return None;
+        }
+        let media_ssrc = self.receiver.ssrc()?;
+        let packet = build_compound(&[&build_nack(self.ssrc(), media_ssrc, sequences)]).ok()?;
+        self.rtcp_transmit(packet)
     }
 
     /// A PLI about the peer's stream, once its SSRC is known.
@@ -335,10 +385,27 @@ impl VideoTransportCore {
         let ssrc = self.ssrc();
         let mut out = Vec::new();
         while let Some(event) = self.rtcp.poll_event() {
-            if let RtcpEvent::KeyFrameRequest { media_ssrc } = event {
-                if (media_ssrc == ssrc || media_ssrc == 0) && out.is_empty() {
+            match event {
+                RtcpEvent::KeyFrameRequest { media_ssrc }
+                    if (media_ssrc == ssrc || media_ssrc == 0) && out.is_empty() =>
+                {
                     out.push(VideoDelivery::KeyframeRequested);
                 }
+                RtcpEvent::Nack {
+                    media_ssrc,
+                    sequences,
+                } if media_ssrc == ssrc => {
+                    self.counters.nacks_received += 1;
+                    if let Some(sent) = &mut self.sent {
+                        self.resend.extend(sent.on_nack(&sequences, now));
+                    }
+                }
+                RtcpEvent::ReceptionReport(report) => {
+                    if let (Some(sent), Some(rtt)) = (&mut self.sent, report.rtt) {
+                        sent.set_rtt(rtt);
+                    }
+                }
+                _ => {}
             }
         }
         out

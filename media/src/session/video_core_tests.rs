@@ -1,5 +1,5 @@
 //! The classic video transport core in virtual time: numbering, hold, garbage, latching and
-//! keyframe requests.
+//! keyframe requests, NACK and resending.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ fn core(ssrc: u32, remote: &str, now: Instant) -> VideoTransportCore {
         srtp: None,
         direction: MediaDirection::SENDRECV,
         cname: "test@callisto".into(),
+        nack: false,
     };
     VideoTransportCore::new(config, ssrc, now, &mut SmallRng::seed_from_u64(ssrc.into())).unwrap()
 }
@@ -192,6 +193,7 @@ fn reports_leave_from_the_rtcp_socket_only_while_rtcp_is_not_multiplexed() {
         srtp: None,
         direction: MediaDirection::SENDRECV,
         cname: "test@callisto".into(),
+        nack: false,
     };
     let mut a =
         VideoTransportCore::new(config, 0xa, now, &mut SmallRng::seed_from_u64(10)).unwrap();
@@ -220,4 +222,74 @@ fn reports_leave_from_the_rtcp_socket_only_while_rtcp_is_not_multiplexed() {
         next_report(&mut a),
         (LocalSocket::Rtp, addr("127.0.0.1:6002"))
     );
+}
+
+/// Two cores with NACK (and SDES-SRTP) or without, a at 6000 and b at 6002.
+fn nack_pair(nack: bool, now: Instant) -> (VideoTransportCore, VideoTransportCore) {
+    use crate::rtp::{SrtpKeyMaterial, SrtpProfile};
+    use crate::session::SrtpKeys;
+    let (x, y) = (
+        SrtpKeyMaterial::from_bytes(&[7; 30]).unwrap(),
+        SrtpKeyMaterial::from_bytes(&[9; 30]).unwrap(),
+    );
+    let keys = |local: &SrtpKeyMaterial, remote: &SrtpKeyMaterial| SrtpKeys {
+        profile: SrtpProfile::AesCm128HmacSha1_80,
+        local: local.clone(),
+        remote: remote.clone(),
+    };
+    let config = |remote: &str, srtp| VideoTransportConfig {
+        remote_rtp: addr(remote),
+        remote_rtcp: None,
+        rtcp_socket: false,
+        payload_type: 96,
+        srtp: Some(srtp),
+        direction: MediaDirection::SENDRECV,
+        cname: "test@callisto".into(),
+        nack,
+    };
+    let mut rng = SmallRng::seed_from_u64(3);
+    let a = VideoTransportCore::new(config("127.0.0.1:6002", keys(&x, &y)), 0xa, now, &mut rng);
+    let b = VideoTransportCore::new(config("127.0.0.1:6000", keys(&y, &x)), 0xb, now, &mut rng);
+    (a.unwrap(), b.unwrap())
+}
+
+/// a sends five packets; the third is lost on the way. b's NACK for it reaches a, which
+/// resends the very datagram it sent (SRTP protected once), and b takes it; a NACK for a
+/// packet a never sent resends nothing. Without NACK negotiated b builds no NACK and a
+/// resends nothing.
+#[test]
+fn a_nacked_packet_is_resent_as_it_was_sent() {
+    let now = Instant::now();
+    let (a_at, b_at) = (addr("127.0.0.1:6000"), addr("127.0.0.1:6002"));
+    for nack in [true, false] {
+        let (mut a, mut b) = nack_pair(nack, now);
+        let mut sent = Vec::new();
+        for i in 0..5u32 {
+            let t = a.send_rtp(now, &packet(3000 * i, true)).unwrap();
+            if i != 2 {
+                b.handle_datagram(now, ntp(), LocalSocket::Rtp, a_at, &t.payload);
+            }
+            sent.push(t.payload);
+        }
+        let lost = u16::from_be_bytes([sent[2][2], sent[2][3]]);
+        let Some(request) = b.nack(&[lost, lost.wrapping_add(100)]) else {
+            assert!(!nack, "with NACK negotiated, b asks");
+            assert!(a.poll_resend().is_none());
+            continue;
+        };
+        assert!(nack, "without NACK negotiated, b does not ask");
+        assert_eq!(request.destination, a_at);
+        let delivered = a.handle_datagram(now, ntp(), LocalSocket::Rtp, b_at, &request.payload);
+        assert!(delivered.is_empty(), "{delivered:?}");
+        let resent = a.poll_resend().expect("the lost packet again");
+        assert_eq!(resent.destination, b_at);
+        assert_eq!(resent.payload, sent[2], "the same datagram");
+        assert!(a.poll_resend().is_none(), "nothing for a packet never sent");
+        assert_eq!((a.counters().nacks_received, a.counters().resent), (1, 1));
+        let got = b.handle_datagram(now, ntp(), LocalSocket::Rtp, a_at, &resent.payload);
+        match got.as_slice() {
+            [VideoDelivery::Rtp(p)] => assert_eq!(p.header.sequence_number, lost),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -494,6 +494,7 @@ mod tests {
                 profile_level_id: Some(0x42e01f),
                 direction: Direction::SendOnly,
                 srtp: None,
+                nack: false,
             },
             forwarded: true,
         }

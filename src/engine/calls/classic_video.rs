@@ -277,6 +277,7 @@ pub(super) fn config_of(
         direction,
         cname: format!("callisto-{:x}", key.0),
         level: level_of(negotiated),
+        nack: negotiated.nack,
     }
 }
 

@@ -61,15 +61,16 @@
 //! ([`SdpSession::create_offer_with_video`], [`SdpSession::answer_with_video`]), and
 //! [`SdpSession::video`] is the [`NegotiatedVideo`] of the latest exchange.
 //! - **Offer**: one payload type per packetization mode of the policy (mode 1 first by
-//!   default), each `H264/90000` with our `profile-level-id`, `a=rtcp-fb:<pt> nack pli` and
-//!   `a=rtcp-fb:<pt> ccm fir`; profile, RTCP, SRTP (with keys of its own) and direction as for
+//!   default), each `H264/90000` with our `profile-level-id`, `a=rtcp-fb:<pt> nack`,
+//!   `a=rtcp-fb:<pt> nack pli` and `a=rtcp-fb:<pt> ccm fir`; profile, RTCP, SRTP (with keys of its own) and direction as for
 //!   audio. The video m-line follows the audio one and keeps its slot in re-offers.
 //! - **Answer**: an offered `H264/90000` payload type whose profile is Constrained Baseline
 //!   compatible (Baseline, or `constraint_set1` set) and whose packetization mode is one of
 //!   ours — of the policy's first such mode, the offerer's first payload type (so an offer of
 //!   modes 0 and 1 gets mode 1 by default: mode 0 limits every NAL unit to one packet); the
 //!   answer keeps the offered payload type, profile and
-//!   mode and names the lower of the offered level and ours. No such payload type, no video
+//!   mode, names the lower of the offered level and ours, and keeps generic NACK feedback
+//!   when the offer has it for that payload type (`NegotiatedVideo::nack`). No such payload type, no video
 //!   policy, or SRTP that cannot be agreed: the video m-line gets port 0 and the call goes on
 //!   with audio.
 //! - **Answer check**: a video m-line answered with port 0, a payload type we did not offer or

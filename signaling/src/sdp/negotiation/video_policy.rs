@@ -149,6 +149,9 @@ pub struct NegotiatedVideo {
     pub direction: Direction,
     /// SDES-SRTP keys, when the stream is encrypted.
     pub srtp: Option<NegotiatedSrtp>,
+    /// Whether both sides take generic NACK feedback (RFC 4585): the receiver asks for lost
+    /// packets again and the sender resends them.
+    pub nack: bool,
 }
 
 #[cfg(test)]

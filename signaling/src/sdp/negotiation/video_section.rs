@@ -30,6 +30,9 @@ pub(super) struct VideoSection {
     pub rtcp: RtcpLine,
     pub crypto: Vec<CryptoAttribute>,
     pub direction: Direction,
+    /// Whether the section has generic NACK feedback (`a=rtcp-fb:<pt> nack`): always in an
+    /// offer, in an answer only when the offer had it (RFC 4585 §4.2).
+    pub nack: bool,
 }
 
 impl VideoSection {
@@ -45,6 +48,9 @@ impl VideoSection {
                 format!("{pt} {H264}/{VIDEO_CLOCK_RATE}"),
             ));
             a.push(Attribute::value("fmtp", format!("{pt} {fmtp}")));
+            if self.nack {
+                a.push(Attribute::value("rtcp-fb", format!("{pt} nack")));
+            }
             a.push(Attribute::value("rtcp-fb", format!("{pt} nack pli")));
             a.push(Attribute::value("rtcp-fb", format!("{pt} ccm fir")));
         }
@@ -124,6 +130,7 @@ pub(super) fn offer_video(
         },
         crypto: crypto.clone(),
         direction,
+        nack: true,
     };
     let offered = OfferedVideo {
         index,
@@ -134,6 +141,18 @@ pub(super) fn offer_video(
         rtcp_mux: true,
     };
     Some((section.write(), offered))
+}
+
+/// Whether `media` asks for generic NACK feedback for payload type `pt` (`a=rtcp-fb:<pt> nack`
+/// or `a=rtcp-fb:* nack`, without a parameter: `nack pli` is another kind).
+pub(super) fn has_generic_nack(media: &MediaDescription, pt: u8) -> bool {
+    media.attributes_named("rtcp-fb").any(|a| {
+        let mut words = a.value.as_deref().unwrap_or("").split_whitespace();
+        let (format, kind, parameter) = (words.next(), words.next(), words.next());
+        (format == Some("*") || format.and_then(|f| f.parse::<u8>().ok()) == Some(pt))
+            && kind.is_some_and(|k| k.eq_ignore_ascii_case("nack"))
+            && parameter.is_none()
+    })
 }
 
 /// The first offered H.264 payload type we take, with its format.
@@ -189,6 +208,7 @@ pub(super) fn answer_video(
     let answered_id =
         (format.profile_level_id & 0xff_ff_00) | u32::from(format.level().min(our_level));
     let our_direction = remote.direction.reversed().intersect(direction);
+    let nack = has_generic_nack(media, payload_type);
     let section = VideoSection {
         port: local.rtp_port,
         protocol: media.protocol.clone(),
@@ -206,6 +226,7 @@ pub(super) fn answer_video(
         },
         crypto,
         direction: our_direction,
+        nack,
     };
     let negotiated = NegotiatedVideo {
         remote_rtp: remote.rtp,
@@ -216,6 +237,7 @@ pub(super) fn answer_video(
         profile_level_id: format.named_profile_level_id(),
         direction: our_direction,
         srtp: negotiated_srtp,
+        nack,
     };
     Some((section.write(), negotiated))
 }
@@ -277,5 +299,7 @@ pub(super) fn check_video_answer(
         profile_level_id,
         direction: offered.direction.intersect(remote.direction.reversed()),
         srtp,
+        // We offered it; the answer keeps it or not.
+        nack: has_generic_nack(media, payload_type),
     })
 }
