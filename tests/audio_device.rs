@@ -731,3 +731,71 @@ fn in_process_client_of(pulse: &PulseServer) -> std::sync::MutexGuard<'static, (
     }
     guard
 }
+
+/// The default microphone and the default speakers change mid-call (the user picks others in
+/// the system's sound settings): alice's call on the default microphone and bob's on the
+/// default speakers follow the change, and the call stays.
+#[test]
+fn calls_on_the_default_devices_follow_a_change_of_default() -> TestResult {
+    let _one_call = one_call_at_a_time();
+    let sinks = [
+        "callisto_desk",
+        "callisto_headset",
+        "callisto_tv",
+        "callisto_earbuds",
+    ];
+    let pulse = PulseServer::start(&sinks)?;
+    pulse.pactl(&["set-default-source", "callisto_desk.monitor"])?;
+    pulse.pactl(&["set-default-sink", "callisto_tv"])?;
+    let dir = tempfile::tempdir()?;
+    let (alice_dir, bob_dir) = dirs(dir.path())?;
+    let bob_rec = dir.path().join("bob.wav");
+    let (tv_raw, earbuds_raw) = (dir.path().join("tv.raw"), dir.path().join("earbuds.raw"));
+    let _desk_tone = play_tone(&pulse, "callisto_desk", OTHER_HZ, 30.0)?;
+    let _headset_tone = play_tone(&pulse, "callisto_headset", MIC_HZ, 30.0)?;
+    let tv = record_raw(&pulse, "callisto_tv.monitor", &tv_raw)?;
+    let earbuds = record_raw(&pulse, "callisto_earbuds.monitor", &earbuds_raw)?;
+    let (mut bob, port) = start_bob(&pulse, &bob_dir, &bob_rec, Some("device"))?;
+    let mut alice = start_alice(&pulse, &alice_dir, port, "device", "10")?;
+    alice.expect("answered", WAIT)?;
+    std::thread::sleep(Duration::from_secs(4));
+    pulse.pactl(&["set-default-source", "callisto_headset.monitor"])?;
+    pulse.pactl(&["set-default-sink", "callisto_earbuds"])?;
+    let ended = alice.expect("call_ended", Duration::from_secs(15))?;
+    bob.expect("call_ended", WAIT)?;
+    assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
+    assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
+    drop((tv, earbuds));
+    assert_eq!(ended["by"], "local", "{ended}");
+
+    // What alice's microphone sent, in bob's recording: the desk, then the headset.
+    let recorded = wav::read_mono(&bob_rec)?;
+    let rate = recorded.sample_rate;
+    let desk = tone_seconds(&recorded.samples, rate, OTHER_HZ);
+    let headset = tone_seconds(&recorded.samples, rate, MIC_HZ);
+    println!(
+        "bob heard the desk microphone for {desk:.2} s and the headset for {headset:.2} s, in \
+         {:.2} s: {} / {}",
+        recorded.seconds(),
+        timeline(&recorded.samples, rate, OTHER_HZ),
+        timeline(&recorded.samples, rate, MIC_HZ)
+    );
+    assert!(desk >= 1.5, "{desk} s of the desk microphone");
+    assert!(
+        headset >= 3.0,
+        "{headset} s of the headset after the change"
+    );
+    // What bob's speakers played: the TV's sink before the change, the earbuds' after it.
+    let (on_tv, on_earbuds) = (read_raw(&tv_raw)?, read_raw(&earbuds_raw)?);
+    let before = tone_seconds(&on_tv, 48_000, OTHER_HZ);
+    let after = tone_seconds(&on_earbuds, 48_000, MIC_HZ);
+    println!(
+        "bob's TV played the desk tone {before:.2} s: {}; his earbuds the headset's {after:.2} \
+         s: {}",
+        timeline(&on_tv, 48_000, OTHER_HZ),
+        timeline(&on_earbuds, 48_000, MIC_HZ)
+    );
+    assert!(before >= 1.0, "{before} s on the TV before the change");
+    assert!(after >= 3.0, "{after} s on the earbuds after the change");
+    Ok(())
+}
