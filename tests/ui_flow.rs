@@ -1,10 +1,10 @@
 //! The window clicked through with Slint's testing backend, against a real registrar and real
-//! peers: try the echo test and call an address with an IP before any account, add an account
-//! and see it register, dial and hang up, answer an incoming call and hang up, and find both
-//! calls in the history; call back from the history, edit and call a contact, use the in-call
-//! buttons, decline a call; transfer a call; answer a waiting call, merge both calls into a
-//! conference and end it; add a participant to a call, see both merged into a conference, drop
-//! one of them, end it.
+//! peers: try the echo test (dragging the self-view) and call an address with an IP before any
+//! account, add an account and see it register, dial and hang up, answer an incoming call and
+//! hang up, and find both calls in the history; call back from the history, edit and call a
+//! contact, use the in-call buttons, decline a call; transfer a call; answer a waiting call,
+//! merge both calls into a conference and end it; add a participant to a call, see both merged
+//! into a conference, drop one of them, end it.
 //!
 //! The window, its adapters and the controller are the app's own; only the platform is Slint's
 //! headless testing backend (no pixels). The script runs on its own thread and touches the
@@ -25,8 +25,8 @@ use slint::{ComponentHandle, Model};
 use support::callisto::Callisto;
 use support::kamailio::Kamailio;
 use window_script::{
-    account_state, click, contacts, current_call_state, history, on_ui, press_enter, run_window,
-    shown_call, type_into, wait_until, Weak, WAIT,
+    account_state, click, contacts, current_call_state, drag, history, on_ui, position_of,
+    press_enter, run_window, shown_call, type_into, wait_until, Weak, WAIT,
 };
 
 /// Bob, registered as `bob_account` (address, registrar) and able to take video, answers the
@@ -97,6 +97,16 @@ fn script(window: Weak, kamailio: &Kamailio, dir: &Path) -> Result<(), Box<dyn E
                 .iter()
                 .any(|t| t.has_video && t.frame.size().width > 0)
     })?;
+    // The self-view (bottom right) is dragged up and to the left, and stays where it was
+    // left.
+    let before = position_of(&window, "Self-view")?;
+    drag(&window, "Self-view", -200.0, -100.0)?;
+    let after = position_of(&window, "Self-view")?;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (-200.0, -100.0),
+        "the self-view went from {before:?} to {after:?}"
+    );
     click(&window, "Hang up")?;
     wait_until(&window, "the echo test in the history", |w| {
         w.global::<CallAdapter>().get_calls().row_count() == 0 && history(w).len() == 1

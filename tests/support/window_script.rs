@@ -134,6 +134,46 @@ pub fn type_into(window: &Weak, placeholder: &'static str, text: String) -> Resu
     }
 }
 
+/// The position (logical pixels, in the window) of the element labelled `label`.
+pub fn position_of(window: &Weak, label: &str) -> Result<(f32, f32), String> {
+    let wanted = label.to_string();
+    on_ui(window, move |w| {
+        ElementHandle::find_by_accessible_label(w, &wanted)
+            .next()
+            .map(|e| (e.absolute_position().x, e.absolute_position().y))
+    })?
+    .ok_or_else(|| format!("no '{label}' on screen"))
+}
+
+/// Drags the element labelled `label` by (`dx`, `dy`) logical pixels with the left mouse
+/// button: pressed at its middle, moved there in steps, released.
+pub fn drag(window: &Weak, label: &str, dx: f32, dy: f32) -> Result<(), String> {
+    use slint::platform::PointerEventButton;
+    use slint::LogicalPosition;
+    let wanted = label.to_string();
+    on_ui(window, move |w| {
+        let element = ElementHandle::find_by_accessible_label(w, &wanted).next()?;
+        let (at, size) = (element.absolute_position(), element.size());
+        let start = LogicalPosition::new(at.x + size.width / 2.0, at.y + size.height / 2.0);
+        let button = PointerEventButton::Left;
+        let window = w.window();
+        window.dispatch_event(WindowEvent::PointerMoved { position: start });
+        window.dispatch_event(WindowEvent::PointerPressed {
+            position: start,
+            button,
+        });
+        let mut position = start;
+        for step in 1..=4 {
+            let part = step as f32 / 4.0;
+            position = LogicalPosition::new(start.x + dx * part, start.y + dy * part);
+            window.dispatch_event(WindowEvent::PointerMoved { position });
+        }
+        window.dispatch_event(WindowEvent::PointerReleased { position, button });
+        Some(())
+    })?
+    .ok_or_else(|| format!("no '{label}' on screen"))
+}
+
 /// Presses Enter in the field that has the focus.
 pub fn press_enter(window: &Weak) -> Result<(), String> {
     on_ui(window, move |w| {
