@@ -341,3 +341,40 @@ async fn a_stranger_s_packets_are_dropped_and_the_call_goes_on() {
     check_stamps("b", &seen_by_b.lock().unwrap(), 1);
     assert_eq!(stats_b.video.unwrap().decode_errors, 0);
 }
+
+/// A holds B (sendonly): B, who now only receives, encodes nothing while held — its frames
+/// sent stay put — and resumes with a keyframe that A decodes, the pictures going on whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_peer_encodes_nothing_and_resumes_at_a_keyframe() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, seen_by_a) = video_session(1, 1_000_000).await;
+    let (b, _) = video_session(2, 1_000_000).await;
+    connect(&a, &b).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let hold = |on: bool| {
+        let (a, b) = (&a, &b);
+        async move {
+            let offer = a.hold_offer(on).await.unwrap();
+            let answer = b.accept_reoffer(&offer).await.unwrap();
+            a.apply_reanswer(&answer).await.unwrap();
+        }
+    };
+    hold(true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held_at = b.stats().video.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let still = b.stats().video.unwrap();
+    assert_eq!(still.frames_sent, held_at.frames_sent, "b encodes on hold");
+    let decoded_on_hold = a.stats().video.unwrap().frames_decoded;
+    hold(false).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let stats_b = b.close().await;
+    let stats_a = a.close().await;
+    let (va, vb) = (stats_a.video.unwrap(), stats_b.video.unwrap());
+    println!("a: {va:?}\nb: {vb:?}");
+    assert!(vb.keyframes_sent >= 2, "the resume starts at a keyframe");
+    assert!(va.frames_decoded >= decoded_on_hold + 20, "{va:?}");
+    assert_eq!(va.decode_errors, 0);
+    let stamps = seen_by_a.lock().unwrap();
+    assert!(stamps.iter().flatten().all(|s| s.identity == 2));
+}

@@ -154,6 +154,8 @@ pub struct ClassicVideoSession {
     final_stats: Option<VideoStats>,
     /// Where every received packet is copied as well ([`ClassicVideoSession::tap_video`]).
     taps: Arc<Mutex<Vec<VideoTap>>>,
+    /// Whether the direction sends: the video thread encodes only then.
+    sending: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ClassicVideoSession {
@@ -195,6 +197,7 @@ impl ClassicVideoSession {
             config.level,
             config.nack,
         );
+        let sending = Arc::new(AtomicBool::new(config.direction.send));
         let Transport {
             sockets,
             core,
@@ -209,6 +212,7 @@ impl ClassicVideoSession {
                 payload_type,
                 packetization,
                 connected: Arc::new(AtomicBool::new(true)),
+                sending: Arc::clone(&sending),
                 controller: None,
                 nack,
                 level,
@@ -262,6 +266,7 @@ impl ClassicVideoSession {
             stop,
             final_stats: None,
             taps,
+            sending,
         })
     }
 
@@ -274,12 +279,15 @@ impl ClassicVideoSession {
 
     /// Applies a renegotiated stream.
     pub fn update(&self, update: VideoUpdate) -> Result<(), SessionError> {
+        let send = update.direction.send;
         lock(&self.core).update(
             update.remote_rtp,
             update.remote_rtcp,
             update.direction,
             update.srtp,
-        )
+        )?;
+        self.sending.store(send, Ordering::Release);
+        Ok(())
     }
 
     /// Asks the peer for a keyframe (a PLI, rate-limited with the decoder's own requests).

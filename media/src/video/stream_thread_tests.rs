@@ -1,5 +1,6 @@
 //! The video thread's tests: scaling, a replaced source, a paused shared feed, keyframes
-//! asked for and made across a lossy link, payloads that are not H.264, packetization mode 0.
+//! asked for and made across a lossy link, payloads that are not H.264, packetization mode 0,
+//! hold.
 
 use super::*;
 use crate::video::{read_stamp, TestPattern, VideoFormat, VideoFrame};
@@ -106,6 +107,53 @@ fn mode_0_sends_single_nal_units_that_fit_a_packet() {
     assert!(seen.iter().all(|(_, id, _)| *id == Some(3)), "{seen:?}");
 }
 
+/// On hold (the direction does not send) nothing is encoded or sent, though the source's
+/// frames are still read at their rate; on resume the first picture sent is a keyframe, and
+/// it is the source's picture of that moment.
+#[test]
+fn on_hold_nothing_is_encoded_and_the_resume_starts_at_a_keyframe() {
+    let format = VideoFormat::new(160, 120, 30).unwrap();
+    let source = Box::new(TestPattern::new(format, 4).unwrap());
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sending = Arc::new(AtomicBool::new(true));
+    let config = VideoThreadConfig {
+        sending: Arc::clone(&sending),
+        ..thread_config()
+    };
+    let channels = VideoChannels {
+        inbox: std::sync::mpsc::channel(),
+        output: Box::new(Captured(sent.clone())),
+    };
+    let sink = Box::new(crate::video::NullVideoSink::new());
+    let mut thread = VideoThread::start(config, Some(source), sink, channels).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    sending.store(false, Ordering::Release);
+    thread::sleep(Duration::from_millis(100));
+    let before_hold = lock(&sent).len();
+    let frames_before = thread.stats().frames_sent;
+    thread::sleep(Duration::from_millis(600));
+    assert_eq!(lock(&sent).len(), before_hold, "nothing sent on hold");
+    assert_eq!(thread.stats().frames_sent, frames_before, "nothing encoded");
+    sending.store(true, Ordering::Release);
+    thread::sleep(Duration::from_millis(300));
+    thread.stop();
+
+    let packets = lock(&sent);
+    let held = decoded(&packets[..before_hold]);
+    let resumed = decoded(&packets[before_hold..]);
+    assert!(
+        !held.is_empty() && !resumed.is_empty(),
+        "{held:?} {resumed:?}"
+    );
+    assert!(resumed[0].2, "the resume starts at a keyframe: {resumed:?}");
+    // 600 ms of the source's frames went by unsent: the RTP clock went on by as much.
+    let gap = resumed[0].0.wrapping_sub(held[held.len() - 1].0);
+    assert!(
+        (54_000..=90_000).contains(&gap),
+        "{gap} ticks across the hold"
+    );
+}
+
 /// A source of units encoded elsewhere, paused at will.
 struct FeedSource {
     feed: EncodedFeed,
@@ -167,6 +215,7 @@ fn thread_config() -> VideoThreadConfig {
         payload_type: 96,
         packetization: PacketizationMode::NonInterleaved,
         connected: Arc::new(AtomicBool::new(true)),
+        sending: Arc::new(AtomicBool::new(true)),
         controller: None,
         nack: false,
         level: None,

@@ -274,6 +274,7 @@ impl WebRtcSession {
                 payload_type,
                 packetization,
                 connected: Arc::clone(&self.shared.connected),
+                sending: self.track_sending(local),
                 controller: Some(self.controller.clone()),
                 nack: true,
                 level,

@@ -230,6 +230,8 @@ impl MoreStreams {
                 payload_type: 0,
                 packetization: PacketizationMode::NonInterleaved,
                 connected: Arc::clone(&self.connected),
+                // Receive-only: there is nothing to send.
+                sending: Arc::new(AtomicBool::new(false)),
                 controller: None,
                 nack: true,
                 level: None,
