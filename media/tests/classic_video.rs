@@ -169,6 +169,7 @@ fn latching_follows_the_peer_and_hold_stops_sending() {
         remote_rtcp: None,
         direction: MediaDirection::RECVONLY,
         srtp: None,
+        nack: false,
     })
     .unwrap();
     thread::sleep(Duration::from_millis(300));

@@ -276,6 +276,34 @@ impl RtcpSession {
         self.report(now, ntp, sender, receiver, Some(reason))
     }
 
+    /// A feedback message (RFC 4585: a PLI, a generic NACK) as a compound packet of its own: an
+    /// empty receiver report and our CNAME first, as RFC 3550 §6.1 wants of every compound
+    /// packet (without `a=rtcp-rsize` a peer may refuse a lone feedback packet). It does not
+    /// move the report schedule.
+    pub fn feedback(&mut self, feedback: &dyn Marshal) -> Result<Bytes, RtcpError> {
+        let receiver_report = ReceiverReport {
+            ssrc: self.local_ssrc,
+            reports: Vec::new(),
+            profile_extensions: Bytes::new(),
+        };
+        let sdes = self.cname_chunk();
+        let packet = build_compound(&[&receiver_report, &sdes, feedback])?;
+        self.counters.sent += 1;
+        Ok(packet)
+    }
+
+    fn cname_chunk(&self) -> SourceDescription {
+        SourceDescription {
+            chunks: vec![SourceDescriptionChunk {
+                source: self.local_ssrc,
+                items: vec![SourceDescriptionItem {
+                    sdes_type: SdesType::SdesCname,
+                    text: Bytes::copy_from_slice(self.config.cname.as_bytes()),
+                }],
+            }],
+        }
+    }
+
     /// Whether [`RtcpSession::close`] has been called.
     pub fn is_closed(&self) -> bool {
         self.next_report.is_none()
@@ -334,15 +362,7 @@ impl RtcpSession {
             reports: blocks,
             profile_extensions: Bytes::new(),
         };
-        let sdes = SourceDescription {
-            chunks: vec![SourceDescriptionChunk {
-                source: self.local_ssrc,
-                items: vec![SourceDescriptionItem {
-                    sdes_type: SdesType::SdesCname,
-                    text: Bytes::copy_from_slice(self.config.cname.as_bytes()),
-                }],
-            }],
-        };
+        let sdes = self.cname_chunk();
         let goodbye = bye.map(|reason| Goodbye {
             sources: vec![self.local_ssrc],
             reason: Bytes::from(reason),

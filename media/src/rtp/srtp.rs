@@ -40,8 +40,11 @@ use rtc_srtp::protection_profile::ProtectionProfile;
 
 use super::packet::{parse_header, validate_rtp_header, RtpHeader};
 
-/// Replay window, in packets, for SRTP and SRTCP.
-pub const REPLAY_WINDOW: usize = 64;
+/// Replay window, in packets, for SRTP and SRTCP: a packet up to this far behind the newest
+/// is still taken if it was not seen. Wide, so that a resend (NACK) of a packet lost early in
+/// a keyframe's burst — hundreds of packets at several Mbps, plus a round trip — is not
+/// refused as a replay.
+pub const REPLAY_WINDOW: usize = 1_024;
 /// Distinct unauthenticated SSRCs the probe context holds before it is rebuilt.
 pub const MAX_PROBED_SSRCS: usize = 32;
 /// Length of an AES-CM-128 master key.

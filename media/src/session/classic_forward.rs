@@ -231,12 +231,15 @@ impl ClassicForwarder {
     /// Applies a renegotiated stream (address, direction, keys; a retired stream is
     /// inactive).
     pub fn update(&self, update: VideoUpdate) -> Result<(), SessionError> {
-        lock(&self.core).update(
+        let mut core = lock(&self.core);
+        core.update(
             update.remote_rtp,
             update.remote_rtcp,
             update.direction,
             update.srtp,
-        )
+        )?;
+        core.set_nack(update.nack);
+        Ok(())
     }
 
     /// Packets sent so far.

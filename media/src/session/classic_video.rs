@@ -90,6 +90,9 @@ pub struct VideoUpdate {
     pub direction: MediaDirection,
     /// The new keys; `None`: plain RTP.
     pub srtp: Option<SrtpKeys>,
+    /// Whether generic NACK is negotiated now. (A stream that started without it does not
+    /// begin asking for lost packets; it does resend what the peer asks for.)
+    pub nack: bool,
 }
 
 /// The sockets of the stream, as the core names them.
@@ -246,6 +249,7 @@ impl ClassicVideoSession {
                         VideoInput::Rtp { at, packet }
                     }
                     VideoDelivery::KeyframeRequested => VideoInput::KeyframeRequested,
+                    VideoDelivery::Rtt(rtt) => VideoInput::Rtt(rtt),
                 };
                 if lock(&inbox).send(input).is_err() {
                     return false;
@@ -280,12 +284,15 @@ impl ClassicVideoSession {
     /// Applies a renegotiated stream.
     pub fn update(&self, update: VideoUpdate) -> Result<(), SessionError> {
         let send = update.direction.send;
-        lock(&self.core).update(
+        let mut core = lock(&self.core);
+        core.update(
             update.remote_rtp,
             update.remote_rtcp,
             update.direction,
             update.srtp,
         )?;
+        core.set_nack(update.nack);
+        drop(core);
         self.sending.store(send, Ordering::Release);
         Ok(())
     }

@@ -11,21 +11,23 @@
 //! - **Receiving.** [`VideoTransportCore::handle_datagram`] demultiplexes RTP and RTCP
 //!   (RFC 5761), authenticates and decrypts them, checks the payload type, runs the RFC 3550
 //!   statistics (SSRC latching), and returns what the video thread needs: playable RTP packets
-//!   (only while the direction receives) and the peer's keyframe requests (PLI, FIR). Garbage,
+//!   (only while the direction receives), the peer's keyframe requests (PLI, FIR) and the
+//!   round-trip time its reports about our stream give. Garbage,
 //!   failed authentication, foreign SSRCs and other payload types are dropped and counted.
 //! - **Latching.** RTP goes to the announced address until a valid, authenticated packet of the
 //!   stream newer than any before arrives from elsewhere; then it follows that address. RTCP
 //!   follows where valid RTCP comes from.
 //! - **RTCP.** [`VideoTransportCore::poll_transmit`] gives the SR/RR + SDES report when due
 //!   ([`VideoTransportCore::poll_timeout`]); [`VideoTransportCore::pli`] a picture loss
-//!   indication about the peer's stream (RFC 4585, reduced-size as RFC 5506 allows);
+//!   indication about the peer's stream (RFC 4585, in a compound packet after an empty RR and
+//!   our CNAME);
 //!   [`VideoTransportCore::close`] the final report with a BYE.
 //! - **NACK** (when negotiated, [`VideoTransportConfig::nack`]). Every datagram sent is kept in
 //!   a [`RetransmissionBuffer`] as sent (already protected: resending the same SRTP packet is
 //!   what a receiver that lost it accepts, and needs no second encryption of one index); a
 //!   generic NACK from the peer about our stream queues the packets it names, which
 //!   [`VideoTransportCore::poll_resend`] hands out. [`VideoTransportCore::nack`] builds our
-//!   NACK about the peer's stream (reduced-size, like the PLI).
+//!   NACK about the peer's stream (compound, like the PLI).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -36,11 +38,11 @@ use rand::Rng;
 use super::session_core::{LocalSocket, Transmit};
 use super::{MediaDirection, SessionError, SrtpKeys};
 use crate::rtp::nack::{build_nack, RetransmissionBuffer, RetransmissionConfig};
-use crate::rtp::rtcp_packet::build_compound;
 use crate::rtp::{
-    Demuxer, KeyframeRequest, NtpTime, PacketClass, ReceiverStats, ReceiverStatsConfig, RtcpConfig,
-    RtcpEvent, RtcpSession, RtpPacket, RtpSender, RtpVerdict, SrtpSession,
+    Demuxer, NtpTime, PacketClass, ReceiverStats, ReceiverStatsConfig, RtcpConfig, RtcpEvent,
+    RtcpSession, RtpPacket, RtpSender, RtpVerdict, SrtpSession,
 };
+use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
 /// The RTP clock of video.
 const VIDEO_CLOCK_RATE: u32 = 90_000;
@@ -52,6 +54,8 @@ pub enum VideoDelivery {
     Rtp(RtpPacket),
     /// The peer asked for a keyframe (PLI or FIR about our stream).
     KeyframeRequested,
+    /// The peer's report about our stream gave the round-trip time.
+    Rtt(std::time::Duration),
 }
 
 /// Where a classic video stream sends, and how: what the SDP negotiated.
@@ -126,7 +130,7 @@ impl VideoTransportCore {
         let sender =
             RtpSender::with_start(ssrc, rng.gen(), 0, config.payload_type, VIDEO_CLOCK_RATE);
         let rtcp = RtcpSession::new(RtcpConfig::new(config.cname.clone()), ssrc, now, rng);
-        Ok(VideoTransportCore {
+        let mut core = VideoTransportCore {
             rtp_destination: config.remote_rtp,
             rtcp_destination: config.remote_rtcp,
             srtp,
@@ -136,12 +140,12 @@ impl VideoTransportCore {
             demux: Demuxer::new(),
             highest_latched: None,
             counters: VideoTransportCounters::default(),
-            sent: config
-                .nack
-                .then(|| RetransmissionBuffer::new(RetransmissionConfig::default())),
+            sent: None,
             resend: std::collections::VecDeque::new(),
             config,
-        })
+        };
+        core.start_resending(core.config.nack);
+        Ok(core)
     }
 
     /// The direction negotiated now.
@@ -181,6 +185,8 @@ impl VideoTransportCore {
         if srtp != self.config.srtp {
             self.srtp = srtp_session(srtp.as_ref())?;
             self.config.srtp = srtp;
+            // What we kept was protected with the old keys: the peer could not read it now.
+            self.start_resending(self.config.nack);
         }
         if remote_rtp != self.config.remote_rtp {
             self.config.remote_rtp = remote_rtp;
@@ -193,6 +199,21 @@ impl VideoTransportCore {
         }
         self.config.direction = direction;
         Ok(())
+    }
+
+    /// Whether generic NACK is negotiated now (a renegotiation may add or drop it): without
+    /// it, nothing is kept or resent and no NACK is built.
+    pub fn set_nack(&mut self, nack: bool) {
+        if nack != self.config.nack {
+            self.config.nack = nack;
+            self.start_resending(nack);
+        }
+    }
+
+    /// Forgets what was kept for resending, and keeps what is sent from now on when `nack`.
+    fn start_resending(&mut self, nack: bool) {
+        self.sent = nack.then(|| RetransmissionBuffer::new(RetransmissionConfig::default()));
+        self.resend.clear();
     }
 
     /// The datagram carrying `packet` (from the video thread) to the peer, if it is to be sent.
@@ -260,14 +281,20 @@ impl VideoTransportCore {
             return None;
         }
         let media_ssrc = self.receiver.ssrc()?;
-        let packet = build_compound(&[&build_nack(self.ssrc(), media_ssrc, sequences)]).ok()?;
+        let nack = build_nack(self.ssrc(), media_ssrc, sequences);
+        let packet = self.rtcp.feedback(&nack).ok()?;
         self.rtcp_transmit(packet)
     }
 
-    /// A PLI about the peer's stream, once its SSRC is known.
+    /// A PLI about the peer's stream, once its SSRC is known (in a compound packet after an
+    /// empty receiver report and our CNAME).
     pub fn pli(&mut self) -> Option<Transmit> {
         let media_ssrc = self.receiver.ssrc()?;
-        let packet = KeyframeRequest::Pli.build(self.ssrc(), media_ssrc).ok()?;
+        let pli = PictureLossIndication {
+            sender_ssrc: self.ssrc(),
+            media_ssrc,
+        };
+        let packet = self.rtcp.feedback(&pli).ok()?;
         self.rtcp_transmit(packet)
     }
 
@@ -401,8 +428,11 @@ impl VideoTransportCore {
                     }
                 }
                 RtcpEvent::ReceptionReport(report) => {
-                    if let (Some(sent), Some(rtt)) = (&mut self.sent, report.rtt) {
-                        sent.set_rtt(rtt);
+                    if let Some(rtt) = report.rtt {
+                        if let Some(sent) = &mut self.sent {
+                            sent.set_rtt(rtt);
+                        }
+                        out.push(VideoDelivery::Rtt(rtt));
                     }
                 }
                 _ => {}

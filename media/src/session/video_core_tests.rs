@@ -152,6 +152,21 @@ fn pli_and_fir_become_keyframe_requests_and_reports_flow() {
         &t.payload,
     );
     let pli = b.pli().unwrap();
+    // A compound packet, as RFC 3550 wants without `a=rtcp-rsize`: an empty RR, b's CNAME,
+    // then the PLI.
+    let parts = crate::rtp::rtcp_packet::parse_compound(&pli.payload).unwrap();
+    let kinds: Vec<&str> = parts
+        .iter()
+        .map(|p| match p {
+            crate::rtp::rtcp_packet::RtcpPacket::ReceiverReport(rr) if rr.reports.is_empty() => {
+                "rr"
+            }
+            crate::rtp::rtcp_packet::RtcpPacket::SourceDescription(_) => "sdes",
+            crate::rtp::rtcp_packet::RtcpPacket::PictureLossIndication(_) => "pli",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["rr", "sdes", "pli"]);
     let got = a.handle_datagram(
         now,
         ntp(),
@@ -178,6 +193,35 @@ fn pli_and_fir_become_keyframe_requests_and_reports_flow() {
         )
         .is_empty());
     assert_eq!(b.counters().rtcp_received, 1);
+    // b's report about a's stream (a few more of its packets first, past probation), sent
+    // some time after a's SR and 10 ms on the way each way: a learns the round trip, 20 ms,
+    // and hands it on.
+    for i in 1..4u32 {
+        let t = a.send_rtp(due, &packet(3000 * i, true)).unwrap();
+        b.handle_datagram(
+            due,
+            ntp(),
+            LocalSocket::Rtp,
+            addr("127.0.0.1:6000"),
+            &t.payload,
+        );
+    }
+    let b_due = b.poll_timeout().unwrap().max(due);
+    let answer = b.poll_transmit(b_due, ntp()).unwrap();
+    let arrival = b_due + Duration::from_millis(20);
+    let base = Duration::from_secs(1_700_000_000);
+    let at_a = NtpTime::from_unix(base + (arrival - due));
+    let got = a.handle_datagram(
+        arrival,
+        at_a,
+        LocalSocket::Rtp,
+        addr("127.0.0.1:6002"),
+        &answer.payload,
+    );
+    match got.as_slice() {
+        [VideoDelivery::Rtt(rtt)] => assert!(rtt.as_millis().abs_diff(20) <= 1, "{rtt:?}"),
+        other => panic!("{other:?}"),
+    }
     assert!(a.close(due, ntp()).is_some());
     assert!(a.close(due, ntp()).is_none());
 }
@@ -255,8 +299,8 @@ fn nack_pair(nack: bool, now: Instant) -> (VideoTransportCore, VideoTransportCor
 
 /// a sends five packets; the third is lost on the way. b's NACK for it reaches a, which
 /// resends the very datagram it sent (SRTP protected once), and b takes it; a NACK for a
-/// packet a never sent resends nothing. Without NACK negotiated b builds no NACK and a
-/// resends nothing.
+/// packet a never sent resends nothing. Without NACK negotiated b builds no NACK, and a
+/// resends nothing even when asked.
 #[test]
 fn a_nacked_packet_is_resent_as_it_was_sent() {
     let now = Instant::now();
@@ -274,7 +318,13 @@ fn a_nacked_packet_is_resent_as_it_was_sent() {
         let lost = u16::from_be_bytes([sent[2][2], sent[2][3]]);
         let Some(request) = b.nack(&[lost, lost.wrapping_add(100)]) else {
             assert!(!nack, "with NACK negotiated, b asks");
-            assert!(a.poll_resend().is_none());
+            // A peer that asks anyway (it has the same keys and saw a's packets) gets nothing.
+            let (_, mut asker) = nack_pair(true, now);
+            asker.handle_datagram(now, ntp(), LocalSocket::Rtp, a_at, &sent[0]);
+            let request = asker.nack(&[lost]).expect("a NACK-enabled peer asks");
+            a.handle_datagram(now, ntp(), LocalSocket::Rtp, b_at, &request.payload);
+            assert_eq!(a.counters().nacks_received, 1, "the NACK arrived");
+            assert!(a.poll_resend().is_none(), "nothing kept, nothing resent");
             continue;
         };
         assert!(nack, "without NACK negotiated, b does not ask");
@@ -292,4 +342,49 @@ fn a_nacked_packet_is_resent_as_it_was_sent() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// What was kept is forgotten when NACK is renegotiated away or our keys change (the peer
+/// could not read datagrams protected with the old ones); what is sent afterwards is kept.
+#[test]
+fn renegotiation_forgets_what_was_kept() {
+    let now = Instant::now();
+    let (a_at, b_at) = (addr("127.0.0.1:6000"), addr("127.0.0.1:6002"));
+    let (mut a, mut b) = nack_pair(true, now);
+    let send = |a: &mut VideoTransportCore, b: &mut VideoTransportCore| {
+        let t = a.send_rtp(now, &packet(0, true)).unwrap();
+        b.handle_datagram(now, ntp(), LocalSocket::Rtp, a_at, &t.payload);
+        u16::from_be_bytes([t.payload[2], t.payload[3]])
+    };
+    let asked_again = |a: &mut VideoTransportCore, b: &mut VideoTransportCore, seq: u16| {
+        let request = b.nack(&[seq]).unwrap();
+        a.handle_datagram(now, ntp(), LocalSocket::Rtp, b_at, &request.payload);
+        a.poll_resend().is_some()
+    };
+    let first = send(&mut a, &mut b);
+    a.set_nack(false);
+    a.set_nack(true);
+    assert!(
+        !asked_again(&mut a, &mut b, first),
+        "forgotten with NACK off"
+    );
+    let second = send(&mut a, &mut b);
+    // New keys of ours; the peer's stay, so its NACK still reads.
+    let rekeyed = {
+        use crate::rtp::{SrtpKeyMaterial, SrtpProfile};
+        crate::session::SrtpKeys {
+            profile: SrtpProfile::AesCm128HmacSha1_80,
+            local: SrtpKeyMaterial::from_bytes(&[8; 30]).unwrap(),
+            remote: SrtpKeyMaterial::from_bytes(&[9; 30]).unwrap(),
+        }
+    };
+    a.update(b_at, None, MediaDirection::SENDRECV, Some(rekeyed))
+        .unwrap();
+    assert!(
+        !asked_again(&mut a, &mut b, second),
+        "forgotten with new keys"
+    );
+    let t = a.send_rtp(now, &packet(3000, true)).unwrap();
+    let third = u16::from_be_bytes([t.payload[2], t.payload[3]]);
+    assert!(asked_again(&mut a, &mut b, third), "kept after the change");
 }

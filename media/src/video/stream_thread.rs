@@ -70,6 +70,9 @@ pub(crate) enum VideoInput {
     KeyframeRequested,
     /// Ask the peer for a keyframe (a PLI, repeated like the decoder's own requests).
     RequestKeyframe,
+    /// The round-trip time RTCP measured (the classic path; on the WebRTC path the bitrate
+    /// controller tells it): it paces NACKs, the reorder buffer's wait and keyframe requests.
+    Rtt(Duration),
     /// Stop: finish the sink and return the statistics.
     Stop,
 }
@@ -379,6 +382,7 @@ impl VideoLoop {
                         }
                     }
                     Ok(VideoInput::RequestKeyframe) => self.requester.request(Instant::now()),
+                    Ok(VideoInput::Rtt(rtt)) => self.set_rtt(rtt),
                     Ok(VideoInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
                 }
@@ -600,6 +604,11 @@ impl VideoLoop {
             self.counters.layer_changes += 1;
         }
         self.counters.send_fps = self.layer.fps;
+        self.set_rtt(rtt);
+    }
+
+    /// The round-trip time to the peer, for what waits on it.
+    fn set_rtt(&mut self, rtt: Duration) {
         if let Some(nack) = &mut self.nack {
             nack.set_rtt(rtt);
         }

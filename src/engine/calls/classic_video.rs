@@ -252,6 +252,7 @@ pub(super) fn update_of(
         remote_rtcp: negotiated.remote_rtcp,
         direction,
         srtp,
+        nack: negotiated.nack,
     }
 }
 
@@ -301,4 +302,5 @@ pub(super) const INACTIVE: VideoUpdate = VideoUpdate {
     remote_rtcp: None,
     direction: MediaDirection::INACTIVE,
     srtp: None,
+    nack: false,
 };
