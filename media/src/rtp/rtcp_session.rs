@@ -546,8 +546,14 @@ impl RtcpSession {
     }
 }
 
+/// How far below zero A − LSR − DLSR may come out and still mean a round trip too short to
+/// measure: peers count DLSR with millisecond (some with 10 ms) timers, so on a short path the
+/// difference is often a little negative.
+pub const RTT_ROUNDING: Duration = Duration::from_millis(20);
+
 /// RTT from a report block that arrived at wallclock `arrival` (RFC 3550 §6.4.1): A − LSR − DLSR
-/// in 1/65536 s. `None` without an LSR or when the result is negative (clocks disagree).
+/// in 1/65536 s. `None` without an LSR; zero when the result is negative by no more than
+/// [`RTT_ROUNDING`]; `None` when it is more negative (clocks disagree).
 pub fn round_trip(arrival: NtpTime, lsr: u32, dlsr: u32) -> Option<Duration> {
     if lsr == 0 {
         return None;
@@ -555,7 +561,11 @@ pub fn round_trip(arrival: NtpTime, lsr: u32, dlsr: u32) -> Option<Duration> {
     let units = arrival.middle_32().wrapping_sub(lsr).wrapping_sub(dlsr);
     // A negative difference wraps to a huge value: more than half the 16-bit-second range is
     // taken as negative.
-    (units < 0x8000_0000).then(|| ntp_short_to_duration(units))
+    if units < 0x8000_0000 {
+        return Some(ntp_short_to_duration(units));
+    }
+    let below_zero = ntp_short_to_duration(units.wrapping_neg());
+    (below_zero <= RTT_ROUNDING).then_some(Duration::ZERO)
 }
 
 fn sign_extend_24(value: u32) -> i32 {

@@ -168,6 +168,18 @@ fn rtt_from_known_lsr_and_dlsr() {
         None,
         "negative RTT (clocks disagree) is ignored"
     );
+    // A DLSR counted with a millisecond timer, 3 ms longer than the round trip left: too
+    // short to measure, not a disagreement.
+    let just_sent = arrival
+        .middle_32()
+        .wrapping_sub(duration_to_ntp_short(Duration::from_millis(1000)));
+    let rounded_up = duration_to_ntp_short(Duration::from_millis(1003));
+    assert_eq!(
+        round_trip(arrival, just_sent, rounded_up),
+        Some(Duration::ZERO)
+    );
+    let too_far = duration_to_ntp_short(Duration::from_millis(1030));
+    assert_eq!(round_trip(arrival, just_sent, too_far), None);
 }
 
 #[test]
