@@ -366,15 +366,45 @@ async fn a_held_peer_encodes_nothing_and_resumes_at_a_keyframe() {
     let still = b.stats().video.unwrap();
     assert_eq!(still.frames_sent, held_at.frames_sent, "b encodes on hold");
     let decoded_on_hold = a.stats().video.unwrap().frames_decoded;
+    let requests_on_hold = a.stats().video.unwrap().keyframe_requests_sent;
     hold(false).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let stats_b = b.close().await;
     let stats_a = a.close().await;
     let (va, vb) = (stats_a.video.unwrap(), stats_b.video.unwrap());
     println!("a: {va:?}\nb: {vb:?}");
-    assert!(vb.keyframes_sent >= 2, "the resume starts at a keyframe");
+    // b's first picture after the resume is a keyframe of its own accord: a did not ask.
+    assert!(
+        vb.keyframes_sent > held_at.keyframes_sent,
+        "the resume starts at a keyframe"
+    );
+    assert_eq!(va.keyframe_requests_sent, requests_on_hold, "{va:?}");
     assert!(va.frames_decoded >= decoded_on_hold + 20, "{va:?}");
     assert_eq!(va.decode_errors, 0);
     let stamps = seen_by_a.lock().unwrap();
     assert!(stamps.iter().flatten().all(|s| s.identity == 2));
+}
+
+/// A holds B and B's answer is `inactive` (B holds A as well): A, whose stream is send-only,
+/// sends to a peer that takes nothing, so A encodes nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_answered_inactive_stops_our_encoder_too() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, _) = video_session(1, 1_000_000).await;
+    let (b, _) = video_session(2, 1_000_000).await;
+    connect(&a, &b).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let offer = a.hold_offer(true).await.unwrap();
+    let answer = b.accept_reoffer(&offer).await.unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    a.apply_reanswer(&answer.replace("a=recvonly", "a=inactive"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held_at = a.stats().video.unwrap().frames_sent;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let still = a.stats().video.unwrap().frames_sent;
+    a.close().await;
+    b.close().await;
+    assert_eq!(still, held_at, "a encodes for a peer that takes nothing");
 }

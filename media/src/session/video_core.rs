@@ -411,11 +411,14 @@ impl VideoTransportCore {
         }
         let ssrc = self.ssrc();
         let mut out = Vec::new();
+        // One keyframe request per packet, however many PLIs and FIRs it holds.
+        let mut keyframe_asked = false;
         while let Some(event) = self.rtcp.poll_event() {
             match event {
                 RtcpEvent::KeyFrameRequest { media_ssrc }
-                    if (media_ssrc == ssrc || media_ssrc == 0) && out.is_empty() =>
+                    if (media_ssrc == ssrc || media_ssrc == 0) && !keyframe_asked =>
                 {
+                    keyframe_asked = true;
                     out.push(VideoDelivery::KeyframeRequested);
                 }
                 RtcpEvent::Nack {

@@ -57,6 +57,8 @@ use picture::{coded_format, new_encoder, scale_to, within_level};
 
 /// RTP payload budget per packet (below the path MTU with SRTP, extensions and headers).
 pub(crate) const RTP_PAYLOAD_MTU: usize = 1_100;
+/// The shortest round trip the thread paces itself by.
+const MIN_RTT: Duration = Duration::from_millis(5);
 /// A frame tick more than this late is skipped rather than caught up.
 const MAX_LATENESS: Duration = Duration::from_millis(200);
 /// The RTP clock of video.
@@ -607,8 +609,10 @@ impl VideoLoop {
         self.set_rtt(rtt);
     }
 
-    /// The round-trip time to the peer, for what waits on it.
+    /// The round-trip time to the peer, for what waits on it: at least [`MIN_RTT`] (a round
+    /// trip too short to measure is reported as zero, and NACKs every 10 ms would follow).
     fn set_rtt(&mut self, rtt: Duration) {
+        let rtt = rtt.max(MIN_RTT);
         if let Some(nack) = &mut self.nack {
             nack.set_rtt(rtt);
         }

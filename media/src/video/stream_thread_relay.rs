@@ -81,16 +81,18 @@ impl VideoLoop {
     }
 
     /// Sends the access units a shared feed has for us. The feed is inactive (given nothing,
-    /// its bitrate and keyframe wishes not counted) while the connection is down or the
-    /// source paused; when it comes back it starts again at a keyframe.
+    /// its bitrate and keyframe wishes not counted) while the connection is down, the
+    /// direction does not send (on hold) or the source is paused; when it comes back it starts
+    /// again at a keyframe.
     pub(super) fn relay(&mut self, feed: &EncodedFeed, now: Instant) {
         let Some(sender) = &self.sender else {
             return;
         };
         let connected = self.connected.load(Ordering::Acquire);
+        let sending = self.sending.load(Ordering::Acquire);
         let paused = sender.source.paused();
-        feed.set_active(connected && !paused);
-        if !connected {
+        feed.set_active(connected && sending && !paused);
+        if !connected || !sending {
             return;
         }
         if paused {

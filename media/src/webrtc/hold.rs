@@ -129,6 +129,28 @@ impl WebRtcSession {
         Ok(())
     }
 
+    /// After an exchange (the peer's description `remote` applied): each of our streams is
+    /// sent only when its direction sends and the peer receives it — its answer may be
+    /// `inactive` to our hold (it holds us too), or its first offer `sendonly` — so nothing is
+    /// encoded for a peer that takes nothing.
+    pub(super) async fn follow_remote_directions(&self, remote: &str) {
+        let theirs: HashMap<String, &str> = media_directions(remote).into_iter().collect();
+        for transceiver in self.pc.get_transceivers().await {
+            let (Ok(Some(mid)), Ok(Some(sender)), Ok(ours)) = (
+                transceiver.mid().await,
+                transceiver.sender().await,
+                transceiver.direction().await,
+            ) else {
+                continue;
+            };
+            let Some(theirs) = theirs.get(&mid) else {
+                continue;
+            };
+            let sends = ours.has_send() && Direction::from(*theirs).has_recv();
+            self.sending_flag(&sender).store(sends, Ordering::Release);
+        }
+    }
+
     /// Learns what we want of every negotiated stream not known yet, from its direction
     /// now (before a new offer changes it).
     pub(super) async fn learn_wanted(&self) {

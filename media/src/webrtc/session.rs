@@ -573,11 +573,12 @@ impl WebRtcSession {
 
     /// After an offer/answer (or its rollback): the audio thread learns whether the peer is
     /// to send audio — its description sends and ours receives; the media timeout waits
-    /// while either holds the other — and the track router which track is the call's own
-    /// video.
+    /// while either holds the other — the track router which track is the call's own
+    /// video, and each of our streams whether the peer takes it.
     async fn follow_descriptions(&self) {
         let remote = self.pc.remote_description().await;
         let remote = remote.as_ref().map_or("", |d| d.sdp.as_str());
+        self.follow_remote_directions(remote).await;
         let local = self.pc.local_description().await;
         let receives = local.as_ref().is_none_or(|d| receives_audio(&d.sdp));
         self.primary_video.learn(remote);
