@@ -109,6 +109,23 @@ fn timeline(samples: &[i16], rate: u32, hz: f32) -> String {
         .collect()
 }
 
+/// Seconds of the headset's tone ([`MIC_HZ`]) and of the desk microphone's ([`OTHER_HZ`]) in
+/// bob's recording at `path`, printed with their timelines.
+fn heard_microphones(path: &Path) -> Result<(f32, f32), Box<dyn Error>> {
+    let recorded = wav::read_mono(path)?;
+    let rate = recorded.sample_rate;
+    let headset = tone_seconds(&recorded.samples, rate, MIC_HZ);
+    let desk = tone_seconds(&recorded.samples, rate, OTHER_HZ);
+    println!(
+        "bob heard the headset for {headset:.2} s and the desk microphone for {desk:.2} s, in \
+         {:.2} s: {} / {}",
+        recorded.seconds(),
+        timeline(&recorded.samples, rate, MIC_HZ),
+        timeline(&recorded.samples, rate, OTHER_HZ)
+    );
+    Ok((headset, desk))
+}
+
 fn dirs(root: &Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let (alice, bob) = (root.join("alice"), root.join("bob"));
     std::fs::create_dir_all(&alice)?;
@@ -532,17 +549,7 @@ fn a_microphone_unplugged_mid_call_gives_way_to_the_default_one_and_the_call_sta
         ended["duration_s"].as_f64().unwrap_or(0.0) >= 9.5,
         "the call ran its course: {ended}"
     );
-    let recorded = wav::read_mono(&bob_rec)?;
-    let rate = recorded.sample_rate;
-    let headset = tone_seconds(&recorded.samples, rate, MIC_HZ);
-    let desk = tone_seconds(&recorded.samples, rate, OTHER_HZ);
-    println!(
-        "bob heard the headset for {headset:.2} s and the desk microphone for {desk:.2} s, in \
-         {:.2} s: {} / {}",
-        recorded.seconds(),
-        timeline(&recorded.samples, rate, MIC_HZ),
-        timeline(&recorded.samples, rate, OTHER_HZ)
-    );
+    let (headset, desk) = heard_microphones(&bob_rec)?;
     assert!(headset >= 1.5, "{headset} s of the headset");
     assert!(
         desk >= 3.0,
@@ -769,17 +776,7 @@ fn calls_on_the_default_devices_follow_a_change_of_default() -> TestResult {
     assert_eq!(ended["by"], "local", "{ended}");
 
     // What alice's microphone sent, in bob's recording: the desk, then the headset.
-    let recorded = wav::read_mono(&bob_rec)?;
-    let rate = recorded.sample_rate;
-    let desk = tone_seconds(&recorded.samples, rate, OTHER_HZ);
-    let headset = tone_seconds(&recorded.samples, rate, MIC_HZ);
-    println!(
-        "bob heard the desk microphone for {desk:.2} s and the headset for {headset:.2} s, in \
-         {:.2} s: {} / {}",
-        recorded.seconds(),
-        timeline(&recorded.samples, rate, OTHER_HZ),
-        timeline(&recorded.samples, rate, MIC_HZ)
-    );
+    let (headset, desk) = heard_microphones(&bob_rec)?;
     assert!(desk >= 1.5, "{desk} s of the desk microphone");
     assert!(
         headset >= 3.0,

@@ -69,6 +69,22 @@ fn a_replaced_source_is_sent_from_a_keyframe_with_timestamps_going_on() {
     }
 }
 
+/// A thread sending `source` as `config` says into a capture of its RTP packets, its peer's
+/// pictures (none) going nowhere.
+fn sending_thread(
+    config: VideoThreadConfig,
+    source: Box<dyn VideoSource>,
+) -> (VideoThread, Arc<Mutex<Vec<RtpPacket>>>) {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let channels = VideoChannels {
+        inbox: std::sync::mpsc::channel(),
+        output: Box::new(Captured(sent.clone())),
+    };
+    let sink = Box::new(crate::video::NullVideoSink::new());
+    let thread = VideoThread::start(config, Some(source), sink, channels).unwrap();
+    (thread, sent)
+}
+
 /// In packetization mode 0 the thread sends a 640x480 picture at 1 Mbps (keyframes of tens of
 /// kilobytes) as single NAL unit packets only — no STAP-A (24) or FU-A (28) — each within the
 /// MTU, and every picture decodes whole.
@@ -76,18 +92,12 @@ fn a_replaced_source_is_sent_from_a_keyframe_with_timestamps_going_on() {
 fn mode_0_sends_single_nal_units_that_fit_a_packet() {
     let format = VideoFormat::new(640, 480, 30).unwrap();
     let source = Box::new(TestPattern::new(format, 3).unwrap());
-    let sent = Arc::new(Mutex::new(Vec::new()));
     let config = VideoThreadConfig {
         max_bitrate: 1_000_000,
         packetization: PacketizationMode::SingleNalUnit,
         ..thread_config()
     };
-    let channels = VideoChannels {
-        inbox: std::sync::mpsc::channel(),
-        output: Box::new(Captured(sent.clone())),
-    };
-    let sink = Box::new(crate::video::NullVideoSink::new());
-    let mut thread = VideoThread::start(config, Some(source), sink, channels).unwrap();
+    let (mut thread, sent) = sending_thread(config, source);
     thread::sleep(Duration::from_millis(1_000));
     thread.stop();
 
@@ -114,18 +124,12 @@ fn mode_0_sends_single_nal_units_that_fit_a_packet() {
 fn on_hold_nothing_is_encoded_and_the_resume_starts_at_a_keyframe() {
     let format = VideoFormat::new(160, 120, 30).unwrap();
     let source = Box::new(TestPattern::new(format, 4).unwrap());
-    let sent = Arc::new(Mutex::new(Vec::new()));
     let sending = Arc::new(AtomicBool::new(true));
     let config = VideoThreadConfig {
         sending: Arc::clone(&sending),
         ..thread_config()
     };
-    let channels = VideoChannels {
-        inbox: std::sync::mpsc::channel(),
-        output: Box::new(Captured(sent.clone())),
-    };
-    let sink = Box::new(crate::video::NullVideoSink::new());
-    let mut thread = VideoThread::start(config, Some(source), sink, channels).unwrap();
+    let (mut thread, sent) = sending_thread(config, source);
     thread::sleep(Duration::from_millis(300));
     sending.store(false, Ordering::Release);
     thread::sleep(Duration::from_millis(200));
