@@ -366,19 +366,19 @@ async fn a_held_peer_encodes_nothing_and_resumes_at_a_keyframe() {
     let still = b.stats().video.unwrap();
     assert_eq!(still.frames_sent, held_at.frames_sent, "b encodes on hold");
     let decoded_on_hold = a.stats().video.unwrap().frames_decoded;
-    let requests_on_hold = a.stats().video.unwrap().keyframe_requests_sent;
     hold(false).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let stats_b = b.close().await;
     let stats_a = a.close().await;
     let (va, vb) = (stats_a.video.unwrap(), stats_b.video.unwrap());
     println!("a: {va:?}\nb: {vb:?}");
-    // b's first picture after the resume is a keyframe of its own accord: a did not ask.
+    // b's first picture after the resume is a keyframe. (Whether a asked for one is not
+    // checked: a picture b was sending when the hold began can be cut short, and a then
+    // asks — seen once in a loaded CI run.)
     assert!(
         vb.keyframes_sent > held_at.keyframes_sent,
         "the resume starts at a keyframe"
     );
-    assert_eq!(va.keyframe_requests_sent, requests_on_hold, "{va:?}");
     assert!(va.frames_decoded >= decoded_on_hold + 20, "{va:?}");
     assert_eq!(va.decode_errors, 0);
     let stamps = seen_by_a.lock().unwrap();
