@@ -12,7 +12,7 @@ use callisto_media::audio::{NullSink, ToneSource};
 use callisto_media::video::PatternStamp;
 use callisto_media::webrtc::peer::H264_PAYLOAD_TYPE;
 use callisto_media::webrtc::{WebRtcConfig, WebRtcMedia, WebRtcSession};
-use video_session::{video_session, AUDIO, ONE_AT_A_TIME};
+use video_session::{session_with, video_session, AUDIO, ONE_AT_A_TIME};
 
 /// The decoded stamps must all be the peer's, and its frame counter must rise by one each
 /// time: no picture lost, repeated or reordered.
@@ -267,6 +267,56 @@ async fn a_peer_that_takes_only_mode_0_gets_video_in_mode_0() {
         assert_eq!(video.decode_errors, 0, "{who}");
         assert_eq!(video.payloads_refused, 0, "{who}");
     }
+}
+
+/// A conference leg whose peer offers H.264 only in packetization mode 0: the leg's mosaic,
+/// encoded on the mosaic's thread and cut for mode 1 at first (as the host's engine makes a
+/// WebRTC leg's), is cut for mode 0 once the call chose it, so the peer decodes every picture
+/// it is sent whole: the host's picture (the mosaic leaves out the peer's own). What the peer
+/// sends reaches the leg's tile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conference_leg_that_takes_only_mode_0_is_sent_the_mosaic_in_mode_0() {
+    use callisto_media::conference::{ConferenceBridge, MixerConfig};
+    use callisto_media::video::{TestPattern, VideoFormat};
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let format = VideoFormat::new(640, 480, 30).unwrap();
+    let bridge = ConferenceBridge::start(MixerConfig::default(), |_| {}).unwrap();
+    let mosaic = bridge.mosaic(format).unwrap();
+    mosaic.set_local(Box::new(TestPattern::new(format, 3).unwrap()));
+    let (source, tile) = mosaic.join(7, format);
+    let leg = session_with(
+        Box::new(source.encoded(false, 1_000_000)),
+        Box::new(tile),
+        1_000_000,
+    )
+    .await;
+    let (peer, seen_by_peer) = video_session(1, 1_000_000).await;
+    let offer = peer.create_offer().await.unwrap();
+    let answer = leg
+        .accept_offer(&without_video_format(&offer, H264_PAYLOAD_TYPE))
+        .await
+        .unwrap();
+    assert!(!answer.contains("packetization-mode=1"), "{answer}");
+    peer.apply_answer(&answer).await.unwrap();
+    connected(&peer, &leg).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pictures_in_mosaic = mosaic.pictures();
+    let stats = peer.close().await;
+    leg.close().await;
+    let video = stats.video.expect("video stats");
+    println!("peer: {video:?}");
+    let stamps = seen_by_peer.lock().unwrap();
+    let hosts = stamps.iter().flatten().filter(|s| s.identity == 3).count();
+    assert!(
+        hosts >= 40,
+        "{hosts} of {} pictures show the host",
+        stamps.len()
+    );
+    assert_eq!(hosts, stamps.len(), "every picture whole: {stamps:?}");
+    assert_eq!(video.decode_errors, 0);
+    assert_eq!(video.payloads_refused, 0);
+    // The host's picture and the peer's tile.
+    assert_eq!(pictures_in_mosaic, 2);
 }
 
 /// What a stranger sends to a WebRTC session's port: one datagram of each kind RFC 7983 tells

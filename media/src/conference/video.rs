@@ -1,12 +1,15 @@
-//! The conference's video for peers that take one stream: every participant's latest picture,
-//! composed into one [`Mosaic`] on a thread of its own at the mosaic's rate, with the active
-//! speaker largest. Every leg sends that mosaic (scaled to its own size when it differs), so
-//! it is drawn once per frame however many legs there are. A leg whose source is
+//! The conference's video for peers that take one stream: every other participant's latest
+//! picture, composed into a [`Mosaic`] on a thread of its own at the mosaic's rate, with the
+//! active speaker largest. Nobody is sent their own picture (as nobody hears themselves), so
+//! each leg's mosaic leaves out its own tile: one drawing per leg that is sent the mosaic, on
+//! each tick, and none while every leg is sent the host's picture alone. A leg sends its
+//! mosaic scaled to its own size when that differs. A leg whose source is
 //! [`MosaicSource::encoded`] (what the engine gives every leg) does not encode it either: the
-//! mosaic thread encodes each picture once per size, rate and packetization limit (and the
-//! host's picture alone once, for legs switched to it) and hands the access units to every such
-//! leg's [`EncodedFeed`]; the leg only packetizes them. Keyframe requests of any leg of a
-//! group make the group's next picture an IDR; the group's bitrate is the lowest its legs ask.
+//! mosaic thread encodes each picture once per size, rate, packetization limit and drawing
+//! (the host's picture alone is one drawing, shared by every leg switched to it) and hands the
+//! access units to every such leg's [`EncodedFeed`]; the leg only packetizes them. Keyframe
+//! requests of any leg of a group make the group's next picture an IDR; the group's bitrate is
+//! the lowest its legs ask.
 //!
 //! A leg's session gets a [`MosaicSource`] (what it sends) and a [`TileSink`] (where its
 //! decoded pictures go) from [`MosaicBridge::join`]; the tile leaves when the sink is dropped.
@@ -77,8 +80,8 @@ struct Shared {
     state: Mutex<State>,
     /// The host's own picture, read by the mosaic thread only.
     local: Mutex<Option<Box<dyn VideoSource>>>,
-    /// The latest mosaic.
-    output: Mutex<Option<Arc<VideoFrame>>>,
+    /// The legs' shares of the mosaic, one per [`MosaicSource`].
+    views: Mutex<Vec<Weak<View>>>,
     /// The host's latest picture alone, for legs that are sent the others' pictures as
     /// streams of their own ([`MosaicSource::host_only`]).
     host: Mutex<Option<Arc<VideoFrame>>>,
@@ -92,16 +95,47 @@ struct Shared {
 /// What a leg's sender picture switch says: the host's picture alone instead of the mosaic.
 type HostOnly = Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// A leg's share of the mosaic: every picture but its own, or the host's alone.
+struct View {
+    /// The leg's tag: its picture is left out.
+    tag: u64,
+    host_only: HostOnly,
+    /// Whether the mosaic's thread encodes the leg's pictures ([`MosaicSource::encoded`]);
+    /// otherwise it leaves the latest drawing in `latest` for the leg to encode.
+    encoded: AtomicBool,
+    latest: Mutex<Option<Arc<VideoFrame>>>,
+}
+
+impl View {
+    /// What the leg is sent now.
+    fn drawing(&self) -> Drawing {
+        if (self.host_only)() {
+            Drawing::HostAlone
+        } else {
+            Drawing::Without(self.tag)
+        }
+    }
+}
+
+/// A picture the mosaic's thread draws for legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Drawing {
+    /// The host's own picture alone (not drawn: as the host's source gives it).
+    HostAlone,
+    /// Everyone's picture but that of the leg with this tag.
+    Without(u64),
+}
+
 /// A leg that sends the shared encoded pictures.
 struct FeedEntry {
     feed: Weak<FeedShared>,
-    host_only: HostOnly,
+    view: Arc<View>,
     /// The encoder it was last given units of.
     group: Option<GroupKey>,
 }
 
-/// One shared encoder: the size and rate, whether NAL units must fit a packet, and whether
-/// it encodes the host's picture alone or the mosaic.
+/// One shared encoder: the size and rate, whether NAL units must fit a packet, and the
+/// picture it encodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct GroupKey {
     width: u32,
@@ -110,12 +144,26 @@ struct GroupKey {
     /// that is at least the rate asked for (so legs at 25 and 30 of 30 share one).
     every: u32,
     single_nal: bool,
-    host_only: bool,
+    drawing: Drawing,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new view of the mosaic for the leg tagged `tag`, drawn for it from the next tick on.
+    fn add_view(&self, tag: u64, host_only: HostOnly) -> Arc<View> {
+        let view = Arc::new(View {
+            tag,
+            host_only,
+            encoded: AtomicBool::new(false),
+            latest: Mutex::new(None),
+        });
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.retain(|view| view.strong_count() > 0);
+        views.push(Arc::downgrade(&view));
+        view
     }
 }
 
@@ -140,7 +188,7 @@ impl MosaicBridge {
             format,
             state: Mutex::new(State::default()),
             local: Mutex::new(None),
-            output: Mutex::new(None),
+            views: Mutex::new(Vec::new()),
             host: Mutex::new(None),
             speaker,
             running: AtomicBool::new(true),
@@ -168,9 +216,9 @@ impl MosaicBridge {
     }
 
     /// A leg's video: the mosaic it sends, in `format` (scaled when the size differs from the
-    /// mosaic's), and where its decoded pictures go. `tag` is the leg's tag in the audio bridge,
-    /// so the active speaker's picture is drawn largest. The tile leaves when the sink is
-    /// dropped.
+    /// mosaic's), and where its decoded pictures go. `tag` is the leg's tag in the audio bridge
+    /// (not 0, the host's), so the active speaker's picture is drawn largest and the leg's own
+    /// is left out of what it is sent. The tile leaves when the sink is dropped.
     pub fn join(&self, tag: u64, format: VideoFormat) -> (MosaicSource, TileSink) {
         let shared = &self.handle.shared;
         let mut state = shared.lock();
@@ -181,12 +229,13 @@ impl MosaicBridge {
             tag,
             picture: None,
         });
+        drop(state);
         let source = MosaicSource {
             shared: shared.clone(),
             format,
             index: 0,
             scaled: None,
-            host_only: Arc::new(|| false),
+            view: shared.add_view(tag, Arc::new(|| false)),
             feed: None,
         };
         (
@@ -276,10 +325,36 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
         let speaker = shared.speaker.load(Ordering::Relaxed);
         // The speaker first; everyone else keeps their order.
         pictures.sort_by_key(|(tag, _)| *tag != speaker);
-        let frames: Vec<&VideoFrame> = pictures.iter().map(|(_, p)| p.as_ref()).collect();
-        let composed = Arc::new(mosaic.compose(&frames).clone());
-        *shared.output.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&composed));
-        encode_feeds(&shared, &mut encoders, &composed, index);
+        // Each leg's mosaic is drawn when first needed on this tick, once.
+        let mut drawn: HashMap<u64, Arc<VideoFrame>> = HashMap::new();
+        let mut draw_without = |tag: u64| -> Arc<VideoFrame> {
+            let drawing = drawn.entry(tag).or_insert_with(|| {
+                let frames: Vec<&VideoFrame> = pictures
+                    .iter()
+                    .filter(|(of, _)| *of != tag)
+                    .map(|(_, p)| p.as_ref())
+                    .collect();
+                Arc::new(mosaic.compose(&frames).clone())
+            });
+            Arc::clone(drawing)
+        };
+        let views: Vec<Arc<View>> = shared
+            .views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for view in views
+            .iter()
+            .filter(|view| !view.encoded.load(Ordering::Relaxed))
+        {
+            if let Drawing::Without(tag) = view.drawing() {
+                let drawing = draw_without(tag);
+                *view.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(drawing);
+            }
+        }
+        encode_feeds(&shared, &mut encoders, &mut draw_without, index);
         index += 1;
     }
 }
@@ -298,7 +373,7 @@ struct SharedEncoder {
 fn encode_feeds(
     shared: &Shared,
     encoders: &mut HashMap<GroupKey, SharedEncoder>,
-    mosaic: &Arc<VideoFrame>,
+    draw_without: &mut dyn FnMut(u64) -> Arc<VideoFrame>,
     index: u64,
 ) {
     let timestamp = shared.format.timestamp_of(index);
@@ -316,8 +391,8 @@ fn encode_feeds(
                 width,
                 height,
                 every: mosaic_fps / fps.clamp(1, mosaic_fps),
-                single_nal: feed.single_nal,
-                host_only: (entry.host_only)(),
+                single_nal: feed.single_nal(),
+                drawing: entry.view.drawing(),
             };
             if entry.group != Some(key) {
                 entry.group = Some(key);
@@ -339,10 +414,9 @@ fn encode_feeds(
         if !index.is_multiple_of(u64::from(key.every)) {
             continue;
         }
-        let picture = if key.host_only {
-            host.clone()
-        } else {
-            Some(Arc::clone(mosaic))
+        let picture = match key.drawing {
+            Drawing::HostAlone => host.clone(),
+            Drawing::Without(tag) => Some(draw_without(tag)),
         };
         let frame = match picture {
             Some(p) if (p.width(), p.height()) == (key.width, key.height) => Ok(p.as_ref().clone()),
@@ -396,17 +470,17 @@ fn encode_feeds(
     }
 }
 
-/// What a leg sends: the latest mosaic at the leg's size, timestamped by the leg's own frame
-/// count (black until the first mosaic is drawn) — or, while its `host_only` switch is on,
-/// the host's own picture alone (a leg that is sent every other participant as a stream of
-/// its own).
+/// What a leg sends: the latest mosaic of everyone else at the leg's size, timestamped by the
+/// leg's own frame count (black until the first mosaic is drawn) — or, while its `host_only`
+/// switch is on, the host's own picture alone (a leg that is sent every other participant as a
+/// stream of its own).
 pub struct MosaicSource {
     shared: Arc<Shared>,
     format: VideoFormat,
     index: u64,
     /// The last picture scaled to this leg's size, and the picture it was scaled from.
     scaled: Option<(Arc<VideoFrame>, VideoFrame)>,
-    host_only: HostOnly,
+    view: Arc<View>,
     /// The pictures encoded once for every leg of this size and rate
     /// ([`MosaicSource::encoded`]).
     feed: Option<EncodedFeed>,
@@ -416,7 +490,7 @@ impl MosaicSource {
     /// Sends the host's picture alone instead of the mosaic while `switch` says so.
     #[must_use]
     pub fn host_only(mut self, switch: impl Fn() -> bool + Send + Sync + 'static) -> Self {
-        self.host_only = Arc::new(switch);
+        self.view = self.shared.add_view(self.view.tag, Arc::new(switch));
         self
     }
 
@@ -428,13 +502,14 @@ impl MosaicSource {
     #[must_use]
     pub fn encoded(mut self, single_nal: bool, bitrate: u32) -> Self {
         let feed = EncodedFeed::new(self.format, single_nal, bitrate);
+        self.view.encoded.store(true, Ordering::Relaxed);
         self.shared
             .feeds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(FeedEntry {
                 feed: Arc::downgrade(&feed.shared),
-                host_only: Arc::clone(&self.host_only),
+                view: Arc::clone(&self.view),
                 group: None,
             });
         self.feed = Some(feed);
@@ -452,10 +527,9 @@ impl VideoSource for MosaicSource {
     }
 
     fn next_frame(&mut self) -> Result<Option<VideoFrame>, VideoError> {
-        let picture = if (self.host_only)() {
-            &self.shared.host
-        } else {
-            &self.shared.output
+        let picture = match self.view.drawing() {
+            Drawing::HostAlone => &self.shared.host,
+            Drawing::Without(_) => &self.view.latest,
         };
         let latest = picture.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (width, height) = (self.format.width, self.format.height);

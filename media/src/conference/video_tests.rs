@@ -43,25 +43,81 @@ fn wait_for(source: &mut MosaicSource, count: usize, want: &[Option<u16>]) {
 }
 
 #[test]
-fn legs_send_a_mosaic_of_everyone_with_the_speaker_first() {
+fn legs_send_a_mosaic_of_everyone_else_with_the_speaker_first() {
     let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
     let bridge = MosaicBridge::start(format(640, 480), speaker.clone()).unwrap();
     let mut local = TestPattern::new(format(640, 480), 1).unwrap();
     let _ = local.next_frame();
     bridge.set_local(Box::new(local));
     let (mut a_source, mut a_tile) = bridge.join(7, format(640, 480));
-    let (_b_source, mut b_tile) = bridge.join(9, format(640, 480));
+    let (mut b_source, mut b_tile) = bridge.join(9, format(640, 480));
+    let (_c_source, mut c_tile) = bridge.join(11, format(640, 480));
     // Before any picture arrives, only the host is drawn.
     wait_for(&mut a_source, 1, &[Some(1)]);
     a_tile.consume(&picture(2)).unwrap();
     b_tile.consume(&picture(3)).unwrap();
-    wait_for(&mut a_source, 3, &[Some(1), Some(2), Some(3)]);
+    c_tile.consume(&picture(4)).unwrap();
+    // Each leg is sent the others, not itself.
+    wait_for(&mut a_source, 3, &[Some(1), Some(3), Some(4)]);
+    wait_for(&mut b_source, 3, &[Some(1), Some(2), Some(4)]);
+    assert_eq!(bridge.pictures(), 4);
     speaker.store(9, Ordering::Relaxed);
-    wait_for(&mut a_source, 3, &[Some(3), Some(1), Some(2)]);
+    wait_for(&mut a_source, 3, &[Some(3), Some(1), Some(4)]);
+    // The speaker's own mosaic keeps everyone else in their order.
+    wait_for(&mut b_source, 3, &[Some(1), Some(2), Some(4)]);
     // A leg that leaves is gone from the next mosaic.
-    drop(b_tile);
-    wait_for(&mut a_source, 2, &[Some(1), Some(2)]);
-    assert_eq!(bridge.pictures(), 2);
+    drop(c_tile);
+    wait_for(&mut a_source, 2, &[Some(3), Some(1)]);
+    assert_eq!(bridge.pictures(), 3);
+}
+
+/// Decodes `feed`'s units until a picture whose mosaic of `count` reads `want` (in any
+/// order), waiting for them; the units taken.
+fn decode_until(
+    feed: &EncodedFeed,
+    count: usize,
+    want: &[u16],
+) -> Vec<Arc<crate::video::h264::EncodedAccessUnit>> {
+    let mut decoder = crate::video::h264::H264Decoder::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut taken = Vec::new();
+    loop {
+        let unit = units(feed, 1).remove(0);
+        let picture = decoder.decode_nalus(&unit.nalus, unit.timestamp).unwrap();
+        taken.push(unit);
+        if let Some(picture) = picture {
+            let mut shown: Vec<u16> = identities(&picture, count).into_iter().flatten().collect();
+            shown.sort_unstable();
+            if shown == want {
+                return taken;
+            }
+            assert!(Instant::now() < deadline, "the mosaic reads {shown:?}");
+        }
+    }
+}
+
+#[test]
+fn each_leg_sent_the_mosaic_gets_an_encoding_without_its_own_picture() {
+    let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
+    let bridge = MosaicBridge::start(format(640, 480), speaker).unwrap();
+    bridge.set_local(Box::new(TestPattern::new(format(640, 480), 1).unwrap()));
+    let [(a, mut a_tile), (b, mut b_tile)] = [7, 9].map(|tag| bridge.join(tag, format(640, 480)));
+    let feeds = [a, b].map(|source| {
+        let feed = source
+            .encoded(false, 1_000_000)
+            .encoded_feed()
+            .expect("a feed");
+        feed.set_active(true);
+        feed
+    });
+    a_tile.consume(&picture(2)).unwrap();
+    b_tile.consume(&picture(3)).unwrap();
+    let to_a = decode_until(&feeds[0], 2, &[1, 3]);
+    let to_b = decode_until(&feeds[1], 2, &[1, 2]);
+    let more_to_a = units(&feeds[0], 5);
+    assert!(!to_b
+        .iter()
+        .any(|u| to_a.iter().chain(&more_to_a).any(|v| Arc::ptr_eq(u, v))));
 }
 
 /// Takes `count` units from `feed`, waiting for them.
@@ -81,7 +137,8 @@ fn units(feed: &EncodedFeed, count: usize) -> Vec<Arc<crate::video::h264::Encode
 }
 
 /// A 320x240 mosaic of the host's test pattern and two legs of its size sent its shared
-/// encoding, both sending: the bridge, their feeds and their tiles.
+/// encoding of the host's picture alone, both sending: the bridge, their feeds and their
+/// tiles.
 fn two_encoded_legs() -> (MosaicBridge, [EncodedFeed; 2], [TileSink; 2]) {
     let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
     let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
@@ -89,6 +146,7 @@ fn two_encoded_legs() -> (MosaicBridge, [EncodedFeed; 2], [TileSink; 2]) {
     let [(a, a_tile), (b, b_tile)] = [7, 9].map(|tag| bridge.join(tag, format(320, 240)));
     let feeds = [a, b].map(|source| {
         let feed = source
+            .host_only(|| true)
             .encoded(false, 300_000)
             .encoded_feed()
             .expect("a feed");
@@ -125,7 +183,7 @@ fn comes_to(feed: &EncodedFeed, unit: &Arc<crate::video::h264::EncodedAccessUnit
 }
 
 #[test]
-fn legs_of_one_size_share_one_encoding_of_the_mosaic() {
+fn legs_of_one_size_sent_the_host_alone_share_one_encoding() {
     use crate::video::h264::H264Decoder;
     let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
     let bridge = MosaicBridge::start(format(320, 240), speaker).unwrap();
@@ -133,11 +191,7 @@ fn legs_of_one_size_share_one_encoding_of_the_mosaic() {
     let (a, _a_tile) = bridge.join(7, format(320, 240));
     let (b, _b_tile) = bridge.join(9, format(320, 240));
     let (c, _c_tile) = bridge.join(11, format(160, 120));
-    let (a, b, c) = (
-        a.encoded(false, 300_000),
-        b.encoded(false, 300_000),
-        c.encoded(false, 300_000),
-    );
+    let [a, b, c] = [a, b, c].map(|source| source.host_only(|| true).encoded(false, 300_000));
     let feeds = [a, b, c].map(|source| source.encoded_feed().expect("a feed"));
     // Their senders are connected and send.
     for feed in &feeds {
@@ -292,9 +346,11 @@ fn a_leg_switched_to_the_host_alone_sends_the_hosts_picture() {
     bridge.set_local(Box::new(TestPattern::new(format(640, 480), 1).unwrap()));
     let switch = Arc::new(AtomicBool::new(true));
     let (source, mut tile) = bridge.join(7, format(320, 240));
+    let (_other, mut other_tile) = bridge.join(9, format(320, 240));
     let on = switch.clone();
     let mut source = source.host_only(move || on.load(Ordering::Relaxed));
     tile.consume(&picture(2)).unwrap();
+    other_tile.consume(&picture(3)).unwrap();
     // The host's picture whole, scaled to the leg's size: its stamp reads in full.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -306,20 +362,21 @@ fn a_leg_switched_to_the_host_alone_sends_the_hosts_picture() {
         assert!(Instant::now() < deadline, "no host picture");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // Switched back, it sends the mosaic of both.
+    // Switched back, it sends the mosaic of the host and the other leg.
     switch.store(false, Ordering::Relaxed);
-    wait_for(&mut source, 2, &[Some(1), Some(2)]);
+    wait_for(&mut source, 2, &[Some(1), Some(3)]);
 }
 
 #[test]
 fn a_leg_of_another_size_gets_the_mosaic_scaled_with_its_own_timestamps() {
     let speaker = Arc::new(AtomicU64::new(NO_SPEAKER));
     let bridge = MosaicBridge::start(format(640, 480), speaker).unwrap();
-    let (mut small, mut tile) = bridge.join(3, format(320, 240));
+    let (mut small, _tile) = bridge.join(3, format(320, 240));
+    let (_other, mut other_tile) = bridge.join(4, format(640, 480));
     assert_eq!(small.format(), format(320, 240));
     let black = small.next_frame().unwrap().unwrap();
     assert_eq!((black.width(), black.height()), (320, 240));
-    tile.consume(&picture(5)).unwrap();
+    other_tile.consume(&picture(5)).unwrap();
     wait_for(&mut small, 1, &[Some(5)]);
     let (a, b) = (
         small.next_frame().unwrap().unwrap(),

@@ -29,7 +29,7 @@ impl std::fmt::Debug for EncodedFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncodedFeed")
             .field("format", &self.shared.format)
-            .field("single_nal", &self.shared.single_nal)
+            .field("single_nal", &self.shared.single_nal())
             .finish_non_exhaustive()
     }
 }
@@ -38,7 +38,7 @@ pub(crate) struct FeedShared {
     /// The size and rate the sender sends.
     pub(crate) format: VideoFormat,
     /// NAL units must fit one packet (packetization mode 0).
-    pub(crate) single_nal: bool,
+    single_nal: AtomicBool,
     queue: Mutex<Queue>,
     /// The sender sends (connected, not paused): only then is it given units, and only its
     /// bitrate and keyframe wishes count.
@@ -71,7 +71,7 @@ impl EncodedFeed {
         EncodedFeed {
             shared: Arc::new(FeedShared {
                 format,
-                single_nal,
+                single_nal: AtomicBool::new(single_nal),
                 queue: Mutex::new(Queue {
                     units: VecDeque::new(),
                     waiting_for_keyframe: true,
@@ -111,6 +111,20 @@ impl EncodedFeed {
         // I420 pictures have even sides.
         let layer = pack(width & !1, height & !1, fps.clamp(1, format.fps.max(1)));
         self.shared.layer.store(layer, Ordering::Relaxed);
+    }
+
+    /// Whether the units are cut for packetization mode 0 (no NAL unit larger than a packet).
+    pub fn single_nal(&self) -> bool {
+        self.shared.single_nal()
+    }
+
+    /// Asks for units cut for packetization mode 0 (`true`) or mode 1, as the sender's call
+    /// negotiated: a change drops what is queued, and the feed takes nothing until the
+    /// producer's first keyframe cut the new way.
+    pub fn set_single_nal(&self, single_nal: bool) {
+        if self.shared.single_nal.swap(single_nal, Ordering::AcqRel) != single_nal {
+            self.restart();
+        }
     }
 
     /// The next unit, oldest first.
@@ -167,6 +181,11 @@ fn pack(width: u32, height: u32, fps: u32) -> u64 {
 }
 
 impl FeedShared {
+    /// Whether NAL units must fit one packet (packetization mode 0).
+    pub(crate) fn single_nal(&self) -> bool {
+        self.single_nal.load(Ordering::Acquire)
+    }
+
     /// The sender's picture width, height and rate (see [`EncodedFeed::set_layer`]).
     pub(crate) fn layer(&self) -> (u32, u32, u32) {
         let layer = self.layer.load(Ordering::Relaxed);

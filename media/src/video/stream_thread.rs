@@ -183,10 +183,12 @@ impl VideoThread {
             .map_or(target, |l| target.min(l.limits().max_bitrate_bps));
         let start_bps = u32::try_from(target).unwrap_or(config.max_bitrate);
         let sender = match source {
-            // Pictures encoded elsewhere (a conference's mosaic): sent as they are.
+            // Pictures encoded elsewhere (a conference's mosaic): sent as they are, cut for
+            // this call's packetization mode.
             Some(source) if source.encoded_feed().is_some() => {
                 let feed = source.encoded_feed();
                 if let Some(feed) = &feed {
+                    feed.set_single_nal(config.packetization == PacketizationMode::SingleNalUnit);
                     feed.set_bitrate(start_bps);
                 }
                 Some(Sending {

@@ -44,14 +44,8 @@ impl VideoLoop {
         self.black = None;
         self.rebase_timestamps = true;
         if let Some(feed) = sender.source.encoded_feed() {
-            if self.packetization == PacketizationMode::SingleNalUnit && !feed.shared.single_nal {
-                warn!(
-                    "the new pictures are cut for packetization mode 1 and this call takes \
-                     mode 0 only: video stops"
-                );
-                self.source_ended = true;
-                return;
-            }
+            // The pictures encoded elsewhere are cut for this call's mode.
+            feed.set_single_nal(self.packetization == PacketizationMode::SingleNalUnit);
             sender.encoder = None;
             self.source_fps = feed.format().fps.max(1);
             feed.set_bitrate(self.encoder_bps);

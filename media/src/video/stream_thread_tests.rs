@@ -117,6 +117,44 @@ fn mode_0_sends_single_nal_units_that_fit_a_packet() {
     assert!(seen.iter().all(|(_, id, _)| *id == Some(3)), "{seen:?}");
 }
 
+/// A mode 0 call merged into a conference: the mosaic's units it is given instead, cut for
+/// mode 1 at first, are cut for mode 0 from then on, so every packet is a single NAL unit
+/// within the MTU and the new pictures (the host's, identity 2) decode.
+#[test]
+fn a_mode_0_call_given_a_shared_feed_asks_for_units_cut_for_mode_0() {
+    use crate::conference::{ConferenceBridge, MixerConfig};
+    let format = VideoFormat::new(640, 480, 30).unwrap();
+    let bridge = ConferenceBridge::start(MixerConfig::default(), |_| {}).unwrap();
+    let mosaic = bridge.mosaic(format).unwrap();
+    mosaic.set_local(Box::new(TestPattern::new(format, 2).unwrap()));
+    let (leg, _tile) = mosaic.join(7, format);
+    let leg = leg.encoded(false, 1_000_000);
+    let feed = leg.encoded_feed().expect("a feed");
+    let switch = crate::video::VideoSwitch::new();
+    let sink = Box::new(crate::video::NullVideoSink::new());
+    let (source, _sink) = switch.install(Box::new(TestPattern::new(format, 1).unwrap()), sink);
+    let config = VideoThreadConfig {
+        max_bitrate: 1_000_000,
+        packetization: PacketizationMode::SingleNalUnit,
+        ..thread_config()
+    };
+    let (mut thread, sent) = sending_thread(config, Box::new(source));
+    thread::sleep(Duration::from_millis(300));
+    drop(switch.replace(Box::new(leg), None).unwrap());
+    thread::sleep(Duration::from_millis(1_000));
+    thread.stop();
+
+    assert!(feed.single_nal());
+    let packets = lock(&sent);
+    let types: Vec<u8> = packets.iter().map(|p| p.payload[0] & 0x1f).collect();
+    assert!(types.iter().all(|t| (1..=23).contains(t)), "{types:?}");
+    let largest = packets.iter().map(|p| p.payload.len()).max().unwrap_or(0);
+    assert!(largest <= RTP_PAYLOAD_MTU, "{largest}");
+    let seen = decoded(&packets);
+    let hosts = seen.iter().filter(|(_, id, _)| *id == Some(2)).count();
+    assert!(hosts >= 10, "{seen:?}");
+}
+
 /// On hold (the direction does not send) nothing is encoded or sent, though the source's
 /// frames are still read at their rate; on resume the first picture sent is a keyframe, and
 /// it is the source's picture of that moment.

@@ -247,18 +247,9 @@ impl WebRtcSession {
         else {
             return Ok(());
         };
-        // Units encoded elsewhere (a conference's mosaic) are cut for one mode: a feed of
-        // NAL units larger than a packet goes out in mode 1 only.
-        let feed_single_nal = media
-            .source
-            .encoded_feed()
-            .map(|feed| feed.shared.single_nal);
-        let format = match feed_single_nal {
-            Some(false) => h264_payload_type(parameters)
-                .map(|payload_type| (payload_type, PacketizationMode::NonInterleaved)),
-            Some(true) | None => h264_format(parameters),
-        };
-        let Some((payload_type, packetization)) = format else {
+        // Units encoded elsewhere (a conference's mosaic) are cut for the mode chosen here by
+        // the video thread (`EncodedFeed::set_single_nal`).
+        let Some((payload_type, packetization)) = h264_format(parameters) else {
             // The peer declined video (port 0) or has no H.264 we take: audio only.
             info!("no H.264 negotiated: the call stays audio-only");
             return Ok(());

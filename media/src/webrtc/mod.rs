@@ -81,7 +81,8 @@ pub use forwarding::{ForwardedVideo, StreamRewriter, VideoTap};
 pub use more_streams::{RemoteStreamSinks, RemoteStreams, RemoteVideoStream};
 pub use peer::negotiated_audio_codec;
 pub use sdp_check::{
-    announce_multistream, check_remote_sdp, takes_several_streams, SdpFacts, MULTISTREAM_ATTRIBUTE,
+    announce_multistream, check_remote_sdp, takes_forwarded_streams, takes_several_streams,
+    SdpFacts, MULTISTREAM_ATTRIBUTE,
 };
 pub use session::{WebRtcMedia, WebRtcSession, WebRtcVideoMedia};
 pub use stats::{CandidateKind, VideoStats, WebRtcStats};

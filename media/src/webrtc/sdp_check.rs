@@ -136,6 +136,46 @@ pub fn takes_several_streams(sdp: &str) -> bool {
     announced || receiving > 1
 }
 
+/// Whether a conference can forward other participants' pictures to a description's writer:
+/// it takes several video streams ([`takes_several_streams`]) and has H.264 in packetization
+/// mode 1 in a video section in use. Forwarded pictures stay as their senders cut them, in NAL
+/// units larger than a packet, which mode 0 cannot carry; such a writer is sent the mosaic,
+/// encoded for mode 0.
+pub fn takes_forwarded_streams(sdp: &str) -> bool {
+    takes_several_streams(sdp) && sdp.split("\nm=").skip(1).any(has_h264_mode_1)
+}
+
+/// Whether an SDP media section (from its m-line's media name on) is video in use with an
+/// H.264 format in packetization mode 1.
+fn has_h264_mode_1(section: &str) -> bool {
+    let mut lines = section.lines();
+    let Some(m_line) = lines.next() else {
+        return false;
+    };
+    let mut fields = m_line.split_whitespace();
+    if fields.next() != Some("video") || matches!(fields.next(), Some("0") | None) {
+        return false;
+    }
+    let attributes: Vec<&str> = lines.map(str::trim_end).collect();
+    let h264: Vec<&str> = attributes
+        .iter()
+        .filter_map(|line| line.strip_prefix("a=rtpmap:"))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, encoding)| encoding.to_ascii_uppercase().starts_with("H264/"))
+        .map(|(pt, _)| pt)
+        .collect();
+    attributes
+        .iter()
+        .filter_map(|line| line.strip_prefix("a=fmtp:"))
+        .filter_map(|rest| rest.split_once(' '))
+        .any(|(pt, params)| {
+            h264.contains(&pt)
+                && params
+                    .split(';')
+                    .any(|param| param.trim().eq_ignore_ascii_case("packetization-mode=1"))
+        })
+}
+
 /// Whether a description's writer sends audio: its first audio m-line in use is `sendrecv`
 /// or `sendonly` (by its own attribute, else the session's, else the default). A writer on
 /// hold (`recvonly`, `inactive`) or without audio sends none; SDP that does not parse is
@@ -592,6 +632,37 @@ mod tests {
         // The same line inside a media section says nothing about the session.
         let in_media = format!("{OFFER}a=x-callisto-multistream\r\n");
         assert!(!takes_several_streams(&in_media));
+    }
+
+    #[test]
+    fn forwarded_streams_go_only_to_a_multistream_writer_with_h264_in_mode_1() {
+        let video = |port: u16, fmtp: &str| {
+            format!(
+                "m=video {port} UDP/TLS/RTP/SAVPF 125 96\r\na=rtpmap:125 h264/90000\r\n\
+                 a=fmtp:125 {fmtp}\r\na=rtpmap:96 VP8/90000\r\na=fmtp:96 packetization-mode=1\r\n"
+            )
+        };
+        let mode_1 = "profile-level-id=42e01f; packetization-mode=1";
+        let mode_0 = "profile-level-id=42e01f;packetization-mode=0";
+        let with = |section: String| announce_multistream(&format!("{OFFER}{section}"));
+        assert!(takes_forwarded_streams(&with(video(9, mode_1))));
+        // Mode 0 only (or no mode, which is 0), H.264 refused, or no multistream: no.
+        assert!(!takes_forwarded_streams(&with(video(9, mode_0))));
+        assert!(!takes_forwarded_streams(&with(video(
+            9,
+            "profile-level-id=42e01f"
+        ))));
+        assert!(!takes_forwarded_streams(&with(video(0, mode_1))));
+        assert!(!takes_forwarded_streams(&format!(
+            "{OFFER}{}",
+            video(9, mode_1)
+        )));
+        // Two video sections in use, one with mode 1, say yes without the attribute.
+        assert!(takes_forwarded_streams(&format!(
+            "{OFFER}{}{}",
+            video(9, mode_0),
+            video(10, mode_1)
+        )));
     }
 
     #[test]

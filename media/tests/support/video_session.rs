@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 
 use callisto_media::audio::{AudioFormat, NullSink, ToneSource};
-use callisto_media::video::{read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat};
+use callisto_media::video::{
+    read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat, VideoSink, VideoSource,
+};
 use callisto_media::webrtc::{
     VideoConfig, WebRtcConfig, WebRtcMedia, WebRtcSession, WebRtcVideoMedia,
 };
@@ -27,14 +29,27 @@ pub async fn video_session(identity: u16, max_bitrate: u32) -> (WebRtcSession, S
     let format = VideoFormat::new(640, 480, 30).unwrap();
     let stamps: Stamps = Arc::default();
     let seen = Arc::clone(&stamps);
+    let sink = CallbackSink::new(move |frame| {
+        seen.lock().unwrap().push(read_stamp(frame));
+    });
+    let source = TestPattern::new(format, identity).unwrap();
+    let session = session_with(Box::new(source), Box::new(sink), max_bitrate).await;
+    (session, stamps)
+}
+
+/// A 640x480 session sending `source`'s pictures and a tone, its decoded pictures going to
+/// `sink`, its encoder capped at `max_bitrate` bit/s.
+pub async fn session_with(
+    source: Box<dyn VideoSource>,
+    sink: Box<dyn VideoSink>,
+    max_bitrate: u32,
+) -> WebRtcSession {
     let media = WebRtcMedia {
         audio_source: Box::new(ToneSource::with_dbfs(AUDIO, 440.0, -12.0)),
         audio_sink: Box::new(NullSink::new(AUDIO)),
         video: Some(WebRtcVideoMedia {
-            source: Box::new(TestPattern::new(format, identity).unwrap()),
-            sink: Box::new(CallbackSink::new(move |frame| {
-                seen.lock().unwrap().push(read_stamp(frame));
-            })),
+            source,
+            sink,
             more_streams: None,
         }),
     };
@@ -47,5 +62,5 @@ pub async fn video_session(identity: u16, max_bitrate: u32) -> (WebRtcSession, S
         }),
         ..WebRtcConfig::loopback()
     };
-    (WebRtcSession::new(config, media).await.unwrap(), stamps)
+    WebRtcSession::new(config, media).await.unwrap()
 }

@@ -268,10 +268,10 @@ fn follow(slot: &mut Slot, stream: &FurtherVideo, key: CallKey) -> Result<(), St
     Ok(())
 }
 
-/// Whether the writer of a classic SDP `body` takes several video streams (see
-/// [`takes_several_streams`](callisto_media::webrtc::takes_several_streams)).
+/// Whether the writer of a classic SDP `body` can be forwarded the others' streams (see
+/// [`takes_forwarded_streams`](callisto_media::webrtc::takes_forwarded_streams)).
 pub(super) fn takes_streams(body: &Body) -> bool {
-    callisto_media::webrtc::takes_several_streams(&String::from_utf8_lossy(&body.bytes))
+    callisto_media::webrtc::takes_forwarded_streams(&String::from_utf8_lossy(&body.bytes))
 }
 
 impl Calls {

@@ -3,8 +3,9 @@
 //! forwarded as it arrives (not decoded, not encoded again), and its own video track carries
 //! the host's picture alone.
 //!
-//! A leg takes several streams when its peer says so in its SDP
-//! ([`takes_several_streams`]: a Callisto that shows each stream as a tile), on either path.
+//! A leg takes several streams when its peer says so in its SDP and has H.264 in
+//! packetization mode 1 ([`takes_forwarded_streams`]: a Callisto that shows each stream as a
+//! tile), on either path; a peer with mode 0 only is sent the mosaic, cut for mode 0.
 //! Every leg with video is a sender, on either path: what its session receives
 //! is tapped once ([`WebRtcSession::tap_video`], or the classic stream's tap: H.264 packets
 //! either way, decrypted) and copied to an [`Outlet`] of every receiving leg — a
@@ -17,7 +18,7 @@
 //! time per leg; what changes meanwhile goes into the next one. A receiver's keyframe
 //! request about a stream goes to the session that receives it from its sender.
 //!
-//! [`takes_several_streams`]: callisto_media::webrtc::takes_several_streams
+//! [`takes_forwarded_streams`]: callisto_media::webrtc::takes_forwarded_streams
 //! [`WebRtcSession::tap_video`]: callisto_media::webrtc::WebRtcSession::tap_video
 //! [`WebRtcSession::forward_video`]: callisto_media::webrtc::WebRtcSession::forward_video
 //! [`WebRtcSession::stop_forwarding`]: callisto_media::webrtc::WebRtcSession::stop_forwarding

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use callisto_media::webrtc::{
-    takes_several_streams, CandidateKind, WebRtcEvent, WebRtcSession, WebRtcStats,
+    takes_forwarded_streams, CandidateKind, WebRtcEvent, WebRtcSession, WebRtcStats,
 };
 use callisto_signaling::call::{Body, CallEvent, CallId, Refusal};
 use callisto_signaling::endpoint::Endpoint;
@@ -133,7 +133,7 @@ impl Calls {
         offer: String,
     ) {
         let controls = options.controls.clone();
-        let takes_streams = takes_several_streams(&offer);
+        let takes_streams = takes_forwarded_streams(&offer);
         webrtc::spawn_answer(key, ip, options, offer, self.media_events.clone());
         self.by_id.insert(id, key);
         self.preparing.insert(
@@ -434,7 +434,7 @@ impl Calls {
                 };
                 call.answer_applied = true;
                 let answer = String::from_utf8_lossy(&body.bytes).into_owned();
-                call.takes_streams = takes_several_streams(&answer);
+                call.takes_streams = takes_forwarded_streams(&answer);
                 call.concluded_sdp = Some(answer.clone());
                 if let Some(session) = &call.webrtc {
                     webrtc::apply(
