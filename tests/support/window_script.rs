@@ -257,6 +257,16 @@ pub fn run_window(
     users: &[(&str, &str)],
     script: impl FnOnce(Weak, &Kamailio, &Path) -> Result<(), Box<dyn Error>> + Send + 'static,
 ) -> String {
+    run_window_in(users, |_| Ok(()), script)
+}
+
+/// [`run_window`], with `prepare` putting what it likes into the data folder before the window
+/// opens it.
+pub fn run_window_in(
+    users: &[(&str, &str)],
+    prepare: impl FnOnce(&Path) -> std::io::Result<()>,
+    script: impl FnOnce(Weak, &Kamailio, &Path) -> Result<(), Box<dyn Error>> + Send + 'static,
+) -> String {
     i_slint_backend_testing::init_integration_test_with_system_time();
     let kamailio = Kamailio::start(KamailioConfig {
         users: users
@@ -270,6 +280,7 @@ pub fn run_window(
         .prefix("callisto-ui-")
         .tempdir()
         .expect("a temporary directory");
+    prepare(dir.path()).expect("the data folder prepared");
     let mut config = Config::default();
     config.transport.listen = "127.0.0.1:0".parse().expect("an address");
     let setup = AppSetup {
