@@ -2,7 +2,8 @@
 //! 3 % of A's RTP packets on the way to B (RTCP always passes). With generic NACK negotiated,
 //! B asks for each lost packet, A resends it and B decodes its pictures in order; without it,
 //! the same path costs B those packets and pictures. Both runs are checked, so the repair is
-//! shown to be NACK's.
+//! shown to be NACK's. A stream that starts without NACK and has it added by a renegotiation
+//! asks and resends from then on.
 
 #[path = "support/srtp_pair.rs"]
 mod support_srtp;
@@ -16,7 +17,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use callisto_media::session::{ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys};
+use callisto_media::session::{
+    ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys, VideoUpdate,
+};
 use callisto_media::video::h264::PacketizationMode;
 use callisto_media::video::{
     read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat, VideoStats,
@@ -62,8 +65,12 @@ fn session(
 }
 
 /// What B saw of A over the lossy path: B's and A's statistics, B's frame counters, and the
-/// packets the relay dropped.
-async fn lossy_call(nack: bool) -> (VideoStats, VideoStats, Vec<u32>, u64) {
+/// packets the relay dropped. With `renegotiated`, both streams are updated to that NACK
+/// setting (their addresses, direction and keys unchanged) a second into the call.
+async fn lossy_call(
+    nack: bool,
+    renegotiated: Option<bool>,
+) -> (VideoStats, VideoStats, Vec<u32>, u64) {
     let lossy = PathConfig {
         loss: 0.03,
         seed: 0x5eed,
@@ -79,8 +86,21 @@ async fn lossy_call(nack: bool) -> (VideoStats, VideoStats, Vec<u32>, u64) {
         b_socket.local_addr().unwrap(),
     );
     let (a_keys, b_keys) = support_srtp::srtp_pair(0x7ac4);
-    let (mut a, _) = session(a_socket, relay.front_b, 1, a_keys, nack);
-    let (mut b, seen_by_b) = session(b_socket, relay.front_a, 2, b_keys, nack);
+    let (mut a, _) = session(a_socket, relay.front_b, 1, a_keys.clone(), nack);
+    let (mut b, seen_by_b) = session(b_socket, relay.front_a, 2, b_keys.clone(), nack);
+    if let Some(nack) = renegotiated {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (session, remote, keys) in [(&a, relay.front_b, a_keys), (&b, relay.front_a, b_keys)] {
+            let update = VideoUpdate {
+                remote_rtp: remote,
+                remote_rtcp: None,
+                direction: MediaDirection::SENDRECV,
+                srtp: Some(keys),
+                nack,
+            };
+            session.update(update).unwrap();
+        }
+    }
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (stats_b, stats_a) = tokio::task::spawn_blocking(move || (b.stop(), a.stop()))
         .await
@@ -105,7 +125,7 @@ fn gaps(counters: &[u32]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nack_repairs_a_lossy_path_and_without_it_pictures_are_lost() {
-    let (b, a, counters, dropped) = lossy_call(true).await;
+    let (b, a, counters, dropped) = lossy_call(true, None).await;
     println!("with NACK: relay dropped {dropped}; b {b:?}\na {a:?}");
     assert!(dropped >= 3, "the path lost {dropped} packets");
     assert!(b.nacks_sent >= 1, "{b:?}");
@@ -118,10 +138,22 @@ async fn nack_repairs_a_lossy_path_and_without_it_pictures_are_lost() {
     assert!(counters.len() >= 60, "{} pictures", counters.len());
     let repaired_gaps = gaps(&counters);
 
-    let (b, a, counters, dropped) = lossy_call(false).await;
+    let (b, a, counters, dropped) = lossy_call(false, None).await;
     println!("without NACK: relay dropped {dropped}; b {b:?}\na {a:?}");
     assert!(dropped >= 3, "the path lost {dropped} packets");
     assert_eq!((b.nacks_sent, a.nacks_received), (0, 0));
     assert!(b.lost * 4 > dropped * 3, "{b:?}");
     assert!(gaps(&counters) > repaired_gaps, "{counters:?}");
+}
+
+/// NACK added by a renegotiation a second into a stream that started without it: from then
+/// on B asks for what the path loses and A resends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_added_by_a_renegotiation_repairs_from_then_on() {
+    let (b, a, _, dropped) = lossy_call(false, Some(true)).await;
+    println!("NACK added: relay dropped {dropped}; b {b:?}\na {a:?}");
+    assert!(dropped >= 3, "the path lost {dropped} packets");
+    assert!(b.nacks_sent >= 1, "{b:?}");
+    assert!(a.nacks_received >= 1, "{a:?}");
+    assert!(b.retransmissions_received >= 1, "{b:?}");
 }

@@ -90,8 +90,8 @@ pub struct VideoUpdate {
     pub direction: MediaDirection,
     /// The new keys; `None`: plain RTP.
     pub srtp: Option<SrtpKeys>,
-    /// Whether generic NACK is negotiated now. (A stream that started without it does not
-    /// begin asking for lost packets; it does resend what the peer asks for.)
+    /// Whether generic NACK is negotiated now: the stream asks for lost packets and resends
+    /// what the peer asks for only while it is.
     pub nack: bool,
 }
 
@@ -294,6 +294,12 @@ impl ClassicVideoSession {
         core.set_nack(update.nack);
         drop(core);
         self.sending.store(send, Ordering::Release);
+        // The receiving side asks for lost packets only while NACK is negotiated.
+        if self.inbox.send(VideoInput::Nack(update.nack)).is_ok() {
+            if let Some(thread) = self.thread.thread() {
+                thread.unpark();
+            }
+        }
         Ok(())
     }
 

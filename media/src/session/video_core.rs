@@ -144,7 +144,7 @@ impl VideoTransportCore {
             resend: std::collections::VecDeque::new(),
             config,
         };
-        core.start_resending(core.config.nack);
+        core.start_resending();
         Ok(core)
     }
 
@@ -186,7 +186,7 @@ impl VideoTransportCore {
             self.srtp = srtp_session(srtp.as_ref())?;
             self.config.srtp = srtp;
             // What we kept was protected with the old keys: the peer could not read it now.
-            self.start_resending(self.config.nack);
+            self.start_resending();
         }
         if remote_rtp != self.config.remote_rtp {
             self.config.remote_rtp = remote_rtp;
@@ -206,12 +206,14 @@ impl VideoTransportCore {
     pub fn set_nack(&mut self, nack: bool) {
         if nack != self.config.nack {
             self.config.nack = nack;
-            self.start_resending(nack);
+            self.start_resending();
         }
     }
 
-    /// Forgets what was kept for resending, and keeps what is sent from now on when `nack`.
-    fn start_resending(&mut self, nack: bool) {
+    /// Forgets what was kept for resending, and keeps what is sent from now on while NACK is
+    /// negotiated.
+    fn start_resending(&mut self) {
+        let nack = self.config.nack;
         self.sent = nack.then(|| RetransmissionBuffer::new(RetransmissionConfig::default()));
         self.resend.clear();
     }

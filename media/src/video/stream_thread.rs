@@ -75,6 +75,9 @@ pub(crate) enum VideoInput {
     /// The round-trip time RTCP measured (the classic path; on the WebRTC path the bitrate
     /// controller tells it): it paces NACKs, the reorder buffer's wait and keyframe requests.
     Rtt(Duration),
+    /// Whether generic NACK is negotiated now (a renegotiation of the classic path may add or
+    /// drop it): lost packets are asked for only while it is.
+    Nack(bool),
     /// Stop: finish the sink and return the statistics.
     Stop,
 }
@@ -231,6 +234,7 @@ impl VideoThread {
             nack: config
                 .nack
                 .then(|| NackGenerator::new(NackConfig::default())),
+            rtt: None,
             controller: config.controller,
             encoder_bps: start_bps,
             layer,
@@ -321,6 +325,8 @@ struct VideoLoop {
     depacketizer: H264Depacketizer,
     reorder: ReorderBuffer<RtpPacket>,
     nack: Option<NackGenerator>,
+    /// The last round-trip time told ([`VideoInput::Rtt`], at least [`MIN_RTT`]).
+    rtt: Option<Duration>,
     controller: Option<SharedController>,
     /// The bitrate the encoder was last given.
     encoder_bps: u32,
@@ -387,6 +393,7 @@ impl VideoLoop {
                     }
                     Ok(VideoInput::RequestKeyframe) => self.requester.request(Instant::now()),
                     Ok(VideoInput::Rtt(rtt)) => self.set_rtt(rtt),
+                    Ok(VideoInput::Nack(on)) => self.set_nack(on),
                     Ok(VideoInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
                 }
@@ -615,12 +622,29 @@ impl VideoLoop {
     /// trip too short to measure is reported as zero, and NACKs every 10 ms would follow).
     fn set_rtt(&mut self, rtt: Duration) {
         let rtt = rtt.max(MIN_RTT);
+        self.rtt = Some(rtt);
         if let Some(nack) = &mut self.nack {
             nack.set_rtt(rtt);
         }
         self.reorder.set_rtt(rtt);
         self.keyframes.set_rtt(rtt);
         self.requester.set_rtt(rtt);
+    }
+
+    /// Asks for lost packets from now on (a new generator, told the last round trip), or no
+    /// longer.
+    fn set_nack(&mut self, on: bool) {
+        match (on, &self.nack) {
+            (true, None) => {
+                let mut nack = NackGenerator::new(NackConfig::default());
+                if let Some(rtt) = self.rtt {
+                    nack.set_rtt(rtt);
+                }
+                self.nack = Some(nack);
+            }
+            (false, Some(_)) => self.nack = None,
+            _ => {}
+        }
     }
 
     /// One RTP packet from the peer: loss bookkeeping, then into the reorder buffer.
