@@ -3,8 +3,9 @@
 //!
 //! Bob answers with `--audio echo`: what he hears goes back one second later. Alice sends a
 //! click (10 ms of 1 kHz at half of full scale, in silence) every 1.5 s, the first half a second
-//! into the call (what a call sends in its first few tens of milliseconds may not arrive), and
-//! records what she hears. Called directly, bob returns each click after one second
+//! into the call, and records what she hears. (A click in a call's first 20 ms is not played:
+//! a jitter buffer waits for a second packet to confirm the stream and, starting at its target
+//! delay, drops a first packet that is overdue by then.) Called directly, bob returns each click after one second
 //! plus a round trip; in a conference (the host silent, bob dialed in by it) the round trip
 //! runs alice → host mix → bob and back through the mix. Half a round trip is the one-way
 //! mouth-to-ear delay (loopback, no sound card; target through the host: under 120 ms). Both
