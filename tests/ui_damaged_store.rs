@@ -34,7 +34,8 @@ fn script(window: Weak, dir: &Path) -> Result<(), Box<dyn Error>> {
         .filter(|path| {
             path.file_name()
                 .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("callisto.db.corrupt-"))
+                .and_then(|name| name.strip_prefix("callisto.db.corrupt-"))
+                .is_some_and(|time| time.chars().all(|c| c.is_ascii_digit()))
         })
         .collect();
     assert_eq!(moved.len(), 1, "{moved:?}");

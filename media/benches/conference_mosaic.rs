@@ -6,11 +6,12 @@
 //!
 //! After criterion, a running mosaic (640x480 at 30 fps, the host's moving test pattern)
 //! encodes for one leg sent the mosaic, then also for a leg sent the host's picture alone (as
-//! a leg that takes everyone's streams is: a second group), each for 5 s (1 s without
-//! `--bench`), and prints the pictures each leg got per second and the CPU of the mosaic's
-//! thread meanwhile (drawing the host and two participants, and encoding): the cost of the mosaic with one encoding, and of a second encoding on the
-//! mosaic's thread, which encodes its groups one after the other on each tick (each leg
-//! should still get its 30).
+//! a leg that takes everyone's streams is: a second group), then for three legs sent the
+//! mosaic (each its own drawing without its own picture, and its own encoding), each for 5 s
+//! (1 s without `--bench`), and prints the pictures each leg got per second and the CPU of the
+//! mosaic's thread meanwhile (drawing and encoding): the cost of the mosaic with one encoding,
+//! of a second encoding on the mosaic's thread, which encodes its groups one after the other on
+//! each tick (each leg should still get its 30), and of three mosaic legs.
 
 use std::time::{Duration, Instant};
 
@@ -68,9 +69,10 @@ fn mosaic_thread_cpu() -> Option<Duration> {
     total
 }
 
-/// One leg sent the mosaic, and with `host_only_leg` a second sent the host's picture alone,
-/// on a running mosaic, as the module docs say.
-fn encodings(host_only_leg: bool, length: Duration) {
+/// `mosaic_legs` legs sent the mosaic (the first without a picture of its own, the others
+/// with one), and with `host_only_leg` one more sent the host's picture alone, on a running
+/// mosaic, as the module docs say.
+fn encodings(mosaic_legs: u16, host_only_leg: bool, length: Duration) {
     let bridge = ConferenceBridge::start(MixerConfig::default(), |_| {}).expect("a bridge");
     let format = VideoFormat::new(640, 480, 30).expect("a format");
     let mosaic = bridge.mosaic(format).expect("the mosaic");
@@ -83,11 +85,19 @@ fn encodings(host_only_leg: bool, length: Duration) {
         tile.consume(picture).expect("a tile takes a picture");
         tiles.push(tile);
     }
-    let (to_mosaic, to_mosaic_tile) = mosaic.join(4, format);
-    let mut legs = vec![to_mosaic.encoded(false, 1_000_000)];
-    tiles.push(to_mosaic_tile);
+    let mut legs = Vec::new();
+    let theirs = pictures(3 + mosaic_legs, 640, 480);
+    for n in 0..mosaic_legs {
+        let (leg, mut tile) = mosaic.join(u64::from(4 + n), format);
+        if n > 0 {
+            tile.consume(&theirs[usize::from(2 + n)])
+                .expect("a tile takes a picture");
+        }
+        legs.push(leg.encoded(false, 1_000_000));
+        tiles.push(tile);
+    }
     if host_only_leg {
-        let (leg, tile) = mosaic.join(5, format);
+        let (leg, tile) = mosaic.join(99, format);
         legs.push(leg.host_only(|| true).encoded(false, 1_000_000));
         tiles.push(tile);
     }
@@ -126,10 +136,10 @@ fn encodings(host_only_leg: bool, length: Duration) {
     };
     println!(
         "conference_mosaic: {} of 640x480@30 for {:.1} s: {} pictures per second, {cpu}",
-        if host_only_leg {
-            "two encodings (the mosaic, the host alone)"
-        } else {
-            "one encoding (the mosaic)"
+        match (mosaic_legs, host_only_leg) {
+            (1, false) => "one encoding (the mosaic)".to_owned(),
+            (1, true) => "two encodings (the mosaic, the host alone)".to_owned(),
+            (n, _) => format!("{n} legs sent the mosaic, {n} drawings and encodings"),
         },
         wall.as_secs_f64(),
         rates.join(" and "),
@@ -148,6 +158,7 @@ fn main() {
     bench(&mut criterion);
     criterion.final_summary();
     let length = Duration::from_secs(if benching { 5 } else { 1 });
-    encodings(false, length);
-    encodings(true, length);
+    encodings(1, false, length);
+    encodings(1, true, length);
+    encodings(3, false, length);
 }

@@ -5,8 +5,8 @@
 //!
 //! - **Direct**: alice's session → bob's session.
 //! - **Through the mosaic**: alice → the host's session with alice (decoded into alice's
-//!   tile) → the mosaic (composed at 30 fps from the tiles) → the host's session with bob
-//!   (encoded) → bob.
+//!   tile) → the mosaic (composed at 30 fps from the tiles; bob's leaves out his own) → the
+//!   host's session with bob (encoded on the mosaic's thread) → bob.
 //!
 //! WebRTC sessions on loopback in one process, 640x480 at 30 fps, so one clock times both
 //! ends. The flash is taken by alice's video thread at its next frame (0–33 ms later), as a
@@ -195,7 +195,8 @@ fn main() {
         let format = VideoFormat::new(WIDTH, HEIGHT, FPS).expect("a format");
         let mosaic = bridge.mosaic(format).expect("the mosaic");
         let (alice, bob, white, seen) = alice_and_bob().await;
-        // As a conference leg does: the mosaic is encoded once, on its own thread, for both.
+        // As a conference leg does: each leg's mosaic is encoded on the mosaic's thread (bob's
+        // shows alice alone, his own picture left out).
         let (to_alice_source, alice_tile) = mosaic.join(1, format);
         let to_alice_source = to_alice_source.encoded(false, 1_500_000);
         let to_alice = session(Box::new(to_alice_source), Box::new(alice_tile)).await;

@@ -220,6 +220,7 @@ impl MosaicBridge {
     /// (not 0, the host's), so the active speaker's picture is drawn largest and the leg's own
     /// is left out of what it is sent. The tile leaves when the sink is dropped.
     pub fn join(&self, tag: u64, format: VideoFormat) -> (MosaicSource, TileSink) {
+        debug_assert_ne!(tag, LOCAL_TAG, "tag 0 is the host's");
         let shared = &self.handle.shared;
         let mut state = shared.lock();
         let id = state.next_id;
@@ -461,7 +462,7 @@ fn encode_feeds(
             Ok(Some(unit)) => {
                 let unit = Arc::new(unit);
                 for feed in &feeds {
-                    feed.push(&unit);
+                    feed.push(key.single_nal, &unit);
                 }
             }
             Ok(None) => {}
@@ -481,24 +482,26 @@ pub struct MosaicSource {
     /// The last picture scaled to this leg's size, and the picture it was scaled from.
     scaled: Option<(Arc<VideoFrame>, VideoFrame)>,
     view: Arc<View>,
-    /// The pictures encoded once for every leg of this size and rate
-    /// ([`MosaicSource::encoded`]).
+    /// The pictures encoded on the mosaic's thread ([`MosaicSource::encoded`]).
     feed: Option<EncodedFeed>,
 }
 
 impl MosaicSource {
-    /// Sends the host's picture alone instead of the mosaic while `switch` says so.
+    /// Sends the host's picture alone instead of the mosaic while `switch` says so. Give it
+    /// before [`MosaicSource::encoded`].
     #[must_use]
     pub fn host_only(mut self, switch: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        debug_assert!(self.feed.is_none(), "host_only is given before encoded");
         self.view = self.shared.add_view(self.view.tag, Arc::new(switch));
         self
     }
 
-    /// Sends the pictures encoded once on the mosaic's thread for every leg of this size and
-    /// rate (NAL units no larger than a packet when `single_nal`, packetization mode 0) instead
-    /// of frames to encode: the leg's sender takes them from [`VideoSource::encoded_feed`],
-    /// asks for keyframes and for `bitrate` (at first) through it. Give
-    /// [`MosaicSource::host_only`] first.
+    /// Sends the pictures encoded on the mosaic's thread (once per size, rate, cut and drawing:
+    /// this leg's mosaic is its own, the host's picture alone is shared) instead of frames to
+    /// encode: the leg's sender takes them from [`VideoSource::encoded_feed`], asks for
+    /// keyframes, for `bitrate` (at first) and for the cut its call negotiated through it
+    /// (`single_nal`, NAL units no larger than a packet for packetization mode 0, is the cut
+    /// until then). Give [`MosaicSource::host_only`] first.
     #[must_use]
     pub fn encoded(mut self, single_nal: bool, bitrate: u32) -> Self {
         let feed = EncodedFeed::new(self.format, single_nal, bitrate);

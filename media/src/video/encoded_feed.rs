@@ -1,6 +1,8 @@
-//! A stream of pictures encoded elsewhere, shared by several senders: a conference's mosaic
-//! is encoded once per size, rate and packetization limit, and every leg that sends it takes the
-//! same access units ([`EncodedFeed`]) instead of encoding the picture itself.
+//! A stream of pictures encoded elsewhere, shared by several senders: a conference's pictures
+//! for its legs are encoded on the mosaic's thread once per size, rate, packetization limit and
+//! drawing, and every leg sent one takes its access units ([`EncodedFeed`]) instead of encoding
+//! the picture itself. The sender says which cut its call takes
+//! ([`EncodedFeed::set_single_nal`]).
 //!
 //! The producer (the mosaic's thread) pushes each unit to every feed; the leg's video thread
 //! takes them in order, packetizes them with its own SSRC, numbering and payload type, and
@@ -207,12 +209,17 @@ impl FeedShared {
         self.bitrate.load(Ordering::Relaxed)
     }
 
-    /// Hands `unit` to the sender (unless it waits for a keyframe and this is none); a sender
-    /// that has not taken the last [`MAX_QUEUED`] units is emptied and waits for a keyframe.
-    pub(crate) fn push(&self, unit: &Arc<EncodedAccessUnit>) {
+    /// Hands `unit`, cut for mode 0 when `single_nal`, to the sender (unless it waits for a
+    /// keyframe and this is none, or the sender wants units cut the other way); a sender that
+    /// has not taken the last [`MAX_QUEUED`] units is emptied and waits for a keyframe.
+    pub(crate) fn push(&self, single_nal: bool, unit: &Arc<EncodedAccessUnit>) {
         {
-            // Decided and queued under one lock, so a restart cannot let a delta in.
+            // Decided and queued under one lock, so a restart cannot let a delta in, nor a
+            // change of cut (`set_single_nal` restarts under it) a unit cut the old way.
             let mut queue = lock(&self.queue);
+            if single_nal != self.single_nal() {
+                return;
+            }
             if unit.is_keyframe {
                 queue.waiting_for_keyframe = false;
             } else if queue.waiting_for_keyframe {
@@ -253,30 +260,30 @@ mod tests {
             feed.shared.take_keyframe_wish(),
             "a new feed wants a keyframe"
         );
-        feed.shared.push(&unit(false, 0));
+        feed.shared.push(false, &unit(false, 0));
         assert!(
             feed.next_unit().is_none(),
             "no delta before the first keyframe"
         );
         assert!(feed.shared.take_keyframe_wish());
-        feed.shared.push(&unit(true, 33));
-        feed.shared.push(&unit(false, 66));
+        feed.shared.push(false, &unit(true, 33));
+        feed.shared.push(false, &unit(false, 66));
         let taken: Vec<u64> = std::iter::from_fn(|| feed.next_unit())
             .map(|u| u.timestamp.as_millis() as u64)
             .collect();
         assert_eq!(taken, [33, 66]);
         // A sender that takes nothing for too long is emptied and waits for a keyframe.
         for i in 0..=MAX_QUEUED as u64 {
-            feed.shared.push(&unit(false, 100 + i));
+            feed.shared.push(false, &unit(false, 100 + i));
         }
         assert!(feed.next_unit().is_none());
         assert!(feed.shared.take_keyframe_wish());
-        feed.shared.push(&unit(false, 500));
+        feed.shared.push(false, &unit(false, 500));
         assert!(feed.next_unit().is_none());
-        feed.shared.push(&unit(true, 533));
+        feed.shared.push(false, &unit(true, 533));
         assert_eq!(feed.next_unit().unwrap().timestamp.as_millis(), 533);
         // A restart drops what is queued and asks for a keyframe.
-        feed.shared.push(&unit(false, 566));
+        feed.shared.push(false, &unit(false, 566));
         feed.restart();
         assert!(feed.next_unit().is_none());
         assert!(feed.shared.take_keyframe_wish());
@@ -285,12 +292,34 @@ mod tests {
         // A feed becoming active starts again at a keyframe; an inactive one holds nothing.
         assert!(!feed.is_active());
         feed.shared.take_keyframe_wish();
-        feed.shared.push(&unit(true, 600));
+        feed.shared.push(false, &unit(true, 600));
         feed.set_active(true);
         assert!(feed.is_active() && feed.next_unit().is_none());
         assert!(feed.shared.take_keyframe_wish());
-        feed.shared.push(&unit(true, 633));
+        feed.shared.push(false, &unit(true, 633));
         feed.set_active(false);
         assert!(feed.next_unit().is_none());
+    }
+
+    #[test]
+    fn a_feed_asked_for_another_cut_takes_only_units_cut_that_way_from_a_keyframe() {
+        let feed = EncodedFeed::new(VideoFormat::new(64, 48, 30).unwrap(), false, 500_000);
+        feed.shared.push(false, &unit(true, 0));
+        feed.set_single_nal(true);
+        assert!(feed.single_nal());
+        assert!(feed.next_unit().is_none(), "what was queued goes");
+        assert!(feed.shared.take_keyframe_wish());
+        // A keyframe still cut for mode 1 (encoded before the producer saw the change) is
+        // refused; the first one cut for mode 0 is taken.
+        feed.shared.push(false, &unit(true, 33));
+        assert!(feed.next_unit().is_none());
+        feed.shared.push(true, &unit(false, 66));
+        assert!(feed.next_unit().is_none(), "no delta before a keyframe");
+        feed.shared.push(true, &unit(true, 100));
+        assert_eq!(feed.next_unit().unwrap().timestamp.as_millis(), 100);
+        // Asking for the cut it has changes nothing.
+        feed.shared.push(true, &unit(false, 133));
+        feed.set_single_nal(true);
+        assert_eq!(feed.next_unit().unwrap().timestamp.as_millis(), 133);
     }
 }

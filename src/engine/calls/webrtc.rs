@@ -183,9 +183,9 @@ pub(super) type VideoReport = Arc<dyn Fn(CallMediaEvent) + Send + Sync>;
 /// placeholder by itself. Either way the reason goes to `report`. The app's
 /// self-view and remote picture are kept in `controls`' slots, and its camera switch can
 /// blank what is sent. A conference leg (`leg`: its seat and call) sends the conference's
-/// mosaic instead of the input — encoded once on the mosaic's thread for every leg of its
-/// size (`single_nal`: NAL units that fit a packet, for packetization mode 0) — and its
-/// pictures become the leg's tile.
+/// mosaic of the others instead of the input — encoded on the mosaic's thread
+/// (`single_nal`: NAL units that fit a packet at first, for packetization mode 0; the video
+/// thread asks for the cut its call negotiated) — and its pictures become the leg's tile.
 pub(super) fn video_media(
     video: &VideoOptions,
     controls: &CallControls,
@@ -282,10 +282,11 @@ pub(super) fn video_media(
     })
 }
 
-/// A conference leg's share of `bridge`'s picture at `format`, and its tile: the mosaic —
-/// or the host's picture alone while `controls.own_streams` is on — encoded once on the
-/// mosaic's thread for every leg of its size (`single_nal`: NAL units that fit a packet, for
-/// packetization mode 0), starting at `bitrate`. The mosaic is started by its first leg.
+/// A conference leg's share of `bridge`'s picture at `format`, and its tile: the mosaic of
+/// the others — or the host's picture alone while `controls.own_streams` is on, encoded once
+/// for every leg of its size — encoded on the mosaic's thread (`single_nal`: NAL units that fit
+/// a packet at first, for packetization mode 0), starting at `bitrate`. The mosaic is started
+/// by its first leg.
 pub(super) fn mosaic_leg(
     bridge: &ConferenceBridge,
     key: CallKey,
