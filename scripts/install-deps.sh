@@ -63,6 +63,8 @@ TEST_PACKAGES=(
     baresip-ffmpeg
     coturn
     iproute2
+    # `nft`: loss injected on loopback in the tests' network namespace (tests/support/packet_loss.rs).
+    nftables
     util-linux
     openssl
     procps

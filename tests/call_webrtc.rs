@@ -18,7 +18,7 @@
 mod support;
 
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -27,9 +27,9 @@ use serde_json::Value;
 use support::baresip::Baresip;
 use support::baresip_phone::{Codec, PhoneConfig};
 use support::browser::{Browser, BrowserConfig};
-use support::callisto::Callisto;
 use support::kamailio::{Kamailio, KamailioConfig};
 use support::video::stamp_run;
+use support::video_call::{aor, callisto, number, recording};
 use support::wav;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -49,71 +49,6 @@ fn kamailio() -> Result<Kamailio, Box<dyn Error>> {
     Ok(Kamailio::start(
         KamailioConfig::websocket_for_alice_and_bob(),
     )?)
-}
-
-/// `user`'s address as Callisto and the phones dial it (the proxy's address and port).
-fn aor(kamailio: &Kamailio, user: &str) -> String {
-    format!("sip:{user}@127.0.0.1:{}", kamailio.config().udp_port)
-}
-
-/// `callisto COMMAND` as `user` over UDP with a tone and the test pattern (identity
-/// `identity`), recording audio and video into `dir`.
-fn callisto(
-    kamailio: &Kamailio,
-    dir: &Path,
-    user: &str,
-    command: &[&str],
-    hz: f32,
-    identity: u16,
-    extra: &[&str],
-) -> std::io::Result<Callisto> {
-    // A `--registrar` in `extra` replaces the proxy's UDP address.
-    let registrar = match extra.iter().position(|a| *a == "--registrar") {
-        Some(at) => extra.get(at + 1).copied().unwrap_or_default().to_owned(),
-        None => format!("sip:127.0.0.1:{}", kamailio.config().udp_port),
-    };
-    let extra: Vec<&str> = match extra.iter().position(|a| *a == "--registrar") {
-        Some(at) => [&extra[..at], &extra[(at + 2).min(extra.len())..]].concat(),
-        None => extra.to_vec(),
-    };
-    let user_uri = aor(kamailio, user);
-    let password = format!("{user}-secret");
-    let tone = format!("tone:{hz}");
-    let identity = identity.to_string();
-    let audio = recording(dir, user, "wav").to_string_lossy().into_owned();
-    let video = recording(dir, user, "y4m").to_string_lossy().into_owned();
-    let mut args: Vec<&str> = command.to_vec();
-    args.extend([
-        "--user",
-        &user_uri,
-        "--password",
-        &password,
-        "--registrar",
-        &registrar,
-        "--listen",
-        "127.0.0.1:0",
-        "--audio",
-        &tone,
-        "--record-audio",
-        &audio,
-        "--video",
-        "pattern",
-        "--pattern-id",
-        &identity,
-        "--record-video",
-        &video,
-        "--json",
-    ]);
-    args.extend(extra);
-    Callisto::start(dir, &args)
-}
-
-fn recording(dir: &Path, user: &str, extension: &str) -> PathBuf {
-    dir.join(format!("{user}-heard.{extension}"))
-}
-
-fn number(value: &Value) -> f64 {
-    value.as_f64().unwrap_or(0.0)
 }
 
 /// The checks on one side's `call_ended` summary and recordings: it decoded the other's

@@ -24,7 +24,11 @@
 //! - [`dns_server`]: an authoritative DNS server with fixed records (SRV, A) for RFC 3263 tests.
 //! - [`logged_child`]: a child process with captured output, stopped by PID.
 //! - [`tcp_proxy`]: a loopback TCP forwarder a test can cut, to drop connections on purpose.
+//! - [`packet_loss`]: random loss of one RTP payload type on loopback (nftables), in the
+//!   test's network namespace only.
 //! - [`video`]: the test pattern's stamps in a Y4M recording (frame counters, identities).
+//! - [`video_call`]: a Callisto calling or answering through Kamailio with a tone and the test
+//!   pattern, recording both.
 //! - [`conference`]: tone levels and gaps in recordings, a room of participants, Kamailio with
 //!   a user each — what the conference tests share.
 //!
@@ -47,6 +51,7 @@ pub mod kamailio_calls;
 pub mod kamailio_cfg;
 pub mod logged_child;
 pub mod measure;
+pub mod packet_loss;
 pub mod pki;
 pub mod pulse;
 pub mod sip_registrar;
@@ -54,6 +59,7 @@ pub mod sip_uas;
 pub mod tcp_proxy;
 pub mod ui_rows;
 pub mod video;
+pub mod video_call;
 pub mod wav;
 pub mod wire_capture;
 pub mod xvfb;
