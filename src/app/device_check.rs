@@ -138,6 +138,16 @@ impl DeviceCheck {
         camera: Option<u32>,
         problems: mpsc::UnboundedSender<String>,
     ) -> DeviceCheck {
+        Self::start_with(input, move |format| open_camera(camera, format), problems)
+    }
+
+    /// [`DeviceCheck::start`] with the picture from `open_camera` (given the preview's size and
+    /// rate) instead of a camera.
+    fn start_with(
+        input: Option<String>,
+        open_camera: impl FnOnce(VideoFormat) -> Result<Box<dyn VideoSource>, String> + Send + 'static,
+        problems: mpsc::UnboundedSender<String>,
+    ) -> DeviceCheck {
         let preview = DevicePreview::default();
         let stop = Arc::new(AtomicBool::new(false));
         let check = DeviceCheck {
@@ -146,7 +156,7 @@ impl DeviceCheck {
         };
         let spawned = std::thread::Builder::new()
             .name("device-check".into())
-            .spawn(move || run(input, camera, preview, stop, problems));
+            .spawn(move || run(input, open_camera, preview, stop, problems));
         if let Err(error) = spawned {
             tracing::warn!(%error, "the settings' device check did not start");
         }
@@ -165,9 +175,15 @@ impl Drop for DeviceCheck {
     }
 }
 
+/// Camera `index` (`None`: the default) at `format`.
+fn open_camera(index: Option<u32>, format: VideoFormat) -> Result<Box<dyn VideoSource>, String> {
+    let source = CameraSource::open(index, format).map_err(|e| e.to_string())?;
+    Ok(Box::new(source))
+}
+
 fn run(
     input: Option<String>,
-    camera: Option<u32>,
+    open_camera: impl FnOnce(VideoFormat) -> Result<Box<dyn VideoSource>, String>,
     preview: DevicePreview,
     stop: Arc<AtomicBool>,
     problems: mpsc::UnboundedSender<String>,
@@ -184,7 +200,7 @@ fn run(
     let (width, height, fps) = PREVIEW;
     let mut picture = match VideoFormat::new(width, height, fps)
         .map_err(|e| e.to_string())
-        .and_then(|format| CameraSource::open(camera, format).map_err(|e| e.to_string()))
+        .and_then(open_camera)
     {
         Ok(source) => Some(source),
         Err(error) => {
@@ -289,6 +305,54 @@ mod tests {
         drop(watch);
         let after = tokio::time::timeout(wait, rx.recv()).await.unwrap();
         assert_eq!(after, None);
+    }
+
+    /// The preview shows the camera's pictures as they come (here the test pattern in its
+    /// place), at the preview's size, while the check runs, and none once it is dropped.
+    #[test]
+    fn the_preview_shows_the_cameras_pictures_while_the_check_runs() {
+        use callisto_media::video::{read_stamp, TestPattern};
+        let (problems_tx, _problems) = mpsc::unbounded_channel();
+        let check = DeviceCheck::start_with(
+            None,
+            |format| {
+                Ok(Box::new(
+                    TestPattern::new(format, 7).map_err(|e| e.to_string())?,
+                ))
+            },
+            problems_tx,
+        );
+        let slot = check.preview().camera.clone();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut frames = Vec::new();
+        let mut seen = slot.generation();
+        while frames.len() < 3 && Instant::now() < deadline {
+            if let Some((generation, frame)) = slot.take_newer(seen) {
+                seen = generation;
+                frames.push(frame);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(frames.len(), 3, "pictures in the preview");
+        let stamps: Vec<_> = frames
+            .iter()
+            .map(|f| read_stamp(f).expect("a stamp"))
+            .collect();
+        assert!(stamps.iter().all(|s| s.identity == 7), "{stamps:?}");
+        assert!(
+            stamps.windows(2).all(|p| p[1].frame > p[0].frame),
+            "{stamps:?}"
+        );
+        assert_eq!(
+            (frames[0].width(), frames[0].height()),
+            (PREVIEW.0, PREVIEW.1)
+        );
+        // Closed with the page: no more pictures.
+        drop(check);
+        std::thread::sleep(Duration::from_millis(300));
+        let last = slot.generation();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(slot.generation(), last);
     }
 
     #[test]
