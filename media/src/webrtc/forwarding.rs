@@ -216,8 +216,11 @@ impl WebRtcSession {
         self.spawn(tasks::write_rtp(
             outgoing_rx,
             Arc::clone(&forwarding.track),
-            Arc::clone(&self.shared.connected),
-            self.sending_flag(&forwarding.sender),
+            (
+                Arc::clone(&self.shared.connected),
+                self.sending_flag(&forwarding.sender),
+            ),
+            true,
         ));
         *lock(&forwarding.on_request) = Some(Box::new(on_keyframe_request));
         info!(label, ssrc = forwarding.ssrc, "forwarding a video stream");

@@ -227,8 +227,11 @@ impl WebRtcSession {
         self.spawn(tasks::write_rtp(
             outgoing_rx,
             self.audio_track.as_track_local(),
-            Arc::clone(&self.shared.connected),
-            self.track_sending(&self.audio_track),
+            (
+                Arc::clone(&self.shared.connected),
+                self.track_sending(&self.audio_track),
+            ),
+            false,
         ));
         Ok(())
     }
@@ -286,8 +289,11 @@ impl WebRtcSession {
         self.spawn(tasks::write_rtp(
             outgoing_rx,
             local.as_track_local(),
-            Arc::clone(&self.shared.connected),
-            self.track_sending(local),
+            (
+                Arc::clone(&self.shared.connected),
+                self.track_sending(local),
+            ),
+            true,
         ));
         self.spawn(tasks::write_feedback(
             feedback_rx,

@@ -230,17 +230,54 @@ async fn forward_further(track: Arc<dyn TrackRemote>, slot: TrackSlot) {
     }
 }
 
+/// Whether a packet goes out while the transport may be down or the transceiver's direction
+/// may stop sending. Audio packets go while both allow. A video picture goes out whole or not
+/// at all (`whole_pictures`): its first packet decides for the rest, up to its marker packet,
+/// so a hold that begins mid-picture does not cut one short (the peer would take it as lost and
+/// ask for a keyframe).
+#[derive(Debug, Default)]
+pub(crate) struct SendGate {
+    whole_pictures: bool,
+    /// Whether the picture under way goes out; `None` between pictures.
+    picture: Option<bool>,
+}
+
+impl SendGate {
+    pub(crate) fn new(whole_pictures: bool) -> Self {
+        SendGate {
+            whole_pictures,
+            picture: None,
+        }
+    }
+
+    /// Whether the packet (`marker`: the last of its picture) goes out, the path being `open`
+    /// now (connected, and the direction sends).
+    pub(crate) fn admit(&mut self, marker: bool, open: bool) -> bool {
+        if !self.whole_pictures {
+            return open;
+        }
+        let admit = *self.picture.get_or_insert(open);
+        if marker {
+            self.picture = None;
+        }
+        admit
+    }
+}
+
 /// Writes a media thread's RTP to its local track; drops it while not connected, and while
-/// its transceiver does not send (`sending`, [`WebRtcSession::sending_flag`](super::WebRtcSession)).
+/// its transceiver does not send (`sending`, [`WebRtcSession::sending_flag`](super::WebRtcSession)),
+/// video by whole pictures (`whole_pictures`, see [`SendGate`]).
 pub(crate) async fn write_rtp(
     mut packets: UnboundedReceiver<RtpPacket>,
     track: Arc<dyn TrackLocal>,
-    connected: Arc<AtomicBool>,
-    sending: Arc<AtomicBool>,
+    (connected, sending): (Arc<AtomicBool>, Arc<AtomicBool>),
+    whole_pictures: bool,
 ) {
     let mut failures = 0u64;
+    let mut gate = SendGate::new(whole_pictures);
     while let Some(packet) = packets.recv().await {
-        if !connected.load(Ordering::Acquire) || !sending.load(Ordering::Acquire) {
+        let open = connected.load(Ordering::Acquire) && sending.load(Ordering::Acquire);
+        if !gate.admit(packet.header.marker, open) {
             continue;
         }
         if let Err(e) = track.write_rtp(packet).await {
@@ -361,5 +398,35 @@ pub(crate) async fn poll_stats(
             let fresh = read_facts(pc.as_ref()).await;
             *lock(&facts) = fresh;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SendGate;
+
+    /// Pictures of three packets (the last with the marker), the path open as `open` says at
+    /// each packet: what goes out.
+    fn sent(gate: &mut SendGate, open: &[bool]) -> Vec<bool> {
+        open.iter()
+            .enumerate()
+            .map(|(n, &open)| gate.admit(n % 3 == 2, open))
+            .collect()
+    }
+
+    #[test]
+    fn a_picture_goes_out_whole_or_not_at_all_and_audio_as_the_path_allows() {
+        let mut video = SendGate::new(true);
+        // Held in the second packet of the first picture: that picture ends, the next does
+        // not go; resumed in the middle of the third: it stays out, the fourth goes.
+        let open = [
+            true, false, false, false, false, false, false, true, true, true, true, true,
+        ];
+        let out = [
+            true, true, true, false, false, false, false, false, false, true, true, true,
+        ];
+        assert_eq!(sent(&mut video, &open), out);
+        let mut audio = SendGate::new(false);
+        assert_eq!(sent(&mut audio, &open), open);
     }
 }
