@@ -97,6 +97,7 @@ async fn lossy_call(
                 direction: MediaDirection::SENDRECV,
                 srtp: Some(keys),
                 nack,
+                level: None,
             };
             session.update(update).unwrap();
         }

@@ -1,6 +1,7 @@
 //! Two classic video sessions on loopback (every socket on 127.0.0.1): the stamped test pattern
 //! crosses both ways over plain RTP and SDES-SRTP, in packetization modes 1 and 0, verified by
-//! the stamps read back from the decoded pictures; a keyframe request reaches the sender.
+//! the stamps read back from the decoded pictures; a keyframe request reaches the sender; a
+//! renegotiated H.264 level is followed.
 
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use callisto_media::session::{
     ClassicVideoConfig, ClassicVideoSession, MediaDirection, SrtpKeys, VideoUpdate,
 };
-use callisto_media::video::h264::PacketizationMode;
+use callisto_media::video::h264::{H264Level, PacketizationMode};
 use callisto_media::video::{read_stamp, CallbackSink, PatternStamp, TestPattern, VideoFormat};
 
 #[path = "support/srtp_pair.rs"]
@@ -170,6 +171,7 @@ fn latching_follows_the_peer_and_hold_stops_sending() {
         direction: MediaDirection::RECVONLY,
         srtp: None,
         nack: false,
+        level: None,
     })
     .unwrap();
     thread::sleep(Duration::from_millis(300));
@@ -211,4 +213,41 @@ fn a_receive_only_stream_decodes_what_comes_and_sends_no_pictures() {
     check_stamps("receiver", &stamps.lock().unwrap(), 7);
     assert_eq!(received.frames_sent, 0);
     assert!(seen_by_sender.lock().unwrap().is_empty());
+}
+
+/// A renegotiation that names level 1.2 (as a desk phone's re-INVITE may) makes a send what
+/// that level decodes, 320x240, from its next picture on; one that names none brings 640x480
+/// back. B reads a's stamps throughout.
+#[test]
+fn a_renegotiated_level_is_followed() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let a_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mode = PacketizationMode::NonInterleaved;
+    let b_addr = b_socket.local_addr().unwrap();
+    let (mut a, _) = session(a_socket.try_clone().unwrap(), &b_socket, 1, mode, None);
+    let (mut b, _) = session(b_socket, &a_socket, 2, mode, None);
+    let level = |level: Option<H264Level>| {
+        a.update(VideoUpdate {
+            remote_rtp: b_addr,
+            remote_rtcp: None,
+            direction: MediaDirection::SENDRECV,
+            srtp: None,
+            nack: false,
+            level,
+        })
+        .unwrap();
+        thread::sleep(Duration::from_millis(800));
+        (a.stats().send_resolution, b.stats().receive_resolution)
+    };
+    thread::sleep(Duration::from_millis(500));
+    let first = b.stats().receive_resolution;
+    let lowered = level(Some(H264Level::L1_2));
+    let raised = level(None);
+    a.stop();
+    let stats_b = b.stop();
+    assert_eq!(first, Some((640, 480)));
+    assert_eq!(lowered, ((320, 240), Some((320, 240))));
+    assert_eq!(raised, ((640, 480), Some((640, 480))));
+    assert_eq!(stats_b.decode_errors, 0);
 }

@@ -206,6 +206,44 @@ async fn a_peer_that_names_a_low_level_is_sent_pictures_within_it() {
     assert!(!seen_by_a.lock().unwrap().is_empty());
 }
 
+/// A peer that names level 1.2 in a re-offer is sent what that level decodes from then on, and
+/// 640x480 again once a later re-offer names level 3.1 once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_renegotiated_is_followed_both_ways() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, _) = video_session(1, 1_000_000).await;
+    let (b, _) = video_session(2, 1_000_000).await;
+    connect(&a, &b).await;
+    // B re-offers naming `profile_level_id`; A answers, and its pictures to B follow.
+    let reoffer = |profile_level_id: &'static str| {
+        let (a, b) = (&a, &b);
+        async move {
+            let offer = b.create_reoffer().await.unwrap();
+            assert!(offer.contains("profile-level-id=42e01f"), "{offer}");
+            let offer = offer.replace("profile-level-id=42e01f", profile_level_id);
+            let answer = a.accept_reoffer(&offer).await.unwrap();
+            b.apply_reanswer(&answer).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            (
+                a.stats().video.unwrap().send_resolution,
+                b.stats().video.unwrap().receive_resolution,
+            )
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let first = b.stats().video.unwrap().receive_resolution;
+    let lowered = reoffer("profile-level-id=42e00c").await;
+    let raised = reoffer("profile-level-id=42e01f").await;
+    let stats_b = b.close().await;
+    a.close().await;
+    let vb = stats_b.video.unwrap();
+    println!("b: {vb:?}");
+    assert_eq!(first, Some((640, 480)));
+    assert_eq!(lowered, ((320, 240), Some((320, 240))));
+    assert_eq!(raised, ((640, 480), Some((640, 480))));
+    assert_eq!(vb.decode_errors, 0);
+}
+
 /// `sdp` without payload type `pt` in its video section: the peer does not have that format.
 fn without_video_format(sdp: &str, pt: u8) -> String {
     let pt = pt.to_string();

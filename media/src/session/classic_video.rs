@@ -93,6 +93,9 @@ pub struct VideoUpdate {
     /// Whether generic NACK is negotiated now: the stream asks for lost packets and resends
     /// what the peer asks for only while it is.
     pub nack: bool,
+    /// The H.264 level the peer decodes now (its `profile-level-id`), when it names one: what
+    /// we send is fitted to it from the next picture on.
+    pub level: Option<H264Level>,
 }
 
 /// The sockets of the stream, as the core names them.
@@ -294,8 +297,15 @@ impl ClassicVideoSession {
         core.set_nack(update.nack);
         drop(core);
         self.sending.store(send, Ordering::Release);
-        // The receiving side asks for lost packets only while NACK is negotiated.
-        if self.inbox.send(VideoInput::Nack(update.nack)).is_ok() {
+        // The receiving side asks for lost packets only while NACK is negotiated; the sending
+        // side fits the peer's level.
+        let told = [
+            VideoInput::Nack(update.nack),
+            VideoInput::Level(update.level),
+        ]
+        .into_iter()
+        .all(|input| self.inbox.send(input).is_ok());
+        if told {
             if let Some(thread) = self.thread.thread() {
                 thread.unpark();
             }

@@ -78,6 +78,9 @@ pub(crate) enum VideoInput {
     /// Whether generic NACK is negotiated now (a renegotiation of the classic path may add or
     /// drop it): lost packets are asked for only while it is.
     Nack(bool),
+    /// The H.264 level the peer decodes now (a renegotiation named another): our pictures,
+    /// rate and bitrate are fitted to it from the next picture on, a keyframe first.
+    Level(Option<H264Level>),
     /// Stop: finish the sink and return the statistics.
     Stop,
 }
@@ -394,6 +397,7 @@ impl VideoLoop {
                     Ok(VideoInput::RequestKeyframe) => self.requester.request(Instant::now()),
                     Ok(VideoInput::Rtt(rtt)) => self.set_rtt(rtt),
                     Ok(VideoInput::Nack(on)) => self.set_nack(on),
+                    Ok(VideoInput::Level(level)) => self.set_level(level),
                     Ok(VideoInput::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
                 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use super::{coded_format, new_encoder, within_level, VideoLayerAdvice, VideoLoop};
-use crate::video::h264::{H264Encoder, PacketizationMode};
+use crate::video::h264::{H264Encoder, H264Level, PacketizationMode};
 use crate::video::{EncodedFeed, VideoFormat, VideoFrame};
 
 /// How often a paused shared feed's sender sends a black keyframe, and at what bitrate.
@@ -71,6 +71,43 @@ impl VideoLoop {
                 warn!(error = %e, "no encoder for the new video source: video stops");
                 self.source_ended = true;
             }
+        }
+    }
+
+    /// Fits what we send to the H.264 level the peer decodes now (see
+    /// [`VideoInput::Level`](super::VideoInput::Level)): the size and rate (the source's whole
+    /// picture, or the controller's advice, within it), the bitrate, and a new encoder whose
+    /// SPS names it, so the next picture is a keyframe. Units encoded elsewhere (a conference's
+    /// mosaic) are not ours to fit.
+    pub(super) fn set_level(&mut self, level: Option<H264Level>) {
+        if level == self.level {
+            return;
+        }
+        self.level = level;
+        let Some(sender) = &mut self.sender else {
+            return;
+        };
+        if sender.encoder.is_none() {
+            return;
+        }
+        let format = sender.source.format();
+        let layer = match self.controller {
+            Some(_) => self.layer,
+            None => VideoLayerAdvice {
+                width: format.width,
+                height: format.height,
+                fps: self.source_fps,
+            },
+        };
+        self.layer = within_level(layer, level);
+        if let Some(level) = level {
+            let most = u32::try_from(level.limits().max_bitrate_bps).unwrap_or(u32::MAX);
+            self.encoder_bps = self.encoder_bps.min(most);
+        }
+        let coded = coded_format(format, self.layer, level);
+        match new_encoder(coded, self.encoder_bps, self.packetization, level) {
+            Ok(encoder) => sender.encoder = Some(encoder),
+            Err(e) => warn!(error = %e, "no encoder for the peer's new level: the old one goes on"),
         }
     }
 

@@ -258,6 +258,7 @@ impl WebRtcSession {
             return Ok(());
         };
         let level = peer_video_level(peer_sdp, payload_type);
+        *lock(&self.video_level) = Some((payload_type, level));
         info!(payload_type, ?packetization, ?level, "WebRTC video starts");
         let (outgoing, outgoing_rx) = async_mpsc::unbounded_channel();
         let (feedback, feedback_rx) = async_mpsc::unbounded_channel();
@@ -307,6 +308,25 @@ impl WebRtcSession {
             move || requests.deliver(VideoInput::KeyframeRequested),
         ));
         Ok(())
+    }
+}
+
+impl WebRtcSession {
+    /// After an exchange: the level the peer's description `remote` names for the payload type
+    /// our pictures go in, when it is not the one they are fitted to, goes to the video thread
+    /// (a peer may lower or raise it in a re-INVITE).
+    pub(super) fn follow_peer_level(&self, remote: &str) {
+        let mut video_level = lock(&self.video_level);
+        let (Some(route), Some((payload_type, level))) = (&self.video_route, video_level.as_mut())
+        else {
+            return;
+        };
+        let named = peer_video_level(remote, *payload_type);
+        if named != *level {
+            info!(?named, was = ?*level, "the peer names another H.264 level");
+            *level = named;
+            route.deliver(VideoInput::Level(named));
+        }
     }
 }
 

@@ -37,6 +37,7 @@ use super::tasks::{self, LatestSsrc, PrimaryVideo, VideoRoute};
 use super::{WebRtcConfig, WebRtcError, WebRtcEvent, VIDEO_MIN_BITRATE, VIDEO_START_BITRATE};
 use crate::audio::{AudioSink, AudioSource};
 use crate::congestion::CongestionConfig;
+use crate::video::h264::H264Level;
 use crate::video::stream_thread::{VideoInput, VideoThread};
 use crate::video::{VideoSink, VideoSource};
 
@@ -214,6 +215,10 @@ pub struct WebRtcSession {
     pub(super) video_track: Option<LocalTrack>,
     pub(super) audio_inbox: mpsc::Sender<AudioInput>,
     pub(super) video_route: Option<VideoRoute>,
+    /// The payload type our pictures go in and the H.264 level the peer named for it, once
+    /// video runs; a renegotiation that names another level is followed
+    /// ([`WebRtcSession::follow_peer_level`]).
+    pub(super) video_level: Mutex<Option<(u8, Option<H264Level>)>>,
     /// The peer's further video streams (only with video of our own).
     more_streams: Option<Arc<MoreStreams>>,
     /// The nudges of the relayed setup, once started ([`WebRtcSession::start_relay_nudges`]),
@@ -365,6 +370,7 @@ impl WebRtcSession {
             video_track,
             audio_inbox,
             video_route,
+            video_level: Mutex::new(None),
             more_streams,
             relay_nudges: Mutex::new(None),
             primary_video: PrimaryVideo::default(),
@@ -579,6 +585,7 @@ impl WebRtcSession {
         let remote = self.pc.remote_description().await;
         let remote = remote.as_ref().map_or("", |d| d.sdp.as_str());
         self.follow_remote_directions(remote).await;
+        self.follow_peer_level(remote);
         let local = self.pc.local_description().await;
         let receives = local.as_ref().is_none_or(|d| receives_audio(&d.sdp));
         self.primary_video.learn(remote);

@@ -253,6 +253,7 @@ pub(super) fn update_of(
         direction,
         srtp,
         nack: negotiated.nack,
+        level: level_of(negotiated),
     }
 }
 
@@ -303,4 +304,5 @@ pub(super) const INACTIVE: VideoUpdate = VideoUpdate {
     direction: MediaDirection::INACTIVE,
     srtp: None,
     nack: false,
+    level: None,
 };
