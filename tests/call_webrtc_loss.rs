@@ -77,7 +77,8 @@ fn a_lossy_path_is_repaired_by_nack_both_ways() -> Result<(), Box<dyn Error>> {
     assert!(alice.wait(WAIT)?.success(), "{}", alice.stderr());
     assert!(bob.wait(WAIT)?.success(), "{}", bob.stderr());
     println!("dropped {dropped} H.264 packets\nalice {alice_ended}\nbob {bob_ended}");
-    assert!(dropped >= 10, "the path lost only {dropped} packets");
+    // About 20 of some 1000 are dropped; 5 is far below what chance gives.
+    assert!(dropped >= 5, "the path lost only {dropped} packets");
     check_repaired("alice", &alice_ended, dir.path(), 2)?;
     check_repaired("bob", &bob_ended, dir.path(), 1)?;
     Ok(())

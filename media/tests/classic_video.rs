@@ -216,8 +216,8 @@ fn a_receive_only_stream_decodes_what_comes_and_sends_no_pictures() {
 }
 
 /// A renegotiation that names level 1.2 (as a desk phone's re-INVITE may) makes a send what
-/// that level decodes, 320x240, from its next picture on; one that names none brings 640x480
-/// back. B reads a's stamps throughout.
+/// that level decodes, 320x240 within its 384 kbit/s, from its next picture on; one that
+/// names none brings 640x480 and the bitrate back.
 #[test]
 fn a_renegotiated_level_is_followed() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -227,7 +227,9 @@ fn a_renegotiated_level_is_followed() {
     let b_addr = b_socket.local_addr().unwrap();
     let (mut a, _) = session(a_socket.try_clone().unwrap(), &b_socket, 1, mode, None);
     let (mut b, _) = session(b_socket, &a_socket, 2, mode, None);
-    let level = |level: Option<H264Level>| {
+    // Updated to `level`, until both ends show `size` and a's bitrate is within `kbps` (or a
+    // bound a busy machine does not come near): what they showed last.
+    let level = |level: Option<H264Level>, size: (u32, u32), kbps: std::ops::Range<f64>| {
         a.update(VideoUpdate {
             remote_rtp: b_addr,
             remote_rtcp: None,
@@ -237,17 +239,42 @@ fn a_renegotiated_level_is_followed() {
             level,
         })
         .unwrap();
-        thread::sleep(Duration::from_millis(800));
-        (a.stats().send_resolution, b.stats().receive_resolution)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            thread::sleep(Duration::from_millis(100));
+            let (sent, received) = (a.stats(), b.stats());
+            let shown = (
+                sent.send_resolution,
+                received.receive_resolution,
+                sent.send_bitrate_bps / 1000.0,
+            );
+            let there = shown.0 == size && shown.1 == Some(size) && kbps.contains(&shown.2);
+            if there || Instant::now() > deadline {
+                return shown;
+            }
+        }
     };
     thread::sleep(Duration::from_millis(500));
     let first = b.stats().receive_resolution;
-    let lowered = level(Some(H264Level::L1_2));
-    let raised = level(None);
+    let (lowered_sent, lowered_received, lowered_kbps) =
+        level(Some(H264Level::L1_2), (320, 240), 0.0..400.0);
+    let (raised_sent, raised_received, raised_kbps) = level(None, (640, 480), 420.0..2_000.0);
     a.stop();
     let stats_b = b.stop();
+    println!("lowered: {lowered_kbps:.0} kbit/s; raised: {raised_kbps:.0} kbit/s");
     assert_eq!(first, Some((640, 480)));
-    assert_eq!(lowered, ((320, 240), Some((320, 240))));
-    assert_eq!(raised, ((640, 480), Some((640, 480))));
+    assert_eq!(
+        (lowered_sent, lowered_received),
+        ((320, 240), Some((320, 240)))
+    );
+    assert!(
+        lowered_kbps < 400.0,
+        "{lowered_kbps} kbit/s within level 1.2"
+    );
+    assert_eq!(
+        (raised_sent, raised_received),
+        ((640, 480), Some((640, 480)))
+    );
+    assert!(raised_kbps >= 420.0, "{raised_kbps} kbit/s after the raise");
     assert_eq!(stats_b.decode_errors, 0);
 }

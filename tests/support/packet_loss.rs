@@ -2,12 +2,13 @@
 //! share of the UDP datagrams that carry RTP of one payload type, chosen at random by the
 //! kernel (`numgen random`), and counts what it dropped. Dropped on input, so the sender's
 //! `send` succeeds as it would over a lossy network. The rule matches the RTP header's
-//! payload type (the low seven bits of the second byte), which SRTP leaves in clear; STUN,
-//! DTLS and RTCP never match it.
+//! version (2) and payload type (the low seven bits of the second byte), which SRTP leaves in
+//! clear; STUN, DTLS and RTCP never match. IPv4 and IPv6 alike (an `inet` table).
 //!
 //! The table belongs to the network namespace, so [`LossyLoopback::start`] refuses to run
 //! outside one whose only interface is `lo` (as `make test` runs every test): it must never
-//! touch a real machine's firewall. Dropping the value deletes the table.
+//! touch a real machine's firewall. Dropping the value deletes the table; one left by a test
+//! that was killed is deleted by the next start.
 
 use std::io;
 use std::process::Command;
@@ -52,12 +53,17 @@ impl LossyLoopback {
                  (run the test as `make test` does)",
             ));
         }
+        // Tables of earlier tests that were killed before they could delete theirs.
+        for line in nft(&["list", "tables"])?.lines() {
+            if let Some(old) = line.strip_prefix("table inet callisto_loss_") {
+                let _ = nft(&["delete", "table", "inet", &format!("callisto_loss_{old}")]);
+            }
+        }
         let table = format!("callisto_loss_{}", std::process::id());
-        let _ = nft(&["delete", "table", "ip", &table]);
-        nft(&["add", "table", "ip", &table])?;
+        nft(&["add", "table", "inet", &table])?;
         let lossy = LossyLoopback { table };
         let chain = "{ type filter hook input priority 0; policy accept; }";
-        nft(&["add", "chain", "ip", &lossy.table, "input", chain])?;
+        nft(&["add", "chain", "inet", &lossy.table, "input", chain])?;
         let (payload_type, percent) = (
             (payload_type & 0x7f).to_string(),
             percent.clamp(1, 99).to_string(),
@@ -65,13 +71,15 @@ impl LossyLoopback {
         nft(&[
             "add",
             "rule",
-            "ip",
+            "inet",
             &lossy.table,
             "input",
             "udp",
             "length",
             ">",
             "20",
+            "@th,64,2",
+            "2",
             "@th,73,7",
             &payload_type,
             "numgen",
@@ -88,7 +96,7 @@ impl LossyLoopback {
 
     /// The datagrams dropped so far.
     pub fn dropped(&self) -> io::Result<u64> {
-        let listing = nft(&["list", "table", "ip", &self.table])?;
+        let listing = nft(&["list", "table", "inet", &self.table])?;
         let packets = listing
             .split_whitespace()
             .skip_while(|word| *word != "packets")
@@ -102,6 +110,6 @@ impl LossyLoopback {
 
 impl Drop for LossyLoopback {
     fn drop(&mut self) {
-        let _ = nft(&["delete", "table", "ip", &self.table]);
+        let _ = nft(&["delete", "table", "inet", &self.table]);
     }
 }

@@ -298,13 +298,14 @@ impl ClassicVideoSession {
         drop(core);
         self.sending.store(send, Ordering::Release);
         // The receiving side asks for lost packets only while NACK is negotiated; the sending
-        // side fits the peer's level.
-        let told = [
-            VideoInput::Nack(update.nack),
-            VideoInput::Level(update.level),
-        ]
-        .into_iter()
-        .all(|input| self.inbox.send(input).is_ok());
+        // side fits the level of a peer it sends to (a stream paused both ways says none).
+        let mut inputs = vec![VideoInput::Nack(update.nack)];
+        if send {
+            inputs.push(VideoInput::Level(update.level));
+        }
+        let told = inputs
+            .into_iter()
+            .all(|input| self.inbox.send(input).is_ok());
         if told {
             if let Some(thread) = self.thread.thread() {
                 thread.unpark();

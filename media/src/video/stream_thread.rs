@@ -240,6 +240,7 @@ impl VideoThread {
             rtt: None,
             controller: config.controller,
             encoder_bps: start_bps,
+            max_bitrate: config.max_bitrate,
             layer,
             source_fps: fps,
             frame_credit: 1.0,
@@ -333,6 +334,8 @@ struct VideoLoop {
     controller: Option<SharedController>,
     /// The bitrate the encoder was last given.
     encoder_bps: u32,
+    /// The highest bitrate the encoder aims for ([`VideoThreadConfig::max_bitrate`]).
+    max_bitrate: u32,
     /// The frame size and rate in use.
     layer: VideoLayerAdvice,
     source_fps: u32,

@@ -91,19 +91,29 @@ impl VideoLoop {
             return;
         }
         let format = sender.source.format();
-        let layer = match self.controller {
-            Some(_) => self.layer,
-            None => VideoLayerAdvice {
-                width: format.width,
-                height: format.height,
-                fps: self.source_fps,
-            },
+        // What the controller advises now (the next advice would rebuild the encoder again),
+        // or the source's whole picture; the bitrate it aims for, or the highest.
+        let (layer, bps) = match &self.controller {
+            Some(controller) => {
+                let controller = controller.lock();
+                let target = u32::try_from(controller.target_bitrate()).unwrap_or(u32::MAX);
+                (controller.layer_advice(), target)
+            }
+            None => {
+                let whole = VideoLayerAdvice {
+                    width: format.width,
+                    height: format.height,
+                    fps: self.source_fps,
+                };
+                (whole, self.max_bitrate)
+            }
         };
         self.layer = within_level(layer, level);
-        if let Some(level) = level {
-            let most = u32::try_from(level.limits().max_bitrate_bps).unwrap_or(u32::MAX);
-            self.encoder_bps = self.encoder_bps.min(most);
-        }
+        let most = level.map_or(u32::MAX, |l| {
+            u32::try_from(l.limits().max_bitrate_bps).unwrap_or(u32::MAX)
+        });
+        self.encoder_bps = bps.min(most);
+        self.counters.send_fps = self.layer.fps;
         let coded = coded_format(format, self.layer, level);
         match new_encoder(coded, self.encoder_bps, self.packetization, level) {
             Ok(encoder) => sender.encoder = Some(encoder),

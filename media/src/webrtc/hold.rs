@@ -74,16 +74,22 @@ impl WebRtcSession {
         Arc::clone(flag)
     }
 
-    /// Gives `transceiver` `direction`, and tells its RTP writer whether it sends.
+    /// Gives `transceiver` `direction`, and tells its RTP writer whether it sends: before the
+    /// change when it stops sending (the driver refuses, and logs, each packet once the
+    /// direction does not send), after it when it starts.
     pub(super) async fn direct(
         &self,
         transceiver: &Arc<dyn RtpTransceiver>,
         direction: Direction,
     ) -> Result<(), WebRtcError> {
+        let sender = transceiver.sender().await.ok().flatten();
+        let flag = sender.as_ref().map(|sender| self.sending_flag(sender));
+        if let Some(flag) = flag.as_ref().filter(|_| !direction.has_send()) {
+            flag.store(false, Ordering::Release);
+        }
         transceiver.set_direction(direction).await?;
-        if let Ok(Some(sender)) = transceiver.sender().await {
-            self.sending_flag(&sender)
-                .store(direction.has_send(), Ordering::Release);
+        if let Some(flag) = flag {
+            flag.store(direction.has_send(), Ordering::Release);
         }
         Ok(())
     }

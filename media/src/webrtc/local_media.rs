@@ -321,8 +321,17 @@ impl WebRtcSession {
         else {
             return;
         };
+        // A description without our payload type in use (video refused) names no level.
+        let in_use = remote.lines().any(|line| {
+            let mut fields = line.trim_end().split(' ');
+            fields.next() == Some("m=video")
+                && fields.next().is_some_and(|port| port != "0")
+                && fields
+                    .skip(1)
+                    .any(|format| format == payload_type.to_string())
+        });
         let named = peer_video_level(remote, *payload_type);
-        if named != *level {
+        if in_use && named != *level {
             info!(?named, was = ?*level, "the peer names another H.264 level");
             *level = named;
             route.deliver(VideoInput::Level(named));

@@ -231,15 +231,17 @@ async fn forward_further(track: Arc<dyn TrackRemote>, slot: TrackSlot) {
 }
 
 /// Whether a packet goes out while the transport may be down or the transceiver's direction
-/// may stop sending. Audio packets go while both allow. A video picture goes out whole or not
-/// at all (`whole_pictures`): its first packet decides for the rest, up to its marker packet,
-/// so a hold that begins mid-picture does not cut one short (the peer would take it as lost and
-/// ask for a keyframe).
+/// may stop sending. Packets go while both allow; when they stop, at once (the driver refuses
+/// a sender's packets once its direction no longer sends). With `whole_pictures` (video), a
+/// picture under way when they allow again is not sent: the first packet sent is a picture's
+/// first, so the peer is not given the tail of one. A picture ends at its marker packet or
+/// when the RTP timestamp changes (a marker lost, or never set by a forwarded stream's sender).
 #[derive(Debug, Default)]
 pub(crate) struct SendGate {
     whole_pictures: bool,
-    /// Whether the picture under way goes out; `None` between pictures.
-    picture: Option<bool>,
+    /// The picture under way: its RTP timestamp, and whether the path was open at its first
+    /// packet. `None` between pictures.
+    picture: Option<(u32, bool)>,
 }
 
 impl SendGate {
@@ -250,17 +252,18 @@ impl SendGate {
         }
     }
 
-    /// Whether the packet (`marker`: the last of its picture) goes out, the path being `open`
-    /// now (connected, and the direction sends).
-    pub(crate) fn admit(&mut self, marker: bool, open: bool) -> bool {
+    /// Whether the packet with RTP `timestamp` (`marker`: the last of its picture) goes out,
+    /// the path being `open` now (connected, and the direction sends).
+    pub(crate) fn admit(&mut self, timestamp: u32, marker: bool, open: bool) -> bool {
         if !self.whole_pictures {
             return open;
         }
-        let admit = *self.picture.get_or_insert(open);
-        if marker {
-            self.picture = None;
-        }
-        admit
+        let started_open = match self.picture {
+            Some((at, started_open)) if at == timestamp => started_open,
+            _ => open,
+        };
+        self.picture = (!marker).then_some((timestamp, started_open));
+        open && started_open
     }
 }
 
@@ -277,7 +280,7 @@ pub(crate) async fn write_rtp(
     let mut gate = SendGate::new(whole_pictures);
     while let Some(packet) = packets.recv().await {
         let open = connected.load(Ordering::Acquire) && sending.load(Ordering::Acquire);
-        if !gate.admit(packet.header.marker, open) {
+        if !gate.admit(packet.header.timestamp, packet.header.marker, open) {
             continue;
         }
         if let Err(e) = track.write_rtp(packet).await {
@@ -405,28 +408,29 @@ pub(crate) async fn poll_stats(
 mod tests {
     use super::SendGate;
 
-    /// Pictures of three packets (the last with the marker), the path open as `open` says at
-    /// each packet: what goes out.
-    fn sent(gate: &mut SendGate, open: &[bool]) -> Vec<bool> {
+    /// Pictures of three packets (the last with the marker unless `markers` is false), the
+    /// path open as `open` says at each packet: what goes out.
+    fn sent(gate: &mut SendGate, open: &[bool], markers: bool) -> Vec<bool> {
         open.iter()
             .enumerate()
-            .map(|(n, &open)| gate.admit(n % 3 == 2, open))
+            .map(|(n, &open)| gate.admit(3_000 * (n / 3) as u32, markers && n % 3 == 2, open))
             .collect()
     }
 
     #[test]
-    fn a_picture_goes_out_whole_or_not_at_all_and_audio_as_the_path_allows() {
-        let mut video = SendGate::new(true);
-        // Held in the second packet of the first picture: that picture ends, the next does
-        // not go; resumed in the middle of the third: it stays out, the fourth goes.
+    fn sending_stops_at_once_and_starts_again_at_a_picture() {
+        // Held in the second packet of the first picture: nothing more goes; resumed in the
+        // middle of the third: its tail stays out, the fourth goes whole.
         let open = [
             true, false, false, false, false, false, false, true, true, true, true, true,
         ];
         let out = [
-            true, true, true, false, false, false, false, false, false, true, true, true,
+            true, false, false, false, false, false, false, false, false, true, true, true,
         ];
-        assert_eq!(sent(&mut video, &open), out);
-        let mut audio = SendGate::new(false);
-        assert_eq!(sent(&mut audio, &open), open);
+        assert_eq!(sent(&mut SendGate::new(true), &open, true), out);
+        // Without markers (lost, or a sender that sets none) a new timestamp starts a picture.
+        assert_eq!(sent(&mut SendGate::new(true), &open, false), out);
+        // Audio goes as the path allows, packet by packet.
+        assert_eq!(sent(&mut SendGate::new(false), &open, true), open);
     }
 }
