@@ -22,5 +22,5 @@ mod video;
 pub use bridge::{BridgeEvent, ConferenceBridge, LegSink, LegSource, RosterEntry};
 pub use fifo::{FifoCounters, PcmFifo, Trim};
 pub use mixer::{LegId, LegLevel, MixReport, Mixer, MixerConfig, MIX_FRAME, MIX_RATE, TARGET_DBFS};
-pub use mosaic::{layout, mosaic_stamps, Cell, Mosaic};
+pub use mosaic::{layout, mosaic_stamps, Cell, Mosaic, ScaledPictures};
 pub use video::{MosaicBridge, MosaicSource, TileSink};

@@ -7,6 +7,9 @@
 //! 4×4. Every picture keeps its aspect ratio inside its cell (black bars), and every edge is
 //! even so that chroma planes line up.
 
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
 use crate::video::{read_stamp_in, scale_i420, PatternStamp, StampRegion, VideoError, VideoFrame};
 
 /// A rectangle of the mosaic, in pixels; every field is even.
@@ -88,6 +91,27 @@ pub fn mosaic_stamps(frame: &VideoFrame, sizes: &[(u32, u32)]) -> Vec<Option<Pat
         .collect()
 }
 
+/// Pictures already scaled for a mosaic's cells, shared by the drawings of one set of pictures
+/// (a conference draws one per leg, each leaving out its own picture, mostly into cells of the
+/// same sizes): each picture is scaled to a size once. The pictures must outlive it (`'a`): it
+/// knows them by their address.
+#[derive(Default)]
+pub struct ScaledPictures<'a> {
+    scaled: HashMap<(usize, u32, u32), VideoFrame>,
+    pictures: PhantomData<&'a VideoFrame>,
+}
+
+impl ScaledPictures<'_> {
+    /// Pictures scaled so far.
+    pub fn len(&self) -> usize {
+        self.scaled.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scaled.is_empty()
+    }
+}
+
 /// Draws mosaics of one size; the frame is reused from one to the next.
 pub struct Mosaic {
     canvas: VideoFrame,
@@ -112,6 +136,16 @@ impl Mosaic {
     /// Draws `pictures` (the active speaker's first) into their [`layout`] cells on black and
     /// returns the mosaic.
     pub fn compose(&mut self, pictures: &[&VideoFrame]) -> &VideoFrame {
+        self.compose_with(pictures, &mut ScaledPictures::default())
+    }
+
+    /// [`Mosaic::compose`], taking the pictures `scaled` already has at the sizes wanted and
+    /// leaving there those it scales.
+    pub fn compose_with<'a>(
+        &mut self,
+        pictures: &[&'a VideoFrame],
+        scaled: &mut ScaledPictures<'a>,
+    ) -> &VideoFrame {
         let (width, height) = (self.width(), self.height());
         {
             let (y, u, v) = self.canvas.planes_mut();
@@ -122,16 +156,18 @@ impl Mosaic {
         for (picture, cell) in pictures.iter().zip(layout(pictures.len(), width, height)) {
             let place = cell.fit(picture.width(), picture.height());
             let (w, h) = (place.width, place.height);
-            let scaled;
-            let picture = if (picture.width(), picture.height()) == (w, h) {
-                *picture
+            let picture: &VideoFrame = if (picture.width(), picture.height()) == (w, h) {
+                picture
             } else {
-                match scale_i420(picture, w, h) {
-                    Ok(frame) => {
-                        scaled = frame;
-                        &scaled
+                let key = (std::ptr::from_ref::<VideoFrame>(picture) as usize, w, h);
+                match scaled.scaled.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        match scale_i420(picture, w, h) {
+                            Ok(frame) => entry.insert(frame),
+                            Err(_) => continue,
+                        }
                     }
-                    Err(_) => continue,
                 }
             };
             blit(&mut self.canvas, picture, place.x, place.y);
@@ -302,6 +338,34 @@ mod tests {
             }
             assert_eq!(stamps.len(), count);
         }
+    }
+
+    /// Four drawings of five pictures, each leaving one out (as the conference draws one per
+    /// leg), sharing what was scaled: each is the very picture a drawing of its own gives, and
+    /// each picture was scaled once per cell size it took.
+    #[test]
+    fn drawings_that_share_scaled_pictures_are_the_same_pictures() {
+        let pictures: Vec<VideoFrame> = (1..=5).map(|id| pattern(640, 480, id)).collect();
+        let mut shared = Mosaic::new(640, 480).unwrap();
+        let mut own = Mosaic::new(640, 480).unwrap();
+        let mut scaled = ScaledPictures::default();
+        for left_out in 1..=4 {
+            let refs: Vec<&VideoFrame> = pictures
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != left_out)
+                .map(|(_, p)| p)
+                .collect();
+            let with = shared.compose_with(&refs, &mut scaled).clone();
+            let alone = own.compose(&refs).clone();
+            assert!(
+                with.y() == alone.y() && with.u() == alone.u() && with.v() == alone.v(),
+                "drawing without picture {left_out}"
+            );
+        }
+        // Picture 1 is first (the speaker's cell) in every drawing and pictures 2 to 5 take the
+        // small cells: five scalings for the sixteen pictures drawn.
+        assert_eq!(scaled.len(), 5);
     }
 
     #[test]

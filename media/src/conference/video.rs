@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::mosaic::Mosaic;
+use super::mosaic::{Mosaic, ScaledPictures};
 use crate::video::encoded_feed::FeedShared;
 use crate::video::h264::{H264Encoder, H264EncoderConfig};
 use crate::video::{
@@ -326,8 +326,10 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
         let speaker = shared.speaker.load(Ordering::Relaxed);
         // The speaker first; everyone else keeps their order.
         pictures.sort_by_key(|(tag, _)| *tag != speaker);
-        // Each leg's mosaic is drawn when first needed on this tick, once.
+        // Each leg's mosaic is drawn when first needed on this tick, once; the drawings share
+        // the pictures scaled for their cells.
         let mut drawn: HashMap<u64, Arc<VideoFrame>> = HashMap::new();
+        let mut scaled = ScaledPictures::default();
         let mut draw_without = |tag: u64| -> Arc<VideoFrame> {
             let drawing = drawn.entry(tag).or_insert_with(|| {
                 let frames: Vec<&VideoFrame> = pictures
@@ -335,7 +337,7 @@ fn run(shared: Arc<Shared>, mut mosaic: Mosaic) {
                     .filter(|(of, _)| *of != tag)
                     .map(|(_, p)| p.as_ref())
                     .collect();
-                Arc::new(mosaic.compose(&frames).clone())
+                Arc::new(mosaic.compose_with(&frames, &mut scaled).clone())
             });
             Arc::clone(drawing)
         };
