@@ -29,7 +29,7 @@ use support::baresip_phone::{Codec, PhoneConfig};
 use support::browser::{Browser, BrowserConfig};
 use support::kamailio::{Kamailio, KamailioConfig};
 use support::video::stamp_run;
-use support::video_call::{aor, callisto, number, recording};
+use support::video_call::{alice_calls_bob_on_webrtc, aor, callisto, number, recording};
 use support::wav;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -120,19 +120,8 @@ fn callisto_calls_callisto_with_video_both_ways() -> TestResult {
     let _one = serialised();
     let kamailio = kamailio()?;
     let dir = tempfile::tempdir()?;
-    let mut bob = callisto(&kamailio, dir.path(), "bob", &["answer"], BOB_HZ, 2, &[])?;
-    bob.expect("registered", WAIT)?;
-    let bob_uri = aor(&kamailio, "bob");
-    let mut alice = callisto(
-        &kamailio,
-        dir.path(),
-        "alice",
-        &["call", &bob_uri],
-        ALICE_HZ,
-        1,
-        &["--media", "webrtc", "--duration", "3"],
-    )?;
-    let answered = alice.expect("answered", WAIT)?;
+    let (mut alice, mut bob, answered) =
+        alice_calls_bob_on_webrtc(&kamailio, dir.path(), (ALICE_HZ, BOB_HZ), "3", || Ok(()))?;
     assert_eq!(answered["media"], "webrtc", "{answered}");
     assert_eq!(answered["video"], true, "{answered}");
     let alice_ended = alice.expect("call_ended", WAIT)?;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use support::kamailio::{Kamailio, KamailioConfig};
 use support::packet_loss::LossyLoopback;
 use support::video::stamp_run;
-use support::video_call::{aor, callisto, number, recording};
+use support::video_call::{alice_calls_bob_on_webrtc, number, recording};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Callisto's H.264 payload type on the WebRTC path (packetization mode 1).
@@ -55,20 +55,13 @@ fn check_repaired(
 fn a_lossy_path_is_repaired_by_nack_both_ways() -> Result<(), Box<dyn Error>> {
     let kamailio = Kamailio::start(KamailioConfig::websocket_for_alice_and_bob())?;
     let dir = tempfile::tempdir()?;
-    let mut bob = callisto(&kamailio, dir.path(), "bob", &["answer"], 1000.0, 2, &[])?;
-    bob.expect("registered", WAIT)?;
-    let lossy = LossyLoopback::start(H264, LOSS_PERCENT)?;
-    let bob_uri = aor(&kamailio, "bob");
-    let mut alice = callisto(
-        &kamailio,
-        dir.path(),
-        "alice",
-        &["call", &bob_uri],
-        440.0,
-        1,
-        &["--media", "webrtc", "--duration", "5"],
-    )?;
-    let answered = alice.expect("answered", WAIT)?;
+    let mut lossy = None;
+    let (mut alice, mut bob, answered) =
+        alice_calls_bob_on_webrtc(&kamailio, dir.path(), (440.0, 1000.0), "5", || {
+            lossy = Some(LossyLoopback::start(H264, LOSS_PERCENT)?);
+            Ok(())
+        })?;
+    let lossy = lossy.ok_or("no loss rule")?;
     assert_eq!(answered["media"], "webrtc", "{answered}");
     let alice_ended = alice.expect("call_ended", WAIT)?;
     let bob_ended = bob.expect("call_ended", WAIT)?;

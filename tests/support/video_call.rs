@@ -74,3 +74,31 @@ pub fn recording(dir: &Path, user: &str, extension: &str) -> PathBuf {
 pub fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(0.0)
 }
+
+/// Bob answers (registered; pattern 2, `bob_hz`) and alice calls him through the proxy on the
+/// WebRTC path for `seconds` (pattern 1, `alice_hz`); `before_call` runs once bob is
+/// registered. Returns alice and bob, alice's call answered, and her `answered` line.
+pub fn alice_calls_bob_on_webrtc(
+    kamailio: &Kamailio,
+    dir: &Path,
+    (alice_hz, bob_hz): (f32, f32),
+    seconds: &str,
+    before_call: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(Callisto, Callisto, Value), Box<dyn std::error::Error>> {
+    let wait = std::time::Duration::from_secs(10);
+    let mut bob = callisto(kamailio, dir, "bob", &["answer"], bob_hz, 2, &[])?;
+    bob.expect("registered", wait)?;
+    before_call()?;
+    let bob_uri = aor(kamailio, "bob");
+    let mut alice = callisto(
+        kamailio,
+        dir,
+        "alice",
+        &["call", &bob_uri],
+        alice_hz,
+        1,
+        &["--media", "webrtc", "--duration", seconds],
+    )?;
+    let answered = alice.expect("answered", wait)?;
+    Ok((alice, bob, answered))
+}

@@ -20,7 +20,7 @@ use tracing::info;
 
 use super::audio_thread::{AudioThread, AudioThreadConfig};
 use super::peer::{h264_formats, negotiated_audio_codec};
-use super::sdp_check::peer_video_level;
+use super::sdp_check::{peer_video_level, video_formats_in_use};
 use super::session::{lock, PendingMedia, WebRtcSession, WebRtcVideoMedia};
 use super::tasks::{self, VideoFeedback};
 use super::{WebRtcError, WebRtcEvent};
@@ -322,14 +322,7 @@ impl WebRtcSession {
             return;
         };
         // A description without our payload type in use (video refused) names no level.
-        let in_use = remote.lines().any(|line| {
-            let mut fields = line.trim_end().split(' ');
-            fields.next() == Some("m=video")
-                && fields.next().is_some_and(|port| port != "0")
-                && fields
-                    .skip(1)
-                    .any(|format| format == payload_type.to_string())
-        });
+        let in_use = video_formats_in_use(remote).any(|format| format == *payload_type);
         let named = peer_video_level(remote, *payload_type);
         if in_use && named != *level {
             info!(?named, was = ?*level, "the peer names another H.264 level");

@@ -145,15 +145,29 @@ pub fn takes_forwarded_streams(sdp: &str) -> bool {
     takes_several_streams(sdp) && sdp.split("\nm=").skip(1).any(has_h264_mode_1)
 }
 
+/// The payload types of a video m-line in use (not port 0) — `m_line` without its `m=` — or
+/// `None` for any other media line.
+fn video_formats(m_line: &str) -> Option<impl Iterator<Item = u8> + '_> {
+    let mut fields = m_line.split_whitespace();
+    if fields.next() != Some("video") || matches!(fields.next(), Some("0") | None) {
+        return None;
+    }
+    Some(fields.skip(1).filter_map(|format| format.parse().ok()))
+}
+
+/// The payload types of every video m-line in use in `sdp`.
+pub(super) fn video_formats_in_use(sdp: &str) -> impl Iterator<Item = u8> + '_ {
+    sdp.lines()
+        .filter_map(|line| line.strip_prefix("m="))
+        .filter_map(video_formats)
+        .flatten()
+}
+
 /// Whether an SDP media section (from its m-line's media name on) is video in use with an
 /// H.264 format in packetization mode 1.
 fn has_h264_mode_1(section: &str) -> bool {
     let mut lines = section.lines();
-    let Some(m_line) = lines.next() else {
-        return false;
-    };
-    let mut fields = m_line.split_whitespace();
-    if fields.next() != Some("video") || matches!(fields.next(), Some("0") | None) {
+    if lines.next().and_then(video_formats).is_none() {
         return false;
     }
     let attributes: Vec<&str> = lines.map(str::trim_end).collect();
