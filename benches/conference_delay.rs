@@ -13,9 +13,13 @@
 //! machine, so one clock times both ways.
 //!
 //! Printed: the first click's delay (the jitter buffers still at their start) and the median,
-//! least and most of the others, for both paths. Under `cargo test` (no `--bench` argument) two
-//! clicks are sent and only that both came back within a bound no working path comes near is
-//! checked.
+//! least and most of the others, for both paths. A click may not come back clearly: a 10 ms
+//! click travels in one packet, and when a busy machine delays that packet past a jitter
+//! buffer's delay (at least 20 ms, adapting to what it has seen), the buffer conceals it and
+//! plays a faint trace. Such clicks are counted as lost, and the run fails only when fewer than
+//! half of a path's clicks came back. Under `cargo test` (no `--bench` argument) four clicks
+//! are sent and only that is checked: at least two back on each path within a bound no
+//! working path comes near.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -66,26 +70,30 @@ fn alice_voice(room: &Room, clicks: usize) -> BenchResult<String> {
     Ok(path_arg(&path))
 }
 
-/// How long each of alice's `clicks` took to come back, less bob's hold, in the order sent.
-fn round_trips(room: &Room, who: &str, clicks: usize) -> BenchResult<Vec<Duration>> {
+/// How long each of alice's `clicks` took to come back, less bob's hold, in the order sent;
+/// `None` for a click that did not come back clearly within [`BOUND`]. An error when fewer
+/// than half came back.
+fn round_trips(room: &Room, who: &str, clicks: usize) -> BenchResult<Vec<Option<Duration>>> {
     let audio = wav::read_mono(&room.recording(who))?;
     let rate = f64::from(audio.sample_rate);
     let index = |at: Duration| (at.as_secs_f64() * rate) as usize;
-    (0..clicks)
+    let trips: Vec<Option<Duration>> = (0..clicks)
         .map(|n| {
-            let sent = click_at(n);
             // Nothing comes back before bob's hold has passed, and each click is back before
             // the next one's echo can be.
-            let from = sent + ECHO;
+            let from = click_at(n) + ECHO;
             let heard = audio
                 .samples
                 .get(index(from)..index(from + BOUND).min(audio.samples.len()))
                 .unwrap_or_default();
-            let onset = first_burst_onset(heard, audio.sample_rate, CLICK_HZ, 0.05)
-                .ok_or_else(|| format!("{who}: the click sent at {sent:?} never came back"))?;
-            Ok(onset)
+            first_burst_onset(heard, audio.sample_rate, CLICK_HZ, 0.05)
         })
-        .collect()
+        .collect();
+    let back = trips.iter().flatten().count();
+    if back * 2 < clicks {
+        return Err(format!("{who}: {back} of the {clicks} clicks came back ({trips:?})").into());
+    }
+    Ok(trips)
 }
 
 /// Alice calls `uri` long enough to hear every click back; returns the media path she got.
@@ -117,16 +125,30 @@ fn one_way(trip: Duration) -> f64 {
     trip.as_secs_f64() * 1000.0 / 2.0
 }
 
-/// "first F ms, then median M ms (least L, most H)" of `trips`.
-fn describe(trips: &[Duration]) -> String {
-    let first = one_way(trips[0]);
-    let mut rest: Vec<f64> = trips[1..].iter().map(|&t| one_way(t)).collect();
-    rest.sort_by(f64::total_cmp);
+/// The one-way milliseconds of the clicks that came back, least first.
+fn sorted_one_way(trips: &[Option<Duration>]) -> Vec<f64> {
+    let mut back: Vec<f64> = trips.iter().flatten().map(|&t| one_way(t)).collect();
+    back.sort_by(f64::total_cmp);
+    back
+}
+
+/// "first F ms, then median M ms (least L, most H) over N[, K of T clicks lost]" of `trips`.
+fn describe(trips: &[Option<Duration>]) -> String {
+    let first = match trips[0] {
+        Some(trip) => format!("first {:.0} ms", one_way(trip)),
+        None => "first lost".to_owned(),
+    };
+    let rest = sorted_one_way(&trips[1..]);
+    let lost = trips.iter().filter(|trip| trip.is_none()).count();
+    let lost = match lost {
+        0 => String::new(),
+        _ => format!(", {lost} of {} clicks lost", trips.len()),
+    };
     match rest.as_slice() {
-        [] => format!("first {first:.0} ms"),
-        [only] => format!("first {first:.0} ms, then {only:.0} ms"),
+        [] => format!("{first}{lost}"),
+        [only] => format!("{first}, then {only:.0} ms{lost}"),
         _ => format!(
-            "first {first:.0} ms, then median {:.0} ms (least {:.0}, most {:.0}) over {}",
+            "{first}, then median {:.0} ms (least {:.0}, most {:.0}) over {}{lost}",
             rest[rest.len() / 2],
             rest[0],
             rest[rest.len() - 1],
@@ -137,7 +159,7 @@ fn describe(trips: &[Duration]) -> String {
 
 fn main() -> BenchResult<()> {
     let benching = std::env::args().any(|argument| argument == "--bench");
-    let clicks = if benching { 9 } else { 2 };
+    let clicks = if benching { 9 } else { 4 };
     let room = Room::new()?;
     let bob_listen = format!("127.0.0.1:{}", support::free_port());
     let bob_uri = format!("sip:bob@{bob_listen}");
@@ -200,13 +222,12 @@ fn main() -> BenchResult<()> {
         "  through the host ({conference_path}, alice → host mix → bob): {}",
         describe(&through_host)
     );
-    let median = |trips: &[Duration]| {
-        let mut all: Vec<f64> = trips.iter().map(|&t| one_way(t)).collect();
-        all.sort_by(f64::total_cmp);
-        all[all.len() / 2]
+    let median = |trips: &[Option<Duration>]| {
+        let back = sorted_one_way(trips);
+        back[back.len() / 2]
     };
     println!(
-        "  the host adds about {:.0} ms each way (medians of all clicks)",
+        "  the host adds about {:.0} ms each way (medians of all clicks back)",
         median(&through_host) - median(&direct)
     );
     Ok(())
