@@ -1,13 +1,13 @@
 #!/bin/bash
 # Writes scripts/hot-code.txt, the functions of `callisto` that a headless call runs, which the
 # build places together at the start of the binary's code (scripts/hot_code.rs). It profiles the
-# processes of one round of the call_baseline bench (a registered Opus call through Kamailio,
-# `callisto answer` and `callisto call`) with valgrind's callgrind, and lists every function of
-# the binary they ran, in the order of their profiles. Run it (as root, like `make test`: the
-# calls run in a network namespace) when the call's code has changed much or after a toolchain
-# update: functions added, renamed or inlined differently since the profile are not placed
-# (tests/hot_code.rs fails when most of the list no longer matches). Needs valgrind (Debian
-# package `valgrind`).
+# processes of one round of the call_baseline bench (registered Opus calls through Kamailio,
+# plain RTP and SDES-SRTP, `callisto answer` and `callisto call`) with valgrind's callgrind, and
+# lists every function of the binary they ran, in the order of their profiles. Run it (as root,
+# like `make test`: the calls run in a network namespace) when the call's code has changed much
+# or after a toolchain update: functions added, renamed or inlined differently since the
+# profile are not placed (tests/hot_code.rs fails when most of the list no longer matches).
+# Needs valgrind (Debian package `valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +26,7 @@ unshare --net sh -c 'ip link set lo up && exec "$0" "$@"' \
 
 list=scripts/hot-code.txt
 {
-    echo "# The functions of \`callisto\` a registered Opus call ran, written by scripts/hot-code.sh"
+    echo "# The functions of \`callisto\` registered Opus calls (RTP, SRTP) ran, written by scripts/hot-code.sh"
     echo "# (see scripts/hot_code.rs). rustc: $(rustc --version)"
     # Callgrind names a function once per object (`ob=`) it belongs to; `'N` marks a recursion
     # cycle and `.N` a local copy made by link-time optimisation (the build matches any such
