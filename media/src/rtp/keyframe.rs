@@ -9,11 +9,13 @@
 //! ([`KeyframeScheduler::on_fir`], which drops repeats of the same request by its RFC 5104
 //! sequence number per requester), local needs ([`KeyframeScheduler::request`]) and key frames the
 //! encoder made on its own ([`KeyframeScheduler::on_keyframe_sent`]). Before encoding each frame,
-//! [`KeyframeScheduler::poll_keyframe`] says whether it must be a key frame. Key frames are at
-//! least `min_interval` (300 ms by default) or one RTT apart, whichever is longer; a request
-//! inside that time is remembered and served when it ends. A stream starts with a key frame, and
-//! `periodic` (10 s by default) after the last one another comes anyway, as a safety net for
-//! receivers whose requests are lost.
+//! [`KeyframeScheduler::poll_keyframe`] says whether it must be a key frame. Key frames made for
+//! requests are at least `min_interval` (300 ms by default) or one RTT apart, whichever is
+//! longer; a request inside that time is remembered and served when it ends. A stream starts
+//! with a key frame, and `periodic` (10 s by default) after the last one another comes anyway,
+//! as a safety net for receivers whose requests are lost. Neither holds a request back: a
+//! receiver that missed the stream's first key frame (its first packets came before it was
+//! ready for them, say) asks at once and is answered at once.
 //!
 //! Receiver: tell the [`KeyframeRequester`] about the stream ([`KeyframeRequester::on_packet`]),
 //! decoded frames ([`KeyframeRequester::on_frame_decoded`]), decode errors and lost or damaged
@@ -40,7 +42,8 @@ const MAX_FIR_REQUESTERS: usize = 64;
 /// Settings of a [`KeyframeScheduler`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyframeSchedulerConfig {
-    /// Least time between two key frames (the RTT, if longer, applies instead).
+    /// Least time between two key frames made for requests (the RTT, if longer, applies
+    /// instead).
     pub min_interval: Duration,
     /// A key frame at least this often, or never with `None`.
     pub periodic: Option<Duration>,
@@ -76,6 +79,9 @@ pub struct KeyframeScheduler {
     start: Instant,
     rtt: Duration,
     last_keyframe: Option<Instant>,
+    /// When the last key frame made while a request was pending went out.
+    last_answer: Option<Instant>,
+    /// A key frame is owed: the stream's first, or one asked for.
     pending: bool,
     fir_sequences: HashMap<u32, u8>,
     stats: KeyframeSchedulerStats,
@@ -89,6 +95,7 @@ impl KeyframeScheduler {
             start: now,
             rtt: Duration::ZERO,
             last_keyframe: None,
+            last_answer: None,
             pending: true,
             fir_sequences: HashMap::new(),
             stats: KeyframeSchedulerStats::default(),
@@ -129,6 +136,10 @@ impl KeyframeScheduler {
 
     /// The encoder made a key frame on its own at `now`.
     pub fn on_keyframe_sent(&mut self, now: Instant) {
+        // Once the stream has started, a key frame owed was asked for.
+        if self.pending && self.last_keyframe.is_some() {
+            self.last_answer = Some(now);
+        }
         self.last_keyframe = Some(now);
         self.pending = false;
     }
@@ -155,7 +166,11 @@ impl KeyframeScheduler {
             return self.pending.then_some(self.start);
         };
         let spacing = self.config.min_interval.max(self.rtt);
-        let requested = self.pending.then(|| last + spacing);
+        // A request waits out the spacing after the last one answered, not after the stream's
+        // first key frame or a periodic one.
+        let requested = self
+            .pending
+            .then(|| self.last_answer.map_or(last, |answered| answered + spacing));
         let periodic = self.config.periodic.map(|p| last + p.max(spacing));
         match (requested, periodic) {
             (Some(a), Some(b)) => Some(a.min(b)),

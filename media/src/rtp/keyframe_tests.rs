@@ -12,20 +12,46 @@ fn the_sender_starts_with_a_key_frame_and_rate_limits_requests() {
     assert_eq!(scheduler.poll_timeout(), Some(t0));
     assert!(scheduler.poll_keyframe(t0));
     assert!(!scheduler.poll_keyframe(t0 + ms(33)));
-    // A PLI 100 ms after the key frame waits until 300 ms, then is served once.
-    scheduler.on_pli(t0 + ms(100));
-    scheduler.on_pli(t0 + ms(150));
-    assert_eq!(scheduler.poll_timeout(), Some(t0 + ms(300)));
-    assert!(!scheduler.poll_keyframe(t0 + ms(299)));
-    assert!(scheduler.poll_keyframe(t0 + ms(300)));
-    assert!(!scheduler.poll_keyframe(t0 + ms(700)));
+    // The first request (the receiver missed the first key frame) is served at once.
+    scheduler.on_pli(t0 + ms(40));
+    assert_eq!(scheduler.poll_timeout(), Some(t0));
+    assert!(scheduler.poll_keyframe(t0 + ms(66)));
+    // A PLI 100 ms after that answer waits until 300 ms after it, then is served once.
+    scheduler.on_pli(t0 + ms(166));
+    scheduler.on_pli(t0 + ms(216));
+    assert_eq!(scheduler.poll_timeout(), Some(t0 + ms(366)));
+    assert!(!scheduler.poll_keyframe(t0 + ms(365)));
+    assert!(scheduler.poll_keyframe(t0 + ms(366)));
+    assert!(!scheduler.poll_keyframe(t0 + ms(766)));
     // A long RTT spaces key frames further.
     scheduler.set_rtt(ms(500));
-    scheduler.on_pli(t0 + ms(700));
-    assert_eq!(scheduler.poll_timeout(), Some(t0 + ms(800)));
-    assert!(scheduler.poll_keyframe(t0 + ms(800)));
+    scheduler.on_pli(t0 + ms(766));
+    assert_eq!(scheduler.poll_timeout(), Some(t0 + ms(866)));
+    assert!(scheduler.poll_keyframe(t0 + ms(866)));
     let stats = scheduler.stats();
-    assert_eq!((stats.requests, stats.keyframes, stats.periodic), (3, 3, 0));
+    assert_eq!((stats.requests, stats.keyframes, stats.periodic), (4, 4, 0));
+}
+
+#[test]
+fn a_request_is_not_held_back_by_a_periodic_key_frame() {
+    let t0 = Instant::now();
+    let config = KeyframeSchedulerConfig {
+        periodic: Some(Duration::from_secs(2)),
+        ..KeyframeSchedulerConfig::default()
+    };
+    let mut scheduler = KeyframeScheduler::new(config, t0);
+    assert!(scheduler.poll_keyframe(t0));
+    scheduler.on_pli(t0 + ms(500));
+    assert!(scheduler.poll_keyframe(t0 + ms(500)));
+    // The periodic key frame 2 s later, then a PLI 50 ms after it: served at once.
+    assert!(scheduler.poll_keyframe(t0 + ms(2_500)));
+    scheduler.on_pli(t0 + ms(2_550));
+    assert!(scheduler.poll_keyframe(t0 + ms(2_550)));
+    // The next request is spaced from that answer.
+    scheduler.on_pli(t0 + ms(2_600));
+    assert_eq!(scheduler.poll_timeout(), Some(t0 + ms(2_850)));
+    let stats = scheduler.stats();
+    assert_eq!((stats.keyframes, stats.periodic), (4, 1));
 }
 
 #[test]

@@ -565,7 +565,8 @@ fn a_receiver_asks_until_a_keyframe_repairs_its_picture_and_the_sender_paces_the
         sent.keyframe_requests_received,
         received.keyframe_requests_sent
     );
-    // ... which made keyframes for them, but not one per request: at least 300 ms apart.
+    // ... which made keyframes for them, but not one per request: those made for requests
+    // are at least 300 ms apart.
     assert!(sent.keyframes_sent >= 3, "{sent:?}");
     assert!(sent.keyframes_sent <= 1 + 80 / 9, "{sent:?}");
     // The asking stops once the picture is whole: at most one request per 250 ms.
