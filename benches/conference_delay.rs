@@ -13,7 +13,7 @@
 //! machine, so one clock times both ways.
 //!
 //! Printed: the first click's delay (the jitter buffers still at their start) and the median,
-//! least and most of the others, for both paths. A click may not come back clearly: a 10 ms
+//! least and most of the others that came back, with how many were lost, for both paths. A click may not come back clearly: a 10 ms
 //! click travels in one packet, and when a busy machine delays that packet past a jitter
 //! buffer's delay (at least 20 ms, adapting to what it has seen), the buffer conceals it and
 //! plays a faint trace. Such clicks are counted as lost, and the run fails only when fewer than

@@ -1,12 +1,13 @@
 //! For the build script of `callisto`: lay the code a call runs out together, at the start of
 //! `.text`, in the order of `scripts/hot-code.txt` (written by `scripts/hot-code.sh` from what
-//! `callisto call` and `callisto answer` ran in a registered Opus call).
+//! `callisto call` and `callisto answer` ran in registered Opus calls, plain RTP and SRTP).
 //!
 //! The kernel maps an executable's pages 64 KB at a time around each page a process touches
 //! ("fault-around"). The 1.4 MB of functions a headless call runs lay scattered over the
 //! 12.8 MB of `.text` in the linker's default order, so about 6 MB of the binary were resident
 //! in every call; placed together, about 2 MB are, and the peak RSS of either end of a
-//! registered Opus call (`benches/call_baseline.rs`) falls from 11.5–11.9 MiB to 7.6–7.8 MiB.
+//! registered Opus call (`benches/call_baseline.rs`) falls from 11.5–11.9 MiB to 7.6–7.8 MiB
+//! (7.7–7.9 MiB with SDES-SRTP).
 //! Nothing else changes: the same code, only placed elsewhere.
 //!
 //! The list names each function by its mangled symbol, and the linker script matches each name

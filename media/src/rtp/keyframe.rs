@@ -13,9 +13,10 @@
 //! requests are at least `min_interval` (300 ms by default) or one RTT apart, whichever is
 //! longer; a request inside that time is remembered and served when it ends. A stream starts
 //! with a key frame, and `periodic` (10 s by default) after the last one another comes anyway,
-//! as a safety net for receivers whose requests are lost. Neither holds a request back: a
-//! receiver that missed the stream's first key frame (its first packets came before it was
-//! ready for them, say) asks at once and is answered at once.
+//! as a safety net for receivers whose requests are lost. Key frames not made for a request
+//! (the stream's first, the periodic ones, those the encoder made on its own with nothing
+//! asked) hold none back: a receiver that missed the stream's first key frame (its first
+//! packets came before it was ready for them, say) asks at once and is answered at once.
 //!
 //! Receiver: tell the [`KeyframeRequester`] about the stream ([`KeyframeRequester::on_packet`]),
 //! decoded frames ([`KeyframeRequester::on_frame_decoded`]), decode errors and lost or damaged
@@ -50,7 +51,7 @@ pub struct KeyframeSchedulerConfig {
 }
 
 impl Default for KeyframeSchedulerConfig {
-    /// 300 ms apart at least, one every 10 s at least.
+    /// Answers to requests 300 ms apart at least, a key frame every 10 s at least.
     fn default() -> Self {
         KeyframeSchedulerConfig {
             min_interval: Duration::from_millis(300),
@@ -79,7 +80,8 @@ pub struct KeyframeScheduler {
     start: Instant,
     rtt: Duration,
     last_keyframe: Option<Instant>,
-    /// When the last key frame made while a request was pending went out.
+    /// When the last key frame made while a request was pending (after the stream's first)
+    /// went out.
     last_answer: Option<Instant>,
     /// A key frame is owed: the stream's first, or one asked for.
     pending: bool,

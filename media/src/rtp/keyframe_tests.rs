@@ -55,6 +55,25 @@ fn a_request_is_not_held_back_by_a_periodic_key_frame() {
 }
 
 #[test]
+fn an_encoder_key_frame_answers_a_pending_request_and_holds_no_other_back() {
+    let t0 = Instant::now();
+    let mut scheduler = KeyframeScheduler::new(KeyframeSchedulerConfig::default(), t0);
+    assert!(scheduler.poll_keyframe(t0));
+    // The encoder makes an IDR by itself (a new size) with nothing asked: a PLI just after it
+    // is served at once.
+    scheduler.on_keyframe_sent(t0 + ms(1_000));
+    scheduler.on_pli(t0 + ms(1_010));
+    assert!(scheduler.poll_keyframe(t0 + ms(1_010)));
+    // An IDR the encoder makes while a request is pending answers it, and the next request
+    // is spaced from it.
+    scheduler.on_pli(t0 + ms(2_000));
+    scheduler.on_keyframe_sent(t0 + ms(2_000));
+    assert!(!scheduler.poll_keyframe(t0 + ms(2_033)));
+    scheduler.on_pli(t0 + ms(2_066));
+    assert_eq!(scheduler.poll_timeout(), Some(t0 + ms(2_300)));
+}
+
+#[test]
 fn fir_repeats_are_dropped_by_sequence_number() {
     let t0 = Instant::now();
     let mut scheduler = KeyframeScheduler::new(KeyframeSchedulerConfig::default(), t0);

@@ -28,8 +28,9 @@
 //!   [`KeyframeRequester`] asks with a PLI at once, and again, backing off from
 //!   max(250 ms, RTT + 100 ms) to 2 s, until a keyframe is decoded.
 //! - **Keyframe requests** from the peer (PLI, FIR) go to the [`KeyframeScheduler`], which
-//!   makes the next frame an IDR — keyframes at least max(300 ms, RTT) apart, a request
-//!   inside that time served when it ends — and one every 10 s as a safety net.
+//!   makes the next frame an IDR — keyframes made for requests at least max(300 ms, RTT)
+//!   apart, a request inside that time served when it ends — and one every 10 s as a safety
+//!   net.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
