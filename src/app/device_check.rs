@@ -138,13 +138,20 @@ impl DeviceCheck {
         camera: Option<u32>,
         problems: mpsc::UnboundedSender<String>,
     ) -> DeviceCheck {
-        Self::start_with(input, move |format| open_camera(camera, format), problems)
+        Self::start_with(
+            move |format| open_microphone(input.as_deref(), format),
+            move |format| open_camera(camera, format),
+            problems,
+        )
     }
 
-    /// [`DeviceCheck::start`] with the picture from `open_camera` (given the preview's size and
-    /// rate) instead of a camera.
+    /// [`DeviceCheck::start`] with the sound from `open_microphone` (given the meter's format)
+    /// and the picture from `open_camera` (given the preview's size and rate) instead of the
+    /// devices.
     fn start_with(
-        input: Option<String>,
+        open_microphone: impl FnOnce(AudioFormat) -> Result<Box<dyn AudioSource>, String>
+            + Send
+            + 'static,
         open_camera: impl FnOnce(VideoFormat) -> Result<Box<dyn VideoSource>, String> + Send + 'static,
         problems: mpsc::UnboundedSender<String>,
     ) -> DeviceCheck {
@@ -156,7 +163,7 @@ impl DeviceCheck {
         };
         let spawned = std::thread::Builder::new()
             .name("device-check".into())
-            .spawn(move || run(input, open_camera, preview, stop, problems));
+            .spawn(move || run(open_microphone, open_camera, preview, stop, problems));
         if let Err(error) = spawned {
             tracing::warn!(%error, "the settings' device check did not start");
         }
@@ -175,6 +182,16 @@ impl Drop for DeviceCheck {
     }
 }
 
+/// Microphone `input` (`None`: the default) in `format`, its events ignored.
+fn open_microphone(
+    input: Option<&str>,
+    format: AudioFormat,
+) -> Result<Box<dyn AudioSource>, String> {
+    let capture =
+        DeviceCapture::open(input, format, Box::new(|_| {})).map_err(|e| e.to_string())?;
+    Ok(Box::new(capture))
+}
+
 /// Camera `index` (`None`: the default) at `format`.
 fn open_camera(index: Option<u32>, format: VideoFormat) -> Result<Box<dyn VideoSource>, String> {
     let source = CameraSource::open(index, format).map_err(|e| e.to_string())?;
@@ -182,21 +199,19 @@ fn open_camera(index: Option<u32>, format: VideoFormat) -> Result<Box<dyn VideoS
 }
 
 fn run(
-    input: Option<String>,
+    open_microphone: impl FnOnce(AudioFormat) -> Result<Box<dyn AudioSource>, String>,
     open_camera: impl FnOnce(VideoFormat) -> Result<Box<dyn VideoSource>, String>,
     preview: DevicePreview,
     stop: Arc<AtomicBool>,
     problems: mpsc::UnboundedSender<String>,
 ) {
-    let ignore_events = Box::new(|_| {});
-    let mut microphone =
-        match DeviceCapture::open(input.as_deref(), AudioFormat::MONO_48K, ignore_events) {
-            Ok(capture) => Some(capture),
-            Err(error) => {
-                let _ = problems.send(format!("The microphone cannot be opened: {error}."));
-                None
-            }
-        };
+    let mut microphone = match open_microphone(AudioFormat::MONO_48K) {
+        Ok(capture) => Some(capture),
+        Err(error) => {
+            let _ = problems.send(format!("The microphone cannot be opened: {error}."));
+            None
+        }
+    };
     let (width, height, fps) = PREVIEW;
     let mut picture = match VideoFormat::new(width, height, fps)
         .map_err(|e| e.to_string())
@@ -314,7 +329,7 @@ mod tests {
         use callisto_media::video::{read_stamp, TestPattern};
         let (problems_tx, _problems) = mpsc::unbounded_channel();
         let check = DeviceCheck::start_with(
-            None,
+            |_| Err("none in this test".into()),
             |format| {
                 Ok(Box::new(
                     TestPattern::new(format, 7).map_err(|e| e.to_string())?,
@@ -353,6 +368,31 @@ mod tests {
         let last = slot.generation();
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(slot.generation(), last);
+    }
+
+    /// The meter shows the level of what the microphone hears (here a tone in its place, at
+    /// -10 dBFS: 5/6 of the scale); a camera that cannot be opened is said once, and the meter
+    /// runs alone.
+    #[test]
+    fn the_meter_shows_the_microphones_level_without_a_camera() {
+        use callisto_media::audio::ToneSource;
+        let (problems_tx, mut problems) = mpsc::unbounded_channel();
+        let check = DeviceCheck::start_with(
+            |format| Ok(Box::new(ToneSource::with_dbfs(format, 440.0, -10.0))),
+            |_| Err("no camera found".into()),
+            problems_tx,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while check.preview().level() < 0.8 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let level = check.preview().level();
+        assert!((level - 5.0 / 6.0).abs() < 0.01, "{level}");
+        assert_eq!(
+            problems.try_recv().ok().as_deref(),
+            Some("No camera preview: no camera found.")
+        );
+        assert!(problems.try_recv().is_err(), "the microphone opened");
     }
 
     #[test]
