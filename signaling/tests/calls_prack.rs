@@ -12,9 +12,9 @@ mod call_support;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use call_support::{respond, sdp, udp, ScriptedUas, World};
+use call_support::{respond, sdp, udp, RawNode, ScriptedUas, World};
 use callisto_signaling::call::{CallEvent, CallId};
 use callisto_signaling::transaction::Transmit;
 use rsip::{Request, Response};
@@ -132,27 +132,6 @@ fn reliable_provisionals_are_pracked_once_and_in_sequence() {
     assert!(ack.text.contains("CSeq: 1 ACK"));
 }
 
-/// A caller that sends what the test gives it and answers nothing by itself; what reaches it
-/// is read from the world's log.
-struct RawCaller {
-    addr: callisto_signaling::transport::Target,
-    outbox: Rc<RefCell<VecDeque<Transmit>>>,
-}
-
-impl call_support::Node for RawCaller {
-    fn addr(&self) -> callisto_signaling::transport::Target {
-        self.addr
-    }
-    fn receive(&mut self, _now: Instant, _from: callisto_signaling::transport::Target, _: &[u8]) {}
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.borrow_mut().pop_front()
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-    fn handle_timeout(&mut self, _now: Instant) {}
-}
-
 const CALLER: u16 = 5061;
 const CALLEE: u16 = 5062;
 
@@ -161,11 +140,7 @@ const CALLEE: u16 = 5062;
 fn call_requiring_100rel(seed: u64) -> (World, Rc<RefCell<VecDeque<Transmit>>>, CallId) {
     let mut w = World::lan(seed);
     w.add_ua("bob", CALLEE);
-    let outbox = Rc::new(RefCell::new(VecDeque::new()));
-    w.nodes.push(Box::new(RawCaller {
-        addr: udp(CALLER),
-        outbox: Rc::clone(&outbox),
-    }));
+    let outbox = RawNode::join(&mut w, CALLER);
     send(&outbox, &invite());
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].incoming(0).is_some()));
     let id = w.uas[0].incoming(0).unwrap();

@@ -14,8 +14,10 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER,
 /// The extensions a call supports, as sent in `Supported`.
 pub const SUPPORTED: &str = "100rel, timer";
 
-/// The extensions a UAS can honour when a request names them in `Require`.
-const REQUIRABLE: &[&str] = &["100rel"];
+/// The extensions a UAS can honour when a request names them in `Require`: reliable
+/// provisional responses, and session timers (a peer may require `timer` in its INVITE and in
+/// its refreshes, RFC 4028 §7.1).
+const REQUIRABLE: &[&str] = &["100rel", "timer"];
 
 /// A response to `request` with the standard reason phrase. When the request's To has no tag
 /// and `local_tag` is given, that tag is added (dialog-creating responses must carry the
@@ -133,6 +135,30 @@ pub(crate) fn via(transport: TransportKind, sent_by: &str, branch: &str) -> Stri
         "SIP/2.0/{} {sent_by};branch={branch};rport",
         transport.via_token()
     )
+}
+
+/// 500 with a `Retry-After` of 0–10 s, for an offer that comes while another offer/answer
+/// exchange of ours is unfinished (RFC 3261 §14.2, RFC 3311 §5.2).
+pub(crate) fn retry_later(request: &Request, rng: &mut impl rand::Rng) -> Response {
+    let mut response = response(request, 500, None);
+    let seconds = rng.gen_range(0..=10u32);
+    response
+        .headers
+        .push(rsip::headers::RetryAfter::new(seconds.to_string()).into());
+    response
+}
+
+/// 420 naming the option tags of `request`'s `Require` that Callisto does not support, if any.
+pub(crate) fn refuse_requirements(request: &Request) -> Option<Response> {
+    let unsupported = unsupported_requirements(request);
+    if unsupported.is_empty() {
+        return None;
+    }
+    let mut response = response(request, 420, None);
+    response
+        .headers
+        .push(rsip::headers::Unsupported::new(unsupported.join(", ")).into());
+    Some(response)
 }
 
 /// The option tags of `Require` that Callisto does not support (answer 420 when non-empty).

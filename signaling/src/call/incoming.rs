@@ -314,7 +314,8 @@ impl Incoming {
     }
 
     /// A request on the early dialog: a BYE ends the call (200, and 487 for the INVITE),
-    /// OPTIONS is answered, anything else refused with 481.
+    /// OPTIONS is answered, UPDATE and INFO as [`Shared::answer_early_request`] says, anything
+    /// else refused with 481.
     pub fn on_request(
         &mut self,
         shared: &mut Shared,
@@ -335,6 +336,7 @@ impl Incoming {
             }
             Method::Options => ctx.respond(key, compose::response(request, 200, None)),
             Method::PRack => self.on_prack(ctx, key, request),
+            _ if shared.answer_early_request(ctx, key, request) => {}
             _ => ctx.respond(key, compose::response(request, 481, None)),
         }
     }

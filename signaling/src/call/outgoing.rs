@@ -575,14 +575,18 @@ impl Outgoing {
         self.fail_or_next(shared, ctx, None, reason, cause);
     }
 
-    /// A request in an early dialog: OPTIONS is answered, anything else refused with 481.
+    /// A request in an early dialog: OPTIONS is answered, UPDATE and INFO as
+    /// [`Shared::answer_early_request`] says, anything else refused with 481.
     pub fn on_request(
         &mut self,
-        _shared: &mut Shared,
+        shared: &mut Shared,
         ctx: &mut Ctx<'_>,
         key: &TransactionKey,
         request: &Request,
     ) {
+        if shared.answer_early_request(ctx, key, request) {
+            return;
+        }
         let code = if request.method == Method::Options {
             200
         } else {

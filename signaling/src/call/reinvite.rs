@@ -37,7 +37,6 @@
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use rsip::prelude::UntypedHeader;
 use rsip::{Method, Request, Response};
 
 use super::compose;
@@ -320,27 +319,24 @@ impl Session {
         request: Request,
         source: Target,
     ) {
-        let unsupported = compose::unsupported_requirements(&request);
-        if !unsupported.is_empty() {
-            let mut response = compose::response(&request, 420, None);
-            response
-                .headers
-                .push(rsip::headers::Unsupported::new(unsupported.join(", ")).into());
-            return ctx.respond(key, response);
+        if let Some(refusal) = compose::refuse_requirements(&request) {
+            return ctx.respond(key, refusal);
         }
         if request.method == Method::Update && request.body.is_empty() {
             return self.on_refresh_update(shared, ctx, key, &request);
         }
-        if self.reinvite_out.is_some() {
+        // Glare only with an offer of ours still out (§14.2, RFC 3311 §5.2): a session
+        // refresh by UPDATE without a body carries none, and the peer's offer is served.
+        if self
+            .reinvite_out
+            .as_ref()
+            .is_some_and(|out| out.request.method == Method::Invite || out.body.is_some())
+        {
             tracing::debug!("re-INVITE glare: 491");
             return ctx.respond(key, compose::response(&request, 491, None));
         }
         if self.reinvite_in.is_some() || self.pending_answer.is_some() {
-            let mut response = compose::response(&request, 500, None);
-            let seconds = ctx.rng.gen_range(0..=10u32);
-            response
-                .headers
-                .push(rsip::headers::RetryAfter::new(seconds.to_string()).into());
+            let response = compose::retry_later(&request, ctx.rng);
             return ctx.respond(key, response);
         }
         // Our offer waiting out a 491 (or behind a refresh) is not outstanding (§14.1): it

@@ -10,6 +10,7 @@ use crate::auth::Credentials;
 use crate::conference_info::ConferenceInfo;
 use crate::dialog::{self, Dialog};
 use crate::message::HeaderAccess;
+use crate::transaction::TransactionKey;
 use crate::transport::Target;
 
 /// An ACK we sent for a 2xx, kept to answer that 2xx's retransmissions (RFC 3261 §13.2.2.4).
@@ -54,6 +55,46 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Answers an UPDATE or INFO in an early dialog (RFC 3311 §5.1, RFC 6086 §4.2.1; a 481
+    /// there would end the dialog for the peer, RFC 5057 §5.1); `false` for other methods. An
+    /// UPDATE without a body (a PBX telling the connected party, a refresh) gets 200 with our
+    /// Contact; one with an offer 500 and `Retry-After`, since the INVITE's offer/answer is
+    /// not finished before the call is answered. INFO gets 200 and its body is reported.
+    pub fn answer_early_request(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &TransactionKey,
+        request: &Request,
+    ) -> bool {
+        let response = match request.method {
+            Method::Update => {
+                if let Some(refusal) = compose::refuse_requirements(request) {
+                    refusal
+                } else if request.body.is_empty() {
+                    let contact = self.contact_header();
+                    compose::dialog_response(
+                        request,
+                        200,
+                        &self.local_tag,
+                        &contact,
+                        ctx.user_agent,
+                    )
+                } else {
+                    compose::retry_later(request, ctx.rng)
+                }
+            }
+            Method::Info => {
+                if let Some(body) = compose::body_of(&request.headers, &request.body) {
+                    ctx.emit(CallEvent::Info { body });
+                }
+                compose::response(request, 200, None)
+            }
+            _ => return false,
+        };
+        ctx.respond(key, response);
+        true
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: CallId,

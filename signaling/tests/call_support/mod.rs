@@ -4,8 +4,10 @@
 //! tests can count INVITEs, ACKs, CANCELs and BYEs.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use callisto_signaling::call::{Body, CallEvent, CallId, IncomingCallConfig, OutgoingCallConfig};
@@ -523,6 +525,39 @@ impl Node for ScriptedUas {
         self.layer.handle_timeout(now);
         self.serve(now);
     }
+}
+
+/// A peer that sends what the test gives it and answers nothing by itself; what reaches it
+/// is read from the world's log.
+pub struct RawNode {
+    pub addr: Target,
+    pub outbox: Rc<RefCell<VecDeque<Transmit>>>,
+}
+
+impl RawNode {
+    /// Adds a raw peer at `port`; returns its outbox.
+    pub fn join(w: &mut World, port: u16) -> Rc<RefCell<VecDeque<Transmit>>> {
+        let outbox = Rc::new(RefCell::new(VecDeque::new()));
+        w.nodes.push(Box::new(RawNode {
+            addr: udp(port),
+            outbox: Rc::clone(&outbox),
+        }));
+        outbox
+    }
+}
+
+impl Node for RawNode {
+    fn addr(&self) -> Target {
+        self.addr
+    }
+    fn receive(&mut self, _now: Instant, _from: Target, _: &[u8]) {}
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.borrow_mut().pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn handle_timeout(&mut self, _now: Instant) {}
 }
 
 /// A response to `request` with a To tag and extra header lines.
