@@ -176,6 +176,9 @@ pub struct Registration {
     /// Whether the request in flight carries credentials.
     in_flight_has_credentials: bool,
     in_flight: bool,
+    /// Whether the request in flight is the unregister (`Expires: 0`), not a REGISTER sent
+    /// before [`Registration::unregister`] was asked for.
+    in_flight_unregisters: bool,
     interval_retries: u8,
     consecutive_failures: u32,
     wake_at: Option<Instant>,
@@ -204,6 +207,7 @@ impl Registration {
             challenge_is_fresh: false,
             in_flight_has_credentials: false,
             in_flight: false,
+            in_flight_unregisters: false,
             interval_retries: 0,
             consecutive_failures: 0,
             wake_at: None,
@@ -271,6 +275,7 @@ impl Registration {
         }
         self.want_send = false;
         self.in_flight = true;
+        self.in_flight_unregisters = self.state == RegistrationState::Unregistering;
         Some(self.build_request())
     }
 
@@ -282,6 +287,12 @@ impl Registration {
         }
         self.in_flight = false;
         let unregistering = self.state == RegistrationState::Unregistering;
+        if unregistering && !self.in_flight_unregisters && !matches!(code, 401 | 407) {
+            // The answer to a REGISTER sent before the unregister was asked for: whatever it
+            // says, the binding it may have made is removed next (`want_send` is set). A
+            // challenge is answered by the unregister itself.
+            return;
+        }
         match code {
             200..=299 if unregistering => self.finish_unregister(),
             200..=299 => self.handle_success(now, response),
@@ -313,7 +324,11 @@ impl Registration {
         }
         self.in_flight = false;
         if self.state == RegistrationState::Unregistering {
-            self.finish_unregister();
+            // A REGISTER sent before the unregister was asked for may still have reached the
+            // registrar: the unregister goes out next. The unregister's own failure ends it.
+            if self.in_flight_unregisters {
+                self.finish_unregister();
+            }
             return;
         }
         if kind.is_final() {
@@ -459,6 +474,7 @@ impl Registration {
     fn finish_unregister(&mut self) {
         self.state = RegistrationState::Unregistered;
         self.wake_at = None;
+        self.want_send = false;
         self.events.push_back(RegistrationEvent::Unregistered);
     }
 

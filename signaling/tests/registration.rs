@@ -427,6 +427,42 @@ fn unregister_sends_expires_zero_and_reports() {
     assert!(reg.poll_timeout().is_none());
 }
 
+/// Asked to unregister while a refresh is unanswered: whatever that refresh gets (a 200 that
+/// keeps the binding, or no answer at all), the `Expires: 0` REGISTER goes out next, and only
+/// its answer ends the registration — no new binding is asked for afterwards.
+#[test]
+fn unregistering_during_a_refresh_removes_the_binding_the_refresh_may_have_kept() {
+    for refresh_answered in [true, false] {
+        let t0 = Instant::now();
+        let mut reg = Registration::new(config(), 13);
+        register_through_challenge(&mut reg, t0);
+        events(&mut reg);
+        let wake = reg.poll_timeout().unwrap();
+        reg.handle_timeout(wake);
+        let refresh = take(&mut reg, wake);
+        assert_ne!(header(&refresh.to_string(), "Expires"), Some("0"));
+        reg.unregister(wake);
+        assert!(reg.poll_request(wake).is_none(), "one request at a time");
+        if refresh_answered {
+            reg.handle_response(wake, &ok(&refresh, 60));
+        } else {
+            reg.handle_failure(wake, FailureKind::Unreachable, "no answer");
+        }
+        assert_eq!(events(&mut reg), vec![], "not unregistered yet");
+        let unregister = take(&mut reg, wake);
+        let text = unregister.to_string();
+        assert_eq!(header(&text, "Expires"), Some("0"), "{text}");
+        reg.handle_response(wake, &respond(&unregister, "200 OK", &[]));
+        assert_eq!(events(&mut reg), vec![RegistrationEvent::Unregistered]);
+        assert_eq!(reg.state(), RegistrationState::Unregistered);
+        assert!(
+            reg.poll_request(wake).is_none(),
+            "nothing after the unregister"
+        );
+        assert!(reg.poll_timeout().is_none());
+    }
+}
+
 #[test]
 fn a_nat_mapping_seen_in_via_rewrites_the_contact() {
     let t0 = Instant::now();
