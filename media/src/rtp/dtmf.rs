@@ -592,6 +592,17 @@ impl DtmfReceiver {
         });
     }
 
+    /// The packets that follow belong to a new stream (the peer's SSRC changed): an event still
+    /// going ends here, and event timestamps are compared afresh — a new stream numbers its
+    /// timestamps from a base of its own (RFC 3550 §8.2), so its events must not be taken for
+    /// old ones of the last stream.
+    pub fn new_stream(&mut self) {
+        if self.current.as_ref().is_some_and(|cur| !cur.ended) {
+            self.end_current();
+        }
+        self.current = None;
+    }
+
     /// The next digit event.
     pub fn poll_event(&mut self) -> Option<DtmfEvent> {
         self.events.pop_front()

@@ -330,3 +330,43 @@ fn digit_string_survives_seeded_loss() {
         assert_eq!(began, digits, "seed {seed}");
     }
 }
+
+/// A new stream (the peer's SSRC changed) numbers its timestamps from a base of its own: its
+/// digits are reported even when their timestamps lie behind the last stream's, and a digit
+/// the last stream left going ends there.
+#[test]
+fn a_new_stream_compares_event_timestamps_afresh() {
+    let mut rx = DtmfReceiver::new(8_000);
+    rx.handle_packet(&event_packet(1_000_000, true, DtmfDigit::D5, false, 400))
+        .unwrap();
+    rx.new_stream();
+    rx.handle_packet(&event_packet(1000, true, DtmfDigit::D9, false, 400))
+        .unwrap();
+    rx.handle_packet(&event_packet(1000, false, DtmfDigit::D9, true, 800))
+        .unwrap();
+    let got: Vec<_> = std::iter::from_fn(|| rx.poll_event()).collect();
+    assert_eq!(
+        got,
+        vec![
+            DtmfEvent::Began {
+                digit: DtmfDigit::D5,
+                timestamp: 1_000_000
+            },
+            DtmfEvent::Ended {
+                digit: DtmfDigit::D5,
+                timestamp: 1_000_000,
+                duration: Duration::from_millis(50)
+            },
+            DtmfEvent::Began {
+                digit: DtmfDigit::D9,
+                timestamp: 1000
+            },
+            DtmfEvent::Ended {
+                digit: DtmfDigit::D9,
+                timestamp: 1000,
+                duration: Duration::from_millis(100)
+            },
+        ]
+    );
+    assert_eq!(rx.counters().stale, 0);
+}

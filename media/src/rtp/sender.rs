@@ -89,6 +89,17 @@ impl RtpSender {
         }
     }
 
+    /// Sends another payload type at `clock_rate` from now on (a renegotiated codec). The
+    /// stream stays the same — SSRC, sequence numbers, timestamps and the packet and octet
+    /// counts, which RFC 3550 §6.4.1 resets only with a new SSRC — and the next packet starts
+    /// a talkspurt; Sender Reports extrapolate from the first packet of the new format.
+    pub fn change_format(&mut self, payload_type: u8, clock_rate: u32) {
+        self.payload_type = payload_type & 0x7f;
+        self.clock_rate = clock_rate;
+        self.talkspurt_start = true;
+        self.last_sent = None;
+    }
+
     /// The stream's SSRC.
     pub fn ssrc(&self) -> u32 {
         self.ssrc
@@ -272,6 +283,36 @@ mod tests {
             SenderCounters {
                 packets: 2,
                 octets: 5
+            }
+        );
+    }
+
+    /// A renegotiated codec continues the stream: same SSRC and numbering, the counts go on
+    /// (else Sender Reports would stop until the new counts passed the old), a talkspurt starts.
+    #[test]
+    fn a_new_format_continues_the_stream_and_its_counts() {
+        let now = Instant::now();
+        let mut s = RtpSender::with_start(7, 10, 1000, 111, 48_000);
+        s.audio_packet(now, &[1; 40], 960);
+        s.audio_packet(now, &[1; 40], 960);
+        s.change_format(0, 8_000);
+        let p = parse_rtp(&s.audio_packet(now, &[2; 160], 160)).unwrap();
+        assert_eq!(
+            (
+                p.header.ssrc,
+                p.header.payload_type,
+                p.header.sequence_number
+            ),
+            (7, 0, 12)
+        );
+        assert_eq!(p.header.timestamp, 1000 + 2 * 960);
+        assert!(p.header.marker);
+        assert_eq!((s.clock_rate(), s.payload_type()), (8_000, 0));
+        assert_eq!(
+            s.counters(),
+            SenderCounters {
+                packets: 3,
+                octets: 240
             }
         );
     }

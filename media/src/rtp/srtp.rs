@@ -206,6 +206,8 @@ pub struct SrtpCounters {
 /// The two directions of an SDES-keyed call.
 pub struct SrtpSession {
     profile: SrtpProfile,
+    /// The key `outbound` protects with.
+    local: SrtpKeyMaterial,
     outbound: Context,
     inbound: Inbound,
     counters: SrtpCounters,
@@ -318,10 +320,40 @@ impl SrtpSession {
     ) -> Result<Self, SrtpError> {
         Ok(SrtpSession {
             profile,
+            local: local.clone(),
             outbound: context(profile, local, false)?,
             inbound: Inbound::new(profile, remote)?,
             counters: SrtpCounters::default(),
         })
+    }
+
+    /// Takes up renegotiated keys. Only a direction whose key (or the suite) changed gets a
+    /// new context; the other keeps its own — rollover counter, SRTCP index, replay window —
+    /// since a context lives as long as its key (RFC 3711 §3.3.1): restarting ours under the
+    /// same key would number packets afresh, so a peer that kept its context could not
+    /// authenticate them after a sequence wrap, and keystream would be used twice (§9.1).
+    pub fn rekey(
+        &mut self,
+        profile: SrtpProfile,
+        local: &SrtpKeyMaterial,
+        remote: &SrtpKeyMaterial,
+    ) -> Result<(), SrtpError> {
+        let suite_changed = profile != self.profile;
+        let outbound = (suite_changed || *local != self.local)
+            .then(|| context(profile, local, false))
+            .transpose()?;
+        let inbound = (suite_changed || *remote != self.inbound.key)
+            .then(|| Inbound::new(profile, remote))
+            .transpose()?;
+        if let Some(outbound) = outbound {
+            self.outbound = outbound;
+            self.local = local.clone();
+        }
+        if let Some(inbound) = inbound {
+            self.inbound = inbound;
+        }
+        self.profile = profile;
+        Ok(())
     }
 
     /// The negotiated suite.

@@ -313,3 +313,42 @@ fn a_flood_of_forged_ssrcs_leaves_the_genuine_stream_working() {
         );
     }
 }
+
+/// A renegotiation that changes only the peer's key keeps our outbound context: after a
+/// sequence wrap the peer, whose context for our unchanged key runs on, still authenticates
+/// what we send (a fresh context would restart the rollover counter at 0 and reuse
+/// keystream), and what it sends under its new key is read.
+#[test]
+fn a_new_peer_key_keeps_our_outbound_context_across_a_wrap() {
+    let profile = SrtpProfile::AesCm128HmacSha1_80;
+    let (ours, theirs) = keys(61);
+    let mut us = SrtpSession::new(profile, &ours, &theirs).unwrap();
+    let mut peer = SrtpSession::new(profile, &theirs, &ours).unwrap();
+    let mut sender = RtpSender::with_start(0x5151_0001, 65_530, 0, 0, 8_000);
+    for _ in 0..12 {
+        let wire = us.protect_rtp(&rtp(&mut sender, &[7; 160])).unwrap();
+        peer.unprotect_rtp(&wire).unwrap();
+    }
+    // The peer re-offers with a new key of its own; ours stays.
+    let (renewed, _) = keys(62);
+    us.rekey(profile, &ours, &renewed).unwrap();
+    let mut peer_sending = SrtpSession::new(profile, &renewed, &ours).unwrap();
+    for _ in 0..3 {
+        let wire = us.protect_rtp(&rtp(&mut sender, &[8; 160])).unwrap();
+        assert!(
+            peer.unprotect_rtp(&wire).is_ok(),
+            "after the wrap, under our old key"
+        );
+    }
+    let mut theirs_sender = RtpSender::with_start(0x5151_0002, 10, 0, 0, 8_000);
+    let wire = peer_sending
+        .protect_rtp(&rtp(&mut theirs_sender, &[9; 160]))
+        .unwrap();
+    assert!(us.unprotect_rtp(&wire).is_ok(), "under the peer's new key");
+    // Our own new key starts a new outbound context, which the peer's new one reads.
+    let (fresh, _) = keys(63);
+    us.rekey(profile, &fresh, &renewed).unwrap();
+    let mut peer_now = SrtpSession::new(profile, &renewed, &fresh).unwrap();
+    let wire = us.protect_rtp(&rtp(&mut sender, &[10; 160])).unwrap();
+    assert!(peer_now.unprotect_rtp(&wire).is_ok());
+}

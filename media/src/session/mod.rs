@@ -102,7 +102,7 @@ pub use video_core::{
 
 use crate::audio::AudioError;
 use crate::codec::{AudioCodecKind, CodecError, EncoderConfig};
-use crate::rtp::{DtmfError, SrtpError, SrtpKeyMaterial, SrtpProfile};
+use crate::rtp::{DtmfError, SrtpError, SrtpKeyMaterial, SrtpProfile, SrtpSession};
 
 /// Highest RTP payload type (7 bits).
 const MAX_PAYLOAD_TYPE: u8 = 127;
@@ -200,6 +200,28 @@ pub struct SrtpKeys {
     pub local: SrtpKeyMaterial,
     /// The key the peer announced: it unprotects what we receive.
     pub remote: SrtpKeyMaterial,
+}
+
+/// Applies a stream's renegotiated `keys` to its SRTP `current` (the keys it runs with and
+/// its session): turned on, turned off, or rekeyed in place — [`SrtpSession::rekey`] keeps
+/// the context of a direction whose key did not change.
+fn renegotiate_srtp(
+    current: &mut Option<(SrtpKeys, SrtpSession)>,
+    keys: Option<&SrtpKeys>,
+) -> Result<(), SessionError> {
+    match (current.as_mut(), keys) {
+        (Some((old, _)), Some(new)) if old == new => {}
+        (Some((old, session)), Some(new)) => {
+            session.rekey(new.profile, &new.local, &new.remote)?;
+            *old = new.clone();
+        }
+        (_, None) => *current = None,
+        (None, Some(new)) => {
+            let session = SrtpSession::new(new.profile, &new.local, &new.remote)?;
+            *current = Some((new.clone(), session));
+        }
+    }
+    Ok(())
 }
 
 /// Which ways media flows (SDP `sendrecv`, `sendonly`, `recvonly`, `inactive`).

@@ -273,6 +273,9 @@ impl ReceivePipeline {
                     self.lost_before = lost;
                     self.highest = None;
                     self.restart_playback();
+                    if let Some(dtmf) = self.decoding.dtmf.as_mut() {
+                        dtmf.new_stream();
+                    }
                 }
                 true
             }
@@ -502,7 +505,7 @@ impl ReceivePipeline {
     }
 
     /// Applies a renegotiated stream: decoder and jitter buffer are rebuilt when the stream
-    /// changed, the SRTP context when the keys changed. Reception statistics continue (they
+    /// changed, the SRTP context when the peer's key changed. Reception statistics continue (they
     /// restart only when the clock rate changes).
     pub fn reconfigure(
         &mut self,
@@ -512,13 +515,7 @@ impl ReceivePipeline {
         let decoding = (*stream != self.decoding.stream)
             .then(|| Decoding::new(stream, self.sink.format(), &self.options))
             .transpose()?;
-        let rekeyed = self.srtp.as_ref().map(|(keys, _)| keys) != srtp;
-        let srtp = rekeyed
-            .then(|| srtp.map(inbound_srtp).transpose())
-            .transpose()?;
-        if let Some(srtp) = srtp {
-            self.srtp = srtp;
-        }
+        super::renegotiate_srtp(&mut self.srtp, srtp)?;
         let Some(decoding) = decoding else {
             return Ok(());
         };

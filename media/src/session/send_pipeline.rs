@@ -332,8 +332,8 @@ impl SendPipeline {
 
     /// Applies a renegotiated stream. The SSRC and sequence numbering continue; the encoder is
     /// rebuilt when the codec, payload type, encoder settings or ptime changed (the next packet
-    /// then starts a talkspurt), the SRTP context when the keys changed. A new payload type or
-    /// clock rate restarts the Sender Report's packet and octet counts.
+    /// then starts a talkspurt), the SRTP context when our key changed. The Sender Report's packet
+    /// and octet counts go on across a new payload type or clock rate (the SSRC is the same).
     pub fn reconfigure(
         &mut self,
         stream: &AudioStreamConfig,
@@ -342,13 +342,7 @@ impl SendPipeline {
         let encoding = (*stream != self.encoding.stream)
             .then(|| Encoding::new(stream, self.source.as_ref()))
             .transpose()?;
-        let rekeyed = self.srtp.as_ref().map(|(keys, _)| keys) != srtp;
-        let srtp = rekeyed
-            .then(|| srtp.map(outbound_srtp).transpose())
-            .transpose()?;
-        if let Some(srtp) = srtp {
-            self.srtp = srtp;
-        }
+        super::renegotiate_srtp(&mut self.srtp, srtp)?;
         let Some(encoding) = encoding else {
             return Ok(());
         };
@@ -364,13 +358,8 @@ impl SendPipeline {
         if old.stream.payload_type != stream.payload_type
             || old.stream.codec.clock_rate() != stream.codec.clock_rate()
         {
-            self.rtp = RtpSender::with_start(
-                self.rtp.ssrc(),
-                self.rtp.next_sequence(),
-                self.rtp.next_timestamp(),
-                stream.payload_type,
-                stream.codec.clock_rate(),
-            );
+            self.rtp
+                .change_format(stream.payload_type, stream.codec.clock_rate());
         }
         self.rtp.start_talkspurt();
         self.pcm.clear();

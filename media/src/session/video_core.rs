@@ -183,7 +183,12 @@ impl VideoTransportCore {
         srtp: Option<SrtpKeys>,
     ) -> Result<(), SessionError> {
         if srtp != self.config.srtp {
-            self.srtp = srtp_session(srtp.as_ref())?;
+            match (&mut self.srtp, &srtp) {
+                (Some(session), Some(keys)) => {
+                    session.rekey(keys.profile, &keys.local, &keys.remote)?
+                }
+                (current, keys) => *current = srtp_session(keys.as_ref())?,
+            }
             self.config.srtp = srtp;
             // What we kept was protected with the old keys: the peer could not read it now.
             self.start_resending();
