@@ -109,14 +109,30 @@ impl Restate {
     }
 }
 
+/// What puts a stream on hold (RFC 3264 §8.4): `sendonly`, or `inactive` when it was
+/// `recvonly` — the peer holds it — so we do not start sending to a peer that holds us. `agreed`
+/// is our direction in the last exchange.
+fn hold_direction(agreed: Option<Direction>) -> Direction {
+    match agreed {
+        Some(Direction::RecvOnly | Direction::Inactive) => Direction::Inactive,
+        _ => Direction::SendOnly,
+    }
+}
+
 impl Call {
-    /// The direction we want on a classic call now: sending only while we hold it.
+    /// The direction we want on a classic call now: on hold while we hold it
+    /// ([`hold_direction`]), else both ways.
     pub(super) fn wanted_direction(&self) -> Direction {
         if self.local_hold {
-            Direction::SendOnly
+            self.hold_direction()
         } else {
             Direction::SendRecv
         }
+    }
+
+    /// The direction that puts this classic call on hold, from what the last exchange agreed.
+    pub(super) fn hold_direction(&self) -> Direction {
+        hold_direction(self.media.negotiated.as_ref().map(|n| n.direction))
     }
 
     /// Our new offer came to nothing (refused, unusable, not sent; the caller withdraws it
@@ -189,7 +205,7 @@ impl Calls {
             return;
         }
         let direction = if hold {
-            Direction::SendOnly
+            call.hold_direction()
         } else {
             Direction::SendRecv
         };
@@ -317,6 +333,28 @@ impl Calls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_the_peer_holds_is_put_on_hold_as_inactive() {
+        assert_eq!(hold_direction(None), Direction::SendOnly);
+        assert_eq!(
+            hold_direction(Some(Direction::SendRecv)),
+            Direction::SendOnly
+        );
+        assert_eq!(
+            hold_direction(Some(Direction::SendOnly)),
+            Direction::SendOnly
+        );
+        // RFC 3264 §8.4: a recvonly stream goes on hold as inactive.
+        assert_eq!(
+            hold_direction(Some(Direction::RecvOnly)),
+            Direction::Inactive
+        );
+        assert_eq!(
+            hold_direction(Some(Direction::Inactive)),
+            Direction::Inactive
+        );
+    }
 
     #[test]
     fn a_restated_offer_that_fails_is_made_again_later_a_bounded_number_of_times() {
