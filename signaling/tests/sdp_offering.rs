@@ -510,9 +510,57 @@ fn hold_and_resume_from_either_side() {
     );
 }
 
+/// A re-offer keeps every payload type number the session agreed on for its format, and never
+/// gives one to another format (RFC 3264 §8.3.2): after answering Linphone, whose offer numbers
+/// telephone-event/48000 101 (the number we use for telephone-event/8000) and opus 96, our hold
+/// keeps 96 for opus and 101 for telephone-event/48000, and numbers telephone-event/8000 anew.
+#[test]
+fn a_re_offer_keeps_the_numbers_the_session_agreed_on() {
+    let p = policy(SrtpPolicy::Off);
+    let mut ours = session(1);
+    let (answer, _) = ours
+        .answer(
+            &parse(LINPHONE).unwrap(),
+            &local(),
+            &p,
+            Direction::SendRecv,
+            &mut rng(2),
+        )
+        .unwrap();
+    let answered = answer.media[0].rtpmaps().collect::<Vec<_>>();
+    assert!(
+        answered
+            .iter()
+            .any(|m| m.payload_type == 101 && m.clock_rate == 48_000),
+        "{answered:?}"
+    );
+    let hold = offer(&mut ours, &p, Direction::SendOnly);
+    for map in hold.media[0].rtpmaps() {
+        if let Some(before) = answered.iter().find(|m| m.payload_type == map.payload_type) {
+            assert!(
+                before.encoding.eq_ignore_ascii_case(&map.encoding)
+                    && before.clock_rate == map.clock_rate,
+                "{} was {before:?} and is now {map:?}",
+                map.payload_type
+            );
+        }
+    }
+    let number = |name: &str, rate: u32| {
+        hold.media[0]
+            .rtpmaps()
+            .find(|m| m.encoding.eq_ignore_ascii_case(name) && m.clock_rate == rate)
+            .map(|m| m.payload_type)
+    };
+    assert_eq!(number("opus", 48_000), Some(96));
+    assert_eq!(number("telephone-event", 48_000), Some(101));
+    let te8000 = number("telephone-event", 8_000).expect("telephone-event/8000 offered");
+    assert!(te8000 != 101 && te8000 != 96, "{te8000}");
+}
+
 #[test]
 fn re_offers_keep_the_layout_and_profile_of_the_session() {
-    // We answered baresip's audio+video offer: our re-offer keeps two m-lines, video at port 0.
+    // We answered baresip's audio+video offer: our re-offer keeps two m-lines, video at port 0,
+    // and baresip's number for opus.
     let p = policy(SrtpPolicy::Optional);
     let mut ours = session(1);
     let (answer, _) = ours
@@ -529,7 +577,7 @@ fn re_offers_keep_the_layout_and_profile_of_the_session() {
     assert_eq!(
         lines_with(&hold.to_string(), "m="),
         [
-            "m=audio 40000 RTP/AVP 111 0 8 110 101",
+            "m=audio 40000 RTP/AVP 96 0 8 110 101",
             "m=video 0 RTP/AVP 97"
         ]
     );

@@ -10,7 +10,7 @@ use super::policy::{AudioCodec, AudioPolicy, LocalMedia, SrtpPolicy};
 use super::video_policy::{NegotiatedVideo, VideoPolicy};
 use super::video_section::{offer_video, OfferedVideo};
 use super::NegotiationError;
-use crate::sdp::attributes::Direction;
+use crate::sdp::attributes::{Direction, RtpMap};
 use crate::sdp::crypto::{CryptoAttribute, SrtpMasterKey, SrtpSuite};
 use crate::sdp::model::{
     Attribute, Connection, MediaDescription, Origin, Protocol, SessionDescription,
@@ -227,10 +227,15 @@ impl SdpSession {
         if self.awaiting_answer {
             return Err(NegotiationError::OfferPending);
         }
+        let agreed: Vec<RtpMap> = self
+            .audio_index
+            .and_then(|i| self.last_sent.as_ref()?.media.get(i))
+            .map(|m| m.rtpmaps().collect())
+            .unwrap_or_default();
         let PayloadPlan {
             codecs,
             telephone_events,
-        } = assign_payload_types(policy);
+        } = assign_payload_types(policy, &agreed);
         if codecs.is_empty() {
             return Err(NegotiationError::NoLocalCodecs);
         }
@@ -446,9 +451,26 @@ struct PayloadPlan<'a> {
 
 /// Payload types for the policy's codecs (their own unless taken) and for `telephone-event`
 /// at each of their clock rates (101 at 8000 Hz, 110 at 48000 Hz, else a free dynamic one).
-fn assign_payload_types(policy: &AudioPolicy) -> PayloadPlan<'_> {
+/// A format the session already numbered (`agreed`: the rtpmaps of our last description,
+/// which echo the peer's numbers when we answered) keeps its number, and a number agreed for
+/// one format is never given to another: a dynamic payload type's mapping must not change for
+/// the duration of the session (RFC 3264 §8.3.2).
+fn assign_payload_types<'a>(policy: &'a AudioPolicy, agreed: &[RtpMap]) -> PayloadPlan<'a> {
     let mut used = [false; 128];
-    let mut take = |preferred: u8| -> Option<u8> {
+    for map in agreed {
+        if let Some(slot) = used.get_mut(usize::from(map.payload_type)) {
+            *slot = true;
+        }
+    }
+    let mut take = |preferred: u8, name: &str, clock_rate: u32, channels: u16| -> Option<u8> {
+        let same = |map: &&RtpMap| {
+            map.encoding.eq_ignore_ascii_case(name)
+                && map.clock_rate == clock_rate
+                && map.channels.unwrap_or(1) == channels
+        };
+        if let Some(map) = agreed.iter().find(same) {
+            return Some(map.payload_type);
+        }
         let pt = if usize::from(preferred) < used.len() && !used[usize::from(preferred)] {
             preferred
         } else {
@@ -462,7 +484,8 @@ fn assign_payload_types(policy: &AudioPolicy) -> PayloadPlan<'_> {
         if codecs.iter().any(|(_, c): &(u8, &AudioCodec)| *c == codec) {
             continue;
         }
-        if let Some(pt) = take(codec.payload_type) {
+        let (name, rate, channels) = (codec.name.as_str(), codec.clock_rate, codec.channels);
+        if let Some(pt) = take(codec.payload_type, name, rate, channels) {
             codecs.push((pt, codec));
         }
     }
@@ -478,7 +501,7 @@ fn assign_payload_types(policy: &AudioPolicy) -> PayloadPlan<'_> {
                 48000 => TELEPHONE_EVENT_48000,
                 _ => 96,
             };
-            if let Some(pt) = take(preferred) {
+            if let Some(pt) = take(preferred, "telephone-event", rate, 1) {
                 telephone_events.push((pt, rate));
             }
         }
