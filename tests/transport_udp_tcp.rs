@@ -258,6 +258,52 @@ async fn idle_connections_send_pings_and_report_pongs() {
     }
 }
 
+/// RFC 5626 §4.4.1: a peer that answered a ping and then leaves one unanswered for the pong
+/// timeout has lost the flow: the connection closes (and the registration above it registers
+/// again). A peer that never answered a ping is not held to it.
+#[tokio::test]
+async fn a_ping_left_unanswered_by_a_peer_that_answered_before_closes_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let peer = Target::new(TransportKind::Tcp, listener.local_addr().expect("address"));
+    let config = TransportConfig {
+        keepalive_interval: Some(Duration::from_millis(100)),
+        keepalive_pong_timeout: Duration::from_millis(300),
+        ..TransportConfig::default()
+    };
+    let (client, mut events) = start(config).await;
+    let request = options("ka");
+    client
+        .send(peer, None, Bytes::from(request.clone()))
+        .await
+        .expect("send");
+    let (mut accepted, _) = listener.accept().await.expect("accept");
+    assert_eq!(read_exactly(&mut accepted, request.len()).await, request);
+    // Pings that get no answer at all: the connection stays.
+    assert_eq!(read_exactly(&mut accepted, 4).await, b"\r\n\r\n");
+    assert_eq!(read_exactly(&mut accepted, 4).await, b"\r\n\r\n");
+    assert_eq!(read_exactly(&mut accepted, 4).await, b"\r\n\r\n");
+    accepted.write_all(b"\r\n").await.expect("pong");
+    match next_event(&mut events).await {
+        TransportEvent::KeepAlivePong { target } => assert_eq!(target, peer),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    // The next ping goes unanswered, the socket open: the flow is taken for dead.
+    assert_eq!(read_exactly(&mut accepted, 4).await, b"\r\n\r\n");
+    let sent = std::time::Instant::now();
+    match next_event(&mut events).await {
+        TransportEvent::ConnectionClosed { target, reason } => {
+            assert_eq!(target, peer);
+            assert!(reason.contains("keep-alive"), "{reason}");
+        }
+        other => panic!("expected the connection to close, got {other:?}"),
+    }
+    assert!(
+        sent.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn an_oversized_message_closes_the_connection() {
     let config = TransportConfig {

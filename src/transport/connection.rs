@@ -59,6 +59,8 @@ pub(crate) struct ConnectionSetup {
     pub(crate) local: SocketAddr,
     pub(crate) max_message_size: usize,
     pub(crate) keepalive_interval: Option<Duration>,
+    /// How long a ping may wait for its pong once the peer has answered one.
+    pub(crate) pong_timeout: Duration,
     pub(crate) events: mpsc::Sender<TransportEvent>,
 }
 
@@ -120,9 +122,15 @@ where
     let mut deframer = StreamDeframer::new(setup.max_message_size);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut last_sent = Instant::now();
+    // RFC 5626 §4.4.1: a flow whose ping gets no pong in time has failed. Only a peer that
+    // answered a ping before is held to it — a registrar without outbound support may never
+    // answer, and its connection is not dropped for that.
+    let mut answers_pings = false;
+    let mut pong_due: Option<Instant> = None;
     loop {
         let ping_due = setup
             .keepalive_interval
+            .filter(|_| pong_due.is_none())
             .map(|interval| last_sent + interval);
         let far_future = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
@@ -152,9 +160,13 @@ where
                             last_sent = Instant::now();
                             continue;
                         }
-                        Frame::KeepAlivePong => TransportEvent::KeepAlivePong {
-                            target: setup.target,
-                        },
+                        Frame::KeepAlivePong => {
+                            answers_pings = true;
+                            pong_due = None;
+                            TransportEvent::KeepAlivePong {
+                                target: setup.target,
+                            }
+                        }
                     };
                     if setup.events.send(event).await.is_err() {
                         return "nobody listens for transport events any more".to_owned();
@@ -176,6 +188,15 @@ where
                 }
                 deframer.expect_pong();
                 last_sent = Instant::now();
+                if answers_pings {
+                    pong_due = Some(last_sent + setup.pong_timeout);
+                }
+            }
+            () = tokio::time::sleep_until(pong_due.unwrap_or(far_future)), if pong_due.is_some() => {
+                return format!(
+                    "no answer to a keep-alive in {} s",
+                    setup.pong_timeout.as_secs_f64()
+                );
             }
         }
     }

@@ -60,6 +60,9 @@ pub struct TransportConfig {
     pub max_message_size: usize,
     /// When set, every stream connection idle this long sends a CRLFCRLF ping (RFC 5626).
     pub keepalive_interval: Option<Duration>,
+    /// How long a CRLFCRLF ping may wait for its pong, on a connection whose peer answered one
+    /// before, until the connection counts as dropped (RFC 5626 §4.4.1: 10 s).
+    pub keepalive_pong_timeout: Duration,
     /// How long a TCP connect plus TLS and WebSocket handshakes may take.
     pub connect_timeout: Duration,
     /// When set, a WebSocket connection that has heard nothing for this long sends a WebSocket
@@ -78,6 +81,7 @@ impl Default for TransportConfig {
             tls: TlsClientSettings::default(),
             max_message_size: 64 * 1024,
             keepalive_interval: None,
+            keepalive_pong_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             ws_ping_interval: None,
             ws_pong_timeout: Duration::from_secs(10),
@@ -432,6 +436,7 @@ impl Inner {
                 local,
                 max_message_size: self.config.max_message_size,
                 keepalive_interval: self.config.keepalive_interval,
+                pong_timeout: self.config.keepalive_pong_timeout,
                 events: self.events.clone(),
             },
             stream,
