@@ -155,6 +155,13 @@ pub enum RegistrationState {
     Failed,
 }
 
+/// Index of the registrar's digest state (401) in [`Registration`]'s per-challenger arrays.
+const REGISTRAR: usize = 0;
+/// Index of a proxy's digest state (407).
+const PROXY: usize = 1;
+/// How many challenges in a row may call our nonce stale before the registration gives up.
+const MAX_STALE_IN_A_ROW: u8 = 3;
+
 /// One account's binding at one registrar.
 #[derive(Debug)]
 pub struct Registration {
@@ -169,12 +176,17 @@ pub struct Registration {
     stale_contact: Option<SocketAddr>,
     /// The expiry we ask for (raised by 423).
     expires: u32,
-    /// The digest state, and whether it answers a proxy (407) rather than the registrar (401).
-    digest: Option<(DigestSession, bool)>,
-    /// Whether `digest` comes straight from the answer to our previous request in this attempt.
-    challenge_is_fresh: bool,
-    /// Whether the request in flight carries credentials.
-    in_flight_has_credentials: bool,
+    /// The digest state for each challenger: the registrar (401, `[REGISTRAR]`) and a proxy on
+    /// the way (407, `[PROXY]`), which may both ask, each for its own realm (RFC 3261 §22.3).
+    digest: [Option<DigestSession>; 2],
+    /// Whether each `digest` comes straight from the answer to our previous request in this
+    /// attempt.
+    challenge_is_fresh: [bool; 2],
+    /// Challenges in a row that called our nonce stale (bounded: a server that calls every
+    /// nonce stale would otherwise be answered forever).
+    stale_in_a_row: u8,
+    /// Whether the request in flight carries credentials, for each challenger.
+    in_flight_has_credentials: [bool; 2],
     in_flight: bool,
     /// Whether the request in flight is the unregister (`Expires: 0`), not a REGISTER sent
     /// before [`Registration::unregister`] was asked for.
@@ -203,9 +215,10 @@ impl Registration {
             cseq: 0,
             state: RegistrationState::Idle,
             stale_contact: None,
-            digest: None,
-            challenge_is_fresh: false,
-            in_flight_has_credentials: false,
+            digest: [None, None],
+            challenge_is_fresh: [false; 2],
+            stale_in_a_row: 0,
+            in_flight_has_credentials: [false; 2],
             in_flight: false,
             in_flight_unregisters: false,
             interval_retries: 0,
@@ -235,7 +248,7 @@ impl Registration {
     /// Begins registering.
     pub fn start(&mut self, _now: Instant) {
         self.state = RegistrationState::Registering;
-        self.challenge_is_fresh = false;
+        self.challenge_is_fresh = [false; 2];
         self.interval_retries = 0;
         self.wake_at = None;
         self.want_send = true;
@@ -252,7 +265,7 @@ impl Registration {
             }
             _ => {
                 self.state = RegistrationState::Unregistering;
-                self.challenge_is_fresh = false;
+                self.challenge_is_fresh = [false; 2];
                 self.wake_at = None;
                 self.want_send = true;
             }
@@ -346,7 +359,7 @@ impl Registration {
         if self.in_flight {
             self.in_flight = false;
             self.want_send = true;
-            self.challenge_is_fresh = false;
+            self.challenge_is_fresh = [false; 2];
         }
     }
 
@@ -360,7 +373,7 @@ impl Registration {
                     RegistrationState::Registered | RegistrationState::WaitingToRetry
                 ) {
                     self.state = RegistrationState::Registering;
-                    self.challenge_is_fresh = false;
+                    self.challenge_is_fresh = [false; 2];
                     self.interval_retries = 0;
                     self.want_send = true;
                 }
@@ -394,6 +407,8 @@ impl Registration {
             }
         }
         let granted = self.granted_expiry(response);
+        self.challenge_is_fresh = [false; 2];
+        self.stale_in_a_row = 0;
         self.consecutive_failures = 0;
         self.interval_retries = 0;
         if granted == 0 {
@@ -440,11 +455,21 @@ impl Registration {
             );
         }
         let stale = session.challenge().stale;
-        if self.in_flight_has_credentials && self.challenge_is_fresh && !stale {
+        let k = usize::from(is_proxy);
+        if self.in_flight_has_credentials[k] && self.challenge_is_fresh[k] && !stale {
             return self.finish_with_auth_failure(now, code, "wrong user name or password".into());
         }
-        self.digest = Some((session, is_proxy));
-        self.challenge_is_fresh = true;
+        if stale {
+            self.stale_in_a_row += 1;
+            if self.stale_in_a_row > MAX_STALE_IN_A_ROW {
+                let reason = "the server calls every nonce stale".into();
+                return self.finish_with_auth_failure(now, code, reason);
+            }
+        } else {
+            self.stale_in_a_row = 0;
+        }
+        self.digest[k] = Some(session);
+        self.challenge_is_fresh[k] = true;
         self.want_send = true;
     }
 
@@ -457,6 +482,8 @@ impl Registration {
     }
 
     fn handle_interval_too_brief(&mut self, now: Instant, response: &rsip::Response) {
+        // The next request reuses our nonces; a challenge to it is not an answer to them.
+        self.challenge_is_fresh = [false; 2];
         match response.min_expires() {
             Some(min) if min > self.expires && self.interval_retries < 2 => {
                 self.interval_retries += 1;
@@ -605,20 +632,23 @@ impl Registration {
             rsip::headers::Supported::new("path, outbound").into(),
             rsip::headers::UserAgent::new(self.config.user_agent.clone()).into(),
         ];
-        self.in_flight_has_credentials = false;
-        if let (Some((digest, is_proxy)), Some(credentials)) =
-            (self.digest.as_mut(), &self.config.credentials)
-        {
+        self.in_flight_has_credentials = [false; 2];
+        for k in [REGISTRAR, PROXY] {
+            let (Some(digest), Some(credentials)) =
+                (self.digest[k].as_mut(), &self.config.credentials)
+            else {
+                continue;
+            };
             let cnonce = format!("{:016x}", next_random(&mut self.rng_state));
             let uri = self.config.registrar.to_string();
             let value = digest.authorization(credentials, "REGISTER", &uri, &cnonce);
-            let header = if *is_proxy {
+            let header = if k == PROXY {
                 rsip::Header::ProxyAuthorization(rsip::headers::ProxyAuthorization::new(value))
             } else {
                 rsip::Header::Authorization(rsip::headers::Authorization::new(value))
             };
             headers.push(header);
-            self.in_flight_has_credentials = true;
+            self.in_flight_has_credentials[k] = true;
         }
         headers.push(rsip::headers::ContentLength::new("0").into());
         rsip::Request {

@@ -238,6 +238,80 @@ fn a_stale_nonce_is_answered_again_with_the_new_nonce() {
     ));
 }
 
+/// A proxy that asks (407) and then the registrar behind it (401), each for its own realm:
+/// both are answered, and the proxy's credentials stay in the request that answers the
+/// registrar (RFC 3261 §22.3), where the second challenge was taken for a wrong password.
+#[test]
+fn a_proxy_challenge_and_then_the_registrars_are_both_answered() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 14);
+    reg.start(t0);
+    let first = take(&mut reg, t0);
+    let proxy = "Proxy-Authenticate: Digest realm=\"proxy.example.org\", nonce=\"p1\", \
+                 qop=\"auth\", algorithm=MD5"
+        .to_owned();
+    reg.handle_response(
+        t0,
+        &respond(&first, "407 Proxy Authentication Required", &[proxy]),
+    );
+    let second = take(&mut reg, t0);
+    let text = second.to_string();
+    assert!(header(&text, "Proxy-Authorization").is_some(), "{text}");
+    assert!(header(&text, "Authorization").is_none(), "{text}");
+    reg.handle_response(
+        t0,
+        &respond(&second, "401 Unauthorized", &[challenge(NONCE_1, false)]),
+    );
+    assert_eq!(events(&mut reg), vec![], "not a wrong password");
+    let third = take(&mut reg, t0);
+    let text = third.to_string();
+    let proxy_auth = header(&text, "Proxy-Authorization").expect("the proxy's credentials");
+    assert!(
+        proxy_auth.contains("realm=\"proxy.example.org\""),
+        "{proxy_auth}"
+    );
+    let auth = header(&text, "Authorization").expect("the registrar's credentials");
+    assert!(auth.contains(NONCE_1), "{auth}");
+    reg.handle_response(t0, &ok(&third, 60));
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Registered { .. }]
+    ));
+}
+
+/// A server that calls every nonce stale is answered a few times, then given up on, not
+/// answered forever.
+#[test]
+fn a_server_that_calls_every_nonce_stale_is_given_up_on() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(config(), 15);
+    reg.start(t0);
+    let mut request = take(&mut reg, t0);
+    reg.handle_response(
+        t0,
+        &respond(&request, "401 Unauthorized", &[challenge(NONCE_1, false)]),
+    );
+    let mut answered = 0;
+    while let Some(next) = reg.poll_request(t0) {
+        answered += 1;
+        assert!(answered <= 10, "still answering");
+        request = next;
+        let nonce = format!("stale{answered}");
+        reg.handle_response(
+            t0,
+            &respond(&request, "401 Unauthorized", &[challenge(&nonce, true)]),
+        );
+    }
+    assert_eq!(answered, 4, "the first answer and three stale ones");
+    assert!(matches!(
+        events(&mut reg).as_slice(),
+        [RegistrationEvent::Failed {
+            kind: FailureKind::AuthenticationFailed,
+            ..
+        }]
+    ));
+}
+
 #[test]
 fn a_refresh_refused_with_an_old_nonce_is_retried_with_the_new_challenge() {
     let t0 = Instant::now();
