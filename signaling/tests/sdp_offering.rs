@@ -315,7 +315,8 @@ fn answers_that_do_not_answer_our_offer_are_refused() {
 
 #[test]
 fn answer_details_codec_numbers_rtcp_and_ptime() {
-    // A peer that renumbered Opus: matched by name, its number used.
+    // A peer that renumbered Opus: matched by name, its number used to send with, ours (111,
+    // and 110 for telephone-event/48000) the one it sends with (RFC 3264 §5.1, §6.1).
     let renumbered = offer_text(
         "RTP/AVP 96 101",
         "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 stereo=0\r\na=rtpmap:101 telephone-event/48000\r\n",
@@ -325,8 +326,25 @@ fn answer_details_codec_numbers_rtcp_and_ptime() {
         (audio.codec.payload_type, audio.codec.name.as_str()),
         (96, "opus")
     );
+    assert_eq!(audio.codec.receive_payload_type, 111);
     assert_eq!(audio.codec.fmtp.as_deref(), Some("stereo=0"));
-    assert_eq!(audio.telephone_event.unwrap().payload_type, 101);
+    let events = audio.telephone_event.unwrap();
+    assert_eq!(
+        (events.payload_type, events.receive_payload_type),
+        (101, 110)
+    );
+    // An answer with our numbers: the same both ways.
+    let same = offer_text("RTP/AVP 0 101", "a=rtpmap:101 telephone-event/8000\r\n");
+    let audio = apply_text(SrtpPolicy::Off, &same).unwrap();
+    assert_eq!(
+        (audio.codec.payload_type, audio.codec.receive_payload_type),
+        (0, 0)
+    );
+    let events = audio.telephone_event.unwrap();
+    assert_eq!(
+        (events.payload_type, events.receive_payload_type),
+        (101, 101)
+    );
     // A telephone-event at another rate than the codec's is not used.
     let wrong_rate = offer_text("RTP/AVP 0 110", "a=rtpmap:110 telephone-event/48000\r\n");
     assert_eq!(

@@ -112,6 +112,9 @@ const MAX_PAYLOAD_TYPE: u8 = 127;
 pub struct TelephoneEventConfig {
     /// Its payload type (commonly 101).
     pub payload_type: u8,
+    /// Another number the peer's events may come with (the one our offer named, when the
+    /// answer named another: we send with the answer's, the peer with ours).
+    pub receive_payload_type: Option<u8>,
     /// Its clock rate from `a=rtpmap`; the voice codec's clock rate when negotiated properly
     /// (8000 with G.711, 48000 with Opus).
     pub clock_rate: u32,
@@ -124,6 +127,9 @@ pub struct AudioStreamConfig {
     pub codec: AudioCodecKind,
     /// Its payload type (0 PCMU, 8 PCMA, dynamic for Opus).
     pub payload_type: u8,
+    /// Another number the peer's voice may come with (the one our offer named, when the
+    /// answer named another: RFC 3264 §5.1, §6.1).
+    pub receive_payload_type: Option<u8>,
     /// Encoder settings: channels, bitrate, FEC, complexity. Its `frame_ms` is ignored:
     /// `ptime_ms` decides the packet duration.
     pub encoder: EncoderConfig,
@@ -141,6 +147,7 @@ impl AudioStreamConfig {
         AudioStreamConfig {
             codec,
             payload_type: codec.default_payload_type(),
+            receive_payload_type: None,
             encoder: EncoderConfig::mono(),
             ptime_ms: 20,
             telephone_event: None,
@@ -152,6 +159,7 @@ impl AudioStreamConfig {
     pub fn with_telephone_event(mut self, payload_type: u8) -> Self {
         self.telephone_event = Some(TelephoneEventConfig {
             payload_type,
+            receive_payload_type: None,
             clock_rate: self.codec.clock_rate(),
         });
         self

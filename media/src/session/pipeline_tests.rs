@@ -191,6 +191,37 @@ fn unknown_payload_types_are_discarded_and_events_wait_for_receiving() {
     assert_eq!(receive.counters().discarded, 1);
 }
 
+/// When our offer named the codec and telephone-event by other numbers than the answer, the
+/// peer sends with ours (RFC 3264 §5.1): voice and digits are taken under either number.
+#[test]
+fn voice_and_events_come_under_our_offers_numbers_too() {
+    let start = Instant::now();
+    let mut stream = AudioStreamConfig::new(AudioCodecKind::Pcmu).with_telephone_event(96);
+    stream.receive_payload_type = Some(18);
+    if let Some(events) = stream.telephone_event.as_mut() {
+        events.receive_payload_type = Some(101);
+    }
+    let (mut receive, _) = receiver(&stream, start);
+    let mut peer = RtpSender::with_start(7, 0, 0, 18, 8_000);
+    let voice = peer.audio_packet(start, &[0xff; 160], 160);
+    assert!(matches!(
+        receive.handle_datagram(start, &voice),
+        Received::Rtp { ssrc: 7, .. }
+    ));
+    let digit = DtmfDigit::D3.event_code();
+    let ended = peer.packet(start, 101, 160, true, &[digit, 0x80 | 10, 0x03, 0x20]);
+    receive.handle_datagram(start, &ended);
+    let events: Vec<MediaEvent> = std::iter::from_fn(|| receive.poll_event()).collect();
+    assert!(
+        events.contains(&MediaEvent::Dtmf {
+            digit: '3',
+            duration: Duration::from_millis(100)
+        }),
+        "{events:?}"
+    );
+    assert_eq!(receive.counters().discarded, 0);
+}
+
 #[test]
 fn a_duplicate_is_discarded_but_does_not_move_the_latch() {
     let start = Instant::now();

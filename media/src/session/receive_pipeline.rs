@@ -288,12 +288,11 @@ impl ReceivePipeline {
                 fresh
             }
         };
-        let voice = pt == self.decoding.stream.payload_type;
-        let event = self
-            .decoding
-            .stream
+        let stream = &self.decoding.stream;
+        let voice = pt == stream.payload_type || stream.receive_payload_type == Some(pt);
+        let event = stream
             .telephone_event
-            .is_some_and(|e| e.payload_type == pt);
+            .is_some_and(|e| e.payload_type == pt || e.receive_payload_type == Some(pt));
         if !voice && !event {
             return self.discard(DiscardReason::UnknownPayloadType);
         }

@@ -200,6 +200,7 @@ impl WebRtcSession {
         let stream = AudioStreamConfig {
             codec,
             payload_type,
+            receive_payload_type: None,
             encoder: self.config.audio.encoder,
             ptime_ms: self.config.audio.ptime_ms,
             telephone_event: None,

@@ -644,13 +644,23 @@ fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, Stri
     Ok(AudioStreamConfig {
         codec,
         payload_type: negotiated.codec.payload_type,
+        receive_payload_type: other_number(
+            negotiated.codec.payload_type,
+            negotiated.codec.receive_payload_type,
+        ),
         encoder: EncoderConfig::mono(),
         ptime_ms: negotiated.ptime_ms,
         telephone_event: negotiated.telephone_event.map(|t| TelephoneEventConfig {
             payload_type: t.payload_type,
+            receive_payload_type: other_number(t.payload_type, t.receive_payload_type),
             clock_rate: t.clock_rate,
         }),
     })
+}
+
+/// The number the peer sends with, when it is not the one we send with.
+fn other_number(send: u8, receive: u8) -> Option<u8> {
+    (receive != send).then_some(receive)
 }
 
 fn srtp_keys(negotiated: &NegotiatedAudio) -> Result<Option<SrtpKeys>, String> {

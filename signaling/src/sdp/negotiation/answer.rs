@@ -213,6 +213,7 @@ impl SdpSession {
             rtcp_mux: remote.rtcp_mux,
             codec: NegotiatedCodec {
                 payload_type: chosen.payload_type,
+                receive_payload_type: chosen.payload_type,
                 name: chosen.codec.name.clone(),
                 clock_rate,
                 channels: chosen.codec.channels,
@@ -220,6 +221,7 @@ impl SdpSession {
             },
             telephone_event: chosen.telephone_event.map(|payload_type| TelephoneEvent {
                 payload_type,
+                receive_payload_type: payload_type,
                 clock_rate,
             }),
             ptime_ms: remote.sending_ptime(policy.ptime_ms),

@@ -64,17 +64,18 @@ fn check_answer(
     }
     classic_profile(&media.protocol)?;
     let srtp = answer_srtp(&offer.crypto, &offer.protocol, media)?;
-    let (payload_type, codec) = answered_codec(offer, media)?;
+    let (payload_type, offered_payload_type, codec) = answered_codec(offer, media)?;
     let clock_rate = codec.clock_rate;
     let telephone_event = offer
         .telephone_events
         .iter()
-        .any(|(_, rate)| *rate == clock_rate)
-        .then(|| telephone_event(media, clock_rate))
-        .flatten()
-        .map(|payload_type| TelephoneEvent {
-            payload_type,
-            clock_rate,
+        .find(|(_, rate)| *rate == clock_rate)
+        .and_then(|(offered, _)| {
+            telephone_event(media, clock_rate).map(|payload_type| TelephoneEvent {
+                payload_type,
+                receive_payload_type: *offered,
+                clock_rate,
+            })
         });
     let remote = RemoteEnd::read(answer, media)?;
     let rtcp_mux = offer.rtcp_mux && remote.rtcp_mux;
@@ -84,6 +85,7 @@ fn check_answer(
         rtcp_mux,
         codec: NegotiatedCodec {
             payload_type,
+            receive_payload_type: offered_payload_type,
             name: codec.name.clone(),
             clock_rate,
             channels: codec.channels,
@@ -140,16 +142,16 @@ pub(super) fn answer_srtp(
 
 /// The codec of the answer: its first payload type that we offered under that number (and
 /// that its rtpmap, if any, does not contradict), else its first format that names one of our
-/// offered codecs under another number.
+/// offered codecs under another number. Returns the answer's number, our offer's and the codec.
 fn answered_codec<'a>(
     offer: &'a OfferedAudio,
     media: &MediaDescription,
-) -> Result<(u8, &'a AudioCodec), NegotiationError> {
+) -> Result<(u8, u8, &'a AudioCodec), NegotiationError> {
     let by_number = media.payload_types().find_map(|pt| {
         let (_, codec) = offer.codecs.iter().find(|(offered, _)| *offered == pt)?;
         match media.rtpmap(pt) {
             Some(map) if !codec.matches(&map) => None,
-            _ => Some((pt, codec)),
+            _ => Some((pt, pt, codec)),
         }
     });
     let by_name = || {
@@ -159,7 +161,7 @@ fn answered_codec<'a>(
                 .codecs
                 .iter()
                 .find(|(_, codec)| codec.matches(&map))
-                .map(|(_, codec)| (pt, codec))
+                .map(|(offered, codec)| (pt, *offered, codec))
         })
     };
     by_number

@@ -32,8 +32,11 @@ pub struct NegotiatedAudio {
 /// The negotiated codec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegotiatedCodec {
-    /// The payload type number, used in both directions.
+    /// The payload type number we send with: the answer's (RFC 3264 §6.1).
     pub payload_type: u8,
+    /// The number the peer sends with: what our offer named the codec when we offered (§5.1:
+    /// the offerer receives with its own numbers), else `payload_type`.
+    pub receive_payload_type: u8,
     /// The encoding name, as in our policy (`opus`, `PCMU`, `PCMA`).
     pub name: String,
     /// The RTP clock rate in Hz.
@@ -48,8 +51,10 @@ pub struct NegotiatedCodec {
 /// The negotiated `telephone-event` payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TelephoneEvent {
-    /// The payload type number.
+    /// The payload type number we send events with.
     pub payload_type: u8,
+    /// The number the peer sends events with (as for [`NegotiatedCodec::receive_payload_type`]).
+    pub receive_payload_type: u8,
     /// The clock rate, equal to the codec's.
     pub clock_rate: u32,
 }
