@@ -24,6 +24,12 @@ impl TransportKind {
         matches!(self, TransportKind::Tls | TransportKind::Wss)
     }
 
+    /// Whether the transport is a WebSocket (RFC 7118), over which a client reaches only the
+    /// server it connected to.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, TransportKind::Ws | TransportKind::Wss)
+    }
+
     /// The token used in a Via header's sent-protocol (`SIP/2.0/UDP`).
     pub fn via_token(self) -> &'static str {
         match self {

@@ -581,3 +581,44 @@ fn a_failed_flow_fails_the_call_as_unreachable() {
     w.collect();
     assert_eq!(failure(&w, alice_call), (None, FailureCause::Unreachable));
 }
+
+/// Over a secure WebSocket, the answer's Contact says `transport=ws` (RFC 7118 §5.2 writes it
+/// so for WSS too) at an address Callisto cannot connect to: the ACK and the BYE still go over
+/// the flow to the server, with a WSS Via.
+#[test]
+fn in_dialog_requests_of_a_websocket_call_go_over_its_flow() {
+    use callisto_signaling::transport::{Target, TransportKind};
+    let mut w = World::lan(71);
+    w.add_ua("alice", 5061);
+    let server = Target::new(TransportKind::Wss, udp(5070).addr);
+    let mut uas = ScriptedUas::new(
+        5070,
+        Box::new(|request: &Request, index| match request.method {
+            rsip::Method::Invite => vec![(
+                index,
+                respond(
+                    request,
+                    200,
+                    "OK",
+                    &[("Contact", "<sip:bob@127.0.0.1:5090;transport=ws>".into())],
+                ),
+            )],
+            rsip::Method::Bye => vec![(index, respond(request, 200, "OK", &[]))],
+            _ => Vec::new(),
+        }),
+    );
+    uas.addr = server;
+    w.nodes.push(Box::new(uas));
+    let now = w.now();
+    let config = w.uas[0].call_config("sip:bob@example.test", server, "v=0\r\n");
+    let call = w.uas[0].endpoint.start_call(now, config);
+    assert!(w.run_until(Duration::from_secs(2), |w| w.uas[0].is_established(call)));
+    let now = w.now();
+    w.uas[0].endpoint.hang_up(now, call).unwrap();
+    w.run_for(Duration::from_millis(200));
+    for method in ["ACK", "BYE"] {
+        let sent = w.log.iter().find(|s| s.is_request(method)).expect(method);
+        assert_eq!(sent.to, server, "{method}: {}", sent.text);
+        assert!(sent.text.contains("Via: SIP/2.0/WSS "), "{}", sent.text);
+    }
+}

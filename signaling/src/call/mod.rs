@@ -260,7 +260,10 @@ impl Call {
             config.contact.clone(),
             contact_host_port(&config.contact).unwrap_or_else(|| config.local_addr.to_string()),
             config.target,
-            config.outbound_proxy,
+            // Over a WebSocket every request of the call goes over the flow to the server: a
+            // client opens no connections to other hops (RFC 7118 §5), and a `transport=ws`
+            // in a Contact or Record-Route also stands for a secure WebSocket (§5.2).
+            config.outbound_proxy || config.target.transport.is_websocket(),
         );
         shared.credentials = config.credentials.clone();
         let outgoing = Outgoing::start(&mut shared, ctx, config);
@@ -298,7 +301,7 @@ impl Call {
             contact,
             sent_by,
             source,
-            config.reply_via_source,
+            config.reply_via_source || source.transport.is_websocket(),
         );
         let incoming = Incoming::start(&mut shared, ctx, key, request, source)?;
         Some(Call {
