@@ -350,3 +350,30 @@ fn a_subscription_left_unrefreshed_ends_on_both_sides() {
     w.run_for(Duration::from_secs(700));
     assert_eq!(w.count(|s| s.is_request("NOTIFY")), notifies);
 }
+
+/// The focus hangs up on a subscribed participant: the subscription ends with a final NOTIFY
+/// (`noresource`) before the BYE, not silently, and nothing is NOTIFYed after the BYE.
+#[test]
+fn the_focus_hanging_up_ends_the_subscription_with_a_final_notify() {
+    let mut w = world();
+    let (alice_bob, bob_alice) = alice_alone_and_bob_subscribed(&mut w);
+    let now = w.now();
+    w.uas[ALICE].endpoint.hang_up(now, alice_bob).unwrap();
+    w.run_for(Duration::from_secs(2));
+    assert!(w.uas[BOB].is_over(bob_alice));
+    let notify = w
+        .log
+        .iter()
+        .rposition(|s| s.is_request("NOTIFY"))
+        .expect("a NOTIFY");
+    let bye = w
+        .log
+        .iter()
+        .position(|s| s.is_request("BYE"))
+        .expect("a BYE");
+    assert!(notify < bye, "the final NOTIFY goes before the BYE");
+    assert!(w.log[notify]
+        .text
+        .contains("Subscription-State: terminated;reason=noresource"));
+    assert_eq!(rosters_seen(&w, bob_alice).last(), Some(&None));
+}

@@ -100,6 +100,19 @@ impl Session {
         }
     }
 
+    /// Ends the peer's roster subscription, if any, with a final NOTIFY (`noresource`): the
+    /// call it came with ends.
+    pub(super) fn end_roster_subscription(&mut self, shared: &Shared, ctx: &mut Ctx<'_>) {
+        if self.rosters.subscriber.is_some() {
+            self.notify_roster(shared, ctx, Some("noresource"));
+        }
+    }
+
+    /// The peer hung up: the subscription it made in this call goes with it, unNOTIFYed.
+    pub(super) fn forget_roster_subscription(&mut self) {
+        self.rosters.subscriber = None;
+    }
+
     /// A session that starts from our INVITE: when whether we host a conference changed after
     /// the INVITE the peer answered went out (the last one: a challenge or a redirect makes a
     /// new one, with the Contact of its time), its Contact is announced anew.
@@ -267,7 +280,7 @@ impl Session {
         if matches!(code, 405 | 408 | 481 | 489 | 501) {
             tracing::debug!(code, "the roster subscription ended with a NOTIFY");
             self.rosters.subscriber = None;
-        } else if subscriber.stale {
+        } else if subscriber.stale && !shared.ended {
             self.notify_roster(shared, ctx, None);
         }
     }

@@ -176,6 +176,9 @@ impl Session {
         self.glare_retry = None;
         self.queued_offer = None;
         if self.established {
+            // A roster subscription in this dialog outlives the INVITE usage the BYE ends
+            // (RFC 5057): it is ended first, with its final NOTIFY (RFC 6665 §4.2.2).
+            self.end_roster_subscription(shared, ctx);
             self.send_bye(shared, ctx);
         } else {
             self.bye_after_ack = true;
@@ -345,6 +348,7 @@ impl Session {
         self.glare_retry = None;
         self.queued_offer = None;
         self.bye_after_ack = false;
+        self.forget_roster_subscription();
         shared.end(ctx, true, "the other side hung up");
     }
 
