@@ -461,3 +461,23 @@ async fn a_media_timeout_waits_while_the_peer_sends_nothing_by_agreement() {
     assert!(timed_out(&a), "a peer gone silent times out");
     a.close().await;
 }
+
+/// The DTLS roles the first exchange settled hold for the whole call (RFC 8842 §5.3): when the
+/// peer that answered our offer `active` re-offers (a hold), our answer says `passive` again,
+/// not the library's default `active`, which a browser refuses as a reversed role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_the_peers_new_offer_keeps_our_dtls_role() {
+    let (a, _) = session(440.0).await;
+    let (b, _) = session(880.0).await;
+    let (_, first) = connect(&a, &b).await;
+    assert!(first.contains("a=setup:active"), "{first}");
+    let (offer, answer) = hold(&b, &a, true).await;
+    assert!(offer.contains("a=setup:actpass"), "{offer}");
+    assert!(answer.contains("a=setup:passive"), "{answer}");
+    assert!(!answer.contains("a=setup:active"), "{answer}");
+    // The answerer of the first exchange keeps its role too.
+    let (_, again) = hold(&a, &b, true).await;
+    assert!(again.contains("a=setup:active"), "{again}");
+    a.close().await;
+    b.close().await;
+}

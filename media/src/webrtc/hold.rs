@@ -118,6 +118,16 @@ impl WebRtcSession {
         }
     }
 
+    /// Our answer to a new offer with the DTLS role the first exchange settled: the library
+    /// answers every offer with its default role, but the role stays for the life of the
+    /// association (RFC 8842 §5.3), and a browser refuses an answer that reverses it.
+    pub(super) fn keep_dtls_role(&self, answer: String) -> String {
+        match *lock(&self.dtls_setup) {
+            Some(role) => super::sdp_check::with_dtls_setup(&answer, role),
+            None => answer,
+        }
+    }
+
     /// Gives every negotiated stream the direction our answer to `offer` must have: what we
     /// want, narrowed by what the offer allows (see the module docs).
     pub(super) async fn narrow_to_offer(&self, offer: &str) -> Result<(), WebRtcError> {

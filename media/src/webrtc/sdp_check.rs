@@ -206,6 +206,38 @@ pub(crate) fn receives_audio(sdp: &str) -> bool {
 
 /// The direction of a description's first audio m-line in use: `Some(None)` without one,
 /// `None` for SDP that does not parse.
+/// The first `a=setup` value of `sdp` (RFC 4145: `active`, `passive`, `actpass`).
+pub(super) fn dtls_setup(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=setup:"))
+}
+
+/// Our DTLS role after the first exchange, as SDP names it: the other of the one the peer's
+/// `answer` names for itself when we offered, the one our `answer` names when we answered.
+pub(super) fn settled_dtls_role(answer: &str, we_offered: bool) -> Option<&'static str> {
+    match (dtls_setup(answer)?, we_offered) {
+        ("active", true) | ("passive", false) => Some("passive"),
+        ("passive", true) | ("active", false) => Some("active"),
+        _ => None,
+    }
+}
+
+/// `sdp` with every `a=setup` line naming `role`.
+pub(super) fn with_dtls_setup(sdp: &str, role: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("a=setup:") {
+            let end = &line[line.trim_end().len()..];
+            out.push_str("a=setup:");
+            out.push_str(role);
+            out.push_str(end);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 fn audio_direction(sdp: &str) -> Option<Option<&'static str>> {
     let parsed = parse(sdp)?;
     let audio = parsed

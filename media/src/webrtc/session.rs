@@ -209,6 +209,8 @@ pub struct WebRtcSession {
     pub(super) ice_connected: watch::Receiver<Option<Instant>>,
     gathered: watch::Receiver<bool>,
     pub(super) negotiation: tokio::sync::Mutex<Negotiation>,
+    /// Our DTLS role as SDP names it (`active`, `passive`), settled by the first exchange.
+    pub(super) dtls_setup: Mutex<Option<&'static str>>,
     pub(super) rtt: RttTable,
     pub(super) controller: SharedController,
     pub(super) audio_track: LocalTrack,
@@ -364,6 +366,7 @@ impl WebRtcSession {
             ice_connected,
             gathered,
             negotiation: tokio::sync::Mutex::new(Negotiation::Idle),
+            dtls_setup: Mutex::new(None),
             rtt,
             controller,
             audio_track,
@@ -436,6 +439,7 @@ impl WebRtcSession {
             return Err(WebRtcError::Negotiation("an answer without an offer"));
         }
         let facts = self.apply_remote_answer(sdp).await?;
+        *lock(&self.dtls_setup) = super::sdp_check::settled_dtls_role(sdp, true);
         if let Some(local) = self.pc.local_description().await {
             if relay_nudge::offers_relay_candidate(&local.sdp) {
                 self.start_relay_nudges();
@@ -463,6 +467,7 @@ impl WebRtcSession {
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer).await?;
         let answer = self.gathered_sdp().await?;
+        *lock(&self.dtls_setup) = super::sdp_check::settled_dtls_role(&answer, false);
         self.keep_relay_nudges(&answer);
         self.start_media(facts.video).await?;
         self.follow_descriptions().await;
@@ -473,12 +478,11 @@ impl WebRtcSession {
     /// Answers a new offer from the peer once media runs (a re-INVITE or UPDATE: hold and
     /// resume, or a conference server adding and removing streams): applies it and returns
     /// our answer, with the candidates already gathered (ICE goes on; an ICE restart is not
-    /// supported), each stream's direction what we want narrowed by what the offer allows
-    /// (a hold offered `a=sendonly` is answered `a=recvonly`). Streams the new offer adds
-    /// arrive as further remote tracks, further streams it no longer sends end (their sinks
-    /// are finished); media that was not negotiated at first (video in a call that started
-    /// without it) stays off. An offer that crosses ours (a hold, the conference's streams)
-    /// while ours awaits its answer is refused with [`WebRtcError::Glare`].
+    /// supported), our DTLS role kept, each stream's direction what we want narrowed by what
+    /// the offer allows (`a=sendonly` is answered `a=recvonly`). Streams the offer adds arrive
+    /// as further remote tracks, further streams it no longer sends end (sinks finished); media
+    /// not negotiated at first (video in a call that started without it) stays off. An offer
+    /// that crosses ours while ours awaits its answer is refused with [`WebRtcError::Glare`].
     pub async fn accept_reoffer(&self, sdp: &str) -> Result<String, WebRtcError> {
         let negotiation = self.negotiation.lock().await;
         match *negotiation {
@@ -497,7 +501,7 @@ impl WebRtcSession {
             self.narrow_to_offer(sdp).await?;
             let answer = self.pc.create_answer(None).await?;
             self.pc.set_local_description(answer).await?;
-            self.gathered_sdp().await
+            Ok::<_, WebRtcError>(self.keep_dtls_role(self.gathered_sdp().await?))
         };
         match answered.await {
             Ok(answer) => {
