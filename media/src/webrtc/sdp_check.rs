@@ -36,6 +36,25 @@ pub fn check_remote_sdp(sdp: &str) -> Result<SdpFacts, WebRtcError> {
     }
     let session_fingerprint = parsed.attribute("fingerprint").cloned();
     let session_ufrag = parsed.attribute("ice-ufrag").is_some();
+    // RFC 8843 §7.1.3, §10.1: in answers and later offers the transport attributes of a
+    // BUNDLE group are in its tagged m-section only.
+    let bundled: Vec<&str> = parsed
+        .attributes
+        .iter()
+        .filter(|a| a.key == "group")
+        .filter_map(|a| a.value.as_deref()?.strip_prefix("BUNDLE "))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let in_bundle = |media: &MediaDescription| {
+        media
+            .attribute("mid")
+            .flatten()
+            .is_some_and(|mid| bundled.contains(&mid))
+    };
+    let bundle_ufrag = parsed
+        .media_descriptions
+        .iter()
+        .any(|m| in_bundle(m) && m.attribute("ice-ufrag").is_some());
     let mut fingerprint = None;
     let (mut audio, mut video) = (false, false);
     for media in &parsed.media_descriptions {
@@ -52,7 +71,8 @@ pub fn check_remote_sdp(sdp: &str) -> Result<SdpFacts, WebRtcError> {
                 name.media
             )));
         }
-        if media.attribute("ice-ufrag").is_none() && !session_ufrag {
+        let ufrag = session_ufrag || (bundle_ufrag && in_bundle(media));
+        if media.attribute("ice-ufrag").is_none() && !ufrag {
             return Err(bad("no a=ice-ufrag"));
         }
         if fingerprint.is_none() {
@@ -501,6 +521,18 @@ mod tests {
             assert_eq!(peer_video_level(&sdp, 125), None, "{unusable}");
         }
         assert_eq!(peer_video_level("not sdp", 125), None);
+    }
+
+    /// A BUNDLE answer puts the transport attributes in the tagged m-section only (RFC 8843
+    /// §7.1.3): the others are fine without their own; a section outside the group is not.
+    #[test]
+    fn sections_of_a_bundle_share_its_ice_credentials() {
+        let video = "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:1\r\na=rtpmap:102 H264/90000\r\n";
+        let bundled = format!("{OFFER}{video}").replace("BUNDLE 0", "BUNDLE 0 1");
+        let facts = check_remote_sdp(&bundled).unwrap();
+        assert!(facts.audio && facts.video);
+        let err = check_remote_sdp(&format!("{OFFER}{video}")).unwrap_err();
+        assert!(err.to_string().contains("ice-ufrag"), "{err}");
     }
 
     #[test]
