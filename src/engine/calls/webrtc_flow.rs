@@ -422,6 +422,15 @@ impl Calls {
     ) -> Option<CallEvent> {
         let call = self.calls.get_mut(&key)?;
         match event {
+            // An answer in a provisional response (a gateway's early media, or the answer of
+            // a reliable 18x after which the 2xx carries none, RFC 3262 §5) is taken at once;
+            // the 2xx's own copy then changes nothing.
+            CallEvent::Ringing {
+                early_media: Some(body),
+            } if !call.answer_applied => {
+                take_answer(call, key, &body, &self.media_events);
+                Some(CallEvent::Ringing { early_media: None })
+            }
             CallEvent::Ringing { .. } => Some(CallEvent::Ringing { early_media: None }),
             CallEvent::Answered { body }
             | CallEvent::Established {
@@ -432,19 +441,7 @@ impl Calls {
                     let _ = endpoint.hang_up(now, call.id);
                     return None;
                 };
-                call.answer_applied = true;
-                let answer = String::from_utf8_lossy(&body.bytes).into_owned();
-                call.takes_streams = takes_forwarded_streams(&answer);
-                call.concluded_sdp = Some(answer.clone());
-                if let Some(session) = &call.webrtc {
-                    webrtc::apply(
-                        &call.steps,
-                        key,
-                        Arc::clone(session),
-                        answer,
-                        self.media_events.clone(),
-                    );
-                }
+                take_answer(call, key, &body, &self.media_events);
                 None
             }
             CallEvent::Answered { .. } => None,
@@ -664,4 +661,26 @@ fn offer_holds(text: &str) -> bool {
 pub(super) fn has_video(text: &str) -> bool {
     text.lines()
         .any(|line| line.starts_with("m=video ") && !line.starts_with("m=video 0 "))
+}
+
+/// Applies the peer's answer `body` to a WebRTC call's session (once per call).
+fn take_answer(
+    call: &mut Call,
+    key: CallKey,
+    body: &Body,
+    media_events: &super::media::MediaEvents,
+) {
+    call.answer_applied = true;
+    let answer = String::from_utf8_lossy(&body.bytes).into_owned();
+    call.takes_streams = takes_forwarded_streams(&answer);
+    call.concluded_sdp = Some(answer.clone());
+    if let Some(session) = &call.webrtc {
+        webrtc::apply(
+            &call.steps,
+            key,
+            Arc::clone(session),
+            answer,
+            media_events.clone(),
+        );
+    }
 }
