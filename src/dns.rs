@@ -197,11 +197,13 @@ pub fn first_step(query: &ServerQuery) -> Step {
         },
         (Host::Name(name), None, Some(kind)) => match srv_query_for(name, kind, query.secure) {
             Some(srv) => Step::LookupSrv(vec![srv]),
-            // No SRV service for this transport (WebSocket): the name with its default port.
+            // No SRV service for this transport (WebSocket): the name with the default port
+            // of the transport the URI stands for (a `sips:` URI's `ws` is WSS, RFC 3261
+            // §26.2.2).
             None => Step::LookupAddress {
                 name: name.clone(),
-                port: kind.default_port(),
-                transport: kind,
+                port: transport.default_port(),
+                transport,
             },
         },
         (Host::Name(name), None, None) => Step::LookupNaptr { name: name.clone() },

@@ -91,6 +91,30 @@ fn an_explicit_port_means_address_records_only() {
     );
 }
 
+/// A WebSocket has no SRV service: the name is looked up with the transport's default port,
+/// and a `sips:` URI's `transport=ws` is a secure WebSocket on 443, never cleartext on 80.
+#[test]
+fn a_websocket_name_without_port_uses_the_secure_default_for_sips() {
+    for (secure, transport, port) in [
+        (false, TransportKind::Ws, 80),
+        (true, TransportKind::Wss, 443),
+    ] {
+        assert_eq!(
+            first_step(&query(
+                "ws.example.com",
+                None,
+                Some(TransportKind::Ws),
+                secure
+            )),
+            Step::LookupAddress {
+                name: "ws.example.com".to_owned(),
+                port,
+                transport,
+            }
+        );
+    }
+}
+
 #[test]
 fn a_transport_without_port_asks_srv_for_that_transport() {
     assert_eq!(
