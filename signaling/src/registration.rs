@@ -249,6 +249,7 @@ impl Registration {
     pub fn start(&mut self, _now: Instant) {
         self.state = RegistrationState::Registering;
         self.challenge_is_fresh = [false; 2];
+        self.stale_in_a_row = 0;
         self.interval_retries = 0;
         self.wake_at = None;
         self.want_send = true;

@@ -113,7 +113,13 @@ fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
     w.uas[1].endpoint.ring(now, bob_call).unwrap();
     assert!(w.run_until(Duration::from_secs(1), |w| w.uas[0].has(
         alice_call,
-        |e| matches!(e, CallEvent::Ringing { early_media: None })
+        |e| matches!(
+            e,
+            CallEvent::Ringing {
+                early_media: None,
+                ..
+            }
+        )
     )));
     assert_eq!(
         w.uas[0].endpoint.call_state(alice_call),
@@ -135,7 +141,10 @@ fn a_call_rings_is_answered_and_ends_with_bye_from_the_caller() {
         w.uas[0].events_of(alice_call),
         vec![
             CallEvent::Trying,
-            CallEvent::Ringing { early_media: None },
+            CallEvent::Ringing {
+                early_media: None,
+                reliable: false
+            },
             CallEvent::Answered {
                 body: Some(sdp(ANSWER))
             },

@@ -371,7 +371,7 @@ fn the_focus_hanging_up_ends_the_subscription_with_a_final_notify() {
         .iter()
         .position(|s| s.is_request("BYE"))
         .expect("a BYE");
-    assert!(notify < bye, "the final NOTIFY goes before the BYE");
+    assert!(notify < bye, "the final NOTIFY is sent before the BYE");
     assert!(w.log[notify]
         .text
         .contains("Subscription-State: terminated;reason=noresource"));

@@ -116,7 +116,8 @@ fn reliable_provisionals_are_pracked_once_and_in_sequence() {
         events,
         vec![
             CallEvent::Ringing {
-                early_media: Some(sdp(EARLY))
+                early_media: Some(sdp(EARLY)),
+                reliable: true
             },
             CallEvent::Answered { body: None },
             CallEvent::Established { body: None },

@@ -183,6 +183,9 @@ impl VideoTransportCore {
         srtp: Option<SrtpKeys>,
     ) -> Result<(), SessionError> {
         if srtp != self.config.srtp {
+            let ours =
+                |keys: &Option<SrtpKeys>| keys.as_ref().map(|k| (k.profile, k.local.clone()));
+            let ours_changed = ours(&srtp) != ours(&self.config.srtp);
             match (&mut self.srtp, &srtp) {
                 (Some(session), Some(keys)) => {
                     session.rekey(keys.profile, &keys.local, &keys.remote)?
@@ -190,8 +193,10 @@ impl VideoTransportCore {
                 (current, keys) => *current = srtp_session(keys.as_ref())?,
             }
             self.config.srtp = srtp;
-            // What we kept was protected with the old keys: the peer could not read it now.
-            self.start_resending();
+            if ours_changed {
+                // What we kept was protected with our old key: the peer could not read it now.
+                self.start_resending();
+            }
         }
         if remote_rtp != self.config.remote_rtp {
             self.config.remote_rtp = remote_rtp;

@@ -31,6 +31,9 @@ pub enum CallEvent {
     Ringing {
         /// The early-media body (SDP) of a 18x, if it carries one.
         early_media: Option<Body>,
+        /// The 18x came reliably (`100rel`, RFC 3262): an SDP answer in it is final, and the
+        /// 2xx may carry none.
+        reliable: bool,
     },
     /// Outgoing: the 2xx arrived (the ACK is already sent).
     Answered {

@@ -371,7 +371,10 @@ impl Outgoing {
             if body.is_some() {
                 self.early_media = body.clone();
             }
-            ctx.emit(CallEvent::Ringing { early_media: body });
+            ctx.emit(CallEvent::Ringing {
+                early_media: body,
+                reliable: reliable && rseq.is_some(),
+            });
         }
     }
 

@@ -56,16 +56,20 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Answers an UPDATE or INFO in an early dialog (RFC 3311 §5.1, RFC 6086 §4.2.1; a 481
-    /// there would end the dialog for the peer, RFC 5057 §5.1); `false` for other methods. An
-    /// UPDATE without a body (a PBX telling the connected party, a refresh) gets 200 with our
-    /// Contact; one with an offer 500 and `Retry-After`, since the INVITE's offer/answer is
-    /// not finished before the call is answered. INFO gets 200 and its body is reported.
+    /// there would end the dialog for the peer, RFC 5057 §5.1); `false` for other methods and
+    /// once the call has ended. An UPDATE without a body (a PBX telling the connected party, a
+    /// refresh) gets 200 with our Contact; one with an offer 500 and `Retry-After` — the
+    /// session is not renegotiated before the call is answered, and the peer may offer again
+    /// in the confirmed dialog. INFO gets 200 and its body is reported.
     pub fn answer_early_request(
         &self,
         ctx: &mut Ctx<'_>,
         key: &TransactionKey,
         request: &Request,
     ) -> bool {
+        if self.ended {
+            return false;
+        }
         let response = match request.method {
             Method::Update => {
                 if let Some(refusal) = compose::refuse_requirements(request) {

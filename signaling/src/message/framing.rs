@@ -60,6 +60,8 @@ pub struct StreamDeframer {
     /// arriving header section is not scanned again from its start on every push.
     scanned: usize,
     expecting_pong: bool,
+    /// Bytes at the front of `buf` that arrived before our ping, which cannot answer it.
+    before_ping: usize,
     failed: Option<FramingError>,
 }
 
@@ -71,6 +73,7 @@ impl StreamDeframer {
             max_message_size,
             scanned: 0,
             expecting_pong: false,
+            before_ping: 0,
             failed: None,
         }
     }
@@ -82,9 +85,17 @@ impl StreamDeframer {
         }
     }
 
-    /// Notes that we have sent a ping, so that the next lone CRLF is its pong.
+    /// Notes that we have sent a ping, so that the next lone CRLF that arrives after it is its
+    /// pong (a CRLF already buffered — half of the peer's own ping, or an empty line — is not).
     pub fn expect_pong(&mut self) {
         self.expecting_pong = true;
+        self.before_ping = self.buf.len();
+    }
+
+    /// Drops `n` bytes from the front of the buffer.
+    fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.before_ping = self.before_ping.saturating_sub(n);
     }
 
     /// The number of bytes buffered and not yet returned as a frame.
@@ -113,13 +124,13 @@ impl StreamDeframer {
     fn next_frame(&mut self) -> Result<Option<Frame>, FramingError> {
         loop {
             if self.buf.starts_with(DOUBLE_CRLF) {
-                self.buf.advance(DOUBLE_CRLF.len());
+                self.consume(DOUBLE_CRLF.len());
                 return Ok(Some(Frame::KeepAlivePing));
             }
             if self.buf.starts_with(CRLF) {
-                if self.expecting_pong {
+                if self.expecting_pong && self.before_ping == 0 {
                     self.expecting_pong = false;
-                    self.buf.advance(CRLF.len());
+                    self.consume(CRLF.len());
                     return Ok(Some(Frame::KeepAlivePong));
                 }
                 // Either the first half of a ping or an empty line before a message: wait for
@@ -128,7 +139,7 @@ impl StreamDeframer {
                     None => return Ok(None),
                     Some(b'\r') if self.buf.len() == 3 => return Ok(None),
                     Some(_) => {
-                        self.buf.advance(CRLF.len());
+                        self.consume(CRLF.len());
                         continue;
                     }
                 }
@@ -159,6 +170,7 @@ impl StreamDeframer {
         }
         self.scanned = 0;
         let message = self.buf.split_to(total).freeze();
+        self.before_ping = self.before_ping.saturating_sub(total);
         Ok(Some(Frame::Message(message)))
     }
 
@@ -380,6 +392,28 @@ v=0\r\no=- 1 1\r\n";
         // No ping outstanding any more: a lone CRLF waits to be told apart.
         deframer.push(b"\r\n");
         assert_eq!(drain(&mut deframer), vec![]);
+        deframer.push(OK);
+        assert_eq!(
+            drain(&mut deframer),
+            vec![Frame::Message(Bytes::from_static(OK))]
+        );
+    }
+
+    /// A CRLF that arrived before our ping (an empty line, or half of the peer's own ping)
+    /// is not its pong: only one that comes after it is.
+    #[test]
+    fn a_crlf_buffered_before_our_ping_is_not_its_pong() {
+        let mut deframer = StreamDeframer::new(65536);
+        deframer.push(b"\r\n");
+        assert_eq!(drain(&mut deframer), vec![]);
+        deframer.expect_pong();
+        deframer.push(b"\r\n");
+        assert_eq!(drain(&mut deframer), vec![Frame::KeepAlivePing]);
+        deframer.push(b"\r\n");
+        assert_eq!(drain(&mut deframer), vec![Frame::KeepAlivePong]);
+        // An empty line before a message, then our ping: the message comes, no pong.
+        deframer.push(b"\r\n");
+        deframer.expect_pong();
         deframer.push(OK);
         assert_eq!(
             drain(&mut deframer),

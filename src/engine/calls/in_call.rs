@@ -109,18 +109,19 @@ impl Restate {
     }
 }
 
-/// What puts a stream on hold (RFC 3264 §8.4): `sendonly`, or `inactive` when it was
-/// `recvonly` — the peer holds it — so we do not start sending to a peer that holds us. `agreed`
-/// is our direction in the last exchange.
-fn hold_direction(agreed: Option<Direction>) -> Direction {
-    match agreed {
-        Some(Direction::RecvOnly | Direction::Inactive) => Direction::Inactive,
-        _ => Direction::SendOnly,
+/// What our offer puts a stream on hold with (RFC 3264 §8.4): `sendonly`, or `inactive` when
+/// the peer holds us (the stream is `recvonly`), so we do not start sending to a peer that
+/// holds us.
+fn hold_direction(peer_holds: bool) -> Direction {
+    if peer_holds {
+        Direction::Inactive
+    } else {
+        Direction::SendOnly
     }
 }
 
 impl Call {
-    /// The direction we want on a classic call now: on hold while we hold it
+    /// The direction our offers on a classic call want now: on hold while we hold it
     /// ([`hold_direction`]), else both ways.
     pub(super) fn wanted_direction(&self) -> Direction {
         if self.local_hold {
@@ -130,9 +131,19 @@ impl Call {
         }
     }
 
-    /// The direction that puts this classic call on hold, from what the last exchange agreed.
+    /// The direction our answers want: `sendonly` while we hold (the offer narrows it, so a
+    /// peer that holds us too gets `inactive`, and one that resumes `sendonly` again).
+    pub(super) fn answer_direction(&self) -> Direction {
+        if self.local_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        }
+    }
+
+    /// The direction our offer puts this classic call on hold with.
     pub(super) fn hold_direction(&self) -> Direction {
-        hold_direction(self.media.negotiated.as_ref().map(|n| n.direction))
+        hold_direction(self.media.peer_holds())
     }
 
     /// Our new offer came to nothing (refused, unusable, not sent; the caller withdraws it
@@ -336,24 +347,9 @@ mod tests {
 
     #[test]
     fn a_stream_the_peer_holds_is_put_on_hold_as_inactive() {
-        assert_eq!(hold_direction(None), Direction::SendOnly);
-        assert_eq!(
-            hold_direction(Some(Direction::SendRecv)),
-            Direction::SendOnly
-        );
-        assert_eq!(
-            hold_direction(Some(Direction::SendOnly)),
-            Direction::SendOnly
-        );
+        assert_eq!(hold_direction(false), Direction::SendOnly);
         // RFC 3264 §8.4: a recvonly stream goes on hold as inactive.
-        assert_eq!(
-            hold_direction(Some(Direction::RecvOnly)),
-            Direction::Inactive
-        );
-        assert_eq!(
-            hold_direction(Some(Direction::Inactive)),
-            Direction::Inactive
-        );
+        assert_eq!(hold_direction(true), Direction::Inactive);
     }
 
     #[test]

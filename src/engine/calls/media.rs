@@ -638,6 +638,13 @@ fn peer_holds(held: bool, was_sending: Option<bool>, sends: bool) -> bool {
     !sends && (held || was_sending == Some(true))
 }
 
+impl CallMedia {
+    /// Whether the peer holds the call (an exchange took away the audio we were sending).
+    pub(super) fn peer_holds(&self) -> bool {
+        self.peer_holds
+    }
+}
+
 fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, String> {
     let codec = AudioCodecKind::from_encoding_name(&negotiated.codec.name)
         .ok_or_else(|| format!("no encoder for {}", negotiated.codec.name))?;

@@ -538,7 +538,7 @@ impl Calls {
         };
         match event {
             CallEvent::Incoming { .. } | CallEvent::Trying => {}
-            CallEvent::Ringing { early_media } => {
+            CallEvent::Ringing { early_media, .. } => {
                 let mut early_started = false;
                 if let Some(body) = early_media {
                     let had_media = call.media.session().is_some();
@@ -599,7 +599,11 @@ impl Calls {
             CallEvent::ReOffer { body } => {
                 // Answered here and now: offers of ours may be made again after this event.
                 call.answering = false;
-                let direction = call.wanted_direction();
+                let direction = if body.is_some() {
+                    call.answer_direction()
+                } else {
+                    call.wanted_direction()
+                };
                 let Some(body) = body else {
                     // An offerless re-INVITE: we offer in the 200, the answer comes in the ACK.
                     let offer = call.sdp.create_offer_with_video(

@@ -422,16 +422,16 @@ impl Calls {
     ) -> Option<CallEvent> {
         let call = self.calls.get_mut(&key)?;
         match event {
-            // An answer in a provisional response (a gateway's early media, or the answer of
-            // a reliable 18x after which the 2xx carries none, RFC 3262 §5) is taken at once;
-            // the 2xx's own copy then changes nothing.
+            // The answer of a reliable 18x is final (RFC 3262 §5; the 2xx may carry none): it
+            // is taken at once. An unreliable 18x's is not (the 2xx's counts).
             CallEvent::Ringing {
                 early_media: Some(body),
+                reliable: true,
             } if !call.answer_applied => {
                 take_answer(call, key, &body, &self.media_events);
-                Some(CallEvent::Ringing { early_media: None })
+                Some(no_early_media())
             }
-            CallEvent::Ringing { .. } => Some(CallEvent::Ringing { early_media: None }),
+            CallEvent::Ringing { .. } => Some(no_early_media()),
             CallEvent::Answered { body }
             | CallEvent::Established {
                 body: body @ Some(_),
@@ -442,6 +442,16 @@ impl Calls {
                     return None;
                 };
                 take_answer(call, key, &body, &self.media_events);
+                None
+            }
+            CallEvent::Answered { body: Some(body) }
+                if call.concluded_sdp.as_deref()
+                    != Some(&*String::from_utf8_lossy(&body.bytes)) =>
+            {
+                // Answered by another fork than the one whose early answer was taken: our
+                // session is bound to that one's ICE and DTLS.
+                tracing::warn!("the 2xx's answer differs from the early one taken; hanging up");
+                let _ = endpoint.hang_up(now, call.id);
                 None
             }
             CallEvent::Answered { .. } => None,
@@ -661,6 +671,14 @@ fn offer_holds(text: &str) -> bool {
 pub(super) fn has_video(text: &str) -> bool {
     text.lines()
         .any(|line| line.starts_with("m=video ") && !line.starts_with("m=video 0 "))
+}
+
+/// Ringing as the classic handling reports it, without the WebRTC answer it may carry.
+fn no_early_media() -> CallEvent {
+    CallEvent::Ringing {
+        early_media: None,
+        reliable: false,
+    }
 }
 
 /// Applies the peer's answer `body` to a WebRTC call's session (once per call).
