@@ -234,15 +234,25 @@ async fn a_keepalive_ping_is_answered_with_a_pong() {
     );
 }
 
-#[tokio::test]
-async fn idle_connections_send_pings_and_report_pongs() {
+/// A client pinging every 100 ms (pongs due within `pong_timeout`) connected to a raw TCP
+/// peer by a first request, which the peer has read: the client (keep it), its events, the
+/// peer's target and its end of the connection.
+async fn pinging_client(
+    pong_timeout: Duration,
+) -> (
+    Transports,
+    mpsc::Receiver<TransportEvent>,
+    Target,
+    TcpStream,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let peer = Target::new(TransportKind::Tcp, listener.local_addr().expect("address"));
     let config = TransportConfig {
         keepalive_interval: Some(Duration::from_millis(100)),
+        keepalive_pong_timeout: pong_timeout,
         ..TransportConfig::default()
     };
-    let (client, mut events) = start(config).await;
+    let (client, events) = start(config).await;
     let request = options("ka");
     client
         .send(peer, None, Bytes::from(request.clone()))
@@ -250,6 +260,12 @@ async fn idle_connections_send_pings_and_report_pongs() {
         .expect("send");
     let (mut accepted, _) = listener.accept().await.expect("accept");
     assert_eq!(read_exactly(&mut accepted, request.len()).await, request);
+    (client, events, peer, accepted)
+}
+
+#[tokio::test]
+async fn idle_connections_send_pings_and_report_pongs() {
+    let (_client, mut events, peer, mut accepted) = pinging_client(Duration::from_secs(10)).await;
     assert_eq!(read_exactly(&mut accepted, 4).await, b"\r\n\r\n");
     accepted.write_all(b"\r\n").await.expect("pong");
     match next_event(&mut events).await {
@@ -263,21 +279,8 @@ async fn idle_connections_send_pings_and_report_pongs() {
 /// again). A peer that never answered a ping is not held to it.
 #[tokio::test]
 async fn a_ping_left_unanswered_by_a_peer_that_answered_before_closes_the_connection() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let peer = Target::new(TransportKind::Tcp, listener.local_addr().expect("address"));
-    let config = TransportConfig {
-        keepalive_interval: Some(Duration::from_millis(100)),
-        keepalive_pong_timeout: Duration::from_millis(300),
-        ..TransportConfig::default()
-    };
-    let (client, mut events) = start(config).await;
-    let request = options("ka");
-    client
-        .send(peer, None, Bytes::from(request.clone()))
-        .await
-        .expect("send");
-    let (mut accepted, _) = listener.accept().await.expect("accept");
-    assert_eq!(read_exactly(&mut accepted, request.len()).await, request);
+    let (_client, mut events, peer, mut accepted) =
+        pinging_client(Duration::from_millis(300)).await;
     // Pings that get no answer at all: the connection stays.
     assert_eq!(read_exactly(&mut accepted, 4).await, b"\r\n\r\n");
     assert_eq!(read_exactly(&mut accepted, 4).await, b"\r\n\r\n");

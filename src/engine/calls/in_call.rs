@@ -131,13 +131,14 @@ impl Call {
         }
     }
 
-    /// The direction our answers want: `sendonly` while we hold (the offer narrows it, so a
-    /// peer that holds us too gets `inactive`, and one that resumes `sendonly` again).
-    pub(super) fn answer_direction(&self) -> Direction {
-        if self.local_hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
+    /// The direction for the peer's re-INVITE: an answer's when it `offered` — `sendonly`
+    /// while we hold (the offer narrows it, so a peer that holds us too gets `inactive`, and
+    /// one that resumes `sendonly` again) — else our offer's ([`Call::wanted_direction`]).
+    pub(super) fn reoffer_direction(&self, offered: bool) -> Direction {
+        match (offered, self.local_hold) {
+            (false, _) => self.wanted_direction(),
+            (true, true) => Direction::SendOnly,
+            (true, false) => Direction::SendRecv,
         }
     }
 

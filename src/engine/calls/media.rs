@@ -405,6 +405,11 @@ pub(super) struct CallMedia {
 }
 
 impl CallMedia {
+    /// Whether the peer holds the call (an exchange took away the audio we were sending).
+    pub(super) fn peer_holds(&self) -> bool {
+        self.peer_holds
+    }
+
     /// Binds the call's RTP and RTCP sockets on `ip`: we offer `rtcp-mux`, and `a=rtcp` names
     /// the RTCP port (RTP + 1) for peers that do not multiplex.
     /// With video options, a second socket is bound for video.
@@ -636,13 +641,6 @@ pub(super) fn numbered(path: &Path, n: u64) -> PathBuf {
 /// send (a listen-only bridge) holds nothing.
 fn peer_holds(held: bool, was_sending: Option<bool>, sends: bool) -> bool {
     !sends && (held || was_sending == Some(true))
-}
-
-impl CallMedia {
-    /// Whether the peer holds the call (an exchange took away the audio we were sending).
-    pub(super) fn peer_holds(&self) -> bool {
-        self.peer_holds
-    }
 }
 
 fn stream_config(negotiated: &NegotiatedAudio) -> Result<AudioStreamConfig, String> {

@@ -599,11 +599,7 @@ impl Calls {
             CallEvent::ReOffer { body } => {
                 // Answered here and now: offers of ours may be made again after this event.
                 call.answering = false;
-                let direction = if body.is_some() {
-                    call.answer_direction()
-                } else {
-                    call.wanted_direction()
-                };
+                let direction = call.reoffer_direction(body.is_some());
                 let Some(body) = body else {
                     // An offerless re-INVITE: we offer in the 200, the answer comes in the ACK.
                     let offer = call.sdp.create_offer_with_video(
